@@ -1,0 +1,415 @@
+//! Routing and the order in which the knobs apply to a request.
+//!
+//! For an LLM route: count → read the body → rate limit → authenticate (Google) → parse →
+//! latency → injected failures (`--fail-every`, `--fail-percent`) → model-name triggers → answer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use rand::Rng;
+
+use crate::body::StreamEnd;
+use crate::config::MockConfig;
+use crate::google::{self, GoogleCall};
+use crate::openai::{self, Kind};
+use crate::ratelimit::Limiter;
+use crate::respond::{self, Resp};
+use crate::sniff::sniff;
+use crate::stats::{RequestGuard, Route, Stats};
+use crate::token;
+use crate::triggers::Trigger;
+
+/// Larger bodies get a 413; no LLM request needs more, and the cap bounds memory per connection.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// What a path and method ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint<'a> {
+    Chat(Option<&'a str>),
+    Completions(Option<&'a str>),
+    Embeddings(Option<&'a str>),
+    Models,
+    Google(GoogleCall<'a>),
+    Token,
+    Stats,
+    Reset,
+    Health,
+    NotFound,
+}
+
+impl Endpoint<'_> {
+    fn route(self) -> Option<Route> {
+        Some(match self {
+            Endpoint::Chat(_) => Route::Chat,
+            Endpoint::Completions(_) => Route::Completions,
+            Endpoint::Embeddings(_) => Route::Embeddings,
+            Endpoint::Models => Route::Models,
+            Endpoint::Google(c) if c.door == google::Door::Vertex => Route::Vertex,
+            Endpoint::Google(_) => Route::Gemini,
+            Endpoint::Token => Route::Token,
+            Endpoint::NotFound => Route::NotFound,
+            Endpoint::Stats | Endpoint::Reset | Endpoint::Health => return None,
+        })
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Endpoint::Models | Endpoint::Stats | Endpoint::Health => Method::GET,
+            _ => Method::POST,
+        }
+    }
+}
+
+fn classify(path: &str) -> Endpoint<'_> {
+    match path {
+        "/chat/completions" | "/v1/chat/completions" => Endpoint::Chat(None),
+        "/completions" | "/v1/completions" => Endpoint::Completions(None),
+        "/embeddings" | "/v1/embeddings" => Endpoint::Embeddings(None),
+        "/models" | "/v1/models" => Endpoint::Models,
+        "/token" => Endpoint::Token,
+        "/mock/stats" => Endpoint::Stats,
+        "/mock/reset" => Endpoint::Reset,
+        "/health" | "/mock/health" => Endpoint::Health,
+        _ => {
+            // Azure (`/openai/deployments/{m}/…`) and the legacy engines paths name the model
+            // in the path.
+            let deployment = ["/openai/deployments/", "/engines/", "/v1/engines/"]
+                .iter()
+                .find_map(|p| path.strip_prefix(p))
+                .and_then(|rest| rest.split_once('/'));
+            if let Some((model, tail)) = deployment {
+                let model = Some(model).filter(|m| !m.is_empty());
+                return match tail {
+                    "chat/completions" => Endpoint::Chat(model),
+                    "completions" => Endpoint::Completions(model),
+                    "embeddings" => Endpoint::Embeddings(model),
+                    _ => Endpoint::NotFound,
+                };
+            }
+            match google::parse_path(path) {
+                Some(call) => Endpoint::Google(call),
+                None => Endpoint::NotFound,
+            }
+        }
+    }
+}
+
+/// Everything the handlers share. Only atomics change after start-up.
+pub struct Mock {
+    cfg: MockConfig,
+    stats: Arc<Stats>,
+    limiters: Vec<Limiter>,
+    /// Counts LLM requests for `--fail-every`, like the seed fake's global counter.
+    llm_requests: AtomicU64,
+    tokens_issued: AtomicU64,
+}
+
+impl Mock {
+    pub fn new(cfg: MockConfig) -> Mock {
+        Mock {
+            limiters: cfg.rate_limits.iter().cloned().map(Limiter::new).collect(),
+            cfg,
+            stats: Arc::new(Stats::default()),
+            llm_requests: AtomicU64::new(0),
+            tokens_issued: AtomicU64::new(0),
+        }
+    }
+
+    pub async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Resp
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let (parts, body) = req.into_parts();
+        let endpoint = classify(parts.uri.path());
+        let guard = endpoint.route().map(|r| {
+            self.stats.count(r);
+            self.stats.begin()
+        });
+        if endpoint != Endpoint::NotFound && parts.method != endpoint.method() {
+            return finish(guard, respond::method_not_allowed());
+        }
+        match endpoint {
+            Endpoint::Stats => return respond::json(StatusCode::OK, self.stats.to_json()),
+            Endpoint::Health => return respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
+            Endpoint::Reset => {
+                self.reset();
+                return respond::json(StatusCode::OK, r#"{"reset":true}"#);
+            }
+            Endpoint::Models => {
+                return finish(guard, respond::openai_headers(respond::json(StatusCode::OK, openai::models_body())))
+            }
+            Endpoint::NotFound => return finish(guard, respond::not_found()),
+            _ => {}
+        }
+        let Some(guard) = guard else {
+            return respond::not_found();
+        };
+        // Read the whole body first even when the answer will be an error: an unread body
+        // would cost the client its keep-alive connection.
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                let status = if e.is::<http_body_util::LengthLimitError>() {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                return finish(Some(guard), respond::detail(status, "could not read the request body"));
+            }
+        };
+        let path = parts.uri.path();
+        for limiter in self.limiters.iter().filter(|l| l.matches(path)) {
+            if !limiter.hit() {
+                self.stats.rate_limited();
+                return finish(Some(guard), respond::json(StatusCode::TOO_MANY_REQUESTS, limiter.body.clone()));
+            }
+        }
+        match endpoint {
+            Endpoint::Chat(m) => self.openai(Kind::Chat, m, &body, guard).await,
+            Endpoint::Completions(m) => self.openai(Kind::Completion, m, &body, guard).await,
+            Endpoint::Embeddings(_) => self.embeddings(&body, guard).await,
+            Endpoint::Google(call) => self.google(call, &parts.headers, parts.uri.query(), &body, guard).await,
+            Endpoint::Token => self.token(&body, guard),
+            _ => finish(Some(guard), respond::not_found()),
+        }
+    }
+
+    fn reset(&self) {
+        self.stats.reset();
+        for l in &self.limiters {
+            l.reset();
+        }
+        self.llm_requests.store(0, Ordering::Relaxed);
+    }
+
+    /// The delay from `--latency`, then the failure knobs; `Some` is the failure to send.
+    async fn delay_and_fail(&self) -> Option<String> {
+        if !self.cfg.latency.is_none() {
+            tokio::time::sleep(self.cfg.latency.sample()).await;
+        }
+        if self.cfg.fail_every > 0 {
+            let n = self.llm_requests.fetch_add(1, Ordering::Relaxed) + 1;
+            if n % self.cfg.fail_every == 0 {
+                self.stats.injected_error();
+                return Some(format!("Simulated error for every {} request", ordinal(self.cfg.fail_every)));
+            }
+        }
+        if self.cfg.fail_percent > 0.0 && rand::thread_rng().gen::<f64>() * 100.0 < self.cfg.fail_percent {
+            self.stats.injected_error();
+            return Some("Simulated random error".to_string());
+        }
+        None
+    }
+
+    fn gap(&self, trigger: Trigger) -> Duration {
+        match trigger {
+            Trigger::SlowStream(d) => d,
+            _ => self.cfg.chunk_delay,
+        }
+    }
+
+    async fn openai(&self, kind: Kind, path_model: Option<&str>, body: &[u8], guard: RequestGuard) -> Resp {
+        let req = match sniff(body) {
+            Ok(r) => r,
+            Err(e) => {
+                return finish(
+                    Some(guard),
+                    respond::detail(StatusCode::BAD_REQUEST, &format!("Invalid JSON body: {e}")),
+                )
+            }
+        };
+        let model = req.model.as_deref().or(path_model);
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(
+                Some(guard),
+                respond::openai_headers(respond::openai_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &message,
+                    "internal_server_error",
+                    "500",
+                )),
+            );
+        }
+        let trigger = model.map_or(Trigger::None, Trigger::from_model);
+        if trigger.is_error(req.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => respond::detail(StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+            Trigger::Error(code) => {
+                respond::openai_error(status(code), &format!("mock error {code}"), "mock_error", &code.to_string())
+            }
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                respond::openai_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("Rate limit reached for requests (mock: retry after {secs}s)"),
+                    "requests",
+                    "rate_limit_exceeded",
+                ),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if req.stream {
+                    let frames = openai::stream_frames(kind, model, req.include_usage, self.cfg.seed_compat);
+                    let (frames, end) = misbehave(frames, trigger);
+                    return respond::openai_headers(respond::sse(frames, self.gap(trigger), end, guard));
+                }
+                match kind {
+                    Kind::Chat => respond::json(StatusCode::OK, openai::chat_body(model)),
+                    Kind::Completion => respond::json(StatusCode::OK, openai::completion_body(model)),
+                }
+            }
+        };
+        finish(Some(guard), respond::openai_headers(resp))
+    }
+
+    async fn embeddings(&self, body: &[u8], guard: RequestGuard) -> Resp {
+        let answer = openai::embeddings_body(body);
+        let resp = match answer {
+            Err(e) => respond::detail(StatusCode::BAD_REQUEST, &format!("Invalid request: {e}")),
+            Ok(answer) => match self.delay_and_fail().await {
+                Some(message) => {
+                    respond::openai_error(StatusCode::INTERNAL_SERVER_ERROR, &message, "internal_server_error", "500")
+                }
+                None => respond::json(StatusCode::OK, answer),
+            },
+        };
+        finish(Some(guard), respond::openai_headers(resp))
+    }
+
+    async fn google(
+        &self,
+        call: GoogleCall<'_>,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        if !google::authorised(call.door, headers, query) {
+            return finish(
+                Some(guard),
+                respond::google_error(StatusCode::UNAUTHORIZED, google::unauthenticated_message(call.door)),
+            );
+        }
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            return finish(
+                Some(guard),
+                respond::google_error(StatusCode::BAD_REQUEST, &format!("Invalid JSON payload received. {e}")),
+            );
+        }
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), respond::google_error(StatusCode::INTERNAL_SERVER_ERROR, &message));
+        }
+        let trigger = Trigger::from_model(call.model);
+        if trigger.is_error(call.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => {
+                respond::google_error(StatusCode::TOO_MANY_REQUESTS, "Resource exhausted. Please try again later.")
+            }
+            Trigger::Error(code) => respond::google_error(status(code), &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                respond::google_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("Resource exhausted (mock: retry after {secs}s)."),
+                ),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if call.stream {
+                    let (frames, end) = misbehave(google::stream_frames(), trigger);
+                    return respond::sse(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, google::body())
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    fn token(&self, body: &[u8], guard: RequestGuard) -> Resp {
+        let resp = match token::check_request(body) {
+            Ok(_) => {
+                let n = self.tokens_issued.fetch_add(1, Ordering::Relaxed) + 1;
+                respond::json(StatusCode::OK, token::token_body(n))
+            }
+            Err(e) => respond::json(StatusCode::BAD_REQUEST, e.to_json()),
+        };
+        finish(Some(guard), resp)
+    }
+}
+
+/// Cuts a stream short the way a stream trigger asks.
+fn misbehave(mut frames: Vec<Bytes>, trigger: Trigger) -> (Vec<Bytes>, StreamEnd) {
+    match trigger {
+        Trigger::StreamGarbage => {
+            frames.truncate(1);
+            frames.push(Bytes::from_static(b"data: {not json\n\n"));
+            (frames, StreamEnd::Eof)
+        }
+        Trigger::StreamReset => {
+            frames.truncate(2);
+            (frames, StreamEnd::Reset)
+        }
+        _ => (frames, StreamEnd::Eof),
+    }
+}
+
+fn finish(guard: Option<RequestGuard>, resp: Resp) -> Resp {
+    if let Some(mut g) = guard {
+        g.finish();
+    }
+    resp
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// 1st, 2nd, 3rd, 4th … 11th, 12th, 13th … 21st, as the seed fake's "every 200th request".
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(classify("/v1/chat/completions"), Endpoint::Chat(None));
+        assert_eq!(classify("/openai/deployments/gpt-4o/chat/completions"), Endpoint::Chat(Some("gpt-4o")));
+        assert_eq!(classify("/engines/davinci/completions"), Endpoint::Completions(Some("davinci")));
+        assert_eq!(classify("/v1/models"), Endpoint::Models);
+        assert_eq!(classify("/nope"), Endpoint::NotFound);
+        assert!(matches!(classify("/v1beta/models/g:generateContent"), Endpoint::Google(_)));
+    }
+
+    #[test]
+    fn ordinals() {
+        assert_eq!(ordinal(200), "200th");
+        assert_eq!(ordinal(1), "1st");
+        assert_eq!(ordinal(22), "22nd");
+        assert_eq!(ordinal(113), "113th");
+    }
+}

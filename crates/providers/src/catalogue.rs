@@ -1,0 +1,277 @@
+//! The providers sluice knows, and parsing LiteLLM's `provider/model` strings.
+
+/// How sluice talks to a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// OpenAI's wire format at a base URL: forward the body, rewrite `model`.
+    OpenAiCompatible {
+        /// Base URL used when a deployment sets no `api_base`; `None` when one is required.
+        default_base: Option<&'static str>,
+        /// Environment variables consulted for a base URL when `api_base` is absent.
+        base_env: &'static [&'static str],
+        /// Environment variables consulted for the key when `api_key` is absent.
+        key_env: &'static [&'static str],
+        /// Key sent when none is configured (local servers accept anything).
+        default_key: Option<&'static str>,
+    },
+    /// A provider LiteLLM supports whose translation sluice has not implemented yet.
+    NotImplemented,
+}
+
+/// One provider: its LiteLLM prefix and how to call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provider {
+    pub name: &'static str,
+    pub family: Family,
+}
+
+const fn compat(
+    name: &'static str,
+    default_base: Option<&'static str>,
+    base_env: &'static [&'static str],
+    key_env: &'static [&'static str],
+) -> Provider {
+    Provider { name, family: Family::OpenAiCompatible { default_base, base_env, key_env, default_key: None } }
+}
+
+const fn local(name: &'static str, default_base: Option<&'static str>, base_env: &'static [&'static str]) -> Provider {
+    Provider {
+        name,
+        family: Family::OpenAiCompatible { default_base, base_env, key_env: &[], default_key: Some("fake-api-key") },
+    }
+}
+
+const fn pending(name: &'static str) -> Provider {
+    Provider { name, family: Family::NotImplemented }
+}
+
+/// Every provider prefix sluice recognises (reference/formats.md §5 and LiteLLM's provider list).
+pub static PROVIDERS: &[Provider] = &[
+    compat("openai", Some("https://api.openai.com/v1"), &["OPENAI_BASE_URL", "OPENAI_API_BASE"], &["OPENAI_API_KEY"]),
+    compat(
+        "text-completion-openai",
+        Some("https://api.openai.com/v1"),
+        &["OPENAI_BASE_URL", "OPENAI_API_BASE"],
+        &["OPENAI_API_KEY"],
+    ),
+    compat("custom_openai", None, &[], &["OPENAI_API_KEY"]),
+    compat("openai_like", None, &[], &[]),
+    compat("groq", Some("https://api.groq.com/openai/v1"), &["GROQ_API_BASE"], &["GROQ_API_KEY"]),
+    compat(
+        "together_ai",
+        Some("https://api.together.xyz/v1"),
+        &["TOGETHER_AI_API_BASE"],
+        &["TOGETHER_API_KEY", "TOGETHERAI_API_KEY", "TOGETHER_AI_API_KEY"],
+    ),
+    compat("mistral", Some("https://api.mistral.ai/v1"), &["MISTRAL_API_BASE"], &["MISTRAL_API_KEY"]),
+    compat("codestral", Some("https://codestral.mistral.ai/v1"), &["CODESTRAL_API_BASE"], &["CODESTRAL_API_KEY"]),
+    compat("deepseek", Some("https://api.deepseek.com/beta"), &["DEEPSEEK_API_BASE"], &["DEEPSEEK_API_KEY"]),
+    compat(
+        "fireworks_ai",
+        Some("https://api.fireworks.ai/inference/v1"),
+        &["FIREWORKS_API_BASE"],
+        &["FIREWORKS_API_KEY", "FIREWORKS_AI_API_KEY", "FIREWORKSAI_API_KEY"],
+    ),
+    compat(
+        "openrouter",
+        Some("https://openrouter.ai/api/v1"),
+        &["OPENROUTER_API_BASE"],
+        &["OPENROUTER_API_KEY", "OR_API_KEY"],
+    ),
+    compat("xai", Some("https://api.x.ai/v1"), &["XAI_API_BASE"], &["XAI_API_KEY"]),
+    compat(
+        "perplexity",
+        Some("https://api.perplexity.ai"),
+        &["PERPLEXITY_API_BASE"],
+        &["PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"],
+    ),
+    compat("deepinfra", Some("https://api.deepinfra.com/v1/openai"), &["DEEPINFRA_API_BASE"], &["DEEPINFRA_API_KEY"]),
+    compat("cerebras", Some("https://api.cerebras.ai/v1"), &["CEREBRAS_API_BASE"], &["CEREBRAS_API_KEY"]),
+    compat(
+        "nvidia_nim",
+        Some("https://integrate.api.nvidia.com/v1"),
+        &["NVIDIA_NIM_API_BASE"],
+        &["NVIDIA_NIM_API_KEY"],
+    ),
+    compat("sambanova", Some("https://api.sambanova.ai/v1"), &["SAMBANOVA_API_BASE"], &["SAMBANOVA_API_KEY"]),
+    compat("anyscale", Some("https://api.endpoints.anyscale.com/v1"), &["ANYSCALE_API_BASE"], &["ANYSCALE_API_KEY"]),
+    compat("litellm_proxy", None, &["LITELLM_PROXY_API_BASE"], &["LITELLM_PROXY_API_KEY"]),
+    local("hosted_vllm", None, &["HOSTED_VLLM_API_BASE"]),
+    local("lm_studio", None, &["LM_STUDIO_API_BASE"]),
+    local("llamafile", Some("http://127.0.0.1:8080/v1"), &["LLAMAFILE_API_BASE"]),
+    pending("vertex_ai"),
+    pending("vertex_ai_beta"),
+    pending("gemini"),
+    pending("anthropic"),
+    pending("azure"),
+    pending("azure_ai"),
+    pending("azure_text"),
+    pending("bedrock"),
+    pending("sagemaker"),
+    pending("cohere"),
+    pending("cohere_chat"),
+    pending("huggingface"),
+    pending("ollama"),
+    pending("ollama_chat"),
+    pending("replicate"),
+    pending("watsonx"),
+    pending("databricks"),
+    pending("cloudflare"),
+    pending("ai21"),
+    pending("voyage"),
+    pending("vllm"),
+    pending("triton"),
+    pending("predibase"),
+    pending("dashscope"),
+    pending("moonshot"),
+];
+
+/// A deployment's `model`, split into the provider and the name the provider knows it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRef {
+    pub provider: Provider,
+    /// The model name sent upstream (`any` in `openai/any`).
+    pub upstream: String,
+}
+
+pub fn lookup(name: &str) -> Option<Provider> {
+    PROVIDERS.iter().copied().find(|p| p.name == name)
+}
+
+/// Parses a LiteLLM model string (`provider/name`, or a bare well-known model name), honouring an
+/// explicit `custom_llm_provider`. The error names the fix.
+pub fn parse_model(model: &str, custom_llm_provider: Option<&str>) -> Result<ModelRef, String> {
+    if let Some(name) = custom_llm_provider {
+        let provider = lookup(name).ok_or_else(|| unknown_provider(name))?;
+        let upstream = model.strip_prefix(name).and_then(|r| r.strip_prefix('/')).unwrap_or(model);
+        return Ok(ModelRef { provider, upstream: upstream.to_string() });
+    }
+    if let Some((prefix, rest)) = model.split_once('/') {
+        if let Some(provider) = lookup(prefix) {
+            if rest.is_empty() {
+                return Err(format!(
+                    "\"{model}\" names the provider but no model; write it as \"{prefix}/<model name>\""
+                ));
+            }
+            return Ok(ModelRef { provider, upstream: rest.to_string() });
+        }
+        if let Some(provider) = infer(model) {
+            return Ok(ModelRef { provider, upstream: model.to_string() });
+        }
+        return Err(unknown_provider(prefix));
+    }
+    match infer(model) {
+        Some(provider) => Ok(ModelRef { provider, upstream: model.to_string() }),
+        None => Err(format!(
+            "cannot tell which provider serves \"{model}\"; write it as \"<provider>/{model}\", e.g. \"openai/{model}\" for an OpenAI-compatible server"
+        )),
+    }
+}
+
+/// LiteLLM's inference for bare model names of the big providers.
+fn infer(model: &str) -> Option<Provider> {
+    let starts = |p: &[&str]| p.iter().any(|x| model.starts_with(x));
+    let name = if model == "gpt-3.5-turbo-instruct" || starts(&["text-davinci", "babbage-002", "davinci-002"]) {
+        "text-completion-openai"
+    } else if starts(&[
+        "gpt-",
+        "chatgpt-",
+        "o1",
+        "o3",
+        "o4",
+        "text-embedding-",
+        "ft:gpt",
+        "omni-moderation",
+        "dall-e",
+        "whisper",
+        "tts-",
+    ]) {
+        "openai"
+    } else if starts(&["claude"]) {
+        "anthropic"
+    } else if starts(&["gemini"]) {
+        "vertex_ai"
+    } else if starts(&["command"]) {
+        "cohere_chat"
+    } else {
+        return None;
+    };
+    lookup(name)
+}
+
+fn unknown_provider(name: &str) -> String {
+    let mut msg = format!("unknown provider \"{name}\"");
+    if let Some(s) = suggest(name) {
+        msg.push_str(&format!(" (did you mean \"{s}\"?)"));
+    } else {
+        msg.push_str("; use one of LiteLLM's provider prefixes such as \"openai/\", \"groq/\", \"hosted_vllm/\" or \"vertex_ai/\"");
+    }
+    msg
+}
+
+fn suggest(name: &str) -> Option<&'static str> {
+    let squash = |s: &str| s.to_ascii_lowercase().replace(['_', '-', ' '], "");
+    let wanted = squash(name);
+    PROVIDERS
+        .iter()
+        .map(|p| (p.name, edit_distance(&wanted, &squash(p.name))))
+        .filter(|(_, d)| *d <= 2)
+        .min_by_key(|(_, d)| *d)
+        .map(|(n, _)| n)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_prefixed_models() {
+        let m = parse_model("openai/any", None).unwrap();
+        assert_eq!(m.provider.name, "openai");
+        assert_eq!(m.upstream, "any");
+        let m = parse_model("hosted_vllm/meta-llama/Llama-3-8B", None).unwrap();
+        assert_eq!(m.provider.name, "hosted_vllm");
+        assert_eq!(m.upstream, "meta-llama/Llama-3-8B");
+        let m = parse_model("vertex_ai/gemini-1.0-pro-vision-001", None).unwrap();
+        assert_eq!(m.provider.family, Family::NotImplemented);
+    }
+
+    #[test]
+    fn infers_bare_names() {
+        assert_eq!(parse_model("gpt-4o", None).unwrap().provider.name, "openai");
+        assert_eq!(parse_model("gpt-3.5-turbo-instruct", None).unwrap().provider.name, "text-completion-openai");
+        assert_eq!(parse_model("claude-3-haiku", None).unwrap().provider.name, "anthropic");
+        assert!(parse_model("my-model", None).unwrap_err().contains("openai/my-model"));
+    }
+
+    #[test]
+    fn custom_llm_provider_overrides() {
+        let m = parse_model("meta-llama/x", Some("hosted_vllm")).unwrap();
+        assert_eq!(m.provider.name, "hosted_vllm");
+        assert_eq!(m.upstream, "meta-llama/x");
+    }
+
+    #[test]
+    fn suggests_the_provider_meant() {
+        let e = parse_model("vertexai/gemini", None).unwrap_err();
+        assert!(e.contains("did you mean \"vertex_ai\""), "{e}");
+        let e = parse_model("opneai/gpt", None).unwrap_err();
+        assert!(e.contains("did you mean \"openai\""), "{e}");
+        let e = parse_model("zzzzzzzz/gpt", None).unwrap_err();
+        assert!(e.contains("unknown provider \"zzzzzzzz\""), "{e}");
+    }
+}

@@ -1,0 +1,156 @@
+//! Upstream failures classified the way LiteLLM classifies them, so clients (and, later, the
+//! router's cooldown and retry rules) see the same exception classes and statuses.
+
+use crate::catalogue::Provider;
+
+/// LiteLLM's exception classes (litellm/exceptions.py) and the status each is reported with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExceptionClass {
+    BadRequest,
+    Authentication,
+    PermissionDenied,
+    NotFound,
+    Timeout,
+    Conflict,
+    UnprocessableEntity,
+    RateLimit,
+    InternalServer,
+    ApiConnection,
+    BadGateway,
+    ServiceUnavailable,
+}
+
+impl ExceptionClass {
+    /// The class LiteLLM raises for an upstream HTTP status.
+    pub fn from_status(status: u16) -> Self {
+        match status {
+            400 => ExceptionClass::BadRequest,
+            401 => ExceptionClass::Authentication,
+            403 => ExceptionClass::PermissionDenied,
+            404 => ExceptionClass::NotFound,
+            408 => ExceptionClass::Timeout,
+            409 => ExceptionClass::Conflict,
+            422 => ExceptionClass::UnprocessableEntity,
+            429 => ExceptionClass::RateLimit,
+            502 => ExceptionClass::BadGateway,
+            503 => ExceptionClass::ServiceUnavailable,
+            s if (400..500).contains(&s) => ExceptionClass::BadRequest,
+            _ => ExceptionClass::InternalServer,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ExceptionClass::BadRequest => "BadRequestError",
+            ExceptionClass::Authentication => "AuthenticationError",
+            ExceptionClass::PermissionDenied => "PermissionDeniedError",
+            ExceptionClass::NotFound => "NotFoundError",
+            ExceptionClass::Timeout => "Timeout",
+            ExceptionClass::Conflict => "ConflictError",
+            ExceptionClass::UnprocessableEntity => "UnprocessableEntityError",
+            ExceptionClass::RateLimit => "RateLimitError",
+            ExceptionClass::InternalServer => "InternalServerError",
+            ExceptionClass::ApiConnection => "APIConnectionError",
+            ExceptionClass::BadGateway => "BadGatewayError",
+            ExceptionClass::ServiceUnavailable => "ServiceUnavailableError",
+        }
+    }
+
+    /// The `type` field LiteLLM puts in the error body for this class.
+    pub fn error_type(self) -> Option<&'static str> {
+        match self {
+            ExceptionClass::RateLimit => Some("throttling_error"),
+            ExceptionClass::BadRequest | ExceptionClass::UnprocessableEntity => Some("invalid_request_error"),
+            ExceptionClass::Authentication => Some("auth_error"),
+            ExceptionClass::NotFound => Some("not_found_error"),
+            ExceptionClass::Timeout => Some("timeout"),
+            _ => None,
+        }
+    }
+
+    /// The status sent to the client.
+    pub fn status(self, upstream_status: Option<u16>) -> u16 {
+        match self {
+            ExceptionClass::ApiConnection => 500,
+            ExceptionClass::Timeout => 408,
+            _ => upstream_status.unwrap_or(500),
+        }
+    }
+}
+
+/// The `<Provider>Exception` tag LiteLLM puts before an upstream's message.
+pub fn exception_tag(provider: &Provider) -> String {
+    match provider.name {
+        "openai" | "text-completion-openai" | "custom_openai" | "openai_like" => "OpenAIException".to_string(),
+        name => {
+            let mut chars = name.chars();
+            let first = chars.next().map(|c| c.to_ascii_uppercase()).unwrap_or_default();
+            format!("{first}{}Exception", chars.as_str())
+        }
+    }
+}
+
+/// The message LiteLLM shows for an upstream failure: `litellm.<Class>: <Provider>Exception - <text>`.
+pub fn upstream_message(class: ExceptionClass, provider: &Provider, text: &str) -> String {
+    format!("litellm.{}: {} - {}", class.name(), exception_tag(provider), text)
+}
+
+/// The human part of an upstream error body: the `error.message` of an OpenAI envelope, the
+/// `detail` of a FastAPI error, a string `error`, or the body itself (cut to a readable length).
+pub fn upstream_text(body: &[u8]) -> String {
+    if let Some(message) = sluice_wire::sniff::error_message(body) {
+        return message;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "upstream returned an empty body".to_string();
+    }
+    truncate(text, 2000)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::lookup;
+
+    #[test]
+    fn classes_match_litellm() {
+        assert_eq!(ExceptionClass::from_status(429).name(), "RateLimitError");
+        assert_eq!(ExceptionClass::from_status(404).name(), "NotFoundError");
+        assert_eq!(ExceptionClass::from_status(418).name(), "BadRequestError");
+        assert_eq!(ExceptionClass::from_status(599).name(), "InternalServerError");
+        assert_eq!(ExceptionClass::ApiConnection.status(None), 500);
+        assert_eq!(ExceptionClass::Timeout.status(None), 408);
+    }
+
+    #[test]
+    fn messages_name_provider_and_upstream_text() {
+        let openai = lookup("openai").unwrap();
+        let groq = lookup("groq").unwrap();
+        assert_eq!(
+            upstream_message(ExceptionClass::RateLimit, &openai, "slow down"),
+            "litellm.RateLimitError: OpenAIException - slow down"
+        );
+        assert_eq!(exception_tag(&groq), "GroqException");
+        assert_eq!(upstream_text(br#"{"error":{"message":"nope","type":"x"}}"#), "nope");
+        assert_eq!(upstream_text(br#"{"detail":"Too many requests"}"#), "Too many requests");
+        assert_eq!(
+            upstream_text(br#"{"error":"Rate limit exceeded: 10 per 1 minute"}"#),
+            "Rate limit exceeded: 10 per 1 minute"
+        );
+        assert_eq!(upstream_text(b"  plain text "), "plain text");
+        assert_eq!(upstream_text(b""), "upstream returned an empty body");
+    }
+}

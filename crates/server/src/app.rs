@@ -1,0 +1,177 @@
+//! The gateway's shared state, built once from a [`Config`]: the router with each deployment's
+//! precomputed upstream target, the upstream client, and the auth settings.
+
+use crate::auth::MasterKey;
+use crate::config::{Config, DeploymentSpec, Env};
+use crate::proxy::upstream::{self, Client};
+use bytes::Bytes;
+use http::{HeaderValue, Uri};
+use sluice_providers::{openai, Family, Provider};
+use sluice_router::{Deployment, Router};
+use sluice_wire::sniff::Endpoint;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default `max_request_size_mb` when the config sets none: large enough for base64 images, small
+/// enough that a hostile client cannot make the gateway buffer gigabytes.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
+/// LiteLLM's default request timeout (`litellm.request_timeout`), in seconds.
+const LITELLM_DEFAULT_TIMEOUT: f64 = 6000.0;
+
+/// How sluice reaches one deployment.
+#[derive(Debug)]
+pub struct Target {
+    /// `x-litellm-model-id`.
+    pub id_header: HeaderValue,
+    /// `x-litellm-model-api-base` (query string stripped), when there is a base URL.
+    pub api_base_header: Option<HeaderValue>,
+    pub provider: Provider,
+    pub kind: TargetKind,
+}
+
+#[derive(Debug)]
+pub enum TargetKind {
+    /// An OpenAI-format upstream: forward the body with `model` rewritten.
+    OpenAi(Box<OpenAiTarget>),
+    /// `mock_response`: answer locally without an upstream.
+    Mock(String),
+    /// A provider whose translation is not implemented yet.
+    Unsupported,
+    /// An OpenAI-compatible provider without a usable base URL.
+    Misconfigured(String),
+}
+
+#[derive(Debug)]
+pub struct OpenAiTarget {
+    /// The upstream model name as a JSON string literal, ready to splice into bodies.
+    pub upstream_model: Bytes,
+    pub chat: Uri,
+    pub completions: Uri,
+    pub embeddings: Uri,
+    pub authorization: Option<HeaderValue>,
+    pub organization: Option<HeaderValue>,
+    pub timeout: Duration,
+    pub stream_timeout: Duration,
+}
+
+impl OpenAiTarget {
+    pub fn uri(&self, endpoint: Endpoint) -> &Uri {
+        match endpoint {
+            Endpoint::Chat => &self.chat,
+            Endpoint::Completions => &self.completions,
+            Endpoint::Embeddings => &self.embeddings,
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct App {
+    pub router: Router<Target>,
+    pub client: Client,
+    pub master_key: Option<MasterKey>,
+    pub max_request_bytes: usize,
+    pub client_body_timeout: Duration,
+    pub callbacks: Vec<String>,
+    /// `/models` body, rendered once.
+    pub models_json: Bytes,
+    /// `/model/info` body, rendered once.
+    pub model_info_json: Bytes,
+}
+
+impl App {
+    pub fn new(config: &Config) -> Result<Arc<App>, String> {
+        App::with_env(config, &Env::process())
+    }
+
+    pub fn with_env(config: &Config, env: &Env) -> Result<Arc<App>, String> {
+        let default_timeout =
+            config.router.timeout.or(config.litellm.request_timeout).unwrap_or(LITELLM_DEFAULT_TIMEOUT);
+        let default_stream_timeout = config.router.stream_timeout.unwrap_or(default_timeout);
+        let deployments = config
+            .deployments
+            .iter()
+            .map(|spec| {
+                let target = build_target(spec, env, default_timeout, default_stream_timeout)?;
+                Ok(Deployment {
+                    id: spec.id.clone(),
+                    model_name: spec.model_name.clone(),
+                    weight: spec.weight,
+                    rpm: spec.rpm,
+                    tpm: spec.tpm,
+                    target,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let router = Router::new(deployments);
+        let client = upstream::client(Duration::from_secs_f64(config.sluice.upstream_connect_timeout));
+        Ok(Arc::new(App {
+            models_json: crate::info::render_models(router.model_names()),
+            model_info_json: crate::info::render_model_info(&config.deployments),
+            router,
+            client,
+            master_key: config.general.master_key.as_ref().map(|k| MasterKey::new(k.expose())),
+            max_request_bytes: config.general.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+            client_body_timeout: Duration::from_secs_f64(config.sluice.client_body_timeout),
+            callbacks: config.litellm.callbacks.clone(),
+        }))
+    }
+}
+
+fn build_target(
+    spec: &DeploymentSpec,
+    env: &Env,
+    default_timeout: f64,
+    default_stream_timeout: f64,
+) -> Result<Target, String> {
+    let provider = spec.model.provider;
+    let lookup = |v: &str| env.get(v);
+    let base = openai::resolve_base(&provider, spec.api_base.as_deref(), lookup);
+    let api_base_header = base.as_deref().and_then(|b| HeaderValue::from_str(openai::display_base(b)).ok());
+    let id_header = HeaderValue::from_str(&spec.id).map_err(|_| {
+        format!("model_list[{}].model_info.id: must be printable ASCII to be sent as a header", spec.index)
+    })?;
+    let kind = if let Some(text) = &spec.mock_response {
+        TargetKind::Mock(text.clone())
+    } else {
+        match provider.family {
+            Family::NotImplemented => TargetKind::Unsupported,
+            Family::OpenAiCompatible { .. } => match &base {
+                None => TargetKind::Misconfigured(format!(
+                    "deployment {} of model group \"{}\" has no api_base; set litellm_params.api_base for provider {}",
+                    spec.id, spec.model_name, provider.name
+                )),
+                Some(base) => {
+                    let uri = |e: Endpoint| -> Result<Uri, String> {
+                        openai::url(base, e).parse::<Uri>().map_err(|e| {
+                            format!("model_list[{}].litellm_params.api_base: not a valid URL ({e}); write it like http://127.0.0.1:8090/", spec.index)
+                        })
+                    };
+                    let key = openai::resolve_key(&provider, spec.api_key.as_ref().map(|k| k.expose()), lookup);
+                    let authorization = key
+                        .map(|k| {
+                            let mut v = HeaderValue::from_str(&format!("Bearer {k}"))
+                                .map_err(|_| format!("model_list[{}].litellm_params.api_key: contains characters not allowed in a header", spec.index))?;
+                            v.set_sensitive(true);
+                            Ok::<_, String>(v)
+                        })
+                        .transpose()?;
+                    let organization = spec.organization.as_deref().and_then(|o| HeaderValue::from_str(o).ok());
+                    TargetKind::OpenAi(Box::new(OpenAiTarget {
+                        upstream_model: sluice_wire::splice::json_string(&spec.model.upstream),
+                        chat: uri(Endpoint::Chat)?,
+                        completions: uri(Endpoint::Completions)?,
+                        embeddings: uri(Endpoint::Embeddings)?,
+                        authorization,
+                        organization,
+                        timeout: Duration::from_secs_f64(spec.timeout.unwrap_or(default_timeout)),
+                        stream_timeout: Duration::from_secs_f64(
+                            spec.stream_timeout.or(spec.timeout).unwrap_or(default_stream_timeout),
+                        ),
+                    }))
+                }
+            },
+        }
+    };
+    Ok(Target { id_header, api_base_header, provider, kind })
+}

@@ -1,0 +1,194 @@
+//! One `model_list` entry: `model_name`, `litellm_params`, `model_info`.
+
+use super::yaml::{key_str, mapping, number, string};
+use super::{err, model_id, ConfigError, Env};
+use serde_yaml_ng::{Mapping, Value};
+use sluice_providers::ModelRef;
+
+/// A value that must never reach a log line, a label or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A deployment as configured.
+#[derive(Debug, Clone)]
+pub struct DeploymentSpec {
+    /// Position in `model_list`, for messages.
+    pub index: usize,
+    pub model_name: String,
+    pub id: String,
+    pub model: ModelRef,
+    pub api_base: Option<String>,
+    pub api_key: Option<Secret>,
+    pub api_version: Option<String>,
+    pub organization: Option<String>,
+    pub timeout: Option<f64>,
+    pub stream_timeout: Option<f64>,
+    pub rpm: Option<f64>,
+    pub tpm: Option<f64>,
+    pub weight: Option<f64>,
+    pub mock_response: Option<String>,
+    /// `litellm_params` with secrets removed, as `/model/info` shows them.
+    pub public_params: Mapping,
+    /// `model_info` as configured, with `id` filled in.
+    pub model_info: Mapping,
+}
+
+/// `litellm_params` keys sluice acts on now.
+const IMPLEMENTED: &[&str] = &[
+    "model",
+    "api_base",
+    "base_url",
+    "api_key",
+    "api_version",
+    "organization",
+    "timeout",
+    "stream_timeout",
+    "rpm",
+    "tpm",
+    "weight",
+    "mock_response",
+    "custom_llm_provider",
+    "max_retries",
+];
+
+/// Provider-specific keys that matter once that provider's translation exists.
+const PROVIDER_KEYS: &[&str] = &[
+    "vertex_project",
+    "vertex_location",
+    "vertex_credentials",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region_name",
+    "region_name",
+    "azure_ad_token",
+    "use_psc_endpoint_format",
+];
+
+impl DeploymentSpec {
+    pub(crate) fn parse(
+        path: &str,
+        item: &Value,
+        env: &Env,
+        ignored: &mut Vec<String>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, ConfigError> {
+        let entry = mapping(path, item)?;
+        let model_name = match entry.get("model_name") {
+            Some(v) => string(&format!("{path}.model_name"), v)?,
+            None => None,
+        }
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            err(&format!("{path}.model_name"), "missing; give the public name clients will send as `model`")
+        })?;
+
+        let params_path = format!("{path}.litellm_params");
+        let mut params = match entry.get("litellm_params") {
+            Some(v) => mapping(&params_path, v)?.clone(),
+            None => {
+                return Err(err(&params_path, "missing; add litellm_params with at least `model: <provider>/<name>`"))
+            }
+        };
+        env.resolve_mapping(&params_path, &mut params, warnings);
+
+        let field = |name: &str| params.get(name).filter(|v| !v.is_null());
+        let p = |name: &str| format!("{params_path}.{name}");
+        let str_field = |name: &str| -> Result<Option<String>, ConfigError> {
+            field(name).map(|v| string(&p(name), v)).transpose().map(Option::flatten)
+        };
+        let num_field = |name: &str| -> Result<Option<f64>, ConfigError> {
+            field(name).map(|v| number(&p(name), v)).transpose().map(Option::flatten)
+        };
+
+        let model_str = str_field("model")?
+            .ok_or_else(|| err(&p("model"), "missing; write it as <provider>/<name>, e.g. openai/gpt-4o"))?;
+        let custom = str_field("custom_llm_provider")?;
+        let model = sluice_providers::parse_model(&model_str, custom.as_deref()).map_err(|e| err(&p("model"), e))?;
+
+        let timeout = super::settings::positive(&p("timeout"), field("timeout").unwrap_or(&Value::Null))?;
+        let stream_timeout =
+            super::settings::positive(&p("stream_timeout"), field("stream_timeout").unwrap_or(&Value::Null))?;
+        let api_base = str_field("api_base")?.or(str_field("base_url")?);
+        if let Some(base) = &api_base {
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(err(
+                    &p("api_base"),
+                    format!("\"{base}\" is not an http(s) URL; write it like http://127.0.0.1:8090/"),
+                ));
+            }
+        }
+
+        for (k, _) in &params {
+            let key = key_str(k);
+            if IMPLEMENTED.contains(&key.as_str()) || PROVIDER_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            ignored.push(format!("{params_path}.{key}: not implemented in sluice yet"));
+        }
+
+        let mut model_info = match entry.get("model_info") {
+            Some(v) if !v.is_null() => mapping(&format!("{path}.model_info"), v)?.clone(),
+            _ => Mapping::new(),
+        };
+        let id = match model_info.get("id").filter(|v| !v.is_null()) {
+            Some(v) => string(&format!("{path}.model_info.id"), v)?.unwrap_or_default(),
+            None => model_id::generate(&model_name, &params),
+        };
+        model_info.insert(Value::from("id"), Value::from(id.clone()));
+
+        for (k, _) in entry {
+            let key = key_str(k);
+            if !["model_name", "litellm_params", "model_info", "rpm", "tpm"].contains(&key.as_str()) {
+                ignored.push(format!("{path}.{key}: unknown model_list entry key"));
+            }
+        }
+
+        let public_params =
+            params.iter().filter(|(k, _)| !is_secret_key(&key_str(k))).map(|(k, v)| (k.clone(), v.clone())).collect();
+
+        let index = path.trim_start_matches("model_list[").trim_end_matches(']').parse().unwrap_or(0);
+        let entry_num = |name: &str| -> Result<Option<f64>, ConfigError> {
+            entry.get(name).map(|v| number(&format!("{path}.{name}"), v)).transpose().map(Option::flatten)
+        };
+        Ok(DeploymentSpec {
+            index,
+            model_name,
+            id,
+            model,
+            api_base,
+            api_key: str_field("api_key")?.map(Secret::new),
+            api_version: str_field("api_version")?,
+            organization: str_field("organization")?,
+            timeout,
+            stream_timeout,
+            rpm: entry_num("rpm")?.or(num_field("rpm")?),
+            tpm: entry_num("tpm")?.or(num_field("tpm")?),
+            weight: num_field("weight")?,
+            mock_response: str_field("mock_response")?,
+            public_params,
+            model_info,
+        })
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["key", "secret", "credential", "token", "password"].iter().any(|s| k.contains(s))
+}

@@ -1,0 +1,167 @@
+//! Loading a LiteLLM `config.yaml`: includes, `os.environ/` references, `environment_variables`,
+//! the model list and the settings sections sluice acts on.
+//!
+//! Errors name the YAML path and the fix. Keys LiteLLM knows but sluice does not act on yet are
+//! collected in [`Config::ignored`] so start-up can list them once, never silently dropped.
+
+mod deployment;
+mod env;
+mod model_id;
+mod settings;
+mod yaml;
+
+pub use deployment::{DeploymentSpec, Secret};
+pub use env::Env;
+pub use settings::{GeneralSettings, LitellmSettings, RouterSettings, SluiceSettings};
+
+use serde_yaml_ng::{Mapping, Value};
+use std::path::Path;
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub deployments: Vec<DeploymentSpec>,
+    pub general: GeneralSettings,
+    pub router: RouterSettings,
+    pub litellm: LitellmSettings,
+    pub sluice: SluiceSettings,
+    /// One line per setting that was read but is not acted on, with the reason.
+    pub ignored: Vec<String>,
+    /// Non-fatal problems worth a warning (e.g. an `os.environ/` variable that is not set).
+    pub warnings: Vec<String>,
+}
+
+/// Why a config could not be loaded: the YAML path and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub(crate) fn err(path: &str, msg: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("{path}: {msg}"))
+}
+
+const TOP_LEVEL_IMPLEMENTED: &[&str] = &[
+    "model_list",
+    "litellm_settings",
+    "router_settings",
+    "general_settings",
+    "environment_variables",
+    "include",
+    "sluice_settings",
+];
+
+const TOP_LEVEL_KNOWN: &[&str] = &[
+    "callback_settings",
+    "credential_list",
+    "guardrails",
+    "prompts",
+    "assistant_settings",
+    "finetune_settings",
+    "files_settings",
+    "default_vertex_config",
+    "search_tools",
+    "mcp_servers",
+    "vector_store_registry",
+];
+
+impl Config {
+    /// Reads `path` (following `include:`) with the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, Env::process())
+    }
+
+    pub fn load_with_env(path: &Path, env: Env) -> Result<Config, ConfigError> {
+        let root = yaml::read_with_includes(path)?;
+        Config::from_value(root, env)
+    }
+
+    /// Parses a config held in a string (tests, `sluice check` on stdin).
+    pub fn from_yaml_str(text: &str, env: Env) -> Result<Config, ConfigError> {
+        let root: Value =
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError(format!("config is not valid YAML: {e}")))?;
+        Config::from_value(root, env)
+    }
+
+    fn from_value(root: Value, mut env: Env) -> Result<Config, ConfigError> {
+        let root = match root {
+            Value::Mapping(m) => m,
+            Value::Null => Mapping::new(),
+            _ => {
+                return Err(err("(top level)", "expected a mapping with sections like model_list and general_settings"))
+            }
+        };
+        let mut ignored = Vec::new();
+        let mut warnings = Vec::new();
+        for (k, _) in &root {
+            let key = yaml::key_str(k);
+            if TOP_LEVEL_IMPLEMENTED.contains(&key.as_str()) {
+                continue;
+            }
+            if TOP_LEVEL_KNOWN.contains(&key.as_str()) {
+                ignored.push(format!("{key}: not implemented in sluice yet"));
+            } else {
+                ignored.push(format!("{key}: unknown top-level section"));
+            }
+        }
+
+        if let Some(vars) = root.get("environment_variables") {
+            env.apply_section(vars, &mut warnings)?;
+        }
+
+        let mut litellm = LitellmSettings::default();
+        if let Some(v) = root.get("litellm_settings") {
+            litellm = LitellmSettings::parse(v, &env, &mut ignored)?;
+        }
+        let mut general = GeneralSettings::default();
+        if let Some(v) = root.get("general_settings") {
+            general = GeneralSettings::parse(v, &env, &mut ignored, &mut warnings)?;
+        }
+        if general.master_key.is_none() {
+            if let Some(k) = env.get("LITELLM_MASTER_KEY") {
+                general.master_key = Some(Secret::new(k));
+            }
+        }
+        let mut router = RouterSettings::default();
+        if let Some(v) = root.get("router_settings") {
+            router = RouterSettings::parse(v, &env, &mut ignored)?;
+        }
+        let mut sluice = SluiceSettings::default();
+        if let Some(v) = root.get("sluice_settings") {
+            sluice = SluiceSettings::parse(v)?;
+        }
+
+        let mut deployments = Vec::new();
+        match root.get("model_list") {
+            None | Some(Value::Null) => {}
+            Some(Value::Sequence(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("model_list[{i}]");
+                    deployments.push(DeploymentSpec::parse(&path, item, &env, &mut ignored, &mut warnings)?);
+                }
+            }
+            Some(_) => return Err(err("model_list", "expected a list of entries with model_name and litellm_params")),
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, d) in deployments.iter().enumerate() {
+            if !seen.insert(d.id.clone()) {
+                return Err(err(
+                    &format!("model_list[{i}].model_info.id"),
+                    format!("deployment id \"{}\" is used twice; give each deployment a unique model_info.id", d.id),
+                ));
+            }
+        }
+        ignored.sort();
+        ignored.dedup();
+        Ok(Config { deployments, general, router, litellm, sluice, ignored, warnings })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,138 @@
+use super::*;
+
+const SEED_OPENAI: &str = r#"
+model_list:
+  - model_name: fake-openai-endpoint
+    litellm_params:
+      model: openai/fake
+      api_key: fake-key
+      api_base: https://exampleopenaiendpoint-production.up.railway.app/
+
+litellm_settings:
+  callbacks: ["prometheus"] # Enterprise LiteLLM Only - use prometheus to get metrics on your load test
+"#;
+
+const SEED_VERTEX: &str = r#"
+model_list:
+  - model_name: gemini-vision
+    litellm_params:
+      model: vertex_ai/gemini-1.0-pro-vision-001
+      api_base: https://exampleopenaiendpoint-production.up.railway.app/v1/projects/bad-adroit-crow-413218/locations/us-central1/publishers/google/models/gemini-1.0-pro-vision-001
+      vertex_project: "adroit-crow-413218"
+      vertex_location: "us-central1"
+      vertex_credentials: /etc/secrets/adroit_crow.json
+  - model_name: gemini-vision
+    litellm_params:
+      model: vertex_ai/gemini-1.0-pro-vision-001
+      api_base: https://exampleopenaiendpoint-production-c715.up.railway.app/v1/projects/bad-adroit-crow-413218/locations/us-central1/publishers/google/models/gemini-1.0-pro-vision-001
+      vertex_project: "adroit-crow-413218"
+      vertex_location: "us-central1"
+      vertex_credentials: /etc/secrets/adroit_crow.json
+
+litellm_settings:
+  callbacks: ["prometheus"] # Enterprise LiteLLM Only - use prometheus to get metrics on your load test
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml_str(text, Env::fixed([("OPENAI_KEY", "sk-upstream"), ("MASTER", "sk-master")]))
+}
+
+#[test]
+fn both_seed_configs_load() {
+    let c = load(SEED_OPENAI).unwrap();
+    assert_eq!(c.deployments.len(), 1);
+    assert_eq!(c.deployments[0].model.provider.name, "openai");
+    assert_eq!(c.deployments[0].model.upstream, "fake");
+    assert_eq!(c.deployments[0].id.len(), 64);
+    assert!(c.ignored.iter().any(|l| l.contains("prometheus")), "{:?}", c.ignored);
+
+    let c = load(SEED_VERTEX).unwrap();
+    assert_eq!(c.deployments.len(), 2);
+    assert_ne!(c.deployments[0].id, c.deployments[1].id);
+    assert_eq!(c.deployments[0].model.provider.name, "vertex_ai");
+    assert!(c.deployments[0].public_params.get("vertex_credentials").is_none());
+}
+
+#[test]
+fn resolves_environment_references_everywhere_litellm_does() {
+    let c = load(
+        r#"
+environment_variables:
+  UPSTREAM_BASE: http://127.0.0.1:9/
+  ALIAS_KEY: os.environ/OPENAI_KEY
+model_list:
+  - model_name: m
+    litellm_params:
+      model: openai/x
+      api_key: os.environ/ALIAS_KEY
+      api_base: os.environ/UPSTREAM_BASE
+      organization: os.environ/NOT_SET
+general_settings:
+  master_key: os.environ/MASTER
+"#,
+    )
+    .unwrap();
+    let d = &c.deployments[0];
+    assert_eq!(d.api_key.as_ref().unwrap().expose(), "sk-upstream");
+    assert_eq!(d.api_base.as_deref(), Some("http://127.0.0.1:9/"));
+    assert_eq!(d.organization, None);
+    assert!(c.warnings.iter().any(|w| w.contains("NOT_SET")));
+    assert_eq!(c.general.master_key.as_ref().unwrap().expose(), "sk-master");
+    assert!(!format!("{c:?}").contains("sk-upstream"), "secrets must not appear in Debug output");
+    assert!(!format!("{c:?}").contains("sk-master"));
+}
+
+#[test]
+fn master_key_from_environment() {
+    let c = Config::from_yaml_str("model_list: []", Env::fixed([("LITELLM_MASTER_KEY", "sk-env")])).unwrap();
+    assert_eq!(c.general.master_key.unwrap().expose(), "sk-env");
+}
+
+#[test]
+fn invalid_configs_name_path_and_fix() {
+    let cases = [
+        ("model_list:\n  - model_name: a\n    litellm_params:\n      model: vertexai/gemini\n", "model_list[0].litellm_params.model: unknown provider \"vertexai\" (did you mean \"vertex_ai\"?)"),
+        ("model_list:\n  - litellm_params:\n      model: openai/x\n", "model_list[0].model_name: missing"),
+        ("model_list:\n  - model_name: a\n", "model_list[0].litellm_params: missing"),
+        ("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      timeout: soon\n", "model_list[0].litellm_params.timeout: expected a number"),
+        ("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      api_base: localhost:8090\n", "model_list[0].litellm_params.api_base"),
+        ("model_list: 5\n", "model_list: expected a list"),
+        ("general_settings:\n  max_request_size_mb: -1\n", "general_settings.max_request_size_mb: must be a positive"),
+        ("router_settings:\n  routing_strategy: fastest\n", "router_settings.routing_strategy: unknown strategy"),
+        ("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n    model_info: {id: same}\n  - model_name: b\n    litellm_params: {model: openai/y}\n    model_info: {id: same}\n", "model_list[1].model_info.id: deployment id \"same\" is used twice"),
+    ];
+    for (text, expected) in cases {
+        let e = load(text).unwrap_err().to_string();
+        assert!(e.starts_with(expected), "got {e:?}, expected prefix {expected:?}");
+    }
+}
+
+#[test]
+fn lists_what_it_ignores() {
+    let c = load(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, max_parallel_requests: 3}\ngeneral_settings:\n  database_url: postgres://x\nrouter_settings:\n  routing_strategy: least-busy\nguardrails: []\n",
+    )
+    .unwrap();
+    let joined = c.ignored.join("\n");
+    for needle in ["max_parallel_requests", "general_settings.database_url", "least-busy", "guardrails"] {
+        assert!(joined.contains(needle), "{needle} missing from {joined}");
+    }
+    assert!(!joined.contains("postgres://x"), "values are not echoed");
+}
+
+#[test]
+fn includes_merge_model_lists() {
+    let dir = std::env::temp_dir().join(format!("sluice-include-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("models.yaml"), "model_list:\n  - model_name: b\n    litellm_params: {model: openai/b}\n")
+        .unwrap();
+    std::fs::write(
+        dir.join("config.yaml"),
+        "include: [models.yaml]\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/a}\n",
+    )
+    .unwrap();
+    let c = Config::load_with_env(&dir.join("config.yaml"), Env::fixed([])).unwrap();
+    let names: Vec<_> = c.deployments.iter().map(|d| d.model_name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    std::fs::remove_dir_all(&dir).ok();
+}

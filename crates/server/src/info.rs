@@ -1,0 +1,94 @@
+//! Model lists and health: `/models`, `/models/{id}`, `/model/info`, `/health/*` and `/`.
+
+use crate::app::App;
+use crate::config::DeploymentSpec;
+use crate::errors::ErrorResponse;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue};
+use serde_json::{json, Value};
+use sluice_wire::ApiError;
+use std::sync::Arc;
+
+/// LiteLLM's `DEFAULT_MODEL_CREATED_AT_TIME`.
+const MODEL_CREATED: u64 = 1677610602;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn render_models(names: &[String]) -> Bytes {
+    let data: Vec<Value> = names.iter().map(|n| model_object(n)).collect();
+    Bytes::from(json!({"object": "list", "data": data}).to_string())
+}
+
+fn model_object(name: &str) -> Value {
+    json!({"id": name, "object": "model", "created": MODEL_CREATED, "owned_by": "openai"})
+}
+
+pub fn render_model_info(deployments: &[DeploymentSpec]) -> Bytes {
+    let data: Vec<Value> = deployments
+        .iter()
+        .map(|d| {
+            let params = serde_json::to_value(&d.public_params).unwrap_or(Value::Null);
+            let mut info = serde_json::to_value(&d.model_info).unwrap_or_else(|_| json!({}));
+            if let Value::Object(m) = &mut info {
+                m.entry("db_model").or_insert(Value::Bool(false));
+            }
+            json!({"model_name": d.model_name, "litellm_params": params, "model_info": info})
+        })
+        .collect();
+    Bytes::from(json!({"data": data}).to_string())
+}
+
+fn json_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+pub async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ErrorResponse> {
+    crate::auth::check(app.master_key.as_ref(), &headers)?;
+    Ok(json_response(app.models_json.clone()))
+}
+
+pub async fn model_by_id(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ErrorResponse> {
+    crate::auth::check(app.master_key.as_ref(), &headers)?;
+    if app.router.group(&id).is_none() {
+        return Err(ApiError::new(
+            404,
+            format!("The model `{id}` does not exist. Call `/v1/models` to see the models you can use."),
+        )
+        .kind("not_found_error")
+        .param("model")
+        .into());
+    }
+    Ok(json_response(Bytes::from(model_object(&id).to_string())))
+}
+
+pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ErrorResponse> {
+    crate::auth::check(app.master_key.as_ref(), &headers)?;
+    Ok(json_response(app.model_info_json.clone()))
+}
+
+pub async fn liveliness() -> Response {
+    json_response(Bytes::from_static(b"\"I'm alive!\""))
+}
+
+pub async fn readiness(State(app): State<Arc<App>>) -> Response {
+    let body = json!({
+        "status": "healthy",
+        "db": "Not connected",
+        "cache": null,
+        "litellm_version": VERSION,
+        "success_callbacks": app.callbacks,
+        "use_aiohttp_transport": true,
+        "gateway": "sluice",
+    });
+    json_response(Bytes::from(body.to_string()))
+}
+
+pub async fn root() -> Response {
+    json_response(Bytes::from_static(b"\"LiteLLM: RUNNING\""))
+}

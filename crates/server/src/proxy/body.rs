@@ -1,0 +1,132 @@
+//! Request and response bodies: reading a client's body within its size and time limits, and a
+//! body made of a few `Bytes` slices so a spliced request goes upstream without being copied.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use sluice_wire::ApiError;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// A body sent as a fixed sequence of slices, with an exact length so it gets a Content-Length.
+#[derive(Debug)]
+pub struct ChainBody {
+    parts: [Bytes; 3],
+    next: usize,
+}
+
+impl ChainBody {
+    pub fn new(parts: [Bytes; 3]) -> Self {
+        ChainBody { parts, next: 0 }
+    }
+
+    pub fn full(b: Bytes) -> Self {
+        ChainBody::new([b, Bytes::new(), Bytes::new()])
+    }
+
+    fn remaining(&self) -> u64 {
+        self.parts[self.next.min(3)..].iter().map(|p| p.len() as u64).sum()
+    }
+}
+
+impl Body for ChainBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        while self.next < 3 {
+            let i = self.next;
+            self.next += 1;
+            let part = std::mem::take(&mut self.parts[i]);
+            if !part.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(part))));
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining())
+    }
+}
+
+/// Reads a client's body, refusing more than `limit` bytes (413) or taking longer than `timeout`
+/// (408), so a slow or oversized client costs a bounded amount of memory and time.
+pub async fn read_client_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let too_large = |size: Option<u64>| {
+        let mb = |b: f64| b / (1024.0 * 1024.0);
+        let size = size.map(|s| format!("Request size is {:.2} MB. ", mb(s as f64))).unwrap_or_default();
+        ApiError::new(
+            413,
+            format!(
+                "Request size is too large. {size}Max size is {:.2} MB. Send a smaller request or raise general_settings.max_request_size_mb.",
+                mb(limit as f64)
+            ),
+        )
+        .kind("bad_request_error")
+    };
+    if let Some(len) =
+        headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(too_large(Some(len)));
+        }
+    }
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(None)),
+        Ok(Err(_)) => {
+            Err(ApiError::bad_request("The request body was cut off before it was complete. Send the whole body."))
+        }
+        Err(_) => Err(ApiError::new(
+            408,
+            format!(
+                "The request body was not received within {} seconds. Send the whole body promptly.",
+                timeout.as_secs_f64()
+            ),
+        )
+        .kind("timeout")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn chain_body_yields_parts_with_exact_length() {
+        let body = ChainBody::new([Bytes::from_static(b"ab"), Bytes::new(), Bytes::from_static(b"cd")]);
+        assert_eq!(body.size_hint().exact(), Some(4));
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"abcd");
+    }
+
+    #[tokio::test]
+    async fn refuses_oversized_bodies() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_LENGTH, "100".parse().unwrap());
+        let e = read_client_body(&h, axum::body::Body::from("x"), 10, Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(e.status, 413);
+        let e = read_client_body(&HeaderMap::new(), axum::body::Body::from(vec![b'x'; 11]), 10, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, 413);
+        let ok = read_client_body(&HeaderMap::new(), axum::body::Body::from("hello"), 10, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(&ok[..], b"hello");
+    }
+}

@@ -1,0 +1,261 @@
+//! Relaying an upstream SSE stream to the client frame by frame.
+//!
+//! Each upstream event is re-framed as `data: <json>\n\n` with `model` re-stamped to the name the
+//! client asked for. The stream always ends cleanly: on upstream EOF (with or without `[DONE]`)
+//! the relay adds a `finish_reason` chunk if none came, the usage chunk if the client asked for
+//! one and the upstream sent none (counting tokens itself), then `data: [DONE]`. An upstream
+//! failure mid-stream becomes one error frame, then the stream ends.
+
+use super::upstream;
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use sluice_providers::Provider;
+use sluice_wire::sniff::{self, Endpoint};
+use sluice_wire::{sse, ApiError};
+use std::time::Duration;
+
+/// What the relay needs to count tokens when the upstream reports no usage.
+pub struct UsageNeeds {
+    pub request: Bytes,
+    pub upstream_model: String,
+}
+
+pub struct Relay {
+    upstream: Incoming,
+    parser: sse::Parser,
+    provider: Provider,
+    endpoint: Endpoint,
+    /// The client's model name as a JSON string literal.
+    client_model: Bytes,
+    idle_timeout: Duration,
+    /// `Some` while the client wants usage and the upstream has not sent any.
+    usage: Option<UsageNeeds>,
+    generated: String,
+    id: Option<String>,
+    created: Option<String>,
+    finished: bool,
+    frames_sent: bool,
+    ended: bool,
+}
+
+/// One step of the relay: bytes for the client, or an error before anything was sent.
+pub enum Step {
+    Data(Bytes),
+    /// Failure before the first frame: the client still gets a proper HTTP error status.
+    Failed(ApiError),
+    End,
+}
+
+impl Relay {
+    pub fn new(
+        upstream: Incoming,
+        provider: Provider,
+        endpoint: Endpoint,
+        client_model: Bytes,
+        idle_timeout: Duration,
+        usage: Option<UsageNeeds>,
+    ) -> Self {
+        Relay {
+            upstream,
+            parser: sse::Parser::new(),
+            provider,
+            endpoint,
+            client_model,
+            idle_timeout,
+            usage,
+            generated: String::new(),
+            id: None,
+            created: None,
+            finished: false,
+            frames_sent: false,
+            ended: false,
+        }
+    }
+
+    /// Reads upstream until it has something to send (all events from one read go out together).
+    pub async fn step(&mut self) -> Step {
+        if self.ended {
+            return Step::End;
+        }
+        let mut out = BytesMut::new();
+        loop {
+            match self.parser.next_event() {
+                Ok(Some(event)) => {
+                    if self.on_event(event, &mut out) {
+                        return self.emit(out);
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(sse::LineTooLong) => {
+                    return self.fail(
+                        out,
+                        upstream::malformed_error(&self.provider, "upstream sent an SSE line over 16 MB", b""),
+                    );
+                }
+            }
+            if !out.is_empty() {
+                return self.emit(out);
+            }
+            match tokio::time::timeout(self.idle_timeout, self.upstream.frame()).await {
+                Err(_) => return self.fail(out, upstream::timeout_error(&self.provider, self.idle_timeout)),
+                Ok(None) => {
+                    if let Some(event) = self.parser.finish() {
+                        if self.on_event(event, &mut out) {
+                            return self.emit(out);
+                        }
+                    }
+                    if !self.frames_sent && out.is_empty() {
+                        return self.fail(
+                            out,
+                            upstream::malformed_error(
+                                &self.provider,
+                                "upstream ended the stream without sending any event",
+                                b"",
+                            ),
+                        );
+                    }
+                    self.finish(&mut out);
+                    return self.emit(out);
+                }
+                Ok(Some(Err(_))) => {
+                    let e = ApiError::new(
+                        500,
+                        sluice_providers::errors::upstream_message(
+                            sluice_providers::ExceptionClass::ApiConnection,
+                            &self.provider,
+                            "Connection error: the upstream connection broke mid-stream.",
+                        ),
+                    );
+                    return self.fail(out, e);
+                }
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.parser.push(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one event; returns true when the stream is over.
+    fn on_event(&mut self, event: sse::Event, out: &mut BytesMut) -> bool {
+        if event.is_done() {
+            self.finish(out);
+            return true;
+        }
+        let Ok(json) = std::str::from_utf8(&event.data) else {
+            let e = upstream::malformed_error(
+                &self.provider,
+                "upstream sent a stream frame that is not UTF-8",
+                &event.data,
+            );
+            self.error_frame(out, e);
+            return true;
+        };
+        let Some(chunk) = sniff::chunk(json) else {
+            let e =
+                upstream::malformed_error(&self.provider, "upstream sent a stream frame that is not JSON", &event.data);
+            self.error_frame(out, e);
+            return true;
+        };
+        if chunk.is_error {
+            out.put_slice(&sluice_wire::splice::sse_frame(json, None, b""));
+            self.ended = true;
+            return true;
+        }
+        if self.id.is_none() {
+            self.id = chunk.id.map(str::to_string);
+            self.created = chunk.created.map(str::to_string);
+        }
+        if chunk.usage.is_some() {
+            self.usage = None;
+        }
+        if chunk.finished {
+            self.finished = true;
+        }
+        if self.usage.is_some() {
+            for t in &chunk.text {
+                self.generated.push_str(t);
+            }
+        }
+        out.put_slice(&sluice_wire::splice::sse_frame(json, chunk.model_span.clone(), &self.client_model));
+        false
+    }
+
+    /// The clean end: a finish chunk if none came, usage if owed, then `[DONE]`.
+    fn finish(&mut self, out: &mut BytesMut) {
+        if !self.finished {
+            let choice = match self.endpoint {
+                Endpoint::Completions => r#"{"index":0,"text":"","logprobs":null,"finish_reason":"stop"}"#,
+                _ => r#"{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}"#,
+            };
+            let json = self.synthetic_chunk(&format!("\"choices\":[{choice}]"));
+            out.put_slice(&sluice_wire::splice::sse_frame(&json, None, b""));
+            self.finished = true;
+        }
+        if let Some(needs) = self.usage.take() {
+            let (prompt, completion) = count_usage(self.endpoint, &needs, &self.generated);
+            let json = self.synthetic_chunk(&format!(
+                "\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion},\"total_tokens\":{}}}",
+                prompt + completion
+            ));
+            out.put_slice(&sluice_wire::splice::sse_frame(&json, None, b""));
+        }
+        out.put_slice(b"data: [DONE]\n\n");
+        self.ended = true;
+    }
+
+    fn synthetic_chunk(&self, rest: &str) -> String {
+        let object = match self.endpoint {
+            Endpoint::Completions => "text_completion",
+            _ => "chat.completion.chunk",
+        };
+        let id = self.id.clone().unwrap_or_else(|| "\"chatcmpl-sluice\"".into());
+        let created = self.created.clone().unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+                .to_string()
+        });
+        let model = String::from_utf8_lossy(&self.client_model);
+        format!("{{\"id\":{id},\"object\":\"{object}\",\"created\":{created},\"model\":{model},{rest}}}")
+    }
+
+    fn error_frame(&mut self, out: &mut BytesMut, e: ApiError) {
+        out.put_slice(e.to_sse_frame().as_bytes());
+        self.ended = true;
+    }
+
+    fn fail(&mut self, mut out: BytesMut, e: ApiError) -> Step {
+        if !self.frames_sent && out.is_empty() {
+            self.ended = true;
+            return Step::Failed(e);
+        }
+        self.error_frame(&mut out, e);
+        self.emit(out)
+    }
+
+    fn emit(&mut self, out: BytesMut) -> Step {
+        if out.is_empty() {
+            self.ended = true;
+            return Step::End;
+        }
+        self.frames_sent = true;
+        Step::Data(out.freeze())
+    }
+}
+
+fn count_usage(endpoint: Endpoint, needs: &UsageNeeds, generated: &str) -> (u64, u64) {
+    let bpe = crate::tokens::encoding_for(&needs.upstream_model);
+    let prompt = match sniff::request(&needs.request, endpoint) {
+        Ok(view) => match endpoint {
+            Endpoint::Chat => view.messages.map(|m| crate::tokens::count_messages(bpe, m)).unwrap_or(0),
+            _ => view.prompt.map(|p| crate::tokens::count_prompt(bpe, p)).unwrap_or(0),
+        },
+        Err(_) => 0,
+    };
+    (prompt, crate::tokens::count_text(bpe, generated))
+}

@@ -1,0 +1,88 @@
+//! The one pooled upstream client and how its failures become LiteLLM's errors.
+
+use super::body::ChainBody;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use sluice_providers::errors::{upstream_message, upstream_text};
+use sluice_providers::{ExceptionClass, Provider};
+use sluice_wire::ApiError;
+use std::time::Duration;
+
+pub type Client = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, ChainBody>;
+
+/// Keep-alive pooled client for every upstream: plain HTTP and TLS (HTTP/2 where offered).
+pub fn client(connect_timeout: Duration) -> Client {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let tls = rustls_config();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .timer(hyper_util::rt::TokioTimer::new())
+        .build(https)
+}
+
+fn rustls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// The upstream could not be reached or answered too slowly.
+pub fn transport_error(provider: &Provider, err: &hyper_util::client::legacy::Error) -> ApiError {
+    let class = ExceptionClass::ApiConnection;
+    let detail = if err.is_connect() {
+        "Connection error: the upstream refused or did not accept the connection. Check the deployment's api_base and that the server is up."
+    } else {
+        "Connection error: the upstream closed the connection before answering."
+    };
+    ApiError::new(class.status(None), upstream_message(class, provider, detail))
+}
+
+pub fn timeout_error(provider: &Provider, after: Duration) -> ApiError {
+    let class = ExceptionClass::Timeout;
+    ApiError::new(
+        class.status(None),
+        upstream_message(
+            class,
+            provider,
+            &format!(
+                "Request timed out after {} seconds waiting for the upstream. Raise litellm_params.timeout (or stream_timeout) if the model needs longer.",
+                after.as_secs_f64()
+            ),
+        ),
+    )
+    .kind("timeout")
+}
+
+/// A non-2xx upstream answer, passed through with its status inside LiteLLM's envelope.
+pub fn status_error(provider: &Provider, status: u16, body: &[u8]) -> ApiError {
+    let class = ExceptionClass::from_status(status);
+    let mut e = ApiError::new(class.status(Some(status)), upstream_message(class, provider, &upstream_text(body)));
+    if let Some(kind) = class.error_type() {
+        e = e.kind(kind);
+    }
+    e
+}
+
+/// A 2xx upstream answer that is not what the OpenAI format promises.
+pub fn malformed_error(provider: &Provider, what: &str, body: &[u8]) -> ApiError {
+    let preview = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    ApiError::new(
+        500,
+        format!("litellm.APIError: {} - {what}: {preview}", sluice_providers::errors::exception_tag(provider)),
+    )
+}

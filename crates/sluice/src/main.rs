@@ -1,0 +1,247 @@
+//! The `sluice` binary: command-line flags and subcommands, wiring only.
+//!
+//! `sluice --config config.yaml` (or `sluice serve ...`) runs the gateway with LiteLLM's flags;
+//! `sluice mock` runs the fake provider, `sluice load` the load generator, and `sluice check`
+//! validates a config without serving it.
+
+use clap::{Args, Parser, Subcommand};
+use sluice_server::config::{Config, ConfigError};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version, about = "An LLM gateway: a drop-in replacement for the LiteLLM Proxy")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
+enum Command {
+    /// Run the gateway (the default when no subcommand is given).
+    Serve(ServeArgs),
+    /// Run the fake LLM provider used by tests and benchmarks.
+    Mock(sluice_mock::MockArgs),
+    /// Generate load against a gateway (locust-compatible flags).
+    Load(sluice_load::LoadArgs),
+    /// Validate a config and print what it holds and what sluice ignores.
+    Check(CheckArgs),
+}
+
+/// Flags as `litellm` takes them.
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// Path to a LiteLLM config.yaml.
+    #[arg(long, short = 'c', env = "CONFIG_FILE_PATH")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    host: String,
+    /// Port to listen on (0 picks a free one and prints it).
+    #[arg(long, env = "PORT", default_value_t = 4000)]
+    port: u16,
+    /// Worker threads (LiteLLM's worker processes; sluice uses threads). Default: available cores.
+    #[arg(long = "num_workers", alias = "num-workers", env = "NUM_WORKERS")]
+    num_workers: Option<usize>,
+    /// Log as JSON lines.
+    #[arg(long = "json_logs", alias = "json-logs")]
+    json_logs: bool,
+    /// Verbose logs (LiteLLM's --debug).
+    #[arg(long)]
+    debug: bool,
+    /// Very verbose logs (LiteLLM's --detailed_debug).
+    #[arg(long = "detailed_debug", alias = "detailed-debug")]
+    detailed_debug: bool,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// Path to a LiteLLM config.yaml.
+    #[arg(long, short = 'c', env = "CONFIG_FILE_PATH")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Mock(args)) => match sluice_mock::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sluice mock: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Load(args)) => ExitCode::from(sluice_load::run(args).clamp(0, 255) as u8),
+        Some(Command::Check(args)) => check(&args.config),
+    }
+}
+
+fn init_logs(args: &ServeArgs) {
+    let default = if args.detailed_debug {
+        "debug"
+    } else if args.debug {
+        "info,sluice=debug"
+    } else {
+        "info"
+    };
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("LITELLM_LOG").map(|l| l.to_ascii_lowercase()))
+        .unwrap_or_else(|_| default.to_string());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if args.json_logs {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Config::from_yaml_str("{}", sluice_server::config::Env::process()),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logs(&args);
+    let config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            let path = args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+            eprintln!("sluice: invalid config {path}\n  {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.config.is_none() {
+        tracing::warn!(
+            "no --config given: serving with no models. Pass --config config.yaml (a LiteLLM config works as is)."
+        );
+    }
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    if !config.ignored.is_empty() {
+        tracing::warn!(
+            "these settings are read but not acted on by this version of sluice:\n  {}",
+            config.ignored.join("\n  ")
+        );
+    }
+    if config.general.master_key.is_none() {
+        tracing::warn!(
+            "NO MASTER KEY IS SET: every caller is admitted without a key. Set general_settings.master_key (or LITELLM_MASTER_KEY) before exposing this port."
+        );
+    }
+
+    let workers = args
+        .num_workers
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let runtime = match workers {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sluice: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let app = match sluice_server::App::new(&config) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("sluice: invalid config\n  {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "sluice: cannot listen on {}:{}: {e}. Pick another --port or stop what is using it.",
+                    args.host, args.port
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        println!("sluice listening on http://{addr}");
+        tracing::info!(models = config.deployments.len(), workers, "sluice listening on http://{addr}");
+        sluice_server::tokens::warm_up();
+        let settings = sluice_server::listen::ListenSettings {
+            header_timeout: std::time::Duration::from_secs_f64(config.sluice.client_header_timeout),
+        };
+        sluice_server::listen::serve(listener, sluice_server::routes(app), settings, shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: invalid config\n  {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    println!("{}: OK", path.display());
+    println!("deployments ({}):", config.deployments.len());
+    for d in &config.deployments {
+        let base = d.api_base.as_deref().unwrap_or("(provider default)");
+        let kind = if d.mock_response.is_some() { " [mock_response]" } else { "" };
+        println!("  {} -> {}/{} at {base} (id {}){kind}", d.model_name, d.model.provider.name, d.model.upstream, d.id);
+        if d.model.provider.family == sluice_providers::Family::NotImplemented {
+            println!("    note: provider {} is not implemented yet; requests to it get a 400", d.model.provider.name);
+        }
+    }
+    println!(
+        "master key: {}",
+        if config.general.master_key.is_some() { "set" } else { "NOT SET (open to every caller)" }
+    );
+    for w in &config.warnings {
+        println!("warning: {w}");
+    }
+    if config.ignored.is_empty() {
+        println!("ignored settings: none");
+    } else {
+        println!("ignored settings ({}):", config.ignored.len());
+        for line in &config.ignored {
+            println!("  {line}");
+        }
+    }
+    ExitCode::SUCCESS
+}

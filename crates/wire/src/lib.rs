@@ -1,0 +1,13 @@
+//! The OpenAI side of the wire: what sluice reads from clients and writes back to them.
+//!
+//! sluice never builds a full tree of a request's messages on the hot path. This crate holds the
+//! small borrowed "sniff" views that pull out only the fields the gateway acts on, the helpers that
+//! splice a new `model` into a body without re-serialising it, the SSE codec used to relay streams
+//! frame by frame, and the OpenAI error envelope every failure is reported in.
+
+pub mod error;
+pub mod sniff;
+pub mod splice;
+pub mod sse;
+
+pub use error::ApiError;

@@ -1,0 +1,397 @@
+//! Borrowed views of requests, responses and stream chunks that read only what the gateway acts on.
+//!
+//! Deserialising into these structs skips every other field without allocating, so a 16 KB chat
+//! request costs one scan, not a tree of its messages. Field values the gateway may rewrite are kept
+//! as `&RawValue`, whose slice points into the original buffer: that is how [`crate::splice`]
+//! finds the bytes to replace.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::ops::Range;
+
+use crate::error::ApiError;
+
+/// Which OpenAI endpoint a body was sent to; each requires a different field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The path below the API base, as OpenAI's SDK joins it.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+
+    /// The route name as LiteLLM reports it in errors and metric labels.
+    pub fn route(self) -> &'static str {
+        self.path()
+    }
+
+    fn required_field(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "messages",
+            Endpoint::Completions => "prompt",
+            Endpoint::Embeddings => "input",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawRequest<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream_options: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    messages: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    prompt: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    user: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawStreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+/// What the gateway needs to know about a client request.
+#[derive(Debug)]
+pub struct RequestView<'a> {
+    /// The model the client asked for. `None` when absent (the path may name it instead).
+    pub model: Option<Cow<'a, str>>,
+    /// Byte range of the `model` value (quotes included) inside the body.
+    pub model_span: Option<Range<usize>>,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// The end user (`user` field), when it is a string.
+    pub user: Option<Cow<'a, str>>,
+    /// The raw `messages` array (chat), kept for token counting when an upstream gives no usage.
+    pub messages: Option<&'a RawValue>,
+    /// The raw `prompt` (completions), kept for token counting.
+    pub prompt: Option<&'a RawValue>,
+}
+
+/// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
+/// with a message that tells the client what to fix.
+pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Request body is not valid UTF-8 (invalid byte at offset {}). Send the body as UTF-8 encoded JSON.",
+            e.valid_up_to()
+        ))
+    })?;
+    if text.trim_start().is_empty() {
+        return Err(ApiError::bad_request(
+            "Request body is empty. Send a JSON object, e.g. {\"model\": \"...\", \"messages\": [...]}.",
+        ));
+    }
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::bad_request(
+            "Request body is not a valid JSON object: it must start with `{`. Send a JSON object, e.g. {\"model\": \"...\", \"messages\": [...]}.",
+        ));
+    }
+    let raw: RawRequest<'_> = serde_json::from_str(text).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Request body is not a valid JSON object: {e}. Send a JSON object, e.g. {{\"model\": \"...\", \"messages\": [...]}}."
+        ))
+    })?;
+
+    let (model, model_span) = match raw.model {
+        Some(v) if is_null(v) => (None, None),
+        Some(v) => {
+            let name: Cow<'_, str> = serde_json::from_str(v.get()).map_err(|_| {
+                ApiError::bad_request(format!("model: expected a string, got {}.", kind_of(v))).param("model")
+            })?;
+            (Some(name), Some(span_of(text, v)))
+        }
+        None => (None, None),
+    };
+
+    let stream = match raw.stream {
+        None => false,
+        Some(v) if is_null(v) => false,
+        Some(v) => match v.get() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(ApiError::bad_request(format!("stream: expected true or false, got {}.", kind_of(v)))
+                    .param("stream"))
+            }
+        },
+    };
+
+    let include_usage = match raw.stream_options {
+        Some(v) if !is_null(v) => {
+            let opts: RawStreamOptions = serde_json::from_str(v.get()).map_err(|_| {
+                ApiError::bad_request("stream_options: expected an object like {\"include_usage\": true}.")
+                    .param("stream_options")
+            })?;
+            opts.include_usage.unwrap_or(false)
+        }
+        _ => false,
+    };
+
+    let required = match endpoint {
+        Endpoint::Chat => raw.messages,
+        Endpoint::Completions => raw.prompt,
+        Endpoint::Embeddings => raw.input,
+    };
+    let field = endpoint.required_field();
+    match required {
+        None => return Err(ApiError::bad_request(format!("Missing required field `{field}`.")).param(field)),
+        Some(v) if endpoint == Endpoint::Chat && !v.get().starts_with('[') => {
+            return Err(ApiError::bad_request(format!(
+                "messages: expected a list of messages like [{{\"role\": \"user\", \"content\": \"...\"}}], got {}.",
+                kind_of(v)
+            ))
+            .param("messages"))
+        }
+        Some(v) if is_null(v) => return Err(ApiError::bad_request(format!("`{field}` must not be null.")).param(field)),
+        _ => {}
+    }
+
+    let user = raw.user.and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok());
+
+    Ok(RequestView { model, model_span, stream, include_usage, user, messages: raw.messages, prompt: raw.prompt })
+}
+
+#[derive(Deserialize)]
+struct RawModelOnly<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+}
+
+/// The byte range of the top-level `model` value in a JSON object, if it has one.
+pub fn model_span(json: &[u8]) -> Option<Range<usize>> {
+    response_model(json).ok().flatten()
+}
+
+/// Like [`model_span`], but tells a JSON object without `model` (`Ok(None)`) from a body that is
+/// not a JSON object at all (`Err`).
+pub fn response_model(json: &[u8]) -> Result<Option<Range<usize>>, NotJsonObject> {
+    let text = std::str::from_utf8(json).map_err(|_| NotJsonObject)?;
+    if !text.trim_start().starts_with('{') {
+        return Err(NotJsonObject);
+    }
+    let raw: RawModelOnly<'_> = serde_json::from_str(text).map_err(|_| NotJsonObject)?;
+    Ok(raw.model.map(|v| span_of(text, v)))
+}
+
+/// The body was expected to be a JSON object and is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotJsonObject;
+
+#[derive(Deserialize)]
+struct RawChunk<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    created: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    object: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: Option<Vec<RawChoice<'a>>>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawChoice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<RawDelta<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<&'a RawValue>,
+}
+
+/// What a relayed stream chunk says about the stream.
+#[derive(Debug, Default)]
+pub struct ChunkView<'a> {
+    pub id: Option<&'a str>,
+    pub created: Option<&'a str>,
+    pub object: Option<Cow<'a, str>>,
+    pub model_span: Option<Range<usize>>,
+    /// A non-null `usage` object: the upstream reported usage itself.
+    pub usage: Option<&'a str>,
+    /// Some choice carried a non-null `finish_reason`.
+    pub finished: bool,
+    /// The chunk is an error object rather than a completion chunk.
+    pub is_error: bool,
+    /// Generated text in this chunk (content deltas, completion text, tool-call arguments raw).
+    pub text: Vec<Cow<'a, str>>,
+}
+
+/// Reads one stream chunk's JSON; `None` when it is not a JSON object.
+pub fn chunk(json: &str) -> Option<ChunkView<'_>> {
+    if !json.trim_start().starts_with('{') {
+        return None;
+    }
+    let raw: RawChunk<'_> = serde_json::from_str(json).ok()?;
+    let mut view = ChunkView {
+        id: raw.id.map(|v| v.get()),
+        created: raw.created.map(|v| v.get()),
+        object: raw.object,
+        model_span: raw.model.map(|v| span_of(json, v)),
+        usage: raw.usage.filter(|v| !is_null(v)).map(|v| v.get()),
+        is_error: raw.error.is_some_and(|v| !is_null(v)),
+        ..ChunkView::default()
+    };
+    for choice in raw.choices.into_iter().flatten() {
+        if choice.finish_reason.is_some_and(|v| !is_null(v)) {
+            view.finished = true;
+        }
+        if let Some(delta) = choice.delta {
+            if let Some(c) = delta.content {
+                view.text.push(c);
+            }
+            if let Some(t) = delta.tool_calls {
+                view.text.push(Cow::Borrowed(t.get()));
+            }
+        }
+        if let Some(t) = choice.text {
+            view.text.push(t);
+        }
+    }
+    Some(view)
+}
+
+/// The message inside an error body: OpenAI's `error.message`, a string `error`, FastAPI's
+/// `detail`, or a top-level `message`. Error paths only: this builds a tree.
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let pick = |v: &serde_json::Value| -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    };
+    match (v.get("error"), v.get("detail"), v.get("message")) {
+        (Some(serde_json::Value::Object(e)), _, _) => e.get("message").and_then(pick),
+        (Some(e @ serde_json::Value::String(_)), _, _) => pick(e),
+        (_, Some(d), _) => pick(d),
+        (_, _, Some(m)) => pick(m),
+        _ => None,
+    }
+}
+
+fn is_null(v: &RawValue) -> bool {
+    v.get() == "null"
+}
+
+fn kind_of(v: &RawValue) -> &'static str {
+    match v.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'[') => "a list",
+        Some(b'{') => "an object",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// Where `inner` (a slice of `outer`) sits inside `outer`.
+fn span_of(outer: &str, inner: &RawValue) -> Range<usize> {
+    let start = inner.get().as_ptr() as usize - outer.as_ptr() as usize;
+    start..start + inner.get().len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_model_stream_and_usage_option() {
+        let body = br#"{"messages":[{"role":"user","content":"hi \"model\": x"}],"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"user":"u1"}"#;
+        let v = request(body, Endpoint::Chat).unwrap();
+        assert_eq!(v.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(&body[v.model_span.clone().unwrap()], b"\"gpt-4o\"");
+        assert!(v.stream);
+        assert!(v.include_usage);
+        assert_eq!(v.user.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn escaped_model_names_decode() {
+        let body = br#"{"model":"a\u002fb","messages":[]}"#;
+        let v = request(body, Endpoint::Chat).unwrap();
+        assert_eq!(v.model.as_deref(), Some("a/b"));
+    }
+
+    #[test]
+    fn rejects_bad_input_with_actionable_messages() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"{not json", "not a valid JSON object"),
+            (b"", "empty"),
+            (b"[1,2]", "not a valid JSON object"),
+            (b"{\"model\":\"m\",\"messages\":\"hi\"}", "messages: expected a list"),
+            (b"{\"model\":\"m\",\"messages\":[],\"stream\":\"yes\"}", "stream: expected true or false"),
+            (b"{\"model\":5,\"messages\":[]}", "model: expected a string"),
+            (b"{\"model\":\"m\"}", "Missing required field `messages`"),
+            (b"{\"model\":\"m\",\"messages\":[\"\xff\"]}", "not valid UTF-8"),
+        ];
+        for (body, needle) in cases {
+            let err = request(body, Endpoint::Chat).unwrap_err();
+            assert_eq!(err.status, 400);
+            assert!(err.message.contains(needle), "{:?} -> {}", String::from_utf8_lossy(body), err.message);
+        }
+    }
+
+    #[test]
+    fn embeddings_need_input() {
+        assert!(request(br#"{"model":"e","input":"hi"}"#, Endpoint::Embeddings).is_ok());
+        assert!(request(br#"{"model":"e","messages":[]}"#, Endpoint::Embeddings).is_err());
+    }
+
+    #[test]
+    fn finds_response_model_span() {
+        let body = br#"{"id":"x","model":"gpt-3.5","choices":[]}"#;
+        let span = model_span(body).unwrap();
+        assert_eq!(&body[span], b"\"gpt-3.5\"");
+        assert_eq!(model_span(b"{\"id\":1}"), None);
+        assert_eq!(model_span(b"garbage"), None);
+    }
+
+    #[test]
+    fn reads_chunks() {
+        let c = chunk(r#"{"id":"c1","created":5,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#).unwrap();
+        assert_eq!(c.id, Some("\"c1\""));
+        assert!(!c.finished);
+        assert_eq!(c.text, vec!["Hi"]);
+        assert!(c.usage.is_none());
+        let c = chunk(r#"{"choices":[],"usage":{"prompt_tokens":1}}"#).unwrap();
+        assert!(c.usage.is_some());
+        let c = chunk(r#"{"choices":[{"delta":{},"finish_reason":"stop"}],"usage":null}"#).unwrap();
+        assert!(c.finished);
+        assert!(c.usage.is_none());
+        assert!(chunk("{not json").is_none());
+        assert!(chunk(r#"{"error":{"message":"x"}}"#).unwrap().is_error);
+    }
+}
