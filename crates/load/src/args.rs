@@ -43,6 +43,11 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 10_000)]
     pub max_in_flight: usize,
 
+    /// Open loop: most connections kept open at once; sends beyond them wait for a free one
+    /// (still timed from their intended time, and still counted against --max-in-flight).
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+
     /// Model name put into the request bodies (default: the template's, "fake-openai-endpoint").
     #[arg(long)]
     pub model: Option<String>,

@@ -48,6 +48,7 @@ pub enum Mode {
     Rate {
         rate: f64,
         max_in_flight: usize,
+        connections: usize,
     },
 }
 
@@ -90,9 +91,13 @@ impl Plan {
                 if args.max_in_flight == 0 {
                     return Err("--max-in-flight must be 1 or more".into());
                 }
+                if args.connections == 0 {
+                    return Err("--connections must be 1 or more".into());
+                }
                 Mode::Rate {
                     rate,
                     max_in_flight: args.max_in_flight,
+                    connections: args.connections,
                 }
             }
             None => {

@@ -133,6 +133,13 @@ pub fn render(s: &Summary) -> String {
             );
         }
     }
+    if s.failures.iter().any(|f| f.status == 0 && f.message == "client overloaded") {
+        let _ = writeln!(
+            out,
+            "\n\"client overloaded\": more requests were due at once than --max-in-flight allows; \
+             the server cannot keep up with --rate (or raise --max-in-flight / --connections)."
+        );
+    }
     if s.unfinished > 0 {
         let _ = writeln!(
             out,

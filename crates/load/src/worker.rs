@@ -221,10 +221,12 @@ async fn main(index: usize, plan: Arc<Plan>, ctl: Arc<Control>) -> WorkerResult 
     tokio::select! {
         _ = load(ctx.clone(), start, deadline) => {}
         _ = stop.wait_for(|s| *s) => {}
+        // Users stop at the deadline; the open-loop schedule ends by itself after its last
+        // intended send before the deadline, even if it runs a little behind.
         _ = async {
-            match deadline {
-                Some(d) => sleep_until(d).await,
-                None => std::future::pending().await,
+            match (deadline, &plan.mode) {
+                (Some(d), Mode::Users { .. }) => sleep_until(d).await,
+                _ => std::future::pending().await,
             }
         } => {}
     }
@@ -274,7 +276,8 @@ async fn load(ctx: Rc<Ctx>, start: Instant, deadline: Option<Instant>) {
         Mode::Rate {
             rate,
             max_in_flight,
-        } => open_loop(ctx, start, deadline, rate, max_in_flight).await,
+            connections,
+        } => open_loop(ctx, start, deadline, rate, max_in_flight, connections).await,
     }
 }
 
@@ -284,10 +287,13 @@ async fn open_loop(
     deadline: Option<Instant>,
     rate: f64,
     max_in_flight: usize,
+    connections: usize,
 ) {
-    // Each worker keeps its share of the cap, so the total never exceeds --max-in-flight.
+    // Each worker keeps its share of the caps, so the totals never exceed them.
     let threads = ctx.plan.threads;
-    let share = (max_in_flight / threads + usize::from(ctx.index < max_in_flight % threads)).max(1);
+    let share_of = |n: usize| (n / threads + usize::from(ctx.index < n % threads)).max(1);
+    let share = share_of(max_in_flight);
+    let slots = Rc::new(tokio::sync::Semaphore::new(share_of(connections)));
     let schedule = Schedule {
         start,
         rate,
@@ -306,7 +312,11 @@ async fn open_loop(
                 // Counted from now, so the cap holds while the task waits for its first poll.
                 ctx.queued.set(ctx.queued.get() + 1);
                 let ctx = ctx.clone();
+                let slots = slots.clone();
                 tokio::task::spawn_local(async move {
+                    // Wait for a connection slot: opening ever more connections when the server
+                    // falls behind would only make it fall further behind.
+                    let _slot = slots.acquire().await;
                     ctx.queued.set(ctx.queued.get() - 1);
                     let mut conn = ctx.idle_connection();
                     ctx.one(&mut conn, ep, at).await;

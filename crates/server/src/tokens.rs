@@ -1,5 +1,8 @@
 //! Counting tokens when an upstream reports no usage, the way LiteLLM does: tiktoken, o200k for
 //! OpenAI's newer models and cl100k for everything else, plus the cookbook's per-message overhead.
+//!
+//! The BPE tables are built on first use, not at start-up: each costs tens of megabytes of
+//! resident memory, and most deployments report usage themselves so the tables are never needed.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -16,14 +19,6 @@ pub fn encoding_for(model: &str) -> &'static CoreBPE {
     } else {
         tiktoken_rs::cl100k_base_singleton()
     }
-}
-
-/// Loads the BPE tables in the background so the first stream that needs them does not wait.
-pub fn warm_up() {
-    std::thread::spawn(|| {
-        tiktoken_rs::cl100k_base_singleton();
-        tiktoken_rs::o200k_base_singleton();
-    });
 }
 
 pub fn count_text(bpe: &CoreBPE, text: &str) -> u64 {

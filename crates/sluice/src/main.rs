@@ -179,7 +179,6 @@ fn serve(args: ServeArgs) -> ExitCode {
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         println!("sluice listening on http://{addr}");
         tracing::info!(models = config.deployments.len(), workers, "sluice listening on http://{addr}");
-        sluice_server::tokens::warm_up();
         let settings = sluice_server::listen::ListenSettings {
             header_timeout: std::time::Duration::from_secs_f64(config.sluice.client_header_timeout),
         };

@@ -1,0 +1,197 @@
+//! The gateway end to end: real `sluice` in front of a real `sluice mock`, the seed's payload and
+//! configs, streaming, the info routes and the command line.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+/// The seed locustfile's payload: a UUID and a sentence, repeated 150 times (~16 KB).
+fn seed_payload(stream: bool) -> String {
+    let content = "3f8a6a52-8a58-4c1e-9a62-1f2b7c7d9e11 This is a test there will be no cache hits and we'll fill up the context".repeat(150);
+    format!(
+        r#"{{"model":"fake-openai-endpoint","messages":[{{"role":"user","content":"{content}"}}],"user":"my-new-end-user-1","stream":{stream}}}"#
+    )
+}
+
+#[test]
+fn seed_payload_round_trip_with_litellm_headers() {
+    let m = mock(&[]);
+    let g = gateway(&config(""), Some(&m));
+    let body = seed_payload(false);
+    assert!(body.len() > 15_000);
+    let r = post(g.addr, "/chat/completions", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["model"], "fake-openai-endpoint", "model re-stamped to the name the client asked for");
+    assert_eq!(v["choices"][0]["message"]["content"], "\n\nHello there, how may I assist you today?");
+    assert_eq!(v["usage"]["total_tokens"], 21);
+    for h in [
+        "x-litellm-call-id",
+        "x-litellm-model-id",
+        "x-litellm-model-api-base",
+        "x-litellm-attempted-retries",
+        "x-litellm-response-duration-ms",
+        "x-litellm-overhead-duration-ms",
+        "llm_provider-openai-processing-ms",
+    ] {
+        assert!(r.header(h).is_some(), "missing {h}");
+    }
+    assert_eq!(r.header("x-litellm-model-api-base"), Some(format!("http://{}/", m.addr).as_str()));
+    assert_eq!(r.header("x-litellm-model-id").unwrap().len(), 64, "LiteLLM's deterministic sha256 id");
+    // Both spellings of the route.
+    assert_eq!(post(g.addr, "/v1/chat/completions", &body).status, 200);
+}
+
+#[test]
+fn streams_end_cleanly_even_when_the_upstream_never_says_done() {
+    let m = mock(&["--seed-compat"]);
+    let g = gateway(&config(""), Some(&m));
+    let r = post(g.addr, "/chat/completions", &seed_payload(true));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    let frames = sse_data(&r.body);
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{}", r.text());
+    let chunks: Vec<serde_json::Value> = frames[..frames.len() - 1].iter().map(|f| serde_json::from_str(f).unwrap()).collect();
+    assert!(chunks.iter().all(|c| c["model"] == "fake-openai-endpoint"));
+    assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "stop", "a finish chunk is added");
+    assert!(chunks.iter().all(|c| c.get("usage").is_none_or(|u| u.is_null())), "no usage unless asked");
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert!(text.contains("fixed OpenAI endpoint"), "{text}");
+
+    let asked = seed_payload(true).replace("\"stream\":true", "\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    let r = post(g.addr, "/chat/completions", &asked);
+    let frames = sse_data(&r.body);
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"));
+    let usage: serde_json::Value = serde_json::from_str(&frames[frames.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], serde_json::json!([]));
+    let prompt = usage["usage"]["prompt_tokens"].as_u64().unwrap();
+    let completion = usage["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!(prompt > 3000, "counted the seed prompt: {prompt}");
+    assert!((10..=16).contains(&completion), "counted the 11 words: {completion}");
+    assert_eq!(usage["usage"]["total_tokens"].as_u64().unwrap(), prompt + completion);
+}
+
+#[test]
+fn upstream_usage_is_relayed_not_recounted() {
+    let m = mock(&[]);
+    let g = gateway(&config(""), Some(&m));
+    let body = CHAT.replace("\"messages\"", "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"messages\"");
+    let frames = sse_data(&post(g.addr, "/chat/completions", &body).body);
+    let usages: Vec<_> = frames.iter().filter(|f| f.contains("\"usage\":{")).collect();
+    assert_eq!(usages.len(), 1, "exactly one usage chunk: {frames:?}");
+    assert_eq!(frames.last().unwrap(), "[DONE]");
+    assert_eq!(frames.iter().filter(|f| *f == "[DONE]").count(), 1);
+}
+
+#[test]
+fn completions_embeddings_and_path_models() {
+    let m = mock(&[]);
+    let g = gateway(&config(""), Some(&m));
+    let r = post(g.addr, "/v1/completions", r#"{"model":"fake-openai-endpoint","prompt":"Say hi"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model"], "fake-openai-endpoint");
+    let r = post(g.addr, "/embeddings", r#"{"model":"fake-openai-endpoint","input":["a","b"],"encoding_format":"base64"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert!(v["data"][0]["embedding"].is_string(), "base64 passes through untouched");
+    // Azure- and engines-style routes take the model from the path, even without one in the body.
+    for path in ["/openai/deployments/fake-openai-endpoint/chat/completions", "/engines/fake-openai-endpoint/chat/completions"] {
+        let r = post(g.addr, path, r#"{"messages":[{"role":"user","content":"hi"}]}"#);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.json()["model"], "fake-openai-endpoint");
+    }
+}
+
+#[test]
+fn info_and_health_routes() {
+    let m = mock(&[]);
+    let g = gateway(&config(""), Some(&m));
+    let v = get(g.addr, "/v1/models").json();
+    assert_eq!(v["object"], "list");
+    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!(&ids[..3], ["fake-openai-endpoint", "passthrough", "refused"]);
+    assert_eq!(v["data"][0]["owned_by"], "openai");
+    assert_eq!(v["data"][0]["created"], 1677610602);
+    assert_eq!(get(g.addr, "/models/fake-openai-endpoint").json()["id"], "fake-openai-endpoint");
+    assert_eq!(get(g.addr, "/models/nope").status, 404);
+    let info = get(g.addr, "/model/info");
+    assert!(!info.text().contains("fake-key"), "secrets are stripped from /model/info");
+    let info = info.json();
+    assert_eq!(info["data"][0]["model_name"], "fake-openai-endpoint");
+    assert_eq!(info["data"][0]["model_info"]["id"].as_str().unwrap().len(), 64);
+    let r = request(g.addr, "GET", "/health/readiness", None, b"");
+    assert_eq!(r.json()["status"], "healthy");
+    assert_eq!(request(g.addr, "GET", "/", None, b"").status, 200);
+    assert_eq!(request(g.addr, "GET", "/no/such/route", None, b"").status, 404);
+    assert_eq!(request(g.addr, "GET", "/models", None, b"").status, 401, "model lists need a key");
+}
+
+#[test]
+fn mock_response_needs_no_upstream() {
+    let g = gateway(
+        "model_list:\n  - model_name: demo\n    litellm_params:\n      model: openai/gpt-4o\n      mock_response: Hello from sluice\n",
+        None,
+    );
+    let r = request(g.addr, "POST", "/chat/completions", None, br#"{"model":"demo","messages":[{"role":"user","content":"hi"}]}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "Hello from sluice");
+    let r = request(g.addr, "POST", "/chat/completions", None, br#"{"model":"demo","stream":true,"messages":[]}"#);
+    let frames = sse_data(&r.body);
+    assert_eq!(frames.last().unwrap(), "[DONE]");
+    assert!(g.stderr().contains("NO MASTER KEY IS SET"), "an open gateway warns loudly");
+}
+
+#[test]
+fn check_validates_configs_and_names_the_fix() {
+    let dir = std::env::temp_dir().join(format!("sluice-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, "model_list:\n  - model_name: m\n    litellm_params: {model: openai/x, api_base: 'http://127.0.0.1:1/'}\nlitellm_settings:\n  callbacks: [\"prometheus\"]\n").unwrap();
+    let out = Command::new(BIN).args(["check", "--config", good.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("m -> openai/x"), "{stdout}");
+    assert!(stdout.contains("prometheus"), "ignored settings are listed: {stdout}");
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "model_list:\n  - model_name: m\n    litellm_params: {model: vertexai/gemini-pro}\n").unwrap();
+    for args in [vec!["check", "--config"], vec!["--config"]] {
+        let mut a = args.clone();
+        a.push(bad.to_str().unwrap());
+        let out = Command::new(BIN).args(&a).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{a:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("model_list[0].litellm_params.model: unknown provider \"vertexai\" (did you mean \"vertex_ai\"?)"), "{stderr}");
+    }
+}
+
+#[test]
+fn environment_variables_configure_serving() {
+    let dir = std::env::temp_dir().join(format!("sluice-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.yaml");
+    std::fs::write(&cfg, "model_list:\n  - model_name: demo\n    litellm_params: {model: openai/x, mock_response: hi}\n").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("CONFIG_FILE_PATH", &cfg)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("LITELLM_MASTER_KEY", "sk-env-master")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let r = request(addr, "POST", "/chat/completions", Some("sk-env-master"), br#"{"model":"demo","messages":[]}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(request(addr, "POST", "/chat/completions", Some("sk-1234"), b"{}").status, 401);
+    let _ = child.kill();
+    let _ = child.wait();
+}

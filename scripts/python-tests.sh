@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Real-client tests: the official openai Python SDK and locust (with the seed's
+# locustfile) against a sluice gateway and `sluice mock`, started by the tests.
+#
+# Usage: scripts/python-tests.sh [pytest args...]
+#   SLUICE_BIN  the sluice binary to test (default target/debug/sluice; build it first:
+#               `cargo build -p sluice`)
+#   PYTHON      the interpreter that makes the virtualenv (default python3, >= 3.10)
+#
+# The virtualenv lives in .venv at the repo root. It is made when missing and
+# reinstalled when tests/python/requirements.txt changes (a sha256 stamp in .venv).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+REQ="tests/python/requirements.txt"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.requirements.sha256"
+PYTHON="${PYTHON:-python3}"
+
+SLUICE_BIN="${SLUICE_BIN:-target/debug/sluice}"
+case "$SLUICE_BIN" in /*) ;; *) SLUICE_BIN="$ROOT/$SLUICE_BIN" ;; esac
+if [[ ! -x "$SLUICE_BIN" ]]; then
+    echo "python-tests: sluice binary not found or not executable: $SLUICE_BIN" >&2
+    echo "python-tests: build it first with 'cargo build -p sluice', or set SLUICE_BIN" >&2
+    exit 2
+fi
+export SLUICE_BIN
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    echo "python-tests: $PYTHON not found; install python3 (>= 3.10)" >&2
+    exit 2
+fi
+
+want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+have="$(cat "$STAMP" 2>/dev/null || true)"
+
+if [[ ! -x "$VENV/bin/python" || "$want" != "$have" ]]; then
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        rm -rf "$VENV"
+        if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+            # Debian/Ubuntu ship venv's ensurepip separately.
+            echo "python-tests: '$PYTHON -m venv' failed; installing python3-venv" >&2
+            rm -rf "$VENV"
+            if command -v apt-get >/dev/null 2>&1; then
+                SUDO=""
+                [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
+                pyver="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+                $SUDO apt-get update
+                DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y python3-venv \
+                    || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "python${pyver}-venv"
+            fi
+            "$PYTHON" -m venv "$VENV"
+        fi
+    fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
+    echo "$want" >"$STAMP"
+fi
+
+exec "$VENV/bin/python" -m pytest -q tests/python "$@"

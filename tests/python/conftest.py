@@ -1,0 +1,240 @@
+"""Fixtures for the real-client tests: a `sluice mock` upstream (plain and
+`--seed-compat`) and a `sluice` gateway whose config points at them.
+
+Every process listens on port 0 and prints one ready line with the port it got;
+we parse that line instead of guessing free ports. stderr goes to a file in the
+session's tmp dir, and its tail is printed when a test fails (or a process does
+not come up), so a gateway panic or log line is visible in the pytest report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MASTER_KEY = "sk-1234"
+MOCK_SENTENCE = "Hello this is a test response from a fixed OpenAI endpoint."
+READY_TIMEOUT_S = 20.0
+
+# Every process started by this session, so a failing test can show their logs.
+_PROCS: list["SluiceProc"] = []
+
+
+def sluice_bin() -> Path:
+    raw = os.environ.get("SLUICE_BIN", "target/debug/sluice")
+    path = Path(raw)
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.exit(
+            f"sluice binary not found or not executable at {path} "
+            "(build it with `cargo build -p sluice`, or set SLUICE_BIN)",
+            returncode=2,
+        )
+    return path
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "<no log>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class SluiceProc:
+    """One `sluice` process that announces `... listening on http://HOST:PORT`."""
+
+    def __init__(self, name: str, args: list[str], ready_re: str, log_dir: Path):
+        self.name = name
+        self.stderr_path = log_dir / f"{name}.stderr.log"
+        self.stdout_path = log_dir / f"{name}.stdout.log"
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            [str(sluice_bin()), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            cwd=str(log_dir),
+        )
+        _PROCS.append(self)
+        self.url = self._wait_ready(re.compile(ready_re))
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def _wait_ready(self, pattern: re.Pattern) -> str:
+        found: dict[str, str] = {}
+        ready = threading.Event()
+
+        def pump() -> None:
+            # Keep draining stdout after the ready line so the pipe never fills.
+            with open(self.stdout_path, "wb") as out:
+                for raw in self.proc.stdout:
+                    out.write(raw)
+                    out.flush()
+                    if not ready.is_set():
+                        m = pattern.search(raw.decode(errors="replace"))
+                        if m:
+                            found["url"] = m.group(1)
+                            ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, name=f"{self.name}-stdout", daemon=True).start()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and not ready.is_set():
+            ready.wait(0.1)
+        if "url" not in found:
+            self.stop()
+            raise RuntimeError(
+                f"{self.name} did not print its ready line within {READY_TIMEOUT_S}s "
+                f"(exit code {self.proc.poll()}); stderr tail:\n{tail(self.stderr_path)}"
+            )
+        return found["url"]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._stderr.close()
+
+
+def start_mock(log_dir: Path, name: str, *extra: str) -> SluiceProc:
+    return SluiceProc(
+        name,
+        ["mock", "--host", "127.0.0.1", "--port", "0", *extra],
+        r"sluice mock listening on (http://127\.0\.0\.1:\d+)",
+        log_dir,
+    )
+
+
+def start_gateway(log_dir: Path, name: str, config_yaml: str) -> SluiceProc:
+    cfg = log_dir / f"{name}.config.yaml"
+    cfg.write_text(config_yaml)
+    return SluiceProc(
+        name,
+        ["--config", str(cfg), "--host", "127.0.0.1", "--port", "0"],
+        r"sluice listening on (http://127\.0\.0\.1:\d+)",
+        log_dir,
+    )
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("sluice")
+
+
+@pytest.fixture(scope="session")
+def mock(log_dir):
+    p = start_mock(log_dir, "mock")
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="session")
+def mock_compat(log_dir):
+    p = start_mock(log_dir, "mock-compat", "--seed-compat")
+    yield p
+    p.stop()
+
+
+# model_name -> litellm_params (api_base filled in by the fixture). The upstream
+# model names are the mock's triggers (429, error-<status>, garbage, ...).
+def gateway_models(mock_url: str, compat_url: str, dead_url: str) -> list[tuple[str, dict]]:
+    def openai(name: str, base: str = mock_url, **extra) -> dict:
+        return {"model": f"openai/{name}", "api_base": base + "/", "api_key": "test", **extra}
+
+    return [
+        ("fake-openai-endpoint", openai("any")),
+        ("compat-endpoint", openai("any", compat_url)),
+        ("text-embedding", openai("text-embedding-ada-002")),
+        ("err-404", openai("error-404")),
+        ("err-429", openai("429")),
+        ("err-503", openai("error-503")),
+        ("err-400", openai("error-400")),
+        ("garbage", openai("garbage")),
+        ("stream-reset", openai("stream-reset")),
+        ("slow", openai("sleep-3000", timeout=1, stream_timeout=1)),
+        ("dead", openai("any", dead_url)),
+        (
+            "gemini-vision",
+            {
+                "model": "vertex_ai/gemini-1.0-pro-vision-001",
+                "api_base": mock_url
+                + "/v1/projects/bad-adroit-crow-413218/locations/us-central1/publishers/google/models/gemini-1.0-pro-vision-001",
+                "vertex_project": "adroit-crow-413218",
+                "vertex_location": "us-central1",
+            },
+        ),
+    ]
+
+
+def yaml_scalar(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_config(models: list[tuple[str, dict]], general: dict | None = None) -> str:
+    lines = ["model_list:"]
+    for name, params in models:
+        lines.append(f"  - model_name: {yaml_scalar(name)}")
+        lines.append("    litellm_params:")
+        for k, v in params.items():
+            lines.append(f"      {k}: {yaml_scalar(v)}")
+    if general:
+        lines.append("general_settings:")
+        for k, v in general.items():
+            lines.append(f"  {k}: {yaml_scalar(v)}")
+    return "\n".join(lines) + "\n"
+
+
+class Gateway:
+    def __init__(self, proc: SluiceProc, model_names: list[str]):
+        self.proc = proc
+        self.url = proc.url
+        self.port = proc.port
+        self.model_names = model_names
+
+
+@pytest.fixture(scope="session")
+def gateway(log_dir, mock, mock_compat):
+    models = gateway_models(mock.url, mock_compat.url, f"http://127.0.0.1:{closed_port()}")
+    cfg = render_config(models, {"master_key": MASTER_KEY, "max_request_size_mb": 1})
+    p = start_gateway(log_dir, "gateway", cfg)
+    yield Gateway(p, [name for name, _ in models])
+    p.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for p in _PROCS:
+            state = "running" if p.alive() else f"exited {p.proc.returncode}"
+            report.sections.append(
+                (f"{p.name} stderr tail ({state}, {p.stderr_path})", tail(p.stderr_path))
+            )
