@@ -74,7 +74,9 @@ def test_seed_locustfile_against_seed_config(seed_stack, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "API_KEY"}  # locustfile default: sk-1234
     # The host keeps its trailing slash: locust's HttpSession builds URLs as
     # f"{base_url}{path}" with no separator, and the locustfile posts to the
-    # relative path "chat/completions".
+    # relative path "chat/completions". Checked with locust 2.47.0: without the
+    # slash every request fails before it is sent ("Failed to parse:
+    # '127.0.0.1:PORTchat' is not a valid host or port").
     cmd = [
         *locust_cmd(),
         "-f", str(LOCUSTFILE),
@@ -105,9 +107,10 @@ def test_seed_locustfile_against_seed_config(seed_stack, tmp_path):
     assert failures_n == 0, f"{failures_n} failures of {requests_n}:\n{out}"
     assert requests_n > 50, f"only {requests_n} requests in {RUN_SECONDS}s:\n{out}"
 
-    # The requests really went to the gateway's /chat/completions and on upstream.
+    # The requests really went to the gateway's /chat/completions and on upstream
+    # (locust names a request by the path of the URL it sent).
     names = {r["Name"] for r in rows} - {"Aggregated"}
-    assert names == {"chat/completions"}, names
+    assert names == {"/chat/completions"}, names
     forwarded = mock_chat_count(mock.url) - before
     assert forwarded >= requests_n, (
         f"mock saw {forwarded} chat calls for {requests_n} locust requests; gateway stderr:\n"

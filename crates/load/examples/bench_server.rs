@@ -21,13 +21,8 @@ async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byt
 }
 
 fn main() {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:4100".into());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:4100".into());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
         eprintln!("bench server on http://{addr}");

@@ -5,10 +5,7 @@
 use clap::Parser;
 
 #[derive(clap::Parser)]
-#[command(
-    name = "sluice-load",
-    about = "sluice load: load-test an OpenAI-compatible gateway"
-)]
+#[command(name = "sluice-load", about = "sluice load: load-test an OpenAI-compatible gateway")]
 struct Cli {
     #[command(flatten)]
     load: sluice_load::LoadArgs,

@@ -98,12 +98,7 @@ pub struct LoadArgs {
     pub fail_on_error: bool,
 
     /// API key sent as `Authorization: Bearer <key>` (like the seed's locustfile).
-    #[arg(
-        long,
-        env = "API_KEY",
-        default_value = "sk-1234",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "API_KEY", default_value = "sk-1234", hide_env_values = true)]
     pub api_key: String,
 
     /// No live progress line, only the final tables.
@@ -147,13 +142,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
+        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let value: f64 = num.parse().map_err(|_| format!("'{s}': {hint}"))?;
         let scale = match unit.trim() {
@@ -199,23 +190,17 @@ pub fn parse_wait(s: &str) -> Result<WaitRange, String> {
 
 /// Parses `Name: value`.
 pub fn parse_header(s: &str) -> Result<Header, String> {
-    let (name, value) = s
-        .split_once(':')
-        .ok_or_else(|| format!("'{s}': expected 'Name: value', e.g. 'X-Team: search'"))?;
+    let (name, value) =
+        s.split_once(':').ok_or_else(|| format!("'{s}': expected 'Name: value', e.g. 'X-Team: search'"))?;
     let name = name.trim();
     let value = value.trim();
     if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
         return Err(format!("'{name}' is not a valid header name"));
     }
     if http::HeaderValue::from_str(value).is_err() {
-        return Err(format!(
-            "the value of header '{name}' holds characters a header cannot carry"
-        ));
+        return Err(format!("the value of header '{name}' holds characters a header cannot carry"));
     }
-    Ok(Header {
-        name: name.to_string(),
-        value: value.to_string(),
-    })
+    Ok(Header { name: name.to_string(), value: value.to_string() })
 }
 
 /// Parses `WEIGHT:METHOD:PATH[:BODYFILE]`.
@@ -225,10 +210,7 @@ pub fn parse_endpoint(s: &str) -> Result<EndpointSpec, String> {
     let (Some(w), Some(m), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(format!("'{s}': {hint}"));
     };
-    let weight: u32 = w
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}': the weight '{w}' is not a whole number; {hint}"))?;
+    let weight: u32 = w.trim().parse().map_err(|_| format!("'{s}': the weight '{w}' is not a whole number; {hint}"))?;
     let method = m.trim().to_ascii_uppercase();
     if http::Method::from_bytes(method.as_bytes()).is_err() || method.is_empty() {
         return Err(format!("'{s}': '{m}' is not an HTTP method; {hint}"));
@@ -237,17 +219,8 @@ pub fn parse_endpoint(s: &str) -> Result<EndpointSpec, String> {
     if path.is_empty() {
         return Err(format!("'{s}': the path is empty; {hint}"));
     }
-    let body = parts
-        .next()
-        .map(str::trim)
-        .filter(|b| !b.is_empty())
-        .map(PathBuf::from);
-    Ok(EndpointSpec {
-        weight,
-        method,
-        path: path.to_string(),
-        body,
-    })
+    let body = parts.next().map(str::trim).filter(|b| !b.is_empty()).map(PathBuf::from);
+    Ok(EndpointSpec { weight, method, path: path.to_string(), body })
 }
 
 #[cfg(test)]
@@ -278,14 +251,8 @@ mod tests {
 
     #[test]
     fn waits() {
-        assert_eq!(
-            parse_wait("0.5..1").unwrap(),
-            WaitRange { min: 0.5, max: 1.0 }
-        );
-        assert_eq!(
-            parse_wait("0..0").unwrap(),
-            WaitRange { min: 0.0, max: 0.0 }
-        );
+        assert_eq!(parse_wait("0.5..1").unwrap(), WaitRange { min: 0.5, max: 1.0 });
+        assert_eq!(parse_wait("0..0").unwrap(), WaitRange { min: 0.0, max: 0.0 });
         assert_eq!(parse_wait("2").unwrap(), WaitRange { min: 2.0, max: 2.0 });
         assert!(parse_wait("1..0.5").unwrap_err().contains("larger"));
         assert!(parse_wait("a..b").is_err());

@@ -23,17 +23,9 @@ const FAILED_BODY_KEEP: usize = 64 * 1024;
 #[derive(Debug)]
 pub enum Outcome {
     /// 2xx, body read to its end.
-    Ok {
-        bytes: u64,
-        stream: Option<StreamFigures>,
-    },
+    Ok { bytes: u64, stream: Option<StreamFigures> },
     /// A response that is not 2xx (or a 2xx stream whose body broke: then `broken` says how).
-    Http {
-        status: u16,
-        bytes: u64,
-        body: Bytes,
-        broken: Option<String>,
-    },
+    Http { status: u16, bytes: u64, body: Bytes, broken: Option<String> },
     /// No response: connection refused, reset, timeout...
     Error(String),
 }
@@ -43,10 +35,7 @@ pub async fn connect(addr: SocketAddr) -> Result<Sender, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| io_text(&e))?;
     // Requests are written in one go; don't let Nagle hold back their tails.
     let _ = tcp.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| hyper_text(&e))?;
+    let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(tcp)).await.map_err(|e| hyper_text(&e))?;
     tokio::task::spawn_local(async move {
         // Errors surface on the request that was in flight; nothing more to do here.
         let _ = conn.await;
@@ -132,10 +121,7 @@ pub async fn exchange(
                 }
             }
         }
-        return Outcome::Ok {
-            bytes,
-            stream: scanner.map(|s| s.finish(Instant::now())),
-        };
+        return Outcome::Ok { bytes, stream: scanner.map(|s| s.finish(Instant::now())) };
     }
 
     // A failure: keep the start of the body for the message and the error file, and read the
@@ -157,12 +143,7 @@ pub async fn exchange(
             }
         }
     }
-    Outcome::Http {
-        status: status.as_u16(),
-        bytes,
-        body: Bytes::from(kept),
-        broken: None,
-    }
+    Outcome::Http { status: status.as_u16(), bytes, body: Bytes::from(kept), broken: None }
 }
 
 fn build(ep: &Endpoint, body: Bytes) -> Request<Full<Bytes>> {
@@ -207,22 +188,20 @@ fn hyper_text(e: &hyper::Error) -> String {
 /// (OpenAI `{"error":{"message"}}`, `{"message"}`, FastAPI `{"detail"}`), else the first
 /// 200 bytes of the body.
 pub fn failure_message(body: &[u8]) -> String {
-    let from_json = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            let pick = |v: &serde_json::Value| -> Option<String> {
-                match v {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Null => None,
-                    other => Some(other.to_string()),
-                }
-            };
-            v.pointer("/error/message")
-                .and_then(pick)
-                .or_else(|| v.get("error").filter(|e| e.is_string()).and_then(pick))
-                .or_else(|| v.get("message").and_then(pick))
-                .or_else(|| v.get("detail").and_then(pick))
-        });
+    let from_json = serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|v| {
+        let pick = |v: &serde_json::Value| -> Option<String> {
+            match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Null => None,
+                other => Some(other.to_string()),
+            }
+        };
+        v.pointer("/error/message")
+            .and_then(pick)
+            .or_else(|| v.get("error").filter(|e| e.is_string()).and_then(pick))
+            .or_else(|| v.get("message").and_then(pick))
+            .or_else(|| v.get("detail").and_then(pick))
+    });
     let text = match from_json {
         Some(m) => m,
         None => {
@@ -253,10 +232,7 @@ mod tests {
         );
         assert_eq!(failure_message(br#"{"detail":"Not Found"}"#), "Not Found");
         assert_eq!(failure_message(br#"{"error":"bad key"}"#), "bad key");
-        assert_eq!(
-            failure_message(b"Internal Server Error"),
-            "Internal Server Error"
-        );
+        assert_eq!(failure_message(b"Internal Server Error"), "Internal Server Error");
         assert_eq!(failure_message(b""), "");
         let long = "x".repeat(500);
         assert_eq!(failure_message(long.as_bytes()).chars().count(), 200);

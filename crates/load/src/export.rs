@@ -23,17 +23,11 @@ fn num(v: f64) -> String {
 }
 
 fn pcts(l: &Latency) -> [f64; 11] {
-    [
-        l.p50, l.p66, l.p75, l.p80, l.p90, l.p95, l.p98, l.p99, l.p999, l.p9999, l.max,
-    ]
+    [l.p50, l.p66, l.p75, l.p80, l.p90, l.p95, l.p98, l.p99, l.p999, l.p9999, l.max]
 }
 
 fn pct_header() -> String {
-    CSV_PERCENTILES
-        .iter()
-        .map(|p| q(&format!("{}%", num(*p))))
-        .collect::<Vec<_>>()
-        .join(",")
+    CSV_PERCENTILES.iter().map(|p| q(&format!("{}%", num(*p)))).collect::<Vec<_>>().join(",")
 }
 
 /// The contents of PREFIX_stats.csv.
@@ -90,16 +84,7 @@ pub fn history_csv(s: &Summary) -> String {
     let _ = writeln!(
         out,
         "{},{},{}",
-        [
-            "Timestamp",
-            "User Count",
-            "Type",
-            "Name",
-            "Requests/s",
-            "Failures/s"
-        ]
-        .map(q)
-        .join(","),
+        ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s"].map(q).join(","),
         pct_header(),
         [
             "Total Request Count",
@@ -140,25 +125,10 @@ pub fn history_csv(s: &Summary) -> String {
 /// The contents of PREFIX_failures.csv.
 pub fn failures_csv(s: &Summary) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}",
-        ["Method", "Name", "Error", "Occurrences"].map(q).join(",")
-    );
+    let _ = writeln!(out, "{}", ["Method", "Name", "Error", "Occurrences"].map(q).join(","));
     for f in &s.failures {
-        let error = if f.status == 0 {
-            f.message.clone()
-        } else {
-            format!("HTTP {}: {}", f.status, f.message)
-        };
-        let _ = writeln!(
-            out,
-            "{},{},{},{}",
-            q(&f.method),
-            q(&f.name),
-            q(&error),
-            f.count
-        );
+        let error = if f.status == 0 { f.message.clone() } else { format!("HTTP {}: {}", f.status, f.message) };
+        let _ = writeln!(out, "{},{},{},{}", q(&f.method), q(&f.name), q(&error), f.count);
     }
     out
 }
@@ -197,9 +167,7 @@ mod tests {
         let text = stats_csv(&summary());
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 4); // header, 2 endpoints, Aggregated
-        assert!(lines[0].starts_with(
-            "\"Type\",\"Name\",\"Request Count\",\"Failure Count\",\"Median Response Time\""
-        ));
+        assert!(lines[0].starts_with("\"Type\",\"Name\",\"Request Count\",\"Failure Count\",\"Median Response Time\""));
         assert!(lines[0].ends_with("\"99.9%\",\"99.99%\",\"100%\""));
         let cols = lines[0].split(',').count();
         assert_eq!(cols, 22);

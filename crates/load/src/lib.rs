@@ -24,7 +24,7 @@ pub mod users;
 pub mod worker;
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -95,14 +95,10 @@ pub fn execute(plan: Arc<Plan>) -> Result<Summary, String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     // A short head start lets every worker thread be up before the first send is due.
     let start = std::time::Instant::now() + Duration::from_millis(20);
-    let started_unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let ctl = Arc::new(Control {
         start,
         stop: stop_rx,
-        stopping: AtomicBool::new(false),
         issued: AtomicU64::new(0),
         users: AtomicU64::new(0),
         error_bytes: AtomicU64::new(0),
@@ -130,14 +126,7 @@ pub fn execute(plan: Arc<Plan>) -> Result<Summary, String> {
     if let Some(err) = error_file_note(&plan, &ctl) {
         eprintln!("{err}");
     }
-    Ok(Summary::build(
-        &plan,
-        &stats,
-        started_unix,
-        elapsed,
-        unfinished,
-        timeline,
-    ))
+    Ok(Summary::build(&plan, &stats, started_unix, elapsed, unfinished, timeline))
 }
 
 fn error_file_note(plan: &Plan, ctl: &Control) -> Option<String> {
@@ -174,9 +163,8 @@ async fn coordinate(
         tokio::time::Instant::from_std(ctl.start) + Duration::from_millis(1050),
         Duration::from_secs(1),
     );
-    let mut interrupted = 0;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut interrupted = false;
+    let mut ctrl_c: CtrlC = Box::pin(tokio::signal::ctrl_c());
 
     while done < plan.threads {
         tokio::select! {
@@ -209,12 +197,19 @@ async fn coordinate(
                     timeline.total_failures(),
                 ));
             }
-            r = &mut ctrl_c, if interrupted == 0 => {
-                interrupted += 1;
-                if r.is_ok() {
-                    live.note("stopping (Ctrl-C); waiting for requests in flight…");
-                    ctl.stopping.store(true, Ordering::Relaxed);
+            r = &mut ctrl_c => {
+                if r.is_err() {
+                    // No signal handling here: never fire again.
+                    ctrl_c = Box::pin(std::future::pending());
+                } else if interrupted {
+                    live.finish();
+                    eprintln!("sluice load: interrupted twice; exiting without a summary");
+                    std::process::exit(130);
+                } else {
+                    interrupted = true;
+                    live.note("stopping (Ctrl-C); waiting up to 5 s for requests in flight; Ctrl-C again to quit now");
                     stop_tx.send_replace(true);
+                    ctrl_c = Box::pin(tokio::signal::ctrl_c());
                 }
             }
         }
@@ -223,11 +218,7 @@ async fn coordinate(
     // Drain what the workers sent just before they finished.
     while let Ok(msg) = rx.try_recv() {
         match msg {
-            Msg::Second {
-                second,
-                interval,
-                in_flight,
-            } => timeline.add(second, &interval, in_flight, users_now()),
+            Msg::Second { second, interval, in_flight } => timeline.add(second, &interval, in_flight, users_now()),
             Msg::ErrorBody(body) => errors.append(&body),
             Msg::Done(_) => {}
         }
@@ -236,13 +227,10 @@ async fn coordinate(
         timeline.add(*second, iv, 0, users_now());
     }
     errors.close();
-    (
-        totals,
-        elapsed,
-        unfinished,
-        timeline.finish(elapsed, users_now()),
-    )
+    (totals, elapsed, unfinished, timeline.finish(elapsed, users_now()))
 }
+
+type CtrlC = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>>>>;
 
 /// The live progress line: redrawn in place on a terminal, a plain line every 5 s otherwise.
 struct Live {
@@ -254,26 +242,14 @@ struct Live {
 impl Live {
     fn new(quiet: bool) -> Live {
         if quiet {
-            return Live {
-                bar: None,
-                plain: false,
-                last_plain: Default::default(),
-            };
+            return Live { bar: None, plain: false, last_plain: Default::default() };
         }
         if std::io::stdout().is_terminal() {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
             bar.set_style(ProgressStyle::with_template("{msg}").expect("static template"));
-            Live {
-                bar: Some(bar),
-                plain: false,
-                last_plain: Default::default(),
-            }
+            Live { bar: Some(bar), plain: false, last_plain: Default::default() }
         } else {
-            Live {
-                bar: None,
-                plain: true,
-                last_plain: std::cell::Cell::new(0.0),
-            }
+            Live { bar: None, plain: true, last_plain: std::cell::Cell::new(0.0) }
         }
     }
 
@@ -309,11 +285,7 @@ struct ErrorFile {
 
 impl ErrorFile {
     fn new(path: std::path::PathBuf) -> ErrorFile {
-        ErrorFile {
-            path,
-            file: None,
-            failed: false,
-        }
+        ErrorFile { path, file: None, failed: false }
     }
 
     fn append(&mut self, body: &[u8]) {
@@ -321,11 +293,7 @@ impl ErrorFile {
             return;
         }
         if self.file.is_none() {
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-            {
+            match std::fs::OpenOptions::new().create(true).append(true).open(&self.path) {
                 Ok(f) => self.file = Some(std::io::BufWriter::new(f)),
                 Err(e) => {
                     eprintln!(

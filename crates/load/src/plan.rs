@@ -40,16 +40,8 @@ pub struct Endpoint {
 /// Closed-loop users or an open-loop rate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
-    Users {
-        users: u32,
-        spawn_rate: f64,
-        wait: WaitRange,
-    },
-    Rate {
-        rate: f64,
-        max_in_flight: usize,
-        connections: usize,
-    },
+    Users { users: u32, spawn_rate: f64, wait: WaitRange },
+    Rate { rate: f64, max_in_flight: usize, connections: usize },
 }
 
 /// The whole run.
@@ -94,39 +86,24 @@ impl Plan {
                 if args.connections == 0 {
                     return Err("--connections must be 1 or more".into());
                 }
-                Mode::Rate {
-                    rate,
-                    max_in_flight: args.max_in_flight,
-                    connections: args.connections,
-                }
+                Mode::Rate { rate, max_in_flight: args.max_in_flight, connections: args.connections }
             }
             None => {
                 if args.users == 0 {
-                    return Err(
-                        "--users must be 1 or more (or use --rate N for a fixed request rate)"
-                            .into(),
-                    );
+                    return Err("--users must be 1 or more (or use --rate N for a fixed request rate)".into());
                 }
                 let spawn_rate = args.spawn_rate.unwrap_or(args.users as f64);
                 if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
-                    return Err(format!(
-                        "--spawn-rate {spawn_rate}: give a positive number of users per second"
-                    ));
+                    return Err(format!("--spawn-rate {spawn_rate}: give a positive number of users per second"));
                 }
-                Mode::Users {
-                    users: args.users,
-                    spawn_rate,
-                    wait: args.wait,
-                }
+                Mode::Users { users: args.users, spawn_rate, wait: args.wait }
             }
         };
         if args.requests == Some(0) {
             return Err("--requests 0 would send nothing; give 1 or more".into());
         }
         let duration = match (args.duration, args.requests) {
-            (Some(d), _) if d.is_zero() => {
-                return Err("--duration must be longer than zero, e.g. -t 30s".into())
-            }
+            (Some(d), _) if d.is_zero() => return Err("--duration must be longer than zero, e.g. -t 30s".into()),
             (Some(d), _) => Some(d),
             (None, Some(_)) => None,
             (None, None) => Some(DEFAULT_DURATION),
@@ -137,8 +114,7 @@ impl Plan {
         let auth = format!("Bearer {}", args.api_key);
         common.insert(
             AUTHORIZATION,
-            HeaderValue::from_str(&auth)
-                .map_err(|_| "API_KEY holds characters a header cannot carry".to_string())?,
+            HeaderValue::from_str(&auth).map_err(|_| "API_KEY holds characters a header cannot carry".to_string())?,
         );
         for h in &args.headers {
             let name = HeaderName::from_bytes(h.name.as_bytes())
@@ -153,12 +129,7 @@ impl Plan {
             None => None,
         };
         let specs = if args.endpoints.is_empty() {
-            vec![EndpointSpec {
-                weight: 1,
-                method: "POST".into(),
-                path: "chat/completions".into(),
-                body: None,
-            }]
+            vec![EndpointSpec { weight: 1, method: "POST".into(), path: "chat/completions".into(), body: None }]
         } else {
             args.endpoints.clone()
         };
@@ -168,32 +139,20 @@ impl Plan {
                 .map_err(|_| format!("'{}' is not an HTTP method", spec.method))?;
             let path = join_path(&base_path, &spec.path);
             let uri: Uri = path.parse().map_err(|_| {
-                format!(
-                    "'{}' is not a valid request path; use letters, digits and /-_.~?=&",
-                    spec.path
-                )
+                format!("'{}' is not a valid request path; use letters, digits and /-_.~?=&", spec.path)
             })?;
             let body = match (&spec.body, &method) {
                 (Some(file), _) => Some(read_template(file, args.model.as_deref(), args.stream)?),
-                (None, &Method::POST | &Method::PUT | &Method::PATCH) => Some(
-                    default_body
-                        .clone()
-                        .unwrap_or_else(|| Template::seed(args.model.as_deref(), args.stream)),
-                ),
+                (None, &Method::POST | &Method::PUT | &Method::PATCH) => {
+                    Some(default_body.clone().unwrap_or_else(|| Template::seed(args.model.as_deref(), args.stream)))
+                }
                 (None, _) => None,
             };
             let mut headers = common.clone();
             if body.is_some() && !headers.contains_key(CONTENT_TYPE) {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            endpoints.push(Endpoint {
-                method,
-                name: uri.path().to_string(),
-                uri,
-                weight: spec.weight,
-                headers,
-                body,
-            });
+            endpoints.push(Endpoint { method, name: uri.path().to_string(), uri, weight: spec.weight, headers, body });
         }
         let mut cumulative = Vec::with_capacity(endpoints.len());
         let mut sum = 0u64;
@@ -202,9 +161,7 @@ impl Plan {
             cumulative.push(sum);
         }
         if sum == 0 {
-            return Err(
-                "every --endpoint has weight 0; give at least one a positive weight".into(),
-            );
+            return Err("every --endpoint has weight 0; give at least one a positive weight".into());
         }
 
         Ok(Plan {
@@ -237,21 +194,15 @@ impl Plan {
 }
 
 fn read_template(path: &PathBuf, model: Option<&str>, stream: bool) -> Result<Template, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read the body template {}: {e}; give a readable JSON file",
-            path.display()
-        )
-    })?;
-    Template::from_file_text(&path.display().to_string(), &text, model, stream)
-        .map_err(|e| e.to_string())
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the body template {}: {e}; give a readable JSON file", path.display()))?;
+    Template::from_file_text(&path.display().to_string(), &text, model, stream).map_err(|e| e.to_string())
 }
 
 /// Splits `http://host:port/base` into the socket address, the base path and the Host header.
 fn parse_host(host: &str) -> Result<(Target, String, HeaderValue), String> {
-    let uri: Uri = host
-        .parse()
-        .map_err(|_| format!("--host '{host}' is not a URL; give e.g. http://127.0.0.1:4000"))?;
+    let uri: Uri =
+        host.parse().map_err(|_| format!("--host '{host}' is not a URL; give e.g. http://127.0.0.1:4000"))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
@@ -265,38 +216,23 @@ fn parse_host(host: &str) -> Result<(Target, String, HeaderValue), String> {
             ))
         }
     }
-    let authority = uri.authority().ok_or_else(|| {
-        format!("--host '{host}' has no host name; give e.g. http://127.0.0.1:4000")
-    })?;
+    let authority =
+        uri.authority().ok_or_else(|| format!("--host '{host}' has no host name; give e.g. http://127.0.0.1:4000"))?;
     let port = authority.port_u16().unwrap_or(80);
-    let name = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    let name = authority.host().trim_start_matches('[').trim_end_matches(']');
     let addr = (name, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve '{name}' from --host: {e}"))?
         .next()
         .ok_or_else(|| format!("'{name}' from --host resolves to no address"))?;
-    let header = HeaderValue::from_str(authority.as_str())
-        .map_err(|_| format!("--host '{host}' has an invalid host name"))?;
-    Ok((
-        Target {
-            url: host.to_string(),
-            addr,
-        },
-        uri.path().to_string(),
-        header,
-    ))
+    let header =
+        HeaderValue::from_str(authority.as_str()).map_err(|_| format!("--host '{host}' has an invalid host name"))?;
+    Ok((Target { url: host.to_string(), addr }, uri.path().to_string(), header))
 }
 
 /// Joins like locust/requests: base + "/" + path, with exactly one slash between them.
 pub fn join_path(base: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
 
 #[cfg(test)]
@@ -320,10 +256,7 @@ mod tests {
     fn joins_paths() {
         assert_eq!(join_path("/", "chat/completions"), "/chat/completions");
         assert_eq!(join_path("", "chat/completions"), "/chat/completions");
-        assert_eq!(
-            join_path("/v1/", "/chat/completions"),
-            "/v1/chat/completions"
-        );
+        assert_eq!(join_path("/v1/", "/chat/completions"), "/v1/chat/completions");
         let p = plan(&["--host", "http://127.0.0.1:4000/v1"]).unwrap();
         assert_eq!(p.endpoints[0].uri.path(), "/v1/chat/completions");
         assert_eq!(p.endpoints[0].headers[HOST], "127.0.0.1:4000");
@@ -334,14 +267,8 @@ mod tests {
         let p = plan(&["--host", "http://127.0.0.1:9"]).unwrap();
         assert_eq!(p.endpoints.len(), 1);
         let e = &p.endpoints[0];
-        assert_eq!(
-            (e.method.as_str(), e.name.as_str()),
-            ("POST", "/chat/completions")
-        );
-        assert!(e.headers[AUTHORIZATION]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer "));
+        assert_eq!((e.method.as_str(), e.name.as_str()), ("POST", "/chat/completions"));
+        assert!(e.headers[AUTHORIZATION].to_str().unwrap().starts_with("Bearer "));
         assert_eq!(e.headers[CONTENT_TYPE], "application/json");
         assert_eq!(e.body.as_ref().unwrap().placeholders(), 150);
         assert_eq!(p.duration, Some(DEFAULT_DURATION));
@@ -378,20 +305,12 @@ mod tests {
 
     #[test]
     fn bad_options_explain_themselves() {
-        assert!(plan(&["--host", "https://x"])
-            .unwrap_err()
-            .contains("plain-HTTP"));
-        assert!(plan(&["--host", "127.0.0.1:4000"])
-            .unwrap_err()
-            .contains("scheme"));
+        assert!(plan(&["--host", "https://x"]).unwrap_err().contains("plain-HTTP"));
+        assert!(plan(&["--host", "127.0.0.1:4000"]).unwrap_err().contains("scheme"));
         assert!(plan(&["-u", "0"]).unwrap_err().contains("--rate"));
         assert!(plan(&["--rate", "0"]).unwrap_err().contains("positive"));
-        assert!(plan(&["--body", "/nonexistent/b.json"])
-            .unwrap_err()
-            .contains("cannot read"));
-        assert!(plan(&["--endpoint", "0:GET:a"])
-            .unwrap_err()
-            .contains("weight"));
+        assert!(plan(&["--body", "/nonexistent/b.json"]).unwrap_err().contains("cannot read"));
+        assert!(plan(&["--endpoint", "0:GET:a"]).unwrap_err().contains("weight"));
         assert!(plan(&["-n", "0"]).is_err());
         let p = plan(&["-n", "5"]).unwrap();
         assert_eq!((p.duration, p.requests), (None, Some(5)));

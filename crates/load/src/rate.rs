@@ -86,18 +86,12 @@ mod tests {
         assert_eq!(intended(t0, 3.0, 3), t0 + Duration::from_secs(1));
         assert_eq!(intended(t0, 0.5, 1), t0 + Duration::from_secs(2));
         // No drift after a long run: the millionth send at 1000/s is at exactly 1000 s.
-        assert_eq!(
-            intended(t0, 1000.0, 1_000_000),
-            t0 + Duration::from_secs(1000)
-        );
+        assert_eq!(intended(t0, 1000.0, 1_000_000), t0 + Duration::from_secs(1000));
     }
 
     /// Runs a schedule whose sends each take `service` and records their latencies from the
     /// intended time and the time they were really sent.
-    async fn simulate(
-        sched: Schedule,
-        service: Duration,
-    ) -> (Sends, Vec<(u64, Duration, Instant)>) {
+    async fn simulate(sched: Schedule, service: Duration) -> (Sends, Vec<(u64, Duration, Instant)>) {
         let local = LocalSet::new();
         let in_flight = Rc::new(Cell::new(0usize));
         let log = Rc::new(RefCell::new(Vec::new()));
@@ -148,13 +142,7 @@ mod tests {
             max_in_flight: 10_000,
         };
         let (sends, log) = simulate(sched, Duration::from_millis(5)).await;
-        assert_eq!(
-            sends,
-            Sends {
-                sent: 200,
-                overloaded: 0
-            }
-        );
+        assert_eq!(sends, Sends { sent: 200, overloaded: 0 });
         for (i, (index, latency, sent)) in log.iter().enumerate() {
             assert_eq!(*index, i as u64);
             // Sent exactly on time, and the latency is the service time.
@@ -222,13 +210,7 @@ mod tests {
         };
         // Each send takes 1 s: the first two fill the cap, the other eight are refused.
         let (sends, log) = simulate(sched, Duration::from_secs(1)).await;
-        assert_eq!(
-            sends,
-            Sends {
-                sent: 2,
-                overloaded: 8
-            }
-        );
+        assert_eq!(sends, Sends { sent: 2, overloaded: 8 });
         assert_eq!(log.len(), 2);
     }
 }

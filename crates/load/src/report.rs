@@ -37,11 +37,7 @@ fn nice_axis(max: f64) -> (f64, f64) {
     }
     let raw = max / 4.0;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
     ((max / step).ceil() * step, step)
 }
 
@@ -63,10 +59,7 @@ fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[(&str, &str, Vec<f6
         t = esc(title)
     );
     let x_max = xs.last().copied().unwrap_or(1.0).max(1.0);
-    let y_top = series
-        .iter()
-        .flat_map(|s| s.2.iter().copied())
-        .fold(0.0f64, f64::max);
+    let y_top = series.iter().flat_map(|s| s.2.iter().copied()).fold(0.0f64, f64::max);
     let (y_max, y_step) = nice_axis(y_top);
     let (x_axis_max, x_step) = nice_axis(x_max);
     let px = |x: f64| LEFT + x / x_axis_max * (W - LEFT - RIGHT);
@@ -107,18 +100,9 @@ fn line_chart(title: &str, unit: &str, xs: &[f64], series: &[(&str, &str, Vec<f6
     let mut legend_x = LEFT + 8.0 + 7.5 * title.len() as f64 + 24.0;
     for (name, color, ys) in series {
         if xs.len() == 1 {
-            let _ = write!(
-                svg,
-                r#"<circle cx="{}" cy="{}" r="3" fill="{color}"/>"#,
-                px(xs[0]),
-                py(ys[0])
-            );
+            let _ = write!(svg, r#"<circle cx="{}" cy="{}" r="3" fill="{color}"/>"#, px(xs[0]), py(ys[0]));
         } else {
-            let points: Vec<String> = xs
-                .iter()
-                .zip(ys)
-                .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
-                .collect();
+            let points: Vec<String> = xs.iter().zip(ys).map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect();
             let _ = write!(
                 svg,
                 r#"<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{}"/>"#,
@@ -145,9 +129,7 @@ fn histogram_chart(bins: &[Bin]) -> String {
         r#"<svg viewBox="0 0 {W} {H}" width="100%" role="img" aria-label="Latency histogram"><text x="{LEFT}" y="18" class="title">Latency histogram (requests per bin, log-spaced bins)</text>"#
     );
     if bins.is_empty() {
-        svg.push_str(
-            r#"<text x="450" y="130" class="tick" text-anchor="middle">no requests</text></svg>"#,
-        );
+        svg.push_str(r#"<text x="450" y="130" class="tick" text-anchor="middle">no requests</text></svg>"#);
         return svg;
     }
     let top = bins.iter().map(|b| b.count).max().unwrap_or(1) as f64;
@@ -248,11 +230,7 @@ svg{{display:block;margin:12px 0;background:#fafafa}}svg .title{{font-size:13px;
     stats_rows(&mut h, &s.aggregated, "agg");
     h.push_str("</table>");
 
-    let streams: Vec<_> = s
-        .endpoints
-        .iter()
-        .filter_map(|e| e.stream.as_ref().map(|st| (e, st)))
-        .collect();
+    let streams: Vec<_> = s.endpoints.iter().filter_map(|e| e.stream.as_ref().map(|st| (e, st))).collect();
     if !streams.is_empty() {
         h.push_str("<h2>Streaming</h2><table><tr><th>Type</th><th>Name</th><th># streams</th><th>TTFT p50 (ms)</th><th>TTFT p99 (ms)</th><th>tokens/s</th><th>output tokens</th></tr>");
         for (e, st) in streams {
@@ -276,16 +254,12 @@ svg{{display:block;margin:12px 0;background:#fafafa}}svg .title{{font-size:13px;
     if xs.is_empty() {
         h.push_str("<p class=\"muted\">The run was too short for a timeline.</p>");
     } else {
-        let col =
-            |f: fn(&crate::summary::Point) -> f64| s.timeline.iter().map(f).collect::<Vec<_>>();
+        let col = |f: fn(&crate::summary::Point) -> f64| s.timeline.iter().map(f).collect::<Vec<_>>();
         h.push_str(&line_chart(
             "Requests per second",
             "req/s",
             &xs,
-            &[
-                ("requests/s", "#4e79a7", col(|p| p.rps)),
-                ("failures/s", "#e15759", col(|p| p.failures_per_s)),
-            ],
+            &[("requests/s", "#4e79a7", col(|p| p.rps)), ("failures/s", "#e15759", col(|p| p.failures_per_s))],
         ));
         h.push_str(&line_chart(
             "Failures per second",
@@ -303,17 +277,9 @@ svg{{display:block;margin:12px 0;background:#fafafa}}svg .title{{font-size:13px;
                 ("p99", "#e15759", col(|p| p.p99_ms)),
             ],
         ));
-        let who = if s.rate.is_some() {
-            "requests in flight"
-        } else {
-            "users"
-        };
+        let who = if s.rate.is_some() { "requests in flight" } else { "users" };
         h.push_str(&line_chart(
-            if s.rate.is_some() {
-                "Requests in flight"
-            } else {
-                "Users"
-            },
+            if s.rate.is_some() { "Requests in flight" } else { "Users" },
             who,
             &xs,
             &[(who, "#76b7b2", col(|p| p.users as f64))],
@@ -337,11 +303,7 @@ svg{{display:block;margin:12px 0;background:#fafafa}}svg .title{{font-size:13px;
     } else {
         h.push_str("<table class=\"fail\"><tr><th>Type</th><th>Name</th><th># occurred</th><th>Status</th><th>Message</th></tr>");
         for f in &s.failures {
-            let status = if f.status == 0 {
-                "no response".to_string()
-            } else {
-                f.status.to_string()
-            };
+            let status = if f.status == 0 { "no response".to_string() } else { f.status.to_string() };
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -377,16 +339,7 @@ mod tests {
         let html = render(&s);
         assert!(html.starts_with("<!DOCTYPE html>"));
         let lower = html.to_ascii_lowercase();
-        for bad in [
-            "src=\"http",
-            "src='http",
-            "href=\"http",
-            "href='http",
-            "<link",
-            "@import",
-            "url(http",
-            "<script",
-        ] {
+        for bad in ["src=\"http", "src='http", "href=\"http", "href='http", "<link", "@import", "url(http", "<script"] {
             assert!(!lower.contains(bad), "report contains {bad}");
         }
         // The host is shown as text only; no URL other than it appears.

@@ -30,13 +30,7 @@ pub struct SseScanner {
 impl SseScanner {
     /// `started`: when the request started (TTFT is measured from it).
     pub fn new(started: Instant) -> SseScanner {
-        SseScanner {
-            started,
-            carry: Vec::new(),
-            chunks: 0,
-            first: None,
-            last: None,
-        }
+        SseScanner { started, carry: Vec::new(), chunks: 0, first: None, last: None }
     }
 
     /// One body frame, received at `now`.
@@ -81,9 +75,7 @@ impl SseScanner {
             self.line(&line, now);
         }
         StreamFigures {
-            ttft_us: self
-                .first
-                .map(|f| f.duration_since(self.started).as_micros() as u64),
+            ttft_us: self.first.map(|f| f.duration_since(self.started).as_micros() as u64),
             chunks: self.chunks,
             span_secs: match (self.first, self.last) {
                 (Some(f), Some(l)) => l.duration_since(f).as_secs_f64(),
@@ -119,8 +111,7 @@ mod tests {
     async fn counts_content_chunks_across_split_frames() {
         let t0 = Instant::now();
         let mut s = SseScanner::new(t0);
-        let role =
-            b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+        let role = b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
         s.feed(role, t0 + Duration::from_millis(5));
         let c1 = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel";
         s.feed(c1, t0 + Duration::from_millis(10));
@@ -143,11 +134,11 @@ mod tests {
     async fn text_streams_and_unterminated_last_line() {
         let t0 = Instant::now();
         let mut s = SseScanner::new(t0);
-        s.feed(b"event: content_block_delta\ndata: {\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n", t0 + Duration::from_millis(7));
         s.feed(
-            b"data: {\"choices\":[{\"text\":\"there\"}]}",
-            t0 + Duration::from_millis(9),
+            b"event: content_block_delta\ndata: {\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+            t0 + Duration::from_millis(7),
         );
+        s.feed(b"data: {\"choices\":[{\"text\":\"there\"}]}", t0 + Duration::from_millis(9));
         let f = s.finish(t0 + Duration::from_millis(12));
         assert_eq!(f.chunks, 2);
         assert_eq!(f.ttft_us, Some(7_000));
@@ -159,10 +150,7 @@ mod tests {
         assert!(has_text(br#"{"content":"a"}"#, b"\"content\":"));
         assert!(!has_text(br#"{"content":""}"#, b"\"content\":"));
         assert!(!has_text(br#"{"content":null}"#, b"\"content\":"));
-        assert!(has_text(
-            br#"{"content":null,"x":{"content":"b"}}"#,
-            b"\"content\":"
-        ));
+        assert!(has_text(br#"{"content":null,"x":{"content":"b"}}"#, b"\"content\":"));
         assert!(!has_text(br#"{"x":"\"content\":\"y\""}"#, b"\"content\":"));
     }
 }

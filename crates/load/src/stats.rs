@@ -76,9 +76,7 @@ impl EndpointStats {
         self.requests += other.requests;
         self.failures += other.failures;
         self.bytes += other.bytes;
-        self.latency
-            .add(&other.latency)
-            .expect("histograms share bounds");
+        self.latency.add(&other.latency).expect("histograms share bounds");
         self.ttft.add(&other.ttft).expect("histograms share bounds");
         self.tokens += other.tokens;
         self.stream_tokens += other.stream_tokens;
@@ -105,11 +103,7 @@ pub struct Interval {
 
 impl Default for Interval {
     fn default() -> Self {
-        Interval {
-            requests: 0,
-            failures: 0,
-            latency: interval_hist(),
-        }
+        Interval { requests: 0, failures: 0, latency: interval_hist() }
     }
 }
 
@@ -117,9 +111,7 @@ impl Interval {
     pub fn merge(&mut self, other: &Interval) {
         self.requests += other.requests;
         self.failures += other.failures;
-        self.latency
-            .add(&other.latency)
-            .expect("histograms share bounds");
+        self.latency.add(&other.latency).expect("histograms share bounds");
     }
 }
 
@@ -152,14 +144,7 @@ impl WorkerStats {
     }
 
     /// A failed request; `latency_us` is `None` when it was never sent (client overloaded).
-    pub fn failure(
-        &mut self,
-        endpoint: usize,
-        latency_us: Option<u64>,
-        bytes: u64,
-        status: u16,
-        message: String,
-    ) {
+    pub fn failure(&mut self, endpoint: usize, latency_us: Option<u64>, bytes: u64, status: u16, message: String) {
         let e = &mut self.endpoints[endpoint];
         e.requests += 1;
         e.failures += 1;
@@ -170,11 +155,7 @@ impl WorkerStats {
             record(&mut e.latency, us);
             record(&mut self.interval.latency, us);
         }
-        let key = FailureKey {
-            endpoint,
-            status,
-            message,
-        };
+        let key = FailureKey { endpoint, status, message };
         *self.failures.entry(key).or_insert(0) += 1;
     }
 
@@ -218,17 +199,9 @@ mod tests {
             record(&mut h, v * 1000); // 1..=1000 ms
         }
         let within = |got: f64, want: f64| (got - want).abs() <= want * 0.001 + 1e-9;
-        assert!(
-            within(percentile_ms(&h, 50.0), 500.0),
-            "{}",
-            percentile_ms(&h, 50.0)
-        );
+        assert!(within(percentile_ms(&h, 50.0), 500.0), "{}", percentile_ms(&h, 50.0));
         assert!(within(percentile_ms(&h, 90.0), 900.0));
-        assert!(
-            within(percentile_ms(&h, 99.0), 990.0),
-            "{}",
-            percentile_ms(&h, 99.0)
-        );
+        assert!(within(percentile_ms(&h, 99.0), 990.0), "{}", percentile_ms(&h, 99.0));
         assert!(within(percentile_ms(&h, 100.0), 1000.0));
         assert!((h.mean() / 1000.0 - 500.5).abs() < 0.5);
 
@@ -268,11 +241,7 @@ mod tests {
         assert_eq!(a.endpoints[1].failures, 3);
         // The overloaded send has no latency.
         assert_eq!(a.endpoints[1].latency.len(), 2);
-        let boom = FailureKey {
-            endpoint: 1,
-            status: 500,
-            message: "boom".into(),
-        };
+        let boom = FailureKey { endpoint: 1, status: 500, message: "boom".into() };
         assert_eq!(a.failures[&boom], 2);
         assert_eq!(a.failures.len(), 2);
         let i = a.take_interval();

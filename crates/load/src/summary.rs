@@ -114,9 +114,7 @@ pub struct Point {
 }
 
 /// The percentiles of locust's CSV files.
-pub const CSV_PERCENTILES: [f64; 11] = [
-    50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0,
-];
+pub const CSV_PERCENTILES: [f64; 11] = [50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0];
 
 /// One bar of the latency histogram.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -165,29 +163,17 @@ impl Summary {
             failures: e.failures,
             rps: e.requests as f64 / secs,
             failures_per_s: e.failures as f64 / secs,
-            avg_content_bytes: if e.requests > 0 {
-                e.bytes as f64 / e.requests as f64
-            } else {
-                0.0
-            },
+            avg_content_bytes: if e.requests > 0 { e.bytes as f64 / e.requests as f64 } else { 0.0 },
             latency_ms: Latency::of(&e.latency),
             stream: (plan.stream && !e.ttft.is_empty()).then(|| StreamSummary {
                 streams: e.ttft.len(),
                 ttft_ms: Latency::of(&e.ttft),
-                tokens_per_s: if e.stream_secs > 0.0 {
-                    e.stream_tokens as f64 / e.stream_secs
-                } else {
-                    0.0
-                },
+                tokens_per_s: if e.stream_secs > 0.0 { e.stream_tokens as f64 / e.stream_secs } else { 0.0 },
                 output_tokens: e.tokens,
             }),
         };
-        let endpoints: Vec<EndpointSummary> = plan
-            .endpoints
-            .iter()
-            .zip(&stats.endpoints)
-            .map(|(ep, e)| row(ep.method.as_str(), &ep.name, e))
-            .collect();
+        let endpoints: Vec<EndpointSummary> =
+            plan.endpoints.iter().zip(&stats.endpoints).map(|(ep, e)| row(ep.method.as_str(), &ep.name, e)).collect();
         let mut all = EndpointStats::default();
         for e in &stats.endpoints {
             all.merge(e);
@@ -270,11 +256,7 @@ pub fn bins(h: &Hist, n: usize) -> Vec<Bin> {
     edges
         .windows(2)
         .zip(counts)
-        .map(|(w, count)| Bin {
-            from_ms: w[0] as f64 / 1000.0,
-            to_ms: w[1] as f64 / 1000.0,
-            count,
-        })
+        .map(|(w, count)| Bin { from_ms: w[0] as f64 / 1000.0, to_ms: w[1] as f64 / 1000.0, count })
         .collect()
 }
 
@@ -312,10 +294,7 @@ impl Timeline {
             self.total_failures += interval.failures;
             return;
         }
-        let entry = self
-            .pending
-            .entry(second)
-            .or_insert_with(|| (Interval::default(), 0, 0));
+        let entry = self.pending.entry(second).or_insert_with(|| (Interval::default(), 0, 0));
         entry.0.merge(interval);
         entry.1 += 1;
         entry.2 += in_flight as u64;
@@ -361,9 +340,7 @@ impl Timeline {
         self.next = second + 1;
         self.total_requests += iv.requests;
         self.total_failures += iv.failures;
-        self.total
-            .add(&iv.latency)
-            .expect("histograms share bounds");
+        self.total.add(&iv.latency).expect("histograms share bounds");
         let ms = |v: u64| v as f64 / 1000.0;
         self.points.push(Point {
             t: second,
@@ -375,30 +352,14 @@ impl Timeline {
             p50_ms: percentile_ms(&iv.latency, 50.0),
             p90_ms: percentile_ms(&iv.latency, 90.0),
             p99_ms: percentile_ms(&iv.latency, 99.0),
-            max_ms: if iv.latency.is_empty() {
-                0.0
-            } else {
-                ms(iv.latency.max())
-            },
+            max_ms: if iv.latency.is_empty() { 0.0 } else { ms(iv.latency.max()) },
             percentiles_ms: CSV_PERCENTILES.map(|q| percentile_ms(&iv.latency, q)),
             total_requests: self.total_requests,
             total_failures: self.total_failures,
             total_p50_ms: percentile_ms(&self.total, 50.0),
-            total_avg_ms: if self.total.is_empty() {
-                0.0
-            } else {
-                self.total.mean() / 1000.0
-            },
-            total_min_ms: if self.total.is_empty() {
-                0.0
-            } else {
-                ms(self.total.min())
-            },
-            total_max_ms: if self.total.is_empty() {
-                0.0
-            } else {
-                ms(self.total.max())
-            },
+            total_avg_ms: if self.total.is_empty() { 0.0 } else { self.total.mean() / 1000.0 },
+            total_min_ms: if self.total.is_empty() { 0.0 } else { ms(self.total.min()) },
+            total_max_ms: if self.total.is_empty() { 0.0 } else { ms(self.total.max()) },
         });
     }
 }
@@ -426,11 +387,7 @@ mod tests {
     #[test]
     fn timeline_waits_for_every_worker() {
         let mut t = Timeline::new(2);
-        let mut iv = Interval {
-            requests: 10,
-            failures: 1,
-            ..Default::default()
-        };
+        let mut iv = Interval { requests: 10, failures: 1, ..Default::default() };
         record(&mut iv.latency, 2000);
         t.add(0, &iv, 3, None);
         assert!(t.latest().is_none());
@@ -485,21 +442,10 @@ pub(crate) mod tests_support {
         w.failure(1, Some(100), 0, 0, "connection refused".into());
         let mut timeline = Timeline::new(1);
         for s in 0..3 {
-            let mut iv = Interval {
-                requests: 300 + s,
-                failures: s,
-                ..Default::default()
-            };
+            let mut iv = Interval { requests: 300 + s, failures: s, ..Default::default() };
             record(&mut iv.latency, 1000 * (s + 1));
             timeline.add(s, &iv, 0, Some(10));
         }
-        Summary::build(
-            &plan,
-            &w,
-            1_700_000_000,
-            3.0,
-            0,
-            timeline.finish(3.0, Some(10)),
-        )
+        Summary::build(&plan, &w, 1_700_000_000, 3.0, 0, timeline.finish(3.0, Some(10)))
     }
 }

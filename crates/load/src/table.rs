@@ -19,21 +19,12 @@ pub fn ms(v: f64) -> String {
 }
 
 fn name_width(s: &Summary) -> usize {
-    s.endpoints
-        .iter()
-        .map(|e| e.name.len())
-        .max()
-        .unwrap_or(0)
-        .clamp(10, 60)
+    s.endpoints.iter().map(|e| e.name.len()).max().unwrap_or(0).clamp(10, 60)
 }
 
 fn stats_row(out: &mut String, e: &EndpointSummary, w: usize) {
     let fails = if e.requests > 0 {
-        format!(
-            "{}({:.2}%)",
-            e.failures,
-            100.0 * e.failures as f64 / e.requests as f64
-        )
+        format!("{}({:.2}%)", e.failures, 100.0 * e.failures as f64 / e.requests as f64)
     } else {
         "0(0.00%)".into()
     };
@@ -73,11 +64,7 @@ pub fn render(s: &Summary) -> String {
     );
     let rule = "-".repeat(header.len());
     let _ = writeln!(out, "{header}");
-    let _ = writeln!(
-        out,
-        "{:<7} {:<w$} {:>9} {:>16} | {:>44} |",
-        "", "", "", "", "(ms)"
-    );
+    let _ = writeln!(out, "{:<7} {:<w$} {:>9} {:>16} | {:>44} |", "", "", "", "", "(ms)");
     let _ = writeln!(out, "{rule}");
     for e in &s.endpoints {
         stats_row(&mut out, e, w);
@@ -85,11 +72,7 @@ pub fn render(s: &Summary) -> String {
     let _ = writeln!(out, "{rule}");
     stats_row(&mut out, &s.aggregated, w);
 
-    let streams: Vec<_> = s
-        .endpoints
-        .iter()
-        .filter_map(|e| e.stream.as_ref().map(|st| (e, st)))
-        .collect();
+    let streams: Vec<_> = s.endpoints.iter().filter_map(|e| e.stream.as_ref().map(|st| (e, st))).collect();
     if !streams.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -115,22 +98,10 @@ pub fn render(s: &Summary) -> String {
     if !s.failures.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(out, "Failures");
-        let _ = writeln!(
-            out,
-            "{:>12}  {:>6}  {:<7} {:<w$}  Message",
-            "# occurred", "Status", "Type", "Name"
-        );
+        let _ = writeln!(out, "{:>12}  {:>6}  {:<7} {:<w$}  Message", "# occurred", "Status", "Type", "Name");
         for f in &s.failures {
-            let status = if f.status == 0 {
-                "-".to_string()
-            } else {
-                f.status.to_string()
-            };
-            let _ = writeln!(
-                out,
-                "{:>12}  {:>6}  {:<7} {:<w$}  {}",
-                f.count, status, f.method, f.name, f.message
-            );
+            let status = if f.status == 0 { "-".to_string() } else { f.status.to_string() };
+            let _ = writeln!(out, "{:>12}  {:>6}  {:<7} {:<w$}  {}", f.count, status, f.method, f.name, f.message);
         }
     }
     if s.failures.iter().any(|f| f.status == 0 && f.message == "client overloaded") {
@@ -141,24 +112,15 @@ pub fn render(s: &Summary) -> String {
         );
     }
     if s.unfinished > 0 {
-        let _ = writeln!(
-            out,
-            "\n{} request(s) were still in flight when the run ended and are not counted.",
-            s.unfinished
-        );
+        let _ =
+            writeln!(out, "\n{} request(s) were still in flight when the run ended and are not counted.", s.unfinished);
     }
     out
 }
 
 /// The live line: elapsed, users (or in-flight), requests/s and latency of the last second,
 /// failures so far.
-pub fn progress(
-    elapsed: f64,
-    open_loop: bool,
-    users: u64,
-    p: Option<&Point>,
-    failures: u64,
-) -> String {
+pub fn progress(elapsed: f64, open_loop: bool, users: u64, p: Option<&Point>, failures: u64) -> String {
     let who = if open_loop { "in-flight" } else { "users" };
     match p {
         Some(p) => format!(

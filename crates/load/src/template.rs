@@ -9,8 +9,7 @@ use bytes::Bytes;
 pub const PLACEHOLDER: &str = "{{uuid}}";
 
 /// The seed locustfile's sentence; with its UUID it is repeated 150 times per request.
-pub const SEED_SENTENCE: &str =
-    " This is a test there will be no cache hits and we'll fill up the context";
+pub const SEED_SENTENCE: &str = " This is a test there will be no cache hits and we'll fill up the context";
 /// How often the seed repeats `f"{uuid4()}{SEED_SENTENCE}"`.
 pub const SEED_REPEATS: usize = 150;
 /// The seed's model and end user.
@@ -30,23 +29,15 @@ pub struct Template {
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("{path} is not valid JSON ({source}); --model and --stream can only be applied to a JSON object")]
-    NotJson {
-        path: String,
-        source: serde_json::Error,
-    },
-    #[error(
-        "{path} is a JSON {kind}, but --model and --stream need a JSON object at the top level"
-    )]
+    NotJson { path: String, source: serde_json::Error },
+    #[error("{path} is a JSON {kind}, but --model and --stream need a JSON object at the top level")]
     NotObject { path: String, kind: &'static str },
 }
 
 impl Template {
     /// Splits `text` around every `{{uuid}}`.
     pub fn new(text: &str) -> Template {
-        let parts: Vec<Bytes> = text
-            .split(PLACEHOLDER)
-            .map(|p| Bytes::copy_from_slice(p.as_bytes()))
-            .collect();
+        let parts: Vec<Bytes> = text.split(PLACEHOLDER).map(|p| Bytes::copy_from_slice(p.as_bytes())).collect();
         let literal: usize = parts.iter().map(Bytes::len).sum();
         let len = literal + (parts.len() - 1) * 36;
         Template { parts, len }
@@ -78,10 +69,7 @@ impl Template {
             return Ok(Template::new(text));
         }
         let mut value: serde_json::Value =
-            serde_json::from_str(text).map_err(|source| TemplateError::NotJson {
-                path: path.to_string(),
-                source,
-            })?;
+            serde_json::from_str(text).map_err(|source| TemplateError::NotJson { path: path.to_string(), source })?;
         let Some(obj) = value.as_object_mut() else {
             let kind = match value {
                 serde_json::Value::Array(_) => "array",
@@ -90,10 +78,7 @@ impl Template {
                 serde_json::Value::Bool(_) => "boolean",
                 _ => "null",
             };
-            return Err(TemplateError::NotObject {
-                path: path.to_string(),
-                kind,
-            });
+            return Err(TemplateError::NotObject { path: path.to_string(), kind });
         };
         if let Some(m) = model {
             obj.insert("model".into(), m.into());
@@ -116,10 +101,7 @@ impl Template {
             return self.parts[0].clone();
         }
         let mut out = Vec::with_capacity(self.len);
-        let (last, init) = self
-            .parts
-            .split_last()
-            .expect("split yields one part or more");
+        let (last, init) = self.parts.split_last().expect("split yields one part or more");
         for part in init {
             out.extend_from_slice(part);
             out.extend_from_slice(uuid);
@@ -191,10 +173,7 @@ mod tests {
         );
         let t = Template::from_file_text("b.json", text, Some("m2"), true).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&t.render()).unwrap();
-        assert_eq!(
-            (v["model"].as_str(), v["stream"].as_bool()),
-            (Some("m2"), Some(true))
-        );
+        assert_eq!((v["model"].as_str(), v["stream"].as_bool()), (Some("m2"), Some(true)));
 
         let none = Template::new("no holes");
         assert_eq!(&none.render()[..], b"no holes");

@@ -20,10 +20,7 @@ pub async fn run(ctx: Rc<Ctx>, start: Instant, users: u32, spawn_rate: f64, wait
     let mut n = ctx.index;
     while n < users as usize {
         sleep_until(start + Duration::from_secs_f64(n as f64 / spawn_rate)).await;
-        let exhausted = ctx
-            .plan
-            .requests
-            .is_some_and(|l| ctx.ctl.issued.load(Ordering::Relaxed) >= l);
+        let exhausted = ctx.plan.requests.is_some_and(|l| ctx.ctl.issued.load(Ordering::Relaxed) >= l);
         if ctx.stop.get() || exhausted {
             break;
         }
@@ -61,11 +58,7 @@ async fn user(ctx: Rc<Ctx>, wait: WaitRange) {
         let ep = ctx.pick_endpoint(&mut rng);
         ctx.one(&mut conn, ep, Instant::now()).await;
         if wait.max > 0.0 {
-            let secs = if wait.max > wait.min {
-                rng.gen_range(wait.min..=wait.max)
-            } else {
-                wait.min
-            };
+            let secs = if wait.max > wait.min { rng.gen_range(wait.min..=wait.max) } else { wait.min };
             sleep(Duration::from_secs_f64(secs)).await;
         }
     }

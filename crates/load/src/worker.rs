@@ -6,7 +6,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,11 +23,7 @@ use crate::stats::{Interval, WorkerStats};
 /// What workers tell the coordinator.
 pub enum Msg {
     /// One second of one worker.
-    Second {
-        second: u64,
-        interval: Interval,
-        in_flight: usize,
-    },
+    Second { second: u64, interval: Interval, in_flight: usize },
     /// The body of a failed response, for the error file.
     ErrorBody(Bytes),
     /// The worker has finished.
@@ -50,7 +46,6 @@ pub struct WorkerResult {
 pub struct Control {
     pub start: std::time::Instant,
     pub stop: watch::Receiver<bool>,
-    pub stopping: AtomicBool,
     /// Closed-loop requests started so far (for --requests).
     pub issued: AtomicU64,
     /// Users running now.
@@ -122,20 +117,9 @@ impl Ctx {
     /// latency clock starts: now for users, the intended send time for the open loop.
     pub async fn one(&self, conn: &mut Option<Sender>, ep: usize, started: Instant) {
         let endpoint = &self.plan.endpoints[ep];
-        let body = endpoint
-            .body
-            .as_ref()
-            .map(|t| t.render())
-            .unwrap_or_default();
+        let body = endpoint.body.as_ref().map(|t| t.render()).unwrap_or_default();
         self.in_flight.set(self.in_flight.get() + 1);
-        let exchange = client::exchange(
-            conn,
-            self.plan.target.addr,
-            endpoint,
-            body,
-            started,
-            self.plan.stream,
-        );
+        let exchange = client::exchange(conn, self.plan.target.addr, endpoint, body, started, self.plan.stream);
         let outcome = match timeout(self.plan.timeout, exchange).await {
             Ok(o) => o,
             Err(_) => {
@@ -158,12 +142,7 @@ impl Ctx {
                     stats.stream(ep, &s);
                 }
             }
-            Outcome::Http {
-                status,
-                bytes,
-                body,
-                broken,
-            } => {
+            Outcome::Http { status, bytes, body, broken } => {
                 let message = match broken {
                     Some(b) => b,
                     None => client::failure_message(&body),
@@ -187,28 +166,19 @@ impl Ctx {
 }
 
 /// Starts worker `index` on its own thread.
-pub fn spawn(
-    index: usize,
-    plan: Arc<Plan>,
-    ctl: Arc<Control>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("sluice-load-{index}"))
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("sluice load: worker {index} cannot start its event loop: {e}");
-                    return;
-                }
-            };
-            let local = LocalSet::new();
-            let result = local.block_on(&rt, main(index, plan, ctl.clone()));
-            let _ = ctl.tx.send(Msg::Done(Box::new(result)));
-        })
+pub fn spawn(index: usize, plan: Arc<Plan>, ctl: Arc<Control>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("sluice-load-{index}")).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("sluice load: worker {index} cannot start its event loop: {e}");
+                return;
+            }
+        };
+        let local = LocalSet::new();
+        let result = local.block_on(&rt, main(index, plan, ctl.clone()));
+        let _ = ctl.tx.send(Msg::Done(Box::new(result)));
+    })
 }
 
 async fn main(index: usize, plan: Arc<Plan>, ctl: Arc<Control>) -> WorkerResult {
@@ -234,20 +204,14 @@ async fn main(index: usize, plan: Arc<Plan>, ctl: Arc<Control>) -> WorkerResult 
 
     // Let the requests in flight finish, but not forever.
     let grace_end = Instant::now() + plan.timeout.min(Duration::from_secs(5));
-    while ctx.busy() > 0 && Instant::now() < grace_end && !ctl.stopping.load(Ordering::Relaxed) {
+    while ctx.busy() > 0 && Instant::now() < grace_end {
         sleep(Duration::from_millis(2)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
     ticker.abort();
     let mut stats = ctx.stats.replace(WorkerStats::new(0));
     let last_interval = stats.take_interval();
-    WorkerResult {
-        stats,
-        last_interval,
-        last_second: ctx.second.get(),
-        elapsed,
-        unfinished: ctx.busy() as u64,
-    }
+    WorkerResult { stats, last_interval, last_second: ctx.second.get(), elapsed, unfinished: ctx.busy() as u64 }
 }
 
 /// Sends the interval of every finished second to the coordinator.
@@ -257,27 +221,17 @@ async fn ticker(ctx: Rc<Ctx>, start: Instant) {
         sleep_until(start + Duration::from_secs(second + 1)).await;
         let interval = ctx.stats.borrow_mut().take_interval();
         ctx.second.set(second + 1);
-        let _ = ctx.ctl.tx.send(Msg::Second {
-            second,
-            interval,
-            in_flight: ctx.busy(),
-        });
+        let _ = ctx.ctl.tx.send(Msg::Second { second, interval, in_flight: ctx.busy() });
     }
 }
 
 /// The load itself; returns when this worker's share is done (users all gone, schedule over).
 async fn load(ctx: Rc<Ctx>, start: Instant, deadline: Option<Instant>) {
     match ctx.plan.mode.clone() {
-        Mode::Users {
-            users,
-            spawn_rate,
-            wait,
-        } => crate::users::run(ctx, start, users, spawn_rate, wait).await,
-        Mode::Rate {
-            rate,
-            max_in_flight,
-            connections,
-        } => open_loop(ctx, start, deadline, rate, max_in_flight, connections).await,
+        Mode::Users { users, spawn_rate, wait } => crate::users::run(ctx, start, users, spawn_rate, wait).await,
+        Mode::Rate { rate, max_in_flight, connections } => {
+            open_loop(ctx, start, deadline, rate, max_in_flight, connections).await
+        }
     }
 }
 
@@ -329,9 +283,7 @@ async fn open_loop(
             },
             |_| {
                 let ep = ctx.pick_endpoint(&mut rng.borrow_mut());
-                ctx.stats
-                    .borrow_mut()
-                    .failure(ep, None, 0, 0, "client overloaded".into());
+                ctx.stats.borrow_mut().failure(ep, None, 0, 0, "client overloaded".into());
             },
         )
         .await;

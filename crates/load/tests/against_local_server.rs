@@ -21,7 +21,8 @@ struct Cli {
     load: LoadArgs,
 }
 
-const ERROR_BODY: &str = r#"{"error":{"message":"deliberate failure","type":"internal_error","param":null,"code":"500"}}"#;
+const ERROR_BODY: &str =
+    r#"{"error":{"message":"deliberate failure","type":"internal_error","param":null,"code":"500"}}"#;
 
 #[derive(Default)]
 struct Seen {
@@ -37,10 +38,7 @@ fn server() -> (SocketAddr, Arc<Seen>) {
     let addr = std_listener.local_addr().unwrap();
     let s = seen.clone();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
             loop {
@@ -48,9 +46,7 @@ fn server() -> (SocketAddr, Arc<Seen>) {
                 let s = s.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| handle(req, s.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
                 });
             }
         });
@@ -58,22 +54,12 @@ fn server() -> (SocketAddr, Arc<Seen>) {
     (addr, seen)
 }
 
-async fn handle(
-    req: Request<hyper::body::Incoming>,
-    seen: Arc<Seen>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(req: Request<hyper::body::Incoming>, seen: Arc<Seen>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_string();
-    let auth_ok = req
-        .headers()
-        .get("authorization")
-        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
+    let auth_ok = req.headers().get("authorization").is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let reply = |status: u16, ctype: &str, body: String| {
-        Ok(Response::builder()
-            .status(status)
-            .header("content-type", ctype)
-            .body(Full::new(Bytes::from(body)))
-            .unwrap())
+        Ok(Response::builder().status(status).header("content-type", ctype).body(Full::new(Bytes::from(body))).unwrap())
     };
     match path.as_str() {
         "/chat/completions" => {
@@ -82,30 +68,17 @@ async fn handle(
                 Ok(v) => v,
                 Err(_) => {
                     seen.bad_bodies.fetch_add(1, Ordering::Relaxed);
-                    return reply(
-                        400,
-                        "application/json",
-                        r#"{"error":{"message":"bad json"}}"#.into(),
-                    );
+                    return reply(400, "application/json", r#"{"error":{"message":"bad json"}}"#.into());
                 }
             };
-            if !auth_ok
-                || v["messages"][0]["content"]
-                    .as_str()
-                    .map(str::len)
-                    .unwrap_or(0)
-                    < 10_000
-            {
+            if !auth_ok || v["messages"][0]["content"].as_str().map(str::len).unwrap_or(0) < 10_000 {
                 seen.bad_bodies.fetch_add(1, Ordering::Relaxed);
             }
             if v["stream"] == true {
-                let mut sse = String::from(
-                    "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
-                );
+                let mut sse =
+                    String::from("data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
                 for word in ["Hello", " there", ",", " friend", "!"] {
-                    sse.push_str(&format!(
-                        "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{word}\"}}}}]}}\n\n"
-                    ));
+                    sse.push_str(&format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{word}\"}}}}]}}\n\n"));
                 }
                 sse.push_str("data: [DONE]\n\n");
                 return reply(200, "text/event-stream", sse);
@@ -123,8 +96,7 @@ async fn handle(
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("sluice-load-test-{}-{}", std::process::id(), name));
+    let dir = std::env::temp_dir().join(format!("sluice-load-test-{}-{}", std::process::id(), name));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -169,10 +141,7 @@ fn two_second_mixed_load_counts_and_groups_failures() {
         "--error-file",
         errors.to_str().unwrap(),
     ]));
-    assert_eq!(
-        code, 0,
-        "failures alone do not fail the run without --fail-on-error"
-    );
+    assert_eq!(code, 0, "failures alone do not fail the run without --fail-on-error");
 
     let v = read_json(&json);
     let chat = &v["endpoints"][0];
@@ -185,10 +154,7 @@ fn two_second_mixed_load_counts_and_groups_failures() {
     assert!(fail_reqs > 30, "only {fail_reqs} failing requests in 2 s");
     assert_eq!(chat["failures"], 0);
     assert_eq!(fail["failures"].as_u64().unwrap(), fail_reqs);
-    assert_eq!(
-        v["aggregated"]["requests"].as_u64().unwrap(),
-        chat_reqs + fail_reqs
-    );
+    assert_eq!(v["aggregated"]["requests"].as_u64().unwrap(), chat_reqs + fail_reqs);
     // The weights 3:1 show in the mix.
     let share = chat_reqs as f64 / (chat_reqs + fail_reqs) as f64;
     assert!((0.65..0.85).contains(&share), "chat share {share}");
@@ -219,11 +185,7 @@ fn two_second_mixed_load_counts_and_groups_failures() {
     assert!(html.contains("<svg") && !html.contains("<script"));
     let stats = std::fs::read_to_string(format!("{prefix}_stats.csv")).unwrap();
     assert_eq!(stats.lines().count(), 4);
-    assert!(stats
-        .lines()
-        .nth(3)
-        .unwrap()
-        .starts_with("\"\",\"Aggregated\","));
+    assert!(stats.lines().nth(3).unwrap().starts_with("\"\",\"Aggregated\","));
     let history = std::fs::read_to_string(format!("{prefix}_stats_history.csv")).unwrap();
     assert!(history.lines().count() >= 3);
     let fails = std::fs::read_to_string(format!("{prefix}_failures.csv")).unwrap();
@@ -359,8 +321,5 @@ fn connection_errors_are_status_0_failures() {
 #[test]
 fn bad_arguments_exit_2() {
     assert_eq!(sluice_load::run(args(&["--host", "ftp://x"])), 2);
-    assert_eq!(
-        sluice_load::run(args(&["--body", "/nonexistent/body.json"])),
-        2
-    );
+    assert_eq!(sluice_load::run(args(&["--body", "/nonexistent/body.json"])), 2);
 }

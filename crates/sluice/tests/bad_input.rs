@@ -48,7 +48,10 @@ fn unknown_model_names_the_models_the_caller_may_use() {
 #[test]
 fn oversized_bodies_get_413() {
     let (_m, g) = setup();
-    let big = format!(r#"{{"model":"fake-openai-endpoint","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(100_000));
+    let big = format!(
+        r#"{{"model":"fake-openai-endpoint","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(100_000)
+    );
     let r = post(g.addr, "/chat/completions", &big);
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.error_message().contains("max_request_size_mb"));

@@ -7,7 +7,9 @@ use std::process::Command;
 
 /// The seed locustfile's payload: a UUID and a sentence, repeated 150 times (~16 KB).
 fn seed_payload(stream: bool) -> String {
-    let content = "3f8a6a52-8a58-4c1e-9a62-1f2b7c7d9e11 This is a test there will be no cache hits and we'll fill up the context".repeat(150);
+    let content =
+        "3f8a6a52-8a58-4c1e-9a62-1f2b7c7d9e11 This is a test there will be no cache hits and we'll fill up the context"
+            .repeat(150);
     format!(
         r#"{{"model":"fake-openai-endpoint","messages":[{{"role":"user","content":"{content}"}}],"user":"my-new-end-user-1","stream":{stream}}}"#
     )
@@ -51,14 +53,16 @@ fn streams_end_cleanly_even_when_the_upstream_never_says_done() {
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
     let frames = sse_data(&r.body);
     assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{}", r.text());
-    let chunks: Vec<serde_json::Value> = frames[..frames.len() - 1].iter().map(|f| serde_json::from_str(f).unwrap()).collect();
+    let chunks: Vec<serde_json::Value> =
+        frames[..frames.len() - 1].iter().map(|f| serde_json::from_str(f).unwrap()).collect();
     assert!(chunks.iter().all(|c| c["model"] == "fake-openai-endpoint"));
     assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "stop", "a finish chunk is added");
     assert!(chunks.iter().all(|c| c.get("usage").is_none_or(|u| u.is_null())), "no usage unless asked");
     let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert!(text.contains("fixed OpenAI endpoint"), "{text}");
 
-    let asked = seed_payload(true).replace("\"stream\":true", "\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    let asked =
+        seed_payload(true).replace("\"stream\":true", "\"stream\":true,\"stream_options\":{\"include_usage\":true}");
     let r = post(g.addr, "/chat/completions", &asked);
     let frames = sse_data(&r.body);
     assert_eq!(frames.last().map(String::as_str), Some("[DONE]"));
@@ -90,13 +94,16 @@ fn completions_embeddings_and_path_models() {
     let r = post(g.addr, "/v1/completions", r#"{"model":"fake-openai-endpoint","prompt":"Say hi"}"#);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["model"], "fake-openai-endpoint");
-    let r = post(g.addr, "/embeddings", r#"{"model":"fake-openai-endpoint","input":["a","b"],"encoding_format":"base64"}"#);
+    let r =
+        post(g.addr, "/embeddings", r#"{"model":"fake-openai-endpoint","input":["a","b"],"encoding_format":"base64"}"#);
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     assert!(v["data"][0]["embedding"].is_string(), "base64 passes through untouched");
     // Azure- and engines-style routes take the model from the path, even without one in the body.
-    for path in ["/openai/deployments/fake-openai-endpoint/chat/completions", "/engines/fake-openai-endpoint/chat/completions"] {
+    for path in
+        ["/openai/deployments/fake-openai-endpoint/chat/completions", "/engines/fake-openai-endpoint/chat/completions"]
+    {
         let r = post(g.addr, path, r#"{"messages":[{"role":"user","content":"hi"}]}"#);
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         assert_eq!(r.json()["model"], "fake-openai-endpoint");
@@ -133,7 +140,13 @@ fn mock_response_needs_no_upstream() {
         "model_list:\n  - model_name: demo\n    litellm_params:\n      model: openai/gpt-4o\n      mock_response: Hello from sluice\n",
         None,
     );
-    let r = request(g.addr, "POST", "/chat/completions", None, br#"{"model":"demo","messages":[{"role":"user","content":"hi"}]}"#);
+    let r = request(
+        g.addr,
+        "POST",
+        "/chat/completions",
+        None,
+        br#"{"model":"demo","messages":[{"role":"user","content":"hi"}]}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["choices"][0]["message"]["content"], "Hello from sluice");
     let r = request(g.addr, "POST", "/chat/completions", None, br#"{"model":"demo","stream":true,"messages":[]}"#);
@@ -162,7 +175,12 @@ fn check_validates_configs_and_names_the_fix() {
         let out = Command::new(BIN).args(&a).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{a:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("model_list[0].litellm_params.model: unknown provider \"vertexai\" (did you mean \"vertex_ai\"?)"), "{stderr}");
+        assert!(
+            stderr.contains(
+                "model_list[0].litellm_params.model: unknown provider \"vertexai\" (did you mean \"vertex_ai\"?)"
+            ),
+            "{stderr}"
+        );
     }
 }
 
@@ -171,7 +189,11 @@ fn environment_variables_configure_serving() {
     let dir = std::env::temp_dir().join(format!("sluice-env-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("c.yaml");
-    std::fs::write(&cfg, "model_list:\n  - model_name: demo\n    litellm_params: {model: openai/x, mock_response: hi}\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "model_list:\n  - model_name: demo\n    litellm_params: {model: openai/x, mock_response: hi}\n",
+    )
+    .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
@@ -186,7 +208,12 @@ fn environment_variables_configure_serving() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let read = std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line);
+    if read.is_err() || line.is_empty() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("sluice did not start: {read:?}");
+    }
     assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let r = request(addr, "POST", "/chat/completions", Some("sk-env-master"), br#"{"model":"demo","messages":[]}"#);

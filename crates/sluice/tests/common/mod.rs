@@ -47,26 +47,28 @@ pub fn spawn(args: &[&str], label: &str) -> Proc {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let stderr_path = tmp(&format!("{label}-{n}.stderr"));
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(args)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .expect("start sluice");
-    let stdout = child.stdout.take().unwrap();
+    // Owned by a Proc from the start, so a failed start still kills the child.
+    let mut proc = Proc { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), stderr_path };
+    let stdout = proc.child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         assert!(Instant::now() < deadline, "{label} did not start");
         let Some(Ok(line)) = lines.next() else {
-            panic!("{label} exited: {}", std::fs::read_to_string(&stderr_path).unwrap_or_default());
+            panic!("{label} exited: {}", proc.stderr());
         };
         if let Some(rest) = line.split("listening on http://").nth(1) {
             let addr: SocketAddr = rest.trim().parse().unwrap();
-            let addr = SocketAddr::from(([127, 0, 0, 1], addr.port()));
+            proc.addr = SocketAddr::from(([127, 0, 0, 1], addr.port()));
             // Keep draining stdout so the child never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
-            return Proc { child, addr, stderr_path };
+            return proc;
         }
     }
 }
@@ -154,7 +156,10 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 }
 
 fn parse(buf: &[u8]) -> Response {
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(buf)));
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(buf)));
     let head = String::from_utf8_lossy(&buf[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
@@ -189,11 +194,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 /// SSE `data:` payloads of a stream body.
 pub fn sse_data(body: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(body)
-        .split("\n\n")
-        .filter_map(|f| f.strip_prefix("data: "))
-        .map(str::to_string)
-        .collect()
+    String::from_utf8_lossy(body).split("\n\n").filter_map(|f| f.strip_prefix("data: ")).map(str::to_string).collect()
 }
 
 pub fn mock_stats(mock: &Proc) -> serde_json::Value {
@@ -214,8 +215,17 @@ pub fn chat_for(model: &str, stream: bool) -> String {
 
 /// Mock model names that make it misbehave; each gets a deployment of the same name.
 pub const TRIGGERS: &[&str] = &[
-    "error-400", "error-404", "error-503", "429", "retry-after-7", "garbage", "sleep-3000", "sleep-5000",
-    "stream-garbage", "stream-reset", "slow-stream-300",
+    "error-400",
+    "error-404",
+    "error-503",
+    "429",
+    "retry-after-7",
+    "garbage",
+    "sleep-3000",
+    "sleep-5000",
+    "stream-garbage",
+    "stream-reset",
+    "slow-stream-300",
 ];
 
 /// A config with the seed's deployment, one deployment per trigger (timeout 1 s), a refused
