@@ -9,6 +9,7 @@ not come up), so a gateway panic or log line is visible in the pytest report.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import socket
@@ -64,6 +65,7 @@ class SluiceProc:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             cwd=str(log_dir),
+            env={**os.environ, "NO_COLOR": "1"},  # plain text in the captured logs
         )
         _PROCS.append(self)
         self.url = self._wait_ready(re.compile(ready_re))
@@ -137,6 +139,14 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@atexit.register
+def _stop_all() -> None:
+    # Fixture teardown normally stops everything; this covers an aborted session.
+    for p in _PROCS:
+        if p.proc.poll() is None:
+            p.proc.kill()
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,7 @@ pub struct LoadArgs {
     #[arg(long)]
     pub body: Option<PathBuf>,
 
-    /// Weighted endpoint WEIGHT:METHOD:PATH[:BODYFILE] (repeatable), e.g. 20:POST:chat/completions
+    /// Weighted endpoint `WEIGHT:METHOD:PATH[:BODYFILE]` (repeatable), e.g. 20:POST:chat/completions
     /// (default: 1:POST:chat/completions).
     #[arg(long = "endpoint", value_parser = parse_endpoint)]
     pub endpoints: Vec<EndpointSpec>,

@@ -5,6 +5,16 @@
 //! live line, prints locust-style tables, and writes a self-contained HTML report, locust CSV
 //! files and JSON.
 //!
+//! ```text
+//! # the seed's locust run (1000 users, ramp 1000/s), for 60 s, with a report
+//! sluice load --host http://127.0.0.1:4000 -u 1000 -r 1000 --wait 0.5..1 -t 60s --report report.html
+//! # a fixed 1000 requests/s, latency from the intended send time
+//! sluice load --host http://127.0.0.1:4000 --rate 1000 -t 2m --json out.json
+//! # LiteLLM's CI mix, streamed
+//! sluice load --endpoint 20:POST:chat/completions --endpoint 40:GET:health/readiness \
+//!             --endpoint 40:GET:health/liveliness --stream -u 50 -t 30s
+//! ```
+//!
 //! It is built to stay out of the way of the numbers it measures: hand-managed keep-alive hyper
 //! connections, bodies spliced from a pre-split template, per-worker HDR histograms merged at the
 //! end, and no locks on the hot path.
@@ -224,7 +234,7 @@ async fn coordinate(
         }
     }
     for (second, iv) in &last_intervals {
-        timeline.add(*second, iv, 0, users_now());
+        timeline.add_last(*second, iv);
     }
     errors.close();
     (totals, elapsed, unfinished, timeline.finish(elapsed, users_now()))

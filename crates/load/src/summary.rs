@@ -298,6 +298,22 @@ impl Timeline {
         entry.0.merge(interval);
         entry.1 += 1;
         entry.2 += in_flight as u64;
+        self.close_complete(users);
+    }
+
+    /// A worker's last, partial second: it stays open, to be closed by [`Timeline::finish`]
+    /// with its true length.
+    pub fn add_last(&mut self, second: u64, interval: &Interval) {
+        if second < self.next {
+            self.total_requests += interval.requests;
+            self.total_failures += interval.failures;
+            return;
+        }
+        let entry = self.pending.entry(second).or_insert_with(|| (Interval::default(), 0, 0));
+        entry.0.merge(interval);
+    }
+
+    fn close_complete(&mut self, users: Option<u64>) {
         while let Some((_, reports, _)) = self.pending.get(&self.next) {
             if *reports < self.workers {
                 break;
@@ -397,12 +413,22 @@ mod tests {
         assert_eq!(p.rps, 20.0);
         assert!((p.p50_ms - 2.0).abs() < 0.05);
         t.add(1, &iv, 0, None);
+        t.add(1, &iv, 0, None);
         let points = t.finish(1.5, Some(5));
         assert_eq!(points.len(), 2);
+        // Second 1 closed when both workers reported it; the last part came after.
+        assert_eq!(points[1].requests, 20);
+        assert_eq!(points[1].rps, 20.0);
+
+        let mut t = Timeline::new(1);
+        t.add(0, &iv, 0, None);
+        t.add_last(1, &iv);
+        let points = t.finish(1.5, Some(5));
+        // The last half second: 10 requests in 0.5 s.
         assert_eq!(points[1].requests, 10);
         assert_eq!(points[1].rps, 20.0);
         assert_eq!(points[1].users, 5);
-        assert_eq!(points[1].total_requests, 30);
+        assert_eq!(points[1].total_requests, 20);
     }
 }
 

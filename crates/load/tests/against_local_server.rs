@@ -221,8 +221,6 @@ fn request_limit_is_exact_and_fail_on_error_sets_the_exit_code() {
         "-n",
         "10",
         "--endpoint",
-        "1:GET:health/readiness",
-        "--endpoint",
         "1:GET:nowhere",
         "--fail-on-error",
         "--json",
@@ -230,9 +228,10 @@ fn request_limit_is_exact_and_fail_on_error_sets_the_exit_code() {
         "--error-file",
         dir.join("e.txt").to_str().unwrap(),
     ]));
-    assert_eq!(code, 1);
+    assert_eq!(code, 1, "failed requests with --fail-on-error exit 1");
     let v = read_json(&json);
     assert_eq!(v["aggregated"]["requests"], 10);
+    assert_eq!(v["aggregated"]["failures"], 10);
     assert_eq!(v["failures"][0]["status"], 404);
     assert_eq!(v["failures"][0]["message"], "Not Found");
 }
