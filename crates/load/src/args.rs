@@ -22,15 +22,15 @@ pub struct LoadArgs {
     pub spawn_rate: Option<f64>,
 
     /// Pause of each user between requests, seconds: MIN..MAX (locust's `between`) or one value.
-    #[arg(long, default_value = "0..0", value_parser = parse_wait)]
+    #[arg(long, default_value = "0..0", value_name = "MIN..MAX", value_parser = parse_wait)]
     pub wait: WaitRange,
 
     /// How long to run: 30s, 2m, 1h, 1h30m, 500ms (default 30s unless --requests is given).
-    #[arg(short = 't', long, alias = "run-time", value_parser = parse_duration)]
+    #[arg(short = 't', long, alias = "run-time", value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
     /// Stop after this many requests in total.
-    #[arg(short = 'n', long)]
+    #[arg(short = 'n', long, value_name = "N")]
     pub requests: Option<u64>,
 
     /// Open loop: send this many requests per second at fixed intended times, whatever the
@@ -53,16 +53,16 @@ pub struct LoadArgs {
     pub model: Option<String>,
 
     /// Extra request header 'Name: value' (repeatable); overrides the defaults of the same name.
-    #[arg(long = "header", value_parser = parse_header)]
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<Header>,
 
     /// JSON body template for POST endpoints; every `{{uuid}}` becomes one fresh UUID per request.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub body: Option<PathBuf>,
 
-    /// Weighted endpoint `WEIGHT:METHOD:PATH[:BODYFILE]` (repeatable), e.g. 20:POST:chat/completions
+    /// A weighted endpoint (repeatable), e.g. 20:POST:chat/completions
     /// (default: 1:POST:chat/completions).
-    #[arg(long = "endpoint", value_parser = parse_endpoint)]
+    #[arg(long = "endpoint", value_name = "WEIGHT:METHOD:PATH[:BODYFILE]", value_parser = parse_endpoint)]
     pub endpoints: Vec<EndpointSpec>,
 
     /// Ask for streamed answers ("stream": true) and measure time to first token and tokens/s.
@@ -74,19 +74,19 @@ pub struct LoadArgs {
     pub timeout: Duration,
 
     /// File the bodies of failed responses are appended to, one per line (capped at 10 MB).
-    #[arg(long, default_value = "error.txt")]
+    #[arg(long, default_value = "error.txt", value_name = "FILE")]
     pub error_file: PathBuf,
 
     /// Write a self-contained HTML report (charts over time, latency histogram) to this file.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
     /// Write locust-style CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv.
-    #[arg(long)]
+    #[arg(long, value_name = "PREFIX")]
     pub csv: Option<String>,
 
     /// Write every summary figure as JSON to this file.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 
     /// Worker threads, each with its own event loop, connections and statistics.
@@ -98,7 +98,7 @@ pub struct LoadArgs {
     pub fail_on_error: bool,
 
     /// API key sent as `Authorization: Bearer <key>` (like the seed's locustfile).
-    #[arg(long, env = "API_KEY", default_value = "sk-1234", hide_env_values = true)]
+    #[arg(long, env = "API_KEY", default_value = "sk-1234", value_name = "KEY", hide_env_values = true)]
     pub api_key: String,
 
     /// No live progress line, only the final tables.

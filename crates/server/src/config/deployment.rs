@@ -43,6 +43,12 @@ pub struct DeploymentSpec {
     pub tpm: Option<f64>,
     pub weight: Option<f64>,
     pub mock_response: Option<String>,
+    /// Read and validated now; acted on once the router's pre-call checks and cooldowns exist.
+    pub order: Option<f64>,
+    pub max_parallel_requests: Option<f64>,
+    pub cooldown_time: Option<f64>,
+    /// Custom prices (`input_cost_per_token`, …), by key.
+    pub prices: Vec<(String, f64)>,
     /// `litellm_params` with secrets removed, as `/model/info` shows them.
     pub public_params: Mapping,
     /// `model_info` as configured, with `id` filled in.
@@ -65,6 +71,19 @@ const IMPLEMENTED: &[&str] = &[
     "mock_response",
     "custom_llm_provider",
     "max_retries",
+];
+
+/// Keys validated now whose behaviour arrives with the router and cost tracking.
+const PENDING: &[&str] = &["order", "max_parallel_requests", "cooldown_time"];
+
+/// Custom price keys (LiteLLM's names).
+const PRICES: &[&str] = &[
+    "input_cost_per_token",
+    "output_cost_per_token",
+    "input_cost_per_second",
+    "output_cost_per_second",
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
 ];
 
 /// Provider-specific keys that matter once that provider's translation exists.
@@ -140,7 +159,17 @@ impl DeploymentSpec {
             if IMPLEMENTED.contains(&key.as_str()) || PROVIDER_KEYS.contains(&key.as_str()) {
                 continue;
             }
-            ignored.push(format!("{params_path}.{key}: not implemented in sluice yet"));
+            if PENDING.contains(&key.as_str()) {
+                ignored.push(format!(
+                    "{params_path}.{key}: read, but not enforced until the router's cooldowns and pre-call checks land"
+                ));
+            } else if PRICES.contains(&key.as_str()) {
+                ignored.push(format!(
+                    "{params_path}.{key}: read, but costs are not tracked until virtual keys and spend land"
+                ));
+            } else {
+                ignored.push(format!("{params_path}.{key}: not implemented in sluice yet"));
+            }
         }
 
         let mut model_info = match entry.get("model_info") {
@@ -182,6 +211,13 @@ impl DeploymentSpec {
             tpm: entry_num("tpm")?.or(num_field("tpm")?),
             weight: num_field("weight")?,
             mock_response: str_field("mock_response")?,
+            order: num_field("order")?,
+            max_parallel_requests: num_field("max_parallel_requests")?,
+            cooldown_time: num_field("cooldown_time")?,
+            prices: PRICES
+                .iter()
+                .filter_map(|k| num_field(k).transpose().map(|v| v.map(|v| (k.to_string(), v))))
+                .collect::<Result<_, _>>()?,
             public_params,
             model_info,
         })

@@ -99,6 +99,8 @@ fn invalid_configs_name_path_and_fix() {
         ("model_list: 5\n", "model_list: expected a list"),
         ("general_settings:\n  max_request_size_mb: -1\n", "general_settings.max_request_size_mb: must be a positive"),
         ("router_settings:\n  routing_strategy: fastest\n", "router_settings.routing_strategy: unknown strategy"),
+        ("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, input_cost_per_token: cheap}\n", "model_list[0].litellm_params.input_cost_per_token: expected a number"),
+        ("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, max_parallel_requests: many}\n", "model_list[0].litellm_params.max_parallel_requests: expected a number"),
         ("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n    model_info: {id: same}\n  - model_name: b\n    litellm_params: {model: openai/y}\n    model_info: {id: same}\n", "model_list[1].model_info.id: deployment id \"same\" is used twice"),
     ];
     for (text, expected) in cases {
