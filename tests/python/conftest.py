@@ -207,7 +207,7 @@ def yaml_scalar(v) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_config(models: list[tuple[str, dict]], general: dict | None = None) -> str:
+def render_config(models: list[tuple[str, dict]], general: dict | None = None, router: dict | None = None) -> str:
     lines = ["model_list:"]
     for name, params in models:
         lines.append(f"  - model_name: {yaml_scalar(name)}")
@@ -217,6 +217,10 @@ def render_config(models: list[tuple[str, dict]], general: dict | None = None) -
     if general:
         lines.append("general_settings:")
         for k, v in general.items():
+            lines.append(f"  {k}: {yaml_scalar(v)}")
+    if router:
+        lines.append("router_settings:")
+        for k, v in router.items():
             lines.append(f"  {k}: {yaml_scalar(v)}")
     return "\n".join(lines) + "\n"
 
@@ -232,7 +236,9 @@ class Gateway:
 @pytest.fixture(scope="session")
 def gateway(log_dir, mock, mock_compat):
     models = gateway_models(mock.url, mock_compat.url, f"http://127.0.0.1:{closed_port()}")
-    cfg = render_config(models, {"master_key": MASTER_KEY, "max_request_size_mb": 1})
+    # num_retries 0: each error test sees the single upstream answer it provoked (retries have
+    # their own tests in crates/router and crates/sluice/tests/routing.rs).
+    cfg = render_config(models, {"master_key": MASTER_KEY, "max_request_size_mb": 1}, {"num_retries": 0})
     p = start_gateway(log_dir, "gateway", cfg)
     yield Gateway(p, [name for name, _ in models])
     p.stop()

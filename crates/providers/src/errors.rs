@@ -18,6 +18,8 @@ pub enum ExceptionClass {
     ApiConnection,
     BadGateway,
     ServiceUnavailable,
+    ContextWindowExceeded,
+    ContentPolicyViolation,
 }
 
 impl ExceptionClass {
@@ -53,6 +55,8 @@ impl ExceptionClass {
             ExceptionClass::ApiConnection => "APIConnectionError",
             ExceptionClass::BadGateway => "BadGatewayError",
             ExceptionClass::ServiceUnavailable => "ServiceUnavailableError",
+            ExceptionClass::ContextWindowExceeded => "ContextWindowExceededError",
+            ExceptionClass::ContentPolicyViolation => "ContentPolicyViolationError",
         }
     }
 
@@ -60,7 +64,10 @@ impl ExceptionClass {
     pub fn error_type(self) -> Option<&'static str> {
         match self {
             ExceptionClass::RateLimit => Some("throttling_error"),
-            ExceptionClass::BadRequest | ExceptionClass::UnprocessableEntity => Some("invalid_request_error"),
+            ExceptionClass::BadRequest
+            | ExceptionClass::UnprocessableEntity
+            | ExceptionClass::ContextWindowExceeded
+            | ExceptionClass::ContentPolicyViolation => Some("invalid_request_error"),
             ExceptionClass::Authentication => Some("auth_error"),
             ExceptionClass::NotFound => Some("not_found_error"),
             ExceptionClass::Timeout => Some("timeout"),

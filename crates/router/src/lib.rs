@@ -1,19 +1,35 @@
-//! Choosing a deployment for a request: model groups and LiteLLM's routing strategies.
+//! Choosing a deployment for each attempt at a request, and deciding what to do when one fails:
+//! LiteLLM's routing strategies, cooldowns, retries and fallbacks.
 //!
-//! Pure logic, no I/O and no HTTP. A [`Router`] holds the deployments of every model group; the
-//! server asks it for a deployment per attempt. What a deployment *is* to the caller (its upstream
-//! URL, key, timeouts) is opaque here: the router is generic over it, so providers and routing
-//! stay in separate rooms.
+//! Pure logic, no I/O and no HTTP. A [`Router`] holds every model group's deployments with their
+//! live [`health::Health`]; [`Router::execute`] runs one request through selection, retries and
+//! fallbacks, calling back into the server (through [`Call`]) for each upstream attempt. What a
+//! deployment *is* to the caller (URL, key, timeouts) is opaque here: the router is generic over
+//! it. Time comes from tokio's clock, so tests drive cooldowns and retry sleeps with a paused
+//! clock.
 
-mod shuffle;
+mod cooldown;
+mod execute;
+pub mod failure;
+pub mod health;
+mod retry;
+pub mod settings;
+mod strategy;
+pub mod window;
 
+pub use execute::{Call, ExecError, Executed, Failed};
+pub use failure::{ErrorKind, Failure};
+pub use settings::{PerKind, Settings, Strategy};
+
+use health::{Clock, Health};
+use rand::SeedableRng;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use shuffle::Weights;
-
-/// One deployment as the router sees it: identity, the quota fields strategies weigh by, and
-/// the caller's payload.
+/// One deployment: identity, the fields strategies and checks read, live health, and the caller's
+/// payload.
 #[derive(Debug)]
 pub struct Deployment<T> {
     /// `model_info.id`, or LiteLLM's deterministic hash of the entry.
@@ -23,53 +39,162 @@ pub struct Deployment<T> {
     pub weight: Option<f64>,
     pub rpm: Option<f64>,
     pub tpm: Option<f64>,
+    /// Priority under `enable_pre_call_checks`: lowest wins.
+    pub order: Option<f64>,
+    pub max_parallel_requests: Option<u32>,
+    /// Overrides the router's cooldown (0 disables cooldown for this deployment).
+    pub cooldown_time: Option<Duration>,
+    /// `model_info.max_input_tokens`, checked under `enable_pre_call_checks`.
+    pub max_input_tokens: Option<u64>,
+    /// Input + output price per token, for cost-based routing.
+    pub cost_per_token: Option<f64>,
+    pub health: Health,
     pub target: T,
+    semaphore: Option<Arc<Semaphore>>,
+}
+
+impl<T> Deployment<T> {
+    pub fn new(id: impl Into<String>, model_name: impl Into<String>, target: T) -> Self {
+        Deployment {
+            id: id.into(),
+            model_name: model_name.into(),
+            weight: None,
+            rpm: None,
+            tpm: None,
+            order: None,
+            max_parallel_requests: None,
+            cooldown_time: None,
+            max_input_tokens: None,
+            cost_per_token: None,
+            health: Health::default(),
+            target,
+            semaphore: None,
+        }
+    }
+
+    /// LiteLLM's `calculate_max_parallel_requests`: `max_parallel_requests`, else `rpm`, else
+    /// `tpm / 1000 * 6`, else the router default. So `rpm: 10000` also caps concurrency at 10000.
+    fn concurrency_cap(&self, default: Option<u32>) -> Option<u32> {
+        self.max_parallel_requests
+            .or(self.rpm.map(|r| r.max(1.0) as u32))
+            .or(self.tpm.map(|t| ((t / 1000.0 * 6.0) as u32).max(1)))
+            .or(default)
+    }
 }
 
 /// Every deployment sharing one `model_name`.
 #[derive(Debug)]
 pub struct Group<T> {
+    pub name: String,
     pub deployments: Vec<Arc<Deployment<T>>>,
-    weights: Weights,
 }
 
-impl<T> Group<T> {
-    fn new(deployments: Vec<Arc<Deployment<T>>>) -> Self {
-        let weights = Weights::simple_shuffle(&deployments);
-        Group { deployments, weights }
-    }
+/// The request facts selection may need.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ctx {
+    /// Estimated prompt tokens (context-window and tpm checks).
+    pub input_tokens: Option<u64>,
+}
 
-    /// LiteLLM's default `simple-shuffle`: weighted by `weight`, else `rpm`, else `tpm` of the
-    /// deployments, else uniform.
-    pub fn pick(&self, rng: &mut impl rand::Rng) -> &Arc<Deployment<T>> {
-        &self.deployments[self.weights.pick(rng)]
+/// Nothing in the group could take the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoDeployment {
+    pub group: String,
+    /// Seconds until the first cooled deployment is back (at least 1).
+    pub retry_after_secs: u64,
+    pub pre_call_checks: bool,
+    pub cooldown_list: Vec<String>,
+}
+
+impl NoDeployment {
+    /// LiteLLM's `RouterRateLimitError` text (the proxy answers it with a 429).
+    pub fn message(&self) -> String {
+        let py = if self.pre_call_checks { "True" } else { "False" };
+        let list: Vec<String> = self.cooldown_list.iter().map(|id| format!("'{id}'")).collect();
+        format!(
+            "No deployments available for selected model, Try again in {} seconds. Passed model={}. pre-call-checks={py}, cooldown_list=[{}]",
+            self.retry_after_secs,
+            self.group,
+            list.join(", ")
+        )
     }
 }
 
-/// All model groups, in the order their names first appear in the config.
-#[derive(Debug)]
+/// One attempt in flight on a deployment; dropping it releases the deployment's slot.
+pub struct Attempt<T> {
+    pub deployment: Arc<Deployment<T>>,
+    _permit: Option<OwnedSemaphorePermit>,
+    started: tokio::time::Instant,
+}
+
+impl<T> Drop for Attempt<T> {
+    fn drop(&mut self) {
+        self.deployment.health.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl<T> Attempt<T> {
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// What a failure did to the deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureEffect {
+    None,
+    CooledDown(Duration),
+}
+
+/// All model groups, their aliases and the routing settings.
 pub struct Router<T> {
     names: Vec<String>,
     groups: HashMap<String, Group<T>>,
+    pub settings: Settings,
+    clock: Clock,
+    rng: Mutex<rand::rngs::StdRng>,
 }
 
 impl<T> Router<T> {
-    pub fn new(deployments: Vec<Deployment<T>>) -> Self {
+    pub fn new(deployments: Vec<Deployment<T>>, settings: Settings) -> Self {
         let mut names = Vec::new();
         let mut members: HashMap<String, Vec<Arc<Deployment<T>>>> = HashMap::new();
-        for d in deployments {
+        for mut d in deployments {
+            if let Some(cap) = d.concurrency_cap(settings.default_max_parallel_requests) {
+                d.semaphore = Some(Arc::new(Semaphore::new(cap.min(Semaphore::MAX_PERMITS as u32) as usize)));
+            }
             if !members.contains_key(&d.model_name) {
                 names.push(d.model_name.clone());
             }
             members.entry(d.model_name.clone()).or_default().push(Arc::new(d));
         }
-        let groups = members.into_iter().map(|(name, ds)| (name, Group::new(ds))).collect();
-        Router { names, groups }
+        let groups =
+            members.into_iter().map(|(name, deployments)| (name.clone(), Group { name, deployments })).collect();
+        let rng = match settings.seed {
+            Some(s) => rand::rngs::StdRng::seed_from_u64(s),
+            None => rand::rngs::StdRng::from_entropy(),
+        };
+        Router { names, groups, settings, clock: Clock::new(), rng: Mutex::new(rng) }
     }
 
-    /// Model group names in config order.
+    /// Model group names in config order (aliases not included).
     pub fn model_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Names clients may list: groups, then aliases that are not hidden.
+    pub fn public_names(&self) -> Vec<String> {
+        let mut out = self.names.clone();
+        let mut aliases: Vec<&String> =
+            self.settings.aliases.iter().filter(|(_, (_, hidden))| !hidden).map(|(a, _)| a).collect();
+        aliases.sort();
+        out.extend(aliases.into_iter().filter(|a| !self.groups.contains_key(*a)).cloned());
+        out
+    }
+
+    /// The group a client's model name refers to: the group itself, or through `model_group_alias`.
+    pub fn resolve(&self, model: &str) -> Option<&Group<T>> {
+        self.groups.get(model).or_else(|| self.settings.aliases.get(model).and_then(|(g, _)| self.groups.get(g)))
     }
 
     pub fn group(&self, name: &str) -> Option<&Group<T>> {
@@ -81,9 +206,92 @@ impl<T> Router<T> {
         self.names.iter().flat_map(|n| self.groups[n].deployments.iter())
     }
 
-    /// A deployment for one attempt at `group`, or `None` when no such group exists.
-    pub fn pick(&self, group: &str) -> Option<Arc<Deployment<T>>> {
-        let g = self.groups.get(group)?;
-        Some(g.pick(&mut rand::thread_rng()).clone())
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Picks a deployment for one attempt and reserves its slot (waiting for a concurrency
+    /// permit, as LiteLLM's semaphore does).
+    pub async fn select(&self, group: &Group<T>, ctx: &Ctx) -> Result<Attempt<T>, NoDeployment> {
+        // A reservation can lose a race for the last unit of quota; a second pass re-reads it.
+        for _ in 0..2 {
+            let chosen = {
+                let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+                strategy::select(self, group, ctx, &mut *rng)?
+            };
+            if self.reserve_quota(&chosen) {
+                let permit = match &chosen.semaphore {
+                    Some(s) => s.clone().acquire_owned().await.ok(),
+                    None => None,
+                };
+                chosen.health.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(Attempt { deployment: chosen, _permit: permit, started: tokio::time::Instant::now() });
+            }
+        }
+        Err(self.no_deployment(group))
+    }
+
+    /// Counts the request against the deployment's rpm window; refuses if that would exceed an
+    /// enforced rpm.
+    fn reserve_quota(&self, d: &Deployment<T>) -> bool {
+        let second = self.clock.second();
+        match d.rpm {
+            Some(rpm) if self.enforces_quota() => d.health.requests.try_add(second, rpm as u64),
+            _ => {
+                d.health.requests.add(second, 1);
+                true
+            }
+        }
+    }
+
+    fn enforces_quota(&self) -> bool {
+        self.settings.enable_pre_call_checks || self.settings.strategy.enforces_quota()
+    }
+
+    pub(crate) fn no_deployment(&self, group: &Group<T>) -> NoDeployment {
+        let now = self.clock.now_ms();
+        let cooling: Vec<&Arc<Deployment<T>>> = group.deployments.iter().filter(|d| d.health.cooling(now)).collect();
+        let retry_after_secs = cooling
+            .iter()
+            .map(|d| d.health.cooldown_left(now))
+            .min()
+            .map(|ms| ms.div_ceil(1000))
+            .unwrap_or(self.settings.cooldown_time.as_secs())
+            .max(1);
+        NoDeployment {
+            group: group.name.clone(),
+            retry_after_secs,
+            pre_call_checks: self.settings.enable_pre_call_checks,
+            cooldown_list: cooling.iter().map(|d| d.id.clone()).collect(),
+        }
+    }
+
+    /// Deployments of the group not cooling down now.
+    pub fn healthy_count(&self, group: &Group<T>) -> usize {
+        let now = self.clock.now_ms();
+        group.deployments.iter().filter(|d| !d.health.cooling(now)).count()
+    }
+
+    /// Records a successful attempt (for streams: the first frame arrived).
+    pub fn record_success(&self, attempt: &Attempt<T>, total_tokens: Option<u64>) {
+        let d = &attempt.deployment;
+        let latency = attempt.elapsed();
+        d.health.record_ok(self.clock.minute(), latency);
+        if let Strategy::LatencyBased { max_list, .. } = self.settings.strategy {
+            d.health.push_latency(self.clock.now_ms(), latency.as_secs_f64(), max_list);
+        }
+        if let Some(t) = total_tokens {
+            d.health.tokens.add(self.clock.second(), t);
+        }
+    }
+
+    /// Records what the provider's `x-ratelimit-remaining-*` headers said.
+    pub fn record_remaining(&self, d: &Deployment<T>, requests: Option<f64>, tokens: Option<f64>) {
+        d.health.set_remaining(self.clock.now_ms(), requests, tokens);
+    }
+
+    /// Records a failed attempt and applies LiteLLM's cooldown rules.
+    pub fn record_failure(&self, group: &Group<T>, attempt: &Attempt<T>, failure: &Failure) -> FailureEffect {
+        cooldown::on_failure(self, group, &attempt.deployment, failure)
     }
 }

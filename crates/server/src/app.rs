@@ -6,6 +6,7 @@ use crate::config::{Config, DeploymentSpec, Env};
 use crate::proxy::upstream::{self, Client};
 use bytes::Bytes;
 use http::{HeaderValue, Uri};
+use sluice_metrics::{DeploymentLabels, DeploymentMetrics, Metrics};
 use sluice_providers::{openai, Family, Provider};
 use sluice_router::{Deployment, Router};
 use sluice_wire::sniff::Endpoint;
@@ -28,6 +29,8 @@ pub struct Target {
     pub api_base_header: Option<HeaderValue>,
     pub provider: Provider,
     pub kind: TargetKind,
+    /// Prometheus handles for this deployment, when the prometheus callback is on.
+    pub metrics: Option<DeploymentMetrics>,
 }
 
 #[derive(Debug)]
@@ -77,6 +80,10 @@ pub struct App {
     pub models_json: Bytes,
     /// `/model/info` body, rendered once.
     pub model_info_json: Bytes,
+    /// Whether routing reads the request's estimated prompt tokens.
+    pub needs_input_tokens: bool,
+    /// LiteLLM's Prometheus metrics (`litellm_settings.callbacks: ["prometheus"]`).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl App {
@@ -88,25 +95,37 @@ impl App {
         let default_timeout =
             config.router.timeout.or(config.litellm.request_timeout).unwrap_or(LITELLM_DEFAULT_TIMEOUT);
         let default_stream_timeout = config.router.stream_timeout.unwrap_or(default_timeout);
+        let metrics = config.litellm.callbacks.iter().any(|c| c == "prometheus").then(Metrics::new);
         let deployments = config
             .deployments
             .iter()
             .map(|spec| {
-                let target = build_target(spec, env, default_timeout, default_stream_timeout)?;
-                Ok(Deployment {
-                    id: spec.id.clone(),
-                    model_name: spec.model_name.clone(),
-                    weight: spec.weight,
-                    rpm: spec.rpm,
-                    tpm: spec.tpm,
-                    target,
-                })
+                let target = build_target(spec, env, default_timeout, default_stream_timeout, metrics.as_deref())?;
+                let mut d = Deployment::new(spec.id.clone(), spec.model_name.clone(), target);
+                d.weight = spec.weight;
+                d.rpm = spec.rpm;
+                d.tpm = spec.tpm;
+                d.order = spec.order;
+                d.max_parallel_requests = spec.max_parallel_requests.map(|n| n.max(1.0) as u32);
+                d.cooldown_time = spec.cooldown_time.map(|s| Duration::from_secs_f64(s.max(0.0)));
+                d.max_input_tokens = spec.max_input_tokens;
+                let price = |k: &str| spec.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+                d.cost_per_token = match (price("input_cost_per_token"), price("output_cost_per_token")) {
+                    (None, None) => None,
+                    (i, o) => Some(i.unwrap_or(0.0) + o.unwrap_or(0.0)),
+                };
+                Ok(d)
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let router = Router::new(deployments);
+        let routing = config.router.routing.clone();
+        // Estimating prompt tokens costs a pass over the body; only do it when something reads it.
+        let needs_input_tokens = deployments.iter().any(|d| d.tpm.is_some())
+            || (routing.enable_pre_call_checks && deployments.iter().any(|d| d.max_input_tokens.is_some()));
+        let router = Router::new(deployments, routing);
         let client = upstream::client(Duration::from_secs_f64(config.sluice.upstream_connect_timeout));
         Ok(Arc::new(App {
-            models_json: crate::info::render_models(router.model_names()),
+            models_json: crate::info::render_models(&router.public_names()),
+            needs_input_tokens,
             model_info_json: crate::info::render_model_info(&config.deployments),
             router,
             client,
@@ -114,6 +133,7 @@ impl App {
             max_request_bytes: config.general.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
             client_body_timeout: Duration::from_secs_f64(config.sluice.client_body_timeout),
             callbacks: config.litellm.callbacks.clone(),
+            metrics,
         }))
     }
 }
@@ -123,6 +143,7 @@ fn build_target(
     env: &Env,
     default_timeout: f64,
     default_stream_timeout: f64,
+    metrics: Option<&Metrics>,
 ) -> Result<Target, String> {
     let provider = spec.model.provider;
     let lookup = |v: &str| env.get(v);
@@ -173,5 +194,16 @@ fn build_target(
             },
         }
     };
-    Ok(Target { id_header, api_base_header, provider, kind })
+    let metrics = metrics.map(|m| {
+        m.deployment(&DeploymentLabels {
+            model_group: spec.model_name.clone(),
+            litellm_model_name: format!("{}/{}", provider.name, spec.model.upstream),
+            model_id: spec.id.clone(),
+            api_base: base.as_deref().map(openai::display_base).unwrap_or_default().to_string(),
+            api_provider: provider.name.to_string(),
+            tpm_limit: spec.tpm,
+            rpm_limit: spec.rpm,
+        })
+    });
+    Ok(Target { id_header, api_base_header, provider, kind, metrics })
 }

@@ -55,7 +55,7 @@ pub async fn model_by_id(
     headers: HeaderMap,
 ) -> Result<Response, ErrorResponse> {
     crate::auth::check(app.master_key.as_ref(), &headers)?;
-    if app.router.group(&id).is_none() {
+    if app.router.resolve(&id).is_none() {
         return Err(ApiError::new(
             404,
             format!("The model `{id}` does not exist. Call `/v1/models` to see the models you can use."),
@@ -91,4 +91,15 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Response {
 
 pub async fn root() -> Response {
     json_response(Bytes::from_static(b"\"LiteLLM: RUNNING\""))
+}
+
+/// Prometheus scrape endpoint; 404 unless the `prometheus` callback is on, as in LiteLLM.
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    match &app.metrics {
+        Some(m) => ([(header::CONTENT_TYPE, sluice_metrics::Metrics::content_type())], m.render()).into_response(),
+        None => {
+            (http::StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], "{\"detail\":\"Not Found\"}")
+                .into_response()
+        }
+    }
 }

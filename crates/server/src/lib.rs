@@ -44,6 +44,7 @@ pub fn routes(app: Arc<App>) -> axum::Router {
         .route("/health/liveness", get(info::liveliness))
         .route("/health/readiness", get(info::readiness))
         .route("/", get(info::root))
+        .route("/metrics", get(info::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)

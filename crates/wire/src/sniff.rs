@@ -170,25 +170,45 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
 }
 
 #[derive(Deserialize)]
-struct RawModelOnly<'a> {
+struct RawResponse<'a> {
     #[serde(borrow, default)]
     model: Option<&'a RawValue>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+/// Token usage as an upstream reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+}
+
+/// What the gateway reads from a complete (non-streamed) answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseView {
+    pub model_span: Option<Range<usize>>,
+    pub usage: Option<Usage>,
 }
 
 /// The byte range of the top-level `model` value in a JSON object, if it has one.
 pub fn model_span(json: &[u8]) -> Option<Range<usize>> {
-    response_model(json).ok().flatten()
+    response(json).ok().and_then(|r| r.model_span)
 }
 
-/// Like [`model_span`], but tells a JSON object without `model` (`Ok(None)`) from a body that is
-/// not a JSON object at all (`Err`).
-pub fn response_model(json: &[u8]) -> Result<Option<Range<usize>>, NotJsonObject> {
+/// Reads an answer's `model` position and `usage`; `Err` when the body is not a JSON object at
+/// all (a JSON object without those fields is fine).
+pub fn response(json: &[u8]) -> Result<ResponseView, NotJsonObject> {
     let text = std::str::from_utf8(json).map_err(|_| NotJsonObject)?;
     if !text.trim_start().starts_with('{') {
         return Err(NotJsonObject);
     }
-    let raw: RawModelOnly<'_> = serde_json::from_str(text).map_err(|_| NotJsonObject)?;
-    Ok(raw.model.map(|v| span_of(text, v)))
+    let raw: RawResponse<'_> = serde_json::from_str(text).map_err(|_| NotJsonObject)?;
+    Ok(ResponseView { model_span: raw.model.map(|v| span_of(text, v)), usage: raw.usage })
 }
 
 /// The body was expected to be a JSON object and is not.
@@ -377,6 +397,10 @@ mod tests {
         assert_eq!(&body[span], b"\"gpt-3.5\"");
         assert_eq!(model_span(b"{\"id\":1}"), None);
         assert_eq!(model_span(b"garbage"), None);
+        let r =
+            response(br#"{"model":"m","usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#).unwrap();
+        assert_eq!(r.usage, Some(Usage { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21 }));
+        assert!(response(b"[]").is_err());
     }
 
     #[test]

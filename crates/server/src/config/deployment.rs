@@ -43,12 +43,14 @@ pub struct DeploymentSpec {
     pub tpm: Option<f64>,
     pub weight: Option<f64>,
     pub mock_response: Option<String>,
-    /// Read and validated now; acted on once the router's pre-call checks and cooldowns exist.
+    /// Priority under `enable_pre_call_checks` (lowest wins).
     pub order: Option<f64>,
     pub max_parallel_requests: Option<f64>,
     pub cooldown_time: Option<f64>,
-    /// Custom prices (`input_cost_per_token`, …), by key.
+    /// Custom prices (`input_cost_per_token`, …), by key, from litellm_params then model_info.
     pub prices: Vec<(String, f64)>,
+    /// `model_info.max_input_tokens`, for the context-window pre-call check.
+    pub max_input_tokens: Option<u64>,
     /// `litellm_params` with secrets removed, as `/model/info` shows them.
     pub public_params: Mapping,
     /// `model_info` as configured, with `id` filled in.
@@ -71,10 +73,10 @@ const IMPLEMENTED: &[&str] = &[
     "mock_response",
     "custom_llm_provider",
     "max_retries",
+    "order",
+    "max_parallel_requests",
+    "cooldown_time",
 ];
-
-/// Keys validated now whose behaviour arrives with the router and cost tracking.
-const PENDING: &[&str] = &["order", "max_parallel_requests", "cooldown_time"];
 
 /// Custom price keys (LiteLLM's names).
 const PRICES: &[&str] = &[
@@ -159,17 +161,11 @@ impl DeploymentSpec {
             if IMPLEMENTED.contains(&key.as_str()) || PROVIDER_KEYS.contains(&key.as_str()) {
                 continue;
             }
-            if PENDING.contains(&key.as_str()) {
-                ignored.push(format!(
-                    "{params_path}.{key}: read, but not enforced until the router's cooldowns and pre-call checks land"
-                ));
-            } else if PRICES.contains(&key.as_str()) {
-                ignored.push(format!(
-                    "{params_path}.{key}: read, but costs are not tracked until virtual keys and spend land"
-                ));
-            } else {
-                ignored.push(format!("{params_path}.{key}: not implemented in sluice yet"));
+            if PRICES.contains(&key.as_str()) {
+                // Used by cost-based routing now; spend tracking arrives with virtual keys.
+                continue;
             }
+            ignored.push(format!("{params_path}.{key}: not implemented in sluice yet"));
         }
 
         let mut model_info = match entry.get("model_info") {
@@ -216,8 +212,22 @@ impl DeploymentSpec {
             cooldown_time: num_field("cooldown_time")?,
             prices: PRICES
                 .iter()
-                .filter_map(|k| num_field(k).transpose().map(|v| v.map(|v| (k.to_string(), v))))
+                .filter_map(|k| {
+                    let from_info =
+                        model_info.get(*k).map(|v| number(&format!("{path}.model_info.{k}"), v)).transpose();
+                    match (num_field(k), from_info) {
+                        (Err(e), _) | (_, Err(e)) => Some(Err(e)),
+                        (Ok(Some(v)), _) | (Ok(None), Ok(Some(Some(v)))) => Some(Ok((k.to_string(), v))),
+                        _ => None,
+                    }
+                })
                 .collect::<Result<_, _>>()?,
+            max_input_tokens: model_info
+                .get("max_input_tokens")
+                .map(|v| number(&format!("{path}.model_info.max_input_tokens"), v))
+                .transpose()?
+                .flatten()
+                .map(|x| x as u64),
             public_params,
             model_info,
         })

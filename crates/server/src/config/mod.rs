@@ -117,7 +117,7 @@ impl Config {
 
         let mut litellm = LitellmSettings::default();
         if let Some(v) = root.get("litellm_settings") {
-            litellm = LitellmSettings::parse(v, &env, &mut ignored)?;
+            litellm = LitellmSettings::parse(v, &mut ignored)?;
         }
         let mut general = GeneralSettings::default();
         if let Some(v) = root.get("general_settings") {
@@ -128,9 +128,9 @@ impl Config {
                 general.master_key = Some(Secret::new(k));
             }
         }
-        let mut router = RouterSettings::default();
+        let mut router = RouterSettings::from_litellm(&litellm);
         if let Some(v) = root.get("router_settings") {
-            router = RouterSettings::parse(v, &env, &mut ignored)?;
+            router = router.parse(v, &mut ignored)?;
         }
         let mut sluice = SluiceSettings::default();
         if let Some(v) = root.get("sluice_settings") {
@@ -155,6 +155,12 @@ impl Config {
                     &format!("model_list[{i}].model_info.id"),
                     format!("deployment id \"{}\" is used twice; give each deployment a unique model_info.id", d.id),
                 ));
+            }
+        }
+        let names: std::collections::HashSet<&str> = deployments.iter().map(|d| d.model_name.as_str()).collect();
+        for (path, target) in &router.fallback_targets {
+            if target != "*" && !names.contains(target.as_str()) {
+                warnings.push(format!("{path}: \"{target}\" is not a model_name in model_list, so it can never serve"));
             }
         }
         ignored.sort();

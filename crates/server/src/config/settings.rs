@@ -50,47 +50,97 @@ pub struct RouterSettings {
     /// Default upstream timeout in seconds for deployments that set none.
     pub timeout: Option<f64>,
     pub stream_timeout: Option<f64>,
-    pub routing_strategy: String,
+    /// Everything the router itself acts on.
+    pub routing: sluice_router::Settings,
+    /// Fallback targets named in the config, to check against the model list.
+    pub(crate) fallback_targets: Vec<(String, String)>,
 }
-
-impl Default for RouterSettings {
-    fn default() -> Self {
-        RouterSettings { timeout: None, stream_timeout: None, routing_strategy: "simple-shuffle".into() }
-    }
-}
-
-const STRATEGIES: &[&str] = &[
-    "simple-shuffle",
-    "least-busy",
-    "usage-based-routing",
-    "usage-based-routing-v2",
-    "latency-based-routing",
-    "cost-based-routing",
-];
 
 impl RouterSettings {
-    pub(crate) fn parse(v: &Value, env: &Env, ignored: &mut Vec<String>) -> Result<Self, ConfigError> {
-        let _ = env;
-        let mut s = RouterSettings::default();
+    /// The router's settings before `router_settings` is read: LiteLLM's defaults, overridden by
+    /// the `litellm_settings` keys LiteLLM also reads (router_settings wins over them).
+    pub(crate) fn from_litellm(l: &LitellmSettings) -> Self {
+        let mut routing = sluice_router::Settings::default();
+        if let Some(n) = l.num_retries {
+            routing.num_retries = n;
+        }
+        if let Some(n) = l.allowed_fails {
+            routing.allowed_fails = (n != 3).then_some(n);
+        }
+        routing.fallbacks = l.fallbacks.clone();
+        routing.context_window_fallbacks = l.context_window_fallbacks.clone();
+        routing.content_policy_fallbacks = l.content_policy_fallbacks.clone();
+        if let Some(d) = &l.default_fallbacks {
+            routing.fallbacks.push(("*".into(), d.clone()));
+        }
+        RouterSettings { timeout: None, stream_timeout: None, routing, fallback_targets: Vec::new() }
+    }
+
+    pub(crate) fn parse(mut self, v: &Value, ignored: &mut Vec<String>) -> Result<Self, ConfigError> {
+        let mut strategy_args: Option<&Value> = None;
+        let mut strategy_name = "simple-shuffle".to_string();
+        let r = &mut self.routing;
         for (k, val) in mapping("router_settings", v)? {
             let key = key_str(k);
             let path = format!("router_settings.{key}");
             match key.as_str() {
-                "timeout" => s.timeout = positive(&path, val)?,
-                "stream_timeout" => s.stream_timeout = positive(&path, val)?,
+                "timeout" => self.timeout = positive(&path, val)?,
+                "stream_timeout" => self.stream_timeout = positive(&path, val)?,
                 "routing_strategy" => {
                     let name = string(&path, val)?.unwrap_or_else(|| "simple-shuffle".into());
-                    if !STRATEGIES.contains(&name.as_str()) {
+                    if !sluice_router::Strategy::NAMES.contains(&name.as_str()) {
                         return Err(err(
                             &path,
-                            format!("unknown strategy \"{name}\"; use one of {}", STRATEGIES.join(", ")),
+                            format!(
+                                "unknown strategy \"{name}\"; use one of {}",
+                                sluice_router::Strategy::NAMES.join(", ")
+                            ),
                         ));
                     }
-                    if name != "simple-shuffle" {
-                        ignored
-                            .push(format!("{path}: \"{name}\" is not implemented in sluice yet; using simple-shuffle"));
+                    strategy_name = name;
+                }
+                "routing_strategy_args" => strategy_args = Some(val),
+                "num_retries" => r.num_retries = count(&path, val)?.unwrap_or(r.num_retries),
+                "retry_after" => r.retry_after = seconds(&path, val)?.unwrap_or(r.retry_after),
+                "cooldown_time" => r.cooldown_time = seconds(&path, val)?.unwrap_or(r.cooldown_time),
+                "allowed_fails" => {
+                    if let Some(n) = count(&path, val)? {
+                        r.allowed_fails = (n != 3).then_some(n);
                     }
-                    s.routing_strategy = name;
+                }
+                "disable_cooldowns" => r.disable_cooldowns = boolean(&path, val)?.unwrap_or(false),
+                "enable_pre_call_checks" => r.enable_pre_call_checks = boolean(&path, val)?.unwrap_or(false),
+                "max_fallbacks" => r.max_fallbacks = count(&path, val)?.unwrap_or(r.max_fallbacks),
+                "default_max_parallel_requests" => r.default_max_parallel_requests = count(&path, val)?,
+                "retry_policy" => r.retry_policy = Some(per_kind(&path, val, "Retries")?),
+                "allowed_fails_policy" => r.allowed_fails_policy = Some(per_kind(&path, val, "AllowedFails")?),
+                "fallbacks" => r.fallbacks = fallback_list(&path, val)?,
+                "context_window_fallbacks" => r.context_window_fallbacks = fallback_list(&path, val)?,
+                "content_policy_fallbacks" => r.content_policy_fallbacks = fallback_list(&path, val)?,
+                "default_fallbacks" => {
+                    let list = name_list(&path, val)?;
+                    r.fallbacks.retain(|(g, _)| g != "*");
+                    r.fallbacks.push(("*".into(), list));
+                }
+                "model_group_alias" => {
+                    for (alias, target) in mapping(&path, val)? {
+                        let alias = key_str(alias);
+                        let p = format!("{path}.{alias}");
+                        let (group, hidden) = match target {
+                            Value::String(g) => (g.clone(), false),
+                            Value::Mapping(m) => {
+                                let g = m.get("model").and_then(|g| string(&p, g).ok().flatten()).ok_or_else(|| {
+                                    err(&p, "expected a group name, or {model: <group>, hidden: true|false}")
+                                })?;
+                                let hidden =
+                                    m.get("hidden").map(|h| boolean(&p, h)).transpose()?.flatten().unwrap_or(false);
+                                (g, hidden)
+                            }
+                            _ => return Err(err(&p, "expected a group name, or {model: <group>, hidden: true|false}")),
+                        };
+                        self.fallback_targets.push((p, group.clone()));
+                        r.aliases.insert(alias, (group, hidden));
+                    }
                 }
                 "health_check_interval" => {
                     return Err(err(
@@ -101,8 +151,124 @@ impl RouterSettings {
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
         }
-        Ok(s)
+        r.strategy = strategy(&strategy_name, strategy_args, ignored)?;
+        for (list_name, list) in [
+            ("fallbacks", &r.fallbacks),
+            ("context_window_fallbacks", &r.context_window_fallbacks),
+            ("content_policy_fallbacks", &r.content_policy_fallbacks),
+        ] {
+            for (group, targets) in list {
+                for t in targets {
+                    self.fallback_targets.push((format!("router_settings.{list_name}.{group}"), t.clone()));
+                }
+            }
+        }
+        Ok(self)
     }
+}
+
+fn strategy(
+    name: &str,
+    args: Option<&Value>,
+    ignored: &mut Vec<String>,
+) -> Result<sluice_router::Strategy, ConfigError> {
+    use sluice_router::Strategy;
+    let mut ttl = std::time::Duration::from_secs(3600);
+    let mut buffer = 0.0;
+    let mut max_list = 10usize;
+    if let Some(a) = args {
+        for (k, v) in mapping("router_settings.routing_strategy_args", a)? {
+            let key = key_str(k);
+            let path = format!("router_settings.routing_strategy_args.{key}");
+            match (name, key.as_str()) {
+                ("latency-based-routing", "ttl") => ttl = seconds(&path, v)?.unwrap_or(ttl),
+                ("latency-based-routing", "lowest_latency_buffer") => buffer = number(&path, v)?.unwrap_or(0.0),
+                ("latency-based-routing", "max_latency_list_size") => {
+                    max_list = count(&path, v)?.unwrap_or(10).max(1) as usize
+                }
+                _ => ignored.push(format!("{path}: not used by strategy {name}")),
+            }
+        }
+    }
+    Ok(match name {
+        "least-busy" => Strategy::LeastBusy,
+        "latency-based-routing" => Strategy::LatencyBased { ttl, buffer, max_list },
+        "usage-based-routing" => Strategy::UsageBased,
+        "usage-based-routing-v2" => Strategy::UsageBasedV2,
+        "cost-based-routing" => Strategy::CostBased,
+        "adaptive-p2c" => Strategy::AdaptiveP2c,
+        _ => Strategy::SimpleShuffle,
+    })
+}
+
+fn count(path: &str, v: &Value) -> Result<Option<u32>, ConfigError> {
+    match number(path, v)? {
+        Some(x) if x < 0.0 || x.fract() != 0.0 => Err(err(path, "expected a whole number, 0 or more")),
+        other => Ok(other.map(|x| x as u32)),
+    }
+}
+
+fn seconds(path: &str, v: &Value) -> Result<Option<std::time::Duration>, ConfigError> {
+    match number(path, v)? {
+        Some(x) if x < 0.0 || !x.is_finite() => Err(err(path, "expected a number of seconds, 0 or more")),
+        other => Ok(other.map(std::time::Duration::from_secs_f64)),
+    }
+}
+
+/// `retry_policy` / `allowed_fails_policy`: `{RateLimitErrorRetries: 3, ...}`.
+fn per_kind(path: &str, v: &Value, suffix: &str) -> Result<sluice_router::PerKind, ConfigError> {
+    let mut out = sluice_router::PerKind::default();
+    for (k, n) in mapping(path, v)? {
+        let key = key_str(k);
+        let p = format!("{path}.{key}");
+        let kind = sluice_router::PerKind::kind_for_field(&key).filter(|_| key.ends_with(suffix)).ok_or_else(|| {
+            err(&p, format!("unknown field; use e.g. RateLimitError{suffix}, TimeoutError{suffix}, InternalServerError{suffix}, AuthenticationError{suffix}, BadRequestError{suffix}, ContentPolicyViolationError{suffix}"))
+        })?;
+        if let Some(c) = count(&p, n)? {
+            out.0.insert(kind, c);
+        }
+    }
+    Ok(out)
+}
+
+fn name_list(path: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
+    match v {
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                string(&format!("{path}[{i}]"), x)?
+                    .ok_or_else(|| err(&format!("{path}[{i}]"), "expected a model group name"))
+            })
+            .collect(),
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(err(path, "expected a list of model group names")),
+    }
+}
+
+/// LiteLLM's fallback shape: `[{"gpt-4": ["gpt-3.5", "claude"]}, ...]` (a plain mapping works too).
+pub(crate) fn fallback_list(path: &str, v: &Value) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+    let mut out = Vec::new();
+    let mut add = |m: &serde_yaml_ng::Mapping, p: &str| -> Result<(), ConfigError> {
+        for (g, targets) in m {
+            let g = key_str(g);
+            out.push((g.clone(), name_list(&format!("{p}.{g}"), targets)?));
+        }
+        Ok(())
+    };
+    match v {
+        Value::Null => {}
+        Value::Sequence(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let p = format!("{path}[{i}]");
+                add(mapping(&p, item)?, &p)?;
+            }
+        }
+        Value::Mapping(m) => add(m, path)?,
+        _ => return Err(err(path, "expected a list like [{\"gpt-4\": [\"gpt-3.5-turbo\"]}]")),
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -110,11 +276,16 @@ pub struct LitellmSettings {
     /// `request_timeout`: the default upstream timeout in seconds (LiteLLM: 6000).
     pub request_timeout: Option<f64>,
     pub callbacks: Vec<String>,
+    pub num_retries: Option<u32>,
+    pub allowed_fails: Option<u32>,
+    pub fallbacks: Vec<(String, Vec<String>)>,
+    pub context_window_fallbacks: Vec<(String, Vec<String>)>,
+    pub content_policy_fallbacks: Vec<(String, Vec<String>)>,
+    pub default_fallbacks: Option<Vec<String>>,
 }
 
 impl LitellmSettings {
-    pub(crate) fn parse(v: &Value, env: &Env, ignored: &mut Vec<String>) -> Result<Self, ConfigError> {
-        let _ = env;
+    pub(crate) fn parse(v: &Value, ignored: &mut Vec<String>) -> Result<Self, ConfigError> {
         let mut s = LitellmSettings::default();
         for (k, val) in mapping("litellm_settings", v)? {
             let key = key_str(k);
@@ -130,7 +301,7 @@ impl LitellmSettings {
                         Value::Null => Vec::new(),
                         _ => return Err(err(&path, "expected a list of callback names, e.g. [\"prometheus\"]")),
                     };
-                    for name in &names {
+                    for name in names.iter().filter(|n| n.as_str() != "prometheus") {
                         ignored.push(format!("{path}: callback \"{name}\" is not implemented in sluice yet"));
                     }
                     s.callbacks.extend(names);
@@ -138,6 +309,12 @@ impl LitellmSettings {
                 "set_verbose" | "json_logs" => {
                     boolean(&path, val)?;
                 }
+                "num_retries" => s.num_retries = count(&path, val)?,
+                "allowed_fails" => s.allowed_fails = count(&path, val)?,
+                "fallbacks" => s.fallbacks = fallback_list(&path, val)?,
+                "context_window_fallbacks" => s.context_window_fallbacks = fallback_list(&path, val)?,
+                "content_policy_fallbacks" => s.content_policy_fallbacks = fallback_list(&path, val)?,
+                "default_fallbacks" => s.default_fallbacks = Some(name_list(&path, val)?),
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
         }

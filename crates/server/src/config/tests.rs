@@ -44,7 +44,7 @@ fn both_seed_configs_load() {
     assert_eq!(c.deployments[0].model.provider.name, "openai");
     assert_eq!(c.deployments[0].model.upstream, "fake");
     assert_eq!(c.deployments[0].id.len(), 64);
-    assert!(c.ignored.iter().any(|l| l.contains("prometheus")), "{:?}", c.ignored);
+    assert!(!c.ignored.iter().any(|l| l.contains("prometheus")), "{:?}", c.ignored);
 
     let c = load(SEED_VERTEX).unwrap();
     assert_eq!(c.deployments.len(), 2);
@@ -112,11 +112,12 @@ fn invalid_configs_name_path_and_fix() {
 #[test]
 fn lists_what_it_ignores() {
     let c = load(
-        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, max_parallel_requests: 3}\ngeneral_settings:\n  database_url: postgres://x\nrouter_settings:\n  routing_strategy: least-busy\nguardrails: []\n",
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, temperature: 0.2}\ngeneral_settings:\n  database_url: postgres://x\nrouter_settings:\n  enable_tag_filtering: true\nguardrails: []\n",
     )
     .unwrap();
     let joined = c.ignored.join("\n");
-    for needle in ["max_parallel_requests", "general_settings.database_url", "least-busy", "guardrails"] {
+    for needle in ["litellm_params.temperature", "general_settings.database_url", "enable_tag_filtering", "guardrails"]
+    {
         assert!(joined.contains(needle), "{needle} missing from {joined}");
     }
     assert!(!joined.contains("postgres://x"), "values are not echoed");
@@ -137,4 +138,57 @@ fn includes_merge_model_lists() {
     let names: Vec<_> = c.deployments.iter().map(|d| d.model_name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn router_settings_reach_the_router() {
+    let c = load(
+        r#"
+model_list:
+  - model_name: gpt-4
+    litellm_params: {model: openai/gpt-4, order: 1, max_parallel_requests: 3, cooldown_time: 0}
+    model_info: {max_input_tokens: 8192, input_cost_per_token: 0.00003}
+  - model_name: gpt-3.5
+    litellm_params: {model: openai/gpt-3.5-turbo}
+litellm_settings:
+  num_retries: 4
+  fallbacks: [{"gpt-4": ["gpt-3.5"]}]
+router_settings:
+  routing_strategy: latency-based-routing
+  routing_strategy_args: {ttl: 60, lowest_latency_buffer: 0.5}
+  num_retries: 1
+  allowed_fails: 3
+  cooldown_time: 30
+  retry_policy: {RateLimitErrorRetries: 5}
+  context_window_fallbacks: [{"gpt-3.5": ["gpt-4"]}]
+  default_fallbacks: ["gpt-3.5"]
+  model_group_alias: {"gpt-4o": "gpt-4", "hidden-one": {model: gpt-3.5, hidden: true}}
+  enable_pre_call_checks: true
+"#,
+    )
+    .unwrap();
+    let r = &c.router.routing;
+    assert_eq!(r.num_retries, 1, "router_settings wins over litellm_settings");
+    assert_eq!(r.allowed_fails, None, "3 is the default: not legacy mode");
+    assert_eq!(r.cooldown_time, std::time::Duration::from_secs(30));
+    assert_eq!(r.retry_policy.as_ref().unwrap().get(sluice_router::ErrorKind::RateLimit), Some(5));
+    assert_eq!(
+        r.fallbacks,
+        vec![("gpt-4".to_string(), vec!["gpt-3.5".to_string()]), ("*".to_string(), vec!["gpt-3.5".to_string()])]
+    );
+    assert_eq!(r.context_window_fallbacks.len(), 1);
+    assert_eq!(r.aliases["hidden-one"], ("gpt-3.5".to_string(), true));
+    assert!(r.enable_pre_call_checks);
+    assert!(matches!(r.strategy, sluice_router::Strategy::LatencyBased { buffer, .. } if buffer == 0.5));
+    let d = &c.deployments[0];
+    assert_eq!((d.order, d.max_parallel_requests, d.cooldown_time), (Some(1.0), Some(3.0), Some(0.0)));
+    assert_eq!(d.max_input_tokens, Some(8192));
+    assert_eq!(d.prices, vec![("input_cost_per_token".to_string(), 0.00003)]);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn fallbacks_to_unknown_groups_warn() {
+    let c = load("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\nrouter_settings:\n  fallbacks: [{a: [b]}]\n").unwrap();
+    assert!(c.warnings.iter().any(|w| w.contains("\"b\" is not a model_name")), "{:?}", c.warnings);
 }

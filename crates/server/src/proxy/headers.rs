@@ -14,6 +14,10 @@ pub struct CallMeta {
     pub api_base: Option<HeaderValue>,
     /// Time spent waiting on the upstream, subtracted to report the gateway's own overhead.
     pub upstream: Duration,
+    /// Metrics handles of the deployment that served (or failed) last.
+    pub deployment: Option<sluice_metrics::DeploymentMetrics>,
+    /// The request's outcome has been recorded in the metrics already.
+    pub recorded: bool,
 }
 
 impl CallMeta {
@@ -28,7 +32,15 @@ impl CallMeta {
                 let s = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
                 HeaderValue::from_str(s).expect("a uuid is a valid header value")
             });
-        CallMeta { call_id, started, model_id: None, api_base: None, upstream: Duration::ZERO }
+        CallMeta {
+            call_id,
+            started,
+            model_id: None,
+            api_base: None,
+            upstream: Duration::ZERO,
+            deployment: None,
+            recorded: false,
+        }
     }
 
     pub fn apply(&self, out: &mut HeaderMap) {

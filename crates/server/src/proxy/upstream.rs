@@ -5,6 +5,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sluice_providers::errors::{upstream_message, upstream_text};
 use sluice_providers::{ExceptionClass, Provider};
+use sluice_router::ErrorKind;
 use sluice_wire::ApiError;
 use std::time::Duration;
 
@@ -68,14 +69,45 @@ pub fn timeout_error(provider: &Provider, after: Duration) -> ApiError {
     .kind("timeout")
 }
 
-/// A non-2xx upstream answer, passed through with its status inside LiteLLM's envelope.
-pub fn status_error(provider: &Provider, status: u16, body: &[u8]) -> ApiError {
-    let class = ExceptionClass::from_status(status);
-    let mut e = ApiError::new(class.status(Some(status)), upstream_message(class, provider, &upstream_text(body)));
-    if let Some(kind) = class.error_type() {
-        e = e.kind(kind);
+/// A non-2xx upstream answer, passed through with its status inside LiteLLM's envelope, and the
+/// router's class for it when the body says more than the status (context window, content
+/// policy), which picks the fallback list.
+pub fn status_error(provider: &Provider, status: u16, body: &[u8]) -> (ApiError, Option<ErrorKind>) {
+    let text = upstream_text(body);
+    let (class, kind) = match status {
+        400 if is_context_window(&text, body) => {
+            (ExceptionClass::ContextWindowExceeded, Some(ErrorKind::ContextWindowExceeded))
+        }
+        400 if is_content_policy(&text, body) => {
+            (ExceptionClass::ContentPolicyViolation, Some(ErrorKind::ContentPolicyViolation))
+        }
+        s => (ExceptionClass::from_status(s), None),
+    };
+    let mut e = ApiError::new(class.status(Some(status)), upstream_message(class, provider, &text));
+    if let Some(t) = class.error_type() {
+        e = e.kind(t);
     }
-    e
+    (e, kind)
+}
+
+/// LiteLLM's exception mapping looks for these phrases in OpenAI-format error bodies.
+fn is_context_window(text: &str, body: &[u8]) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("maximum context length")
+        || t.contains("context length") && t.contains("exceed")
+        || contains(body, b"context_length_exceeded")
+}
+
+fn is_content_policy(text: &str, body: &[u8]) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("content management policy")
+        || t.contains("content policy")
+        || contains(body, b"content_policy_violation")
+        || contains(body, b"content_filter")
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A 2xx upstream answer that is not what the OpenAI format promises.

@@ -262,6 +262,8 @@ model_list:
 {triggers}general_settings:
   master_key: sk-1234
 {extra_general}
+router_settings:
+  num_retries: 0
 sluice_settings:
   client_body_timeout: 1
   client_header_timeout: 1

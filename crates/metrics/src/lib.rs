@@ -1,0 +1,150 @@
+//! LiteLLM-compatible Prometheus metrics for sluice.
+//!
+//! sluice exports the metric names, types, label names and histogram buckets that LiteLLM's
+//! `prometheus` callback exports (reference/litellm.md §5), in the same Prometheus text format,
+//! so Grafana dashboards and alerts built for LiteLLM keep working when sluice replaces it. It
+//! adds one metric of its own, `sluice_overhead_seconds`: the time a request spent in sluice
+//! rather than waiting on an upstream.
+//!
+//! Recording is built for the request path: it takes no lock and allocates nothing once a label
+//! set has been seen on a thread. Deployment-level series are resolved once in
+//! [`Metrics::deployment`]; series whose labels are only known per request (requested model,
+//! status, end user, …) are resolved once per thread and kept in a thread-local cache (see
+//! `cache`), and histograms are plain atomics (see `histogram`); `tests/no_alloc.rs` checks that
+//! steady-state recording makes no allocation.
+//!
+//! Measured cost (the `#[ignore]`d test in `tests/cost.rs`, 1M rounds, release build, one
+//! thread, on a shared 2-vCPU VM under load, so take the spread as noise): one request's full
+//! set of records — `attempt_started`, `attempt_succeeded` with usage and `request_finished`,
+//! 11 series touched — costs 0.25–0.4 µs; `request_finished` alone (a SipHash over five label
+//! values plus a thread-local lookup, then four series updated) 120–220 ns; `attempt_started` on
+//! its own group (pre-resolved) 7–15 ns. Reproduce with
+//! `cargo test -p sluice-metrics --release --test cost -- --ignored --nocapture`.
+//!
+//! The crate knows nothing of HTTP: the server serves [`Metrics::render`] at `GET /metrics` with
+//! [`Metrics::content_type`].
+
+mod cache;
+mod deployment;
+mod families;
+mod histogram;
+mod labels;
+mod request;
+mod text;
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::registry::Registry;
+
+pub use deployment::{DeploymentLabels, DeploymentMetrics};
+pub use histogram::{DEFAULT_BUCKETS, LATENCY_BUCKETS, OVERHEAD_BUCKETS};
+pub use request::{RequestRecord, Usage};
+
+use cache::Owner;
+use families::Families;
+
+/// What deployments and the request path share: the families and this registry's cache identity.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    families: Families,
+    owner: Owner,
+}
+
+/// The registry of every metric sluice exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    shared: Arc<Shared>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        let families = Families::register(&mut registry);
+        Arc::new(Metrics { registry, shared: Arc::new(Shared { families, owner: Owner::new() }) })
+    }
+
+    /// The scrape body: Prometheus text format 0.0.4, `# HELP`/`# TYPE` per family, counters as
+    /// `<name>_total`, histograms as `_bucket`/`_sum`/`_count`.
+    pub fn render(&self) -> String {
+        text::render(&self.registry)
+    }
+
+    /// `Content-Type` for [`render`](Self::render)'s body (the one Python's client sends).
+    pub fn content_type() -> &'static str {
+        prometheus_text::CONTENT_TYPE
+    }
+
+    /// Handles for one deployment; call once per deployment at start-up. Exports
+    /// `litellm_deployment_state` 0 and, when set, the tpm/rpm limit gauges right away.
+    pub fn deployment(&self, d: &DeploymentLabels) -> DeploymentMetrics {
+        DeploymentMetrics { inner: Arc::new(deployment::Deployment::new(self.shared.clone(), d)) }
+    }
+
+    /// One finished client request (after retries and fallbacks).
+    pub fn request_finished(&self, r: &RequestRecord<'_>) {
+        request::record(&self.shared, r);
+    }
+
+    /// A fallback from `requested_model` to `fallback_model` was tried after an error with
+    /// `exception_status` / `exception_class`.
+    pub fn fallback(
+        &self,
+        requested_model: &str,
+        fallback_model: &str,
+        succeeded: bool,
+        exception_status: u16,
+        exception_class: &str,
+    ) {
+        request::fallback(&self.shared, requested_model, fallback_model, succeeded, exception_status, exception_class);
+    }
+}
+
+/// LiteLLM's exception class for an HTTP status (`litellm/exceptions.py`), for failures whose
+/// class the caller does not know.
+pub fn exception_class_for_status(status: u16) -> &'static str {
+    match status {
+        400 => "BadRequestError",
+        401 => "AuthenticationError",
+        403 => "PermissionDeniedError",
+        404 => "NotFoundError",
+        408 => "Timeout",
+        422 => "UnprocessableEntityError",
+        429 => "RateLimitError",
+        500 => "InternalServerError",
+        502 => "BadGatewayError",
+        503 => "ServiceUnavailableError",
+        _ => "APIError",
+    }
+}
+
+/// `code` in decimal, written into `buf`: label values need the text, and formatting on the
+/// stack keeps the hot path free of allocation.
+pub(crate) fn status_str(code: u16, buf: &mut [u8; 5]) -> &str {
+    let mut n = code;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_format() {
+        let mut buf = [0u8; 5];
+        assert_eq!(status_str(0, &mut buf), "0");
+        assert_eq!(status_str(429, &mut buf), "429");
+        assert_eq!(status_str(u16::MAX, &mut buf), "65535");
+    }
+}

@@ -1,0 +1,161 @@
+//! Metrics of one client request as a whole, after retries and fallbacks.
+
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+
+use crate::cache::with_caches;
+use crate::deployment::DeploymentMetrics;
+use crate::histogram::AtomicHistogram;
+use crate::labels::*;
+use crate::{status_str, Shared};
+
+/// Token usage reported by the upstream (or counted by sluice when it reports none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// One finished client request.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestRecord<'a> {
+    /// The `model` the client asked for.
+    pub requested_model: &'a str,
+    /// The route as LiteLLM names it, e.g. `/chat/completions`.
+    pub route: &'a str,
+    /// The HTTP status the client got.
+    pub status: u16,
+    /// LiteLLM's exception class for a failure (e.g. `RateLimitError`); `None` derives it from
+    /// `status` with [`exception_class_for_status`](crate::exception_class_for_status).
+    pub exception_class: Option<&'a str>,
+    /// Time from receiving the request to finishing the response.
+    pub total: Duration,
+    /// Part of `total` spent waiting on upstreams (all attempts).
+    pub upstream: Duration,
+    /// The deployment that answered (or the last one tried), when any was picked.
+    pub deployment: Option<&'a DeploymentMetrics>,
+    /// The request's `user` field, or empty.
+    pub end_user: &'a str,
+    /// The client's `User-Agent`, or empty.
+    pub user_agent: &'a str,
+}
+
+/// The series one finished request touches.
+#[derive(Debug)]
+pub(crate) struct RequestHandles {
+    total: Counter,
+    /// Only for failed requests.
+    failed: Option<Counter>,
+    /// Only for successful requests: LiteLLM observes the total latency on success only.
+    latency: Option<AtomicHistogram>,
+    overhead: AtomicHistogram,
+}
+
+fn resolve(shared: &Shared, r: &RequestRecord<'_>, status: &str, class: &str) -> RequestHandles {
+    let f = &shared.families;
+    let (model, model_id, provider) = match r.deployment {
+        Some(d) => (d.inner.litellm_model_name.as_str(), d.inner.model_id.as_str(), d.inner.api_provider.as_str()),
+        None => ("", "", ""),
+    };
+    let failed = r.status >= 400;
+    RequestHandles {
+        total: f.proxy_requests.get_or_create_owned(&ProxyRequestLabels {
+            end_user: r.end_user.to_owned(),
+            requested_model: r.requested_model.to_owned(),
+            status_code: status.to_owned(),
+            route: r.route.to_owned(),
+            user_agent: r.user_agent.to_owned(),
+            model_id: model_id.to_owned(),
+            ..Default::default()
+        }),
+        failed: failed.then(|| {
+            f.proxy_failures.get_or_create_owned(&ProxyFailureLabels {
+                end_user: r.end_user.to_owned(),
+                requested_model: r.requested_model.to_owned(),
+                exception_status: status.to_owned(),
+                exception_class: class.to_owned(),
+                route: r.route.to_owned(),
+                user_agent: r.user_agent.to_owned(),
+                model_id: model_id.to_owned(),
+                ..Default::default()
+            })
+        }),
+        latency: (!failed).then(|| {
+            f.request_latency.get_or_create_owned(&RequestLatencyLabels {
+                end_user: r.end_user.to_owned(),
+                requested_model: r.requested_model.to_owned(),
+                model: model.to_owned(),
+                model_id: model_id.to_owned(),
+                ..Default::default()
+            })
+        }),
+        overhead: f
+            .sluice_overhead
+            .get_or_create_owned(&OverheadLabels { route: r.route.to_owned(), api_provider: provider.to_owned() }),
+    }
+}
+
+pub(crate) fn record(shared: &Shared, r: &RequestRecord<'_>) {
+    let mut buf = [0u8; 5];
+    let status = status_str(r.status, &mut buf);
+    let failed = r.status >= 400;
+    let class =
+        if failed { r.exception_class.unwrap_or_else(|| crate::exception_class_for_status(r.status)) } else { "" };
+    let overhead = r.total.saturating_sub(r.upstream).as_secs_f64();
+    let total = r.total.as_secs_f64();
+    let apply = |h: &RequestHandles| {
+        h.total.inc();
+        if let Some(c) = &h.failed {
+            c.inc();
+        }
+        if let Some(l) = &h.latency {
+            l.observe(total);
+        }
+        h.overhead.observe(overhead);
+    };
+    let make = || resolve(shared, r, status, class);
+    let dep_key = r.deployment.map_or(0, |d| d.inner.key);
+    let num = dep_key << 16 | u64::from(r.status);
+    let strs = [r.requested_model, r.route, r.end_user, r.user_agent, class];
+    let cached = with_caches(&shared.owner, |c| {
+        apply(c.requests.get_or_insert_with(num, &strs, &make));
+    });
+    if cached.is_none() {
+        apply(&make());
+    }
+    if let (Some(d), false) = (r.deployment, failed) {
+        d.inner.overhead().observe(overhead);
+    }
+}
+
+/// `litellm_deployment_successful_fallbacks` / `litellm_deployment_failed_fallbacks`.
+pub(crate) fn fallback(
+    shared: &Shared,
+    requested_model: &str,
+    fallback_model: &str,
+    succeeded: bool,
+    exception_status: u16,
+    exception_class: &str,
+) {
+    let mut buf = [0u8; 5];
+    let status = status_str(exception_status, &mut buf);
+    let make = || {
+        let family = if succeeded { &shared.families.fallback_ok } else { &shared.families.fallback_failed };
+        family.get_or_create_owned(&FallbackLabels {
+            requested_model: requested_model.to_owned(),
+            fallback_model: fallback_model.to_owned(),
+            exception_status: status.to_owned(),
+            exception_class: exception_class.to_owned(),
+            ..Default::default()
+        })
+    };
+    let num = u64::from(succeeded) << 16 | u64::from(exception_status);
+    let strs = [requested_model, fallback_model, exception_class];
+    let cached = with_caches(&shared.owner, |c| {
+        c.fallbacks.get_or_insert_with(num, &strs, &make).inc();
+    });
+    if cached.is_none() {
+        make().inc();
+    }
+}

@@ -1,0 +1,52 @@
+//! LiteLLM's cooldown rules (reference §4.3), applied when an attempt fails.
+
+use crate::failure::{ErrorKind, Failure};
+use crate::settings::{FAILURE_THRESHOLD, FAILURE_THRESHOLD_MIN_REQUESTS, SINGLE_DEPLOYMENT_TRAFFIC_THRESHOLD};
+use crate::{Deployment, FailureEffect, Group, Router};
+
+pub(crate) fn on_failure<T>(router: &Router<T>, group: &Group<T>, d: &Deployment<T>, f: &Failure) -> FailureEffect {
+    let (failed, total) = d.health.record_failed(router.clock.minute());
+    let s = &router.settings;
+    if s.disable_cooldowns || !status_can_cool(f) {
+        return FailureEffect::None;
+    }
+    // Priority: the deployment's own cooldown_time, then the upstream's Retry-After, then the
+    // router default. Zero means "never cool this one".
+    let duration = d.cooldown_time.or(f.retry_after).unwrap_or(s.cooldown_time);
+    if duration.is_zero() {
+        return FailureEffect::None;
+    }
+    let multi = group.deployments.len() > 1;
+    let cool = if s.allowed_fails.is_some() || s.allowed_fails_policy.is_some() {
+        // Legacy mode: cool once failures within cooldown_time exceed the allowed count.
+        let allowed = s.allowed_fails_policy.as_ref().and_then(|p| p.get(f.kind)).or(s.allowed_fails).unwrap_or(3);
+        d.health.legacy_failure(router.clock.now_ms(), s.cooldown_time) > allowed as u64
+    } else {
+        // 1. A 429 in a group with somewhere else to go cools at once.
+        let rate_limited = f.status == Some(429) && multi;
+        // 2. Everything failing under real traffic cools even a lone deployment.
+        let all_failing = failed == total && total >= SINGLE_DEPLOYMENT_TRAFFIC_THRESHOLD;
+        // 3. More than half failing this minute, with enough requests to judge.
+        let mostly_failing =
+            multi && total >= FAILURE_THRESHOLD_MIN_REQUESTS && (failed as f64 / total as f64) > FAILURE_THRESHOLD;
+        // 4. A failure retrying cannot fix (401, 404).
+        rate_limited || all_failing || mostly_failing || !f.is_retryable_status()
+    };
+    if !cool {
+        return FailureEffect::None;
+    }
+    d.health.cool(router.clock.now_ms(), duration);
+    FailureEffect::CooledDown(duration)
+}
+
+/// `_is_cooldown_required`: connection errors never; of the 4xx only 429, 401, 408 and 404;
+/// 5xx and failures without a status always.
+fn status_can_cool(f: &Failure) -> bool {
+    if f.kind == ErrorKind::Connection {
+        return false;
+    }
+    match f.status {
+        Some(s) if (400..500).contains(&s) => matches!(s, 429 | 401 | 408 | 404),
+        _ => true,
+    }
+}

@@ -1,0 +1,276 @@
+//! Retries, cooldowns and fallbacks end to end through `Router::execute`, with scripted upstreams
+//! and tokio's paused clock so every sleep and cooldown is exact.
+
+use sluice_router::{Attempt, Call, Ctx, Deployment, ExecError, Failed, Failure, FailureEffect, Router, Settings};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Each deployment answers from a script: a status per call (200 = success), repeating the last.
+struct Scripted {
+    scripts: HashMap<String, Vec<u16>>,
+    calls: Vec<(String, Duration)>,
+    cooled: Vec<String>,
+    start: Instant,
+    retry_after: Option<Duration>,
+    /// When set, the very first call (whichever deployment) answers this instead.
+    first: Option<u16>,
+}
+
+impl Scripted {
+    fn new(scripts: &[(&str, &[u16])]) -> Self {
+        Scripted {
+            scripts: scripts.iter().map(|(id, s)| (id.to_string(), s.to_vec())).collect(),
+            calls: Vec::new(),
+            cooled: Vec::new(),
+            start: Instant::now(),
+            retry_after: None,
+            first: None,
+        }
+    }
+
+    fn ids(&self) -> Vec<&str> {
+        self.calls.iter().map(|(id, _)| id.as_str()).collect()
+    }
+}
+
+impl Call<()> for Scripted {
+    type Output = String;
+    type Error = String;
+
+    async fn call(&mut self, attempt: &Attempt<()>, _depth: u32) -> Result<String, Failed<String>> {
+        let id = attempt.deployment.id.clone();
+        self.calls.push((id.clone(), self.start.elapsed()));
+        let script = self.scripts.get_mut(&id).unwrap();
+        let scripted = if script.len() > 1 { script.remove(0) } else { script[0] };
+        let status = self.first.take().unwrap_or(scripted);
+        if status == 200 {
+            Ok(id)
+        } else {
+            Err(Failed { failure: Failure::status(status, self.retry_after), error: format!("{id} said {status}") })
+        }
+    }
+
+    fn annotate(&mut self, error: &mut String, note: &str) {
+        error.push_str(note);
+    }
+
+    fn failed(&mut self, attempt: &Attempt<()>, _f: &Failure, effect: FailureEffect) {
+        if let FailureEffect::CooledDown(_) = effect {
+            self.cooled.push(attempt.deployment.id.clone());
+        }
+    }
+}
+
+fn group(ids: &[&str], name: &str) -> Vec<Deployment<()>> {
+    ids.iter().map(|id| Deployment::new(*id, name, ())).collect()
+}
+
+fn settings() -> Settings {
+    Settings { seed: Some(7), ..Settings::default() }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_cools_the_deployment_and_the_retry_goes_to_the_other_at_once() {
+    let r = Router::new(group(&["a", "b"], "g"), settings());
+    let mut c = Scripted::new(&[("a", &[200]), ("b", &[200])]);
+    c.first = Some(429);
+    let out = r.execute("g", &Ctx::default(), &mut c).await;
+    let served = out.result.unwrap_or_else(|_| panic!("served"));
+    assert_eq!(out.attempted_retries, 1);
+    assert_eq!(c.calls.len(), 2);
+    assert_ne!(c.calls[0].0, c.calls[1].0, "the retry skips the cooled deployment");
+    assert_eq!(c.calls[1].1, Duration::ZERO, "no sleep: another deployment was healthy");
+    assert_eq!(c.cooled, vec![c.calls[0].0.clone()]);
+    assert_eq!(served, c.calls[1].0);
+
+    // For the next 5 s every request goes to the one still healthy.
+    let mut c2 = Scripted::new(&[("a", &[200]), ("b", &[200])]);
+    for _ in 0..20 {
+        r.execute("g", &Ctx::default(), &mut c2).await;
+    }
+    assert!(c2.ids().iter().all(|id| *id == served), "{:?}", c2.ids());
+    // After the default 5 s cooldown both serve again.
+    tokio::time::advance(Duration::from_millis(5_001)).await;
+    let mut c3 = Scripted::new(&[("a", &[200]), ("b", &[200])]);
+    for _ in 0..40 {
+        r.execute("g", &Ctx::default(), &mut c3).await;
+    }
+    assert!(c3.ids().contains(&"a") && c3.ids().contains(&"b"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_everything_is_cooling_the_answer_is_immediate() {
+    let r = Router::new(group(&["a", "b"], "g"), settings());
+    let mut c = Scripted::new(&[("a", &[429]), ("b", &[429])]);
+    let out = r.execute("g", &Ctx::default(), &mut c).await;
+    assert!(matches!(out.result, Err(ExecError::Upstream(_))), "both tried, both 429");
+    assert_eq!(c.calls.len(), 2, "no third try with nothing healthy");
+    let t0 = Instant::now();
+    let out = r.execute("g", &Ctx::default(), &mut c).await;
+    let Err(ExecError::NoDeployment(n)) = out.result else { panic!("expected NoDeployment") };
+    assert_eq!(t0.elapsed(), Duration::ZERO, "answered without waiting");
+    assert_eq!(n.retry_after_secs, 5);
+    assert_eq!(n.cooldown_list.len(), 2);
+    assert!(n.message().contains("Try again in 5 seconds. Passed model=g"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lone_deployment_is_not_cooled_for_429_and_retries_back_off() {
+    let r = Router::new(group(&["solo"], "g"), settings());
+    let mut c = Scripted::new(&[("solo", &[500, 500, 200])]);
+    let out = r.execute("g", &Ctx::default(), &mut c).await;
+    assert!(out.result.is_ok());
+    assert_eq!(out.attempted_retries, 2);
+    let t1 = c.calls[1].1.as_secs_f64();
+    let t2 = c.calls[2].1.as_secs_f64() - t1;
+    assert!((0.375..=0.5).contains(&t1), "first backoff 0.5 s jittered: {t1}");
+    assert!((0.75..=1.0).contains(&t2), "second backoff 1 s jittered: {t2}");
+    assert!(c.cooled.is_empty());
+
+    let mut c = Scripted::new(&[("solo", &[429])]);
+    c.retry_after = Some(Duration::from_secs(2));
+    let t0 = Instant::now();
+    let out = r.execute("g", &Ctx::default(), &mut c).await;
+    assert!(out.result.is_err());
+    assert_eq!(c.calls.len(), 3, "num_retries 2");
+    assert_eq!(t0.elapsed(), Duration::from_secs(4), "Retry-After honoured before each retry");
+    assert!(c.cooled.is_empty(), "a single deployment is not cooled for 429s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn auth_and_not_found_failures_cool_even_a_lone_deployment_and_are_not_retried() {
+    let r = Router::new(group(&["solo"], "g"), settings());
+    let mut c = Scripted::new(&[("solo", &[404])]);
+    let out = r.execute("g", &Ctx::default(), &mut c).await;
+    assert!(out.result.is_err());
+    assert_eq!(c.calls.len(), 1);
+    assert_eq!(c.cooled, vec!["solo"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn more_than_half_failing_in_a_minute_cools_a_deployment() {
+    let r = Router::new(group(&["a", "b"], "g"), Settings { num_retries: 0, ..settings() });
+    let a = r.group("g").unwrap().deployments.iter().find(|d| d.id == "a").unwrap().clone();
+    for _ in 0..2 {
+        a.health.record_ok(0, Duration::from_millis(1));
+    }
+    let mut c = Scripted::new(&[("a", &[500]), ("b", &[200])]);
+    let mut cooled_after = None;
+    for i in 0..40 {
+        r.execute("g", &Ctx::default(), &mut c).await;
+        if !c.cooled.is_empty() {
+            cooled_after = Some(i);
+            break;
+        }
+    }
+    assert!(cooled_after.is_some(), "a failing 500s was never cooled");
+    let fails = c.ids().iter().filter(|id| **id == "a").count();
+    assert_eq!(fails, 3, "cooled on the failure that took it over 50% of at least 5 requests");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cooldown_time_zero_and_disable_cooldowns_keep_deployments_in() {
+    let mut ds = group(&["a", "b"], "g");
+    ds[0].cooldown_time = Some(Duration::ZERO);
+    let r = Router::new(ds, Settings { num_retries: 0, ..settings() });
+    let mut c = Scripted::new(&[("a", &[429]), ("b", &[429])]);
+    for _ in 0..10 {
+        r.execute("g", &Ctx::default(), &mut c).await;
+    }
+    assert!(c.cooled.iter().all(|id| id == "b"));
+    let r = Router::new(group(&["a", "b"], "g"), Settings { disable_cooldowns: true, num_retries: 0, ..settings() });
+    let mut c = Scripted::new(&[("a", &[429]), ("b", &[429])]);
+    for _ in 0..10 {
+        r.execute("g", &Ctx::default(), &mut c).await;
+    }
+    assert!(c.cooled.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_sets_the_cooldown_and_per_deployment_time_beats_it() {
+    let mut ds = group(&["a", "b"], "g");
+    ds[1].cooldown_time = Some(Duration::from_secs(1));
+    let r = Router::new(ds, Settings { num_retries: 0, ..settings() });
+    let mut c = Scripted::new(&[("a", &[429]), ("b", &[429])]);
+    c.retry_after = Some(Duration::from_secs(30));
+    for _ in 0..2 {
+        r.execute("g", &Ctx::default(), &mut c).await;
+    }
+    let g = r.group("g").unwrap();
+    let now = r.now_ms();
+    let left = |id: &str| g.deployments.iter().find(|d| d.id == id).unwrap().health.cooldown_left(now);
+    assert_eq!(left("a"), 30_000, "upstream Retry-After");
+    assert_eq!(left("b"), 1_000, "the deployment's own cooldown_time wins");
+}
+
+#[tokio::test(start_paused = true)]
+async fn legacy_allowed_fails_mode() {
+    let r = Router::new(group(&["a", "b"], "g"), Settings { allowed_fails: Some(1), num_retries: 0, ..settings() });
+    let mut c = Scripted::new(&[("a", &[500]), ("b", &[500])]);
+    let mut n = 0;
+    while c.cooled.is_empty() && n < 20 {
+        r.execute("g", &Ctx::default(), &mut c).await;
+        n += 1;
+    }
+    let id = c.cooled[0].clone();
+    assert_eq!(c.ids().iter().filter(|x| **x == id).count(), 2, "cooled once failures exceed allowed_fails=1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn fallbacks_run_in_order_after_retries_and_report_depth() {
+    let mut ds = group(&["p"], "primary");
+    ds.extend(group(&["f1"], "first"));
+    ds.extend(group(&["f2"], "second"));
+    let s = Settings { fallbacks: vec![("primary".into(), vec!["first".into(), "second".into()])], ..settings() };
+    let r = Router::new(ds, s);
+    let mut c = Scripted::new(&[("p", &[500]), ("f1", &[503]), ("f2", &[200])]);
+    let out = r.execute("primary", &Ctx::default(), &mut c).await;
+    assert_eq!(out.result.ok().as_deref(), Some("f2"));
+    assert_eq!(out.fallback_depth, 1);
+    assert_eq!(c.ids(), vec!["p", "p", "p", "f1", "f1", "f1", "f2"], "retries in each group, fallbacks in list order");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_matching_fallback_says_so() {
+    let mut ds = group(&["p"], "primary");
+    ds.extend(group(&["o"], "other"));
+    let s = Settings { fallbacks: vec![("other".into(), vec!["primary".into()])], num_retries: 0, ..settings() };
+    let r = Router::new(ds, s);
+    let mut c = Scripted::new(&[("p", &[500])]);
+    let out = r.execute("primary", &Ctx::default(), &mut c).await;
+    let Err(ExecError::Upstream(e)) = out.result else { panic!() };
+    assert!(e.contains("Received Model Group=primary"), "{e}");
+    assert!(e.contains("No fallback model group found for original model_group=primary"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn fallback_depth_is_capped() {
+    // a -> b -> a -> b ... must stop at max_fallbacks.
+    let mut ds = group(&["a1"], "a");
+    ds.extend(group(&["b1"], "b"));
+    let s = Settings {
+        fallbacks: vec![("a".into(), vec!["b".into()]), ("b".into(), vec!["a".into()])],
+        num_retries: 0,
+        disable_cooldowns: true,
+        max_fallbacks: 3,
+        ..settings()
+    };
+    let r = Router::new(ds, s);
+    let mut c = Scripted::new(&[("a1", &[500]), ("b1", &[500])]);
+    let out = r.execute("a", &Ctx::default(), &mut c).await;
+    assert!(out.result.is_err());
+    assert_eq!(c.calls.len(), 4, "the original plus three levels of fallback");
+}
+
+#[tokio::test(start_paused = true)]
+async fn aliases_resolve_to_their_group() {
+    let mut s = settings();
+    s.aliases.insert("gpt-4".into(), ("g".into(), false));
+    s.aliases.insert("secret".into(), ("g".into(), true));
+    let r = Router::new(group(&["a"], "g"), s);
+    let mut c = Scripted::new(&[("a", &[200])]);
+    assert!(r.execute("gpt-4", &Ctx::default(), &mut c).await.result.is_ok());
+    assert!(matches!(r.execute("nope", &Ctx::default(), &mut c).await.result, Err(ExecError::UnknownModel)));
+    assert_eq!(r.public_names(), vec!["g".to_string(), "gpt-4".to_string()]);
+}

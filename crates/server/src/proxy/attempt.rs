@@ -1,0 +1,270 @@
+//! One attempt at a request on the deployment the router chose: the [`Call`] the router drives
+//! through retries and fallbacks.
+
+use super::body::ChainBody;
+use super::headers::{self, CallMeta};
+use super::relay::{Relay, Step, UsageNeeds};
+use super::{insert_model, mock, read_upstream, upstream, ReadError};
+use crate::app::{App, OpenAiTarget, Target, TargetKind};
+use axum::response::Response;
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use sluice_router::{Attempt, Call, ErrorKind, Failed, Failure, FailureEffect};
+use sluice_wire::sniff::{self, Endpoint};
+use sluice_wire::{splice, ApiError};
+use std::time::{Duration, Instant};
+
+/// An upstream failure as the client will see it, with the upstream's headers when it answered.
+pub struct CallError {
+    pub api: ApiError,
+    pub upstream_headers: Option<HeaderMap>,
+}
+
+pub struct UpstreamCall<'a> {
+    pub app: &'a App,
+    pub endpoint: Endpoint,
+    pub body: &'a Bytes,
+    pub view: &'a sniff::RequestView<'a>,
+    pub client_model: &'a str,
+    /// The client's model name as a JSON string literal, spliced into answers.
+    pub client_model_json: Bytes,
+    pub meta: &'a mut CallMeta,
+}
+
+fn fail(failure: Failure, api: ApiError) -> Failed<CallError> {
+    Failed { failure, error: CallError { api, upstream_headers: None } }
+}
+
+impl Call<Target> for UpstreamCall<'_> {
+    type Output = Response;
+    type Error = CallError;
+
+    async fn call(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Response, Failed<CallError>> {
+        let deployment = &attempt.deployment;
+        let target = &deployment.target;
+        self.meta.model_id = Some(target.id_header.clone());
+        self.meta.api_base = target.api_base_header.clone();
+        self.meta.deployment = target.metrics.clone();
+        if let Some(m) = &target.metrics {
+            m.attempt_started(self.client_model);
+        }
+        match &target.kind {
+            TargetKind::Unsupported => Err(fail(
+                Failure::status(400, None),
+                ApiError::bad_request(format!(
+                    "provider {} is not implemented yet in sluice (model group \"{}\", deployment {}). Route this model group to an OpenAI-compatible deployment until support lands.",
+                    target.provider.name, deployment.model_name, deployment.id
+                )),
+            )),
+            TargetKind::Misconfigured(why) => Err(fail(Failure::status(500, None), ApiError::new(500, why.clone()))),
+            TargetKind::Mock(text) => {
+                let call_id = self.meta.call_id.to_str().unwrap_or("mock").to_string();
+                let result = if self.view.stream {
+                    mock::stream(self.endpoint, self.client_model, text, &call_id, self.view.include_usage)
+                        .map(|b| (b, "text/event-stream"))
+                } else {
+                    mock::complete(self.endpoint, self.client_model, text, &call_id).map(|b| (b, "application/json"))
+                };
+                let (bytes, content_type) = result.map_err(|e| fail(Failure::status(400, None), e))?;
+                let mut resp = Response::new(axum::body::Body::from(bytes));
+                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                self.meta.apply(resp.headers_mut());
+                Ok(resp)
+            }
+            TargetKind::OpenAi(t) => self.forward(attempt, t, &target.provider, depth).await,
+        }
+    }
+
+    fn annotate(&mut self, error: &mut CallError, note: &str) {
+        error.api.message.push_str(note);
+    }
+
+    fn failed(&mut self, attempt: &Attempt<Target>, failure: &Failure, effect: FailureEffect) {
+        let Some(m) = &attempt.deployment.target.metrics else { return };
+        let status = failure.status.unwrap_or(500);
+        let class = match failure.kind {
+            ErrorKind::Connection => "APIConnectionError",
+            ErrorKind::ContextWindowExceeded => "ContextWindowExceededError",
+            ErrorKind::ContentPolicyViolation => "ContentPolicyViolationError",
+            _ => sluice_metrics::exception_class_for_status(status),
+        };
+        m.attempt_failed(self.client_model, status, class, attempt.elapsed());
+        if let FailureEffect::CooledDown(_) = effect {
+            m.cooled_down(status);
+        }
+    }
+}
+
+impl UpstreamCall<'_> {
+    async fn forward(
+        &mut self,
+        attempt: &Attempt<Target>,
+        t: &OpenAiTarget,
+        provider: &sluice_providers::Provider,
+        depth: u32,
+    ) -> Result<Response, Failed<CallError>> {
+        let parts = match &self.view.model_span {
+            Some(span) => splice::replace(self.body, span.clone(), t.upstream_model.clone()),
+            None => insert_model(self.body, &t.upstream_model),
+        };
+        let mut req = http::Request::new(ChainBody::new(parts));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = t.uri(self.endpoint).clone();
+        let h = req.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::USER_AGENT, HeaderValue::from_static(concat!("sluice/", env!("CARGO_PKG_VERSION"))));
+        if self.view.stream {
+            h.insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+        }
+        if let Some(auth) = &t.authorization {
+            h.insert(header::AUTHORIZATION, auth.clone());
+        }
+        if let Some(org) = &t.organization {
+            h.insert("openai-organization", org.clone());
+        }
+
+        let timeout = if self.view.stream { t.stream_timeout } else { t.timeout };
+        let sent = Instant::now();
+        let result = tokio::time::timeout(timeout, self.app.client.request(req)).await;
+        let resp = match result {
+            Err(_) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
+            }
+            Ok(Err(e)) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::connection(), upstream::transport_error(provider, &e)));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let (up, incoming) = resp.into_parts();
+        let remaining_requests = header_f64(&up.headers, "x-ratelimit-remaining-requests");
+        let remaining_tokens = header_f64(&up.headers, "x-ratelimit-remaining-tokens");
+        if remaining_requests.is_some() || remaining_tokens.is_some() {
+            self.app.router.record_remaining(&attempt.deployment, remaining_requests, remaining_tokens);
+            if let Some(m) = &attempt.deployment.target.metrics {
+                m.remaining(remaining_requests, remaining_tokens);
+            }
+        }
+        // After a fallback the answer keeps the model that served it, as LiteLLM does.
+        let restamp = (depth == 0).then(|| self.client_model_json.clone());
+
+        if !up.status.is_success() {
+            let remaining = timeout.saturating_sub(sent.elapsed());
+            let body = read_upstream(incoming, remaining, 1024 * 1024).await.unwrap_or_default();
+            self.meta.upstream += sent.elapsed();
+            let status = up.status.as_u16();
+            let retry_after = retry_after(&up.headers);
+            let (mut api, kind) = upstream::status_error(provider, status, &body);
+            if let Some(ra) = up.headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()) {
+                api = api.header("retry-after", ra);
+            }
+            let mut failure = Failure::status(status, retry_after);
+            if let Some(k) = kind {
+                failure.kind = k;
+            }
+            return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
+        }
+
+        if self.view.stream {
+            let usage = self.view.include_usage.then(|| UsageNeeds {
+                request: self.body.clone(),
+                upstream_model: String::from_utf8_lossy(&t.upstream_model).trim_matches('"').to_string(),
+            });
+            let stamp = restamp.unwrap_or_default();
+            let mut relay = Relay::new(incoming, *provider, self.endpoint, stamp, t.stream_timeout, usage);
+            let first = match relay.step().await {
+                Step::Failed(e) => {
+                    self.meta.upstream += sent.elapsed();
+                    return Err(fail(Failure::status(e.status, None), e));
+                }
+                Step::Data(b) => Some(b),
+                Step::End => None,
+            };
+            self.meta.upstream += sent.elapsed();
+            self.app.router.record_success(attempt, None);
+            if let Some(m) = &attempt.deployment.target.metrics {
+                let ttft = attempt.elapsed();
+                m.attempt_succeeded(self.client_model, ttft, Some(ttft), None);
+            }
+            let stream = futures_util::stream::unfold((first, relay), |(first, mut relay)| async move {
+                if let Some(b) = first {
+                    return Some((Ok::<_, std::convert::Infallible>(http_body::Frame::data(b)), (None, relay)));
+                }
+                match relay.step().await {
+                    Step::Data(b) => Some((Ok(http_body::Frame::data(b)), (None, relay))),
+                    Step::Failed(e) => Some((Ok(http_body::Frame::data(Bytes::from(e.to_sse_frame()))), (None, relay))),
+                    Step::End => None,
+                }
+            });
+            let mut resp = Response::new(axum::body::Body::new(http_body_util::StreamBody::new(stream)));
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            headers::forward_upstream(&up.headers, h);
+            self.meta.apply(h);
+            return Ok(resp);
+        }
+
+        let remaining = timeout.saturating_sub(sent.elapsed());
+        let body = match read_upstream(incoming, remaining, 256 * 1024 * 1024).await {
+            Ok(b) => b,
+            Err(ReadError::Timeout) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
+            }
+            Err(ReadError::Broken) => {
+                self.meta.upstream += sent.elapsed();
+                let api = ApiError::new(
+                    500,
+                    sluice_providers::errors::upstream_message(
+                        sluice_providers::ExceptionClass::ApiConnection,
+                        provider,
+                        "Connection error: the upstream connection broke while sending its answer.",
+                    ),
+                );
+                return Err(fail(Failure::connection(), api));
+            }
+        };
+        self.meta.upstream += sent.elapsed();
+        let answer = match sniff::response(&body) {
+            Ok(a) => a,
+            Err(_) => {
+                let api =
+                    upstream::malformed_error(provider, "upstream returned a body that is not a JSON object", &body);
+                return Err(fail(Failure::status(500, None), api));
+            }
+        };
+        self.app.router.record_success(attempt, answer.usage.map(|u| u.total_tokens));
+        if let Some(m) = &attempt.deployment.target.metrics {
+            let usage = answer.usage.map(|u| sluice_metrics::Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+            });
+            m.attempt_succeeded(self.client_model, attempt.elapsed(), None, usage);
+        }
+        let out = match (answer.model_span, restamp) {
+            (Some(span), Some(stamp)) => splice::replace(&body, span, stamp),
+            _ => [body, Bytes::new(), Bytes::new()],
+        };
+        let mut resp = Response::new(axum::body::Body::new(ChainBody::new(out)));
+        *resp.status_mut() = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers::forward_upstream(&up.headers, h);
+        self.meta.apply(h);
+        Ok(resp)
+    }
+}
+
+fn header_f64(h: &HeaderMap, name: &str) -> Option<f64> {
+    h.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// `retry-after-ms` (OpenAI) or `retry-after` in seconds; HTTP dates are ignored.
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) = header_f64(h, "retry-after-ms") {
+        return (ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
+    }
+    header_f64(h, "retry-after").filter(|s| *s >= 0.0 && s.is_finite()).map(Duration::from_secs_f64)
+}
