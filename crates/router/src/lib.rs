@@ -231,21 +231,18 @@ impl<T> Router<T> {
         Err(self.no_deployment(group))
     }
 
-    /// Counts the request against the deployment's rpm window; refuses if that would exceed an
-    /// enforced rpm.
+    /// Counts the request against the deployment's rpm window; refuses if that would exceed its
+    /// rpm. Every strategy keeps deployments within their quota (LiteLLM's simple-shuffle only
+    /// weighs by rpm, and users find their limits exceeded: its issues #5783, #7395).
     fn reserve_quota(&self, d: &Deployment<T>) -> bool {
         let second = self.clock.second();
         match d.rpm {
-            Some(rpm) if self.enforces_quota() => d.health.requests.try_add(second, rpm as u64),
-            _ => {
+            Some(rpm) => d.health.requests.try_add(second, rpm as u64),
+            None => {
                 d.health.requests.add(second, 1);
                 true
             }
         }
-    }
-
-    fn enforces_quota(&self) -> bool {
-        self.settings.enable_pre_call_checks || self.settings.strategy.enforces_quota()
     }
 
     pub(crate) fn no_deployment(&self, group: &Group<T>) -> NoDeployment {

@@ -44,11 +44,6 @@ impl Strategy {
             Strategy::AdaptiveP2c => "adaptive-p2c",
         }
     }
-
-    /// Whether the strategy itself keeps deployments within their rpm/tpm.
-    pub fn enforces_quota(&self) -> bool {
-        !matches!(self, Strategy::SimpleShuffle | Strategy::LeastBusy)
-    }
 }
 
 /// Per-exception counts (`retry_policy`, `allowed_fails_policy`), keyed by error class.

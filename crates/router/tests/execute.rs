@@ -46,6 +46,10 @@ impl Call<()> for Scripted {
         let status = self.first.take().unwrap_or(scripted);
         if status == 200 {
             Ok(id)
+        } else if status == CONTEXT_WINDOW {
+            let mut failure = Failure::status(400, None);
+            failure.kind = sluice_router::ErrorKind::ContextWindowExceeded;
+            Err(Failed { failure, error: format!("{id}: context window exceeded") })
         } else {
             Err(Failed { failure: Failure::status(status, self.retry_after), error: format!("{id} said {status}") })
         }
@@ -61,6 +65,9 @@ impl Call<()> for Scripted {
         }
     }
 }
+
+/// Script code for a 400 the upstream explained as "maximum context length exceeded".
+const CONTEXT_WINDOW: u16 = 4001;
 
 fn group(ids: &[&str], name: &str) -> Vec<Deployment<()>> {
     ids.iter().map(|id| Deployment::new(*id, name, ())).collect()
@@ -273,4 +280,21 @@ async fn aliases_resolve_to_their_group() {
     assert!(r.execute("gpt-4", &Ctx::default(), &mut c).await.result.is_ok());
     assert!(matches!(r.execute("nope", &Ctx::default(), &mut c).await.result, Err(ExecError::UnknownModel)));
     assert_eq!(r.public_names(), vec!["g".to_string(), "gpt-4".to_string()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn context_window_errors_go_straight_to_their_own_fallbacks() {
+    let mut ds = group(&["small"], "short");
+    ds.extend(group(&["big"], "long"));
+    ds.extend(group(&["other"], "regular"));
+    let s = Settings {
+        context_window_fallbacks: vec![("short".into(), vec!["long".into()])],
+        fallbacks: vec![("short".into(), vec!["regular".into()])],
+        ..settings()
+    };
+    let r = Router::new(ds, s);
+    let mut c = Scripted::new(&[("small", &[CONTEXT_WINDOW]), ("big", &[200]), ("other", &[200])]);
+    let out = r.execute("short", &Ctx::default(), &mut c).await;
+    assert_eq!(out.result.ok().as_deref(), Some("big"));
+    assert_eq!(c.ids(), vec!["small", "big"], "no retries of a context-window error; its own fallback list");
 }

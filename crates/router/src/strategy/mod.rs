@@ -23,14 +23,9 @@ pub(crate) fn select<T>(
     let now = router.clock.now_ms();
     let second = router.clock.second();
     let s = &router.settings;
-    let quota = s.enable_pre_call_checks || s.strategy.enforces_quota();
 
-    let mut candidates: Vec<&Arc<Deployment<T>>> = group
-        .deployments
-        .iter()
-        .filter(|d| !d.health.cooling(now))
-        .filter(|d| !quota || within_quota(d, ctx, second))
-        .collect();
+    let mut candidates: Vec<&Arc<Deployment<T>>> =
+        group.deployments.iter().filter(|d| !d.health.cooling(now)).filter(|d| within_quota(d, ctx, second)).collect();
     if s.enable_pre_call_checks {
         if let Some(tokens) = ctx.input_tokens {
             candidates.retain(|d| d.max_input_tokens.is_none_or(|max| tokens <= max));

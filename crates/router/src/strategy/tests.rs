@@ -39,16 +39,16 @@ async fn simple_shuffle_weighs_by_weight_then_rpm_and_the_first_decides() {
     assert!((7_200..7_800).contains(&d["a"]), "{d:?}");
 
     let mut a = dep("a");
-    a.rpm = Some(100.0);
+    a.rpm = Some(100_000.0);
     let mut b = dep("b");
-    b.rpm = Some(300.0);
+    b.rpm = Some(300_000.0);
     let d = distribution(&router(vec![a, b], Strategy::SimpleShuffle), 10_000).await;
     assert!((2_200..2_800).contains(&d["a"]), "{d:?}");
 
     let mut a = dep("a");
     a.weight = Some(1.0);
     let mut b = dep("b");
-    b.rpm = Some(500.0);
+    b.rpm = Some(50_000.0);
     let d = distribution(&router(vec![a, b], Strategy::SimpleShuffle), 1_000).await;
     assert_eq!(d.get("b"), None, "b has no weight, and weight is the field the first deployment set");
 }
@@ -150,10 +150,40 @@ async fn pre_call_checks_apply_order_and_context_window() {
     assert_eq!(r.select(g, &Ctx { input_tokens: Some(5_000) }).await.unwrap().deployment.id, "backup");
 }
 
-#[tokio::test]
-async fn rpm_caps_concurrency_like_litellm() {
+#[tokio::test(start_paused = true)]
+async fn every_strategy_keeps_deployments_within_rpm_over_a_sliding_minute() {
     let mut a = dep("a");
-    a.rpm = Some(2.0);
+    a.rpm = Some(3.0);
+    let mut b = dep("b");
+    b.rpm = Some(3.0);
+    let r = router(vec![a, b], Strategy::SimpleShuffle);
+    let g = r.group("g").unwrap();
+    for _ in 0..6 {
+        drop(r.select(g, &Ctx::default()).await.unwrap());
+    }
+    let e = r.select(g, &Ctx::default()).await.err().expect("quota spent");
+    assert!(e.cooldown_list.is_empty(), "shed by quota, not cooldown");
+    tokio::time::advance(Duration::from_secs(59)).await;
+    assert!(r.select(g, &Ctx::default()).await.is_err(), "still inside the same 60 s");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(r.select(g, &Ctx::default()).await.is_ok(), "the window slid on");
+}
+
+#[tokio::test]
+async fn adaptive_p2c_avoids_deployments_whose_provider_says_quota_is_spent() {
+    let r = router(vec![dep("spent"), dep("fresh")], Strategy::AdaptiveP2c);
+    let g = r.group("g").unwrap();
+    let spent = g.deployments.iter().find(|d| d.id == "spent").unwrap();
+    r.record_remaining(spent, Some(0.0), None);
+    let d = distribution(&r, 100).await;
+    assert_eq!(d["fresh"], 100, "{d:?}");
+}
+
+#[tokio::test]
+async fn max_parallel_requests_caps_concurrency_like_litellm() {
+    let mut a = dep("a");
+    a.max_parallel_requests = Some(2);
+    a.rpm = Some(1_000.0);
     let r = router(vec![a], Strategy::SimpleShuffle);
     let g = r.group("g").unwrap();
     let _one = r.select(g, &Ctx::default()).await.unwrap();
