@@ -554,6 +554,11 @@ providers:
     endpoint_access: private_network
     timeout: 60
     max_retries: 0
+    # Its per-deployment defaults (rpm 1000, tpm 100000) would throttle a load test within seconds
+    # ("No available deployment"); the other contenders have no such limits configured.
+    rpm: 1000000000
+    tpm: 4000000000
+    max_concurrent_requests: 100000
     settings:
       model_identity_mappings:
         fake-openai-endpoint:
