@@ -203,11 +203,19 @@ def test_upstream_error_maps_to_sdk_exception(client, model, exc_type, status):
     assert_error_envelope(ei.value, status)
 
 
-def test_vertex_not_implemented_is_bad_request(client):
+def test_provider_not_implemented_is_bad_request(client):
     with pytest.raises(openai.BadRequestError) as ei:
-        client.chat.completions.create(model="gemini-vision", messages=MESSAGES)
+        client.chat.completions.create(model="bedrock-claude", messages=MESSAGES)
     assert_error_envelope(ei.value, 400)
-    assert "not implemented" in ei.value.body["message"]
+    assert "provider bedrock is not implemented yet" in ei.value.body["message"]
+
+
+def test_vertex_without_a_key_says_what_is_missing(client):
+    # The seed's Vertex deployment with no vertex_credentials on this machine.
+    with pytest.raises(openai.AuthenticationError) as ei:
+        client.chat.completions.create(model="gemini-vision", messages=MESSAGES)
+    assert_error_envelope(ei.value, 401)
+    assert "vertex_credentials" in ei.value.body["message"]
 
 
 def test_upstream_timeout_is_408(client):

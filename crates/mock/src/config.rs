@@ -1,9 +1,12 @@
 //! Command-line flags (`sluice mock …`) and the validated configuration built from them.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::latency::{parse_duration, Latency};
 use crate::ratelimit::RateLimitRule;
+use crate::token::VertexKey;
 
 /// The route LiteLLM's fake endpoint decorates with `@limiter.limit("10000/minute")`; the seed's
 /// load test depends on that limit, so the mock applies it unless told otherwise.
@@ -52,6 +55,11 @@ pub struct MockArgs {
     /// Stream exactly like LiteLLM's fake: no finish_reason, no usage chunk, no `[DONE]`.
     #[arg(long)]
     pub seed_compat: bool,
+
+    /// Service-account key file (JSON): `/token` then checks assertions' RS256 signatures and
+    /// claims as Google does, and Vertex routes accept only tokens the mock issued.
+    #[arg(long, value_name = "FILE")]
+    pub vertex_credentials: Option<PathBuf>,
 }
 
 /// What the mock does, validated. Build it with [`MockConfig::from_args`] or start from
@@ -70,6 +78,9 @@ pub struct MockConfig {
     pub fail_percent: f64,
     /// Streams end on EOF only, as LiteLLM's fake does.
     pub seed_compat: bool,
+    /// The service account `/token` trusts; `None` accepts any well-formed assertion and any
+    /// bearer token on Vertex routes.
+    pub vertex_key: Option<Arc<VertexKey>>,
 }
 
 impl Default for MockConfig {
@@ -81,6 +92,7 @@ impl Default for MockConfig {
             fail_every: 0,
             fail_percent: 0.0,
             seed_compat: false,
+            vertex_key: None,
         }
     }
 }
@@ -125,6 +137,12 @@ impl MockConfig {
             fail_every: args.fail_every.unwrap_or(0),
             fail_percent,
             seed_compat: args.seed_compat,
+            vertex_key: match &args.vertex_credentials {
+                Some(path) => {
+                    Some(Arc::new(VertexKey::from_file(path).map_err(|e| format!("--vertex-credentials {e}"))?))
+                }
+                None => None,
+            },
         })
     }
 }
@@ -191,5 +209,15 @@ mod tests {
         assert!(e.starts_with("--fail-percent"), "{e}");
         let a = args(&["--no-default-rate-limit"]);
         assert!(MockConfig::from_args(&a).unwrap().rate_limits.is_empty());
+    }
+
+    #[test]
+    fn vertex_credentials_load_or_name_the_flag() {
+        let key = concat!(env!("CARGO_MANIFEST_DIR"), "/../providers/tests/fixtures/vertex-test-sa.json");
+        let c = MockConfig::from_args(&args(&["--vertex-credentials", key])).unwrap();
+        assert!(c.vertex_key.is_some());
+        assert!(MockConfig::from_args(&args(&[])).unwrap().vertex_key.is_none());
+        let e = MockConfig::from_args(&args(&["--vertex-credentials", "/nonexistent.json"])).unwrap_err();
+        assert!(e.starts_with("--vertex-credentials"), "{e}");
     }
 }

@@ -2,13 +2,14 @@
 //!
 //! It answers like LiteLLM's `example_openai_endpoint` (the upstream of the seed load test) on
 //! the OpenAI routes, adds Vertex AI / Gemini `generateContent` with SSE streaming, a Google OAuth
-//! token endpoint, and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
+//! token endpoint, Anthropic's `/v1/messages` with its typed event streams, and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
 //! slowapi-style fixed-window rate limits, injected 500s, and model names that trigger a chosen
 //! failure (`error-503`, `stream-reset`, `retry-after-2`, …). `GET /mock/stats` reports what it saw.
 //!
 //! It is built to never be a benchmark's bottleneck: hyper directly, fixed response text, a
 //! scanner instead of a JSON tree for the request, atomics for every counter.
 
+mod anthropic;
 mod body;
 mod config;
 mod google;
@@ -36,6 +37,7 @@ pub use config::{MockArgs, MockConfig, DEFAULT_RATE_LIMIT};
 pub use latency::{parse_duration, Latency};
 pub use openai::STREAM_SENTENCE;
 pub use ratelimit::RateLimitRule;
+pub use token::VertexKey;
 
 /// Runs the mock until ctrl-c or SIGTERM, on a runtime of its own (`--threads`).
 ///

@@ -12,6 +12,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use rand::Rng;
 
+use crate::anthropic;
 use crate::body::StreamEnd;
 use crate::config::MockConfig;
 use crate::google::{self, GoogleCall};
@@ -34,6 +35,7 @@ enum Endpoint<'a> {
     Embeddings(Option<&'a str>),
     Models,
     Google(GoogleCall<'a>),
+    Anthropic,
     Token,
     Stats,
     Reset,
@@ -50,6 +52,7 @@ impl Endpoint<'_> {
             Endpoint::Models => Route::Models,
             Endpoint::Google(c) if c.door == google::Door::Vertex => Route::Vertex,
             Endpoint::Google(_) => Route::Gemini,
+            Endpoint::Anthropic => Route::Anthropic,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
             Endpoint::Stats | Endpoint::Reset | Endpoint::Health => return None,
@@ -70,6 +73,7 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/completions" | "/v1/completions" => Endpoint::Completions(None),
         "/embeddings" | "/v1/embeddings" => Endpoint::Embeddings(None),
         "/models" | "/v1/models" => Endpoint::Models,
+        "/v1/messages" => Endpoint::Anthropic,
         "/token" => Endpoint::Token,
         "/mock/stats" => Endpoint::Stats,
         "/mock/reset" => Endpoint::Reset,
@@ -174,6 +178,7 @@ impl Mock {
             Endpoint::Completions(m) => self.openai(Kind::Completion, m, &body, guard).await,
             Endpoint::Embeddings(_) => self.embeddings(&body, guard).await,
             Endpoint::Google(call) => self.google(call, &parts.headers, parts.uri.query(), &body, guard).await,
+            Endpoint::Anthropic => self.anthropic(&parts.headers, &body, guard).await,
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
         }
@@ -300,6 +305,15 @@ impl Mock {
                 respond::google_error(StatusCode::UNAUTHORIZED, google::unauthenticated_message(call.door)),
             );
         }
+        if call.door == google::Door::Vertex && self.cfg.vertex_key.is_some() && !self.issued_bearer(headers) {
+            return finish(
+                Some(guard),
+                respond::google_error(
+                    StatusCode::UNAUTHORIZED,
+                    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+                ),
+            );
+        }
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             return finish(
                 Some(guard),
@@ -340,10 +354,62 @@ impl Mock {
         finish(Some(guard), resp)
     }
 
+    /// The fake Messages API: Anthropic's headers, bodies, errors and event streams.
+    async fn anthropic(&self, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
+        if let Err(message) = anthropic::check_headers(headers) {
+            return finish(Some(guard), anthropic::error(StatusCode::UNAUTHORIZED, message));
+        }
+        let req = match anthropic::parse(body) {
+            Ok(r) => r,
+            Err(e) => return finish(Some(guard), anthropic::error(StatusCode::BAD_REQUEST, &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), anthropic::error(StatusCode::INTERNAL_SERVER_ERROR, &message));
+        }
+        let trigger = Trigger::from_model(&req.model);
+        let stream_error = req.model.rsplit('/').next() == Some(anthropic::STREAM_ERROR);
+        if trigger.is_error(req.stream) || (stream_error && req.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => anthropic::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Number of request tokens has exceeded your per-minute rate limit",
+            ),
+            Trigger::Error(code) => anthropic::error_for_code(status(code)),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                anthropic::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("Number of requests has exceeded your rate limit (mock: retry after {secs}s)"),
+                ),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if req.stream {
+                    let (frames, end) = misbehave(anthropic::stream_frames(&req, stream_error), trigger);
+                    return respond::sse(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, anthropic::body(&req))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// With `--vertex-credentials`, a Vertex bearer token must be one `/token` handed out.
+    fn issued_bearer(&self, headers: &http::HeaderMap) -> bool {
+        let bearer = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.get(7..));
+        bearer.is_some_and(|t| token::issued(t.trim(), self.tokens_issued.load(Ordering::Relaxed)))
+    }
+
     fn token(&self, body: &[u8], guard: RequestGuard) -> Resp {
-        let resp = match token::check_request(body) {
+        let resp = match token::check_request(body, self.cfg.vertex_key.as_deref()) {
             Ok(_) => {
                 let n = self.tokens_issued.fetch_add(1, Ordering::Relaxed) + 1;
+                self.stats.token_issued();
                 respond::json(StatusCode::OK, token::token_body(n))
             }
             Err(e) => respond::json(StatusCode::BAD_REQUEST, e.to_json()),
@@ -401,6 +467,7 @@ mod tests {
         assert_eq!(classify("/openai/deployments/gpt-4o/chat/completions"), Endpoint::Chat(Some("gpt-4o")));
         assert_eq!(classify("/engines/davinci/completions"), Endpoint::Completions(Some("davinci")));
         assert_eq!(classify("/v1/models"), Endpoint::Models);
+        assert_eq!(classify("/v1/messages"), Endpoint::Anthropic);
         assert_eq!(classify("/nope"), Endpoint::NotFound);
         assert!(matches!(classify("/v1beta/models/g:generateContent"), Endpoint::Google(_)));
     }

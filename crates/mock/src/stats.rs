@@ -13,11 +13,12 @@ pub enum Route {
     Vertex,
     Gemini,
     Token,
+    Anthropic,
     NotFound,
 }
 
 impl Route {
-    const ALL: [Route; 8] = [
+    const ALL: [Route; 9] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -25,6 +26,7 @@ impl Route {
         Route::Vertex,
         Route::Gemini,
         Route::Token,
+        Route::Anthropic,
         Route::NotFound,
     ];
 
@@ -37,6 +39,7 @@ impl Route {
             Route::Vertex => "vertex",
             Route::Gemini => "gemini",
             Route::Token => "token",
+            Route::Anthropic => "anthropic",
             Route::NotFound => "not_found",
         }
     }
@@ -52,6 +55,7 @@ pub struct Stats {
     injected_errors: AtomicU64,
     cancelled: AtomicU64,
     in_flight: AtomicI64,
+    tokens_issued: AtomicU64,
 }
 
 impl Stats {
@@ -66,6 +70,11 @@ impl Stats {
 
     pub fn injected_error(&self) {
         self.injected_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An access token went out: how tests see a gateway's token refreshes.
+    pub fn token_issued(&self) {
+        self.tokens_issued.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Starts tracking one request; see [`RequestGuard`].
@@ -84,6 +93,7 @@ impl Stats {
         self.rate_limited.store(0, Ordering::Relaxed);
         self.injected_errors.store(0, Ordering::Relaxed);
         self.cancelled.store(0, Ordering::Relaxed);
+        self.tokens_issued.store(0, Ordering::Relaxed);
     }
 
     pub fn to_json(&self) -> String {
@@ -101,6 +111,7 @@ impl Stats {
             "injected_errors": self.injected_errors.load(Ordering::Relaxed),
             "cancelled": self.cancelled.load(Ordering::Relaxed),
             "in_flight": self.in_flight.load(Ordering::Relaxed).max(0),
+            "tokens_issued": self.tokens_issued.load(Ordering::Relaxed),
         })
         .to_string()
     }

@@ -14,6 +14,12 @@ pub enum Family {
         /// Key sent when none is configured (local servers accept anything).
         default_key: Option<&'static str>,
     },
+    /// Google's Gemini on Vertex AI: service-account OAuth, generateContent.
+    Vertex,
+    /// Google AI Studio's Gemini API: `x-goog-api-key`, generateContent.
+    GoogleAiStudio,
+    /// Anthropic's Messages API.
+    Anthropic,
     /// A provider LiteLLM supports whose translation sluice has not implemented yet.
     NotImplemented,
 }
@@ -99,10 +105,10 @@ pub static PROVIDERS: &[Provider] = &[
     local("hosted_vllm", None, &["HOSTED_VLLM_API_BASE"]),
     local("lm_studio", None, &["LM_STUDIO_API_BASE"]),
     local("llamafile", Some("http://127.0.0.1:8080/v1"), &["LLAMAFILE_API_BASE"]),
-    pending("vertex_ai"),
-    pending("vertex_ai_beta"),
-    pending("gemini"),
-    pending("anthropic"),
+    Provider { name: "vertex_ai", family: Family::Vertex },
+    Provider { name: "vertex_ai_beta", family: Family::Vertex },
+    Provider { name: "gemini", family: Family::GoogleAiStudio },
+    Provider { name: "anthropic", family: Family::Anthropic },
     pending("azure"),
     pending("azure_ai"),
     pending("azure_text"),
@@ -247,6 +253,8 @@ mod tests {
         assert_eq!(m.provider.name, "hosted_vllm");
         assert_eq!(m.upstream, "meta-llama/Llama-3-8B");
         let m = parse_model("vertex_ai/gemini-1.0-pro-vision-001", None).unwrap();
+        assert_eq!(m.provider.family, Family::Vertex);
+        let m = parse_model("bedrock/anthropic.claude-3", None).unwrap();
         assert_eq!(m.provider.family, Family::NotImplemented);
     }
 

@@ -7,8 +7,11 @@
 //! are known by name (so configs naming them load and requests get a clear answer) until their
 //! modules land.
 
+pub mod anthropic;
 pub mod catalogue;
 pub mod errors;
+pub mod gemini;
+pub mod google_auth;
 pub mod openai;
 
 pub use catalogue::{parse_model, Family, ModelRef, Provider};

@@ -4,6 +4,7 @@
 use crate::auth::MasterKey;
 use crate::config::{Config, DeploymentSpec, Env};
 use crate::proxy::upstream::{self, Client};
+use crate::vertex_auth::VertexToken;
 use bytes::Bytes;
 use http::{HeaderValue, Uri};
 use sluice_metrics::{DeploymentLabels, DeploymentMetrics, Metrics};
@@ -39,6 +40,8 @@ pub enum TargetKind {
     OpenAi(Box<OpenAiTarget>),
     /// `mock_response`: answer locally without an upstream.
     Mock(String),
+    /// A provider that speaks another format: translate both ways.
+    Translated(Box<TranslatedTarget>),
     /// A provider whose translation is not implemented yet.
     Unsupported,
     /// An OpenAI-compatible provider without a usable base URL.
@@ -66,6 +69,42 @@ impl OpenAiTarget {
             Endpoint::Embeddings => &self.embeddings,
         }
     }
+}
+
+/// Which foreign format a translated deployment speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Gemini,
+    Anthropic,
+}
+
+/// How a translated call authenticates beyond its static headers.
+pub enum UpstreamAuth {
+    None,
+    Vertex(Arc<VertexToken>),
+}
+
+impl std::fmt::Debug for UpstreamAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UpstreamAuth::None => "None",
+            UpstreamAuth::Vertex(_) => "Vertex(service account)",
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct TranslatedTarget {
+    pub dialect: Dialect,
+    pub upstream_model: String,
+    pub url: Uri,
+    pub stream_url: Uri,
+    /// Key and version headers (marked sensitive where secret).
+    pub static_headers: Vec<(http::HeaderName, HeaderValue)>,
+    pub auth: UpstreamAuth,
+    pub drop_params: bool,
+    pub timeout: Duration,
+    pub stream_timeout: Duration,
 }
 
 /// Everything a request handler needs.
@@ -96,11 +135,21 @@ impl App {
             config.router.timeout.or(config.litellm.request_timeout).unwrap_or(LITELLM_DEFAULT_TIMEOUT);
         let default_stream_timeout = config.router.stream_timeout.unwrap_or(default_timeout);
         let metrics = config.litellm.callbacks.iter().any(|c| c == "prometheus").then(Metrics::new);
+        // One token cache per key, shared by every deployment that uses it.
+        let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
         let deployments = config
             .deployments
             .iter()
             .map(|spec| {
-                let target = build_target(spec, env, default_timeout, default_stream_timeout, metrics.as_deref())?;
+                let ctx = TargetCtx {
+                    env,
+                    default_timeout,
+                    default_stream_timeout,
+                    metrics: metrics.as_deref(),
+                    drop_params: config.litellm.drop_params,
+                    vertex_tokens: &vertex_tokens,
+                };
+                let target = build_target(spec, &ctx)?;
                 let mut d = Deployment::new(spec.id.clone(), spec.model_name.clone(), target);
                 d.weight = spec.weight;
                 d.rpm = spec.rpm;
@@ -138,13 +187,18 @@ impl App {
     }
 }
 
-fn build_target(
-    spec: &DeploymentSpec,
-    env: &Env,
+struct TargetCtx<'a> {
+    env: &'a Env,
     default_timeout: f64,
     default_stream_timeout: f64,
-    metrics: Option<&Metrics>,
-) -> Result<Target, String> {
+    metrics: Option<&'a Metrics>,
+    drop_params: bool,
+    vertex_tokens: &'a std::cell::RefCell<std::collections::HashMap<String, Arc<VertexToken>>>,
+}
+
+fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, String> {
+    let (env, default_timeout, default_stream_timeout, metrics) =
+        (ctx.env, ctx.default_timeout, ctx.default_stream_timeout, ctx.metrics);
     let provider = spec.model.provider;
     let lookup = |v: &str| env.get(v);
     let base = openai::resolve_base(&provider, spec.api_base.as_deref(), lookup);
@@ -157,6 +211,9 @@ fn build_target(
     } else {
         match provider.family {
             Family::NotImplemented => TargetKind::Unsupported,
+            Family::Vertex | Family::GoogleAiStudio | Family::Anthropic => {
+                TargetKind::Translated(Box::new(translated_target(spec, ctx, default_timeout, default_stream_timeout)?))
+            }
             Family::OpenAiCompatible { .. } => match &base {
                 None => TargetKind::Misconfigured(format!(
                     "deployment {} of model group \"{}\" has no api_base; set litellm_params.api_base for provider {}",
@@ -206,4 +263,96 @@ fn build_target(
         })
     });
     Ok(Target { id_header, api_base_header, provider, kind, metrics })
+}
+
+fn translated_target(
+    spec: &DeploymentSpec,
+    ctx: &TargetCtx<'_>,
+    timeout: f64,
+    stream_timeout: f64,
+) -> Result<TranslatedTarget, String> {
+    let provider = spec.model.provider;
+    let model = &spec.model.upstream;
+    let path = format!("model_list[{}].litellm_params", spec.index);
+    let parse = |u: String| -> Result<Uri, String> {
+        u.parse::<Uri>().map_err(|e| format!("{path}.api_base: builds the URL {u:?}, which is not valid ({e})"))
+    };
+    let secret = |name: &'static str, value: &str| -> Result<(http::HeaderName, HeaderValue), String> {
+        let mut v = HeaderValue::from_str(value)
+            .map_err(|_| format!("{path}.api_key: contains characters not allowed in a header"))?;
+        v.set_sensitive(true);
+        Ok((http::HeaderName::from_static(name), v))
+    };
+    let key = spec.api_key.as_ref().map(|k| k.expose().to_string());
+    let (dialect, url, stream_url, static_headers, auth) = match provider.family {
+        Family::Vertex => {
+            // Read on first use, as LiteLLM does: a config naming a key that is not there yet still
+            // loads, and requests say what is missing.
+            let source = spec
+                .vertex_credentials
+                .as_ref()
+                .map(|c| c.expose().to_string())
+                .or_else(|| ctx.env.get("GOOGLE_APPLICATION_CREDENTIALS"))
+                .unwrap_or_default();
+            let project = spec.vertex_project.clone().or_else(|| ctx.env.get("VERTEXAI_PROJECT")).unwrap_or_default();
+            let location = spec
+                .vertex_location
+                .clone()
+                .or_else(|| ctx.env.get("VERTEXAI_LOCATION"))
+                .unwrap_or_else(|| "us-central1".into());
+            let base = spec.api_base.as_deref();
+            let token = ctx
+                .vertex_tokens
+                .borrow_mut()
+                .entry(source.clone())
+                .or_insert_with(|| Arc::new(VertexToken::new(source)))
+                .clone();
+            (
+                Dialect::Gemini,
+                parse(sluice_providers::gemini::vertex_url(base, &project, &location, model, false))?,
+                parse(sluice_providers::gemini::vertex_url(base, &project, &location, model, true))?,
+                Vec::new(),
+                UpstreamAuth::Vertex(token),
+            )
+        }
+        Family::GoogleAiStudio => {
+            let key = key.or_else(|| ctx.env.get("GEMINI_API_KEY")).ok_or_else(|| {
+                format!("{path}.api_key: missing; set it (or GEMINI_API_KEY) to a Google AI Studio key")
+            })?;
+            let base = spec.api_base.as_deref();
+            (
+                Dialect::Gemini,
+                parse(sluice_providers::gemini::gemini_url(base, model, false))?,
+                parse(sluice_providers::gemini::gemini_url(base, model, true))?,
+                vec![secret("x-goog-api-key", &key)?],
+                UpstreamAuth::None,
+            )
+        }
+        _ => {
+            let key = key
+                .or_else(|| ctx.env.get("ANTHROPIC_API_KEY"))
+                .ok_or_else(|| format!("{path}.api_key: missing; set it (or ANTHROPIC_API_KEY) to an Anthropic key"))?;
+            let url = parse(sluice_providers::anthropic::url(spec.api_base.as_deref(), |v| ctx.env.get(v)))?;
+            let mut headers = Vec::new();
+            for (name, value) in sluice_providers::anthropic::headers(&key, spec.api_version.as_deref()) {
+                if name == "x-api-key" {
+                    headers.push(secret("x-api-key", &value)?);
+                } else if let Ok(v) = HeaderValue::from_str(&value) {
+                    headers.push((http::HeaderName::from_static(name), v));
+                }
+            }
+            (Dialect::Anthropic, url.clone(), url, headers, UpstreamAuth::None)
+        }
+    };
+    Ok(TranslatedTarget {
+        dialect,
+        upstream_model: model.clone(),
+        url,
+        stream_url,
+        static_headers,
+        auth,
+        drop_params: spec.drop_params.unwrap_or(ctx.drop_params),
+        timeout: Duration::from_secs_f64(spec.timeout.unwrap_or(timeout)),
+        stream_timeout: Duration::from_secs_f64(spec.stream_timeout.or(spec.timeout).unwrap_or(stream_timeout)),
+    })
 }

@@ -14,6 +14,7 @@ pub mod info;
 pub mod listen;
 pub mod proxy;
 pub mod tokens;
+pub mod vertex_auth;
 
 pub use app::App;
 pub use config::Config;
@@ -45,6 +46,7 @@ pub fn routes(app: Arc<App>) -> axum::Router {
         .route("/health/readiness", get(info::readiness))
         .route("/", get(info::root))
         .route("/metrics", get(info::metrics))
+        .route("/v1/messages", post(proxy::messages::messages))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)

@@ -83,7 +83,8 @@ fn upstream_failures_map_to_litellm_statuses() {
         ("garbage", 500, "not a JSON object"),
         ("sleep-3000", 408, "litellm.Timeout"),
         ("refused", 500, "litellm.APIConnectionError"),
-        ("gemini-vision", 400, "provider vertex_ai is not implemented yet"),
+        ("gemini-vision", 401, "vertex_credentials"),
+        ("bedrock-claude", 400, "provider bedrock is not implemented yet"),
     ];
     for (model, status, needle) in cases {
         let started = Instant::now();

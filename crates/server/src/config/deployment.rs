@@ -51,6 +51,12 @@ pub struct DeploymentSpec {
     pub prices: Vec<(String, f64)>,
     /// `model_info.max_input_tokens`, for the context-window pre-call check.
     pub max_input_tokens: Option<u64>,
+    pub vertex_project: Option<String>,
+    pub vertex_location: Option<String>,
+    /// A path to a service-account JSON file, or the JSON itself.
+    pub vertex_credentials: Option<Secret>,
+    /// Per-deployment `drop_params` (else `litellm_settings.drop_params`).
+    pub drop_params: Option<bool>,
     /// `litellm_params` with secrets removed, as `/model/info` shows them.
     pub public_params: Mapping,
     /// `model_info` as configured, with `id` filled in.
@@ -76,6 +82,7 @@ const IMPLEMENTED: &[&str] = &[
     "order",
     "max_parallel_requests",
     "cooldown_time",
+    "drop_params",
 ];
 
 /// Custom price keys (LiteLLM's names).
@@ -222,6 +229,19 @@ impl DeploymentSpec {
                     }
                 })
                 .collect::<Result<_, _>>()?,
+            vertex_project: str_field("vertex_project")?,
+            vertex_location: str_field("vertex_location")?,
+            vertex_credentials: match field("vertex_credentials") {
+                Some(Value::Mapping(_)) => {
+                    let v = field("vertex_credentials").cloned().unwrap_or(Value::Null);
+                    Some(Secret::new(serde_json::to_string(&v).unwrap_or_default()))
+                }
+                _ => str_field("vertex_credentials")?.map(Secret::new),
+            },
+            drop_params: field("drop_params")
+                .map(|v| super::yaml::boolean(&p("drop_params"), v))
+                .transpose()?
+                .flatten(),
             max_input_tokens: model_info
                 .get("max_input_tokens")
                 .map(|v| number(&format!("{path}.model_info.max_input_tokens"), v))

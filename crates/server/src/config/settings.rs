@@ -282,6 +282,8 @@ pub struct LitellmSettings {
     pub context_window_fallbacks: Vec<(String, Vec<String>)>,
     pub content_policy_fallbacks: Vec<(String, Vec<String>)>,
     pub default_fallbacks: Option<Vec<String>>,
+    /// Drop request parameters a provider cannot take instead of answering 400.
+    pub drop_params: bool,
 }
 
 impl LitellmSettings {
@@ -310,6 +312,7 @@ impl LitellmSettings {
                     boolean(&path, val)?;
                 }
                 "num_retries" => s.num_retries = count(&path, val)?,
+                "drop_params" => s.drop_params = boolean(&path, val)?.unwrap_or(false),
                 "allowed_fails" => s.allowed_fails = count(&path, val)?,
                 "fallbacks" => s.fallbacks = fallback_list(&path, val)?,
                 "context_window_fallbacks" => s.context_window_fallbacks = fallback_list(&path, val)?,

@@ -72,6 +72,7 @@ impl Call<Target> for UpstreamCall<'_> {
                 Ok(resp)
             }
             TargetKind::OpenAi(t) => self.forward(attempt, t, &target.provider, depth).await,
+            TargetKind::Translated(t) => self.forward_translated(attempt, t).await,
         }
     }
 
@@ -259,6 +260,10 @@ impl UpstreamCall<'_> {
 
 fn header_f64(h: &HeaderMap, name: &str) -> Option<f64> {
     h.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+pub(super) fn retry_after_of(h: &HeaderMap) -> Option<Duration> {
+    retry_after(h)
 }
 
 /// `retry-after-ms` (OpenAI) or `retry-after` in seconds; HTTP dates are ignored.

@@ -3,8 +3,10 @@
 mod attempt;
 pub mod body;
 pub mod headers;
+pub mod messages;
 pub mod mock;
 pub mod relay;
+mod translate;
 pub mod upstream;
 
 use crate::app::App;
@@ -91,6 +93,19 @@ async fn proxy(
     crate::auth::check(app.master_key.as_ref(), req.headers())?;
     let (parts, body) = req.into_parts();
     let body = body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout).await?;
+    proxy_body(app, endpoint, path_model, &parts.headers, body, meta).await
+}
+
+/// The request path after authentication and reading the body: shared by the OpenAI routes and
+/// the Anthropic front door (which hands in a translated body).
+pub(crate) async fn proxy_body(
+    app: &App,
+    endpoint: Endpoint,
+    path_model: Option<String>,
+    headers: &http::HeaderMap,
+    body: Bytes,
+    meta: &mut CallMeta,
+) -> Result<Response, ApiError> {
     let view = sniff::request(&body, endpoint)?;
 
     // Like LiteLLM, a model named in the path wins over the body's.
@@ -116,7 +131,7 @@ async fn proxy(
         client_model_json,
         meta,
     };
-    let user_agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let out = app.router.execute(&model, &ctx, &mut call).await;
     if out.fallback_depth > 0 {
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {

@@ -1,0 +1,128 @@
+//! `POST /v1/messages`: the front door for Anthropic clients. The Anthropic request is translated
+//! to OpenAI's format, runs through the same router as every other request (so it can reach any
+//! provider), and the answer — complete or streamed — is translated back into Anthropic's shapes.
+
+use super::body;
+use super::headers::CallMeta;
+use super::proxy_body;
+use crate::app::App;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::BodyExt;
+use sluice_providers::anthropic;
+use sluice_wire::sniff::Endpoint;
+use sluice_wire::{sse, ApiError};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub async fn messages(State(app): State<Arc<App>>, req: Request) -> Response {
+    let mut meta = CallMeta::new(req.headers(), Instant::now());
+    match front_door(&app, req, &mut meta).await {
+        Ok(resp) => resp,
+        Err(e) => anthropic_error(e.status, &e.message),
+    }
+}
+
+fn anthropic_error(status: u16, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = anthropic::error_body(status.as_u16(), message).to_string();
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+async fn front_door(app: &App, req: Request, meta: &mut CallMeta) -> Result<Response, ApiError> {
+    crate::auth::check(app.master_key.as_ref(), req.headers())?;
+    let (parts, body) = req.into_parts();
+    let body = body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout).await?;
+    let request: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!("Request body is not valid JSON: {e}. Send an Anthropic Messages request."))
+    })?;
+    let model = request.get("model").and_then(|m| m.as_str()).unwrap_or_default().to_string();
+    let stream = request.get("stream").and_then(|s| s.as_bool()).unwrap_or(false);
+    let openai = anthropic::messages_to_openai(&request).map_err(|e| {
+        let mut err = ApiError::bad_request(e.message);
+        if let Some(p) = e.param {
+            err = err.param(p);
+        }
+        err
+    })?;
+    let openai_body = Bytes::from(openai.to_string());
+    let resp = proxy_body(app, Endpoint::Chat, None, &parts.headers, openai_body, meta).await?;
+    let (mut head, body) = resp.into_parts();
+    if !head.status.is_success() {
+        let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let message =
+            sluice_wire::sniff::error_message(&bytes).unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        let mut out = anthropic_error(head.status.as_u16(), &message);
+        copy_litellm_headers(&head.headers, out.headers_mut());
+        return Ok(out);
+    }
+    head.headers.remove(header::CONTENT_LENGTH);
+    if !stream {
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .map_err(|_| ApiError::new(500, "the upstream answer broke off"))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|_| ApiError::new(500, "the upstream answer is not JSON"))?;
+        let msg = anthropic::openai_to_messages(&v, &model).map_err(|e| ApiError::new(500, e.message))?;
+        head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return Ok(Response::from_parts(head, axum::body::Body::from(msg.to_string())));
+    }
+    // Re-frame the OpenAI chunk stream as Anthropic events.
+    let state = (body.into_data_stream(), sse::Parser::new(), anthropic::MessagesStream::new(&model), false);
+    let events = futures_util::stream::unfold(state, |(mut upstream, mut parser, mut tr, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            let mut out = BytesMut::new();
+            while let Ok(Some(event)) = parser.next_event() {
+                if event.is_done() {
+                    continue;
+                }
+                if let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(&event.data) {
+                    if let Some(err) = chunk.get("error") {
+                        let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("upstream error");
+                        out.put_slice(anthropic::error_frame(500, msg).as_bytes());
+                        return Some((Ok::<_, std::convert::Infallible>(out.freeze()), (upstream, parser, tr, true)));
+                    }
+                    for f in tr.on_chunk(&chunk) {
+                        out.put_slice(f.as_bytes());
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return Some((Ok(out.freeze()), (upstream, parser, tr, false)));
+            }
+            match futures_util::StreamExt::next(&mut upstream).await {
+                Some(Ok(bytes)) => parser.push(&bytes),
+                _ => {
+                    if let Some(event) = parser.finish() {
+                        if let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(&event.data) {
+                            for f in tr.on_chunk(&chunk) {
+                                out.put_slice(f.as_bytes());
+                            }
+                        }
+                    }
+                    for f in tr.finish() {
+                        out.put_slice(f.as_bytes());
+                    }
+                    return Some((Ok(out.freeze()), (upstream, parser, tr, true)));
+                }
+            }
+        }
+    });
+    head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    Ok(Response::from_parts(head, axum::body::Body::from_stream(events)))
+}
+
+fn copy_litellm_headers(from: &http::HeaderMap, to: &mut http::HeaderMap) {
+    for (k, v) in from {
+        if k.as_str().starts_with("x-litellm-") || k == header::RETRY_AFTER {
+            to.insert(k.clone(), v.clone());
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Calls to providers that speak another format (Vertex/Gemini, Anthropic): the OpenAI request is
+//! parsed, translated, sent, and the answer (or stream) translated back.
+//!
+//! Unlike the OpenAI passthrough this builds JSON trees: translation needs them, and these
+//! providers' latencies dwarf the cost.
+
+use super::headers;
+use super::upstream;
+use super::{read_upstream, ReadError};
+use crate::app::{Dialect, TranslatedTarget, UpstreamAuth};
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{header, HeaderValue};
+use http_body_util::BodyExt;
+use sluice_providers::{anthropic, gemini};
+use sluice_router::{Attempt, Failed, Failure};
+use sluice_wire::sniff::Endpoint;
+use sluice_wire::{sse, ApiError};
+use std::time::{Duration, Instant};
+
+use super::attempt::{CallError, UpstreamCall};
+use crate::app::Target;
+
+/// Either provider's stream translator, behind one face.
+enum StreamTr {
+    Gemini(gemini::StreamTranslator),
+    Anthropic(anthropic::ChatStream),
+}
+
+impl StreamTr {
+    fn on_event(&mut self, e: &sse::Event) -> Result<Vec<String>, String> {
+        match self {
+            StreamTr::Gemini(t) => t.on_event(&e.data).map_err(|e| e.message),
+            StreamTr::Anthropic(t) => t.on_event(e.name.as_deref(), &e.data).map_err(|e| e.message),
+        }
+    }
+
+    fn finish(&mut self) -> Vec<String> {
+        match self {
+            StreamTr::Gemini(t) => t.finish(),
+            StreamTr::Anthropic(t) => t.finish(),
+        }
+    }
+}
+
+fn bad_param(e_param: Option<String>, message: String) -> Failed<CallError> {
+    let mut api = ApiError::bad_request(message);
+    if let Some(p) = e_param {
+        api = api.param(p);
+    }
+    Failed { failure: Failure::status(400, None), error: CallError { api, upstream_headers: None } }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl UpstreamCall<'_> {
+    pub(super) async fn forward_translated(
+        &mut self,
+        attempt: &Attempt<Target>,
+        t: &TranslatedTarget,
+    ) -> Result<Response, Failed<CallError>> {
+        let provider = &attempt.deployment.target.provider;
+        if self.endpoint != Endpoint::Chat {
+            return Err(bad_param(
+                None,
+                format!(
+                    "{} is not supported for provider {} yet; use /chat/completions with this model group",
+                    self.endpoint.route(),
+                    provider.name
+                ),
+            ));
+        }
+        let request: serde_json::Value = serde_json::from_slice(self.body)
+            .map_err(|e| bad_param(None, format!("Request body is not valid JSON: {e}")))?;
+        let stream = self.view.stream;
+        let upstream_json = match t.dialect {
+            Dialect::Gemini => {
+                gemini::chat_request(&request, &gemini::Options { drop_params: t.drop_params, ..Default::default() })
+                    .map_err(|e| (e.param, e.message))
+            }
+            Dialect::Anthropic => anthropic::chat_request(
+                &request,
+                &t.upstream_model,
+                &anthropic::Options { drop_params: t.drop_params, ..Default::default() },
+            )
+            .map_err(|e| (e.param, e.message)),
+        }
+        .map_err(|(param, message)| bad_param(param, message))?;
+
+        let url = if stream { &t.stream_url } else { &t.url };
+        let mut req = http::Request::new(super::body::ChainBody::full(Bytes::from(upstream_json.to_string())));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = url.clone();
+        let h = req.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &t.static_headers {
+            h.insert(name.clone(), value.clone());
+        }
+        let sent = Instant::now();
+        match &t.auth {
+            UpstreamAuth::None => {}
+            UpstreamAuth::Vertex(source) => match source.token(&self.app.client).await {
+                Ok(token) => {
+                    h.insert(header::AUTHORIZATION, token);
+                }
+                Err(message) => {
+                    self.meta.upstream += sent.elapsed();
+                    let api = ApiError::new(401, format!("litellm.AuthenticationError: VertexAIException - {message}"))
+                        .kind("auth_error");
+                    return Err(Failed {
+                        failure: Failure::status(401, None),
+                        error: CallError { api, upstream_headers: None },
+                    });
+                }
+            },
+        }
+
+        let timeout = if stream { t.stream_timeout } else { t.timeout };
+        let resp = match tokio::time::timeout(timeout, self.app.client.request(req)).await {
+            Err(_) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
+            }
+            Ok(Err(e)) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::connection(), upstream::transport_error(provider, &e)));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let (up, incoming) = resp.into_parts();
+        let created = now_unix();
+        let id = format!("chatcmpl-{}", self.meta.call_id.to_str().unwrap_or("sluice"));
+
+        if !up.status.is_success() {
+            let body =
+                read_upstream(incoming, timeout.saturating_sub(sent.elapsed()), 1024 * 1024).await.unwrap_or_default();
+            self.meta.upstream += sent.elapsed();
+            let status = up.status.as_u16();
+            let (out_status, class, message) = match t.dialect {
+                Dialect::Gemini => gemini::error(status, &body),
+                Dialect::Anthropic => anthropic::error(status, &body),
+            };
+            let tag = sluice_providers::errors::exception_tag(provider);
+            let mut api = ApiError::new(out_status, format!("litellm.{class}: {tag} - {message}"));
+            if out_status == 429 {
+                api = api.kind("throttling_error");
+            }
+            let failure = Failure::status(out_status, super::attempt::retry_after_of(&up.headers));
+            return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
+        }
+
+        if stream {
+            let tr = match t.dialect {
+                Dialect::Gemini => StreamTr::Gemini(gemini::StreamTranslator::new(
+                    self.client_model,
+                    &id,
+                    created,
+                    self.view.include_usage,
+                )),
+                Dialect::Anthropic => {
+                    StreamTr::Anthropic(anthropic::ChatStream::new(self.client_model, created, self.view.include_usage))
+                }
+            };
+            let mut relay = TranslatedRelay {
+                upstream: incoming,
+                parser: sse::Parser::new(),
+                tr,
+                idle: t.stream_timeout,
+                ended: false,
+                sent_any: false,
+                provider: *provider,
+            };
+            let first = match relay.step().await {
+                RelayStep::Failed(e) => {
+                    self.meta.upstream += sent.elapsed();
+                    return Err(fail(Failure::status(e.status, None), e));
+                }
+                RelayStep::Data(b) => Some(b),
+                RelayStep::End => None,
+            };
+            self.meta.upstream += sent.elapsed();
+            self.app.router.record_success(attempt, None);
+            if let Some(m) = &attempt.deployment.target.metrics {
+                let ttft = attempt.elapsed();
+                m.attempt_succeeded(self.client_model, ttft, Some(ttft), None);
+            }
+            let body_stream = futures_util::stream::unfold((first, relay), |(first, mut relay)| async move {
+                if let Some(b) = first {
+                    return Some((Ok::<_, std::convert::Infallible>(http_body::Frame::data(b)), (None, relay)));
+                }
+                match relay.step().await {
+                    RelayStep::Data(b) => Some((Ok(http_body::Frame::data(b)), (None, relay))),
+                    RelayStep::Failed(e) => {
+                        Some((Ok(http_body::Frame::data(Bytes::from(e.to_sse_frame()))), (None, relay)))
+                    }
+                    RelayStep::End => None,
+                }
+            });
+            let mut resp = Response::new(axum::body::Body::new(http_body_util::StreamBody::new(body_stream)));
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            headers::forward_upstream(&up.headers, h);
+            self.meta.apply(h);
+            return Ok(resp);
+        }
+
+        let body = match read_upstream(incoming, timeout.saturating_sub(sent.elapsed()), 256 * 1024 * 1024).await {
+            Ok(b) => b,
+            Err(ReadError::Timeout) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
+            }
+            Err(ReadError::Broken) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(
+                    Failure::connection(),
+                    upstream::malformed_error(provider, "the upstream connection broke while sending its answer", b""),
+                ));
+            }
+        };
+        self.meta.upstream += sent.elapsed();
+        let parsed: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+            fail(
+                Failure::status(500, None),
+                upstream::malformed_error(provider, "upstream returned a body that is not JSON", &body),
+            )
+        })?;
+        let out = match t.dialect {
+            Dialect::Gemini => gemini::chat_response(&parsed, self.client_model, &id, created).map_err(|e| e.message),
+            Dialect::Anthropic => anthropic::chat_response(&parsed, self.client_model, created).map_err(|e| e.message),
+        }
+        .map_err(|message| fail(Failure::status(500, None), upstream::malformed_error(provider, &message, &body)))?;
+        let usage = out
+            .get("usage")
+            .map(|u| (u["prompt_tokens"].as_u64().unwrap_or(0), u["completion_tokens"].as_u64().unwrap_or(0)));
+        self.app.router.record_success(attempt, usage.map(|(p, c)| p + c));
+        if let Some(m) = &attempt.deployment.target.metrics {
+            let usage = usage.map(|(p, c)| sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
+            m.attempt_succeeded(self.client_model, attempt.elapsed(), None, usage);
+        }
+        let mut resp = Response::new(axum::body::Body::from(out.to_string()));
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers::forward_upstream(&up.headers, h);
+        self.meta.apply(h);
+        Ok(resp)
+    }
+}
+
+fn fail(failure: Failure, api: ApiError) -> Failed<CallError> {
+    Failed { failure, error: CallError { api, upstream_headers: None } }
+}
+
+enum RelayStep {
+    Data(Bytes),
+    Failed(ApiError),
+    End,
+}
+
+struct TranslatedRelay {
+    upstream: hyper::body::Incoming,
+    parser: sse::Parser,
+    tr: StreamTr,
+    idle: Duration,
+    ended: bool,
+    sent_any: bool,
+    provider: sluice_providers::Provider,
+}
+
+impl TranslatedRelay {
+    async fn step(&mut self) -> RelayStep {
+        if self.ended {
+            return RelayStep::End;
+        }
+        let mut out = BytesMut::new();
+        loop {
+            while let Ok(Some(event)) = self.parser.next_event() {
+                match self.tr.on_event(&event) {
+                    Ok(chunks) => push(&mut out, chunks),
+                    Err(message) => {
+                        return self.fail(
+                            out,
+                            upstream::malformed_error(&self.provider, "upstream stream failed", message.as_bytes()),
+                        )
+                    }
+                }
+            }
+            if !out.is_empty() {
+                self.sent_any = true;
+                return RelayStep::Data(out.freeze());
+            }
+            match tokio::time::timeout(self.idle, self.upstream.frame()).await {
+                Err(_) => return self.fail(out, upstream::timeout_error(&self.provider, self.idle)),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.parser.push(&data);
+                    }
+                }
+                Ok(Some(Err(_))) => {
+                    let e = ApiError::new(
+                        500,
+                        sluice_providers::errors::upstream_message(
+                            sluice_providers::ExceptionClass::ApiConnection,
+                            &self.provider,
+                            "Connection error: the upstream connection broke mid-stream.",
+                        ),
+                    );
+                    return self.fail(out, e);
+                }
+                Ok(None) => {
+                    if let Some(event) = self.parser.finish() {
+                        match self.tr.on_event(&event) {
+                            Ok(chunks) => push(&mut out, chunks),
+                            Err(message) => {
+                                return self.fail(
+                                    out,
+                                    upstream::malformed_error(
+                                        &self.provider,
+                                        "upstream stream failed",
+                                        message.as_bytes(),
+                                    ),
+                                )
+                            }
+                        }
+                    }
+                    push(&mut out, self.tr.finish());
+                    out.put_slice(b"data: [DONE]\n\n");
+                    self.ended = true;
+                    self.sent_any = true;
+                    return RelayStep::Data(out.freeze());
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, mut out: BytesMut, e: ApiError) -> RelayStep {
+        self.ended = true;
+        if !self.sent_any && out.is_empty() {
+            return RelayStep::Failed(e);
+        }
+        out.put_slice(e.to_sse_frame().as_bytes());
+        RelayStep::Data(out.freeze())
+    }
+}
+
+fn push(out: &mut BytesMut, chunks: Vec<String>) {
+    for c in chunks {
+        out.put_slice(b"data: ");
+        out.put_slice(c.as_bytes());
+        out.put_slice(b"\n\n");
+    }
+}

@@ -1,0 +1,161 @@
+//! Providers that need translation, end to end through `sluice mock`: the seed's Vertex AI config
+//! verbatim (only the api_base hosts and the key file changed), Anthropic deployments, and the
+//! Anthropic `/v1/messages` front door.
+
+mod common;
+use common::*;
+
+/// The seed's second config, as the load-test guide prints it.
+const SEED_VERTEX: &str = r#"
+model_list:
+  - model_name: gemini-vision
+    litellm_params:
+      model: vertex_ai/gemini-1.0-pro-vision-001
+      api_base: https://exampleopenaiendpoint-production.up.railway.app/v1/projects/bad-adroit-crow-413218/locations/us-central1/publishers/google/models/gemini-1.0-pro-vision-001
+      vertex_project: "adroit-crow-413218"
+      vertex_location: "us-central1"
+      vertex_credentials: /etc/secrets/adroit_crow.json
+  - model_name: gemini-vision
+    litellm_params:
+      model: vertex_ai/gemini-1.0-pro-vision-001
+      api_base: https://exampleopenaiendpoint-production-c715.up.railway.app/v1/projects/bad-adroit-crow-413218/locations/us-central1/publishers/google/models/gemini-1.0-pro-vision-001
+      vertex_project: "adroit-crow-413218"
+      vertex_location: "us-central1"
+      vertex_credentials: /etc/secrets/adroit_crow.json
+
+litellm_settings:
+  callbacks: ["prometheus"] # Enterprise LiteLLM Only - use prometheus to get metrics on your load test
+"#;
+
+const TEST_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../providers/tests/fixtures/vertex-test-sa.json");
+
+/// The test service-account key with its token_uri pointed at `mock`.
+fn key_for(mock: &Proc) -> std::path::PathBuf {
+    let mut key: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(TEST_KEY).unwrap()).unwrap();
+    key["token_uri"] = serde_json::Value::String(format!("http://{}/token", mock.addr));
+    let path = std::env::temp_dir().join(format!("sluice-vertex-key-{}-{}.json", std::process::id(), mock.addr.port()));
+    std::fs::write(&path, key.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn the_seed_vertex_config_works_verbatim() {
+    // Host A (which also serves the key's token endpoint and accepts only tokens it issued) limits
+    // the seed's route to 4 requests per 10 s; host B is unlimited and takes any bearer token.
+    let a = mock(&["--vertex-credentials", TEST_KEY, "--rate-limit", "/v1/projects/bad-adroit-crow-413218=4/10s"]);
+    let b = mock(&["--no-default-rate-limit"]);
+    let key = key_for(&a);
+    let config = SEED_VERTEX
+        .replace("https://exampleopenaiendpoint-production.up.railway.app", &format!("http://{}", a.addr))
+        .replace("https://exampleopenaiendpoint-production-c715.up.railway.app", &format!("http://{}", b.addr))
+        .replace("/etc/secrets/adroit_crow.json", key.to_str().unwrap())
+        + "general_settings:\n  master_key: sk-1234\n";
+    let g = gateway(&config, None);
+
+    let r = post(g.addr, "/chat/completions", &chat_for("gemini-vision", false));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["model"], "gemini-vision");
+    assert_eq!(v["object"], "chat.completion");
+    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().len() > 1);
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0);
+
+    let r = post(
+        g.addr,
+        "/chat/completions",
+        &chat_for("gemini-vision", true)
+            .replace("\"stream\":true", "\"stream\":true,\"stream_options\":{\"include_usage\":true}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let frames = sse_data(&r.body);
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{}", r.text());
+    let chunks: Vec<serde_json::Value> =
+        frames[..frames.len() - 1].iter().map(|f| serde_json::from_str(f).unwrap()).collect();
+    assert!(chunks.iter().any(|c| c["choices"][0]["delta"]["content"].is_string()));
+    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"));
+    assert!(chunks.last().unwrap()["usage"]["total_tokens"].as_u64().unwrap() > 0);
+
+    // Past host A's quota its 429s cool it down and the retries land on host B: clients see none.
+    for i in 0..20 {
+        let r = post(g.addr, "/chat/completions", &chat_for("gemini-vision", false));
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    let sa = mock_stats(&a);
+    let sb = mock_stats(&b);
+    assert!(sa["rate_limited"].as_u64().unwrap() >= 1, "host A hit its limit: {sa}");
+    assert!(sb["by_route"]["vertex"].as_u64().unwrap() >= 10, "host B took the rest: {sb}");
+    assert_eq!(sa["tokens_issued"].as_u64().unwrap(), 1, "one token, cached and shared by both deployments: {sa}");
+    let metrics = request(g.addr, "GET", "/metrics", None, b"").text();
+    assert!(metrics.contains("litellm_deployment_cooled_down_total{"), "cooldowns are visible in Prometheus");
+}
+
+#[test]
+fn a_bad_key_is_a_clear_error_not_a_crash() {
+    let m = mock(&["--vertex-credentials", TEST_KEY]);
+    let config = format!(
+        "model_list:\n  - model_name: g\n    litellm_params:\n      model: vertex_ai/gemini-pro\n      api_base: http://{}/\n      vertex_project: p\n      vertex_credentials: /nonexistent/key.json\ngeneral_settings:\n  master_key: sk-1234\n",
+        m.addr
+    );
+    let g = gateway(&config, None);
+    let r = post(g.addr, "/chat/completions", &chat_for("g", false));
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.error_message().contains("vertex_credentials"), "{}", r.text());
+}
+
+#[test]
+fn anthropic_deployments_and_the_messages_front_door() {
+    let m = mock(&[]);
+    let g = gateway(
+        r#"
+model_list:
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-3-5-sonnet-20241022
+      api_base: {MOCK}
+      api_key: sk-ant-test
+  - model_name: fake-openai-endpoint
+    litellm_params:
+      model: openai/fake
+      api_base: {MOCK}
+general_settings:
+  master_key: sk-1234
+"#,
+        Some(&m),
+    );
+    // OpenAI clients reach an Anthropic deployment.
+    let r = post(g.addr, "/chat/completions", &chat_for("claude", false));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["model"], "claude");
+    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("Anthropic"));
+    let r = post(g.addr, "/chat/completions", &chat_for("claude", true));
+    let frames = sse_data(&r.body);
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{}", r.text());
+
+    // Anthropic clients reach an OpenAI-format deployment through /v1/messages.
+    let body = r#"{"model":"fake-openai-endpoint","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = request(g.addr, "POST", "/v1/messages", Some("sk-1234"), body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["role"], "assistant");
+    assert_eq!(v["content"][0]["type"], "text");
+    let r = request(
+        g.addr,
+        "POST",
+        "/v1/messages",
+        Some("sk-1234"),
+        body.replace("\"max_tokens\"", "\"stream\":true,\"max_tokens\"").as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    for event in ["event: message_start", "event: content_block_delta", "event: message_stop"] {
+        assert!(text.contains(event), "{event} missing from {text}");
+    }
+    // Errors keep Anthropic's shape.
+    let r =
+        request(g.addr, "POST", "/v1/messages", Some("sk-1234"), br#"{"model":"nope","max_tokens":5,"messages":[]}"#);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["type"], "error");
+}
