@@ -20,6 +20,8 @@ pub enum Family {
     GoogleAiStudio,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Azure OpenAI: OpenAI's format at per-deployment URLs with `api-version` and `api-key`.
+    Azure,
     /// A provider LiteLLM supports whose translation sluice has not implemented yet.
     NotImplemented,
 }
@@ -109,7 +111,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider { name: "vertex_ai_beta", family: Family::Vertex },
     Provider { name: "gemini", family: Family::GoogleAiStudio },
     Provider { name: "anthropic", family: Family::Anthropic },
-    pending("azure"),
+    Provider { name: "azure", family: Family::Azure },
     pending("azure_ai"),
     pending("azure_text"),
     pending("bedrock"),

@@ -8,6 +8,7 @@
 //! modules land.
 
 pub mod anthropic;
+pub mod azure;
 pub mod catalogue;
 pub mod errors;
 pub mod gemini;

@@ -55,7 +55,8 @@ pub struct OpenAiTarget {
     pub chat: Uri,
     pub completions: Uri,
     pub embeddings: Uri,
-    pub authorization: Option<HeaderValue>,
+    /// The credential header: `Authorization: Bearer …` (OpenAI and friends) or `api-key` (Azure).
+    pub auth: Option<(http::HeaderName, HeaderValue)>,
     pub organization: Option<HeaderValue>,
     pub timeout: Duration,
     pub stream_timeout: Duration,
@@ -214,6 +215,7 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
             Family::Vertex | Family::GoogleAiStudio | Family::Anthropic => {
                 TargetKind::Translated(Box::new(translated_target(spec, ctx, default_timeout, default_stream_timeout)?))
             }
+            Family::Azure => TargetKind::OpenAi(Box::new(azure_target(spec, ctx)?)),
             Family::OpenAiCompatible { .. } => match &base {
                 None => TargetKind::Misconfigured(format!(
                     "deployment {} of model group \"{}\" has no api_base; set litellm_params.api_base for provider {}",
@@ -226,13 +228,8 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
                         })
                     };
                     let key = openai::resolve_key(&provider, spec.api_key.as_ref().map(|k| k.expose()), lookup);
-                    let authorization = key
-                        .map(|k| {
-                            let mut v = HeaderValue::from_str(&format!("Bearer {k}"))
-                                .map_err(|_| format!("model_list[{}].litellm_params.api_key: contains characters not allowed in a header", spec.index))?;
-                            v.set_sensitive(true);
-                            Ok::<_, String>(v)
-                        })
+                    let auth = key
+                        .map(|k| secret_header(spec, http::header::AUTHORIZATION, format!("Bearer {k}")))
                         .transpose()?;
                     let organization = spec.organization.as_deref().and_then(|o| HeaderValue::from_str(o).ok());
                     TargetKind::OpenAi(Box::new(OpenAiTarget {
@@ -240,7 +237,7 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
                         chat: uri(Endpoint::Chat)?,
                         completions: uri(Endpoint::Completions)?,
                         embeddings: uri(Endpoint::Embeddings)?,
-                        authorization,
+                        auth,
                         organization,
                         timeout: Duration::from_secs_f64(spec.timeout.unwrap_or(default_timeout)),
                         stream_timeout: Duration::from_secs_f64(
@@ -354,5 +351,61 @@ fn translated_target(
         drop_params: spec.drop_params.unwrap_or(ctx.drop_params),
         timeout: Duration::from_secs_f64(spec.timeout.unwrap_or(timeout)),
         stream_timeout: Duration::from_secs_f64(spec.stream_timeout.or(spec.timeout).unwrap_or(stream_timeout)),
+    })
+}
+
+fn secret_header(
+    spec: &DeploymentSpec,
+    name: http::HeaderName,
+    value: String,
+) -> Result<(http::HeaderName, HeaderValue), String> {
+    let mut v = HeaderValue::from_str(&value).map_err(|_| {
+        format!("model_list[{}].litellm_params.api_key: contains characters not allowed in a header", spec.index)
+    })?;
+    v.set_sensitive(true);
+    Ok((name, v))
+}
+
+fn azure_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<OpenAiTarget, String> {
+    use sluice_providers::azure;
+    let path = format!("model_list[{}].litellm_params", spec.index);
+    let first_env = |names: &[&str]| names.iter().find_map(|n| ctx.env.get(n));
+    let base = spec.api_base.clone().or_else(|| first_env(azure::BASE_ENV)).ok_or_else(|| {
+        format!(
+            "{path}.api_base: missing; set it to your Azure OpenAI endpoint, e.g. https://<resource>.openai.azure.com"
+        )
+    })?;
+    let version = spec
+        .api_version
+        .clone()
+        .or_else(|| first_env(azure::VERSION_ENV))
+        .unwrap_or_else(|| azure::DEFAULT_API_VERSION.into());
+    let deployment = &spec.model.upstream;
+    let uri = |e: Endpoint| -> Result<Uri, String> {
+        azure::url(&base, deployment, e, &version)
+            .parse::<Uri>()
+            .map_err(|e| format!("{path}.api_base: not a valid URL ({e})"))
+    };
+    let auth = match (
+        &spec.azure_ad_token,
+        spec.api_key.as_ref().map(|k| k.expose().to_string()).or_else(|| first_env(azure::KEY_ENV)),
+    ) {
+        (Some(token), _) => {
+            Some(secret_header(spec, http::header::AUTHORIZATION, format!("Bearer {}", token.expose()))?)
+        }
+        (None, Some(key)) => Some(secret_header(spec, http::HeaderName::from_static("api-key"), key)?),
+        (None, None) => None,
+    };
+    Ok(OpenAiTarget {
+        upstream_model: sluice_wire::splice::json_string(deployment),
+        chat: uri(Endpoint::Chat)?,
+        completions: uri(Endpoint::Completions)?,
+        embeddings: uri(Endpoint::Embeddings)?,
+        auth,
+        organization: None,
+        timeout: Duration::from_secs_f64(spec.timeout.unwrap_or(ctx.default_timeout)),
+        stream_timeout: Duration::from_secs_f64(
+            spec.stream_timeout.or(spec.timeout).unwrap_or(ctx.default_stream_timeout),
+        ),
     })
 }

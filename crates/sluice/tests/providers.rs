@@ -159,3 +159,36 @@ general_settings:
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["type"], "error");
 }
+
+#[test]
+fn azure_deployments_use_deployment_urls_and_api_key() {
+    let m = mock(&[]);
+    let g = gateway(
+        r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: azure/my-gpt4o-deployment
+      api_base: {MOCK}
+      api_version: "2024-10-21"
+      api_key: azure-test-key
+  - model_name: embedder
+    litellm_params:
+      model: azure/my-embedding-deployment
+      api_base: {MOCK}
+      api_key: azure-test-key
+general_settings:
+  master_key: sk-1234
+"#,
+        Some(&m),
+    );
+    let r = post(g.addr, "/chat/completions", &chat_for("gpt-4o", false));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model"], "gpt-4o");
+    let r = post(g.addr, "/chat/completions", &chat_for("gpt-4o", true));
+    assert_eq!(sse_data(&r.body).last().map(String::as_str), Some("[DONE]"));
+    let r = post(g.addr, "/embeddings", r#"{"model":"embedder","input":"hi"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s = mock_stats(&m);
+    assert!(s["by_route"]["chat"].as_u64().unwrap() >= 2 && s["by_route"]["embeddings"].as_u64().unwrap() >= 1, "{s}");
+}

@@ -57,6 +57,8 @@ pub struct DeploymentSpec {
     pub vertex_credentials: Option<Secret>,
     /// Per-deployment `drop_params` (else `litellm_settings.drop_params`).
     pub drop_params: Option<bool>,
+    /// Azure: a Microsoft Entra token sent as a bearer token instead of `api-key`.
+    pub azure_ad_token: Option<Secret>,
     /// `litellm_params` with secrets removed, as `/model/info` shows them.
     pub public_params: Mapping,
     /// `model_info` as configured, with `id` filled in.
@@ -229,6 +231,7 @@ impl DeploymentSpec {
                     }
                 })
                 .collect::<Result<_, _>>()?,
+            azure_ad_token: str_field("azure_ad_token")?.map(Secret::new),
             vertex_project: str_field("vertex_project")?,
             vertex_location: str_field("vertex_location")?,
             vertex_credentials: match field("vertex_credentials") {

@@ -117,8 +117,8 @@ impl UpstreamCall<'_> {
         if self.view.stream {
             h.insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
         }
-        if let Some(auth) = &t.authorization {
-            h.insert(header::AUTHORIZATION, auth.clone());
+        if let Some((name, value)) = &t.auth {
+            h.insert(name.clone(), value.clone());
         }
         if let Some(org) = &t.organization {
             h.insert("openai-organization", org.clone());
