@@ -186,7 +186,7 @@ def gateway_models(mock_url: str, compat_url: str, dead_url: str) -> list[tuple[
         ("stream-reset", openai("stream-reset")),
         ("slow", openai("sleep-3000", timeout=1, stream_timeout=1)),
         ("dead", openai("any", dead_url)),
-        ("bedrock-claude", {"model": "bedrock/anthropic.claude-3-sonnet-20240229-v1:0"}),
+        ("sagemaker-model", {"model": "sagemaker/my-endpoint"}),
         (
             "gemini-vision",
             {

@@ -10,6 +10,7 @@
 //! scanner instead of a JSON tree for the request, atomics for every counter.
 
 mod anthropic;
+mod bedrock;
 mod body;
 mod config;
 mod google;

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Limited};
 use rand::Rng;
 
 use crate::anthropic;
+use crate::bedrock;
 use crate::body::StreamEnd;
 use crate::config::MockConfig;
 use crate::google::{self, GoogleCall};
@@ -36,6 +37,7 @@ enum Endpoint<'a> {
     Models,
     Google(GoogleCall<'a>),
     Anthropic,
+    Bedrock(bedrock::Call<'a>),
     Token,
     Stats,
     Reset,
@@ -53,6 +55,7 @@ impl Endpoint<'_> {
             Endpoint::Google(c) if c.door == google::Door::Vertex => Route::Vertex,
             Endpoint::Google(_) => Route::Gemini,
             Endpoint::Anthropic => Route::Anthropic,
+            Endpoint::Bedrock(_) => Route::Bedrock,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
             Endpoint::Stats | Endpoint::Reset | Endpoint::Health => return None,
@@ -93,6 +96,9 @@ fn classify(path: &str) -> Endpoint<'_> {
                     "embeddings" => Endpoint::Embeddings(model),
                     _ => Endpoint::NotFound,
                 };
+            }
+            if let Some(call) = bedrock::parse_path(path) {
+                return Endpoint::Bedrock(call);
             }
             match google::parse_path(path) {
                 Some(call) => Endpoint::Google(call),
@@ -179,6 +185,7 @@ impl Mock {
             Endpoint::Embeddings(_) => self.embeddings(&body, guard).await,
             Endpoint::Google(call) => self.google(call, &parts.headers, parts.uri.query(), &body, guard).await,
             Endpoint::Anthropic => self.anthropic(&parts.headers, &body, guard).await,
+            Endpoint::Bedrock(call) => self.bedrock(call, &parts.headers, &body, guard).await,
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
         }
@@ -399,6 +406,37 @@ impl Mock {
         finish(Some(guard), resp)
     }
 
+    /// The fake Bedrock Converse API: AWS's auth failure, error style and event streams.
+    async fn bedrock(
+        &self,
+        call: bedrock::Call<'_>,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        if !bedrock::authorised(headers) {
+            return finish(Some(guard), bedrock::missing_auth());
+        }
+        let req = match bedrock::parse(call, body) {
+            Ok(r) => r,
+            Err(e) => return finish(Some(guard), bedrock::error(StatusCode::BAD_REQUEST, "ValidationException", &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(
+                Some(guard),
+                bedrock::error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", &message),
+            );
+        }
+        let trigger = Trigger::from_model(&req.model);
+        if trigger.is_error(req.stream) || req.stream_error() {
+            self.stats.injected_error();
+        }
+        if let Trigger::Sleep(d) = trigger {
+            tokio::time::sleep(d).await;
+        }
+        bedrock::answer(&req, trigger, self.gap(trigger), guard)
+    }
+
     /// With `--vertex-credentials`, a Vertex bearer token must be one `/token` handed out.
     fn issued_bearer(&self, headers: &http::HeaderMap) -> bool {
         let bearer = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.get(7..));
@@ -468,6 +506,7 @@ mod tests {
         assert_eq!(classify("/engines/davinci/completions"), Endpoint::Completions(Some("davinci")));
         assert_eq!(classify("/v1/models"), Endpoint::Models);
         assert_eq!(classify("/v1/messages"), Endpoint::Anthropic);
+        assert!(matches!(classify("/model/m%3A0/converse-stream"), Endpoint::Bedrock(c) if c.stream));
         assert_eq!(classify("/nope"), Endpoint::NotFound);
         assert!(matches!(classify("/v1beta/models/g:generateContent"), Endpoint::Google(_)));
     }

@@ -14,11 +14,12 @@ pub enum Route {
     Gemini,
     Token,
     Anthropic,
+    Bedrock,
     NotFound,
 }
 
 impl Route {
-    const ALL: [Route; 9] = [
+    const ALL: [Route; 10] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -27,6 +28,7 @@ impl Route {
         Route::Gemini,
         Route::Token,
         Route::Anthropic,
+        Route::Bedrock,
         Route::NotFound,
     ];
 
@@ -40,6 +42,7 @@ impl Route {
             Route::Gemini => "gemini",
             Route::Token => "token",
             Route::Anthropic => "anthropic",
+            Route::Bedrock => "bedrock",
             Route::NotFound => "not_found",
         }
     }

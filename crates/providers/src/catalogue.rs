@@ -22,6 +22,8 @@ pub enum Family {
     Anthropic,
     /// Azure OpenAI: OpenAI's format at per-deployment URLs with `api-version` and `api-key`.
     Azure,
+    /// AWS Bedrock's Converse API: SigV4 (or a Bedrock API key), binary event streams.
+    Bedrock,
     /// A provider LiteLLM supports whose translation sluice has not implemented yet.
     NotImplemented,
 }
@@ -114,7 +116,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider { name: "azure", family: Family::Azure },
     pending("azure_ai"),
     pending("azure_text"),
-    pending("bedrock"),
+    Provider { name: "bedrock", family: Family::Bedrock },
     pending("sagemaker"),
     pending("cohere"),
     pending("cohere_chat"),
@@ -257,6 +259,8 @@ mod tests {
         let m = parse_model("vertex_ai/gemini-1.0-pro-vision-001", None).unwrap();
         assert_eq!(m.provider.family, Family::Vertex);
         let m = parse_model("bedrock/anthropic.claude-3", None).unwrap();
+        assert_eq!(m.provider.family, Family::Bedrock);
+        let m = parse_model("sagemaker/my-endpoint", None).unwrap();
         assert_eq!(m.provider.family, Family::NotImplemented);
     }
 

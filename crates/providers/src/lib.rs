@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
 pub mod catalogue;
 pub mod errors;
 pub mod gemini;

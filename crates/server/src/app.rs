@@ -2,7 +2,7 @@
 //! precomputed upstream target, the upstream client, and the auth settings.
 
 use crate::auth::MasterKey;
-use crate::config::{Config, DeploymentSpec, Env};
+use crate::config::{Config, DeploymentSpec, Env, Secret};
 use crate::proxy::upstream::{self, Client};
 use crate::vertex_auth::VertexToken;
 use bytes::Bytes;
@@ -77,12 +77,18 @@ impl OpenAiTarget {
 pub enum Dialect {
     Gemini,
     Anthropic,
+    Bedrock,
 }
 
 /// How a translated call authenticates beyond its static headers.
 pub enum UpstreamAuth {
     None,
     Vertex(Arc<VertexToken>),
+    /// AWS SigV4: every request is signed over its exact URL and body.
+    SigV4 {
+        credentials: sluice_providers::bedrock::Credentials,
+        region: String,
+    },
 }
 
 impl std::fmt::Debug for UpstreamAuth {
@@ -90,6 +96,7 @@ impl std::fmt::Debug for UpstreamAuth {
         f.write_str(match self {
             UpstreamAuth::None => "None",
             UpstreamAuth::Vertex(_) => "Vertex(service account)",
+            UpstreamAuth::SigV4 { .. } => "SigV4(credentials)",
         })
     }
 }
@@ -212,8 +219,13 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
     } else {
         match provider.family {
             Family::NotImplemented => TargetKind::Unsupported,
-            Family::Vertex | Family::GoogleAiStudio | Family::Anthropic => {
-                TargetKind::Translated(Box::new(translated_target(spec, ctx, default_timeout, default_stream_timeout)?))
+            // Missing credentials or region are answered per request (as LiteLLM does), so one
+            // incomplete deployment does not keep the others from serving.
+            Family::Vertex | Family::GoogleAiStudio | Family::Anthropic | Family::Bedrock => {
+                match translated_target(spec, ctx, default_timeout, default_stream_timeout) {
+                    Ok(t) => TargetKind::Translated(Box::new(t)),
+                    Err(why) => TargetKind::Misconfigured(why),
+                }
             }
             Family::Azure => TargetKind::OpenAi(Box::new(azure_target(spec, ctx)?)),
             Family::OpenAiCompatible { .. } => match &base {
@@ -324,6 +336,44 @@ fn translated_target(
                 vec![secret("x-goog-api-key", &key)?],
                 UpstreamAuth::None,
             )
+        }
+        Family::Bedrock => {
+            use sluice_providers::bedrock;
+            let region = spec
+                .aws_region_name
+                .clone()
+                .or_else(|| ctx.env.get("AWS_REGION"))
+                .or_else(|| ctx.env.get("AWS_DEFAULT_REGION"))
+                .ok_or_else(|| {
+                    format!(
+                        "{path}.aws_region_name: missing; set it (or AWS_REGION) to the Bedrock region, e.g. us-east-1"
+                    )
+                })?;
+            let id = bedrock::model_id(model);
+            let base = spec.api_base.as_deref();
+            let url = parse(bedrock::converse_url(base, &region, id, false))?;
+            let stream_url = parse(bedrock::converse_url(base, &region, id, true))?;
+            // A Bedrock API key is a bearer token; otherwise sign with AWS credentials.
+            let bearer = key.or_else(|| ctx.env.get(bedrock::BEARER_TOKEN_ENV));
+            let secret_of =
+                |s: &Option<Secret>, env: &str| s.as_ref().map(|v| v.expose().to_string()).or_else(|| ctx.env.get(env));
+            let (headers, auth) = match bearer {
+                Some(k) => (vec![secret("authorization", &format!("Bearer {k}"))?], UpstreamAuth::None),
+                None => {
+                    let access = secret_of(&spec.aws_access_key_id, "AWS_ACCESS_KEY_ID");
+                    let secret_key = secret_of(&spec.aws_secret_access_key, "AWS_SECRET_ACCESS_KEY");
+                    let (Some(access_key_id), Some(secret_access_key)) = (access, secret_key) else {
+                        return Err(format!("{path}: no AWS credentials; set aws_access_key_id and aws_secret_access_key (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), or a Bedrock API key as api_key"));
+                    };
+                    let credentials = bedrock::Credentials {
+                        access_key_id,
+                        secret_access_key,
+                        session_token: secret_of(&spec.aws_session_token, "AWS_SESSION_TOKEN"),
+                    };
+                    (Vec::new(), UpstreamAuth::SigV4 { credentials, region })
+                }
+            };
+            (Dialect::Bedrock, url, stream_url, headers, auth)
         }
         _ => {
             let key = key

@@ -14,6 +14,12 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub struct ListenSettings {
     /// Time a client has to send a request's headers (also bounds idle keep-alive connections).
     pub header_timeout: Duration,
+    /// Cap on each client connection's read buffer (hyper's minimum is 8 KiB). hyper grows the
+    /// buffer while reads fill it (to ~400 KB by default) and keeps it for the connection's life;
+    /// with the seed's 16 KB requests that cost ~50 KB per open connection. 8 KiB holds 1,000
+    /// locust users under 40 MB at the price of one more read per large request (about 5 µs of
+    /// CPU on the seed payload): `sluice_settings.client_read_buffer_kb` trades one for the other.
+    pub read_buffer_max: usize,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -24,7 +30,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.header_timeout).keep_alive(true);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .max_buf_size(settings.read_buffer_max.max(8192))
+        .keep_alive(true);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);

@@ -182,6 +182,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!(models = config.deployments.len(), workers, "sluice listening on http://{addr}");
         let settings = sluice_server::listen::ListenSettings {
             header_timeout: std::time::Duration::from_secs_f64(config.sluice.client_header_timeout),
+            read_buffer_max: (config.sluice.client_read_buffer_kb * 1024.0) as usize,
         };
         sluice_server::listen::serve(listener, sluice_server::routes(app), settings, shutdown_signal()).await;
         ExitCode::SUCCESS

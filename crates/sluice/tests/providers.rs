@@ -192,3 +192,50 @@ general_settings:
     let s = mock_stats(&m);
     assert!(s["by_route"]["chat"].as_u64().unwrap() >= 2 && s["by_route"]["embeddings"].as_u64().unwrap() >= 1, "{s}");
 }
+
+#[test]
+fn bedrock_converse_signed_with_sigv4_streamed_and_not() {
+    let m = mock(&[]);
+    let g = gateway(
+        r#"
+model_list:
+  - model_name: claude-bedrock
+    litellm_params:
+      model: bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0
+      api_base: {MOCK}
+      aws_region_name: us-east-1
+      aws_access_key_id: AKIDEXAMPLE
+      aws_secret_access_key: wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+  - model_name: no-credentials
+    litellm_params:
+      model: bedrock/anthropic.claude-3-haiku-20240307-v1:0
+      api_base: {MOCK}
+general_settings:
+  master_key: sk-1234
+"#,
+        Some(&m),
+    );
+    let r = post(g.addr, "/chat/completions", &chat_for("claude-bedrock", false));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["model"], "claude-bedrock");
+    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("Bedrock"));
+    assert!(v["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let body = chat_for("claude-bedrock", true)
+        .replace("\"stream\":true", "\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    let r = post(g.addr, "/chat/completions", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let frames = sse_data(&r.body);
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{}", r.text());
+    let text: String = frames[..frames.len() - 1]
+        .iter()
+        .filter_map(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert!(text.contains("Bedrock"), "{text}");
+    assert!(mock_stats(&m)["by_route"]["bedrock"].as_u64().unwrap() >= 2);
+    // A deployment without credentials answers with what is missing; the others keep serving.
+    let r = post(g.addr, "/chat/completions", &chat_for("no-credentials", false));
+    assert_eq!(r.status, 500);
+    assert!(r.error_message().contains("aws_region_name") || r.error_message().contains("AWS"), "{}", r.text());
+}

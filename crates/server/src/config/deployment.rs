@@ -59,6 +59,11 @@ pub struct DeploymentSpec {
     pub drop_params: Option<bool>,
     /// Azure: a Microsoft Entra token sent as a bearer token instead of `api-key`.
     pub azure_ad_token: Option<Secret>,
+    /// AWS (Bedrock): credentials and region from litellm_params (else the standard AWS env vars).
+    pub aws_access_key_id: Option<Secret>,
+    pub aws_secret_access_key: Option<Secret>,
+    pub aws_session_token: Option<Secret>,
+    pub aws_region_name: Option<String>,
     /// `litellm_params` with secrets removed, as `/model/info` shows them.
     pub public_params: Mapping,
     /// `model_info` as configured, with `id` filled in.
@@ -232,6 +237,10 @@ impl DeploymentSpec {
                 })
                 .collect::<Result<_, _>>()?,
             azure_ad_token: str_field("azure_ad_token")?.map(Secret::new),
+            aws_access_key_id: str_field("aws_access_key_id")?.map(Secret::new),
+            aws_secret_access_key: str_field("aws_secret_access_key")?.map(Secret::new),
+            aws_session_token: str_field("aws_session_token")?.map(Secret::new),
+            aws_region_name: str_field("aws_region_name")?.or(str_field("region_name")?),
             vertex_project: str_field("vertex_project")?,
             vertex_location: str_field("vertex_location")?,
             vertex_credentials: match field("vertex_credentials") {

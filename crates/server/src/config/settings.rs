@@ -334,11 +334,19 @@ pub struct SluiceSettings {
     pub client_body_timeout: f64,
     /// Seconds to establish an upstream TCP connection.
     pub upstream_connect_timeout: f64,
+    /// Largest read buffer a client connection keeps, in KiB (8 minimum): memory per open
+    /// connection against reads per large request.
+    pub client_read_buffer_kb: f64,
 }
 
 impl Default for SluiceSettings {
     fn default() -> Self {
-        SluiceSettings { client_header_timeout: 30.0, client_body_timeout: 60.0, upstream_connect_timeout: 10.0 }
+        SluiceSettings {
+            client_header_timeout: 30.0,
+            client_body_timeout: 60.0,
+            upstream_connect_timeout: 10.0,
+            client_read_buffer_kb: 8.0,
+        }
     }
 }
 
@@ -352,10 +360,11 @@ impl SluiceSettings {
                 "client_header_timeout" => &mut s.client_header_timeout,
                 "client_body_timeout" => &mut s.client_body_timeout,
                 "upstream_connect_timeout" => &mut s.upstream_connect_timeout,
+                "client_read_buffer_kb" => &mut s.client_read_buffer_kb,
                 _ => {
                     return Err(err(
                         &path,
-                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout",
+                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb",
                     ))
                 }
             };

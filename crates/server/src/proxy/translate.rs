@@ -12,7 +12,7 @@ use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderValue};
 use http_body_util::BodyExt;
-use sluice_providers::{anthropic, gemini};
+use sluice_providers::{anthropic, bedrock, gemini};
 use sluice_router::{Attempt, Failed, Failure};
 use sluice_wire::sniff::Endpoint;
 use sluice_wire::{sse, ApiError};
@@ -21,25 +21,67 @@ use std::time::{Duration, Instant};
 use super::attempt::{CallError, UpstreamCall};
 use crate::app::Target;
 
-/// Either provider's stream translator, behind one face.
+/// A provider's stream decoder and translator, behind one face: bytes in, OpenAI chunks out.
 enum StreamTr {
-    Gemini(gemini::StreamTranslator),
-    Anthropic(anthropic::ChatStream),
+    Gemini(sse::Parser, gemini::StreamTranslator),
+    Anthropic(sse::Parser, anthropic::ChatStream),
+    /// Bedrock streams are AWS's binary event-stream framing, not SSE.
+    Bedrock(bedrock::EventStreamDecoder, bedrock::StreamTranslator),
 }
 
 impl StreamTr {
-    fn on_event(&mut self, e: &sse::Event) -> Result<Vec<String>, String> {
+    fn push(&mut self, bytes: &[u8]) {
         match self {
-            StreamTr::Gemini(t) => t.on_event(&e.data).map_err(|e| e.message),
-            StreamTr::Anthropic(t) => t.on_event(e.name.as_deref(), &e.data).map_err(|e| e.message),
+            StreamTr::Gemini(p, _) | StreamTr::Anthropic(p, _) => p.push(bytes),
+            StreamTr::Bedrock(d, _) => d.push(bytes),
         }
     }
 
-    fn finish(&mut self) -> Vec<String> {
+    /// Every chunk the buffered bytes complete.
+    fn drain(&mut self, out: &mut Vec<String>) -> Result<(), String> {
         match self {
-            StreamTr::Gemini(t) => t.finish(),
-            StreamTr::Anthropic(t) => t.finish(),
+            StreamTr::Gemini(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| "an SSE line over 16 MB".to_string())? {
+                    out.extend(t.on_event(&e.data).map_err(|e| e.message)?);
+                }
+            }
+            StreamTr::Anthropic(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| "an SSE line over 16 MB".to_string())? {
+                    out.extend(t.on_event(e.name.as_deref(), &e.data).map_err(|e| e.message)?);
+                }
+            }
+            StreamTr::Bedrock(d, t) => {
+                while let Some(m) = d.next_message()? {
+                    out.extend(t.on_message(&m).map_err(|e| e.message)?);
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// End of the upstream body: whatever is left, then the closing chunks.
+    fn finish(&mut self, out: &mut Vec<String>) -> Result<(), String> {
+        match self {
+            StreamTr::Gemini(p, t) => {
+                if let Some(e) = p.finish() {
+                    out.extend(t.on_event(&e.data).map_err(|e| e.message)?);
+                }
+                out.extend(t.finish());
+            }
+            StreamTr::Anthropic(p, t) => {
+                if let Some(e) = p.finish() {
+                    out.extend(t.on_event(e.name.as_deref(), &e.data).map_err(|e| e.message)?);
+                }
+                out.extend(t.finish());
+            }
+            StreamTr::Bedrock(d, t) => {
+                if d.pending() > 0 {
+                    return Err("the upstream cut the event stream off mid-message".into());
+                }
+                out.extend(t.finish());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -80,6 +122,8 @@ impl UpstreamCall<'_> {
                 gemini::chat_request(&request, &gemini::Options { drop_params: t.drop_params, ..Default::default() })
                     .map_err(|e| (e.param, e.message))
             }
+            Dialect::Bedrock => bedrock::converse_request(&request, &bedrock::Options { drop_params: t.drop_params })
+                .map_err(|e| (e.param, e.message)),
             Dialect::Anthropic => anthropic::chat_request(
                 &request,
                 &t.upstream_model,
@@ -90,7 +134,8 @@ impl UpstreamCall<'_> {
         .map_err(|(param, message)| bad_param(param, message))?;
 
         let url = if stream { &t.stream_url } else { &t.url };
-        let mut req = http::Request::new(super::body::ChainBody::full(Bytes::from(upstream_json.to_string())));
+        let upstream_body = Bytes::from(upstream_json.to_string());
+        let mut req = http::Request::new(super::body::ChainBody::full(upstream_body.clone()));
         *req.method_mut() = http::Method::POST;
         *req.uri_mut() = url.clone();
         let h = req.headers_mut();
@@ -101,6 +146,17 @@ impl UpstreamCall<'_> {
         let sent = Instant::now();
         match &t.auth {
             UpstreamAuth::None => {}
+            UpstreamAuth::SigV4 { credentials, region } => {
+                // Signed over the exact URL and body bytes sent.
+                let signed = bedrock::sign("POST", &url.to_string(), &upstream_body, region, credentials, now_unix())
+                    .map_err(|e| bad_param(None, format!("cannot sign the Bedrock request: {e}")))?;
+                for (name, value) in signed {
+                    if let Ok(mut v) = HeaderValue::from_str(&value) {
+                        v.set_sensitive(name == "authorization" || name == "x-amz-security-token");
+                        h.insert(http::HeaderName::from_static(name), v);
+                    }
+                }
+            }
             UpstreamAuth::Vertex(source) => match source.token(&self.app.client).await {
                 Ok(token) => {
                     h.insert(header::AUTHORIZATION, token);
@@ -141,6 +197,10 @@ impl UpstreamCall<'_> {
             let (out_status, class, message) = match t.dialect {
                 Dialect::Gemini => gemini::error(status, &body),
                 Dialect::Anthropic => anthropic::error(status, &body),
+                Dialect::Bedrock => {
+                    let kind = up.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok());
+                    bedrock::error(status, kind, &body)
+                }
             };
             let tag = sluice_providers::errors::exception_tag(provider);
             let mut api = ApiError::new(out_status, format!("litellm.{class}: {tag} - {message}"));
@@ -152,20 +212,22 @@ impl UpstreamCall<'_> {
         }
 
         if stream {
+            let usage = self.view.include_usage;
+            let model = self.client_model;
             let tr = match t.dialect {
-                Dialect::Gemini => StreamTr::Gemini(gemini::StreamTranslator::new(
-                    self.client_model,
-                    &id,
-                    created,
-                    self.view.include_usage,
-                )),
-                Dialect::Anthropic => {
-                    StreamTr::Anthropic(anthropic::ChatStream::new(self.client_model, created, self.view.include_usage))
+                Dialect::Gemini => {
+                    StreamTr::Gemini(sse::Parser::new(), gemini::StreamTranslator::new(model, &id, created, usage))
                 }
+                Dialect::Anthropic => {
+                    StreamTr::Anthropic(sse::Parser::new(), anthropic::ChatStream::new(model, created, usage))
+                }
+                Dialect::Bedrock => StreamTr::Bedrock(
+                    bedrock::EventStreamDecoder::new(),
+                    bedrock::StreamTranslator::new(model, &id, created, usage),
+                ),
             };
             let mut relay = TranslatedRelay {
                 upstream: incoming,
-                parser: sse::Parser::new(),
                 tr,
                 idle: t.stream_timeout,
                 ended: false,
@@ -177,7 +239,7 @@ impl UpstreamCall<'_> {
                     self.meta.upstream += sent.elapsed();
                     return Err(fail(Failure::status(e.status, None), e));
                 }
-                RelayStep::Data(b) => Some(b),
+                RelayStep::Data(b) => Some(Bytes::from(b)),
                 RelayStep::End => None,
             };
             self.meta.upstream += sent.elapsed();
@@ -191,7 +253,7 @@ impl UpstreamCall<'_> {
                     return Some((Ok::<_, std::convert::Infallible>(http_body::Frame::data(b)), (None, relay)));
                 }
                 match relay.step().await {
-                    RelayStep::Data(b) => Some((Ok(http_body::Frame::data(b)), (None, relay))),
+                    RelayStep::Data(b) => Some((Ok(http_body::Frame::data(Bytes::from(b))), (None, relay))),
                     RelayStep::Failed(e) => {
                         Some((Ok(http_body::Frame::data(Bytes::from(e.to_sse_frame()))), (None, relay)))
                     }
@@ -231,6 +293,9 @@ impl UpstreamCall<'_> {
         let out = match t.dialect {
             Dialect::Gemini => gemini::chat_response(&parsed, self.client_model, &id, created).map_err(|e| e.message),
             Dialect::Anthropic => anthropic::chat_response(&parsed, self.client_model, created).map_err(|e| e.message),
+            Dialect::Bedrock => {
+                bedrock::converse_response(&parsed, self.client_model, &id, created).map_err(|e| e.message)
+            }
         }
         .map_err(|message| fail(Failure::status(500, None), upstream::malformed_error(provider, &message, &body)))?;
         let usage = out
@@ -255,14 +320,13 @@ fn fail(failure: Failure, api: ApiError) -> Failed<CallError> {
 }
 
 enum RelayStep {
-    Data(Bytes),
+    Data(Vec<u8>),
     Failed(ApiError),
     End,
 }
 
 struct TranslatedRelay {
     upstream: hyper::body::Incoming,
-    parser: sse::Parser,
     tr: StreamTr,
     idle: Duration,
     ended: bool,
@@ -275,28 +339,23 @@ impl TranslatedRelay {
         if self.ended {
             return RelayStep::End;
         }
-        let mut out = BytesMut::new();
+        let mut chunks = Vec::new();
         loop {
-            while let Ok(Some(event)) = self.parser.next_event() {
-                match self.tr.on_event(&event) {
-                    Ok(chunks) => push(&mut out, chunks),
-                    Err(message) => {
-                        return self.fail(
-                            out,
-                            upstream::malformed_error(&self.provider, "upstream stream failed", message.as_bytes()),
-                        )
-                    }
-                }
+            if let Err(message) = self.tr.drain(&mut chunks) {
+                return self.fail(
+                    chunks,
+                    upstream::malformed_error(&self.provider, "upstream stream failed", message.as_bytes()),
+                );
             }
-            if !out.is_empty() {
+            if !chunks.is_empty() {
                 self.sent_any = true;
-                return RelayStep::Data(out.freeze());
+                return RelayStep::Data(frames(chunks));
             }
             match tokio::time::timeout(self.idle, self.upstream.frame()).await {
-                Err(_) => return self.fail(out, upstream::timeout_error(&self.provider, self.idle)),
+                Err(_) => return self.fail(chunks, upstream::timeout_error(&self.provider, self.idle)),
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        self.parser.push(&data);
+                        self.tr.push(&data);
                     }
                 }
                 Ok(Some(Err(_))) => {
@@ -308,48 +367,43 @@ impl TranslatedRelay {
                             "Connection error: the upstream connection broke mid-stream.",
                         ),
                     );
-                    return self.fail(out, e);
+                    return self.fail(chunks, e);
                 }
                 Ok(None) => {
-                    if let Some(event) = self.parser.finish() {
-                        match self.tr.on_event(&event) {
-                            Ok(chunks) => push(&mut out, chunks),
-                            Err(message) => {
-                                return self.fail(
-                                    out,
-                                    upstream::malformed_error(
-                                        &self.provider,
-                                        "upstream stream failed",
-                                        message.as_bytes(),
-                                    ),
-                                )
-                            }
-                        }
+                    if let Err(message) = self.tr.finish(&mut chunks) {
+                        return self.fail(
+                            chunks,
+                            upstream::malformed_error(&self.provider, "upstream stream failed", message.as_bytes()),
+                        );
                     }
-                    push(&mut out, self.tr.finish());
-                    out.put_slice(b"data: [DONE]\n\n");
                     self.ended = true;
                     self.sent_any = true;
-                    return RelayStep::Data(out.freeze());
+                    let mut out = frames(chunks);
+                    out.extend_from_slice(b"data: [DONE]\n\n");
+                    return RelayStep::Data(out);
                 }
             }
         }
     }
 
-    fn fail(&mut self, mut out: BytesMut, e: ApiError) -> RelayStep {
+    fn fail(&mut self, chunks: Vec<String>, e: ApiError) -> RelayStep {
         self.ended = true;
-        if !self.sent_any && out.is_empty() {
+        if !self.sent_any && chunks.is_empty() {
             return RelayStep::Failed(e);
         }
-        out.put_slice(e.to_sse_frame().as_bytes());
-        RelayStep::Data(out.freeze())
+        let mut out = frames(chunks);
+        out.extend_from_slice(e.to_sse_frame().as_bytes());
+        RelayStep::Data(out)
     }
 }
 
-fn push(out: &mut BytesMut, chunks: Vec<String>) {
+/// OpenAI chunks as SSE `data:` frames.
+fn frames(chunks: Vec<String>) -> Vec<u8> {
+    let mut out = BytesMut::new();
     for c in chunks {
         out.put_slice(b"data: ");
         out.put_slice(c.as_bytes());
         out.put_slice(b"\n\n");
     }
+    out.to_vec()
 }

@@ -259,9 +259,9 @@ model_list:
       model: vertex_ai/gemini-1.0-pro-vision-001
       vertex_project: "adroit-crow-413218"
       vertex_credentials: /etc/secrets/adroit_crow.json
-  - model_name: bedrock-claude
+  - model_name: sagemaker-model
     litellm_params:
-      model: bedrock/anthropic.claude-3-sonnet-20240229-v1:0
+      model: sagemaker/my-endpoint
 {triggers}general_settings:
   master_key: sk-1234
 {extra_general}

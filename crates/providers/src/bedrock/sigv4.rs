@@ -1,0 +1,296 @@
+//! AWS Signature Version 4 for Bedrock calls (service name `bedrock`, not `bedrock-runtime`, as
+//! LiteLLM signs them: formats.md §6).
+//!
+//! Written against the AWS SigV4 documentation and checked with AWS's published test-suite
+//! vector, so the gateway needs no AWS SDK. The signature covers the exact body bytes, so the
+//! server must sign after the final serialization and send those bytes unchanged.
+
+use ring::{digest, hmac};
+
+/// AWS credentials for signing. `Debug` shows the access key id (AWS does not treat it as
+/// secret; it is in every Authorization header) and never the secret key or session token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Present for temporary (STS) credentials; sent as `x-amz-security-token`.
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Signs a Bedrock request. `url` is the full URL the request goes to (with the model id already
+/// percent-encoded, as [`super::converse_url`] builds it), `body` the exact bytes sent.
+///
+/// Returns the headers to add: `authorization`, `x-amz-date`, `x-amz-content-sha256`, and
+/// `x-amz-security-token` for temporary credentials. The signature also covers `host`, taken
+/// from `url` (default ports dropped, as HTTP clients send it). `content-type` is not signed, so
+/// the server may set it as it likes (Bedrock wants `application/json`).
+pub fn sign(
+    method: &str,
+    url: &str,
+    body: &[u8],
+    region: &str,
+    creds: &Credentials,
+    unix_time: u64,
+) -> Result<Vec<(&'static str, String)>, String> {
+    let payload_hash = hex::encode(digest::digest(&digest::SHA256, body));
+    let mut signed: Vec<(&str, &str)> = vec![("x-amz-content-sha256", payload_hash.as_str())];
+    if let Some(token) = creds.session_token.as_deref() {
+        signed.push(("x-amz-security-token", token));
+    }
+    let authorization = sign_service("bedrock", method, url, &signed, body, region, creds, unix_time)?;
+    let mut out = vec![
+        ("authorization", authorization),
+        ("x-amz-date", amz_date(unix_time)),
+        ("x-amz-content-sha256", payload_hash.clone()),
+    ];
+    if let Some(token) = &creds.session_token {
+        out.push(("x-amz-security-token", token.clone()));
+    }
+    Ok(out)
+}
+
+/// The SigV4 `Authorization` value for any service. `headers` are the headers to sign besides
+/// `host` (from `url`) and `x-amz-date` (from `unix_time`), which are always signed. Public (but
+/// hidden) so tests can check it against AWS's test suite, whose vectors use service `service`.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_service(
+    service: &str,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    region: &str,
+    creds: &Credentials,
+    unix_time: u64,
+) -> Result<String, String> {
+    if creds.access_key_id.is_empty() || creds.secret_access_key.is_empty() {
+        return Err("AWS credentials are incomplete: both an access key id and a secret access key are needed".into());
+    }
+    if region.is_empty() {
+        return Err("no AWS region to sign for; set aws_region_name (or AWS_REGION)".into());
+    }
+    let parts = split_url(url)?;
+    let date_time = amz_date(unix_time);
+    let date = &date_time[..8];
+
+    let mut canon: Vec<(String, String)> = Vec::with_capacity(headers.len() + 2);
+    canon.push(("host".into(), parts.host.clone()));
+    canon.push(("x-amz-date".into(), date_time.clone()));
+    for (k, v) in headers {
+        let k = k.to_ascii_lowercase();
+        if k != "host" && k != "x-amz-date" {
+            canon.push((k, normalize_value(v)));
+        }
+    }
+    canon.sort_by(|a, b| a.0.cmp(&b.0));
+    let signed_headers = canon.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
+    let canonical_headers: String = canon.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+    let payload_hash = hex::encode(digest::digest(&digest::SHA256, body));
+
+    let canonical_request = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}",
+        method.to_ascii_uppercase(),
+        canonical_uri(&parts.path),
+        canonical_query(parts.query.as_deref().unwrap_or("")),
+        canonical_headers,
+        signed_headers,
+        payload_hash
+    );
+    let scope = format!("{date}/{region}/{service}/aws4_request");
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}",
+        hex::encode(digest::digest(&digest::SHA256, canonical_request.as_bytes()))
+    );
+    let mut key = hmac_sha256(format!("AWS4{}", creds.secret_access_key).as_bytes(), date.as_bytes());
+    for part in [region, service, "aws4_request"] {
+        key = hmac_sha256(&key, part.as_bytes());
+    }
+    let signature = hex::encode(hmac_sha256(&key, string_to_sign.as_bytes()));
+    Ok(format!(
+        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
+        creds.access_key_id
+    ))
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data).as_ref().to_vec()
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a Unix time (UTC), without a date library.
+pub(crate) fn amz_date(unix_time: u64) -> String {
+    let days = (unix_time / 86_400) as i64;
+    let secs = unix_time % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// Howard Hinnant's days-since-1970 → (year, month, day) for the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+struct UrlParts {
+    host: String,
+    path: String,
+    query: Option<String>,
+}
+
+/// Just enough URL parsing for signing: scheme, authority (userinfo refused), path, query.
+fn split_url(url: &str) -> Result<UrlParts, String> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("cannot sign {url:?}: not an absolute URL"))?;
+    let rest = rest.split('#').next().unwrap_or("");
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!("cannot sign a URL with host {authority:?}"));
+    }
+    let host = authority.to_ascii_lowercase();
+    // HTTP clients leave the default port out of the Host header; the signature must match it.
+    let host = match (scheme.to_ascii_lowercase().as_str(), host.rsplit_once(':')) {
+        ("https", Some((h, "443"))) | ("http", Some((h, "80"))) => h.to_string(),
+        _ => host,
+    };
+    let (path, query) = match tail.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (tail, None),
+    };
+    let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
+    Ok(UrlParts { host, path, query })
+}
+
+/// The canonical URI for every service but S3: dot segments and repeated slashes removed, then
+/// the (already percent-encoded) path encoded once more. So a model id's `:`, sent as `%3A`, is
+/// signed as `%253A`, which is what AWS computes on its side.
+fn canonical_uri(path: &str) -> String {
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            s => segs.push(s),
+        }
+    }
+    let mut normalized = format!("/{}", segs.join("/"));
+    if path.ends_with('/') && normalized.len() > 1 {
+        normalized.push('/');
+    }
+    uri_encode(&normalized, true)
+}
+
+/// Query parameters sorted by encoded name then value, each decoded and re-encoded with AWS's
+/// rules (only unreserved characters stay literal; a space is `%20`, never `+`).
+fn canonical_query(query: &str) -> String {
+    let mut pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (uri_encode(&percent_decode(k), false), uri_encode(&percent_decode(v), false))
+        })
+        .collect();
+    pairs.sort();
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+}
+
+/// Header values: leading and trailing spaces trimmed, inner runs of spaces made one.
+fn normalize_value(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// AWS's URI encoding: every byte except `A-Za-z0-9-_.~` (and `/` when `keep_slash`) as `%XX`
+/// with upper-case hex.
+pub(crate) fn uri_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() && bytes[i + 1..i + 3].iter().all(u8::is_ascii_hexdigit) {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(amz_date(0), "19700101T000000Z");
+        assert_eq!(amz_date(1_440_938_160), "20150830T123600Z");
+        assert_eq!(amz_date(951_782_400), "20000229T000000Z");
+        assert_eq!(amz_date(4_102_444_799), "20991231T235959Z");
+    }
+
+    #[test]
+    fn canonical_paths_double_encode() {
+        assert_eq!(canonical_uri("/"), "/");
+        assert_eq!(canonical_uri(""), "/");
+        assert_eq!(canonical_uri("/model/a.b-v1%3A0/converse"), "/model/a.b-v1%253A0/converse");
+        assert_eq!(canonical_uri("/a/./b/../c//d/"), "/a/c/d/");
+        assert_eq!(canonical_query("b=2&a=x%20y&a=1"), "a=1&a=x%20y&b=2");
+        assert_eq!(canonical_query(""), "");
+    }
+
+    #[test]
+    fn hosts_drop_default_ports() {
+        assert_eq!(split_url("https://H.example.com:443/x").unwrap().host, "h.example.com");
+        assert_eq!(split_url("http://127.0.0.1:8090").unwrap().host, "127.0.0.1:8090");
+        assert_eq!(split_url("http://127.0.0.1:8090").unwrap().path, "/");
+        assert!(split_url("/relative").is_err());
+        assert!(split_url("https://user:pw@h/").is_err());
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "very-secret".into(),
+            session_token: Some("token-secret".into()),
+        };
+        let s = format!("{c:?}");
+        assert!(s.contains("AKIDEXAMPLE"));
+        assert!(!s.contains("very-secret") && !s.contains("token-secret"), "{s}");
+    }
+}
