@@ -46,6 +46,16 @@ def stack(log_dir):
         ),
         ("claude", {"model": "anthropic/claude-3-5-sonnet-20241022", "api_base": mock.url, "api_key": "sk-ant-test"}),
         ("gpt", {"model": "openai/any", "api_base": mock.url + "/", "api_key": "test"}),
+        (
+            "bedrock",
+            {
+                "model": "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0",
+                "api_base": mock.url,
+                "aws_region_name": "us-east-1",
+                "aws_access_key_id": "AKIDEXAMPLE",
+                "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            },
+        ),
     ]
     gw = start_gateway(log_dir, "gateway-providers", render_config(models, {"master_key": MASTER_KEY}))
     yield gw
@@ -63,7 +73,7 @@ def an(stack):
     return anthropic.Anthropic(base_url=stack.url, api_key=MASTER_KEY, max_retries=0)
 
 
-@pytest.mark.parametrize("model", ["gemini", "claude"])
+@pytest.mark.parametrize("model", ["gemini", "claude", "bedrock"])
 def test_openai_sdk_chat(oa, model):
     r = oa.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
     assert r.model == model
@@ -72,7 +82,7 @@ def test_openai_sdk_chat(oa, model):
     assert r.usage.total_tokens > 0
 
 
-@pytest.mark.parametrize("model", ["gemini", "claude"])
+@pytest.mark.parametrize("model", ["gemini", "claude", "bedrock"])
 def test_openai_sdk_stream(oa, model):
     chunks = list(
         oa.chat.completions.create(
@@ -85,9 +95,10 @@ def test_openai_sdk_stream(oa, model):
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
 
 
-def test_openai_sdk_tool_call_through_anthropic(oa):
+@pytest.mark.parametrize("model", ["claude", "bedrock"])
+def test_openai_sdk_tool_call(oa, model):
     r = oa.chat.completions.create(
-        model="claude", messages=[{"role": "user", "content": "please use the tool"}], tools=TOOLS
+        model=model, messages=[{"role": "user", "content": "please use the tool"}], tools=TOOLS
     )
     call = r.choices[0].message.tool_calls[0]
     assert r.choices[0].finish_reason == "tool_calls"
@@ -95,7 +106,7 @@ def test_openai_sdk_tool_call_through_anthropic(oa):
     assert json.loads(call.function.arguments) == {"x": 1}
     # The tool result goes back in the next turn.
     r2 = oa.chat.completions.create(
-        model="claude",
+        model=model,
         tools=TOOLS,
         messages=[
             {"role": "user", "content": "please use the tool"},

@@ -246,6 +246,17 @@ impl DeploymentMetrics {
         }
     }
 
+    /// Token usage known only when a stream ends (its success was recorded at the first chunk).
+    pub fn stream_usage(&self, requested_model: &str, usage: Usage) {
+        let d = &*self.inner;
+        d.with_attempt(requested_model, |h| {
+            let s = h.succeeded.get_or_init(|| d.resolve_success(requested_model));
+            s.input_tokens.inc_by(usage.prompt_tokens);
+            s.output_tokens.inc_by(usage.completion_tokens);
+            s.total_tokens.inc_by(usage.prompt_tokens.saturating_add(usage.completion_tokens));
+        });
+    }
+
     /// The upstream call failed. `latency` is accepted for symmetry; LiteLLM records no latency
     /// for failed calls and neither does sluice.
     pub fn attempt_failed(

@@ -153,6 +153,20 @@ general_settings:
     for event in ["event: message_start", "event: content_block_delta", "event: message_stop"] {
         assert!(text.contains(event), "{event} missing from {text}");
     }
+    // Anthropic clients reaching an Anthropic deployment pass through untouched (but for model).
+    let body = r#"{"model":"claude","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = request(g.addr, "POST", "/v1/messages", Some("sk-1234"), body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model"], "claude-3-5-sonnet-20241022", "the upstream's own answer, not a translation");
+    let r = request(
+        g.addr,
+        "POST",
+        "/v1/messages",
+        Some("sk-1234"),
+        body.replace("\"max_tokens\"", "\"stream\":true,\"max_tokens\"").as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("event: ping"), "the upstream's event stream as sent: {}", r.text());
     // Errors keep Anthropic's shape.
     let r =
         request(g.addr, "POST", "/v1/messages", Some("sk-1234"), br#"{"model":"nope","max_tokens":5,"messages":[]}"#);

@@ -170,3 +170,30 @@ fn single_deployment_errors_are_retried_then_reported_with_diagnostics() {
     let msg = r.error_message();
     assert!(msg.contains("Received Model Group=down"), "{msg}");
 }
+
+#[test]
+fn prometheus_counts_tokens_of_streams_and_complete_answers() {
+    let m = mock(&[]);
+    let g = gateway(
+        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/fake, api_base: \"{MOCK}\"}\nlitellm_settings:\n  callbacks: [\"prometheus\"]\ngeneral_settings:\n  master_key: sk-1234\n",
+        Some(&m),
+    );
+    assert_eq!(post(g.addr, "/chat/completions", &chat_for("m", false)).status, 200);
+    let body =
+        chat_for("m", true).replace("\"stream\":true", "\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+    let r = post(g.addr, "/chat/completions", &body);
+    assert_eq!(sse_data(&r.body).last().map(String::as_str), Some("[DONE]"));
+    let metrics = request(g.addr, "GET", "/metrics", None, b"").text();
+    let total: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("litellm_total_tokens_metric_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(total, 42.0, "21 tokens from the complete answer and 21 from the stream's usage chunk:\n{metrics}");
+    let ok: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("litellm_proxy_total_requests_metric_total{") && l.contains("status_code=\"200\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(ok, 2.0);
+}

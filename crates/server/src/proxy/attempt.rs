@@ -28,8 +28,15 @@ pub struct UpstreamCall<'a> {
     pub client_model: &'a str,
     /// The client's model name as a JSON string literal, spliced into answers.
     pub client_model_json: Bytes,
+    /// The original body of an Anthropic-format request (the `/v1/messages` front door): sent to
+    /// Anthropic deployments as it is, with only `model` rewritten.
+    pub native_anthropic: Option<&'a Bytes>,
     pub meta: &'a mut CallMeta,
 }
+
+/// Marks a response that is already in Anthropic's format (a front-door passthrough).
+#[derive(Clone, Copy, Debug)]
+pub struct NativeAnthropic;
 
 fn fail(failure: Failure, api: ApiError) -> Failed<CallError> {
     Failed { failure, error: CallError { api, upstream_headers: None } }
@@ -173,7 +180,8 @@ impl UpstreamCall<'_> {
                 upstream_model: String::from_utf8_lossy(&t.upstream_model).trim_matches('"').to_string(),
             });
             let stamp = restamp.unwrap_or_default();
-            let mut relay = Relay::new(incoming, *provider, self.endpoint, stamp, t.stream_timeout, usage);
+            let mut relay = Relay::new(incoming, *provider, self.endpoint, stamp, t.stream_timeout, usage)
+                .with_metrics(attempt.deployment.target.metrics.clone(), self.client_model);
             let first = match relay.step().await {
                 Step::Failed(e) => {
                     self.meta.upstream += sent.elapsed();

@@ -48,7 +48,10 @@ async fn front_door(app: &App, req: Request, meta: &mut CallMeta) -> Result<Resp
         err
     })?;
     let openai_body = Bytes::from(openai.to_string());
-    let resp = proxy_body(app, Endpoint::Chat, None, &parts.headers, openai_body, meta).await?;
+    let resp = proxy_body(app, Endpoint::Chat, None, &parts.headers, openai_body, Some(&body), meta).await?;
+    if resp.extensions().get::<super::attempt::NativeAnthropic>().is_some() {
+        return Ok(resp);
+    }
     let (mut head, body) = resp.into_parts();
     if !head.status.is_success() {
         let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();

@@ -93,17 +93,19 @@ async fn proxy(
     crate::auth::check(app.master_key.as_ref(), req.headers())?;
     let (parts, body) = req.into_parts();
     let body = body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout).await?;
-    proxy_body(app, endpoint, path_model, &parts.headers, body, meta).await
+    proxy_body(app, endpoint, path_model, &parts.headers, body, None, meta).await
 }
 
 /// The request path after authentication and reading the body: shared by the OpenAI routes and
-/// the Anthropic front door (which hands in a translated body).
+/// the Anthropic front door (which hands in a translated body, and its original for Anthropic
+/// deployments to receive untouched).
 pub(crate) async fn proxy_body(
     app: &App,
     endpoint: Endpoint,
     path_model: Option<String>,
     headers: &http::HeaderMap,
     body: Bytes,
+    native_anthropic: Option<&Bytes>,
     meta: &mut CallMeta,
 ) -> Result<Response, ApiError> {
     let view = sniff::request(&body, endpoint)?;
@@ -129,6 +131,7 @@ pub(crate) async fn proxy_body(
         view: &view,
         client_model: &model,
         client_model_json,
+        native_anthropic,
         meta,
     };
     let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");

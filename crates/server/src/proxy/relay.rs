@@ -37,6 +37,10 @@ pub struct Relay {
     finished: bool,
     frames_sent: bool,
     ended: bool,
+    /// Where the stream's token usage is recorded once known, with the requested model name.
+    metrics: Option<(sluice_metrics::DeploymentMetrics, String)>,
+    /// Usage the upstream reported in the stream.
+    reported: Option<sniff::Usage>,
 }
 
 /// One step of the relay: bytes for the client, or an error before anything was sent.
@@ -70,6 +74,20 @@ impl Relay {
             finished: false,
             frames_sent: false,
             ended: false,
+            metrics: None,
+            reported: None,
+        }
+    }
+
+    /// Records the stream's token usage in Prometheus when it ends.
+    pub fn with_metrics(mut self, metrics: Option<sluice_metrics::DeploymentMetrics>, requested_model: &str) -> Self {
+        self.metrics = metrics.map(|m| (m, requested_model.to_string()));
+        self
+    }
+
+    fn record_usage(&mut self, prompt: u64, completion: u64) {
+        if let Some((m, model)) = &self.metrics {
+            m.stream_usage(model, sluice_metrics::Usage { prompt_tokens: prompt, completion_tokens: completion });
         }
     }
 
@@ -169,8 +187,9 @@ impl Relay {
             self.id = chunk.id.map(str::to_string);
             self.created = chunk.created.map(str::to_string);
         }
-        if chunk.usage.is_some() {
+        if let Some(raw) = chunk.usage {
             self.usage = None;
+            self.reported = serde_json::from_str(raw).ok();
         }
         if chunk.finished {
             self.finished = true;
@@ -195,8 +214,12 @@ impl Relay {
             out.put_slice(&sluice_wire::splice::sse_frame(&json, None, b""));
             self.finished = true;
         }
+        if let Some(u) = self.reported.take() {
+            self.record_usage(u.prompt_tokens, u.completion_tokens);
+        }
         if let Some(needs) = self.usage.take() {
             let (prompt, completion) = count_usage(self.endpoint, &needs, &self.generated);
+            self.record_usage(prompt, completion);
             let json = self.synthetic_chunk(&format!(
                 "\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion},\"total_tokens\":{}}}",
                 prompt + completion

@@ -59,6 +59,15 @@ impl StreamTr {
         Ok(())
     }
 
+    /// Token usage, once the provider has reported it.
+    fn usage(&self) -> Option<(u64, u64)> {
+        match self {
+            StreamTr::Gemini(_, t) => t.usage(),
+            StreamTr::Anthropic(_, t) => t.usage(),
+            StreamTr::Bedrock(_, t) => t.usage(),
+        }
+    }
+
     /// End of the upstream body: whatever is left, then the closing chunks.
     fn finish(&mut self, out: &mut Vec<String>) -> Result<(), String> {
         match self {
@@ -113,6 +122,9 @@ impl UpstreamCall<'_> {
                     provider.name
                 ),
             ));
+        }
+        if let (Dialect::Anthropic, Some(native)) = (t.dialect, self.native_anthropic) {
+            return self.forward_native_anthropic(attempt, t, native).await;
         }
         let request: serde_json::Value = serde_json::from_slice(self.body)
             .map_err(|e| bad_param(None, format!("Request body is not valid JSON: {e}")))?;
@@ -229,6 +241,7 @@ impl UpstreamCall<'_> {
             let mut relay = TranslatedRelay {
                 upstream: incoming,
                 tr,
+                metrics: attempt.deployment.target.metrics.clone().map(|m| (m, self.client_model.to_string())),
                 idle: t.stream_timeout,
                 ended: false,
                 sent_any: false,
@@ -328,6 +341,8 @@ enum RelayStep {
 struct TranslatedRelay {
     upstream: hyper::body::Incoming,
     tr: StreamTr,
+    /// Where the stream's token usage is recorded at its end, with the requested model.
+    metrics: Option<(sluice_metrics::DeploymentMetrics, String)>,
     idle: Duration,
     ended: bool,
     sent_any: bool,
@@ -378,6 +393,9 @@ impl TranslatedRelay {
                     }
                     self.ended = true;
                     self.sent_any = true;
+                    if let (Some((m, model)), Some((p, c))) = (&self.metrics, self.tr.usage()) {
+                        m.stream_usage(model, sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
+                    }
                     let mut out = frames(chunks);
                     out.extend_from_slice(b"data: [DONE]\n\n");
                     return RelayStep::Data(out);
@@ -406,4 +424,69 @@ fn frames(chunks: Vec<String>) -> Vec<u8> {
         out.put_slice(b"\n\n");
     }
     out.to_vec()
+}
+
+impl UpstreamCall<'_> {
+    /// The front door meeting an Anthropic deployment: the client's own Messages request goes
+    /// upstream untouched but for `model`, and the answer (or event stream) comes back as it is.
+    async fn forward_native_anthropic(
+        &mut self,
+        attempt: &Attempt<Target>,
+        t: &TranslatedTarget,
+        native: &Bytes,
+    ) -> Result<Response, Failed<CallError>> {
+        let provider = &attempt.deployment.target.provider;
+        let upstream_model = sluice_wire::splice::json_string(&t.upstream_model);
+        let parts = match sluice_wire::sniff::model_span(native) {
+            Some(span) => sluice_wire::splice::replace(native, span, upstream_model),
+            None => super::insert_model(native, &upstream_model),
+        };
+        let mut req = http::Request::new(super::body::ChainBody::new(parts));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = t.url.clone();
+        let h = req.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &t.static_headers {
+            h.insert(name.clone(), value.clone());
+        }
+        let timeout = if self.view.stream { t.stream_timeout } else { t.timeout };
+        let sent = Instant::now();
+        let resp = match tokio::time::timeout(timeout, self.app.client.request(req)).await {
+            Err(_) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
+            }
+            Ok(Err(e)) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::connection(), upstream::transport_error(provider, &e)));
+            }
+            Ok(Ok(r)) => r,
+        };
+        self.meta.upstream += sent.elapsed();
+        let (up, incoming) = resp.into_parts();
+        if !up.status.is_success() {
+            let body =
+                read_upstream(incoming, timeout.saturating_sub(sent.elapsed()), 1024 * 1024).await.unwrap_or_default();
+            let (status, class, message) = anthropic::error(up.status.as_u16(), &body);
+            let tag = sluice_providers::errors::exception_tag(provider);
+            let api = ApiError::new(status, format!("litellm.{class}: {tag} - {message}"));
+            let failure = Failure::status(status, super::attempt::retry_after_of(&up.headers));
+            return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
+        }
+        self.app.router.record_success(attempt, None);
+        if let Some(m) = &attempt.deployment.target.metrics {
+            let ttft = attempt.elapsed();
+            m.attempt_succeeded(self.client_model, ttft, self.view.stream.then_some(ttft), None);
+        }
+        let mut resp = Response::new(axum::body::Body::new(incoming));
+        *resp.status_mut() = up.status;
+        let h = resp.headers_mut();
+        if let Some(ct) = up.headers.get(header::CONTENT_TYPE) {
+            h.insert(header::CONTENT_TYPE, ct.clone());
+        }
+        headers::forward_upstream(&up.headers, h);
+        self.meta.apply(h);
+        resp.extensions_mut().insert(super::attempt::NativeAnthropic);
+        Ok(resp)
+    }
 }
