@@ -253,3 +253,27 @@ general_settings:
     assert_eq!(r.status, 500);
     assert!(r.error_message().contains("aws_region_name") || r.error_message().contains("AWS"), "{}", r.text());
 }
+
+#[test]
+fn google_ai_studio_gemini_with_an_api_key() {
+    let m = mock(&[]);
+    let g = gateway(
+        r#"
+model_list:
+  - model_name: flash
+    litellm_params:
+      model: gemini/gemini-1.5-flash
+      api_base: {MOCK}v1beta
+      api_key: test-studio-key
+general_settings:
+  master_key: sk-1234
+"#,
+        Some(&m),
+    );
+    let r = post(g.addr, "/chat/completions", &chat_for("flash", false));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model"], "flash");
+    let r = post(g.addr, "/chat/completions", &chat_for("flash", true));
+    assert_eq!(sse_data(&r.body).last().map(String::as_str), Some("[DONE]"), "{}", r.text());
+    assert!(mock_stats(&m)["by_route"]["gemini"].as_u64().unwrap() >= 2, "served by the AI Studio routes");
+}
