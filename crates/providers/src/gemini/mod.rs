@@ -8,6 +8,7 @@
 //! moved from LiteLLM sees the same answers.
 
 mod errors;
+pub mod fast;
 mod request;
 mod response;
 mod schema;

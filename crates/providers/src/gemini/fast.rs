@@ -1,0 +1,215 @@
+//! The common case translated without building a tree: plain text messages plus a few sampling
+//! numbers (the seed's load test, and most chat traffic). The client's JSON string literals are
+//! copied into Gemini's shape as they are — no decoding and re-encoding of the message text, which
+//! is most of the cost of translating a 16 KB prompt. Anything else (content parts, tools,
+//! response formats, other parameters) returns `None` and goes to the full translator, whose
+//! output this matches (see the tests).
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Message<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+}
+
+/// The Gemini request body for `body` (an OpenAI chat request), when it is the simple kind.
+pub fn chat_request(body: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let top: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(text).ok()?;
+    let mut messages: Option<Vec<Message<'_>>> = None;
+    let (mut temperature, mut top_p, mut max_tokens, mut max_completion_tokens) = (None, None, None, None);
+    for (key, value) in &top {
+        let raw = value.get();
+        if raw == "null" {
+            continue;
+        }
+        match key.as_ref() {
+            "model" | "stream" | "stream_options" | "user" => {}
+            "messages" => messages = Some(serde_json::from_str(raw).ok()?),
+            "temperature" => temperature = Some(number(raw)?),
+            "top_p" => top_p = Some(number(raw)?),
+            "max_tokens" => max_tokens = Some(integer(raw)?),
+            "max_completion_tokens" => max_completion_tokens = Some(integer(raw)?),
+            _ => return None,
+        }
+    }
+    let messages = messages?;
+
+    let mut system: Vec<&str> = Vec::new();
+    let mut turns: Vec<(&str, Vec<&str>)> = Vec::new();
+    for m in &messages {
+        let text = match m.content.map(RawValue::get) {
+            None | Some("null") | Some("\"\"") => None,
+            Some(t) if t.starts_with('"') => Some(t),
+            Some(_) => return None,
+        };
+        let role = match m.role.as_ref() {
+            "system" | "developer" => {
+                system.extend(text);
+                continue;
+            }
+            "user" => "user",
+            "assistant" => "model",
+            _ => return None,
+        };
+        let Some(text) = text else { continue };
+        match turns.last_mut() {
+            Some((r, parts)) if *r == role => parts.push(text),
+            _ => turns.push((role, vec![text])),
+        }
+    }
+
+    if turns.is_empty() {
+        // Nothing to send: the full translator explains what is missing.
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + 128);
+    out.extend_from_slice(b"{\"contents\":[");
+    for (i, (role, parts)) in turns.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"role\":\"");
+        out.extend_from_slice(role.as_bytes());
+        out.extend_from_slice(b"\",\"parts\":");
+        write_parts(&mut out, parts);
+        out.push(b'}');
+    }
+    out.push(b']');
+    if !system.is_empty() {
+        out.extend_from_slice(b",\"systemInstruction\":{\"parts\":");
+        write_parts(&mut out, &system);
+        out.push(b'}');
+    }
+    let max = max_completion_tokens.or(max_tokens);
+    let gen: Vec<(&str, &str)> = [("temperature", temperature), ("topP", top_p), ("maxOutputTokens", max)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    if !gen.is_empty() {
+        out.extend_from_slice(b",\"generationConfig\":{");
+        for (i, (k, v)) in gen.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(v.as_bytes());
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+    Some(out)
+}
+
+fn write_parts(out: &mut Vec<u8>, texts: &[&str]) {
+    out.push(b'[');
+    for (i, t) in texts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"text\":");
+        out.extend_from_slice(t.as_bytes());
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// A JSON number literal, as written.
+fn number(raw: &str) -> Option<&str> {
+    raw.parse::<f64>().ok().filter(|f| f.is_finite()).map(|_| raw)
+}
+
+/// A JSON integer literal (digits only; `100.0` and friends go to the full translator).
+fn integer(raw: &str) -> Option<&str> {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemini::{self, Options};
+    use serde_json::{json, Value};
+
+    fn both(req: &Value) -> (Option<Value>, Option<Value>) {
+        let body = serde_json::to_vec(req).unwrap();
+        let fast = chat_request(&body).map(|b| serde_json::from_slice(&b).expect("the fast path writes valid JSON"));
+        let slow = gemini::chat_request(req, &Options::default()).ok();
+        (fast, slow)
+    }
+
+    #[test]
+    fn matches_the_full_translator_on_the_seed_payload() {
+        let content = "3f8a6a52 This is a test there will be no cache hits and we'll fill up the context".repeat(150);
+        let req = json!({"model": "fake-openai-endpoint", "messages": [{"role": "user", "content": content}], "user": "my-new-end-user-1"});
+        let (fast, slow) = both(&req);
+        assert_eq!(fast.expect("the seed payload takes the fast path"), slow.unwrap());
+    }
+
+    #[test]
+    fn matches_the_full_translator_on_generated_simple_requests() {
+        let texts =
+            ["hi", "with \"quotes\" and \\ backslash", "line\nbreak\ttab", "unicode é ☃ \u{1F600}", "", "</script>"];
+        let roles = ["system", "developer", "user", "assistant", "user", "user"];
+        let mut seed = 7u64;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        let mut taken = 0;
+        for _ in 0..300 {
+            let n = 1 + next(6);
+            let messages: Vec<Value> = (0..n)
+                .map(|_| json!({"role": roles[next(roles.len())], "content": texts[next(texts.len())]}))
+                .collect();
+            let mut req = json!({"model": "m", "messages": messages, "stream": next(2) == 0});
+            if next(2) == 0 {
+                req["temperature"] = json!(0.25 * next(5) as f64);
+            }
+            if next(2) == 0 {
+                req["max_tokens"] = json!(1 + next(1000));
+            }
+            if next(3) == 0 {
+                req["max_completion_tokens"] = json!(1 + next(1000));
+            }
+            if next(2) == 0 {
+                req["top_p"] = json!(0.5);
+            }
+            match both(&req) {
+                (Some(fast), Some(slow)) => {
+                    assert_eq!(fast, slow, "{req}");
+                    taken += 1;
+                }
+                (Some(fast), None) => {
+                    panic!("the fast path accepted what the full translator refuses: {fast} for {req}")
+                }
+                // Left to the full translator (e.g. no user or assistant turn with content).
+                (None, _) => {}
+            }
+        }
+        assert!(taken > 200, "only {taken} of 300 took the fast path");
+    }
+
+    #[test]
+    fn anything_else_goes_to_the_full_translator() {
+        for req in [
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": []}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi", "name": "bob"}]}),
+            json!({"model": "m", "messages": [{"role": "tool", "content": "x", "tool_call_id": "c"}]}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10.0}),
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": "x"}),
+        ] {
+            assert!(chat_request(&serde_json::to_vec(&req).unwrap()).is_none(), "{req}");
+        }
+    }
+}
