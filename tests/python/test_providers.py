@@ -95,7 +95,7 @@ def test_openai_sdk_stream(oa, model):
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
 
 
-@pytest.mark.parametrize("model", ["claude", "bedrock"])
+@pytest.mark.parametrize("model", ["claude", "bedrock", "gemini"])
 def test_openai_sdk_tool_call(oa, model):
     r = oa.chat.completions.create(
         model=model, messages=[{"role": "user", "content": "please use the tool"}], tools=TOOLS
@@ -117,10 +117,11 @@ def test_openai_sdk_tool_call(oa, model):
     assert r2.choices[0].message.content
 
 
-def test_openai_sdk_streamed_tool_call_through_anthropic(oa):
+@pytest.mark.parametrize("model", ["claude", "gemini", "bedrock"])
+def test_openai_sdk_streamed_tool_call(oa, model):
     chunks = list(
         oa.chat.completions.create(
-            model="claude", messages=[{"role": "user", "content": "please use the tool"}], tools=TOOLS, stream=True
+            model=model, messages=[{"role": "user", "content": "please use the tool"}], tools=TOOLS, stream=True
         )
     )
     args = "".join(

@@ -90,6 +90,25 @@ fn response(text: &str, last: bool) -> String {
     }
 }
 
+/// When the request offers function declarations and its last user turn says "use the tool":
+/// the first function's name, so an agent loop through Gemini can be driven end to end.
+pub fn tool_call(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let name = v["tools"].as_array()?.iter().find_map(|t| t["functionDeclarations"][0]["name"].as_str())?;
+    let last_user = v["contents"].as_array()?.iter().rev().find(|c| c["role"] == "user")?;
+    let says =
+        last_user["parts"].as_array()?.iter().any(|p| p["text"].as_str().is_some_and(|t| t.contains("use the tool")));
+    says.then(|| name.to_string())
+}
+
+/// An answer calling `name` with `{"x": 1}` (the same shape streamed, as one frame).
+pub fn tool_body(name: &str) -> Bytes {
+    let name = serde_json::to_string(name).unwrap_or_default();
+    Bytes::from(format!(
+        r#"{{"candidates":[{{"content":{{"role":"model","parts":[{{"functionCall":{{"name":{name},"args":{{"x":1}}}}}}]}},"finishReason":"STOP","index":0}}],{USAGE}}}"#
+    ))
+}
+
 /// The non-stream answer; it never varies, so it is built once.
 pub fn body() -> Bytes {
     static BODY: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();

@@ -223,6 +223,9 @@ pub fn models_body() -> Bytes {
     )
 }
 
+/// The first chunk of an Azure OpenAI stream: prompt filter results and an empty `choices`.
+pub const AZURE_FILTER_CHUNK: &str = r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}]}"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;

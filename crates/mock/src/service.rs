@@ -271,7 +271,11 @@ impl Mock {
                     tokio::time::sleep(d).await;
                 }
                 if req.stream {
-                    let frames = openai::stream_frames(kind, model, req.include_usage, self.cfg.seed_compat);
+                    let mut frames = openai::stream_frames(kind, model, req.include_usage, self.cfg.seed_compat);
+                    if path_model.is_some() {
+                        // Azure opens its streams with a content-filter chunk that has no choices.
+                        frames.insert(0, respond::sse_frame(openai::AZURE_FILTER_CHUNK.as_bytes()));
+                    }
                     let (frames, end) = misbehave(frames, trigger);
                     return respond::openai_headers(respond::sse(frames, self.gap(trigger), end, guard));
                 }
@@ -350,6 +354,14 @@ impl Mock {
             _ => {
                 if let Trigger::Sleep(d) = trigger {
                     tokio::time::sleep(d).await;
+                }
+                if let Some(name) = google::tool_call(body) {
+                    let answer = google::tool_body(&name);
+                    if call.stream {
+                        let (frames, end) = misbehave(vec![respond::sse_frame(&answer)], trigger);
+                        return respond::sse(frames, self.gap(trigger), end, guard);
+                    }
+                    return finish(Some(guard), respond::json(StatusCode::OK, answer));
                 }
                 if call.stream {
                     let (frames, end) = misbehave(google::stream_frames(), trigger);

@@ -200,7 +200,16 @@ general_settings:
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["model"], "gpt-4o");
     let r = post(g.addr, "/chat/completions", &chat_for("gpt-4o", true));
-    assert_eq!(sse_data(&r.body).last().map(String::as_str), Some("[DONE]"));
+    let frames = sse_data(&r.body);
+    assert_eq!(frames.last().map(String::as_str), Some("[DONE]"));
+    let first: serde_json::Value = serde_json::from_str(&frames[0]).unwrap();
+    assert_eq!(first["choices"], serde_json::json!([]), "Azure's content-filter chunk is relayed");
+    let text: String = frames[..frames.len() - 1]
+        .iter()
+        .filter_map(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert!(text.contains("fixed OpenAI endpoint"), "{text}");
     let r = post(g.addr, "/embeddings", r#"{"model":"embedder","input":"hi"}"#);
     assert_eq!(r.status, 200, "{}", r.text());
     let s = mock_stats(&m);

@@ -183,7 +183,8 @@ impl Relay {
             self.ended = true;
             return true;
         }
-        if self.id.is_none() {
+        // Azure's opening content-filter chunk has an empty id: take the first real one.
+        if self.id.is_none() && chunk.id.is_some_and(|id| id != "\"\"") {
             self.id = chunk.id.map(str::to_string);
             self.created = chunk.created.map(str::to_string);
         }
