@@ -286,3 +286,30 @@ general_settings:
     assert_eq!(sse_data(&r.body).last().map(String::as_str), Some("[DONE]"), "{}", r.text());
     assert!(mock_stats(&m)["by_route"]["gemini"].as_u64().unwrap() >= 2, "served by the AI Studio routes");
 }
+
+#[test]
+fn concurrent_first_requests_share_one_token_refresh() {
+    let m = mock(&["--vertex-credentials", TEST_KEY, "--no-default-rate-limit", "--latency", "20ms"]);
+    let key = key_for(&m);
+    let config = format!(
+        "model_list:\n  - model_name: g\n    litellm_params:\n      model: vertex_ai/gemini-1.5-pro\n      api_base: http://{}/v1/projects/p/locations/us-central1/publishers/google/models/gemini-1.5-pro\n      vertex_credentials: {}\ngeneral_settings:\n  master_key: sk-1234\n",
+        m.addr,
+        key.display()
+    );
+    let g = gateway(&config, None);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let start = start.clone();
+            let addr = g.addr;
+            std::thread::spawn(move || {
+                start.wait();
+                post(addr, "/chat/completions", &chat_for("g", false)).status
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 200);
+    }
+    assert_eq!(mock_stats(&m)["tokens_issued"], 1, "16 concurrent first requests, one token fetch");
+}
