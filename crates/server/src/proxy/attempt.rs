@@ -104,6 +104,38 @@ impl Call<Target> for UpstreamCall<'_> {
 }
 
 impl UpstreamCall<'_> {
+    /// Reads a stream's first frame before answering (a failure up to there is still an HTTP
+    /// error the router can retry), records the success, and answers with the SSE body.
+    pub(super) async fn start_stream<R: super::relay::Stepper>(
+        &mut self,
+        attempt: &Attempt<Target>,
+        sent: Instant,
+        upstream_headers: &HeaderMap,
+        mut relay: R,
+    ) -> Result<Response, Failed<CallError>> {
+        let first = match relay.step().await {
+            Step::Failed(e) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::status(e.status, None), e));
+            }
+            Step::Data(b) => Some(b),
+            Step::End => None,
+        };
+        self.meta.upstream += sent.elapsed();
+        self.app.router.record_success(attempt, None);
+        if let Some(m) = &attempt.deployment.target.metrics {
+            let ttft = attempt.elapsed();
+            m.attempt_succeeded(self.client_model, ttft, Some(ttft), None);
+        }
+        let mut resp = Response::new(super::relay::sse_body(first, relay));
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers::forward_upstream(upstream_headers, h);
+        self.meta.apply(h);
+        Ok(resp)
+    }
+
     async fn forward(
         &mut self,
         attempt: &Attempt<Target>,
@@ -180,39 +212,9 @@ impl UpstreamCall<'_> {
                 upstream_model: String::from_utf8_lossy(&t.upstream_model).trim_matches('"').to_string(),
             });
             let stamp = restamp.unwrap_or_default();
-            let mut relay = Relay::new(incoming, *provider, self.endpoint, stamp, t.stream_timeout, usage)
+            let relay = Relay::new(incoming, *provider, self.endpoint, stamp, t.stream_timeout, usage)
                 .with_metrics(attempt.deployment.target.metrics.clone(), self.client_model);
-            let first = match relay.step().await {
-                Step::Failed(e) => {
-                    self.meta.upstream += sent.elapsed();
-                    return Err(fail(Failure::status(e.status, None), e));
-                }
-                Step::Data(b) => Some(b),
-                Step::End => None,
-            };
-            self.meta.upstream += sent.elapsed();
-            self.app.router.record_success(attempt, None);
-            if let Some(m) = &attempt.deployment.target.metrics {
-                let ttft = attempt.elapsed();
-                m.attempt_succeeded(self.client_model, ttft, Some(ttft), None);
-            }
-            let stream = futures_util::stream::unfold((first, relay), |(first, mut relay)| async move {
-                if let Some(b) = first {
-                    return Some((Ok::<_, std::convert::Infallible>(http_body::Frame::data(b)), (None, relay)));
-                }
-                match relay.step().await {
-                    Step::Data(b) => Some((Ok(http_body::Frame::data(b)), (None, relay))),
-                    Step::Failed(e) => Some((Ok(http_body::Frame::data(Bytes::from(e.to_sse_frame()))), (None, relay))),
-                    Step::End => None,
-                }
-            });
-            let mut resp = Response::new(axum::body::Body::new(http_body_util::StreamBody::new(stream)));
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            headers::forward_upstream(&up.headers, h);
-            self.meta.apply(h);
-            return Ok(resp);
+            return self.start_stream(attempt, sent, &up.headers, relay).await;
         }
 
         let remaining = timeout.saturating_sub(sent.elapsed());

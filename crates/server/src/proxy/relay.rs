@@ -43,6 +43,33 @@ pub struct Relay {
     reported: Option<sniff::Usage>,
 }
 
+/// A source of the next piece of a relayed stream (OpenAI passthrough or a translation).
+pub trait Stepper: Send + 'static {
+    fn step(&mut self) -> impl std::future::Future<Output = Step> + Send;
+}
+
+impl Stepper for Relay {
+    fn step(&mut self) -> impl std::future::Future<Output = Step> + Send {
+        Relay::step(self)
+    }
+}
+
+/// The client's SSE body: `first` (read before answering, so that a failure up to there could
+/// still be an HTTP status), then whatever `relay` produces; a later failure is one error frame.
+pub fn sse_body<R: Stepper>(first: Option<Bytes>, relay: R) -> axum::body::Body {
+    let frames = futures_util::stream::unfold((first, relay), |(first, mut relay)| async move {
+        if let Some(b) = first {
+            return Some((Ok::<_, std::convert::Infallible>(http_body::Frame::data(b)), (None, relay)));
+        }
+        match relay.step().await {
+            Step::Data(b) => Some((Ok(http_body::Frame::data(b)), (None, relay))),
+            Step::Failed(e) => Some((Ok(http_body::Frame::data(Bytes::from(e.to_sse_frame()))), (None, relay))),
+            Step::End => None,
+        }
+    });
+    axum::body::Body::new(http_body_util::StreamBody::new(frames))
+}
+
 /// One step of the relay: bytes for the client, or an error before anything was sent.
 pub enum Step {
     Data(Bytes),

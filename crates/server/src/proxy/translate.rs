@@ -5,6 +5,7 @@
 //! providers' latencies dwarf the cost.
 
 use super::headers;
+use super::relay::Step;
 use super::upstream;
 use super::{read_upstream, ReadError};
 use crate::app::{Dialect, TranslatedTarget, UpstreamAuth};
@@ -230,7 +231,7 @@ impl UpstreamCall<'_> {
                     bedrock::StreamTranslator::new(model, &id, created, usage),
                 ),
             };
-            let mut relay = TranslatedRelay {
+            let relay = TranslatedRelay {
                 upstream: incoming,
                 tr,
                 metrics: attempt.deployment.target.metrics.clone().map(|m| (m, self.client_model.to_string())),
@@ -239,39 +240,7 @@ impl UpstreamCall<'_> {
                 sent_any: false,
                 provider: *provider,
             };
-            let first = match relay.step().await {
-                RelayStep::Failed(e) => {
-                    self.meta.upstream += sent.elapsed();
-                    return Err(fail(Failure::status(e.status, None), e));
-                }
-                RelayStep::Data(b) => Some(Bytes::from(b)),
-                RelayStep::End => None,
-            };
-            self.meta.upstream += sent.elapsed();
-            self.app.router.record_success(attempt, None);
-            if let Some(m) = &attempt.deployment.target.metrics {
-                let ttft = attempt.elapsed();
-                m.attempt_succeeded(self.client_model, ttft, Some(ttft), None);
-            }
-            let body_stream = futures_util::stream::unfold((first, relay), |(first, mut relay)| async move {
-                if let Some(b) = first {
-                    return Some((Ok::<_, std::convert::Infallible>(http_body::Frame::data(b)), (None, relay)));
-                }
-                match relay.step().await {
-                    RelayStep::Data(b) => Some((Ok(http_body::Frame::data(Bytes::from(b))), (None, relay))),
-                    RelayStep::Failed(e) => {
-                        Some((Ok(http_body::Frame::data(Bytes::from(e.to_sse_frame()))), (None, relay)))
-                    }
-                    RelayStep::End => None,
-                }
-            });
-            let mut resp = Response::new(axum::body::Body::new(http_body_util::StreamBody::new(body_stream)));
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            headers::forward_upstream(&up.headers, h);
-            self.meta.apply(h);
-            return Ok(resp);
+            return self.start_stream(attempt, sent, &up.headers, relay).await;
         }
 
         let body = match read_upstream(incoming, timeout.saturating_sub(sent.elapsed()), 256 * 1024 * 1024).await {
@@ -347,12 +316,6 @@ fn fail(failure: Failure, api: ApiError) -> Failed<CallError> {
     Failed { failure, error: CallError { api, upstream_headers: None } }
 }
 
-enum RelayStep {
-    Data(Vec<u8>),
-    Failed(ApiError),
-    End,
-}
-
 struct TranslatedRelay {
     upstream: hyper::body::Incoming,
     tr: StreamTr,
@@ -364,10 +327,16 @@ struct TranslatedRelay {
     provider: sluice_providers::Provider,
 }
 
+impl super::relay::Stepper for TranslatedRelay {
+    fn step(&mut self) -> impl std::future::Future<Output = Step> + Send {
+        TranslatedRelay::step(self)
+    }
+}
+
 impl TranslatedRelay {
-    async fn step(&mut self) -> RelayStep {
+    async fn step(&mut self) -> Step {
         if self.ended {
-            return RelayStep::End;
+            return Step::End;
         }
         let mut chunks = Vec::new();
         loop {
@@ -379,7 +348,7 @@ impl TranslatedRelay {
             }
             if !chunks.is_empty() {
                 self.sent_any = true;
-                return RelayStep::Data(frames(chunks));
+                return Step::Data(Bytes::from(frames(chunks)));
             }
             match tokio::time::timeout(self.idle, self.upstream.frame()).await {
                 Err(_) => return self.fail(chunks, upstream::timeout_error(&self.provider, self.idle)),
@@ -413,20 +382,20 @@ impl TranslatedRelay {
                     }
                     let mut out = frames(chunks);
                     out.extend_from_slice(b"data: [DONE]\n\n");
-                    return RelayStep::Data(out);
+                    return Step::Data(Bytes::from(out));
                 }
             }
         }
     }
 
-    fn fail(&mut self, chunks: Vec<String>, e: ApiError) -> RelayStep {
+    fn fail(&mut self, chunks: Vec<String>, e: ApiError) -> Step {
         self.ended = true;
         if !self.sent_any && chunks.is_empty() {
-            return RelayStep::Failed(e);
+            return Step::Failed(e);
         }
         let mut out = frames(chunks);
         out.extend_from_slice(e.to_sse_frame().as_bytes());
-        RelayStep::Data(out)
+        Step::Data(Bytes::from(out))
     }
 }
 
