@@ -104,6 +104,31 @@ impl Call<Target> for UpstreamCall<'_> {
 }
 
 impl UpstreamCall<'_> {
+    /// Sends `req` within `timeout`; a refused connection or a timeout becomes the router's
+    /// failure and LiteLLM's error. Returns the answer and when the request was sent.
+    pub(super) async fn send(
+        &mut self,
+        provider: &sluice_providers::Provider,
+        req: http::Request<ChainBody>,
+        timeout: Duration,
+    ) -> Result<(http::response::Parts, hyper::body::Incoming, Instant), Failed<CallError>> {
+        let sent = Instant::now();
+        let result = tokio::time::timeout(timeout, self.app.client.request(req)).await;
+        let resp = match result {
+            Err(_) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
+            }
+            Ok(Err(e)) => {
+                self.meta.upstream += sent.elapsed();
+                return Err(fail(Failure::connection(), upstream::transport_error(provider, &e)));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let (parts, incoming) = resp.into_parts();
+        Ok((parts, incoming, sent))
+    }
+
     /// Reads a stream's first frame before answering (a failure up to there is still an HTTP
     /// error the router can retry), records the success, and answers with the SSE body.
     pub(super) async fn start_stream<R: super::relay::Stepper>(
@@ -164,20 +189,7 @@ impl UpstreamCall<'_> {
         }
 
         let timeout = if self.view.stream { t.stream_timeout } else { t.timeout };
-        let sent = Instant::now();
-        let result = tokio::time::timeout(timeout, self.app.client.request(req)).await;
-        let resp = match result {
-            Err(_) => {
-                self.meta.upstream += sent.elapsed();
-                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
-            }
-            Ok(Err(e)) => {
-                self.meta.upstream += sent.elapsed();
-                return Err(fail(Failure::connection(), upstream::transport_error(provider, &e)));
-            }
-            Ok(Ok(r)) => r,
-        };
-        let (up, incoming) = resp.into_parts();
+        let (up, incoming, sent) = self.send(provider, req, timeout).await?;
         let remaining_requests = header_f64(&up.headers, "x-ratelimit-remaining-requests");
         let remaining_tokens = header_f64(&up.headers, "x-ratelimit-remaining-tokens");
         if remaining_requests.is_some() || remaining_tokens.is_some() {

@@ -179,18 +179,7 @@ impl UpstreamCall<'_> {
         }
 
         let timeout = if stream { t.stream_timeout } else { t.timeout };
-        let resp = match tokio::time::timeout(timeout, self.app.client.request(req)).await {
-            Err(_) => {
-                self.meta.upstream += sent.elapsed();
-                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
-            }
-            Ok(Err(e)) => {
-                self.meta.upstream += sent.elapsed();
-                return Err(fail(Failure::connection(), upstream::transport_error(provider, &e)));
-            }
-            Ok(Ok(r)) => r,
-        };
-        let (up, incoming) = resp.into_parts();
+        let (up, incoming, _) = self.send(provider, req, timeout).await?;
         let created = now_unix();
         let id = format!("chatcmpl-{}", self.meta.call_id.to_str().unwrap_or("sluice"));
 
@@ -434,20 +423,8 @@ impl UpstreamCall<'_> {
             h.insert(name.clone(), value.clone());
         }
         let timeout = if self.view.stream { t.stream_timeout } else { t.timeout };
-        let sent = Instant::now();
-        let resp = match tokio::time::timeout(timeout, self.app.client.request(req)).await {
-            Err(_) => {
-                self.meta.upstream += sent.elapsed();
-                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
-            }
-            Ok(Err(e)) => {
-                self.meta.upstream += sent.elapsed();
-                return Err(fail(Failure::connection(), upstream::transport_error(provider, &e)));
-            }
-            Ok(Ok(r)) => r,
-        };
+        let (up, incoming, sent) = self.send(provider, req, timeout).await?;
         self.meta.upstream += sent.elapsed();
-        let (up, incoming) = resp.into_parts();
         if !up.status.is_success() {
             let body =
                 read_upstream(incoming, timeout.saturating_sub(sent.elapsed()), 1024 * 1024).await.unwrap_or_default();
