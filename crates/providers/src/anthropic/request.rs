@@ -7,6 +7,7 @@
 //! `input`, and images name their source. Parameters Anthropic has no equivalent for are refused
 //! by name unless `drop_params` is on, as LiteLLM's `UnsupportedParamsError` does.
 
+use crate::turns::Kind;
 use serde_json::{json, Map, Value};
 
 use super::{Options, TranslateError};
@@ -285,50 +286,17 @@ fn tool_choice(choice: &Value) -> Result<Value, TranslateError> {
 
 /// Splits `messages` into the system blocks and the alternating user/assistant turns.
 fn convert_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>), TranslateError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    for (i, m) in messages.iter().enumerate() {
-        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| {
-            TranslateError::new(format!("messages[{i}].role"), format!("messages[{i}] needs a `role`"))
-        })?;
-        let (role, blocks) = match role {
-            "system" | "developer" => {
-                system.extend(text_blocks(m.get("content"), i)?);
-                continue;
-            }
-            "user" => ("user", user_blocks(m.get("content"), i)?),
-            "assistant" => ("assistant", assistant_blocks(m, i)?),
-            "tool" => ("user", vec![tool_result(m, i)?]),
-            other => {
-                return Err(TranslateError::new(
-                    format!("messages[{i}].role"),
-                    format!(
-                        "messages[{i}] has role {other:?}, which Anthropic deployments do not take; use system, \
-                         developer, user, assistant or tool"
-                    ),
-                ))
-            }
-        };
-        if blocks.is_empty() {
-            // An assistant turn with neither text nor tool calls carries nothing Anthropic can
-            // represent (it rejects empty content); dropping it keeps the conversation sendable.
-            if role == "assistant" {
-                continue;
-            }
-            return Err(TranslateError::new(
-                format!("messages[{i}].content"),
-                format!("messages[{i}] has no content; Anthropic rejects empty messages"),
-            ));
-        }
-        // Anthropic requires user and assistant turns to alternate: consecutive messages of one
-        // role (a tool result followed by the user's next question, say) become one turn.
-        match turns.last_mut() {
-            Some((last, content)) if *last == role => content.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
-    }
-    let turns = turns.into_iter().map(|(role, content)| json!({ "role": role, "content": content })).collect();
-    Ok((system, turns))
+    crate::turns::split(
+        messages,
+        "Anthropic",
+        |kind, m, i| match kind {
+            Kind::System => text_blocks(m.get("content"), i),
+            Kind::User => user_blocks(m.get("content"), i),
+            Kind::Assistant => assistant_blocks(m, i),
+            Kind::Tool => Ok(vec![tool_result(m, i)?]),
+        },
+        TranslateError::new,
+    )
 }
 
 /// System/developer content, or a tool result's parts: text only.
