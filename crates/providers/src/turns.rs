@@ -70,3 +70,49 @@ pub(crate) fn split<E>(
     let turns = turns.into_iter().map(|(role, content)| json!({ "role": role, "content": content })).collect();
     Ok((system, turns))
 }
+
+/// One tool call of an assistant message, read and checked.
+pub(crate) struct ToolCall<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    /// The arguments as a JSON object (OpenAI sends them as a string).
+    pub input: Value,
+}
+
+/// The assistant message's `tool_calls`, each with an id, a name and JSON-object arguments.
+pub(crate) fn tool_calls<'a, E>(
+    m: &'a Value,
+    i: usize,
+    provider: &str,
+    error: impl Fn(String, String) -> E,
+) -> Result<Vec<ToolCall<'a>>, E> {
+    let Some(calls) = m.get("tool_calls").and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(calls.len());
+    for (j, call) in calls.iter().enumerate() {
+        let param = |s: &str| format!("messages[{i}].tool_calls[{j}]{s}");
+        let f = call.get("function").ok_or_else(|| error(param(".function"), "a tool call needs `function`".into()))?;
+        let name = f.get("name").and_then(Value::as_str).unwrap_or("");
+        let id = call.get("id").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() || id.is_empty() {
+            return Err(error(param(""), format!("{} needs an `id` and a `function.name`", param(""))));
+        }
+        let input = match f.get("arguments") {
+            None | Some(Value::Null) => json!({}),
+            Some(Value::String(s)) if s.trim().is_empty() => json!({}),
+            Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|e| {
+                error(
+                    param(".function.arguments"),
+                    format!(
+                        "{} is not valid JSON ({e}); {provider} needs the tool input as a JSON object",
+                        param(".function.arguments")
+                    ),
+                )
+            })?,
+            Some(v) => v.clone(),
+        };
+        out.push(ToolCall { id, name, input });
+    }
+    Ok(out)
+}

@@ -472,36 +472,8 @@ fn assistant_blocks(m: &Value, i: usize) -> Result<Vec<Value>, TranslateError> {
         }
         other => text_blocks(other, i)?,
     };
-    if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
-        for (j, call) in calls.iter().enumerate() {
-            let param = |s: &str| format!("messages[{i}].tool_calls[{j}]{s}");
-            let f = call
-                .get("function")
-                .ok_or_else(|| TranslateError::param(param(".function"), "a tool call needs `function`"))?;
-            let name = f.get("name").and_then(Value::as_str).unwrap_or("");
-            let id = call.get("id").and_then(Value::as_str).unwrap_or("");
-            if name.is_empty() || id.is_empty() {
-                return Err(TranslateError::param(
-                    param(""),
-                    format!("{} needs an `id` and a `function.name`", param("")),
-                ));
-            }
-            let input = match f.get("arguments") {
-                None | Some(Value::Null) => json!({}),
-                Some(Value::String(s)) if s.trim().is_empty() => json!({}),
-                Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|e| {
-                    TranslateError::param(
-                        param(".function.arguments"),
-                        format!(
-                            "{} is not valid JSON ({e}); Bedrock needs the tool input as a JSON object",
-                            param(".function.arguments")
-                        ),
-                    )
-                })?,
-                Some(v) => v.clone(),
-            };
-            out.push(json!({ "toolUse": { "toolUseId": id, "name": name, "input": input } }));
-        }
+    for call in crate::turns::tool_calls(m, i, "Bedrock", TranslateError::param)? {
+        out.push(json!({ "toolUse": { "toolUseId": call.id, "name": call.name, "input": call.input } }));
     }
     Ok(out)
 }
