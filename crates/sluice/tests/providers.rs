@@ -204,11 +204,7 @@ general_settings:
     assert_eq!(frames.last().map(String::as_str), Some("[DONE]"));
     let first: serde_json::Value = serde_json::from_str(&frames[0]).unwrap();
     assert_eq!(first["choices"], serde_json::json!([]), "Azure's content-filter chunk is relayed");
-    let text: String = frames[..frames.len() - 1]
-        .iter()
-        .filter_map(|f| serde_json::from_str::<serde_json::Value>(f).ok())
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
-        .collect();
+    let text = stream_text(&frames);
     assert!(text.contains("fixed OpenAI endpoint"), "{text}");
     let r = post(g.addr, "/embeddings", r#"{"model":"embedder","input":"hi"}"#);
     assert_eq!(r.status, 200, "{}", r.text());
@@ -250,11 +246,7 @@ general_settings:
     assert_eq!(r.status, 200, "{}", r.text());
     let frames = sse_data(&r.body);
     assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{}", r.text());
-    let text: String = frames[..frames.len() - 1]
-        .iter()
-        .filter_map(|f| serde_json::from_str::<serde_json::Value>(f).ok())
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
-        .collect();
+    let text = stream_text(&frames);
     assert!(text.contains("Bedrock"), "{text}");
     assert!(mock_stats(&m)["by_route"]["bedrock"].as_u64().unwrap() >= 2);
     // A deployment without credentials answers with what is missing; the others keep serving.

@@ -273,3 +273,12 @@ sluice_settings:
 "#
     )
 }
+
+/// The text a chat stream's chunks carry, joined.
+pub fn stream_text(frames: &[String]) -> String {
+    frames
+        .iter()
+        .filter_map(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect()
+}
