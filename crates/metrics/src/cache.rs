@@ -3,7 +3,8 @@
 //! prometheus-client's `Family::get_or_create` takes the family's `RwLock` and needs an owned
 //! label set (a dozen `String`s) for every lookup. On the request path that would be a lock all
 //! threads share plus a dozen allocations per metric per request. Instead each thread keeps a map
-//! from the few values that vary per request (model, status, route, end user, …) to the handles
+//! from the few values that vary per request (model, status, route, end user, the caller's id, …)
+//! to the handles
 //! (`Arc`-backed counters and histograms) that `get_or_create` returned the first time. A hit
 //! hashes borrowed `&str`s and compares them: no lock (the `RefCell` is thread-local) and no
 //! allocation. A miss falls back to `get_or_create` once per thread per label set.
@@ -17,7 +18,8 @@ use std::sync::{Arc, Weak};
 
 use prometheus_client::metrics::counter::Counter;
 
-use crate::deployment::AttemptHandles;
+use crate::budget::BudgetHandles;
+use crate::deployment::{AttemptHandles, KeyedHandles};
 use crate::request::RequestHandles;
 
 /// Entries one thread keeps per cache before it starts over. Client-chosen values (`user`, the
@@ -47,8 +49,11 @@ pub(crate) struct ThreadCaches {
     alive: Weak<()>,
     pub(crate) requests: LabelCache<RequestHandles>,
     pub(crate) attempts: LabelCache<AttemptHandles>,
+    /// Per (deployment, caller) for callers other than none.
+    pub(crate) keyed: LabelCache<KeyedHandles>,
     pub(crate) failures: LabelCache<Counter>,
     pub(crate) fallbacks: LabelCache<Counter>,
+    pub(crate) budgets: LabelCache<BudgetHandles>,
 }
 
 thread_local! {
@@ -70,8 +75,10 @@ pub(crate) fn with_caches<R>(owner: &Owner, f: impl FnOnce(&mut ThreadCaches) ->
                         alive: Arc::downgrade(&owner.alive),
                         requests: LabelCache::default(),
                         attempts: LabelCache::default(),
+                        keyed: LabelCache::default(),
                         failures: LabelCache::default(),
                         fallbacks: LabelCache::default(),
+                        budgets: LabelCache::default(),
                     });
                     all.len() - 1
                 }
@@ -82,7 +89,8 @@ pub(crate) fn with_caches<R>(owner: &Owner, f: impl FnOnce(&mut ThreadCaches) ->
         .flatten()
 }
 
-/// A map keyed by a number plus a list of strings, looked up with borrowed `&str`s.
+/// A map keyed by a number (a caller id and a deployment, status, … packed by
+/// [`cache_key`](crate::caller::cache_key)) plus a list of strings, looked up with borrowed `&str`s.
 ///
 /// std's `HashMap` can only be queried by a `Borrow` of its key type, and a tuple of `String`s
 /// does not borrow as a tuple of `&str`s. So the map is keyed by the key's hash and each slot
@@ -94,7 +102,7 @@ pub(crate) struct LabelCache<V> {
 }
 
 struct Entry<V> {
-    num: u64,
+    num: u128,
     strs: Box<[Box<str>]>,
     value: V,
 }
@@ -112,7 +120,7 @@ impl<V> Default for LabelCache<V> {
 
 impl<V> LabelCache<V> {
     /// The value cached for (`num`, `strs`), made by `make` on the first lookup.
-    pub(crate) fn get_or_insert_with(&mut self, num: u64, strs: &[&str], make: impl FnOnce() -> V) -> &V {
+    pub(crate) fn get_or_insert_with(&mut self, num: u128, strs: &[&str], make: impl FnOnce() -> V) -> &V {
         let hash = self.hasher.hash_one((num, strs));
         let found = self.slots.get(&hash).and_then(|slot| {
             slot.iter().position(|e| {
@@ -220,10 +228,10 @@ mod tests {
     #[test]
     fn starts_over_when_full() {
         let mut c = LabelCache::default();
-        for i in 0..(MAX_ENTRIES as u64 + 10) {
+        for i in 0..(MAX_ENTRIES as u128 + 10) {
             c.get_or_insert_with(i, &[], || i);
         }
         assert!(c.len() <= MAX_ENTRIES);
-        assert_eq!(*c.get_or_insert_with(MAX_ENTRIES as u64 + 9, &[], || 0), MAX_ENTRIES as u64 + 9);
+        assert_eq!(*c.get_or_insert_with(MAX_ENTRIES as u128 + 9, &[], || 0), MAX_ENTRIES as u128 + 9);
     }
 }

@@ -8,6 +8,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::cache::{same, with_caches};
+use crate::caller::{cache_key, labels as caller_labels, Caller};
+use crate::families::FloatGauge;
 use crate::histogram::AtomicHistogram;
 use crate::labels::*;
 use crate::{status_str, Shared, Usage};
@@ -54,16 +56,26 @@ pub(crate) struct Deployment {
     state: Gauge,
     // Resolved on first use rather than at start-up, so a scrape shows no series (e.g. a
     // "remaining requests: 0" gauge) for things that have not happened.
-    /// Calls whose requested model is this deployment's own group: by far the common case, so it
-    /// skips even the thread-local lookup.
+    /// Calls without a caller whose requested model is this deployment's own group: the common
+    /// case without virtual keys, so it skips even the thread-local lookup.
     own_attempts: OnceLock<AttemptHandles>,
-    per_output_token: OnceLock<AtomicHistogram>,
-    overhead: OnceLock<AtomicHistogram>,
-    remaining_requests: OnceLock<Gauge<f64, AtomicU64>>,
-    remaining_tokens: OnceLock<Gauge<f64, AtomicU64>>,
+    /// The series keyed by deployment and caller alone, for calls without a caller; those with
+    /// one find theirs in the thread-local cache.
+    own_keyed: KeyedHandles,
 }
 
-/// The series one upstream call touches, for one (deployment, requested model). The success-side
+/// The series of one (deployment, caller), each resolved on first use.
+#[derive(Debug, Default)]
+pub(crate) struct KeyedHandles {
+    per_output_token: OnceLock<AtomicHistogram>,
+    overhead: OnceLock<AtomicHistogram>,
+    remaining_requests: OnceLock<FloatGauge>,
+    remaining_tokens: OnceLock<FloatGauge>,
+    key_remaining_requests: OnceLock<FloatGauge>,
+    key_remaining_tokens: OnceLock<FloatGauge>,
+}
+
+/// The series one upstream call touches, for one (deployment, caller, requested model). The success-side
 /// ones are resolved on first success so that a model that only ever fails exports no empty
 /// latency histograms (LiteLLM exports none either).
 #[derive(Debug)]
@@ -110,94 +122,141 @@ impl Deployment {
             api_provider: d.api_provider.clone(),
             state,
             own_attempts: OnceLock::new(),
-            per_output_token: OnceLock::new(),
-            overhead: OnceLock::new(),
-            remaining_requests: OnceLock::new(),
-            remaining_tokens: OnceLock::new(),
+            own_keyed: KeyedHandles::default(),
             shared,
         }
     }
 
-    fn group_labels(&self) -> DeploymentGroupLabels {
+    fn group_labels(&self, caller: Option<&Caller>) -> DeploymentGroupLabels {
+        let c = caller_labels(caller);
         DeploymentGroupLabels {
             model_group: self.model_group.clone(),
             api_provider: self.api_provider.clone(),
             api_base: self.api_base.clone(),
             litellm_model_name: self.litellm_model_name.clone(),
+            hashed_api_key: c.hashed_api_key.clone(),
+            api_key_alias: c.api_key_alias.clone(),
             model_id: self.model_id.clone(),
-            ..Default::default()
         }
     }
 
-    fn request_labels(&self, requested_model: &str) -> DeploymentRequestLabels {
+    fn request_labels(&self, requested_model: &str, caller: Option<&Caller>) -> DeploymentRequestLabels {
+        let c = caller_labels(caller);
         DeploymentRequestLabels {
             requested_model: requested_model.to_owned(),
             litellm_model_name: self.litellm_model_name.clone(),
             model_id: self.model_id.clone(),
             api_base: self.api_base.clone(),
             api_provider: self.api_provider.clone(),
+            hashed_api_key: c.hashed_api_key.clone(),
+            api_key_alias: c.api_key_alias.clone(),
+            team: c.team.clone(),
+            team_alias: c.team_alias.clone(),
             ..Default::default()
         }
     }
 
-    fn resolve_attempt(&self, requested_model: &str) -> AttemptHandles {
+    fn resolve_attempt(&self, requested_model: &str, caller: Option<&Caller>) -> AttemptHandles {
+        let labels = self.request_labels(requested_model, caller);
         AttemptHandles {
-            total: self.shared.families.deployment_total.get_or_create_owned(&self.request_labels(requested_model)),
+            total: self.shared.families.deployment_total.get_or_create_owned(&labels),
             succeeded: OnceLock::new(),
             ttft: OnceLock::new(),
         }
     }
 
-    fn api_labels(&self, requested_model: &str) -> ApiLatencyLabels {
+    fn api_labels(&self, requested_model: &str, caller: Option<&Caller>) -> ApiLatencyLabels {
+        let c = caller_labels(caller);
         ApiLatencyLabels {
             model: self.litellm_model_name.clone(),
+            hashed_api_key: c.hashed_api_key.clone(),
+            api_key_alias: c.api_key_alias.clone(),
+            team: c.team.clone(),
+            team_alias: c.team_alias.clone(),
             requested_model: requested_model.to_owned(),
+            // Attempt records do not carry the request's `user` field; only request-level series
+            // have it.
+            end_user: String::new(),
+            user: c.user.clone(),
             model_id: self.model_id.clone(),
-            ..Default::default()
         }
     }
 
-    fn resolve_success(&self, requested_model: &str) -> SuccessHandles {
+    fn resolve_success(&self, requested_model: &str, caller: Option<&Caller>) -> SuccessHandles {
         let f = &self.shared.families;
+        let c = caller_labels(caller);
         let tokens = TokenLabels {
+            end_user: String::new(),
+            hashed_api_key: c.hashed_api_key.clone(),
+            api_key_alias: c.api_key_alias.clone(),
             model: self.litellm_model_name.clone(),
+            team: c.team.clone(),
+            team_alias: c.team_alias.clone(),
+            user: c.user.clone(),
+            user_email: c.user_email.clone(),
             requested_model: requested_model.to_owned(),
             model_id: self.model_id.clone(),
-            ..Default::default()
         };
         SuccessHandles {
-            success: f.deployment_success.get_or_create_owned(&self.request_labels(requested_model)),
-            api_latency: f.api_latency.get_or_create_owned(&self.api_labels(requested_model)),
+            success: f.deployment_success.get_or_create_owned(&self.request_labels(requested_model, caller)),
+            api_latency: f.api_latency.get_or_create_owned(&self.api_labels(requested_model, caller)),
             total_tokens: f.total_tokens.get_or_create_owned(&tokens),
             input_tokens: f.input_tokens.get_or_create_owned(&tokens),
             output_tokens: f.output_tokens.get_or_create_owned(&tokens),
         }
     }
 
-    /// Runs `f` on the handles for `requested_model`, borrowing them where they are cached:
-    /// cloning would bump shared `Arc` counts, a cache line every request thread would fight over.
-    fn with_attempt(&self, requested_model: &str, f: impl Fn(&AttemptHandles)) {
-        if same(requested_model, &self.model_group) {
-            return f(self.own_attempts.get_or_init(|| self.resolve_attempt(requested_model)));
+    /// Runs `f` on the handles for (`requested_model`, `caller`), borrowing them where they are
+    /// cached: cloning would bump shared `Arc` counts, a cache line every request thread would
+    /// fight over.
+    fn with_attempt(&self, requested_model: &str, caller: Option<&Caller>, f: impl Fn(&AttemptHandles)) {
+        if caller.is_none() && same(requested_model, &self.model_group) {
+            return f(self.own_attempts.get_or_init(|| self.resolve_attempt(requested_model, None)));
         }
-        let make = || self.resolve_attempt(requested_model);
+        let make = || self.resolve_attempt(requested_model, caller);
+        let num = cache_key(caller, self.key);
         let cached =
-            with_caches(&self.shared.owner, |c| f(c.attempts.get_or_insert_with(self.key, &[requested_model], &make)));
+            with_caches(&self.shared.owner, |c| f(c.attempts.get_or_insert_with(num, &[requested_model], &make)));
         if cached.is_none() {
             f(&make());
         }
     }
 
-    /// `litellm_overhead_latency_metric` for this deployment.
-    pub(crate) fn overhead(&self) -> &AtomicHistogram {
-        self.overhead.get_or_init(|| self.shared.families.overhead_latency.get_or_create_owned(&self.group_labels()))
+    /// Runs `f` on the (deployment, `caller`) handles.
+    pub(crate) fn with_keyed(&self, caller: Option<&Caller>, f: impl Fn(&KeyedHandles)) {
+        if caller.is_none() {
+            return f(&self.own_keyed);
+        }
+        let num = cache_key(caller, self.key);
+        let cached =
+            with_caches(&self.shared.owner, |c| f(c.keyed.get_or_insert_with(num, &[], KeyedHandles::default)));
+        if cached.is_none() {
+            // Fresh handles resolve to the same series through the family.
+            f(&KeyedHandles::default());
+        }
+    }
+
+    /// `litellm_overhead_latency_metric` for this deployment and `caller`.
+    pub(crate) fn overhead<'a>(&self, h: &'a KeyedHandles, caller: Option<&Caller>) -> &'a AtomicHistogram {
+        h.overhead.get_or_init(|| self.shared.families.overhead_latency.get_or_create_owned(&self.group_labels(caller)))
+    }
+
+    fn key_model_labels(&self, caller: &Caller) -> KeyModelLabels {
+        let c = caller.labels();
+        KeyModelLabels {
+            hashed_api_key: c.hashed_api_key.clone(),
+            api_key_alias: c.api_key_alias.clone(),
+            model: self.model_group.clone(),
+            model_id: self.model_id.clone(),
+        }
     }
 }
 
 impl DeploymentMetrics {
-    /// An upstream call started (`litellm_deployment_total_requests`).
-    pub fn attempt_started(&self, requested_model: &str) {
-        self.inner.with_attempt(requested_model, |h| {
+    /// An upstream call started (`litellm_deployment_total_requests`). `caller` is the virtual
+    /// key the request came with; `None` leaves the key labels empty.
+    pub fn attempt_started(&self, requested_model: &str, caller: Option<&Caller>) {
+        self.inner.with_attempt(requested_model, caller, |h| {
             h.total.inc();
         });
     }
@@ -207,19 +266,20 @@ impl DeploymentMetrics {
     pub fn attempt_succeeded(
         &self,
         requested_model: &str,
+        caller: Option<&Caller>,
         latency: Duration,
         ttft: Option<Duration>,
         usage: Option<Usage>,
     ) {
         let d = &*self.inner;
         let secs = latency.as_secs_f64();
-        d.with_attempt(requested_model, |h| {
-            let s = h.succeeded.get_or_init(|| d.resolve_success(requested_model));
+        d.with_attempt(requested_model, caller, |h| {
+            let s = h.succeeded.get_or_init(|| d.resolve_success(requested_model, caller));
             s.success.inc();
             s.api_latency.observe(secs);
             if let Some(t) = ttft {
                 h.ttft
-                    .get_or_init(|| d.shared.families.ttft.get_or_create_owned(&d.api_labels(requested_model)))
+                    .get_or_init(|| d.shared.families.ttft.get_or_create_owned(&d.api_labels(requested_model, caller)))
                     .observe(t.as_secs_f64());
             }
             if let Some(u) = usage {
@@ -229,16 +289,22 @@ impl DeploymentMetrics {
             }
         });
         if let Some(u) = usage.filter(|u| u.completion_tokens > 0) {
-            let per_token = d.per_output_token.get_or_init(|| {
-                d.shared.families.per_output_token.get_or_create_owned(&PerTokenLabels {
-                    litellm_model_name: d.litellm_model_name.clone(),
-                    model_id: d.model_id.clone(),
-                    api_base: d.api_base.clone(),
-                    api_provider: d.api_provider.clone(),
-                    ..Default::default()
-                })
+            d.with_keyed(caller, |k| {
+                let per_token = k.per_output_token.get_or_init(|| {
+                    let c = caller_labels(caller);
+                    d.shared.families.per_output_token.get_or_create_owned(&PerTokenLabels {
+                        litellm_model_name: d.litellm_model_name.clone(),
+                        model_id: d.model_id.clone(),
+                        api_base: d.api_base.clone(),
+                        api_provider: d.api_provider.clone(),
+                        hashed_api_key: c.hashed_api_key.clone(),
+                        api_key_alias: c.api_key_alias.clone(),
+                        team: c.team.clone(),
+                        team_alias: c.team_alias.clone(),
+                    })
+                });
+                per_token.observe(secs / u.completion_tokens as f64);
             });
-            per_token.observe(secs / u.completion_tokens as f64);
         }
         // Skip the store when already healthy: a load is shared, a store takes the cache line.
         if d.state.get() != HEALTHY {
@@ -247,10 +313,10 @@ impl DeploymentMetrics {
     }
 
     /// Token usage known only when a stream ends (its success was recorded at the first chunk).
-    pub fn stream_usage(&self, requested_model: &str, usage: Usage) {
+    pub fn stream_usage(&self, requested_model: &str, caller: Option<&Caller>, usage: Usage) {
         let d = &*self.inner;
-        d.with_attempt(requested_model, |h| {
-            let s = h.succeeded.get_or_init(|| d.resolve_success(requested_model));
+        d.with_attempt(requested_model, caller, |h| {
+            let s = h.succeeded.get_or_init(|| d.resolve_success(requested_model, caller));
             s.input_tokens.inc_by(usage.prompt_tokens);
             s.output_tokens.inc_by(usage.completion_tokens);
             s.total_tokens.inc_by(usage.prompt_tokens.saturating_add(usage.completion_tokens));
@@ -262,6 +328,7 @@ impl DeploymentMetrics {
     pub fn attempt_failed(
         &self,
         requested_model: &str,
+        caller: Option<&Caller>,
         exception_status: u16,
         exception_class: &str,
         latency: Duration,
@@ -271,18 +338,23 @@ impl DeploymentMetrics {
         let mut buf = [0u8; 5];
         let status = status_str(exception_status, &mut buf);
         let make = || {
+            let c = caller_labels(caller);
             d.shared.families.deployment_failure.get_or_create_owned(&DeploymentFailureLabels {
                 requested_model: requested_model.to_owned(),
                 litellm_model_name: d.litellm_model_name.clone(),
                 model_id: d.model_id.clone(),
                 api_base: d.api_base.clone(),
                 api_provider: d.api_provider.clone(),
+                hashed_api_key: c.hashed_api_key.clone(),
+                api_key_alias: c.api_key_alias.clone(),
+                team: c.team.clone(),
+                team_alias: c.team_alias.clone(),
                 exception_status: status.to_owned(),
                 exception_class: exception_class.to_owned(),
                 ..Default::default()
             })
         };
-        let num = d.key << 16 | u64::from(exception_status);
+        let num = cache_key(caller, d.key << 16 | u64::from(exception_status));
         let cached = with_caches(&d.shared.owner, |c| {
             c.failures.get_or_insert_with(num, &[requested_model, exception_class], &make).inc();
         });
@@ -317,19 +389,45 @@ impl DeploymentMetrics {
         self.inner.state.set(HEALTHY);
     }
 
-    /// Values of the upstream's `x-ratelimit-remaining-requests` / `-tokens` headers.
-    pub fn remaining(&self, requests: Option<f64>, tokens: Option<f64>) {
+    /// Values of the upstream's `x-ratelimit-remaining-requests` / `-tokens` headers, seen on a
+    /// call made for `caller` (LiteLLM labels these with the key that made the call).
+    pub fn remaining(&self, caller: Option<&Caller>, requests: Option<f64>, tokens: Option<f64>) {
         let d = &*self.inner;
-        if let Some(v) = requests {
-            d.remaining_requests
-                .get_or_init(|| d.shared.families.remaining_requests.get_or_create_owned(&d.group_labels()))
-                .set(v);
-        }
-        if let Some(v) = tokens {
-            d.remaining_tokens
-                .get_or_init(|| d.shared.families.remaining_tokens.get_or_create_owned(&d.group_labels()))
-                .set(v);
-        }
+        d.with_keyed(caller, |k| {
+            if let Some(v) = requests {
+                k.remaining_requests
+                    .get_or_init(|| d.shared.families.remaining_requests.get_or_create_owned(&d.group_labels(caller)))
+                    .set(v);
+            }
+            if let Some(v) = tokens {
+                k.remaining_tokens
+                    .get_or_init(|| d.shared.families.remaining_tokens.get_or_create_owned(&d.group_labels(caller)))
+                    .set(v);
+            }
+        });
+    }
+
+    /// What is left of `caller`'s own rpm / tpm limit for this deployment's model group
+    /// (`litellm_remaining_api_key_requests_for_model` / `_tokens_for_model`); call it when the
+    /// key has such a limit. `None` leaves a gauge as it is.
+    pub fn key_remaining(&self, caller: &Caller, requests: Option<f64>, tokens: Option<f64>) {
+        let d = &*self.inner;
+        d.with_keyed(Some(caller), |k| {
+            if let Some(v) = requests {
+                k.key_remaining_requests
+                    .get_or_init(|| {
+                        d.shared.families.key_remaining_requests.get_or_create_owned(&d.key_model_labels(caller))
+                    })
+                    .set(v);
+            }
+            if let Some(v) = tokens {
+                k.key_remaining_tokens
+                    .get_or_init(|| {
+                        d.shared.families.key_remaining_tokens.get_or_create_owned(&d.key_model_labels(caller))
+                    })
+                    .set(v);
+            }
+        });
     }
 
     /// The current `litellm_deployment_state` value: 0 healthy, 1 partial, 2 complete outage.

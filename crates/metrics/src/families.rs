@@ -16,7 +16,9 @@ use crate::labels::*;
 
 pub(crate) type Counters<S> = Family<S, Counter>;
 pub(crate) type Gauges<S> = Family<S, Gauge>;
-pub(crate) type FloatGauges<S> = Family<S, Gauge<f64, AtomicU64>>;
+pub(crate) type FloatGauge = Gauge<f64, AtomicU64>;
+pub(crate) type FloatGauges<S> = Family<S, FloatGauge>;
+pub(crate) type FloatCounter = Counter<f64, AtomicU64>;
 pub(crate) type Histograms<S> = Family<S, AtomicHistogram, fn() -> AtomicHistogram>;
 
 fn latency_histogram() -> AtomicHistogram {
@@ -34,6 +36,24 @@ fn default_histogram() -> AtomicHistogram {
 
 fn overhead_histogram() -> AtomicHistogram {
     AtomicHistogram::new(OVERHEAD_BUCKETS)
+}
+
+/// The three gauges LiteLLM keeps per budget owner (key, team or user).
+#[derive(Debug)]
+pub(crate) struct BudgetFamilies<S> {
+    pub remaining: FloatGauges<S>,
+    pub max: FloatGauges<S>,
+    pub remaining_hours: FloatGauges<S>,
+}
+
+impl<S: Clone + std::hash::Hash + Eq> BudgetFamilies<S> {
+    fn new() -> Self {
+        BudgetFamilies {
+            remaining: FloatGauges::default(),
+            max: FloatGauges::default(),
+            remaining_hours: FloatGauges::default(),
+        }
+    }
 }
 
 /// Handles to the families; cloning a `Family` shares its series, so these are the same series
@@ -61,6 +81,12 @@ pub(crate) struct Families {
     pub rpm_limit: FloatGauges<DeploymentIdLabels>,
     pub remaining_requests: FloatGauges<DeploymentGroupLabels>,
     pub remaining_tokens: FloatGauges<DeploymentGroupLabels>,
+    pub spend: Family<SpendLabels, FloatCounter>,
+    pub key_budget: BudgetFamilies<KeyBudgetLabels>,
+    pub team_budget: BudgetFamilies<TeamBudgetLabels>,
+    pub user_budget: BudgetFamilies<UserBudgetLabels>,
+    pub key_remaining_requests: FloatGauges<KeyModelLabels>,
+    pub key_remaining_tokens: FloatGauges<KeyModelLabels>,
     pub sluice_overhead: Histograms<OverheadLabels>,
 }
 
@@ -88,6 +114,12 @@ impl Families {
             rpm_limit: FloatGauges::default(),
             remaining_requests: FloatGauges::default(),
             remaining_tokens: FloatGauges::default(),
+            spend: Family::default(),
+            key_budget: BudgetFamilies::new(),
+            team_budget: BudgetFamilies::new(),
+            user_budget: BudgetFamilies::new(),
+            key_remaining_requests: FloatGauges::default(),
+            key_remaining_tokens: FloatGauges::default(),
             sluice_overhead: Histograms::new_with_constructor(overhead_histogram),
         };
         // Help texts follow LiteLLM's where they exist, so a side-by-side scrape reads the same.
@@ -188,6 +220,50 @@ impl Families {
             "litellm_remaining_tokens_metric",
             "remaining tokens for model, returned from LLM API Provider",
             f.remaining_tokens.clone(),
+        );
+        r.register("litellm_spend_metric", "Total spend on LLM requests", f.spend.clone());
+        r.register(
+            "litellm_remaining_team_budget_metric",
+            "Remaining budget for team",
+            f.team_budget.remaining.clone(),
+        );
+        r.register("litellm_team_max_budget_metric", "Maximum budget set for team", f.team_budget.max.clone());
+        r.register(
+            "litellm_team_budget_remaining_hours_metric",
+            "Remaining days for team budget to be reset",
+            f.team_budget.remaining_hours.clone(),
+        );
+        r.register(
+            "litellm_remaining_api_key_budget_metric",
+            "Remaining budget for api key",
+            f.key_budget.remaining.clone(),
+        );
+        r.register("litellm_api_key_max_budget_metric", "Maximum budget set for api key", f.key_budget.max.clone());
+        r.register(
+            "litellm_api_key_budget_remaining_hours_metric",
+            "Remaining hours for api key budget to be reset",
+            f.key_budget.remaining_hours.clone(),
+        );
+        r.register(
+            "litellm_remaining_user_budget_metric",
+            "Remaining budget for user",
+            f.user_budget.remaining.clone(),
+        );
+        r.register("litellm_user_max_budget_metric", "Maximum budget set for user", f.user_budget.max.clone());
+        r.register(
+            "litellm_user_budget_remaining_hours_metric",
+            "Remaining hours for user budget to be reset",
+            f.user_budget.remaining_hours.clone(),
+        );
+        r.register(
+            "litellm_remaining_api_key_requests_for_model",
+            "Remaining Requests API Key can make for model (model based rpm limit on key)",
+            f.key_remaining_requests.clone(),
+        );
+        r.register(
+            "litellm_remaining_api_key_tokens_for_model",
+            "Remaining Tokens API Key can make for model (model based tpm limit on key)",
+            f.key_remaining_tokens.clone(),
         );
         r.register(
             "sluice_overhead_seconds",

@@ -1,10 +1,11 @@
 //! Label sets, one struct per distinct LiteLLM label list.
 //!
 //! Field names are the label names and field order is the order LiteLLM declares them in
-//! (reference §5), so a scrape of sluice lines up with a scrape of LiteLLM. Labels that need
-//! virtual keys, teams or users (`hashed_api_key`, `team`, `user_email`, …) are present and empty
-//! until sluice has those: LiteLLM also emits them empty for unauthenticated traffic, and a
-//! dashboard's `sum by (team)` keeps working.
+//! (reference §5), so a scrape of sluice lines up with a scrape of LiteLLM. The key, team and user
+//! labels (`hashed_api_key`, `team`, `user_email`, …) come from the request's
+//! [`Caller`](crate::Caller); requests without one (master key, no auth) leave them empty, as
+//! LiteLLM does for unauthenticated traffic, so a dashboard's `sum by (team)` keeps working.
+//! `client_ip` stays empty: sluice does not record it yet.
 
 use prometheus_client::encoding::EncodeLabelSet;
 
@@ -179,6 +180,55 @@ pub struct FallbackLabels {
     pub team_alias: String,
     pub exception_status: String,
     pub exception_class: String,
+    pub model_id: String,
+}
+
+/// `litellm_spend_metric`.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SpendLabels {
+    pub end_user: String,
+    pub hashed_api_key: String,
+    pub api_key_alias: String,
+    pub model: String,
+    pub team: String,
+    pub team_alias: String,
+    pub user: String,
+    pub user_email: String,
+    pub client_ip: String,
+    pub user_agent: String,
+    pub model_id: String,
+}
+
+/// `litellm_remaining_api_key_budget_metric`, `litellm_api_key_max_budget_metric`,
+/// `litellm_api_key_budget_remaining_hours_metric`.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyBudgetLabels {
+    pub hashed_api_key: String,
+    pub api_key_alias: String,
+}
+
+/// `litellm_remaining_team_budget_metric`, `litellm_team_max_budget_metric`,
+/// `litellm_team_budget_remaining_hours_metric`.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TeamBudgetLabels {
+    pub team: String,
+    pub team_alias: String,
+}
+
+/// `litellm_remaining_user_budget_metric`, `litellm_user_max_budget_metric`,
+/// `litellm_user_budget_remaining_hours_metric`.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UserBudgetLabels {
+    pub user: String,
+}
+
+/// `litellm_remaining_api_key_requests_for_model`, `litellm_remaining_api_key_tokens_for_model`.
+/// `model` is the model group, as in LiteLLM.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyModelLabels {
+    pub hashed_api_key: String,
+    pub api_key_alias: String,
+    pub model: String,
     pub model_id: String,
 }
 

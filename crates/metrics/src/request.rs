@@ -1,11 +1,14 @@
 //! Metrics of one client request as a whole, after retries and fallbacks.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
 use crate::cache::with_caches;
+use crate::caller::{cache_key, labels as caller_labels, Caller};
 use crate::deployment::DeploymentMetrics;
+use crate::families::FloatCounter;
 use crate::histogram::AtomicHistogram;
 use crate::labels::*;
 use crate::{status_str, Shared};
@@ -39,6 +42,11 @@ pub struct RequestRecord<'a> {
     pub end_user: &'a str,
     /// The client's `User-Agent`, or empty.
     pub user_agent: &'a str,
+    /// The virtual key the request came with; `None` (master key, no auth) leaves the key, team
+    /// and user labels empty.
+    pub caller: Option<&'a Caller>,
+    /// What the request cost in USD; above 0 it is added to `litellm_spend_metric`.
+    pub spend: f64,
 }
 
 /// The series one finished request touches.
@@ -50,6 +58,9 @@ pub(crate) struct RequestHandles {
     /// Only for successful requests: LiteLLM observes the total latency on success only.
     latency: Option<AtomicHistogram>,
     overhead: AtomicHistogram,
+    /// Resolved on the first request of this label set that cost something, so free traffic
+    /// exports no zero spend series.
+    spend: OnceLock<FloatCounter>,
 }
 
 fn resolve(shared: &Shared, r: &RequestRecord<'_>, status: &str, class: &str) -> RequestHandles {
@@ -59,11 +70,18 @@ fn resolve(shared: &Shared, r: &RequestRecord<'_>, status: &str, class: &str) ->
         None => ("", "", ""),
     };
     let failed = r.status >= 400;
+    let c = caller_labels(r.caller);
     RequestHandles {
         total: f.proxy_requests.get_or_create_owned(&ProxyRequestLabels {
             end_user: r.end_user.to_owned(),
+            hashed_api_key: c.hashed_api_key.clone(),
+            api_key_alias: c.api_key_alias.clone(),
             requested_model: r.requested_model.to_owned(),
+            team: c.team.clone(),
+            team_alias: c.team_alias.clone(),
+            user: c.user.clone(),
             status_code: status.to_owned(),
+            user_email: c.user_email.clone(),
             route: r.route.to_owned(),
             user_agent: r.user_agent.to_owned(),
             model_id: model_id.to_owned(),
@@ -72,7 +90,13 @@ fn resolve(shared: &Shared, r: &RequestRecord<'_>, status: &str, class: &str) ->
         failed: failed.then(|| {
             f.proxy_failures.get_or_create_owned(&ProxyFailureLabels {
                 end_user: r.end_user.to_owned(),
+                hashed_api_key: c.hashed_api_key.clone(),
+                api_key_alias: c.api_key_alias.clone(),
                 requested_model: r.requested_model.to_owned(),
+                team: c.team.clone(),
+                team_alias: c.team_alias.clone(),
+                user: c.user.clone(),
+                user_email: c.user_email.clone(),
                 exception_status: status.to_owned(),
                 exception_class: class.to_owned(),
                 route: r.route.to_owned(),
@@ -84,15 +108,41 @@ fn resolve(shared: &Shared, r: &RequestRecord<'_>, status: &str, class: &str) ->
         latency: (!failed).then(|| {
             f.request_latency.get_or_create_owned(&RequestLatencyLabels {
                 end_user: r.end_user.to_owned(),
+                hashed_api_key: c.hashed_api_key.clone(),
+                api_key_alias: c.api_key_alias.clone(),
                 requested_model: r.requested_model.to_owned(),
+                team: c.team.clone(),
+                team_alias: c.team_alias.clone(),
+                user: c.user.clone(),
                 model: model.to_owned(),
                 model_id: model_id.to_owned(),
-                ..Default::default()
             })
         }),
         overhead: f
             .sluice_overhead
             .get_or_create_owned(&OverheadLabels { route: r.route.to_owned(), api_provider: provider.to_owned() }),
+        spend: OnceLock::new(),
+    }
+}
+
+fn spend_labels(r: &RequestRecord<'_>) -> SpendLabels {
+    let c = caller_labels(r.caller);
+    let (model, model_id) = match r.deployment {
+        Some(d) => (d.inner.litellm_model_name.as_str(), d.inner.model_id.as_str()),
+        None => ("", ""),
+    };
+    SpendLabels {
+        end_user: r.end_user.to_owned(),
+        hashed_api_key: c.hashed_api_key.clone(),
+        api_key_alias: c.api_key_alias.clone(),
+        model: model.to_owned(),
+        team: c.team.clone(),
+        team_alias: c.team_alias.clone(),
+        user: c.user.clone(),
+        user_email: c.user_email.clone(),
+        user_agent: r.user_agent.to_owned(),
+        model_id: model_id.to_owned(),
+        ..Default::default()
     }
 }
 
@@ -113,10 +163,14 @@ pub(crate) fn record(shared: &Shared, r: &RequestRecord<'_>) {
             l.observe(total);
         }
         h.overhead.observe(overhead);
+        // `> 0.0` also keeps NaN out of the counter.
+        if r.spend > 0.0 {
+            h.spend.get_or_init(|| shared.families.spend.get_or_create_owned(&spend_labels(r))).inc_by(r.spend);
+        }
     };
     let make = || resolve(shared, r, status, class);
     let dep_key = r.deployment.map_or(0, |d| d.inner.key);
-    let num = dep_key << 16 | u64::from(r.status);
+    let num = cache_key(r.caller, dep_key << 16 | u64::from(r.status));
     let strs = [r.requested_model, r.route, r.end_user, r.user_agent, class];
     let cached = with_caches(&shared.owner, |c| {
         apply(c.requests.get_or_insert_with(num, &strs, &make));
@@ -125,7 +179,7 @@ pub(crate) fn record(shared: &Shared, r: &RequestRecord<'_>) {
         apply(&make());
     }
     if let (Some(d), false) = (r.deployment, failed) {
-        d.inner.overhead().observe(overhead);
+        d.inner.with_keyed(r.caller, |k| d.inner.overhead(k, r.caller).observe(overhead));
     }
 }
 
@@ -134,6 +188,7 @@ pub(crate) fn fallback(
     shared: &Shared,
     requested_model: &str,
     fallback_model: &str,
+    caller: Option<&Caller>,
     succeeded: bool,
     exception_status: u16,
     exception_class: &str,
@@ -142,15 +197,20 @@ pub(crate) fn fallback(
     let status = status_str(exception_status, &mut buf);
     let make = || {
         let family = if succeeded { &shared.families.fallback_ok } else { &shared.families.fallback_failed };
+        let c = caller_labels(caller);
         family.get_or_create_owned(&FallbackLabels {
             requested_model: requested_model.to_owned(),
             fallback_model: fallback_model.to_owned(),
+            hashed_api_key: c.hashed_api_key.clone(),
+            api_key_alias: c.api_key_alias.clone(),
+            team: c.team.clone(),
+            team_alias: c.team_alias.clone(),
             exception_status: status.to_owned(),
             exception_class: exception_class.to_owned(),
             ..Default::default()
         })
     };
-    let num = u64::from(succeeded) << 16 | u64::from(exception_status);
+    let num = cache_key(caller, u64::from(succeeded) << 16 | u64::from(exception_status));
     let strs = [requested_model, fallback_model, exception_class];
     let cached = with_caches(&shared.owner, |c| {
         c.fallbacks.get_or_insert_with(num, &strs, &make).inc();

@@ -9,28 +9,47 @@ pub(crate) fn render(registry: &Registry) -> String {
     // Writing into a `String` cannot fail and our label sets never fail to encode; should that
     // change, a partial scrape beats a panic in the metrics endpoint.
     let _ = prometheus_text::encode(&mut out, registry);
-    python_le(&out)
+    pythonise(&out)
 }
 
-/// Rewrites whole-number bucket bounds the way Python's `prometheus_client` prints them.
+/// Rewrites what prometheus-client prints differently from Python's `prometheus_client`. Runs
+/// only at scrape time.
 ///
-/// prometheus-client formats `le` like Go (`le="1"`, `le="300"`); Python, hence LiteLLM, writes
-/// `le="1.0"`, `le="300.0"`. Prometheus 3 normalises both on ingestion, but Prometheus 2 stores
-/// them as different series, so a dashboard or recording rule written against LiteLLM's
-/// `le="1.0"` would see nothing. Runs only at scrape time.
-fn python_le(text: &str) -> String {
+/// Whole-number bucket bounds: prometheus-client formats `le` like Go (`le="1"`, `le="300"`);
+/// Python, hence LiteLLM, writes `le="1.0"`, `le="300.0"`. Prometheus 3 normalises both on
+/// ingestion, but Prometheus 2 stores them as different series, so a dashboard or recording rule
+/// written against LiteLLM's `le="1.0"` would see nothing.
+///
+/// Infinite values: prometheus-client writes `inf` (Rust's float formatting), Python `+Inf`, the
+/// spelling the exposition format documents; a remaining budget with no max budget is +Inf.
+fn pythonise(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 16);
     for line in text.split_inclusive('\n') {
-        match whole_number_le_end(line) {
-            Some(at) => {
-                out.push_str(&line[..at]);
-                out.push_str(".0");
-                out.push_str(&line[at..]);
-            }
-            None => out.push_str(line),
+        if let Some(at) = whole_number_le_end(line) {
+            out.push_str(&line[..at]);
+            out.push_str(".0");
+            out.push_str(&line[at..]);
+        } else if let Some((head, python)) = infinite_value(line) {
+            out.push_str(head);
+            out.push_str(python);
+            out.push('\n');
+        } else {
+            out.push_str(line);
         }
     }
     out
+}
+
+/// For a sample whose value is infinite, the line up to the value and Python's spelling of it.
+fn infinite_value(line: &str) -> Option<(&str, &'static str)> {
+    if line.starts_with('#') {
+        return None;
+    }
+    let body = line.strip_suffix('\n').unwrap_or(line);
+    if let Some(head) = body.strip_suffix(" inf") {
+        return Some((head, " +Inf"));
+    }
+    body.strip_suffix(" -inf").map(|head| (head, " -Inf"))
 }
 
 /// For a `*_bucket` sample whose `le` is a whole number, the byte offset just after the number.
@@ -71,6 +90,12 @@ mod tests {
                     h_bucket{le=\"+Inf\"} 4\n\
                     h_sum{a=\"1\"} 5\n\
                     c_total{le=\"1\"} 6\n";
-        assert_eq!(python_le(text), want);
+        assert_eq!(pythonise(text), want);
+    }
+
+    #[test]
+    fn infinite_values_are_spelled_like_python() {
+        let text = "# HELP g inf\ng{a=\"x inf\"} inf\ng 1.5\ng{} -inf\n";
+        assert_eq!(pythonise(text), "# HELP g inf\ng{a=\"x inf\"} +Inf\ng 1.5\ng{} -Inf\n");
     }
 }

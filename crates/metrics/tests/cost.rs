@@ -33,10 +33,12 @@ fn cost_per_record() {
         deployment: Some(&d),
         end_user: "my-new-end-user-1",
         user_agent: "python-requests/2.32",
+        caller: None,
+        spend: 0.0,
     };
     let full = || {
-        d.attempt_started(black_box("fake-openai-endpoint"));
-        d.attempt_succeeded(black_box("fake-openai-endpoint"), Duration::from_millis(100), None, usage);
+        d.attempt_started(black_box("fake-openai-endpoint"), None);
+        d.attempt_succeeded(black_box("fake-openai-endpoint"), None, Duration::from_millis(100), None, usage);
         m.request_finished(black_box(&rec));
     };
     full();
@@ -56,7 +58,7 @@ fn cost_per_record() {
 
     let start = Instant::now();
     for _ in 0..ROUNDS {
-        d.attempt_started(black_box("fake-openai-endpoint"));
+        d.attempt_started(black_box("fake-openai-endpoint"), None);
     }
     let per = start.elapsed().as_nanos() as f64 / f64::from(ROUNDS);
     println!("attempt_started alone (pre-resolved): {per:.0} ns");

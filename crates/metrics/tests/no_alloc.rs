@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
-use sluice_metrics::{DeploymentLabels, Metrics, RequestRecord, Usage};
+use sluice_metrics::{CallerLabels, DeploymentLabels, Metrics, RequestRecord, Usage};
 
 struct Counting;
 
@@ -78,29 +78,59 @@ fn steady_state_recording_does_not_allocate() {
         deployment: Some(&d),
         end_user: "my-new-end-user-1",
         user_agent: "python-requests/2.32",
+        caller: None,
+        spend: 0.0,
     };
     let failed = RequestRecord { requested_model: "alias", status: 429, exception_class: Some("RateLimitError"), ..ok };
+    let key = m.caller(&CallerLabels {
+        hashed_api_key: "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b".into(),
+        api_key_alias: "prod-key".into(),
+        team: "team-1".into(),
+        team_alias: "Team One".into(),
+        user: "user-1".into(),
+        user_email: "u@example.com".into(),
+    });
+    let caller = Some(&key);
+    let keyed = RequestRecord { caller, spend: 0.0012, ..ok };
     let record = || {
         // Own group: the pre-resolved fast path.
-        d.attempt_started("fake-openai-endpoint");
+        d.attempt_started("fake-openai-endpoint", None);
         d.attempt_succeeded(
             "fake-openai-endpoint",
+            None,
             Duration::from_millis(100),
             Some(Duration::from_millis(12)),
             Some(usage),
         );
-        d.remaining(Some(9_999.0), Some(99_000.0));
+        d.remaining(None, Some(9_999.0), Some(99_000.0));
         m.request_finished(&ok);
         // Another requested model and a failure: the thread-local cache path.
-        d.attempt_started("alias");
-        d.attempt_failed("alias", 429, "RateLimitError", Duration::from_millis(3));
-        d.attempt_started("alias");
-        d.attempt_succeeded("alias", Duration::from_millis(90), None, Some(usage));
+        d.attempt_started("alias", None);
+        d.attempt_failed("alias", None, 429, "RateLimitError", Duration::from_millis(3));
+        d.attempt_started("alias", None);
+        d.attempt_succeeded("alias", None, Duration::from_millis(90), None, Some(usage));
         d.healthy();
         m.request_finished(&failed);
-        m.fallback("alias", "fake-openai-endpoint", true, 429, "RateLimitError");
+        m.fallback("alias", "fake-openai-endpoint", None, true, 429, "RateLimitError");
         // No deployment picked (e.g. unknown model).
         m.request_finished(&RequestRecord { deployment: None, status: 400, exception_class: None, ..ok });
+        // A virtual key: every record with the caller, on its own group and another model.
+        for model in ["fake-openai-endpoint", "alias"] {
+            d.attempt_started(model, caller);
+            d.attempt_failed(model, caller, 429, "RateLimitError", Duration::from_millis(3));
+            d.attempt_started(model, caller);
+            d.attempt_succeeded(model, caller, Duration::from_millis(90), Some(Duration::from_millis(9)), Some(usage));
+            d.stream_usage(model, caller, usage);
+        }
+        d.remaining(caller, Some(9_999.0), Some(99_000.0));
+        d.key_remaining(&key, Some(99.0), Some(9_000.0));
+        m.request_finished(&keyed);
+        m.request_finished(&RequestRecord { status: 429, spend: 0.0, ..keyed });
+        m.fallback("alias", "fake-openai-endpoint", caller, false, 429, "RateLimitError");
+        m.key_budget(&key, Some(10.0), Some(7.5), Some(12.0));
+        m.key_budget(&key, None, None, None);
+        m.team_budget("team-1", "Team One", Some(100.0), Some(60.0), Some(24.0));
+        m.user_budget("user-1", None, None, None);
     };
     // The first round resolves every series and fills this thread's caches.
     record();

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_metrics::{DeploymentLabels, DeploymentMetrics, Metrics, RequestRecord, Usage};
+use sluice_metrics::{Caller, CallerLabels, DeploymentLabels, DeploymentMetrics, Metrics, RequestRecord, Usage};
 
 const GROUP: &str = "fake-openai-endpoint";
 
@@ -144,6 +144,8 @@ fn request<'a>(d: &'a DeploymentMetrics, status: u16, user_agent: &'a str) -> Re
         deployment: Some(d),
         end_user: "my-new-end-user-1",
         user_agent,
+        caller: None,
+        spend: 0.0,
     }
 }
 
@@ -151,22 +153,41 @@ fn request<'a>(d: &'a DeploymentMetrics, status: u16, user_agent: &'a str) -> Re
 fn scenario() -> (Arc<Metrics>, DeploymentMetrics) {
     let m = Metrics::new();
     let d = m.deployment(&labels());
-    d.attempt_started(GROUP);
+    d.attempt_started(GROUP, None);
     d.attempt_succeeded(
         GROUP,
+        None,
         Duration::from_millis(100),
         Some(Duration::from_millis(20)),
         Some(Usage { prompt_tokens: 10, completion_tokens: 5 }),
     );
-    d.remaining(Some(99.0), Some(5000.0));
-    m.request_finished(&request(&d, 200, "locust"));
-    d.attempt_started(GROUP);
-    d.attempt_failed(GROUP, 429, "RateLimitError", Duration::from_millis(5));
+    d.remaining(None, Some(99.0), Some(5000.0));
+    m.request_finished(&RequestRecord { spend: 0.25, ..request(&d, 200, "locust") });
+    d.attempt_started(GROUP, None);
+    d.attempt_failed(GROUP, None, 429, "RateLimitError", Duration::from_millis(5));
     d.cooled_down(429);
     m.request_finished(&request(&d, 429, "locust"));
-    m.fallback(GROUP, "other", true, 429, "RateLimitError");
-    m.fallback(GROUP, "other", false, 429, "RateLimitError");
+    m.fallback(GROUP, "other", None, true, 429, "RateLimitError");
+    m.fallback(GROUP, "other", None, false, 429, "RateLimitError");
+    // Budgets and key limits only exist for virtual keys.
+    let key = m.caller(&key_labels());
+    m.key_budget(&key, Some(10.0), Some(7.5), Some(12.0));
+    m.team_budget("team-1", "Team One", Some(100.0), Some(60.0), Some(24.0));
+    m.user_budget("user-1", Some(5.0), Some(4.0), Some(1.5));
+    d.key_remaining(&key, Some(9.0), Some(900.0));
     (m, d)
+}
+
+/// A virtual key's labels; `sk-…` is what a client sends, the server passes only its hash.
+fn key_labels() -> CallerLabels {
+    CallerLabels {
+        hashed_api_key: "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b".into(),
+        api_key_alias: "prod-key".into(),
+        team: "team-1".into(),
+        team_alias: "Team One".into(),
+        user: "user-1".into(),
+        user_email: "u@example.com".into(),
+    }
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {
@@ -233,6 +254,10 @@ fn expected() -> Vec<(&'static str, &'static str, BTreeSet<String>)> {
         "exception_class",
         "model_id",
     ]);
+    let key_budget = set(&["hashed_api_key", "api_key_alias"]);
+    let team_budget = set(&["team", "team_alias"]);
+    let user_budget = set(&["user"]);
+    let key_model = set(&["hashed_api_key", "api_key_alias", "model", "model_id"]);
     let mut failure = DEPLOYMENT_REQUEST.to_vec();
     failure.extend(["exception_status", "exception_class"]);
     vec![
@@ -325,6 +350,34 @@ fn expected() -> Vec<(&'static str, &'static str, BTreeSet<String>)> {
         ("litellm_deployment_rpm_limit", "gauge", id),
         ("litellm_remaining_requests_metric", "gauge", group.clone()),
         ("litellm_remaining_tokens_metric", "gauge", group),
+        (
+            "litellm_spend_metric_total",
+            "counter",
+            set(&[
+                "end_user",
+                "hashed_api_key",
+                "api_key_alias",
+                "model",
+                "team",
+                "team_alias",
+                "user",
+                "user_email",
+                "client_ip",
+                "user_agent",
+                "model_id",
+            ]),
+        ),
+        ("litellm_remaining_api_key_budget_metric", "gauge", key_budget.clone()),
+        ("litellm_api_key_max_budget_metric", "gauge", key_budget.clone()),
+        ("litellm_api_key_budget_remaining_hours_metric", "gauge", key_budget),
+        ("litellm_remaining_team_budget_metric", "gauge", team_budget.clone()),
+        ("litellm_team_max_budget_metric", "gauge", team_budget.clone()),
+        ("litellm_team_budget_remaining_hours_metric", "gauge", team_budget),
+        ("litellm_remaining_user_budget_metric", "gauge", user_budget.clone()),
+        ("litellm_user_max_budget_metric", "gauge", user_budget.clone()),
+        ("litellm_user_budget_remaining_hours_metric", "gauge", user_budget),
+        ("litellm_remaining_api_key_requests_for_model", "gauge", key_model.clone()),
+        ("litellm_remaining_api_key_tokens_for_model", "gauge", key_model),
         ("sluice_overhead_seconds", "histogram", set(&["route", "api_provider"])),
     ]
 }
@@ -520,17 +573,17 @@ fn deployment_state_moves_0_1_2_0() {
     };
     assert_eq!(state_line(&m), want(0));
     assert!(!m.render().contains("litellm_deployment_tpm_limit"));
-    d.attempt_failed(GROUP, 500, "InternalServerError", Duration::ZERO);
+    d.attempt_failed(GROUP, None, 500, "InternalServerError", Duration::ZERO);
     assert_eq!(state_line(&m), want(1));
     d.cooled_down(500);
     assert_eq!(state_line(&m), want(2));
     // A failure that lands while cooled down does not hide the outage.
-    d.attempt_failed(GROUP, 500, "InternalServerError", Duration::ZERO);
+    d.attempt_failed(GROUP, None, 500, "InternalServerError", Duration::ZERO);
     assert_eq!(d.state(), 2);
     d.healthy();
     assert_eq!(state_line(&m), want(0));
-    d.attempt_failed(GROUP, 500, "InternalServerError", Duration::ZERO);
-    d.attempt_succeeded(GROUP, Duration::from_millis(1), None, None);
+    d.attempt_failed(GROUP, None, 500, "InternalServerError", Duration::ZERO);
+    d.attempt_succeeded(GROUP, None, Duration::from_millis(1), None, None);
     assert_eq!(state_line(&m), want(0));
 }
 
@@ -552,9 +605,9 @@ fn requested_model_other_than_the_group_gets_its_own_series() {
     let m = Metrics::new();
     let d = m.deployment(&labels());
     for _ in 0..3 {
-        d.attempt_started("alias");
+        d.attempt_started("alias", None);
     }
-    d.attempt_started(GROUP);
+    d.attempt_started(GROUP, None);
     let f = parse(&m.render());
     let dt = "litellm_deployment_total_requests_total";
     assert_eq!(sample(&f, dt, dt, &[("requested_model", "alias")]).value, 3.0);
@@ -588,8 +641,8 @@ fn records_from_many_threads_add_up() {
             s.spawn(move || {
                 let ua = if t % 2 == 0 { "even" } else { "odd" };
                 for _ in 0..1000 {
-                    d.attempt_started("alias");
-                    d.attempt_succeeded("alias", Duration::from_millis(3), None, None);
+                    d.attempt_started("alias", None);
+                    d.attempt_succeeded("alias", None, Duration::from_millis(3), None, None);
                     m.request_finished(&request(d, 200, ua));
                 }
             });
@@ -609,6 +662,158 @@ fn records_from_many_threads_add_up() {
     assert_eq!(inf.value, 4000.0);
     let le5ms = sample(&f, &format!("{api}_bucket"), api, &[("le", "0.005")]);
     assert_eq!(le5ms.value, 4000.0);
+}
+
+#[test]
+fn spend_and_budgets_render_like_litellm() {
+    let (m, _d) = scenario();
+    let f = parse(&m.render());
+    let spend = "litellm_spend_metric_total";
+    let s = sample(&f, spend, spend, &[]);
+    assert_eq!(s.value, 0.25);
+    assert_eq!(s.labels["model"], "openai/fake");
+    assert_eq!(s.labels["model_id"], "m1");
+    assert_eq!(s.labels["end_user"], "my-new-end-user-1");
+    assert_eq!(s.labels["hashed_api_key"], "");
+
+    let key = [("api_key_alias", "prod-key")];
+    let rk = "litellm_remaining_api_key_budget_metric";
+    assert_eq!(sample(&f, rk, rk, &key).value, 7.5);
+    let mk = "litellm_api_key_max_budget_metric";
+    assert_eq!(sample(&f, mk, mk, &key).value, 10.0);
+    let hk = "litellm_api_key_budget_remaining_hours_metric";
+    assert_eq!(sample(&f, hk, hk, &key).value, 12.0);
+    let rt = "litellm_remaining_team_budget_metric";
+    assert_eq!(sample(&f, rt, rt, &[("team", "team-1"), ("team_alias", "Team One")]).value, 60.0);
+    let ru = "litellm_remaining_user_budget_metric";
+    assert_eq!(sample(&f, ru, ru, &[("user", "user-1")]).value, 4.0);
+    let kr = "litellm_remaining_api_key_requests_for_model";
+    let s = sample(&f, kr, kr, &key);
+    assert_eq!(s.value, 9.0);
+    assert_eq!(s.labels["model"], GROUP);
+    assert_eq!(s.labels["model_id"], "m1");
+    let kt = "litellm_remaining_api_key_tokens_for_model";
+    assert_eq!(sample(&f, kt, kt, &key).value, 900.0);
+}
+
+#[test]
+fn budgets_without_a_max_are_infinite_and_export_no_max() {
+    let m = Metrics::new();
+    let key = m.caller(&key_labels());
+    m.key_budget(&key, None, None, None);
+    m.team_budget("t", "", None, None, None);
+    let text = m.render();
+    assert!(text.contains("litellm_remaining_team_budget_metric{team=\"t\",team_alias=\"\"} +Inf\n"), "{text}");
+    let f = parse(&text);
+    let rk = "litellm_remaining_api_key_budget_metric";
+    assert_eq!(sample(&f, rk, rk, &[]).value, f64::INFINITY);
+    for absent in ["litellm_api_key_max_budget_metric", "litellm_api_key_budget_remaining_hours_metric"] {
+        assert!(!f.contains_key(absent), "{absent}");
+    }
+    // A later max budget and a new spend update the same series.
+    m.key_budget(&key, Some(20.0), Some(15.0), None);
+    let f = parse(&m.render());
+    assert_eq!(sample(&f, rk, rk, &[]).value, 15.0);
+    let mk = "litellm_api_key_max_budget_metric";
+    assert_eq!(sample(&f, mk, mk, &[]).value, 20.0);
+}
+
+/// Every series a request with a virtual key touches, recorded once.
+fn record_with(m: &Metrics, d: &DeploymentMetrics, key: &Caller, requested_model: &str) {
+    let caller = Some(key);
+    let usage = Some(Usage { prompt_tokens: 10, completion_tokens: 5 });
+    d.attempt_started(requested_model, caller);
+    d.attempt_failed(requested_model, caller, 429, "RateLimitError", Duration::from_millis(5));
+    d.attempt_started(requested_model, caller);
+    d.attempt_succeeded(requested_model, caller, Duration::from_millis(100), Some(Duration::from_millis(20)), usage);
+    d.stream_usage(requested_model, caller, Usage { prompt_tokens: 1, completion_tokens: 1 });
+    d.remaining(caller, Some(99.0), Some(5000.0));
+    m.fallback(requested_model, "other", caller, true, 429, "RateLimitError");
+    let ok = RequestRecord { requested_model, caller, spend: 0.5, ..request(d, 200, "locust") };
+    m.request_finished(&ok);
+    m.request_finished(&RequestRecord { status: 429, spend: 0.0, ..ok });
+}
+
+#[test]
+fn a_callers_labels_reach_every_per_request_series() {
+    let m = Metrics::new();
+    let d = m.deployment(&labels());
+    let key = m.caller(&key_labels());
+    // Own group (the pre-resolved path for no caller) and another requested model.
+    for model in [GROUP, "alias"] {
+        record_with(&m, &d, &key, model);
+        record_with(&m, &d, &key, model);
+    }
+    let text = m.render();
+    let f = parse(&text);
+    let want = key_labels();
+    let mut checked = 0;
+    for family in f.values() {
+        for s in &family.samples {
+            let mut any = false;
+            for (label, value) in [
+                ("hashed_api_key", &want.hashed_api_key),
+                ("api_key_alias", &want.api_key_alias),
+                ("team", &want.team),
+                ("team_alias", &want.team_alias),
+                ("user", &want.user),
+                ("user_email", &want.user_email),
+            ] {
+                if let Some(got) = s.labels.get(label) {
+                    assert_eq!(got, value, "{label} on {}", s.name);
+                    any = true;
+                }
+            }
+            checked += usize::from(any);
+        }
+    }
+    assert!(checked > 50, "{checked}");
+    // Counts add up per caller series, on both the cached and the first-seen path.
+    let total = "litellm_proxy_total_requests_metric_total";
+    assert_eq!(sample(&f, total, total, &[("status_code", "200"), ("requested_model", "alias")]).value, 2.0);
+    let dt = "litellm_deployment_total_requests_total";
+    assert_eq!(sample(&f, dt, dt, &[("requested_model", GROUP)]).value, 4.0);
+    let spend = "litellm_spend_metric_total";
+    assert_eq!(sample(&f, spend, spend, &[]).value, 2.0);
+    let tokens = "litellm_input_tokens_metric_total";
+    assert_eq!(sample(&f, tokens, tokens, &[("requested_model", GROUP)]).value, 22.0);
+}
+
+#[test]
+fn no_caller_keeps_key_labels_empty_and_callers_get_their_own_series() {
+    let m = Metrics::new();
+    let d = m.deployment(&labels());
+    let key = m.caller(&key_labels());
+    let renamed = m.caller(&CallerLabels { api_key_alias: "renamed".into(), ..key_labels() });
+    for caller in [None, Some(&key), Some(&renamed), Some(&key)] {
+        d.attempt_started(GROUP, caller);
+        m.request_finished(&RequestRecord { caller, ..request(&d, 200, "locust") });
+    }
+    let f = parse(&m.render());
+    let total = "litellm_proxy_total_requests_metric_total";
+    let anon = sample(&f, total, total, &[("hashed_api_key", "")]);
+    assert_eq!(anon.value, 1.0);
+    assert!(["api_key_alias", "team", "team_alias", "user", "user_email"].iter().all(|l| anon.labels[*l].is_empty()));
+    assert_eq!(sample(&f, total, total, &[("api_key_alias", "prod-key")]).value, 2.0);
+    assert_eq!(sample(&f, total, total, &[("api_key_alias", "renamed")]).value, 1.0);
+    let dt = "litellm_deployment_total_requests_total";
+    assert_eq!(sample(&f, dt, dt, &[("api_key_alias", "prod-key")]).value, 2.0);
+    assert_eq!(sample(&f, dt, dt, &[("api_key_alias", "")]).value, 1.0);
+}
+
+#[test]
+fn only_the_hash_the_server_passes_is_exported() {
+    let raw = "sk-1234-raw-virtual-key";
+    let m = Metrics::new();
+    let d = m.deployment(&labels());
+    let key = m.caller(&CallerLabels { hashed_api_key: "hashed-by-server".into(), ..key_labels() });
+    record_with(&m, &d, &key, GROUP);
+    m.key_budget(&key, Some(1.0), Some(1.0), None);
+    d.key_remaining(&key, Some(1.0), None);
+    let text = m.render();
+    assert!(!text.contains(raw));
+    assert!(!text.contains("sk-"), "{text}");
+    assert!(text.contains("hashed_api_key=\"hashed-by-server\""));
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub mod errors;
 pub mod gemini;
 pub mod google_auth;
 pub mod openai;
+pub mod pricing;
 mod turns;
 
 pub use catalogue::{parse_model, Family, ModelRef, Provider};

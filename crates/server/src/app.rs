@@ -1,7 +1,7 @@
 //! The gateway's shared state, built once from a [`Config`]: the router with each deployment's
 //! precomputed upstream target, the upstream client, and the auth settings.
 
-use crate::auth::MasterKey;
+use crate::access::{Access, AccessSettings};
 use crate::config::{Config, DeploymentSpec, Env, Secret};
 use crate::proxy::upstream::{self, Client};
 use crate::vertex_auth::VertexToken;
@@ -32,6 +32,8 @@ pub struct Target {
     pub kind: TargetKind,
     /// Prometheus handles for this deployment, when the prometheus callback is on.
     pub metrics: Option<DeploymentMetrics>,
+    /// What spend logs record about this deployment, and its per-token prices.
+    pub served: Arc<crate::access::charge::Served>,
 }
 
 #[derive(Debug)]
@@ -119,7 +121,8 @@ pub struct TranslatedTarget {
 pub struct App {
     pub router: Router<Target>,
     pub client: Client,
-    pub master_key: Option<MasterKey>,
+    /// Keys, users, teams, budgets and spend.
+    pub access: Arc<Access>,
     pub max_request_bytes: usize,
     pub client_body_timeout: Duration,
     pub callbacks: Vec<String>,
@@ -131,6 +134,11 @@ pub struct App {
     pub needs_input_tokens: bool,
     /// LiteLLM's Prometheus metrics (`litellm_settings.callbacks: ["prometheus"]`).
     pub metrics: Option<Arc<Metrics>>,
+    /// `general_settings.store_model_in_db` (or `STORE_MODEL_IN_DB=True`): `/model/new` and
+    /// `/model/delete` persist deployments in the database.
+    pub store_model_in_db: bool,
+    /// Where keys and spend live (a secret when it carries a password: never logged).
+    database_url: String,
 }
 
 impl App {
@@ -186,13 +194,73 @@ impl App {
             model_info_json: crate::info::render_model_info(&config.deployments),
             router,
             client,
-            master_key: config.general.master_key.as_ref().map(|k| MasterKey::new(k.expose())),
+            access: Access::new(
+                config.general.master_key.as_ref().map(|k| k.expose()),
+                AccessSettings {
+                    batch_write_interval: Duration::from_secs_f64(config.general.batch_write_interval),
+                    reload_interval: Duration::from_secs_f64(config.general.key_cache_ttl),
+                    disable_spend_logs: config.general.disable_spend_logs,
+                    max_end_user_budget: config.litellm.max_end_user_budget,
+                },
+                metrics.clone(),
+            ),
             max_request_bytes: config.general.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
             client_body_timeout: Duration::from_secs_f64(config.sluice.client_body_timeout),
             callbacks: config.litellm.callbacks.clone(),
             metrics,
+            store_model_in_db: config.general.store_model_in_db
+                || env.get("STORE_MODEL_IN_DB").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            database_url: database_url(config, env),
         }))
     }
+
+    /// Builds the app, opens its database (creating and migrating it), loads keys, users and
+    /// teams, and starts the spend writer. A database that cannot be reached does not stop the
+    /// gateway: it serves the master key, and the database is retried in the background.
+    pub async fn start(config: &Config, env: &Env) -> Result<Arc<App>, String> {
+        let app = App::with_env(config, env)?;
+        crate::access::writer::spawn(&app.access);
+        let url = app.database_url.clone();
+        let pool = config.general.database_pool_limit;
+        match sluice_store::Store::open(&url, pool).await {
+            Ok(store) => {
+                app.access.attach(store);
+                if let Err(e) = app.access.load().await {
+                    tracing::warn!("could not load keys from the database yet: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    "database unavailable at start ({e}); serving the master key only and retrying every 5 s"
+                );
+                let access = app.access.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        if let Ok(store) = sluice_store::Store::open(&url, pool).await {
+                            access.attach(store);
+                            let _ = access.load().await;
+                            tracing::info!("database connected");
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+        Ok(app)
+    }
+}
+
+/// `general_settings.database_url`, else `DATABASE_URL`, else the embedded SQLite file.
+pub fn database_url(config: &Config, env: &Env) -> String {
+    config
+        .general
+        .database_url
+        .as_ref()
+        .map(|u| u.expose().to_string())
+        .or_else(|| env.get("DATABASE_URL"))
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("sqlite://{}", config.sluice.database_path))
 }
 
 struct TargetCtx<'a> {
@@ -271,7 +339,28 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
             rpm_limit: spec.rpm,
         })
     });
-    Ok(Target { id_header, api_base_header, provider, kind, metrics })
+    let served = Arc::new(crate::access::charge::Served {
+        model: spec.model.upstream.clone(),
+        model_id: spec.id.clone(),
+        provider: provider.name.to_string(),
+        api_base: base.as_deref().map(openai::display_base).unwrap_or_default().to_string(),
+        price: deployment_price(spec),
+    });
+    Ok(Target { id_header, api_base_header, provider, kind, metrics, served })
+}
+
+/// The deployment's own prices when its config sets any, else the bundled table's.
+fn deployment_price(spec: &DeploymentSpec) -> Option<sluice_providers::pricing::Price> {
+    let own = |k: &str| spec.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    match (own("input_cost_per_token"), own("output_cost_per_token")) {
+        (None, None) => sluice_providers::pricing::lookup(spec.model.provider.name, &spec.model.upstream),
+        (i, o) => Some(sluice_providers::pricing::Price {
+            input_per_token: i.unwrap_or(0.0),
+            output_per_token: o.unwrap_or(0.0),
+            cache_read_per_token: own("cache_read_input_token_cost"),
+            cache_creation_per_token: own("cache_creation_input_token_cost"),
+        }),
+    }
 }
 
 fn translated_target(

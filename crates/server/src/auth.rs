@@ -60,13 +60,18 @@ pub fn check(master: Option<&MasterKey>, headers: &HeaderMap) -> Result<(), ApiE
         return Ok(());
     }
     if !key.starts_with("sk-") {
-        return Err(auth_error(format!(
-            "LiteLLM Virtual Key expected. Received={}, expected to start with 'sk-'.",
-            abbreviate(key)
-        )));
+        return Err(not_virtual_key(key));
     }
-    let hash = hex::encode(Sha256::digest(key.as_bytes()));
-    Err(ApiError::new(
+    Err(unknown_key(key, &hex::encode(Sha256::digest(key.as_bytes()))))
+}
+
+pub fn not_virtual_key(key: &str) -> ApiError {
+    auth_error(format!("LiteLLM Virtual Key expected. Received={}, expected to start with 'sk-'.", abbreviate(key)))
+}
+
+/// LiteLLM's 401 for a well-formed key that is not in the database.
+pub fn unknown_key(key: &str, hash: &str) -> ApiError {
+    ApiError::new(
         401,
         format!(
             "Authentication Error, Invalid proxy server token passed. Received API Key = sk-...{}, Key Hash (Token) ={hash}. Unable to find token in cache or `LiteLLM_VerificationTokenTable`",
@@ -74,10 +79,10 @@ pub fn check(master: Option<&MasterKey>, headers: &HeaderMap) -> Result<(), ApiE
         ),
     )
     .kind("token_not_found_in_db")
-    .param("key"))
+    .param("key")
 }
 
-fn auth_error(message: impl std::fmt::Display) -> ApiError {
+pub fn auth_error(message: impl std::fmt::Display) -> ApiError {
     ApiError::new(401, format!("Authentication Error, {message}")).kind("auth_error")
 }
 
@@ -94,7 +99,7 @@ fn last4(key: &str) -> &str {
 }
 
 /// `sk-1****abcd`: enough for a person to recognise their key, not enough to use it.
-fn abbreviate(key: &str) -> String {
+pub fn abbreviate(key: &str) -> String {
     if key.len() <= 8 || !key.is_char_boundary(4) || !key.is_char_boundary(key.len() - 4) {
         return "****".into();
     }

@@ -45,7 +45,13 @@ fn json_response(body: Bytes) -> Response {
 }
 
 pub async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ErrorResponse> {
-    crate::auth::check(app.master_key.as_ref(), &headers)?;
+    let identity = app.access.identify(&headers).await?;
+    // A virtual key sees the models it may call, as LiteLLM filters the list.
+    if let crate::access::Identity::Key(_) = &identity {
+        let names: Vec<String> =
+            app.router.public_names().into_iter().filter(|m| app.access.admit_model(&identity, m)).collect();
+        return Ok(json_response(render_models(&names)));
+    }
     Ok(json_response(app.models_json.clone()))
 }
 
@@ -54,7 +60,7 @@ pub async fn model_by_id(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ErrorResponse> {
-    crate::auth::check(app.master_key.as_ref(), &headers)?;
+    app.access.identify(&headers).await?;
     if app.router.resolve(&id).is_none() {
         return Err(ApiError::new(
             404,
@@ -68,7 +74,7 @@ pub async fn model_by_id(
 }
 
 pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ErrorResponse> {
-    crate::auth::check(app.master_key.as_ref(), &headers)?;
+    app.access.identify(&headers).await?;
     Ok(json_response(app.model_info_json.clone()))
 }
 
@@ -79,7 +85,7 @@ pub async fn liveliness() -> Response {
 pub async fn readiness(State(app): State<Arc<App>>) -> Response {
     let body = json!({
         "status": "healthy",
-        "db": "Not connected",
+        "db": if app.access.db_connected() { "connected" } else { "Not connected" },
         "cache": null,
         "litellm_version": VERSION,
         "success_callbacks": app.callbacks,

@@ -6,12 +6,14 @@
 //! `info` serves the model lists and health routes, and `listen` runs the accept loop with the
 //! timeouts that keep slow clients from holding tasks forever.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod errors;
 pub mod info;
 pub mod listen;
+pub mod manage;
 pub mod proxy;
 pub mod tokens;
 pub mod vertex_auth;
@@ -39,7 +41,7 @@ pub fn routes(app: Arc<App>) -> axum::Router {
             .route(&format!("{prefix}/engines/{{model}}/embeddings"), post(proxy::embeddings_for))
             .route(&format!("{prefix}/models"), get(info::models))
             .route(&format!("{prefix}/models/{{*id}}"), get(info::model_by_id))
-            .route(&format!("{prefix}/model/info"), get(info::model_info));
+            .route(&format!("{prefix}/model/info"), get(manage::models::model_info));
     }
     r.route("/health/liveliness", get(info::liveliness))
         .route("/health/liveness", get(info::liveliness))
@@ -47,6 +49,7 @@ pub fn routes(app: Arc<App>) -> axum::Router {
         .route("/", get(info::root))
         .route("/metrics", get(info::metrics))
         .route("/v1/messages", post(proxy::messages::messages))
+        .merge(manage::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)

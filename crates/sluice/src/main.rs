@@ -33,6 +33,23 @@ enum Command {
     Load(sluice_load::LoadArgs),
     /// Validate a config and print what it holds and what sluice ignores.
     Check(CheckArgs),
+    /// Copy keys, users, teams and budgets from a LiteLLM PostgreSQL database into sluice's.
+    #[command(name = "import-litellm")]
+    ImportLitellm(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// The LiteLLM database, e.g. postgresql://user:pass@host:5432/litellm.
+    #[arg(long = "database-url", alias = "database_url")]
+    database_url: String,
+    /// sluice's database (default: the config's database_url, else DATABASE_URL, else the
+    /// embedded SQLite file).
+    #[arg(long = "into")]
+    into: Option<String>,
+    /// The sluice config.yaml whose database to fill.
+    #[arg(long, short = 'c', env = "CONFIG_FILE_PATH")]
+    config: Option<PathBuf>,
 }
 
 /// Flags as `litellm` takes them.
@@ -82,6 +99,7 @@ fn main() -> ExitCode {
         },
         Some(Command::Load(args)) => ExitCode::from(sluice_load::run(args).clamp(0, 255) as u8),
         Some(Command::Check(args)) => check(&args.config),
+        Some(Command::ImportLitellm(args)) => import_litellm(args),
     }
 }
 
@@ -160,7 +178,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let app = match sluice_server::App::new(&config) {
+        let app = match sluice_server::App::start(&config, &sluice_server::config::Env::process()).await {
             Ok(a) => a,
             Err(e) => {
                 eprintln!("sluice: invalid config\n  {e}");
@@ -184,7 +202,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             header_timeout: std::time::Duration::from_secs_f64(config.sluice.client_header_timeout),
             read_buffer_max: (config.sluice.client_read_buffer_kb * 1024.0) as usize,
         };
+        let access = app.access.clone();
         sluice_server::listen::serve(listener, sluice_server::routes(app), settings, shutdown_signal()).await;
+        // Spend still in memory goes to the database before the process ends.
+        sluice_server::access::writer::shutdown(&access, std::time::Duration::from_secs(10)).await;
         ExitCode::SUCCESS
     })
 }
@@ -209,6 +230,47 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+fn import_litellm(args: ImportArgs) -> ExitCode {
+    let config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice import-litellm: invalid config\n  {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let into =
+        args.into.unwrap_or_else(|| sluice_server::app::database_url(&config, &sluice_server::config::Env::process()));
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sluice import-litellm: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let store = match sluice_store::Store::open(&into, 2).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("sluice import-litellm: cannot open sluice's database: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match sluice_store::import_litellm(&args.database_url, &store).await {
+            Ok(n) => {
+                println!(
+                    "imported {} keys, {} users, {} teams, {} end users from LiteLLM",
+                    n.keys, n.users, n.teams, n.end_users
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sluice import-litellm: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn check(path: &Path) -> ExitCode {

@@ -203,6 +203,7 @@ fn environment_variables_configure_serving() {
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
         .env("LITELLM_MASTER_KEY", "sk-env-master")
+        .env("DATABASE_URL", "sqlite::memory:")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

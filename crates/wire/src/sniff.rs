@@ -35,6 +35,15 @@ impl Endpoint {
         self.path()
     }
 
+    /// LiteLLM's `call_type` in spend logs.
+    pub fn call_type(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "acompletion",
+            Endpoint::Completions => "atext_completion",
+            Endpoint::Embeddings => "aembedding",
+        }
+    }
+
     fn required_field(self) -> &'static str {
         match self {
             Endpoint::Chat => "messages",

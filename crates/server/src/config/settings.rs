@@ -6,11 +6,39 @@ use super::yaml::{boolean, key_str, mapping, number, string};
 use super::{err, ConfigError, Env};
 use serde_yaml_ng::Value;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GeneralSettings {
     pub master_key: Option<Secret>,
     /// `max_request_size_mb`, in bytes. `None`: sluice's default applies.
     pub max_request_size: Option<usize>,
+    /// `database_url`: PostgreSQL (or a SQLite URL). `None`: `DATABASE_URL`, else the embedded
+    /// SQLite file (`sluice_settings.database_path`).
+    pub database_url: Option<Secret>,
+    /// `database_connection_pool_limit` (LiteLLM's default: 10).
+    pub database_pool_limit: u32,
+    /// `proxy_batch_write_at`: seconds between spend writes (LiteLLM's default: 10).
+    pub batch_write_interval: f64,
+    /// `user_api_key_cache_ttl`: seconds between background reloads of keys, users and teams.
+    pub key_cache_ttl: f64,
+    /// `disable_spend_logs`: keep spend totals but write no per-request rows.
+    pub disable_spend_logs: bool,
+    /// `store_model_in_db`: `/model/new` persists deployments.
+    pub store_model_in_db: bool,
+}
+
+impl Default for GeneralSettings {
+    fn default() -> Self {
+        GeneralSettings {
+            master_key: None,
+            max_request_size: None,
+            database_url: None,
+            database_pool_limit: 10,
+            batch_write_interval: 10.0,
+            key_cache_ttl: 60.0,
+            disable_spend_logs: false,
+            store_model_in_db: false,
+        }
+    }
 }
 
 impl GeneralSettings {
@@ -38,6 +66,28 @@ impl GeneralSettings {
                         s.max_request_size = Some((mb * 1024.0 * 1024.0) as usize);
                     }
                 }
+                "database_url" => {
+                    if let Some(raw) = string(&path, val)? {
+                        s.database_url = env.resolve_str(&path, &raw, warnings).map(Secret::new);
+                    }
+                }
+                "database_connection_pool_limit" => {
+                    if let Some(n) = positive_count(&path, val)? {
+                        s.database_pool_limit = n as u32;
+                    }
+                }
+                "proxy_batch_write_at" => {
+                    if let Some(x) = positive(&path, val)? {
+                        s.batch_write_interval = x;
+                    }
+                }
+                "user_api_key_cache_ttl" => {
+                    if let Some(x) = positive(&path, val)? {
+                        s.key_cache_ttl = x;
+                    }
+                }
+                "disable_spend_logs" => s.disable_spend_logs = boolean(&path, val)?.unwrap_or(false),
+                "store_model_in_db" => s.store_model_in_db = boolean(&path, val)?.unwrap_or(false),
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
         }
@@ -284,6 +334,8 @@ pub struct LitellmSettings {
     pub default_fallbacks: Option<Vec<String>>,
     /// Drop request parameters a provider cannot take instead of answering 400.
     pub drop_params: bool,
+    /// `max_end_user_budget`: the budget of each end user (the request's `user`) in USD.
+    pub max_end_user_budget: Option<f64>,
 }
 
 impl LitellmSettings {
@@ -313,6 +365,7 @@ impl LitellmSettings {
                 }
                 "num_retries" => s.num_retries = count(&path, val)?,
                 "drop_params" => s.drop_params = boolean(&path, val)?.unwrap_or(false),
+                "max_end_user_budget" => s.max_end_user_budget = number(&path, val)?,
                 "allowed_fails" => s.allowed_fails = count(&path, val)?,
                 "fallbacks" => s.fallbacks = fallback_list(&path, val)?,
                 "context_window_fallbacks" => s.context_window_fallbacks = fallback_list(&path, val)?,
@@ -337,6 +390,8 @@ pub struct SluiceSettings {
     /// Largest read buffer a client connection keeps, in KiB (8 minimum): memory per open
     /// connection against reads per large request.
     pub client_read_buffer_kb: f64,
+    /// The embedded SQLite file used when no `database_url`/`DATABASE_URL` is set.
+    pub database_path: String,
 }
 
 impl Default for SluiceSettings {
@@ -346,6 +401,7 @@ impl Default for SluiceSettings {
             client_body_timeout: 60.0,
             upstream_connect_timeout: 10.0,
             client_read_buffer_kb: 8.0,
+            database_path: "sluice.db".into(),
         }
     }
 }
@@ -356,6 +412,12 @@ impl SluiceSettings {
         for (k, val) in mapping("sluice_settings", v)? {
             let key = key_str(k);
             let path = format!("sluice_settings.{key}");
+            if key == "database_path" {
+                s.database_path = string(&path, val)?
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| err(&path, "expected a file path, e.g. /var/lib/sluice/sluice.db"))?;
+                continue;
+            }
             let slot = match key.as_str() {
                 "client_header_timeout" => &mut s.client_header_timeout,
                 "client_body_timeout" => &mut s.client_body_timeout,
@@ -364,7 +426,7 @@ impl SluiceSettings {
                 _ => {
                     return Err(err(
                         &path,
-                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb",
+                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb, database_path",
                     ))
                 }
             };
@@ -373,6 +435,15 @@ impl SluiceSettings {
             }
         }
         Ok(s)
+    }
+}
+
+fn positive_count(path: &str, v: &Value) -> Result<Option<f64>, ConfigError> {
+    match number(path, v)? {
+        Some(x) if x < 1.0 || !x.is_finite() || x.fract() != 0.0 => {
+            Err(err(path, "must be a whole number of 1 or more"))
+        }
+        other => Ok(other),
     }
 }
 

@@ -52,8 +52,11 @@ impl Call<Target> for UpstreamCall<'_> {
         self.meta.model_id = Some(target.id_header.clone());
         self.meta.api_base = target.api_base_header.clone();
         self.meta.deployment = target.metrics.clone();
+        if let Some(c) = &self.meta.charge {
+            c.serving(&target.served);
+        }
         if let Some(m) = &target.metrics {
-            m.attempt_started(self.client_model);
+            m.attempt_started(self.client_model, self.meta.caller());
         }
         match &target.kind {
             TargetKind::Unsupported => Err(fail(
@@ -73,6 +76,7 @@ impl Call<Target> for UpstreamCall<'_> {
                     mock::complete(self.endpoint, self.client_model, text, &call_id).map(|b| (b, "application/json"))
                 };
                 let (bytes, content_type) = result.map_err(|e| fail(Failure::status(400, None), e))?;
+                self.settle(None);
                 let mut resp = Response::new(axum::body::Body::from(bytes));
                 resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                 self.meta.apply(resp.headers_mut());
@@ -96,7 +100,7 @@ impl Call<Target> for UpstreamCall<'_> {
             ErrorKind::ContentPolicyViolation => "ContentPolicyViolationError",
             _ => sluice_metrics::exception_class_for_status(status),
         };
-        m.attempt_failed(self.client_model, status, class, attempt.elapsed());
+        m.attempt_failed(self.client_model, self.meta.caller(), status, class, attempt.elapsed());
         if let FailureEffect::CooledDown(_) = effect {
             m.cooled_down(status);
         }
@@ -150,7 +154,7 @@ impl UpstreamCall<'_> {
         self.app.router.record_success(attempt, None);
         if let Some(m) = &attempt.deployment.target.metrics {
             let ttft = attempt.elapsed();
-            m.attempt_succeeded(self.client_model, ttft, Some(ttft), None);
+            m.attempt_succeeded(self.client_model, self.meta.caller(), ttft, Some(ttft), None);
         }
         let mut resp = Response::new(super::relay::sse_body(first, relay));
         let h = resp.headers_mut();
@@ -195,7 +199,7 @@ impl UpstreamCall<'_> {
         if remaining_requests.is_some() || remaining_tokens.is_some() {
             self.app.router.record_remaining(&attempt.deployment, remaining_requests, remaining_tokens);
             if let Some(m) = &attempt.deployment.target.metrics {
-                m.remaining(remaining_requests, remaining_tokens);
+                m.remaining(self.meta.caller(), remaining_requests, remaining_tokens);
             }
         }
         // After a fallback the answer keeps the model that served it, as LiteLLM does.
@@ -219,13 +223,18 @@ impl UpstreamCall<'_> {
         }
 
         if self.view.stream {
-            let usage = self.view.include_usage.then(|| UsageNeeds {
+            let needs = || UsageNeeds {
                 request: self.body.clone(),
                 upstream_model: String::from_utf8_lossy(&t.upstream_model).trim_matches('"').to_string(),
-            });
+            };
+            let usage = self.view.include_usage.then(needs);
+            // A priced stream is billed for what it generated even when nobody asked for usage.
+            let priced = self.meta.charge.as_ref().is_some_and(|c| c.priced());
+            let bill_needs = (!self.view.include_usage && priced).then(needs);
             let stamp = restamp.unwrap_or_default();
             let relay = Relay::new(incoming, *provider, self.endpoint, stamp, t.stream_timeout, usage)
-                .with_metrics(attempt.deployment.target.metrics.clone(), self.client_model);
+                .with_metrics(attempt.deployment.target.metrics.clone(), self.client_model)
+                .with_charge(self.meta.charge.clone(), bill_needs);
             return self.start_stream(attempt, sent, &up.headers, relay).await;
         }
 
@@ -264,8 +273,9 @@ impl UpstreamCall<'_> {
                 prompt_tokens: u.prompt_tokens,
                 completion_tokens: u.completion_tokens,
             });
-            m.attempt_succeeded(self.client_model, attempt.elapsed(), None, usage);
+            m.attempt_succeeded(self.client_model, self.meta.caller(), attempt.elapsed(), None, usage);
         }
+        self.settle(answer.usage.map(|u| (u.prompt_tokens, u.completion_tokens)));
         let out = match (answer.model_span, restamp) {
             (Some(span), Some(stamp)) => splice::replace(&body, span, stamp),
             _ => [body, Bytes::new(), Bytes::new()],
@@ -277,6 +287,18 @@ impl UpstreamCall<'_> {
         headers::forward_upstream(&up.headers, h);
         self.meta.apply(h);
         Ok(resp)
+    }
+}
+
+impl UpstreamCall<'_> {
+    /// Bills a finished non-streamed answer; its cost goes out as `x-litellm-response-cost`.
+    pub(super) fn settle(&mut self, usage: Option<(u64, u64)>) {
+        if let Some(c) = &self.meta.charge {
+            let (prompt_tokens, completion_tokens) = usage.unwrap_or((0, 0));
+            let usage =
+                sluice_providers::pricing::TokenUsage { prompt_tokens, completion_tokens, ..Default::default() };
+            self.meta.cost = Some(c.settle(usage));
+        }
     }
 }
 

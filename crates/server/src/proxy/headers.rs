@@ -18,6 +18,10 @@ pub struct CallMeta {
     pub deployment: Option<sluice_metrics::DeploymentMetrics>,
     /// The request's outcome has been recorded in the metrics already.
     pub recorded: bool,
+    /// Whom the request is billed to, once admitted.
+    pub charge: Option<std::sync::Arc<crate::access::charge::Charge>>,
+    /// `x-litellm-response-cost`, once the usage is known before the headers go out.
+    pub cost: Option<f64>,
 }
 
 impl CallMeta {
@@ -40,7 +44,14 @@ impl CallMeta {
             upstream: Duration::ZERO,
             deployment: None,
             recorded: false,
+            charge: None,
+            cost: None,
         }
+    }
+
+    /// The calling key's metrics labels, when a virtual key is calling.
+    pub fn caller(&self) -> Option<&sluice_metrics::Caller> {
+        self.charge.as_ref()?.admission().key.as_ref()?.caller.as_ref()
     }
 
     pub fn apply(&self, out: &mut HeaderMap) {
@@ -55,6 +66,16 @@ impl CallMeta {
         let total = self.started.elapsed();
         out.insert("x-litellm-response-duration-ms", millis(total));
         out.insert("x-litellm-overhead-duration-ms", millis(total.saturating_sub(self.upstream)));
+        if let Some(cost) = self.cost {
+            if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
+                out.insert("x-litellm-response-cost", v);
+            }
+        }
+        if let Some(charge) = &self.charge {
+            for (name, value) in &charge.admission().headers {
+                out.insert(name.clone(), value.clone());
+            }
+        }
     }
 }
 

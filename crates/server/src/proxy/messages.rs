@@ -32,7 +32,7 @@ fn anthropic_error(status: u16, message: &str) -> Response {
 }
 
 async fn front_door(app: &App, req: Request, meta: &mut CallMeta) -> Result<Response, ApiError> {
-    crate::auth::check(app.master_key.as_ref(), req.headers())?;
+    let identity = app.access.identify(req.headers()).await?;
     let (parts, body) = req.into_parts();
     let body = body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout).await?;
     let request: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
@@ -48,7 +48,7 @@ async fn front_door(app: &App, req: Request, meta: &mut CallMeta) -> Result<Resp
         err
     })?;
     let openai_body = Bytes::from(openai.to_string());
-    let resp = proxy_body(app, Endpoint::Chat, None, &parts.headers, openai_body, Some(&body), meta).await?;
+    let resp = proxy_body(app, &identity, Endpoint::Chat, None, &parts.headers, openai_body, Some(&body), meta).await?;
     if resp.extensions().get::<super::attempt::NativeAnthropic>().is_some() {
         return Ok(resp);
     }

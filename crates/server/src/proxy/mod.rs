@@ -79,6 +79,8 @@ fn record(app: &App, meta: &CallMeta, endpoint: Endpoint, model: &str, status: u
             deployment: meta.deployment.as_ref(),
             end_user,
             user_agent,
+            caller: meta.caller(),
+            spend: meta.cost.unwrap_or(0.0),
         });
     }
 }
@@ -90,17 +92,19 @@ async fn proxy(
     req: Request,
     meta: &mut CallMeta,
 ) -> Result<Response, ApiError> {
-    crate::auth::check(app.master_key.as_ref(), req.headers())?;
+    let identity = app.access.identify(req.headers()).await?;
     let (parts, body) = req.into_parts();
     let body = body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout).await?;
-    proxy_body(app, endpoint, path_model, &parts.headers, body, None, meta).await
+    proxy_body(app, &identity, endpoint, path_model, &parts.headers, body, None, meta).await
 }
 
 /// The request path after authentication and reading the body: shared by the OpenAI routes and
 /// the Anthropic front door (which hands in a translated body, and its original for Anthropic
 /// deployments to receive untouched).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn proxy_body(
     app: &App,
+    identity: &crate::access::Identity,
     endpoint: Endpoint,
     path_model: Option<String>,
     headers: &http::HeaderMap,
@@ -122,6 +126,10 @@ pub(crate) async fn proxy_body(
             .param("model"))
         }
     };
+    let admission = app.access.admit(identity, &model, view.user.as_deref())?;
+    let call_id = meta.call_id.to_str().unwrap_or_default().to_string();
+    meta.charge =
+        Some(crate::access::charge::Charge::new(app.access.clone(), admission, &model, &call_id, endpoint.call_type()));
     let ctx = Ctx { input_tokens: app.needs_input_tokens.then(|| estimate_tokens(&view)) };
     let client_model_json = splice::json_string(&model);
     let mut call = attempt::UpstreamCall {
@@ -138,7 +146,7 @@ pub(crate) async fn proxy_body(
     let out = app.router.execute(&model, &ctx, &mut call).await;
     if out.fallback_depth > 0 {
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {
-            m.fallback(&model, out.served_group.as_deref().unwrap_or(""), true, 0, "");
+            m.fallback(&model, out.served_group.as_deref().unwrap_or(""), call.meta.caller(), true, 0, "");
         }
     }
     let retry_headers = |h: &mut http::HeaderMap| {

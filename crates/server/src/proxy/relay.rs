@@ -41,6 +41,10 @@ pub struct Relay {
     metrics: Option<(sluice_metrics::DeploymentMetrics, String)>,
     /// Usage the upstream reported in the stream.
     reported: Option<sniff::Usage>,
+    /// Whom to bill when the stream ends (or is abandoned).
+    charge: Option<std::sync::Arc<crate::access::charge::Charge>>,
+    /// What counting the tokens takes when the bill needs it and the client did not ask for usage.
+    bill_needs: Option<UsageNeeds>,
 }
 
 /// A source of the next piece of a relayed stream (OpenAI passthrough or a translation).
@@ -103,6 +107,41 @@ impl Relay {
             ended: false,
             metrics: None,
             reported: None,
+            charge: None,
+            bill_needs: None,
+        }
+    }
+
+    /// Bills the stream's usage to `charge` when it ends; `needs` lets it count tokens itself
+    /// when neither the upstream nor the client's own usage chunk provides them.
+    pub fn with_charge(
+        mut self,
+        charge: Option<std::sync::Arc<crate::access::charge::Charge>>,
+        needs: Option<UsageNeeds>,
+    ) -> Self {
+        self.charge = charge;
+        self.bill_needs = needs;
+        self
+    }
+
+    fn bill(&mut self, prompt: u64, completion: u64) {
+        if let Some(c) = self.charge.take() {
+            c.settle(sluice_providers::pricing::TokenUsage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                ..Default::default()
+            });
+        }
+    }
+
+    /// Usage for the bill now: reported, else counted from what was generated so far.
+    fn usage_so_far(&self) -> (u64, u64) {
+        if let Some(u) = &self.reported {
+            return (u.prompt_tokens, u.completion_tokens);
+        }
+        match self.usage.as_ref().or(self.bill_needs.as_ref()) {
+            Some(needs) => count_usage(self.endpoint, needs, &self.generated),
+            None => (0, 0),
         }
     }
 
@@ -114,7 +153,12 @@ impl Relay {
 
     fn record_usage(&mut self, prompt: u64, completion: u64) {
         if let Some((m, model)) = &self.metrics {
-            m.stream_usage(model, sluice_metrics::Usage { prompt_tokens: prompt, completion_tokens: completion });
+            let caller = self.charge.as_ref().and_then(|c| c.caller());
+            m.stream_usage(
+                model,
+                caller,
+                sluice_metrics::Usage { prompt_tokens: prompt, completion_tokens: completion },
+            );
         }
     }
 
@@ -217,12 +261,13 @@ impl Relay {
         }
         if let Some(raw) = chunk.usage {
             self.usage = None;
+            self.bill_needs = None;
             self.reported = serde_json::from_str(raw).ok();
         }
         if chunk.finished {
             self.finished = true;
         }
-        if self.usage.is_some() {
+        if self.usage.is_some() || self.bill_needs.is_some() {
             for t in &chunk.text {
                 self.generated.push_str(t);
             }
@@ -244,10 +289,16 @@ impl Relay {
         }
         if let Some(u) = self.reported.take() {
             self.record_usage(u.prompt_tokens, u.completion_tokens);
+            self.bill(u.prompt_tokens, u.completion_tokens);
+        }
+        if self.charge.is_some() && self.usage.is_none() {
+            let (prompt, completion) = self.usage_so_far();
+            self.bill(prompt, completion);
         }
         if let Some(needs) = self.usage.take() {
             let (prompt, completion) = count_usage(self.endpoint, &needs, &self.generated);
             self.record_usage(prompt, completion);
+            self.bill(prompt, completion);
             let json = self.synthetic_chunk(&format!(
                 "\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion},\"total_tokens\":{}}}",
                 prompt + completion
@@ -296,6 +347,17 @@ impl Relay {
         }
         self.frames_sent = true;
         Step::Data(out.freeze())
+    }
+}
+
+impl Drop for Relay {
+    /// A stream the client left part-way is billed for what it generated so far; one that failed
+    /// before its first frame is not (the router may retry it elsewhere).
+    fn drop(&mut self) {
+        if self.frames_sent && self.charge.is_some() {
+            let (prompt, completion) = self.usage_so_far();
+            self.bill(prompt, completion);
+        }
     }
 }
 

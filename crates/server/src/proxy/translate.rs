@@ -228,6 +228,7 @@ impl UpstreamCall<'_> {
                 ended: false,
                 sent_any: false,
                 provider: *provider,
+                charge: self.meta.charge.clone(),
             };
             return self.start_stream(attempt, sent, &up.headers, relay).await;
         }
@@ -267,8 +268,9 @@ impl UpstreamCall<'_> {
         self.app.router.record_success(attempt, usage.map(|(p, c)| p + c));
         if let Some(m) = &attempt.deployment.target.metrics {
             let usage = usage.map(|(p, c)| sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
-            m.attempt_succeeded(self.client_model, attempt.elapsed(), None, usage);
+            m.attempt_succeeded(self.client_model, self.meta.caller(), attempt.elapsed(), None, usage);
         }
+        self.settle(usage);
         let mut resp = Response::new(axum::body::Body::from(out.to_string()));
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -314,6 +316,18 @@ struct TranslatedRelay {
     ended: bool,
     sent_any: bool,
     provider: sluice_providers::Provider,
+    /// Billed with the stream's usage when it ends, or with what it had reported if dropped.
+    charge: Option<std::sync::Arc<crate::access::charge::Charge>>,
+}
+
+impl Drop for TranslatedRelay {
+    /// A stream the client left part-way is billed for what was reported so far; one that failed
+    /// before its first frame is not (the router may retry it elsewhere).
+    fn drop(&mut self) {
+        if self.sent_any {
+            self.bill();
+        }
+    }
 }
 
 impl super::relay::Stepper for TranslatedRelay {
@@ -367,13 +381,22 @@ impl TranslatedRelay {
                     self.ended = true;
                     self.sent_any = true;
                     if let (Some((m, model)), Some((p, c))) = (&self.metrics, self.tr.usage()) {
-                        m.stream_usage(model, sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
+                        let caller = self.charge.as_ref().and_then(|c| c.caller());
+                        m.stream_usage(model, caller, sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
                     }
+                    self.bill();
                     let mut out = frames(chunks);
                     out.extend_from_slice(b"data: [DONE]\n\n");
                     return Step::Data(Bytes::from(out));
                 }
             }
+        }
+    }
+
+    fn bill(&mut self) {
+        if let Some(c) = self.charge.take() {
+            let (prompt_tokens, completion_tokens) = self.tr.usage().unwrap_or((0, 0));
+            c.settle(sluice_providers::pricing::TokenUsage { prompt_tokens, completion_tokens, ..Default::default() });
         }
     }
 
@@ -437,7 +460,7 @@ impl UpstreamCall<'_> {
         self.app.router.record_success(attempt, None);
         if let Some(m) = &attempt.deployment.target.metrics {
             let ttft = attempt.elapsed();
-            m.attempt_succeeded(self.client_model, ttft, self.view.stream.then_some(ttft), None);
+            m.attempt_succeeded(self.client_model, self.meta.caller(), ttft, self.view.stream.then_some(ttft), None);
         }
         let mut resp = Response::new(axum::body::Body::new(incoming));
         *resp.status_mut() = up.status;

@@ -47,8 +47,11 @@ pub fn spawn(args: &[&str], label: &str) -> Proc {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let stderr_path = tmp(&format!("{label}-{n}.stderr"));
+    // Each gateway gets its own SQLite file unless the test names a database.
+    let db = format!("sqlite://{}", tmp(&format!("{label}-{n}.db")).display());
     let child = Command::new(BIN)
         .args(args)
+        .env("DATABASE_URL", std::env::var("DATABASE_URL").unwrap_or(db))
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()

@@ -1,0 +1,151 @@
+//! Settling a request: its usage priced, added to every ledger it belongs to (key, user, team,
+//! end user) and to the token windows, and a spend-log row queued — once per request, whether the
+//! response ended normally or the client walked away from a stream.
+
+use super::admit::Admission;
+use super::Access;
+use sluice_providers::pricing::{Price, TokenUsage};
+use sluice_store::{SpendLogRecord, Spender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What the deployment that served contributes to a spend-log row and the price.
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    pub model: String,
+    pub model_id: String,
+    pub provider: String,
+    pub api_base: String,
+    pub price: Option<Price>,
+}
+
+/// A request's bill, settled once.
+pub struct Charge {
+    access: Arc<Access>,
+    admission: Admission,
+    api_key: String,
+    model_group: String,
+    request_id: String,
+    call_type: &'static str,
+    started: chrono::DateTime<chrono::Utc>,
+    served: Mutex<Option<Arc<Served>>>,
+    settled: AtomicBool,
+}
+
+impl Charge {
+    pub fn new(
+        access: Arc<Access>,
+        admission: Admission,
+        model_group: &str,
+        request_id: &str,
+        call_type: &'static str,
+    ) -> Arc<Charge> {
+        let api_key = match &admission.key {
+            Some(k) => k.record.token.clone(),
+            None => access.master_hash.clone(),
+        };
+        Arc::new(Charge {
+            access,
+            admission,
+            api_key,
+            model_group: model_group.to_string(),
+            request_id: request_id.to_string(),
+            call_type,
+            started: chrono::Utc::now(),
+            served: Mutex::new(None),
+            settled: AtomicBool::new(false),
+        })
+    }
+
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// The calling key's metrics labels.
+    pub fn caller(&self) -> Option<&sluice_metrics::Caller> {
+        self.admission.key.as_ref()?.caller.as_ref()
+    }
+
+    /// The deployment now answering (set on every attempt; the last one is billed).
+    pub fn serving(&self, served: &Arc<Served>) {
+        *self.served.lock().unwrap() = Some(served.clone());
+    }
+
+    /// Whether a price is known, i.e. whether counting tokens ourselves would change the bill.
+    pub fn priced(&self) -> bool {
+        self.served.lock().unwrap().as_ref().is_some_and(|s| s.price.is_some())
+    }
+
+    /// Bills `usage` (the first call wins) and returns the cost in USD.
+    pub fn settle(&self, usage: TokenUsage) -> f64 {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return 0.0;
+        }
+        let served = self.served.lock().unwrap().clone().unwrap_or_default();
+        let served = &*served;
+        let cost = served.price.map(|p| p.cost(&usage)).unwrap_or(0.0);
+        let a = &self.admission;
+        let tokens = usage.prompt_tokens + usage.completion_tokens;
+        let now = super::window::now_secs();
+        let model = Some(self.model_group.as_str());
+        let charge = |spender: Spender, live: &Arc<super::registry::Live>, per_model: bool| {
+            live.tokens.add(tokens, now);
+            if cost > 0.0 && live.ledger.charge(cost, per_model.then_some(model).flatten()) {
+                self.access.writer.dirty(spender, live);
+            }
+        };
+        if let Some(k) = &a.key {
+            charge(Spender::Key(k.record.token.clone()), &k.live, true);
+            if let Some(w) = k.live.per_model.lock().unwrap().get(&self.model_group) {
+                w.1.add(tokens, now);
+            }
+        }
+        if let Some(u) = &a.user {
+            charge(Spender::User(u.record.user_id.clone()), &u.live, true);
+        }
+        if let Some(t) = &a.team {
+            charge(Spender::Team(t.record.team_id.clone()), &t.live, true);
+        }
+        if let Some(e) = &a.end_user {
+            charge(Spender::EndUser(e.record.user_id.clone()), &e.live, false);
+        }
+        if self.access.store().is_some() && !self.access.settings.disable_spend_logs {
+            let end_user = a.end_user.as_ref().map(|e| e.record.user_id.clone());
+            self.access.writer.log(SpendLogRecord {
+                request_id: self.request_id.clone(),
+                call_type: self.call_type.to_string(),
+                api_key: self.api_key.clone(),
+                spend: cost,
+                total_tokens: tokens as i64,
+                prompt_tokens: usage.prompt_tokens as i64,
+                completion_tokens: usage.completion_tokens as i64,
+                start_time: self.started,
+                end_time: chrono::Utc::now(),
+                model: served.model.clone(),
+                model_id: Some(served.model_id.clone()).filter(|s| !s.is_empty()),
+                model_group: Some(self.model_group.clone()),
+                custom_llm_provider: Some(served.provider.clone()).filter(|s| !s.is_empty()),
+                api_base: Some(served.api_base.clone()).filter(|s| !s.is_empty()),
+                user: a.key.as_ref().and_then(|k| k.record.user_id.clone()),
+                team_id: a.key.as_ref().and_then(|k| k.record.team_id.clone()),
+                end_user,
+                metadata: serde_json::Map::new(),
+                request_tags: a
+                    .key
+                    .as_ref()
+                    .and_then(|k| k.record.metadata.get("tags"))
+                    .and_then(|t| t.as_array())
+                    .map(|t| t.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default(),
+                status: "success".into(),
+            });
+        }
+        if let (Some(m), Some(k)) = (&self.access.metrics, &a.key) {
+            if let Some(caller) = &k.caller {
+                let max = k.record.max_budget;
+                m.key_budget(caller, max, max.map(|b| b - k.live.ledger.spend()), None);
+            }
+        }
+        cost
+    }
+}

@@ -1,0 +1,168 @@
+//! Spend held in memory: what the database last said (`base`) plus what this replica has added
+//! since and not yet written (`pending`). Requests add to `pending` with one atomic operation;
+//! the spend writer moves `pending` into the database in batches and then into `base`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// An `f64` updated atomically (compare-and-swap on its bits).
+#[derive(Debug, Default)]
+pub struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    pub fn new(v: f64) -> Self {
+        AtomicF64(AtomicU64::new(v.to_bits()))
+    }
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Acquire))
+    }
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Release)
+    }
+    pub fn add(&self, d: f64) {
+        let _ = self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some((f64::from_bits(b) + d).to_bits()));
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    base: AtomicF64,
+    pending: AtomicF64,
+    /// Per model: (base, pending), for `model_max_budget` and `model_spend`.
+    models: Mutex<HashMap<String, (f64, f64)>>,
+    /// Set while this ledger sits in the writer's dirty list.
+    pub(crate) dirty: AtomicBool,
+    /// Unix milliseconds of the next budget reset; 0 when none.
+    reset_at_ms: AtomicI64,
+}
+
+/// What a write takes out of a ledger, and gives back if the write fails.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Taken {
+    pub amount: f64,
+    pub per_model: Vec<(String, f64)>,
+}
+
+impl Ledger {
+    pub fn new(spend: f64, model_spend: &serde_json::Map<String, serde_json::Value>) -> Self {
+        let models = model_spend.iter().filter_map(|(m, v)| Some((m.clone(), (v.as_f64()?, 0.0)))).collect();
+        Ledger { base: AtomicF64::new(spend), models: Mutex::new(models), ..Default::default() }
+    }
+
+    pub fn spend(&self) -> f64 {
+        self.base.get() + self.pending.get()
+    }
+
+    pub fn model_spend(&self, model: &str) -> f64 {
+        self.models.lock().unwrap().get(model).map(|(b, p)| b + p).unwrap_or(0.0)
+    }
+
+    /// Adds a request's cost; returns true when the ledger just became dirty (the caller queues it).
+    pub fn charge(&self, cost: f64, model: Option<&str>) -> bool {
+        self.pending.add(cost);
+        if let Some(m) = model {
+            let mut models = self.models.lock().unwrap();
+            match models.get_mut(m) {
+                Some(e) => e.1 += cost,
+                None => {
+                    models.insert(m.to_string(), (0.0, cost));
+                }
+            }
+        }
+        !self.dirty.swap(true, Ordering::AcqRel)
+    }
+
+    /// What is pending now, for a batch. Stays pending until [`committed`](Self::committed).
+    pub fn snapshot(&self) -> Taken {
+        let per_model = self
+            .models
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, (_, p))| *p != 0.0)
+            .map(|(m, (_, p))| (m.clone(), *p))
+            .collect();
+        Taken { amount: self.pending.get(), per_model }
+    }
+
+    /// The batch holding `taken` is in the database: move it from pending to base. Returns
+    /// whether anything is still pending (added while the batch was being written).
+    pub fn committed(&self, taken: &Taken) -> bool {
+        self.pending.add(-taken.amount);
+        self.base.add(taken.amount);
+        let mut models = self.models.lock().unwrap();
+        for (m, x) in &taken.per_model {
+            if let Some(e) = models.get_mut(m) {
+                e.1 -= x;
+                e.0 += x;
+            }
+        }
+        let still = self.pending.get().abs() > 1e-15 || models.values().any(|(_, p)| p.abs() > 1e-15);
+        if !still {
+            self.dirty.store(false, Ordering::Release);
+        }
+        still
+    }
+
+    /// The database's view after a reload: it holds everything this replica committed.
+    pub fn reloaded(&self, spend: f64, model_spend: &serde_json::Map<String, serde_json::Value>) {
+        self.base.set(spend);
+        let mut models = self.models.lock().unwrap();
+        for (m, v) in model_spend {
+            if let Some(x) = v.as_f64() {
+                models.entry(m.clone()).or_insert((0.0, 0.0)).0 = x;
+            }
+        }
+    }
+
+    /// A budget period ended: spend starts again from zero, pending included (it belonged to
+    /// the period that ended; the spend logs keep it).
+    pub fn reset(&self) {
+        self.base.set(0.0);
+        self.pending.set(0.0);
+        self.models.lock().unwrap().clear();
+    }
+
+    pub fn reset_at_ms(&self) -> Option<i64> {
+        Some(self.reset_at_ms.load(Ordering::Relaxed)).filter(|t| *t != 0)
+    }
+
+    pub fn set_reset_at_ms(&self, at: Option<i64>) {
+        self.reset_at_ms.store(at.unwrap_or(0), Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_moves_to_base_only_when_committed() {
+        let l = Ledger::new(1.0, &serde_json::Map::new());
+        assert!(l.charge(0.5, Some("gpt")));
+        assert!(!l.charge(0.25, Some("gpt")), "already queued");
+        assert_eq!(l.spend(), 1.75);
+        let t = l.snapshot();
+        assert_eq!(t.amount, 0.75);
+        l.charge(0.25, None);
+        assert!(l.committed(&t), "0.25 arrived during the write");
+        assert_eq!(l.spend(), 2.0);
+        assert_eq!(l.model_spend("gpt"), 0.75);
+        let t = l.snapshot();
+        assert!(!l.committed(&t));
+        assert_eq!(l.spend(), 2.0);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_everything_pending() {
+        let l = Ledger::new(0.0, &serde_json::Map::new());
+        l.charge(0.1, None);
+        let _lost_write = l.snapshot();
+        l.charge(0.2, None);
+        let t = l.snapshot();
+        assert!((t.amount - 0.3).abs() < 1e-12);
+        assert!(!l.committed(&t));
+        assert!((l.spend() - 0.3).abs() < 1e-12);
+    }
+}

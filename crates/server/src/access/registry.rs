@@ -1,0 +1,223 @@
+//! The in-memory view of keys, users, teams and end users that every request reads: loaded from
+//! the store at start, reloaded in the background, changed at once by the management API.
+//!
+//! Each entry pairs an immutable record (what an admin set) with its `Live` state (spend and
+//! rate-limit windows), which survives record updates and reloads.
+
+use super::ledger::Ledger;
+use super::window::{InFlight, Window};
+use dashmap::DashMap;
+use sluice_store::{EndUserRecord, KeyRecord, TeamRecord, UserRecord};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Spend and rate-limit state of one key, user, team or end user.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub ledger: Ledger,
+    pub requests: Window,
+    pub tokens: Window,
+    pub in_flight: Arc<InFlight>,
+    /// Per-model windows (`model_rpm_limit`/`model_tpm_limit`): (requests, tokens).
+    pub per_model: Mutex<HashMap<String, Arc<(Window, Window)>>>,
+}
+
+impl Live {
+    fn new(spend: f64, model_spend: &serde_json::Map<String, serde_json::Value>, reset_ms: Option<i64>) -> Arc<Live> {
+        let live = Live { ledger: Ledger::new(spend, model_spend), ..Default::default() };
+        live.ledger.set_reset_at_ms(reset_ms);
+        Arc::new(live)
+    }
+
+    pub fn model_windows(&self, model: &str) -> Arc<(Window, Window)> {
+        self.per_model.lock().unwrap().entry(model.to_string()).or_default().clone()
+    }
+}
+
+#[derive(Debug)]
+pub struct Entry<R> {
+    pub record: R,
+    pub live: Arc<Live>,
+    /// Metrics labels for keys (alias, team); `None` for other entries.
+    pub caller: Option<sluice_metrics::Caller>,
+}
+
+pub type KeyEntry = Entry<KeyRecord>;
+pub type UserEntry = Entry<UserRecord>;
+pub type TeamEntry = Entry<TeamRecord>;
+pub type EndUserEntry = Entry<EndUserRecord>;
+
+fn ms(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
+    t.map(|t| t.timestamp_millis())
+}
+
+/// How long an unknown key stays known-unknown before the database is asked again.
+const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// Bound on remembered unknown keys, so a flood of random keys cannot grow memory.
+const NEGATIVE_CAP: usize = 100_000;
+
+#[derive(Default)]
+pub struct Registry {
+    pub keys: DashMap<String, Arc<KeyEntry>>,
+    pub users: DashMap<String, Arc<UserEntry>>,
+    pub teams: DashMap<String, Arc<TeamEntry>>,
+    pub end_users: DashMap<String, Arc<EndUserEntry>>,
+    negative: DashMap<String, Instant>,
+    metrics: Option<Arc<sluice_metrics::Metrics>>,
+}
+
+impl Registry {
+    pub fn new(metrics: Option<Arc<sluice_metrics::Metrics>>) -> Self {
+        Registry { metrics, ..Default::default() }
+    }
+
+    fn caller_for(&self, key: &KeyRecord) -> Option<sluice_metrics::Caller> {
+        let m = self.metrics.as_ref()?;
+        let team = key.team_id.as_deref().and_then(|t| self.teams.get(t));
+        let user = key.user_id.as_deref().and_then(|u| self.users.get(u));
+        Some(m.caller(&sluice_metrics::CallerLabels {
+            hashed_api_key: key.token.clone(),
+            api_key_alias: key.key_alias.clone().unwrap_or_default(),
+            team: key.team_id.clone().unwrap_or_default(),
+            team_alias: team.and_then(|t| t.record.team_alias.clone()).unwrap_or_default(),
+            user: key.user_id.clone().unwrap_or_default(),
+            user_email: user.and_then(|u| u.record.user_email.clone()).unwrap_or_default(),
+        }))
+    }
+
+    /// Adds or replaces a key, keeping its live state. `from_db`: the record's spend is the
+    /// database's (a reload), so the ledger's base follows it.
+    pub fn put_key(&self, record: KeyRecord, from_db: bool) -> Arc<KeyEntry> {
+        self.negative.remove(&record.token);
+        let live = match self.keys.get(&record.token) {
+            Some(old) => {
+                let live = old.live.clone();
+                if from_db {
+                    live.ledger.reloaded(record.spend, &record.model_spend);
+                }
+                live.ledger.set_reset_at_ms(ms(record.budget_reset_at));
+                live
+            }
+            None => Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)),
+        };
+        let caller = self.caller_for(&record);
+        let entry = Arc::new(Entry { record, live, caller });
+        self.keys.insert(entry.record.token.clone(), entry.clone());
+        entry
+    }
+
+    pub fn put_user(&self, record: UserRecord, from_db: bool) -> Arc<UserEntry> {
+        let live = self.live_of(self.users.get(&record.user_id).map(|e| e.live.clone()), from_db, |l| {
+            l.ledger.reloaded(record.spend, &record.model_spend)
+        });
+        let live = live.unwrap_or_else(|| Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)));
+        live.ledger.set_reset_at_ms(ms(record.budget_reset_at));
+        let entry = Arc::new(Entry { record, live, caller: None });
+        self.users.insert(entry.record.user_id.clone(), entry.clone());
+        entry
+    }
+
+    pub fn put_team(&self, record: TeamRecord, from_db: bool) -> Arc<TeamEntry> {
+        let live = self.live_of(self.teams.get(&record.team_id).map(|e| e.live.clone()), from_db, |l| {
+            l.ledger.reloaded(record.spend, &record.model_spend)
+        });
+        let live = live.unwrap_or_else(|| Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)));
+        live.ledger.set_reset_at_ms(ms(record.budget_reset_at));
+        let entry = Arc::new(Entry { record, live, caller: None });
+        self.teams.insert(entry.record.team_id.clone(), entry.clone());
+        // Keys of this team carry its alias in their metrics labels.
+        if self.metrics.is_some() {
+            let members: Vec<KeyRecord> = self
+                .keys
+                .iter()
+                .filter(|k| k.record.team_id.as_deref() == Some(entry.record.team_id.as_str()))
+                .map(|k| k.record.clone())
+                .collect();
+            for k in members {
+                self.put_key(k, false);
+            }
+        }
+        entry
+    }
+
+    pub fn put_end_user(&self, record: EndUserRecord, from_db: bool) -> Arc<EndUserEntry> {
+        let empty = serde_json::Map::new();
+        let live = self.live_of(self.end_users.get(&record.user_id).map(|e| e.live.clone()), from_db, |l| {
+            l.ledger.reloaded(record.spend, &empty)
+        });
+        let live = live.unwrap_or_else(|| Live::new(record.spend, &empty, None));
+        let entry = Arc::new(Entry { record, live, caller: None });
+        self.end_users.insert(entry.record.user_id.clone(), entry.clone());
+        entry
+    }
+
+    fn live_of(&self, old: Option<Arc<Live>>, from_db: bool, reload: impl FnOnce(&Live)) -> Option<Arc<Live>> {
+        let live = old?;
+        if from_db {
+            reload(&live);
+        }
+        Some(live)
+    }
+
+    /// The end user named by a request's `user`, created on first sight.
+    pub fn end_user(&self, id: &str) -> Arc<EndUserEntry> {
+        if let Some(e) = self.end_users.get(id) {
+            return e.clone();
+        }
+        self.put_end_user(EndUserRecord { user_id: id.to_string(), ..Default::default() }, false)
+    }
+
+    pub fn key(&self, token: &str) -> Option<Arc<KeyEntry>> {
+        self.keys.get(token).map(|e| e.clone())
+    }
+
+    /// Whether `token` was looked up in the database recently and not found.
+    pub fn known_unknown(&self, token: &str) -> bool {
+        match self.negative.get(token) {
+            Some(at) if at.elapsed() < NEGATIVE_TTL => true,
+            Some(_) => {
+                self.negative.remove(token);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub fn remember_unknown(&self, token: &str) {
+        if self.negative.len() >= NEGATIVE_CAP {
+            self.negative.clear();
+        }
+        self.negative.insert(token.to_string(), Instant::now());
+    }
+
+    /// Replaces the whole view with the database's (a background reload): entries gone from the
+    /// database go from memory too.
+    pub fn reload(&self, keys: Vec<KeyRecord>, users: Vec<UserRecord>, teams: Vec<TeamRecord>) {
+        let team_ids: std::collections::HashSet<String> = teams.iter().map(|t| t.team_id.clone()).collect();
+        let user_ids: std::collections::HashSet<String> = users.iter().map(|u| u.user_id.clone()).collect();
+        let tokens: std::collections::HashSet<String> = keys.iter().map(|k| k.token.clone()).collect();
+        for t in teams {
+            self.put_team_quiet(t);
+        }
+        for u in users {
+            self.put_user(u, true);
+        }
+        for k in keys {
+            self.put_key(k, true);
+        }
+        self.teams.retain(|id, _| team_ids.contains(id));
+        self.users.retain(|id, _| user_ids.contains(id));
+        self.keys.retain(|t, _| tokens.contains(t));
+    }
+
+    /// `put_team` without relabelling keys (a reload relabels every key right after).
+    fn put_team_quiet(&self, record: TeamRecord) {
+        let live = self.live_of(self.teams.get(&record.team_id).map(|e| e.live.clone()), true, |l| {
+            l.ledger.reloaded(record.spend, &record.model_spend)
+        });
+        let live = live.unwrap_or_else(|| Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)));
+        live.ledger.set_reset_at_ms(ms(record.budget_reset_at));
+        self.teams.insert(record.team_id.clone(), Arc::new(Entry { record, live, caller: None }));
+    }
+}

@@ -1,0 +1,230 @@
+//! The spend writer: one background task that, every `proxy_batch_write_at` seconds, writes the
+//! spend accumulated in memory and the queued spend-log rows in one transaction, resets budgets
+//! whose period ended, and reloads keys, users and teams every `user_api_key_cache_ttl`.
+//!
+//! If the database is down, nothing is lost: ledgers keep their pending spend (requests keep
+//! being checked against it) and the next write carries everything. Spend-log rows wait in a
+//! bounded buffer; past it the oldest rows are dropped and counted (spend totals are not rows
+//! and are never dropped).
+
+use super::ledger::Taken;
+use super::registry::Live;
+use super::Access;
+use sluice_store::{SpendBatch, SpendIncrement, SpendLogRecord, Spender};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Spend-log rows held while the database is away, at most.
+pub const MAX_PENDING_LOGS: usize = 200_000;
+
+pub struct Queue {
+    dirty_tx: mpsc::UnboundedSender<(Spender, Weak<Live>)>,
+    logs_tx: mpsc::Sender<SpendLogRecord>,
+    receivers: std::sync::Mutex<Option<Receivers>>,
+    /// Spend-log rows dropped because the buffer was full.
+    pub dropped_logs: AtomicU64,
+    /// Rows waiting to be written.
+    pub pending_logs: AtomicU64,
+    stop: tokio::sync::Notify,
+    done: tokio::sync::Notify,
+}
+
+struct Receivers {
+    dirty: mpsc::UnboundedReceiver<(Spender, Weak<Live>)>,
+    logs: mpsc::Receiver<SpendLogRecord>,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Queue {
+    pub fn new() -> Self {
+        let (dirty_tx, dirty) = mpsc::unbounded_channel();
+        let (logs_tx, logs) = mpsc::channel(65_536);
+        Queue {
+            dirty_tx,
+            logs_tx,
+            receivers: std::sync::Mutex::new(Some(Receivers { dirty, logs })),
+            dropped_logs: AtomicU64::new(0),
+            pending_logs: AtomicU64::new(0),
+            stop: tokio::sync::Notify::new(),
+            done: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// A ledger just got its first pending spend since its last write.
+    pub fn dirty(&self, spender: Spender, live: &Arc<Live>) {
+        let _ = self.dirty_tx.send((spender, Arc::downgrade(live)));
+    }
+
+    pub fn log(&self, row: SpendLogRecord) {
+        if self.logs_tx.try_send(row).is_err() {
+            self.dropped_logs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.pending_logs.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Starts the writer on the current runtime. It stops when `access` is dropped.
+pub fn spawn(access: &Arc<Access>) {
+    let Some(rx) = access.writer.receivers.lock().unwrap().take() else { return };
+    let weak = Arc::downgrade(access);
+    let interval = access.settings.batch_write_interval;
+    let reload_every = access.settings.reload_interval;
+    tokio::spawn(async move {
+        let mut w = Writer { rx, dirty: Vec::new(), logs: VecDeque::new(), last_reload: Instant::now() };
+        let mut tick = tokio::time::interval(interval.min(Duration::from_secs(1)).max(Duration::from_millis(50)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_write = Instant::now();
+        loop {
+            let stopping = {
+                let Some(access) = weak.upgrade() else { return };
+                let stop = access.writer.stop.notified();
+                tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = stop => true,
+                }
+            };
+            let Some(access) = weak.upgrade() else { return };
+            if stopping {
+                w.write(&access).await;
+                access.writer.done.notify_one();
+                return;
+            }
+            w.resets(&access).await;
+            if last_write.elapsed() >= interval {
+                last_write = Instant::now();
+                w.write(&access).await;
+            }
+            if w.last_reload.elapsed() >= reload_every {
+                w.last_reload = Instant::now();
+                if w.dirty.is_empty() && w.logs.is_empty() {
+                    let _ = access.load().await;
+                }
+            }
+        }
+    });
+}
+
+/// Asks the writer for a last write (at shutdown) and waits for it, at most `within`.
+pub async fn shutdown(access: &Access, within: Duration) {
+    if access.store().is_none() {
+        return;
+    }
+    let done = access.writer.done.notified();
+    access.writer.stop.notify_one();
+    let _ = tokio::time::timeout(within, done).await;
+}
+
+struct Writer {
+    rx: Receivers,
+    dirty: Vec<(Spender, Weak<Live>)>,
+    logs: VecDeque<SpendLogRecord>,
+    last_reload: Instant,
+}
+
+impl Writer {
+    fn drain(&mut self, access: &Access) {
+        while let Ok(d) = self.rx.dirty.try_recv() {
+            self.dirty.push(d);
+        }
+        while let Ok(row) = self.rx.logs.try_recv() {
+            self.logs.push_back(row);
+        }
+        let over = self.logs.len().saturating_sub(MAX_PENDING_LOGS);
+        if over > 0 {
+            self.logs.drain(..over);
+            access.writer.dropped_logs.fetch_add(over as u64, Ordering::Relaxed);
+        }
+    }
+
+    async fn write(&mut self, access: &Access) {
+        let Some(store) = access.store() else { return };
+        self.drain(access);
+        self.dirty.retain(|(_, live)| live.strong_count() > 0);
+        if self.dirty.is_empty() && self.logs.is_empty() {
+            return;
+        }
+        let taken: Vec<(Spender, Arc<Live>, Taken)> = self
+            .dirty
+            .iter()
+            .filter_map(|(s, w)| {
+                let live = w.upgrade()?;
+                let t = live.ledger.snapshot();
+                Some((s.clone(), live, t))
+            })
+            .collect();
+        let batch = SpendBatch {
+            increments: taken
+                .iter()
+                .filter(|(_, _, t)| t.amount != 0.0 || !t.per_model.is_empty())
+                .map(|(s, _, t)| SpendIncrement {
+                    spender: s.clone(),
+                    amount: t.amount,
+                    per_model: t.per_model.clone(),
+                })
+                .collect(),
+            logs: self.logs.iter().cloned().collect(),
+        };
+        match store.apply_spend(&batch).await {
+            Ok(()) => {
+                access.db_up.store(true, Ordering::Relaxed);
+                let mut still = Vec::new();
+                for (s, live, t) in taken {
+                    if live.ledger.committed(&t) {
+                        still.push((s, Arc::downgrade(&live)));
+                    }
+                }
+                self.dirty = still;
+                access.writer.pending_logs.fetch_sub(self.logs.len() as u64, Ordering::Relaxed);
+                self.logs.clear();
+            }
+            Err(e) => {
+                access.db_up.store(false, Ordering::Relaxed);
+                tracing::warn!(
+                    "spend write failed, will retry with everything pending ({} ledgers, {} log rows): {e}",
+                    self.dirty.len(),
+                    self.logs.len()
+                );
+            }
+        }
+    }
+
+    /// Zeroes the spend of every ledger whose budget period ended and schedules the next reset.
+    async fn resets(&mut self, access: &Access) {
+        let Some(store) = access.store() else { return };
+        let now = chrono::Utc::now();
+        let now_ms = now.timestamp_millis();
+        let due = |reset: Option<i64>| reset.is_some_and(|t| t <= now_ms);
+        let mut jobs: Vec<(Spender, Arc<Live>, Option<String>)> = Vec::new();
+        for e in access.registry.keys.iter() {
+            if due(e.live.ledger.reset_at_ms()) {
+                jobs.push((Spender::Key(e.record.token.clone()), e.live.clone(), e.record.budget_duration.clone()));
+            }
+        }
+        for e in access.registry.users.iter() {
+            if due(e.live.ledger.reset_at_ms()) {
+                jobs.push((Spender::User(e.record.user_id.clone()), e.live.clone(), e.record.budget_duration.clone()));
+            }
+        }
+        for e in access.registry.teams.iter() {
+            if due(e.live.ledger.reset_at_ms()) {
+                jobs.push((Spender::Team(e.record.team_id.clone()), e.live.clone(), e.record.budget_duration.clone()));
+            }
+        }
+        for (spender, live, duration) in jobs {
+            let next = duration.and_then(|d| super::duration::after(now, &d).ok());
+            if store.reset_spend(&spender, next).await.is_ok() {
+                live.ledger.reset();
+                live.ledger.set_reset_at_ms(next.map(|t| t.timestamp_millis()));
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Turning a database URL into a connection pool: which backend it names, the SQLite file to
+//! create, pool settings per backend, and error messages that name the database but never carry
+//! its password.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+
+use crate::{Backend, Result, StoreError};
+
+/// How long a caller waits for a PostgreSQL connection before giving up: short, so a database
+/// that is down fails requests fast instead of stacking them up.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// SQLite waits this long for another connection's write lock.
+const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A parsed database URL.
+pub(crate) struct Target {
+    pub(crate) backend: Backend,
+    /// The URL handed to sqlx.
+    url: String,
+    /// What error messages show: credentials and query string removed.
+    pub(crate) display: String,
+    /// Strings that must never appear in a message (the password, raw and percent-decoded).
+    secrets: Vec<String>,
+    memory: bool,
+}
+
+impl Target {
+    pub(crate) fn parse(url: &str) -> Result<Target> {
+        let url = url.trim();
+        let lower = url.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            let (display, secrets) = redact(url);
+            return Ok(Target { backend: Backend::Postgres, url: url.to_owned(), display, secrets, memory: false });
+        }
+        let rest = if let Some(r) = url.strip_prefix("sqlite://") {
+            r
+        } else if let Some(r) = url.strip_prefix("sqlite:") {
+            r
+        } else if url.contains("://") {
+            let scheme = url.split("://").next().unwrap_or_default();
+            return Err(StoreError::Other(format!(
+                "unsupported database URL scheme '{scheme}': use postgres://…, sqlite://path, sqlite::memory: \
+                 or a file path"
+            )));
+        } else {
+            url
+        };
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        if path == ":memory:" || path.is_empty() || query.is_some_and(|q| q.contains("mode=memory")) {
+            return Ok(Target {
+                backend: Backend::Sqlite,
+                url: "sqlite::memory:".to_owned(),
+                display: "sqlite::memory:".to_owned(),
+                secrets: Vec::new(),
+                memory: true,
+            });
+        }
+        // `sqlite:` followed by the path (not `sqlite://`), so the url crate does not read the
+        // first path segment as a host name and lower-case it.
+        let mut sqlx_url = format!("sqlite:{}", encode_path(path));
+        match query {
+            Some(q) if q.contains("mode=") => sqlx_url.push_str(&format!("?{q}")),
+            Some(q) => sqlx_url.push_str(&format!("?{q}&mode=rwc")),
+            None => sqlx_url.push_str("?mode=rwc"),
+        }
+        Ok(Target {
+            backend: Backend::Sqlite,
+            url: sqlx_url,
+            display: path.to_owned(),
+            secrets: Vec::new(),
+            memory: false,
+        })
+    }
+
+    /// Removes the password from a message (sqlx errors should not contain it, but this is the
+    /// one place where a leak would matter).
+    pub(crate) fn scrub(&self, msg: &str) -> String {
+        let mut out = msg.to_owned();
+        for s in &self.secrets {
+            if !s.is_empty() {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+        out
+    }
+
+    /// Opens the pool and checks that one connection works.
+    pub(crate) async fn connect(&self, pool_size: u32) -> Result<AnyPool> {
+        sqlx::any::install_default_drivers();
+        let pool_size = pool_size.max(1);
+        let options = match (self.backend, self.memory) {
+            (Backend::Postgres, _) => {
+                AnyPoolOptions::new().max_connections(pool_size).acquire_timeout(PG_ACQUIRE_TIMEOUT)
+            }
+            // Every new connection to `sqlite::memory:` would be a new, empty database, so the
+            // pool holds exactly one connection and never lets it go.
+            (Backend::Sqlite, true) => AnyPoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT),
+            (Backend::Sqlite, false) => {
+                self.create_parent_dir()?;
+                AnyPoolOptions::new().max_connections(pool_size).acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
+            }
+        };
+        let pool = options.connect(&self.url).await.map_err(|e| self.unavailable(&e))?;
+        if self.backend == Backend::Sqlite && !self.memory {
+            // WAL lets readers run beside the single writer; the setting is stored in the file,
+            // so once is enough. (sqlx already gives every SQLite connection a 5 s busy timeout.)
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.map_err(|e| self.unavailable(&e))?;
+        }
+        Ok(pool)
+    }
+
+    fn create_parent_dir(&self) -> Result<()> {
+        let Some(parent) = Path::new(&self.display).parent() else { return Ok(()) };
+        if parent.as_os_str().is_empty() || parent.exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(parent).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create directory {} for the SQLite database: {e}; create it or choose another path",
+                parent.display()
+            ))
+        })
+    }
+
+    pub(crate) fn unavailable(&self, e: &sqlx::Error) -> StoreError {
+        let hint = match self.backend {
+            Backend::Postgres => {
+                "check that PostgreSQL is running and that the host, port, user, password and \
+                                  database in the URL are right"
+            }
+            Backend::Sqlite => "check that the path is writable",
+        };
+        let what = match self.backend {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Sqlite => "SQLite database",
+        };
+        StoreError::Unavailable(self.scrub(&format!("cannot open {what} at {}: {e}; {hint}", self.display)))
+    }
+}
+
+/// `scheme://user:pw@host/db?params` → (`scheme://user@host/db`, [pw, decoded pw, …]). Query
+/// parameters are dropped from the display because libpq-style URLs may carry `password=` there.
+fn redact(url: &str) -> (String, Vec<String>) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let mut secrets = Vec::new();
+    let shown = match rest.rsplit_once('@') {
+        Some((userinfo, hostpart)) => match userinfo.split_once(':') {
+            Some((user, pw)) => {
+                secrets.push(pw.to_owned());
+                secrets.push(percent_decode(pw));
+                format!("{user}@{hostpart}")
+            }
+            None => format!("{userinfo}@{hostpart}"),
+        },
+        None => rest.to_owned(),
+    };
+    for pair in query.unwrap_or_default().split('&') {
+        if let Some(("password", pw)) = pair.split_once('=') {
+            secrets.push(pw.to_owned());
+            secrets.push(percent_decode(pw));
+        }
+    }
+    (format!("{scheme}://{shown}"), secrets)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(b) = hex {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Escapes the characters that would end or change the path part of a `sqlite:` URL; sqlx
+/// percent-decodes the path again.
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            '%' | '?' | '#' | ' ' | '"' | '<' | '>' | '`' | '{' | '}' => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_password() {
+        let (shown, secrets) = redact("postgres://u:s%40cret@db.example:5432/app?sslmode=require&password=x2");
+        assert_eq!(shown, "postgres://u@db.example:5432/app");
+        assert!(secrets.contains(&"s@cret".to_owned()));
+        assert!(secrets.contains(&"x2".to_owned()));
+    }
+
+    #[test]
+    fn sqlite_urls() {
+        let t = Target::parse("/tmp/a b/x.db").unwrap();
+        assert_eq!(t.url, "sqlite:/tmp/a%20b/x.db?mode=rwc");
+        let t = Target::parse("sqlite://data/x.db").unwrap();
+        assert_eq!(t.url, "sqlite:data/x.db?mode=rwc");
+        assert!(Target::parse("sqlite::memory:").unwrap().memory);
+        assert!(Target::parse("mysql://x").is_err());
+        assert_eq!(Target::parse("postgresql://a@b/c").unwrap().backend, Backend::Postgres);
+    }
+}

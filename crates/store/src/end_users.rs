@@ -1,0 +1,45 @@
+//! `sluice_end_users`: the `user` field of requests (LiteLLM's `LiteLLM_EndUserTable`).
+
+use sqlx::any::AnyRow;
+
+use crate::codec;
+use crate::errors;
+use crate::sql::{self, OnConflict, Val};
+use crate::{EndUserRecord, Result, Store};
+
+pub(crate) const TABLE: &str = "sluice_end_users";
+const COLS: &[&str] = &["user_id", "alias", "spend", "max_budget", "blocked"];
+
+pub(crate) fn row(e: &EndUserRecord) -> Vec<(&'static str, Val)> {
+    vec![
+        ("user_id", Val::text(&e.user_id)),
+        ("alias", Val::opt_text(&e.alias)),
+        ("spend", Val::real(e.spend)),
+        ("max_budget", Val::opt_real(e.max_budget)),
+        ("blocked", Val::flag(e.blocked)),
+    ]
+}
+
+fn from_row(r: &AnyRow) -> Result<EndUserRecord> {
+    Ok(EndUserRecord {
+        user_id: codec::text(r, "user_id")?,
+        alias: codec::opt_text(r, "alias")?,
+        spend: codec::real(r, "spend")?,
+        max_budget: codec::opt_real(r, "max_budget")?,
+        blocked: codec::flag(r, "blocked")?,
+    })
+}
+
+pub(crate) async fn all(store: &Store) -> Result<Vec<EndUserRecord>> {
+    let q = format!("{} ORDER BY user_id", sql::select(TABLE, COLS));
+    let rows = sqlx::query(&q).fetch_all(&store.pool).await.map_err(errors::db)?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Inserts the row, or updates alias, budget and blocked of an existing one; an existing row's
+/// spend is left alone (it moves only through spend writes).
+pub(crate) async fn upsert(store: &Store, e: &EndUserRecord) -> Result<()> {
+    let (q, params) = sql::insert(TABLE, row(e), OnConflict::Update { key: "user_id", keep: &["spend"] });
+    sql::query(&q, params).execute(&store.pool).await.map_err(errors::db)?;
+    Ok(())
+}

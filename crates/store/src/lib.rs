@@ -1,0 +1,252 @@
+//! Durable records for sluice: virtual keys, users, teams, end users, spend and spend logs, and
+//! models added through the API. SQLite (the embedded default, a file created and migrated on
+//! first start) or PostgreSQL (shared between replicas), with one schema, versioned migrations and
+//! parameterised queries only.
+//!
+//! The store is never on a request's path: the server loads what it needs into memory at start,
+//! refreshes it in the background, and writes spend in batches ([`Store::apply_spend`]).
+
+mod codec;
+mod connect;
+mod end_users;
+mod errors;
+mod import;
+mod keys;
+mod models;
+mod records;
+mod schema;
+mod spend;
+mod sql;
+mod teams;
+mod users;
+
+pub use import::{import_litellm_report, ImportReport};
+pub use records::*;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::Any;
+use sqlx::AnyPool;
+use sqlx::Transaction;
+
+use crate::sql::{Params, Val};
+
+/// What went wrong talking to the database, worded for the person running sluice.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or the connection broke: worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was broken (e.g. a key alias already in use).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool to the database, with the schema migrated.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database named by `url`: `postgres://…` /
+    /// `postgresql://…`, `sqlite://path`, `sqlite::memory:`, or a bare file path (SQLite).
+    /// `pool_size` caps the connections (LiteLLM's `database_connection_pool_limit`).
+    pub async fn open(url: &str, pool_size: u32) -> Result<Store> {
+        let target = connect::Target::parse(url)?;
+        let pool = target.connect(pool_size).await?;
+        schema::migrate(&pool, target.backend).await?;
+        Ok(Store { pool, backend: target.backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The schema version the database has been migrated to.
+    pub async fn schema_version(&self) -> Result<i64> {
+        schema::version(&self.pool).await
+    }
+
+    /// A cheap round trip, for `/health/readiness`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(errors::db)?;
+        Ok(())
+    }
+
+    // --- keys ---
+    pub async fn insert_key(&self, key: &KeyRecord) -> Result<()> {
+        keys::insert(self, key).await
+    }
+    /// Writes every field of the row except `spend` and `model_spend` (those move only through
+    /// [`apply_spend`](Self::apply_spend) and [`reset_spend`](Self::reset_spend), so an update
+    /// never loses spend written by another replica). A key no longer in the database is an
+    /// error.
+    pub async fn update_key(&self, key: &KeyRecord) -> Result<()> {
+        keys::update(self, key).await
+    }
+    pub async fn get_key(&self, token: &str) -> Result<Option<KeyRecord>> {
+        keys::get(self, token).await
+    }
+    pub async fn key_by_alias(&self, alias: &str) -> Result<Option<KeyRecord>> {
+        keys::by_alias(self, alias).await
+    }
+    /// One page of keys, newest first, and the total count matching the filter.
+    pub async fn list_keys(&self, filter: &KeyFilter) -> Result<(Vec<KeyRecord>, i64)> {
+        keys::list(self, filter).await
+    }
+    pub async fn all_keys(&self) -> Result<Vec<KeyRecord>> {
+        keys::all(self).await
+    }
+    /// Deletes the keys whose tokens are given; returns the tokens that existed.
+    pub async fn delete_keys(&self, tokens: &[String]) -> Result<Vec<String>> {
+        delete_ids(self, keys::TABLE, "token", tokens).await
+    }
+    /// Replaces a key's token (`/key/regenerate`): the row of `old_token` gets `new.token` and
+    /// `new`'s other fields except `spend`/`model_spend`, which keep their stored values.
+    pub async fn rekey(&self, old_token: &str, new: &KeyRecord) -> Result<()> {
+        keys::rekey(self, old_token, new).await
+    }
+
+    // --- users ---
+    pub async fn insert_user(&self, user: &UserRecord) -> Result<()> {
+        users::insert(self, user).await
+    }
+    /// Every field except `spend`/`model_spend`.
+    pub async fn update_user(&self, user: &UserRecord) -> Result<()> {
+        users::update(self, user).await
+    }
+    pub async fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>> {
+        users::get(self, user_id).await
+    }
+    pub async fn all_users(&self) -> Result<Vec<UserRecord>> {
+        users::all(self).await
+    }
+    pub async fn delete_users(&self, user_ids: &[String]) -> Result<Vec<String>> {
+        delete_ids(self, users::TABLE, "user_id", user_ids).await
+    }
+
+    // --- teams ---
+    pub async fn insert_team(&self, team: &TeamRecord) -> Result<()> {
+        teams::insert(self, team).await
+    }
+    /// Every field except `spend`/`model_spend`.
+    pub async fn update_team(&self, team: &TeamRecord) -> Result<()> {
+        teams::update(self, team).await
+    }
+    pub async fn get_team(&self, team_id: &str) -> Result<Option<TeamRecord>> {
+        teams::get(self, team_id).await
+    }
+    pub async fn all_teams(&self) -> Result<Vec<TeamRecord>> {
+        teams::all(self).await
+    }
+    pub async fn delete_teams(&self, team_ids: &[String]) -> Result<Vec<String>> {
+        delete_ids(self, teams::TABLE, "team_id", team_ids).await
+    }
+
+    // --- end users ---
+    pub async fn all_end_users(&self) -> Result<Vec<EndUserRecord>> {
+        end_users::all(self).await
+    }
+    /// Inserts the end user, or updates alias, budget and blocked of an existing one (its stored
+    /// spend is kept).
+    pub async fn upsert_end_user(&self, end_user: &EndUserRecord) -> Result<()> {
+        end_users::upsert(self, end_user).await
+    }
+
+    // --- spend ---
+    /// Adds every increment (`spend = spend + x`, creating end-user rows as needed, merging
+    /// `model_spend`) and inserts every log row, in one transaction. Rows are touched in a fixed
+    /// order so concurrent replicas cannot deadlock. On error nothing was applied.
+    pub async fn apply_spend(&self, batch: &SpendBatch) -> Result<()> {
+        spend::apply(self, batch).await
+    }
+    /// Budget reset: sets `spend` (and `model_spend`) to zero and `budget_reset_at` to `next`.
+    pub async fn reset_spend(&self, spender: &Spender, next: Option<DateTime<Utc>>) -> Result<()> {
+        spend::reset(self, spender, next).await
+    }
+    /// Raw rows, newest first.
+    pub async fn spend_logs(&self, filter: &SpendLogFilter) -> Result<Vec<SpendLogRecord>> {
+        spend::logs(self, filter).await
+    }
+    /// Rows grouped by UTC day, oldest first.
+    pub async fn spend_by_day(&self, filter: &SpendLogFilter) -> Result<Vec<DailySpend>> {
+        spend::by_day(self, filter).await
+    }
+    /// Sum of `spend` over the spend logs between `start` and `end` (all time when `None`).
+    pub async fn global_spend(&self, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Result<f64> {
+        spend::global(self, start, end).await
+    }
+
+    // --- models (store_model_in_db) ---
+    /// Inserts the model, or replaces the one with the same `model_id` (keeping its `created_at`).
+    pub async fn insert_model(&self, model: &ModelRecord) -> Result<()> {
+        models::insert(self, model).await
+    }
+    pub async fn delete_model(&self, model_id: &str) -> Result<bool> {
+        models::delete(self, model_id).await
+    }
+    pub async fn all_models(&self) -> Result<Vec<ModelRecord>> {
+        models::all(self).await
+    }
+}
+
+/// Starts a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later can fail with
+/// "database is locked" when another connection wrote in between, and busy waiting cannot help.
+pub(crate) async fn begin_write(pool: &AnyPool, backend: Backend) -> Result<Transaction<'static, Any>> {
+    let tx = match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    };
+    tx.map_err(errors::db)
+}
+
+/// Deletes the rows whose `key` is in `ids`, in one transaction; returns the ids that existed.
+async fn delete_ids(store: &Store, table: &str, key: &str, ids: &[String]) -> Result<Vec<String>> {
+    let mut ids: Vec<&String> = ids.iter().collect();
+    ids.sort();
+    ids.dedup();
+    let mut tx = begin_write(&store.pool, store.backend).await?;
+    let mut deleted = Vec::new();
+    for id in ids {
+        let mut params = Params::new();
+        let q = format!("DELETE FROM {table} WHERE {key} = {}", params.push(Val::text(id)));
+        let done = sql::query(&q, params).execute(&mut *tx).await.map_err(errors::db)?;
+        if done.rows_affected() > 0 {
+            deleted.push(id.clone());
+        }
+    }
+    tx.commit().await.map_err(errors::db)?;
+    Ok(deleted)
+}
+
+/// How many rows of each kind [`import_litellm`] copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub keys: usize,
+    pub users: usize,
+    pub teams: usize,
+    pub end_users: usize,
+}
+
+/// Copies keys, users, teams, end users and their budgets and spend from a LiteLLM PostgreSQL
+/// database (its Prisma schema: `"LiteLLM_VerificationToken"`, `"LiteLLM_UserTable"`,
+/// `"LiteLLM_TeamTable"`, `"LiteLLM_EndUserTable"`, `"LiteLLM_BudgetTable"`) into `into`. Rows
+/// already present (same token / id) are updated, so the import can be run again. Tables and
+/// columns an older LiteLLM lacks are skipped (their counts are 0, their fields empty);
+/// [`import_litellm_report`] also lists them.
+pub async fn import_litellm(source_url: &str, into: &Store) -> Result<ImportCounts> {
+    Ok(import_litellm_report(source_url, into).await?.counts)
+}

@@ -1,0 +1,209 @@
+//! The durable records, shaped like LiteLLM's rows (reference/litellm.md §3.3) so the management
+//! API can serialise them with LiteLLM's field names.
+//!
+//! Lists and maps that LiteLLM keeps as `text[]`/`jsonb` are plain Rust values here; the store
+//! keeps them as JSON text so one schema serves SQLite and PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A virtual key (`LiteLLM_VerificationToken`). `token` is the SHA-256 hex of the raw key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub token: String,
+    pub key_name: Option<String>,
+    pub key_alias: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    /// Empty: every model the key's team/user may use.
+    pub models: Vec<String>,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<DateTime<Utc>>,
+    pub expires: Option<DateTime<Utc>>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+    /// `{model: usd}`.
+    pub model_max_budget: Map<String, Value>,
+    /// `{model: usd}` spent so far, per model.
+    pub model_spend: Map<String, Value>,
+    /// Free-form; LiteLLM keeps `model_rpm_limit`, `model_tpm_limit` and `tags` in here.
+    pub metadata: Map<String, Value>,
+    pub aliases: Map<String, Value>,
+    pub blocked: bool,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
+/// `LiteLLM_UserTable`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub user_alias: Option<String>,
+    pub user_email: Option<String>,
+    pub user_role: Option<String>,
+    pub teams: Vec<String>,
+    pub models: Vec<String>,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<DateTime<Utc>>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+    pub model_max_budget: Map<String, Value>,
+    pub model_spend: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// One entry of a team's `members_with_roles`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamMember {
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    /// `admin` or `user`.
+    pub role: String,
+}
+
+/// `LiteLLM_TeamTable`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TeamRecord {
+    pub team_id: String,
+    pub team_alias: Option<String>,
+    pub organization_id: Option<String>,
+    pub admins: Vec<String>,
+    pub members: Vec<String>,
+    pub members_with_roles: Vec<TeamMember>,
+    pub models: Vec<String>,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<DateTime<Utc>>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    pub max_parallel_requests: Option<i64>,
+    pub model_max_budget: Map<String, Value>,
+    pub model_spend: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+    pub blocked: bool,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// `LiteLLM_EndUserTable`: the `user` field of requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndUserRecord {
+    pub user_id: String,
+    pub alias: Option<String>,
+    pub spend: f64,
+    pub max_budget: Option<f64>,
+    pub blocked: bool,
+}
+
+/// One request in `LiteLLM_SpendLogs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpendLogRecord {
+    pub request_id: String,
+    pub call_type: String,
+    /// Hash of the key that paid (never the raw key).
+    pub api_key: String,
+    pub spend: f64,
+    pub total_tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    #[serde(rename = "startTime")]
+    pub start_time: DateTime<Utc>,
+    #[serde(rename = "endTime")]
+    pub end_time: DateTime<Utc>,
+    pub model: String,
+    pub model_id: Option<String>,
+    pub model_group: Option<String>,
+    pub custom_llm_provider: Option<String>,
+    pub api_base: Option<String>,
+    pub user: Option<String>,
+    pub team_id: Option<String>,
+    pub end_user: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub request_tags: Vec<String>,
+    pub status: String,
+}
+
+/// A deployment added through `/model/new` (`LiteLLM_ProxyModelTable`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub model_id: String,
+    pub model_name: String,
+    pub litellm_params: Map<String, Value>,
+    pub model_info: Map<String, Value>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// Whose spend an increment belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Spender {
+    /// A key's token hash.
+    Key(String),
+    User(String),
+    Team(String),
+    EndUser(String),
+}
+
+/// Spend accumulated in memory since the last write, applied in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpendBatch {
+    /// Increments, with per-model increments for `model_spend` (end users have none).
+    pub increments: Vec<SpendIncrement>,
+    pub logs: Vec<SpendLogRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendIncrement {
+    pub spender: Spender,
+    pub amount: f64,
+    /// `(model, usd)` pairs to add to `model_spend`.
+    pub per_model: Vec<(String, f64)>,
+}
+
+/// Filters for `/spend/logs`.
+#[derive(Debug, Clone, Default)]
+pub struct SpendLogFilter {
+    pub api_key: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub request_id: Option<String>,
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+}
+
+/// One day of `/spend/logs?summarize=true`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailySpend {
+    /// `YYYY-MM-DD` (UTC).
+    pub date: String,
+    pub spend: f64,
+    /// Per-model spend that day.
+    pub models: Map<String, Value>,
+    pub users: Map<String, Value>,
+    pub api_keys: Map<String, Value>,
+}
+
+/// Filters for `/key/list`.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
+    pub key_alias: Option<String>,
+    /// 1-based.
+    pub page: i64,
+    pub size: i64,
+}

@@ -1,0 +1,186 @@
+//! The schema and its versioned migrations. Each step is SQL valid on both SQLite and
+//! PostgreSQL (TEXT, BIGINT, DOUBLE PRECISION only, so the `Any` driver can decode every column),
+//! applied in order inside one transaction at [`Store::open`](crate::Store::open); the version
+//! reached is recorded in `sluice_schema_version`, so re-opening is a no-op.
+
+use sqlx::AnyPool;
+use sqlx::Row;
+
+use crate::errors;
+use crate::{Backend, Result, StoreError};
+
+/// One schema version: the statements that take the database from the previous version to it.
+/// Never edit a released step; add a new one.
+struct Migration {
+    version: i64,
+    statements: &'static [&'static str],
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    statements: &[
+        "CREATE TABLE sluice_keys (
+            token TEXT NOT NULL PRIMARY KEY,
+            key_name TEXT,
+            key_alias TEXT,
+            user_id TEXT,
+            team_id TEXT,
+            models TEXT NOT NULL DEFAULT '[]',
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            max_budget DOUBLE PRECISION,
+            soft_budget DOUBLE PRECISION,
+            budget_duration TEXT,
+            budget_reset_at BIGINT,
+            expires BIGINT,
+            tpm_limit BIGINT,
+            rpm_limit BIGINT,
+            max_parallel_requests BIGINT,
+            model_max_budget TEXT NOT NULL DEFAULT '{}',
+            model_spend TEXT NOT NULL DEFAULT '{}',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            aliases TEXT NOT NULL DEFAULT '{}',
+            blocked BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT,
+            updated_at BIGINT,
+            created_by TEXT,
+            updated_by TEXT
+        )",
+        "CREATE INDEX sluice_keys_user_id_idx ON sluice_keys (user_id)",
+        "CREATE INDEX sluice_keys_team_id_idx ON sluice_keys (team_id)",
+        // Partial, so any number of keys may have no alias.
+        "CREATE UNIQUE INDEX sluice_keys_key_alias_uniq ON sluice_keys (key_alias) WHERE key_alias IS NOT NULL",
+        "CREATE TABLE sluice_users (
+            user_id TEXT NOT NULL PRIMARY KEY,
+            user_alias TEXT,
+            user_email TEXT,
+            user_role TEXT,
+            teams TEXT NOT NULL DEFAULT '[]',
+            models TEXT NOT NULL DEFAULT '[]',
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            max_budget DOUBLE PRECISION,
+            budget_duration TEXT,
+            budget_reset_at BIGINT,
+            tpm_limit BIGINT,
+            rpm_limit BIGINT,
+            max_parallel_requests BIGINT,
+            model_max_budget TEXT NOT NULL DEFAULT '{}',
+            model_spend TEXT NOT NULL DEFAULT '{}',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at BIGINT,
+            updated_at BIGINT
+        )",
+        "CREATE TABLE sluice_teams (
+            team_id TEXT NOT NULL PRIMARY KEY,
+            team_alias TEXT,
+            organization_id TEXT,
+            admins TEXT NOT NULL DEFAULT '[]',
+            members TEXT NOT NULL DEFAULT '[]',
+            members_with_roles TEXT NOT NULL DEFAULT '[]',
+            models TEXT NOT NULL DEFAULT '[]',
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            max_budget DOUBLE PRECISION,
+            soft_budget DOUBLE PRECISION,
+            budget_duration TEXT,
+            budget_reset_at BIGINT,
+            tpm_limit BIGINT,
+            rpm_limit BIGINT,
+            max_parallel_requests BIGINT,
+            model_max_budget TEXT NOT NULL DEFAULT '{}',
+            model_spend TEXT NOT NULL DEFAULT '{}',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            blocked BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT,
+            updated_at BIGINT
+        )",
+        "CREATE TABLE sluice_end_users (
+            user_id TEXT NOT NULL PRIMARY KEY,
+            alias TEXT,
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            max_budget DOUBLE PRECISION,
+            blocked BIGINT NOT NULL DEFAULT 0
+        )",
+        // `user_id` holds the record's `user` field (`user` is reserved in PostgreSQL).
+        "CREATE TABLE sluice_spend_logs (
+            request_id TEXT NOT NULL PRIMARY KEY,
+            call_type TEXT NOT NULL,
+            api_key TEXT NOT NULL,
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            total_tokens BIGINT NOT NULL DEFAULT 0,
+            prompt_tokens BIGINT NOT NULL DEFAULT 0,
+            completion_tokens BIGINT NOT NULL DEFAULT 0,
+            start_time BIGINT NOT NULL,
+            end_time BIGINT NOT NULL,
+            model TEXT NOT NULL,
+            model_id TEXT,
+            model_group TEXT,
+            custom_llm_provider TEXT,
+            api_base TEXT,
+            user_id TEXT,
+            team_id TEXT,
+            end_user TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            request_tags TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL
+        )",
+        // LiteLLM lacks (api_key, startTime): per-key spend queries scan the whole table there.
+        "CREATE INDEX sluice_spend_logs_key_time_idx ON sluice_spend_logs (api_key, start_time)",
+        "CREATE INDEX sluice_spend_logs_time_idx ON sluice_spend_logs (start_time)",
+        "CREATE INDEX sluice_spend_logs_user_idx ON sluice_spend_logs (user_id)",
+        "CREATE INDEX sluice_spend_logs_team_idx ON sluice_spend_logs (team_id)",
+        "CREATE TABLE sluice_models (
+            model_id TEXT NOT NULL PRIMARY KEY,
+            model_name TEXT NOT NULL,
+            litellm_params TEXT NOT NULL DEFAULT '{}',
+            model_info TEXT NOT NULL DEFAULT '{}',
+            created_at BIGINT
+        )",
+    ],
+}];
+
+/// Brings the schema up to the newest version. Replicas starting together are serialised by
+/// an advisory lock (PostgreSQL) or the write lock taken by `BEGIN IMMEDIATE` (SQLite).
+pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
+    let mut tx = crate::begin_write(pool, backend).await?;
+    if backend == Backend::Postgres {
+        // An arbitrary constant naming "sluice schema migration".
+        sqlx::query("SELECT pg_advisory_xact_lock(7238123401)").execute(&mut *tx).await.map_err(errors::db)?;
+    }
+    sqlx::query("CREATE TABLE IF NOT EXISTS sluice_schema_version (version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await
+        .map_err(errors::db)?;
+    let row = sqlx::query("SELECT MAX(version) AS v FROM sluice_schema_version")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(errors::db)?;
+    let current = row.try_get::<Option<i64>, _>("v").map_err(errors::db)?.unwrap_or(0);
+    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > latest {
+        return Err(StoreError::Other(format!(
+            "the database schema is at version {current}, newer than this sluice build understands ({latest}); \
+             upgrade sluice or point it at another database"
+        )));
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        for stmt in m.statements {
+            sqlx::query(stmt)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::Other(format!("schema migration {} failed: {e}", m.version)))?;
+        }
+        sqlx::query("INSERT INTO sluice_schema_version (version, applied_at) VALUES ($1, $2)")
+            .bind(m.version)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(errors::db)?;
+    }
+    tx.commit().await.map_err(errors::db)
+}
+
+/// The schema version the database is at (for tests and diagnostics).
+pub(crate) async fn version(pool: &AnyPool) -> Result<i64> {
+    let row =
+        sqlx::query("SELECT MAX(version) AS v FROM sluice_schema_version").fetch_one(pool).await.map_err(errors::db)?;
+    Ok(row.try_get::<Option<i64>, _>("v").map_err(errors::db)?.unwrap_or(0))
+}

@@ -1,0 +1,758 @@
+//! Every store behaviour, run against a SQLite file, `sqlite::memory:` and PostgreSQL.
+//!
+//! The PostgreSQL tests need the server at 127.0.0.1:5432 (user root, trust auth); they fail,
+//! rather than skip, when it is down.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{json, Map, Value};
+use sluice_store::*;
+
+use common::{Kind, TestDb};
+use sqlx::Connection;
+
+fn t(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).unwrap()
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn full_key(token: &str, alias: Option<&str>) -> KeyRecord {
+    KeyRecord {
+        token: token.to_owned(),
+        key_name: Some("sk-...abcd".to_owned()),
+        key_alias: alias.map(str::to_owned),
+        user_id: Some("u1".to_owned()),
+        team_id: Some("t1".to_owned()),
+        models: vec!["gpt-4o".to_owned(), "claude".to_owned()],
+        spend: 1.25,
+        max_budget: Some(100.5),
+        soft_budget: Some(80.0),
+        budget_duration: Some("30d".to_owned()),
+        budget_reset_at: Some(t(1_700_000_000_123)),
+        expires: Some(t(1_800_000_000_456)),
+        tpm_limit: Some(100_000),
+        rpm_limit: Some(60),
+        max_parallel_requests: Some(4),
+        model_max_budget: obj(json!({"gpt-4o": 10.0})),
+        model_spend: obj(json!({"gpt-4o": 1.25})),
+        metadata: obj(json!({"tags": ["a", "b"], "model_rpm_limit": {"gpt-4o": 5}, "nested": {"x": null}})),
+        aliases: obj(json!({"fast": "gpt-4o-mini"})),
+        blocked: true,
+        created_at: Some(t(1_690_000_000_001)),
+        updated_at: Some(t(1_690_000_000_002)),
+        created_by: Some("admin".to_owned()),
+        updated_by: Some("admin2".to_owned()),
+    }
+}
+
+fn full_user(id: &str) -> UserRecord {
+    UserRecord {
+        user_id: id.to_owned(),
+        user_alias: Some("Alice".to_owned()),
+        user_email: Some("alice@example.com".to_owned()),
+        user_role: Some("internal_user".to_owned()),
+        teams: vec!["t1".to_owned(), "t2".to_owned()],
+        models: vec!["gpt-4o".to_owned()],
+        spend: 2.5,
+        max_budget: Some(20.0),
+        budget_duration: Some("1mo".to_owned()),
+        budget_reset_at: Some(t(1_700_000_000_999)),
+        tpm_limit: Some(1000),
+        rpm_limit: Some(10),
+        max_parallel_requests: Some(2),
+        model_max_budget: obj(json!({"claude": 3.0})),
+        model_spend: obj(json!({"claude": 2.5})),
+        metadata: obj(json!({"dept": "r&d"})),
+        created_at: Some(t(1_600_000_000_000)),
+        updated_at: Some(t(1_600_000_000_500)),
+    }
+}
+
+fn full_team(id: &str) -> TeamRecord {
+    TeamRecord {
+        team_id: id.to_owned(),
+        team_alias: Some("Research".to_owned()),
+        organization_id: Some("org1".to_owned()),
+        admins: vec!["u1".to_owned()],
+        members: vec!["u1".to_owned(), "u2".to_owned()],
+        members_with_roles: vec![
+            TeamMember { user_id: Some("u1".to_owned()), user_email: None, role: "admin".to_owned() },
+            TeamMember {
+                user_id: Some("u2".to_owned()),
+                user_email: Some("b@example.com".to_owned()),
+                role: "user".to_owned(),
+            },
+        ],
+        models: vec!["gpt-4o".to_owned()],
+        spend: 7.0,
+        max_budget: Some(1000.0),
+        soft_budget: Some(900.0),
+        budget_duration: Some("7d".to_owned()),
+        budget_reset_at: Some(t(1_700_000_100_000)),
+        tpm_limit: Some(5000),
+        rpm_limit: Some(500),
+        max_parallel_requests: Some(50),
+        model_max_budget: obj(json!({"gpt-4o": 100.0})),
+        model_spend: obj(json!({"gpt-4o": 7.0})),
+        metadata: obj(json!({"cost_center": 42})),
+        blocked: true,
+        created_at: Some(t(1_650_000_000_000)),
+        updated_at: Some(t(1_650_000_000_001)),
+    }
+}
+
+fn log(id: &str, key: &str, ms: i64, spend: f64) -> SpendLogRecord {
+    SpendLogRecord {
+        request_id: id.to_owned(),
+        call_type: "acompletion".to_owned(),
+        api_key: key.to_owned(),
+        spend,
+        total_tokens: 30,
+        prompt_tokens: 10,
+        completion_tokens: 20,
+        start_time: t(ms),
+        end_time: t(ms + 250),
+        model: "gpt-4o".to_owned(),
+        model_id: Some("dep-1".to_owned()),
+        model_group: Some("gpt-4o".to_owned()),
+        custom_llm_provider: Some("openai".to_owned()),
+        api_base: Some("https://api.openai.com/v1".to_owned()),
+        user: Some("u1".to_owned()),
+        team_id: Some("t1".to_owned()),
+        end_user: Some("customer-9".to_owned()),
+        metadata: obj(json!({"status": "success"})),
+        request_tags: vec!["prod".to_owned()],
+        status: "success".to_owned(),
+    }
+}
+
+fn inc(spender: Spender, amount: f64, per_model: &[(&str, f64)]) -> SpendIncrement {
+    SpendIncrement { spender, amount, per_model: per_model.iter().map(|(m, v)| (m.to_string(), *v)).collect() }
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap()
+}
+
+// --- behaviours ---
+
+async fn migrations_are_idempotent(db: &TestDb) {
+    assert_eq!(db.store.schema_version().await.unwrap(), 1);
+    db.store.insert_key(&full_key("k1", Some("a"))).await.unwrap();
+    if db.reopenable() {
+        for _ in 0..2 {
+            let again = Store::open(&db.url, 2).await.unwrap();
+            assert_eq!(again.schema_version().await.unwrap(), 1);
+            assert_eq!(again.get_key("k1").await.unwrap().unwrap(), full_key("k1", Some("a")));
+        }
+    }
+    db.store.ping().await.unwrap();
+    let expected = if db.url.starts_with("postgres") { Backend::Postgres } else { Backend::Sqlite };
+    assert_eq!(db.store.backend(), expected);
+}
+
+async fn key_round_trip(db: &TestDb) {
+    let s = &db.store;
+    let k = full_key("k1", Some("alias-1"));
+    s.insert_key(&k).await.unwrap();
+    assert_eq!(s.get_key("k1").await.unwrap().unwrap(), k);
+    assert_eq!(s.key_by_alias("alias-1").await.unwrap().unwrap(), k);
+    assert!(s.get_key("nope").await.unwrap().is_none());
+    assert!(s.key_by_alias("nope").await.unwrap().is_none());
+
+    // Every optional field empty.
+    let bare = KeyRecord { token: "k2".to_owned(), ..Default::default() };
+    s.insert_key(&bare).await.unwrap();
+    assert_eq!(s.get_key("k2").await.unwrap().unwrap(), bare);
+    assert_eq!(s.all_keys().await.unwrap(), vec![k, bare]);
+}
+
+async fn key_conflicts(db: &TestDb) {
+    let s = &db.store;
+    s.insert_key(&full_key("k1", Some("dup"))).await.unwrap();
+    match s.insert_key(&full_key("k2", Some("dup"))).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("alias 'dup'"), "{m}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    match s.insert_key(&full_key("k1", Some("other"))).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("token"), "{m}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    // Any number of keys without an alias.
+    s.insert_key(&full_key("k3", None)).await.unwrap();
+    s.insert_key(&full_key("k4", None)).await.unwrap();
+    // An update may not steal an alias either.
+    match s.update_key(&full_key("k3", Some("dup"))).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("alias 'dup'"), "{m}"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    s.insert_user(&full_user("u1")).await.unwrap();
+    assert!(matches!(s.insert_user(&full_user("u1")).await, Err(StoreError::Conflict(_))));
+    s.insert_team(&full_team("t1")).await.unwrap();
+    assert!(matches!(s.insert_team(&full_team("t1")).await, Err(StoreError::Conflict(_))));
+}
+
+async fn user_team_end_user_model_round_trip(db: &TestDb) {
+    let s = &db.store;
+    let u = full_user("u1");
+    s.insert_user(&u).await.unwrap();
+    let bare_u = UserRecord { user_id: "u0".to_owned(), ..Default::default() };
+    s.insert_user(&bare_u).await.unwrap();
+    assert_eq!(s.get_user("u1").await.unwrap().unwrap(), u);
+    assert_eq!(s.all_users().await.unwrap(), vec![bare_u, u]);
+    assert!(s.get_user("zz").await.unwrap().is_none());
+
+    let tm = full_team("t1");
+    s.insert_team(&tm).await.unwrap();
+    let bare_t = TeamRecord { team_id: "t0".to_owned(), ..Default::default() };
+    s.insert_team(&bare_t).await.unwrap();
+    assert_eq!(s.get_team("t1").await.unwrap().unwrap(), tm);
+    assert_eq!(s.all_teams().await.unwrap(), vec![bare_t, tm]);
+
+    let e = EndUserRecord {
+        user_id: "c1".to_owned(),
+        alias: Some("Cust".to_owned()),
+        spend: 3.0,
+        max_budget: Some(9.0),
+        blocked: true,
+    };
+    s.upsert_end_user(&e).await.unwrap();
+    assert_eq!(s.all_end_users().await.unwrap(), vec![e.clone()]);
+    // Upserting again changes the settings but keeps the stored spend.
+    let e2 = EndUserRecord { alias: None, spend: 100.0, max_budget: None, blocked: false, ..e.clone() };
+    s.upsert_end_user(&e2).await.unwrap();
+    assert_eq!(s.all_end_users().await.unwrap(), vec![EndUserRecord { spend: 3.0, ..e2 }]);
+
+    let m = ModelRecord {
+        model_id: "m1".to_owned(),
+        model_name: "gpt-4o".to_owned(),
+        litellm_params: obj(json!({"model": "openai/gpt-4o", "api_key": "os.environ/OPENAI_API_KEY", "rpm": 10})),
+        model_info: obj(json!({"id": "m1", "mode": "chat"})),
+        created_at: Some(t(1_700_000_000_000)),
+    };
+    let m2 = ModelRecord { model_id: "m2".to_owned(), created_at: None, litellm_params: Map::new(), ..m.clone() };
+    s.insert_model(&m).await.unwrap();
+    s.insert_model(&m2).await.unwrap();
+    assert_eq!(s.all_models().await.unwrap(), vec![m.clone(), m2.clone()]);
+    // Same id again replaces it (keeping created_at).
+    let m_new = ModelRecord { model_name: "gpt-4o-2".to_owned(), created_at: Some(t(5)), ..m.clone() };
+    s.insert_model(&m_new).await.unwrap();
+    assert_eq!(s.all_models().await.unwrap(), vec![ModelRecord { created_at: m.created_at, ..m_new }, m2.clone()]);
+    assert!(s.delete_model("m1").await.unwrap());
+    assert!(!s.delete_model("m1").await.unwrap());
+    assert_eq!(s.all_models().await.unwrap(), vec![m2]);
+}
+
+async fn update_does_not_touch_spend(db: &TestDb) {
+    let s = &db.store;
+    s.insert_key(&full_key("k1", Some("a"))).await.unwrap();
+    s.insert_user(&full_user("u1")).await.unwrap();
+    s.insert_team(&full_team("t1")).await.unwrap();
+    let batch = SpendBatch {
+        increments: vec![
+            inc(Spender::Key("k1".into()), 0.5, &[("gpt-4o", 0.5)]),
+            inc(Spender::User("u1".into()), 0.5, &[("gpt-4o", 0.5)]),
+            inc(Spender::Team("t1".into()), 0.5, &[("gpt-4o", 0.5)]),
+        ],
+        logs: vec![],
+    };
+    s.apply_spend(&batch).await.unwrap();
+
+    // Records as a server would hold them: stale spend, changed settings.
+    let mut k = full_key("k1", Some("b"));
+    k.spend = 999.0;
+    k.model_spend = obj(json!({"stale": 1.0}));
+    k.max_budget = Some(5.0);
+    k.metadata = obj(json!({"changed": true}));
+    k.blocked = false;
+    k.expires = None;
+    s.update_key(&k).await.unwrap();
+    let got = s.get_key("k1").await.unwrap().unwrap();
+    assert_eq!(got.spend, 1.75);
+    assert_eq!(got.model_spend, obj(json!({"gpt-4o": 1.75})));
+    assert_eq!(KeyRecord { spend: 999.0, model_spend: k.model_spend.clone(), ..got }, k);
+
+    let mut u = full_user("u1");
+    u.spend = 0.0;
+    u.model_spend = Map::new();
+    u.user_email = None;
+    u.teams = vec![];
+    s.update_user(&u).await.unwrap();
+    let got = s.get_user("u1").await.unwrap().unwrap();
+    assert_eq!(got.spend, 3.0);
+    assert_eq!(got.model_spend, obj(json!({"claude": 2.5, "gpt-4o": 0.5})));
+    assert_eq!(UserRecord { spend: 0.0, model_spend: Map::new(), ..got }, u);
+
+    let mut tm = full_team("t1");
+    tm.spend = 0.0;
+    tm.team_alias = Some("Renamed".into());
+    tm.members_with_roles.pop();
+    s.update_team(&tm).await.unwrap();
+    let got = s.get_team("t1").await.unwrap().unwrap();
+    assert_eq!(got.spend, 7.5);
+    assert_eq!(TeamRecord { spend: 0.0, model_spend: tm.model_spend.clone(), ..got.clone() }, tm);
+    assert_eq!(got.model_spend, obj(json!({"gpt-4o": 7.5})));
+
+    assert!(s.update_key(&full_key("missing", None)).await.is_err());
+    assert!(s.update_user(&full_user("missing")).await.is_err());
+    assert!(s.update_team(&full_team("missing")).await.is_err());
+}
+
+async fn apply_spend_increments(db: &TestDb) {
+    let s = &db.store;
+    s.insert_key(&KeyRecord { token: "k1".into(), ..Default::default() }).await.unwrap();
+    s.insert_user(&full_user("u1")).await.unwrap();
+    s.insert_team(&TeamRecord { team_id: "t1".into(), ..Default::default() }).await.unwrap();
+    s.upsert_end_user(&EndUserRecord { user_id: "c1".into(), spend: 1.0, ..Default::default() }).await.unwrap();
+
+    let batch = SpendBatch {
+        increments: vec![
+            inc(Spender::Team("t1".into()), 0.25, &[("gpt-4o", 0.25)]),
+            inc(Spender::Key("k1".into()), 0.5, &[("gpt-4o", 0.5)]),
+            inc(Spender::Key("k1".into()), 0.25, &[("claude", 0.25), ("gpt-4o", 0.125)]),
+            inc(Spender::User("u1".into()), 1.0, &[("claude", 1.0)]),
+            inc(Spender::EndUser("c1".into()), 0.5, &[]),
+            inc(Spender::EndUser("new-customer".into()), 0.75, &[]),
+            // A key deleted in the meantime: ignored.
+            inc(Spender::Key("gone".into()), 9.0, &[("x", 9.0)]),
+        ],
+        logs: vec![log("r1", "k1", 1_700_000_000_000, 0.5), log("r2", "k1", 1_700_000_001_000, 0.25)],
+    };
+    s.apply_spend(&batch).await.unwrap();
+
+    let k = s.get_key("k1").await.unwrap().unwrap();
+    assert_eq!(k.spend, 0.75);
+    assert_eq!(k.model_spend, obj(json!({"gpt-4o": 0.625, "claude": 0.25})));
+    let u = s.get_user("u1").await.unwrap().unwrap();
+    assert_eq!(u.spend, 3.5);
+    assert_eq!(u.model_spend, obj(json!({"claude": 3.5})));
+    let tm = s.get_team("t1").await.unwrap().unwrap();
+    assert_eq!(tm.spend, 0.25);
+    assert_eq!(tm.model_spend, obj(json!({"gpt-4o": 0.25})));
+    let ends: BTreeMap<String, f64> =
+        s.all_end_users().await.unwrap().into_iter().map(|e| (e.user_id, e.spend)).collect();
+    assert_eq!(ends, BTreeMap::from([("c1".into(), 1.5), ("new-customer".into(), 0.75)]));
+    assert!(s.get_key("gone").await.unwrap().is_none());
+
+    // A retried batch: the logged request is skipped, the new one and the increments go in.
+    let retry = SpendBatch {
+        increments: vec![inc(Spender::Key("k1".into()), 0.25, &[])],
+        logs: vec![log("r2", "k1", 1_700_000_001_000, 0.25), log("r3", "k1", 1_700_000_002_000, 0.25)],
+    };
+    s.apply_spend(&retry).await.unwrap();
+    assert_eq!(s.get_key("k1").await.unwrap().unwrap().spend, 1.0);
+    let ids: Vec<String> =
+        s.spend_logs(&SpendLogFilter::default()).await.unwrap().into_iter().map(|l| l.request_id).collect();
+    assert_eq!(ids, vec!["r3", "r2", "r1"]);
+
+    // An empty batch is fine.
+    s.apply_spend(&SpendBatch::default()).await.unwrap();
+}
+
+async fn apply_spend_is_atomic(db: &TestDb) {
+    let s = &db.store;
+    s.insert_key(&KeyRecord { token: "k1".into(), ..Default::default() }).await.unwrap();
+    // A log row the database rejects, inserted after the increments ran: PostgreSQL refuses NUL
+    // bytes in text; on SQLite a trigger (set up through a second connection) refuses it.
+    let mut bad = log("bad", "k1", 1_700_000_000_000, 0.5);
+    match &db.kind {
+        Kind::Postgres(_) => bad.model = "bad\0model".into(),
+        Kind::SqliteFile(_) => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(
+                "CREATE TRIGGER refuse_bad BEFORE INSERT ON sluice_spend_logs WHEN NEW.request_id = 'bad' \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+        }
+        // Nothing else can reach a private in-memory database; the file covers SQLite.
+        Kind::SqliteMemory => return,
+    }
+    let batch = SpendBatch {
+        increments: vec![
+            inc(Spender::Key("k1".into()), 0.5, &[("gpt-4o", 0.5)]),
+            inc(Spender::EndUser("c1".into()), 0.5, &[]),
+        ],
+        logs: vec![log("ok", "k1", 1_700_000_000_000, 0.5), bad],
+    };
+    assert!(s.apply_spend(&batch).await.is_err());
+    let k = s.get_key("k1").await.unwrap().unwrap();
+    assert_eq!(k.spend, 0.0);
+    assert!(k.model_spend.is_empty());
+    assert!(s.all_end_users().await.unwrap().is_empty());
+    assert!(s.spend_logs(&SpendLogFilter::default()).await.unwrap().is_empty());
+    // The store still works afterwards.
+    s.apply_spend(&SpendBatch { increments: vec![inc(Spender::Key("k1".into()), 0.5, &[])], logs: vec![] })
+        .await
+        .unwrap();
+    assert_eq!(s.get_key("k1").await.unwrap().unwrap().spend, 0.5);
+}
+
+async fn non_finite_spend_is_refused(db: &TestDb) {
+    let s = &db.store;
+    s.insert_key(&KeyRecord { token: "k1".into(), ..Default::default() }).await.unwrap();
+    let nan_inc = SpendBatch { increments: vec![inc(Spender::Key("k1".into()), f64::NAN, &[])], logs: vec![] };
+    let inf_log = SpendBatch {
+        increments: vec![inc(Spender::Key("k1".into()), 1.0, &[])],
+        logs: vec![log("r", "k1", 0, f64::INFINITY)],
+    };
+    for batch in [nan_inc, inf_log] {
+        match s.apply_spend(&batch).await {
+            Err(StoreError::Other(m)) => assert!(m.contains("not a finite number"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(s.get_key("k1").await.unwrap().unwrap().spend, 0.0);
+    assert!(s.spend_logs(&SpendLogFilter::default()).await.unwrap().is_empty());
+}
+
+async fn concurrent_apply_spend_sums(db: &TestDb) {
+    let s = &db.store;
+    s.insert_key(&KeyRecord { token: "k1".into(), ..Default::default() }).await.unwrap();
+    s.insert_key(&KeyRecord { token: "k2".into(), ..Default::default() }).await.unwrap();
+    s.insert_user(&UserRecord { user_id: "u1".into(), ..Default::default() }).await.unwrap();
+    s.insert_team(&TeamRecord { team_id: "t1".into(), ..Default::default() }).await.unwrap();
+    const TASKS: usize = 8;
+    const BATCHES: usize = 20;
+    let mut handles = Vec::new();
+    for task in 0..TASKS {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move {
+            for b in 0..BATCHES {
+                // Tasks list the spenders in different orders; the store sorts them.
+                let mut increments = vec![
+                    inc(Spender::Key("k1".into()), 0.25, &[("m1", 0.25)]),
+                    inc(Spender::Key("k2".into()), 0.5, &[("m2", 0.5)]),
+                    inc(Spender::User("u1".into()), 0.25, &[("m1", 0.25)]),
+                    inc(Spender::Team("t1".into()), 0.125, &[("m1", 0.125)]),
+                    inc(Spender::EndUser("c1".into()), 0.25, &[]),
+                ];
+                if task % 2 == 1 {
+                    increments.reverse();
+                }
+                let logs = vec![log(&format!("r-{task}-{b}"), "k1", 1_700_000_000_000 + b as i64, 0.25)];
+                s.apply_spend(&SpendBatch { increments, logs }).await.unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let n = (TASKS * BATCHES) as f64;
+    let k1 = s.get_key("k1").await.unwrap().unwrap();
+    assert_eq!(k1.spend, 0.25 * n);
+    assert_eq!(f(&k1.model_spend["m1"]), 0.25 * n);
+    let k2 = s.get_key("k2").await.unwrap().unwrap();
+    assert_eq!((k2.spend, f(&k2.model_spend["m2"])), (0.5 * n, 0.5 * n));
+    let u = s.get_user("u1").await.unwrap().unwrap();
+    assert_eq!((u.spend, f(&u.model_spend["m1"])), (0.25 * n, 0.25 * n));
+    let tm = s.get_team("t1").await.unwrap().unwrap();
+    assert_eq!((tm.spend, f(&tm.model_spend["m1"])), (0.125 * n, 0.125 * n));
+    assert_eq!(s.all_end_users().await.unwrap()[0].spend, 0.25 * n);
+    assert_eq!(s.spend_logs(&SpendLogFilter::default()).await.unwrap().len(), TASKS * BATCHES);
+    assert_eq!(s.global_spend(None, None).await.unwrap(), 0.25 * n);
+}
+
+const DAY: i64 = 86_400_000;
+/// 2023-11-14T00:00:00Z.
+const D0: i64 = 1_699_920_000_000;
+
+async fn seed_logs(s: &Store) -> Vec<SpendLogRecord> {
+    let mut a = log("a", "k1", D0 + 1000, 1.0);
+    a.user = Some("u1".into());
+    let mut b = log("b", "k2", D0 + DAY - 1, 2.0);
+    b.user = Some("u2".into());
+    b.team_id = Some("t2".into());
+    b.model = "claude".into();
+    let mut c = log("c", "k1", D0 + DAY, 4.0);
+    c.user = None;
+    c.team_id = None;
+    c.end_user = None;
+    c.model_id = None;
+    c.metadata = Map::new();
+    c.request_tags = vec![];
+    let mut d = log("d", "k1", D0 + 2 * DAY + 5, 8.0);
+    d.status = "failure".into();
+    let logs = vec![a, b, c, d];
+    s.apply_spend(&SpendBatch { increments: vec![], logs: logs.clone() }).await.unwrap();
+    logs
+}
+
+async fn spend_log_filters(db: &TestDb) {
+    let s = &db.store;
+    let logs = seed_logs(s).await;
+    let ids = |v: Vec<SpendLogRecord>| v.into_iter().map(|l| l.request_id).collect::<Vec<_>>();
+    let all = s.spend_logs(&SpendLogFilter::default()).await.unwrap();
+    // Newest first, every field back as written.
+    assert_eq!(all, logs.iter().rev().cloned().collect::<Vec<_>>());
+    let by = |f: SpendLogFilter| async move { ids(s.spend_logs(&f).await.unwrap()) };
+    assert_eq!(by(SpendLogFilter { api_key: Some("k1".into()), ..Default::default() }).await, ["d", "c", "a"]);
+    assert_eq!(by(SpendLogFilter { user_id: Some("u2".into()), ..Default::default() }).await, ["b"]);
+    assert_eq!(by(SpendLogFilter { team_id: Some("t1".into()), ..Default::default() }).await, ["d", "a"]);
+    assert_eq!(by(SpendLogFilter { request_id: Some("c".into()), ..Default::default() }).await, ["c"]);
+    assert_eq!(
+        by(SpendLogFilter { start: Some(t(D0 + DAY - 1)), end: Some(t(D0 + DAY)), ..Default::default() }).await,
+        ["c", "b"]
+    );
+    assert_eq!(by(SpendLogFilter { start: Some(t(D0 + DAY)), ..Default::default() }).await, ["d", "c"]);
+    assert_eq!(by(SpendLogFilter { end: Some(t(D0 + 1000)), ..Default::default() }).await, ["a"]);
+    assert_eq!(by(SpendLogFilter { limit: Some(2), ..Default::default() }).await, ["d", "c"]);
+    assert_eq!(
+        by(SpendLogFilter { api_key: Some("k1".into()), limit: Some(1), start: Some(t(D0)), ..Default::default() })
+            .await,
+        ["d"]
+    );
+    assert!(by(SpendLogFilter { api_key: Some("none".into()), ..Default::default() }).await.is_empty());
+}
+
+async fn spend_by_day_groups(db: &TestDb) {
+    let s = &db.store;
+    seed_logs(s).await;
+    let days = s.spend_by_day(&SpendLogFilter::default()).await.unwrap();
+    assert_eq!(
+        days,
+        vec![
+            DailySpend {
+                date: "2023-11-14".into(),
+                spend: 3.0,
+                models: obj(json!({"gpt-4o": 1.0, "claude": 2.0})),
+                users: obj(json!({"u1": 1.0, "u2": 2.0})),
+                api_keys: obj(json!({"k1": 1.0, "k2": 2.0})),
+            },
+            DailySpend {
+                date: "2023-11-15".into(),
+                spend: 4.0,
+                models: obj(json!({"gpt-4o": 4.0})),
+                users: Map::new(),
+                api_keys: obj(json!({"k1": 4.0})),
+            },
+            DailySpend {
+                date: "2023-11-16".into(),
+                spend: 8.0,
+                models: obj(json!({"gpt-4o": 8.0})),
+                users: obj(json!({"u1": 8.0})),
+                api_keys: obj(json!({"k1": 8.0})),
+            },
+        ]
+    );
+    let k2 = s.spend_by_day(&SpendLogFilter { api_key: Some("k2".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(k2.len(), 1);
+    assert_eq!((k2[0].date.as_str(), k2[0].spend), ("2023-11-14", 2.0));
+    let later = s.spend_by_day(&SpendLogFilter { start: Some(t(D0 + DAY)), ..Default::default() }).await.unwrap();
+    assert_eq!(later.iter().map(|d| d.date.as_str()).collect::<Vec<_>>(), ["2023-11-15", "2023-11-16"]);
+}
+
+async fn global_spend_sums(db: &TestDb) {
+    let s = &db.store;
+    assert_eq!(s.global_spend(None, None).await.unwrap(), 0.0);
+    seed_logs(s).await;
+    assert_eq!(s.global_spend(None, None).await.unwrap(), 15.0);
+    assert_eq!(s.global_spend(Some(t(D0 + DAY)), None).await.unwrap(), 12.0);
+    assert_eq!(s.global_spend(None, Some(t(D0 + DAY))).await.unwrap(), 7.0);
+    assert_eq!(s.global_spend(Some(t(D0 + 10 * DAY)), None).await.unwrap(), 0.0);
+}
+
+async fn reset_spend_zeroes(db: &TestDb) {
+    let s = &db.store;
+    s.insert_key(&full_key("k1", None)).await.unwrap();
+    s.insert_user(&full_user("u1")).await.unwrap();
+    s.insert_team(&full_team("t1")).await.unwrap();
+    s.upsert_end_user(&EndUserRecord { user_id: "c1".into(), spend: 5.0, ..Default::default() }).await.unwrap();
+    let next = Some(t(1_800_000_000_000));
+    s.reset_spend(&Spender::Key("k1".into()), next).await.unwrap();
+    s.reset_spend(&Spender::User("u1".into()), None).await.unwrap();
+    s.reset_spend(&Spender::Team("t1".into()), next).await.unwrap();
+    s.reset_spend(&Spender::EndUser("c1".into()), next).await.unwrap();
+    let k = s.get_key("k1").await.unwrap().unwrap();
+    assert_eq!((k.spend, k.model_spend.is_empty(), k.budget_reset_at), (0.0, true, next));
+    assert_eq!(k.max_budget, Some(100.5));
+    let u = s.get_user("u1").await.unwrap().unwrap();
+    assert_eq!((u.spend, u.model_spend.is_empty(), u.budget_reset_at), (0.0, true, None));
+    let tm = s.get_team("t1").await.unwrap().unwrap();
+    assert_eq!((tm.spend, tm.model_spend.is_empty(), tm.budget_reset_at), (0.0, true, next));
+    assert_eq!(s.all_end_users().await.unwrap()[0].spend, 0.0);
+}
+
+async fn delete_records(db: &TestDb) {
+    let s = &db.store;
+    for tok in ["k1", "k2", "k3"] {
+        s.insert_key(&full_key(tok, None)).await.unwrap();
+    }
+    let gone = s.delete_keys(&["k3".into(), "nope".into(), "k1".into(), "k1".into()]).await.unwrap();
+    assert_eq!(gone, vec!["k1".to_owned(), "k3".to_owned()]);
+    assert_eq!(s.all_keys().await.unwrap().into_iter().map(|k| k.token).collect::<Vec<_>>(), ["k2"]);
+    assert!(s.delete_keys(&[]).await.unwrap().is_empty());
+
+    s.insert_user(&full_user("u1")).await.unwrap();
+    s.insert_user(&full_user("u2")).await.unwrap();
+    assert_eq!(s.delete_users(&["u2".into(), "u9".into()]).await.unwrap(), ["u2"]);
+    assert_eq!(s.all_users().await.unwrap().len(), 1);
+
+    s.insert_team(&full_team("t1")).await.unwrap();
+    assert_eq!(s.delete_teams(&["t1".into()]).await.unwrap(), ["t1"]);
+    assert!(s.all_teams().await.unwrap().is_empty());
+}
+
+async fn rekey_keeps_spend(db: &TestDb) {
+    let s = &db.store;
+    s.insert_key(&full_key("old", Some("mine"))).await.unwrap();
+    s.insert_key(&full_key("other", None)).await.unwrap();
+    s.apply_spend(&SpendBatch {
+        increments: vec![inc(Spender::Key("old".into()), 2.0, &[("gpt-4o", 2.0)])],
+        logs: vec![],
+    })
+    .await
+    .unwrap();
+    let mut new = full_key("new", Some("mine"));
+    new.spend = 0.0;
+    new.model_spend = Map::new();
+    new.max_budget = Some(7.0);
+    new.key_name = Some("sk-...wxyz".into());
+    s.rekey("old", &new).await.unwrap();
+    assert!(s.get_key("old").await.unwrap().is_none());
+    let got = s.get_key("new").await.unwrap().unwrap();
+    assert_eq!(got.spend, 3.25);
+    assert_eq!(got.model_spend, obj(json!({"gpt-4o": 3.25})));
+    assert_eq!(KeyRecord { spend: 0.0, model_spend: Map::new(), ..got }, new);
+    assert_eq!(s.key_by_alias("mine").await.unwrap().unwrap().token, "new");
+    // Onto a token in use, or from a missing one.
+    assert!(matches!(s.rekey("new", &full_key("other", Some("mine"))).await, Err(StoreError::Conflict(_))));
+    assert!(s.rekey("missing", &full_key("x", None)).await.is_err());
+}
+
+async fn list_keys_pages(db: &TestDb) {
+    let s = &db.store;
+    for i in 0..5 {
+        let mut k = full_key(&format!("k{i}"), Some(&format!("alias{i}")));
+        k.created_at = Some(t(1_000 + i));
+        k.user_id = Some(if i % 2 == 0 { "even" } else { "odd" }.into());
+        k.team_id = Some(if i < 3 { "low" } else { "high" }.into());
+        s.insert_key(&k).await.unwrap();
+    }
+    let toks = |v: Vec<KeyRecord>| v.into_iter().map(|k| k.token).collect::<Vec<_>>();
+    let (page, total) = s.list_keys(&KeyFilter { page: 1, size: 2, ..Default::default() }).await.unwrap();
+    assert_eq!((toks(page), total), (vec!["k4".to_owned(), "k3".to_owned()], 5));
+    let (page, total) = s.list_keys(&KeyFilter { page: 3, size: 2, ..Default::default() }).await.unwrap();
+    assert_eq!((toks(page), total), (vec!["k0".to_owned()], 5));
+    let (page, total) = s
+        .list_keys(&KeyFilter { user_id: Some("even".into()), page: 1, size: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!((toks(page), total), (vec!["k4".to_owned(), "k2".to_owned(), "k0".to_owned()], 3));
+    let (page, total) = s
+        .list_keys(&KeyFilter {
+            user_id: Some("even".into()),
+            team_id: Some("low".into()),
+            page: 2,
+            size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((toks(page), total), (vec!["k0".to_owned()], 2));
+    let (page, total) = s
+        .list_keys(&KeyFilter { key_alias: Some("alias3".into()), page: 1, size: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!((toks(page), total), (vec!["k3".to_owned()], 1));
+    // size 0: everything.
+    let (page, total) = s.list_keys(&KeyFilter::default()).await.unwrap();
+    assert_eq!((page.len(), total), (5, 5));
+}
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_file {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = crate::common::TestDb::sqlite_file().await;
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod sqlite_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = crate::common::TestDb::sqlite_memory().await;
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = crate::common::TestDb::postgres().await;
+                    super::$name(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend!(
+    migrations_are_idempotent,
+    key_round_trip,
+    key_conflicts,
+    user_team_end_user_model_round_trip,
+    update_does_not_touch_spend,
+    apply_spend_increments,
+    apply_spend_is_atomic,
+    non_finite_spend_is_refused,
+    concurrent_apply_spend_sums,
+    spend_log_filters,
+    spend_by_day_groups,
+    global_spend_sums,
+    reset_spend_zeroes,
+    delete_records,
+    rekey_keeps_spend,
+    list_keys_pages,
+);
+
+#[tokio::test]
+async fn unreachable_postgres_is_unavailable_without_password() {
+    let started = std::time::Instant::now();
+    match Store::open("postgres://u:secretpw@127.0.0.1:1/x", 2).await {
+        Err(StoreError::Unavailable(m)) => {
+            assert!(!m.contains("secretpw"), "{m}");
+            assert!(m.contains("127.0.0.1:1"), "{m}");
+        }
+        Err(other) => panic!("expected Unavailable, got {other:?}"),
+        Ok(_) => panic!("opened a database on a closed port"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn bad_urls_say_what_to_use() {
+    match Store::open("mysql://root@localhost/x", 1).await {
+        Err(StoreError::Other(m)) => assert!(m.contains("postgres://"), "{m}"),
+        Err(e) => panic!("unexpected error {e:?}"),
+        Ok(_) => panic!("opened mysql"),
+    }
+}
+
+#[tokio::test]
+async fn bare_path_opens_sqlite() {
+    let dir = std::env::temp_dir().join(common::unique("sluice_store_bare"));
+    let path = dir.join("a b").join("x.db");
+    let store = Store::open(path.to_str().unwrap(), 2).await.unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    store.insert_key(&full_key("k", None)).await.unwrap();
+    drop(store);
+    let again = Store::open(&format!("sqlite://{}", path.display()), 2).await.unwrap();
+    assert!(again.get_key("k").await.unwrap().is_some());
+    assert!(path.exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
