@@ -137,8 +137,6 @@ pub struct App {
     /// `general_settings.store_model_in_db` (or `STORE_MODEL_IN_DB=True`): `/model/new` and
     /// `/model/delete` persist deployments in the database.
     pub store_model_in_db: bool,
-    /// Where keys and spend live (a secret when it carries a password: never logged).
-    database_url: String,
 }
 
 impl App {
@@ -210,7 +208,6 @@ impl App {
             metrics,
             store_model_in_db: config.general.store_model_in_db
                 || env.get("STORE_MODEL_IN_DB").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
-            database_url: database_url(config, env),
         }))
     }
 
@@ -218,21 +215,40 @@ impl App {
     /// teams, and starts the spend writer. A database that cannot be reached does not stop the
     /// gateway: it serves the master key, and the database is retried in the background.
     pub async fn start(config: &Config, env: &Env) -> Result<Arc<App>, String> {
-        let app = App::with_env(config, env)?;
-        crate::access::writer::spawn(&app.access);
-        let url = app.database_url.clone();
+        let url = database_url(config, env);
         let pool = config.general.database_pool_limit;
-        match sluice_store::Store::open(&url, pool).await {
-            Ok(store) => {
+        let store = match sluice_store::Store::open(&url, pool).await {
+            Ok(store) => Some(store),
+            Err(e) => {
+                tracing::error!(
+                    "database unavailable at start ({e}); serving the master key only and retrying every 5 s"
+                );
+                None
+            }
+        };
+        // Deployments added through `/model/new` (store_model_in_db) join the config's.
+        let mut config = std::borrow::Cow::Borrowed(config);
+        if let Some(store) = store.as_ref().filter(|_| config.general.store_model_in_db) {
+            match store.all_models().await {
+                Ok(models) if !models.is_empty() => {
+                    let mut owned = config.into_owned();
+                    owned.deployments.extend(crate::manage::models::deployments_from_db(&models, env));
+                    config = std::borrow::Cow::Owned(owned);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("could not read stored models: {e}"),
+            }
+        }
+        let app = App::with_env(&config, env)?;
+        crate::access::writer::spawn(&app.access);
+        match store {
+            Some(store) => {
                 app.access.attach(store);
                 if let Err(e) = app.access.load().await {
                     tracing::warn!("could not load keys from the database yet: {e}");
                 }
             }
-            Err(e) => {
-                tracing::error!(
-                    "database unavailable at start ({e}); serving the master key only and retrying every 5 s"
-                );
+            None => {
                 let access = app.access.clone();
                 tokio::spawn(async move {
                     loop {

@@ -31,8 +31,12 @@ impl Params {
 }
 
 /// `sqlx::query(sql)` with `params` bound in order.
+///
+/// Not kept as a prepared statement: through the `Any` driver a NULL is sent with a type taken
+/// from whatever was bound first, so a statement prepared with a NULL `max_budget` would refuse a
+/// number there later (PostgreSQL: "incorrect binary data format in bind parameter").
 pub(crate) fn query(sql: &str, params: Params) -> Query<'_, Any, AnyArguments<'_>> {
-    let mut q = sqlx::query(sql);
+    let mut q = sqlx::query(sql).persistent(false);
     for v in params.0 {
         q = match v {
             Val::Text(s) => q.bind(s),

@@ -629,6 +629,21 @@ async fn rekey_keeps_spend(db: &TestDb) {
     assert!(s.rekey("missing", &full_key("x", None)).await.is_err());
 }
 
+/// A key with most fields empty (as `/key/generate` with no options makes) changes token too.
+async fn rekey_sparse_key(db: &TestDb) {
+    let s = &db.store;
+    // A NULL budget first, then a number in the same statement on the same connection.
+    s.insert_key(&KeyRecord { token: "sparse-null".into(), ..Default::default() }).await.unwrap();
+    let old = KeyRecord { token: "sparse-old".into(), max_budget: Some(10.0), ..Default::default() };
+    s.insert_key(&old).await.unwrap();
+    let mut old = s.get_key("sparse-old").await.unwrap().unwrap();
+    old.blocked = true;
+    s.update_key(&old).await.unwrap();
+    let new = KeyRecord { token: "sparse-new".into(), ..old.clone() };
+    s.rekey("sparse-old", &new).await.unwrap();
+    assert_eq!(s.get_key("sparse-new").await.unwrap().unwrap().max_budget, Some(10.0));
+}
+
 async fn list_keys_pages(db: &TestDb) {
     let s = &db.store;
     for i in 0..5 {
@@ -717,6 +732,7 @@ on_every_backend!(
     reset_spend_zeroes,
     delete_records,
     rekey_keeps_spend,
+    rekey_sparse_key,
     list_keys_pages,
 );
 

@@ -140,10 +140,26 @@ impl Charge {
                 status: "success".into(),
             });
         }
-        if let (Some(m), Some(k)) = (&self.access.metrics, &a.key) {
-            if let Some(caller) = &k.caller {
-                let max = k.record.max_budget;
-                m.key_budget(caller, max, max.map(|b| b - k.live.ledger.spend()), None);
+        if let Some(m) = &self.access.metrics {
+            let remaining = |max: Option<f64>, live: &super::registry::Live| max.map(|b| b - live.ledger.spend());
+            let hours = |reset: Option<i64>| {
+                reset.map(|t| ((t - chrono::Utc::now().timestamp_millis()) as f64 / 3.6e6).max(0.0))
+            };
+            if let Some(k) = &a.key {
+                if let Some(caller) = &k.caller {
+                    let max = k.record.max_budget;
+                    m.key_budget(caller, max, remaining(max, &k.live), hours(k.live.ledger.reset_at_ms()));
+                }
+            }
+            if let Some(t) = &a.team {
+                let max = t.record.max_budget;
+                let alias = t.record.team_alias.as_deref().unwrap_or("");
+                let left = remaining(max, &t.live);
+                m.team_budget(&t.record.team_id, alias, max, left, hours(t.live.ledger.reset_at_ms()));
+            }
+            if let Some(u) = &a.user {
+                let max = u.record.max_budget;
+                m.user_budget(&u.record.user_id, max, remaining(max, &u.live), hours(u.live.ledger.reset_at_ms()));
             }
         }
         cost

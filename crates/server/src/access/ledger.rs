@@ -70,7 +70,7 @@ impl Ledger {
                 }
             }
         }
-        !self.dirty.swap(true, Ordering::AcqRel)
+        !self.dirty.swap(true, Ordering::SeqCst)
     }
 
     /// What is pending now, for a batch. Stays pending until [`committed`](Self::committed).
@@ -98,9 +98,15 @@ impl Ledger {
                 e.0 += x;
             }
         }
-        let still = self.pending.get().abs() > 1e-15 || models.values().any(|(_, p)| p.abs() > 1e-15);
-        if !still {
-            self.dirty.store(false, Ordering::Release);
+        drop(models);
+        // Clear the flag before looking at what is left: a charge that lands after the look sees
+        // the flag down and queues the ledger itself, so none can slip between look and clear.
+        // (The writer keys its list by spender, so a ledger queued twice is written once.)
+        self.dirty.store(false, Ordering::SeqCst);
+        let still =
+            self.pending.get().abs() > 1e-15 || self.models.lock().unwrap().values().any(|(_, p)| p.abs() > 1e-15);
+        if still {
+            self.dirty.store(true, Ordering::SeqCst);
         }
         still
     }

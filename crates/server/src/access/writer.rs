@@ -79,7 +79,7 @@ pub fn spawn(access: &Arc<Access>) {
     let interval = access.settings.batch_write_interval;
     let reload_every = access.settings.reload_interval;
     tokio::spawn(async move {
-        let mut w = Writer { rx, dirty: Vec::new(), logs: VecDeque::new(), last_reload: Instant::now() };
+        let mut w = Writer { rx, dirty: Default::default(), logs: VecDeque::new(), last_reload: Instant::now() };
         let mut tick = tokio::time::interval(interval.min(Duration::from_secs(1)).max(Duration::from_millis(50)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_write = Instant::now();
@@ -125,15 +125,16 @@ pub async fn shutdown(access: &Access, within: Duration) {
 
 struct Writer {
     rx: Receivers,
-    dirty: Vec<(Spender, Weak<Live>)>,
+    /// Keyed by spender: a ledger queued twice is written once.
+    dirty: std::collections::BTreeMap<Spender, Weak<Live>>,
     logs: VecDeque<SpendLogRecord>,
     last_reload: Instant,
 }
 
 impl Writer {
     fn drain(&mut self, access: &Access) {
-        while let Ok(d) = self.rx.dirty.try_recv() {
-            self.dirty.push(d);
+        while let Ok((spender, live)) = self.rx.dirty.try_recv() {
+            self.dirty.insert(spender, live);
         }
         while let Ok(row) = self.rx.logs.try_recv() {
             self.logs.push_back(row);
@@ -148,7 +149,7 @@ impl Writer {
     async fn write(&mut self, access: &Access) {
         let Some(store) = access.store() else { return };
         self.drain(access);
-        self.dirty.retain(|(_, live)| live.strong_count() > 0);
+        self.dirty.retain(|_, live| live.strong_count() > 0);
         if self.dirty.is_empty() && self.logs.is_empty() {
             return;
         }
@@ -176,13 +177,11 @@ impl Writer {
         match store.apply_spend(&batch).await {
             Ok(()) => {
                 access.db_up.store(true, Ordering::Relaxed);
-                let mut still = Vec::new();
                 for (s, live, t) in taken {
-                    if live.ledger.committed(&t) {
-                        still.push((s, Arc::downgrade(&live)));
+                    if !live.ledger.committed(&t) {
+                        self.dirty.remove(&s);
                     }
                 }
-                self.dirty = still;
                 access.writer.pending_logs.fetch_sub(self.logs.len() as u64, Ordering::Relaxed);
                 self.logs.clear();
             }

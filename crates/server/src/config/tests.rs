@@ -116,8 +116,7 @@ fn lists_what_it_ignores() {
     )
     .unwrap();
     let joined = c.ignored.join("\n");
-    for needle in ["litellm_params.temperature", "general_settings.alerting", "enable_tag_filtering", "guardrails"]
-    {
+    for needle in ["litellm_params.temperature", "general_settings.alerting", "enable_tag_filtering", "guardrails"] {
         assert!(joined.contains(needle), "{needle} missing from {joined}");
     }
     assert!(!joined.contains("slack"), "values are not echoed");

@@ -1,0 +1,423 @@
+//! Virtual-key management: `/key/generate`, `/key/update`, `/key/info`, `/v2/key/info`,
+//! `/key/list`, `/key/delete`, `/key/block`, `/key/unblock` and `/key/regenerate`
+//! (LiteLLM's `key_management_endpoints.py`). Raw keys are shown once, in the generate and
+//! regenerate responses; the store and the registry only ever hold their SHA-256.
+
+use super::{
+    actor, admin, bad, caller, db, json, key_json, key_name, key_spend, new_raw_key, not_found, query_count, query_str,
+    set_spend, store, token_of, Common, Fields, Need, Query, Result,
+};
+use crate::access::{hash_key, Identity};
+use crate::app::App;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::HeaderMap;
+use serde_json::{Map, Value};
+use sluice_store::{KeyFilter, KeyRecord, Spender, Store};
+use sluice_wire::ApiError;
+use std::sync::Arc;
+
+/// Applies the key fields present in `f` to `rec` (everything `/key/generate` and `/key/update`
+/// accept except `key`, `spend` and the identity fields the caller sets).
+pub(crate) fn apply_key_fields(f: &Fields, rec: &mut KeyRecord, now: DateTime<Utc>) -> Result<()> {
+    Common::of_key(rec).apply(f, now)?;
+    if let Some(v) = f.string("key_alias")? {
+        rec.key_alias = v.filter(|a| !a.is_empty());
+    }
+    if let Some(v) = f.string("user_id")? {
+        rec.user_id = v;
+    }
+    if let Some(v) = f.string("team_id")? {
+        rec.team_id = v;
+    }
+    if let Some(v) = f.f64("soft_budget")? {
+        if let Some(x) = v.filter(|x| *x < 0.0) {
+            return Err(bad(format!("soft_budget cannot be negative. Received: {x}"), "soft_budget"));
+        }
+        rec.soft_budget = v;
+    }
+    if let Some(v) = f.object("aliases")? {
+        rec.aliases = v.unwrap_or_default();
+    }
+    if let Some(v) = f.bool("blocked")? {
+        rec.blocked = v.unwrap_or(false);
+    }
+    // `expires` (an ISO time) first, so `duration` wins when both are given.
+    if let Some(v) = f.string("expires")? {
+        rec.expires = match v {
+            None => None,
+            Some(s) => Some(
+                DateTime::parse_from_rfc3339(s.trim())
+                    .map_err(|_| bad("expires must be an ISO 8601 time, e.g. 2030-01-31T00:00:00Z", "expires"))?
+                    .with_timezone(&Utc),
+            ),
+        };
+    }
+    if let Some(v) = f.string("duration")? {
+        rec.expires = match v.as_deref().map(str::trim) {
+            // `null` or "-1": never expires.
+            None | Some("-1") | Some("") => None,
+            Some(spec) => Some(super::after(now, spec, "duration")?),
+        };
+    }
+    Ok(())
+}
+
+/// LiteLLM's 400 for a key alias in use by another key.
+async fn check_alias(store: &Store, alias: Option<&str>, own_token: Option<&str>) -> Result<()> {
+    let Some(alias) = alias else { return Ok(()) };
+    if let Some(other) = db(store.key_by_alias(alias).await)? {
+        if Some(other.token.as_str()) != own_token {
+            return Err(bad(
+                format!("Key with alias '{alias}' already exists. Unique key aliases across all keys are required."),
+                "key_alias",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// LiteLLM's 400 for a key naming a team that does not exist.
+pub(crate) async fn check_team(store: &Store, team_id: Option<&str>) -> Result<()> {
+    let Some(team_id) = team_id else { return Ok(()) };
+    if db(store.get_team(team_id).await)?.is_none() {
+        return Err(bad(
+            format!(
+                "Unable to find team object in database. Team ID: {team_id}. Create the team with /team/new first."
+            ),
+            "team_id",
+        ));
+    }
+    Ok(())
+}
+
+/// A caller-chosen raw key must look like a virtual key.
+fn check_raw_key(raw: &str, field: &str) -> Result<()> {
+    if raw.starts_with("sk-") {
+        return Ok(());
+    }
+    Err(bad(
+        format!(
+            "Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: {}",
+            crate::auth::abbreviate(raw)
+        ),
+        field,
+    ))
+}
+
+/// LiteLLM's `GenerateKeyResponse`: the row, the raw key (the only time it is shown), the hash
+/// as `token`/`token_id`, and the request's other fields echoed.
+pub(crate) fn generate_response(
+    registry: &crate::access::registry::Registry,
+    raw: &str,
+    rec: &KeyRecord,
+    f: &Fields,
+) -> Map<String, Value> {
+    let mut m = key_json(registry, rec);
+    m.insert("key".into(), Value::String(raw.to_string()));
+    m.insert("token_id".into(), Value::String(rec.token.clone()));
+    for (k, v) in &f.0 {
+        if k != "new_key" {
+            m.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    m
+}
+
+/// Creates a key from `f` for `identity` (shared with `/user/new`'s automatic key).
+pub(crate) async fn create_key(app: &App, identity: &Identity, f: &Fields) -> Result<(String, KeyRecord)> {
+    let store = store(app, Need::Keys)?;
+    let now = super::now();
+    let raw = match f.string("key")? {
+        Some(Some(k)) => {
+            check_raw_key(&k, "key")?;
+            k
+        }
+        _ => new_raw_key(),
+    };
+    let who = actor(identity);
+    let mut rec = KeyRecord {
+        token: hash_key(&raw),
+        key_name: Some(key_name(&raw)),
+        created_at: Some(now),
+        updated_at: Some(now),
+        created_by: Some(who.clone()),
+        updated_by: Some(who),
+        ..Default::default()
+    };
+    apply_key_fields(f, &mut rec, now)?;
+    if let Some(Some(s)) = f.f64("spend")? {
+        if s < 0.0 {
+            return Err(bad(format!("spend cannot be negative. Received: {s}"), "spend"));
+        }
+        rec.spend = s;
+    }
+    check_team(store, rec.team_id.as_deref()).await?;
+    check_alias(store, rec.key_alias.as_deref(), None).await?;
+    db(store.insert_key(&rec).await)?;
+    let entry = app.access.registry.put_key(rec, false);
+    Ok((raw, entry.record.clone()))
+}
+
+/// `POST /key/generate`.
+pub async fn generate(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    let identity = admin(&app, &headers, "/key/generate").await?;
+    store(&app, Need::Keys)?;
+    let f = Fields::parse(&body)?;
+    let (raw, rec) = create_key(&app, &identity, &f).await?;
+    tracing::info!(token = %rec.token, alias = rec.key_alias.as_deref().unwrap_or(""), "key generated");
+    Ok(json(generate_response(&app.access.registry, &raw, &rec, &f)))
+}
+
+/// The stored key for `key` (raw or hash), or LiteLLM's 404.
+async fn existing(store: &Store, key: &str) -> Result<KeyRecord> {
+    db(store.get_key(&token_of(key)).await)?.ok_or_else(|| {
+        not_found(
+            format!("Key not found in database: {}. Check the key (or its hash) with /key/list.", shown(key)),
+            "key",
+        )
+    })
+}
+
+/// How a key a client passed may appear in a message: abbreviated when raw, whole when a hash.
+fn shown(key: &str) -> String {
+    if key.starts_with("sk-") {
+        crate::auth::abbreviate(key)
+    } else {
+        key.to_string()
+    }
+}
+
+/// `POST /key/update`: the fields present change, the others stay.
+pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    let identity = admin(&app, &headers, "/key/update").await?;
+    let store = store(&app, Need::Keys)?;
+    let f = Fields::parse(&body)?;
+    let key = f.required("key")?;
+    let mut rec = existing(store, &key).await?;
+    let old_team = rec.team_id.clone();
+    let now = super::now();
+    apply_key_fields(&f, &mut rec, now)?;
+    rec.updated_at = Some(now);
+    rec.updated_by = Some(actor(&identity));
+    if rec.team_id != old_team {
+        check_team(store, rec.team_id.as_deref()).await?;
+    }
+    check_alias(store, rec.key_alias.as_deref(), Some(&rec.token)).await?;
+    db(store.update_key(&rec).await)?;
+    let entry = app.access.registry.put_key(rec, false);
+    if let Some(Some(spend)) = f.f64("spend")? {
+        set_spend(store, Spender::Key(entry.record.token.clone()), &entry.live, spend, entry.record.budget_reset_at)
+            .await?;
+    }
+    let mut out = Map::new();
+    out.insert("key".into(), Value::String(key));
+    out.extend(key_json(&app.access.registry, &entry.record));
+    Ok(json(out))
+}
+
+/// `GET /key/info?key=`: any key; without `?key=`, the caller's own. A non-admin may look at
+/// its own key and at keys of its own user.
+pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
+    let identity = caller(&app, &headers).await?;
+    let store = store(&app, Need::Keys)?;
+    let (shown_key, token) = match (query_str(&q, "key"), &identity) {
+        (Some(k), _) => (k.to_string(), token_of(k)),
+        // LiteLLM answers with the caller's key as it knows it: the hash.
+        (None, Identity::Key(own)) => (own.record.token.clone(), own.record.token.clone()),
+        (None, _) => {
+            return Err(ApiError::bad_request(
+                "Pass the key to look up as ?key=sk-... (the master key has no key row of its own).",
+            )
+            .param("key")
+            .into())
+        }
+    };
+    let rec = existing(store, &token).await?;
+    if !identity.is_admin(&app.access.registry) {
+        let Identity::Key(own) = &identity else { unreachable!("only keys are not admins") };
+        let same_user = own.record.user_id.is_some() && own.record.user_id == rec.user_id;
+        if own.record.token != rec.token && !same_user {
+            let role = own
+                .record
+                .user_id
+                .as_deref()
+                .and_then(|u| app.access.registry.users.get(u).and_then(|e| e.record.user_role.clone()))
+                .unwrap_or_else(|| "None".into());
+            return Err(ApiError::new(403, format!("You are not allowed to access this key's info. Your role={role}"))
+                .kind("auth_error")
+                .param("key")
+                .into());
+        }
+    }
+    let mut row = key_json(&app.access.registry, &rec);
+    row.remove("token");
+    Ok(json(serde_json::json!({"key": shown_key, "info": row})))
+}
+
+/// `POST /v2/key/info` `{"keys": [...]}` (admin): the rows found, tokens included.
+pub async fn info_v2(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    admin(&app, &headers, "/v2/key/info").await?;
+    let store = store(&app, Need::Keys)?;
+    let f = Fields::parse(&body)?;
+    let Some(Some(keys)) = f.strings("keys")? else {
+        return Err(ApiError::new(422, "Malformed request. No keys passed in: send {\"keys\": [\"sk-...\"]}.")
+            .kind("invalid_request_error")
+            .param("keys")
+            .into());
+    };
+    let mut info = Vec::new();
+    for k in &keys {
+        if let Some(rec) = db(store.get_key(&token_of(k)).await)? {
+            info.push(Value::Object(key_json(&app.access.registry, &rec)));
+        }
+    }
+    Ok(json(serde_json::json!({"key": keys, "info": info})))
+}
+
+/// `GET /key/list?page=&size=&user_id=&team_id=&key_alias=&return_full_object=`.
+pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
+    admin(&app, &headers, "/key/list").await?;
+    let store = store(&app, Need::Keys)?;
+    let page = query_count(&q, "page", 1, i64::MAX)?;
+    let size = query_count(&q, "size", 10, 100)?;
+    let full = query_str(&q, "return_full_object").and_then(super::parse_bool).unwrap_or(false);
+    let filter = KeyFilter {
+        user_id: query_str(&q, "user_id").map(str::to_string),
+        team_id: query_str(&q, "team_id").map(str::to_string),
+        key_alias: query_str(&q, "key_alias").map(str::to_string),
+        page,
+        size,
+    };
+    let (rows, total) = db(store.list_keys(&filter).await)?;
+    let keys: Vec<Value> = rows
+        .iter()
+        .map(|k| if full { Value::Object(key_json(&app.access.registry, k)) } else { Value::String(k.token.clone()) })
+        .collect();
+    Ok(json(serde_json::json!({
+        "keys": keys,
+        "total_count": total,
+        "current_page": page,
+        "total_pages": (total + size - 1) / size,
+    })))
+}
+
+/// `POST /key/delete` `{"keys": [...]}` (raw keys or hashes) or `{"key_aliases": [...]}`.
+/// Keys that do not exist are skipped, as in LiteLLM; the answer lists what was asked for.
+pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    admin(&app, &headers, "/key/delete").await?;
+    let store = store(&app, Need::Keys)?;
+    let f = Fields::parse(&body)?;
+    let (asked, tokens) = match (f.strings("keys")?.flatten(), f.strings("key_aliases")?.flatten()) {
+        (Some(keys), _) if !keys.is_empty() => {
+            let tokens = keys.iter().map(|k| token_of(k)).collect();
+            (keys, tokens)
+        }
+        (_, Some(aliases)) if !aliases.is_empty() => {
+            let mut tokens = Vec::new();
+            for a in &aliases {
+                if let Some(k) = db(store.key_by_alias(a).await)? {
+                    tokens.push(k.token);
+                }
+            }
+            (aliases, tokens)
+        }
+        _ => {
+            return Err(ApiError::new(
+                400,
+                "Pass the keys to delete as {\"keys\": [\"sk-...\" or hash, ...]} or {\"key_aliases\": [...]}.",
+            )
+            .kind("bad_request_error")
+            .param("keys")
+            .into())
+        }
+    };
+    let deleted = db(store.delete_keys(&tokens).await)?;
+    for t in &deleted {
+        app.access.registry.keys.remove(t);
+    }
+    tracing::info!(count = deleted.len(), "keys deleted");
+    Ok(json(serde_json::json!({"deleted_keys": asked})))
+}
+
+async fn set_blocked(app: &App, headers: &HeaderMap, body: &[u8], blocked: bool) -> Result<Response> {
+    let route = if blocked { "/key/block" } else { "/key/unblock" };
+    let identity = admin(app, headers, route).await?;
+    let store = store(app, Need::Keys)?;
+    let f = Fields::parse(body)?;
+    let key = f.required("key")?;
+    let mut rec = existing(store, &key).await?;
+    rec.blocked = blocked;
+    rec.updated_at = Some(super::now());
+    rec.updated_by = Some(actor(&identity));
+    db(store.update_key(&rec).await)?;
+    let entry = app.access.registry.put_key(rec, false);
+    Ok(json(key_json(&app.access.registry, &entry.record)))
+}
+
+/// `POST /key/block` `{"key": ...}`: the key is refused from now on.
+pub async fn block(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    set_blocked(&app, &headers, &body, true).await
+}
+
+/// `POST /key/unblock` `{"key": ...}`.
+pub async fn unblock(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    set_blocked(&app, &headers, &body, false).await
+}
+
+/// `POST /key/regenerate` `{"key": ..., "new_key"?: ..., ...fields to change}`.
+pub async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    let identity = admin(&app, &headers, "/key/regenerate").await?;
+    let f = Fields::parse(&body)?;
+    let key = f.required("key")?;
+    regenerate_key(&app, &identity, &key, &f).await
+}
+
+/// `POST /key/{key}/regenerate` (optional body with `new_key` and fields to change).
+pub async fn regenerate_path(
+    State(app): State<Arc<App>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let identity = admin(&app, &headers, "/key/{key}/regenerate").await?;
+    let f = Fields::parse(&body)?;
+    regenerate_key(&app, &identity, &key, &f).await
+}
+
+/// A new raw key for an existing key, same settings (plus any changes in `f`); the old key
+/// stops working at once.
+async fn regenerate_key(app: &App, identity: &Identity, key: &str, f: &Fields) -> Result<Response> {
+    let store = store(app, Need::Keys)?;
+    let old = existing(store, key).await?;
+    let raw = match f.string("new_key")? {
+        Some(Some(k)) => {
+            check_raw_key(&k, "new_key")?;
+            k
+        }
+        _ => new_raw_key(),
+    };
+    let now = super::now();
+    let mut rec = old.clone();
+    // `key` names the key being regenerated, not a new value.
+    let mut changes = f.clone();
+    changes.0.remove("key");
+    apply_key_fields(&changes, &mut rec, now)?;
+    rec.token = hash_key(&raw);
+    rec.key_name = Some(key_name(&raw));
+    rec.updated_at = Some(now);
+    rec.updated_by = Some(actor(identity));
+    // The live figure carries over (it includes spend not yet written).
+    rec.spend = key_spend(&app.access.registry, &old);
+    if rec.team_id != old.team_id {
+        check_team(store, rec.team_id.as_deref()).await?;
+    }
+    check_alias(store, rec.key_alias.as_deref(), Some(&old.token)).await?;
+    db(store.rekey(&old.token, &rec).await)?;
+    app.access.registry.keys.remove(&old.token);
+    let entry = app.access.registry.put_key(rec, false);
+    tracing::info!(old = %old.token, new = %entry.record.token, "key regenerated");
+    Ok(json(generate_response(&app.access.registry, &raw, &entry.record, &changes)))
+}

@@ -1,0 +1,173 @@
+//! Deployments stored in the database (`store_model_in_db`): `/model/new`, `/model/delete`, and
+//! `/model/info` listing them next to the config's (LiteLLM's `model_management_endpoints.py`).
+//!
+//! The router is built once at start and cannot take deployments while running, so a model
+//! added here is persisted and listed at once but routed only by a process that loads the
+//! stored models at start ([`deployments_from_db`]).
+
+use super::{admin, bad, caller, db, json, store, Fields, Need, Result};
+use crate::app::App;
+use crate::config::{DeploymentSpec, Env};
+use crate::errors::ErrorResponse;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::{Map, Value};
+use sluice_store::ModelRecord;
+use sluice_wire::ApiError;
+use std::sync::Arc;
+
+/// LiteLLM's refusal when `store_model_in_db` is off (it answers 500 with this text).
+fn disabled() -> ErrorResponse {
+    ErrorResponse(
+        ApiError::new(
+            500,
+            "Set `'STORE_MODEL_IN_DB='True'` in your env to enable this feature. (In sluice: general_settings.store_model_in_db: true, or STORE_MODEL_IN_DB=True.)",
+        )
+        .kind("auth_error"),
+    )
+}
+
+/// Whether a `litellm_params` entry holds a credential (never sent back to clients).
+pub(crate) fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("secret")
+        || n.contains("password")
+        || n.contains("credential")
+        || n.ends_with("_key")
+        || n.ends_with("api_key")
+        || n.ends_with("_key_id")
+        || n.ends_with("_token")
+        || n == "token"
+}
+
+pub(crate) fn public_params(params: &Map<String, Value>) -> Map<String, Value> {
+    params.iter().filter(|(k, _)| !is_secret(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn model_json(m: &ModelRecord) -> Value {
+    let mut info = m.model_info.clone();
+    info.insert("id".into(), Value::String(m.model_id.clone()));
+    info.insert("db_model".into(), Value::Bool(true));
+    serde_json::json!({
+        "model_id": m.model_id,
+        "model_name": m.model_name,
+        "litellm_params": public_params(&m.litellm_params),
+        "model_info": info,
+        "created_at": m.created_at,
+    })
+}
+
+/// `POST /model/new` `{"model_name", "litellm_params": {"model", ...}, "model_info"?}`.
+pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    admin(&app, &headers, "/model/new").await?;
+    let store = store(&app, Need::Other)?;
+    if !app.store_model_in_db {
+        return Err(disabled());
+    }
+    let f = Fields::parse(&body)?;
+    let model_name = f.required("model_name")?;
+    let Some(Some(litellm_params)) = f.object("litellm_params")? else {
+        return Err(bad("`litellm_params` is required, e.g. {\"model\": \"openai/gpt-4o\", \"api_key\": \"os.environ/OPENAI_API_KEY\"}", "litellm_params"));
+    };
+    if !litellm_params.get("model").is_some_and(Value::is_string) {
+        return Err(bad(
+            "`litellm_params.model` is required: the provider/model to call, e.g. openai/gpt-4o",
+            "litellm_params",
+        ));
+    }
+    let mut model_info = f.object("model_info")?.flatten().unwrap_or_default();
+    let model_id = model_info
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    model_info.insert("id".into(), Value::String(model_id.clone()));
+    let rec = ModelRecord { model_id, model_name, litellm_params, model_info, created_at: Some(super::now()) };
+    db(store.insert_model(&rec).await)?;
+    tracing::info!(
+        model_id = %rec.model_id,
+        model_name = %rec.model_name,
+        "model stored in the database; it is routed once sluice loads stored models at start"
+    );
+    Ok(json(model_json(&rec)))
+}
+
+/// `POST /model/delete` `{"id"}`.
+pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    admin(&app, &headers, "/model/delete").await?;
+    let store = store(&app, Need::Other)?;
+    if !app.store_model_in_db {
+        return Err(disabled());
+    }
+    let f = Fields::parse(&body)?;
+    let id = f.required("id")?;
+    if !db(store.delete_model(&id).await)? {
+        return Err(bad(format!("Model with id={id} not found in db. List models with /model/info."), "id"));
+    }
+    Ok(json(serde_json::json!({"message": format!("Model: {id} deleted successfully")})))
+}
+
+/// `GET /model/info` (and `/v1/model/info`): the config's deployments, then those stored in
+/// the database when `store_model_in_db` is on.
+pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+    caller(&app, &headers).await?;
+    let stored = match (app.store_model_in_db, app.access.store()) {
+        (true, Some(store)) => match store.all_models().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("could not list stored models for /model/info: {e}");
+                Vec::new()
+            }
+        },
+        _ => Vec::new(),
+    };
+    if stored.is_empty() {
+        return Ok(([(http::header::CONTENT_TYPE, "application/json")], app.model_info_json.clone()).into_response());
+    }
+    let mut body: Value =
+        serde_json::from_slice(&app.model_info_json).unwrap_or_else(|_| serde_json::json!({"data": []}));
+    if let Some(data) = body.get_mut("data").and_then(Value::as_array_mut) {
+        let known: std::collections::HashSet<String> = data
+            .iter()
+            .filter_map(|d| d.pointer("/model_info/id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        for m in stored.iter().filter(|m| !known.contains(&m.model_id)) {
+            let mut entry = model_json(m);
+            if let Value::Object(o) = &mut entry {
+                o.remove("model_id");
+                o.remove("created_at");
+            }
+            data.push(entry);
+        }
+    }
+    Ok(json(body))
+}
+
+/// The stored models as deployments, for building the router at start: each is parsed like a
+/// `model_list` entry (`os.environ/` references resolved against `env`). Entries that do not
+/// parse are skipped with a warning naming them.
+pub fn deployments_from_db(models: &[ModelRecord], env: &Env) -> Vec<DeploymentSpec> {
+    let mut out = Vec::new();
+    for m in models {
+        let mut info = m.model_info.clone();
+        info.insert("id".into(), Value::String(m.model_id.clone()));
+        info.insert("db_model".into(), Value::Bool(true));
+        let entry = serde_json::json!({
+            "model_name": m.model_name,
+            "litellm_params": m.litellm_params,
+            "model_info": info,
+        });
+        let path = format!("stored model {}", m.model_id);
+        let parsed = serde_yaml_ng::to_value(&entry).map_err(|e| e.to_string()).and_then(|v| {
+            DeploymentSpec::parse(&path, &v, env, &mut Vec::new(), &mut Vec::new()).map_err(|e| e.to_string())
+        });
+        match parsed {
+            Ok(d) => out.push(d),
+            Err(e) => tracing::warn!("skipping {path}: {e}"),
+        }
+    }
+    out
+}

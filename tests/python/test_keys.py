@@ -1,0 +1,342 @@
+"""Virtual keys, users, teams, budgets and spend through LiteLLM's management API, written from
+LiteLLM's documented behaviour, against sluice with its embedded SQLite database and with the
+PostgreSQL server running on this machine.
+
+Every gateway here writes spend every 0.5 s (`proxy_batch_write_at`) so tests can see rows land
+without waiting LiteLLM's default 10 s.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from conftest import MASTER_KEY, render_config, start_gateway
+
+ADMIN = {"Authorization": f"Bearer {MASTER_KEY}"}
+# Prices set in the config so a budget trips after a known number of requests: the mock answers
+# every chat with usage, so each request costs the same.
+PRICES = {"input_cost_per_token": 0.0001, "output_cost_per_token": 0.0002}
+BATCH_WRITE_S = 0.5
+
+
+def psql(sql: str, db: str = "postgres") -> str:
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "root", "-d", db, "-Atc", sql],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(
+            f"psql failed ({out.stderr.strip()}); is PostgreSQL running on 127.0.0.1:5432? Start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+        )
+    return out.stdout.strip()
+
+
+def fresh_pg_database() -> str:
+    name = f"sluice_keys_{uuid.uuid4().hex[:12]}"
+    psql(f"CREATE DATABASE {name}")
+    return name
+
+
+def keys_config(mock_url: str, database_url: str, extra_general: dict | None = None) -> str:
+    models = [
+        ("fake-openai-endpoint", {"model": "openai/any", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
+        ("other-model", {"model": "openai/any", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
+    ]
+    general = {
+        "master_key": MASTER_KEY,
+        "database_url": database_url,
+        "proxy_batch_write_at": BATCH_WRITE_S,
+        **(extra_general or {}),
+    }
+    return render_config(models, general, {"num_retries": 0})
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def gw(request, log_dir, mock):
+    if request.param == "sqlite":
+        url = f"sqlite://{log_dir / ('keys-' + uuid.uuid4().hex[:8] + '.db')}"
+        db = None
+    else:
+        db = fresh_pg_database()
+        url = f"postgresql://root@127.0.0.1:5432/{db}"
+    p = start_gateway(log_dir, f"keys-{request.param}", keys_config(mock.url, url))
+    p.backend = request.param
+    p.db = db
+    p.database_url = url
+    yield p
+    p.stop()
+    if db:
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def admin(gw, method: str, path: str, **kw) -> requests.Response:
+    return requests.request(method, gw.url + path, headers=ADMIN, timeout=10, **kw)
+
+
+def generate(gw, **body) -> dict:
+    r = admin(gw, "POST", "/key/generate", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def chat(gw, key: str, model: str = "fake-openai-endpoint", **extra) -> requests.Response:
+    return requests.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}], **extra},
+        timeout=10,
+    )
+
+
+def cost_of_one(gw) -> float:
+    r = chat(gw, MASTER_KEY)
+    assert r.status_code == 200, r.text
+    return float(r.headers["x-litellm-response-cost"])
+
+
+def test_generated_key_shape_and_info(gw):
+    body = generate(gw, key_alias=f"alias-{uuid.uuid4().hex[:6]}", models=["fake-openai-endpoint"], metadata={"team": "x"})
+    key = body["key"]
+    assert key.startswith("sk-") and len(key) == 3 + 22, key
+    assert body["token"] != key and len(body["token"]) == 64
+    assert body["key_name"] == "sk-..." + key[-4:]
+    r = admin(gw, "GET", "/key/info", params={"key": key})
+    assert r.status_code == 200, r.text
+    info = r.json()["info"]
+    assert info["models"] == ["fake-openai-endpoint"]
+    assert info["metadata"]["team"] == "x"
+    assert key not in r.text.replace(f'"key":"{key}"', "").replace(f'"key": "{key}"', "")
+
+
+def test_a_key_works_and_costs_show_in_the_response(gw):
+    key = generate(gw)["key"]
+    r = chat(gw, key)
+    assert r.status_code == 200, r.text
+    assert float(r.headers["x-litellm-response-cost"]) > 0
+
+
+def test_unknown_key_is_refused_with_litellms_401(gw):
+    r = chat(gw, "sk-" + "x" * 22)
+    assert r.status_code == 401
+    err = r.json()["error"]
+    assert err["type"] == "token_not_found_in_db"
+    assert "x" * 10 not in err["message"]
+
+
+def test_model_allow_list(gw):
+    key = generate(gw, models=["fake-openai-endpoint"])["key"]
+    assert chat(gw, key).status_code == 200
+    r = chat(gw, key, model="other-model")
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["type"] == "key_model_access_denied"
+    r = requests.get(gw.url + "/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert [m["id"] for m in r.json()["data"]] == ["fake-openai-endpoint"]
+
+
+def test_budget_stops_the_key_and_an_update_lets_it_go_on(gw):
+    cost = cost_of_one(gw)
+    key = generate(gw, max_budget=cost * 2.5)["key"]
+    codes = [chat(gw, key).status_code for _ in range(5)]
+    assert codes[:3] == [200, 200, 200], codes
+    assert codes[3:] == [400, 400], codes
+    r = chat(gw, key)
+    err = r.json()["error"]
+    assert err["type"] == "budget_exceeded"
+    assert "Budget has been exceeded! Current cost:" in err["message"]
+    r = admin(gw, "POST", "/key/update", json={"key": key, "max_budget": cost * 100})
+    assert r.status_code == 200, r.text
+    assert chat(gw, key).status_code == 200
+
+
+def test_rpm_limit_answers_429_with_retry_after(gw):
+    key = generate(gw, rpm_limit=2)["key"]
+    first = chat(gw, key)
+    assert first.status_code == 200
+    assert first.headers["x-ratelimit-api_key-limit-requests"] == "2"
+    assert chat(gw, key).status_code == 200
+    r = chat(gw, key)
+    assert r.status_code == 429, r.text
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert "Rate limit exceeded for api_key" in r.json()["error"]["message"]
+
+
+def test_block_unblock_and_delete_take_effect_at_once(gw):
+    key = generate(gw)["key"]
+    assert chat(gw, key).status_code == 200
+    assert admin(gw, "POST", "/key/block", json={"key": key}).status_code == 200
+    r = chat(gw, key)
+    assert r.status_code == 401 and "blocked" in r.json()["error"]["message"]
+    assert admin(gw, "POST", "/key/unblock", json={"key": key}).status_code == 200
+    assert chat(gw, key).status_code == 200
+    r = admin(gw, "POST", "/key/delete", json={"keys": [key]})
+    assert r.status_code == 200, r.text
+    assert chat(gw, key).status_code == 401
+
+
+def test_expired_key(gw):
+    key = generate(gw, duration="1s")["key"]
+    time.sleep(1.5)
+    r = chat(gw, key)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["type"] == "expired_key"
+
+
+def test_regenerate_replaces_the_key(gw):
+    old = generate(gw, max_budget=10)["key"]
+    r = admin(gw, "POST", f"/key/{old}/regenerate", json={})
+    assert r.status_code == 200, r.text
+    new = r.json()["key"]
+    assert new != old
+    assert chat(gw, new).status_code == 200
+    assert chat(gw, old).status_code == 401
+
+
+def test_only_admins_manage(gw):
+    key = generate(gw)["key"]
+    r = requests.post(
+        gw.url + "/key/generate", headers={"Authorization": f"Bearer {key}"}, json={}, timeout=10
+    )
+    assert r.status_code in (401, 403), r.text
+
+
+def test_user_with_auto_key_and_user_budget(gw):
+    cost = cost_of_one(gw)
+    r = admin(gw, "POST", "/user/new", json={"user_email": "a@example.com", "max_budget": cost * 1.5})
+    assert r.status_code == 200, r.text
+    user = r.json()
+    assert user["key"].startswith("sk-")
+    codes = [chat(gw, user["key"]).status_code for _ in range(3)]
+    assert codes == [200, 200, 400], codes
+    info = admin(gw, "GET", "/user/info", params={"user_id": user["user_id"]}).json()
+    assert info["user_info"]["spend"] >= cost * 1.5
+
+
+def test_team_budget_and_models_apply_to_its_keys(gw):
+    cost = cost_of_one(gw)
+    r = admin(gw, "POST", "/team/new", json={"team_alias": f"t-{uuid.uuid4().hex[:6]}", "max_budget": cost * 1.5, "models": ["fake-openai-endpoint"]})
+    assert r.status_code == 200, r.text
+    team_id = r.json()["team_id"]
+    key = generate(gw, team_id=team_id)["key"]
+    assert chat(gw, key, model="other-model").status_code == 401
+    codes = [chat(gw, key).status_code for _ in range(3)]
+    assert codes == [200, 200, 400], codes
+    assert "Team=" in chat(gw, key).json()["error"]["message"]
+
+
+def test_end_user_budget_via_the_user_field(gw, log_dir, mock):
+    url = f"sqlite://{log_dir / ('endusers-' + uuid.uuid4().hex[:8] + '.db')}"
+    cfg = keys_config(mock.url, url).replace("router_settings:", "litellm_settings:\n  max_end_user_budget: 0.0000001\nrouter_settings:")
+    p = start_gateway(log_dir, "end-users", cfg)
+    try:
+        assert chat(p, MASTER_KEY, user="customer-1").status_code == 200
+        r = chat(p, MASTER_KEY, user="customer-1")
+        assert r.status_code == 400 and "End User=customer-1" in r.json()["error"]["message"], r.text
+        assert chat(p, MASTER_KEY, user="customer-2").status_code == 200
+    finally:
+        p.stop()
+
+
+def test_spend_is_written_and_logged(gw):
+    key_body = generate(gw)
+    key = key_body["key"]
+    for _ in range(3):
+        assert chat(gw, key).status_code == 200
+    time.sleep(BATCH_WRITE_S * 4)
+    rows = admin(gw, "GET", "/spend/logs", params={"api_key": key_body["token"], "summarize": "false"}).json()
+    assert len(rows) == 3, rows
+    assert all(row["api_key"] == key_body["token"] for row in rows)
+    assert all(row["spend"] > 0 for row in rows)
+    info = admin(gw, "GET", "/key/info", params={"key": key}).json()["info"]
+    assert info["spend"] == pytest.approx(sum(row["spend"] for row in rows))
+    assert admin(gw, "GET", "/global/spend").json()["spend"] > 0
+
+
+def test_streams_are_charged(gw):
+    key_body = generate(gw)
+    r = requests.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key_body['key']}"},
+        json={"model": "fake-openai-endpoint", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        stream=True,
+        timeout=10,
+    )
+    assert r.status_code == 200
+    body = b"".join(r.iter_content(None))
+    assert b"[DONE]" in body
+    time.sleep(BATCH_WRITE_S * 4)
+    info = admin(gw, "GET", "/key/info", params={"key": key_body["key"]}).json()["info"]
+    assert info["spend"] > 0
+
+
+def test_fifty_clients_on_one_budget_overshoot_by_at_most_what_was_in_flight(gw):
+    cost = cost_of_one(gw)
+    budget = cost * 40
+    key = generate(gw, max_budget=budget)["key"]
+    stop = threading.Event()
+
+    def client() -> int:
+        ok = 0
+        s = requests.Session()
+        while not stop.is_set():
+            r = s.post(
+                gw.url + "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"model": "fake-openai-endpoint", "messages": [{"role": "user", "content": "hi"}]},
+                timeout=10,
+            )
+            if r.status_code == 200:
+                ok += 1
+            elif r.status_code == 400:
+                return ok
+            else:
+                raise AssertionError(r.text)
+        return ok
+
+    with ThreadPoolExecutor(50) as pool:
+        futures = [pool.submit(client) for _ in range(50)]
+        done = [f.result(timeout=60) for f in futures]
+    served = sum(done)
+    # Budgets are checked before a request and charged after it, so at most the 50 requests in
+    # flight when the budget ran out get through: far less than one batch interval's worth.
+    assert served * cost >= budget
+    assert served * cost <= budget + 50 * cost, (served, cost, budget)
+    time.sleep(BATCH_WRITE_S * 4)
+    info = admin(gw, "GET", "/key/info", params={"key": key}).json()["info"]
+    assert info["spend"] == pytest.approx(served * cost, rel=1e-6)
+
+
+def test_keys_and_spend_survive_a_restart(log_dir, mock):
+    db = fresh_pg_database()
+    url = f"postgresql://root@127.0.0.1:5432/{db}"
+    cfg = keys_config(mock.url, url)
+    p = start_gateway(log_dir, "restart-1", cfg)
+    try:
+        key = generate(p)["key"]
+        for _ in range(2):
+            assert chat(p, key).status_code == 200
+        spent = admin(p, "GET", "/key/info", params={"key": key}).json()["info"]["spend"]
+    finally:
+        p.stop()  # SIGTERM: the last spend is written on the way out
+    p = start_gateway(log_dir, "restart-2", cfg)
+    try:
+        assert chat(p, key).status_code == 200
+        info = admin(p, "GET", "/key/info", params={"key": key}).json()["info"]
+        assert info["spend"] == pytest.approx(spent * 1.5)
+    finally:
+        p.stop()
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def test_readiness_reports_the_database(gw):
+    r = requests.get(gw.url + "/health/readiness", timeout=10)
+    assert r.json()["db"] == "connected"
