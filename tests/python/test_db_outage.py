@@ -93,8 +93,14 @@ class Relay:
 
 
 def db_totals(db: str, token: str) -> tuple[float, int]:
-    spend = psql(f"SELECT spend FROM sluice_keys WHERE token = '{token}'", db)
-    rows = psql(f"SELECT count(*) FROM sluice_spend_logs WHERE api_key = '{token}'", db)
+    # One statement, so both figures come from the same snapshot (two queries could straddle a
+    # commit and pair the old spend with the new row count).
+    out = psql(
+        f"SELECT (SELECT spend FROM sluice_keys WHERE token = '{token}'), "
+        f"(SELECT count(*) FROM sluice_spend_logs WHERE api_key = '{token}')",
+        db,
+    )
+    spend, rows = out.split("|")
     return float(spend or 0), int(rows)
 
 

@@ -51,6 +51,8 @@ def keys_config(mock_url: str, database_url: str, extra_general: dict | None = N
     models = [
         ("fake-openai-endpoint", {"model": "openai/any", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
         ("other-model", {"model": "openai/any", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
+        # 100 chunks 50 ms apart: a stream a client can walk away from.
+        ("slow-stream", {"model": "openai/slow-stream-50", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
     ]
     general = {
         "master_key": MASTER_KEY,
@@ -58,7 +60,8 @@ def keys_config(mock_url: str, database_url: str, extra_general: dict | None = N
         "proxy_batch_write_at": BATCH_WRITE_S,
         **(extra_general or {}),
     }
-    return render_config(models, general, {"num_retries": 0})
+    cfg = render_config(models, general, {"num_retries": 0})
+    return cfg.replace("router_settings:", 'litellm_settings:\n  callbacks: ["prometheus"]\nrouter_settings:')
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -235,7 +238,7 @@ def test_team_budget_and_models_apply_to_its_keys(gw):
 
 def test_end_user_budget_via_the_user_field(gw, log_dir, mock):
     url = f"sqlite://{log_dir / ('endusers-' + uuid.uuid4().hex[:8] + '.db')}"
-    cfg = keys_config(mock.url, url).replace("router_settings:", "litellm_settings:\n  max_end_user_budget: 0.0000001\nrouter_settings:")
+    cfg = keys_config(mock.url, url).replace("litellm_settings:", "litellm_settings:\n  max_end_user_budget: 0.0000001")
     p = start_gateway(log_dir, "end-users", cfg)
     try:
         assert chat(p, MASTER_KEY, user="customer-1").status_code == 200
@@ -276,6 +279,39 @@ def test_streams_are_charged(gw):
     time.sleep(BATCH_WRITE_S * 4)
     info = admin(gw, "GET", "/key/info", params={"key": key_body["key"]}).json()["info"]
     assert info["spend"] > 0
+
+
+def test_a_stream_abandoned_part_way_is_charged_for_what_it_generated(gw):
+    key_body = generate(gw)
+    r = requests.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {key_body['key']}"},
+        json={"model": "slow-stream", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        stream=True,
+        timeout=10,
+    )
+    assert r.status_code == 200
+    chunks = r.iter_lines()
+    got = [next(chunks) for _ in range(6)]
+    assert any(line.startswith(b"data: {") for line in got)
+    r.close()  # walk away mid-stream
+    time.sleep(BATCH_WRITE_S * 4)
+    info = admin(gw, "GET", "/key/info", params={"key": key_body["key"]}).json()["info"]
+    assert info["spend"] > 0, info
+    rows = admin(gw, "GET", "/spend/logs", params={"api_key": key_body["token"], "summarize": "false"}).json()
+    assert len(rows) == 1 and rows[0]["completion_tokens"] > 0, rows
+
+
+def test_metrics_carry_the_key_labels_and_budget_gauges(gw):
+    alias = f"metrics-{uuid.uuid4().hex[:6]}"
+    body = generate(gw, key_alias=alias, max_budget=5)
+    assert chat(gw, body["key"]).status_code == 200
+    text = requests.get(gw.url + "/metrics", timeout=10).text
+    labelled = [l for l in text.splitlines() if f'hashed_api_key="{body["token"]}"' in l]
+    assert any(l.startswith("litellm_proxy_total_requests_metric_total") and f'api_key_alias="{alias}"' in l for l in labelled), labelled
+    assert any(l.startswith("litellm_spend_metric_total") for l in labelled), labelled
+    assert any(l.startswith("litellm_remaining_api_key_budget_metric") for l in labelled), labelled
+    assert body["key"] not in text
 
 
 def test_fifty_clients_on_one_budget_overshoot_by_at_most_what_was_in_flight(gw):
@@ -340,3 +376,52 @@ def test_keys_and_spend_survive_a_restart(log_dir, mock):
 def test_readiness_reports_the_database(gw):
     r = requests.get(gw.url + "/health/readiness", timeout=10)
     assert r.json()["db"] == "connected"
+
+
+def test_import_from_litellm_keeps_keys_working(log_dir, mock):
+    """`sluice import-litellm` copies keys out of LiteLLM's database: the raw keys users hold
+    keep working, with their budgets and spend, without reissuing anything."""
+    import hashlib
+
+    from conftest import sluice_bin
+
+    source = fresh_pg_database()
+    raw = "sk-litellm-" + uuid.uuid4().hex
+    token = hashlib.sha256(raw.encode()).hexdigest()
+    psql(
+        """
+        CREATE TABLE "LiteLLM_TeamTable" (team_id text PRIMARY KEY, team_alias text, models text[],
+            max_budget double precision, spend double precision NOT NULL DEFAULT 0, blocked boolean NOT NULL DEFAULT false);
+        CREATE TABLE "LiteLLM_VerificationToken" (token text PRIMARY KEY, key_name text, key_alias text,
+            spend double precision NOT NULL DEFAULT 0, expires timestamp(3), models text[], user_id text, team_id text,
+            max_budget double precision, rpm_limit bigint, metadata jsonb NOT NULL DEFAULT '{}',
+            blocked boolean);
+        INSERT INTO "LiteLLM_TeamTable" VALUES ('team-a', 'Team A', ARRAY['fake-openai-endpoint'], 100, 1.5, false);
+        """
+        + f"""
+        INSERT INTO "LiteLLM_VerificationToken" VALUES ('{token}', 'sk-...{raw[-4:]}', 'imported', 0.25, NULL,
+            ARRAY['fake-openai-endpoint'], NULL, 'team-a', 10, 100, '{{"env": "prod"}}', false);
+        """,
+        source,
+    )
+    target = f"sqlite://{log_dir / ('imported-' + uuid.uuid4().hex[:8] + '.db')}"
+    try:
+        out = subprocess.run(
+            [str(sluice_bin()), "import-litellm", "--database-url", f"postgresql://root@127.0.0.1:5432/{source}",
+             "--into", target],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "imported 1 keys" in out.stdout and "1 teams" in out.stdout, out.stdout
+        p = start_gateway(log_dir, "imported", keys_config(mock.url, target))
+        try:
+            assert chat(p, raw).status_code == 200
+            assert chat(p, raw, model="other-model").status_code == 401
+            info = admin(p, "GET", "/key/info", params={"key": raw}).json()["info"]
+            assert info["key_alias"] == "imported" and info["max_budget"] == 10 and info["team_id"] == "team-a"
+            assert info["metadata"]["env"] == "prod"
+            assert info["spend"] > 0.25
+        finally:
+            p.stop()
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {source} WITH (FORCE)")

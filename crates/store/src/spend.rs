@@ -192,7 +192,20 @@ pub(crate) async fn apply(store: &Store, batch: &SpendBatch) -> Result<()> {
         let tuples: Vec<String> = chunk
             .iter()
             .map(|l| {
-                let marks: Vec<String> = log_row(l).into_iter().map(|v| params.push(v)).collect();
+                let marks: Vec<String> = log_row(l)
+                    .into_iter()
+                    .map(|v| {
+                        let mark = params.push(v);
+                        // SQLite looks numbered parameters up by name, a scan per parameter that
+                        // makes a 1,000-parameter insert quadratic; plain `?` are bound in order
+                        // (which is the order they are pushed here).
+                        if store.backend == crate::Backend::Sqlite {
+                            "?".to_owned()
+                        } else {
+                            mark
+                        }
+                    })
+                    .collect();
                 format!("({})", marks.join(", "))
             })
             .collect();

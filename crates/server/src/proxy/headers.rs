@@ -26,6 +26,8 @@ pub struct CallMeta {
 
 impl CallMeta {
     /// Honours a client-supplied `x-litellm-call-id` (as newer LiteLLM does), else a fresh UUID.
+    /// Version 7 (time-ordered): the id keys the spend-log row, and ids that grow with time keep
+    /// the table's index appending instead of scattering writes over its whole B-tree.
     pub fn new(request_headers: &HeaderMap, started: Instant) -> Self {
         let call_id = request_headers
             .get("x-litellm-call-id")
@@ -33,7 +35,7 @@ impl CallMeta {
             .cloned()
             .unwrap_or_else(|| {
                 let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-                let s = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+                let s = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
                 HeaderValue::from_str(s).expect("a uuid is a valid header value")
             });
         CallMeta {
