@@ -53,6 +53,7 @@ def keys_config(mock_url: str, database_url: str, extra_general: dict | None = N
         ("other-model", {"model": "openai/any", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
         # 100 chunks 50 ms apart: a stream a client can walk away from.
         ("slow-stream", {"model": "openai/slow-stream-50", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
+        ("slow", {"model": "openai/sleep-700", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
     ]
     general = {
         "master_key": MASTER_KEY,
@@ -171,6 +172,37 @@ def test_rpm_limit_answers_429_with_retry_after(gw):
     assert r.status_code == 429, r.text
     assert 1 <= int(r.headers["retry-after"]) <= 60
     assert "Rate limit exceeded for api_key" in r.json()["error"]["message"]
+
+
+def test_tpm_limit_counts_the_tokens_used(gw):
+    first = chat(gw, MASTER_KEY).json()["usage"]["total_tokens"]
+    key = generate(gw, tpm_limit=first * 2 - 1)["key"]
+    codes = [chat(gw, key).status_code for _ in range(3)]
+    assert codes == [200, 200, 429], codes
+    r = chat(gw, key)
+    assert "Limit type: tokens" in r.json()["error"]["message"]
+
+
+def test_max_parallel_requests(gw):
+    key = generate(gw, max_parallel_requests=1)["key"]
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(chat, gw, key, "slow")
+        time.sleep(0.3)
+        r = chat(gw, key)
+        assert r.status_code == 429, r.text
+        assert "max_parallel_requests" in r.json()["error"]["message"]
+        assert slow.result().status_code == 200
+    assert chat(gw, key).status_code == 200
+
+
+def test_budget_duration_resets_spend(gw):
+    cost = cost_of_one(gw)
+    key = generate(gw, max_budget=cost * 1.5, budget_duration="2s")["key"]
+    assert [chat(gw, key).status_code for _ in range(3)] == [200, 200, 400]
+    deadline = time.monotonic() + 8
+    while chat(gw, key).status_code != 200:
+        assert time.monotonic() < deadline, "the budget did not reset after its 2 s period"
+        time.sleep(0.25)
 
 
 def test_block_unblock_and_delete_take_effect_at_once(gw):
