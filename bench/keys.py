@@ -97,6 +97,8 @@ def main() -> int:
     ap.add_argument("--users", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--smoke", action="store_true", help="100 keys, 1 s runs, one repeat (CI)")
+    ap.add_argument("--no-spend-logs", action="store_true",
+                    help="general_settings.disable_spend_logs: what the per-request log rows cost")
     args = ap.parse_args()
     if args.smoke:
         args.keys, args.duration, args.repeats = 100, "1s", 1
@@ -107,6 +109,8 @@ def main() -> int:
         tmp = Path(tmp)
         mock, mock_url = start([args.sluice, "mock", "--host", "127.0.0.1", "--port", "0"], other_cpu, tmp / "mock.log")
         cfg = (REPO / "examples" / "seed-openai.yaml").read_text().replace("http://127.0.0.1:8090/", mock_url + "/")
+        if args.no_spend_logs:
+            cfg = cfg.replace("general_settings:\n", "general_settings:\n  disable_spend_logs: true\n", 1)
         (tmp / "config.yaml").write_text(cfg)
         env_db = f"sqlite://{tmp / 'bench.db'}"
         os.environ["DATABASE_URL"] = env_db

@@ -162,6 +162,13 @@ def test_budget_stops_the_key_and_an_update_lets_it_go_on(gw):
     assert chat(gw, key).status_code == 200
 
 
+def test_per_model_budget(gw):
+    cost = cost_of_one(gw)
+    key = generate(gw, model_max_budget={"fake-openai-endpoint": {"budget_limit": cost * 1.5, "time_period": "1d"}})["key"]
+    assert [chat(gw, key).status_code for _ in range(3)] == [200, 200, 400]
+    assert chat(gw, key, model="other-model").status_code == 200
+
+
 def test_rpm_limit_answers_429_with_retry_after(gw):
     key = generate(gw, rpm_limit=2)["key"]
     first = chat(gw, key)

@@ -195,6 +195,28 @@ pub struct Usage {
     pub completion_tokens: u64,
     #[serde(default)]
     pub total_tokens: u64,
+    /// `prompt_tokens_details.cached_tokens`: the part of the prompt read from the provider's cache.
+    #[serde(default, deserialize_with = "cached_tokens", rename = "prompt_tokens_details")]
+    pub cached_tokens: u64,
+    /// `cache_creation_input_tokens` (Anthropic's prompt-cache writes, as LiteLLM reports them).
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+}
+
+fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    struct Details {
+        #[serde(default)]
+        cached_tokens: Option<u64>,
+    }
+    Ok(Option::<Details>::deserialize(d)?.and_then(|x| x.cached_tokens).unwrap_or(0))
+}
+
+impl Usage {
+    /// Reads a `usage` object (e.g. from a translated answer).
+    pub fn from_value(v: &serde_json::Value) -> Option<Usage> {
+        Usage::deserialize(v).ok()
+    }
 }
 
 /// What the gateway reads from a complete (non-streamed) answer.
@@ -408,8 +430,19 @@ mod tests {
         assert_eq!(model_span(b"garbage"), None);
         let r =
             response(br#"{"model":"m","usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#).unwrap();
-        assert_eq!(r.usage, Some(Usage { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21 }));
+        assert_eq!(
+            r.usage,
+            Some(Usage { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21, ..Default::default() })
+        );
         assert!(response(b"[]").is_err());
+        let r = response(
+            br#"{"usage":{"prompt_tokens":100,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":80},"cache_creation_input_tokens":7}}"#,
+        )
+        .unwrap();
+        let u = r.usage.unwrap();
+        assert_eq!((u.prompt_tokens, u.cached_tokens, u.cache_creation_input_tokens), (100, 80, 7));
+        let r = response(br#"{"usage":{"prompt_tokens":1,"prompt_tokens_details":null}}"#).unwrap();
+        assert_eq!(r.usage.unwrap().cached_tokens, 0);
     }
 
     #[test]

@@ -275,7 +275,7 @@ impl UpstreamCall<'_> {
             });
             m.attempt_succeeded(self.client_model, self.meta.caller(), attempt.elapsed(), None, usage);
         }
-        self.settle(answer.usage.map(|u| (u.prompt_tokens, u.completion_tokens)));
+        self.settle(answer.usage);
         let out = match (answer.model_span, restamp) {
             (Some(span), Some(stamp)) => splice::replace(&body, span, stamp),
             _ => [body, Bytes::new(), Bytes::new()],
@@ -292,12 +292,15 @@ impl UpstreamCall<'_> {
 
 impl UpstreamCall<'_> {
     /// Bills a finished non-streamed answer; its cost goes out as `x-litellm-response-cost`.
-    pub(super) fn settle(&mut self, usage: Option<(u64, u64)>) {
+    pub(super) fn settle(&mut self, usage: Option<sniff::Usage>) {
         if let Some(c) = &self.meta.charge {
-            let (prompt_tokens, completion_tokens) = usage.unwrap_or((0, 0));
-            let usage =
-                sluice_providers::pricing::TokenUsage { prompt_tokens, completion_tokens, ..Default::default() };
-            self.meta.cost = Some(c.settle(usage));
+            let u = usage.unwrap_or_default();
+            self.meta.cost = Some(c.settle(sluice_providers::pricing::TokenUsage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                cached_prompt_tokens: u.cached_tokens,
+                cache_creation_tokens: u.cache_creation_input_tokens,
+            }));
         }
     }
 }

@@ -270,7 +270,7 @@ impl UpstreamCall<'_> {
             let usage = usage.map(|(p, c)| sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
             m.attempt_succeeded(self.client_model, self.meta.caller(), attempt.elapsed(), None, usage);
         }
-        self.settle(usage);
+        self.settle(out.get("usage").and_then(sluice_wire::sniff::Usage::from_value));
         let mut resp = Response::new(axum::body::Body::from(out.to_string()));
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
