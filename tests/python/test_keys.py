@@ -464,3 +464,63 @@ def test_import_from_litellm_keeps_keys_working(log_dir, mock):
             p.stop()
     finally:
         psql(f"DROP DATABASE IF EXISTS {source} WITH (FORCE)")
+
+
+def test_per_model_rate_limit_from_metadata_fields(gw):
+    key = generate(gw, model_rpm_limit={"fake-openai-endpoint": 1}, tags=["batch-jobs"])["key"]
+    assert chat(gw, key).status_code == 200
+    r = chat(gw, key)
+    assert r.status_code == 429 and "model_per_key" in r.json()["error"]["message"], r.text
+    assert chat(gw, key, model="other-model").status_code == 200
+    info = admin(gw, "GET", "/key/info", params={"key": key}).json()["info"]
+    assert info["metadata"]["model_rpm_limit"] == {"fake-openai-endpoint": 1}
+    assert info["metadata"]["tags"] == ["batch-jobs"]
+
+
+def test_user_and_team_lifecycle(gw):
+    # Users: create, update, list, delete (their keys stop working).
+    user = admin(gw, "POST", "/user/new", json={"user_email": "life@example.com"}).json()
+    uid, ukey = user["user_id"], user["key"]
+    r = admin(gw, "POST", "/user/update", json={"user_id": uid, "user_alias": "Life", "rpm_limit": 100})
+    assert r.status_code == 200, r.text
+    info = admin(gw, "GET", "/user/info", params={"user_id": uid}).json()
+    assert info["user_info"]["user_alias"] == "Life" and info["user_info"]["rpm_limit"] == 100
+    listed = admin(gw, "GET", "/user/list", params={"page_size": 100}).json()
+    assert uid in [u["user_id"] for u in listed["users"]]
+
+    # Teams: create, update, add and remove a member, block, unblock, list, info, delete.
+    team = admin(gw, "POST", "/team/new", json={"team_alias": f"life-{uuid.uuid4().hex[:6]}"}).json()
+    tid = team["team_id"]
+    assert admin(gw, "POST", "/team/update", json={"team_id": tid, "max_budget": 50}).status_code == 200
+    r = admin(gw, "POST", "/team/member_add", json={"team_id": tid, "member": {"role": "user", "user_id": uid}})
+    assert r.status_code == 200, r.text
+    tkey = generate(gw, team_id=tid, user_id=uid)["key"]
+    assert chat(gw, tkey).status_code == 200
+    tinfo = admin(gw, "GET", "/team/info", params={"team_id": tid}).json()
+    assert tinfo["team_info"]["max_budget"] == 50
+    assert uid in [m.get("user_id") for m in tinfo["team_info"]["members_with_roles"]]
+    assert admin(gw, "POST", "/team/block", json={"team_id": tid}).status_code == 200
+    r = chat(gw, tkey)
+    assert r.status_code == 401 and "blocked" in r.json()["error"]["message"], r.text
+    assert admin(gw, "POST", "/team/unblock", json={"team_id": tid}).status_code == 200
+    assert chat(gw, tkey).status_code == 200
+    r = admin(gw, "POST", "/team/member_delete", json={"team_id": tid, "user_id": uid})
+    assert r.status_code == 200, r.text
+    tinfo = admin(gw, "GET", "/team/info", params={"team_id": tid}).json()
+    assert uid not in [m.get("user_id") for m in tinfo["team_info"]["members_with_roles"]]
+    teams = admin(gw, "GET", "/team/list").json()
+    assert tid in [t["team_id"] for t in teams]
+
+    # Keys: list and bulk info see the new keys; spend views list them.
+    keys = admin(gw, "GET", "/key/list", params={"user_id": uid, "return_full_object": "true"}).json()
+    assert keys["total_count"] >= 2
+    r = admin(gw, "POST", "/v2/key/info", json={"keys": [tkey]})
+    assert r.status_code == 200 and len(r.json()["info"]) == 1, r.text
+    time.sleep(BATCH_WRITE_S * 4)
+    assert any(row.get("user_id") == uid for row in admin(gw, "GET", "/spend/users").json())
+    assert admin(gw, "GET", "/spend/keys").status_code == 200
+
+    assert admin(gw, "POST", "/team/delete", json={"team_ids": [tid]}).status_code == 200
+    assert chat(gw, tkey).status_code == 401
+    assert admin(gw, "POST", "/user/delete", json={"user_ids": [uid]}).status_code == 200
+    assert chat(gw, ukey).status_code == 401
