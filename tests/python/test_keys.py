@@ -524,3 +524,28 @@ def test_user_and_team_lifecycle(gw):
     assert chat(gw, tkey).status_code == 401
     assert admin(gw, "POST", "/user/delete", json={"user_ids": [uid]}).status_code == 200
     assert chat(gw, ukey).status_code == 401
+
+
+def test_a_flood_of_made_up_keys_is_refused_and_real_keys_keep_working(gw):
+    def flood(n: int) -> set[int]:
+        s = requests.Session()
+        codes = set()
+        for _ in range(n):
+            r = s.post(
+                gw.url + "/v1/chat/completions",
+                headers={"Authorization": f"Bearer sk-{uuid.uuid4().hex}"},
+                json={"model": "fake-openai-endpoint", "messages": [{"role": "user", "content": "hi"}]},
+                timeout=10,
+            )
+            codes.add(r.status_code)
+        return codes
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(20) as pool:
+        codes = set().union(*pool.map(flood, [50] * 20))
+    assert codes == {401}, codes
+    # Every key was new, so at most a few database lookups ran at a time; the rest were refused
+    # at once rather than queued behind them.
+    assert time.monotonic() - t0 < 30
+    key = generate(gw)["key"]
+    assert chat(gw, key).status_code == 200

@@ -64,7 +64,13 @@ pub struct Access {
     /// Whether the last database round trip worked (for `/health/readiness`).
     pub db_up: AtomicBool,
     pub metrics: Option<Arc<sluice_metrics::Metrics>>,
+    /// Database lookups of keys this replica has not seen, at most this many at once: a flood
+    /// of made-up keys, each new, gets 401s instead of a queue of queries.
+    lookups: tokio::sync::Semaphore,
 }
+
+/// Concurrent database lookups of unseen keys.
+const MAX_KEY_LOOKUPS: usize = 4;
 
 pub fn hash_key(raw: &str) -> String {
     hex::encode(Sha256::digest(raw.as_bytes()))
@@ -85,6 +91,7 @@ impl Access {
             writer: writer::Queue::new(),
             settings,
             metrics,
+            lookups: tokio::sync::Semaphore::new(MAX_KEY_LOOKUPS),
         })
     }
 
@@ -143,7 +150,10 @@ impl Access {
             return Ok(Identity::Key(entry));
         }
         if !self.registry.known_unknown(&token) {
-            if let Some(store) = self.store() {
+            // No free lookup: the database is busy with other unseen keys (or a flood of them);
+            // this one is answered as unknown without waiting, and looked up on a later try.
+            let permit = self.lookups.try_acquire();
+            if let (Some(store), Ok(_permit)) = (self.store(), permit) {
                 match store.get_key(&token).await {
                     Ok(Some(record)) => {
                         self.db_up.store(true, Ordering::Relaxed);
