@@ -5,12 +5,19 @@ use sqlx::any::AnyRow;
 use crate::codec;
 use crate::errors;
 use crate::sql::{self, OnConflict, Val};
+use crate::table::{self, Table};
 use crate::{EndUserRecord, Result, Store};
 
-pub(crate) const TABLE: &str = "sluice_end_users";
-const COLS: &[&str] = &["user_id", "alias", "spend", "max_budget", "blocked"];
+pub(crate) const TABLE: Table<EndUserRecord> = Table {
+    name: "sluice_end_users",
+    key: "user_id",
+    noun: |user_id| format!("end user '{user_id}'"),
+    conflict: |e, m| format!("end user '{}': {m}", e.user_id),
+    row,
+    from_row,
+};
 
-pub(crate) fn row(e: &EndUserRecord) -> Vec<(&'static str, Val)> {
+fn row(e: &EndUserRecord) -> Vec<(&'static str, Val)> {
     vec![
         ("user_id", Val::text(&e.user_id)),
         ("alias", Val::opt_text(&e.alias)),
@@ -31,15 +38,13 @@ fn from_row(r: &AnyRow) -> Result<EndUserRecord> {
 }
 
 pub(crate) async fn all(store: &Store) -> Result<Vec<EndUserRecord>> {
-    let q = format!("{} ORDER BY user_id", sql::select(TABLE, COLS));
-    let rows = sqlx::query(&q).fetch_all(&store.pool).await.map_err(errors::db)?;
-    rows.iter().map(from_row).collect()
+    table::all(store, &TABLE).await
 }
 
 /// Inserts the row, or updates alias, budget and blocked of an existing one; an existing row's
 /// spend is left alone (it moves only through spend writes).
 pub(crate) async fn upsert(store: &Store, e: &EndUserRecord) -> Result<()> {
-    let (q, params) = sql::insert(TABLE, row(e), OnConflict::Update { key: "user_id", keep: &["spend"] });
+    let (q, params) = sql::insert(TABLE.name, row(e), OnConflict::Update { key: TABLE.key, keep: &["spend"] });
     sql::query(&q, params).execute(&store.pool).await.map_err(errors::db)?;
     Ok(())
 }

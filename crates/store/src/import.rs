@@ -14,7 +14,8 @@ use sqlx::Row;
 use crate::codec;
 use crate::connect::Target;
 use crate::errors;
-use crate::sql::{self, OnConflict};
+use crate::limits::with_limits;
+use crate::table;
 use crate::{
     end_users, keys, teams, users, Backend, EndUserRecord, ImportCounts, KeyRecord, Result, Store, StoreError,
     TeamMember, TeamRecord, UserRecord,
@@ -183,21 +184,10 @@ async fn copy(source: &AnyPool, into: &Store) -> Result<ImportReport> {
 
     // One transaction: an import that fails half-way leaves the store as it was.
     let mut tx = crate::begin_write(&into.pool, into.backend).await?;
-    macro_rules! upsert_all {
-        ($records:expr, $table:expr, $key:expr, $row:path, $conflict:expr) => {
-            for rec in &$records {
-                let (q, params) = sql::insert($table, $row(rec), OnConflict::Update { key: $key, keep: &[] });
-                sql::query(&q, params).execute(&mut *tx).await.map_err(|e| errors::map(e, |m| $conflict(rec, m)))?;
-            }
-        };
-    }
-    upsert_all!(keys, keys::TABLE, "token", keys::row, keys::conflict);
-    upsert_all!(users, users::TABLE, "user_id", users::row, |u, _| users::conflict(u));
-    upsert_all!(teams, teams::TABLE, "team_id", teams::row, |t, _| teams::conflict(t));
-    upsert_all!(end_users, end_users::TABLE, "user_id", end_users::row, |e: &EndUserRecord, m: &str| format!(
-        "end user '{}': {m}",
-        e.user_id
-    ));
+    table::upsert_all(&mut tx, &keys::TABLE, &keys).await?;
+    table::upsert_all(&mut tx, &users::TABLE, &users).await?;
+    table::upsert_all(&mut tx, &teams::TABLE, &teams).await?;
+    table::upsert_all(&mut tx, &end_users::TABLE, &end_users).await?;
     tx.commit().await.map_err(errors::db)?;
 
     report.counts =
@@ -355,32 +345,26 @@ fn budget_of<'a>(r: &AnyRow, budgets: &'a HashMap<String, Budget>) -> Result<Opt
 }
 
 fn key_from_row(r: &AnyRow, budgets: &HashMap<String, Budget>) -> Result<KeyRecord> {
-    let mut k = KeyRecord {
-        token: codec::text(r, "token")?,
-        key_name: codec::opt_text(r, "key_name")?,
-        key_alias: codec::opt_text(r, "key_alias")?,
-        user_id: codec::opt_text(r, "user_id")?,
-        team_id: codec::opt_text(r, "team_id")?,
-        models: list(r, "models")?,
-        spend: codec::real(r, "spend")?,
-        max_budget: codec::opt_real(r, "max_budget")?,
-        soft_budget: None,
-        budget_duration: codec::opt_text(r, "budget_duration")?,
-        budget_reset_at: codec::opt_time(r, "budget_reset_at")?,
-        expires: codec::opt_time(r, "expires")?,
-        tpm_limit: codec::opt_int(r, "tpm_limit")?,
-        rpm_limit: codec::opt_int(r, "rpm_limit")?,
-        max_parallel_requests: codec::opt_int(r, "max_parallel_requests")?,
-        model_max_budget: map(r, "model_max_budget")?,
-        model_spend: map(r, "model_spend")?,
-        metadata: map(r, "metadata")?,
-        aliases: map(r, "aliases")?,
-        blocked: flag(r, "blocked")?,
-        created_at: codec::opt_time(r, "created_at")?,
-        updated_at: codec::opt_time(r, "updated_at")?,
-        created_by: codec::opt_text(r, "created_by")?,
-        updated_by: codec::opt_text(r, "updated_by")?,
-    };
+    let mut k = with_limits!(
+        KeyRecord {
+            token: codec::text(r, "token")?,
+            key_name: codec::opt_text(r, "key_name")?,
+            key_alias: codec::opt_text(r, "key_alias")?,
+            user_id: codec::opt_text(r, "user_id")?,
+            team_id: codec::opt_text(r, "team_id")?,
+            models: list(r, "models")?,
+            soft_budget: None,
+            expires: codec::opt_time(r, "expires")?,
+            aliases: map(r, "aliases")?,
+            blocked: flag(r, "blocked")?,
+            created_at: codec::opt_time(r, "created_at")?,
+            updated_at: codec::opt_time(r, "updated_at")?,
+            created_by: codec::opt_text(r, "created_by")?,
+            updated_by: codec::opt_text(r, "updated_by")?,
+        },
+        r,
+        map
+    );
     // A key's own limits win; its budget row fills in the rest (LiteLLM reads it the same way).
     if let Some(b) = budget_of(r, budgets)? {
         k.max_budget = k.max_budget.or(b.max_budget);
@@ -398,26 +382,20 @@ fn key_from_row(r: &AnyRow, budgets: &HashMap<String, Budget>) -> Result<KeyReco
 }
 
 fn user_from_row(r: &AnyRow) -> Result<UserRecord> {
-    Ok(UserRecord {
-        user_id: codec::text(r, "user_id")?,
-        user_alias: codec::opt_text(r, "user_alias")?,
-        user_email: codec::opt_text(r, "user_email")?,
-        user_role: codec::opt_text(r, "user_role")?,
-        teams: list(r, "teams")?,
-        models: list(r, "models")?,
-        spend: codec::real(r, "spend")?,
-        max_budget: codec::opt_real(r, "max_budget")?,
-        budget_duration: codec::opt_text(r, "budget_duration")?,
-        budget_reset_at: codec::opt_time(r, "budget_reset_at")?,
-        tpm_limit: codec::opt_int(r, "tpm_limit")?,
-        rpm_limit: codec::opt_int(r, "rpm_limit")?,
-        max_parallel_requests: codec::opt_int(r, "max_parallel_requests")?,
-        model_max_budget: map(r, "model_max_budget")?,
-        model_spend: map(r, "model_spend")?,
-        metadata: map(r, "metadata")?,
-        created_at: codec::opt_time(r, "created_at")?,
-        updated_at: codec::opt_time(r, "updated_at")?,
-    })
+    Ok(with_limits!(
+        UserRecord {
+            user_id: codec::text(r, "user_id")?,
+            user_alias: codec::opt_text(r, "user_alias")?,
+            user_email: codec::opt_text(r, "user_email")?,
+            user_role: codec::opt_text(r, "user_role")?,
+            teams: list(r, "teams")?,
+            models: list(r, "models")?,
+            created_at: codec::opt_time(r, "created_at")?,
+            updated_at: codec::opt_time(r, "updated_at")?,
+        },
+        r,
+        map
+    ))
 }
 
 /// `members_with_roles` entries; ones without a role are plain members.
@@ -436,29 +414,23 @@ fn members(r: &AnyRow) -> Result<Vec<TeamMember>> {
 }
 
 fn team_from_row(r: &AnyRow) -> Result<TeamRecord> {
-    Ok(TeamRecord {
-        team_id: codec::text(r, "team_id")?,
-        team_alias: codec::opt_text(r, "team_alias")?,
-        organization_id: codec::opt_text(r, "organization_id")?,
-        admins: list(r, "admins")?,
-        members: list(r, "members")?,
-        members_with_roles: members(r)?,
-        models: list(r, "models")?,
-        spend: codec::real(r, "spend")?,
-        max_budget: codec::opt_real(r, "max_budget")?,
-        soft_budget: None,
-        budget_duration: codec::opt_text(r, "budget_duration")?,
-        budget_reset_at: codec::opt_time(r, "budget_reset_at")?,
-        tpm_limit: codec::opt_int(r, "tpm_limit")?,
-        rpm_limit: codec::opt_int(r, "rpm_limit")?,
-        max_parallel_requests: codec::opt_int(r, "max_parallel_requests")?,
-        model_max_budget: map(r, "model_max_budget")?,
-        model_spend: map(r, "model_spend")?,
-        metadata: map(r, "metadata")?,
-        blocked: flag(r, "blocked")?,
-        created_at: codec::opt_time(r, "created_at")?,
-        updated_at: codec::opt_time(r, "updated_at")?,
-    })
+    Ok(with_limits!(
+        TeamRecord {
+            team_id: codec::text(r, "team_id")?,
+            team_alias: codec::opt_text(r, "team_alias")?,
+            organization_id: codec::opt_text(r, "organization_id")?,
+            admins: list(r, "admins")?,
+            members: list(r, "members")?,
+            members_with_roles: members(r)?,
+            models: list(r, "models")?,
+            soft_budget: None,
+            blocked: flag(r, "blocked")?,
+            created_at: codec::opt_time(r, "created_at")?,
+            updated_at: codec::opt_time(r, "updated_at")?,
+        },
+        r,
+        map
+    ))
 }
 
 fn end_user_from_row(r: &AnyRow, budgets: &HashMap<String, Budget>) -> Result<EndUserRecord> {

@@ -12,11 +12,13 @@ mod end_users;
 mod errors;
 mod import;
 mod keys;
+mod limits;
 mod models;
 mod records;
 mod schema;
 mod spend;
 mod sql;
+mod table;
 mod teams;
 mod users;
 
@@ -111,7 +113,7 @@ impl Store {
     }
     /// Deletes the keys whose tokens are given; returns the tokens that existed.
     pub async fn delete_keys(&self, tokens: &[String]) -> Result<Vec<String>> {
-        delete_ids(self, keys::TABLE, "token", tokens).await
+        delete_ids(self, keys::TABLE.name, keys::TABLE.key, tokens).await
     }
     /// Replaces a key's token (`/key/regenerate`): the row of `old_token` gets `new.token` and
     /// `new`'s other fields except `spend`/`model_spend`, which keep their stored values.
@@ -134,7 +136,7 @@ impl Store {
         users::all(self).await
     }
     pub async fn delete_users(&self, user_ids: &[String]) -> Result<Vec<String>> {
-        delete_ids(self, users::TABLE, "user_id", user_ids).await
+        delete_ids(self, users::TABLE.name, users::TABLE.key, user_ids).await
     }
 
     // --- teams ---
@@ -152,7 +154,7 @@ impl Store {
         teams::all(self).await
     }
     pub async fn delete_teams(&self, team_ids: &[String]) -> Result<Vec<String>> {
-        delete_ids(self, teams::TABLE, "team_id", team_ids).await
+        delete_ids(self, teams::TABLE.name, teams::TABLE.key, team_ids).await
     }
 
     // --- end users ---

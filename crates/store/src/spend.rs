@@ -94,10 +94,10 @@ fn log_from_row(r: &AnyRow) -> Result<SpendLogRecord> {
 /// The table and key column holding a spender's row.
 fn table_of(s: &Spender) -> (&'static str, &'static str, &str) {
     match s {
-        Spender::Key(id) => (keys::TABLE, "token", id),
-        Spender::User(id) => (users::TABLE, "user_id", id),
-        Spender::Team(id) => (teams::TABLE, "team_id", id),
-        Spender::EndUser(id) => (end_users::TABLE, "user_id", id),
+        Spender::Key(id) => (keys::TABLE.name, keys::TABLE.key, id),
+        Spender::User(id) => (users::TABLE.name, users::TABLE.key, id),
+        Spender::Team(id) => (teams::TABLE.name, teams::TABLE.key, id),
+        Spender::EndUser(id) => (end_users::TABLE.name, end_users::TABLE.key, id),
     }
 }
 
