@@ -216,7 +216,10 @@ pub(crate) async fn apply(store: &Store, batch: &SpendBatch) -> Result<()> {
             COLS.join(", "),
             tuples.join(", ")
         );
-        sql::query(&q, params).execute(&mut *tx).await.map_err(errors::db)?;
+        // SQLite keeps this statement prepared (a full chunk's text is always the same, and
+        // SQLite has no bind types to go stale); PostgreSQL must not (see `sql::query`).
+        let persistent = store.backend == crate::Backend::Sqlite;
+        sql::query(&q, params).persistent(persistent).execute(&mut *tx).await.map_err(errors::db)?;
     }
     tx.commit().await.map_err(errors::db)
 }
