@@ -14,6 +14,8 @@ use crate::{Backend, Result, StoreError};
 /// that is down fails requests fast instead of stacking them up.
 const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// SQLite waits this long for another connection's write lock.
+/// Connections to a SQLite file, at most (see `open`).
+const SQLITE_MAX_CONNECTIONS: u32 = 2;
 const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A parsed database URL.
@@ -109,7 +111,11 @@ impl Target {
                 .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT),
             (Backend::Sqlite, false) => {
                 self.create_parent_dir()?;
-                AnyPoolOptions::new().max_connections(pool_size).acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
+                // SQLite has one writer at a time whatever the pool, and each connection keeps its
+                // own page cache (and sqlx a thread): two serve a write beside a read.
+                AnyPoolOptions::new()
+                    .max_connections(pool_size.min(SQLITE_MAX_CONNECTIONS))
+                    .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
             }
         };
         let pool = options.connect(&self.url).await.map_err(|e| self.unavailable(&e))?;
