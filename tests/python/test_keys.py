@@ -352,6 +352,26 @@ def test_metrics_carry_the_key_labels_and_budget_gauges(gw):
     assert any(l.startswith("litellm_remaining_api_key_budget_metric") for l in labelled), labelled
     assert body["key"] not in text
 
+    def spent() -> float:
+        text = requests.get(gw.url + "/metrics", timeout=10).text
+        return sum(
+            float(l.rsplit(" ", 1)[1])
+            for l in text.splitlines()
+            if l.startswith("litellm_spend_metric_total") and f'hashed_api_key="{body["token"]}"' in l
+        )
+
+    # A stream's cost is known only when it ends, after its record: it still reaches the counter.
+    before = spent()
+    r = requests.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {body['key']}"},
+        json={"model": "fake-openai-endpoint", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        timeout=10,
+    )
+    assert b"[DONE]" in r.content
+    time.sleep(0.2)
+    assert spent() > before
+
 
 def test_fifty_clients_on_one_budget_overshoot_by_at_most_what_was_in_flight(gw):
     cost = cost_of_one(gw)

@@ -94,6 +94,13 @@ impl Metrics {
         request::record(&self.shared, r);
     }
 
+    /// Adds `r.spend` to `litellm_spend_metric` for a request already recorded with
+    /// [`request_finished`](Self::request_finished) (a stream, billed when it ends). Only
+    /// `spend` and the labels of `r` are read.
+    pub fn request_spend(&self, r: &RequestRecord<'_>) {
+        request::spend(&self.shared, r);
+    }
+
     /// A fallback from `requested_model` to `fallback_model` was tried for `caller` after an
     /// error with `exception_status` / `exception_class`.
     pub fn fallback(

@@ -183,6 +183,26 @@ pub(crate) fn record(shared: &Shared, r: &RequestRecord<'_>) {
     }
 }
 
+/// Adds `r.spend` to `litellm_spend_metric` alone: for a request billed after its record was
+/// made (a stream's cost is known when it ends), through the same cached series.
+pub(crate) fn spend(shared: &Shared, r: &RequestRecord<'_>) {
+    if r.spend <= 0.0 || !r.spend.is_finite() {
+        return;
+    }
+    let add = |h: &RequestHandles| {
+        h.spend.get_or_init(|| shared.families.spend.get_or_create_owned(&spend_labels(r))).inc_by(r.spend);
+    };
+    let mut buf = [0u8; 5];
+    let status = status_str(r.status, &mut buf);
+    let make = || resolve(shared, r, status, "");
+    let dep_key = r.deployment.map_or(0, |d| d.inner.key);
+    let num = cache_key(r.caller, dep_key << 16 | u64::from(r.status));
+    let strs = [r.requested_model, r.route, r.end_user, r.user_agent, ""];
+    if with_caches(&shared.owner, |c| add(c.requests.get_or_insert_with(num, &strs, &make))).is_none() {
+        add(&make());
+    }
+}
+
 /// `litellm_deployment_successful_fallbacks` / `litellm_deployment_failed_fallbacks`.
 pub(crate) fn fallback(
     shared: &Shared,

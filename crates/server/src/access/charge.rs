@@ -28,8 +28,18 @@ pub struct Charge {
     request_id: String,
     call_type: &'static str,
     started: chrono::DateTime<chrono::Utc>,
-    served: Mutex<Option<Arc<Served>>>,
+    served: Mutex<Option<(Arc<Served>, Option<sluice_metrics::DeploymentMetrics>)>>,
     settled: AtomicBool,
+    /// Labels of `litellm_spend_metric` the request record also has.
+    labels: MetricLabels,
+}
+
+/// What the request's metrics record is labelled with, so its spend lands on the same series.
+#[derive(Debug, Default, Clone)]
+pub struct MetricLabels {
+    pub route: &'static str,
+    pub end_user: String,
+    pub user_agent: String,
 }
 
 impl Charge {
@@ -39,6 +49,7 @@ impl Charge {
         model_group: &str,
         request_id: &str,
         call_type: &'static str,
+        labels: MetricLabels,
     ) -> Arc<Charge> {
         let api_key = match &admission.key {
             Some(k) => k.record.token.clone(),
@@ -54,6 +65,7 @@ impl Charge {
             started: chrono::Utc::now(),
             served: Mutex::new(None),
             settled: AtomicBool::new(false),
+            labels,
         })
     }
 
@@ -67,13 +79,13 @@ impl Charge {
     }
 
     /// The deployment now answering (set on every attempt; the last one is billed).
-    pub fn serving(&self, served: &Arc<Served>) {
-        *self.served.lock().unwrap() = Some(served.clone());
+    pub fn serving(&self, served: &Arc<Served>, metrics: Option<&sluice_metrics::DeploymentMetrics>) {
+        *self.served.lock().unwrap() = Some((served.clone(), metrics.cloned()));
     }
 
     /// Whether a price is known, i.e. whether counting tokens ourselves would change the bill.
     pub fn priced(&self) -> bool {
-        self.served.lock().unwrap().as_ref().is_some_and(|s| s.price.is_some())
+        self.served.lock().unwrap().as_ref().is_some_and(|(s, _)| s.price.is_some())
     }
 
     /// Bills `usage` (the first call wins) and returns the cost in USD.
@@ -81,7 +93,7 @@ impl Charge {
         if self.settled.swap(true, Ordering::AcqRel) {
             return 0.0;
         }
-        let served = self.served.lock().unwrap().clone().unwrap_or_default();
+        let (served, deployment) = self.served.lock().unwrap().clone().unwrap_or_default();
         let served = &*served;
         let cost = served.price.map(|p| p.cost(&usage)).unwrap_or(0.0);
         let a = &self.admission;
@@ -138,6 +150,21 @@ impl Charge {
                     .map(|t| t.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
                     .unwrap_or_default(),
                 status: "success".into(),
+            });
+        }
+        if let (Some(m), true) = (&self.access.metrics, cost > 0.0) {
+            m.request_spend(&sluice_metrics::RequestRecord {
+                requested_model: &self.model_group,
+                route: self.labels.route,
+                status: 200,
+                exception_class: None,
+                total: std::time::Duration::ZERO,
+                upstream: std::time::Duration::ZERO,
+                deployment: deployment.as_ref(),
+                end_user: &self.labels.end_user,
+                user_agent: &self.labels.user_agent,
+                caller: self.caller(),
+                spend: cost,
             });
         }
         if let Some(m) = &self.access.metrics {

@@ -53,7 +53,7 @@ impl Call<Target> for UpstreamCall<'_> {
         self.meta.api_base = target.api_base_header.clone();
         self.meta.deployment = target.metrics.clone();
         if let Some(c) = &self.meta.charge {
-            c.serving(&target.served);
+            c.serving(&target.served, target.metrics.as_ref());
         }
         if let Some(m) = &target.metrics {
             m.attempt_started(self.client_model, self.meta.caller());

@@ -80,7 +80,8 @@ fn record(app: &App, meta: &CallMeta, endpoint: Endpoint, model: &str, status: u
             end_user,
             user_agent,
             caller: meta.caller(),
-            spend: meta.cost.unwrap_or(0.0),
+            // Added by the bill itself (`Charge::settle`), which also sees streams' cost.
+            spend: 0.0,
         });
     }
 }
@@ -128,8 +129,19 @@ pub(crate) async fn proxy_body(
     };
     let admission = app.access.admit(identity, &model, view.user.as_deref())?;
     let call_id = meta.call_id.to_str().unwrap_or_default().to_string();
-    meta.charge =
-        Some(crate::access::charge::Charge::new(app.access.clone(), admission, &model, &call_id, endpoint.call_type()));
+    let labels = crate::access::charge::MetricLabels {
+        route: endpoint.route(),
+        end_user: view.user.as_deref().unwrap_or("").to_string(),
+        user_agent: headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+    };
+    meta.charge = Some(crate::access::charge::Charge::new(
+        app.access.clone(),
+        admission,
+        &model,
+        &call_id,
+        endpoint.call_type(),
+        labels,
+    ));
     let ctx = Ctx { input_tokens: app.needs_input_tokens.then(|| estimate_tokens(&view)) };
     let client_model_json = splice::json_string(&model);
     let mut call = attempt::UpstreamCall {
