@@ -14,6 +14,8 @@ use crate::{Backend, Result, StoreError};
 /// that is down fails requests fast instead of stacking them up.
 const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// SQLite waits this long for another connection's write lock.
+/// Page cache of each SQLite connection: 512 KiB (SQLite's default is 2 MiB).
+const SQLITE_CACHE_PRAGMA: &str = "PRAGMA cache_size = -512";
 /// Connections to a SQLite file, at most (see `open`).
 const SQLITE_MAX_CONNECTIONS: u32 = 2;
 const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,6 +118,15 @@ impl Target {
                 AnyPoolOptions::new()
                     .max_connections(pool_size.min(SQLITE_MAX_CONNECTIONS))
                     .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
+                    // SQLite's default page cache is 2 MiB per connection, allocated outside
+                    // sluice's allocator; the operating system caches the file anyway, and the
+                    // gateway's working set (keys, appended log rows) is small.
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query(SQLITE_CACHE_PRAGMA).execute(conn).await?;
+                            Ok(())
+                        })
+                    })
             }
         };
         let pool = options.connect(&self.url).await.map_err(|e| self.unavailable(&e))?;
