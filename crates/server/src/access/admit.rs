@@ -121,9 +121,16 @@ impl Access {
     /// Admits `identity`'s request for `model` (by end user `end_user`), or says why not.
     pub fn admit(&self, identity: &Identity, model: &str, end_user: Option<&str>) -> Result<Admission, ApiError> {
         let mut adm = Admission::default();
-        // End-user budgets apply to every caller, as `user` is a request field.
-        if let Some(id) = end_user.filter(|_| self.settings.max_end_user_budget.is_some() || self.store().is_some()) {
-            let e = self.registry.end_user(id);
+        // End-user budgets apply to every caller, as `user` is a request field. An end user is
+        // tracked in memory when it has a budget: its own (a stored row) or
+        // `max_end_user_budget`. Others are not, so a client sending a new `user` on every
+        // request cannot grow the gateway's memory (their spend is in the spend logs).
+        let tracked = end_user.and_then(|id| match self.registry.end_users.get(id) {
+            Some(e) => Some(e.clone()),
+            None if self.settings.max_end_user_budget.is_some() => Some(self.registry.end_user(id)),
+            None => None,
+        });
+        if let (Some(id), Some(e)) = (end_user, tracked) {
             if e.record.blocked {
                 return Err(ApiError::new(400, format!("Authentication Error, End User={id} is blocked.")));
             }
