@@ -8,6 +8,7 @@ without waiting LiteLLM's default 10 s.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -569,3 +570,52 @@ def test_a_flood_of_made_up_keys_is_refused_and_real_keys_keep_working(gw):
     assert time.monotonic() - t0 < 30
     key = generate(gw)["key"]
     assert chat(gw, key).status_code == 200
+
+
+def test_spend_logs_summarised_by_day(gw):
+    key_body = generate(gw)
+    assert chat(gw, key_body["key"]).status_code == 200
+    time.sleep(BATCH_WRITE_S * 4)
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    days = admin(gw, "GET", "/spend/logs", params={"start_date": today, "end_date": today}).json()
+    assert [d["startTime"] for d in days] == [today], days
+    assert days[0]["spend"] > 0
+    assert key_body["token"] in days[0]["api_keys"]
+
+
+def test_models_added_through_the_api_are_stored_and_routed(log_dir, mock):
+    url = f"sqlite://{log_dir / ('models-' + uuid.uuid4().hex[:8] + '.db')}"
+    cfg = keys_config(mock.url, url, {"store_model_in_db": True})
+    p = start_gateway(log_dir, "models-1", cfg)
+    try:
+        r = admin(
+            p,
+            "POST",
+            "/model/new",
+            json={
+                "model_name": "added-later",
+                "litellm_params": {"model": "openai/any", "api_base": mock.url + "/", "api_key": "secret-upstream-key"},
+            },
+        )
+        assert r.status_code == 200, r.text
+        assert "secret-upstream-key" not in r.text
+        info = admin(p, "GET", "/model/info").json()["data"]
+        assert "added-later" in [m["model_name"] for m in info]
+        assert "secret-upstream-key" not in json.dumps(info)
+    finally:
+        p.stop()
+    # Stored models join the router when sluice starts.
+    p = start_gateway(log_dir, "models-2", cfg)
+    try:
+        assert chat(p, MASTER_KEY, model="added-later").status_code == 200
+        model_id = [m for m in admin(p, "GET", "/model/info").json()["data"] if m["model_name"] == "added-later"][0][
+            "model_info"
+        ]["id"]
+        assert admin(p, "POST", "/model/delete", json={"id": model_id}).status_code == 200
+    finally:
+        p.stop()
+    p = start_gateway(log_dir, "models-3", cfg)
+    try:
+        assert chat(p, MASTER_KEY, model="added-later").status_code == 400
+    finally:
+        p.stop()
