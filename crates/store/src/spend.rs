@@ -216,9 +216,11 @@ pub(crate) async fn apply(store: &Store, batch: &SpendBatch) -> Result<()> {
             COLS.join(", "),
             tuples.join(", ")
         );
-        // SQLite keeps this statement prepared (a full chunk's text is always the same, and
-        // SQLite has no bind types to go stale); PostgreSQL must not (see `sql::query`).
-        let persistent = store.backend == crate::Backend::Sqlite;
+        // SQLite keeps a full chunk's statement prepared (its text never changes, and SQLite has
+        // no bind types to go stale); not the shorter last chunks, whose every length would be
+        // one more cached statement of up to a thousand parameters. PostgreSQL must not cache
+        // through `Any` at all (see `sql::query`).
+        let persistent = store.backend == crate::Backend::Sqlite && chunk.len() == LOG_CHUNK;
         sql::query(&q, params).persistent(persistent).execute(&mut *tx).await.map_err(errors::db)?;
     }
     tx.commit().await.map_err(errors::db)
