@@ -196,3 +196,45 @@ fn floods_of_bad_requests_neither_crash_nor_leak() {
     assert!(after < warm + 8 * 1024, "RSS grew from {warm} KiB to {after} KiB over 1500 bad requests");
     assert!(!g.stderr().contains("panicked"), "{}", g.stderr());
 }
+
+/// Reads one HTTP/1.1 response with a Content-Length from a kept-alive connection.
+fn read_one_response(s: &mut TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).expect("read response head"), 1, "connection closed before a response");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .expect("content-length");
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    (status, head)
+}
+
+#[test]
+fn a_refused_request_whose_body_arrives_late_keeps_the_connection_usable() {
+    let (_m, g) = setup();
+    let mut s = TcpStream::connect(g.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = chat_for("fake-openai-endpoint", false);
+    // Headers first, the body a moment later (as many clients send them): the key is refused
+    // before the body is read, and the connection must still serve the next request.
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-not-a-real-key-0000\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(body.as_bytes()).unwrap();
+    let (status, head) = read_one_response(&mut s);
+    assert_eq!(status, 401);
+    assert!(!head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    s.write_all(&build("POST", "/v1/chat/completions", Some("sk-1234"), body.as_bytes())).unwrap();
+    let (status, _) = read_one_response(&mut s);
+    assert_eq!(status, 200);
+}

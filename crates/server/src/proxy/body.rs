@@ -59,6 +59,21 @@ impl Body for ChainBody {
 
 /// Reads a client's body, refusing more than `limit` bytes (413) or taking longer than `timeout`
 /// (408), so a slow or oversized client costs a bounded amount of memory and time.
+/// Largest unread body a refused request still has read, so its keep-alive connection stays
+/// usable (an unread body would leave the connection to be closed just as the client may be
+/// sending its next request on it).
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// Reads and drops a small request body that will not be used (the request was refused before
+/// its body mattered); a large or slow one is left, and its connection closes after the answer.
+pub async fn drain_small(headers: &HeaderMap, body: axum::body::Body) {
+    let len = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if len.is_some_and(|n: usize| n <= DRAIN_LIMIT) {
+        let limited = http_body_util::Limited::new(body, DRAIN_LIMIT);
+        let _ = tokio::time::timeout(Duration::from_secs(1), limited.collect()).await;
+    }
+}
+
 pub async fn read_client_body(
     headers: &HeaderMap,
     body: axum::body::Body,

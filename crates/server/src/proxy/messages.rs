@@ -32,8 +32,14 @@ fn anthropic_error(status: u16, message: &str) -> Response {
 }
 
 async fn front_door(app: &App, req: Request, meta: &mut CallMeta) -> Result<Response, ApiError> {
-    let identity = app.access.identify(req.headers()).await?;
     let (parts, body) = req.into_parts();
+    let identity = match app.access.identify(&parts.headers).await {
+        Ok(identity) => identity,
+        Err(e) => {
+            body::drain_small(&parts.headers, body).await;
+            return Err(e);
+        }
+    };
     let body = body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout).await?;
     let request: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!("Request body is not valid JSON: {e}. Send an Anthropic Messages request."))

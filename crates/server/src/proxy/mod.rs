@@ -93,8 +93,14 @@ async fn proxy(
     req: Request,
     meta: &mut CallMeta,
 ) -> Result<Response, ApiError> {
-    let identity = app.access.identify(req.headers()).await?;
     let (parts, body) = req.into_parts();
+    let identity = match app.access.identify(&parts.headers).await {
+        Ok(identity) => identity,
+        Err(e) => {
+            body::drain_small(&parts.headers, body).await;
+            return Err(e);
+        }
+    };
     let body = body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout).await?;
     proxy_body(app, &identity, endpoint, path_model, &parts.headers, body, None, meta).await
 }
