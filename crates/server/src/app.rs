@@ -140,10 +140,6 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: &Config) -> Result<Arc<App>, String> {
-        App::with_env(config, &Env::process())
-    }
-
     pub fn with_env(config: &Config, env: &Env) -> Result<Arc<App>, String> {
         let default_timeout =
             config.router.timeout.or(config.litellm.request_timeout).unwrap_or(LITELLM_DEFAULT_TIMEOUT);

@@ -1,7 +1,6 @@
-//! Who is calling: the master key, read from the headers LiteLLM reads, compared in constant time.
-//!
-//! Virtual keys arrive with the key-management work; until then any key other than the master key
-//! is answered with LiteLLM's "invalid token" 401.
+//! The pieces of authentication: the key a request presents (from the headers LiteLLM reads), the
+//! master key compared in constant time, and LiteLLM's 401 bodies. `access::Access::identify`
+//! puts them together with the virtual keys.
 
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -47,24 +46,6 @@ pub fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     Ok(None)
 }
 
-/// Admits the request or says why not, with LiteLLM's 401 bodies.
-pub fn check(master: Option<&MasterKey>, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(master) = master else {
-        return Ok(());
-    };
-    let key = presented_key(headers)?.filter(|k| !k.is_empty());
-    let Some(key) = key else {
-        return Err(auth_error("No api key passed in."));
-    };
-    if master.matches(key) {
-        return Ok(());
-    }
-    if !key.starts_with("sk-") {
-        return Err(not_virtual_key(key));
-    }
-    Err(unknown_key(key, &hex::encode(Sha256::digest(key.as_bytes()))))
-}
-
 pub fn not_virtual_key(key: &str) -> ApiError {
     auth_error(format!("LiteLLM Virtual Key expected. Received={}, expected to start with 'sk-'.", abbreviate(key)))
 }
@@ -104,58 +85,4 @@ pub fn abbreviate(key: &str) -> String {
         return "****".into();
     }
     format!("{}****{}", &key[..4], &key[key.len() - 4..])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, v.parse().unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn accepts_master_key_from_every_litellm_header() {
-        let m = MasterKey::new("sk-1234");
-        for h in [
-            headers(&[("authorization", "Bearer sk-1234")]),
-            headers(&[("authorization", "bearer sk-1234")]),
-            headers(&[("x-litellm-api-key", "sk-1234")]),
-            headers(&[("api-key", "sk-1234")]),
-            headers(&[("x-api-key", "sk-1234")]),
-        ] {
-            assert!(check(Some(&m), &h).is_ok(), "{h:?}");
-        }
-    }
-
-    #[test]
-    fn x_litellm_api_key_takes_precedence() {
-        let m = MasterKey::new("sk-1234");
-        let h = headers(&[("x-litellm-api-key", "sk-1234"), ("authorization", "Bearer upstream-key")]);
-        assert!(check(Some(&m), &h).is_ok());
-    }
-
-    #[test]
-    fn rejections_use_litellm_bodies_and_never_echo_the_key() {
-        let m = MasterKey::new("sk-1234");
-        let e = check(Some(&m), &HeaderMap::new()).unwrap_err();
-        assert_eq!((e.status, e.message.as_str()), (401, "Authentication Error, No api key passed in."));
-        let e = check(Some(&m), &headers(&[("authorization", "Token abc")])).unwrap_err();
-        assert!(e.message.contains("Ensure Key has `Bearer ` prefix"));
-        let e = check(Some(&m), &headers(&[("authorization", "Bearer sk-wrong-secret-value")])).unwrap_err();
-        assert_eq!(e.kind.as_deref(), Some("token_not_found_in_db"));
-        assert!(e.message.contains("sk-...alue"));
-        assert!(!e.message.contains("wrong-secret"));
-        let e = check(Some(&m), &headers(&[("authorization", "Bearer nope-not-a-virtual-key")])).unwrap_err();
-        assert!(e.message.contains("nope****-key"), "{}", e.message);
-    }
-
-    #[test]
-    fn open_without_master_key() {
-        assert!(check(None, &HeaderMap::new()).is_ok());
-    }
 }

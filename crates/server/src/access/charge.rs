@@ -19,6 +19,16 @@ pub struct Served {
     pub price: Option<Price>,
 }
 
+/// An upstream's reported usage as the price table counts it.
+pub fn token_usage(u: &sluice_wire::sniff::Usage) -> TokenUsage {
+    TokenUsage {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        cached_prompt_tokens: u.cached_tokens,
+        cache_creation_tokens: u.cache_creation_input_tokens,
+    }
+}
+
 /// A request's bill, settled once.
 pub struct Charge {
     access: Arc<Access>,
@@ -30,8 +40,8 @@ pub struct Charge {
     started: chrono::DateTime<chrono::Utc>,
     served: Mutex<Option<(Arc<Served>, Option<sluice_metrics::DeploymentMetrics>)>>,
     settled: AtomicBool,
-    /// Labels of `litellm_spend_metric` the request record also has.
-    labels: MetricLabels,
+    /// Labels of `litellm_spend_metric` the request record also has (only with metrics on).
+    labels: Option<MetricLabels>,
 }
 
 /// What the request's metrics record is labelled with, so its spend lands on the same series.
@@ -49,7 +59,7 @@ impl Charge {
         model_group: &str,
         request_id: &str,
         call_type: &'static str,
-        labels: MetricLabels,
+        labels: Option<MetricLabels>,
     ) -> Arc<Charge> {
         let api_key = match &admission.key {
             Some(k) => k.record.token.clone(),
@@ -152,17 +162,17 @@ impl Charge {
                 status: "success".into(),
             });
         }
-        if let (Some(m), true) = (&self.access.metrics, cost > 0.0) {
+        if let (Some(m), Some(labels), true) = (&self.access.metrics, &self.labels, cost > 0.0) {
             m.request_spend(&sluice_metrics::RequestRecord {
                 requested_model: &self.model_group,
-                route: self.labels.route,
+                route: labels.route,
                 status: 200,
                 exception_class: None,
                 total: std::time::Duration::ZERO,
                 upstream: std::time::Duration::ZERO,
                 deployment: deployment.as_ref(),
-                end_user: &self.labels.end_user,
-                user_agent: &self.labels.user_agent,
+                end_user: &labels.end_user,
+                user_agent: &labels.user_agent,
                 caller: self.caller(),
                 spend: cost,
             });

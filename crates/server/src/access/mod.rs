@@ -171,3 +171,68 @@ impl Access {
         Err(auth::unknown_key(key, &token))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+
+    fn access(master: Option<&str>) -> Arc<Access> {
+        let settings = AccessSettings {
+            batch_write_interval: std::time::Duration::from_secs(10),
+            reload_interval: std::time::Duration::from_secs(60),
+            disable_spend_logs: false,
+            max_end_user_budget: None,
+        };
+        Access::new(master, settings, None)
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[tokio::test]
+    async fn accepts_master_key_from_every_litellm_header() {
+        let a = access(Some("sk-1234"));
+        for h in [
+            headers(&[("authorization", "Bearer sk-1234")]),
+            headers(&[("authorization", "bearer sk-1234")]),
+            headers(&[("x-litellm-api-key", "sk-1234")]),
+            headers(&[("api-key", "sk-1234")]),
+            headers(&[("x-api-key", "sk-1234")]),
+        ] {
+            assert!(matches!(a.identify(&h).await, Ok(Identity::Master)), "{h:?}");
+        }
+        // x-litellm-api-key wins over an Authorization header meant for the upstream.
+        let h = headers(&[("x-litellm-api-key", "sk-1234"), ("authorization", "Bearer upstream-key")]);
+        assert!(matches!(a.identify(&h).await, Ok(Identity::Master)));
+    }
+
+    #[tokio::test]
+    async fn rejections_use_litellm_bodies_and_never_echo_the_key() {
+        let a = access(Some("sk-1234"));
+        let err = |h: HeaderMap| {
+            let a = a.clone();
+            async move { a.identify(&h).await.err().expect("refused") }
+        };
+        let e = err(HeaderMap::new()).await;
+        assert_eq!((e.status, e.message.as_str()), (401, "Authentication Error, No api key passed in."));
+        let e = err(headers(&[("authorization", "Token abc")])).await;
+        assert!(e.message.contains("Ensure Key has `Bearer ` prefix"));
+        let e = err(headers(&[("authorization", "Bearer sk-wrong-secret-value")])).await;
+        assert_eq!(e.kind.as_deref(), Some("token_not_found_in_db"));
+        assert!(e.message.contains("sk-...alue"));
+        assert!(!e.message.contains("wrong-secret"));
+        let e = err(headers(&[("authorization", "Bearer nope-not-a-virtual-key")])).await;
+        assert!(e.message.contains("nope****-key"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn open_without_master_key() {
+        assert!(matches!(access(None).identify(&HeaderMap::new()).await, Ok(Identity::Open)));
+    }
+}

@@ -28,9 +28,7 @@ pub struct Queue {
     logs_tx: mpsc::Sender<SpendLogRecord>,
     receivers: std::sync::Mutex<Option<Receivers>>,
     /// Spend-log rows dropped because the buffer was full.
-    pub dropped_logs: AtomicU64,
-    /// Rows waiting to be written.
-    pub pending_logs: AtomicU64,
+    dropped_logs: AtomicU64,
     stop: tokio::sync::Notify,
     done: tokio::sync::Notify,
 }
@@ -56,7 +54,6 @@ impl Queue {
             logs_tx,
             receivers: std::sync::Mutex::new(Some(Receivers { dirty, logs })),
             dropped_logs: AtomicU64::new(0),
-            pending_logs: AtomicU64::new(0),
             stop: tokio::sync::Notify::new(),
             done: tokio::sync::Notify::new(),
         }
@@ -70,8 +67,6 @@ impl Queue {
     pub fn log(&self, row: SpendLogRecord) {
         if self.logs_tx.try_send(row).is_err() {
             self.dropped_logs.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.pending_logs.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -166,6 +161,12 @@ impl Writer {
         let Some(store) = access.store() else { return };
         self.drain(access);
         self.dirty.retain(|_, live| live.strong_count() > 0);
+        let dropped = access.writer.dropped_logs.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(
+                "{dropped} spend-log rows were dropped: more arrived than the buffer holds while the database was slow or away (spend totals are unaffected)"
+            );
+        }
         if self.dirty.is_empty() && self.logs.is_empty() {
             return;
         }
@@ -205,7 +206,6 @@ impl Writer {
                         self.dirty.remove(&s);
                     }
                 }
-                access.writer.pending_logs.fetch_sub(batch.logs.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
                 self.failing = true;

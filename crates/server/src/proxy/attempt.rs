@@ -294,13 +294,8 @@ impl UpstreamCall<'_> {
     /// Bills a finished non-streamed answer; its cost goes out as `x-litellm-response-cost`.
     pub(super) fn settle(&mut self, usage: Option<sniff::Usage>) {
         if let Some(c) = &self.meta.charge {
-            let u = usage.unwrap_or_default();
-            self.meta.cost = Some(c.settle(sluice_providers::pricing::TokenUsage {
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
-                cached_prompt_tokens: u.cached_tokens,
-                cache_creation_tokens: u.cache_creation_input_tokens,
-            }));
+            let usage = crate::access::charge::token_usage(&usage.unwrap_or_default());
+            self.meta.cost = Some(c.settle(usage));
         }
     }
 }

@@ -135,11 +135,12 @@ pub(crate) async fn proxy_body(
     };
     let admission = app.access.admit(identity, &model, view.user.as_deref())?;
     let call_id = meta.call_id.to_str().unwrap_or_default().to_string();
-    let labels = crate::access::charge::MetricLabels {
+    // Copied only when there are metrics to label.
+    let labels = app.metrics.as_ref().map(|_| crate::access::charge::MetricLabels {
         route: endpoint.route(),
         end_user: view.user.as_deref().unwrap_or("").to_string(),
         user_agent: headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
-    };
+    });
     meta.charge = Some(crate::access::charge::Charge::new(
         app.access.clone(),
         admission,

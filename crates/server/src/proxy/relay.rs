@@ -290,12 +290,7 @@ impl Relay {
         if let Some(u) = self.reported.take() {
             self.record_usage(u.prompt_tokens, u.completion_tokens);
             if let Some(c) = self.charge.take() {
-                c.settle(sluice_providers::pricing::TokenUsage {
-                    prompt_tokens: u.prompt_tokens,
-                    completion_tokens: u.completion_tokens,
-                    cached_prompt_tokens: u.cached_tokens,
-                    cache_creation_tokens: u.cache_creation_input_tokens,
-                });
+                c.settle(crate::access::charge::token_usage(&u));
             }
         }
         if self.charge.is_some() && self.usage.is_none() {
