@@ -42,9 +42,9 @@ struct Part<'a> {
 }
 
 /// Prompt tokens of a chat `messages` array: 3 per message, +1 with a name, 3 to prime the reply.
-pub fn count_messages(bpe: &CoreBPE, messages: &RawValue) -> u64 {
-    let Ok(list) = serde_json::from_str::<Vec<Message<'_>>>(messages.get()) else {
-        return count_text(bpe, messages.get());
+pub fn count_messages(bpe: &CoreBPE, messages: &str) -> u64 {
+    let Ok(list) = serde_json::from_str::<Vec<Message<'_>>>(messages) else {
+        return count_text(bpe, messages);
     };
     let mut total = 3;
     for m in list {
@@ -73,11 +73,11 @@ fn count_content(bpe: &CoreBPE, content: &RawValue) -> u64 {
 }
 
 /// Prompt tokens of a completions `prompt` (a string or a list of strings).
-pub fn count_prompt(bpe: &CoreBPE, prompt: &RawValue) -> u64 {
-    if let Ok(s) = serde_json::from_str::<Cow<'_, str>>(prompt.get()) {
+pub fn count_prompt(bpe: &CoreBPE, prompt: &str) -> u64 {
+    if let Ok(s) = serde_json::from_str::<Cow<'_, str>>(prompt) {
         return count_text(bpe, &s);
     }
-    if let Ok(list) = serde_json::from_str::<Vec<Cow<'_, str>>>(prompt.get()) {
+    if let Ok(list) = serde_json::from_str::<Vec<Cow<'_, str>>>(prompt) {
         return list.iter().map(|s| count_text(bpe, s)).sum();
     }
     0
@@ -90,14 +90,10 @@ mod tests {
     #[test]
     fn counts_like_the_cookbook() {
         let bpe = tiktoken_rs::cl100k_base_singleton();
-        let msgs: Box<RawValue> = serde_json::from_str(r#"[{"role":"user","content":"Hello world"}]"#).unwrap();
         // 3 priming + 3 per message + "user" (1) + "Hello world" (2)
-        assert_eq!(count_messages(bpe, &msgs), 9);
-        let parts: Box<RawValue> =
-            serde_json::from_str(r#"[{"role":"user","content":[{"type":"text","text":"Hello world"}]}]"#).unwrap();
-        assert_eq!(count_messages(bpe, &parts), 9);
-        let prompt: Box<RawValue> = serde_json::from_str(r#"["Hello world","Hello"]"#).unwrap();
-        assert_eq!(count_prompt(bpe, &prompt), 3);
+        assert_eq!(count_messages(bpe, r#"[{"role":"user","content":"Hello world"}]"#), 9);
+        assert_eq!(count_messages(bpe, r#"[{"role":"user","content":[{"type":"text","text":"Hello world"}]}]"#), 9);
+        assert_eq!(count_prompt(bpe, r#"["Hello world","Hello"]"#), 3);
     }
 
     #[test]

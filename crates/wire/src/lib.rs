@@ -6,6 +6,7 @@
 //! frame by frame, and the OpenAI error envelope every failure is reported in.
 
 pub mod error;
+mod scan;
 pub mod sniff;
 pub mod splice;
 pub mod sse;

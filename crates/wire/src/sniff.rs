@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::error::ApiError;
+use crate::scan;
 
 /// Which OpenAI endpoint a body was sent to; each requires a different field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,65 @@ struct RawRequest<'a> {
     user: Option<&'a RawValue>,
 }
 
+/// The raw JSON text of the top-level request fields the gateway reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct RequestFields<'a> {
+    model: Option<&'a str>,
+    stream: Option<&'a str>,
+    stream_options: Option<&'a str>,
+    messages: Option<&'a str>,
+    prompt: Option<&'a str>,
+    input: Option<&'a str>,
+    user: Option<&'a str>,
+}
+
+impl<'a> RequestFields<'a> {
+    /// The fast path: [`scan`] walks the top level and skips every value. `None` for anything
+    /// it does not take on itself (malformed input, an escaped key, a field given twice, deep
+    /// nesting), which then goes through serde_json for its verdict and its error message.
+    fn scan(text: &'a str) -> Option<RequestFields<'a>> {
+        let mut f = RequestFields::default();
+        let mut seen = [false; 7];
+        scan::object_members(text, |key, escaped, value| {
+            if escaped {
+                return Err(scan::Refused);
+            }
+            let (index, slot) = match key {
+                "model" => (0, &mut f.model),
+                "stream" => (1, &mut f.stream),
+                "stream_options" => (2, &mut f.stream_options),
+                "messages" => (3, &mut f.messages),
+                "prompt" => (4, &mut f.prompt),
+                "input" => (5, &mut f.input),
+                "user" => (6, &mut f.user),
+                _ => return Ok(()),
+            };
+            // serde_json refuses a field given twice (null or not); it words the error.
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(scan::Refused);
+            }
+            // As serde_json reads an `Option`: null is absent.
+            *slot = (value != "null").then_some(value);
+            Ok(())
+        })
+        .ok()?;
+        Some(f)
+    }
+
+    fn parse(text: &'a str) -> Result<RequestFields<'a>, serde_json::Error> {
+        let raw: RawRequest<'a> = serde_json::from_str(text)?;
+        Ok(RequestFields {
+            model: raw.model.map(RawValue::get),
+            stream: raw.stream.map(RawValue::get),
+            stream_options: raw.stream_options.map(RawValue::get),
+            messages: raw.messages.map(RawValue::get),
+            prompt: raw.prompt.map(RawValue::get),
+            input: raw.input.map(RawValue::get),
+            user: raw.user.map(RawValue::get),
+        })
+    }
+}
+
 #[derive(Deserialize)]
 struct RawStreamOptions {
     #[serde(default)]
@@ -88,16 +148,19 @@ pub struct RequestView<'a> {
     pub include_usage: bool,
     /// The end user (`user` field), when it is a string.
     pub user: Option<Cow<'a, str>>,
-    /// The raw `messages` array (chat), kept for token counting when an upstream gives no usage.
-    pub messages: Option<&'a RawValue>,
-    /// The raw `prompt` (completions), kept for token counting.
-    pub prompt: Option<&'a RawValue>,
+    /// The raw JSON of the `messages` array (chat), kept for token counting when an upstream
+    /// gives no usage.
+    pub messages: Option<&'a str>,
+    /// The raw JSON of `prompt` (completions), kept for token counting.
+    pub prompt: Option<&'a str>,
 }
 
 /// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
 /// with a message that tells the client what to fix.
 pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
+    // SIMD validation: a prompt is tens of kilobytes, and std's check was a visible cost. Its
+    // error says only "invalid"; std's then finds the offset for the message.
+    let text = simdutf8::basic::from_utf8(body).or_else(|_| std::str::from_utf8(body)).map_err(|e| {
         ApiError::bad_request(format!(
             "Request body is not valid UTF-8 (invalid byte at offset {}). Send the body as UTF-8 encoded JSON.",
             e.valid_up_to()
@@ -113,16 +176,19 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
             "Request body is not a valid JSON object: it must start with `{`. Send a JSON object, e.g. {\"model\": \"...\", \"messages\": [...]}.",
         ));
     }
-    let raw: RawRequest<'_> = serde_json::from_str(text).map_err(|e| {
-        ApiError::bad_request(format!(
-            "Request body is not a valid JSON object: {e}. Send a JSON object, e.g. {{\"model\": \"...\", \"messages\": [...]}}."
-        ))
-    })?;
+    let raw = match RequestFields::scan(text) {
+        Some(fields) => fields,
+        None => RequestFields::parse(text).map_err(|e| {
+            ApiError::bad_request(format!(
+                "Request body is not a valid JSON object: {e}. Send a JSON object, e.g. {{\"model\": \"...\", \"messages\": [...]}}."
+            ))
+        })?,
+    };
 
     let (model, model_span) = match raw.model {
         Some(v) if is_null(v) => (None, None),
         Some(v) => {
-            let name: Cow<'_, str> = serde_json::from_str(v.get()).map_err(|_| {
+            let name: Cow<'_, str> = serde_json::from_str(v).map_err(|_| {
                 ApiError::bad_request(format!("model: expected a string, got {}.", kind_of(v))).param("model")
             })?;
             (Some(name), Some(span_of(text, v)))
@@ -133,7 +199,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
     let stream = match raw.stream {
         None => false,
         Some(v) if is_null(v) => false,
-        Some(v) => match v.get() {
+        Some(v) => match v {
             "true" => true,
             "false" => false,
             _ => {
@@ -145,7 +211,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
 
     let include_usage = match raw.stream_options {
         Some(v) if !is_null(v) => {
-            let opts: RawStreamOptions = serde_json::from_str(v.get()).map_err(|_| {
+            let opts: RawStreamOptions = serde_json::from_str(v).map_err(|_| {
                 ApiError::bad_request("stream_options: expected an object like {\"include_usage\": true}.")
                     .param("stream_options")
             })?;
@@ -162,7 +228,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
     let field = endpoint.required_field();
     match required {
         None => return Err(ApiError::bad_request(format!("Missing required field `{field}`.")).param(field)),
-        Some(v) if endpoint == Endpoint::Chat && !v.get().starts_with('[') => {
+        Some(v) if endpoint == Endpoint::Chat && !v.starts_with('[') => {
             return Err(ApiError::bad_request(format!(
                 "messages: expected a list of messages like [{{\"role\": \"user\", \"content\": \"...\"}}], got {}.",
                 kind_of(v)
@@ -173,7 +239,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         _ => {}
     }
 
-    let user = raw.user.and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok());
+    let user = raw.user.and_then(|v| serde_json::from_str::<Cow<'_, str>>(v).ok());
 
     Ok(RequestView { model, model_span, stream, include_usage, user, messages: raw.messages, prompt: raw.prompt })
 }
@@ -239,7 +305,7 @@ pub fn response(json: &[u8]) -> Result<ResponseView, NotJsonObject> {
         return Err(NotJsonObject);
     }
     let raw: RawResponse<'_> = serde_json::from_str(text).map_err(|_| NotJsonObject)?;
-    Ok(ResponseView { model_span: raw.model.map(|v| span_of(text, v)), usage: raw.usage })
+    Ok(ResponseView { model_span: raw.model.map(|v| span_of(text, v.get())), usage: raw.usage })
 }
 
 /// The body was expected to be a JSON object and is not.
@@ -309,13 +375,13 @@ pub fn chunk(json: &str) -> Option<ChunkView<'_>> {
         id: raw.id.map(|v| v.get()),
         created: raw.created.map(|v| v.get()),
         object: raw.object,
-        model_span: raw.model.map(|v| span_of(json, v)),
-        usage: raw.usage.filter(|v| !is_null(v)).map(|v| v.get()),
-        is_error: raw.error.is_some_and(|v| !is_null(v)),
+        model_span: raw.model.map(|v| span_of(json, v.get())),
+        usage: raw.usage.map(RawValue::get).filter(|v| !is_null(v)),
+        is_error: raw.error.is_some_and(|v| !is_null(v.get())),
         ..ChunkView::default()
     };
     for choice in raw.choices.into_iter().flatten() {
-        if choice.finish_reason.is_some_and(|v| !is_null(v)) {
+        if choice.finish_reason.is_some_and(|v| !is_null(v.get())) {
             view.finished = true;
         }
         if let Some(delta) = choice.delta {
@@ -353,12 +419,12 @@ pub fn error_message(body: &[u8]) -> Option<String> {
     }
 }
 
-fn is_null(v: &RawValue) -> bool {
-    v.get() == "null"
+fn is_null(v: &str) -> bool {
+    v == "null"
 }
 
-fn kind_of(v: &RawValue) -> &'static str {
-    match v.get().as_bytes().first() {
+fn kind_of(v: &str) -> &'static str {
+    match v.as_bytes().first() {
         Some(b'"') => "a string",
         Some(b'[') => "a list",
         Some(b'{') => "an object",
@@ -369,9 +435,9 @@ fn kind_of(v: &RawValue) -> &'static str {
 }
 
 /// Where `inner` (a slice of `outer`) sits inside `outer`.
-fn span_of(outer: &str, inner: &RawValue) -> Range<usize> {
-    let start = inner.get().as_ptr() as usize - outer.as_ptr() as usize;
-    start..start + inner.get().len()
+fn span_of(outer: &str, inner: &str) -> Range<usize> {
+    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
+    start..start + inner.len()
 }
 
 #[cfg(test)]
@@ -413,6 +479,118 @@ mod tests {
             assert_eq!(err.status, 400);
             assert!(err.message.contains(needle), "{:?} -> {}", String::from_utf8_lossy(body), err.message);
         }
+    }
+
+    /// A small deterministic generator of request-like JSON, most of it valid, some of it mangled.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[(self.next() % from.len() as u64) as usize]
+        }
+        fn value(&mut self, depth: usize) -> String {
+            match self.next() % if depth > 3 { 3 } else { 5 } {
+                0 => self.string(),
+                1 => {
+                    self.pick(&["0", "-1", "12.5", "1e9", "-0.0E-2", "true", "false", "null", "01", "1.", "tru"]).into()
+                }
+                2 => format!("\"{}\"", self.pick(&["gpt-4o", "m", "", "a\\u002fb", "\\ud83d\\ude00"])),
+                3 => {
+                    let items: Vec<String> = (0..self.next() % 4).map(|_| self.value(depth + 1)).collect();
+                    format!("[{}]", items.join(self.pick(&[",", " , ", ",\n"])))
+                }
+                _ => self.object(depth + 1),
+            }
+        }
+        fn string(&mut self) -> String {
+            let parts =
+                ["plain text ", "é", "😀", "\\n", "\\\"", "\\\\", "\\u00e9", "\\x", "\u{1}", "\\u12", "\t", "\u{7f}"];
+            let n = self.next() % 6;
+            let body: String =
+                (0..n).map(|_| if self.next().is_multiple_of(4) { self.pick(&parts) } else { "abc " }).collect();
+            format!("\"{body}\"")
+        }
+        fn object(&mut self, depth: usize) -> String {
+            let keys = [
+                "model",
+                "messages",
+                "stream",
+                "stream_options",
+                "user",
+                "prompt",
+                "input",
+                "temperature",
+                "mod\\u0065l",
+                "n",
+            ];
+            let members: Vec<String> = (0..self.next() % 6)
+                .map(|_| format!("\"{}\"{}{}", self.pick(&keys), self.pick(&[":", " : "]), self.value(depth)))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        fn mangle(&mut self, mut s: String) -> String {
+            if s.is_empty() || !self.next().is_multiple_of(3) {
+                return s;
+            }
+            let at = (self.next() % s.len() as u64) as usize;
+            if !s.is_char_boundary(at) {
+                return s;
+            }
+            match self.next() % 3 {
+                0 => s.truncate(at),
+                1 => s.insert_str(at, self.pick(&["\"", "\\", ",", "}", "]", "\u{1}", " ", "{", "x"])),
+                _ => {
+                    if let Some(c) = s[at..].chars().next() {
+                        s.replace_range(at..at + c.len_utf8(), "");
+                    }
+                }
+            }
+            s
+        }
+    }
+
+    #[test]
+    fn the_fast_scan_agrees_with_serde_json() {
+        let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+        let (mut fast, mut slow) = (0, 0);
+        for _ in 0..50_000 {
+            let doc = g.object(0);
+            let doc = g.mangle(doc);
+            let serde = RequestFields::parse(&doc);
+            match RequestFields::scan(&doc) {
+                Some(fields) => {
+                    fast += 1;
+                    assert_eq!(serde.as_ref().ok(), Some(&fields), "{doc}");
+                }
+                None => slow += 1,
+            }
+        }
+        // Most valid documents take the fast path; the rest still get serde_json's verdict.
+        assert!(fast > 15_000 && slow > 5_000, "fast {fast}, slow {slow}");
+    }
+
+    #[test]
+    fn the_fast_scan_hands_edge_cases_to_serde_json() {
+        let deep = format!("{{\"model\":\"m\",\"x\":{}{}}}", "[".repeat(120), "]".repeat(120));
+        assert!(RequestFields::scan(&deep).is_none());
+        assert!(RequestFields::parse(&deep).is_ok());
+        for doc in [r#"{"model":"a","model":"b"}"#, r#"{"mod\u0065l":"a"}"#, r#"{"model":"a"} x"#] {
+            assert!(RequestFields::scan(doc).is_none(), "{doc}");
+        }
+        assert!(request(br#"{"model":"a","model":"b","messages":[]}"#, Endpoint::Chat)
+            .unwrap_err()
+            .message
+            .contains("duplicate field `model`"));
+        assert_eq!(
+            request(br#"{"mod\u0065l":"a","messages":[]}"#, Endpoint::Chat).unwrap().model.as_deref(),
+            Some("a")
+        );
     }
 
     #[test]

@@ -194,8 +194,8 @@ impl UpstreamCall<'_> {
 
         let timeout = if self.view.stream { t.stream_timeout } else { t.timeout };
         let (up, incoming, sent) = self.send(provider, req, timeout).await?;
-        let remaining_requests = header_f64(&up.headers, "x-ratelimit-remaining-requests");
-        let remaining_tokens = header_f64(&up.headers, "x-ratelimit-remaining-tokens");
+        let remaining_requests = header_f64(&up.headers, headers::RATELIMIT_REMAINING_REQUESTS);
+        let remaining_tokens = header_f64(&up.headers, headers::RATELIMIT_REMAINING_TOKENS);
         if remaining_requests.is_some() || remaining_tokens.is_some() {
             self.app.router.record_remaining(&attempt.deployment, remaining_requests, remaining_tokens);
             if let Some(m) = &attempt.deployment.target.metrics {
@@ -283,6 +283,7 @@ impl UpstreamCall<'_> {
         let mut resp = Response::new(axum::body::Body::new(ChainBody::new(out)));
         *resp.status_mut() = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
         let h = resp.headers_mut();
+        h.reserve(headers::TYPICAL_RESPONSE_HEADERS);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers::forward_upstream(&up.headers, h);
         self.meta.apply(h);
@@ -300,7 +301,7 @@ impl UpstreamCall<'_> {
     }
 }
 
-fn header_f64(h: &HeaderMap, name: &str) -> Option<f64> {
+fn header_f64(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<f64> {
     h.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 

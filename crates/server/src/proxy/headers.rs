@@ -2,9 +2,26 @@
 
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue};
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+// Names built once: inserting by `&str` would parse and validate the name on every request.
+pub const CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
+const MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+const MODEL_API_BASE: HeaderName = HeaderName::from_static("x-litellm-model-api-base");
+pub const ATTEMPTED_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
+pub const MAX_RETRIES: HeaderName = HeaderName::from_static("x-litellm-max-retries");
+pub const ATTEMPTED_FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-attempted-fallbacks");
+const RESPONSE_DURATION: HeaderName = HeaderName::from_static("x-litellm-response-duration-ms");
+const OVERHEAD_DURATION: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
+const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+pub const RATELIMIT_REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+pub const RATELIMIT_REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+
+/// Room for what an answer usually carries (the upstream's headers twice over, plus ours), so
+/// the map is sized once instead of growing three or four times.
+pub const TYPICAL_RESPONSE_HEADERS: usize = 32;
 
 /// What the response headers report about one call.
 pub struct CallMeta {
@@ -29,11 +46,8 @@ impl CallMeta {
     /// Version 7 (time-ordered): the id keys the spend-log row, and ids that grow with time keep
     /// the table's index appending instead of scattering writes over its whole B-tree.
     pub fn new(request_headers: &HeaderMap, started: Instant) -> Self {
-        let call_id = request_headers
-            .get("x-litellm-call-id")
-            .filter(|v| !v.is_empty() && v.len() <= 128)
-            .cloned()
-            .unwrap_or_else(|| {
+        let call_id =
+            request_headers.get(CALL_ID).filter(|v| !v.is_empty() && v.len() <= 128).cloned().unwrap_or_else(|| {
                 let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
                 let s = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
                 HeaderValue::from_str(s).expect("a uuid is a valid header value")
@@ -57,20 +71,20 @@ impl CallMeta {
     }
 
     pub fn apply(&self, out: &mut HeaderMap) {
-        out.insert("x-litellm-call-id", self.call_id.clone());
+        out.insert(CALL_ID, self.call_id.clone());
         if let Some(id) = &self.model_id {
-            out.insert("x-litellm-model-id", id.clone());
+            out.insert(MODEL_ID, id.clone());
         }
         if let Some(base) = &self.api_base {
-            out.insert("x-litellm-model-api-base", base.clone());
+            out.insert(MODEL_API_BASE, base.clone());
         }
-        out.insert("x-litellm-attempted-retries", HeaderValue::from_static("0"));
+        out.insert(ATTEMPTED_RETRIES, HeaderValue::from_static("0"));
         let total = self.started.elapsed();
-        out.insert("x-litellm-response-duration-ms", millis(total));
-        out.insert("x-litellm-overhead-duration-ms", millis(total.saturating_sub(self.upstream)));
+        out.insert(RESPONSE_DURATION, millis(total));
+        out.insert(OVERHEAD_DURATION, millis(total.saturating_sub(self.upstream)));
         if let Some(cost) = self.cost {
             if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
-                out.insert("x-litellm-response-cost", v);
+                out.insert(RESPONSE_COST, v);
             }
         }
         if let Some(charge) = &self.charge {
@@ -81,13 +95,38 @@ impl CallMeta {
     }
 }
 
+/// Milliseconds with three decimals (`12.345`), written with integer arithmetic: float
+/// formatting was a visible share of a request's instructions.
 fn millis(d: Duration) -> HeaderValue {
-    HeaderValue::from_str(&format!("{:.3}", d.as_secs_f64() * 1000.0)).expect("a number is a valid header value")
+    let micros = d.as_micros();
+    let mut buf = [0u8; 48];
+    let mut at = buf.len();
+    let mut put = |digit: u128| {
+        at -= 1;
+        buf[at] = b'0' + digit as u8;
+    };
+    let (mut whole, mut frac) = (micros / 1000, micros % 1000);
+    for _ in 0..3 {
+        put(frac % 10);
+        frac /= 10;
+    }
+    at -= 1;
+    buf[at] = b'.';
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&buf[at..]).expect("digits and a dot are a valid header value")
 }
 
 thread_local! {
-    /// `llm_provider-<name>` header names, built once per thread per upstream header name.
-    static PREFIXED: RefCell<HashMap<HeaderName, HeaderName>> = RefCell::new(HashMap::new());
+    /// `llm_provider-<name>` header names, built once per thread per upstream header name. A
+    /// fast hasher: the keys come from the configured upstreams' answers, not from clients.
+    static PREFIXED: RefCell<FxHashMap<HeaderName, HeaderName>> = RefCell::new(FxHashMap::default());
 }
 
 const HOP_BY_HOP: &[&str] =
@@ -98,6 +137,7 @@ const HOP_BY_HOP: &[&str] =
 pub fn forward_upstream(upstream: &HeaderMap, out: &mut HeaderMap) {
     PREFIXED.with(|cache| {
         let mut cache = cache.borrow_mut();
+        out.reserve(upstream.len() * 2);
         for (name, value) in upstream {
             if HOP_BY_HOP.contains(&name.as_str()) {
                 continue;
@@ -148,5 +188,13 @@ mod tests {
         assert_eq!(out["x-litellm-call-id"].len(), 36);
         assert_eq!(out["x-litellm-attempted-retries"], "0");
         assert!(out["x-litellm-response-duration-ms"].to_str().unwrap().parse::<f64>().is_ok());
+    }
+
+    #[test]
+    fn millis_have_three_decimals() {
+        assert_eq!(millis(Duration::from_micros(12_345)), "12.345");
+        assert_eq!(millis(Duration::from_micros(7)), "0.007");
+        assert_eq!(millis(Duration::from_nanos(999)), "0.000");
+        assert_eq!(millis(Duration::from_secs(90)), "90000.000");
     }
 }

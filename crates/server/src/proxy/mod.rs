@@ -169,16 +169,10 @@ pub(crate) async fn proxy_body(
         }
     }
     let retry_headers = |h: &mut http::HeaderMap| {
-        if let Ok(v) = HeaderValue::from_str(&out.attempted_retries.to_string()) {
-            h.insert("x-litellm-attempted-retries", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&out.max_retries.to_string()) {
-            h.insert("x-litellm-max-retries", v);
-        }
+        h.insert(headers::ATTEMPTED_RETRIES, HeaderValue::from(out.attempted_retries));
+        h.insert(headers::MAX_RETRIES, HeaderValue::from(out.max_retries));
         if out.fallback_depth > 0 {
-            if let Ok(v) = HeaderValue::from_str(&out.fallback_depth.to_string()) {
-                h.insert("x-litellm-attempted-fallbacks", v);
-            }
+            h.insert(headers::ATTEMPTED_FALLBACKS, HeaderValue::from(out.fallback_depth));
         }
     };
     let end_user = view.user.as_deref().unwrap_or("");
@@ -212,7 +206,7 @@ pub(crate) async fn proxy_body(
 
 /// A cheap prompt-size estimate for quota and context-window checks: about four bytes per token.
 fn estimate_tokens(view: &sniff::RequestView<'_>) -> u64 {
-    let raw = view.messages.or(view.prompt).map(|r| r.get().len()).unwrap_or(0);
+    let raw = view.messages.or(view.prompt).map(str::len).unwrap_or(0);
     (raw as u64).div_ceil(4)
 }
 
