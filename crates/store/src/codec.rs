@@ -37,10 +37,14 @@ impl Val {
     pub(crate) fn flag(b: bool) -> Val {
         Val::Int(Some(b as i64))
     }
-    /// Lists and maps of plain JSON values always serialise, so a failure cannot happen here.
     pub(crate) fn json<T: Serialize>(v: &T) -> Val {
-        Val::Text(Some(serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())))
+        Val::Text(Some(json_text(v)))
     }
+}
+
+/// Lists and maps of plain JSON values always serialise, so a failure cannot happen here.
+pub(crate) fn json_text<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
 fn decode_err(col: &str, e: impl std::fmt::Display) -> StoreError {

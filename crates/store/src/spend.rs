@@ -1,18 +1,22 @@
 //! Spend: batched increments of key/user/team/end-user spend, budget resets, and the
 //! `sluice_spend_logs` rows with the queries the spend endpoints need.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::{AnyConnection, Arguments};
 
 use crate::codec;
 use crate::errors;
 use crate::sql::{self, Params, Val};
 use crate::{
-    end_users, keys, teams, users, DailySpend, Result, SpendBatch, SpendLogFilter, SpendLogRecord, Spender, Store,
-    StoreError,
+    end_users, keys, teams, users, Backend, DailySpend, Result, SpendBatch, SpendLogFilter, SpendLogRecord, Spender,
+    Store, StoreError,
 };
 
 const TABLE: &str = "sluice_spend_logs";
@@ -38,32 +42,103 @@ const COLS: &[&str] = &[
     "request_tags",
     "status",
 ];
-/// Log rows per INSERT statement: 50 × 20 parameters stays far below both backends' limits.
-const LOG_CHUNK: usize = 50;
+/// Log rows per INSERT, at most. SQLite: 64 × 20 = 1,280 parameters (its limit is 32,766), a power
+/// of two for the chunking in `apply`; longer statements measured no faster, and the seven lengths
+/// kept prepared hold about 3 KiB a row, some 380 KiB per connection. PostgreSQL: 1,000 × 20 =
+/// 20,000 parameters (its limit is 65,535), for fewer round trips.
+fn max_log_rows(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 64,
+        Backend::Postgres => 1_000,
+    }
+}
 
-fn log_row(l: &SpendLogRecord) -> Vec<Val> {
-    vec![
-        Val::text(&l.request_id),
-        Val::text(&l.call_type),
-        Val::text(&l.api_key),
-        Val::real(l.spend),
-        Val::int(Some(l.total_tokens)),
-        Val::int(Some(l.prompt_tokens)),
-        Val::int(Some(l.completion_tokens)),
-        Val::time(l.start_time),
-        Val::time(l.end_time),
-        Val::text(&l.model),
-        Val::opt_text(&l.model_id),
-        Val::opt_text(&l.model_group),
-        Val::opt_text(&l.custom_llm_provider),
-        Val::opt_text(&l.api_base),
-        Val::opt_text(&l.user),
-        Val::opt_text(&l.team_id),
-        Val::opt_text(&l.end_user),
-        Val::json(&l.metadata),
-        Val::json(&l.request_tags),
-        Val::text(&l.status),
-    ]
+/// The INSERT of `rows` log rows. The text for the most rows is built once per backend; a
+/// shorter one is its first rows' placeholders, which are the same whatever the length.
+fn log_insert(backend: Backend, rows: usize) -> Cow<'static, str> {
+    // A request id already logged (a batch retried after a lost commit reply) is skipped rather
+    // than failing the whole batch.
+    const ON_CONFLICT: &str = " ON CONFLICT (request_id) DO NOTHING";
+    /// The statement for `max_log_rows` rows, and where each row's `(…)` ends in it.
+    type Full = (String, Vec<usize>);
+    static SQLITE: OnceLock<Full> = OnceLock::new();
+    static POSTGRES: OnceLock<Full> = OnceLock::new();
+    let cell = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    let (sql, row_ends) = cell.get_or_init(|| {
+        let mut sql = format!("INSERT INTO {TABLE} ({}) VALUES ", COLS.join(", "));
+        let mut row_ends = Vec::with_capacity(max_log_rows(backend));
+        for row in 0..max_log_rows(backend) {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for col in 0..COLS.len() {
+                if col > 0 {
+                    sql.push(',');
+                }
+                // SQLite looks numbered parameters up by name, a scan per parameter that makes
+                // a long insert quadratic; plain `?` are bound in order.
+                match backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => write!(sql, "${}", row * COLS.len() + col + 1).unwrap(),
+                }
+            }
+            sql.push(')');
+            row_ends.push(sql.len());
+        }
+        sql.push_str(ON_CONFLICT);
+        (sql, row_ends)
+    });
+    if rows == row_ends.len() {
+        Cow::Borrowed(sql)
+    } else {
+        Cow::Owned([&sql[..row_ends[rows - 1]], ON_CONFLICT].concat())
+    }
+}
+
+/// Inserts `logs` (at most `max_log_rows`) in one statement, binding the records' own strings.
+async fn insert_logs(conn: &mut AnyConnection, backend: Backend, logs: &[SpendLogRecord]) -> Result<()> {
+    // Spend-log rows rarely carry metadata or tags: their JSON is a constant then, exactly what
+    // serialising the empty value gives.
+    let json: Vec<[Cow<str>; 2]> = logs
+        .iter()
+        .map(|l| {
+            let metadata = if l.metadata.is_empty() { "{}".into() } else { codec::json_text(&l.metadata).into() };
+            let tags = if l.request_tags.is_empty() { "[]".into() } else { codec::json_text(&l.request_tags).into() };
+            [metadata, tags]
+        })
+        .collect();
+    let sql = log_insert(backend, logs.len());
+    let mut args = AnyArguments::default();
+    args.reserve(logs.len() * COLS.len(), 0);
+    // SQLite keeps the statement prepared: there are only a few lengths (see `apply`), and SQLite
+    // has no bind types to go stale. PostgreSQL must not cache through `Any` (see `sql::query`).
+    let mut q = sqlx::query_with(&sql, args).persistent(backend == Backend::Sqlite);
+    for (l, [metadata, tags]) in logs.iter().zip(&json) {
+        q = q
+            .bind(l.request_id.as_str())
+            .bind(l.call_type.as_str())
+            .bind(l.api_key.as_str())
+            .bind(l.spend)
+            .bind(l.total_tokens)
+            .bind(l.prompt_tokens)
+            .bind(l.completion_tokens)
+            .bind(l.start_time.timestamp_millis())
+            .bind(l.end_time.timestamp_millis())
+            .bind(l.model.as_str())
+            .bind(l.model_id.as_deref())
+            .bind(l.model_group.as_deref())
+            .bind(l.custom_llm_provider.as_deref())
+            .bind(l.api_base.as_deref())
+            .bind(l.user.as_deref())
+            .bind(l.team_id.as_deref())
+            .bind(l.end_user.as_deref())
+            .bind(metadata.as_ref())
+            .bind(tags.as_ref())
+            .bind(l.status.as_str());
+    }
+    q.execute(conn).await.map_err(errors::db)?;
+    Ok(())
 }
 
 fn log_from_row(r: &AnyRow) -> Result<SpendLogRecord> {
@@ -187,41 +262,20 @@ pub(crate) async fn apply(store: &Store, batch: &SpendBatch) -> Result<()> {
             .map_err(errors::db)?;
     }
 
-    for chunk in batch.logs.chunks(LOG_CHUNK) {
-        let mut params = Params::new();
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|l| {
-                let marks: Vec<String> = log_row(l)
-                    .into_iter()
-                    .map(|v| {
-                        let mark = params.push(v);
-                        // SQLite looks numbered parameters up by name, a scan per parameter that
-                        // makes a 1,000-parameter insert quadratic; plain `?` are bound in order
-                        // (which is the order they are pushed here).
-                        if store.backend == crate::Backend::Sqlite {
-                            "?".to_owned()
-                        } else {
-                            mark
-                        }
-                    })
-                    .collect();
-                format!("({})", marks.join(", "))
-            })
-            .collect();
-        // A request id already logged (a batch retried after a lost commit reply) is skipped
-        // rather than failing the whole batch.
-        let q = format!(
-            "INSERT INTO {TABLE} ({}) VALUES {} ON CONFLICT (request_id) DO NOTHING",
-            COLS.join(", "),
-            tuples.join(", ")
-        );
-        // SQLite keeps a full chunk's statement prepared (its text never changes, and SQLite has
-        // no bind types to go stale); not the shorter last chunks, whose every length would be
-        // one more cached statement of up to a thousand parameters. PostgreSQL must not cache
-        // through `Any` at all (see `sql::query`).
-        let persistent = store.backend == crate::Backend::Sqlite && chunk.len() == LOG_CHUNK;
-        sql::query(&q, params).persistent(persistent).execute(&mut *tx).await.map_err(errors::db)?;
+    let max_rows = max_log_rows(store.backend);
+    let mut rest = &batch.logs[..];
+    while !rest.is_empty() {
+        let rows = match store.backend {
+            // Each length is one more statement SQLite keeps prepared (preparing one costs more
+            // than twice what running it does): full chunks, then the largest power of two left,
+            // so seven lengths serve every batch.
+            Backend::Sqlite => 1 << rest.len().min(max_rows).ilog2(),
+            // PostgreSQL parses every statement anyway, so the fewer the better.
+            Backend::Postgres => rest.len().min(max_rows),
+        };
+        let (chunk, after) = rest.split_at(rows);
+        insert_logs(&mut tx, store.backend, chunk).await?;
+        rest = after;
     }
     tx.commit().await.map_err(errors::db)
 }

@@ -355,6 +355,49 @@ async fn apply_spend_increments(db: &TestDb) {
     s.apply_spend(&SpendBatch::default()).await.unwrap();
 }
 
+/// Batches longer than one INSERT, and every shorter length, come back field for field: each
+/// value in its own row and column.
+async fn spend_logs_round_trip_in_chunks(db: &TestDb) {
+    let s = &db.store;
+    let row = |i: usize| {
+        let n = i as i64;
+        let start = 1_700_000_000_000 + n * 1000;
+        SpendLogRecord {
+            request_id: format!("req-{i:05}"),
+            call_type: format!("call-{i}"),
+            api_key: format!("k{}", i % 7),
+            spend: n as f64 / 8.0,
+            total_tokens: 3 * n,
+            prompt_tokens: 2 * n,
+            completion_tokens: n,
+            start_time: t(start),
+            end_time: t(start + n),
+            model: format!("model-{i}"),
+            model_id: i.is_multiple_of(2).then(|| format!("dep-{i}")),
+            model_group: (!i.is_multiple_of(3)).then(|| format!("group-{i}")),
+            custom_llm_provider: (!i.is_multiple_of(5)).then(|| format!("provider-{i}")),
+            api_base: (!i.is_multiple_of(4)).then(|| format!("https://{i}.example")),
+            user: i.is_multiple_of(3).then(|| format!("u{i}")),
+            team_id: (!i.is_multiple_of(2)).then(|| format!("t{i}")),
+            end_user: i.is_multiple_of(6).then(|| format!("customer-{i}")),
+            metadata: if i.is_multiple_of(10) { obj(json!({"i": i, "s": "x"})) } else { Map::new() },
+            request_tags: if i.is_multiple_of(9) { vec![format!("tag-{i}"), "prod".into()] } else { vec![] },
+            status: if i.is_multiple_of(11) { "failure" } else { "success" }.into(),
+        }
+    };
+    // 2,127 rows: two full 1,000-row PostgreSQL statements and a remainder; 33 full 64-row SQLite
+    // ones and 8 + 4 + 2 + 1. Then 127 = 64 + 32 + … + 1 rows, reusing the statements SQLite
+    // keeps prepared.
+    let first: Vec<SpendLogRecord> = (0..2_127).map(row).collect();
+    let second: Vec<SpendLogRecord> = (2_127..2_254).map(row).collect();
+    for logs in [&first, &second] {
+        s.apply_spend(&SpendBatch { increments: vec![], logs: logs.clone() }).await.unwrap();
+    }
+    let mut want: Vec<SpendLogRecord> = first.into_iter().chain(second).collect();
+    want.reverse();
+    assert_eq!(s.spend_logs(&SpendLogFilter::default()).await.unwrap(), want);
+}
+
 async fn apply_spend_is_atomic(db: &TestDb) {
     let s = &db.store;
     s.insert_key(&KeyRecord { token: "k1".into(), ..Default::default() }).await.unwrap();
@@ -723,6 +766,7 @@ on_every_backend!(
     user_team_end_user_model_round_trip,
     update_does_not_touch_spend,
     apply_spend_increments,
+    spend_logs_round_trip_in_chunks,
     apply_spend_is_atomic,
     non_finite_spend_is_refused,
     concurrent_apply_spend_sums,
