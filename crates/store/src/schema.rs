@@ -16,10 +16,11 @@ struct Migration {
     statements: &'static [&'static str],
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    statements: &[
-        "CREATE TABLE sluice_keys (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: &[
+            "CREATE TABLE sluice_keys (
             token TEXT NOT NULL PRIMARY KEY,
             key_name TEXT,
             key_alias TEXT,
@@ -45,11 +46,11 @@ const MIGRATIONS: &[Migration] = &[Migration {
             created_by TEXT,
             updated_by TEXT
         )",
-        "CREATE INDEX sluice_keys_user_id_idx ON sluice_keys (user_id)",
-        "CREATE INDEX sluice_keys_team_id_idx ON sluice_keys (team_id)",
-        // Partial, so any number of keys may have no alias.
-        "CREATE UNIQUE INDEX sluice_keys_key_alias_uniq ON sluice_keys (key_alias) WHERE key_alias IS NOT NULL",
-        "CREATE TABLE sluice_users (
+            "CREATE INDEX sluice_keys_user_id_idx ON sluice_keys (user_id)",
+            "CREATE INDEX sluice_keys_team_id_idx ON sluice_keys (team_id)",
+            // Partial, so any number of keys may have no alias.
+            "CREATE UNIQUE INDEX sluice_keys_key_alias_uniq ON sluice_keys (key_alias) WHERE key_alias IS NOT NULL",
+            "CREATE TABLE sluice_users (
             user_id TEXT NOT NULL PRIMARY KEY,
             user_alias TEXT,
             user_email TEXT,
@@ -69,7 +70,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
             created_at BIGINT,
             updated_at BIGINT
         )",
-        "CREATE TABLE sluice_teams (
+            "CREATE TABLE sluice_teams (
             team_id TEXT NOT NULL PRIMARY KEY,
             team_alias TEXT,
             organization_id TEXT,
@@ -92,15 +93,15 @@ const MIGRATIONS: &[Migration] = &[Migration {
             created_at BIGINT,
             updated_at BIGINT
         )",
-        "CREATE TABLE sluice_end_users (
+            "CREATE TABLE sluice_end_users (
             user_id TEXT NOT NULL PRIMARY KEY,
             alias TEXT,
             spend DOUBLE PRECISION NOT NULL DEFAULT 0,
             max_budget DOUBLE PRECISION,
             blocked BIGINT NOT NULL DEFAULT 0
         )",
-        // `user_id` holds the record's `user` field (`user` is reserved in PostgreSQL).
-        "CREATE TABLE sluice_spend_logs (
+            // `user_id` holds the record's `user` field (`user` is reserved in PostgreSQL).
+            "CREATE TABLE sluice_spend_logs (
             request_id TEXT NOT NULL PRIMARY KEY,
             call_type TEXT NOT NULL,
             api_key TEXT NOT NULL,
@@ -122,20 +123,31 @@ const MIGRATIONS: &[Migration] = &[Migration {
             request_tags TEXT NOT NULL DEFAULT '[]',
             status TEXT NOT NULL
         )",
-        // LiteLLM lacks (api_key, startTime): per-key spend queries scan the whole table there.
-        "CREATE INDEX sluice_spend_logs_key_time_idx ON sluice_spend_logs (api_key, start_time)",
-        "CREATE INDEX sluice_spend_logs_time_idx ON sluice_spend_logs (start_time)",
-        "CREATE INDEX sluice_spend_logs_user_idx ON sluice_spend_logs (user_id)",
-        "CREATE INDEX sluice_spend_logs_team_idx ON sluice_spend_logs (team_id)",
-        "CREATE TABLE sluice_models (
+            // LiteLLM lacks (api_key, startTime): per-key spend queries scan the whole table there.
+            "CREATE INDEX sluice_spend_logs_key_time_idx ON sluice_spend_logs (api_key, start_time)",
+            "CREATE INDEX sluice_spend_logs_time_idx ON sluice_spend_logs (start_time)",
+            "CREATE INDEX sluice_spend_logs_user_idx ON sluice_spend_logs (user_id)",
+            "CREATE INDEX sluice_spend_logs_team_idx ON sluice_spend_logs (team_id)",
+            "CREATE TABLE sluice_models (
             model_id TEXT NOT NULL PRIMARY KEY,
             model_name TEXT NOT NULL,
             litellm_params TEXT NOT NULL DEFAULT '{}',
             model_info TEXT NOT NULL DEFAULT '{}',
             created_at BIGINT
         )",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        statements: &[
+            // Every request inserts a spend-log row, and each index is one more B-tree insert
+            // (together a sixth of a request's CPU). Filtering logs by user or team is a rare admin
+            // query; LiteLLM indexes neither. Kept: (api_key, start_time) and start_time.
+            "DROP INDEX sluice_spend_logs_user_idx",
+            "DROP INDEX sluice_spend_logs_team_idx",
+        ],
+    },
+];
 
 /// Brings the schema up to the newest version. Replicas starting together are serialised by
 /// an advisory lock (PostgreSQL) or the write lock taken by `BEGIN IMMEDIATE` (SQLite).
