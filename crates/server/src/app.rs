@@ -351,13 +351,14 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
             rpm_limit: spec.rpm,
         })
     });
-    let served = Arc::new(crate::access::charge::Served {
-        model: spec.model.upstream.clone(),
-        model_id: spec.id.clone(),
-        provider: provider.name.to_string(),
-        api_base: base.as_deref().map(openai::display_base).unwrap_or_default().to_string(),
-        price: deployment_price(spec),
-    });
+    let served = Arc::new(crate::access::charge::Served::new(
+        &spec.model.upstream,
+        &spec.model_name,
+        &spec.id,
+        provider.name,
+        base.as_deref().map(openai::display_base).unwrap_or_default(),
+        deployment_price(spec),
+    ));
     Ok(Target { id_header, api_base_header, provider, kind, metrics, served })
 }
 

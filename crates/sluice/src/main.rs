@@ -9,6 +9,9 @@ use sluice_server::config::{Config, ConfigError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+// mimalloc: measurably less CPU per request than the system allocator. The `system-allocator`
+// feature drops it so that heap profilers, which intercept malloc, see every allocation.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -7,6 +7,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// A virtual key (`LiteLLM_VerificationToken`). `token` is the SHA-256 hex of the raw key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -110,12 +112,17 @@ pub struct EndUserRecord {
 }
 
 /// One request in `LiteLLM_SpendLogs`.
+///
+/// A busy gateway holds thousands of these between writes, so what every request of a deployment
+/// repeats (its model, id, provider, base, group) is an `Arc<str>` shared with the deployment, and
+/// what is fixed text (`call_type`, `status`) borrows a `&'static str`: a row owns one string, its
+/// request id, instead of ten.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SpendLogRecord {
     pub request_id: String,
-    pub call_type: String,
+    pub call_type: Cow<'static, str>,
     /// Hash of the key that paid (never the raw key).
-    pub api_key: String,
+    pub api_key: Arc<str>,
     pub spend: f64,
     pub total_tokens: i64,
     pub prompt_tokens: i64,
@@ -124,17 +131,17 @@ pub struct SpendLogRecord {
     pub start_time: DateTime<Utc>,
     #[serde(rename = "endTime")]
     pub end_time: DateTime<Utc>,
-    pub model: String,
-    pub model_id: Option<String>,
-    pub model_group: Option<String>,
-    pub custom_llm_provider: Option<String>,
-    pub api_base: Option<String>,
+    pub model: Arc<str>,
+    pub model_id: Option<Arc<str>>,
+    pub model_group: Option<Arc<str>>,
+    pub custom_llm_provider: Option<Arc<str>>,
+    pub api_base: Option<Arc<str>>,
     pub user: Option<String>,
     pub team_id: Option<String>,
     pub end_user: Option<String>,
     pub metadata: Map<String, Value>,
     pub request_tags: Vec<String>,
-    pub status: String,
+    pub status: Cow<'static, str>,
 }
 
 /// A deployment added through `/model/new` (`LiteLLM_ProxyModelTable`).

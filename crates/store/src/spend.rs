@@ -117,15 +117,15 @@ async fn insert_logs(conn: &mut AnyConnection, backend: Backend, logs: &[SpendLo
     for (l, [metadata, tags]) in logs.iter().zip(&json) {
         q = q
             .bind(l.request_id.as_str())
-            .bind(l.call_type.as_str())
-            .bind(l.api_key.as_str())
+            .bind(l.call_type.as_ref())
+            .bind(l.api_key.as_ref())
             .bind(l.spend)
             .bind(l.total_tokens)
             .bind(l.prompt_tokens)
             .bind(l.completion_tokens)
             .bind(l.start_time.timestamp_millis())
             .bind(l.end_time.timestamp_millis())
-            .bind(l.model.as_str())
+            .bind(l.model.as_ref())
             .bind(l.model_id.as_deref())
             .bind(l.model_group.as_deref())
             .bind(l.custom_llm_provider.as_deref())
@@ -135,7 +135,7 @@ async fn insert_logs(conn: &mut AnyConnection, backend: Backend, logs: &[SpendLo
             .bind(l.end_user.as_deref())
             .bind(metadata.as_ref())
             .bind(tags.as_ref())
-            .bind(l.status.as_str());
+            .bind(l.status.as_ref());
     }
     q.execute(conn).await.map_err(errors::db)?;
     Ok(())
@@ -144,25 +144,25 @@ async fn insert_logs(conn: &mut AnyConnection, backend: Backend, logs: &[SpendLo
 fn log_from_row(r: &AnyRow) -> Result<SpendLogRecord> {
     Ok(SpendLogRecord {
         request_id: codec::text(r, "request_id")?,
-        call_type: codec::text(r, "call_type")?,
-        api_key: codec::text(r, "api_key")?,
+        call_type: codec::text(r, "call_type")?.into(),
+        api_key: codec::text(r, "api_key")?.into(),
         spend: codec::real(r, "spend")?,
         total_tokens: codec::int(r, "total_tokens")?,
         prompt_tokens: codec::int(r, "prompt_tokens")?,
         completion_tokens: codec::int(r, "completion_tokens")?,
         start_time: codec::time(r, "start_time")?,
         end_time: codec::time(r, "end_time")?,
-        model: codec::text(r, "model")?,
-        model_id: codec::opt_text(r, "model_id")?,
-        model_group: codec::opt_text(r, "model_group")?,
-        custom_llm_provider: codec::opt_text(r, "custom_llm_provider")?,
-        api_base: codec::opt_text(r, "api_base")?,
+        model: codec::text(r, "model")?.into(),
+        model_id: codec::opt_text(r, "model_id")?.map(Into::into),
+        model_group: codec::opt_text(r, "model_group")?.map(Into::into),
+        custom_llm_provider: codec::opt_text(r, "custom_llm_provider")?.map(Into::into),
+        api_base: codec::opt_text(r, "api_base")?.map(Into::into),
         user: codec::opt_text(r, "user_id")?,
         team_id: codec::opt_text(r, "team_id")?,
         end_user: codec::opt_text(r, "end_user")?,
         metadata: codec::map(r, "metadata")?,
         request_tags: codec::list(r, "request_tags")?,
-        status: codec::text(r, "status")?,
+        status: codec::text(r, "status")?.into(),
     })
 }
 

@@ -9,14 +9,39 @@ use sluice_store::{SpendLogRecord, Spender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// What the deployment that served contributes to a spend-log row and the price.
+/// What the deployment that served contributes to a spend-log row and the price. Built once per
+/// deployment; every row it serves shares these strings instead of copying them.
 #[derive(Debug, Clone, Default)]
 pub struct Served {
-    pub model: String,
-    pub model_id: String,
-    pub provider: String,
-    pub api_base: String,
+    pub model: Arc<str>,
+    /// The deployment's `model_name`.
+    pub model_group: Arc<str>,
+    /// The optional fields are `None` rather than empty, as the row stores them.
+    pub model_id: Option<Arc<str>>,
+    pub provider: Option<Arc<str>>,
+    pub api_base: Option<Arc<str>>,
     pub price: Option<Price>,
+}
+
+impl Served {
+    pub fn new(
+        model: &str,
+        model_group: &str,
+        model_id: &str,
+        provider: &str,
+        api_base: &str,
+        price: Option<Price>,
+    ) -> Self {
+        let non_empty = |s: &str| (!s.is_empty()).then(|| Arc::from(s));
+        Served {
+            model: model.into(),
+            model_group: model_group.into(),
+            model_id: non_empty(model_id),
+            provider: non_empty(provider),
+            api_base: non_empty(api_base),
+            price,
+        }
+    }
 }
 
 /// An upstream's reported usage as the price table counts it.
@@ -33,7 +58,7 @@ pub fn token_usage(u: &sluice_wire::sniff::Usage) -> TokenUsage {
 pub struct Charge {
     access: Arc<Access>,
     admission: Admission,
-    api_key: String,
+    api_key: Arc<str>,
     model_group: String,
     request_id: String,
     call_type: &'static str,
@@ -62,7 +87,7 @@ impl Charge {
         labels: Option<MetricLabels>,
     ) -> Arc<Charge> {
         let api_key = match &admission.key {
-            Some(k) => k.record.token.clone(),
+            Some(k) => k.record.token.as_str().into(),
             None => access.master_hash.clone(),
         };
         Arc::new(Charge {
@@ -133,9 +158,15 @@ impl Charge {
         }
         if self.access.store().is_some() && !self.access.settings.disable_spend_logs {
             let end_user = a.end_user.as_ref().map(|e| e.record.user_id.clone());
+            // The group the request named is nearly always the deployment's own name: share it.
+            let model_group = if *served.model_group == *self.model_group {
+                served.model_group.clone()
+            } else {
+                self.model_group.as_str().into()
+            };
             self.access.writer.log(SpendLogRecord {
                 request_id: self.request_id.clone(),
-                call_type: self.call_type.to_string(),
+                call_type: self.call_type.into(),
                 api_key: self.api_key.clone(),
                 spend: cost,
                 total_tokens: tokens as i64,
@@ -144,10 +175,10 @@ impl Charge {
                 start_time: self.started,
                 end_time: chrono::Utc::now(),
                 model: served.model.clone(),
-                model_id: Some(served.model_id.clone()).filter(|s| !s.is_empty()),
-                model_group: Some(self.model_group.clone()),
-                custom_llm_provider: Some(served.provider.clone()).filter(|s| !s.is_empty()),
-                api_base: Some(served.api_base.clone()).filter(|s| !s.is_empty()),
+                model_id: served.model_id.clone(),
+                model_group: Some(model_group),
+                custom_llm_provider: served.provider.clone(),
+                api_base: served.api_base.clone(),
                 user: a.key.as_ref().and_then(|k| k.record.user_id.clone()),
                 team_id: a.key.as_ref().and_then(|k| k.record.team_id.clone()),
                 end_user,

@@ -58,7 +58,7 @@ pub struct Access {
     store: std::sync::OnceLock<Store>,
     pub master: Option<MasterKey>,
     /// SHA-256 hex of the master key: spend logs attribute master-key traffic to it, as LiteLLM does.
-    pub master_hash: String,
+    pub master_hash: Arc<str>,
     pub settings: AccessSettings,
     pub writer: writer::Queue,
     /// Whether the last database round trip worked (for `/health/readiness`).
@@ -84,7 +84,7 @@ impl Access {
     ) -> Arc<Access> {
         Arc::new(Access {
             registry: Registry::new(metrics.clone()),
-            master_hash: master.map(hash_key).unwrap_or_default(),
+            master_hash: master.map(hash_key).unwrap_or_default().into(),
             master: master.map(MasterKey::new),
             db_up: AtomicBool::new(false),
             store: std::sync::OnceLock::new(),
