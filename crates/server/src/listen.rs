@@ -17,8 +17,9 @@ pub struct ListenSettings {
     /// Cap on each client connection's read buffer (hyper's minimum is 8 KiB). hyper grows the
     /// buffer while reads fill it (to ~400 KB by default) and keeps it for the connection's life;
     /// with the seed's 16 KB requests that cost ~50 KB per open connection. 8 KiB holds 1,000
-    /// locust users under 40 MB at the price of one more read per large request (about 5 µs of
-    /// CPU on the seed payload): `sluice_settings.client_read_buffer_kb` trades one for the other.
+    /// locust users under 45 MB (embedded database and spend logs on) at the price of one more
+    /// read per large request (about 5 µs of CPU on the seed payload):
+    /// `sluice_settings.client_read_buffer_kb` trades one for the other.
     pub read_buffer_max: usize,
 }
 
