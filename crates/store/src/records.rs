@@ -115,8 +115,9 @@ pub struct EndUserRecord {
 ///
 /// A busy gateway holds thousands of these between writes, so what every request of a deployment
 /// repeats (its model, id, provider, base, group) is an `Arc<str>` shared with the deployment, and
-/// what is fixed text (`call_type`, `status`) borrows a `&'static str`: a row owns one string, its
-/// request id, instead of ten.
+/// what is fixed text (`call_type`, `status`) borrows a `&'static str`. A master-key row owns one
+/// string, its request id, instead of ten; a virtual key's row also copies the key hash and its
+/// user and team ids.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SpendLogRecord {
     pub request_id: String,

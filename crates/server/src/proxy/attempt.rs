@@ -283,7 +283,6 @@ impl UpstreamCall<'_> {
         let mut resp = Response::new(axum::body::Body::new(ChainBody::new(out)));
         *resp.status_mut() = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
         let h = resp.headers_mut();
-        h.reserve(headers::TYPICAL_RESPONSE_HEADERS);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers::forward_upstream(&up.headers, h);
         self.meta.apply(h);

@@ -24,7 +24,7 @@ pub const RATELIMIT_REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ra
 /// 24 is the most a 32-slot map holds; asking for more doubles it, and that costs every idle
 /// connection, not only the request: hyper keeps each connection's last response map to parse
 /// the next request into (~5 KB for 48 entries, ~2.5 KB for 24).
-pub const TYPICAL_RESPONSE_HEADERS: usize = 24;
+const TYPICAL_RESPONSE_HEADERS: usize = 24;
 
 /// What the response headers report about one call.
 pub struct CallMeta {
@@ -140,7 +140,8 @@ const HOP_BY_HOP: &[&str] =
 pub fn forward_upstream(upstream: &HeaderMap, out: &mut HeaderMap) {
     PREFIXED.with(|cache| {
         let mut cache = cache.borrow_mut();
-        out.reserve(upstream.len() * 2);
+        // Every answer that carries upstream headers passes here first, streamed or not.
+        out.reserve(TYPICAL_RESPONSE_HEADERS.saturating_sub(out.len()));
         for (name, value) in upstream {
             if HOP_BY_HOP.contains(&name.as_str()) {
                 continue;
