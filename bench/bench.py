@@ -652,6 +652,9 @@ def run_load(ctx: Ctx, url: str, headers: dict, model: str | None, scenario: dic
             "--threads", "1", "--timeout", ctx.args.timeout, "--error-file", out_json.with_suffix(".errors.txt")]
     if scenario["kind"] == "closed":
         argv += ["-u", scenario["n"]]
+    elif scenario["kind"] == "seed":
+        # The seed's locustfile: users that wait 0.5-1 s between requests, all started within 1 s.
+        argv += ["-u", scenario["n"], "-r", scenario["n"], "--wait", "0.5..1"]
     else:
         # No queue beyond the connections: a send the server has no room for counts as a failure
         # ("client overloaded") instead of waiting, so an overloaded contender cannot stretch the run.
@@ -747,6 +750,21 @@ def measure_contender(ctx: Ctx, c: Contender, mode: str, mock_port: int, rep: in
         load_headers = c.extra_headers(mock_port)
         run_load(ctx, url, load_headers, model, {"kind": "closed", "n": 16}, ctx.args.warmup, load_cpu,
                  tmp / "warmup.json", subst)
+        if gw is not None and ctx.args.seed_users > 0:
+            # First, while VmHWM still reflects only the warm-up: the seed's pace with that many
+            # open connections (the memory target), before the no-wait runs put them all in flight.
+            sc = {"key": "seed", "kind": "seed", "n": ctx.args.seed_users}
+            try:
+                j = run_load(ctx, url, load_headers, model, sc, ctx.args.duration, load_cpu,
+                             tmp / "seed.json", subst)
+                s = summarize(j)
+                res["runs"]["seed"] = s
+                res["rss_kb_seed"] = peak_rss_kb(gw.pid)
+                log(f"  {mode} rep{rep} {c.name:10s}   seed: {s['rps']:9.0f} req/s  {sc['n']} users  "
+                    f"fails {s['failures']}  VmHWM {res['rss_kb_seed'] / 1024:.1f} MB")
+            except RuntimeError as e:
+                res["runs"]["seed"] = {"skipped": f"load generator error: {e}"}
+                log(f"  {mode} rep{rep} {c.name:10s}   seed: {e}")
         overloaded_at = None
         for sc in scenarios(ctx.args):
             if sc["kind"] == "open" and overloaded_at is not None:
@@ -845,6 +863,9 @@ def main() -> int:
                     help="pinned: gateway on core 0, mock and load on core 1 (default both; smoke pinned)")
     ap.add_argument("--conns", default=None, help="closed-loop concurrencies (default 64,1000; smoke 16,64)")
     ap.add_argument("--rates", default=None, help="open-loop rates, req/s (default 1000,5000; smoke 200,500)")
+    ap.add_argument("--seed-users", type=int, default=None,
+                    help="users of the seed-pace run that measures RSS with that many open connections "
+                         "(locust-style: 0.5-1 s wait between requests; default 1000, smoke 100; 0 skips it)")
     ap.add_argument("--timeout", default="30s",
                     help="per-request timeout of the load generator (bounds how long an overloaded contender keeps a run going)")
     ap.add_argument("--mock-latency", default="", help="--latency passed to sluice mock (default none)")
@@ -865,9 +886,11 @@ def main() -> int:
         args.pinning = args.pinning or "pinned"
         args.conns = args.conns or "16,64"
         args.rates = args.rates or "200,500"
+        args.seed_users = 100 if args.seed_users is None else args.seed_users
         args.out = args.out or str(BENCH_DIR / "out" / "SMOKE.md")
     args.contenders = args.contenders or ",".join(ALL_CONTENDERS)
     args.duration = args.duration or "10s"
+    args.seed_users = 1000 if args.seed_users is None else args.seed_users
     args.warmup = args.warmup or "2s"
     args.pinning = args.pinning or "both"
     args.conns = [int(x) for x in (args.conns or "64,1000").split(",")]
@@ -1043,6 +1066,9 @@ def figures(args, results_mode: dict) -> dict:
                 f[f"{k}_add99"] = med(add99)
         f["rss_mb"] = med([r.get("rss_kb") for r in reps])
         f["rss_mb"] = f["rss_mb"] / 1024 if f["rss_mb"] else None
+        f["rss_seed_mb"] = med([r.get("rss_kb_seed") for r in reps])
+        f["rss_seed_mb"] = f["rss_seed_mb"] / 1024 if f["rss_seed_mb"] else None
+        f["seed_fail"] = sum(r["runs"].get("seed", {}).get("failures", 0) for r in reps)
         f["rss_conns_mb"] = med([r.get("rss_kb_conns") for r in reps])
         f["rss_conns_mb"] = f["rss_conns_mb"] / 1024 if f["rss_conns_mb"] else None
         f["ready_ms"] = med([r.get("ready_s") * 1000 if r.get("ready_s") is not None else None for r in reps])
@@ -1098,16 +1124,17 @@ def write_report(ctx, args, modes, results, unavailable, versions, started, t_st
             continue
         a(f"## Results — {m}\n")
         hc = " | ".join(f"c{n} req/s | c{n} p50 ms | c{n} p99 ms" for n in args.conns)
-        a(f"| contender | {hc} | CPU µs/req (c{args.conns[0]}) | peak RSS MB | ready ms |")
-        a("|---|" + "---:|" * (3 * len(args.conns) + 3))
+        a(f"| contender | {hc} | CPU µs/req (c{args.conns[0]}) | RSS MB, {args.seed_users} users at the seed's pace "
+          f"| peak RSS MB, all runs | ready ms |")
+        a("|---|" + "---:|" * (3 * len(args.conns) + 4))
         for n, f in figs.items():
             cells = []
             for c in args.conns:
                 cells += [fmt(f[f'c{c}_rps'], 0), fmt(f[f'c{c}_p50']), fmt(f[f'c{c}_p99'])]
-            fails = sum(f[f"c{c}_fail"] for c in args.conns)
+            fails = sum(f[f"c{c}_fail"] for c in args.conns) + f["seed_fail"]
             name = n + (f" ({fails} failed)" if fails else "")
             a(f"| {name} | " + " | ".join(cells) + f" | {fmt(f[f'c{args.conns[0]}_cpu'], 0)} | "
-              f"{fmt(f['rss_mb'], 1)} | {fmt(f['ready_ms'], 1)} |")
+              f"{fmt(f['rss_seed_mb'], 1)} | {fmt(f['rss_mb'], 1)} | {fmt(f['ready_ms'], 1)} |")
         a("")
         hr = " | ".join(f"{r}/s p50 ms | {r}/s p99 ms | {r}/s added p50 | {r}/s added p99 | {r}/s CPU µs/req"
                         for r in args.rates)
@@ -1211,10 +1238,13 @@ def targets(args, figs_by_mode) -> list[str]:
     if mode == "pinned":
         out.append(f"Throughput alone on one core: {rps:.0f} req/s (best of closed-loop runs; target ≥ 10,000) → "
                    f"{verdict(rps >= 10000)}")
-    rss = s.get("rss_mb")
+    seed_rss, rss = s.get("rss_seed_mb"), s.get("rss_mb")
+    if seed_rss is not None:
+        out.append(f"RSS with {args.seed_users} open client connections (the seed's locust users: 0.5-1 s between "
+                   f"requests): {seed_rss:.1f} MB (target < 50) → {verdict(seed_rss < 50)}")
     if rss is not None:
-        out.append(f"Peak RSS with {max(args.conns)} open client connections: {rss:.1f} MB (target < 50) → "
-                   f"{verdict(rss < 50)}")
+        out.append(f"For reference, not the target's case: peak RSS over all runs, including {max(args.conns)} "
+                   f"requests in flight at once (closed loop, no wait): {rss:.1f} MB")
     rd = s.get("ready_ms")
     if rd is not None:
         out.append(f"Ready to serve: {rd:.1f} ms from spawn to first 200 (target < 100) → {verdict(rd < 100)}")
