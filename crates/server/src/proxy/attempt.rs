@@ -115,7 +115,7 @@ impl UpstreamCall<'_> {
         provider: &sluice_providers::Provider,
         req: http::Request<ChainBody>,
         timeout: Duration,
-    ) -> Result<(http::response::Parts, hyper::body::Incoming, Instant), Failed<CallError>> {
+    ) -> Result<(http::response::Parts, super::pool::UpstreamBody, Instant), Failed<CallError>> {
         let sent = Instant::now();
         let result = tokio::time::timeout(timeout, self.app.client.request(req)).await;
         let resp = match result {

@@ -5,6 +5,7 @@ pub mod body;
 pub mod headers;
 pub mod messages;
 pub mod mock;
+pub mod pool;
 pub mod relay;
 mod translate;
 pub mod upstream;
@@ -246,7 +247,7 @@ pub(crate) enum ReadError {
 }
 
 pub(crate) async fn read_upstream(
-    body: hyper::body::Incoming,
+    body: pool::UpstreamBody,
     timeout: std::time::Duration,
     limit: usize,
 ) -> Result<Bytes, ReadError> {

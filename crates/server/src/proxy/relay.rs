@@ -6,10 +6,10 @@
 //! one and the upstream sent none (counting tokens itself), then `data: [DONE]`. An upstream
 //! failure mid-stream becomes one error frame, then the stream ends.
 
+use super::pool::UpstreamBody;
 use super::upstream;
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use sluice_providers::Provider;
 use sluice_wire::sniff::{self, Endpoint};
 use sluice_wire::{sse, ApiError};
@@ -22,7 +22,7 @@ pub struct UsageNeeds {
 }
 
 pub struct Relay {
-    upstream: Incoming,
+    upstream: UpstreamBody,
     parser: sse::Parser,
     provider: Provider,
     endpoint: Endpoint,
@@ -84,7 +84,7 @@ pub enum Step {
 
 impl Relay {
     pub fn new(
-        upstream: Incoming,
+        upstream: UpstreamBody,
         provider: Provider,
         endpoint: Endpoint,
         client_model: Bytes,

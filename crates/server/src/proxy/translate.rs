@@ -308,7 +308,7 @@ fn fail(failure: Failure, api: ApiError) -> Failed<CallError> {
 }
 
 struct TranslatedRelay {
-    upstream: hyper::body::Incoming,
+    upstream: super::pool::UpstreamBody,
     tr: StreamTr,
     /// Where the stream's token usage is recorded at its end, with the requested model.
     metrics: Option<(sluice_metrics::DeploymentMetrics, String)>,

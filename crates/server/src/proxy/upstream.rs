@@ -1,15 +1,13 @@
 //! The one pooled upstream client and how its failures become LiteLLM's errors.
 
-use super::body::ChainBody;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use sluice_providers::errors::{upstream_message, upstream_text};
 use sluice_providers::{ExceptionClass, Provider};
 use sluice_router::ErrorKind;
 use sluice_wire::ApiError;
 use std::time::Duration;
 
-pub type Client = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, ChainBody>;
+pub use super::pool::Client;
 
 /// Keep-alive pooled client for every upstream: plain HTTP and TLS (HTTP/2 where offered).
 pub fn client(connect_timeout: Duration) -> Client {
@@ -25,14 +23,10 @@ pub fn client(connect_timeout: Duration) -> Client {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_timer(hyper_util::rt::TokioTimer::new())
-        .timer(hyper_util::rt::TokioTimer::new())
-        .build(https)
+    Client::new(https, Duration::from_secs(90))
 }
 
-fn rustls_config() -> rustls::ClientConfig {
+pub(super) fn rustls_config() -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
@@ -43,7 +37,7 @@ fn rustls_config() -> rustls::ClientConfig {
 }
 
 /// The upstream could not be reached or answered too slowly.
-pub fn transport_error(provider: &Provider, err: &hyper_util::client::legacy::Error) -> ApiError {
+pub fn transport_error(provider: &Provider, err: &super::pool::Error) -> ApiError {
     let class = ExceptionClass::ApiConnection;
     let detail = if err.is_connect() {
         "Connection error: the upstream refused or did not accept the connection. Check the deployment's api_base and that the server is up."
