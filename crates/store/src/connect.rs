@@ -13,9 +13,14 @@ use crate::{Backend, Result, StoreError};
 /// How long a caller waits for a PostgreSQL connection before giving up: short, so a database
 /// that is down fails requests fast instead of stacking them up.
 const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
-/// SQLite waits this long for another connection's write lock.
+/// SQLite waits this long for another connection's write lock: sqlx's default, which it gives
+/// every connection of the pool, and what the spend-log connection (`log_writer`) sets.
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of each SQLite connection: 512 KiB (SQLite's default is 2 MiB).
-const SQLITE_CACHE_PRAGMA: &str = "PRAGMA cache_size = -512";
+pub(crate) const SQLITE_CACHE_PRAGMA: &str = "PRAGMA cache_size = -512";
+/// What sqlx runs on each SQLite connection it opens, unasked (its defaults; the rest of
+/// SQLite's settings it leaves alone). The spend-log connection runs it too.
+pub(crate) const SQLX_SQLITE_PRAGMAS: &str = "PRAGMA foreign_keys = ON";
 /// Connections to a SQLite file, at most (see `open`).
 const SQLITE_MAX_CONNECTIONS: u32 = 2;
 const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +35,9 @@ pub(crate) struct Target {
     /// Strings that must never appear in a message (the password, raw and percent-decoded).
     secrets: Vec<String>,
     memory: bool,
+    /// A SQLite file named without URL options of the user's (which a second connection opened
+    /// another way could not honour).
+    plain_file: bool,
 }
 
 impl Target {
@@ -38,7 +46,14 @@ impl Target {
         let lower = url.to_ascii_lowercase();
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             let (display, secrets) = redact(url);
-            return Ok(Target { backend: Backend::Postgres, url: url.to_owned(), display, secrets, memory: false });
+            return Ok(Target {
+                backend: Backend::Postgres,
+                url: url.to_owned(),
+                display,
+                secrets,
+                memory: false,
+                plain_file: false,
+            });
         }
         let rest = if let Some(r) = url.strip_prefix("sqlite://") {
             r
@@ -64,6 +79,7 @@ impl Target {
                 display: "sqlite::memory:".to_owned(),
                 secrets: Vec::new(),
                 memory: true,
+                plain_file: false,
             });
         }
         // `sqlite:` followed by the path (not `sqlite://`), so the url crate does not read the
@@ -80,7 +96,14 @@ impl Target {
             display: path.to_owned(),
             secrets: Vec::new(),
             memory: false,
+            plain_file: query.is_none(),
         })
+    }
+
+    /// Whether spend logs get a connection of their own (`log_writer`): a SQLite file opened
+    /// with the settings sluice chooses.
+    pub(crate) fn own_log_connection(&self) -> bool {
+        self.plain_file
     }
 
     /// Removes the password from a message (sqlx errors should not contain it, but this is the

@@ -4,7 +4,8 @@
 //! parameterised queries only.
 //!
 //! The store is never on a request's path: the server loads what it needs into memory at start,
-//! refreshes it in the background, and writes spend in batches ([`Store::apply_spend`]).
+//! refreshes it in the background, and writes spend in batches ([`Store::apply_increments`],
+//! [`Store::insert_spend_logs`]).
 
 mod codec;
 mod connect;
@@ -13,11 +14,13 @@ mod errors;
 mod import;
 mod keys;
 mod limits;
+mod log_writer;
 mod models;
 mod records;
 mod schema;
 mod spend;
 mod sql;
+mod sqlite_raw;
 mod table;
 mod teams;
 mod users;
@@ -28,6 +31,7 @@ pub use records::*;
 use chrono::{DateTime, Utc};
 use sqlx::any::Any;
 use sqlx::AnyPool;
+use sqlx::Row;
 use sqlx::Transaction;
 
 use crate::sql::{Params, Val};
@@ -47,6 +51,13 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Spend-log rows [`Store::insert_spend_logs`] did not write, given back to be retried.
+#[derive(Debug)]
+pub struct LogsNotWritten {
+    pub error: StoreError,
+    pub logs: Vec<SpendLogRecord>,
+}
+
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -59,6 +70,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite files: the thread that inserts spend logs on a connection of its own.
+    log_writer: Option<log_writer::LogWriter>,
 }
 
 impl Store {
@@ -69,11 +82,25 @@ impl Store {
         let target = connect::Target::parse(url)?;
         let pool = target.connect(pool_size).await?;
         schema::migrate(&pool, target.backend).await?;
-        Ok(Store { pool, backend: target.backend })
+        let mut log_writer = None;
+        if target.own_log_connection() {
+            // The file as SQLite resolved it for the pool, so both connections open the same one.
+            if let Some(file) = main_file(&pool).await? {
+                log_writer = Some(log_writer::LogWriter::open(&file).await?);
+            }
+        }
+        Ok(Store { pool, backend: target.backend, log_writer })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether spend logs are written on a SQLite connection and thread of their own (a SQLite
+    /// file) rather than through the pool.
+    #[doc(hidden)]
+    pub fn logs_on_own_connection(&self) -> bool {
+        self.log_writer.is_some()
     }
 
     /// The schema version the database has been migrated to.
@@ -92,7 +119,7 @@ impl Store {
         keys::insert(self, key).await
     }
     /// Writes every field of the row except `spend` and `model_spend` (those move only through
-    /// [`apply_spend`](Self::apply_spend) and [`reset_spend`](Self::reset_spend), so an update
+    /// [`apply_increments`](Self::apply_increments) and [`reset_spend`](Self::reset_spend), so an update
     /// never loses spend written by another replica). A key no longer in the database is an
     /// error.
     pub async fn update_key(&self, key: &KeyRecord) -> Result<()> {
@@ -169,10 +196,20 @@ impl Store {
 
     // --- spend ---
     /// Adds every increment (`spend = spend + x`, creating end-user rows as needed, merging
-    /// `model_spend`) and inserts every log row, in one transaction. Rows are touched in a fixed
-    /// order so concurrent replicas cannot deadlock. On error nothing was applied.
-    pub async fn apply_spend(&self, batch: &SpendBatch) -> Result<()> {
-        spend::apply(self, batch).await
+    /// `model_spend`) in one transaction. Rows are touched in a fixed order so concurrent
+    /// replicas cannot deadlock. On error nothing was applied.
+    pub async fn apply_increments(&self, increments: &[SpendIncrement]) -> Result<()> {
+        spend::apply_increments(self, increments).await
+    }
+    /// Inserts spend-log rows in one transaction (not the increments' one: on a SQLite file the
+    /// rows go through a connection of their own). A request id already logged is skipped, so a
+    /// batch may be retried. On success the vector comes back empty with its capacity, for the
+    /// next batch; on failure nothing was written and the rows come back in the error.
+    pub async fn insert_spend_logs(
+        &self,
+        logs: Vec<SpendLogRecord>,
+    ) -> std::result::Result<Vec<SpendLogRecord>, LogsNotWritten> {
+        spend::insert_logs(self, logs).await
     }
     /// Budget reset: sets `spend` (and `model_spend`) to zero and `budget_reset_at` to `next`.
     pub async fn reset_spend(&self, spender: &Spender, next: Option<DateTime<Utc>>) -> Result<()> {
@@ -213,6 +250,16 @@ pub(crate) async fn begin_write(pool: &AnyPool, backend: Backend) -> Result<Tran
         Backend::Postgres => pool.begin().await,
     };
     tx.map_err(errors::db)
+}
+
+/// The file of a SQLite database's `main` schema, as SQLite resolved it (an absolute path).
+async fn main_file(pool: &AnyPool) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .fetch_optional(pool)
+        .await
+        .map_err(errors::db)?;
+    let file = row.map(|r| r.try_get::<Option<String>, _>("file")).transpose().map_err(errors::db)?.flatten();
+    Ok(file.filter(|f| !f.is_empty()))
 }
 
 /// Deletes the rows whose `key` is in `ids`, in one transaction; returns the ids that existed.

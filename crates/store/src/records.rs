@@ -165,14 +165,8 @@ pub enum Spender {
     EndUser(String),
 }
 
-/// Spend accumulated in memory since the last write, applied in one transaction.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SpendBatch {
-    /// Increments, with per-model increments for `model_spend` (end users have none).
-    pub increments: Vec<SpendIncrement>,
-    pub logs: Vec<SpendLogRecord>,
-}
-
+/// Spend accumulated in memory since the last write, for one spender, with per-model amounts
+/// for `model_spend` (end users have none).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpendIncrement {
     pub spender: Spender,

@@ -15,12 +15,12 @@ use crate::codec;
 use crate::errors;
 use crate::sql::{self, Params, Val};
 use crate::{
-    end_users, keys, teams, users, Backend, DailySpend, Result, SpendBatch, SpendLogFilter, SpendLogRecord, Spender,
-    Store, StoreError,
+    end_users, keys, teams, users, Backend, DailySpend, LogsNotWritten, Result, SpendIncrement, SpendLogFilter,
+    SpendLogRecord, Spender, Store, StoreError,
 };
 
 const TABLE: &str = "sluice_spend_logs";
-const COLS: &[&str] = &[
+const COLS: [&str; 20] = [
     "request_id",
     "call_type",
     "api_key",
@@ -42,20 +42,75 @@ const COLS: &[&str] = &[
     "request_tags",
     "status",
 ];
+pub(crate) const SQLITE_MAX_LOG_ROWS: usize = 64;
 /// Log rows per INSERT, at most. SQLite: 64 × 20 = 1,280 parameters (its limit is 32,766), a power
-/// of two for the chunking in `apply`; longer statements measured no faster, and the seven lengths
-/// kept prepared hold about 3 KiB a row, some 380 KiB per connection. PostgreSQL: 1,000 × 20 =
-/// 20,000 parameters (its limit is 65,535), for fewer round trips.
-fn max_log_rows(backend: Backend) -> usize {
+/// of two for the chunking in `chunk_rows`; longer statements measured no faster, and the seven
+/// lengths kept prepared hold about 3 KiB a row, some 380 KiB per connection. PostgreSQL: 1,000 ×
+/// 20 = 20,000 parameters (its limit is 65,535), for fewer round trips.
+pub(crate) fn max_log_rows(backend: Backend) -> usize {
     match backend {
-        Backend::Sqlite => 64,
+        Backend::Sqlite => SQLITE_MAX_LOG_ROWS,
         Backend::Postgres => 1_000,
     }
 }
 
-/// The INSERT of `rows` log rows. The text for the most rows is built once per backend; a
-/// shorter one is its first rows' placeholders, which are the same whatever the length.
-fn log_insert(backend: Backend, rows: usize) -> Cow<'static, str> {
+/// How many of the `left` rows still to insert the next INSERT takes.
+pub(crate) fn chunk_rows(backend: Backend, left: usize) -> usize {
+    match backend {
+        // Each length is one more statement SQLite keeps prepared (preparing one costs more than
+        // twice what running it does): full chunks, then the largest power of two left, so seven
+        // lengths serve every batch.
+        Backend::Sqlite => 1 << left.min(max_log_rows(backend)).ilog2(),
+        // PostgreSQL parses every statement anyway, so the fewer the better.
+        Backend::Postgres => left.min(max_log_rows(backend)),
+    }
+}
+
+/// One bound value of a log row.
+pub(crate) enum LogValue<'a> {
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Real(f64),
+    Int(i64),
+}
+
+/// A row's values in `COLS` order (the one place that order is written down), with its metadata
+/// and tags already as JSON text.
+pub(crate) fn log_values<'a>(l: &'a SpendLogRecord, metadata: &'a str, tags: &'a str) -> [LogValue<'a>; COLS.len()] {
+    use LogValue::*;
+    [
+        Text(&l.request_id),
+        Text(&l.call_type),
+        Text(&l.api_key),
+        Real(l.spend),
+        Int(l.total_tokens),
+        Int(l.prompt_tokens),
+        Int(l.completion_tokens),
+        Int(l.start_time.timestamp_millis()),
+        Int(l.end_time.timestamp_millis()),
+        Text(&l.model),
+        OptText(l.model_id.as_deref()),
+        OptText(l.model_group.as_deref()),
+        OptText(l.custom_llm_provider.as_deref()),
+        OptText(l.api_base.as_deref()),
+        OptText(l.user.as_deref()),
+        OptText(l.team_id.as_deref()),
+        OptText(l.end_user.as_deref()),
+        Text(metadata),
+        Text(tags),
+        Text(&l.status),
+    ]
+}
+
+/// The JSON text of empty metadata and of an empty tag list. Spend-log rows rarely carry either,
+/// and these are exactly what serialising the empty values gives.
+pub(crate) const NO_METADATA: &str = "{}";
+pub(crate) const NO_TAGS: &str = "[]";
+
+/// The INSERT of `rows` log rows (SQLite: `?` placeholders; PostgreSQL: `$n`). The text for the
+/// most rows is built once per backend; a shorter one is its first rows' placeholders, which are
+/// the same whatever the length.
+pub(crate) fn log_insert(backend: Backend, rows: usize) -> Cow<'static, str> {
     // A request id already logged (a batch retried after a lost commit reply) is skipped rather
     // than failing the whole batch.
     const ON_CONFLICT: &str = " ON CONFLICT (request_id) DO NOTHING";
@@ -96,46 +151,35 @@ fn log_insert(backend: Backend, rows: usize) -> Cow<'static, str> {
     }
 }
 
-/// Inserts `logs` (at most `max_log_rows`) in one statement, binding the records' own strings.
-async fn insert_logs(conn: &mut AnyConnection, backend: Backend, logs: &[SpendLogRecord]) -> Result<()> {
-    // Spend-log rows rarely carry metadata or tags: their JSON is a constant then, exactly what
-    // serialising the empty value gives.
+/// Inserts `logs` (at most `max_log_rows`) in one statement through sqlx, binding the records'
+/// own strings.
+async fn insert_chunk(conn: &mut AnyConnection, backend: Backend, logs: &[SpendLogRecord]) -> Result<()> {
     let json: Vec<[Cow<str>; 2]> = logs
         .iter()
         .map(|l| {
-            let metadata = if l.metadata.is_empty() { "{}".into() } else { codec::json_text(&l.metadata).into() };
-            let tags = if l.request_tags.is_empty() { "[]".into() } else { codec::json_text(&l.request_tags).into() };
+            let metadata =
+                if l.metadata.is_empty() { NO_METADATA.into() } else { codec::json_text(&l.metadata).into() };
+            let tags =
+                if l.request_tags.is_empty() { NO_TAGS.into() } else { codec::json_text(&l.request_tags).into() };
             [metadata, tags]
         })
         .collect();
     let sql = log_insert(backend, logs.len());
     let mut args = AnyArguments::default();
     args.reserve(logs.len() * COLS.len(), 0);
-    // SQLite keeps the statement prepared: there are only a few lengths (see `apply`), and SQLite
-    // has no bind types to go stale. PostgreSQL must not cache through `Any` (see `sql::query`).
+    // SQLite keeps the statement prepared: there are only a few lengths (see `chunk_rows`), and
+    // SQLite has no bind types to go stale. PostgreSQL must not cache through `Any` (see
+    // `sql::query`).
     let mut q = sqlx::query_with(&sql, args).persistent(backend == Backend::Sqlite);
     for (l, [metadata, tags]) in logs.iter().zip(&json) {
-        q = q
-            .bind(l.request_id.as_str())
-            .bind(l.call_type.as_ref())
-            .bind(l.api_key.as_ref())
-            .bind(l.spend)
-            .bind(l.total_tokens)
-            .bind(l.prompt_tokens)
-            .bind(l.completion_tokens)
-            .bind(l.start_time.timestamp_millis())
-            .bind(l.end_time.timestamp_millis())
-            .bind(l.model.as_ref())
-            .bind(l.model_id.as_deref())
-            .bind(l.model_group.as_deref())
-            .bind(l.custom_llm_provider.as_deref())
-            .bind(l.api_base.as_deref())
-            .bind(l.user.as_deref())
-            .bind(l.team_id.as_deref())
-            .bind(l.end_user.as_deref())
-            .bind(metadata.as_ref())
-            .bind(tags.as_ref())
-            .bind(l.status.as_ref());
+        for v in log_values(l, metadata, tags) {
+            q = match v {
+                LogValue::Text(s) => q.bind(s),
+                LogValue::OptText(s) => q.bind(s),
+                LogValue::Real(f) => q.bind(f),
+                LogValue::Int(i) => q.bind(i),
+            };
+        }
     }
     q.execute(conn).await.map_err(errors::db)?;
     Ok(())
@@ -181,8 +225,8 @@ type Merged = BTreeMap<Spender, (f64, BTreeMap<String, f64>)>;
 
 /// NaN or infinite spend would poison the totals for good (PostgreSQL stores NaN; SQLite turns
 /// it into NULL, failing every later batch), so such a batch is refused whole, before any write.
-fn check_finite(batch: &SpendBatch) -> Result<()> {
-    for inc in &batch.increments {
+fn check_increments(increments: &[SpendIncrement]) -> Result<()> {
+    for inc in increments {
         if !inc.amount.is_finite() || inc.per_model.iter().any(|(_, v)| !v.is_finite()) {
             return Err(StoreError::Other(format!(
                 "spend batch not written: increment for {:?} is not a finite number ({}); this is a bug in the \
@@ -191,9 +235,13 @@ fn check_finite(batch: &SpendBatch) -> Result<()> {
             )));
         }
     }
-    if let Some(l) = batch.logs.iter().find(|l| !l.spend.is_finite()) {
+    Ok(())
+}
+
+fn check_logs(logs: &[SpendLogRecord]) -> Result<()> {
+    if let Some(l) = logs.iter().find(|l| !l.spend.is_finite()) {
         return Err(StoreError::Other(format!(
-            "spend batch not written: spend of request {} is not a finite number ({}); this is a bug in the cost \
+            "spend logs not written: spend of request {} is not a finite number ({}); this is a bug in the cost \
              calculation",
             l.request_id, l.spend
         )));
@@ -201,12 +249,15 @@ fn check_finite(batch: &SpendBatch) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn apply(store: &Store, batch: &SpendBatch) -> Result<()> {
-    check_finite(batch)?;
+pub(crate) async fn apply_increments(store: &Store, increments: &[SpendIncrement]) -> Result<()> {
+    check_increments(increments)?;
+    if increments.is_empty() {
+        return Ok(());
+    }
     // Summed per spender and visited in `Spender` order: every replica locks rows in the same
     // order, so two concurrent batches cannot deadlock.
     let mut merged: Merged = BTreeMap::new();
-    for inc in &batch.increments {
+    for inc in increments {
         let entry = merged.entry(inc.spender.clone()).or_default();
         entry.0 += inc.amount;
         for (model, usd) in &inc.per_model {
@@ -261,20 +312,39 @@ pub(crate) async fn apply(store: &Store, batch: &SpendBatch) -> Result<()> {
             .await
             .map_err(errors::db)?;
     }
+    tx.commit().await.map_err(errors::db)
+}
 
-    let max_rows = max_log_rows(store.backend);
-    let mut rest = &batch.logs[..];
+pub(crate) async fn insert_logs(
+    store: &Store,
+    mut logs: Vec<SpendLogRecord>,
+) -> std::result::Result<Vec<SpendLogRecord>, LogsNotWritten> {
+    if let Err(error) = check_logs(&logs) {
+        return Err(LogsNotWritten { error, logs });
+    }
+    if logs.is_empty() {
+        return Ok(logs);
+    }
+    if let Some(thread) = &store.log_writer {
+        return thread.insert(logs).await;
+    }
+    match insert_logs_sqlx(store, &logs).await {
+        Ok(()) => {
+            logs.clear();
+            Ok(logs)
+        }
+        Err(error) => Err(LogsNotWritten { error, logs }),
+    }
+}
+
+/// PostgreSQL and `sqlite::memory:` (which no second connection can reach): one transaction on
+/// the pool.
+async fn insert_logs_sqlx(store: &Store, logs: &[SpendLogRecord]) -> Result<()> {
+    let mut tx = crate::begin_write(&store.pool, store.backend).await?;
+    let mut rest = logs;
     while !rest.is_empty() {
-        let rows = match store.backend {
-            // Each length is one more statement SQLite keeps prepared (preparing one costs more
-            // than twice what running it does): full chunks, then the largest power of two left,
-            // so seven lengths serve every batch.
-            Backend::Sqlite => 1 << rest.len().min(max_rows).ilog2(),
-            // PostgreSQL parses every statement anyway, so the fewer the better.
-            Backend::Postgres => rest.len().min(max_rows),
-        };
-        let (chunk, after) = rest.split_at(rows);
-        insert_logs(&mut tx, store.backend, chunk).await?;
+        let (chunk, after) = rest.split_at(chunk_rows(store.backend, rest.len()));
+        insert_chunk(&mut tx, store.backend, chunk).await?;
         rest = after;
     }
     tx.commit().await.map_err(errors::db)
@@ -323,7 +393,7 @@ pub(crate) async fn logs(store: &Store, f: &SpendLogFilter) -> Result<Vec<SpendL
     let mut params = Params::new();
     let mut q = format!(
         "{}{} ORDER BY start_time DESC, request_id DESC",
-        sql::select(TABLE, COLS),
+        sql::select(TABLE, &COLS),
         where_clause(f, &mut params)
     );
     if let Some(limit) = f.limit {

@@ -256,12 +256,9 @@ async fn imports_litellm_and_is_idempotent() {
     );
 
     // Again, after spend moved in the store: same rows, the source's values.
-    s.apply_spend(&SpendBatch {
-        increments: vec![SpendIncrement { spender: Spender::Key("hash1".into()), amount: 1.0, per_model: vec![] }],
-        logs: vec![],
-    })
-    .await
-    .unwrap();
+    s.apply_increments(&[SpendIncrement { spender: Spender::Key("hash1".into()), amount: 1.0, per_model: vec![] }])
+        .await
+        .unwrap();
     let before = (s.all_keys().await.unwrap(), s.all_users().await.unwrap(), s.all_teams().await.unwrap());
     let report = import_litellm_report(&source.url, s).await.unwrap();
     assert_eq!(report.counts, counts);

@@ -136,6 +136,10 @@ fn inc(spender: Spender, amount: f64, per_model: &[(&str, f64)]) -> SpendIncreme
     SpendIncrement { spender, amount, per_model: per_model.iter().map(|(m, v)| (m.to_string(), *v)).collect() }
 }
 
+async fn write_logs(s: &Store, logs: &[SpendLogRecord]) {
+    s.insert_spend_logs(logs.to_vec()).await.unwrap();
+}
+
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap()
 }
@@ -254,15 +258,13 @@ async fn update_does_not_touch_spend(db: &TestDb) {
     s.insert_key(&full_key("k1", Some("a"))).await.unwrap();
     s.insert_user(&full_user("u1")).await.unwrap();
     s.insert_team(&full_team("t1")).await.unwrap();
-    let batch = SpendBatch {
-        increments: vec![
-            inc(Spender::Key("k1".into()), 0.5, &[("gpt-4o", 0.5)]),
-            inc(Spender::User("u1".into()), 0.5, &[("gpt-4o", 0.5)]),
-            inc(Spender::Team("t1".into()), 0.5, &[("gpt-4o", 0.5)]),
-        ],
-        logs: vec![],
-    };
-    s.apply_spend(&batch).await.unwrap();
+    s.apply_increments(&[
+        inc(Spender::Key("k1".into()), 0.5, &[("gpt-4o", 0.5)]),
+        inc(Spender::User("u1".into()), 0.5, &[("gpt-4o", 0.5)]),
+        inc(Spender::Team("t1".into()), 0.5, &[("gpt-4o", 0.5)]),
+    ])
+    .await
+    .unwrap();
 
     // Records as a server would hold them: stale spend, changed settings.
     let mut k = full_key("k1", Some("b"));
@@ -304,27 +306,25 @@ async fn update_does_not_touch_spend(db: &TestDb) {
     assert!(s.update_team(&full_team("missing")).await.is_err());
 }
 
-async fn apply_spend_increments(db: &TestDb) {
+async fn apply_increments_and_logs(db: &TestDb) {
     let s = &db.store;
     s.insert_key(&KeyRecord { token: "k1".into(), ..Default::default() }).await.unwrap();
     s.insert_user(&full_user("u1")).await.unwrap();
     s.insert_team(&TeamRecord { team_id: "t1".into(), ..Default::default() }).await.unwrap();
     s.upsert_end_user(&EndUserRecord { user_id: "c1".into(), spend: 1.0, ..Default::default() }).await.unwrap();
 
-    let batch = SpendBatch {
-        increments: vec![
-            inc(Spender::Team("t1".into()), 0.25, &[("gpt-4o", 0.25)]),
-            inc(Spender::Key("k1".into()), 0.5, &[("gpt-4o", 0.5)]),
-            inc(Spender::Key("k1".into()), 0.25, &[("claude", 0.25), ("gpt-4o", 0.125)]),
-            inc(Spender::User("u1".into()), 1.0, &[("claude", 1.0)]),
-            inc(Spender::EndUser("c1".into()), 0.5, &[]),
-            inc(Spender::EndUser("new-customer".into()), 0.75, &[]),
-            // A key deleted in the meantime: ignored.
-            inc(Spender::Key("gone".into()), 9.0, &[("x", 9.0)]),
-        ],
-        logs: vec![log("r1", "k1", 1_700_000_000_000, 0.5), log("r2", "k1", 1_700_000_001_000, 0.25)],
-    };
-    s.apply_spend(&batch).await.unwrap();
+    let increments = [
+        inc(Spender::Team("t1".into()), 0.25, &[("gpt-4o", 0.25)]),
+        inc(Spender::Key("k1".into()), 0.5, &[("gpt-4o", 0.5)]),
+        inc(Spender::Key("k1".into()), 0.25, &[("claude", 0.25), ("gpt-4o", 0.125)]),
+        inc(Spender::User("u1".into()), 1.0, &[("claude", 1.0)]),
+        inc(Spender::EndUser("c1".into()), 0.5, &[]),
+        inc(Spender::EndUser("new-customer".into()), 0.75, &[]),
+        // A key deleted in the meantime: ignored.
+        inc(Spender::Key("gone".into()), 9.0, &[("x", 9.0)]),
+    ];
+    s.apply_increments(&increments).await.unwrap();
+    write_logs(s, &[log("r1", "k1", 1_700_000_000_000, 0.5), log("r2", "k1", 1_700_000_001_000, 0.25)]).await;
 
     let k = s.get_key("k1").await.unwrap().unwrap();
     assert_eq!(k.spend, 0.75);
@@ -341,18 +341,16 @@ async fn apply_spend_increments(db: &TestDb) {
     assert!(s.get_key("gone").await.unwrap().is_none());
 
     // A retried batch: the logged request is skipped, the new one and the increments go in.
-    let retry = SpendBatch {
-        increments: vec![inc(Spender::Key("k1".into()), 0.25, &[])],
-        logs: vec![log("r2", "k1", 1_700_000_001_000, 0.25), log("r3", "k1", 1_700_000_002_000, 0.25)],
-    };
-    s.apply_spend(&retry).await.unwrap();
+    s.apply_increments(&[inc(Spender::Key("k1".into()), 0.25, &[])]).await.unwrap();
+    write_logs(s, &[log("r2", "k1", 1_700_000_001_000, 0.25), log("r3", "k1", 1_700_000_002_000, 0.25)]).await;
     assert_eq!(s.get_key("k1").await.unwrap().unwrap().spend, 1.0);
     let ids: Vec<String> =
         s.spend_logs(&SpendLogFilter::default()).await.unwrap().into_iter().map(|l| l.request_id).collect();
     assert_eq!(ids, vec!["r3", "r2", "r1"]);
 
     // An empty batch is fine.
-    s.apply_spend(&SpendBatch::default()).await.unwrap();
+    s.apply_increments(&[]).await.unwrap();
+    assert!(s.insert_spend_logs(Vec::new()).await.unwrap().is_empty());
 }
 
 /// Batches longer than one INSERT, and every shorter length, come back field for field: each
@@ -391,74 +389,157 @@ async fn spend_logs_round_trip_in_chunks(db: &TestDb) {
     let first: Vec<SpendLogRecord> = (0..2_127).map(row).collect();
     let second: Vec<SpendLogRecord> = (2_127..2_254).map(row).collect();
     for logs in [&first, &second] {
-        s.apply_spend(&SpendBatch { increments: vec![], logs: logs.clone() }).await.unwrap();
+        // The buffer comes back empty, its capacity kept for the next batch.
+        let back = s.insert_spend_logs(logs.clone()).await.unwrap();
+        assert!(back.is_empty() && back.capacity() >= logs.len());
     }
     let mut want: Vec<SpendLogRecord> = first.into_iter().chain(second).collect();
     want.reverse();
     assert_eq!(s.spend_logs(&SpendLogFilter::default()).await.unwrap(), want);
 }
 
-async fn apply_spend_is_atomic(db: &TestDb) {
+/// Runs `sql` on a connection of its own (SQLite file or PostgreSQL), as another process would.
+async fn other_connection(db: &TestDb, sql: &str) {
+    match &db.kind {
+        Kind::Postgres(_) => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        _ => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+}
+
+async fn increments_are_atomic(db: &TestDb) {
     let s = &db.store;
     s.insert_key(&KeyRecord { token: "k1".into(), ..Default::default() }).await.unwrap();
-    // A log row the database rejects, inserted after the increments ran: PostgreSQL refuses NUL
-    // bytes in text; on SQLite a trigger (set up through a second connection) refuses it.
-    let mut bad = log("bad", "k1", 1_700_000_000_000, 0.5);
-    match &db.kind {
-        Kind::Postgres(_) => bad.model = "bad\0model".into(),
+    // An increment the database rejects, after the key's ran (spenders are visited keys first):
+    // PostgreSQL refuses NUL bytes in text; on SQLite a trigger (set up through a second
+    // connection) refuses the end user.
+    let bad = match &db.kind {
+        Kind::Postgres(_) => "bad\0user",
         Kind::SqliteFile(_) => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::raw_sql(
-                "CREATE TRIGGER refuse_bad BEFORE INSERT ON sluice_spend_logs WHEN NEW.request_id = 'bad' \
+            other_connection(
+                db,
+                "CREATE TRIGGER refuse_bad BEFORE INSERT ON sluice_end_users WHEN NEW.user_id = 'bad' \
                  BEGIN SELECT RAISE(ABORT, 'refused'); END",
             )
-            .execute(&mut conn)
-            .await
-            .unwrap();
-            conn.close().await.unwrap();
+            .await;
+            "bad"
         }
         // Nothing else can reach a private in-memory database; the file covers SQLite.
         Kind::SqliteMemory => return,
-    }
-    let batch = SpendBatch {
-        increments: vec![
-            inc(Spender::Key("k1".into()), 0.5, &[("gpt-4o", 0.5)]),
-            inc(Spender::EndUser("c1".into()), 0.5, &[]),
-        ],
-        logs: vec![log("ok", "k1", 1_700_000_000_000, 0.5), bad],
     };
-    assert!(s.apply_spend(&batch).await.is_err());
+    let increments = [
+        inc(Spender::Key("k1".into()), 0.5, &[("gpt-4o", 0.5)]),
+        inc(Spender::EndUser("c1".into()), 0.5, &[]),
+        inc(Spender::EndUser(bad.into()), 0.5, &[]),
+    ];
+    assert!(s.apply_increments(&increments).await.is_err());
     let k = s.get_key("k1").await.unwrap().unwrap();
     assert_eq!(k.spend, 0.0);
     assert!(k.model_spend.is_empty());
     assert!(s.all_end_users().await.unwrap().is_empty());
-    assert!(s.spend_logs(&SpendLogFilter::default()).await.unwrap().is_empty());
     // The store still works afterwards.
-    s.apply_spend(&SpendBatch { increments: vec![inc(Spender::Key("k1".into()), 0.5, &[])], logs: vec![] })
-        .await
-        .unwrap();
+    s.apply_increments(&[inc(Spender::Key("k1".into()), 0.5, &[])]).await.unwrap();
     assert_eq!(s.get_key("k1").await.unwrap().unwrap().spend, 0.5);
+}
+
+/// A batch the database refuses part of writes nothing, and its rows come back to be retried.
+async fn spend_logs_are_atomic(db: &TestDb) {
+    let s = &db.store;
+    // 100 rows: the bad one in the second INSERT on SQLite (64 + 32 + 4).
+    let mut logs: Vec<SpendLogRecord> =
+        (0..100).map(|i| log(&format!("r{i:03}"), "k1", 1_700_000_000_000 + i, 0.5)).collect();
+    match &db.kind {
+        Kind::Postgres(_) => logs[70].model = "bad\0model".into(),
+        Kind::SqliteFile(_) => {
+            other_connection(
+                db,
+                "CREATE TRIGGER refuse_bad BEFORE INSERT ON sluice_spend_logs WHEN NEW.request_id = 'r070' \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            )
+            .await
+        }
+        Kind::SqliteMemory => return,
+    }
+    let failed = s.insert_spend_logs(logs.clone()).await.unwrap_err();
+    assert_eq!(failed.logs, logs);
+    assert!(s.spend_logs(&SpendLogFilter::default()).await.unwrap().is_empty());
+    // Fixed, the same rows go in.
+    let mut retry = failed.logs;
+    match &db.kind {
+        Kind::Postgres(_) => retry[70].model = "gpt-4o".into(),
+        _ => {
+            assert!(failed.error.to_string().contains("refused"), "{}", failed.error);
+            other_connection(db, "DROP TRIGGER refuse_bad").await;
+        }
+    }
+    s.insert_spend_logs(retry.clone()).await.unwrap();
+    retry.reverse();
+    assert_eq!(s.spend_logs(&SpendLogFilter::default()).await.unwrap(), retry);
 }
 
 async fn non_finite_spend_is_refused(db: &TestDb) {
     let s = &db.store;
     s.insert_key(&KeyRecord { token: "k1".into(), ..Default::default() }).await.unwrap();
-    let nan_inc = SpendBatch { increments: vec![inc(Spender::Key("k1".into()), f64::NAN, &[])], logs: vec![] };
-    let inf_log = SpendBatch {
-        increments: vec![inc(Spender::Key("k1".into()), 1.0, &[])],
-        logs: vec![log("r", "k1", 0, f64::INFINITY)],
-    };
-    for batch in [nan_inc, inf_log] {
-        match s.apply_spend(&batch).await {
-            Err(StoreError::Other(m)) => assert!(m.contains("not a finite number"), "{m}"),
-            other => panic!("expected a refusal, got {other:?}"),
+    match s.apply_increments(&[inc(Spender::Key("k1".into()), f64::NAN, &[])]).await {
+        Err(StoreError::Other(m)) => assert!(m.contains("not a finite number"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let logs = vec![log("ok", "k1", 0, 1.0), log("r", "k1", 0, f64::INFINITY)];
+    match s.insert_spend_logs(logs.clone()).await {
+        Err(LogsNotWritten { error: StoreError::Other(m), logs: back }) => {
+            assert!(m.contains("not a finite number"), "{m}");
+            assert_eq!(back, logs);
         }
+        other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(s.get_key("k1").await.unwrap().unwrap().spend, 0.0);
     assert!(s.spend_logs(&SpendLogFilter::default()).await.unwrap().is_empty());
 }
 
-async fn concurrent_apply_spend_sums(db: &TestDb) {
+/// Every kind of value a row holds comes back as written: texts beyond ASCII and with quotes,
+/// empty texts (not NULL), NULLs, JSON metadata and tags, extreme integers, times before 1970.
+async fn spend_log_values_round_trip(db: &TestDb) {
+    let s = &db.store;
+    let odd = SpendLogRecord {
+        request_id: "req-é✓-日本-🚀".into(),
+        call_type: "".into(),
+        api_key: "key with 'quotes' and \"double\" and \\ and\nnewline".into(),
+        spend: -0.1,
+        total_tokens: i64::MAX,
+        prompt_tokens: i64::MIN,
+        completion_tokens: 0,
+        start_time: t(-86_400_123),
+        end_time: t(4_102_444_800_999),
+        model: "modèle/ß".into(),
+        model_id: Some("".into()),
+        model_group: None,
+        custom_llm_provider: Some("провайдер".into()),
+        api_base: None,
+        user: Some("ユーザー".into()),
+        team_id: None,
+        end_user: Some("".into()),
+        metadata: obj(json!({"ü": {"nested": [1, 2.5, null, true, "ß"]}, "quote": "it's \"x\""})),
+        request_tags: vec!["tag é".into(), "".into(), "🏷".into()],
+        status: "success".into(),
+    };
+    let plain = SpendLogRecord {
+        request_id: "req-plain".into(),
+        start_time: t(1_700_000_000_000),
+        end_time: t(1_700_000_000_000),
+        ..Default::default()
+    };
+    write_logs(s, &[odd.clone(), plain.clone()]).await;
+    assert_eq!(s.spend_logs(&SpendLogFilter::default()).await.unwrap(), vec![plain, odd]);
+}
+
+async fn concurrent_spend_writes_sum(db: &TestDb) {
     let s = &db.store;
     s.insert_key(&KeyRecord { token: "k1".into(), ..Default::default() }).await.unwrap();
     s.insert_key(&KeyRecord { token: "k2".into(), ..Default::default() }).await.unwrap();
@@ -482,8 +563,8 @@ async fn concurrent_apply_spend_sums(db: &TestDb) {
                 if task % 2 == 1 {
                     increments.reverse();
                 }
-                let logs = vec![log(&format!("r-{task}-{b}"), "k1", 1_700_000_000_000 + b as i64, 0.25)];
-                s.apply_spend(&SpendBatch { increments, logs }).await.unwrap();
+                s.apply_increments(&increments).await.unwrap();
+                write_logs(&s, &[log(&format!("r-{task}-{b}"), "k1", 1_700_000_000_000 + b as i64, 0.25)]).await;
             }
         }));
     }
@@ -526,7 +607,7 @@ async fn seed_logs(s: &Store) -> Vec<SpendLogRecord> {
     let mut d = log("d", "k1", D0 + 2 * DAY + 5, 8.0);
     d.status = "failure".into();
     let logs = vec![a, b, c, d];
-    s.apply_spend(&SpendBatch { increments: vec![], logs: logs.clone() }).await.unwrap();
+    write_logs(s, &logs).await;
     logs
 }
 
@@ -649,12 +730,7 @@ async fn rekey_keeps_spend(db: &TestDb) {
     let s = &db.store;
     s.insert_key(&full_key("old", Some("mine"))).await.unwrap();
     s.insert_key(&full_key("other", None)).await.unwrap();
-    s.apply_spend(&SpendBatch {
-        increments: vec![inc(Spender::Key("old".into()), 2.0, &[("gpt-4o", 2.0)])],
-        logs: vec![],
-    })
-    .await
-    .unwrap();
+    s.apply_increments(&[inc(Spender::Key("old".into()), 2.0, &[("gpt-4o", 2.0)])]).await.unwrap();
     let mut new = full_key("new", Some("mine"));
     new.spend = 0.0;
     new.model_spend = Map::new();
@@ -765,11 +841,13 @@ on_every_backend!(
     key_conflicts,
     user_team_end_user_model_round_trip,
     update_does_not_touch_spend,
-    apply_spend_increments,
+    apply_increments_and_logs,
     spend_logs_round_trip_in_chunks,
-    apply_spend_is_atomic,
+    increments_are_atomic,
+    spend_logs_are_atomic,
+    spend_log_values_round_trip,
     non_finite_spend_is_refused,
-    concurrent_apply_spend_sums,
+    concurrent_spend_writes_sum,
     spend_log_filters,
     spend_by_day_groups,
     global_spend_sums,
@@ -809,10 +887,105 @@ async fn bare_path_opens_sqlite() {
     let path = dir.join("a b").join("x.db");
     let store = Store::open(path.to_str().unwrap(), 2).await.unwrap();
     assert_eq!(store.backend(), Backend::Sqlite);
+    assert!(store.logs_on_own_connection());
+    write_logs(&store, &[log("r", "k", 0, 1.0)]).await;
     store.insert_key(&full_key("k", None)).await.unwrap();
     drop(store);
     let again = Store::open(&format!("sqlite://{}", path.display()), 2).await.unwrap();
     assert!(again.get_key("k").await.unwrap().is_some());
+    assert_eq!(again.spend_logs(&SpendLogFilter::default()).await.unwrap().len(), 1);
     assert!(path.exists());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+// --- spend logs on a SQLite file's own connection ---
+
+#[tokio::test]
+async fn only_sqlite_files_log_on_their_own_connection() {
+    assert!(TestDb::sqlite_file().await.store.logs_on_own_connection());
+    assert!(!TestDb::sqlite_memory().await.store.logs_on_own_connection());
+    assert!(!TestDb::postgres().await.store.logs_on_own_connection());
+    // Options of the user's in the URL: the pool alone honours them.
+    let dir = std::env::temp_dir().join(common::unique("sluice_store_query"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::open(&format!("sqlite://{}?mode=rwc", dir.join("q.db").display()), 2).await.unwrap();
+    assert!(!store.logs_on_own_connection());
+    write_logs(&store, &[log("r", "k", 0, 1.0)]).await;
+    assert_eq!(store.spend_logs(&SpendLogFilter::default()).await.unwrap().len(), 1);
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A batch that finds another connection writing waits for it (the busy timeout) rather than
+/// failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_logs_wait_for_the_write_lock() {
+    let db = TestDb::sqlite_file().await;
+    let mut other = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE; INSERT INTO sluice_keys (token) VALUES ('held')")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let logs: Vec<SpendLogRecord> = (0..70).map(|i| log(&format!("r{i}"), "k1", 1_700_000_000_000 + i, 0.5)).collect();
+    let store = db.store.clone();
+    let batch = logs.clone();
+    let writing = tokio::spawn(async move { store.insert_spend_logs(batch).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!writing.is_finished(), "the batch did not wait for the write lock");
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    writing.await.unwrap().unwrap();
+    assert_eq!(db.store.spend_logs(&SpendLogFilter::default()).await.unwrap().len(), logs.len());
+    assert!(db.store.get_key("held").await.unwrap().is_some());
+    other.close().await.unwrap();
+}
+
+/// The table gone (renamed away by another connection): the batch fails with SQLite's message,
+/// holds no lock, and its rows come back; with the table back, the same rows go in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_log_errors_give_the_rows_back() {
+    let db = TestDb::sqlite_file().await;
+    let s = &db.store;
+    // Prepares the one-row INSERT, so both a kept statement and a new one meet the missing table.
+    write_logs(s, &[log("first", "k1", 1_699_000_000_000, 0.5)]).await;
+    other_connection(&db, "ALTER TABLE sluice_spend_logs RENAME TO sluice_spend_logs_away").await;
+    let mut retry = Vec::new();
+    for n in [1, 3] {
+        let logs: Vec<SpendLogRecord> =
+            (0..n).map(|i| log(&format!("r{n}-{i}"), "k1", 1_700_000_000_000 + i, 0.5)).collect();
+        let failed = s.insert_spend_logs(logs.clone()).await.unwrap_err();
+        assert_eq!(failed.logs, logs);
+        match &failed.error {
+            StoreError::Other(m) => {
+                assert!(m.contains("no such table: sluice_spend_logs"), "{m}");
+                assert!(m.contains("sluice.db"), "{m}");
+            }
+            other => panic!("expected Other, got {other:?}"),
+        }
+        retry.extend(failed.logs);
+    }
+    // No transaction was left open: another connection can write at once.
+    other_connection(&db, "ALTER TABLE sluice_spend_logs_away RENAME TO sluice_spend_logs").await;
+    s.insert_spend_logs(retry.clone()).await.unwrap();
+    let ids: Vec<String> =
+        s.spend_logs(&SpendLogFilter::default()).await.unwrap().into_iter().map(|l| l.request_id).collect();
+    assert_eq!(ids, ["r3-2", "r3-1", "r3-0", "r1-0", "first"]);
+}
+
+/// A retried batch, longer than one INSERT, that holds rows already written: those are skipped,
+/// the rest go in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_retried_batch_skips_logged_rows() {
+    let db = TestDb::sqlite_file().await;
+    let s = &db.store;
+    let rows: Vec<SpendLogRecord> =
+        (0..150).map(|i| log(&format!("r{i:03}"), "k1", 1_700_000_000_000 + i, 0.25)).collect();
+    write_logs(s, &rows[60..90]).await;
+    let mut changed = rows.clone();
+    // A row already written keeps its first values.
+    changed[70].spend = 99.0;
+    write_logs(s, &changed).await;
+    let mut want = rows;
+    want.reverse();
+    assert_eq!(s.spend_logs(&SpendLogFilter::default()).await.unwrap(), want);
+    assert_eq!(s.global_spend(None, None).await.unwrap(), 150.0 * 0.25);
 }

@@ -1,23 +1,25 @@
 //! The spend writer: one background task that, every `proxy_batch_write_at` seconds, writes the
-//! spend accumulated in memory and the queued spend-log rows in one transaction, resets budgets
-//! whose period ended, and reloads keys, users and teams every `user_api_key_cache_ttl`.
+//! spend accumulated in memory (one transaction) and the queued spend-log rows (another: on a
+//! SQLite file they go through a connection of their own), resets budgets whose period ended,
+//! and reloads keys, users and teams every `user_api_key_cache_ttl`.
 //!
 //! If the database is down, nothing is lost: ledgers keep their pending spend (requests keep
-//! being checked against it) and the next write carries everything. Spend-log rows wait in a
-//! bounded buffer; past it the oldest rows are dropped and counted (spend totals are not rows
+//! being checked against it) and the next write carries everything. Each part is retried alone,
+//! so spend written once is never written again because the logs failed. Spend-log rows wait in
+//! a bounded buffer; past it the oldest rows are dropped and counted (spend totals are not rows
 //! and are never dropped).
 
 use super::ledger::Taken;
 use super::registry::Live;
 use super::Access;
-use sluice_store::{SpendBatch, SpendIncrement, SpendLogRecord, Spender};
-use std::collections::VecDeque;
+use sluice_store::{LogsNotWritten, SpendIncrement, SpendLogRecord, Spender};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Spend-log rows held while the database is away, at most.
+/// Spend-log rows held while the database is away, at most (the oldest are dropped once the
+/// buffer is a sixteenth over, so they are not moved up one tick's worth at a time).
 pub const MAX_PENDING_LOGS: usize = 200_000;
 /// A write happens as soon as this many rows wait, whatever the interval, so busy gateways
 /// write small batches often instead of holding seconds of rows in memory: at the seed load
@@ -81,13 +83,8 @@ pub fn spawn(access: &Arc<Access>) {
     let interval = access.settings.batch_write_interval;
     let reload_every = access.settings.reload_interval;
     tokio::spawn(async move {
-        let mut w = Writer {
-            rx,
-            failing: false,
-            dirty: Default::default(),
-            logs: VecDeque::new(),
-            last_reload: Instant::now(),
-        };
+        let mut w =
+            Writer { rx, failing: false, dirty: Default::default(), logs: Vec::new(), last_reload: Instant::now() };
         let mut tick = tokio::time::interval(interval.min(Duration::from_millis(200)).max(Duration::from_millis(50)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_write = Instant::now();
@@ -107,7 +104,7 @@ pub fn spawn(access: &Arc<Access>) {
                 return;
             }
             w.resets(&access).await;
-            w.drain(&access);
+            w.drain(&access).await;
             // A full buffer writes early, but not while the database is failing: then once per
             // interval is enough to notice it is back.
             let early = w.logs.len() >= LOG_ROWS_PER_WRITE && !w.failing;
@@ -141,20 +138,26 @@ struct Writer {
     failing: bool,
     /// Keyed by spender: a ledger queued twice is written once.
     dirty: std::collections::BTreeMap<Spender, Weak<Live>>,
-    logs: VecDeque<SpendLogRecord>,
+    /// Rows to write, oldest first. After a write the store hands the buffer back empty, and the
+    /// next batch fills it instead of growing a new one.
+    logs: Vec<SpendLogRecord>,
     last_reload: Instant,
 }
 
 impl Writer {
-    fn drain(&mut self, access: &Access) {
+    async fn drain(&mut self, access: &Access) {
         while let Ok((spender, live)) = self.rx.dirty.try_recv() {
             self.dirty.insert(spender, live);
         }
-        while let Ok(row) = self.rx.logs.try_recv() {
-            self.logs.push_back(row);
+        // `recv_many` gives the channel its permits back once for the lot (`try_recv` takes a
+        // lock per row). It waits only while the channel is empty, which `is_empty` rules out
+        // (this task is the one receiver), or for a row a sender is halfway through sending.
+        while !self.rx.logs.is_empty() {
+            self.logs.reserve(self.rx.logs.len());
+            self.rx.logs.recv_many(&mut self.logs, usize::MAX).await;
         }
-        let over = self.logs.len().saturating_sub(MAX_PENDING_LOGS);
-        if over > 0 {
+        if self.logs.len() > MAX_PENDING_LOGS + MAX_PENDING_LOGS / 16 {
+            let over = self.logs.len() - MAX_PENDING_LOGS;
             self.logs.drain(..over);
             access.writer.dropped_logs.fetch_add(over as u64, Ordering::Relaxed);
         }
@@ -162,7 +165,7 @@ impl Writer {
 
     async fn write(&mut self, access: &Access) {
         let Some(store) = access.store() else { return };
-        self.drain(access);
+        self.drain(access).await;
         self.dirty.retain(|_, live| live.strong_count() > 0);
         let dropped = access.writer.dropped_logs.swap(0, Ordering::Relaxed);
         if dropped > 0 {
@@ -182,28 +185,19 @@ impl Writer {
                 Some((s.clone(), live, t))
             })
             .collect();
-        let batch = SpendBatch {
-            increments: taken
-                .iter()
-                .filter(|(_, _, t)| t.amount != 0.0 || !t.per_model.is_empty())
-                .map(|(s, _, t)| SpendIncrement {
-                    spender: s.clone(),
-                    amount: t.amount,
-                    per_model: t.per_model.clone(),
-                })
-                .collect(),
-            // Moved, not copied (a busy gateway's batch is thousands of rows); given back on failure.
-            logs: std::mem::take(&mut self.logs).into(),
-        };
+        let increments: Vec<SpendIncrement> = taken
+            .iter()
+            .filter(|(_, _, t)| t.amount != 0.0 || !t.per_model.is_empty())
+            .map(|(s, _, t)| SpendIncrement { spender: s.clone(), amount: t.amount, per_model: t.per_model.clone() })
+            .collect();
         tracing::debug!(
-            increments = ?batch.increments.iter().map(|i| (&i.spender, i.amount)).collect::<Vec<_>>(),
-            logs = batch.logs.len(),
+            increments = ?increments.iter().map(|i| (&i.spender, i.amount)).collect::<Vec<_>>(),
+            logs = self.logs.len(),
             "writing spend"
         );
-        match store.apply_spend(&batch).await {
+        let mut ok = true;
+        match store.apply_increments(&increments).await {
             Ok(()) => {
-                self.failing = false;
-                access.db_up.store(true, Ordering::Relaxed);
                 for (s, live, t) in taken {
                     if !live.ledger.committed(&t) {
                         self.dirty.remove(&s);
@@ -211,18 +205,30 @@ impl Writer {
                 }
             }
             Err(e) => {
-                self.failing = true;
-                let mut kept: VecDeque<SpendLogRecord> = batch.logs.into();
-                kept.append(&mut self.logs);
-                self.logs = kept;
-                access.db_up.store(false, Ordering::Relaxed);
-                tracing::warn!(
-                    "spend write failed, will retry with everything pending ({} ledgers, {} log rows): {e}",
-                    self.dirty.len(),
-                    self.logs.len()
-                );
+                ok = false;
+                tracing::warn!("spend write failed, will retry ({} ledgers pending): {e}", self.dirty.len());
             }
         }
+        if !self.logs.is_empty() {
+            // Moved, not copied (a busy gateway's batch is thousands of rows). Nothing adds to
+            // `self.logs` meanwhile: only this task drains the queue.
+            match store.insert_spend_logs(std::mem::take(&mut self.logs)).await {
+                Ok(mut emptied) => {
+                    // A buffer grown while the database was away is let go.
+                    if emptied.capacity() > 4 * LOG_ROWS_PER_WRITE {
+                        emptied = Vec::new();
+                    }
+                    self.logs = emptied;
+                }
+                Err(LogsNotWritten { error, logs }) => {
+                    ok = false;
+                    self.logs = logs;
+                    tracing::warn!("spend-log write failed, will retry {} rows: {error}", self.logs.len());
+                }
+            }
+        }
+        self.failing = !ok;
+        access.db_up.store(ok, Ordering::Relaxed);
     }
 
     /// Zeroes the spend of every ledger whose budget period ended and schedules the next reset.
@@ -254,5 +260,104 @@ impl Writer {
                 live.ledger.set_reset_at_ms(next.map(|t| t.timestamp_millis()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::AccessSettings;
+    use sluice_store::{KeyRecord, SpendLogFilter, Store};
+    use sqlx::Connection;
+
+    async fn sql(url: &str, statement: &str) {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(statement).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    }
+
+    /// Spend and log rows are separate writes: while the database refuses the logs, the spend
+    /// is written once, and only the rows are retried (in order, each once).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failing_logs_never_reapply_spend() {
+        let dir = std::env::temp_dir().join(format!("sluice_writer_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}", dir.join("w.db").display());
+        let store = Store::open(&url, 2).await.unwrap();
+        // The logs take the dedicated SQLite connection: the path under test.
+        assert!(store.logs_on_own_connection());
+        store.insert_key(&KeyRecord { token: "tok".into(), ..Default::default() }).await.unwrap();
+        let settings = AccessSettings {
+            batch_write_interval: Duration::from_secs(10),
+            reload_interval: Duration::from_secs(60),
+            disable_spend_logs: false,
+            max_end_user_budget: None,
+        };
+        let access = Access::new(Some("sk-master"), settings, None);
+        access.attach(store.clone());
+        access.load().await.unwrap();
+        let key = access.registry.key("tok").unwrap();
+        let rx = access.writer.receivers.lock().unwrap().take().unwrap();
+        let mut w =
+            Writer { rx, failing: false, dirty: Default::default(), logs: Vec::new(), last_reload: Instant::now() };
+        let charge = |cost: f64, id: &str| {
+            if key.live.ledger.charge(cost, Some("m")) {
+                access.writer.dirty(Spender::Key("tok".into()), &key.live);
+            }
+            access.writer.log(SpendLogRecord {
+                request_id: id.into(),
+                api_key: "tok".into(),
+                spend: cost,
+                ..Default::default()
+            });
+        };
+        let stored = || async { store.get_key("tok").await.unwrap().unwrap() };
+        let logged = || async {
+            store
+                .spend_logs(&SpendLogFilter::default())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| l.request_id)
+                .collect::<Vec<_>>()
+        };
+
+        sql(&url, "CREATE TRIGGER refuse BEFORE INSERT ON sluice_spend_logs BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            .await;
+        charge(0.5, "r1");
+        w.write(&access).await;
+        assert!(w.failing);
+        assert!(!access.db_connected());
+        assert_eq!(stored().await.spend, 0.5);
+        assert_eq!(w.logs.len(), 1);
+        // Retries carry the rows again, not the spend.
+        w.write(&access).await;
+        w.write(&access).await;
+        assert_eq!(stored().await.spend, 0.5);
+        assert_eq!(key.live.ledger.spend(), 0.5);
+        // Spend added meanwhile is written once too.
+        charge(0.25, "r2");
+        w.write(&access).await;
+        w.write(&access).await;
+        let k = stored().await;
+        assert_eq!((k.spend, k.model_spend.get("m").and_then(|v| v.as_f64())), (0.75, Some(0.75)));
+        assert_eq!(w.logs.iter().map(|l| l.request_id.as_str()).collect::<Vec<_>>(), ["r1", "r2"]);
+        assert!(logged().await.is_empty());
+
+        // The database takes rows again: each goes in once, the spend stays.
+        sql(&url, "DROP TRIGGER refuse").await;
+        charge(0.125, "r3");
+        w.write(&access).await;
+        assert!(!w.failing);
+        assert!(access.db_connected());
+        assert!(w.logs.is_empty());
+        assert_eq!(stored().await.spend, 0.875);
+        w.write(&access).await;
+        assert_eq!(stored().await.spend, 0.875);
+        assert_eq!(key.live.ledger.spend(), 0.875);
+        let mut ids = logged().await;
+        ids.sort();
+        assert_eq!(ids, ["r1", "r2", "r3"]);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

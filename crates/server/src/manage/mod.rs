@@ -24,7 +24,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use http::HeaderMap;
 use rand::RngCore;
 use serde_json::{Map, Value};
-use sluice_store::{KeyRecord, SpendBatch, SpendIncrement, Spender, Store, StoreError, TeamRecord, UserRecord};
+use sluice_store::{KeyRecord, SpendIncrement, Spender, Store, StoreError, TeamRecord, UserRecord};
 use sluice_wire::ApiError;
 use std::sync::Arc;
 
@@ -491,11 +491,7 @@ pub(crate) async fn set_spend(
     }
     db(store.reset_spend(&spender, reset_at).await)?;
     if amount > 0.0 {
-        let batch = SpendBatch {
-            increments: vec![SpendIncrement { spender, amount, per_model: Vec::new() }],
-            logs: Vec::new(),
-        };
-        db(store.apply_spend(&batch).await)?;
+        db(store.apply_increments(&[SpendIncrement { spender, amount, per_model: Vec::new() }]).await)?;
     }
     live.ledger.reset();
     live.ledger.reloaded(amount, &Map::new());

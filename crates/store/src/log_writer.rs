@@ -1,0 +1,254 @@
+//! Spend-log rows into a SQLite file, on a connection and a thread of their own.
+//!
+//! Every proxied request writes one row. Through sqlx a row cost about as much again as SQLite's
+//! own insert (each text copied and freed, argument vectors built and dropped, a round trip to
+//! sqlx's worker per statement), so for a SQLite file the rows go to a dedicated thread holding a
+//! raw connection ([`crate::sqlite_raw`]) with its INSERTs prepared once and the records' texts
+//! bound where they lie. The async side sends a batch over a channel and awaits the answer: no
+//! runtime thread ever waits on SQLite.
+//!
+//! `sqlite::memory:` cannot be reached from a second connection, and PostgreSQL parses every
+//! statement anyway, so both keep writing logs through sqlx.
+
+use std::sync::{mpsc, Arc};
+
+use tokio::sync::oneshot;
+
+use crate::connect::{SQLITE_BUSY_TIMEOUT, SQLITE_CACHE_PRAGMA, SQLX_SQLITE_PRAGMAS};
+use crate::spend::{self, LogValue, NO_METADATA, NO_TAGS, SQLITE_MAX_LOG_ROWS};
+use crate::sqlite_raw::{self, Connection, Statement};
+use crate::{Backend, LogsNotWritten, Result, SpendLogRecord, StoreError};
+
+/// The store's handle on the thread. The thread ends, finalizing its statements and closing its
+/// connection, once every clone is dropped (the channel closes).
+#[derive(Clone)]
+pub(crate) struct LogWriter {
+    jobs: mpsc::Sender<Job>,
+    /// The database file, for messages.
+    path: Arc<str>,
+}
+
+type Reply = (Vec<SpendLogRecord>, sqlite_raw::Result<()>);
+
+struct Job {
+    logs: Vec<SpendLogRecord>,
+    reply: oneshot::Sender<Reply>,
+}
+
+impl LogWriter {
+    /// Starts the thread, which opens `path` (an existing database file, already migrated) with
+    /// the settings the pool's connections have.
+    pub(crate) async fn open(path: &str) -> Result<LogWriter> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready, opened) = oneshot::channel();
+        let owned = path.to_owned();
+        std::thread::Builder::new()
+            // Linux shows 15 bytes of a thread's name.
+            .name("sluice-spendlog".into())
+            .spawn(move || run(&owned, queue, ready))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the spend-log writer thread: {e}")))?;
+        let writer = LogWriter { jobs, path: path.into() };
+        match opened.await {
+            Ok(Ok(())) => Ok(writer),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!(
+                "cannot open SQLite database {path} for spend logs: {e}; check that the path is writable"
+            ))),
+            Err(_) => Err(writer.stopped()),
+        }
+    }
+
+    /// Inserts `logs` in one transaction. On success the vector comes back empty, its capacity
+    /// kept; on failure nothing was written and the rows come back with the error.
+    pub(crate) async fn insert(
+        &self,
+        logs: Vec<SpendLogRecord>,
+    ) -> std::result::Result<Vec<SpendLogRecord>, LogsNotWritten> {
+        let (reply, answer) = oneshot::channel();
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { logs, reply }) {
+            return Err(LogsNotWritten { error: self.stopped(), logs: job.logs });
+        }
+        match answer.await {
+            Ok((logs, Ok(()))) => Ok(logs),
+            Ok((logs, Err(e))) => Err(LogsNotWritten { error: self.error(e), logs }),
+            // The thread died holding the rows. Release builds abort on a panic, so only a
+            // debug build gets here.
+            Err(_) => Err(LogsNotWritten { error: self.stopped(), logs: Vec::new() }),
+        }
+    }
+
+    fn error(&self, e: sqlite_raw::Error) -> StoreError {
+        let msg = format!("cannot write spend logs to SQLite database {}: {e}", self.path);
+        if e.is_transient() {
+            StoreError::Unavailable(msg)
+        } else {
+            StoreError::Other(msg)
+        }
+    }
+
+    fn stopped(&self) -> StoreError {
+        StoreError::Other(format!(
+            "the spend-log writer of SQLite database {} stopped; this is a bug, restart sluice",
+            self.path
+        ))
+    }
+}
+
+/// The thread: opens the connection, reports how that went, then writes batch after batch until
+/// the channel closes.
+fn run(path: &str, jobs: mpsc::Receiver<Job>, ready: oneshot::Sender<sqlite_raw::Result<()>>) {
+    let conn = match open(path) {
+        Ok(conn) => conn,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    // Declared after `conn`, so its statements are finalized before the connection closes.
+    let mut inserter = match Inserter::new(&conn) {
+        Ok(inserter) => inserter,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if ready.send(Ok(())).is_err() {
+        return;
+    }
+    while let Ok(Job { mut logs, reply }) = jobs.recv() {
+        let result = inserter.write(&logs);
+        if result.is_ok() {
+            // Dropped here rather than on a runtime thread; the buffer goes back for reuse.
+            logs.clear();
+        }
+        // A caller that stopped waiting (its task was cancelled) loses the rows.
+        let _ = reply.send((logs, result));
+    }
+}
+
+fn open(path: &str) -> sqlite_raw::Result<Connection> {
+    // The pool's connections' settings (`connect`), nothing looser: `synchronous` stays SQLite's
+    // default there and here.
+    let conn = Connection::open(path, SQLITE_BUSY_TIMEOUT)?;
+    conn.exec(SQLX_SQLITE_PRAGMAS)?;
+    conn.exec(SQLITE_CACHE_PRAGMA)?;
+    // A property of the file, set when the pool opened it; asking again is a no-op, and makes
+    // sure this connection never writes a rollback journal.
+    conn.exec("PRAGMA journal_mode = WAL")?;
+    Ok(conn)
+}
+
+/// The thread's statements and buffers.
+struct Inserter<'c> {
+    conn: &'c Connection,
+    begin: Statement<'c>,
+    commit: Statement<'c>,
+    rollback: Statement<'c>,
+    /// At index `i`, the INSERT of 2^i rows, prepared when first needed (see
+    /// [`spend::chunk_rows`]).
+    inserts: Vec<Option<Statement<'c>>>,
+    /// JSON of each row's metadata and tags in the chunk being inserted, when not empty (rarely);
+    /// the buffers are kept from chunk to chunk.
+    json: Vec<[Vec<u8>; 2]>,
+}
+
+impl<'c> Inserter<'c> {
+    fn new(conn: &'c Connection) -> sqlite_raw::Result<Inserter<'c>> {
+        Ok(Inserter {
+            // The write lock at once: a deferred transaction that finds another connection has
+            // written since cannot be helped by waiting (see `begin_write`).
+            begin: conn.prepare("BEGIN IMMEDIATE")?,
+            commit: conn.prepare("COMMIT")?,
+            rollback: conn.prepare("ROLLBACK")?,
+            inserts: (0..=SQLITE_MAX_LOG_ROWS.ilog2()).map(|_| None).collect(),
+            json: vec![Default::default(); SQLITE_MAX_LOG_ROWS],
+            conn,
+        })
+    }
+
+    /// The whole batch or nothing.
+    fn write(&mut self, logs: &[SpendLogRecord]) -> sqlite_raw::Result<()> {
+        self.begin.execute(|_| {})?;
+        let mut result = Ok(());
+        let mut rest = logs;
+        while !rest.is_empty() && result.is_ok() {
+            let (chunk, after) = rest.split_at(spend::chunk_rows(Backend::Sqlite, rest.len()));
+            result = self.insert(chunk);
+            rest = after;
+        }
+        let result = result.and_then(|()| self.commit.execute(|_| {}));
+        // A failed COMMIT (busy) leaves the transaction open; a failed INSERT may or may not
+        // have ended it.
+        if result.is_err() && self.conn.in_transaction() {
+            let _ = self.rollback.execute(|_| {});
+        }
+        result
+    }
+
+    /// One INSERT of `chunk` (a length `chunk_rows` gives).
+    fn insert(&mut self, chunk: &[SpendLogRecord]) -> sqlite_raw::Result<()> {
+        let Inserter { conn, inserts, json, .. } = self;
+        let slot = &mut inserts[chunk.len().ilog2() as usize];
+        let stmt = match slot {
+            Some(stmt) => stmt,
+            None => slot.insert(conn.prepare(&spend::log_insert(Backend::Sqlite, chunk.len()))?),
+        };
+        let mut texts = [(NO_METADATA, NO_TAGS); SQLITE_MAX_LOG_ROWS];
+        for ((l, [metadata, tags]), text) in chunk.iter().zip(json.iter_mut()).zip(&mut texts) {
+            if !l.metadata.is_empty() {
+                text.0 = json_text(metadata, &l.metadata)?;
+            }
+            if !l.request_tags.is_empty() {
+                text.1 = json_text(tags, &l.request_tags)?;
+            }
+        }
+        stmt.execute(|b| {
+            for (l, (metadata, tags)) in chunk.iter().zip(texts) {
+                for v in spend::log_values(l, metadata, tags) {
+                    match v {
+                        LogValue::Text(s) => b.text(s),
+                        LogValue::OptText(s) => b.opt_text(s),
+                        LogValue::Real(f) => b.real(f),
+                        LogValue::Int(i) => b.int(i),
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// `v` as JSON in `buf` (the text `codec::json_text` gives).
+fn json_text<'b>(buf: &'b mut Vec<u8>, v: &impl serde::Serialize) -> sqlite_raw::Result<&'b str> {
+    buf.clear();
+    serde_json::to_writer(&mut *buf, v).map_err(|e| sqlite_raw::Error::misuse(format!("JSON: {e}")))?;
+    std::str::from_utf8(buf).map_err(|e| sqlite_raw::Error::misuse(format!("JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{SpendLogRecord, Store};
+
+    /// The thread finalizes its statements and closes its connection once the store is gone:
+    /// the last connection to a WAL database to close deletes the WAL file, so a connection
+    /// left open (or one kept alive by an unfinalized statement) keeps it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_thread_closes_its_connection_with_the_store() {
+        let dir = std::env::temp_dir().join(format!("sluice_log_writer_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = dir.join("x.db");
+        let store = Store::open(db.to_str().unwrap(), 2).await.unwrap();
+        assert!(store.log_writer.is_some());
+        // Three rows: the two- and one-row INSERTs get prepared.
+        let logs = (0..3).map(|i| SpendLogRecord { request_id: format!("r{i}"), ..Default::default() }).collect();
+        store.insert_spend_logs(logs).await.unwrap();
+        let wal = dir.join("x.db-wal");
+        assert!(wal.exists());
+        store.pool.close().await;
+        drop(store);
+        let started = std::time::Instant::now();
+        while wal.exists() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "the spend-log connection stayed open");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
