@@ -678,6 +678,21 @@ def run_load(ctx: Ctx, url: str, headers: dict, model: str | None, scenario: dic
     return json.loads(out_json.read_text())
 
 
+def settle(gw: subprocess.Popen, what: str, limit: float = 120.0) -> None:
+    """Waits until the gateway is idle (under 5% of a core over half a second), at most `limit`
+    seconds: a server that queued more than it could answer keeps working on that backlog after
+    the load generator has gone, and would carry it into the next run's figures."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit and gw.poll() is None:
+        before = cpu_ticks(gw.pid)
+        time.sleep(0.5)
+        if cpu_ticks(gw.pid) - before <= 0.05 * 0.5 * CLK_TCK:
+            break
+    waited = time.monotonic() - t0
+    if waited > 2:
+        log(f"    waited {waited:.0f} s for the gateway to finish its backlog after {what}")
+
+
 def parse_duration(s: str) -> float:
     s = s.strip()
     for suf, mul in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
@@ -750,6 +765,8 @@ def measure_contender(ctx: Ctx, c: Contender, mode: str, mock_port: int, rep: in
         load_headers = c.extra_headers(mock_port)
         run_load(ctx, url, load_headers, model, {"kind": "closed", "n": 16}, ctx.args.warmup, load_cpu,
                  tmp / "warmup.json", subst)
+        if gw is not None:
+            settle(gw, "the warm-up")
         if gw is not None and ctx.args.seed_users > 0:
             # First, while VmHWM still reflects only the warm-up: the seed's pace with that many
             # open connections (the memory target), before the no-wait runs put them all in flight.
@@ -760,6 +777,7 @@ def measure_contender(ctx: Ctx, c: Contender, mode: str, mock_port: int, rep: in
                 s = summarize(j)
                 res["runs"]["seed"] = s
                 res["rss_kb_seed"] = peak_rss_kb(gw.pid)
+                settle(gw, "the seed-pace run")
                 log(f"  {mode} rep{rep} {c.name:10s}   seed: {s['rps']:9.0f} req/s  {sc['n']} users  "
                     f"fails {s['failures']}  VmHWM {res['rss_kb_seed'] / 1024:.1f} MB")
             except RuntimeError as e:
@@ -785,6 +803,8 @@ def measure_contender(ctx: Ctx, c: Contender, mode: str, mock_port: int, rep: in
                     overloaded_at = sc["n"]
                 continue
             after = cpu_ticks(gw.pid) if gw is not None else 0
+            if gw is not None:
+                settle(gw, f"the {sc['key']} run")
             s = summarize(j)
             if gw is not None and s["ok"] > 0:
                 s["cpu_us_per_req"] = (after - before) / CLK_TCK * 1e6 / s["ok"]
