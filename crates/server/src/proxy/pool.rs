@@ -98,10 +98,11 @@ impl Client {
     /// it was sent goes out again on a fresh one.
     pub async fn request(&self, mut req: Request<ChainBody>) -> Result<Response<UpstreamBody>, Error> {
         let key = Key::of(req.uri()).ok_or(Error::Url)?;
-        if !req.headers().contains_key(header::HOST) {
-            let host = HeaderValue::from_str(host_header(req.uri(), key.https)).map_err(|_| Error::Url)?;
-            req.headers_mut().insert(header::HOST, host);
-        }
+        // HTTP/1.1 needs a Host header; HTTP/2 carries the authority in the URI (`:authority`).
+        let host = match req.headers().contains_key(header::HOST) {
+            true => None,
+            false => Some(HeaderValue::from_str(host_header(req.uri(), key.https)).map_err(|_| Error::Url)?),
+        };
         let absolute = req.uri().clone();
         loop {
             let (conn, reused) = match self.checkout(&key) {
@@ -111,6 +112,9 @@ impl Client {
             let sent = match conn {
                 Conn::H1(mut tx) => {
                     *req.uri_mut() = origin_form(&absolute);
+                    if let Some(host) = &host {
+                        req.headers_mut().insert(header::HOST, host.clone());
+                    }
                     match tx.try_send_request(req).await {
                         Ok(resp) => {
                             let back = GiveBack { tx, key, pool: self.inner.clone() };
@@ -348,7 +352,13 @@ mod tests {
                                     .find_map(|l| l.strip_prefix("content-length:"))
                                     .map_or(0, |v| v.trim().parse::<usize>().unwrap());
                                 if have.len() >= end + 4 + len {
+                                    // HTTP/1.1 requires Host (and the origin form of the URI).
+                                    let well_formed =
+                                        head.starts_with("post /v1/chat ") && head.contains("\r\nhost: 127.0.0.1:");
                                     have.drain(..end + 4 + len);
+                                    if !well_formed {
+                                        return;
+                                    }
                                     break;
                                 }
                             }
