@@ -27,6 +27,14 @@ impl ChainBody {
         ChainBody::new([b, Bytes::new(), Bytes::new()])
     }
 
+    /// The slices not yet yielded (all of them for a body not yet polled).
+    pub fn into_parts(mut self) -> [Bytes; 3] {
+        for part in &mut self.parts[..self.next.min(3)] {
+            *part = Bytes::new();
+        }
+        self.parts
+    }
+
     fn remaining(&self) -> u64 {
         self.parts[self.next.min(3)..].iter().map(|p| p.len() as u64).sum()
     }

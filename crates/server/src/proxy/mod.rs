@@ -2,6 +2,7 @@
 
 mod attempt;
 pub mod body;
+mod h1;
 pub mod headers;
 pub mod messages;
 pub mod mock;

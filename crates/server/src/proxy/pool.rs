@@ -4,19 +4,19 @@
 //! It replaces hyper-util's general-purpose pool because that one cost ~6% of a proxied request's
 //! instructions: the pool key hashed with SipHash on checkout and again on return, a checkout
 //! raced against a connect future on every request, and a task spawned per request to wait until
-//! the connection could be returned. Here a request pops a ready connection (or connects), and the
-//! response body gives the connection back itself once the upstream's answer has been read to the
-//! end: by then hyper's connection task has taken the next-request slot, so no task is needed.
-//! A body dropped before its end takes its connection with it (hyper closes it).
+//! the connection could be returned. Here a request pops an idle connection (or connects), sends
+//! on it from its own task (`h1`), and the answer's body puts the connection back itself once
+//! read to the end. A body dropped before its end closes its connection.
 
 use super::body::ChainBody;
+use super::h1;
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{header, HeaderValue, Request, Response, Uri};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
-use hyper_rustls::HttpsConnector;
+use hyper::client::conn::http2;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustc_hash::FxHashMap;
@@ -28,6 +28,8 @@ use tower::Service;
 
 /// How often idle connections past their timeout are closed (on the next return to the pool).
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Cheap to clone: every clone shares one pool.
 #[derive(Clone)]
@@ -42,7 +44,7 @@ struct Inner {
 }
 
 struct Idle {
-    h1: FxHashMap<Key, Vec<(http1::SendRequest<ChainBody>, Instant)>>,
+    h1: FxHashMap<Key, Vec<(h1::Conn, Instant)>>,
     h2: FxHashMap<Key, http2::SendRequest<ChainBody>>,
     swept: Instant,
 }
@@ -54,7 +56,7 @@ struct Key {
 }
 
 enum Conn {
-    H1(http1::SendRequest<ChainBody>),
+    H1(h1::Conn),
     H2(http2::SendRequest<ChainBody>),
 }
 
@@ -65,8 +67,9 @@ pub enum Error {
     Url,
     /// TCP connect, TLS or the HTTP handshake failed: nothing was sent.
     Connect(String),
-    /// The connection broke while the request was sent or before the answer's head arrived.
-    Send(hyper::Error),
+    /// The connection broke while the request was sent or before the answer's head arrived, or
+    /// the answer's head was malformed.
+    Send(BoxError),
 }
 
 impl Error {
@@ -94,71 +97,99 @@ impl Client {
     }
 
     /// Sends `req` (absolute URI) and returns the answer's head; its body returns the connection
-    /// to the pool when read to the end. A request that a reused connection closed under before
-    /// it was sent goes out again on a fresh one.
-    pub async fn request(&self, mut req: Request<ChainBody>) -> Result<Response<UpstreamBody>, Error> {
+    /// to the pool when read to the end. A request whose reused connection turns out closed
+    /// before the request could be written goes out again on another one.
+    pub async fn request(&self, req: Request<ChainBody>) -> Result<Response<UpstreamBody>, Error> {
         let key = Key::of(req.uri()).ok_or(Error::Url)?;
-        // HTTP/1.1 needs a Host header; HTTP/2 carries the authority in the URI (`:authority`).
-        let host = match req.headers().contains_key(header::HOST) {
-            true => None,
-            false => Some(HeaderValue::from_str(host_header(req.uri(), key.https)).map_err(|_| Error::Url)?),
-        };
-        let absolute = req.uri().clone();
+        let (parts, body) = req.into_parts();
+        let body = body.into_parts();
+        let mut h1_head = Vec::new();
+        let mut h2_request = None;
         loop {
             let (conn, reused) = match self.checkout(&key) {
                 Some(c) => (c, true),
-                None => (self.connect(&key, &absolute).await?, false),
+                None => (self.connect(&key, &parts.uri).await?, false),
             };
-            let sent = match conn {
-                Conn::H1(mut tx) => {
-                    *req.uri_mut() = origin_form(&absolute);
-                    if let Some(host) = &host {
-                        req.headers_mut().insert(header::HOST, host.clone());
-                    }
-                    match tx.try_send_request(req).await {
-                        Ok(resp) => {
-                            let back = GiveBack { tx, key, pool: self.inner.clone() };
-                            return Ok(resp.map(|body| UpstreamBody { body, back: Some(back) }));
+            let mut conn = match conn {
+                Conn::H1(c) => c,
+                Conn::H2(tx) => {
+                    let req = h2_request.take().unwrap_or_else(|| {
+                        let mut req = Request::new(ChainBody::new(body.clone()));
+                        *req.method_mut() = parts.method.clone();
+                        *req.uri_mut() = parts.uri.clone();
+                        *req.headers_mut() = parts.headers.clone();
+                        req
+                    });
+                    match self.send_h2(&key, tx, req).await {
+                        Ok(resp) => return Ok(resp),
+                        Err(H2Failed::Again(req)) if reused => {
+                            h2_request = Some(*req);
+                            continue;
                         }
-                        Err(e) => e,
+                        Err(H2Failed::Again(_)) => return Err(Error::Send("the HTTP/2 connection closed".into())),
+                        Err(H2Failed::Broken(e)) => return Err(Error::Send(e.into())),
                     }
                 }
-                Conn::H2(mut tx) => match tx.try_send_request(req).await {
-                    Ok(resp) => return Ok(resp.map(|body| UpstreamBody { body, back: None })),
-                    Err(e) => {
-                        self.forget_h2(&key);
-                        e
-                    }
-                },
             };
-            let mut sent = sent;
-            match sent.take_message() {
-                Some(again) if reused => {
-                    req = again;
-                    *req.uri_mut() = absolute.clone();
+            if h1_head.is_empty() {
+                let len = body.iter().map(|b| b.len() as u64).sum();
+                let host = host_header(&parts.uri, key.https);
+                h1::encode_request(&mut h1_head, &parts.method, &origin_form(&parts.uri), host, &parts.headers, len);
+            }
+            match conn.send(&h1_head, &body).await {
+                // The upstream closed the idle connection just before it was used.
+                Err(h1::Error::Write(_)) if reused => continue,
+                Err(e) => return Err(Error::Send(e.into())),
+                Ok(()) => {}
+            }
+            let answer = conn.read_answer(&parts.method).await.map_err(|e| Error::Send(e.into()))?;
+            let back = answer.keep_alive.then(|| GiveBack { key, pool: self.inner.clone() });
+            let mut body = UpstreamBody { kind: Kind::H1 { conn: Some(conn), framing: answer.framing, back } };
+            body.end_if_empty();
+            return Ok(Response::from_parts(answer.head, body));
+        }
+    }
+
+    async fn send_h2(
+        &self,
+        key: &Key,
+        mut tx: http2::SendRequest<ChainBody>,
+        req: Request<ChainBody>,
+    ) -> Result<Response<UpstreamBody>, H2Failed> {
+        match tx.try_send_request(req).await {
+            Ok(resp) => Ok(resp.map(|body| UpstreamBody { kind: Kind::H2(body) })),
+            Err(mut e) => {
+                self.forget_h2(key);
+                match e.take_message() {
+                    Some(req) => Err(H2Failed::Again(Box::new(req))),
+                    None => Err(H2Failed::Broken(e.into_error())),
                 }
-                _ => return Err(Error::Send(sent.into_error())),
             }
         }
     }
 
+    /// An idle connection for `key`: the shared HTTP/2 one, else the most recently used HTTP/1
+    /// one that is still open (the least likely to have timed out upstream).
     fn checkout(&self, key: &Key) -> Option<Conn> {
-        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = idle.h2.get(key) {
-            if !tx.is_closed() {
-                return Some(Conn::H2(tx.clone()));
+        let now = Instant::now();
+        loop {
+            let (mut conn, since) = {
+                let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+                if !idle.h2.is_empty() {
+                    if let Some(tx) = idle.h2.get(key) {
+                        if !tx.is_closed() {
+                            return Some(Conn::H2(tx.clone()));
+                        }
+                        idle.h2.remove(key);
+                    }
+                }
+                idle.h1.get_mut(key)?.pop()?
+            };
+            // Checked outside the lock: it may cost a system call.
+            if now.duration_since(since) < self.inner.idle_timeout && conn.usable_after_idle() {
+                return Some(Conn::H1(conn));
             }
-            idle.h2.remove(key);
         }
-        let list = idle.h1.get_mut(key)?;
-        // The most recently used first: the one least likely to have timed out upstream.
-        while let Some((tx, _)) = list.pop() {
-            // Not ready: closed by the upstream while idle (hyper saw the EOF).
-            if tx.is_ready() {
-                return Some(Conn::H1(tx));
-            }
-        }
-        None
     }
 
     fn forget_h2(&self, key: &Key) {
@@ -185,11 +216,11 @@ impl Client {
             idle.h2.insert(key.clone(), tx.clone());
             return Ok(Conn::H2(tx));
         }
-        let (tx, conn) = http1::Builder::new().handshake(io).await.map_err(|e| Error::Connect(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Conn::H1(tx))
+        let io = match io {
+            MaybeHttpsStream::Http(tcp) => h1::Io::Tcp(tcp.into_inner()),
+            MaybeHttpsStream::Https(tls) => h1::Io::Tls(Box::new(tls.into_inner())),
+        };
+        Ok(Conn::H1(h1::Conn::new(io)))
     }
 
     /// Idle HTTP/1 connections held for `authority` (tests).
@@ -199,6 +230,12 @@ impl Client {
         let idle = self.inner.idle.lock().unwrap();
         idle.h1.get(&key).map_or(0, Vec::len)
     }
+}
+
+enum H2Failed {
+    /// Not sent: the connection had closed. The request comes back to go out on another.
+    Again(Box<Request<ChainBody>>),
+    Broken(hyper::Error),
 }
 
 impl Key {
@@ -224,87 +261,106 @@ fn host_header(uri: &Uri, https: bool) -> &str {
     }
 }
 
-fn origin_form(uri: &Uri) -> Uri {
-    let path = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-    Uri::from(path)
+/// The request target an HTTP/1.1 request line carries: the path and query, `/` for none.
+fn origin_form(uri: &Uri) -> std::borrow::Cow<'_, str> {
+    match uri.path_and_query().map(|p| p.as_str()) {
+        Some(p) if p.starts_with('/') => p.into(),
+        Some(p) => format!("/{p}").into(),
+        None => "/".into(),
+    }
 }
 
+/// Where a kept-alive connection goes once its answer has been read.
 struct GiveBack {
-    tx: http1::SendRequest<ChainBody>,
     key: Key,
     pool: Arc<Inner>,
 }
 
-impl GiveBack {
-    fn give_back(self) {
-        if self.tx.is_ready() {
-            self.pool.put(self.key, self.tx);
-            return;
-        }
-        // hyper's connection task has not taken the next-request slot yet (a multi-thread
-        // runtime can get here first): wait for it without holding up the response.
-        tokio::spawn(async move {
-            let GiveBack { mut tx, key, pool } = self;
-            if tx.ready().await.is_ok() {
-                pool.put(key, tx);
-            }
-        });
-    }
-}
-
 impl Inner {
-    fn put(&self, key: Key, tx: http1::SendRequest<ChainBody>) {
+    fn put(&self, key: Key, conn: h1::Conn) {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if now.duration_since(idle.swept) >= SWEEP_EVERY {
             idle.swept = now;
             let timeout = self.idle_timeout;
             for list in idle.h1.values_mut() {
-                list.retain(|(tx, since)| now.duration_since(*since) < timeout && tx.is_ready());
+                list.retain(|(_, since)| now.duration_since(*since) < timeout);
             }
             idle.h1.retain(|_, list| !list.is_empty());
             idle.h2.retain(|_, tx| !tx.is_closed());
         }
-        idle.h1.entry(key).or_default().push((tx, now));
+        idle.h1.entry(key).or_default().push((conn, now));
     }
 }
 
 /// An upstream answer's body. Read to its end, it returns its connection to the pool.
 pub struct UpstreamBody {
-    body: Incoming,
-    back: Option<GiveBack>,
+    kind: Kind,
+}
+
+enum Kind {
+    H1 { conn: Option<h1::Conn>, framing: h1::Framing, back: Option<GiveBack> },
+    H2(Incoming),
 }
 
 impl UpstreamBody {
-    fn ended(&mut self) {
-        if let Some(back) = self.back.take() {
-            back.give_back();
+    /// A body that has ended returns its connection now rather than on a further poll, which a
+    /// reader that knows the length may never make.
+    fn end_if_empty(&mut self) {
+        let Kind::H1 { conn, framing: h1::Framing::Length(0), back } = &mut self.kind else { return };
+        if let (Some(mut c), Some(back)) = (conn.take(), back.take()) {
+            if c.finish_answer() {
+                back.pool.put(back.key, c);
+            }
         }
     }
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.ended(),
-            // The last frame of a body with a length: give the connection back now rather than
-            // on a further poll that a reader which knows the length may never make.
-            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.ended(),
-            _ => {}
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = match &mut self.kind {
+            Kind::H2(body) => return Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Kind::H1 { conn: None, .. } => return Poll::Ready(None),
+            Kind::H1 { conn: Some(conn), framing, .. } => conn.poll_body(framing, cx),
+        };
+        match polled {
+            Poll::Ready(Some(Ok(data))) => {
+                self.end_if_empty();
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Poll::Ready(None) => {
+                self.end_if_empty();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // The connection is in an unknown state: close it.
+                if let Kind::H1 { conn, .. } = &mut self.kind {
+                    *conn = None;
+                }
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Pending => Poll::Pending,
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.kind {
+            Kind::H1 { conn: None, .. } => true,
+            Kind::H1 { framing, .. } => matches!(framing, h1::Framing::Length(0)),
+            Kind::H2(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.kind {
+            Kind::H1 { conn: None, .. } => SizeHint::with_exact(0),
+            Kind::H1 { framing: h1::Framing::Length(n), .. } => SizeHint::with_exact(*n),
+            Kind::H1 { .. } => SizeHint::default(),
+            Kind::H2(body) => body.size_hint(),
+        }
     }
 }
 
@@ -485,5 +541,6 @@ mod tests {
         assert_eq!(h("https://example.com/", true), "example.com");
         assert_eq!(origin_form(&"http://a:1/v1/x?y=1".parse().unwrap()), "/v1/x?y=1");
         assert_eq!(origin_form(&"http://a:1".parse().unwrap()), "/");
+        assert_eq!(origin_form(&"http://a:1?q=1".parse().unwrap()), "/?q=1");
     }
 }

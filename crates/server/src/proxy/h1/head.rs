@@ -1,0 +1,295 @@
+//! Request heads written as bytes, answer heads parsed by httparse into `http`'s types, and how
+//! the answer's body is framed (RFC 9112 §6.3).
+
+use super::chunked::Decoder;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+/// Most header fields accepted in an answer (hyper's default too).
+const MAX_HEADERS: usize = 100;
+
+/// How an answer's body ends.
+#[derive(Debug)]
+pub enum Framing {
+    /// This many bytes are left (0: the body has ended).
+    Length(u64),
+    Chunked(Decoder),
+    /// Until the upstream closes the connection, which then cannot be reused.
+    UntilClose,
+}
+
+/// An answer's head and how to read the rest.
+pub struct Answer {
+    pub head: http::response::Parts,
+    pub framing: Framing,
+    /// The upstream lets the connection carry another request after this one.
+    pub keep_alive: bool,
+}
+
+/// Writes `method path HTTP/1.1`, the Host header, `headers` and a Content-Length for a body of
+/// `body_len` bytes (unless `headers` has one, or the method has no body and the body is empty).
+pub fn encode_request(out: &mut Vec<u8>, method: &Method, path: &str, host: &str, headers: &HeaderMap, body_len: u64) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !headers.contains_key(http::header::HOST) {
+        push_field(out, b"host", host.as_bytes());
+    }
+    for (name, value) in headers {
+        push_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    let bodiless = matches!(*method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE);
+    if !headers.contains_key(CONTENT_LENGTH) && (body_len > 0 || !bodiless) {
+        push_field(out, b"content-length", decimal(body_len).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Decimal digits of `n` without going through the formatter.
+fn decimal(mut n: u64) -> Digits {
+    let mut d = Digits { buf: [0; 20], start: 20 };
+    loop {
+        d.start -= 1;
+        d.buf[d.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return d;
+        }
+    }
+}
+
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+/// Parses an answer's head from the front of `buf`, taking it out of `buf` when complete.
+/// Interim 1xx answers are skipped. `None`: the head is not all here yet.
+pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Option<Answer>, &'static str> {
+    loop {
+        let Some(raw) = parse_raw(buf)? else { return Ok(None) };
+        if raw.status == 101 {
+            return Err("the upstream switched protocols, which a proxied request cannot follow");
+        }
+        if (100..200).contains(&raw.status) {
+            buf.advance(raw.len);
+            continue;
+        }
+        let bytes = buf.split_to(raw.len).freeze();
+        return answer(raw, &bytes, method).map(Some);
+    }
+}
+
+/// Where a header field lies within the head's bytes.
+#[derive(Clone, Copy, Default)]
+struct Field {
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+struct Raw {
+    status: u16,
+    http10: bool,
+    len: usize,
+    fields: [Field; MAX_HEADERS],
+    count: usize,
+}
+
+fn parse_raw(buf: &[u8]) -> Result<Option<Raw>, &'static str> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err("the answer has over 100 header fields"),
+        Err(_) => return Err("the answer is not HTTP/1.x"),
+    };
+    let base = buf.as_ptr() as usize;
+    let span = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
+    let mut raw = Raw {
+        status: resp.code.unwrap_or(0),
+        http10: resp.version == Some(0),
+        len,
+        fields: [Field::default(); MAX_HEADERS],
+        count: resp.headers.len(),
+    };
+    for (field, h) in raw.fields.iter_mut().zip(resp.headers.iter()) {
+        *field = Field { name: span(h.name.as_bytes()), value: span(h.value) };
+    }
+    Ok(Some(raw))
+}
+
+fn answer(raw: Raw, bytes: &Bytes, method: &Method) -> Result<Answer, &'static str> {
+    let status = StatusCode::from_u16(raw.status).map_err(|_| "the answer's status is out of range")?;
+    let mut headers = HeaderMap::with_capacity(raw.count);
+    for f in &raw.fields[..raw.count] {
+        let name = HeaderName::from_bytes(&bytes[f.name.0..f.name.0 + f.name.1])
+            .map_err(|_| "the answer has an invalid header name")?;
+        let value = HeaderValue::from_maybe_shared(bytes.slice(f.value.0..f.value.0 + f.value.1))
+            .map_err(|_| "the answer has an invalid header value")?;
+        headers.append(name, value);
+    }
+    let (mut close, mut keep_alive_token) = (false, false);
+    for token in headers.get_all(CONNECTION).iter().flat_map(|v| v.as_bytes().split(|b| *b == b',')) {
+        let token = token.trim_ascii();
+        close |= token.eq_ignore_ascii_case(b"close");
+        keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+    }
+    let framing = framing(status, &headers, method)?;
+    let keep_alive = !close && (!raw.http10 || keep_alive_token) && !matches!(framing, Framing::UntilClose);
+    let mut head = http::Response::new(()).into_parts().0;
+    head.status = status;
+    head.version = if raw.http10 { Version::HTTP_10 } else { Version::HTTP_11 };
+    head.headers = headers;
+    Ok(Answer { head, framing, keep_alive })
+}
+
+fn framing(status: StatusCode, headers: &HeaderMap, method: &Method) -> Result<Framing, &'static str> {
+    if *method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Length(0));
+    }
+    if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
+        let chunked = last
+            .as_bytes()
+            .rsplit(|b| *b == b',')
+            .next()
+            .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        return Ok(if chunked { Framing::Chunked(Decoder::default()) } else { Framing::UntilClose });
+    }
+    let mut length = None;
+    for value in headers.get_all(CONTENT_LENGTH) {
+        for item in value.as_bytes().split(|b| *b == b',') {
+            let item = item.trim_ascii();
+            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
+                return Err("the answer's Content-Length is not a number");
+            }
+            let n: u64 = std::str::from_utf8(item)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or("the answer's Content-Length is out of range")?;
+            if length.is_some_and(|l| l != n) {
+                return Err("the answer has differing Content-Length values");
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(wire: &[u8], method: Method) -> Result<Option<Answer>, &'static str> {
+        parse_response(&mut BytesMut::from(wire), &method)
+    }
+
+    #[test]
+    fn writes_a_request_head() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert("authorization", HeaderValue::from_static("Bearer k"));
+        let mut out = Vec::new();
+        encode_request(&mut out, &Method::POST, "/v1/chat/completions?x=1", "up:8090", &headers, 16384);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /v1/chat/completions?x=1 HTTP/1.1\r\nhost: up:8090\r\ncontent-type: application/json\r\n\
+             authorization: Bearer k\r\ncontent-length: 16384\r\n\r\n"
+        );
+        let mut out = Vec::new();
+        encode_request(&mut out, &Method::GET, "/", "h", &HeaderMap::new(), 0);
+        assert_eq!(out, b"GET / HTTP/1.1\r\nhost: h\r\n\r\n");
+        let mut out = Vec::new();
+        encode_request(&mut out, &Method::POST, "/", "h", &HeaderMap::new(), 0);
+        assert_eq!(out, b"POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 0\r\n\r\n");
+        let mut given = HeaderMap::new();
+        given.insert("host", HeaderValue::from_static("other"));
+        let mut out = Vec::new();
+        encode_request(&mut out, &Method::GET, "/", "h", &given, 0);
+        assert_eq!(out, b"GET / HTTP/1.1\r\nhost: other\r\n\r\n");
+    }
+
+    #[test]
+    fn reads_an_answer_head_and_leaves_the_body() {
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Request-Id: abc\r\n\r\nhello"[..]);
+        let a = parse_response(&mut buf, &Method::POST).unwrap().unwrap();
+        assert_eq!(a.head.status, 200);
+        assert_eq!(a.head.headers["x-request-id"], "abc");
+        assert!(matches!(a.framing, Framing::Length(5)));
+        assert!(a.keep_alive);
+        assert_eq!(&buf[..], b"hello");
+    }
+
+    #[test]
+    fn a_partial_head_waits_for_more() {
+        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Len", Method::POST).unwrap().is_none());
+        assert!(parse(b"", Method::POST).unwrap().is_none());
+    }
+
+    #[test]
+    fn interim_answers_are_skipped() {
+        let mut buf =
+            BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n"[..]);
+        let a = parse_response(&mut buf, &Method::POST).unwrap().unwrap();
+        assert_eq!(a.head.status, 201);
+        assert!(buf.is_empty());
+        assert!(parse(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", Method::GET).is_err());
+    }
+
+    #[test]
+    fn frames_the_body_as_rfc_9112_says() {
+        let framing = |wire: &[u8], m: Method| parse(wire, m).unwrap().unwrap();
+        let a =
+            framing(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 9\r\n\r\n", Method::POST);
+        assert!(matches!(a.framing, Framing::Chunked(_)) && a.keep_alive);
+        let a = framing(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n", Method::POST);
+        assert!(matches!(a.framing, Framing::UntilClose) && !a.keep_alive);
+        let a = framing(b"HTTP/1.1 200 OK\r\n\r\n", Method::POST);
+        assert!(matches!(a.framing, Framing::UntilClose) && !a.keep_alive);
+        let a = framing(b"HTTP/1.1 200 OK\r\ncontent-length: 7, 7\r\n\r\n", Method::POST);
+        assert!(matches!(a.framing, Framing::Length(7)));
+        let a = framing(b"HTTP/1.1 204 No Content\r\n\r\n", Method::POST);
+        assert!(matches!(a.framing, Framing::Length(0)) && a.keep_alive);
+        let a = framing(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n", Method::HEAD);
+        assert!(matches!(a.framing, Framing::Length(0)));
+        assert!(parse(b"HTTP/1.1 200 OK\r\ncontent-length: 7, 8\r\n\r\n", Method::POST).is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n", Method::POST).is_err());
+        assert!(parse(b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999\r\n\r\n", Method::POST).is_err());
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection_header() {
+        let ka = |wire: &[u8]| parse(wire, Method::POST).unwrap().unwrap().keep_alive;
+        assert!(!ka(b"HTTP/1.1 200 OK\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n"));
+        assert!(!ka(b"HTTP/1.1 200 OK\r\nconnection: upgrade, close\r\ncontent-length: 0\r\n\r\n"));
+        assert!(!ka(b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n"));
+        assert!(ka(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\ncontent-length: 0\r\n\r\n"));
+        assert!(ka(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_answer() {
+        assert!(parse(b"SSH-2.0-OpenSSH\r\n\r\n", Method::POST).is_err());
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("x-{i}: 1\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(parse(&many, Method::POST).is_err());
+    }
+}
