@@ -5,11 +5,22 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
+
+/// Read buffer cap of a connection accepted while fewer than [`ROOMY_CONNECTIONS`] are open:
+/// room for a ~16 KB chat request in one `recv`, where an 8 KiB cap takes three and a copy to
+/// join the pieces (~2.5 µs of CPU per seed request on the benchmark machine).
+const ROOMY_READ_BUFFER: usize = 32 * 1024;
+/// Connections that get the roomy buffer: a few pooled clients (the usual case in front of an
+/// SDK) get the faster reads, while thousands of connections cost at most 128 × 24 KiB more
+/// than the lean cap.
+const ROOMY_CONNECTIONS: usize = 128;
 
 pub struct ListenSettings {
     /// Time a client has to send a request's headers (also bounds idle keep-alive connections).
@@ -19,7 +30,8 @@ pub struct ListenSettings {
     /// with the seed's 16 KB requests that cost ~50 KB per open connection. 8 KiB holds 1,000
     /// locust users under 45 MB (embedded database and spend logs on) at the price of one more
     /// read per large request (about 5 µs of CPU on the seed payload):
-    /// `sluice_settings.client_read_buffer_kb` trades one for the other.
+    /// `sluice_settings.client_read_buffer_kb` trades one for the other. The first
+    /// [`ROOMY_CONNECTIONS`] open connections get at least [`ROOMY_READ_BUFFER`].
     pub read_buffer_max: usize,
 }
 
@@ -30,14 +42,10 @@ pub async fn serve(
     settings: ListenSettings,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout)
-        .max_buf_size(settings.read_buffer_max.max(8192))
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    let lean_cap = settings.read_buffer_max.max(8192);
+    let lean = builder(&settings, lean_cap);
+    let roomy = builder(&settings, lean_cap.max(ROOMY_READ_BUFFER));
+    let open = Arc::new(AtomicUsize::new(0));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -55,14 +63,67 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let svc = TowerToHyperService::new(app.clone());
+        let counted = OpenConnection::count(&open);
+        let builder = if counted.others < ROOMY_CONNECTIONS { &roomy } else { &lean };
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             let _ = conn.await;
+            drop(counted);
         });
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
         tracing::warn!("shutdown: some requests did not finish within {}s and were cut off", DRAIN.as_secs());
+    }
+}
+
+fn builder(settings: &ListenSettings, read_buffer_max: usize) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .max_buf_size(read_buffer_max)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
+}
+
+/// One open client connection in the count; dropped when the connection ends.
+struct OpenConnection {
+    open: Arc<AtomicUsize>,
+    /// Connections open when this one was accepted.
+    others: usize,
+}
+
+impl OpenConnection {
+    fn count(open: &Arc<AtomicUsize>) -> OpenConnection {
+        let others = open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection { open: open.clone(), others }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_are_counted_while_open() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let first = OpenConnection::count(&open);
+        let second = OpenConnection::count(&open);
+        assert_eq!((first.others, second.others), (0, 1));
+        drop(first);
+        let third = OpenConnection::count(&open);
+        assert_eq!(third.others, 1, "a closed connection leaves the count");
+        drop((second, third));
+        assert_eq!(open.load(Ordering::Relaxed), 0);
     }
 }

@@ -388,7 +388,8 @@ pub struct SluiceSettings {
     /// Seconds to establish an upstream TCP connection.
     pub upstream_connect_timeout: f64,
     /// Largest read buffer a client connection keeps, in KiB (8 minimum): memory per open
-    /// connection against reads per large request.
+    /// connection against reads per large request. The first 128 open connections get at least
+    /// 32 KiB (`listen`).
     pub client_read_buffer_kb: f64,
     /// The embedded SQLite file used when no `database_url`/`DATABASE_URL` is set.
     pub database_path: String,
