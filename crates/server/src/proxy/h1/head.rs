@@ -96,7 +96,7 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Option<Answ
 }
 
 /// Where a header field lies within the head's bytes.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Field {
     name: (usize, usize),
     value: (usize, usize),
@@ -106,8 +106,7 @@ struct Raw {
     status: u16,
     http10: bool,
     len: usize,
-    fields: [Field; MAX_HEADERS],
-    count: usize,
+    fields: Vec<Field>,
 }
 
 fn parse_raw(buf: &[u8]) -> Result<Option<Raw>, &'static str> {
@@ -121,23 +120,14 @@ fn parse_raw(buf: &[u8]) -> Result<Option<Raw>, &'static str> {
     };
     let base = buf.as_ptr() as usize;
     let span = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
-    let mut raw = Raw {
-        status: resp.code.unwrap_or(0),
-        http10: resp.version == Some(0),
-        len,
-        fields: [Field::default(); MAX_HEADERS],
-        count: resp.headers.len(),
-    };
-    for (field, h) in raw.fields.iter_mut().zip(resp.headers.iter()) {
-        *field = Field { name: span(h.name.as_bytes()), value: span(h.value) };
-    }
-    Ok(Some(raw))
+    let fields = resp.headers.iter().map(|h| Field { name: span(h.name.as_bytes()), value: span(h.value) }).collect();
+    Ok(Some(Raw { status: resp.code.unwrap_or(0), http10: resp.version == Some(0), len, fields }))
 }
 
 fn answer(raw: Raw, bytes: &Bytes, method: &Method) -> Result<Answer, &'static str> {
     let status = StatusCode::from_u16(raw.status).map_err(|_| "the answer's status is out of range")?;
-    let mut headers = HeaderMap::with_capacity(raw.count);
-    for f in &raw.fields[..raw.count] {
+    let mut headers = HeaderMap::with_capacity(raw.fields.len());
+    for f in &raw.fields {
         let name = HeaderName::from_bytes(&bytes[f.name.0..f.name.0 + f.name.1])
             .map_err(|_| "the answer has an invalid header name")?;
         let value = HeaderValue::from_maybe_shared(bytes.slice(f.value.0..f.value.0 + f.value.1))
