@@ -18,6 +18,12 @@ const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of each SQLite connection: 512 KiB (SQLite's default is 2 MiB).
 pub(crate) const SQLITE_CACHE_PRAGMA: &str = "PRAGMA cache_size = -512";
+/// Statement journals in memory. Each multi-row INSERT of a spend-log batch runs inside a
+/// transaction, so SQLite keeps the pages it changes in a statement journal, which by default
+/// spills to a temporary file past 64 KiB: a file created, written page by page (two `pwrite`s
+/// per page) and deleted for every chunk of a batch, about half of all the writes the spend log
+/// made. A chunk's journal is at most its pages (a few hundred KiB), freed when it ends.
+pub(crate) const SQLITE_TEMP_STORE_PRAGMA: &str = "PRAGMA temp_store = MEMORY";
 /// What sqlx runs on each SQLite connection it opens, unasked (its defaults; the rest of
 /// SQLite's settings it leaves alone). The spend-log connection runs it too.
 pub(crate) const SQLX_SQLITE_PRAGMAS: &str = "PRAGMA foreign_keys = ON";
@@ -146,7 +152,8 @@ impl Target {
                     // gateway's working set (keys, appended log rows) is small.
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            sqlx::query(SQLITE_CACHE_PRAGMA).execute(conn).await?;
+                            sqlx::query(SQLITE_CACHE_PRAGMA).execute(&mut *conn).await?;
+                            sqlx::query(SQLITE_TEMP_STORE_PRAGMA).execute(conn).await?;
                             Ok(())
                         })
                     })

@@ -14,7 +14,7 @@ use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
 
-use crate::connect::{SQLITE_BUSY_TIMEOUT, SQLITE_CACHE_PRAGMA, SQLX_SQLITE_PRAGMAS};
+use crate::connect::{SQLITE_BUSY_TIMEOUT, SQLITE_CACHE_PRAGMA, SQLITE_TEMP_STORE_PRAGMA, SQLX_SQLITE_PRAGMAS};
 use crate::spend::{self, LogValue, NO_METADATA, NO_TAGS, SQLITE_MAX_LOG_ROWS};
 use crate::sqlite_raw::{self, Connection, Statement};
 use crate::{Backend, LogsNotWritten, Result, SpendLogRecord, StoreError};
@@ -131,6 +131,7 @@ fn open(path: &str) -> sqlite_raw::Result<Connection> {
     let conn = Connection::open(path, SQLITE_BUSY_TIMEOUT)?;
     conn.exec(SQLX_SQLITE_PRAGMAS)?;
     conn.exec(SQLITE_CACHE_PRAGMA)?;
+    conn.exec(SQLITE_TEMP_STORE_PRAGMA)?;
     // A property of the file, set when the pool opened it; asking again is a no-op, and makes
     // sure this connection never writes a rollback journal.
     conn.exec("PRAGMA journal_mode = WAL")?;
