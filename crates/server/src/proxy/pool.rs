@@ -521,6 +521,101 @@ mod tests {
         assert_eq!(c.idle_count(false, &addr.to_string()), 0);
     }
 
+    /// A server that reads one request per turn and writes each of `answers` in the pieces
+    /// given, pausing between pieces so they arrive in separate reads, and closes the connection
+    /// after the last answer; counts connections.
+    async fn scripted(answers: Vec<Vec<&'static [u8]>>) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let counted = conns.clone();
+        tokio::spawn(async move {
+            let answers = Arc::new(answers);
+            let next = Arc::new(AtomicUsize::new(0));
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                let (answers, next) = (answers.clone(), next.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    loop {
+                        // Requests here are small: one read holds the whole of one.
+                        if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let Some(pieces) = answers.get(next.fetch_add(1, Ordering::SeqCst)) else { return };
+                        for piece in pieces {
+                            if s.write_all(piece).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        // The script is over: close, so an answer without a length can end.
+                        if next.load(Ordering::SeqCst) >= answers.len() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://{addr}/v1/chat"), conns)
+    }
+
+    #[tokio::test]
+    async fn chunked_answers_split_anywhere_are_decoded_and_the_connection_kept() {
+        let chunked: Vec<&'static [u8]> = vec![
+            b"HTTP/1.1 200 OK\r\ntransfer-en",
+            b"coding: chunked\r\n\r\n5\r\nhel",
+            b"lo\r\n6;x=y\r\n, worl\r\n1\r\nd\r",
+            b"\n0\r\ntrailer: 1\r\n\r\n",
+        ];
+        let (url, conns) = scripted(vec![chunked.clone(), chunked]).await;
+        let c = client();
+        assert_eq!(get(&c, &url).await.unwrap(), "hello, world");
+        assert_eq!(get(&c, &url).await.unwrap(), "hello, world");
+        assert_eq!(conns.load(Ordering::SeqCst), 1, "the connection went back to the pool after the last chunk");
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_closes_its_connection_is_not_pooled() {
+        let close: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"];
+        let until_eof: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\n\r\nto the end"];
+        let (url, conns) = scripted(vec![close.clone(), close]).await;
+        let c = client();
+        assert_eq!(get(&c, &url).await.unwrap(), "ok");
+        assert_eq!(get(&c, &url).await.unwrap(), "ok");
+        assert_eq!(conns.load(Ordering::SeqCst), 2);
+        let authority = url.trim_start_matches("http://").split('/').next().unwrap().to_string();
+        assert_eq!(c.idle_count(false, &authority), 0);
+
+        // A body without a length ends when the upstream closes (the server task returns after
+        // its script, dropping the socket).
+        let (url, _) = scripted(vec![until_eof]).await;
+        assert_eq!(get(&client(), &url).await.unwrap(), "to the end");
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_wrote_to_while_idle_is_not_reused() {
+        // The answer claims 2 bytes and sends 4: the extra bytes sit unread on the connection.
+        let sloppy: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokXX"];
+        let fine: Vec<&'static [u8]> = vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"];
+        let (url, conns) = scripted(vec![sloppy, fine]).await;
+        let c = client();
+        assert_eq!(get(&c, &url).await.unwrap(), "ok");
+        assert_eq!(get(&c, &url).await.unwrap(), "ok");
+        assert_eq!(conns.load(Ordering::SeqCst), 2, "the second request went out on a fresh connection");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_answer_is_an_error_not_a_hang() {
+        let (url, _) = scripted(vec![vec![b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"]]).await;
+        let e = get(&client(), &url).await.unwrap_err();
+        assert!(!e.is_connect() && e.to_string().contains("Content-Length"), "{e}");
+        let (url, _) = scripted(vec![vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort"]]).await;
+        let e = get(&client(), &url).await.unwrap_err();
+        assert!(e.to_string().contains("closed the connection"), "{e}");
+    }
+
     #[tokio::test]
     async fn a_refused_connection_is_a_connect_error() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
