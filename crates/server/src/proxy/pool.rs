@@ -28,6 +28,9 @@ use tower::Service;
 
 /// How often idle connections past their timeout are closed (on the next return to the pool).
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
+/// How long an answer may take to turn up once writing the request failed: one sent before the
+/// upstream stopped reading is already here, so this only bounds a connection that is gone.
+const ANSWER_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -136,13 +139,22 @@ impl Client {
                 let host = host_header(&parts.uri, key.https);
                 h1::encode_request(&mut h1_head, &parts.method, &origin_form(&parts.uri), host, &parts.headers, len);
             }
-            match conn.send(&h1_head, &body).await {
-                // The upstream closed the idle connection just before it was used.
-                Err(h1::Error::Write(_)) if reused => continue,
-                Err(e) => return Err(Error::Send(e.into())),
-                Ok(()) => {}
-            }
-            let answer = conn.read_answer(&parts.method).await.map_err(|e| Error::Send(e.into()))?;
+            let answer = match conn.send(&h1_head, &body).await {
+                Ok(()) => conn.read_answer(&parts.method).await.map_err(|e| Error::Send(e.into()))?,
+                // An upstream may answer before reading the whole body and then close (a 413 for
+                // a body too large): that answer, already received, is the result.
+                Err(unsent) => {
+                    match tokio::time::timeout(ANSWER_AFTER_FAILED_WRITE, conn.read_answer(&parts.method)).await {
+                        Ok(Ok(mut answer)) => {
+                            answer.keep_alive = false;
+                            answer
+                        }
+                        // The upstream closed the idle connection just before it was used.
+                        _ if reused => continue,
+                        _ => return Err(Error::Send(unsent.into())),
+                    }
+                }
+            };
             let back = answer.keep_alive.then(|| GiveBack { key, pool: self.inner.clone() });
             let mut body = UpstreamBody { kind: Kind::H1 { conn: Some(conn), framing: answer.framing, back } };
             body.end_if_empty();
@@ -614,6 +626,28 @@ mod tests {
         let (url, _) = scripted(vec![vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort"]]).await;
         let e = get(&client(), &url).await.unwrap_err();
         assert!(e.to_string().contains("closed the connection"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_sent_before_the_upstream_stopped_reading_is_returned() {
+        // Reads the head only, refuses the body, and closes with most of it unread.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!").await;
+            drop(s);
+        });
+        let c = client();
+        let mut req = Request::new(ChainBody::full(Bytes::from(vec![b'x'; 64 << 20])));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = format!("http://{addr}/v1/chat").parse().unwrap();
+        let resp = c.request(req).await.unwrap();
+        assert_eq!(resp.status(), 413);
+        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "too big!");
+        assert_eq!(c.idle_count(false, &addr.to_string()), 0, "a connection that failed a write is not kept");
     }
 
     #[tokio::test]
