@@ -405,46 +405,98 @@ mod tests {
         let counted = conns.clone();
         tokio::spawn(async move {
             loop {
-                let (mut s, _) = listener.accept().await.unwrap();
+                let (s, _) = listener.accept().await.unwrap();
                 counted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 65536];
-                    let mut have = Vec::new();
-                    for _ in 0..close_after {
-                        // One request: head up to the blank line, then Content-Length bytes.
-                        loop {
-                            if let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
-                                let head = String::from_utf8_lossy(&have[..end]).to_ascii_lowercase();
-                                let len = head
-                                    .lines()
-                                    .find_map(|l| l.strip_prefix("content-length:"))
-                                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-                                if have.len() >= end + 4 + len {
-                                    // HTTP/1.1 requires Host (and the origin form of the URI).
-                                    let well_formed =
-                                        head.starts_with("post /v1/chat ") && head.contains("\r\nhost: 127.0.0.1:");
-                                    have.drain(..end + 4 + len);
-                                    if !well_formed {
-                                        return;
-                                    }
-                                    break;
-                                }
-                            }
-                            let n = s.read(&mut buf).await.unwrap_or(0);
-                            if n == 0 {
-                                return;
-                            }
-                            have.extend_from_slice(&buf[..n]);
-                        }
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-                        if s.write_all(answer).await.is_err() {
+                tokio::spawn(answer_hellos(s, close_after));
+            }
+        });
+        (format!("http://{addr}/v1/chat"), conns)
+    }
+
+    /// Answers `hello` to each request on `s`, `close_after` times at most; stops at a request
+    /// without a Host header or not in origin form.
+    async fn answer_hellos<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S, close_after: usize) {
+        let mut buf = vec![0u8; 65536];
+        let mut have = Vec::new();
+        for _ in 0..close_after {
+            // One request: head up to the blank line, then Content-Length bytes.
+            loop {
+                if let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&have[..end]).to_ascii_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                    if have.len() >= end + 4 + len {
+                        // HTTP/1.1 requires Host (and the origin form of the URI).
+                        let well_formed = head.starts_with("post /v1/chat ") && head.contains("\r\nhost: 127.0.0.1:");
+                        have.drain(..end + 4 + len);
+                        if !well_formed {
                             return;
                         }
+                        break;
+                    }
+                }
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                have.extend_from_slice(&buf[..n]);
+            }
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+            if s.write_all(answer).await.is_err() || s.flush().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// [`server`] behind TLS (a self-signed certificate for 127.0.0.1, HTTP/1.1 by ALPN), and a
+    /// client that trusts it.
+    async fn tls_server(close_after: usize) -> (String, Arc<AtomicUsize>, Client) {
+        let rcgen::CertifiedKey { cert, key_pair } =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let counted = conns.clone();
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(s).await {
+                        answer_hellos(tls, close_after).await;
                     }
                 });
             }
         });
-        (format!("http://{addr}/v1/chat"), conns)
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        (format!("https://{addr}/v1/chat"), conns, Client::new(https, Duration::from_secs(90)))
     }
 
     async fn get(c: &Client, url: &str) -> Result<Bytes, Error> {
@@ -648,6 +700,24 @@ mod tests {
         assert_eq!(resp.status(), 413);
         assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "too big!");
         assert_eq!(c.idle_count(false, &addr.to_string()), 0, "a connection that failed a write is not kept");
+    }
+
+    #[tokio::test]
+    async fn tls_upstreams_keep_their_connections_and_replace_closed_ones() {
+        // TLS 1.3 servers send session tickets after the handshake: records the idle check must
+        // take as a live connection, not as bytes out of turn.
+        let (url, conns, c) = tls_server(usize::MAX).await;
+        for _ in 0..20 {
+            assert_eq!(get(&c, &url).await.unwrap(), "hello");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(conns.load(Ordering::SeqCst), 1);
+        let (url, conns, c) = tls_server(1).await;
+        for _ in 0..5 {
+            assert_eq!(get(&c, &url).await.unwrap(), "hello");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(conns.load(Ordering::SeqCst), 5);
     }
 
     #[tokio::test]
