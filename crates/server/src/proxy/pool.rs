@@ -385,20 +385,28 @@ mod tests {
     use tokio::net::TcpListener;
 
     fn client() -> Client {
+        client_trusting(super::super::upstream::rustls_config())
+    }
+
+    fn client_trusting(tls: rustls::ClientConfig) -> Client {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(super::super::upstream::rustls_config())
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        Client::new(https, Duration::from_secs(90))
+        Client::new(super::super::upstream::connector(http, tls), Duration::from_secs(90))
     }
 
     /// A keep-alive HTTP/1.1 server answering `hello` to every request; counts connections.
     /// `close_after` closes each connection after that many answers (without saying so).
     async fn server(close_after: usize) -> (String, Arc<AtomicUsize>) {
+        let (addr, conns) = serve_counted(move |s| answer_hellos(s, close_after)).await;
+        (format!("http://{addr}/v1/chat"), conns)
+    }
+
+    /// Accepts connections on a fresh loopback port and runs `handle` on each; counts them.
+    async fn serve_counted<F, Fut>(handle: F) -> (std::net::SocketAddr, Arc<AtomicUsize>)
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let conns = Arc::new(AtomicUsize::new(0));
@@ -407,10 +415,10 @@ mod tests {
             loop {
                 let (s, _) = listener.accept().await.unwrap();
                 counted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(answer_hellos(s, close_after));
+                tokio::spawn(handle(s));
             }
         });
-        (format!("http://{addr}/v1/chat"), conns)
+        (addr, conns)
     }
 
     /// Answers `hello` to each request on `s`, `close_after` times at most; stops at a request
@@ -465,22 +473,15 @@ mod tests {
             .unwrap();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let conns = Arc::new(AtomicUsize::new(0));
-        let counted = conns.clone();
-        tokio::spawn(async move {
-            loop {
-                let (s, _) = listener.accept().await.unwrap();
-                counted.fetch_add(1, Ordering::SeqCst);
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    if let Ok(tls) = acceptor.accept(s).await {
-                        answer_hellos(tls, close_after).await;
-                    }
-                });
+        let (addr, conns) = serve_counted(move |s| {
+            let acceptor = acceptor.clone();
+            async move {
+                if let Ok(tls) = acceptor.accept(s).await {
+                    answer_hellos(tls, close_after).await;
+                }
             }
-        });
+        })
+        .await;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert.der().clone()).unwrap();
         let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -488,23 +489,34 @@ mod tests {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        (format!("https://{addr}/v1/chat"), conns, Client::new(https, Duration::from_secs(90)))
+        (format!("https://{addr}/v1/chat"), conns, client_trusting(tls))
+    }
+
+    /// Accepts one connection, reads once (up to 4 KiB), writes `answer`, waits `linger` and
+    /// closes.
+    async fn answer_once(answer: &'static [u8], linger: Duration) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(answer).await;
+            tokio::time::sleep(linger).await;
+        });
+        addr
     }
 
     async fn get(c: &Client, url: &str) -> Result<Bytes, Error> {
-        let mut req = Request::new(ChainBody::full(Bytes::from_static(b"{}")));
+        let resp = c.request(post(url, Bytes::from_static(b"{}"))).await?;
+        Ok(resp.into_body().collect().await.map_err(Error::Send)?.to_bytes())
+    }
+
+    fn post(url: &str, body: Bytes) -> Request<ChainBody> {
+        let mut req = Request::new(ChainBody::full(body));
         *req.method_mut() = http::Method::POST;
         *req.uri_mut() = url.parse().unwrap();
-        let resp = c.request(req).await?;
-        Ok(resp.into_body().collect().await.map_err(Error::Send)?.to_bytes())
+        req
     }
 
     #[tokio::test]
@@ -564,16 +576,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_dropped_before_its_end_does_not_return_its_connection() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            // Promises 10 bytes, sends 5, then stalls.
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello").await.unwrap();
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        });
+        // Promises 10 bytes, sends 5, then stalls.
+        let addr = answer_once(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello", Duration::from_secs(30)).await;
         let c = client();
         let mut req = Request::new(ChainBody::full(Bytes::new()));
         *req.uri_mut() = format!("http://{addr}/").parse().unwrap();
@@ -589,39 +593,32 @@ mod tests {
     /// given, pausing between pieces so they arrive in separate reads, and closes the connection
     /// after the last answer; counts connections.
     async fn scripted(answers: Vec<Vec<&'static [u8]>>) -> (String, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let conns = Arc::new(AtomicUsize::new(0));
-        let counted = conns.clone();
-        tokio::spawn(async move {
-            let answers = Arc::new(answers);
-            let next = Arc::new(AtomicUsize::new(0));
-            loop {
-                let (mut s, _) = listener.accept().await.unwrap();
-                counted.fetch_add(1, Ordering::SeqCst);
-                let (answers, next) = (answers.clone(), next.clone());
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 65536];
-                    loop {
-                        // Requests here are small: one read holds the whole of one.
-                        if s.read(&mut buf).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let Some(pieces) = answers.get(next.fetch_add(1, Ordering::SeqCst)) else { return };
-                        for piece in pieces {
-                            if s.write_all(piece).await.is_err() {
-                                return;
-                            }
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                        // The script is over: close, so an answer without a length can end.
-                        if next.load(Ordering::SeqCst) >= answers.len() {
-                            return;
-                        }
+        let answers = Arc::new(answers);
+        let next = Arc::new(AtomicUsize::new(0));
+        let (addr, conns) = serve_counted(move |mut s| {
+            let (answers, next) = (answers.clone(), next.clone());
+            async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    // Requests here are small: one read holds the whole of one.
+                    if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                        return;
                     }
-                });
+                    let Some(pieces) = answers.get(next.fetch_add(1, Ordering::SeqCst)) else { return };
+                    for piece in pieces {
+                        if s.write_all(piece).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    // The script is over: close, so an answer without a length can end.
+                    if next.load(Ordering::SeqCst) >= answers.len() {
+                        return;
+                    }
+                }
             }
-        });
+        })
+        .await;
         (format!("http://{addr}/v1/chat"), conns)
     }
 
@@ -683,20 +680,10 @@ mod tests {
     #[tokio::test]
     async fn an_answer_sent_before_the_upstream_stopped_reading_is_returned() {
         // Reads the head only, refuses the body, and closes with most of it unread.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            let _ = s.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!").await;
-            drop(s);
-        });
+        let addr =
+            answer_once(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!", Duration::ZERO).await;
         let c = client();
-        let mut req = Request::new(ChainBody::full(Bytes::from(vec![b'x'; 64 << 20])));
-        *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = format!("http://{addr}/v1/chat").parse().unwrap();
-        let resp = c.request(req).await.unwrap();
+        let resp = c.request(post(&format!("http://{addr}/v1/chat"), Bytes::from(vec![b'x'; 64 << 20]))).await.unwrap();
         assert_eq!(resp.status(), 413);
         assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "too big!");
         assert_eq!(c.idle_count(false, &addr.to_string()), 0, "a connection that failed a write is not kept");

@@ -1,5 +1,6 @@
 //! The one pooled upstream client and how its failures become LiteLLM's errors.
 
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use sluice_providers::errors::{upstream_message, upstream_text};
 use sluice_providers::{ExceptionClass, Provider};
@@ -16,14 +17,17 @@ pub fn client(connect_timeout: Duration) -> Client {
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let tls = rustls_config();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    Client::new(connector(http, rustls_config()), Duration::from_secs(90))
+}
+
+/// TCP by `http`, TLS by `tls` for https URLs, HTTP/2 offered by ALPN beside HTTP/1.1.
+pub(super) fn connector(http: HttpConnector, tls: rustls::ClientConfig) -> HttpsConnector<HttpConnector> {
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
-    Client::new(https, Duration::from_secs(90))
+        .wrap_connector(http)
 }
 
 pub(super) fn rustls_config() -> rustls::ClientConfig {
