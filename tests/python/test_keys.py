@@ -292,11 +292,14 @@ def test_end_user_budget_via_the_user_field(gw, log_dir, mock):
 def test_spend_is_written_and_logged(gw):
     key_body = generate(gw)
     key = key_body["key"]
-    for _ in range(3):
+    for _ in range(2):
         assert chat(gw, key).status_code == 200
+    # The request's `user` is the row's end_user even when no end user is tracked, as in LiteLLM.
+    assert chat(gw, key, user="my-new-end-user-1").status_code == 200
     time.sleep(BATCH_WRITE_S * 4)
     rows = admin(gw, "GET", "/spend/logs", params={"api_key": key_body["token"], "summarize": "false"}).json()
     assert len(rows) == 3, rows
+    assert sorted(row["end_user"] or "" for row in rows) == ["", "", "my-new-end-user-1"], rows
     assert all(row["api_key"] == key_body["token"] for row in rows)
     assert all(row["spend"] > 0 for row in rows)
     info = admin(gw, "GET", "/key/info", params={"key": key}).json()["info"]

@@ -62,6 +62,9 @@ pub struct Charge {
     model_group: String,
     request_id: String,
     call_type: &'static str,
+    /// The request's `user` field: the spend log's `end_user`, as LiteLLM logs it whether or not
+    /// the end user is tracked.
+    end_user: Option<Box<str>>,
     started: chrono::DateTime<chrono::Utc>,
     served: Mutex<Option<(Arc<Served>, Option<sluice_metrics::DeploymentMetrics>)>>,
     settled: AtomicBool,
@@ -84,6 +87,7 @@ impl Charge {
         model_group: &str,
         request_id: &str,
         call_type: &'static str,
+        end_user: Option<&str>,
         labels: Option<MetricLabels>,
     ) -> Arc<Charge> {
         let api_key = match &admission.key {
@@ -97,6 +101,7 @@ impl Charge {
             model_group: model_group.to_string(),
             request_id: request_id.to_string(),
             call_type,
+            end_user: end_user.map(Into::into),
             started: chrono::Utc::now(),
             served: Mutex::new(None),
             settled: AtomicBool::new(false),
@@ -157,7 +162,10 @@ impl Charge {
             charge(Spender::EndUser(e.record.user_id.clone()), &e.live, false);
         }
         if self.access.store().is_some() && !self.access.settings.disable_spend_logs {
-            let end_user = a.end_user.as_ref().map(|e| e.record.user_id.clone());
+            let end_user = match &a.end_user {
+                Some(e) => Some(e.record.user_id.clone()),
+                None => self.end_user.as_deref().map(str::to_string),
+            };
             // The group the request named is nearly always the deployment's own name: share it.
             let model_group = if *served.model_group == *self.model_group {
                 served.model_group.clone()

@@ -149,6 +149,7 @@ pub(crate) async fn proxy_body(
         &model,
         &call_id,
         endpoint.call_type(),
+        view.user.as_deref(),
         labels,
     ));
     let ctx = Ctx { input_tokens: app.needs_input_tokens.then(|| estimate_tokens(&view)) };
