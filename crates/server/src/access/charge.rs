@@ -63,7 +63,7 @@ pub struct Charge {
     request_id: String,
     call_type: &'static str,
     /// The request's `user` field: the spend log's `end_user`, as LiteLLM logs it whether or not
-    /// the end user is tracked.
+    /// the end user is tracked, and the `end_user` label of the spend metric.
     end_user: Option<Box<str>>,
     started: chrono::DateTime<chrono::Utc>,
     served: Mutex<Option<(Arc<Served>, Option<sluice_metrics::DeploymentMetrics>)>>,
@@ -76,7 +76,6 @@ pub struct Charge {
 #[derive(Debug, Default, Clone)]
 pub struct MetricLabels {
     pub route: &'static str,
-    pub end_user: String,
     pub user_agent: String,
 }
 
@@ -85,7 +84,7 @@ impl Charge {
         access: Arc<Access>,
         admission: Admission,
         model_group: &str,
-        request_id: &str,
+        request_id: String,
         call_type: &'static str,
         end_user: Option<&str>,
         labels: Option<MetricLabels>,
@@ -99,7 +98,7 @@ impl Charge {
             admission,
             api_key,
             model_group: model_group.to_string(),
-            request_id: request_id.to_string(),
+            request_id,
             call_type,
             end_user: end_user.map(Into::into),
             started: chrono::Utc::now(),
@@ -210,7 +209,7 @@ impl Charge {
                 total: std::time::Duration::ZERO,
                 upstream: std::time::Duration::ZERO,
                 deployment: deployment.as_ref(),
-                end_user: &labels.end_user,
+                end_user: self.end_user.as_deref().unwrap_or(""),
                 user_agent: &labels.user_agent,
                 caller: self.caller(),
                 spend: cost,

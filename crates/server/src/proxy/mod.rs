@@ -140,14 +140,13 @@ pub(crate) async fn proxy_body(
     // Copied only when there are metrics to label.
     let labels = app.metrics.as_ref().map(|_| crate::access::charge::MetricLabels {
         route: endpoint.route(),
-        end_user: view.user.as_deref().unwrap_or("").to_string(),
         user_agent: headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
     });
     meta.charge = Some(crate::access::charge::Charge::new(
         app.access.clone(),
         admission,
         &model,
-        &call_id,
+        call_id,
         endpoint.call_type(),
         view.user.as_deref(),
         labels,
