@@ -30,6 +30,22 @@ impl Clock {
     pub fn minute(&self) -> u64 {
         self.second() / 60
     }
+
+    /// The clock's readings at `t`, for a step that uses several of them: one read of the
+    /// system clock instead of one per use.
+    pub fn at(&self, t: tokio::time::Instant) -> Now {
+        let since = t.saturating_duration_since(self.epoch);
+        Now { ms: since.as_millis() as u64 + 1, second: since.as_secs() }
+    }
+}
+
+/// The [`Clock`]'s readings at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// As [`Clock::now_ms`].
+    pub ms: u64,
+    /// As [`Clock::second`].
+    pub second: u64,
 }
 
 impl Default for Clock {

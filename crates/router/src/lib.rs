@@ -137,6 +137,11 @@ impl<T> Attempt<T> {
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
+
+    /// The attempt's duration up to `t`.
+    pub fn elapsed_at(&self, t: tokio::time::Instant) -> Duration {
+        t.saturating_duration_since(self.started)
+    }
 }
 
 /// What a failure did to the deployment.
@@ -213,19 +218,22 @@ impl<T> Router<T> {
     /// Picks a deployment for one attempt and reserves its slot (waiting for a concurrency
     /// permit, as LiteLLM's semaphore does).
     pub async fn select(&self, group: &Group<T>, ctx: &Ctx) -> Result<Attempt<T>, NoDeployment> {
+        let at = tokio::time::Instant::now();
+        let now = self.clock.at(at);
         // A reservation can lose a race for the last unit of quota; a second pass re-reads it.
         for _ in 0..2 {
             let chosen = {
                 let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-                strategy::select(self, group, ctx, &mut *rng)?
+                strategy::select(self, group, ctx, &mut *rng, now)?
             };
-            if self.reserve_quota(&chosen) {
-                let permit = match &chosen.semaphore {
-                    Some(s) => s.clone().acquire_owned().await.ok(),
-                    None => None,
+            if self.reserve_quota(&chosen, now.second) {
+                // The attempt's latency starts once it may go, after any wait for a permit.
+                let (permit, started) = match &chosen.semaphore {
+                    Some(s) => (s.clone().acquire_owned().await.ok(), tokio::time::Instant::now()),
+                    None => (None, at),
                 };
                 chosen.health.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Ok(Attempt { deployment: chosen, _permit: permit, started: tokio::time::Instant::now() });
+                return Ok(Attempt { deployment: chosen, _permit: permit, started });
             }
         }
         Err(self.no_deployment(group))
@@ -234,8 +242,7 @@ impl<T> Router<T> {
     /// Counts the request against the deployment's rpm window; refuses if that would exceed its
     /// rpm. Every strategy keeps deployments within their quota (LiteLLM's simple-shuffle only
     /// weighs by rpm, and users find their limits exceeded: its issues #5783, #7395).
-    fn reserve_quota(&self, d: &Deployment<T>) -> bool {
-        let second = self.clock.second();
+    fn reserve_quota(&self, d: &Deployment<T>, second: u64) -> bool {
         match d.rpm {
             Some(rpm) => d.health.requests.try_add(second, rpm as u64),
             None => {
@@ -271,20 +278,33 @@ impl<T> Router<T> {
 
     /// Records a successful attempt (for streams: the first frame arrived).
     pub fn record_success(&self, attempt: &Attempt<T>, total_tokens: Option<u64>) {
+        self.record_success_at(attempt, tokio::time::Instant::now(), total_tokens);
+    }
+
+    /// [`Router::record_success`] for an attempt that succeeded at `done`.
+    pub fn record_success_at(&self, attempt: &Attempt<T>, done: tokio::time::Instant, total_tokens: Option<u64>) {
         let d = &attempt.deployment;
-        let latency = attempt.elapsed();
-        d.health.record_ok(self.clock.minute(), latency);
+        let latency = attempt.elapsed_at(done);
+        let now = self.clock.at(done);
+        d.health.record_ok(now.second / 60, latency);
         if let Strategy::LatencyBased { max_list, .. } = self.settings.strategy {
-            d.health.push_latency(self.clock.now_ms(), latency.as_secs_f64(), max_list);
+            d.health.push_latency(now.ms, latency.as_secs_f64(), max_list);
         }
         if let Some(t) = total_tokens {
-            d.health.tokens.add(self.clock.second(), t);
+            d.health.tokens.add(now.second, t);
         }
     }
 
-    /// Records what the provider's `x-ratelimit-remaining-*` headers said.
-    pub fn record_remaining(&self, d: &Deployment<T>, requests: Option<f64>, tokens: Option<f64>) {
-        d.health.set_remaining(self.clock.now_ms(), requests, tokens);
+    /// Records what the provider's `x-ratelimit-remaining-*` headers said, in an answer to a
+    /// request sent at `sent`.
+    pub fn record_remaining(
+        &self,
+        d: &Deployment<T>,
+        sent: tokio::time::Instant,
+        requests: Option<f64>,
+        tokens: Option<f64>,
+    ) {
+        d.health.set_remaining(self.clock.at(sent).ms, requests, tokens);
     }
 
     /// Records a failed attempt and applies LiteLLM's cooldown rules.

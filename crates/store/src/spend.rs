@@ -123,7 +123,16 @@ pub(crate) fn log_insert(backend: Backend, rows: usize) -> Cow<'static, str> {
         Backend::Postgres => &POSTGRES,
     };
     let (sql, row_ends) = cell.get_or_init(|| {
-        let mut sql = format!("INSERT INTO {TABLE} ({}) VALUES ", COLS.join(", "));
+        // SQLite: a multi-row INSERT whose constraints abort the statement keeps a statement
+        // journal, a copy of every page it changes, so that the rows before a failure can be
+        // undone without ending the transaction. Nothing here needs that: a failed batch is
+        // rolled back whole (`log_writer`, and sqlx's transaction), so a constraint failure may
+        // as well end the transaction itself, and no journal is kept.
+        let verb = match backend {
+            Backend::Sqlite => "INSERT OR ROLLBACK",
+            Backend::Postgres => "INSERT",
+        };
+        let mut sql = format!("{verb} INTO {TABLE} ({}) VALUES ", COLS.join(", "));
         let mut row_ends = Vec::with_capacity(max_log_rows(backend));
         for row in 0..max_log_rows(backend) {
             sql.push_str(if row == 0 { "(" } else { ", (" });

@@ -304,8 +304,44 @@ pub fn response(json: &[u8]) -> Result<ResponseView, NotJsonObject> {
     if !text.trim_start().starts_with('{') {
         return Err(NotJsonObject);
     }
-    let raw: RawResponse<'_> = serde_json::from_str(text).map_err(|_| NotJsonObject)?;
-    Ok(ResponseView { model_span: raw.model.map(|v| span_of(text, v.get())), usage: raw.usage })
+    let (model, usage) = match response_fields(text) {
+        Some(fields) => fields,
+        None => {
+            let raw: RawResponse<'_> = serde_json::from_str(text).map_err(|_| NotJsonObject)?;
+            return Ok(ResponseView { model_span: raw.model.map(|v| span_of(text, v.get())), usage: raw.usage });
+        }
+    };
+    let usage = match usage {
+        Some(v) => Some(serde_json::from_str::<Usage>(v).map_err(|_| NotJsonObject)?),
+        None => None,
+    };
+    Ok(ResponseView { model_span: model.map(|v| span_of(text, v)), usage })
+}
+
+/// The fast path of [`response`]: the raw texts of the top-level `model` and `usage` values
+/// (null is absent, as serde reads an `Option`), found by [`scan`] without deserialising the
+/// rest. `None` for whatever it leaves to serde_json: malformed JSON, an escaped key, a field
+/// given twice.
+fn response_fields(text: &str) -> Option<(Option<&str>, Option<&str>)> {
+    let (mut model, mut usage) = (None, None);
+    let mut seen = [false; 2];
+    scan::object_members(text, |key, escaped, value| {
+        if escaped {
+            return Err(scan::Refused);
+        }
+        let (index, slot) = match key {
+            "model" => (0, &mut model),
+            "usage" => (1, &mut usage),
+            _ => return Ok(()),
+        };
+        if std::mem::replace(&mut seen[index], true) {
+            return Err(scan::Refused);
+        }
+        *slot = (value != "null").then_some(value);
+        Ok(())
+    })
+    .ok()?;
+    Some((model, usage))
 }
 
 /// The body was expected to be a JSON object and is not.
@@ -621,6 +657,39 @@ mod tests {
         assert_eq!((u.prompt_tokens, u.cached_tokens, u.cache_creation_input_tokens), (100, 80, 7));
         let r = response(br#"{"usage":{"prompt_tokens":1,"prompt_tokens_details":null}}"#).unwrap();
         assert_eq!(r.usage.unwrap().cached_tokens, 0);
+    }
+
+    /// The scanner's answer is serde_json's, whichever of them reads the body.
+    #[test]
+    fn response_scan_agrees_with_serde() {
+        let bodies: &[&[u8]] = &[
+            br#"{"id":"x","model":"gpt-3.5","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#,
+            br#" { "model" : null , "usage" : null } "#,
+            br#"{"model":"a","model":"b"}"#,
+            br#"{"model":"m","usage":{"total_tokens":3}}"#,
+            br#"{"usage":{"total_tokens":"three"}}"#,
+            br#"{"usage":{"total_tokens":-1}}"#,
+            br#"{"usage":[]}"#,
+            br#"{"model":5,"usage":{"prompt_tokens":1,"extra":{"deep":[1,2,{"x":null}]}}}"#,
+            br#"{"model":"m"} trailing"#,
+            br#"{"model":"m",}"#,
+            br#"{"model":"m""#,
+            b"{}",
+            b"[]",
+        ];
+        for body in bodies {
+            let text = std::str::from_utf8(body).unwrap();
+            // `response` refuses anything but an object before parsing (serde would take `[]`).
+            let object = text.trim_start().starts_with('{');
+            let serde =
+                serde_json::from_str::<RawResponse<'_>>(text).ok().filter(|_| object).ok_or(NotJsonObject).map(|raw| {
+                    ResponseView { model_span: raw.model.map(|v| span_of(text, v.get())), usage: raw.usage }
+                });
+            assert_eq!(response(body), serde, "{text}");
+        }
+        // The scanner took the plain ones itself.
+        assert!(response_fields(r#"{"model":"m","usage":{"total_tokens":1}}"#).is_some());
+        assert!(response_fields(r#"{"model":"a","model":"b"}"#).is_none());
     }
 
     #[test]

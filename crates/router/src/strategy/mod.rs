@@ -19,9 +19,9 @@ pub(crate) fn select<T>(
     group: &Group<T>,
     ctx: &Ctx,
     rng: &mut impl Rng,
+    at: crate::health::Now,
 ) -> Result<Arc<Deployment<T>>, NoDeployment> {
-    let now = router.clock.now_ms();
-    let second = router.clock.second();
+    let (now, second) = (at.ms, at.second);
     let s = &router.settings;
 
     let mut candidates: Vec<&Arc<Deployment<T>>> =

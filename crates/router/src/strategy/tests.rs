@@ -174,7 +174,7 @@ async fn adaptive_p2c_avoids_deployments_whose_provider_says_quota_is_spent() {
     let r = router(vec![dep("spent"), dep("fresh")], Strategy::AdaptiveP2c);
     let g = r.group("g").unwrap();
     let spent = g.deployments.iter().find(|d| d.id == "spent").unwrap();
-    r.record_remaining(spent, Some(0.0), None);
+    r.record_remaining(spent, tokio::time::Instant::now(), Some(0.0), None);
     let d = distribution(&r, 100).await;
     assert_eq!(d["fresh"], 100, "{d:?}");
 }

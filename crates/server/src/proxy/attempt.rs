@@ -117,7 +117,7 @@ impl UpstreamCall<'_> {
         timeout: Duration,
     ) -> Result<(http::response::Parts, super::pool::UpstreamBody, Instant), Failed<CallError>> {
         let sent = Instant::now();
-        let result = tokio::time::timeout(timeout, self.app.client.request(req)).await;
+        let result = tokio::time::timeout_at((sent + timeout).into(), self.app.client.request(req)).await;
         let resp = match result {
             Err(_) => {
                 self.meta.upstream += sent.elapsed();
@@ -197,7 +197,7 @@ impl UpstreamCall<'_> {
         let remaining_requests = header_f64(&up.headers, headers::RATELIMIT_REMAINING_REQUESTS);
         let remaining_tokens = header_f64(&up.headers, headers::RATELIMIT_REMAINING_TOKENS);
         if remaining_requests.is_some() || remaining_tokens.is_some() {
-            self.app.router.record_remaining(&attempt.deployment, remaining_requests, remaining_tokens);
+            self.app.router.record_remaining(&attempt.deployment, sent.into(), remaining_requests, remaining_tokens);
             if let Some(m) = &attempt.deployment.target.metrics {
                 m.remaining(self.meta.caller(), remaining_requests, remaining_tokens);
             }
@@ -206,8 +206,7 @@ impl UpstreamCall<'_> {
         let restamp = (depth == 0).then(|| self.client_model_json.clone());
 
         if !up.status.is_success() {
-            let remaining = timeout.saturating_sub(sent.elapsed());
-            let body = read_upstream(incoming, remaining, 1024 * 1024).await.unwrap_or_default();
+            let body = read_upstream(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
             self.meta.upstream += sent.elapsed();
             let status = up.status.as_u16();
             let retry_after = retry_after(&up.headers);
@@ -238,8 +237,7 @@ impl UpstreamCall<'_> {
             return self.start_stream(attempt, sent, &up.headers, relay).await;
         }
 
-        let remaining = timeout.saturating_sub(sent.elapsed());
-        let body = match read_upstream(incoming, remaining, 256 * 1024 * 1024).await {
+        let body = match read_upstream(incoming, sent + timeout, 256 * 1024 * 1024).await {
             Ok(b) => b,
             Err(ReadError::Timeout) => {
                 self.meta.upstream += sent.elapsed();
@@ -258,7 +256,9 @@ impl UpstreamCall<'_> {
                 return Err(fail(Failure::connection(), api));
             }
         };
-        self.meta.upstream += sent.elapsed();
+        // One clock read serves the upstream time, the router's record and the metrics.
+        let done = Instant::now();
+        self.meta.upstream += done - sent;
         let answer = match sniff::response(&body) {
             Ok(a) => a,
             Err(_) => {
@@ -267,13 +267,13 @@ impl UpstreamCall<'_> {
                 return Err(fail(Failure::status(500, None), api));
             }
         };
-        self.app.router.record_success(attempt, answer.usage.map(|u| u.total_tokens));
+        self.app.router.record_success_at(attempt, done.into(), answer.usage.map(|u| u.total_tokens));
         if let Some(m) = &attempt.deployment.target.metrics {
             let usage = answer.usage.map(|u| sluice_metrics::Usage {
                 prompt_tokens: u.prompt_tokens,
                 completion_tokens: u.completion_tokens,
             });
-            m.attempt_succeeded(self.client_model, self.meta.caller(), attempt.elapsed(), None, usage);
+            m.attempt_succeeded(self.client_model, self.meta.caller(), attempt.elapsed_at(done.into()), None, usage);
         }
         self.settle(answer.usage);
         let out = match (answer.model_span, restamp) {

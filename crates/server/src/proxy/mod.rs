@@ -247,13 +247,15 @@ pub(crate) enum ReadError {
     Broken,
 }
 
+/// Reads an upstream's whole answer body by `deadline` (the request's timeout counted from when
+/// it was sent).
 pub(crate) async fn read_upstream(
     body: pool::UpstreamBody,
-    timeout: std::time::Duration,
+    deadline: Instant,
     limit: usize,
 ) -> Result<Bytes, ReadError> {
     let limited = http_body_util::Limited::new(body, limit);
-    match tokio::time::timeout(timeout, limited.collect()).await {
+    match tokio::time::timeout_at(deadline.into(), limited.collect()).await {
         Err(_) => Err(ReadError::Timeout),
         Ok(Err(_)) => Err(ReadError::Broken),
         Ok(Ok(c)) => Ok(c.to_bytes()),

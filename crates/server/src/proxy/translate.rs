@@ -184,8 +184,7 @@ impl UpstreamCall<'_> {
         let id = format!("chatcmpl-{}", self.meta.call_id.to_str().unwrap_or("sluice"));
 
         if !up.status.is_success() {
-            let body =
-                read_upstream(incoming, timeout.saturating_sub(sent.elapsed()), 1024 * 1024).await.unwrap_or_default();
+            let body = read_upstream(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
             self.meta.upstream += sent.elapsed();
             let status = up.status.as_u16();
             let (out_status, class, message) = match t.dialect {
@@ -233,7 +232,7 @@ impl UpstreamCall<'_> {
             return self.start_stream(attempt, sent, &up.headers, relay).await;
         }
 
-        let body = match read_upstream(incoming, timeout.saturating_sub(sent.elapsed()), 256 * 1024 * 1024).await {
+        let body = match read_upstream(incoming, sent + timeout, 256 * 1024 * 1024).await {
             Ok(b) => b,
             Err(ReadError::Timeout) => {
                 self.meta.upstream += sent.elapsed();
@@ -449,8 +448,7 @@ impl UpstreamCall<'_> {
         let (up, incoming, sent) = self.send(provider, req, timeout).await?;
         self.meta.upstream += sent.elapsed();
         if !up.status.is_success() {
-            let body =
-                read_upstream(incoming, timeout.saturating_sub(sent.elapsed()), 1024 * 1024).await.unwrap_or_default();
+            let body = read_upstream(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
             let (status, class, message) = anthropic::error(up.status.as_u16(), &body);
             let tag = sluice_providers::errors::exception_tag(provider);
             let api = ApiError::new(status, format!("litellm.{class}: {tag} - {message}"));
