@@ -5,6 +5,8 @@ use super::chunked::Decoder;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use rustc_hash::FxHashMap;
+use std::cell::RefCell;
 
 /// Most header fields accepted in an answer (hyper's default too).
 const MAX_HEADERS: usize = 100;
@@ -124,12 +126,35 @@ fn parse_raw(buf: &[u8]) -> Result<Option<Raw>, &'static str> {
     Ok(Some(Raw { status: resp.code.unwrap_or(0), http10: resp.version == Some(0), len, fields }))
 }
 
+/// Names kept by [`header_name`], at most.
+const NAMES_KEPT: usize = 256;
+
+thread_local! {
+    /// Answer header names as upstreams spell them, parsed once per thread: building a name that
+    /// is not one of `http`'s standard ones allocates, and an OpenAI answer carries five. The
+    /// names come from the configured upstreams, so few are ever seen; a fast hasher is fine.
+    static NAMES: RefCell<FxHashMap<Box<[u8]>, HeaderName>> = RefCell::new(FxHashMap::default());
+}
+
+fn header_name(raw: &[u8]) -> Result<HeaderName, &'static str> {
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        if let Some(name) = names.get(raw) {
+            return Ok(name.clone());
+        }
+        let name = HeaderName::from_bytes(raw).map_err(|_| "the answer has an invalid header name")?;
+        if names.len() < NAMES_KEPT {
+            names.insert(raw.into(), name.clone());
+        }
+        Ok(name)
+    })
+}
+
 fn answer(raw: Raw, bytes: &Bytes, method: &Method) -> Result<Answer, &'static str> {
     let status = StatusCode::from_u16(raw.status).map_err(|_| "the answer's status is out of range")?;
     let mut headers = HeaderMap::with_capacity(raw.fields.len());
     for f in &raw.fields {
-        let name = HeaderName::from_bytes(&bytes[f.name.0..f.name.0 + f.name.1])
-            .map_err(|_| "the answer has an invalid header name")?;
+        let name = header_name(&bytes[f.name.0..f.name.0 + f.name.1])?;
         let value = HeaderValue::from_maybe_shared(bytes.slice(f.value.0..f.value.0 + f.value.1))
             .map_err(|_| "the answer has an invalid header value")?;
         headers.append(name, value);
@@ -223,6 +248,17 @@ mod tests {
         assert!(matches!(a.framing, Framing::Length(5)));
         assert!(a.keep_alive);
         assert_eq!(&buf[..], b"hello");
+    }
+
+    /// Names come from the per-thread cache the second time, the same as the first.
+    #[test]
+    fn header_names_are_the_same_parsed_or_remembered() {
+        for _ in 0..2 {
+            assert_eq!(header_name(b"X-RateLimit-Remaining-Requests").unwrap(), "x-ratelimit-remaining-requests");
+            assert_eq!(header_name(b"content-type").unwrap(), http::header::CONTENT_TYPE);
+            assert!(header_name(b"bad name").is_err());
+        }
+        NAMES.with(|names| assert!(!names.borrow().contains_key(&b"bad name"[..])));
     }
 
     #[test]
