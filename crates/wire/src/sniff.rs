@@ -188,7 +188,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
     let (model, model_span) = match raw.model {
         Some(v) if is_null(v) => (None, None),
         Some(v) => {
-            let name: Cow<'_, str> = serde_json::from_str(v).map_err(|_| {
+            let name = json_str(v).ok_or_else(|| {
                 ApiError::bad_request(format!("model: expected a string, got {}.", kind_of(v))).param("model")
             })?;
             (Some(name), Some(span_of(text, v)))
@@ -239,9 +239,18 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         _ => {}
     }
 
-    let user = raw.user.and_then(|v| serde_json::from_str::<Cow<'_, str>>(v).ok());
+    let user = raw.user.and_then(json_str);
 
     Ok(RequestView { model, model_span, stream, include_usage, user, messages: raw.messages, prompt: raw.prompt })
+}
+
+/// A JSON value's text as a string, if it is one: borrowed from the body when it has no escapes
+/// (serde's `Cow<str>` always copies), decoded otherwise. `v` is valid JSON already.
+fn json_str(v: &str) -> Option<Cow<'_, str>> {
+    match v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Some(Cow::Borrowed(inner)),
+        _ => serde_json::from_str::<String>(v).ok().map(Cow::Owned),
+    }
 }
 
 #[derive(Deserialize)]
@@ -657,6 +666,17 @@ mod tests {
         assert_eq!((u.prompt_tokens, u.cached_tokens, u.cache_creation_input_tokens), (100, 80, 7));
         let r = response(br#"{"usage":{"prompt_tokens":1,"prompt_tokens_details":null}}"#).unwrap();
         assert_eq!(r.usage.unwrap().cached_tokens, 0);
+    }
+
+    #[test]
+    fn json_strings_are_borrowed_unless_escaped() {
+        assert!(matches!(json_str(r#""gpt-4o""#), Some(Cow::Borrowed("gpt-4o"))));
+        assert!(matches!(json_str(r#""""#), Some(Cow::Borrowed(""))));
+        assert_eq!(json_str(r#""a\"b\u00e9""#).as_deref(), Some("a\"bé"));
+        assert!(matches!(json_str(r#""a\nb""#), Some(Cow::Owned(_))));
+        assert_eq!(json_str("5"), None);
+        assert_eq!(json_str("null"), None);
+        assert_eq!(json_str(r#"["x"]"#), None);
     }
 
     /// The scanner's answer is serde_json's, whichever of them reads the body.

@@ -14,6 +14,15 @@ pub fn replace(src: &Bytes, span: Range<usize>, value: Bytes) -> [Bytes; 3] {
 
 /// A JSON string literal for `s`, quotes included.
 pub fn json_string(s: &str) -> Bytes {
+    // A model name rarely needs escaping: then one exact allocation (serde's `String` grows,
+    // and `Bytes` reallocates one whose capacity is not its length).
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        let mut out = Vec::with_capacity(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return Bytes::from(out);
+    }
     Bytes::from(serde_json::to_string(s).expect("a str always serialises"))
 }
 
@@ -45,6 +54,13 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&joined).unwrap();
         assert_eq!(v["model"], "b\"c");
         assert_eq!(v["x"], 1);
+    }
+
+    #[test]
+    fn json_strings_match_serde() {
+        for s in ["gpt-4o", "", "modèle/ß 🚀", "a\"b", "back\\slash", "tab\there", "\u{1}", "\u{7f}"] {
+            assert_eq!(json_string(s), serde_json::to_string(s).unwrap().as_bytes(), "{s:?}");
+        }
     }
 
     #[test]

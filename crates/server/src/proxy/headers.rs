@@ -98,6 +98,16 @@ impl CallMeta {
     }
 }
 
+/// A count as a header value: the small ones every answer carries (retries attempted and
+/// allowed) without the allocation `HeaderValue::from(u32)` makes.
+pub fn count(n: u32) -> HeaderValue {
+    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match SMALL.get(n as usize) {
+        Some(digit) => HeaderValue::from_static(digit),
+        None => HeaderValue::from(n),
+    }
+}
+
 /// Milliseconds with three decimals (`12.345`), written with integer arithmetic: float
 /// formatting was a visible share of a request's instructions.
 fn millis(d: Duration) -> HeaderValue {
@@ -192,6 +202,13 @@ mod tests {
         assert_eq!(out["x-litellm-call-id"].len(), 36);
         assert_eq!(out["x-litellm-attempted-retries"], "0");
         assert!(out["x-litellm-response-duration-ms"].to_str().unwrap().parse::<f64>().is_ok());
+    }
+
+    #[test]
+    fn counts() {
+        for n in [0, 1, 9, 10, 12345, u32::MAX] {
+            assert_eq!(count(n), n.to_string().as_str());
+        }
     }
 
     #[test]

@@ -17,7 +17,6 @@ use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use headers::CallMeta;
-use http::HeaderValue;
 use http_body_util::BodyExt;
 use sluice_router::{Ctx, ExecError};
 use sluice_wire::sniff::{self, Endpoint};
@@ -171,10 +170,10 @@ pub(crate) async fn proxy_body(
         }
     }
     let retry_headers = |h: &mut http::HeaderMap| {
-        h.insert(headers::ATTEMPTED_RETRIES, HeaderValue::from(out.attempted_retries));
-        h.insert(headers::MAX_RETRIES, HeaderValue::from(out.max_retries));
+        h.insert(headers::ATTEMPTED_RETRIES, headers::count(out.attempted_retries));
+        h.insert(headers::MAX_RETRIES, headers::count(out.max_retries));
         if out.fallback_depth > 0 {
-            h.insert(headers::ATTEMPTED_FALLBACKS, HeaderValue::from(out.fallback_depth));
+            h.insert(headers::ATTEMPTED_FALLBACKS, headers::count(out.fallback_depth));
         }
     };
     let end_user = view.user.as_deref().unwrap_or("");
