@@ -939,6 +939,18 @@ async fn sqlite_file_logs_wait_for_the_write_lock() {
     other.close().await.unwrap();
 }
 
+/// A new SQLite file gets 16 KiB pages (`SQLITE_PAGE_SIZE_PRAGMA`) and WAL.
+#[tokio::test]
+async fn sqlite_file_gets_16_kib_pages() {
+    let db = TestDb::sqlite_file().await;
+    db.store.insert_spend_logs(vec![log("r", "k1", 1_700_000_000_000, 0.5)]).await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut conn).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    assert_eq!((size, mode.as_str()), (16384, "wal"));
+}
+
 /// The table gone (renamed away by another connection): the batch fails with SQLite's message,
 /// holds no lock, and its rows come back; with the table back, the same rows go in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
