@@ -55,6 +55,62 @@ pub fn routes(app: Arc<App>) -> axum::Router {
         .with_state(app)
 }
 
+/// What each client connection runs: [`routes`], with the POST routes that carry the traffic
+/// (chat, completions and embeddings, with and without `/v1`) matched by their exact path and
+/// called directly. Going through axum's router cost ~3k instructions per request (path
+/// matching, an extensions map for path parameters, boxed and cloned services); everything
+/// else, these paths with other methods included, still does.
+#[derive(Clone)]
+pub struct Gateway {
+    app: Arc<App>,
+    router: axum::Router,
+}
+
+impl Gateway {
+    pub fn new(app: Arc<App>) -> Gateway {
+        Gateway { router: routes(app.clone()), app }
+    }
+}
+
+/// The endpoint a request goes straight to, if it is one of [`Gateway`]'s direct routes.
+fn direct_route(method: &http::Method, path: &str) -> Option<sluice_wire::sniff::Endpoint> {
+    use sluice_wire::sniff::Endpoint;
+    if method != http::Method::POST {
+        return None;
+    }
+    match path.strip_prefix("/v1").unwrap_or(path) {
+        "/chat/completions" => Some(Endpoint::Chat),
+        "/completions" => Some(Endpoint::Completions),
+        "/embeddings" => Some(Endpoint::Embeddings),
+        _ => None,
+    }
+}
+
+impl<B> tower::Service<http::Request<B>> for Gateway
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let req = req.map(axum::body::Body::new);
+        match direct_route(req.method(), req.uri().path()) {
+            Some(endpoint) => {
+                let app = self.app.clone();
+                Box::pin(async move { Ok(proxy::handle(app, endpoint, None, req).await) })
+            }
+            None => Box::pin(tower::Service::call(&mut self.router, req)),
+        }
+    }
+}
+
 /// FastAPI's bodies, which LiteLLM clients see for unknown routes.
 async fn not_found() -> axum::response::Response {
     (http::StatusCode::NOT_FOUND, [(http::header::CONTENT_TYPE, "application/json")], "{\"detail\":\"Not Found\"}")
@@ -68,4 +124,29 @@ async fn method_not_allowed() -> axum::response::Response {
         "{\"detail\":\"Method Not Allowed\"}",
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_wire::sniff::Endpoint;
+
+    #[test]
+    fn direct_routes_are_the_exact_post_paths() {
+        let post = http::Method::POST;
+        for (path, endpoint) in [
+            ("/chat/completions", Endpoint::Chat),
+            ("/v1/chat/completions", Endpoint::Chat),
+            ("/completions", Endpoint::Completions),
+            ("/v1/completions", Endpoint::Completions),
+            ("/embeddings", Endpoint::Embeddings),
+            ("/v1/embeddings", Endpoint::Embeddings),
+        ] {
+            assert_eq!(direct_route(&post, path), Some(endpoint), "{path}");
+            assert_eq!(direct_route(&http::Method::GET, path), None, "{path}");
+        }
+        for path in ["/chat/completions/", "/v1/v1/chat/completions", "/v2/chat/completions", "/v1", "/", ""] {
+            assert_eq!(direct_route(&post, path), None, "{path}");
+        }
+    }
 }

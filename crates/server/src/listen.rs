@@ -38,7 +38,7 @@ pub struct ListenSettings {
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,
-    app: axum::Router,
+    app: crate::Gateway,
     settings: ListenSettings,
     shutdown: impl Future<Output = ()>,
 ) {

@@ -206,7 +206,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             read_buffer_max: (config.sluice.client_read_buffer_kb * 1024.0) as usize,
         };
         let access = app.access.clone();
-        sluice_server::listen::serve(listener, sluice_server::routes(app), settings, shutdown_signal()).await;
+        sluice_server::listen::serve(listener, sluice_server::Gateway::new(app), settings, shutdown_signal()).await;
         // Spend still in memory goes to the database before the process ends.
         sluice_server::access::writer::shutdown(&access, std::time::Duration::from_secs(10)).await;
         ExitCode::SUCCESS

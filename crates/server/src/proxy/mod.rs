@@ -48,7 +48,7 @@ pub async fn embeddings_for(State(app): State<Arc<App>>, Path(model): Path<Strin
     handle(app, Endpoint::Embeddings, Some(model), req).await
 }
 
-async fn handle(app: Arc<App>, endpoint: Endpoint, path_model: Option<String>, req: Request) -> Response {
+pub(crate) async fn handle(app: Arc<App>, endpoint: Endpoint, path_model: Option<String>, req: Request) -> Response {
     let mut meta = CallMeta::new(req.headers(), Instant::now());
     let user_agent = req.headers().get(http::header::USER_AGENT).cloned();
     let resp = match proxy(&app, endpoint, path_model, req, &mut meta).await {
