@@ -432,7 +432,7 @@ class TensorZero(Contender):
             f"{what} is only the Python client: it embeds the gateway in-process "
             "(`TensorZeroGateway.build_embedded`) and has no HTTP listener or `gateway` binary. "
             "TensorZero distributes its HTTP gateway as the Docker image `tensorzero/gateway` or as "
-            "source to build from GitHub (crates.io holds only a 0.0.0 placeholder); neither is "
+            "source to build from GitHub (the crate registry holds only a 0.0.0 placeholder); neither is "
             "reachable here. Pass a built binary with --tensorzero-gateway PATH to include it.")
 
     def version(self) -> str:
@@ -532,7 +532,7 @@ class LiteLLMRs(Contender):
         return [self.exe(), "--config", cfg, "--log-level", "warn"], dict(os.environ, RUST_LOG="warn")
 
     def setup_notes(self) -> str:
-        return (f"crates.io `litellm-rs {LITELLM_RS_VERSION}` (`cargo install --bin gateway --features sqlite`), "
+        return (f"the Rust crate `litellm-rs {LITELLM_RS_VERSION}` (`cargo install --bin gateway --features sqlite`), "
                 "its dev config (`config/gateway.dev.yaml.example`) with one `openai` provider at the mock, "
                 "no database, anonymous access, its defaults otherwise; `server.workers` 1 pinned.")
 
