@@ -21,24 +21,29 @@ pub mod vertex_auth;
 pub use app::App;
 pub use config::Config;
 
+use axum::extract::{Path, Request, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use sluice_wire::sniff::Endpoint;
 use std::sync::Arc;
 
 /// Every route, with and without `/v1`, as LiteLLM serves them.
 pub fn routes(app: Arc<App>) -> axum::Router {
     let mut r = axum::Router::new();
     for prefix in ["", "/v1"] {
+        for endpoint in DIRECT_ENDPOINTS {
+            let path = endpoint.path();
+            let direct = move |State(app): State<Arc<App>>, req: Request| proxy::handle(app, endpoint, None, req);
+            // Azure's and the legacy engines' paths name the model (it wins over the body's).
+            let named = move |State(app): State<Arc<App>>, Path(model): Path<String>, req: Request| {
+                proxy::handle(app, endpoint, Some(model), req)
+            };
+            r = r
+                .route(&format!("{prefix}{path}"), post(direct))
+                .route(&format!("{prefix}/openai/deployments/{{model}}{path}"), post(named))
+                .route(&format!("{prefix}/engines/{{model}}{path}"), post(named));
+        }
         r = r
-            .route(&format!("{prefix}/chat/completions"), post(proxy::chat))
-            .route(&format!("{prefix}/completions"), post(proxy::completions))
-            .route(&format!("{prefix}/embeddings"), post(proxy::embeddings))
-            .route(&format!("{prefix}/openai/deployments/{{model}}/chat/completions"), post(proxy::chat_for))
-            .route(&format!("{prefix}/openai/deployments/{{model}}/completions"), post(proxy::completions_for))
-            .route(&format!("{prefix}/openai/deployments/{{model}}/embeddings"), post(proxy::embeddings_for))
-            .route(&format!("{prefix}/engines/{{model}}/chat/completions"), post(proxy::chat_for))
-            .route(&format!("{prefix}/engines/{{model}}/completions"), post(proxy::completions_for))
-            .route(&format!("{prefix}/engines/{{model}}/embeddings"), post(proxy::embeddings_for))
             .route(&format!("{prefix}/models"), get(info::models))
             .route(&format!("{prefix}/models/{{*id}}"), get(info::model_by_id))
             .route(&format!("{prefix}/model/info"), get(manage::models::model_info));
@@ -72,18 +77,17 @@ impl Gateway {
     }
 }
 
+/// The endpoints served at their own path (`Endpoint::path`), with and without `/v1`: [`routes`]
+/// registers them with axum, and [`Gateway`] calls them before axum.
+const DIRECT_ENDPOINTS: [Endpoint; 3] = [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings];
+
 /// The endpoint a request goes straight to, if it is one of [`Gateway`]'s direct routes.
-fn direct_route(method: &http::Method, path: &str) -> Option<sluice_wire::sniff::Endpoint> {
-    use sluice_wire::sniff::Endpoint;
+fn direct_route(method: &http::Method, path: &str) -> Option<Endpoint> {
     if method != http::Method::POST {
         return None;
     }
-    match path.strip_prefix("/v1").unwrap_or(path) {
-        "/chat/completions" => Some(Endpoint::Chat),
-        "/completions" => Some(Endpoint::Completions),
-        "/embeddings" => Some(Endpoint::Embeddings),
-        _ => None,
-    }
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    DIRECT_ENDPOINTS.into_iter().find(|endpoint| endpoint.path() == path)
 }
 
 impl<B> tower::Service<http::Request<B>> for Gateway
@@ -100,7 +104,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let req = req.map(axum::body::Body::new);
+        let req: Request = req.map(axum::body::Body::new);
         match direct_route(req.method(), req.uri().path()) {
             Some(endpoint) => {
                 let app = self.app.clone();
@@ -129,7 +133,6 @@ async fn method_not_allowed() -> axum::response::Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_wire::sniff::Endpoint;
 
     #[test]
     fn direct_routes_are_the_exact_post_paths() {

@@ -101,12 +101,16 @@ fn completions_embeddings_and_path_models() {
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     assert!(v["data"][0]["embedding"].is_string(), "base64 passes through untouched");
     // Azure- and engines-style routes take the model from the path, even without one in the body.
-    for path in
-        ["/openai/deployments/fake-openai-endpoint/chat/completions", "/engines/fake-openai-endpoint/chat/completions"]
-    {
-        let r = post(g.addr, path, r#"{"messages":[{"role":"user","content":"hi"}]}"#);
+    let chat = r#"{"messages":[{"role":"user","content":"hi"}]}"#;
+    for (path, body) in [
+        ("/openai/deployments/fake-openai-endpoint/chat/completions", chat),
+        ("/engines/fake-openai-endpoint/chat/completions", chat),
+        ("/v1/openai/deployments/fake-openai-endpoint/completions", r#"{"prompt":"hi"}"#),
+        ("/v1/engines/fake-openai-endpoint/embeddings", r#"{"input":["a"]}"#),
+    ] {
+        let r = post(g.addr, path, body);
         assert_eq!(r.status, 200, "{path}: {}", r.text());
-        assert_eq!(r.json()["model"], "fake-openai-endpoint");
+        assert_eq!(r.json()["model"], "fake-openai-endpoint", "{path}");
     }
 }
 

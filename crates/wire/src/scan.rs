@@ -207,7 +207,7 @@ fn ends_plain_run(b: u8) -> bool {
 /// One SIMD pass finds all three kinds at once. `memchr2` for the quote and backslash plus a
 /// vectorised minimum for control characters crossed a prompt twice, and cost some 170
 /// instructions per call to set up: a chat answer has some 30 short strings.
-fn plain_run(s: &[u8]) -> Option<usize> {
+pub(crate) fn plain_run(s: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
         if s.len() >= 64 && std::arch::is_x86_feature_detected!("avx2") {
@@ -320,6 +320,28 @@ pub(crate) fn object_members<'a>(
     }
 }
 
+/// The raw texts of the top-level members named in `names`, in that order (null reads as
+/// absent, as serde reads an `Option`). `None` for what serde_json is left to judge and word:
+/// malformed JSON, an escaped key (serde would decode it), a named field given twice (serde
+/// refuses it, null or not).
+pub(crate) fn fields<'a, const N: usize>(text: &'a str, names: [&str; N]) -> Option<[Option<&'a str>; N]> {
+    let mut values = [None; N];
+    let mut seen = [false; N];
+    object_members(text, |key, escaped, value| {
+        if escaped {
+            return Err(Refused);
+        }
+        let Some(i) = names.iter().position(|name| *name == key) else { return Ok(()) };
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(Refused);
+        }
+        values[i] = (value != "null").then_some(value);
+        Ok(())
+    })
+    .ok()?;
+    Some(values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +378,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn fields_are_picked_by_name_in_the_order_asked() {
+        let text = r#"{"b": [1], "x": 1, "x": 2, "a": "s", "c": null}"#;
+        assert_eq!(fields(text, ["a", "b", "c", "d"]), Some([Some(r#""s""#), Some("[1]"), None, None]));
+        // A named field twice, or any escaped key, is left to serde_json.
+        assert_eq!(fields(r#"{"a": 1, "a": null}"#, ["a"]), None);
+        assert_eq!(fields(r#"{"\u0061": 1}"#, ["b"]), None);
+        assert_eq!(fields(r#"{"a": 1"#, ["a"]), None);
     }
 
     #[test]

@@ -89,32 +89,9 @@ impl<'a> RequestFields<'a> {
     /// it does not take on itself (malformed input, an escaped key, a field given twice, deep
     /// nesting), which then goes through serde_json for its verdict and its error message.
     fn scan(text: &'a str) -> Option<RequestFields<'a>> {
-        let mut f = RequestFields::default();
-        let mut seen = [false; 7];
-        scan::object_members(text, |key, escaped, value| {
-            if escaped {
-                return Err(scan::Refused);
-            }
-            let (index, slot) = match key {
-                "model" => (0, &mut f.model),
-                "stream" => (1, &mut f.stream),
-                "stream_options" => (2, &mut f.stream_options),
-                "messages" => (3, &mut f.messages),
-                "prompt" => (4, &mut f.prompt),
-                "input" => (5, &mut f.input),
-                "user" => (6, &mut f.user),
-                _ => return Ok(()),
-            };
-            // serde_json refuses a field given twice (null or not); it words the error.
-            if std::mem::replace(&mut seen[index], true) {
-                return Err(scan::Refused);
-            }
-            // As serde_json reads an `Option`: null is absent.
-            *slot = (value != "null").then_some(value);
-            Ok(())
-        })
-        .ok()?;
-        Some(f)
+        let [model, stream, stream_options, messages, prompt, input, user] =
+            scan::fields(text, ["model", "stream", "stream_options", "messages", "prompt", "input", "user"])?;
+        Some(RequestFields { model, stream, stream_options, messages, prompt, input, user })
     }
 
     fn parse(text: &'a str) -> Result<RequestFields<'a>, serde_json::Error> {
@@ -313,7 +290,7 @@ pub fn response(json: &[u8]) -> Result<ResponseView, NotJsonObject> {
     if !text.trim_start().starts_with('{') {
         return Err(NotJsonObject);
     }
-    let (model, usage) = match response_fields(text) {
+    let [model, usage] = match scan::fields(text, ["model", "usage"]) {
         Some(fields) => fields,
         None => {
             let raw: RawResponse<'_> = serde_json::from_str(text).map_err(|_| NotJsonObject)?;
@@ -325,32 +302,6 @@ pub fn response(json: &[u8]) -> Result<ResponseView, NotJsonObject> {
         None => None,
     };
     Ok(ResponseView { model_span: model.map(|v| span_of(text, v)), usage })
-}
-
-/// The fast path of [`response`]: the raw texts of the top-level `model` and `usage` values
-/// (null is absent, as serde reads an `Option`), found by [`scan`] without deserialising the
-/// rest. `None` for whatever it leaves to serde_json: malformed JSON, an escaped key, a field
-/// given twice.
-fn response_fields(text: &str) -> Option<(Option<&str>, Option<&str>)> {
-    let (mut model, mut usage) = (None, None);
-    let mut seen = [false; 2];
-    scan::object_members(text, |key, escaped, value| {
-        if escaped {
-            return Err(scan::Refused);
-        }
-        let (index, slot) = match key {
-            "model" => (0, &mut model),
-            "usage" => (1, &mut usage),
-            _ => return Ok(()),
-        };
-        if std::mem::replace(&mut seen[index], true) {
-            return Err(scan::Refused);
-        }
-        *slot = (value != "null").then_some(value);
-        Ok(())
-    })
-    .ok()?;
-    Some((model, usage))
 }
 
 /// The body was expected to be a JSON object and is not.
@@ -708,8 +659,8 @@ mod tests {
             assert_eq!(response(body), serde, "{text}");
         }
         // The scanner took the plain ones itself.
-        assert!(response_fields(r#"{"model":"m","usage":{"total_tokens":1}}"#).is_some());
-        assert!(response_fields(r#"{"model":"a","model":"b"}"#).is_none());
+        assert!(scan::fields(r#"{"model":"m","usage":{"total_tokens":1}}"#, ["model", "usage"]).is_some());
+        assert!(scan::fields(r#"{"model":"a","model":"b"}"#, ["model", "usage"]).is_none());
     }
 
     #[test]

@@ -14,9 +14,10 @@ pub fn replace(src: &Bytes, span: Range<usize>, value: Bytes) -> [Bytes; 3] {
 
 /// A JSON string literal for `s`, quotes included.
 pub fn json_string(s: &str) -> Bytes {
-    // A model name rarely needs escaping: then one exact allocation (serde's `String` grows,
-    // and `Bytes` reallocates one whose capacity is not its length).
-    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+    // A model name rarely needs escaping (what ends a string's plain run is exactly what JSON
+    // escapes): then one exact allocation, where serde's `String` grows and `Bytes` reallocates
+    // one whose capacity is not its length.
+    if crate::scan::plain_run(s.as_bytes()).is_none() {
         let mut out = Vec::with_capacity(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());

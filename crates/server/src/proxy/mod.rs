@@ -13,7 +13,7 @@ pub mod upstream;
 
 use crate::app::App;
 use crate::errors::error_response;
-use axum::extract::{Path, Request, State};
+use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use headers::CallMeta;
@@ -23,30 +23,6 @@ use sluice_wire::sniff::{self, Endpoint};
 use sluice_wire::{splice, ApiError};
 use std::sync::Arc;
 use std::time::Instant;
-
-pub async fn chat(State(app): State<Arc<App>>, req: Request) -> Response {
-    handle(app, Endpoint::Chat, None, req).await
-}
-
-pub async fn chat_for(State(app): State<Arc<App>>, Path(model): Path<String>, req: Request) -> Response {
-    handle(app, Endpoint::Chat, Some(model), req).await
-}
-
-pub async fn completions(State(app): State<Arc<App>>, req: Request) -> Response {
-    handle(app, Endpoint::Completions, None, req).await
-}
-
-pub async fn completions_for(State(app): State<Arc<App>>, Path(model): Path<String>, req: Request) -> Response {
-    handle(app, Endpoint::Completions, Some(model), req).await
-}
-
-pub async fn embeddings(State(app): State<Arc<App>>, req: Request) -> Response {
-    handle(app, Endpoint::Embeddings, None, req).await
-}
-
-pub async fn embeddings_for(State(app): State<Arc<App>>, Path(model): Path<String>, req: Request) -> Response {
-    handle(app, Endpoint::Embeddings, Some(model), req).await
-}
 
 pub(crate) async fn handle(app: Arc<App>, endpoint: Endpoint, path_model: Option<String>, req: Request) -> Response {
     let mut meta = CallMeta::new(req.headers(), Instant::now());
