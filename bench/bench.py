@@ -731,8 +731,8 @@ def scenarios(args) -> list[dict]:
 
 def measure_contender(ctx: Ctx, c: Contender, mode: str, mock_port: int, rep: int, outdir: Path) -> dict:
     pinned = mode == "pinned"
-    gw_cpu = 0 if pinned else None
-    load_cpu = 1 if pinned else None
+    gw_cpu = ctx.args.cores[0] if pinned else None
+    load_cpu = ctx.args.cores[1] if pinned else None
     res: dict = {"runs": {}}
     gw = None
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{c.name}-", dir=outdir))
@@ -880,7 +880,10 @@ def main() -> int:
     ap.add_argument("--warmup", default=None, help="unmeasured warm-up before each contender's runs (default 2s, smoke 500ms)")
     ap.add_argument("--out", default=None, help="Markdown report (default bench/RESULTS.md, smoke bench/out/SMOKE.md)")
     ap.add_argument("--pinning", choices=["both", "pinned", "unpinned"], default=None,
-                    help="pinned: gateway on core 0, mock and load on core 1 (default both; smoke pinned)")
+                    help="pinned: gateway on one core, mock and load on another (--cores; default both; smoke pinned)")
+    ap.add_argument("--cores", default="0,1",
+                    help="GATEWAY,LOAD[,MOCK]: the cores of the pinned mode; the mock shares the load "
+                         "generator's core unless a third is named (default 0,1)")
     ap.add_argument("--conns", default=None, help="closed-loop concurrencies (default 64,1000; smoke 16,64)")
     ap.add_argument("--rates", default=None, help="open-loop rates, req/s (default 1000,5000; smoke 200,500)")
     ap.add_argument("--seed-users", type=int, default=None,
@@ -923,6 +926,14 @@ def main() -> int:
     if "direct" not in names:
         names.insert(0, "direct")  # added latency is measured against it
     modes = ["pinned", "unpinned"] if args.pinning == "both" else [args.pinning]
+    try:
+        args.cores = [int(x) for x in args.cores.split(",")]
+    except ValueError:
+        ap.error(f"--cores takes core numbers separated by commas, not {args.cores!r}")
+    if len(args.cores) == 2:
+        args.cores.append(args.cores[1])
+    if len(args.cores) != 3 or not set(args.cores) <= set(cores()):
+        ap.error(f"--cores names 2 or 3 of this process's cores {cores()}, not {args.cores}")
     if len(cores()) < 2 and "pinned" in modes:
         log("fewer than 2 usable cores: running unpinned only")
         modes = ["unpinned"]
@@ -980,7 +991,7 @@ def main() -> int:
     mocks = []
     try:
         for mode in modes:
-            mock_cpu = 1 if mode == "pinned" else None
+            mock_cpu = args.cores[2] if mode == "pinned" else None
             mock, mock_port = start_mock(ctx, mock_cpu, outdir)
             mocks.append(mock)
             log(f"{mode}: mock on port {mock_port}")
@@ -1126,7 +1137,10 @@ def write_report(ctx, args, modes, results, unavailable, versions, started, t_st
       f"{', '.join(map(str, args.rates))} req/s; payload: the seed's ~16 KB chat request "
       f"(model `fake-openai-endpoint`, `Authorization: Bearer {API_KEY}`); mock latency "
       f"{args.mock_latency or '0'}.")
-    a("- Pinning: `pinned` = gateway `taskset -c 0`, mock and load generator `taskset -c 1`; "
+    gw_core, load_core, mock_core = args.cores
+    placement = (f"mock and load generator `taskset -c {load_core}`" if mock_core == load_core
+                 else f"load generator `taskset -c {load_core}`, mock `taskset -c {mock_core}`")
+    a(f"- Pinning: `pinned` = gateway `taskset -c {gw_core}`, {placement}; "
       "`unpinned` = no affinity, gateways with one worker per core.")
     a("- CPU µs/req = utime+stime (+ reaped children) of the gateway's process group from /proc/PID/stat, "
       f"divided by the requests answered ({1000 / CLK_TCK:.0f} ms tick resolution per run). "

@@ -33,10 +33,12 @@ pub fn routes(app: Arc<App>) -> axum::Router {
     for prefix in ["", "/v1"] {
         for endpoint in DIRECT_ENDPOINTS {
             let path = endpoint.path();
-            let direct = move |State(app): State<Arc<App>>, req: Request| proxy::handle(app, endpoint, None, req);
+            let direct = move |State(app): State<Arc<App>>, req: Request| {
+                proxy::handle(app, endpoint, None, req, std::time::Instant::now())
+            };
             // Azure's and the legacy engines' paths name the model (it wins over the body's).
             let named = move |State(app): State<Arc<App>>, Path(model): Path<String>, req: Request| {
-                proxy::handle(app, endpoint, Some(model), req)
+                proxy::handle(app, endpoint, Some(model), req, std::time::Instant::now())
             };
             r = r
                 .route(&format!("{prefix}{path}"), post(direct))
@@ -75,6 +77,22 @@ impl Gateway {
     pub fn new(app: Arc<App>) -> Gateway {
         Gateway { router: routes(app.clone()), app }
     }
+
+    /// Serves a request to one of the direct routes (see [`direct_route`]) whose head arrived at
+    /// `received`: the entry of `listen`'s own HTTP/1.1 path.
+    pub(crate) fn direct(
+        &self,
+        endpoint: Endpoint,
+        req: Request,
+        received: std::time::Instant,
+    ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static {
+        proxy::handle(self.app.clone(), endpoint, None, req, received)
+    }
+
+    /// The largest request body the gateway accepts, and how long a client has to send it.
+    pub(crate) fn body_limits(&self) -> (usize, std::time::Duration) {
+        (self.app.max_request_bytes, self.app.client_body_timeout)
+    }
 }
 
 /// The endpoints served at their own path (`Endpoint::path`), with and without `/v1`: [`routes`]
@@ -82,7 +100,7 @@ impl Gateway {
 const DIRECT_ENDPOINTS: [Endpoint; 3] = [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings];
 
 /// The endpoint a request goes straight to, if it is one of [`Gateway`]'s direct routes.
-fn direct_route(method: &http::Method, path: &str) -> Option<Endpoint> {
+pub(crate) fn direct_route(method: &http::Method, path: &str) -> Option<Endpoint> {
     if method != http::Method::POST {
         return None;
     }
@@ -108,7 +126,7 @@ where
         match direct_route(req.method(), req.uri().path()) {
             Some(endpoint) => {
                 let app = self.app.clone();
-                Box::pin(async move { Ok(proxy::handle(app, endpoint, None, req).await) })
+                Box::pin(async move { Ok(proxy::handle(app, endpoint, None, req, std::time::Instant::now()).await) })
             }
             None => Box::pin(tower::Service::call(&mut self.router, req)),
         }

@@ -197,25 +197,6 @@ fn floods_of_bad_requests_neither_crash_nor_leak() {
     assert!(!g.stderr().contains("panicked"), "{}", g.stderr());
 }
 
-/// Reads one HTTP/1.1 response with a Content-Length from a kept-alive connection.
-fn read_one_response(s: &mut TcpStream) -> (u16, String) {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut byte).expect("read response head"), 1, "connection closed before a response");
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&buf).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-        .expect("content-length");
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).unwrap();
-    (status, head)
-}
-
 #[test]
 fn a_refused_request_whose_body_arrives_late_keeps_the_connection_usable() {
     let (_m, g) = setup();

@@ -227,3 +227,90 @@ fn environment_variables_configure_serving() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A kept-alive chat request, as the SDKs send them.
+fn keep_alive_chat(body: &str) -> Vec<u8> {
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sk-1234\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    [head.as_bytes(), body.as_bytes()].concat()
+}
+
+#[test]
+fn one_connection_carries_proxied_calls_other_routes_and_pipelined_requests() {
+    use std::io::Write;
+    let m = mock(&[]);
+    let g = gateway(&config(""), Some(&m));
+    let mut s = std::net::TcpStream::connect(g.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let chat = keep_alive_chat(&seed_payload(false));
+    s.write_all(&chat).unwrap();
+    let (status, head) = read_one_response(&mut s);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("\r\ndate: "), "a date header, as hyper sent: {head}");
+    // Two requests in one write: both answered, in order.
+    s.write_all(&[chat.clone(), chat.clone()].concat()).unwrap();
+    for _ in 0..2 {
+        assert_eq!(read_one_response(&mut s).0, 200);
+    }
+    // A route served by the router (hyper from here on), then a proxied call again.
+    s.write_all(b"GET /health/liveliness HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_one_response(&mut s).0, 200);
+    s.write_all(&chat).unwrap();
+    assert_eq!(read_one_response(&mut s).0, 200);
+}
+
+#[test]
+fn chunked_and_expect_continue_requests_are_served() {
+    use std::io::{Read, Write};
+    let m = mock(&[]);
+    let g = gateway(&config(""), Some(&m));
+    let body = seed_payload(false);
+    let (first, second) = body.split_at(body.len() / 2);
+    let chunked = format!(
+        "POST /chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sk-1234\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{first}\r\n{:x}\r\n{second}\r\n0\r\n\r\n",
+        first.len(),
+        second.len()
+    );
+    let r = raw(g.addr, chunked.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model"], "fake-openai-endpoint");
+
+    let mut s = std::net::TcpStream::connect(g.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sk-1234\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(body.as_bytes()).unwrap();
+    assert_eq!(read_one_response(&mut s).0, 200);
+}
+
+#[test]
+fn streams_are_chunked_on_kept_alive_connections() {
+    use std::io::{Read, Write};
+    let m = mock(&[]);
+    let g = gateway(&config(""), Some(&m));
+    let mut s = std::net::TcpStream::connect(g.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(&keep_alive_chat(&seed_payload(true))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"\r\n0\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the stream's last chunk: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200 ok\r\n"), "{text}");
+    assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    assert!(text.contains("data: [done]"), "{text}");
+    // The connection is still good for the next request.
+    s.write_all(&keep_alive_chat(&seed_payload(false))).unwrap();
+    assert_eq!(read_one_response(&mut s).0, 200);
+}

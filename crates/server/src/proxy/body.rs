@@ -9,7 +9,7 @@ use sluice_wire::ApiError;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A body sent as a fixed sequence of slices, with an exact length so it gets a Content-Length.
 #[derive(Debug)]
@@ -82,11 +82,14 @@ pub async fn drain_small(headers: &HeaderMap, body: axum::body::Body) {
     }
 }
 
+/// The timeout runs from `received`, when the request's head arrived: a server that waited on the
+/// body before calling the handler has used part of it already.
 pub async fn read_client_body(
     headers: &HeaderMap,
     body: axum::body::Body,
     limit: usize,
     timeout: Duration,
+    received: Instant,
 ) -> Result<Bytes, ApiError> {
     let too_large = |size: Option<u64>| {
         let mb = |b: f64| b / (1024.0 * 1024.0);
@@ -108,7 +111,7 @@ pub async fn read_client_body(
         }
     }
     let limited = http_body_util::Limited::new(body, limit);
-    match tokio::time::timeout(timeout, limited.collect()).await {
+    match tokio::time::timeout_at((received + timeout).into(), limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(None)),
         Ok(Err(_)) => {
@@ -137,17 +140,19 @@ mod tests {
         assert_eq!(&collected[..], b"abcd");
     }
 
+    const SECOND: Duration = Duration::from_secs(1);
+
     #[tokio::test]
     async fn refuses_oversized_bodies() {
         let mut h = HeaderMap::new();
         h.insert(http::header::CONTENT_LENGTH, "100".parse().unwrap());
-        let e = read_client_body(&h, axum::body::Body::from("x"), 10, Duration::from_secs(1)).await.unwrap_err();
+        let e = read_client_body(&h, axum::body::Body::from("x"), 10, SECOND, Instant::now()).await.unwrap_err();
         assert_eq!(e.status, 413);
-        let e = read_client_body(&HeaderMap::new(), axum::body::Body::from(vec![b'x'; 11]), 10, Duration::from_secs(1))
+        let e = read_client_body(&HeaderMap::new(), axum::body::Body::from(vec![b'x'; 11]), 10, SECOND, Instant::now())
             .await
             .unwrap_err();
         assert_eq!(e.status, 413);
-        let ok = read_client_body(&HeaderMap::new(), axum::body::Body::from("hello"), 10, Duration::from_secs(1))
+        let ok = read_client_body(&HeaderMap::new(), axum::body::Body::from("hello"), 10, SECOND, Instant::now())
             .await
             .unwrap();
         assert_eq!(&ok[..], b"hello");

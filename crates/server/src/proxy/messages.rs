@@ -40,7 +40,9 @@ async fn front_door(app: &App, req: Request, meta: &mut CallMeta) -> Result<Resp
             return Err(e);
         }
     };
-    let body = body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout).await?;
+    let body =
+        body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout, meta.started)
+            .await?;
     let request: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!("Request body is not valid JSON: {e}. Send an Anthropic Messages request."))
     })?;

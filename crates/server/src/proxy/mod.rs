@@ -24,8 +24,16 @@ use sluice_wire::{splice, ApiError};
 use std::sync::Arc;
 use std::time::Instant;
 
-pub(crate) async fn handle(app: Arc<App>, endpoint: Endpoint, path_model: Option<String>, req: Request) -> Response {
-    let mut meta = CallMeta::new(req.headers(), Instant::now());
+/// Serves one OpenAI-format call; `received` is when its head arrived (the body's timeout and the
+/// reported durations count from then).
+pub(crate) async fn handle(
+    app: Arc<App>,
+    endpoint: Endpoint,
+    path_model: Option<String>,
+    req: Request,
+    received: Instant,
+) -> Response {
+    let mut meta = CallMeta::new(req.headers(), received);
     let user_agent = req.headers().get(http::header::USER_AGENT).cloned();
     let resp = match proxy(&app, endpoint, path_model, req, &mut meta).await {
         Ok(resp) => resp,
@@ -78,7 +86,9 @@ async fn proxy(
             return Err(e);
         }
     };
-    let body = body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout).await?;
+    let body =
+        body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout, meta.started)
+            .await?;
     proxy_body(app, &identity, endpoint, path_model, &parts.headers, body, None, meta).await
 }
 

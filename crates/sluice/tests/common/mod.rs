@@ -195,6 +195,25 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Reads one HTTP/1.1 response with a Content-Length from a kept-alive connection.
+pub fn read_one_response(s: &mut TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).expect("read response head"), 1, "connection closed before a response");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .expect("content-length");
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    (status, head)
+}
+
 /// SSE `data:` payloads of a stream body.
 pub fn sse_data(body: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(body).split("\n\n").filter_map(|f| f.strip_prefix("data: ")).map(str::to_string).collect()

@@ -1,5 +1,11 @@
 //! The accept loop: HTTP/1.1 and h2c on one port, header and keep-alive timeouts so slow or idle
 //! clients cannot pin tasks, TCP_NODELAY, and graceful shutdown.
+//!
+//! Each connection starts in `direct`, which serves the proxy routes' plain HTTP/1.1 requests
+//! itself and hands the connection to hyper at the first request that is anything else.
+
+mod direct;
+mod rewind;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -8,7 +14,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -43,10 +50,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let lean_cap = settings.read_buffer_max.max(8192);
-    let lean = builder(&settings, lean_cap);
-    let roomy = builder(&settings, lean_cap.max(ROOMY_READ_BUFFER));
+    let roomy_cap = lean_cap.max(ROOMY_READ_BUFFER);
+    let lean = Arc::new(Hand {
+        hyper: builder(&settings, lean_cap),
+        direct: direct::Settings { header_timeout: settings.header_timeout, read_buffer: lean_cap, keep_buffer: false },
+    });
+    let roomy = Arc::new(Hand {
+        hyper: builder(&settings, roomy_cap),
+        direct: direct::Settings { header_timeout: settings.header_timeout, read_buffer: roomy_cap, keep_buffer: true },
+    });
     let open = Arc::new(AtomicUsize::new(0));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // `direct`'s connections: told to stop through this, and counted by its receivers.
+    let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -62,20 +78,49 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone());
         let counted = OpenConnection::count(&open);
-        let builder = if counted.others < ROOMY_CONNECTIONS { &roomy } else { &lean };
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let hand = if counted.others < ROOMY_CONNECTIONS { roomy.clone() } else { lean.clone() };
+        let (app, watcher, stopping) = (app.clone(), graceful.watcher(), stopping.clone());
         tokio::spawn(async move {
-            let _ = conn.await;
+            serve_connection(stream, app, &hand, watcher, stopping).await;
             drop(counted);
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+    drop(stopping);
+    let _ = stop.send(true);
+    let drained = async {
+        graceful.shutdown().await;
+        stop.closed().await;
+    };
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
         tracing::warn!("shutdown: some requests did not finish within {}s and were cut off", DRAIN.as_secs());
     }
+}
+
+/// How a connection is served: `direct` first, hyper once a request needs it.
+struct Hand {
+    hyper: Builder<TokioExecutor>,
+    direct: direct::Settings,
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    app: crate::Gateway,
+    hand: &Hand,
+    watcher: hyper_util::server::graceful::Watcher,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let direct::Next::Hyper(stream, read) = direct::serve(stream, &app, &hand.direct, &mut stopping).await else {
+        return;
+    };
+    if *stopping.borrow() {
+        // Shutting down: no new requests.
+        return;
+    }
+    let io = TokioIo::new(rewind::Rewind::new(read, stream));
+    let conn = hand.hyper.serve_connection_with_upgrades(io, TowerToHyperService::new(app));
+    let _ = watcher.watch(conn.into_owned()).await;
 }
 
 fn builder(settings: &ListenSettings, read_buffer_max: usize) -> Builder<TokioExecutor> {

@@ -1,0 +1,514 @@
+//! HTTP/1.1 for the requests that carry the traffic, served without hyper.
+//!
+//! Every client connection starts here. This module serves a request that is a POST to one of
+//! the gateway's direct routes (chat, completions, embeddings) over HTTP/1.1 with keep-alive and
+//! a `Content-Length` body of at most [`MAX_BODY`]: what the OpenAI SDKs, LiteLLM's clients and
+//! load tests send. At the first request that is anything else (another route or method, a
+//! chunked or `Expect: 100-continue` body, HTTP/1.0, h2c, an upgrade, a head that does not parse
+//! or is over [`MAX_HEAD`]) the connection goes to hyper, with the bytes read
+//! so far put back in front, and hyper serves it from there on as it served every connection
+//! before.
+//!
+//! Why: hyper's connection state machine, its body channel and its response encoding (a header
+//! map walked with checks for each name) were about a fifth of a proxied request's instructions.
+//! Here one task reads the request into one buffer, calls the handler with the body already
+//! whole, and writes the response head and body in one vectored write.
+//!
+//! What hyper did that this keeps: the header timeout (which also ends idle keep-alive
+//! connections), the request body's timeout (`client_body_timeout`, answered 408 by the handler),
+//! cancelling the handler when the client hangs up, pipelined requests, chunked responses for
+//! streams, a `date` header, and graceful shutdown (idle connections close at once, a request in
+//! flight finishes first).
+
+use crate::Gateway;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use http::header::{HeaderName, HeaderValue};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use std::cell::RefCell;
+use std::io::{self, IoSlice, Write as _};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// Longest request head served here; a longer one goes to hyper, which applies its own limit.
+const MAX_HEAD: usize = 16 * 1024;
+/// Most request headers served here (hyper allows 100).
+const MAX_HEADERS: usize = 64;
+/// Largest body served here: the whole body is read before the handler runs, so this bounds
+/// what one connection buffers. Larger bodies (images as base64, long documents) go to hyper,
+/// whose handler reads them up to `general_settings.max_request_size_mb`.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Bytes of further (pipelined) requests read while one is in flight, at most; past this the
+/// connection is not read again until the answer is out.
+const MAX_PIPELINED: usize = 64 * 1024;
+
+pub struct Settings {
+    /// Time to receive a request's head, counted from when the connection became idle.
+    pub header_timeout: Duration,
+    /// Capacity the read buffer gets when a request starts arriving.
+    pub read_buffer: usize,
+    /// Keep the buffer while the connection is idle (the first connections, which carry most
+    /// requests), instead of freeing it and allocating again for the next request.
+    pub keep_buffer: bool,
+}
+
+/// What the connection needs next, once this module is done with it.
+pub enum Next {
+    /// Closed, or to be closed (the client left, a timeout, shutdown, or an error).
+    Close,
+    /// A request this module does not serve: hyper takes the connection from here, starting
+    /// with the bytes already read from it.
+    Hyper(TcpStream, Bytes),
+}
+
+/// Serves `stream`'s requests until one is not for this module, or the connection ends.
+pub async fn serve(
+    mut stream: TcpStream,
+    gateway: &Gateway,
+    settings: &Settings,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Next {
+    let (max_request_bytes, body_timeout) = gateway.body_limits();
+    let max_body = MAX_BODY.min(max_request_bytes);
+    let mut buf = BytesMut::new();
+    loop {
+        if *shutdown.borrow_and_update() {
+            return Next::Close;
+        }
+        let head_deadline = tokio::time::Instant::now() + settings.header_timeout;
+        let head = loop {
+            if !buf.is_empty() {
+                match parse(&buf, max_body) {
+                    Parsed::Head(head) => break head,
+                    Parsed::Partial if buf.len() < MAX_HEAD => {}
+                    Parsed::Partial | Parsed::NotOurs => return Next::Hyper(stream, buf.freeze()),
+                }
+            }
+            let idle = buf.is_empty();
+            if idle && settings.keep_buffer {
+                // Takes back the whole allocation once the last request's body is dropped.
+                buf.reserve(settings.read_buffer);
+            } else if idle {
+                // An idle connection holds no buffer: a thousand open connections cost a
+                // thousand sockets, not a thousand buffers (`fill` allocates when data comes).
+                buf = BytesMut::new();
+            }
+            let read = tokio::time::timeout_at(head_deadline, fill(&stream, &mut buf, settings.read_buffer));
+            let read = if idle {
+                tokio::select! {
+                    read = read => read,
+                    _ = shutdown.changed() => return Next::Close,
+                }
+            } else {
+                read.await
+            };
+            match read {
+                Ok(Ok(n)) if n > 0 => {}
+                // The client left, the connection broke, or the head did not come in time.
+                _ => return Next::Close,
+            }
+        };
+        let received = Instant::now();
+
+        // The body: all of it, or as much as came within the client's time.
+        let whole = head.len + head.body_len;
+        if buf.len() < whole {
+            buf.reserve(whole - buf.len());
+        }
+        let mut complete = true;
+        while buf.len() < whole {
+            match tokio::time::timeout_at((received + body_timeout).into(), fill(&stream, &mut buf, 0)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => return Next::Close,
+                Err(_) => {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        let head_bytes = buf.split_to(head.len).freeze();
+        let body = buf.split_to(head.body_len.min(buf.len())).freeze();
+        let request = match head.request(&head_bytes, body, complete) {
+            Some(request) => request,
+            None => {
+                let _ = stream.write_all(BAD_REQUEST).await;
+                return Next::Close;
+            }
+        };
+
+        // The handler runs while the connection is watched: a client that hangs up cancels it
+        // (and with it the upstream call), as hyper did.
+        let handler = gateway.direct(head.endpoint, request, received);
+        tokio::pin!(handler);
+        let mut watching = true;
+        let response = loop {
+            tokio::select! {
+                biased;
+                response = &mut handler => break response,
+                ready = stream.readable(), if watching => {
+                    if ready.is_err() {
+                        return Next::Close;
+                    }
+                    buf.reserve(4096);
+                    match stream.try_read_buf(&mut buf) {
+                        Ok(0) => return Next::Close,
+                        Ok(_) => watching = buf.len() < MAX_PIPELINED,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return Next::Close,
+                    }
+                }
+            }
+        };
+        // An incomplete body leaves the rest of it on the connection: it cannot carry another
+        // request.
+        let keep_alive = complete && !head.close && !*shutdown.borrow();
+        if write_response(&mut stream, response, keep_alive).await.is_err() || !keep_alive {
+            return Next::Close;
+        }
+    }
+}
+
+/// Reads what the socket has into `buf`, making room for at least `room` bytes first when it
+/// is full. Resolves to 0 at the end of the stream.
+async fn fill(stream: &TcpStream, buf: &mut BytesMut, room: usize) -> io::Result<usize> {
+    loop {
+        stream.readable().await?;
+        if buf.capacity() == buf.len() {
+            buf.reserve(room.max(4096));
+        }
+        match stream.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            read => return read,
+        }
+    }
+}
+
+const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+// A head lives on the stack for one request; boxing it would cost an allocation each time.
+#[allow(clippy::large_enum_variant)]
+enum Parsed {
+    Head(Head),
+    Partial,
+    NotOurs,
+}
+
+/// A request head this module serves, as offsets into the bytes it was parsed from.
+struct Head {
+    endpoint: sluice_wire::sniff::Endpoint,
+    /// Length of the head, blank line included.
+    len: usize,
+    body_len: usize,
+    path: (usize, usize),
+    headers: [(u16, u16, u16, u16); MAX_HEADERS],
+    header_count: usize,
+    /// The client asked to close the connection after this request.
+    close: bool,
+}
+
+fn parse(buf: &[u8], max_body: usize) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
+        Ok(httparse::Status::Complete(_)) => return Parsed::NotOurs,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::NotOurs,
+    };
+    if req.version != Some(1) || req.method != Some("POST") {
+        return Parsed::NotOurs;
+    }
+    let path = req.path.unwrap_or_default();
+    let Some(endpoint) = crate::direct_route(&http::Method::POST, path) else {
+        return Parsed::NotOurs;
+    };
+    let at = |s: &[u8]| (s.as_ptr() as usize - buf.as_ptr() as usize) as u16;
+    let mut head = Head {
+        endpoint,
+        len,
+        body_len: 0,
+        path: (at(path.as_bytes()) as usize, at(path.as_bytes()) as usize + path.len()),
+        headers: [(0, 0, 0, 0); MAX_HEADERS],
+        header_count: req.headers.len(),
+        close: false,
+    };
+    let mut body_len = None;
+    for (slot, h) in head.headers.iter_mut().zip(req.headers.iter()) {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match (body_len, content_length(h.value)) {
+                (None, Some(n)) => body_len = Some(n),
+                _ => return Parsed::NotOurs,
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"expect")
+            || name.eq_ignore_ascii_case(b"upgrade")
+        {
+            return Parsed::NotOurs;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            match connection(h.value) {
+                Some(close) => head.close |= close,
+                None => return Parsed::NotOurs,
+            }
+        }
+        let (n, v) = (at(name), at(h.value));
+        *slot = (n, n + name.len() as u16, v, v + h.value.len() as u16);
+    }
+    match body_len {
+        Some(n) if n <= max_body => head.body_len = n,
+        _ => return Parsed::NotOurs,
+    }
+    Parsed::Head(head)
+}
+
+/// A `Content-Length` of plain digits (anything else is hyper's to judge).
+fn content_length(value: &[u8]) -> Option<usize> {
+    if value.is_empty() || value.len() > 12 {
+        return None;
+    }
+    value.iter().try_fold(0usize, |n, &b| b.is_ascii_digit().then(|| n * 10 + usize::from(b - b'0')))
+}
+
+/// Whether a `Connection` header asks to close after this request; `None` for any other option
+/// (`upgrade`, lists), which hyper handles.
+fn connection(value: &[u8]) -> Option<bool> {
+    let value = value.trim_ascii();
+    if value.eq_ignore_ascii_case(b"close") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case(b"keep-alive") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+impl Head {
+    /// The request for the handler; `None` if a name or value is not valid in an `http` request.
+    fn request(&self, head: &Bytes, body: Bytes, complete: bool) -> Option<axum::extract::Request> {
+        let mut headers = http::HeaderMap::with_capacity(self.header_count);
+        for &(ns, ne, vs, ve) in &self.headers[..self.header_count] {
+            let name = HeaderName::from_bytes(&head[ns as usize..ne as usize]).ok()?;
+            let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).ok()?;
+            headers.append(name, value);
+        }
+        let uri = http::Uri::from_maybe_shared(head.slice(self.path.0..self.path.1)).ok()?;
+        let body = if complete {
+            axum::body::Body::from(body)
+        } else {
+            // What came, then nothing more: the handler's read runs into the body's deadline,
+            // which has passed, and answers 408 as it does on hyper's connections.
+            let rest = futures_util::stream::once(async move { Ok::<_, io::Error>(body) })
+                .chain(futures_util::stream::pending());
+            axum::body::Body::from_stream(rest)
+        };
+        let mut request = axum::extract::Request::new(body);
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        Some(request)
+    }
+}
+
+/// Writes `response`: its head and a whole body in one vectored write, a body of unknown length
+/// chunk by chunk as it comes (a stream's events reach the client as the upstream sends them).
+async fn write_response(stream: &mut TcpStream, response: Response, keep_alive: bool) -> io::Result<()> {
+    let (parts, mut body) = response.into_parts();
+    let mut head = Vec::with_capacity(1024);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(parts.status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == http::header::CONTENT_LENGTH
+            || name == http::header::TRANSFER_ENCODING
+            || name == http::header::CONNECTION
+        {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !parts.headers.contains_key(http::header::DATE) {
+        head.extend_from_slice(b"date: ");
+        head.extend_from_slice(&http_date());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !keep_alive {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    let status = parts.status.as_u16();
+    if parts.status.is_informational() || status == 204 || status == 304 {
+        head.extend_from_slice(b"\r\n");
+        return write_all(stream, &mut [&head]).await;
+    }
+    if let Some(len) = body.size_hint().exact() {
+        let _ = write!(head, "content-length: {len}\r\n\r\n");
+        // Usually one piece; several are joined rather than written one call each.
+        let mut data = Bytes::new();
+        let mut joined: Option<BytesMut> = None;
+        while let Some(frame) = body.frame().await {
+            let Ok(chunk) = frame.map_err(io::Error::other)?.into_data() else { continue };
+            match &mut joined {
+                Some(all) => all.extend_from_slice(&chunk),
+                None if data.is_empty() => data = chunk,
+                None => {
+                    let mut all = BytesMut::with_capacity(len as usize);
+                    all.extend_from_slice(&data);
+                    all.extend_from_slice(&chunk);
+                    joined = Some(all);
+                }
+            }
+        }
+        let data = joined.map(BytesMut::freeze).unwrap_or(data);
+        return write_all(stream, &mut [&head, &data]).await;
+    }
+    head.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+    let mut pending_head = Some(head);
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame.map_err(io::Error::other)?.into_data() else { continue };
+        if chunk.is_empty() {
+            continue;
+        }
+        let mut size = [0u8; 18];
+        let size = {
+            let mut at = &mut size[..];
+            let _ = write!(at, "{:x}\r\n", chunk.len());
+            let left = at.len();
+            &size[..18 - left]
+        };
+        let head = pending_head.take().unwrap_or_default();
+        write_all(stream, &mut [&head, size, &chunk, b"\r\n"]).await?;
+    }
+    let head = pending_head.take().unwrap_or_default();
+    write_all(stream, &mut [&head, b"0\r\n\r\n"]).await
+}
+
+/// Writes every slice, in as few system calls as the socket takes.
+async fn write_all(stream: &mut TcpStream, parts: &mut [&[u8]]) -> io::Result<()> {
+    let mut first = 0;
+    loop {
+        while first < parts.len() && parts[first].is_empty() {
+            first += 1;
+        }
+        if first == parts.len() {
+            return Ok(());
+        }
+        let mut slices = [IoSlice::new(&[]); 4];
+        let count = (parts.len() - first).min(slices.len());
+        for (slice, part) in slices.iter_mut().zip(&parts[first..first + count]) {
+            *slice = IoSlice::new(part);
+        }
+        let mut n = stream.write_vectored(&slices[..count]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let take = n.min(parts[first].len());
+            parts[first] = &parts[first][take..];
+            n -= take;
+            if parts[first].is_empty() {
+                first += 1;
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The `date` header's value, formatted once per second per thread.
+    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+}
+
+/// Now as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date() -> [u8; 29] {
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != second {
+            let text = httpdate::fmt_http_date(now);
+            if text.len() == 29 {
+                cached.1.copy_from_slice(text.as_bytes());
+                cached.0 = second;
+            }
+        }
+        cached.1
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_of(text: &str) -> Parsed {
+        parse(text.as_bytes(), MAX_BODY)
+    }
+
+    #[test]
+    fn serves_keep_alive_posts_with_a_length_to_the_direct_routes() {
+        let text = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nConnection: keep-alive\r\nContent-Length: 12\r\n\r\n{\"model\":1}";
+        let Parsed::Head(head) = head_of(text) else { panic!("not served here") };
+        assert_eq!(head.endpoint, sluice_wire::sniff::Endpoint::Chat);
+        assert_eq!(head.len, text.len() - 11);
+        assert_eq!(head.body_len, 12);
+        let bytes = Bytes::copy_from_slice(text.as_bytes());
+        let request = head.request(&bytes, Bytes::new(), true).unwrap();
+        assert_eq!(request.uri().path(), "/v1/chat/completions");
+        assert_eq!(request.headers()["authorization"], "Bearer k");
+        assert_eq!(request.headers()["host"], "x");
+        assert_eq!(request.headers().len(), 4);
+        assert!(!head.close);
+        let close = text.replace("keep-alive", "Close");
+        let Parsed::Head(head) = head_of(&close) else { panic!("not served here") };
+        assert!(head.close, "served, and the connection closed after it");
+    }
+
+    #[test]
+    fn leaves_everything_else_to_hyper() {
+        let post = |path: &str, extra: &str| format!("POST {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        for text in [
+            post("/chat/completions", "Transfer-Encoding: chunked\r\n"),
+            post("/chat/completions", "Content-Length: 5\r\nExpect: 100-continue\r\n"),
+            post("/chat/completions", "Content-Length: 5\r\nConnection: close, upgrade\r\n"),
+            post("/chat/completions", "Content-Length: 5\r\nConnection: upgrade\r\nUpgrade: h2c\r\n"),
+            post("/chat/completions", "Content-Length: 5\r\nContent-Length: 5\r\n"),
+            post("/chat/completions", "Content-Length: +5\r\n"),
+            post("/chat/completions", ""),
+            post("/chat/completions", &format!("Content-Length: {}\r\n", MAX_BODY + 1)),
+            post("/chat/completions?x=1", "Content-Length: 5\r\n"),
+            post("/v1/messages", "Content-Length: 5\r\n"),
+            "GET /chat/completions HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+            "POST /chat/completions HTTP/1.0\r\nContent-Length: 5\r\n\r\n".to_string(),
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_string(),
+            "NOT HTTP\r\n\r\n".to_string(),
+        ] {
+            assert!(matches!(head_of(&text), Parsed::NotOurs), "{text:?}");
+        }
+        assert!(matches!(head_of("POST /chat/completions HTTP/1.1\r\nHost:"), Parsed::Partial));
+    }
+
+    #[test]
+    fn content_lengths_are_plain_digits() {
+        assert_eq!(content_length(b"0"), Some(0));
+        assert_eq!(content_length(b"16384"), Some(16384));
+        assert_eq!(content_length(b"999999999999"), Some(999_999_999_999));
+        for bad in [&b""[..], b"1 2", b"-1", b"+1", b"0x10", b"1234567890123"] {
+            assert_eq!(content_length(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn the_date_header_is_an_http_date() {
+        let date = http_date();
+        let text = std::str::from_utf8(&date).unwrap();
+        let parsed = httpdate::parse_http_date(text).unwrap();
+        let age = SystemTime::now().duration_since(parsed).unwrap_or_default();
+        assert!(age < Duration::from_secs(5), "{text}");
+    }
+}
