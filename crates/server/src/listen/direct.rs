@@ -75,6 +75,8 @@ pub async fn serve(
     let (max_request_bytes, body_timeout) = gateway.body_limits();
     let max_body = MAX_BODY.min(max_request_bytes);
     let mut buf = BytesMut::new();
+    // The last request needed a buffer larger than `read_buffer`: not one to keep while idle.
+    let mut grew = false;
     loop {
         if *shutdown.borrow_and_update() {
             return Next::Close;
@@ -89,7 +91,7 @@ pub async fn serve(
                 }
             }
             let idle = buf.is_empty();
-            if idle && settings.keep_buffer {
+            if idle && settings.keep_buffer && !grew {
                 // Takes back the whole allocation once the last request's body is dropped.
                 buf.reserve(settings.read_buffer);
             } else if idle {
@@ -116,6 +118,7 @@ pub async fn serve(
 
         // The body: all of it, or as much as came within the client's time.
         let whole = head.len + head.body_len;
+        grew = whole > settings.read_buffer;
         if buf.len() < whole {
             buf.reserve(whole - buf.len());
         }
@@ -317,7 +320,8 @@ impl Head {
 /// chunk by chunk as it comes (a stream's events reach the client as the upstream sends them).
 async fn write_response(stream: &mut TcpStream, response: Response, keep_alive: bool) -> io::Result<()> {
     let (parts, mut body) = response.into_parts();
-    let mut head = Vec::with_capacity(1024);
+    // An answer's head is ~1 KB: the upstream's headers twice over and ours.
+    let mut head = Vec::with_capacity(2048);
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(parts.status.as_str().as_bytes());
     head.push(b' ');
