@@ -4,6 +4,8 @@
 //! `sluice mock` runs the fake provider, `sluice load` the load generator, and `sluice check`
 //! validates a config without serving it.
 
+mod open_files;
+
 use clap::{Args, Parser, Subcommand};
 use sluice_server::config::{Config, ConfigError};
 use std::path::{Path, PathBuf};
@@ -90,9 +92,11 @@ struct CheckArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The gateway, the mock and the load generator each hold a descriptor per connection.
+    let open_files = open_files::raise();
     match cli.command {
-        None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve, open_files),
+        Some(Command::Serve(args)) => serve(args, open_files),
         Some(Command::Mock(args)) => match sluice_mock::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -135,8 +139,11 @@ fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
     init_logs(&args);
+    if let Some(advice) = open_files.and_then(open_files::advice) {
+        tracing::warn!("{advice}");
+    }
     let config = match load_config(args.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
