@@ -16,6 +16,7 @@ pub mod listen;
 pub mod manage;
 pub mod proxy;
 pub mod tokens;
+mod vectored;
 pub mod vertex_auth;
 
 pub use app::App;

@@ -242,8 +242,7 @@ fn one_connection_carries_proxied_calls_other_routes_and_pipelined_requests() {
     use std::io::Write;
     let m = mock(&[]);
     let g = gateway(&config(""), Some(&m));
-    let mut s = std::net::TcpStream::connect(g.addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut s = connect(g.addr);
     let chat = keep_alive_chat(&seed_payload(false));
     s.write_all(&chat).unwrap();
     let (status, head) = read_one_response(&mut s);
@@ -277,8 +276,7 @@ fn chunked_and_expect_continue_requests_are_served() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["model"], "fake-openai-endpoint");
 
-    let mut s = std::net::TcpStream::connect(g.addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut s = connect(g.addr);
     let head = format!(
         "POST /chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sk-1234\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -296,8 +294,7 @@ fn streams_are_chunked_on_kept_alive_connections() {
     use std::io::{Read, Write};
     let m = mock(&[]);
     let g = gateway(&config(""), Some(&m));
-    let mut s = std::net::TcpStream::connect(g.addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut s = connect(g.addr);
     s.write_all(&keep_alive_chat(&seed_payload(true))).unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];

@@ -20,6 +20,7 @@
 //! streams, a `date` header, and graceful shutdown (idle connections close at once, a request in
 //! flight finishes first).
 
+use crate::vectored::write_all;
 use crate::Gateway;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
@@ -28,7 +29,7 @@ use http::header::{HeaderName, HeaderValue};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use std::cell::RefCell;
-use std::io::{self, IoSlice, Write as _};
+use std::io::{self, Write as _};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -392,36 +393,6 @@ async fn write_response(stream: &mut TcpStream, response: Response, keep_alive: 
     }
     let head = pending_head.take().unwrap_or_default();
     write_all(stream, &mut [&head, b"0\r\n\r\n"]).await
-}
-
-/// Writes every slice, in as few system calls as the socket takes.
-async fn write_all(stream: &mut TcpStream, parts: &mut [&[u8]]) -> io::Result<()> {
-    let mut first = 0;
-    loop {
-        while first < parts.len() && parts[first].is_empty() {
-            first += 1;
-        }
-        if first == parts.len() {
-            return Ok(());
-        }
-        let mut slices = [IoSlice::new(&[]); 4];
-        let count = (parts.len() - first).min(slices.len());
-        for (slice, part) in slices.iter_mut().zip(&parts[first..first + count]) {
-            *slice = IoSlice::new(part);
-        }
-        let mut n = stream.write_vectored(&slices[..count]).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 {
-            let take = n.min(parts[first].len());
-            parts[first] = &parts[first][take..];
-            n -= take;
-            if parts[first].is_empty() {
-                first += 1;
-            }
-        }
-    }
 }
 
 thread_local! {

@@ -88,31 +88,7 @@ impl Conn {
     /// Writes the request head and body in as few system calls as the socket allows.
     pub async fn send(&mut self, head: &[u8], body: &[Bytes; 3]) -> Result<(), Error> {
         let mut parts: [&[u8]; 4] = [head, &body[0], &body[1], &body[2]];
-        let mut first = 0;
-        loop {
-            while first < parts.len() && parts[first].is_empty() {
-                first += 1;
-            }
-            if first == parts.len() {
-                break;
-            }
-            let mut slices = [io::IoSlice::new(&[]); 4];
-            for (slice, part) in slices.iter_mut().zip(&parts[first..]) {
-                *slice = io::IoSlice::new(part);
-            }
-            let mut n = self.io.write_vectored(&slices[..parts.len() - first]).await.map_err(Error::Write)?;
-            if n == 0 {
-                return Err(Error::Write(io::ErrorKind::WriteZero.into()));
-            }
-            while n > 0 {
-                let take = n.min(parts[first].len());
-                parts[first] = &parts[first][take..];
-                n -= take;
-                if parts[first].is_empty() {
-                    first += 1;
-                }
-            }
-        }
+        crate::vectored::write_all(&mut self.io, &mut parts).await.map_err(Error::Write)?;
         self.io.flush().await.map_err(Error::Write)
     }
 

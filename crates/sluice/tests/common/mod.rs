@@ -195,6 +195,13 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A connection to `addr` whose reads give up after 10 s.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
 /// Reads one HTTP/1.1 response with a Content-Length from a kept-alive connection.
 pub fn read_one_response(s: &mut TcpStream) -> (u16, String) {
     let mut buf = Vec::new();
