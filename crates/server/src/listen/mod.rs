@@ -32,13 +32,13 @@ const ROOMY_CONNECTIONS: usize = 128;
 pub struct ListenSettings {
     /// Time a client has to send a request's headers (also bounds idle keep-alive connections).
     pub header_timeout: Duration,
-    /// Cap on each client connection's read buffer (hyper's minimum is 8 KiB). hyper grows the
-    /// buffer while reads fill it (to ~400 KB by default) and keeps it for the connection's life;
-    /// with the seed's 16 KB requests that cost ~50 KB per open connection. 8 KiB holds 1,000
-    /// locust users under 45 MB (embedded database and spend logs on) at the price of one more
-    /// read per large request (about 5 µs of CPU on the seed payload):
-    /// `sluice_settings.client_read_buffer_kb` trades one for the other. The first
-    /// [`ROOMY_CONNECTIONS`] open connections get at least [`ROOMY_READ_BUFFER`].
+    /// Each client connection's read buffer: what `direct` reads a request's head into (a
+    /// larger body gets the room it needs for that request only), and the cap on hyper's buffer
+    /// for connections handed to it (hyper's minimum is 8 KiB; uncapped it grows to ~400 KB and
+    /// keeps it). A smaller buffer costs one more read per large request (about 5 µs of CPU on
+    /// the seed payload with hyper): `sluice_settings.client_read_buffer_kb` trades memory for
+    /// that. The first [`ROOMY_CONNECTIONS`] open connections get at least [`ROOMY_READ_BUFFER`]
+    /// and keep it while idle; the others hold none between requests.
     pub read_buffer_max: usize,
 }
 
