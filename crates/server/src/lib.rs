@@ -35,11 +35,11 @@ pub fn routes(app: Arc<App>) -> axum::Router {
         for endpoint in DIRECT_ENDPOINTS {
             let path = endpoint.path();
             let direct = move |State(app): State<Arc<App>>, req: Request| {
-                proxy::handle(app, endpoint, None, req, std::time::Instant::now())
+                proxy::handle(app, endpoint, None, req, std::time::Instant::now(), false)
             };
             // Azure's and the legacy engines' paths name the model (it wins over the body's).
             let named = move |State(app): State<Arc<App>>, Path(model): Path<String>, req: Request| {
-                proxy::handle(app, endpoint, Some(model), req, std::time::Instant::now())
+                proxy::handle(app, endpoint, Some(model), req, std::time::Instant::now(), false)
             };
             r = r
                 .route(&format!("{prefix}{path}"), post(direct))
@@ -87,7 +87,7 @@ impl Gateway {
         req: Request,
         received: std::time::Instant,
     ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static {
-        proxy::handle(self.app.clone(), endpoint, None, req, received)
+        proxy::handle(self.app.clone(), endpoint, None, req, received, true)
     }
 
     /// The largest request body the gateway accepts, and how long a client has to send it.
@@ -127,7 +127,9 @@ where
         match direct_route(req.method(), req.uri().path()) {
             Some(endpoint) => {
                 let app = self.app.clone();
-                Box::pin(async move { Ok(proxy::handle(app, endpoint, None, req, std::time::Instant::now()).await) })
+                Box::pin(
+                    async move { Ok(proxy::handle(app, endpoint, None, req, std::time::Instant::now(), false).await) },
+                )
             }
             None => Box::pin(tower::Service::call(&mut self.router, req)),
         }

@@ -311,3 +311,34 @@ fn streams_are_chunked_on_kept_alive_connections() {
     s.write_all(&keep_alive_chat(&seed_payload(false))).unwrap();
     assert_eq!(read_one_response(&mut s).0, 200);
 }
+
+#[test]
+fn answers_carry_the_same_headers_whoever_writes_their_head() {
+    let m = mock(&[]);
+    let g = gateway(&config(""), Some(&m));
+    let names = |r: &Response| {
+        let mut names: Vec<String> = r
+            .headers
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| !["date", "content-length", "transfer-encoding", "connection"].contains(&n.as_str()))
+            .collect();
+        names.sort();
+        names
+    };
+    for (model, stream) in [("fake-openai-endpoint", false), ("fake-openai-endpoint", true), ("error-503", false)] {
+        let body = chat_for(model, stream);
+        // A Content-Length body: served by listen/direct.rs.
+        let direct = raw(g.addr, &build("POST", "/chat/completions", Some("sk-1234"), body.as_bytes()));
+        // A chunked body: handed to hyper.
+        let chunked = format!(
+            "POST /chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sk-1234\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        );
+        let hyper = raw(g.addr, chunked.as_bytes());
+        assert_eq!(direct.status, hyper.status, "{model} stream={stream}");
+        assert_eq!(names(&direct), names(&hyper), "{model} stream={stream}");
+        assert!(names(&direct).iter().any(|n| n.starts_with("llm_provider-")), "{model}: {:?}", names(&direct));
+        assert_eq!(direct.header("x-litellm-attempted-retries"), hyper.header("x-litellm-attempted-retries"));
+    }
+}

@@ -340,6 +340,9 @@ async fn write_response(stream: &mut TcpStream, response: Response, keep_alive: 
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
+    if let Some(lines) = parts.extensions.get::<crate::proxy::headers::HeadLines>() {
+        head.extend_from_slice(&lines.0);
+    }
     if !parts.headers.contains_key(http::header::DATE) {
         head.extend_from_slice(b"date: ");
         head.extend_from_slice(&http_date());

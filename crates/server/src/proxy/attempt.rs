@@ -79,7 +79,7 @@ impl Call<Target> for UpstreamCall<'_> {
                 self.settle(None);
                 let mut resp = Response::new(axum::body::Body::from(bytes));
                 resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-                self.meta.apply(resp.headers_mut());
+                self.meta.finish(None, &mut resp);
                 Ok(resp)
             }
             TargetKind::OpenAi(t) => self.forward(attempt, t, &target.provider, depth).await,
@@ -160,8 +160,7 @@ impl UpstreamCall<'_> {
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        headers::forward_upstream(upstream_headers, h);
-        self.meta.apply(h);
+        self.meta.finish(Some(upstream_headers), &mut resp);
         Ok(resp)
     }
 
@@ -284,8 +283,7 @@ impl UpstreamCall<'_> {
         *resp.status_mut() = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers::forward_upstream(&up.headers, h);
-        self.meta.apply(h);
+        self.meta.finish(Some(&up.headers), &mut resp);
         Ok(resp)
     }
 }

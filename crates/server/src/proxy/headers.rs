@@ -42,6 +42,24 @@ pub struct CallMeta {
     pub charge: Option<std::sync::Arc<crate::access::charge::Charge>>,
     /// `x-litellm-response-cost`, once the usage is known before the headers go out.
     pub cost: Option<f64>,
+    /// The response's head is written by `listen::direct`: [`CallMeta::finish`] hands it the
+    /// upstream's headers and ours as lines ([`HeadLines`]) instead of a header map's entries.
+    pub head_lines: bool,
+}
+
+/// Response headers already written as `name: value\r\n` lines, for a response whose head
+/// `listen::direct` writes itself. Inserting them into the header map hashed every name (a
+/// multiply per byte, ~730 bytes of names per answer): ~9k instructions of a proxied request.
+#[derive(Clone, Default)]
+pub struct HeadLines(pub Vec<u8>);
+
+impl HeadLines {
+    fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.0.extend_from_slice(name);
+        self.0.extend_from_slice(b": ");
+        self.0.extend_from_slice(value);
+        self.0.extend_from_slice(b"\r\n");
+    }
 }
 
 impl CallMeta {
@@ -65,6 +83,7 @@ impl CallMeta {
             recorded: false,
             charge: None,
             cost: None,
+            head_lines: false,
         }
     }
 
@@ -74,25 +93,65 @@ impl CallMeta {
     }
 
     pub fn apply(&self, out: &mut HeaderMap) {
-        out.insert(CALL_ID, self.call_id.clone());
+        self.each(|name, value| {
+            out.insert(name, value);
+        });
+    }
+
+    /// Adds the upstream's headers (see [`forward_upstream`]) and ours to `resp`: as lines when
+    /// `listen::direct` writes the head, else into its header map. `x-litellm-attempted-retries`
+    /// is left to the caller, which knows the count ([`super::proxy_body`] sets it on every
+    /// response that comes through here).
+    pub fn finish<B>(&self, upstream: Option<&HeaderMap>, resp: &mut http::Response<B>) {
+        if !self.head_lines {
+            if let Some(up) = upstream {
+                forward_upstream(up, resp.headers_mut());
+            }
+            self.apply(resp.headers_mut());
+            return;
+        }
+        let mut lines = HeadLines(Vec::with_capacity(1024));
+        if let Some(up) = upstream {
+            for (name, value) in up {
+                if let Some(also_as_is) = forwarded(name) {
+                    if also_as_is {
+                        lines.push(name.as_str().as_bytes(), value.as_bytes());
+                    }
+                    lines.0.extend_from_slice(b"llm_provider-");
+                    lines.push(name.as_str().as_bytes(), value.as_bytes());
+                }
+            }
+        }
+        self.each(|name, value| {
+            if name != ATTEMPTED_RETRIES {
+                lines.push(name.as_str().as_bytes(), value.as_bytes());
+            }
+        });
+        resp.extensions_mut().insert(lines);
+    }
+
+    /// Every `x-litellm-*` header of the call, then the key's rate-limit headers; a later one
+    /// of the same name replaces an earlier one.
+    fn each(&self, mut put: impl FnMut(HeaderName, HeaderValue)) {
+        put(CALL_ID, self.call_id.clone());
         if let Some(id) = &self.model_id {
-            out.insert(MODEL_ID, id.clone());
+            put(MODEL_ID, id.clone());
         }
         if let Some(base) = &self.api_base {
-            out.insert(MODEL_API_BASE, base.clone());
+            put(MODEL_API_BASE, base.clone());
         }
-        out.insert(ATTEMPTED_RETRIES, HeaderValue::from_static("0"));
+        put(ATTEMPTED_RETRIES, HeaderValue::from_static("0"));
         let total = self.started.elapsed();
-        out.insert(RESPONSE_DURATION, millis(total));
-        out.insert(OVERHEAD_DURATION, millis(total.saturating_sub(self.upstream)));
+        put(RESPONSE_DURATION, millis(total));
+        put(OVERHEAD_DURATION, millis(total.saturating_sub(self.upstream)));
         if let Some(cost) = self.cost {
             if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
-                out.insert(RESPONSE_COST, v);
+                put(RESPONSE_COST, v);
             }
         }
         if let Some(charge) = &self.charge {
             for (name, value) in &charge.admission().headers {
-                out.insert(name.clone(), value.clone());
+                put(name.clone(), value.clone());
             }
         }
     }
@@ -145,6 +204,13 @@ thread_local! {
 const HOP_BY_HOP: &[&str] =
     &["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"];
 
+/// Whether an upstream header goes to the client: `None` for hop-by-hop ones, else whether it
+/// also goes as it is (OpenAI's rate-limit headers) besides under `llm_provider-`.
+fn forwarded(name: &HeaderName) -> Option<bool> {
+    let name = name.as_str();
+    (!HOP_BY_HOP.contains(&name)).then(|| name.starts_with("x-ratelimit-"))
+}
+
 /// Copies the upstream's headers: every one under `llm_provider-`, and OpenAI's rate-limit headers
 /// also as they are.
 pub fn forward_upstream(upstream: &HeaderMap, out: &mut HeaderMap) {
@@ -153,10 +219,8 @@ pub fn forward_upstream(upstream: &HeaderMap, out: &mut HeaderMap) {
         // Every answer that carries upstream headers passes here first, streamed or not.
         out.reserve(TYPICAL_RESPONSE_HEADERS.saturating_sub(out.len()));
         for (name, value) in upstream {
-            if HOP_BY_HOP.contains(&name.as_str()) {
-                continue;
-            }
-            if name.as_str().starts_with("x-ratelimit-") {
+            let Some(also_as_is) = forwarded(name) else { continue };
+            if also_as_is {
                 out.append(name.clone(), value.clone());
             }
             let prefixed = match cache.get(name) {
@@ -202,6 +266,48 @@ mod tests {
         assert_eq!(out["x-litellm-call-id"].len(), 36);
         assert_eq!(out["x-litellm-attempted-retries"], "0");
         assert!(out["x-litellm-response-duration-ms"].to_str().unwrap().parse::<f64>().is_ok());
+    }
+
+    #[test]
+    fn head_lines_carry_what_the_header_map_gets() {
+        let mut up = HeaderMap::new();
+        up.insert("openai-processing-ms", "12".parse().unwrap());
+        up.insert("x-ratelimit-remaining-requests", "99".parse().unwrap());
+        up.append("set-cookie", "a=1".parse().unwrap());
+        up.append("set-cookie", "b=2".parse().unwrap());
+        up.insert("transfer-encoding", "chunked".parse().unwrap());
+        let mut meta = CallMeta::new(&HeaderMap::new(), Instant::now());
+        meta.model_id = Some(HeaderValue::from_static("m1"));
+        meta.cost = Some(0.25);
+        let mut mapped = http::Response::new(());
+        meta.finish(Some(&up), &mut mapped);
+        meta.head_lines = true;
+        let mut lined = http::Response::new(());
+        meta.finish(Some(&up), &mut lined);
+        assert!(mapped.extensions().get::<HeadLines>().is_none());
+        let lines = String::from_utf8(lined.extensions().get::<HeadLines>().unwrap().0.clone()).unwrap();
+        let mut from_lines: Vec<(String, String)> = lines
+            .split_terminator("\r\n")
+            .map(|l| l.split_once(": ").map(|(n, v)| (n.to_string(), v.to_string())).unwrap())
+            .collect();
+        // The caller sets the retry count on both; durations differ by the time between calls.
+        let mut from_map: Vec<(String, String)> = mapped
+            .headers()
+            .iter()
+            .filter(|(n, _)| *n != ATTEMPTED_RETRIES)
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        for pairs in [&mut from_lines, &mut from_map] {
+            for (name, value) in pairs.iter_mut() {
+                if name.ends_with("-duration-ms") {
+                    value.clear();
+                }
+            }
+            pairs.sort();
+        }
+        assert_eq!(from_lines, from_map);
+        assert!(from_lines.contains(&("llm_provider-set-cookie".into(), "b=2".into())));
+        assert!(from_lines.iter().all(|(n, _)| !n.contains("transfer-encoding")));
     }
 
     #[test]

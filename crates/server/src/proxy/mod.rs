@@ -25,15 +25,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Serves one OpenAI-format call; `received` is when its head arrived (the body's timeout and the
-/// reported durations count from then).
+/// reported durations count from then). With `head_lines` the answer's forwarded and
+/// `x-litellm-*` headers come as [`headers::HeadLines`] for `listen::direct` to write.
 pub(crate) async fn handle(
     app: Arc<App>,
     endpoint: Endpoint,
     path_model: Option<String>,
     req: Request,
     received: Instant,
+    head_lines: bool,
 ) -> Response {
     let mut meta = CallMeta::new(req.headers(), received);
+    meta.head_lines = head_lines;
     let user_agent = req.headers().get(http::header::USER_AGENT).cloned();
     let resp = match proxy(&app, endpoint, path_model, req, &mut meta).await {
         Ok(resp) => resp,
@@ -174,10 +177,7 @@ pub(crate) async fn proxy_body(
         }
         Err(ExecError::Upstream(e)) => {
             let mut resp = error_response(&e.api);
-            if let Some(h) = &e.upstream_headers {
-                headers::forward_upstream(h, resp.headers_mut());
-            }
-            call.meta.apply(resp.headers_mut());
+            call.meta.finish(e.upstream_headers.as_ref(), &mut resp);
             retry_headers(resp.headers_mut());
             Ok(resp)
         }

@@ -4,7 +4,6 @@
 //! Unlike the OpenAI passthrough this builds JSON trees: translation needs them, and these
 //! providers' latencies dwarf the cost.
 
-use super::headers;
 use super::relay::Step;
 use super::upstream;
 use super::{read_upstream, ReadError};
@@ -273,8 +272,7 @@ impl UpstreamCall<'_> {
         let mut resp = Response::new(axum::body::Body::from(out.to_string()));
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers::forward_upstream(&up.headers, h);
-        self.meta.apply(h);
+        self.meta.finish(Some(&up.headers), &mut resp);
         Ok(resp)
     }
 }
@@ -466,8 +464,7 @@ impl UpstreamCall<'_> {
         if let Some(ct) = up.headers.get(header::CONTENT_TYPE) {
             h.insert(header::CONTENT_TYPE, ct.clone());
         }
-        headers::forward_upstream(&up.headers, h);
-        self.meta.apply(h);
+        self.meta.finish(Some(&up.headers), &mut resp);
         resp.extensions_mut().insert(super::attempt::NativeAnthropic);
         Ok(resp)
     }
