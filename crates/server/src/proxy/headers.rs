@@ -4,6 +4,7 @@ use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue};
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 // Names built once: inserting by `&str` would parse and validate the name on every request.
@@ -94,7 +95,9 @@ impl CallMeta {
 
     pub fn apply(&self, out: &mut HeaderMap) {
         self.each(|name, value| {
-            out.insert(name, value);
+            if let Some(value) = value.header() {
+                out.insert(name, value);
+            }
         });
     }
 
@@ -124,35 +127,62 @@ impl CallMeta {
         }
         self.each(|name, value| {
             if name != ATTEMPTED_RETRIES {
-                lines.push(name.as_str().as_bytes(), value.as_bytes());
+                lines.push(name.as_str().as_bytes(), value.bytes());
             }
         });
         resp.extensions_mut().insert(lines);
     }
 
     /// Every `x-litellm-*` header of the call, then the key's rate-limit headers; a later one
-    /// of the same name replaces an earlier one.
-    fn each(&self, mut put: impl FnMut(HeaderName, HeaderValue)) {
-        put(CALL_ID, self.call_id.clone());
+    /// of the same name replaces an earlier one. Values made here (durations, cost) come as
+    /// text, so the lines need no header value built for them.
+    fn each(&self, mut put: impl FnMut(HeaderName, Value<'_>)) {
+        put(CALL_ID, Value::Header(&self.call_id));
         if let Some(id) = &self.model_id {
-            put(MODEL_ID, id.clone());
+            put(MODEL_ID, Value::Header(id));
         }
         if let Some(base) = &self.api_base {
-            put(MODEL_API_BASE, base.clone());
+            put(MODEL_API_BASE, Value::Header(base));
         }
-        put(ATTEMPTED_RETRIES, HeaderValue::from_static("0"));
+        put(ATTEMPTED_RETRIES, Value::Text(b"0"));
         let total = self.started.elapsed();
-        put(RESPONSE_DURATION, millis(total));
-        put(OVERHEAD_DURATION, millis(total.saturating_sub(self.upstream)));
+        let mut buf = [0u8; 48];
+        put(RESPONSE_DURATION, Value::Text(millis(total, &mut buf)));
+        put(OVERHEAD_DURATION, Value::Text(millis(total.saturating_sub(self.upstream), &mut buf)));
         if let Some(cost) = self.cost {
-            if let Ok(v) = HeaderValue::from_str(&cost.to_string()) {
-                put(RESPONSE_COST, v);
+            let mut text = std::io::Cursor::new([0u8; 48]);
+            if write!(text, "{cost}").is_ok() {
+                let len = text.position() as usize;
+                put(RESPONSE_COST, Value::Text(&text.get_ref()[..len]));
             }
         }
         if let Some(charge) = &self.charge {
             for (name, value) in &charge.admission().headers {
-                put(name.clone(), value.clone());
+                put(name.clone(), Value::Header(value));
             }
+        }
+    }
+}
+
+/// A response header's value as [`CallMeta::each`] gives it.
+enum Value<'a> {
+    Header(&'a HeaderValue),
+    /// Digits and dots: always a valid header value.
+    Text(&'a [u8]),
+}
+
+impl Value<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Value::Header(v) => v.as_bytes(),
+            Value::Text(t) => t,
+        }
+    }
+
+    fn header(&self) -> Option<HeaderValue> {
+        match self {
+            Value::Header(v) => Some((*v).clone()),
+            Value::Text(t) => HeaderValue::from_bytes(t).ok(),
         }
     }
 }
@@ -169,9 +199,8 @@ pub fn count(n: u32) -> HeaderValue {
 
 /// Milliseconds with three decimals (`12.345`), written with integer arithmetic: float
 /// formatting was a visible share of a request's instructions.
-fn millis(d: Duration) -> HeaderValue {
+fn millis(d: Duration, buf: &mut [u8; 48]) -> &[u8] {
     let micros = d.as_micros();
-    let mut buf = [0u8; 48];
     let mut at = buf.len();
     let mut put = |digit: u128| {
         at -= 1;
@@ -192,7 +221,7 @@ fn millis(d: Duration) -> HeaderValue {
             break;
         }
     }
-    HeaderValue::from_bytes(&buf[at..]).expect("digits and a dot are a valid header value")
+    &buf[at..]
 }
 
 thread_local! {
@@ -319,9 +348,12 @@ mod tests {
 
     #[test]
     fn millis_have_three_decimals() {
-        assert_eq!(millis(Duration::from_micros(12_345)), "12.345");
-        assert_eq!(millis(Duration::from_micros(7)), "0.007");
-        assert_eq!(millis(Duration::from_nanos(999)), "0.000");
-        assert_eq!(millis(Duration::from_secs(90)), "90000.000");
+        let mut buf = [0u8; 48];
+        assert_eq!(millis(Duration::from_micros(12_345), &mut buf), b"12.345");
+        assert_eq!(millis(Duration::from_micros(7), &mut buf), b"0.007");
+        assert_eq!(millis(Duration::from_nanos(999), &mut buf), b"0.000");
+        assert_eq!(millis(Duration::from_secs(90), &mut buf), b"90000.000");
+        let most = Duration::MAX.as_micros();
+        assert_eq!(millis(Duration::MAX, &mut buf), format!("{}.{:03}", most / 1000, most % 1000).as_bytes());
     }
 }
