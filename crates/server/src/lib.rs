@@ -3,8 +3,9 @@
 //!
 //! `config` turns a LiteLLM `config.yaml` into typed settings (reporting what it ignores),
 //! `auth` checks the caller's key, `proxy` carries a request to its upstream and the answer back,
-//! `info` serves the model lists and health routes, and `listen` runs the accept loop with the
-//! timeouts that keep slow clients from holding tasks forever.
+//! `info` serves the model lists and health routes, and `listen` runs the accept loop (its own
+//! HTTP/1.1 for the proxy routes' plain requests, hyper for the rest) with the timeouts that keep
+//! slow clients from holding tasks forever.
 
 pub mod access;
 pub mod app;
@@ -63,11 +64,12 @@ pub fn routes(app: Arc<App>) -> axum::Router {
         .with_state(app)
 }
 
-/// What each client connection runs: [`routes`], with the POST routes that carry the traffic
-/// (chat, completions and embeddings, with and without `/v1`) matched by their exact path and
-/// called directly. Going through axum's router cost ~3k instructions per request (path
-/// matching, an extensions map for path parameters, boxed and cloned services); everything
-/// else, these paths with other methods included, still does.
+/// What each client connection runs. `listen`'s own HTTP/1.1 path calls [`Gateway::direct`] for
+/// the plain requests to the routes that carry the traffic; on connections hyper serves, the
+/// tower service below matches the same POST routes (chat, completions and embeddings, with and
+/// without `/v1`) by their exact path and calls them directly, and everything else goes through
+/// [`routes`]. Going through axum's router cost ~3k instructions per request (path matching, an
+/// extensions map for path parameters, boxed and cloned services).
 #[derive(Clone)]
 pub struct Gateway {
     app: Arc<App>,
