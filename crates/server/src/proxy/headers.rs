@@ -273,18 +273,27 @@ pub fn forward_upstream(upstream: &HeaderMap, out: &mut HeaderMap) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn forwards_with_prefix_and_copies_rate_limits() {
+    /// An upstream's answer headers: its own, a rate-limit one, a repeated one, a hop-by-hop one.
+    fn upstream_headers() -> HeaderMap {
         let mut up = HeaderMap::new();
         up.insert("openai-processing-ms", "12".parse().unwrap());
         up.insert("x-ratelimit-remaining-requests", "99".parse().unwrap());
+        up.append("set-cookie", "a=1".parse().unwrap());
+        up.append("set-cookie", "b=2".parse().unwrap());
         up.insert("transfer-encoding", "chunked".parse().unwrap());
+        up
+    }
+
+    #[test]
+    fn forwards_with_prefix_and_copies_rate_limits() {
+        let up = upstream_headers();
         let mut out = HeaderMap::new();
         forward_upstream(&up, &mut out);
         assert_eq!(out["llm_provider-openai-processing-ms"], "12");
         assert_eq!(out["x-ratelimit-remaining-requests"], "99");
         assert_eq!(out["llm_provider-x-ratelimit-remaining-requests"], "99");
         assert!(out.get("llm_provider-transfer-encoding").is_none());
+        assert_eq!(out.get_all("llm_provider-set-cookie").iter().count(), 2);
     }
 
     #[test]
@@ -299,12 +308,7 @@ mod tests {
 
     #[test]
     fn head_lines_carry_what_the_header_map_gets() {
-        let mut up = HeaderMap::new();
-        up.insert("openai-processing-ms", "12".parse().unwrap());
-        up.insert("x-ratelimit-remaining-requests", "99".parse().unwrap());
-        up.append("set-cookie", "a=1".parse().unwrap());
-        up.append("set-cookie", "b=2".parse().unwrap());
-        up.insert("transfer-encoding", "chunked".parse().unwrap());
+        let up = upstream_headers();
         let mut meta = CallMeta::new(&HeaderMap::new(), Instant::now());
         meta.model_id = Some(HeaderValue::from_static("m1"));
         meta.cost = Some(0.25);
