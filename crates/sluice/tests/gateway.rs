@@ -342,3 +342,38 @@ fn answers_carry_the_same_headers_whoever_writes_their_head() {
         assert_eq!(direct.header("x-litellm-attempted-retries"), hyper.header("x-litellm-attempted-retries"));
     }
 }
+
+#[test]
+fn shutdown_answers_the_request_in_flight_and_closes_idle_connections() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let m = mock(&[]);
+    let mut g = gateway(&config(""), Some(&m));
+    // An idle kept-alive connection, after one answered request.
+    let mut idle = connect(g.addr);
+    idle.write_all(&keep_alive_chat(&seed_payload(false))).unwrap();
+    assert_eq!(read_one_response(&mut idle).0, 200);
+    // A request still waiting on its upstream (the deployment's 1 s timeout ends it).
+    let mut busy = connect(g.addr);
+    let slow = chat_for("sleep-3000", false);
+    let head = format!(
+        "POST /chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sk-1234\r\nContent-Length: {}\r\n\r\n",
+        slow.len()
+    );
+    busy.write_all(&[head.as_bytes(), slow.as_bytes()].concat()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    let kill = std::process::Command::new("kill").args(["-TERM", &g.pid().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let mut byte = [0u8; 1];
+    assert_eq!(idle.read(&mut byte).unwrap(), 0, "the idle connection is closed");
+    assert!(signalled.elapsed() < Duration::from_millis(500), "closed at once: {:?}", signalled.elapsed());
+    let (status, head) = read_one_response(&mut busy);
+    assert!(status >= 400, "the request in flight still gets its answer: {head}");
+    assert!(head.to_ascii_lowercase().contains("connection: close"), "{head}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while g.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the gateway did not exit after draining");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

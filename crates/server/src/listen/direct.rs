@@ -235,7 +235,10 @@ fn parse(buf: &[u8], max_body: usize) -> Parsed {
         endpoint,
         len,
         body_len: 0,
-        path: (at(path.as_bytes()) as usize, at(path.as_bytes()) as usize + path.len()),
+        path: {
+            let start = at(path.as_bytes()) as usize;
+            (start, start + path.len())
+        },
         headers: [(0, 0, 0, 0); MAX_HEADERS],
         header_count: req.headers.len(),
         close: false,
@@ -335,18 +338,13 @@ async fn write_response(stream: &mut TcpStream, response: Response, keep_alive: 
         {
             continue;
         }
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
+        crate::proxy::push_field(&mut head, name.as_str().as_bytes(), value.as_bytes());
     }
     if let Some(lines) = parts.extensions.get::<crate::proxy::headers::HeadLines>() {
         head.extend_from_slice(&lines.0);
     }
     if !parts.headers.contains_key(http::header::DATE) {
-        head.extend_from_slice(b"date: ");
-        head.extend_from_slice(&http_date());
-        head.extend_from_slice(b"\r\n");
+        crate::proxy::push_field(&mut head, b"date", &http_date());
     }
     if !keep_alive {
         head.extend_from_slice(b"connection: close\r\n");
@@ -358,24 +356,23 @@ async fn write_response(stream: &mut TcpStream, response: Response, keep_alive: 
     }
     if let Some(len) = body.size_hint().exact() {
         let _ = write!(head, "content-length: {len}\r\n\r\n");
-        // Usually one piece; several are joined rather than written one call each.
-        let mut data = Bytes::new();
-        let mut joined: Option<BytesMut> = None;
+        // A proxied answer is up to three pieces (the body around the re-stamped model name):
+        // written as they are, in the head's write; a fourth and later ones are joined.
+        let mut pieces: [Bytes; 3] = Default::default();
+        let mut count = 0;
+        let mut rest = BytesMut::new();
         while let Some(frame) = body.frame().await {
             let Ok(chunk) = frame.map_err(io::Error::other)?.into_data() else { continue };
-            match &mut joined {
-                Some(all) => all.extend_from_slice(&chunk),
-                None if data.is_empty() => data = chunk,
-                None => {
-                    let mut all = BytesMut::with_capacity(len as usize);
-                    all.extend_from_slice(&data);
-                    all.extend_from_slice(&chunk);
-                    joined = Some(all);
+            match pieces.get_mut(count) {
+                Some(piece) => {
+                    *piece = chunk;
+                    count += 1;
                 }
+                None => rest.extend_from_slice(&chunk),
             }
         }
-        let data = joined.map(BytesMut::freeze).unwrap_or(data);
-        return write_all(stream, &mut [&head, &data]).await;
+        let [a, b, c] = &pieces;
+        return write_all(stream, &mut [&head, a, b, c, &rest]).await;
     }
     head.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
     let mut pending_head = Some(head);
@@ -479,6 +476,74 @@ mod tests {
         for bad in [&b""[..], b"1 2", b"-1", b"+1", b"0x10", b"1234567890123"] {
             assert_eq!(content_length(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    /// A body of the given pieces, of exact length when `sized`.
+    struct Pieces {
+        left: std::collections::VecDeque<Bytes>,
+        sized: bool,
+    }
+
+    impl http_body::Body for Pieces {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.left.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+        }
+
+        fn size_hint(&self) -> http_body::SizeHint {
+            let len = self.left.iter().map(|b| b.len() as u64).sum();
+            if self.sized {
+                http_body::SizeHint::with_exact(len)
+            } else {
+                http_body::SizeHint::new()
+            }
+        }
+    }
+
+    /// What `write_response` puts on the wire for a body of `pieces`.
+    async fn written(pieces: &[&'static str], sized: bool, keep_alive: bool) -> String {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let body = Pieces { left: pieces.iter().map(|p| Bytes::from_static(p.as_bytes())).collect(), sized };
+        let mut response = Response::new(axum::body::Body::new(body));
+        response.headers_mut().insert("x-one", HeaderValue::from_static("1"));
+        let mut lines = crate::proxy::headers::HeadLines::default();
+        lines.0.extend_from_slice(b"x-two: 2\r\n");
+        response.extensions_mut().insert(lines);
+        write_response(&mut server, response, keep_alive).await.unwrap();
+        drop(server);
+        let mut out = String::new();
+        let mut client = client;
+        client.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn whole_bodies_of_any_number_of_pieces_go_out_with_their_length() {
+        for pieces in [&[][..], &["{}"], &["{\"a\":", "1", "}"], &["a", "b", "c", "d", "e"]] {
+            let text = written(pieces, true, true).await;
+            let body = pieces.concat();
+            assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+            assert!(text.contains("\r\nx-one: 1\r\nx-two: 2\r\n"), "head lines follow the map's: {text}");
+            assert!(text.contains(&format!("\r\ncontent-length: {}\r\n", body.len())), "{text}");
+            assert!(!text.contains("connection: close"), "{text}");
+            assert!(text.ends_with(&format!("\r\n\r\n{body}")), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_of_unknown_length_go_out_chunked() {
+        let text = written(&["data: 1\n\n", "", "data: [DONE]\n\n"], false, false).await;
+        assert!(text.contains("\r\ntransfer-encoding: chunked\r\n"), "{text}");
+        assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n9\r\ndata: 1\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"), "{text:?}");
     }
 
     #[test]

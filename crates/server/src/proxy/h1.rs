@@ -10,7 +10,7 @@
 mod chunked;
 mod head;
 
-pub use head::{encode_request, Answer, Framing};
+pub use head::{encode_request, push_field, Answer, Framing};
 
 use bytes::{Bytes, BytesMut};
 use chunked::Chunk;

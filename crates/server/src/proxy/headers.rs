@@ -56,10 +56,7 @@ pub struct HeadLines(pub Vec<u8>);
 
 impl HeadLines {
     fn push(&mut self, name: &[u8], value: &[u8]) {
-        self.0.extend_from_slice(name);
-        self.0.extend_from_slice(b": ");
-        self.0.extend_from_slice(value);
-        self.0.extend_from_slice(b"\r\n");
+        super::push_field(&mut self.0, name, value);
     }
 }
 
@@ -133,9 +130,9 @@ impl CallMeta {
         resp.extensions_mut().insert(lines);
     }
 
-    /// Every `x-litellm-*` header of the call, then the key's rate-limit headers; a later one
-    /// of the same name replaces an earlier one. Values made here (durations, cost) come as
-    /// text, so the lines need no header value built for them.
+    /// Every `x-litellm-*` header of the call, then the key's rate-limit headers, each name once
+    /// (the lines write what they are given; the map's `insert` would hide a repeat). Values made
+    /// here (durations, cost) come as text, so the lines need no header value built for them.
     fn each(&self, mut put: impl FnMut(HeaderName, Value<'_>)) {
         put(CALL_ID, Value::Header(&self.call_id));
         if let Some(id) = &self.model_id {

@@ -3,6 +3,8 @@
 mod attempt;
 pub mod body;
 mod h1;
+/// Writes one `name: value\r\n` header line: request heads, answer heads and head lines alike.
+pub(crate) use h1::push_field;
 pub mod headers;
 pub mod messages;
 pub mod mock;

@@ -49,7 +49,8 @@ pub fn encode_request(out: &mut Vec<u8>, method: &Method, path: &str, host: &str
     out.extend_from_slice(b"\r\n");
 }
 
-fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// Appends one `name: value` header line.
+pub fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
