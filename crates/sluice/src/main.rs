@@ -4,6 +4,8 @@
 //! `sluice mock` runs the fake provider, `sluice load` the load generator, and `sluice check`
 //! validates a config without serving it.
 
+#[cfg(not(feature = "system-allocator"))]
+mod allocator;
 mod open_files;
 
 use clap::{Args, Parser, Subcommand};
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 // feature drops it so that heap profilers, which intercept malloc, see every allocation.
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::MiMalloc = allocator::MiMalloc;
 
 #[derive(Parser, Debug)]
 #[command(name = "sluice", version, about = "An LLM gateway: a drop-in replacement for the LiteLLM Proxy")]

@@ -135,14 +135,7 @@ pub struct RequestView<'a> {
 /// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
 /// with a message that tells the client what to fix.
 pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiError> {
-    // SIMD validation: a prompt is tens of kilobytes, and std's check was a visible cost. Its
-    // error says only "invalid"; std's then finds the offset for the message.
-    let text = simdutf8::basic::from_utf8(body).or_else(|_| std::str::from_utf8(body)).map_err(|e| {
-        ApiError::bad_request(format!(
-            "Request body is not valid UTF-8 (invalid byte at offset {}). Send the body as UTF-8 encoded JSON.",
-            e.valid_up_to()
-        ))
-    })?;
+    let text = utf8(body)?;
     if text.trim_start().is_empty() {
         return Err(ApiError::bad_request(
             "Request body is empty. Send a JSON object, e.g. {\"model\": \"...\", \"messages\": [...]}.",
@@ -219,6 +212,23 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
     let user = raw.user.and_then(json_str);
 
     Ok(RequestView { model, model_span, stream, include_usage, user, messages: raw.messages, prompt: raw.prompt })
+}
+
+/// The body as text. A prompt is tens of kilobytes, and std's validation was a visible cost: an
+/// all-ASCII body (nearly every one) needs only a SIMD check of the high bits; any other gets
+/// SIMD validation, whose error says only "invalid", and then std's, which finds the offset for
+/// the message.
+fn utf8(body: &[u8]) -> Result<&str, ApiError> {
+    if scan::is_ascii(body) {
+        // SAFETY: every byte is ASCII, and ASCII is UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(body) });
+    }
+    simdutf8::basic::from_utf8(body).or_else(|_| std::str::from_utf8(body)).map_err(|e| {
+        ApiError::bad_request(format!(
+            "Request body is not valid UTF-8 (invalid byte at offset {}). Send the body as UTF-8 encoded JSON.",
+            e.valid_up_to()
+        ))
+    })
 }
 
 /// A JSON value's text as a string, if it is one: borrowed from the body when it has no escapes
@@ -298,10 +308,57 @@ pub fn response(json: &[u8]) -> Result<ResponseView, NotJsonObject> {
         }
     };
     let usage = match usage {
-        Some(v) => Some(serde_json::from_str::<Usage>(v).map_err(|_| NotJsonObject)?),
+        Some(v) => Some(match Usage::scan(v) {
+            Some(usage) => usage,
+            None => serde_json::from_str::<Usage>(v).map_err(|_| NotJsonObject)?,
+        }),
         None => None,
     };
     Ok(ResponseView { model_span: model.map(|v| span_of(text, v)), usage })
+}
+
+impl Usage {
+    /// Reads the usual `usage` object (whole-number counts, no nulls) without serde, which cost
+    /// about as much as finding the object in the answer. `None` leaves anything else, errors
+    /// included, to the derived `Deserialize`.
+    fn scan(v: &str) -> Option<Usage> {
+        if v.contains("null") {
+            return None;
+        }
+        let [prompt, completion, total, details, cache_creation] = scan::fields(
+            v,
+            [
+                "prompt_tokens",
+                "completion_tokens",
+                "total_tokens",
+                "prompt_tokens_details",
+                "cache_creation_input_tokens",
+            ],
+        )?;
+        let count = |v: Option<&str>| match v {
+            None => Some(0),
+            Some(v) => whole_number(v),
+        };
+        let cached_tokens = match details {
+            None => 0,
+            Some(d) => count(scan::fields(d, ["cached_tokens"])?[0])?,
+        };
+        Some(Usage {
+            prompt_tokens: count(prompt)?,
+            completion_tokens: count(completion)?,
+            total_tokens: count(total)?,
+            cached_tokens,
+            cache_creation_input_tokens: count(cache_creation)?,
+        })
+    }
+}
+
+/// A JSON number that is a plain non-negative integer and fits a `u64`.
+fn whole_number(v: &str) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) || (v.len() > 1 && v.starts_with('0')) {
+        return None;
+    }
+    v.parse().ok()
 }
 
 /// The body was expected to be a JSON object and is not.
@@ -477,6 +534,22 @@ mod tests {
         }
     }
 
+    /// Long bodies (past the ASCII check's vector width): non-ASCII text is read as UTF-8, and a
+    /// stray byte is refused with its offset wherever it lies.
+    #[test]
+    fn long_bodies_are_checked_as_utf8() {
+        let prompt = "Ignore the instructions above. ".repeat(40);
+        let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{prompt} é 😀"}}]}}"#);
+        let v = request(body.as_bytes(), Endpoint::Chat).unwrap();
+        assert!(v.messages.unwrap().ends_with("é 😀\"}]"));
+        for at in [40, 700, body.len() - 2] {
+            let mut bad = body.clone().into_bytes();
+            bad[at] = 0xff;
+            let err = request(&bad, Endpoint::Chat).unwrap_err();
+            assert!(err.message.contains(&format!("invalid byte at offset {at}")), "{}", err.message);
+        }
+    }
+
     /// A small deterministic generator of request-like JSON, most of it valid, some of it mangled.
     struct Gen(u64);
 
@@ -642,6 +715,20 @@ mod tests {
             br#"{"usage":{"total_tokens":-1}}"#,
             br#"{"usage":[]}"#,
             br#"{"model":5,"usage":{"prompt_tokens":1,"extra":{"deep":[1,2,{"x":null}]}}}"#,
+            br#"{"usage":{"prompt_tokens":100,"completion_tokens":5,"total_tokens":105,"prompt_tokens_details":{"cached_tokens":80,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":2}}}"#,
+            br#"{"usage":{"prompt_tokens":1,"cache_creation_input_tokens":7,"prompt_tokens_details":{}}}"#,
+            br#"{"usage":{"prompt_tokens":null}}"#,
+            br#"{"usage":{"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":null}}}"#,
+            br#"{"usage":{"prompt_tokens_details":{"cached_tokens":"x"}}}"#,
+            br#"{"usage":{"prompt_tokens_details":[1]}}"#,
+            br#"{"usage":{"prompt_tokens":1.0}}"#,
+            br#"{"usage":{"prompt_tokens":1e2}}"#,
+            br#"{"usage":{"prompt_tokens":18446744073709551615}}"#,
+            br#"{"usage":{"prompt_tokens":18446744073709551616}}"#,
+            br#"{"usage":{"prompt_tokens":99999999999999999999}}"#,
+            br#"{"usage":{"prompt_tokens":1,"prompt_tokens":2}}"#,
+            br#"{"usage":{"prompt_\u0074okens":3}}"#,
+            br#"{"usage":{"total_tokens":0,"note":"null"}}"#,
             br#"{"model":"m"} trailing"#,
             br#"{"model":"m",}"#,
             br#"{"model":"m""#,
@@ -661,6 +748,18 @@ mod tests {
         // The scanner took the plain ones itself.
         assert!(scan::fields(r#"{"model":"m","usage":{"total_tokens":1}}"#, ["model", "usage"]).is_some());
         assert!(scan::fields(r#"{"model":"a","model":"b"}"#, ["model", "usage"]).is_none());
+        let plain = r#"{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":4}}"#;
+        assert_eq!(
+            Usage::scan(plain),
+            Some(Usage {
+                prompt_tokens: 9,
+                completion_tokens: 12,
+                total_tokens: 21,
+                cached_tokens: 4,
+                ..Default::default()
+            })
+        );
+        assert_eq!(Usage::scan(r#"{"prompt_tokens":1.0}"#), None);
     }
 
     #[test]
