@@ -36,11 +36,11 @@ pub fn routes(app: Arc<App>) -> axum::Router {
         for endpoint in DIRECT_ENDPOINTS {
             let path = endpoint.path();
             let direct = move |State(app): State<Arc<App>>, req: Request| {
-                proxy::handle(app, endpoint, None, req, std::time::Instant::now(), false)
+                proxy::handle(app, endpoint, None, req, std::time::Instant::now())
             };
             // Azure's and the legacy engines' paths name the model (it wins over the body's).
             let named = move |State(app): State<Arc<App>>, Path(model): Path<String>, req: Request| {
-                proxy::handle(app, endpoint, Some(model), req, std::time::Instant::now(), false)
+                proxy::handle(app, endpoint, Some(model), req, std::time::Instant::now())
             };
             r = r
                 .route(&format!("{prefix}{path}"), post(direct))
@@ -86,10 +86,12 @@ impl Gateway {
     pub(crate) fn direct(
         &self,
         endpoint: Endpoint,
-        req: Request,
+        parts: http::request::Parts,
+        body: proxy::ClientBody,
         received: std::time::Instant,
-    ) -> impl std::future::Future<Output = axum::response::Response> + Send + 'static {
-        proxy::handle(self.app.clone(), endpoint, None, req, received, true)
+    ) -> impl std::future::Future<Output = (axum::response::Response, Option<proxy::headers::HeadLines>)> + Send + 'static
+    {
+        proxy::handle_direct(self.app.clone(), endpoint, parts, body, received)
     }
 
     /// The largest request body the gateway accepts, and how long a client has to send it.
@@ -129,9 +131,7 @@ where
         match direct_route(req.method(), req.uri().path()) {
             Some(endpoint) => {
                 let app = self.app.clone();
-                Box::pin(
-                    async move { Ok(proxy::handle(app, endpoint, None, req, std::time::Instant::now(), false).await) },
-                )
+                Box::pin(async move { Ok(proxy::handle(app, endpoint, None, req, std::time::Instant::now()).await) })
             }
             None => Box::pin(tower::Service::call(&mut self.router, req)),
         }

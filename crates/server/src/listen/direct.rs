@@ -20,6 +20,8 @@
 //! streams, a `date` header, and graceful shutdown (idle connections close at once, a request in
 //! flight finishes first).
 
+use crate::proxy::headers::HeadLines;
+use crate::proxy::ClientBody;
 use crate::vectored::write_all;
 use crate::Gateway;
 use axum::response::Response;
@@ -136,7 +138,7 @@ pub async fn serve(
         }
         let head_bytes = buf.split_to(head.len).freeze();
         let body = buf.split_to(head.body_len.min(buf.len())).freeze();
-        let request = match head.request(&head_bytes, body, complete) {
+        let (parts, body) = match head.request(&head_bytes, body, complete) {
             Some(request) => request,
             None => {
                 let _ = stream.write_all(BAD_REQUEST).await;
@@ -146,7 +148,7 @@ pub async fn serve(
 
         // The handler runs while the connection is watched: a client that hangs up cancels it
         // (and with it the upstream call), as hyper did.
-        let handler = gateway.direct(head.endpoint, request, received);
+        let handler = gateway.direct(head.endpoint, parts, body, received);
         tokio::pin!(handler);
         let mut watching = true;
         let response = loop {
@@ -170,7 +172,8 @@ pub async fn serve(
         // An incomplete body leaves the rest of it on the connection: it cannot carry another
         // request.
         let keep_alive = complete && !head.close && !*shutdown.borrow();
-        if write_response(&mut stream, response, keep_alive).await.is_err() || !keep_alive {
+        let (response, lines) = response;
+        if write_response(&mut stream, response, lines, keep_alive).await.is_err() || !keep_alive {
             return Next::Close;
         }
     }
@@ -295,7 +298,7 @@ fn connection(value: &[u8]) -> Option<bool> {
 
 impl Head {
     /// The request for the handler; `None` if a name or value is not valid in an `http` request.
-    fn request(&self, head: &Bytes, body: Bytes, complete: bool) -> Option<axum::extract::Request> {
+    fn request(&self, head: &Bytes, body: Bytes, complete: bool) -> Option<(http::request::Parts, ClientBody)> {
         let mut headers = http::HeaderMap::with_capacity(self.header_count);
         for &(ns, ne, vs, ve) in &self.headers[..self.header_count] {
             let name = HeaderName::from_bytes(&head[ns as usize..ne as usize]).ok()?;
@@ -304,25 +307,30 @@ impl Head {
         }
         let uri = http::Uri::from_maybe_shared(head.slice(self.path.0..self.path.1)).ok()?;
         let body = if complete {
-            axum::body::Body::from(body)
+            ClientBody::Whole(body)
         } else {
             // What came, then nothing more: the handler's read runs into the body's deadline,
             // which has passed, and answers 408 as it does on hyper's connections.
             let rest = futures_util::stream::once(async move { Ok::<_, io::Error>(body) })
                 .chain(futures_util::stream::pending());
-            axum::body::Body::from_stream(rest)
+            ClientBody::Stream(axum::body::Body::from_stream(rest))
         };
-        let mut request = axum::extract::Request::new(body);
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = uri;
-        *request.headers_mut() = headers;
-        Some(request)
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.method = http::Method::POST;
+        parts.uri = uri;
+        parts.headers = headers;
+        Some((parts, body))
     }
 }
 
 /// Writes `response`: its head and a whole body in one vectored write, a body of unknown length
 /// chunk by chunk as it comes (a stream's events reach the client as the upstream sends them).
-async fn write_response(stream: &mut TcpStream, response: Response, keep_alive: bool) -> io::Result<()> {
+async fn write_response(
+    stream: &mut TcpStream,
+    response: Response,
+    lines: Option<HeadLines>,
+    keep_alive: bool,
+) -> io::Result<()> {
     let (parts, mut body) = response.into_parts();
     // An answer's head is ~1 KB: the upstream's headers twice over and ours.
     let mut head = Vec::with_capacity(2048);
@@ -340,7 +348,7 @@ async fn write_response(stream: &mut TcpStream, response: Response, keep_alive: 
         }
         crate::proxy::push_field(&mut head, name.as_str().as_bytes(), value.as_bytes());
     }
-    if let Some(lines) = parts.extensions.get::<crate::proxy::headers::HeadLines>() {
+    if let Some(lines) = lines {
         head.extend_from_slice(&lines.0);
     }
     if !parts.headers.contains_key(http::header::DATE) {
@@ -433,11 +441,15 @@ mod tests {
         assert_eq!(head.len, text.len() - 11);
         assert_eq!(head.body_len, 12);
         let bytes = Bytes::copy_from_slice(text.as_bytes());
-        let request = head.request(&bytes, Bytes::new(), true).unwrap();
-        assert_eq!(request.uri().path(), "/v1/chat/completions");
-        assert_eq!(request.headers()["authorization"], "Bearer k");
-        assert_eq!(request.headers()["host"], "x");
-        assert_eq!(request.headers().len(), 4);
+        let (request, body) = head.request(&bytes, Bytes::from_static(b"{}"), true).unwrap();
+        assert_eq!(request.method, http::Method::POST);
+        assert_eq!(request.uri.path(), "/v1/chat/completions");
+        assert_eq!(request.headers["authorization"], "Bearer k");
+        assert_eq!(request.headers["host"], "x");
+        assert_eq!(request.headers.len(), 4);
+        assert!(matches!(body, ClientBody::Whole(b) if b == "{}"));
+        let (_, cut_off) = head.request(&bytes, Bytes::new(), false).unwrap();
+        assert!(matches!(cut_off, ClientBody::Stream(_)), "an incomplete body is read against its deadline");
         assert!(!head.close);
         let close = text.replace("keep-alive", "Close");
         let Parsed::Head(head) = head_of(&close) else { panic!("not served here") };
@@ -514,10 +526,9 @@ mod tests {
         let body = Pieces { left: pieces.iter().map(|p| Bytes::from_static(p.as_bytes())).collect(), sized };
         let mut response = Response::new(axum::body::Body::new(body));
         response.headers_mut().insert("x-one", HeaderValue::from_static("1"));
-        let mut lines = crate::proxy::headers::HeadLines::default();
+        let mut lines = HeadLines::default();
         lines.0.extend_from_slice(b"x-two: 2\r\n");
-        response.extensions_mut().insert(lines);
-        write_response(&mut server, response, keep_alive).await.unwrap();
+        write_response(&mut server, response, Some(lines), keep_alive).await.unwrap();
         drop(server);
         let mut out = String::new();
         let mut client = client;

@@ -82,6 +82,20 @@ pub async fn drain_small(headers: &HeaderMap, body: axum::body::Body) {
     }
 }
 
+/// The answer to a body over `limit` bytes (`size`, when known).
+pub fn too_large(limit: usize, size: Option<u64>) -> ApiError {
+    let mb = |b: f64| b / (1024.0 * 1024.0);
+    let size = size.map(|s| format!("Request size is {:.2} MB. ", mb(s as f64))).unwrap_or_default();
+    ApiError::new(
+        413,
+        format!(
+            "Request size is too large. {size}Max size is {:.2} MB. Send a smaller request or raise general_settings.max_request_size_mb.",
+            mb(limit as f64)
+        ),
+    )
+    .kind("bad_request_error")
+}
+
 /// The timeout runs from `received`, when the request's head arrived: a server that waited on the
 /// body before calling the handler has used part of it already.
 pub async fn read_client_body(
@@ -91,18 +105,7 @@ pub async fn read_client_body(
     timeout: Duration,
     received: Instant,
 ) -> Result<Bytes, ApiError> {
-    let too_large = |size: Option<u64>| {
-        let mb = |b: f64| b / (1024.0 * 1024.0);
-        let size = size.map(|s| format!("Request size is {:.2} MB. ", mb(s as f64))).unwrap_or_default();
-        ApiError::new(
-            413,
-            format!(
-                "Request size is too large. {size}Max size is {:.2} MB. Send a smaller request or raise general_settings.max_request_size_mb.",
-                mb(limit as f64)
-            ),
-        )
-        .kind("bad_request_error")
-    };
+    let too_large = |size| too_large(limit, size);
     if let Some(len) =
         headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
     {

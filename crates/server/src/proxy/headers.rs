@@ -44,8 +44,10 @@ pub struct CallMeta {
     /// `x-litellm-response-cost`, once the usage is known before the headers go out.
     pub cost: Option<f64>,
     /// The response's head is written by `listen::direct`: [`CallMeta::finish`] hands it the
-    /// upstream's headers and ours as lines ([`HeadLines`]) instead of a header map's entries.
+    /// upstream's headers and ours as lines ([`HeadLines`], in `lines`) instead of a header
+    /// map's entries.
     pub head_lines: bool,
+    pub lines: Option<HeadLines>,
 }
 
 /// Response headers already written as `name: value\r\n` lines, for a response whose head
@@ -82,6 +84,7 @@ impl CallMeta {
             charge: None,
             cost: None,
             head_lines: false,
+            lines: None,
         }
     }
 
@@ -98,11 +101,12 @@ impl CallMeta {
         });
     }
 
-    /// Adds the upstream's headers (see [`forward_upstream`]) and ours to `resp`: as lines when
+    /// Adds the upstream's headers (see [`forward_upstream`]) and ours to `resp`: as lines (kept
+    /// in `self.lines`, not in the response's extensions, which cost three allocations) when
     /// `listen::direct` writes the head, else into its header map. `x-litellm-attempted-retries`
     /// is left to the caller, which knows the count ([`super::proxy_body`] sets it on every
     /// response that comes through here).
-    pub fn finish<B>(&self, upstream: Option<&HeaderMap>, resp: &mut http::Response<B>) {
+    pub fn finish<B>(&mut self, upstream: Option<&HeaderMap>, resp: &mut http::Response<B>) {
         if !self.head_lines {
             if let Some(up) = upstream {
                 forward_upstream(up, resp.headers_mut());
@@ -127,7 +131,7 @@ impl CallMeta {
                 lines.push(name.as_str().as_bytes(), value.bytes());
             }
         });
-        resp.extensions_mut().insert(lines);
+        self.lines = Some(lines);
     }
 
     /// Every `x-litellm-*` header of the call, then the key's rate-limit headers, each name once
@@ -314,8 +318,7 @@ mod tests {
         meta.head_lines = true;
         let mut lined = http::Response::new(());
         meta.finish(Some(&up), &mut lined);
-        assert!(mapped.extensions().get::<HeadLines>().is_none());
-        let lines = String::from_utf8(lined.extensions().get::<HeadLines>().unwrap().0.clone()).unwrap();
+        let lines = String::from_utf8(meta.lines.take().unwrap().0).unwrap();
         let mut from_lines: Vec<(String, String)> = lines
             .split_terminator("\r\n")
             .map(|l| l.split_once(": ").map(|(n, v)| (n.to_string(), v.to_string())).unwrap())

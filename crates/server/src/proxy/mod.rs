@@ -26,21 +26,52 @@ use sluice_wire::{splice, ApiError};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Serves one OpenAI-format call; `received` is when its head arrived (the body's timeout and the
-/// reported durations count from then). With `head_lines` the answer's forwarded and
-/// `x-litellm-*` headers come as [`headers::HeadLines`] for `listen::direct` to write.
+/// Serves one OpenAI-format call on a connection hyper serves; `received` is when its head
+/// arrived (the body's timeout and the reported durations count from then).
 pub(crate) async fn handle(
     app: Arc<App>,
     endpoint: Endpoint,
     path_model: Option<String>,
     req: Request,
     received: Instant,
-    head_lines: bool,
 ) -> Response {
-    let mut meta = CallMeta::new(req.headers(), received);
+    let (parts, body) = req.into_parts();
+    serve(app, endpoint, path_model, parts, ClientBody::Stream(body), received, false).await.0
+}
+
+/// Serves one OpenAI-format call for `listen::direct`, which writes the answer's head itself:
+/// the answer's forwarded and `x-litellm-*` headers come back as [`headers::HeadLines`].
+pub(crate) async fn handle_direct(
+    app: Arc<App>,
+    endpoint: Endpoint,
+    parts: http::request::Parts,
+    body: ClientBody,
+    received: Instant,
+) -> (Response, Option<headers::HeadLines>) {
+    serve(app, endpoint, None, parts, body, received, true).await
+}
+
+/// A request's body as the handler gets it.
+pub(crate) enum ClientBody {
+    /// All of it, read already (`listen::direct` reads a body before calling the handler): no
+    /// body stream to box and collect, and no timer to arm for it.
+    Whole(Bytes),
+    /// Still to be read, within the size and time limits.
+    Stream(axum::body::Body),
+}
+
+async fn serve(
+    app: Arc<App>,
+    endpoint: Endpoint,
+    path_model: Option<String>,
+    parts: http::request::Parts,
+    body: ClientBody,
+    received: Instant,
+    head_lines: bool,
+) -> (Response, Option<headers::HeadLines>) {
+    let mut meta = CallMeta::new(&parts.headers, received);
     meta.head_lines = head_lines;
-    let user_agent = req.headers().get(http::header::USER_AGENT).cloned();
-    let resp = match proxy(&app, endpoint, path_model, req, &mut meta).await {
+    let resp = match proxy(&app, endpoint, path_model, &parts, body, &mut meta).await {
         Ok(resp) => resp,
         Err(e) => {
             let mut resp = error_response(&e);
@@ -50,10 +81,10 @@ pub(crate) async fn handle(
     };
     if !meta.recorded {
         // Refused before the body was read (auth, size, syntax): no model or user to label with.
-        let ua = user_agent.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ua = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
         record(&app, &meta, endpoint, "", resp.status().as_u16(), "", ua);
     }
-    resp
+    (resp, meta.lines.take())
 }
 
 /// One finished request in the Prometheus metrics.
@@ -80,20 +111,29 @@ async fn proxy(
     app: &App,
     endpoint: Endpoint,
     path_model: Option<String>,
-    req: Request,
+    parts: &http::request::Parts,
+    body: ClientBody,
     meta: &mut CallMeta,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
     let identity = match app.access.identify(&parts.headers).await {
         Ok(identity) => identity,
         Err(e) => {
-            body::drain_small(&parts.headers, body).await;
+            if let ClientBody::Stream(body) = body {
+                body::drain_small(&parts.headers, body).await;
+            }
             return Err(e);
         }
     };
-    let body =
-        body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout, meta.started)
-            .await?;
+    let body = match body {
+        ClientBody::Whole(body) if body.len() > app.max_request_bytes => {
+            return Err(body::too_large(app.max_request_bytes, Some(body.len() as u64)))
+        }
+        ClientBody::Whole(body) => body,
+        ClientBody::Stream(body) => {
+            body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout, meta.started)
+                .await?
+        }
+    };
     proxy_body(app, &identity, endpoint, path_model, &parts.headers, body, None, meta).await
 }
 
