@@ -1,6 +1,7 @@
 //! One attempt at a request on the deployment the router chose: the [`Call`] the router drives
 //! through retries and fallbacks.
 
+use super::answer::{UpstreamHead, UpstreamHeaders};
 use super::body::ChainBody;
 use super::headers::{self, CallMeta};
 use super::relay::{Relay, Step, UsageNeeds};
@@ -8,7 +9,7 @@ use super::{insert_model, mock, read_upstream, upstream, ReadError};
 use crate::app::{App, OpenAiTarget, Target, TargetKind};
 use axum::response::Response;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{header, HeaderValue, StatusCode};
 use sluice_router::{Attempt, Call, ErrorKind, Failed, Failure, FailureEffect};
 use sluice_wire::sniff::{self, Endpoint};
 use sluice_wire::{splice, ApiError};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 /// An upstream failure as the client will see it, with the upstream's headers when it answered.
 pub struct CallError {
     pub api: ApiError,
-    pub upstream_headers: Option<HeaderMap>,
+    pub upstream_headers: Option<UpstreamHeaders>,
 }
 
 pub struct UpstreamCall<'a> {
@@ -115,9 +116,9 @@ impl UpstreamCall<'_> {
         provider: &sluice_providers::Provider,
         req: http::Request<ChainBody>,
         timeout: Duration,
-    ) -> Result<(http::response::Parts, super::pool::UpstreamBody, Instant), Failed<CallError>> {
+    ) -> Result<(UpstreamHead, super::pool::UpstreamBody, Instant), Failed<CallError>> {
         let sent = Instant::now();
-        let result = tokio::time::timeout_at((sent + timeout).into(), self.app.client.request(req)).await;
+        let result = tokio::time::timeout_at((sent + timeout).into(), self.app.client.fetch(req)).await;
         let resp = match result {
             Err(_) => {
                 self.meta.upstream += sent.elapsed();
@@ -129,8 +130,7 @@ impl UpstreamCall<'_> {
             }
             Ok(Ok(r)) => r,
         };
-        let (parts, incoming) = resp.into_parts();
-        Ok((parts, incoming, sent))
+        Ok((resp.head, resp.body, sent))
     }
 
     /// Reads a stream's first frame before answering (a failure up to there is still an HTTP
@@ -139,7 +139,7 @@ impl UpstreamCall<'_> {
         &mut self,
         attempt: &Attempt<Target>,
         sent: Instant,
-        upstream_headers: &HeaderMap,
+        upstream_headers: &UpstreamHeaders,
         mut relay: R,
     ) -> Result<Response, Failed<CallError>> {
         let first = match relay.step().await {
@@ -193,8 +193,8 @@ impl UpstreamCall<'_> {
 
         let timeout = if self.view.stream { t.stream_timeout } else { t.timeout };
         let (up, incoming, sent) = self.send(provider, req, timeout).await?;
-        let remaining_requests = header_f64(&up.headers, headers::RATELIMIT_REMAINING_REQUESTS);
-        let remaining_tokens = header_f64(&up.headers, headers::RATELIMIT_REMAINING_TOKENS);
+        let remaining_requests = header_f64(&up.headers, headers::RATELIMIT_REMAINING_REQUESTS.as_str());
+        let remaining_tokens = header_f64(&up.headers, headers::RATELIMIT_REMAINING_TOKENS.as_str());
         if remaining_requests.is_some() || remaining_tokens.is_some() {
             self.app.router.record_remaining(&attempt.deployment, sent.into(), remaining_requests, remaining_tokens);
             if let Some(m) = &attempt.deployment.target.metrics {
@@ -210,7 +210,7 @@ impl UpstreamCall<'_> {
             let status = up.status.as_u16();
             let retry_after = retry_after(&up.headers);
             let (mut api, kind) = upstream::status_error(provider, status, &body);
-            if let Some(ra) = up.headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()) {
+            if let Some(ra) = up.headers.get_str("retry-after") {
                 api = api.header("retry-after", ra);
             }
             let mut failure = Failure::status(status, retry_after);
@@ -298,8 +298,8 @@ impl UpstreamCall<'_> {
     }
 }
 
-fn header_f64(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<f64> {
-    let text = h.get(name)?.to_str().ok()?.trim();
+fn header_f64(h: &UpstreamHeaders, name: &str) -> Option<f64> {
+    let text = h.get_str(name)?.trim();
     // Rate-limit counts are whole numbers, read on every answer: summing the digits costs a
     // tenth of the general float parser (15 digits stay exact in an f64).
     if !text.is_empty() && text.len() <= 15 && text.bytes().all(|b| b.is_ascii_digit()) {
@@ -308,12 +308,12 @@ fn header_f64(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<f6
     text.parse().ok()
 }
 
-pub(super) fn retry_after_of(h: &HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after_of(h: &UpstreamHeaders) -> Option<Duration> {
     retry_after(h)
 }
 
 /// `retry-after-ms` (OpenAI) or `retry-after` in seconds; HTTP dates are ignored.
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
+fn retry_after(h: &UpstreamHeaders) -> Option<Duration> {
     if let Some(ms) = header_f64(h, "retry-after-ms") {
         return (ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
     }
@@ -324,8 +324,10 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), http::HeaderValue::from_static(v))).collect()
+    fn headers(pairs: &[(&'static str, &'static str)]) -> UpstreamHeaders {
+        UpstreamHeaders::Map(
+            pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), http::HeaderValue::from_static(v))).collect(),
+        )
     }
 
     #[test]

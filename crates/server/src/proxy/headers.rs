@@ -1,5 +1,6 @@
 //! The `x-litellm-*` response headers and the upstream's headers forwarded under `llm_provider-`.
 
+use super::answer::UpstreamHeaders;
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue};
 use rustc_hash::FxHashMap;
@@ -60,6 +61,15 @@ impl HeadLines {
     fn push(&mut self, name: &[u8], value: &[u8]) {
         super::push_field(&mut self.0, name, value);
     }
+
+    /// A line for an upstream's field: `prefix` and the name in lower case, as `http`'s names
+    /// are (an HTTP/1.1 upstream may spell them with capitals).
+    fn push_lower(&mut self, prefix: &[u8], name: &[u8], value: &[u8]) {
+        let start = self.0.len() + prefix.len();
+        self.0.extend_from_slice(prefix);
+        self.push(name, value);
+        self.0[start..start + name.len()].make_ascii_lowercase();
+    }
 }
 
 impl CallMeta {
@@ -106,7 +116,7 @@ impl CallMeta {
     /// `listen::direct` writes the head, else into its header map. `x-litellm-attempted-retries`
     /// is left to the caller, which knows the count ([`super::proxy_body`] sets it on every
     /// response that comes through here).
-    pub fn finish<B>(&mut self, upstream: Option<&HeaderMap>, resp: &mut http::Response<B>) {
+    pub fn finish<B>(&mut self, upstream: Option<&UpstreamHeaders>, resp: &mut http::Response<B>) {
         if !self.head_lines {
             if let Some(up) = upstream {
                 forward_upstream(up, resp.headers_mut());
@@ -116,15 +126,14 @@ impl CallMeta {
         }
         let mut lines = HeadLines(Vec::with_capacity(1024));
         if let Some(up) = upstream {
-            for (name, value) in up {
+            up.for_each(|name, value| {
                 if let Some(also_as_is) = forwarded(name) {
                     if also_as_is {
-                        lines.push(name.as_str().as_bytes(), value.as_bytes());
+                        lines.push_lower(b"", name, value);
                     }
-                    lines.0.extend_from_slice(b"llm_provider-");
-                    lines.push(name.as_str().as_bytes(), value.as_bytes());
+                    lines.push_lower(b"llm_provider-", name, value);
                 }
-            }
+            });
         }
         self.each(|name, value| {
             if name != ATTEMPTED_RETRIES {
@@ -226,47 +235,61 @@ fn millis(d: Duration, buf: &mut [u8; 48]) -> &[u8] {
 }
 
 thread_local! {
-    /// `llm_provider-<name>` header names, built once per thread per upstream header name. A
-    /// fast hasher: the keys come from the configured upstreams' answers, not from clients.
-    static PREFIXED: RefCell<FxHashMap<HeaderName, HeaderName>> = RefCell::new(FxHashMap::default());
+    /// Upstream header names as upstreams spell them, with their `llm_provider-<name>` forms,
+    /// built once per thread: building a name that is not one of `http`'s standard ones
+    /// allocates. A fast hasher: the keys come from the configured upstreams' answers, not from
+    /// clients.
+    static NAMES: RefCell<FxHashMap<Box<[u8]>, ForwardedNames>> = RefCell::new(FxHashMap::default());
 }
 
-const HOP_BY_HOP: &[&str] =
-    &["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"];
+/// An upstream header's name, and the `llm_provider-` one it is forwarded under.
+type ForwardedNames = (HeaderName, HeaderName);
+
+/// Names kept in [`NAMES`], at most.
+const NAMES_KEPT: usize = 256;
+
+const HOP_BY_HOP: &[&[u8]] =
+    &[b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"proxy-connection", b"te", b"trailer"];
 
 /// Whether an upstream header goes to the client: `None` for hop-by-hop ones, else whether it
-/// also goes as it is (OpenAI's rate-limit headers) besides under `llm_provider-`.
-fn forwarded(name: &HeaderName) -> Option<bool> {
-    let name = name.as_str();
-    (!HOP_BY_HOP.contains(&name)).then(|| name.starts_with("x-ratelimit-"))
+/// also goes as it is (OpenAI's rate-limit headers) besides under `llm_provider-`. Names in any
+/// case.
+fn forwarded(name: &[u8]) -> Option<bool> {
+    (!HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name)))
+        .then(|| name.len() >= 12 && name[..12].eq_ignore_ascii_case(b"x-ratelimit-"))
 }
 
 /// Copies the upstream's headers: every one under `llm_provider-`, and OpenAI's rate-limit headers
 /// also as they are.
-pub fn forward_upstream(upstream: &HeaderMap, out: &mut HeaderMap) {
-    PREFIXED.with(|cache| {
+pub fn forward_upstream(upstream: &UpstreamHeaders, out: &mut HeaderMap) {
+    NAMES.with(|cache| {
         let mut cache = cache.borrow_mut();
         // Every answer that carries upstream headers passes here first, streamed or not.
         out.reserve(TYPICAL_RESPONSE_HEADERS.saturating_sub(out.len()));
-        for (name, value) in upstream {
-            let Some(also_as_is) = forwarded(name) else { continue };
-            if also_as_is {
-                out.append(name.clone(), value.clone());
-            }
-            let prefixed = match cache.get(name) {
-                Some(p) => p.clone(),
+        upstream.for_each(|name, value| {
+            let Some(also_as_is) = forwarded(name) else { return };
+            let Ok(value) = HeaderValue::from_bytes(value) else { return };
+            let (plain, prefixed) = match cache.get(name) {
+                Some(names) => names.clone(),
                 None => {
-                    let Ok(p) = HeaderName::from_bytes(format!("llm_provider-{}", name.as_str()).as_bytes()) else {
-                        continue;
+                    let lower = name.to_ascii_lowercase();
+                    let (Ok(plain), Ok(prefixed)) = (
+                        HeaderName::from_bytes(&lower),
+                        HeaderName::from_bytes(&[b"llm_provider-", &lower[..]].concat()),
+                    ) else {
+                        return;
                     };
-                    if cache.len() < 256 {
-                        cache.insert(name.clone(), p.clone());
+                    if cache.len() < NAMES_KEPT {
+                        cache.insert(name.into(), (plain.clone(), prefixed.clone()));
                     }
-                    p
+                    (plain, prefixed)
                 }
             };
-            out.append(prefixed, value.clone());
-        }
+            if also_as_is {
+                out.append(plain, value.clone());
+            }
+            out.append(prefixed, value);
+        });
     });
 }
 
@@ -287,7 +310,7 @@ mod tests {
 
     #[test]
     fn forwards_with_prefix_and_copies_rate_limits() {
-        let up = upstream_headers();
+        let up = UpstreamHeaders::Map(upstream_headers());
         let mut out = HeaderMap::new();
         forward_upstream(&up, &mut out);
         assert_eq!(out["llm_provider-openai-processing-ms"], "12");
@@ -309,7 +332,15 @@ mod tests {
 
     #[test]
     fn head_lines_carry_what_the_header_map_gets() {
-        let up = upstream_headers();
+        // As hyper's HTTP/2 map gives them, and as an HTTP/1.1 head spelled them.
+        head_lines_match_the_map(UpstreamHeaders::Map(upstream_headers()));
+        head_lines_match_the_map(crate::proxy::answer::raw(
+            "OpenAI-Processing-Ms: 12\r\nX-RateLimit-Remaining-Requests: 99\r\nSet-Cookie: a=1\r\n\
+             set-cookie: b=2\r\nTransfer-Encoding: chunked\r\n",
+        ));
+    }
+
+    fn head_lines_match_the_map(up: UpstreamHeaders) {
         let mut meta = CallMeta::new(&HeaderMap::new(), Instant::now());
         meta.model_id = Some(HeaderValue::from_static("m1"));
         meta.cost = Some(0.25);
@@ -340,6 +371,8 @@ mod tests {
         }
         assert_eq!(from_lines, from_map);
         assert!(from_lines.contains(&("llm_provider-set-cookie".into(), "b=2".into())));
+        assert!(from_lines.contains(&("x-ratelimit-remaining-requests".into(), "99".into())));
+        assert!(from_lines.contains(&("llm_provider-openai-processing-ms".into(), "12".into())));
         assert!(from_lines.iter().all(|(n, _)| !n.contains("transfer-encoding")));
     }
 

@@ -1,5 +1,6 @@
 //! Carrying one OpenAI-format request to its upstream and the answer back.
 
+pub mod answer;
 mod attempt;
 pub mod body;
 mod h1;

@@ -8,6 +8,7 @@
 //! on it from its own task (`h1`), and the answer's body puts the connection back itself once
 //! read to the end. A body dropped before its end closes its connection.
 
+use super::answer::{UpstreamHead, UpstreamHeaders};
 use super::body::ChainBody;
 use super::h1;
 use bytes::Bytes;
@@ -63,6 +64,13 @@ enum Conn {
     H2(http2::SendRequest<ChainBody>),
 }
 
+/// An answer's head, and its body, which returns the connection to the pool once read to its
+/// end.
+pub struct Answer {
+    pub head: UpstreamHead,
+    pub body: UpstreamBody,
+}
+
 /// Why a request got no answer.
 #[derive(Debug)]
 pub enum Error {
@@ -99,10 +107,19 @@ impl Client {
         Client { inner: Arc::new(Inner { connector, idle: Mutex::new(idle), idle_timeout }) }
     }
 
+    /// [`fetch`](Self::fetch), with the answer as an `http` response.
+    pub async fn request(&self, req: Request<ChainBody>) -> Result<Response<UpstreamBody>, Error> {
+        let answer = self.fetch(req).await?;
+        let mut resp = Response::new(answer.body);
+        *resp.status_mut() = answer.head.status;
+        *resp.headers_mut() = answer.head.headers.into_map();
+        Ok(resp)
+    }
+
     /// Sends `req` (absolute URI) and returns the answer's head; its body returns the connection
     /// to the pool when read to the end. A request whose reused connection turns out closed
     /// before the request could be written goes out again on another one.
-    pub async fn request(&self, req: Request<ChainBody>) -> Result<Response<UpstreamBody>, Error> {
+    pub async fn fetch(&self, req: Request<ChainBody>) -> Result<Answer, Error> {
         let key = Key::of(req.uri()).ok_or(Error::Url)?;
         let (parts, body) = req.into_parts();
         let body = body.into_parts();
@@ -162,7 +179,7 @@ impl Client {
         head: &[u8],
         body: &[Bytes; 3],
         method: &http::Method,
-    ) -> Result<Response<UpstreamBody>, H1Failed> {
+    ) -> Result<Answer, H1Failed> {
         let answer = match conn.send(head, body).await {
             Ok(()) => conn.read_answer(method).await.map_err(H1Failed::Broken)?,
             Err(unsent) => match tokio::time::timeout(ANSWER_AFTER_FAILED_WRITE, conn.read_answer(method)).await {
@@ -173,7 +190,8 @@ impl Client {
         let back = answer.keep_alive.then(|| GiveBack { key: key.clone(), pool: self.inner.clone() });
         let mut body = UpstreamBody { kind: Kind::H1 { conn: Some(conn), framing: answer.framing, back } };
         body.end_if_empty();
-        Ok(Response::from_parts(answer.head, body))
+        let headers = UpstreamHeaders::Raw(answer.headers);
+        Ok(Answer { head: UpstreamHead { status: answer.status, headers }, body })
     }
 
     async fn send_h2(
@@ -181,9 +199,13 @@ impl Client {
         key: &Key,
         mut tx: http2::SendRequest<ChainBody>,
         req: Request<ChainBody>,
-    ) -> Result<Response<UpstreamBody>, H2Failed> {
+    ) -> Result<Answer, H2Failed> {
         match tx.try_send_request(req).await {
-            Ok(resp) => Ok(resp.map(|body| UpstreamBody { kind: Kind::H2(body) })),
+            Ok(resp) => {
+                let (parts, body) = resp.into_parts();
+                let head = UpstreamHead { status: parts.status, headers: UpstreamHeaders::Map(parts.headers) };
+                Ok(Answer { head, body: UpstreamBody { kind: Kind::H2(body) } })
+            }
             Err(mut e) => {
                 self.forget_h2(key);
                 match e.take_message() {

@@ -190,7 +190,7 @@ impl UpstreamCall<'_> {
                 Dialect::Gemini => gemini::error(status, &body),
                 Dialect::Anthropic => anthropic::error(status, &body),
                 Dialect::Bedrock => {
-                    let kind = up.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok());
+                    let kind = up.headers.get_str("x-amzn-errortype");
                     bedrock::error(status, kind, &body)
                 }
             };
@@ -461,8 +461,8 @@ impl UpstreamCall<'_> {
         let mut resp = Response::new(axum::body::Body::new(incoming));
         *resp.status_mut() = up.status;
         let h = resp.headers_mut();
-        if let Some(ct) = up.headers.get(header::CONTENT_TYPE) {
-            h.insert(header::CONTENT_TYPE, ct.clone());
+        if let Some(ct) = up.headers.get("content-type").and_then(|v| HeaderValue::from_bytes(v).ok()) {
+            h.insert(header::CONTENT_TYPE, ct);
         }
         self.meta.finish(Some(&up.headers), &mut resp);
         resp.extensions_mut().insert(super::attempt::NativeAnthropic);

@@ -1,12 +1,11 @@
-//! Request heads written as bytes, answer heads parsed by httparse into `http`'s types, and how
-//! the answer's body is framed (RFC 9112 §6.3).
+//! Request heads written as bytes, answer heads parsed by httparse (their fields left in place,
+//! see [`RawFields`]), and how the answer's body is framed (RFC 9112 §6.3).
 
 use super::chunked::Decoder;
+use crate::proxy::answer::RawFields;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
-use rustc_hash::FxHashMap;
-use std::cell::RefCell;
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, Method, StatusCode};
 
 /// Most header fields accepted in an answer (hyper's default too).
 const MAX_HEADERS: usize = 100;
@@ -23,7 +22,8 @@ pub enum Framing {
 
 /// An answer's head and how to read the rest.
 pub struct Answer {
-    pub head: http::response::Parts,
+    pub status: StatusCode,
+    pub headers: RawFields,
     pub framing: Framing,
     /// The upstream lets the connection carry another request after this one.
     pub keep_alive: bool,
@@ -94,7 +94,7 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Option<Answ
             continue;
         }
         let bytes = buf.split_to(raw.len).freeze();
-        return answer(raw, &bytes, method).map(Some);
+        return answer(raw, bytes, method).map(Some);
     }
 }
 
@@ -127,69 +127,50 @@ fn parse_raw(buf: &[u8]) -> Result<Option<Raw>, &'static str> {
     Ok(Some(Raw { status: resp.code.unwrap_or(0), http10: resp.version == Some(0), len, fields }))
 }
 
-/// Names kept by [`header_name`], at most.
-const NAMES_KEPT: usize = 256;
-
-thread_local! {
-    /// Answer header names as upstreams spell them, parsed once per thread: building a name that
-    /// is not one of `http`'s standard ones allocates, and an OpenAI answer carries five. The
-    /// names come from the configured upstreams, so few are ever seen; a fast hasher is fine.
-    static NAMES: RefCell<FxHashMap<Box<[u8]>, HeaderName>> = RefCell::new(FxHashMap::default());
-}
-
-fn header_name(raw: &[u8]) -> Result<HeaderName, &'static str> {
-    NAMES.with(|names| {
-        let mut names = names.borrow_mut();
-        if let Some(name) = names.get(raw) {
-            return Ok(name.clone());
-        }
-        let name = HeaderName::from_bytes(raw).map_err(|_| "the answer has an invalid header name")?;
-        if names.len() < NAMES_KEPT {
-            names.insert(raw.into(), name.clone());
-        }
-        Ok(name)
-    })
-}
-
-fn answer(raw: Raw, bytes: &Bytes, method: &Method) -> Result<Answer, &'static str> {
+fn answer(raw: Raw, bytes: Bytes, method: &Method) -> Result<Answer, &'static str> {
     let status = StatusCode::from_u16(raw.status).map_err(|_| "the answer's status is out of range")?;
-    let mut headers = HeaderMap::with_capacity(raw.fields.len());
-    for f in &raw.fields {
-        let name = header_name(&bytes[f.name.0..f.name.0 + f.name.1])?;
-        let value = HeaderValue::from_maybe_shared(bytes.slice(f.value.0..f.value.0 + f.value.1))
-            .map_err(|_| "the answer has an invalid header value")?;
-        headers.append(name, value);
-    }
+    let field = |f: &Field| (&bytes[f.name.0..f.name.0 + f.name.1], &bytes[f.value.0..f.value.0 + f.value.1]);
+    let values = |name: &'static [u8]| {
+        raw.fields.iter().map(field).filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    };
     let (mut close, mut keep_alive_token) = (false, false);
-    for token in headers.get_all(CONNECTION).iter().flat_map(|v| v.as_bytes().split(|b| *b == b',')) {
+    for token in values(b"connection").flat_map(|v| v.split(|b| *b == b',')) {
         let token = token.trim_ascii();
         close |= token.eq_ignore_ascii_case(b"close");
         keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
     }
-    let framing = framing(status, &headers, method)?;
+    let framing = framing(status, values(b"transfer-encoding").last(), values(b"content-length"), method)?;
     let keep_alive = !close && (!raw.http10 || keep_alive_token) && !matches!(framing, Framing::UntilClose);
-    let mut head = http::Response::new(()).into_parts().0;
-    head.status = status;
-    head.version = if raw.http10 { Version::HTTP_10 } else { Version::HTTP_11 };
-    head.headers = headers;
-    Ok(Answer { head, framing, keep_alive })
+    let span = |(start, len): (usize, usize)| [start as u32, (start + len) as u32];
+    let fields = raw
+        .fields
+        .iter()
+        .map(|f| {
+            let ([ns, ne], [vs, ve]) = (span(f.name), span(f.value));
+            [ns, ne, vs, ve]
+        })
+        .collect();
+    Ok(Answer { status, headers: RawFields::new(bytes, fields), framing, keep_alive })
 }
 
-fn framing(status: StatusCode, headers: &HeaderMap, method: &Method) -> Result<Framing, &'static str> {
+/// How the body ends, from the last `Transfer-Encoding` field and every `Content-Length` one.
+fn framing<'a>(
+    status: StatusCode,
+    transfer_encoding: Option<&[u8]>,
+    content_lengths: impl Iterator<Item = &'a [u8]>,
+    method: &Method,
+) -> Result<Framing, &'static str> {
     if *method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Length(0));
     }
-    if let Some(last) = headers.get_all(TRANSFER_ENCODING).iter().next_back() {
-        let chunked = last
-            .as_bytes()
-            .rsplit(|b| *b == b',')
-            .next()
-            .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    if let Some(last) = transfer_encoding {
+        let chunked =
+            last.rsplit(|b| *b == b',').next().is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         return Ok(if chunked { Framing::Chunked(Decoder::default()) } else { Framing::UntilClose });
     }
     let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for item in value.as_bytes().split(|b| *b == b',') {
+    for value in content_lengths {
+        for item in value.split(|b| *b == b',') {
             let item = item.trim_ascii();
             if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
                 return Err("the answer's Content-Length is not a number");
@@ -210,6 +191,7 @@ fn framing(status: StatusCode, headers: &HeaderMap, method: &Method) -> Result<F
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn parse(wire: &[u8], method: Method) -> Result<Option<Answer>, &'static str> {
         parse_response(&mut BytesMut::from(wire), &method)
@@ -244,22 +226,13 @@ mod tests {
     fn reads_an_answer_head_and_leaves_the_body() {
         let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Request-Id: abc\r\n\r\nhello"[..]);
         let a = parse_response(&mut buf, &Method::POST).unwrap().unwrap();
-        assert_eq!(a.head.status, 200);
-        assert_eq!(a.head.headers["x-request-id"], "abc");
+        assert_eq!(a.status, 200);
+        let headers = crate::proxy::answer::UpstreamHeaders::Raw(a.headers);
+        assert_eq!(headers.get("x-request-id"), Some(&b"abc"[..]));
+        assert_eq!(headers.get("content-length"), Some(&b"5"[..]));
         assert!(matches!(a.framing, Framing::Length(5)));
         assert!(a.keep_alive);
         assert_eq!(&buf[..], b"hello");
-    }
-
-    /// Names come from the per-thread cache the second time, the same as the first.
-    #[test]
-    fn header_names_are_the_same_parsed_or_remembered() {
-        for _ in 0..2 {
-            assert_eq!(header_name(b"X-RateLimit-Remaining-Requests").unwrap(), "x-ratelimit-remaining-requests");
-            assert_eq!(header_name(b"content-type").unwrap(), http::header::CONTENT_TYPE);
-            assert!(header_name(b"bad name").is_err());
-        }
-        NAMES.with(|names| assert!(!names.borrow().contains_key(&b"bad name"[..])));
     }
 
     #[test]
@@ -273,7 +246,7 @@ mod tests {
         let mut buf =
             BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n"[..]);
         let a = parse_response(&mut buf, &Method::POST).unwrap().unwrap();
-        assert_eq!(a.head.status, 201);
+        assert_eq!(a.status, 201);
         assert!(buf.is_empty());
         assert!(parse(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", Method::GET).is_err());
     }
@@ -290,6 +263,12 @@ mod tests {
         assert!(matches!(a.framing, Framing::UntilClose) && !a.keep_alive);
         let a = framing(b"HTTP/1.1 200 OK\r\ncontent-length: 7, 7\r\n\r\n", Method::POST);
         assert!(matches!(a.framing, Framing::Length(7)));
+        let a = framing(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nCONTENT-LENGTH: 3\r\n\r\n", Method::POST);
+        assert!(matches!(a.framing, Framing::Length(3)), "names in any case, every field counted");
+        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\ncontent-length: 4\r\n\r\n", Method::POST).is_err());
+        let a =
+            framing(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTRANSFER-ENCODING: chunked\r\n\r\n", Method::POST);
+        assert!(matches!(a.framing, Framing::Chunked(_)), "the last Transfer-Encoding field decides");
         let a = framing(b"HTTP/1.1 204 No Content\r\n\r\n", Method::POST);
         assert!(matches!(a.framing, Framing::Length(0)) && a.keep_alive);
         let a = framing(b"HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n", Method::HEAD);
