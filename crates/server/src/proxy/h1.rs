@@ -148,6 +148,15 @@ impl Conn {
         }
     }
 
+    /// The whole rest of a body of known length, if it is all in the buffer already (a short
+    /// answer usually arrives with its head): taken without polling.
+    pub fn take_buffered(&mut self, framing: &mut Framing) -> Option<Bytes> {
+        let Framing::Length(left) = framing else { return None };
+        let left = usize::try_from(*left).ok().filter(|&n| n <= self.buf.len())?;
+        *framing = Framing::Length(0);
+        Some(self.buf.split_to(left).freeze())
+    }
+
     /// Ready for the pool once an answer has been read to its end: nothing extra was sent, and a
     /// buffer grown for one large answer is given back.
     pub fn finish_answer(&mut self) -> bool {

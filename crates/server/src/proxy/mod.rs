@@ -278,10 +278,14 @@ pub(crate) enum ReadError {
 /// Reads an upstream's whole answer body by `deadline` (the request's timeout counted from when
 /// it was sent).
 pub(crate) async fn read_upstream(
-    body: pool::UpstreamBody,
+    mut body: pool::UpstreamBody,
     deadline: Instant,
     limit: usize,
 ) -> Result<Bytes, ReadError> {
+    // Usually all here with the head: no collecting, and no timer to arm.
+    if let Some(whole) = body.take_whole(limit) {
+        return Ok(whole);
+    }
     let limited = http_body_util::Limited::new(body, limit);
     match tokio::time::timeout_at(deadline.into(), limited.collect()).await {
         Err(_) => Err(ReadError::Timeout),

@@ -371,6 +371,20 @@ impl UpstreamBody {
     }
 }
 
+impl UpstreamBody {
+    /// The whole body, if it is no longer than `limit` and already here (see
+    /// [`h1::Conn::take_buffered`]); the connection goes back to the pool.
+    pub fn take_whole(&mut self, limit: usize) -> Option<Bytes> {
+        let Kind::H1 { conn: Some(conn), framing, .. } = &mut self.kind else { return None };
+        if matches!(framing, h1::Framing::Length(n) if *n > limit as u64) {
+            return None;
+        }
+        let whole = conn.take_buffered(framing)?;
+        self.end_if_empty();
+        Some(whole)
+    }
+}
+
 impl Body for UpstreamBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -626,6 +640,28 @@ mod tests {
             assert_eq!(get(&c, &url).await.unwrap(), "hello");
         }
         assert_eq!(conns.load(Ordering::SeqCst), 50);
+    }
+
+    #[tokio::test]
+    async fn a_body_already_here_is_taken_whole_and_its_connection_returned() {
+        let (url, _) = server(usize::MAX).await;
+        let c = client();
+        let authority = url.trim_start_matches("http://").split('/').next().unwrap().to_string();
+        let mut answer = c.fetch(post(&url, Bytes::from_static(b"{}"))).await.unwrap();
+        assert_eq!(answer.body.take_whole(4), None, "over the limit: left to the limited read");
+        assert_eq!(answer.body.take_whole(5).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(c.idle_count(false, &authority), 1);
+        assert!(answer.body.is_end_stream());
+
+        // Promises 10 bytes, sends 5: not all here, so not taken.
+        let addr = answer_once(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello", Duration::from_secs(30)).await;
+        let mut req = Request::new(ChainBody::full(Bytes::new()));
+        *req.uri_mut() = format!("http://{addr}/").parse().unwrap();
+        let mut answer = c.fetch(req).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(answer.body.take_whole(100), None);
+        let first = answer.body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "hello", "the body still reads from where it was");
     }
 
     #[tokio::test]
