@@ -62,6 +62,10 @@ impl HeadLines {
         super::push_field(&mut self.0, name, value);
     }
 
+    pub fn push_header(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.push(name.as_str().as_bytes(), value.as_bytes());
+    }
+
     /// A line for an upstream's field: `prefix` and the name in lower case, as `http`'s names
     /// are (an HTTP/1.1 upstream may spell them with capitals).
     fn push_lower(&mut self, prefix: &[u8], name: &[u8], value: &[u8]) {
@@ -248,15 +252,25 @@ type ForwardedNames = (HeaderName, HeaderName);
 /// Names kept in [`NAMES`], at most.
 const NAMES_KEPT: usize = 256;
 
-const HOP_BY_HOP: &[&[u8]] =
-    &[b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"proxy-connection", b"te", b"trailer"];
-
 /// Whether an upstream header goes to the client: `None` for hop-by-hop ones, else whether it
 /// also goes as it is (OpenAI's rate-limit headers) besides under `llm_provider-`. Names in any
 /// case.
 fn forwarded(name: &[u8]) -> Option<bool> {
-    (!HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name)))
-        .then(|| name.len() >= 12 && name[..12].eq_ignore_ascii_case(b"x-ratelimit-"))
+    (!hop_by_hop(name)).then(|| name.len() >= 12 && name[..12].eq_ignore_ascii_case(b"x-ratelimit-"))
+}
+
+/// Connection, Keep-Alive, Transfer-Encoding, Upgrade, Proxy-Connection, TE and Trailer: picked
+/// by length first, as every answer's every field is checked.
+fn hop_by_hop(name: &[u8]) -> bool {
+    let is = |hop: &[u8]| name.eq_ignore_ascii_case(hop);
+    match name.len() {
+        2 => is(b"te"),
+        7 => is(b"upgrade") || is(b"trailer"),
+        10 => is(b"connection") || is(b"keep-alive"),
+        16 => is(b"proxy-connection"),
+        17 => is(b"transfer-encoding"),
+        _ => false,
+    }
 }
 
 /// Copies the upstream's headers: every one under `llm_provider-`, and OpenAI's rate-limit headers
@@ -306,6 +320,18 @@ mod tests {
         up.append("set-cookie", "b=2".parse().unwrap());
         up.insert("transfer-encoding", "chunked".parse().unwrap());
         up
+    }
+
+    #[test]
+    fn hop_by_hop_fields_stay_behind_in_any_case() {
+        for name in ["connection", "Keep-Alive", "TRANSFER-ENCODING", "upgrade", "Proxy-Connection", "te", "Trailer"] {
+            assert_eq!(forwarded(name.as_bytes()), None, "{name}");
+        }
+        for name in ["content-type", "tee", "trailers", "x-connection", "openai-version"] {
+            assert_eq!(forwarded(name.as_bytes()), Some(false), "{name}");
+        }
+        assert_eq!(forwarded(b"X-RateLimit-Limit-Tokens"), Some(true));
+        assert_eq!(forwarded(b"x-ratelimit"), Some(false));
     }
 
     #[test]

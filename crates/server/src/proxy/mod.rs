@@ -201,17 +201,24 @@ pub(crate) async fn proxy_body(
             m.fallback(&model, out.served_group.as_deref().unwrap_or(""), call.meta.caller(), true, 0, "");
         }
     }
-    let retry_headers = |h: &mut http::HeaderMap| {
-        h.insert(headers::ATTEMPTED_RETRIES, headers::count(out.attempted_retries));
-        h.insert(headers::MAX_RETRIES, headers::count(out.max_retries));
+    // Into the head lines when the answer has them, else into its header map.
+    let retry_headers = |meta: &mut CallMeta, h: &mut http::HeaderMap| {
+        let mut put = |name, n| match meta.lines.as_mut() {
+            Some(lines) => lines.push_header(&name, &headers::count(n)),
+            None => {
+                h.insert(name, headers::count(n));
+            }
+        };
+        put(headers::ATTEMPTED_RETRIES, out.attempted_retries);
+        put(headers::MAX_RETRIES, out.max_retries);
         if out.fallback_depth > 0 {
-            h.insert(headers::ATTEMPTED_FALLBACKS, headers::count(out.fallback_depth));
+            put(headers::ATTEMPTED_FALLBACKS, out.fallback_depth);
         }
     };
     let end_user = view.user.as_deref().unwrap_or("");
     let result = match out.result {
         Ok(mut resp) => {
-            retry_headers(resp.headers_mut());
+            retry_headers(call.meta, resp.headers_mut());
             Ok(resp)
         }
         Err(ExecError::UnknownModel) => Err(unknown_model(app, endpoint, &model)),
@@ -221,7 +228,7 @@ pub(crate) async fn proxy_body(
         Err(ExecError::Upstream(e)) => {
             let mut resp = error_response(&e.api);
             call.meta.finish(e.upstream_headers.as_ref(), &mut resp);
-            retry_headers(resp.headers_mut());
+            retry_headers(call.meta, resp.headers_mut());
             Ok(resp)
         }
     };
