@@ -250,6 +250,10 @@ class Contender:
     def extra_headers(self, mock_port: int) -> dict:
         return {}
 
+    def serving_port(self, port: int, tmp: Path, proc: subprocess.Popen, t0: float) -> int:
+        """Where the started gateway listens: the port it was given, unless it picks its own."""
+        return port
+
     def setup_notes(self) -> str:
         return ""
 
@@ -407,42 +411,54 @@ class LiteLLM(Contender):
 
 
 class TensorZero(Contender):
-    """TensorZero's HTTP gateway. PyPI's `tensorzero` ships only the client (with an in-process
-    embedded gateway); the HTTP gateway binary must be supplied (--tensorzero-gateway)."""
+    """TensorZero's HTTP gateway: a binary given with --tensorzero-gateway, or else the gateway that
+    PyPI's `tensorzero` starts in-process for its OpenAI-compatible endpoint (`patch_openai_client`).
+    TensorZero ships its standalone `gateway` binary only as a Docker image or source on GitHub."""
 
     name = "tensorzero"
     venv = WORK / "venv-tz"
+    ready_deadline = 60.0
+    path_prefix = "openai/v1/"
+    gw: Path | None = None
 
     def prepare(self) -> None:
         gw = self.ctx.args.tensorzero_gateway
-        if gw and Path(gw).exists():
+        if gw:
+            if not Path(gw).exists():
+                raise Unavailable(f"--tensorzero-gateway {gw}: no such file")
             self.gw = Path(gw)
             return
-        installed = ""
-        if not (self.venv / "bin" / "python").exists() and self.ctx.args.install:
+        if not (self.venv / "bin" / "python").exists():
+            if not self.ctx.args.install:
+                raise Unavailable(f"not installed: no {self.venv} (run with --install, or pass a gateway "
+                                  "binary with --tensorzero-gateway PATH)")
+            log(f"installing tensorzero into {self.venv}")
             subprocess.run([sys.executable, "-m", "venv", self.venv], check=True)
-            subprocess.run([self.venv / "bin" / "pip", "install", "-q", "tensorzero"], check=False)
-        if (self.venv / "bin" / "python").exists():
-            r = subprocess.run([self.venv / "bin" / "python", "-c",
-                                "import importlib.metadata as m; print(m.version('tensorzero'))"],
+            r = subprocess.run([self.venv / "bin" / "pip", "install", "-q", "tensorzero"],
                                capture_output=True, text=True)
-            installed = r.stdout.strip()
-        what = f"PyPI `tensorzero` {installed} is installed but" if installed else "PyPI `tensorzero`"
-        raise Unavailable(
-            f"{what} is only the Python client: it embeds the gateway in-process "
-            "(`TensorZeroGateway.build_embedded`) and has no HTTP listener or `gateway` binary. "
-            "TensorZero distributes its HTTP gateway as the Docker image `tensorzero/gateway` or as "
-            "source to build from GitHub (the crate registry holds only a 0.0.0 placeholder); neither is "
-            "reachable here. Pass a built binary with --tensorzero-gateway PATH to include it.")
+            if r.returncode != 0:
+                raise Unavailable(f"pip install tensorzero failed: {r.stderr[-500:]}")
+        r = subprocess.run([self.venv / "bin" / "python", "-c",
+                            "import tensorzero; tensorzero._start_http_gateway"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Unavailable("PyPI `tensorzero` in this venv has no in-process HTTP gateway "
+                              f"(`_start_http_gateway`): {r.stderr.strip()[-300:]}")
 
     def version(self) -> str:
-        r = subprocess.run([self.gw, "--version"], capture_output=True, text=True)
-        return (r.stdout or r.stderr).strip()
-
-    path_prefix = "openai/v1/"
+        if self.gw:
+            r = subprocess.run([self.gw, "--version"], capture_output=True, text=True)
+            return (r.stdout or r.stderr).strip()
+        r = subprocess.run([self.venv / "bin" / "python", "-c",
+                            "import importlib.metadata as m, platform; "
+                            "print(m.version('tensorzero'), platform.python_version())"],
+                           capture_output=True, text=True)
+        v = r.stdout.split()
+        return (f"PyPI tensorzero {v[0]}, its HTTP gateway in-process (Python {v[1]})" if len(v) == 2
+                else "PyPI tensorzero ?")
 
     def command(self, port, mock_port, tmp, pinned):
         cfg = tmp / "tensorzero.toml"
+        # No ClickHouse or Postgres: observability is off, as LiteLLM runs without a database.
         cfg.write_text(f"""[gateway]
 bind_address = "127.0.0.1:{port}"
 
@@ -455,10 +471,38 @@ model_name = "fake"
 api_base = "http://127.0.0.1:{mock_port}/"
 api_key_location = "none"
 """)
-        return [self.gw, "--config-file", cfg], dict(os.environ, TENSORZERO_CLICKHOUSE_URL="")
+        env = dict(os.environ, RUST_LOG="warn")
+        for k in ("TENSORZERO_CLICKHOUSE_URL", "TENSORZERO_POSTGRES_URL", "TENSORZERO_VALKEY_URL"):
+            env.pop(k, None)
+        if self.gw:
+            return [self.gw, "--config-file", cfg], env
+        return [self.venv / "bin" / "python", BENCH_DIR / "tensorzero_http.py", cfg, tmp / "tensorzero.url"], env
+
+    def serving_port(self, port: int, tmp: Path, proc: subprocess.Popen, t0: float) -> int:
+        if self.gw:
+            return port
+        url_file = tmp / "tensorzero.url"
+        while time.monotonic() < t0 + self.ready_deadline:
+            if url_file.exists():
+                return int(url_file.read_text().split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+            if proc.poll() is not None:
+                raise Unavailable(f"exited with status {proc.returncode} before it said where it listens")
+            time.sleep(0.002)
+        raise Unavailable(f"did not say where it listens within {self.ready_deadline:.0f} s")
 
     def model(self) -> str:
         return "tensorzero::model_name::fake-openai-endpoint"
+
+    def setup_notes(self) -> str:
+        if self.gw:
+            return ("The gateway binary given, its config with one model `fake-openai-endpoint` routed to an "
+                    "`openai` provider at the mock, no ClickHouse or Postgres (observability off).")
+        return ("PyPI `tensorzero` in a venv; its HTTP gateway (TensorZero's axum server with the "
+                "OpenAI-compatible routes, the one `patch_openai_client` starts) run in-process by "
+                "`_start_http_gateway` on a port it picks, which the launcher writes to a file; one model "
+                "`fake-openai-endpoint` routed to an `openai` provider at the mock; no ClickHouse or Postgres "
+                "(observability off). The process holds an idle Python interpreter too: its RSS and start-up "
+                "time include it, its CPU per request does not in any measurable way.")
 
 
 class Portkey(Contender):
@@ -750,6 +794,8 @@ def measure_contender(ctx: Ctx, c: Contender, mode: str, mock_port: int, rep: in
             t0 = time.monotonic()
             gw = PROCS.start(argv, cpu=gw_cpu, env=env, cwd=tmp, log_path=tmp / "gateway.log")
             try:
+                port = c.serving_port(port, tmp, gw, t0)
+                subst[str(port)] = "$PORT"
                 res["ready_s"] = wait_ready(gw, t0, port, "/" + c.path_prefix + "chat/completions",
                                             headers, body_for(c), c.ready_deadline)
             except Unavailable as e:
@@ -897,7 +943,8 @@ def main() -> int:
     ap.add_argument("--install", action="store_true",
                     help="install missing contenders under bench/.work (pip venvs, npm prefix, cargo install)")
     ap.add_argument("--tensorzero-gateway", default=os.environ.get("TENSORZERO_GATEWAY"),
-                    help="path to a TensorZero HTTP gateway binary (not on PyPI)")
+                    help="a standalone TensorZero gateway binary (default: the HTTP gateway PyPI `tensorzero` "
+                         "starts in-process, installed with --install)")
     ap.add_argument("--json-out", default=None, help="raw results as JSON (default next to --out)")
     args = ap.parse_args()
 
