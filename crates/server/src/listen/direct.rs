@@ -220,9 +220,11 @@ struct Head {
 }
 
 fn parse(buf: &[u8], max_body: usize) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // Left uninitialised: httparse writes the fields it finds (an initialised array was 2 KB to
+    // clear on every request).
+    let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
         Ok(httparse::Status::Complete(_)) => return Parsed::NotOurs,
         Ok(httparse::Status::Partial) => return Parsed::Partial,

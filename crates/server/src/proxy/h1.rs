@@ -95,8 +95,11 @@ impl Conn {
     /// Reads the answer's head; what follows it stays in the buffer for the body.
     pub async fn read_answer(&mut self, method: &http::Method) -> Result<head::Answer, Error> {
         loop {
-            if let Some(answer) = head::parse_response(&mut self.buf, method).map_err(Error::Protocol)? {
-                return Ok(answer);
+            // Nothing read yet (the usual case on the first pass): no parse to attempt.
+            if !self.buf.is_empty() {
+                if let Some(answer) = head::parse_response(&mut self.buf, method).map_err(Error::Protocol)? {
+                    return Ok(answer);
+                }
             }
             if self.buf.len() >= MAX_HEAD {
                 return Err(Error::Protocol("the answer's head is over 64 KiB"));

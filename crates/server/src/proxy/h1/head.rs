@@ -113,9 +113,11 @@ struct Raw {
 }
 
 fn parse_raw(buf: &[u8]) -> Result<Option<Raw>, &'static str> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
+    // Left uninitialised: httparse writes the fields it finds and the rest is never read, where
+    // an initialised array cost ~1.2k instructions (3.2 KB cleared) on every parse.
+    let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err("the answer has over 100 header fields"),
