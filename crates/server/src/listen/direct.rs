@@ -181,8 +181,9 @@ pub async fn serve(
     }
 }
 
-/// Reads what the socket has into `buf`, making room for at least `room` bytes first when it
-/// is full. Resolves to 0 at the end of the stream.
+/// Reads what the socket has into `buf`, making room for at least `room` bytes when it is full —
+/// once the socket is readable, so that a connection waiting for its next request holds no
+/// buffer. Resolves to 0 at the end of the stream.
 ///
 /// Through `AsyncRead` rather than `readable` and `try_read_buf`: a read that leaves part of the
 /// buffer unfilled has drained the socket, and tokio's `poll_read` then clears the socket's
@@ -191,6 +192,7 @@ pub async fn serve(
 /// "would block" — one system call a request, which nginx saves the same way.
 async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, room: usize) -> io::Result<usize> {
     if buf.capacity() == buf.len() {
+        stream.readable().await?;
         buf.reserve(room.max(4096));
     }
     stream.read_buf(buf).await
@@ -596,6 +598,27 @@ mod tests {
         assert_eq!(read.unwrap().unwrap(), 3);
         let read = tokio::time::timeout(Duration::from_secs(5), fill(&mut server, &mut buf, 0)).await;
         assert_eq!(read.unwrap().unwrap(), 0, "the end of the stream is seen after a draining read");
+    }
+
+    #[tokio::test]
+    async fn a_connection_waiting_for_its_next_request_holds_no_buffer() {
+        let (mut server, mut client) = socket_pair().await;
+        client.write_all(b"first").await.unwrap();
+        let mut buf = BytesMut::new();
+        assert_eq!(fill(&mut server, &mut buf, 8192).await.unwrap(), 5);
+        // Between requests `serve` lets an idle connection's buffer go.
+        buf = BytesMut::new();
+        {
+            let read = fill(&mut server, &mut buf, 8192);
+            tokio::pin!(read);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(std::future::Future::poll(read.as_mut(), &mut cx).is_pending());
+        }
+        assert_eq!(buf.capacity(), 0, "a thousand idle connections must not cost a thousand buffers");
+        client.write_all(b"next").await.unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(5), fill(&mut server, &mut buf, 8192)).await;
+        assert_eq!(read.unwrap().unwrap(), 4);
+        assert!(buf.capacity() >= 8192);
     }
 
     #[tokio::test]
