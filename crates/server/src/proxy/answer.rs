@@ -38,15 +38,27 @@ impl RawFields {
             .iter()
             .map(|&[ns, ne, vs, ve]| (&self.bytes[ns as usize..ne as usize], &self.bytes[vs as usize..ve as usize]))
     }
+
+    /// Every value of the field `name` (lower case; matched in any case), in order.
+    pub(crate) fn values<'a, 'n>(&'a self, name: &'n [u8]) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        self.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// Every field with its value sharing the head's bytes; values `http` refuses are left out.
+    fn for_each_value(&self, mut f: impl FnMut(&[u8], HeaderValue)) {
+        for &[ns, ne, vs, ve] in &self.fields {
+            if let Ok(value) = HeaderValue::from_maybe_shared(self.bytes.slice(vs as usize..ve as usize)) {
+                f(&self.bytes[ns as usize..ne as usize], value);
+            }
+        }
+    }
 }
 
 impl UpstreamHeaders {
     /// The first value of the field `name` (lower case), as `HeaderMap::get` gives it.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         match self {
-            UpstreamHeaders::Raw(raw) => {
-                raw.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
-            }
+            UpstreamHeaders::Raw(raw) => raw.values(name.as_bytes()).next(),
             UpstreamHeaders::Map(map) => map.get(name).map(HeaderValue::as_bytes),
         }
     }
@@ -66,6 +78,15 @@ impl UpstreamHeaders {
         }
     }
 
+    /// [`for_each`](Self::for_each) with the values as `HeaderValue`s: sharing an HTTP/1.1 head's
+    /// bytes (no copy), cloned from the map's. Values `http` refuses are left out.
+    pub fn for_each_value(&self, mut f: impl FnMut(&[u8], HeaderValue)) {
+        match self {
+            UpstreamHeaders::Raw(raw) => raw.for_each_value(f),
+            UpstreamHeaders::Map(map) => map.iter().for_each(|(n, v)| f(n.as_str().as_bytes(), v.clone())),
+        }
+    }
+
     /// As a header map, for what needs `http`'s types (a `Response`, an error's headers). Fields
     /// the map would refuse are left out.
     pub fn into_map(self) -> HeaderMap {
@@ -73,13 +94,11 @@ impl UpstreamHeaders {
             UpstreamHeaders::Map(map) => map,
             UpstreamHeaders::Raw(raw) => {
                 let mut map = HeaderMap::with_capacity(raw.fields.len());
-                for &[ns, ne, vs, ve] in &raw.fields {
-                    let Ok(name) = HeaderName::from_bytes(&raw.bytes[ns as usize..ne as usize]) else { continue };
-                    let Ok(value) = HeaderValue::from_maybe_shared(raw.bytes.slice(vs as usize..ve as usize)) else {
-                        continue;
-                    };
-                    map.append(name, value);
-                }
+                raw.for_each_value(|name, value| {
+                    if let Ok(name) = HeaderName::from_bytes(name) {
+                        map.append(name, value);
+                    }
+                });
                 map
             }
         }

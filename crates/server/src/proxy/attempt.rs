@@ -308,12 +308,8 @@ fn header_f64(h: &UpstreamHeaders, name: &str) -> Option<f64> {
     text.parse().ok()
 }
 
-pub(super) fn retry_after_of(h: &UpstreamHeaders) -> Option<Duration> {
-    retry_after(h)
-}
-
 /// `retry-after-ms` (OpenAI) or `retry-after` in seconds; HTTP dates are ignored.
-fn retry_after(h: &UpstreamHeaders) -> Option<Duration> {
+pub(super) fn retry_after(h: &UpstreamHeaders) -> Option<Duration> {
     if let Some(ms) = header_f64(h, "retry-after-ms") {
         return (ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
     }

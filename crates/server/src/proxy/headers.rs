@@ -280,9 +280,8 @@ pub fn forward_upstream(upstream: &UpstreamHeaders, out: &mut HeaderMap) {
         let mut cache = cache.borrow_mut();
         // Every answer that carries upstream headers passes here first, streamed or not.
         out.reserve(TYPICAL_RESPONSE_HEADERS.saturating_sub(out.len()));
-        upstream.for_each(|name, value| {
+        upstream.for_each_value(|name, value| {
             let Some(also_as_is) = forwarded(name) else { return };
-            let Ok(value) = HeaderValue::from_bytes(value) else { return };
             let (plain, prefixed) = match cache.get(name) {
                 Some(names) => names.clone(),
                 None => {

@@ -199,7 +199,7 @@ impl UpstreamCall<'_> {
             if out_status == 429 {
                 api = api.kind("throttling_error");
             }
-            let failure = Failure::status(out_status, super::attempt::retry_after_of(&up.headers));
+            let failure = Failure::status(out_status, super::attempt::retry_after(&up.headers));
             return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
         }
 
@@ -450,7 +450,7 @@ impl UpstreamCall<'_> {
             let (status, class, message) = anthropic::error(up.status.as_u16(), &body);
             let tag = sluice_providers::errors::exception_tag(provider);
             let api = ApiError::new(status, format!("litellm.{class}: {tag} - {message}"));
-            let failure = Failure::status(status, super::attempt::retry_after_of(&up.headers));
+            let failure = Failure::status(status, super::attempt::retry_after(&up.headers));
             return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
         }
         self.app.router.record_success(attempt, None);

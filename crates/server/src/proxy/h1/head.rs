@@ -98,18 +98,12 @@ pub fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Option<Answ
     }
 }
 
-/// Where a header field lies within the head's bytes.
-#[derive(Clone, Copy)]
-struct Field {
-    name: (usize, usize),
-    value: (usize, usize),
-}
-
 struct Raw {
     status: u16,
     http10: bool,
     len: usize,
-    fields: Vec<Field>,
+    /// `[name start, name end, value start, value end]` of each field (see [`RawFields`]).
+    fields: Vec<[u32; 4]>,
 }
 
 fn parse_raw(buf: &[u8]) -> Result<Option<Raw>, &'static str> {
@@ -123,36 +117,33 @@ fn parse_raw(buf: &[u8]) -> Result<Option<Raw>, &'static str> {
         Err(httparse::Error::TooManyHeaders) => return Err("the answer has over 100 header fields"),
         Err(_) => return Err("the answer is not HTTP/1.x"),
     };
+    // The reader refuses heads past 64 KiB, so the offsets fit in u32.
     let base = buf.as_ptr() as usize;
-    let span = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
-    let fields = resp.headers.iter().map(|h| Field { name: span(h.name.as_bytes()), value: span(h.value) }).collect();
+    let start = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+    let fields = resp
+        .headers
+        .iter()
+        .map(|h| {
+            let (n, v) = (start(h.name.as_bytes()), start(h.value));
+            [n, n + h.name.len() as u32, v, v + h.value.len() as u32]
+        })
+        .collect();
     Ok(Some(Raw { status: resp.code.unwrap_or(0), http10: resp.version == Some(0), len, fields }))
 }
 
 fn answer(raw: Raw, bytes: Bytes, method: &Method) -> Result<Answer, &'static str> {
     let status = StatusCode::from_u16(raw.status).map_err(|_| "the answer's status is out of range")?;
-    let field = |f: &Field| (&bytes[f.name.0..f.name.0 + f.name.1], &bytes[f.value.0..f.value.0 + f.value.1]);
-    let values = |name: &'static [u8]| {
-        raw.fields.iter().map(field).filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
-    };
+    let headers = RawFields::new(bytes, raw.fields);
     let (mut close, mut keep_alive_token) = (false, false);
-    for token in values(b"connection").flat_map(|v| v.split(|b| *b == b',')) {
+    for token in headers.values(b"connection").flat_map(|v| v.split(|b| *b == b',')) {
         let token = token.trim_ascii();
         close |= token.eq_ignore_ascii_case(b"close");
         keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
     }
-    let framing = framing(status, values(b"transfer-encoding").last(), values(b"content-length"), method)?;
+    let framing =
+        framing(status, headers.values(b"transfer-encoding").last(), headers.values(b"content-length"), method)?;
     let keep_alive = !close && (!raw.http10 || keep_alive_token) && !matches!(framing, Framing::UntilClose);
-    let span = |(start, len): (usize, usize)| [start as u32, (start + len) as u32];
-    let fields = raw
-        .fields
-        .iter()
-        .map(|f| {
-            let ([ns, ne], [vs, ve]) = (span(f.name), span(f.value));
-            [ns, ne, vs, ve]
-        })
-        .collect();
-    Ok(Answer { status, headers: RawFields::new(bytes, fields), framing, keep_alive })
+    Ok(Answer { status, headers, framing, keep_alive })
 }
 
 /// How the body ends, from the last `Transfer-Encoding` field and every `Content-Length` one.
