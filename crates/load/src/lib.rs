@@ -15,8 +15,9 @@
 //!             --endpoint 40:GET:health/liveliness --stream -u 50 -t 30s
 //! ```
 //!
-//! It is built to stay out of the way of the numbers it measures: hand-managed keep-alive hyper
-//! connections, bodies spliced from a pre-split template, per-worker HDR histograms merged at the
+//! It is built to stay out of the way of the numbers it measures: a lean HTTP/1.1 client on
+//! hand-managed keep-alive connections (one `write` a request, answer heads parsed in place),
+//! bodies rendered once and only their UUIDs rewritten, per-worker HDR histograms merged at the
 //! end, and no locks on the hot path.
 
 pub mod args;

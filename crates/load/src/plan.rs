@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
 
 use crate::args::{EndpointSpec, LoadArgs, WaitRange};
@@ -35,6 +35,38 @@ pub struct Endpoint {
     /// Host, content type, authorization and --header headers.
     pub headers: HeaderMap,
     pub body: Option<Template>,
+    /// The request line and header block, written once here: every request sends these bytes
+    /// followed by a body from `body`.
+    pub head: Box<[u8]>,
+}
+
+impl Endpoint {
+    /// A HEAD request's answer has no body, whatever its framing fields say.
+    pub fn answer_has_no_body(&self) -> bool {
+        self.method == Method::HEAD
+    }
+}
+
+/// `METHOD path HTTP/1.1`, the headers, and the body's length when there is a body. A
+/// Content-Length or Transfer-Encoding given with --header is left out: the body decides those.
+fn request_head(method: &Method, uri: &Uri, headers: &HeaderMap, body: Option<&Template>) -> Box<[u8]> {
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(format!("{method} {target} HTTP/1.1\r\n").as_bytes());
+    for (name, value) in headers {
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if let Some(body) = body {
+        head.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    head.into()
 }
 
 /// Closed-loop users or an open-loop rate.
@@ -152,7 +184,16 @@ impl Plan {
             if body.is_some() && !headers.contains_key(CONTENT_TYPE) {
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
-            endpoints.push(Endpoint { method, name: uri.path().to_string(), uri, weight: spec.weight, headers, body });
+            let head = request_head(&method, &uri, &headers, body.as_ref());
+            endpoints.push(Endpoint {
+                method,
+                name: uri.path().to_string(),
+                uri,
+                weight: spec.weight,
+                headers,
+                body,
+                head,
+            });
         }
         let mut cumulative = Vec::with_capacity(endpoints.len());
         let mut sum = 0u64;
@@ -235,9 +276,9 @@ pub fn join_path(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
 
+/// A plan from `sluice load` arguments, for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn plan(args: &[&str]) -> Result<Plan, String> {
     use clap::Parser;
 
     #[derive(clap::Parser)]
@@ -246,11 +287,14 @@ mod tests {
         load: LoadArgs,
     }
 
-    fn plan(args: &[&str]) -> Result<Plan, String> {
-        let mut v = vec!["load"];
-        v.extend_from_slice(args);
-        Plan::from_args(&Cli::try_parse_from(v).unwrap().load)
-    }
+    let mut v = vec!["load"];
+    v.extend_from_slice(args);
+    Plan::from_args(&Cli::try_parse_from(v).unwrap().load)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn joins_paths() {
@@ -260,6 +304,25 @@ mod tests {
         let p = plan(&["--host", "http://127.0.0.1:4000/v1"]).unwrap();
         assert_eq!(p.endpoints[0].uri.path(), "/v1/chat/completions");
         assert_eq!(p.endpoints[0].headers[HOST], "127.0.0.1:4000");
+    }
+
+    #[test]
+    fn request_heads_carry_the_headers_and_the_body_length() {
+        let p = plan(&["--host", "http://127.0.0.1:4000/v1", "--header", "X-Team: a", "--header", "Content-Length: 3"])
+            .unwrap();
+        let e = &p.endpoints[0];
+        let head = std::str::from_utf8(&e.head).unwrap();
+        let len = e.body.as_ref().unwrap().len();
+        assert!(head.starts_with("POST /v1/chat/completions HTTP/1.1\r\n"), "{head}");
+        assert!(head.ends_with(&format!("content-length: {len}\r\n\r\n")), "{head}");
+        for line in ["host: 127.0.0.1:4000", "x-team: a", "content-type: application/json"] {
+            assert!(head.contains(&format!("{line}\r\n")), "{line} missing from {head}");
+        }
+        assert!(head.contains("\r\nauthorization: Bearer "), "{head}");
+        assert_eq!(head.matches("content-length").count(), 1, "{head}");
+        let mut parsed = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut parsed);
+        assert_eq!(req.parse(head.as_bytes()).unwrap(), httparse::Status::Complete(head.len()));
     }
 
     #[test]
@@ -298,6 +361,10 @@ mod tests {
         assert!(p.endpoints[1].body.is_none());
         assert!(!p.endpoints[1].headers.contains_key(CONTENT_TYPE));
         assert_eq!(p.endpoints[0].headers[AUTHORIZATION], "Bearer other");
+        assert_eq!(
+            std::str::from_utf8(&p.endpoints[1].head).unwrap(),
+            "GET /health/readiness HTTP/1.1\r\nhost: 127.0.0.1:4000\r\nauthorization: Bearer other\r\n\r\n"
+        );
         // A zero weight is never picked.
         let p = plan(&["--endpoint", "0:GET:a", "--endpoint", "5:GET:b"]).unwrap();
         assert!((0..5).all(|r| p.pick(r) == 1));

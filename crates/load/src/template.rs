@@ -1,8 +1,6 @@
 //! Request body templates. A template is split once, at start-up, around its `{{uuid}}`
-//! placeholders; each request then splices one fresh UUID into every gap. No JSON is parsed or
-//! serialised per request: a body is a handful of memcpys.
-
-use bytes::Bytes;
+//! placeholders; each request then writes one fresh UUID into every gap of a body rendered once.
+//! No JSON is parsed or serialised per request, and the body's other bytes are not copied again.
 
 /// The placeholder replaced by one fresh UUID per request (the same UUID at every occurrence,
 /// as in the seed's locustfile, where the f-string is built once and then repeated).
@@ -20,8 +18,10 @@ pub const SEED_USER: &str = "my-new-end-user-1";
 #[derive(Debug, Clone)]
 pub struct Template {
     /// Literal pieces; a UUID goes between every two consecutive pieces.
-    parts: Vec<Bytes>,
-    /// Length of a rendered body, so one allocation suffices.
+    parts: Vec<Box<[u8]>>,
+    /// Where each UUID starts in a rendered body.
+    holes: Vec<usize>,
+    /// Length of a rendered body.
     len: usize,
 }
 
@@ -37,10 +37,16 @@ pub enum TemplateError {
 impl Template {
     /// Splits `text` around every `{{uuid}}`.
     pub fn new(text: &str) -> Template {
-        let parts: Vec<Bytes> = text.split(PLACEHOLDER).map(|p| Bytes::copy_from_slice(p.as_bytes())).collect();
-        let literal: usize = parts.iter().map(Bytes::len).sum();
-        let len = literal + (parts.len() - 1) * 36;
-        Template { parts, len }
+        let parts: Vec<Box<[u8]>> = text.split(PLACEHOLDER).map(|p| p.as_bytes().into()).collect();
+        let mut holes = Vec::with_capacity(parts.len() - 1);
+        let mut len = 0;
+        for part in &parts[..parts.len() - 1] {
+            len += part.len();
+            holes.push(len);
+            len += UUID_LEN;
+        }
+        len += parts[parts.len() - 1].len();
+        Template { parts, holes, len }
     }
 
     /// The seed locustfile's payload, with `model` and `stream` applied.
@@ -94,34 +100,54 @@ impl Template {
         self.parts.len() - 1
     }
 
-    /// One body with `uuid` (36 ASCII bytes, hyphenated) in every hole.
-    pub fn render_with(&self, uuid: &[u8; 36]) -> Bytes {
-        if self.parts.len() == 1 {
-            // No placeholder: share the one buffer, no copy at all.
-            return self.parts[0].clone();
-        }
-        let mut out = Vec::with_capacity(self.len);
+    /// The length of every rendered body.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether rendered bodies are empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends one body with `uuid` (36 ASCII bytes, hyphenated) in every hole to `out`.
+    pub fn render_into(&self, out: &mut Vec<u8>, uuid: &[u8; UUID_LEN]) {
+        out.reserve(self.len);
         let (last, init) = self.parts.split_last().expect("split yields one part or more");
         for part in init {
             out.extend_from_slice(part);
             out.extend_from_slice(uuid);
         }
         out.extend_from_slice(last);
-        Bytes::from(out)
+    }
+
+    /// Turns a body this template rendered into one with `uuid` in every hole.
+    pub fn patch(&self, body: &mut [u8], uuid: &[u8; UUID_LEN]) {
+        debug_assert_eq!(body.len(), self.len, "a body of another template");
+        for &at in &self.holes {
+            body[at..at + UUID_LEN].copy_from_slice(uuid);
+        }
+    }
+
+    /// One body with `uuid` in every hole.
+    pub fn render_with(&self, uuid: &[u8; UUID_LEN]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.render_into(&mut out, uuid);
+        out
     }
 
     /// One body with a fresh random UUID.
-    pub fn render(&self) -> Bytes {
-        if self.parts.len() == 1 {
-            return self.parts[0].clone();
-        }
+    pub fn render(&self) -> Vec<u8> {
         self.render_with(&fresh_uuid())
     }
 }
 
+/// The length of a hyphenated UUID.
+pub const UUID_LEN: usize = 36;
+
 /// A random (v4) UUID, hyphenated lower-case, without allocating.
-pub fn fresh_uuid() -> [u8; 36] {
-    let mut buf = [0u8; 36];
+pub fn fresh_uuid() -> [u8; UUID_LEN] {
+    let mut buf = [0u8; UUID_LEN];
     uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
     buf
 }
@@ -162,6 +188,18 @@ mod tests {
     }
 
     #[test]
+    fn patching_a_rendered_body_equals_rendering_afresh() {
+        let t = Template::new("{{uuid}}-a-{{uuid}}{{uuid}}-end");
+        let first = fresh_uuid();
+        let second = fresh_uuid();
+        let mut body = t.render_with(&first);
+        t.patch(&mut body, &second);
+        assert_eq!(body, t.render_with(&second));
+        assert_eq!(body.len(), t.len());
+        assert_eq!(String::from_utf8(body).unwrap().matches(std::str::from_utf8(&second).unwrap()).count(), 3);
+    }
+
+    #[test]
     fn file_templates() {
         let text = r#"{"model":"x","input":"{{uuid}} and {{uuid}}"}"#;
         let t = Template::from_file_text("b.json", text, None, false).unwrap();
@@ -177,6 +215,7 @@ mod tests {
 
         let none = Template::new("no holes");
         assert_eq!(&none.render()[..], b"no holes");
+        assert_eq!((none.placeholders(), none.len()), (0, 8));
         let err = Template::from_file_text("a.json", "[1]", Some("m"), false).unwrap_err();
         assert!(err.to_string().contains("JSON object"));
         let err = Template::from_file_text("a.json", "{", Some("m"), false).unwrap_err();

@@ -15,10 +15,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::LocalSet;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
-use crate::client::{self, Outcome, Sender};
-use crate::plan::{Mode, Plan, ERROR_FILE_CAP};
+use crate::client::{self, Conn, Outcome};
+use crate::plan::{Endpoint, Mode, Plan, ERROR_FILE_CAP};
 use crate::rate::Schedule;
 use crate::stats::{Interval, WorkerStats};
+use crate::template::fresh_uuid;
 
 /// What workers tell the coordinator.
 pub enum Msg {
@@ -67,7 +68,10 @@ pub struct Ctx {
     /// Set when the run ends: users stop before their next request.
     pub stop: Cell<bool>,
     /// Idle connections of the open-loop mode.
-    pub idle: RefCell<Vec<Sender>>,
+    pub idle: RefCell<Vec<Conn>>,
+    /// The request being written: one buffer for the whole worker, since the socket takes a
+    /// request at once (a connection keeps only what it could not write).
+    pub outgoing: RefCell<Outgoing>,
     /// The index of the second now being counted.
     pub second: Cell<u64>,
 }
@@ -84,6 +88,7 @@ impl Ctx {
             queued: Cell::new(0),
             stop: Cell::new(false),
             idle: RefCell::new(Vec::new()),
+            outgoing: RefCell::new(Outgoing::default()),
             second: Cell::new(0),
         }
     }
@@ -102,24 +107,21 @@ impl Ctx {
         self.plan.pick(rng.gen_range(0..self.plan.total_weight()))
     }
 
-    /// An open idle connection of the open-loop pool, if there is one.
-    fn idle_connection(&self) -> Option<Sender> {
-        let mut idle = self.idle.borrow_mut();
-        while let Some(c) = idle.pop() {
-            if !c.is_closed() {
-                return Some(c);
-            }
-        }
-        None
+    /// An idle connection of the open-loop pool, if there is one. One the server has closed
+    /// meanwhile is found out by the exchange, which then sends on a new one.
+    fn idle_connection(&self) -> Option<Conn> {
+        self.idle.borrow_mut().pop()
     }
 
     /// Sends one request of endpoint `ep` on `conn` and records it. `started` is when the
     /// latency clock starts: now for users, the intended send time for the open loop.
-    pub async fn one(&self, conn: &mut Option<Sender>, ep: usize, started: Instant) {
+    pub async fn one(&self, conn: &mut Option<Conn>, ep: usize, started: Instant) {
         let endpoint = &self.plan.endpoints[ep];
-        let body = endpoint.body.as_ref().map(|t| t.render()).unwrap_or_default();
         self.in_flight.set(self.in_flight.get() + 1);
-        let exchange = client::exchange(conn, self.plan.target.addr, endpoint, body, started, self.plan.stream);
+        let mut send = |c: &mut Conn| c.start(self.outgoing.borrow_mut().request(ep, endpoint));
+        let head_request = endpoint.answer_has_no_body();
+        let exchange =
+            client::exchange(conn, self.plan.target.addr, head_request, &mut send, started, self.plan.stream);
         let outcome = match timeout(self.plan.timeout, exchange).await {
             Ok(o) => o,
             Err(_) => {
@@ -162,6 +164,32 @@ impl Ctx {
         if before + len <= ERROR_FILE_CAP {
             let _ = self.ctl.tx.send(Msg::ErrorBody(body));
         }
+    }
+}
+
+/// The bytes of the request last prepared: an endpoint's head and a body from its template.
+#[derive(Default)]
+pub struct Outgoing {
+    bytes: Vec<u8>,
+    /// Which endpoint `bytes` were rendered for.
+    endpoint: Option<usize>,
+}
+
+impl Outgoing {
+    /// A request to endpoint number `index` with a fresh UUID in its body. The same endpoint
+    /// as last time only has its UUIDs rewritten; the rest of the bytes are already there.
+    pub fn request(&mut self, index: usize, endpoint: &Endpoint) -> &[u8] {
+        if self.endpoint != Some(index) {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(&endpoint.head);
+            if let Some(t) = &endpoint.body {
+                t.render_into(&mut self.bytes, &fresh_uuid());
+            }
+            self.endpoint = Some(index);
+        } else if let Some(t) = endpoint.body.as_ref().filter(|t| t.placeholders() > 0) {
+            t.patch(&mut self.bytes[endpoint.head.len()..], &fresh_uuid());
+        }
+        &self.bytes
     }
 }
 
@@ -288,4 +316,30 @@ async fn open_loop(
         )
         .await;
     // The requests still in flight get the worker's bounded grace period, like users'.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body of a prepared request, parsed.
+    fn body_of(request: &[u8], endpoint: &Endpoint) -> serde_json::Value {
+        assert_eq!(&request[..endpoint.head.len()], &endpoint.head[..]);
+        serde_json::from_slice(&request[endpoint.head.len()..]).unwrap()
+    }
+
+    #[test]
+    fn each_request_gets_a_fresh_uuid_and_switching_endpoints_renders_afresh() {
+        let plan = crate::plan::plan(&["--endpoint", "1:POST:chat/completions", "--endpoint", "1:GET:health"]).unwrap();
+        let (chat, health) = (&plan.endpoints[0], &plan.endpoints[1]);
+        let mut out = Outgoing::default();
+        let first = body_of(out.request(0, chat), chat);
+        let second = body_of(out.request(0, chat), chat);
+        let content = |v: &serde_json::Value| v["messages"][0]["content"].as_str().unwrap().to_string();
+        assert_ne!(content(&first), content(&second));
+        assert_eq!(content(&second).matches(&content(&second)[..36]).count(), 150);
+        assert_eq!(out.request(1, health), &health.head[..]);
+        let third = body_of(out.request(0, chat), chat);
+        assert_ne!(content(&third), content(&second));
+    }
 }

@@ -7,13 +7,12 @@
 //! answer's body is read from the socket as the body is polled, so a proxied request is served
 //! by the one task hyper's server runs for the client connection. HTTP/2 stays with hyper.
 
-mod chunked;
 mod head;
 
 pub use head::{encode_request, push_field, Answer, Framing};
 
 use bytes::{Bytes, BytesMut};
-use chunked::Chunk;
+use sluice_wire::chunked::Chunk;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};

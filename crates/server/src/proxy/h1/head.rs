@@ -1,7 +1,6 @@
 //! Request heads written as bytes, answer heads parsed by httparse (their fields left in place,
 //! see [`RawFields`]), and how the answer's body is framed (RFC 9112 §6.3).
 
-use super::chunked::Decoder;
 use crate::proxy::answer::RawFields;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
@@ -10,15 +9,8 @@ use http::{HeaderMap, Method, StatusCode};
 /// Most header fields accepted in an answer (hyper's default too).
 const MAX_HEADERS: usize = 100;
 
-/// How an answer's body ends.
-#[derive(Debug)]
-pub enum Framing {
-    /// This many bytes are left (0: the body has ended).
-    Length(u64),
-    Chunked(Decoder),
-    /// Until the upstream closes the connection, which then cannot be reused.
-    UntilClose,
-}
+pub use sluice_wire::framing::Framing;
+use sluice_wire::framing::{body_framing, keeps_alive};
 
 /// An answer's head and how to read the rest.
 pub struct Answer {
@@ -134,51 +126,14 @@ fn parse_raw(buf: &[u8]) -> Result<Option<Raw>, &'static str> {
 fn answer(raw: Raw, bytes: Bytes, method: &Method) -> Result<Answer, &'static str> {
     let status = StatusCode::from_u16(raw.status).map_err(|_| "the answer's status is out of range")?;
     let headers = RawFields::new(bytes, raw.fields);
-    let (mut close, mut keep_alive_token) = (false, false);
-    for token in headers.values(b"connection").flat_map(|v| v.split(|b| *b == b',')) {
-        let token = token.trim_ascii();
-        close |= token.eq_ignore_ascii_case(b"close");
-        keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
-    }
-    let framing =
-        framing(status, headers.values(b"transfer-encoding").last(), headers.values(b"content-length"), method)?;
-    let keep_alive = !close && (!raw.http10 || keep_alive_token) && !matches!(framing, Framing::UntilClose);
+    let framing = body_framing(
+        raw.status,
+        *method == Method::HEAD,
+        headers.values(b"transfer-encoding").last(),
+        headers.values(b"content-length"),
+    )?;
+    let keep_alive = keeps_alive(raw.http10, headers.values(b"connection"), &framing);
     Ok(Answer { status, headers, framing, keep_alive })
-}
-
-/// How the body ends, from the last `Transfer-Encoding` field and every `Content-Length` one.
-fn framing<'a>(
-    status: StatusCode,
-    transfer_encoding: Option<&[u8]>,
-    content_lengths: impl Iterator<Item = &'a [u8]>,
-    method: &Method,
-) -> Result<Framing, &'static str> {
-    if *method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Ok(Framing::Length(0));
-    }
-    if let Some(last) = transfer_encoding {
-        let chunked =
-            last.rsplit(|b| *b == b',').next().is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        return Ok(if chunked { Framing::Chunked(Decoder::default()) } else { Framing::UntilClose });
-    }
-    let mut length = None;
-    for value in content_lengths {
-        for item in value.split(|b| *b == b',') {
-            let item = item.trim_ascii();
-            if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
-                return Err("the answer's Content-Length is not a number");
-            }
-            let n: u64 = std::str::from_utf8(item)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or("the answer's Content-Length is out of range")?;
-            if length.is_some_and(|l| l != n) {
-                return Err("the answer has differing Content-Length values");
-            }
-            length = Some(n);
-        }
-    }
-    Ok(length.map_or(Framing::UntilClose, Framing::Length))
 }
 
 #[cfg(test)]
