@@ -670,6 +670,8 @@ class Ctx:
         self.sluice = Path(args.sluice).resolve()
         self.sluice_version = ""
         self.commands: list[str] = []  # exact command lines, in the order first used
+        # `sluice load` alone on a core, one run per pinned repeat (its headroom over sluice).
+        self.generator_alone: list[dict] = []
 
     def note_cmd(self, argv, env_note: str = "", subst: dict | None = None) -> None:
         line = " ".join(_q(a) for a in argv)
@@ -709,6 +711,9 @@ def run_load(ctx: Ctx, url: str, headers: dict, model: str | None, scenario: dic
         argv += ["--model", model]
     shown = [("taskset", "-c", str(cpu)) if cpu is not None else ()]
     ctx.note_cmd(list(shown[0]) + [str(a) for a in argv], subst=subst)
+    # The generator's own CPU time: what the children reaped while it runs used (only it is
+    # reaped in this window; the gateway and the mock outlive it).
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = PROCS.start(argv, cpu=cpu, log_path=out_json.with_suffix(".log"))
     limit = parse_duration(duration) + parse_duration(ctx.args.timeout) + 30
     try:
@@ -716,10 +721,13 @@ def run_load(ctx: Ctx, url: str, headers: dict, model: str | None, scenario: dic
     except subprocess.TimeoutExpired:
         log(f"load generator did not finish within {limit:.0f} s; stopping it")
     PROCS.stop(p)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if not out_json.exists():
         tail = out_json.with_suffix(".log").read_text(errors="replace")[-500:]
         raise RuntimeError(f"sluice load wrote no JSON (exit {p.returncode}): {tail}")
-    return json.loads(out_json.read_text())
+    j = json.loads(out_json.read_text())
+    j["load_cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return j
 
 
 def settle(gw: subprocess.Popen, what: str, limit: float = 120.0) -> None:
@@ -760,6 +768,8 @@ def summarize(j: dict) -> dict:
         "unfinished": j.get("unfinished", 0),
         "duration": dur,
         "failure_kinds": [f.get("error", f.get("message", "")) for f in j.get("failures", [])][:3],
+        # CPU of `sluice load` itself per request (user + system, with the loopback's share).
+        "load_cpu_us_per_req": j["load_cpu_s"] * 1e6 / agg["requests"] if j.get("load_cpu_s") and agg["requests"] else None,
     }
 
 
@@ -862,7 +872,8 @@ def measure_contender(ctx: Ctx, c: Contender, mode: str, mock_port: int, rep: in
                 overloaded_at = sc["n"]
             log(f"  {mode} rep{rep} {c.name:10s} {sc['key']:>6s}: {s['rps']:9.0f} req/s  p50 {fmt(s['p50'])} "
                 f"p99 {fmt(s['p99'])} ms  fails {s['failures']}"
-                + (f"  cpu {s['cpu_us_per_req']:.0f} us/req" if "cpu_us_per_req" in s else ""))
+                + (f"  cpu {s['cpu_us_per_req']:.0f} us/req" if "cpu_us_per_req" in s else "")
+                + (f"  load gen {s['load_cpu_us_per_req']:.1f} us/req" if s.get("load_cpu_us_per_req") else ""))
         if gw is not None:
             res["rss_kb"] = peak_rss_kb(gw.pid)
     finally:
@@ -912,6 +923,25 @@ def start_mock(ctx: Ctx, cpu, outdir: Path) -> tuple[subprocess.Popen, int]:
     t0 = time.monotonic()
     wait_ready(p, t0, port, "/chat/completions", {"Content-Type": "application/json"}, seed_body(), 10)
     return p, port
+
+
+def measure_generator_alone(ctx: Ctx, rep: int, outdir: Path) -> None:
+    """The load generator's own cost with a core to itself: a mock alone on the gateway's core
+    (free between contenders), `sluice load` alone on its core, the first closed-loop load. The
+    issue asks one core of it to drive 3x what one core of sluice serves."""
+    mock, port = start_mock(ctx, ctx.args.cores[0], outdir)
+    try:
+        sc = {"key": f"c{ctx.args.conns[0]}", "kind": "closed", "n": ctx.args.conns[0]}
+        j = run_load(ctx, f"http://127.0.0.1:{port}", {}, None, sc, ctx.args.duration, ctx.args.cores[1],
+                     outdir / f"generator-alone-rep{rep}.json", {str(port): "$MOCK_PORT"})
+        s = summarize(j)
+        ctx.generator_alone.append(s)
+        log(f"  pinned rep{rep} sluice load alone on core {ctx.args.cores[1]} {sc['key']:>6s}: "
+            f"{s['rps']:9.0f} req/s  load gen {fmt(s['load_cpu_us_per_req'], 1)} us/req  fails {s['failures']}")
+    except RuntimeError as e:
+        log(f"  pinned rep{rep} sluice load alone: {e}")
+    finally:
+        PROCS.stop(mock)
 
 
 def main() -> int:
@@ -1061,6 +1091,8 @@ def main() -> int:
                         log(f"{n}: failed: {e}\n{traceback.format_exc()}")
                     write_report(ctx, args, modes, results, unavailable, versions, started, t_start,
                                  load_before, partial=True)
+                if mode == "pinned" and args.cores[0] != args.cores[1]:
+                    measure_generator_alone(ctx, rep, outdir)
             PROCS.stop(mock)
     except KeyboardInterrupt:
         log("interrupted: cleaning up and writing what was measured")
@@ -1128,6 +1160,7 @@ def figures(args, results_mode: dict) -> dict:
             f[f"{k}_p50"] = med([s["p50"] for s in runs])
             f[f"{k}_p99"] = med([s["p99"] for s in runs])
             f[f"{k}_cpu"] = med([s.get("cpu_us_per_req") for s in runs])
+            f[f"{k}_load_cpu"] = med([s.get("load_cpu_us_per_req") for s in runs])
             # By repeat (None where a repeat has no figure), to pair contenders run side by side.
             f[f"{k}_cpu_reps"] = [(r["runs"].get(k) or {}).get("cpu_us_per_req") for r in reps]
             f[f"{k}_fail"] = sum(s["failures"] for s in runs)
@@ -1249,7 +1282,7 @@ def write_report(ctx, args, modes, results, unavailable, versions, started, t_st
             a("")
 
     a("## Targets (sluice)\n")
-    for line in targets(args, figs_by_mode):
+    for line in targets(args, figs_by_mode, ctx.generator_alone):
         a(f"- {line}")
     a("")
     a("## Contenders that could not run\n")
@@ -1279,7 +1312,7 @@ def write_report(ctx, args, modes, results, unavailable, versions, started, t_st
     args.out.write_text("\n".join(L) + "\n")
 
 
-def targets(args, figs_by_mode) -> list[str]:
+def targets(args, figs_by_mode, generator_alone: list[dict]) -> list[str]:
     out = []
     mode = "pinned" if "pinned" in figs_by_mode else next(iter(figs_by_mode), None)
     if mode is None:
@@ -1336,6 +1369,19 @@ def targets(args, figs_by_mode) -> list[str]:
     if rss is not None:
         out.append(f"For reference, not the target's case: peak RSS over all runs, including {max(args.conns)} "
                    f"requests in flight at once (closed loop, no wait): {rss:.1f} MB")
+    alone = med([g.get("load_cpu_us_per_req") for g in generator_alone])
+    shared = s.get(f"{c0}_load_cpu")
+    if cpu and alone and mode == "pinned":
+        # CPU per request on both sides: one core of the generator drives cpu/alone times the
+        # requests one core of sluice serves (sluice's core is the saturated one in these runs).
+        line = (f"Load generator headroom: `sluice load` alone on core {args.cores[1]} (the mock alone on core "
+                f"{args.cores[0]}, closed loop {args.conns[0]}) spent {alone:.1f} µs of CPU a request against "
+                f"sluice's {cpu:.1f} µs, so one core of it drives {cpu / alone:.1f}× what one core of sluice "
+                f"serves (target ≥ 3×) → {verdict(cpu >= 3 * alone)}")
+        if shared:
+            line += (f". In the runs above, sharing its core with the mock, it spent {shared:.1f} µs "
+                     f"({cpu / shared:.1f}×)")
+        out.append(line)
     rd = s.get("ready_ms")
     if rd is not None:
         out.append(f"Ready to serve: {rd:.1f} ms from spawn to first 200 (target < 100) → {verdict(rd < 100)}")
