@@ -1376,11 +1376,11 @@ def targets(args, figs_by_mode, generator_alone: list[dict]) -> list[str]:
         # requests one core of sluice serves (sluice's core is the saturated one in these runs).
         line = (f"Load generator headroom: `sluice load` alone on core {args.cores[1]} (the mock alone on core "
                 f"{args.cores[0]}, closed loop {args.conns[0]}) spent {alone:.1f} µs of CPU a request against "
-                f"sluice's {cpu:.1f} µs, so one core of it drives {cpu / alone:.1f}× what one core of sluice "
+                f"sluice's {cpu:.1f} µs, so one core of it drives {cpu / alone:.2f}× what one core of sluice "
                 f"serves (target ≥ 3×) → {verdict(cpu >= 3 * alone)}")
         if shared:
             line += (f". In the runs above, sharing its core with the mock, it spent {shared:.1f} µs "
-                     f"({cpu / shared:.1f}×)")
+                     f"({cpu / shared:.2f}×)")
         out.append(line)
     rd = s.get("ready_ms")
     if rd is not None:

@@ -31,6 +31,7 @@ pub mod stats;
 pub mod summary;
 pub mod table;
 pub mod template;
+pub mod timer;
 pub mod users;
 pub mod worker;
 

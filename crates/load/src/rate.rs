@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
+
+use crate::timer::Timer;
 
 /// Intended send time of the send with global index `index` at `rate` per second.
 #[inline]
@@ -35,11 +37,12 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Runs the schedule. `in_flight` reports the requests now in flight; `send(index, intended)`
-    /// must start one (spawn it) and return at once; `overloaded(index)` records a send that the
-    /// cap refused.
+    /// Runs the schedule, waiting with `timer`. `in_flight` reports the requests now in flight;
+    /// `send(index, intended)` must start one (spawn it) and return at once; `overloaded(index)`
+    /// records a send that the cap refused.
     pub async fn run(
         &self,
+        timer: &mut Timer,
         in_flight: impl Fn() -> usize,
         mut send: impl FnMut(u64, Instant),
         mut overloaded: impl FnMut(u64),
@@ -56,7 +59,7 @@ impl Schedule {
             }
             // Past intended times return at once: a late scheduler catches up in a burst, and the
             // latencies (from `at`) show it.
-            sleep_until(at).await;
+            timer.until(at).await;
             if in_flight() >= self.max_in_flight {
                 overloaded(index);
                 done.overloaded += 1;
@@ -102,6 +105,7 @@ mod tests {
                 async move {
                     let sends = sched
                         .run(
+                            &mut Timer::Coarse,
                             || in_flight.get(),
                             |index, at| {
                                 in_flight.set(in_flight.get() + 1);

@@ -20,6 +20,7 @@ use crate::plan::{Endpoint, Mode, Plan, ERROR_FILE_CAP};
 use crate::rate::Schedule;
 use crate::stats::{Interval, WorkerStats};
 use crate::template::fresh_uuid;
+use crate::timer::Timer;
 
 /// What workers tell the coordinator.
 pub enum Msg {
@@ -288,6 +289,7 @@ async fn open_loop(
     let rng = RefCell::new(<rand::rngs::SmallRng as rand::SeedableRng>::from_entropy());
     schedule
         .run(
+            &mut Timer::new(),
             || ctx.in_flight.get() + ctx.queued.get(),
             |_, at| {
                 let ep = ctx.pick_endpoint(&mut rng.borrow_mut());
