@@ -672,6 +672,7 @@ class Ctx:
         self.commands: list[str] = []  # exact command lines, in the order first used
         # `sluice load` alone on a core, one run per pinned repeat (its headroom over sluice).
         self.generator_alone: list[dict] = []
+        self.generator_responder = ""
 
     def note_cmd(self, argv, env_note: str = "", subst: dict | None = None) -> None:
         line = " ".join(_q(a) for a in argv)
@@ -925,23 +926,64 @@ def start_mock(ctx: Ctx, cpu, outdir: Path) -> tuple[subprocess.Popen, int]:
     return p, port
 
 
-def measure_generator_alone(ctx: Ctx, rep: int, outdir: Path) -> None:
-    """The load generator's own cost with a core to itself: a mock alone on the gateway's core
-    (free between contenders), `sluice load` alone on its core, the first closed-loop load. The
-    issue asks one core of it to drive 3x what one core of sluice serves."""
-    mock, port = start_mock(ctx, ctx.args.cores[0], outdir)
+def static_responder(ctx: Ctx, answer: bytes, cpu: int, tmp: Path) -> tuple[subprocess.Popen, int, str]:
+    """nginx answering every request with `answer` (the mock's own answer, so the bytes are the
+    same): a responder cheaper than the mock, so the generator is the side that runs out of
+    core. Falls back to a second mock where nginx is missing."""
+    if not shutil.which("nginx"):
+        mock, port = start_mock(ctx, cpu, tmp)
+        return mock, port, "a mock"
+    port = free_port()
+    conf = tmp / "static.conf"
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    body = answer.decode().replace("\\", "\\\\").replace("'", "\\'")
+    conf.write_text(f"""{user}worker_processes 1;
+pid {tmp}/static.pid;
+error_log {tmp}/static-error.log warn;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    client_body_buffer_size 128k;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{ default_type application/json; return 200 '{body}'; }}
+    }}
+}}
+""")
+    argv = ["nginx", "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"]
+    ctx.note_cmd(["taskset", "-c", str(cpu)] + argv, subst={str(tmp): "$TMP", str(port): "$STATIC_PORT"})
+    p = PROCS.start(argv, cpu=cpu, log_path=tmp / "static.log")
+    wait_ready(p, time.monotonic(), port, "/chat/completions", {"Content-Type": "application/json"}, seed_body(), 10)
+    return p, port, "nginx returning the mock's answer"
+
+
+def measure_generator_alone(ctx: Ctx, mock_port: int, rep: int, outdir: Path) -> None:
+    """The load generator's own cost with a core to itself: `sluice load` alone on its core, the
+    first closed-loop load, against a responder alone on the gateway's core (free between
+    contenders). The issue asks one core of it to drive 3x what one core of sluice serves."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-generator-", dir=outdir))
+    responder = None
     try:
+        status, answer = probe(mock_port, "/chat/completions", {"Content-Type": "application/json"}, seed_body())
+        if status != 200:
+            raise RuntimeError(f"the mock answered {status}")
+        responder, port, what = static_responder(ctx, answer, ctx.args.cores[0], tmp)
+        ctx.generator_responder = what
         sc = {"key": f"c{ctx.args.conns[0]}", "kind": "closed", "n": ctx.args.conns[0]}
         j = run_load(ctx, f"http://127.0.0.1:{port}", {}, None, sc, ctx.args.duration, ctx.args.cores[1],
-                     outdir / f"generator-alone-rep{rep}.json", {str(port): "$MOCK_PORT"})
+                     tmp / f"generator-alone-rep{rep}.json", {str(tmp): "$TMP", str(port): "$STATIC_PORT"})
         s = summarize(j)
         ctx.generator_alone.append(s)
         log(f"  pinned rep{rep} sluice load alone on core {ctx.args.cores[1]} {sc['key']:>6s}: "
             f"{s['rps']:9.0f} req/s  load gen {fmt(s['load_cpu_us_per_req'], 1)} us/req  fails {s['failures']}")
-    except RuntimeError as e:
+    except (RuntimeError, Unavailable, OSError, http.client.HTTPException) as e:
         log(f"  pinned rep{rep} sluice load alone: {e}")
     finally:
-        PROCS.stop(mock)
+        if responder is not None:
+            PROCS.stop(responder)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> int:
@@ -1092,7 +1134,7 @@ def main() -> int:
                     write_report(ctx, args, modes, results, unavailable, versions, started, t_start,
                                  load_before, partial=True)
                 if mode == "pinned" and args.cores[0] != args.cores[1]:
-                    measure_generator_alone(ctx, rep, outdir)
+                    measure_generator_alone(ctx, mock_port, rep, outdir)
             PROCS.stop(mock)
     except KeyboardInterrupt:
         log("interrupted: cleaning up and writing what was measured")
@@ -1282,7 +1324,7 @@ def write_report(ctx, args, modes, results, unavailable, versions, started, t_st
             a("")
 
     a("## Targets (sluice)\n")
-    for line in targets(args, figs_by_mode, ctx.generator_alone):
+    for line in targets(args, figs_by_mode, ctx.generator_alone, ctx.generator_responder):
         a(f"- {line}")
     a("")
     a("## Contenders that could not run\n")
@@ -1312,7 +1354,7 @@ def write_report(ctx, args, modes, results, unavailable, versions, started, t_st
     args.out.write_text("\n".join(L) + "\n")
 
 
-def targets(args, figs_by_mode, generator_alone: list[dict]) -> list[str]:
+def targets(args, figs_by_mode, generator_alone: list[dict], responder: str = "") -> list[str]:
     out = []
     mode = "pinned" if "pinned" in figs_by_mode else next(iter(figs_by_mode), None)
     if mode is None:
@@ -1374,7 +1416,7 @@ def targets(args, figs_by_mode, generator_alone: list[dict]) -> list[str]:
     if cpu and alone and mode == "pinned":
         # CPU per request on both sides: one core of the generator drives cpu/alone times the
         # requests one core of sluice serves (sluice's core is the saturated one in these runs).
-        line = (f"Load generator headroom: `sluice load` alone on core {args.cores[1]} (the mock alone on core "
+        line = (f"Load generator headroom: `sluice load` alone on core {args.cores[1]} ({responder} alone on core "
                 f"{args.cores[0]}, closed loop {args.conns[0]}) spent {alone:.1f} µs of CPU a request against "
                 f"sluice's {cpu:.1f} µs, so one core of it drives {cpu / alone:.2f}× what one core of sluice "
                 f"serves (target ≥ 3×) → {verdict(cpu >= 3 * alone)}")
