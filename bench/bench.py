@@ -1148,8 +1148,8 @@ def main() -> int:
     write_report(ctx, args, modes, results, unavailable, versions, started, t_start, load_before, partial=False)
     json_out = Path(args.json_out) if args.json_out else args.out.with_suffix(".json")
     json_out.parent.mkdir(parents=True, exist_ok=True)
-    json_out.write_text(json.dumps({"results": results, "unavailable": unavailable, "versions": versions},
-                                   indent=1, default=str))
+    json_out.write_text(json.dumps({"results": results, "unavailable": unavailable, "versions": versions,
+                                    "generator_alone": ctx.generator_alone}, indent=1, default=str))
     log(f"report: {args.out}")
 
     if args.smoke:
@@ -1416,10 +1416,14 @@ def targets(args, figs_by_mode, generator_alone: list[dict], responder: str = ""
     if cpu and alone and mode == "pinned":
         # CPU per request on both sides: one core of the generator drives cpu/alone times the
         # requests one core of sluice serves (sluice's core is the saturated one in these runs).
+        # Repeat by repeat too (the generator's run follows sluice's in each), as for the CPU target.
+        ratios = [a / g["load_cpu_us_per_req"] for a, g in zip(s.get(f"{c0}_cpu_reps", []), generator_alone)
+                  if a and g.get("load_cpu_us_per_req")]
+        by_repeat = f"; within each repeat {', '.join(f'{r:.2f}×' for r in ratios)}" if ratios else ""
         line = (f"Load generator headroom: `sluice load` alone on core {args.cores[1]} ({responder} alone on core "
                 f"{args.cores[0]}, closed loop {args.conns[0]}) spent {alone:.1f} µs of CPU a request against "
                 f"sluice's {cpu:.1f} µs, so one core of it drives {cpu / alone:.2f}× what one core of sluice "
-                f"serves (target ≥ 3×) → {verdict(cpu >= 3 * alone)}")
+                f"serves{by_repeat} (target ≥ 3×) → {verdict(cpu >= 3 * alone)}")
         if shared:
             line += (f". In the runs above, sharing its core with the mock, it spent {shared:.1f} µs "
                      f"({cpu / shared:.2f}×)")
