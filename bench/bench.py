@@ -269,6 +269,27 @@ class Direct(Contender):
         return "The load generator talks to `sluice mock` itself: the ceiling."
 
 
+def nginx_conf(tmp: Path, name: str, http: str) -> Path:
+    """Writes `tmp/NAME.conf`: one worker, no access log, everything under `tmp`, request bodies
+    kept in memory and connections kept alive, with `http` (upstreams, servers) in the http block."""
+    conf = tmp / f"{name}.conf"
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf.write_text(f"""{user}worker_processes 1;
+worker_rlimit_nofile 65536;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log warn;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    # The 16 KB request body stays in memory.
+    client_body_buffer_size 128k;
+    keepalive_requests 1000000;
+{http}}}
+""")
+    return conf
+
+
 class Nginx(Contender):
     name = "nginx"
 
@@ -285,25 +306,11 @@ class Nginx(Contender):
         return (r.stderr or r.stdout).strip().replace("nginx version: ", "")
 
     def command(self, port, mock_port, tmp, pinned):
-        conf = tmp / "nginx.conf"
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        conf.write_text(
-            f"""{user}worker_processes 1;
-worker_rlimit_nofile 65536;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 16384; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
+        conf = nginx_conf(tmp, "nginx", f"""    proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fastcgi;
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
-    # The 16 KB request body stays in memory.
-    client_body_buffer_size 128k;
     client_max_body_size 10m;
-    keepalive_requests 1000000;
     keepalive_timeout 75s;
     upstream mock {{
         server 127.0.0.1:{mock_port};
@@ -318,9 +325,7 @@ http {{
             proxy_set_header Connection "";
         }}
     }}
-}}
-"""
-        )
+""")
         return ["nginx", "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"], None
 
     def setup_notes(self) -> str:
@@ -934,23 +939,11 @@ def static_responder(ctx: Ctx, answer: bytes, cpu: int, tmp: Path) -> tuple[subp
         mock, port = start_mock(ctx, cpu, tmp)
         return mock, port, "a mock"
     port = free_port()
-    conf = tmp / "static.conf"
-    user = "user root;\n" if os.geteuid() == 0 else ""
     body = answer.decode().replace("\\", "\\\\").replace("'", "\\'")
-    conf.write_text(f"""{user}worker_processes 1;
-pid {tmp}/static.pid;
-error_log {tmp}/static-error.log warn;
-events {{ worker_connections 16384; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    client_body_buffer_size 128k;
-    keepalive_requests 1000000;
-    server {{
+    conf = nginx_conf(tmp, "static", f"""    server {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{ default_type application/json; return 200 '{body}'; }}
     }}
-}}
 """)
     argv = ["nginx", "-p", str(tmp), "-c", str(conf), "-g", "daemon off;"]
     ctx.note_cmd(["taskset", "-c", str(cpu)] + argv, subst={str(tmp): "$TMP", str(port): "$STATIC_PORT"})

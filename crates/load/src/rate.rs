@@ -102,6 +102,11 @@ mod tests {
         assert_eq!(intended(t0, 1000.0, 1_000_000), t0 + Duration::from_secs(1000));
     }
 
+    /// The whole schedule in one worker: `rate` per second for `span`, at most `max_in_flight`.
+    fn one_worker(start: Instant, rate: f64, span: Duration, max_in_flight: usize) -> Schedule {
+        Schedule { start, rate, first: 0, stride: 1, end: Some(start + span), limit: None, max_in_flight }
+    }
+
     /// Runs a schedule whose sends each take `service` and records their latencies from the
     /// intended time and the time they were really sent.
     async fn simulate(sched: Schedule, service: Duration) -> (Sends, Vec<(u64, Duration, Instant)>) {
@@ -146,15 +151,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn n_per_second_for_t_seconds() {
         let start = Instant::now();
-        let sched = Schedule {
-            start,
-            rate: 100.0,
-            first: 0,
-            stride: 1,
-            end: Some(start + Duration::from_secs(2)),
-            limit: None,
-            max_in_flight: 10_000,
-        };
+        let sched = one_worker(start, 100.0, Duration::from_secs(2), 10_000);
         let (sends, log) = simulate(sched, Duration::from_millis(5)).await;
         assert_eq!(sends, Sends { sent: 200, overloaded: 0 });
         for (i, (index, latency, sent)) in log.iter().enumerate() {
@@ -170,15 +167,7 @@ mod tests {
         // 100,000/s: one send every 10 us. Time stands still (paused), so every wake-up sends the
         // ones due within EARLY at once, and those count from the moment they left.
         let start = Instant::now();
-        let sched = Schedule {
-            start,
-            rate: 100_000.0,
-            first: 0,
-            stride: 1,
-            end: Some(start + Duration::from_millis(1)),
-            limit: None,
-            max_in_flight: 10_000,
-        };
+        let sched = one_worker(start, 100_000.0, Duration::from_millis(1), 10_000);
         let (sends, log) = simulate(sched, Duration::from_millis(5)).await;
         assert_eq!(sends.sent, 100);
         let every = Duration::from_micros(10);
@@ -200,13 +189,10 @@ mod tests {
         let mut all = Vec::new();
         for w in 0..3 {
             let sched = Schedule {
-                start,
-                rate: 10.0,
                 first: w,
                 stride: 3,
-                end: Some(start + Duration::from_secs(10)),
                 limit: Some(25),
-                max_in_flight: 10,
+                ..one_worker(start, 10.0, Duration::from_secs(10), 10)
             };
             let (sends, log) = simulate(sched, Duration::from_millis(1)).await;
             assert!(sends.sent == 8 || sends.sent == 9);
@@ -222,15 +208,7 @@ mod tests {
         // at once, and their latency includes the time they were overdue.
         let start = Instant::now();
         tokio::time::advance(Duration::from_secs(1)).await;
-        let sched = Schedule {
-            start,
-            rate: 10.0,
-            first: 0,
-            stride: 1,
-            end: Some(start + Duration::from_secs(2)),
-            limit: None,
-            max_in_flight: 10_000,
-        };
+        let sched = one_worker(start, 10.0, Duration::from_secs(2), 10_000);
         let (sends, log) = simulate(sched, Duration::from_millis(5)).await;
         assert_eq!(sends.sent, 20);
         assert_eq!(log[0].1, Duration::from_millis(1005));
@@ -242,15 +220,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn sends_over_the_cap_are_refused_not_delayed() {
         let start = Instant::now();
-        let sched = Schedule {
-            start,
-            rate: 10.0,
-            first: 0,
-            stride: 1,
-            end: Some(start + Duration::from_secs(1)),
-            limit: None,
-            max_in_flight: 2,
-        };
+        let sched = one_worker(start, 10.0, Duration::from_secs(1), 2);
         // Each send takes 1 s: the first two fill the cap, the other eight are refused.
         let (sends, log) = simulate(sched, Duration::from_secs(1)).await;
         assert_eq!(sends, Sends { sent: 2, overloaded: 8 });
