@@ -137,6 +137,10 @@ pub struct App {
     /// `general_settings.store_model_in_db` (or `STORE_MODEL_IN_DB=True`): `/model/new` and
     /// `/model/delete` persist deployments in the database.
     pub store_model_in_db: bool,
+    /// `general_settings.allowed_routes` and `allowed_ips`.
+    pub gate: crate::gate::Gate,
+    /// `general_settings.enforce_user_param`.
+    pub enforce_user_param: bool,
 }
 
 impl App {
@@ -204,6 +208,8 @@ impl App {
             metrics,
             store_model_in_db: config.general.store_model_in_db
                 || env.get("STORE_MODEL_IN_DB").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            gate: crate::gate::Gate::new(&config.general),
+            enforce_user_param: config.general.enforce_user_param,
         }))
     }
 
@@ -294,7 +300,9 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
     let id_header = HeaderValue::from_str(&spec.id).map_err(|_| {
         format!("model_list[{}].model_info.id: must be printable ASCII to be sent as a header", spec.index)
     })?;
-    let kind = if let Some(text) = &spec.mock_response {
+    let kind = if let Some(why) = &spec.unusable {
+        TargetKind::Misconfigured(why.clone())
+    } else if let Some(text) = &spec.mock_response {
         TargetKind::Mock(text.clone())
     } else {
         match provider.family {
@@ -307,7 +315,12 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
                     Err(why) => TargetKind::Misconfigured(why),
                 }
             }
-            Family::Azure => TargetKind::OpenAi(Box::new(azure_target(spec, ctx)?)),
+            // As LiteLLM does, an Azure deployment missing its endpoint fails its own requests,
+            // not the start.
+            Family::Azure => match azure_target(spec, ctx) {
+                Ok(t) => TargetKind::OpenAi(Box::new(t)),
+                Err(why) => TargetKind::Misconfigured(why),
+            },
             Family::OpenAiCompatible { .. } => match &base {
                 None => TargetKind::Misconfigured(format!(
                     "deployment {} of model group \"{}\" has no api_base; set litellm_params.api_base for provider {}",

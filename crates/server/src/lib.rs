@@ -12,6 +12,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod errors;
+pub mod gate;
 pub mod info;
 pub mod listen;
 pub mod manage;
@@ -74,11 +75,18 @@ pub fn routes(app: Arc<App>) -> axum::Router {
 pub struct Gateway {
     app: Arc<App>,
     router: axum::Router,
+    /// The client's address, for `allowed_ips` (set per connection by `listen`).
+    peer: Option<std::net::IpAddr>,
 }
 
 impl Gateway {
     pub fn new(app: Arc<App>) -> Gateway {
-        Gateway { router: routes(app.clone()), app }
+        Gateway { router: routes(app.clone()), app, peer: None }
+    }
+
+    /// The gateway as one client connection sees it.
+    pub fn for_peer(&self, peer: std::net::IpAddr) -> Gateway {
+        Gateway { peer: Some(peer), ..self.clone() }
     }
 
     /// Serves a request to one of the direct routes (see [`direct_route`]) whose head arrived at
@@ -91,7 +99,14 @@ impl Gateway {
         received: std::time::Instant,
     ) -> impl std::future::Future<Output = (axum::response::Response, Option<proxy::headers::HeadLines>)> + Send + 'static
     {
-        proxy::handle_direct(self.app.clone(), endpoint, parts, body, received)
+        let refused = self.app.gate.check(parts.uri.path(), self.peer, &parts.headers).err();
+        let app = self.app.clone();
+        async move {
+            match refused {
+                Some(e) => (errors::error_response(&e), None),
+                None => proxy::handle_direct(app, endpoint, parts, body, received).await,
+            }
+        }
     }
 
     /// The largest request body the gateway accepts, and how long a client has to send it.
@@ -128,6 +143,9 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let req: Request = req.map(axum::body::Body::new);
+        if let Err(e) = self.app.gate.check(req.uri().path(), self.peer, req.headers()) {
+            return Box::pin(std::future::ready(Ok(errors::error_response(&e))));
+        }
         match direct_route(req.method(), req.uri().path()) {
             Some(endpoint) => {
                 let app = self.app.clone();

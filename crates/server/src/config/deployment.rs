@@ -68,6 +68,10 @@ pub struct DeploymentSpec {
     pub public_params: Mapping,
     /// `model_info` as configured, with `id` filled in.
     pub model_info: Mapping,
+    /// Why this deployment cannot serve (its `model` names no provider sluice knows), when it
+    /// cannot: as in LiteLLM, the rest of the config still loads, and requests that reach it are
+    /// answered with this.
+    pub unusable: Option<String>,
 }
 
 /// `litellm_params` keys sluice acts on now.
@@ -155,7 +159,20 @@ impl DeploymentSpec {
         let model_str = str_field("model")?
             .ok_or_else(|| err(&p("model"), "missing; write it as <provider>/<name>, e.g. openai/gpt-4o"))?;
         let custom = str_field("custom_llm_provider")?;
-        let model = sluice_providers::parse_model(&model_str, custom.as_deref()).map_err(|e| err(&p("model"), e))?;
+        let (model, unusable) = match sluice_providers::parse_model(&model_str, custom.as_deref()) {
+            Ok(model) => (model, None),
+            Err(why) => {
+                let why = format!(
+                    "{}: {why}. Deployment {} of model group \"{model_name}\" cannot serve until the config is fixed",
+                    p("model"),
+                    path
+                );
+                warnings.push(why.clone());
+                let unknown =
+                    sluice_providers::Provider { name: "unknown", family: sluice_providers::Family::NotImplemented };
+                (ModelRef { provider: unknown, upstream: model_str.clone() }, Some(why))
+            }
+        };
 
         let timeout = super::settings::positive(&p("timeout"), field("timeout").unwrap_or(&Value::Null))?;
         let stream_timeout =
@@ -262,6 +279,7 @@ impl DeploymentSpec {
                 .map(|x| x as u64),
             public_params,
             model_info,
+            unusable,
         })
     }
 }

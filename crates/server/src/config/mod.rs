@@ -2,16 +2,23 @@
 //! the model list and the settings sections sluice acts on.
 //!
 //! Errors name the YAML path and the fix. Keys LiteLLM knows but sluice does not act on yet are
-//! collected in [`Config::ignored`] so start-up can list them once, never silently dropped.
+//! collected in [`Config::ignored`] so start-up can list them once, never silently dropped; those
+//! that would deny or limit something are in [`Config::refused`] and stop the start
+//! ([`Config::refusal`]). A security setting whose `os.environ/` secret is missing is an error.
 
 mod deployment;
 mod env;
+mod ip_range;
+mod known;
 mod model_id;
+mod secrets;
 mod settings;
+mod unenforced;
 mod yaml;
 
 pub use deployment::{DeploymentSpec, Secret};
 pub use env::Env;
+pub use ip_range::IpRange;
 pub use settings::{GeneralSettings, LitellmSettings, RouterSettings, SluiceSettings};
 
 use serde_yaml_ng::{Mapping, Value};
@@ -27,6 +34,9 @@ pub struct Config {
     pub sluice: SluiceSettings,
     /// One line per setting that was read but is not acted on, with the reason.
     pub ignored: Vec<String>,
+    /// One line per setting that would deny or limit something and is not enforced: the start
+    /// stops on them unless told to go on ([`Config::refusal`]).
+    pub refused: Vec<String>,
     /// Non-fatal problems worth a warning (e.g. an `os.environ/` variable that is not set).
     pub warnings: Vec<String>,
 }
@@ -114,6 +124,7 @@ impl Config {
         if let Some(vars) = root.get("environment_variables") {
             env.apply_section(vars, &mut warnings)?;
         }
+        secrets::check(&root, &env)?;
 
         let mut litellm = LitellmSettings::default();
         if let Some(v) = root.get("litellm_settings") {
@@ -165,7 +176,21 @@ impl Config {
         }
         ignored.sort();
         ignored.dedup();
-        Ok(Config { deployments, general, router, litellm, sluice, ignored, warnings })
+        let (ignored, refused) = unenforced::review(&root, ignored);
+        Ok(Config { deployments, general, router, litellm, sluice, ignored, refused, warnings })
+    }
+
+    /// Why the gateway must not start on this config: the settings it would not enforce that
+    /// deny or limit something, and what to do. `None` when there are none.
+    pub fn refusal(&self) -> Option<String> {
+        if self.refused.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "refusing to start: {} setting(s) would deny or limit something, and sluice does not enforce them:\n  {}\nRemove them, or start with --allow-unenforced-settings (or SLUICE_ALLOW_UNENFORCED_SETTINGS=1) to run without them.",
+            self.refused.len(),
+            self.refused.join("\n  ")
+        ))
     }
 }
 

@@ -24,6 +24,14 @@ pub struct GeneralSettings {
     pub disable_spend_logs: bool,
     /// `store_model_in_db`: `/model/new` persists deployments.
     pub store_model_in_db: bool,
+    /// `allowed_routes`: when set, only these paths are served (others get LiteLLM's 403).
+    pub allowed_routes: Option<Vec<String>>,
+    /// `allowed_ips`: when set, only clients from these addresses or ranges are served.
+    pub allowed_ips: Option<Vec<super::IpRange>>,
+    /// `use_x_forwarded_for`: the client's address is the `x-forwarded-for` header's.
+    pub use_x_forwarded_for: bool,
+    /// `enforce_user_param`: LLM requests from virtual keys must name their end `user`.
+    pub enforce_user_param: bool,
 }
 
 impl Default for GeneralSettings {
@@ -37,6 +45,10 @@ impl Default for GeneralSettings {
             key_cache_ttl: 60.0,
             disable_spend_logs: false,
             store_model_in_db: false,
+            allowed_routes: None,
+            allowed_ips: None,
+            use_x_forwarded_for: false,
+            enforce_user_param: false,
         }
     }
 }
@@ -88,10 +100,55 @@ impl GeneralSettings {
                 }
                 "disable_spend_logs" => s.disable_spend_logs = boolean(&path, val)?.unwrap_or(false),
                 "store_model_in_db" => s.store_model_in_db = boolean(&path, val)?.unwrap_or(false),
+                "allowed_routes" => s.allowed_routes = allowed_routes(&path, val)?,
+                "allowed_ips" => {
+                    s.allowed_ips = string_list(&path, val, "IP addresses, e.g. [\"10.0.0.5\", \"10.1.0.0/16\"]")?
+                        .map(|ips| {
+                            ips.iter()
+                                .enumerate()
+                                .map(|(i, ip)| super::IpRange::parse(ip).map_err(|e| err(&format!("{path}[{i}]"), e)))
+                                .collect::<Result<Vec<_>, _>>()
+                        })
+                        .transpose()?
+                }
+                "use_x_forwarded_for" => s.use_x_forwarded_for = boolean(&path, val)?.unwrap_or(false),
+                "enforce_user_param" => s.enforce_user_param = boolean(&path, val)?.unwrap_or(false),
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
         }
         Ok(s)
+    }
+}
+
+/// `allowed_routes`: request paths, matched exactly as LiteLLM does (`/v1/chat/completions` and
+/// `/chat/completions` are two routes).
+fn allowed_routes(path: &str, v: &Value) -> Result<Option<Vec<String>>, ConfigError> {
+    let routes = string_list(path, v, "route paths, e.g. [\"/chat/completions\", \"/v1/chat/completions\"]")?;
+    for (i, route) in routes.iter().flatten().enumerate() {
+        if !route.starts_with('/') {
+            return Err(err(
+                &format!("{path}[{i}]"),
+                format!("\"{route}\" is not a route path; routes are matched exactly, like \"/chat/completions\""),
+            ));
+        }
+    }
+    Ok(routes)
+}
+
+/// A list of strings; `None` when the setting is null.
+fn string_list(path: &str, v: &Value, what: &str) -> Result<Option<Vec<String>>, ConfigError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| match x {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(err(&format!("{path}[{i}]"), format!("expected a string in this list of {what}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        _ => Err(err(path, format!("expected a list of {what}"))),
     }
 }
 

@@ -91,7 +91,6 @@ fn master_key_from_environment() {
 #[test]
 fn invalid_configs_name_path_and_fix() {
     let cases = [
-        ("model_list:\n  - model_name: a\n    litellm_params:\n      model: vertexai/gemini\n", "model_list[0].litellm_params.model: unknown provider \"vertexai\" (did you mean \"vertex_ai\"?)"),
         ("model_list:\n  - litellm_params:\n      model: openai/x\n", "model_list[0].model_name: missing"),
         ("model_list:\n  - model_name: a\n", "model_list[0].litellm_params: missing"),
         ("model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      timeout: soon\n", "model_list[0].litellm_params.timeout: expected a number"),
@@ -116,10 +115,12 @@ fn lists_what_it_ignores() {
     )
     .unwrap();
     let joined = c.ignored.join("\n");
-    for needle in ["litellm_params.temperature", "general_settings.alerting", "enable_tag_filtering", "guardrails"] {
+    for needle in ["litellm_params.temperature", "general_settings.alerting", "guardrails: set to its off value"] {
         assert!(joined.contains(needle), "{needle} missing from {joined}");
     }
     assert!(!joined.contains("slack"), "values are not echoed");
+    assert_eq!(c.refused.len(), 1, "{:?}", c.refused);
+    assert!(c.refused[0].starts_with("router_settings.enable_tag_filtering: tag routing is not implemented"));
 }
 
 #[test]
@@ -190,4 +191,271 @@ router_settings:
 fn fallbacks_to_unknown_groups_warn() {
     let c = load("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\nrouter_settings:\n  fallbacks: [{a: [b]}]\n").unwrap();
     assert!(c.warnings.iter().any(|w| w.contains("\"b\" is not a model_name")), "{:?}", c.warnings);
+}
+
+#[test]
+fn unresolved_secrets_in_security_settings_stop_the_load() {
+    let text = r#"
+environment_variables:
+  LITELLM_MASTER_KEY: os.environ/MOUNTED_MASTER
+general_settings:
+  master_key: os.environ/MASTER_FROM_SECRET
+  database_url: os.environ/DB_FROM_SECRET
+router_settings:
+  redis_host: os.environ/REDIS_FROM_SECRET
+  redis_password: os.environ/REDIS_PASSWORD_FROM_SECRET
+litellm_settings:
+  cache_params:
+    type: redis
+    password: os.environ/CACHE_PASSWORD_FROM_SECRET
+"#;
+    let e = Config::from_yaml_str(text, Env::fixed([("UNRELATED", "sk-value-never-shown")])).unwrap_err().to_string();
+    for (path, var) in [
+        ("environment_variables.LITELLM_MASTER_KEY", "MOUNTED_MASTER"),
+        ("general_settings.master_key", "MASTER_FROM_SECRET"),
+        ("general_settings.database_url", "DB_FROM_SECRET"),
+        ("router_settings.redis_host", "REDIS_FROM_SECRET"),
+        ("router_settings.redis_password", "REDIS_PASSWORD_FROM_SECRET"),
+        ("litellm_settings.cache_params.password", "CACHE_PASSWORD_FROM_SECRET"),
+    ] {
+        assert!(e.contains(&format!("{path}: environment variable {var} is not set")), "{path} in {e}");
+    }
+
+    // Set, the same config loads; the value never appears in messages.
+    let vars = [
+        ("MOUNTED_MASTER", "sk-a"),
+        ("MASTER_FROM_SECRET", "sk-secret-master"),
+        ("DB_FROM_SECRET", "postgresql://u:p@h/db"),
+        ("REDIS_FROM_SECRET", "redis.internal"),
+        ("REDIS_PASSWORD_FROM_SECRET", "pw"),
+        ("CACHE_PASSWORD_FROM_SECRET", "pw"),
+    ];
+    let c = Config::from_yaml_str(text, Env::fixed(vars)).unwrap();
+    assert_eq!(c.general.master_key.unwrap().expose(), "sk-secret-master");
+
+    // Set but empty (a secret that mounted as an empty file) is no better.
+    let e = Config::from_yaml_str("general_settings:\n  master_key: os.environ/M\n", Env::fixed([("M", "")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("general_settings.master_key: environment variable M is set but empty"), "{e}");
+}
+
+#[test]
+fn an_empty_master_key_is_an_error_and_none_at_all_is_open_mode() {
+    for text in ["general_settings:\n  master_key:\n", "general_settings:\n  master_key: \"\"\n"] {
+        let e = Config::from_yaml_str(text, Env::fixed([])).unwrap_err().to_string();
+        assert!(e.contains("general_settings.master_key: is empty"), "{e}");
+    }
+    let e = Config::from_yaml_str("model_list: []", Env::fixed([("LITELLM_MASTER_KEY", " ")])).unwrap_err();
+    assert!(e.to_string().contains("LITELLM_MASTER_KEY: is set but empty"), "{e}");
+    // The seed configs name no master key: LiteLLM's open mode, still allowed.
+    let c = Config::from_yaml_str(SEED_OPENAI, Env::fixed([])).unwrap();
+    assert!(c.general.master_key.is_none());
+    assert!(c.refusal().is_none());
+}
+
+#[test]
+fn upstream_credentials_that_are_unset_stay_warnings() {
+    let c = load(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: os.environ/NO_SUCH_KEY}\n",
+    )
+    .unwrap();
+    assert!(c.warnings.iter().any(|w| w.contains("NO_SUCH_KEY")), "{:?}", c.warnings);
+    assert!(c.deployments[0].api_key.is_none());
+}
+
+/// The first refused line of a config, or a panic naming what was kept.
+fn refused(text: &str) -> Vec<String> {
+    let c = load(text).unwrap();
+    assert!(!c.refused.is_empty() && c.refusal().is_some(), "nothing refused; ignored: {:?}", c.ignored);
+    c.refused
+}
+
+#[test]
+fn guardrails_are_refused() {
+    let r =
+        refused("guardrails:\n  - guardrail_name: pii\n    litellm_params: {guardrail: presidio, mode: pre_call}\n");
+    assert!(r[0].starts_with("guardrails: guardrails"), "{r:?}");
+    let r = refused("litellm_settings:\n  guardrails: [{prompt_injection: {callbacks: [lakera_prompt_injection]}}]\n");
+    assert!(r[0].starts_with("litellm_settings.guardrails:"), "{r:?}");
+}
+
+#[test]
+fn moderation_and_custom_callbacks_are_refused_and_logging_ones_ignored() {
+    let c = load(
+        "litellm_settings:\n  callbacks: [\"prometheus\", \"langfuse\", \"presidio\"]\n  success_callback: [\"custom_callbacks.proxy_handler_instance\"]\n",
+    )
+    .unwrap();
+    let refused = c.refused.join("\n");
+    assert!(refused.contains("litellm_settings.callbacks[2]: callback \"presidio\""), "{refused}");
+    assert!(
+        refused.contains("litellm_settings.success_callback[0]: callback \"custom_callbacks.proxy_handler_instance\"")
+    );
+    let ignored = c.ignored.join("\n");
+    assert!(ignored.contains("\"langfuse\""), "{ignored}");
+    assert!(!ignored.contains("presidio") && !ignored.contains("custom_callbacks"), "{ignored}");
+}
+
+#[test]
+fn access_restrictions_sluice_lacks_are_refused() {
+    for (text, path) in [
+        ("general_settings:\n  admin_only_routes: [\"/key/generate\"]\n", "general_settings.admin_only_routes"),
+        ("general_settings:\n  enforced_params: [\"user\"]\n", "general_settings.enforced_params"),
+        ("general_settings:\n  enable_jwt_auth: true\n", "general_settings.enable_jwt_auth"),
+        ("general_settings:\n  custom_auth: custom_auth.user_api_key_auth\n", "general_settings.custom_auth"),
+        ("general_settings:\n  key_management_system: google_kms\n", "general_settings.key_management_system"),
+    ] {
+        let r = refused(text);
+        assert!(r[0].starts_with(&format!("{path}: ")), "{r:?}");
+    }
+}
+
+#[test]
+fn spend_and_key_limits_sluice_lacks_are_refused() {
+    for (text, path) in [
+        ("litellm_settings:\n  upperbound_key_generate_params: {max_budget: 100}\n", "litellm_settings.upperbound_key_generate_params"),
+        ("litellm_settings:\n  default_key_generate_params: {max_budget: 1}\n", "litellm_settings.default_key_generate_params"),
+        ("litellm_settings:\n  max_internal_user_budget: 10\n", "litellm_settings.max_internal_user_budget"),
+        ("router_settings:\n  provider_budget_config: {openai: {budget_limit: 100, time_period: 1d}}\n", "router_settings.provider_budget_config"),
+        ("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, max_budget: 5, budget_duration: 1d}\n", "model_list[0].litellm_params.budget_duration"),
+    ] {
+        let r = refused(text);
+        assert!(r.iter().any(|l| l.starts_with(&format!("{path}: "))), "{path}: {r:?}");
+    }
+}
+
+#[test]
+fn routing_restrictions_and_shared_state_sluice_lacks_are_refused() {
+    let r = refused("router_settings:\n  enable_tag_filtering: true\n");
+    assert!(r[0].starts_with("router_settings.enable_tag_filtering:"), "{r:?}");
+    let r = refused("router_settings:\n  redis_host: redis\n  redis_port: 6379\n");
+    assert!(r[0].contains("with N replicas each limit admits up to N times its value"), "{r:?}");
+    // Turned off, a deny setting denies nothing: listed, not refused.
+    let c = load("router_settings:\n  enable_tag_filtering: false\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/x, tags: [free]}\n").unwrap();
+    assert!(c.refused.is_empty(), "{:?}", c.refused);
+    assert!(c.ignored.iter().any(|l| l.contains("litellm_params.tags")), "{:?}", c.ignored);
+}
+
+#[test]
+fn harmless_settings_stay_ignored() {
+    let c = load("general_settings:\n  alerting: [slack]\n  ui_access_mode: admin_only\n  public_routes: [\"/spend/calculate\"]\nlitellm_settings:\n  turn_off_message_logging: true\n  cache: true\nrouter_settings:\n  cache_responses: true\n").unwrap();
+    assert!(c.refused.is_empty(), "{:?}", c.refused);
+    assert_eq!(c.ignored.len(), 6, "{:?}", c.ignored);
+}
+
+#[test]
+fn misspelled_keys_get_a_suggestion_and_misspelled_guards_are_refused() {
+    let c = load(
+        "router_settings:\n  routing_stratgy: least-busy\ngeneral_settings:\n  alertng: [slack]\n  maser_key: sk-1234\nrouter_setings:\n  num_retries: 1\n",
+    )
+    .unwrap();
+    let ignored = c.ignored.join("\n");
+    assert!(
+        ignored.contains("router_settings.routing_stratgy: unknown setting (did you mean routing_strategy?)"),
+        "{ignored}"
+    );
+    assert!(ignored.contains("general_settings.alertng: unknown setting (did you mean alerting?)"), "{ignored}");
+    let refused = c.refused.join("\n");
+    assert!(refused.contains("general_settings.maser_key: unknown setting (did you mean master_key?)"), "{refused}");
+    assert!(!refused.contains("sk-1234"), "values are not echoed");
+    // A misspelled section header would drop a whole section of restrictions.
+    let c = load("general_setings:\n  master_key: sk-1234\n").unwrap();
+    assert!(
+        c.refused[0].starts_with("general_setings: unknown setting (did you mean general_settings?)"),
+        "{:?}",
+        c.refused
+    );
+    let c = load("router_setings:\n  num_retries: 1\n").unwrap();
+    assert!(
+        c.refused[0].starts_with("router_setings: unknown setting (did you mean router_settings?)"),
+        "{:?}",
+        c.refused
+    );
+}
+
+#[test]
+fn allowlists_and_user_param_are_read() {
+    let c = load(
+        "general_settings:\n  allowed_routes: [\"/chat/completions\", \"/v1/models\"]\n  allowed_ips: [\"10.0.0.5\", \"192.168.0.0/16\"]\n  use_x_forwarded_for: true\n  enforce_user_param: true\n",
+    )
+    .unwrap();
+    let g = &c.general;
+    assert_eq!(g.allowed_routes.as_deref(), Some(&["/chat/completions".to_string(), "/v1/models".to_string()][..]));
+    assert_eq!(g.allowed_ips.as_ref().map(Vec::len), Some(2));
+    assert!(g.use_x_forwarded_for && g.enforce_user_param);
+    assert!(c.ignored.is_empty() && c.refused.is_empty(), "{:?} {:?}", c.ignored, c.refused);
+    for (text, expected) in [
+        (
+            "general_settings:\n  allowed_ips: [\"localhost\"]\n",
+            "general_settings.allowed_ips[0]: \"localhost\" is not an IP address",
+        ),
+        ("general_settings:\n  allowed_ips: \"10.0.0.1\"\n", "general_settings.allowed_ips: expected a list"),
+        (
+            "general_settings:\n  allowed_routes: [\"openai_routes\"]\n",
+            "general_settings.allowed_routes[0]: \"openai_routes\" is not a route path",
+        ),
+    ] {
+        let e = load(text).unwrap_err().to_string();
+        assert!(e.starts_with(expected), "got {e:?}, expected {expected:?}");
+    }
+}
+
+#[test]
+fn deployments_sluice_cannot_serve_load_and_say_why() {
+    let c = load(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: vertexai/gemini}\n  - model_name: b\n    litellm_params: {model: azure/}\n  - model_name: c\n    litellm_params: {model: my-own-model}\n  - model_name: d\n    litellm_params: {model: openai/x}\n",
+    )
+    .unwrap();
+    let why: Vec<_> = c.deployments.iter().map(|d| d.unusable.clone()).collect();
+    assert!(why[0].as_deref().unwrap().starts_with(
+        "model_list[0].litellm_params.model: unknown provider \"vertexai\" (did you mean \"vertex_ai\"?). Deployment model_list[0] of model group \"a\""
+    ));
+    assert!(why[1].as_deref().unwrap().contains("names the provider but no model"), "{why:?}");
+    assert!(why[2].as_deref().unwrap().contains("cannot tell which provider serves \"my-own-model\""), "{why:?}");
+    assert_eq!(why[3], None);
+    assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+}
+
+/// LiteLLM-style configs as its users write them, in `examples/litellm/`.
+const LITELLM_EXAMPLES: &[(&str, &str)] = &[
+    ("azure-openai.yaml", include_str!("../../../../examples/litellm/azure-openai.yaml")),
+    ("multi-provider.yaml", include_str!("../../../../examples/litellm/multi-provider.yaml")),
+    ("production.yaml", include_str!("../../../../examples/litellm/production.yaml")),
+];
+
+fn example_env() -> Env {
+    Env::fixed([
+        ("LITELLM_MASTER_KEY", "sk-example"),
+        ("DATABASE_URL", "postgresql://u:p@db/litellm"),
+        ("REDIS_HOST", "redis"),
+        ("REDIS_PASSWORD", "pw"),
+    ])
+}
+
+#[test]
+fn litellm_example_configs_load() {
+    for (name, text) in LITELLM_EXAMPLES {
+        let c = Config::from_yaml_str(text, example_env()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!c.deployments.is_empty(), "{name}");
+        let refused = c.refused.join("\n");
+        match *name {
+            "azure-openai.yaml" => {
+                assert!(c.refused.is_empty(), "{name}: {refused}");
+                assert!(
+                    c.deployments.iter().any(|d| d.unusable.is_some()),
+                    "{name}: the azure/ entry without a deployment name"
+                );
+            }
+            "multi-provider.yaml" => {
+                assert!(c.refused.is_empty(), "{name}: {refused}");
+                assert!(c.ignored.iter().any(|l| l.contains("langfuse")), "{name}: {:?}", c.ignored);
+            }
+            _ => {
+                for needle in ["guardrails", "router_settings.redis_host", "litellm_settings.max_internal_user_budget"]
+                {
+                    assert!(refused.contains(needle), "{name}: {needle} missing from {refused}");
+                }
+            }
+        }
+    }
 }

@@ -65,7 +65,7 @@ pub async fn serve(
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(s) => s,
                 Err(e) => {
@@ -80,7 +80,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let counted = OpenConnection::count(&open);
         let hand = if counted.others < ROOMY_CONNECTIONS { roomy.clone() } else { lean.clone() };
-        let (app, watcher, stopping) = (app.clone(), graceful.watcher(), stopping.clone());
+        let (app, watcher, stopping) = (app.for_peer(peer.ip()), graceful.watcher(), stopping.clone());
         tokio::spawn(async move {
             serve_connection(stream, app, &hand, watcher, stopping).await;
             drop(counted);

@@ -166,6 +166,10 @@ pub(crate) async fn proxy_body(
             .param("model"))
         }
     };
+    // LiteLLM checks this for virtual keys only: the master key and an open proxy skip it.
+    if app.enforce_user_param && view.user.is_none() && matches!(identity, crate::access::Identity::Key(_)) {
+        return Err(crate::gate::user_param_missing());
+    }
     let admission = app.access.admit(identity, &model, view.user.as_deref())?;
     let call_id = meta.call_id.to_str().unwrap_or_default().to_string();
     // Copied only when there are metrics to label.
