@@ -83,6 +83,23 @@ struct ServeArgs {
     /// Very verbose logs (LiteLLM's --detailed_debug).
     #[arg(long = "detailed_debug", alias = "detailed-debug")]
     detailed_debug: bool,
+    #[command(flatten)]
+    unenforced: Unenforced,
+}
+
+/// The way past a config that names settings sluice would not enforce.
+#[derive(Args, Debug, Clone)]
+struct Unenforced {
+    /// Start even when the config sets something that would deny or limit requests (guardrails,
+    /// route restrictions, budgets...) that sluice does not enforce; each is logged as a warning.
+    #[arg(
+        long = "allow-unenforced-settings",
+        alias = "allow_unenforced_settings",
+        env = "SLUICE_ALLOW_UNENFORCED_SETTINGS",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    allow: bool,
 }
 
 #[derive(Args, Debug)]
@@ -90,6 +107,11 @@ struct CheckArgs {
     /// Path to a LiteLLM config.yaml.
     #[arg(long, short = 'c', env = "CONFIG_FILE_PATH")]
     config: PathBuf,
+    /// Exit non-zero when anything is ignored, refused or unusable, so CI can gate on it.
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    unenforced: Unenforced,
 }
 
 fn main() -> ExitCode {
@@ -107,7 +129,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Load(args)) => ExitCode::from(sluice_load::run(args).clamp(0, 255) as u8),
-        Some(Command::Check(args)) => check(&args.config),
+        Some(Command::Check(args)) => check(&args),
         Some(Command::ImportLitellm(args)) => import_litellm(args),
     }
 }
@@ -158,6 +180,15 @@ fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
         tracing::warn!(
             "no --config given: serving with no models. Pass --config config.yaml (a LiteLLM config works as is)."
         );
+    }
+    if let Some(refusal) = config.refusal() {
+        if !args.unenforced.allow {
+            eprintln!("sluice: {refusal}");
+            return ExitCode::from(2);
+        }
+        for line in &config.refused {
+            tracing::warn!("NOT ENFORCED (started with --allow-unenforced-settings): {line}");
+        }
     }
     for w in &config.warnings {
         tracing::warn!("{w}");
@@ -285,7 +316,14 @@ fn import_litellm(args: ImportArgs) -> ExitCode {
     })
 }
 
-fn check(path: &Path) -> ExitCode {
+/// Exit status of `sluice check` when the config names settings sluice would refuse to start on.
+const CHECK_REFUSED: u8 = 3;
+/// Exit status of `sluice check --strict` when the config loads but something in it is ignored or
+/// cannot serve.
+const CHECK_NOT_STRICT: u8 = 4;
+
+fn check(args: &CheckArgs) -> ExitCode {
+    let path = args.config.as_path();
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -299,7 +337,9 @@ fn check(path: &Path) -> ExitCode {
         let base = d.api_base.as_deref().unwrap_or("(provider default)");
         let kind = if d.mock_response.is_some() { " [mock_response]" } else { "" };
         println!("  {} -> {}/{} at {base} (id {}){kind}", d.model_name, d.model.provider.name, d.model.upstream, d.id);
-        if d.model.provider.family == sluice_providers::Family::NotImplemented {
+        if d.unusable.is_some() {
+            println!("    cannot serve: see the warning below; its requests get a 500 naming it");
+        } else if d.model.provider.family == sluice_providers::Family::NotImplemented {
             println!("    note: provider {} is not implemented yet; requests to it get a 400", d.model.provider.name);
         }
     }
@@ -317,6 +357,30 @@ fn check(path: &Path) -> ExitCode {
         for line in &config.ignored {
             println!("  {line}");
         }
+    }
+    let unusable: Vec<&str> = config.deployments.iter().filter_map(|d| d.unusable.as_deref()).collect();
+    if !config.refused.is_empty() {
+        let verdict = if args.unenforced.allow {
+            "sluice starts on them only because --allow-unenforced-settings is given"
+        } else {
+            "sluice refuses to start on them; remove them or pass --allow-unenforced-settings"
+        };
+        println!("not enforced, and they would deny or limit something ({}): {verdict}", config.refused.len());
+        for line in &config.refused {
+            println!("  {line}");
+        }
+        if !args.unenforced.allow {
+            return ExitCode::from(CHECK_REFUSED);
+        }
+    }
+    if args.strict && (!config.ignored.is_empty() || !config.refused.is_empty() || !unusable.is_empty()) {
+        println!(
+            "--strict: {} ignored, {} not enforced, {} deployment(s) that cannot serve",
+            config.ignored.len(),
+            config.refused.len(),
+            unusable.len()
+        );
+        return ExitCode::from(CHECK_NOT_STRICT);
     }
     ExitCode::SUCCESS
 }
