@@ -172,20 +172,33 @@ fn check_validates_configs_and_names_the_fix() {
     assert!(stdout.contains("langfuse"), "ignored settings are listed: {stdout}");
 
     let bad = dir.join("bad.yaml");
-    std::fs::write(&bad, "model_list:\n  - model_name: m\n    litellm_params: {model: vertexai/gemini-pro}\n").unwrap();
+    std::fs::write(&bad, "model_list:\n  - model_name: m\n    litellm_params: {model: openai/x, timeout: soon}\n")
+        .unwrap();
     for args in [vec!["check", "--config"], vec!["--config"]] {
         let mut a = args.clone();
         a.push(bad.to_str().unwrap());
         let out = Command::new(BIN).args(&a).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{a:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains(
-                "model_list[0].litellm_params.model: unknown provider \"vertexai\" (did you mean \"vertex_ai\"?)"
-            ),
-            "{stderr}"
-        );
+        assert!(stderr.contains("model_list[0].litellm_params.timeout: expected a number, got \"soon\""), "{stderr}");
     }
+
+    // A provider sluice does not know loads, as in LiteLLM: the deployment answers its own
+    // requests with the fix, `check` names it, and `check --strict` fails on it.
+    let typo = dir.join("typo.yaml");
+    std::fs::write(&typo, "model_list:\n  - model_name: m\n    litellm_params: {model: vertexai/gemini-pro}\n")
+        .unwrap();
+    let out = Command::new(BIN).args(["check", "--config", typo.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "model_list[0].litellm_params.model: unknown provider \"vertexai\" (did you mean \"vertex_ai\"?)"
+        ),
+        "{stdout}"
+    );
+    let out = Command::new(BIN).args(["check", "--strict", "--config", typo.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
 }
 
 #[test]
