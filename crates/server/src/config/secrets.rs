@@ -100,6 +100,15 @@ pub(crate) fn check(root: &Mapping, env: &Env) -> Result<(), ConfigError> {
                 .to_string(),
         );
     }
+    // Set but empty, the database URL would quietly send keys and spend to a local SQLite file.
+    if !section("general_settings").is_some_and(|g| g.contains_key("database_url"))
+        && env.get("DATABASE_URL").is_some_and(|u| u.trim().is_empty())
+    {
+        problems.push(
+            "DATABASE_URL: is set but empty. Give it the database's URL, or unset it to use the embedded SQLite file"
+                .to_string(),
+        );
+    }
     if problems.is_empty() {
         return Ok(());
     }

@@ -248,6 +248,8 @@ fn an_empty_master_key_is_an_error_and_none_at_all_is_open_mode() {
     }
     let e = Config::from_yaml_str("model_list: []", Env::fixed([("LITELLM_MASTER_KEY", " ")])).unwrap_err();
     assert!(e.to_string().contains("LITELLM_MASTER_KEY: is set but empty"), "{e}");
+    let e = Config::from_yaml_str("model_list: []", Env::fixed([("DATABASE_URL", "")])).unwrap_err();
+    assert!(e.to_string().contains("DATABASE_URL: is set but empty"), "{e}");
     // The seed configs name no master key: LiteLLM's open mode, still allowed.
     let c = Config::from_yaml_str(SEED_OPENAI, Env::fixed([])).unwrap();
     assert!(c.general.master_key.is_none());
