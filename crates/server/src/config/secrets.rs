@@ -12,7 +12,7 @@ use serde_yaml_ng::{Mapping, Value};
 const PREFIX: &str = "os.environ/";
 
 /// `general_settings` keys that hold a security secret or decide who gets in.
-const GENERAL: &[&str] = &["master_key", "database_url", "litellm_key_header_name", "litellm_license"];
+const GENERAL: &[&str] = &["master_key", "database_url", "litellm_key_header_name"];
 
 /// Variables a config may set in `environment_variables` that sluice or LiteLLM read as security
 /// settings.

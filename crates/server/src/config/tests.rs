@@ -266,7 +266,7 @@ fn upstream_credentials_that_are_unset_stay_warnings() {
     assert!(c.deployments[0].api_key.is_none());
 }
 
-/// The first refused line of a config, or a panic naming what was kept.
+/// The refused lines of a config, asserting there are some.
 fn refused(text: &str) -> Vec<String> {
     let c = load(text).unwrap();
     assert!(!c.refused.is_empty() && c.refusal().is_some(), "nothing refused; ignored: {:?}", c.ignored);
@@ -332,6 +332,10 @@ fn routing_restrictions_and_shared_state_sluice_lacks_are_refused() {
     assert!(r[0].starts_with("router_settings.enable_tag_filtering:"), "{r:?}");
     let r = refused("router_settings:\n  redis_host: redis\n  redis_port: 6379\n");
     assert!(r[0].contains("with N replicas each limit admits up to N times its value"), "{r:?}");
+    let r = refused("router_settings:\n  optional_pre_call_checks: [\"prompt_caching\", \"router_budget_limiting\"]\n");
+    assert!(r[0].starts_with("router_settings.optional_pre_call_checks:"), "{r:?}");
+    let c = load("router_settings:\n  optional_pre_call_checks: [\"prompt_caching\"]\n").unwrap();
+    assert!(c.refused.is_empty(), "only some options limit anything: {:?}", c.refused);
     // Turned off, a deny setting denies nothing: listed, not refused.
     let c = load("router_settings:\n  enable_tag_filtering: false\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/x, tags: [free]}\n").unwrap();
     assert!(c.refused.is_empty(), "{:?}", c.refused);

@@ -57,6 +57,11 @@ const DENY: &[(&str, &str)] = &[
     ("model_list[].litellm_params.max_file_size_mb", "the file size limit is not enforced"),
 ];
 
+/// Settings that list options of which only some deny or limit: refused only when one of those
+/// is listed.
+const DENY_ONLY_WITH: &[(&str, &[&str])] =
+    &[("router_settings.optional_pre_call_checks", &["router_budget_limiting", "enforce_model_rate_limits"])];
+
 /// Callbacks that block, mask or moderate requests rather than log them.
 const DENY_CALLBACKS: &[&str] = &[
     "llamaguard_moderations",
@@ -114,8 +119,16 @@ pub(crate) fn review(root: &Mapping, ignored: Vec<String>) -> (Vec<String>, Vec<
             }
         }
         if let Some((_, why)) = DENY.iter().find(|(p, _)| *p == pattern) {
-            if is_off(lookup(root, path)) {
+            let value = lookup(root, path);
+            let harmless_options = DENY_ONLY_WITH.iter().find(|(p, _)| *p == pattern).is_some_and(|(_, deny)| {
+                value
+                    .and_then(Value::as_sequence)
+                    .is_some_and(|l| !l.iter().any(|o| o.as_str().is_some_and(|o| deny.contains(&o))))
+            });
+            if is_off(value) {
                 kept.push(format!("{path}: set to its off value; not implemented in sluice yet"));
+            } else if harmless_options {
+                kept.push(format!("{path}: not implemented in sluice yet"));
             } else {
                 refused.push(format!("{path}: {why}"));
             }
