@@ -44,6 +44,23 @@ impl Served {
     }
 }
 
+/// The most tokens one request is billed for, per count (prompt, completion, cache reads and
+/// writes): ten times the largest context window any provider offers. A larger count is an
+/// upstream's mistake (or `u64::MAX`); it is clamped and flagged rather than billed as reported.
+pub const MAX_TOKENS: u64 = 100_000_000;
+
+/// `usage` with each count at most [`MAX_TOKENS`], and whether any had to be clamped.
+pub fn bounded(usage: TokenUsage) -> (TokenUsage, bool) {
+    let clamp = |n: u64| n.min(MAX_TOKENS);
+    let out = TokenUsage {
+        prompt_tokens: clamp(usage.prompt_tokens),
+        completion_tokens: clamp(usage.completion_tokens),
+        cached_prompt_tokens: clamp(usage.cached_prompt_tokens),
+        cache_creation_tokens: clamp(usage.cache_creation_tokens),
+    };
+    (out, out != usage)
+}
+
 /// An upstream's reported usage as the price table counts it.
 pub fn token_usage(u: &sluice_wire::sniff::Usage) -> TokenUsage {
     TokenUsage {
@@ -134,6 +151,17 @@ impl Charge {
         }
         let (served, deployment) = self.served.lock().unwrap().clone().unwrap_or_default();
         let served = &*served;
+        let reported = usage;
+        let (usage, clamped) = bounded(usage);
+        if clamped {
+            tracing::warn!(
+                request_id = %self.request_id,
+                model = %served.model,
+                prompt_tokens = reported.prompt_tokens,
+                completion_tokens = reported.completion_tokens,
+                "upstream reported more than {MAX_TOKENS} tokens for one request; billed as {MAX_TOKENS}"
+            );
+        }
         let cost = served.price.map(|p| p.cost(&usage)).unwrap_or(0.0);
         let a = &self.admission;
         let tokens = usage.prompt_tokens + usage.completion_tokens;
@@ -189,7 +217,7 @@ impl Charge {
                 user: a.key.as_ref().and_then(|k| k.record.user_id.clone()),
                 team_id: a.key.as_ref().and_then(|k| k.record.team_id.clone()),
                 end_user,
-                metadata: serde_json::Map::new(),
+                metadata: if clamped { usage_clamped(&reported) } else { serde_json::Map::new() },
                 request_tags: a
                     .key
                     .as_ref()
@@ -239,4 +267,21 @@ impl Charge {
         }
         cost
     }
+}
+
+/// The spend-log metadata of a request whose usage was clamped: the flag and what the upstream
+/// actually reported.
+fn usage_clamped(reported: &TokenUsage) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("usage_clamped".into(), serde_json::Value::Bool(true));
+    m.insert(
+        "reported_usage".into(),
+        serde_json::json!({
+            "prompt_tokens": reported.prompt_tokens,
+            "completion_tokens": reported.completion_tokens,
+            "cached_tokens": reported.cached_prompt_tokens,
+            "cache_creation_input_tokens": reported.cache_creation_tokens,
+        }),
+    );
+    m
 }

@@ -254,7 +254,17 @@ impl Writer {
             }
         }
         for (spender, live, duration) in jobs {
-            let next = duration.and_then(|d| super::duration::after(now, &d).ok());
+            let next = duration.and_then(|d| match super::duration::after(now, &d) {
+                Ok(next) => Some(next),
+                Err(why) => {
+                    // A row written before durations were checked (or by another tool): its spend
+                    // is reset this once, and not again until its budget_duration is fixed.
+                    tracing::error!(
+                        "{spender:?}: budget_duration: {why}; no further budget resets are scheduled for it"
+                    );
+                    None
+                }
+            });
             if store.reset_spend(&spender, next).await.is_ok() {
                 live.ledger.reset();
                 live.ledger.set_reset_at_ms(next.map(|t| t.timestamp_millis()));
