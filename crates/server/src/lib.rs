@@ -16,6 +16,8 @@ pub mod info;
 pub mod listen;
 pub mod manage;
 pub mod proxy;
+#[cfg(test)]
+mod test_numbers;
 pub mod tokens;
 mod vectored;
 pub mod vertex_auth;

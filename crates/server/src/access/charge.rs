@@ -285,3 +285,49 @@ fn usage_clamped(reported: &TokenUsage) -> serde_json::Map<String, serde_json::V
     );
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u64_max_tokens_are_billed_as_the_bound_and_flagged() {
+        let huge = TokenUsage {
+            prompt_tokens: u64::MAX,
+            completion_tokens: u64::MAX,
+            cached_prompt_tokens: u64::MAX,
+            cache_creation_tokens: 0,
+        };
+        let (usage, clamped) = bounded(huge);
+        assert!(clamped);
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (MAX_TOKENS, MAX_TOKENS));
+        let fine = TokenUsage { prompt_tokens: 9, completion_tokens: 12, ..Default::default() };
+        assert_eq!(bounded(fine), (fine, false));
+        let meta = usage_clamped(&huge);
+        assert_eq!(meta["usage_clamped"], true);
+        assert_eq!(meta["reported_usage"]["prompt_tokens"], u64::MAX);
+    }
+
+    proptest::proptest! {
+        /// Whatever an upstream answers as its usage (read by the same parser the proxy uses),
+        /// the bill is finite and at most what the bound allows.
+        #[test]
+        fn any_reported_usage_bills_a_bounded_amount(
+            prompt in crate::test_numbers::text(),
+            completion in crate::test_numbers::text(),
+            cached in crate::test_numbers::text(),
+        ) {
+            let body = format!(
+                r#"{{"model":"m","usage":{{"prompt_tokens":{prompt},"completion_tokens":{completion},"prompt_tokens_details":{{"cached_tokens":{cached}}}}}}}"#
+            );
+            let Ok(answer) = sluice_wire::sniff::response(body.as_bytes()) else { return Ok(()) };
+            let (usage, _) = bounded(token_usage(&answer.usage.unwrap_or_default()));
+            let price = sluice_providers::pricing::lookup("openai", "gpt-4o").unwrap();
+            let cost = price.cost(&usage);
+            let most = MAX_TOKENS as f64 * (price.input_per_token + price.output_per_token)
+                + MAX_TOKENS as f64 * price.cache_read_per_token.unwrap_or(0.0);
+            proptest::prop_assert!(cost.is_finite() && (0.0..=most).contains(&cost), "{cost}");
+            proptest::prop_assert!(usage.prompt_tokens + usage.completion_tokens <= 2 * MAX_TOKENS);
+        }
+    }
+}
