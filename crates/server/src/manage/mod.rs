@@ -284,6 +284,15 @@ impl Fields {
 /// count means anything, and a value there only risks overflowing what it becomes.
 pub(crate) const MAX_NUMBER: f64 = 9_007_199_254_740_991.0;
 
+/// A JSON number, or a number written as a string.
+fn amount(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// LiteLLM's 400 for a number outside what sluice accepts, naming the field.
 fn out_of_range(field: &str, got: &str) -> ErrorResponse {
     bad(format!("{field} must be a finite number from -{MAX_NUMBER} to {MAX_NUMBER}. Received: {got}"), field)
@@ -451,18 +460,35 @@ impl Common<'_> {
             }
         }
         if let Some(v) = f.object("model_max_budget")? {
-            *self.model_max_budget = v.unwrap_or_default();
+            let v = v.unwrap_or_default();
+            for (model, budget) in &v {
+                let limit = match budget {
+                    Value::Object(o) => o.get("budget_limit"),
+                    other => Some(other),
+                };
+                if !limit.is_some_and(|l| amount(l).is_some_and(|x| (0.0..=MAX_NUMBER).contains(&x))) {
+                    return Err(bad(
+                        format!("model_max_budget.{model} must be a budget in USD from 0 to {MAX_NUMBER}, e.g. {{\"{model}\": 10}} or {{\"{model}\": {{\"budget_limit\": 10, \"time_period\": \"1d\"}}}}. Received: {budget}"),
+                        "model_max_budget",
+                    ));
+                }
+            }
+            *self.model_max_budget = v;
         }
         if let Some(v) = f.object("metadata")? {
             *self.metadata = v.unwrap_or_default();
         }
         for name in METADATA_FIELDS {
             if let Some(Some(v)) = f.0.get(*name).map(|v| Some(v).filter(|v| !v.is_null())) {
-                if matches!(*name, "model_rpm_limit" | "model_tpm_limit") && !v.is_object() {
-                    return Err(invalid(
-                        format!("`{name}` must be an object of model name to limit, e.g. {{\"gpt-4o\": 100}}."),
-                        name,
-                    ));
+                if matches!(*name, "model_rpm_limit" | "model_tpm_limit") {
+                    let whole =
+                        |x: &Value| x.as_f64().is_some_and(|n| (0.0..=MAX_NUMBER).contains(&n) && n.fract() == 0.0);
+                    if !v.as_object().is_some_and(|limits| limits.values().all(whole)) {
+                        return Err(invalid(
+                            format!("`{name}` must be an object of model name to limit (a whole number from 0 to {MAX_NUMBER}), e.g. {{\"gpt-4o\": 100}}."),
+                            name,
+                        ));
+                    }
                 }
                 if *name == "tags" {
                     f.strings("tags")?;

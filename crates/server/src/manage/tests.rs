@@ -250,6 +250,23 @@ fn numbers_beyond_any_meaning_are_refused_naming_the_field() {
         let (code, msg, param) = status(apply_key_fields(&fields(body.clone()), &mut k, now()).must_err());
         assert_eq!((code, param.as_deref()), (400, Some(field)), "{body}: {msg}");
     }
+    // A per-model budget or limit that is not a number would leave that model unlimited.
+    for (body, field) in [
+        (json!({"model_max_budget": {"gpt-4o": "NaN"}}), "model_max_budget"),
+        (json!({"model_max_budget": {"gpt-4o": {"budget_limit": "inf"}}}), "model_max_budget"),
+        (json!({"model_max_budget": {"gpt-4o": -1}}), "model_max_budget"),
+        (json!({"model_max_budget": {"gpt-4o": {"time_period": "1d"}}}), "model_max_budget"),
+        (json!({"model_rpm_limit": {"gpt-4o": "10"}}), "model_rpm_limit"),
+        (json!({"model_tpm_limit": {"gpt-4o": 1e30}}), "model_tpm_limit"),
+        (json!({"model_tpm_limit": {"gpt-4o": -5}}), "model_tpm_limit"),
+    ] {
+        let mut k = KeyRecord::default();
+        let (code, msg, param) = status(apply_key_fields(&fields(body.clone()), &mut k, now()).must_err());
+        assert!(matches!(code, 400 | 422) && param.as_deref() == Some(field), "{body}: {code} {msg}");
+    }
+    let mut k = KeyRecord::default();
+    let ok = json!({"model_max_budget": {"a": 5, "b": {"budget_limit": "2.5", "time_period": "1d"}}, "model_rpm_limit": {"a": 10}});
+    apply_key_fields(&fields(ok), &mut k, now()).must();
     let mut k = KeyRecord::default();
     apply_key_fields(&fields(json!({"rpm_limit": 9_007_199_254_740_991u64, "max_budget": 1e15})), &mut k, now()).must();
     assert_eq!((k.rpm_limit, k.max_budget), (Some(9_007_199_254_740_991), Some(1e15)));
