@@ -299,6 +299,21 @@ fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<T
     Ok(d)
 }
 
+/// Whether `spec` builds into a deployment as it would at start: how `/model/new` refuses a
+/// model that the next start would have to skip.
+pub(crate) fn check_deployment(spec: &DeploymentSpec, env: &Env) -> Result<(), String> {
+    let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
+    let ctx = TargetCtx {
+        env,
+        default_timeout: LITELLM_DEFAULT_TIMEOUT,
+        default_stream_timeout: LITELLM_DEFAULT_TIMEOUT,
+        metrics: None,
+        drop_params: false,
+        vertex_tokens: &vertex_tokens,
+    };
+    deployment(spec, &ctx).map(drop)
+}
+
 /// `secs` as a duration: `fallback` when it is not a number, and never more than the longest
 /// time a setting may name (`config::settings::MAX_SECONDS`).
 fn seconds(secs: f64, fallback: f64) -> Duration {

@@ -90,6 +90,12 @@ general_settings:
                 .into(),
             "litellm_params.rpm",
         ),
+        (
+            "/model/new",
+            r#"{"model_name":"slow","litellm_params":{"model":"openai/x","api_base":"http://127.0.0.1:9/","api_key":"a\nb"}}"#
+                .into(),
+            "litellm_params.api_key",
+        ),
         ("/key/generate", format!(r#"{{"duration":"{huge}"}}"#), "duration"),
         ("/key/generate", format!(r#"{{"budget_duration":"{huge}"}}"#), "budget_duration"),
         ("/key/generate", r#"{"max_budget":"inf"}"#.into(), "max_budget"),

@@ -88,7 +88,9 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     let rec = ModelRecord { model_id, model_name, litellm_params, model_info, created_at: Some(super::now()) };
     // What would not load at the next start is refused now, naming the field.
     if let Err(why) = check(&rec, &Env::process()) {
-        let param = why.split(':').next().unwrap_or("litellm_params").trim_start_matches("stored model.");
+        // The message starts with the field's path, as a config error would name it.
+        let path = why.split(':').next().unwrap_or_default();
+        let param = path.rsplit_once("].").map_or(path, |(_, p)| p).trim_start_matches("stored model.");
         return Err(bad(format!("{why}. Nothing was stored."), param));
     }
     db(store.insert_model(&rec).await)?;
@@ -170,10 +172,7 @@ pub fn deployments_from_db(models: &[ModelRecord], env: &Env) -> Vec<DeploymentS
 
 /// Whether `m` would load as a deployment; `Err` names the field (`litellm_params.timeout: …`).
 fn check(m: &ModelRecord, env: &Env) -> std::result::Result<(), String> {
-    let d = parse(m, "stored model", env)?;
-    http::HeaderValue::from_str(&d.id)
-        .map_err(|_| "stored model.model_info.id: must be printable ASCII to be sent as a header".to_string())?;
-    Ok(())
+    crate::app::check_deployment(&parse(m, "stored model", env)?, env)
 }
 
 fn parse(m: &ModelRecord, path: &str, env: &Env) -> std::result::Result<DeploymentSpec, String> {
