@@ -82,7 +82,7 @@ pub fn spawn(access: &Arc<Access>) {
     let weak = Arc::downgrade(access);
     let interval = access.settings.batch_write_interval;
     let reload_every = access.settings.reload_interval;
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         let mut w =
             Writer { rx, failing: false, dirty: Default::default(), logs: Vec::new(), last_reload: Instant::now() };
         let mut tick = tokio::time::interval(interval.min(Duration::from_millis(200)).max(Duration::from_millis(50)));
@@ -118,6 +118,17 @@ pub fn spawn(access: &Arc<Access>) {
                 w.last_reload = Instant::now();
                 let _ = access.load().await;
             }
+        }
+    });
+    // A request's panic costs that request; this task's would cost every later request's spend
+    // record and budget check. Serving on without it would fail open, so the process ends, as
+    // it did when panics aborted, for its supervisor to restart it.
+    tokio::spawn(async move {
+        if writer.await.is_err_and(|e| e.is_panic()) {
+            tracing::error!(
+                "the spend writer failed; exiting so that sluice restarts instead of serving without recording spend"
+            );
+            std::process::exit(70);
         }
     });
 }
