@@ -161,7 +161,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn secs_to_duration(secs: f64) -> Option<Duration> {
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    // `try_`: a run time of `1e30s` is refused, not a panic.
+    (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).ok()).flatten()
 }
 
 /// Parses `MIN..MAX` (seconds, floats) or a single value (a fixed pause).
@@ -246,6 +247,9 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("10x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("-3").is_err());
+        for huge in ["1e30s", "1e300", "99999999999999999999h", "inf", "NaN"] {
+            assert!(parse_duration(huge).is_err(), "{huge}");
+        }
         assert!(parse_duration("s").is_err());
     }
 

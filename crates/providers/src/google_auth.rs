@@ -20,6 +20,8 @@ pub const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 const JWT_BEARER_GRANT_FORM: &str = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer";
 /// Google's maximum assertion lifetime.
 const LIFETIME_SECS: u64 = 3600;
+/// The longest a token from the endpoint is kept before it is refreshed.
+const MAX_EXPIRES_IN: u64 = 86_400;
 
 /// A parsed service-account key. Cheap to clone (the key pair is shared).
 #[derive(Clone)]
@@ -159,7 +161,9 @@ pub fn parse_token_response(body: &[u8]) -> Result<(String, u64), String> {
         Some(Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     }
-    .unwrap_or(LIFETIME_SECS);
+    .unwrap_or(LIFETIME_SECS)
+    // Becomes a refresh deadline: a day at most, whatever the endpoint says.
+    .min(MAX_EXPIRES_IN);
     Ok((token.to_string(), expires_in))
 }
 
@@ -182,6 +186,10 @@ mod tests {
         );
         assert_eq!(parse_token_response(br#"{"access_token":"t","expires_in":"120"}"#).unwrap().1, 120);
         assert_eq!(parse_token_response(br#"{"access_token":"t"}"#).unwrap().1, 3600);
+        for huge in [r#""18446744073709551615""#, "18446744073709551615", "1e300"] {
+            let body = format!(r#"{{"access_token":"t","expires_in":{huge}}}"#);
+            assert_eq!(parse_token_response(body.as_bytes()).unwrap().1, MAX_EXPIRES_IN, "{huge}");
+        }
         let e = parse_token_response(br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#)
             .unwrap_err();
         assert!(e.contains("invalid_grant: Invalid JWT Signature."), "{e}");

@@ -129,7 +129,7 @@ impl Health {
     /// Starts (or extends) a cooldown. Re-cooling keeps the later deadline, never the earlier
     /// (LiteLLM keeps the first, possibly shorter, one: its issue #40130).
     pub fn cool(&self, now_ms: u64, d: Duration) {
-        let until = now_ms + d.as_millis() as u64;
+        let until = now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.cooldown_until.fetch_max(until, Ordering::Relaxed);
     }
 
@@ -164,7 +164,7 @@ impl Health {
     /// Legacy mode: failures within the last `ttl`, counting this one.
     pub fn legacy_failure(&self, now_ms: u64, ttl: Duration) -> u64 {
         let since = self.legacy_since.load(Ordering::Relaxed);
-        if since == 0 || now_ms >= since + ttl.as_millis() as u64 {
+        if since == 0 || now_ms >= since.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)) {
             self.legacy_since.store(now_ms, Ordering::Relaxed);
             self.legacy_fails.store(1, Ordering::Relaxed);
             return 1;

@@ -36,7 +36,7 @@ impl MinuteWindow {
         let mut cur = slot.load(Ordering::Relaxed);
         loop {
             let (s, c) = unpack(cur);
-            let next = if s == second { pack(second, c + n) } else { pack(second, n) };
+            let next = if s == second { pack(second, c.saturating_add(n)) } else { pack(second, n) };
             match slot.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(actual) => cur = actual,

@@ -145,39 +145,42 @@ pub struct App {
 
 impl App {
     pub fn with_env(config: &Config, env: &Env) -> Result<Arc<App>, String> {
+        App::build(config, env, config.deployments.len())
+    }
+
+    /// [`App::with_env`] where the deployments from `stored_from` on were read from the database:
+    /// one of those that cannot be built is skipped with an error naming it, so a bad row never
+    /// stops the start (the config's own deployments still must all build).
+    fn build(config: &Config, env: &Env, stored_from: usize) -> Result<Arc<App>, String> {
         let default_timeout =
             config.router.timeout.or(config.litellm.request_timeout).unwrap_or(LITELLM_DEFAULT_TIMEOUT);
         let default_stream_timeout = config.router.stream_timeout.unwrap_or(default_timeout);
         let metrics = config.litellm.callbacks.iter().any(|c| c == "prometheus").then(Metrics::new);
         // One token cache per key, shared by every deployment that uses it.
         let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
+        let ctx = TargetCtx {
+            env,
+            default_timeout,
+            default_stream_timeout,
+            metrics: metrics.as_deref(),
+            drop_params: config.litellm.drop_params,
+            vertex_tokens: &vertex_tokens,
+        };
         let deployments = config
             .deployments
             .iter()
-            .map(|spec| {
-                let ctx = TargetCtx {
-                    env,
-                    default_timeout,
-                    default_stream_timeout,
-                    metrics: metrics.as_deref(),
-                    drop_params: config.litellm.drop_params,
-                    vertex_tokens: &vertex_tokens,
-                };
-                let target = build_target(spec, &ctx)?;
-                let mut d = Deployment::new(spec.id.clone(), spec.model_name.clone(), target);
-                d.weight = spec.weight;
-                d.rpm = spec.rpm;
-                d.tpm = spec.tpm;
-                d.order = spec.order;
-                d.max_parallel_requests = spec.max_parallel_requests.map(|n| n.max(1.0) as u32);
-                d.cooldown_time = spec.cooldown_time.map(|s| Duration::from_secs_f64(s.max(0.0)));
-                d.max_input_tokens = spec.max_input_tokens;
-                let price = |k: &str| spec.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-                d.cost_per_token = match (price("input_cost_per_token"), price("output_cost_per_token")) {
-                    (None, None) => None,
-                    (i, o) => Some(i.unwrap_or(0.0) + o.unwrap_or(0.0)),
-                };
-                Ok(d)
+            .enumerate()
+            .filter_map(|(i, spec)| match deployment(spec, &ctx) {
+                Err(e) if i >= stored_from => {
+                    tracing::error!(
+                        model_id = %spec.id,
+                        model_name = %spec.model_name,
+                        "skipping stored model {}: {e}. Fix or delete it with /model/delete.",
+                        spec.id
+                    );
+                    None
+                }
+                other => Some(other),
             })
             .collect::<Result<Vec<_>, String>>()?;
         let routing = config.router.routing.clone();
@@ -185,7 +188,7 @@ impl App {
         let needs_input_tokens = deployments.iter().any(|d| d.tpm.is_some())
             || (routing.enable_pre_call_checks && deployments.iter().any(|d| d.max_input_tokens.is_some()));
         let router = Router::new(deployments, routing);
-        let client = upstream::client(Duration::from_secs_f64(config.sluice.upstream_connect_timeout));
+        let client = upstream::client(seconds(config.sluice.upstream_connect_timeout, 10.0));
         Ok(Arc::new(App {
             models_json: crate::info::render_models(&router.public_names()),
             needs_input_tokens,
@@ -195,15 +198,15 @@ impl App {
             access: Access::new(
                 config.general.master_key.as_ref().map(|k| k.expose()),
                 AccessSettings {
-                    batch_write_interval: Duration::from_secs_f64(config.general.batch_write_interval),
-                    reload_interval: Duration::from_secs_f64(config.general.key_cache_ttl),
+                    batch_write_interval: seconds(config.general.batch_write_interval, 10.0),
+                    reload_interval: seconds(config.general.key_cache_ttl, 60.0),
                     disable_spend_logs: config.general.disable_spend_logs,
                     max_end_user_budget: config.litellm.max_end_user_budget,
                 },
                 metrics.clone(),
             ),
             max_request_bytes: config.general.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
-            client_body_timeout: Duration::from_secs_f64(config.sluice.client_body_timeout),
+            client_body_timeout: seconds(config.sluice.client_body_timeout, 60.0),
             callbacks: config.litellm.callbacks.clone(),
             metrics,
             store_model_in_db: config.general.store_model_in_db
@@ -229,6 +232,7 @@ impl App {
             }
         };
         // Deployments added through `/model/new` (store_model_in_db) join the config's.
+        let from_config = config.deployments.len();
         let mut config = std::borrow::Cow::Borrowed(config);
         if let Some(store) = store.as_ref().filter(|_| config.general.store_model_in_db) {
             match store.all_models().await {
@@ -241,7 +245,7 @@ impl App {
                 Err(e) => tracing::warn!("could not read stored models: {e}"),
             }
         }
-        let app = App::with_env(&config, env)?;
+        let app = App::build(&config, env, from_config)?;
         crate::access::writer::spawn(&app.access);
         match store {
             Some(store) => {
@@ -279,6 +283,48 @@ pub fn database_url(config: &Config, env: &Env) -> String {
         .or_else(|| env.get("DATABASE_URL"))
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| format!("sqlite://{}", config.sluice.database_path))
+}
+
+/// One deployment for the router, with its upstream target.
+fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<Target>, String> {
+    let target = build_target(spec, ctx)?;
+    let mut d = Deployment::new(spec.id.clone(), spec.model_name.clone(), target);
+    d.weight = spec.weight;
+    d.rpm = spec.rpm;
+    d.tpm = spec.tpm;
+    d.order = spec.order;
+    d.max_parallel_requests = spec.max_parallel_requests.map(|n| n.max(1.0) as u32);
+    // Bounded when the config was read; the clamp keeps a bad value from becoming a panic.
+    d.cooldown_time = spec.cooldown_time.map(|s| seconds(s, 0.0));
+    d.max_input_tokens = spec.max_input_tokens;
+    let price = |k: &str| spec.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+    d.cost_per_token = match (price("input_cost_per_token"), price("output_cost_per_token")) {
+        (None, None) => None,
+        (i, o) => Some(i.unwrap_or(0.0) + o.unwrap_or(0.0)),
+    };
+    Ok(d)
+}
+
+/// Whether `spec` builds into a deployment as it would at start: how `/model/new` refuses a
+/// model that the next start would have to skip.
+pub(crate) fn check_deployment(spec: &DeploymentSpec, env: &Env) -> Result<(), String> {
+    let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
+    let ctx = TargetCtx {
+        env,
+        default_timeout: LITELLM_DEFAULT_TIMEOUT,
+        default_stream_timeout: LITELLM_DEFAULT_TIMEOUT,
+        metrics: None,
+        drop_params: false,
+        vertex_tokens: &vertex_tokens,
+    };
+    deployment(spec, &ctx).map(drop)
+}
+
+/// `secs` as a duration: `fallback` when it is not a number, and never more than the longest
+/// time a setting may name (`config::settings::MAX_SECONDS`).
+fn seconds(secs: f64, fallback: f64) -> Duration {
+    let secs = if secs.is_nan() { fallback } else { secs };
+    Duration::from_secs_f64(secs.clamp(0.0, crate::config::MAX_SECONDS))
 }
 
 struct TargetCtx<'a> {
@@ -344,9 +390,10 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
                         embeddings: uri(Endpoint::Embeddings)?,
                         auth,
                         organization,
-                        timeout: Duration::from_secs_f64(spec.timeout.unwrap_or(default_timeout)),
-                        stream_timeout: Duration::from_secs_f64(
+                        timeout: seconds(spec.timeout.unwrap_or(default_timeout), LITELLM_DEFAULT_TIMEOUT),
+                        stream_timeout: seconds(
                             spec.stream_timeout.or(spec.timeout).unwrap_or(default_stream_timeout),
+                            LITELLM_DEFAULT_TIMEOUT,
                         ),
                     }))
                 }
@@ -514,8 +561,11 @@ fn translated_target(
         static_headers,
         auth,
         drop_params: spec.drop_params.unwrap_or(ctx.drop_params),
-        timeout: Duration::from_secs_f64(spec.timeout.unwrap_or(timeout)),
-        stream_timeout: Duration::from_secs_f64(spec.stream_timeout.or(spec.timeout).unwrap_or(stream_timeout)),
+        timeout: seconds(spec.timeout.unwrap_or(timeout), LITELLM_DEFAULT_TIMEOUT),
+        stream_timeout: seconds(
+            spec.stream_timeout.or(spec.timeout).unwrap_or(stream_timeout),
+            LITELLM_DEFAULT_TIMEOUT,
+        ),
     })
 }
 
@@ -568,9 +618,10 @@ fn azure_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<OpenAiTarg
         embeddings: uri(Endpoint::Embeddings)?,
         auth,
         organization: None,
-        timeout: Duration::from_secs_f64(spec.timeout.unwrap_or(ctx.default_timeout)),
-        stream_timeout: Duration::from_secs_f64(
+        timeout: seconds(spec.timeout.unwrap_or(ctx.default_timeout), LITELLM_DEFAULT_TIMEOUT),
+        stream_timeout: seconds(
             spec.stream_timeout.or(spec.timeout).unwrap_or(ctx.default_stream_timeout),
+            LITELLM_DEFAULT_TIMEOUT,
         ),
     })
 }

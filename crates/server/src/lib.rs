@@ -17,6 +17,8 @@ pub mod info;
 pub mod listen;
 pub mod manage;
 pub mod proxy;
+#[cfg(test)]
+mod test_numbers;
 pub mod tokens;
 mod vectored;
 pub mod vertex_auth;
@@ -101,12 +103,13 @@ impl Gateway {
     {
         let refused = self.app.gate.check(parts.uri.path(), self.peer, &parts.headers).err();
         let app = self.app.clone();
-        async move {
+        let serve = async move {
             match refused {
                 Some(e) => (errors::error_response(&e), None),
                 None => proxy::handle_direct(app, endpoint, parts, body, received).await,
             }
-        }
+        };
+        contained(endpoint.path(), serve, || (panicked(), None))
     }
 
     /// The largest request body the gateway accepts, and how long a client has to send it.
@@ -149,10 +152,65 @@ where
         match direct_route(req.method(), req.uri().path()) {
             Some(endpoint) => {
                 let app = self.app.clone();
-                Box::pin(async move { Ok(proxy::handle(app, endpoint, None, req, std::time::Instant::now()).await) })
+                let answer = proxy::handle(app, endpoint, None, req, std::time::Instant::now());
+                Box::pin(async move { Ok(contained(endpoint.path(), answer, panicked).await) })
             }
-            None => Box::pin(tower::Service::call(&mut self.router, req)),
+            None => {
+                let route = RouteName(req.method().clone(), req.uri().path().to_string());
+                let answer = tower::Service::call(&mut self.router, req);
+                Box::pin(async move {
+                    let answer = async move { answer.await.unwrap_or_else(|never| match never {}) };
+                    Ok(contained(route, answer, panicked).await)
+                })
+            }
         }
+    }
+}
+
+/// Runs one request's handler so that a panic in it costs that request only: the client gets a
+/// 500 (or, once the answer has started, a closed connection) and the process goes on serving.
+/// Each panic is logged at error level with the route (keys in paths abbreviated).
+pub(crate) async fn contained<T>(
+    route: impl std::fmt::Display,
+    handler: impl std::future::Future<Output = T>,
+    on_panic: impl FnOnce() -> T,
+) -> T {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracing::error!(route = %route, "a request handler panicked; answered 500 and kept serving");
+            on_panic()
+        }
+    }
+}
+
+/// Logs every panic as one error line with where it happened, through the log (so `--json_logs`
+/// keeps every line JSON). The panic's message is kept only when it is a fixed text: a formatted
+/// one can carry request data, keys included.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        let message = info.payload().downcast_ref::<&'static str>().copied().unwrap_or("(message withheld)");
+        tracing::error!(location = %location, "panic: {message}");
+    }));
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked() -> axum::response::Response {
+    errors::error_response(&sluice_wire::ApiError::new(
+        500,
+        "sluice hit an internal error while handling this request (logged on the server). Nothing else was affected; retry the request, and report it if it repeats.",
+    ))
+}
+
+/// A request's method and path for a log line, with anything that looks like a raw key (some
+/// management routes carry one in the path) abbreviated.
+struct RouteName(http::Method, String);
+
+impl std::fmt::Display for RouteName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0, manage::redact(&self.1))
     }
 }
 
@@ -174,6 +232,32 @@ async fn method_not_allowed() -> axum::response::Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_costs_its_request_only() {
+        let boom = async {
+            if std::hint::black_box(true) {
+                panic!("a bug reached from a request");
+            }
+            axum::response::Response::new(axum::body::Body::empty())
+        };
+        let answer = contained("/chat/completions", boom, panicked).await;
+        assert_eq!(answer.status(), 500);
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v["error"]["message"].as_str().unwrap().contains("internal error"), "{v}");
+        assert!(!String::from_utf8_lossy(&body).contains("a bug reached"), "the panic's text stays in the log");
+        let fine = contained("/chat/completions", async { 7 }, || 0).await;
+        assert_eq!(fine, 7);
+    }
+
+    #[test]
+    fn routes_in_panic_logs_abbreviate_keys() {
+        let name = RouteName(http::Method::POST, "/key/sk-abcdefghijklmnopqrstuv/regenerate".into());
+        let text = name.to_string();
+        assert!(text.starts_with("POST /key/sk-"), "{text}");
+        assert!(!text.contains("abcdefghijklmnopqrstuv"), "{text}");
+    }
 
     #[test]
     fn direct_routes_are_the_exact_post_paths() {

@@ -154,6 +154,7 @@ fn init_logs(args: &ServeArgs) {
     } else {
         builder.init();
     }
+    sluice_server::log_panics();
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {

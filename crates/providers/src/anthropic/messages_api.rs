@@ -272,7 +272,7 @@ fn anthropic_usage(usage: Option<&Value>) -> Value {
         .unwrap_or(0);
     let creation = n("cache_creation_input_tokens");
     json!({
-        "input_tokens": n("prompt_tokens").saturating_sub(cached + creation),
+        "input_tokens": n("prompt_tokens").saturating_sub(cached.saturating_add(creation)),
         "output_tokens": n("completion_tokens"),
         "cache_creation_input_tokens": creation,
         "cache_read_input_tokens": cached,

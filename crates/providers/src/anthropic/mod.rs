@@ -252,7 +252,7 @@ impl Usage {
     }
 
     pub fn prompt_tokens(&self) -> u64 {
-        self.input + self.cache_read.unwrap_or(0) + self.cache_creation.unwrap_or(0)
+        self.input.saturating_add(self.cache_read.unwrap_or(0)).saturating_add(self.cache_creation.unwrap_or(0))
     }
 
     /// OpenAI's `usage` object. The cache counts also appear under LiteLLM's own top-level
@@ -262,7 +262,7 @@ impl Usage {
         let mut usage = json!({
             "prompt_tokens": prompt,
             "completion_tokens": self.output,
-            "total_tokens": prompt + self.output,
+            "total_tokens": prompt.saturating_add(self.output),
             "prompt_tokens_details": { "cached_tokens": self.cache_read.unwrap_or(0) },
         });
         if let Some(c) = self.cache_creation {

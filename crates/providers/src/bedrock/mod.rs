@@ -128,7 +128,7 @@ impl Usage {
     }
 
     pub fn prompt_tokens(&self) -> u64 {
-        self.input + self.cache_read.unwrap_or(0) + self.cache_write.unwrap_or(0)
+        self.input.saturating_add(self.cache_read.unwrap_or(0)).saturating_add(self.cache_write.unwrap_or(0))
     }
 
     /// OpenAI's `usage` object; the cache counts also under LiteLLM's top-level names, which its
@@ -138,7 +138,7 @@ impl Usage {
         let mut usage = json!({
             "prompt_tokens": prompt,
             "completion_tokens": self.output,
-            "total_tokens": self.total.unwrap_or(prompt + self.output),
+            "total_tokens": self.total.unwrap_or(prompt.saturating_add(self.output)),
             "prompt_tokens_details": { "cached_tokens": self.cache_read.unwrap_or(0) },
         });
         if let Some(w) = self.cache_write {

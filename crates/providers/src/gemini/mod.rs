@@ -108,9 +108,10 @@ pub(crate) fn usage(meta: &serde_json::Value) -> Option<(serde_json::Value, u64,
     let tool_use = n("toolUsePromptTokenCount").unwrap_or(0);
     // Some models count thoughts inside candidatesTokenCount, others only in the total; LiteLLM
     // tells them apart by whether the parts without thoughts already add up to the total.
-    let inclusive = total == Some(prompt + candidates + tool_use);
-    let completion = candidates + if inclusive { 0 } else { thoughts.unwrap_or(0) };
-    let total = total.unwrap_or(prompt + completion);
+    // Counts are the upstream's: they saturate rather than overflow (the bill clamps them).
+    let inclusive = total == Some(prompt.saturating_add(candidates).saturating_add(tool_use));
+    let completion = candidates.saturating_add(if inclusive { 0 } else { thoughts.unwrap_or(0) });
+    let total = total.unwrap_or(prompt.saturating_add(completion));
     let mut u = serde_json::json!({ "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total });
     if let Some(cached) = n("cachedContentTokenCount") {
         u["prompt_tokens_details"] = serde_json::json!({ "cached_tokens": cached });

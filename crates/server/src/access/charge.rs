@@ -44,6 +44,23 @@ impl Served {
     }
 }
 
+/// The most tokens one request is billed for, per count (prompt, completion, cache reads and
+/// writes): ten times the largest context window any provider offers. A larger count is an
+/// upstream's mistake (or `u64::MAX`); it is clamped and flagged rather than billed as reported.
+pub const MAX_TOKENS: u64 = 100_000_000;
+
+/// `usage` with each count at most [`MAX_TOKENS`], and whether any had to be clamped.
+pub fn bounded(usage: TokenUsage) -> (TokenUsage, bool) {
+    let clamp = |n: u64| n.min(MAX_TOKENS);
+    let out = TokenUsage {
+        prompt_tokens: clamp(usage.prompt_tokens),
+        completion_tokens: clamp(usage.completion_tokens),
+        cached_prompt_tokens: clamp(usage.cached_prompt_tokens),
+        cache_creation_tokens: clamp(usage.cache_creation_tokens),
+    };
+    (out, out != usage)
+}
+
 /// An upstream's reported usage as the price table counts it.
 pub fn token_usage(u: &sluice_wire::sniff::Usage) -> TokenUsage {
     TokenUsage {
@@ -134,6 +151,17 @@ impl Charge {
         }
         let (served, deployment) = self.served.lock().unwrap().clone().unwrap_or_default();
         let served = &*served;
+        let reported = usage;
+        let (usage, clamped) = bounded(usage);
+        if clamped {
+            tracing::warn!(
+                request_id = %self.request_id,
+                model = %served.model,
+                prompt_tokens = reported.prompt_tokens,
+                completion_tokens = reported.completion_tokens,
+                "upstream reported more than {MAX_TOKENS} tokens for one request; billed as {MAX_TOKENS}"
+            );
+        }
         let cost = served.price.map(|p| p.cost(&usage)).unwrap_or(0.0);
         let a = &self.admission;
         let tokens = usage.prompt_tokens + usage.completion_tokens;
@@ -189,7 +217,7 @@ impl Charge {
                 user: a.key.as_ref().and_then(|k| k.record.user_id.clone()),
                 team_id: a.key.as_ref().and_then(|k| k.record.team_id.clone()),
                 end_user,
-                metadata: serde_json::Map::new(),
+                metadata: if clamped { usage_clamped(&reported) } else { serde_json::Map::new() },
                 request_tags: a
                     .key
                     .as_ref()
@@ -238,5 +266,68 @@ impl Charge {
             }
         }
         cost
+    }
+}
+
+/// The spend-log metadata of a request whose usage was clamped: the flag and what the upstream
+/// actually reported.
+fn usage_clamped(reported: &TokenUsage) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("usage_clamped".into(), serde_json::Value::Bool(true));
+    m.insert(
+        "reported_usage".into(),
+        serde_json::json!({
+            "prompt_tokens": reported.prompt_tokens,
+            "completion_tokens": reported.completion_tokens,
+            "cached_tokens": reported.cached_prompt_tokens,
+            "cache_creation_input_tokens": reported.cache_creation_tokens,
+        }),
+    );
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u64_max_tokens_are_billed_as_the_bound_and_flagged() {
+        let huge = TokenUsage {
+            prompt_tokens: u64::MAX,
+            completion_tokens: u64::MAX,
+            cached_prompt_tokens: u64::MAX,
+            cache_creation_tokens: 0,
+        };
+        let (usage, clamped) = bounded(huge);
+        assert!(clamped);
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (MAX_TOKENS, MAX_TOKENS));
+        let fine = TokenUsage { prompt_tokens: 9, completion_tokens: 12, ..Default::default() };
+        assert_eq!(bounded(fine), (fine, false));
+        let meta = usage_clamped(&huge);
+        assert_eq!(meta["usage_clamped"], true);
+        assert_eq!(meta["reported_usage"]["prompt_tokens"], u64::MAX);
+    }
+
+    proptest::proptest! {
+        /// Whatever an upstream answers as its usage (read by the same parser the proxy uses),
+        /// the bill is finite and at most what the bound allows.
+        #[test]
+        fn any_reported_usage_bills_a_bounded_amount(
+            prompt in crate::test_numbers::text(),
+            completion in crate::test_numbers::text(),
+            cached in crate::test_numbers::text(),
+        ) {
+            let body = format!(
+                r#"{{"model":"m","usage":{{"prompt_tokens":{prompt},"completion_tokens":{completion},"prompt_tokens_details":{{"cached_tokens":{cached}}}}}}}"#
+            );
+            let Ok(answer) = sluice_wire::sniff::response(body.as_bytes()) else { return Ok(()) };
+            let (usage, _) = bounded(token_usage(&answer.usage.unwrap_or_default()));
+            let price = sluice_providers::pricing::lookup("openai", "gpt-4o").unwrap();
+            let cost = price.cost(&usage);
+            let most = MAX_TOKENS as f64 * (price.input_per_token + price.output_per_token)
+                + MAX_TOKENS as f64 * price.cache_read_per_token.unwrap_or(0.0);
+            proptest::prop_assert!(cost.is_finite() && (0.0..=most).contains(&cost), "{cost}");
+            proptest::prop_assert!(usage.prompt_tokens + usage.completion_tokens <= 2 * MAX_TOKENS);
+        }
     }
 }

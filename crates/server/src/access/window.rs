@@ -38,10 +38,10 @@ impl Window {
             let (start, used) = Self::split(cur);
             let fresh = cur == 0 || now >= start + WINDOW_SECS;
             let (start, used) = if fresh { (now, 0) } else { (start, used) };
-            if used + n > limit {
+            if used.saturating_add(n) > limit {
                 return Err(Full { retry_after: (start + WINDOW_SECS).saturating_sub(now).max(1) });
             }
-            let next = (start << 32) | (used + n).min(COUNT_MASK);
+            let next = (start << 32) | used.saturating_add(n).min(COUNT_MASK);
             match self.0.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => return Ok(limit - used - n),
                 Err(seen) => cur = seen,

@@ -82,7 +82,7 @@ pub fn spawn(access: &Arc<Access>) {
     let weak = Arc::downgrade(access);
     let interval = access.settings.batch_write_interval;
     let reload_every = access.settings.reload_interval;
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         let mut w =
             Writer { rx, failing: false, dirty: Default::default(), logs: Vec::new(), last_reload: Instant::now() };
         let mut tick = tokio::time::interval(interval.min(Duration::from_millis(200)).max(Duration::from_millis(50)));
@@ -118,6 +118,17 @@ pub fn spawn(access: &Arc<Access>) {
                 w.last_reload = Instant::now();
                 let _ = access.load().await;
             }
+        }
+    });
+    // A request's panic costs that request; this task's would cost every later request's spend
+    // record and budget check. Serving on without it would fail open, so the process ends, as
+    // it did when panics aborted, for its supervisor to restart it.
+    tokio::spawn(async move {
+        if writer.await.is_err_and(|e| e.is_panic()) {
+            tracing::error!(
+                "the spend writer failed; exiting so that sluice restarts instead of serving without recording spend"
+            );
+            std::process::exit(70);
         }
     });
 }
@@ -254,7 +265,17 @@ impl Writer {
             }
         }
         for (spender, live, duration) in jobs {
-            let next = duration.and_then(|d| super::duration::after(now, &d).ok());
+            let next = duration.and_then(|d| match super::duration::after(now, &d) {
+                Ok(next) => Some(next),
+                Err(why) => {
+                    // A row written before durations were checked (or by another tool): its spend
+                    // is reset this once, and not again until its budget_duration is fixed.
+                    tracing::error!(
+                        "{spender:?}: budget_duration: {why}; no further budget resets are scheduled for it"
+                    );
+                    None
+                }
+            });
             if store.reset_spend(&spender, next).await.is_ok() {
                 live.ledger.reset();
                 live.ledger.set_reset_at_ms(next.map(|t| t.timestamp_millis()));

@@ -153,7 +153,8 @@ impl DeploymentSpec {
             field(name).map(|v| string(&p(name), v)).transpose().map(Option::flatten)
         };
         let num_field = |name: &str| -> Result<Option<f64>, ConfigError> {
-            field(name).map(|v| number(&p(name), v)).transpose().map(Option::flatten)
+            let x = field(name).map(|v| number(&p(name), v)).transpose().map(Option::flatten)?;
+            within(&p(name), x, limit_of(name))
         };
 
         let model_str = str_field("model")?
@@ -221,7 +222,8 @@ impl DeploymentSpec {
 
         let index = path.trim_start_matches("model_list[").trim_end_matches(']').parse().unwrap_or(0);
         let entry_num = |name: &str| -> Result<Option<f64>, ConfigError> {
-            entry.get(name).map(|v| number(&format!("{path}.{name}"), v)).transpose().map(Option::flatten)
+            let at = format!("{path}.{name}");
+            within(&at, entry.get(name).map(|v| number(&at, v)).transpose()?.flatten(), limit_of(name))
         };
         Ok(DeploymentSpec {
             index,
@@ -244,8 +246,11 @@ impl DeploymentSpec {
             prices: PRICES
                 .iter()
                 .filter_map(|k| {
-                    let from_info =
-                        model_info.get(*k).map(|v| number(&format!("{path}.model_info.{k}"), v)).transpose();
+                    let at = format!("{path}.model_info.{k}");
+                    let from_info = model_info
+                        .get(*k)
+                        .map(|v| number(&at, v).and_then(|x| within(&at, x, limit_of(k))))
+                        .transpose();
                     match (num_field(k), from_info) {
                         (Err(e), _) | (_, Err(e)) => Some(Err(e)),
                         (Ok(Some(v)), _) | (Ok(None), Ok(Some(Some(v)))) => Some(Ok((k.to_string(), v))),
@@ -271,16 +276,36 @@ impl DeploymentSpec {
                 .map(|v| super::yaml::boolean(&p("drop_params"), v))
                 .transpose()?
                 .flatten(),
-            max_input_tokens: model_info
-                .get("max_input_tokens")
-                .map(|v| number(&format!("{path}.model_info.max_input_tokens"), v))
-                .transpose()?
-                .flatten()
-                .map(|x| x as u64),
+            max_input_tokens: {
+                let at = format!("{path}.model_info.max_input_tokens");
+                let x = model_info.get("max_input_tokens").map(|v| number(&at, v)).transpose()?.flatten();
+                within(&at, x, limit_of("max_input_tokens"))?.map(|x| x as u64)
+            },
             public_params,
             model_info,
             unusable,
         })
+    }
+}
+
+/// The largest value each numeric deployment setting takes; every one is 0 or more. Past these
+/// the numbers stop meaning anything (a token costing more than a thousand dollars, a quota of a
+/// trillion a minute) and only risk overflowing what they become.
+fn limit_of(name: &str) -> f64 {
+    match name {
+        "cooldown_time" => super::settings::MAX_SECONDS,
+        "rpm" | "tpm" | "max_input_tokens" => 1e12,
+        "weight" | "order" | "max_parallel_requests" => 1e9,
+        // Prices, in USD per token or per second.
+        _ => 1000.0,
+    }
+}
+
+/// `x` when it lies in `0..=max`, else an error naming the path and the range.
+fn within(path: &str, x: Option<f64>, max: f64) -> Result<Option<f64>, ConfigError> {
+    match x {
+        Some(v) if !(0.0..=max).contains(&v) => Err(err(path, format!("must be a number from 0 to {max}, got {v}"))),
+        other => Ok(other),
     }
 }
 

@@ -19,6 +19,7 @@ mod yaml;
 pub use deployment::{DeploymentSpec, Secret};
 pub use env::Env;
 pub use ip_range::IpRange;
+pub use settings::MAX_SECONDS;
 pub use settings::{GeneralSettings, LitellmSettings, RouterSettings, SluiceSettings};
 
 use serde_yaml_ng::{Mapping, Value};

@@ -72,8 +72,11 @@ impl GeneralSettings {
                 }
                 "max_request_size_mb" => {
                     if let Some(mb) = number(&path, val)? {
-                        if mb <= 0.0 {
-                            return Err(err(&path, "must be a positive number of megabytes"));
+                        if mb <= 0.0 || mb > MAX_REQUEST_SIZE_MB {
+                            return Err(err(
+                                &path,
+                                format!("must be a positive number of megabytes, at most {MAX_REQUEST_SIZE_MB}"),
+                            ));
                         }
                         s.max_request_size = Some((mb * 1024.0 * 1024.0) as usize);
                     }
@@ -85,7 +88,8 @@ impl GeneralSettings {
                 }
                 "database_connection_pool_limit" => {
                     if let Some(n) = positive_count(&path, val)? {
-                        s.database_pool_limit = n as u32;
+                        s.database_pool_limit = u32::try_from(n as u64)
+                            .map_err(|_| err(&path, "is larger than any database accepts; LiteLLM's default is 10"))?;
                     }
                 }
                 "proxy_batch_write_at" => {
@@ -308,16 +312,33 @@ fn strategy(
     })
 }
 
+/// The largest `max_request_size_mb`: a request body is held in memory whole.
+pub const MAX_REQUEST_SIZE_MB: f64 = 4096.0;
+
+/// The longest time any setting can name, in seconds (a year): timeouts, cooldowns, TTLs and
+/// intervals all become deadlines, and a deadline must fit the clock.
+pub const MAX_SECONDS: f64 = 365.0 * 86_400.0;
+
+/// The largest `client_read_buffer_kb`: every open connection may hold one.
+pub const MAX_READ_BUFFER_KB: f64 = 1024.0;
+
+/// The largest count a setting can name (retries, fails, list sizes).
+const MAX_COUNT: f64 = 1_000_000.0;
+
 fn count(path: &str, v: &Value) -> Result<Option<u32>, ConfigError> {
     match number(path, v)? {
-        Some(x) if x < 0.0 || x.fract() != 0.0 => Err(err(path, "expected a whole number, 0 or more")),
+        Some(x) if !(0.0..=MAX_COUNT).contains(&x) || x.fract() != 0.0 => {
+            Err(err(path, format!("expected a whole number from 0 to {MAX_COUNT}")))
+        }
         other => Ok(other.map(|x| x as u32)),
     }
 }
 
-fn seconds(path: &str, v: &Value) -> Result<Option<std::time::Duration>, ConfigError> {
+pub(crate) fn seconds(path: &str, v: &Value) -> Result<Option<std::time::Duration>, ConfigError> {
     match number(path, v)? {
-        Some(x) if x < 0.0 || !x.is_finite() => Err(err(path, "expected a number of seconds, 0 or more")),
+        Some(x) if !(0.0..=MAX_SECONDS).contains(&x) => {
+            Err(err(path, format!("expected a number of seconds from 0 to {MAX_SECONDS} (a year)")))
+        }
         other => Ok(other.map(std::time::Duration::from_secs_f64)),
     }
 }
@@ -476,11 +497,24 @@ impl SluiceSettings {
                     .ok_or_else(|| err(&path, "expected a file path, e.g. /var/lib/sluice/sluice.db"))?;
                 continue;
             }
+            if key == "client_read_buffer_kb" {
+                // Kept per open connection: a size, not a time.
+                match number(&path, val)? {
+                    Some(kb) if kb <= 0.0 || kb > MAX_READ_BUFFER_KB => {
+                        return Err(err(
+                            &path,
+                            format!("must be a positive number of KiB, at most {MAX_READ_BUFFER_KB}"),
+                        ))
+                    }
+                    Some(kb) => s.client_read_buffer_kb = kb,
+                    None => {}
+                }
+                continue;
+            }
             let slot = match key.as_str() {
                 "client_header_timeout" => &mut s.client_header_timeout,
                 "client_body_timeout" => &mut s.client_body_timeout,
                 "upstream_connect_timeout" => &mut s.upstream_connect_timeout,
-                "client_read_buffer_kb" => &mut s.client_read_buffer_kb,
                 _ => {
                     return Err(err(
                         &path,
@@ -498,16 +532,19 @@ impl SluiceSettings {
 
 fn positive_count(path: &str, v: &Value) -> Result<Option<f64>, ConfigError> {
     match number(path, v)? {
-        Some(x) if x < 1.0 || !x.is_finite() || x.fract() != 0.0 => {
-            Err(err(path, "must be a whole number of 1 or more"))
+        Some(x) if !(1.0..=MAX_COUNT).contains(&x) || x.fract() != 0.0 => {
+            Err(err(path, format!("must be a whole number from 1 to {MAX_COUNT}")))
         }
         other => Ok(other),
     }
 }
 
+/// A positive number of seconds, at most [`MAX_SECONDS`].
 pub(crate) fn positive(path: &str, v: &Value) -> Result<Option<f64>, ConfigError> {
     match number(path, v)? {
-        Some(x) if x <= 0.0 || !x.is_finite() => Err(err(path, "must be a positive number of seconds")),
+        Some(x) if x <= 0.0 || x > MAX_SECONDS => {
+            Err(err(path, format!("must be a positive number of seconds, at most {MAX_SECONDS} (a year)")))
+        }
         other => Ok(other),
     }
 }

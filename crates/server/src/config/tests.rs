@@ -465,3 +465,148 @@ fn litellm_example_configs_load() {
         }
     }
 }
+
+#[test]
+fn numbers_out_of_range_name_their_path() {
+    let model =
+        |params: &str| format!("model_list:\n  - model_name: a\n    litellm_params: {{model: openai/x, {params}}}\n");
+    let cases = [
+        (model("timeout: 1e30"), "model_list[0].litellm_params.timeout: must be a positive number of seconds, at most"),
+        (model("stream_timeout: .inf"), "model_list[0].litellm_params.stream_timeout: expected a finite number"),
+        (model("timeout: \"NaN\""), "model_list[0].litellm_params.timeout: expected a finite number"),
+        (model("cooldown_time: 1e300"), "model_list[0].litellm_params.cooldown_time: must be a number from 0 to"),
+        (model("rpm: -5"), "model_list[0].litellm_params.rpm: must be a number from 0 to"),
+        (model("tpm: 1e20"), "model_list[0].litellm_params.tpm: must be a number from 0 to"),
+        (
+            model("input_cost_per_token: -1"),
+            "model_list[0].litellm_params.input_cost_per_token: must be a number from 0",
+        ),
+        (
+            "general_settings:\n  max_request_size_mb: 1e30\n".into(),
+            "general_settings.max_request_size_mb: must be a positive number of megabytes, at most 4096",
+        ),
+        (
+            "general_settings:\n  proxy_batch_write_at: 1e30\n".into(),
+            "general_settings.proxy_batch_write_at: must be a positive number of seconds",
+        ),
+        (
+            "general_settings:\n  database_connection_pool_limit: 1e12\n".into(),
+            "general_settings.database_connection_pool_limit: must be a whole number from 1",
+        ),
+        (
+            "router_settings:\n  cooldown_time: 1e30\n".into(),
+            "router_settings.cooldown_time: expected a number of seconds from 0 to",
+        ),
+        ("router_settings:\n  retry_after: .nan\n".into(), "router_settings.retry_after: expected a finite number"),
+        (
+            "router_settings:\n  num_retries: 1e10\n".into(),
+            "router_settings.num_retries: expected a whole number from 0 to",
+        ),
+        (
+            "router_settings:\n  routing_strategy: latency-based-routing\n  routing_strategy_args: {ttl: 1e300}\n"
+                .into(),
+            "router_settings.routing_strategy_args.ttl: expected a number of seconds",
+        ),
+        (
+            "sluice_settings:\n  client_read_buffer_kb: 1e9\n".into(),
+            "sluice_settings.client_read_buffer_kb: must be a positive number of KiB, at most 1024",
+        ),
+        (
+            "sluice_settings:\n  client_header_timeout: 1e30\n".into(),
+            "sluice_settings.client_header_timeout: must be a positive number of seconds",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = load(&text).unwrap_err().to_string();
+        assert!(e.starts_with(expected), "got {e:?}, expected prefix {expected:?}");
+    }
+}
+
+/// Every numeric setting, and where it sits in the YAML.
+const NUMERIC_SETTINGS: &[&str] = &[
+    "model_list.litellm_params.timeout",
+    "model_list.litellm_params.stream_timeout",
+    "model_list.litellm_params.rpm",
+    "model_list.litellm_params.tpm",
+    "model_list.litellm_params.weight",
+    "model_list.litellm_params.order",
+    "model_list.litellm_params.max_parallel_requests",
+    "model_list.litellm_params.cooldown_time",
+    "model_list.litellm_params.input_cost_per_token",
+    "model_list.litellm_params.output_cost_per_token",
+    "model_list.model_info.max_input_tokens",
+    "general_settings.max_request_size_mb",
+    "general_settings.database_connection_pool_limit",
+    "general_settings.proxy_batch_write_at",
+    "general_settings.user_api_key_cache_ttl",
+    "router_settings.timeout",
+    "router_settings.stream_timeout",
+    "router_settings.num_retries",
+    "router_settings.retry_after",
+    "router_settings.cooldown_time",
+    "router_settings.allowed_fails",
+    "router_settings.max_fallbacks",
+    "router_settings.default_max_parallel_requests",
+    "router_settings.routing_strategy_args.ttl",
+    "router_settings.routing_strategy_args.max_latency_list_size",
+    "router_settings.routing_strategy_args.lowest_latency_buffer",
+    "litellm_settings.request_timeout",
+    "litellm_settings.num_retries",
+    "litellm_settings.allowed_fails",
+    "litellm_settings.max_end_user_budget",
+    "sluice_settings.client_header_timeout",
+    "sluice_settings.client_body_timeout",
+    "sluice_settings.upstream_connect_timeout",
+    "sluice_settings.client_read_buffer_kb",
+];
+
+/// A config setting `setting` to `value` (written as YAML, plain or quoted).
+fn config_with(setting: &str, value: &str, quoted: bool) -> String {
+    let value = if quoted { format!("'{}'", value.replace('\'', "''")) } else { value.to_string() };
+    let parts: Vec<&str> = setting.split('.').collect();
+    match parts.as_slice() {
+        ["model_list", section, key] => format!(
+            "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/x\n      api_base: http://127.0.0.1:9/\n{}",
+            if *section == "model_info" {
+                format!("    model_info:\n      {key}: {value}\n")
+            } else {
+                format!("      {key}: {value}\n")
+            }
+        ),
+        ["router_settings", "routing_strategy_args", key] => {
+            format!("router_settings:\n  routing_strategy: latency-based-routing\n  routing_strategy_args:\n    {key}: {value}\n")
+        }
+        [section, key] => format!("{section}:\n  {key}: {value}\n"),
+        _ => unreachable!("{setting}"),
+    }
+}
+
+proptest::proptest! {
+    /// Whatever number a setting is given, the config either names the path in an error, or
+    /// loads and builds a gateway whose durations, sizes and counts are all in range; never a
+    /// panic.
+    #[test]
+    fn any_number_in_any_setting_is_refused_or_bounded(
+        setting in proptest::sample::select(NUMERIC_SETTINGS),
+        value in crate::test_numbers::text(),
+        quoted in proptest::bool::ANY,
+    ) {
+        let text = config_with(setting, &value, quoted);
+        let key = setting.rsplit('.').next().unwrap();
+        match load(&text) {
+            Err(e) => proptest::prop_assert!(e.to_string().contains(key) || e.to_string().contains("YAML"), "{e}"),
+            Ok(config) => {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let _inside = rt.enter();
+                let app = crate::App::with_env(&config, &Env::fixed([])).unwrap();
+                proptest::prop_assert!(app.client_body_timeout.as_secs_f64() <= MAX_SECONDS);
+                proptest::prop_assert!(app.max_request_bytes <= 4096 * 1024 * 1024);
+                for d in &config.deployments {
+                    for x in [d.timeout, d.stream_timeout, d.cooldown_time].into_iter().flatten() {
+                        proptest::prop_assert!((0.0..=MAX_SECONDS).contains(&x));
+                    }
+                }
+            }
+        }
+    }
+}

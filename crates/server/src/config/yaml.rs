@@ -67,15 +67,20 @@ pub fn scalar_string(v: &Value) -> Option<String> {
     }
 }
 
-/// A number, accepting numeric strings (LiteLLM configs often quote numbers).
+/// A finite number, accepting numeric strings (LiteLLM configs often quote numbers); `.nan`,
+/// `.inf` and their quoted spellings are refused, so every number read can be bounded.
 pub fn number(path: &str, v: &Value) -> Result<Option<f64>, ConfigError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Number(n) => Ok(n.as_f64()),
+    let x = match v {
+        Value::Null => return Ok(None),
+        Value::Number(n) => n.as_f64(),
         Value::String(s) => {
-            s.trim().parse::<f64>().map(Some).map_err(|_| err(path, format!("expected a number, got \"{s}\"")))
+            Some(s.trim().parse::<f64>().map_err(|_| err(path, format!("expected a number, got \"{s}\"")))?)
         }
-        _ => Err(err(path, "expected a number")),
+        _ => return Err(err(path, "expected a number")),
+    };
+    match x {
+        Some(x) if !x.is_finite() => Err(err(path, "expected a finite number, not NaN or infinity")),
+        other => Ok(other),
     }
 }
 

@@ -225,20 +225,31 @@ impl Fields {
         self.get(k, "a string", |v| v.as_str().map(str::to_string))
     }
 
+    /// A number within ±[`MAX_NUMBER`] (budgets, spend): NaN, infinities and larger values are
+    /// a 400 naming the field.
     pub fn f64(&self, k: &str) -> Result<Field<f64>> {
-        self.get(k, "a number", |v| match v {
+        let v = self.get(k, "a number", |v| match v {
             Value::Number(n) => n.as_f64(),
             Value::String(s) => s.trim().parse().ok(),
             _ => None,
-        })
+        })?;
+        match v {
+            Some(Some(x)) if !(-MAX_NUMBER..=MAX_NUMBER).contains(&x) => Err(out_of_range(k, &x.to_string())),
+            other => Ok(other),
+        }
     }
 
+    /// A whole number within ±[`MAX_NUMBER`] (limits, counts).
     pub fn i64(&self, k: &str) -> Result<Field<i64>> {
-        self.get(k, "a whole number", |v| match v {
-            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|x| x.fract() == 0.0).map(|x| x as i64)),
-            Value::String(s) => s.trim().parse().ok(),
+        let v = self.get(k, "a whole number", |v| match v {
+            Value::Number(n) => n.as_i64().map(|i| i as f64).or_else(|| n.as_f64()).filter(|x| x.fract() == 0.0),
+            Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.fract() == 0.0),
             _ => None,
-        })
+        })?;
+        match v {
+            Some(Some(x)) if !(-MAX_NUMBER..=MAX_NUMBER).contains(&x) => Err(out_of_range(k, &x.to_string())),
+            other => Ok(other.map(|x| x.map(|x| x as i64))),
+        }
     }
 
     pub fn bool(&self, k: &str) -> Result<Field<bool>> {
@@ -266,6 +277,25 @@ impl Fields {
             _ => Err(invalid(format!("`{k}` is required: add it to the request body."), k)),
         }
     }
+}
+
+/// The largest magnitude a numeric management field takes: the largest whole number a JSON
+/// client (JavaScript's `Number.MAX_SAFE_INTEGER`) carries exactly. Beyond it no budget, limit or
+/// count means anything, and a value there only risks overflowing what it becomes.
+pub(crate) const MAX_NUMBER: f64 = 9_007_199_254_740_991.0;
+
+/// A JSON number, or a number written as a string.
+fn amount(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// LiteLLM's 400 for a number outside what sluice accepts, naming the field.
+fn out_of_range(field: &str, got: &str) -> ErrorResponse {
+    bad(format!("{field} must be a finite number from -{MAX_NUMBER} to {MAX_NUMBER}. Received: {got}"), field)
 }
 
 pub(crate) fn parse_bool(s: &str) -> Option<bool> {
@@ -430,18 +460,35 @@ impl Common<'_> {
             }
         }
         if let Some(v) = f.object("model_max_budget")? {
-            *self.model_max_budget = v.unwrap_or_default();
+            let v = v.unwrap_or_default();
+            for (model, budget) in &v {
+                let limit = match budget {
+                    Value::Object(o) => o.get("budget_limit"),
+                    other => Some(other),
+                };
+                if !limit.is_some_and(|l| amount(l).is_some_and(|x| (0.0..=MAX_NUMBER).contains(&x))) {
+                    return Err(bad(
+                        format!("model_max_budget.{model} must be a budget in USD from 0 to {MAX_NUMBER}, e.g. {{\"{model}\": 10}} or {{\"{model}\": {{\"budget_limit\": 10, \"time_period\": \"1d\"}}}}. Received: {budget}"),
+                        "model_max_budget",
+                    ));
+                }
+            }
+            *self.model_max_budget = v;
         }
         if let Some(v) = f.object("metadata")? {
             *self.metadata = v.unwrap_or_default();
         }
         for name in METADATA_FIELDS {
             if let Some(Some(v)) = f.0.get(*name).map(|v| Some(v).filter(|v| !v.is_null())) {
-                if matches!(*name, "model_rpm_limit" | "model_tpm_limit") && !v.is_object() {
-                    return Err(invalid(
-                        format!("`{name}` must be an object of model name to limit, e.g. {{\"gpt-4o\": 100}}."),
-                        name,
-                    ));
+                if matches!(*name, "model_rpm_limit" | "model_tpm_limit") {
+                    let whole =
+                        |x: &Value| x.as_f64().is_some_and(|n| (0.0..=MAX_NUMBER).contains(&n) && n.fract() == 0.0);
+                    if !v.as_object().is_some_and(|limits| limits.values().all(whole)) {
+                        return Err(invalid(
+                            format!("`{name}` must be an object of model name to limit (a whole number from 0 to {MAX_NUMBER}), e.g. {{\"gpt-4o\": 100}}."),
+                            name,
+                        ));
+                    }
                 }
                 if *name == "tags" {
                     f.strings("tags")?;

@@ -86,6 +86,13 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     model_info.insert("id".into(), Value::String(model_id.clone()));
     let rec = ModelRecord { model_id, model_name, litellm_params, model_info, created_at: Some(super::now()) };
+    // What would not load at the next start is refused now, naming the field.
+    if let Err(why) = check(&rec, &Env::process()) {
+        // The message starts with the field's path, as a config error would name it.
+        let path = why.split(':').next().unwrap_or_default();
+        let param = path.rsplit_once("].").map_or(path, |(_, p)| p).trim_start_matches("stored model.");
+        return Err(bad(format!("{why}. Nothing was stored."), param));
+    }
     db(store.insert_model(&rec).await)?;
     tracing::info!(
         model_id = %rec.model_id,
@@ -148,26 +155,35 @@ pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Resu
 
 /// The stored models as deployments, for building the router at start: each is parsed like a
 /// `model_list` entry (`os.environ/` references resolved against `env`). Entries that do not
-/// parse are skipped with a warning naming them.
+/// parse are skipped with an error naming them, so one bad row never stops the start.
 pub fn deployments_from_db(models: &[ModelRecord], env: &Env) -> Vec<DeploymentSpec> {
     let mut out = Vec::new();
     for m in models {
-        let mut info = m.model_info.clone();
-        info.insert("id".into(), Value::String(m.model_id.clone()));
-        info.insert("db_model".into(), Value::Bool(true));
-        let entry = serde_json::json!({
-            "model_name": m.model_name,
-            "litellm_params": m.litellm_params,
-            "model_info": info,
-        });
-        let path = format!("stored model {}", m.model_id);
-        let parsed = serde_yaml_ng::to_value(&entry).map_err(|e| e.to_string()).and_then(|v| {
-            DeploymentSpec::parse(&path, &v, env, &mut Vec::new(), &mut Vec::new()).map_err(|e| e.to_string())
-        });
-        match parsed {
+        match parse(m, &format!("stored model {}", m.model_id), env) {
             Ok(d) => out.push(d),
-            Err(e) => tracing::warn!("skipping {path}: {e}"),
+            Err(e) => tracing::error!(
+                model_id = %m.model_id,
+                "skipping {e}. Fix or delete it with /model/delete."
+            ),
         }
     }
     out
+}
+
+/// Whether `m` would load as a deployment; `Err` names the field (`litellm_params.timeout: …`).
+fn check(m: &ModelRecord, env: &Env) -> std::result::Result<(), String> {
+    crate::app::check_deployment(&parse(m, "stored model", env)?, env)
+}
+
+fn parse(m: &ModelRecord, path: &str, env: &Env) -> std::result::Result<DeploymentSpec, String> {
+    let mut info = m.model_info.clone();
+    info.insert("id".into(), Value::String(m.model_id.clone()));
+    info.insert("db_model".into(), Value::Bool(true));
+    let entry = serde_json::json!({
+        "model_name": m.model_name,
+        "litellm_params": m.litellm_params,
+        "model_info": info,
+    });
+    let v = serde_yaml_ng::to_value(&entry).map_err(|e| format!("{path}: {e}"))?;
+    DeploymentSpec::parse(path, &v, env, &mut Vec::new(), &mut Vec::new()).map_err(|e| e.to_string())
 }

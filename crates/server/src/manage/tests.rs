@@ -230,3 +230,91 @@ fn stored_models_become_deployments() {
     assert_eq!(d[0].id, "db-1");
     assert_eq!(d[0].model_name, "stored");
 }
+
+#[test]
+fn numbers_beyond_any_meaning_are_refused_naming_the_field() {
+    let cases = [
+        (json!({"max_budget": "inf"}), "max_budget"),
+        (json!({"max_budget": "NaN"}), "max_budget"),
+        (json!({"max_budget": 1e300}), "max_budget"),
+        (json!({"soft_budget": -1e300}), "soft_budget"),
+        (json!({"rpm_limit": 1e30}), "rpm_limit"),
+        (json!({"tpm_limit": "99999999999999999999"}), "tpm_limit"),
+        (json!({"max_parallel_requests": 9_007_199_254_740_993u64}), "max_parallel_requests"),
+        (json!({"duration": "9223372036854775807s"}), "duration"),
+        (json!({"budget_duration": "9223372036854775807s"}), "budget_duration"),
+        (json!({"budget_duration": "99999999999w"}), "budget_duration"),
+    ];
+    for (body, field) in cases {
+        let mut k = KeyRecord::default();
+        let (code, msg, param) = status(apply_key_fields(&fields(body.clone()), &mut k, now()).must_err());
+        assert_eq!((code, param.as_deref()), (400, Some(field)), "{body}: {msg}");
+    }
+    // A per-model budget or limit that is not a number would leave that model unlimited.
+    for (body, field) in [
+        (json!({"model_max_budget": {"gpt-4o": "NaN"}}), "model_max_budget"),
+        (json!({"model_max_budget": {"gpt-4o": {"budget_limit": "inf"}}}), "model_max_budget"),
+        (json!({"model_max_budget": {"gpt-4o": -1}}), "model_max_budget"),
+        (json!({"model_max_budget": {"gpt-4o": {"time_period": "1d"}}}), "model_max_budget"),
+        (json!({"model_rpm_limit": {"gpt-4o": "10"}}), "model_rpm_limit"),
+        (json!({"model_tpm_limit": {"gpt-4o": 1e30}}), "model_tpm_limit"),
+        (json!({"model_tpm_limit": {"gpt-4o": -5}}), "model_tpm_limit"),
+    ] {
+        let mut k = KeyRecord::default();
+        let (code, msg, param) = status(apply_key_fields(&fields(body.clone()), &mut k, now()).must_err());
+        assert!(matches!(code, 400 | 422) && param.as_deref() == Some(field), "{body}: {code} {msg}");
+    }
+    let mut k = KeyRecord::default();
+    let ok = json!({"model_max_budget": {"a": 5, "b": {"budget_limit": "2.5", "time_period": "1d"}}, "model_rpm_limit": {"a": 10}});
+    apply_key_fields(&fields(ok), &mut k, now()).must();
+    let mut k = KeyRecord::default();
+    apply_key_fields(&fields(json!({"rpm_limit": 9_007_199_254_740_991u64, "max_budget": 1e15})), &mut k, now()).must();
+    assert_eq!((k.rpm_limit, k.max_budget), (Some(9_007_199_254_740_991), Some(1e15)));
+}
+
+proptest::proptest! {
+    /// Any value in any numeric field of a key, user or team is a 4xx naming that field, or a
+    /// value within the bounds; never a panic.
+    #[test]
+    fn any_number_in_a_management_field_is_refused_or_bounded(
+        field in proptest::sample::select(&[
+            "max_budget", "soft_budget", "tpm_limit", "rpm_limit", "max_parallel_requests", "spend",
+        ][..]),
+        value in crate::test_numbers::json(),
+    ) {
+        let f = fields(json!({ field: value }));
+        let mut k = KeyRecord::default();
+        match apply_key_fields(&f, &mut k, now()) {
+            Err(e) => {
+                proptest::prop_assert!(matches!(e.0.status, 400 | 422), "{}", e.0.message);
+                proptest::prop_assert_eq!(e.0.param.as_deref(), Some(field));
+            }
+            Ok(()) => {
+                for x in [k.max_budget, k.soft_budget].into_iter().flatten() {
+                    proptest::prop_assert!((0.0..=MAX_NUMBER).contains(&x), "{x}");
+                }
+                for n in [k.tpm_limit, k.rpm_limit, k.max_parallel_requests].into_iter().flatten() {
+                    proptest::prop_assert!((0..=MAX_NUMBER as i64).contains(&n), "{n}");
+                }
+            }
+        }
+        if let Ok(Some(Some(x))) = f.f64(field) {
+            proptest::prop_assert!(x.is_finite() && x.abs() <= MAX_NUMBER);
+        }
+    }
+
+    /// Any text as a key's `duration` or any record's `budget_duration`.
+    #[test]
+    fn any_duration_field_is_refused_or_bounded(
+        field in proptest::sample::select(&["duration", "budget_duration"][..]),
+        value in crate::test_numbers::with_unit(),
+    ) {
+        let mut k = KeyRecord::default();
+        if apply_key_fields(&fields(json!({ field: value })), &mut k, now()).is_ok() {
+            let limit = now() + chrono::Duration::seconds(crate::access::duration::MAX_SECONDS);
+            for t in [k.expires, k.budget_reset_at].into_iter().flatten() {
+                proptest::prop_assert!(t <= limit, "{t}");
+            }
+        }
+    }
+}

@@ -266,11 +266,15 @@ impl UpstreamCall<'_> {
                 return Err(fail(Failure::status(500, None), api));
             }
         };
-        self.app.router.record_success_at(attempt, done.into(), answer.usage.map(|u| u.total_tokens));
+        // Counts an upstream reports are clamped before they reach quotas and metrics (and
+        // flagged where they are billed).
+        let max = crate::access::charge::MAX_TOKENS;
+        let total = answer.usage.map(|u| u.total_tokens.min(2 * max));
+        self.app.router.record_success_at(attempt, done.into(), total);
         if let Some(m) = &attempt.deployment.target.metrics {
             let usage = answer.usage.map(|u| sluice_metrics::Usage {
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
+                prompt_tokens: u.prompt_tokens.min(max),
+                completion_tokens: u.completion_tokens.min(max),
             });
             m.attempt_succeeded(self.client_model, self.meta.caller(), attempt.elapsed_at(done.into()), None, usage);
         }
@@ -298,6 +302,7 @@ impl UpstreamCall<'_> {
     }
 }
 
+/// A numeric upstream header; `None` when absent, unreadable or not finite (`NaN`, `inf`).
 fn header_f64(h: &UpstreamHeaders, name: &str) -> Option<f64> {
     let text = h.get_str(name)?.trim();
     // Rate-limit counts are whole numbers, read on every answer: summing the digits costs a
@@ -305,15 +310,35 @@ fn header_f64(h: &UpstreamHeaders, name: &str) -> Option<f64> {
     if !text.is_empty() && text.len() <= 15 && text.bytes().all(|b| b.is_ascii_digit()) {
         return Some(text.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')) as f64);
     }
-    text.parse().ok()
+    text.parse().ok().filter(|x: &f64| x.is_finite())
 }
 
-/// `retry-after-ms` (OpenAI) or `retry-after` in seconds; HTTP dates are ignored.
+/// The longest wait an upstream's `retry-after` can impose: the longest cooldown it can put a
+/// deployment in. A provider asking for more is clamped (and logged) rather than trusted, since
+/// the value becomes a deadline and the header is outside input.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `retry-after-ms` (OpenAI) or `retry-after` in seconds, at most [`MAX_RETRY_AFTER`]; HTTP dates,
+/// negative and non-numeric values are ignored.
 pub(super) fn retry_after(h: &UpstreamHeaders) -> Option<Duration> {
-    if let Some(ms) = header_f64(h, "retry-after-ms") {
-        return (ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
+    let (seconds, name) = match header_f64(h, "retry-after-ms") {
+        Some(ms) => (ms / 1000.0, "retry-after-ms"),
+        None => (header_f64(h, "retry-after")?, "retry-after"),
+    };
+    if seconds < 0.0 {
+        return None;
     }
-    header_f64(h, "retry-after").filter(|s| *s >= 0.0 && s.is_finite()).map(Duration::from_secs_f64)
+    if seconds > MAX_RETRY_AFTER.as_secs_f64() {
+        tracing::warn!(
+            header = name,
+            value = seconds,
+            "upstream asked to wait longer than {} s; waiting {} s instead",
+            MAX_RETRY_AFTER.as_secs(),
+            MAX_RETRY_AFTER.as_secs()
+        );
+        return Some(MAX_RETRY_AFTER);
+    }
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 #[cfg(test)]
@@ -361,5 +386,38 @@ mod tests {
         assert_eq!(retry_after(&headers(&[("retry-after", "2")])), Some(Duration::from_secs(2)));
         assert_eq!(retry_after(&headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")])), None);
         assert_eq!(retry_after(&headers(&[("retry-after", "-1")])), None);
+    }
+
+    #[test]
+    fn retry_after_is_clamped_to_its_maximum() {
+        for huge in ["1e30", "99999999999999999999", "18446744073709551615", "1e308", "3601"] {
+            assert_eq!(retry_after(&headers(&[("retry-after", huge)])), Some(MAX_RETRY_AFTER), "{huge}");
+        }
+        let ms = headers(&[("retry-after-ms", "18446744073709551615000")]);
+        assert_eq!(retry_after(&ms), Some(MAX_RETRY_AFTER));
+        for odd in ["inf", "-inf", "NaN", "infinity", "-0.5"] {
+            assert_eq!(retry_after(&headers(&[("retry-after", odd)])), None, "{odd}");
+            assert_eq!(retry_after(&headers(&[("retry-after-ms", odd)])), None, "{odd}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever an upstream writes in the headers, reading them never panics, and a wait
+        /// comes out bounded.
+        #[test]
+        fn any_retry_after_header_is_bounded(value in crate::test_numbers::text(), ms in proptest::bool::ANY) {
+            let name = if ms { "retry-after-ms" } else { "retry-after" };
+            let Ok(v) = http::HeaderValue::from_str(&value) else { return Ok(()) };
+            let h = UpstreamHeaders::Map([(http::HeaderName::from_static(name), v.clone())].into_iter().collect());
+            if let Some(d) = retry_after(&h) {
+                proptest::prop_assert!(d <= MAX_RETRY_AFTER);
+            }
+            let h = UpstreamHeaders::Map(
+                [(http::HeaderName::from_static("x-ratelimit-remaining-tokens"), v)].into_iter().collect(),
+            );
+            if let Some(x) = header_f64(&h, "x-ratelimit-remaining-tokens") {
+                proptest::prop_assert!(x.is_finite());
+            }
+        }
     }
 }
