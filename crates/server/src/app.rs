@@ -137,6 +137,8 @@ pub struct App {
     /// `general_settings.store_model_in_db` (or `STORE_MODEL_IN_DB=True`): `/model/new` and
     /// `/model/delete` persist deployments in the database.
     pub store_model_in_db: bool,
+    /// `require_auth_for_metrics_endpoint`: `/metrics` answers only callers with a valid key.
+    pub require_auth_for_metrics: bool,
 }
 
 impl App {
@@ -204,6 +206,8 @@ impl App {
             metrics,
             store_model_in_db: config.general.store_model_in_db
                 || env.get("STORE_MODEL_IN_DB").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            require_auth_for_metrics: config.general.require_auth_for_metrics
+                || config.litellm.require_auth_for_metrics,
         }))
     }
 

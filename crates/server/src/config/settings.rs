@@ -24,6 +24,9 @@ pub struct GeneralSettings {
     pub disable_spend_logs: bool,
     /// `store_model_in_db`: `/model/new` persists deployments.
     pub store_model_in_db: bool,
+    /// `require_auth_for_metrics_endpoint` (LiteLLM reads it from `litellm_settings`; accepted
+    /// here too): `/metrics` needs a valid key.
+    pub require_auth_for_metrics: bool,
 }
 
 impl Default for GeneralSettings {
@@ -37,6 +40,7 @@ impl Default for GeneralSettings {
             key_cache_ttl: 60.0,
             disable_spend_logs: false,
             store_model_in_db: false,
+            require_auth_for_metrics: false,
         }
     }
 }
@@ -88,6 +92,9 @@ impl GeneralSettings {
                 }
                 "disable_spend_logs" => s.disable_spend_logs = boolean(&path, val)?.unwrap_or(false),
                 "store_model_in_db" => s.store_model_in_db = boolean(&path, val)?.unwrap_or(false),
+                "require_auth_for_metrics_endpoint" => {
+                    s.require_auth_for_metrics = boolean(&path, val)?.unwrap_or(false)
+                }
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
         }
@@ -336,6 +343,8 @@ pub struct LitellmSettings {
     pub drop_params: bool,
     /// `max_end_user_budget`: the budget of each end user (the request's `user`) in USD.
     pub max_end_user_budget: Option<f64>,
+    /// `require_auth_for_metrics_endpoint`: `/metrics` needs a valid key.
+    pub require_auth_for_metrics: bool,
 }
 
 impl LitellmSettings {
@@ -365,6 +374,9 @@ impl LitellmSettings {
                 }
                 "num_retries" => s.num_retries = count(&path, val)?,
                 "drop_params" => s.drop_params = boolean(&path, val)?.unwrap_or(false),
+                "require_auth_for_metrics_endpoint" => {
+                    s.require_auth_for_metrics = boolean(&path, val)?.unwrap_or(false)
+                }
                 "max_end_user_budget" => s.max_end_user_budget = number(&path, val)?,
                 "allowed_fails" => s.allowed_fails = count(&path, val)?,
                 "fallbacks" => s.fallbacks = fallback_list(&path, val)?,
