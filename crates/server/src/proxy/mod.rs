@@ -167,7 +167,18 @@ pub(crate) async fn proxy_body(
         }
     };
     let admission = app.access.admit(identity, &model, view.user.as_deref())?;
-    let call_id = meta.call_id.to_str().unwrap_or_default().to_string();
+    // The spend-log row's identity is always sluice's own: a client's `x-litellm-call-id` goes
+    // back in the response header and into the row beside its id, so repeating one cannot make
+    // rows collide and vanish.
+    let call_id = String::from_utf8_lossy(meta.call_id.as_bytes()).into_owned();
+    let ids = match meta.client_call_id {
+        false => crate::access::charge::LogIds { request_id: call_id, client_call_id: None },
+        true => {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let request_id = headers::new_call_id(&mut buf).to_string();
+            crate::access::charge::LogIds { request_id, client_call_id: Some(call_id) }
+        }
+    };
     // Copied only when there are metrics to label.
     let labels = app.metrics.as_ref().map(|_| crate::access::charge::MetricLabels {
         route: endpoint.route(),
@@ -177,7 +188,7 @@ pub(crate) async fn proxy_body(
         app.access.clone(),
         admission,
         &model,
-        call_id,
+        ids,
         endpoint.call_type(),
         view.user.as_deref(),
         labels,
