@@ -9,6 +9,7 @@ pub(crate) use h1::push_field;
 pub mod headers;
 pub mod messages;
 pub mod mock;
+mod outlive;
 pub mod pool;
 pub mod relay;
 mod translate;
@@ -28,7 +29,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Serves one OpenAI-format call on a connection hyper serves; `received` is when its head
-/// arrived (the body's timeout and the reported durations count from then).
+/// arrived (the body's timeout and the reported durations count from then). A client that hangs
+/// up does not cancel the call ([`outlive`]).
 pub(crate) async fn handle(
     app: Arc<App>,
     endpoint: Endpoint,
@@ -37,11 +39,12 @@ pub(crate) async fn handle(
     received: Instant,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    serve(app, endpoint, path_model, parts, ClientBody::Stream(body), received, false).await.0
+    outlive::Outlive::new(serve(app, endpoint, path_model, parts, ClientBody::Stream(body), received, false)).await.0
 }
 
 /// Serves one OpenAI-format call for `listen::direct`, which writes the answer's head itself:
-/// the answer's forwarded and `x-litellm-*` headers come back as [`headers::HeadLines`].
+/// the answer's forwarded and `x-litellm-*` headers come back as [`headers::HeadLines`]. A client
+/// that hangs up does not cancel the call ([`outlive`]).
 pub(crate) async fn handle_direct(
     app: Arc<App>,
     endpoint: Endpoint,
@@ -49,7 +52,7 @@ pub(crate) async fn handle_direct(
     body: ClientBody,
     received: Instant,
 ) -> (Response, Option<headers::HeadLines>) {
-    serve(app, endpoint, None, parts, body, received, true).await
+    outlive::Outlive::new(serve(app, endpoint, None, parts, body, received, true)).await
 }
 
 /// A request's body as the handler gets it.
