@@ -215,3 +215,32 @@ fn a_stream_cut_by_its_client_is_billed_for_what_was_generated() {
         .expect("the whole stream's row");
     assert!(completion < full["completion_tokens"].as_i64().unwrap(), "cut: {row}, whole: {full}");
 }
+
+#[test]
+fn a_call_whose_client_left_is_billed_even_when_sigterm_follows() {
+    let m = mock(&[]);
+    let db = std::env::temp_dir().join(format!("sluice-authz-sigterm-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let config = priced_config("", &format!("  database_url: sqlite://{}\n", db.display()));
+    let mut g = gateway(&config, Some(&m));
+    let (key, token) = new_key(g.addr);
+    let request = build("POST", "/chat/completions", Some(&key), chat_for("slow", false).as_bytes());
+    send_and_hang_up(g.addr, &request, Duration::from_millis(200));
+    // SIGTERM while the call runs on (the mock answers 1 s after it was sent): the gateway waits
+    // for it, bills it, and writes the spend before it exits.
+    let killed = std::process::Command::new("kill").args(["-TERM", &g.pid().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while g.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the gateway did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Started again on the same database: the row and the key's spend were written.
+    let again = gateway(&config, Some(&m));
+    let logged = rows(again.addr, &format!("api_key={token}"), 1);
+    let spend = logged[0]["spend"].as_f64().unwrap();
+    assert!(spend > 0.0, "{}", logged[0]);
+    assert!((key_spend(again.addr, &key) - spend).abs() < 1e-12);
+    drop(again);
+    let _ = std::fs::remove_file(&db);
+}

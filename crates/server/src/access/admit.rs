@@ -105,9 +105,11 @@ fn header(name: String, value: u64) -> Option<(HeaderName, HeaderValue)> {
     Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from(value)))
 }
 
-/// The checks that say whether a key may be used at all, whatever the route: every route runs
-/// them (see [`Access::authenticate`]), and [`Access::admit`] runs them too, in LiteLLM's order
-/// among its per-model checks.
+// The checks that say whether a key may be used at all, whatever the route: every route runs
+// them (`Access::check_standing`), and `Access::admit` runs the same functions in LiteLLM's order
+// among its per-model checks.
+
+/// LiteLLM's 401 for a blocked key.
 fn key_blocked(k: &sluice_store::KeyRecord) -> Result<(), ApiError> {
     if k.blocked {
         return Err(super::auth::auth_error("Key is blocked. Update via `/key/unblock` if you're admin."));
@@ -115,6 +117,7 @@ fn key_blocked(k: &sluice_store::KeyRecord) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// LiteLLM's 401 for a key of a blocked team.
 fn team_blocked(t: &sluice_store::TeamRecord) -> Result<(), ApiError> {
     if t.blocked {
         return Err(super::auth::auth_error(format!(

@@ -9,7 +9,7 @@ pub(crate) use h1::push_field;
 pub mod headers;
 pub mod messages;
 pub mod mock;
-mod outlive;
+pub(crate) mod outlive;
 pub mod pool;
 pub mod relay;
 mod translate;
