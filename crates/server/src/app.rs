@@ -141,6 +141,8 @@ pub struct App {
     pub gate: crate::gate::Gate,
     /// `general_settings.enforce_user_param`.
     pub enforce_user_param: bool,
+    /// `require_auth_for_metrics_endpoint`: `/metrics` answers only callers with a valid key.
+    pub require_auth_for_metrics: bool,
 }
 
 impl App {
@@ -213,6 +215,8 @@ impl App {
                 || env.get("STORE_MODEL_IN_DB").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             gate: crate::gate::Gate::new(&config.general),
             enforce_user_param: config.general.enforce_user_param,
+            require_auth_for_metrics: config.general.require_auth_for_metrics
+                || config.litellm.require_auth_for_metrics,
         }))
     }
 

@@ -45,7 +45,7 @@ fn json_response(body: Bytes) -> Response {
 }
 
 pub async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ErrorResponse> {
-    let identity = app.access.identify(&headers).await?;
+    let identity = app.access.authenticate(&headers).await?;
     // A virtual key sees the models it may call, as LiteLLM filters the list.
     if let crate::access::Identity::Key(_) = &identity {
         let names: Vec<String> =
@@ -60,7 +60,7 @@ pub async fn model_by_id(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ErrorResponse> {
-    app.access.identify(&headers).await?;
+    app.access.authenticate(&headers).await?;
     if app.router.resolve(&id).is_none() {
         return Err(ApiError::new(
             404,
@@ -74,7 +74,7 @@ pub async fn model_by_id(
 }
 
 pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ErrorResponse> {
-    app.access.identify(&headers).await?;
+    app.access.authenticate(&headers).await?;
     Ok(json_response(app.model_info_json.clone()))
 }
 
@@ -99,8 +99,19 @@ pub async fn root() -> Response {
     json_response(Bytes::from_static(b"\"LiteLLM: RUNNING\""))
 }
 
-/// Prometheus scrape endpoint; 404 unless the `prometheus` callback is on, as in LiteLLM.
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// Prometheus scrape endpoint; 404 unless the `prometheus` callback is on, as in LiteLLM. With
+/// `require_auth_for_metrics_endpoint`, only a caller whose key passes the checks every route
+/// applies (the master key, or a virtual key not blocked or expired) reads it, as LiteLLM's
+/// `PrometheusAuthMiddleware` runs its key check: the series name keys, aliases and users.
+pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if app.require_auth_for_metrics {
+        if let Err(e) = app.access.authenticate(&headers).await {
+            // LiteLLM's middleware answers 401 with a JSON string naming the reason.
+            let body = Value::String(format!("Unauthorized access to metrics endpoint: {}", e.message));
+            return (http::StatusCode::UNAUTHORIZED, [(header::CONTENT_TYPE, "application/json")], body.to_string())
+                .into_response();
+        }
+    }
     match &app.metrics {
         Some(m) => ([(header::CONTENT_TYPE, sluice_metrics::Metrics::content_type())], m.render()).into_response(),
         None => {

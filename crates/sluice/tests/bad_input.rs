@@ -147,6 +147,8 @@ fn half_sent_headers_are_cut_off() {
 #[test]
 fn a_client_that_hangs_up_cancels_its_upstream_call() {
     let (m, g) = setup();
+    // A stream is cancelled when its client leaves; a non-streamed call runs on (and is billed)
+    // until the deployment's 1 s timeout ends it (`tests/authz.rs` checks the billing).
     for (model, stream) in [("sleep-5000", false), ("slow-stream-300", true)] {
         let before = mock_stats(&m)["cancelled"].as_u64().unwrap();
         let mut s = TcpStream::connect(g.addr).unwrap();

@@ -120,7 +120,12 @@ pub struct EndUserRecord {
 /// user and team ids.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SpendLogRecord {
+    /// The row's identity: sluice's own id for the request, unique whatever the client sends.
     pub request_id: String,
+    /// The `x-litellm-call-id` the client sent, when it sent one (the response carries it back).
+    /// Kept beside the row's id, never as it: a client repeating an id must not be able to make
+    /// its rows collide and disappear.
+    pub client_call_id: Option<String>,
     pub call_type: Cow<'static, str>,
     /// Hash of the key that paid (never the raw key).
     pub api_key: Arc<str>,

@@ -147,6 +147,17 @@ const MIGRATIONS: &[Migration] = &[
             "DROP INDEX sluice_spend_logs_team_idx",
         ],
     },
+    Migration {
+        version: 3,
+        statements: &[
+            // The `x-litellm-call-id` a client chose, kept beside the row's own id (a client
+            // repeating an id made rows collide on the primary key, and all but one vanished).
+            "ALTER TABLE sluice_spend_logs ADD COLUMN client_call_id TEXT",
+            // Partial: rows without a client id (nearly all) cost no index insert.
+            "CREATE INDEX sluice_spend_logs_client_call_id_idx ON sluice_spend_logs (client_call_id) \
+             WHERE client_call_id IS NOT NULL",
+        ],
+    },
 ];
 
 /// Brings the schema up to the newest version. Replicas starting together are serialised by

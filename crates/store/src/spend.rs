@@ -20,7 +20,7 @@ use crate::{
 };
 
 const TABLE: &str = "sluice_spend_logs";
-const COLS: [&str; 20] = [
+const COLS: [&str; 21] = [
     "request_id",
     "call_type",
     "api_key",
@@ -41,12 +41,13 @@ const COLS: [&str; 20] = [
     "metadata",
     "request_tags",
     "status",
+    "client_call_id",
 ];
 pub(crate) const SQLITE_MAX_LOG_ROWS: usize = 64;
-/// Log rows per INSERT, at most. SQLite: 64 × 20 = 1,280 parameters (its limit is 32,766), a power
+/// Log rows per INSERT, at most. SQLite: 64 × 21 = 1,344 parameters (its limit is 32,766), a power
 /// of two for the chunking in `chunk_rows`; longer statements measured no faster, and the seven
 /// lengths kept prepared hold about 3 KiB a row, some 380 KiB per connection. PostgreSQL: 1,000 ×
-/// 20 = 20,000 parameters (its limit is 65,535), for fewer round trips.
+/// 21 = 21,000 parameters (its limit is 65,535), for fewer round trips.
 pub(crate) fn max_log_rows(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => SQLITE_MAX_LOG_ROWS,
@@ -99,6 +100,7 @@ pub(crate) fn log_values<'a>(l: &'a SpendLogRecord, metadata: &'a str, tags: &'a
         Text(metadata),
         Text(tags),
         Text(&l.status),
+        OptText(l.client_call_id.as_deref()),
     ]
 }
 
@@ -112,7 +114,8 @@ pub(crate) const NO_TAGS: &str = "[]";
 /// the same whatever the length.
 pub(crate) fn log_insert(backend: Backend, rows: usize) -> Cow<'static, str> {
     // A request id already logged (a batch retried after a lost commit reply) is skipped rather
-    // than failing the whole batch.
+    // than failing the whole batch. Request ids are sluice's own (never a client's), so nothing
+    // else can collide.
     const ON_CONFLICT: &str = " ON CONFLICT (request_id) DO NOTHING";
     /// The statement for `max_log_rows` rows, and where each row's `(…)` ends in it.
     type Full = (String, Vec<usize>);
@@ -197,6 +200,7 @@ async fn insert_chunk(conn: &mut AnyConnection, backend: Backend, logs: &[SpendL
 fn log_from_row(r: &AnyRow) -> Result<SpendLogRecord> {
     Ok(SpendLogRecord {
         request_id: codec::text(r, "request_id")?,
+        client_call_id: codec::opt_text(r, "client_call_id")?,
         call_type: codec::text(r, "call_type")?.into(),
         api_key: codec::text(r, "api_key")?.into(),
         spend: codec::real(r, "spend")?,
@@ -378,12 +382,17 @@ pub(crate) async fn reset(store: &Store, spender: &Spender, next: Option<DateTim
 /// ` WHERE …` for a filter (the time range is inclusive at both ends).
 fn where_clause(f: &SpendLogFilter, params: &mut Params) -> String {
     let mut wheres = Vec::new();
-    for (col, v) in
-        [("api_key", &f.api_key), ("user_id", &f.user_id), ("team_id", &f.team_id), ("request_id", &f.request_id)]
-    {
+    for (col, v) in [("api_key", &f.api_key), ("user_id", &f.user_id), ("team_id", &f.team_id)] {
         if let Some(v) = v {
             wheres.push(format!("{col} = {}", params.push(Val::text(v))));
         }
+    }
+    // The id a client knows is the `x-litellm-call-id` it got back: sluice's request id, or the
+    // call id the client chose itself (which may name several rows).
+    if let Some(v) = &f.request_id {
+        let id = params.push(Val::text(v));
+        let client = params.push(Val::text(v));
+        wheres.push(format!("(request_id = {id} OR client_call_id = {client})"));
     }
     if let Some(start) = f.start {
         wheres.push(format!("start_time >= {}", params.push(Val::time(start))));

@@ -110,6 +110,7 @@ fn full_team(id: &str) -> TeamRecord {
 fn log(id: &str, key: &str, ms: i64, spend: f64) -> SpendLogRecord {
     SpendLogRecord {
         request_id: id.to_owned(),
+        client_call_id: None,
         call_type: "acompletion".into(),
         api_key: key.into(),
         spend,
@@ -147,12 +148,12 @@ fn f(v: &Value) -> f64 {
 // --- behaviours ---
 
 async fn migrations_are_idempotent(db: &TestDb) {
-    assert_eq!(db.store.schema_version().await.unwrap(), 2);
+    assert_eq!(db.store.schema_version().await.unwrap(), 3);
     db.store.insert_key(&full_key("k1", Some("a"))).await.unwrap();
     if db.reopenable() {
         for _ in 0..2 {
             let again = Store::open(&db.url, 2).await.unwrap();
-            assert_eq!(again.schema_version().await.unwrap(), 2);
+            assert_eq!(again.schema_version().await.unwrap(), 3);
             assert_eq!(again.get_key("k1").await.unwrap().unwrap(), full_key("k1", Some("a")));
         }
     }
@@ -362,6 +363,8 @@ async fn spend_logs_round_trip_in_chunks(db: &TestDb) {
         let start = 1_700_000_000_000 + n * 1000;
         SpendLogRecord {
             request_id: format!("req-{i:05}"),
+            // The last column, so every row's values keep their places in a chunked insert.
+            client_call_id: i.is_multiple_of(3).then(|| format!("client-{i}")),
             call_type: format!("call-{i}").into(),
             api_key: format!("k{}", i % 7).into(),
             spend: n as f64 / 8.0,
@@ -509,6 +512,7 @@ async fn spend_log_values_round_trip(db: &TestDb) {
     let s = &db.store;
     let odd = SpendLogRecord {
         request_id: "req-é✓-日本-🚀".into(),
+        client_call_id: Some("call 'é' \"x\" 🚀".into()),
         call_type: "".into(),
         api_key: "key with 'quotes' and \"double\" and \\ and\nnewline".into(),
         spend: -0.1,
@@ -537,6 +541,27 @@ async fn spend_log_values_round_trip(db: &TestDb) {
     };
     write_logs(s, &[odd.clone(), plain.clone()]).await;
     assert_eq!(s.spend_logs(&SpendLogFilter::default()).await.unwrap(), vec![plain, odd]);
+}
+
+/// A client repeating its own call id gets one row per request, each carrying that id, and
+/// `request_id=` finds them by it (as by the row's own id).
+async fn client_call_ids_never_merge_rows(db: &TestDb) {
+    let s = &db.store;
+    let rows: Vec<SpendLogRecord> = (0..20)
+        .map(|i| SpendLogRecord {
+            client_call_id: Some("client-chosen".into()),
+            ..log(&format!("sluice-{i:02}"), "k1", 1_700_000_000_000 + i, 0.5)
+        })
+        .collect();
+    write_logs(s, &rows).await;
+    let by_client = SpendLogFilter { request_id: Some("client-chosen".into()), ..Default::default() };
+    let found = s.spend_logs(&by_client).await.unwrap();
+    assert_eq!(found.len(), 20);
+    assert!(found.iter().all(|l| l.client_call_id.as_deref() == Some("client-chosen")));
+    let by_row = SpendLogFilter { request_id: Some("sluice-07".into()), ..Default::default() };
+    let found = s.spend_logs(&by_row).await.unwrap();
+    assert_eq!(found.iter().map(|l| l.request_id.as_str()).collect::<Vec<_>>(), ["sluice-07"]);
+    assert_eq!(s.global_spend(None, None).await.unwrap(), 10.0);
 }
 
 async fn concurrent_spend_writes_sum(db: &TestDb) {
@@ -846,6 +871,7 @@ on_every_backend!(
     increments_are_atomic,
     spend_logs_are_atomic,
     spend_log_values_round_trip,
+    client_call_ids_never_merge_rows,
     non_finite_spend_is_refused,
     concurrent_spend_writes_sum,
     spend_log_filters,

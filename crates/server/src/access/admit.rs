@@ -105,6 +105,48 @@ fn header(name: String, value: u64) -> Option<(HeaderName, HeaderValue)> {
     Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from(value)))
 }
 
+// The checks that say whether a key may be used at all, whatever the route: every route runs
+// them (`Access::check_standing`), and `Access::admit` runs the same functions in LiteLLM's order
+// among its per-model checks.
+
+/// LiteLLM's 401 for a blocked key.
+fn key_blocked(k: &sluice_store::KeyRecord) -> Result<(), ApiError> {
+    if k.blocked {
+        return Err(super::auth::auth_error("Key is blocked. Update via `/key/unblock` if you're admin."));
+    }
+    Ok(())
+}
+
+/// LiteLLM's 401 for a key of a blocked team.
+fn team_blocked(t: &sluice_store::TeamRecord) -> Result<(), ApiError> {
+    if t.blocked {
+        return Err(super::auth::auth_error(format!(
+            "Team={} is blocked. Update via `/team/unblock` if you're admin.",
+            t.team_id
+        )));
+    }
+    Ok(())
+}
+
+/// LiteLLM's 400 `expired_key` for a key past its `expires`.
+fn key_expired(k: &sluice_store::KeyRecord) -> Result<(), ApiError> {
+    let Some(expires) = k.expires else { return Ok(()) };
+    let now = chrono::Utc::now();
+    if expires < now {
+        return Err(ApiError::new(
+            400,
+            format!(
+                "Authentication Error - Expired Key. Key Expiry time {} and current time {}",
+                expires.to_rfc3339(),
+                now.to_rfc3339()
+            ),
+        )
+        .kind("expired_key")
+        .param(format!("sk-...{}", &k.token[k.token.len().saturating_sub(4)..])));
+    }
+    Ok(())
+}
+
 impl Access {
     /// Whether `identity` may call `model` at all (the `/models` list of a key).
     pub fn admit_model(&self, identity: &Identity, model: &str) -> bool {
@@ -116,6 +158,21 @@ impl Access {
             .and_then(|t| self.registry.teams.get(t))
             .is_none_or(|t| allows(&t.record.models, model));
         allows(&key.record.models, model) && team_ok
+    }
+
+    /// Whether `identity` may use the gateway at all: a key that is blocked, expired, or of a
+    /// blocked team is refused on every route (management, model lists, metrics), with the
+    /// statuses and messages the proxy routes give. Budgets and rate limits are not checked
+    /// here: they limit what a request spends, and these routes spend nothing (a key over its
+    /// budget can still read its own `/key/info`, which says why it is refused).
+    pub fn check_standing(&self, identity: &Identity) -> Result<(), ApiError> {
+        let Identity::Key(key) = identity else { return Ok(()) };
+        let k = &key.record;
+        key_blocked(k)?;
+        if let Some(t) = k.team_id.as_deref().and_then(|t| self.registry.teams.get(t)) {
+            team_blocked(&t.record)?;
+        }
+        key_expired(k)
     }
 
     /// Admits `identity`'s request for `model` (by end user `end_user`), or says why not.
@@ -141,9 +198,7 @@ impl Access {
         }
         let Identity::Key(key) = identity else { return Ok(adm) };
         let k = &key.record;
-        if k.blocked {
-            return Err(super::auth::auth_error("Key is blocked. Update via `/key/unblock` if you're admin."));
-        }
+        key_blocked(k)?;
         let team = k.team_id.as_deref().and_then(|t| self.registry.teams.get(t).map(|e| e.clone()));
         let user = k.user_id.as_deref().and_then(|u| self.registry.users.get(u).map(|e| e.clone()));
         if !allows(&k.models, model) {
@@ -153,12 +208,7 @@ impl Access {
             if !allows(&t.record.models, model) {
                 return Err(model_denied("team", "team_model_access_denied", &t.record.models, model));
             }
-            if t.record.blocked {
-                return Err(super::auth::auth_error(format!(
-                    "Team={} is blocked. Update via `/team/unblock` if you're admin.",
-                    t.record.team_id
-                )));
-            }
+            team_blocked(&t.record)?;
         }
         if let Some(u) = &user {
             if k.team_id.is_none() && !allows(&u.record.models, model) {
@@ -173,21 +223,7 @@ impl Access {
                 format!("Budget has been exceeded! Team={} Current cost: {s}, Max budget: {b}", t.record.team_id)
             })?;
         }
-        if let Some(expires) = k.expires {
-            let now = chrono::Utc::now();
-            if expires < now {
-                return Err(ApiError::new(
-                    400,
-                    format!(
-                        "Authentication Error - Expired Key. Key Expiry time {} and current time {}",
-                        expires.to_rfc3339(),
-                        now.to_rfc3339()
-                    ),
-                )
-                .kind("expired_key")
-                .param(format!("sk-...{}", &k.token[k.token.len().saturating_sub(4)..])));
-            }
-        }
+        key_expired(k)?;
         check_budget(&key.live, k.max_budget, |s, b| {
             format!("Budget has been exceeded! Current cost: {s}, Max budget: {b}")
         })?;

@@ -71,13 +71,21 @@ pub fn token_usage(u: &sluice_wire::sniff::Usage) -> TokenUsage {
     }
 }
 
+/// The ids a request's spend-log row carries.
+pub struct LogIds {
+    /// The row's identity: sluice's own, unique per request.
+    pub request_id: String,
+    /// The `x-litellm-call-id` the client sent, if it sent one.
+    pub client_call_id: Option<String>,
+}
+
 /// A request's bill, settled once.
 pub struct Charge {
     access: Arc<Access>,
     admission: Admission,
     api_key: Arc<str>,
     model_group: String,
-    request_id: String,
+    ids: LogIds,
     call_type: &'static str,
     /// The request's `user` field: the spend log's `end_user`, as LiteLLM logs it whether or not
     /// the end user is tracked, and the `end_user` label of the spend metric.
@@ -101,7 +109,7 @@ impl Charge {
         access: Arc<Access>,
         admission: Admission,
         model_group: &str,
-        request_id: String,
+        ids: LogIds,
         call_type: &'static str,
         end_user: Option<&str>,
         labels: Option<MetricLabels>,
@@ -115,7 +123,7 @@ impl Charge {
             admission,
             api_key,
             model_group: model_group.to_string(),
-            request_id,
+            ids,
             call_type,
             end_user: end_user.map(Into::into),
             started: chrono::Utc::now(),
@@ -155,7 +163,7 @@ impl Charge {
         let (usage, clamped) = bounded(usage);
         if clamped {
             tracing::warn!(
-                request_id = %self.request_id,
+                request_id = %self.ids.request_id,
                 model = %served.model,
                 prompt_tokens = reported.prompt_tokens,
                 completion_tokens = reported.completion_tokens,
@@ -200,7 +208,8 @@ impl Charge {
                 self.model_group.as_str().into()
             };
             self.access.writer.log(SpendLogRecord {
-                request_id: self.request_id.clone(),
+                request_id: self.ids.request_id.clone(),
+                client_call_id: self.ids.client_call_id.clone(),
                 call_type: self.call_type.into(),
                 api_key: self.api_key.clone(),
                 spend: cost,

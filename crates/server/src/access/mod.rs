@@ -170,6 +170,16 @@ impl Access {
         }
         Err(auth::unknown_key(key, &token))
     }
+
+    /// The caller of a route that is not a model call (management, model lists, metrics): who it
+    /// is ([`Access::identify`]) and whether its key may be used at all
+    /// ([`Access::check_standing`]: not blocked, not expired, its team not blocked). Model calls
+    /// run the same checks inside [`Access::admit`], in LiteLLM's order among the per-model ones.
+    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Identity, ApiError> {
+        let identity = self.identify(headers).await?;
+        self.check_standing(&identity)?;
+        Ok(identity)
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,9 @@ pub struct GeneralSettings {
     pub use_x_forwarded_for: bool,
     /// `enforce_user_param`: LLM requests from virtual keys must name their end `user`.
     pub enforce_user_param: bool,
+    /// `require_auth_for_metrics_endpoint` (LiteLLM reads it from `litellm_settings`; accepted
+    /// here too): `/metrics` needs a valid key.
+    pub require_auth_for_metrics: bool,
 }
 
 impl Default for GeneralSettings {
@@ -49,6 +52,7 @@ impl Default for GeneralSettings {
             allowed_ips: None,
             use_x_forwarded_for: false,
             enforce_user_param: false,
+            require_auth_for_metrics: false,
         }
     }
 }
@@ -117,6 +121,9 @@ impl GeneralSettings {
                 }
                 "use_x_forwarded_for" => s.use_x_forwarded_for = boolean(&path, val)?.unwrap_or(false),
                 "enforce_user_param" => s.enforce_user_param = boolean(&path, val)?.unwrap_or(false),
+                "require_auth_for_metrics_endpoint" => {
+                    s.require_auth_for_metrics = boolean(&path, val)?.unwrap_or(false)
+                }
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
         }
@@ -414,6 +421,8 @@ pub struct LitellmSettings {
     pub drop_params: bool,
     /// `max_end_user_budget`: the budget of each end user (the request's `user`) in USD.
     pub max_end_user_budget: Option<f64>,
+    /// `require_auth_for_metrics_endpoint`: `/metrics` needs a valid key.
+    pub require_auth_for_metrics: bool,
 }
 
 impl LitellmSettings {
@@ -443,6 +452,9 @@ impl LitellmSettings {
                 }
                 "num_retries" => s.num_retries = count(&path, val)?,
                 "drop_params" => s.drop_params = boolean(&path, val)?.unwrap_or(false),
+                "require_auth_for_metrics_endpoint" => {
+                    s.require_auth_for_metrics = boolean(&path, val)?.unwrap_or(false)
+                }
                 "max_end_user_budget" => s.max_end_user_budget = number(&path, val)?,
                 "allowed_fails" => s.allowed_fails = count(&path, val)?,
                 "fallbacks" => s.fallbacks = fallback_list(&path, val)?,

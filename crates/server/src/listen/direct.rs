@@ -148,8 +148,9 @@ pub async fn serve(
             }
         };
 
-        // The handler runs while the connection is watched: a client that hangs up cancels it
-        // (and with it the upstream call), as hyper did.
+        // The handler runs while the connection is watched: a client that hangs up closes the
+        // connection at once, as hyper did (the model call runs on to its end and is billed:
+        // `proxy::outlive`).
         let handler = gateway.direct(head.endpoint, parts, body, received);
         tokio::pin!(handler);
         let mut watching = true;

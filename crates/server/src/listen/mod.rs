@@ -92,6 +92,8 @@ pub async fn serve(
     let drained = async {
         graceful.shutdown().await;
         stop.closed().await;
+        // Calls whose clients hung up run on, and are billed before the last spend is written.
+        crate::proxy::outlive::all_finished().await;
     };
     if tokio::time::timeout(DRAIN, drained).await.is_err() {
         tracing::warn!("shutdown: some requests did not finish within {}s and were cut off", DRAIN.as_secs());

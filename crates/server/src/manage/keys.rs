@@ -235,26 +235,42 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
             .into())
         }
     };
-    let rec = existing(store, &token).await?;
-    if !identity.is_admin(&app.access.registry) {
+    let rec = if identity.is_admin(&app.access.registry) {
+        existing(store, &token).await?
+    } else {
+        // A key that is not there and a key that is someone else's get the same 403, so a
+        // non-admin cannot use this route to learn whether a key exists (LiteLLM answers 404
+        // for the first, 403 for the second).
         let Identity::Key(own) = &identity else { unreachable!("only keys are not admins") };
-        let same_user = own.record.user_id.is_some() && own.record.user_id == rec.user_id;
-        if own.record.token != rec.token && !same_user {
-            let role = own
-                .record
-                .user_id
-                .as_deref()
-                .and_then(|u| app.access.registry.users.get(u).and_then(|e| e.record.user_role.clone()))
-                .unwrap_or_else(|| "None".into());
-            return Err(ApiError::new(403, format!("You are not allowed to access this key's info. Your role={role}"))
+        let found = db(store.get_key(&token).await)?;
+        match found {
+            Some(rec) if may_see_key(own, &rec) => rec,
+            _ => {
+                let role = own
+                    .record
+                    .user_id
+                    .as_deref()
+                    .and_then(|u| app.access.registry.users.get(u).and_then(|e| e.record.user_role.clone()))
+                    .unwrap_or_else(|| "None".into());
+                return Err(ApiError::new(
+                    403,
+                    format!("You are not allowed to access this key's info. Your role={role}"),
+                )
                 .kind("auth_error")
                 .param("key")
                 .into());
+            }
         }
-    }
+    };
     let mut row = key_json(&app.access.registry, &rec);
     row.remove("token");
     Ok(json(serde_json::json!({"key": shown_key, "info": row})))
+}
+
+/// A non-admin may look at its own key and at the keys of its own user.
+fn may_see_key(own: &crate::access::registry::KeyEntry, rec: &KeyRecord) -> bool {
+    let same_user = own.record.user_id.is_some() && own.record.user_id == rec.user_id;
+    own.record.token == rec.token || same_user
 }
 
 /// `POST /v2/key/info` `{"keys": [...]}` (admin): the rows found, tokens included.

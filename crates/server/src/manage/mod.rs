@@ -67,9 +67,10 @@ pub fn routes() -> axum::Router<Arc<App>> {
 
 // --- who may call ---
 
-/// The caller, whoever it is (routes a non-admin may call for itself).
+/// The caller, whoever it is (routes a non-admin may call for itself), refused if its key is
+/// blocked or expired, as on the proxy routes: a revoked key manages nothing, itself included.
 pub(crate) async fn caller(app: &App, headers: &HeaderMap) -> Result<Identity> {
-    Ok(app.access.identify(headers).await?)
+    Ok(app.access.authenticate(headers).await?)
 }
 
 /// The caller, who must be an admin: the master key, an open proxy, or a key of a

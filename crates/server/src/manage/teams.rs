@@ -281,18 +281,26 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
                 .into())
         }
     };
-    let rec = existing(store, &team_id).await?;
-    if !identity.is_admin(registry) {
+    let rec = if identity.is_admin(registry) {
+        existing(store, &team_id).await?
+    } else {
+        // A team that is not there and a team the caller is not in get the same refusal, so a
+        // non-admin cannot use this route to learn which teams exist.
         let Identity::Key(k) = &identity else { unreachable!("only keys are not admins") };
-        let member = k.record.team_id.as_deref() == Some(team_id.as_str())
-            || k.record
-                .user_id
-                .as_deref()
-                .is_some_and(|u| rec.members_with_roles.iter().any(|m| m.user_id.as_deref() == Some(u)));
-        if !member {
-            return Err(not_admin(&identity, registry, "/team/info").into());
+        let found = db(store.get_team(&team_id).await)?;
+        match found {
+            Some(rec)
+                if k.record.team_id.as_deref() == Some(team_id.as_str())
+                    || k.record
+                        .user_id
+                        .as_deref()
+                        .is_some_and(|u| rec.members_with_roles.iter().any(|m| m.user_id.as_deref() == Some(u))) =>
+            {
+                rec
+            }
+            _ => return Err(not_admin(&identity, registry, "/team/info").into()),
         }
-    }
+    };
     let filter = KeyFilter { team_id: Some(team_id.clone()), page: 1, size: 0, ..Default::default() };
     let (keys, _) = db(store.list_keys(&filter).await)?;
     let memberships: Vec<Value> = rec

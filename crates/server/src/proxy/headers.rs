@@ -31,6 +31,8 @@ const TYPICAL_RESPONSE_HEADERS: usize = 24;
 /// What the response headers report about one call.
 pub struct CallMeta {
     pub call_id: HeaderValue,
+    /// `call_id` is the client's own `x-litellm-call-id`, not one sluice made.
+    pub client_call_id: bool,
     pub started: Instant,
     pub model_id: Option<HeaderValue>,
     pub api_base: Option<HeaderValue>,
@@ -49,6 +51,13 @@ pub struct CallMeta {
     /// map's entries.
     pub head_lines: bool,
     pub lines: Option<HeadLines>,
+}
+
+/// A fresh call id, written into `buf`: a UUID, version 7 (time-ordered), because the id keys the
+/// spend-log row, and ids that grow with time keep the table's index appending instead of
+/// scattering writes over its whole B-tree.
+pub fn new_call_id(buf: &mut [u8; uuid::fmt::Hyphenated::LENGTH]) -> &str {
+    uuid::Uuid::now_v7().hyphenated().encode_lower(buf)
 }
 
 /// Response headers already written as `name: value\r\n` lines, for a response whose head
@@ -77,18 +86,18 @@ impl HeadLines {
 }
 
 impl CallMeta {
-    /// Honours a client-supplied `x-litellm-call-id` (as newer LiteLLM does), else a fresh UUID.
-    /// Version 7 (time-ordered): the id keys the spend-log row, and ids that grow with time keep
-    /// the table's index appending instead of scattering writes over its whole B-tree.
+    /// Honours a client-supplied `x-litellm-call-id` (as newer LiteLLM does), else a fresh id
+    /// ([`new_call_id`]).
     pub fn new(request_headers: &HeaderMap, started: Instant) -> Self {
-        let call_id =
-            request_headers.get(CALL_ID).filter(|v| !v.is_empty() && v.len() <= 128).cloned().unwrap_or_else(|| {
-                let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-                let s = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
-                HeaderValue::from_str(s).expect("a uuid is a valid header value")
-            });
+        let client = request_headers.get(CALL_ID).filter(|v| !v.is_empty() && v.len() <= 128).cloned();
+        let client_call_id = client.is_some();
+        let call_id = client.unwrap_or_else(|| {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            HeaderValue::from_str(new_call_id(&mut buf)).expect("a uuid is a valid header value")
+        });
         CallMeta {
             call_id,
+            client_call_id,
             started,
             model_id: None,
             api_base: None,

@@ -18,11 +18,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub async fn messages(State(app): State<Arc<App>>, req: Request) -> Response {
-    let mut meta = CallMeta::new(req.headers(), Instant::now());
-    match front_door(&app, req, &mut meta).await {
-        Ok(resp) => resp,
-        Err(e) => anthropic_error(e.status, &e.message),
-    }
+    // Runs to its end if the client hangs up, as the OpenAI routes do (`outlive`).
+    super::outlive::Outlive::new(async move {
+        let mut meta = CallMeta::new(req.headers(), Instant::now());
+        match front_door(&app, req, &mut meta).await {
+            Ok(resp) => resp,
+            Err(e) => anthropic_error(e.status, &e.message),
+        }
+    })
+    .await
 }
 
 fn anthropic_error(status: u16, message: &str) -> Response {

@@ -9,6 +9,7 @@ pub(crate) use h1::push_field;
 pub mod headers;
 pub mod messages;
 pub mod mock;
+pub(crate) mod outlive;
 pub mod pool;
 pub mod relay;
 mod translate;
@@ -28,7 +29,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Serves one OpenAI-format call on a connection hyper serves; `received` is when its head
-/// arrived (the body's timeout and the reported durations count from then).
+/// arrived (the body's timeout and the reported durations count from then). A client that hangs
+/// up does not cancel the call ([`outlive`]).
 pub(crate) async fn handle(
     app: Arc<App>,
     endpoint: Endpoint,
@@ -37,11 +39,12 @@ pub(crate) async fn handle(
     received: Instant,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    serve(app, endpoint, path_model, parts, ClientBody::Stream(body), received, false).await.0
+    outlive::Outlive::new(serve(app, endpoint, path_model, parts, ClientBody::Stream(body), received, false)).await.0
 }
 
 /// Serves one OpenAI-format call for `listen::direct`, which writes the answer's head itself:
-/// the answer's forwarded and `x-litellm-*` headers come back as [`headers::HeadLines`].
+/// the answer's forwarded and `x-litellm-*` headers come back as [`headers::HeadLines`]. A client
+/// that hangs up does not cancel the call ([`outlive`]).
 pub(crate) async fn handle_direct(
     app: Arc<App>,
     endpoint: Endpoint,
@@ -49,7 +52,7 @@ pub(crate) async fn handle_direct(
     body: ClientBody,
     received: Instant,
 ) -> (Response, Option<headers::HeadLines>) {
-    serve(app, endpoint, None, parts, body, received, true).await
+    outlive::Outlive::new(serve(app, endpoint, None, parts, body, received, true)).await
 }
 
 /// A request's body as the handler gets it.
@@ -171,7 +174,18 @@ pub(crate) async fn proxy_body(
         return Err(crate::gate::user_param_missing());
     }
     let admission = app.access.admit(identity, &model, view.user.as_deref())?;
-    let call_id = meta.call_id.to_str().unwrap_or_default().to_string();
+    // The spend-log row's identity is always sluice's own: a client's `x-litellm-call-id` goes
+    // back in the response header and into the row beside its id, so repeating one cannot make
+    // rows collide and vanish.
+    let call_id = String::from_utf8_lossy(meta.call_id.as_bytes()).into_owned();
+    let ids = match meta.client_call_id {
+        false => crate::access::charge::LogIds { request_id: call_id, client_call_id: None },
+        true => {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let request_id = headers::new_call_id(&mut buf).to_string();
+            crate::access::charge::LogIds { request_id, client_call_id: Some(call_id) }
+        }
+    };
     // Copied only when there are metrics to label.
     let labels = app.metrics.as_ref().map(|_| crate::access::charge::MetricLabels {
         route: endpoint.route(),
@@ -181,7 +195,7 @@ pub(crate) async fn proxy_body(
         app.access.clone(),
         admission,
         &model,
-        call_id,
+        ids,
         endpoint.call_type(),
         view.user.as_deref(),
         labels,
