@@ -293,7 +293,7 @@ impl Access {
                     }
                     Err(full) => {
                         for live in taken {
-                            live.requests.give_back(1);
+                            live.requests.give_back(1, now);
                         }
                         return Err(rate_limited(c.descriptor, &c.value, "requests", l, full));
                     }
