@@ -195,6 +195,15 @@ impl App {
                     reload_interval: Duration::from_secs_f64(config.general.key_cache_ttl),
                     disable_spend_logs: config.general.disable_spend_logs,
                     max_end_user_budget: config.litellm.max_end_user_budget,
+                    max_budget: config.litellm.max_budget,
+                    budget_duration: config.litellm.budget_duration.clone(),
+                    max_parallel_requests: match (
+                        config.general.global_max_parallel_requests,
+                        config.litellm.max_parallel_requests,
+                    ) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
                 },
                 metrics.clone(),
             ),
@@ -239,6 +248,7 @@ impl App {
         crate::access::writer::spawn(&app.access);
         match store {
             Some(store) => {
+                app.access.prepare(&store).await;
                 app.access.attach(store);
                 if let Err(e) = app.access.load().await {
                     tracing::warn!("could not load keys from the database yet: {e}");
@@ -250,6 +260,7 @@ impl App {
                     loop {
                         tokio::time::sleep(Duration::from_secs(5)).await;
                         if let Ok(store) = sluice_store::Store::open(&url, pool).await {
+                            access.prepare(&store).await;
                             access.attach(store);
                             let _ = access.load().await;
                             tracing::info!("database connected");

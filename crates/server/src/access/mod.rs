@@ -8,6 +8,7 @@ pub mod charge;
 pub mod duration;
 pub mod ledger;
 pub mod registry;
+pub mod reserve;
 pub mod window;
 pub mod writer;
 
@@ -50,6 +51,24 @@ pub struct AccessSettings {
     pub reload_interval: std::time::Duration,
     pub disable_spend_logs: bool,
     pub max_end_user_budget: Option<f64>,
+    /// `litellm_settings.max_budget` (0 or unset: none) and `budget_duration`: the whole proxy's.
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    /// The proxy-wide in-flight cap (`general_settings.global_max_parallel_requests`).
+    pub max_parallel_requests: Option<u64>,
+}
+
+/// The user row LiteLLM keeps the proxy-wide spend on (`litellm_settings.max_budget`), so a
+/// database moved from LiteLLM keeps the proxy's spend and the writer persists and resets it
+/// like any user's.
+pub const PROXY_BUDGET_ID: &str = "litellm-proxy-budget";
+
+/// The proxy-wide budget and its spend.
+pub struct GlobalBudget {
+    pub max_budget: f64,
+    pub budget_duration: Option<String>,
+    /// Shared with the registry's entry for [`PROXY_BUDGET_ID`].
+    pub live: Arc<registry::Live>,
 }
 
 pub struct Access {
@@ -67,6 +86,9 @@ pub struct Access {
     /// Database lookups of keys this replica has not seen, at most this many at once: a flood
     /// of made-up keys, each new, gets 401s instead of a queue of queries.
     lookups: tokio::sync::Semaphore,
+    pub global_budget: Option<GlobalBudget>,
+    /// The proxy-wide in-flight cap and the count it applies to.
+    pub global_parallel: Option<(u64, Arc<window::InFlight>)>,
 }
 
 /// Concurrent database lookups of unseen keys.
@@ -82,8 +104,16 @@ impl Access {
         settings: AccessSettings,
         metrics: Option<Arc<sluice_metrics::Metrics>>,
     ) -> Arc<Access> {
+        let registry = Registry::new(metrics.clone());
+        let global_budget = settings.max_budget.filter(|b| *b > 0.0).map(|max_budget| {
+            let entry = registry.put_user(proxy_budget_record(max_budget, settings.budget_duration.clone()), false);
+            GlobalBudget { max_budget, budget_duration: settings.budget_duration.clone(), live: entry.live.clone() }
+        });
+        let global_parallel = settings.max_parallel_requests.map(|n| (n, Arc::default()));
         Arc::new(Access {
-            registry: Registry::new(metrics.clone()),
+            registry,
+            global_budget,
+            global_parallel,
             master_hash: master.map(hash_key).unwrap_or_default().into(),
             master: master.map(MasterKey::new),
             db_up: AtomicBool::new(false),
@@ -124,10 +154,52 @@ impl Access {
         self.db_up.store(result.is_ok(), Ordering::Relaxed);
         let (keys, users, teams, end_users) = result?;
         self.registry.reload(keys, users, teams);
+        // The proxy's row may be missing (the database was away when it was to be made): its
+        // spend stays counted in memory on the same ledger until it exists.
+        if let Some(g) = &self.global_budget {
+            if !self.registry.users.contains_key(PROXY_BUDGET_ID) {
+                let record = proxy_budget_record(g.max_budget, g.budget_duration.clone());
+                let entry = registry::Entry { record, live: g.live.clone(), caller: None };
+                self.registry.users.insert(PROXY_BUDGET_ID.to_string(), Arc::new(entry));
+            }
+        }
         for e in end_users {
             self.registry.put_end_user(e, true);
         }
         Ok(())
+    }
+
+    /// Makes or updates the proxy budget's row (before the database is attached, so the spend
+    /// writer never writes to a row that is not there yet). The config's budget wins over the
+    /// row's; the period's end is kept unless the duration changed.
+    pub async fn prepare(&self, store: &Store) {
+        let Some(g) = &self.global_budget else { return };
+        let result = async {
+            let now = chrono::Utc::now();
+            let next_reset = |d: &Option<String>| d.as_deref().and_then(|d| duration::after(now, d).ok());
+            match store.get_user(PROXY_BUDGET_ID).await? {
+                None => {
+                    let mut record = proxy_budget_record(g.max_budget, g.budget_duration.clone());
+                    record.budget_reset_at = next_reset(&g.budget_duration);
+                    store.insert_user(&record).await
+                }
+                Some(mut record) => {
+                    let duration_changed = record.budget_duration != g.budget_duration;
+                    if duration_changed || (record.budget_reset_at.is_none() && g.budget_duration.is_some()) {
+                        record.budget_reset_at = next_reset(&g.budget_duration);
+                    }
+                    record.max_budget = Some(g.max_budget);
+                    record.budget_duration = g.budget_duration.clone();
+                    store.update_user(&record).await
+                }
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(
+                "could not record the proxy budget in the database ({e}); its spend is counted in memory and written once the row exists"
+            );
+        }
     }
 
     /// The caller, from the key in the headers (LiteLLM's order, reference §3.2). A key this
@@ -172,6 +244,15 @@ impl Access {
     }
 }
 
+fn proxy_budget_record(max_budget: f64, budget_duration: Option<String>) -> sluice_store::UserRecord {
+    sluice_store::UserRecord {
+        user_id: PROXY_BUDGET_ID.to_string(),
+        max_budget: Some(max_budget),
+        budget_duration,
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +264,9 @@ mod tests {
             reload_interval: std::time::Duration::from_secs(60),
             disable_spend_logs: false,
             max_end_user_budget: None,
+            max_budget: None,
+            budget_duration: None,
+            max_parallel_requests: None,
         };
         Access::new(master, settings, None)
     }

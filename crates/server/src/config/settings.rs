@@ -24,6 +24,11 @@ pub struct GeneralSettings {
     pub disable_spend_logs: bool,
     /// `store_model_in_db`: `/model/new` persists deployments.
     pub store_model_in_db: bool,
+    /// `global_max_parallel_requests`: requests in flight on the whole proxy, at most.
+    pub global_max_parallel_requests: Option<u64>,
+    /// `max_parallel_requests`: LiteLLM's default per-deployment concurrency cap (the router's
+    /// `default_max_parallel_requests` when router_settings sets none).
+    pub max_parallel_requests: Option<u32>,
 }
 
 impl Default for GeneralSettings {
@@ -37,6 +42,8 @@ impl Default for GeneralSettings {
             key_cache_ttl: 60.0,
             disable_spend_logs: false,
             store_model_in_db: false,
+            global_max_parallel_requests: None,
+            max_parallel_requests: None,
         }
     }
 }
@@ -88,6 +95,8 @@ impl GeneralSettings {
                 }
                 "disable_spend_logs" => s.disable_spend_logs = boolean(&path, val)?.unwrap_or(false),
                 "store_model_in_db" => s.store_model_in_db = boolean(&path, val)?.unwrap_or(false),
+                "global_max_parallel_requests" => s.global_max_parallel_requests = in_flight_cap(&path, val)?,
+                "max_parallel_requests" => s.max_parallel_requests = in_flight_cap(&path, val)?.map(|n| n as u32),
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
         }
@@ -336,6 +345,12 @@ pub struct LitellmSettings {
     pub drop_params: bool,
     /// `max_end_user_budget`: the budget of each end user (the request's `user`) in USD.
     pub max_end_user_budget: Option<f64>,
+    /// `max_budget`: the whole proxy's budget in USD (`None` for LiteLLM's 0: no budget).
+    pub max_budget: Option<f64>,
+    /// `budget_duration`: the period after which the proxy's spend starts again from zero.
+    pub budget_duration: Option<String>,
+    /// `max_parallel_requests`: requests in flight on the whole proxy, at most.
+    pub max_parallel_requests: Option<u64>,
 }
 
 impl LitellmSettings {
@@ -371,8 +386,24 @@ impl LitellmSettings {
                 "context_window_fallbacks" => s.context_window_fallbacks = fallback_list(&path, val)?,
                 "content_policy_fallbacks" => s.content_policy_fallbacks = fallback_list(&path, val)?,
                 "default_fallbacks" => s.default_fallbacks = Some(name_list(&path, val)?),
+                "max_budget" => match number(&path, val)? {
+                    Some(x) if !x.is_finite() || x < 0.0 => {
+                        return Err(err(&path, "must be a number of USD, 0 or more (0: no proxy-wide budget)"))
+                    }
+                    x => s.max_budget = x.filter(|x| *x > 0.0),
+                },
+                "budget_duration" => {
+                    if let Some(d) = string(&path, val)? {
+                        crate::access::duration::after(chrono::Utc::now(), &d).map_err(|e| err(&path, e))?;
+                        s.budget_duration = Some(d);
+                    }
+                }
+                "max_parallel_requests" => s.max_parallel_requests = in_flight_cap(&path, val)?,
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
+        }
+        if s.budget_duration.is_some() && s.max_budget.is_none() {
+            ignored.push("litellm_settings.budget_duration: has no effect without litellm_settings.max_budget".into());
         }
         Ok(s)
     }
@@ -436,6 +467,16 @@ impl SluiceSettings {
             }
         }
         Ok(s)
+    }
+}
+
+/// A cap on requests in flight: a whole number, 1 or more.
+fn in_flight_cap(path: &str, v: &Value) -> Result<Option<u64>, ConfigError> {
+    match number(path, v)? {
+        Some(x) if x < 1.0 || !x.is_finite() || x.fract() != 0.0 || x > u32::MAX as f64 => {
+            Err(err(path, "must be a whole number of requests, 1 or more (leave it out for no cap)"))
+        }
+        other => Ok(other.map(|x| x as u64)),
     }
 }
 

@@ -166,7 +166,8 @@ pub(crate) async fn proxy_body(
             .param("model"))
         }
     };
-    let admission = app.access.admit(identity, &model, view.user.as_deref())?;
+    let admission =
+        app.access.admit_estimated(identity, &model, view.user.as_deref(), cost_estimate(app, &model, &view))?;
     let call_id = meta.call_id.to_str().unwrap_or_default().to_string();
     // Copied only when there are metrics to label.
     let labels = app.metrics.as_ref().map(|_| crate::access::charge::MetricLabels {
@@ -239,6 +240,13 @@ pub(crate) async fn proxy_body(
     record(app, call.meta, endpoint, &model, status, end_user, user_agent);
     call.meta.recorded = true;
     result
+}
+
+/// What the request may cost on its model group, held against its budgets while it is in flight.
+fn cost_estimate(app: &App, model: &str, view: &sniff::RequestView<'_>) -> f64 {
+    let Some(group) = app.router.resolve(model) else { return 0.0 };
+    let served = group.deployments.iter().map(|d| &*d.target.served);
+    crate::access::reserve::estimate(estimate_tokens(view), view.max_tokens, served)
 }
 
 /// A cheap prompt-size estimate for quota and context-window checks: about four bytes per token.
