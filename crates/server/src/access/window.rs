@@ -66,7 +66,9 @@ impl Window {
             .sum()
     }
 
-    /// Seconds until the window holds at most `limit - n`: the oldest seconds leave first.
+    /// Seconds until the window holds at most `limit - n`: the oldest seconds leave first. At most
+    /// 60, as LiteLLM's: clients (the OpenAI SDKs among them) ignore a longer `retry-after`, and
+    /// one that comes back a second early is only refused once more.
     fn retry_after(buckets: &[AtomicU64; BUCKETS], n: u64, limit: u64, now: u64) -> Full {
         let mut used = Self::sum(buckets, now);
         for second in now.saturating_sub(WINDOW_SECS)..=now {
@@ -76,10 +78,10 @@ impl Window {
             }
             if used + n <= limit {
                 // Bucket `second` is out of the window once `now` passes `second + 60`.
-                return Full { retry_after: (second + WINDOW_SECS + 1).saturating_sub(now).max(1) };
+                return Full { retry_after: (second + WINDOW_SECS + 1).saturating_sub(now).clamp(1, WINDOW_SECS) };
             }
         }
-        Full { retry_after: WINDOW_SECS + 1 }
+        Full { retry_after: WINDOW_SECS }
     }
 
     /// Adds `n` to the bucket of `now` if `accept(amount in the rest of the window, amount in
@@ -204,6 +206,10 @@ mod tests {
         assert_eq!(w.used(165), 3);
         assert_eq!(w.try_take(1, 3, 191), Ok(0));
         assert_eq!(w.used(300), 0);
+        // A take in the window's first second leaves it 61 s later; retry-after says 60 at most.
+        let w = Window::default();
+        assert_eq!(w.try_take(1, 1, 500), Ok(0));
+        assert_eq!(w.try_take(1, 1, 500), Err(Full { retry_after: 60 }));
     }
 
     /// Admitted times, as a client would see them (fractions of a second included), of a run of
