@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 const PRICE: f64 = 0.0001;
 const COST: f64 = 21.0 * PRICE;
 
-/// `slow` answers after 300 ms (so concurrent requests overlap), `fast` at once; same prices.
+/// `slow` answers after 300 ms and `slower` after 1.5 s (so concurrent requests overlap), `fast`
+/// at once, `broken` with a 503; same prices.
 fn priced_config(extra_litellm: &str, extra_general: &str) -> String {
     format!(
         r#"
@@ -25,6 +26,12 @@ model_list:
   - model_name: fast
     litellm_params:
       model: openai/fake
+      api_base: {{MOCK}}
+      input_cost_per_token: {PRICE}
+      output_cost_per_token: {PRICE}
+  - model_name: slower
+    litellm_params:
+      model: openai/sleep-1500
       api_base: {{MOCK}}
       input_cost_per_token: {PRICE}
       output_cost_per_token: {PRICE}
@@ -74,58 +81,85 @@ fn burst(addr: SocketAddr, key: &str, body: &str, n: usize) -> std::collections:
     counts
 }
 
+fn admin(addr: SocketAddr, path: &str, body: &str) -> serde_json::Value {
+    let r = request(addr, "POST", path, Some("sk-1234"), body.as_bytes());
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    r.json()
+}
+
+/// Sends 200 requests at once with `caller` on a budget covering 70, then one at a time until
+/// the budget refuses; asserts at most `bound` were served in all, and returns how many.
+fn two_hundred_at_once(addr: SocketAddr, caller: &str, tail: &str, bound: usize, what: &str) -> usize {
+    let slow = format!(r#"{{"model":"slow","messages":[{{"role":"user",{tail}}}"#);
+    let counts = burst(addr, caller, &slow, 200);
+    let served = counts.get(&200).copied().unwrap_or(0);
+    eprintln!("{what}: 200 at once on a budget covering 70 ({tail}): {counts:?}");
+    assert!(served <= bound, "{what}: served {served} > {bound}: {counts:?}");
+    assert!(served >= 50, "{what}: too few served: {counts:?}");
+    // Refusals while the budget was not spent yet are 429s (retry when those in flight end);
+    // one on spend alone is LiteLLM's 400.
+    assert_eq!(counts.keys().filter(|s| ![200, 400, 429].contains(*s)).count(), 0, "{counts:?}");
+
+    // Nothing in flight now: the rest of the budget goes one request at a time.
+    let fast = format!(r#"{{"model":"fast","messages":[{{"role":"user",{tail}}}"#);
+    let mut more = 0;
+    loop {
+        let r = chat(addr, caller, &fast);
+        if r.status == 400 {
+            assert_eq!(r.json()["error"]["type"], "budget_exceeded", "{}", r.text());
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        more += 1;
+        assert!(more <= 70);
+    }
+    let total = served + more;
+    eprintln!("{what}: then {more} one at a time, {total} in all");
+    assert!(total >= 70 && total <= bound, "{what}: {total}");
+    total
+}
+
 /// The issue's case: 200 concurrent requests on a key whose budget covers 70 were all served.
-/// Each admitted request now holds its estimated cost against the budget while it runs.
+/// Each admitted request now holds its estimated cost against its budgets while it runs.
 ///
 /// With `max_tokens` and a prompt the estimate does not undercount, each estimate covers its
-/// request's cost, so no more than LiteLLM's sequential 70 are served. With a prompt estimated
-/// one token short (`"hi"`: 8 estimated, 9 billed), each request in flight may cost 1/21 more
-/// than it holds: at most `budget / estimate` requests are in flight, so the overshoot is at
-/// most 72 × COST / 21 — 3.4 requests — and served ≤ 70 + 3 (docs/keys.md derives it).
+/// request's cost, so no more than LiteLLM's sequential 70 are served, whichever budget it is
+/// (key, team, user, end user, the whole proxy). With a prompt estimated one token short (`"hi"`: 8
+/// estimated, 9 billed), each request in flight may cost 1/21 more than it holds: at most
+/// `budget / estimate` = 72 requests are in flight together, so the overshoot is at most one
+/// request plus 72 × COST / 21, and served ≤ 73 (docs/keys.md derives the bound).
 #[test]
-fn concurrent_requests_on_a_key_stay_within_its_budget() {
+fn concurrent_requests_stay_within_their_budget_at_every_level() {
+    // Admitted while spend < budget: the 70th at 69 × COST, then no more.
+    let budget = COST * 69.5;
     let m = mock(&[]);
-    let g = gateway(&priced_config("", ""), Some(&m));
+    let g = gateway(&priced_config(&format!("  max_end_user_budget: {budget}"), ""), Some(&m));
     let cost = chat(g.addr, "sk-1234", r#"{"model":"fast","messages":[{"role":"user","content":"hi"}]}"#)
         .header("x-litellm-response-cost")
         .map(|c| c.parse::<f64>().unwrap());
     assert_eq!(cost.map(|c| (c - COST).abs() < 1e-12), Some(true), "{cost:?}");
-    // Admitted while spend < budget: the 70th at 69 × COST, then no more.
-    let budget = COST * 69.5;
+    let exact = r#""content":"hello there"}],"max_tokens":12"#;
 
-    let cases = [(r#""content":"hello there"}],"max_tokens":12"#, 70), (r#""content":"hi"}]"#, 73)];
-    for (tail, bound) in cases {
+    for (tail, bound) in [(exact, 70), (r#""content":"hi"}]"#, 73)] {
         let key = generate(g.addr, &format!(r#"{{"max_budget":{budget}}}"#));
-        let slow = format!(r#"{{"model":"slow","messages":[{{"role":"user",{tail}}}"#);
-        let counts = burst(g.addr, &key, &slow, 200);
-        let served = counts.get(&200).copied().unwrap_or(0);
-        eprintln!("200 at once on a budget covering 70 ({tail}): {counts:?}");
-        assert!(served <= bound, "served {served} > {bound}: {counts:?}");
-        assert!(served >= 50, "too few served: {counts:?}");
-        // Refusals while the budget was not spent yet are 429s (retry when those in flight
-        // end); one on spend alone is LiteLLM's 400.
-        assert_eq!(counts.keys().filter(|s| ![200, 400, 429].contains(*s)).count(), 0, "{counts:?}");
-
-        // Nothing in flight now: the rest of the budget goes one request at a time.
-        let fast = format!(r#"{{"model":"fast","messages":[{{"role":"user",{tail}}}"#);
-        let mut more = 0;
-        loop {
-            let r = chat(g.addr, &key, &fast);
-            if r.status == 400 {
-                assert!(r.error_message().starts_with("Budget has been exceeded!"), "{}", r.text());
-                break;
-            }
-            assert_eq!(r.status, 200, "{}", r.text());
-            more += 1;
-            assert!(more <= 70);
-        }
-        let total = served + more;
-        eprintln!("then {more} one at a time: {total} in all");
-        assert!(total >= 70 && total <= bound, "{total}");
+        let total = two_hundred_at_once(g.addr, &key, tail, bound, "key");
         let info = request(g.addr, "GET", &format!("/key/info?key={key}"), Some("sk-1234"), b"").json();
         let spend = info["info"]["spend"].as_f64().unwrap();
         assert!((spend - total as f64 * COST).abs() < 1e-9, "spend {spend} for {total} requests");
     }
+    let team = admin(g.addr, "/team/new", &format!(r#"{{"max_budget":{budget}}}"#));
+    let key = generate(g.addr, &format!(r#"{{"team_id":"{}"}}"#, team["team_id"].as_str().unwrap()));
+    two_hundred_at_once(g.addr, &key, exact, 70, "team");
+    let user = admin(g.addr, "/user/new", &format!(r#"{{"max_budget":{budget},"auto_create_key":false}}"#));
+    let key = generate(g.addr, &format!(r#"{{"user_id":"{}"}}"#, user["user_id"].as_str().unwrap()));
+    two_hundred_at_once(g.addr, &key, exact, 70, "user");
+    let end_user = r#""content":"hello there"}],"max_tokens":12,"user":"end-user-1""#;
+    two_hundred_at_once(g.addr, "sk-1234", end_user, 70, "end user");
+    drop(g);
+
+    // The proxy-wide budget admits while spend ≤ max_budget: the 70th at 69 × COST again.
+    let g = gateway(&priced_config(&format!("  max_budget: {budget}"), ""), Some(&m));
+    two_hundred_at_once(g.addr, "sk-1234", exact, 70, "proxy");
 }
 
 /// Every request's estimate is held while it runs and given back when it ends, whatever the
@@ -142,9 +176,9 @@ fn estimates_are_held_in_flight_and_released_on_every_ending() {
         format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hello there"}}],"max_tokens":900}}"#)
     };
     let one_while_another_runs = || {
-        let (addr, k, slow) = (g.addr, key.clone(), body("slow"));
-        let running = std::thread::spawn(move || chat(addr, &k, &slow).status);
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        let (addr, k, slower) = (g.addr, key.clone(), body("slower"));
+        let running = std::thread::spawn(move || chat(addr, &k, &slower).status);
+        std::thread::sleep(std::time::Duration::from_millis(300));
         let r = chat(g.addr, &key, &body("fast"));
         assert_eq!(running.join().unwrap(), 200);
         r
@@ -217,7 +251,7 @@ fn the_proxy_wide_budget_holds_across_a_restart() {
 fn the_proxy_wide_in_flight_cap_holds() {
     let m = mock(&[]);
     let g = gateway(&priced_config("", "  global_max_parallel_requests: 3"), Some(&m));
-    let slow = r#"{"model":"slow","messages":[{"role":"user","content":"hi"}]}"#;
+    let slow = r#"{"model":"slower","messages":[{"role":"user","content":"hi"}]}"#;
     let counts = burst(g.addr, "sk-1234", slow, 8);
     assert_eq!(counts.get(&200), Some(&3), "{counts:?}");
     assert_eq!(counts.get(&429), Some(&5), "{counts:?}");
@@ -225,7 +259,7 @@ fn the_proxy_wide_in_flight_cap_holds() {
     assert_eq!(r.get(&200), Some(&3), "places were not given back: {r:?}");
     let over = {
         let threads: Vec<_> = (0..3).map(|_| std::thread::spawn(move || chat(g.addr, "sk-1234", slow))).collect();
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(std::time::Duration::from_millis(300));
         let r = chat(g.addr, "sk-1234", slow);
         for t in threads {
             t.join().unwrap();
