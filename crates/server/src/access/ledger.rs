@@ -63,6 +63,11 @@ impl Ledger {
         self.base.get() + pending
     }
 
+    /// What the writer has written (or, for a row that is not there, tried to).
+    pub fn written(&self) -> f64 {
+        self.base.get()
+    }
+
     pub fn model_spend(&self, model: &str) -> f64 {
         self.models.lock().unwrap().get(model).map(|(b, p)| b + p).unwrap_or(0.0)
     }

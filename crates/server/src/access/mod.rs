@@ -153,15 +153,15 @@ impl Access {
         .await;
         self.db_up.store(result.is_ok(), Ordering::Relaxed);
         let (keys, users, teams, end_users) = result?;
+        let proxy_row = users.iter().any(|u| u.user_id == PROXY_BUDGET_ID);
         self.registry.reload(keys, users, teams);
-        // The proxy's row may be missing (the database was away when it was to be made): its
-        // spend stays counted in memory on the same ledger until it exists.
-        if let Some(g) = &self.global_budget {
-            if !self.registry.users.contains_key(PROXY_BUDGET_ID) {
-                let record = proxy_budget_record(g.max_budget, g.budget_duration.clone());
-                let entry = registry::Entry { record, live: g.live.clone(), caller: None };
-                self.registry.users.insert(PROXY_BUDGET_ID.to_string(), Arc::new(entry));
-            }
+        // The proxy's row is missing (making it failed, or an admin deleted it): its spend stays
+        // counted in memory on the same ledger, and the row is made again.
+        if let (Some(g), false) = (&self.global_budget, proxy_row) {
+            let record = proxy_budget_record(g.max_budget, g.budget_duration.clone());
+            let entry = registry::Entry { record, live: g.live.clone(), caller: None };
+            self.registry.users.insert(PROXY_BUDGET_ID.to_string(), Arc::new(entry));
+            self.prepare(store).await;
         }
         for e in end_users {
             self.registry.put_end_user(e, true);
@@ -181,6 +181,8 @@ impl Access {
                 None => {
                     let mut record = proxy_budget_record(g.max_budget, g.budget_duration.clone());
                     record.budget_reset_at = next_reset(&g.budget_duration);
+                    // What the writer moved out of pending while there was no row to add it to.
+                    record.spend = g.live.ledger.written();
                     store.insert_user(&record).await
                 }
                 Some(mut record) => {
@@ -197,7 +199,7 @@ impl Access {
         .await;
         if let Err(e) = result {
             tracing::warn!(
-                "could not record the proxy budget in the database ({e}); its spend is counted in memory and written once the row exists"
+                "could not record the proxy budget in the database ({e}); its spend is counted in memory, and the row is tried again at the next reload"
             );
         }
     }
@@ -257,6 +259,7 @@ fn proxy_budget_record(max_budget: f64, budget_duration: Option<String>) -> slui
 mod tests {
     use super::*;
     use http::HeaderMap;
+    use sluice_store::Spender;
 
     fn access(master: Option<&str>) -> Arc<Access> {
         let settings = AccessSettings {
@@ -313,6 +316,56 @@ mod tests {
         assert!(!e.message.contains("wrong-secret"));
         let e = err(headers(&[("authorization", "Bearer nope-not-a-virtual-key")])).await;
         assert!(e.message.contains("nope****-key"), "{}", e.message);
+    }
+
+    /// The proxy budget's spend lives on LiteLLM's user row: made at start with the config's
+    /// budget, read back, and made again (with the spend counted meanwhile) if it goes missing.
+    #[tokio::test]
+    async fn the_proxy_budget_row_is_made_read_back_and_remade() {
+        let dir = std::env::temp_dir().join(format!("sluice_proxy_budget_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}", dir.join("p.db").display());
+        let store = Store::open(&url, 2).await.unwrap();
+        let settings = |max: f64| AccessSettings {
+            batch_write_interval: std::time::Duration::from_secs(10),
+            reload_interval: std::time::Duration::from_secs(60),
+            disable_spend_logs: false,
+            max_end_user_budget: None,
+            max_budget: Some(max),
+            budget_duration: Some("30d".into()),
+            max_parallel_requests: None,
+        };
+        let a = Access::new(Some("sk-m"), settings(5.0), None);
+        a.prepare(&store).await;
+        a.attach(store.clone());
+        a.load().await.unwrap();
+        let row = store.get_user(PROXY_BUDGET_ID).await.unwrap().unwrap();
+        assert_eq!((row.max_budget, row.budget_duration.as_deref()), (Some(5.0), Some("30d")));
+        let reset_at = row.budget_reset_at.expect("a period end");
+        let spend = [(Spender::User(PROXY_BUDGET_ID.into()), 1.5)];
+        let inc = |(s, x): &(Spender, f64)| sluice_store::SpendIncrement {
+            spender: s.clone(),
+            amount: *x,
+            per_model: vec![],
+        };
+        store.apply_increments(&spend.iter().map(inc).collect::<Vec<_>>()).await.unwrap();
+
+        // A restart with another budget: the spend is read back, the period kept.
+        let b = Access::new(Some("sk-m"), settings(7.0), None);
+        b.prepare(&store).await;
+        b.attach(store.clone());
+        b.load().await.unwrap();
+        let g = b.global_budget.as_ref().unwrap();
+        assert_eq!(g.live.ledger.spend(), 1.5);
+        let row = store.get_user(PROXY_BUDGET_ID).await.unwrap().unwrap();
+        assert_eq!((row.max_budget, row.spend, row.budget_reset_at), (Some(7.0), 1.5, Some(reset_at)));
+
+        // Deleted: remade at the next reload with what this replica had written.
+        store.delete_users(&[PROXY_BUDGET_ID.to_string()]).await.unwrap();
+        b.load().await.unwrap();
+        assert_eq!(store.get_user(PROXY_BUDGET_ID).await.unwrap().map(|r| r.spend), Some(1.5));
+        assert!(Arc::ptr_eq(&b.registry.users.get(PROXY_BUDGET_ID).unwrap().live, &g.live));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
