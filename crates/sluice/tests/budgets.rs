@@ -12,7 +12,7 @@ const PRICE: f64 = 0.0001;
 const COST: f64 = 21.0 * PRICE;
 
 /// `slow` answers after 300 ms and `slower` after 1.5 s (so concurrent requests overlap), `fast`
-/// at once, `broken` with a 503; same prices.
+/// at once, `streaming` with a stream of chunks 150 ms apart, `broken` with a 503; same prices.
 fn priced_config(extra_litellm: &str, extra_general: &str) -> String {
     format!(
         r#"
@@ -32,6 +32,12 @@ model_list:
   - model_name: slower
     litellm_params:
       model: openai/sleep-1500
+      api_base: {{MOCK}}
+      input_cost_per_token: {PRICE}
+      output_cost_per_token: {PRICE}
+  - model_name: streaming
+    litellm_params:
+      model: openai/slow-stream-150
       api_base: {{MOCK}}
       input_cost_per_token: {PRICE}
       output_cost_per_token: {PRICE}
@@ -189,6 +195,17 @@ fn estimates_are_held_in_flight_and_released_on_every_ending() {
     assert_eq!(r.header("retry-after"), Some("1"));
     assert!(r.error_message().contains("in flight"), "{}", r.text());
     assert_eq!(chat(g.addr, &key, &body("fast")).status, 200, "released once answered");
+
+    // A stream holds its estimate until it ends, not only until its head is sent.
+    let (addr, k) = (g.addr, key.clone());
+    let stream = body("streaming").replace(r#""max_tokens""#, r#""stream":true,"max_tokens""#);
+    let streaming = std::thread::spawn(move || chat(addr, &k, &stream));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(chat(g.addr, &key, &body("fast")).status, 429, "the stream's estimate is held");
+    let streamed = streaming.join().unwrap();
+    assert_eq!(streamed.status, 200);
+    assert_eq!(sse_data(&streamed.body).last().map(String::as_str), Some("[DONE]"), "{}", streamed.text());
+    assert_eq!(chat(g.addr, &key, &body("fast")).status, 200, "released when the stream ended");
 
     // Clients that hang up before the answer, and upstream errors.
     for _ in 0..3 {
