@@ -397,6 +397,9 @@ def test_fifty_clients_on_one_budget_overshoot_by_at_most_what_was_in_flight(gw)
                 ok += 1
             elif r.status_code == 400:
                 return ok
+            elif r.status_code == 429 and r.json()["error"]["type"] == "budget_exceeded":
+                # Over only with the requests in flight counted: retry when they have finished.
+                time.sleep(0.02)
             else:
                 raise AssertionError(r.text)
         return ok
@@ -405,10 +408,11 @@ def test_fifty_clients_on_one_budget_overshoot_by_at_most_what_was_in_flight(gw)
         futures = [pool.submit(client) for _ in range(50)]
         done = [f.result(timeout=60) for f in futures]
     served = sum(done)
-    # Budgets are checked before a request and charged after it, so at most the 50 requests in
-    # flight when the budget ran out get through: far less than one batch interval's worth.
+    # Requests in flight hold their estimated cost against the budget, so the overshoot is one
+    # request plus what those in flight were underestimated by (docs/keys.md, "The bound"): the
+    # prompt "hi" is estimated one token short, 1/33 of a request, for at most 41 in flight.
     assert served * cost >= budget
-    assert served * cost <= budget + 50 * cost, (served, cost, budget)
+    assert served * cost <= budget + 3 * cost, (served, cost, budget)
     time.sleep(BATCH_WRITE_S * 4)
     info = admin(gw, "GET", "/key/info", params={"key": key}).json()["info"]
     assert info["spend"] == pytest.approx(served * cost, rel=1e-6)

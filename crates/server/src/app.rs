@@ -204,6 +204,15 @@ impl App {
                     reload_interval: seconds(config.general.key_cache_ttl, 60.0),
                     disable_spend_logs: config.general.disable_spend_logs,
                     max_end_user_budget: config.litellm.max_end_user_budget,
+                    max_budget: config.litellm.max_budget,
+                    budget_duration: config.litellm.budget_duration.clone(),
+                    max_parallel_requests: match (
+                        config.general.global_max_parallel_requests,
+                        config.litellm.max_parallel_requests,
+                    ) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
                 },
                 metrics.clone(),
             ),
@@ -253,6 +262,7 @@ impl App {
         crate::access::writer::spawn(&app.access);
         match store {
             Some(store) => {
+                app.access.prepare(&store).await;
                 app.access.attach(store);
                 if let Err(e) = app.access.load().await {
                     tracing::warn!("could not load keys from the database yet: {e}");
@@ -264,6 +274,7 @@ impl App {
                     loop {
                         tokio::time::sleep(Duration::from_secs(5)).await;
                         if let Ok(store) = sluice_store::Store::open(&url, pool).await {
+                            access.prepare(&store).await;
                             access.attach(store);
                             let _ = access.load().await;
                             tracing::info!("database connected");

@@ -70,6 +70,10 @@ struct RawRequest<'a> {
     input: Option<&'a RawValue>,
     #[serde(borrow, default)]
     user: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_completion_tokens: Option<&'a RawValue>,
 }
 
 /// The raw JSON text of the top-level request fields the gateway reads.
@@ -82,6 +86,8 @@ struct RequestFields<'a> {
     prompt: Option<&'a str>,
     input: Option<&'a str>,
     user: Option<&'a str>,
+    max_tokens: Option<&'a str>,
+    max_completion_tokens: Option<&'a str>,
 }
 
 impl<'a> RequestFields<'a> {
@@ -89,9 +95,32 @@ impl<'a> RequestFields<'a> {
     /// it does not take on itself (malformed input, an escaped key, a field given twice, deep
     /// nesting), which then goes through serde_json for its verdict and its error message.
     fn scan(text: &'a str) -> Option<RequestFields<'a>> {
-        let [model, stream, stream_options, messages, prompt, input, user] =
-            scan::fields(text, ["model", "stream", "stream_options", "messages", "prompt", "input", "user"])?;
-        Some(RequestFields { model, stream, stream_options, messages, prompt, input, user })
+        let [model, stream, stream_options, messages, prompt, input, user, max_tokens, max_completion_tokens] =
+            scan::fields(
+                text,
+                [
+                    "model",
+                    "stream",
+                    "stream_options",
+                    "messages",
+                    "prompt",
+                    "input",
+                    "user",
+                    "max_tokens",
+                    "max_completion_tokens",
+                ],
+            )?;
+        Some(RequestFields {
+            model,
+            stream,
+            stream_options,
+            messages,
+            prompt,
+            input,
+            user,
+            max_tokens,
+            max_completion_tokens,
+        })
     }
 
     fn parse(text: &'a str) -> Result<RequestFields<'a>, serde_json::Error> {
@@ -104,6 +133,8 @@ impl<'a> RequestFields<'a> {
             prompt: raw.prompt.map(RawValue::get),
             input: raw.input.map(RawValue::get),
             user: raw.user.map(RawValue::get),
+            max_tokens: raw.max_tokens.map(RawValue::get),
+            max_completion_tokens: raw.max_completion_tokens.map(RawValue::get),
         })
     }
 }
@@ -130,6 +161,9 @@ pub struct RequestView<'a> {
     pub messages: Option<&'a str>,
     /// The raw JSON of `prompt` (completions), kept for token counting.
     pub prompt: Option<&'a str>,
+    /// `max_completion_tokens`, else `max_tokens`, when a whole number: the longest answer the
+    /// request allows (budgets estimate its cost from it). Anything else is left to the upstream.
+    pub max_tokens: Option<u64>,
 }
 
 /// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
@@ -210,8 +244,18 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
     }
 
     let user = raw.user.and_then(json_str);
+    let max_tokens = raw.max_completion_tokens.and_then(whole_number).or_else(|| raw.max_tokens.and_then(whole_number));
 
-    Ok(RequestView { model, model_span, stream, include_usage, user, messages: raw.messages, prompt: raw.prompt })
+    Ok(RequestView {
+        model,
+        model_span,
+        stream,
+        include_usage,
+        user,
+        messages: raw.messages,
+        prompt: raw.prompt,
+        max_tokens,
+    })
 }
 
 /// The body as text. A prompt is tens of kilobytes, and std's validation was a visible cost: an
@@ -506,6 +550,18 @@ mod tests {
         assert!(v.stream);
         assert!(v.include_usage);
         assert_eq!(v.user.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn reads_the_longest_answer_a_request_allows() {
+        let max = |body: &str| request(body.as_bytes(), Endpoint::Chat).unwrap().max_tokens;
+        assert_eq!(max(r#"{"model":"m","messages":[],"max_tokens":12}"#), Some(12));
+        assert_eq!(max(r#"{"model":"m","messages":[],"max_tokens":12,"max_completion_tokens":30}"#), Some(30));
+        // Anything but a whole number is the upstream's to judge.
+        for v in ["-1", "1.5", "\"12\"", "null", "99999999999999999999999"] {
+            assert_eq!(max(&format!(r#"{{"model":"m","messages":[],"max_tokens":{v}}}"#)), None, "{v}");
+        }
+        assert_eq!(max(r#"{"model":"m","messages":[]}"#), None);
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! The checks a virtual key's request passes before routing, in LiteLLM's order and with its
 //! statuses and messages (reference §3.2, §3.5, §11): blocked, model access, budgets, expiry,
-//! rate limits.
+//! rate limits, then the proxy-wide budget and in-flight cap.
+//!
+//! Budgets count the estimated cost of the requests in flight on them ([`super::reserve`]).
 
 use super::registry::{Entry, KeyEntry, Live};
+use super::reserve::Reservation;
 use super::window::{now_secs, Full, Slot};
 use super::{Access, Identity};
 use http::{HeaderName, HeaderValue};
 use sluice_wire::ApiError;
 use std::sync::Arc;
 
-/// A request let through: whom to charge, the parallel-request places it holds, and the
-/// `x-ratelimit-*` headers for its response.
+/// A request let through: whom to charge, the parallel-request places and the budget estimates
+/// it holds (given back when it is dropped), and the `x-ratelimit-*` headers for its response.
 #[derive(Default)]
 pub struct Admission {
     pub key: Option<Arc<KeyEntry>>,
@@ -18,6 +21,7 @@ pub struct Admission {
     pub team: Option<Arc<Entry<sluice_store::TeamRecord>>>,
     pub end_user: Option<Arc<Entry<sluice_store::EndUserRecord>>>,
     pub slots: Vec<Slot>,
+    pub reservation: Reservation,
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -49,12 +53,44 @@ fn budget_exceeded(message: String) -> ApiError {
     ApiError::new(400, message).kind("budget_exceeded")
 }
 
-fn check_budget(live: &Live, max: Option<f64>, message: impl FnOnce(f64, f64) -> String) -> Result<(), ApiError> {
-    if let Some(max) = max {
-        let spend = live.ledger.spend();
-        if spend >= max {
-            return Err(budget_exceeded(message(spend, max)));
-        }
+/// Whether a spend reaches a budget: LiteLLM refuses keys, users, teams and end users at
+/// `spend >= max_budget`, but lets the proxy-wide budget be spent up to `spend > max_budget`.
+#[derive(Clone, Copy)]
+enum Reached {
+    AtMax,
+    PastMax,
+}
+
+/// Holds the request's estimate against `live`'s budget and checks it, counting the estimates
+/// of the other requests in flight as spent. Over on spend alone: LiteLLM's 400. Over only with
+/// the requests in flight counted: a 429, as they may end up costing less (retry when they end).
+fn hold_budget(
+    reservation: &mut Reservation,
+    live: &Arc<Live>,
+    max: Option<f64>,
+    reached: Reached,
+    message: impl FnOnce(f64, f64) -> String,
+) -> Result<(), ApiError> {
+    let Some(max) = max else { return Ok(()) };
+    let in_flight = reservation.hold(live);
+    let spend = live.ledger.spend();
+    let over = |x: f64| match reached {
+        Reached::AtMax => x >= max,
+        Reached::PastMax => x > max,
+    };
+    if over(spend) {
+        return Err(budget_exceeded(message(spend, max)));
+    }
+    if over(spend + in_flight) {
+        return Err(ApiError::new(
+            429,
+            format!(
+                "{} Requests in flight on this budget are estimated to cost {in_flight} more; retry when they have finished.",
+                message(spend, max)
+            ),
+        )
+        .kind("budget_exceeded")
+        .header("retry-after", "1".to_string()));
     }
     Ok(())
 }
@@ -177,7 +213,19 @@ impl Access {
 
     /// Admits `identity`'s request for `model` (by end user `end_user`), or says why not.
     pub fn admit(&self, identity: &Identity, model: &str, end_user: Option<&str>) -> Result<Admission, ApiError> {
-        let mut adm = Admission::default();
+        self.admit_estimated(identity, model, end_user, 0.0)
+    }
+
+    /// [`admit`](Self::admit) for a request estimated to cost `estimate` USD: the estimate is held
+    /// against every budget the request falls under until the [`Admission`] is dropped.
+    pub fn admit_estimated(
+        &self,
+        identity: &Identity,
+        model: &str,
+        end_user: Option<&str>,
+        estimate: f64,
+    ) -> Result<Admission, ApiError> {
+        let mut adm = Admission { reservation: Reservation::new(estimate), ..Default::default() };
         // End-user budgets apply to every caller, as `user` is a request field. An end user is
         // tracked in memory when it has a budget: its own (a stored row) or
         // `max_end_user_budget`. Others are not, so a client sending a new `user` on every
@@ -191,12 +239,45 @@ impl Access {
             if e.record.blocked {
                 return Err(ApiError::new(400, format!("Authentication Error, End User={id} is blocked.")));
             }
-            check_budget(&e.live, e.record.max_budget.or(self.settings.max_end_user_budget), |s, b| {
+            let max = e.record.max_budget.or(self.settings.max_end_user_budget);
+            hold_budget(&mut adm.reservation, &e.live, max, Reached::AtMax, |s, b| {
                 format!("ExceededBudget: End User={id} over budget. Spend={s}, Budget={b}")
             })?;
             adm.end_user = Some(e);
         }
-        let Identity::Key(key) = identity else { return Ok(adm) };
+        match identity {
+            Identity::Key(key) => self.admit_key(key, model, &mut adm)?,
+            Identity::Open | Identity::Master => self.admit_proxy(&mut adm)?,
+        }
+        Ok(adm)
+    }
+
+    /// The proxy-wide budget and in-flight cap (`litellm_settings.max_budget`,
+    /// `global_max_parallel_requests`): every caller, the master key included, as in LiteLLM.
+    fn admit_proxy(&self, adm: &mut Admission) -> Result<(), ApiError> {
+        if let Some(g) = &self.global_budget {
+            hold_budget(&mut adm.reservation, &g.live, Some(g.max_budget), Reached::PastMax, |s, b| {
+                format!("Budget has been exceeded! Current cost: {s}, Max budget: {b}")
+            })?;
+        }
+        if let Some((limit, in_flight)) = &self.global_parallel {
+            let slot = in_flight.try_enter(*limit).ok_or_else(|| {
+                ApiError::new(
+                    429,
+                    format!(
+                        "Max parallel request limit reached Hit Global Limit: Limit={limit}, current: {}",
+                        in_flight.current()
+                    ),
+                )
+                .header("retry-after", "1".to_string())
+                .header("rate_limit_type", "max_parallel_requests".to_string())
+            })?;
+            adm.slots.push(slot);
+        }
+        Ok(())
+    }
+
+    fn admit_key(&self, key: &Arc<KeyEntry>, model: &str, adm: &mut Admission) -> Result<(), ApiError> {
         let k = &key.record;
         key_blocked(k)?;
         let team = k.team_id.as_deref().and_then(|t| self.registry.teams.get(t).map(|e| e.clone()));
@@ -214,17 +295,17 @@ impl Access {
             if k.team_id.is_none() && !allows(&u.record.models, model) {
                 return Err(model_denied("user", "user_model_access_denied", &u.record.models, model));
             }
-            check_budget(&u.live, u.record.max_budget, |s, b| {
+            hold_budget(&mut adm.reservation, &u.live, u.record.max_budget, Reached::AtMax, |s, b| {
                 format!("ExceededBudget: User={} over budget. Spend={s}, Budget={b}", u.record.user_id)
             })?;
         }
         if let Some(t) = &team {
-            check_budget(&t.live, t.record.max_budget, |s, b| {
+            hold_budget(&mut adm.reservation, &t.live, t.record.max_budget, Reached::AtMax, |s, b| {
                 format!("Budget has been exceeded! Team={} Current cost: {s}, Max budget: {b}", t.record.team_id)
             })?;
         }
         key_expired(k)?;
-        check_budget(&key.live, k.max_budget, |s, b| {
+        hold_budget(&mut adm.reservation, &key.live, k.max_budget, Reached::AtMax, |s, b| {
             format!("Budget has been exceeded! Current cost: {s}, Max budget: {b}")
         })?;
         if let Some(max) = k.model_max_budget.get(model).and_then(model_budget) {
@@ -237,6 +318,7 @@ impl Access {
                 )));
             }
         }
+        self.admit_proxy(adm)?;
 
         let mut checks = vec![Limited {
             descriptor: "api_key",
@@ -269,7 +351,7 @@ impl Access {
                 headers: false,
             });
         }
-        self.take_limits(&checks, &mut adm)?;
+        self.take_limits(&checks, adm)?;
         let model_rpm = metadata_limit(&k.metadata, "model_rpm_limit", model);
         let model_tpm = metadata_limit(&k.metadata, "model_tpm_limit", model);
         if model_rpm.is_some() || model_tpm.is_some() {
@@ -291,7 +373,7 @@ impl Access {
         adm.key = Some(key.clone());
         adm.user = user;
         adm.team = team;
-        Ok(adm)
+        Ok(())
     }
 
     fn take_limits(&self, checks: &[Limited<'_>], adm: &mut Admission) -> Result<(), ApiError> {
@@ -329,7 +411,7 @@ impl Access {
                     }
                     Err(full) => {
                         for live in taken {
-                            live.requests.give_back(1);
+                            live.requests.give_back(1, now);
                         }
                         return Err(rate_limited(c.descriptor, &c.value, "requests", l, full));
                     }
@@ -353,6 +435,71 @@ mod tests {
         assert!(allows(&l(&["all-proxy-models"]), "x"));
         assert!(allows(&l(&["openai/*"]), "openai/gpt-4o"));
         assert!(!allows(&l(&["openai/*"]), "claude"));
+    }
+
+    fn access(max_budget: Option<f64>, max_parallel_requests: Option<u64>) -> Arc<Access> {
+        let settings = super::super::AccessSettings {
+            batch_write_interval: std::time::Duration::from_secs(10),
+            reload_interval: std::time::Duration::from_secs(60),
+            disable_spend_logs: false,
+            max_end_user_budget: None,
+            max_budget,
+            budget_duration: None,
+            max_parallel_requests,
+        };
+        Access::new(None, settings, None)
+    }
+
+    #[test]
+    fn budgets_count_the_estimates_of_the_requests_in_flight() {
+        let a = access(None, None);
+        let record = sluice_store::KeyRecord { token: "t".into(), max_budget: Some(1.0), ..Default::default() };
+        let key = a.registry.put_key(record, false);
+        let id = Identity::Key(key.clone());
+        let admit = |estimate| a.admit_estimated(&id, "m", None, estimate);
+        let first = admit(0.4).unwrap();
+        let _second = admit(0.4).unwrap();
+        // Two in flight hold 0.8 < 1: a third may start (LiteLLM's rule: spend below budget).
+        let third = admit(0.4).unwrap();
+        let e = admit(0.4).err().unwrap();
+        assert_eq!((e.status, e.kind.as_deref()), (429, Some("budget_exceeded")), "{}", e.message);
+        assert!(e.message.starts_with("Budget has been exceeded! Current cost: 0, Max budget: 1"), "{}", e.message);
+        // A refused request holds nothing; one that ends gives its place back.
+        drop(third);
+        let _fourth = admit(0.4).unwrap();
+        // Billed: the cost counts instead of the estimate.
+        key.live.ledger.charge(0.3, None);
+        first.reservation.release();
+        assert!((super::super::reserve::usd(key.live.ledger.reserved()) - 0.8).abs() < 1e-9);
+        drop(first);
+        assert!((super::super::reserve::usd(key.live.ledger.reserved()) - 0.8).abs() < 1e-9, "released once");
+        // Spent on its own: LiteLLM's 400.
+        key.live.ledger.charge(0.7, None);
+        let e = admit(0.0).err().unwrap();
+        assert_eq!((e.status, e.kind.as_deref()), (400, Some("budget_exceeded")), "{}", e.message);
+    }
+
+    #[test]
+    fn the_proxy_budget_and_in_flight_cap_apply_to_every_caller() {
+        let a = access(Some(1.0), Some(2));
+        let g = a.global_budget.as_ref().unwrap();
+        let first = a.admit_estimated(&Identity::Open, "m", None, 0.1).unwrap();
+        let second = a.admit_estimated(&Identity::Master, "m", None, 0.1).unwrap();
+        let e = a.admit_estimated(&Identity::Open, "m", None, 0.1).err().unwrap();
+        assert_eq!(e.status, 429);
+        assert!(e.message.starts_with("Max parallel request limit reached Hit Global Limit: Limit=2"), "{}", e.message);
+        assert_eq!(a.global_parallel.as_ref().unwrap().1.current(), 2, "a refusal holds no place");
+        drop((first, second));
+        // LiteLLM lets the proxy's budget be spent up to `spend > max_budget`.
+        g.live.ledger.charge(1.0, None);
+        let third = a.admit_estimated(&Identity::Open, "m", None, 0.0);
+        assert!(third.is_ok());
+        drop(third);
+        g.live.ledger.charge(0.01, None);
+        let e = a.admit_estimated(&Identity::Master, "m", None, 0.0).err().unwrap();
+        assert_eq!((e.status, e.kind.as_deref()), (400, Some("budget_exceeded")), "{}", e.message);
+        assert_eq!(a.global_parallel.as_ref().unwrap().1.current(), 0);
+        assert_eq!(g.live.ledger.reserved(), 0);
     }
 
     #[test]

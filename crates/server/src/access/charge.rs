@@ -21,6 +21,8 @@ pub struct Served {
     pub provider: Option<Arc<str>>,
     pub api_base: Option<Arc<str>>,
     pub price: Option<Price>,
+    /// How long this deployment's answers are, for the cost estimates of requests in flight.
+    pub answer: super::reserve::AnswerLength,
 }
 
 impl Served {
@@ -40,6 +42,7 @@ impl Served {
             provider: non_empty(provider),
             api_base: non_empty(api_base),
             price,
+            answer: Default::default(),
         }
     }
 }
@@ -195,6 +198,15 @@ impl Charge {
         }
         if let Some(e) = &a.end_user {
             charge(Spender::EndUser(e.record.user_id.clone()), &e.live, false);
+        }
+        if let Some(g) = &self.access.global_budget {
+            charge(Spender::User(super::PROXY_BUDGET_ID.into()), &g.live, false);
+        }
+        // The estimate stops counting only now that the cost is in the ledgers: at no moment
+        // does a budget see neither.
+        a.reservation.release();
+        if served.price.is_some() {
+            served.answer.observe(usage.completion_tokens);
         }
         if self.access.store().is_some() && !self.access.settings.disable_spend_logs {
             let end_user = match &a.end_user {

@@ -1,6 +1,9 @@
 //! Spend held in memory: what the database last said (`base`) plus what this replica has added
 //! since and not yet written (`pending`). Requests add to `pending` with one atomic operation;
 //! the spend writer moves `pending` into the database in batches and then into `base`.
+//!
+//! Beside the spend, a ledger holds what the requests in flight on it are estimated to cost
+//! (`reserved`, see [`super::reserve`]), so admission can count them before they are billed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -35,6 +38,9 @@ pub struct Ledger {
     pub(crate) dirty: AtomicBool,
     /// Unix milliseconds of the next budget reset; 0 when none.
     reset_at_ms: AtomicI64,
+    /// Estimated cost of the requests in flight, in nano-USD: an integer, so what each request
+    /// adds it takes back exactly, in whatever order they end.
+    reserved: AtomicU64,
 }
 
 /// What a write takes out of a ledger, and gives back if the write fails.
@@ -51,7 +57,15 @@ impl Ledger {
     }
 
     pub fn spend(&self) -> f64 {
-        self.base.get() + self.pending.get()
+        // Pending first: a write in progress moves an amount into base before taking it out of
+        // pending, so this order may count it twice for a moment but never misses it.
+        let pending = self.pending.get();
+        self.base.get() + pending
+    }
+
+    /// What the writer has written (or, for a row that is not there, tried to).
+    pub fn written(&self) -> f64 {
+        self.base.get()
     }
 
     pub fn model_spend(&self, model: &str) -> f64 {
@@ -89,8 +103,9 @@ impl Ledger {
     /// The batch holding `taken` is in the database: move it from pending to base. Returns
     /// whether anything is still pending (added while the batch was being written).
     pub fn committed(&self, taken: &Taken) -> bool {
-        self.pending.add(-taken.amount);
+        // Into base before out of pending: budgets read mid-move see the amount (see `spend`).
         self.base.add(taken.amount);
+        self.pending.add(-taken.amount);
         let mut models = self.models.lock().unwrap();
         for (m, x) in &taken.per_model {
             if let Some(e) = models.get_mut(m) {
@@ -128,6 +143,22 @@ impl Ledger {
         self.base.set(0.0);
         self.pending.set(0.0);
         self.models.lock().unwrap().clear();
+    }
+
+    /// Adds a request's estimate; returns what the other requests in flight had reserved.
+    pub fn reserve(&self, nanos: u64) -> u64 {
+        let prev = self.reserved.fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| Some(r.saturating_add(nanos)));
+        prev.unwrap_or_else(|r| r)
+    }
+
+    /// Takes back what [`reserve`](Self::reserve) added.
+    pub fn unreserve(&self, nanos: u64) {
+        let _ = self.reserved.fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| Some(r.saturating_sub(nanos)));
+    }
+
+    /// The estimated cost of the requests in flight, in nano-USD.
+    pub fn reserved(&self) -> u64 {
+        self.reserved.load(Ordering::Acquire)
     }
 
     pub fn reset_at_ms(&self) -> Option<i64> {

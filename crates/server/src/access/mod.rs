@@ -8,6 +8,7 @@ pub mod charge;
 pub mod duration;
 pub mod ledger;
 pub mod registry;
+pub mod reserve;
 pub mod window;
 pub mod writer;
 
@@ -50,6 +51,24 @@ pub struct AccessSettings {
     pub reload_interval: std::time::Duration,
     pub disable_spend_logs: bool,
     pub max_end_user_budget: Option<f64>,
+    /// `litellm_settings.max_budget` (0 or unset: none) and `budget_duration`: the whole proxy's.
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
+    /// The proxy-wide in-flight cap (`general_settings.global_max_parallel_requests`).
+    pub max_parallel_requests: Option<u64>,
+}
+
+/// The user row LiteLLM keeps the proxy-wide spend on (`litellm_settings.max_budget`), so a
+/// database moved from LiteLLM keeps the proxy's spend and the writer persists and resets it
+/// like any user's.
+pub const PROXY_BUDGET_ID: &str = "litellm-proxy-budget";
+
+/// The proxy-wide budget and its spend.
+pub struct GlobalBudget {
+    pub max_budget: f64,
+    pub budget_duration: Option<String>,
+    /// Shared with the registry's entry for [`PROXY_BUDGET_ID`].
+    pub live: Arc<registry::Live>,
 }
 
 pub struct Access {
@@ -67,6 +86,9 @@ pub struct Access {
     /// Database lookups of keys this replica has not seen, at most this many at once: a flood
     /// of made-up keys, each new, gets 401s instead of a queue of queries.
     lookups: tokio::sync::Semaphore,
+    pub global_budget: Option<GlobalBudget>,
+    /// The proxy-wide in-flight cap and the count it applies to.
+    pub global_parallel: Option<(u64, Arc<window::InFlight>)>,
 }
 
 /// Concurrent database lookups of unseen keys.
@@ -82,8 +104,16 @@ impl Access {
         settings: AccessSettings,
         metrics: Option<Arc<sluice_metrics::Metrics>>,
     ) -> Arc<Access> {
+        let registry = Registry::new(metrics.clone());
+        let global_budget = settings.max_budget.filter(|b| *b > 0.0).map(|max_budget| {
+            let entry = registry.put_user(proxy_budget_record(max_budget, settings.budget_duration.clone()), false);
+            GlobalBudget { max_budget, budget_duration: settings.budget_duration.clone(), live: entry.live.clone() }
+        });
+        let global_parallel = settings.max_parallel_requests.map(|n| (n, Arc::default()));
         Arc::new(Access {
-            registry: Registry::new(metrics.clone()),
+            registry,
+            global_budget,
+            global_parallel,
             master_hash: master.map(hash_key).unwrap_or_default().into(),
             master: master.map(MasterKey::new),
             db_up: AtomicBool::new(false),
@@ -123,11 +153,55 @@ impl Access {
         .await;
         self.db_up.store(result.is_ok(), Ordering::Relaxed);
         let (keys, users, teams, end_users) = result?;
+        let proxy_row = users.iter().any(|u| u.user_id == PROXY_BUDGET_ID);
         self.registry.reload(keys, users, teams);
+        // The proxy's row is missing (making it failed, or an admin deleted it): its spend stays
+        // counted in memory on the same ledger, and the row is made again.
+        if let (Some(g), false) = (&self.global_budget, proxy_row) {
+            let record = proxy_budget_record(g.max_budget, g.budget_duration.clone());
+            let entry = registry::Entry { record, live: g.live.clone(), caller: None };
+            self.registry.users.insert(PROXY_BUDGET_ID.to_string(), Arc::new(entry));
+            self.prepare(store).await;
+        }
         for e in end_users {
             self.registry.put_end_user(e, true);
         }
         Ok(())
+    }
+
+    /// Makes or updates the proxy budget's row (before the database is attached, so the spend
+    /// writer never writes to a row that is not there yet). The config's budget wins over the
+    /// row's; the period's end is kept unless the duration changed.
+    pub async fn prepare(&self, store: &Store) {
+        let Some(g) = &self.global_budget else { return };
+        let result = async {
+            let now = chrono::Utc::now();
+            let next_reset = |d: &Option<String>| d.as_deref().and_then(|d| duration::after(now, d).ok());
+            match store.get_user(PROXY_BUDGET_ID).await? {
+                None => {
+                    let mut record = proxy_budget_record(g.max_budget, g.budget_duration.clone());
+                    record.budget_reset_at = next_reset(&g.budget_duration);
+                    // What the writer moved out of pending while there was no row to add it to.
+                    record.spend = g.live.ledger.written();
+                    store.insert_user(&record).await
+                }
+                Some(mut record) => {
+                    let duration_changed = record.budget_duration != g.budget_duration;
+                    if duration_changed || (record.budget_reset_at.is_none() && g.budget_duration.is_some()) {
+                        record.budget_reset_at = next_reset(&g.budget_duration);
+                    }
+                    record.max_budget = Some(g.max_budget);
+                    record.budget_duration = g.budget_duration.clone();
+                    store.update_user(&record).await
+                }
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(
+                "could not record the proxy budget in the database ({e}); its spend is counted in memory, and the row is tried again at the next reload"
+            );
+        }
     }
 
     /// The caller, from the key in the headers (LiteLLM's order, reference §3.2). A key this
@@ -182,10 +256,20 @@ impl Access {
     }
 }
 
+fn proxy_budget_record(max_budget: f64, budget_duration: Option<String>) -> sluice_store::UserRecord {
+    sluice_store::UserRecord {
+        user_id: PROXY_BUDGET_ID.to_string(),
+        max_budget: Some(max_budget),
+        budget_duration,
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderMap;
+    use sluice_store::Spender;
 
     fn access(master: Option<&str>) -> Arc<Access> {
         let settings = AccessSettings {
@@ -193,6 +277,9 @@ mod tests {
             reload_interval: std::time::Duration::from_secs(60),
             disable_spend_logs: false,
             max_end_user_budget: None,
+            max_budget: None,
+            budget_duration: None,
+            max_parallel_requests: None,
         };
         Access::new(master, settings, None)
     }
@@ -239,6 +326,56 @@ mod tests {
         assert!(!e.message.contains("wrong-secret"));
         let e = err(headers(&[("authorization", "Bearer nope-not-a-virtual-key")])).await;
         assert!(e.message.contains("nope****-key"), "{}", e.message);
+    }
+
+    /// The proxy budget's spend lives on LiteLLM's user row: made at start with the config's
+    /// budget, read back, and made again (with the spend counted meanwhile) if it goes missing.
+    #[tokio::test]
+    async fn the_proxy_budget_row_is_made_read_back_and_remade() {
+        let dir = std::env::temp_dir().join(format!("sluice_proxy_budget_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}", dir.join("p.db").display());
+        let store = Store::open(&url, 2).await.unwrap();
+        let settings = |max: f64| AccessSettings {
+            batch_write_interval: std::time::Duration::from_secs(10),
+            reload_interval: std::time::Duration::from_secs(60),
+            disable_spend_logs: false,
+            max_end_user_budget: None,
+            max_budget: Some(max),
+            budget_duration: Some("30d".into()),
+            max_parallel_requests: None,
+        };
+        let a = Access::new(Some("sk-m"), settings(5.0), None);
+        a.prepare(&store).await;
+        a.attach(store.clone());
+        a.load().await.unwrap();
+        let row = store.get_user(PROXY_BUDGET_ID).await.unwrap().unwrap();
+        assert_eq!((row.max_budget, row.budget_duration.as_deref()), (Some(5.0), Some("30d")));
+        let reset_at = row.budget_reset_at.expect("a period end");
+        let spend = [(Spender::User(PROXY_BUDGET_ID.into()), 1.5)];
+        let inc = |(s, x): &(Spender, f64)| sluice_store::SpendIncrement {
+            spender: s.clone(),
+            amount: *x,
+            per_model: vec![],
+        };
+        store.apply_increments(&spend.iter().map(inc).collect::<Vec<_>>()).await.unwrap();
+
+        // A restart with another budget: the spend is read back, the period kept.
+        let b = Access::new(Some("sk-m"), settings(7.0), None);
+        b.prepare(&store).await;
+        b.attach(store.clone());
+        b.load().await.unwrap();
+        let g = b.global_budget.as_ref().unwrap();
+        assert_eq!(g.live.ledger.spend(), 1.5);
+        let row = store.get_user(PROXY_BUDGET_ID).await.unwrap().unwrap();
+        assert_eq!((row.max_budget, row.spend, row.budget_reset_at), (Some(7.0), 1.5, Some(reset_at)));
+
+        // Deleted: remade at the next reload with what this replica had written.
+        store.delete_users(&[PROXY_BUDGET_ID.to_string()]).await.unwrap();
+        b.load().await.unwrap();
+        assert_eq!(store.get_user(PROXY_BUDGET_ID).await.unwrap().map(|r| r.spend), Some(1.5));
+        assert!(Arc::ptr_eq(&b.registry.users.get(PROXY_BUDGET_ID).unwrap().live, &g.live));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]

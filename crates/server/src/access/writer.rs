@@ -313,6 +313,9 @@ mod tests {
             reload_interval: Duration::from_secs(60),
             disable_spend_logs: false,
             max_end_user_budget: None,
+            max_budget: None,
+            budget_duration: None,
+            max_parallel_requests: None,
         };
         let access = Access::new(Some("sk-master"), settings, None);
         access.attach(store.clone());

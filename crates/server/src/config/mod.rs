@@ -144,6 +144,9 @@ impl Config {
         if let Some(v) = root.get("router_settings") {
             router = router.parse(v, &mut ignored)?;
         }
+        if router.routing.default_max_parallel_requests.is_none() {
+            router.routing.default_max_parallel_requests = general.max_parallel_requests;
+        }
         let mut sluice = SluiceSettings::default();
         if let Some(v) = root.get("sluice_settings") {
             sluice = SluiceSettings::parse(v)?;

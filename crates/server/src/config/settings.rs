@@ -35,6 +35,11 @@ pub struct GeneralSettings {
     /// `require_auth_for_metrics_endpoint` (LiteLLM reads it from `litellm_settings`; accepted
     /// here too): `/metrics` needs a valid key.
     pub require_auth_for_metrics: bool,
+    /// `global_max_parallel_requests`: requests in flight on the whole proxy, at most.
+    pub global_max_parallel_requests: Option<u64>,
+    /// `max_parallel_requests`: LiteLLM's default per-deployment concurrency cap (the router's
+    /// `default_max_parallel_requests` when router_settings sets none).
+    pub max_parallel_requests: Option<u32>,
 }
 
 impl Default for GeneralSettings {
@@ -53,6 +58,8 @@ impl Default for GeneralSettings {
             use_x_forwarded_for: false,
             enforce_user_param: false,
             require_auth_for_metrics: false,
+            global_max_parallel_requests: None,
+            max_parallel_requests: None,
         }
     }
 }
@@ -124,6 +131,8 @@ impl GeneralSettings {
                 "require_auth_for_metrics_endpoint" => {
                     s.require_auth_for_metrics = boolean(&path, val)?.unwrap_or(false)
                 }
+                "global_max_parallel_requests" => s.global_max_parallel_requests = in_flight_cap(&path, val)?,
+                "max_parallel_requests" => s.max_parallel_requests = in_flight_cap(&path, val)?.map(|n| n as u32),
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
         }
@@ -423,6 +432,12 @@ pub struct LitellmSettings {
     pub max_end_user_budget: Option<f64>,
     /// `require_auth_for_metrics_endpoint`: `/metrics` needs a valid key.
     pub require_auth_for_metrics: bool,
+    /// `max_budget`: the whole proxy's budget in USD (`None` for LiteLLM's 0: no budget).
+    pub max_budget: Option<f64>,
+    /// `budget_duration`: the period after which the proxy's spend starts again from zero.
+    pub budget_duration: Option<String>,
+    /// `max_parallel_requests`: requests in flight on the whole proxy, at most.
+    pub max_parallel_requests: Option<u64>,
 }
 
 impl LitellmSettings {
@@ -461,8 +476,24 @@ impl LitellmSettings {
                 "context_window_fallbacks" => s.context_window_fallbacks = fallback_list(&path, val)?,
                 "content_policy_fallbacks" => s.content_policy_fallbacks = fallback_list(&path, val)?,
                 "default_fallbacks" => s.default_fallbacks = Some(name_list(&path, val)?),
+                "max_budget" => match number(&path, val)? {
+                    Some(x) if !x.is_finite() || x < 0.0 => {
+                        return Err(err(&path, "must be a number of USD, 0 or more (0: no proxy-wide budget)"))
+                    }
+                    x => s.max_budget = x.filter(|x| *x > 0.0),
+                },
+                "budget_duration" => {
+                    if let Some(d) = string(&path, val)? {
+                        crate::access::duration::after(chrono::Utc::now(), &d).map_err(|e| err(&path, e))?;
+                        s.budget_duration = Some(d);
+                    }
+                }
+                "max_parallel_requests" => s.max_parallel_requests = in_flight_cap(&path, val)?,
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
+        }
+        if s.budget_duration.is_some() && s.max_budget.is_none() {
+            ignored.push("litellm_settings.budget_duration: has no effect without litellm_settings.max_budget".into());
         }
         Ok(s)
     }
@@ -539,6 +570,16 @@ impl SluiceSettings {
             }
         }
         Ok(s)
+    }
+}
+
+/// A cap on requests in flight: a whole number, 1 or more.
+fn in_flight_cap(path: &str, v: &Value) -> Result<Option<u64>, ConfigError> {
+    match number(path, v)? {
+        Some(x) if x < 1.0 || !x.is_finite() || x.fract() != 0.0 || x > u32::MAX as f64 => {
+            Err(err(path, "must be a whole number of requests, 1 or more (leave it out for no cap)"))
+        }
+        other => Ok(other.map(|x| x as u64)),
     }
 }
 

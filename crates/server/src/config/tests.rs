@@ -610,3 +610,29 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn proxy_wide_budget_and_in_flight_caps_are_read_and_bounded() {
+    let c = load(
+        "litellm_settings:\n  max_budget: 12.5\n  budget_duration: 30d\n  max_parallel_requests: 40\ngeneral_settings:\n  global_max_parallel_requests: 50\n  max_parallel_requests: 7\n",
+    )
+    .unwrap();
+    assert_eq!(c.litellm.max_budget, Some(12.5));
+    assert_eq!(c.litellm.budget_duration.as_deref(), Some("30d"));
+    assert_eq!((c.litellm.max_parallel_requests, c.general.global_max_parallel_requests), (Some(40), Some(50)));
+    assert_eq!(c.router.routing.default_max_parallel_requests, Some(7), "the default per-deployment cap");
+    assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+    // LiteLLM's 0 means no proxy-wide budget.
+    assert_eq!(load("litellm_settings:\n  max_budget: 0\n").unwrap().litellm.max_budget, None);
+    for (bad, path) in [
+        ("litellm_settings:\n  max_budget: -1\n", "litellm_settings.max_budget"),
+        ("litellm_settings:\n  max_budget: .inf\n", "litellm_settings.max_budget"),
+        ("litellm_settings:\n  budget_duration: soon\n", "litellm_settings.budget_duration"),
+        ("litellm_settings:\n  max_parallel_requests: 0\n", "litellm_settings.max_parallel_requests"),
+        ("general_settings:\n  global_max_parallel_requests: 1e30\n", "general_settings.global_max_parallel_requests"),
+        ("general_settings:\n  max_parallel_requests: 2.5\n", "general_settings.max_parallel_requests"),
+    ] {
+        let e = load(bad).unwrap_err();
+        assert!(e.0.starts_with(path), "{bad}: {e}");
+    }
+}

@@ -173,7 +173,8 @@ pub(crate) async fn proxy_body(
     if app.enforce_user_param && view.user.is_none() && matches!(identity, crate::access::Identity::Key(_)) {
         return Err(crate::gate::user_param_missing());
     }
-    let admission = app.access.admit(identity, &model, view.user.as_deref())?;
+    let admission =
+        app.access.admit_estimated(identity, &model, view.user.as_deref(), cost_estimate(app, &model, &view))?;
     // The spend-log row's identity is always sluice's own: a client's `x-litellm-call-id` goes
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.
@@ -257,6 +258,13 @@ pub(crate) async fn proxy_body(
     record(app, call.meta, endpoint, &model, status, end_user, user_agent);
     call.meta.recorded = true;
     result
+}
+
+/// What the request may cost on its model group, held against its budgets while it is in flight.
+fn cost_estimate(app: &App, model: &str, view: &sniff::RequestView<'_>) -> f64 {
+    let Some(group) = app.router.resolve(model) else { return 0.0 };
+    let served = group.deployments.iter().map(|d| &*d.target.served);
+    crate::access::reserve::estimate(estimate_tokens(view), view.max_tokens, served)
 }
 
 /// A cheap prompt-size estimate for quota and context-window checks: about four bytes per token.
