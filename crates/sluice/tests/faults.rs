@@ -413,7 +413,16 @@ general_settings:
         Some(&m),
     );
     let (key, token) = new_key(&g);
-    let r = chat_with(&g, &key, "breaks", true);
+    let mut s = connect(g.addr);
+    s.write_all(&build("POST", "/chat/completions", Some(&key), chat_for("breaks", true).as_bytes())).unwrap();
+    let mut wire = Vec::new();
+    s.read_to_end(&mut wire).unwrap();
+    assert!(
+        wire.ends_with(b"\r\n0\r\n\r\n"),
+        "the answer ends with its last chunk: {}",
+        String::from_utf8_lossy(&wire)
+    );
+    let r = parse(&wire);
     assert_eq!(r.status, 200, "the head was sent before the reset");
     let frames = sse_data(&r.body);
     let last: serde_json::Value = serde_json::from_str(frames.last().unwrap()).unwrap();
@@ -773,18 +782,24 @@ fn slow_clients_are_cut_off_by_the_timeouts_and_others_are_unaffected() {
     // `config` sets client_header_timeout and client_body_timeout to 1 s.
     let g = gateway(&config(""), Some(&m));
     let addr = g.addr;
+    // 100 heads that never end, 60 bodies that never end on the direct path (Content-Length),
+    // 40 through hyper (chunked).
+    const HEADS: usize = 100;
+    const DIRECT_BODIES: usize = 60;
+    const CHUNKED_BODIES: usize = 40;
     let slow = std::thread::spawn(move || {
-        const EACH: usize = 100;
-        let body_head = format!(
-            "POST /chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sk-1234\r\nContent-Length: 1000\r\n\r\n{}",
-            &CHAT[..10]
-        );
+        let head = "POST /chat/completions HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sk-1234\r\n";
+        let direct = format!("{head}Content-Length: 1000\r\n\r\n{}", &CHAT[..10]);
+        let chunked = format!("{head}Transfer-Encoding: chunked\r\n\r\n3e8\r\n{}", &CHAT[..10]);
         let mut socks: Vec<(TcpStream, Instant, Option<Duration>, Vec<u8>)> = Vec::new();
-        for i in 0..2 * EACH {
+        for i in 0..HEADS + DIRECT_BODIES + CHUNKED_BODIES {
             let mut s = TcpStream::connect(addr).unwrap();
-            let first: &[u8] =
-                if i < EACH { b"POST /chat/completions HTTP/1.1\r\nX-Slow: " } else { body_head.as_bytes() };
-            s.write_all(first).unwrap();
+            let first = match i {
+                i if i < HEADS => "POST /chat/completions HTTP/1.1\r\nX-Slow: ",
+                i if i < HEADS + DIRECT_BODIES => &direct,
+                _ => &chunked,
+            };
+            s.write_all(first.as_bytes()).unwrap();
             s.set_nonblocking(true).unwrap();
             socks.push((s, Instant::now(), None, Vec::new()));
         }
@@ -821,14 +836,17 @@ fn slow_clients_are_cut_off_by_the_timeouts_and_others_are_unaffected() {
         worst = worst.max(t.elapsed());
     }
     let slow = slow.join().unwrap();
-    let (heads, bodies) = slow.split_at(slow.len() / 2);
-    for (what, group) in [("head", heads), ("body", bodies)] {
+    let (heads, bodies) = slow.split_at(HEADS);
+    let (direct, chunked) = bodies.split_at(DIRECT_BODIES);
+    for (what, group) in [("head", heads), ("body", direct), ("chunked body", chunked)] {
         let held: Vec<Duration> = group.iter().map(|(c, _)| c.expect("a slow client was never cut off")).collect();
         let longest = held.iter().max().unwrap();
         assert!(*longest < Duration::from_secs(4), "a slow {what} held its connection for {longest:?}");
     }
-    let timed_out = bodies.iter().filter(|(_, got)| got.starts_with(b"HTTP/1.1 408")).count();
-    assert_eq!(timed_out, bodies.len(), "every slow body is answered 408");
+    for (what, group) in [("body", direct), ("chunked body", chunked)] {
+        let timed_out = group.iter().filter(|(_, got)| got.starts_with(b"HTTP/1.1 408")).count();
+        assert_eq!(timed_out, group.len(), "every slow {what} is answered 408");
+    }
     assert!(worst < Duration::from_secs(1), "an ordinary request took {worst:?} beside 200 slow clients");
 }
 
