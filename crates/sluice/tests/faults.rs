@@ -205,6 +205,8 @@ general_settings:
         assert_eq!(*status, 408, "{message}");
         assert!(message.contains("litellm.Timeout"), "{message}");
     }
+    let first = answers.iter().map(|a| a.2).min().unwrap();
+    assert!(first >= Duration::from_millis(900) && first < Duration::from_millis(2_500), "{first:?}");
     let last = answers.iter().map(|a| a.2).max().unwrap();
     assert!(last >= Duration::from_millis(2_900), "three 1 s timeouts one after another: {last:?}");
     assert!(last < Duration::from_secs(8), "{last:?}");
