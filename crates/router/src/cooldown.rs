@@ -7,7 +7,8 @@ use crate::{Deployment, FailureEffect, Group, Router};
 pub(crate) fn on_failure<T>(router: &Router<T>, group: &Group<T>, d: &Deployment<T>, f: &Failure) -> FailureEffect {
     let (failed, total) = d.health.record_failed(router.clock.minute());
     let s = &router.settings;
-    if s.disable_cooldowns || !status_can_cool(f) {
+    let multi = group.deployments.len() > 1;
+    if s.disable_cooldowns || !status_can_cool(f, multi) {
         return FailureEffect::None;
     }
     // Priority: the deployment's own cooldown_time, then the upstream's Retry-After, then the
@@ -16,14 +17,14 @@ pub(crate) fn on_failure<T>(router: &Router<T>, group: &Group<T>, d: &Deployment
     if duration.is_zero() {
         return FailureEffect::None;
     }
-    let multi = group.deployments.len() > 1;
     let cool = if s.allowed_fails.is_some() || s.allowed_fails_policy.is_some() {
         // Legacy mode: cool once failures within cooldown_time exceed the allowed count.
         let allowed = s.allowed_fails_policy.as_ref().and_then(|p| p.get(f.kind)).or(s.allowed_fails).unwrap_or(3);
         d.health.legacy_failure(router.clock.now_ms(), s.cooldown_time) > allowed as u64
     } else {
-        // 1. A 429 in a group with somewhere else to go cools at once.
-        let rate_limited = f.status == Some(429) && multi;
+        // 1. A 429 in a group with somewhere else to go cools at once; so does a deployment
+        //    nothing could connect to (sluice's rule: LiteLLM never cools connection errors).
+        let rate_limited = (f.status == Some(429) || f.unreachable) && multi;
         // 2. Everything failing under real traffic cools even a lone deployment.
         let all_failing = failed == total && total >= SINGLE_DEPLOYMENT_TRAFFIC_THRESHOLD;
         // 3. More than half failing this minute, with enough requests to judge.
@@ -40,10 +41,12 @@ pub(crate) fn on_failure<T>(router: &Router<T>, group: &Group<T>, d: &Deployment
 }
 
 /// `_is_cooldown_required`: connection errors never; of the 4xx only 429, 401, 408 and 404;
-/// 5xx and failures without a status always.
-fn status_can_cool(f: &Failure) -> bool {
+/// 5xx and failures without a status always. Except in sluice: a deployment nothing could
+/// connect to, in a group with others to take its traffic (retries would otherwise keep landing
+/// on it, and each that does is a client's error).
+fn status_can_cool(f: &Failure, multi: bool) -> bool {
     if f.kind == ErrorKind::Connection {
-        return false;
+        return f.unreachable && multi;
     }
     match f.status {
         Some(s) if (400..500).contains(&s) => matches!(s, 429 | 401 | 408 | 404),

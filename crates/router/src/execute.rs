@@ -153,6 +153,7 @@ impl<T: Send + Sync + 'static> Router<T> {
         caller: &mut C,
         depth: u32,
     ) -> Attempted<C::Output, C::Error> {
+        group.retry_budget.deposit(self.clock.second());
         let mut failure = match self.attempt(group, ctx, caller, depth).await {
             Ok(o) => return (Ok(o), 0, None),
             Err(AttemptError::NoDeployment(n)) => {
@@ -165,6 +166,10 @@ impl<T: Send + Sync + 'static> Router<T> {
         while retries < allowed {
             let view = self.view(group);
             if view.healthy == 0 || !retry::should_retry(&failure.failure, &view) {
+                break;
+            }
+            // Checked last, so that only a retry that would otherwise happen spends the budget.
+            if !group.retry_budget.withdraw(&self.settings.retry_budget, self.clock.second()) {
                 break;
             }
             let pause = {

@@ -41,19 +41,27 @@ pub struct Failure {
     pub status: Option<u16>,
     /// The upstream's `Retry-After` / `retry-after-ms`, when it sent one.
     pub retry_after: Option<Duration>,
+    /// No connection could be made (refused, no route, no such host): nothing is serving there.
+    pub unreachable: bool,
 }
 
 impl Failure {
     pub fn status(status: u16, retry_after: Option<Duration>) -> Self {
-        Failure { kind: ErrorKind::from_status(status), status: Some(status), retry_after }
+        Failure { kind: ErrorKind::from_status(status), status: Some(status), retry_after, unreachable: false }
     }
 
+    /// A connection that broke once made (closed before or while answering).
     pub fn connection() -> Self {
-        Failure { kind: ErrorKind::Connection, status: None, retry_after: None }
+        Failure { kind: ErrorKind::Connection, status: None, retry_after: None, unreachable: false }
+    }
+
+    /// No connection could be made to the upstream at all.
+    pub fn unreachable() -> Self {
+        Failure { unreachable: true, ..Failure::connection() }
     }
 
     pub fn timeout() -> Self {
-        Failure { kind: ErrorKind::Timeout, status: Some(408), retry_after: None }
+        Failure { kind: ErrorKind::Timeout, status: Some(408), retry_after: None, unreachable: false }
     }
 
     /// LiteLLM's `_should_retry`: only 408, 409, 429 and 5xx are worth retrying.

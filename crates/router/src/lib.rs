@@ -8,6 +8,7 @@
 //! it. Time comes from tokio's clock, so tests drive cooldowns and retry sleeps with a paused
 //! clock.
 
+mod budget;
 mod cooldown;
 mod execute;
 pub mod failure;
@@ -19,7 +20,7 @@ pub mod window;
 
 pub use execute::{Call, ExecError, Executed, Failed};
 pub use failure::{ErrorKind, Failure};
-pub use settings::{PerKind, Settings, Strategy};
+pub use settings::{PerKind, RetryBudgetSettings, Settings, Strategy};
 
 use health::{Clock, Health};
 use rand::SeedableRng;
@@ -87,6 +88,8 @@ impl<T> Deployment<T> {
 pub struct Group<T> {
     pub name: String,
     pub deployments: Vec<Arc<Deployment<T>>>,
+    /// What the group's retries may still spend.
+    retry_budget: budget::RetryBudget,
 }
 
 /// The request facts selection may need.
@@ -173,8 +176,12 @@ impl<T> Router<T> {
             }
             members.entry(d.model_name.clone()).or_default().push(Arc::new(d));
         }
-        let groups =
-            members.into_iter().map(|(name, deployments)| (name.clone(), Group { name, deployments })).collect();
+        let groups = members
+            .into_iter()
+            .map(|(name, deployments)| {
+                (name.clone(), Group { name, deployments, retry_budget: budget::RetryBudget::default() })
+            })
+            .collect();
         let rng = match settings.seed {
             Some(s) => rand::rngs::StdRng::seed_from_u64(s),
             None => rand::rngs::StdRng::from_entropy(),

@@ -1,5 +1,6 @@
 //! `router_settings` as the router uses them, with LiteLLM's defaults.
 
+pub use crate::budget::RetryBudgetSettings;
 use crate::failure::ErrorKind;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -92,6 +93,8 @@ pub struct Settings {
     pub default_max_parallel_requests: Option<u32>,
     /// Seed for the router's random choices (tests); `None` seeds from the OS.
     pub seed: Option<u64>,
+    /// How many retries each group may spend beyond its first attempts.
+    pub retry_budget: RetryBudgetSettings,
 }
 
 impl Default for Settings {
@@ -113,6 +116,7 @@ impl Default for Settings {
             aliases: HashMap::new(),
             default_max_parallel_requests: None,
             seed: None,
+            retry_budget: RetryBudgetSettings::default(),
         }
     }
 }

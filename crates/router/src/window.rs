@@ -1,4 +1,5 @@
-//! A sliding one-minute counter made of per-second buckets.
+//! Sliding counters made of per-second buckets: a minute for quotas, shorter spans for the retry
+//! budget.
 //!
 //! Upstream quotas are fixed windows that start whenever the provider likes; a gateway that keeps
 //! at most N requests in *any* 60-second span can never push a provider's window over N, whatever
@@ -7,17 +8,18 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const BUCKETS: usize = 60;
-
-/// Counts events over the last 60 seconds. Lock-free: each bucket packs (second, count).
+/// Counts events over the last `SECONDS` seconds. Lock-free: each bucket packs (second, count).
 #[derive(Debug)]
-pub struct MinuteWindow {
-    buckets: [AtomicU64; BUCKETS],
+pub struct SlidingWindow<const SECONDS: usize> {
+    buckets: [AtomicU64; SECONDS],
 }
 
-impl Default for MinuteWindow {
+/// Counts events over the last 60 seconds.
+pub type MinuteWindow = SlidingWindow<60>;
+
+impl<const SECONDS: usize> Default for SlidingWindow<SECONDS> {
     fn default() -> Self {
-        MinuteWindow { buckets: std::array::from_fn(|_| AtomicU64::new(0)) }
+        SlidingWindow { buckets: std::array::from_fn(|_| AtomicU64::new(0)) }
     }
 }
 
@@ -29,10 +31,10 @@ fn unpack(v: u64) -> (u64, u64) {
     (v >> 24, v & ((1 << 24) - 1))
 }
 
-impl MinuteWindow {
+impl<const SECONDS: usize> SlidingWindow<SECONDS> {
     /// Adds `n` at `second` (seconds since the router's epoch).
     pub fn add(&self, second: u64, n: u64) {
-        let slot = &self.buckets[(second % BUCKETS as u64) as usize];
+        let slot = &self.buckets[(second % SECONDS as u64) as usize];
         let mut cur = slot.load(Ordering::Relaxed);
         loop {
             let (s, c) = unpack(cur);
@@ -44,12 +46,12 @@ impl MinuteWindow {
         }
     }
 
-    /// Events in the 60 seconds ending at `second` (inclusive).
+    /// Events in the `SECONDS` seconds ending at `second` (inclusive).
     pub fn sum(&self, second: u64) -> u64 {
         self.buckets
             .iter()
             .map(|b| unpack(b.load(Ordering::Relaxed)))
-            .filter(|(s, _)| *s + (BUCKETS as u64) > second && *s <= second)
+            .filter(|(s, _)| *s + (SECONDS as u64) > second && *s <= second)
             .map(|(_, c)| c)
             .sum()
     }

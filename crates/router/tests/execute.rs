@@ -1,7 +1,9 @@
 //! Retries, cooldowns and fallbacks end to end through `Router::execute`, with scripted upstreams
 //! and tokio's paused clock so every sleep and cooldown is exact.
 
-use sluice_router::{Attempt, Call, Ctx, Deployment, ExecError, Failed, Failure, FailureEffect, Router, Settings};
+use sluice_router::{
+    Attempt, Call, Ctx, Deployment, ExecError, Failed, Failure, FailureEffect, RetryBudgetSettings, Router, Settings,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -46,6 +48,8 @@ impl Call<()> for Scripted {
         let status = self.first.take().unwrap_or(scripted);
         if status == 200 {
             Ok(id)
+        } else if status == UNREACHABLE {
+            Err(Failed { failure: Failure::unreachable(), error: format!("{id}: connection refused") })
         } else if status == CONTEXT_WINDOW {
             let mut failure = Failure::status(400, None);
             failure.kind = sluice_router::ErrorKind::ContextWindowExceeded;
@@ -68,6 +72,8 @@ impl Call<()> for Scripted {
 
 /// Script code for a 400 the upstream explained as "maximum context length exceeded".
 const CONTEXT_WINDOW: u16 = 4001;
+/// Script code for a connection refused.
+const UNREACHABLE: u16 = 1;
 
 fn group(ids: &[&str], name: &str) -> Vec<Deployment<()>> {
     ids.iter().map(|id| Deployment::new(*id, name, ())).collect()
@@ -297,4 +303,75 @@ async fn context_window_errors_go_straight_to_their_own_fallbacks() {
     let out = r.execute("short", &Ctx::default(), &mut c).await;
     assert_eq!(out.result.ok().as_deref(), Some("big"));
     assert_eq!(c.ids(), vec!["small", "big"], "no retries of a context-window error; its own fallback list");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_storm_spends_the_retry_budget_not_num_retries_per_request() {
+    let s = Settings {
+        num_retries: 3,
+        disable_cooldowns: true,
+        retry_budget: RetryBudgetSettings { ratio: 0.2, min_per_second: 1.0 },
+        ..settings()
+    };
+    let r = Router::new(group(&["a", "b"], "g"), s);
+    let mut c = Scripted::new(&[("a", &[503]), ("b", &[503])]);
+    let mut retries = 0;
+    for _ in 0..100 {
+        let out = r.execute("g", &Ctx::default(), &mut c).await;
+        assert!(out.result.is_err());
+        retries += out.attempted_retries;
+    }
+    // Without a budget: 100 × (1 + 3). With it: 100 first attempts, 10 retries from the
+    // allowance (1 a second over the 10 s window) and a fifth of the 100 first attempts.
+    assert_eq!(retries, 30);
+    assert_eq!(c.calls.len(), 130);
+    // The window slides: ten seconds later the group may retry again.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let out = r.execute("g", &Ctx::default(), &mut c).await;
+    assert_eq!(out.attempted_retries, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healthy_group_never_feels_the_retry_budget() {
+    // Cooldowns off: the scripted upstreams' successes are not recorded, so their failures alone
+    // would look like failing deployments.
+    let s = Settings {
+        num_retries: 2,
+        disable_cooldowns: true,
+        retry_budget: RetryBudgetSettings { ratio: 0.2, min_per_second: 0.0 },
+        ..settings()
+    };
+    let r = Router::new(group(&["a", "b"], "g"), s);
+    // One request in ten meets a failure and is retried once.
+    for i in 0..200 {
+        let mut c = Scripted::new(&[("a", &[200]), ("b", &[200])]);
+        if i % 10 == 5 {
+            c.first = Some(500);
+        }
+        let out = r.execute("g", &Ctx::default(), &mut c).await;
+        assert!(out.result.is_ok(), "request {i} was not retried: {} {:?}", out.attempted_retries, c.ids());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_deployment_beside_others_cools_at_once_a_lone_one_never() {
+    let r = Router::new(group(&["a", "b"], "g"), settings());
+    let mut c = Scripted::new(&[("a", &[200]), ("b", &[200])]);
+    c.first = Some(UNREACHABLE);
+    let out = r.execute("g", &Ctx::default(), &mut c).await;
+    assert!(out.result.is_ok());
+    assert_eq!(c.cooled, vec![c.calls[0].0.clone()]);
+    assert_eq!(c.calls[1].1, Duration::ZERO, "retried on the other at once");
+
+    let r = Router::new(group(&["solo"], "g"), Settings { num_retries: 0, ..settings() });
+    let mut c = Scripted::new(&[("solo", &[UNREACHABLE])]);
+    for _ in 0..10 {
+        assert!(r.execute("g", &Ctx::default(), &mut c).await.result.is_err());
+    }
+    assert!(c.cooled.is_empty(), "a lone deployment keeps being tried");
+    // A connection that broke once made is LiteLLM's connection error: never cooled.
+    let r = Router::new(group(&["a", "b"], "g"), Settings { num_retries: 0, ..settings() });
+    let g = r.group("g").unwrap();
+    let attempt = r.select(g, &Ctx::default()).await.unwrap();
+    assert_eq!(r.record_failure(g, &attempt, &Failure::connection()), FailureEffect::None);
 }

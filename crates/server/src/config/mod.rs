@@ -151,6 +151,7 @@ impl Config {
         if let Some(v) = root.get("sluice_settings") {
             sluice = SluiceSettings::parse(v)?;
         }
+        router.routing.retry_budget = sluice.retry_budget;
 
         let mut deployments = Vec::new();
         match root.get("model_list") {

@@ -514,6 +514,9 @@ pub struct SluiceSettings {
     pub client_read_buffer_kb: f64,
     /// The embedded SQLite file used when no `database_url`/`DATABASE_URL` is set.
     pub database_path: String,
+    /// `retry_budget_percent` and `retry_budget_min_per_second`: what a model group's retries may
+    /// add to its first attempts (docs/routing.md).
+    pub retry_budget: sluice_router::RetryBudgetSettings,
 }
 
 impl Default for SluiceSettings {
@@ -524,6 +527,7 @@ impl Default for SluiceSettings {
             upstream_connect_timeout: 10.0,
             client_read_buffer_kb: 8.0,
             database_path: "sluice.db".into(),
+            retry_budget: sluice_router::RetryBudgetSettings::default(),
         }
     }
 }
@@ -554,6 +558,14 @@ impl SluiceSettings {
                 }
                 continue;
             }
+            if key == "retry_budget_percent" {
+                s.retry_budget.ratio = bounded(&path, val, MAX_RETRY_BUDGET_PERCENT)?.unwrap_or(20.0) / 100.0;
+                continue;
+            }
+            if key == "retry_budget_min_per_second" {
+                s.retry_budget.min_per_second = bounded(&path, val, MAX_RETRY_BUDGET_PER_SECOND)?.unwrap_or(10.0);
+                continue;
+            }
             let slot = match key.as_str() {
                 "client_header_timeout" => &mut s.client_header_timeout,
                 "client_body_timeout" => &mut s.client_body_timeout,
@@ -561,7 +573,7 @@ impl SluiceSettings {
                 _ => {
                     return Err(err(
                         &path,
-                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb, database_path",
+                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb, database_path, retry_budget_percent, retry_budget_min_per_second",
                     ))
                 }
             };
@@ -580,6 +592,19 @@ fn in_flight_cap(path: &str, v: &Value) -> Result<Option<u64>, ConfigError> {
             Err(err(path, "must be a whole number of requests, 1 or more (leave it out for no cap)"))
         }
         other => Ok(other.map(|x| x as u64)),
+    }
+}
+
+/// Retries may add at most ten times the first attempts: more is no budget at all.
+const MAX_RETRY_BUDGET_PERCENT: f64 = 1000.0;
+/// A retry allowance beyond any upstream's capacity is no budget at all.
+const MAX_RETRY_BUDGET_PER_SECOND: f64 = 100_000.0;
+
+/// A number from 0 to `max`.
+fn bounded(path: &str, v: &Value, max: f64) -> Result<Option<f64>, ConfigError> {
+    match number(path, v)? {
+        Some(x) if !(0.0..=max).contains(&x) => Err(err(path, format!("must be a number from 0 to {max}"))),
+        other => Ok(other),
     }
 }
 

@@ -636,3 +636,14 @@ fn proxy_wide_budget_and_in_flight_caps_are_read_and_bounded() {
         assert!(e.0.starts_with(path), "{bad}: {e}");
     }
 }
+
+#[test]
+fn retry_budget_is_read_and_bounded() {
+    let c = load("sluice_settings:\n  retry_budget_percent: 5\n  retry_budget_min_per_second: 0\n").unwrap();
+    assert_eq!(c.router.routing.retry_budget, sluice_router::RetryBudgetSettings { ratio: 0.05, min_per_second: 0.0 });
+    assert_eq!(load("{}").unwrap().router.routing.retry_budget, sluice_router::RetryBudgetSettings::default());
+    for bad in ["retry_budget_percent: -1", "retry_budget_percent: 1e9", "retry_budget_min_per_second: .nan"] {
+        let e = load(&format!("sluice_settings:\n  {bad}\n")).unwrap_err().to_string();
+        assert!(e.contains("must be a number from 0 to"), "{bad}: {e}");
+    }
+}

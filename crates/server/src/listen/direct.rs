@@ -148,12 +148,17 @@ pub async fn serve(
             }
         };
 
-        // The handler runs while the connection is watched: a client that hangs up closes the
-        // connection at once, as hyper did (the model call runs on to its end and is billed:
-        // `proxy::outlive`).
+        // The handler runs while the connection is watched: a client whose connection breaks
+        // cancels it (and with it the upstream call), as hyper did. The end of the stream is
+        // not a break: a client may shut down its sending side once the request is out and
+        // still wait for the answer (a half-close), and a socket cannot tell that from a client
+        // gone for good until an answer is written to it. So the request goes on, its answer
+        // is written (a stream stops at the first write that fails), and the connection ends;
+        // a model call whose client did leave runs on to its end and is billed (`proxy::outlive`).
         let handler = gateway.direct(head.endpoint, parts, body, received);
         tokio::pin!(handler);
         let mut watching = true;
+        let mut half_closed = false;
         let response = loop {
             tokio::select! {
                 biased;
@@ -164,7 +169,10 @@ pub async fn serve(
                     }
                     buf.reserve(4096);
                     match stream.try_read_buf(&mut buf) {
-                        Ok(0) => return Next::Close,
+                        Ok(0) => {
+                            half_closed = true;
+                            watching = false;
+                        }
                         Ok(_) => watching = buf.len() < MAX_PIPELINED,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(_) => return Next::Close,
@@ -173,8 +181,10 @@ pub async fn serve(
             }
         };
         // An incomplete body leaves the rest of it on the connection: it cannot carry another
-        // request.
-        let keep_alive = complete && !head.close && !*shutdown.borrow();
+        // request; nor can a connection whose client has stopped sending, once the requests it
+        // pipelined before that are answered.
+        let more_to_come = !half_closed || !buf.is_empty();
+        let keep_alive = complete && !head.close && more_to_come && !*shutdown.borrow();
         let (response, lines) = response;
         if write_response(&mut stream, response, lines, keep_alive).await.is_err() || !keep_alive {
             return Next::Close;

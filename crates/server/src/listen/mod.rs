@@ -89,6 +89,11 @@ pub async fn serve(
     drop(listener);
     drop(stopping);
     let _ = stop.send(true);
+    tracing::info!(
+        open_connections = open.load(Ordering::Relaxed),
+        "shutdown: listener closed, draining requests in flight (up to {}s)",
+        DRAIN.as_secs()
+    );
     let drained = async {
         graceful.shutdown().await;
         stop.closed().await;
@@ -97,6 +102,8 @@ pub async fn serve(
     };
     if tokio::time::timeout(DRAIN, drained).await.is_err() {
         tracing::warn!("shutdown: some requests did not finish within {}s and were cut off", DRAIN.as_secs());
+    } else {
+        tracing::info!("shutdown: every request in flight was answered");
     }
 }
 
@@ -132,6 +139,8 @@ fn builder(settings: &ListenSettings, read_buffer_max: usize) -> Builder<TokioEx
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
         .max_buf_size(read_buffer_max)
+        // A client that shuts down its sending side after the request still gets the answer.
+        .half_close(true)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
     builder

@@ -126,7 +126,8 @@ impl UpstreamCall<'_> {
             }
             Ok(Err(e)) => {
                 self.meta.upstream += sent.elapsed();
-                return Err(fail(Failure::connection(), upstream::transport_error(provider, &e)));
+                let failure = if e.is_connect() { Failure::unreachable() } else { Failure::connection() };
+                return Err(fail(failure, upstream::transport_error(provider, &e)));
             }
             Ok(Ok(r)) => r,
         };

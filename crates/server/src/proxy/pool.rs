@@ -87,6 +87,17 @@ impl Error {
     pub fn is_connect(&self) -> bool {
         matches!(self, Error::Url | Error::Connect(_))
     }
+
+    /// What is wrong with the upstream's answer, when the answer is not valid HTTP.
+    pub fn malformed_answer(&self) -> Option<&'static str> {
+        match self {
+            Error::Send(e) => match e.downcast_ref::<h1::Error>() {
+                Some(h1::Error::Protocol(what)) => Some(what),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Error {

@@ -44,11 +44,13 @@ pub(super) fn rustls_config() -> rustls::ClientConfig {
 pub fn transport_error(provider: &Provider, err: &super::pool::Error) -> ApiError {
     let class = ExceptionClass::ApiConnection;
     let detail = if err.is_connect() {
-        "Connection error: the upstream refused or did not accept the connection. Check the deployment's api_base and that the server is up."
+        "Connection error: the upstream refused or did not accept the connection. Check the deployment's api_base and that the server is up.".to_string()
+    } else if let Some(what) = err.malformed_answer() {
+        format!("Connection error: the upstream's answer is not valid HTTP ({what}). Check that the deployment's api_base is the provider's API.")
     } else {
-        "Connection error: the upstream closed the connection before answering."
+        "Connection error: the upstream closed the connection before answering.".to_string()
     };
-    ApiError::new(class.status(None), upstream_message(class, provider, detail))
+    ApiError::new(class.status(None), upstream_message(class, provider, &detail))
 }
 
 pub fn timeout_error(provider: &Provider, after: Duration) -> ApiError {
@@ -110,9 +112,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// A 2xx upstream answer that is not what the OpenAI format promises.
 pub fn malformed_error(provider: &Provider, what: &str, body: &[u8]) -> ApiError {
+    let tag = sluice_providers::errors::exception_tag(provider);
+    if body.is_empty() {
+        return ApiError::new(500, format!("litellm.APIError: {tag} - {what}"));
+    }
     let preview = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-    ApiError::new(
-        500,
-        format!("litellm.APIError: {} - {what}: {preview}", sluice_providers::errors::exception_tag(provider)),
-    )
+    ApiError::new(500, format!("litellm.APIError: {tag} - {what}: {preview}"))
 }

@@ -158,7 +158,7 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     request(addr, "GET", path, Some("sk-1234"), b"")
 }
 
-fn parse(buf: &[u8]) -> Response {
+pub fn parse(buf: &[u8]) -> Response {
     let split = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
