@@ -30,9 +30,20 @@ pub(crate) struct LogWriter {
 
 type Reply = (Vec<SpendLogRecord>, sqlite_raw::Result<()>);
 
-struct Job {
-    logs: Vec<SpendLogRecord>,
-    reply: oneshot::Sender<Reply>,
+enum Job {
+    Insert {
+        logs: Vec<SpendLogRecord>,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Close the connection (answered once it is closed); inserts fail until the next `Open`.
+    Close(oneshot::Sender<()>),
+    /// Open the file again.
+    Open(oneshot::Sender<sqlite_raw::Result<()>>),
+    /// Copy the whole database, as this connection sees it, into a new file.
+    Copy {
+        to: String,
+        reply: oneshot::Sender<sqlite_raw::Result<()>>,
+    },
 }
 
 impl LogWriter {
@@ -48,13 +59,49 @@ impl LogWriter {
             .spawn(move || run(&owned, queue, ready))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the spend-log writer thread: {e}")))?;
         let writer = LogWriter { jobs, path: path.into() };
+        writer.opened(opened).await?;
+        Ok(writer)
+    }
+
+    async fn opened(&self, opened: oneshot::Receiver<sqlite_raw::Result<()>>) -> Result<()> {
         match opened.await {
-            Ok(Ok(())) => Ok(writer),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StoreError::Unavailable(format!(
-                "cannot open SQLite database {path} for spend logs: {e}; check that the path is writable"
+                "cannot open SQLite database {} for spend logs: {e}; check that the path is writable",
+                self.path
             ))),
-            Err(_) => Err(writer.stopped()),
+            Err(_) => Err(self.stopped()),
         }
+    }
+
+    /// Closes the thread's connection; it waits, failing inserts, until [`Self::reopen`].
+    pub(crate) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.jobs.send(Job::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+
+    /// Copies the database into the new file `to` (`VACUUM INTO`) from the thread's connection,
+    /// which still reads the file it opened after that file was deleted.
+    pub(crate) async fn copy_to(&self, to: &str) -> Result<()> {
+        let (reply, copied) = oneshot::channel();
+        self.jobs.send(Job::Copy { to: to.to_owned(), reply }).map_err(|_| self.stopped())?;
+        match copied.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!(
+                "cannot copy SQLite database {} to {to}: {e}; check that the directory is writable",
+                self.path
+            ))),
+            Err(_) => Err(self.stopped()),
+        }
+    }
+
+    /// Opens the file again after [`Self::close`].
+    pub(crate) async fn reopen(&self) -> Result<()> {
+        let (ready, opened) = oneshot::channel();
+        self.jobs.send(Job::Open(ready)).map_err(|_| self.stopped())?;
+        self.opened(opened).await
     }
 
     /// Inserts `logs` in one transaction. On success the vector comes back empty, its capacity
@@ -64,8 +111,9 @@ impl LogWriter {
         logs: Vec<SpendLogRecord>,
     ) -> std::result::Result<Vec<SpendLogRecord>, LogsNotWritten> {
         let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { logs, reply }) {
-            return Err(LogsNotWritten { error: self.stopped(), logs: job.logs });
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job::Insert { logs, reply }) {
+            let Job::Insert { logs, .. } = job else { unreachable!("the job sent") };
+            return Err(LogsNotWritten { error: self.stopped(), logs });
         }
         match answer.await {
             Ok((logs, Ok(()))) => Ok(logs),
@@ -94,13 +142,52 @@ impl LogWriter {
 }
 
 /// The thread: opens the connection, reports how that went, then writes batch after batch until
-/// the channel closes.
+/// the channel closes; closes and opens again when asked.
 fn run(path: &str, jobs: mpsc::Receiver<Job>, ready: oneshot::Sender<sqlite_raw::Result<()>>) {
+    let mut ready = ready;
+    loop {
+        let Some(closed) = serve(path, &jobs, ready) else { return };
+        // The connection is closed now (`serve` returned).
+        let _ = closed.send(());
+        // Closed: inserts fail until asked to open again.
+        loop {
+            match jobs.recv() {
+                Err(_) => return,
+                Ok(Job::Insert { logs, reply }) => {
+                    let err = sqlite_raw::Error::closed(
+                        "the spend-log connection is closed while the database file is reopened",
+                    );
+                    let _ = reply.send((logs, Err(err)));
+                }
+                Ok(Job::Close(done)) => {
+                    let _ = done.send(());
+                }
+                Ok(Job::Copy { reply, .. }) => {
+                    let _ = reply.send(Err(sqlite_raw::Error::closed("the spend-log connection is closed")));
+                }
+                Ok(Job::Open(again)) => {
+                    ready = again;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Opens the connection, reports how that went on `ready`, then serves inserts; returns the
+/// answer to a `Close` (to send once the connection is closed), `None` when the channel closed.
+/// A failed open is answered and the thread waits closed, as after a `Close`.
+fn serve(
+    path: &str,
+    jobs: &mpsc::Receiver<Job>,
+    ready: oneshot::Sender<sqlite_raw::Result<()>>,
+) -> Option<oneshot::Sender<()>> {
     let conn = match open(path) {
         Ok(conn) => conn,
         Err(e) => {
             let _ = ready.send(Err(e));
-            return;
+            let (done, _) = oneshot::channel();
+            return Some(done);
         }
     };
     // Declared after `conn`, so its statements are finalized before the connection closes.
@@ -108,20 +195,32 @@ fn run(path: &str, jobs: mpsc::Receiver<Job>, ready: oneshot::Sender<sqlite_raw:
         Ok(inserter) => inserter,
         Err(e) => {
             let _ = ready.send(Err(e));
-            return;
+            let (done, _) = oneshot::channel();
+            return Some(done);
         }
     };
-    if ready.send(Ok(())).is_err() {
-        return;
-    }
-    while let Ok(Job { mut logs, reply }) = jobs.recv() {
-        let result = inserter.write(&logs);
-        if result.is_ok() {
-            // Dropped here rather than on a runtime thread; the buffer goes back for reuse.
-            logs.clear();
+    let _ = ready.send(Ok(()));
+    loop {
+        match jobs.recv() {
+            Err(_) => return None,
+            Ok(Job::Insert { mut logs, reply }) => {
+                let result = inserter.write(&logs);
+                if result.is_ok() {
+                    // Dropped here rather than on a runtime thread; the buffer goes back for reuse.
+                    logs.clear();
+                }
+                // A caller that stopped waiting (its task was cancelled) loses the rows.
+                let _ = reply.send((logs, result));
+            }
+            Ok(Job::Close(done)) => return Some(done),
+            Ok(Job::Copy { to, reply }) => {
+                let _ = reply.send(conn.prepare("VACUUM INTO ?").and_then(|mut copy| copy.execute(|b| b.text(&to))));
+            }
+            // Already open.
+            Ok(Job::Open(again)) => {
+                let _ = again.send(Ok(()));
+            }
         }
-        // A caller that stopped waiting (its task was cancelled) loses the rows.
-        let _ = reply.send((logs, result));
     }
 }
 
@@ -243,7 +342,7 @@ mod tests {
         store.insert_spend_logs(logs).await.unwrap();
         let wal = dir.join("x.db-wal");
         assert!(wal.exists());
-        store.pool.close().await;
+        store.pool().unwrap().close().await;
         drop(store);
         let started = std::time::Instant::now();
         while wal.exists() {
