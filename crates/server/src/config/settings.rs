@@ -24,6 +24,10 @@ pub struct GeneralSettings {
     pub disable_spend_logs: bool,
     /// `store_model_in_db`: `/model/new` persists deployments.
     pub store_model_in_db: bool,
+    /// `allow_requests_on_db_unavailable`: `Some(false)` refuses requests (503) and fails
+    /// readiness while the database is unavailable; unset or `true` serves known keys from
+    /// memory and reports readiness as degraded.
+    pub allow_requests_on_db_unavailable: Option<bool>,
 }
 
 impl Default for GeneralSettings {
@@ -37,6 +41,7 @@ impl Default for GeneralSettings {
             key_cache_ttl: 60.0,
             disable_spend_logs: false,
             store_model_in_db: false,
+            allow_requests_on_db_unavailable: None,
         }
     }
 }
@@ -88,6 +93,7 @@ impl GeneralSettings {
                 }
                 "disable_spend_logs" => s.disable_spend_logs = boolean(&path, val)?.unwrap_or(false),
                 "store_model_in_db" => s.store_model_in_db = boolean(&path, val)?.unwrap_or(false),
+                "allow_requests_on_db_unavailable" => s.allow_requests_on_db_unavailable = boolean(&path, val)?,
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
         }
