@@ -12,11 +12,13 @@ from __future__ import annotations
 import shutil
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from conftest import MASTER_KEY, start_gateway
@@ -221,39 +223,39 @@ def readiness(p) -> requests.Response:
     return requests.get(p.url + "/health/readiness", timeout=10)
 
 
-def test_sqlite_file_deleted_under_load_loses_nothing(log_dir, mock):
-    data = log_dir / f"sqlite-outage-{uuid.uuid4().hex[:6]}"
+def sqlite_outage_under_load(log_dir, mock, name: str, break_db, restore_db):
+    """Load on one key; `break_db(data_dir, db_path)` under it, then `restore_db`. The gateway must
+    stay up, serve the key throughout, say "degraded" meanwhile, and in the end hold every
+    request's spend-log row and spend once, and keep a key made afterwards across a restart."""
+    data = log_dir / f"{name}-{uuid.uuid4().hex[:6]}"
     path = data / "sluice.db"
     config = keys_config(mock.url, f"sqlite://{path}")
-    p = start_gateway(log_dir, "sqlite-outage", config)
+    p = start_gateway(log_dir, name, config)
     load = None
     try:
-        r = requests.post(p.url + "/key/generate", headers=ADMIN, json={"key_alias": "sqlite-outage"}, timeout=10)
+        r = requests.post(p.url + "/key/generate", headers=ADMIN, json={"key_alias": name}, timeout=10)
         assert r.status_code == 200, r.text
         key, token = r.json()["key"], r.json()["token"]
         load = Load(p, key)
         wait_for(lambda: (load.served() >= 20, load.served()), 15, "load running")
 
-        # The database, its WAL and its directory go; a file where the directory was keeps it
-        # from being made again, as a read-only or full disk would.
-        shutil.rmtree(data)
-        data.write_text("not a directory")
+        break_db(data, path)
         body = wait_for(lambda: ((b := readiness(p).json())["status"] == "degraded", b), 10, "readiness degraded")[1]
         assert body["db"] == "Not connected" and "db_error" in body, body
         during = load.served()
         wait_for(lambda: (load.served() >= during + 20, load.served()), 15, "known keys served during the outage")
         assert readiness(p).json()["status"] == "degraded"
 
-        data.unlink()
+        restore_db(data, path)
         wait_for(lambda: (readiness(p).json()["status"] == "healthy", None), 15, "readiness healthy again")
         after = load.served()
         wait_for(lambda: (load.served() >= after + 20, load.served()), 15, "load served after the outage")
         load.stop()
-        assert p.proc.poll() is None, "the gateway died"
+        assert p.proc.poll() is None, f"the gateway died (exit {p.proc.poll()})"
         assert not load.failures, load.failures[:5]
         n, cost = len(load.costs), sum(load.costs)
 
-        # Every request's spend and row, written once, including those from before the deletion.
+        # Every request's spend and row, written once, including those from before the fault.
         spend, rows, total = wait_for(
             lambda: ((t := sqlite_totals(path, token))[1] == n and abs(t[0] - cost) < 1e-9, t),
             30,
@@ -262,11 +264,11 @@ def test_sqlite_file_deleted_under_load_loses_nothing(log_dir, mock):
         assert rows == n and abs(total - cost) < 1e-9 and abs(spend - cost) < 1e-9, (rows, n, total, spend, cost)
 
         # A key made after the outage is in the file, so it survives a restart.
-        r = requests.post(p.url + "/key/generate", headers=ADMIN, json={"key_alias": "after-outage"}, timeout=10)
+        r = requests.post(p.url + "/key/generate", headers=ADMIN, json={"key_alias": f"{name}-after"}, timeout=10)
         assert r.status_code == 200, r.text
         new_key = r.json()["key"]
         p.stop()
-        p = start_gateway(log_dir, "sqlite-outage-restarted", config)
+        p = start_gateway(log_dir, f"{name}-restarted", config)
         for k in (key, new_key):
             r = chat(p, k)
             assert r.status_code == 200, r.text
@@ -275,6 +277,46 @@ def test_sqlite_file_deleted_under_load_loses_nothing(log_dir, mock):
         if load is not None and not load.stopping.is_set():
             load.stop()
         p.stop()
+
+
+def test_sqlite_file_deleted_under_load_loses_nothing(log_dir, mock):
+    def delete(data, path):
+        # The database and its directory go; a file where the directory was keeps it from
+        # being made again, as a full or read-only disk would.
+        shutil.rmtree(data)
+        data.write_text("not a directory")
+
+    sqlite_outage_under_load(log_dir, mock, "sqlite-deleted", delete, lambda data, path: data.unlink())
+
+
+def chattr(flag: str, *paths) -> subprocess.CompletedProcess:
+    return subprocess.run(["chattr", flag, *map(str, paths)], capture_output=True, text=True)
+
+
+def test_sqlite_file_made_immutable_under_load_loses_nothing(log_dir, mock):
+    """`chattr +i` is what makes a file unwritable even for root. With WAL's memory-mapped
+    `-shm` this killed the gateway with SIGBUS under load."""
+    probe = log_dir / "chattr-probe"
+    probe.write_text("")
+    if shutil.which("chattr") is None or chattr("+i", probe).returncode != 0:
+        pytest.skip("chattr +i needs root (CAP_LINUX_IMMUTABLE) and a file system that supports it")
+    chattr("-i", probe)
+    broken = []
+
+    def make_immutable(data, path):
+        # Every file of the database (the journal, a WAL and its index where there are) and the
+        # directory, so none can be written, created or removed.
+        broken.extend([*data.iterdir(), data])
+        done = chattr("+i", *broken)
+        assert done.returncode == 0, done.stderr
+
+    try:
+        sqlite_outage_under_load(
+            log_dir, mock, "sqlite-immutable", make_immutable, lambda data, path: chattr("-i", *broken)
+        )
+    finally:
+        if broken:
+            chattr("-i", *broken)
 
 
 def test_requests_refused_while_the_database_is_down_when_the_config_says_so(log_dir, mock):

@@ -33,6 +33,8 @@ pub(crate) const SQLITE_CACHE_PRAGMA: &str = "PRAGMA cache_size = -512";
 /// per page) and deleted for every chunk of a batch, about half of all the writes the spend log
 /// made. A chunk's journal is at most its pages (a few hundred KiB), freed when it ends.
 pub(crate) const SQLITE_TEMP_STORE_PRAGMA: &str = "PRAGMA temp_store = MEMORY";
+/// The journal of every SQLite file (see `connect`).
+pub(crate) const SQLITE_JOURNAL_PRAGMA: &str = "PRAGMA journal_mode = DELETE";
 /// What sqlx runs on each SQLite connection it opens, unasked (its defaults; the rest of
 /// SQLite's settings it leaves alone). The spend-log connection runs it too.
 pub(crate) const SQLX_SQLITE_PRAGMAS: &str = "PRAGMA foreign_keys = ON";
@@ -226,9 +228,15 @@ impl Target {
         };
         let pool = options.connect(&self.url).await.map_err(|e| self.unavailable(&e))?;
         if self.backend == Backend::Sqlite && !self.memory {
-            // WAL lets readers run beside the single writer; the setting is stored in the file,
-            // so once is enough. (sqlx already gives every SQLite connection a 5 s busy timeout.)
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.map_err(|e| self.unavailable(&e))?;
+            // A rollback journal, not WAL. WAL keeps its index in a memory-mapped `-shm` file, and
+            // a mapped page that can no longer be written (the file made immutable, truncated, or
+            // its disk gone) is not an error code but a SIGBUS that kills the process: under load,
+            // `chattr +i` on the files or truncating `-shm` did exactly that. With a journal every
+            // fault is an error SQLite returns, and spend waits in memory until writes work again.
+            // WAL's gain is readers beside the writer, and nothing here needs it: requests never
+            // read the database, and spend is written in a few batched transactions a second. The
+            // mode is stored in the file, so a database left in WAL mode is switched back here.
+            sqlx::query(SQLITE_JOURNAL_PRAGMA).execute(&pool).await.map_err(|e| self.unavailable(&e))?;
         }
         Ok(pool)
     }

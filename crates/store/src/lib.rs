@@ -153,9 +153,9 @@ impl Store {
     /// Brings a SQLite file that was deleted or replaced while open back into use: a deleted
     /// file is copied from the connection still open on it and put back at its path (nothing
     /// written before is lost), a replacing file is adopted (and migrated). Every old connection
-    /// is closed before a new one opens: a connection on the new file would truncate the old
-    /// one's shared memory under it (see `sqlite_file`). Safe to call at any time; an error
-    /// means try again later.
+    /// is closed before a new one opens: connections on the old and the new file would share the
+    /// journal and WAL files named after the path (see `sqlite_file`). Safe to call at any time;
+    /// an error means try again later.
     pub async fn recover(&self) -> Result<Recovery> {
         let Some(f) = &self.file else { return Ok(Recovery::NotNeeded) };
         let _one = f.watch.recovering.lock().await;
@@ -167,11 +167,10 @@ impl Store {
         let shown = path.display().to_string();
         let old = self.pool.read().unwrap_or_else(PoisonError::into_inner).clone();
         // Queries under way finish first; new ones fail at the file check meanwhile.
-        // One that does not finish in time goes on against the old file; the copy may miss
-        // what it writes, but nothing else is at risk (the shared memory of the file put back is
-        // a new one, see below).
+        // One that does not finish in time goes on against the old file, and the copy may miss
+        // what it writes.
         let _ = tokio::time::timeout(CLOSE_WAIT, old.close()).await;
-        let [wal, shm] = f.watch.companions();
+        let [wal, shm, journal] = f.watch.companions();
         let recovery = match state {
             sqlite_file::State::Deleted => {
                 let copy = f.watch.restore_path();
@@ -185,7 +184,7 @@ impl Store {
                 writer.close().await;
                 // The old database's companions, if closing left them, must not be read as
                 // the copy's.
-                for p in [&wal, &shm] {
+                for p in [&wal, &shm, &journal] {
                     sqlite_file::remove(p).map_err(|e| io_error(&p.display().to_string(), e))?;
                 }
                 // Put in place only if the path is still free (a link fails if it is not).
@@ -207,9 +206,10 @@ impl Store {
                 if let Some(w) = &self.log_writer {
                     w.close().await;
                 }
-                // SQLite leaves the WAL of a moved database in place; read beside the new file it
-                // would overlay the old file's pages on it. One brought along with the new file
-                // is kept. The wal-index is rebuilt from the WAL, so it goes either way.
+                // A file still in WAL mode (from an older sluice): SQLite leaves the WAL of a moved
+                // database in place, and read beside the new file it would overlay the old file's
+                // pages on it. One brought along with the new file is kept. The wal-index is
+                // rebuilt from the WAL, so it goes either way.
                 if f.watch.wal_is_ours() {
                     sqlite_file::remove(&wal).map_err(|e| io_error(&wal.display().to_string(), e))?;
                 }

@@ -14,7 +14,9 @@ use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
 
-use crate::connect::{SQLITE_BUSY_TIMEOUT, SQLITE_CACHE_PRAGMA, SQLITE_TEMP_STORE_PRAGMA, SQLX_SQLITE_PRAGMAS};
+use crate::connect::{
+    SQLITE_BUSY_TIMEOUT, SQLITE_CACHE_PRAGMA, SQLITE_JOURNAL_PRAGMA, SQLITE_TEMP_STORE_PRAGMA, SQLX_SQLITE_PRAGMAS,
+};
 use crate::spend::{self, LogValue, NO_METADATA, NO_TAGS, SQLITE_MAX_LOG_ROWS};
 use crate::sqlite_raw::{self, Connection, Statement};
 use crate::{Backend, LogsNotWritten, Result, SpendLogRecord, StoreError};
@@ -231,9 +233,8 @@ fn open(path: &str) -> sqlite_raw::Result<Connection> {
     conn.exec(SQLX_SQLITE_PRAGMAS)?;
     conn.exec(SQLITE_CACHE_PRAGMA)?;
     conn.exec(SQLITE_TEMP_STORE_PRAGMA)?;
-    // A property of the file, set when the pool opened it; asking again is a no-op, and makes
-    // sure this connection never writes a rollback journal.
-    conn.exec("PRAGMA journal_mode = WAL")?;
+    // A property of the file, set when the pool opened it; asking again is a no-op.
+    conn.exec(SQLITE_JOURNAL_PRAGMA)?;
     Ok(conn)
 }
 
@@ -327,9 +328,18 @@ fn json_text<'b>(buf: &'b mut Vec<u8>, v: &impl serde::Serialize) -> sqlite_raw:
 mod tests {
     use crate::{SpendLogRecord, Store};
 
+    /// The descriptors this process has open on `path`.
+    fn open_descriptors(path: &std::path::Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target == path)
+            .count()
+    }
+
     /// The thread finalizes its statements and closes its connection once the store is gone:
-    /// the last connection to a WAL database to close deletes the WAL file, so a connection
-    /// left open (or one kept alive by an unfinalized statement) keeps it.
+    /// a connection left open (or one kept alive by an unfinalized statement) keeps a
+    /// descriptor on the file.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_thread_closes_its_connection_with_the_store() {
         let dir = std::env::temp_dir().join(format!("sluice_log_writer_{}", std::process::id()));
@@ -340,12 +350,12 @@ mod tests {
         // Three rows: the two- and one-row INSERTs get prepared.
         let logs = (0..3).map(|i| SpendLogRecord { request_id: format!("r{i}"), ..Default::default() }).collect();
         store.insert_spend_logs(logs).await.unwrap();
-        let wal = dir.join("x.db-wal");
-        assert!(wal.exists());
+        assert!(open_descriptors(&db) >= 2, "the pool's connection and the writer's");
         store.pool().unwrap().close().await;
+        assert_eq!(open_descriptors(&db), 1, "the writer's connection");
         drop(store);
         let started = std::time::Instant::now();
-        while wal.exists() {
+        while open_descriptors(&db) > 0 {
             assert!(started.elapsed() < std::time::Duration::from_secs(10), "the spend-log connection stayed open");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }

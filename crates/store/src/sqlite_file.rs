@@ -1,13 +1,13 @@
 //! The SQLite file under the store's feet. A file deleted or replaced while SQLite has it open
 //! does not fail anything by itself: the open connections go on reading and writing the old,
-//! unlinked file (everything written from then on vanishes at the next start), and a connection
-//! opened on the new file shares the old one's `-shm` wal-index by name and truncates it, which
-//! makes the next access through the old connections' mapping of it a SIGBUS that kills the
-//! process. So the file's identity (device and inode) is recorded when it is opened and checked
-//! before every use; no connection is ever opened on a file that is not the recorded one (the
-//! pool opens with `mode=rw`, never creating, and checks the identity first); and when the file
-//! has gone, [`crate::Store::recover`] copies the database from a connection still open on it
-//! (`VACUUM INTO`), closes every old connection, and only then opens the copy put back in place.
+//! unlinked file, and everything written from then on vanishes at the next start. So the file's
+//! identity (device and inode) is recorded when it is opened and checked before every use; no
+//! connection is ever opened on a file that is not the recorded one (the pool opens with
+//! `mode=rw`, never creating, and checks the identity first), since two connections of one
+//! process on two files at one path share, and clobber, the journal and WAL files named after it;
+//! and when the file has gone, [`crate::Store::recover`] copies the database from a connection
+//! still open on it (`VACUUM INTO`), closes every old connection, and only then opens the copy put
+//! back in place.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -75,13 +75,13 @@ impl Watch {
     /// Records the identity of the WAL file now at the path (the store's own, once it has
     /// opened the database).
     pub(crate) fn note_wal(&self) {
-        let [wal, _] = self.companions();
+        let [wal, _, _] = self.companions();
         *self.wal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = identity(&wal).ok();
     }
 
     /// Whether the WAL file at the path is the one the store's connections had open.
     pub(crate) fn wal_is_ours(&self) -> bool {
-        let [wal, _] = self.companions();
+        let [wal, _, _] = self.companions();
         let ours = *self.wal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         ours.is_some() && identity(&wal).ok() == ours
     }
@@ -126,12 +126,12 @@ impl Watch {
 
     /// The database's companion files, named after it: they belong to whichever database was
     /// last opened at the path.
-    pub(crate) fn companions(&self) -> [PathBuf; 2] {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        let mut shm = self.path.clone().into_os_string();
-        shm.push("-shm");
-        [wal.into(), shm.into()]
+    pub(crate) fn companions(&self) -> [PathBuf; 3] {
+        ["-wal", "-shm", "-journal"].map(|suffix| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            p.into()
+        })
     }
 
     /// Where a copy is made before it is put in place.
