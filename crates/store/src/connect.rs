@@ -33,7 +33,10 @@ pub(crate) const SQLITE_CACHE_PRAGMA: &str = "PRAGMA cache_size = -512";
 /// per page) and deleted for every chunk of a batch, about half of all the writes the spend log
 /// made. A chunk's journal is at most its pages (a few hundred KiB), freed when it ends.
 pub(crate) const SQLITE_TEMP_STORE_PRAGMA: &str = "PRAGMA temp_store = MEMORY";
-/// The journal of every SQLite file (see `connect`).
+/// The journal of every SQLite file (see `connect`): created and deleted with each transaction.
+/// A journal kept between transactions (`PERSIST`) costs a little less, but left beside a deleted
+/// database it makes SQLite refuse even to read the open file, and reading it is how a deleted
+/// file is restored (see `sqlite_file`).
 pub(crate) const SQLITE_JOURNAL_PRAGMA: &str = "PRAGMA journal_mode = DELETE";
 /// What sqlx runs on each SQLite connection it opens, unasked (its defaults; the rest of
 /// SQLite's settings it leaves alone). The spend-log connection runs it too.
