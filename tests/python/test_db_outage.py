@@ -357,3 +357,45 @@ def test_requests_refused_while_the_database_is_down_when_the_config_says_so(log
         p.stop()
         relay.close()
         psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def test_postgres_down_under_load_loses_nothing(log_dir, mock):
+    db = fresh_pg_database()
+    relay = Relay()
+    url = f"postgresql://root@127.0.0.1:{relay.port}/{db}"
+    p = start_gateway(log_dir, "db-outage-load", keys_config(mock.url, url))
+    load = None
+    try:
+        r = requests.post(p.url + "/key/generate", headers=ADMIN, json={"key_alias": "pg-load"}, timeout=10)
+        assert r.status_code == 200, r.text
+        key, token = r.json()["key"], r.json()["token"]
+        load = Load(p, key)
+        wait_for(lambda: (load.served() >= 20, load.served()), 15, "load running")
+
+        relay.cut()
+        body = wait_for(lambda: ((b := readiness(p).json())["status"] == "degraded", b), 15, "readiness degraded")[1]
+        assert body["db"] == "Not connected" and body["pending_spend_logs"] >= 0, body
+        # Down for a while, under load: the known key is served from memory throughout.
+        outage_started, during = time.monotonic(), load.served()
+        wait_for(lambda: (load.served() >= during + 50, load.served()), 20, "known key served during the outage")
+        while time.monotonic() - outage_started < 3:
+            time.sleep(0.25)
+        assert readiness(p).json()["status"] == "degraded"
+
+        relay.restore()
+        wait_for(lambda: (readiness(p).json()["status"] == "healthy", None), 15, "readiness healthy again")
+        load.stop()
+        assert not load.failures, load.failures[:5]
+        n, cost = len(load.costs), sum(load.costs)
+        spend, rows = wait_for(
+            lambda: ((t := db_totals(db, token))[1] == n and abs(t[0] - cost) < 1e-9, t),
+            30,
+            f"all {n} requests written after the database returned",
+        )[1]
+        assert rows == n and abs(spend - cost) < 1e-9, (rows, n, spend, cost)
+    finally:
+        if load is not None and not load.stopping.is_set():
+            load.stop()
+        p.stop()
+        relay.close()
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
