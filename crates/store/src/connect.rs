@@ -238,8 +238,10 @@ impl Target {
             // fault is an error SQLite returns, and spend waits in memory until writes work again.
             // WAL's gain is readers beside the writer, and nothing here needs it: requests never
             // read the database, and spend is written in a few batched transactions a second. The
-            // mode is stored in the file, so a database left in WAL mode is switched back here.
-            sqlx::query(SQLITE_JOURNAL_PRAGMA).execute(&pool).await.map_err(|e| self.unavailable(&e))?;
+            // mode is stored in the file, so a database left in WAL mode is switched back here;
+            // that needs the file to itself, and while another process has it open it stays in
+            // WAL mode rather than keep sluice from opening it.
+            let _ = sqlx::query(SQLITE_JOURNAL_PRAGMA).execute(&pool).await;
         }
         Ok(pool)
     }

@@ -233,8 +233,9 @@ fn open(path: &str) -> sqlite_raw::Result<Connection> {
     conn.exec(SQLX_SQLITE_PRAGMAS)?;
     conn.exec(SQLITE_CACHE_PRAGMA)?;
     conn.exec(SQLITE_TEMP_STORE_PRAGMA)?;
-    // A property of the file, set when the pool opened it; asking again is a no-op.
-    conn.exec(SQLITE_JOURNAL_PRAGMA)?;
+    // A property of the file, set when the pool opened it (where it could be); asking again is
+    // a no-op, or fails as it did for the pool.
+    let _ = conn.exec(SQLITE_JOURNAL_PRAGMA);
     Ok(conn)
 }
 

@@ -970,6 +970,16 @@ async fn sqlite_file_left_in_wal_mode_is_switched() {
     assert_eq!(mode, "delete");
     assert!(!dir.join("x.db-shm").exists() && !dir.join("x.db-wal").exists());
     drop(store);
+
+    // Held open by another connection, a file in WAL mode cannot be switched, and is opened as it is.
+    let other = dir.join("y.db");
+    let other_url = format!("sqlite://{}?mode=rwc", other.display());
+    let mut held = sqlx::SqliteConnection::connect(&other_url).await.unwrap();
+    sqlx::raw_sql("PRAGMA journal_mode = WAL; CREATE TABLE t (a)").execute(&mut held).await.unwrap();
+    let store = Store::open(other.to_str().unwrap(), 2).await.unwrap();
+    store.insert_spend_logs(vec![log("r", "k1", 1_700_000_000_000, 0.5)]).await.unwrap();
+    held.close().await.unwrap();
+    drop(store);
     let _ = std::fs::remove_dir_all(dir);
 }
 
