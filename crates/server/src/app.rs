@@ -259,6 +259,9 @@ impl App {
             }
         }
         let app = App::build(&config, env, from_config)?;
+        if config.general.allow_requests_on_db_unavailable == Some(false) {
+            app.access.refuse_without_db.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         crate::access::writer::spawn(&app.access);
         match store {
             Some(store) => {

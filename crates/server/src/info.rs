@@ -82,16 +82,40 @@ pub async fn liveliness() -> Response {
     json_response(Bytes::from_static(b"\"I'm alive!\""))
 }
 
+/// LiteLLM's readiness answer. While the database is unavailable the status is `degraded`
+/// (known keys are served from memory and spend is held until it is back, with how many
+/// spend-log rows wait and were dropped), or, with `allow_requests_on_db_unavailable: false`,
+/// a 503 as LiteLLM gives when its database check fails, so an orchestrator stops routing here.
 pub async fn readiness(State(app): State<Arc<App>>) -> Response {
-    let body = json!({
-        "status": "healthy",
-        "db": if app.access.db_connected() { "connected" } else { "Not connected" },
+    use std::sync::atomic::Ordering;
+    let connected = app.access.db_connected();
+    let db_error = if connected {
+        None
+    } else {
+        let last = app.access.db_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        Some(last.unwrap_or_else(|| "the database has not been reached yet".to_owned()))
+    };
+    if let (Some(e), true) = (&db_error, app.access.refuse_without_db.load(Ordering::Relaxed)) {
+        let body = json!({"detail": format!("Service Unhealthy (database unavailable: {e})")});
+        let mut resp = json_response(Bytes::from(body.to_string()));
+        *resp.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        return resp;
+    }
+    let mut body = json!({
+        "status": if connected { "healthy" } else { "degraded" },
+        "db": if connected { "connected" } else { "Not connected" },
         "cache": null,
         "litellm_version": VERSION,
         "success_callbacks": app.callbacks,
         "use_aiohttp_transport": true,
         "gateway": "sluice",
     });
+    if let (Some(e), Value::Object(m)) = (db_error, &mut body) {
+        let writer = &app.access.writer;
+        m.insert("db_error".into(), Value::from(e));
+        m.insert("pending_spend_logs".into(), Value::from(writer.pending_logs.load(Ordering::Relaxed)));
+        m.insert("dropped_spend_logs".into(), Value::from(writer.dropped_logs_total.load(Ordering::Relaxed)));
+    }
     json_response(Bytes::from(body.to_string()))
 }
 

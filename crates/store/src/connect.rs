@@ -2,12 +2,13 @@
 //! create, pool settings per backend, and error messages that name the database but never carry
 //! its password.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
+use sqlx::{AnyPool, Connection};
 
+use crate::sqlite_file::{self, FileId};
 use crate::{Backend, Result, StoreError};
 
 /// How long a caller waits for a PostgreSQL connection before giving up: short, so a database
@@ -32,6 +33,11 @@ pub(crate) const SQLITE_CACHE_PRAGMA: &str = "PRAGMA cache_size = -512";
 /// per page) and deleted for every chunk of a batch, about half of all the writes the spend log
 /// made. A chunk's journal is at most its pages (a few hundred KiB), freed when it ends.
 pub(crate) const SQLITE_TEMP_STORE_PRAGMA: &str = "PRAGMA temp_store = MEMORY";
+/// The journal of every SQLite file (see `connect`): created and deleted with each transaction.
+/// A journal kept between transactions (`PERSIST`) costs a little less, but left beside a deleted
+/// database it makes SQLite refuse even to read the open file, and reading it is how a deleted
+/// file is restored (see `sqlite_file`).
+pub(crate) const SQLITE_JOURNAL_PRAGMA: &str = "PRAGMA journal_mode = DELETE";
 /// What sqlx runs on each SQLite connection it opens, unasked (its defaults; the rest of
 /// SQLite's settings it leaves alone). The spend-log connection runs it too.
 pub(crate) const SQLX_SQLITE_PRAGMAS: &str = "PRAGMA foreign_keys = ON";
@@ -102,7 +108,9 @@ impl Target {
         match query {
             Some(q) if q.contains("mode=") => sqlx_url.push_str(&format!("?{q}")),
             Some(q) => sqlx_url.push_str(&format!("?{q}&mode=rwc")),
-            None => sqlx_url.push_str("?mode=rwc"),
+            // Never created by a connection: `open` creates the file, and a connection that
+            // created one where the opened file was deleted would corrupt it (`sqlite_file`).
+            None => sqlx_url.push_str("?mode=rw"),
         }
         Ok(Target {
             backend: Backend::Sqlite,
@@ -120,6 +128,30 @@ impl Target {
         self.plain_file
     }
 
+    /// A SQLite file opened with the settings sluice chooses, whose deletion or replacement
+    /// sluice watches for and recovers from (`sqlite_file`): the path made absolute.
+    pub(crate) fn watched_file(&self) -> Result<Option<PathBuf>> {
+        if !self.plain_file {
+            return Ok(None);
+        }
+        let path = std::path::absolute(&self.display).map_err(|e| {
+            StoreError::Unavailable(format!("cannot resolve the SQLite database path {}: {e}", self.display))
+        })?;
+        Ok(Some(path))
+    }
+
+    /// Creates the directory and an empty database file at `path` if missing; the file's
+    /// identity, which the pool's connections check before they use it.
+    pub(crate) fn create_file(&self, path: &Path) -> Result<FileId> {
+        self.create_parent_dir()?;
+        sqlite_file::create(path).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create SQLite database {}: {e}; check that the path is writable",
+                path.display()
+            ))
+        })
+    }
+
     /// Removes the password from a message (sqlx errors should not contain it, but this is the
     /// one place where a leak would matter).
     pub(crate) fn scrub(&self, msg: &str) -> String {
@@ -132,8 +164,9 @@ impl Target {
         out
     }
 
-    /// Opens the pool and checks that one connection works.
-    pub(crate) async fn connect(&self, pool_size: u32) -> Result<AnyPool> {
+    /// Opens the pool and checks that one connection works. `file`: the watched SQLite file
+    /// (see [`Self::watched_file`]) and the identity every connection checks it has.
+    pub(crate) async fn connect(&self, pool_size: u32, file: Option<(&Path, FileId)>) -> Result<AnyPool> {
         sqlx::any::install_default_drivers();
         let pool_size = pool_size.max(1);
         let options = match (self.backend, self.memory) {
@@ -150,16 +183,33 @@ impl Target {
                 .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT),
             (Backend::Sqlite, false) => {
                 self.create_parent_dir()?;
+                let expect = file.map(|(path, id)| (path.to_owned(), id));
+                let mut options = AnyPoolOptions::new();
+                if expect.is_some() {
+                    // A connection is opened again only when one fails, never on a timer: each
+                    // new one is a chance to open a file other than the one the rest have open.
+                    options = options.idle_timeout(None).max_lifetime(None);
+                }
                 // SQLite has one writer at a time whatever the pool, and each connection keeps its
                 // own page cache (and sqlx a thread): two serve a write beside a read.
-                AnyPoolOptions::new()
+                options
                     .max_connections(pool_size.min(SQLITE_MAX_CONNECTIONS))
                     .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
                     // SQLite's default page cache is 2 MiB per connection, allocated outside
                     // sluice's allocator; the operating system caches the file anyway, and the
                     // gateway's working set (keys, appended log rows) is small.
-                    .after_connect(|conn, _| {
+                    .after_connect(move |conn, _| {
+                        let expect = expect.clone();
                         Box::pin(async move {
+                            // Before anything reads the file (and maps its `-shm`).
+                            if let Some((path, id)) = &expect {
+                                if sqlite_file::identity(path).ok() != Some(*id) {
+                                    return Err(sqlx::Error::Io(std::io::Error::new(
+                                        std::io::ErrorKind::NotFound,
+                                        format!("{} is no longer the database file sluice opened", path.display()),
+                                    )));
+                                }
+                            }
                             sqlx::query(SQLITE_PAGE_SIZE_PRAGMA).execute(&mut *conn).await?;
                             sqlx::query(SQLITE_CACHE_PRAGMA).execute(&mut *conn).await?;
                             sqlx::query(SQLITE_TEMP_STORE_PRAGMA).execute(conn).await?;
@@ -168,16 +218,35 @@ impl Target {
                     })
             }
         };
+        // A connection goes back to the pool after its transaction failed, with sqlx's rollback
+        // queued. When SQLite already ended the transaction itself (it does on an I/O error, a
+        // full disk or `OR ROLLBACK`), that ROLLBACK fails and sqlx goes on counting the
+        // transaction as open, so every later `BEGIN IMMEDIATE` on the connection fails: such a
+        // connection is closed instead of handed out again.
+        // (Not `sqlite::memory:`, whose one connection is the database.)
+        let options = if self.memory {
+            options
+        } else {
+            options.before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+        };
         let pool = options.connect(&self.url).await.map_err(|e| self.unavailable(&e))?;
         if self.backend == Backend::Sqlite && !self.memory {
-            // WAL lets readers run beside the single writer; the setting is stored in the file,
-            // so once is enough. (sqlx already gives every SQLite connection a 5 s busy timeout.)
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.map_err(|e| self.unavailable(&e))?;
+            // A rollback journal, not WAL. WAL keeps its index in a memory-mapped `-shm` file, and
+            // a mapped page that can no longer be written (the file made immutable, truncated, or
+            // its disk gone) is not an error code but a SIGBUS that kills the process: under load,
+            // `chattr +i` on the files or truncating `-shm` did exactly that. With a journal every
+            // fault is an error SQLite returns, and spend waits in memory until writes work again.
+            // WAL's gain is readers beside the writer, and nothing here needs it: requests never
+            // read the database, and spend is written in a few batched transactions a second. The
+            // mode is stored in the file, so a database left in WAL mode is switched back here;
+            // that needs the file to itself, and while another process has it open it stays in
+            // WAL mode rather than keep sluice from opening it.
+            let _ = sqlx::query(SQLITE_JOURNAL_PRAGMA).execute(&pool).await;
         }
         Ok(pool)
     }
 
-    fn create_parent_dir(&self) -> Result<()> {
+    pub(crate) fn create_parent_dir(&self) -> Result<()> {
         let Some(parent) = Path::new(&self.display).parent() else { return Ok(()) };
         if parent.as_os_str().is_empty() || parent.exists() {
             return Ok(());
@@ -287,9 +356,11 @@ mod tests {
     #[test]
     fn sqlite_urls() {
         let t = Target::parse("/tmp/a b/x.db").unwrap();
-        assert_eq!(t.url, "sqlite:/tmp/a%20b/x.db?mode=rwc");
+        assert_eq!(t.url, "sqlite:/tmp/a%20b/x.db?mode=rw");
         let t = Target::parse("sqlite://data/x.db").unwrap();
-        assert_eq!(t.url, "sqlite:data/x.db?mode=rwc");
+        assert_eq!(t.url, "sqlite:data/x.db?mode=rw");
+        let t = Target::parse("sqlite://data/x.db?busy_timeout=1").unwrap();
+        assert_eq!(t.url, "sqlite:data/x.db?busy_timeout=1&mode=rwc");
         assert!(Target::parse("sqlite::memory:").unwrap().memory);
         assert!(Target::parse("mysql://x").is_err());
         assert_eq!(Target::parse("postgresql://a@b/c").unwrap().backend, Backend::Postgres);

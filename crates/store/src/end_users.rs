@@ -45,6 +45,6 @@ pub(crate) async fn all(store: &Store) -> Result<Vec<EndUserRecord>> {
 /// spend is left alone (it moves only through spend writes).
 pub(crate) async fn upsert(store: &Store, e: &EndUserRecord) -> Result<()> {
     let (q, params) = sql::insert(TABLE.name, row(e), OnConflict::Update { key: TABLE.key, keep: &["spend"] });
-    sql::query(&q, params).execute(&store.pool).await.map_err(errors::db)?;
+    sql::query(&q, params).execute(&store.pool()?).await.map_err(errors::db)?;
     Ok(())
 }

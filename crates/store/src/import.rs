@@ -146,7 +146,7 @@ pub async fn import_litellm_report(source_url: &str, into: &Store) -> Result<Imp
             "the LiteLLM database to import from must be a postgres:// or postgresql:// URL".to_owned(),
         ));
     }
-    let source = target.connect(2).await?;
+    let source = target.connect(2, None).await?;
     let result = copy(&source, into).await.map_err(|e| match e {
         StoreError::Unavailable(m) => StoreError::Unavailable(target.scrub(&m)),
         StoreError::Conflict(m) => StoreError::Conflict(target.scrub(&m)),
@@ -183,7 +183,7 @@ async fn copy(source: &AnyPool, into: &Store) -> Result<ImportReport> {
     let end_users = end_users.iter().map(|r| end_user_from_row(r, &budgets)).collect::<Result<Vec<_>>>()?;
 
     // One transaction: an import that fails half-way leaves the store as it was.
-    let mut tx = crate::begin_write(&into.pool, into.backend).await?;
+    let mut tx = crate::begin_write(&into.pool()?, into.backend).await?;
     table::upsert_all(&mut tx, &keys::TABLE, &keys).await?;
     table::upsert_all(&mut tx, &users::TABLE, &users).await?;
     table::upsert_all(&mut tx, &teams::TABLE, &teams).await?;

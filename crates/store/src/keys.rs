@@ -120,7 +120,7 @@ pub(crate) async fn list(store: &Store, f: &KeyFilter) -> Result<(Vec<KeyRecord>
     }
     let count_sql = format!("SELECT COUNT(*) AS n FROM {}{where_sql}", TABLE.name);
     let total = sql::query(&count_sql, count_params)
-        .fetch_one(&store.pool)
+        .fetch_one(&store.pool()?)
         .await
         .map_err(errors::db)?
         .try_get::<i64, _>("n")
@@ -133,7 +133,7 @@ pub(crate) async fn list(store: &Store, f: &KeyFilter) -> Result<(Vec<KeyRecord>
         let offset = params.push(Val::int(Some(offset)));
         q.push_str(&format!(" LIMIT {limit} OFFSET {offset}"));
     }
-    let rows = sql::query(&q, params).fetch_all(&store.pool).await.map_err(errors::db)?;
+    let rows = sql::query(&q, params).fetch_all(&store.pool()?).await.map_err(errors::db)?;
     let keys = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
     Ok((keys, total))
 }

@@ -20,6 +20,7 @@ mod records;
 mod schema;
 mod spend;
 mod sql;
+mod sqlite_file;
 mod sqlite_raw;
 mod table;
 mod teams;
@@ -27,6 +28,9 @@ mod users;
 
 pub use import::{import_litellm_report, ImportReport};
 pub use records::*;
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::Any;
@@ -68,11 +72,37 @@ pub enum Backend {
 /// A connection pool to the database, with the schema migrated.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    /// Replaced when a deleted or replaced SQLite file is opened again ([`Store::recover`]).
+    pool: Arc<RwLock<AnyPool>>,
     backend: Backend,
     /// SQLite files: the thread that inserts spend logs on a connection of its own.
     log_writer: Option<log_writer::LogWriter>,
+    /// A SQLite file sluice opened itself, watched for being deleted or replaced.
+    file: Option<Arc<WatchedFile>>,
 }
+
+/// What [`Store::recover`] needs to open a watched SQLite file again.
+struct WatchedFile {
+    watch: sqlite_file::Watch,
+    target: connect::Target,
+    pool_size: u32,
+}
+
+/// What [`Store::recover`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Nothing to recover: PostgreSQL, or the SQLite file is the one opened.
+    NotNeeded,
+    /// The SQLite file had been deleted: it was copied from the connection still open on it
+    /// (nothing written before was lost) and opened again at its path.
+    Restored(String),
+    /// Another file had taken the SQLite file's place: it is used from now on (migrated if it
+    /// was empty).
+    Switched(String),
+}
+
+/// How long [`Store::recover`] waits for the old connections' queries to finish.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 impl Store {
     /// Opens (creating and migrating if needed) the database named by `url`: `postgres://…` /
@@ -80,7 +110,14 @@ impl Store {
     /// `pool_size` caps the connections (LiteLLM's `database_connection_pool_limit`).
     pub async fn open(url: &str, pool_size: u32) -> Result<Store> {
         let target = connect::Target::parse(url)?;
-        let pool = target.connect(pool_size).await?;
+        let watched = match target.watched_file()? {
+            Some(path) => {
+                let id = target.create_file(&path)?;
+                Some((path, id))
+            }
+            None => None,
+        };
+        let pool = target.connect(pool_size, watched.as_ref().map(|(p, id)| (p.as_path(), *id))).await?;
         schema::migrate(&pool, target.backend).await?;
         let mut log_writer = None;
         if target.own_log_connection() {
@@ -89,7 +126,110 @@ impl Store {
                 log_writer = Some(log_writer::LogWriter::open(&file).await?);
             }
         }
-        Ok(Store { pool, backend: target.backend, log_writer })
+        let backend = target.backend;
+        let file = watched
+            .map(|(path, id)| Arc::new(WatchedFile { watch: sqlite_file::Watch::new(path, id), target, pool_size }));
+        Ok(Store { pool: Arc::new(RwLock::new(pool)), backend, log_writer, file })
+    }
+
+    /// The pool, once the SQLite file (if watched) is checked to be the one opened: nothing is
+    /// read from or written to a file that is no longer there.
+    pub(crate) fn pool(&self) -> Result<AnyPool> {
+        if let Some(f) = &self.file {
+            f.watch.check()?;
+        }
+        Ok(self.pool.read().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+
+    /// Whether the SQLite file is still the one opened (always for PostgreSQL): an error saying
+    /// what happened to it otherwise.
+    pub fn check_file(&self) -> Result<()> {
+        match &self.file {
+            Some(f) => f.watch.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// Brings a SQLite file that was deleted or replaced while open back into use: a deleted
+    /// file is copied from the connection still open on it and put back at its path (nothing
+    /// written before is lost), a replacing file is adopted (and migrated). Every old connection
+    /// is closed before a new one opens: connections on the old and the new file would share the
+    /// journal and WAL files named after the path (see `sqlite_file`). Safe to call at any time;
+    /// an error means try again later.
+    pub async fn recover(&self) -> Result<Recovery> {
+        let Some(f) = &self.file else { return Ok(Recovery::NotNeeded) };
+        let _one = f.watch.recovering.lock().await;
+        let state = f.watch.state()?;
+        if state == sqlite_file::State::Intact {
+            return Ok(Recovery::NotNeeded);
+        }
+        let path = f.watch.path.clone();
+        let shown = path.display().to_string();
+        let old = self.pool.read().unwrap_or_else(PoisonError::into_inner).clone();
+        // Queries under way finish first; new ones fail at the file check meanwhile.
+        // One that does not finish in time goes on against the old file, and the copy may miss
+        // what it writes.
+        let _ = tokio::time::timeout(CLOSE_WAIT, old.close()).await;
+        let [wal, shm, journal] = f.watch.companions();
+        let recovery = match state {
+            sqlite_file::State::Deleted => {
+                let copy = f.watch.restore_path();
+                let copy_shown = copy.display().to_string();
+                f.target.create_parent_dir()?;
+                sqlite_file::remove(&copy).map_err(|e| io_error(&copy_shown, e))?;
+                let writer = self.log_writer.as_ref().ok_or_else(|| {
+                    StoreError::Other(format!("SQLite database {shown}: no connection left to restore it from"))
+                })?;
+                writer.copy_to(&copy_shown).await?;
+                writer.close().await;
+                // The old database's companions, if closing left them, must not be read as
+                // the copy's.
+                for p in [&wal, &shm, &journal] {
+                    sqlite_file::remove(p).map_err(|e| io_error(&p.display().to_string(), e))?;
+                }
+                // Put in place only if the path is still free (a link fails if it is not).
+                let linked = std::fs::hard_link(&copy, &path);
+                let _ = sqlite_file::remove(&copy);
+                match linked {
+                    Ok(()) => Recovery::Restored(format!(
+                        "SQLite database {shown} had been deleted while open: restored from sluice's open connection \
+                         (nothing written before was lost) and opened again"
+                    )),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Recovery::Switched(format!(
+                        "SQLite database {shown} had been deleted while open and another file was put in its place: \
+                         using that file from now on"
+                    )),
+                    Err(e) => return Err(io_error(&shown, e)),
+                }
+            }
+            sqlite_file::State::Replaced(_) => {
+                if let Some(w) = &self.log_writer {
+                    w.close().await;
+                }
+                // A file still in WAL mode (from an older sluice): SQLite leaves the WAL of a moved
+                // database in place, and read beside the new file it would overlay the old file's
+                // pages on it. One brought along with the new file is kept. The wal-index is
+                // rebuilt from the WAL, so it goes either way.
+                if f.watch.wal_is_ours() {
+                    sqlite_file::remove(&wal).map_err(|e| io_error(&wal.display().to_string(), e))?;
+                }
+                sqlite_file::remove(&shm).map_err(|e| io_error(&shm.display().to_string(), e))?;
+                Recovery::Switched(format!(
+                    "SQLite database {shown} was replaced by another file while open: using the new file from now on"
+                ))
+            }
+            sqlite_file::State::Intact => unreachable!("returned above"),
+        };
+        let id = sqlite_file::identity(&path).map_err(|e| io_error(&shown, e))?;
+        let pool = f.target.connect(f.pool_size, Some((&path, id))).await?;
+        schema::migrate(&pool, self.backend).await?;
+        f.watch.set_expected(id);
+        *self.pool.write().unwrap_or_else(PoisonError::into_inner) = pool;
+        if let Some(w) = &self.log_writer {
+            w.reopen().await?;
+        }
+        f.watch.note_wal();
+        Ok(recovery)
     }
 
     pub fn backend(&self) -> Backend {
@@ -105,12 +245,12 @@ impl Store {
 
     /// The schema version the database has been migrated to.
     pub async fn schema_version(&self) -> Result<i64> {
-        schema::version(&self.pool).await
+        schema::version(&self.pool()?).await
     }
 
     /// A cheap round trip, for `/health/readiness`.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(errors::db)?;
+        sqlx::query("SELECT 1").execute(&self.pool()?).await.map_err(errors::db)?;
         Ok(())
     }
 
@@ -241,6 +381,10 @@ impl Store {
     }
 }
 
+fn io_error(path: &str, e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("SQLite database {path}: {e}; check that the directory is writable"))
+}
+
 /// Starts a transaction that will write. On SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later can fail with
 /// "database is locked" when another connection wrote in between, and busy waiting cannot help.
@@ -267,7 +411,7 @@ async fn delete_ids(store: &Store, table: &str, key: &str, ids: &[String]) -> Re
     let mut ids: Vec<&String> = ids.iter().collect();
     ids.sort();
     ids.dedup();
-    let mut tx = begin_write(&store.pool, store.backend).await?;
+    let mut tx = begin_write(&store.pool()?, store.backend).await?;
     let mut deleted = Vec::new();
     for id in ids {
         let mut params = Params::new();

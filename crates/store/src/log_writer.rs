@@ -14,7 +14,9 @@ use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
 
-use crate::connect::{SQLITE_BUSY_TIMEOUT, SQLITE_CACHE_PRAGMA, SQLITE_TEMP_STORE_PRAGMA, SQLX_SQLITE_PRAGMAS};
+use crate::connect::{
+    SQLITE_BUSY_TIMEOUT, SQLITE_CACHE_PRAGMA, SQLITE_JOURNAL_PRAGMA, SQLITE_TEMP_STORE_PRAGMA, SQLX_SQLITE_PRAGMAS,
+};
 use crate::spend::{self, LogValue, NO_METADATA, NO_TAGS, SQLITE_MAX_LOG_ROWS};
 use crate::sqlite_raw::{self, Connection, Statement};
 use crate::{Backend, LogsNotWritten, Result, SpendLogRecord, StoreError};
@@ -30,9 +32,20 @@ pub(crate) struct LogWriter {
 
 type Reply = (Vec<SpendLogRecord>, sqlite_raw::Result<()>);
 
-struct Job {
-    logs: Vec<SpendLogRecord>,
-    reply: oneshot::Sender<Reply>,
+enum Job {
+    Insert {
+        logs: Vec<SpendLogRecord>,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Close the connection (answered once it is closed); inserts fail until the next `Open`.
+    Close(oneshot::Sender<()>),
+    /// Open the file again.
+    Open(oneshot::Sender<sqlite_raw::Result<()>>),
+    /// Copy the whole database, as this connection sees it, into a new file.
+    Copy {
+        to: String,
+        reply: oneshot::Sender<sqlite_raw::Result<()>>,
+    },
 }
 
 impl LogWriter {
@@ -48,13 +61,49 @@ impl LogWriter {
             .spawn(move || run(&owned, queue, ready))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the spend-log writer thread: {e}")))?;
         let writer = LogWriter { jobs, path: path.into() };
+        writer.opened(opened).await?;
+        Ok(writer)
+    }
+
+    async fn opened(&self, opened: oneshot::Receiver<sqlite_raw::Result<()>>) -> Result<()> {
         match opened.await {
-            Ok(Ok(())) => Ok(writer),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(StoreError::Unavailable(format!(
-                "cannot open SQLite database {path} for spend logs: {e}; check that the path is writable"
+                "cannot open SQLite database {} for spend logs: {e}; check that the path is writable",
+                self.path
             ))),
-            Err(_) => Err(writer.stopped()),
+            Err(_) => Err(self.stopped()),
         }
+    }
+
+    /// Closes the thread's connection; it waits, failing inserts, until [`Self::reopen`].
+    pub(crate) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.jobs.send(Job::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+
+    /// Copies the database into the new file `to` (`VACUUM INTO`) from the thread's connection,
+    /// which still reads the file it opened after that file was deleted.
+    pub(crate) async fn copy_to(&self, to: &str) -> Result<()> {
+        let (reply, copied) = oneshot::channel();
+        self.jobs.send(Job::Copy { to: to.to_owned(), reply }).map_err(|_| self.stopped())?;
+        match copied.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!(
+                "cannot copy SQLite database {} to {to}: {e}; check that the directory is writable",
+                self.path
+            ))),
+            Err(_) => Err(self.stopped()),
+        }
+    }
+
+    /// Opens the file again after [`Self::close`].
+    pub(crate) async fn reopen(&self) -> Result<()> {
+        let (ready, opened) = oneshot::channel();
+        self.jobs.send(Job::Open(ready)).map_err(|_| self.stopped())?;
+        self.opened(opened).await
     }
 
     /// Inserts `logs` in one transaction. On success the vector comes back empty, its capacity
@@ -64,8 +113,9 @@ impl LogWriter {
         logs: Vec<SpendLogRecord>,
     ) -> std::result::Result<Vec<SpendLogRecord>, LogsNotWritten> {
         let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job { logs, reply }) {
-            return Err(LogsNotWritten { error: self.stopped(), logs: job.logs });
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job::Insert { logs, reply }) {
+            let Job::Insert { logs, .. } = job else { unreachable!("the job sent") };
+            return Err(LogsNotWritten { error: self.stopped(), logs });
         }
         match answer.await {
             Ok((logs, Ok(()))) => Ok(logs),
@@ -94,13 +144,52 @@ impl LogWriter {
 }
 
 /// The thread: opens the connection, reports how that went, then writes batch after batch until
-/// the channel closes.
+/// the channel closes; closes and opens again when asked.
 fn run(path: &str, jobs: mpsc::Receiver<Job>, ready: oneshot::Sender<sqlite_raw::Result<()>>) {
+    let mut ready = ready;
+    loop {
+        let Some(closed) = serve(path, &jobs, ready) else { return };
+        // The connection is closed now (`serve` returned).
+        let _ = closed.send(());
+        // Closed: inserts fail until asked to open again.
+        loop {
+            match jobs.recv() {
+                Err(_) => return,
+                Ok(Job::Insert { logs, reply }) => {
+                    let err = sqlite_raw::Error::closed(
+                        "the spend-log connection is closed while the database file is reopened",
+                    );
+                    let _ = reply.send((logs, Err(err)));
+                }
+                Ok(Job::Close(done)) => {
+                    let _ = done.send(());
+                }
+                Ok(Job::Copy { reply, .. }) => {
+                    let _ = reply.send(Err(sqlite_raw::Error::closed("the spend-log connection is closed")));
+                }
+                Ok(Job::Open(again)) => {
+                    ready = again;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Opens the connection, reports how that went on `ready`, then serves inserts; returns the
+/// answer to a `Close` (to send once the connection is closed), `None` when the channel closed.
+/// A failed open is answered and the thread waits closed, as after a `Close`.
+fn serve(
+    path: &str,
+    jobs: &mpsc::Receiver<Job>,
+    ready: oneshot::Sender<sqlite_raw::Result<()>>,
+) -> Option<oneshot::Sender<()>> {
     let conn = match open(path) {
         Ok(conn) => conn,
         Err(e) => {
             let _ = ready.send(Err(e));
-            return;
+            let (done, _) = oneshot::channel();
+            return Some(done);
         }
     };
     // Declared after `conn`, so its statements are finalized before the connection closes.
@@ -108,20 +197,32 @@ fn run(path: &str, jobs: mpsc::Receiver<Job>, ready: oneshot::Sender<sqlite_raw:
         Ok(inserter) => inserter,
         Err(e) => {
             let _ = ready.send(Err(e));
-            return;
+            let (done, _) = oneshot::channel();
+            return Some(done);
         }
     };
-    if ready.send(Ok(())).is_err() {
-        return;
-    }
-    while let Ok(Job { mut logs, reply }) = jobs.recv() {
-        let result = inserter.write(&logs);
-        if result.is_ok() {
-            // Dropped here rather than on a runtime thread; the buffer goes back for reuse.
-            logs.clear();
+    let _ = ready.send(Ok(()));
+    loop {
+        match jobs.recv() {
+            Err(_) => return None,
+            Ok(Job::Insert { mut logs, reply }) => {
+                let result = inserter.write(&logs);
+                if result.is_ok() {
+                    // Dropped here rather than on a runtime thread; the buffer goes back for reuse.
+                    logs.clear();
+                }
+                // A caller that stopped waiting (its task was cancelled) loses the rows.
+                let _ = reply.send((logs, result));
+            }
+            Ok(Job::Close(done)) => return Some(done),
+            Ok(Job::Copy { to, reply }) => {
+                let _ = reply.send(conn.prepare("VACUUM INTO ?").and_then(|mut copy| copy.execute(|b| b.text(&to))));
+            }
+            // Already open.
+            Ok(Job::Open(again)) => {
+                let _ = again.send(Ok(()));
+            }
         }
-        // A caller that stopped waiting (its task was cancelled) loses the rows.
-        let _ = reply.send((logs, result));
     }
 }
 
@@ -132,9 +233,9 @@ fn open(path: &str) -> sqlite_raw::Result<Connection> {
     conn.exec(SQLX_SQLITE_PRAGMAS)?;
     conn.exec(SQLITE_CACHE_PRAGMA)?;
     conn.exec(SQLITE_TEMP_STORE_PRAGMA)?;
-    // A property of the file, set when the pool opened it; asking again is a no-op, and makes
-    // sure this connection never writes a rollback journal.
-    conn.exec("PRAGMA journal_mode = WAL")?;
+    // A property of the file, set when the pool opened it (where it could be); asking again is
+    // a no-op, or fails as it did for the pool.
+    let _ = conn.exec(SQLITE_JOURNAL_PRAGMA);
     Ok(conn)
 }
 
@@ -228,9 +329,18 @@ fn json_text<'b>(buf: &'b mut Vec<u8>, v: &impl serde::Serialize) -> sqlite_raw:
 mod tests {
     use crate::{SpendLogRecord, Store};
 
+    /// The descriptors this process has open on `path`.
+    fn open_descriptors(path: &std::path::Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target == path)
+            .count()
+    }
+
     /// The thread finalizes its statements and closes its connection once the store is gone:
-    /// the last connection to a WAL database to close deletes the WAL file, so a connection
-    /// left open (or one kept alive by an unfinalized statement) keeps it.
+    /// a connection left open (or one kept alive by an unfinalized statement) keeps a
+    /// descriptor on the file.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_thread_closes_its_connection_with_the_store() {
         let dir = std::env::temp_dir().join(format!("sluice_log_writer_{}", std::process::id()));
@@ -241,12 +351,12 @@ mod tests {
         // Three rows: the two- and one-row INSERTs get prepared.
         let logs = (0..3).map(|i| SpendLogRecord { request_id: format!("r{i}"), ..Default::default() }).collect();
         store.insert_spend_logs(logs).await.unwrap();
-        let wal = dir.join("x.db-wal");
-        assert!(wal.exists());
-        store.pool.close().await;
+        assert!(open_descriptors(&db) >= 2, "the pool's connection and the writer's");
+        store.pool().unwrap().close().await;
+        assert_eq!(open_descriptors(&db), 1, "the writer's connection");
         drop(store);
         let started = std::time::Instant::now();
-        while wal.exists() {
+        while open_descriptors(&db) > 0 {
             assert!(started.elapsed() < std::time::Duration::from_secs(10), "the spend-log connection stayed open");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }

@@ -33,19 +33,19 @@ fn from_row(r: &AnyRow) -> Result<ModelRecord> {
 /// Inserts, or replaces the row with the same `model_id` (so `/model/update` can use it too).
 pub(crate) async fn insert(store: &Store, m: &ModelRecord) -> Result<()> {
     let (q, params) = sql::insert(TABLE, row(m), OnConflict::Update { key: "model_id", keep: &["created_at"] });
-    sql::query(&q, params).execute(&store.pool).await.map_err(errors::db)?;
+    sql::query(&q, params).execute(&store.pool()?).await.map_err(errors::db)?;
     Ok(())
 }
 
 pub(crate) async fn delete(store: &Store, model_id: &str) -> Result<bool> {
     let mut params = Params::new();
     let q = format!("DELETE FROM {TABLE} WHERE model_id = {}", params.push(Val::text(model_id)));
-    let done = sql::query(&q, params).execute(&store.pool).await.map_err(errors::db)?;
+    let done = sql::query(&q, params).execute(&store.pool()?).await.map_err(errors::db)?;
     Ok(done.rows_affected() > 0)
 }
 
 pub(crate) async fn all(store: &Store) -> Result<Vec<ModelRecord>> {
     let q = format!("{} ORDER BY created_at NULLS LAST, model_id", sql::select(TABLE, COLS));
-    let rows = sqlx::query(&q).fetch_all(&store.pool).await.map_err(errors::db)?;
+    let rows = sqlx::query(&q).fetch_all(&store.pool()?).await.map_err(errors::db)?;
     rows.iter().map(from_row).collect()
 }

@@ -278,7 +278,7 @@ pub(crate) async fn apply_increments(store: &Store, increments: &[SpendIncrement
         }
     }
 
-    let mut tx = crate::begin_write(&store.pool, store.backend).await?;
+    let mut tx = crate::begin_write(&store.pool()?, store.backend).await?;
     for (spender, (amount, per_model)) in &merged {
         let (table, key, id) = table_of(spender);
         if let Spender::EndUser(_) = spender {
@@ -338,6 +338,10 @@ pub(crate) async fn insert_logs(
     if logs.is_empty() {
         return Ok(logs);
     }
+    // The thread's connection would write into a deleted file as readily as into the real one.
+    if let Err(error) = store.check_file() {
+        return Err(LogsNotWritten { error, logs });
+    }
     if let Some(thread) = &store.log_writer {
         return thread.insert(logs).await;
     }
@@ -353,7 +357,7 @@ pub(crate) async fn insert_logs(
 /// PostgreSQL and `sqlite::memory:` (which no second connection can reach): one transaction on
 /// the pool.
 async fn insert_logs_sqlx(store: &Store, logs: &[SpendLogRecord]) -> Result<()> {
-    let mut tx = crate::begin_write(&store.pool, store.backend).await?;
+    let mut tx = crate::begin_write(&store.pool()?, store.backend).await?;
     let mut rest = logs;
     while !rest.is_empty() {
         let (chunk, after) = rest.split_at(chunk_rows(store.backend, rest.len()));
@@ -375,7 +379,7 @@ pub(crate) async fn reset(store: &Store, spender: &Spender, next: Option<DateTim
             format!("UPDATE {table} SET spend = 0, model_spend = '{{}}', budget_reset_at = {next} WHERE {key} = {id}")
         }
     };
-    sql::query(&q, params).execute(&store.pool).await.map_err(errors::db)?;
+    sql::query(&q, params).execute(&store.pool()?).await.map_err(errors::db)?;
     Ok(())
 }
 
@@ -417,7 +421,7 @@ pub(crate) async fn logs(store: &Store, f: &SpendLogFilter) -> Result<Vec<SpendL
     if let Some(limit) = f.limit {
         q.push_str(&format!(" LIMIT {}", params.push(Val::int(Some(limit.max(0))))));
     }
-    let rows = sql::query(&q, params).fetch_all(&store.pool).await.map_err(errors::db)?;
+    let rows = sql::query(&q, params).fetch_all(&store.pool()?).await.map_err(errors::db)?;
     rows.iter().map(log_from_row).collect()
 }
 
@@ -429,7 +433,7 @@ pub(crate) async fn by_day(store: &Store, f: &SpendLogFilter) -> Result<Vec<Dail
         "SELECT start_time, spend, model, user_id, api_key FROM {TABLE}{} ORDER BY start_time",
         where_clause(f, &mut params)
     );
-    let rows = sql::query(&q, params).fetch_all(&store.pool).await.map_err(errors::db)?;
+    let rows = sql::query(&q, params).fetch_all(&store.pool()?).await.map_err(errors::db)?;
 
     #[derive(Default)]
     struct Day {
@@ -467,6 +471,6 @@ pub(crate) async fn global(store: &Store, start: Option<DateTime<Utc>>, end: Opt
     let mut params = Params::new();
     let f = SpendLogFilter { start, end, ..Default::default() };
     let q = format!("SELECT SUM(spend) AS total FROM {TABLE}{}", where_clause(&f, &mut params));
-    let row = sql::query(&q, params).fetch_one(&store.pool).await.map_err(errors::db)?;
+    let row = sql::query(&q, params).fetch_one(&store.pool()?).await.map_err(errors::db)?;
     codec::real(&row, "total")
 }

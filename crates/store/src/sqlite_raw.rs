@@ -25,7 +25,8 @@ impl Error {
         self.code & 0xff
     }
 
-    /// Worth retrying later: busy or locked past the timeout, I/O failed, disk or memory full.
+    /// Worth retrying later: busy or locked past the timeout, I/O failed, disk or memory full, the
+    /// file read-only or not there.
     pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self.primary(),
@@ -34,9 +35,15 @@ impl Error {
                 | ffi::SQLITE_IOERR
                 | ffi::SQLITE_FULL
                 | ffi::SQLITE_CANTOPEN
+                | ffi::SQLITE_READONLY
                 | ffi::SQLITE_NOMEM
                 | ffi::SQLITE_PROTOCOL
         )
+    }
+
+    /// The connection is not open (for now).
+    pub(crate) fn closed(message: impl Into<String>) -> Error {
+        Error::new(ffi::SQLITE_CANTOPEN, message)
     }
 
     /// A failure of the caller's, not SQLite's.

@@ -45,7 +45,7 @@ impl<R> Table<R> {
 /// Inserts `rec`; a taken key (or other unique column) is a `Conflict`.
 pub(crate) async fn insert<R>(store: &Store, t: &Table<R>, rec: &R) -> Result<()> {
     let (q, params) = sql::insert(t.name, (t.row)(rec), OnConflict::Fail);
-    sql::query(&q, params).execute(&store.pool).await.map_err(|e| t.error(e, rec))?;
+    sql::query(&q, params).execute(&store.pool()?).await.map_err(|e| t.error(e, rec))?;
     Ok(())
 }
 
@@ -62,7 +62,7 @@ pub(crate) async fn upsert_all<R>(tx: &mut Transaction<'static, Any>, t: &Table<
 /// (`rec`'s own key, or the old one when a rekey changes it). No such row is an error.
 pub(crate) async fn update<R>(store: &Store, t: &Table<R>, key_value: &str, rec: &R) -> Result<()> {
     let (q, params) = sql::update(t.name, t.key, Val::text(key_value), (t.row)(rec), SPEND_COLS);
-    let done = sql::query(&q, params).execute(&store.pool).await.map_err(|e| t.error(e, rec))?;
+    let done = sql::query(&q, params).execute(&store.pool()?).await.map_err(|e| t.error(e, rec))?;
     if done.rows_affected() == 0 {
         return Err(StoreError::Other(format!("no {} in the database (was it deleted?)", (t.noun)(key_value))));
     }
@@ -73,7 +73,7 @@ pub(crate) async fn update<R>(store: &Store, t: &Table<R>, key_value: &str, rec:
 pub(crate) async fn get_by<R: Default>(store: &Store, t: &Table<R>, col: &str, value: &str) -> Result<Option<R>> {
     let mut params = Params::new();
     let q = format!("{} WHERE {col} = {}", t.select(), params.push(Val::text(value)));
-    let row = sql::query(&q, params).fetch_optional(&store.pool).await.map_err(errors::db)?;
+    let row = sql::query(&q, params).fetch_optional(&store.pool()?).await.map_err(errors::db)?;
     row.as_ref().map(t.from_row).transpose()
 }
 
@@ -85,6 +85,6 @@ pub(crate) async fn get<R: Default>(store: &Store, t: &Table<R>, key_value: &str
 /// Every row, by key.
 pub(crate) async fn all<R: Default>(store: &Store, t: &Table<R>) -> Result<Vec<R>> {
     let q = format!("{} ORDER BY {}", t.select(), t.key);
-    let rows = sqlx::query(&q).fetch_all(&store.pool).await.map_err(errors::db)?;
+    let rows = sqlx::query(&q).fetch_all(&store.pool()?).await.map_err(errors::db)?;
     rows.iter().map(t.from_row).collect()
 }

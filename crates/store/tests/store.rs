@@ -965,7 +965,8 @@ async fn sqlite_file_logs_wait_for_the_write_lock() {
     other.close().await.unwrap();
 }
 
-/// A new SQLite file gets 16 KiB pages (`SQLITE_PAGE_SIZE_PRAGMA`) and WAL.
+/// A new SQLite file gets 16 KiB pages (`SQLITE_PAGE_SIZE_PRAGMA`) and a rollback journal (WAL's
+/// memory-mapped `-shm` turns a file made unwritable under load into a SIGBUS).
 #[tokio::test]
 async fn sqlite_file_gets_16_kib_pages() {
     let db = TestDb::sqlite_file().await;
@@ -974,7 +975,38 @@ async fn sqlite_file_gets_16_kib_pages() {
     let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut conn).await.unwrap();
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
     conn.close().await.unwrap();
-    assert_eq!((size, mode.as_str()), (16384, "wal"));
+    assert_eq!((size, mode.as_str()), (16384, "delete"));
+}
+
+/// A file an older sluice left in WAL mode is switched to the rollback journal at open.
+#[tokio::test]
+async fn sqlite_file_left_in_wal_mode_is_switched() {
+    let dir = std::env::temp_dir().join(common::unique("sluice_store_wal"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("x.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("PRAGMA journal_mode = WAL; CREATE TABLE t (a)").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let store = Store::open(path.to_str().unwrap(), 2).await.unwrap();
+    store.insert_spend_logs(vec![log("r", "k1", 1_700_000_000_000, 0.5)]).await.unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    assert_eq!(mode, "delete");
+    assert!(!dir.join("x.db-shm").exists() && !dir.join("x.db-wal").exists());
+    drop(store);
+
+    // Held open by another connection, a file in WAL mode cannot be switched, and is opened as it is.
+    let other = dir.join("y.db");
+    let other_url = format!("sqlite://{}?mode=rwc", other.display());
+    let mut held = sqlx::SqliteConnection::connect(&other_url).await.unwrap();
+    sqlx::raw_sql("PRAGMA journal_mode = WAL; CREATE TABLE t (a)").execute(&mut held).await.unwrap();
+    let store = Store::open(other.to_str().unwrap(), 2).await.unwrap();
+    store.insert_spend_logs(vec![log("r", "k1", 1_700_000_000_000, 0.5)]).await.unwrap();
+    held.close().await.unwrap();
+    drop(store);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The table gone (renamed away by another connection): the batch fails with SQLite's message,

@@ -82,6 +82,11 @@ pub struct Access {
     pub writer: writer::Queue,
     /// Whether the last database round trip worked (for `/health/readiness`).
     pub db_up: AtomicBool,
+    /// `general_settings.allow_requests_on_db_unavailable: false`: while the database is
+    /// unavailable every request is refused (503) instead of served from memory.
+    pub refuse_without_db: AtomicBool,
+    /// Why the database last failed, for `/health/readiness`.
+    pub db_error: std::sync::Mutex<Option<String>>,
     pub metrics: Option<Arc<sluice_metrics::Metrics>>,
     /// Database lookups of keys this replica has not seen, at most this many at once: a flood
     /// of made-up keys, each new, gets 401s instead of a queue of queries.
@@ -117,6 +122,8 @@ impl Access {
             master_hash: master.map(hash_key).unwrap_or_default().into(),
             master: master.map(MasterKey::new),
             db_up: AtomicBool::new(false),
+            refuse_without_db: AtomicBool::new(false),
+            db_error: std::sync::Mutex::new(None),
             store: std::sync::OnceLock::new(),
             writer: writer::Queue::new(),
             settings,
@@ -138,6 +145,28 @@ impl Access {
 
     pub fn db_connected(&self) -> bool {
         self.store().is_some() && self.db_up.load(Ordering::Relaxed)
+    }
+
+    /// Records the outcome of a database round trip (the error for `/health/readiness`).
+    pub fn db_result(&self, result: Result<(), &sluice_store::StoreError>) {
+        self.db_up.store(result.is_ok(), Ordering::Relaxed);
+        let mut last = self.db_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *last = result.err().map(|e| e.to_string());
+    }
+
+    /// The 503 every request gets while the database is unavailable, when the config says not to
+    /// serve without it (`allow_requests_on_db_unavailable: false`).
+    pub fn require_db(&self) -> Result<(), ApiError> {
+        if !self.refuse_without_db.load(Ordering::Relaxed) || self.db_connected() {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            503,
+            "The database is unavailable and general_settings.allow_requests_on_db_unavailable is false, so \
+             requests are refused until it is back; retry later (set it to true to serve known keys from \
+             memory meanwhile)",
+        )
+        .kind("service_unavailable"))
     }
 
     /// Loads every key, user and team into memory. Failure leaves the registry as it was.
@@ -208,6 +237,7 @@ impl Access {
     /// replica has not seen is looked up in the database once; a miss is remembered for a while
     /// so a flood of made-up keys never reaches the database.
     pub async fn identify(&self, headers: &http::HeaderMap) -> Result<Identity, ApiError> {
+        self.require_db()?;
         let Some(master) = &self.master else { return Ok(Identity::Open) };
         let key = auth::presented_key(headers)?.filter(|k| !k.is_empty());
         let Some(key) = key else {

@@ -8,11 +8,16 @@
 //! so spend written once is never written again because the logs failed. Spend-log rows wait in
 //! a bounded buffer; past it the oldest rows are dropped and counted (spend totals are not rows
 //! and are never dropped).
+//!
+//! Every [`DB_CHECK_EVERY`] the task also looks after the database itself: a SQLite file deleted
+//! or replaced under it is brought back ([`sluice_store::Store::recover`]), a failing write is
+//! retried, and an idle database is pinged, so `/health/readiness` follows an outage within
+//! seconds whether or not there is spend to write.
 
 use super::ledger::Taken;
 use super::registry::Live;
 use super::Access;
-use sluice_store::{LogsNotWritten, SpendIncrement, SpendLogRecord, Spender};
+use sluice_store::{LogsNotWritten, Recovery, SpendIncrement, SpendLogRecord, Spender};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -27,13 +32,19 @@ pub const MAX_PENDING_LOGS: usize = 200_000;
 /// held ~4.5 MB). A batch this size is still one PostgreSQL statement and a handful of SQLite
 /// ones, so writing more often costs no measurable CPU per request.
 pub const LOG_ROWS_PER_WRITE: usize = 1_000;
+/// How often the database's health is checked (and a failing write retried).
+pub const DB_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Queue {
     dirty_tx: mpsc::UnboundedSender<(Spender, Weak<Live>)>,
     logs_tx: mpsc::Sender<SpendLogRecord>,
     receivers: std::sync::Mutex<Option<Receivers>>,
-    /// Spend-log rows dropped because the buffer was full.
+    /// Spend-log rows dropped because the buffer was full, since the last warning.
     dropped_logs: AtomicU64,
+    /// Spend-log rows dropped since the start, for `/health/readiness`.
+    pub dropped_logs_total: AtomicU64,
+    /// Spend-log rows waiting to be written, as of the writer's last pass.
+    pub pending_logs: AtomicU64,
     stop: tokio::sync::Notify,
     done: tokio::sync::Notify,
 }
@@ -59,6 +70,8 @@ impl Queue {
             logs_tx,
             receivers: std::sync::Mutex::new(Some(Receivers { dirty, logs })),
             dropped_logs: AtomicU64::new(0),
+            dropped_logs_total: AtomicU64::new(0),
+            pending_logs: AtomicU64::new(0),
             stop: tokio::sync::Notify::new(),
             done: tokio::sync::Notify::new(),
         }
@@ -72,6 +85,7 @@ impl Queue {
     pub fn log(&self, row: SpendLogRecord) {
         if self.logs_tx.try_send(row).is_err() {
             self.dropped_logs.fetch_add(1, Ordering::Relaxed);
+            self.dropped_logs_total.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -88,6 +102,7 @@ pub fn spawn(access: &Arc<Access>) {
         let mut tick = tokio::time::interval(interval.min(Duration::from_millis(200)).max(Duration::from_millis(50)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_write = Instant::now();
+        let mut last_check = Instant::now();
         loop {
             let stopping = {
                 let Some(access) = weak.upgrade() else { return };
@@ -111,6 +126,12 @@ pub fn spawn(access: &Arc<Access>) {
             if last_write.elapsed() >= interval || early {
                 last_write = Instant::now();
                 w.write(&access).await;
+            }
+            if last_check.elapsed() >= DB_CHECK_EVERY {
+                last_check = Instant::now();
+                if w.check_db(&access).await {
+                    last_write = Instant::now();
+                }
             }
             // Safe with spend pending: a reload only replaces what the database holds (the base),
             // and no write is in flight (this task does both).
@@ -171,7 +192,9 @@ impl Writer {
             let over = self.logs.len() - MAX_PENDING_LOGS;
             self.logs.drain(..over);
             access.writer.dropped_logs.fetch_add(over as u64, Ordering::Relaxed);
+            access.writer.dropped_logs_total.fetch_add(over as u64, Ordering::Relaxed);
         }
+        access.writer.pending_logs.store(self.logs.len() as u64, Ordering::Relaxed);
     }
 
     async fn write(&mut self, access: &Access) {
@@ -207,6 +230,7 @@ impl Writer {
             "writing spend"
         );
         let mut ok = true;
+        let mut failure = None;
         match store.apply_increments(&increments).await {
             Ok(()) => {
                 for (s, live, t) in taken {
@@ -218,6 +242,7 @@ impl Writer {
             Err(e) => {
                 ok = false;
                 tracing::warn!("spend write failed, will retry ({} ledgers pending): {e}", self.dirty.len());
+                failure = Some(e);
             }
         }
         if !self.logs.is_empty() {
@@ -235,11 +260,55 @@ impl Writer {
                     ok = false;
                     self.logs = logs;
                     tracing::warn!("spend-log write failed, will retry {} rows: {error}", self.logs.len());
+                    failure = failure.or(Some(error));
                 }
             }
         }
+        access.writer.pending_logs.store(self.logs.len() as u64, Ordering::Relaxed);
+        if ok && self.failing {
+            tracing::info!("spend writes resumed: everything held in memory is written");
+        }
         self.failing = !ok;
-        access.db_up.store(ok, Ordering::Relaxed);
+        access.db_result(failure.as_ref().map_or(Ok(()), Err));
+    }
+
+    /// Whether anything waits to be written.
+    fn pending(&self) -> bool {
+        !self.dirty.is_empty() || !self.logs.is_empty()
+    }
+
+    /// Brings back a SQLite file deleted or replaced under the store, then retries a failing
+    /// write at once, or pings the database. Returns whether it wrote.
+    async fn check_db(&mut self, access: &Access) -> bool {
+        let Some(store) = access.store() else { return false };
+        let recovered = match store.recover().await {
+            Ok(Recovery::NotNeeded) => false,
+            Ok(Recovery::Restored(what) | Recovery::Switched(what)) => {
+                tracing::warn!("{what}");
+                true
+            }
+            Err(e) => {
+                if access.db_connected() {
+                    tracing::error!("database unavailable: {e}");
+                }
+                access.db_result(Err(&e));
+                return false;
+            }
+        };
+        if (self.failing || recovered) && self.pending() {
+            self.write(access).await;
+            return true;
+        }
+        // While writes fail, they decide (above): a database that answers may still refuse them.
+        let result = store.ping().await;
+        match &result {
+            Ok(()) if !access.db_connected() => tracing::info!("database reachable again"),
+            Err(e) if access.db_connected() => tracing::error!("database unavailable: {e}"),
+            _ => {}
+        }
+        self.failing = result.is_err();
+        access.db_result(result.as_ref().map(|_| ()));
+        false
     }
 
     /// Zeroes the spend of every ledger whose budget period ended and schedules the next reset.
@@ -382,6 +451,74 @@ mod tests {
         let mut ids = logged().await;
         ids.sort();
         assert_eq!(ids, ["r1", "r2", "r3"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The SQLite file deleted between writes (its directory too): the write that finds it gone
+    /// fails without writing into the deleted file, readiness turns, and the next check restores
+    /// the file from the open connection and writes everything held meanwhile, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deleted_sqlite_file_loses_no_spend() {
+        let dir = std::env::temp_dir().join(format!("sluice_writer_deleted_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("data").join("w.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::open(&url, 2).await.unwrap();
+        store.insert_key(&KeyRecord { token: "tok".into(), ..Default::default() }).await.unwrap();
+        let settings = AccessSettings {
+            batch_write_interval: Duration::from_secs(10),
+            reload_interval: Duration::from_secs(60),
+            disable_spend_logs: false,
+            max_end_user_budget: None,
+            max_budget: None,
+            budget_duration: None,
+            max_parallel_requests: None,
+        };
+        let access = Access::new(Some("sk-master"), settings, None);
+        access.attach(store.clone());
+        access.load().await.unwrap();
+        let key = access.registry.key("tok").unwrap();
+        let rx = access.writer.receivers.lock().unwrap().take().unwrap();
+        let mut w =
+            Writer { rx, failing: false, dirty: Default::default(), logs: Vec::new(), last_reload: Instant::now() };
+        let charge = |cost: f64, id: &str| {
+            if key.live.ledger.charge(cost, Some("m")) {
+                access.writer.dirty(Spender::Key("tok".into()), &key.live);
+            }
+            access.writer.log(SpendLogRecord {
+                request_id: id.into(),
+                api_key: "tok".into(),
+                spend: cost,
+                ..Default::default()
+            });
+        };
+
+        charge(0.5, "r1");
+        w.write(&access).await;
+        assert!(!w.failing);
+        std::fs::remove_dir_all(&dir).unwrap();
+        charge(0.25, "r2");
+        w.write(&access).await;
+        assert!(w.failing, "a write into the deleted file must not count as done");
+        assert!(!access.db_connected());
+        assert!(access.db_error.lock().unwrap().as_deref().unwrap_or_default().contains("deleted"));
+        assert_eq!(w.logs.len(), 1);
+        charge(0.125, "r3");
+
+        assert!(w.check_db(&access).await, "the check restores the file and writes what waits");
+        assert!(!w.failing);
+        assert!(access.db_connected());
+        assert!(w.logs.is_empty());
+        let stored = store.get_key("tok").await.unwrap().unwrap();
+        assert_eq!(stored.spend, 0.875);
+        let mut ids: Vec<String> =
+            store.spend_logs(&SpendLogFilter::default()).await.unwrap().into_iter().map(|l| l.request_id).collect();
+        ids.sort();
+        assert_eq!(ids, ["r1", "r2", "r3"]);
+        // An idle check pings and keeps readiness up.
+        assert!(!w.check_db(&access).await);
+        assert!(access.db_connected());
+        assert!(path.exists());
         let _ = std::fs::remove_dir_all(dir);
     }
 }

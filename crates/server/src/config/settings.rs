@@ -40,6 +40,10 @@ pub struct GeneralSettings {
     /// `max_parallel_requests`: LiteLLM's default per-deployment concurrency cap (the router's
     /// `default_max_parallel_requests` when router_settings sets none).
     pub max_parallel_requests: Option<u32>,
+    /// `allow_requests_on_db_unavailable`: `Some(false)` refuses requests (503) and fails
+    /// readiness while the database is unavailable; unset or `true` serves known keys from
+    /// memory and reports readiness as degraded.
+    pub allow_requests_on_db_unavailable: Option<bool>,
 }
 
 impl Default for GeneralSettings {
@@ -60,6 +64,7 @@ impl Default for GeneralSettings {
             require_auth_for_metrics: false,
             global_max_parallel_requests: None,
             max_parallel_requests: None,
+            allow_requests_on_db_unavailable: None,
         }
     }
 }
@@ -133,6 +138,7 @@ impl GeneralSettings {
                 }
                 "global_max_parallel_requests" => s.global_max_parallel_requests = in_flight_cap(&path, val)?,
                 "max_parallel_requests" => s.max_parallel_requests = in_flight_cap(&path, val)?.map(|n| n as u32),
+                "allow_requests_on_db_unavailable" => s.allow_requests_on_db_unavailable = boolean(&path, val)?,
                 _ => ignored.push(format!("{path}: not implemented in sluice yet")),
             }
         }
