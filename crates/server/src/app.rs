@@ -137,6 +137,8 @@ pub struct App {
     /// `general_settings.store_model_in_db` (or `STORE_MODEL_IN_DB=True`): `/model/new` and
     /// `/model/delete` persist deployments in the database.
     pub store_model_in_db: bool,
+    /// `sluice_settings.access_log`: one log line per request.
+    pub access_log: bool,
 }
 
 impl App {
@@ -204,6 +206,7 @@ impl App {
             metrics,
             store_model_in_db: config.general.store_model_in_db
                 || env.get("STORE_MODEL_IN_DB").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            access_log: config.sluice.access_log,
         }))
     }
 
@@ -247,13 +250,21 @@ impl App {
             None => {
                 let access = app.access.clone();
                 tokio::spawn(async move {
-                    loop {
+                    for attempt in 1u64.. {
                         tokio::time::sleep(Duration::from_secs(5)).await;
-                        if let Ok(store) = sluice_store::Store::open(&url, pool).await {
-                            access.attach(store);
-                            let _ = access.load().await;
-                            tracing::info!("database connected");
-                            return;
+                        match sluice_store::Store::open(&url, pool).await {
+                            Ok(store) => {
+                                access.attach(store);
+                                let _ = access.load().await;
+                                tracing::info!(attempt, "database connected");
+                                return;
+                            }
+                            // Each of the first tries, then one a minute: enough to follow an
+                            // outage without a line every five seconds.
+                            Err(e) if attempt <= 3 || attempt % 12 == 0 => {
+                                tracing::warn!(attempt, "database still unavailable ({e}); retrying every 5 s")
+                            }
+                            Err(_) => {}
                         }
                     }
                 });

@@ -336,6 +336,8 @@ pub struct LitellmSettings {
     pub drop_params: bool,
     /// `max_end_user_budget`: the budget of each end user (the request's `user`) in USD.
     pub max_end_user_budget: Option<f64>,
+    /// `json_logs`: every log line as JSON (as `--json_logs`).
+    pub json_logs: bool,
 }
 
 impl LitellmSettings {
@@ -360,9 +362,10 @@ impl LitellmSettings {
                     }
                     s.callbacks.extend(names);
                 }
-                "set_verbose" | "json_logs" => {
+                "set_verbose" => {
                     boolean(&path, val)?;
                 }
+                "json_logs" => s.json_logs = boolean(&path, val)?.unwrap_or(false),
                 "num_retries" => s.num_retries = count(&path, val)?,
                 "drop_params" => s.drop_params = boolean(&path, val)?.unwrap_or(false),
                 "max_end_user_budget" => s.max_end_user_budget = number(&path, val)?,
@@ -393,6 +396,8 @@ pub struct SluiceSettings {
     pub client_read_buffer_kb: f64,
     /// The embedded SQLite file used when no `database_url`/`DATABASE_URL` is set.
     pub database_path: String,
+    /// One log line per request (`access_log`), as LiteLLM's uvicorn prints one.
+    pub access_log: bool,
 }
 
 impl Default for SluiceSettings {
@@ -403,6 +408,7 @@ impl Default for SluiceSettings {
             upstream_connect_timeout: 10.0,
             client_read_buffer_kb: 8.0,
             database_path: "sluice.db".into(),
+            access_log: true,
         }
     }
 }
@@ -419,6 +425,10 @@ impl SluiceSettings {
                     .ok_or_else(|| err(&path, "expected a file path, e.g. /var/lib/sluice/sluice.db"))?;
                 continue;
             }
+            if key == "access_log" {
+                s.access_log = boolean(&path, val)?.unwrap_or(true);
+                continue;
+            }
             let slot = match key.as_str() {
                 "client_header_timeout" => &mut s.client_header_timeout,
                 "client_body_timeout" => &mut s.client_body_timeout,
@@ -427,7 +437,7 @@ impl SluiceSettings {
                 _ => {
                     return Err(err(
                         &path,
-                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb, database_path",
+                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb, database_path, access_log",
                     ))
                 }
             };

@@ -87,6 +87,11 @@ pub async fn serve(
         });
     }
     drop(listener);
+    tracing::info!(
+        open = open.load(Ordering::Relaxed),
+        "shutdown: listener closed; draining connections (up to {}s for requests in flight)",
+        DRAIN.as_secs()
+    );
     drop(stopping);
     let _ = stop.send(true);
     let drained = async {
@@ -95,6 +100,8 @@ pub async fn serve(
     };
     if tokio::time::timeout(DRAIN, drained).await.is_err() {
         tracing::warn!("shutdown: some requests did not finish within {}s and were cut off", DRAIN.as_secs());
+    } else {
+        tracing::info!("shutdown: drained, every request in flight finished");
     }
 }
 

@@ -19,10 +19,15 @@ use std::time::Instant;
 
 pub async fn messages(State(app): State<Arc<App>>, req: Request) -> Response {
     let mut meta = CallMeta::new(req.headers(), Instant::now());
-    match front_door(&app, req, &mut meta).await {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let resp = match front_door(&app, req, &mut meta).await {
         Ok(resp) => resp,
         Err(e) => anthropic_error(e.status, &e.message),
+    };
+    if app.access_log {
+        crate::access_log::proxied(&method, uri.path(), resp.status().as_u16(), &meta);
     }
+    resp
 }
 
 fn anthropic_error(status: u16, message: &str) -> Response {
