@@ -56,6 +56,13 @@ check() {
         esac
     done < <(awk '$1 == "COPY" && ($2 ~ /^--from=build/ || $3 ~ /^--from=build/) { print $(NF-1) }' Dockerfile)
     grep -q 'HEALTHCHECK .*' Dockerfile || fail "the Dockerfile has no HEALTHCHECK"
+    # The runtime image (distroless cc) has glibc and libgcc and nothing else: a new shared
+    # library (libssl, say) would start in CI and fail in the container.
+    if command -v ldd >/dev/null 2>&1; then
+        local extra
+        extra="$(ldd "$sluice" | awk '{print $1}' | grep -Ev '^(linux-vdso\.so|/lib64/ld-linux|ld-linux|libc\.so|libm\.so|libgcc_s\.so|libpthread\.so|libdl\.so|librt\.so)' || true)"
+        [[ -z "$extra" ]] || fail "sluice links libraries the distroless runtime image lacks: $extra"
+    fi
     "$sluice" health --help >/dev/null || fail "the HEALTHCHECK's 'sluice health' subcommand is missing"
     "$sluice" check --config examples/config.yaml >/dev/null || fail "examples/config.yaml (the image's config) does not pass sluice check"
 
