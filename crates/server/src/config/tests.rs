@@ -191,3 +191,16 @@ fn fallbacks_to_unknown_groups_warn() {
     let c = load("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\nrouter_settings:\n  fallbacks: [{a: [b]}]\n").unwrap();
     assert!(c.warnings.iter().any(|w| w.contains("\"b\" is not a model_name")), "{:?}", c.warnings);
 }
+
+#[test]
+fn access_log_and_json_logs_are_switches() {
+    let defaults = load("model_list: []\n").unwrap();
+    assert!(defaults.sluice.access_log, "the access log is on by default");
+    assert!(!defaults.litellm.json_logs);
+    let set = load("sluice_settings:\n  access_log: false\nlitellm_settings:\n  json_logs: true\n").unwrap();
+    assert!(!set.sluice.access_log);
+    assert!(set.litellm.json_logs);
+    assert!(!set.ignored.iter().any(|l| l.contains("json_logs")), "{:?}", set.ignored);
+    let e = load("sluice_settings:\n  access_log: sometimes\n").unwrap_err().to_string();
+    assert!(e.contains("sluice_settings.access_log") && e.contains("true or false"), "{e}");
+}
