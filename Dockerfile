@@ -6,9 +6,9 @@
 #   docker build -t sluice .
 #   docker run -p 4000:4000 -e LITELLM_MASTER_KEY=sk-change-me sluice
 #
-# The image's config is examples/config.yaml (a demo model answering locally; its master key is
-# sk-1234 unless LITELLM_MASTER_KEY is set: set it). Mount your own over /app/config.yaml. Keys
-# and spend go to /data/sluice.db unless DATABASE_URL points at PostgreSQL.
+# The image's config is examples/container.yaml: a demo model answering locally, the master key
+# from LITELLM_MASTER_KEY (the image ships none). Mount your own over /app/config.yaml. Keys and
+# spend go to /data/sluice.db unless DATABASE_URL points at PostgreSQL.
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src

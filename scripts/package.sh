@@ -2,7 +2,8 @@
 # Builds sluice as the container image ships it, without a container engine: the Dockerfile's
 # build stage runs exactly this script.
 #
-#   scripts/package.sh                          release build (--locked) into dist/: sluice, config.yaml
+#   scripts/package.sh                          release build (--locked) into dist/: sluice, and
+#                                               config.yaml (examples/container.yaml)
 #   scripts/package.sh --check [--sluice BIN]   no release build: checks that the Dockerfile copies
 #                                               paths that exist and runs this script, that the
 #                                               configs the image and the Kubernetes example ship
@@ -24,7 +25,7 @@ build() {
     rm -rf dist
     mkdir -p dist
     cp target/release/sluice dist/sluice
-    cp examples/config.yaml dist/config.yaml
+    cp examples/container.yaml dist/config.yaml
     echo "package: dist/sluice ($(du -h dist/sluice | cut -f1)), dist/config.yaml"
 }
 
@@ -64,7 +65,10 @@ check() {
         [[ -z "$extra" ]] || fail "sluice links libraries the distroless runtime image lacks: $extra"
     fi
     "$sluice" health --help >/dev/null || fail "the HEALTHCHECK's 'sluice health' subcommand is missing"
-    "$sluice" check --config examples/config.yaml >/dev/null || fail "examples/config.yaml (the image's config) does not pass sluice check"
+    LITELLM_MASTER_KEY=sk-check "$sluice" check --config examples/container.yaml >/dev/null \
+        || fail "examples/container.yaml (the image's config) does not pass sluice check"
+    grep -q 'master_key: os.environ/LITELLM_MASTER_KEY' examples/container.yaml \
+        || fail "the image's config must take its master key from LITELLM_MASTER_KEY, not ship one"
 
     # The ConfigMap's config.yaml passes `sluice check` with the Secret's variable set.
     local tmp
