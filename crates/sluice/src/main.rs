@@ -131,8 +131,10 @@ fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
     let json = args.json_logs
         || logs::json_from_env(&sluice_server::config::Env::process())
         || loaded.as_ref().is_ok_and(|c| c.litellm.json_logs);
-    logs::init(&logs::Settings { json, debug: args.debug, detailed_debug: args.detailed_debug });
-    let fatal = |message: String| logs::fatal(json, &message);
+    // Held until the process returns: dropping it writes out the lines still queued.
+    let log_guard = logs::init(&logs::Settings { json, debug: args.debug, detailed_debug: args.detailed_debug });
+    let logs = &log_guard;
+    let fatal = |message: String| logs::fatal(logs, json, &message);
     if let Some(advice) = open_files.and_then(open_files::advice) {
         tracing::warn!("{advice}");
     }
@@ -203,8 +205,9 @@ fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let shutdown = shutdown_signal();
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        logs::announce(json, &format!("sluice listening on http://{addr}"));
+        logs::announce(logs, json, &format!("sluice listening on http://{addr}"));
         tracing::info!(models = config.deployments.len(), workers, "sluice listening on http://{addr}");
         tracing::info!(
             access_log = config.sluice.access_log,
@@ -215,7 +218,7 @@ fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
             read_buffer_max: (config.sluice.client_read_buffer_kb * 1024.0) as usize,
         };
         let access = app.access.clone();
-        sluice_server::listen::serve(listener, sluice_server::Gateway::new(app), settings, shutdown_signal()).await;
+        sluice_server::listen::serve(listener, sluice_server::Gateway::new(app), settings, shutdown).await;
         // Spend still in memory goes to the database before the process ends.
         tracing::info!("shutdown: writing spend still in memory to the database");
         sluice_server::access::writer::shutdown(&access, std::time::Duration::from_secs(10)).await;
@@ -224,24 +227,22 @@ fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves at SIGTERM or Ctrl-C. SIGTERM's handler is installed by this call, not at the first
+/// poll: a SIGTERM that comes right after the "listening" line still stops the gateway cleanly
+/// instead of ending it on the spot.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => tracing::info!("shutdown: SIGINT received; no new connections, finishing requests in flight"),
+                _ = term.recv() => tracing::info!("shutdown: SIGTERM received; no new connections, finishing requests in flight"),
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => tracing::info!("shutdown: SIGINT received; no new connections, finishing requests in flight"),
-            _ = term.recv() => tracing::info!("shutdown: SIGTERM received; no new connections, finishing requests in flight"),
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = ctrl_c.await;
         tracing::info!("shutdown: Ctrl-C received; no new connections, finishing requests in flight");
     }

@@ -43,10 +43,14 @@ fn stop(mut g: Proc) -> String {
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(g.pid() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while g.child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = g.child.try_wait().unwrap() {
+            break status;
+        }
         assert!(Instant::now() < deadline, "the gateway did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    assert!(status.success(), "SIGTERM is a clean stop, not {status:?}: {}", g.stderr());
     g.stderr()
 }
 
