@@ -31,5 +31,5 @@ ENV HOST=0.0.0.0 \
     CONFIG_FILE_PATH=/app/config.yaml
 EXPOSE 4000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["/app/sluice", "health", "--url", "http://127.0.0.1:4000/health/liveliness"]
+    CMD ["/app/sluice", "health"]
 ENTRYPOINT ["/app/sluice"]

@@ -11,9 +11,10 @@ const MAX_ANSWER: usize = 64 * 1024;
 
 #[derive(clap::Args, Debug)]
 pub struct HealthArgs {
-    /// The URL to probe (plain http).
-    #[arg(long, default_value = "http://127.0.0.1:4000/health/liveliness")]
-    url: String,
+    /// The URL to probe (plain http). Default: this machine's gateway on $PORT (else 4000),
+    /// /health/liveliness.
+    #[arg(long)]
+    url: Option<String>,
     /// Seconds to wait for the answer, in all (at most 60).
     #[arg(long, default_value_t = 3.0)]
     timeout: f64,
@@ -21,17 +22,25 @@ pub struct HealthArgs {
 
 pub fn run(args: &HealthArgs) -> ExitCode {
     let timeout = Duration::from_secs_f64(if args.timeout.is_finite() { args.timeout.clamp(0.1, 60.0) } else { 3.0 });
-    match probe(&args.url, timeout) {
+    let url = args.url.clone().unwrap_or_else(|| default_url(std::env::var("PORT").ok().as_deref()));
+    match probe(&url, timeout) {
         Ok(status) if (200..300).contains(&status) => ExitCode::SUCCESS,
         Ok(status) => {
-            eprintln!("sluice health: {} answered {status}", args.url);
+            eprintln!("sluice health: {url} answered {status}");
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("sluice health: {}: {e}", args.url);
+            eprintln!("sluice health: {url}: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The gateway's liveness on this machine, at the port it was told to serve on (`PORT`, as the
+/// gateway reads it), else 4000.
+fn default_url(port: Option<&str>) -> String {
+    let port = port.and_then(|p| p.trim().parse::<u16>().ok()).filter(|p| *p != 0).unwrap_or(4000);
+    format!("http://127.0.0.1:{port}/health/liveliness")
 }
 
 /// The status `url` answers a GET with.
@@ -97,6 +106,13 @@ mod tests {
         assert_eq!(status(b"HTTP/1.1 503 Service Unavailable\r\n"), Some(503));
         assert_eq!(status(b"SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(status(b""), None);
+    }
+
+    #[test]
+    fn the_default_url_follows_the_gateways_port() {
+        assert_eq!(default_url(None), "http://127.0.0.1:4000/health/liveliness");
+        assert_eq!(default_url(Some("8080")), "http://127.0.0.1:8080/health/liveliness");
+        assert_eq!(default_url(Some("not a port")), "http://127.0.0.1:4000/health/liveliness");
     }
 
     #[test]

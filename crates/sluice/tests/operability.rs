@@ -223,6 +223,9 @@ fn the_health_probe_exits_zero_only_when_the_gateway_answers() {
     let url = format!("http://{}/health/liveliness", g.addr);
     let ok = Command::new(BIN).args(["health", "--url", &url]).output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    // The image's HEALTHCHECK names no URL: the port comes from PORT, as the gateway's does.
+    let by_port = Command::new(BIN).arg("health").env("PORT", g.addr.port().to_string()).output().unwrap();
+    assert!(by_port.status.success(), "{}", String::from_utf8_lossy(&by_port.stderr));
     let not_found = Command::new(BIN).args(["health", "--url", &format!("http://{}/nope", g.addr)]).output().unwrap();
     assert_eq!(not_found.status.code(), Some(1));
     drop(g);
