@@ -26,12 +26,20 @@ pub(crate) struct Line<'a> {
     pub call_id: &'a str,
 }
 
-fn or_dash(s: &str) -> &str {
+/// Longest model name or path written: both come from the client (a model name can be as long
+/// as the body), and one request must not make one huge log line.
+const MAX_FIELD: usize = 256;
+
+/// `s`, or `-` when empty, cut to [`MAX_FIELD`] bytes on a character boundary.
+fn shown(s: &str) -> &str {
     if s.is_empty() {
-        "-"
-    } else {
-        s
+        return "-";
     }
+    let mut end = s.len().min(MAX_FIELD);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Writes `line` to the log. The path goes without its query string, which can carry a key
@@ -42,15 +50,15 @@ pub(crate) fn write(line: &Line<'_>) {
     tracing::info!(
         target: "sluice::access",
         method = line.method,
-        path = line.path,
+        path = shown(line.path),
         status = line.status,
         latency_ms = micros / 1000.0,
-        model = or_dash(line.model),
-        key_alias = or_dash(line.key_alias),
-        call_id = or_dash(line.call_id),
+        model = shown(line.model),
+        key_alias = shown(line.key_alias),
+        call_id = shown(line.call_id),
         "\"{} {}\" {}",
         line.method,
-        line.path,
+        shown(line.path),
         line.status,
     );
 }
@@ -91,4 +99,19 @@ pub(crate) async fn layer(State(app): State<Arc<App>>, req: Request, next: Next)
         call_id: "",
     });
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_chosen_fields_are_cut_short_on_a_character_boundary() {
+        assert_eq!(shown(""), "-");
+        assert_eq!(shown("gpt-4o"), "gpt-4o");
+        let long = "é".repeat(MAX_FIELD);
+        let cut = shown(&long);
+        assert!(cut.len() <= MAX_FIELD && cut.len() >= MAX_FIELD - 1, "{}", cut.len());
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
 }

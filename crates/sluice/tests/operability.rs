@@ -146,12 +146,16 @@ fn text_logs_have_the_access_line_and_the_setting_turns_it_off() {
     let g = start(CONFIG, &[]);
     assert_eq!(post(g.addr, "/v1/chat/completions", &chat("demo")).status, 200);
     assert_eq!(request(g.addr, "GET", "/no/such/route", None, b"").status, 404);
+    let huge_model = "m".repeat(100_000);
+    assert_eq!(post(g.addr, "/v1/chat/completions", &chat(&huge_model)).status, 400);
     let stderr = stop(g);
     let access: Vec<&str> = stderr.lines().filter(|l| l.contains("sluice::access")).collect();
-    assert_eq!(access.len(), 2, "{stderr}");
+    assert_eq!(access.len(), 3, "{stderr}");
     assert!(access[0].contains("\"POST /v1/chat/completions\" 200"), "{}", access[0]);
     assert!(access[0].contains("model=\"demo\""), "{}", access[0]);
     assert!(access[1].contains("\"GET /no/such/route\" 404"), "{}", access[1]);
+    assert!(access[2].contains("\"POST /v1/chat/completions\" 400"), "{}", access[2]);
+    assert!(access[2].len() < 1024, "a client's model name must not make a huge line: {} bytes", access[2].len());
 
     let off = format!("{CONFIG}sluice_settings:\n  access_log: false\n");
     let g = start(&off, &[]);
