@@ -17,6 +17,8 @@ use std::time::Duration;
 
 /// Lines waiting for the writer thread, at most: a burst's worth, a few MB at worst.
 const QUEUE_LINES: usize = 16 * 1024;
+/// What a line's buffer starts with.
+const LINE_CAPACITY: usize = 512;
 /// How long the writer waits after a write before taking the next lines.
 const BATCH_PAUSE: Duration = Duration::from_millis(10);
 
@@ -77,7 +79,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Queue {
     type Writer = LineWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter { buf: Vec::new(), queue: self }
+        // Room for a usual line (an access line is ~300 bytes): one allocation per line.
+        LineWriter { buf: Vec::with_capacity(LINE_CAPACITY), queue: self }
     }
 }
 
