@@ -346,14 +346,16 @@ class Sluice(Contender):
 
     def command(self, port, mock_port, tmp, pinned):
         cfg = tmp / "sluice.yaml"
-        cfg.write_text(seed_config(mock_port))
+        # Access log off, as nginx's `access_log off` above: the comparison is of the request path.
+        cfg.write_text(seed_config(mock_port) + "\nsluice_settings:\n  access_log: false\n")
         workers = 1 if pinned else len(cores())
         return [self.ctx.sluice, "--config", cfg, "--host", "127.0.0.1", "--port", port,
                 "--num_workers", workers], None
 
     def setup_notes(self) -> str:
         return ("The seed's first config (`examples/seed-openai.yaml`) with `api_base` at the mock and "
-                "`general_settings.master_key: sk-1234`; `--num_workers 1` pinned, one per core unpinned.")
+                "`general_settings.master_key: sk-1234`, `sluice_settings.access_log: false` (as nginx's "
+                "`access_log off`); `--num_workers 1` pinned, one per core unpinned.")
 
 
 def seed_config(mock_port: int, extra_general: str = "", extra_litellm: str = "") -> str:

@@ -82,7 +82,7 @@ pub fn run(args: LoadArgs) -> i32 {
 /// Writes --report, --csv and --json.
 fn write_outputs(args: &LoadArgs, summary: &Summary) -> Result<(), String> {
     if let Some(path) = &args.report {
-        std::fs::write(path, report::render(summary))
+        std::fs::write(path, report::render(summary, &report::command_line(std::env::args())))
             .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))?;
         println!("Report: {}", path.display());
     }

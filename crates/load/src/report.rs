@@ -1,6 +1,9 @@
 //! The HTML report: one self-contained file (inline CSS and SVG, no script, nothing fetched from
 //! the network) with the summary tables, charts over time of requests/s, failures/s and latency
 //! percentiles, and a latency histogram. It opens offline, from a CI artifact, in any browser.
+//! Its header says when the run started (UTC) and the command line that made it, so a report
+//! found later can be rerun and compared; secrets on that line (`--api-key`, header values) are
+//! masked.
 
 use std::fmt::Write;
 
@@ -198,8 +201,69 @@ fn stats_rows(out: &mut String, e: &EndpointSummary, class: &str) {
     );
 }
 
-/// The whole report.
-pub fn render(s: &Summary) -> String {
+/// The command line that started this run, as a shell would take it back, with secrets masked:
+/// the API key and every `--header` value (they carry credentials as often as not).
+pub fn command_line(args: impl IntoIterator<Item = String>) -> String {
+    let mut out = Vec::new();
+    let mut mask_next: Option<&str> = None;
+    for arg in args {
+        let shown = match mask_next.take() {
+            Some("--api-key") => "***".to_string(),
+            Some(_) => masked_header(&arg),
+            None => match arg.split_once('=') {
+                Some(("--api-key", _)) => "--api-key=***".to_string(),
+                Some(("--header", value)) => format!("--header={}", masked_header(value)),
+                _ => {
+                    if arg == "--api-key" {
+                        mask_next = Some("--api-key");
+                    } else if arg == "--header" {
+                        mask_next = Some("--header");
+                    }
+                    arg
+                }
+            },
+        };
+        out.push(shell_quote(&shown));
+    }
+    out.join(" ")
+}
+
+/// `NAME: VALUE` with the value hidden.
+fn masked_header(header: &str) -> String {
+    match header.split_once(':') {
+        Some((name, _)) => format!("{name}: ***"),
+        None => "***".to_string(),
+    }
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic Gregorian calendar, days counted as
+/// in Howard Hinnant's `civil_from_days`).
+pub fn utc_time(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// The whole report; `command` is the run's command line ([`command_line`]).
+pub fn render(s: &Summary, command: &str) -> String {
     let mut h = String::new();
     let shape = match (s.users, s.rate) {
         (Some(u), _) => format!("{u} users"),
@@ -216,8 +280,11 @@ td:nth-child(-n+2),th:nth-child(-n+2){{text-align:left}}tr.agg td{{font-weight:6
 .fail td:last-child{{text-align:left}}.muted{{color:#666}}
 svg{{display:block;margin:12px 0;background:#fafafa}}svg .title{{font-size:13px;font-weight:600}}svg .tick{{font-size:11px;fill:#555}}svg .grid{{stroke:#e3e3e3}}
 </style></head><body><h1>sluice load report</h1>
-<p class="muted">{host} · {shape} · {threads} thread(s) · {dur:.1} s{stream}</p>"#,
+<p class="muted">{host} · {shape} · {threads} thread(s) · {dur:.1} s{stream}</p>
+<p class="muted">Started {started} · <code>{command}</code></p>"#,
         host = esc(&s.host),
+        started = utc_time(s.started_unix),
+        command = esc(command),
         threads = s.threads,
         dur = s.duration_s,
         stream = if s.stream { " · streaming" } else { "" }
@@ -336,14 +403,14 @@ mod tests {
     fn report_is_self_contained() {
         let mut s = summary();
         s.failures[0].message = "<script src=\"https://evil.example/x.js\"></script>".into();
-        let html = render(&s);
+        let html = render(&s, "sluice load --host http://127.0.0.1:4000");
         assert!(html.starts_with("<!DOCTYPE html>"));
         let lower = html.to_ascii_lowercase();
         for bad in ["src=\"http", "src='http", "href=\"http", "href='http", "<link", "@import", "url(http", "<script"] {
             assert!(!lower.contains(bad), "report contains {bad}");
         }
-        // The host is shown as text only; no URL other than it appears.
-        assert_eq!(lower.matches("http://").count(), 1);
+        // The host is shown as text only (in the header and the command line); no other URL.
+        assert_eq!(lower.matches("http://").count(), 2);
         assert_eq!(lower.matches("https://").count(), 1); // the escaped failure message, as text
         assert!(html.contains("&lt;script"));
         // Charts are there: over time and the histogram.
@@ -354,6 +421,44 @@ mod tests {
         assert!(html.contains("polyline"));
         assert!(html.contains("/chat/completions"));
         assert!(html.contains("connection refused"));
+    }
+
+    #[test]
+    fn report_carries_the_date_and_the_command_line() {
+        let mut s = summary();
+        s.started_unix = 1_764_979_200 + 3_723; // 2025-12-06 01:02:03 UTC
+        let html = render(&s, "sluice load -u 5 --report 'my report.html'");
+        assert!(html.contains("Started 2025-12-06 01:02:03 UTC"), "{html}");
+        assert!(html.contains("<code>sluice load -u 5 --report &#39;my report.html&#39;</code>"), "{html}");
+    }
+
+    #[test]
+    fn dates_are_utc_calendar_dates() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_time(4_107_542_399), "2100-02-28 23:59:59 UTC");
+    }
+
+    #[test]
+    fn command_lines_hide_keys_and_header_values() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let line = command_line(args(&[
+            "sluice",
+            "load",
+            "--api-key",
+            "sk-secret",
+            "--header",
+            "Authorization: Bearer sk-other",
+            "--api-key=sk-third",
+            "--header=x-api-key:sk-fourth",
+            "-u",
+            "10",
+        ]));
+        assert_eq!(
+            line,
+            "sluice load --api-key '***' --header 'Authorization: ***' '--api-key=***' '--header=x-api-key: ***' -u 10"
+        );
+        assert!(!line.contains("sk-"), "{line}");
     }
 
     #[test]

@@ -143,6 +143,8 @@ pub struct App {
     pub enforce_user_param: bool,
     /// `require_auth_for_metrics_endpoint`: `/metrics` answers only callers with a valid key.
     pub require_auth_for_metrics: bool,
+    /// `sluice_settings.access_log`: one log line per request.
+    pub access_log: bool,
 }
 
 impl App {
@@ -226,6 +228,7 @@ impl App {
             enforce_user_param: config.general.enforce_user_param,
             require_auth_for_metrics: config.general.require_auth_for_metrics
                 || config.litellm.require_auth_for_metrics,
+            access_log: config.sluice.access_log,
         }))
     }
 
@@ -274,14 +277,22 @@ impl App {
             None => {
                 let access = app.access.clone();
                 tokio::spawn(async move {
-                    loop {
+                    for attempt in 1u64.. {
                         tokio::time::sleep(Duration::from_secs(5)).await;
-                        if let Ok(store) = sluice_store::Store::open(&url, pool).await {
-                            access.prepare(&store).await;
-                            access.attach(store);
-                            let _ = access.load().await;
-                            tracing::info!("database connected");
-                            return;
+                        match sluice_store::Store::open(&url, pool).await {
+                            Ok(store) => {
+                                access.prepare(&store).await;
+                                access.attach(store);
+                                let _ = access.load().await;
+                                tracing::info!(attempt, "database connected");
+                                return;
+                            }
+                            // Each of the first tries, then one a minute: enough to follow an
+                            // outage without a line every five seconds.
+                            Err(e) if attempt <= 3 || attempt % 12 == 0 => {
+                                tracing::warn!(attempt, "database still unavailable ({e}); retrying every 5 s")
+                            }
+                            Err(_) => {}
                         }
                     }
                 });

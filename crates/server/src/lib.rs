@@ -8,6 +8,7 @@
 //! slow clients from holding tasks forever.
 
 pub mod access;
+mod access_log;
 pub mod app;
 pub mod auth;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod gate;
 pub mod info;
 pub mod listen;
 pub mod manage;
+pub mod openapi;
 pub mod proxy;
 #[cfg(test)]
 mod test_numbers;
@@ -34,7 +36,14 @@ use std::sync::Arc;
 
 /// Every route, with and without `/v1`, as LiteLLM serves them.
 pub fn routes(app: Arc<App>) -> axum::Router {
-    let mut r = axum::Router::new();
+    route_table(app).0
+}
+
+/// The router, and the path of every route it serves: what `/openapi.json` describes.
+pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
+    // The model routes write their own access-log lines (they know the model, the key and the
+    // call id); the others get theirs from `access_log::layer`.
+    let mut proxied = openapi::Routes::new();
     for prefix in ["", "/v1"] {
         for endpoint in DIRECT_ENDPOINTS {
             let path = endpoint.path();
@@ -45,26 +54,39 @@ pub fn routes(app: Arc<App>) -> axum::Router {
             let named = move |State(app): State<Arc<App>>, Path(model): Path<String>, req: Request| {
                 proxy::handle(app, endpoint, Some(model), req, std::time::Instant::now())
             };
-            r = r
+            proxied = proxied
                 .route(&format!("{prefix}{path}"), post(direct))
                 .route(&format!("{prefix}/openai/deployments/{{model}}{path}"), post(named))
                 .route(&format!("{prefix}/engines/{{model}}{path}"), post(named));
         }
-        r = r
+    }
+    proxied = proxied.route("/v1/messages", post(proxy::messages::messages));
+    let mut other = openapi::Routes::new();
+    for prefix in ["", "/v1"] {
+        other = other
             .route(&format!("{prefix}/models"), get(info::models))
             .route(&format!("{prefix}/models/{{*id}}"), get(info::model_by_id))
             .route(&format!("{prefix}/model/info"), get(manage::models::model_info));
     }
-    r.route("/health/liveliness", get(info::liveliness))
+    // Rendered once every route is in the table.
+    let document = Arc::new(std::sync::OnceLock::new());
+    let other = other
+        .route("/health/liveliness", get(info::liveliness))
         .route("/health/liveness", get(info::liveliness))
         .route("/health/readiness", get(info::readiness))
         .route("/", get(info::root))
         .route("/metrics", get(info::metrics))
-        .route("/v1/messages", post(proxy::messages::messages))
-        .merge(manage::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(app)
+        .route("/openapi.json", openapi::serve_document(document.clone()))
+        .route("/docs", get(openapi::docs_page))
+        .merge(manage::routes());
+    let all = proxied.map(|r| r.method_not_allowed_fallback(method_not_allowed)).merge(other.map(|r| {
+        r.fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(app.clone(), access_log::layer))
+    }));
+    let paths = all.paths().to_vec();
+    let _ = document.set(bytes::Bytes::from(openapi::document(&paths).to_string()));
+    (all.into_router().with_state(app), paths)
 }
 
 /// What each client connection runs. `listen`'s own HTTP/1.1 path calls [`Gateway::direct`] for

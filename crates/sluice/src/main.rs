@@ -6,7 +6,9 @@
 
 #[cfg(not(feature = "system-allocator"))]
 mod allocator;
+mod logs;
 mod open_files;
+mod probe;
 
 use clap::{Args, Parser, Subcommand};
 use sluice_server::config::{Config, ConfigError};
@@ -43,6 +45,9 @@ enum Command {
     /// Copy keys, users, teams and budgets from a LiteLLM PostgreSQL database into sluice's.
     #[command(name = "import-litellm")]
     ImportLitellm(ImportArgs),
+    /// Probe a URL (default: the local gateway's liveness): exit 0 when it answers 2xx. The
+    /// container image's HEALTHCHECK, which has no curl.
+    Health(probe::HealthArgs),
 }
 
 #[derive(Args, Debug)]
@@ -74,7 +79,7 @@ struct ServeArgs {
     /// Worker threads (LiteLLM's worker processes; sluice uses threads). Default: available cores.
     #[arg(long = "num_workers", alias = "num-workers", env = "NUM_WORKERS")]
     num_workers: Option<usize>,
-    /// Log as JSON lines.
+    /// Log as JSON lines, every line (also `litellm_settings.json_logs: true` or JSON_LOGS=True).
     #[arg(long = "json_logs", alias = "json-logs")]
     json_logs: bool,
     /// Verbose logs (LiteLLM's --debug).
@@ -131,30 +136,8 @@ fn main() -> ExitCode {
         Some(Command::Load(args)) => ExitCode::from(sluice_load::run(args).clamp(0, 255) as u8),
         Some(Command::Check(args)) => check(&args),
         Some(Command::ImportLitellm(args)) => import_litellm(args),
+        Some(Command::Health(args)) => probe::run(&args),
     }
-}
-
-fn init_logs(args: &ServeArgs) {
-    let default = if args.detailed_debug {
-        "debug"
-    } else if args.debug {
-        "info,sluice=debug"
-    } else {
-        "info"
-    };
-    let filter = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("LITELLM_LOG").map(|l| l.to_ascii_lowercase()))
-        .unwrap_or_else(|_| default.to_string());
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    if args.json_logs {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-    sluice_server::log_panics();
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -165,15 +148,23 @@ fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
 }
 
 fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
-    init_logs(&args);
+    // The config is read before the logs start: it may ask for JSON lines.
+    let loaded = load_config(args.config.as_deref());
+    let json = args.json_logs
+        || logs::json_from_env(&sluice_server::config::Env::process())
+        || loaded.as_ref().is_ok_and(|c| c.litellm.json_logs);
+    // Held until the process returns: dropping it writes out the lines still queued.
+    let log_guard = logs::init(&logs::Settings { json, debug: args.debug, detailed_debug: args.detailed_debug });
+    let logs = &log_guard;
+    let fatal = |message: String| logs::fatal(logs, json, &message);
     if let Some(advice) = open_files.and_then(open_files::advice) {
         tracing::warn!("{advice}");
     }
-    let config = match load_config(args.config.as_deref()) {
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             let path = args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
-            eprintln!("sluice: invalid config {path}\n  {e}");
+            fatal(format!("sluice: invalid config {path}\n  {e}"));
             return ExitCode::from(2);
         }
     };
@@ -184,7 +175,7 @@ fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
     }
     if let Some(refusal) = config.refusal() {
         if !args.unenforced.allow {
-            eprintln!("sluice: {refusal}");
+            fatal(format!("sluice: {refusal}"));
             return ExitCode::from(2);
         }
         for line in &config.refused {
@@ -217,62 +208,74 @@ fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
     let runtime = match runtime {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sluice: cannot start the async runtime: {e}");
+            fatal(format!("sluice: cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = args.config.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
+        models = config.deployments.len(),
+        "sluice starting"
+    );
     runtime.block_on(async move {
         let app = match sluice_server::App::start(&config, &sluice_server::config::Env::process()).await {
             Ok(a) => a,
             Err(e) => {
-                eprintln!("sluice: invalid config\n  {e}");
+                fatal(format!("sluice: invalid config\n  {e}"));
                 return ExitCode::from(2);
             }
         };
         let listener = match tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!(
+                fatal(format!(
                     "sluice: cannot listen on {}:{}: {e}. Pick another --port or stop what is using it.",
                     args.host, args.port
-                );
+                ));
                 return ExitCode::FAILURE;
             }
         };
+        let shutdown = shutdown_signal();
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        println!("sluice listening on http://{addr}");
+        logs::announce(logs, json, &format!("sluice listening on http://{addr}"));
         tracing::info!(models = config.deployments.len(), workers, "sluice listening on http://{addr}");
+        tracing::info!(
+            access_log = config.sluice.access_log,
+            "ready: serving on http://{addr} (/health/readiness tells whether the database is connected)"
+        );
         let settings = sluice_server::listen::ListenSettings {
             header_timeout: std::time::Duration::from_secs_f64(config.sluice.client_header_timeout),
             read_buffer_max: (config.sluice.client_read_buffer_kb * 1024.0) as usize,
         };
         let access = app.access.clone();
-        sluice_server::listen::serve(listener, sluice_server::Gateway::new(app), settings, shutdown_signal()).await;
+        sluice_server::listen::serve(listener, sluice_server::Gateway::new(app), settings, shutdown).await;
         // Spend still in memory goes to the database before the process ends.
+        tracing::info!("shutdown: writing spend still in memory to the database");
         sluice_server::access::writer::shutdown(&access, std::time::Duration::from_secs(10)).await;
+        tracing::info!("shutdown complete");
         ExitCode::SUCCESS
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves at SIGTERM or Ctrl-C. SIGTERM's handler is installed by this call, not at the first
+/// poll: a SIGTERM that comes right after the "listening" line still stops the gateway cleanly
+/// instead of ending it on the spot.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => tracing::info!("shutdown: SIGINT received; no new connections, finishing requests in flight"),
+                _ = term.recv() => tracing::info!("shutdown: SIGTERM received; no new connections, finishing requests in flight"),
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = ctrl_c.await;
+        tracing::info!("shutdown: Ctrl-C received; no new connections, finishing requests in flight");
     }
 }
 

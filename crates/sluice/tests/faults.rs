@@ -671,7 +671,7 @@ general_settings:
     assert!(status.success(), "{status:?}");
     let log = g.stderr();
     assert!(log.contains("shutdown: listener closed, draining"), "{log}");
-    assert!(log.contains("shutdown: every request in flight was answered"), "{log}");
+    assert!(log.contains("every request in flight was answered"), "{log}");
 }
 
 // 8. A client that leaves mid-stream.

@@ -140,6 +140,11 @@ impl Charge {
         &self.admission
     }
 
+    /// The model the client asked for.
+    pub fn model_group(&self) -> &str {
+        &self.model_group
+    }
+
     /// The calling key's metrics labels.
     pub fn caller(&self) -> Option<&sluice_metrics::Caller> {
         self.admission.key.as_ref()?.caller.as_ref()

@@ -444,6 +444,8 @@ pub struct LitellmSettings {
     pub budget_duration: Option<String>,
     /// `max_parallel_requests`: requests in flight on the whole proxy, at most.
     pub max_parallel_requests: Option<u64>,
+    /// `json_logs`: every log line as JSON (as `--json_logs`).
+    pub json_logs: bool,
 }
 
 impl LitellmSettings {
@@ -468,9 +470,10 @@ impl LitellmSettings {
                     }
                     s.callbacks.extend(names);
                 }
-                "set_verbose" | "json_logs" => {
+                "set_verbose" => {
                     boolean(&path, val)?;
                 }
+                "json_logs" => s.json_logs = boolean(&path, val)?.unwrap_or(false),
                 "num_retries" => s.num_retries = count(&path, val)?,
                 "drop_params" => s.drop_params = boolean(&path, val)?.unwrap_or(false),
                 "require_auth_for_metrics_endpoint" => {
@@ -523,6 +526,8 @@ pub struct SluiceSettings {
     /// `retry_budget_percent` and `retry_budget_min_per_second`: what a model group's retries may
     /// add to its first attempts (docs/routing.md).
     pub retry_budget: sluice_router::RetryBudgetSettings,
+    /// One log line per request (`access_log`), as LiteLLM's uvicorn prints one.
+    pub access_log: bool,
 }
 
 impl Default for SluiceSettings {
@@ -534,6 +539,7 @@ impl Default for SluiceSettings {
             client_read_buffer_kb: 8.0,
             database_path: "sluice.db".into(),
             retry_budget: sluice_router::RetryBudgetSettings::default(),
+            access_log: true,
         }
     }
 }
@@ -572,6 +578,10 @@ impl SluiceSettings {
                 s.retry_budget.min_per_second = bounded(&path, val, MAX_RETRY_BUDGET_PER_SECOND)?.unwrap_or(10.0);
                 continue;
             }
+            if key == "access_log" {
+                s.access_log = boolean(&path, val)?.unwrap_or(true);
+                continue;
+            }
             let slot = match key.as_str() {
                 "client_header_timeout" => &mut s.client_header_timeout,
                 "client_body_timeout" => &mut s.client_body_timeout,
@@ -579,7 +589,7 @@ impl SluiceSettings {
                 _ => {
                     return Err(err(
                         &path,
-                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb, database_path, retry_budget_percent, retry_budget_min_per_second",
+                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb, database_path, retry_budget_percent, retry_budget_min_per_second, access_log",
                     ))
                 }
             };

@@ -647,3 +647,16 @@ fn retry_budget_is_read_and_bounded() {
         assert!(e.contains("must be a number from 0 to") || e.contains("expected a finite number"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn access_log_and_json_logs_are_switches() {
+    let defaults = load("model_list: []\n").unwrap();
+    assert!(defaults.sluice.access_log, "the access log is on by default");
+    assert!(!defaults.litellm.json_logs);
+    let set = load("sluice_settings:\n  access_log: false\nlitellm_settings:\n  json_logs: true\n").unwrap();
+    assert!(!set.sluice.access_log);
+    assert!(set.litellm.json_logs);
+    assert!(!set.ignored.iter().any(|l| l.contains("json_logs")), "{:?}", set.ignored);
+    let e = load("sluice_settings:\n  access_log: sometimes\n").unwrap_err().to_string();
+    assert!(e.contains("sluice_settings.access_log") && e.contains("true or false"), "{e}");
+}

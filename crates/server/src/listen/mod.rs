@@ -103,7 +103,7 @@ pub async fn serve(
     if tokio::time::timeout(DRAIN, drained).await.is_err() {
         tracing::warn!("shutdown: some requests did not finish within {}s and were cut off", DRAIN.as_secs());
     } else {
-        tracing::info!("shutdown: every request in flight was answered");
+        tracing::info!("shutdown: drained; every request in flight was answered");
     }
 }
 

@@ -26,13 +26,12 @@ use rand::RngCore;
 use serde_json::{Map, Value};
 use sluice_store::{KeyRecord, SpendIncrement, Spender, Store, StoreError, TeamRecord, UserRecord};
 use sluice_wire::ApiError;
-use std::sync::Arc;
 
 pub(crate) type Result<T> = std::result::Result<T, ErrorResponse>;
 
 /// The management routes (LiteLLM serves them without a `/v1` prefix).
-pub fn routes() -> axum::Router<Arc<App>> {
-    axum::Router::new()
+pub fn routes() -> crate::openapi::Routes {
+    crate::openapi::Routes::new()
         .route("/key/generate", post(keys::generate))
         .route("/key/update", post(keys::update))
         .route("/key/info", get(keys::info))

@@ -21,10 +21,15 @@ pub async fn messages(State(app): State<Arc<App>>, req: Request) -> Response {
     // Runs to its end if the client hangs up, as the OpenAI routes do (`outlive`).
     super::outlive::Outlive::new(async move {
         let mut meta = CallMeta::new(req.headers(), Instant::now());
-        match front_door(&app, req, &mut meta).await {
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let resp = match front_door(&app, req, &mut meta).await {
             Ok(resp) => resp,
             Err(e) => anthropic_error(e.status, &e.message),
+        };
+        if app.access_log {
+            crate::access_log::proxied(&method, uri.path(), resp.status().as_u16(), &meta);
         }
+        resp
     })
     .await
 }

@@ -88,6 +88,9 @@ async fn serve(
         let ua = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
         record(&app, &meta, endpoint, "", resp.status().as_u16(), "", ua);
     }
+    if app.access_log {
+        crate::access_log::proxied(&parts.method, parts.uri.path(), resp.status().as_u16(), &meta);
+    }
     (resp, meta.lines.take())
 }
 

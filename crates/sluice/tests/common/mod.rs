@@ -67,7 +67,8 @@ pub fn spawn(args: &[&str], label: &str) -> Proc {
             panic!("{label} exited: {}", proc.stderr());
         };
         if let Some(rest) = line.split("listening on http://").nth(1) {
-            let addr: SocketAddr = rest.trim().parse().unwrap();
+            // The address ends the line, or a JSON string (`--json_logs`).
+            let addr: SocketAddr = rest.split(['"', ' ']).next().unwrap_or_default().trim().parse().unwrap();
             proc.addr = SocketAddr::from(([127, 0, 0, 1], addr.port()));
             // Keep draining stdout so the child never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
