@@ -27,8 +27,21 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// The process's log so far. The gateway writes its lines from a thread of its own in
+    /// batches (`sluice/src/logs.rs`), so a line logged a moment ago may not be in the file yet:
+    /// this waits until the file has stopped growing (up to 3 s).
     pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        let read = || std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut seen = read();
+        loop {
+            std::thread::sleep(Duration::from_millis(40));
+            let now = read();
+            if now.len() == seen.len() || Instant::now() > deadline {
+                return now;
+            }
+            seen = now;
+        }
     }
 
     pub fn pid(&self) -> u32 {
