@@ -65,8 +65,8 @@ check() {
         [[ -z "$extra" ]] || fail "sluice links libraries the distroless runtime image lacks: $extra"
     fi
     "$sluice" health --help >/dev/null || fail "the HEALTHCHECK's 'sluice health' subcommand is missing"
-    LITELLM_MASTER_KEY=sk-check "$sluice" check --config examples/container.yaml >/dev/null \
-        || fail "examples/container.yaml (the image's config) does not pass sluice check"
+    LITELLM_MASTER_KEY=sk-check "$sluice" check --strict --config examples/container.yaml >/dev/null \
+        || fail "examples/container.yaml (the image's config) does not pass sluice check --strict (nothing ignored or refused)"
     grep -q 'master_key: os.environ/LITELLM_MASTER_KEY' examples/container.yaml \
         || fail "the image's config must take its master key from LITELLM_MASTER_KEY, not ship one"
 
@@ -79,8 +79,8 @@ import sys, yaml
 doc = yaml.safe_load(open(sys.argv[1]))
 open(sys.argv[2], "w").write(doc["data"]["config.yaml"])
 PY
-    LITELLM_MASTER_KEY=sk-check "$sluice" check --config "$tmp/config.yaml" >/dev/null \
-        || fail "the ConfigMap's config.yaml (deploy/kubernetes/configmap.yaml) does not pass sluice check"
+    LITELLM_MASTER_KEY=sk-check "$sluice" check --strict --config "$tmp/config.yaml" >/dev/null \
+        || fail "the ConfigMap's config.yaml (deploy/kubernetes/configmap.yaml) does not pass sluice check --strict (nothing ignored or refused)"
 
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" deploy/kubernetes/*.yaml \
         || fail "the Kubernetes manifests do not validate"
