@@ -3,15 +3,13 @@
 //! master key still works, and the lookups a non-admin may make answer alike whether or not the
 //! thing asked about exists.
 
-use axum::body::Body;
-use http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
+mod common;
+
+use common::{call, get, post};
+use http::{Method, StatusCode};
 use serde_json::{json, Value};
-use sluice_server::config::{Config, Env};
-use sluice_server::{routes, App};
-use sluice_store::Store;
+use sluice_server::App;
 use std::sync::Arc;
-use tower::ServiceExt;
 
 const MASTER: &str = "sk-master-test";
 
@@ -26,34 +24,7 @@ general_settings:
 "#;
 
 async fn app() -> Arc<App> {
-    let config = Config::from_yaml_str(CONFIG, Env::fixed([])).expect("config");
-    let app = App::with_env(&config, &Env::fixed([])).expect("app");
-    app.access.attach(Store::open("sqlite::memory:", 1).await.expect("store"));
-    app
-}
-
-async fn call(app: &Arc<App>, method: Method, uri: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(uri).header("authorization", format!("Bearer {key}"));
-    let body = match body {
-        Some(b) => {
-            req = req.header("content-type", "application/json");
-            Body::from(b.to_string())
-        }
-        None => Body::empty(),
-    };
-    let resp = routes(app.clone()).oneshot(req.body(body).unwrap()).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    (status, v)
-}
-
-async fn post(app: &Arc<App>, uri: &str, key: &str, body: Value) -> (StatusCode, Value) {
-    call(app, Method::POST, uri, key, Some(body)).await
-}
-
-async fn get(app: &Arc<App>, uri: &str, key: &str) -> (StatusCode, Value) {
-    call(app, Method::GET, uri, key, None).await
+    common::app_from(CONFIG, true).await
 }
 
 fn message(v: &Value) -> &str {

@@ -366,6 +366,19 @@ mod tests {
         conn.close().await.unwrap();
     }
 
+    /// Settings whose batch interval and reload never fire during a test: it drives the writer.
+    fn settings() -> AccessSettings {
+        AccessSettings {
+            batch_write_interval: Duration::from_secs(10),
+            reload_interval: Duration::from_secs(60),
+            disable_spend_logs: false,
+            max_end_user_budget: None,
+            max_budget: None,
+            budget_duration: None,
+            max_parallel_requests: None,
+        }
+    }
+
     /// Spend and log rows are separate writes: while the database refuses the logs, the spend
     /// is written once, and only the rows are retried (in order, each once).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,16 +390,7 @@ mod tests {
         // The logs take the dedicated SQLite connection: the path under test.
         assert!(store.logs_on_own_connection());
         store.insert_key(&KeyRecord { token: "tok".into(), ..Default::default() }).await.unwrap();
-        let settings = AccessSettings {
-            batch_write_interval: Duration::from_secs(10),
-            reload_interval: Duration::from_secs(60),
-            disable_spend_logs: false,
-            max_end_user_budget: None,
-            max_budget: None,
-            budget_duration: None,
-            max_parallel_requests: None,
-        };
-        let access = Access::new(Some("sk-master"), settings, None);
+        let access = Access::new(Some("sk-master"), settings(), None);
         access.attach(store.clone());
         access.load().await.unwrap();
         let key = access.registry.key("tok").unwrap();
@@ -465,16 +469,7 @@ mod tests {
         let url = format!("sqlite://{}", path.display());
         let store = Store::open(&url, 2).await.unwrap();
         store.insert_key(&KeyRecord { token: "tok".into(), ..Default::default() }).await.unwrap();
-        let settings = AccessSettings {
-            batch_write_interval: Duration::from_secs(10),
-            reload_interval: Duration::from_secs(60),
-            disable_spend_logs: false,
-            max_end_user_budget: None,
-            max_budget: None,
-            budget_duration: None,
-            max_parallel_requests: None,
-        };
-        let access = Access::new(Some("sk-master"), settings, None);
+        let access = Access::new(Some("sk-master"), settings(), None);
         access.attach(store.clone());
         access.load().await.unwrap();
         let key = access.registry.key("tok").unwrap();

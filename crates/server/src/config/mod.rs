@@ -68,20 +68,6 @@ const TOP_LEVEL_IMPLEMENTED: &[&str] = &[
     "sluice_settings",
 ];
 
-const TOP_LEVEL_KNOWN: &[&str] = &[
-    "callback_settings",
-    "credential_list",
-    "guardrails",
-    "prompts",
-    "assistant_settings",
-    "finetune_settings",
-    "files_settings",
-    "default_vertex_config",
-    "search_tools",
-    "mcp_servers",
-    "vector_store_registry",
-];
-
 impl Config {
     /// Reads `path` (following `include:`) with the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -115,7 +101,8 @@ impl Config {
             if TOP_LEVEL_IMPLEMENTED.contains(&key.as_str()) {
                 continue;
             }
-            if TOP_LEVEL_KNOWN.contains(&key.as_str()) {
+            // Known to LiteLLM (`known::TOP_LEVEL`), but not one of the sections above.
+            if known::TOP_LEVEL.contains(&key.as_str()) {
                 ignored.push(format!("{key}: not implemented in sluice yet"));
             } else {
                 ignored.push(format!("{key}: unknown top-level section"));
