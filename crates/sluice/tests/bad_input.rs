@@ -217,3 +217,30 @@ fn a_refused_request_whose_body_arrives_late_keeps_the_connection_usable() {
     let (status, _) = read_one_response(&mut s);
     assert_eq!(status, 200);
 }
+
+#[test]
+fn an_answer_that_leaves_the_body_unread_says_the_connection_closes() {
+    let (_m, g) = setup();
+    // Over the 0.05 MB limit (a 413 before the body is read), and over the 64 KB a refused
+    // request's body is drained to keep its connection (a 401 that leaves it unread): either
+    // way the connection cannot carry another request, and a client must be told so, or it
+    // keeps the connection in its pool and its next request fails with no answer at all.
+    let big = format!(
+        r#"{{"model":"fake-openai-endpoint","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(100_000)
+    );
+    for (key, expected) in [("sk-1234", 413), ("sk-not-a-real-key-0000", 401)] {
+        let mut s = TcpStream::connect(g.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        // The gateway may answer and close before all of it is taken.
+        let _ = s.write_all(big.as_bytes());
+        let (status, head) = read_one_response(&mut s);
+        assert_eq!(status, expected, "{head}");
+        assert!(head.to_ascii_lowercase().contains("connection: close"), "{key}: {head}");
+    }
+}

@@ -73,13 +73,25 @@ impl Body for ChainBody {
 const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// Reads and drops a small request body that will not be used (the request was refused before
-/// its body mattered); a large or slow one is left, and its connection closes after the answer.
-pub async fn drain_small(headers: &HeaderMap, body: axum::body::Body) {
+/// its body mattered); a large or slow one is left, and its connection closes after the answer:
+/// `refusal` then says so (see [`closing`]).
+pub async fn drain_small(headers: &HeaderMap, body: axum::body::Body, refusal: ApiError) -> ApiError {
     let len = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     if len.is_some_and(|n: usize| n <= DRAIN_LIMIT) {
         let limited = http_body_util::Limited::new(body, DRAIN_LIMIT);
-        let _ = tokio::time::timeout(Duration::from_secs(1), limited.collect()).await;
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), limited.collect()).await {
+            return refusal;
+        }
     }
+    closing(refusal)
+}
+
+/// An answer given while the request's body is still (partly) unread: the connection cannot carry
+/// another request and closes after it, so the answer says `connection: close`. Without it a
+/// client keeps the connection in its pool and may send its next request just as the gateway
+/// closes it, and that request fails with no answer at all.
+fn closing(e: ApiError) -> ApiError {
+    e.header("connection", "close")
 }
 
 /// The answer to a body over `limit` bytes (`size`, when known).
@@ -110,24 +122,26 @@ pub async fn read_client_body(
         headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit as u64 {
-            return Err(too_large(Some(len)));
+            return Err(closing(too_large(Some(len))));
         }
     }
     let limited = http_body_util::Limited::new(body, limit);
     match tokio::time::timeout_at((received + timeout).into(), limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(None)),
-        Ok(Err(_)) => {
-            Err(ApiError::bad_request("The request body was cut off before it was complete. Send the whole body."))
-        }
-        Err(_) => Err(ApiError::new(
-            408,
-            format!(
-                "The request body was not received within {} seconds. Send the whole body promptly.",
-                timeout.as_secs_f64()
-            ),
-        )
-        .kind("timeout")),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(closing(too_large(None))),
+        Ok(Err(_)) => Err(closing(ApiError::bad_request(
+            "The request body was cut off before it was complete. Send the whole body.",
+        ))),
+        Err(_) => Err(closing(
+            ApiError::new(
+                408,
+                format!(
+                    "The request body was not received within {} seconds. Send the whole body promptly.",
+                    timeout.as_secs_f64()
+                ),
+            )
+            .kind("timeout"),
+        )),
     }
 }
 

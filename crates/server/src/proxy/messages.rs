@@ -44,10 +44,7 @@ async fn front_door(app: &App, req: Request, meta: &mut CallMeta) -> Result<Resp
     let (parts, body) = req.into_parts();
     let identity = match app.access.identify(&parts.headers).await {
         Ok(identity) => identity,
-        Err(e) => {
-            body::drain_small(&parts.headers, body).await;
-            return Err(e);
-        }
+        Err(e) => return Err(body::drain_small(&parts.headers, body, e).await),
     };
     let body =
         body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout, meta.started)

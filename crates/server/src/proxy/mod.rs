@@ -125,10 +125,10 @@ async fn proxy(
     let identity = match app.access.identify(&parts.headers).await {
         Ok(identity) => identity,
         Err(e) => {
-            if let ClientBody::Stream(body) = body {
-                body::drain_small(&parts.headers, body).await;
-            }
-            return Err(e);
+            return Err(match body {
+                ClientBody::Stream(body) => body::drain_small(&parts.headers, body, e).await,
+                ClientBody::Whole(_) => e,
+            });
         }
     };
     let body = match body {
