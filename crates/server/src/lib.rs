@@ -123,13 +123,12 @@ impl Gateway {
         received: std::time::Instant,
     ) -> impl std::future::Future<Output = (axum::response::Response, Option<proxy::headers::HeadLines>)> + Send + 'static
     {
-        let refused = self.app.gate.check(parts.uri.path(), self.peer, &parts.headers).err();
-        let app = self.app.clone();
-        let serve = async move {
-            match refused {
-                Some(e) => (errors::error_response(&e), None),
-                None => proxy::handle_direct(app, endpoint, parts, body, received).await,
-            }
+        use futures_util::future::Either;
+        // No `async` block around the two: it would hold the request's parts beside the
+        // handler's future, in every connection's task.
+        let serve = match self.app.gate.check(parts.uri.path(), self.peer, &parts.headers) {
+            Err(refused) => Either::Left(std::future::ready((errors::error_response(&refused), None))),
+            Ok(()) => Either::Right(proxy::handle_direct(self.app.clone(), endpoint, parts, body, received)),
         };
         contained(endpoint.path(), serve, || (panicked(), None))
     }
@@ -192,19 +191,22 @@ where
 /// Runs one request's handler so that a panic in it costs that request only: the client gets a
 /// 500 (or, once the answer has started, a closed connection) and the process goes on serving.
 /// Each panic is logged at error level with the route (keys in paths abbreviated).
-pub(crate) async fn contained<T>(
+pub(crate) fn contained<T>(
     route: impl std::fmt::Display,
     handler: impl std::future::Future<Output = T>,
     on_panic: impl FnOnce() -> T,
-) -> T {
+) -> impl std::future::Future<Output = T> {
     use futures_util::FutureExt;
-    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+    // A combinator rather than an `async fn`: the connection's task holds this future inline
+    // whether or not a request is in flight, and an `async fn` would keep `handler` and the
+    // future wrapping it side by side.
+    std::panic::AssertUnwindSafe(handler).catch_unwind().map(move |answer| match answer {
         Ok(answer) => answer,
         Err(_) => {
             tracing::error!(route = %route, "a request handler panicked; answered 500 and kept serving");
             on_panic()
         }
-    }
+    })
 }
 
 /// Logs every panic as one error line with where it happened, through the log (so `--json_logs`
