@@ -160,9 +160,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     secs_to_duration(total).ok_or_else(|| format!("'{s}': {hint}"))
 }
 
+/// The longest time any setting may stand for (a run, a pause, the spread of a schedule): far
+/// beyond any load test, and well inside what an `Instant` can be moved by, so no setting can
+/// make the generator panic where it schedules.
+pub const MAX_SECONDS: f64 = 365.0 * 86_400.0;
+
 fn secs_to_duration(secs: f64) -> Option<Duration> {
-    // `try_`: a run time of `1e30s` is refused, not a panic.
-    (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).ok()).flatten()
+    (0.0..=MAX_SECONDS).contains(&secs).then(|| Duration::from_secs_f64(secs))
 }
 
 /// Parses `MIN..MAX` (seconds, floats) or a single value (a fixed pause).
@@ -170,10 +174,10 @@ pub fn parse_wait(s: &str) -> Result<WaitRange, String> {
     let hint = "expected MIN..MAX in seconds, e.g. 0.5..1, or one value such as 1";
     let num = |x: &str| -> Result<f64, String> {
         let v: f64 = x.trim().parse().map_err(|_| format!("'{s}': {hint}"))?;
-        if v.is_finite() && v >= 0.0 {
+        if (0.0..=MAX_SECONDS).contains(&v) {
             Ok(v)
         } else {
-            Err(format!("'{s}': waits must be zero or more seconds"))
+            Err(format!("'{s}': waits must be from 0 to {MAX_SECONDS} seconds (a year)"))
         }
     };
     let (min, max) = match s.split_once("..") {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
 
-use crate::args::{EndpointSpec, LoadArgs, WaitRange};
+use crate::args::{EndpointSpec, LoadArgs, WaitRange, MAX_SECONDS};
 use crate::template::Template;
 
 /// The error file stops growing at this size.
@@ -107,7 +107,9 @@ impl Plan {
         }
         let mode = match args.rate {
             Some(rate) => {
-                if !(rate.is_finite() && rate > 0.0) {
+                // The gap between two sends is at most a year: a smaller rate would schedule its
+                // second send past what a clock can count to.
+                if !(rate.is_finite() && rate >= 1.0 / MAX_SECONDS) {
                     return Err(format!(
                         "--rate {rate}: give a positive number of requests per second, e.g. --rate 1000"
                     ));
@@ -127,6 +129,12 @@ impl Plan {
                 let spawn_rate = args.spawn_rate.unwrap_or(args.users as f64);
                 if !(spawn_rate.is_finite() && spawn_rate > 0.0) {
                     return Err(format!("--spawn-rate {spawn_rate}: give a positive number of users per second"));
+                }
+                if args.users as f64 / spawn_rate > MAX_SECONDS {
+                    return Err(format!(
+                        "--spawn-rate {spawn_rate}: the last of {} users would start more than a year in",
+                        args.users
+                    ));
                 }
                 Mode::Users { users: args.users, spawn_rate, wait: args.wait }
             }
@@ -289,12 +297,37 @@ pub(crate) fn plan(args: &[&str]) -> Result<Plan, String> {
 
     let mut v = vec!["load"];
     v.extend_from_slice(args);
-    Plan::from_args(&Cli::try_parse_from(v).unwrap().load)
+    let cli = Cli::try_parse_from(v).map_err(|e| e.to_string())?;
+    Plan::from_args(&cli.load)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_that_would_leave_what_a_clock_can_count_are_refused() {
+        for args in [
+            &["--rate", "1e-300"][..],
+            &["--rate", "0.00000001"],
+            &["--users", "1000", "--spawn-rate", "1e-300"],
+            &["--users", "10", "--spawn-rate", "0.0000001"],
+            &["--wait", "1e300"],
+            &["--wait", "0..1e10"],
+            &["--duration", "1e19"],
+        ] {
+            let mut v = vec!["--host", "http://127.0.0.1:4000"];
+            v.extend_from_slice(args);
+            let e = match plan(&v) {
+                Ok(_) => panic!("{args:?} was accepted"),
+                Err(e) => e,
+            };
+            assert!(!e.is_empty(), "{args:?}");
+        }
+        // The slowest schedules still allowed.
+        assert!(plan(&["--host", "http://127.0.0.1:4000", "--rate", "0.0001"]).is_ok());
+        assert!(plan(&["--host", "http://127.0.0.1:4000", "--users", "10", "--spawn-rate", "0.001"]).is_ok());
+    }
 
     #[test]
     fn joins_paths() {
