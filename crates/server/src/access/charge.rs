@@ -152,12 +152,17 @@ impl Charge {
 
     /// The deployment now answering (set on every attempt; the last one is billed).
     pub fn serving(&self, served: &Arc<Served>, metrics: Option<&sluice_metrics::DeploymentMetrics>) {
-        *self.served.lock().unwrap() = Some((served.clone(), metrics.cloned()));
+        *self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((served.clone(), metrics.cloned()));
     }
 
     /// Whether a price is known, i.e. whether counting tokens ourselves would change the bill.
     pub fn priced(&self) -> bool {
-        self.served.lock().unwrap().as_ref().is_some_and(|(s, _)| s.price.is_some())
+        self.served
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|(s, _)| s.price.is_some())
     }
 
     /// Bills `usage` (the first call wins) and returns the cost in USD.
@@ -165,7 +170,8 @@ impl Charge {
         if self.settled.swap(true, Ordering::AcqRel) {
             return 0.0;
         }
-        let (served, deployment) = self.served.lock().unwrap().clone().unwrap_or_default();
+        let (served, deployment) =
+            self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default();
         let served = &*served;
         let reported = usage;
         let (usage, clamped) = bounded(usage);
@@ -191,7 +197,9 @@ impl Charge {
         };
         if let Some(k) = &a.key {
             charge(Spender::Key(k.record.token.clone()), &k.live, true);
-            if let Some(w) = k.live.per_model.lock().unwrap().get(&self.model_group) {
+            if let Some(w) =
+                k.live.per_model.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&self.model_group)
+            {
                 w.1.add(tokens, now);
             }
         }

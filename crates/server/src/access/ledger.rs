@@ -69,14 +69,19 @@ impl Ledger {
     }
 
     pub fn model_spend(&self, model: &str) -> f64 {
-        self.models.lock().unwrap().get(model).map(|(b, p)| b + p).unwrap_or(0.0)
+        self.models
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(model)
+            .map(|(b, p)| b + p)
+            .unwrap_or(0.0)
     }
 
     /// Adds a request's cost; returns true when the ledger just became dirty (the caller queues it).
     pub fn charge(&self, cost: f64, model: Option<&str>) -> bool {
         self.pending.add(cost);
         if let Some(m) = model {
-            let mut models = self.models.lock().unwrap();
+            let mut models = self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match models.get_mut(m) {
                 Some(e) => e.1 += cost,
                 None => {
@@ -92,7 +97,7 @@ impl Ledger {
         let per_model = self
             .models
             .lock()
-            .unwrap()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .filter(|(_, (_, p))| *p != 0.0)
             .map(|(m, (_, p))| (m.clone(), *p))
@@ -106,7 +111,7 @@ impl Ledger {
         // Into base before out of pending: budgets read mid-move see the amount (see `spend`).
         self.base.add(taken.amount);
         self.pending.add(-taken.amount);
-        let mut models = self.models.lock().unwrap();
+        let mut models = self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (m, x) in &taken.per_model {
             if let Some(e) = models.get_mut(m) {
                 e.1 -= x;
@@ -118,8 +123,13 @@ impl Ledger {
         // the flag down and queues the ledger itself, so none can slip between look and clear.
         // (The writer keys its list by spender, so a ledger queued twice is written once.)
         self.dirty.store(false, Ordering::SeqCst);
-        let still =
-            self.pending.get().abs() > 1e-15 || self.models.lock().unwrap().values().any(|(_, p)| p.abs() > 1e-15);
+        let still = self.pending.get().abs() > 1e-15
+            || self
+                .models
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .values()
+                .any(|(_, p)| p.abs() > 1e-15);
         if still {
             self.dirty.store(true, Ordering::SeqCst);
         }
@@ -129,7 +139,7 @@ impl Ledger {
     /// The database's view after a reload: it holds everything this replica committed.
     pub fn reloaded(&self, spend: f64, model_spend: &serde_json::Map<String, serde_json::Value>) {
         self.base.set(spend);
-        let mut models = self.models.lock().unwrap();
+        let mut models = self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (m, v) in model_spend {
             if let Some(x) = v.as_f64() {
                 models.entry(m.clone()).or_insert((0.0, 0.0)).0 = x;
@@ -142,7 +152,7 @@ impl Ledger {
     pub fn reset(&self) {
         self.base.set(0.0);
         self.pending.set(0.0);
-        self.models.lock().unwrap().clear();
+        self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 
     /// Adds a request's estimate; returns what the other requests in flight had reserved.
@@ -173,6 +183,25 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Release builds unwind: a request that panicked while holding a shared key's lock must not
+    /// turn every later request on that key into a panic too.
+    #[test]
+    fn a_panic_while_the_models_are_locked_leaves_the_ledger_usable() {
+        let l = std::sync::Arc::new(Ledger::new(0.0, &serde_json::Map::new()));
+        let held = l.clone();
+        let panicked = std::thread::spawn(move || {
+            let _models = held.models.lock().unwrap();
+            panic!("a handler's bug");
+        })
+        .join();
+        assert!(panicked.is_err() && l.models.is_poisoned());
+        l.charge(0.5, Some("gpt"));
+        assert_eq!(l.model_spend("gpt"), 0.5);
+        let taken = l.snapshot();
+        l.committed(&taken);
+        assert_eq!(l.spend(), 0.5);
+    }
 
     #[test]
     fn pending_moves_to_base_only_when_committed() {

@@ -31,7 +31,12 @@ impl Live {
     }
 
     pub fn model_windows(&self, model: &str) -> Arc<(Window, Window)> {
-        self.per_model.lock().unwrap().entry(model.to_string()).or_default().clone()
+        self.per_model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(model.to_string())
+            .or_default()
+            .clone()
     }
 }
 

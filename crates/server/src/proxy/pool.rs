@@ -286,7 +286,7 @@ impl Client {
     #[cfg(test)]
     fn idle_count(&self, https: bool, authority: &str) -> usize {
         let key = Key { https, authority: authority.parse().expect("authority") };
-        let idle = self.inner.idle.lock().unwrap();
+        let idle = self.inner.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         idle.h1.get(&key).map_or(0, Vec::len)
     }
 }
