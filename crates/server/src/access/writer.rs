@@ -379,6 +379,31 @@ mod tests {
         }
     }
 
+    /// An access layer over `store` with one key, `tok`, and its writer, driven by hand.
+    async fn writer_over(store: &Store) -> (Arc<Access>, Writer) {
+        store.insert_key(&KeyRecord { token: "tok".into(), ..Default::default() }).await.unwrap();
+        let access = Access::new(Some("sk-master"), settings(), None);
+        access.attach(store.clone());
+        access.load().await.unwrap();
+        let rx = access.writer.receivers.lock().unwrap().take().unwrap();
+        let w = Writer { rx, failing: false, dirty: Default::default(), logs: Vec::new(), last_reload: Instant::now() };
+        (access, w)
+    }
+
+    /// One request of `cost` on `tok`, as the request path bills it: the ledger, then its log row.
+    fn charge(access: &Access, cost: f64, id: &str) {
+        let key = access.registry.key("tok").unwrap();
+        if key.live.ledger.charge(cost, Some("m")) {
+            access.writer.dirty(Spender::Key("tok".into()), &key.live);
+        }
+        access.writer.log(SpendLogRecord {
+            request_id: id.into(),
+            api_key: "tok".into(),
+            spend: cost,
+            ..Default::default()
+        });
+    }
+
     /// Spend and log rows are separate writes: while the database refuses the logs, the spend
     /// is written once, and only the rows are retried (in order, each once).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,25 +414,8 @@ mod tests {
         let store = Store::open(&url, 2).await.unwrap();
         // The logs take the dedicated SQLite connection: the path under test.
         assert!(store.logs_on_own_connection());
-        store.insert_key(&KeyRecord { token: "tok".into(), ..Default::default() }).await.unwrap();
-        let access = Access::new(Some("sk-master"), settings(), None);
-        access.attach(store.clone());
-        access.load().await.unwrap();
-        let key = access.registry.key("tok").unwrap();
-        let rx = access.writer.receivers.lock().unwrap().take().unwrap();
-        let mut w =
-            Writer { rx, failing: false, dirty: Default::default(), logs: Vec::new(), last_reload: Instant::now() };
-        let charge = |cost: f64, id: &str| {
-            if key.live.ledger.charge(cost, Some("m")) {
-                access.writer.dirty(Spender::Key("tok".into()), &key.live);
-            }
-            access.writer.log(SpendLogRecord {
-                request_id: id.into(),
-                api_key: "tok".into(),
-                spend: cost,
-                ..Default::default()
-            });
-        };
+        let (access, mut w) = writer_over(&store).await;
+        let charge = |cost: f64, id: &str| charge(&access, cost, id);
         let stored = || async { store.get_key("tok").await.unwrap().unwrap() };
         let logged = || async {
             store
@@ -431,7 +439,7 @@ mod tests {
         w.write(&access).await;
         w.write(&access).await;
         assert_eq!(stored().await.spend, 0.5);
-        assert_eq!(key.live.ledger.spend(), 0.5);
+        assert_eq!(access.registry.key("tok").unwrap().live.ledger.spend(), 0.5);
         // Spend added meanwhile is written once too.
         charge(0.25, "r2");
         w.write(&access).await;
@@ -451,7 +459,7 @@ mod tests {
         assert_eq!(stored().await.spend, 0.875);
         w.write(&access).await;
         assert_eq!(stored().await.spend, 0.875);
-        assert_eq!(key.live.ledger.spend(), 0.875);
+        assert_eq!(access.registry.key("tok").unwrap().live.ledger.spend(), 0.875);
         let mut ids = logged().await;
         ids.sort();
         assert_eq!(ids, ["r1", "r2", "r3"]);
@@ -468,25 +476,8 @@ mod tests {
         let path = dir.join("data").join("w.db");
         let url = format!("sqlite://{}", path.display());
         let store = Store::open(&url, 2).await.unwrap();
-        store.insert_key(&KeyRecord { token: "tok".into(), ..Default::default() }).await.unwrap();
-        let access = Access::new(Some("sk-master"), settings(), None);
-        access.attach(store.clone());
-        access.load().await.unwrap();
-        let key = access.registry.key("tok").unwrap();
-        let rx = access.writer.receivers.lock().unwrap().take().unwrap();
-        let mut w =
-            Writer { rx, failing: false, dirty: Default::default(), logs: Vec::new(), last_reload: Instant::now() };
-        let charge = |cost: f64, id: &str| {
-            if key.live.ledger.charge(cost, Some("m")) {
-                access.writer.dirty(Spender::Key("tok".into()), &key.live);
-            }
-            access.writer.log(SpendLogRecord {
-                request_id: id.into(),
-                api_key: "tok".into(),
-                spend: cost,
-                ..Default::default()
-            });
-        };
+        let (access, mut w) = writer_over(&store).await;
+        let charge = |cost: f64, id: &str| charge(&access, cost, id);
 
         charge(0.5, "r1");
         w.write(&access).await;

@@ -58,15 +58,8 @@ pub(crate) fn err(path: &str, msg: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("{path}: {msg}"))
 }
 
-const TOP_LEVEL_IMPLEMENTED: &[&str] = &[
-    "model_list",
-    "litellm_settings",
-    "router_settings",
-    "general_settings",
-    "environment_variables",
-    "include",
-    "sluice_settings",
-];
+/// The top-level sections sluice reads: the first of LiteLLM's known ones (`known::TOP_LEVEL`).
+const TOP_LEVEL_IMPLEMENTED: &[&str] = known::TOP_LEVEL.split_at(7).0;
 
 impl Config {
     /// Reads `path` (following `include:`) with the process environment.
