@@ -165,12 +165,21 @@ impl Registry {
         Some(live)
     }
 
-    /// The end user named by a request's `user`, created on first sight.
+    /// The end user named by a request's `user`, created on first sight. Created under the map's
+    /// entry lock: concurrent first requests by one end user must share one ledger, or the spend
+    /// of all but the last one created would go to a ledger nobody reads.
     pub fn end_user(&self, id: &str) -> Arc<EndUserEntry> {
         if let Some(e) = self.end_users.get(id) {
             return e.clone();
         }
-        self.put_end_user(EndUserRecord { user_id: id.to_string(), ..Default::default() }, false)
+        let empty = serde_json::Map::new();
+        self.end_users
+            .entry(id.to_string())
+            .or_insert_with(|| {
+                let record = EndUserRecord { user_id: id.to_string(), ..Default::default() };
+                Arc::new(Entry { record, live: Live::new(0.0, &empty, None), caller: None })
+            })
+            .clone()
     }
 
     pub fn key(&self, token: &str) -> Option<Arc<KeyEntry>> {
@@ -224,5 +233,32 @@ impl Registry {
         let live = live.unwrap_or_else(|| Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)));
         live.ledger.set_reset_at_ms(ms(record.budget_reset_at));
         self.teams.insert(record.team_id.clone(), Arc::new(Entry { record, live, caller: None }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_first_requests_of_an_end_user_share_one_ledger() {
+        for round in 0..50 {
+            let registry = Registry::new(None);
+            let id = format!("end-user-{round}");
+            let start = std::sync::Barrier::new(8);
+            let entries: Vec<Arc<EndUserEntry>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            registry.end_user(&id)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let kept = registry.end_users.get(&id).unwrap().clone();
+            assert!(entries.iter().all(|e| Arc::ptr_eq(&e.live, &kept.live)), "round {round}: a ledger was lost");
+        }
     }
 }
