@@ -63,20 +63,20 @@ pub(crate) fn write(line: &Line<'_>) {
     );
 }
 
-/// The access line of a request to a model route, served with `meta`.
-pub(crate) fn proxied(method: &http::Method, path: &str, status: u16, meta: &crate::proxy::headers::CallMeta) {
-    let charge = meta.charge.as_deref();
+/// The access line of a request to a model route, from what the request knew.
+pub(crate) fn proxied(method: &http::Method, path: &str, status: u16, facts: &crate::proxy::headers::Facts) {
+    let charge = facts.charge.as_deref();
     write(&Line {
         method: method.as_str(),
         path,
         status,
-        latency: meta.started.elapsed(),
+        latency: facts.received.elapsed(),
         model: charge.map(|c| c.model_group()).unwrap_or(""),
         key_alias: charge
             .and_then(|c| c.admission().key.as_ref())
             .and_then(|k| k.record.key_alias.as_deref())
             .unwrap_or(""),
-        call_id: meta.call_id.to_str().unwrap_or(""),
+        call_id: facts.call_id.to_str().unwrap_or(""),
     });
 }
 

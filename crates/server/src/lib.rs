@@ -13,6 +13,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod errors;
+pub mod exchange;
 pub mod gate;
 pub mod info;
 pub mod listen;
@@ -47,12 +48,12 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
     for prefix in ["", "/v1"] {
         for endpoint in DIRECT_ENDPOINTS {
             let path = endpoint.path();
-            let direct = move |State(app): State<Arc<App>>, req: Request| {
-                proxy::handle(app, endpoint, None, req, std::time::Instant::now())
+            let direct = move |State(app): State<Arc<App>>, req: Request| async move {
+                axum::response::Response::from(serve_proxied(app, endpoint, None, req).await)
             };
             // Azure's and the legacy engines' paths name the model (it wins over the body's).
-            let named = move |State(app): State<Arc<App>>, Path(model): Path<String>, req: Request| {
-                proxy::handle(app, endpoint, Some(model), req, std::time::Instant::now())
+            let named = move |State(app): State<Arc<App>>, Path(model): Path<String>, req: Request| async move {
+                axum::response::Response::from(serve_proxied(app, endpoint, Some(model), req).await)
             };
             proxied = proxied
                 .route(&format!("{prefix}{path}"), post(direct))
@@ -118,25 +119,36 @@ impl Gateway {
     pub(crate) fn direct(
         &self,
         endpoint: Endpoint,
-        parts: http::request::Parts,
-        body: proxy::ClientBody,
+        request: exchange::ClientRequest,
         received: std::time::Instant,
-    ) -> impl std::future::Future<Output = (axum::response::Response, Option<proxy::headers::HeadLines>)> + Send + 'static
-    {
+    ) -> impl std::future::Future<Output = exchange::Reply> + Send + 'static {
         use futures_util::future::Either;
         // No `async` block around the two: it would hold the request's parts beside the
         // handler's future, in every connection's task.
+        let parts = &request.parts;
         let serve = match self.app.gate.check(parts.uri.path(), self.peer, &parts.headers) {
-            Err(refused) => Either::Left(std::future::ready((errors::error_response(&refused), None))),
-            Ok(()) => Either::Right(proxy::handle_direct(self.app.clone(), endpoint, parts, body, received)),
+            Err(refused) => Either::Left(std::future::ready(errors::reply(&refused, errors::Flavour::OpenAi))),
+            Ok(()) => Either::Right(proxy::handle(self.app.clone(), endpoint, None, request, received)),
         };
-        contained(endpoint.path(), serve, || (panicked(), None))
+        contained(endpoint.path(), serve, panicked)
     }
 
     /// The largest request body the gateway accepts, and how long a client has to send it.
     pub(crate) fn body_limits(&self) -> (usize, std::time::Duration) {
         (self.app.max_request_bytes, self.app.client_body_timeout)
     }
+}
+
+/// Serves a proxied route's request that hyper read (its body still to come).
+fn serve_proxied(
+    app: Arc<App>,
+    endpoint: Endpoint,
+    path_model: Option<String>,
+    req: Request,
+) -> impl std::future::Future<Output = exchange::Reply> + Send + 'static {
+    let (parts, body) = req.into_parts();
+    let request = exchange::ClientRequest { parts, body: exchange::ClientBody::Stream(body) };
+    proxy::handle(app, endpoint, path_model, request, std::time::Instant::now())
 }
 
 /// The endpoints served at their own path (`Endpoint::path`), with and without `/v1`: [`routes`]
@@ -172,16 +184,15 @@ where
         }
         match direct_route(req.method(), req.uri().path()) {
             Some(endpoint) => {
-                let app = self.app.clone();
-                let answer = proxy::handle(app, endpoint, None, req, std::time::Instant::now());
-                Box::pin(async move { Ok(contained(endpoint.path(), answer, panicked).await) })
+                let answer = serve_proxied(self.app.clone(), endpoint, None, req);
+                Box::pin(async move { Ok(contained(endpoint.path(), answer, panicked).await.into()) })
             }
             None => {
                 let route = RouteName(req.method().clone(), req.uri().path().to_string());
                 let answer = tower::Service::call(&mut self.router, req);
                 Box::pin(async move {
                     let answer = async move { answer.await.unwrap_or_else(|never| match never {}) };
-                    Ok(contained(route, answer, panicked).await)
+                    Ok(contained(route, answer, || panicked().into()).await)
                 })
             }
         }
@@ -221,11 +232,14 @@ pub fn log_panics() {
 }
 
 /// The answer to a request whose handler panicked.
-fn panicked() -> axum::response::Response {
-    errors::error_response(&sluice_wire::ApiError::new(
-        500,
-        "sluice hit an internal error while handling this request (logged on the server). Nothing else was affected; retry the request, and report it if it repeats.",
-    ))
+fn panicked() -> exchange::Reply {
+    errors::reply(
+        &sluice_wire::ApiError::new(
+            500,
+            "sluice hit an internal error while handling this request (logged on the server). Nothing else was affected; retry the request, and report it if it repeats.",
+        ),
+        errors::Flavour::OpenAi,
+    )
 }
 
 /// A request's method and path for a log line, with anything that looks like a raw key (some
@@ -265,7 +279,7 @@ mod tests {
             }
             axum::response::Response::new(axum::body::Body::empty())
         };
-        let answer = contained("/chat/completions", boom, panicked).await;
+        let answer = contained("/chat/completions", boom, || panicked().into()).await;
         assert_eq!(answer.status(), 500);
         let body = axum::body::to_bytes(answer.into_body(), 1 << 16).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();

@@ -20,11 +20,9 @@
 //! streams, a `date` header, and graceful shutdown (idle connections close at once, a request in
 //! flight finishes first).
 
-use crate::proxy::headers::HeadLines;
-use crate::proxy::ClientBody;
+use crate::exchange::{push_field, ClientBody, ClientRequest, Reply, ReplyBody};
 use crate::vectored::write_all;
 use crate::Gateway;
-use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use http::header::{HeaderName, HeaderValue};
@@ -140,7 +138,7 @@ pub async fn serve(
         }
         let head_bytes = buf.split_to(head.len).freeze();
         let body = buf.split_to(head.body_len.min(buf.len())).freeze();
-        let (parts, body) = match head.request(&head_bytes, body, complete) {
+        let request = match head.request(&head_bytes, body, complete) {
             Some(request) => request,
             None => {
                 let _ = stream.write_all(BAD_REQUEST).await;
@@ -155,7 +153,7 @@ pub async fn serve(
         // gone for good until an answer is written to it. So the request goes on, its answer
         // is written (a stream stops at the first write that fails), and the connection ends;
         // a model call whose client did leave runs on to its end and is billed (`proxy::outlive`).
-        let handler = gateway.direct(head.endpoint, parts, body, received);
+        let handler = gateway.direct(head.endpoint, request, received);
         tokio::pin!(handler);
         let mut watching = true;
         let mut half_closed = false;
@@ -185,8 +183,7 @@ pub async fn serve(
         // pipelined before that are answered.
         let more_to_come = !half_closed || !buf.is_empty();
         let keep_alive = complete && !head.close && more_to_come && !*shutdown.borrow();
-        let (response, lines) = response;
-        if write_response(&mut stream, response, lines, keep_alive).await.is_err() || !keep_alive {
+        if write_reply(&mut stream, response, keep_alive).await.is_err() || !keep_alive {
             return Next::Close;
         }
     }
@@ -315,7 +312,7 @@ fn connection(value: &[u8]) -> Option<bool> {
 
 impl Head {
     /// The request for the handler; `None` if a name or value is not valid in an `http` request.
-    fn request(&self, head: &Bytes, body: Bytes, complete: bool) -> Option<(http::request::Parts, ClientBody)> {
+    fn request(&self, head: &Bytes, body: Bytes, complete: bool) -> Option<ClientRequest> {
         let mut headers = http::HeaderMap::with_capacity(self.header_count);
         for &(ns, ne, vs, ve) in &self.headers[..self.header_count] {
             let name = HeaderName::from_bytes(&head[ns as usize..ne as usize]).ok()?;
@@ -336,53 +333,44 @@ impl Head {
         parts.method = http::Method::POST;
         parts.uri = uri;
         parts.headers = headers;
-        Some((parts, body))
+        Some(ClientRequest { parts, body })
     }
 }
 
-/// Writes `response`: its head and a whole body in one vectored write, a body of unknown length
-/// chunk by chunk as it comes (a stream's events reach the client as the upstream sends them).
-async fn write_response(
-    stream: &mut TcpStream,
-    response: Response,
-    lines: Option<HeadLines>,
-    keep_alive: bool,
-) -> io::Result<()> {
-    let (parts, mut body) = response.into_parts();
+/// Writes `reply`: its head and a whole body in one vectored write, a streamed body chunk by
+/// chunk as it comes (a stream's events reach the client as the upstream sends them).
+async fn write_reply(stream: &mut TcpStream, reply: Reply, keep_alive: bool) -> io::Result<()> {
     // An answer's head is ~1 KB: the upstream's headers twice over and ours.
     let mut head = Vec::with_capacity(2048);
-    head.extend_from_slice(b"HTTP/1.1 ");
-    head.extend_from_slice(parts.status.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
-    head.extend_from_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        if name == http::header::CONTENT_LENGTH
-            || name == http::header::TRANSFER_ENCODING
-            || name == http::header::CONNECTION
-        {
-            continue;
-        }
-        crate::proxy::push_field(&mut head, name.as_str().as_bytes(), value.as_bytes());
-    }
-    if let Some(lines) = lines {
-        head.extend_from_slice(&lines.0);
-    }
-    if !parts.headers.contains_key(http::header::DATE) {
-        crate::proxy::push_field(&mut head, b"date", &http_date());
+    reply.write_head(&mut head);
+    if !reply.headers.contains_key(http::header::DATE) {
+        push_field(&mut head, b"date", &http_date());
     }
     if !keep_alive {
         head.extend_from_slice(b"connection: close\r\n");
     }
-    let status = parts.status.as_u16();
-    if parts.status.is_informational() || status == 204 || status == 304 {
+    let status = reply.status.as_u16();
+    if reply.status.is_informational() || status == 204 || status == 304 {
         head.extend_from_slice(b"\r\n");
         return write_all(stream, &mut [&head]).await;
     }
+    let mut body = match reply.body {
+        ReplyBody::Whole(parts) => {
+            let len: usize = parts.iter().map(Bytes::len).sum();
+            let _ = write!(head, "content-length: {len}\r\n\r\n");
+            // A proxied answer is up to three pieces (the body around the re-stamped model
+            // name): written as they are, in the head's write.
+            let [a, b, c] = &parts;
+            return write_all(stream, &mut [&head, a, b, c]).await;
+        }
+        ReplyBody::Stream(body) => body,
+    };
     if let Some(len) = body.size_hint().exact() {
+        // A body of known length in a stream's clothes (an upstream's answer passed through):
+        // written whole, with its length.
         let _ = write!(head, "content-length: {len}\r\n\r\n");
-        // A proxied answer is up to three pieces (the body around the re-stamped model name):
-        // written as they are, in the head's write; a fourth and later ones are joined.
+        // The first three pieces as they are, in the head's write; a fourth and later ones
+        // joined.
         let mut pieces: [Bytes; 3] = Default::default();
         let mut count = 0;
         let mut rest = BytesMut::new();
@@ -458,14 +446,14 @@ mod tests {
         assert_eq!(head.len, text.len() - 11);
         assert_eq!(head.body_len, 12);
         let bytes = Bytes::copy_from_slice(text.as_bytes());
-        let (request, body) = head.request(&bytes, Bytes::from_static(b"{}"), true).unwrap();
+        let ClientRequest { parts: request, body } = head.request(&bytes, Bytes::from_static(b"{}"), true).unwrap();
         assert_eq!(request.method, http::Method::POST);
         assert_eq!(request.uri.path(), "/v1/chat/completions");
         assert_eq!(request.headers["authorization"], "Bearer k");
         assert_eq!(request.headers["host"], "x");
         assert_eq!(request.headers.len(), 4);
         assert!(matches!(body, ClientBody::Whole(b) if b == "{}"));
-        let (_, cut_off) = head.request(&bytes, Bytes::new(), false).unwrap();
+        let cut_off = head.request(&bytes, Bytes::new(), false).unwrap().body;
         assert!(matches!(cut_off, ClientBody::Stream(_)), "an incomplete body is read against its deadline");
         assert!(!head.close);
         let close = text.replace("keep-alive", "Close");
@@ -534,18 +522,24 @@ mod tests {
         }
     }
 
-    /// What `write_response` puts on the wire for a body of `pieces`.
+    /// What `write_reply` puts on the wire for a streamed body of `pieces`.
     async fn written(pieces: &[&'static str], sized: bool, keep_alive: bool) -> String {
+        let body = Pieces { left: pieces.iter().map(|p| Bytes::from_static(p.as_bytes())).collect(), sized };
+        written_reply(ReplyBody::Stream(axum::body::Body::new(body)), keep_alive).await
+    }
+
+    /// What `write_reply` puts on the wire for `body`, with a header in the map and one in lines.
+    async fn written_reply(body: ReplyBody, keep_alive: bool) -> String {
         use tokio::io::AsyncReadExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
-        let body = Pieces { left: pieces.iter().map(|p| Bytes::from_static(p.as_bytes())).collect(), sized };
-        let mut response = Response::new(axum::body::Body::new(body));
-        response.headers_mut().insert("x-one", HeaderValue::from_static("1"));
-        let mut lines = HeadLines::default();
-        lines.0.extend_from_slice(b"x-two: 2\r\n");
-        write_response(&mut server, response, Some(lines), keep_alive).await.unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-one", HeaderValue::from_static("1"));
+        let mut reply = Reply::stream(http::StatusCode::OK, headers, axum::body::Body::empty());
+        reply.body = body;
+        reply.lines.push(b"x-two", b"2");
+        write_reply(&mut server, reply, keep_alive).await.unwrap();
         drop(server);
         let mut out = String::new();
         let mut client = client;
@@ -564,6 +558,16 @@ mod tests {
             assert!(!text.contains("connection: close"), "{text}");
             assert!(text.ends_with(&format!("\r\n\r\n{body}")), "{text}");
         }
+    }
+
+    #[tokio::test]
+    async fn whole_replies_go_out_in_their_pieces_with_their_length() {
+        let parts = [Bytes::from_static(b"{\"model\":"), Bytes::from_static(b"\"m\""), Bytes::from_static(b"}")];
+        let text = written_reply(ReplyBody::Whole(parts), true).await;
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("\r\nx-one: 1\r\nx-two: 2\r\n"), "{text}");
+        assert!(text.contains("\r\ncontent-length: 13\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n{\"model\":\"m\"}"), "{text}");
     }
 
     #[tokio::test]

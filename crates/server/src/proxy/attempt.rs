@@ -3,13 +3,13 @@
 
 use super::answer::{UpstreamHead, UpstreamHeaders};
 use super::body::ChainBody;
-use super::headers::{self, CallMeta};
+use super::headers::{self, Facts, Outcome};
 use super::relay::{Relay, Step, UsageNeeds};
 use super::{insert_model, mock, read_upstream, upstream, ReadError};
 use crate::app::{App, OpenAiTarget, Target, TargetKind};
-use axum::response::Response;
+use crate::exchange::{Lines, Reply};
 use bytes::Bytes;
-use http::{header, HeaderValue, StatusCode};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 use sluice_router::{Attempt, Call, ErrorKind, Failed, Failure, FailureEffect};
 use sluice_wire::sniff::{self, Endpoint};
 use sluice_wire::{splice, ApiError};
@@ -32,60 +32,45 @@ pub struct UpstreamCall<'a> {
     /// The original body of an Anthropic-format request (the `/v1/messages` front door): sent to
     /// Anthropic deployments as it is, with only `model` rewritten.
     pub native_anthropic: Option<&'a Bytes>,
-    pub meta: &'a mut CallMeta,
+    /// What the request knows; fixed while the router tries deployments.
+    pub facts: &'a Facts,
+    /// What the attempts produce.
+    pub outcome: &'a mut Outcome,
+    pub clock: UpstreamClock,
 }
 
-/// Marks a response that is already in Anthropic's format (a front-door passthrough).
-#[derive(Clone, Copy, Debug)]
-pub struct NativeAnthropic;
+/// When the current attempt's request went upstream and its answer was read: set by the
+/// attempt's client side ([`UpstreamCall::send`], [`UpstreamCall::read_answer`]) and added to the
+/// outcome's upstream time once, as the attempt ends, so that no path adds it by hand.
+#[derive(Default)]
+pub struct UpstreamClock {
+    sent: Option<Instant>,
+    answered: Option<Instant>,
+}
+
+impl UpstreamClock {
+    /// The time from sending to the answer (or to now, for an answer not read whole: a stream's
+    /// first frame, a failure), once per attempt.
+    fn settle(&mut self) -> Duration {
+        match self.sent.take() {
+            Some(sent) => self.answered.take().unwrap_or_else(Instant::now).saturating_duration_since(sent),
+            None => Duration::ZERO,
+        }
+    }
+}
 
 fn fail(failure: Failure, api: ApiError) -> Failed<CallError> {
     Failed { failure, error: CallError { api, upstream_headers: None } }
 }
 
 impl Call<Target> for UpstreamCall<'_> {
-    type Output = Response;
+    type Output = Reply;
     type Error = CallError;
 
-    async fn call(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Response, Failed<CallError>> {
-        let deployment = &attempt.deployment;
-        let target = &deployment.target;
-        self.meta.model_id = Some(target.id_header.clone());
-        self.meta.api_base = target.api_base_header.clone();
-        self.meta.deployment = target.metrics.clone();
-        if let Some(c) = &self.meta.charge {
-            c.serving(&target.served, target.metrics.as_ref());
-        }
-        if let Some(m) = &target.metrics {
-            m.attempt_started(self.client_model, self.meta.caller());
-        }
-        match &target.kind {
-            TargetKind::Unsupported => Err(fail(
-                Failure::status(400, None),
-                ApiError::bad_request(format!(
-                    "provider {} is not implemented yet in sluice (model group \"{}\", deployment {}). Route this model group to an OpenAI-compatible deployment until support lands.",
-                    target.provider.name, deployment.model_name, deployment.id
-                )),
-            )),
-            TargetKind::Misconfigured(why) => Err(fail(Failure::status(500, None), ApiError::new(500, why.clone()))),
-            TargetKind::Mock(text) => {
-                let call_id = self.meta.call_id.to_str().unwrap_or("mock").to_string();
-                let result = if self.view.stream {
-                    mock::stream(self.endpoint, self.client_model, text, &call_id, self.view.include_usage)
-                        .map(|b| (b, "text/event-stream"))
-                } else {
-                    mock::complete(self.endpoint, self.client_model, text, &call_id).map(|b| (b, "application/json"))
-                };
-                let (bytes, content_type) = result.map_err(|e| fail(Failure::status(400, None), e))?;
-                self.settle(None);
-                let mut resp = Response::new(axum::body::Body::from(bytes));
-                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-                self.meta.finish(None, &mut resp);
-                Ok(resp)
-            }
-            TargetKind::OpenAi(t) => self.forward(attempt, t, &target.provider, depth).await,
-            TargetKind::Translated(t) => self.forward_translated(attempt, t).await,
-        }
+    async fn call(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Reply, Failed<CallError>> {
+        let result = self.attempt(attempt, depth).await;
+        self.settle_clock();
+        result
     }
 
     fn annotate(&mut self, error: &mut CallError, note: &str) {
@@ -101,7 +86,7 @@ impl Call<Target> for UpstreamCall<'_> {
             ErrorKind::ContentPolicyViolation => "ContentPolicyViolationError",
             _ => sluice_metrics::exception_class_for_status(status),
         };
-        m.attempt_failed(self.client_model, self.meta.caller(), status, class, attempt.elapsed());
+        m.attempt_failed(self.client_model, self.facts.caller(), status, class, attempt.elapsed());
         if let FailureEffect::CooledDown(_) = effect {
             m.cooled_down(status);
         }
@@ -109,8 +94,61 @@ impl Call<Target> for UpstreamCall<'_> {
 }
 
 impl UpstreamCall<'_> {
+    async fn attempt(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Reply, Failed<CallError>> {
+        let deployment = &attempt.deployment;
+        let target = &deployment.target;
+        self.outcome.model_id = Some(target.id_header.clone());
+        self.outcome.api_base = target.api_base_header.clone();
+        self.outcome.deployment = target.metrics.clone();
+        if let Some(c) = &self.facts.charge {
+            c.serving(&target.served, target.metrics.as_ref());
+        }
+        if let Some(m) = &target.metrics {
+            m.attempt_started(self.client_model, self.facts.caller());
+        }
+        match &target.kind {
+            TargetKind::Unsupported => Err(fail(
+                Failure::status(400, None),
+                ApiError::bad_request(format!(
+                    "provider {} is not implemented yet in sluice (model group \"{}\", deployment {}). Route this model group to an OpenAI-compatible deployment until support lands.",
+                    target.provider.name, deployment.model_name, deployment.id
+                )),
+            )),
+            TargetKind::Misconfigured(why) => Err(fail(Failure::status(500, None), ApiError::new(500, why.clone()))),
+            TargetKind::Mock(text) => {
+                let call_id = self.facts.call_id.to_str().unwrap_or("mock").to_string();
+                let result = if self.view.stream {
+                    mock::stream(self.endpoint, self.client_model, text, &call_id, self.view.include_usage)
+                        .map(|b| (b, "text/event-stream"))
+                } else {
+                    mock::complete(self.endpoint, self.client_model, text, &call_id).map(|b| (b, "application/json"))
+                };
+                let (bytes, content_type) = result.map_err(|e| fail(Failure::status(400, None), e))?;
+                self.settle(None);
+                let mut reply = Reply::whole(StatusCode::OK, content_type, [bytes, Bytes::new(), Bytes::new()]);
+                reply.lines = self.finish(None);
+                Ok(reply)
+            }
+            TargetKind::OpenAi(t) => self.forward(attempt, t, &target.provider, depth).await,
+            TargetKind::Translated(t) => self.forward_translated(attempt, t).await,
+        }
+    }
+
+    /// The upstream's headers and ours for the answer, as lines; the durations reported count
+    /// this attempt's upstream time.
+    pub(super) fn finish(&mut self, upstream: Option<&UpstreamHeaders>) -> Lines {
+        self.settle_clock();
+        headers::lines(self.facts, self.outcome, upstream, None)
+    }
+
+    /// The one place upstream time goes into the outcome.
+    fn settle_clock(&mut self) {
+        self.outcome.upstream += self.clock.settle();
+    }
+
     /// Sends `req` within `timeout`; a refused connection or a timeout becomes the router's
-    /// failure and LiteLLM's error. Returns the answer and when the request was sent.
+    /// failure and LiteLLM's error. Returns the answer and when the request was sent, which
+    /// starts the attempt's [`UpstreamClock`].
     pub(super) async fn send(
         &mut self,
         provider: &sluice_providers::Provider,
@@ -118,14 +156,11 @@ impl UpstreamCall<'_> {
         timeout: Duration,
     ) -> Result<(UpstreamHead, super::pool::UpstreamBody, Instant), Failed<CallError>> {
         let sent = Instant::now();
+        self.clock = UpstreamClock { sent: Some(sent), answered: None };
         let result = tokio::time::timeout_at((sent + timeout).into(), self.app.client.fetch(req)).await;
         let resp = match result {
-            Err(_) => {
-                self.meta.upstream += sent.elapsed();
-                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
-            }
+            Err(_) => return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout))),
             Ok(Err(e)) => {
-                self.meta.upstream += sent.elapsed();
                 let failure = if e.is_connect() { Failure::unreachable() } else { Failure::connection() };
                 return Err(fail(failure, upstream::transport_error(provider, &e)));
             }
@@ -134,35 +169,50 @@ impl UpstreamCall<'_> {
         Ok((resp.head, resp.body, sent))
     }
 
+    /// Reads an answer's whole body by `deadline`, stopping the attempt's [`UpstreamClock`] when
+    /// it is in (or has failed); returns that instant with the body.
+    pub(super) async fn read_answer(
+        &mut self,
+        body: super::pool::UpstreamBody,
+        deadline: Instant,
+        limit: usize,
+    ) -> Result<Bytes, ReadError> {
+        let read = read_upstream(body, deadline, limit).await;
+        self.clock.answered = Some(Instant::now());
+        read
+    }
+
+    /// When the answer read by [`read_answer`](Self::read_answer) was in.
+    fn answered(&self) -> Instant {
+        self.clock.answered.unwrap_or_else(Instant::now)
+    }
+
     /// Reads a stream's first frame before answering (a failure up to there is still an HTTP
     /// error the router can retry), records the success, and answers with the SSE body.
     pub(super) async fn start_stream<R: super::relay::Stepper>(
         &mut self,
         attempt: &Attempt<Target>,
-        sent: Instant,
         upstream_headers: &UpstreamHeaders,
         mut relay: R,
-    ) -> Result<Response, Failed<CallError>> {
+    ) -> Result<Reply, Failed<CallError>> {
         let first = match relay.step().await {
-            Step::Failed(e) => {
-                self.meta.upstream += sent.elapsed();
-                return Err(fail(Failure::status(e.status, None), e));
-            }
+            Step::Failed(e) => return Err(fail(Failure::status(e.status, None), e)),
             Step::Data(b) => Some(b),
             Step::End => None,
         };
-        self.meta.upstream += sent.elapsed();
+        // The stream's first frame is the answer the upstream time runs to.
+        self.clock.answered = Some(Instant::now());
         self.app.router.record_success(attempt, None);
         if let Some(m) = &attempt.deployment.target.metrics {
             let ttft = attempt.elapsed();
-            m.attempt_succeeded(self.client_model, self.meta.caller(), ttft, Some(ttft), None);
+            m.attempt_succeeded(self.client_model, self.facts.caller(), ttft, Some(ttft), None);
         }
-        let mut resp = Response::new(super::relay::sse_body(first, relay));
-        let h = resp.headers_mut();
+        let mut h = HeaderMap::with_capacity(2);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        self.meta.finish(Some(upstream_headers), &mut resp);
-        Ok(resp)
+        let mut reply = Reply::stream(StatusCode::OK, h, super::relay::sse_body(first, relay));
+        reply.lines = self.finish(Some(upstream_headers));
+        Ok(reply)
     }
 
     async fn forward(
@@ -171,7 +221,7 @@ impl UpstreamCall<'_> {
         t: &OpenAiTarget,
         provider: &sluice_providers::Provider,
         depth: u32,
-    ) -> Result<Response, Failed<CallError>> {
+    ) -> Result<Reply, Failed<CallError>> {
         let parts = match &self.view.model_span {
             Some(span) => splice::replace(self.body, span.clone(), t.upstream_model.clone()),
             None => insert_model(self.body, &t.upstream_model),
@@ -199,15 +249,14 @@ impl UpstreamCall<'_> {
         if remaining_requests.is_some() || remaining_tokens.is_some() {
             self.app.router.record_remaining(&attempt.deployment, sent.into(), remaining_requests, remaining_tokens);
             if let Some(m) = &attempt.deployment.target.metrics {
-                m.remaining(self.meta.caller(), remaining_requests, remaining_tokens);
+                m.remaining(self.facts.caller(), remaining_requests, remaining_tokens);
             }
         }
         // After a fallback the answer keeps the model that served it, as LiteLLM does.
         let restamp = (depth == 0).then(|| self.client_model_json.clone());
 
         if !up.status.is_success() {
-            let body = read_upstream(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
-            self.meta.upstream += sent.elapsed();
+            let body = self.read_answer(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
             let status = up.status.as_u16();
             let retry_after = retry_after(&up.headers);
             let (mut api, kind) = upstream::status_error(provider, status, &body);
@@ -228,23 +277,21 @@ impl UpstreamCall<'_> {
             };
             let usage = self.view.include_usage.then(needs);
             // A priced stream is billed for what it generated even when nobody asked for usage.
-            let priced = self.meta.charge.as_ref().is_some_and(|c| c.priced());
+            let priced = self.facts.charge.as_ref().is_some_and(|c| c.priced());
             let bill_needs = (!self.view.include_usage && priced).then(needs);
             let stamp = restamp.unwrap_or_default();
             let relay = Relay::new(incoming, *provider, self.endpoint, stamp, t.stream_timeout, usage)
                 .with_metrics(attempt.deployment.target.metrics.clone(), self.client_model)
-                .with_charge(self.meta.charge.clone(), bill_needs);
-            return self.start_stream(attempt, sent, &up.headers, relay).await;
+                .with_charge(self.facts.charge.clone(), bill_needs);
+            return self.start_stream(attempt, &up.headers, relay).await;
         }
 
-        let body = match read_upstream(incoming, sent + timeout, 256 * 1024 * 1024).await {
+        let body = match self.read_answer(incoming, sent + timeout, 256 * 1024 * 1024).await {
             Ok(b) => b,
             Err(ReadError::Timeout) => {
-                self.meta.upstream += sent.elapsed();
                 return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
             }
             Err(ReadError::Broken) => {
-                self.meta.upstream += sent.elapsed();
                 let api = ApiError::new(
                     500,
                     sluice_providers::errors::upstream_message(
@@ -257,8 +304,7 @@ impl UpstreamCall<'_> {
             }
         };
         // One clock read serves the upstream time, the router's record and the metrics.
-        let done = Instant::now();
-        self.meta.upstream += done - sent;
+        let done = self.answered();
         let answer = match sniff::response(&body) {
             Ok(a) => a,
             Err(_) => {
@@ -277,28 +323,26 @@ impl UpstreamCall<'_> {
                 prompt_tokens: u.prompt_tokens.min(max),
                 completion_tokens: u.completion_tokens.min(max),
             });
-            m.attempt_succeeded(self.client_model, self.meta.caller(), attempt.elapsed_at(done.into()), None, usage);
+            m.attempt_succeeded(self.client_model, self.facts.caller(), attempt.elapsed_at(done.into()), None, usage);
         }
         self.settle(answer.usage);
         let out = match (answer.model_span, restamp) {
             (Some(span), Some(stamp)) => splice::replace(&body, span, stamp),
             _ => [body, Bytes::new(), Bytes::new()],
         };
-        let mut resp = Response::new(axum::body::Body::new(ChainBody::new(out)));
-        *resp.status_mut() = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        self.meta.finish(Some(&up.headers), &mut resp);
-        Ok(resp)
+        let status = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
+        let mut reply = Reply::whole(status, "application/json", out);
+        reply.lines = self.finish(Some(&up.headers));
+        Ok(reply)
     }
 }
 
 impl UpstreamCall<'_> {
     /// Bills a finished non-streamed answer; its cost goes out as `x-litellm-response-cost`.
     pub(super) fn settle(&mut self, usage: Option<sniff::Usage>) {
-        if let Some(c) = &self.meta.charge {
+        if let Some(c) = &self.facts.charge {
             let usage = crate::access::charge::token_usage(&usage.unwrap_or_default());
-            self.meta.cost = Some(c.settle(usage));
+            self.outcome.cost = Some(c.settle(usage));
         }
     }
 }

@@ -9,7 +9,7 @@
 
 mod head;
 
-pub use head::{encode_request, push_field, Answer, Framing};
+pub use head::{encode_request, Answer, Framing};
 
 use bytes::{Bytes, BytesMut};
 use sluice_wire::chunked::Chunk;

@@ -3,13 +3,13 @@
 //! provider), and the answer — complete or streamed — is translated back into Anthropic's shapes.
 
 use super::body;
-use super::headers::CallMeta;
+use super::headers::{Facts, Outcome};
 use super::proxy_body;
 use crate::app::App;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{header, HeaderValue, StatusCode};
+use http::{header, HeaderValue};
 use http_body_util::BodyExt;
 use sluice_providers::anthropic;
 use sluice_wire::sniff::Endpoint;
@@ -20,14 +20,14 @@ use std::time::Instant;
 pub async fn messages(State(app): State<Arc<App>>, req: Request) -> Response {
     // Runs to its end if the client hangs up, as the OpenAI routes do (`outlive`).
     super::outlive::Outlive::new(async move {
-        let mut meta = CallMeta::new(req.headers(), Instant::now());
+        let mut facts = Facts::new(req.headers(), Instant::now());
         let (method, uri) = (req.method().clone(), req.uri().clone());
-        let resp = match front_door(&app, req, &mut meta).await {
+        let resp = match front_door(&app, req, &mut facts).await {
             Ok(resp) => resp,
             Err(e) => anthropic_error(e.status, &e.message),
         };
         if app.access_log {
-            crate::access_log::proxied(&method, uri.path(), resp.status().as_u16(), &meta);
+            crate::access_log::proxied(&method, uri.path(), resp.status().as_u16(), &facts);
         }
         resp
     })
@@ -35,19 +35,17 @@ pub async fn messages(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 fn anthropic_error(status: u16, message: &str) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = anthropic::error_body(status.as_u16(), message).to_string();
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    crate::errors::reply(&ApiError::new(status, message), crate::errors::Flavour::Anthropic).into()
 }
 
-async fn front_door(app: &App, req: Request, meta: &mut CallMeta) -> Result<Response, ApiError> {
+async fn front_door(app: &App, req: Request, facts: &mut Facts) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let identity = match app.access.identify(&parts.headers).await {
         Ok(identity) => identity,
         Err(e) => return Err(body::drain_small(&parts.headers, body, e).await),
     };
     let body =
-        body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout, meta.started)
+        body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout, facts.received)
             .await?;
     let request: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!("Request body is not valid JSON: {e}. Send an Anthropic Messages request."))
@@ -62,8 +60,12 @@ async fn front_door(app: &App, req: Request, meta: &mut CallMeta) -> Result<Resp
         err
     })?;
     let openai_body = Bytes::from(openai.to_string());
-    let resp = proxy_body(app, &identity, Endpoint::Chat, None, &parts.headers, openai_body, Some(&body), meta).await?;
-    if resp.extensions().get::<super::attempt::NativeAnthropic>().is_some() {
+    let mut outcome = Outcome::default();
+    let resp: Response =
+        proxy_body(app, &identity, Endpoint::Chat, None, &parts.headers, openai_body, Some(&body), facts, &mut outcome)
+            .await?
+            .into();
+    if resp.extensions().get::<crate::exchange::NativeAnthropic>().is_some() {
         return Ok(resp);
     }
     let (mut head, body) = resp.into_parts();
@@ -103,7 +105,8 @@ async fn front_door(app: &App, req: Request, meta: &mut CallMeta) -> Result<Resp
                 if let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(&event.data) {
                     if let Some(err) = chunk.get("error") {
                         let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("upstream error");
-                        out.put_slice(anthropic::error_frame(500, msg).as_bytes());
+                        let e = ApiError::new(500, msg);
+                        out.put_slice(&crate::errors::sse_frame(&e, crate::errors::Flavour::Anthropic));
                         return Some((Ok::<_, std::convert::Infallible>(out.freeze()), (upstream, parser, tr, true)));
                     }
                     for f in tr.on_chunk(&chunk) {

@@ -4,8 +4,6 @@ pub mod answer;
 mod attempt;
 pub mod body;
 mod h1;
-/// Writes one `name: value\r\n` header line: request heads, answer heads and head lines alike.
-pub(crate) use h1::push_field;
 pub mod headers;
 pub mod messages;
 pub mod mock;
@@ -16,11 +14,10 @@ mod translate;
 pub mod upstream;
 
 use crate::app::App;
-use crate::errors::error_response;
-use axum::extract::Request;
-use axum::response::Response;
+use crate::errors;
+use crate::exchange::{ClientBody, ClientRequest, Reply};
 use bytes::Bytes;
-use headers::CallMeta;
+use headers::{Facts, Outcome};
 use http_body_util::BodyExt;
 use sluice_router::{Ctx, ExecError};
 use sluice_wire::sniff::{self, Endpoint};
@@ -28,86 +25,69 @@ use sluice_wire::{splice, ApiError};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Serves one OpenAI-format call on a connection hyper serves; `received` is when its head
-/// arrived (the body's timeout and the reported durations count from then). A client that hangs
-/// up does not cancel the call ([`outlive`]).
+/// Serves one OpenAI-format call, whichever server read it and will write the [`Reply`];
+/// `received` is when its head arrived (the body's timeout and the reported durations count from
+/// then), and `path_model` a model named in the path. A client that hangs up does not cancel the
+/// call ([`outlive`]).
 pub(crate) async fn handle(
     app: Arc<App>,
     endpoint: Endpoint,
     path_model: Option<String>,
-    req: Request,
+    request: ClientRequest,
     received: Instant,
-) -> Response {
-    let (parts, body) = req.into_parts();
-    outlive::Outlive::new(serve(app, endpoint, path_model, parts, ClientBody::Stream(body), received, false)).await.0
-}
-
-/// Serves one OpenAI-format call for `listen::direct`, which writes the answer's head itself:
-/// the answer's forwarded and `x-litellm-*` headers come back as [`headers::HeadLines`]. A client
-/// that hangs up does not cancel the call ([`outlive`]).
-pub(crate) async fn handle_direct(
-    app: Arc<App>,
-    endpoint: Endpoint,
-    parts: http::request::Parts,
-    body: ClientBody,
-    received: Instant,
-) -> (Response, Option<headers::HeadLines>) {
-    outlive::Outlive::new(serve(app, endpoint, None, parts, body, received, true)).await
-}
-
-/// A request's body as the handler gets it.
-pub(crate) enum ClientBody {
-    /// All of it, read already (`listen::direct` reads a body before calling the handler): no
-    /// body stream to box and collect, and no timer to arm for it.
-    Whole(Bytes),
-    /// Still to be read, within the size and time limits.
-    Stream(axum::body::Body),
+) -> Reply {
+    outlive::Outlive::new(serve(app, endpoint, path_model, request, received)).await
 }
 
 async fn serve(
     app: Arc<App>,
     endpoint: Endpoint,
     path_model: Option<String>,
-    parts: http::request::Parts,
-    body: ClientBody,
+    request: ClientRequest,
     received: Instant,
-    head_lines: bool,
-) -> (Response, Option<headers::HeadLines>) {
-    let mut meta = CallMeta::new(&parts.headers, received);
-    meta.head_lines = head_lines;
-    let resp = match proxy(&app, endpoint, path_model, &parts, body, &mut meta).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            let mut resp = error_response(&e);
-            meta.apply(resp.headers_mut());
-            resp
-        }
+) -> Reply {
+    let ClientRequest { parts, body } = request;
+    let mut facts = Facts::new(&parts.headers, received);
+    let mut outcome = Outcome::default();
+    let reply = match proxy(&app, endpoint, path_model, &parts, body, &mut facts, &mut outcome).await {
+        Ok(reply) => reply,
+        Err(e) => errors::reply_with(&e, headers::lines(&facts, &outcome, None, Some(b"0"))),
     };
-    if !meta.recorded {
+    if !outcome.recorded {
         // Refused before the body was read (auth, size, syntax): no model or user to label with.
         let ua = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-        record(&app, &meta, endpoint, "", resp.status().as_u16(), "", ua);
+        record(&app, &facts, &outcome, endpoint, "", reply.status.as_u16(), "", ua);
     }
     if app.access_log {
-        crate::access_log::proxied(&parts.method, parts.uri.path(), resp.status().as_u16(), &meta);
+        crate::access_log::proxied(&parts.method, parts.uri.path(), reply.status.as_u16(), &facts);
     }
-    (resp, meta.lines.take())
+    reply
 }
 
 /// One finished request in the Prometheus metrics.
-fn record(app: &App, meta: &CallMeta, endpoint: Endpoint, model: &str, status: u16, end_user: &str, user_agent: &str) {
+#[allow(clippy::too_many_arguments)]
+fn record(
+    app: &App,
+    facts: &Facts,
+    outcome: &Outcome,
+    endpoint: Endpoint,
+    model: &str,
+    status: u16,
+    end_user: &str,
+    user_agent: &str,
+) {
     if let Some(m) = &app.metrics {
         m.request_finished(&sluice_metrics::RequestRecord {
             requested_model: model,
             route: endpoint.route(),
             status,
             exception_class: None,
-            total: meta.started.elapsed(),
-            upstream: meta.upstream,
-            deployment: meta.deployment.as_ref(),
+            total: facts.received.elapsed(),
+            upstream: outcome.upstream,
+            deployment: outcome.deployment.as_ref(),
             end_user,
             user_agent,
-            caller: meta.caller(),
+            caller: facts.caller(),
             // Added by the bill itself (`Charge::settle`), which also sees streams' cost.
             spend: 0.0,
         });
@@ -120,8 +100,9 @@ async fn proxy(
     path_model: Option<String>,
     parts: &http::request::Parts,
     body: ClientBody,
-    meta: &mut CallMeta,
-) -> Result<Response, ApiError> {
+    facts: &mut Facts,
+    outcome: &mut Outcome,
+) -> Result<Reply, ApiError> {
     let identity = match app.access.identify(&parts.headers).await {
         Ok(identity) => identity,
         Err(e) => {
@@ -137,11 +118,11 @@ async fn proxy(
         }
         ClientBody::Whole(body) => body,
         ClientBody::Stream(body) => {
-            body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout, meta.started)
+            body::read_client_body(&parts.headers, body, app.max_request_bytes, app.client_body_timeout, facts.received)
                 .await?
         }
     };
-    proxy_body(app, &identity, endpoint, path_model, &parts.headers, body, None, meta).await
+    proxy_body(app, &identity, endpoint, path_model, &parts.headers, body, None, facts, outcome).await
 }
 
 /// The request path after authentication and reading the body: shared by the OpenAI routes and
@@ -156,8 +137,9 @@ pub(crate) async fn proxy_body(
     headers: &http::HeaderMap,
     body: Bytes,
     native_anthropic: Option<&Bytes>,
-    meta: &mut CallMeta,
-) -> Result<Response, ApiError> {
+    facts: &mut Facts,
+    outcome: &mut Outcome,
+) -> Result<Reply, ApiError> {
     let view = sniff::request(&body, endpoint)?;
 
     // Like LiteLLM, a model named in the path wins over the body's.
@@ -181,8 +163,8 @@ pub(crate) async fn proxy_body(
     // The spend-log row's identity is always sluice's own: a client's `x-litellm-call-id` goes
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.
-    let call_id = String::from_utf8_lossy(meta.call_id.as_bytes()).into_owned();
-    let ids = match meta.client_call_id {
+    let call_id = String::from_utf8_lossy(facts.call_id.as_bytes()).into_owned();
+    let ids = match facts.client_call_id {
         false => crate::access::charge::LogIds { request_id: call_id, client_call_id: None },
         true => {
             let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
@@ -195,7 +177,7 @@ pub(crate) async fn proxy_body(
         route: endpoint.route(),
         user_agent: headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
     });
-    meta.charge = Some(crate::access::charge::Charge::new(
+    facts.charge = Some(crate::access::charge::Charge::new(
         app.access.clone(),
         admission,
         &model,
@@ -204,6 +186,8 @@ pub(crate) async fn proxy_body(
         view.user.as_deref(),
         labels,
     ));
+    // Known from here on: the attempts read the facts and write only the outcome.
+    let facts = &*facts;
     let ctx = Ctx { input_tokens: app.needs_input_tokens.then(|| estimate_tokens(&view)) };
     let client_model_json = splice::json_string(&model);
     let mut call = attempt::UpstreamCall {
@@ -214,52 +198,49 @@ pub(crate) async fn proxy_body(
         client_model: &model,
         client_model_json,
         native_anthropic,
-        meta,
+        facts,
+        outcome,
+        clock: attempt::UpstreamClock::default(),
     };
     let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let out = app.router.execute(&model, &ctx, &mut call).await;
     if out.fallback_depth > 0 {
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {
-            m.fallback(&model, out.served_group.as_deref().unwrap_or(""), call.meta.caller(), true, 0, "");
+            m.fallback(&model, out.served_group.as_deref().unwrap_or(""), facts.caller(), true, 0, "");
         }
     }
-    // Into the head lines when the answer has them, else into its header map.
-    let retry_headers = |meta: &mut CallMeta, h: &mut http::HeaderMap| {
-        let mut put = |name, n| match meta.lines.as_mut() {
-            Some(lines) => lines.push_header(&name, &headers::count(n)),
-            None => {
-                h.insert(name, headers::count(n));
-            }
-        };
-        put(headers::ATTEMPTED_RETRIES, out.attempted_retries);
-        put(headers::MAX_RETRIES, out.max_retries);
+    let retry_headers = |reply: &mut Reply| {
+        let lines = &mut reply.lines;
+        lines.push_header(&headers::ATTEMPTED_RETRIES, &headers::count(out.attempted_retries));
+        lines.push_header(&headers::MAX_RETRIES, &headers::count(out.max_retries));
         if out.fallback_depth > 0 {
-            put(headers::ATTEMPTED_FALLBACKS, out.fallback_depth);
+            lines.push_header(&headers::ATTEMPTED_FALLBACKS, &headers::count(out.fallback_depth));
         }
     };
     let end_user = view.user.as_deref().unwrap_or("");
+    let outcome = call.outcome;
     let result = match out.result {
-        Ok(mut resp) => {
-            retry_headers(call.meta, resp.headers_mut());
-            Ok(resp)
+        Ok(mut reply) => {
+            retry_headers(&mut reply);
+            Ok(reply)
         }
         Err(ExecError::UnknownModel) => Err(unknown_model(app, endpoint, &model)),
         Err(ExecError::NoDeployment(n)) => {
             Err(ApiError::new(429, n.message()).header("retry-after", n.retry_after_secs.to_string()))
         }
         Err(ExecError::Upstream(e)) => {
-            let mut resp = error_response(&e.api);
-            call.meta.finish(e.upstream_headers.as_ref(), &mut resp);
-            retry_headers(call.meta, resp.headers_mut());
-            Ok(resp)
+            let lines = headers::lines(facts, outcome, e.upstream_headers.as_ref(), None);
+            let mut reply = errors::reply_with(&e.api, lines);
+            retry_headers(&mut reply);
+            Ok(reply)
         }
     };
     let status = match &result {
-        Ok(r) => r.status().as_u16(),
+        Ok(r) => r.status.as_u16(),
         Err(e) => e.status,
     };
-    record(app, call.meta, endpoint, &model, status, end_user, user_agent);
-    call.meta.recorded = true;
+    record(app, facts, outcome, endpoint, &model, status, end_user, user_agent);
+    outcome.recorded = true;
     result
 }
 

@@ -8,6 +8,7 @@
 
 use super::pool::UpstreamBody;
 use super::upstream;
+use crate::errors::{self, Flavour};
 use bytes::{BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use sluice_providers::Provider;
@@ -67,7 +68,9 @@ pub fn sse_body<R: Stepper>(first: Option<Bytes>, relay: R) -> axum::body::Body 
         }
         match relay.step().await {
             Step::Data(b) => Some((Ok(http_body::Frame::data(b)), (None, relay))),
-            Step::Failed(e) => Some((Ok(http_body::Frame::data(Bytes::from(e.to_sse_frame()))), (None, relay))),
+            Step::Failed(e) => {
+                Some((Ok(http_body::Frame::data(errors::sse_frame(&e, Flavour::OpenAi))), (None, relay)))
+            }
             Step::End => None,
         }
     });
@@ -329,7 +332,7 @@ impl Relay {
     }
 
     fn error_frame(&mut self, out: &mut BytesMut, e: ApiError) {
-        out.put_slice(e.to_sse_frame().as_bytes());
+        out.put_slice(&errors::sse_frame(&e, Flavour::OpenAi));
         self.ended = true;
     }
 

@@ -6,9 +6,9 @@
 
 use super::relay::Step;
 use super::upstream;
-use super::{read_upstream, ReadError};
+use super::ReadError;
 use crate::app::{Dialect, TranslatedTarget, UpstreamAuth};
-use axum::response::Response;
+use crate::exchange::Reply;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderValue};
 use http_body_util::BodyExt;
@@ -111,7 +111,7 @@ impl UpstreamCall<'_> {
         &mut self,
         attempt: &Attempt<Target>,
         t: &TranslatedTarget,
-    ) -> Result<Response, Failed<CallError>> {
+    ) -> Result<Reply, Failed<CallError>> {
         let provider = &attempt.deployment.target.provider;
         if self.endpoint != Endpoint::Chat {
             return Err(bad_param(
@@ -166,7 +166,6 @@ impl UpstreamCall<'_> {
                     h.insert(header::AUTHORIZATION, token);
                 }
                 Err(message) => {
-                    self.meta.upstream += sent.elapsed();
                     let api = ApiError::new(401, format!("litellm.AuthenticationError: VertexAIException - {message}"))
                         .kind("auth_error");
                     return Err(Failed {
@@ -180,11 +179,10 @@ impl UpstreamCall<'_> {
         let timeout = if stream { t.stream_timeout } else { t.timeout };
         let (up, incoming, _) = self.send(provider, req, timeout).await?;
         let created = now_unix();
-        let id = format!("chatcmpl-{}", self.meta.call_id.to_str().unwrap_or("sluice"));
+        let id = format!("chatcmpl-{}", self.facts.call_id.to_str().unwrap_or("sluice"));
 
         if !up.status.is_success() {
-            let body = read_upstream(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
-            self.meta.upstream += sent.elapsed();
+            let body = self.read_answer(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
             let status = up.status.as_u16();
             let (out_status, class, message) = match t.dialect {
                 Dialect::Gemini => gemini::error(status, &body),
@@ -226,26 +224,23 @@ impl UpstreamCall<'_> {
                 ended: false,
                 sent_any: false,
                 provider: *provider,
-                charge: self.meta.charge.clone(),
+                charge: self.facts.charge.clone(),
             };
-            return self.start_stream(attempt, sent, &up.headers, relay).await;
+            return self.start_stream(attempt, &up.headers, relay).await;
         }
 
-        let body = match read_upstream(incoming, sent + timeout, 256 * 1024 * 1024).await {
+        let body = match self.read_answer(incoming, sent + timeout, 256 * 1024 * 1024).await {
             Ok(b) => b,
             Err(ReadError::Timeout) => {
-                self.meta.upstream += sent.elapsed();
                 return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
             }
             Err(ReadError::Broken) => {
-                self.meta.upstream += sent.elapsed();
                 return Err(fail(
                     Failure::connection(),
                     upstream::malformed_error(provider, "the upstream connection broke while sending its answer", b""),
                 ));
             }
         };
-        self.meta.upstream += sent.elapsed();
         let parsed: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
             fail(
                 Failure::status(500, None),
@@ -266,14 +261,13 @@ impl UpstreamCall<'_> {
         self.app.router.record_success(attempt, usage.map(|(p, c)| p + c));
         if let Some(m) = &attempt.deployment.target.metrics {
             let usage = usage.map(|(p, c)| sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
-            m.attempt_succeeded(self.client_model, self.meta.caller(), attempt.elapsed(), None, usage);
+            m.attempt_succeeded(self.client_model, self.facts.caller(), attempt.elapsed(), None, usage);
         }
         self.settle(out.get("usage").and_then(sluice_wire::sniff::Usage::from_value));
-        let mut resp = Response::new(axum::body::Body::from(out.to_string()));
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        self.meta.finish(Some(&up.headers), &mut resp);
-        Ok(resp)
+        let body = [Bytes::from(out.to_string()), Bytes::new(), Bytes::new()];
+        let mut reply = Reply::whole(http::StatusCode::OK, "application/json", body);
+        reply.lines = self.finish(Some(&up.headers));
+        Ok(reply)
     }
 }
 
@@ -403,7 +397,7 @@ impl TranslatedRelay {
             return Step::Failed(e);
         }
         let mut out = frames(chunks);
-        out.extend_from_slice(e.to_sse_frame().as_bytes());
+        out.extend_from_slice(&crate::errors::sse_frame(&e, crate::errors::Flavour::OpenAi));
         Step::Data(Bytes::from(out))
     }
 }
@@ -427,7 +421,7 @@ impl UpstreamCall<'_> {
         attempt: &Attempt<Target>,
         t: &TranslatedTarget,
         native: &Bytes,
-    ) -> Result<Response, Failed<CallError>> {
+    ) -> Result<Reply, Failed<CallError>> {
         let provider = &attempt.deployment.target.provider;
         let upstream_model = sluice_wire::splice::json_string(&t.upstream_model);
         let parts = match sluice_wire::sniff::model_span(native) {
@@ -444,9 +438,8 @@ impl UpstreamCall<'_> {
         }
         let timeout = if self.view.stream { t.stream_timeout } else { t.timeout };
         let (up, incoming, sent) = self.send(provider, req, timeout).await?;
-        self.meta.upstream += sent.elapsed();
         if !up.status.is_success() {
-            let body = read_upstream(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
+            let body = self.read_answer(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
             let (status, class, message) = anthropic::error(up.status.as_u16(), &body);
             let tag = sluice_providers::errors::exception_tag(provider);
             let api = ApiError::new(status, format!("litellm.{class}: {tag} - {message}"));
@@ -456,16 +449,15 @@ impl UpstreamCall<'_> {
         self.app.router.record_success(attempt, None);
         if let Some(m) = &attempt.deployment.target.metrics {
             let ttft = attempt.elapsed();
-            m.attempt_succeeded(self.client_model, self.meta.caller(), ttft, self.view.stream.then_some(ttft), None);
+            m.attempt_succeeded(self.client_model, self.facts.caller(), ttft, self.view.stream.then_some(ttft), None);
         }
-        let mut resp = Response::new(axum::body::Body::new(incoming));
-        *resp.status_mut() = up.status;
-        let h = resp.headers_mut();
+        let mut h = http::HeaderMap::new();
         if let Some(ct) = up.headers.get("content-type").and_then(|v| HeaderValue::from_bytes(v).ok()) {
             h.insert(header::CONTENT_TYPE, ct);
         }
-        self.meta.finish(Some(&up.headers), &mut resp);
-        resp.extensions_mut().insert(super::attempt::NativeAnthropic);
-        Ok(resp)
+        let mut reply = Reply::stream(up.status, h, axum::body::Body::new(incoming));
+        reply.lines = self.finish(Some(&up.headers));
+        reply.anthropic_native = true;
+        Ok(reply)
     }
 }
