@@ -4,7 +4,7 @@
 use super::answer::{UpstreamHead, UpstreamHeaders};
 use super::body::ChainBody;
 use super::headers::{self, Facts, Outcome};
-use super::relay::{Relay, Step, UsageNeeds};
+use super::relay::{OpenAiStage, Relay, Stage, Step, UsageNeeds};
 use super::{insert_model, mock, read_upstream, upstream, ReadError};
 use crate::app::{App, OpenAiTarget, Target, TargetKind};
 use crate::exchange::{Lines, Reply};
@@ -189,11 +189,11 @@ impl UpstreamCall<'_> {
 
     /// Reads a stream's first frame before answering (a failure up to there is still an HTTP
     /// error the router can retry), records the success, and answers with the SSE body.
-    pub(super) async fn start_stream<R: super::relay::Stepper>(
+    pub(super) async fn start_stream<S: Stage>(
         &mut self,
         attempt: &Attempt<Target>,
         upstream_headers: &UpstreamHeaders,
-        mut relay: R,
+        mut relay: Relay<S>,
     ) -> Result<Reply, Failed<CallError>> {
         let first = match relay.step().await {
             Step::Failed(e) => return Err(fail(Failure::status(e.status, None), e)),
@@ -280,9 +280,10 @@ impl UpstreamCall<'_> {
             let priced = self.facts.charge.as_ref().is_some_and(|c| c.priced());
             let bill_needs = (!self.view.include_usage && priced).then(needs);
             let stamp = restamp.unwrap_or_default();
-            let relay = Relay::new(incoming, *provider, self.endpoint, stamp, t.stream_timeout, usage)
+            let stage = OpenAiStage::new(*provider, self.endpoint, stamp, usage)
                 .with_metrics(attempt.deployment.target.metrics.clone(), self.client_model)
                 .with_charge(self.facts.charge.clone(), bill_needs);
+            let relay = Relay::new(incoming, stage, *provider, t.stream_timeout);
             return self.start_stream(attempt, &up.headers, relay).await;
         }
 

@@ -22,22 +22,48 @@ pub struct UsageNeeds {
     pub upstream_model: String,
 }
 
-pub struct Relay {
+/// One stage of the relay: an upstream's stream bytes in, the client's SSE frames out. The
+/// OpenAI passthrough ([`OpenAiStage`]) re-stamps and forwards frames; a provider that speaks
+/// another format plugs in its translator. The relay around it reads the upstream against the
+/// idle timeout and turns a broken, silent or failed upstream into an HTTP error (before the
+/// first frame) or one error frame (after).
+pub trait Stage: Send + 'static {
+    /// Bytes from the upstream, as they come.
+    fn push(&mut self, bytes: &[u8]);
+    /// Writes the frames what was pushed completes; `Ok(true)` when they end the stream. An
+    /// error ends the stream with that error after whatever frames were written.
+    fn frames(&mut self, out: &mut BytesMut) -> Result<bool, ApiError>;
+    /// The upstream ended (`frames_sent`: the client has had frames already): writes the
+    /// closing frames, and records and bills the stream's usage.
+    fn end(&mut self, out: &mut BytesMut, frames_sent: bool) -> Result<(), ApiError>;
+    /// The client left after frames went out: bills what was generated up to then.
+    fn abandoned(&mut self);
+}
+
+/// Relays an upstream stream through its [`Stage`].
+pub struct Relay<S: Stage> {
     upstream: UpstreamBody,
+    stage: S,
+    provider: Provider,
+    idle_timeout: Duration,
+    frames_sent: bool,
+    ended: bool,
+}
+
+/// The OpenAI passthrough: each upstream event is re-framed with `model` re-stamped; the clean
+/// end adds a finish chunk, usage and `[DONE]` as owed (see the module's doc).
+pub struct OpenAiStage {
     parser: sse::Parser,
     provider: Provider,
     endpoint: Endpoint,
     /// The client's model name as a JSON string literal.
     client_model: Bytes,
-    idle_timeout: Duration,
     /// `Some` while the client wants usage and the upstream has not sent any.
     usage: Option<UsageNeeds>,
     generated: String,
     id: Option<String>,
     created: Option<String>,
     finished: bool,
-    frames_sent: bool,
-    ended: bool,
     /// Where the stream's token usage is recorded once known, with the requested model name.
     metrics: Option<(sluice_metrics::DeploymentMetrics, String)>,
     /// Usage the upstream reported in the stream.
@@ -48,20 +74,9 @@ pub struct Relay {
     bill_needs: Option<UsageNeeds>,
 }
 
-/// A source of the next piece of a relayed stream (OpenAI passthrough or a translation).
-pub trait Stepper: Send + 'static {
-    fn step(&mut self) -> impl std::future::Future<Output = Step> + Send;
-}
-
-impl Stepper for Relay {
-    fn step(&mut self) -> impl std::future::Future<Output = Step> + Send {
-        Relay::step(self)
-    }
-}
-
 /// The client's SSE body: `first` (read before answering, so that a failure up to there could
 /// still be an HTTP status), then whatever `relay` produces; a later failure is one error frame.
-pub fn sse_body<R: Stepper>(first: Option<Bytes>, relay: R) -> axum::body::Body {
+pub fn sse_body<S: Stage>(first: Option<Bytes>, relay: Relay<S>) -> axum::body::Body {
     let frames = futures_util::stream::unfold((first, relay), |(first, mut relay)| async move {
         if let Some(b) = first {
             return Some((Ok::<_, std::convert::Infallible>(http_body::Frame::data(b)), (None, relay)));
@@ -85,29 +100,147 @@ pub enum Step {
     End,
 }
 
-impl Relay {
-    pub fn new(
-        upstream: UpstreamBody,
-        provider: Provider,
-        endpoint: Endpoint,
-        client_model: Bytes,
-        idle_timeout: Duration,
-        usage: Option<UsageNeeds>,
-    ) -> Self {
-        Relay {
-            upstream,
+impl<S: Stage> Relay<S> {
+    pub fn new(upstream: UpstreamBody, stage: S, provider: Provider, idle_timeout: Duration) -> Self {
+        Relay { upstream, stage, provider, idle_timeout, frames_sent: false, ended: false }
+    }
+
+    /// Reads upstream until it has something to send (all frames from one read go out together).
+    pub async fn step(&mut self) -> Step {
+        if self.ended {
+            return Step::End;
+        }
+        let mut out = BytesMut::new();
+        loop {
+            match self.stage.frames(&mut out) {
+                Ok(true) => {
+                    self.ended = true;
+                    return self.emit(out);
+                }
+                Ok(false) => {}
+                Err(e) => return self.fail(out, e),
+            }
+            if !out.is_empty() {
+                return self.emit(out);
+            }
+            match tokio::time::timeout(self.idle_timeout, self.upstream.frame()).await {
+                Err(_) => return self.fail(out, upstream::timeout_error(&self.provider, self.idle_timeout)),
+                Ok(None) => {
+                    return match self.stage.end(&mut out, self.frames_sent) {
+                        Ok(()) => {
+                            self.ended = true;
+                            self.emit(out)
+                        }
+                        Err(e) => self.fail(out, e),
+                    };
+                }
+                Ok(Some(Err(_))) => {
+                    let e = ApiError::new(
+                        500,
+                        sluice_providers::errors::upstream_message(
+                            sluice_providers::ExceptionClass::ApiConnection,
+                            &self.provider,
+                            "Connection error: the upstream connection broke mid-stream.",
+                        ),
+                    );
+                    return self.fail(out, e);
+                }
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.stage.push(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, mut out: BytesMut, e: ApiError) -> Step {
+        self.ended = true;
+        if !self.frames_sent && out.is_empty() {
+            return Step::Failed(e);
+        }
+        out.put_slice(&errors::sse_frame(&e, Flavour::OpenAi));
+        self.emit(out)
+    }
+
+    fn emit(&mut self, out: BytesMut) -> Step {
+        if out.is_empty() {
+            self.ended = true;
+            return Step::End;
+        }
+        self.frames_sent = true;
+        Step::Data(out.freeze())
+    }
+}
+
+impl<S: Stage> Drop for Relay<S> {
+    /// A stream the client left part-way is billed for what it generated so far; one that failed
+    /// before its first frame is not (the router may retry it elsewhere).
+    fn drop(&mut self) {
+        if self.frames_sent {
+            self.stage.abandoned();
+        }
+    }
+}
+
+impl Stage for OpenAiStage {
+    fn push(&mut self, bytes: &[u8]) {
+        self.parser.push(bytes);
+    }
+
+    fn frames(&mut self, out: &mut BytesMut) -> Result<bool, ApiError> {
+        loop {
+            match self.parser.next_event() {
+                Ok(Some(event)) => {
+                    if self.on_event(event, out) {
+                        return Ok(true);
+                    }
+                }
+                Ok(None) => return Ok(false),
+                Err(sse::LineTooLong) => {
+                    return Err(upstream::malformed_error(&self.provider, "upstream sent an SSE line over 16 MB", b""))
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, out: &mut BytesMut, frames_sent: bool) -> Result<(), ApiError> {
+        if let Some(event) = self.parser.finish() {
+            if self.on_event(event, out) {
+                return Ok(());
+            }
+        }
+        if !frames_sent && out.is_empty() {
+            return Err(upstream::malformed_error(
+                &self.provider,
+                "upstream ended the stream without sending any event",
+                b"",
+            ));
+        }
+        self.finish(out);
+        Ok(())
+    }
+
+    fn abandoned(&mut self) {
+        if self.charge.is_some() {
+            let (prompt, completion) = self.usage_so_far();
+            self.bill(prompt, completion);
+        }
+    }
+}
+
+impl OpenAiStage {
+    pub fn new(provider: Provider, endpoint: Endpoint, client_model: Bytes, usage: Option<UsageNeeds>) -> Self {
+        OpenAiStage {
             parser: sse::Parser::new(),
             provider,
             endpoint,
             client_model,
-            idle_timeout,
             usage,
             generated: String::new(),
             id: None,
             created: None,
             finished: false,
-            frames_sent: false,
-            ended: false,
             metrics: None,
             reported: None,
             charge: None,
@@ -165,72 +298,6 @@ impl Relay {
         }
     }
 
-    /// Reads upstream until it has something to send (all events from one read go out together).
-    pub async fn step(&mut self) -> Step {
-        if self.ended {
-            return Step::End;
-        }
-        let mut out = BytesMut::new();
-        loop {
-            match self.parser.next_event() {
-                Ok(Some(event)) => {
-                    if self.on_event(event, &mut out) {
-                        return self.emit(out);
-                    }
-                    continue;
-                }
-                Ok(None) => {}
-                Err(sse::LineTooLong) => {
-                    return self.fail(
-                        out,
-                        upstream::malformed_error(&self.provider, "upstream sent an SSE line over 16 MB", b""),
-                    );
-                }
-            }
-            if !out.is_empty() {
-                return self.emit(out);
-            }
-            match tokio::time::timeout(self.idle_timeout, self.upstream.frame()).await {
-                Err(_) => return self.fail(out, upstream::timeout_error(&self.provider, self.idle_timeout)),
-                Ok(None) => {
-                    if let Some(event) = self.parser.finish() {
-                        if self.on_event(event, &mut out) {
-                            return self.emit(out);
-                        }
-                    }
-                    if !self.frames_sent && out.is_empty() {
-                        return self.fail(
-                            out,
-                            upstream::malformed_error(
-                                &self.provider,
-                                "upstream ended the stream without sending any event",
-                                b"",
-                            ),
-                        );
-                    }
-                    self.finish(&mut out);
-                    return self.emit(out);
-                }
-                Ok(Some(Err(_))) => {
-                    let e = ApiError::new(
-                        500,
-                        sluice_providers::errors::upstream_message(
-                            sluice_providers::ExceptionClass::ApiConnection,
-                            &self.provider,
-                            "Connection error: the upstream connection broke mid-stream.",
-                        ),
-                    );
-                    return self.fail(out, e);
-                }
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.parser.push(&data);
-                    }
-                }
-            }
-        }
-    }
-
     /// Handles one event; returns true when the stream is over.
     fn on_event(&mut self, event: sse::Event, out: &mut BytesMut) -> bool {
         if event.is_done() {
@@ -254,7 +321,6 @@ impl Relay {
         };
         if chunk.is_error {
             out.put_slice(&sluice_wire::splice::sse_frame(json, None, b""));
-            self.ended = true;
             return true;
         }
         // Azure's opening content-filter chunk has an empty id: take the first real one.
@@ -311,7 +377,6 @@ impl Relay {
             out.put_slice(&sluice_wire::splice::sse_frame(&json, None, b""));
         }
         out.put_slice(b"data: [DONE]\n\n");
-        self.ended = true;
     }
 
     fn synthetic_chunk(&self, rest: &str) -> String {
@@ -331,38 +396,9 @@ impl Relay {
         format!("{{\"id\":{id},\"object\":\"{object}\",\"created\":{created},\"model\":{model},{rest}}}")
     }
 
+    /// Ends the stream with `e` (the relay ends it on the `true` the caller returns).
     fn error_frame(&mut self, out: &mut BytesMut, e: ApiError) {
         out.put_slice(&errors::sse_frame(&e, Flavour::OpenAi));
-        self.ended = true;
-    }
-
-    fn fail(&mut self, mut out: BytesMut, e: ApiError) -> Step {
-        if !self.frames_sent && out.is_empty() {
-            self.ended = true;
-            return Step::Failed(e);
-        }
-        self.error_frame(&mut out, e);
-        self.emit(out)
-    }
-
-    fn emit(&mut self, out: BytesMut) -> Step {
-        if out.is_empty() {
-            self.ended = true;
-            return Step::End;
-        }
-        self.frames_sent = true;
-        Step::Data(out.freeze())
-    }
-}
-
-impl Drop for Relay {
-    /// A stream the client left part-way is billed for what it generated so far; one that failed
-    /// before its first frame is not (the router may retry it elsewhere).
-    fn drop(&mut self) {
-        if self.frames_sent && self.charge.is_some() {
-            let (prompt, completion) = self.usage_so_far();
-            self.bill(prompt, completion);
-        }
     }
 }
 

@@ -4,19 +4,18 @@
 //! Unlike the OpenAI passthrough this builds JSON trees: translation needs them, and these
 //! providers' latencies dwarf the cost.
 
-use super::relay::Step;
+use super::relay::Stage;
 use super::upstream;
 use super::ReadError;
 use crate::app::{Dialect, TranslatedTarget, UpstreamAuth};
 use crate::exchange::Reply;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderValue};
-use http_body_util::BodyExt;
 use sluice_providers::{anthropic, bedrock, gemini};
 use sluice_router::{Attempt, Failed, Failure};
 use sluice_wire::sniff::Endpoint;
 use sluice_wire::{sse, ApiError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::attempt::{CallError, UpstreamCall};
 use crate::app::Target;
@@ -216,16 +215,14 @@ impl UpstreamCall<'_> {
                     bedrock::StreamTranslator::new(model, &id, created, usage),
                 ),
             };
-            let relay = TranslatedRelay {
-                upstream: incoming,
+            let stage = TranslatedStage {
                 tr,
                 metrics: attempt.deployment.target.metrics.clone().map(|m| (m, self.client_model.to_string())),
-                idle: t.stream_timeout,
-                ended: false,
                 sent_any: false,
                 provider: *provider,
                 charge: self.facts.charge.clone(),
             };
+            let relay = super::relay::Relay::new(incoming, stage, *provider, t.stream_timeout);
             return self.start_stream(attempt, &up.headers, relay).await;
         }
 
@@ -298,119 +295,75 @@ fn fail(failure: Failure, api: ApiError) -> Failed<CallError> {
     Failed { failure, error: CallError { api, upstream_headers: None } }
 }
 
-struct TranslatedRelay {
-    upstream: super::pool::UpstreamBody,
+/// A provider's stream translated into OpenAI chunks: the relay's [`Stage`] for it.
+struct TranslatedStage {
     tr: StreamTr,
     /// Where the stream's token usage is recorded at its end, with the requested model.
     metrics: Option<(sluice_metrics::DeploymentMetrics, String)>,
-    idle: Duration,
-    ended: bool,
+    /// Frames of the translation have gone to the client.
     sent_any: bool,
     provider: sluice_providers::Provider,
     /// Billed with the stream's usage when it ends, or with what it had reported if dropped.
     charge: Option<std::sync::Arc<crate::access::charge::Charge>>,
 }
 
-impl Drop for TranslatedRelay {
-    /// A stream the client left part-way is billed for what was reported so far; one that failed
-    /// before its first frame is not (the router may retry it elsewhere).
-    fn drop(&mut self) {
+impl Stage for TranslatedStage {
+    fn push(&mut self, bytes: &[u8]) {
+        self.tr.push(bytes);
+    }
+
+    fn frames(&mut self, out: &mut BytesMut) -> Result<bool, ApiError> {
+        let mut chunks = Vec::new();
+        let drained = self.tr.drain(&mut chunks);
+        put_frames(out, &chunks);
+        if let Err(message) = drained {
+            return Err(upstream::malformed_error(&self.provider, "upstream stream failed", message.as_bytes()));
+        }
+        self.sent_any |= !chunks.is_empty();
+        Ok(false)
+    }
+
+    fn end(&mut self, out: &mut BytesMut, _frames_sent: bool) -> Result<(), ApiError> {
+        let mut chunks = Vec::new();
+        let finished = self.tr.finish(&mut chunks);
+        put_frames(out, &chunks);
+        if let Err(message) = finished {
+            return Err(upstream::malformed_error(&self.provider, "upstream stream failed", message.as_bytes()));
+        }
+        self.sent_any = true;
+        if let (Some((m, model)), Some((p, c))) = (&self.metrics, self.tr.usage()) {
+            let caller = self.charge.as_ref().and_then(|c| c.caller());
+            m.stream_usage(model, caller, sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
+        }
+        self.bill();
+        out.put_slice(b"data: [DONE]\n\n");
+        Ok(())
+    }
+
+    /// A stream the client left part-way is billed for what was reported so far.
+    fn abandoned(&mut self) {
         if self.sent_any {
             self.bill();
         }
     }
 }
 
-impl super::relay::Stepper for TranslatedRelay {
-    fn step(&mut self) -> impl std::future::Future<Output = Step> + Send {
-        TranslatedRelay::step(self)
-    }
-}
-
-impl TranslatedRelay {
-    async fn step(&mut self) -> Step {
-        if self.ended {
-            return Step::End;
-        }
-        let mut chunks = Vec::new();
-        loop {
-            if let Err(message) = self.tr.drain(&mut chunks) {
-                return self.fail(
-                    chunks,
-                    upstream::malformed_error(&self.provider, "upstream stream failed", message.as_bytes()),
-                );
-            }
-            if !chunks.is_empty() {
-                self.sent_any = true;
-                return Step::Data(Bytes::from(frames(chunks)));
-            }
-            match tokio::time::timeout(self.idle, self.upstream.frame()).await {
-                Err(_) => return self.fail(chunks, upstream::timeout_error(&self.provider, self.idle)),
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.tr.push(&data);
-                    }
-                }
-                Ok(Some(Err(_))) => {
-                    let e = ApiError::new(
-                        500,
-                        sluice_providers::errors::upstream_message(
-                            sluice_providers::ExceptionClass::ApiConnection,
-                            &self.provider,
-                            "Connection error: the upstream connection broke mid-stream.",
-                        ),
-                    );
-                    return self.fail(chunks, e);
-                }
-                Ok(None) => {
-                    if let Err(message) = self.tr.finish(&mut chunks) {
-                        return self.fail(
-                            chunks,
-                            upstream::malformed_error(&self.provider, "upstream stream failed", message.as_bytes()),
-                        );
-                    }
-                    self.ended = true;
-                    self.sent_any = true;
-                    if let (Some((m, model)), Some((p, c))) = (&self.metrics, self.tr.usage()) {
-                        let caller = self.charge.as_ref().and_then(|c| c.caller());
-                        m.stream_usage(model, caller, sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
-                    }
-                    self.bill();
-                    let mut out = frames(chunks);
-                    out.extend_from_slice(b"data: [DONE]\n\n");
-                    return Step::Data(Bytes::from(out));
-                }
-            }
-        }
-    }
-
+impl TranslatedStage {
     fn bill(&mut self) {
         if let Some(c) = self.charge.take() {
             let (prompt_tokens, completion_tokens) = self.tr.usage().unwrap_or((0, 0));
             c.settle(sluice_providers::pricing::TokenUsage { prompt_tokens, completion_tokens, ..Default::default() });
         }
     }
-
-    fn fail(&mut self, chunks: Vec<String>, e: ApiError) -> Step {
-        self.ended = true;
-        if !self.sent_any && chunks.is_empty() {
-            return Step::Failed(e);
-        }
-        let mut out = frames(chunks);
-        out.extend_from_slice(&crate::errors::sse_frame(&e, crate::errors::Flavour::OpenAi));
-        Step::Data(Bytes::from(out))
-    }
 }
 
 /// OpenAI chunks as SSE `data:` frames.
-fn frames(chunks: Vec<String>) -> Vec<u8> {
-    let mut out = BytesMut::new();
+fn put_frames(out: &mut BytesMut, chunks: &[String]) {
     for c in chunks {
         out.put_slice(b"data: ");
         out.put_slice(c.as_bytes());
         out.put_slice(b"\n\n");
     }
-    out.to_vec()
 }
 
 impl UpstreamCall<'_> {
