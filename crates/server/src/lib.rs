@@ -5,7 +5,9 @@
 //! `auth` checks the caller's key, `proxy` carries a request to its upstream and the answer back,
 //! `info` serves the model lists and health routes, and `listen` runs the accept loop (its own
 //! HTTP/1.1 for the proxy routes' plain requests, hyper for the rest) with the timeouts that keep
-//! slow clients from holding tasks forever.
+//! slow clients from holding tasks forever. `exchange` holds what passes between a server and
+//! the handler (the request as read, the one `Reply` type), and `errors` gives every error its
+//! shape.
 
 pub mod access;
 mod access_log;

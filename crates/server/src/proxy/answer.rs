@@ -1,7 +1,7 @@
 //! An upstream answer's status and headers as the pool got them.
 //!
 //! Over HTTP/1.1 the header fields stay where they lie in the answer head's bytes: the gateway
-//! reads two or three of them and forwards the rest as lines (`listen::direct`), so building a
+//! reads two or three of them and forwards the rest as lines (`exchange::Lines`), so building a
 //! header map for each answer (hashing every name, validating and reference-counting every value,
 //! ~4k instructions) bought nothing on that path. HTTP/2 answers come from hyper as a map.
 
