@@ -28,14 +28,15 @@ use crate::{Backend, LogsNotWritten, Result, SpendLogRecord, StoreError};
 
 /// A batch is written in this many pieces at most, each followed by a pause as long as the piece
 /// took, so the thread gives the core back between pieces instead of running until the scheduler
-/// takes it away (on a busy core that is a tick, 4 ms at `HZ=250`: requests in flight waited that
-/// long, and the p99 at 64 connections was several times nginx's). Counting pieces per batch
-/// rather than rows per piece keeps the thread from falling behind: a batch of any size takes at
-/// most this many pauses, so a busier gateway gets longer pieces, never a growing backlog; and the
-/// thread keeps a normal priority, so nothing can starve it.
-pub(crate) const PIECES_PER_BATCH: usize = 32;
-/// A pause is never longer than this, whatever the piece before it took (a piece that ran long
-/// because the core was taken from it), so a batch is written within a bounded time.
+/// takes it away: on a saturated core that is the next tick, and every request in flight waited
+/// that long (bench/README.md, twelfth session). Counting pieces per batch rather than rows per
+/// piece keeps the thread from falling behind: however long the batch, it waits through at most
+/// `PIECES_PER_BATCH - 1` pauses of at most [`MAX_PAUSE`], so a busier gateway gets longer pieces,
+/// never a growing backlog. A lower scheduling priority would not do: a saturated core is never
+/// idle, so the thread would starve, and it keeps the normal one.
+const PIECES_PER_BATCH: usize = 32;
+/// A pause is never longer than this, whatever the piece before it took (one that ran long
+/// because the core was taken from it), so a batch's pauses add a bounded time.
 const MAX_PAUSE: Duration = Duration::from_millis(5);
 
 /// The store's handle on the thread. The thread ends, finalizing its statements and closing its
@@ -286,7 +287,8 @@ impl<'c> Inserter<'c> {
 
     /// The whole batch or nothing, in pieces of [`piece_rows`] with a `pause` after each but the
     /// last. The pauses fall inside the transaction: a commit per piece would multiply the
-    /// journal's syncs, and this connection is the only one writing spend logs.
+    /// journal's syncs. Another connection's write (the management API's) waits the longer for
+    /// it, within the busy timeout.
     fn write(&mut self, logs: &[SpendLogRecord], pause: &mut dyn FnMut(Duration)) -> sqlite_raw::Result<()> {
         self.begin.execute(|_| {})?;
         let mut result = Ok(());

@@ -26,10 +26,11 @@ use tokio::sync::mpsc;
 /// Spend-log rows held while the database is away, at most (the oldest are dropped once the
 /// buffer is a sixteenth over, so they are not moved up one tick's worth at a time).
 pub const MAX_PENDING_LOGS: usize = 200_000;
-/// A write happens as soon as this many rows wait, whatever the interval, so busy gateways
-/// write small batches often instead of holding seconds of rows in memory: at the seed load
-/// test's ~1,300 requests/s that is a write every second or so and under 1 MB of rows (5,000
-/// held ~4.5 MB). A batch this size is still one PostgreSQL statement and a handful of SQLite
+/// A write happens at the first tick (every 200 ms at most) that finds this many rows waiting,
+/// whatever the interval, so busy gateways write batches often instead of holding seconds of
+/// rows in memory (a batch is then a tick's rows, which the spend-log thread of a SQLite file
+/// writes in pieces: `sluice_store`'s `log_writer`): at the seed load test's ~1,300 requests/s
+/// that is a write every second or so and under 1 MB of rows (5,000 held ~4.5 MB). A batch this size is still one PostgreSQL statement and a handful of SQLite
 /// ones, so writing more often costs no measurable CPU per request.
 pub const LOG_ROWS_PER_WRITE: usize = 1_000;
 /// How often the database's health is checked (and a failing write retried).
