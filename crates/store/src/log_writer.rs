@@ -7,10 +7,15 @@
 //! bound where they lie. The async side sends a batch over a channel and awaits the answer: no
 //! runtime thread ever waits on SQLite.
 //!
+//! The thread writes a batch in pieces with a pause after each (see [`PIECES_PER_BATCH`]): a
+//! gateway pinned to one core shares it with this thread, and a batch written in one go held the
+//! core for whole scheduler ticks while every request in flight waited behind it.
+//!
 //! `sqlite::memory:` cannot be reached from a second connection, and PostgreSQL parses every
 //! statement anyway, so both keep writing logs through sqlx.
 
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -20,6 +25,19 @@ use crate::connect::{
 use crate::spend::{self, LogValue, NO_METADATA, NO_TAGS, SQLITE_MAX_LOG_ROWS};
 use crate::sqlite_raw::{self, Connection, Statement};
 use crate::{Backend, LogsNotWritten, Result, SpendLogRecord, StoreError};
+
+/// A batch is written in this many pieces at most, each followed by a pause as long as the piece
+/// took, so the thread gives the core back between pieces instead of running until the scheduler
+/// takes it away: on a saturated core that is the next tick, and every request in flight waited
+/// that long (bench/README.md, twelfth session). Counting pieces per batch rather than rows per
+/// piece keeps the thread from falling behind: however long the batch, it waits through at most
+/// `PIECES_PER_BATCH - 1` pauses of at most [`MAX_PAUSE`], so a busier gateway gets longer pieces,
+/// never a growing backlog. A lower scheduling priority would not do: a saturated core is never
+/// idle, so the thread would starve, and it keeps the normal one.
+const PIECES_PER_BATCH: usize = 32;
+/// A pause is never longer than this, whatever the piece before it took (one that ran long
+/// because the core was taken from it), so a batch's pauses add a bounded time.
+const MAX_PAUSE: Duration = Duration::from_millis(5);
 
 /// The store's handle on the thread. The thread ends, finalizing its statements and closing its
 /// connection, once every clone is dropped (the channel closes).
@@ -206,7 +224,7 @@ fn serve(
         match jobs.recv() {
             Err(_) => return None,
             Ok(Job::Insert { mut logs, reply }) => {
-                let result = inserter.write(&logs);
+                let result = inserter.write(&logs, &mut std::thread::sleep);
                 if result.is_ok() {
                     // Dropped here rather than on a runtime thread; the buffer goes back for reuse.
                     logs.clear();
@@ -267,15 +285,27 @@ impl<'c> Inserter<'c> {
         })
     }
 
-    /// The whole batch or nothing.
-    fn write(&mut self, logs: &[SpendLogRecord]) -> sqlite_raw::Result<()> {
+    /// The whole batch or nothing, in pieces of [`piece_rows`] with a `pause` after each but the
+    /// last. The pauses fall inside the transaction: a commit per piece would multiply the
+    /// journal's syncs. Another connection's write (the management API's) waits the longer for
+    /// it, within the busy timeout.
+    fn write(&mut self, logs: &[SpendLogRecord], pause: &mut dyn FnMut(Duration)) -> sqlite_raw::Result<()> {
         self.begin.execute(|_| {})?;
         let mut result = Ok(());
         let mut rest = logs;
+        let per_piece = piece_rows(logs.len());
+        let mut in_piece = 0;
+        let mut piece_started = Instant::now();
         while !rest.is_empty() && result.is_ok() {
             let (chunk, after) = rest.split_at(spend::chunk_rows(Backend::Sqlite, rest.len()));
             result = self.insert(chunk);
             rest = after;
+            in_piece += chunk.len();
+            if in_piece >= per_piece && !rest.is_empty() {
+                pause(piece_started.elapsed().min(MAX_PAUSE));
+                in_piece = 0;
+                piece_started = Instant::now();
+            }
         }
         let result = result.and_then(|()| self.commit.execute(|_| {}));
         // A failed COMMIT (busy) leaves the transaction open; a failed INSERT may or may not
@@ -318,6 +348,11 @@ impl<'c> Inserter<'c> {
     }
 }
 
+/// Rows per piece of a batch of `rows`: whole INSERTs, and at most [`PIECES_PER_BATCH`] pieces.
+fn piece_rows(rows: usize) -> usize {
+    rows.div_ceil(PIECES_PER_BATCH).next_multiple_of(SQLITE_MAX_LOG_ROWS)
+}
+
 /// `v` as JSON in `buf` (the text `codec::json_text` gives).
 fn json_text<'b>(buf: &'b mut Vec<u8>, v: &impl serde::Serialize) -> sqlite_raw::Result<&'b str> {
     buf.clear();
@@ -327,7 +362,47 @@ fn json_text<'b>(buf: &'b mut Vec<u8>, v: &impl serde::Serialize) -> sqlite_raw:
 
 #[cfg(test)]
 mod tests {
+    use super::{open, piece_rows, Inserter, PIECES_PER_BATCH};
     use crate::{SpendLogRecord, Store};
+    use std::time::Duration;
+
+    fn rows(batch: usize, n: usize) -> Vec<SpendLogRecord> {
+        (0..n).map(|i| SpendLogRecord { request_id: format!("b{batch}-r{i}"), ..Default::default() }).collect()
+    }
+
+    async fn count(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM sluice_spend_logs").fetch_one(&store.pool().unwrap()).await.unwrap()
+    }
+
+    /// A batch goes in with a pause after each piece but the last, never more than
+    /// `PIECES_PER_BATCH` pieces however long the batch (so the thread cannot fall behind a busy
+    /// gateway), and every row lands, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_is_written_whole_in_paced_pieces() {
+        let dir = std::env::temp_dir().join(format!("sluice_log_pieces_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = dir.join("p.db");
+        let store = Store::open(db.to_str().unwrap(), 2).await.unwrap();
+        let conn = open(db.to_str().unwrap()).unwrap();
+        let mut inserter = Inserter::new(&conn).unwrap();
+        let mut written = 0;
+        // (rows, pauses): one INSERT, no pause; small batches pause after every full INSERT; long
+        // ones after every 1/32nd, rounded up to whole INSERTs (10,000 → pieces of 320).
+        let batches = [(1, 0), (64, 0), (100, 1), (2_048, 31), (10_000, 31), (100_000, 31)];
+        for (batch, (n, pauses)) in batches.into_iter().enumerate() {
+            let mut paused: Vec<Duration> = Vec::new();
+            inserter.write(&rows(batch, n), &mut |d| paused.push(d)).unwrap();
+            assert_eq!(paused.len(), pauses, "{n} rows");
+            assert!(paused.len() < PIECES_PER_BATCH);
+            assert!(paused.iter().all(|d| *d <= super::MAX_PAUSE));
+            written += n as i64;
+            assert_eq!(count(&store).await, written, "after {n} rows");
+        }
+        assert_eq!(piece_rows(100_000), 3_136);
+        drop(inserter);
+        drop(conn);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     /// The descriptors this process has open on `path`.
     fn open_descriptors(path: &std::path::Path) -> usize {
