@@ -325,3 +325,9 @@ fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     ["key", "secret", "credential", "token", "password"].iter().any(|s| k.contains(s))
 }
+
+/// The `litellm_params` keys a deployment reads, for the test that they are all known.
+#[cfg(test)]
+pub(super) fn read_keys() -> Vec<&'static str> {
+    [fields_of::<ParamsSection>(), fields_of::<Prices>()].concat()
+}

@@ -169,4 +169,6 @@ impl Config {
 }
 
 #[cfg(test)]
+mod path_tests;
+#[cfg(test)]
 mod tests;

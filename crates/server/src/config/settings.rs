@@ -623,3 +623,9 @@ impl SluiceSettings {
         })
     }
 }
+
+/// The keys the general, router and litellm sections read, for the test that they are all known.
+#[cfg(test)]
+pub(super) fn read_keys() -> (&'static [&'static str], &'static [&'static str], &'static [&'static str]) {
+    (fields_of::<GeneralSection>(), fields_of::<RouterSection>(), fields_of::<LitellmSection>())
+}
