@@ -36,6 +36,17 @@ pub(crate) fn err(path: &str, msg: impl std::fmt::Display) -> ConfigError {
 
 /// Reads the value at YAML path `at` as `T`; an error names the path down to the setting.
 pub(crate) fn typed<T: DeserializeOwned>(at: &str, v: &Value) -> Result<T, ConfigError> {
+    // serde takes an integer key as a field's index (`0:` would be the first field); such keys
+    // are not settings, and are listed as ignored like any other key a section does not read.
+    let strings_only;
+    let v = match v {
+        Value::Mapping(m) if m.keys().any(|k| !k.is_string()) => {
+            strings_only =
+                Value::Mapping(m.iter().filter(|(k, _)| k.is_string()).map(|(k, v)| (k.clone(), v.clone())).collect());
+            &strings_only
+        }
+        other => other,
+    };
     serde_path_to_error::deserialize(v).map_err(|e| {
         let mut path = at.to_string();
         for segment in e.path().iter() {

@@ -281,3 +281,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn integer_keys_are_not_fields() {
+    let c = load("general_settings:\n  0: sk-not-a-master-key\n").unwrap();
+    assert!(c.general.master_key.is_none(), "serde would take key 0 as the first field");
+    assert!(c.ignored.iter().any(|l| l.starts_with("general_settings.0: ")), "{:?}", c.ignored);
+}
+
+#[test]
+fn callbacks_keep_the_order_they_are_written_in() {
+    let c = load("litellm_settings:\n  success_callback: [\"langfuse\"]\n  callbacks: [\"prometheus\"]\n").unwrap();
+    assert_eq!(c.litellm.callbacks, ["langfuse", "prometheus"]);
+}

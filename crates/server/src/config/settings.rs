@@ -488,11 +488,15 @@ impl LitellmSettings {
         let raw: LitellmSection = typed(AT, v)?;
         unread::<LitellmSection>(AT, v, NOT_YET, ignored);
         let mut callbacks = Vec::new();
-        for (key, names) in [
+        let mut lists = [
             ("callbacks", raw.callbacks),
             ("success_callback", raw.success_callback),
             ("failure_callback", raw.failure_callback),
-        ] {
+        ];
+        // In the order the config writes them, as `/model/info`'s callback list shows them.
+        let position = |key: &str| mapping(AT, v).ok().and_then(|m| m.keys().position(|k| k.as_str() == Some(key)));
+        lists.sort_by_key(|(key, _)| position(key));
+        for (key, names) in lists {
             let names = names.map(|c| c.0).unwrap_or_default();
             for name in names.iter().filter(|n| n.as_str() != "prometheus") {
                 ignored.push(format!("{AT}.{key}: callback \"{name}\" is not implemented in sluice yet"));
