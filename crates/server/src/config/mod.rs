@@ -1,7 +1,9 @@
 //! Loading a LiteLLM `config.yaml`: includes, `os.environ/` references, `environment_variables`,
 //! the model list and the settings sections sluice acts on.
 //!
-//! Errors name the YAML path and the fix. Keys LiteLLM knows but sluice does not act on yet are
+//! Each section is read by serde into a struct of the keys sluice acts on (`settings`,
+//! `deployment`), made of the lenient, bounded value types in `value`, through
+//! `serde_path_to_error` (`error`): errors name the YAML path and the fix. Keys LiteLLM knows but sluice does not act on yet are
 //! collected in [`Config::ignored`] so start-up can list them once, never silently dropped; those
 //! that would deny or limit something are in [`Config::refused`] and stop the start
 //! ([`Config::refusal`]). A security setting whose `os.environ/` secret is missing is an error.
