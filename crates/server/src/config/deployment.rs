@@ -1,7 +1,11 @@
 //! One `model_list` entry: `model_name`, `litellm_params`, `model_info`.
 
-use super::yaml::{key_str, mapping, number, string};
-use super::{err, model_id, ConfigError, Env};
+use super::error::{err, fields_of, typed, ConfigError};
+use super::value::{Flag, Positive, Text, UpTo, MAX_SECONDS};
+use super::yaml::{key_str, mapping};
+use super::{model_id, Env};
+use serde::de::{Deserializer, IgnoredAny};
+use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 use sluice_providers::ModelRef;
 
@@ -74,53 +78,118 @@ pub struct DeploymentSpec {
     pub unusable: Option<String>,
 }
 
-/// `litellm_params` keys sluice acts on now.
-const IMPLEMENTED: &[&str] = &[
-    "model",
-    "api_base",
-    "base_url",
-    "api_key",
-    "api_version",
-    "organization",
-    "timeout",
-    "stream_timeout",
-    "rpm",
-    "tpm",
-    "weight",
-    "mock_response",
-    "custom_llm_provider",
-    "max_retries",
-    "order",
-    "max_parallel_requests",
-    "cooldown_time",
-    "drop_params",
-];
+/// Quotas, a trillion a minute at most.
+const MAX_QUOTA: u64 = 1_000_000_000_000;
+/// Weights, priorities and concurrency caps.
+const MAX_RANK: u64 = 1_000_000_000;
+/// A cooldown, like every time a setting names, is at most a year.
+const MAX_COOLDOWN: u64 = MAX_SECONDS as u64;
+/// Prices, in USD per token or per second: past a thousand dollars a token they stop meaning
+/// anything and only risk overflowing what they become.
+const MAX_PRICE: u64 = 1000;
 
-/// Custom price keys (LiteLLM's names).
-const PRICES: &[&str] = &[
-    "input_cost_per_token",
-    "output_cost_per_token",
-    "input_cost_per_second",
-    "output_cost_per_second",
-    "cache_read_input_token_cost",
-    "cache_creation_input_token_cost",
-];
+/// The keys of one `model_list` entry.
+#[derive(Deserialize)]
+struct EntrySection {
+    model_name: Option<Text>,
+    /// Read by hand: its `os.environ/` references are resolved before it is typed.
+    #[allow(dead_code)]
+    litellm_params: Option<IgnoredAny>,
+    #[allow(dead_code)]
+    model_info: Option<IgnoredAny>,
+    rpm: Option<UpTo<MAX_QUOTA>>,
+    tpm: Option<UpTo<MAX_QUOTA>>,
+}
 
-/// Provider-specific keys that matter once that provider's translation exists.
-const PROVIDER_KEYS: &[&str] = &[
-    "vertex_project",
-    "vertex_location",
-    "vertex_credentials",
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "aws_session_token",
-    "aws_region_name",
-    "region_name",
-    "azure_ad_token",
-    "use_psc_endpoint_format",
-];
+/// The `litellm_params` keys sluice acts on (prices are in [`Prices`]).
+#[derive(Deserialize)]
+struct ParamsSection {
+    model: Option<Text>,
+    api_base: Option<Text>,
+    base_url: Option<Text>,
+    api_key: Option<Text>,
+    api_version: Option<Text>,
+    organization: Option<Text>,
+    timeout: Option<Positive>,
+    stream_timeout: Option<Positive>,
+    rpm: Option<UpTo<MAX_QUOTA>>,
+    tpm: Option<UpTo<MAX_QUOTA>>,
+    weight: Option<UpTo<MAX_RANK>>,
+    mock_response: Option<Text>,
+    custom_llm_provider: Option<Text>,
+    /// Accepted as LiteLLM's per-deployment retry count; the router's `num_retries` governs.
+    #[allow(dead_code)]
+    max_retries: Option<IgnoredAny>,
+    order: Option<UpTo<MAX_RANK>>,
+    max_parallel_requests: Option<UpTo<MAX_RANK>>,
+    cooldown_time: Option<UpTo<MAX_COOLDOWN>>,
+    drop_params: Option<Flag>,
+    vertex_project: Option<Text>,
+    vertex_location: Option<Text>,
+    vertex_credentials: Option<Credentials>,
+    aws_access_key_id: Option<Text>,
+    aws_secret_access_key: Option<Text>,
+    aws_session_token: Option<Text>,
+    aws_region_name: Option<Text>,
+    region_name: Option<Text>,
+    azure_ad_token: Option<Text>,
+    /// Vertex's private-endpoint URL form: read with the provider's addressing.
+    #[allow(dead_code)]
+    use_psc_endpoint_format: Option<IgnoredAny>,
+}
+
+/// Custom prices (LiteLLM's names), in `litellm_params` or `model_info`; the order is the order
+/// [`DeploymentSpec::prices`] lists them in.
+#[derive(Deserialize)]
+struct Prices {
+    input_cost_per_token: Option<UpTo<MAX_PRICE>>,
+    output_cost_per_token: Option<UpTo<MAX_PRICE>>,
+    input_cost_per_second: Option<UpTo<MAX_PRICE>>,
+    output_cost_per_second: Option<UpTo<MAX_PRICE>>,
+    cache_read_input_token_cost: Option<UpTo<MAX_PRICE>>,
+    cache_creation_input_token_cost: Option<UpTo<MAX_PRICE>>,
+}
+
+impl Prices {
+    fn listed(self) -> [(&'static str, Option<f64>); 6] {
+        let x = |p: Option<UpTo<MAX_PRICE>>| p.map(|p| p.0);
+        [
+            ("input_cost_per_token", x(self.input_cost_per_token)),
+            ("output_cost_per_token", x(self.output_cost_per_token)),
+            ("input_cost_per_second", x(self.input_cost_per_second)),
+            ("output_cost_per_second", x(self.output_cost_per_second)),
+            ("cache_read_input_token_cost", x(self.cache_read_input_token_cost)),
+            ("cache_creation_input_token_cost", x(self.cache_creation_input_token_cost)),
+        ]
+    }
+}
+
+/// The `model_info` keys sluice acts on (besides prices).
+#[derive(Deserialize)]
+struct InfoSection {
+    id: Option<Text>,
+    max_input_tokens: Option<UpTo<MAX_QUOTA>>,
+}
+
+/// `vertex_credentials`: a path to a service-account JSON file, the JSON as a string, or the
+/// JSON written as YAML (kept as JSON text).
+struct Credentials(String);
+
+impl<'de> Deserialize<'de> for Credentials {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            m @ Value::Mapping(_) => Ok(Credentials(serde_json::to_string(&m).unwrap_or_default())),
+            other => super::value::string(&other)
+                .map_err(serde::de::Error::custom)?
+                .map(Credentials)
+                .ok_or_else(|| serde::de::Error::custom("expected a string")),
+        }
+    }
+}
 
 impl DeploymentSpec {
+    /// Reads one deployment at YAML path `path` (`model_list[3]`, or a name for one stored in the
+    /// database).
     pub(crate) fn parse(
         path: &str,
         item: &Value,
@@ -129,12 +198,8 @@ impl DeploymentSpec {
         warnings: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
         let entry = mapping(path, item)?;
-        let model_name = match entry.get("model_name") {
-            Some(v) => string(&format!("{path}.model_name"), v)?,
-            None => None,
-        }
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
+        let head: EntrySection = typed(path, item)?;
+        let model_name = head.model_name.map(|t| t.0).filter(|s| !s.is_empty()).ok_or_else(|| {
             err(&format!("{path}.model_name"), "missing; give the public name clients will send as `model`")
         })?;
 
@@ -146,26 +211,21 @@ impl DeploymentSpec {
             }
         };
         env.resolve_mapping(&params_path, &mut params, warnings);
+        let params_value = Value::Mapping(params.clone());
+        let p: ParamsSection = typed(&params_path, &params_value)?;
+        let param_prices: Prices = typed(&params_path, &params_value)?;
+        let at = |name: &str| format!("{params_path}.{name}");
+        let text = |t: Option<Text>| t.map(|t| t.0);
 
-        let field = |name: &str| params.get(name).filter(|v| !v.is_null());
-        let p = |name: &str| format!("{params_path}.{name}");
-        let str_field = |name: &str| -> Result<Option<String>, ConfigError> {
-            field(name).map(|v| string(&p(name), v)).transpose().map(Option::flatten)
-        };
-        let num_field = |name: &str| -> Result<Option<f64>, ConfigError> {
-            let x = field(name).map(|v| number(&p(name), v)).transpose().map(Option::flatten)?;
-            within(&p(name), x, limit_of(name))
-        };
-
-        let model_str = str_field("model")?
-            .ok_or_else(|| err(&p("model"), "missing; write it as <provider>/<name>, e.g. openai/gpt-4o"))?;
-        let custom = str_field("custom_llm_provider")?;
+        let model_str = text(p.model)
+            .ok_or_else(|| err(&at("model"), "missing; write it as <provider>/<name>, e.g. openai/gpt-4o"))?;
+        let custom = text(p.custom_llm_provider);
         let (model, unusable) = match sluice_providers::parse_model(&model_str, custom.as_deref()) {
             Ok(model) => (model, None),
             Err(why) => {
                 let why = format!(
                     "{}: {why}. Deployment {} of model group \"{model_name}\" cannot serve until the config is fixed",
-                    p("model"),
+                    at("model"),
                     path
                 );
                 warnings.push(why.clone());
@@ -175,112 +235,85 @@ impl DeploymentSpec {
             }
         };
 
-        let timeout = super::settings::positive(&p("timeout"), field("timeout").unwrap_or(&Value::Null))?;
-        let stream_timeout =
-            super::settings::positive(&p("stream_timeout"), field("stream_timeout").unwrap_or(&Value::Null))?;
-        let api_base = str_field("api_base")?.or(str_field("base_url")?);
+        let api_base = text(p.api_base).or(text(p.base_url));
         if let Some(base) = &api_base {
             if !(base.starts_with("http://") || base.starts_with("https://")) {
                 return Err(err(
-                    &p("api_base"),
+                    &at("api_base"),
                     format!("\"{base}\" is not an http(s) URL; write it like http://127.0.0.1:8090/"),
                 ));
             }
         }
 
+        let read = [fields_of::<ParamsSection>(), fields_of::<Prices>()];
         for (k, _) in &params {
             let key = key_str(k);
-            if IMPLEMENTED.contains(&key.as_str()) || PROVIDER_KEYS.contains(&key.as_str()) {
-                continue;
+            if !read.iter().any(|f| f.contains(&key.as_str())) {
+                ignored.push(format!("{params_path}.{key}: not implemented in sluice yet"));
             }
-            if PRICES.contains(&key.as_str()) {
-                // Used by cost-based routing now; spend tracking arrives with virtual keys.
-                continue;
-            }
-            ignored.push(format!("{params_path}.{key}: not implemented in sluice yet"));
         }
-
-        let mut model_info = match entry.get("model_info") {
-            Some(v) if !v.is_null() => mapping(&format!("{path}.model_info"), v)?.clone(),
-            _ => Mapping::new(),
-        };
-        let id = match model_info.get("id").filter(|v| !v.is_null()) {
-            Some(v) => string(&format!("{path}.model_info.id"), v)?.unwrap_or_default(),
-            None => model_id::generate(&model_name, &params),
-        };
-        model_info.insert(Value::from("id"), Value::from(id.clone()));
-
+        let entry_keys = fields_of::<EntrySection>();
         for (k, _) in entry {
             let key = key_str(k);
-            if !["model_name", "litellm_params", "model_info", "rpm", "tpm"].contains(&key.as_str()) {
+            if !entry_keys.contains(&key.as_str()) {
                 ignored.push(format!("{path}.{key}: unknown model_list entry key"));
             }
         }
 
+        let info_path = format!("{path}.model_info");
+        let mut model_info = match entry.get("model_info") {
+            Some(v) if !v.is_null() => mapping(&info_path, v)?.clone(),
+            _ => Mapping::new(),
+        };
+        let info_value = Value::Mapping(model_info.clone());
+        let info: InfoSection = typed(&info_path, &info_value)?;
+        let info_prices: Prices = typed(&info_path, &info_value)?;
+        let id = match info.id {
+            Some(Text(id)) => id,
+            None => model_id::generate(&model_name, &params),
+        };
+        model_info.insert(Value::from("id"), Value::from(id.clone()));
+
         let public_params =
             params.iter().filter(|(k, _)| !is_secret_key(&key_str(k))).map(|(k, v)| (k.clone(), v.clone())).collect();
-
         let index = path.trim_start_matches("model_list[").trim_end_matches(']').parse().unwrap_or(0);
-        let entry_num = |name: &str| -> Result<Option<f64>, ConfigError> {
-            let at = format!("{path}.{name}");
-            within(&at, entry.get(name).map(|v| number(&at, v)).transpose()?.flatten(), limit_of(name))
-        };
+        let num = |x: Option<UpTo<MAX_QUOTA>>| x.map(|x| x.0);
+        let rank = |x: Option<UpTo<MAX_RANK>>| x.map(|x| x.0);
+        let secret = |t: Option<Text>| t.map(|t| Secret::new(t.0));
         Ok(DeploymentSpec {
             index,
             model_name,
             id,
             model,
             api_base,
-            api_key: str_field("api_key")?.map(Secret::new),
-            api_version: str_field("api_version")?,
-            organization: str_field("organization")?,
-            timeout,
-            stream_timeout,
-            rpm: entry_num("rpm")?.or(num_field("rpm")?),
-            tpm: entry_num("tpm")?.or(num_field("tpm")?),
-            weight: num_field("weight")?,
-            mock_response: str_field("mock_response")?,
-            order: num_field("order")?,
-            max_parallel_requests: num_field("max_parallel_requests")?,
-            cooldown_time: num_field("cooldown_time")?,
-            prices: PRICES
-                .iter()
-                .filter_map(|k| {
-                    let at = format!("{path}.model_info.{k}");
-                    let from_info = model_info
-                        .get(*k)
-                        .map(|v| number(&at, v).and_then(|x| within(&at, x, limit_of(k))))
-                        .transpose();
-                    match (num_field(k), from_info) {
-                        (Err(e), _) | (_, Err(e)) => Some(Err(e)),
-                        (Ok(Some(v)), _) | (Ok(None), Ok(Some(Some(v)))) => Some(Ok((k.to_string(), v))),
-                        _ => None,
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-            azure_ad_token: str_field("azure_ad_token")?.map(Secret::new),
-            aws_access_key_id: str_field("aws_access_key_id")?.map(Secret::new),
-            aws_secret_access_key: str_field("aws_secret_access_key")?.map(Secret::new),
-            aws_session_token: str_field("aws_session_token")?.map(Secret::new),
-            aws_region_name: str_field("aws_region_name")?.or(str_field("region_name")?),
-            vertex_project: str_field("vertex_project")?,
-            vertex_location: str_field("vertex_location")?,
-            vertex_credentials: match field("vertex_credentials") {
-                Some(Value::Mapping(_)) => {
-                    let v = field("vertex_credentials").cloned().unwrap_or(Value::Null);
-                    Some(Secret::new(serde_json::to_string(&v).unwrap_or_default()))
-                }
-                _ => str_field("vertex_credentials")?.map(Secret::new),
-            },
-            drop_params: field("drop_params")
-                .map(|v| super::yaml::boolean(&p("drop_params"), v))
-                .transpose()?
-                .flatten(),
-            max_input_tokens: {
-                let at = format!("{path}.model_info.max_input_tokens");
-                let x = model_info.get("max_input_tokens").map(|v| number(&at, v)).transpose()?.flatten();
-                within(&at, x, limit_of("max_input_tokens"))?.map(|x| x as u64)
-            },
+            api_key: secret(p.api_key),
+            api_version: text(p.api_version),
+            organization: text(p.organization),
+            timeout: p.timeout.map(|x| x.0),
+            stream_timeout: p.stream_timeout.map(|x| x.0),
+            rpm: num(head.rpm).or(num(p.rpm)),
+            tpm: num(head.tpm).or(num(p.tpm)),
+            weight: rank(p.weight),
+            mock_response: text(p.mock_response),
+            order: rank(p.order),
+            max_parallel_requests: rank(p.max_parallel_requests),
+            cooldown_time: p.cooldown_time.map(|x| x.0),
+            prices: param_prices
+                .listed()
+                .into_iter()
+                .zip(info_prices.listed())
+                .filter_map(|((k, own), (_, info))| own.or(info).map(|v| (k.to_string(), v)))
+                .collect(),
+            azure_ad_token: secret(p.azure_ad_token),
+            aws_access_key_id: secret(p.aws_access_key_id),
+            aws_secret_access_key: secret(p.aws_secret_access_key),
+            aws_session_token: secret(p.aws_session_token),
+            aws_region_name: text(p.aws_region_name).or(text(p.region_name)),
+            vertex_project: text(p.vertex_project),
+            vertex_location: text(p.vertex_location),
+            vertex_credentials: p.vertex_credentials.map(|c| Secret::new(c.0)),
+            drop_params: p.drop_params.map(|f| f.0),
+            max_input_tokens: info.max_input_tokens.map(|x| x.0 as u64),
             public_params,
             model_info,
             unusable,
@@ -288,28 +321,13 @@ impl DeploymentSpec {
     }
 }
 
-/// The largest value each numeric deployment setting takes; every one is 0 or more. Past these
-/// the numbers stop meaning anything (a token costing more than a thousand dollars, a quota of a
-/// trillion a minute) and only risk overflowing what they become.
-fn limit_of(name: &str) -> f64 {
-    match name {
-        "cooldown_time" => super::settings::MAX_SECONDS,
-        "rpm" | "tpm" | "max_input_tokens" => 1e12,
-        "weight" | "order" | "max_parallel_requests" => 1e9,
-        // Prices, in USD per token or per second.
-        _ => 1000.0,
-    }
-}
-
-/// `x` when it lies in `0..=max`, else an error naming the path and the range.
-fn within(path: &str, x: Option<f64>, max: f64) -> Result<Option<f64>, ConfigError> {
-    match x {
-        Some(v) if !(0.0..=max).contains(&v) => Err(err(path, format!("must be a number from 0 to {max}, got {v}"))),
-        other => Ok(other),
-    }
-}
-
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     ["key", "secret", "credential", "token", "password"].iter().any(|s| k.contains(s))
+}
+
+/// The `litellm_params` keys a deployment reads, for the test that they are all known.
+#[cfg(test)]
+pub(super) fn read_keys() -> Vec<&'static str> {
+    [fields_of::<ParamsSection>(), fields_of::<Prices>()].concat()
 }

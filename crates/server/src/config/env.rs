@@ -1,7 +1,7 @@
 //! Environment lookups for `os.environ/VAR` references, with `environment_variables` layered on
 //! top of the process environment (without mutating it: the process env is shared state).
 
-use super::{err, ConfigError};
+use super::error::{err, ConfigError};
 use serde_yaml_ng::Value;
 use std::collections::HashMap;
 

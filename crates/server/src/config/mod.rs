@@ -1,26 +1,31 @@
 //! Loading a LiteLLM `config.yaml`: includes, `os.environ/` references, `environment_variables`,
 //! the model list and the settings sections sluice acts on.
 //!
-//! Errors name the YAML path and the fix. Keys LiteLLM knows but sluice does not act on yet are
+//! Each section is read by serde into a struct of the keys sluice acts on (`settings`,
+//! `deployment`), made of the lenient, bounded value types in `value`, through
+//! `serde_path_to_error` (`error`): errors name the YAML path and the fix. Keys LiteLLM knows but sluice does not act on yet are
 //! collected in [`Config::ignored`] so start-up can list them once, never silently dropped; those
 //! that would deny or limit something are in [`Config::refused`] and stop the start
 //! ([`Config::refusal`]). A security setting whose `os.environ/` secret is missing is an error.
 
 mod deployment;
 mod env;
+mod error;
 mod ip_range;
 mod known;
 mod model_id;
 mod secrets;
 mod settings;
 mod unenforced;
+mod value;
 mod yaml;
 
 pub use deployment::{DeploymentSpec, Secret};
 pub use env::Env;
+pub use error::ConfigError;
 pub use ip_range::IpRange;
-pub use settings::MAX_SECONDS;
 pub use settings::{GeneralSettings, LitellmSettings, RouterSettings, SluiceSettings};
+pub use value::MAX_SECONDS;
 
 use serde_yaml_ng::{Mapping, Value};
 use std::path::Path;
@@ -42,21 +47,7 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-/// Why a config could not be loaded: the YAML path and what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-pub(crate) fn err(path: &str, msg: impl std::fmt::Display) -> ConfigError {
-    ConfigError(format!("{path}: {msg}"))
-}
+use error::err;
 
 /// The top-level sections sluice reads: the first of LiteLLM's known ones (`known::TOP_LEVEL`).
 const TOP_LEVEL_IMPLEMENTED: &[&str] = known::TOP_LEVEL.split_at(7).0;
@@ -74,8 +65,8 @@ impl Config {
 
     /// Parses a config held in a string (tests, `sluice check` on stdin).
     pub fn from_yaml_str(text: &str, env: Env) -> Result<Config, ConfigError> {
-        let root: Value =
-            serde_yaml_ng::from_str(text).map_err(|e| ConfigError(format!("config is not valid YAML: {e}")))?;
+        let root: Value = serde_yaml_ng::from_str(text)
+            .map_err(|e| ConfigError::Document(format!("config is not valid YAML: {e}")))?;
         Config::from_value(root, env)
     }
 
@@ -179,5 +170,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod path_tests;
 #[cfg(test)]
 mod tests;

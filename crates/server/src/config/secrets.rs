@@ -112,7 +112,7 @@ pub(crate) fn check(root: &Mapping, env: &Env) -> Result<(), ConfigError> {
     if problems.is_empty() {
         return Ok(());
     }
-    Err(ConfigError(format!(
+    Err(ConfigError::Document(format!(
         "refusing to start with a security setting unresolved (a missing secret must not open the gateway):\n  {}",
         problems.join("\n  ")
     )))

@@ -1,10 +1,34 @@
 //! The settings sections: `general_settings`, `router_settings`, `litellm_settings`, and sluice's
-//! own `sluice_settings`. Each parser records keys it reads but does not act on.
+//! own `sluice_settings`. Each is read by serde into a private struct of the keys sluice acts on;
+//! the section's other keys are recorded as read but not acted on.
 
 use super::deployment::Secret;
-use super::yaml::{boolean, key_str, mapping, number, string};
-use super::{err, ConfigError, Env};
+use super::error::{err, fields_of, present, typed, ConfigError};
+use super::value::refuse_scalars;
+use super::value::{
+    AllowedFails, AtMost, Callbacks, Count, FallbackList, Flag, InFlightCap, Item, Key, Kibibytes, Listed, Megabytes,
+    Names, Num, PerKind, Positive, PositiveCount, Retries, Seconds, Text, Usd, MAPPING,
+};
+use super::yaml::{key_str, mapping};
+use super::Env;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_yaml_ng::Value;
+
+/// Each key of `section` (at `path`) that `T` does not read, as an ignored line.
+fn unread<T: serde::de::DeserializeOwned>(path: &str, section: &Value, why: &str, ignored: &mut Vec<String>) {
+    let fields = fields_of::<T>();
+    if let Value::Mapping(m) = section {
+        for (k, _) in m {
+            let key = key_str(k);
+            if !fields.contains(&key.as_str()) {
+                ignored.push(format!("{path}.{key}: {why}"));
+            }
+        }
+    }
+}
+
+const NOT_YET: &str = "not implemented in sluice yet";
 
 #[derive(Debug, Clone)]
 pub struct GeneralSettings {
@@ -69,6 +93,27 @@ impl Default for GeneralSettings {
     }
 }
 
+/// The `general_settings` keys sluice acts on.
+#[derive(Deserialize)]
+struct GeneralSection {
+    master_key: Option<Text>,
+    max_request_size_mb: Option<Megabytes>,
+    database_url: Option<Text>,
+    database_connection_pool_limit: Option<PositiveCount>,
+    proxy_batch_write_at: Option<Positive>,
+    user_api_key_cache_ttl: Option<Positive>,
+    disable_spend_logs: Option<Flag>,
+    store_model_in_db: Option<Flag>,
+    allowed_routes: Option<Listed<Route>>,
+    allowed_ips: Option<Listed<super::IpRange>>,
+    use_x_forwarded_for: Option<Flag>,
+    enforce_user_param: Option<Flag>,
+    require_auth_for_metrics_endpoint: Option<Flag>,
+    global_max_parallel_requests: Option<InFlightCap>,
+    max_parallel_requests: Option<InFlightCap>,
+    allow_requests_on_db_unavailable: Option<Flag>,
+}
+
 impl GeneralSettings {
     pub(crate) fn parse(
         v: &Value,
@@ -76,105 +121,57 @@ impl GeneralSettings {
         ignored: &mut Vec<String>,
         warnings: &mut Vec<String>,
     ) -> Result<Self, ConfigError> {
-        let mut s = GeneralSettings::default();
-        for (k, val) in mapping("general_settings", v)? {
-            let key = key_str(k);
-            let path = format!("general_settings.{key}");
-            match key.as_str() {
-                "master_key" => {
-                    if let Some(raw) = string(&path, val)? {
-                        s.master_key = env.resolve_str(&path, &raw, warnings).map(Secret::new);
-                    }
-                }
-                "max_request_size_mb" => {
-                    if let Some(mb) = number(&path, val)? {
-                        if mb <= 0.0 || mb > MAX_REQUEST_SIZE_MB {
-                            return Err(err(
-                                &path,
-                                format!("must be a positive number of megabytes, at most {MAX_REQUEST_SIZE_MB}"),
-                            ));
-                        }
-                        s.max_request_size = Some((mb * 1024.0 * 1024.0) as usize);
-                    }
-                }
-                "database_url" => {
-                    if let Some(raw) = string(&path, val)? {
-                        s.database_url = env.resolve_str(&path, &raw, warnings).map(Secret::new);
-                    }
-                }
-                "database_connection_pool_limit" => {
-                    if let Some(n) = positive_count(&path, val)? {
-                        s.database_pool_limit = u32::try_from(n as u64)
-                            .map_err(|_| err(&path, "is larger than any database accepts; LiteLLM's default is 10"))?;
-                    }
-                }
-                "proxy_batch_write_at" => {
-                    if let Some(x) = positive(&path, val)? {
-                        s.batch_write_interval = x;
-                    }
-                }
-                "user_api_key_cache_ttl" => {
-                    if let Some(x) = positive(&path, val)? {
-                        s.key_cache_ttl = x;
-                    }
-                }
-                "disable_spend_logs" => s.disable_spend_logs = boolean(&path, val)?.unwrap_or(false),
-                "store_model_in_db" => s.store_model_in_db = boolean(&path, val)?.unwrap_or(false),
-                "allowed_routes" => s.allowed_routes = allowed_routes(&path, val)?,
-                "allowed_ips" => {
-                    s.allowed_ips = string_list(&path, val, "IP addresses, e.g. [\"10.0.0.5\", \"10.1.0.0/16\"]")?
-                        .map(|ips| {
-                            ips.iter()
-                                .enumerate()
-                                .map(|(i, ip)| super::IpRange::parse(ip).map_err(|e| err(&format!("{path}[{i}]"), e)))
-                                .collect::<Result<Vec<_>, _>>()
-                        })
-                        .transpose()?
-                }
-                "use_x_forwarded_for" => s.use_x_forwarded_for = boolean(&path, val)?.unwrap_or(false),
-                "enforce_user_param" => s.enforce_user_param = boolean(&path, val)?.unwrap_or(false),
-                "require_auth_for_metrics_endpoint" => {
-                    s.require_auth_for_metrics = boolean(&path, val)?.unwrap_or(false)
-                }
-                "global_max_parallel_requests" => s.global_max_parallel_requests = in_flight_cap(&path, val)?,
-                "max_parallel_requests" => s.max_parallel_requests = in_flight_cap(&path, val)?.map(|n| n as u32),
-                "allow_requests_on_db_unavailable" => s.allow_requests_on_db_unavailable = boolean(&path, val)?,
-                _ => ignored.push(format!("{path}: not implemented in sluice yet")),
-            }
-        }
-        Ok(s)
+        const AT: &str = "general_settings";
+        mapping(AT, v)?;
+        let raw: GeneralSection = typed(AT, v)?;
+        unread::<GeneralSection>(AT, v, NOT_YET, ignored);
+        let d = GeneralSettings::default();
+        let flag = |f: Option<Flag>| f.is_some_and(|Flag(b)| b);
+        let secret = |key: &str, raw: Option<Text>, warnings: &mut Vec<String>| {
+            raw.and_then(|Text(s)| env.resolve_str(&format!("{AT}.{key}"), &s, warnings)).map(Secret::new)
+        };
+        Ok(GeneralSettings {
+            master_key: secret("master_key", raw.master_key, warnings),
+            max_request_size: raw.max_request_size_mb.map(|Megabytes(b)| b),
+            database_url: secret("database_url", raw.database_url, warnings),
+            database_pool_limit: raw.database_connection_pool_limit.map_or(d.database_pool_limit, |n| n.0),
+            batch_write_interval: raw.proxy_batch_write_at.map_or(d.batch_write_interval, |x| x.0),
+            key_cache_ttl: raw.user_api_key_cache_ttl.map_or(d.key_cache_ttl, |x| x.0),
+            disable_spend_logs: flag(raw.disable_spend_logs),
+            store_model_in_db: flag(raw.store_model_in_db),
+            allowed_routes: raw.allowed_routes.map(|l| l.0.into_iter().map(|Route(r)| r).collect()),
+            allowed_ips: raw.allowed_ips.map(|l| l.0),
+            use_x_forwarded_for: flag(raw.use_x_forwarded_for),
+            enforce_user_param: flag(raw.enforce_user_param),
+            require_auth_for_metrics: flag(raw.require_auth_for_metrics_endpoint),
+            global_max_parallel_requests: raw.global_max_parallel_requests.map(|n| n.0),
+            max_parallel_requests: raw.max_parallel_requests.map(|n| n.0 as u32),
+            allow_requests_on_db_unavailable: raw.allow_requests_on_db_unavailable.map(|f| f.0),
+        })
     }
 }
 
-/// `allowed_routes`: request paths, matched exactly as LiteLLM does (`/v1/chat/completions` and
-/// `/chat/completions` are two routes).
-fn allowed_routes(path: &str, v: &Value) -> Result<Option<Vec<String>>, ConfigError> {
-    let routes = string_list(path, v, "route paths, e.g. [\"/chat/completions\", \"/v1/chat/completions\"]")?;
-    for (i, route) in routes.iter().flatten().enumerate() {
-        if !route.starts_with('/') {
-            return Err(err(
-                &format!("{path}[{i}]"),
-                format!("\"{route}\" is not a route path; routes are matched exactly, like \"/chat/completions\""),
-            ));
+/// One of `allowed_routes`: a request path, matched exactly as LiteLLM does (`/v1/chat/completions`
+/// and `/chat/completions` are two routes).
+struct Route(String);
+
+impl Item for Route {
+    const WHAT: &'static str = "route paths, e.g. [\"/chat/completions\", \"/v1/chat/completions\"]";
+
+    fn check(route: String) -> Result<Self, String> {
+        if route.starts_with('/') {
+            Ok(Route(route))
+        } else {
+            Err(format!("\"{route}\" is not a route path; routes are matched exactly, like \"/chat/completions\""))
         }
     }
-    Ok(routes)
 }
 
-/// A list of strings; `None` when the setting is null.
-fn string_list(path: &str, v: &Value, what: &str) -> Result<Option<Vec<String>>, ConfigError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Sequence(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, x)| match x {
-                Value::String(s) => Ok(s.clone()),
-                _ => Err(err(&format!("{path}[{i}]"), format!("expected a string in this list of {what}"))),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        _ => Err(err(path, format!("expected a list of {what}"))),
+impl Item for super::IpRange {
+    const WHAT: &'static str = "IP addresses, e.g. [\"10.0.0.5\", \"10.1.0.0/16\"]";
+
+    fn check(ip: String) -> Result<Self, String> {
+        super::IpRange::parse(&ip)
     }
 }
 
@@ -187,6 +184,43 @@ pub struct RouterSettings {
     pub routing: sluice_router::Settings,
     /// Fallback targets named in the config, to check against the model list.
     pub(crate) fallback_targets: Vec<(String, String)>,
+}
+
+/// The `router_settings` keys sluice acts on.
+#[derive(Deserialize)]
+struct RouterSection {
+    timeout: Option<Positive>,
+    stream_timeout: Option<Positive>,
+    routing_strategy: Option<Text>,
+    #[serde(default, deserialize_with = "present")]
+    routing_strategy_args: Option<Value>,
+    num_retries: Option<Count>,
+    retry_after: Option<Seconds>,
+    cooldown_time: Option<Seconds>,
+    allowed_fails: Option<Count>,
+    disable_cooldowns: Option<Flag>,
+    enable_pre_call_checks: Option<Flag>,
+    max_fallbacks: Option<Count>,
+    default_max_parallel_requests: Option<Count>,
+    #[serde(default, deserialize_with = "present")]
+    retry_policy: Option<PerKind<Retries>>,
+    #[serde(default, deserialize_with = "present")]
+    allowed_fails_policy: Option<PerKind<AllowedFails>>,
+    // Written with no value, a fallback list is an empty one: it replaces what litellm_settings
+    // gave, as LiteLLM's router does.
+    #[serde(default, deserialize_with = "present")]
+    fallbacks: Option<FallbackList>,
+    #[serde(default, deserialize_with = "present")]
+    context_window_fallbacks: Option<FallbackList>,
+    #[serde(default, deserialize_with = "present")]
+    content_policy_fallbacks: Option<FallbackList>,
+    #[serde(default, deserialize_with = "present")]
+    default_fallbacks: Option<Names>,
+    #[serde(default, deserialize_with = "present")]
+    model_group_alias: Option<Aliases>,
+    /// Read only to be refused: LiteLLM rejects it here too.
+    #[serde(default, deserialize_with = "present")]
+    health_check_interval: Option<IgnoredAny>,
 }
 
 impl RouterSettings {
@@ -210,81 +244,77 @@ impl RouterSettings {
     }
 
     pub(crate) fn parse(mut self, v: &Value, ignored: &mut Vec<String>) -> Result<Self, ConfigError> {
-        let mut strategy_args: Option<&Value> = None;
-        let mut strategy_name = "simple-shuffle".to_string();
-        let r = &mut self.routing;
-        for (k, val) in mapping("router_settings", v)? {
-            let key = key_str(k);
-            let path = format!("router_settings.{key}");
-            match key.as_str() {
-                "timeout" => self.timeout = positive(&path, val)?,
-                "stream_timeout" => self.stream_timeout = positive(&path, val)?,
-                "routing_strategy" => {
-                    let name = string(&path, val)?.unwrap_or_else(|| "simple-shuffle".into());
-                    if !sluice_router::Strategy::NAMES.contains(&name.as_str()) {
-                        return Err(err(
-                            &path,
-                            format!(
-                                "unknown strategy \"{name}\"; use one of {}",
-                                sluice_router::Strategy::NAMES.join(", ")
-                            ),
-                        ));
-                    }
-                    strategy_name = name;
-                }
-                "routing_strategy_args" => strategy_args = Some(val),
-                "num_retries" => r.num_retries = count(&path, val)?.unwrap_or(r.num_retries),
-                "retry_after" => r.retry_after = seconds(&path, val)?.unwrap_or(r.retry_after),
-                "cooldown_time" => r.cooldown_time = seconds(&path, val)?.unwrap_or(r.cooldown_time),
-                "allowed_fails" => {
-                    if let Some(n) = count(&path, val)? {
-                        r.allowed_fails = (n != 3).then_some(n);
-                    }
-                }
-                "disable_cooldowns" => r.disable_cooldowns = boolean(&path, val)?.unwrap_or(false),
-                "enable_pre_call_checks" => r.enable_pre_call_checks = boolean(&path, val)?.unwrap_or(false),
-                "max_fallbacks" => r.max_fallbacks = count(&path, val)?.unwrap_or(r.max_fallbacks),
-                "default_max_parallel_requests" => r.default_max_parallel_requests = count(&path, val)?,
-                "retry_policy" => r.retry_policy = Some(per_kind(&path, val, "Retries")?),
-                "allowed_fails_policy" => r.allowed_fails_policy = Some(per_kind(&path, val, "AllowedFails")?),
-                "fallbacks" => r.fallbacks = fallback_list(&path, val)?,
-                "context_window_fallbacks" => r.context_window_fallbacks = fallback_list(&path, val)?,
-                "content_policy_fallbacks" => r.content_policy_fallbacks = fallback_list(&path, val)?,
-                "default_fallbacks" => {
-                    let list = name_list(&path, val)?;
-                    r.fallbacks.retain(|(g, _)| g != "*");
-                    r.fallbacks.push(("*".into(), list));
-                }
-                "model_group_alias" => {
-                    for (alias, target) in mapping(&path, val)? {
-                        let alias = key_str(alias);
-                        let p = format!("{path}.{alias}");
-                        let (group, hidden) = match target {
-                            Value::String(g) => (g.clone(), false),
-                            Value::Mapping(m) => {
-                                let g = m.get("model").and_then(|g| string(&p, g).ok().flatten()).ok_or_else(|| {
-                                    err(&p, "expected a group name, or {model: <group>, hidden: true|false}")
-                                })?;
-                                let hidden =
-                                    m.get("hidden").map(|h| boolean(&p, h)).transpose()?.flatten().unwrap_or(false);
-                                (g, hidden)
-                            }
-                            _ => return Err(err(&p, "expected a group name, or {model: <group>, hidden: true|false}")),
-                        };
-                        self.fallback_targets.push((p, group.clone()));
-                        r.aliases.insert(alias, (group, hidden));
-                    }
-                }
-                "health_check_interval" => {
-                    return Err(err(
-                        &path,
-                        "belongs in general_settings, not router_settings (LiteLLM rejects it here too)",
-                    ))
-                }
-                _ => ignored.push(format!("{path}: not implemented in sluice yet")),
-            }
+        const AT: &str = "router_settings";
+        mapping(AT, v)?;
+        let raw: RouterSection = typed(AT, v)?;
+        if raw.health_check_interval.is_some() {
+            return Err(err(
+                "router_settings.health_check_interval",
+                "belongs in general_settings, not router_settings (LiteLLM rejects it here too)",
+            ));
         }
-        r.strategy = strategy(&strategy_name, strategy_args, ignored)?;
+        unread::<RouterSection>(AT, v, NOT_YET, ignored);
+        let strategy_name = raw.routing_strategy.map_or_else(|| "simple-shuffle".to_string(), |t| t.0);
+        if !sluice_router::Strategy::NAMES.contains(&strategy_name.as_str()) {
+            return Err(err(
+                "router_settings.routing_strategy",
+                format!(
+                    "unknown strategy \"{strategy_name}\"; use one of {}",
+                    sluice_router::Strategy::NAMES.join(", ")
+                ),
+            ));
+        }
+        self.timeout = raw.timeout.map(|x| x.0);
+        self.stream_timeout = raw.stream_timeout.map(|x| x.0);
+        let r = &mut self.routing;
+        if let Some(Count(n)) = raw.num_retries {
+            r.num_retries = n;
+        }
+        if let Some(Seconds(d)) = raw.retry_after {
+            r.retry_after = d;
+        }
+        if let Some(Seconds(d)) = raw.cooldown_time {
+            r.cooldown_time = d;
+        }
+        if let Some(Count(n)) = raw.allowed_fails {
+            r.allowed_fails = (n != 3).then_some(n);
+        }
+        if let Some(Flag(b)) = raw.disable_cooldowns {
+            r.disable_cooldowns = b;
+        }
+        if let Some(Flag(b)) = raw.enable_pre_call_checks {
+            r.enable_pre_call_checks = b;
+        }
+        if let Some(Count(n)) = raw.max_fallbacks {
+            r.max_fallbacks = n;
+        }
+        if let Some(Count(n)) = raw.default_max_parallel_requests {
+            r.default_max_parallel_requests = Some(n);
+        }
+        if let Some(p) = raw.retry_policy {
+            r.retry_policy = Some(p.0);
+        }
+        if let Some(p) = raw.allowed_fails_policy {
+            r.allowed_fails_policy = Some(p.0);
+        }
+        if let Some(FallbackList(l)) = raw.fallbacks {
+            r.fallbacks = l;
+        }
+        if let Some(FallbackList(l)) = raw.context_window_fallbacks {
+            r.context_window_fallbacks = l;
+        }
+        if let Some(FallbackList(l)) = raw.content_policy_fallbacks {
+            r.content_policy_fallbacks = l;
+        }
+        if let Some(Names(list)) = raw.default_fallbacks {
+            r.fallbacks.retain(|(g, _)| g != "*");
+            r.fallbacks.push(("*".into(), list));
+        }
+        for (alias, group, hidden) in raw.model_group_alias.map(|a| a.0).unwrap_or_default() {
+            self.fallback_targets.push((format!("router_settings.model_group_alias.{alias}"), group.clone()));
+            r.aliases.insert(alias, (group, hidden));
+        }
+        r.strategy = strategy(&strategy_name, raw.routing_strategy_args.as_ref(), ignored)?;
         for (list_name, list) in [
             ("fallbacks", &r.fallbacks),
             ("context_window_fallbacks", &r.context_window_fallbacks),
@@ -300,125 +330,102 @@ impl RouterSettings {
     }
 }
 
+/// `model_group_alias`: alias → group, or alias → `{model: group, hidden: bool}`.
+struct Aliases(Vec<(String, String, bool)>);
+
+impl<'de> Deserialize<'de> for Aliases {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Aliases;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(MAPPING)
+            }
+            refuse_scalars!(MAPPING);
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Aliases, E> {
+                Err(E::custom(MAPPING))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Aliases, E> {
+                Err(E::custom(MAPPING))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Aliases, A::Error> {
+                Err(de::Error::custom(MAPPING))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Aliases, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Key(alias)) = map.next_key()? {
+                    let AliasTarget(group, hidden) = map.next_value()?;
+                    out.push((alias, group, hidden));
+                }
+                Ok(Aliases(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct AliasTarget(String, bool);
+
+impl<'de> Deserialize<'de> for AliasTarget {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WHAT: &str = "expected a group name, or {model: <group>, hidden: true|false}";
+        match Value::deserialize(d)? {
+            Value::String(g) => Ok(AliasTarget(g, false)),
+            Value::Mapping(m) => {
+                let group = m
+                    .get("model")
+                    .and_then(|g| super::value::string(g).ok().flatten())
+                    .ok_or_else(|| de::Error::custom(WHAT))?;
+                let hidden = match m.get("hidden") {
+                    Some(h) => super::value::boolean(h).map_err(de::Error::custom)?.unwrap_or(false),
+                    None => false,
+                };
+                Ok(AliasTarget(group, hidden))
+            }
+            _ => Err(de::Error::custom(WHAT)),
+        }
+    }
+}
+
+/// `routing_strategy_args` that latency-based routing reads.
+#[derive(Deserialize)]
+struct LatencyArgs {
+    ttl: Option<Seconds>,
+    lowest_latency_buffer: Option<Num>,
+    max_latency_list_size: Option<Count>,
+}
+
 fn strategy(
     name: &str,
     args: Option<&Value>,
     ignored: &mut Vec<String>,
 ) -> Result<sluice_router::Strategy, ConfigError> {
     use sluice_router::Strategy;
-    let mut ttl = std::time::Duration::from_secs(3600);
-    let mut buffer = 0.0;
-    let mut max_list = 10usize;
+    const AT: &str = "router_settings.routing_strategy_args";
+    let why = format!("not used by strategy {name}");
+    let mut latency = LatencyArgs { ttl: None, lowest_latency_buffer: None, max_latency_list_size: None };
     if let Some(a) = args {
-        for (k, v) in mapping("router_settings.routing_strategy_args", a)? {
-            let key = key_str(k);
-            let path = format!("router_settings.routing_strategy_args.{key}");
-            match (name, key.as_str()) {
-                ("latency-based-routing", "ttl") => ttl = seconds(&path, v)?.unwrap_or(ttl),
-                ("latency-based-routing", "lowest_latency_buffer") => buffer = number(&path, v)?.unwrap_or(0.0),
-                ("latency-based-routing", "max_latency_list_size") => {
-                    max_list = count(&path, v)?.unwrap_or(10).max(1) as usize
-                }
-                _ => ignored.push(format!("{path}: not used by strategy {name}")),
-            }
+        mapping(AT, a)?;
+        if name == "latency-based-routing" {
+            latency = typed(AT, a)?;
+            unread::<LatencyArgs>(AT, a, &why, ignored);
+        } else {
+            unread::<()>(AT, a, &why, ignored);
         }
     }
     Ok(match name {
         "least-busy" => Strategy::LeastBusy,
-        "latency-based-routing" => Strategy::LatencyBased { ttl, buffer, max_list },
+        "latency-based-routing" => Strategy::LatencyBased {
+            ttl: latency.ttl.map_or(std::time::Duration::from_secs(3600), |s| s.0),
+            buffer: latency.lowest_latency_buffer.map_or(0.0, |n| n.0),
+            max_list: latency.max_latency_list_size.map_or(10, |c| c.0).max(1) as usize,
+        },
         "usage-based-routing" => Strategy::UsageBased,
         "usage-based-routing-v2" => Strategy::UsageBasedV2,
         "cost-based-routing" => Strategy::CostBased,
         "adaptive-p2c" => Strategy::AdaptiveP2c,
         _ => Strategy::SimpleShuffle,
     })
-}
-
-/// The largest `max_request_size_mb`: a request body is held in memory whole.
-pub const MAX_REQUEST_SIZE_MB: f64 = 4096.0;
-
-/// The longest time any setting can name, in seconds (a year): timeouts, cooldowns, TTLs and
-/// intervals all become deadlines, and a deadline must fit the clock.
-pub const MAX_SECONDS: f64 = 365.0 * 86_400.0;
-
-/// The largest `client_read_buffer_kb`: every open connection may hold one.
-pub const MAX_READ_BUFFER_KB: f64 = 1024.0;
-
-/// The largest count a setting can name (retries, fails, list sizes).
-const MAX_COUNT: f64 = 1_000_000.0;
-
-fn count(path: &str, v: &Value) -> Result<Option<u32>, ConfigError> {
-    match number(path, v)? {
-        Some(x) if !(0.0..=MAX_COUNT).contains(&x) || x.fract() != 0.0 => {
-            Err(err(path, format!("expected a whole number from 0 to {MAX_COUNT}")))
-        }
-        other => Ok(other.map(|x| x as u32)),
-    }
-}
-
-pub(crate) fn seconds(path: &str, v: &Value) -> Result<Option<std::time::Duration>, ConfigError> {
-    match number(path, v)? {
-        Some(x) if !(0.0..=MAX_SECONDS).contains(&x) => {
-            Err(err(path, format!("expected a number of seconds from 0 to {MAX_SECONDS} (a year)")))
-        }
-        other => Ok(other.map(std::time::Duration::from_secs_f64)),
-    }
-}
-
-/// `retry_policy` / `allowed_fails_policy`: `{RateLimitErrorRetries: 3, ...}`.
-fn per_kind(path: &str, v: &Value, suffix: &str) -> Result<sluice_router::PerKind, ConfigError> {
-    let mut out = sluice_router::PerKind::default();
-    for (k, n) in mapping(path, v)? {
-        let key = key_str(k);
-        let p = format!("{path}.{key}");
-        let kind = sluice_router::PerKind::kind_for_field(&key).filter(|_| key.ends_with(suffix)).ok_or_else(|| {
-            err(&p, format!("unknown field; use e.g. RateLimitError{suffix}, TimeoutError{suffix}, InternalServerError{suffix}, AuthenticationError{suffix}, BadRequestError{suffix}, ContentPolicyViolationError{suffix}"))
-        })?;
-        if let Some(c) = count(&p, n)? {
-            out.0.insert(kind, c);
-        }
-    }
-    Ok(out)
-}
-
-fn name_list(path: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
-    match v {
-        Value::Sequence(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                string(&format!("{path}[{i}]"), x)?
-                    .ok_or_else(|| err(&format!("{path}[{i}]"), "expected a model group name"))
-            })
-            .collect(),
-        Value::String(s) => Ok(vec![s.clone()]),
-        Value::Null => Ok(Vec::new()),
-        _ => Err(err(path, "expected a list of model group names")),
-    }
-}
-
-/// LiteLLM's fallback shape: `[{"gpt-4": ["gpt-3.5", "claude"]}, ...]` (a plain mapping works too).
-pub(crate) fn fallback_list(path: &str, v: &Value) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
-    let mut out = Vec::new();
-    let mut add = |m: &serde_yaml_ng::Mapping, p: &str| -> Result<(), ConfigError> {
-        for (g, targets) in m {
-            let g = key_str(g);
-            out.push((g.clone(), name_list(&format!("{p}.{g}"), targets)?));
-        }
-        Ok(())
-    };
-    match v {
-        Value::Null => {}
-        Value::Sequence(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let p = format!("{path}[{i}]");
-                add(mapping(&p, item)?, &p)?;
-            }
-        }
-        Value::Mapping(m) => add(m, path)?,
-        _ => return Err(err(path, "expected a list like [{\"gpt-4\": [\"gpt-3.5-turbo\"]}]")),
-    }
-    Ok(out)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -448,59 +455,80 @@ pub struct LitellmSettings {
     pub json_logs: bool,
 }
 
+/// The `litellm_settings` keys sluice acts on.
+#[derive(Deserialize)]
+struct LitellmSection {
+    request_timeout: Option<Positive>,
+    callbacks: Option<Callbacks>,
+    success_callback: Option<Callbacks>,
+    failure_callback: Option<Callbacks>,
+    /// Checked, not acted on: sluice's log level comes from `RUST_LOG`.
+    #[allow(dead_code)]
+    set_verbose: Option<Flag>,
+    json_logs: Option<Flag>,
+    num_retries: Option<Count>,
+    drop_params: Option<Flag>,
+    require_auth_for_metrics_endpoint: Option<Flag>,
+    max_end_user_budget: Option<Num>,
+    allowed_fails: Option<Count>,
+    fallbacks: Option<FallbackList>,
+    context_window_fallbacks: Option<FallbackList>,
+    content_policy_fallbacks: Option<FallbackList>,
+    #[serde(default, deserialize_with = "present")]
+    default_fallbacks: Option<Names>,
+    max_budget: Option<Usd>,
+    budget_duration: Option<Text>,
+    max_parallel_requests: Option<InFlightCap>,
+}
+
 impl LitellmSettings {
     pub(crate) fn parse(v: &Value, ignored: &mut Vec<String>) -> Result<Self, ConfigError> {
-        let mut s = LitellmSettings::default();
-        for (k, val) in mapping("litellm_settings", v)? {
-            let key = key_str(k);
-            let path = format!("litellm_settings.{key}");
-            match key.as_str() {
-                "request_timeout" => s.request_timeout = positive(&path, val)?,
-                "callbacks" | "success_callback" | "failure_callback" => {
-                    let names: Vec<String> = match val {
-                        Value::Sequence(items) => {
-                            items.iter().filter_map(|i| string(&path, i).ok().flatten()).collect()
-                        }
-                        Value::String(one) => vec![one.clone()],
-                        Value::Null => Vec::new(),
-                        _ => return Err(err(&path, "expected a list of callback names, e.g. [\"prometheus\"]")),
-                    };
-                    for name in names.iter().filter(|n| n.as_str() != "prometheus") {
-                        ignored.push(format!("{path}: callback \"{name}\" is not implemented in sluice yet"));
-                    }
-                    s.callbacks.extend(names);
-                }
-                "set_verbose" => {
-                    boolean(&path, val)?;
-                }
-                "json_logs" => s.json_logs = boolean(&path, val)?.unwrap_or(false),
-                "num_retries" => s.num_retries = count(&path, val)?,
-                "drop_params" => s.drop_params = boolean(&path, val)?.unwrap_or(false),
-                "require_auth_for_metrics_endpoint" => {
-                    s.require_auth_for_metrics = boolean(&path, val)?.unwrap_or(false)
-                }
-                "max_end_user_budget" => s.max_end_user_budget = number(&path, val)?,
-                "allowed_fails" => s.allowed_fails = count(&path, val)?,
-                "fallbacks" => s.fallbacks = fallback_list(&path, val)?,
-                "context_window_fallbacks" => s.context_window_fallbacks = fallback_list(&path, val)?,
-                "content_policy_fallbacks" => s.content_policy_fallbacks = fallback_list(&path, val)?,
-                "default_fallbacks" => s.default_fallbacks = Some(name_list(&path, val)?),
-                "max_budget" => match number(&path, val)? {
-                    Some(x) if !x.is_finite() || x < 0.0 => {
-                        return Err(err(&path, "must be a number of USD, 0 or more (0: no proxy-wide budget)"))
-                    }
-                    x => s.max_budget = x.filter(|x| *x > 0.0),
-                },
-                "budget_duration" => {
-                    if let Some(d) = string(&path, val)? {
-                        crate::access::duration::after(chrono::Utc::now(), &d).map_err(|e| err(&path, e))?;
-                        s.budget_duration = Some(d);
-                    }
-                }
-                "max_parallel_requests" => s.max_parallel_requests = in_flight_cap(&path, val)?,
-                _ => ignored.push(format!("{path}: not implemented in sluice yet")),
+        const AT: &str = "litellm_settings";
+        mapping(AT, v)?;
+        let raw: LitellmSection = typed(AT, v)?;
+        unread::<LitellmSection>(AT, v, NOT_YET, ignored);
+        let mut callbacks = Vec::new();
+        let mut lists = [
+            ("callbacks", raw.callbacks),
+            ("success_callback", raw.success_callback),
+            ("failure_callback", raw.failure_callback),
+        ];
+        // In the order the config writes them, as `/model/info`'s callback list shows them.
+        let position = |key: &str| mapping(AT, v).ok().and_then(|m| m.keys().position(|k| k.as_str() == Some(key)));
+        lists.sort_by_key(|(key, _)| position(key));
+        for (key, names) in lists {
+            let names = names.map(|c| c.0).unwrap_or_default();
+            for name in names.iter().filter(|n| n.as_str() != "prometheus") {
+                ignored.push(format!("{AT}.{key}: callback \"{name}\" is not implemented in sluice yet"));
             }
+            callbacks.extend(names);
         }
+        let budget_duration = match raw.budget_duration {
+            Some(Text(d)) => {
+                crate::access::duration::after(chrono::Utc::now(), &d)
+                    .map_err(|e| err("litellm_settings.budget_duration", e))?;
+                Some(d)
+            }
+            None => None,
+        };
+        let s = LitellmSettings {
+            request_timeout: raw.request_timeout.map(|x| x.0),
+            callbacks,
+            num_retries: raw.num_retries.map(|c| c.0),
+            allowed_fails: raw.allowed_fails.map(|c| c.0),
+            fallbacks: raw.fallbacks.map(|l| l.0).unwrap_or_default(),
+            context_window_fallbacks: raw.context_window_fallbacks.map(|l| l.0).unwrap_or_default(),
+            content_policy_fallbacks: raw.content_policy_fallbacks.map(|l| l.0).unwrap_or_default(),
+            default_fallbacks: raw.default_fallbacks.map(|n| n.0),
+            drop_params: raw.drop_params.is_some_and(|f| f.0),
+            max_end_user_budget: raw.max_end_user_budget.map(|n| n.0),
+            require_auth_for_metrics: raw.require_auth_for_metrics_endpoint.is_some_and(|f| f.0),
+            // LiteLLM's 0 is no budget.
+            max_budget: raw.max_budget.map(|u| u.0).filter(|x| *x > 0.0),
+            budget_duration,
+            max_parallel_requests: raw.max_parallel_requests.map(|n| n.0),
+            json_logs: raw.json_logs.is_some_and(|f| f.0),
+        };
         if s.budget_duration.is_some() && s.max_budget.is_none() {
             ignored.push("litellm_settings.budget_duration: has no effect without litellm_settings.max_budget".into());
         }
@@ -544,101 +572,64 @@ impl Default for SluiceSettings {
     }
 }
 
+/// Retries may add at most ten times the first attempts: more is no budget at all.
+const MAX_RETRY_BUDGET_PERCENT: u64 = 1000;
+/// A retry allowance beyond any upstream's capacity is no budget at all.
+const MAX_RETRY_BUDGET_PER_SECOND: u64 = 100_000;
+
+/// `sluice_settings`: every key is sluice's own, so an unknown one is an error, not a LiteLLM
+/// setting to list as ignored. The fields' order is the order the error lists them in.
+#[derive(Deserialize)]
+struct SluiceSection {
+    client_header_timeout: Option<Positive>,
+    client_body_timeout: Option<Positive>,
+    upstream_connect_timeout: Option<Positive>,
+    client_read_buffer_kb: Option<Kibibytes>,
+    #[serde(default, deserialize_with = "present")]
+    database_path: Option<Option<Text>>,
+    retry_budget_percent: Option<AtMost<MAX_RETRY_BUDGET_PERCENT>>,
+    retry_budget_min_per_second: Option<AtMost<MAX_RETRY_BUDGET_PER_SECOND>>,
+    access_log: Option<Flag>,
+}
+
 impl SluiceSettings {
     pub(crate) fn parse(v: &Value) -> Result<Self, ConfigError> {
-        let mut s = SluiceSettings::default();
-        for (k, val) in mapping("sluice_settings", v)? {
+        const AT: &str = "sluice_settings";
+        let known = fields_of::<SluiceSection>();
+        for (k, _) in mapping(AT, v)? {
             let key = key_str(k);
-            let path = format!("sluice_settings.{key}");
-            if key == "database_path" {
-                s.database_path = string(&path, val)?
-                    .filter(|p| !p.is_empty())
-                    .ok_or_else(|| err(&path, "expected a file path, e.g. /var/lib/sluice/sluice.db"))?;
-                continue;
-            }
-            if key == "client_read_buffer_kb" {
-                // Kept per open connection: a size, not a time.
-                match number(&path, val)? {
-                    Some(kb) if kb <= 0.0 || kb > MAX_READ_BUFFER_KB => {
-                        return Err(err(
-                            &path,
-                            format!("must be a positive number of KiB, at most {MAX_READ_BUFFER_KB}"),
-                        ))
-                    }
-                    Some(kb) => s.client_read_buffer_kb = kb,
-                    None => {}
-                }
-                continue;
-            }
-            if key == "retry_budget_percent" {
-                s.retry_budget.ratio = bounded(&path, val, MAX_RETRY_BUDGET_PERCENT)?.unwrap_or(20.0) / 100.0;
-                continue;
-            }
-            if key == "retry_budget_min_per_second" {
-                s.retry_budget.min_per_second = bounded(&path, val, MAX_RETRY_BUDGET_PER_SECOND)?.unwrap_or(10.0);
-                continue;
-            }
-            if key == "access_log" {
-                s.access_log = boolean(&path, val)?.unwrap_or(true);
-                continue;
-            }
-            let slot = match key.as_str() {
-                "client_header_timeout" => &mut s.client_header_timeout,
-                "client_body_timeout" => &mut s.client_body_timeout,
-                "upstream_connect_timeout" => &mut s.upstream_connect_timeout,
-                _ => {
-                    return Err(err(
-                        &path,
-                        "unknown sluice setting; known: client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb, database_path, retry_budget_percent, retry_budget_min_per_second, access_log",
-                    ))
-                }
-            };
-            if let Some(x) = positive(&path, val)? {
-                *slot = x;
+            if !known.contains(&key.as_str()) {
+                return Err(err(
+                    &format!("{AT}.{key}"),
+                    format!("unknown sluice setting; known: {}", known.join(", ")),
+                ));
             }
         }
-        Ok(s)
+        let raw: SluiceSection = typed(AT, v)?;
+        let d = SluiceSettings::default();
+        let database_path = match raw.database_path {
+            None => d.database_path,
+            Some(p) => p.map(|t| t.0).filter(|p| !p.is_empty()).ok_or_else(|| {
+                err("sluice_settings.database_path", "expected a file path, e.g. /var/lib/sluice/sluice.db")
+            })?,
+        };
+        Ok(SluiceSettings {
+            client_header_timeout: raw.client_header_timeout.map_or(d.client_header_timeout, |x| x.0),
+            client_body_timeout: raw.client_body_timeout.map_or(d.client_body_timeout, |x| x.0),
+            upstream_connect_timeout: raw.upstream_connect_timeout.map_or(d.upstream_connect_timeout, |x| x.0),
+            client_read_buffer_kb: raw.client_read_buffer_kb.map_or(d.client_read_buffer_kb, |x| x.0),
+            database_path,
+            retry_budget: sluice_router::RetryBudgetSettings {
+                ratio: raw.retry_budget_percent.map_or(20.0, |x| x.0) / 100.0,
+                min_per_second: raw.retry_budget_min_per_second.map_or(10.0, |x| x.0),
+            },
+            access_log: raw.access_log.is_none_or(|f| f.0),
+        })
     }
 }
 
-/// A cap on requests in flight: a whole number, 1 or more.
-fn in_flight_cap(path: &str, v: &Value) -> Result<Option<u64>, ConfigError> {
-    match number(path, v)? {
-        Some(x) if x < 1.0 || !x.is_finite() || x.fract() != 0.0 || x > u32::MAX as f64 => {
-            Err(err(path, "must be a whole number of requests, 1 or more (leave it out for no cap)"))
-        }
-        other => Ok(other.map(|x| x as u64)),
-    }
-}
-
-/// Retries may add at most ten times the first attempts: more is no budget at all.
-const MAX_RETRY_BUDGET_PERCENT: f64 = 1000.0;
-/// A retry allowance beyond any upstream's capacity is no budget at all.
-const MAX_RETRY_BUDGET_PER_SECOND: f64 = 100_000.0;
-
-/// A number from 0 to `max`.
-fn bounded(path: &str, v: &Value, max: f64) -> Result<Option<f64>, ConfigError> {
-    match number(path, v)? {
-        Some(x) if !(0.0..=max).contains(&x) => Err(err(path, format!("must be a number from 0 to {max}"))),
-        other => Ok(other),
-    }
-}
-
-fn positive_count(path: &str, v: &Value) -> Result<Option<f64>, ConfigError> {
-    match number(path, v)? {
-        Some(x) if !(1.0..=MAX_COUNT).contains(&x) || x.fract() != 0.0 => {
-            Err(err(path, format!("must be a whole number from 1 to {MAX_COUNT}")))
-        }
-        other => Ok(other),
-    }
-}
-
-/// A positive number of seconds, at most [`MAX_SECONDS`].
-pub(crate) fn positive(path: &str, v: &Value) -> Result<Option<f64>, ConfigError> {
-    match number(path, v)? {
-        Some(x) if x <= 0.0 || x > MAX_SECONDS => {
-            Err(err(path, format!("must be a positive number of seconds, at most {MAX_SECONDS} (a year)")))
-        }
-        other => Ok(other),
-    }
+/// The keys the general, router and litellm sections read, for the test that they are all known.
+#[cfg(test)]
+pub(super) fn read_keys() -> (&'static [&'static str], &'static [&'static str], &'static [&'static str]) {
+    (fields_of::<GeneralSection>(), fields_of::<RouterSection>(), fields_of::<LitellmSection>())
 }

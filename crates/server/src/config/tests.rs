@@ -633,7 +633,7 @@ fn proxy_wide_budget_and_in_flight_caps_are_read_and_bounded() {
         ("general_settings:\n  max_parallel_requests: 2.5\n", "general_settings.max_parallel_requests"),
     ] {
         let e = load(bad).unwrap_err();
-        assert!(e.0.starts_with(path), "{bad}: {e}");
+        assert!(e.to_string().starts_with(path), "{bad}: {e}");
     }
 }
 

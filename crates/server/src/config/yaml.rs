@@ -1,6 +1,7 @@
-//! Reading YAML files, `include:` merging, and small helpers for walking untyped YAML.
+//! Reading YAML files, `include:` merging, and the few helpers for the parts read untyped.
 
-use super::{err, ConfigError};
+use super::error::{err, ConfigError};
+use super::value::MAPPING;
 use serde_yaml_ng::{Mapping, Value};
 use std::path::Path;
 
@@ -47,8 +48,9 @@ pub fn read_with_includes(path: &Path) -> Result<Value, ConfigError> {
 
 fn read(path: &Path) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-    serde_yaml_ng::from_str(&text).map_err(|e| ConfigError(format!("{} is not valid YAML: {e}", path.display())))
+        .map_err(|e| ConfigError::Document(format!("cannot read config file {}: {e}", path.display())))?;
+    serde_yaml_ng::from_str(&text)
+        .map_err(|e| ConfigError::Document(format!("{} is not valid YAML: {e}", path.display())))
 }
 
 /// A mapping key as text (YAML allows non-string keys).
@@ -67,48 +69,9 @@ pub fn scalar_string(v: &Value) -> Option<String> {
     }
 }
 
-/// A finite number, accepting numeric strings (LiteLLM configs often quote numbers); `.nan`,
-/// `.inf` and their quoted spellings are refused, so every number read can be bounded.
-pub fn number(path: &str, v: &Value) -> Result<Option<f64>, ConfigError> {
-    let x = match v {
-        Value::Null => return Ok(None),
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => {
-            Some(s.trim().parse::<f64>().map_err(|_| err(path, format!("expected a number, got \"{s}\"")))?)
-        }
-        _ => return Err(err(path, "expected a number")),
-    };
-    match x {
-        Some(x) if !x.is_finite() => Err(err(path, "expected a finite number, not NaN or infinity")),
-        other => Ok(other),
-    }
-}
-
-pub fn boolean(path: &str, v: &Value) -> Result<Option<bool>, ConfigError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::Bool(b) => Ok(Some(*b)),
-        Value::String(s) => match s.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Ok(Some(true)),
-            "false" | "no" | "0" => Ok(Some(false)),
-            _ => Err(err(path, format!("expected true or false, got \"{s}\""))),
-        },
-        _ => Err(err(path, "expected true or false")),
-    }
-}
-
-pub fn string(path: &str, v: &Value) -> Result<Option<String>, ConfigError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        Value::Number(n) => Ok(Some(n.to_string())),
-        _ => Err(err(path, "expected a string")),
-    }
-}
-
 pub fn mapping<'a>(path: &str, v: &'a Value) -> Result<&'a Mapping, ConfigError> {
     match v {
         Value::Mapping(m) => Ok(m),
-        _ => Err(err(path, "expected a mapping of key: value")),
+        _ => Err(err(path, MAPPING)),
     }
 }
