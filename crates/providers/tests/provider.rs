@@ -52,11 +52,7 @@ fn params(model: &ModelRef) -> Params<'_> {
 
 fn built(p: &Params<'_>, env: &[(&str, &str)]) -> Built {
     let env = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
-    let mut sources = 0;
-    let mut tokens = |_: &str| -> Arc<dyn TokenSource> {
-        sources += 1;
-        Arc::new(NoToken)
-    };
+    let mut tokens = |_: &str| -> Arc<dyn TokenSource> { Arc::new(NoToken) };
     build(p, &env, &mut tokens).unwrap()
 }
 
@@ -96,7 +92,9 @@ fn what_a_deployment_lacks_is_its_own_failure_and_says_what_to_set() {
     let Built::Unusable(why) = built(&p, &[]) else { panic!("no api_base must be unusable") };
     assert!(why.contains("set litellm_params.api_base"), "{why}");
     let m = parse_model("bedrock/m", None).unwrap();
-    let Built::Unusable(why) = built(&Params { api_key: None, ..params(&m) }, &[]) else { panic!("no AWS credentials must be unusable") };
+    let Built::Unusable(why) = built(&Params { api_key: None, ..params(&m) }, &[]) else {
+        panic!("no AWS credentials must be unusable")
+    };
     assert!(why.contains("model_list[3].litellm_params") && why.contains("AWS_ACCESS_KEY_ID"), "{why}");
     let m = parse_model("anthropic/claude", None).unwrap();
     let p = Params { api_key: None, ..params(&m) };

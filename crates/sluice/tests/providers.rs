@@ -314,18 +314,38 @@ mod matrix {
     use super::*;
 
     /// One provider: its name in model group names, how its deployment is written for a model,
-    /// and whether the mock answers its tool requests with a call.
+    /// whether the mock answers its tool requests with a call, and what the client sees for each
+    /// upstream error status (status, LiteLLM class).
     struct Provider {
         name: &'static str,
         deployment: fn(&str) -> String,
         tools: bool,
+        errors: &'static [(u16, u16, &'static str)],
     }
+
+    /// Upstream statuses and what a client sees for each, for providers classified by status.
+    const ERRORS: &[(u16, u16, &str)] = &[
+        (400, 400, "BadRequestError"),
+        (401, 401, "AuthenticationError"),
+        (429, 429, "RateLimitError"),
+        (500, 500, "InternalServerError"),
+    ];
+
+    /// Bedrock is classified by its `x-amzn-errortype` first, as LiteLLM does: the mock names a
+    /// 401 a `ValidationException` (a 400), and a Bedrock 500 is reported as 503.
+    const BEDROCK_ERRORS: &[(u16, u16, &str)] = &[
+        (400, 400, "BadRequestError"),
+        (401, 400, "BadRequestError"),
+        (429, 429, "RateLimitError"),
+        (500, 503, "ServiceUnavailableError"),
+    ];
 
     const PROVIDERS: &[Provider] = &[
         Provider {
             name: "openai",
             deployment: |m| format!("model: openai/{m}\n      api_base: {{MOCK}}"),
             tools: false,
+            errors: ERRORS,
         },
         Provider {
             name: "azure",
@@ -333,11 +353,13 @@ mod matrix {
                 format!("model: azure/{m}\n      api_base: {{MOCK}}\n      api_key: az-key\n      api_version: \"2024-10-21\"")
             },
             tools: false,
+            errors: ERRORS,
         },
         Provider {
             name: "anthropic",
             deployment: |m| format!("model: anthropic/{m}\n      api_base: {{MOCK}}\n      api_key: sk-ant"),
             tools: true,
+            errors: ERRORS,
         },
         Provider {
             name: "vertex",
@@ -345,11 +367,13 @@ mod matrix {
                 format!("model: vertex_ai/{m}\n      api_base: {{MOCK}}\n      vertex_project: p\n      vertex_credentials: {{KEY}}")
             },
             tools: true,
+            errors: ERRORS,
         },
         Provider {
             name: "gemini",
             deployment: |m| format!("model: gemini/{m}\n      api_base: {{MOCK}}v1beta\n      api_key: studio-key"),
             tools: true,
+            errors: ERRORS,
         },
         Provider {
             name: "bedrock",
@@ -357,20 +381,13 @@ mod matrix {
                 format!("model: bedrock/{m}\n      api_base: {{MOCK}}\n      aws_region_name: us-east-1\n      aws_access_key_id: AKIDEXAMPLE\n      aws_secret_access_key: secret")
             },
             tools: true,
+            errors: BEDROCK_ERRORS,
         },
     ];
 
     /// The mock's model names for each case (`ok` is an ordinary model).
     const MODELS: &[&str] =
         &["ok", "error-400", "error-401", "error-429", "error-500", "garbage", "stream-garbage", "stream-reset"];
-
-    /// Upstream statuses and the LiteLLM class a client sees for each.
-    const ERRORS: &[(u16, &str)] = &[
-        (400, "BadRequestError"),
-        (401, "AuthenticationError"),
-        (429, "RateLimitError"),
-        (500, "InternalServerError"),
-    ];
 
     fn config(mock: &Proc) -> String {
         let mut out = String::from("model_list:\n");
@@ -446,8 +463,8 @@ mod matrix {
         }
 
         // Error statuses keep their status and get LiteLLM's class.
-        for (status, class) in ERRORS {
-            let r = post(g.addr, "/chat/completions", &chat_for(&group(&format!("error-{status}")), false));
+        for (upstream, status, class) in p.errors {
+            let r = post(g.addr, "/chat/completions", &chat_for(&group(&format!("error-{upstream}")), false));
             assert_eq!(r.status, *status, "{who}: {}", r.text());
             assert!(r.error_message().starts_with(&format!("litellm.{class}: ")), "{who} {status}: {}", r.text());
         }
@@ -456,6 +473,28 @@ mod matrix {
         let r = post(g.addr, "/chat/completions", &chat_for(&group("garbage"), false));
         assert_eq!(r.status, 500, "{who}: {}", r.text());
         assert!(r.error_message().starts_with("litellm.APIError: "), "{who}: {}", r.text());
+
+        // Anthropic clients at /v1/messages reach every provider and get Anthropic's shapes.
+        let body =
+            format!(r#"{{"model":"{}","max_tokens":50,"messages":[{{"role":"user","content":"hi"}}]}}"#, group("ok"));
+        let r = request(g.addr, "POST", "/v1/messages", Some("sk-1234"), body.as_bytes());
+        assert_eq!(r.status, 200, "{who}: {}", r.text());
+        let v = r.json();
+        assert_eq!((v["type"].as_str(), v["role"].as_str()), (Some("message"), Some("assistant")), "{who}: {v}");
+        assert_eq!(v["content"][0]["type"], "text", "{who}: {v}");
+        assert!(v["usage"]["output_tokens"].as_u64().unwrap_or(0) > 0, "{who}: {v}");
+        let streamed = body.replace("\"max_tokens\"", "\"stream\":true,\"max_tokens\"");
+        let r = request(g.addr, "POST", "/v1/messages", Some("sk-1234"), streamed.as_bytes());
+        assert_eq!(r.status, 200, "{who}: {}", r.text());
+        let text = r.text();
+        for event in ["event: message_start", "event: content_block_delta", "event: message_stop"] {
+            assert!(text.contains(event), "{who}: {event} missing from {text}");
+        }
+        assert!(!text.contains("[DONE]") && !text.contains("chat.completion"), "{who}: no OpenAI text: {text}");
+        let failing = body.replace(&group("ok"), &group("error-429"));
+        let r = request(g.addr, "POST", "/v1/messages", Some("sk-1234"), failing.as_bytes());
+        assert_eq!(r.status, 429, "{who}: {}", r.text());
+        assert_eq!(r.json()["type"], "error", "{who}: {}", r.text());
 
         // A stream that turns bad ends with an error event, never with [DONE].
         for m in ["stream-garbage", "stream-reset"] {
