@@ -1,7 +1,11 @@
 //! Azure OpenAI: OpenAI's wire format behind per-deployment URLs with an `api-version` query and
 //! an `api-key` header (or a Microsoft Entra `azure_ad_token` as a bearer token).
 
+use http::{HeaderName, Uri};
 use sluice_wire::sniff::Endpoint;
+
+use crate::openai::OpenAi;
+use crate::provider::{Env, Params};
 
 /// LiteLLM's default `api_version` for Azure (its CLI default).
 pub const DEFAULT_API_VERSION: &str = "2024-07-01-preview";
@@ -35,6 +39,45 @@ pub fn url(base: &str, deployment: &str, endpoint: Endpoint, api_version: &str) 
         return format!("{prefix}{path}");
     }
     format!("{prefix}{path}?api-version={api_version}")
+}
+
+/// An Azure deployment: OpenAI's format at its deployment URLs. As LiteLLM does, one missing its
+/// endpoint fails its own requests, not the start.
+pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
+    let path = p.path();
+    let first_env = |names: &[&str]| names.iter().find_map(|n| env(n));
+    let base = p.api_base.map(str::to_string).or_else(|| first_env(BASE_ENV)).ok_or_else(|| {
+        format!(
+            "{path}.api_base: missing; set it to your Azure OpenAI endpoint, e.g. https://<resource>.openai.azure.com"
+        )
+    })?;
+    let version = p
+        .api_version
+        .map(str::to_string)
+        .or_else(|| first_env(VERSION_ENV))
+        .unwrap_or_else(|| DEFAULT_API_VERSION.into());
+    let deployment = &p.model.upstream;
+    let uri = |e: Endpoint| -> Result<Uri, String> {
+        url(&base, deployment, e, &version)
+            .parse::<Uri>()
+            .map_err(|e| format!("{path}.api_base: not a valid URL ({e})"))
+    };
+    let auth = match (p.azure_ad_token, p.api_key.map(str::to_string).or_else(|| first_env(KEY_ENV))) {
+        (Some(token), _) => Some(p.secret_header(http::header::AUTHORIZATION, &format!("Bearer {token}"))?),
+        (None, Some(key)) => Some(p.secret_header(HeaderName::from_static("api-key"), &key)?),
+        (None, None) => None,
+    };
+    Ok(OpenAi {
+        provider: p.model.provider,
+        upstream_model: sluice_wire::splice::json_string(deployment),
+        chat: uri(Endpoint::Chat)?,
+        completions: uri(Endpoint::Completions)?,
+        embeddings: uri(Endpoint::Embeddings)?,
+        auth,
+        organization: None,
+        timeout: p.timeout,
+        stream_timeout: p.stream_timeout,
+    })
 }
 
 #[cfg(test)]

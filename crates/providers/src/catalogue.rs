@@ -1,4 +1,10 @@
-//! The providers sluice knows, and parsing LiteLLM's `provider/model` strings.
+//! The providers sluice knows, parsing LiteLLM's `provider/model` strings, and building a
+//! deployment's provider from its `litellm_params`: the one place that maps a family to its
+//! implementation.
+
+use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSources, UpstreamRequest};
+use crate::stream::StreamTranslator;
+use crate::{anthropic, azure, bedrock, gemini, openai};
 
 /// How sluice talks to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +141,99 @@ pub static PROVIDERS: &[Provider] = &[
     pending("dashscope"),
     pending("moonshot"),
 ];
+
+/// A deployment's provider, built once at start.
+#[derive(Debug)]
+pub enum Built {
+    /// OpenAI's format: the byte-forwarding fast path.
+    OpenAi(openai::OpenAi),
+    /// A provider whose format is translated both ways.
+    Translated(Translated),
+    /// A provider LiteLLM supports whose translation sluice has not implemented yet.
+    NotImplemented,
+    /// A deployment that cannot serve as configured (no base URL, missing credentials): as in
+    /// LiteLLM, its own requests are answered with why, and the other deployments keep serving.
+    Unusable(String),
+}
+
+/// The providers that translate, as one [`ChatProvider`] (static dispatch: one match per call).
+#[derive(Debug)]
+pub enum Translated {
+    Gemini(gemini::Gemini),
+    Anthropic(anthropic::Anthropic),
+    Bedrock(bedrock::Bedrock),
+}
+
+/// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
+/// deployment whose `api_base` or key cannot be sent); what a deployment lacks is
+/// [`Built::Unusable`] instead.
+pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<Built, String> {
+    let unusable = |r: Result<Built, String>| r.unwrap_or_else(Built::Unusable);
+    Ok(match p.model.provider.family {
+        Family::OpenAiCompatible { .. } => match openai::resolve_base(&p.model.provider, p.api_base, env) {
+            Some(base) => Built::OpenAi(openai::OpenAi::compatible(p, &base, env)?),
+            None => Built::Unusable(format!(
+                "deployment {} of model group \"{}\" has no api_base; set litellm_params.api_base for provider {}",
+                p.id, p.model_name, p.model.provider.name
+            )),
+        },
+        Family::Azure => unusable(azure::build(p, env).map(Built::OpenAi)),
+        Family::Vertex => {
+            unusable(gemini::Gemini::vertex(p, env, tokens).map(|g| Built::Translated(Translated::Gemini(g))))
+        }
+        Family::GoogleAiStudio => {
+            unusable(gemini::Gemini::studio(p, env).map(|g| Built::Translated(Translated::Gemini(g))))
+        }
+        Family::Anthropic => {
+            unusable(anthropic::Anthropic::new(p, env).map(|a| Built::Translated(Translated::Anthropic(a))))
+        }
+        Family::Bedrock => unusable(bedrock::Bedrock::new(p, env).map(|b| Built::Translated(Translated::Bedrock(b)))),
+        Family::NotImplemented => Built::NotImplemented,
+    })
+}
+
+/// The base URL a deployment reports (`x-litellm-model-api-base`, metrics, spend logs): its
+/// `api_base`, else an OpenAI-compatible provider's default; without its query string.
+pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> Option<String> {
+    openai::resolve_base(&model.provider, api_base, env).map(|b| openai::display_base(&b).to_string())
+}
+
+impl Translated {
+    /// The request for a client that already speaks this provider's format (Anthropic's
+    /// `/v1/messages`): its bytes forwarded but for `model`. `None` for other providers.
+    pub fn native_messages(&self, body: &bytes::Bytes, stream: bool) -> Option<UpstreamRequest> {
+        match self {
+            Translated::Anthropic(a) => Some(a.native_request(body, stream)),
+            _ => None,
+        }
+    }
+
+    fn inner(&self) -> &dyn ChatProvider {
+        match self {
+            Translated::Gemini(p) => p,
+            Translated::Anthropic(p) => p,
+            Translated::Bedrock(p) => p,
+        }
+    }
+}
+
+impl ChatProvider for Translated {
+    fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, sluice_wire::ApiError> {
+        self.inner().build_request(call)
+    }
+
+    fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<serde_json::Value, sluice_wire::ApiError> {
+        self.inner().parse_answer(body, meta)
+    }
+
+    fn stream_translator(&self, meta: &AnswerMeta<'_>) -> StreamTranslator {
+        self.inner().stream_translator(meta)
+    }
+
+    fn map_error(&self, status: u16, headers: &dyn Headers, body: &[u8]) -> sluice_wire::ApiError {
+        self.inner().map_error(status, headers, body)
+    }
+}
 
 /// A deployment's `model`, split into the provider and the name the provider knows it by.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! router's cooldown and retry rules) see the same exception classes and statuses.
 
 use crate::catalogue::Provider;
+use sluice_wire::ApiError;
 
 /// LiteLLM's exception classes (litellm/exceptions.py) and the status each is reported with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +117,63 @@ pub fn upstream_text(body: &[u8]) -> String {
         return "upstream returned an empty body".to_string();
     }
     truncate(text, 2000)
+}
+
+/// A 2xx upstream answer that is not what the provider's format promises.
+pub fn malformed(provider: &Provider, what: &str, body: &[u8]) -> ApiError {
+    let tag = exception_tag(provider);
+    if body.is_empty() {
+        return ApiError::new(500, format!("litellm.APIError: {tag} - {what}"));
+    }
+    let preview = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    ApiError::new(500, format!("litellm.APIError: {tag} - {what}: {preview}"))
+}
+
+/// A provider's own classification of an error answer — `(status, class name, text)` — as the
+/// error the client sees. A 429 carries LiteLLM's `throttling_error` type.
+pub fn classified(provider: &Provider, (status, class, text): (u16, &str, String)) -> ApiError {
+    let api = ApiError::new(status, format!("litellm.{class}: {} - {text}", exception_tag(provider)));
+    if status == 429 {
+        return api.kind("throttling_error");
+    }
+    api
+}
+
+/// A credential the provider needs could not be obtained (Vertex's token exchange).
+pub fn auth_failed(provider: &Provider, text: &str) -> ApiError {
+    ApiError::new(401, upstream_message(ExceptionClass::Authentication, provider, text)).kind("auth_error")
+}
+
+/// A non-2xx answer from an OpenAI-format upstream, with the class LiteLLM's exception mapping
+/// gives it: the body's text decides context-window and content-policy 400s, the status the rest.
+pub fn openai_class(status: u16, body: &[u8]) -> (ExceptionClass, String) {
+    let text = upstream_text(body);
+    let class = match status {
+        400 if is_context_window(&text, body) => ExceptionClass::ContextWindowExceeded,
+        400 if is_content_policy(&text, body) => ExceptionClass::ContentPolicyViolation,
+        s => ExceptionClass::from_status(s),
+    };
+    (class, text)
+}
+
+/// LiteLLM's exception mapping looks for these phrases in OpenAI-format error bodies.
+fn is_context_window(text: &str, body: &[u8]) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("maximum context length")
+        || t.contains("context length") && t.contains("exceed")
+        || contains(body, b"context_length_exceeded")
+}
+
+fn is_content_policy(text: &str, body: &[u8]) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("content management policy")
+        || t.contains("content policy")
+        || contains(body, b"content_policy_violation")
+        || contains(body, b"content_filter")
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 fn truncate(s: &str, max: usize) -> String {

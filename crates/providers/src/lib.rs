@@ -1,11 +1,13 @@
-//! Upstream providers: which ones exist, how a deployment's `model` string names one, and how to
-//! address and authenticate a call to it.
+//! Upstream providers: which ones exist, how a deployment's `model` string names one, and —
+//! behind one trait, [`ChatProvider`] — how to address, authenticate, build, parse, stream and
+//! classify the errors of a call to it. The server builds each deployment's provider once
+//! ([`build`]) and then asks it; it never matches on a provider family itself.
 //!
 //! Each provider family is a module. `openai` covers OpenAI itself and every provider that differs
 //! only by base URL and key (groq, together_ai, mistral, deepseek, hosted_vllm, …): for those the
-//! gateway forwards the client's bytes with only `model` rewritten. Providers that need translation
-//! are known by name (so configs naming them load and requests get a clear answer) until their
-//! modules land.
+//! gateway forwards the client's bytes with only `model` rewritten. Gemini (Vertex and AI Studio),
+//! Anthropic and Bedrock translate both ways. Providers not implemented yet are known by name
+//! (so configs naming them load and requests get a clear answer).
 
 pub mod anthropic;
 pub mod azure;
@@ -16,7 +18,11 @@ pub mod gemini;
 pub mod google_auth;
 pub mod openai;
 pub mod pricing;
+pub mod provider;
+pub mod stream;
 mod turns;
 
-pub use catalogue::{parse_model, Family, ModelRef, Provider};
+pub use catalogue::{build, parse_model, reported_base, Built, Family, ModelRef, Provider, Translated};
 pub use errors::ExceptionClass;
+pub use provider::{AnswerMeta, ChatCall, ChatProvider, Params, TokenSource, UpstreamRequest};
+pub use stream::StreamTranslator;

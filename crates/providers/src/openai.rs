@@ -1,7 +1,150 @@
-//! Addressing an OpenAI-compatible upstream: the URL for an endpoint and the auth headers.
+//! OpenAI and every provider that speaks its format at another base URL (groq, together_ai,
+//! hosted_vllm, …; Azure differs only in addressing, see `azure`). The client's bytes are
+//! forwarded with only `model` rewritten: no tree is built on this path.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Uri};
+use serde_json::Value;
+use sluice_wire::sniff::Endpoint;
+use sluice_wire::{splice, sse, ApiError};
+use std::time::Duration;
 
 use crate::catalogue::{Family, Provider};
-use sluice_wire::sniff::Endpoint;
+use crate::errors::{openai_class, upstream_message};
+use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, UpstreamRequest};
+use crate::stream::StreamTranslator;
+
+/// How sluice reaches one OpenAI-format deployment, resolved once at start.
+pub struct OpenAi {
+    pub provider: Provider,
+    /// The upstream model name as a JSON string literal, ready to splice into bodies.
+    pub upstream_model: Bytes,
+    pub chat: Uri,
+    pub completions: Uri,
+    pub embeddings: Uri,
+    /// The credential header: `Authorization: Bearer …` (OpenAI and friends) or `api-key` (Azure).
+    pub auth: Option<(HeaderName, HeaderValue)>,
+    pub organization: Option<HeaderValue>,
+    pub timeout: Duration,
+    pub stream_timeout: Duration,
+}
+
+impl std::fmt::Debug for OpenAi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAi")
+            .field("provider", &self.provider.name)
+            .field("chat", &self.chat)
+            .field("auth", &self.auth.as_ref().map(|(name, _)| name.as_str()))
+            .finish()
+    }
+}
+
+impl OpenAi {
+    /// An OpenAI-compatible deployment at `base` ([`resolve_base`]), with its key from
+    /// `litellm_params`, else the provider's environment variables, else its placeholder.
+    pub fn compatible(p: &Params<'_>, base: &str, env: Env<'_>) -> Result<Self, String> {
+        let provider = p.model.provider;
+        let uri = |e: Endpoint| -> Result<Uri, String> {
+            url(base, e).parse::<Uri>().map_err(|e| {
+                format!(
+                    "model_list[{}].litellm_params.api_base: not a valid URL ({e}); write it like http://127.0.0.1:8090/",
+                    p.index
+                )
+            })
+        };
+        let auth = resolve_key(&provider, p.api_key, env)
+            .map(|k| p.secret_header(http::header::AUTHORIZATION, &format!("Bearer {k}")))
+            .transpose()?;
+        Ok(OpenAi {
+            provider,
+            upstream_model: splice::json_string(&p.model.upstream),
+            chat: uri(Endpoint::Chat)?,
+            completions: uri(Endpoint::Completions)?,
+            embeddings: uri(Endpoint::Embeddings)?,
+            auth,
+            organization: p.organization.and_then(|o| HeaderValue::from_str(o).ok()),
+            timeout: p.timeout,
+            stream_timeout: p.stream_timeout,
+        })
+    }
+
+    pub fn uri(&self, endpoint: Endpoint) -> &Uri {
+        match endpoint {
+            Endpoint::Chat => &self.chat,
+            Endpoint::Completions => &self.completions,
+            Endpoint::Embeddings => &self.embeddings,
+        }
+    }
+}
+
+impl ChatProvider for OpenAi {
+    /// The client's bytes with `model` rewritten in place: three slices, nothing parsed.
+    fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
+        let body = match &call.model_span {
+            Some(span) => splice::replace(call.body, span.clone(), self.upstream_model.clone()),
+            None => insert_model(call.body, &self.upstream_model),
+        };
+        let mut headers = Vec::with_capacity(5);
+        headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        headers
+            .push((http::header::USER_AGENT, HeaderValue::from_static(concat!("sluice/", env!("CARGO_PKG_VERSION")))));
+        if call.stream {
+            headers.push((http::header::ACCEPT, HeaderValue::from_static("text/event-stream")));
+        }
+        if let Some((name, value)) = &self.auth {
+            headers.push((name.clone(), value.clone()));
+        }
+        if let Some(org) = &self.organization {
+            headers.push((HeaderName::from_static("openai-organization"), org.clone()));
+        }
+        Ok(UpstreamRequest {
+            url: self.uri(call.endpoint).clone(),
+            headers,
+            body,
+            token: None,
+            timeout: if call.stream { self.stream_timeout } else { self.timeout },
+        })
+    }
+
+    /// The answer is already OpenAI's; it only has to be a JSON object.
+    fn parse_answer(&self, body: &[u8], _meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) if v.is_object() => Ok(v),
+            _ => Err(crate::errors::malformed(
+                &self.provider,
+                "upstream returned a body that is not a JSON object",
+                body,
+            )),
+        }
+    }
+
+    fn stream_translator(&self, _meta: &AnswerMeta<'_>) -> StreamTranslator {
+        StreamTranslator::OpenAi(sse::Parser::new(), None)
+    }
+
+    fn map_error(&self, status: u16, _headers: &dyn Headers, body: &[u8]) -> ApiError {
+        let (class, text) = openai_class(status, body);
+        let api = ApiError::new(class.status(Some(status)), upstream_message(class, &self.provider, &text));
+        match class.error_type() {
+            Some(t) => api.kind(t),
+            None => api,
+        }
+    }
+}
+
+/// `body` with `"model":<upstream_model>` added as its first field, for requests that sent none.
+pub fn insert_model(body: &Bytes, upstream_model: &Bytes) -> [Bytes; 3] {
+    let open = body.iter().position(|b| *b == b'{').map(|i| i + 1).unwrap_or(0);
+    let rest = body.slice(open..);
+    let needs_comma = rest.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'}');
+    let mut field = Vec::with_capacity(upstream_model.len() + 10);
+    field.extend_from_slice(b"\"model\":");
+    field.extend_from_slice(upstream_model);
+    if needs_comma {
+        field.push(b',');
+    }
+    [body.slice(..open), Bytes::from(field), rest]
+}
 
 /// The base URL a deployment calls: its `api_base`, else the provider's env override, else the
 /// provider's default. `None` when the provider needs an `api_base` and none is set.

@@ -6,11 +6,10 @@ use crate::config::{Config, DeploymentSpec, Env, Secret};
 use crate::proxy::upstream::{self, Client};
 use crate::vertex_auth::VertexToken;
 use bytes::Bytes;
-use http::{HeaderValue, Uri};
+use http::HeaderValue;
 use sluice_metrics::{DeploymentLabels, DeploymentMetrics, Metrics};
-use sluice_providers::{openai, Family, Provider};
+use sluice_providers::{Built, Params, Provider, Translated};
 use sluice_router::{Deployment, Router};
-use sluice_wire::sniff::Endpoint;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,79 +42,16 @@ pub enum TargetKind {
     /// `mock_response`: answer locally without an upstream.
     Mock(String),
     /// A provider that speaks another format: translate both ways.
-    Translated(Box<TranslatedTarget>),
+    Translated(Box<Translated>),
     /// A provider whose translation is not implemented yet.
     Unsupported,
-    /// An OpenAI-compatible provider without a usable base URL.
+    /// A deployment that cannot serve (no usable base URL, missing credentials): its requests
+    /// are answered with why.
     Misconfigured(String),
 }
 
-#[derive(Debug)]
-pub struct OpenAiTarget {
-    /// The upstream model name as a JSON string literal, ready to splice into bodies.
-    pub upstream_model: Bytes,
-    pub chat: Uri,
-    pub completions: Uri,
-    pub embeddings: Uri,
-    /// The credential header: `Authorization: Bearer …` (OpenAI and friends) or `api-key` (Azure).
-    pub auth: Option<(http::HeaderName, HeaderValue)>,
-    pub organization: Option<HeaderValue>,
-    pub timeout: Duration,
-    pub stream_timeout: Duration,
-}
-
-impl OpenAiTarget {
-    pub fn uri(&self, endpoint: Endpoint) -> &Uri {
-        match endpoint {
-            Endpoint::Chat => &self.chat,
-            Endpoint::Completions => &self.completions,
-            Endpoint::Embeddings => &self.embeddings,
-        }
-    }
-}
-
-/// Which foreign format a translated deployment speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Gemini,
-    Anthropic,
-    Bedrock,
-}
-
-/// How a translated call authenticates beyond its static headers.
-pub enum UpstreamAuth {
-    None,
-    Vertex(Arc<VertexToken>),
-    /// AWS SigV4: every request is signed over its exact URL and body.
-    SigV4 {
-        credentials: sluice_providers::bedrock::Credentials,
-        region: String,
-    },
-}
-
-impl std::fmt::Debug for UpstreamAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            UpstreamAuth::None => "None",
-            UpstreamAuth::Vertex(_) => "Vertex(service account)",
-            UpstreamAuth::SigV4 { .. } => "SigV4(credentials)",
-        })
-    }
-}
-
-#[derive(Debug)]
-pub struct TranslatedTarget {
-    pub dialect: Dialect,
-    pub upstream_model: String,
-    pub url: Uri,
-    pub stream_url: Uri,
-    /// Key and version headers (marked sensitive where secret).
-    pub static_headers: Vec<(http::HeaderName, HeaderValue)>,
-    pub auth: UpstreamAuth,
-    pub drop_params: bool,
-    pub timeout: Duration,
-    pub stream_timeout: Duration,
-}
+/// An OpenAI-format deployment's address and credentials.
+pub type OpenAiTarget = sluice_providers::openai::OpenAi;
 
 /// Everything a request handler needs.
 pub struct App {
@@ -160,7 +96,8 @@ impl App {
             config.router.timeout.or(config.litellm.request_timeout).unwrap_or(LITELLM_DEFAULT_TIMEOUT);
         let default_stream_timeout = config.router.stream_timeout.unwrap_or(default_timeout);
         let metrics = config.litellm.callbacks.iter().any(|c| c == "prometheus").then(Metrics::new);
-        // One token cache per key, shared by every deployment that uses it.
+        // Built first: Vertex deployments fetch their tokens through it.
+        let client = upstream::client(seconds(config.sluice.upstream_connect_timeout, 10.0));
         let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
         let ctx = TargetCtx {
             env,
@@ -169,6 +106,7 @@ impl App {
             metrics: metrics.as_deref(),
             drop_params: config.litellm.drop_params,
             vertex_tokens: &vertex_tokens,
+            client: &client,
         };
         let deployments = config
             .deployments
@@ -192,7 +130,6 @@ impl App {
         let needs_input_tokens = deployments.iter().any(|d| d.tpm.is_some())
             || (routing.enable_pre_call_checks && deployments.iter().any(|d| d.max_input_tokens.is_some()));
         let router = Router::new(deployments, routing);
-        let client = upstream::client(seconds(config.sluice.upstream_connect_timeout, 10.0));
         Ok(Arc::new(App {
             models_json: crate::info::render_models(&router.public_names()),
             needs_input_tokens,
@@ -338,6 +275,8 @@ fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<T
 /// model that the next start would have to skip.
 pub(crate) fn check_deployment(spec: &DeploymentSpec, env: &Env) -> Result<(), String> {
     let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
+    // Never used to send: a check builds the deployment and drops it.
+    let client = upstream::client(Duration::from_secs(10));
     let ctx = TargetCtx {
         env,
         default_timeout: LITELLM_DEFAULT_TIMEOUT,
@@ -345,6 +284,7 @@ pub(crate) fn check_deployment(spec: &DeploymentSpec, env: &Env) -> Result<(), S
         metrics: None,
         drop_params: false,
         vertex_tokens: &vertex_tokens,
+        client: &client,
     };
     deployment(spec, &ctx).map(drop)
 }
@@ -362,16 +302,16 @@ struct TargetCtx<'a> {
     default_stream_timeout: f64,
     metrics: Option<&'a Metrics>,
     drop_params: bool,
+    /// One token cache per service-account key, shared by every deployment that uses it.
     vertex_tokens: &'a std::cell::RefCell<std::collections::HashMap<String, Arc<VertexToken>>>,
+    client: &'a Client,
 }
 
 fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, String> {
-    let (env, default_timeout, default_stream_timeout, metrics) =
-        (ctx.env, ctx.default_timeout, ctx.default_stream_timeout, ctx.metrics);
     let provider = spec.model.provider;
-    let lookup = |v: &str| env.get(v);
-    let base = openai::resolve_base(&provider, spec.api_base.as_deref(), lookup);
-    let api_base_header = base.as_deref().and_then(|b| HeaderValue::from_str(openai::display_base(b)).ok());
+    let lookup = |v: &str| ctx.env.get(v);
+    let base = sluice_providers::reported_base(&spec.model, spec.api_base.as_deref(), &lookup);
+    let api_base_header = base.as_deref().and_then(|b| HeaderValue::from_str(b).ok());
     let id_header = HeaderValue::from_str(&spec.id).map_err(|_| {
         format!("model_list[{}].model_info.id: must be printable ASCII to be sent as a header", spec.index)
     })?;
@@ -380,61 +320,27 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
     } else if let Some(text) = &spec.mock_response {
         TargetKind::Mock(text.clone())
     } else {
-        match provider.family {
-            Family::NotImplemented => TargetKind::Unsupported,
-            // Missing credentials or region are answered per request (as LiteLLM does), so one
-            // incomplete deployment does not keep the others from serving.
-            Family::Vertex | Family::GoogleAiStudio | Family::Anthropic | Family::Bedrock => {
-                match translated_target(spec, ctx, default_timeout, default_stream_timeout) {
-                    Ok(t) => TargetKind::Translated(Box::new(t)),
-                    Err(why) => TargetKind::Misconfigured(why),
-                }
-            }
-            // As LiteLLM does, an Azure deployment missing its endpoint fails its own requests,
-            // not the start.
-            Family::Azure => match azure_target(spec, ctx) {
-                Ok(t) => TargetKind::OpenAi(Box::new(t)),
-                Err(why) => TargetKind::Misconfigured(why),
-            },
-            Family::OpenAiCompatible { .. } => match &base {
-                None => TargetKind::Misconfigured(format!(
-                    "deployment {} of model group \"{}\" has no api_base; set litellm_params.api_base for provider {}",
-                    spec.id, spec.model_name, provider.name
-                )),
-                Some(base) => {
-                    let uri = |e: Endpoint| -> Result<Uri, String> {
-                        openai::url(base, e).parse::<Uri>().map_err(|e| {
-                            format!("model_list[{}].litellm_params.api_base: not a valid URL ({e}); write it like http://127.0.0.1:8090/", spec.index)
-                        })
-                    };
-                    let key = openai::resolve_key(&provider, spec.api_key.as_ref().map(|k| k.expose()), lookup);
-                    let auth = key
-                        .map(|k| secret_header(spec, http::header::AUTHORIZATION, format!("Bearer {k}")))
-                        .transpose()?;
-                    let organization = spec.organization.as_deref().and_then(|o| HeaderValue::from_str(o).ok());
-                    TargetKind::OpenAi(Box::new(OpenAiTarget {
-                        upstream_model: sluice_wire::splice::json_string(&spec.model.upstream),
-                        chat: uri(Endpoint::Chat)?,
-                        completions: uri(Endpoint::Completions)?,
-                        embeddings: uri(Endpoint::Embeddings)?,
-                        auth,
-                        organization,
-                        timeout: seconds(spec.timeout.unwrap_or(default_timeout), LITELLM_DEFAULT_TIMEOUT),
-                        stream_timeout: seconds(
-                            spec.stream_timeout.or(spec.timeout).unwrap_or(default_stream_timeout),
-                            LITELLM_DEFAULT_TIMEOUT,
-                        ),
-                    }))
-                }
-            },
+        let mut tokens = |source: &str| -> Arc<dyn sluice_providers::TokenSource> {
+            ctx.vertex_tokens
+                .borrow_mut()
+                .entry(source.to_string())
+                .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), ctx.client.clone())))
+                .clone()
+        };
+        match sluice_providers::build(&params(spec, ctx), &lookup, &mut tokens) {
+            Ok(Built::OpenAi(t)) => TargetKind::OpenAi(Box::new(t)),
+            Ok(Built::Translated(t)) => TargetKind::Translated(Box::new(t)),
+            Ok(Built::NotImplemented) => TargetKind::Unsupported,
+            Ok(Built::Unusable(why)) => TargetKind::Misconfigured(why),
+            Err(why) => return Err(why),
         }
     };
-    let metrics = metrics.map(|m| {
+    let metrics = ctx.metrics.map(|m| {
         m.deployment(&DeploymentLabels {
             model_group: spec.model_name.clone(),
             litellm_model_name: format!("{}/{}", provider.name, spec.model.upstream),
             model_id: spec.id.clone(),
-            api_base: base.as_deref().map(openai::display_base).unwrap_or_default().to_string(),
+            api_base: base.clone().unwrap_or_default(),
             api_provider: provider.name.to_string(),
             tpm_limit: spec.tpm,
             rpm_limit: spec.rpm,
@@ -445,10 +351,39 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
         &spec.model_name,
         &spec.id,
         provider.name,
-        base.as_deref().map(openai::display_base).unwrap_or_default(),
+        base.as_deref().unwrap_or_default(),
         deployment_price(spec),
     ));
     Ok(Target { id_header, api_base_header, provider, kind, metrics, served })
+}
+
+/// What the providers read from a deployment spec, with the gateway's defaults applied.
+fn params<'a>(spec: &'a DeploymentSpec, ctx: &TargetCtx<'_>) -> Params<'a> {
+    let secret = |s: &'a Option<Secret>| s.as_ref().map(|v| v.expose());
+    Params {
+        index: spec.index,
+        id: &spec.id,
+        model_name: &spec.model_name,
+        model: &spec.model,
+        api_base: spec.api_base.as_deref(),
+        api_key: secret(&spec.api_key),
+        api_version: spec.api_version.as_deref(),
+        organization: spec.organization.as_deref(),
+        azure_ad_token: secret(&spec.azure_ad_token),
+        vertex_project: spec.vertex_project.as_deref(),
+        vertex_location: spec.vertex_location.as_deref(),
+        vertex_credentials: secret(&spec.vertex_credentials),
+        aws_region_name: spec.aws_region_name.as_deref(),
+        aws_access_key_id: secret(&spec.aws_access_key_id),
+        aws_secret_access_key: secret(&spec.aws_secret_access_key),
+        aws_session_token: secret(&spec.aws_session_token),
+        drop_params: spec.drop_params.unwrap_or(ctx.drop_params),
+        timeout: seconds(spec.timeout.unwrap_or(ctx.default_timeout), LITELLM_DEFAULT_TIMEOUT),
+        stream_timeout: seconds(
+            spec.stream_timeout.or(spec.timeout).unwrap_or(ctx.default_stream_timeout),
+            LITELLM_DEFAULT_TIMEOUT,
+        ),
+    }
 }
 
 /// The deployment's own prices when its config sets any, else the bundled table's.
@@ -463,194 +398,4 @@ fn deployment_price(spec: &DeploymentSpec) -> Option<sluice_providers::pricing::
             cache_creation_per_token: own("cache_creation_input_token_cost"),
         }),
     }
-}
-
-fn translated_target(
-    spec: &DeploymentSpec,
-    ctx: &TargetCtx<'_>,
-    timeout: f64,
-    stream_timeout: f64,
-) -> Result<TranslatedTarget, String> {
-    let provider = spec.model.provider;
-    let model = &spec.model.upstream;
-    let path = format!("model_list[{}].litellm_params", spec.index);
-    let parse = |u: String| -> Result<Uri, String> {
-        u.parse::<Uri>().map_err(|e| format!("{path}.api_base: builds the URL {u:?}, which is not valid ({e})"))
-    };
-    let secret = |name: &'static str, value: &str| -> Result<(http::HeaderName, HeaderValue), String> {
-        let mut v = HeaderValue::from_str(value)
-            .map_err(|_| format!("{path}.api_key: contains characters not allowed in a header"))?;
-        v.set_sensitive(true);
-        Ok((http::HeaderName::from_static(name), v))
-    };
-    let key = spec.api_key.as_ref().map(|k| k.expose().to_string());
-    let (dialect, url, stream_url, static_headers, auth) = match provider.family {
-        Family::Vertex => {
-            // Read on first use, as LiteLLM does: a config naming a key that is not there yet still
-            // loads, and requests say what is missing.
-            let source = spec
-                .vertex_credentials
-                .as_ref()
-                .map(|c| c.expose().to_string())
-                .or_else(|| ctx.env.get("GOOGLE_APPLICATION_CREDENTIALS"))
-                .unwrap_or_default();
-            let project = spec.vertex_project.clone().or_else(|| ctx.env.get("VERTEXAI_PROJECT")).unwrap_or_default();
-            let location = spec
-                .vertex_location
-                .clone()
-                .or_else(|| ctx.env.get("VERTEXAI_LOCATION"))
-                .unwrap_or_else(|| "us-central1".into());
-            let base = spec.api_base.as_deref();
-            let token = ctx
-                .vertex_tokens
-                .borrow_mut()
-                .entry(source.clone())
-                .or_insert_with(|| Arc::new(VertexToken::new(source)))
-                .clone();
-            (
-                Dialect::Gemini,
-                parse(sluice_providers::gemini::vertex_url(base, &project, &location, model, false))?,
-                parse(sluice_providers::gemini::vertex_url(base, &project, &location, model, true))?,
-                Vec::new(),
-                UpstreamAuth::Vertex(token),
-            )
-        }
-        Family::GoogleAiStudio => {
-            let key = key.or_else(|| ctx.env.get("GEMINI_API_KEY")).ok_or_else(|| {
-                format!("{path}.api_key: missing; set it (or GEMINI_API_KEY) to a Google AI Studio key")
-            })?;
-            let base = spec.api_base.as_deref();
-            (
-                Dialect::Gemini,
-                parse(sluice_providers::gemini::gemini_url(base, model, false))?,
-                parse(sluice_providers::gemini::gemini_url(base, model, true))?,
-                vec![secret("x-goog-api-key", &key)?],
-                UpstreamAuth::None,
-            )
-        }
-        Family::Bedrock => {
-            use sluice_providers::bedrock;
-            let region = spec
-                .aws_region_name
-                .clone()
-                .or_else(|| ctx.env.get("AWS_REGION"))
-                .or_else(|| ctx.env.get("AWS_DEFAULT_REGION"))
-                .ok_or_else(|| {
-                    format!(
-                        "{path}.aws_region_name: missing; set it (or AWS_REGION) to the Bedrock region, e.g. us-east-1"
-                    )
-                })?;
-            let id = bedrock::model_id(model);
-            let base = spec.api_base.as_deref();
-            let url = parse(bedrock::converse_url(base, &region, id, false))?;
-            let stream_url = parse(bedrock::converse_url(base, &region, id, true))?;
-            // A Bedrock API key is a bearer token; otherwise sign with AWS credentials.
-            let bearer = key.or_else(|| ctx.env.get(bedrock::BEARER_TOKEN_ENV));
-            let secret_of =
-                |s: &Option<Secret>, env: &str| s.as_ref().map(|v| v.expose().to_string()).or_else(|| ctx.env.get(env));
-            let (headers, auth) = match bearer {
-                Some(k) => (vec![secret("authorization", &format!("Bearer {k}"))?], UpstreamAuth::None),
-                None => {
-                    let access = secret_of(&spec.aws_access_key_id, "AWS_ACCESS_KEY_ID");
-                    let secret_key = secret_of(&spec.aws_secret_access_key, "AWS_SECRET_ACCESS_KEY");
-                    let (Some(access_key_id), Some(secret_access_key)) = (access, secret_key) else {
-                        return Err(format!("{path}: no AWS credentials; set aws_access_key_id and aws_secret_access_key (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), or a Bedrock API key as api_key"));
-                    };
-                    let credentials = bedrock::Credentials {
-                        access_key_id,
-                        secret_access_key,
-                        session_token: secret_of(&spec.aws_session_token, "AWS_SESSION_TOKEN"),
-                    };
-                    (Vec::new(), UpstreamAuth::SigV4 { credentials, region })
-                }
-            };
-            (Dialect::Bedrock, url, stream_url, headers, auth)
-        }
-        _ => {
-            let key = key
-                .or_else(|| ctx.env.get("ANTHROPIC_API_KEY"))
-                .ok_or_else(|| format!("{path}.api_key: missing; set it (or ANTHROPIC_API_KEY) to an Anthropic key"))?;
-            let url = parse(sluice_providers::anthropic::url(spec.api_base.as_deref(), |v| ctx.env.get(v)))?;
-            let mut headers = Vec::new();
-            for (name, value) in sluice_providers::anthropic::headers(&key, spec.api_version.as_deref()) {
-                if name == "x-api-key" {
-                    headers.push(secret("x-api-key", &value)?);
-                } else if let Ok(v) = HeaderValue::from_str(&value) {
-                    headers.push((http::HeaderName::from_static(name), v));
-                }
-            }
-            (Dialect::Anthropic, url.clone(), url, headers, UpstreamAuth::None)
-        }
-    };
-    Ok(TranslatedTarget {
-        dialect,
-        upstream_model: model.clone(),
-        url,
-        stream_url,
-        static_headers,
-        auth,
-        drop_params: spec.drop_params.unwrap_or(ctx.drop_params),
-        timeout: seconds(spec.timeout.unwrap_or(timeout), LITELLM_DEFAULT_TIMEOUT),
-        stream_timeout: seconds(
-            spec.stream_timeout.or(spec.timeout).unwrap_or(stream_timeout),
-            LITELLM_DEFAULT_TIMEOUT,
-        ),
-    })
-}
-
-fn secret_header(
-    spec: &DeploymentSpec,
-    name: http::HeaderName,
-    value: String,
-) -> Result<(http::HeaderName, HeaderValue), String> {
-    let mut v = HeaderValue::from_str(&value).map_err(|_| {
-        format!("model_list[{}].litellm_params.api_key: contains characters not allowed in a header", spec.index)
-    })?;
-    v.set_sensitive(true);
-    Ok((name, v))
-}
-
-fn azure_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<OpenAiTarget, String> {
-    use sluice_providers::azure;
-    let path = format!("model_list[{}].litellm_params", spec.index);
-    let first_env = |names: &[&str]| names.iter().find_map(|n| ctx.env.get(n));
-    let base = spec.api_base.clone().or_else(|| first_env(azure::BASE_ENV)).ok_or_else(|| {
-        format!(
-            "{path}.api_base: missing; set it to your Azure OpenAI endpoint, e.g. https://<resource>.openai.azure.com"
-        )
-    })?;
-    let version = spec
-        .api_version
-        .clone()
-        .or_else(|| first_env(azure::VERSION_ENV))
-        .unwrap_or_else(|| azure::DEFAULT_API_VERSION.into());
-    let deployment = &spec.model.upstream;
-    let uri = |e: Endpoint| -> Result<Uri, String> {
-        azure::url(&base, deployment, e, &version)
-            .parse::<Uri>()
-            .map_err(|e| format!("{path}.api_base: not a valid URL ({e})"))
-    };
-    let auth = match (
-        &spec.azure_ad_token,
-        spec.api_key.as_ref().map(|k| k.expose().to_string()).or_else(|| first_env(azure::KEY_ENV)),
-    ) {
-        (Some(token), _) => {
-            Some(secret_header(spec, http::header::AUTHORIZATION, format!("Bearer {}", token.expose()))?)
-        }
-        (None, Some(key)) => Some(secret_header(spec, http::HeaderName::from_static("api-key"), key)?),
-        (None, None) => None,
-    };
-    Ok(OpenAiTarget {
-        upstream_model: sluice_wire::splice::json_string(deployment),
-        chat: uri(Endpoint::Chat)?,
-        completions: uri(Endpoint::Completions)?,
-        embeddings: uri(Endpoint::Embeddings)?,
-        auth,
-        organization: None,
-        timeout: seconds(spec.timeout.unwrap_or(ctx.default_timeout), LITELLM_DEFAULT_TIMEOUT),
-        stream_timeout: seconds(
-            spec.stream_timeout.or(spec.timeout).unwrap_or(ctx.default_stream_timeout),
-            LITELLM_DEFAULT_TIMEOUT,
-        ),
-    })
 }

@@ -8,6 +8,9 @@ use bytes::Bytes;
 use http::{header, HeaderValue};
 use http_body_util::BodyExt;
 use sluice_providers::google_auth::{self, ServiceAccount};
+use sluice_providers::TokenSource;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -18,14 +21,16 @@ const REFRESH_EARLY: Duration = Duration::from_secs(240);
 /// that is not there yet still loads.
 pub struct VertexToken {
     source: String,
+    /// The gateway's upstream client, which also reaches the key's token endpoint.
+    client: Client,
     cached: RwLock<Option<(HeaderValue, Instant)>>,
     refresh: tokio::sync::Mutex<()>,
 }
 
 impl VertexToken {
     /// `source` is `vertex_credentials` (a path or inline JSON) or GOOGLE_APPLICATION_CREDENTIALS.
-    pub fn new(source: String) -> Self {
-        VertexToken { source, cached: RwLock::new(None), refresh: tokio::sync::Mutex::new(()) }
+    pub fn new(source: String, client: Client) -> Self {
+        VertexToken { source, client, cached: RwLock::new(None), refresh: tokio::sync::Mutex::new(()) }
     }
 
     fn fresh(&self) -> Option<HeaderValue> {
@@ -34,7 +39,8 @@ impl VertexToken {
     }
 
     /// An `Authorization: Bearer …` value, fetching a new token when the cached one is near expiry.
-    pub async fn token(&self, client: &Client) -> Result<HeaderValue, String> {
+    pub async fn token(&self) -> Result<HeaderValue, String> {
+        let client = &self.client;
         if let Some(v) = self.fresh() {
             return Ok(v);
         }
@@ -81,5 +87,11 @@ impl VertexToken {
         let refresh_at = Instant::now() + Duration::from_secs(expires_in).saturating_sub(REFRESH_EARLY);
         *self.cached.write().unwrap_or_else(|e| e.into_inner()) = Some((value.clone(), refresh_at));
         Ok(value)
+    }
+}
+
+impl TokenSource for VertexToken {
+    fn token(&self) -> Pin<Box<dyn Future<Output = Result<HeaderValue, String>> + Send + '_>> {
+        Box::pin(VertexToken::token(self))
     }
 }

@@ -305,3 +305,214 @@ fn concurrent_first_requests_share_one_token_refresh() {
     }
     assert_eq!(mock_stats(&m)["tokens_issued"], 1, "16 concurrent first requests, one token fetch");
 }
+
+/// The shared provider matrix (as TensorZero's provider test macro): every provider runs the same
+/// cases against `sluice mock` — a plain answer, a stream with usage, a tool call, the error
+/// statuses and LiteLLM's classes for them, and bad upstream bytes (a body that is not JSON, a
+/// stream that turns to garbage, a stream whose connection breaks).
+mod matrix {
+    use super::*;
+
+    /// One provider: its name in model group names, how its deployment is written for a model,
+    /// whether the mock answers its tool requests with a call, and what the client sees for each
+    /// upstream error status (status, LiteLLM class).
+    struct Provider {
+        name: &'static str,
+        deployment: fn(&str) -> String,
+        tools: bool,
+        errors: &'static [(u16, u16, &'static str)],
+    }
+
+    /// Upstream statuses and what a client sees for each, for providers classified by status.
+    const ERRORS: &[(u16, u16, &str)] = &[
+        (400, 400, "BadRequestError"),
+        (401, 401, "AuthenticationError"),
+        (429, 429, "RateLimitError"),
+        (500, 500, "InternalServerError"),
+    ];
+
+    /// Bedrock is classified by its `x-amzn-errortype` first, as LiteLLM does: the mock names a
+    /// 401 a `ValidationException` (a 400), and a Bedrock 500 is reported as 503.
+    const BEDROCK_ERRORS: &[(u16, u16, &str)] = &[
+        (400, 400, "BadRequestError"),
+        (401, 400, "BadRequestError"),
+        (429, 429, "RateLimitError"),
+        (500, 503, "ServiceUnavailableError"),
+    ];
+
+    const PROVIDERS: &[Provider] = &[
+        Provider {
+            name: "openai",
+            deployment: |m| format!("model: openai/{m}\n      api_base: {{MOCK}}"),
+            tools: false,
+            errors: ERRORS,
+        },
+        Provider {
+            name: "azure",
+            deployment: |m| {
+                format!("model: azure/{m}\n      api_base: {{MOCK}}\n      api_key: az-key\n      api_version: \"2024-10-21\"")
+            },
+            tools: false,
+            errors: ERRORS,
+        },
+        Provider {
+            name: "anthropic",
+            deployment: |m| format!("model: anthropic/{m}\n      api_base: {{MOCK}}\n      api_key: sk-ant"),
+            tools: true,
+            errors: ERRORS,
+        },
+        Provider {
+            name: "vertex",
+            deployment: |m| {
+                format!("model: vertex_ai/{m}\n      api_base: {{MOCK}}\n      vertex_project: p\n      vertex_credentials: {{KEY}}")
+            },
+            tools: true,
+            errors: ERRORS,
+        },
+        Provider {
+            name: "gemini",
+            deployment: |m| format!("model: gemini/{m}\n      api_base: {{MOCK}}v1beta\n      api_key: studio-key"),
+            tools: true,
+            errors: ERRORS,
+        },
+        Provider {
+            name: "bedrock",
+            deployment: |m| {
+                format!("model: bedrock/{m}\n      api_base: {{MOCK}}\n      aws_region_name: us-east-1\n      aws_access_key_id: AKIDEXAMPLE\n      aws_secret_access_key: secret")
+            },
+            tools: true,
+            errors: BEDROCK_ERRORS,
+        },
+    ];
+
+    /// The mock's model names for each case (`ok` is an ordinary model).
+    const MODELS: &[&str] =
+        &["ok", "error-400", "error-401", "error-429", "error-500", "garbage", "stream-garbage", "stream-reset"];
+
+    fn config(mock: &Proc) -> String {
+        let mut out = String::from("model_list:\n");
+        for p in PROVIDERS {
+            for m in MODELS {
+                out.push_str(&format!(
+                    "  - model_name: {}-{m}\n    litellm_params:\n      {}\n",
+                    p.name,
+                    (p.deployment)(m)
+                ));
+            }
+        }
+        out.push_str("router_settings:\n  num_retries: 0\n  disable_cooldowns: true\n");
+        out.push_str("general_settings:\n  master_key: sk-1234\n");
+        out.replace("{MOCK}", &format!("http://{}/", mock.addr)).replace("{KEY}", key_for(mock).to_str().unwrap())
+    }
+
+    fn with_usage(body: String) -> String {
+        body.replace("\"stream\":true", "\"stream\":true,\"stream_options\":{\"include_usage\":true}")
+    }
+
+    fn tool_request(model: &str, stream: bool) -> String {
+        format!(
+            r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"please use the tool"}}],"tools":[{{"type":"function","function":{{"name":"get_weather","description":"w","parameters":{{"type":"object","properties":{{"city":{{"type":"string"}}}}}}}}}}]}}"#
+        )
+    }
+
+    /// The chunks of a stream, without `[DONE]`.
+    fn chunks(frames: &[String]) -> Vec<serde_json::Value> {
+        frames.iter().filter(|f| *f != "[DONE]").map(|f| serde_json::from_str(f).unwrap()).collect()
+    }
+
+    fn check(g: &Proc, p: &Provider) {
+        let group = |m: &str| format!("{}-{m}", p.name);
+        let who = p.name;
+
+        // Plain.
+        let r = post(g.addr, "/chat/completions", &chat_for(&group("ok"), false));
+        assert_eq!(r.status, 200, "{who}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["model"], group("ok"), "{who}");
+        assert_eq!(v["object"], "chat.completion", "{who}");
+        assert!(!v["choices"][0]["message"]["content"].as_str().unwrap_or_default().is_empty(), "{who}: {v}");
+        assert_eq!(v["choices"][0]["finish_reason"], "stop", "{who}: {v}");
+        assert!(v["usage"]["total_tokens"].as_u64().unwrap_or(0) > 0, "{who} reports usage: {v}");
+
+        // Streamed, with usage.
+        let r = post(g.addr, "/chat/completions", &with_usage(chat_for(&group("ok"), true)));
+        assert_eq!(r.status, 200, "{who}: {}", r.text());
+        let frames = sse_data(&r.body);
+        assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{who}: {}", r.text());
+        let cs = chunks(&frames);
+        assert!(!stream_text(&frames).is_empty(), "{who}: {}", r.text());
+        assert!(cs.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"), "{who}: {}", r.text());
+        assert!(cs.last().unwrap()["usage"]["total_tokens"].as_u64().unwrap_or(0) > 0, "{who}: {}", r.text());
+
+        // A tool call, answered and streamed.
+        if p.tools {
+            let r = post(g.addr, "/chat/completions", &tool_request(&group("ok"), false));
+            assert_eq!(r.status, 200, "{who}: {}", r.text());
+            let v = r.json();
+            assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{who}: {v}");
+            assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather", "{who}: {v}");
+            let r = post(g.addr, "/chat/completions", &tool_request(&group("ok"), true));
+            assert_eq!(r.status, 200, "{who}: {}", r.text());
+            let cs = chunks(&sse_data(&r.body));
+            assert!(
+                cs.iter().any(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "get_weather"),
+                "{who}: {}",
+                r.text()
+            );
+            assert!(cs.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"), "{who}: {}", r.text());
+        }
+
+        // Error statuses keep their status and get LiteLLM's class.
+        for (upstream, status, class) in p.errors {
+            let r = post(g.addr, "/chat/completions", &chat_for(&group(&format!("error-{upstream}")), false));
+            assert_eq!(r.status, *status, "{who}: {}", r.text());
+            assert!(r.error_message().starts_with(&format!("litellm.{class}: ")), "{who} {status}: {}", r.text());
+        }
+
+        // A 2xx body that is not the provider's format is a 500 naming the provider.
+        let r = post(g.addr, "/chat/completions", &chat_for(&group("garbage"), false));
+        assert_eq!(r.status, 500, "{who}: {}", r.text());
+        assert!(r.error_message().starts_with("litellm.APIError: "), "{who}: {}", r.text());
+
+        // Anthropic clients at /v1/messages reach every provider and get Anthropic's shapes.
+        let body =
+            format!(r#"{{"model":"{}","max_tokens":50,"messages":[{{"role":"user","content":"hi"}}]}}"#, group("ok"));
+        let r = request(g.addr, "POST", "/v1/messages", Some("sk-1234"), body.as_bytes());
+        assert_eq!(r.status, 200, "{who}: {}", r.text());
+        let v = r.json();
+        assert_eq!((v["type"].as_str(), v["role"].as_str()), (Some("message"), Some("assistant")), "{who}: {v}");
+        assert_eq!(v["content"][0]["type"], "text", "{who}: {v}");
+        assert!(v["usage"]["output_tokens"].as_u64().unwrap_or(0) > 0, "{who}: {v}");
+        let streamed = body.replace("\"max_tokens\"", "\"stream\":true,\"max_tokens\"");
+        let r = request(g.addr, "POST", "/v1/messages", Some("sk-1234"), streamed.as_bytes());
+        assert_eq!(r.status, 200, "{who}: {}", r.text());
+        let text = r.text();
+        for event in ["event: message_start", "event: content_block_delta", "event: message_stop"] {
+            assert!(text.contains(event), "{who}: {event} missing from {text}");
+        }
+        assert!(!text.contains("[DONE]") && !text.contains("chat.completion"), "{who}: no OpenAI text: {text}");
+        let failing = body.replace(&group("ok"), &group("error-429"));
+        let r = request(g.addr, "POST", "/v1/messages", Some("sk-1234"), failing.as_bytes());
+        assert_eq!(r.status, 429, "{who}: {}", r.text());
+        assert_eq!(r.json()["type"], "error", "{who}: {}", r.text());
+
+        // A stream that turns bad ends with an error event, never with [DONE].
+        for m in ["stream-garbage", "stream-reset"] {
+            let r = post(g.addr, "/chat/completions", &chat_for(&group(m), true));
+            assert_eq!(r.status, 200, "{who} {m}: {}", r.text());
+            let frames = sse_data(&r.body);
+            assert_ne!(frames.last().map(String::as_str), Some("[DONE]"), "{who} {m}: {}", r.text());
+            let last: serde_json::Value = serde_json::from_str(frames.last().unwrap()).unwrap();
+            assert!(last["error"]["message"].as_str().is_some_and(|m| m.starts_with("litellm.")), "{who} {m}: {last}");
+        }
+    }
+
+    #[test]
+    fn every_provider_passes_the_same_cases() {
+        let m = mock(&["--no-default-rate-limit"]);
+        let g = gateway(&config(&m), None);
+        for p in PROVIDERS {
+            check(&g, p);
+        }
+    }
+}

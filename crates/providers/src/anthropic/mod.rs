@@ -14,6 +14,7 @@
 //! hot OpenAI passthrough, and a tree makes the many optional shapes easy to get right.
 
 mod messages_api;
+mod provider;
 mod request;
 mod response;
 mod stream;
@@ -23,6 +24,7 @@ use serde_json::{json, Value};
 use crate::errors::ExceptionClass;
 
 pub use messages_api::{messages_to_openai, openai_to_messages, MessagesStream};
+pub use provider::Anthropic;
 pub use request::chat_request;
 pub use response::chat_response;
 pub use stream::ChatStream;

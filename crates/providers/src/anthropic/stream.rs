@@ -47,7 +47,7 @@ impl ChatStream {
     /// One SSE event: `name` is its `event:` line (if any), `data` its `data:` payload. Returns
     /// the chunk JSON strings to send, in order (often none). An upstream `error` event, or data
     /// that is not JSON, is an `Err`: the stream cannot go on.
-    pub fn on_event(&mut self, name: Option<&str>, data: &[u8]) -> Result<Vec<String>, TranslateError> {
+    pub fn on_event_values(&mut self, name: Option<&str>, data: &[u8]) -> Result<Vec<Value>, TranslateError> {
         if self.done {
             return Ok(Vec::new());
         }
@@ -156,7 +156,7 @@ impl ChatStream {
 
     /// What to send once the upstream stream has ended: the finish chunk if `message_delta`
     /// never came, then the usage chunk when `include_usage`. Later calls return nothing.
-    pub fn finish(&mut self) -> Vec<String> {
+    pub fn finish_values(&mut self) -> Vec<Value> {
         if self.done {
             return Vec::new();
         }
@@ -171,9 +171,19 @@ impl ChatStream {
             let mut c = self.envelope();
             c["choices"] = json!([]);
             c["usage"] = self.usage.to_openai();
-            out.push(c.to_string());
+            out.push(c);
         }
         out
+    }
+
+    /// [`Self::on_event_values`] as JSON text, one chunk per string.
+    pub fn on_event(&mut self, name: Option<&str>, data: &[u8]) -> Result<Vec<String>, TranslateError> {
+        Ok(self.on_event_values(name, data)?.iter().map(Value::to_string).collect())
+    }
+
+    /// [`Self::finish_values`] as JSON text.
+    pub fn finish(&mut self) -> Vec<String> {
+        self.finish_values().iter().map(Value::to_string).collect()
     }
 
     /// `(prompt_tokens, completion_tokens)` once `message_start` has reported the input, counting
@@ -183,7 +193,7 @@ impl ChatStream {
     }
 
     /// The first chunk carries the role, as OpenAI's streams do.
-    fn start(&mut self, out: &mut Vec<String>) {
+    fn start(&mut self, out: &mut Vec<Value>) {
         if self.started {
             return;
         }
@@ -203,12 +213,12 @@ impl ChatStream {
         })
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
         let mut c = self.envelope();
         c["choices"] = json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }]);
         if self.include_usage {
             c["usage"] = Value::Null;
         }
-        c.to_string()
+        c
     }
 }

@@ -13,6 +13,7 @@
 
 mod errors;
 mod eventstream;
+mod provider;
 mod request;
 mod response;
 mod sigv4;
@@ -20,6 +21,7 @@ mod stream;
 
 pub use errors::{error, stream_exception};
 pub use eventstream::{encode_event, EventMessage, EventStreamDecoder};
+pub use provider::Bedrock;
 pub use request::converse_request;
 pub use response::converse_response;
 pub use sigv4::{sign, Credentials};

@@ -47,7 +47,7 @@ impl StreamTranslator {
     /// One event-stream message. Returns the chunk JSON strings to send, in order (often none).
     /// An exception or error message, or an event whose payload is not JSON, is an `Err`: the
     /// stream cannot go on (see [`super::stream_exception`] to classify it).
-    pub fn on_message(&mut self, m: &EventMessage) -> Result<Vec<String>, TranslateError> {
+    pub fn on_message_values(&mut self, m: &EventMessage) -> Result<Vec<Value>, TranslateError> {
         if self.done {
             return Ok(Vec::new());
         }
@@ -128,7 +128,7 @@ impl StreamTranslator {
     /// What to send once the upstream stream has ended: the finish chunk if `messageStop` never
     /// came, then the usage chunk when `include_usage`. Later calls return nothing; so does a
     /// stream that ended in an exception (the server reports that error instead).
-    pub fn finish(&mut self) -> Vec<String> {
+    pub fn finish_values(&mut self) -> Vec<Value> {
         if self.done {
             return Vec::new();
         }
@@ -143,9 +143,19 @@ impl StreamTranslator {
             let mut c = self.envelope();
             c["choices"] = json!([]);
             c["usage"] = self.usage.unwrap_or_default().to_openai();
-            out.push(c.to_string());
+            out.push(c);
         }
         out
+    }
+
+    /// [`Self::on_message_values`] as JSON text, one chunk per string.
+    pub fn on_message(&mut self, m: &EventMessage) -> Result<Vec<String>, TranslateError> {
+        Ok(self.on_message_values(m)?.iter().map(Value::to_string).collect())
+    }
+
+    /// [`Self::finish_values`] as JSON text.
+    pub fn finish(&mut self) -> Vec<String> {
+        self.finish_values().iter().map(Value::to_string).collect()
     }
 
     /// `(prompt_tokens, completion_tokens)` once `metadata` has reported usage, counting cache
@@ -164,7 +174,7 @@ impl StreamTranslator {
     }
 
     /// The first chunk carries the role, as OpenAI's streams do.
-    fn start(&mut self, out: &mut Vec<String>) {
+    fn start(&mut self, out: &mut Vec<Value>) {
         if self.started {
             return;
         }
@@ -176,12 +186,12 @@ impl StreamTranslator {
         json!({ "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model })
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
         let mut c = self.envelope();
         c["choices"] = json!([{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }]);
         if self.include_usage {
             c["usage"] = Value::Null;
         }
-        c.to_string()
+        c
     }
 }

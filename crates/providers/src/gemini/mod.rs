@@ -9,6 +9,7 @@
 
 mod errors;
 pub mod fast;
+mod provider;
 mod request;
 mod response;
 mod schema;
@@ -16,6 +17,7 @@ mod stream;
 mod url;
 
 pub use errors::error;
+pub use provider::Gemini;
 pub use request::chat_request;
 pub use response::chat_response;
 pub use stream::StreamTranslator;

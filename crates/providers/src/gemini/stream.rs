@@ -50,7 +50,7 @@ impl StreamTranslator {
     /// The OpenAI chunks (JSON text, without the `data: ` framing) for one Gemini event. An
     /// event that is not JSON, or Google's `{"error": …}` sent mid-stream, is an error: the
     /// server should end the stream with an error event.
-    pub fn on_event(&mut self, data: &[u8]) -> Result<Vec<String>, TranslateError> {
+    pub fn on_event_values(&mut self, data: &[u8]) -> Result<Vec<Value>, TranslateError> {
         let trimmed = data.trim_ascii();
         if trimmed.is_empty() || trimmed == b"[DONE]" {
             return Ok(Vec::new());
@@ -124,7 +124,7 @@ impl StreamTranslator {
     /// At EOF: a finish chunk for every choice Gemini left open (`stop`, or `tool_calls` if it
     /// made calls), then the usage chunk when the client asked for it and Gemini reported usage.
     /// Calling it again yields nothing.
-    pub fn finish(&mut self) -> Vec<String> {
+    pub fn finish_values(&mut self) -> Vec<Value> {
         if self.done {
             return Vec::new();
         }
@@ -144,20 +144,27 @@ impl StreamTranslator {
         }
         if self.include_usage {
             if let Some((u, _, _)) = &self.usage {
-                out.push(
-                    json!({
-                        "id": self.id,
-                        "object": "chat.completion.chunk",
-                        "created": self.created,
-                        "model": self.model,
-                        "choices": [],
-                        "usage": u,
-                    })
-                    .to_string(),
-                );
+                out.push(json!({
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.model,
+                    "choices": [],
+                    "usage": u,
+                }));
             }
         }
         out
+    }
+
+    /// [`Self::on_event_values`] as JSON text, one chunk per string.
+    pub fn on_event(&mut self, data: &[u8]) -> Result<Vec<String>, TranslateError> {
+        Ok(self.on_event_values(data)?.iter().map(Value::to_string).collect())
+    }
+
+    /// [`Self::finish_values`] as JSON text.
+    pub fn finish(&mut self) -> Vec<String> {
+        self.finish_values().iter().map(Value::to_string).collect()
     }
 
     /// (prompt_tokens, completion_tokens) from the last `usageMetadata` seen; `None` when Gemini
@@ -166,7 +173,7 @@ impl StreamTranslator {
         self.usage.as_ref().map(|(_, p, c)| (*p, *c))
     }
 
-    fn chunk(&self, index: usize, delta: Value, finish: Option<&str>) -> String {
+    fn chunk(&self, index: usize, delta: Value, finish: Option<&str>) -> Value {
         json!({
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -174,7 +181,6 @@ impl StreamTranslator {
             "model": self.model,
             "choices": [{ "index": index, "delta": delta, "finish_reason": finish }],
         })
-        .to_string()
     }
 }
 

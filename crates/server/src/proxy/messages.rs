@@ -1,6 +1,16 @@
 //! `POST /v1/messages`: the front door for Anthropic clients. The Anthropic request is translated
-//! to OpenAI's format, runs through the same router as every other request (so it can reach any
-//! provider), and the answer — complete or streamed — is translated back into Anthropic's shapes.
+//! to OpenAI's format and runs through the same router as every other request, so it can reach
+//! any provider. Each answer is translated once:
+//!
+//! - an Anthropic deployment gets the client's own bytes (but for `model`) and its answer comes
+//!   back untouched;
+//! - a translating provider (Gemini, Bedrock) hands its OpenAI-shaped chunks as values straight
+//!   to Anthropic's stream translator (`proxy::translate`), with no OpenAI text in between;
+//! - an OpenAI-format deployment's answer, which is OpenAI text from the upstream, is read here
+//!   and translated into Anthropic's shapes.
+//!
+//! The first two come back marked [`NativeAnthropic`](super::attempt::NativeAnthropic) and pass
+//! through as they are.
 
 use super::body;
 use super::headers::{Facts, Outcome};

@@ -38,6 +38,10 @@ pub trait Stage: Send + 'static {
     fn end(&mut self, out: &mut BytesMut, frames_sent: bool) -> Result<(), ApiError>;
     /// The client left after frames went out: bills what was generated up to then.
     fn abandoned(&mut self);
+    /// The format of an error frame once the stream has started.
+    fn flavour(&self) -> Flavour {
+        Flavour::OpenAi
+    }
 }
 
 /// Relays an upstream stream through its [`Stage`].
@@ -84,7 +88,8 @@ pub fn sse_body<S: Stage>(first: Option<Bytes>, relay: Relay<S>) -> axum::body::
         match relay.step().await {
             Step::Data(b) => Some((Ok(http_body::Frame::data(b)), (None, relay))),
             Step::Failed(e) => {
-                Some((Ok(http_body::Frame::data(errors::sse_frame(&e, Flavour::OpenAi))), (None, relay)))
+                let frame = errors::sse_frame(&e, relay.stage.flavour());
+                Some((Ok(http_body::Frame::data(frame)), (None, relay)))
             }
             Step::End => None,
         }
@@ -159,7 +164,7 @@ impl<S: Stage> Relay<S> {
         if !self.frames_sent && out.is_empty() {
             return Step::Failed(e);
         }
-        out.put_slice(&errors::sse_frame(&e, Flavour::OpenAi));
+        out.put_slice(&errors::sse_frame(&e, self.stage.flavour()));
         self.emit(out)
     }
 

@@ -1,0 +1,220 @@
+//! The one face every provider shows the server: [`ChatProvider`].
+//!
+//! A provider is built once per deployment from its `litellm_params` and the environment
+//! ([`Params`], by `catalogue::build`), and then, per request, describes the upstream request
+//! ([`UpstreamRequest`]: method POST, URL, headers, body), turns the answer's bytes into OpenAI's
+//! shape, translates its stream and maps its errors to LiteLLM's classes. Sending stays with the
+//! server's HTTP layer: nothing here does I/O, so every provider is testable on bytes alone.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Uri};
+use serde_json::Value;
+use sluice_wire::sniff::Endpoint;
+use sluice_wire::ApiError;
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::catalogue::ModelRef;
+use crate::stream::StreamTranslator;
+
+/// What a deployment's `litellm_params` say about reaching its provider. Secrets are borrowed
+/// from the config and copied only into the headers that carry them.
+#[derive(Clone, Copy)]
+pub struct Params<'a> {
+    /// Position in `model_list`, for messages that name the setting to fix.
+    pub index: usize,
+    /// `model_info.id` and `model_name`, for messages.
+    pub id: &'a str,
+    pub model_name: &'a str,
+    pub model: &'a ModelRef,
+    pub api_base: Option<&'a str>,
+    pub api_key: Option<&'a str>,
+    pub api_version: Option<&'a str>,
+    pub organization: Option<&'a str>,
+    pub azure_ad_token: Option<&'a str>,
+    pub vertex_project: Option<&'a str>,
+    pub vertex_location: Option<&'a str>,
+    /// A path to a service-account JSON file, or the JSON itself.
+    pub vertex_credentials: Option<&'a str>,
+    pub aws_region_name: Option<&'a str>,
+    pub aws_access_key_id: Option<&'a str>,
+    pub aws_secret_access_key: Option<&'a str>,
+    pub aws_session_token: Option<&'a str>,
+    /// Per-deployment `drop_params`, already defaulted from `litellm_settings`.
+    pub drop_params: bool,
+    pub timeout: Duration,
+    pub stream_timeout: Duration,
+}
+
+impl Params<'_> {
+    /// `model_list[i].litellm_params`: where error messages point.
+    pub fn path(&self) -> String {
+        format!("model_list[{}].litellm_params", self.index)
+    }
+
+    /// A header carrying a secret: marked sensitive so it never reaches `Debug` output.
+    pub fn secret_header(&self, name: HeaderName, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+        let mut v = HeaderValue::from_str(value)
+            .map_err(|_| format!("{}.api_key: contains characters not allowed in a header", self.path()))?;
+        v.set_sensitive(true);
+        Ok((name, v))
+    }
+
+    pub fn uri(&self, url: String) -> Result<Uri, String> {
+        url.parse::<Uri>()
+            .map_err(|e| format!("{}.api_base: builds the URL {url:?}, which is not valid ({e})", self.path()))
+    }
+}
+
+/// How a provider reads the environment (the process's, or a fixed one in tests).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// An access token fetched on first use and cached (Vertex's service-account OAuth). The server
+/// implements it, since fetching is I/O; providers only say when a request needs one.
+pub trait TokenSource: Send + Sync {
+    /// An `Authorization` value, or a message saying what to fix.
+    fn token(&self) -> Pin<Box<dyn Future<Output = Result<HeaderValue, String>> + Send + '_>>;
+}
+
+/// Makes (or shares) the token source for a credential: deployments naming the same key share
+/// one cache and one refresh.
+pub type TokenSources<'a> = &'a mut dyn FnMut(&str) -> Arc<dyn TokenSource>;
+
+/// One call as the server hands it to a provider.
+pub struct ChatCall<'a> {
+    pub endpoint: Endpoint,
+    /// The client's OpenAI-format request body.
+    pub body: &'a Bytes,
+    /// Where the body's `model` value lies, when the sniffer found it.
+    pub model_span: Option<Range<usize>>,
+    pub stream: bool,
+    /// Seconds since the epoch, for signatures.
+    pub now: u64,
+}
+
+/// What the server sends: always a POST.
+pub struct UpstreamRequest {
+    pub url: Uri,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Pieces sent one after another: a splice keeps the client's bytes where only `model`
+    /// changes.
+    pub body: [Bytes; 3],
+    /// A token to fetch and send as `Authorization` before the request goes out.
+    pub token: Option<Arc<dyn TokenSource>>,
+    pub timeout: Duration,
+}
+
+/// What a translated answer is stamped with.
+pub struct AnswerMeta<'a> {
+    /// The model name the client asked for.
+    pub model: &'a str,
+    /// `chatcmpl-…`, from the call id.
+    pub id: &'a str,
+    pub created: u64,
+    /// `stream_options.include_usage`.
+    pub include_usage: bool,
+}
+
+/// The upstream's headers, as far as error mapping reads them.
+pub trait Headers {
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
+/// Everything the server asks of a provider.
+pub trait ChatProvider {
+    /// The upstream request for one call; a 400 the client can act on when the request cannot
+    /// be expressed in the provider's format.
+    fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError>;
+
+    /// A successful answer body as OpenAI's `chat.completion`; a 500 naming the provider when it
+    /// is not what the provider promises.
+    fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError>;
+
+    /// The translator for a streamed answer: the provider's bytes in, OpenAI chunks out.
+    fn stream_translator(&self, meta: &AnswerMeta<'_>) -> StreamTranslator;
+
+    /// A non-2xx answer as LiteLLM's error: status, `litellm.<Class>: <Provider>Exception - …`.
+    fn map_error(&self, status: u16, headers: &dyn Headers, body: &[u8]) -> ApiError;
+}
+
+/// `(prompt_tokens, completion_tokens)` of an OpenAI-shaped answer.
+pub fn usage(answer: &Value) -> Option<(u64, u64)> {
+    answer
+        .get("usage")
+        .map(|u| (u["prompt_tokens"].as_u64().unwrap_or(0), u["completion_tokens"].as_u64().unwrap_or(0)))
+}
+
+/// The body as JSON, or the 400 LiteLLM answers when it is not.
+pub(crate) fn parse_request(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")))
+}
+
+/// A translation refused: a 400 naming the parameter when there is one.
+pub(crate) fn bad_param(param: Option<String>, message: String) -> ApiError {
+    let api = ApiError::bad_request(message);
+    match param {
+        Some(p) => api.param(p),
+        None => api,
+    }
+}
+
+/// The JSON content type every translated request carries.
+pub(crate) fn json_content_type() -> (HeaderName, HeaderValue) {
+    (http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+}
+
+/// Where a translated call goes and what it always carries. `Debug` shows the URLs and header
+/// names, never a value (keys ride in the headers).
+pub(crate) struct Address {
+    pub provider: crate::catalogue::Provider,
+    pub url: Uri,
+    pub stream_url: Uri,
+    /// Content type, key and version headers (secrets marked sensitive).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub timeout: Duration,
+    pub stream_timeout: Duration,
+}
+
+impl Address {
+    pub fn new(p: &Params<'_>, url: String, stream_url: String) -> Result<Self, String> {
+        Ok(Address {
+            provider: p.model.provider,
+            url: p.uri(url)?,
+            stream_url: p.uri(stream_url)?,
+            headers: vec![json_content_type()],
+            timeout: p.timeout,
+            stream_timeout: p.stream_timeout,
+        })
+    }
+
+    /// The request for `body`, to the streaming URL when `stream`.
+    pub fn request(&self, stream: bool, body: Bytes) -> UpstreamRequest {
+        UpstreamRequest {
+            url: if stream { self.stream_url.clone() } else { self.url.clone() },
+            headers: self.headers.clone(),
+            body: [body, Bytes::new(), Bytes::new()],
+            token: None,
+            timeout: if stream { self.stream_timeout } else { self.timeout },
+        }
+    }
+
+    /// An answer body as JSON, or LiteLLM's 500 for one that is not.
+    pub fn answer_json(&self, body: &[u8]) -> Result<Value, ApiError> {
+        serde_json::from_slice(body)
+            .map_err(|_| crate::errors::malformed(&self.provider, "upstream returned a body that is not JSON", body))
+    }
+}
+
+impl std::fmt::Debug for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Address")
+            .field("provider", &self.provider.name)
+            .field("url", &self.url)
+            .field("stream_url", &self.stream_url)
+            .field("headers", &self.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>())
+            .finish()
+    }
+}

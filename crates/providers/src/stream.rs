@@ -1,0 +1,149 @@
+//! Every provider's stream decoder and translator behind one face: the upstream's bytes in,
+//! OpenAI chunks out, as JSON values so a further stage (the `/v1/messages` front door) reads
+//! them without parsing text again.
+
+use serde_json::Value;
+use sluice_wire::sse;
+
+use crate::{anthropic, bedrock, gemini};
+
+/// The largest SSE line a provider may send, as the parser reports it.
+const LINE_TOO_LONG: &str = "an SSE line over 16 MB";
+
+pub enum StreamTranslator {
+    /// An OpenAI-format stream: the chunks are already OpenAI's, read for their usage.
+    OpenAi(sse::Parser, Option<(u64, u64)>),
+    Gemini(sse::Parser, gemini::StreamTranslator),
+    Anthropic(sse::Parser, anthropic::ChatStream),
+    /// Bedrock streams are AWS's binary event-stream framing, not SSE.
+    Bedrock(bedrock::EventStreamDecoder, bedrock::StreamTranslator),
+}
+
+impl StreamTranslator {
+    pub fn push(&mut self, bytes: &[u8]) {
+        match self {
+            StreamTranslator::OpenAi(p, _) | StreamTranslator::Gemini(p, _) | StreamTranslator::Anthropic(p, _) => {
+                p.push(bytes)
+            }
+            StreamTranslator::Bedrock(d, _) => d.push(bytes),
+        }
+    }
+
+    /// Every chunk the buffered bytes complete. An error is a message for the stream's error
+    /// event: the upstream sent something its format does not allow.
+    pub fn drain(&mut self, out: &mut Vec<Value>) -> Result<(), String> {
+        match self {
+            StreamTranslator::OpenAi(p, usage) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    openai_event(&e, usage, out)?;
+                }
+            }
+            StreamTranslator::Gemini(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    out.extend(t.on_event_values(&e.data).map_err(|e| e.message)?);
+                }
+            }
+            StreamTranslator::Anthropic(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    out.extend(t.on_event_values(e.name.as_deref(), &e.data).map_err(|e| e.message)?);
+                }
+            }
+            StreamTranslator::Bedrock(d, t) => {
+                while let Some(m) = d.next_message()? {
+                    out.extend(t.on_message_values(&m).map_err(|e| e.message)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Token usage, once the provider has reported it.
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        match self {
+            StreamTranslator::OpenAi(_, u) => *u,
+            StreamTranslator::Gemini(_, t) => t.usage(),
+            StreamTranslator::Anthropic(_, t) => t.usage(),
+            StreamTranslator::Bedrock(_, t) => t.usage(),
+        }
+    }
+
+    /// End of the upstream body: whatever is left, then the closing chunks.
+    pub fn finish(&mut self, out: &mut Vec<Value>) -> Result<(), String> {
+        match self {
+            StreamTranslator::OpenAi(p, usage) => {
+                if let Some(e) = p.finish() {
+                    openai_event(&e, usage, out)?;
+                }
+            }
+            StreamTranslator::Gemini(p, t) => {
+                if let Some(e) = p.finish() {
+                    out.extend(t.on_event_values(&e.data).map_err(|e| e.message)?);
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Anthropic(p, t) => {
+                if let Some(e) = p.finish() {
+                    out.extend(t.on_event_values(e.name.as_deref(), &e.data).map_err(|e| e.message)?);
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Bedrock(d, t) => {
+                if d.pending() > 0 {
+                    return Err("the upstream cut the event stream off mid-message".into());
+                }
+                out.extend(t.finish_values());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One OpenAI stream event: `[DONE]` ends nothing here (the relay writes its own), an error
+/// object or text that is not JSON fails the stream.
+fn openai_event(e: &sse::Event, usage: &mut Option<(u64, u64)>, out: &mut Vec<Value>) -> Result<(), String> {
+    if e.is_done() || e.data.trim_ascii().is_empty() {
+        return Ok(());
+    }
+    let chunk: Value =
+        serde_json::from_slice(&e.data).map_err(|_| "the upstream sent a stream frame that is not JSON".to_string())?;
+    if let Some(err) = chunk.get("error") {
+        return Err(err.get("message").and_then(Value::as_str).unwrap_or("upstream error").to_string());
+    }
+    if let Some(u) = crate::provider::usage(&chunk).filter(|_| chunk["usage"].is_object()) {
+        *usage = Some(u);
+    }
+    out.push(chunk);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_chunks_pass_as_values_with_their_usage() {
+        let mut t = StreamTranslator::OpenAi(sse::Parser::new(), None);
+        t.push(b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n");
+        let mut out = Vec::new();
+        t.drain(&mut out).unwrap();
+        t.finish(&mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0]["choices"][0]["delta"]["content"], "hi");
+        assert_eq!(t.usage(), Some((3, 2)));
+        let mut t = StreamTranslator::OpenAi(sse::Parser::new(), None);
+        t.push(b"data: {not json\n\n");
+        assert!(t.drain(&mut out).is_err());
+    }
+
+    #[test]
+    fn a_bedrock_stream_cut_mid_message_fails_at_its_end() {
+        let mut t = StreamTranslator::Bedrock(
+            bedrock::EventStreamDecoder::new(),
+            bedrock::StreamTranslator::new("m", "id", 0, false),
+        );
+        t.push(&bedrock::encode_event(&[(":event-type", "messageStart")], br#"{"role":"assistant"}"#)[..10]);
+        let mut out = Vec::new();
+        t.drain(&mut out).unwrap();
+        assert!(t.finish(&mut out).unwrap_err().contains("mid-message"));
+    }
+}

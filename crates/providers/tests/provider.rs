@@ -1,0 +1,171 @@
+//! Every provider behind the one trait: built from `litellm_params` and the environment, asked
+//! for requests, answers and errors on bytes alone (no network).
+
+use bytes::Bytes;
+use sluice_providers::provider::{Headers, TokenSource};
+use sluice_providers::{build, parse_model, AnswerMeta, Built, ChatCall, ChatProvider, ModelRef, Params};
+use sluice_wire::sniff::Endpoint;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct NoToken;
+
+impl TokenSource for NoToken {
+    fn token(&self) -> Pin<Box<dyn Future<Output = Result<http::HeaderValue, String>> + Send + '_>> {
+        Box::pin(async { Err("no token in tests".to_string()) })
+    }
+}
+
+struct NoHeaders;
+
+impl Headers for NoHeaders {
+    fn get(&self, _: &str) -> Option<&str> {
+        None
+    }
+}
+
+fn params(model: &ModelRef) -> Params<'_> {
+    Params {
+        index: 3,
+        id: "dep-1",
+        model_name: "group",
+        model,
+        api_base: Some("http://upstream.test/"),
+        api_key: Some("sk-very-secret"),
+        api_version: None,
+        organization: None,
+        azure_ad_token: None,
+        vertex_project: Some("p"),
+        vertex_location: None,
+        vertex_credentials: Some("/keys/sa.json"),
+        aws_region_name: Some("us-east-1"),
+        aws_access_key_id: None,
+        aws_secret_access_key: None,
+        aws_session_token: None,
+        drop_params: false,
+        timeout: Duration::from_secs(5),
+        stream_timeout: Duration::from_secs(7),
+    }
+}
+
+fn built(p: &Params<'_>, env: &[(&str, &str)]) -> Built {
+    let env = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+    let mut tokens = |_: &str| -> Arc<dyn TokenSource> { Arc::new(NoToken) };
+    build(p, &env, &mut tokens).unwrap()
+}
+
+const CHAT: &[u8] = br#"{"model":"group","messages":[{"role":"user","content":"hi"}]}"#;
+
+fn call(body: &Bytes, stream: bool) -> ChatCall<'_> {
+    ChatCall {
+        endpoint: Endpoint::Chat,
+        body,
+        model_span: sluice_wire::sniff::model_span(body),
+        stream,
+        now: 1_700_000_000,
+    }
+}
+
+const META: AnswerMeta<'static> = AnswerMeta { model: "group", id: "chatcmpl-1", created: 1, include_usage: true };
+
+#[test]
+fn the_catalogue_builds_each_family_and_debug_hides_secrets() {
+    for model in
+        ["openai/gpt", "azure/dep", "anthropic/claude", "vertex_ai/gemini-pro", "gemini/gemini-pro", "bedrock/m"]
+    {
+        let m = parse_model(model, None).unwrap();
+        let b = built(&params(&m), &[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "aws-very-secret")]);
+        let debug = format!("{b:?}");
+        assert!(matches!(b, Built::OpenAi(_) | Built::Translated(_)), "{model}: {debug}");
+        assert!(!debug.contains("very-secret"), "{model} leaks a secret: {debug}");
+    }
+    let m = parse_model("sagemaker/x", None).unwrap();
+    assert!(matches!(built(&params(&m), &[]), Built::NotImplemented));
+}
+
+#[test]
+fn what_a_deployment_lacks_is_its_own_failure_and_says_what_to_set() {
+    let m = parse_model("hosted_vllm/llama", None).unwrap();
+    let p = Params { api_base: None, ..params(&m) };
+    let Built::Unusable(why) = built(&p, &[]) else { panic!("no api_base must be unusable") };
+    assert!(why.contains("set litellm_params.api_base"), "{why}");
+    let m = parse_model("bedrock/m", None).unwrap();
+    let Built::Unusable(why) = built(&Params { api_key: None, ..params(&m) }, &[]) else {
+        panic!("no AWS credentials must be unusable")
+    };
+    assert!(why.contains("model_list[3].litellm_params") && why.contains("AWS_ACCESS_KEY_ID"), "{why}");
+    let m = parse_model("anthropic/claude", None).unwrap();
+    let p = Params { api_key: None, ..params(&m) };
+    let Built::Unusable(why) = built(&p, &[]) else { panic!("no key must be unusable") };
+    assert!(why.contains("ANTHROPIC_API_KEY"), "{why}");
+    // A base URL that cannot be sent stops the start instead.
+    let m = parse_model("openai/gpt", None).unwrap();
+    let p = Params { api_base: Some("http://bad host/"), ..params(&m) };
+    let env = |_: &str| None;
+    assert!(build(&p, &env, &mut |_: &str| -> Arc<dyn TokenSource> { Arc::new(NoToken) }).is_err());
+}
+
+#[test]
+fn openai_forwards_the_clients_bytes_with_only_model_rewritten() {
+    let m = parse_model("openai/upstream-name", None).unwrap();
+    let Built::OpenAi(p) = built(&params(&m), &[]) else { panic!() };
+    let body = Bytes::from_static(CHAT);
+    let req = p.build_request(&call(&body, true)).unwrap();
+    assert_eq!(req.url, "http://upstream.test/chat/completions");
+    assert_eq!(req.body.concat(), br#"{"model":"upstream-name","messages":[{"role":"user","content":"hi"}]}"#);
+    assert_eq!(req.body[2].as_ptr(), body[body.len() - req.body[2].len()..].as_ptr(), "the tail is the client's bytes");
+    assert!(req.headers.iter().any(|(n, v)| n == "authorization" && v == "Bearer sk-very-secret" && v.is_sensitive()));
+    assert_eq!(req.timeout, Duration::from_secs(7), "streams wait stream_timeout");
+    let e = p.map_error(400, &NoHeaders, br#"{"error":{"message":"This model's maximum context length is 8192"}}"#);
+    assert!(e.message.starts_with("litellm.ContextWindowExceededError: OpenAIException - "), "{}", e.message);
+    assert!(p.parse_answer(b"nope", &META).unwrap_err().message.starts_with("litellm.APIError: OpenAIException"));
+}
+
+#[test]
+fn translated_providers_build_their_own_format() {
+    let m = parse_model("anthropic/claude-x", None).unwrap();
+    let Built::Translated(p) = built(&params(&m), &[]) else { panic!() };
+    let body = Bytes::from_static(CHAT);
+    let req = p.build_request(&call(&body, false)).unwrap();
+    assert_eq!(req.url, "http://upstream.test/v1/messages");
+    let sent: serde_json::Value = serde_json::from_slice(&req.body.concat()).unwrap();
+    assert_eq!(sent["model"], "claude-x");
+    assert!(req.headers.iter().any(|(n, v)| n == "x-api-key" && v.is_sensitive()));
+    // An Anthropic client's own request goes through but for `model`.
+    let native = Bytes::from_static(br#"{"model":"group","max_tokens":5,"messages":[]}"#);
+    let req = p.native_messages(&native, false).unwrap();
+    assert_eq!(req.body.concat(), br#"{"model":"claude-x","max_tokens":5,"messages":[]}"#);
+    let e = p.map_error(429, &NoHeaders, br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}"#);
+    assert_eq!((e.status, e.kind.as_deref()), (429, Some("throttling_error")));
+    assert!(e.message.starts_with("litellm.RateLimitError: AnthropicException - "), "{}", e.message);
+
+    let m = parse_model("vertex_ai/gemini-pro", None).unwrap();
+    let Built::Translated(p) = built(&params(&m), &[]) else { panic!() };
+    assert!(p.native_messages(&native, false).is_none(), "only Anthropic speaks the front door's format");
+    let req = p.build_request(&call(&body, true)).unwrap();
+    assert!(req.token.is_some(), "Vertex asks for a service-account token");
+    assert!(req.url.to_string().ends_with(":streamGenerateContent?alt=sse"), "{}", req.url);
+    let bad = Bytes::from_static(b"{not json");
+    assert_eq!(p.build_request(&call(&bad, false)).err().map(|e| e.status), Some(400));
+}
+
+#[test]
+fn bedrock_signs_each_request_over_its_bytes() {
+    let m = parse_model("bedrock/anthropic.claude-3", None).unwrap();
+    // Without an api_key (a Bedrock API key, sent as a bearer token), AWS credentials sign.
+    let p = Params { api_key: None, ..params(&m) };
+    let b = built(&p, &[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "secret")]);
+    let Built::Translated(p) = b else { panic!() };
+    let body = Bytes::from_static(CHAT);
+    let req = p.build_request(&call(&body, false)).unwrap();
+    let auth = req.headers.iter().find(|(n, _)| n == "authorization").map(|(_, v)| v).unwrap();
+    assert!(auth.to_str().unwrap().starts_with("AWS4-HMAC-SHA256 Credential=AKID/"), "{auth:?}");
+    assert!(auth.is_sensitive());
+    assert!(req.headers.iter().any(|(n, _)| n == "x-amz-date"));
+    let mut tr = p.stream_translator(&META);
+    let mut out = Vec::new();
+    tr.push(b"\x00\x00\x00\x10garbage-bytes!!!");
+    assert!(tr.drain(&mut out).is_err(), "bad event-stream bytes fail the stream");
+}
