@@ -1,16 +1,15 @@
 //! Carrying one OpenAI-format request to its upstream and the answer back.
 
-pub mod answer;
+pub use sluice_http::answer;
 mod attempt;
 pub mod body;
-mod h1;
 /// Writes one `name: value\r\n` header line: request heads, answer heads and head lines alike.
-pub(crate) use h1::push_field;
+pub(crate) use sluice_http::push_field;
 pub mod headers;
 pub mod messages;
 pub mod mock;
 pub(crate) mod outlive;
-pub mod pool;
+pub use sluice_http::pool;
 pub mod relay;
 mod translate;
 pub mod upstream;
