@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::BytesMut;
-use common::{chunked, hyper_reads, ours_reads, runtime};
+use common::{chunked, hyper_reads, ours_reads, runtime, Fields};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use proptest::prelude::*;
 use sluice_http::answer::UpstreamHeaders;
@@ -35,8 +35,10 @@ fn framed() -> impl Strategy<Value = Framed> {
     ]
 }
 
-/// A whole answer: head (fields in the generated case) and body.
-fn answer() -> impl Strategy<Value = (u16, Vec<(String, String)>, Vec<u8>, Framed, bool)> {
+/// A generated answer: status, fields, body, its framing, and whether names are in capitals.
+type Answer = (u16, Vec<(String, String)>, Vec<u8>, Framed, bool);
+
+fn answer() -> impl Strategy<Value = Answer> {
     (
         prop_oneof![Just(200u16), Just(201), Just(400), Just(429), Just(500), Just(503), 200u16..600],
         prop::collection::vec(field(), 0..8),
@@ -70,7 +72,7 @@ fn write_answer(status: u16, fields: &[(String, String)], body: &[u8], framed: &
 }
 
 /// The fields httparse finds in `wire`'s head, names lower-cased, and the head's length.
-fn httparse_fields(wire: &[u8]) -> Option<(u16, Vec<(String, Vec<u8>)>, usize)> {
+fn httparse_fields(wire: &[u8]) -> Option<(u16, Fields, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut resp = httparse::Response::new(&mut headers);
     let httparse::Status::Complete(len) = resp.parse(wire).ok()? else { return None };
@@ -78,7 +80,7 @@ fn httparse_fields(wire: &[u8]) -> Option<(u16, Vec<(String, Vec<u8>)>, usize)> 
     Some((resp.code?, fields, len))
 }
 
-fn fields_of(headers: UpstreamHeaders) -> Vec<(String, Vec<u8>)> {
+fn fields_of(headers: UpstreamHeaders) -> Fields {
     let mut fields = Vec::new();
     headers.for_each(|n, v| fields.push((String::from_utf8_lossy(n).to_ascii_lowercase(), v.to_vec())));
     fields

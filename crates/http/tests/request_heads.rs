@@ -6,6 +6,9 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use sluice_http::request_head::{parse, Parsed, MAX_HEAD, MAX_HEADERS};
 
+/// Header fields as read: names lower-cased, values as they came.
+type Fields = Vec<(String, Vec<u8>)>;
+
 const MAX_BODY: usize = 1 << 20;
 
 fn route(method: &str, path: &str) -> Option<()> {
@@ -13,7 +16,7 @@ fn route(method: &str, path: &str) -> Option<()> {
 }
 
 /// httparse's reading of the head: method, path, whether HTTP/1.1, fields, length.
-fn httparse_reads(buf: &[u8]) -> Option<(String, String, bool, Vec<(String, Vec<u8>)>, usize)> {
+fn httparse_reads(buf: &[u8]) -> Option<(String, String, bool, Fields, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(len) = req.parse(buf).ok()? else { return None };
@@ -61,7 +64,7 @@ fn request() -> impl Strategy<Value = Vec<u8>> {
 
 /// What the direct path must make of a head httparse reads as `fields`: serve it (`Some`, with
 /// the body's length and whether to close after), or leave it to hyper.
-fn expected(method: &str, path: &str, http11: bool, fields: &[(String, Vec<u8>)]) -> Option<(usize, bool)> {
+fn expected(method: &str, path: &str, http11: bool, fields: &Fields) -> Option<(usize, bool)> {
     if !http11 || route(method, path).is_none() {
         return None;
     }
@@ -109,7 +112,7 @@ fn agrees(buf: &[u8]) -> Result<(), TestCaseError> {
             if let Some(parts) = head.parts(&Bytes::copy_from_slice(buf)) {
                 prop_assert_eq!(parts.method.as_str(), method);
                 prop_assert_eq!(parts.uri.to_string(), path);
-                let got: Vec<(String, Vec<u8>)> =
+                let got: Fields =
                     parts.headers.iter().map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec())).collect();
                 let mut want = fields;
                 // The map groups repeated names together, in the order each name first came.

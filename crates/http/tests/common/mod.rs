@@ -10,11 +10,14 @@ use sluice_http::h1::{Conn, Io};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Header fields as read: names lower-cased, values as they came.
+pub type Fields = Vec<(String, Vec<u8>)>;
+
 /// An answer as read: status, header fields (names lower-cased) and the whole body.
 #[derive(Debug, PartialEq)]
 pub struct Read {
     pub status: u16,
-    pub fields: Vec<(String, Vec<u8>)>,
+    pub fields: Fields,
     pub body: Vec<u8>,
 }
 
