@@ -3,7 +3,7 @@
 //! that its cost stays far below the server's: the request goes out in one `write` straight from
 //! bytes the worker prepared, the answer is read into the connection's buffer, its head parsed in
 //! place by httparse and its body framed by the rules the gateway's upstream client uses
-//! (`sluice_wire::framing`). No task per connection, no channel, no header map, no copy of the
+//! (`sluice_http::framing`). No task per connection, no channel, no header map, no copy of the
 //! body. No pool and no locks either: the caller owns the connection.
 
 use std::io;
@@ -11,8 +11,8 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
 use bytes::{Buf, Bytes, BytesMut};
-use sluice_wire::chunked::Chunk;
-use sluice_wire::framing::{body_framing, keeps_alive, Framing};
+use sluice_http::chunked::Chunk;
+use sluice_http::framing::{body_framing, keeps_alive, Framing};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use rustc_hash::FxHashMap;
+pub use sluice_http::push_field;
 use std::cell::RefCell;
 
 /// A request as a server hands it to the handler: its head, and its body as far as it was read.
@@ -128,14 +129,6 @@ impl From<Reply> for Response {
 /// every idle connection, not only the request: hyper keeps each connection's last response map
 /// to parse the next request into.
 const TYPICAL_REPLY_HEADERS: usize = 24;
-
-/// Appends one `name: value\r\n` header line.
-pub fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
 
 /// Response headers rendered as `name: value\r\n` lines, names in lower case.
 #[derive(Clone, Default, Debug, PartialEq, Eq)]

@@ -25,7 +25,6 @@ pub mod proxy;
 #[cfg(test)]
 mod test_numbers;
 pub mod tokens;
-mod vectored;
 pub mod vertex_auth;
 
 pub use app::App;

@@ -8,8 +8,9 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 use serde_json::{json, Value};
+use sluice_http::chunked;
 use sluice_providers::{anthropic, bedrock, gemini};
-use sluice_wire::{chunked, sniff, sse};
+use sluice_wire::{sniff, sse};
 
 /// Values an upstream may put where a count, a string or an object should be.
 fn hostile() -> impl Strategy<Value = Value> {

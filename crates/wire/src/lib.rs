@@ -3,13 +3,9 @@
 //! sluice never builds a full tree of a request's messages on the hot path. This crate holds the
 //! small borrowed "sniff" views that pull out only the fields the gateway acts on, the helpers that
 //! splice a new `model` into a body without re-serialising it, the SSE codec used to relay streams
-//! frame by frame, and the OpenAI error envelope every failure is reported in. It also holds how
-//! an HTTP/1.1 answer's body is framed and decoded, which the upstream client and the load
-//! generator share.
+//! frame by frame, and the OpenAI error envelope every failure is reported in.
 
-pub mod chunked;
 pub mod error;
-pub mod framing;
 mod scan;
 pub mod sniff;
 pub mod splice;

@@ -21,13 +21,14 @@
 //! flight finishes first).
 
 use crate::exchange::{push_field, ClientBody, ClientRequest, Reply, ReplyBody};
-use crate::vectored::write_all;
 use crate::Gateway;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt as _;
-use http::header::{HeaderName, HeaderValue};
 use http_body::Body as _;
 use http_body_util::BodyExt;
+use sluice_http::request_head::{self, MAX_HEAD};
+use sluice_http::vectored::write_all;
+use sluice_wire::sniff::Endpoint;
 use std::cell::RefCell;
 use std::io::{self, Write as _};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,10 +36,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-/// Longest request head served here; a longer one goes to hyper, which applies its own limit.
-const MAX_HEAD: usize = 16 * 1024;
-/// Most request headers served here (hyper allows 100).
-const MAX_HEADERS: usize = 64;
 /// Largest body served here: the whole body is read before the handler runs, so this bounds
 /// what one connection buffers. Larger bodies (images as base64, long documents) go to hyper,
 /// whose handler reads them up to `general_settings.max_request_size_mb`.
@@ -138,7 +135,7 @@ pub async fn serve(
         }
         let head_bytes = buf.split_to(head.len).freeze();
         let body = buf.split_to(head.body_len.min(buf.len())).freeze();
-        let request = match head.request(&head_bytes, body, complete) {
+        let request = match to_request(&head, &head_bytes, body, complete) {
             Some(request) => request,
             None => {
                 let _ = stream.write_all(BAD_REQUEST).await;
@@ -153,7 +150,7 @@ pub async fn serve(
         // gone for good until an answer is written to it. So the request goes on, its answer
         // is written (a stream stops at the first write that fails), and the connection ends;
         // a model call whose client did leave runs on to its end and is billed (`proxy::outlive`).
-        let handler = gateway.direct(head.endpoint, request, received);
+        let handler = gateway.direct(head.route, request, received);
         tokio::pin!(handler);
         let mut watching = true;
         let mut half_closed = false;
@@ -208,133 +205,33 @@ async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, room: usize) -> io::Re
 
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
-// A head lives on the stack for one request; boxing it would cost an allocation each time.
-#[allow(clippy::large_enum_variant)]
-enum Parsed {
-    Head(Head),
-    Partial,
-    NotOurs,
-}
+type Parsed = request_head::Parsed<Endpoint>;
+type Head = request_head::RequestHead<Endpoint>;
 
-/// A request head this module serves, as offsets into the bytes it was parsed from.
-struct Head {
-    endpoint: sluice_wire::sniff::Endpoint,
-    /// Length of the head, blank line included.
-    len: usize,
-    body_len: usize,
-    path: (usize, usize),
-    headers: [(u16, u16, u16, u16); MAX_HEADERS],
-    header_count: usize,
-    /// The client asked to close the connection after this request.
-    close: bool,
-}
-
+/// The head at the front of `buf`, if it is a request for one of the direct routes.
 fn parse(buf: &[u8], max_body: usize) -> Parsed {
-    // Left uninitialised: httparse writes the fields it finds (an initialised array was 2 KB to
-    // clear on every request).
-    let mut headers = [std::mem::MaybeUninit::uninit(); MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(buf, &mut headers) {
-        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
-        Ok(httparse::Status::Complete(_)) => return Parsed::NotOurs,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::NotOurs,
-    };
-    if req.version != Some(1) || req.method != Some("POST") {
-        return Parsed::NotOurs;
-    }
-    let path = req.path.unwrap_or_default();
-    let Some(endpoint) = crate::direct_route(&http::Method::POST, path) else {
-        return Parsed::NotOurs;
-    };
-    let at = |s: &[u8]| (s.as_ptr() as usize - buf.as_ptr() as usize) as u16;
-    let mut head = Head {
-        endpoint,
-        len,
-        body_len: 0,
-        path: {
-            let start = at(path.as_bytes()) as usize;
-            (start, start + path.len())
-        },
-        headers: [(0, 0, 0, 0); MAX_HEADERS],
-        header_count: req.headers.len(),
-        close: false,
-    };
-    let mut body_len = None;
-    for (slot, h) in head.headers.iter_mut().zip(req.headers.iter()) {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            match (body_len, content_length(h.value)) {
-                (None, Some(n)) => body_len = Some(n),
-                _ => return Parsed::NotOurs,
-            }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
-            || name.eq_ignore_ascii_case(b"expect")
-            || name.eq_ignore_ascii_case(b"upgrade")
-        {
-            return Parsed::NotOurs;
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            match connection(h.value) {
-                Some(close) => head.close |= close,
-                None => return Parsed::NotOurs,
-            }
-        }
-        let (n, v) = (at(name), at(h.value));
-        *slot = (n, n + name.len() as u16, v, v + h.value.len() as u16);
-    }
-    match body_len {
-        Some(n) if n <= max_body => head.body_len = n,
-        _ => return Parsed::NotOurs,
-    }
-    Parsed::Head(head)
-}
-
-/// A `Content-Length` of plain digits (anything else is hyper's to judge).
-fn content_length(value: &[u8]) -> Option<usize> {
-    if value.is_empty() || value.len() > 12 {
-        return None;
-    }
-    value.iter().try_fold(0usize, |n, &b| b.is_ascii_digit().then(|| n * 10 + usize::from(b - b'0')))
-}
-
-/// Whether a `Connection` header asks to close after this request; `None` for any other option
-/// (`upgrade`, lists), which hyper handles.
-fn connection(value: &[u8]) -> Option<bool> {
-    let value = value.trim_ascii();
-    if value.eq_ignore_ascii_case(b"close") {
-        Some(true)
-    } else if value.eq_ignore_ascii_case(b"keep-alive") {
-        Some(false)
-    } else {
-        None
-    }
-}
-
-impl Head {
-    /// The request for the handler; `None` if a name or value is not valid in an `http` request.
-    fn request(&self, head: &Bytes, body: Bytes, complete: bool) -> Option<ClientRequest> {
-        let mut headers = http::HeaderMap::with_capacity(self.header_count);
-        for &(ns, ne, vs, ve) in &self.headers[..self.header_count] {
-            let name = HeaderName::from_bytes(&head[ns as usize..ne as usize]).ok()?;
-            let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).ok()?;
-            headers.append(name, value);
-        }
-        let uri = http::Uri::from_maybe_shared(head.slice(self.path.0..self.path.1)).ok()?;
-        let body = if complete {
-            ClientBody::Whole(body)
+    request_head::parse(buf, max_body, |method, path| {
+        if method == "POST" {
+            crate::direct_route(&http::Method::POST, path)
         } else {
-            // What came, then nothing more: the handler's read runs into the body's deadline,
-            // which has passed, and answers 408 as it does on hyper's connections.
-            let rest = futures_util::stream::once(async move { Ok::<_, io::Error>(body) })
-                .chain(futures_util::stream::pending());
-            ClientBody::Stream(axum::body::Body::from_stream(rest))
-        };
-        let (mut parts, ()) = http::Request::new(()).into_parts();
-        parts.method = http::Method::POST;
-        parts.uri = uri;
-        parts.headers = headers;
-        Some(ClientRequest { parts, body })
-    }
+            None
+        }
+    })
+}
+
+/// The request for the handler; `None` if a name or value is not valid in an `http` request.
+fn to_request(head: &Head, bytes: &Bytes, body: Bytes, complete: bool) -> Option<ClientRequest> {
+    let parts = head.parts(bytes)?;
+    let body = if complete {
+        ClientBody::Whole(body)
+    } else {
+        // What came, then nothing more: the handler's read runs into the body's deadline,
+        // which has passed, and answers 408 as it does on hyper's connections.
+        let rest =
+            futures_util::stream::once(async move { Ok::<_, io::Error>(body) }).chain(futures_util::stream::pending());
+        ClientBody::Stream(axum::body::Body::from_stream(rest))
+    };
+    Some(ClientRequest { parts, body })
 }
 
 /// Writes `reply`: its head and a whole body in one vectored write, a streamed body chunk by
@@ -433,6 +330,7 @@ fn http_date() -> [u8; 29] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     fn head_of(text: &str) -> Parsed {
         parse(text.as_bytes(), MAX_BODY)
@@ -442,18 +340,19 @@ mod tests {
     fn serves_keep_alive_posts_with_a_length_to_the_direct_routes() {
         let text = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nConnection: keep-alive\r\nContent-Length: 12\r\n\r\n{\"model\":1}";
         let Parsed::Head(head) = head_of(text) else { panic!("not served here") };
-        assert_eq!(head.endpoint, sluice_wire::sniff::Endpoint::Chat);
+        assert_eq!(head.route, sluice_wire::sniff::Endpoint::Chat);
         assert_eq!(head.len, text.len() - 11);
         assert_eq!(head.body_len, 12);
         let bytes = Bytes::copy_from_slice(text.as_bytes());
-        let ClientRequest { parts: request, body } = head.request(&bytes, Bytes::from_static(b"{}"), true).unwrap();
+        let ClientRequest { parts: request, body } =
+            to_request(&head, &bytes, Bytes::from_static(b"{}"), true).unwrap();
         assert_eq!(request.method, http::Method::POST);
         assert_eq!(request.uri.path(), "/v1/chat/completions");
         assert_eq!(request.headers["authorization"], "Bearer k");
         assert_eq!(request.headers["host"], "x");
         assert_eq!(request.headers.len(), 4);
         assert!(matches!(body, ClientBody::Whole(b) if b == "{}"));
-        let cut_off = head.request(&bytes, Bytes::new(), false).unwrap().body;
+        let cut_off = to_request(&head, &bytes, Bytes::new(), false).unwrap().body;
         assert!(matches!(cut_off, ClientBody::Stream(_)), "an incomplete body is read against its deadline");
         assert!(!head.close);
         let close = text.replace("keep-alive", "Close");
@@ -483,16 +382,6 @@ mod tests {
             assert!(matches!(head_of(&text), Parsed::NotOurs), "{text:?}");
         }
         assert!(matches!(head_of("POST /chat/completions HTTP/1.1\r\nHost:"), Parsed::Partial));
-    }
-
-    #[test]
-    fn content_lengths_are_plain_digits() {
-        assert_eq!(content_length(b"0"), Some(0));
-        assert_eq!(content_length(b"16384"), Some(16384));
-        assert_eq!(content_length(b"999999999999"), Some(999_999_999_999));
-        for bad in [&b""[..], b"1 2", b"-1", b"+1", b"0x10", b"1234567890123"] {
-            assert_eq!(content_length(bad), None, "{:?}", String::from_utf8_lossy(bad));
-        }
     }
 
     /// A body of the given pieces, of exact length when `sized`.

@@ -5,7 +5,6 @@
 //! itself and hands the connection to hyper at the first request that is anything else.
 
 mod direct;
-mod rewind;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -127,7 +126,7 @@ async fn serve_connection(
         // Shutting down: no new requests.
         return;
     }
-    let io = TokioIo::new(rewind::Rewind::new(read, stream));
+    let io = TokioIo::new(sluice_http::rewind::Rewind::new(read, stream));
     let conn = hand.hyper.serve_connection_with_upgrades(io, TowerToHyperService::new(app));
     let _ = watcher.watch(conn.into_owned()).await;
 }

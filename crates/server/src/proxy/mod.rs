@@ -1,14 +1,13 @@
 //! Carrying one OpenAI-format request to its upstream and the answer back.
 
-pub mod answer;
+pub use sluice_http::answer;
 mod attempt;
 pub mod body;
-mod h1;
 pub mod headers;
 pub mod messages;
 pub mod mock;
 pub(crate) mod outlive;
-pub mod pool;
+pub use sluice_http::pool;
 pub mod relay;
 mod translate;
 pub mod upstream;

@@ -24,9 +24,12 @@ use std::time::Instant;
 
 use super::attempt::{CallError, UpstreamCall};
 
-impl sluice_providers::provider::Headers for UpstreamHeaders {
+/// The upstream's headers as a provider's error mapping reads them.
+struct ErrorHeaders<'a>(&'a UpstreamHeaders);
+
+impl sluice_providers::provider::Headers for ErrorHeaders<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.get_str(name)
+        self.0.get_str(name)
     }
 }
 
@@ -104,7 +107,7 @@ impl UpstreamCall<'_> {
 
         if !up.status.is_success() {
             let body = self.read_answer(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
-            let api = t.map_error(up.status.as_u16(), &up.headers, &body);
+            let api = t.map_error(up.status.as_u16(), &ErrorHeaders(&up.headers), &body);
             let failure = Failure::status(api.status, super::attempt::retry_after(&up.headers));
             return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
         }
@@ -179,7 +182,7 @@ impl UpstreamCall<'_> {
         let (up, incoming, sent) = self.send(provider, to_http(req, None), timeout).await?;
         if !up.status.is_success() {
             let body = self.read_answer(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
-            let api = t.map_error(up.status.as_u16(), &up.headers, &body);
+            let api = t.map_error(up.status.as_u16(), &ErrorHeaders(&up.headers), &body);
             let failure = Failure::status(api.status, super::attempt::retry_after(&up.headers));
             return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
         }
@@ -271,7 +274,9 @@ impl Stage for TranslatedStage {
         let drained = self.tr.drain(&mut chunks);
         self.sent_any |= !chunks.is_empty();
         self.out.frames(chunks, out);
-        drained.map(|()| false).map_err(|message| malformed(&self.provider, "upstream stream failed", message.as_bytes()))
+        drained
+            .map(|()| false)
+            .map_err(|message| malformed(&self.provider, "upstream stream failed", message.as_bytes()))
     }
 
     fn end(&mut self, out: &mut BytesMut, _frames_sent: bool) -> Result<(), ApiError> {

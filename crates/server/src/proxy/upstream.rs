@@ -1,47 +1,16 @@
-//! The one pooled upstream client and how its failures become LiteLLM's errors.
+//! The one pooled upstream client (`sluice_http`) and how its failures become LiteLLM's errors.
 
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use sluice_providers::errors::{upstream_message, upstream_text};
 use sluice_providers::{ExceptionClass, Provider};
 use sluice_router::ErrorKind;
 use sluice_wire::ApiError;
 use std::time::Duration;
 
-pub use super::pool::Client;
-
-/// Keep-alive pooled client for every upstream: plain HTTP and TLS (HTTP/2 where offered).
-pub fn client(connect_timeout: Duration) -> Client {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    Client::new(connector(http, rustls_config()), Duration::from_secs(90))
-}
-
-/// TCP by `http`, TLS by `tls` for https URLs, HTTP/2 offered by ALPN beside HTTP/1.1.
-pub(super) fn connector(http: HttpConnector, tls: rustls::ClientConfig) -> HttpsConnector<HttpConnector> {
-    hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http)
-}
-
-pub(super) fn rustls_config() -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
-}
+pub use sluice_http::client;
+pub use sluice_http::pool::Client;
 
 /// The upstream could not be reached or answered too slowly.
-pub fn transport_error(provider: &Provider, err: &super::pool::Error) -> ApiError {
+pub fn transport_error(provider: &Provider, err: &sluice_http::pool::Error) -> ApiError {
     let class = ExceptionClass::ApiConnection;
     let detail = if err.is_connect() {
         "Connection error: the upstream refused or did not accept the connection. Check the deployment's api_base and that the server is up.".to_string()

@@ -105,9 +105,9 @@ impl UpstreamHeaders {
     }
 }
 
-/// Raw fields from `name: value\r\n` lines, for tests.
-#[cfg(test)]
-pub(crate) fn raw(head: &'static str) -> UpstreamHeaders {
+/// Raw fields from `name: value\r\n` lines, for tests (here and in the gateway's).
+#[doc(hidden)]
+pub fn raw(head: &'static str) -> UpstreamHeaders {
     let bytes = Bytes::from_static(head.as_bytes());
     let mut fields = Vec::new();
     let mut at = 0;

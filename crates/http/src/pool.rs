@@ -6,11 +6,13 @@
 //! raced against a connect future on every request, and a task spawned per request to wait until
 //! the connection could be returned. Here a request pops an idle connection (or connects), sends
 //! on it from its own task (`h1`), and the answer's body puts the connection back itself once
-//! read to the end. A body dropped before its end closes its connection.
+//! read to the end. A body dropped before its end closes its connection. Idle connections wait in
+//! shards kept by thread ([`idle`]), so returning and taking one is not a lock every core contends
+//! for.
 
-use super::answer::{UpstreamHead, UpstreamHeaders};
-use super::body::ChainBody;
-use super::h1;
+use crate::answer::{UpstreamHead, UpstreamHeaders};
+use crate::chain::ChainBody;
+use crate::h1;
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri};
@@ -22,10 +24,13 @@ use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustc_hash::FxHashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tower::Service;
+
+mod idle;
 
 /// How often idle connections past their timeout are closed (on the next return to the pool).
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
@@ -43,14 +48,12 @@ pub struct Client {
 
 struct Inner {
     connector: HttpsConnector<HttpConnector>,
-    idle: Mutex<Idle>,
+    h1: idle::Idle<Key, h1::Conn>,
+    /// One shared connection per HTTP/2 upstream. Read on a checkout only while `h2_count` says
+    /// there is one: an HTTP/1-only gateway never touches the lock.
+    h2: RwLock<FxHashMap<Key, http2::SendRequest<ChainBody>>>,
+    h2_count: AtomicUsize,
     idle_timeout: Duration,
-}
-
-struct Idle {
-    h1: FxHashMap<Key, Vec<(h1::Conn, Instant)>>,
-    h2: FxHashMap<Key, http2::SendRequest<ChainBody>>,
-    swept: Instant,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -114,8 +117,14 @@ impl std::error::Error for Error {}
 
 impl Client {
     pub fn new(connector: HttpsConnector<HttpConnector>, idle_timeout: Duration) -> Client {
-        let idle = Idle { h1: FxHashMap::default(), h2: FxHashMap::default(), swept: Instant::now() };
-        Client { inner: Arc::new(Inner { connector, idle: Mutex::new(idle), idle_timeout }) }
+        let inner = Inner {
+            connector,
+            h1: idle::Idle::new(),
+            h2: RwLock::new(FxHashMap::default()),
+            h2_count: AtomicUsize::new(0),
+            idle_timeout,
+        };
+        Client { inner: Arc::new(inner) }
     }
 
     /// [`fetch`](Self::fetch), with the answer as an `http` response.
@@ -230,32 +239,41 @@ impl Client {
     /// An idle connection for `key`: the shared HTTP/2 one, else the most recently used HTTP/1
     /// one that is still open (the least likely to have timed out upstream).
     fn checkout(&self, key: &Key) -> Option<Conn> {
+        if self.inner.h2_count.load(Ordering::Relaxed) > 0 {
+            if let Some(tx) = self.h2_for(key) {
+                return Some(Conn::H2(tx));
+            }
+        }
         let now = Instant::now();
         loop {
-            let (mut conn, since) = {
-                let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
-                if !idle.h2.is_empty() {
-                    if let Some(tx) = idle.h2.get(key) {
-                        if !tx.is_closed() {
-                            return Some(Conn::H2(tx.clone()));
-                        }
-                        idle.h2.remove(key);
-                    }
-                }
-                idle.h1.get_mut(key)?.pop()?
-            };
-            // Checked outside the lock: it may cost a system call.
+            let (mut conn, since) = self.inner.h1.pop(key)?;
+            // Checked outside the shard's lock: it may cost a system call.
             if now.duration_since(since) < self.inner.idle_timeout && conn.usable_after_idle() {
                 return Some(Conn::H1(conn));
             }
         }
     }
 
-    fn forget_h2(&self, key: &Key) {
-        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.h2.get(key).is_some_and(|tx| tx.is_closed()) {
-            idle.h2.remove(key);
+    /// The open HTTP/2 connection to `key`, if there is one; a closed one is forgotten.
+    fn h2_for(&self, key: &Key) -> Option<http2::SendRequest<ChainBody>> {
+        {
+            let h2 = self.inner.h2.read().unwrap_or_else(|e| e.into_inner());
+            match h2.get(key) {
+                None => return None,
+                Some(tx) if !tx.is_closed() => return Some(tx.clone()),
+                Some(_) => {}
+            }
         }
+        self.forget_h2(key);
+        None
+    }
+
+    fn forget_h2(&self, key: &Key) {
+        let mut h2 = self.inner.h2.write().unwrap_or_else(|e| e.into_inner());
+        if h2.get(key).is_some_and(|tx| tx.is_closed()) {
+            h2.remove(key);
+        }
+        self.inner.h2_count.store(h2.len(), Ordering::Relaxed);
     }
 
     async fn connect(&self, key: &Key, uri: &Uri) -> Result<Conn, Error> {
@@ -271,8 +289,9 @@ impl Client {
             tokio::spawn(async move {
                 let _ = conn.await;
             });
-            let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
-            idle.h2.insert(key.clone(), tx.clone());
+            let mut h2 = self.inner.h2.write().unwrap_or_else(|e| e.into_inner());
+            h2.insert(key.clone(), tx.clone());
+            self.inner.h2_count.store(h2.len(), Ordering::Relaxed);
             return Ok(Conn::H2(tx));
         }
         let io = match io {
@@ -286,8 +305,7 @@ impl Client {
     #[cfg(test)]
     fn idle_count(&self, https: bool, authority: &str) -> usize {
         let key = Key { https, authority: authority.parse().expect("authority") };
-        let idle = self.inner.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        idle.h1.get(&key).map_or(0, Vec::len)
+        self.inner.h1.count(&key)
     }
 }
 
@@ -344,18 +362,13 @@ struct GiveBack {
 
 impl Inner {
     fn put(&self, key: Key, conn: h1::Conn) {
-        let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if now.duration_since(idle.swept) >= SWEEP_EVERY {
-            idle.swept = now;
-            let timeout = self.idle_timeout;
-            for list in idle.h1.values_mut() {
-                list.retain(|(_, since)| now.duration_since(*since) < timeout);
+        self.h1.put(key, conn, Instant::now(), self.idle_timeout, SWEEP_EVERY, || {
+            if self.h2_count.load(Ordering::Relaxed) > 0 {
+                let mut h2 = self.h2.write().unwrap_or_else(|e| e.into_inner());
+                h2.retain(|_, tx| !tx.is_closed());
+                self.h2_count.store(h2.len(), Ordering::Relaxed);
             }
-            idle.h1.retain(|_, list| !list.is_empty());
-            idle.h2.retain(|_, tx| !tx.is_closed());
-        }
-        idle.h1.entry(key).or_default().push((conn, now));
+        });
     }
 }
 
@@ -453,13 +466,13 @@ mod tests {
     use tokio::net::TcpListener;
 
     fn client() -> Client {
-        client_trusting(super::super::upstream::rustls_config())
+        client_trusting(crate::connect::rustls_config())
     }
 
     fn client_trusting(tls: rustls::ClientConfig) -> Client {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
-        Client::new(super::super::upstream::connector(http, tls), Duration::from_secs(90))
+        Client::new(crate::connect::connector(http, tls), Duration::from_secs(90))
     }
 
     /// A request's future is part of every proxied request's state (and, through the handler, of

@@ -9,10 +9,10 @@
 
 mod head;
 
-pub use head::{encode_request, Answer, Framing};
+pub use head::{encode_request, parse_response, push_field, Answer, Framing};
 
+use crate::chunked::Chunk;
 use bytes::{Bytes, BytesMut};
-use sluice_wire::chunked::Chunk;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};

@@ -1,7 +1,7 @@
 //! Request heads written as bytes, answer heads parsed by httparse (their fields left in place,
 //! see [`RawFields`]), and how the answer's body is framed (RFC 9112 §6.3).
 
-use crate::proxy::answer::RawFields;
+use crate::answer::RawFields;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Method, StatusCode};
@@ -9,8 +9,8 @@ use http::{HeaderMap, Method, StatusCode};
 /// Most header fields accepted in an answer (hyper's default too).
 const MAX_HEADERS: usize = 100;
 
-pub use sluice_wire::framing::Framing;
-use sluice_wire::framing::{body_framing, keeps_alive};
+pub use crate::framing::Framing;
+use crate::framing::{body_framing, keeps_alive};
 
 /// An answer's head and how to read the rest.
 pub struct Answer {
@@ -175,7 +175,7 @@ mod tests {
         let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Request-Id: abc\r\n\r\nhello"[..]);
         let a = parse_response(&mut buf, &Method::POST).unwrap().unwrap();
         assert_eq!(a.status, 200);
-        let headers = crate::proxy::answer::UpstreamHeaders::Raw(a.headers);
+        let headers = crate::answer::UpstreamHeaders::Raw(a.headers);
         assert_eq!(headers.get("x-request-id"), Some(&b"abc"[..]));
         assert_eq!(headers.get("content-length"), Some(&b"5"[..]));
         assert!(matches!(a.framing, Framing::Length(5)));
