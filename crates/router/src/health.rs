@@ -1,7 +1,7 @@
 //! What the router knows about each deployment right now: in-flight calls, recent outcomes,
 //! latency, quota use, cooldown. Atomics, so recording an outcome never takes a shared lock.
 
-use crate::window::MinuteWindow;
+use sluice_state::{Cooldown, DeploymentCooldown, QuotaWindow};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -65,8 +65,8 @@ fn store_f64(a: &AtomicU64, v: f64) {
 #[derive(Debug)]
 pub struct Health {
     pub in_flight: AtomicU32,
-    /// Cooldown end in router ms (0 = not cooling).
-    cooldown_until: AtomicU64,
+    /// Until when the deployment is out of rotation, in router ms.
+    cooldown: DeploymentCooldown,
     /// LiteLLM's per-minute success/failure counters (the >50% rule).
     minute: AtomicU64,
     minute_ok: AtomicU64,
@@ -75,8 +75,8 @@ pub struct Health {
     legacy_fails: AtomicU64,
     legacy_since: AtomicU64,
     /// Requests and tokens sent in the last minute, for rpm/tpm.
-    pub requests: MinuteWindow,
-    pub tokens: MinuteWindow,
+    pub requests: QuotaWindow,
+    pub tokens: QuotaWindow,
     /// Exponentially decaying averages for adaptive-p2c: latency in seconds, error ratio.
     latency_ewma: AtomicU64,
     error_ewma: AtomicU64,
@@ -93,14 +93,14 @@ impl Default for Health {
     fn default() -> Self {
         Health {
             in_flight: AtomicU32::new(0),
-            cooldown_until: AtomicU64::new(0),
+            cooldown: DeploymentCooldown::default(),
             minute: AtomicU64::new(0),
             minute_ok: AtomicU64::new(0),
             minute_failed: AtomicU64::new(0),
             legacy_fails: AtomicU64::new(0),
             legacy_since: AtomicU64::new(0),
-            requests: MinuteWindow::default(),
-            tokens: MinuteWindow::default(),
+            requests: QuotaWindow::default(),
+            tokens: QuotaWindow::default(),
             latency_ewma: AtomicU64::new(f64::NAN.to_bits()),
             error_ewma: AtomicU64::new(0f64.to_bits()),
             latencies: Mutex::new(VecDeque::new()),
@@ -118,19 +118,18 @@ const REMAINING_TTL_MS: u64 = 60_000;
 
 impl Health {
     pub fn cooling(&self, now_ms: u64) -> bool {
-        self.cooldown_until.load(Ordering::Relaxed) > now_ms
+        self.cooldown.cooling(now_ms)
     }
 
     /// Milliseconds of cooldown left.
     pub fn cooldown_left(&self, now_ms: u64) -> u64 {
-        self.cooldown_until.load(Ordering::Relaxed).saturating_sub(now_ms)
+        self.cooldown.left(now_ms)
     }
 
     /// Starts (or extends) a cooldown. Re-cooling keeps the later deadline, never the earlier
     /// (LiteLLM keeps the first, possibly shorter, one: its issue #40130).
     pub fn cool(&self, now_ms: u64, d: Duration) {
-        let until = now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self.cooldown_until.fetch_max(until, Ordering::Relaxed);
+        self.cooldown.cool(now_ms, d);
     }
 
     fn roll_minute(&self, minute: u64) {

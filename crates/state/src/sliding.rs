@@ -6,6 +6,7 @@
 //! its alignment. That is why quotas are enforced with a sliding window rather than LiteLLM's
 //! calendar-minute keys.
 
+use crate::{Full, RateWindow};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counts events over the last `SECONDS` seconds. Lock-free: each bucket packs (second, count).
@@ -32,22 +33,7 @@ fn unpack(v: u64) -> (u64, u64) {
 }
 
 impl<const SECONDS: usize> SlidingWindow<SECONDS> {
-    /// Adds `n` at `second` (seconds since the router's epoch).
-    pub fn add(&self, second: u64, n: u64) {
-        let slot = &self.buckets[(second % SECONDS as u64) as usize];
-        let mut cur = slot.load(Ordering::Relaxed);
-        loop {
-            let (s, c) = unpack(cur);
-            let next = if s == second { pack(second, c.saturating_add(n)) } else { pack(second, n) };
-            match slot.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(actual) => cur = actual,
-            }
-        }
-    }
-
-    /// Events in the `SECONDS` seconds ending at `second` (inclusive).
-    pub fn sum(&self, second: u64) -> u64 {
+    fn sum(&self, second: u64) -> u64 {
         self.buckets
             .iter()
             .map(|b| unpack(b.load(Ordering::Relaxed)))
@@ -56,14 +42,66 @@ impl<const SECONDS: usize> SlidingWindow<SECONDS> {
             .sum()
     }
 
-    /// Adds one if that keeps the window at or under `limit`; says whether it did. Two racing
-    /// callers may both pass at the limit's edge: the overshoot is bounded by the concurrency.
-    pub fn try_add(&self, second: u64, limit: u64) -> bool {
-        if self.sum(second) >= limit {
-            return false;
+    /// Seconds until the oldest bucket leaves the span (a hint: callers of these windows pick
+    /// another deployment instead of waiting).
+    fn full(&self, second: u64) -> Full {
+        let oldest = self
+            .buckets
+            .iter()
+            .map(|b| unpack(b.load(Ordering::Relaxed)))
+            .filter(|(s, c)| *c > 0 && *s + (SECONDS as u64) > second && *s <= second)
+            .map(|(s, _)| s)
+            .min()
+            .unwrap_or(second);
+        Full { retry_after: (oldest + SECONDS as u64).saturating_sub(second).max(1) }
+    }
+}
+
+/// `now` is seconds since the caller's epoch; the span is `SECONDS`, not always a minute.
+impl<const SECONDS: usize> RateWindow for SlidingWindow<SECONDS> {
+    /// Takes `n` if that keeps the window at or under `limit`. Two racing callers may both pass
+    /// at the limit's edge: the overshoot is bounded by the concurrency.
+    fn try_take(&self, n: u64, limit: u64, now: u64) -> Result<u64, Full> {
+        let used = self.sum(now);
+        if used.saturating_add(n) > limit {
+            return Err(self.full(now));
         }
-        self.add(second, 1);
-        true
+        self.add(n, now);
+        Ok(limit - used - n)
+    }
+
+    fn give_back(&self, n: u64, now: u64) {
+        let slot = &self.buckets[(now % SECONDS as u64) as usize];
+        let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            let (s, c) = unpack(v);
+            (s == now).then(|| pack(s, c.saturating_sub(n)))
+        });
+    }
+
+    fn check(&self, limit: u64, now: u64) -> Result<u64, Full> {
+        let used = self.sum(now);
+        if used >= limit {
+            return Err(self.full(now));
+        }
+        Ok(limit - used)
+    }
+
+    fn add(&self, n: u64, now: u64) {
+        let slot = &self.buckets[(now % SECONDS as u64) as usize];
+        let mut cur = slot.load(Ordering::Relaxed);
+        loop {
+            let (s, c) = unpack(cur);
+            let next = if s == now { pack(now, c.saturating_add(n)) } else { pack(now, n) };
+            match slot.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Events in the `SECONDS` seconds ending at `now` (inclusive).
+    fn used(&self, now: u64) -> u64 {
+        self.sum(now)
     }
 }
 
@@ -74,21 +112,23 @@ mod tests {
     #[test]
     fn slides_over_sixty_seconds() {
         let w = MinuteWindow::default();
-        w.add(0, 5);
-        w.add(30, 3);
-        assert_eq!(w.sum(30), 8);
-        assert_eq!(w.sum(59), 8);
-        assert_eq!(w.sum(60), 3, "second 0 has left the window");
-        assert_eq!(w.sum(90), 0);
-        w.add(90, 1);
-        assert_eq!(w.sum(90), 1, "a reused bucket starts from zero");
+        w.add(5, 0);
+        w.add(3, 30);
+        assert_eq!(w.used(30), 8);
+        assert_eq!(w.used(59), 8);
+        assert_eq!(w.used(60), 3, "second 0 has left the window");
+        assert_eq!(w.used(90), 0);
+        w.add(1, 90);
+        assert_eq!(w.used(90), 1, "a reused bucket starts from zero");
     }
 
     #[test]
     fn try_add_respects_the_limit() {
         let w = MinuteWindow::default();
-        assert_eq!((0..15).filter(|_| w.try_add(7, 10)).count(), 10);
-        assert!(!w.try_add(66, 10));
-        assert!(w.try_add(67, 10), "the window slid past second 7");
+        assert_eq!((0..15).filter(|_| w.try_take(1, 10, 7).is_ok()).count(), 10);
+        assert_eq!(w.try_take(1, 10, 66), Err(Full { retry_after: 1 }));
+        assert_eq!(w.try_take(1, 10, 67), Ok(9), "the window slid past second 7");
+        w.give_back(1, 67);
+        assert_eq!(w.check(10, 67), Ok(10));
     }
 }
