@@ -300,10 +300,26 @@ impl App {
         }
         Ok(app)
     }
+
+    /// The end of [`App::start`]: call once the listener has stopped and the requests in flight
+    /// have ended. Writes the spend still in memory to the database (for at most
+    /// [`SHUTDOWN_WRITE_LIMIT`]: a database that is down must not hold the process forever).
+    pub async fn shutdown(&self) {
+        crate::access::writer::shutdown(&self.access, SHUTDOWN_WRITE_LIMIT).await;
+    }
+
+    /// The database [`App::start`] opens for `config`: `general_settings.database_url`, else
+    /// `DATABASE_URL`, else the embedded SQLite file.
+    pub fn database_url(config: &Config, env: &Env) -> String {
+        database_url(config, env)
+    }
 }
 
+/// How long [`App::shutdown`] waits for the database to take the last spend.
+pub const SHUTDOWN_WRITE_LIMIT: Duration = Duration::from_secs(10);
+
 /// `general_settings.database_url`, else `DATABASE_URL`, else the embedded SQLite file.
-pub fn database_url(config: &Config, env: &Env) -> String {
+pub(crate) fn database_url(config: &Config, env: &Env) -> String {
     config
         .general
         .database_url

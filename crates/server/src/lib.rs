@@ -7,10 +7,8 @@
 //! HTTP/1.1 for the proxy routes' plain requests, hyper for the rest) with the timeouts that keep
 //! slow clients from holding tasks forever.
 
-pub mod access;
 mod access_log;
 pub mod app;
-pub mod auth;
 pub mod config;
 pub mod errors;
 pub mod gate;
@@ -27,6 +25,9 @@ pub mod vertex_auth;
 
 pub use app::App;
 pub use config::Config;
+/// The access layer lives in its own crate; these names keep the server's paths to it.
+pub use sluice_access as access;
+pub use sluice_access::auth;
 
 use axum::extract::{Path, Request, State};
 use axum::response::IntoResponse;
