@@ -10,13 +10,13 @@
 
 mod budget;
 mod cooldown;
+mod entropy;
 mod execute;
 pub mod failure;
 pub mod health;
 mod retry;
 pub mod settings;
 mod strategy;
-mod entropy;
 
 pub use execute::{Call, ExecError, Executed, Failed};
 pub use failure::{ErrorKind, Failure};

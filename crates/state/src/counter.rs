@@ -9,8 +9,7 @@ pub struct AtomicF64(AtomicU64);
 
 impl BudgetCounter for AtomicF64 {
     fn add(&self, usd: f64) {
-        let _ =
-            self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some((f64::from_bits(b) + usd).to_bits()));
+        let _ = self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some((f64::from_bits(b) + usd).to_bits()));
     }
 
     fn read(&self) -> f64 {

@@ -5,10 +5,10 @@
 
 mod p2c;
 
-use sluice_state::RateWindow;
 use crate::settings::Strategy;
 use crate::{Ctx, Deployment, Group, NoDeployment, Router};
 use rand::Rng;
+use sluice_state::RateWindow;
 use std::sync::Arc;
 
 /// LiteLLM prices unknown models at $5 + $5 per token for cost-based routing, so they look

@@ -12,9 +12,9 @@
 //! Use it when deployments differ in speed or reliability, or share quota with other clients;
 //! simple-shuffle is as good when they are identical.
 
-use sluice_state::RateWindow;
 use crate::Deployment;
 use rand::Rng;
+use sluice_state::RateWindow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
