@@ -7,7 +7,7 @@
 //! `first attempts × (1 + share) + allowance × window` calls, while a healthy group, whose
 //! occasional retries stay far below the share, never notices it.
 
-use crate::window::SlidingWindow;
+use sluice_state::{RateWindow, SlidingWindow};
 
 /// Seconds over which first attempts and retries are counted.
 pub const WINDOW_SECONDS: usize = 10;
@@ -46,18 +46,14 @@ pub struct RetryBudget {
 impl RetryBudget {
     /// Counts a request's first attempt at the group.
     pub fn deposit(&self, second: u64) {
-        self.first.add(second, 1);
+        self.first.add(1, second);
     }
 
     /// Takes one retry from the budget if it has one left; says whether it did. Racing callers
     /// may both take the last one: the overshoot is bounded by the requests in flight.
     pub fn withdraw(&self, settings: &RetryBudgetSettings, second: u64) -> bool {
-        let allowed = settings.allowance(self.first.sum(second));
-        if self.retries.sum(second) >= allowed {
-            return false;
-        }
-        self.retries.add(second, 1);
-        true
+        let allowed = settings.allowance(self.first.used(second));
+        self.retries.try_take(1, allowed, second).is_ok()
     }
 }
 

@@ -172,10 +172,7 @@ impl<T: Send + Sync + 'static> Router<T> {
             if !group.retry_budget.withdraw(&self.settings.retry_budget, self.clock.second()) {
                 break;
             }
-            let pause = {
-                let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-                retry::sleep_before(&self.settings, &failure.failure, retries, &view, &mut *rng)
-            };
+            let pause = retry::sleep_before(&self.settings, &failure.failure, retries, &view, &mut self.entropy.draw());
             if !pause.is_zero() {
                 tokio::time::sleep(pause).await;
             }

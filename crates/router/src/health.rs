@@ -1,10 +1,9 @@
 //! What the router knows about each deployment right now: in-flight calls, recent outcomes,
 //! latency, quota use, cooldown. Atomics, so recording an outcome never takes a shared lock.
 
-use crate::window::MinuteWindow;
-use std::collections::VecDeque;
+use sluice_state::{Cooldown, DeploymentCooldown, QuotaWindow};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Milliseconds and seconds on the router's own monotonic clock (tokio's, so tests can pause it).
@@ -65,8 +64,8 @@ fn store_f64(a: &AtomicU64, v: f64) {
 #[derive(Debug)]
 pub struct Health {
     pub in_flight: AtomicU32,
-    /// Cooldown end in router ms (0 = not cooling).
-    cooldown_until: AtomicU64,
+    /// Until when the deployment is out of rotation, in router ms.
+    cooldown: DeploymentCooldown,
     /// LiteLLM's per-minute success/failure counters (the >50% rule).
     minute: AtomicU64,
     minute_ok: AtomicU64,
@@ -75,14 +74,13 @@ pub struct Health {
     legacy_fails: AtomicU64,
     legacy_since: AtomicU64,
     /// Requests and tokens sent in the last minute, for rpm/tpm.
-    pub requests: MinuteWindow,
-    pub tokens: MinuteWindow,
+    pub requests: QuotaWindow,
+    pub tokens: QuotaWindow,
     /// Exponentially decaying averages for adaptive-p2c: latency in seconds, error ratio.
     latency_ewma: AtomicU64,
     error_ewma: AtomicU64,
-    /// Recent latencies for latency-based-routing: (router ms, seconds). Only that strategy
-    /// touches this lock, and only per deployment.
-    latencies: Mutex<VecDeque<(u64, f64)>>,
+    /// Recent latencies for latency-based-routing.
+    latencies: Latencies,
     /// From `x-ratelimit-remaining-*` headers (NaN = unknown), with when they were seen.
     remaining_requests: AtomicU64,
     remaining_tokens: AtomicU64,
@@ -93,17 +91,17 @@ impl Default for Health {
     fn default() -> Self {
         Health {
             in_flight: AtomicU32::new(0),
-            cooldown_until: AtomicU64::new(0),
+            cooldown: DeploymentCooldown::default(),
             minute: AtomicU64::new(0),
             minute_ok: AtomicU64::new(0),
             minute_failed: AtomicU64::new(0),
             legacy_fails: AtomicU64::new(0),
             legacy_since: AtomicU64::new(0),
-            requests: MinuteWindow::default(),
-            tokens: MinuteWindow::default(),
+            requests: QuotaWindow::default(),
+            tokens: QuotaWindow::default(),
             latency_ewma: AtomicU64::new(f64::NAN.to_bits()),
             error_ewma: AtomicU64::new(0f64.to_bits()),
-            latencies: Mutex::new(VecDeque::new()),
+            latencies: Latencies::default(),
             remaining_requests: AtomicU64::new(f64::NAN.to_bits()),
             remaining_tokens: AtomicU64::new(f64::NAN.to_bits()),
             remaining_at: AtomicU64::new(0),
@@ -118,19 +116,18 @@ const REMAINING_TTL_MS: u64 = 60_000;
 
 impl Health {
     pub fn cooling(&self, now_ms: u64) -> bool {
-        self.cooldown_until.load(Ordering::Relaxed) > now_ms
+        self.cooldown.cooling(now_ms)
     }
 
     /// Milliseconds of cooldown left.
     pub fn cooldown_left(&self, now_ms: u64) -> u64 {
-        self.cooldown_until.load(Ordering::Relaxed).saturating_sub(now_ms)
+        self.cooldown.left(now_ms)
     }
 
     /// Starts (or extends) a cooldown. Re-cooling keeps the later deadline, never the earlier
     /// (LiteLLM keeps the first, possibly shorter, one: its issue #40130).
     pub fn cool(&self, now_ms: u64, d: Duration) {
-        let until = now_ms.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self.cooldown_until.fetch_max(until, Ordering::Relaxed);
+        self.cooldown.cool(now_ms, d);
     }
 
     fn roll_minute(&self, minute: u64) {
@@ -181,23 +178,14 @@ impl Health {
         load_f64(&self.error_ewma)
     }
 
+    /// Keeps the latest `max_list` latencies (`max_list` is the router's, the same on every call).
     pub fn push_latency(&self, now_ms: u64, seconds: f64, max_list: usize) {
-        let mut l = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
-        l.push_back((now_ms, seconds));
-        while l.len() > max_list.max(1) {
-            l.pop_front();
-        }
+        self.latencies.push(now_ms, seconds, max_list);
     }
 
     /// Mean of the recent latencies younger than `ttl`; `None` without data.
     pub fn mean_latency(&self, now_ms: u64, ttl: Duration) -> Option<f64> {
-        let l = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
-        let ttl = ttl.as_millis() as u64;
-        let (sum, n) = l
-            .iter()
-            .filter(|(t, _)| now_ms.saturating_sub(*t) <= ttl)
-            .fold((0.0, 0usize), |(s, n), (_, x)| (s + x, n + 1));
-        (n > 0).then(|| sum / n as f64)
+        self.latencies.mean(now_ms, ttl)
     }
 
     pub fn set_remaining(&self, now_ms: u64, requests: Option<f64>, tokens: Option<f64>) {
@@ -221,5 +209,87 @@ impl Health {
         let r = load_f64(&self.remaining_requests);
         let t = load_f64(&self.remaining_tokens);
         (!r.is_nan() && r <= 0.0) || (!t.is_nan() && t <= 0.0)
+    }
+}
+
+/// The latest latencies of one deployment in a ring of atomics: latency-based routing records
+/// one per success and reads them all at every pick, so a lock here would be taken by every
+/// request to the deployment.
+#[derive(Debug, Default)]
+struct Latencies {
+    /// Allocated at the first sample, `max_list` long.
+    ring: OnceLock<Box<[Sample]>>,
+    /// Samples pushed so far; the next goes at this modulo the ring's length.
+    pushed: AtomicU64,
+}
+
+/// One latency: when (router ms; 0 while empty or being rewritten) and how long (f64 bits).
+#[derive(Debug, Default)]
+struct Sample {
+    at_ms: AtomicU64,
+    seconds: AtomicU64,
+}
+
+impl Latencies {
+    fn push(&self, now_ms: u64, seconds: f64, max_list: usize) {
+        let ring = self.ring.get_or_init(|| (0..max_list.max(1)).map(|_| Sample::default()).collect());
+        let slot = &ring[(self.pushed.fetch_add(1, Ordering::Relaxed) % ring.len() as u64) as usize];
+        // Emptied first: a reader that sees the same time before and after reading the latency
+        // read a latency written with that time (router ms are never 0).
+        slot.at_ms.store(0, Ordering::Release);
+        slot.seconds.store(seconds.to_bits(), Ordering::Release);
+        slot.at_ms.store(now_ms, Ordering::Release);
+    }
+
+    fn mean(&self, now_ms: u64, ttl: Duration) -> Option<f64> {
+        let ring = self.ring.get()?;
+        let ttl = ttl.as_millis() as u64;
+        let (sum, n) = ring
+            .iter()
+            .filter_map(|s| {
+                let at = s.at_ms.load(Ordering::Acquire);
+                let seconds = f64::from_bits(s.seconds.load(Ordering::Acquire));
+                (at != 0 && at == s.at_ms.load(Ordering::Acquire) && now_ms.saturating_sub(at) <= ttl)
+                    .then_some(seconds)
+            })
+            .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+        (n > 0).then(|| sum / n as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_samples_within_the_ttl_make_the_mean() {
+        let h = Health::default();
+        assert_eq!(h.mean_latency(10, Duration::from_secs(1)), None);
+        for (at, s) in [(1, 9.0), (2, 1.0), (3, 2.0), (4, 3.0)] {
+            h.push_latency(at, s, 3);
+        }
+        assert_eq!(h.mean_latency(4, Duration::from_secs(1)), Some(2.0), "the first sample was pushed out");
+        assert_eq!(h.mean_latency(1_003, Duration::from_secs(1)), Some(2.5), "the sample at 2 ms is too old");
+        assert_eq!(h.mean_latency(5_000, Duration::from_secs(1)), None);
+    }
+
+    /// Writers racing on one deployment never leave a torn or lost slot behind: every mean is a
+    /// mean of latencies that were pushed.
+    #[test]
+    fn racing_pushes_and_reads_see_only_pushed_latencies() {
+        let h = std::sync::Arc::new(Health::default());
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    for j in 1..2000u64 {
+                        h.push_latency(j, if i % 2 == 0 { 1.0 } else { 3.0 }, 10);
+                        let m = h.mean_latency(j, Duration::from_secs(3600)).unwrap();
+                        assert!((1.0..=3.0).contains(&m), "{m}");
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
     }
 }

@@ -10,22 +10,22 @@
 
 mod budget;
 mod cooldown;
+mod entropy;
 mod execute;
 pub mod failure;
 pub mod health;
 mod retry;
 pub mod settings;
 mod strategy;
-pub mod window;
 
 pub use execute::{Call, ExecError, Executed, Failed};
 pub use failure::{ErrorKind, Failure};
 pub use settings::{PerKind, RetryBudgetSettings, Settings, Strategy};
 
 use health::{Clock, Health};
-use rand::SeedableRng;
+use sluice_state::RateWindow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -160,7 +160,8 @@ pub struct Router<T> {
     groups: HashMap<String, Group<T>>,
     pub settings: Settings,
     clock: Clock,
-    rng: Mutex<rand::rngs::StdRng>,
+    /// Random numbers for picks and retry jitter, drawn without a lock.
+    entropy: entropy::Entropy,
 }
 
 impl<T> Router<T> {
@@ -182,11 +183,8 @@ impl<T> Router<T> {
                 (name.clone(), Group { name, deployments, retry_budget: budget::RetryBudget::default() })
             })
             .collect();
-        let rng = match settings.seed {
-            Some(s) => rand::rngs::StdRng::seed_from_u64(s),
-            None => rand::rngs::StdRng::from_entropy(),
-        };
-        Router { names, groups, settings, clock: Clock::new(), rng: Mutex::new(rng) }
+        let entropy = entropy::Entropy::new(settings.seed);
+        Router { names, groups, settings, clock: Clock::new(), entropy }
     }
 
     /// Model group names in config order (aliases not included).
@@ -229,10 +227,7 @@ impl<T> Router<T> {
         let now = self.clock.at(at);
         // A reservation can lose a race for the last unit of quota; a second pass re-reads it.
         for _ in 0..2 {
-            let chosen = {
-                let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-                strategy::select(self, group, ctx, &mut *rng, now)?
-            };
+            let chosen = strategy::select(self, group, ctx, &mut self.entropy.draw(), now)?;
             if self.reserve_quota(&chosen, now.second) {
                 // The attempt's latency starts once it may go, after any wait for a permit.
                 let (permit, started) = match &chosen.semaphore {
@@ -251,9 +246,9 @@ impl<T> Router<T> {
     /// weighs by rpm, and users find their limits exceeded: its issues #5783, #7395).
     fn reserve_quota(&self, d: &Deployment<T>, second: u64) -> bool {
         match d.rpm {
-            Some(rpm) => d.health.requests.try_add(second, rpm as u64),
+            Some(rpm) => d.health.requests.try_take(1, rpm as u64, second).is_ok(),
             None => {
-                d.health.requests.add(second, 1);
+                d.health.requests.add(1, second);
                 true
             }
         }
@@ -298,7 +293,7 @@ impl<T> Router<T> {
             d.health.push_latency(now.ms, latency.as_secs_f64(), max_list);
         }
         if let Some(t) = total_tokens {
-            d.health.tokens.add(now.second, t);
+            d.health.tokens.add(t, now.second);
         }
     }
 

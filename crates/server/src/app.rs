@@ -1,12 +1,12 @@
 //! The gateway's shared state, built once from a [`Config`]: the router with each deployment's
 //! precomputed upstream target, the upstream client, and the auth settings.
 
-use crate::access::{Access, AccessSettings};
 use crate::config::{Config, DeploymentSpec, Env, Secret};
 use crate::proxy::upstream::{self, Client};
 use crate::vertex_auth::VertexToken;
 use bytes::Bytes;
 use http::HeaderValue;
+use sluice_access::{Access, AccessSettings};
 use sluice_metrics::{DeploymentLabels, DeploymentMetrics, Metrics};
 use sluice_providers::{Built, Params, Provider, Translated};
 use sluice_router::{Deployment, Router};
@@ -32,7 +32,7 @@ pub struct Target {
     /// Prometheus handles for this deployment, when the prometheus callback is on.
     pub metrics: Option<DeploymentMetrics>,
     /// What spend logs record about this deployment, and its per-token prices.
-    pub served: Arc<crate::access::charge::Served>,
+    pub served: Arc<sluice_access::charge::Served>,
 }
 
 #[derive(Debug)]
@@ -202,7 +202,7 @@ impl App {
         if config.general.allow_requests_on_db_unavailable == Some(false) {
             app.access.refuse_without_db.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        crate::access::writer::spawn(&app.access);
+        sluice_access::writer::spawn(&app.access);
         match store {
             Some(store) => {
                 app.access.prepare(&store).await;
@@ -237,10 +237,26 @@ impl App {
         }
         Ok(app)
     }
+
+    /// The end of [`App::start`]: call once the listener has stopped and the requests in flight
+    /// have ended. Writes the spend still in memory to the database (for at most
+    /// [`SHUTDOWN_WRITE_LIMIT`]: a database that is down must not hold the process forever).
+    pub async fn shutdown(&self) {
+        sluice_access::writer::shutdown(&self.access, SHUTDOWN_WRITE_LIMIT).await;
+    }
+
+    /// The database [`App::start`] opens for `config`: `general_settings.database_url`, else
+    /// `DATABASE_URL`, else the embedded SQLite file.
+    pub fn database_url(config: &Config, env: &Env) -> String {
+        database_url(config, env)
+    }
 }
 
+/// How long [`App::shutdown`] waits for the database to take the last spend.
+pub const SHUTDOWN_WRITE_LIMIT: Duration = Duration::from_secs(10);
+
 /// `general_settings.database_url`, else `DATABASE_URL`, else the embedded SQLite file.
-pub fn database_url(config: &Config, env: &Env) -> String {
+pub(crate) fn database_url(config: &Config, env: &Env) -> String {
     config
         .general
         .database_url
@@ -346,7 +362,7 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
             rpm_limit: spec.rpm,
         })
     });
-    let served = Arc::new(crate::access::charge::Served::new(
+    let served = Arc::new(sluice_access::charge::Served::new(
         &spec.model.upstream,
         &spec.model_name,
         &spec.id,

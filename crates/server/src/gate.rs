@@ -82,7 +82,7 @@ fn forbidden(message: String) -> ApiError {
 /// LiteLLM's answer to an LLM request without `user` under `enforce_user_param` (its auth
 /// handler wraps the check's error as a 401 `auth_error`).
 pub fn user_param_missing() -> ApiError {
-    crate::auth::auth_error("'user' param not passed in. 'enforce_user_param'=True")
+    sluice_access::auth::auth_error("'user' param not passed in. 'enforce_user_param'=True")
 }
 
 #[cfg(test)]

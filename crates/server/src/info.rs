@@ -47,7 +47,7 @@ fn json_response(body: Bytes) -> Response {
 pub async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ErrorResponse> {
     let identity = app.access.authenticate(&headers).await?;
     // A virtual key sees the models it may call, as LiteLLM filters the list.
-    if let crate::access::Identity::Key(_) = &identity {
+    if let sluice_access::Identity::Key(_) = &identity {
         let names: Vec<String> =
             app.router.public_names().into_iter().filter(|m| app.access.admit_model(&identity, m)).collect();
         return Ok(json_response(render_models(&names)));

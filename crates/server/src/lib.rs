@@ -9,10 +9,8 @@
 //! the handler (the request as read, the one `Reply` type), and `errors` gives every error its
 //! shape.
 
-pub mod access;
 mod access_log;
 pub mod app;
-pub mod auth;
 pub mod config;
 pub mod errors;
 pub mod exchange;
@@ -29,6 +27,9 @@ pub mod vertex_auth;
 
 pub use app::App;
 pub use config::Config;
+/// The access layer lives in its own crate; these names keep the server's paths to it.
+pub use sluice_access as access;
+pub use sluice_access::auth;
 
 use axum::extract::{Path, Request, State};
 use axum::response::IntoResponse;

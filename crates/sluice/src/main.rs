@@ -248,11 +248,11 @@ fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
             header_timeout: std::time::Duration::from_secs_f64(config.sluice.client_header_timeout),
             read_buffer_max: (config.sluice.client_read_buffer_kb * 1024.0) as usize,
         };
-        let access = app.access.clone();
-        sluice_server::listen::serve(listener, sluice_server::Gateway::new(app), settings, shutdown).await;
+        let serving = app.clone();
+        sluice_server::listen::serve(listener, sluice_server::Gateway::new(serving), settings, shutdown).await;
         // Spend still in memory goes to the database before the process ends.
         tracing::info!("shutdown: writing spend still in memory to the database");
-        sluice_server::access::writer::shutdown(&access, std::time::Duration::from_secs(10)).await;
+        app.shutdown().await;
         tracing::info!("shutdown complete");
         ExitCode::SUCCESS
     })
@@ -288,7 +288,7 @@ fn import_litellm(args: ImportArgs) -> ExitCode {
         }
     };
     let into =
-        args.into.unwrap_or_else(|| sluice_server::app::database_url(&config, &sluice_server::config::Env::process()));
+        args.into.unwrap_or_else(|| sluice_server::App::database_url(&config, &sluice_server::config::Env::process()));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -8,6 +8,7 @@ mod p2c;
 use crate::settings::Strategy;
 use crate::{Ctx, Deployment, Group, NoDeployment, Router};
 use rand::Rng;
+use sluice_state::RateWindow;
 use std::sync::Arc;
 
 /// LiteLLM prices unknown models at $5 + $5 per token for cost-based routing, so they look
@@ -58,7 +59,7 @@ pub(crate) fn select<T>(
             near[rng.gen_range(0..near.len())]
         }
         Strategy::UsageBased | Strategy::UsageBasedV2 => {
-            lowest(&candidates, rng, |d| d.health.tokens.sum(second) as f64)
+            lowest(&candidates, rng, |d| d.health.tokens.used(second) as f64)
         }
         Strategy::CostBased => lowest(&candidates, rng, |d| d.cost_per_token.unwrap_or(UNKNOWN_COST)),
         Strategy::AdaptiveP2c => p2c::choose(&candidates, second, rng),
@@ -68,8 +69,8 @@ pub(crate) fn select<T>(
 
 /// Under its rpm and tpm for the sliding minute, counting this request.
 fn within_quota<T>(d: &Deployment<T>, ctx: &Ctx, second: u64) -> bool {
-    let rpm_ok = d.rpm.is_none_or(|rpm| (d.health.requests.sum(second) as f64) < rpm);
-    let tpm_ok = d.tpm.is_none_or(|tpm| (d.health.tokens.sum(second) + ctx.input_tokens.unwrap_or(0)) as f64 <= tpm);
+    let rpm_ok = d.rpm.is_none_or(|rpm| (d.health.requests.used(second) as f64) < rpm);
+    let tpm_ok = d.tpm.is_none_or(|tpm| (d.health.tokens.used(second) + ctx.input_tokens.unwrap_or(0)) as f64 <= tpm);
     rpm_ok && tpm_ok
 }
 

@@ -14,6 +14,7 @@
 
 use crate::Deployment;
 use rand::Rng;
+use sluice_state::RateWindow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -56,7 +57,7 @@ pub(crate) fn cost<T>(d: &Deployment<T>, second: u64) -> f64 {
     let latency = h.latency_ewma().unwrap_or(0.001).max(0.0001);
     let expected = latency + h.error_ratio() * FAILURE_PENALTY;
     let load = 1.0 + h.in_flight.load(Ordering::Relaxed) as f64;
-    let used = d.rpm.map(|rpm| h.requests.sum(second) as f64 / rpm.max(1.0)).unwrap_or(0.0).min(0.99);
+    let used = d.rpm.map(|rpm| h.requests.used(second) as f64 / rpm.max(1.0)).unwrap_or(0.0).min(0.99);
     let weight = d.weight.filter(|w| *w > 0.0).unwrap_or(1.0);
     expected * load / (1.0 - used) / weight
 }

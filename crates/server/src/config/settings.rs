@@ -505,7 +505,7 @@ impl LitellmSettings {
         }
         let budget_duration = match raw.budget_duration {
             Some(Text(d)) => {
-                crate::access::duration::after(chrono::Utc::now(), &d)
+                sluice_access::duration::after(chrono::Utc::now(), &d)
                     .map_err(|e| err("litellm_settings.budget_duration", e))?;
                 Some(d)
             }

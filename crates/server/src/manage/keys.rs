@@ -7,7 +7,6 @@ use super::{
     actor, admin, bad, caller, db, json, key_json, key_name, key_spend, new_raw_key, not_found, query_count, query_str,
     set_spend, store, token_of, Common, Fields, Need, Query, Result,
 };
-use crate::access::{hash_key, Identity};
 use crate::app::App;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -15,6 +14,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use serde_json::{Map, Value};
+use sluice_access::{hash_key, Identity};
 use sluice_store::{KeyFilter, KeyRecord, Spender, Store};
 use sluice_wire::ApiError;
 use std::sync::Arc;
@@ -101,7 +101,7 @@ fn check_raw_key(raw: &str, field: &str) -> Result<()> {
     Err(bad(
         format!(
             "Invalid key format. LiteLLM Virtual Key must start with 'sk-'. Received: {}",
-            crate::auth::abbreviate(raw)
+            sluice_access::auth::abbreviate(raw)
         ),
         field,
     ))
@@ -110,7 +110,7 @@ fn check_raw_key(raw: &str, field: &str) -> Result<()> {
 /// LiteLLM's `GenerateKeyResponse`: the row, the raw key (the only time it is shown), the hash
 /// as `token`/`token_id`, and the request's other fields echoed.
 pub(crate) fn generate_response(
-    registry: &crate::access::registry::Registry,
+    registry: &sluice_access::registry::Registry,
     raw: &str,
     rec: &KeyRecord,
     f: &Fields,
@@ -184,7 +184,7 @@ async fn existing(store: &Store, key: &str) -> Result<KeyRecord> {
 /// How a key a client passed may appear in a message: abbreviated when raw, whole when a hash.
 fn shown(key: &str) -> String {
     if key.starts_with("sk-") {
-        crate::auth::abbreviate(key)
+        sluice_access::auth::abbreviate(key)
     } else {
         key.to_string()
     }
@@ -268,7 +268,7 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
 }
 
 /// A non-admin may look at its own key and at the keys of its own user.
-fn may_see_key(own: &crate::access::registry::KeyEntry, rec: &KeyRecord) -> bool {
+fn may_see_key(own: &sluice_access::registry::KeyEntry, rec: &KeyRecord) -> bool {
     let same_user = own.record.user_id.is_some() && own.record.user_id == rec.user_id;
     own.record.token == rec.token || same_user
 }

@@ -13,8 +13,6 @@ pub mod spend;
 pub mod teams;
 pub mod users;
 
-use crate::access::registry::{Live, Registry};
-use crate::access::{duration, Identity};
 use crate::app::App;
 use crate::errors::ErrorResponse;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +22,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use http::HeaderMap;
 use rand::RngCore;
 use serde_json::{Map, Value};
+use sluice_access::registry::{Live, Registry};
+use sluice_access::{duration, Identity};
 use sluice_store::{KeyRecord, SpendIncrement, Spender, Store, StoreError, TeamRecord, UserRecord};
 use sluice_wire::ApiError;
 
@@ -91,7 +91,7 @@ pub(crate) fn not_admin(identity: &Identity, registry: &Registry, route: &str) -
     };
     let role = user.as_ref().and_then(|u| u.record.user_role.clone()).unwrap_or_else(|| "unknown".into());
     let user_id = user.as_ref().map(|u| u.record.user_id.clone()).unwrap_or_else(|| "unknown".into());
-    crate::auth::auth_error(format!(
+    sluice_access::auth::auth_error(format!(
         "Only proxy admin can be used to generate, delete, update info for new keys/users/teams. Route={route}. Your role={role}. Your user_id={}",
         mask_user_id(&user_id)
     ))
@@ -345,7 +345,7 @@ pub(crate) fn redact(message: &str) -> String {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
         let end = tail.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '`')).unwrap_or(tail.len());
-        out.push_str(&crate::auth::abbreviate(&tail[..end]));
+        out.push_str(&sluice_access::auth::abbreviate(&tail[..end]));
         rest = &tail[end..];
     }
     out.push_str(rest);
@@ -652,7 +652,7 @@ pub(crate) fn key_name(raw: &str) -> String {
 /// (LiteLLM's `_hash_token_if_needed`).
 pub(crate) fn token_of(key: &str) -> String {
     if key.starts_with("sk-") {
-        crate::access::hash_key(key)
+        sluice_access::hash_key(key)
     } else {
         key.to_string()
     }

@@ -7,13 +7,13 @@ use super::{
     actor, admin, bad, caller, db, json, key_json, not_admin, not_found, query_str, set_spend, store, team_json,
     user_json, Common, Fields, Need, Query, Result,
 };
-use crate::access::Identity;
 use crate::app::App;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::Value;
+use sluice_access::Identity;
 use sluice_store::{KeyFilter, Spender, Store, TeamMember, TeamRecord, UserRecord};
 use sluice_wire::ApiError;
 use std::sync::Arc;

@@ -59,8 +59,8 @@ fn generated_keys_look_like_litellm_keys() {
 
 #[test]
 fn keys_are_hashed_unless_already_a_hash() {
-    assert_eq!(token_of("sk-1234"), crate::access::hash_key("sk-1234"));
-    let hash = crate::access::hash_key("sk-1234");
+    assert_eq!(token_of("sk-1234"), sluice_access::hash_key("sk-1234"));
+    let hash = sluice_access::hash_key("sk-1234");
     assert_eq!(token_of(&hash), hash);
 }
 
@@ -311,7 +311,7 @@ proptest::proptest! {
     ) {
         let mut k = KeyRecord::default();
         if apply_key_fields(&fields(json!({ field: value })), &mut k, now()).is_ok() {
-            let limit = now() + chrono::Duration::seconds(crate::access::duration::MAX_SECONDS);
+            let limit = now() + chrono::Duration::seconds(sluice_access::duration::MAX_SECONDS);
             for t in [k.expires, k.budget_reset_at].into_iter().flatten() {
                 proptest::prop_assert!(t <= limit, "{t}");
             }

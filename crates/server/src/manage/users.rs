@@ -8,13 +8,13 @@ use super::{
     admin, bad, caller, db, json, key_json, not_found, query_count, query_str, set_spend, store, team_json, user_json,
     Common, Fields, Need, Query, Result,
 };
-use crate::access::Identity;
 use crate::app::App;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{Map, Value};
+use sluice_access::Identity;
 use sluice_store::{KeyFilter, Spender, Store, UserRecord};
 use sluice_wire::ApiError;
 use std::sync::Arc;

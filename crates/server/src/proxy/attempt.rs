@@ -316,7 +316,7 @@ impl UpstreamCall<'_> {
         };
         // Counts an upstream reports are clamped before they reach quotas and metrics (and
         // flagged where they are billed).
-        let max = crate::access::charge::MAX_TOKENS;
+        let max = sluice_access::charge::MAX_TOKENS;
         let total = answer.usage.map(|u| u.total_tokens.min(2 * max));
         self.app.router.record_success_at(attempt, done.into(), total);
         if let Some(m) = &attempt.deployment.target.metrics {
@@ -342,7 +342,7 @@ impl UpstreamCall<'_> {
     /// Bills a finished non-streamed answer; its cost goes out as `x-litellm-response-cost`.
     pub(super) fn settle(&mut self, usage: Option<sniff::Usage>) {
         if let Some(c) = &self.facts.charge {
-            let usage = crate::access::charge::token_usage(&usage.unwrap_or_default());
+            let usage = sluice_access::charge::token_usage(&usage.unwrap_or_default());
             self.outcome.cost = Some(c.settle(usage));
         }
     }

@@ -28,7 +28,7 @@ pub struct Facts {
     /// When the request's head arrived: its durations count from here.
     pub received: Instant,
     /// Whom the request is billed to (the key, the model group), once admitted.
-    pub charge: Option<std::sync::Arc<crate::access::charge::Charge>>,
+    pub charge: Option<std::sync::Arc<sluice_access::charge::Charge>>,
 }
 
 /// What the attempts at a request produced, for its response headers and its metrics.

@@ -130,7 +130,7 @@ async fn proxy(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn proxy_body(
     app: &App,
-    identity: &crate::access::Identity,
+    identity: &sluice_access::Identity,
     endpoint: Endpoint,
     path_model: Option<String>,
     headers: &http::HeaderMap,
@@ -154,7 +154,7 @@ pub(crate) async fn proxy_body(
         }
     };
     // LiteLLM checks this for virtual keys only: the master key and an open proxy skip it.
-    if app.enforce_user_param && view.user.is_none() && matches!(identity, crate::access::Identity::Key(_)) {
+    if app.enforce_user_param && view.user.is_none() && matches!(identity, sluice_access::Identity::Key(_)) {
         return Err(crate::gate::user_param_missing());
     }
     let admission =
@@ -164,19 +164,19 @@ pub(crate) async fn proxy_body(
     // rows collide and vanish.
     let call_id = String::from_utf8_lossy(facts.call_id.as_bytes()).into_owned();
     let ids = match facts.client_call_id {
-        false => crate::access::charge::LogIds { request_id: call_id, client_call_id: None },
+        false => sluice_access::charge::LogIds { request_id: call_id, client_call_id: None },
         true => {
             let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
             let request_id = headers::new_call_id(&mut buf).to_string();
-            crate::access::charge::LogIds { request_id, client_call_id: Some(call_id) }
+            sluice_access::charge::LogIds { request_id, client_call_id: Some(call_id) }
         }
     };
     // Copied only when there are metrics to label.
-    let labels = app.metrics.as_ref().map(|_| crate::access::charge::MetricLabels {
+    let labels = app.metrics.as_ref().map(|_| sluice_access::charge::MetricLabels {
         route: endpoint.route(),
         user_agent: headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
     });
-    facts.charge = Some(crate::access::charge::Charge::new(
+    facts.charge = Some(sluice_access::charge::Charge::new(
         app.access.clone(),
         admission,
         &model,
@@ -247,7 +247,7 @@ pub(crate) async fn proxy_body(
 fn cost_estimate(app: &App, model: &str, view: &sniff::RequestView<'_>) -> f64 {
     let Some(group) = app.router.resolve(model) else { return 0.0 };
     let served = group.deployments.iter().map(|d| &*d.target.served);
-    crate::access::reserve::estimate(estimate_tokens(view), view.max_tokens, served)
+    sluice_access::reserve::estimate(estimate_tokens(view), view.max_tokens, served)
 }
 
 /// A cheap prompt-size estimate for quota and context-window checks: about four bytes per token.

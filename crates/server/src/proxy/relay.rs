@@ -73,7 +73,7 @@ pub struct OpenAiStage {
     /// Usage the upstream reported in the stream.
     reported: Option<sniff::Usage>,
     /// Whom to bill when the stream ends (or is abandoned).
-    charge: Option<std::sync::Arc<crate::access::charge::Charge>>,
+    charge: Option<std::sync::Arc<sluice_access::charge::Charge>>,
     /// What counting the tokens takes when the bill needs it and the client did not ask for usage.
     bill_needs: Option<UsageNeeds>,
 }
@@ -257,7 +257,7 @@ impl OpenAiStage {
     /// when neither the upstream nor the client's own usage chunk provides them.
     pub fn with_charge(
         mut self,
-        charge: Option<std::sync::Arc<crate::access::charge::Charge>>,
+        charge: Option<std::sync::Arc<sluice_access::charge::Charge>>,
         needs: Option<UsageNeeds>,
     ) -> Self {
         self.charge = charge;
@@ -364,7 +364,7 @@ impl OpenAiStage {
         if let Some(u) = self.reported.take() {
             self.record_usage(u.prompt_tokens, u.completion_tokens);
             if let Some(c) = self.charge.take() {
-                c.settle(crate::access::charge::token_usage(&u));
+                c.settle(sluice_access::charge::token_usage(&u));
             }
         }
         if self.charge.is_some() && self.usage.is_none() {

@@ -261,7 +261,7 @@ struct TranslatedStage {
     sent_any: bool,
     provider: sluice_providers::Provider,
     /// Billed with the stream's usage when it ends, or with what it had reported if abandoned.
-    charge: Option<std::sync::Arc<crate::access::charge::Charge>>,
+    charge: Option<std::sync::Arc<sluice_access::charge::Charge>>,
 }
 
 impl Stage for TranslatedStage {

@@ -1,18 +1,31 @@
-//! Virtual keys, users, teams and end users on the request path: who is calling, what they may
-//! do (models, expiry, budgets, rate limits), and what they spent — all from memory. The store
-//! is read at start and in the background and written in batches by [`writer`], never while a
-//! request waits (except once for a key this replica has never seen; see [`Access::identify`]).
+//! Who may call and what they spent: virtual keys, users, teams and end users on the request
+//! path — who is calling ([`Access::identify`], [`Access::authenticate`]), what they may do
+//! (models, expiry, budgets, rate limits: [`Access::admit`]), and what they spent
+//! ([`charge::Charge`], settled after the answer) — all from memory. The store is read at start
+//! and in the background and written in batches by [`writer`], never while a request waits
+//! (except once for a key this replica has never seen; see [`Access::identify`]).
+//!
+//! Counters that replicas must agree on (windows, in-flight counts, spend) are `sluice-state`'s
+//! types, used through its traits. The server composes this crate: the proxy identifies, admits
+//! and charges; the management API reads and changes the [`registry`]; `App` starts and stops
+//! the [`writer`].
 
 pub mod admit;
+pub mod auth;
 pub mod charge;
 pub mod duration;
 pub mod ledger;
 pub mod registry;
 pub mod reserve;
-pub mod window;
 pub mod writer;
 
-use crate::auth::{self, MasterKey};
+/// The parsers' test numbers are the server's: one list of what arrives from outside.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../server/src/test_numbers.rs"]
+mod test_numbers;
+
+use auth::MasterKey;
 use registry::{KeyEntry, Registry};
 use sha2::{Digest, Sha256};
 use sluice_store::Store;
@@ -93,7 +106,7 @@ pub struct Access {
     lookups: tokio::sync::Semaphore,
     pub global_budget: Option<GlobalBudget>,
     /// The proxy-wide in-flight cap and the count it applies to.
-    pub global_parallel: Option<(u64, Arc<window::InFlight>)>,
+    pub global_parallel: Option<(u64, Arc<sluice_state::InFlightCounter>)>,
 }
 
 /// Concurrent database lookups of unseen keys.

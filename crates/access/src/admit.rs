@@ -6,9 +6,9 @@
 
 use super::registry::{Entry, KeyEntry, Live};
 use super::reserve::Reservation;
-use super::window::{now_secs, Full, Slot};
 use super::{Access, Identity};
 use http::{HeaderName, HeaderValue};
+use sluice_state::{now_secs, Full, InFlightCount, InFlightSlot as Slot, RateWindow};
 use sluice_wire::ApiError;
 use std::sync::Arc;
 
@@ -438,7 +438,7 @@ mod tests {
     }
 
     fn access(max_budget: Option<f64>, max_parallel_requests: Option<u64>) -> Arc<Access> {
-        let settings = super::super::AccessSettings {
+        let settings = crate::AccessSettings {
             batch_write_interval: std::time::Duration::from_secs(10),
             reload_interval: std::time::Duration::from_secs(60),
             disable_spend_logs: false,
@@ -470,9 +470,9 @@ mod tests {
         // Billed: the cost counts instead of the estimate.
         key.live.ledger.charge(0.3, None);
         first.reservation.release();
-        assert!((super::super::reserve::usd(key.live.ledger.reserved()) - 0.8).abs() < 1e-9);
+        assert!((crate::reserve::usd(key.live.ledger.reserved()) - 0.8).abs() < 1e-9);
         drop(first);
-        assert!((super::super::reserve::usd(key.live.ledger.reserved()) - 0.8).abs() < 1e-9, "released once");
+        assert!((crate::reserve::usd(key.live.ledger.reserved()) - 0.8).abs() < 1e-9, "released once");
         // Spent on its own: LiteLLM's 400.
         key.live.ledger.charge(0.7, None);
         let e = admit(0.0).err().unwrap();

@@ -5,33 +5,15 @@
 //! Beside the spend, a ledger holds what the requests in flight on it are estimated to cost
 //! (`reserved`, see [`super::reserve`]), so admission can count them before they are billed.
 
+use sluice_state::{BudgetCounter, SpendCounter};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// An `f64` updated atomically (compare-and-swap on its bits).
-#[derive(Debug, Default)]
-pub struct AtomicF64(AtomicU64);
-
-impl AtomicF64 {
-    pub fn new(v: f64) -> Self {
-        AtomicF64(AtomicU64::new(v.to_bits()))
-    }
-    pub fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Acquire))
-    }
-    pub fn set(&self, v: f64) {
-        self.0.store(v.to_bits(), Ordering::Release)
-    }
-    pub fn add(&self, d: f64) {
-        let _ = self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| Some((f64::from_bits(b) + d).to_bits()));
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct Ledger {
-    base: AtomicF64,
-    pending: AtomicF64,
+    base: SpendCounter,
+    pending: SpendCounter,
     /// Per model: (base, pending), for `model_max_budget` and `model_spend`.
     models: Mutex<HashMap<String, (f64, f64)>>,
     /// Set while this ledger sits in the writer's dirty list.
@@ -53,19 +35,21 @@ pub struct Taken {
 impl Ledger {
     pub fn new(spend: f64, model_spend: &serde_json::Map<String, serde_json::Value>) -> Self {
         let models = model_spend.iter().filter_map(|(m, v)| Some((m.clone(), (v.as_f64()?, 0.0)))).collect();
-        Ledger { base: AtomicF64::new(spend), models: Mutex::new(models), ..Default::default() }
+        let ledger = Ledger { models: Mutex::new(models), ..Default::default() };
+        ledger.base.reset_to(spend);
+        ledger
     }
 
     pub fn spend(&self) -> f64 {
         // Pending first: a write in progress moves an amount into base before taking it out of
         // pending, so this order may count it twice for a moment but never misses it.
-        let pending = self.pending.get();
-        self.base.get() + pending
+        let pending = self.pending.read();
+        self.base.read() + pending
     }
 
     /// What the writer has written (or, for a row that is not there, tried to).
     pub fn written(&self) -> f64 {
-        self.base.get()
+        self.base.read()
     }
 
     pub fn model_spend(&self, model: &str) -> f64 {
@@ -102,7 +86,7 @@ impl Ledger {
             .filter(|(_, (_, p))| *p != 0.0)
             .map(|(m, (_, p))| (m.clone(), *p))
             .collect();
-        Taken { amount: self.pending.get(), per_model }
+        Taken { amount: self.pending.read(), per_model }
     }
 
     /// The batch holding `taken` is in the database: move it from pending to base. Returns
@@ -123,7 +107,7 @@ impl Ledger {
         // the flag down and queues the ledger itself, so none can slip between look and clear.
         // (The writer keys its list by spender, so a ledger queued twice is written once.)
         self.dirty.store(false, Ordering::SeqCst);
-        let still = self.pending.get().abs() > 1e-15
+        let still = self.pending.read().abs() > 1e-15
             || self
                 .models
                 .lock()
@@ -138,7 +122,7 @@ impl Ledger {
 
     /// The database's view after a reload: it holds everything this replica committed.
     pub fn reloaded(&self, spend: f64, model_spend: &serde_json::Map<String, serde_json::Value>) {
-        self.base.set(spend);
+        self.base.reset_to(spend);
         let mut models = self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (m, v) in model_spend {
             if let Some(x) = v.as_f64() {
@@ -150,8 +134,8 @@ impl Ledger {
     /// A budget period ended: spend starts again from zero, pending included (it belonged to
     /// the period that ended; the spend logs keep it).
     pub fn reset(&self) {
-        self.base.set(0.0);
-        self.pending.set(0.0);
+        self.base.reset_to(0.0);
+        self.pending.reset_to(0.0);
         self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 

@@ -5,8 +5,8 @@
 //! rate-limit windows), which survives record updates and reloads.
 
 use super::ledger::Ledger;
-use super::window::{InFlight, Window};
 use dashmap::DashMap;
+use sluice_state::{InFlightCounter as InFlight, LimitWindow as Window};
 use sluice_store::{EndUserRecord, KeyRecord, TeamRecord, UserRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -6,6 +6,7 @@
 //! and again at the start of the next. A sliding window holds in every 60-second span, wherever
 //! it starts, at most the limit.
 
+use crate::{InFlightCount, RateWindow};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -109,9 +110,11 @@ impl Window {
             }
         }
     }
+}
 
+impl RateWindow for Window {
     /// Takes `n` if that keeps the last 60 seconds at or under `limit`; returns what is left.
-    pub fn try_take(&self, n: u64, limit: u64, now: u64) -> Result<u64, Full> {
+    fn try_take(&self, n: u64, limit: u64, now: u64) -> Result<u64, Full> {
         let buckets = self.buckets();
         // Takes in the same second are exact: they race on one bucket, whose compare-and-swap
         // sees the others' takes. At a second's boundary two callers may each add to their own
@@ -131,7 +134,7 @@ impl Window {
     }
 
     /// Returns `n` taken at `now` by [`try_take`](Self::try_take), for a request refused further on.
-    pub fn give_back(&self, n: u64, now: u64) {
+    fn give_back(&self, n: u64, now: u64) {
         let Some(buckets) = self.0.get() else { return };
         let _ = buckets[now as usize % BUCKETS].fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
             let (second, count) = split(v);
@@ -141,7 +144,7 @@ impl Window {
 
     /// Whether the window still has room (for token limits, checked before and counted after);
     /// returns what is left.
-    pub fn check(&self, limit: u64, now: u64) -> Result<u64, Full> {
+    fn check(&self, limit: u64, now: u64) -> Result<u64, Full> {
         let buckets = self.buckets();
         let used = Self::sum(buckets, now);
         if used >= limit {
@@ -152,14 +155,14 @@ impl Window {
 
     /// Counts `n` after the fact, whatever the limit. Only a window whose limit was checked
     /// counts: nothing reads the others.
-    pub fn add(&self, n: u64, now: u64) {
+    fn add(&self, n: u64, now: u64) {
         if let Some(buckets) = self.0.get() {
             Self::add_if(buckets, n, now, |_, _| true);
         }
     }
 
     /// What the last 60 seconds hold.
-    pub fn used(&self, now: u64) -> u64 {
+    fn used(&self, now: u64) -> u64 {
         self.0.get().map(|b| Self::sum(b, now)).unwrap_or(0)
     }
 }
@@ -168,8 +171,10 @@ impl Window {
 #[derive(Debug, Default)]
 pub struct InFlight(AtomicU64);
 
-impl InFlight {
-    pub fn try_enter(self: &std::sync::Arc<Self>, limit: u64) -> Option<Slot> {
+impl InFlightCount for InFlight {
+    type Slot = Slot;
+
+    fn try_enter(self: &std::sync::Arc<Self>, limit: u64) -> Option<Slot> {
         let prev = self.0.fetch_add(1, Ordering::AcqRel);
         if prev >= limit {
             self.0.fetch_sub(1, Ordering::AcqRel);
@@ -178,7 +183,7 @@ impl InFlight {
         Some(Slot(self.clone()))
     }
 
-    pub fn current(&self) -> u64 {
+    fn current(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
@@ -319,5 +324,48 @@ mod tests {
         assert!(f.try_enter(2).is_none());
         drop(a);
         assert!(f.try_enter(2).is_some());
+    }
+
+    /// Eight threads race for three places: never more than three are in at once, every
+    /// refusal is a full count, and every place comes back.
+    #[test]
+    fn racing_entries_never_exceed_the_limit() {
+        let f = Arc::new(InFlight::default());
+        let most = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (f, most) = (f.clone(), most.clone());
+                std::thread::spawn(move || {
+                    let mut entered = 0;
+                    for _ in 0..2000 {
+                        if let Some(slot) = f.try_enter(3) {
+                            entered += 1;
+                            most.fetch_max(f.current(), Ordering::Relaxed);
+                            std::hint::black_box(&slot);
+                        }
+                    }
+                    entered
+                })
+            })
+            .collect();
+        let entered: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(entered > 0);
+        assert!(most.load(Ordering::Relaxed) <= 3, "{} in at once", most.load(Ordering::Relaxed));
+        assert_eq!(f.current(), 0, "every slot given back");
+    }
+
+    /// The edges of the span: a take at second `s` still counts at `s + 60` and is gone at
+    /// `s + 61` (a bucket covers a whole second, so it counts until every 60-second span that may
+    /// hold it has ended).
+    #[test]
+    fn a_take_leaves_the_window_after_sixty_one_seconds() {
+        let w = Window::default();
+        assert_eq!(w.try_take(2, 2, 10), Ok(0));
+        assert_eq!(w.used(70), 2);
+        assert_eq!(w.try_take(1, 2, 70), Err(Full { retry_after: 1 }));
+        assert_eq!(w.used(71), 0);
+        assert_eq!(w.try_take(2, 2, 71), Ok(0));
+        // A take larger than the limit never fits, and says so with the longest wait.
+        assert_eq!(Window::default().try_take(3, 2, 0), Err(Full { retry_after: WINDOW_SECS }));
     }
 }

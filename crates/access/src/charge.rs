@@ -5,6 +5,7 @@
 use super::admit::Admission;
 use super::Access;
 use sluice_providers::pricing::{Price, TokenUsage};
+use sluice_state::RateWindow;
 use sluice_store::{SpendLogRecord, Spender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -187,7 +188,7 @@ impl Charge {
         let cost = served.price.map(|p| p.cost(&usage)).unwrap_or(0.0);
         let a = &self.admission;
         let tokens = usage.prompt_tokens + usage.completion_tokens;
-        let now = super::window::now_secs();
+        let now = sluice_state::now_secs();
         let model = Some(self.model_group.as_str());
         let charge = |spender: Spender, live: &Arc<super::registry::Live>, per_model: bool| {
             live.tokens.add(tokens, now);

@@ -357,7 +357,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::AccessSettings;
+    use crate::AccessSettings;
     use sluice_store::{KeyRecord, SpendLogFilter, Store};
     use sqlx::Connection;
 

@@ -1,5 +1,5 @@
 //! The pieces of authentication: the key a request presents (from the headers LiteLLM reads), the
-//! master key compared in constant time, and LiteLLM's 401 bodies. `access::Access::identify`
+//! master key compared in constant time, and LiteLLM's 401 bodies. [`crate::Access::identify`]
 //! puts them together with the virtual keys.
 
 use http::HeaderMap;
