@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 /// Compared byte for byte in constant time: how long a comparison takes tells a caller only
 /// whether the key it sent has the master key's length, as with LiteLLM's
 /// `secrets.compare_digest`. Comparing SHA-256 digests instead hid the length too, but hashed
-/// every request's key, about 3% of a proxied request's instructions.
+/// every request's key on the request path.
 pub struct MasterKey {
     key: Box<[u8]>,
 }

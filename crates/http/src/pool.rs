@@ -1,8 +1,8 @@
 //! The upstream connection pool: keep-alive HTTP/1.1 connections per upstream (scheme and
 //! authority), one shared HTTP/2 connection where TLS negotiates it, TLS by hyper-rustls.
 //!
-//! It replaces hyper-util's general-purpose pool because that one cost ~6% of a proxied request's
-//! instructions: the pool key hashed with SipHash on checkout and again on return, a checkout
+//! It replaces hyper-util's general-purpose pool because of what that one cost per request
+//! (bench/README.md has the profile): the pool key hashed with SipHash on checkout and again on return, a checkout
 //! raced against a connect future on every request, and a task spawned per request to wait until
 //! the connection could be returned. Here a request pops an idle connection (or connects), sends
 //! on it from its own task (`h1`), and the answer's body puts the connection back itself once

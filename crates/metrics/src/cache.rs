@@ -110,7 +110,7 @@ impl<V> Default for LabelCache<V> {
     fn default() -> Self {
         LabelCache {
             // Randomly seeded: the strings come from clients, so the hash must not be predictable.
-            // foldhash rather than std's SipHash, which cost ~1k instructions a request here
+            // foldhash rather than std's SipHash, a measurable share of a request here
             // (the cache holds at most `MAX_ENTRIES`, which also bounds what collisions can cost).
             hasher: foldhash::quality::RandomState::default(),
             slots: HashMap::default(),
@@ -169,7 +169,7 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
     ca.remainder().iter().zip(cb.remainder()).all(|(x, y)| x == y)
 }
 
-/// The slot map's keys are already SipHash outputs; hashing them again would be wasted work.
+/// The slot map's keys are already foldhash outputs; hashing them again would be wasted work.
 #[derive(Default)]
 pub(crate) struct PassThrough(u64);
 

@@ -17,13 +17,9 @@
 //! key identity ([`Metrics::caller`]) and passes with each record; the caches key on its id, so
 //! six label strings cost one number per lookup.
 //!
-//! Measured cost (the `#[ignore]`d test in `tests/cost.rs`, 1M rounds, release build, one
-//! thread, on a shared 2-vCPU VM under load, so take the spread as noise): one request's full
-//! set of records — `attempt_started`, `attempt_succeeded` with usage and `request_finished`,
-//! 11 series touched — costs 0.25–0.4 µs; `request_finished` alone (a SipHash over five label
-//! values plus a thread-local lookup, then four series updated) 120–220 ns; `attempt_started` on
-//! its own group (pre-resolved) 7–15 ns. Reproduce with
-//! `cargo test -p sluice-metrics --release --test cost -- --ignored --nocapture`.
+//! What recording costs is measured by the `#[ignore]`d test in `tests/cost.rs`
+//! (`cargo test -p sluice-metrics --release --test cost -- --ignored --nocapture`); the figures
+//! are in bench/README.md.
 //!
 //! The crate knows nothing of HTTP: the server serves [`Metrics::render`] at `GET /metrics` with
 //! [`Metrics::content_type`].

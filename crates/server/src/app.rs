@@ -191,7 +191,7 @@ impl App {
             match store.all_models().await {
                 Ok(models) if !models.is_empty() => {
                     let mut owned = config.into_owned();
-                    owned.deployments.extend(crate::manage::models::deployments_from_db(&models, env));
+                    owned.deployments.extend(crate::manage::deployments_from_db(&models, env));
                     config = std::borrow::Cow::Owned(owned);
                 }
                 Ok(_) => {}

@@ -3,8 +3,8 @@
 //!
 //! The `mimalloc` crate's allocator passes every request to `mi_malloc_aligned`, alignment 1 or 8
 //! included. mimalloc takes its fast path there only for blocks up to 1 KiB; a larger one (a
-//! request body, a read buffer) goes through its over-allocating aligned path, about 160
-//! instructions more, five times per proxied request. Every mimalloc block is aligned to at
+//! request body, a read buffer) goes through its over-allocating aligned path, several times per
+//! proxied request. Every mimalloc block is aligned to at
 //! least 8 bytes (its size classes are whole words), so for those alignments plain `mi_malloc`
 //! is exact and takes the fast path at every size.
 

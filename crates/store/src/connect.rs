@@ -18,10 +18,8 @@ const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// every connection of the pool, and what the spend-log connection (`log_writer`) sets.
 pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pages of 16 KiB for a new SQLite file (SQLite's default is 4 KiB). The spend log appends a
-/// row per request to four B-trees, and every page it fills is written to the WAL and again to
-/// the file at a checkpoint, one `pwrite` each: with 16 KiB pages `pwrite64` per request went
-/// from 0.46 to 0.11 and `pread64` from 0.17 to 0.03 (`strace -c`, 20,000 seed requests), and
-/// the writer thread's instructions per row from ~16k to ~13.7k (fewer page splits). SQLite
+/// row per request to four B-trees, and every page it fills costs a write of its own: larger
+/// pages mean fewer writes and reads per row and fewer page splits (bench/README.md). SQLite
 /// applies it only to a database without tables, so an existing file keeps its page size (a
 /// `VACUUM` outside WAL mode would change it).
 pub(crate) const SQLITE_PAGE_SIZE_PRAGMA: &str = "PRAGMA page_size = 16384";

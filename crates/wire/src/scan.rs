@@ -1,8 +1,9 @@
 //! A strict JSON skipper: finds where a value ends, checking its syntax, without building it.
 //!
 //! serde_json skips an ignored string a word at a time; a chat request is mostly one long string
-//! (the prompt), so that scan was a fifth of the gateway's instructions per request. Here string
-//! bodies are crossed with SIMD, looking for quotes, backslashes and control characters at once. It accepts exactly the JSON serde_json accepts, up to [`MAX_DEPTH`] levels of nesting;
+//! (the prompt), so that scan was a large share of the gateway's work per request. Here string
+//! bodies are crossed with SIMD, looking for quotes, backslashes and control characters at once.
+//! It accepts exactly the JSON serde_json accepts, up to [`MAX_DEPTH`] levels of nesting;
 //! anything it refuses is handed back to serde_json, whose error message the client then sees.
 
 /// Nesting this scanner follows before giving up (serde_json's own limit is 128).
@@ -205,8 +206,8 @@ fn ends_plain_run(b: u8) -> bool {
 /// Where the first byte of `s` that [`ends_plain_run`] is.
 ///
 /// One SIMD pass finds all three kinds at once. `memchr2` for the quote and backslash plus a
-/// vectorised minimum for control characters crossed a prompt twice, and cost some 170
-/// instructions per call to set up: a chat answer has some 30 short strings.
+/// vectorised minimum for control characters crossed a prompt twice, and cost more to set up
+/// than a short string takes to cross: a chat answer has some 30 short strings.
 pub(crate) fn plain_run(s: &[u8]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -222,8 +223,7 @@ pub(crate) fn plain_run(s: &[u8]) -> Option<usize> {
 }
 
 /// Whether every byte of `s` is ASCII: a request body nearly always is, and then it is UTF-8
-/// without the costlier validation (a 16 KB prompt is checked in about a third of the
-/// instructions simdutf8 spends).
+/// without the costlier validation simdutf8 does.
 pub(crate) fn is_ascii(s: &[u8]) -> bool {
     #[cfg(target_arch = "x86_64")]
     {

@@ -21,7 +21,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 /// Read buffer cap of a connection accepted while fewer than [`ROOMY_CONNECTIONS`] are open:
 /// room for a ~16 KB chat request in one `recv`, where an 8 KiB cap takes three and a copy to
-/// join the pieces (~2.5 µs of CPU per seed request on the benchmark machine).
+/// join the pieces (bench/README.md has what that cost).
 const ROOMY_READ_BUFFER: usize = 32 * 1024;
 /// Connections that get the roomy buffer: a few pooled clients (the usual case in front of an
 /// SDK) get the faster reads, while thousands of connections cost at most 128 × 24 KiB more
@@ -34,8 +34,8 @@ pub struct ListenSettings {
     /// Each client connection's read buffer: what `direct` reads a request's head into (a
     /// larger body gets the room it needs for that request only), and the cap on hyper's buffer
     /// for connections handed to it (hyper's minimum is 8 KiB; uncapped it grows to ~400 KB and
-    /// keeps it). A smaller buffer costs one more read per large request (about 5 µs of CPU on
-    /// the seed payload with hyper): `sluice_settings.client_read_buffer_kb` trades memory for
+    /// keeps it). A smaller buffer costs one more read per large request:
+    /// `sluice_settings.client_read_buffer_kb` trades memory for
     /// that. The first [`ROOMY_CONNECTIONS`] open connections get at least [`ROOMY_READ_BUFFER`]
     /// and keep it while idle; the others hold none between requests.
     pub read_buffer_max: usize,

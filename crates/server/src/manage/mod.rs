@@ -7,11 +7,15 @@
 //! Every write goes to the store first and then into the in-memory registry, so it takes effect
 //! on this replica at once (other replicas pick it up at their next reload).
 
-pub mod keys;
-pub mod models;
-pub mod spend;
-pub mod teams;
-pub mod users;
+mod keys;
+mod models;
+mod spend;
+mod teams;
+mod users;
+
+/// What the rest of the server uses: the routes, `/model/info` (also served under `/v1`), the
+/// models added through the API as deployments at start, and the redaction of store errors.
+pub(crate) use models::{deployments_from_db, model_info};
 
 use crate::app::App;
 use crate::errors::ErrorResponse;
@@ -338,7 +342,7 @@ pub(crate) fn query_date(q: &Query, name: &str) -> Result<Option<NaiveDate>> {
 }
 
 /// Replaces anything that looks like a raw key (`sk-…`) in a message with its abbreviation.
-pub(crate) fn redact(message: &str) -> String {
+pub fn redact(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(i) = rest.find("sk-") {
