@@ -280,11 +280,18 @@ impl UpstreamCall<'_> {
             let priced = self.facts.charge.as_ref().is_some_and(|c| c.priced());
             let bill_needs = (!self.view.include_usage && priced).then(needs);
             let stamp = restamp.unwrap_or_default();
-            let stage = OpenAiStage::new(*provider, self.endpoint, stamp, usage)
+            let mut stage = OpenAiStage::new(*provider, self.endpoint, stamp, usage)
                 .with_metrics(attempt.deployment.target.metrics.clone(), self.client_model)
                 .with_charge(self.facts.charge.clone(), bill_needs);
+            // The `/v1/messages` front door: the chunks become Anthropic's events in the relay.
+            let front_door = self.native_anthropic.is_some();
+            if front_door {
+                stage = stage.into_messages(self.client_model);
+            }
             let relay = Relay::new(incoming, stage, *provider, t.stream_timeout);
-            return self.start_stream(attempt, &up.headers, relay).await;
+            let mut reply = self.start_stream(attempt, &up.headers, relay).await?;
+            reply.anthropic_native = front_door;
+            return Ok(reply);
         }
 
         let body = match self.read_answer(incoming, sent + timeout, 256 * 1024 * 1024).await {

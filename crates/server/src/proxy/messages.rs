@@ -6,11 +6,12 @@
 //!   back untouched;
 //! - a translating provider (Gemini, Bedrock) hands its OpenAI-shaped chunks as values straight
 //!   to Anthropic's stream translator (`proxy::translate`), with no OpenAI text in between;
-//! - an OpenAI-format deployment's answer, which is OpenAI text from the upstream, is read here
-//!   and translated into Anthropic's shapes.
+//! - an OpenAI-format deployment's stream goes through the relay's OpenAI stage, which hands
+//!   each chunk to Anthropic's stream translator instead of writing it as an OpenAI frame;
+//! - a whole answer (a completion, or the demo model's stream) is translated here, once.
 //!
-//! The first two come back marked [`NativeAnthropic`](super::attempt::NativeAnthropic) and pass
-//! through as they are.
+//! Streams and native answers come back marked
+//! [`NativeAnthropic`](crate::exchange::NativeAnthropic) and pass through as they are.
 
 use super::body;
 use super::headers::{Facts, Outcome};
@@ -88,65 +89,42 @@ async fn front_door(app: &App, req: Request, facts: &mut Facts) -> Result<Respon
         return Ok(out);
     }
     head.headers.remove(header::CONTENT_LENGTH);
+    // Streams from a deployment come back as Anthropic's events already (the relay translates
+    // them); what is left is an answer that came whole: a completion, or the demo model's
+    // stream, written at once.
+    let bytes =
+        body.collect().await.map(|c| c.to_bytes()).map_err(|_| ApiError::new(500, "the upstream answer broke off"))?;
     if !stream {
-        let bytes = body
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .map_err(|_| ApiError::new(500, "the upstream answer broke off"))?;
         let v: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|_| ApiError::new(500, "the upstream answer is not JSON"))?;
         let msg = anthropic::openai_to_messages(&v, &model).map_err(|e| ApiError::new(500, e.message))?;
         head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Ok(Response::from_parts(head, axum::body::Body::from(msg.to_string())));
     }
-    // Re-frame the OpenAI chunk stream as Anthropic events.
-    let state = (body.into_data_stream(), sse::Parser::new(), anthropic::MessagesStream::new(&model), false);
-    let events = futures_util::stream::unfold(state, |(mut upstream, mut parser, mut tr, done)| async move {
-        if done {
-            return None;
+    let mut parser = sse::Parser::new();
+    parser.push(&bytes);
+    let mut events = anthropic::MessagesStream::new(&model);
+    let mut out = BytesMut::new();
+    let mut put = |chunk: &serde_json::Value, events: &mut anthropic::MessagesStream| {
+        for f in events.on_chunk(chunk) {
+            out.put_slice(f.as_bytes());
         }
-        loop {
-            let mut out = BytesMut::new();
-            while let Ok(Some(event)) = parser.next_event() {
-                if event.is_done() {
-                    continue;
-                }
-                if let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(&event.data) {
-                    if let Some(err) = chunk.get("error") {
-                        let msg = err.get("message").and_then(|m| m.as_str()).unwrap_or("upstream error");
-                        let e = ApiError::new(500, msg);
-                        out.put_slice(&crate::errors::sse_frame(&e, crate::errors::Flavour::Anthropic));
-                        return Some((Ok::<_, std::convert::Infallible>(out.freeze()), (upstream, parser, tr, true)));
-                    }
-                    for f in tr.on_chunk(&chunk) {
-                        out.put_slice(f.as_bytes());
-                    }
-                }
-            }
-            if !out.is_empty() {
-                return Some((Ok(out.freeze()), (upstream, parser, tr, false)));
-            }
-            match futures_util::StreamExt::next(&mut upstream).await {
-                Some(Ok(bytes)) => parser.push(&bytes),
-                _ => {
-                    if let Some(event) = parser.finish() {
-                        if let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(&event.data) {
-                            for f in tr.on_chunk(&chunk) {
-                                out.put_slice(f.as_bytes());
-                            }
-                        }
-                    }
-                    for f in tr.finish() {
-                        out.put_slice(f.as_bytes());
-                    }
-                    return Some((Ok(out.freeze()), (upstream, parser, tr, true)));
-                }
-            }
+    };
+    while let Ok(Some(event)) = parser.next_event() {
+        if let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(&event.data) {
+            put(&chunk, &mut events);
         }
-    });
+    }
+    if let Some(event) = parser.finish() {
+        if let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(&event.data) {
+            put(&chunk, &mut events);
+        }
+    }
+    for f in events.finish() {
+        out.put_slice(f.as_bytes());
+    }
     head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    Ok(Response::from_parts(head, axum::body::Body::from_stream(events)))
+    Ok(Response::from_parts(head, axum::body::Body::from(out.freeze())))
 }
 
 fn copy_litellm_headers(from: &http::HeaderMap, to: &mut http::HeaderMap) {

@@ -76,6 +76,9 @@ pub struct OpenAiStage {
     charge: Option<std::sync::Arc<sluice_access::charge::Charge>>,
     /// What counting the tokens takes when the bill needs it and the client did not ask for usage.
     bill_needs: Option<UsageNeeds>,
+    /// Set for the `/v1/messages` front door: each chunk goes straight into Anthropic's events
+    /// instead of out as an OpenAI frame (one translation, no OpenAI text in between).
+    messages: Option<sluice_providers::anthropic::MessagesStream>,
 }
 
 /// The client's SSE body: `first` (read before answering, so that a failure up to there could
@@ -232,6 +235,13 @@ impl Stage for OpenAiStage {
             self.bill(prompt, completion);
         }
     }
+
+    fn flavour(&self) -> Flavour {
+        match self.messages {
+            Some(_) => Flavour::Anthropic,
+            None => Flavour::OpenAi,
+        }
+    }
 }
 
 impl OpenAiStage {
@@ -250,6 +260,31 @@ impl OpenAiStage {
             reported: None,
             charge: None,
             bill_needs: None,
+            messages: None,
+        }
+    }
+
+    /// Writes Anthropic's Messages events for the client's `model` instead of OpenAI frames.
+    pub fn into_messages(mut self, model: &str) -> Self {
+        self.messages = Some(sluice_providers::anthropic::MessagesStream::new(model));
+        self
+    }
+
+    /// One chunk out: an OpenAI frame with `model` spliced at `span`, or the Anthropic events
+    /// it completes.
+    fn put_chunk(&mut self, out: &mut BytesMut, json: &str, span: Option<std::ops::Range<usize>>, stamp: bool) {
+        match &mut self.messages {
+            None => {
+                let model: &[u8] = if stamp { &self.client_model } else { b"" };
+                out.put_slice(&sluice_wire::splice::sse_frame(json, span, model));
+            }
+            Some(m) => {
+                if let Ok(chunk) = serde_json::from_str::<serde_json::Value>(json) {
+                    for frame in m.on_chunk(&chunk) {
+                        out.put_slice(frame.as_bytes());
+                    }
+                }
+            }
         }
     }
 
@@ -325,7 +360,7 @@ impl OpenAiStage {
             return true;
         };
         if chunk.is_error {
-            out.put_slice(&sluice_wire::splice::sse_frame(json, None, b""));
+            self.put_chunk(out, json, None, false);
             return true;
         }
         // Azure's opening content-filter chunk has an empty id: take the first real one.
@@ -346,7 +381,7 @@ impl OpenAiStage {
                 self.generated.push_str(t);
             }
         }
-        out.put_slice(&sluice_wire::splice::sse_frame(json, chunk.model_span.clone(), &self.client_model));
+        self.put_chunk(out, json, chunk.model_span.clone(), true);
         false
     }
 
@@ -358,7 +393,7 @@ impl OpenAiStage {
                 _ => r#"{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}"#,
             };
             let json = self.synthetic_chunk(&format!("\"choices\":[{choice}]"));
-            out.put_slice(&sluice_wire::splice::sse_frame(&json, None, b""));
+            self.put_chunk(out, &json, None, false);
             self.finished = true;
         }
         if let Some(u) = self.reported.take() {
@@ -379,9 +414,16 @@ impl OpenAiStage {
                 "\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":{completion},\"total_tokens\":{}}}",
                 prompt + completion
             ));
-            out.put_slice(&sluice_wire::splice::sse_frame(&json, None, b""));
+            self.put_chunk(out, &json, None, false);
         }
-        out.put_slice(b"data: [DONE]\n\n");
+        match &mut self.messages {
+            None => out.put_slice(b"data: [DONE]\n\n"),
+            Some(m) => {
+                for frame in m.finish() {
+                    out.put_slice(frame.as_bytes());
+                }
+            }
+        }
     }
 
     fn synthetic_chunk(&self, rest: &str) -> String {
@@ -403,7 +445,7 @@ impl OpenAiStage {
 
     /// Ends the stream with `e` (the relay ends it on the `true` the caller returns).
     fn error_frame(&mut self, out: &mut BytesMut, e: ApiError) {
-        out.put_slice(&errors::sse_frame(&e, Flavour::OpenAi));
+        out.put_slice(&errors::sse_frame(&e, self.flavour()));
     }
 }
 
