@@ -273,18 +273,7 @@ fn unknown_model(app: &App, endpoint: Endpoint, model: &str) -> ApiError {
 }
 
 /// Adds `"model": <upstream>` to a body that named its model only in the path.
-pub(crate) fn insert_model(body: &Bytes, upstream_model: &Bytes) -> [Bytes; 3] {
-    let open = body.iter().position(|b| *b == b'{').map(|i| i + 1).unwrap_or(0);
-    let rest = body.slice(open..);
-    let needs_comma = rest.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'}');
-    let mut field = Vec::with_capacity(upstream_model.len() + 10);
-    field.extend_from_slice(b"\"model\":");
-    field.extend_from_slice(upstream_model);
-    if needs_comma {
-        field.push(b',');
-    }
-    [body.slice(..open), Bytes::from(field), rest]
-}
+pub(crate) use sluice_providers::openai::insert_model;
 
 pub(crate) enum ReadError {
     Timeout,
