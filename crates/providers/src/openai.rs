@@ -198,6 +198,16 @@ pub fn display_base(base: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inserts_model_when_only_the_path_names_it() {
+        let join = |p: [Bytes; 3]| p.iter().flat_map(|b| b.to_vec()).collect::<Vec<u8>>();
+        let m = splice::json_string("up");
+        let out = join(insert_model(&Bytes::from_static(br#"{"messages":[]}"#), &m));
+        assert_eq!(out, br#"{"model":"up","messages":[]}"#);
+        let out = join(insert_model(&Bytes::from_static(b"{ }"), &m));
+        assert_eq!(out, br#"{"model":"up" }"#);
+    }
     use crate::catalogue::lookup;
 
     #[test]

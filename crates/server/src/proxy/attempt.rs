@@ -5,11 +5,12 @@ use super::answer::{UpstreamHead, UpstreamHeaders};
 use super::body::ChainBody;
 use super::headers::{self, Facts, Outcome};
 use super::relay::{OpenAiStage, Relay, Stage, Step, UsageNeeds};
-use super::{insert_model, mock, read_upstream, upstream, ReadError};
+use super::{mock, read_upstream, upstream, ReadError};
 use crate::app::{App, OpenAiTarget, Target, TargetKind};
 use crate::exchange::{Lines, Reply};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
+use sluice_providers::{ChatCall, ChatProvider};
 use sluice_router::{Attempt, Call, ErrorKind, Failed, Failure, FailureEffect};
 use sluice_wire::sniff::{self, Endpoint};
 use sluice_wire::{splice, ApiError};
@@ -222,27 +223,18 @@ impl UpstreamCall<'_> {
         provider: &sluice_providers::Provider,
         depth: u32,
     ) -> Result<Reply, Failed<CallError>> {
-        let parts = match &self.view.model_span {
-            Some(span) => splice::replace(self.body, span.clone(), t.upstream_model.clone()),
-            None => insert_model(self.body, &t.upstream_model),
+        // The OpenAI provider builds the request as every provider does: the client's bytes with
+        // only `model` spliced in (three slices, nothing parsed), and its headers.
+        let call = ChatCall {
+            endpoint: self.endpoint,
+            body: self.body,
+            model_span: self.view.model_span.clone(),
+            stream: self.view.stream,
+            now: super::translate::now_unix(),
         };
-        let mut req = http::Request::new(ChainBody::new(parts));
-        *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = t.uri(self.endpoint).clone();
-        let h = req.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(header::USER_AGENT, HeaderValue::from_static(concat!("sluice/", env!("CARGO_PKG_VERSION"))));
-        if self.view.stream {
-            h.insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
-        }
-        if let Some((name, value)) = &t.auth {
-            h.insert(name.clone(), value.clone());
-        }
-        if let Some(org) = &t.organization {
-            h.insert("openai-organization", org.clone());
-        }
-
-        let timeout = if self.view.stream { t.stream_timeout } else { t.timeout };
+        let built = t.build_request(&call).map_err(|api| fail(Failure::status(api.status, None), api))?;
+        let timeout = built.timeout;
+        let req = super::translate::to_http(built, None);
         let (up, incoming, sent) = self.send(provider, req, timeout).await?;
         let remaining_requests = header_f64(&up.headers, headers::RATELIMIT_REMAINING_REQUESTS.as_str());
         let remaining_tokens = header_f64(&up.headers, headers::RATELIMIT_REMAINING_TOKENS.as_str());

@@ -272,9 +272,6 @@ fn unknown_model(app: &App, endpoint: Endpoint, model: &str) -> ApiError {
     )
 }
 
-/// Adds `"model": <upstream>` to a body that named its model only in the path.
-pub(crate) use sluice_providers::openai::insert_model;
-
 pub(crate) enum ReadError {
     Timeout,
     Broken,
@@ -296,20 +293,5 @@ pub(crate) async fn read_upstream(
         Err(_) => Err(ReadError::Timeout),
         Ok(Err(_)) => Err(ReadError::Broken),
         Ok(Ok(c)) => Ok(c.to_bytes()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inserts_model_when_only_the_path_names_it() {
-        let join = |p: [Bytes; 3]| p.iter().flat_map(|b| b.to_vec()).collect::<Vec<u8>>();
-        let m = splice::json_string("up");
-        let out = join(insert_model(&Bytes::from_static(br#"{"messages":[]}"#), &m));
-        assert_eq!(out, br#"{"model":"up","messages":[]}"#);
-        let out = join(insert_model(&Bytes::from_static(b"{ }"), &m));
-        assert_eq!(out, br#"{"model":"up" }"#);
     }
 }

@@ -42,13 +42,13 @@ fn refused(api: ApiError) -> Failed<CallError> {
     fail(Failure::status(api.status, None), api)
 }
 
-fn now_unix() -> u64 {
+pub(super) fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The provider's request description as an HTTP request, with `authorization` when a token
 /// was fetched for it.
-fn to_http(req: UpstreamRequest, token: Option<HeaderValue>) -> http::Request<super::body::ChainBody> {
+pub(super) fn to_http(req: UpstreamRequest, token: Option<HeaderValue>) -> http::Request<super::body::ChainBody> {
     let mut out = http::Request::new(super::body::ChainBody::new(req.body));
     *out.method_mut() = http::Method::POST;
     *out.uri_mut() = req.url;
