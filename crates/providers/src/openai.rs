@@ -84,18 +84,18 @@ impl ChatProvider for OpenAi {
             Some(span) => splice::replace(call.body, span.clone(), self.upstream_model.clone()),
             None => insert_model(call.body, &self.upstream_model),
         };
-        let mut headers = Vec::with_capacity(5);
-        headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")));
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers
-            .push((http::header::USER_AGENT, HeaderValue::from_static(concat!("sluice/", env!("CARGO_PKG_VERSION")))));
+            .insert(http::header::USER_AGENT, HeaderValue::from_static(concat!("sluice/", env!("CARGO_PKG_VERSION"))));
         if call.stream {
-            headers.push((http::header::ACCEPT, HeaderValue::from_static("text/event-stream")));
+            headers.insert(http::header::ACCEPT, HeaderValue::from_static("text/event-stream"));
         }
         if let Some((name, value)) = &self.auth {
-            headers.push((name.clone(), value.clone()));
+            headers.insert(name.clone(), value.clone());
         }
         if let Some(org) = &self.organization {
-            headers.push((HeaderName::from_static("openai-organization"), org.clone()));
+            headers.insert(HeaderName::from_static("openai-organization"), org.clone());
         }
         Ok(UpstreamRequest {
             url: self.uri(call.endpoint).clone(),

@@ -160,7 +160,7 @@ fn bedrock_signs_each_request_over_its_bytes() {
     let Built::Translated(p) = b else { panic!() };
     let body = Bytes::from_static(CHAT);
     let req = p.build_request(&call(&body, false)).unwrap();
-    let auth = req.headers.iter().find(|(n, _)| n == "authorization").map(|(_, v)| v).unwrap();
+    let auth = req.headers.iter().find(|(n, _)| *n == "authorization").map(|(_, v)| v).unwrap();
     assert!(auth.to_str().unwrap().starts_with("AWS4-HMAC-SHA256 Credential=AKID/"), "{auth:?}");
     assert!(auth.is_sensitive());
     assert!(req.headers.iter().any(|(n, _)| n == "x-amz-date"));

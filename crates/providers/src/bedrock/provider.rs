@@ -74,7 +74,7 @@ impl ChatProvider for Bedrock {
             for (name, value) in signed {
                 if let Ok(mut v) = HeaderValue::from_str(&value) {
                     v.set_sensitive(name == "authorization" || name == "x-amz-security-token");
-                    req.headers.push((HeaderName::from_static(name), v));
+                    req.headers.insert(HeaderName::from_static(name), v);
                 }
             }
         }

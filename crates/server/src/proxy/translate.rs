@@ -52,12 +52,9 @@ pub(super) fn to_http(req: UpstreamRequest, token: Option<HeaderValue>) -> http:
     let mut out = http::Request::new(super::body::ChainBody::new(req.body));
     *out.method_mut() = http::Method::POST;
     *out.uri_mut() = req.url;
-    let h = out.headers_mut();
-    for (name, value) in req.headers {
-        h.insert(name, value);
-    }
+    *out.headers_mut() = req.headers;
     if let Some(token) = token {
-        h.insert(header::AUTHORIZATION, token);
+        out.headers_mut().insert(header::AUTHORIZATION, token);
     }
     out
 }
