@@ -15,6 +15,7 @@ pub mod auth;
 pub mod charge;
 pub mod duration;
 pub mod ledger;
+pub mod log_queue;
 pub mod registry;
 pub mod reserve;
 pub mod writer;

@@ -15,6 +15,7 @@
 //! seconds whether or not there is spend to write.
 
 use super::ledger::Taken;
+use super::log_queue::LogQueue;
 use super::registry::Live;
 use super::Access;
 use sluice_store::{LogsNotWritten, Recovery, SpendIncrement, SpendLogRecord, Spender};
@@ -38,7 +39,7 @@ pub const DB_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Queue {
     dirty_tx: mpsc::UnboundedSender<(Spender, Weak<Live>)>,
-    logs_tx: mpsc::Sender<SpendLogRecord>,
+    logs: LogQueue,
     receivers: std::sync::Mutex<Option<Receivers>>,
     /// Spend-log rows dropped because the buffer was full, since the last warning.
     dropped_logs: AtomicU64,
@@ -52,7 +53,6 @@ pub struct Queue {
 
 struct Receivers {
     dirty: mpsc::UnboundedReceiver<(Spender, Weak<Live>)>,
-    logs: mpsc::Receiver<SpendLogRecord>,
 }
 
 impl Default for Queue {
@@ -64,12 +64,10 @@ impl Default for Queue {
 impl Queue {
     pub fn new() -> Self {
         let (dirty_tx, dirty) = mpsc::unbounded_channel();
-        // Drained five times a second: room for bursts of 160,000 requests per second.
-        let (logs_tx, logs) = mpsc::channel(32_768);
         Queue {
             dirty_tx,
-            logs_tx,
-            receivers: std::sync::Mutex::new(Some(Receivers { dirty, logs })),
+            logs: LogQueue::default(),
+            receivers: std::sync::Mutex::new(Some(Receivers { dirty })),
             dropped_logs: AtomicU64::new(0),
             dropped_logs_total: AtomicU64::new(0),
             pending_logs: AtomicU64::new(0),
@@ -84,7 +82,7 @@ impl Queue {
     }
 
     pub fn log(&self, row: SpendLogRecord) {
-        if self.logs_tx.try_send(row).is_err() {
+        if !self.logs.push(row) {
             self.dropped_logs.fetch_add(1, Ordering::Relaxed);
             self.dropped_logs_total.fetch_add(1, Ordering::Relaxed);
         }
@@ -98,9 +96,10 @@ pub fn spawn(access: &Arc<Access>) {
     let interval = access.settings.batch_write_interval;
     let reload_every = access.settings.reload_interval;
     let writer = tokio::spawn(async move {
-        let mut w =
-            Writer { rx, failing: false, dirty: Default::default(), logs: Vec::new(), last_reload: Instant::now() };
-        let mut tick = tokio::time::interval(interval.min(Duration::from_millis(200)).max(Duration::from_millis(50)));
+        let mut w = Writer::new(rx);
+        let period = interval.min(Duration::from_millis(200)).max(Duration::from_millis(50));
+        w.spread = period * 3 / 4;
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_write = Instant::now();
         let mut last_check = Instant::now();
@@ -115,6 +114,7 @@ pub fn spawn(access: &Arc<Access>) {
             };
             let Some(access) = weak.upgrade() else { return };
             if stopping {
+                w.spread = Duration::ZERO;
                 w.write(&access).await;
                 access.writer.done.notify_one();
                 return;
@@ -171,24 +171,32 @@ struct Writer {
     failing: bool,
     /// Keyed by spender: a ledger queued twice is written once.
     dirty: std::collections::BTreeMap<Spender, Weak<Live>>,
-    /// Rows to write, oldest first. After a write the store hands the buffer back empty, and the
-    /// next batch fills it instead of growing a new one.
+    /// Rows to write, oldest first within each queue shard.
     logs: Vec<SpendLogRecord>,
+    /// How long a batch of spend-log rows may take to write: most of a tick, so a busy gateway's
+    /// rows go in at a steady pace rather than in bursts that slow every request in flight (see
+    /// [`sluice_store::Store::insert_spend_logs_paced`]). Zero for the last write at shutdown.
+    spread: Duration,
     last_reload: Instant,
 }
 
 impl Writer {
+    fn new(rx: Receivers) -> Writer {
+        Writer {
+            rx,
+            failing: false,
+            dirty: Default::default(),
+            logs: Vec::new(),
+            spread: Duration::ZERO,
+            last_reload: Instant::now(),
+        }
+    }
+
     async fn drain(&mut self, access: &Access) {
         while let Ok((spender, live)) = self.rx.dirty.try_recv() {
             self.dirty.insert(spender, live);
         }
-        // `recv_many` gives the channel its permits back once for the lot (`try_recv` takes a
-        // lock per row). It waits only while the channel is empty, which `is_empty` rules out
-        // (this task is the one receiver), or for a row a sender is halfway through sending.
-        while !self.rx.logs.is_empty() {
-            self.logs.reserve(self.rx.logs.len());
-            self.rx.logs.recv_many(&mut self.logs, usize::MAX).await;
-        }
+        access.writer.logs.drain_into(&mut self.logs);
         if self.logs.len() > MAX_PENDING_LOGS + MAX_PENDING_LOGS / 16 {
             let over = self.logs.len() - MAX_PENDING_LOGS;
             self.logs.drain(..over);
@@ -198,6 +206,7 @@ impl Writer {
         access.writer.pending_logs.store(self.logs.len() as u64, Ordering::Relaxed);
     }
 
+    /// Writes what waits, the spend-log rows spread over [`Writer::spread`].
     async fn write(&mut self, access: &Access) {
         let Some(store) = access.store() else { return };
         self.drain(access).await;
@@ -249,14 +258,10 @@ impl Writer {
         if !self.logs.is_empty() {
             // Moved, not copied (a busy gateway's batch is thousands of rows). Nothing adds to
             // `self.logs` meanwhile: only this task drains the queue.
-            match store.insert_spend_logs(std::mem::take(&mut self.logs)).await {
-                Ok(mut emptied) => {
-                    // A buffer grown while the database was away is let go.
-                    if emptied.capacity() > 4 * LOG_ROWS_PER_WRITE {
-                        emptied = Vec::new();
-                    }
-                    self.logs = emptied;
-                }
+            match store.insert_spend_logs_paced(std::mem::take(&mut self.logs), self.spread).await {
+                // The emptied buffer is let go: the queue's shards got buffers with room when
+                // they were drained, and keeping this one too would hold a third batch's memory.
+                Ok(_emptied) => {}
                 Err(LogsNotWritten { error, logs }) => {
                     ok = false;
                     self.logs = logs;
@@ -393,7 +398,7 @@ mod tests {
     async fn writer_over(store: &Store) -> (Arc<Access>, Writer) {
         let access = access_over(store).await;
         let rx = access.writer.receivers.lock().unwrap().take().unwrap();
-        let w = Writer { rx, failing: false, dirty: Default::default(), logs: Vec::new(), last_reload: Instant::now() };
+        let w = Writer::new(rx);
         (access, w)
     }
 

@@ -349,7 +349,18 @@ impl Store {
         &self,
         logs: Vec<SpendLogRecord>,
     ) -> std::result::Result<Vec<SpendLogRecord>, LogsNotWritten> {
-        spend::insert_logs(self, logs).await
+        spend::insert_logs(self, logs, std::time::Duration::ZERO).await
+    }
+    /// [`Store::insert_spend_logs`], spread over about `spread`: a SQLite file's spend-log thread
+    /// writes the batch in small pieces paced to end then (sooner if the batch is small enough
+    /// that pieces never wait), so that it takes a steady sliver of a core shared with requests
+    /// instead of bursts. PostgreSQL and `sqlite::memory:` write at once.
+    pub async fn insert_spend_logs_paced(
+        &self,
+        logs: Vec<SpendLogRecord>,
+        spread: std::time::Duration,
+    ) -> std::result::Result<Vec<SpendLogRecord>, LogsNotWritten> {
+        spend::insert_logs(self, logs, spread).await
     }
     /// Budget reset: sets `spend` (and `model_spend`) to zero and `budget_reset_at` to `next`.
     pub async fn reset_spend(&self, spender: &Spender, next: Option<DateTime<Utc>>) -> Result<()> {

@@ -7,9 +7,10 @@
 //! bound where they lie. The async side sends a batch over a channel and awaits the answer: no
 //! runtime thread ever waits on SQLite.
 //!
-//! The thread writes a batch in pieces with a pause after each (see [`PIECES_PER_BATCH`]): a
-//! gateway pinned to one core shares it with this thread, and a batch written in one go held the
-//! core for whole scheduler ticks while every request in flight waited behind it.
+//! The thread writes a batch in small pieces paced over the time the caller allows (see
+//! [`Inserter::write`]): a gateway pinned to one core shares it with this thread, and a batch
+//! written in one go held the core for whole scheduler ticks while every request in flight waited
+//! behind it; written in bursts at half the core, it slowed every request in the burst.
 //!
 //! `sqlite::memory:` cannot be reached from a second connection, and PostgreSQL parses every
 //! statement anyway, so both keep writing logs through sqlx.
@@ -26,18 +27,12 @@ use crate::spend::{self, LogValue, NO_METADATA, NO_TAGS, SQLITE_MAX_LOG_ROWS};
 use crate::sqlite_raw::{self, Connection, Statement};
 use crate::{Backend, LogsNotWritten, Result, SpendLogRecord, StoreError};
 
-/// A batch is written in this many pieces at most, each followed by a pause as long as the piece
-/// took, so the thread gives the core back between pieces instead of running until the scheduler
-/// takes it away: on a saturated core that is the next tick, and every request in flight waited
-/// that long (bench/README.md, twelfth session). Counting pieces per batch rather than rows per
-/// piece keeps the thread from falling behind: however long the batch, it waits through at most
-/// `PIECES_PER_BATCH - 1` pauses of at most [`MAX_PAUSE`], so a busier gateway gets longer pieces,
-/// never a growing backlog. A lower scheduling priority would not do: a saturated core is never
-/// idle, so the thread would starve, and it keeps the normal one.
-const PIECES_PER_BATCH: usize = 32;
-/// A pause is never longer than this, whatever the piece before it took (one that ran long
-/// because the core was taken from it), so a batch's pauses add a bounded time.
-const MAX_PAUSE: Duration = Duration::from_millis(5);
+/// Rows per piece: one INSERT. A piece is the longest the thread holds a shared core in one go
+/// (~0.2 ms on the machines in bench/README.md), short against a request's own latency.
+const PIECE_ROWS: usize = SQLITE_MAX_LOG_ROWS;
+/// A pause is never longer than this, so a batch whose pacing went wrong (a clock jump, a spread
+/// far longer than the rows need) still ends within a bounded time.
+const MAX_PAUSE: Duration = Duration::from_millis(20);
 
 /// The store's handle on the thread. The thread ends, finalizing its statements and closing its
 /// connection, once every clone is dropped (the channel closes).
@@ -53,6 +48,8 @@ type Reply = (Vec<SpendLogRecord>, sqlite_raw::Result<()>);
 enum Job {
     Insert {
         logs: Vec<SpendLogRecord>,
+        /// How long the write may be spread over.
+        spread: Duration,
         reply: oneshot::Sender<Reply>,
     },
     /// Close the connection (answered once it is closed); inserts fail until the next `Open`.
@@ -60,10 +57,7 @@ enum Job {
     /// Open the file again.
     Open(oneshot::Sender<sqlite_raw::Result<()>>),
     /// Copy the whole database, as this connection sees it, into a new file.
-    Copy {
-        to: String,
-        reply: oneshot::Sender<sqlite_raw::Result<()>>,
-    },
+    Copy { to: String, reply: oneshot::Sender<sqlite_raw::Result<()>> },
 }
 
 impl LogWriter {
@@ -124,14 +118,16 @@ impl LogWriter {
         self.opened(opened).await
     }
 
-    /// Inserts `logs` in one transaction. On success the vector comes back empty, its capacity
-    /// kept; on failure nothing was written and the rows come back with the error.
+    /// Inserts `logs` in one transaction, paced over about `spread`. On success the vector comes
+    /// back empty, its capacity kept; on failure nothing was written and the rows come back with
+    /// the error.
     pub(crate) async fn insert(
         &self,
         logs: Vec<SpendLogRecord>,
+        spread: Duration,
     ) -> std::result::Result<Vec<SpendLogRecord>, LogsNotWritten> {
         let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::SendError(job)) = self.jobs.send(Job::Insert { logs, reply }) {
+        if let Err(mpsc::SendError(job)) = self.jobs.send(Job::Insert { logs, spread, reply }) {
             let Job::Insert { logs, .. } = job else { unreachable!("the job sent") };
             return Err(LogsNotWritten { error: self.stopped(), logs });
         }
@@ -173,7 +169,7 @@ fn run(path: &str, jobs: mpsc::Receiver<Job>, ready: oneshot::Sender<sqlite_raw:
         loop {
             match jobs.recv() {
                 Err(_) => return,
-                Ok(Job::Insert { logs, reply }) => {
+                Ok(Job::Insert { logs, reply, .. }) => {
                     let err = sqlite_raw::Error::closed(
                         "the spend-log connection is closed while the database file is reopened",
                     );
@@ -223,8 +219,8 @@ fn serve(
     loop {
         match jobs.recv() {
             Err(_) => return None,
-            Ok(Job::Insert { mut logs, reply }) => {
-                let result = inserter.write(&logs, &mut std::thread::sleep);
+            Ok(Job::Insert { mut logs, spread, reply }) => {
+                let result = inserter.write(&logs, spread, &mut std::thread::sleep);
                 if result.is_ok() {
                     // Dropped here rather than on a runtime thread; the buffer goes back for reuse.
                     logs.clear();
@@ -285,26 +281,33 @@ impl<'c> Inserter<'c> {
         })
     }
 
-    /// The whole batch or nothing, in pieces of [`piece_rows`] with a `pause` after each but the
-    /// last. The pauses fall inside the transaction: a commit per piece would multiply the
-    /// journal's syncs. Another connection's write (the management API's) waits the longer for
-    /// it, within the busy timeout.
-    fn write(&mut self, logs: &[SpendLogRecord], pause: &mut dyn FnMut(Duration)) -> sqlite_raw::Result<()> {
+    /// The whole batch or nothing, one INSERT of [`PIECE_ROWS`] at a time, paced so that the
+    /// rows written keep up with the time elapsed out of `spread`: after each piece the thread
+    /// pauses until the clock catches up with its progress, and a thread that fell behind (the
+    /// core was busy) writes on without pausing. So the batch ends within about `spread`, or as
+    /// soon as the core allows, and the thread takes an even share of it meanwhile instead of
+    /// bursts (bench/README.md, thirteenth session). The pauses fall inside the transaction: a
+    /// commit per piece would multiply the journal's syncs. Another connection's write (the
+    /// management API's) waits the longer for it, within the busy timeout.
+    fn write(
+        &mut self,
+        logs: &[SpendLogRecord],
+        spread: Duration,
+        pause: &mut dyn FnMut(Duration),
+    ) -> sqlite_raw::Result<()> {
         self.begin.execute(|_| {})?;
+        let started = Instant::now();
         let mut result = Ok(());
-        let mut rest = logs;
-        let per_piece = piece_rows(logs.len());
-        let mut in_piece = 0;
-        let mut piece_started = Instant::now();
-        while !rest.is_empty() && result.is_ok() {
-            let (chunk, after) = rest.split_at(spend::chunk_rows(Backend::Sqlite, rest.len()));
+        let mut written = 0;
+        while written < logs.len() && result.is_ok() {
+            let rest = &logs[written..];
+            let chunk = &rest[..spend::chunk_rows(Backend::Sqlite, rest.len().min(PIECE_ROWS))];
             result = self.insert(chunk);
-            rest = after;
-            in_piece += chunk.len();
-            if in_piece >= per_piece && !rest.is_empty() {
-                pause(piece_started.elapsed().min(MAX_PAUSE));
-                in_piece = 0;
-                piece_started = Instant::now();
+            written += chunk.len();
+            if written < logs.len() {
+                if let Some(wait) = pace(spread, written, logs.len(), started.elapsed()) {
+                    pause(wait);
+                }
             }
         }
         let result = result.and_then(|()| self.commit.execute(|_| {}));
@@ -348,9 +351,13 @@ impl<'c> Inserter<'c> {
     }
 }
 
-/// Rows per piece of a batch of `rows`: whole INSERTs, and at most [`PIECES_PER_BATCH`] pieces.
-fn piece_rows(rows: usize) -> usize {
-    rows.div_ceil(PIECES_PER_BATCH).next_multiple_of(SQLITE_MAX_LOG_ROWS)
+/// How long to pause after `written` of `total` rows, `elapsed` into a write spread over
+/// `spread`: until the time that share of the rows is due, at most [`MAX_PAUSE`]; `None` when
+/// the write is on time or late.
+fn pace(spread: Duration, written: usize, total: usize, elapsed: Duration) -> Option<Duration> {
+    let due = spread.mul_f64(written as f64 / total as f64);
+    let wait = due.checked_sub(elapsed)?;
+    (!wait.is_zero()).then(|| wait.min(MAX_PAUSE))
 }
 
 /// `v` as JSON in `buf` (the text `codec::json_text` gives).
@@ -362,9 +369,8 @@ fn json_text<'b>(buf: &'b mut Vec<u8>, v: &impl serde::Serialize) -> sqlite_raw:
 
 #[cfg(test)]
 mod tests {
-    use super::{open, piece_rows, Inserter, PIECES_PER_BATCH};
+    use super::{open, pace, Inserter, MAX_PAUSE, PIECE_ROWS};
     use crate::{SpendLogRecord, Store};
-    use std::time::Duration;
 
     fn rows(batch: usize, n: usize) -> Vec<SpendLogRecord> {
         (0..n).map(|i| SpendLogRecord { request_id: format!("b{batch}-r{i}"), ..Default::default() }).collect()
@@ -374,9 +380,9 @@ mod tests {
         sqlx::query_scalar("SELECT COUNT(*) FROM sluice_spend_logs").fetch_one(&store.pool().unwrap()).await.unwrap()
     }
 
-    /// A batch goes in with a pause after each piece but the last, never more than
-    /// `PIECES_PER_BATCH` pieces however long the batch (so the thread cannot fall behind a busy
-    /// gateway), and every row lands, once.
+    /// A batch goes in whole, one INSERT at a time; with a spread, the pauses after the pieces
+    /// add up to about the spread (each one a piece's share of it, never over `MAX_PAUSE`), and
+    /// without one there are none. Every row lands, once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_is_written_whole_in_paced_pieces() {
         let dir = std::env::temp_dir().join(format!("sluice_log_pieces_{}", std::process::id()));
@@ -386,22 +392,50 @@ mod tests {
         let conn = open(db.to_str().unwrap()).unwrap();
         let mut inserter = Inserter::new(&conn).unwrap();
         let mut written = 0;
-        // (rows, pauses): one INSERT, no pause; small batches pause after every full INSERT; long
-        // ones after every 1/32nd, rounded up to whole INSERTs (10,000 → pieces of 320).
-        let batches = [(1, 0), (64, 0), (100, 1), (2_048, 31), (10_000, 31), (100_000, 31)];
-        for (batch, (n, pauses)) in batches.into_iter().enumerate() {
-            let mut paused: Vec<Duration> = Vec::new();
-            inserter.write(&rows(batch, n), &mut |d| paused.push(d)).unwrap();
-            assert_eq!(paused.len(), pauses, "{n} rows");
-            assert!(paused.len() < PIECES_PER_BATCH);
-            assert!(paused.iter().all(|d| *d <= super::MAX_PAUSE));
+        // (rows, spread in ms, pauses at most): one INSERT never pauses; no spread, no pauses;
+        // otherwise a pause after every INSERT but the last (INSERTs of 64 rows, the rest in
+        // powers of two: 100 = 64 + 32 + 4).
+        let batches = [(1, 100, 0), (6_400, 0, 0), (100, 100, 2), (2_048, 200, 31), (10_000, 300, 157)];
+        for (batch, (n, spread_ms, pauses)) in batches.into_iter().enumerate() {
+            let mut paused: Vec<std::time::Duration> = Vec::new();
+            let spread = std::time::Duration::from_millis(spread_ms);
+            let started = std::time::Instant::now();
+            inserter
+                .write(&rows(batch, n), spread, &mut |d| {
+                    paused.push(d);
+                    std::thread::sleep(d);
+                })
+                .unwrap();
+            if pauses > 30 {
+                // Paced: it takes about the spread (less by the last piece's share).
+                assert!(started.elapsed() >= spread.mul_f64(0.9), "{n} rows in {:?}", started.elapsed());
+            }
+            assert!(paused.len() <= pauses, "{n} rows: {} pauses", paused.len());
+            assert!(paused.iter().all(|d| *d <= MAX_PAUSE));
+            let total: std::time::Duration = paused.iter().sum();
+            assert!(total <= spread, "{n} rows: paused {total:?} of {spread:?}");
             written += n as i64;
             assert_eq!(count(&store).await, written, "after {n} rows");
         }
-        assert_eq!(piece_rows(100_000), 3_136);
         drop(inserter);
         drop(conn);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// The pacing rule: pause until this share of the rows is due, not at all when late.
+    #[test]
+    fn pauses_catch_up_with_the_clock_and_never_wait_when_late() {
+        let ms = std::time::Duration::from_millis;
+        // A quarter written at 10 ms of 100: due at 25, so wait 15.
+        assert_eq!(pace(ms(100), 250, 1_000, ms(10)), Some(ms(15)));
+        // Late: no pause.
+        assert_eq!(pace(ms(100), 250, 1_000, ms(30)), None);
+        assert_eq!(pace(ms(100), 250, 1_000, ms(25)), None);
+        // No spread: never.
+        assert_eq!(pace(std::time::Duration::ZERO, 1, 1_000, std::time::Duration::ZERO), None);
+        // Capped.
+        assert_eq!(pace(ms(10_000), 500, 1_000, ms(0)), Some(MAX_PAUSE));
+        assert_eq!(PIECE_ROWS, 64);
     }
 
     /// The descriptors this process has open on `path`.

@@ -331,6 +331,7 @@ pub(crate) async fn apply_increments(store: &Store, increments: &[SpendIncrement
 pub(crate) async fn insert_logs(
     store: &Store,
     mut logs: Vec<SpendLogRecord>,
+    spread: std::time::Duration,
 ) -> std::result::Result<Vec<SpendLogRecord>, LogsNotWritten> {
     if let Err(error) = check_logs(&logs) {
         return Err(LogsNotWritten { error, logs });
@@ -343,7 +344,7 @@ pub(crate) async fn insert_logs(
         return Err(LogsNotWritten { error, logs });
     }
     if let Some(thread) = &store.log_writer {
-        return thread.insert(logs).await;
+        return thread.insert(logs, spread).await;
     }
     match insert_logs_sqlx(store, &logs).await {
         Ok(()) => {
