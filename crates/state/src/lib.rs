@@ -13,6 +13,7 @@
 
 pub mod cooldown;
 pub mod counter;
+pub mod remote;
 pub mod sliding;
 pub mod window;
 
