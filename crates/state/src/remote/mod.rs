@@ -64,10 +64,7 @@ impl Remote {
     /// trying. A URL that cannot be parsed is an error: the setting would silently share nothing.
     pub async fn connect(config: &RemoteConfig) -> Result<Arc<Remote>, String> {
         let client = redis::Client::open(config.url.as_str()).map_err(|e| {
-            format!(
-                "the Redis address is not usable: {}; expected redis://[:password@]host:port[/db]",
-                format!("{:?}", e.kind())
-            )
+            format!("the Redis address is not usable: {:?}; expected redis://[:password@]host:port[/db]", e.kind())
         })?;
         let remote = Arc::new(Remote {
             client,
@@ -107,7 +104,7 @@ impl Remote {
                 true
             }
             Ok(Err(e)) => {
-                tracing::debug!("Redis connection failed: {}", format!("{:?}", e.kind()));
+                tracing::debug!("Redis connection failed: {:?}", e.kind());
                 false
             }
             Err(_) => false,
@@ -138,7 +135,7 @@ impl Remote {
                 Some(v)
             }
             Ok(Err(e)) => {
-                self.fail(&format!("{} ({})", format!("{:?}", e.kind()), e.category()));
+                self.fail(&format!("{:?} ({})", e.kind(), e.category()));
                 None
             }
             Err(_) => {
