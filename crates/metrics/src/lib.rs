@@ -31,6 +31,7 @@ mod deployment;
 mod families;
 mod histogram;
 mod labels;
+mod redis;
 mod request;
 mod text;
 
@@ -59,13 +60,35 @@ pub(crate) struct Shared {
 pub struct Metrics {
     registry: Registry,
     shared: Arc<Shared>,
+    /// Only when the gateway shares state through Redis.
+    redis: Option<redis::RedisFamilies>,
 }
 
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
+        Metrics::build(false)
+    }
+
+    /// [`Metrics::new`] with sluice's Redis families (`sluice_redis_up`, `sluice_redis_replicas`,
+    /// `sluice_redis_failed_calls_total`), for a gateway that shares state through Redis.
+    pub fn with_redis() -> Arc<Metrics> {
+        Metrics::build(true)
+    }
+
+    fn build(with_redis: bool) -> Arc<Metrics> {
         let mut registry = Registry::default();
         let families = Families::register(&mut registry);
-        Arc::new(Metrics { registry, shared: Arc::new(Shared { families, owner: Owner::new() }) })
+        let redis = with_redis.then(|| redis::RedisFamilies::register(&mut registry));
+        Arc::new(Metrics { registry, shared: Arc::new(Shared { families, owner: Owner::new() }), redis })
+    }
+
+    /// The Redis connection's state, set just before a scrape: whether it answers, the live
+    /// replicas it counts, and its failed calls since the start. Nothing without
+    /// [`Metrics::with_redis`].
+    pub fn redis_state(&self, up: bool, replicas: u64, failures: u64) {
+        if let Some(r) = &self.redis {
+            r.set(up, replicas, failures);
+        }
     }
 
     /// The scrape body: Prometheus text format 0.0.4, `# HELP`/`# TYPE` per family, counters as
@@ -209,6 +232,21 @@ pub(crate) fn status_str(code: u16, buf: &mut [u8; 5]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_families_only_when_shared_and_set_at_scrape() {
+        assert!(!Metrics::new().render().contains("sluice_redis"));
+        let m = Metrics::with_redis();
+        m.redis_state(true, 4, 0);
+        let text = m.render();
+        for line in ["sluice_redis_up 1\n", "sluice_redis_replicas 4\n", "sluice_redis_failed_calls_total 0\n"] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        m.redis_state(false, 4, 3);
+        m.redis_state(false, 4, 5);
+        let text = m.render();
+        assert!(text.contains("sluice_redis_up 0\n") && text.contains("sluice_redis_failed_calls_total 5\n"), "{text}");
+    }
 
     #[test]
     fn status_codes_format() {

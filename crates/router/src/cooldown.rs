@@ -36,8 +36,18 @@ pub(crate) fn on_failure<T>(router: &Router<T>, group: &Group<T>, d: &Deployment
     if !cool {
         return FailureEffect::None;
     }
-    d.health.cool(router.clock.now_ms(), duration);
+    d.health.cool_because(router.clock.now_ms(), duration, &reason(f));
     FailureEffect::CooledDown(duration)
+}
+
+/// Why a deployment was cooled, as the other replicas and Redis record it: the upstream's
+/// status and LiteLLM's exception class (e.g. `429 RateLimit`, `unreachable Connection`).
+fn reason(f: &Failure) -> String {
+    match (f.status, f.unreachable) {
+        (Some(s), _) => format!("{s} {:?}", f.kind),
+        (None, true) => format!("unreachable {:?}", f.kind),
+        (None, false) => format!("{:?}", f.kind),
+    }
 }
 
 /// `_is_cooldown_required`: connection errors never; of the 4xx only 429, 401, 408 and 404;

@@ -130,6 +130,21 @@ impl Health {
         self.cooldown.cool(now_ms, d);
     }
 
+    /// [`Health::cool`] with why (told to the other replicas when cooldowns are shared).
+    pub fn cool_because(&self, now_ms: u64, d: Duration, reason: &str) {
+        self.cooldown.cool_because(now_ms, d, reason);
+    }
+
+    /// From now on, tells the other replicas of this deployment's cooldowns, under `id`.
+    pub fn share_cooldown(&self, remote: std::sync::Arc<sluice_state::remote::Remote>, id: &str) {
+        self.cooldown.bind(remote, id);
+    }
+
+    /// A cooldown another replica started, with `left_ms` to run from `now_ms`.
+    pub fn heard_cooldown(&self, now_ms: u64, left_ms: u64) {
+        self.cooldown.heard(now_ms, left_ms);
+    }
+
     fn roll_minute(&self, minute: u64) {
         let cur = self.minute.load(Ordering::Relaxed);
         if cur != minute && self.minute.compare_exchange(cur, minute, Ordering::Relaxed, Ordering::Relaxed).is_ok() {

@@ -309,6 +309,37 @@ impl<T> Router<T> {
         d.health.set_remaining(self.clock.at(sent).ms, requests, tokens);
     }
 
+    /// Shares cooldowns with the other replicas through `remote`: a deployment this router cools
+    /// is written to Redis and published, and those the other replicas cool are skipped here
+    /// too, for the time they have left (within the pub/sub delay, well under a second). A
+    /// deployment is known by its id, the same on every replica given the same config. Call
+    /// once, within a tokio runtime; the listener ends when this router is dropped.
+    pub fn share_cooldowns(&self, remote: Arc<sluice_state::remote::Remote>)
+    where
+        T: Send + Sync + 'static,
+    {
+        let mut by_id: HashMap<String, std::sync::Weak<Deployment<T>>> = HashMap::new();
+        for d in self.deployments() {
+            d.health.share_cooldown(remote.clone(), &d.id);
+            by_id.insert(d.id.clone(), Arc::downgrade(d));
+        }
+        let clock = self.clock;
+        sluice_state::remote::cooldowns::listen(&remote, move |note| {
+            // Another config's (or a removed) deployment: nothing here to cool.
+            let Some(weak) = by_id.get(&note.deployment) else { return true };
+            let Some(d) = weak.upgrade() else { return false };
+            d.health.heard_cooldown(clock.now_ms(), note.left_ms);
+            tracing::info!(
+                model_id = %note.deployment,
+                replica = %note.replica,
+                reason = %note.reason,
+                "deployment cooled down by another replica for {} ms",
+                note.left_ms
+            );
+            true
+        });
+    }
+
     /// Records a failed attempt and applies LiteLLM's cooldown rules.
     pub fn record_failure(&self, group: &Group<T>, attempt: &Attempt<T>, failure: &Failure) -> FailureEffect {
         cooldown::on_failure(self, group, &attempt.deployment, failure)

@@ -10,6 +10,7 @@ use sluice_access::{Access, AccessSettings};
 use sluice_metrics::{DeploymentLabels, DeploymentMetrics, Metrics};
 use sluice_providers::{Built, Params, Provider, Translated};
 use sluice_router::{Deployment, Router};
+use sluice_state::remote::Remote;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,21 +82,28 @@ pub struct App {
     pub require_auth_for_metrics: bool,
     /// `sluice_settings.access_log`: one log line per request.
     pub access_log: bool,
+    /// The Redis replicas share limits, budgets and cooldowns through (`config.redis`), when the
+    /// config names one and the app was started with [`App::start`].
+    pub remote: Option<Arc<Remote>>,
 }
 
 impl App {
+    /// The app without a database or Redis (tests, checks): [`App::start`] connects both.
     pub fn with_env(config: &Config, env: &Env) -> Result<Arc<App>, String> {
-        App::build(config, env, config.deployments.len())
+        App::build(config, env, config.deployments.len(), None)
     }
 
     /// [`App::with_env`] where the deployments from `stored_from` on were read from the database:
     /// one of those that cannot be built is skipped with an error naming it, so a bad row never
     /// stops the start (the config's own deployments still must all build).
-    fn build(config: &Config, env: &Env, stored_from: usize) -> Result<Arc<App>, String> {
+    fn build(config: &Config, env: &Env, stored_from: usize, remote: Option<Arc<Remote>>) -> Result<Arc<App>, String> {
         let default_timeout =
             config.router.timeout.or(config.litellm.request_timeout).unwrap_or(LITELLM_DEFAULT_TIMEOUT);
         let default_stream_timeout = config.router.stream_timeout.unwrap_or(default_timeout);
-        let metrics = config.litellm.callbacks.iter().any(|c| c == "prometheus").then(Metrics::new);
+        let metrics = config.litellm.callbacks.iter().any(|c| c == "prometheus").then(|| match &remote {
+            Some(_) => Metrics::with_redis(),
+            None => Metrics::new(),
+        });
         // Built first: Vertex deployments fetch their tokens through it.
         let client = upstream::client(seconds(config.sluice.upstream_connect_timeout, 10.0));
         let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
@@ -166,6 +174,7 @@ impl App {
             require_auth_for_metrics: config.general.require_auth_for_metrics
                 || config.litellm.require_auth_for_metrics,
             access_log: config.sluice.access_log,
+            remote,
         }))
     }
 
@@ -173,6 +182,21 @@ impl App {
     /// teams, and starts the spend writer. A database that cannot be reached does not stop the
     /// gateway: it serves the master key, and the database is retried in the background.
     pub async fn start(config: &Config, env: &Env) -> Result<Arc<App>, String> {
+        // Redis first: the router and the counters bind to it as they are built. A Redis that
+        // is away does not stop the start (the connection starts degraded and keeps trying).
+        let remote = match &config.redis {
+            Some(redis) => {
+                let remote = Remote::connect(redis).await.map_err(|e| format!("Redis: {e}"))?;
+                remote.spawn_heartbeat();
+                tracing::info!(
+                    prefix = %remote.prefix(),
+                    connected = remote.healthy(),
+                    "sharing limits, budgets and cooldowns with the other replicas through Redis"
+                );
+                Some(remote)
+            }
+            None => None,
+        };
         let url = database_url(config, env);
         let pool = config.general.database_pool_limit;
         let store = match sluice_store::Store::open(&url, pool).await {
@@ -198,7 +222,10 @@ impl App {
                 Err(e) => tracing::warn!("could not read stored models: {e}"),
             }
         }
-        let app = App::build(&config, env, from_config)?;
+        let app = App::build(&config, env, from_config, remote)?;
+        if let Some(remote) = &app.remote {
+            app.router.share_cooldowns(remote.clone());
+        }
         if config.general.allow_requests_on_db_unavailable == Some(false) {
             app.access.refuse_without_db.store(true, std::sync::atomic::Ordering::Relaxed);
         }

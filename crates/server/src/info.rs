@@ -101,15 +101,22 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Response {
         *resp.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
         return resp;
     }
+    // Redis away: requests are still served, each replica on its share of every limit.
+    let redis_up = app.remote.as_ref().is_none_or(|r| r.healthy());
     let mut body = json!({
-        "status": if connected { "healthy" } else { "degraded" },
+        "status": if connected && redis_up { "healthy" } else { "degraded" },
         "db": if connected { "connected" } else { "Not connected" },
-        "cache": null,
+        "cache": if app.remote.is_some() { Value::from("redis") } else { Value::Null },
         "litellm_version": VERSION,
         "success_callbacks": app.callbacks,
         "use_aiohttp_transport": true,
         "gateway": "sluice",
     });
+    if let (Some(r), Value::Object(m)) = (&app.remote, &mut body) {
+        m.insert("redis".into(), Value::from(if redis_up { "connected" } else { "Not connected" }));
+        m.insert("redis_replicas".into(), Value::from(r.replicas()));
+        m.insert("redis_failed_calls".into(), Value::from(r.failures()));
+    }
     if let (Some(e), Value::Object(m)) = (db_error, &mut body) {
         let writer = &app.access.writer;
         m.insert("db_error".into(), Value::from(e));
@@ -137,7 +144,12 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
         }
     }
     match &app.metrics {
-        Some(m) => ([(header::CONTENT_TYPE, sluice_metrics::Metrics::content_type())], m.render()).into_response(),
+        Some(m) => {
+            if let Some(r) = &app.remote {
+                m.redis_state(r.healthy(), r.replicas(), r.failures());
+            }
+            ([(header::CONTENT_TYPE, sluice_metrics::Metrics::content_type())], m.render()).into_response()
+        }
         None => {
             (http::StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], "{\"detail\":\"Not Found\"}")
                 .into_response()

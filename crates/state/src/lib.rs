@@ -20,7 +20,7 @@ pub mod window;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use cooldown::CooledUntil;
+pub use cooldown::{CooledUntil, SharedCooldown};
 pub use counter::AtomicF64;
 pub use sliding::{MinuteWindow, SlidingWindow};
 pub use window::{now_secs, Full, InFlight, Slot, Window, WINDOW_SECS};
@@ -90,7 +90,8 @@ impl SharedState for InProcess {
     type Limit = Window;
     type Quota = MinuteWindow;
     type InFlight = InFlight;
-    type Cooldown = CooledUntil;
+    // In-process until bound to Redis (`SharedCooldown::bind`), then told to every replica.
+    type Cooldown = SharedCooldown;
     type Budget = AtomicF64;
 }
 

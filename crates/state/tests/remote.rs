@@ -53,3 +53,12 @@ async fn a_url_that_cannot_be_parsed_is_an_error_without_the_password() {
     assert!(!e.contains("s3cret"), "{e}");
     assert!(e.contains("redis://"), "{e}");
 }
+
+#[test]
+fn a_config_prints_without_its_password() {
+    let cfg = config("redis://user:s3cret@redis.internal:6379/2", "debug");
+    let shown = format!("{cfg:?}");
+    assert!(!shown.contains("s3cret") && !shown.contains("user"), "{shown}");
+    let plain = format!("{:?}", config("redis://redis.internal:6379", "debug"));
+    assert!(plain.contains("redis://redis.internal:6379"), "{plain}");
+}

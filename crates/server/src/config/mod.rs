@@ -14,6 +14,7 @@ mod error;
 mod ip_range;
 mod known;
 mod model_id;
+mod redis;
 mod secrets;
 mod settings;
 mod unenforced;
@@ -38,6 +39,9 @@ pub struct Config {
     pub router: RouterSettings,
     pub litellm: LitellmSettings,
     pub sluice: SluiceSettings,
+    /// Where the Redis is that replicas share limits, budgets and cooldowns through (`None`:
+    /// the config names none, and each replica counts alone). See `config::redis`.
+    pub redis: Option<sluice_state::remote::RemoteConfig>,
     /// One line per setting that was read but is not acted on, with the reason.
     pub ignored: Vec<String>,
     /// One line per setting that would deny or limit something and is not enforced: the start
@@ -150,10 +154,11 @@ impl Config {
                 warnings.push(format!("{path}: \"{target}\" is not a model_name in model_list, so it can never serve"));
             }
         }
+        let redis = redis::read(&root, &env, sluice.redis_key_prefix.clone(), &mut ignored, &mut warnings)?;
         ignored.sort();
         ignored.dedup();
         let (ignored, refused) = unenforced::review(&root, ignored);
-        Ok(Config { deployments, general, router, litellm, sluice, ignored, refused, warnings })
+        Ok(Config { deployments, general, router, litellm, sluice, redis, ignored, refused, warnings })
     }
 
     /// Why the gateway must not start on this config: the settings it would not enforce that

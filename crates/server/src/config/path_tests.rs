@@ -8,7 +8,7 @@ fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_yaml_str(text, Env::fixed([("OPENAI_KEY", "sk-upstream")]))
 }
 
-const KNOWN_SLUICE: &str = "client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb, database_path, retry_budget_percent, retry_budget_min_per_second, access_log";
+const KNOWN_SLUICE: &str = "client_header_timeout, client_body_timeout, upstream_connect_timeout, client_read_buffer_kb, database_path, retry_budget_percent, retry_budget_min_per_second, access_log, redis_key_prefix";
 
 #[test]
 fn bad_configs_give_exact_path_bearing_messages() {
@@ -55,6 +55,12 @@ fn bad_configs_give_exact_path_bearing_messages() {
         ("litellm_settings:\n  callbacks: 5\n".into(), "litellm_settings.callbacks", "expected a list of callback names, e.g. [\"prometheus\"]".into()),
         ("sluice_settings:\n  database_path:\n".into(), "sluice_settings.database_path", "expected a file path, e.g. /var/lib/sluice/sluice.db".into()),
         ("sluice_settings:\n  colour: blue\n".into(), "sluice_settings.colour", format!("unknown sluice setting; known: {KNOWN_SLUICE}")),
+        // Where Redis is.
+        ("router_settings:\n  redis_host: redis\n  redis_port: 0\n".into(), "router_settings.redis_port", "expected a port number from 1 to 65535, got \"0\"".into()),
+        ("router_settings:\n  redis_host: redis\n  redis_db: two\n".into(), "router_settings.redis_db", "expected a database number (0, 1, ...), got \"two\"".into()),
+        ("litellm_settings:\n  cache: maybe\n".into(), "litellm_settings.cache", "expected true or false, got \"maybe\"".into()),
+        ("litellm_settings:\n  cache: true\n  cache_params: [redis]\n".into(), "litellm_settings.cache_params", "expected a mapping, e.g. {type: redis, host: ..., port: 6379}".into()),
+        ("litellm_settings:\n  cache: true\n  cache_params: {type: redis, host: r, supported_call_types: completion}\n".into(), "litellm_settings.cache_params.supported_call_types", "expected a list of call types, or [] to cache no answers".into()),
         // Out of range.
         (two("weight: -1"), "model_list[1].litellm_params.weight", "must be a number from 0 to 1000000000, got -1".into()),
         (

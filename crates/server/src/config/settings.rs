@@ -221,6 +221,22 @@ struct RouterSection {
     /// Read only to be refused: LiteLLM rejects it here too.
     #[serde(default, deserialize_with = "present")]
     health_check_interval: Option<IgnoredAny>,
+    // Where Redis is: read by `config::redis`.
+    #[serde(default, deserialize_with = "present")]
+    #[allow(dead_code)]
+    redis_url: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    #[allow(dead_code)]
+    redis_host: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    #[allow(dead_code)]
+    redis_port: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    #[allow(dead_code)]
+    redis_password: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    #[allow(dead_code)]
+    redis_db: Option<IgnoredAny>,
 }
 
 impl RouterSettings {
@@ -479,6 +495,13 @@ struct LitellmSection {
     max_budget: Option<Usd>,
     budget_duration: Option<Text>,
     max_parallel_requests: Option<InFlightCap>,
+    // The Redis cache's address (and whether it caches answers): read by `config::redis`.
+    #[serde(default, deserialize_with = "present")]
+    #[allow(dead_code)]
+    cache: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    #[allow(dead_code)]
+    cache_params: Option<IgnoredAny>,
 }
 
 impl LitellmSettings {
@@ -556,6 +579,9 @@ pub struct SluiceSettings {
     pub retry_budget: sluice_router::RetryBudgetSettings,
     /// One log line per request (`access_log`), as LiteLLM's uvicorn prints one.
     pub access_log: bool,
+    /// `redis_key_prefix`: put before every key sluice writes to Redis, so several gateways
+    /// can share one (`None`: `sluice:`).
+    pub redis_key_prefix: Option<String>,
 }
 
 impl Default for SluiceSettings {
@@ -568,6 +594,7 @@ impl Default for SluiceSettings {
             database_path: "sluice.db".into(),
             retry_budget: sluice_router::RetryBudgetSettings::default(),
             access_log: true,
+            redis_key_prefix: None,
         }
     }
 }
@@ -590,6 +617,7 @@ struct SluiceSection {
     retry_budget_percent: Option<AtMost<MAX_RETRY_BUDGET_PERCENT>>,
     retry_budget_min_per_second: Option<AtMost<MAX_RETRY_BUDGET_PER_SECOND>>,
     access_log: Option<Flag>,
+    redis_key_prefix: Option<Text>,
 }
 
 impl SluiceSettings {
@@ -624,6 +652,7 @@ impl SluiceSettings {
                 min_per_second: raw.retry_budget_min_per_second.map_or(10.0, |x| x.0),
             },
             access_log: raw.access_log.is_none_or(|f| f.0),
+            redis_key_prefix: raw.redis_key_prefix.map(|t| t.0),
         })
     }
 }

@@ -327,11 +327,13 @@ fn spend_and_key_limits_sluice_lacks_are_refused() {
 }
 
 #[test]
-fn routing_restrictions_and_shared_state_sluice_lacks_are_refused() {
+fn routing_restrictions_sluice_lacks_are_refused_and_redis_is_configured() {
     let r = refused("router_settings:\n  enable_tag_filtering: true\n");
     assert!(r[0].starts_with("router_settings.enable_tag_filtering:"), "{r:?}");
-    let r = refused("router_settings:\n  redis_host: redis\n  redis_port: 6379\n");
-    assert!(r[0].contains("with N replicas each limit admits up to N times its value"), "{r:?}");
+    // Shared through Redis now: configured, not refused.
+    let c = load("router_settings:\n  redis_host: redis\n  redis_port: 6379\n").unwrap();
+    assert!(c.refused.is_empty(), "{:?}", c.refused);
+    assert_eq!(c.redis.unwrap().url, "redis://redis:6379");
     let r = refused("router_settings:\n  optional_pre_call_checks: [\"prompt_caching\", \"router_budget_limiting\"]\n");
     assert!(r[0].starts_with("router_settings.optional_pre_call_checks:"), "{r:?}");
     let c = load("router_settings:\n  optional_pre_call_checks: [\"prompt_caching\"]\n").unwrap();
@@ -457,10 +459,11 @@ fn litellm_example_configs_load() {
                 assert!(c.ignored.iter().any(|l| l.contains("langfuse")), "{name}: {:?}", c.ignored);
             }
             _ => {
-                for needle in ["guardrails", "router_settings.redis_host", "litellm_settings.max_internal_user_budget"]
-                {
+                for needle in ["guardrails", "litellm_settings.max_internal_user_budget"] {
                     assert!(refused.contains(needle), "{name}: {needle} missing from {refused}");
                 }
+                assert!(!refused.contains("redis"), "{name}: Redis is shared, not refused: {refused}");
+                assert_eq!(c.redis.as_ref().map(|r| r.url.as_str()), Some("redis://:pw@redis:6379"), "{name}");
             }
         }
     }
@@ -659,4 +662,190 @@ fn access_log_and_json_logs_are_switches() {
     assert!(!set.ignored.iter().any(|l| l.contains("json_logs")), "{:?}", set.ignored);
     let e = load("sluice_settings:\n  access_log: sometimes\n").unwrap_err().to_string();
     assert!(e.contains("sluice_settings.access_log") && e.contains("true or false"), "{e}");
+}
+
+/// Where Redis is, each way LiteLLM users write it (`config::redis`).
+mod redis {
+    use super::*;
+
+    fn with(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_yaml_str(text, Env::fixed(vars.iter().copied()))
+    }
+
+    fn url(text: &str, vars: &[(&str, &str)]) -> Option<String> {
+        with(text, vars).unwrap().redis.map(|r| r.url)
+    }
+
+    #[test]
+    fn router_settings_redis_url_wins() {
+        let text = "router_settings:\n  redis_url: redis://:pw@cache.internal:6380/1\n  redis_host: other\nlitellm_settings:\n  cache: true\n  cache_params: {type: redis, host: third, supported_call_types: []}\n";
+        let c = with(text, &[]).unwrap();
+        let r = c.redis.unwrap();
+        assert_eq!(r.url, "redis://:pw@cache.internal:6380/1");
+        assert_eq!(r.prefix, "sluice:");
+        assert!(c.refused.is_empty(), "{:?}", c.refused);
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with("litellm_settings.cache_params: names another Redis")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn router_settings_host_port_password_and_db() {
+        let text = "router_settings:\n  redis_host: os.environ/RH\n  redis_port: \"6380\"\n  redis_password: os.environ/RP\n  redis_db: 2\n";
+        assert_eq!(
+            url(text, &[("RH", "redis.internal"), ("RP", "p@ss:w/rd")]).unwrap(),
+            "redis://:p%40ss%3Aw%2Frd@redis.internal:6380/2"
+        );
+        // What the config leaves out comes from LiteLLM's variables, else the default port.
+        let host_only = "router_settings:\n  redis_host: redis.internal\n";
+        assert_eq!(url(host_only, &[]).unwrap(), "redis://redis.internal:6379");
+        assert_eq!(
+            url(host_only, &[("REDIS_PORT", "7000"), ("REDIS_PASSWORD", "pw"), ("REDIS_USERNAME", "gw")]).unwrap(),
+            "redis://gw:pw@redis.internal:7000"
+        );
+        assert_eq!(
+            url("router_settings:\n  redis_host: \"::1\"\n  redis_port: 6379\n", &[]).unwrap(),
+            "redis://[::1]:6379"
+        );
+        let c = with("router_settings:\n  redis_port: 6379\n", &[("REDIS_HOST", "redis")]).unwrap();
+        assert!(c.redis.is_none());
+        assert!(
+            c.warnings.iter().any(|w| w.starts_with("router_settings.redis_port: has no effect without")),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn cache_params_share_limits_with_or_without_caching_answers() {
+        let limits_only = "litellm_settings:\n  cache: true\n  cache_params:\n    type: redis\n    host: redis.internal\n    port: 6381\n    password: os.environ/CP\n    supported_call_types: []\n";
+        let c = with(limits_only, &[("CP", "pw")]).unwrap();
+        assert_eq!(c.redis.unwrap().url, "redis://:pw@redis.internal:6381");
+        assert!(!c.ignored.iter().any(|l| l.contains("cach")), "{:?}", c.ignored);
+        assert!(c.refused.is_empty(), "{:?}", c.refused);
+
+        // LiteLLM's default caches answers (issue #25, not built): listed, and limits are still shared.
+        let answers = "litellm_settings:\n  cache: true\n  cache_params: {type: redis, host: redis.internal, ttl: 600, namespace: gw}\n";
+        let c = with(answers, &[]).unwrap();
+        assert_eq!(c.redis.unwrap().url, "redis://redis.internal:6379");
+        for line in [
+            "litellm_settings.cache: caching answers is not implemented in sluice yet",
+            "litellm_settings.cache_params.ttl: concerns caching answers",
+            "litellm_settings.cache_params.namespace: concerns caching answers",
+        ] {
+            assert!(c.ignored.iter().any(|l| l.starts_with(line)), "{line}: {:?}", c.ignored);
+        }
+    }
+
+    #[test]
+    fn cache_params_default_to_the_redis_variables() {
+        // The proxy's default cache type is Redis; the address comes from the variables.
+        let bare = "litellm_settings:\n  cache: true\n  cache_params: {supported_call_types: []}\n";
+        assert_eq!(
+            url(bare, &[("REDIS_HOST", "redis"), ("REDIS_PORT", "6390"), ("REDIS_PASSWORD", "pw")]).unwrap(),
+            "redis://:pw@redis:6390"
+        );
+        assert_eq!(
+            url(bare, &[("REDIS_URL", "redis://u:pw@from-url:6379/3"), ("REDIS_HOST", "redis")]).unwrap(),
+            "redis://u:pw@from-url:6379/3"
+        );
+        assert_eq!(
+            url("litellm_settings:\n  cache: true\n", &[("REDIS_HOST", "redis")]).unwrap(),
+            "redis://redis:6379"
+        );
+        // The config's own host wins over the variables.
+        let own =
+            "litellm_settings:\n  cache: true\n  cache_params: {type: redis, host: mine, supported_call_types: []}\n";
+        assert_eq!(url(own, &[("REDIS_URL", "redis://env:6379"), ("REDIS_HOST", "env")]).unwrap(), "redis://mine:6379");
+        // Named nowhere: a bare `cache: true` warns; an explicit `type: redis` is an error.
+        let c = with("litellm_settings:\n  cache: true\n", &[]).unwrap();
+        assert!(c.redis.is_none());
+        assert!(c.warnings.iter().any(|w| w.contains("nothing is shared through Redis")), "{:?}", c.warnings);
+        let e = with("litellm_settings:\n  cache: true\n  cache_params: {type: redis}\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("litellm_settings.cache_params: type: redis names no Redis: set cache_params.host"), "{e}");
+    }
+
+    #[test]
+    fn the_variables_alone_share_nothing() {
+        let vars = [
+            ("REDIS_HOST", "redis"),
+            ("REDIS_PORT", "6379"),
+            ("REDIS_PASSWORD", "pw"),
+            ("REDIS_URL", "redis://redis:6379"),
+        ];
+        assert_eq!(url(SEED_OPENAI, &vars), None);
+        // Nor a cache that is off, or not Redis.
+        assert_eq!(url("litellm_settings:\n  cache: false\n  cache_params: {type: redis, host: redis}\n", &vars), None);
+        let c = with("litellm_settings:\n  cache: true\n  cache_params: {type: local}\n", &vars).unwrap();
+        assert_eq!(c.redis, None);
+        assert!(
+            c.ignored.iter().any(|l| l.starts_with("litellm_settings.cache: caching answers is not implemented")),
+            "{:?}",
+            c.ignored
+        );
+    }
+
+    #[test]
+    fn the_key_prefix_is_sluices_own_setting() {
+        let text = "router_settings:\n  redis_host: redis\nsluice_settings:\n  redis_key_prefix: \"gw-eu:\"\n";
+        assert_eq!(with(text, &[]).unwrap().redis.unwrap().prefix, "gw-eu:");
+    }
+
+    #[test]
+    fn cluster_sentinel_and_tls_stop_the_start_with_what_to_do() {
+        /// A config, the variables set, and what its error says.
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (
+                "litellm_settings:\n  cache: true\n  cache_params:\n    type: redis\n    redis_startup_nodes: [{host: a, port: 7000}]\n",
+                &[],
+                "litellm_settings.cache_params.redis_startup_nodes: Redis Cluster is not supported by sluice: point it at one Redis server",
+            ),
+            (
+                "litellm_settings:\n  cache: true\n  cache_params: {type: redis, host: redis}\n",
+                &[("REDIS_CLUSTER_NODES", "[{\"host\": \"a\", \"port\": 7000}]")],
+                "REDIS_CLUSTER_NODES: is set, and LiteLLM's Redis cache would use it. Redis Cluster is not supported",
+            ),
+            (
+                "litellm_settings:\n  cache: true\n  cache_params: {type: redis, service_name: mymaster, sentinel_nodes: [[\"s1\", 26379]]}\n",
+                &[],
+                "litellm_settings.cache_params.service_name: Redis Sentinel is not supported by sluice",
+            ),
+            (
+                "router_settings:\n  redis_url: rediss://:s3cret-pw@redis:6380\n",
+                &[],
+                "router_settings.redis_url: TLS to Redis (rediss://) is not supported",
+            ),
+            (
+                "router_settings:\n  redis_url: http://:s3cret-pw@redis:6380\n",
+                &[],
+                "router_settings.redis_url: is not a Redis URL sluice can use; expected redis://",
+            ),
+            (
+                "router_settings:\n  redis_host: redis\n  redis_password: s3cret-pw\n  redis_port: six\n",
+                &[],
+                "router_settings.redis_port: expected a port number from 1 to 65535, got \"six\"",
+            ),
+            (
+                "litellm_settings:\n  cache: true\n  cache_params: {supported_call_types: []}\n",
+                &[("REDIS_URL", "redis//:s3cret-pw@redis"), ("REDIS_PASSWORD", "s3cret-pw")],
+                "REDIS_URL: is not a Redis URL sluice can use",
+            ),
+        ];
+        for (text, vars, expected) in cases {
+            let e = with(text, vars).unwrap_err().to_string();
+            assert!(e.contains(expected), "{expected}\n  in {e}");
+            assert!(!e.contains("s3cret-pw"), "the password is never shown: {e}");
+        }
+    }
+
+    #[test]
+    fn a_loaded_config_never_shows_the_password() {
+        let c = with("router_settings:\n  redis_host: redis\n  redis_password: s3cret-pw\n", &[]).unwrap();
+        assert_eq!(c.redis.as_ref().unwrap().url, "redis://:s3cret-pw@redis:6379");
+        assert!(!format!("{c:?}").contains("s3cret-pw"));
+        assert!(!c.warnings.iter().chain(&c.ignored).any(|l| l.contains("s3cret-pw")));
+    }
 }

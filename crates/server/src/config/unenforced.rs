@@ -44,8 +44,6 @@ const DENY: &[(&str, &str)] = &[
     ("router_settings.enable_tag_filtering", "tag routing is not implemented, so requests would reach deployments their tags exclude"),
     ("router_settings.provider_budget_config", "provider budgets are not enforced"),
     ("router_settings.optional_pre_call_checks", "these pre-call checks (budget limiting, model rate limits) are not run"),
-    ("router_settings.redis_host", "limits and cooldowns are counted in each process, not shared through Redis: with N replicas each limit admits up to N times its value"),
-    ("router_settings.redis_url", "limits and cooldowns are counted in each process, not shared through Redis: with N replicas each limit admits up to N times its value"),
     ("model_list[].litellm_params.max_budget", "deployment budgets are not enforced"),
     ("model_list[].litellm_params.budget_duration", "deployment budgets are not enforced"),
     ("model_list[].litellm_params.max_file_size_mb", "the file size limit is not enforced"),

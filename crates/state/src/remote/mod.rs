@@ -8,6 +8,7 @@
 //! [`share`](Remote::share) of every limit until Redis answers again.
 
 pub mod breaker;
+pub mod cooldowns;
 
 use breaker::Breaker;
 use redis::aio::ConnectionManager;
@@ -19,7 +20,7 @@ use std::time::Duration;
 pub use redis;
 
 /// Where Redis is and how this gateway names its keys there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RemoteConfig {
     /// `redis://[user][:password@]host:port[/db]` (or `rediss://` for TLS).
     pub url: String,
@@ -27,6 +28,19 @@ pub struct RemoteConfig {
     pub prefix: String,
     /// The most one call may take before it counts as a failure and opens the breaker.
     pub op_timeout: Duration,
+}
+
+impl std::fmt::Debug for RemoteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: only whether it does is printed.
+        let login =
+            self.url.split_once("://").is_some_and(|(_, rest)| rest.split('/').next().unwrap_or("").contains('@'));
+        f.debug_struct("RemoteConfig")
+            .field("url", &if login { "redis://<credentials hidden>@..." } else { self.url.as_str() })
+            .field("prefix", &self.prefix)
+            .field("op_timeout", &self.op_timeout)
+            .finish()
+    }
 }
 
 /// The default key prefix.
