@@ -8,6 +8,7 @@
 //! [`share`](Remote::share) of every limit until Redis answers again.
 
 pub mod breaker;
+pub mod window;
 
 use breaker::Breaker;
 use redis::aio::ConnectionManager;
