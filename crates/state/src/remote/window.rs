@@ -300,10 +300,14 @@ impl<W: RateWindow> RateWindow for SharedWindow<W> {
     }
 
     /// The shared total as last known (leases count whole) while Redis answers; the local count
-    /// when it does not.
+    /// when it does not. Reading marks the window for the background sync to refresh its total
+    /// (a window that looks full to a strategy is skipped, so nothing else would ask again).
     fn used(&self, now: u64) -> u64 {
         match self.bound.get() {
             Some(b) if b.sharing.remote.healthy() => {
+                if !b.read.load(Ordering::Relaxed) {
+                    b.read.store(true, Ordering::Relaxed);
+                }
                 b.total.load(Ordering::Relaxed) + b.pending.load(Ordering::Relaxed)
             }
             _ => self.local.used(now),
