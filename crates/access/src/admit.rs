@@ -8,7 +8,7 @@ use super::registry::{Entry, KeyEntry, Live};
 use super::reserve::Reservation;
 use super::{Access, Identity};
 use http::{HeaderName, HeaderValue};
-use sluice_state::{now_secs, Full, InFlightCount, InFlightSlot as Slot, RateWindow};
+use sluice_state::{now_secs, Full, InFlightCount, InFlightSlot as Slot, LimitWindow, RateWindow, WindowSharing};
 use sluice_wire::ApiError;
 use std::sync::Arc;
 
@@ -112,6 +112,14 @@ fn metadata_limit(meta: &serde_json::Map<String, serde_json::Value>, field: &str
     meta.get(field)?.get(model)?.as_f64().map(|x| x.max(0.0) as u64)
 }
 
+/// Shares `window` through Redis as `descriptor:value:kind` (e.g. `api_key:<token hash>:rpm`),
+/// the first time only: after that this is one load.
+fn bind(window: &LimitWindow, sharing: &Arc<WindowSharing>, descriptor: &str, value: &str, kind: &str) {
+    if !window.is_shared() {
+        window.bind(sharing, &format!("{descriptor}:{value}:{kind}"));
+    }
+}
+
 struct Limited<'a> {
     descriptor: &'a str,
     value: String,
@@ -212,13 +220,15 @@ impl Access {
     }
 
     /// Admits `identity`'s request for `model` (by end user `end_user`), or says why not.
-    pub fn admit(&self, identity: &Identity, model: &str, end_user: Option<&str>) -> Result<Admission, ApiError> {
-        self.admit_estimated(identity, model, end_user, 0.0)
+    pub async fn admit(&self, identity: &Identity, model: &str, end_user: Option<&str>) -> Result<Admission, ApiError> {
+        self.admit_estimated(identity, model, end_user, 0.0).await
     }
 
     /// [`admit`](Self::admit) for a request estimated to cost `estimate` USD: the estimate is held
-    /// against every budget the request falls under until the [`Admission`] is dropped.
-    pub fn admit_estimated(
+    /// against every budget the request falls under until the [`Admission`] is dropped. Async
+    /// because a rate window shared through Redis may ask it (near its limit, or once this
+    /// replica's lease is spent); with no Redis every step is ready at once.
+    pub async fn admit_estimated(
         &self,
         identity: &Identity,
         model: &str,
@@ -246,7 +256,7 @@ impl Access {
             adm.end_user = Some(e);
         }
         match identity {
-            Identity::Key(key) => self.admit_key(key, model, &mut adm)?,
+            Identity::Key(key) => self.admit_key(key, model, &mut adm).await?,
             Identity::Open | Identity::Master => self.admit_proxy(&mut adm)?,
         }
         Ok(adm)
@@ -277,7 +287,7 @@ impl Access {
         Ok(())
     }
 
-    fn admit_key(&self, key: &Arc<KeyEntry>, model: &str, adm: &mut Admission) -> Result<(), ApiError> {
+    async fn admit_key(&self, key: &Arc<KeyEntry>, model: &str, adm: &mut Admission) -> Result<(), ApiError> {
         let k = &key.record;
         key_blocked(k)?;
         let team = k.team_id.as_deref().and_then(|t| self.registry.teams.get(t).map(|e| e.clone()));
@@ -351,20 +361,25 @@ impl Access {
                 headers: false,
             });
         }
-        self.take_limits(&checks, adm)?;
+        self.take_limits(&checks, adm).await?;
         let model_rpm = metadata_limit(&k.metadata, "model_rpm_limit", model);
         let model_tpm = metadata_limit(&k.metadata, "model_tpm_limit", model);
         if model_rpm.is_some() || model_tpm.is_some() {
             let windows = key.live.model_windows(model);
             let now = now_secs();
             let value = format!("{}:{model}", k.token);
+            if let Some(sharing) = self.sharing() {
+                bind(&windows.0, sharing, "model_per_key", &value, "rpm");
+                bind(&windows.1, sharing, "model_per_key", &value, "tpm");
+            }
             if let Some(limit) = model_tpm {
                 windows.1.check(limit, now).map_err(|f| rate_limited("model_per_key", &value, "tokens", limit, f))?;
             }
             if let Some(limit) = model_rpm {
                 let left = windows
                     .0
-                    .try_take(1, limit, now)
+                    .take(1, limit, now)
+                    .await
                     .map_err(|f| rate_limited("model_per_key", &value, "requests", limit, f))?;
                 adm.headers.extend(header("x-ratelimit-model_per_key-remaining-requests".into(), left));
                 adm.headers.extend(header("x-ratelimit-model_per_key-limit-requests".into(), limit));
@@ -376,9 +391,19 @@ impl Access {
         Ok(())
     }
 
-    fn take_limits(&self, checks: &[Limited<'_>], adm: &mut Admission) -> Result<(), ApiError> {
+    async fn take_limits(&self, checks: &[Limited<'_>], adm: &mut Admission) -> Result<(), ApiError> {
         let now = now_secs();
         let limit = |x: Option<i64>| x.map(|v| v.max(0) as u64);
+        if let Some(sharing) = self.sharing() {
+            for c in checks {
+                if c.rpm.is_some() {
+                    bind(&c.live.requests, sharing, c.descriptor, &c.value, "rpm");
+                }
+                if c.tpm.is_some() {
+                    bind(&c.live.tokens, sharing, c.descriptor, &c.value, "tpm");
+                }
+            }
+        }
         for c in checks {
             if let Some(l) = limit(c.tpm) {
                 let left =
@@ -400,7 +425,7 @@ impl Access {
         let mut taken: Vec<&Live> = Vec::new();
         for c in checks {
             if let Some(l) = limit(c.rpm) {
-                match c.live.requests.try_take(1, l, now) {
+                match c.live.requests.take(1, l, now).await {
                     Ok(left) => {
                         taken.push(c.live);
                         if c.headers {
@@ -450,23 +475,23 @@ mod tests {
         Access::new(None, settings, None)
     }
 
-    #[test]
-    fn budgets_count_the_estimates_of_the_requests_in_flight() {
+    #[tokio::test]
+    async fn budgets_count_the_estimates_of_the_requests_in_flight() {
         let a = access(None, None);
         let record = sluice_store::KeyRecord { token: "t".into(), max_budget: Some(1.0), ..Default::default() };
         let key = a.registry.put_key(record, false);
         let id = Identity::Key(key.clone());
         let admit = |estimate| a.admit_estimated(&id, "m", None, estimate);
-        let first = admit(0.4).unwrap();
-        let _second = admit(0.4).unwrap();
+        let first = admit(0.4).await.unwrap();
+        let _second = admit(0.4).await.unwrap();
         // Two in flight hold 0.8 < 1: a third may start (LiteLLM's rule: spend below budget).
-        let third = admit(0.4).unwrap();
-        let e = admit(0.4).err().unwrap();
+        let third = admit(0.4).await.unwrap();
+        let e = admit(0.4).await.err().unwrap();
         assert_eq!((e.status, e.kind.as_deref()), (429, Some("budget_exceeded")), "{}", e.message);
         assert!(e.message.starts_with("Budget has been exceeded! Current cost: 0, Max budget: 1"), "{}", e.message);
         // A refused request holds nothing; one that ends gives its place back.
         drop(third);
-        let _fourth = admit(0.4).unwrap();
+        let _fourth = admit(0.4).await.unwrap();
         // Billed: the cost counts instead of the estimate.
         key.live.ledger.charge(0.3, None);
         first.reservation.release();
@@ -475,28 +500,28 @@ mod tests {
         assert!((crate::reserve::usd(key.live.ledger.reserved()) - 0.8).abs() < 1e-9, "released once");
         // Spent on its own: LiteLLM's 400.
         key.live.ledger.charge(0.7, None);
-        let e = admit(0.0).err().unwrap();
+        let e = admit(0.0).await.err().unwrap();
         assert_eq!((e.status, e.kind.as_deref()), (400, Some("budget_exceeded")), "{}", e.message);
     }
 
-    #[test]
-    fn the_proxy_budget_and_in_flight_cap_apply_to_every_caller() {
+    #[tokio::test]
+    async fn the_proxy_budget_and_in_flight_cap_apply_to_every_caller() {
         let a = access(Some(1.0), Some(2));
         let g = a.global_budget.as_ref().unwrap();
-        let first = a.admit_estimated(&Identity::Open, "m", None, 0.1).unwrap();
-        let second = a.admit_estimated(&Identity::Master, "m", None, 0.1).unwrap();
-        let e = a.admit_estimated(&Identity::Open, "m", None, 0.1).err().unwrap();
+        let first = a.admit_estimated(&Identity::Open, "m", None, 0.1).await.unwrap();
+        let second = a.admit_estimated(&Identity::Master, "m", None, 0.1).await.unwrap();
+        let e = a.admit_estimated(&Identity::Open, "m", None, 0.1).await.err().unwrap();
         assert_eq!(e.status, 429);
         assert!(e.message.starts_with("Max parallel request limit reached Hit Global Limit: Limit=2"), "{}", e.message);
         assert_eq!(a.global_parallel.as_ref().unwrap().1.current(), 2, "a refusal holds no place");
         drop((first, second));
         // LiteLLM lets the proxy's budget be spent up to `spend > max_budget`.
         g.live.ledger.charge(1.0, None);
-        let third = a.admit_estimated(&Identity::Open, "m", None, 0.0);
+        let third = a.admit_estimated(&Identity::Open, "m", None, 0.0).await;
         assert!(third.is_ok());
         drop(third);
         g.live.ledger.charge(0.01, None);
-        let e = a.admit_estimated(&Identity::Master, "m", None, 0.0).err().unwrap();
+        let e = a.admit_estimated(&Identity::Master, "m", None, 0.0).await.err().unwrap();
         assert_eq!((e.status, e.kind.as_deref()), (400, Some("budget_exceeded")), "{}", e.message);
         assert_eq!(a.global_parallel.as_ref().unwrap().1.current(), 0);
         assert_eq!(g.live.ledger.reserved(), 0);

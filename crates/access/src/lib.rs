@@ -108,6 +108,9 @@ pub struct Access {
     pub global_budget: Option<GlobalBudget>,
     /// The proxy-wide in-flight cap and the count it applies to.
     pub global_parallel: Option<(u64, Arc<sluice_state::InFlightCounter>)>,
+    /// Set once Redis is configured: rate windows are shared through it, each bound the first
+    /// time a request checks it (entries loaded or created later included).
+    sharing: std::sync::OnceLock<Arc<sluice_state::WindowSharing>>,
 }
 
 /// Concurrent database lookups of unseen keys.
@@ -143,7 +146,20 @@ impl Access {
             settings,
             metrics,
             lookups: tokio::sync::Semaphore::new(MAX_KEY_LOOKUPS),
+            sharing: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Shares every key's, user's and team's `rpm_limit`/`tpm_limit` window and every key's
+    /// per-model limits with the other replicas through Redis. Call once, when Redis is
+    /// configured; windows bind as requests first check them, named by the key's token hash,
+    /// the user's or team's id (and the model, for per-model limits).
+    pub fn share_windows(&self, sharing: Arc<sluice_state::WindowSharing>) {
+        let _ = self.sharing.set(sharing);
+    }
+
+    pub(crate) fn sharing(&self) -> Option<&Arc<sluice_state::WindowSharing>> {
+        self.sharing.get()
     }
 
     pub fn store(&self) -> Option<&Store> {

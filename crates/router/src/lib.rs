@@ -228,7 +228,7 @@ impl<T> Router<T> {
         // A reservation can lose a race for the last unit of quota; a second pass re-reads it.
         for _ in 0..2 {
             let chosen = strategy::select(self, group, ctx, &mut self.entropy.draw(), now)?;
-            if self.reserve_quota(&chosen, now.second) {
+            if self.reserve_quota(&chosen, now.second).await {
                 // The attempt's latency starts once it may go, after any wait for a permit.
                 let (permit, started) = match &chosen.semaphore {
                     Some(s) => (s.clone().acquire_owned().await.ok(), tokio::time::Instant::now()),
@@ -243,14 +243,27 @@ impl<T> Router<T> {
 
     /// Counts the request against the deployment's rpm window; refuses if that would exceed its
     /// rpm. Every strategy keeps deployments within their quota (LiteLLM's simple-shuffle only
-    /// weighs by rpm, and users find their limits exceeded: its issues #5783, #7395).
-    fn reserve_quota(&self, d: &Deployment<T>, second: u64) -> bool {
+    /// weighs by rpm, and users find their limits exceeded: its issues #5783, #7395). A window
+    /// shared through Redis asks it only when this replica's lease of the quota is spent.
+    async fn reserve_quota(&self, d: &Deployment<T>, second: u64) -> bool {
         match d.rpm {
-            Some(rpm) => d.health.requests.try_take(1, rpm as u64, second).is_ok(),
+            Some(rpm) => d.health.requests.take(1, rpm as u64, second).await.is_ok(),
             None => {
                 d.health.requests.add(1, second);
                 true
             }
+        }
+    }
+
+    /// Shares every deployment's rpm and tpm windows with the other replicas through Redis,
+    /// named by the deployment's id (`model_info.id`, or LiteLLM's hash of the entry: the same
+    /// on every replica with the same config). Call once Redis is configured, for each router
+    /// built (a router rebuilt for a model change binds again; windows of the same id meet in
+    /// Redis, so nothing counted is lost).
+    pub fn share_windows(&self, sharing: &Arc<sluice_state::WindowSharing>) {
+        for d in self.deployments() {
+            d.health.requests.bind(sharing, &format!("deployment:{}:rpm", d.id));
+            d.health.tokens.bind(sharing, &format!("deployment:{}:tpm", d.id));
         }
     }
 

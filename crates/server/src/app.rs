@@ -225,6 +225,10 @@ impl App {
         let app = App::build(&config, env, from_config, remote)?;
         if let Some(remote) = &app.remote {
             app.router.share_cooldowns(remote.clone());
+            let windows = sluice_state::remote::window::WindowSharing::new(remote.clone());
+            windows.spawn();
+            app.router.share_windows(&windows);
+            app.access.share_windows(windows);
         }
         if config.general.allow_requests_on_db_unavailable == Some(false) {
             app.access.refuse_without_db.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -115,7 +115,7 @@ async fn an_expired_key_reads_nothing() {
     let mut h = http::HeaderMap::new();
     h.insert("authorization", format!("Bearer {key}").parse().unwrap());
     let id = app.access.identify(&h).await.unwrap();
-    assert_eq!(app.access.admit(&id, "m", None).err().unwrap().kind.as_deref(), Some("expired_key"));
+    assert_eq!(app.access.admit(&id, "m", None).await.err().unwrap().kind.as_deref(), Some("expired_key"));
 
     // The master key still reads the expired key's row.
     let (s, info) = get(&app, &format!("/key/info?key={key}"), MASTER).await;

@@ -37,7 +37,7 @@ async fn admitted(app: &App, key: &str) -> Result<(), String> {
     let mut h = http::HeaderMap::new();
     h.insert("authorization", format!("Bearer {key}").parse().unwrap());
     let id = app.access.identify(&h).await.map_err(|e| e.message)?;
-    app.access.admit(&id, "m", None).map(|_| ()).map_err(|e| e.message)
+    app.access.admit(&id, "m", None).await.map(|_| ()).map_err(|e| e.message)
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 pub use cooldown::{CooledUntil, SharedCooldown};
 pub use counter::AtomicF64;
+pub use remote::window::{SharedWindow, WindowSharing};
 pub use sliding::{MinuteWindow, SlidingWindow};
 pub use window::{now_secs, Full, InFlight, Slot, Window, WINDOW_SECS};
 
@@ -39,6 +40,12 @@ pub trait RateWindow: Default + Send + Sync {
     fn add(&self, n: u64, now: u64);
     /// What the last 60 seconds hold.
     fn used(&self, now: u64) -> u64;
+    /// [`try_take`](Self::try_take) for callers that may wait: a window shared through Redis
+    /// may need to ask it (near the limit, or once its lease is spent). In-process windows are
+    /// ready at once, at the cost of `try_take`.
+    fn take(&self, n: u64, limit: u64, now: u64) -> impl std::future::Future<Output = Result<u64, Full>> + Send {
+        std::future::ready(self.try_take(n, limit, now))
+    }
 }
 
 /// Requests in flight under a limit: entering gives a slot, and dropping the slot leaves.
@@ -90,14 +97,28 @@ impl SharedState for InProcess {
     type Limit = Window;
     type Quota = MinuteWindow;
     type InFlight = InFlight;
+    type Cooldown = CooledUntil;
+    type Budget = AtomicF64;
+}
+
+/// The in-process counters, with rate windows that can be bound to Redis
+/// ([`SharedWindow::bind`](remote::window::SharedWindow::bind)) once it is configured: until
+/// then each window is the in-process one behind one more branch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Replicated;
+
+impl SharedState for Replicated {
+    type Limit = remote::window::SharedWindow<Window>;
+    type Quota = remote::window::SharedWindow<MinuteWindow>;
+    type InFlight = InFlight;
     // In-process until bound to Redis (`SharedCooldown::bind`), then told to every replica.
     type Cooldown = SharedCooldown;
     type Budget = AtomicF64;
 }
 
-/// The implementation this build shares state through. The Redis one (its own issue) replaces
-/// this line; nothing that uses the aliases below changes.
-pub type Shared = InProcess;
+/// The implementation this build shares state through; nothing that uses the aliases below
+/// changes with it.
+pub type Shared = Replicated;
 
 /// The shared types, by job.
 pub type LimitWindow = <Shared as SharedState>::Limit;

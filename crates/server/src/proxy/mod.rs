@@ -158,7 +158,7 @@ pub(crate) async fn proxy_body(
         return Err(crate::gate::user_param_missing());
     }
     let admission =
-        app.access.admit_estimated(identity, &model, view.user.as_deref(), cost_estimate(app, &model, &view))?;
+        app.access.admit_estimated(identity, &model, view.user.as_deref(), cost_estimate(app, &model, &view)).await?;
     // The spend-log row's identity is always sluice's own: a client's `x-litellm-call-id` goes
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.

@@ -9,6 +9,7 @@
 
 pub mod breaker;
 pub mod cooldowns;
+pub mod window;
 
 use breaker::Breaker;
 use redis::aio::ConnectionManager;
