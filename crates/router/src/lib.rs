@@ -158,7 +158,7 @@ pub enum FailureEffect {
 /// health, or a new one.
 pub enum Member<T> {
     Kept(Arc<Deployment<T>>),
-    New(Deployment<T>),
+    New(Box<Deployment<T>>),
 }
 
 /// All model groups, their aliases and the routing settings.
@@ -173,7 +173,7 @@ pub struct Router<T> {
 
 impl<T> Router<T> {
     pub fn new(deployments: Vec<Deployment<T>>, settings: Settings) -> Self {
-        let members = deployments.into_iter().map(Member::New).collect();
+        let members = deployments.into_iter().map(|d| Member::New(Box::new(d))).collect();
         Router::assemble(members, settings, Clock::new())
     }
 
@@ -191,7 +191,8 @@ impl<T> Router<T> {
         for m in members {
             let d = match m {
                 Member::Kept(d) => d,
-                Member::New(mut d) => {
+                Member::New(d) => {
+                    let mut d = *d;
                     if let Some(cap) = d.concurrency_cap(settings.default_max_parallel_requests) {
                         d.semaphore = Some(Arc::new(Semaphore::new(cap.min(Semaphore::MAX_PERMITS as u32) as usize)));
                     }

@@ -203,7 +203,7 @@ impl App {
                 continue;
             }
             match deployment(spec, &ctx) {
-                Ok(d) => members.push(Member::New(d)),
+                Ok(d) => members.push(Member::New(Box::new(d))),
                 Err(e) => tracing::error!(
                     model_id = %spec.id,
                     model_name = %spec.model_name,
