@@ -8,10 +8,12 @@
 //! from the database, dropping the ones that are gone; its own notices it ignores.
 //!
 //! The database is the fallback: while Redis is absent, down (the breaker open) or the
-//! subscription is not up, each replica re-reads keys, users, teams and stored models every
-//! [`POLL_DEGRADED`]; each time the subscription comes up it re-reads them once (notices sent
-//! while it was down are lost: pub/sub keeps nothing), and every [`POLL_HEALTHY`] in any case,
-//! for a notice lost otherwise.
+//! subscription is not up, each replica polls it every [`POLL_DEGRADED`] — a few counts
+//! ([`Store::change_mark`](sluice_store::Store::change_mark)), and all keys, users and teams
+//! only when those moved; the stored models (a small table) each time. While notices arrive it
+//! polls the same way every [`POLL_HEALTHY`], for a notice lost on the way; and each time the
+//! subscription comes up it re-reads everything once (pub/sub keeps nothing for a subscriber
+//! that was away).
 //!
 //! Models: the router cannot take a deployment in place, so [`App::reroute`] swaps in a new one
 //! in which every deployment that did not change keeps its live health.
@@ -118,6 +120,9 @@ struct Follower {
     /// Whether notices are arriving: the subscription is up ([`Changes::following`]).
     subscribed: Arc<AtomicBool>,
     /// The stored models the router was last built with, by id.
+    /// The database's [`change_mark`](sluice_store::Store::change_mark) at the last full
+    /// re-read: the poll reads keys, users and teams again only when it moved.
+    mark: std::sync::Mutex<Option<[i64; 6]>>,
     /// Held across the read, so two re-reads cannot install an older list after a newer one.
     models: tokio::sync::Mutex<Option<HashMap<String, ModelRecord>>>,
 }
@@ -131,6 +136,7 @@ pub fn spawn(app: &Arc<App>, config: &Config, env: &Env, remote: Option<Arc<Remo
         config: config.clone(),
         env: env.clone(),
         subscribed: app.changes.following.clone(),
+        mark: std::sync::Mutex::new(None),
         models: tokio::sync::Mutex::new(None),
     });
     if let Some(remote) = &remote {
@@ -167,7 +173,7 @@ async fn poll(follower: Arc<Follower>, remote: Option<Arc<Remote>>, models_here:
         }
         last = tokio::time::Instant::now();
         let Some(app) = follower.app.upgrade() else { return };
-        follower.resync(&app).await;
+        follower.poll_once(&app).await;
     }
 }
 
@@ -262,10 +268,40 @@ impl Follower {
         }
     }
 
+    /// One tick of the poll: keys, users and teams are read again only if the
+    /// database's change mark moved (a few counts, instead of every row each second); the
+    /// stored models, a small table, each time.
+    async fn poll_once(&self, app: &App) {
+        let Some(store) = app.access.store() else { return };
+        let mark = match store.change_mark().await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!("could not poll the database for changes: {e}");
+                return;
+            }
+        };
+        let before = *self.mark.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if before != Some(mark) {
+            if let Err(e) = app.access.load().await {
+                tracing::debug!("could not re-read keys from the database: {e}");
+                return;
+            }
+            *self.mark.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(mark);
+        }
+        if let Err(e) = self.sync_models(app).await {
+            tracing::debug!("could not re-read stored models from the database: {e}");
+        }
+    }
+
     /// Re-reads keys, users, teams and stored models.
     async fn resync(&self, app: &App) {
-        if let Err(e) = app.access.load().await {
-            tracing::debug!("could not re-read keys from the database: {e}");
+        let mark = match app.access.store() {
+            Some(store) => store.change_mark().await.ok(),
+            None => None,
+        };
+        match app.access.load().await {
+            Ok(()) => *self.mark.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = mark,
+            Err(e) => tracing::debug!("could not re-read keys from the database: {e}"),
         }
         if let Err(e) = self.sync_models(app).await {
             tracing::debug!("could not re-read stored models from the database: {e}");
