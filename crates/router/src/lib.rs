@@ -154,6 +154,13 @@ pub enum FailureEffect {
     CooledDown(Duration),
 }
 
+/// One deployment of a [`Router::rebuilt`] router: one of the old router's, kept with its
+/// health, or a new one.
+pub enum Member<T> {
+    Kept(Arc<Deployment<T>>),
+    New(Box<Deployment<T>>),
+}
+
 /// All model groups, their aliases and the routing settings.
 pub struct Router<T> {
     names: Vec<String>,
@@ -166,25 +173,45 @@ pub struct Router<T> {
 
 impl<T> Router<T> {
     pub fn new(deployments: Vec<Deployment<T>>, settings: Settings) -> Self {
+        let members = deployments.into_iter().map(|d| Member::New(Box::new(d))).collect();
+        Router::assemble(members, settings, Clock::new())
+    }
+
+    /// A router with this one's settings and clock serving `members`: a deployment handed back
+    /// as [`Member::Kept`] (an `Arc` from [`Router::deployments`]) keeps its live health —
+    /// cooldown, windows, in-flight slots — so adding or removing one model at run time does
+    /// not reset the others. Its timestamps stay valid because the clock is the same.
+    pub fn rebuilt(&self, members: Vec<Member<T>>) -> Router<T> {
+        Router::assemble(members, self.settings.clone(), self.clock)
+    }
+
+    fn assemble(members: Vec<Member<T>>, settings: Settings, clock: Clock) -> Self {
         let mut names = Vec::new();
-        let mut members: HashMap<String, Vec<Arc<Deployment<T>>>> = HashMap::new();
-        for mut d in deployments {
-            if let Some(cap) = d.concurrency_cap(settings.default_max_parallel_requests) {
-                d.semaphore = Some(Arc::new(Semaphore::new(cap.min(Semaphore::MAX_PERMITS as u32) as usize)));
-            }
-            if !members.contains_key(&d.model_name) {
+        let mut groups_of: HashMap<String, Vec<Arc<Deployment<T>>>> = HashMap::new();
+        for m in members {
+            let d = match m {
+                Member::Kept(d) => d,
+                Member::New(d) => {
+                    let mut d = *d;
+                    if let Some(cap) = d.concurrency_cap(settings.default_max_parallel_requests) {
+                        d.semaphore = Some(Arc::new(Semaphore::new(cap.min(Semaphore::MAX_PERMITS as u32) as usize)));
+                    }
+                    Arc::new(d)
+                }
+            };
+            if !groups_of.contains_key(&d.model_name) {
                 names.push(d.model_name.clone());
             }
-            members.entry(d.model_name.clone()).or_default().push(Arc::new(d));
+            groups_of.entry(d.model_name.clone()).or_default().push(d);
         }
-        let groups = members
+        let groups = groups_of
             .into_iter()
             .map(|(name, deployments)| {
                 (name.clone(), Group { name, deployments, retry_budget: budget::RetryBudget::default() })
             })
             .collect();
         let entropy = entropy::Entropy::new(settings.seed);
-        Router { names, groups, settings, clock: Clock::new(), entropy }
+        Router { names, groups, settings, clock, entropy }
     }
 
     /// Model group names in config order (aliases not included).

@@ -4,13 +4,16 @@
 use crate::config::{Config, DeploymentSpec, Env, Secret};
 use crate::proxy::upstream::{self, Client};
 use crate::vertex_auth::VertexToken;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::HeaderValue;
 use sluice_access::{Access, AccessSettings};
 use sluice_metrics::{DeploymentLabels, DeploymentMetrics, Metrics};
 use sluice_providers::{Built, Params, Provider, Translated};
-use sluice_router::{Deployment, Router};
+use sluice_router::{Deployment, Member, Router};
 use sluice_state::remote::Remote;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,19 +59,21 @@ pub type OpenAiTarget = sluice_providers::openai::OpenAi;
 
 /// Everything a request handler needs.
 pub struct App {
-    pub router: Router<Target>,
+    /// Swapped whole when a model is added, changed or deleted through the API
+    /// ([`App::reroute`]); a request holds the one it started with.
+    pub router: ArcSwap<Router<Target>>,
     pub client: Client,
     /// Keys, users, teams, budgets and spend.
     pub access: Arc<Access>,
     pub max_request_bytes: usize,
     pub client_body_timeout: Duration,
     pub callbacks: Vec<String>,
-    /// `/models` body, rendered once.
-    pub models_json: Bytes,
+    /// `/models` body, rendered again with each router.
+    pub models_json: ArcSwap<Bytes>,
     /// `/model/info` body, rendered once.
     pub model_info_json: Bytes,
-    /// Whether routing reads the request's estimated prompt tokens.
-    pub needs_input_tokens: bool,
+    /// Whether routing reads the request's estimated prompt tokens (follows the router).
+    pub needs_input_tokens: AtomicBool,
     /// LiteLLM's Prometheus metrics (`litellm_settings.callbacks: ["prometheus"]`).
     pub metrics: Option<Arc<Metrics>>,
     /// `general_settings.store_model_in_db` (or `STORE_MODEL_IN_DB=True`): `/model/new` and
@@ -85,6 +90,11 @@ pub struct App {
     /// The Redis replicas share limits, budgets and cooldowns through (`config.redis`), when the
     /// config names one and the app was started with [`App::start`].
     pub remote: Option<Arc<Remote>>,
+    /// Where this replica tells the others what the management API changed ([`crate::live`]).
+    pub changes: crate::live::Changes,
+    /// The rate windows' sync with Redis, once started: routers rebuilt after a model change
+    /// bind their new deployments' windows to it.
+    windows: std::sync::OnceLock<Arc<sluice_state::WindowSharing>>,
 }
 
 impl App {
@@ -134,15 +144,12 @@ impl App {
             })
             .collect::<Result<Vec<_>, String>>()?;
         let routing = config.router.routing.clone();
-        // Estimating prompt tokens costs a pass over the body; only do it when something reads it.
-        let needs_input_tokens = deployments.iter().any(|d| d.tpm.is_some())
-            || (routing.enable_pre_call_checks && deployments.iter().any(|d| d.max_input_tokens.is_some()));
         let router = Router::new(deployments, routing);
         Ok(Arc::new(App {
-            models_json: crate::info::render_models(&router.public_names()),
-            needs_input_tokens,
+            models_json: ArcSwap::from_pointee(crate::info::render_models(&router.public_names())),
+            needs_input_tokens: AtomicBool::new(needs_input_tokens(&router)),
             model_info_json: crate::info::render_model_info(&config.deployments),
-            router,
+            router: ArcSwap::from_pointee(router),
             client,
             access: Access::new(
                 config.general.master_key.as_ref().map(|k| k.expose()),
@@ -175,7 +182,75 @@ impl App {
                 || config.litellm.require_auth_for_metrics,
             access_log: config.sluice.access_log,
             remote,
+            changes: crate::live::Changes::default(),
+            windows: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Routes `config`'s deployments and `stored` (the models stored in the database) from now
+    /// on, without a restart: a new router is swapped in, in which every deployment not named
+    /// in `changed` keeps its live health (cooldown, windows, in-flight slots). A stored model
+    /// that cannot be built is left out with an error naming it, as at start.
+    pub fn reroute(&self, config: &Config, env: &Env, stored: &[DeploymentSpec], changed: &HashSet<String>) {
+        let old = self.router.load_full();
+        let mut current: HashMap<&str, &Arc<Deployment<Target>>> =
+            old.deployments().map(|d| (d.id.as_str(), d)).collect();
+        let default_timeout =
+            config.router.timeout.or(config.litellm.request_timeout).unwrap_or(LITELLM_DEFAULT_TIMEOUT);
+        let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
+        let ctx = TargetCtx {
+            env,
+            default_timeout,
+            default_stream_timeout: config.router.stream_timeout.unwrap_or(default_timeout),
+            metrics: self.metrics.as_deref(),
+            drop_params: config.litellm.drop_params,
+            vertex_tokens: &vertex_tokens,
+            client: &self.client,
+        };
+        let mut members = Vec::new();
+        for (i, spec) in config.deployments.iter().chain(stored).enumerate() {
+            let kept = if changed.contains(&spec.id) { None } else { current.remove(spec.id.as_str()) };
+            if let Some(d) = kept {
+                members.push(Member::Kept(d.clone()));
+                continue;
+            }
+            match deployment(spec, &ctx) {
+                Ok(d) => members.push(Member::New(Box::new(d))),
+                Err(e) => tracing::error!(
+                    model_id = %spec.id,
+                    model_name = %spec.model_name,
+                    "skipping {} model {}: {e}. Fix or delete it with /model/delete.",
+                    if i < config.deployments.len() { "configured" } else { "stored" },
+                    spec.id
+                ),
+            }
+        }
+        let router = old.rebuilt(members);
+        self.share_router(&router);
+        self.models_json.store(Arc::new(crate::info::render_models(&router.public_names())));
+        self.needs_input_tokens.store(needs_input_tokens(&router), Ordering::Relaxed);
+        self.router.store(Arc::new(router));
+    }
+
+    /// Binds a router's deployments (cooldowns and rpm/tpm windows) to Redis, when it is
+    /// configured: at start, and for each router rebuilt after a model change (deployments
+    /// carried over are bound already; binding is idempotent).
+    fn share_router(&self, router: &Router<Target>) {
+        if let Some(remote) = &self.remote {
+            router.share_cooldowns(remote.clone());
+            if let Some(windows) = self.windows.get() {
+                router.share_windows(windows);
+            }
+        }
+    }
+
+    /// [`App::start`] with the Redis connection replicas share: changes made through the
+    /// management API reach every replica within a second (pub/sub, with the database polled
+    /// as the fallback; see [`crate::live`]). `None`: the database poll alone carries them.
+    pub async fn start_with(config: &Config, env: &Env, remote: Option<Arc<Remote>>) -> Result<Arc<App>, String> {
+        let app = App::start_alone(config, env, remote.clone()).await?;
+        crate::live::spawn(&app, config, env, remote);
+        Ok(app)
     }
 
     /// Builds the app, opens its database (creating and migrating it), loads keys, users and
@@ -197,6 +272,10 @@ impl App {
             }
             None => None,
         };
+        App::start_with(config, env, remote).await
+    }
+
+    async fn start_alone(config: &Config, env: &Env, remote: Option<Arc<Remote>>) -> Result<Arc<App>, String> {
         let url = database_url(config, env);
         let pool = config.general.database_pool_limit;
         let store = match sluice_store::Store::open(&url, pool).await {
@@ -224,10 +303,10 @@ impl App {
         }
         let app = App::build(&config, env, from_config, remote)?;
         if let Some(remote) = &app.remote {
-            app.router.share_cooldowns(remote.clone());
             let windows = sluice_state::remote::window::WindowSharing::new(remote.clone());
             windows.spawn();
-            app.router.share_windows(&windows);
+            let _ = app.windows.set(windows.clone());
+            app.share_router(&app.router.load());
             app.access.share_windows(windows);
         }
         if config.general.allow_requests_on_db_unavailable == Some(false) {
@@ -281,6 +360,14 @@ impl App {
     pub fn database_url(config: &Config, env: &Env) -> String {
         database_url(config, env)
     }
+}
+
+/// Whether routing reads the request's estimated prompt tokens: estimating them costs a pass
+/// over the body, so only when some deployment has a `tpm` or a checked context window.
+fn needs_input_tokens(router: &Router<Target>) -> bool {
+    router
+        .deployments()
+        .any(|d| d.tpm.is_some() || (router.settings.enable_pre_call_checks && d.max_input_tokens.is_some()))
 }
 
 /// How long [`App::shutdown`] waits for the database to take the last spend.

@@ -49,10 +49,10 @@ pub async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<R
     // A virtual key sees the models it may call, as LiteLLM filters the list.
     if let sluice_access::Identity::Key(_) = &identity {
         let names: Vec<String> =
-            app.router.public_names().into_iter().filter(|m| app.access.admit_model(&identity, m)).collect();
+            app.router.load().public_names().into_iter().filter(|m| app.access.admit_model(&identity, m)).collect();
         return Ok(json_response(render_models(&names)));
     }
-    Ok(json_response(app.models_json.clone()))
+    Ok(json_response(app.models_json.load().as_ref().clone()))
 }
 
 pub async fn model_by_id(
@@ -61,7 +61,7 @@ pub async fn model_by_id(
     headers: HeaderMap,
 ) -> Result<Response, ErrorResponse> {
     app.access.authenticate(&headers).await?;
-    if app.router.resolve(&id).is_none() {
+    if app.router.load().resolve(&id).is_none() {
         return Err(ApiError::new(
             404,
             format!("The model `{id}` does not exist. Call `/v1/models` to see the models you can use."),

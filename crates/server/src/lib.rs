@@ -17,6 +17,7 @@ pub mod exchange;
 pub mod gate;
 pub mod info;
 pub mod listen;
+pub mod live;
 pub mod manage;
 pub mod openapi;
 pub mod proxy;

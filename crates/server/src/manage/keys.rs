@@ -8,6 +8,7 @@ use super::{
     set_spend, store, token_of, Common, Fields, Need, Query, Result,
 };
 use crate::app::App;
+use crate::live::Kind;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
@@ -158,6 +159,8 @@ pub(crate) async fn create_key(app: &App, identity: &Identity, f: &Fields) -> Re
     check_alias(store, rec.key_alias.as_deref(), None).await?;
     db(store.insert_key(&rec).await)?;
     let entry = app.access.registry.put_key(rec, false);
+    // Another replica may remember this hash as unknown: the notice makes it read it again.
+    app.changes.publish(Kind::Key, [entry.record.token.clone()]).await;
     Ok((raw, entry.record.clone()))
 }
 
@@ -212,6 +215,7 @@ pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
         set_spend(store, Spender::Key(entry.record.token.clone()), &entry.live, spend, entry.record.budget_reset_at)
             .await?;
     }
+    app.changes.publish(Kind::Key, [entry.record.token.clone()]).await;
     let mut out = Map::new();
     out.insert("key".into(), Value::String(key));
     out.extend(key_json(&app.access.registry, &entry.record));
@@ -354,6 +358,7 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     for t in &deleted {
         app.access.registry.keys.remove(t);
     }
+    app.changes.publish(Kind::Key, deleted.iter().cloned()).await;
     tracing::info!(count = deleted.len(), "keys deleted");
     Ok(json(serde_json::json!({"deleted_keys": asked})))
 }
@@ -370,6 +375,7 @@ async fn set_blocked(app: &App, headers: &HeaderMap, body: &[u8], blocked: bool)
     rec.updated_by = Some(actor(&identity));
     db(store.update_key(&rec).await)?;
     let entry = app.access.registry.put_key(rec, false);
+    app.changes.publish(Kind::Key, [entry.record.token.clone()]).await;
     Ok(json(key_json(&app.access.registry, &entry.record)))
 }
 
@@ -434,6 +440,7 @@ async fn regenerate_key(app: &App, identity: &Identity, key: &str, f: &Fields) -
     db(store.rekey(&old.token, &rec).await)?;
     app.access.registry.keys.remove(&old.token);
     let entry = app.access.registry.put_key(rec, false);
+    app.changes.publish(Kind::Key, [old.token.clone(), entry.record.token.clone()]).await;
     tracing::info!(old = %old.token, new = %entry.record.token, "key regenerated");
     Ok(json(generate_response(&app.access.registry, &raw, &entry.record, &changes)))
 }

@@ -5,7 +5,7 @@
 //! This file holds the routes, the admin check, and what the handlers share: request-body and
 //! query parsing, the error mapping for the store, the JSON shapes of rows, and key generation.
 //! Every write goes to the store first and then into the in-memory registry, so it takes effect
-//! on this replica at once (other replicas pick it up at their next reload).
+//! on this replica at once, and is announced to the other replicas ([`crate::live`]).
 
 mod keys;
 mod models;

@@ -1,14 +1,15 @@
 //! Deployments stored in the database (`store_model_in_db`): `/model/new`, `/model/delete`, and
 //! `/model/info` listing them next to the config's (LiteLLM's `model_management_endpoints.py`).
 //!
-//! The router is built once at start and cannot take deployments while running, so a model
-//! added here is persisted and listed at once but routed only by a process that loads the
-//! stored models at start ([`deployments_from_db`]).
+//! A model added or deleted here is persisted and listed at once; every replica, this one
+//! included, routes it once [`crate::live`] has read the change (a notice through Redis, or
+//! the database poll) and swapped in a router with it ([`App::reroute`]).
 
 use super::{admin, bad, caller, db, json, store, Fields, Need, Result};
 use crate::app::App;
 use crate::config::{DeploymentSpec, Env};
 use crate::errors::ErrorResponse;
+use crate::live::Kind;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -94,11 +95,8 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         return Err(bad(format!("{why}. Nothing was stored."), param));
     }
     db(store.insert_model(&rec).await)?;
-    tracing::info!(
-        model_id = %rec.model_id,
-        model_name = %rec.model_name,
-        "model stored in the database; it is routed once sluice loads stored models at start"
-    );
+    app.changes.publish(Kind::Model, [rec.model_id.clone()]).await;
+    tracing::info!(model_id = %rec.model_id, model_name = %rec.model_name, "model stored in the database");
     Ok(json(model_json(&rec)))
 }
 
@@ -114,6 +112,7 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     if !db(store.delete_model(&id).await)? {
         return Err(bad(format!("Model with id={id} not found in db. List models with /model/info."), "id"));
     }
+    app.changes.publish(Kind::Model, [id.clone()]).await;
     Ok(json(serde_json::json!({"message": format!("Model: {id} deleted successfully")})))
 }
 

@@ -8,6 +8,7 @@ use super::{
     user_json, Common, Fields, Need, Query, Result,
 };
 use crate::app::App;
+use crate::live::Kind;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
@@ -110,14 +111,18 @@ pub(crate) async fn join_team(
     }
     team.updated_at = Some(now);
     db(store.update_team(&team).await)?;
+    let changed_id = team.team_id.clone();
     app.access.registry.put_team(team, false);
+    app.changes.publish(Kind::Team, [changed_id]).await;
     match user {
         Some(mut u) => {
             if !u.teams.iter().any(|t| t == team_id) {
                 u.teams.push(team_id.to_string());
                 u.updated_at = Some(now);
                 db(store.update_user(&u).await)?;
+                let changed_id = u.user_id.clone();
                 app.access.registry.put_user(u, false);
+                app.changes.publish(Kind::User, [changed_id]).await;
             }
         }
         None => {
@@ -131,7 +136,9 @@ pub(crate) async fn join_team(
                 ..Default::default()
             };
             db(store.insert_user(&u).await)?;
+            let changed_id = u.user_id.clone();
             app.access.registry.put_user(u, false);
+            app.changes.publish(Kind::User, [changed_id]).await;
         }
     }
     Ok(true)
@@ -156,7 +163,9 @@ pub(crate) async fn leave_team(
     if changed {
         team.updated_at = Some(now);
         db(store.update_team(&team).await)?;
+        let changed_id = team.team_id.clone();
         app.access.registry.put_team(team, false);
+        app.changes.publish(Kind::Team, [changed_id]).await;
     }
     if touch_user {
         if let Some(mut u) = db(store.get_user(user_id).await)? {
@@ -164,7 +173,9 @@ pub(crate) async fn leave_team(
                 u.teams.retain(|t| t != team_id);
                 u.updated_at = Some(now);
                 db(store.update_user(&u).await)?;
+                let changed_id = u.user_id.clone();
                 app.access.registry.put_user(u, false);
+                app.changes.publish(Kind::User, [changed_id]).await;
             }
         }
     }
@@ -230,7 +241,9 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         }
     }
     db(store.insert_team(&rec).await)?;
+    let changed_id = rec.team_id.clone();
     app.access.registry.put_team(rec.clone(), false);
+    app.changes.publish(Kind::Team, [changed_id]).await;
     for m in &members {
         let user_id = resolve(store, m).await?;
         join_team(&app, store, &team_id, &user_id, m.user_email.as_deref(), &m.role).await?;
@@ -258,7 +271,9 @@ pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     }
     rec.updated_at = Some(super::now());
     db(store.update_team(&rec).await)?;
+    let changed_id = rec.team_id.clone();
     let entry = app.access.registry.put_team(rec, false);
+    app.changes.publish(Kind::Team, [changed_id]).await;
     if let Some(Some(spend)) = f.f64("spend")? {
         set_spend(store, Spender::Team(team_id.clone()), &entry.live, spend, entry.record.budget_reset_at).await?;
     }
@@ -358,16 +373,20 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
         let filter = KeyFilter { team_id: Some(team.team_id.clone()), page: 1, size: 0, ..Default::default() };
         let (keys, _) = db(store.list_keys(&filter).await)?;
         let tokens: Vec<String> = keys.into_iter().map(|k| k.token).collect();
-        for t in db(store.delete_keys(&tokens).await)? {
-            app.access.registry.keys.remove(&t);
+        let gone = db(store.delete_keys(&tokens).await)?;
+        for t in &gone {
+            app.access.registry.keys.remove(t);
         }
+        app.changes.publish(Kind::Key, gone).await;
         for m in team.members_with_roles.iter().filter_map(|m| m.user_id.as_deref()) {
             if let Some(mut u) = db(store.get_user(m).await)? {
                 if u.teams.iter().any(|t| t == &team.team_id) {
                     u.teams.retain(|t| t != &team.team_id);
                     u.updated_at = Some(super::now());
                     db(store.update_user(&u).await)?;
+                    let changed_id = u.user_id.clone();
                     app.access.registry.put_user(u, false);
+                    app.changes.publish(Kind::User, [changed_id]).await;
                 }
             }
         }
@@ -376,6 +395,7 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     for id in &deleted {
         app.access.registry.teams.remove(id);
     }
+    app.changes.publish(Kind::Team, deleted.iter().cloned()).await;
     tracing::info!(count = deleted.len(), "teams deleted");
     Ok(json(serde_json::json!({"deleted_teams": deleted})))
 }
@@ -465,7 +485,9 @@ async fn set_blocked(app: &App, headers: &HeaderMap, body: &[u8], blocked: bool)
     rec.blocked = blocked;
     rec.updated_at = Some(super::now());
     db(store.update_team(&rec).await)?;
+    let changed_id = rec.team_id.clone();
     let entry = app.access.registry.put_team(rec, false);
+    app.changes.publish(Kind::Team, [changed_id]).await;
     tracing::info!(team_id = %team_id, blocked, by = %actor(&identity), "team block changed");
     Ok(json(team_json(&app.access.registry, &entry.record)))
 }

@@ -9,6 +9,7 @@ use super::{
     Common, Fields, Need, Query, Result,
 };
 use crate::app::App;
+use crate::live::Kind;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
@@ -108,7 +109,9 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         rec.spend = s;
     }
     db(store.insert_user(&rec).await)?;
+    let changed_id = rec.user_id.clone();
     app.access.registry.put_user(rec.clone(), false);
+    app.changes.publish(Kind::User, [changed_id]).await;
     for t in &teams {
         join_team(&app, store, t, &user_id, None, "user").await?;
     }
@@ -237,7 +240,9 @@ pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     }
     rec.updated_at = Some(now);
     db(store.update_user(&rec).await)?;
+    let changed_id = rec.user_id.clone();
     let entry = app.access.registry.put_user(rec, false);
+    app.changes.publish(Kind::User, [changed_id]).await;
     if let Some(Some(spend)) = f.f64("spend")? {
         set_spend(store, Spender::User(user_id.clone()), &entry.live, spend, entry.record.budget_reset_at).await?;
     }
@@ -260,9 +265,11 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
         let filter = KeyFilter { user_id: Some(id.clone()), page: 1, size: 0, ..Default::default() };
         let (keys, _) = db(store.list_keys(&filter).await)?;
         let tokens: Vec<String> = keys.into_iter().map(|k| k.token).collect();
-        for t in db(store.delete_keys(&tokens).await)? {
-            app.access.registry.keys.remove(&t);
+        let gone = db(store.delete_keys(&tokens).await)?;
+        for t in &gone {
+            app.access.registry.keys.remove(t);
         }
+        app.changes.publish(Kind::Key, gone).await;
         if let Some(user) = db(store.get_user(id).await)? {
             for t in &user.teams {
                 leave_team(&app, store, t, id, false).await?;
@@ -273,6 +280,7 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     for id in &deleted {
         app.access.registry.users.remove(id);
     }
+    app.changes.publish(Kind::User, deleted.iter().cloned()).await;
     tracing::info!(count = deleted.len(), "users deleted");
     Ok(json(deleted.len()))
 }

@@ -203,7 +203,7 @@ impl UpstreamCall<'_> {
         };
         // The stream's first frame is the answer the upstream time runs to.
         self.clock.answered = Some(Instant::now());
-        self.app.router.record_success(attempt, None);
+        self.app.router.load().record_success(attempt, None);
         if let Some(m) = &attempt.deployment.target.metrics {
             let ttft = attempt.elapsed();
             m.attempt_succeeded(self.client_model, self.facts.caller(), ttft, Some(ttft), None);
@@ -239,7 +239,12 @@ impl UpstreamCall<'_> {
         let remaining_requests = header_f64(&up.headers, headers::RATELIMIT_REMAINING_REQUESTS.as_str());
         let remaining_tokens = header_f64(&up.headers, headers::RATELIMIT_REMAINING_TOKENS.as_str());
         if remaining_requests.is_some() || remaining_tokens.is_some() {
-            self.app.router.record_remaining(&attempt.deployment, sent.into(), remaining_requests, remaining_tokens);
+            self.app.router.load().record_remaining(
+                &attempt.deployment,
+                sent.into(),
+                remaining_requests,
+                remaining_tokens,
+            );
             if let Some(m) = &attempt.deployment.target.metrics {
                 m.remaining(self.facts.caller(), remaining_requests, remaining_tokens);
             }
@@ -317,7 +322,7 @@ impl UpstreamCall<'_> {
         // flagged where they are billed).
         let max = sluice_access::charge::MAX_TOKENS;
         let total = answer.usage.map(|u| u.total_tokens.min(2 * max));
-        self.app.router.record_success_at(attempt, done.into(), total);
+        self.app.router.load().record_success_at(attempt, done.into(), total);
         if let Some(m) = &attempt.deployment.target.metrics {
             let usage = answer.usage.map(|u| sluice_metrics::Usage {
                 prompt_tokens: u.prompt_tokens.min(max),

@@ -148,7 +148,7 @@ pub(crate) async fn proxy_body(
         (None, None) => {
             return Err(ApiError::bad_request(format!(
                 "Missing required field `model`. Set it to one of: {}.",
-                app.router.public_names().join(", ")
+                app.router.load().public_names().join(", ")
             ))
             .param("model"))
         }
@@ -187,7 +187,9 @@ pub(crate) async fn proxy_body(
     ));
     // Known from here on: the attempts read the facts and write only the outcome.
     let facts = &*facts;
-    let ctx = Ctx { input_tokens: app.needs_input_tokens.then(|| estimate_tokens(&view)) };
+    let ctx = Ctx {
+        input_tokens: app.needs_input_tokens.load(std::sync::atomic::Ordering::Relaxed).then(|| estimate_tokens(&view)),
+    };
     let client_model_json = splice::json_string(&model);
     let mut call = attempt::UpstreamCall {
         app,
@@ -202,7 +204,9 @@ pub(crate) async fn proxy_body(
         clock: attempt::UpstreamClock::default(),
     };
     let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let out = app.router.execute(&model, &ctx, &mut call).await;
+    // The router this request started with, held to its end even if a model change swaps it.
+    let router = app.router.load_full();
+    let out = router.execute(&model, &ctx, &mut call).await;
     if out.fallback_depth > 0 {
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {
             m.fallback(&model, out.served_group.as_deref().unwrap_or(""), facts.caller(), true, 0, "");
@@ -245,7 +249,8 @@ pub(crate) async fn proxy_body(
 
 /// What the request may cost on its model group, held against its budgets while it is in flight.
 fn cost_estimate(app: &App, model: &str, view: &sniff::RequestView<'_>) -> f64 {
-    let Some(group) = app.router.resolve(model) else { return 0.0 };
+    let router = app.router.load();
+    let Some(group) = router.resolve(model) else { return 0.0 };
     let served = group.deployments.iter().map(|d| &*d.target.served);
     sluice_access::reserve::estimate(estimate_tokens(view), view.max_tokens, served)
 }
@@ -257,7 +262,7 @@ fn estimate_tokens(view: &sniff::RequestView<'_>) -> u64 {
 }
 
 fn unknown_model(app: &App, endpoint: Endpoint, model: &str) -> ApiError {
-    let names = app.router.public_names();
+    let names = app.router.load().public_names();
     let available = if names.is_empty() {
         "No models are configured: add entries to model_list in the config.".to_string()
     } else {

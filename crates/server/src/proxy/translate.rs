@@ -145,7 +145,7 @@ impl UpstreamCall<'_> {
         };
         let out = t.parse_answer(&body, &meta).map_err(|api| fail(Failure::status(500, None), api))?;
         let usage = sluice_providers::provider::usage(&out);
-        self.app.router.record_success(attempt, usage.map(|(p, c)| p + c));
+        self.app.router.load().record_success(attempt, usage.map(|(p, c)| p + c));
         if let Some(m) = &attempt.deployment.target.metrics {
             let usage = usage.map(|(p, c)| sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
             m.attempt_succeeded(self.client_model, self.facts.caller(), attempt.elapsed(), None, usage);
@@ -183,7 +183,7 @@ impl UpstreamCall<'_> {
             let failure = Failure::status(api.status, super::attempt::retry_after(&up.headers));
             return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
         }
-        self.app.router.record_success(attempt, None);
+        self.app.router.load().record_success(attempt, None);
         if let Some(m) = &attempt.deployment.target.metrics {
             let ttft = attempt.elapsed();
             m.attempt_succeeded(self.client_model, self.facts.caller(), ttft, self.view.stream.then_some(ttft), None);
