@@ -8,6 +8,8 @@
 //! [`share`](Remote::share) of every limit until Redis answers again.
 
 pub mod breaker;
+pub mod cap;
+pub mod spend;
 
 use breaker::Breaker;
 use redis::aio::ConnectionManager;
