@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod log_queue;
 pub mod registry;
 pub mod reserve;
+pub mod shared;
 pub mod writer;
 
 /// The parsers' test numbers are the server's: one list of what arrives from outside.
@@ -108,6 +109,12 @@ pub struct Access {
     pub global_budget: Option<GlobalBudget>,
     /// The proxy-wide in-flight cap and the count it applies to.
     pub global_parallel: Option<(u64, Arc<sluice_state::InFlightCounter>)>,
+    /// Budgets and caps shared through Redis ([`shared`]), once the app shares them.
+    book: std::sync::OnceLock<Arc<sluice_state::remote::spend::SpendBook>>,
+    /// The proxy-wide in-flight cap's shared count.
+    global_cap: std::sync::OnceLock<Arc<sluice_state::remote::cap::SharedCap>>,
+    /// Set by a reload from the database: the next sync raises shared totals to its view.
+    reconcile: AtomicBool,
 }
 
 /// Concurrent database lookups of unseen keys.
@@ -143,7 +150,20 @@ impl Access {
             settings,
             metrics,
             lookups: tokio::sync::Semaphore::new(MAX_KEY_LOOKUPS),
+            book: std::sync::OnceLock::new(),
+            global_cap: std::sync::OnceLock::new(),
+            reconcile: AtomicBool::new(false),
         })
+    }
+
+    /// The shared count of the proxy-wide in-flight cap, when caps are shared.
+    fn global_cap(&self) -> Option<Arc<sluice_state::remote::cap::SharedCap>> {
+        let remote = self.remote()?;
+        Some(
+            self.global_cap
+                .get_or_init(|| sluice_state::remote::cap::SharedCap::new(remote.clone(), "global", "proxy"))
+                .clone(),
+        )
     }
 
     pub fn store(&self) -> Option<&Store> {
@@ -209,6 +229,7 @@ impl Access {
         for e in end_users {
             self.registry.put_end_user(e, true);
         }
+        self.reconcile.store(true, Ordering::Release);
         Ok(())
     }
 
