@@ -59,6 +59,16 @@ impl Live {
         Arc::new(live)
     }
 
+    /// The spend to show: the shared total as last synced when this spender's budget is shared
+    /// (what every replica agrees on), else this replica's ledger.
+    pub fn spend(&self) -> f64 {
+        match self.shared.spend.get() {
+            Some(s) if s.remote().healthy() => s.view(),
+            Some(s) => s.view().max(self.ledger.spend()),
+            None => self.ledger.spend(),
+        }
+    }
+
     pub fn model_windows(&self, model: &str) -> Arc<(Window, Window)> {
         self.per_model
             .lock()

@@ -117,8 +117,10 @@ impl Access {
 
     /// A key's spend for `/key/info`: the shared total as Redis has it now when budgets are
     /// shared (every replica shows the same figure), else this replica's ledger.
+    /// Keys without a budget are not shared: their spend is this replica's.
     pub async fn key_spend_now(&self, key: &Arc<KeyEntry>) -> f64 {
-        let Some(spend) = self.shared_spend(&key.live, "key", &key.record.token) else {
+        let shared = key.record.max_budget.and_then(|_| self.shared_spend(&key.live, "key", &key.record.token));
+        let Some(spend) = shared else {
             return key.live.ledger.spend();
         };
         match spend.read_now().await {
