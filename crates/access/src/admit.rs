@@ -8,6 +8,7 @@ use super::registry::{Entry, KeyEntry, Live};
 use super::reserve::Reservation;
 use super::{Access, Identity};
 use http::{HeaderName, HeaderValue};
+use sluice_state::remote::spend::SharedSpend;
 use sluice_state::{now_secs, Full, InFlightCount, InFlightSlot as Slot, LimitWindow, RateWindow, WindowSharing};
 use sluice_wire::ApiError;
 use std::sync::Arc;
@@ -23,6 +24,12 @@ pub struct Admission {
     pub slots: Vec<Slot>,
     pub reservation: Reservation,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Budgets near their end, for [`Access::admit_shared`] to check in Redis.
+    pub confirm: Vec<super::shared::Confirm>,
+    /// Shared in-flight caps, for [`Access::admit_shared`] to enter in Redis.
+    pub caps: Vec<super::shared::CapCheck>,
+    /// Places held in shared in-flight caps, given back when dropped.
+    pub cap_slots: Vec<sluice_state::remote::cap::CapSlot>,
 }
 
 /// Model-list entries that mean "every model".
@@ -49,7 +56,7 @@ fn model_denied(object: &str, kind: &str, models: &[String], model: &str) -> Api
     .param("model")
 }
 
-fn budget_exceeded(message: String) -> ApiError {
+pub(crate) fn budget_exceeded(message: String) -> ApiError {
     ApiError::new(400, message).kind("budget_exceeded")
 }
 
@@ -64,35 +71,48 @@ enum Reached {
 /// Holds the request's estimate against `live`'s budget and checks it, counting the estimates
 /// of the other requests in flight as spent. Over on spend alone: LiteLLM's 400. Over only with
 /// the requests in flight counted: a 429, as they may end up costing less (retry when they end).
+///
+/// With budgets shared (`shared`: the spender's total in Redis), the spend is the shared total as
+/// last synced, and a budget near its end is listed for [`Access::admit_shared`] to check in
+/// Redis; while Redis is away the limit is this replica's share of what was left.
 fn hold_budget(
-    reservation: &mut Reservation,
+    adm: &mut Admission,
     live: &Arc<Live>,
     max: Option<f64>,
     reached: Reached,
-    message: impl FnOnce(f64, f64) -> String,
+    shared: Option<Arc<SharedSpend>>,
+    message: impl Fn(f64, f64) -> String + Send + Sync + 'static,
 ) -> Result<(), ApiError> {
     let Some(max) = max else { return Ok(()) };
-    let in_flight = reservation.hold(live);
-    let spend = live.ledger.spend();
-    let over = |x: f64| match reached {
-        Reached::AtMax => x >= max,
-        Reached::PastMax => x > max,
+    let in_flight = adm.reservation.hold(live);
+    let (spend, limit) = super::shared::budget_view(live, shared.as_ref(), max);
+    let over = |x: f64, limit: f64| match reached {
+        Reached::AtMax => x >= limit,
+        Reached::PastMax => x > limit,
     };
-    if over(spend) {
+    if over(spend, max) || (limit < max && spend >= limit) {
         return Err(budget_exceeded(message(spend, max)));
     }
-    if over(spend + in_flight) {
-        return Err(ApiError::new(
-            429,
-            format!(
-                "{} Requests in flight on this budget are estimated to cost {in_flight} more; retry when they have finished.",
-                message(spend, max)
-            ),
-        )
-        .kind("budget_exceeded")
-        .header("retry-after", "1".to_string()));
+    if over(spend + in_flight, limit) {
+        return Err(in_flight_over(message(spend, max), in_flight));
+    }
+    if let Some(s) = shared.filter(|s| s.remote().healthy() && s.near(max)) {
+        let past = matches!(reached, Reached::PastMax);
+        adm.confirm.push(super::shared::Confirm { spend: s, max, past, message: Box::new(message) });
     }
     Ok(())
+}
+
+/// Over only with the requests in flight counted: a 429, as they may end up costing less.
+pub(crate) fn in_flight_over(message: String, in_flight: f64) -> ApiError {
+    ApiError::new(
+        429,
+        format!(
+            "{message} Requests in flight on this budget are estimated to cost {in_flight} more; retry when they have finished."
+        ),
+    )
+    .kind("budget_exceeded")
+    .header("retry-after", "1".to_string())
 }
 
 /// `model_max_budget` values are a number (USD) or LiteLLM's `{"budget_limit": x, ...}`.
@@ -121,7 +141,7 @@ fn bind(window: &LimitWindow, sharing: &Arc<WindowSharing>, descriptor: &str, va
 }
 
 struct Limited<'a> {
-    descriptor: &'a str,
+    descriptor: &'static str,
     value: String,
     live: &'a Live,
     rpm: Option<i64>,
@@ -131,7 +151,7 @@ struct Limited<'a> {
     headers: bool,
 }
 
-fn rate_limited(descriptor: &str, value: &str, kind: &str, limit: u64, full: Full) -> ApiError {
+pub(crate) fn rate_limited(descriptor: &str, value: &str, kind: &str, limit: u64, full: Full) -> ApiError {
     let reset = chrono::Utc::now() + chrono::Duration::seconds(full.retry_after as i64);
     let reset = reset.format("%Y-%m-%d %H:%M:%S UTC").to_string();
     ApiError::new(
@@ -250,8 +270,10 @@ impl Access {
                 return Err(ApiError::new(400, format!("Authentication Error, End User={id} is blocked.")));
             }
             let max = e.record.max_budget.or(self.settings.max_end_user_budget);
-            hold_budget(&mut adm.reservation, &e.live, max, Reached::AtMax, |s, b| {
-                format!("ExceededBudget: End User={id} over budget. Spend={s}, Budget={b}")
+            let shared = max.and_then(|_| self.shared_spend(&e.live, "end_user", id));
+            let who = id.to_string();
+            hold_budget(&mut adm, &e.live, max, Reached::AtMax, shared, move |s, b| {
+                format!("ExceededBudget: End User={who} over budget. Spend={s}, Budget={b}")
             })?;
             adm.end_user = Some(e);
         }
@@ -266,7 +288,8 @@ impl Access {
     /// `global_max_parallel_requests`): every caller, the master key included, as in LiteLLM.
     fn admit_proxy(&self, adm: &mut Admission) -> Result<(), ApiError> {
         if let Some(g) = &self.global_budget {
-            hold_budget(&mut adm.reservation, &g.live, Some(g.max_budget), Reached::PastMax, |s, b| {
+            let shared = self.shared_spend(&g.live, "user", super::PROXY_BUDGET_ID);
+            hold_budget(adm, &g.live, Some(g.max_budget), Reached::PastMax, shared, |s, b| {
                 format!("Budget has been exceeded! Current cost: {s}, Max budget: {b}")
             })?;
         }
@@ -283,6 +306,16 @@ impl Access {
                 .header("rate_limit_type", "max_parallel_requests".to_string())
             })?;
             adm.slots.push(slot);
+            if let Some(cap) = self.global_cap() {
+                let descriptor = "global";
+                adm.caps.push(super::shared::CapCheck {
+                    cap,
+                    limit: *limit,
+                    local: in_flight.clone(),
+                    descriptor,
+                    value: String::new(),
+                });
+            }
         }
         Ok(())
     }
@@ -305,27 +338,51 @@ impl Access {
             if k.team_id.is_none() && !allows(&u.record.models, model) {
                 return Err(model_denied("user", "user_model_access_denied", &u.record.models, model));
             }
-            hold_budget(&mut adm.reservation, &u.live, u.record.max_budget, Reached::AtMax, |s, b| {
-                format!("ExceededBudget: User={} over budget. Spend={s}, Budget={b}", u.record.user_id)
+            let shared = u.record.max_budget.and_then(|_| self.shared_spend(&u.live, "user", &u.record.user_id));
+            let who = u.record.user_id.clone();
+            hold_budget(adm, &u.live, u.record.max_budget, Reached::AtMax, shared, move |s, b| {
+                format!("ExceededBudget: User={who} over budget. Spend={s}, Budget={b}")
             })?;
         }
         if let Some(t) = &team {
-            hold_budget(&mut adm.reservation, &t.live, t.record.max_budget, Reached::AtMax, |s, b| {
-                format!("Budget has been exceeded! Team={} Current cost: {s}, Max budget: {b}", t.record.team_id)
+            let shared = t.record.max_budget.and_then(|_| self.shared_spend(&t.live, "team", &t.record.team_id));
+            let who = t.record.team_id.clone();
+            hold_budget(adm, &t.live, t.record.max_budget, Reached::AtMax, shared, move |s, b| {
+                format!("Budget has been exceeded! Team={who} Current cost: {s}, Max budget: {b}")
             })?;
         }
         key_expired(k)?;
-        hold_budget(&mut adm.reservation, &key.live, k.max_budget, Reached::AtMax, |s, b| {
+        let shared = k.max_budget.and_then(|_| self.shared_spend(&key.live, "key", &k.token));
+        hold_budget(adm, &key.live, k.max_budget, Reached::AtMax, shared, |s, b| {
             format!("Budget has been exceeded! Current cost: {s}, Max budget: {b}")
         })?;
         if let Some(max) = k.model_max_budget.get(model).and_then(model_budget) {
+            let (token, alias, m) =
+                (k.token.clone(), k.key_alias.clone().unwrap_or_else(|| "None".into()), model.to_string());
+            let message = move |spent: f64, max: f64| {
+                format!(
+                    "LiteLLM Virtual Key: {token}, key_alias: {alias}, exceeded budget for model={m}. Current cost: {spent}, Max budget: {max}"
+                )
+            };
             let spent = key.live.ledger.model_spend(model);
-            if spent >= max {
-                return Err(budget_exceeded(format!(
-                    "LiteLLM Virtual Key: {}, key_alias: {}, exceeded budget for model={model}. Current cost: {spent}, Max budget: {max}",
-                    k.token,
-                    k.key_alias.as_deref().unwrap_or("None")
-                )));
+            match self.shared_model_spend(key, model) {
+                Some(s) => {
+                    let (view, limit) = super::shared::budget_view(&key.live, Some(&s), max);
+                    let view = if s.remote().healthy() { view } else { view.max(spent) };
+                    if view >= max || view >= limit {
+                        return Err(budget_exceeded(message(view, max)));
+                    }
+                    if s.remote().healthy() && s.near(max) {
+                        adm.confirm.push(super::shared::Confirm {
+                            spend: s,
+                            max,
+                            past: false,
+                            message: Box::new(message),
+                        });
+                    }
+                }
+                None if spent >= max => return Err(budget_exceeded(message(spent, max))),
+                None => {}
             }
         }
         self.admit_proxy(adm)?;
@@ -416,10 +473,26 @@ impl Access {
         }
         for c in checks {
             if let Some(l) = limit(c.parallel) {
-                let slot = c.live.in_flight.try_enter(l).ok_or_else(|| {
+                // Shared: this replica's count never exceeds the shared one, so checking it first
+                // refuses nothing Redis would admit; while Redis is away it is held to the share.
+                let cap = self.shared_cap(c.live, c.descriptor, &c.value);
+                let local = match &cap {
+                    Some(cap) if !cap.remote().healthy() => cap.remote().share(l),
+                    _ => l,
+                };
+                let slot = c.live.in_flight.try_enter(local).ok_or_else(|| {
                     rate_limited(c.descriptor, &c.value, "max_parallel_requests", l, Full { retry_after: 1 })
                 })?;
                 adm.slots.push(slot);
+                if let Some(cap) = cap.filter(|c| c.remote().healthy()) {
+                    adm.caps.push(super::shared::CapCheck {
+                        cap,
+                        limit: l,
+                        local: c.live.in_flight.clone(),
+                        descriptor: c.descriptor,
+                        value: c.value.clone(),
+                    });
+                }
             }
         }
         let mut taken: Vec<&Live> = Vec::new();

@@ -195,6 +195,18 @@ impl Charge {
             if cost > 0.0 && live.ledger.charge(cost, per_model.then_some(model).flatten()) {
                 self.access.writer.dirty(spender, live);
             }
+            // Shared budgets: the same cost to the totals in Redis (sent in the background).
+            if cost > 0.0 {
+                if let Some(s) = live.shared.spend.get() {
+                    s.charge(cost);
+                }
+                if per_model {
+                    let models = live.shared.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some(s) = models.get(&self.model_group) {
+                        s.charge(cost);
+                    }
+                }
+            }
         };
         if let Some(k) = &a.key {
             charge(Spender::Key(k.record.token.clone()), &k.live, true);

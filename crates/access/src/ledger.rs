@@ -52,6 +52,16 @@ impl Ledger {
         self.base.read()
     }
 
+    /// What this replica has added and not yet written.
+    pub fn pending(&self) -> f64 {
+        self.pending.read()
+    }
+
+    /// [`pending`](Self::pending) for one model.
+    pub fn model_pending(&self, model: &str) -> f64 {
+        self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(model).map(|(_, p)| *p).unwrap_or(0.0)
+    }
+
     pub fn model_spend(&self, model: &str) -> f64 {
         self.models
             .lock()

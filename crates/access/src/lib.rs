@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod log_queue;
 pub mod registry;
 pub mod reserve;
+pub mod shared;
 pub mod writer;
 
 /// The parsers' test numbers are the server's: one list of what arrives from outside.
@@ -111,6 +112,12 @@ pub struct Access {
     /// Set once Redis is configured: rate windows are shared through it, each bound the first
     /// time a request checks it (entries loaded or created later included).
     sharing: std::sync::OnceLock<Arc<sluice_state::WindowSharing>>,
+    /// Budgets and caps shared through Redis ([`shared`]), once the app shares them.
+    book: std::sync::OnceLock<Arc<sluice_state::remote::spend::SpendBook>>,
+    /// The proxy-wide in-flight cap's shared count.
+    global_cap: std::sync::OnceLock<Arc<sluice_state::remote::cap::SharedCap>>,
+    /// Set by a reload from the database: the next sync raises shared totals to its view.
+    reconcile: AtomicBool,
 }
 
 /// Concurrent database lookups of unseen keys.
@@ -147,6 +154,9 @@ impl Access {
             metrics,
             lookups: tokio::sync::Semaphore::new(MAX_KEY_LOOKUPS),
             sharing: std::sync::OnceLock::new(),
+            book: std::sync::OnceLock::new(),
+            global_cap: std::sync::OnceLock::new(),
+            reconcile: AtomicBool::new(false),
         })
     }
 
@@ -160,6 +170,16 @@ impl Access {
 
     pub(crate) fn sharing(&self) -> Option<&Arc<sluice_state::WindowSharing>> {
         self.sharing.get()
+    }
+
+    /// The shared count of the proxy-wide in-flight cap, when caps are shared.
+    fn global_cap(&self) -> Option<Arc<sluice_state::remote::cap::SharedCap>> {
+        let remote = self.remote()?;
+        Some(
+            self.global_cap
+                .get_or_init(|| sluice_state::remote::cap::SharedCap::new(remote.clone(), "global", "proxy"))
+                .clone(),
+        )
     }
 
     pub fn store(&self) -> Option<&Store> {
@@ -225,6 +245,7 @@ impl Access {
         for e in end_users {
             self.registry.put_end_user(e, true);
         }
+        self.reconcile.store(true, Ordering::Release);
         Ok(())
     }
 

@@ -21,6 +21,35 @@ pub struct Live {
     pub in_flight: Arc<InFlight>,
     /// Per-model windows (`model_rpm_limit`/`model_tpm_limit`): (requests, tokens).
     pub per_model: Mutex<HashMap<String, Arc<(Window, Window)>>>,
+    /// The counters shared with the other replicas through Redis, bound on first use once
+    /// [`crate::Access::share_budgets`] was called.
+    pub shared: SharedLive,
+}
+
+/// One spender's shared counters (see [`crate::shared`]).
+#[derive(Debug, Default)]
+pub struct SharedLive {
+    /// The spend total, for `max_budget`.
+    pub spend: std::sync::OnceLock<Arc<sluice_state::remote::spend::SharedSpend>>,
+    /// Per-model totals, for a key's `model_max_budget`.
+    pub models: Mutex<HashMap<String, Arc<sluice_state::remote::spend::SharedSpend>>>,
+    /// The in-flight count, for `max_parallel_requests`.
+    pub cap: std::sync::OnceLock<Arc<sluice_state::remote::cap::SharedCap>>,
+}
+
+impl SharedLive {
+    /// A budget period ended or an admin set the spend: the shared totals become `usd` (the
+    /// per-model ones 0), once per `period` however many replicas do it.
+    pub async fn reset(&self, usd: f64, period: &str) {
+        if let Some(s) = self.spend.get() {
+            s.reset(usd, period).await;
+        }
+        let models: Vec<_> =
+            self.models.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();
+        for s in models {
+            s.reset(0.0, period).await;
+        }
+    }
 }
 
 impl Live {
@@ -28,6 +57,16 @@ impl Live {
         let live = Live { ledger: Ledger::new(spend, model_spend), ..Default::default() };
         live.ledger.set_reset_at_ms(reset_ms);
         Arc::new(live)
+    }
+
+    /// The spend to show: the shared total as last synced when this spender's budget is shared
+    /// (what every replica agrees on), else this replica's ledger.
+    pub fn spend(&self) -> f64 {
+        match self.shared.spend.get() {
+            Some(s) if s.remote().healthy() => s.view(),
+            Some(s) => s.view().max(self.ledger.spend()),
+            None => self.ledger.spend(),
+        }
     }
 
     pub fn model_windows(&self, model: &str) -> Arc<(Window, Window)> {

@@ -87,12 +87,29 @@ const LEVELS: usize = 5;
 pub struct Reservation {
     nanos: u64,
     held: [Option<Arc<Live>>; LEVELS],
+    /// The estimate as held in Redis on budgets near their end (shared budgets).
+    remote: std::sync::Mutex<Vec<sluice_state::remote::spend::Held>>,
     released: AtomicBool,
 }
 
 impl Reservation {
     pub fn new(estimate_usd: f64) -> Self {
-        Reservation { nanos: nanos(estimate_usd), held: Default::default(), released: AtomicBool::new(false) }
+        Reservation {
+            nanos: nanos(estimate_usd),
+            held: Default::default(),
+            remote: Default::default(),
+            released: AtomicBool::new(false),
+        }
+    }
+
+    /// The estimate, in nano-USD.
+    pub fn nanos(&self) -> u64 {
+        self.nanos
+    }
+
+    /// Keeps an estimate held in Redis until the request ends.
+    pub fn keep(&self, held: sluice_state::remote::spend::Held) {
+        self.remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(held);
     }
 
     /// The estimate, in USD.
@@ -123,6 +140,8 @@ impl Reservation {
         for live in self.held.iter().flatten() {
             live.ledger.unreserve(self.nanos);
         }
+        // Dropped: taken out of Redis after this replica's charges are sent.
+        drop(std::mem::take(&mut *self.remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner)));
     }
 }
 

@@ -351,9 +351,12 @@ impl Writer {
                     None
                 }
             });
+            let ended = live.ledger.reset_at_ms().unwrap_or_default().to_string();
             if store.reset_spend(&spender, next).await.is_ok() {
                 live.ledger.reset();
                 live.ledger.set_reset_at_ms(next.map(|t| t.timestamp_millis()));
+                // Shared totals restart too, once for all replicas (the period's end names it).
+                live.shared.reset(0.0, &ended).await;
             }
         }
     }

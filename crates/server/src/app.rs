@@ -345,6 +345,11 @@ impl App {
                 });
             }
         }
+        // After the load: a budget's shared total is rebuilt from the database's figure when
+        // Redis has none (spenders bind on their first admission).
+        if let Some(remote) = &app.remote {
+            app.access.share_budgets(remote.clone());
+        }
         Ok(app)
     }
 

@@ -21,6 +21,13 @@ impl BudgetCounter for AtomicF64 {
     }
 }
 
+impl AtomicF64 {
+    /// Takes the value, leaving 0: of two callers racing, each gets a disjoint part.
+    pub fn take(&self) -> f64 {
+        f64::from_bits(self.0.swap(0f64.to_bits(), Ordering::AcqRel))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

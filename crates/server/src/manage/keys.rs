@@ -266,6 +266,10 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
             }
         }
     };
+    // Shared budgets: the total as Redis has it now, so every replica shows the same spend.
+    if let Some(entry) = app.access.registry.key(&rec.token) {
+        app.access.key_spend_now(&entry).await;
+    }
     let mut row = key_json(&app.access.registry, &rec);
     row.remove("token");
     Ok(json(serde_json::json!({"key": shown_key, "info": row})))

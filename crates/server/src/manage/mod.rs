@@ -546,12 +546,14 @@ pub(crate) async fn set_spend(
     }
     live.ledger.reset();
     live.ledger.reloaded(amount, &Map::new());
+    // Shared budgets: every replica's total becomes the amount set (this update names the period).
+    live.shared.reset(amount, &format!("set:{}", Utc::now().timestamp_micros())).await;
     Ok(())
 }
 
 /// A key's spend: this replica's live figure (it includes spend not yet written), else the row's.
 pub(crate) fn key_spend(registry: &Registry, k: &KeyRecord) -> f64 {
-    registry.keys.get(&k.token).map(|e| e.live.ledger.spend()).unwrap_or(k.spend)
+    registry.keys.get(&k.token).map(|e| e.live.spend()).unwrap_or(k.spend)
 }
 
 pub(crate) fn user_spend(registry: &Registry, u: &UserRecord) -> f64 {

@@ -8,7 +8,9 @@
 //! [`share`](Remote::share) of every limit until Redis answers again.
 
 pub mod breaker;
+pub mod cap;
 pub mod cooldowns;
+pub mod spend;
 pub mod window;
 
 use breaker::Breaker;
