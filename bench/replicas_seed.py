@@ -91,6 +91,7 @@ def main() -> int:
         router={"num_retries": 0},
         mock_threads=2,
         num_workers=a.num_workers,
+        detach=a.keep,
     )
     print(f"starting {a.replicas} replicas, nginx, mock (2 x {a.rpm} RPM) in {rs.run_dir}", flush=True)
     rs.start()

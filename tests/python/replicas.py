@@ -15,6 +15,7 @@ virtualenv. Everything listens on 127.0.0.1; every wait is bounded.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import re
@@ -85,9 +86,10 @@ def redis_cli(port: int, *args: str) -> str:
     return out.stdout.strip()
 
 
-def consecutive_ports(n: int, start: int = 20000, end: int = 60000) -> int:
-    """The first of `n` consecutive loopback ports nothing listens on (checked by binding)."""
-    rng = start + (os.getpid() * 37) % 20000  # spread parallel sessions apart
+def consecutive_ports(n: int, start: int = 20000, end: int = 32000) -> int:
+    """The first of `n` consecutive loopback ports nothing listens on (checked by binding). Below
+    Linux's ephemeral range (32768+), so no outgoing connection takes one before we bind it."""
+    rng = start + (os.getpid() * 37) % (end - start - n)  # spread parallel sessions apart
     for base in list(range(rng, end - n, n + 1)) + list(range(start, rng, n + 1)):
         socks = []
         try:
@@ -228,6 +230,9 @@ class ReplicaSet:
     # Extra flags for every replica; SLUICE_REPLICA_ARGS adds some from outside (e.g.
     # `--allow-unenforced-settings` to run the harness on a build that refuses the Redis settings).
     extra_args: list[str] = field(default_factory=lambda: os.environ.get("SLUICE_REPLICA_ARGS", "").split())
+    # Left running when this Python process exits (the shell path); otherwise stopped at exit
+    # even if the test run is aborted.
+    detach: bool = False
 
     # Filled by start().
     base_port: int = 0
@@ -333,7 +338,7 @@ class ReplicaSet:
     def _start_nginx(self) -> None:
         if not os.access(NGINX, os.X_OK):
             raise RuntimeError(f"{NGINX} is missing: install it with `apt-get install -y nginx-light`")
-        port = consecutive_ports(1, start=40000)
+        port = consecutive_ports(1)  # the replicas listen already: not picked again
         d = self.run_dir
         servers = "\n".join(f"        server 127.0.0.1:{self.base_port + i};" for i in range(self.replicas))
         (d / "nginx.conf").write_text(
@@ -450,6 +455,13 @@ http {{
         return "\n".join(parts)
 
 
+@atexit.register
+def _stop_owned() -> None:
+    for rs in list(ACTIVE):
+        if not rs.detach:
+            rs.stop()
+
+
 def stop_all(pids: dict, database: str, prefix: str, redis_port: int) -> list[str]:
     problems = []
     order = sorted(pids, key=lambda n: (n != "nginx", n == "mock"))  # nginx, replicas, mock
@@ -511,8 +523,10 @@ def main(argv: list[str]) -> int:
             share=not a.no_share,
             mock_threads=a.mock_threads,
             num_workers=a.num_workers,
-            extra_args=["--allow-unenforced-settings"] if a.allow_unenforced_settings else [],
+            detach=True,
         )
+        if a.allow_unenforced_settings:
+            rs.extra_args.append("--allow-unenforced-settings")
         if a.config:
             rs.config_yaml = lambda: a.config.read_text()  # type: ignore[method-assign]
         rs.start()
