@@ -223,8 +223,12 @@ class ReplicaSet:
     general: dict = field(default_factory=dict)
     router: dict = field(default_factory=dict)
     litellm: dict = field(default_factory=dict)
-    # Share limits through Redis (router_settings.redis_*). Off: N independent replicas.
+    # Share limits through Redis. Off: N independent replicas.
     share: bool = True
+    # How the config names Redis: `router_settings` (redis_host/redis_port) or `cache_params`
+    # (litellm_settings.cache with supported_call_types: []). The prefix is
+    # router_settings.redis_key_prefix either way.
+    redis_style: str = "router_settings"
     mock_threads: int = 1
     num_workers: int | None = None
     # Extra flags for every replica; SLUICE_REPLICA_ARGS adds some from outside (e.g.
@@ -309,13 +313,22 @@ class ReplicaSet:
             **self.general,
         }
         router = dict(self.router)
-        if self.share:
+        litellm = dict(self.litellm)
+        if self.share and self.redis_style == "router_settings":
             router = {"redis_host": "127.0.0.1", "redis_port": self.redis_port, "redis_key_prefix": self.prefix, **router}
+        elif self.share:
+            # LiteLLM's other way: the proxy's Redis "cache", caching no answers.
+            router = {"redis_key_prefix": self.prefix, **router}
+            litellm = {
+                "cache": True,
+                "cache_params": {"type": "redis", "host": "127.0.0.1", "port": self.redis_port, "supported_call_types": []},
+                **litellm,
+            }
         lines += render_section("general_settings", general)
         if router:
             lines += render_section("router_settings", router)
-        if self.litellm:
-            lines += render_section("litellm_settings", self.litellm)
+        if litellm:
+            lines += render_section("litellm_settings", litellm)
         return "\n".join(lines) + "\n"
 
     def _start_replicas(self) -> None:

@@ -333,7 +333,8 @@ def outage(log_dir):
     redis = RedisServer(d)
     s = None
     try:
-        s = make_set(log_dir, "replicas-outage", redis_port=redis.port)
+        # Redis named LiteLLM's other way here, so both ways are exercised across replicas.
+        s = make_set(log_dir, "replicas-outage", redis_port=redis.port, redis_style="cache_params")
         yield s, redis
     finally:
         if s is not None:
