@@ -150,6 +150,22 @@ def http_json(method: str, url: str, body: dict | None = None, key: str = MASTER
         return status, raw.decode(errors="replace")
 
 
+def running(pid: int) -> bool:
+    """Whether `pid` runs. An exited process that is not our child (the shell path's, whose parent
+    is gone) stays a zombie until init reaps it, which may take a while: that counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+
 def stop_pid(pid: int, sig: int = signal.SIGTERM) -> None:
     """Signals `pid` and waits (bounded) for it to go; SIGKILL if it does not."""
     try:
@@ -163,9 +179,7 @@ def stop_pid(pid: int, sig: int = signal.SIGTERM) -> None:
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return
         except ChildProcessError:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not running(pid):
                 return
         time.sleep(0.05)
     try:
@@ -554,10 +568,9 @@ def main(argv: list[str]) -> int:
     if a.cmd == "status":
         ok = True
         for name, pid in st["pids"].items():
-            try:
-                os.kill(pid, 0)
+            if running(pid):
                 alive = "running"
-            except ProcessLookupError:
+            else:
                 alive, ok = "GONE", False
             print(f"{name:12} pid {pid:<8} {alive}")
         for i, u in enumerate(st["replica_urls"]):

@@ -26,7 +26,7 @@ import openai
 import pytest
 import requests
 
-from replicas import MASTER_KEY, Deployment, ReplicaSet, sluice_bin, tail
+from replicas import MASTER_KEY, Deployment, ReplicaSet, running, sluice_bin, tail
 
 REPLICAS = 4
 # Fixed prices, so every chat costs the same (the mock's usage is the same for the same prompt).
@@ -404,3 +404,42 @@ def test_redis_stopped_mid_load_then_back(outage):
     assert during == 40, f"with Redis down the replicas admitted {during} of a 40 rpm limit, want 4 × 10"
     # Redis back (and empty): sharing resumes.
     assert exact_rpm(rs, 20) == 20, "limits are not shared again after Redis came back"
+
+
+# -- the shell path ----------------------------------------------------------------------------
+
+
+def test_replicas_script_starts_reports_and_stops_everything(log_dir):
+    """`scripts/replicas.sh start|status|stop`: the processes outlive `start`, `stop` leaves no
+    process, database or listening port behind. Without Redis settings (`--no-share`), so this
+    holds on any build."""
+    run_dir = log_dir / "script"
+    script = [str(Path(__file__).resolve().parents[2] / "scripts" / "replicas.sh")]
+    out = subprocess.run(
+        script + ["start", "--replicas", "2", "--rpm", "100", "--run-dir", str(run_dir), "--no-share", "--num-workers", "1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    st = json.loads(out.stdout)
+    try:
+        assert len(st["replica_urls"]) == 2
+        ports = [int(u.rsplit(":", 1)[1]) for u in st["replica_urls"]]
+        assert ports[1] == ports[0] + 1, f"replicas not on consecutive ports: {ports}"
+        r = chat(st["url"], MASTER_KEY, model="gemini-vision")
+        assert r.status_code == 200, r.text
+        status = subprocess.run(script + ["status", str(run_dir)], capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert status.stdout.count("running") == 4, status.stdout  # mock, 2 replicas, nginx
+    finally:
+        stop = subprocess.run(script + ["stop", str(run_dir)], capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    for name, pid in st["pids"].items():
+        assert not running(pid), f"{name} (pid {pid}) still runs after stop"
+    for url in [st["url"], *st["replica_urls"], st["mock_url"]]:
+        u = urlsplit(url)
+        with pytest.raises(OSError):
+            socket.create_connection((u.hostname, u.port), timeout=1).close()
+    from replicas import psql
+
+    assert psql(f"SELECT count(*) FROM pg_database WHERE datname = '{st['database']}'") == "0"
+    assert not (run_dir / "state.json").exists()
