@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests use are up: PostgreSQL on 127.0.0.1:5432 (trust auth, user
 # root) and Redis on 127.0.0.1:6379. Starts them if they are installed but stopped; installs
-# PostgreSQL's client and server from Debian's packages when missing.
+# PostgreSQL's client and server, and nginx (for the replica tests), from Debian's packages when
+# missing.
 set -euo pipefail
 
 SUDO=""
@@ -32,4 +33,13 @@ if command -v redis-server >/dev/null 2>&1 && ! redis-cli -h 127.0.0.1 ping >/de
   mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+fi
+
+# The replica tests (tests/python/test_replicas.py, scripts/replicas.sh) put nginx in front of
+# the replicas, as the seed's deployment has a load balancer.
+if [[ ! -x /usr/sbin/nginx ]]; then
+  echo "services: installing nginx-light" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light >/dev/null \
+    || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null
 fi

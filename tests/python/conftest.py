@@ -255,3 +255,8 @@ def pytest_runtest_makereport(item, call):
             report.sections.append(
                 (f"{p.name} stderr tail ({state}, {p.stderr_path})", tail(p.stderr_path))
             )
+        # Replica sets (tests/python/replicas.py) started by the failing test's module.
+        import replicas
+
+        for rs in replicas.ACTIVE:
+            report.sections.append((f"replica set {rs.run_dir}", rs.logs(8)))
