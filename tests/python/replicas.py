@@ -241,7 +241,8 @@ class ReplicaSet:
     share: bool = True
     # How the config names Redis: `router_settings` (redis_host/redis_port) or `cache_params`
     # (litellm_settings.cache with supported_call_types: []). The prefix is
-    # router_settings.redis_key_prefix either way.
+    # sluice_settings.redis_key_prefix either way (LiteLLM's Router refuses unknown
+    # router_settings keys, so sluice's own setting lives in sluice_settings).
     redis_style: str = "router_settings"
     mock_threads: int = 1
     num_workers: int | None = None
@@ -329,16 +330,17 @@ class ReplicaSet:
         router = dict(self.router)
         litellm = dict(self.litellm)
         if self.share and self.redis_style == "router_settings":
-            router = {"redis_host": "127.0.0.1", "redis_port": self.redis_port, "redis_key_prefix": self.prefix, **router}
+            router = {"redis_host": "127.0.0.1", "redis_port": self.redis_port, **router}
         elif self.share:
             # LiteLLM's other way: the proxy's Redis "cache", caching no answers.
-            router = {"redis_key_prefix": self.prefix, **router}
             litellm = {
                 "cache": True,
                 "cache_params": {"type": "redis", "host": "127.0.0.1", "port": self.redis_port, "supported_call_types": []},
                 **litellm,
             }
         lines += render_section("general_settings", general)
+        if self.share:
+            lines += render_section("sluice_settings", {"redis_key_prefix": self.prefix})
         if router:
             lines += render_section("router_settings", router)
         if litellm:

@@ -230,7 +230,13 @@ impl Access {
             Ok::<_, sluice_store::StoreError>((keys, users, teams, end_users))
         }
         .await;
-        self.db_up.store(result.is_ok(), Ordering::Relaxed);
+        // A failed read marks the database down; a read that works does not mark it up: a file
+        // that can be read but not written (made immutable, a full disk) is still down, and the
+        // spend writer, whose writes and pings decide that, says when it is back. (Reloads run
+        // every second while Redis is away, so a read here must not hide a write outage.)
+        if result.is_err() {
+            self.db_up.store(false, Ordering::Relaxed);
+        }
         let (keys, users, teams, end_users) = result?;
         let proxy_row = users.iter().any(|u| u.user_id == PROXY_BUDGET_ID);
         self.registry.reload(keys, users, teams);

@@ -70,22 +70,23 @@ async fn two_started_apps_share_cooldowns_and_report_redis() {
 
     // A 429 cools a deployment on A; B skips it within a second, for the same time.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let group = a.router.group("g").unwrap();
-    let attempt = a.router.select(group, &Default::default()).await.unwrap();
+    let (router_a, router_b) = (a.router.load_full(), b.router.load_full());
+    let group = router_a.group("g").unwrap();
+    let attempt = router_a.select(group, &Default::default()).await.unwrap();
     let id = attempt.deployment.id.clone();
-    let effect = a.router.record_failure(group, &attempt, &Failure::status(429, None));
+    let effect = router_a.record_failure(group, &attempt, &Failure::status(429, None));
     assert_eq!(effect, FailureEffect::CooledDown(Duration::from_secs(5)), "LiteLLM's default cooldown_time");
-    let on_b = b.router.group("g").unwrap().deployments.iter().find(|d| d.id == id).unwrap().clone();
+    let on_b = router_b.group("g").unwrap().deployments.iter().find(|d| d.id == id).unwrap().clone();
     let heard = Instant::now();
-    while !on_b.health.cooling(b.router.now_ms()) {
+    while !on_b.health.cooling(router_b.now_ms()) {
         assert!(heard.elapsed() < Duration::from_secs(1), "B never heard of the cooldown");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let left = on_b.health.cooldown_left(b.router.now_ms());
+    let left = on_b.health.cooldown_left(router_b.now_ms());
     assert!((4_000..=5_000).contains(&left), "{left}");
-    let group_b = b.router.group("g").unwrap();
+    let group_b = router_b.group("g").unwrap();
     for _ in 0..20 {
-        assert_ne!(b.router.select(group_b, &Default::default()).await.unwrap().deployment.id, id);
+        assert_ne!(router_b.select(group_b, &Default::default()).await.unwrap().deployment.id, id);
     }
 }
 
