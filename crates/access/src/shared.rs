@@ -45,16 +45,7 @@ impl Access {
         if self.book.set(book).is_err() {
             return;
         }
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SYNC_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(access) = weak.upgrade() else { return };
-                access.sync_shared().await;
-            }
-        });
+        sluice_state::remote::every(SYNC_EVERY, self, |access| async move { access.sync_shared().await });
     }
 
     /// One round of the background sync (tests call it to step the clock by hand): sends the

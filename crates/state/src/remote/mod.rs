@@ -54,6 +54,27 @@ pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_millis(100);
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 pub const REPLICA_TTL: Duration = Duration::from_secs(5);
 
+/// Runs `step` on `owner` every `period` (a late tick is delayed, not bunched) on the current
+/// runtime, until the last `Arc` of `owner` is dropped: the background syncs of what replicas
+/// share (the heartbeat, the windows, the budgets) hold no reference that keeps them alive.
+pub fn every<T, F, Fut>(period: Duration, owner: &Arc<T>, step: F)
+where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let weak = Arc::downgrade(owner);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(owner) = weak.upgrade() else { return };
+            step(owner).await;
+        }
+    });
+}
+
 /// The shared connection. Cheap to call from anywhere; clone the `Arc`.
 pub struct Remote {
     client: redis::Client,
@@ -217,16 +238,7 @@ impl Remote {
     /// Announces this replica every [`HEARTBEAT_EVERY`] and counts the others; also what brings
     /// the connection back after a start without Redis. Ends when the last `Arc` is dropped.
     pub fn spawn_heartbeat(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(remote) = weak.upgrade() else { return };
-                remote.heartbeat().await;
-            }
-        });
+        every(HEARTBEAT_EVERY, self, |remote| async move { remote.heartbeat().await });
     }
 
     /// One heartbeat: registers this replica, drops the silent ones, counts the rest.

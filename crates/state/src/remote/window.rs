@@ -348,16 +348,7 @@ impl WindowSharing {
 
     /// Runs [`sync`](Self::sync) every [`SYNC_EVERY`] until the last `Arc` is dropped.
     pub fn spawn(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SYNC_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(sharing) = weak.upgrade() else { return };
-                sharing.sync(LEASE_LIFE).await;
-            }
-        });
+        super::every(SYNC_EVERY, self, |sharing| async move { sharing.sync(LEASE_LIFE).await });
     }
 
     /// One sync: gives back leases older than `stale`, pushes counts, reads totals; one round
