@@ -228,11 +228,9 @@ async fn without_redis_the_database_poll_carries_a_block_and_a_model_within_two_
     // Publishing to an absent Redis did not hold the write up.
     assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
     let refused = status(&a, &key).await;
-    let took =
-        within(Duration::from_secs(2), "B refuses the blocked key", || async { status(&b, &key).await == refused })
-            .await;
-    // Not at once: nothing but the poll could have carried it.
-    assert!(took > Duration::from_millis(10), "{took:?}");
+    // Redis is absent: only the poll can carry it (a tick may fall just after the write, so how
+    // soon is not asserted, only the bound).
+    within(Duration::from_secs(2), "B refuses the blocked key", || async { status(&b, &key).await == refused }).await;
 
     let body = json!({"model_name": "polled-model",
                       "litellm_params": {"model": "openai/p", "mock_response": "polled"},
