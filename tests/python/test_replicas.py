@@ -176,6 +176,32 @@ def test_max_budget_of_24_calls_admits_24_and_every_replica_shows_the_spend(rs):
     assert spends == [pytest.approx(want, rel=1e-9)] * REPLICAS, f"spend per replica {spends}, want {want}"
 
 
+def test_team_and_user_budgets_hold_and_every_replica_shows_their_spend(rs):
+    cost = cost_of_one(rs)
+    tag = uuid.uuid4().hex[:8]
+    team, user = f"team-{tag}", f"user-{tag}"
+    r = admin(rs.url, "POST", "/team/new", json={"team_id": team, "max_budget": 12 * cost})
+    assert r.status_code == 200, r.text
+    r = admin(rs.url, "POST", "/user/new", json={"user_id": user, "max_budget": 1000 * cost})
+    assert r.status_code == 200, r.text
+    key = new_key(rs, team_id=team, user_id=user)
+    answers = [chat(rs.replica_urls[i % REPLICAS], key).status_code for i in range(20)]
+    admitted = answers.count(200)
+    assert 12 <= admitted <= 13, f"admitted {admitted} calls on a team budget of 12: {answers}"
+    want = admitted * cost
+    # The team's and the user's spend, as every replica shows it, is the total over all of them.
+    deadline = time.monotonic() + 2.0
+    while True:
+        teams = [admin(u, "GET", "/team/info", params={"team_id": team}).json()["team_info"]["spend"] for u in rs.replica_urls]
+        users = [admin(u, "GET", "/user/info", params={"user_id": user}).json()["user_info"]["spend"] for u in rs.replica_urls]
+        done = all(s == pytest.approx(want, rel=1e-9) for s in teams + users)
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert teams == [pytest.approx(want, rel=1e-9)] * REPLICAS, f"team spend per replica {teams}, want {want}"
+    assert users == [pytest.approx(want, rel=1e-9)] * REPLICAS, f"user spend per replica {users}, want {want}"
+
+
 def test_deployment_cooled_through_one_replica_gets_no_call_from_the_others(rs):
     before = rs.mock_stats()
     # Through replica 0 only, until the always-429 deployment has been hit once (it cools at once:

@@ -120,6 +120,15 @@ impl Access {
         }
     }
 
+    /// Brings a user's or team's shared spend up to what Redis has now (its replica's charges
+    /// sent first), for `/user/info` and `/team/info`; nothing to do for a spender whose budget
+    /// is not shared.
+    pub async fn refresh_spend(&self, live: &Arc<Live>) {
+        if let Some(spend) = live.shared.spend.get() {
+            spend.read_now().await;
+        }
+    }
+
     /// [`admit_estimated`](Self::admit_estimated), then the checks only Redis can answer: the
     /// budgets near their end and the shared in-flight caps. Far from every budget and with no
     /// cap set, nothing here waits. Redis away: each check falls back to this replica's share.

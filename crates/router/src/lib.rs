@@ -14,6 +14,7 @@ mod entropy;
 mod execute;
 pub mod failure;
 pub mod health;
+mod parallel;
 mod retry;
 pub mod settings;
 mod strategy;
@@ -52,6 +53,8 @@ pub struct Deployment<T> {
     pub health: Health,
     pub target: T,
     semaphore: Option<Arc<Semaphore>>,
+    /// An explicit `max_parallel_requests` counted over every replica, once shared.
+    parallel: std::sync::OnceLock<parallel::SharedParallel>,
 }
 
 impl<T> Deployment<T> {
@@ -70,6 +73,7 @@ impl<T> Deployment<T> {
             health: Health::default(),
             target,
             semaphore: None,
+            parallel: std::sync::OnceLock::new(),
         }
     }
 
@@ -127,6 +131,7 @@ impl NoDeployment {
 pub struct Attempt<T> {
     pub deployment: Arc<Deployment<T>>,
     _permit: Option<OwnedSemaphorePermit>,
+    _shared: Option<parallel::ParallelSlot>,
     started: tokio::time::Instant,
 }
 
@@ -257,12 +262,20 @@ impl<T> Router<T> {
             let chosen = strategy::select(self, group, ctx, &mut self.entropy.draw(), now)?;
             if self.reserve_quota(&chosen, now.second).await {
                 // The attempt's latency starts once it may go, after any wait for a permit.
-                let (permit, started) = match &chosen.semaphore {
+                let (permit, mut started) = match &chosen.semaphore {
                     Some(s) => (s.clone().acquire_owned().await.ok(), tokio::time::Instant::now()),
                     None => (None, at),
                 };
+                let shared = match (chosen.parallel.get(), chosen.max_parallel_requests) {
+                    (Some(p), Some(limit)) => {
+                        let slot = p.enter(limit).await;
+                        started = tokio::time::Instant::now();
+                        Some(slot)
+                    }
+                    _ => None,
+                };
                 chosen.health.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Ok(Attempt { deployment: chosen, _permit: permit, started });
+                return Ok(Attempt { deployment: chosen, _permit: permit, _shared: shared, started });
             }
         }
         Err(self.no_deployment(group))
@@ -291,6 +304,11 @@ impl<T> Router<T> {
         for d in self.deployments() {
             d.health.requests.bind(sharing, &format!("deployment:{}:rpm", d.id));
             d.health.tokens.bind(sharing, &format!("deployment:{}:tpm", d.id));
+            // An explicit `max_parallel_requests` is counted over every replica too (see
+            // `parallel` for why a cap derived from rpm is not).
+            if d.max_parallel_requests.is_some() {
+                let _ = d.parallel.set(parallel::SharedParallel::new(sharing.remote().clone(), &d.id));
+            }
         }
     }
 

@@ -7,7 +7,9 @@ use sluice_state::{MinuteWindow, RateWindow, Window};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+
+mod common;
+use common::Cut;
 
 fn config(url: &str, test: &str) -> RemoteConfig {
     RemoteConfig {
@@ -188,50 +190,10 @@ async fn token_windows_count_here_and_check_the_shared_total() {
     assert!((59..=60).contains(&full.retry_after), "{full:?}");
 }
 
-/// A TCP relay to Redis that the test can cut: Redis "goes away" for the replicas behind it.
-struct Cut {
-    port: u16,
-    on: Arc<std::sync::atomic::AtomicBool>,
-    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Cut {
-    async fn start() -> Cut {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let on = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (on2, conns2) = (on.clone(), conns.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else { return };
-                if !on2.load(Ordering::Relaxed) {
-                    let _ = client.shutdown().await;
-                    continue;
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut redis) = tokio::net::TcpStream::connect("127.0.0.1:6379").await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut redis).await;
-                    }
-                });
-                conns2.lock().unwrap().push(task);
-            }
-        });
-        Cut { port, on, conns }
-    }
-
-    fn cut(&self) {
-        self.on.store(false, Ordering::Relaxed);
-        for c in self.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_away_each_replica_admits_its_share_and_catches_up_after() {
     let cut = Cut::start().await;
-    let url = format!("redis://127.0.0.1:{}", cut.port);
+    let url = cut.url();
     let sharing = replicas(&url, "away", 3).await;
     assert_eq!(sharing[0].remote().replicas(), 3);
     let w = windows::<Window>(&sharing, "key:hash-3:rpm");
@@ -263,7 +225,7 @@ async fn with_redis_away_each_replica_admits_its_share_and_catches_up_after() {
     assert_eq!(admitted, [9, 10, 10]);
 
     // Redis back: what each admitted alone is pushed, and the window is shared (and full) again.
-    cut.on.store(true, Ordering::Relaxed);
+    cut.mend();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !sharing.iter().all(|s| s.remote().healthy()) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;

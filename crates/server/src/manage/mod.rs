@@ -557,11 +557,11 @@ pub(crate) fn key_spend(registry: &Registry, k: &KeyRecord) -> f64 {
 }
 
 pub(crate) fn user_spend(registry: &Registry, u: &UserRecord) -> f64 {
-    registry.users.get(&u.user_id).map(|e| e.live.ledger.spend()).unwrap_or(u.spend)
+    registry.users.get(&u.user_id).map(|e| e.live.spend()).unwrap_or(u.spend)
 }
 
 pub(crate) fn team_spend(registry: &Registry, t: &TeamRecord) -> f64 {
-    registry.teams.get(&t.team_id).map(|e| e.live.ledger.spend()).unwrap_or(t.spend)
+    registry.teams.get(&t.team_id).map(|e| e.live.spend()).unwrap_or(t.spend)
 }
 
 // --- rows as JSON ---

@@ -316,6 +316,9 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
             _ => return Err(not_admin(&identity, registry, "/team/info").into()),
         }
     };
+    if let Some(entry) = registry.teams.get(&team_id).map(|e| e.clone()) {
+        app.access.refresh_spend(&entry.live).await;
+    }
     let filter = KeyFilter { team_id: Some(team_id.clone()), page: 1, size: 0, ..Default::default() };
     let (keys, _) = db(store.list_keys(&filter).await)?;
     let memberships: Vec<Value> = rec

@@ -182,6 +182,9 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
         })));
     };
     let rec = existing(store, &user_id).await?;
+    if let Some(entry) = registry.users.get(&user_id).map(|e| e.clone()) {
+        app.access.refresh_spend(&entry.live).await;
+    }
     let filter = KeyFilter { user_id: Some(user_id.clone()), page: 1, size: 0, ..Default::default() };
     let (keys, _) = db(store.list_keys(&filter).await)?;
     let mut teams = Vec::new();

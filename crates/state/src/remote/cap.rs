@@ -13,20 +13,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// KEYS: the hash, the live replicas. ARGV: me, the cap. Returns {1 entered | 0 full, count}.
-const ENTER: &str = r"
-local n = 0
-local fields = redis.call('HGETALL', KEYS[1])
-for j = 1, #fields, 2 do
-  if fields[j] ~= ARGV[1] and not redis.call('ZSCORE', KEYS[2], fields[j]) then
-    redis.call('HDEL', KEYS[1], fields[j])
-  else
-    n = n + tonumber(fields[j + 1])
-  end
-end
+const ENTER: &str = concat!(
+    live_sum_lua!(),
+    r"
+local n = live_sum(KEYS[1], KEYS[2], ARGV[1])
 if n >= tonumber(ARGV[2]) then return {0, n} end
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 return {1, n + 1}
-";
+"
+);
 
 /// KEYS: the hash. ARGV: me, how many leave.
 const LEAVE: &str = r"

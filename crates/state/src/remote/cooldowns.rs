@@ -10,12 +10,17 @@
 //! back), never as a wall-clock deadline: each replica adds it to its own monotonic clock, so
 //! clocks that disagree between hosts do not stretch or cut a cooldown. `until_unix_ms` is there
 //! for people reading Redis.
+//!
+//! A cooldown started while Redis is away stays this replica's until Redis answers again: it is
+//! kept in [`Unsent`] and the heartbeat sends it then, with the time it has left, so the other
+//! replicas stop routing to a deployment that is still failing.
 
 use super::Remote;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
 
 /// The note a cooldown leaves in Redis (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,12 +56,39 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The most cooldowns kept for sending later: one per deployment is enough (a later one for the
+/// same deployment replaces it), and this bounds what a long outage can hold.
+const UNSENT_MAX: usize = 1_024;
+
+/// Cooldowns Redis did not take, each with its deadline on this replica's monotonic clock.
+#[derive(Debug, Default)]
+pub(crate) struct Unsent(Mutex<Vec<(Instant, CooldownNote)>>);
+
+impl Unsent {
+    fn keep(&self, until: Instant, note: CooldownNote) {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let full = held.len() >= UNSENT_MAX;
+        match held.iter_mut().find(|(_, n)| n.deployment == note.deployment) {
+            Some(slot) if slot.0 < until => *slot = (until, note),
+            Some(_) => {}
+            None if !full => held.push((until, note)),
+            None => tracing::warn!("too many cooldowns waiting for Redis; this one stays on this replica"),
+        }
+    }
+
+    fn take(&self) -> Vec<(Instant, CooldownNote)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// Writes and publishes a cooldown of `deployment` for `duration`, in a task of its own: the
-/// caller (a request's failure path) never waits for Redis. Outside a tokio runtime, or with
-/// Redis away, the cooldown stays this replica's alone.
+/// caller (a request's failure path) never waits for Redis. With Redis away the cooldown is
+/// this replica's alone until the heartbeat finds Redis back and [`resend`]s it. Outside a
+/// tokio runtime it stays this replica's.
 pub fn publish(remote: &Arc<Remote>, deployment: &str, duration: Duration, reason: &str) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
     let left_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1);
+    let until = Instant::now().checked_add(Duration::from_millis(left_ms)).unwrap_or_else(far_future);
     let note = CooldownNote {
         deployment: deployment.to_string(),
         until_unix_ms: unix_ms().saturating_add(left_ms),
@@ -64,23 +96,57 @@ pub fn publish(remote: &Arc<Remote>, deployment: &str, duration: Duration, reaso
         reason: reason.to_string(),
         replica: remote.replica().to_string(),
     };
-    let Ok(json) = serde_json::to_string(&note) else { return };
-    let key = remote.key("cooldown", deployment);
-    let channel = channel(remote);
     let remote = remote.clone();
     runtime.spawn(async move {
-        let done: Option<i64> = remote
-            .call(|mut conn| async move {
-                let script = redis::Script::new(WRITE);
-                let mut call = script.key(&key);
-                call.arg(&json).arg(left_ms).arg(&channel);
-                call.invoke_async(&mut conn).await
-            })
-            .await;
-        if done.is_none() {
-            tracing::debug!(deployment = %note.deployment, "cooldown kept on this replica only: Redis did not take it");
+        if !write(&remote, &note).await {
+            tracing::debug!(deployment = %note.deployment, "cooldown kept on this replica until Redis takes it");
+            remote.unsent_cooldowns.keep(until, note);
         }
     });
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// Writes the note's key and publishes it; whether Redis took it.
+async fn write(remote: &Remote, note: &CooldownNote) -> bool {
+    let Ok(json) = serde_json::to_string(note) else { return true };
+    let key = remote.key("cooldown", &note.deployment);
+    let channel = channel(remote);
+    let left_ms = note.left_ms;
+    let done: Option<i64> = remote
+        .call(|mut conn| async move {
+            let script = redis::Script::new(WRITE);
+            let mut call = script.key(&key);
+            call.arg(&json).arg(left_ms).arg(&channel);
+            call.invoke_async(&mut conn).await
+        })
+        .await;
+    done.is_some()
+}
+
+/// Sends the cooldowns Redis did not take while it was away, with the time each has left; those
+/// that ended meanwhile are dropped. What Redis still does not take is kept for the next call.
+pub(crate) async fn resend(remote: &Remote) {
+    let held = remote.unsent_cooldowns.take();
+    if held.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    for (until, mut note) in held {
+        let left = until.saturating_duration_since(now);
+        if left.is_zero() {
+            continue;
+        }
+        note.left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+        note.until_unix_ms = unix_ms().saturating_add(note.left_ms);
+        if write(remote, &note).await {
+            tracing::info!(deployment = %note.deployment, "cooldown started while Redis was away sent to the other replicas");
+        } else {
+            remote.unsent_cooldowns.keep(until, note);
+        }
+    }
 }
 
 /// Every cooldown running in Redis now (the notes of `cooldown:*`, `left_ms` being each key's

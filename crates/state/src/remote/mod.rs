@@ -7,6 +7,29 @@
 //! breaker is open, calls return `None` at once, and each replica falls back to its
 //! [`share`](Remote::share) of every limit until Redis answers again.
 
+/// A Lua function for the scripts that count per-replica fields of a hash (in-flight slots,
+/// budget holds): `live_sum(hash, live, me)` sums the fields of the replicas still in the
+/// heartbeat's set `live` (and `me`'s), deleting those of replicas gone, so a replica that died
+/// does not hold its share forever.
+macro_rules! live_sum_lua {
+    () => {
+        r"
+local function live_sum(hash, live, me)
+  local n = 0
+  local fields = redis.call('HGETALL', hash)
+  for j = 1, #fields, 2 do
+    if fields[j] ~= me and not redis.call('ZSCORE', live, fields[j]) then
+      redis.call('HDEL', hash, fields[j])
+    else
+      n = n + tonumber(fields[j + 1])
+    end
+  end
+  return n
+end
+"
+    };
+}
+
 pub mod breaker;
 pub mod cap;
 pub mod cooldowns;
@@ -87,6 +110,9 @@ pub struct Remote {
     replica: String,
     /// Live replicas as last counted (at least 1: this one).
     replicas: AtomicU64,
+    /// Cooldowns this replica started while Redis did not take them, sent by the heartbeat
+    /// once it answers again.
+    unsent_cooldowns: cooldowns::Unsent,
 }
 
 impl std::fmt::Debug for Remote {
@@ -112,6 +138,7 @@ impl Remote {
             breaker: Breaker::default(),
             replica: uuid::Uuid::new_v4().simple().to_string(),
             replicas: AtomicU64::new(1),
+            unsent_cooldowns: cooldowns::Unsent::default(),
         });
         if !remote.reconnect().await {
             remote.breaker.failed();
@@ -267,6 +294,7 @@ impl Remote {
             .await;
         if let Some(n) = count {
             self.replicas.store(n.max(1), Ordering::Relaxed);
+            cooldowns::resend(self).await;
         }
     }
 }

@@ -159,17 +159,10 @@ return out
 /// nanos, epoch}.
 const HOLD: &str = concat!(
     settle_lua!(),
+    live_sum_lua!(),
     r"
 local v, e = settle(KEYS[1], KEYS[3], ARGV[3], ARGV[4], ARGV[5], ARGV[6], '0', ARGV[2], ARGV[10])
-local held = 0
-local fields = redis.call('HGETALL', KEYS[2])
-for j = 1, #fields, 2 do
-  if fields[j] ~= ARGV[1] and not redis.call('ZSCORE', KEYS[4], fields[j]) then
-    redis.call('HDEL', KEYS[2], fields[j])
-  else
-    held = held + tonumber(fields[j + 1])
-  end
-end
+local held = live_sum(KEYS[2], KEYS[4], ARGV[1])
 local max = tonumber(ARGV[7])
 local function over(x)
   if ARGV[8] == '1' then return x > max end
