@@ -18,7 +18,7 @@ mod retry;
 pub mod settings;
 mod strategy;
 
-pub use execute::{Call, ExecError, Executed, Failed};
+pub use execute::{Call, ExecError, Executed, Failed, Plan};
 pub use failure::{ErrorKind, Failure};
 pub use settings::{PerKind, RetryBudgetSettings, Settings, Strategy};
 
@@ -49,6 +49,9 @@ pub struct Deployment<T> {
     pub max_input_tokens: Option<u64>,
     /// Input + output price per token, for cost-based routing.
     pub cost_per_token: Option<f64>,
+    /// `litellm_params.num_retries`: the retries a failure here gets, whatever the request or
+    /// the router says (a `retry_policy` entry still wins).
+    pub num_retries: Option<u32>,
     pub health: Health,
     pub target: T,
     semaphore: Option<Arc<Semaphore>>,
@@ -67,6 +70,7 @@ impl<T> Deployment<T> {
             cooldown_time: None,
             max_input_tokens: None,
             cost_per_token: None,
+            num_retries: None,
             health: Health::default(),
             target,
             semaphore: None,
