@@ -402,6 +402,7 @@ fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<T
     // Bounded when the config was read; the clamp keeps a bad value from becoming a panic.
     d.cooldown_time = spec.cooldown_time.map(|s| seconds(s, 0.0));
     d.max_input_tokens = spec.max_input_tokens;
+    d.num_retries = spec.num_retries;
     let price = |k: &str| spec.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
     d.cost_per_token = match (price("input_cost_per_token"), price("output_cost_per_token")) {
         (None, None) => None,

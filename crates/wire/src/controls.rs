@@ -332,9 +332,9 @@ mod tests {
 
     #[test]
     fn switches_are_booleans() {
-        for i in 4..NAMES.len() {
+        for (i, name) in NAMES.iter().enumerate().skip(4) {
             assert!(one(i, "true").unwrap().is_some());
-            assert!(one(i, "\"yes\"").is_err(), "{}", NAMES[i]);
+            assert!(one(i, "\"yes\"").is_err(), "{name}");
         }
         let c = one(4, "true").unwrap().unwrap();
         assert!(c.mock_testing_fallbacks && !c.mock_timeout);
