@@ -272,6 +272,13 @@ impl<T> Router<T> {
         Err(self.no_deployment(group))
     }
 
+    /// An attempt on `deployment` itself, outside selection (a health check): no quota is
+    /// counted and no concurrency slot is taken, so checks never crowd out requests.
+    pub fn probe(&self, deployment: Arc<Deployment<T>>) -> Attempt<T> {
+        deployment.health.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Attempt { deployment, _permit: None, started: tokio::time::Instant::now() }
+    }
+
     /// Counts the request against the deployment's rpm window; refuses if that would exceed its
     /// rpm. Every strategy keeps deployments within their quota (LiteLLM's simple-shuffle only
     /// weighs by rpm, and users find their limits exceeded: its issues #5783, #7395). A window

@@ -286,6 +286,40 @@ pub(crate) async fn proxy_body(
     result
 }
 
+/// One health check's request to `deployment` (`crate::health`): the attempt path every request
+/// takes, with no key, no bill and at most `timeout`; the error the client would see when it
+/// fails.
+pub(crate) async fn probe(
+    app: &App,
+    deployment: &Arc<sluice_router::Deployment<crate::app::Target>>,
+    endpoint: Endpoint,
+    body: Bytes,
+    model: &str,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    use sluice_router::Call;
+    let view = sniff::request(&body, endpoint).map_err(|e| e.message)?;
+    let facts = Facts::new(&http::HeaderMap::new(), Instant::now());
+    let mut outcome = Outcome::default();
+    let mut call = attempt::UpstreamCall {
+        app,
+        endpoint,
+        body: &body,
+        view: &view,
+        client_model: model,
+        client_model_json: splice::json_string(model),
+        native_anthropic: None,
+        facts: &facts,
+        outcome: &mut outcome,
+        clock: attempt::UpstreamClock::default(),
+        controls: None,
+        timeout: Some(timeout),
+        alternates: &[],
+    };
+    let attempt = app.router.load().probe(deployment.clone());
+    call.call(&attempt, 0).await.map(drop).map_err(|f| f.error.api.message)
+}
+
 /// What the request may cost on its model group, held against its budgets while it is in flight.
 fn cost_estimate(app: &App, model: &str, view: &sniff::RequestView<'_>) -> f64 {
     let router = app.router.load();
