@@ -79,6 +79,7 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
         .route("/health/liveliness", get(info::liveliness))
         .route("/health/liveness", get(info::liveliness))
         .route("/health/readiness", get(info::readiness))
+        .route("/health/readiness/details", get(info::readiness_details))
         .route("/health", get(health::endpoint))
         .route("/routes", get(info::routes))
         .route("/", get(info::root))

@@ -1,7 +1,7 @@
 //! `/health` end to end (real `sluice` and `sluice mock` processes): each deployment called in
 //! its mode through the proxy's own provider code, LiteLLM's shape, no credential echoed,
 //! `?model=` / `?model_id=`, admins only, wildcard deployments only with `health_check_model`,
-//! background checks served from their latest result; and `/routes`.
+//! background checks served from their latest result; `/health/readiness/details` and `/routes`.
 
 mod common;
 use common::*;
@@ -93,8 +93,15 @@ fn health_calls_every_deployment_and_never_echoes_credentials() {
     r.error_message();
     assert_eq!(request(g.addr, "GET", "/health", None, b"").status, 401);
 
-    // /routes lists what the gateway serves, to any key.
-    let r = request(g.addr, "GET", "/routes", Some(&key), b"");
+    // Readiness details, for any valid key.
+    let r = request(g.addr, "GET", "/health/readiness/details", Some(&key), b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["db"], "connected");
+    assert!(r.json()["litellm_version"].is_string());
+    assert_eq!(request(g.addr, "GET", "/health/readiness/details", None, b"").status, 401);
+
+    // /routes lists what the gateway serves, to anyone (as LiteLLM's).
+    let r = request(g.addr, "GET", "/routes", None, b"");
     assert_eq!(r.status, 200, "{}", r.text());
     let routes = r.json();
     let find = |p: &str| routes["routes"].as_array().unwrap().iter().find(|r| r["path"] == p).cloned();
