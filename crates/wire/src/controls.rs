@@ -30,6 +30,9 @@ pub const MAX_NUM_RETRIES: u32 = 10;
 /// The longest per-attempt timeout a request may ask for, as long as a config's may be.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// The shortest per-attempt timeout: a millisecond.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
 /// The most fallbacks one request may list: LiteLLM tries at most `max_fallbacks` (5 by
 /// default) anyway, and a longer list is more likely a mistake than a plan.
 pub const MAX_FALLBACKS: usize = 20;
@@ -165,14 +168,15 @@ fn parse_num_retries(v: &str) -> Result<u32, ApiError> {
 }
 
 /// A timeout in seconds: a JSON number, or a string holding one (as a header carries it).
-/// Refused unless finite and above zero; more than [`MAX_TIMEOUT`] is read as that.
+/// Refused unless finite and above zero; more than [`MAX_TIMEOUT`] is read as that, less than
+/// [`MIN_TIMEOUT`] as that (a zero deadline would fail every attempt before it is sent).
 pub fn parse_timeout(v: &str, name: &str) -> Result<Duration, ApiError> {
     let text = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(v).trim();
     let secs: f64 = text.parse().map_err(|_| timeout_error(v, name))?;
     if !secs.is_finite() || secs <= 0.0 {
         return Err(timeout_error(v, name));
     }
-    Ok(Duration::from_secs_f64(secs.min(MAX_TIMEOUT.as_secs_f64())))
+    Ok(Duration::from_secs_f64(secs.min(MAX_TIMEOUT.as_secs_f64())).max(MIN_TIMEOUT))
 }
 
 fn timeout_error(v: &str, name: &str) -> ApiError {
@@ -314,6 +318,7 @@ mod tests {
         assert_eq!(t("1.5").unwrap(), Duration::from_millis(1500));
         assert_eq!(t("\"2\"").unwrap(), Duration::from_secs(2));
         assert_eq!(t("1e9").unwrap(), MAX_TIMEOUT);
+        assert_eq!(t("1e-300").unwrap(), MIN_TIMEOUT);
         for bad in ["0", "-1", "\"x\"", "1e999", "\"NaN\"", "\"inf\"", "[]", "true"] {
             assert!(t(bad).is_err(), "{bad}");
         }
@@ -338,5 +343,29 @@ mod tests {
         }
         let c = one(4, "true").unwrap().unwrap();
         assert!(c.mock_testing_fallbacks && !c.mock_timeout);
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends in these fields, reading them never panics, and what comes
+        /// out is within its bounds.
+        #[test]
+        fn any_control_value_is_refused_or_bounded(
+            text in "\\PC{0,40}",
+            number in proptest::num::f64::ANY,
+            at in 0..NAMES.len(),
+        ) {
+            for v in [text.clone(), format!("{number}"), format!("\"{number}\""), format!("[{text}]")] {
+                let mut raw = [None; NAMES.len()];
+                raw[at] = Some(v.as_str());
+                if let Ok(Some(c)) = parse(raw) {
+                    proptest::prop_assert!(c.num_retries.is_none_or(|n| n <= MAX_NUM_RETRIES));
+                    proptest::prop_assert!(c.timeout.is_none_or(|t| !t.is_zero() && t <= MAX_TIMEOUT));
+                    proptest::prop_assert!(c.fallbacks.as_ref().is_none_or(|f| f.len() <= MAX_FALLBACKS));
+                }
+                if let Ok(t) = parse_timeout(&v, "x-litellm-timeout") {
+                    proptest::prop_assert!(!t.is_zero() && t <= MAX_TIMEOUT);
+                }
+            }
+        }
     }
 }

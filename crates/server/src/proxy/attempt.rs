@@ -129,7 +129,15 @@ impl UpstreamCall<'_> {
             m.attempt_started(self.client_model, self.facts.caller());
         }
         if let Some(c) = self.controls {
-            if let Some(s) = controls::simulate(c, self.timeout, &target.provider, &deployment.model_name, depth) {
+            // `mock_timeout` waits what a real call would: the request's timeout, else the
+            // deployment's own (an OpenAI-format one's is at hand).
+            let timeout = match &target.kind {
+                TargetKind::OpenAi(t) => {
+                    self.timeout.or(Some(if self.view.stream { t.stream_timeout } else { t.timeout }))
+                }
+                _ => self.timeout,
+            };
+            if let Some(s) = controls::simulate(c, timeout, &target.provider, &deployment.model_name, depth) {
                 return self.simulated(s, &target.provider).await;
             }
         }
