@@ -171,6 +171,10 @@ fn testing_switches_answer_or_fail_without_the_upstream() {
     let r = post(g.addr, "/chat/completions", &body("backup", r#","mock_response":"litellm.RateLimitError""#));
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.error_message().starts_with("litellm.RateLimitError"), "{}", r.text());
+    // Embeddings cannot be mocked: the request's fault, a 400.
+    let r = post(g.addr, "/embeddings", r#"{"model":"backup","input":"x","mock_response":"hi"}"#);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.error_message().contains("mock_response answers chat and completion requests only"));
     // mock_testing_rate_limit_error: the requested model answers 429.
     let r = post(g.addr, "/chat/completions", &body("backup", r#","mock_testing_rate_limit_error":true"#));
     assert_eq!(r.status, 429, "{}", r.text());

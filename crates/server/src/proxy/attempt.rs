@@ -183,7 +183,11 @@ impl UpstreamCall<'_> {
     ) -> Result<Reply, Failed<CallError>> {
         match s {
             // Billed as LiteLLM bills a mock answer: its fixed usage at the deployment's prices.
-            Simulated::Answer(text) => self.mock_answer(&text, Some(mock::usage_counts())),
+            Simulated::Answer(text) => self.mock_answer(&text, Some(mock::usage_counts())).map_err(|mut f| {
+                // A mock answer the endpoint cannot take (embeddings) is the request's fault.
+                f.failure.simulated = true;
+                f
+            }),
             Simulated::TimeOut(after) => {
                 tokio::time::sleep(after).await;
                 Err(controls::timed_out(provider, after))
