@@ -264,6 +264,12 @@ fn the_gateways_fields_never_reach_the_upstream() {
         bodies[0]
     );
 
+    // A body without controls goes as sent, whitespace and all, with only `model` rewritten.
+    let plain = r#"{ "model" : "m",  "messages":[{"role":"user","content":"x"}] ,"temperature": 1.50 }"#;
+    let r = post(g.addr, "/chat/completions", plain);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(seen.lock().unwrap().last().unwrap(), &plain.replace(r#""m""#, r#""up""#));
+
     // A `{model, messages}` fallback sends its own messages to its model.
     let r = post(
         g.addr,
@@ -273,7 +279,7 @@ fn the_gateways_fields_never_reach_the_upstream() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-litellm-attempted-fallbacks"), Some("1"));
     let bodies = seen.lock().unwrap().clone();
-    assert_eq!(bodies.len(), 2, "the requested model was never called: {bodies:?}");
-    let sent: serde_json::Value = serde_json::from_str(&bodies[1]).unwrap();
+    assert_eq!(bodies.len(), 3, "the requested model was never called: {bodies:?}");
+    let sent: serde_json::Value = serde_json::from_str(&bodies[2]).unwrap();
     assert_eq!(sent, serde_json::json!({"model": "up", "messages": [{"role": "user", "content": "second"}]}));
 }
