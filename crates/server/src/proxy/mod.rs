@@ -178,13 +178,14 @@ pub(crate) async fn proxy_body(
     if app.enforce_user_param && view.user.is_none() && matches!(identity, sluice_access::Identity::Key(_)) {
         return Err(crate::gate::user_param_missing());
     }
+    // Shared budgets and caps: Redis is asked only near a budget's end or for a shared cap.
+    let admission =
+        app.access.admit_shared(identity, &model, view.user.as_deref(), cost_estimate(app, &model, &view)).await?;
+    // The requested model is admitted first, so its refusal is the one a caller sees.
     let plan = match &asked {
         Some(c) => controls::plan(app, identity, endpoint, &model, c)?,
         None => sluice_router::Plan::default(),
     };
-    // Shared budgets and caps: Redis is asked only near a budget's end or for a shared cap.
-    let admission =
-        app.access.admit_shared(identity, &model, view.user.as_deref(), cost_estimate(app, &model, &view)).await?;
     // The spend-log row's identity is always sluice's own: a client's `x-litellm-call-id` goes
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.
