@@ -224,6 +224,26 @@ impl Access {
         allows(&key.record.models, model) && team_ok
     }
 
+    /// Whether `identity` may call `model`, with the 401 [`Access::admit`] gives when not: how a
+    /// request's own `fallbacks` are each checked against the key's models before any is tried.
+    pub fn check_model(&self, identity: &Identity, model: &str) -> Result<(), ApiError> {
+        let Identity::Key(key) = identity else { return Ok(()) };
+        let k = &key.record;
+        if !allows(&k.models, model) {
+            return Err(model_denied("key", "key_model_access_denied", &k.models, model));
+        }
+        if let Some(t) = k.team_id.as_deref().and_then(|t| self.registry.teams.get(t)) {
+            if !allows(&t.record.models, model) {
+                return Err(model_denied("team", "team_model_access_denied", &t.record.models, model));
+            }
+        } else if let Some(u) = k.user_id.as_deref().and_then(|u| self.registry.users.get(u)) {
+            if !allows(&u.record.models, model) {
+                return Err(model_denied("user", "user_model_access_denied", &u.record.models, model));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `identity` may use the gateway at all: a key that is blocked, expired, or of a
     /// blocked team is refused on every route (management, model lists, metrics), with the
     /// statuses and messages the proxy routes give. Budgets and rate limits are not checked

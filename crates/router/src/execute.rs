@@ -63,9 +63,35 @@ type BoxedOutcome<'a, O, E> = Pin<Box<dyn Future<Output = Outcome<O, E>> + Send 
 
 type Attempted<O, E> = (Result<O, ExecError<E>>, u32, Option<ErrorKind>);
 
+/// What one request asks of the router beyond its model: LiteLLM's per-request `num_retries`
+/// and `fallbacks` (bounded by the caller).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Retries for this request in place of the router's `num_retries`.
+    pub num_retries: Option<u32>,
+    /// Model names to fall back to, in order, in place of the configured fallbacks: each is
+    /// tried with its own retries, one level deeper than the last, up to `max_fallbacks`; the
+    /// groups' own configured fallbacks are not followed (LiteLLM passes the request's list
+    /// down instead).
+    pub fallbacks: Option<Vec<String>>,
+    /// `disable_fallbacks`: none at all.
+    pub no_fallbacks: bool,
+}
+
 impl<T: Send + Sync + 'static> Router<T> {
     pub async fn execute<C: Call<T>>(&self, model: &str, ctx: &Ctx, caller: &mut C) -> Executed<C::Output, C::Error> {
-        let max_retries = self.settings.num_retries;
+        self.execute_planned(model, ctx, &Plan::default(), caller).await
+    }
+
+    /// [`Router::execute`] with what the request itself asks for.
+    pub async fn execute_planned<C: Call<T>>(
+        &self,
+        model: &str,
+        ctx: &Ctx,
+        plan: &Plan,
+        caller: &mut C,
+    ) -> Executed<C::Output, C::Error> {
+        let max_retries = plan.num_retries.unwrap_or(self.settings.num_retries);
         let Some(group) = self.resolve(model) else {
             return Executed {
                 result: Err(ExecError::UnknownModel),
@@ -75,8 +101,48 @@ impl<T: Send + Sync + 'static> Router<T> {
                 served_group: None,
             };
         };
-        let (result, retries, depth, served) = self.with_fallbacks(group, ctx, caller, 0).await;
+        let (result, retries, depth, served) = match &plan.fallbacks {
+            Some(list) if !plan.no_fallbacks => self.with_listed_fallbacks(group, list, ctx, plan, caller).await,
+            _ => self.with_fallbacks(group, ctx, plan, caller, 0).await,
+        };
         Executed { result, attempted_retries: retries, fallback_depth: depth, max_retries, served_group: Some(served) }
+    }
+
+    /// The request's own fallbacks: the group with retries, then each listed group in turn.
+    async fn with_listed_fallbacks<C: Call<T>>(
+        &self,
+        group: &Group<T>,
+        list: &[String],
+        ctx: &Ctx,
+        plan: &Plan,
+        caller: &mut C,
+    ) -> Outcome<C::Output, C::Error> {
+        let (result, retries, _) = self.with_retries(group, ctx, plan, caller, 0).await;
+        let mut last = match result {
+            Ok(o) => return (Ok(o), retries, 0, group.name.clone()),
+            Err(e) => (Err(e), retries, 0, group.name.clone()),
+        };
+        let mut depth = 0;
+        for name in list {
+            if depth >= self.settings.max_fallbacks {
+                break;
+            }
+            let Some(fb) = self.resolve(name).filter(|fb| fb.name != group.name) else { continue };
+            depth += 1;
+            let (result, retries, _) = self.with_retries(fb, ctx, plan, caller, depth).await;
+            let ok = result.is_ok();
+            last = (result, retries, depth, fb.name.clone());
+            if ok {
+                return last;
+            }
+        }
+        if let (Err(ExecError::Upstream(e)), _, _, _) = &mut last {
+            caller.annotate(
+                e,
+                &format!(". Received Model Group={}\nAvailable Model Group Fallbacks={list:?}", group.name),
+            );
+        }
+        last
     }
 
     /// LiteLLM's `async_function_with_fallbacks`: the group with retries, then each fallback
@@ -85,16 +151,17 @@ impl<T: Send + Sync + 'static> Router<T> {
         &'a self,
         group: &'a Group<T>,
         ctx: &'a Ctx,
+        plan: &'a Plan,
         caller: &'a mut C,
         depth: u32,
     ) -> BoxedOutcome<'a, C::Output, C::Error> {
         Box::pin(async move {
-            let (result, retries, kind) = self.with_retries(group, ctx, caller, depth).await;
+            let (result, retries, kind) = self.with_retries(group, ctx, plan, caller, depth).await;
             let err = match result {
                 Ok(o) => return (Ok(o), retries, depth, group.name.clone()),
                 Err(e) => e,
             };
-            let list = self.fallbacks_for(&group.name, kind);
+            let list = self.fallbacks_for(&group.name, kind).filter(|_| !plan.no_fallbacks);
             let mut err = err;
             let Some(list) = list.filter(|_| depth < self.settings.max_fallbacks) else {
                 if let ExecError::Upstream(e) = &mut err {
@@ -108,7 +175,7 @@ impl<T: Send + Sync + 'static> Router<T> {
                     continue;
                 }
                 let Some(fb) = self.resolve(&name) else { continue };
-                let out = self.with_fallbacks(fb, ctx, caller, depth + 1).await;
+                let out = self.with_fallbacks(fb, ctx, plan, caller, depth + 1).await;
                 if out.0.is_ok() {
                     return out;
                 }
@@ -150,18 +217,19 @@ impl<T: Send + Sync + 'static> Router<T> {
         &self,
         group: &Group<T>,
         ctx: &Ctx,
+        plan: &Plan,
         caller: &mut C,
         depth: u32,
     ) -> Attempted<C::Output, C::Error> {
         group.retry_budget.deposit(self.clock.second());
-        let mut failure = match self.attempt(group, ctx, caller, depth).await {
+        let (mut failure, deployment_retries) = match self.attempt(group, ctx, caller, depth).await {
             Ok(o) => return (Ok(o), 0, None),
             Err(AttemptError::NoDeployment(n)) => {
                 return (Err(ExecError::NoDeployment(n)), 0, Some(ErrorKind::RateLimit))
             }
-            Err(AttemptError::Failed(f)) => f,
+            Err(AttemptError::Failed(f, n)) => (f, n),
         };
-        let allowed = retry::allowed(&self.settings, &failure.failure);
+        let allowed = retry::allowed(&self.settings, &failure.failure, deployment_retries, plan.num_retries);
         let mut retries = 0;
         while retries < allowed {
             let view = self.view(group);
@@ -180,7 +248,7 @@ impl<T: Send + Sync + 'static> Router<T> {
             match self.attempt(group, ctx, caller, depth).await {
                 Ok(o) => return (Ok(o), retries, None),
                 Err(AttemptError::NoDeployment(_)) => break,
-                Err(AttemptError::Failed(f)) => failure = f,
+                Err(AttemptError::Failed(f, _)) => failure = f,
             }
         }
         (Err(ExecError::Upstream(failure.error)), retries, Some(failure.failure.kind))
@@ -196,10 +264,12 @@ impl<T: Send + Sync + 'static> Router<T> {
         let attempt = self.select(group, ctx).await.map_err(AttemptError::NoDeployment)?;
         match caller.call(&attempt, depth).await {
             Ok(o) => Ok(o),
+            // A testing switch's failure: the deployment did nothing wrong.
+            Err(f) if f.failure.simulated => Err(AttemptError::Failed(f, attempt.deployment.num_retries)),
             Err(f) => {
                 let effect = self.record_failure(group, &attempt, &f.failure);
                 caller.failed(&attempt, &f.failure, effect);
-                Err(AttemptError::Failed(f))
+                Err(AttemptError::Failed(f, attempt.deployment.num_retries))
             }
         }
     }
@@ -223,5 +293,6 @@ fn has_generic(l: &[(String, Vec<String>)]) -> bool {
 
 enum AttemptError<E> {
     NoDeployment(NoDeployment),
-    Failed(Failed<E>),
+    /// The failure, and the `num_retries` of the deployment that failed.
+    Failed(Failed<E>, Option<u32>),
 }

@@ -43,16 +43,26 @@ pub struct Failure {
     pub retry_after: Option<Duration>,
     /// No connection could be made (refused, no route, no such host): nothing is serving there.
     pub unreachable: bool,
+    /// Made up by a request's testing switch (`mock_testing_fallbacks` and the like), not said by
+    /// the deployment: it steers retries and fallbacks, but never cools the deployment down or
+    /// counts against its health.
+    pub simulated: bool,
 }
 
 impl Failure {
     pub fn status(status: u16, retry_after: Option<Duration>) -> Self {
-        Failure { kind: ErrorKind::from_status(status), status: Some(status), retry_after, unreachable: false }
+        Failure {
+            kind: ErrorKind::from_status(status),
+            status: Some(status),
+            retry_after,
+            unreachable: false,
+            simulated: false,
+        }
     }
 
     /// A connection that broke once made (closed before or while answering).
     pub fn connection() -> Self {
-        Failure { kind: ErrorKind::Connection, status: None, retry_after: None, unreachable: false }
+        Failure { kind: ErrorKind::Connection, status: None, retry_after: None, unreachable: false, simulated: false }
     }
 
     /// No connection could be made to the upstream at all.
@@ -61,7 +71,12 @@ impl Failure {
     }
 
     pub fn timeout() -> Self {
-        Failure { kind: ErrorKind::Timeout, status: Some(408), retry_after: None, unreachable: false }
+        Failure { kind: ErrorKind::Timeout, status: Some(408), retry_after: None, unreachable: false, simulated: false }
+    }
+
+    /// This failure, marked as made up by a testing switch (see [`Failure::simulated`]).
+    pub fn simulated(self) -> Self {
+        Failure { simulated: true, ..self }
     }
 
     /// LiteLLM's `_should_retry`: only 408, 409, 429 and 5xx are worth retrying.

@@ -19,7 +19,7 @@ mod retry;
 pub mod settings;
 mod strategy;
 
-pub use execute::{Call, ExecError, Executed, Failed};
+pub use execute::{Call, ExecError, Executed, Failed, Plan};
 pub use failure::{ErrorKind, Failure};
 pub use settings::{PerKind, RetryBudgetSettings, Settings, Strategy};
 
@@ -50,6 +50,9 @@ pub struct Deployment<T> {
     pub max_input_tokens: Option<u64>,
     /// Input + output price per token, for cost-based routing.
     pub cost_per_token: Option<f64>,
+    /// `litellm_params.num_retries`: the retries a failure here gets, whatever the request or
+    /// the router says (a `retry_policy` entry still wins).
+    pub num_retries: Option<u32>,
     pub health: Health,
     pub target: T,
     semaphore: Option<Arc<Semaphore>>,
@@ -70,6 +73,7 @@ impl<T> Deployment<T> {
             cooldown_time: None,
             max_input_tokens: None,
             cost_per_token: None,
+            num_retries: None,
             health: Health::default(),
             target,
             semaphore: None,
@@ -279,6 +283,13 @@ impl<T> Router<T> {
             }
         }
         Err(self.no_deployment(group))
+    }
+
+    /// An attempt on `deployment` itself, outside selection (a health check): no quota is
+    /// counted and no concurrency slot is taken, so checks never crowd out requests.
+    pub fn probe(&self, deployment: Arc<Deployment<T>>) -> Attempt<T> {
+        deployment.health.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Attempt { deployment, _permit: None, started: tokio::time::Instant::now() }
     }
 
     /// Counts the request against the deployment's rpm window; refuses if that would exceed its

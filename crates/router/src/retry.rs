@@ -5,9 +5,11 @@ use crate::settings::{Settings, INITIAL_RETRY_DELAY, JITTER, MAX_RETRY_DELAY};
 use rand::Rng;
 use std::time::Duration;
 
-/// How many retries this failure gets: its `retry_policy` entry, else `num_retries`.
-pub(crate) fn allowed(s: &Settings, f: &Failure) -> u32 {
-    s.retry_policy.as_ref().and_then(|p| p.get(f.kind)).unwrap_or(s.num_retries)
+/// How many retries this failure gets: its `retry_policy` entry, else the `num_retries` of the
+/// deployment that failed (LiteLLM adopts the count its exception carries), else the request's
+/// `num_retries`, else the router's.
+pub(crate) fn allowed(s: &Settings, f: &Failure, deployment: Option<u32>, request: Option<u32>) -> u32 {
+    s.retry_policy.as_ref().and_then(|p| p.get(f.kind)).or(deployment).or(request).unwrap_or(s.num_retries)
 }
 
 /// What a group offers when deciding about a retry.
@@ -83,10 +85,12 @@ mod tests {
     #[test]
     fn policy_overrides_num_retries() {
         let mut s = Settings::default();
-        assert_eq!(allowed(&s, &Failure::status(429, None)), 2);
+        assert_eq!(allowed(&s, &Failure::status(429, None), None, None), 2);
+        assert_eq!(allowed(&s, &Failure::status(429, None), None, Some(0)), 0, "the request's own count");
+        assert_eq!(allowed(&s, &Failure::status(429, None), Some(4), Some(0)), 4, "the deployment's wins");
         s.retry_policy = Some(crate::PerKind([(ErrorKind::RateLimit, 5)].into_iter().collect()));
-        assert_eq!(allowed(&s, &Failure::status(429, None)), 5);
-        assert_eq!(allowed(&s, &Failure::status(500, None)), 2);
+        assert_eq!(allowed(&s, &Failure::status(429, None), Some(4), Some(0)), 5);
+        assert_eq!(allowed(&s, &Failure::status(500, None), None, None), 2);
     }
 
     #[test]

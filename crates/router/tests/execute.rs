@@ -2,7 +2,8 @@
 //! and tokio's paused clock so every sleep and cooldown is exact.
 
 use sluice_router::{
-    Attempt, Call, Ctx, Deployment, ExecError, Failed, Failure, FailureEffect, RetryBudgetSettings, Router, Settings,
+    Attempt, Call, Ctx, Deployment, ExecError, Failed, Failure, FailureEffect, Plan, RetryBudgetSettings, Router,
+    Settings,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -50,6 +51,8 @@ impl Call<()> for Scripted {
             Ok(id)
         } else if status == UNREACHABLE {
             Err(Failed { failure: Failure::unreachable(), error: format!("{id}: connection refused") })
+        } else if status == SIMULATED {
+            Err(Failed { failure: Failure::status(500, None).simulated(), error: format!("{id}: mock failure") })
         } else if status == CONTEXT_WINDOW {
             let mut failure = Failure::status(400, None);
             failure.kind = sluice_router::ErrorKind::ContextWindowExceeded;
@@ -72,6 +75,8 @@ impl Call<()> for Scripted {
 
 /// Script code for a 400 the upstream explained as "maximum context length exceeded".
 const CONTEXT_WINDOW: u16 = 4001;
+/// Script code for a failure a request's testing switch made up (`mock_testing_fallbacks`).
+const SIMULATED: u16 = 5000;
 /// Script code for a connection refused.
 const UNREACHABLE: u16 = 1;
 
@@ -374,4 +379,98 @@ async fn an_unreachable_deployment_beside_others_cools_at_once_a_lone_one_never(
     let g = r.group("g").unwrap();
     let attempt = r.select(g, &Ctx::default()).await.unwrap();
     assert_eq!(r.record_failure(g, &attempt, &Failure::connection()), FailureEffect::None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_sets_its_own_retries() {
+    let r = Router::new(group(&["a", "b"], "g"), settings());
+    let plan = Plan { num_retries: Some(0), ..Plan::default() };
+    let mut c = Scripted::new(&[("a", &[500]), ("b", &[500])]);
+    let out = r.execute_planned("g", &Ctx::default(), &plan, &mut c).await;
+    assert!(out.result.is_err());
+    assert_eq!((c.calls.len(), out.max_retries), (1, 0), "num_retries 0: the first failure is the answer");
+    let plan = Plan { num_retries: Some(4), ..Plan::default() };
+    let mut c = Scripted::new(&[("solo", &[500, 500, 500, 500, 200])]);
+    let r = Router::new(group(&["solo"], "g"), settings());
+    let out = r.execute_planned("g", &Ctx::default(), &plan, &mut c).await;
+    assert!(out.result.is_ok());
+    assert_eq!((out.attempted_retries, out.max_retries), (4, 4));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployments_own_num_retries_wins_over_the_request_and_the_router() {
+    let mut ds = group(&["solo"], "g");
+    ds[0].num_retries = Some(1);
+    let r = Router::new(ds, settings());
+    for plan in [Plan::default(), Plan { num_retries: Some(5), ..Plan::default() }] {
+        let mut c = Scripted::new(&[("solo", &[500])]);
+        let out = r.execute_planned("g", &Ctx::default(), &plan, &mut c).await;
+        assert!(out.result.is_err());
+        assert_eq!(c.calls.len(), 2, "one retry, as the deployment says ({plan:?})");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_requests_fallbacks_replace_the_configured_ones_in_order() {
+    let mut ds = group(&["p"], "primary");
+    ds.extend(group(&["c"], "configured"));
+    ds.extend(group(&["f1"], "first"));
+    ds.extend(group(&["f2"], "second"));
+    let s = Settings {
+        fallbacks: vec![("primary".into(), vec!["configured".into()]), ("first".into(), vec!["configured".into()])],
+        num_retries: 0,
+        ..settings()
+    };
+    let r = Router::new(ds, s);
+    let plan = Plan { fallbacks: Some(vec!["nope".into(), "first".into(), "second".into()]), ..Plan::default() };
+    let mut c = Scripted::new(&[("p", &[500]), ("c", &[200]), ("f1", &[500]), ("f2", &[200])]);
+    let out = r.execute_planned("primary", &Ctx::default(), &plan, &mut c).await;
+    assert_eq!(out.result.ok().as_deref(), Some("f2"));
+    assert_eq!(c.ids(), vec!["p", "f1", "f2"], "the request's list, not the groups' configured ones");
+    assert_eq!(out.fallback_depth, 2);
+    assert_eq!(out.served_group.as_deref(), Some("second"));
+
+    // All failing: the last error, with the request's list in the diagnostics.
+    let mut c = Scripted::new(&[("p", &[500]), ("c", &[200]), ("f1", &[500]), ("f2", &[503])]);
+    let out = r.execute_planned("primary", &Ctx::default(), &plan, &mut c).await;
+    let Err(ExecError::Upstream(e)) = out.result else { panic!("expected the last upstream error") };
+    assert!(e.starts_with("f2 said 503") && e.contains("Fallbacks=[\"nope\", \"first\", \"second\"]"), "{e}");
+
+    // disable_fallbacks: neither the request's nor the configured ones.
+    let plan = Plan { no_fallbacks: true, ..Plan::default() };
+    let mut c = Scripted::new(&[("p", &[500]), ("c", &[200])]);
+    let out = r.execute_planned("primary", &Ctx::default(), &plan, &mut c).await;
+    assert!(out.result.is_err());
+    assert_eq!(c.ids(), vec!["p"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_requests_fallbacks_stop_at_max_fallbacks() {
+    let mut ds = group(&["p"], "primary");
+    for i in 0..4 {
+        ds.extend(group(&[&format!("f{i}")], &format!("g{i}")));
+    }
+    let r = Router::new(ds, Settings { num_retries: 0, max_fallbacks: 2, ..settings() });
+    let plan = Plan { fallbacks: Some((0..4).map(|i| format!("g{i}")).collect()), ..Plan::default() };
+    let mut c = Scripted::new(&[("p", &[500]), ("f0", &[500]), ("f1", &[500]), ("f2", &[200]), ("f3", &[200])]);
+    let out = r.execute_planned("primary", &Ctx::default(), &plan, &mut c).await;
+    assert!(out.result.is_err());
+    assert_eq!(c.ids(), vec!["p", "f0", "f1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_simulated_failure_steers_the_fallback_but_never_cools_the_deployment() {
+    let mut ds = group(&["a", "b"], "primary");
+    ds.extend(group(&["f"], "fallback"));
+    let s = Settings { fallbacks: vec![("primary".into(), vec!["fallback".into()])], num_retries: 1, ..settings() };
+    let r = Router::new(ds, s);
+    for _ in 0..10 {
+        let mut c = Scripted::new(&[("a", &[SIMULATED]), ("b", &[SIMULATED]), ("f", &[200])]);
+        let out = r.execute("primary", &Ctx::default(), &mut c).await;
+        assert_eq!(out.result.ok().as_deref(), Some("f"));
+        assert_eq!(out.fallback_depth, 1);
+        assert!(c.cooled.is_empty());
+    }
+    let g = r.group("primary").unwrap();
+    assert_eq!(r.healthy_count(g), 2, "both still in");
 }

@@ -37,6 +37,8 @@ pub struct Target {
     pub metrics: Option<DeploymentMetrics>,
     /// What spend logs record about this deployment, and its per-token prices.
     pub served: Arc<sluice_access::charge::Served>,
+    /// What `/health` sends it and shows of it.
+    pub health: crate::health::Probe,
 }
 
 #[derive(Debug)]
@@ -92,6 +94,8 @@ pub struct App {
     pub remote: Option<Arc<Remote>>,
     /// Where this replica tells the others what the management API changed ([`crate::live`]).
     pub changes: crate::live::Changes,
+    /// `/health`'s settings and the background checks' latest result.
+    pub health: crate::health::HealthChecks,
     /// The rate windows' sync with Redis, once started: routers rebuilt after a model change
     /// bind their new deployments' windows to it.
     windows: std::sync::OnceLock<Arc<sluice_state::WindowSharing>>,
@@ -183,6 +187,11 @@ impl App {
             access_log: config.sluice.access_log,
             remote,
             changes: crate::live::Changes::default(),
+            health: crate::health::HealthChecks::new(
+                config.general.background_health_checks,
+                config.general.health_check_interval,
+                config.general.health_check_details,
+            ),
             windows: std::sync::OnceLock::new(),
         }))
     }
@@ -313,6 +322,7 @@ impl App {
             app.access.refuse_without_db.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         sluice_access::writer::spawn(&app.access);
+        crate::health::spawn_background(&app);
         match store {
             Some(store) => {
                 app.access.prepare(&store).await;
@@ -402,6 +412,7 @@ fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<T
     // Bounded when the config was read; the clamp keeps a bad value from becoming a panic.
     d.cooldown_time = spec.cooldown_time.map(|s| seconds(s, 0.0));
     d.max_input_tokens = spec.max_input_tokens;
+    d.num_retries = spec.num_retries;
     let price = |k: &str| spec.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
     d.cost_per_token = match (price("input_cost_per_token"), price("output_cost_per_token")) {
         (None, None) => None,
@@ -493,7 +504,8 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
         base.as_deref().unwrap_or_default(),
         deployment_price(spec),
     ));
-    Ok(Target { id_header, api_base_header, provider, kind, metrics, served })
+    let health = crate::health::Probe::new(&spec.model_name, &spec.model_info, &spec.public_params);
+    Ok(Target { id_header, api_base_header, provider, kind, metrics, served, health })
 }
 
 /// What the providers read from a deployment spec, with the gateway's defaults applied.

@@ -126,6 +126,35 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Response {
     json_response(Bytes::from(body.to_string()))
 }
 
+/// LiteLLM's `GET /routes` (public, as there): every route served, with its methods, from the
+/// route table's description, so it lists what `/openapi.json` does and names nothing else.
+pub async fn routes() -> Response {
+    let mut out: Vec<(String, Vec<String>, &str)> = Vec::new();
+    for op in crate::openapi::OPERATIONS {
+        let paths = [Some(op.path.to_string()), op.v1.then(|| format!("/v1{}", op.path))];
+        for path in paths.into_iter().flatten() {
+            let method = op.method.to_ascii_uppercase();
+            match out.iter_mut().find(|(p, _, _)| *p == path) {
+                Some((_, methods, _)) => methods.push(method),
+                None => out.push((path, vec![method], op.summary)),
+            }
+        }
+    }
+    let routes: Vec<Value> = out
+        .into_iter()
+        .map(|(path, methods, summary)| json!({"path": path, "methods": methods, "name": summary, "endpoint": summary}))
+        .collect();
+    json_response(Bytes::from(json!({"routes": routes}).to_string()))
+}
+
+/// LiteLLM's authenticated `GET /health/readiness/details`: the readiness answer with its
+/// diagnostics (database, Redis, callbacks, version) for any valid key. sluice's
+/// `/health/readiness` already carries them, so this is that answer behind a key.
+pub async fn readiness_details(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ErrorResponse> {
+    app.access.authenticate(&headers).await?;
+    Ok(readiness(State(app)).await)
+}
+
 pub async fn root() -> Response {
     json_response(Bytes::from_static(b"\"LiteLLM: RUNNING\""))
 }

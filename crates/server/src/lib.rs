@@ -15,6 +15,7 @@ pub mod config;
 pub mod errors;
 pub mod exchange;
 pub mod gate;
+pub mod health;
 pub mod info;
 pub mod listen;
 pub mod live;
@@ -78,6 +79,9 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
         .route("/health/liveliness", get(info::liveliness))
         .route("/health/liveness", get(info::liveliness))
         .route("/health/readiness", get(info::readiness))
+        .route("/health/readiness/details", get(info::readiness_details))
+        .route("/health", get(health::endpoint))
+        .route("/routes", get(info::routes))
         .route("/", get(info::root))
         .route("/metrics", get(info::metrics))
         .route("/openapi.json", openapi::serve_document(document.clone()))

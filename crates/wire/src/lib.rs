@@ -5,10 +5,12 @@
 //! splice a new `model` into a body without re-serialising it, the SSE codec used to relay streams
 //! frame by frame, and the OpenAI error envelope every failure is reported in.
 
+pub mod controls;
 pub mod error;
 mod scan;
 pub mod sniff;
 pub mod splice;
 pub mod sse;
+pub mod strip;
 
 pub use error::ApiError;

@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::ops::Range;
 
+use crate::controls::{self, Controls};
 use crate::error::ApiError;
 use crate::scan;
 
@@ -74,6 +75,22 @@ struct RawRequest<'a> {
     max_tokens: Option<&'a RawValue>,
     #[serde(borrow, default)]
     max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    fallbacks: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    num_retries: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timeout: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    mock_response: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    mock_testing_fallbacks: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    mock_testing_rate_limit_error: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    mock_timeout: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    disable_fallbacks: Option<&'a RawValue>,
 }
 
 /// The raw JSON text of the top-level request fields the gateway reads.
@@ -88,6 +105,8 @@ struct RequestFields<'a> {
     user: Option<&'a str>,
     max_tokens: Option<&'a str>,
     max_completion_tokens: Option<&'a str>,
+    /// The raw values of [`controls::NAMES`], in that order.
+    controls: [Option<&'a str>; controls::NAMES.len()],
 }
 
 impl<'a> RequestFields<'a> {
@@ -95,7 +114,7 @@ impl<'a> RequestFields<'a> {
     /// it does not take on itself (malformed input, an escaped key, a field given twice, deep
     /// nesting), which then goes through serde_json for its verdict and its error message.
     fn scan(text: &'a str) -> Option<RequestFields<'a>> {
-        let [model, stream, stream_options, messages, prompt, input, user, max_tokens, max_completion_tokens] =
+        let [model, stream, stream_options, messages, prompt, input, user, max_tokens, max_completion_tokens, c0, c1, c2, c3, c4, c5, c6, c7] =
             scan::fields(
                 text,
                 [
@@ -108,6 +127,15 @@ impl<'a> RequestFields<'a> {
                     "user",
                     "max_tokens",
                     "max_completion_tokens",
+                    // controls::NAMES, in its order.
+                    "fallbacks",
+                    "num_retries",
+                    "timeout",
+                    "mock_response",
+                    "mock_testing_fallbacks",
+                    "mock_testing_rate_limit_error",
+                    "mock_timeout",
+                    "disable_fallbacks",
                 ],
             )?;
         Some(RequestFields {
@@ -120,6 +148,7 @@ impl<'a> RequestFields<'a> {
             user,
             max_tokens,
             max_completion_tokens,
+            controls: [c0, c1, c2, c3, c4, c5, c6, c7],
         })
     }
 
@@ -135,6 +164,17 @@ impl<'a> RequestFields<'a> {
             user: raw.user.map(RawValue::get),
             max_tokens: raw.max_tokens.map(RawValue::get),
             max_completion_tokens: raw.max_completion_tokens.map(RawValue::get),
+            controls: [
+                raw.fallbacks,
+                raw.num_retries,
+                raw.timeout,
+                raw.mock_response,
+                raw.mock_testing_fallbacks,
+                raw.mock_testing_rate_limit_error,
+                raw.mock_timeout,
+                raw.disable_fallbacks,
+            ]
+            .map(|v| v.map(RawValue::get)),
         })
     }
 }
@@ -164,6 +204,9 @@ pub struct RequestView<'a> {
     /// `max_completion_tokens`, else `max_tokens`, when a whole number: the longest answer the
     /// request allows (budgets estimate its cost from it). Anything else is left to the upstream.
     pub max_tokens: Option<u64>,
+    /// The gateway's own fields ([`controls`]), when the request carries any: boxed, so the
+    /// common request (none) carries one null pointer.
+    pub controls: Option<Box<Controls>>,
 }
 
 /// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
@@ -243,6 +286,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         _ => {}
     }
 
+    let controls = controls::parse(raw.controls)?;
     let user = raw.user.and_then(json_str);
     let max_tokens = raw.max_completion_tokens.and_then(whole_number).or_else(|| raw.max_tokens.and_then(whole_number));
 
@@ -255,6 +299,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         messages: raw.messages,
         prompt: raw.prompt,
         max_tokens,
+        controls,
     })
 }
 
@@ -653,6 +698,11 @@ mod tests {
                 "temperature",
                 "mod\\u0065l",
                 "n",
+                "fallbacks",
+                "num_retries",
+                "timeout",
+                "mock_response",
+                "mock_timeout",
             ];
             let members: Vec<String> = (0..self.next() % 6)
                 .map(|_| format!("\"{}\"{}{}", self.pick(&keys), self.pick(&[":", " : "]), self.value(depth)))
@@ -698,6 +748,60 @@ mod tests {
         }
         // Most valid documents take the fast path; the rest still get serde_json's verdict.
         assert!(fast > 15_000 && slow > 5_000, "fast {fast}, slow {slow}");
+    }
+
+    /// Whatever the generator makes, a body the gateway accepts with control fields loses exactly
+    /// those when stripped: what is left is accepted the same way, with the same model and
+    /// messages, and carries no control.
+    #[test]
+    fn stripped_bodies_keep_everything_but_the_controls() {
+        let mut g = Gen(0x2545_f491_4f6c_dd1d);
+        let mut stripped = 0;
+        let values = ["0", "3", "1.5", "true", "false", "null", "\"x\"", "[\"m\"]", "[{\"model\":\"b\"}]", "-1"];
+        for _ in 0..20_000 {
+            let keys = ["model", "messages", "temperature", "n", "fallb\\u0061cks"];
+            let members: Vec<String> = (0..1 + g.next() % 5)
+                .map(|_| {
+                    let key = if g.next().is_multiple_of(2) { g.pick(&controls::NAMES) } else { g.pick(&keys) };
+                    let value = if g.next().is_multiple_of(3) { g.value(1) } else { g.pick(&values).to_string() };
+                    format!("\"{key}\":{value}")
+                })
+                .collect();
+            let doc = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],{}}}"#, members.join(","));
+            let doc = g.mangle(doc);
+            let Ok(view) = request(doc.as_bytes(), Endpoint::Chat) else { continue };
+            if view.controls.is_none() {
+                continue;
+            }
+            stripped += 1;
+            let body = crate::strip::without_members(doc.as_bytes(), &controls::NAMES);
+            let again = request(&body, Endpoint::Chat).unwrap_or_else(|e| panic!("{doc} -> {e:?}"));
+            assert!(again.controls.is_none(), "{doc}");
+            assert_eq!(again.model, view.model, "{doc}");
+            assert_eq!(again.messages, view.messages, "{doc}");
+            let (a, b): (serde_json::Value, serde_json::Value) =
+                (serde_json::from_str(&doc).unwrap(), serde_json::from_slice(&body).unwrap());
+            let mut a = a.as_object().unwrap().clone();
+            a.retain(|k, _| !controls::NAMES.contains(&k.as_str()));
+            assert_eq!(&a, b.as_object().unwrap(), "{doc}");
+        }
+        assert!(stripped > 100, "only {stripped} bodies with controls");
+    }
+
+    #[test]
+    fn reads_controls_only_when_present() {
+        let v = request(br#"{"model":"m","messages":[]}"#, Endpoint::Chat).unwrap();
+        assert!(v.controls.is_none());
+        let v = request(
+            br#"{"model":"m","messages":[],"fallbacks":["b"],"num_retries":1,"mock_testing_fallbacks":true}"#,
+            Endpoint::Chat,
+        )
+        .unwrap();
+        let c = v.controls.unwrap();
+        assert_eq!((c.num_retries, c.mock_testing_fallbacks), (Some(1), true));
+        assert_eq!(c.fallbacks_for("m").unwrap(), vec![("b".to_string(), None)]);
+        let e = request(br#"{"model":"m","messages":[],"num_retries":-1}"#, Endpoint::Chat).unwrap_err();
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("num_retries")));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One `model_list` entry: `model_name`, `litellm_params`, `model_info`.
 
 use super::error::{err, fields_of, typed, ConfigError};
-use super::value::{Flag, Positive, Text, UpTo, MAX_SECONDS};
+use super::value::{Count, Flag, Positive, Text, UpTo, MAX_SECONDS};
 use super::yaml::{key_str, mapping};
 use super::{model_id, Env};
 use serde::de::{Deserializer, IgnoredAny};
@@ -47,6 +47,8 @@ pub struct DeploymentSpec {
     pub tpm: Option<f64>,
     pub weight: Option<f64>,
     pub mock_response: Option<String>,
+    /// `litellm_params.num_retries`: retries after a failure of this deployment.
+    pub num_retries: Option<u32>,
     /// Priority under `enable_pre_call_checks` (lowest wins).
     pub order: Option<f64>,
     pub max_parallel_requests: Option<f64>,
@@ -117,9 +119,12 @@ struct ParamsSection {
     weight: Option<UpTo<MAX_RANK>>,
     mock_response: Option<Text>,
     custom_llm_provider: Option<Text>,
-    /// Accepted as LiteLLM's per-deployment retry count; the router's `num_retries` governs.
+    /// The OpenAI SDK's own retry count inside LiteLLM's call; sluice's retries are the
+    /// router's (`num_retries`), so this is accepted and has no effect.
     #[allow(dead_code)]
     max_retries: Option<IgnoredAny>,
+    /// The retries a failure of this deployment gets, in place of the request's or the router's.
+    num_retries: Option<Count>,
     order: Option<UpTo<MAX_RANK>>,
     max_parallel_requests: Option<UpTo<MAX_RANK>>,
     cooldown_time: Option<UpTo<MAX_COOLDOWN>>,
@@ -295,6 +300,7 @@ impl DeploymentSpec {
             tpm: num(head.tpm).or(num(p.tpm)),
             weight: rank(p.weight),
             mock_response: text(p.mock_response),
+            num_retries: p.num_retries.map(|c| c.0),
             order: rank(p.order),
             max_parallel_requests: rank(p.max_parallel_requests),
             cooldown_time: p.cooldown_time.map(|x| x.0),

@@ -68,6 +68,14 @@ pub struct GeneralSettings {
     /// readiness while the database is unavailable; unset or `true` serves known keys from
     /// memory and reports readiness as degraded.
     pub allow_requests_on_db_unavailable: Option<bool>,
+    /// `background_health_checks`: `/health` serves the result of checks run every
+    /// `health_check_interval` seconds in the background instead of calling every deployment.
+    pub background_health_checks: bool,
+    /// `health_check_interval` (LiteLLM's default: 300 s).
+    pub health_check_interval: f64,
+    /// `health_check_details`: `/health` shows each deployment's `litellm_params` (without
+    /// secrets); `false` shows only its model.
+    pub health_check_details: bool,
 }
 
 impl Default for GeneralSettings {
@@ -89,6 +97,9 @@ impl Default for GeneralSettings {
             global_max_parallel_requests: None,
             max_parallel_requests: None,
             allow_requests_on_db_unavailable: None,
+            background_health_checks: false,
+            health_check_interval: 300.0,
+            health_check_details: true,
         }
     }
 }
@@ -112,6 +123,9 @@ struct GeneralSection {
     global_max_parallel_requests: Option<InFlightCap>,
     max_parallel_requests: Option<InFlightCap>,
     allow_requests_on_db_unavailable: Option<Flag>,
+    background_health_checks: Option<Flag>,
+    health_check_interval: Option<Positive>,
+    health_check_details: Option<Flag>,
 }
 
 impl GeneralSettings {
@@ -147,6 +161,9 @@ impl GeneralSettings {
             global_max_parallel_requests: raw.global_max_parallel_requests.map(|n| n.0),
             max_parallel_requests: raw.max_parallel_requests.map(|n| n.0 as u32),
             allow_requests_on_db_unavailable: raw.allow_requests_on_db_unavailable.map(|f| f.0),
+            background_health_checks: flag(raw.background_health_checks),
+            health_check_interval: raw.health_check_interval.map_or(d.health_check_interval, |x| x.0),
+            health_check_details: raw.health_check_details.is_none_or(|Flag(b)| b),
         })
     }
 }

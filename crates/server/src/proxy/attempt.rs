@@ -3,6 +3,7 @@
 
 use super::answer::{UpstreamHead, UpstreamHeaders};
 use super::body::ChainBody;
+use super::controls::{self, Simulated};
 use super::headers::{self, Facts, Outcome};
 use super::relay::{OpenAiStage, Relay, Stage, Step, UsageNeeds};
 use super::{mock, read_upstream, upstream, ReadError};
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use sluice_providers::{ChatCall, ChatProvider};
 use sluice_router::{Attempt, Call, ErrorKind, Failed, Failure, FailureEffect};
+use sluice_wire::controls::Controls;
 use sluice_wire::sniff::{self, Endpoint};
 use sluice_wire::{splice, ApiError};
 use std::time::{Duration, Instant};
@@ -38,6 +40,20 @@ pub struct UpstreamCall<'a> {
     /// What the attempts produce.
     pub outcome: &'a mut Outcome,
     pub clock: UpstreamClock,
+    /// The request's own controls, when it carries any (testing switches, timeout).
+    pub controls: Option<&'a Controls>,
+    /// The per-attempt timeout the request asked for (`timeout`, `x-litellm-timeout`), in place
+    /// of the deployment's.
+    pub timeout: Option<Duration>,
+    /// What a `{model, messages}` fallback sends instead of the request's body.
+    pub alternates: &'a [Alternate<'a>],
+}
+
+/// The body a fallback model group gets in place of the request's (its own `messages`).
+pub struct Alternate<'a> {
+    pub group: &'a str,
+    pub body: &'a Bytes,
+    pub view: sniff::RequestView<'a>,
 }
 
 /// When the current attempt's request went upstream and its answer was read: set by the
@@ -69,8 +85,13 @@ impl Call<Target> for UpstreamCall<'_> {
     type Error = CallError;
 
     async fn call(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Reply, Failed<CallError>> {
+        let asked = (self.body, self.view);
+        if let Some(alt) = self.alternates.iter().find(|a| depth > 0 && a.group == attempt.deployment.model_name) {
+            (self.body, self.view) = (alt.body, &alt.view);
+        }
         let result = self.attempt(attempt, depth).await;
         self.settle_clock();
+        (self.body, self.view) = asked;
         result
     }
 
@@ -107,6 +128,19 @@ impl UpstreamCall<'_> {
         if let Some(m) = &target.metrics {
             m.attempt_started(self.client_model, self.facts.caller());
         }
+        if let Some(c) = self.controls {
+            // `mock_timeout` waits what a real call would: the request's timeout, else the
+            // deployment's own (an OpenAI-format one's is at hand).
+            let timeout = match &target.kind {
+                TargetKind::OpenAi(t) => {
+                    self.timeout.or(Some(if self.view.stream { t.stream_timeout } else { t.timeout }))
+                }
+                _ => self.timeout,
+            };
+            if let Some(s) = controls::simulate(c, timeout, &target.provider, &deployment.model_name, depth) {
+                return self.simulated(s, &target.provider).await;
+            }
+        }
         match &target.kind {
             TargetKind::Unsupported => Err(fail(
                 Failure::status(400, None),
@@ -116,22 +150,49 @@ impl UpstreamCall<'_> {
                 )),
             )),
             TargetKind::Misconfigured(why) => Err(fail(Failure::status(500, None), ApiError::new(500, why.clone()))),
-            TargetKind::Mock(text) => {
-                let call_id = self.facts.call_id.to_str().unwrap_or("mock").to_string();
-                let result = if self.view.stream {
-                    mock::stream(self.endpoint, self.client_model, text, &call_id, self.view.include_usage)
-                        .map(|b| (b, "text/event-stream"))
-                } else {
-                    mock::complete(self.endpoint, self.client_model, text, &call_id).map(|b| (b, "application/json"))
-                };
-                let (bytes, content_type) = result.map_err(|e| fail(Failure::status(400, None), e))?;
-                self.settle(None);
-                let mut reply = Reply::whole(StatusCode::OK, content_type, [bytes, Bytes::new(), Bytes::new()]);
-                reply.lines = self.finish(None);
-                Ok(reply)
-            }
+            TargetKind::Mock(text) => self.mock_answer(text, None),
             TargetKind::OpenAi(t) => self.forward(attempt, t, &target.provider, depth).await,
             TargetKind::Translated(t) => self.forward_translated(attempt, t).await,
+        }
+    }
+
+    /// An answer made here with `text` as the model's (LiteLLM's `mock_response`), billed for
+    /// `usage` when given.
+    // The router's failure type, as every attempt returns it.
+    #[allow(clippy::result_large_err)]
+    fn mock_answer(&mut self, text: &str, usage: Option<sniff::Usage>) -> Result<Reply, Failed<CallError>> {
+        let call_id = self.facts.call_id.to_str().unwrap_or("mock").to_string();
+        let result = if self.view.stream {
+            mock::stream(self.endpoint, self.client_model, text, &call_id, self.view.include_usage)
+                .map(|b| (b, "text/event-stream"))
+        } else {
+            mock::complete(self.endpoint, self.client_model, text, &call_id).map(|b| (b, "application/json"))
+        };
+        let (bytes, content_type) = result.map_err(|e| fail(Failure::status(400, None), e))?;
+        self.settle(usage);
+        let mut reply = Reply::whole(StatusCode::OK, content_type, [bytes, Bytes::new(), Bytes::new()]);
+        reply.lines = self.finish(None);
+        Ok(reply)
+    }
+
+    /// What a request's testing switch made of this attempt.
+    async fn simulated(
+        &mut self,
+        s: Simulated,
+        provider: &sluice_providers::Provider,
+    ) -> Result<Reply, Failed<CallError>> {
+        match s {
+            // Billed as LiteLLM bills a mock answer: its fixed usage at the deployment's prices.
+            Simulated::Answer(text) => self.mock_answer(&text, Some(mock::usage_counts())).map_err(|mut f| {
+                // A mock answer the endpoint cannot take (embeddings) is the request's fault.
+                f.failure.simulated = true;
+                f
+            }),
+            Simulated::TimeOut(after) => {
+                tokio::time::sleep(after).await;
+                Err(controls::timed_out(provider, after))
+            }
+            Simulated::Fail(f) => Err(f),
         }
     }
 
@@ -233,7 +294,7 @@ impl UpstreamCall<'_> {
             now: super::translate::now_unix(),
         };
         let built = t.build_request(&call).map_err(|api| fail(Failure::status(api.status, None), api))?;
-        let timeout = built.timeout;
+        let timeout = self.timeout.unwrap_or(built.timeout);
         let req = super::translate::to_http(built, None);
         let (up, incoming, sent) = self.send(provider, req, timeout).await?;
         let remaining_requests = header_f64(&up.headers, headers::RATELIMIT_REMAINING_REQUESTS.as_str());
@@ -285,7 +346,7 @@ impl UpstreamCall<'_> {
             if front_door {
                 stage = stage.into_messages(self.client_model);
             }
-            let relay = Relay::new(incoming, stage, *provider, t.stream_timeout);
+            let relay = Relay::new(incoming, stage, *provider, self.timeout.unwrap_or(t.stream_timeout));
             let mut reply = self.start_stream(attempt, &up.headers, relay).await?;
             reply.anthropic_native = front_door;
             return Ok(reply);

@@ -17,6 +17,8 @@ pub const ATTEMPTED_FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-a
 const RESPONSE_DURATION: HeaderName = HeaderName::from_static("x-litellm-response-duration-ms");
 const OVERHEAD_DURATION: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
 const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
+/// LiteLLM's per-request timeout header (seconds), read from requests.
+pub const TIMEOUT: HeaderName = HeaderName::from_static("x-litellm-timeout");
 pub const RATELIMIT_REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
 pub const RATELIMIT_REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
 

@@ -1,5 +1,5 @@
-//! `mock_response`: answering from the config without an upstream, as LiteLLM does, so an example
-//! config works on a machine with no provider at all.
+//! `mock_response`: answering without an upstream, as LiteLLM does, from the config (so an example
+//! config works on a machine with no provider at all) or from the request's own `mock_response`.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::json;
@@ -11,6 +11,16 @@ const USAGE: (u64, u64) = (10, 20);
 
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// LiteLLM's mock usage, as the bill reads it.
+pub fn usage_counts() -> sluice_wire::sniff::Usage {
+    sluice_wire::sniff::Usage {
+        prompt_tokens: USAGE.0,
+        completion_tokens: USAGE.1,
+        total_tokens: USAGE.0 + USAGE.1,
+        ..Default::default()
+    }
 }
 
 fn usage() -> serde_json::Value {

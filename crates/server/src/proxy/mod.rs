@@ -3,6 +3,7 @@
 pub use sluice_http::answer;
 mod attempt;
 pub mod body;
+mod controls;
 pub mod headers;
 pub mod messages;
 pub mod mock;
@@ -139,7 +140,27 @@ pub(crate) async fn proxy_body(
     facts: &mut Facts,
     outcome: &mut Outcome,
 ) -> Result<Reply, ApiError> {
-    let view = sniff::request(&body, endpoint)?;
+    let mut view = sniff::request(&body, endpoint)?;
+    // The request's own controls are the gateway's, never the upstream's: a body carrying any
+    // goes on without them (the common body carries none and is not touched).
+    let asked = view.controls.take();
+    let stripped: Bytes;
+    let body: &Bytes = match &asked {
+        None => &body,
+        Some(_) => {
+            stripped = sluice_wire::strip::without_members(&body, &sluice_wire::controls::NAMES);
+            view = sniff::request(&stripped, endpoint)?;
+            &stripped
+        }
+    };
+    // LiteLLM's `x-litellm-timeout` header, which wins over the body's `timeout`. One header
+    // lookup per request: the header cannot be honoured without it.
+    let timeout = match headers.get(&headers::TIMEOUT) {
+        Some(v) => {
+            Some(sluice_wire::controls::parse_timeout(v.to_str().unwrap_or("not text"), headers::TIMEOUT.as_str())?)
+        }
+        None => asked.as_ref().and_then(|c| c.timeout),
+    };
 
     // Like LiteLLM, a model named in the path wins over the body's.
     let model: String = match (&path_model, &view.model) {
@@ -160,6 +181,11 @@ pub(crate) async fn proxy_body(
     // Shared budgets and caps: Redis is asked only near a budget's end or for a shared cap.
     let admission =
         app.access.admit_shared(identity, &model, view.user.as_deref(), cost_estimate(app, &model, &view)).await?;
+    // The requested model is admitted first, so its refusal is the one a caller sees.
+    let plan = match &asked {
+        Some(c) => controls::plan(app, identity, endpoint, &model, c)?,
+        None => sluice_router::Plan::default(),
+    };
     // The spend-log row's identity is always sluice's own: a client's `x-litellm-call-id` goes
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.
@@ -192,10 +218,20 @@ pub(crate) async fn proxy_body(
         input_tokens: app.needs_input_tokens.load(std::sync::atomic::Ordering::Relaxed).then(|| estimate_tokens(&view)),
     };
     let client_model_json = splice::json_string(&model);
+    let fallback_bodies = match &asked {
+        Some(c) => controls::fallback_bodies(app, &model, body, &view, c),
+        None => Vec::new(),
+    };
+    let alternates = fallback_bodies
+        .iter()
+        .map(|(group, body)| {
+            Ok(attempt::Alternate { group: group.as_str(), body, view: sniff::request(body, endpoint)? })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let mut call = attempt::UpstreamCall {
         app,
         endpoint,
-        body: &body,
+        body,
         view: &view,
         client_model: &model,
         client_model_json,
@@ -203,11 +239,14 @@ pub(crate) async fn proxy_body(
         facts,
         outcome,
         clock: attempt::UpstreamClock::default(),
+        controls: asked.as_deref(),
+        timeout,
+        alternates: &alternates,
     };
     let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     // The router this request started with, held to its end even if a model change swaps it.
     let router = app.router.load_full();
-    let out = router.execute(&model, &ctx, &mut call).await;
+    let out = router.execute_planned(&model, &ctx, &plan, &mut call).await;
     if out.fallback_depth > 0 {
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {
             m.fallback(&model, out.served_group.as_deref().unwrap_or(""), facts.caller(), true, 0, "");
@@ -246,6 +285,40 @@ pub(crate) async fn proxy_body(
     record(app, facts, outcome, endpoint, &model, status, end_user, user_agent);
     outcome.recorded = true;
     result
+}
+
+/// One health check's request to `deployment` (`crate::health`): the attempt path every request
+/// takes, with no key, no bill and at most `timeout`; the error the client would see when it
+/// fails.
+pub(crate) async fn probe(
+    app: &App,
+    deployment: &Arc<sluice_router::Deployment<crate::app::Target>>,
+    endpoint: Endpoint,
+    body: Bytes,
+    model: &str,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    use sluice_router::Call;
+    let view = sniff::request(&body, endpoint).map_err(|e| e.message)?;
+    let facts = Facts::new(&http::HeaderMap::new(), Instant::now());
+    let mut outcome = Outcome::default();
+    let mut call = attempt::UpstreamCall {
+        app,
+        endpoint,
+        body: &body,
+        view: &view,
+        client_model: model,
+        client_model_json: splice::json_string(model),
+        native_anthropic: None,
+        facts: &facts,
+        outcome: &mut outcome,
+        clock: attempt::UpstreamClock::default(),
+        controls: None,
+        timeout: Some(timeout),
+        alternates: &[],
+    };
+    let attempt = app.router.load().probe(deployment.clone());
+    call.call(&attempt, 0).await.map(drop).map_err(|f| f.error.api.message)
 }
 
 /// What the request may cost on its model group, held against its budgets while it is in flight.

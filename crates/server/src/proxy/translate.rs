@@ -86,7 +86,7 @@ impl UpstreamCall<'_> {
             now: now_unix(),
         };
         let built = t.build_request(&call).map_err(refused)?;
-        let timeout = built.timeout;
+        let timeout = self.timeout.unwrap_or(built.timeout);
         let sent = Instant::now();
         let token = match &built.token {
             None => None,
@@ -175,7 +175,7 @@ impl UpstreamCall<'_> {
         req: UpstreamRequest,
     ) -> Result<Reply, Failed<CallError>> {
         let provider = &attempt.deployment.target.provider;
-        let timeout = req.timeout;
+        let timeout = self.timeout.unwrap_or(req.timeout);
         let (up, incoming, sent) = self.send(provider, to_http(req, None), timeout).await?;
         if !up.status.is_success() {
             let body = self.read_answer(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
