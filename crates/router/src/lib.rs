@@ -289,7 +289,7 @@ impl<T> Router<T> {
     /// counted and no concurrency slot is taken, so checks never crowd out requests.
     pub fn probe(&self, deployment: Arc<Deployment<T>>) -> Attempt<T> {
         deployment.health.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Attempt { deployment, _permit: None, started: tokio::time::Instant::now() }
+        Attempt { deployment, _permit: None, _shared: None, started: tokio::time::Instant::now() }
     }
 
     /// Counts the request against the deployment's rpm window; refuses if that would exceed its
