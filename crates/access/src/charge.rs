@@ -61,6 +61,7 @@ pub fn bounded(usage: TokenUsage) -> (TokenUsage, bool) {
         completion_tokens: clamp(usage.completion_tokens),
         cached_prompt_tokens: clamp(usage.cached_prompt_tokens),
         cache_creation_tokens: clamp(usage.cache_creation_tokens),
+        reasoning_tokens: clamp(usage.reasoning_tokens),
     };
     (out, out != usage)
 }
@@ -72,6 +73,7 @@ pub fn token_usage(u: &sluice_wire::sniff::Usage) -> TokenUsage {
         completion_tokens: u.completion_tokens,
         cached_prompt_tokens: u.cached_tokens,
         cache_creation_tokens: u.cache_creation_input_tokens,
+        reasoning_tokens: u.reasoning_tokens,
     }
 }
 
@@ -344,6 +346,7 @@ mod tests {
             completion_tokens: u64::MAX,
             cached_prompt_tokens: u64::MAX,
             cache_creation_tokens: 0,
+            reasoning_tokens: u64::MAX,
         };
         let (usage, clamped) = bounded(huge);
         assert!(clamped);

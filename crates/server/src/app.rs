@@ -393,6 +393,13 @@ pub(crate) fn database_url(config: &Config, env: &Env) -> String {
 /// One deployment for the router, with its upstream target.
 fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<Target>, String> {
     let target = build_target(spec, ctx)?;
+    // Named once per deployment built (at start, and when a stored model changes): spend on it is
+    // invisible to every budget.
+    if target.served.price.is_none() {
+        if let Some(why) = spec.unpriced() {
+            tracing::warn!(model_id = %spec.id, "{why}");
+        }
+    }
     let mut d = Deployment::new(spec.id.clone(), spec.model_name.clone(), target);
     d.weight = spec.weight;
     d.rpm = spec.rpm;
@@ -491,7 +498,7 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
         &spec.id,
         provider.name,
         base.as_deref().unwrap_or_default(),
-        deployment_price(spec),
+        spec.price(),
     ));
     Ok(Target { id_header, api_base_header, provider, kind, metrics, served })
 }
@@ -522,19 +529,5 @@ fn params<'a>(spec: &'a DeploymentSpec, ctx: &TargetCtx<'_>) -> Params<'a> {
             spec.stream_timeout.or(spec.timeout).unwrap_or(ctx.default_stream_timeout),
             LITELLM_DEFAULT_TIMEOUT,
         ),
-    }
-}
-
-/// The deployment's own prices when its config sets any, else the bundled table's.
-fn deployment_price(spec: &DeploymentSpec) -> Option<sluice_providers::pricing::Price> {
-    let own = |k: &str| spec.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-    match (own("input_cost_per_token"), own("output_cost_per_token")) {
-        (None, None) => sluice_providers::pricing::lookup(spec.model.provider.name, &spec.model.upstream),
-        (i, o) => Some(sluice_providers::pricing::Price {
-            input_per_token: i.unwrap_or(0.0),
-            output_per_token: o.unwrap_or(0.0),
-            cache_read_per_token: own("cache_read_input_token_cost"),
-            cache_creation_per_token: own("cache_creation_input_token_cost"),
-        }),
     }
 }

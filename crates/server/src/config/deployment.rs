@@ -78,6 +78,43 @@ pub struct DeploymentSpec {
     pub unusable: Option<String>,
 }
 
+impl DeploymentSpec {
+    /// What a call to this deployment costs per token: its own prices (`input_cost_per_token`,
+    /// … in `litellm_params` or `model_info`) when it sets either per-token price, else
+    /// LiteLLM's price map's for its provider and model. `None`: its calls cost 0.
+    pub fn price(&self) -> Option<sluice_providers::pricing::Price> {
+        let own = |k: &str| self.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        match (own("input_cost_per_token"), own("output_cost_per_token")) {
+            (None, None) => sluice_providers::pricing::lookup(self.model.provider.name, &self.model.upstream),
+            (i, o) => Some(sluice_providers::pricing::Price {
+                input_per_token: i.unwrap_or(0.0),
+                output_per_token: o.unwrap_or(0.0),
+                cache_read_per_token: own("cache_read_input_token_cost"),
+                cache_creation_per_token: own("cache_creation_input_token_cost"),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// Why this deployment's calls would cost 0 — it calls a provider, and neither its config nor
+    /// LiteLLM's price map prices its model — so that a start-up warning and `sluice check` can
+    /// name it: budgets cannot see spend on it. `None` when it is priced, answers with
+    /// `mock_response`, cannot serve anyway, or is a wildcard (priced per model it is called
+    /// with).
+    pub fn unpriced(&self) -> Option<String> {
+        if self.mock_response.is_some() || self.unusable.is_some() || self.model.upstream.contains('*') {
+            return None;
+        }
+        if self.price().is_some() {
+            return None;
+        }
+        Some(format!(
+            "model_name {} ({}/{}, id {}) has no known price: its calls cost 0, so budgets and spend do not count them. Set input_cost_per_token and output_cost_per_token in its litellm_params (or model_info), or name the model as LiteLLM's price map does",
+            self.model_name, self.model.provider.name, self.model.upstream, self.id
+        ))
+    }
+}
+
 /// Quotas, a trillion a minute at most.
 const MAX_QUOTA: u64 = 1_000_000_000_000;
 /// Weights, priorities and concurrency caps.
