@@ -393,9 +393,10 @@ pub(crate) fn database_url(config: &Config, env: &Env) -> String {
 /// One deployment for the router, with its upstream target.
 fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<Target>, String> {
     let target = build_target(spec, ctx)?;
+    let price = target.served.price;
     // Named once per deployment built (at start, and when a stored model changes): spend on it is
     // invisible to every budget.
-    if target.served.price.is_none() {
+    if price.is_none() {
         if let Some(why) = spec.unpriced() {
             tracing::warn!(model_id = %spec.id, "{why}");
         }
@@ -409,11 +410,9 @@ fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<T
     // Bounded when the config was read; the clamp keeps a bad value from becoming a panic.
     d.cooldown_time = spec.cooldown_time.map(|s| seconds(s, 0.0));
     d.max_input_tokens = spec.max_input_tokens;
-    let price = |k: &str| spec.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-    d.cost_per_token = match (price("input_cost_per_token"), price("output_cost_per_token")) {
-        (None, None) => None,
-        (i, o) => Some(i.unwrap_or(0.0) + o.unwrap_or(0.0)),
-    };
+    // Cost-based routing compares what billing charges: the deployment's own prices, else the
+    // price map's (as LiteLLM's `lowest_cost` reads `litellm.model_cost`).
+    d.cost_per_token = price.map(|p| p.input_per_token + p.output_per_token);
     Ok(d)
 }
 

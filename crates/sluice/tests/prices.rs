@@ -98,3 +98,26 @@ fn an_unpriced_deployment_is_named_at_start_and_by_check_with_the_maps_version()
     assert!(stdout.contains(&format!("sha256 {sha})")), "{stdout}");
     assert!(stdout.contains(&format!("unpriced deployments (1):\n  {named}")), "{stdout}");
 }
+
+#[test]
+fn cost_based_routing_prefers_the_deployment_the_map_prices_lower() {
+    let m = mock(&[]);
+    let config = r#"
+model_list:
+  - model_name: g
+    litellm_params: {model: openai/gpt-4.5-preview, api_base: "{MOCK}"}
+  - model_name: g
+    litellm_params: {model: openai/gpt-4o-mini, api_base: "{MOCK}"}
+router_settings:
+  routing_strategy: cost-based-routing
+general_settings:
+  master_key: sk-1234
+"#;
+    let g = gateway(config, Some(&m));
+    // gpt-4o-mini: 0.15 and 0.60 USD per million tokens in and out.
+    let cheap = 9.0 * 1.5e-7 + 12.0 * 6e-7;
+    for _ in 0..10 {
+        let billed = cost(&chat(&g, "sk-1234", "g"));
+        assert!((billed - cheap).abs() < 1e-12, "billed {billed}: not the cheaper deployment");
+    }
+}
