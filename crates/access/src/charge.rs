@@ -187,7 +187,14 @@ impl Charge {
                 "upstream reported more than {MAX_TOKENS} tokens for one request; billed as {MAX_TOKENS}"
             );
         }
-        let cost = served.price.map(|p| p.cost(&usage)).unwrap_or(0.0);
+        let cost = served
+            .price
+            .map(|p| match p.per_second() {
+                // How long the call took, read only for a deployment priced by time.
+                true => p.cost_of_call(&usage, (chrono::Utc::now() - self.started).num_milliseconds() as f64 / 1000.0),
+                false => p.cost(&usage),
+            })
+            .unwrap_or(0.0);
         let a = &self.admission;
         let tokens = usage.prompt_tokens + usage.completion_tokens;
         let now = sluice_state::now_secs();

@@ -26,6 +26,11 @@ pub struct Price {
     /// Prices for calls whose prompt is longer than a threshold (Gemini 2.5 Pro above 200k
     /// tokens, Claude Sonnet 4 above 200k, …).
     pub above: Option<Tier>,
+    /// USD per second of the call, in and out (a deployment's own `input_cost_per_second` /
+    /// `output_cost_per_second`, for upstreams billed by the time they run, such as a SageMaker
+    /// endpoint); 0 for the price map's models.
+    pub input_per_second: f64,
+    pub output_per_second: f64,
 }
 
 /// The prices of calls whose prompt has more than `above_prompt_tokens` tokens (LiteLLM's
@@ -86,6 +91,24 @@ impl Price {
     }
 }
 
+impl Price {
+    /// Whether the call's time is part of its price.
+    pub fn per_second(&self) -> bool {
+        self.input_per_second != 0.0 || self.output_per_second != 0.0
+    }
+
+    /// The cost of a call that took `seconds`: [`Price::cost`] for its tokens plus its time at
+    /// the per-second prices (LiteLLM's `_cost_per_token_custom_pricing_helper`: the call's
+    /// duration at the input and at the output price per second).
+    pub fn cost_of_call(&self, usage: &TokenUsage, seconds: f64) -> f64 {
+        let seconds = if seconds.is_finite() { seconds.clamp(0.0, MAX_CALL_SECONDS) } else { 0.0 };
+        self.cost(usage) + seconds * (self.input_per_second + self.output_per_second)
+    }
+}
+
+/// The longest a call is billed for by time: a day. A clock that jumped is not a bill.
+const MAX_CALL_SECONDS: f64 = 86_400.0;
+
 /// Which LiteLLM release the bundled table came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
@@ -142,6 +165,7 @@ impl Row {
             cache_creation_per_token: self.cache_creation,
             reasoning_per_token: self.reasoning,
             above: usize::from(self.tier).checked_sub(1).and_then(|i| TIERS.get(i)).copied(),
+            ..Default::default()
         }
     }
 }
@@ -449,5 +473,19 @@ mod tests {
         assert_eq!(row(&["gemini-2.5-pro"]).map(Row::provider), Some("vertex_ai-language-models"));
         assert!(row(&["gemini", "/"]).is_none());
         assert!(row(&[""]).is_none());
+    }
+
+    #[test]
+    fn per_second_prices_bill_the_calls_time() {
+        let p = Price { input_per_second: 0.01, output_per_second: 0.02, ..Default::default() };
+        let u = TokenUsage { prompt_tokens: 100, completion_tokens: 100, ..Default::default() };
+        assert!((p.cost_of_call(&u, 2.0) - 0.06).abs() < 1e-12);
+        // A clock gone wrong bills nothing, or at most a day.
+        assert_eq!(p.cost_of_call(&u, -5.0), 0.0);
+        assert_eq!(p.cost_of_call(&u, f64::NAN), 0.0);
+        assert!((p.cost_of_call(&u, 1e12) - 86_400.0 * 0.03).abs() < 1e-6);
+        // The map's models have no time price: the call costs its tokens.
+        let gpt = price("openai", "gpt-4o");
+        assert_eq!(gpt.cost_of_call(&u, 30.0), gpt.cost(&u));
     }
 }

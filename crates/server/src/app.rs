@@ -411,8 +411,9 @@ fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<T
     d.cooldown_time = spec.cooldown_time.map(|s| seconds(s, 0.0));
     d.max_input_tokens = spec.max_input_tokens;
     // Cost-based routing compares what billing charges: the deployment's own prices, else the
-    // price map's (as LiteLLM's `lowest_cost` reads `litellm.model_cost`).
-    d.cost_per_token = price.map(|p| p.input_per_token + p.output_per_token);
+    // price map's (as LiteLLM's `lowest_cost` reads `litellm.model_cost`). A price per second
+    // has no per-token figure to compare: unknown, as in LiteLLM.
+    d.cost_per_token = price.filter(|p| !p.per_second()).map(|p| p.input_per_token + p.output_per_token);
     Ok(d)
 }
 

@@ -121,3 +121,22 @@ general_settings:
         assert!((billed - cheap).abs() < 1e-12, "billed {billed}: not the cheaper deployment");
     }
 }
+
+#[test]
+fn a_deployment_priced_per_second_is_billed_for_its_time() {
+    let m = mock(&[]);
+    let config = r#"
+model_list:
+  - model_name: timed
+    litellm_params: {model: openai/sleep-300, api_base: "{MOCK}", input_cost_per_second: 0.01}
+    model_info: {output_cost_per_second: 0.02}
+general_settings:
+  master_key: sk-1234
+"#;
+    let g = gateway(config, Some(&m));
+    // The mock answers after 300 ms: 0.3 s at 0.03 USD a second, and a little more.
+    let billed = cost(&chat(&g, "sk-1234", "timed"));
+    assert!((0.009..0.03).contains(&billed), "billed {billed}");
+    let log = g.stderr();
+    assert!(!log.contains("has no known price"), "{log}");
+}

@@ -79,21 +79,26 @@ pub struct DeploymentSpec {
 }
 
 impl DeploymentSpec {
-    /// What a call to this deployment costs per token: its own prices (`input_cost_per_token`,
-    /// … in `litellm_params` or `model_info`) when it sets either per-token price, else
+    /// What a call to this deployment costs: its own prices (`input_cost_per_token`, … or
+    /// `input_cost_per_second`, … in `litellm_params` or `model_info`) when it sets any, else
     /// LiteLLM's price map's for its provider and model. `None`: its calls cost 0.
     pub fn price(&self) -> Option<sluice_providers::pricing::Price> {
         let own = |k: &str| self.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-        match (own("input_cost_per_token"), own("output_cost_per_token")) {
-            (None, None) => sluice_providers::pricing::lookup(self.model.provider.name, &self.model.upstream),
-            (i, o) => Some(sluice_providers::pricing::Price {
-                input_per_token: i.unwrap_or(0.0),
-                output_per_token: o.unwrap_or(0.0),
-                cache_read_per_token: own("cache_read_input_token_cost"),
-                cache_creation_per_token: own("cache_creation_input_token_cost"),
-                ..Default::default()
-            }),
+        let per_token = (own("input_cost_per_token"), own("output_cost_per_token"));
+        let per_second = (own("input_cost_per_second"), own("output_cost_per_second"));
+        if per_token == (None, None) && per_second == (None, None) {
+            return sluice_providers::pricing::lookup(self.model.provider.name, &self.model.upstream);
         }
+        Some(sluice_providers::pricing::Price {
+            input_per_token: per_token.0.unwrap_or(0.0),
+            output_per_token: per_token.1.unwrap_or(0.0),
+            cache_read_per_token: own("cache_read_input_token_cost"),
+            cache_creation_per_token: own("cache_creation_input_token_cost"),
+            // LiteLLM bills custom prices per token when it has them, else per second.
+            input_per_second: if per_token == (None, None) { per_second.0.unwrap_or(0.0) } else { 0.0 },
+            output_per_second: if per_token == (None, None) { per_second.1.unwrap_or(0.0) } else { 0.0 },
+            ..Default::default()
+        })
     }
 
     /// Why this deployment's calls would cost 0 — it calls a provider, and neither its config nor
