@@ -14,6 +14,8 @@
 //! binary search that allocates nothing — cheap enough for a route that learns its concrete
 //! model per request (a wildcard deployment).
 
+use std::cmp::Ordering;
+
 /// USD per token of one model, and the tier it switches to above a prompt size.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Price {
@@ -131,9 +133,8 @@ pub struct Listed {
 }
 
 /// One row of the compiled table: indexes and numbers only, so the table needs no relocation.
+/// Its name is apart (`NAMES`, `NAME_ENDS`), so a search does not page the rows in.
 struct Row {
-    /// Where the name is in `NAMES`: start and length.
-    name: (u32, u16),
     provider: u8,
     mode: u8,
     input: f64,
@@ -147,12 +148,14 @@ struct Row {
 
 include!(concat!(env!("OUT_DIR"), "/prices_table.rs"));
 
-impl Row {
-    fn name(&self) -> &'static str {
-        let (start, len) = (self.name.0 as usize, self.name.1 as usize);
-        NAMES.get(start..start + len).unwrap_or_default()
-    }
+/// The name of row `i`.
+fn name(i: usize) -> &'static str {
+    let end = NAME_ENDS.get(i).map_or(0, |&e| e as usize);
+    let start = i.checked_sub(1).and_then(|j| NAME_ENDS.get(j)).map_or(0, |&e| e as usize);
+    NAMES.get(start..end).unwrap_or_default()
+}
 
+impl Row {
     fn provider(&self) -> &'static str {
         PROVIDERS.get(usize::from(self.provider)).copied().unwrap_or_default()
     }
@@ -172,8 +175,8 @@ impl Row {
 
 /// Every model of the table, by name.
 pub fn listed() -> impl Iterator<Item = Listed> {
-    ROWS.iter().map(|r| Listed {
-        name: r.name(),
+    ROWS.iter().enumerate().map(|(i, r)| Listed {
+        name: name(i),
         provider: r.provider(),
         mode: MODES.get(usize::from(r.mode)).copied().unwrap_or_default(),
         price: r.price(),
@@ -184,7 +187,16 @@ pub fn listed() -> impl Iterator<Item = Listed> {
 /// joined name.
 fn row(parts: &[&str]) -> Option<&'static Row> {
     let wanted = || parts.iter().flat_map(|p| p.bytes());
-    ROWS.binary_search_by(|r| r.name().bytes().cmp(wanted())).ok().and_then(|i| ROWS.get(i))
+    let (mut low, mut high) = (0, ROWS.len());
+    while low < high {
+        let mid = low + (high - low) / 2;
+        match name(mid).bytes().cmp(wanted()) {
+            Ordering::Less => low = mid + 1,
+            Ordering::Greater => high = mid,
+            Ordering::Equal => return ROWS.get(mid),
+        }
+    }
+    None
 }
 
 /// The bundled price of `model` as LiteLLM names it for `provider` (the litellm provider prefix,
@@ -469,7 +481,7 @@ mod tests {
     #[test]
     fn lookup_allocates_nothing_and_finds_joined_names() {
         // The search compares "provider/name" without building it.
-        assert_eq!(row(&["gemini", "/", "gemini-2.5-pro"]).map(Row::name), Some("gemini/gemini-2.5-pro"));
+        assert_eq!(row(&["gemini", "/", "gemini-2.5-pro"]).map(Row::provider), Some("gemini"));
         assert_eq!(row(&["gemini-2.5-pro"]).map(Row::provider), Some("vertex_ai-language-models"));
         assert!(row(&["gemini", "/"]).is_none());
         assert!(row(&[""]).is_none());
