@@ -67,6 +67,15 @@ fn a_model_only_litellms_whole_map_prices_is_billed_and_its_budget_trips() {
     let refused = chat(&g, &key, "big");
     assert_eq!(refused.status, 400, "{}", refused.text());
     assert_eq!(refused.json()["error"]["type"], "budget_exceeded", "{}", refused.text());
+
+    // /model/info shows the prices each deployment is billed at, as LiteLLM's does.
+    let info = request(g.addr, "GET", "/model/info", Some("sk-1234"), b"").json();
+    let of = |name: &str| info["data"].as_array().unwrap().iter().find(|d| d["model_name"] == name).unwrap().clone();
+    assert_eq!(of("big")["model_info"]["input_cost_per_token"], INPUT);
+    assert_eq!(of("big")["model_info"]["output_cost_per_token"], OUTPUT);
+    assert_eq!(of("own-price")["model_info"]["input_cost_per_token"], 1e-6);
+    assert_eq!(of("own-price")["model_info"]["output_cost_per_token"], 2e-6);
+    assert_eq!(of("mine")["model_info"]["input_cost_per_token"], 0.0);
 }
 
 #[test]

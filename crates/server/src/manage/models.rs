@@ -223,11 +223,15 @@ pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Resu
             .iter()
             .filter_map(|d| d.pointer("/model_info/id").and_then(Value::as_str).map(str::to_string))
             .collect();
+        let env = Env::process();
         for m in stored.iter().filter(|m| !known.contains(&m.model_id)) {
             let mut entry = model_json(m);
             if let Value::Object(o) = &mut entry {
                 o.remove("model_id");
                 o.remove("created_at");
+                if let (Ok(spec), Some(Value::Object(info))) = (parse(m, "stored model", &env), o.get_mut("model_info")) {
+                    crate::info::add_prices(&spec, info);
+                }
             }
             data.push(entry);
         }
