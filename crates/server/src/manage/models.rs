@@ -229,7 +229,8 @@ pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Resu
             if let Value::Object(o) = &mut entry {
                 o.remove("model_id");
                 o.remove("created_at");
-                if let (Ok(spec), Some(Value::Object(info))) = (parse(m, "stored model", &env), o.get_mut("model_info")) {
+                if let (Ok(spec), Some(Value::Object(info))) = (parse(m, "stored model", &env), o.get_mut("model_info"))
+                {
                     crate::info::add_prices(&spec, info);
                 }
             }
