@@ -12,8 +12,11 @@
 # `sluice check` prints the version. Commit both files together.
 #
 # PYTHON (default python3) runs pip and the trimming; PIP_INDEX_URL etc. are pip's own.
+# LITELLM_WHEEL=path uses a wheel already downloaded (no network); PRICES_OUT=dir writes there
+# instead of crates/providers/src.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${PRICES_OUT:-$ROOT/crates/providers/src}"
 VERSION="${1:-}"
 if [[ ! "$VERSION" =~ ^[0-9]+(\.[0-9]+)*([a-z0-9.+-]*)$ ]]; then
     echo "usage: scripts/refresh-prices.sh VERSION   (a LiteLLM release, e.g. 1.81.13)" >&2
@@ -23,10 +26,14 @@ PYTHON="${PYTHON:-python3}"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: -d "$WORK" "litellm==$VERSION"
-WHEEL="$(ls "$WORK"/litellm-*.whl)"
+if [[ -n "${LITELLM_WHEEL:-}" ]]; then
+    WHEEL="$LITELLM_WHEEL"
+else
+    "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: -d "$WORK" "litellm==$VERSION"
+    WHEEL="$(ls "$WORK"/litellm-*.whl)"
+fi
 
-"$PYTHON" - "$WHEEL" "$VERSION" "$ROOT/crates/providers/src" <<'EOF'
+"$PYTHON" - "$WHEEL" "$VERSION" "$OUT" <<'EOF'
 import hashlib, json, re, sys, zipfile
 
 wheel, version, out = sys.argv[1:4]
