@@ -149,3 +149,44 @@ general_settings:
     let log = g.stderr();
     assert!(!log.contains("has no known price"), "{log}");
 }
+
+/// Cache reads cost their own price whether the answer comes whole or streamed: the mock's
+/// `claude-cached-100` reports 12 uncached input tokens, 100 read from the cache and 9 output.
+#[test]
+fn cache_reads_are_billed_at_their_price_whole_and_streamed() {
+    let m = mock(&[]);
+    let config = r#"
+model_list:
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-cached-100
+      api_base: "{MOCK}"
+      api_key: sk-ant
+      input_cost_per_token: 0.000001
+      output_cost_per_token: 0.000002
+      cache_read_input_token_cost: 0.0000001
+general_settings:
+  master_key: sk-1234
+"#;
+    let g = gateway(config, Some(&m));
+    let want = 12.0 * 1e-6 + 100.0 * 1e-7 + 9.0 * 2e-6;
+    let whole = cost(&chat(&g, "sk-1234", "claude"));
+    assert!((whole - want).abs() < 1e-12, "whole: billed {whole}, want {want}");
+
+    let r = request(g.addr, "POST", "/key/generate", Some("sk-1234"), b"{}");
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    let body = r#"{"model":"claude","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let streamed = request(g.addr, "POST", "/v1/chat/completions", Some(&key), body.as_bytes());
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    // The stream is billed when it ends, just after its last byte.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let spend = loop {
+        let info = request(g.addr, "GET", &format!("/key/info?key={key}"), Some("sk-1234"), b"").json();
+        let spend = info["info"]["spend"].as_f64().unwrap_or(0.0);
+        if spend > 0.0 || std::time::Instant::now() > deadline {
+            break spend;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!((spend - want).abs() < 1e-12, "streamed: billed {spend}, want {want}");
+}
