@@ -84,21 +84,35 @@ impl DeploymentSpec {
     /// LiteLLM's price map's for its provider and model. `None`: its calls cost 0.
     pub fn price(&self) -> Option<sluice_providers::pricing::Price> {
         let own = |k: &str| self.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-        let per_token = (own("input_cost_per_token"), own("output_cost_per_token"));
+        let mapped = || sluice_providers::pricing::lookup(self.model.provider.name, &self.model.upstream);
+        let per_token = [
+            own("input_cost_per_token"),
+            own("output_cost_per_token"),
+            own("cache_read_input_token_cost"),
+            own("cache_creation_input_token_cost"),
+        ];
         let per_second = (own("input_cost_per_second"), own("output_cost_per_second"));
-        if per_token == (None, None) && per_second == (None, None) {
-            return sluice_providers::pricing::lookup(self.model.provider.name, &self.model.upstream);
+        if per_token.iter().all(Option::is_none) {
+            if per_second == (None, None) {
+                return mapped();
+            }
+            // Billed by time alone (LiteLLM: custom prices per token when set, else per second).
+            return Some(sluice_providers::pricing::Price {
+                input_per_second: per_second.0.unwrap_or(0.0),
+                output_per_second: per_second.1.unwrap_or(0.0),
+                ..Default::default()
+            });
         }
-        Some(sluice_providers::pricing::Price {
-            input_per_token: per_token.0.unwrap_or(0.0),
-            output_per_token: per_token.1.unwrap_or(0.0),
-            cache_read_per_token: own("cache_read_input_token_cost"),
-            cache_creation_per_token: own("cache_creation_input_token_cost"),
-            // LiteLLM bills custom prices per token when it has them, else per second.
-            input_per_second: if per_token == (None, None) { per_second.0.unwrap_or(0.0) } else { 0.0 },
-            output_per_second: if per_token == (None, None) { per_second.1.unwrap_or(0.0) } else { 0.0 },
-            ..Default::default()
-        })
+        // Merged into the map's entry field by field, as LiteLLM's `register_model` merges a
+        // deployment's prices into the model's known ones: a deployment that sets only its input
+        // price keeps the map's output, cache and tier prices.
+        let mut p = mapped().unwrap_or_default();
+        let [input, output, cache_read, cache_creation] = per_token;
+        p.input_per_token = input.unwrap_or(p.input_per_token);
+        p.output_per_token = output.unwrap_or(p.output_per_token);
+        p.cache_read_per_token = cache_read.or(p.cache_read_per_token);
+        p.cache_creation_per_token = cache_creation.or(p.cache_creation_per_token);
+        Some(p)
     }
 
     /// Why this deployment's calls would cost 0 — it calls a provider, and neither its config nor
@@ -107,7 +121,8 @@ impl DeploymentSpec {
     /// `mock_response`, cannot serve anyway, or is a wildcard (priced per model it is called
     /// with).
     pub fn unpriced(&self) -> Option<String> {
-        if self.mock_response.is_some() || self.unusable.is_some() || self.model.upstream.contains('*') {
+        let serves = self.unusable.is_none() && self.model.provider.family != sluice_providers::Family::NotImplemented;
+        if self.mock_response.is_some() || !serves || self.model.upstream.contains('*') {
             return None;
         }
         if self.price().is_some() {
