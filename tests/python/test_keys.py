@@ -626,3 +626,55 @@ def test_models_added_through_the_api_are_stored_and_routed(log_dir, mock):
         assert chat(p, MASTER_KEY, model="added-later").status_code == 400
     finally:
         p.stop()
+
+
+def test_model_update_changes_routing_at_once_without_a_restart(log_dir, mock):
+    """/model/update and PATCH /model/{id}/update (LiteLLM's shapes) take effect on the next
+    request, through the openai SDK, with no restart."""
+    from openai import BadRequestError, OpenAI
+
+    url = f"sqlite://{log_dir / ('update-' + uuid.uuid4().hex[:8] + '.db')}"
+    p = start_gateway(log_dir, "model-update", keys_config(mock.url, url, {"store_model_in_db": True}))
+    client = OpenAI(base_url=f"{p.url}/v1", api_key=MASTER_KEY, max_retries=0, timeout=10)
+
+    def say(model: str) -> str:
+        r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        return r.choices[0].message.content
+
+    try:
+        r = admin(
+            p,
+            "POST",
+            "/model/new",
+            json={"model_name": "live", "litellm_params": {"model": "openai/any", "mock_response": "first"}},
+        )
+        assert r.status_code == 200, r.text
+        model_id = r.json()["model_info"]["id"]
+        assert say("live") == "first"
+
+        r = admin(
+            p,
+            "POST",
+            "/model/update",
+            json={"model_info": {"id": model_id}, "litellm_params": {"mock_response": "second", "api_key": "sk-up-789"}},
+        )
+        assert r.status_code == 200, r.text
+        assert "sk-up-789" not in r.text
+        assert say("live") == "second"
+
+        r = admin(p, "PATCH", f"/model/{model_id}/update", json={"model_name": "moved"})
+        assert r.status_code == 200, r.text
+        assert say("moved") == "second"
+        with pytest.raises(BadRequestError):
+            say("live")
+        info = admin(p, "GET", "/model/info").json()["data"]
+        mine = [m for m in info if m["model_info"]["id"] == model_id]
+        assert [m["model_name"] for m in mine] == ["moved"], info
+        assert mine[0]["litellm_params"]["mock_response"] == "second"
+        assert "sk-up-789" not in json.dumps(info)
+
+        # An id nothing has: 404, as LiteLLM's PATCH answers.
+        r = admin(p, "PATCH", "/model/nope/update", json={"model_name": "x"})
+        assert r.status_code == 404, r.text
+    finally:
+        p.stop()

@@ -61,6 +61,7 @@ pub fn bounded(usage: TokenUsage) -> (TokenUsage, bool) {
         completion_tokens: clamp(usage.completion_tokens),
         cached_prompt_tokens: clamp(usage.cached_prompt_tokens),
         cache_creation_tokens: clamp(usage.cache_creation_tokens),
+        reasoning_tokens: clamp(usage.reasoning_tokens),
     };
     (out, out != usage)
 }
@@ -72,6 +73,7 @@ pub fn token_usage(u: &sluice_wire::sniff::Usage) -> TokenUsage {
         completion_tokens: u.completion_tokens,
         cached_prompt_tokens: u.cached_tokens,
         cache_creation_tokens: u.cache_creation_input_tokens,
+        reasoning_tokens: u.reasoning_tokens,
     }
 }
 
@@ -185,7 +187,14 @@ impl Charge {
                 "upstream reported more than {MAX_TOKENS} tokens for one request; billed as {MAX_TOKENS}"
             );
         }
-        let cost = served.price.map(|p| p.cost(&usage)).unwrap_or(0.0);
+        let cost = served
+            .price
+            .map(|p| match p.per_second() {
+                // How long the call took, read only for a deployment priced by time.
+                true => p.cost_of_call(&usage, (chrono::Utc::now() - self.started).num_milliseconds() as f64 / 1000.0),
+                false => p.cost(&usage),
+            })
+            .unwrap_or(0.0);
         let a = &self.admission;
         let tokens = usage.prompt_tokens + usage.completion_tokens;
         let now = sluice_state::now_secs();
@@ -344,6 +353,7 @@ mod tests {
             completion_tokens: u64::MAX,
             cached_prompt_tokens: u64::MAX,
             cache_creation_tokens: 0,
+            reasoning_tokens: u64::MAX,
         };
         let (usage, clamped) = bounded(huge);
         assert!(clamped);

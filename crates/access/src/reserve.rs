@@ -37,14 +37,20 @@ pub fn usd(nanos: u64) -> f64 {
 
 /// What a request may cost on the deployments that may serve it (the dearest of them): its
 /// prompt at the input price, and `max_tokens` — or, when it sets none, the deployment's typical
-/// answer — at the output price.
+/// answer — at the output price (both from the price tier a prompt that long falls in).
 pub fn estimate<'a>(prompt_tokens: u64, max_tokens: Option<u64>, served: impl Iterator<Item = &'a Served>) -> f64 {
     served
         .filter_map(|s| {
             let price = s.price?;
             let answer = max_tokens.unwrap_or_else(|| s.answer.tokens()).min(MAX_ANSWER_TOKENS);
-            let cost = prompt_tokens.min(MAX_ANSWER_TOKENS) as f64 * price.input_per_token
-                + answer as f64 * price.output_per_token;
+            // The cost formula itself, so a prompt past a price tier's threshold is held at the
+            // tier's price. Reasoning tokens are held at the output price (they are part of
+            // `max_tokens`; the few models pricing them apart are not worth a guess).
+            let cost = price.cost(&sluice_providers::pricing::TokenUsage {
+                prompt_tokens: prompt_tokens.min(MAX_ANSWER_TOKENS),
+                completion_tokens: answer,
+                ..Default::default()
+            });
             cost.is_finite().then_some(cost.clamp(0.0, MAX_ESTIMATE_USD))
         })
         .fold(0.0, f64::max)
@@ -178,6 +184,22 @@ mod tests {
         assert_eq!(estimate(u64::MAX, Some(u64::MAX), [&served(1e30, 1.0)].into_iter()), MAX_ESTIMATE_USD);
         assert_eq!(nanos(f64::NAN), 0);
         assert_eq!(nanos(1e300), (MAX_ESTIMATE_USD * 1e9) as u64);
+    }
+
+    #[test]
+    fn a_prompt_past_a_price_tier_is_held_at_the_tiers_price() {
+        let tier = sluice_providers::pricing::Tier {
+            above_prompt_tokens: 1000,
+            input_per_token: 2e-6,
+            output_per_token: Some(4e-6),
+            ..Default::default()
+        };
+        let price = Price { input_per_token: 1e-6, output_per_token: 2e-6, above: Some(tier), ..Default::default() };
+        let s = Served::new("m", "g", "id", "gemini", "", Some(price));
+        let e = estimate(1000, Some(10), [&s].into_iter());
+        assert!((e - (1000.0 * 1e-6 + 10.0 * 2e-6)).abs() < 1e-12, "{e}");
+        let e = estimate(1001, Some(10), [&s].into_iter());
+        assert!((e - (1001.0 * 2e-6 + 10.0 * 4e-6)).abs() < 1e-12, "{e}");
     }
 
     #[test]

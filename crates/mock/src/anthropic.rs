@@ -90,13 +90,22 @@ fn id(prefix: &str) -> String {
     format!("{prefix}{}", std::str::from_utf8(&hex[..24]).unwrap_or("0"))
 }
 
-fn usage(output: u64) -> Value {
+fn usage(output: u64, model: &str) -> Value {
     json!({
         "input_tokens": INPUT_TOKENS,
         "output_tokens": output,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": cache_read(model),
     })
+}
+
+/// `cached-<n>` in the model name (`claude-cached-100`): the usage reports `n` prompt tokens read
+/// from the cache besides the uncached input, as a call on a cached prompt does — how a gateway
+/// test sees that cache reads are billed at their own price, whole or streamed.
+fn cache_read(model: &str) -> u64 {
+    let digits = model.split("cached-").nth(1).unwrap_or_default();
+    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    digits[..end].parse().unwrap_or(0)
 }
 
 /// The non-stream answer.
@@ -115,7 +124,7 @@ pub fn body(req: &Request) -> Bytes {
         "content": content,
         "stop_reason": stop,
         "stop_sequence": null,
-        "usage": usage(OUTPUT_TOKENS),
+        "usage": usage(OUTPUT_TOKENS, &req.model),
     });
     Bytes::from(msg.to_string())
 }
@@ -135,7 +144,7 @@ pub fn stream_frames(req: &Request, fail: bool) -> Vec<Bytes> {
             "type": "message_start",
             "message": {
                 "id": id("msg_"), "type": "message", "role": "assistant", "model": req.model,
-                "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage(1),
+                "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage(1, &req.model),
             },
         }),
     ));

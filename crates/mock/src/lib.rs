@@ -4,7 +4,8 @@
 //! the OpenAI routes, adds Vertex AI / Gemini `generateContent` with SSE streaming, a Google OAuth
 //! token endpoint, Anthropic's `/v1/messages` with its typed event streams, and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
 //! slowapi-style fixed-window rate limits, injected 500s, and model names that trigger a chosen
-//! failure (`error-503`, `stream-reset`, `retry-after-2`, …). `GET /mock/stats` reports what it saw.
+//! failure (`error-503`, `stream-reset`, `retry-after-2`, …) or, on Anthropic's route, cache reads
+//! in the usage (`claude-cached-100`). `GET /mock/stats` reports what it saw.
 //!
 //! It is built to never be a benchmark's bottleneck: hyper directly, fixed response text, a
 //! scanner instead of a JSON tree for the request, atomics for every counter.

@@ -1,25 +1,48 @@
-//! Bundled per-token prices and LiteLLM's cost formula, so spend can be counted without a
-//! network fetch or a database.
+//! Per-token prices of LiteLLM's whole model price map and LiteLLM's cost formula, so spend is
+//! counted without a network fetch or a database.
 //!
-//! `prices.json` is a subset of LiteLLM's `model_prices_and_context_window.json` in the same
-//! format (the same keys, the same `litellm_provider`, the same four per-token cost fields),
-//! taken from the copy LiteLLM v1.81.13 ships as
-//! `litellm/model_prices_and_context_window_backup.json`: the chat and embedding models of every
-//! provider sluice translates (OpenAI, Azure, Anthropic, Vertex AI and Google AI Studio Gemini,
-//! Bedrock). Keeping LiteLLM's shape means refreshing it is a copy of entries, and a spend figure
-//! sluice computes matches the one LiteLLM would log for the same usage. Tiered prices (e.g.
-//! gemini-2.5-pro above 200k input tokens) are not carried: the base tier applies.
+//! `prices.json` is LiteLLM's `model_prices_and_context_window.json` in its own shape, cut to the
+//! models priced per token and the fields the formula reads (per-token input and output, cache
+//! reads and writes, reasoning tokens, the tier above N prompt tokens). It is the copy a LiteLLM
+//! release ships in its package, written by `scripts/refresh-prices.sh VERSION` together with
+//! `prices.version` (the release and the file's sha256; [`SOURCE`], shown by `sluice check`).
+//! Keeping LiteLLM's names means a spend figure sluice computes matches the one LiteLLM would log
+//! for the same usage, and a refresh is a readable diff.
+//!
+//! `build.rs` compiles the file into a compact table (rows of numbers, sorted by name, and one
+//! string of names): nothing is parsed at start, nothing of it is on the heap, and a lookup is a
+//! binary search that allocates nothing — cheap enough for a route that learns its concrete
+//! model per request (a wildcard deployment).
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::cmp::Ordering;
 
-use serde::Deserialize;
-
-/// USD per token of one model.
+/// USD per token of one model, and the tier it switches to above a prompt size.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Price {
     pub input_per_token: f64,
     pub output_per_token: f64,
+    pub cache_read_per_token: Option<f64>,
+    pub cache_creation_per_token: Option<f64>,
+    /// `output_cost_per_reasoning_token`; reasoning tokens cost the output price without it.
+    pub reasoning_per_token: Option<f64>,
+    /// Prices for calls whose prompt is longer than a threshold (Gemini 2.5 Pro above 200k
+    /// tokens, Claude Sonnet 4 above 200k, …).
+    pub above: Option<Tier>,
+    /// USD per second of the call, in and out (a deployment's own `input_cost_per_second` /
+    /// `output_cost_per_second`, for upstreams billed by the time they run, such as a SageMaker
+    /// endpoint); 0 for the price map's models.
+    pub input_per_second: f64,
+    pub output_per_second: f64,
+}
+
+/// The prices of calls whose prompt has more than `above_prompt_tokens` tokens (LiteLLM's
+/// `input_cost_per_token_above_200k_tokens` and its siblings): they apply to the whole call,
+/// each falling back to the base price where the tier lists none.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Tier {
+    pub above_prompt_tokens: u64,
+    pub input_per_token: f64,
+    pub output_per_token: Option<f64>,
     pub cache_read_per_token: Option<f64>,
     pub cache_creation_per_token: Option<f64>,
 }
@@ -30,83 +53,169 @@ pub struct TokenUsage {
     /// All input tokens, including the cached and cache-creation ones below (how LiteLLM
     /// normalises every provider's usage, Anthropic's included).
     pub prompt_tokens: u64,
+    /// All output tokens, the reasoning ones below included.
     pub completion_tokens: u64,
     /// part of prompt_tokens read from the provider's cache
     pub cached_prompt_tokens: u64,
     /// Part of `prompt_tokens` written to the provider's cache (Anthropic, Bedrock).
     pub cache_creation_tokens: u64,
+    /// Part of `completion_tokens` spent reasoning (`completion_tokens_details.reasoning_tokens`).
+    pub reasoning_tokens: u64,
 }
 
 impl Price {
     /// LiteLLM's formula (`generic_cost_per_token`): the uncached rest of the prompt at the
     /// input price, cached prompt tokens at the cache-read price, cache-creation tokens at the
-    /// cache-creation price, completion tokens at the output price.
+    /// cache-creation price, reasoning tokens at the reasoning price (else the output price),
+    /// the rest of the completion at the output price; all from the tier when the prompt is
+    /// longer than its threshold (`_get_token_base_cost`).
     ///
     /// A cache price the table does not list counts as 0, as in LiteLLM (`_get_cost_per_unit`
     /// defaults a missing key to 0.0), so sluice's spend matches LiteLLM's for the same usage.
     /// Those models are ones whose providers report no cache tokens for them anyway.
     pub fn cost(&self, usage: &TokenUsage) -> f64 {
+        let (mut input, mut output) = (self.input_per_token, self.output_per_token);
+        let (mut cache_read, mut cache_creation) = (self.cache_read_per_token, self.cache_creation_per_token);
+        if let Some(t) = self.above.filter(|t| usage.prompt_tokens > t.above_prompt_tokens) {
+            input = t.input_per_token;
+            output = t.output_per_token.unwrap_or(output);
+            cache_read = t.cache_read_per_token.or(cache_read);
+            cache_creation = t.cache_creation_per_token.or(cache_creation);
+        }
         let uncached =
             usage.prompt_tokens.saturating_sub(usage.cached_prompt_tokens).saturating_sub(usage.cache_creation_tokens);
-        uncached as f64 * self.input_per_token
-            + usage.cached_prompt_tokens as f64 * self.cache_read_per_token.unwrap_or(0.0)
-            + usage.cache_creation_tokens as f64 * self.cache_creation_per_token.unwrap_or(0.0)
-            + usage.completion_tokens as f64 * self.output_per_token
+        let reasoning = usage.reasoning_tokens.min(usage.completion_tokens);
+        uncached as f64 * input
+            + usage.cached_prompt_tokens as f64 * cache_read.unwrap_or(0.0)
+            + usage.cache_creation_tokens as f64 * cache_creation.unwrap_or(0.0)
+            + (usage.completion_tokens - reasoning) as f64 * output
+            + reasoning as f64 * self.reasoning_per_token.unwrap_or(output)
     }
 }
 
-/// One entry of `prices.json`, under LiteLLM's field names.
-#[derive(Debug, Deserialize)]
-struct Entry {
-    litellm_provider: String,
-    input_cost_per_token: f64,
-    #[serde(default)]
-    output_cost_per_token: f64,
-    cache_read_input_token_cost: Option<f64>,
-    cache_creation_input_token_cost: Option<f64>,
+impl Price {
+    /// Whether the call's time is part of its price.
+    pub fn per_second(&self) -> bool {
+        self.input_per_second != 0.0 || self.output_per_second != 0.0
+    }
+
+    /// The cost of a call that took `seconds`: [`Price::cost`] for its tokens plus its time at
+    /// the per-second prices (LiteLLM's `_cost_per_token_custom_pricing_helper`: the call's
+    /// duration at the input and at the output price per second).
+    pub fn cost_of_call(&self, usage: &TokenUsage, seconds: f64) -> f64 {
+        let seconds = if seconds.is_finite() { seconds.clamp(0.0, MAX_CALL_SECONDS) } else { 0.0 };
+        self.cost(usage) + seconds * (self.input_per_second + self.output_per_second)
+    }
 }
 
-impl Entry {
+/// The longest a call is billed for by time: a day. A clock that jumped is not a bill.
+const MAX_CALL_SECONDS: f64 = 86_400.0;
+
+/// Which LiteLLM release the bundled table came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    /// The LiteLLM release, e.g. "1.81.13".
+    pub litellm: &'static str,
+    /// sha256 of the `model_prices_and_context_window_backup.json` it shipped.
+    pub sha256: &'static str,
+    /// How many models the table prices.
+    pub models: usize,
+}
+
+/// One model of the table: `name` as LiteLLM's map keys it, `provider` its `litellm_provider`,
+/// `mode` (chat, embedding, completion, …).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Listed {
+    pub name: &'static str,
+    pub provider: &'static str,
+    pub mode: &'static str,
+    pub price: Price,
+}
+
+/// One row of the compiled table: indexes and numbers only, so the table needs no relocation.
+/// Its name is apart (`NAMES`, `NAME_ENDS`), so a search does not page the rows in.
+struct Row {
+    provider: u8,
+    mode: u8,
+    input: f64,
+    output: f64,
+    cache_read: Option<f64>,
+    cache_creation: Option<f64>,
+    reasoning: Option<f64>,
+    /// 1-based index into `TIERS`; 0: none.
+    tier: u16,
+}
+
+include!(concat!(env!("OUT_DIR"), "/prices_table.rs"));
+
+/// The name of row `i`.
+fn name(i: usize) -> &'static str {
+    let end = NAME_ENDS.get(i).map_or(0, |&e| e as usize);
+    let start = i.checked_sub(1).and_then(|j| NAME_ENDS.get(j)).map_or(0, |&e| e as usize);
+    NAMES.get(start..end).unwrap_or_default()
+}
+
+impl Row {
+    fn provider(&self) -> &'static str {
+        PROVIDERS.get(usize::from(self.provider)).copied().unwrap_or_default()
+    }
+
     fn price(&self) -> Price {
         Price {
-            input_per_token: self.input_cost_per_token,
-            output_per_token: self.output_cost_per_token,
-            cache_read_per_token: self.cache_read_input_token_cost,
-            cache_creation_per_token: self.cache_creation_input_token_cost,
+            input_per_token: self.input,
+            output_per_token: self.output,
+            cache_read_per_token: self.cache_read,
+            cache_creation_per_token: self.cache_creation,
+            reasoning_per_token: self.reasoning,
+            above: usize::from(self.tier).checked_sub(1).and_then(|i| TIERS.get(i)).copied(),
+            ..Default::default()
         }
     }
 }
 
-/// The parsed table, built on first use: most processes price many requests, and parsing 200
-/// entries once is cheaper than carrying a generated Rust table.
-fn table() -> &'static HashMap<String, Entry> {
-    static TABLE: OnceLock<HashMap<String, Entry>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        // The file is part of the crate and checked by a test; an unparsable one yields no prices
-        // rather than a panic on the request path.
-        serde_json::from_str(include_str!("prices.json")).unwrap_or_default()
+/// Every model of the table, by name.
+pub fn listed() -> impl Iterator<Item = Listed> {
+    ROWS.iter().enumerate().map(|(i, r)| Listed {
+        name: name(i),
+        provider: r.provider(),
+        mode: MODES.get(usize::from(r.mode)).copied().unwrap_or_default(),
+        price: r.price(),
     })
+}
+
+/// The row named by `parts` joined (`["openai", "/", "gpt-4o"]`), found without building the
+/// joined name.
+fn row(parts: &[&str]) -> Option<&'static Row> {
+    let wanted = || parts.iter().flat_map(|p| p.bytes());
+    let (mut low, mut high) = (0, ROWS.len());
+    while low < high {
+        let mid = low + (high - low) / 2;
+        match name(mid).bytes().cmp(wanted()) {
+            Ordering::Less => low = mid + 1,
+            Ordering::Greater => high = mid,
+            Ordering::Equal => return ROWS.get(mid),
+        }
+    }
+    None
 }
 
 /// The bundled price of `model` as LiteLLM names it for `provider` (the litellm provider prefix,
 /// e.g. "openai", "azure", "vertex_ai", "gemini", "anthropic", "bedrock"); tolerant lookup like
 /// LiteLLM's: try "provider/model", then "model", then with date suffixes / region prefixes
 /// stripped (e.g. "us.anthropic.claude-3-5-sonnet-20240620-v1:0" →
-/// "anthropic.claude-3-5-sonnet-20240620-v1:0").
+/// "anthropic.claude-3-5-sonnet-20240620-v1:0"). Allocates nothing and takes no lock.
 ///
 /// A bare-name entry counts only when its `litellm_provider` fits `provider` (LiteLLM's
 /// `_check_provider_match`), so an OpenAI-compatible server that happens to serve a model called
 /// `gpt-4o` is not billed at OpenAI's price under another provider.
 pub fn lookup(provider: &str, model: &str) -> Option<Price> {
-    let table = table();
     let model = model.strip_prefix(provider).and_then(|m| m.strip_prefix('/')).unwrap_or(model);
     let find = |name: &str| {
-        if let Some(e) =
-            table.get(&format!("{provider}/{name}")).filter(|e| provider_matches(&e.litellm_provider, provider))
-        {
-            return Some(e.price());
-        }
-        table.get(name).filter(|e| provider_matches(&e.litellm_provider, provider)).map(Entry::price)
+        [&[provider, "/", name][..], &[name][..]]
+            .into_iter()
+            .filter_map(row)
+            .find(|r| provider_matches(r.provider(), provider))
+            .map(Row::price)
     };
     let routed = strip_bedrock_route(provider, model);
     let regionless = strip_region(provider, routed);
@@ -181,14 +290,44 @@ mod tests {
     }
 
     #[test]
-    fn the_table_parses_and_covers_every_provider() {
-        let t = table();
-        assert!(t.len() > 150, "{}", t.len());
-        for provider in
-            ["openai", "azure", "anthropic", "vertex_ai-language-models", "gemini", "bedrock", "bedrock_converse"]
-        {
-            assert!(t.values().any(|e| e.litellm_provider == provider), "{provider}");
+    fn the_table_is_litellms_whole_map_sorted_for_the_search() {
+        let rows: Vec<Listed> = listed().collect();
+        assert!(rows.len() > 2000, "{}", rows.len());
+        assert_eq!(rows.len(), SOURCE.models);
+        assert!(rows.windows(2).all(|w| w[0].name < w[1].name), "not strictly sorted");
+        for provider in [
+            "openai",
+            "azure",
+            "anthropic",
+            "vertex_ai-language-models",
+            "gemini",
+            "bedrock",
+            "bedrock_converse",
+            "mistral",
+            "deepseek",
+            "groq",
+            "xai",
+            "together_ai",
+            "fireworks_ai",
+            "openrouter",
+        ] {
+            assert!(rows.iter().any(|e| e.provider == provider), "{provider}");
         }
+        assert!(SOURCE.litellm.split('.').all(|n| n.parse::<u32>().is_ok()), "{}", SOURCE.litellm);
+        assert_eq!(SOURCE.sha256.len(), 64);
+        // Every model is found under its own provider and name.
+        for r in &rows {
+            assert!(lookup(r.provider, r.name).is_some(), "{} {}", r.provider, r.name);
+        }
+    }
+
+    #[test]
+    fn models_only_the_whole_map_has_are_priced() {
+        // Not in the subset sluice bundled before: each cost 0 then.
+        assert_eq!(price("deepseek", "deepseek-chat").input_per_token, 2.8e-7);
+        assert_eq!(price("mistral", "mistral-large-latest").output_per_token, 6e-6);
+        assert_eq!(price("groq", "llama-3.3-70b-versatile").input_per_token, 5.9e-7);
+        assert_eq!(price("xai", "xai/grok-3").input_per_token, 3e-6);
     }
 
     #[test]
@@ -199,7 +338,8 @@ mod tests {
                 input_per_token: 2.5e-6,
                 output_per_token: 1e-5,
                 cache_read_per_token: Some(1.25e-6),
-                cache_creation_per_token: None
+                cache_creation_per_token: None,
+                ..Default::default()
             }
         );
         assert_eq!(price("openai", "gpt-4o-mini").input_per_token, 1.5e-7);
@@ -212,7 +352,8 @@ mod tests {
                 input_per_token: 3e-6,
                 output_per_token: 1.5e-5,
                 cache_read_per_token: Some(3e-7),
-                cache_creation_per_token: Some(3.75e-6)
+                cache_creation_per_token: Some(3.75e-6),
+                ..Default::default()
             }
         );
         // The same Gemini model costs differently on Vertex and on AI Studio.
@@ -272,6 +413,7 @@ mod tests {
             completion_tokens: 10,
             cached_prompt_tokens: 200,
             cache_creation_tokens: 300,
+            ..Default::default()
         };
         let want = 500.0 * 3e-6 + 200.0 * 3e-7 + 300.0 * 3.75e-6 + 10.0 * 1.5e-5;
         assert!((claude.cost(&u) - want).abs() < 1e-12);
@@ -283,5 +425,79 @@ mod tests {
         // Counts that do not add up never go negative.
         let odd = TokenUsage { prompt_tokens: 1, cached_prompt_tokens: 5, ..Default::default() };
         assert!(p.cost(&odd) >= 0.0);
+    }
+
+    #[test]
+    fn tiers_above_a_prompt_size_price_the_whole_call() {
+        let p = price("anthropic", "claude-sonnet-4-20250514");
+        let tier = p.above.expect("Sonnet 4 has a tier above 200k");
+        assert_eq!(tier.above_prompt_tokens, 200_000);
+        let u = |prompt| TokenUsage {
+            prompt_tokens: prompt,
+            completion_tokens: 1000,
+            cached_prompt_tokens: 100_000,
+            cache_creation_tokens: 50_000,
+            ..Default::default()
+        };
+        // At the threshold: the base prices.
+        let at = u(200_000);
+        let want = 50_000.0 * 3e-6 + 100_000.0 * 3e-7 + 50_000.0 * 3.75e-6 + 1000.0 * 1.5e-5;
+        assert!((p.cost(&at) - want).abs() < 1e-9, "{}", p.cost(&at));
+        // One token above: every part at the tier's price.
+        let above = u(200_001);
+        let want = 50_001.0 * 6e-6 + 100_000.0 * 6e-7 + 50_000.0 * 7.5e-6 + 1000.0 * 2.25e-5;
+        assert!((p.cost(&above) - want).abs() < 1e-9, "{}", p.cost(&above));
+
+        // A tier without cache or output prices keeps the base ones for those.
+        let g = price("vertex_ai", "gemini-1.5-pro");
+        let big = TokenUsage { prompt_tokens: 200_000, completion_tokens: 10, ..Default::default() };
+        assert!((g.cost(&big) - (200_000.0 * 2.5e-6 + 10.0 * 1e-5)).abs() < 1e-9);
+        let only_input = Price {
+            input_per_token: 1.0,
+            output_per_token: 2.0,
+            cache_read_per_token: Some(0.5),
+            above: Some(Tier { above_prompt_tokens: 10, input_per_token: 3.0, ..Default::default() }),
+            ..Default::default()
+        };
+        let u = TokenUsage { prompt_tokens: 11, completion_tokens: 1, cached_prompt_tokens: 1, ..Default::default() };
+        assert_eq!(only_input.cost(&u), 10.0 * 3.0 + 0.5 + 2.0);
+    }
+
+    #[test]
+    fn reasoning_tokens_cost_their_own_price_where_listed() {
+        let p = price("vertex_ai", "gemini-2.5-flash-preview-04-17");
+        assert_eq!(p.reasoning_per_token, Some(3.5e-6));
+        let u = TokenUsage { prompt_tokens: 10, completion_tokens: 100, reasoning_tokens: 60, ..Default::default() };
+        let want = 10.0 * 1.5e-7 + 40.0 * 6e-7 + 60.0 * 3.5e-6;
+        assert!((p.cost(&u) - want).abs() < 1e-12);
+        // Without a reasoning price they are output tokens like the rest.
+        let o = price("openai", "o3-mini");
+        assert_eq!(o.cost(&u), o.cost(&TokenUsage { reasoning_tokens: 0, ..u }));
+        // More reasoning than completion tokens reported never counts twice.
+        let odd = TokenUsage { completion_tokens: 5, reasoning_tokens: 50, ..Default::default() };
+        assert!((p.cost(&odd) - 5.0 * 3.5e-6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lookup_allocates_nothing_and_finds_joined_names() {
+        // The search compares "provider/name" without building it.
+        assert_eq!(row(&["gemini", "/", "gemini-2.5-pro"]).map(Row::provider), Some("gemini"));
+        assert_eq!(row(&["gemini-2.5-pro"]).map(Row::provider), Some("vertex_ai-language-models"));
+        assert!(row(&["gemini", "/"]).is_none());
+        assert!(row(&[""]).is_none());
+    }
+
+    #[test]
+    fn per_second_prices_bill_the_calls_time() {
+        let p = Price { input_per_second: 0.01, output_per_second: 0.02, ..Default::default() };
+        let u = TokenUsage { prompt_tokens: 100, completion_tokens: 100, ..Default::default() };
+        assert!((p.cost_of_call(&u, 2.0) - 0.06).abs() < 1e-12);
+        // A clock gone wrong bills nothing, or at most a day.
+        assert_eq!(p.cost_of_call(&u, -5.0), 0.0);
+        assert_eq!(p.cost_of_call(&u, f64::NAN), 0.0);
+        assert!((p.cost_of_call(&u, 1e12) - 86_400.0 * 0.03).abs() < 1e-6);
+        // The map's models have no time price: the call costs its tokens.
+        let gpt = price("openai", "gpt-4o");
+        assert_eq!(gpt.cost_of_call(&u, 30.0), gpt.cost(&u));
     }
 }

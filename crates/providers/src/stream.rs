@@ -67,6 +67,19 @@ impl StreamTranslator {
         }
     }
 
+    /// The usage as OpenAI's `usage` object once reported, with the cache and reasoning counts
+    /// the provider gave (what the bill prices; [`Self::usage`] has only the two totals).
+    pub fn usage_object(&self) -> Option<Value> {
+        match self {
+            StreamTranslator::OpenAi(_, u) => {
+                u.map(|(p, c)| serde_json::json!({"prompt_tokens": p, "completion_tokens": c}))
+            }
+            StreamTranslator::Gemini(_, t) => t.usage_object(),
+            StreamTranslator::Anthropic(_, t) => t.usage_object(),
+            StreamTranslator::Bedrock(_, t) => t.usage_object(),
+        }
+    }
+
     /// End of the upstream body: whatever is left, then the closing chunks.
     pub fn finish(&mut self, out: &mut Vec<Value>) -> Result<(), String> {
         match self {
@@ -133,6 +146,19 @@ mod tests {
         let mut t = StreamTranslator::OpenAi(sse::Parser::new(), None);
         t.push(b"data: {not json\n\n");
         assert!(t.drain(&mut out).is_err());
+    }
+
+    #[test]
+    fn an_anthropic_streams_usage_keeps_its_cache_counts_for_the_bill() {
+        let mut t = StreamTranslator::Anthropic(sse::Parser::new(), anthropic::ChatStream::new("c", 0, false));
+        assert_eq!(t.usage_object(), None);
+        t.push(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":10,\"output_tokens\":1,\"cache_read_input_tokens\":100,\"cache_creation_input_tokens\":5}}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":7}}\n\n");
+        let mut out = Vec::new();
+        t.drain(&mut out).unwrap();
+        let u = sluice_wire::sniff::Usage::from_value(&t.usage_object().unwrap()).unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (115, 7));
+        assert_eq!((u.cached_tokens, u.cache_creation_input_tokens), (100, 5));
+        assert_eq!(t.usage(), Some((115, 7)));
     }
 
     #[test]

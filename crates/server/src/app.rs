@@ -403,6 +403,14 @@ pub(crate) fn database_url(config: &Config, env: &Env) -> String {
 /// One deployment for the router, with its upstream target.
 fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<Target>, String> {
     let target = build_target(spec, ctx)?;
+    let price = target.served.price;
+    // Named once per deployment built (at start, and when a stored model changes): spend on it is
+    // invisible to every budget.
+    if price.is_none() {
+        if let Some(why) = spec.unpriced() {
+            tracing::warn!(model_id = %spec.id, "{why}");
+        }
+    }
     let mut d = Deployment::new(spec.id.clone(), spec.model_name.clone(), target);
     d.weight = spec.weight;
     d.rpm = spec.rpm;
@@ -413,11 +421,10 @@ fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<T
     d.cooldown_time = spec.cooldown_time.map(|s| seconds(s, 0.0));
     d.max_input_tokens = spec.max_input_tokens;
     d.num_retries = spec.num_retries;
-    let price = |k: &str| spec.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-    d.cost_per_token = match (price("input_cost_per_token"), price("output_cost_per_token")) {
-        (None, None) => None,
-        (i, o) => Some(i.unwrap_or(0.0) + o.unwrap_or(0.0)),
-    };
+    // Cost-based routing compares what billing charges: the deployment's own prices, else the
+    // price map's (as LiteLLM's `lowest_cost` reads `litellm.model_cost`). A price per second
+    // has no per-token figure to compare: unknown, as in LiteLLM.
+    d.cost_per_token = price.filter(|p| !p.per_second()).map(|p| p.input_per_token + p.output_per_token);
     Ok(d)
 }
 
@@ -502,7 +509,7 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
         &spec.id,
         provider.name,
         base.as_deref().unwrap_or_default(),
-        deployment_price(spec),
+        spec.price(),
     ));
     let health = crate::health::Probe::new(&spec.model_name, &spec.model_info, &spec.public_params);
     Ok(Target { id_header, api_base_header, provider, kind, metrics, served, health })
@@ -534,19 +541,5 @@ fn params<'a>(spec: &'a DeploymentSpec, ctx: &TargetCtx<'_>) -> Params<'a> {
             spec.stream_timeout.or(spec.timeout).unwrap_or(ctx.default_stream_timeout),
             LITELLM_DEFAULT_TIMEOUT,
         ),
-    }
-}
-
-/// The deployment's own prices when its config sets any, else the bundled table's.
-fn deployment_price(spec: &DeploymentSpec) -> Option<sluice_providers::pricing::Price> {
-    let own = |k: &str| spec.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
-    match (own("input_cost_per_token"), own("output_cost_per_token")) {
-        (None, None) => sluice_providers::pricing::lookup(spec.model.provider.name, &spec.model.upstream),
-        (i, o) => Some(sluice_providers::pricing::Price {
-            input_per_token: i.unwrap_or(0.0),
-            output_per_token: o.unwrap_or(0.0),
-            cache_read_per_token: own("cache_read_input_token_cost"),
-            cache_creation_per_token: own("cache_creation_input_token_cost"),
-        }),
     }
 }

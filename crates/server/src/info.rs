@@ -33,11 +33,33 @@ pub fn render_model_info(deployments: &[DeploymentSpec]) -> Bytes {
             let mut info = serde_json::to_value(&d.model_info).unwrap_or_else(|_| json!({}));
             if let Value::Object(m) = &mut info {
                 m.entry("db_model").or_insert(Value::Bool(false));
+                add_prices(d, m);
             }
             json!({"model_name": d.model_name, "litellm_params": params, "model_info": info})
         })
         .collect();
     Bytes::from(json!({"data": data}).to_string())
+}
+
+/// The per-token prices a deployment is billed at, under LiteLLM's names, where its `model_info`
+/// does not set them: LiteLLM's `/model/info` shows the price map's figures the same way, so a
+/// person can see what each call will cost (and that an unpriced one costs 0).
+pub(crate) fn add_prices(d: &DeploymentSpec, info: &mut serde_json::Map<String, Value>) {
+    let p = d.price().unwrap_or_default();
+    let mut put = |k: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            info.entry(k).or_insert(json!(v));
+        }
+    };
+    put("input_cost_per_token", Some(p.input_per_token));
+    put("output_cost_per_token", Some(p.output_per_token));
+    put("cache_read_input_token_cost", p.cache_read_per_token);
+    put("cache_creation_input_token_cost", p.cache_creation_per_token);
+    put("output_cost_per_reasoning_token", p.reasoning_per_token);
+    if p.per_second() {
+        put("input_cost_per_second", Some(p.input_per_second));
+        put("output_cost_per_second", Some(p.output_per_second));
+    }
 }
 
 fn json_response(body: Bytes) -> Response {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sluice_state::remote::{redis, Remote};
 use sluice_store::{ModelRecord, StoreError};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -65,7 +65,18 @@ pub struct Changes {
     models_here: Arc<tokio::sync::Notify>,
     /// Whether notices from the other replicas are arriving (the subscription is up).
     following: Arc<AtomicBool>,
+    /// Model writes made through this replica, counted; and the count its router has taken in.
+    /// A write's answer waits until its own count is routed, so the caller's next request sees
+    /// the change.
+    models_asked: AtomicU64,
+    models_routed: tokio::sync::watch::Sender<u64>,
+    /// Whether [`spawn`] started the task that routes them (else nothing would answer the wait).
+    routing: AtomicBool,
 }
+
+/// The longest a model write waits for this replica's router to take it in before answering
+/// anyway (the database is slow): the change is stored, and routed when the re-read succeeds.
+const ROUTED_WAIT: Duration = Duration::from_secs(2);
 
 impl Changes {
     /// Whether changes made on other replicas arrive through Redis now; `false`: they arrive
@@ -76,15 +87,37 @@ impl Changes {
 
     /// Tells the other replicas that these entries changed (or are gone). Waits at most the
     /// Redis call timeout and never fails the write: a notice that cannot be sent is carried
-    /// by the other replicas' database poll instead.
+    /// by the other replicas' database poll instead. For models it also has this replica re-read
+    /// them, and returns once its router has them (at most [`ROUTED_WAIT`]).
     pub async fn publish<I, S>(&self, kind: Kind, ids: I)
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        if kind == Kind::Model {
+        let ticket = (kind == Kind::Model).then(|| {
+            let ticket = self.models_asked.fetch_add(1, Ordering::AcqRel) + 1;
             self.models_here.notify_one();
+            ticket
+        });
+        self.announce(kind, ids).await;
+        if let Some(ticket) = ticket.filter(|_| self.routing.load(Ordering::Relaxed)) {
+            let mut routed = self.models_routed.subscribe();
+            let done = tokio::time::timeout(ROUTED_WAIT, routed.wait_for(|n| *n >= ticket)).await;
+            if !matches!(done, Ok(Ok(_))) {
+                tracing::warn!(
+                    "a stored model changed, but this replica has not re-read it within {} s; it is routed once the database answers",
+                    ROUTED_WAIT.as_secs()
+                );
+            }
         }
+    }
+
+    /// The notice to the other replicas (see [`Changes::publish`]).
+    async fn announce<I, S>(&self, kind: Kind, ids: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
         let Some(remote) = self.remote.get() else { return };
         let ids: Vec<String> = ids.into_iter().map(Into::into).collect();
         if ids.is_empty() {
@@ -146,6 +179,7 @@ pub fn spawn(app: &Arc<App>, config: &Config, env: &Env, remote: Option<Arc<Remo
         }
         tokio::spawn(subscribe(follower.clone(), remote.clone()));
     }
+    app.changes.routing.store(true, Ordering::Relaxed);
     tokio::spawn(poll(follower, remote, app.changes.models_here.clone()));
 }
 
@@ -316,6 +350,8 @@ impl Follower {
         }
         let Some(store) = app.access.store() else { return Ok(()) };
         let mut last = self.models.lock().await;
+        // Every model write counted before this read is in what it returns.
+        let asked = app.changes.models_asked.load(Ordering::Acquire);
         let models = store.all_models().await?;
         let now: HashMap<String, ModelRecord> = models.iter().map(|m| (m.model_id.clone(), m.clone())).collect();
         let changed: HashSet<String> = match last.as_ref() {
@@ -328,15 +364,19 @@ impl Follower {
             // model is built again (once).
             None => now.keys().cloned().collect(),
         };
-        if last.is_some() && changed.is_empty() {
-            return Ok(());
+        if last.is_none() || !changed.is_empty() {
+            let specs = crate::manage::deployments_from_db(&models, &self.env);
+            app.reroute(&self.config, &self.env, &specs, &changed);
+            if last.is_some() {
+                tracing::info!(models = changed.len(), "stored models changed; routing them from now on");
+            }
+            *last = Some(now);
         }
-        let specs = crate::manage::deployments_from_db(&models, &self.env);
-        app.reroute(&self.config, &self.env, &specs, &changed);
-        if last.is_some() {
-            tracing::info!(models = changed.len(), "stored models changed; routing them from now on");
-        }
-        *last = Some(now);
+        app.changes.models_routed.send_if_modified(|routed| {
+            let newer = asked > *routed;
+            *routed = (*routed).max(asked);
+            newer
+        });
         Ok(())
     }
 }

@@ -212,6 +212,11 @@ pub static OPERATIONS: &[Operation] = &[
     get_with("/spend/users", "Spend", Auth::Admin, &["user_id"], "Spend per user"),
     admin_post("/model/new", "Models", "ModelFields", "Add a deployment (stored with store_model_in_db)"),
     admin_post("/model/delete", "Models", "ModelRef", "Remove a deployment added with /model/new"),
+    admin_post("/model/update", "Models", "ModelUpdate", "Change a stored deployment (model_info.id names it)"),
+    Operation {
+        method: "patch",
+        ..admin_post("/model/{model_id}/update", "Models", "ModelUpdate", "Change a stored deployment's fields")
+    },
 ];
 
 /// The operations that describe `path` as registered with axum.
@@ -473,6 +478,15 @@ fn schemas() -> Value {
             },
         },
         "ModelRef": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+        "ModelUpdate": {
+            "type": "object",
+            "description": "The fields to change; litellm_params and model_info are merged key by key",
+            "properties": {
+                "model_name": {"type": "string"},
+                "litellm_params": {"type": "object"},
+                "model_info": {"type": "object", "properties": {"id": {"type": "string"}}},
+            },
+        },
     })
 }
 

@@ -1,11 +1,12 @@
 //! Live changes between replicas: two apps in one process share one SQLite file and one real
 //! Redis (a prefix of their own), as two replicas share PostgreSQL and Redis. What the
 //! management API changes through A reaches B within a second through Redis pub/sub, and within
-//! about two through the database poll when Redis is absent.
+//! about two through the database poll when Redis is absent; a model changed through A is
+//! routed by A before A answers.
 
 mod common;
 
-use common::{get, post};
+use common::{call, get, post};
 use http::StatusCode;
 use serde_json::{json, Value};
 use sluice_server::config::{Config, Env};
@@ -239,5 +240,97 @@ async fn without_redis_the_database_poll_carries_a_block_and_a_model_within_two_
     assert_eq!(s, StatusCode::OK, "{m}");
     within(Duration::from_secs(2), "B routes the model", || async { routes(&b, "polled-model") }).await;
     assert_eq!(chat(&b, "polled-model").await.0, StatusCode::OK);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn answer(v: &Value) -> &Value {
+    &v["choices"][0]["message"]["content"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_updated_through_a_is_routed_by_a_at_once_and_by_b_within_a_second() {
+    let (a, b, dir) = replicas("update", true).await;
+    let second = Duration::from_secs(1);
+    let body = json!({"model_name": "upd",
+                      "litellm_params": {"model": "openai/u", "mock_response": "before", "rpm": 100},
+                      "model_info": {"id": "upd-1", "note": "kept"}});
+    let (s, m) = post(&a, "/model/new", MASTER, body).await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    // At once: the answer came after A's router took the model in.
+    assert!(routes(&a, "upd"));
+    within(second, "B routes the new model", || async { routes(&b, "upd") }).await;
+
+    // LiteLLM's /model/update: the id in model_info, a partial litellm_params merged in.
+    let (s, m) = post(
+        &a,
+        "/model/update",
+        MASTER,
+        json!({"model_info": {"id": "upd-1"},
+               "litellm_params": {"mock_response": "after", "api_key": "sk-upstream-secret-123", "rpm": null}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    assert_eq!(m["litellm_params"]["mock_response"], "after");
+    // Merged: what was not named stays (a null leaves it too), the model is still openai/u.
+    assert_eq!(m["litellm_params"]["model"], "openai/u");
+    assert_eq!(m["litellm_params"]["rpm"], 100);
+    assert!(!m.to_string().contains("sk-upstream-secret-123"), "{m}");
+    let (s, got) = chat(&a, "upd").await;
+    assert_eq!((s, answer(&got)), (StatusCode::OK, &json!("after")), "A answers with the change at once");
+    within(second, "B answers with the change", || async { answer(&chat(&b, "upd").await.1) == "after" }).await;
+
+    // LiteLLM's PATCH /model/{model_id}/update: a new model_name moves the deployment.
+    let (s, m) = call(
+        &a,
+        http::Method::PATCH,
+        "/model/upd-1/update",
+        MASTER,
+        Some(json!({"model_name": "renamed", "model_info": {"tier": "gold"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    assert!(routes(&a, "renamed") && !routes(&a, "upd"), "A routes the new name at once");
+    within(second, "B routes the new name only", || async { routes(&b, "renamed") && !routes(&b, "upd") }).await;
+    let (s, got) = chat(&b, "renamed").await;
+    assert_eq!((s, answer(&got)), (StatusCode::OK, &json!("after")));
+
+    // /model/info shows the change on both, its secret never.
+    for app in [&a, &b] {
+        let info = get(app, "/model/info", MASTER).await.1;
+        let entry = info["data"].as_array().unwrap().iter().find(|d| d["model_info"]["id"] == "upd-1").unwrap().clone();
+        assert_eq!(entry["model_name"], "renamed");
+        assert_eq!(entry["litellm_params"]["mock_response"], "after");
+        assert_eq!((&entry["model_info"]["note"], &entry["model_info"]["tier"]), (&json!("kept"), &json!("gold")));
+        assert!(!info.to_string().contains("sk-upstream-secret-123"), "{info}");
+    }
+
+    // What cannot be changed is refused, and nothing moves.
+    let (s, e) =
+        post(&a, "/model/update", MASTER, json!({"model_info": {"id": "cfg-1"}, "litellm_params": {"rpm": 1}})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "a config model: {e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("/model/new"), "{e}");
+    let (s, e) = post(&a, "/model/update", MASTER, json!({"model_info": {"id": "nope"}, "litellm_params": {}})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let (s, e) = call(&a, http::Method::PATCH, "/model/nope/update", MASTER, Some(json!({"model_name": "x"}))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    let (s, e) = post(&a, "/model/update", MASTER, json!({"litellm_params": {"rpm": 1}})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no id: {e}");
+    let (s, e) = post(
+        &a,
+        "/model/update",
+        MASTER,
+        json!({"model_info": {"id": "upd-1"}, "litellm_params": {"timeout": "soon"}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "a value that would not load: {e}");
+    assert_eq!(answer(&chat(&a, "renamed").await.1), "after");
+    let (s, e) =
+        post(&b, "/model/update", "sk-not-admin", json!({"model_info": {"id": "upd-1"}, "model_name": "x"})).await;
+    assert!(s.is_client_error(), "{s} {e}");
+
+    let (s, _) = post(&a, "/model/delete", MASTER, json!({"id": "upd-1"})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!routes(&a, "renamed"), "A stops routing a deleted model at once");
+    within(second, "B stops routing it", || async { !routes(&b, "renamed") }).await;
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -181,6 +181,7 @@ proptest! {
         }
         let _ = a.finish();
         let _ = a.usage();
+        let _ = a.usage_object().map(|u| sniff::Usage::from_value(&u));
 
         let mut m = anthropic::MessagesStream::new("m");
         let chunk = mutate(&json!({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"content": "hi", "tool_calls": [{"index": 0, "id": "t", "function": {"name": "f", "arguments": "{}"}}]}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}), &edits);
@@ -192,6 +193,7 @@ proptest! {
         let _ = g.on_event(&serde_json::to_vec(&gemini_answer()).unwrap());
         let _ = g.finish();
         let _ = g.usage();
+        let _ = g.usage_object().map(|u| sniff::Usage::from_value(&u));
 
         let mut b = bedrock::StreamTranslator::new("m", "id", 1, include_usage);
         for (i, (kind, payload)) in bedrock_events().into_iter().enumerate() {
@@ -206,6 +208,7 @@ proptest! {
         }
         let _ = b.finish();
         let _ = b.usage();
+        let _ = b.usage_object().map(|u| sniff::Usage::from_value(&u));
     }
 
     #[test]

@@ -351,6 +351,20 @@ fn check(args: &CheckArgs) -> ExitCode {
         "master key: {}",
         if config.general.master_key.is_some() { "set" } else { "NOT SET (open to every caller)" }
     );
+    let prices = sluice_providers::pricing::SOURCE;
+    println!(
+        "prices: LiteLLM {}'s model price map ({} models, sha256 {})",
+        prices.litellm, prices.models, prices.sha256
+    );
+    let unpriced: Vec<String> = config.deployments.iter().filter_map(|d| d.unpriced()).collect();
+    if unpriced.is_empty() {
+        println!("unpriced deployments: none");
+    } else {
+        println!("unpriced deployments ({}):", unpriced.len());
+        for why in &unpriced {
+            println!("  {why}");
+        }
+    }
     for w in &config.warnings {
         println!("warning: {w}");
     }

@@ -352,6 +352,19 @@ pub struct Usage {
     /// `cache_creation_input_tokens` (Anthropic's prompt-cache writes, as LiteLLM reports them).
     #[serde(default)]
     pub cache_creation_input_tokens: u64,
+    /// `completion_tokens_details.reasoning_tokens`: the part of the completion spent reasoning
+    /// (priced apart for a few models).
+    #[serde(default, deserialize_with = "reasoning_tokens", rename = "completion_tokens_details")]
+    pub reasoning_tokens: u64,
+}
+
+fn reasoning_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    struct Details {
+        #[serde(default)]
+        reasoning_tokens: Option<u64>,
+    }
+    Ok(Option::<Details>::deserialize(d)?.and_then(|x| x.reasoning_tokens).unwrap_or(0))
 }
 
 fn cached_tokens<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -414,7 +427,7 @@ impl Usage {
         if v.contains("null") {
             return None;
         }
-        let [prompt, completion, total, details, cache_creation] = scan::fields(
+        let [prompt, completion, total, details, cache_creation, completion_details] = scan::fields(
             v,
             [
                 "prompt_tokens",
@@ -422,6 +435,7 @@ impl Usage {
                 "total_tokens",
                 "prompt_tokens_details",
                 "cache_creation_input_tokens",
+                "completion_tokens_details",
             ],
         )?;
         let count = |v: Option<&str>| match v {
@@ -432,12 +446,17 @@ impl Usage {
             None => 0,
             Some(d) => count(scan::fields(d, ["cached_tokens"])?[0])?,
         };
+        let reasoning_tokens = match completion_details {
+            None => 0,
+            Some(d) => count(scan::fields(d, ["reasoning_tokens"])?[0])?,
+        };
         Some(Usage {
             prompt_tokens: count(prompt)?,
             completion_tokens: count(completion)?,
             total_tokens: count(total)?,
             cached_tokens,
             cache_creation_input_tokens: count(cache_creation)?,
+            reasoning_tokens,
         })
     }
 }
@@ -850,6 +869,11 @@ mod tests {
         assert_eq!((u.prompt_tokens, u.cached_tokens, u.cache_creation_input_tokens), (100, 80, 7));
         let r = response(br#"{"usage":{"prompt_tokens":1,"prompt_tokens_details":null}}"#).unwrap();
         assert_eq!(r.usage.unwrap().cached_tokens, 0);
+        let r = response(
+            br#"{"usage":{"prompt_tokens":1,"completion_tokens":50,"completion_tokens_details":{"reasoning_tokens":40,"audio_tokens":0}}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.usage.unwrap().reasoning_tokens, 40);
     }
 
     #[test]
@@ -881,6 +905,9 @@ mod tests {
             br#"{"usage":{"prompt_tokens":1,"prompt_tokens_details":{"cached_tokens":null}}}"#,
             br#"{"usage":{"prompt_tokens_details":{"cached_tokens":"x"}}}"#,
             br#"{"usage":{"prompt_tokens_details":[1]}}"#,
+            br#"{"usage":{"completion_tokens":3,"completion_tokens_details":{"reasoning_tokens":null}}}"#,
+            br#"{"usage":{"completion_tokens_details":{"reasoning_tokens":"x"}}}"#,
+            br#"{"usage":{"completion_tokens_details":null,"completion_tokens":1}}"#,
             br#"{"usage":{"prompt_tokens":1.0}}"#,
             br#"{"usage":{"prompt_tokens":1e2}}"#,
             br#"{"usage":{"prompt_tokens":18446744073709551615}}"#,

@@ -192,6 +192,11 @@ impl ChatStream {
         self.started.then(|| (self.usage.prompt_tokens(), self.usage.output))
     }
 
+    /// OpenAI's `usage` object with the cache counts, once `message_start` has reported.
+    pub fn usage_object(&self) -> Option<Value> {
+        self.started.then(|| self.usage.to_openai())
+    }
+
     /// The first chunk carries the role, as OpenAI's streams do.
     fn start(&mut self, out: &mut Vec<Value>) {
         if self.started {

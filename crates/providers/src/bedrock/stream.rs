@@ -164,6 +164,11 @@ impl StreamTranslator {
         self.usage.map(|u| (u.prompt_tokens(), u.output))
     }
 
+    /// OpenAI's `usage` object with the cache counts, once `metadata` has reported.
+    pub fn usage_object(&self) -> Option<Value> {
+        self.usage.map(|u| u.to_openai())
+    }
+
     fn tool_index(&mut self, block: u64) -> usize {
         if let Some((_, t)) = self.tool_blocks.iter().find(|(b, _)| *b == block) {
             return *t;

@@ -173,6 +173,12 @@ impl StreamTranslator {
         self.usage.as_ref().map(|(_, p, c)| (*p, *c))
     }
 
+    /// OpenAI's `usage` object from the last `usageMetadata` (cached and reasoning counts
+    /// included).
+    pub fn usage_object(&self) -> Option<Value> {
+        self.usage.as_ref().map(|(u, _, _)| u.clone())
+    }
+
     fn chunk(&self, index: usize, delta: Value, finish: Option<&str>) -> Value {
         json!({
             "id": self.id,

@@ -80,6 +80,63 @@ pub struct DeploymentSpec {
     pub unusable: Option<String>,
 }
 
+impl DeploymentSpec {
+    /// What a call to this deployment costs: its own prices (`input_cost_per_token`, … or
+    /// `input_cost_per_second`, … in `litellm_params` or `model_info`) when it sets any, else
+    /// LiteLLM's price map's for its provider and model. `None`: its calls cost 0.
+    pub fn price(&self) -> Option<sluice_providers::pricing::Price> {
+        let own = |k: &str| self.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        let mapped = || sluice_providers::pricing::lookup(self.model.provider.name, &self.model.upstream);
+        let per_token = [
+            own("input_cost_per_token"),
+            own("output_cost_per_token"),
+            own("cache_read_input_token_cost"),
+            own("cache_creation_input_token_cost"),
+        ];
+        let per_second = (own("input_cost_per_second"), own("output_cost_per_second"));
+        if per_token.iter().all(Option::is_none) {
+            if per_second == (None, None) {
+                return mapped();
+            }
+            // Billed by time alone (LiteLLM: custom prices per token when set, else per second).
+            return Some(sluice_providers::pricing::Price {
+                input_per_second: per_second.0.unwrap_or(0.0),
+                output_per_second: per_second.1.unwrap_or(0.0),
+                ..Default::default()
+            });
+        }
+        // Merged into the map's entry field by field, as LiteLLM's `register_model` merges a
+        // deployment's prices into the model's known ones: a deployment that sets only its input
+        // price keeps the map's output, cache and tier prices.
+        let mut p = mapped().unwrap_or_default();
+        let [input, output, cache_read, cache_creation] = per_token;
+        p.input_per_token = input.unwrap_or(p.input_per_token);
+        p.output_per_token = output.unwrap_or(p.output_per_token);
+        p.cache_read_per_token = cache_read.or(p.cache_read_per_token);
+        p.cache_creation_per_token = cache_creation.or(p.cache_creation_per_token);
+        Some(p)
+    }
+
+    /// Why this deployment's calls would cost 0 — it calls a provider, and neither its config nor
+    /// LiteLLM's price map prices its model — so that a start-up warning and `sluice check` can
+    /// name it: budgets cannot see spend on it. `None` when it is priced, answers with
+    /// `mock_response`, cannot serve anyway, or is a wildcard (priced per model it is called
+    /// with).
+    pub fn unpriced(&self) -> Option<String> {
+        let serves = self.unusable.is_none() && self.model.provider.family != sluice_providers::Family::NotImplemented;
+        if self.mock_response.is_some() || !serves || self.model.upstream.contains('*') {
+            return None;
+        }
+        if self.price().is_some() {
+            return None;
+        }
+        Some(format!(
+            "model_name {} ({}/{}, id {}) has no known price: its calls cost 0, so budgets and spend do not count them. Set input_cost_per_token and output_cost_per_token in its litellm_params (or model_info), or name the model as LiteLLM's price map does",
+            self.model_name, self.model.provider.name, self.model.upstream, self.id
+        ))
+    }
+}
+
 /// Quotas, a trillion a minute at most.
 const MAX_QUOTA: u64 = 1_000_000_000_000;
 /// Weights, priorities and concurrency caps.

@@ -849,3 +849,40 @@ mod redis {
         assert!(!c.warnings.iter().chain(&c.ignored).any(|l| l.contains("s3cret-pw")));
     }
 }
+
+#[test]
+fn prices_come_from_the_deployment_then_the_map_and_the_rest_are_named() {
+    let c = load(
+        r#"
+model_list:
+  - model_name: mapped
+    litellm_params: {model: openai/gpt-4o}
+  - model_name: own
+    litellm_params: {model: openai/gpt-4o, input_cost_per_token: 0.5}
+    model_info: {cache_read_input_token_cost: 0.25}
+  - model_name: timed
+    litellm_params: {model: openai/my-endpoint, input_cost_per_second: 0.01}
+  - model_name: mine
+    litellm_params: {model: openai/my-finetune}
+  - model_name: mocked
+    litellm_params: {model: openai/my-finetune, mock_response: hi}
+  - model_name: every
+    litellm_params: {model: "openai/*"}
+"#,
+    )
+    .unwrap();
+    let d = |name: &str| c.deployments.iter().find(|d| d.model_name == name).unwrap();
+    assert_eq!(d("mapped").price(), sluice_providers::pricing::lookup("openai", "gpt-4o"));
+    let own = d("own").price().unwrap();
+    // Its own prices win field by field; what it does not set is the map's (gpt-4o's output).
+    assert_eq!((own.input_per_token, own.output_per_token, own.cache_read_per_token), (0.5, 1e-5, Some(0.25)));
+    let timed = d("timed").price().unwrap();
+    assert!(timed.per_second() && timed.input_per_second == 0.01);
+    assert_eq!(d("mine").price(), None);
+    let named: Vec<&str> =
+        c.deployments.iter().filter(|d| d.unpriced().is_some()).map(|d| d.model_name.as_str()).collect();
+    // A mock_response answers without a provider; a wildcard is priced per model it is called with.
+    assert_eq!(named, ["mine"]);
+    let why = d("mine").unpriced().unwrap();
+    assert!(why.contains("openai/my-finetune") && why.contains("input_cost_per_token"), "{why}");
+}

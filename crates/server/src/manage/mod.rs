@@ -66,6 +66,8 @@ pub fn routes() -> crate::openapi::Routes {
         .route("/spend/users", get(spend::users))
         .route("/model/new", post(models::new))
         .route("/model/delete", post(models::delete))
+        .route("/model/update", post(models::update))
+        .route("/model/{model_id}/update", axum::routing::patch(models::patch))
 }
 
 // --- who may call ---

@@ -1,16 +1,18 @@
 //! Deployments stored in the database (`store_model_in_db`): `/model/new`, `/model/delete`, and
-//! `/model/info` listing them next to the config's (LiteLLM's `model_management_endpoints.py`).
+//! `/model/update` and `PATCH /model/{model_id}/update`, and `/model/info` listing them next to
+//! the config's (LiteLLM's `model_management_endpoints.py`).
 //!
-//! A model added or deleted here is persisted and listed at once; every replica, this one
-//! included, routes it once [`crate::live`] has read the change (a notice through Redis, or
-//! the database poll) and swapped in a router with it ([`App::reroute`]).
+//! A model added, changed or deleted here is persisted, and this replica routes it before the
+//! answer is sent; every other replica within about a second, once [`crate::live`] has read the
+//! change (a notice through Redis, or the database poll) and swapped in a router with it
+//! ([`App::reroute`]).
 
-use super::{admin, bad, caller, db, json, store, Fields, Need, Result};
+use super::{admin, bad, caller, db, json, not_found, store, Fields, Need, Result};
 use crate::app::App;
 use crate::config::{DeploymentSpec, Env};
 use crate::errors::ErrorResponse;
 use crate::live::Kind;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -116,6 +118,87 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     Ok(json(serde_json::json!({"message": format!("Model: {id} deleted successfully")})))
 }
 
+/// `POST /model/update` `{"model_info": {"id"}, "model_name"?, "litellm_params"?, ...}` (the id
+/// may also come as `model_id`): changes a stored model in place, merging the fields given.
+pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    admin(&app, &headers, "/model/update").await?;
+    let f = Fields::parse(&body)?;
+    let from_info = f.0.get("model_info").and_then(|i| i.get("id")).and_then(Value::as_str);
+    let from_top = f.0.get("model_id").and_then(Value::as_str);
+    let Some(id) = from_info.or(from_top).filter(|s| !s.is_empty()).map(str::to_string) else {
+        return Err(bad(
+            "`model_info.id` is required: the id of the stored model to change (see /model/info)",
+            "model_info",
+        ));
+    };
+    // LiteLLM answers an unknown id here with a 400 (its PATCH route with a 404).
+    change(&app, &id, &f, |m| bad(m, "model_info")).await
+}
+
+/// `PATCH /model/{model_id}/update` with the fields to change: LiteLLM's partial update.
+pub async fn patch(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    admin(&app, &headers, "/model/{model_id}/update").await?;
+    let f = Fields::parse(&body)?;
+    change(&app, &id, &f, |m| not_found(m, "model_id")).await
+}
+
+/// Merges `f` into the stored model `id` as LiteLLM's `update_db_model` does: a new
+/// `model_name` replaces the old; `litellm_params` and `model_info` are merged key by key, a
+/// `null` leaving the key as it was. The result must load as a deployment, or nothing is stored.
+async fn change(app: &App, id: &str, f: &Fields, missing: fn(String) -> ErrorResponse) -> Result<Response> {
+    let store = store(app, Need::Other)?;
+    if !app.store_model_in_db {
+        return Err(disabled());
+    }
+    let stored = db(store.all_models().await)?;
+    let Some(mut rec) = stored.into_iter().find(|m| m.model_id == id) else {
+        if app.router.load().deployments().any(|d| d.id == id) {
+            return Err(bad(
+                format!("Can't edit model {id}: it is defined in the config file. Store it in the database with /model/new to edit it here, or change config.yaml."),
+                "model_info",
+            ));
+        }
+        return Err(missing(format!("Model {id} not found on proxy. List models with /model/info.")));
+    };
+    let name = f.string("model_name")?.flatten().filter(|n| !n.is_empty());
+    let params = f.object("litellm_params")?.flatten();
+    let info = f.object("model_info")?.flatten();
+    if name.is_none() && params.is_none() && info.is_none() {
+        return Err(bad(
+            "Nothing to update: send model_name, litellm_params or model_info with the fields to change",
+            "litellm_params",
+        ));
+    }
+    if let Some(name) = name {
+        rec.model_name = name;
+    }
+    let merge = |into: &mut Map<String, Value>, from: Map<String, Value>| {
+        into.extend(from.into_iter().filter(|(_, v)| !v.is_null()));
+    };
+    if let Some(p) = params {
+        merge(&mut rec.litellm_params, p);
+    }
+    if let Some(i) = info {
+        merge(&mut rec.model_info, i);
+    }
+    // The id names the row; a different one in the body does not move it.
+    rec.model_info.insert("id".into(), Value::String(rec.model_id.clone()));
+    if let Err(why) = check(&rec, &Env::process()) {
+        let path = why.split(':').next().unwrap_or_default();
+        let param = path.rsplit_once("].").map_or(path, |(_, p)| p).trim_start_matches("stored model.");
+        return Err(bad(format!("{why}. Nothing was changed."), param));
+    }
+    db(store.insert_model(&rec).await)?;
+    app.changes.publish(Kind::Model, [rec.model_id.clone()]).await;
+    tracing::info!(model_id = %rec.model_id, model_name = %rec.model_name, "stored model updated");
+    Ok(json(model_json(&rec)))
+}
+
 /// `GET /model/info` (and `/v1/model/info`): the config's deployments, then those stored in
 /// the database when `store_model_in_db` is on.
 pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
@@ -140,11 +223,16 @@ pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Resu
             .iter()
             .filter_map(|d| d.pointer("/model_info/id").and_then(Value::as_str).map(str::to_string))
             .collect();
+        let env = Env::process();
         for m in stored.iter().filter(|m| !known.contains(&m.model_id)) {
             let mut entry = model_json(m);
             if let Value::Object(o) = &mut entry {
                 o.remove("model_id");
                 o.remove("created_at");
+                if let (Ok(spec), Some(Value::Object(info))) = (parse(m, "stored model", &env), o.get_mut("model_info"))
+                {
+                    crate::info::add_prices(&spec, info);
+                }
             }
             data.push(entry);
         }

@@ -308,8 +308,10 @@ impl Stage for TranslatedStage {
 impl TranslatedStage {
     fn bill(&mut self) {
         if let Some(c) = self.charge.take() {
-            let (prompt_tokens, completion_tokens) = self.tr.usage().unwrap_or((0, 0));
-            c.settle(sluice_providers::pricing::TokenUsage { prompt_tokens, completion_tokens, ..Default::default() });
+            // The whole usage, so cache reads and writes and reasoning tokens are priced as such
+            // (one small object, once per stream).
+            let usage = self.tr.usage_object().and_then(|u| sluice_wire::sniff::Usage::from_value(&u));
+            c.settle(sluice_access::charge::token_usage(&usage.unwrap_or_default()));
         }
     }
 }
