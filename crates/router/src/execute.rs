@@ -64,7 +64,12 @@ type BoxedOutcome<'a, O, E> = Pin<Box<dyn Future<Output = Outcome<O, E>> + Send 
 type Attempted<O, E> = (Result<O, ExecError<E>>, u32, Option<ErrorKind>);
 
 impl<T: Send + Sync + 'static> Router<T> {
-    pub async fn execute<C: Call<T>>(&self, model: &str, ctx: &Ctx, caller: &mut C) -> Executed<C::Output, C::Error> {
+    pub async fn execute<C: Call<T>>(
+        &self,
+        model: &str,
+        ctx: &Ctx<'_>,
+        caller: &mut C,
+    ) -> Executed<C::Output, C::Error> {
         let max_retries = self.settings.num_retries;
         let Some(group) = self.resolve(model) else {
             return Executed {
@@ -84,7 +89,7 @@ impl<T: Send + Sync + 'static> Router<T> {
     fn with_fallbacks<'a, C: Call<T>>(
         &'a self,
         group: &'a Group<T>,
-        ctx: &'a Ctx,
+        ctx: &'a Ctx<'_>,
         caller: &'a mut C,
         depth: u32,
     ) -> BoxedOutcome<'a, C::Output, C::Error> {
@@ -149,7 +154,7 @@ impl<T: Send + Sync + 'static> Router<T> {
     async fn with_retries<C: Call<T>>(
         &self,
         group: &Group<T>,
-        ctx: &Ctx,
+        ctx: &Ctx<'_>,
         caller: &mut C,
         depth: u32,
     ) -> Attempted<C::Output, C::Error> {
@@ -189,7 +194,7 @@ impl<T: Send + Sync + 'static> Router<T> {
     async fn attempt<C: Call<T>>(
         &self,
         group: &Group<T>,
-        ctx: &Ctx,
+        ctx: &Ctx<'_>,
         caller: &mut C,
         depth: u32,
     ) -> Result<C::Output, AttemptError<C::Error>> {

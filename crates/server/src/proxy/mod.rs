@@ -9,6 +9,7 @@ pub mod mock;
 pub(crate) mod outlive;
 pub use sluice_http::pool;
 pub mod relay;
+pub mod tags;
 mod translate;
 pub mod upstream;
 
@@ -188,9 +189,18 @@ pub(crate) async fn proxy_body(
     ));
     // Known from here on: the attempts read the facts and write only the outcome.
     let facts = &*facts;
+    // The router this request started with, held to its end even if a model change swaps it.
+    let router = app.router.load_full();
+    // Read only when tag routing is on: other configs pay nothing for it.
+    let tags = match router.settings.enable_tag_filtering {
+        true => tags::of_request(&body),
+        false => Vec::new(),
+    };
     let ctx = Ctx {
         input_tokens: app.needs_input_tokens.load(std::sync::atomic::Ordering::Relaxed).then(|| estimate_tokens(&view)),
+        tags: &tags,
     };
+    let label_model = crate::wildcard::label(&router, &model);
     let client_model_json = splice::json_string(&model);
     let mut call = attempt::UpstreamCall {
         app,
@@ -198,6 +208,8 @@ pub(crate) async fn proxy_body(
         body: &body,
         view: &view,
         client_model: &model,
+        label_model,
+        concrete: None,
         client_model_json,
         native_anthropic,
         facts,
@@ -205,12 +217,10 @@ pub(crate) async fn proxy_body(
         clock: attempt::UpstreamClock::default(),
     };
     let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    // The router this request started with, held to its end even if a model change swaps it.
-    let router = app.router.load_full();
     let out = router.execute(&model, &ctx, &mut call).await;
     if out.fallback_depth > 0 {
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {
-            m.fallback(&model, out.served_group.as_deref().unwrap_or(""), facts.caller(), true, 0, "");
+            m.fallback(label_model, out.served_group.as_deref().unwrap_or(""), facts.caller(), true, 0, "");
         }
     }
     let retry_headers = |reply: &mut Reply| {
@@ -229,6 +239,7 @@ pub(crate) async fn proxy_body(
             Ok(reply)
         }
         Err(ExecError::UnknownModel) => Err(unknown_model(app, endpoint, &model)),
+        Err(ExecError::NoDeployment(n)) if n.status() != 429 => Err(ApiError::new(n.status(), n.message())),
         Err(ExecError::NoDeployment(n)) => {
             Err(ApiError::new(429, n.message()).header("retry-after", n.retry_after_secs.to_string()))
         }
@@ -243,7 +254,7 @@ pub(crate) async fn proxy_body(
         Ok(r) => r.status.as_u16(),
         Err(e) => e.status,
     };
-    record(app, facts, outcome, endpoint, &model, status, end_user, user_agent);
+    record(app, facts, outcome, endpoint, label_model, status, end_user, user_agent);
     outcome.recorded = true;
     result
 }
@@ -252,6 +263,18 @@ pub(crate) async fn proxy_body(
 fn cost_estimate(app: &App, model: &str, view: &sniff::RequestView<'_>) -> f64 {
     let router = app.router.load();
     let Some(group) = router.resolve(model) else { return 0.0 };
+    if group.pattern.is_some() {
+        // The concrete model's price: a wildcard's targets are built (and kept) here.
+        let served: Vec<_> = group
+            .deployments
+            .iter()
+            .filter_map(|d| match &d.target.kind {
+                crate::app::TargetKind::Wildcard(w) => w.target(model).ok().map(|t| t.served.clone()),
+                _ => Some(d.target.served.clone()),
+            })
+            .collect();
+        return sluice_access::reserve::estimate(estimate_tokens(view), view.max_tokens, served.iter().map(|s| &**s));
+    }
     let served = group.deployments.iter().map(|d| &*d.target.served);
     sluice_access::reserve::estimate(estimate_tokens(view), view.max_tokens, served)
 }
