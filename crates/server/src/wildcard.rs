@@ -117,6 +117,12 @@ impl Wildcard {
     }
 
     fn build(&self, requested: &str) -> Result<(Target, bool), ApiError> {
+        if !plain_name(requested) {
+            return Err(ApiError::bad_request(format!(
+                "model={requested} cannot be sent to a provider: a model name holds letters, digits and . _ - : / @ + = only, and no `.` or `..` path segment"
+            ))
+            .param("model"));
+        }
         let model_str = self.upstream(requested).ok_or_else(|| no_provider(requested))?;
         let model = sluice_providers::parse_model(&model_str, self.spec.custom_llm_provider.as_deref())
             .map_err(|_| no_provider(requested))?;
@@ -167,6 +173,14 @@ impl Wildcard {
     }
 }
 
+/// Whether a requested name is safe to put where providers put model names, URL paths included
+/// (Bedrock, Vertex, Gemini): a caller choosing the name must not be able to steer the request
+/// to another path on the provider's host with the deployment's credentials.
+fn plain_name(name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._-:/@+=".contains(c);
+    !name.is_empty() && name.chars().all(allowed) && !name.split('/').any(|seg| seg == "." || seg == "..")
+}
+
 /// LiteLLM's answer to a model name no provider claims.
 fn no_provider(model: &str) -> ApiError {
     ApiError::bad_request(format!(
@@ -186,5 +200,21 @@ pub fn label<'a>(router: &'a sluice_router::Router<Target>, model: &'a str) -> &
     match group.deployments.first().map(|d| &d.target.kind) {
         Some(crate::app::TargetKind::Wildcard(w)) => w.label(model),
         _ => &group.name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_name;
+
+    #[test]
+    fn names_that_could_steer_an_upstream_url_are_refused() {
+        for ok in ["claude-3-5-sonnet@20240620", "anthropic.claude-3-5-sonnet-20240620-v1:0", "openrouter/a/b", "x+y=z"]
+        {
+            assert!(plain_name(ok), "{ok}");
+        }
+        for bad in ["", "a/../b", "..", "a/.", "a b", "a?b", "a#b", "a%2e", "a\\b", "é"] {
+            assert!(!plain_name(bad), "{bad}");
+        }
     }
 }

@@ -116,6 +116,10 @@ fn wildcards_route_the_requested_name_upstream() {
     assert!(r.error_message().contains("LLM Provider NOT provided"), "{}", r.text());
     let r = chat(g.addr, "sk-1234", &chat_for("mystery-model", false));
     assert_eq!(r.status, 400, "{}", r.text());
+    // A caller-chosen name cannot steer the upstream URL.
+    let r = chat(g.addr, "sk-1234", &chat_for("anthropic/../v1/other", false));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.error_message().contains("path segment"), "{}", r.text());
 
     // Exact names still go to their own group.
     let r = chat(g.addr, "sk-1234", CHAT);
