@@ -189,6 +189,28 @@ fn no_provider(model: &str) -> ApiError {
     .param("model")
 }
 
+/// The name the router is asked for a request naming `model`: `model` itself, or, as LiteLLM's
+/// `get_pattern` does, for a bare name that no group, alias or pattern takes, the name with the
+/// provider its name implies (`claude-3-opus` → `anthropic/claude-3-opus`) when a wildcard takes
+/// that. Costs one check on configs without wildcards.
+pub fn routed<'a>(router: &sluice_router::Router<Target>, model: &'a str) -> std::borrow::Cow<'a, str> {
+    use std::borrow::Cow;
+    if !router.has_wildcards() || router.resolve(model).is_some() {
+        return Cow::Borrowed(model);
+    }
+    match sluice_providers::parse_model(model, None) {
+        // Inferred, not written: the name has no provider prefix of its own.
+        Ok(m) if m.upstream == model => {
+            let prefixed = format!("{}/{model}", m.provider.name);
+            match router.wildcard(&prefixed) {
+                Some(_) => Cow::Owned(prefixed),
+                None => Cow::Borrowed(model),
+            }
+        }
+        _ => Cow::Borrowed(model),
+    }
+}
+
 /// The name metrics give a request for `model`: itself, unless a wildcard group serves it and it
 /// is not priced, when it is the group's pattern (or the group's name, for a wildcard group with
 /// a fixed model). Costs one check on configs without wildcards.

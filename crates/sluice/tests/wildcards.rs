@@ -219,3 +219,32 @@ fn tags_pick_deployments() {
     let v: Value = r.json();
     assert_eq!(v["error"]["code"], "400");
 }
+
+#[test]
+fn a_bare_name_reaches_its_providers_wildcard() {
+    let m = mock(&[]);
+    let g = gateway(
+        r#"
+model_list:
+  - model_name: "anthropic/*"
+    litellm_params:
+      model: "anthropic/*"
+      api_base: {MOCK}
+      api_key: sk-ant-test
+general_settings:
+  master_key: sk-1234
+"#,
+        Some(&m),
+    );
+    // LiteLLM's `get_pattern`: `claude-…` implies anthropic, and `anthropic/*` takes it.
+    let r = messages(g.addr, "sk-1234", "claude-3-haiku-20240307");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model"], "claude-3-haiku-20240307");
+    let r = chat(g.addr, "sk-1234", &chat_for("claude-3-haiku-20240307", false));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model"], "claude-3-haiku-20240307", "answered with the name asked for");
+    // A name whose provider has no wildcard here is unknown.
+    let r = chat(g.addr, "sk-1234", &chat_for("gpt-4o", false));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.error_message().contains("Invalid model name"), "{}", r.text());
+}

@@ -28,6 +28,10 @@ pub struct UpstreamCall<'a> {
     pub body: &'a Bytes,
     pub view: &'a sniff::RequestView<'a>,
     pub client_model: &'a str,
+    /// The name the router was asked for: `client_model`, or with its provider's prefix when a
+    /// provider wildcard takes it bare (`crate::wildcard::routed`). A wildcard fills its model
+    /// template with it.
+    pub routed_model: &'a str,
     /// What metrics name the client's model by: `client_model`, or for a wildcard's unpriced
     /// names the pattern (`crate::wildcard`), so callers cannot mint series.
     pub label_model: &'a str,
@@ -111,7 +115,7 @@ impl UpstreamCall<'_> {
         // A branch on the kind only: ordinary deployments reach their target as before.
         let concrete = match &deployment.target.kind {
             TargetKind::Wildcard(w) => {
-                Some(w.target(self.client_model).map_err(|api| fail(Failure::status(api.status, None), api))?)
+                Some(w.target(self.routed_model).map_err(|api| fail(Failure::status(api.status, None), api))?)
             }
             _ => None,
         };

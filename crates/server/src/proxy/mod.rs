@@ -158,9 +158,13 @@ pub(crate) async fn proxy_body(
     if app.enforce_user_param && view.user.is_none() && matches!(identity, sluice_access::Identity::Key(_)) {
         return Err(crate::gate::user_param_missing());
     }
+    // The router this request started with, held to its end even if a model change swaps it.
+    let router = app.router.load_full();
+    // The name routing uses: the model's own unless a provider wildcard takes it bare.
+    let routed = crate::wildcard::routed(&router, &model);
     // Shared budgets and caps: Redis is asked only near a budget's end or for a shared cap.
-    let admission =
-        app.access.admit_shared(identity, &model, view.user.as_deref(), cost_estimate(app, &model, &view)).await?;
+    let estimate = cost_estimate(&router, &routed, &view);
+    let admission = app.access.admit_shared(identity, &model, view.user.as_deref(), estimate).await?;
     // The spend-log row's identity is always sluice's own: a client's `x-litellm-call-id` goes
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.
@@ -189,8 +193,6 @@ pub(crate) async fn proxy_body(
     ));
     // Known from here on: the attempts read the facts and write only the outcome.
     let facts = &*facts;
-    // The router this request started with, held to its end even if a model change swaps it.
-    let router = app.router.load_full();
     // Read only when tag routing is on: other configs pay nothing for it.
     let tags = match router.settings.enable_tag_filtering {
         true => tags::of_request(&body),
@@ -200,7 +202,7 @@ pub(crate) async fn proxy_body(
         input_tokens: app.needs_input_tokens.load(std::sync::atomic::Ordering::Relaxed).then(|| estimate_tokens(&view)),
         tags: &tags,
     };
-    let label_model = crate::wildcard::label(&router, &model);
+    let label_model = crate::wildcard::label(&router, &routed);
     let client_model_json = splice::json_string(&model);
     let mut call = attempt::UpstreamCall {
         app,
@@ -208,6 +210,7 @@ pub(crate) async fn proxy_body(
         body: &body,
         view: &view,
         client_model: &model,
+        routed_model: &routed,
         label_model,
         concrete: None,
         client_model_json,
@@ -217,7 +220,7 @@ pub(crate) async fn proxy_body(
         clock: attempt::UpstreamClock::default(),
     };
     let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let out = router.execute(&model, &ctx, &mut call).await;
+    let out = router.execute(&routed, &ctx, &mut call).await;
     if out.fallback_depth > 0 {
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {
             m.fallback(label_model, out.served_group.as_deref().unwrap_or(""), facts.caller(), true, 0, "");
@@ -260,8 +263,11 @@ pub(crate) async fn proxy_body(
 }
 
 /// What the request may cost on its model group, held against its budgets while it is in flight.
-fn cost_estimate(app: &App, model: &str, view: &sniff::RequestView<'_>) -> f64 {
-    let router = app.router.load();
+fn cost_estimate(
+    router: &sluice_router::Router<crate::app::Target>,
+    model: &str,
+    view: &sniff::RequestView<'_>,
+) -> f64 {
     let Some(group) = router.resolve(model) else { return 0.0 };
     if group.pattern.is_some() {
         // The concrete model's price: a wildcard's targets are built (and kept) here.
