@@ -55,6 +55,7 @@ router_settings:
   num_retries: 0
 general_settings:
   master_key: sk-1234
+  proxy_batch_write_at: 0.2
 "#
     .to_string()
 }
@@ -66,6 +67,20 @@ fn messages(addr: SocketAddr, key: &str, model: &str) -> Response {
 
 fn chat(addr: SocketAddr, key: &str, body: &str) -> Response {
     request(addr, "POST", "/v1/chat/completions", Some(key), body.as_bytes())
+}
+
+/// The spend-log row of call `id`, once the batch write has stored it.
+fn spend_row(addr: SocketAddr, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r = get(addr, &format!("/spend/logs?request_id={id}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        if let Some(row) = r.json().as_array().and_then(|a| a.first().cloned()) {
+            return row;
+        }
+        assert!(std::time::Instant::now() < deadline, "no spend-log row for {id} after 15 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn ids(r: &Response) -> Vec<String> {
@@ -104,6 +119,13 @@ fn wildcards_route_the_requested_name_upstream() {
     assert_eq!(r.status, 404, "the upstream was asked for error-404: {}", r.text());
     let r = chat(g.addr, "sk-1234", &chat_for("openai/gpt-4o", false));
     assert_eq!(r.status, 200, "{}", r.text());
+    // Priced as the concrete model (the deployment itself has no price), and logged as it.
+    let cost: f64 = r.header("x-litellm-response-cost").unwrap().parse().unwrap();
+    assert!(cost > 0.0, "gpt-4o's price applies: {cost}");
+    let id = r.header("x-litellm-call-id").unwrap().to_string();
+    let row = spend_row(g.addr, &id);
+    assert_eq!(row["model"], "gpt-4o", "{row}");
+    assert_eq!(row["model_group"], "openai/gpt-4o", "{row}");
 
     // `*` with `model: "*"`: the requested name names its provider.
     let r = chat(g.addr, "sk-1234", &chat_for("openai/anything-at-all", false));
