@@ -375,3 +375,20 @@ async fn an_unreachable_deployment_beside_others_cools_at_once_a_lone_one_never(
     let attempt = r.select(g, &Ctx::default()).await.unwrap();
     assert_eq!(r.record_failure(g, &attempt, &Failure::connection()), FailureEffect::None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wildcard_deployments_404_is_about_the_name_and_does_not_cool_it() {
+    // The same 404 cools an ordinary deployment (a failure retrying cannot fix) …
+    let r = Router::new(group(&["a"], "g"), settings());
+    let mut c = Scripted::new(&[("a", &[404])]);
+    let _ = r.execute("g", &Ctx::default(), &mut c).await;
+    assert_eq!(c.cooled, ["a"]);
+    // … but not a wildcard one: the next name it serves still reaches it.
+    let r = Router::new(group(&["w"], "openai/*"), settings());
+    let mut c = Scripted::new(&[("w", &[404, 200])]);
+    let out = r.execute("openai/no-such-model", &Ctx::default(), &mut c).await;
+    assert!(matches!(out.result, Err(ExecError::Upstream(_))));
+    assert!(c.cooled.is_empty(), "{:?}", c.cooled);
+    let out = r.execute("openai/gpt-4o", &Ctx::default(), &mut c).await;
+    assert_eq!(out.result.ok().as_deref(), Some("w"));
+}
