@@ -7,8 +7,8 @@
 //! concrete model's, and its spend logs name it.
 //!
 //! Metric labels stay bounded although callers choose the names: a concrete model in the price
-//! table (or priced by the deployment's own config) is labelled by its name, any other name by
-//! the wildcard pattern, one set of series for all of them. Targets are kept for every priced
+//! table is labelled by its name, any other name by the wildcard pattern, one set of series for
+//! all of them (a deployment's own prices do not count: they price any name a caller makes up). Targets are kept for every priced
 //! name (the price table bounds them) and for up to [`MAX_UNPRICED`] others; past that an
 //! unpriced name's target is built for its request and dropped.
 
@@ -126,8 +126,9 @@ impl Wildcard {
         let model_str = self.upstream(requested).ok_or_else(|| no_provider(requested))?;
         let model = sluice_providers::parse_model(&model_str, self.spec.custom_llm_provider.as_deref())
             .map_err(|_| no_provider(requested))?;
-        let priced = !self.spec.prices.is_empty()
-            || sluice_providers::pricing::lookup(model.provider.name, &model.upstream).is_some();
+        // Known to the price table: the names that may have series of their own (a deployment's
+        // own prices apply to any name a caller makes up, so they do not count).
+        let priced = sluice_providers::pricing::lookup(model.provider.name, &model.upstream).is_some();
         let mut spec = self.spec.clone();
         spec.model = model;
         // Spend logs and `x-litellm-model-group` name what was asked for.
@@ -160,11 +161,10 @@ impl Wildcard {
 
     /// The label a metric names `requested` by: itself when priced, else the pattern.
     pub fn label<'a>(&'a self, requested: &'a str) -> &'a str {
-        let priced = !self.spec.prices.is_empty()
-            || self
-                .upstream(requested)
-                .and_then(|m| sluice_providers::parse_model(&m, self.spec.custom_llm_provider.as_deref()).ok())
-                .is_some_and(|m| sluice_providers::pricing::lookup(m.provider.name, &m.upstream).is_some());
+        let priced = self
+            .upstream(requested)
+            .and_then(|m| sluice_providers::parse_model(&m, self.spec.custom_llm_provider.as_deref()).ok())
+            .is_some_and(|m| sluice_providers::pricing::lookup(m.provider.name, &m.upstream).is_some());
         if priced {
             requested
         } else {

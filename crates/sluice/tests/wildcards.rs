@@ -32,6 +32,12 @@ model_list:
     litellm_params:
       model: "openai/*"
       api_base: {MOCK}
+  - model_name: "priced/*"
+    litellm_params:
+      model: "openai/*"
+      api_base: {MOCK}
+      input_cost_per_token: 0.001
+      output_cost_per_token: 0.002
   - model_name: fake-openai-endpoint
     litellm_params:
       model: openai/fake
@@ -147,9 +153,16 @@ fn wildcards_route_the_requested_name_upstream() {
     let r = chat(g.addr, "sk-1234", CHAT);
     assert_eq!(r.status, 200, "{}", r.text());
 
+    // A deployment's own prices price any name, so they do not make it a label.
+    let r = chat(g.addr, "sk-1234", &chat_for("priced/made-up-name", false));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("x-litellm-response-cost").unwrap().parse::<f64>().unwrap() > 0.0);
+
     // Metrics label a priced name by itself and an unpriced one by its pattern, so callers
     // cannot mint series.
     let metrics = get(g.addr, "/metrics").text();
+    assert!(!metrics.contains("made-up-name"), "no series names an invented model: {metrics}");
+    assert!(metrics.contains("requested_model=\"priced/*\""), "{metrics}");
     let requests: Vec<&str> =
         metrics.lines().filter(|l| l.starts_with("litellm_proxy_total_requests_metric_total{")).collect();
     let joined = requests.join("\n");

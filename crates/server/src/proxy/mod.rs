@@ -165,6 +165,8 @@ pub(crate) async fn proxy_body(
     // Shared budgets and caps: Redis is asked only near a budget's end or for a shared cap.
     let estimate = cost_estimate(&router, &routed, &view);
     let admission = app.access.admit_shared(identity, &model, view.user.as_deref(), estimate).await?;
+    // What metrics call the model: bounded although a wildcard lets callers pick names.
+    let label_model = crate::wildcard::label(&router, &routed);
     // The spend-log row's identity is always sluice's own: a client's `x-litellm-call-id` goes
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.
@@ -181,6 +183,7 @@ pub(crate) async fn proxy_body(
     let labels = app.metrics.as_ref().map(|_| sluice_access::charge::MetricLabels {
         route: endpoint.route(),
         user_agent: headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+        requested_model: (label_model != model).then(|| label_model.to_string()),
     });
     facts.charge = Some(sluice_access::charge::Charge::new(
         app.access.clone(),
@@ -202,7 +205,6 @@ pub(crate) async fn proxy_body(
         input_tokens: app.needs_input_tokens.load(std::sync::atomic::Ordering::Relaxed).then(|| estimate_tokens(&view)),
         tags: &tags,
     };
-    let label_model = crate::wildcard::label(&router, &routed);
     let client_model_json = splice::json_string(&model);
     let mut call = attempt::UpstreamCall {
         app,
