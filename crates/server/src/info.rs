@@ -178,8 +178,9 @@ pub async fn model_by_id(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ErrorResponse> {
-    app.access.authenticate(&headers).await?;
-    if app.router.load().resolve(&id).is_none() {
+    let identity = app.access.authenticate(&headers).await?;
+    // A key asking for a model it may not use learns no more than for one that does not exist.
+    if app.router.load().resolve(&id).is_none() || !app.access.admit_model(&identity, &id) {
         return Err(ApiError::new(
             404,
             format!("The model `{id}` does not exist. Call `/v1/models` to see the models you can use."),

@@ -196,6 +196,12 @@ fn model_lists_expand_wildcards_and_follow_the_key() {
     let r = chat(g.addr, &key, &chat_for("openai/gpt-4o", false));
     assert_eq!(r.status, 401, "{}", r.text());
     assert!(r.error_message().contains("not allowed to access model"), "{}", r.text());
+    let r = request(g.addr, "GET", "/v1/models/anthropic/claude-3-haiku-20240307", Some(&key), b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["id"], "anthropic/claude-3-haiku-20240307");
+    let r = request(g.addr, "GET", "/v1/models/openai/gpt-4o", Some(&key), b"");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(get(g.addr, "/v1/models/openai/gpt-4o").status, 200, "the master key may use it");
     let info = request(g.addr, "GET", "/model_group/info", Some(&key), b"").json();
     let names: Vec<&str> =
         info["data"].as_array().unwrap().iter().map(|d| d["model_group"].as_str().unwrap()).collect();
