@@ -272,6 +272,8 @@ model_list:
       model: "anthropic/*"
       api_base: {MOCK}
       api_key: sk-ant-test
+litellm_settings:
+  callbacks: ["prometheus"]
 general_settings:
   master_key: sk-1234
 "#,
@@ -288,4 +290,9 @@ general_settings:
     let r = chat(g.addr, "sk-1234", &chat_for("gpt-4o", false));
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.error_message().contains("Invalid model name"), "{}", r.text());
+    let r = chat(g.addr, "sk-1234", &chat_for("made-up-7f3a", false));
+    assert_eq!(r.status, 400, "{}", r.text());
+    let metrics = get(g.addr, "/metrics").text();
+    assert!(metrics.contains("litellm_proxy_total_requests_metric_total{"), "{metrics}");
+    assert!(!metrics.contains("made-up-7f3a"), "an unknown name is no label: {metrics}");
 }

@@ -238,6 +238,12 @@ pub(crate) async fn proxy_body(
     };
     let end_user = view.user.as_deref().unwrap_or("");
     let outcome = call.outcome;
+    // A name no group serves is labelled by nothing: callers cannot mint series with made-up
+    // names (the access log and the error still name it).
+    let label_model = match out.result {
+        Err(ExecError::UnknownModel) => "",
+        _ => label_model,
+    };
     let result = match out.result {
         Ok(mut reply) => {
             retry_headers(&mut reply);
