@@ -36,12 +36,7 @@ pub struct Admission {
 const ALL_MODELS: &[&str] = &["*", "all-proxy-models", "all-team-models"];
 
 fn allows(models: &[String], model: &str) -> bool {
-    models.is_empty()
-        || models.iter().any(|m| {
-            ALL_MODELS.contains(&m.as_str())
-                || m == model
-                || m.strip_suffix('*').is_some_and(|prefix| model.starts_with(prefix))
-        })
+    models.is_empty() || models.iter().any(|m| ALL_MODELS.contains(&m.as_str()) || super::groups::covers(m, model))
 }
 
 fn model_denied(object: &str, kind: &str, models: &[String], model: &str) -> ApiError {
@@ -212,6 +207,13 @@ fn key_expired(k: &sluice_store::KeyRecord) -> Result<(), ApiError> {
 }
 
 impl Access {
+    /// Whether a `models` list lets its holder call `model`: listed (or matched by a listed
+    /// wildcard), everything, or through a listed access group. The access groups are read only
+    /// when the list itself does not decide.
+    pub fn allows(&self, models: &[String], model: &str) -> bool {
+        allows(models, model) || self.access_groups.load().grant(models, model)
+    }
+
     /// Whether `identity` may call `model` at all (the `/models` list of a key).
     pub fn admit_model(&self, identity: &Identity, model: &str) -> bool {
         let Identity::Key(key) = identity else { return true };
@@ -220,8 +222,8 @@ impl Access {
             .team_id
             .as_deref()
             .and_then(|t| self.registry.teams.get(t))
-            .is_none_or(|t| allows(&t.record.models, model));
-        allows(&key.record.models, model) && team_ok
+            .is_none_or(|t| self.allows(&t.record.models, model));
+        self.allows(&key.record.models, model) && team_ok
     }
 
     /// Whether `identity` may call `model`, with the 401 [`Access::admit`] gives when not: how a
@@ -345,17 +347,17 @@ impl Access {
         key_blocked(k)?;
         let team = k.team_id.as_deref().and_then(|t| self.registry.teams.get(t).map(|e| e.clone()));
         let user = k.user_id.as_deref().and_then(|u| self.registry.users.get(u).map(|e| e.clone()));
-        if !allows(&k.models, model) {
+        if !self.allows(&k.models, model) {
             return Err(model_denied("key", "key_model_access_denied", &k.models, model));
         }
         if let Some(t) = &team {
-            if !allows(&t.record.models, model) {
+            if !self.allows(&t.record.models, model) {
                 return Err(model_denied("team", "team_model_access_denied", &t.record.models, model));
             }
             team_blocked(&t.record)?;
         }
         if let Some(u) = &user {
-            if k.team_id.is_none() && !allows(&u.record.models, model) {
+            if k.team_id.is_none() && !self.allows(&u.record.models, model) {
                 return Err(model_denied("user", "user_model_access_denied", &u.record.models, model));
             }
             let shared = u.record.max_budget.and_then(|_| self.shared_spend(&u.live, "user", &u.record.user_id));

@@ -108,6 +108,10 @@ pub struct Charge {
 pub struct MetricLabels {
     pub route: &'static str,
     pub user_agent: String,
+    /// The `requested_model` label when it is not the model group the request named: a name a
+    /// wildcard serves that the price table does not know is labelled by the pattern, so
+    /// callers cannot mint series.
+    pub requested_model: Option<String>,
 }
 
 impl Charge {
@@ -286,7 +290,7 @@ impl Charge {
         }
         if let (Some(m), Some(labels), true) = (&self.access.metrics, &self.labels, cost > 0.0) {
             m.request_spend(&sluice_metrics::RequestRecord {
-                requested_model: &self.model_group,
+                requested_model: labels.requested_model.as_deref().unwrap_or(&self.model_group),
                 route: labels.route,
                 status: 200,
                 exception_class: None,

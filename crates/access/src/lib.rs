@@ -14,6 +14,7 @@ pub mod admit;
 pub mod auth;
 pub mod charge;
 pub mod duration;
+pub mod groups;
 pub mod ledger;
 pub mod log_queue;
 pub mod registry;
@@ -118,6 +119,9 @@ pub struct Access {
     global_cap: std::sync::OnceLock<Arc<sluice_state::remote::cap::SharedCap>>,
     /// Set by a reload from the database: the next sync raises shared totals to its view.
     reconcile: AtomicBool,
+    /// `model_info.access_groups` of the models served now ([`groups`]), replaced whole when
+    /// the models change.
+    pub access_groups: arc_swap::ArcSwap<groups::AccessGroups>,
 }
 
 /// Concurrent database lookups of unseen keys.
@@ -157,6 +161,7 @@ impl Access {
             book: std::sync::OnceLock::new(),
             global_cap: std::sync::OnceLock::new(),
             reconcile: AtomicBool::new(false),
+            access_groups: arc_swap::ArcSwap::from_pointee(groups::AccessGroups::default()),
         })
     }
 

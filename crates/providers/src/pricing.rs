@@ -226,6 +226,18 @@ pub fn lookup(provider: &str, model: &str) -> Option<Price> {
         .or_else(|| strip_date(regionless).and_then(find))
 }
 
+/// The models the bundled table prices for `provider`, by the name the provider knows them by
+/// (no `provider/` prefix), sorted: what a `provider/*` wildcard lists in `/v1/models`.
+pub fn models_of(provider: &str) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = listed()
+        .filter(|m| m.provider == provider)
+        .map(|m| m.name.strip_prefix(provider).and_then(|n| n.strip_prefix('/')).unwrap_or(m.name))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// LiteLLM's `_check_provider_match`: an entry's provider fits the deployment's, allowing the
 /// families LiteLLM files under several names.
 fn provider_matches(entry: &str, provider: &str) -> bool {
@@ -328,6 +340,15 @@ mod tests {
         assert_eq!(price("mistral", "mistral-large-latest").output_per_token, 6e-6);
         assert_eq!(price("groq", "llama-3.3-70b-versatile").input_per_token, 5.9e-7);
         assert_eq!(price("xai", "xai/grok-3").input_per_token, 3e-6);
+    }
+
+    #[test]
+    fn lists_a_providers_priced_models_by_their_own_names() {
+        let anthropic = models_of("anthropic");
+        assert!(anthropic.contains(&"claude-3-5-sonnet-20240620"), "{anthropic:?}");
+        assert!(anthropic.iter().all(|m| !m.starts_with("anthropic/")), "{anthropic:?}");
+        assert!(!anthropic.contains(&"gpt-4o"));
+        assert!(models_of("no-such-provider").is_empty());
     }
 
     #[test]

@@ -11,6 +11,12 @@ pub(crate) fn on_failure<T>(router: &Router<T>, group: &Group<T>, d: &Deployment
     if s.disable_cooldowns || !status_can_cool(f, multi) {
         return FailureEffect::None;
     }
+    // A wildcard deployment serves whatever names callers send: a 404 is about the name asked
+    // for (a model the provider does not have), not the deployment, and must not take every
+    // other name it serves out of rotation.
+    if group.pattern.is_some() && f.status == Some(404) {
+        return FailureEffect::None;
+    }
     // Priority: the deployment's own cooldown_time, then the upstream's Retry-After, then the
     // router default. Zero means "never cool this one".
     let duration = d.cooldown_time.or(f.retry_after).unwrap_or(s.cooldown_time);

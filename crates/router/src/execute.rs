@@ -79,7 +79,7 @@ pub struct Plan {
 }
 
 impl<T: Send + Sync + 'static> Router<T> {
-    pub async fn execute<C: Call<T>>(&self, model: &str, ctx: &Ctx, caller: &mut C) -> Executed<C::Output, C::Error> {
+    pub async fn execute<C: Call<T>>(&self, model: &str, ctx: &Ctx<'_>, caller: &mut C) -> Executed<C::Output, C::Error> {
         self.execute_planned(model, ctx, &Plan::default(), caller).await
     }
 
@@ -87,7 +87,7 @@ impl<T: Send + Sync + 'static> Router<T> {
     pub async fn execute_planned<C: Call<T>>(
         &self,
         model: &str,
-        ctx: &Ctx,
+        ctx: &Ctx<'_>,
         plan: &Plan,
         caller: &mut C,
     ) -> Executed<C::Output, C::Error> {
@@ -113,7 +113,7 @@ impl<T: Send + Sync + 'static> Router<T> {
         &self,
         group: &Group<T>,
         list: &[String],
-        ctx: &Ctx,
+        ctx: &Ctx<'_>,
         plan: &Plan,
         caller: &mut C,
     ) -> Outcome<C::Output, C::Error> {
@@ -150,7 +150,7 @@ impl<T: Send + Sync + 'static> Router<T> {
     fn with_fallbacks<'a, C: Call<T>>(
         &'a self,
         group: &'a Group<T>,
-        ctx: &'a Ctx,
+        ctx: &'a Ctx<'_>,
         plan: &'a Plan,
         caller: &'a mut C,
         depth: u32,
@@ -216,7 +216,7 @@ impl<T: Send + Sync + 'static> Router<T> {
     async fn with_retries<C: Call<T>>(
         &self,
         group: &Group<T>,
-        ctx: &Ctx,
+        ctx: &Ctx<'_>,
         plan: &Plan,
         caller: &mut C,
         depth: u32,
@@ -257,7 +257,7 @@ impl<T: Send + Sync + 'static> Router<T> {
     async fn attempt<C: Call<T>>(
         &self,
         group: &Group<T>,
-        ctx: &Ctx,
+        ctx: &Ctx<'_>,
         caller: &mut C,
         depth: u32,
     ) -> Result<C::Output, AttemptError<C::Error>> {

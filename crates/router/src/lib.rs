@@ -7,6 +7,10 @@
 //! deployment *is* to the caller (URL, key, timeouts) is opaque here: the router is generic over
 //! it. Time comes from tokio's clock, so tests drive cooldowns and retry sleeps with a paused
 //! clock.
+//!
+//! A group named with a `*` is a wildcard ([`pattern`]): [`Router::resolve`] tries exact names
+//! and aliases first, then the most specific pattern. Within a group, `enable_tag_filtering`
+//! narrows the candidates to the request's tags ([`tags`]).
 
 mod budget;
 mod cooldown;
@@ -15,9 +19,11 @@ mod execute;
 pub mod failure;
 pub mod health;
 mod parallel;
+pub mod pattern;
 mod retry;
 pub mod settings;
 mod strategy;
+pub mod tags;
 
 pub use execute::{Call, ExecError, Executed, Failed, Plan};
 pub use failure::{ErrorKind, Failure};
@@ -53,6 +59,8 @@ pub struct Deployment<T> {
     /// `litellm_params.num_retries`: the retries a failure here gets, whatever the request or
     /// the router says (a `retry_policy` entry still wins).
     pub num_retries: Option<u32>,
+    /// `litellm_params.tags`, for tag-based routing.
+    pub tags: Vec<String>,
     pub health: Health,
     pub target: T,
     semaphore: Option<Arc<Semaphore>>,
@@ -74,6 +82,7 @@ impl<T> Deployment<T> {
             max_input_tokens: None,
             cost_per_token: None,
             num_retries: None,
+            tags: Vec::new(),
             health: Health::default(),
             target,
             semaphore: None,
@@ -96,15 +105,19 @@ impl<T> Deployment<T> {
 pub struct Group<T> {
     pub name: String,
     pub deployments: Vec<Arc<Deployment<T>>>,
+    /// Set when the name holds a `*`: the group serves the names the pattern matches.
+    pub pattern: Option<pattern::Pattern>,
     /// What the group's retries may still spend.
     retry_budget: budget::RetryBudget,
 }
 
 /// The request facts selection may need.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Ctx {
+pub struct Ctx<'a> {
     /// Estimated prompt tokens (context-window and tpm checks).
     pub input_tokens: Option<u64>,
+    /// The request's tags (`metadata.tags`), read only under `enable_tag_filtering`.
+    pub tags: &'a [String],
 }
 
 /// Nothing in the group could take the request.
@@ -115,11 +128,32 @@ pub struct NoDeployment {
     pub retry_after_secs: u64,
     pub pre_call_checks: bool,
     pub cooldown_list: Vec<String>,
+    /// Set when no deployment carries the request's tags (`enable_tag_filtering`): the tags.
+    pub tags: Option<Vec<String>>,
 }
 
 impl NoDeployment {
-    /// LiteLLM's `RouterRateLimitError` text (the proxy answers it with a 429).
+    /// The status the proxy answers with: 429 (try again when a deployment is back), or 400
+    /// when the request's tags pick no deployment (sending it again will not help).
+    pub fn status(&self) -> u16 {
+        if self.tags.is_some() {
+            400
+        } else {
+            429
+        }
+    }
+
+    /// LiteLLM's `RouterRateLimitError` text (the proxy answers it with a 429), or its
+    /// `no_deployments_with_tag_routing` text.
     pub fn message(&self) -> String {
+        if let Some(tags) = &self.tags {
+            let list: Vec<String> = tags.iter().map(|t| format!("'{t}'")).collect();
+            return format!(
+                "Not allowed to access model due to tags configuration. Passed model={} and tags=[{}]. Send tags that a deployment of this model group carries in litellm_params.tags, or tag one deployment `default`.",
+                self.group,
+                list.join(", ")
+            );
+        }
         let py = if self.pre_call_checks { "True" } else { "False" };
         let list: Vec<String> = self.cooldown_list.iter().map(|id| format!("'{id}'")).collect();
         format!(
@@ -174,6 +208,8 @@ pub enum Member<T> {
 pub struct Router<T> {
     names: Vec<String>,
     groups: HashMap<String, Group<T>>,
+    /// The wildcard groups' names, most specific first ([`pattern::Pattern::specificity`]).
+    patterns: Vec<String>,
     pub settings: Settings,
     clock: Clock,
     /// Random numbers for picks and retry jitter, drawn without a lock.
@@ -213,14 +249,18 @@ impl<T> Router<T> {
             }
             groups_of.entry(d.model_name.clone()).or_default().push(d);
         }
-        let groups = groups_of
+        let groups: HashMap<String, Group<T>> = groups_of
             .into_iter()
             .map(|(name, deployments)| {
-                (name.clone(), Group { name, deployments, retry_budget: budget::RetryBudget::default() })
+                let pattern = pattern::Pattern::parse(&name);
+                (name.clone(), Group { name, deployments, pattern, retry_budget: budget::RetryBudget::default() })
             })
             .collect();
+        // Config order among equals: a stable sort of the names as configured.
+        let mut patterns: Vec<String> = names.iter().filter(|n| groups[*n].pattern.is_some()).cloned().collect();
+        patterns.sort_by_key(|n| std::cmp::Reverse(groups[n].pattern.as_ref().map(|p| p.specificity())));
         let entropy = entropy::Entropy::new(settings.seed);
-        Router { names, groups, settings, clock, entropy }
+        Router { names, groups, patterns, settings, clock, entropy }
     }
 
     /// Model group names in config order (aliases not included).
@@ -238,9 +278,23 @@ impl<T> Router<T> {
         out
     }
 
-    /// The group a client's model name refers to: the group itself, or through `model_group_alias`.
+    /// The group a client's model name refers to: the group itself, or through
+    /// `model_group_alias`, else the most specific wildcard group matching it.
     pub fn resolve(&self, model: &str) -> Option<&Group<T>> {
-        self.groups.get(model).or_else(|| self.settings.aliases.get(model).and_then(|(g, _)| self.groups.get(g)))
+        self.groups
+            .get(model)
+            .or_else(|| self.settings.aliases.get(model).and_then(|(g, _)| self.groups.get(g)))
+            .or_else(|| self.wildcard(model))
+    }
+
+    /// The most specific wildcard group whose pattern matches `model` (exact names not tried).
+    pub fn wildcard(&self, model: &str) -> Option<&Group<T>> {
+        self.patterns.iter().map(|n| &self.groups[n]).find(|g| g.pattern.as_ref().is_some_and(|p| p.matches(model)))
+    }
+
+    /// Whether any group is a wildcard.
+    pub fn has_wildcards(&self) -> bool {
+        !self.patterns.is_empty()
     }
 
     pub fn group(&self, name: &str) -> Option<&Group<T>> {
@@ -258,7 +312,7 @@ impl<T> Router<T> {
 
     /// Picks a deployment for one attempt and reserves its slot (waiting for a concurrency
     /// permit, as LiteLLM's semaphore does).
-    pub async fn select(&self, group: &Group<T>, ctx: &Ctx) -> Result<Attempt<T>, NoDeployment> {
+    pub async fn select(&self, group: &Group<T>, ctx: &Ctx<'_>) -> Result<Attempt<T>, NoDeployment> {
         let at = tokio::time::Instant::now();
         let now = self.clock.at(at);
         // A reservation can lose a race for the last unit of quota; a second pass re-reads it.
@@ -338,6 +392,7 @@ impl<T> Router<T> {
             retry_after_secs,
             pre_call_checks: self.settings.enable_pre_call_checks,
             cooldown_list: cooling.iter().map(|d| d.id.clone()).collect(),
+            tags: None,
         }
     }
 

@@ -95,6 +95,10 @@ pub struct Settings {
     pub seed: Option<u64>,
     /// How many retries each group may spend beyond its first attempts.
     pub retry_budget: RetryBudgetSettings,
+    /// `enable_tag_filtering`: requests' tags pick deployments ([`crate::tags`]).
+    pub enable_tag_filtering: bool,
+    /// `tag_filtering_match_any`: a deployment needs one of the request's tags (else all).
+    pub tag_filtering_match_any: bool,
 }
 
 impl Default for Settings {
@@ -117,6 +121,8 @@ impl Default for Settings {
             default_max_parallel_requests: None,
             seed: None,
             retry_budget: RetryBudgetSettings::default(),
+            enable_tag_filtering: false,
+            tag_filtering_match_any: true,
         }
     }
 }

@@ -474,3 +474,20 @@ async fn a_simulated_failure_steers_the_fallback_but_never_cools_the_deployment(
     let g = r.group("primary").unwrap();
     assert_eq!(r.healthy_count(g), 2, "both still in");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wildcard_deployments_404_is_about_the_name_and_does_not_cool_it() {
+    // The same 404 cools an ordinary deployment (a failure retrying cannot fix) …
+    let r = Router::new(group(&["a"], "g"), settings());
+    let mut c = Scripted::new(&[("a", &[404])]);
+    let _ = r.execute("g", &Ctx::default(), &mut c).await;
+    assert_eq!(c.cooled, ["a"]);
+    // … but not a wildcard one: the next name it serves still reaches it.
+    let r = Router::new(group(&["w"], "openai/*"), settings());
+    let mut c = Scripted::new(&[("w", &[404, 200])]);
+    let out = r.execute("openai/no-such-model", &Ctx::default(), &mut c).await;
+    assert!(matches!(out.result, Err(ExecError::Upstream(_))));
+    assert!(c.cooled.is_empty(), "{:?}", c.cooled);
+    let out = r.execute("openai/gpt-4o", &Ctx::default(), &mut c).await;
+    assert_eq!(out.result.ok().as_deref(), Some("w"));
+}

@@ -51,6 +51,8 @@ pub enum TargetKind {
     Translated(Box<Translated>),
     /// A provider whose translation is not implemented yet.
     Unsupported,
+    /// A wildcard deployment: each requested name gets its own target ([`crate::wildcard`]).
+    Wildcard(Box<crate::wildcard::Wildcard>),
     /// A deployment that cannot serve (no usable base URL, missing credentials): its requests
     /// are answered with why.
     Misconfigured(String),
@@ -125,7 +127,7 @@ impl App {
             env,
             default_timeout,
             default_stream_timeout,
-            metrics: metrics.as_deref(),
+            metrics: metrics.as_ref(),
             drop_params: config.litellm.drop_params,
             vertex_tokens: &vertex_tokens,
             client: &client,
@@ -149,8 +151,8 @@ impl App {
             .collect::<Result<Vec<_>, String>>()?;
         let routing = config.router.routing.clone();
         let router = Router::new(deployments, routing);
-        Ok(Arc::new(App {
-            models_json: ArcSwap::from_pointee(crate::info::render_models(&router.public_names())),
+        let app = Arc::new(App {
+            models_json: ArcSwap::from_pointee(crate::info::render_models(&crate::info::model_names(&router, false))),
             needs_input_tokens: AtomicBool::new(needs_input_tokens(&router)),
             model_info_json: crate::info::render_model_info(&config.deployments),
             router: ArcSwap::from_pointee(router),
@@ -193,7 +195,9 @@ impl App {
                 config.general.health_check_details,
             ),
             windows: std::sync::OnceLock::new(),
-        }))
+        });
+        app.access.access_groups.store(Arc::new(access_groups(config.deployments.iter())));
+        Ok(app)
     }
 
     /// Routes `config`'s deployments and `stored` (the models stored in the database) from now
@@ -211,7 +215,7 @@ impl App {
             env,
             default_timeout,
             default_stream_timeout: config.router.stream_timeout.unwrap_or(default_timeout),
-            metrics: self.metrics.as_deref(),
+            metrics: self.metrics.as_ref(),
             drop_params: config.litellm.drop_params,
             vertex_tokens: &vertex_tokens,
             client: &self.client,
@@ -236,7 +240,8 @@ impl App {
         }
         let router = old.rebuilt(members);
         self.share_router(&router);
-        self.models_json.store(Arc::new(crate::info::render_models(&router.public_names())));
+        self.access.access_groups.store(Arc::new(access_groups(config.deployments.iter().chain(stored))));
+        self.models_json.store(Arc::new(crate::info::render_models(&crate::info::model_names(&router, false))));
         self.needs_input_tokens.store(needs_input_tokens(&router), Ordering::Relaxed);
         self.router.store(Arc::new(router));
     }
@@ -385,6 +390,13 @@ fn needs_input_tokens(router: &Router<Target>) -> bool {
         .any(|d| d.tpm.is_some() || (router.settings.enable_pre_call_checks && d.max_input_tokens.is_some()))
 }
 
+/// The deployments' `model_info.access_groups`, for keys' model checks.
+fn access_groups<'a>(specs: impl Iterator<Item = &'a DeploymentSpec>) -> sluice_access::groups::AccessGroups {
+    sluice_access::groups::AccessGroups::new(
+        specs.flat_map(|s| s.access_groups.iter().map(|g| (g.as_str(), s.model_name.as_str()))),
+    )
+}
+
 /// How long [`App::shutdown`] waits for the database to take the last spend.
 pub const SHUTDOWN_WRITE_LIMIT: Duration = Duration::from_secs(10);
 
@@ -421,6 +433,7 @@ fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<T
     d.cooldown_time = spec.cooldown_time.map(|s| seconds(s, 0.0));
     d.max_input_tokens = spec.max_input_tokens;
     d.num_retries = spec.num_retries;
+    d.tags = spec.tags.clone();
     // Cost-based routing compares what billing charges: the deployment's own prices, else the
     // price map's (as LiteLLM's `lowest_cost` reads `litellm.model_cost`). A price per second
     // has no per-token figure to compare: unknown, as in LiteLLM.
@@ -453,18 +466,19 @@ fn seconds(secs: f64, fallback: f64) -> Duration {
     Duration::from_secs_f64(secs.clamp(0.0, crate::config::MAX_SECONDS))
 }
 
-struct TargetCtx<'a> {
-    env: &'a Env,
-    default_timeout: f64,
-    default_stream_timeout: f64,
-    metrics: Option<&'a Metrics>,
-    drop_params: bool,
+/// What building a deployment's target reads besides its spec.
+pub(crate) struct TargetCtx<'a> {
+    pub env: &'a Env,
+    pub default_timeout: f64,
+    pub default_stream_timeout: f64,
+    pub metrics: Option<&'a Arc<Metrics>>,
+    pub drop_params: bool,
     /// One token cache per service-account key, shared by every deployment that uses it.
-    vertex_tokens: &'a std::cell::RefCell<std::collections::HashMap<String, Arc<VertexToken>>>,
-    client: &'a Client,
+    pub vertex_tokens: &'a std::cell::RefCell<std::collections::HashMap<String, Arc<VertexToken>>>,
+    pub client: &'a Client,
 }
 
-fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, String> {
+pub(crate) fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, String> {
     let provider = spec.model.provider;
     let lookup = |v: &str| ctx.env.get(v);
     let base = sluice_providers::reported_base(&spec.model, spec.api_base.as_deref(), &lookup);
@@ -472,8 +486,11 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
     let id_header = HeaderValue::from_str(&spec.id).map_err(|_| {
         format!("model_list[{}].model_info.id: must be printable ASCII to be sent as a header", spec.index)
     })?;
+    let wildcard = spec.is_wildcard().then(|| crate::wildcard::Wildcard::new(spec, ctx)).flatten();
     let kind = if let Some(why) = &spec.unusable {
         TargetKind::Misconfigured(why.clone())
+    } else if let Some(w) = wildcard {
+        TargetKind::Wildcard(Box::new(w))
     } else if let Some(text) = &spec.mock_response {
         TargetKind::Mock(text.clone())
     } else {
@@ -492,7 +509,8 @@ fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Target, St
             Err(why) => return Err(why),
         }
     };
-    let metrics = ctx.metrics.map(|m| {
+    // A wildcard's series are its concrete targets'.
+    let metrics = ctx.metrics.filter(|_| !matches!(kind, TargetKind::Wildcard(_))).map(|m| {
         m.deployment(&DeploymentLabels {
             model_group: spec.model_name.clone(),
             litellm_model_name: format!("{}/{}", provider.name, spec.model.upstream),

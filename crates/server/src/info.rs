@@ -1,9 +1,16 @@
-//! Model lists and health: `/models`, `/models/{id}`, `/model/info`, `/health/*` and `/`.
+//! Model lists and health: `/models`, `/models/{id}`, `/model/info`, `/model_group/info`,
+//! `/health/*` and `/`.
+//!
+//! A key sees only the models it may call (its `models`, its team's, the access groups they
+//! list). A wildcard group is listed as LiteLLM lists it: expanded into the models the price
+//! table knows for its provider, and as the pattern itself when it cannot be expanded (`*`) or
+//! `return_wildcard_routes=True` asks for it.
 
 use crate::app::App;
+use crate::app::{Target, TargetKind};
 use crate::config::DeploymentSpec;
 use crate::errors::ErrorResponse;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
@@ -66,15 +73,126 @@ fn json_response(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
-pub async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ErrorResponse> {
-    let identity = app.access.authenticate(&headers).await?;
-    // A virtual key sees the models it may call, as LiteLLM filters the list.
-    if let sluice_access::Identity::Key(_) = &identity {
-        let names: Vec<String> =
-            app.router.load().public_names().into_iter().filter(|m| app.access.admit_model(&identity, m)).collect();
-        return Ok(json_response(render_models(&names)));
+/// The names `/models` lists: groups (wildcards expanded) and visible aliases, in config order,
+/// each once; with `wildcard_routes`, the patterns themselves too.
+pub fn model_names(router: &sluice_router::Router<Target>, wildcard_routes: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for name in router.public_names() {
+        let expanded = router.group(&name).filter(|g| g.pattern.is_some()).map(|g| {
+            g.deployments
+                .iter()
+                .filter_map(|d| match &d.target.kind {
+                    TargetKind::Wildcard(w) => w.known_names(),
+                    _ => None,
+                })
+                .flatten()
+                .collect::<Vec<String>>()
+        });
+        let show_pattern = match &expanded {
+            None => true,
+            Some(names) => wildcard_routes || names.is_empty(),
+        };
+        for n in expanded.into_iter().flatten() {
+            if seen.insert(n.clone()) {
+                out.push(n);
+            }
+        }
+        if show_pattern && seen.insert(name.clone()) {
+            out.push(name);
+        }
     }
-    Ok(json_response(app.models_json.load().as_ref().clone()))
+    out
+}
+
+/// One of LiteLLM's boolean query flags, written as Python writes booleans (`True`).
+fn flag(q: &std::collections::HashMap<String, String>, name: &str) -> bool {
+    q.get(name).is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+pub async fn models(
+    State(app): State<Arc<App>>,
+    Query(q): crate::manage::Query,
+    headers: HeaderMap,
+) -> Result<Response, ErrorResponse> {
+    let identity = app.access.authenticate(&headers).await?;
+    let is_key = matches!(identity, sluice_access::Identity::Key(_));
+    let (wildcards, only_groups, with_groups) = (
+        flag(&q, "return_wildcard_routes"),
+        flag(&q, "only_model_access_groups"),
+        flag(&q, "include_model_access_groups"),
+    );
+    // The common answer, rendered once per router.
+    if !is_key && !wildcards && !only_groups && !with_groups {
+        return Ok(json_response(app.models_json.load().as_ref().clone()));
+    }
+    let mut names = match only_groups {
+        true => Vec::new(),
+        false => model_names(&app.router.load(), wildcards),
+    };
+    if only_groups || with_groups {
+        names.extend(app.access.access_groups.load().names().iter().cloned());
+    }
+    // A virtual key sees the models it may call, as LiteLLM filters the list.
+    names.retain(|m| app.access.admit_model(&identity, m));
+    Ok(json_response(render_models(&names)))
+}
+
+/// LiteLLM's `/model_group/info`: one entry per model group the caller may use (wildcard groups
+/// by their pattern), with its providers, prices and summed limits.
+pub async fn model_group_info(
+    State(app): State<Arc<App>>,
+    Query(q): crate::manage::Query,
+    headers: HeaderMap,
+) -> Result<Response, ErrorResponse> {
+    let identity = app.access.authenticate(&headers).await?;
+    let wanted = q.get("model_group");
+    let router = app.router.load();
+    let data: Vec<Value> = router
+        .model_names()
+        .iter()
+        .filter(|n| wanted.is_none_or(|w| w == *n))
+        .filter(|n| app.access.admit_model(&identity, n))
+        .filter_map(|n| router.group(n))
+        .map(group_info)
+        .collect();
+    Ok(json_response(Bytes::from(json!({"data": data}).to_string())))
+}
+
+fn group_info(g: &sluice_router::Group<Target>) -> Value {
+    let mut providers: Vec<&str> = Vec::new();
+    for d in &g.deployments {
+        let name = d.target.provider.name;
+        // A catch-all's provider is the requested name's: none to name here.
+        if name != "*" && !providers.contains(&name) {
+            providers.push(name);
+        }
+    }
+    let price = g.deployments.iter().find_map(|d| d.target.served.price);
+    let sum = |f: fn(&sluice_router::Deployment<Target>) -> Option<f64>| -> Value {
+        let vals: Vec<f64> = g.deployments.iter().filter_map(|d| f(d)).collect();
+        if vals.is_empty() {
+            Value::Null
+        } else {
+            json!(vals.iter().sum::<f64>())
+        }
+    };
+    json!({
+        "model_group": g.name,
+        "providers": providers,
+        "max_input_tokens": g.deployments.iter().find_map(|d| d.max_input_tokens),
+        "max_output_tokens": null,
+        "input_cost_per_token": price.map(|p| p.input_per_token),
+        "output_cost_per_token": price.map(|p| p.output_per_token),
+        "mode": "chat",
+        "tpm": sum(|d| d.tpm),
+        "rpm": sum(|d| d.rpm),
+        "supports_parallel_function_calling": false,
+        "supports_vision": false,
+        "supports_function_calling": false,
+        "supported_openai_params": null,
+        "configurable_clientside_auth_params": null,
+    })
 }
 
 pub async fn model_by_id(
@@ -82,8 +200,9 @@ pub async fn model_by_id(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ErrorResponse> {
-    app.access.authenticate(&headers).await?;
-    if app.router.load().resolve(&id).is_none() {
+    let identity = app.access.authenticate(&headers).await?;
+    // A key asking for a model it may not use learns no more than for one that does not exist.
+    if app.router.load().resolve(&id).is_none() || !app.access.admit_model(&identity, &id) {
         return Err(ApiError::new(
             404,
             format!("The model `{id}` does not exist. Call `/v1/models` to see the models you can use."),

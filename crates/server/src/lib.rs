@@ -26,6 +26,7 @@ pub mod proxy;
 mod test_numbers;
 pub mod tokens;
 pub mod vertex_auth;
+pub mod wildcard;
 
 pub use app::App;
 pub use config::Config;
@@ -73,6 +74,7 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
             .route(&format!("{prefix}/models/{{*id}}"), get(info::model_by_id))
             .route(&format!("{prefix}/model/info"), get(manage::model_info));
     }
+    other = other.route("/model_group/info", get(info::model_group_info));
     // Rendered once every route is in the table.
     let document = Arc::new(std::sync::OnceLock::new());
     let other = other

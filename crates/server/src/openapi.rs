@@ -145,9 +145,17 @@ pub static OPERATIONS: &[Operation] = &[
         body: Some("AnthropicMessagesRequest"),
         query: &[],
     },
-    Operation { v1: true, ..op("get", "/models", "OpenAI", Auth::Key, "List the models the caller may use") },
+    Operation {
+        v1: true,
+        query: &["return_wildcard_routes", "only_model_access_groups", "include_model_access_groups"],
+        ..op("get", "/models", "OpenAI", Auth::Key, "List the models the caller may use")
+    },
     Operation { v1: true, ..op("get", "/models/{*id}", "OpenAI", Auth::Key, "One model by name") },
     Operation { v1: true, ..op("get", "/model/info", "Models", Auth::Key, "Deployments and their model_info") },
+    Operation {
+        query: &["model_group"],
+        ..op("get", "/model_group/info", "Models", Auth::Key, "Model groups the caller may use, with prices and limits")
+    },
     op("get", "/health/liveliness", "Health", Auth::Public, "Liveness: the process answers"),
     op("get", "/health/liveness", "Health", Auth::Public, "Liveness (alias of /health/liveliness)"),
     op("get", "/health/readiness", "Health", Auth::Public, "Readiness, with the database's state"),

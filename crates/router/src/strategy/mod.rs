@@ -27,6 +27,17 @@ pub(crate) fn select<T>(
 
     let mut candidates: Vec<&Arc<Deployment<T>>> =
         group.deployments.iter().filter(|d| !d.health.cooling(now)).filter(|d| within_quota(d, ctx, second)).collect();
+    if s.enable_tag_filtering && crate::tags::retain(&mut candidates, ctx.tags, s.tag_filtering_match_any).is_err() {
+        // Refused for its tags only if they pick none of the group's deployments, cooling or
+        // not; else the ones they pick are cooling down or over quota (a 429, as without tags).
+        let mut all: Vec<&Arc<Deployment<T>>> = group.deployments.iter().collect();
+        if crate::tags::retain(&mut all, ctx.tags, s.tag_filtering_match_any).is_err() {
+            let mut refused = router.no_deployment(group);
+            refused.tags = Some(ctx.tags.to_vec());
+            return Err(refused);
+        }
+        candidates.clear();
+    }
     if s.enable_pre_call_checks {
         if let Some(tokens) = ctx.input_tokens {
             candidates.retain(|d| d.max_input_tokens.is_none_or(|max| tokens <= max));

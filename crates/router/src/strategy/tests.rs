@@ -145,9 +145,15 @@ async fn pre_call_checks_apply_order_and_context_window() {
     let r = Router::new(vec![a, b], Settings { enable_pre_call_checks: true, seed: Some(1), ..Settings::default() });
     let g = r.group("g").unwrap();
     for _ in 0..20 {
-        assert_eq!(r.select(g, &Ctx { input_tokens: Some(10) }).await.unwrap().deployment.id, "primary");
+        assert_eq!(
+            r.select(g, &Ctx { input_tokens: Some(10), ..Ctx::default() }).await.unwrap().deployment.id,
+            "primary"
+        );
     }
-    assert_eq!(r.select(g, &Ctx { input_tokens: Some(5_000) }).await.unwrap().deployment.id, "backup");
+    assert_eq!(
+        r.select(g, &Ctx { input_tokens: Some(5_000), ..Ctx::default() }).await.unwrap().deployment.id,
+        "backup"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,7 +1,7 @@
 //! One `model_list` entry: `model_name`, `litellm_params`, `model_info`.
 
 use super::error::{err, fields_of, typed, ConfigError};
-use super::value::{Count, Flag, Positive, Text, UpTo, MAX_SECONDS};
+use super::value::{Count, Flag, Item, Listed, Positive, Text, UpTo, MAX_SECONDS};
 use super::yaml::{key_str, mapping};
 use super::{model_id, Env};
 use serde::de::{Deserializer, IgnoredAny};
@@ -37,6 +37,15 @@ pub struct DeploymentSpec {
     pub model_name: String,
     pub id: String,
     pub model: ModelRef,
+    /// `litellm_params.model` as written: for a wildcard deployment (a `*` in both
+    /// `model_name` and `model`), the template each requested name fills in.
+    pub model_template: String,
+    /// `litellm_params.custom_llm_provider`.
+    pub custom_llm_provider: Option<String>,
+    /// `litellm_params.tags`: what tag-based routing matches requests' tags against.
+    pub tags: Vec<String>,
+    /// `model_info.access_groups`: names a key's `models` may list to grant this model group.
+    pub access_groups: Vec<String>,
     pub api_base: Option<String>,
     pub api_key: Option<Secret>,
     pub api_version: Option<String>,
@@ -198,6 +207,29 @@ struct ParamsSection {
     /// Vertex's private-endpoint URL form: read with the provider's addressing.
     #[allow(dead_code)]
     use_psc_endpoint_format: Option<IgnoredAny>,
+    tags: Option<Listed<Label>>,
+}
+
+/// A tag or access-group name.
+pub(crate) struct Label(String);
+
+/// Longer names are a mistake, and would be copied into every key check and listing.
+const MAX_LABEL: usize = 256;
+
+impl Item for Label {
+    const WHAT: &'static str = "names, e.g. [\"free\", \"default\"]";
+
+    fn check(s: String) -> Result<Self, String> {
+        match s.len() {
+            0 => Err("an empty name matches nothing; remove it".into()),
+            n if n > MAX_LABEL => Err(format!("a name of {n} bytes; at most {MAX_LABEL}")),
+            _ => Ok(Label(s)),
+        }
+    }
+}
+
+fn labels(l: Option<Listed<Label>>) -> Vec<String> {
+    l.map(|l| l.0.into_iter().map(|x| x.0).collect()).unwrap_or_default()
 }
 
 /// Custom prices (LiteLLM's names), in `litellm_params` or `model_info`; the order is the order
@@ -231,6 +263,7 @@ impl Prices {
 struct InfoSection {
     id: Option<Text>,
     max_input_tokens: Option<UpTo<MAX_QUOTA>>,
+    access_groups: Option<Listed<Label>>,
 }
 
 /// `vertex_credentials`: a path to a service-account JSON file, the JSON as a string, or the
@@ -250,6 +283,12 @@ impl<'de> Deserialize<'de> for Credentials {
 }
 
 impl DeploymentSpec {
+    /// A wildcard deployment: a `*` in both `model_name` and `litellm_params.model`, so each
+    /// requested name fills in the model it calls.
+    pub fn is_wildcard(&self) -> bool {
+        self.model_name.contains('*') && self.model_template.contains('*')
+    }
+
     /// Reads one deployment at YAML path `path` (`model_list[3]`, or a name for one stored in the
     /// database).
     pub(crate) fn parse(
@@ -282,8 +321,15 @@ impl DeploymentSpec {
         let model_str = text(p.model)
             .ok_or_else(|| err(&at("model"), "missing; write it as <provider>/<name>, e.g. openai/gpt-4o"))?;
         let custom = text(p.custom_llm_provider);
+        // A wildcard deployment names its provider per request (`model: "*"` sends the requested
+        // name, provider prefix included): what it cannot serve is refused then.
+        let wildcard = model_name.contains('*') && model_str.contains('*');
         let (model, unusable) = match sluice_providers::parse_model(&model_str, custom.as_deref()) {
             Ok(model) => (model, None),
+            Err(_) if wildcard => {
+                let any = sluice_providers::Provider { name: "*", family: sluice_providers::Family::NotImplemented };
+                (ModelRef { provider: any, upstream: model_str.clone() }, None)
+            }
             Err(why) => {
                 let why = format!(
                     "{}: {why}. Deployment {} of model group \"{model_name}\" cannot serve until the config is fixed",
@@ -347,6 +393,10 @@ impl DeploymentSpec {
             model_name,
             id,
             model,
+            model_template: model_str,
+            custom_llm_provider: custom,
+            tags: labels(p.tags),
+            access_groups: labels(info.access_groups),
             api_base,
             api_key: secret(p.api_key),
             api_version: text(p.api_version),

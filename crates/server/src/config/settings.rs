@@ -217,6 +217,8 @@ struct RouterSection {
     allowed_fails: Option<Count>,
     disable_cooldowns: Option<Flag>,
     enable_pre_call_checks: Option<Flag>,
+    enable_tag_filtering: Option<Flag>,
+    tag_filtering_match_any: Option<Flag>,
     max_fallbacks: Option<Count>,
     default_max_parallel_requests: Option<Count>,
     #[serde(default, deserialize_with = "present")]
@@ -317,6 +319,12 @@ impl RouterSettings {
         }
         if let Some(Flag(b)) = raw.enable_pre_call_checks {
             r.enable_pre_call_checks = b;
+        }
+        if let Some(Flag(b)) = raw.enable_tag_filtering {
+            r.enable_tag_filtering = b;
+        }
+        if let Some(Flag(b)) = raw.tag_filtering_match_any {
+            r.tag_filtering_match_any = b;
         }
         if let Some(Count(n)) = raw.max_fallbacks {
             r.max_fallbacks = n;

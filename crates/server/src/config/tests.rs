@@ -111,7 +111,7 @@ fn invalid_configs_name_path_and_fix() {
 #[test]
 fn lists_what_it_ignores() {
     let c = load(
-        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, temperature: 0.2}\ngeneral_settings:\n  alerting: [\"slack\"]\nrouter_settings:\n  enable_tag_filtering: true\nguardrails: []\n",
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, temperature: 0.2}\ngeneral_settings:\n  alerting: [\"slack\"]\nrouter_settings:\n  provider_budget_config: {openai: {budget_limit: 1, time_period: 1d}}\nguardrails: []\n",
     )
     .unwrap();
     let joined = c.ignored.join("\n");
@@ -120,7 +120,7 @@ fn lists_what_it_ignores() {
     }
     assert!(!joined.contains("slack"), "values are not echoed");
     assert_eq!(c.refused.len(), 1, "{:?}", c.refused);
-    assert!(c.refused[0].starts_with("router_settings.enable_tag_filtering: tag routing is not implemented"));
+    assert!(c.refused[0].starts_with("router_settings.provider_budget_config: provider budgets are not enforced"));
 }
 
 #[test]
@@ -328,8 +328,12 @@ fn spend_and_key_limits_sluice_lacks_are_refused() {
 
 #[test]
 fn routing_restrictions_sluice_lacks_are_refused_and_redis_is_configured() {
-    let r = refused("router_settings:\n  enable_tag_filtering: true\n");
-    assert!(r[0].starts_with("router_settings.enable_tag_filtering:"), "{r:?}");
+    // Tag routing is implemented: read, neither refused nor ignored.
+    let c = load("router_settings:\n  enable_tag_filtering: true\n  tag_filtering_match_any: false\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/x, tags: [free, default]}\n    model_info: {access_groups: [beta]}\n").unwrap();
+    assert!(c.refused.is_empty() && c.ignored.is_empty(), "{:?} {:?}", c.refused, c.ignored);
+    assert!(c.router.routing.enable_tag_filtering && !c.router.routing.tag_filtering_match_any);
+    assert_eq!(c.deployments[0].tags, ["free", "default"]);
+    assert_eq!(c.deployments[0].access_groups, ["beta"]);
     // Shared through Redis now: configured, not refused.
     let c = load("router_settings:\n  redis_host: redis\n  redis_port: 6379\n").unwrap();
     assert!(c.refused.is_empty(), "{:?}", c.refused);
@@ -338,10 +342,10 @@ fn routing_restrictions_sluice_lacks_are_refused_and_redis_is_configured() {
     assert!(r[0].starts_with("router_settings.optional_pre_call_checks:"), "{r:?}");
     let c = load("router_settings:\n  optional_pre_call_checks: [\"prompt_caching\"]\n").unwrap();
     assert!(c.refused.is_empty(), "only some options limit anything: {:?}", c.refused);
-    // Turned off, a deny setting denies nothing: listed, not refused.
-    let c = load("router_settings:\n  enable_tag_filtering: false\nmodel_list:\n  - model_name: a\n    litellm_params: {model: openai/x, tags: [free]}\n").unwrap();
-    assert!(c.refused.is_empty(), "{:?}", c.refused);
-    assert!(c.ignored.iter().any(|l| l.contains("litellm_params.tags")), "{:?}", c.ignored);
+    let e = load("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, tags: free}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("model_list[0].litellm_params.tags: "), "{e}");
 }
 
 #[test]

@@ -41,7 +41,6 @@ const DENY: &[(&str, &str)] = &[
     ("litellm_settings.pre_call_rules", "rule functions cannot run in sluice, so requests they would reject would be served"),
     ("litellm_settings.post_call_rules", "rule functions cannot run in sluice, so answers they would reject would be returned"),
     ("litellm_settings.tag_budget_config", "tag budgets are not enforced"),
-    ("router_settings.enable_tag_filtering", "tag routing is not implemented, so requests would reach deployments their tags exclude"),
     ("router_settings.provider_budget_config", "provider budgets are not enforced"),
     ("router_settings.optional_pre_call_checks", "these pre-call checks (budget limiting, model rate limits) are not run"),
     ("model_list[].litellm_params.max_budget", "deployment budgets are not enforced"),

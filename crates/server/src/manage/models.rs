@@ -202,7 +202,9 @@ async fn change(app: &App, id: &str, f: &Fields, missing: fn(String) -> ErrorRes
 /// `GET /model/info` (and `/v1/model/info`): the config's deployments, then those stored in
 /// the database when `store_model_in_db` is on.
 pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
-    caller(&app, &headers).await?;
+    let identity = caller(&app, &headers).await?;
+    // A virtual key sees the deployments of the model groups it may call, as in LiteLLM.
+    let is_key = matches!(identity, sluice_access::Identity::Key(_));
     let stored = match (app.store_model_in_db, app.access.store()) {
         (true, Some(store)) => match store.all_models().await {
             Ok(m) => m,
@@ -213,7 +215,7 @@ pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Resu
         },
         _ => Vec::new(),
     };
-    if stored.is_empty() {
+    if stored.is_empty() && !is_key {
         return Ok(([(http::header::CONTENT_TYPE, "application/json")], app.model_info_json.clone()).into_response());
     }
     let mut body: Value =
@@ -235,6 +237,11 @@ pub async fn model_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Resu
                 }
             }
             data.push(entry);
+        }
+        if is_key {
+            data.retain(|d| {
+                d.get("model_name").and_then(Value::as_str).is_some_and(|m| app.access.admit_model(&identity, m))
+            });
         }
     }
     Ok(json(body))

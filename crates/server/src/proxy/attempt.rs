@@ -30,6 +30,15 @@ pub struct UpstreamCall<'a> {
     pub body: &'a Bytes,
     pub view: &'a sniff::RequestView<'a>,
     pub client_model: &'a str,
+    /// The name the router was asked for: `client_model`, or with its provider's prefix when a
+    /// provider wildcard takes it bare (`crate::wildcard::routed`). A wildcard fills its model
+    /// template with it.
+    pub routed_model: &'a str,
+    /// What metrics name the client's model by: `client_model`, or for a wildcard's unpriced
+    /// names the pattern (`crate::wildcard`), so callers cannot mint series.
+    pub label_model: &'a str,
+    /// The target a wildcard deployment built for `client_model`, for the current attempt.
+    pub concrete: Option<std::sync::Arc<Target>>,
     /// The client's model name as a JSON string literal, spliced into answers.
     pub client_model_json: Bytes,
     /// The original body of an Anthropic-format request (the `/v1/messages` front door): sent to
@@ -100,7 +109,7 @@ impl Call<Target> for UpstreamCall<'_> {
     }
 
     fn failed(&mut self, attempt: &Attempt<Target>, failure: &Failure, effect: FailureEffect) {
-        let Some(m) = &attempt.deployment.target.metrics else { return };
+        let Some(m) = &self.target_of(attempt).metrics else { return };
         let status = failure.status.unwrap_or(500);
         let class = match failure.kind {
             ErrorKind::Connection => "APIConnectionError",
@@ -108,7 +117,7 @@ impl Call<Target> for UpstreamCall<'_> {
             ErrorKind::ContentPolicyViolation => "ContentPolicyViolationError",
             _ => sluice_metrics::exception_class_for_status(status),
         };
-        m.attempt_failed(self.client_model, self.facts.caller(), status, class, attempt.elapsed());
+        m.attempt_failed(self.label_model, self.facts.caller(), status, class, attempt.elapsed());
         if let FailureEffect::CooledDown(_) = effect {
             m.cooled_down(status);
         }
@@ -116,9 +125,23 @@ impl Call<Target> for UpstreamCall<'_> {
 }
 
 impl UpstreamCall<'_> {
+    /// The target the current attempt calls: the deployment's own, or the one its wildcard
+    /// built for the requested name.
+    pub(super) fn target_of<'t>(&'t self, attempt: &'t Attempt<Target>) -> &'t Target {
+        self.concrete.as_deref().unwrap_or(&attempt.deployment.target)
+    }
+
     async fn attempt(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Reply, Failed<CallError>> {
         let deployment = &attempt.deployment;
-        let target = &deployment.target;
+        // A branch on the kind only: ordinary deployments reach their target as before.
+        let concrete = match &deployment.target.kind {
+            TargetKind::Wildcard(w) => {
+                Some(w.target(self.routed_model).map_err(|api| fail(Failure::status(api.status, None), api))?)
+            }
+            _ => None,
+        };
+        self.concrete = concrete.clone();
+        let target = concrete.as_deref().unwrap_or(&deployment.target);
         self.outcome.model_id = Some(target.id_header.clone());
         self.outcome.api_base = target.api_base_header.clone();
         self.outcome.deployment = target.metrics.clone();
@@ -126,7 +149,7 @@ impl UpstreamCall<'_> {
             c.serving(&target.served, target.metrics.as_ref());
         }
         if let Some(m) = &target.metrics {
-            m.attempt_started(self.client_model, self.facts.caller());
+            m.attempt_started(self.label_model, self.facts.caller());
         }
         if let Some(c) = self.controls {
             // `mock_timeout` waits what a real call would: the request's timeout, else the
@@ -153,6 +176,11 @@ impl UpstreamCall<'_> {
             TargetKind::Mock(text) => self.mock_answer(text, None),
             TargetKind::OpenAi(t) => self.forward(attempt, t, &target.provider, depth).await,
             TargetKind::Translated(t) => self.forward_translated(attempt, t).await,
+            // A wildcard's targets are concrete deployments: this arm is never reached.
+            TargetKind::Wildcard(_) => Err(fail(
+                Failure::status(400, None),
+                ApiError::bad_request(format!("model={} matches no deployment", self.client_model)),
+            )),
         }
     }
 
@@ -265,9 +293,9 @@ impl UpstreamCall<'_> {
         // The stream's first frame is the answer the upstream time runs to.
         self.clock.answered = Some(Instant::now());
         self.app.router.load().record_success(attempt, None);
-        if let Some(m) = &attempt.deployment.target.metrics {
+        if let Some(m) = &self.target_of(attempt).metrics {
             let ttft = attempt.elapsed();
-            m.attempt_succeeded(self.client_model, self.facts.caller(), ttft, Some(ttft), None);
+            m.attempt_succeeded(self.label_model, self.facts.caller(), ttft, Some(ttft), None);
         }
         let mut h = HeaderMap::with_capacity(2);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -306,7 +334,7 @@ impl UpstreamCall<'_> {
                 remaining_requests,
                 remaining_tokens,
             );
-            if let Some(m) = &attempt.deployment.target.metrics {
+            if let Some(m) = &self.target_of(attempt).metrics {
                 m.remaining(self.facts.caller(), remaining_requests, remaining_tokens);
             }
         }
@@ -339,7 +367,7 @@ impl UpstreamCall<'_> {
             let bill_needs = (!self.view.include_usage && priced).then(needs);
             let stamp = restamp.unwrap_or_default();
             let mut stage = OpenAiStage::new(*provider, self.endpoint, stamp, usage)
-                .with_metrics(attempt.deployment.target.metrics.clone(), self.client_model)
+                .with_metrics(self.target_of(attempt).metrics.clone(), self.label_model)
                 .with_charge(self.facts.charge.clone(), bill_needs);
             // The `/v1/messages` front door: the chunks become Anthropic's events in the relay.
             let front_door = self.native_anthropic.is_some();
@@ -384,12 +412,12 @@ impl UpstreamCall<'_> {
         let max = sluice_access::charge::MAX_TOKENS;
         let total = answer.usage.map(|u| u.total_tokens.min(2 * max));
         self.app.router.load().record_success_at(attempt, done.into(), total);
-        if let Some(m) = &attempt.deployment.target.metrics {
+        if let Some(m) = &self.target_of(attempt).metrics {
             let usage = answer.usage.map(|u| sluice_metrics::Usage {
                 prompt_tokens: u.prompt_tokens.min(max),
                 completion_tokens: u.completion_tokens.min(max),
             });
-            m.attempt_succeeded(self.client_model, self.facts.caller(), attempt.elapsed_at(done.into()), None, usage);
+            m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed_at(done.into()), None, usage);
         }
         self.settle(answer.usage);
         let out = match (answer.model_span, restamp) {

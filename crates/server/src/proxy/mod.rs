@@ -10,6 +10,7 @@ pub mod mock;
 pub(crate) mod outlive;
 pub use sluice_http::pool;
 pub mod relay;
+pub mod tags;
 mod translate;
 pub mod upstream;
 
@@ -178,14 +179,20 @@ pub(crate) async fn proxy_body(
     if app.enforce_user_param && view.user.is_none() && matches!(identity, sluice_access::Identity::Key(_)) {
         return Err(crate::gate::user_param_missing());
     }
+    // The router this request started with, held to its end even if a model change swaps it.
+    let router = app.router.load_full();
+    // The name routing uses: the model's own unless a provider wildcard takes it bare.
+    let routed = crate::wildcard::routed(&router, &model);
     // Shared budgets and caps: Redis is asked only near a budget's end or for a shared cap.
-    let admission =
-        app.access.admit_shared(identity, &model, view.user.as_deref(), cost_estimate(app, &model, &view)).await?;
+    let estimate = cost_estimate(&router, &routed, &view);
+    let admission = app.access.admit_shared(identity, &model, view.user.as_deref(), estimate).await?;
     // The requested model is admitted first, so its refusal is the one a caller sees.
     let plan = match &asked {
         Some(c) => controls::plan(app, identity, endpoint, &model, c)?,
         None => sluice_router::Plan::default(),
     };
+    // What metrics call the model: bounded although a wildcard lets callers pick names.
+    let label_model = crate::wildcard::label(&router, &routed);
     // The spend-log row's identity is always sluice's own: a client's `x-litellm-call-id` goes
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.
@@ -202,6 +209,7 @@ pub(crate) async fn proxy_body(
     let labels = app.metrics.as_ref().map(|_| sluice_access::charge::MetricLabels {
         route: endpoint.route(),
         user_agent: headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+        requested_model: (label_model != model).then(|| label_model.to_string()),
     });
     facts.charge = Some(sluice_access::charge::Charge::new(
         app.access.clone(),
@@ -214,8 +222,14 @@ pub(crate) async fn proxy_body(
     ));
     // Known from here on: the attempts read the facts and write only the outcome.
     let facts = &*facts;
+    // Read only when tag routing is on: other configs pay nothing for it.
+    let tags = match router.settings.enable_tag_filtering {
+        true => tags::of_request(&body),
+        false => Vec::new(),
+    };
     let ctx = Ctx {
         input_tokens: app.needs_input_tokens.load(std::sync::atomic::Ordering::Relaxed).then(|| estimate_tokens(&view)),
+        tags: &tags,
     };
     let client_model_json = splice::json_string(&model);
     let fallback_bodies = match &asked {
@@ -234,6 +248,9 @@ pub(crate) async fn proxy_body(
         body,
         view: &view,
         client_model: &model,
+        routed_model: &routed,
+        label_model,
+        concrete: None,
         client_model_json,
         native_anthropic,
         facts,
@@ -244,12 +261,10 @@ pub(crate) async fn proxy_body(
         alternates: &alternates,
     };
     let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    // The router this request started with, held to its end even if a model change swaps it.
-    let router = app.router.load_full();
-    let out = router.execute_planned(&model, &ctx, &plan, &mut call).await;
+    let out = router.execute_planned(&routed, &ctx, &plan, &mut call).await;
     if out.fallback_depth > 0 {
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {
-            m.fallback(&model, out.served_group.as_deref().unwrap_or(""), facts.caller(), true, 0, "");
+            m.fallback(label_model, out.served_group.as_deref().unwrap_or(""), facts.caller(), true, 0, "");
         }
     }
     let retry_headers = |reply: &mut Reply| {
@@ -262,12 +277,19 @@ pub(crate) async fn proxy_body(
     };
     let end_user = view.user.as_deref().unwrap_or("");
     let outcome = call.outcome;
+    // A name no group serves is labelled by nothing: callers cannot mint series with made-up
+    // names (the access log and the error still name it).
+    let label_model = match out.result {
+        Err(ExecError::UnknownModel) => "",
+        _ => label_model,
+    };
     let result = match out.result {
         Ok(mut reply) => {
             retry_headers(&mut reply);
             Ok(reply)
         }
         Err(ExecError::UnknownModel) => Err(unknown_model(app, endpoint, &model)),
+        Err(ExecError::NoDeployment(n)) if n.status() != 429 => Err(ApiError::new(n.status(), n.message())),
         Err(ExecError::NoDeployment(n)) => {
             Err(ApiError::new(429, n.message()).header("retry-after", n.retry_after_secs.to_string()))
         }
@@ -282,7 +304,7 @@ pub(crate) async fn proxy_body(
         Ok(r) => r.status.as_u16(),
         Err(e) => e.status,
     };
-    record(app, facts, outcome, endpoint, &model, status, end_user, user_agent);
+    record(app, facts, outcome, endpoint, label_model, status, end_user, user_agent);
     outcome.recorded = true;
     result
 }
@@ -308,6 +330,9 @@ pub(crate) async fn probe(
         body: &body,
         view: &view,
         client_model: model,
+        routed_model: model,
+        label_model: model,
+        concrete: None,
         client_model_json: splice::json_string(model),
         native_anthropic: None,
         facts: &facts,
@@ -322,9 +347,24 @@ pub(crate) async fn probe(
 }
 
 /// What the request may cost on its model group, held against its budgets while it is in flight.
-fn cost_estimate(app: &App, model: &str, view: &sniff::RequestView<'_>) -> f64 {
-    let router = app.router.load();
+fn cost_estimate(
+    router: &sluice_router::Router<crate::app::Target>,
+    model: &str,
+    view: &sniff::RequestView<'_>,
+) -> f64 {
     let Some(group) = router.resolve(model) else { return 0.0 };
+    if group.pattern.is_some() {
+        // The concrete model's price: a wildcard's targets are built (and kept) here.
+        let served: Vec<_> = group
+            .deployments
+            .iter()
+            .filter_map(|d| match &d.target.kind {
+                crate::app::TargetKind::Wildcard(w) => w.target(model).ok().map(|t| t.served.clone()),
+                _ => Some(d.target.served.clone()),
+            })
+            .collect();
+        return sluice_access::reserve::estimate(estimate_tokens(view), view.max_tokens, served.iter().map(|s| &**s));
+    }
     let served = group.deployments.iter().map(|d| &*d.target.served);
     sluice_access::reserve::estimate(estimate_tokens(view), view.max_tokens, served)
 }

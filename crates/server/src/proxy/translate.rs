@@ -65,7 +65,8 @@ impl UpstreamCall<'_> {
         attempt: &Attempt<Target>,
         t: &Translated,
     ) -> Result<Reply, Failed<CallError>> {
-        let provider = &attempt.deployment.target.provider;
+        let provider = self.target_of(attempt).provider;
+        let provider = &provider;
         if self.endpoint != Endpoint::Chat {
             return Err(refused(ApiError::bad_request(format!(
                 "{} is not supported for provider {} yet; use /chat/completions with this model group",
@@ -120,7 +121,7 @@ impl UpstreamCall<'_> {
             let stage = TranslatedStage {
                 tr: t.stream_translator(&meta),
                 out,
-                metrics: attempt.deployment.target.metrics.clone().map(|m| (m, self.client_model.to_string())),
+                metrics: attempt.deployment.target.metrics.clone().map(|m| (m, self.label_model.to_string())),
                 sent_any: false,
                 provider: *provider,
                 charge: self.facts.charge.clone(),
@@ -146,9 +147,9 @@ impl UpstreamCall<'_> {
         let out = t.parse_answer(&body, &meta).map_err(|api| fail(Failure::status(500, None), api))?;
         let usage = sluice_providers::provider::usage(&out);
         self.app.router.load().record_success(attempt, usage.map(|(p, c)| p + c));
-        if let Some(m) = &attempt.deployment.target.metrics {
+        if let Some(m) = &self.target_of(attempt).metrics {
             let usage = usage.map(|(p, c)| sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
-            m.attempt_succeeded(self.client_model, self.facts.caller(), attempt.elapsed(), None, usage);
+            m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, usage);
         }
         self.settle(out.get("usage").and_then(sluice_wire::sniff::Usage::from_value));
         let (status, body) = match front_door {
@@ -174,7 +175,8 @@ impl UpstreamCall<'_> {
         t: &Translated,
         req: UpstreamRequest,
     ) -> Result<Reply, Failed<CallError>> {
-        let provider = &attempt.deployment.target.provider;
+        let provider = self.target_of(attempt).provider;
+        let provider = &provider;
         let timeout = self.timeout.unwrap_or(req.timeout);
         let (up, incoming, sent) = self.send(provider, to_http(req, None), timeout).await?;
         if !up.status.is_success() {
@@ -184,9 +186,9 @@ impl UpstreamCall<'_> {
             return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
         }
         self.app.router.load().record_success(attempt, None);
-        if let Some(m) = &attempt.deployment.target.metrics {
+        if let Some(m) = &self.target_of(attempt).metrics {
             let ttft = attempt.elapsed();
-            m.attempt_succeeded(self.client_model, self.facts.caller(), ttft, self.view.stream.then_some(ttft), None);
+            m.attempt_succeeded(self.label_model, self.facts.caller(), ttft, self.view.stream.then_some(ttft), None);
         }
         let mut h = http::HeaderMap::new();
         if let Some(ct) = up.headers.get("content-type").and_then(|v| HeaderValue::from_bytes(v).ok()) {
