@@ -1,0 +1,252 @@
+//! Chat-completion chunks as OpenAI's Responses event stream: `response.created`,
+//! `response.in_progress`, then per output item `response.output_item.added`, its content
+//! (`response.content_part.added`, `response.output_text.delta`… or
+//! `response.function_call_arguments.delta`…), the `.done` events, `response.output_item.done`,
+//! and last `response.completed` (or `response.incomplete`) with the whole Response and usage.
+//! Every event carries `sequence_number`, counted from 0, and goes out as
+//! `event: <type>\ndata: <json>\n\n`.
+
+use serde_json::{json, Value};
+
+use super::answer::{status_of, Turn};
+
+/// One output item being streamed.
+enum Item {
+    Message { text: String },
+    Call { call_id: String, name: String, arguments: String },
+}
+
+/// Translates one stream; feed it chunks in order, then [`EventStream::finish`].
+pub struct EventStream {
+    turn: Turn,
+    seq: u64,
+    started: bool,
+    items: Vec<Item>,
+    /// The open message item's position in `items`.
+    message: Option<usize>,
+    /// Chat's tool-call `index` → position in `items`.
+    calls: Vec<(u64, usize)>,
+    finish_reason: Option<String>,
+    usage: Option<Value>,
+}
+
+impl EventStream {
+    pub fn new(turn: Turn) -> EventStream {
+        EventStream {
+            turn,
+            seq: 0,
+            started: false,
+            items: Vec::new(),
+            message: None,
+            calls: Vec::new(),
+            finish_reason: None,
+            usage: None,
+        }
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, kind: &str, mut event: Value) {
+        event["type"] = Value::String(kind.to_string());
+        event["sequence_number"] = json!(self.seq);
+        self.seq += 1;
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        out.extend_from_slice(event.to_string().as_bytes());
+        out.extend_from_slice(b"\n\n");
+    }
+
+    /// The opening events, once.
+    pub fn start(&mut self, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let r = self.turn.response("in_progress", Vec::new(), None, None);
+        self.emit(out, "response.created", json!({"response": r}));
+        let r = self.turn.response("in_progress", Vec::new(), None, None);
+        self.emit(out, "response.in_progress", json!({"response": r}));
+    }
+
+    /// One chat chunk's events.
+    pub fn on_chunk(&mut self, chunk: &Value, out: &mut Vec<u8>) {
+        self.start(out);
+        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+            self.usage = Some(u.clone());
+        }
+        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else { return };
+        let delta = &choice["delta"];
+        if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            let index = match self.message {
+                Some(i) => i,
+                None => self.open_message(out),
+            };
+            if let Item::Message { text: all } = &mut self.items[index] {
+                all.push_str(text);
+            }
+            let item_id = self.turn.item_id("msg", index);
+            self.emit(
+                out,
+                "response.output_text.delta",
+                json!({"item_id": item_id, "output_index": index, "content_index": 0, "delta": text, "logprobs": []}),
+            );
+        }
+        for call in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+            let chat_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let f = &call["function"];
+            let index = match self.calls.iter().find(|(c, _)| *c == chat_index) {
+                Some((_, i)) => *i,
+                None => {
+                    let index = self.items.len();
+                    let call_id = call["id"].as_str().unwrap_or("").to_string();
+                    let name = f["name"].as_str().unwrap_or("").to_string();
+                    let item = self.turn.call_item(index, &call_id, &name, "", "in_progress");
+                    self.items.push(Item::Call { call_id, name, arguments: String::new() });
+                    self.calls.push((chat_index, index));
+                    self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
+                    index
+                }
+            };
+            if let Some(args) = f.get("arguments").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+                if let Item::Call { arguments, .. } = &mut self.items[index] {
+                    arguments.push_str(args);
+                }
+                let item_id = self.turn.item_id("fc", index);
+                self.emit(
+                    out,
+                    "response.function_call_arguments.delta",
+                    json!({"item_id": item_id, "output_index": index, "delta": args}),
+                );
+            }
+        }
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.finish_reason = Some(reason.to_string());
+        }
+    }
+
+    fn open_message(&mut self, out: &mut Vec<u8>) -> usize {
+        let index = self.items.len();
+        self.items.push(Item::Message { text: String::new() });
+        self.message = Some(index);
+        let item = self.turn.message_item(index, "", "in_progress");
+        let item_id = self.turn.item_id("msg", index);
+        self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
+        self.emit(
+            out,
+            "response.content_part.added",
+            json!({"item_id": item_id, "output_index": index, "content_index": 0,
+                "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
+        );
+        index
+    }
+
+    /// The closing events; returns the finished Response (for storing it).
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Value {
+        self.start(out);
+        let mut output = Vec::with_capacity(self.items.len());
+        let items = std::mem::take(&mut self.items);
+        for (index, item) in items.iter().enumerate() {
+            let done = match item {
+                Item::Message { text } => {
+                    let item_id = self.turn.item_id("msg", index);
+                    let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+                    self.emit(
+                        out,
+                        "response.output_text.done",
+                        json!({"item_id": item_id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                    );
+                    self.emit(
+                        out,
+                        "response.content_part.done",
+                        json!({"item_id": item_id, "output_index": index, "content_index": 0, "part": part}),
+                    );
+                    self.turn.message_item(index, text, "completed")
+                }
+                Item::Call { call_id, name, arguments } => {
+                    let item_id = self.turn.item_id("fc", index);
+                    self.emit(
+                        out,
+                        "response.function_call_arguments.done",
+                        json!({"item_id": item_id, "output_index": index, "name": name, "arguments": arguments}),
+                    );
+                    self.turn.call_item(index, call_id, name, arguments, "completed")
+                }
+            };
+            self.emit(out, "response.output_item.done", json!({"output_index": index, "item": done.clone()}));
+            output.push(done);
+        }
+        let (status, incomplete) = status_of(self.finish_reason.as_deref());
+        let r = self.turn.response(status, output, self.usage.as_ref(), incomplete);
+        let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
+        self.emit(out, kind, json!({"response": r.clone()}));
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(out: &[u8]) -> Vec<Value> {
+        let text = std::str::from_utf8(out).unwrap();
+        text.split("\n\n")
+            .filter(|f| !f.is_empty())
+            .map(|f| {
+                let (event, data) = f.split_once('\n').unwrap();
+                let v: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                assert_eq!(event.strip_prefix("event: ").unwrap(), v["type"]);
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_and_a_tool_call_in_openai_order() {
+        let turn = Turn::new(&json!({}), "resp_1".into(), "m", 1);
+        let mut s = EventStream::new(turn);
+        let mut out = Vec::new();
+        for c in [
+            json!({"choices": [{"delta": {"role": "assistant", "content": "He"}}]}),
+            json!({"choices": [{"delta": {"content": "llo"}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "call_9", "function": {"name": "f", "arguments": "{\"a\""}}]}}]}),
+            json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}}]}),
+            json!({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}),
+            json!({"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 5, "total_tokens": 7}}),
+        ] {
+            s.on_chunk(&c, &mut out);
+        }
+        let done = s.finish(&mut out);
+        let ev = events(&out);
+        let kinds: Vec<&str> = ev.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        for (i, e) in ev.iter().enumerate() {
+            assert_eq!(e["sequence_number"], i as u64);
+        }
+        assert_eq!(ev[9]["text"], "Hello");
+        assert_eq!(ev[12]["arguments"], "{\"a\":1}");
+        let last = &ev[14]["response"];
+        assert_eq!(last, &done);
+        assert_eq!(last["status"], "completed");
+        assert_eq!(last["usage"]["input_tokens"], 2);
+        assert_eq!(last["usage"]["output_tokens"], 5);
+        assert_eq!(last["output"][1]["call_id"], "call_9");
+    }
+}
