@@ -95,6 +95,8 @@ pub struct App {
     /// The rate windows' sync with Redis, once started: routers rebuilt after a model change
     /// bind their new deployments' windows to it.
     windows: std::sync::OnceLock<Arc<sluice_state::WindowSharing>>,
+    /// Responses API answers on their way into the database (`proxy::responses`).
+    pub responses: Arc<crate::proxy::responses::Pending>,
 }
 
 impl App {
@@ -184,6 +186,7 @@ impl App {
             remote,
             changes: crate::live::Changes::default(),
             windows: std::sync::OnceLock::new(),
+            responses: Default::default(),
         }))
     }
 

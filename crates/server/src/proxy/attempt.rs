@@ -38,6 +38,8 @@ pub struct UpstreamCall<'a> {
     /// What the attempts produce.
     pub outcome: &'a mut Outcome,
     pub clock: UpstreamClock,
+    /// A `/v1/responses` call's own state: what a deployment that speaks only chat needs.
+    pub responses: Option<&'a super::responses::Prepared>,
 }
 
 /// When the current attempt's request went upstream and its answer was read: set by the
@@ -95,7 +97,7 @@ impl Call<Target> for UpstreamCall<'_> {
 }
 
 impl UpstreamCall<'_> {
-    async fn attempt(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Reply, Failed<CallError>> {
+    pub(super) async fn attempt(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Reply, Failed<CallError>> {
         let deployment = &attempt.deployment;
         let target = &deployment.target;
         self.outcome.model_id = Some(target.id_header.clone());
@@ -106,6 +108,9 @@ impl UpstreamCall<'_> {
         }
         if let Some(m) = &target.metrics {
             m.attempt_started(self.client_model, self.facts.caller());
+        }
+        if self.endpoint == Endpoint::Responses && !super::responses::native(target) {
+            return self.responses_via_chat(attempt, depth).await;
         }
         match &target.kind {
             TargetKind::Unsupported => Err(fail(
@@ -143,7 +148,7 @@ impl UpstreamCall<'_> {
     }
 
     /// The one place upstream time goes into the outcome.
-    fn settle_clock(&mut self) {
+    pub(super) fn settle_clock(&mut self) {
         self.outcome.upstream += self.clock.settle();
     }
 
@@ -267,6 +272,17 @@ impl UpstreamCall<'_> {
             return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
         }
 
+        if self.view.stream && self.endpoint == Endpoint::Responses {
+            let stage = super::responses_relay::ResponsesStage::new(
+                *provider,
+                restamp.unwrap_or_default(),
+                attempt.deployment.id.clone(),
+                attempt.deployment.target.metrics.clone().map(|m| (m, self.client_model.to_string())),
+                self.facts.charge.clone(),
+            );
+            let relay = Relay::new(incoming, stage, *provider, t.stream_timeout);
+            return self.start_stream(attempt, &up.headers, relay).await;
+        }
         if self.view.stream {
             let needs = || UsageNeeds {
                 request: self.body.clone(),
@@ -332,6 +348,12 @@ impl UpstreamCall<'_> {
         }
         self.settle(answer.usage);
         let out = match (answer.model_span, restamp) {
+            // A Response's id is wrapped to name this deployment too (`proxy::responses`).
+            (_, stamp) if self.endpoint == Endpoint::Responses => {
+                let spans = std::str::from_utf8(&body).ok().and_then(sluice_wire::responses::spans).unwrap_or_default();
+                let wrap = super::responses::IdWrap { provider: provider.name, deployment: &attempt.deployment.id };
+                [super::responses::restamp(&body, &spans, &wrap, stamp.as_deref()), Bytes::new(), Bytes::new()]
+            }
             (Some(span), Some(stamp)) => splice::replace(&body, span, stamp),
             _ => [body, Bytes::new(), Bytes::new()],
         };

@@ -9,6 +9,8 @@ pub mod mock;
 pub(crate) mod outlive;
 pub use sluice_http::pool;
 pub mod relay;
+pub mod responses;
+mod responses_relay;
 mod translate;
 pub mod upstream;
 
@@ -139,6 +141,15 @@ pub(crate) async fn proxy_body(
     facts: &mut Facts,
     outcome: &mut Outcome,
 ) -> Result<Reply, ApiError> {
+    // The Responses API's own state (a previous response's conversation, `store`), before the
+    // request is read for routing.
+    let (body, responses) = match endpoint {
+        Endpoint::Responses => {
+            let (body, prepared) = responses::prepare(app, identity, body).await?;
+            (body, Some(prepared))
+        }
+        _ => (body, None),
+    };
     let view = sniff::request(&body, endpoint)?;
 
     // Like LiteLLM, a model named in the path wins over the body's.
@@ -203,6 +214,7 @@ pub(crate) async fn proxy_body(
         facts,
         outcome,
         clock: attempt::UpstreamClock::default(),
+        responses: responses.as_ref(),
     };
     let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     // The router this request started with, held to its end even if a model change swaps it.
@@ -258,7 +270,7 @@ fn cost_estimate(app: &App, model: &str, view: &sniff::RequestView<'_>) -> f64 {
 
 /// A cheap prompt-size estimate for quota and context-window checks: about four bytes per token.
 fn estimate_tokens(view: &sniff::RequestView<'_>) -> u64 {
-    let raw = view.messages.or(view.prompt).map(str::len).unwrap_or(0);
+    let raw = view.messages.or(view.prompt).or(view.input).map(str::len).unwrap_or(0);
     (raw as u64).div_ceil(4)
 }
 

@@ -24,3 +24,77 @@ fn unsupported(what: impl std::fmt::Display, param: &str) -> ApiError {
     ))
     .param(param)
 }
+
+/// Where a Response's `id` and `model` values sit in `json` (a Response object, or a stream
+/// event carrying one under `response`), and its usage: what a native answer needs re-stamped
+/// and billed. `None` when `json` is neither.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Spans {
+    pub id: Option<std::ops::Range<usize>>,
+    pub model: Option<std::ops::Range<usize>>,
+    pub usage: Option<crate::sniff::Usage>,
+}
+
+pub fn spans(json: &str) -> Option<Spans> {
+    #[derive(serde::Deserialize)]
+    struct Raw<'a> {
+        #[serde(borrow, default)]
+        response: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        id: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        model: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow, default)]
+        usage: Option<&'a serde_json::value::RawValue>,
+    }
+    if !json.trim_start().starts_with('{') {
+        return None;
+    }
+    let [response, id, model, usage] = match crate::scan::fields(json, ["response", "id", "model", "usage"]) {
+        Some(f) => f,
+        None => {
+            let raw: Raw<'_> = serde_json::from_str(json).ok()?;
+            [raw.response, raw.id, raw.model, raw.usage].map(|v| v.map(serde_json::value::RawValue::get))
+        }
+    };
+    let at = |inner: &str| {
+        let start = inner.as_ptr() as usize - json.as_ptr() as usize;
+        start..start + inner.len()
+    };
+    if let Some(r) = response.filter(|r| r.starts_with('{')) {
+        let inner = spans(r)?;
+        let shift = at(r).start;
+        let moved = |s: std::ops::Range<usize>| s.start + shift..s.end + shift;
+        return Some(Spans { id: inner.id.map(moved), model: inner.model.map(moved), usage: inner.usage });
+    }
+    let string = |v: &&str| v.starts_with('"');
+    Some(Spans {
+        id: id.filter(string).map(at),
+        model: model.filter(string).map(at),
+        usage: usage.filter(|u| u.starts_with('{')).and_then(|u| serde_json::from_str(u).ok()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_of_a_response_and_of_an_event() {
+        let r = r#"{"id":"resp_1","object":"response","model":"gpt-4o","usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7}}"#;
+        let s = spans(r).unwrap();
+        assert_eq!(&r[s.id.unwrap()], "\"resp_1\"");
+        assert_eq!(&r[s.model.unwrap()], "\"gpt-4o\"");
+        assert_eq!(s.usage.unwrap().completion_tokens, 4);
+        let e = format!(r#"{{"type":"response.completed","sequence_number":9,"response":{r}}}"#);
+        let s = spans(&e).unwrap();
+        assert_eq!(&e[s.id.unwrap()], "\"resp_1\"");
+        assert_eq!(&e[s.model.unwrap()], "\"gpt-4o\"");
+        assert_eq!(s.usage.unwrap().prompt_tokens, 3);
+        // A delta event names an item, not a response: nothing to re-stamp.
+        let d = r#"{"type":"response.output_text.delta","item_id":"msg_1","delta":"Hi"}"#;
+        assert_eq!(spans(d), Some(Spans::default()));
+        assert_eq!(spans("[1]"), None);
+        assert_eq!(spans("not json"), None);
+    }
+}
