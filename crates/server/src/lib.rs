@@ -65,8 +65,6 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
                     .route(&format!("{prefix}/engines/{{model}}{path}"), post(named));
             }
         }
-        proxied = proxied
-            .route(&format!("{prefix}/responses/{{id}}"), get(proxy::responses::get).delete(proxy::responses::delete));
     }
     proxied = proxied.route("/v1/messages", post(proxy::messages::messages));
     let mut other = openapi::Routes::new();
@@ -74,7 +72,8 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
         other = other
             .route(&format!("{prefix}/models"), get(info::models))
             .route(&format!("{prefix}/models/{{*id}}"), get(info::model_by_id))
-            .route(&format!("{prefix}/model/info"), get(manage::model_info));
+            .route(&format!("{prefix}/model/info"), get(manage::model_info))
+            .route(&format!("{prefix}/responses/{{id}}"), get(proxy::responses::get).delete(proxy::responses::delete));
     }
     // Rendered once every route is in the table.
     let document = Arc::new(std::sync::OnceLock::new());
