@@ -15,8 +15,11 @@ pub struct Turn {
     echo: Map<String, Value>,
 }
 
+/// Makes a field's default value.
+type MakeDefault = fn() -> Value;
+
 /// The request fields a Response repeats, with OpenAI's defaults for those not sent.
-const ECHOED: [(&str, fn() -> Value); 13] = [
+const ECHOED: [(&str, MakeDefault); 13] = [
     ("instructions", || Value::Null),
     ("max_output_tokens", || Value::Null),
     ("metadata", || json!({})),
