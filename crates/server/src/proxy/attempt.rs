@@ -326,7 +326,16 @@ impl UpstreamCall<'_> {
         };
         // One clock read serves the upstream time, the router's record and the metrics.
         let done = self.answered();
-        let answer = match sniff::response(&body) {
+        // A Response is read once for its id, model and usage (`proxy::responses`).
+        let responses = match self.endpoint {
+            Endpoint::Responses => std::str::from_utf8(&body).ok().and_then(sluice_wire::responses::spans),
+            _ => None,
+        };
+        let answer = match &responses {
+            Some(s) => Ok(sniff::ResponseView { model_span: s.model.clone(), usage: s.usage }),
+            None => sniff::response(&body),
+        };
+        let answer = match answer {
             Ok(a) => a,
             Err(_) => {
                 let api =
@@ -350,7 +359,7 @@ impl UpstreamCall<'_> {
         let out = match (answer.model_span, restamp) {
             // A Response's id is wrapped to name this deployment too (`proxy::responses`).
             (_, stamp) if self.endpoint == Endpoint::Responses => {
-                let spans = std::str::from_utf8(&body).ok().and_then(sluice_wire::responses::spans).unwrap_or_default();
+                let spans = responses.unwrap_or_default();
                 let wrap = super::responses::IdWrap { provider: provider.name, deployment: &attempt.deployment.id };
                 [super::responses::restamp(&body, &spans, &wrap, stamp.as_deref()), Bytes::new(), Bytes::new()]
             }

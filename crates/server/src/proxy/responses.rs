@@ -354,11 +354,19 @@ impl Events {
 pub(crate) fn restamp(json: &[u8], spans: &wire_responses::Spans, wrap: &IdWrap<'_>, model: Option<&[u8]>) -> Bytes {
     let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
     if let Some(span) = &spans.id {
-        if let Some(upstream) = json.get(span.clone()).and_then(|s| serde_json::from_slice::<String>(s).ok()) {
-            edits.push((
-                span.clone(),
-                format!("\"{}\"", id::encode(wrap.provider, wrap.deployment, &upstream)).into_bytes(),
-            ));
+        let raw = json.get(span.clone()).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("");
+        // Upstream ids are plain ASCII; one with escapes is decoded first.
+        let upstream = match raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+            Some(plain) if !plain.contains('\\') => Some(std::borrow::Cow::Borrowed(plain)),
+            _ => serde_json::from_str::<String>(raw).ok().map(std::borrow::Cow::Owned),
+        };
+        if let Some(upstream) = upstream {
+            let wrapped = id::encode(wrap.provider, wrap.deployment, &upstream);
+            let mut quoted = Vec::with_capacity(wrapped.len() + 2);
+            quoted.push(b'"');
+            quoted.extend_from_slice(wrapped.as_bytes());
+            quoted.push(b'"');
+            edits.push((span.clone(), quoted));
         }
     }
     if let (Some(span), Some(m)) = (&spans.model, model) {
