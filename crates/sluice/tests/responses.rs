@@ -329,3 +329,36 @@ fn bad_input_gets_litellm_error_envelope_not_a_5xx() {
     let r = request(g.addr, "GET", "/v1/responses/resp_unknown", Some("sk-wrong"), b"");
     assert_eq!(r.status, 401, "{}", r.text());
 }
+
+#[test]
+fn a_continuation_goes_to_the_deployment_that_holds_the_conversation() {
+    let (m1, m2) = (mock(&[]), mock(&[]));
+    let config = r#"
+model_list:
+  - model_name: gpt
+    litellm_params:
+      model: openai/gpt-4o
+      api_base: {MOCK}
+  - model_name: gpt
+    litellm_params:
+      model: openai/gpt-4o
+      api_base: {MOCK2}
+general_settings:
+  master_key: sk-1234
+"#
+    .replace("{MOCK2}", &format!("http://{}/", m2.addr));
+    let g = gateway(&config, Some(&m1));
+    let first = call(g.addr, "sk-1234", json!({"model": "gpt", "input": "hi"}));
+    assert_eq!(first.status, 200, "{}", first.text());
+    let id = first.json()["id"].as_str().unwrap().to_string();
+    for _ in 0..10 {
+        let r = call(
+            g.addr,
+            "sk-1234",
+            json!({"model": "gpt", "input": "more", "previous_response_id": id, "stream": true}),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let counts = [&m1, &m2].map(|m| mock_stats(m)["by_route"]["responses"].as_u64().unwrap());
+    assert!(counts == [11, 0] || counts == [0, 11], "every turn on the deployment of the first: {counts:?}");
+}

@@ -135,7 +135,14 @@ impl UpstreamCall<'_> {
                 reply.lines = self.finish(None);
                 Ok(reply)
             }
-            TargetKind::OpenAi(t) => self.forward(attempt, t, &target.provider, depth).await,
+            TargetKind::OpenAi(t) => match super::responses::pinned(self.app, self.responses, deployment) {
+                // A previous response's deployment holds its conversation: it serves the next turn.
+                Some(pin) => match &pin.target.kind {
+                    TargetKind::OpenAi(pt) => self.forward(attempt, pt, &pin.target.provider, depth, &pin.id).await,
+                    _ => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
+                },
+                None => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
+            },
             TargetKind::Translated(t) => self.forward_translated(attempt, t).await,
         }
     }
@@ -227,6 +234,8 @@ impl UpstreamCall<'_> {
         t: &OpenAiTarget,
         provider: &sluice_providers::Provider,
         depth: u32,
+        // The deployment a Response's id names (`proxy::responses`).
+        wrap_id: &str,
     ) -> Result<Reply, Failed<CallError>> {
         // The OpenAI provider builds the request as every provider does: the client's bytes with
         // only `model` spliced in (three slices, nothing parsed), and its headers.
@@ -276,7 +285,7 @@ impl UpstreamCall<'_> {
             let stage = super::responses_relay::ResponsesStage::new(
                 *provider,
                 restamp.unwrap_or_default(),
-                attempt.deployment.id.clone(),
+                wrap_id.to_string(),
                 attempt.deployment.target.metrics.clone().map(|m| (m, self.client_model.to_string())),
                 self.facts.charge.clone(),
             );
@@ -360,7 +369,7 @@ impl UpstreamCall<'_> {
             // A Response's id is wrapped to name this deployment too (`proxy::responses`).
             (_, stamp) if self.endpoint == Endpoint::Responses => {
                 let spans = responses.unwrap_or_default();
-                let wrap = super::responses::IdWrap { provider: provider.name, deployment: &attempt.deployment.id };
+                let wrap = super::responses::IdWrap { provider: provider.name, deployment: wrap_id };
                 [super::responses::restamp(&body, &spans, &wrap, stamp.as_deref()), Bytes::new(), Bytes::new()]
             }
             (Some(span), Some(stamp)) => splice::replace(&body, span, stamp),

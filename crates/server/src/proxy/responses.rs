@@ -58,6 +58,8 @@ pub(crate) struct Prepared {
     history: Vec<Value>,
     /// `store: false` asks that nothing be kept.
     keep: bool,
+    /// The deployment a native `previous_response_id` names: it holds the conversation.
+    pinned: Option<String>,
     /// The chat translation, made by the first attempt that needs it.
     translation: OnceLock<Result<Translation, ApiError>>,
 }
@@ -79,8 +81,13 @@ pub(crate) async fn prepare(
     identity: &sluice_access::Identity,
     body: Bytes,
 ) -> Result<(Bytes, Prepared), ApiError> {
-    let mut prepared =
-        Prepared { owner: owner(identity), history: Vec::new(), keep: true, translation: OnceLock::new() };
+    let mut prepared = Prepared {
+        owner: owner(identity),
+        history: Vec::new(),
+        keep: true,
+        pinned: None,
+        translation: OnceLock::new(),
+    };
     let mentions = |needle: &[u8]| memchr::memmem::find(&body, needle).is_some();
     if mentions(b"\"store\"") {
         let view: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -98,6 +105,7 @@ pub(crate) async fn prepare(
         let mut tree: Value = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}.")))?;
         tree["previous_response_id"] = Value::String(native.response_id);
+        prepared.pinned = Some(native.model_id);
         return Ok((Bytes::from(tree.to_string()), prepared));
     }
     let record = find(app, &previous, &prepared.owner).await?.ok_or_else(|| {
@@ -139,6 +147,20 @@ impl Prepared {
         });
         made.as_ref().map_err(Clone::clone)
     }
+}
+
+/// The deployment that must serve this attempt instead of `chosen`: the one a native
+/// `previous_response_id` names, when it is another member of the same model group (an id never
+/// reaches a deployment the request's model does not route to).
+pub(crate) fn pinned(
+    app: &App,
+    prepared: Option<&Prepared>,
+    chosen: &sluice_router::Deployment<Target>,
+) -> Option<Arc<sluice_router::Deployment<Target>>> {
+    let id = prepared?.pinned.as_deref().filter(|id| *id != chosen.id)?;
+    let router = app.router.load();
+    let group = router.group(&chosen.model_name)?;
+    group.deployments.iter().find(|d| d.id == id && native(&d.target)).cloned()
 }
 
 /// Whether a deployment answers `/v1/responses` itself.
