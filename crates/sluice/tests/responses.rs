@@ -362,3 +362,30 @@ general_settings:
     let counts = [&m1, &m2].map(|m| mock_stats(m)["by_route"]["responses"].as_u64().unwrap());
     assert!(counts == [11, 0] || counts == [0, 11], "every turn on the deployment of the first: {counts:?}");
 }
+
+#[test]
+fn azure_deployments_answer_natively_at_their_responses_path() {
+    let m = mock(&[]);
+    let config = r#"
+model_list:
+  - model_name: az
+    litellm_params:
+      model: azure/my-gpt4o
+      api_base: {MOCK}
+      api_key: az-key
+      api_version: 2025-03-01-preview
+general_settings:
+  master_key: sk-1234
+"#;
+    let g = gateway(config, Some(&m));
+    let r = call(g.addr, "sk-1234", json!({"model": "az", "input": "hi"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["model"], "az");
+    let id = v["id"].as_str().unwrap();
+    assert_eq!(sluice_wire::responses::id::decode(id).unwrap().provider, "azure");
+    let got = request(g.addr, "GET", &format!("/v1/responses/{id}"), Some("sk-1234"), b"");
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.json()["id"], id);
+    assert_eq!(mock_stats(&m)["by_route"]["responses"], 2, "both reached the mock's Responses API");
+}

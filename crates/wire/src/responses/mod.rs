@@ -97,4 +97,31 @@ mod tests {
         assert_eq!(spans("[1]"), None);
         assert_eq!(spans("not json"), None);
     }
+
+    const EVENT: &str = r#"{"type":"response.completed","response":{"id":"resp_1","model":"gpt-4o","usage":{"input_tokens":3,"output_tokens":4}}}"#;
+
+    proptest::proptest! {
+        /// Whatever an upstream sends, reading it never panics, and every span found lies
+        /// inside the text on a JSON string's quotes (what is spliced there stays JSON).
+        #[test]
+        fn any_answer_reads_without_panic(
+            junk in ".{0,200}",
+            cut in 0usize..EVENT.len(),
+            at in 0usize..EVENT.len(),
+            byte in proptest::char::any(),
+        ) {
+            let mut mutated = EVENT.to_string();
+            if mutated.is_char_boundary(at) {
+                mutated.insert(at, byte);
+            }
+            for text in [junk.as_str(), &EVENT[..cut], &mutated, &format!("{{\"response\":{junk}}}")] {
+                if let Some(s) = spans(text) {
+                    for span in [s.id, s.model].into_iter().flatten() {
+                        proptest::prop_assert!(span.end <= text.len() && span.start < span.end);
+                        proptest::prop_assert!(text[span.clone()].starts_with('"') && text[span].ends_with('"'));
+                    }
+                }
+            }
+        }
+    }
 }
