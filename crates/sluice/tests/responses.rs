@@ -389,3 +389,22 @@ general_settings:
     assert_eq!(got.json()["id"], id);
     assert_eq!(mock_stats(&m)["by_route"]["responses"], 2, "both reached the mock's Responses API");
 }
+
+#[test]
+fn a_conversation_kept_here_continues_on_an_openai_deployment_as_chat() {
+    let m = mock(&[]);
+    let g = gateway(CONFIG, Some(&m));
+    let first = call(g.addr, "sk-1234", json!({"model": "claude", "input": "hi"}));
+    assert_eq!(first.status, 200, "{}", first.text());
+    let id = first.json()["id"].as_str().unwrap().to_string();
+    // Read-your-writes: the next turn may come before the row is in the database.
+    let next = call(g.addr, "sk-1234", json!({"model": "gpt", "input": "more", "previous_response_id": id}));
+    assert_eq!(next.status, 200, "{}", next.text());
+    let v = next.json();
+    assert_eq!(v["model"], "gpt");
+    assert_eq!(v["previous_response_id"], id.as_str());
+    assert_eq!(text_of(&v), "\n\nHello there, how may I assist you today?", "OpenAI's chat answered: {v}");
+    let stats = mock_stats(&m);
+    assert_eq!(stats["by_route"]["responses"], 0, "{stats}");
+    assert_eq!(stats["by_route"]["chat"], 1, "{stats}");
+}

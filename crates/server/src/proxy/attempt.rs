@@ -100,6 +100,10 @@ impl UpstreamCall<'_> {
     pub(super) async fn attempt(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Reply, Failed<CallError>> {
         let deployment = &attempt.deployment;
         let target = &deployment.target;
+        // Through chat, the chat attempt below does the bookkeeping (once).
+        if self.endpoint == Endpoint::Responses && super::responses::through_chat(self.responses, target) {
+            return self.responses_via_chat(attempt, depth).await;
+        }
         self.outcome.model_id = Some(target.id_header.clone());
         self.outcome.api_base = target.api_base_header.clone();
         self.outcome.deployment = target.metrics.clone();
@@ -108,9 +112,6 @@ impl UpstreamCall<'_> {
         }
         if let Some(m) = &target.metrics {
             m.attempt_started(self.client_model, self.facts.caller());
-        }
-        if self.endpoint == Endpoint::Responses && !super::responses::native(target) {
-            return self.responses_via_chat(attempt, depth).await;
         }
         match &target.kind {
             TargetKind::Unsupported => Err(fail(

@@ -60,6 +60,9 @@ pub(crate) struct Prepared {
     keep: bool,
     /// The deployment a native `previous_response_id` names: it holds the conversation.
     pinned: Option<String>,
+    /// The request continues a conversation kept here: even an OpenAI deployment gets it as
+    /// chat, with the conversation (its upstream would not know the id).
+    continues_kept: bool,
     /// The chat translation, made by the first attempt that needs it.
     translation: OnceLock<Result<Translation, ApiError>>,
 }
@@ -86,6 +89,7 @@ pub(crate) async fn prepare(
         history: Vec::new(),
         keep: true,
         pinned: None,
+        continues_kept: false,
         translation: OnceLock::new(),
     };
     let mentions = |needle: &[u8]| memchr::memmem::find(&body, needle).is_some();
@@ -114,6 +118,7 @@ pub(crate) async fn prepare(
             .param("previous_response_id")
     })?;
     prepared.history = serde_json::from_str(&record.conversation).unwrap_or_default();
+    prepared.continues_kept = true;
     Ok((body, prepared))
 }
 
@@ -161,6 +166,12 @@ pub(crate) fn pinned(
     let router = app.router.load();
     let group = router.group(&chosen.model_name)?;
     group.deployments.iter().find(|d| d.id == id && native(&d.target)).cloned()
+}
+
+/// Whether this Responses call goes to `target` as chat: it speaks only chat, or the
+/// conversation the call continues is kept here.
+pub(crate) fn through_chat(prepared: Option<&Prepared>, target: &Target) -> bool {
+    !native(target) || prepared.is_some_and(|p| p.continues_kept)
 }
 
 /// Whether a deployment answers `/v1/responses` itself.
