@@ -249,4 +249,26 @@ mod tests {
         assert_eq!(last["usage"]["output_tokens"], 5);
         assert_eq!(last["output"][1]["call_id"], "call_9");
     }
+
+    proptest::proptest! {
+        /// Whatever chunks an upstream's stream carries (or a whole answer is), translating it
+        /// never panics, and the events' sequence numbers count from 0 without a gap.
+        #[test]
+        fn any_chunks_make_a_well_formed_sequence(chunks in proptest::collection::vec(crate::responses::request::tests::any_json(), 0..8)) {
+            let mut s = EventStream::new(Turn::new(&json!({}), "resp_p".into(), "m", 1));
+            let mut out = Vec::new();
+            let turn = Turn::new(chunks.first().unwrap_or(&Value::Null), "resp_q".into(), "m", 1);
+            for c in &chunks {
+                s.on_chunk(c, &mut out);
+                // A whole answer of any shape becomes a Response too.
+                proptest::prop_assert_eq!(&turn.answer(c)["object"], "response");
+            }
+            let done = s.finish(&mut out);
+            let ev = events(&out);
+            for (i, e) in ev.iter().enumerate() {
+                proptest::prop_assert_eq!(&e["sequence_number"], &json!(i));
+            }
+            proptest::prop_assert_eq!(&ev.last().unwrap()["response"], &done);
+        }
+    }
 }

@@ -257,7 +257,7 @@ fn missing(i: usize, field: &str) -> ApiError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -309,6 +309,72 @@ mod tests {
         );
         assert_eq!(out["tool_choice"], json!({"type": "function", "function": {"name": "get_weather"}}));
         assert_eq!(out["response_format"]["json_schema"]["name"], "w");
+    }
+
+    /// Any JSON value, a few levels deep, with the key names a Responses request uses.
+    pub(crate) fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("type"),
+            Just("role"),
+            Just("content"),
+            Just("text"),
+            Just("call_id"),
+            Just("name"),
+            Just("arguments"),
+            Just("output"),
+            Just("image_url"),
+            Just("input"),
+            Just("tools"),
+            Just("tool_choice"),
+            Just("instructions"),
+            Just("reasoning"),
+            Just("effort"),
+            Just("format"),
+            Just("choices"),
+            Just("delta"),
+            Just("tool_calls"),
+            Just("index"),
+            Just("function"),
+            Just("finish_reason"),
+            Just("usage"),
+            Just("message"),
+            Just("x"),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            prop_oneof![
+                Just("message"),
+                Just("function_call"),
+                Just("function_call_output"),
+                Just("user"),
+                Just("assistant"),
+                Just("input_text"),
+                Just("input_image"),
+                Just("function"),
+                Just("x")
+            ]
+            .prop_map(|s| json!(s)),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever a client sends, translating it never panics: it is a chat request or a 400.
+        #[test]
+        fn any_request_translates_or_is_a_400(req in any_json(), history in proptest::collection::vec(any_json(), 0..3)) {
+            if let Err(e) = to_chat(&req, &history) {
+                proptest::prop_assert_eq!(e.status, 400);
+            }
+        }
     }
 
     #[test]
