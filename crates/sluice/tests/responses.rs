@@ -183,16 +183,24 @@ fn translated_providers_keep_the_conversation_for_its_owner() {
     let r = request(g.addr, "GET", &format!("/v1/responses/{id}"), Some(&alice), b"");
     assert_eq!(r.status, 404, "{}", r.text());
 
+    // `store: false`: answered, not kept.
+    let unkept = call(g.addr, &alice, json!({"model": "claude", "input": "hi", "store": false}));
+    assert_eq!(unkept.status, 200, "{}", unkept.text());
+    let unkept_id = unkept.json()["id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = request(g.addr, "GET", &format!("/v1/responses/{unkept_id}"), Some(&alice), b"");
+    assert_eq!(r.status, 404, "{}", r.text());
+
     // Billed and logged like chat, as LiteLLM's `aresponses`.
     let deadline = Instant::now() + Duration::from_secs(15);
     let rows = loop {
         let rows = get_rows(g.addr, &alice_hash);
-        if rows.len() >= 2 || Instant::now() > deadline {
+        if rows.len() >= 3 || Instant::now() > deadline {
             break rows;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows.len(), 3, "{rows:?}");
     for row in &rows {
         assert_eq!(row["call_type"], "aresponses", "{row}");
         assert!(row["spend"].as_f64().unwrap() > 0.0, "{row}");
