@@ -96,6 +96,11 @@ fn native_openai_pass_through_whole_streamed_and_by_id() {
     let got = request(g.addr, "GET", &format!("/v1/responses/{id}"), Some("sk-1234"), b"");
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(got.json()["id"], id.as_str(), "the upstream's answer carries the wrapped id again");
+    // A key that may not use the deployment's model is told the response does not exist.
+    let r = post(g.addr, "/key/generate", r#"{"models": ["claude"]}"#);
+    let claude_only = r.json()["key"].as_str().unwrap().to_string();
+    let r = request(g.addr, "GET", &format!("/v1/responses/{id}"), Some(&claude_only), b"");
+    assert_eq!(r.status, 404, "{}", r.text());
     let deleted = request(g.addr, "DELETE", &format!("/responses/{id}"), Some("sk-1234"), b"");
     assert_eq!(deleted.status, 200, "{}", deleted.text());
     assert_eq!(deleted.json(), json!({"id": id, "object": "response", "deleted": true}));

@@ -456,8 +456,9 @@ fn not_found(id: &str) -> ApiError {
 
 async fn item(app: &App, id: &str, headers: &http::HeaderMap, method: http::Method) -> Result<Reply, ApiError> {
     let identity = app.access.identify(headers).await?;
+    app.access.check_standing(&identity)?;
     if let Some(native) = id::decode(id) {
-        return upstream_item(app, id, &native, method).await;
+        return upstream_item(app, &identity, id, &native, method).await;
     }
     let owner = owner(&identity);
     let Some(record) = find(app, id, &owner).await? else { return Err(not_found(id)) };
@@ -484,10 +485,22 @@ async fn item(app: &App, id: &str, headers: &http::HeaderMap, method: http::Meth
 }
 
 /// A response an OpenAI or Azure deployment keeps: asked of that deployment, its id wrapped
-/// again in the answer.
-async fn upstream_item(app: &App, id: &str, native: &id::Decoded, method: http::Method) -> Result<Reply, ApiError> {
-    let router = app.router.load();
-    let deployment = router.deployments().find(|d| d.id == native.model_id).ok_or_else(|| not_found(id))?;
+/// again in the answer. A key that may not use the deployment's model is told it does not exist.
+async fn upstream_item(
+    app: &App,
+    identity: &sluice_access::Identity,
+    id: &str,
+    native: &id::Decoded,
+    method: http::Method,
+) -> Result<Reply, ApiError> {
+    let deployment = {
+        let router = app.router.load();
+        let found = router.deployments().find(|d| d.id == native.model_id).cloned();
+        found.ok_or_else(|| not_found(id))?
+    };
+    if !app.access.admit_model(identity, &deployment.model_name) {
+        return Err(not_found(id));
+    }
     let TargetKind::OpenAi(t) = &deployment.target.kind else { return Err(not_found(id)) };
     let (uri, headers) = t.stored_response(&native.response_id).ok_or_else(|| not_found(id))?;
     let mut req = http::Request::new(super::body::ChainBody::new([Bytes::new(), Bytes::new(), Bytes::new()]));
