@@ -107,7 +107,7 @@ impl Turn {
             "arguments": arguments, "status": status})
     }
 
-    fn reasoning_item(&self, index: usize, text: &str) -> Value {
+    pub(super) fn reasoning_item(&self, index: usize, text: &str) -> Value {
         json!({"type": "reasoning", "id": self.item_id("rs", index), "summary": [{"type": "summary_text", "text": text}]})
     }
 }

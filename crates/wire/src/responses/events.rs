@@ -1,7 +1,9 @@
 //! Chat-completion chunks as OpenAI's Responses event stream: `response.created`,
 //! `response.in_progress`, then per output item `response.output_item.added`, its content
-//! (`response.content_part.added`, `response.output_text.delta`… or
-//! `response.function_call_arguments.delta`…), the `.done` events, `response.output_item.done`,
+//! (`response.content_part.added`, `response.output_text.delta`…, or
+//! `response.function_call_arguments.delta`…, or for the model's reasoning
+//! `response.reasoning_summary_part.added`, `response.reasoning_summary_text.delta`…), the
+//! `.done` events, `response.output_item.done`,
 //! and last `response.completed` (or `response.incomplete`) with the whole Response and usage.
 //! Every event carries `sequence_number`, counted from 0, and goes out as
 //! `event: <type>\ndata: <json>\n\n`.
@@ -12,6 +14,7 @@ use super::answer::{status_of, Turn};
 
 /// One output item being streamed.
 enum Item {
+    Reasoning { text: String },
     Message { text: String },
     Call { call_id: String, name: String, arguments: String },
 }
@@ -24,8 +27,12 @@ pub struct EventStream {
     items: Vec<Item>,
     /// The open message item's position in `items`.
     message: Option<usize>,
+    /// The open reasoning item's position in `items`.
+    reasoning: Option<usize>,
     /// Chat's tool-call `index` → position in `items`.
     calls: Vec<(u64, usize)>,
+    /// The finished form of each closed item, by position.
+    done: Vec<Option<Value>>,
     finish_reason: Option<String>,
     usage: Option<Value>,
 }
@@ -38,7 +45,9 @@ impl EventStream {
             started: false,
             items: Vec::new(),
             message: None,
+            reasoning: None,
             calls: Vec::new(),
+            done: Vec::new(),
             finish_reason: None,
             usage: None,
         }
@@ -75,6 +84,21 @@ impl EventStream {
         }
         let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else { return };
         let delta = &choice["delta"];
+        if let Some(text) = delta.get("reasoning_content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            let index = match self.reasoning {
+                Some(i) => i,
+                None => self.open_reasoning(out),
+            };
+            if let Item::Reasoning { text: all } = &mut self.items[index] {
+                all.push_str(text);
+            }
+            let item_id = self.turn.item_id("rs", index);
+            self.emit(
+                out,
+                "response.reasoning_summary_text.delta",
+                json!({"item_id": item_id, "output_index": index, "summary_index": 0, "delta": text}),
+            );
+        }
         if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
             let index = match self.message {
                 Some(i) => i,
@@ -96,6 +120,7 @@ impl EventStream {
             let index = match self.calls.iter().find(|(c, _)| *c == chat_index) {
                 Some((_, i)) => *i,
                 None => {
+                    self.close_open(out);
                     let index = self.items.len();
                     let call_id = call["id"].as_str().unwrap_or("").to_string();
                     let name = f["name"].as_str().unwrap_or("").to_string();
@@ -123,7 +148,25 @@ impl EventStream {
         }
     }
 
+    fn open_reasoning(&mut self, out: &mut Vec<u8>) -> usize {
+        self.close_open(out);
+        let index = self.items.len();
+        self.items.push(Item::Reasoning { text: String::new() });
+        self.reasoning = Some(index);
+        let item_id = self.turn.item_id("rs", index);
+        let item = json!({"type": "reasoning", "id": item_id, "summary": [], "status": "in_progress"});
+        self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
+        self.emit(
+            out,
+            "response.reasoning_summary_part.added",
+            json!({"item_id": item_id, "output_index": index, "summary_index": 0,
+                "part": {"type": "summary_text", "text": ""}}),
+        );
+        index
+    }
+
     fn open_message(&mut self, out: &mut Vec<u8>) -> usize {
+        self.close_open(out);
         let index = self.items.len();
         self.items.push(Item::Message { text: String::new() });
         self.message = Some(index);
@@ -139,41 +182,75 @@ impl EventStream {
         index
     }
 
+    /// Ends the open text and reasoning items: a new item starts after them, as OpenAI's
+    /// streams order their events.
+    fn close_open(&mut self, out: &mut Vec<u8>) {
+        for index in [self.reasoning.take(), self.message.take()].into_iter().flatten() {
+            self.close(index, out);
+        }
+    }
+
+    /// Item `index`'s closing events, once; its finished form is kept for the Response.
+    fn close(&mut self, index: usize, out: &mut Vec<u8>) {
+        if self.done.get(index).is_some_and(Option::is_some) {
+            return;
+        }
+        let done = match &self.items[index] {
+            Item::Reasoning { text } => {
+                let text = text.clone();
+                let item_id = self.turn.item_id("rs", index);
+                let part = json!({"type": "summary_text", "text": text});
+                self.emit(
+                    out,
+                    "response.reasoning_summary_text.done",
+                    json!({"item_id": item_id, "output_index": index, "summary_index": 0, "text": text}),
+                );
+                self.emit(
+                    out,
+                    "response.reasoning_summary_part.done",
+                    json!({"item_id": item_id, "output_index": index, "summary_index": 0, "part": part}),
+                );
+                self.turn.reasoning_item(index, &text)
+            }
+            Item::Message { text } => {
+                let text = text.clone();
+                let item_id = self.turn.item_id("msg", index);
+                let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+                self.emit(
+                    out,
+                    "response.output_text.done",
+                    json!({"item_id": item_id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
+                );
+                self.emit(
+                    out,
+                    "response.content_part.done",
+                    json!({"item_id": item_id, "output_index": index, "content_index": 0, "part": part}),
+                );
+                self.turn.message_item(index, &text, "completed")
+            }
+            Item::Call { call_id, name, arguments } => {
+                let (call_id, name, arguments) = (call_id.clone(), name.clone(), arguments.clone());
+                let item_id = self.turn.item_id("fc", index);
+                self.emit(
+                    out,
+                    "response.function_call_arguments.done",
+                    json!({"item_id": item_id, "output_index": index, "name": name, "arguments": arguments}),
+                );
+                self.turn.call_item(index, &call_id, &name, &arguments, "completed")
+            }
+        };
+        self.emit(out, "response.output_item.done", json!({"output_index": index, "item": done.clone()}));
+        self.done.resize(self.items.len(), None);
+        self.done[index] = Some(done);
+    }
+
     /// The closing events; returns the finished Response (for storing it).
     pub fn finish(&mut self, out: &mut Vec<u8>) -> Value {
         self.start(out);
-        let mut output = Vec::with_capacity(self.items.len());
-        let items = std::mem::take(&mut self.items);
-        for (index, item) in items.iter().enumerate() {
-            let done = match item {
-                Item::Message { text } => {
-                    let item_id = self.turn.item_id("msg", index);
-                    let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
-                    self.emit(
-                        out,
-                        "response.output_text.done",
-                        json!({"item_id": item_id, "output_index": index, "content_index": 0, "text": text, "logprobs": []}),
-                    );
-                    self.emit(
-                        out,
-                        "response.content_part.done",
-                        json!({"item_id": item_id, "output_index": index, "content_index": 0, "part": part}),
-                    );
-                    self.turn.message_item(index, text, "completed")
-                }
-                Item::Call { call_id, name, arguments } => {
-                    let item_id = self.turn.item_id("fc", index);
-                    self.emit(
-                        out,
-                        "response.function_call_arguments.done",
-                        json!({"item_id": item_id, "output_index": index, "name": name, "arguments": arguments}),
-                    );
-                    self.turn.call_item(index, call_id, name, arguments, "completed")
-                }
-            };
-            self.emit(out, "response.output_item.done", json!({"output_index": index, "item": done.clone()}));
-            output.push(done);
+        for index in 0..self.items.len() {
+            self.close(index, out);
         }
+        let output: Vec<Value> = std::mem::take(&mut self.done).into_iter().flatten().collect();
         let (status, incomplete) = status_of(self.finish_reason.as_deref());
         let r = self.turn.response(status, output, self.usage.as_ref(), incomplete);
         let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
@@ -226,12 +303,12 @@ mod tests {
                 "response.content_part.added",
                 "response.output_text.delta",
                 "response.output_text.delta",
-                "response.output_item.added",
-                "response.function_call_arguments.delta",
-                "response.function_call_arguments.delta",
                 "response.output_text.done",
                 "response.content_part.done",
                 "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
                 "response.function_call_arguments.done",
                 "response.output_item.done",
                 "response.completed",
@@ -240,7 +317,7 @@ mod tests {
         for (i, e) in ev.iter().enumerate() {
             assert_eq!(e["sequence_number"], i as u64);
         }
-        assert_eq!(ev[9]["text"], "Hello");
+        assert_eq!(ev[6]["text"], "Hello");
         assert_eq!(ev[12]["arguments"], "{\"a\":1}");
         let last = &ev[14]["response"];
         assert_eq!(last, &done);
@@ -248,6 +325,49 @@ mod tests {
         assert_eq!(last["usage"]["input_tokens"], 2);
         assert_eq!(last["usage"]["output_tokens"], 5);
         assert_eq!(last["output"][1]["call_id"], "call_9");
+    }
+
+    #[test]
+    fn reasoning_streams_as_a_summary_before_the_answer() {
+        let mut s = EventStream::new(Turn::new(&json!({}), "resp_2".into(), "m", 1));
+        let mut out = Vec::new();
+        for c in [
+            json!({"choices": [{"delta": {"reasoning_content": "Think"}}]}),
+            json!({"choices": [{"delta": {"reasoning_content": "ing."}}]}),
+            json!({"choices": [{"delta": {"content": "Yes."}, "finish_reason": "stop"}]}),
+        ] {
+            s.on_chunk(&c, &mut out);
+        }
+        let done = s.finish(&mut out);
+        let ev = events(&out);
+        let kinds: Vec<&str> = ev.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.reasoning_summary_part.added",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.done",
+                "response.reasoning_summary_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        assert_eq!(ev[6]["text"], "Thinking.");
+        assert_eq!(
+            done["output"][0],
+            json!({"type": "reasoning", "id": "rs_2_0", "summary": [{"type": "summary_text", "text": "Thinking."}]})
+        );
+        assert_eq!(done["output"][1]["content"][0]["text"], "Yes.");
     }
 
     proptest::proptest! {
