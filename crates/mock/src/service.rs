@@ -20,6 +20,7 @@ use crate::google::{self, GoogleCall};
 use crate::openai::{self, Kind};
 use crate::ratelimit::Limiter;
 use crate::respond::{self, Resp};
+use crate::responses;
 use crate::sniff::sniff;
 use crate::stats::{RequestGuard, Route, Stats};
 use crate::token;
@@ -38,6 +39,10 @@ enum Endpoint<'a> {
     Google(GoogleCall<'a>),
     Anthropic,
     Bedrock(bedrock::Call<'a>),
+    /// `POST /v1/responses` (OpenAI's, and Azure's `/openai/…` paths).
+    Responses,
+    /// `GET` or `DELETE /v1/responses/{id}`.
+    ResponseItem(&'a str),
     Token,
     Stats,
     Reset,
@@ -56,6 +61,7 @@ impl Endpoint<'_> {
             Endpoint::Google(_) => Route::Gemini,
             Endpoint::Anthropic => Route::Anthropic,
             Endpoint::Bedrock(_) => Route::Bedrock,
+            Endpoint::Responses | Endpoint::ResponseItem(_) => Route::Responses,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
             Endpoint::Stats | Endpoint::Reset | Endpoint::Health => return None,
@@ -77,10 +83,12 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/embeddings" | "/v1/embeddings" => Endpoint::Embeddings(None),
         "/models" | "/v1/models" => Endpoint::Models,
         "/v1/messages" => Endpoint::Anthropic,
+        "/responses" | "/v1/responses" | "/openai/responses" | "/openai/v1/responses" => Endpoint::Responses,
         "/token" => Endpoint::Token,
         "/mock/stats" => Endpoint::Stats,
         "/mock/reset" => Endpoint::Reset,
         "/health" | "/mock/health" => Endpoint::Health,
+        _ if response_item(path).is_some() => Endpoint::ResponseItem(response_item(path).unwrap_or_default()),
         _ => {
             // Azure (`/openai/deployments/{m}/…`) and the legacy engines paths name the model
             // in the path.
@@ -106,6 +114,14 @@ fn classify(path: &str) -> Endpoint<'_> {
             }
         }
     }
+}
+
+/// The id in `/v1/responses/{id}` (or Azure's `/openai/…` forms).
+fn response_item(path: &str) -> Option<&str> {
+    ["/v1/responses/", "/responses/", "/openai/responses/", "/openai/v1/responses/"]
+        .iter()
+        .find_map(|p| path.strip_prefix(p))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// Everything the handlers share. Only atomics change after start-up.
@@ -140,7 +156,9 @@ impl Mock {
             self.stats.count(r);
             self.stats.begin()
         });
-        if endpoint != Endpoint::NotFound && parts.method != endpoint.method() {
+        let item_method = matches!(endpoint, Endpoint::ResponseItem(_))
+            && (parts.method == Method::GET || parts.method == Method::DELETE);
+        if endpoint != Endpoint::NotFound && parts.method != endpoint.method() && !item_method {
             return finish(guard, respond::method_not_allowed());
         }
         match endpoint {
@@ -154,6 +172,13 @@ impl Mock {
                 return finish(guard, respond::openai_headers(respond::json(StatusCode::OK, openai::models_body())))
             }
             Endpoint::NotFound => return finish(guard, respond::not_found()),
+            Endpoint::ResponseItem(id) => {
+                let body = match parts.method {
+                    Method::DELETE => responses::deleted(id),
+                    _ => responses::stored(id),
+                };
+                return finish(guard, respond::openai_headers(respond::json(StatusCode::OK, body)));
+            }
             _ => {}
         }
         let Some(guard) = guard else {
@@ -186,6 +211,7 @@ impl Mock {
             Endpoint::Google(call) => self.google(call, &parts.headers, parts.uri.query(), &body, guard).await,
             Endpoint::Anthropic => self.anthropic(&parts.headers, &body, guard).await,
             Endpoint::Bedrock(call) => self.bedrock(call, &parts.headers, &body, guard).await,
+            Endpoint::Responses => self.responses(&body, guard).await,
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
         }
@@ -449,6 +475,47 @@ impl Mock {
         bedrock::answer(&req, trigger, self.gap(trigger), guard)
     }
 
+    /// OpenAI's Responses API, with the same failure knobs and model-name triggers as chat.
+    async fn responses(&self, body: &[u8], guard: RequestGuard) -> Resp {
+        let req = match responses::parse(body) {
+            Ok(r) => r,
+            Err(e) => return finish(Some(guard), respond::detail(StatusCode::BAD_REQUEST, &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(
+                Some(guard),
+                respond::openai_headers(respond::openai_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &message,
+                    "internal_server_error",
+                    "500",
+                )),
+            );
+        }
+        let trigger = Trigger::from_model(&req.model);
+        if trigger.is_error(req.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => respond::detail(StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+            Trigger::Error(code) => {
+                respond::openai_error(status(code), &format!("mock error {code}"), "mock_error", &code.to_string())
+            }
+            Trigger::Garbage => respond::garbage(),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if req.stream {
+                    let (frames, end) = misbehave(responses::stream_frames(&req), trigger);
+                    return respond::openai_headers(respond::sse(frames, self.gap(trigger), end, guard));
+                }
+                respond::json(StatusCode::OK, responses::body(&req))
+            }
+        };
+        finish(Some(guard), respond::openai_headers(resp))
+    }
+
     /// With `--vertex-credentials`, a Vertex bearer token must be one `/token` handed out.
     fn issued_bearer(&self, headers: &http::HeaderMap) -> bool {
         let bearer = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.get(7..));
@@ -520,6 +587,10 @@ mod tests {
         assert_eq!(classify("/v1/messages"), Endpoint::Anthropic);
         assert!(matches!(classify("/model/m%3A0/converse-stream"), Endpoint::Bedrock(c) if c.stream));
         assert_eq!(classify("/nope"), Endpoint::NotFound);
+        assert_eq!(classify("/v1/responses"), Endpoint::Responses);
+        assert_eq!(classify("/openai/responses"), Endpoint::Responses);
+        assert_eq!(classify("/v1/responses/resp_1"), Endpoint::ResponseItem("resp_1"));
+        assert_eq!(classify("/v1/responses/resp_1/input_items"), Endpoint::NotFound);
         assert!(matches!(classify("/v1beta/models/g:generateContent"), Endpoint::Google(_)));
     }
 

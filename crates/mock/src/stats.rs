@@ -16,10 +16,11 @@ pub enum Route {
     Anthropic,
     Bedrock,
     NotFound,
+    Responses,
 }
 
 impl Route {
-    const ALL: [Route; 10] = [
+    const ALL: [Route; 11] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -30,6 +31,7 @@ impl Route {
         Route::Anthropic,
         Route::Bedrock,
         Route::NotFound,
+        Route::Responses,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Route {
             Route::Anthropic => "anthropic",
             Route::Bedrock => "bedrock",
             Route::NotFound => "not_found",
+            Route::Responses => "responses",
         }
     }
 }

@@ -32,6 +32,12 @@ pub fn url(base: &str, deployment: &str, endpoint: Endpoint, api_version: &str) 
         format!("{base}/openai/deployments/{deployment}")
     };
     let path = endpoint.path();
+    // The Responses API is not per deployment: the body's `model` names the deployment.
+    if endpoint == Endpoint::Responses && !v1 {
+        let prefix = prefix.split("/openai/deployments/").next().unwrap_or(&prefix);
+        let prefix = prefix.strip_suffix("/openai").unwrap_or(prefix);
+        return format!("{prefix}/openai{path}?api-version={api_version}");
+    }
     if v1 {
         if api_version == "preview" {
             return format!("{prefix}{path}?api-version=preview");
@@ -73,6 +79,8 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         chat: uri(Endpoint::Chat)?,
         completions: uri(Endpoint::Completions)?,
         embeddings: uri(Endpoint::Embeddings)?,
+        responses: uri(Endpoint::Responses)?,
+        responses_native: true,
         auth,
         organization: None,
         timeout: p.timeout,
@@ -101,6 +109,18 @@ mod tests {
         assert_eq!(
             url("https://r.openai.azure.com", "gpt4o", Endpoint::Chat, "preview"),
             "https://r.openai.azure.com/openai/v1/chat/completions?api-version=preview"
+        );
+        assert_eq!(
+            url("https://r.openai.azure.com/", "gpt4o", Endpoint::Responses, "2025-03-01-preview"),
+            "https://r.openai.azure.com/openai/responses?api-version=2025-03-01-preview"
+        );
+        assert_eq!(
+            url("https://r.openai.azure.com/openai/deployments/x", "gpt4o", Endpoint::Responses, "2025-04-01-preview"),
+            "https://r.openai.azure.com/openai/responses?api-version=2025-04-01-preview"
+        );
+        assert_eq!(
+            url("https://r.openai.azure.com", "gpt4o", Endpoint::Responses, "v1"),
+            "https://r.openai.azure.com/openai/v1/responses"
         );
     }
 }

@@ -22,6 +22,11 @@ pub struct OpenAi {
     pub chat: Uri,
     pub completions: Uri,
     pub embeddings: Uri,
+    /// `/responses`: OpenAI's Responses API.
+    pub responses: Uri,
+    /// The deployment serves the Responses API itself (OpenAI, Azure): a `/v1/responses` call
+    /// goes to it as the client sent it. Every other OpenAI-format server is sent chat.
+    pub responses_native: bool,
     /// The credential header: `Authorization: Bearer …` (OpenAI and friends) or `api-key` (Azure).
     pub auth: Option<(HeaderName, HeaderValue)>,
     pub organization: Option<HeaderValue>,
@@ -61,6 +66,8 @@ impl OpenAi {
             chat: uri(Endpoint::Chat)?,
             completions: uri(Endpoint::Completions)?,
             embeddings: uri(Endpoint::Embeddings)?,
+            responses: uri(Endpoint::Responses)?,
+            responses_native: provider.name == "openai",
             auth,
             organization: p.organization.and_then(|o| HeaderValue::from_str(o).ok()),
             timeout: p.timeout,
@@ -73,7 +80,31 @@ impl OpenAi {
             Endpoint::Chat => &self.chat,
             Endpoint::Completions => &self.completions,
             Endpoint::Embeddings => &self.embeddings,
+            Endpoint::Responses => &self.responses,
         }
+    }
+
+    /// Where a stored response `id` lives upstream (`GET`/`DELETE {base}/responses/{id}`), with
+    /// the deployment's credentials; `None` when the id cannot be part of a URL path.
+    pub fn stored_response(&self, id: &str) -> Option<(Uri, http::HeaderMap)> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return None;
+        }
+        let base = self.responses.to_string();
+        let url = match base.split_once('?') {
+            Some((path, query)) => format!("{path}/{id}?{query}"),
+            None => format!("{base}/{id}"),
+        };
+        let mut headers = http::HeaderMap::new();
+        headers
+            .insert(http::header::USER_AGENT, HeaderValue::from_static(concat!("sluice/", env!("CARGO_PKG_VERSION"))));
+        if let Some((name, value)) = &self.auth {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(org) = &self.organization {
+            headers.insert(HeaderName::from_static("openai-organization"), org.clone());
+        }
+        Some((url.parse().ok()?, headers))
     }
 }
 

@@ -101,6 +101,8 @@ pub struct App {
     /// The rate windows' sync with Redis, once started: routers rebuilt after a model change
     /// bind their new deployments' windows to it.
     windows: std::sync::OnceLock<Arc<sluice_state::WindowSharing>>,
+    /// Responses API answers on their way into the database (`proxy::responses`).
+    pub responses: Arc<crate::proxy::responses::Pending>,
 }
 
 impl App {
@@ -195,6 +197,7 @@ impl App {
                 config.general.health_check_details,
             ),
             windows: std::sync::OnceLock::new(),
+            responses: Default::default(),
         });
         app.access.access_groups.store(Arc::new(access_groups(config.deployments.iter())));
         Ok(app)

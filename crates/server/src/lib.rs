@@ -60,10 +60,12 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
             let named = move |State(app): State<Arc<App>>, Path(model): Path<String>, req: Request| async move {
                 axum::response::Response::from(serve_proxied(app, endpoint, Some(model), req).await)
             };
-            proxied = proxied
-                .route(&format!("{prefix}{path}"), post(direct))
-                .route(&format!("{prefix}/openai/deployments/{{model}}{path}"), post(named))
-                .route(&format!("{prefix}/engines/{{model}}{path}"), post(named));
+            proxied = proxied.route(&format!("{prefix}{path}"), post(direct));
+            if endpoint != Endpoint::Responses {
+                proxied = proxied
+                    .route(&format!("{prefix}/openai/deployments/{{model}}{path}"), post(named))
+                    .route(&format!("{prefix}/engines/{{model}}{path}"), post(named));
+            }
         }
     }
     proxied = proxied.route("/v1/messages", post(proxy::messages::messages));
@@ -72,7 +74,8 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
         other = other
             .route(&format!("{prefix}/models"), get(info::models))
             .route(&format!("{prefix}/models/{{*id}}"), get(info::model_by_id))
-            .route(&format!("{prefix}/model/info"), get(manage::model_info));
+            .route(&format!("{prefix}/model/info"), get(manage::model_info))
+            .route(&format!("{prefix}/responses/{{id}}"), get(proxy::responses::get).delete(proxy::responses::delete));
     }
     other = other.route("/model_group/info", get(info::model_group_info));
     // Rendered once every route is in the table.
@@ -162,7 +165,8 @@ fn serve_proxied(
 
 /// The endpoints served at their own path (`Endpoint::path`), with and without `/v1`: [`routes`]
 /// registers them with axum, and [`Gateway`] calls them before axum.
-const DIRECT_ENDPOINTS: [Endpoint; 3] = [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings];
+const DIRECT_ENDPOINTS: [Endpoint; 4] =
+    [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings, Endpoint::Responses];
 
 /// The endpoint a request goes straight to, if it is one of [`Gateway`]'s direct routes.
 pub(crate) fn direct_route(method: &http::Method, path: &str) -> Option<Endpoint> {
@@ -316,6 +320,8 @@ mod tests {
             ("/v1/completions", Endpoint::Completions),
             ("/embeddings", Endpoint::Embeddings),
             ("/v1/embeddings", Endpoint::Embeddings),
+            ("/responses", Endpoint::Responses),
+            ("/v1/responses", Endpoint::Responses),
         ] {
             assert_eq!(direct_route(&post, path), Some(endpoint), "{path}");
             assert_eq!(direct_route(&http::Method::GET, path), None, "{path}");

@@ -126,6 +126,16 @@ pub static OPERATIONS: &[Operation] = &[
     openai("/completions", "CompletionRequest", "Create a text completion"),
     openai("/embeddings", "EmbeddingRequest", "Create embeddings"),
     openai(
+        "/responses",
+        "ResponsesRequest",
+        "Create a model response (OpenAI's Responses API; streamed with `stream: true`)",
+    ),
+    Operation { v1: true, ..op("get", "/responses/{id}", "OpenAI", Auth::Key, "A stored response (the caller's own)") },
+    Operation {
+        v1: true,
+        ..op("delete", "/responses/{id}", "OpenAI", Auth::Key, "Delete a stored response (the caller's own)")
+    },
+    openai(
         "/openai/deployments/{model}/chat/completions",
         "ChatCompletionRequest",
         "Azure-style chat completion: the path names the model",
@@ -418,6 +428,22 @@ fn schemas() -> Value {
                 "input": {"description": "A string, a list of strings, or token arrays"},
                 "encoding_format": {"type": "string", "enum": ["float", "base64"]},
                 "dimensions": {"type": "integer"},
+                "user": user,
+            },
+            "additionalProperties": true,
+        },
+        "ResponsesRequest": {
+            "type": "object",
+            "properties": {
+                "model": model,
+                "input": {"description": "A string, or a list of input items (messages, function calls and their outputs)"},
+                "instructions": {"type": "string"},
+                "previous_response_id": {"type": "string"},
+                "tools": {"type": "array", "items": {"type": "object"}},
+                "max_output_tokens": {"type": "integer", "minimum": 0},
+                "reasoning": {"type": "object"},
+                "store": {"type": "boolean"},
+                "stream": {"type": "boolean"},
                 "user": user,
             },
             "additionalProperties": true,

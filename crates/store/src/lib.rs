@@ -1,5 +1,6 @@
-//! Durable records for sluice: virtual keys, users, teams, end users, spend and spend logs, and
-//! models added through the API. SQLite (the embedded default, a file created and migrated on
+//! Durable records for sluice: virtual keys, users, teams, end users, spend and spend logs,
+//! models added through the API, and Responses API answers kept for providers without state
+//! of their own. SQLite (the embedded default, a file created and migrated on
 //! first start) or PostgreSQL (shared between replicas), with one schema, versioned migrations and
 //! parameterised queries only.
 //!
@@ -17,6 +18,7 @@ mod limits;
 mod log_writer;
 mod models;
 mod records;
+mod responses;
 mod schema;
 mod spend;
 mod sql;
@@ -28,6 +30,7 @@ mod users;
 
 pub use import::{import_litellm_report, ImportReport};
 pub use records::*;
+pub use responses::MAX_RESPONSE_BYTES;
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -387,6 +390,21 @@ impl Store {
     pub async fn delete_model(&self, model_id: &str) -> Result<bool> {
         models::delete(self, model_id).await
     }
+    /// Stores a Responses API answer (refused over [`MAX_RESPONSE_BYTES`]).
+    pub async fn insert_response(&self, response: &ResponseRecord) -> Result<()> {
+        responses::insert(self, response).await
+    }
+
+    /// The stored response `id`, whoever owns it (the caller checks).
+    pub async fn get_response(&self, id: &str) -> Result<Option<ResponseRecord>> {
+        responses::get(self, id).await
+    }
+
+    /// Deletes the stored response `id` if `owner` made it; whether there was one.
+    pub async fn delete_response(&self, id: &str, owner: &str) -> Result<bool> {
+        responses::delete(self, id, owner).await
+    }
+
     pub async fn all_models(&self) -> Result<Vec<ModelRecord>> {
         models::all(self).await
     }

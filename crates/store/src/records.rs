@@ -150,6 +150,25 @@ pub struct SpendLogRecord {
     pub status: Cow<'static, str>,
 }
 
+/// A Responses API answer served through chat, kept for `GET`, `DELETE` and
+/// `previous_response_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResponseRecord {
+    /// The id the client got (`resp_…`).
+    pub response_id: String,
+    /// Who made it: the key's token hash, or `master` for the master key.
+    pub owner: String,
+    /// The model name the client asked for.
+    pub model: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// The chat messages of the conversation up to and including this response (JSON array),
+    /// which a `previous_response_id` continues.
+    pub conversation: String,
+    /// The Response object as the client got it (JSON).
+    pub response: String,
+}
+
 /// A deployment added through `/model/new` (`LiteLLM_ProxyModelTable`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelRecord {

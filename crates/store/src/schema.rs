@@ -158,6 +158,20 @@ const MIGRATIONS: &[Migration] = &[
              WHERE client_call_id IS NOT NULL",
         ],
     },
+    Migration {
+        version: 4,
+        statements: &[
+            // Responses API answers of providers that keep no state (`responses.rs`).
+            "CREATE TABLE sluice_responses (
+            response_id TEXT NOT NULL PRIMARY KEY,
+            owner TEXT NOT NULL,
+            model TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            conversation TEXT NOT NULL,
+            response TEXT NOT NULL
+        )",
+        ],
+    },
 ];
 
 /// Brings the schema up to the newest version. Replicas starting together are serialised by

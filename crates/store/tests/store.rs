@@ -148,12 +148,12 @@ fn f(v: &Value) -> f64 {
 // --- behaviours ---
 
 async fn migrations_are_idempotent(db: &TestDb) {
-    assert_eq!(db.store.schema_version().await.unwrap(), 3);
+    assert_eq!(db.store.schema_version().await.unwrap(), 4);
     db.store.insert_key(&full_key("k1", Some("a"))).await.unwrap();
     if db.reopenable() {
         for _ in 0..2 {
             let again = Store::open(&db.url, 2).await.unwrap();
-            assert_eq!(again.schema_version().await.unwrap(), 3);
+            assert_eq!(again.schema_version().await.unwrap(), 4);
             assert_eq!(again.get_key("k1").await.unwrap().unwrap(), full_key("k1", Some("a")));
         }
     }
@@ -882,7 +882,40 @@ on_every_backend!(
     rekey_keeps_spend,
     rekey_sparse_key,
     list_keys_pages,
+    responses_round_trip_owned_and_bounded,
 );
+
+async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
+    let s = &db.store;
+    let r = ResponseRecord {
+        response_id: "resp_1".into(),
+        owner: "hash-a".into(),
+        model: "claude".into(),
+        created_at: 1_700_000_000_123,
+        conversation: json!([{"role": "user", "content": "hi \u{1F600} 'quoted'"}]).to_string(),
+        response: json!({"id": "resp_1", "object": "response"}).to_string(),
+    };
+    s.insert_response(&r).await.unwrap();
+    assert_eq!(s.get_response("resp_1").await.unwrap(), Some(r.clone()));
+    assert_eq!(s.get_response("resp_2").await.unwrap(), None);
+    // An id is written once.
+    assert!(s.insert_response(&r).await.is_err());
+    // Only the owner deletes.
+    assert!(!s.delete_response("resp_1", "hash-b").await.unwrap());
+    assert!(s.get_response("resp_1").await.unwrap().is_some());
+    assert!(s.delete_response("resp_1", "hash-a").await.unwrap());
+    assert_eq!(s.get_response("resp_1").await.unwrap(), None);
+    assert!(!s.delete_response("resp_1", "hash-a").await.unwrap());
+    // Bounded: a row over the limit is refused, not stored.
+    let big = ResponseRecord {
+        response_id: "resp_big".into(),
+        conversation: "x".repeat(MAX_RESPONSE_BYTES),
+        response: "{}".into(),
+        ..r
+    };
+    assert!(s.insert_response(&big).await.is_err());
+    assert_eq!(s.get_response("resp_big").await.unwrap(), None);
+}
 
 #[tokio::test]
 async fn unreachable_postgres_is_unavailable_without_password() {

@@ -3,10 +3,12 @@
 //! sluice never builds a full tree of a request's messages on the hot path. This crate holds the
 //! small borrowed "sniff" views that pull out only the fields the gateway acts on, the helpers that
 //! splice a new `model` into a body without re-serialising it, the SSE codec used to relay streams
-//! frame by frame, and the OpenAI error envelope every failure is reported in.
+//! frame by frame, the OpenAI error envelope every failure is reported in, and the Responses API's
+//! mapping onto chat completions (`responses`).
 
 pub mod controls;
 pub mod error;
+pub mod responses;
 mod scan;
 pub mod sniff;
 pub mod splice;

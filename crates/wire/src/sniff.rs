@@ -20,6 +20,8 @@ pub enum Endpoint {
     Chat,
     Completions,
     Embeddings,
+    /// OpenAI's Responses API (`/v1/responses`).
+    Responses,
 }
 
 impl Endpoint {
@@ -29,6 +31,7 @@ impl Endpoint {
             Endpoint::Chat => "/chat/completions",
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Responses => "/responses",
         }
     }
 
@@ -43,6 +46,7 @@ impl Endpoint {
             Endpoint::Chat => "acompletion",
             Endpoint::Completions => "atext_completion",
             Endpoint::Embeddings => "aembedding",
+            Endpoint::Responses => "aresponses",
         }
     }
 
@@ -50,7 +54,7 @@ impl Endpoint {
         match self {
             Endpoint::Chat => "messages",
             Endpoint::Completions => "prompt",
-            Endpoint::Embeddings => "input",
+            Endpoint::Embeddings | Endpoint::Responses => "input",
         }
     }
 }
@@ -91,6 +95,10 @@ struct RawRequest<'a> {
     mock_timeout: Option<&'a RawValue>,
     #[serde(borrow, default)]
     disable_fallbacks: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_output_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    previous_response_id: Option<&'a RawValue>,
 }
 
 /// The raw JSON text of the top-level request fields the gateway reads.
@@ -107,6 +115,8 @@ struct RequestFields<'a> {
     max_completion_tokens: Option<&'a str>,
     /// The raw values of [`controls::NAMES`], in that order.
     controls: [Option<&'a str>; controls::NAMES.len()],
+    max_output_tokens: Option<&'a str>,
+    previous_response_id: Option<&'a str>,
 }
 
 impl<'a> RequestFields<'a> {
@@ -114,7 +124,7 @@ impl<'a> RequestFields<'a> {
     /// it does not take on itself (malformed input, an escaped key, a field given twice, deep
     /// nesting), which then goes through serde_json for its verdict and its error message.
     fn scan(text: &'a str) -> Option<RequestFields<'a>> {
-        let [model, stream, stream_options, messages, prompt, input, user, max_tokens, max_completion_tokens, c0, c1, c2, c3, c4, c5, c6, c7] =
+        let [model, stream, stream_options, messages, prompt, input, user, max_tokens, max_completion_tokens, max_output_tokens, previous_response_id, c0, c1, c2, c3, c4, c5, c6, c7] =
             scan::fields(
                 text,
                 [
@@ -127,6 +137,8 @@ impl<'a> RequestFields<'a> {
                     "user",
                     "max_tokens",
                     "max_completion_tokens",
+                    "max_output_tokens",
+                    "previous_response_id",
                     // controls::NAMES, in its order.
                     "fallbacks",
                     "num_retries",
@@ -149,6 +161,8 @@ impl<'a> RequestFields<'a> {
             max_tokens,
             max_completion_tokens,
             controls: [c0, c1, c2, c3, c4, c5, c6, c7],
+            max_output_tokens,
+            previous_response_id,
         })
     }
 
@@ -175,6 +189,8 @@ impl<'a> RequestFields<'a> {
                 raw.disable_fallbacks,
             ]
             .map(|v| v.map(RawValue::get)),
+            max_output_tokens: raw.max_output_tokens.map(RawValue::get),
+            previous_response_id: raw.previous_response_id.map(RawValue::get),
         })
     }
 }
@@ -201,12 +217,17 @@ pub struct RequestView<'a> {
     pub messages: Option<&'a str>,
     /// The raw JSON of `prompt` (completions), kept for token counting.
     pub prompt: Option<&'a str>,
-    /// `max_completion_tokens`, else `max_tokens`, when a whole number: the longest answer the
-    /// request allows (budgets estimate its cost from it). Anything else is left to the upstream.
+    /// `max_completion_tokens`, else `max_tokens` (`max_output_tokens` for the Responses API),
+    /// when a whole number: the longest answer the request allows (budgets estimate its cost
+    /// from it). Anything else is left to the upstream.
     pub max_tokens: Option<u64>,
     /// The gateway's own fields ([`controls`]), when the request carries any: boxed, so the
     /// common request (none) carries one null pointer.
     pub controls: Option<Box<Controls>>,
+    /// The Responses API's `input` (raw JSON), kept for token estimates.
+    pub input: Option<&'a str>,
+    /// The Responses API's `previous_response_id`, when a string.
+    pub previous_response_id: Option<Cow<'a, str>>,
 }
 
 /// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
@@ -271,6 +292,8 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         Endpoint::Chat => raw.messages,
         Endpoint::Completions => raw.prompt,
         Endpoint::Embeddings => raw.input,
+        // A stored prompt or a previous response can stand in for `input`.
+        Endpoint::Responses => raw.input.or(Some("[]")),
     };
     let field = endpoint.required_field();
     match required {
@@ -288,7 +311,17 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
 
     let controls = controls::parse(raw.controls)?;
     let user = raw.user.and_then(json_str);
-    let max_tokens = raw.max_completion_tokens.and_then(whole_number).or_else(|| raw.max_tokens.and_then(whole_number));
+    let max_tokens = match endpoint {
+        Endpoint::Responses => raw.max_output_tokens.and_then(whole_number),
+        _ => raw.max_completion_tokens.and_then(whole_number).or_else(|| raw.max_tokens.and_then(whole_number)),
+    };
+    let previous_response_id = match raw.previous_response_id {
+        Some(v) if endpoint == Endpoint::Responses && !is_null(v) => Some(json_str(v).ok_or_else(|| {
+            ApiError::bad_request(format!("previous_response_id: expected a string, got {}.", kind_of(v)))
+                .param("previous_response_id")
+        })?),
+        _ => None,
+    };
 
     Ok(RequestView {
         model,
@@ -300,6 +333,8 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         prompt: raw.prompt,
         max_tokens,
         controls,
+        input: raw.input.filter(|_| endpoint == Endpoint::Responses),
+        previous_response_id,
     })
 }
 
@@ -340,14 +375,22 @@ struct RawResponse<'a> {
 /// Token usage as an upstream reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct Usage {
-    #[serde(default)]
+    /// `input_tokens` in the Responses API's usage.
+    #[serde(default, alias = "input_tokens")]
     pub prompt_tokens: u64,
-    #[serde(default)]
+    /// `output_tokens` in the Responses API's usage.
+    #[serde(default, alias = "output_tokens")]
     pub completion_tokens: u64,
     #[serde(default)]
     pub total_tokens: u64,
-    /// `prompt_tokens_details.cached_tokens`: the part of the prompt read from the provider's cache.
-    #[serde(default, deserialize_with = "cached_tokens", rename = "prompt_tokens_details")]
+    /// `prompt_tokens_details.cached_tokens` (`input_tokens_details` in the Responses API): the
+    /// part of the prompt read from the provider's cache.
+    #[serde(
+        default,
+        deserialize_with = "cached_tokens",
+        rename = "prompt_tokens_details",
+        alias = "input_tokens_details"
+    )]
     pub cached_tokens: u64,
     /// `cache_creation_input_tokens` (Anthropic's prompt-cache writes, as LiteLLM reports them).
     #[serde(default)]
@@ -427,7 +470,7 @@ impl Usage {
         if v.contains("null") {
             return None;
         }
-        let [prompt, completion, total, details, cache_creation, completion_details] = scan::fields(
+        let [prompt, completion, total, details, cache_creation, completion_details, input, output, input_details, output_details] = scan::fields(
             v,
             [
                 "prompt_tokens",
@@ -436,8 +479,15 @@ impl Usage {
                 "prompt_tokens_details",
                 "cache_creation_input_tokens",
                 "completion_tokens_details",
+                // The Responses API's names for the same counts.
+                "input_tokens",
+                "output_tokens",
+                "input_tokens_details",
+                "output_tokens_details",
             ],
         )?;
+        let (prompt, completion, details) = (prompt.or(input), completion.or(output), details.or(input_details));
+        let completion_details = completion_details.or(output_details);
         let count = |v: Option<&str>| match v {
             None => Some(0),
             Some(v) => whole_number(v),
@@ -845,6 +895,29 @@ mod tests {
     fn embeddings_need_input() {
         assert!(request(br#"{"model":"e","input":"hi"}"#, Endpoint::Embeddings).is_ok());
         assert!(request(br#"{"model":"e","messages":[]}"#, Endpoint::Embeddings).is_err());
+    }
+
+    #[test]
+    fn reads_responses_requests_and_usage() {
+        let body = br#"{"model":"m","input":"hi","max_output_tokens":64,"max_tokens":9,"previous_response_id":"resp_1","stream":true}"#;
+        let v = request(body, Endpoint::Responses).unwrap();
+        assert_eq!(v.max_tokens, Some(64));
+        assert_eq!(v.input, Some("\"hi\""));
+        assert_eq!(v.previous_response_id.as_deref(), Some("resp_1"));
+        assert!(v.stream);
+        // `input` may be left out: a previous response or a stored prompt stands in.
+        assert!(request(br#"{"model":"m"}"#, Endpoint::Responses).is_ok());
+        let e = request(br#"{"model":"m","previous_response_id":5}"#, Endpoint::Responses).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("previous_response_id"));
+        // Chat ignores the Responses fields.
+        let chat = request(br#"{"model":"m","messages":[],"previous_response_id":5}"#, Endpoint::Chat).unwrap();
+        assert_eq!(chat.previous_response_id, None);
+
+        let answer = br#"{"id":"resp_1","model":"gpt","usage":{"input_tokens":36,"input_tokens_details":{"cached_tokens":4},"output_tokens":87,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":123}}"#;
+        let u = response(answer).unwrap().usage.unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens), (36, 87, 123, 4));
+        let v: serde_json::Value = serde_json::from_slice(answer).unwrap();
+        assert_eq!(Usage::from_value(&v["usage"]), Some(u));
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct UpstreamCall<'a> {
     pub timeout: Option<Duration>,
     /// What a `{model, messages}` fallback sends instead of the request's body.
     pub alternates: &'a [Alternate<'a>],
+    /// A `/v1/responses` call's own state: what a deployment that speaks only chat needs.
+    pub responses: Option<&'a super::responses::Prepared>,
 }
 
 /// The body a fallback model group gets in place of the request's (its own `messages`).
@@ -131,7 +133,7 @@ impl UpstreamCall<'_> {
         self.concrete.as_deref().unwrap_or(&attempt.deployment.target)
     }
 
-    async fn attempt(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Reply, Failed<CallError>> {
+    pub(super) async fn attempt(&mut self, attempt: &Attempt<Target>, depth: u32) -> Result<Reply, Failed<CallError>> {
         let deployment = &attempt.deployment;
         // A branch on the kind only: ordinary deployments reach their target as before.
         let concrete = match &deployment.target.kind {
@@ -142,6 +144,10 @@ impl UpstreamCall<'_> {
         };
         self.concrete = concrete.clone();
         let target = concrete.as_deref().unwrap_or(&deployment.target);
+        // Through chat, the chat attempt below does the bookkeeping (once).
+        if self.endpoint == Endpoint::Responses && super::responses::through_chat(self.responses, target) {
+            return self.responses_via_chat(attempt, depth).await;
+        }
         self.outcome.model_id = Some(target.id_header.clone());
         self.outcome.api_base = target.api_base_header.clone();
         self.outcome.deployment = target.metrics.clone();
@@ -174,7 +180,14 @@ impl UpstreamCall<'_> {
             )),
             TargetKind::Misconfigured(why) => Err(fail(Failure::status(500, None), ApiError::new(500, why.clone()))),
             TargetKind::Mock(text) => self.mock_answer(text, None),
-            TargetKind::OpenAi(t) => self.forward(attempt, t, &target.provider, depth).await,
+            TargetKind::OpenAi(t) => match super::responses::pinned(self.app, self.responses, deployment) {
+                // A previous response's deployment holds its conversation: it serves the next turn.
+                Some(pin) => match &pin.target.kind {
+                    TargetKind::OpenAi(pt) => self.forward(attempt, pt, &pin.target.provider, depth, &pin.id).await,
+                    _ => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
+                },
+                None => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
+            },
             TargetKind::Translated(t) => self.forward_translated(attempt, t).await,
             // A wildcard's targets are concrete deployments: this arm is never reached.
             TargetKind::Wildcard(_) => Err(fail(
@@ -232,7 +245,7 @@ impl UpstreamCall<'_> {
     }
 
     /// The one place upstream time goes into the outcome.
-    fn settle_clock(&mut self) {
+    pub(super) fn settle_clock(&mut self) {
         self.outcome.upstream += self.clock.settle();
     }
 
@@ -311,6 +324,8 @@ impl UpstreamCall<'_> {
         t: &OpenAiTarget,
         provider: &sluice_providers::Provider,
         depth: u32,
+        // The deployment a Response's id names (`proxy::responses`).
+        wrap_id: &str,
     ) -> Result<Reply, Failed<CallError>> {
         // The OpenAI provider builds the request as every provider does: the client's bytes with
         // only `model` spliced in (three slices, nothing parsed), and its headers.
@@ -356,6 +371,17 @@ impl UpstreamCall<'_> {
             return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
         }
 
+        if self.view.stream && self.endpoint == Endpoint::Responses {
+            let stage = super::responses_relay::ResponsesStage::new(
+                *provider,
+                restamp.unwrap_or_default(),
+                wrap_id.to_string(),
+                attempt.deployment.target.metrics.clone().map(|m| (m, self.client_model.to_string())),
+                self.facts.charge.clone(),
+            );
+            let relay = Relay::new(incoming, stage, *provider, t.stream_timeout);
+            return self.start_stream(attempt, &up.headers, relay).await;
+        }
         if self.view.stream {
             let needs = || UsageNeeds {
                 request: self.body.clone(),
@@ -399,7 +425,16 @@ impl UpstreamCall<'_> {
         };
         // One clock read serves the upstream time, the router's record and the metrics.
         let done = self.answered();
-        let answer = match sniff::response(&body) {
+        // A Response is read once for its id, model and usage (`proxy::responses`).
+        let responses = match self.endpoint {
+            Endpoint::Responses => std::str::from_utf8(&body).ok().and_then(sluice_wire::responses::spans),
+            _ => None,
+        };
+        let answer = match &responses {
+            Some(s) => Ok(sniff::ResponseView { model_span: s.model.clone(), usage: s.usage }),
+            None => sniff::response(&body),
+        };
+        let answer = match answer {
             Ok(a) => a,
             Err(_) => {
                 let api =
@@ -421,6 +456,12 @@ impl UpstreamCall<'_> {
         }
         self.settle(answer.usage);
         let out = match (answer.model_span, restamp) {
+            // A Response's id is wrapped to name this deployment too (`proxy::responses`).
+            (_, stamp) if self.endpoint == Endpoint::Responses => {
+                let spans = responses.unwrap_or_default();
+                let wrap = super::responses::IdWrap { provider: provider.name, deployment: wrap_id };
+                [super::responses::restamp(&body, &spans, &wrap, stamp.as_deref()), Bytes::new(), Bytes::new()]
+            }
             (Some(span), Some(stamp)) => splice::replace(&body, span, stamp),
             _ => [body, Bytes::new(), Bytes::new()],
         };

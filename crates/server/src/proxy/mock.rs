@@ -49,6 +49,10 @@ pub fn complete(endpoint: Endpoint, model: &str, text: &str, call_id: &str) -> R
         Endpoint::Embeddings => return Err(ApiError::bad_request(
             "mock_response answers chat and completion requests only; point this deployment at an embeddings server",
         )),
+        // `/v1/responses` reaches the demo model as chat (`proxy::responses`).
+        Endpoint::Responses => {
+            return Err(ApiError::bad_request("mock_response answers the Responses API through chat"))
+        }
     };
     Ok(Bytes::from(body.to_string()))
 }
@@ -65,7 +69,7 @@ pub fn stream(
     let (id, object) = match endpoint {
         Endpoint::Chat => (format!("chatcmpl-{call_id}"), "chat.completion.chunk"),
         Endpoint::Completions => (format!("cmpl-{call_id}"), "text_completion"),
-        Endpoint::Embeddings => return complete(endpoint, model, text, call_id),
+        Endpoint::Embeddings | Endpoint::Responses => return complete(endpoint, model, text, call_id),
     };
     let mut out = BytesMut::new();
     let mut frame = |choices: serde_json::Value, usage: Option<serde_json::Value>| {

@@ -10,6 +10,8 @@ pub mod mock;
 pub(crate) mod outlive;
 pub use sluice_http::pool;
 pub mod relay;
+pub mod responses;
+mod responses_relay;
 pub mod tags;
 mod translate;
 pub mod upstream;
@@ -141,6 +143,15 @@ pub(crate) async fn proxy_body(
     facts: &mut Facts,
     outcome: &mut Outcome,
 ) -> Result<Reply, ApiError> {
+    // The Responses API's own state (a previous response's conversation, `store`), before the
+    // request is read for routing.
+    let (body, responses) = match endpoint {
+        Endpoint::Responses => {
+            let (body, prepared) = responses::prepare(app, identity, body).await?;
+            (body, Some(prepared))
+        }
+        _ => (body, None),
+    };
     let mut view = sniff::request(&body, endpoint)?;
     // The request's own controls are the gateway's, never the upstream's: a body carrying any
     // goes on without them (the common body carries none and is not touched).
@@ -259,6 +270,7 @@ pub(crate) async fn proxy_body(
         controls: asked.as_deref(),
         timeout,
         alternates: &alternates,
+        responses: responses.as_ref(),
     };
     let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let out = router.execute_planned(&routed, &ctx, &plan, &mut call).await;
@@ -341,6 +353,7 @@ pub(crate) async fn probe(
         controls: None,
         timeout: Some(timeout),
         alternates: &[],
+        responses: None,
     };
     let attempt = app.router.load().probe(deployment.clone());
     call.call(&attempt, 0).await.map(drop).map_err(|f| f.error.api.message)
@@ -371,7 +384,7 @@ fn cost_estimate(
 
 /// A cheap prompt-size estimate for quota and context-window checks: about four bytes per token.
 fn estimate_tokens(view: &sniff::RequestView<'_>) -> u64 {
-    let raw = view.messages.or(view.prompt).map(str::len).unwrap_or(0);
+    let raw = view.messages.or(view.prompt).or(view.input).map(str::len).unwrap_or(0);
     (raw as u64).div_ceil(4)
 }
 
