@@ -79,7 +79,12 @@ pub struct Plan {
 }
 
 impl<T: Send + Sync + 'static> Router<T> {
-    pub async fn execute<C: Call<T>>(&self, model: &str, ctx: &Ctx<'_>, caller: &mut C) -> Executed<C::Output, C::Error> {
+    pub async fn execute<C: Call<T>>(
+        &self,
+        model: &str,
+        ctx: &Ctx<'_>,
+        caller: &mut C,
+    ) -> Executed<C::Output, C::Error> {
         self.execute_planned(model, ctx, &Plan::default(), caller).await
     }
 

@@ -470,22 +470,23 @@ impl Usage {
         if v.contains("null") {
             return None;
         }
-        let [prompt, completion, total, details, cache_creation, completion_details, input, output, input_details, output_details] = scan::fields(
-            v,
-            [
-                "prompt_tokens",
-                "completion_tokens",
-                "total_tokens",
-                "prompt_tokens_details",
-                "cache_creation_input_tokens",
-                "completion_tokens_details",
-                // The Responses API's names for the same counts.
-                "input_tokens",
-                "output_tokens",
-                "input_tokens_details",
-                "output_tokens_details",
-            ],
-        )?;
+        let [prompt, completion, total, details, cache_creation, completion_details, input, output, input_details, output_details] =
+            scan::fields(
+                v,
+                [
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "total_tokens",
+                    "prompt_tokens_details",
+                    "cache_creation_input_tokens",
+                    "completion_tokens_details",
+                    // The Responses API's names for the same counts.
+                    "input_tokens",
+                    "output_tokens",
+                    "input_tokens_details",
+                    "output_tokens_details",
+                ],
+            )?;
         let (prompt, completion, details) = (prompt.or(input), completion.or(output), details.or(input_details));
         let completion_details = completion_details.or(output_details);
         let count = |v: Option<&str>| match v {

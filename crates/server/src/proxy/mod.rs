@@ -235,7 +235,7 @@ pub(crate) async fn proxy_body(
     let facts = &*facts;
     // Read only when tag routing is on: other configs pay nothing for it.
     let tags = match router.settings.enable_tag_filtering {
-        true => tags::of_request(&body),
+        true => tags::of_request(body),
         false => Vec::new(),
     };
     let ctx = Ctx {
