@@ -35,8 +35,11 @@ pub struct Admission {
 /// Model-list entries that mean "every model".
 const ALL_MODELS: &[&str] = &["*", "all-proxy-models", "all-team-models"];
 
+/// Whether a model list lets `model` through. An empty `model` is a call that names none (a
+/// pass-through route LiteLLM checks no model for): no list refuses it.
 fn allows(models: &[String], model: &str) -> bool {
     models.is_empty()
+        || model.is_empty()
         || models.iter().any(|m| {
             ALL_MODELS.contains(&m.as_str())
                 || m == model

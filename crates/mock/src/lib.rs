@@ -23,6 +23,7 @@ mod sniff;
 mod stats;
 mod token;
 mod triggers;
+mod witness;
 
 use std::convert::Infallible;
 use std::io::Write as _;

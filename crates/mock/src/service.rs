@@ -40,6 +40,7 @@ enum Endpoint<'a> {
     Bedrock(bedrock::Call<'a>),
     Token,
     Stats,
+    Last,
     Reset,
     Health,
     NotFound,
@@ -58,13 +59,13 @@ impl Endpoint<'_> {
             Endpoint::Bedrock(_) => Route::Bedrock,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
-            Endpoint::Stats | Endpoint::Reset | Endpoint::Health => return None,
+            Endpoint::Stats | Endpoint::Last | Endpoint::Reset | Endpoint::Health => return None,
         })
     }
 
     fn method(self) -> Method {
         match self {
-            Endpoint::Models | Endpoint::Stats | Endpoint::Health => Method::GET,
+            Endpoint::Models | Endpoint::Stats | Endpoint::Last | Endpoint::Health => Method::GET,
             _ => Method::POST,
         }
     }
@@ -79,6 +80,7 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/v1/messages" => Endpoint::Anthropic,
         "/token" => Endpoint::Token,
         "/mock/stats" => Endpoint::Stats,
+        "/mock/last" => Endpoint::Last,
         "/mock/reset" => Endpoint::Reset,
         "/health" | "/mock/health" => Endpoint::Health,
         _ => {
@@ -116,6 +118,8 @@ pub struct Mock {
     /// Counts LLM requests for `--fail-every`, like the seed fake's global counter.
     llm_requests: AtomicU64,
     tokens_issued: AtomicU64,
+    /// The last request, when `--record` is on.
+    last: crate::witness::Last,
 }
 
 impl Mock {
@@ -126,6 +130,7 @@ impl Mock {
             stats: Arc::new(Stats::default()),
             llm_requests: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
+            last: crate::witness::Last::default(),
         }
     }
 
@@ -145,6 +150,7 @@ impl Mock {
         }
         match endpoint {
             Endpoint::Stats => return respond::json(StatusCode::OK, self.stats.to_json()),
+            Endpoint::Last => return respond::json(StatusCode::OK, self.last.to_json()),
             Endpoint::Health => return respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
             Endpoint::Reset => {
                 self.reset();
@@ -172,6 +178,17 @@ impl Mock {
                 return finish(Some(guard), respond::detail(status, "could not read the request body"));
             }
         };
+        if self.cfg.record {
+            self.last.record(&parts, &body);
+        }
+        if let Some(expected) = &self.cfg.provider_key {
+            let own_check = matches!(endpoint, Endpoint::Token)
+                || matches!(endpoint, Endpoint::Google(c) if c.door == google::Door::Vertex);
+            if !own_check && !crate::witness::credential_matches(expected, &parts.headers, parts.uri.query()) {
+                let body = r#"{"error":{"message":"mock: the request did not carry the provider credential (--provider-key)","type":"authentication_error","code":"invalid_api_key"}}"#;
+                return finish(Some(guard), respond::json(StatusCode::UNAUTHORIZED, body));
+            }
+        }
         let path = parts.uri.path();
         for limiter in self.limiters.iter().filter(|l| l.matches(path)) {
             if !limiter.hit() {

@@ -247,7 +247,11 @@ fn percent_decode(s: &str) -> String {
 pub fn answer_usage(body: &[u8]) -> Option<TokenUsage> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let mut seen = Seen::default();
-    seen.read(&v);
+    match &v {
+        // Gemini's `streamGenerateContent` without `alt=sse`: one JSON array of chunks.
+        Value::Array(items) => items.iter().for_each(|item| seen.read(item)),
+        _ => seen.read(&v),
+    }
     seen.usage()
 }
 
@@ -450,6 +454,8 @@ mod tests {
         let bedrock = br#"{"output":{},"usage":{"inputTokens":8,"outputTokens":6,"totalTokens":14}}"#;
         let u = answer_usage(bedrock).unwrap();
         assert_eq!((u.prompt_tokens, u.completion_tokens), (8, 6));
+        let array = br#"[{"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":1}},{"usageMetadata":{"promptTokenCount":7,"candidatesTokenCount":4}}]"#;
+        assert_eq!(answer_usage(array).map(|u| (u.prompt_tokens, u.completion_tokens)), Some((7, 4)));
         assert_eq!(answer_usage(br#"{"id":"x"}"#), None);
         assert_eq!(answer_usage(b"not json"), None);
     }

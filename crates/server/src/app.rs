@@ -92,6 +92,8 @@ pub struct App {
     pub remote: Option<Arc<Remote>>,
     /// Where this replica tells the others what the management API changed ([`crate::live`]).
     pub changes: crate::live::Changes,
+    /// The provider pass-through routes and `pass_through_endpoints`.
+    pub pass_through: crate::passthrough::Table,
     /// The rate windows' sync with Redis, once started: routers rebuilt after a model change
     /// bind their new deployments' windows to it.
     windows: std::sync::OnceLock<Arc<sluice_state::WindowSharing>>,
@@ -145,6 +147,20 @@ impl App {
             .collect::<Result<Vec<_>, String>>()?;
         let routing = config.router.routing.clone();
         let router = Router::new(deployments, routing);
+        let pass_through = crate::passthrough::Table::new(
+            config.pass_through.endpoints.clone(),
+            &config.pass_through.vertex,
+            &|v: &str| config.environment.from_config(v).or_else(|| env.get(v)),
+            &mut |source: &str| -> Arc<dyn sluice_providers::TokenSource> {
+                vertex_tokens
+                    .borrow_mut()
+                    .entry(source.to_string())
+                    .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), client.clone())))
+                    .clone()
+            },
+            seconds(default_timeout, LITELLM_DEFAULT_TIMEOUT),
+            seconds(default_stream_timeout, LITELLM_DEFAULT_TIMEOUT),
+        );
         Ok(Arc::new(App {
             models_json: ArcSwap::from_pointee(crate::info::render_models(&router.public_names())),
             needs_input_tokens: AtomicBool::new(needs_input_tokens(&router)),
@@ -184,6 +200,7 @@ impl App {
             remote,
             changes: crate::live::Changes::default(),
             windows: std::sync::OnceLock::new(),
+            pass_through,
         }))
     }
 

@@ -112,6 +112,9 @@ struct GeneralSection {
     global_max_parallel_requests: Option<InFlightCap>,
     max_parallel_requests: Option<InFlightCap>,
     allow_requests_on_db_unavailable: Option<Flag>,
+    /// Read by `config::passthrough` (named here so it is not reported as unread).
+    #[allow(dead_code)]
+    pass_through_endpoints: Option<serde::de::IgnoredAny>,
 }
 
 impl GeneralSettings {
