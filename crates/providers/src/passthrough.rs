@@ -32,7 +32,8 @@ impl Native {
             Native::OpenAi => &["/openai"],
             Native::Anthropic => &["/anthropic"],
             Native::Gemini => &["/gemini"],
-            Native::Vertex => &["/vertex_ai", "/vertex-ai"],
+            // LiteLLM's older `/vertex-ai` spelling is deprecated there and not served here.
+            Native::Vertex => &["/vertex_ai"],
             Native::Bedrock => &["/bedrock"],
             Native::Azure => &["/azure"],
         }
@@ -208,14 +209,35 @@ pub fn resolve(
     NativeUpstream { native, base, credential }
 }
 
-/// The Bedrock service a pass-through path belongs to: agents and knowledge bases are served
-/// by `bedrock-agent-runtime`, everything else by `bedrock-runtime` (as LiteLLM routes them).
-pub fn bedrock_base(runtime_base: &str, subpath: &str) -> String {
-    let agent =
-        subpath.starts_with("/agents/") || subpath.starts_with("/knowledgebases/") || subpath == "/retrieveAndGenerate";
-    match agent {
-        true => runtime_base.replacen("://bedrock-runtime.", "://bedrock-agent-runtime.", 1),
-        false => runtime_base.to_string(),
+impl Native {
+    /// The base URL one call goes to: Bedrock's agents and knowledge bases are served by
+    /// `bedrock-agent-runtime`, everything else by `bedrock-runtime` (as LiteLLM routes them);
+    /// a Vertex call goes to the region its path names (`locations/{l}`) unless a base URL of
+    /// its own is configured.
+    pub fn base_for(self, base: &str, subpath: &str) -> String {
+        match self {
+            Native::Bedrock => {
+                let agent = subpath.starts_with("/agents/")
+                    || subpath.starts_with("/knowledgebases/")
+                    || subpath == "/retrieveAndGenerate";
+                match agent {
+                    true => base.replacen("://bedrock-runtime.", "://bedrock-agent-runtime.", 1),
+                    false => base.to_string(),
+                }
+            }
+            Native::Vertex if base.starts_with("https://") && base.ends_with("aiplatform.googleapis.com") => {
+                let location = subpath.split_once("/locations/").and_then(|(_, rest)| rest.split('/').next());
+                match location {
+                    Some("global") => "https://aiplatform.googleapis.com".to_string(),
+                    // A location is a DNS label: anything else keeps the configured host.
+                    Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') => {
+                        format!("https://{l}-aiplatform.googleapis.com")
+                    }
+                    _ => base.to_string(),
+                }
+            }
+            _ => base.to_string(),
+        }
     }
 }
 
@@ -500,12 +522,23 @@ mod tests {
     }
 
     #[test]
-    fn bedrock_agents_go_to_the_agent_runtime() {
+    fn calls_go_to_the_service_and_region_their_path_names() {
         let base = "https://bedrock-runtime.us-west-2.amazonaws.com";
-        assert_eq!(bedrock_base(base, "/model/x/converse"), base);
+        assert_eq!(Native::Bedrock.base_for(base, "/model/x/converse"), base);
         assert_eq!(
-            bedrock_base(base, "/knowledgebases/kb/retrieve"),
+            Native::Bedrock.base_for(base, "/knowledgebases/kb/retrieve"),
             "https://bedrock-agent-runtime.us-west-2.amazonaws.com"
+        );
+        let vertex = "https://us-central1-aiplatform.googleapis.com";
+        let path = "/v1/projects/p/locations/europe-west4/publishers/google/models/m:generateContent";
+        assert_eq!(Native::Vertex.base_for(vertex, path), "https://europe-west4-aiplatform.googleapis.com");
+        let global = "/v1/projects/p/locations/global/publishers/google/models/m:generateContent";
+        assert_eq!(Native::Vertex.base_for(vertex, global), "https://aiplatform.googleapis.com");
+        assert_eq!(Native::Vertex.base_for(vertex, "/v1/projects/p/locations/evil.com#/x"), vertex);
+        assert_eq!(
+            Native::Vertex.base_for("http://127.0.0.1:9", path),
+            "http://127.0.0.1:9",
+            "a configured base stays"
         );
     }
 

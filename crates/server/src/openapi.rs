@@ -343,11 +343,6 @@ pub static OPERATIONS: &[Operation] = &[
         Auth::Key,
         "Vertex AI's API, relayed with default_vertex_config's credentials (pass-through)",
     ),
-    op("get", "/vertex-ai/{*endpoint}", "Pass-through", Auth::Key, "Vertex AI's API (alias of /vertex_ai)"),
-    op("post", "/vertex-ai/{*endpoint}", "Pass-through", Auth::Key, "Vertex AI's API (alias of /vertex_ai)"),
-    op("put", "/vertex-ai/{*endpoint}", "Pass-through", Auth::Key, "Vertex AI's API (alias of /vertex_ai)"),
-    op("patch", "/vertex-ai/{*endpoint}", "Pass-through", Auth::Key, "Vertex AI's API (alias of /vertex_ai)"),
-    op("delete", "/vertex-ai/{*endpoint}", "Pass-through", Auth::Key, "Vertex AI's API (alias of /vertex_ai)"),
     op(
         "get",
         "/bedrock/{*endpoint}",

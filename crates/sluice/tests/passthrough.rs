@@ -363,3 +363,53 @@ fn pass_through_endpoints_from_the_config() {
     let r = get(g.addr, "/nothing-here");
     assert_eq!((r.status, r.json()), (404, json!({"detail": "Not Found"})));
 }
+
+#[test]
+fn azure_and_vertex_pass_through() {
+    // Vertex: the mock issues tokens for the test service account and accepts only those.
+    const TEST_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../providers/tests/fixtures/vertex-test-sa.json");
+    let m = mock(&[
+        "--provider-key",
+        PROVIDER_KEY,
+        "--record",
+        "--no-default-rate-limit",
+        "--vertex-credentials",
+        TEST_KEY,
+    ]);
+    let mut sa: Value = serde_json::from_str(&std::fs::read_to_string(TEST_KEY).unwrap()).unwrap();
+    sa["token_uri"] = Value::String(format!("http://{}/token", m.addr));
+    let sa_path = std::env::temp_dir().join(format!("sluice-pt-sa-{}-{}.json", std::process::id(), m.addr.port()));
+    std::fs::write(&sa_path, sa.to_string()).unwrap();
+    let extra = format!(
+        "default_vertex_config:\n  vertex_project: p\n  vertex_location: us-central1\n  vertex_credentials: {}\n  api_base: http://{}\n",
+        sa_path.display(),
+        m.addr
+    );
+    let g = gateway_for(&m, &extra);
+    let key = new_key(&g);
+
+    let body = br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+    let path = "/vertex_ai/v1/projects/p/locations/us-central1/publishers/google/models/gemini-1.5-pro:generateContent";
+    let r = send(g.addr, "POST", path, &[("Authorization", &format!("Bearer {key}"))], body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = last_request(&m);
+    assert_eq!(
+        seen["path"],
+        "/v1/projects/p/locations/us-central1/publishers/google/models/gemini-1.5-pro:generateContent"
+    );
+    assert_eq!(seen["body"].as_str().unwrap().as_bytes(), body);
+    let auth = seen["headers"]["authorization"].as_str().unwrap();
+    assert!(auth.starts_with("Bearer ") && !auth.contains(&key), "the mock-issued token, not the key: {auth}");
+    assert!(spend_of(&g, &key) > 0.0);
+
+    // Azure: `api-key` carries the provider's key; the model is the one the path names.
+    let body = br#"{"messages":[{"role":"user","content":"hi"}]}"#;
+    let path = "/azure/openai/deployments/gpt-4o/chat/completions?api-version=2024-06-01";
+    let r = send(g.addr, "POST", path, &[("api-key", &key)], body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = last_request(&m);
+    assert_eq!(seen["path"], "/openai/deployments/gpt-4o/chat/completions");
+    assert_eq!(seen["query"], "api-version=2024-06-01");
+    assert_eq!(seen["body"].as_str().unwrap().as_bytes(), body);
+    assert_provider_credential_only(&seen, &key, "api-key", PROVIDER_KEY);
+}

@@ -183,4 +183,28 @@ mod tests {
             assert!(relayed_answer_field(name.as_bytes()), "{name}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever a caller puts in its signature or query, reading the key never panics, a
+        /// key read from a SigV4 credential is its first part only, and no `key` parameter
+        /// survives the query's cleaning.
+        #[test]
+        fn any_signature_or_query_is_read_safely(auth in "\\PC{0,80}", query in "[a-z=&%/.-]{0,60}") {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&format!("AWS4-HMAC-SHA256 {auth}")) {
+                h.insert("authorization", v);
+            }
+            if let Some(found) = presented_key(&h, Some(&query)) {
+                if let Some(k) = found.get("x-litellm-api-key") {
+                    proptest::prop_assert!(!k.as_bytes().contains(&b'/'));
+                }
+            }
+            let cleaned = without_key_param(&query);
+            proptest::prop_assert!(!cleaned.split('&').any(|p| p == "key" || p.starts_with("key=")));
+            let only_query = presented_key(&HeaderMap::new(), Some(&query));
+            if let Some(found) = only_query {
+                proptest::prop_assert!(found.len() <= 1);
+            }
+        }
+    }
 }

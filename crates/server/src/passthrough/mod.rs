@@ -153,10 +153,8 @@ async fn serve(
         Ok(reply) => reply,
         Err(e) => errors::reply(&e, flavour),
     };
+    // The access-log line is `access_log::layer`'s, as for every route axum serves.
     reply.lines.push_header(&crate::proxy::headers::CALL_ID, &facts.call_id);
-    if app.access_log {
-        crate::access_log::proxied(&parts.method, parts.uri.path(), reply.status.as_u16(), &facts);
-    }
     reply
 }
 
@@ -330,10 +328,7 @@ async fn build_request(
     let query = parts.uri.query();
     let (url, forward, strip_key) = match route {
         Route::Native(u) => {
-            let base = match u.native {
-                Native::Bedrock => native::bedrock_base(base, subpath),
-                _ => base.to_string(),
-            };
+            let base = u.native.base_for(base, subpath);
             // A Gemini client may send its (sluice) key as `?key=`: never passed on.
             let query = query.map(headers::without_key_param).filter(|q| !q.is_empty());
             (join(&base, subpath, query.as_deref()), true, true)
