@@ -267,6 +267,17 @@ fn percent_decode(s: &str) -> String {
 /// counts, Gemini's `usageMetadata`, Bedrock Converse's `usage.inputTokens`. `None` when the
 /// answer carries none.
 pub fn answer_usage(body: &[u8]) -> Option<TokenUsage> {
+    // OpenAI's shape first, with the scanner the model routes use: no tree for the common case.
+    if let Ok(view) = sluice_wire::sniff::response(body) {
+        if let Some(u) = view.usage.filter(|u| u.prompt_tokens > 0 || u.completion_tokens > 0) {
+            return Some(TokenUsage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                cached_prompt_tokens: u.cached_tokens.min(u.prompt_tokens),
+                cache_creation_tokens: u.cache_creation_input_tokens.min(u.prompt_tokens),
+            });
+        }
+    }
     let v: Value = serde_json::from_slice(body).ok()?;
     let mut seen = Seen::default();
     match &v {

@@ -42,6 +42,10 @@ const MAX_ERROR_BYTES: usize = 1024 * 1024;
 pub struct Table {
     /// One per [`Native`], in [`Native::ALL`]'s order.
     natives: Vec<NativeUpstream>,
+    /// What a spend-log row says about a model called through each native route, and its
+    /// price: built once per model (a price lookup and several strings) instead of per call.
+    /// Beside `natives`, in the same order.
+    served: Vec<std::sync::RwLock<rustc_hash::FxHashMap<Box<str>, Arc<Served>>>>,
     custom: Vec<PassThroughEndpoint>,
     timeout: Duration,
     stream_timeout: Duration,
@@ -59,11 +63,30 @@ impl Table {
         stream_timeout: Duration,
     ) -> Table {
         let natives = Native::ALL.iter().map(|n| native::resolve(*n, env, vertex, token_for)).collect();
-        Table { natives, custom, timeout, stream_timeout }
+        let served = Native::ALL.iter().map(|_| Default::default()).collect();
+        Table { natives, served, custom, timeout, stream_timeout }
     }
 
     fn native(&self, n: Native) -> Option<&NativeUpstream> {
         self.natives.iter().find(|u| u.native == n)
+    }
+
+    /// The spend-log facts and price of `model` on `upstream`'s provider, built on first use;
+    /// past [`SERVED_KEPT`] models (callers name them) they are built per call instead.
+    fn served(&self, upstream: &NativeUpstream, base: &str, model: &str) -> Arc<Served> {
+        let Some(at) = self.natives.iter().position(|u| u.native == upstream.native) else {
+            return Arc::new(served_for(upstream.native, base, model));
+        };
+        let cache = &self.served[at];
+        if let Some(s) = cache.read().unwrap_or_else(|e| e.into_inner()).get(model) {
+            return s.clone();
+        }
+        let built = Arc::new(served_for(upstream.native, base, model));
+        let mut map = cache.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() < SERVED_KEPT {
+            map.insert(model.into(), built.clone());
+        }
+        built
     }
 
     /// The configured endpoint serving `path` and the part of the path below it.
@@ -212,19 +235,11 @@ async fn call(
                     .into(),
             });
             let charge = Charge::new(app.access.clone(), admission, &model, ids, CALL_TYPE, None, labels);
-            let (provider_name, price) = match route {
-                Route::Native(u) => {
-                    let name = u.native.provider_name();
-                    (name, sluice_providers::pricing::lookup(name, &model))
-                }
-                Route::Custom(_) => ("", None),
+            let served = match route {
+                Route::Native(u) => app.pass_through.served(u, base, &model),
+                Route::Custom(e) => Arc::new(Served::new(&model, &model, "", "", &e.target.to_string(), None)),
             };
-            let reported_base = match route {
-                Route::Native(_) => base.to_string(),
-                Route::Custom(e) => e.target.to_string(),
-            };
-            let served = Served::new(&model, &model, "", provider_name, &reported_base, price);
-            charge.serving(&Arc::new(served), None);
+            charge.serving(&served, None);
             Some(charge)
         }
         None => None,
@@ -298,6 +313,14 @@ async fn call(
         body: ReplyBody::Whole([whole, Bytes::new(), Bytes::new()]),
         anthropic_native: false,
     })
+}
+
+/// Models remembered per provider in [`Table::served`].
+const SERVED_KEPT: usize = 1024;
+
+fn served_for(native: Native, base: &str, model: &str) -> Served {
+    let name = native.provider_name();
+    Served::new(model, model, "", name, base, sluice_providers::pricing::lookup(name, model))
 }
 
 /// The body's top-level `model`, when it is a JSON object that names one.
