@@ -241,6 +241,14 @@ impl Native {
     }
 }
 
+/// The project and location a Vertex path names (`/v1/projects/{p}/locations/{l}/…`).
+pub fn vertex_project_location(subpath: &str) -> Option<(&str, &str)> {
+    let rest = subpath.split_once("/projects/")?.1;
+    let (project, rest) = rest.split_once('/')?;
+    let location = rest.strip_prefix("locations/")?.split('/').next()?;
+    (!project.is_empty() && !location.is_empty()).then_some((project, location))
+}
+
 /// `%3A` → `:` in a Bedrock model id (boto3 percent-encodes the path).
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -530,6 +538,14 @@ mod tests {
             tap.push(piece);
         }
         assert_eq!(tap.usage().map(|u| (u.prompt_tokens, u.completion_tokens)), Some((5, 2)));
+    }
+
+    #[test]
+    fn vertex_paths_name_project_and_location() {
+        let path = "/v1/projects/my-proj/locations/us-east5/publishers/google/models/m:generateContent";
+        assert_eq!(vertex_project_location(path), Some(("my-proj", "us-east5")));
+        assert_eq!(vertex_project_location("/v1/projects/p"), None);
+        assert_eq!(vertex_project_location("/v1/projects//locations/x"), None);
     }
 
     #[test]

@@ -160,6 +160,25 @@ impl App {
             },
             seconds(default_timeout, LITELLM_DEFAULT_TIMEOUT),
             seconds(default_stream_timeout, LITELLM_DEFAULT_TIMEOUT),
+        )
+        .with_vertex_accounts(
+            config
+                .deployments
+                .iter()
+                .filter_map(|d| {
+                    let (project, source) = (d.vertex_project.as_ref()?, d.vertex_credentials.as_ref()?.expose());
+                    let token = vertex_tokens
+                        .borrow_mut()
+                        .entry(source.to_string())
+                        .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), client.clone())))
+                        .clone();
+                    Some(crate::passthrough::VertexAccount {
+                        project: project.clone(),
+                        location: d.vertex_location.clone(),
+                        token,
+                    })
+                })
+                .collect(),
         );
         Ok(Arc::new(App {
             models_json: ArcSwap::from_pointee(crate::info::render_models(&router.public_names())),

@@ -413,3 +413,43 @@ fn azure_and_vertex_pass_through() {
     assert_eq!(seen["body"].as_str().unwrap().as_bytes(), body);
     assert_provider_credential_only(&seen, &key, "api-key", PROVIDER_KEY);
 }
+
+#[test]
+fn vertex_calls_to_a_deployments_project_use_its_service_account() {
+    const TEST_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../providers/tests/fixtures/vertex-test-sa.json");
+    let m = mock(&["--record", "--no-default-rate-limit", "--vertex-credentials", TEST_KEY]);
+    let mut sa: Value = serde_json::from_str(&std::fs::read_to_string(TEST_KEY).unwrap()).unwrap();
+    sa["token_uri"] = Value::String(format!("http://{}/token", m.addr));
+    let sa_path = std::env::temp_dir().join(format!("sluice-pt-dep-sa-{}-{}.json", std::process::id(), m.addr.port()));
+    std::fs::write(&sa_path, sa.to_string()).unwrap();
+    // No default credentials: only the deployment's project can be reached.
+    let config = format!(
+        r#"
+model_list:
+  - model_name: gemini
+    litellm_params:
+      model: vertex_ai/gemini-1.5-pro
+      vertex_project: dep-proj
+      vertex_location: us-central1
+      vertex_credentials: {sa}
+default_vertex_config:
+  api_base: http://{addr}
+general_settings:
+  master_key: sk-1234
+"#,
+        sa = sa_path.display(),
+        addr = m.addr
+    );
+    let g = gateway(&config, None);
+    let body = br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+    let call = |project: &str| {
+        let path = format!("/vertex_ai/v1/projects/{project}/locations/us-central1/publishers/google/models/gemini-1.5-pro:generateContent");
+        send(g.addr, "POST", &path, &[("Authorization", "Bearer sk-1234")], body)
+    };
+    let r = call("dep-proj");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(last_request(&m)["headers"]["authorization"].as_str().unwrap().starts_with("Bearer "));
+    let r = call("other-proj");
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("vertex_credentials"), "{}", r.text());
+}

@@ -47,6 +47,8 @@ pub struct Table {
     /// Beside `natives`, in the same order.
     served: Vec<std::sync::RwLock<rustc_hash::FxHashMap<Box<str>, Arc<Served>>>>,
     custom: Vec<PassThroughEndpoint>,
+    /// The Vertex deployments' service accounts, by project and location.
+    vertex_accounts: Vec<VertexAccount>,
     timeout: Duration,
     stream_timeout: Duration,
 }
@@ -64,7 +66,22 @@ impl Table {
     ) -> Table {
         let natives = Native::ALL.iter().map(|n| native::resolve(*n, env, vertex, token_for)).collect();
         let served = Native::ALL.iter().map(|_| Default::default()).collect();
-        Table { natives, served, custom, timeout, stream_timeout }
+        Table { natives, served, custom, vertex_accounts: Vec::new(), timeout, stream_timeout }
+    }
+
+    /// The service accounts of the Vertex deployments in `model_list`: `/vertex_ai/*` calls to
+    /// their project (and location) use them.
+    pub fn with_vertex_accounts(mut self, accounts: Vec<VertexAccount>) -> Table {
+        self.vertex_accounts = accounts;
+        self
+    }
+
+    fn vertex_token_for(&self, subpath: &str) -> Option<Arc<dyn sluice_providers::TokenSource>> {
+        let (project, location) = native::vertex_project_location(subpath)?;
+        self.vertex_accounts
+            .iter()
+            .find(|a| a.project == project && a.location.as_deref().is_none_or(|l| l == location))
+            .map(|a| a.token.clone())
     }
 
     fn native(&self, n: Native) -> Option<&NativeUpstream> {
@@ -105,6 +122,13 @@ impl Table {
     pub fn has_custom(&self) -> bool {
         !self.custom.is_empty()
     }
+}
+
+/// A Vertex deployment's service account, for pass-through calls to its project.
+pub struct VertexAccount {
+    pub project: String,
+    pub location: Option<String>,
+    pub token: Arc<dyn sluice_providers::TokenSource>,
 }
 
 /// Where one call goes.
@@ -203,10 +227,21 @@ async fn call(
         false => None,
     };
     // What is wrong with the route's own settings is said before anything is charged.
+    // A Vertex call to a project and location a deployment serves uses that deployment's
+    // service account, as LiteLLM does; others use `default_vertex_config`'s.
+    let deployment_credential = match route {
+        Route::Native(u) if u.native == Native::Vertex => {
+            app.pass_through.vertex_token_for(subpath).map(Credential::Token)
+        }
+        _ => None,
+    };
     let (base, credential) = match route {
         Route::Native(u) => {
             let base = u.base.as_ref().map_err(|m| not_configured(m))?;
-            let credential = u.credential.as_ref().map_err(|m| not_configured(m))?;
+            let credential = match &deployment_credential {
+                Some(c) => c,
+                None => u.credential.as_ref().map_err(|m| not_configured(m))?,
+            };
             (base.as_str(), Some(credential))
         }
         Route::Custom(_) => ("", None),
