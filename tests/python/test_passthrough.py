@@ -122,6 +122,13 @@ def test_anthropic_sdk(stack):
     assert_provider_credential(seen, key, "x-api-key", PROVIDER_KEY)
     assert spend(gw, key, first) > first, "the stream's usage was charged"
 
+    # Token counting reaches Anthropic's count_tokens through the same route.
+    count = client.messages.count_tokens(model="claude-3-5-sonnet-20241022", messages=[{"role": "user", "content": "count me"}])
+    assert count.input_tokens > 0
+    seen = last(mock)
+    assert seen["path"] == "/v1/messages/count_tokens"
+    assert_provider_credential(seen, key, "x-api-key", PROVIDER_KEY)
+
 
 def test_openai_sdk(stack):
     gw, mock = stack

@@ -37,6 +37,8 @@ enum Endpoint<'a> {
     Models,
     Google(GoogleCall<'a>),
     Anthropic,
+    /// `/v1/messages/count_tokens`.
+    AnthropicCount,
     Bedrock(bedrock::Call<'a>),
     Token,
     Stats,
@@ -55,7 +57,7 @@ impl Endpoint<'_> {
             Endpoint::Models => Route::Models,
             Endpoint::Google(c) if c.door == google::Door::Vertex => Route::Vertex,
             Endpoint::Google(_) => Route::Gemini,
-            Endpoint::Anthropic => Route::Anthropic,
+            Endpoint::Anthropic | Endpoint::AnthropicCount => Route::Anthropic,
             Endpoint::Bedrock(_) => Route::Bedrock,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
@@ -78,6 +80,7 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/embeddings" | "/v1/embeddings" => Endpoint::Embeddings(None),
         "/models" | "/v1/models" => Endpoint::Models,
         "/v1/messages" => Endpoint::Anthropic,
+        "/v1/messages/count_tokens" => Endpoint::AnthropicCount,
         "/token" => Endpoint::Token,
         "/mock/stats" => Endpoint::Stats,
         "/mock/last" => Endpoint::Last,
@@ -202,6 +205,7 @@ impl Mock {
             Endpoint::Embeddings(_) => self.embeddings(&body, guard).await,
             Endpoint::Google(call) => self.google(call, &parts.headers, parts.uri.query(), &body, guard).await,
             Endpoint::Anthropic => self.anthropic(&parts.headers, &body, guard).await,
+            Endpoint::AnthropicCount => self.count_tokens(&parts.headers, &body, guard),
             Endpoint::Bedrock(call) => self.bedrock(call, &parts.headers, &body, guard).await,
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
@@ -391,6 +395,19 @@ impl Mock {
     }
 
     /// The fake Messages API: Anthropic's headers, bodies, errors and event streams.
+    /// Anthropic's token counting: the request checked as a Messages request, and about four
+    /// bytes of it per token.
+    fn count_tokens(&self, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
+        if let Err(message) = anthropic::check_headers(headers) {
+            return finish(Some(guard), anthropic::error(StatusCode::UNAUTHORIZED, message));
+        }
+        if let Err(e) = anthropic::parse_for_count(body) {
+            return finish(Some(guard), anthropic::error(StatusCode::BAD_REQUEST, &e));
+        }
+        let tokens = body.len().div_ceil(4);
+        finish(Some(guard), respond::json(StatusCode::OK, format!("{{\"input_tokens\":{tokens}}}")))
+    }
+
     async fn anthropic(&self, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
         if let Err(message) = anthropic::check_headers(headers) {
             return finish(Some(guard), anthropic::error(StatusCode::UNAUTHORIZED, message));
@@ -535,6 +552,8 @@ mod tests {
         assert_eq!(classify("/engines/davinci/completions"), Endpoint::Completions(Some("davinci")));
         assert_eq!(classify("/v1/models"), Endpoint::Models);
         assert_eq!(classify("/v1/messages"), Endpoint::Anthropic);
+        assert_eq!(classify("/v1/messages/count_tokens"), Endpoint::AnthropicCount);
+        assert_eq!(classify("/mock/last"), Endpoint::Last);
         assert!(matches!(classify("/model/m%3A0/converse-stream"), Endpoint::Bedrock(c) if c.stream));
         assert_eq!(classify("/nope"), Endpoint::NotFound);
         assert!(matches!(classify("/v1beta/models/g:generateContent"), Endpoint::Google(_)));
