@@ -17,6 +17,8 @@ fn gateway_for(mock: &Proc, extra: &str) -> Proc {
         r#"
 general_settings:
   master_key: sk-1234
+litellm_settings:
+  callbacks: ["prometheus"]
 environment_variables:
   OPENAI_API_BASE: "{base}"
   OPENAI_API_KEY: "{PROVIDER_KEY}"
@@ -117,6 +119,12 @@ fn openai_pass_through_relays_untouched_and_charges_the_key() {
     assert_eq!(seen["body"].as_str().unwrap().as_bytes(), body);
     assert_provider_credential_only(&seen, &key, "authorization", &format!("Bearer {PROVIDER_KEY}"));
     assert!(spend_of(&g, &key) > 0.0, "the usage the provider reported is charged");
+    let metrics = get(g.addr, "/metrics").text();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("litellm_proxy_total_requests_metric") && l.contains("route=\"/openai\""))
+        .unwrap_or_else(|| panic!("no pass-through request in the metrics:\n{metrics}"));
+    assert!(line.contains("requested_model=\"gpt-4o\""), "{line}");
 
     // Streamed: frames arrive as the provider sent them.
     let body = br#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
@@ -125,6 +133,16 @@ fn openai_pass_through_relays_untouched_and_charges_the_key() {
     assert!(r.header("content-type").unwrap().starts_with("text/event-stream"));
     let frames = sse_data(&r.body);
     assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{}", r.text());
+
+    // An upstream that breaks mid-stream: the frames it sent, then one error frame in
+    // LiteLLM's envelope (the status went out already).
+    let body = br#"{"model":"stream-reset","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let r = send(g.addr, "POST", "/openai/v1/chat/completions", &[("Authorization", &format!("Bearer {key}"))], body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let frames = sse_data(&r.body);
+    assert!(frames.len() >= 2, "{}", r.text());
+    let last: Value = serde_json::from_str(frames.last().unwrap()).unwrap();
+    assert!(last["error"]["message"].as_str().unwrap().starts_with("litellm.APIConnectionError"), "{last}");
 
     // The Azure-style model routes under /openai/deployments/ stay model calls.
     let r = send(

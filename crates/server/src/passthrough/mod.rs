@@ -124,6 +124,17 @@ impl Table {
     }
 }
 
+/// What a call learned that its metrics record needs, whether or not it succeeded.
+#[derive(Default)]
+struct Known {
+    /// The model it named (empty when none).
+    model: String,
+    /// Whom it bills, once admitted.
+    charge: Option<Arc<Charge>>,
+    /// From sending to the answer's head.
+    upstream: Duration,
+}
+
 /// A Vertex deployment's service account, for pass-through calls to its project.
 pub struct VertexAccount {
     pub project: String,
@@ -196,15 +207,34 @@ async fn serve(
     let (parts, body) = req.into_parts();
     let facts = Facts::new(&parts.headers, received);
     let flavour = route.flavour();
-    let mut reply = match call(app, &route, prefix, subpath, &parts, body, &facts).await {
+    let mut known = Known::default();
+    let mut reply = match call(app, &route, prefix, subpath, &parts, body, &facts, &mut known).await {
         Ok(reply) => reply,
         Err(e) => errors::reply(&e, flavour),
     };
     // The access-log line is `access_log::layer`'s, as for every route axum serves.
     reply.lines.push_header(&crate::proxy::headers::CALL_ID, &facts.call_id);
+    if let Some(m) = &app.metrics {
+        m.request_finished(&sluice_metrics::RequestRecord {
+            requested_model: &known.model,
+            route: if prefix.is_empty() { "/pass_through" } else { prefix },
+            status: reply.status.as_u16(),
+            exception_class: None,
+            total: facts.received.elapsed(),
+            upstream: known.upstream,
+            deployment: None,
+            end_user: "",
+            user_agent: parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+            caller: known.charge.as_ref().and_then(|c| c.caller()),
+            // Added by the bill itself (`Charge::settle_with`), which also sees streams' cost.
+            spend: 0.0,
+        });
+    }
     reply
 }
 
+/// One call: who calls, what it names, where it goes; its answer, or the error to send.
+#[allow(clippy::too_many_arguments)]
 async fn call(
     app: &App,
     route: &Route<'_>,
@@ -213,6 +243,7 @@ async fn call(
     parts: &http::request::Parts,
     body: axum::body::Body,
     facts: &Facts,
+    known: &mut Known,
 ) -> Result<Reply, ApiError> {
     let provider = route.provider();
     // Who calls, before the body is read.
@@ -255,6 +286,7 @@ async fn call(
         Route::Custom(_) => None,
     }
     .unwrap_or_default();
+    known.model.clone_from(&model);
     let charge = match &identity {
         Some(identity) => {
             let admission = app.access.admit_shared(identity, &model, None, 0.0).await?;
@@ -275,6 +307,7 @@ async fn call(
                 Route::Custom(e) => Arc::new(Served::new(&model, &model, "", "", &e.target.to_string(), None)),
             };
             charge.serving(&served, None);
+            known.charge = Some(charge.clone());
             Some(charge)
         }
         None => None,
@@ -292,6 +325,7 @@ async fn call(
         Ok(Err(e)) => return Err(upstream::transport_error(&provider, &e)),
         Ok(Ok(answer)) => answer,
     };
+    known.upstream = sent.elapsed();
     let status = answer.head.status;
     let mut out_headers = HeaderMap::new();
     let mut content_type = None;
