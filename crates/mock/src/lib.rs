@@ -5,6 +5,8 @@
 //! token endpoint, Anthropic's `/v1/messages` with its typed event streams, and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
 //! slowapi-style fixed-window rate limits, injected 500s, and model names that trigger a chosen
 //! failure (`error-503`, `stream-reset`, `retry-after-2`, …). `GET /mock/stats` reports what it saw.
+//! For a gateway's pass-through tests, `--provider-key` refuses requests that do not carry the
+//! provider's credential and `--record` keeps the last request for `GET /mock/last` (`witness`).
 //!
 //! It is built to never be a benchmark's bottleneck: hyper directly, fixed response text, a
 //! scanner instead of a JSON tree for the request, atomics for every counter.
