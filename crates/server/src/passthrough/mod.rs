@@ -327,28 +327,29 @@ async fn call(
     };
     known.upstream = sent.elapsed();
     let status = answer.head.status;
-    let mut out_headers = HeaderMap::new();
-    let mut content_type = None;
-    answer.head.headers.for_each_value(|name, value| {
+    // The answer's fields as rendered lines, as the model routes keep theirs: no header name
+    // built (and allocated) per field.
+    let mut lines = Lines::with_capacity(1024);
+    let mut content_type: Option<Bytes> = None;
+    answer.head.headers.for_each(|name, value| {
         if headers::relayed_answer_field(name) {
-            if name.eq_ignore_ascii_case(b"content-type") {
-                content_type = Some(value.clone());
+            // Kept only for a stream, whose relay reads it.
+            if name.eq_ignore_ascii_case(b"content-type") && relay::is_stream(value) {
+                content_type = Some(Bytes::copy_from_slice(value));
             }
-            if let Ok(name) = http::HeaderName::from_bytes(name) {
-                out_headers.append(name, value);
-            }
+            lines.push_lower(b"", name, value);
         }
     });
-    let streamed = status.is_success() && content_type.as_ref().is_some_and(|ct| relay::is_stream(ct.as_bytes()));
-    if streamed {
-        let tap = UsageTap::new(content_type.as_ref().map_or(&b""[..], |v| v.as_bytes()));
-        let sse = content_type.as_ref().is_some_and(|ct| ct.as_bytes().starts_with(b"text/"));
+    let stream_type = content_type.filter(|_| status.is_success());
+    if let Some(content_type) = stream_type {
+        let tap = UsageTap::new(&content_type);
+        let sse = content_type.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"text/"));
         let tap = relay::Tap { tap, charge, fixed_cost };
         let body = relay::body(answer.body, tap, provider, app.pass_through.stream_timeout, route.flavour(), sse);
         return Ok(Reply {
             status,
-            headers: out_headers,
-            lines: Lines::default(),
+            headers: HeaderMap::new(),
+            lines,
             body: ReplyBody::Stream(body),
             anthropic_native: false,
         });
@@ -377,8 +378,8 @@ async fn call(
     }
     Ok(Reply {
         status,
-        headers: out_headers,
-        lines: Lines::default(),
+        headers: HeaderMap::new(),
+        lines,
         body: ReplyBody::Whole([whole, Bytes::new(), Bytes::new()]),
         anthropic_native: false,
     })
