@@ -369,13 +369,18 @@ async fn call(
             ))
         }
     };
-    // A failed call is relayed as the provider said it, and costs nothing.
-    if status.is_success() {
-        if let Some(charge) = charge {
-            let usage = native::answer_usage(&whole).unwrap_or_default();
-            charge.settle_with(usage, fixed_cost);
+    // A failed call is relayed as the provider said it (less any echo of the credential the
+    // gateway sent), and costs nothing.
+    let whole = match status.is_success() {
+        true => {
+            if let Some(charge) = charge {
+                let usage = native::answer_usage(&whole).unwrap_or_default();
+                charge.settle_with(usage, fixed_cost);
+            }
+            whole
         }
-    }
+        false => redact(whole, &sent_secrets(route, credential)),
+    };
     Ok(Reply {
         status,
         headers: HeaderMap::new(),
@@ -383,6 +388,40 @@ async fn call(
         body: ReplyBody::Whole([whole, Bytes::new(), Bytes::new()]),
         anthropic_native: false,
     })
+}
+
+/// The secret parts of the credentials a call sent: the provider's key (without its scheme),
+/// or a configured endpoint's sensitive header values.
+fn sent_secrets<'a>(route: &'a Route<'_>, credential: Option<&'a Credential>) -> Vec<&'a [u8]> {
+    let secret = |v: &'a HeaderValue| {
+        let b = v.as_bytes();
+        match b.get(..7) {
+            Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => &b[7..],
+            _ => b,
+        }
+    };
+    match (route, credential) {
+        (Route::Native(_), Some(Credential::Header(_, v))) => vec![secret(v)],
+        (Route::Custom(e), _) => e.headers.iter().filter(|(_, v)| v.is_sensitive()).map(|(_, v)| secret(v)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `body` with every occurrence of a secret (8 bytes or longer: shorter ones are not keys and
+/// would mangle the text) replaced: a provider that echoes the key it was sent in an error
+/// must not hand the gateway's credential to the caller.
+fn redact(body: Bytes, secrets: &[&[u8]]) -> Bytes {
+    let secrets: Vec<&[u8]> = secrets.iter().copied().filter(|s| s.len() >= 8).collect();
+    if !secrets.iter().any(|s| memchr::memmem::find(&body, s).is_some()) {
+        return body;
+    }
+    let mut out = body.to_vec();
+    for s in secrets {
+        while let Some(at) = memchr::memmem::find(&out, s) {
+            out.splice(at..at + s.len(), b"[redacted]".iter().copied());
+        }
+    }
+    Bytes::from(out)
 }
 
 /// Models remembered per provider in [`Table::served`].
@@ -517,6 +556,24 @@ fn join(base: &str, path: &str, query: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_credentials_are_redacted_from_error_answers() {
+        let body = Bytes::from_static(b"{\"error\":\"Incorrect API key provided: prov-secret-123. See docs.\"}");
+        let out = redact(body.clone(), &[b"prov-secret-123"]);
+        assert_eq!(&out[..], b"{\"error\":\"Incorrect API key provided: [redacted]. See docs.\"}");
+        let twice = redact(Bytes::from_static(b"prov-secret-123 prov-secret-123"), &[b"prov-secret-123"]);
+        assert_eq!(&twice[..], b"[redacted] [redacted]");
+        assert_eq!(redact(body.clone(), &[b"absent-secret"]), body, "untouched without an echo");
+        assert_eq!(redact(body.clone(), &[b"API"]), body, "too short to be a key");
+        let mut v = HeaderValue::from_static("Bearer prov-secret-123");
+        v.set_sensitive(true);
+        let credential = Credential::Header(http::header::AUTHORIZATION, v);
+        let upstream =
+            NativeUpstream { native: Native::OpenAi, base: Ok("http://x".into()), credential: Err(String::new()) };
+        let route = Route::Native(&upstream);
+        assert_eq!(sent_secrets(&route, Some(&credential)), vec![&b"prov-secret-123"[..]]);
+    }
 
     #[test]
     fn urls_join_base_path_and_query() {
