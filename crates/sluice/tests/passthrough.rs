@@ -144,6 +144,33 @@ fn openai_pass_through_relays_untouched_and_charges_the_key() {
     let last: Value = serde_json::from_str(frames.last().unwrap()).unwrap();
     assert!(last["error"]["message"].as_str().unwrap().starts_with("litellm.APIConnectionError"), "{last}");
 
+    // A client that hangs up before the answer: the call runs to its end and is billed.
+    let slow = mock(&["--latency", "700ms", "--no-default-rate-limit"]);
+    let g = gateway(
+        &format!("general_settings:\n  master_key: sk-1234\nenvironment_variables:\n  OPENAI_API_BASE: http://{}\n  OPENAI_API_KEY: k\n", slow.addr),
+        None,
+    );
+    let quitter = new_key(&g);
+    let body = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    let head = format!(
+        "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {quitter}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    {
+        use std::io::Write as _;
+        let mut s = connect(g.addr);
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(spend_of(&g, &quitter) > 0.0, "the abandoned call was billed");
+}
+
+#[test]
+fn azure_style_model_routes_stay_model_calls() {
+    let m = provider_mock();
+    let g = gateway_for(&m, "");
+
     // The Azure-style model routes under /openai/deployments/ stay model calls.
     let r = send(
         g.addr,

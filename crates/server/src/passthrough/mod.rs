@@ -174,26 +174,34 @@ impl Route<'_> {
     }
 }
 
-/// The axum handler of one provider's routes (`{prefix}/{*rest}`).
+/// The axum handler of one provider's routes (`{prefix}/{*rest}`). A call outlives its
+/// client's hang-up and is billed, as model calls are (`proxy::outlive`).
 pub async fn serve_native(app: Arc<App>, native: Native, prefix: &'static str, req: Request) -> Response {
     let received = Instant::now();
-    let Some(upstream) = app.pass_through.native(native) else {
-        return crate::errors::error_response(&ApiError::new(404, "this pass-through route is not configured"));
+    let call = async move {
+        let Some(upstream) = app.pass_through.native(native) else {
+            return errors::reply(&ApiError::new(404, "this pass-through route is not configured"), Flavour::OpenAi);
+        };
+        let subpath = req.uri().path().strip_prefix(prefix).unwrap_or("").to_string();
+        serve(&app, Route::Native(upstream), prefix, &subpath, req, received).await
     };
-    let subpath = req.uri().path().strip_prefix(prefix).unwrap_or("").to_string();
-    let route = Route::Native(upstream);
-    Response::from(serve(&app, route, prefix, &subpath, req, received).await)
+    Response::from(crate::proxy::outlive::Outlive::new(call).await)
 }
 
 /// A configured `pass_through_endpoints` route serving `req`, if one does (called where no
 /// built-in route matched, so built-in routes win as they do in LiteLLM).
 pub async fn serve_custom(State(app): State<Arc<App>>, req: Request) -> Option<Response> {
     let received = Instant::now();
-    let path = req.uri().path().to_string();
-    let (endpoint, subpath) = app.pass_through.custom_for(&path)?;
-    let subpath = subpath.to_string();
-    let route = Route::Custom(endpoint);
-    Some(Response::from(serve(&app, route, "", &subpath, req, received).await))
+    app.pass_through.custom_for(req.uri().path())?;
+    let call = async move {
+        let path = req.uri().path().to_string();
+        let Some((endpoint, subpath)) = app.pass_through.custom_for(&path) else {
+            return errors::reply(&ApiError::new(404, "Not Found"), Flavour::OpenAi);
+        };
+        let subpath = subpath.to_string();
+        serve(&app, Route::Custom(endpoint), "", &subpath, req, received).await
+    };
+    Some(Response::from(crate::proxy::outlive::Outlive::new(call).await))
 }
 
 async fn serve(
