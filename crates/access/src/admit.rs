@@ -35,8 +35,12 @@ pub struct Admission {
 /// Model-list entries that mean "every model".
 const ALL_MODELS: &[&str] = &["*", "all-proxy-models", "all-team-models"];
 
+/// Whether a model list lets `model` through. An empty `model` is a call that names none (a
+/// pass-through route LiteLLM checks no model for): no list refuses it.
 fn allows(models: &[String], model: &str) -> bool {
-    models.is_empty() || models.iter().any(|m| ALL_MODELS.contains(&m.as_str()) || super::groups::covers(m, model))
+    models.is_empty()
+        || model.is_empty()
+        || models.iter().any(|m| ALL_MODELS.contains(&m.as_str()) || super::groups::covers(m, model))
 }
 
 fn model_denied(object: &str, kind: &str, models: &[String], model: &str) -> ApiError {

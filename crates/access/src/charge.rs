@@ -174,6 +174,13 @@ impl Charge {
 
     /// Bills `usage` (the first call wins) and returns the cost in USD.
     pub fn settle(&self, usage: TokenUsage) -> f64 {
+        self.settle_with(usage, 0.0)
+    }
+
+    /// [`settle`](Self::settle), plus a fixed cost in USD (a pass-through endpoint's
+    /// `cost_per_request`; bounded where it is configured, and ignored unless finite and
+    /// positive).
+    pub fn settle_with(&self, usage: TokenUsage, fixed_cost: f64) -> f64 {
         if self.settled.swap(true, Ordering::AcqRel) {
             return 0.0;
         }
@@ -191,6 +198,7 @@ impl Charge {
                 "upstream reported more than {MAX_TOKENS} tokens for one request; billed as {MAX_TOKENS}"
             );
         }
+        let fixed = if fixed_cost.is_finite() && fixed_cost > 0.0 { fixed_cost } else { 0.0 };
         let cost = served
             .price
             .map(|p| match p.per_second() {
@@ -198,7 +206,8 @@ impl Charge {
                 true => p.cost_of_call(&usage, (chrono::Utc::now() - self.started).num_milliseconds() as f64 / 1000.0),
                 false => p.cost(&usage),
             })
-            .unwrap_or(0.0);
+            .unwrap_or(0.0)
+            + fixed;
         let a = &self.admission;
         let tokens = usage.prompt_tokens + usage.completion_tokens;
         let now = sluice_state::now_secs();

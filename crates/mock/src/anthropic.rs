@@ -55,6 +55,14 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A `count_tokens` request: `model` and `messages` as in a Messages request, no `max_tokens`.
+pub fn parse_for_count(body: &[u8]) -> Result<(), String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    v.get("model").and_then(Value::as_str).ok_or("model: Field required")?;
+    v.get("messages").and_then(Value::as_array).ok_or("messages: Field required")?;
+    Ok(())
+}
+
 /// Reads the request, or says why it is not a Messages request.
 pub fn parse(body: &[u8]) -> Result<Request, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;

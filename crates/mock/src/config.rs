@@ -60,6 +60,16 @@ pub struct MockArgs {
     /// claims as Google does, and Vertex routes accept only tokens the mock issued.
     #[arg(long, value_name = "FILE")]
     pub vertex_credentials: Option<PathBuf>,
+
+    /// The provider credential every LLM request must carry (as a bearer token, `x-api-key`,
+    /// `x-goog-api-key`, `api-key`, `?key=` or a SigV4 access key id); others get a 401. Vertex
+    /// routes keep their own token check.
+    #[arg(long, value_name = "KEY")]
+    pub provider_key: Option<String>,
+
+    /// Keep the last request as it arrived, for `GET /mock/last`.
+    #[arg(long)]
+    pub record: bool,
 }
 
 /// What the mock does, validated. Build it with [`MockConfig::from_args`] or start from
@@ -81,6 +91,10 @@ pub struct MockConfig {
     /// The service account `/token` trusts; `None` accepts any well-formed assertion and any
     /// bearer token on Vertex routes.
     pub vertex_key: Option<Arc<VertexKey>>,
+    /// `--provider-key`.
+    pub provider_key: Option<String>,
+    /// `--record`.
+    pub record: bool,
 }
 
 impl Default for MockConfig {
@@ -93,6 +107,8 @@ impl Default for MockConfig {
             fail_percent: 0.0,
             seed_compat: false,
             vertex_key: None,
+            provider_key: None,
+            record: false,
         }
     }
 }
@@ -143,6 +159,8 @@ impl MockConfig {
                 }
                 None => None,
             },
+            provider_key: args.provider_key.clone().filter(|k| !k.is_empty()),
+            record: args.record,
         })
     }
 }

@@ -7,6 +7,8 @@
 //! slowapi-style fixed-window rate limits, injected 500s, and model names that trigger a chosen
 //! failure (`error-503`, `stream-reset`, `retry-after-2`, …) or, on Anthropic's route, cache reads
 //! in the usage (`claude-cached-100`). `GET /mock/stats` reports what it saw.
+//! For a gateway's pass-through tests, `--provider-key` refuses requests that do not carry the
+//! provider's credential and `--record` keeps the last request for `GET /mock/last` (`witness`).
 //!
 //! It is built to never be a benchmark's bottleneck: hyper directly, fixed response text, a
 //! scanner instead of a JSON tree for the request, atomics for every counter.
@@ -26,6 +28,7 @@ mod sniff;
 mod stats;
 mod token;
 mod triggers;
+mod witness;
 
 use std::convert::Infallible;
 use std::io::Write as _;

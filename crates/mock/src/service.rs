@@ -38,6 +38,8 @@ enum Endpoint<'a> {
     Models,
     Google(GoogleCall<'a>),
     Anthropic,
+    /// `/v1/messages/count_tokens`.
+    AnthropicCount,
     Bedrock(bedrock::Call<'a>),
     /// `POST /v1/responses` (OpenAI's, and Azure's `/openai/…` paths).
     Responses,
@@ -45,6 +47,7 @@ enum Endpoint<'a> {
     ResponseItem(&'a str),
     Token,
     Stats,
+    Last,
     Reset,
     Health,
     NotFound,
@@ -59,18 +62,18 @@ impl Endpoint<'_> {
             Endpoint::Models => Route::Models,
             Endpoint::Google(c) if c.door == google::Door::Vertex => Route::Vertex,
             Endpoint::Google(_) => Route::Gemini,
-            Endpoint::Anthropic => Route::Anthropic,
+            Endpoint::Anthropic | Endpoint::AnthropicCount => Route::Anthropic,
             Endpoint::Bedrock(_) => Route::Bedrock,
             Endpoint::Responses | Endpoint::ResponseItem(_) => Route::Responses,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
-            Endpoint::Stats | Endpoint::Reset | Endpoint::Health => return None,
+            Endpoint::Stats | Endpoint::Last | Endpoint::Reset | Endpoint::Health => return None,
         })
     }
 
     fn method(self) -> Method {
         match self {
-            Endpoint::Models | Endpoint::Stats | Endpoint::Health => Method::GET,
+            Endpoint::Models | Endpoint::Stats | Endpoint::Last | Endpoint::Health => Method::GET,
             _ => Method::POST,
         }
     }
@@ -84,8 +87,10 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/models" | "/v1/models" => Endpoint::Models,
         "/v1/messages" => Endpoint::Anthropic,
         "/responses" | "/v1/responses" | "/openai/responses" | "/openai/v1/responses" => Endpoint::Responses,
+        "/v1/messages/count_tokens" => Endpoint::AnthropicCount,
         "/token" => Endpoint::Token,
         "/mock/stats" => Endpoint::Stats,
+        "/mock/last" => Endpoint::Last,
         "/mock/reset" => Endpoint::Reset,
         "/health" | "/mock/health" => Endpoint::Health,
         _ if response_item(path).is_some() => Endpoint::ResponseItem(response_item(path).unwrap_or_default()),
@@ -132,6 +137,8 @@ pub struct Mock {
     /// Counts LLM requests for `--fail-every`, like the seed fake's global counter.
     llm_requests: AtomicU64,
     tokens_issued: AtomicU64,
+    /// The last request, when `--record` is on.
+    last: crate::witness::Last,
 }
 
 impl Mock {
@@ -142,6 +149,7 @@ impl Mock {
             stats: Arc::new(Stats::default()),
             llm_requests: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
+            last: crate::witness::Last::default(),
         }
     }
 
@@ -163,6 +171,7 @@ impl Mock {
         }
         match endpoint {
             Endpoint::Stats => return respond::json(StatusCode::OK, self.stats.to_json()),
+            Endpoint::Last => return respond::json(StatusCode::OK, self.last.to_json()),
             Endpoint::Health => return respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
             Endpoint::Reset => {
                 self.reset();
@@ -197,6 +206,17 @@ impl Mock {
                 return finish(Some(guard), respond::detail(status, "could not read the request body"));
             }
         };
+        if self.cfg.record {
+            self.last.record(&parts, &body);
+        }
+        if let Some(expected) = &self.cfg.provider_key {
+            let own_check = matches!(endpoint, Endpoint::Token)
+                || matches!(endpoint, Endpoint::Google(c) if c.door == google::Door::Vertex);
+            if !own_check && !crate::witness::credential_matches(expected, &parts.headers, parts.uri.query()) {
+                let body = r#"{"error":{"message":"mock: the request did not carry the provider credential (--provider-key)","type":"authentication_error","code":"invalid_api_key"}}"#;
+                return finish(Some(guard), respond::json(StatusCode::UNAUTHORIZED, body));
+            }
+        }
         let path = parts.uri.path();
         for limiter in self.limiters.iter().filter(|l| l.matches(path)) {
             if !limiter.hit() {
@@ -210,6 +230,7 @@ impl Mock {
             Endpoint::Embeddings(_) => self.embeddings(&body, guard).await,
             Endpoint::Google(call) => self.google(call, &parts.headers, parts.uri.query(), &body, guard).await,
             Endpoint::Anthropic => self.anthropic(&parts.headers, &body, guard).await,
+            Endpoint::AnthropicCount => self.count_tokens(&parts.headers, &body, guard),
             Endpoint::Bedrock(call) => self.bedrock(call, &parts.headers, &body, guard).await,
             Endpoint::Responses => self.responses(&body, guard).await,
             Endpoint::Token => self.token(&body, guard),
@@ -400,6 +421,19 @@ impl Mock {
     }
 
     /// The fake Messages API: Anthropic's headers, bodies, errors and event streams.
+    /// Anthropic's token counting: the request checked as a Messages request, and about four
+    /// bytes of it per token.
+    fn count_tokens(&self, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
+        if let Err(message) = anthropic::check_headers(headers) {
+            return finish(Some(guard), anthropic::error(StatusCode::UNAUTHORIZED, message));
+        }
+        if let Err(e) = anthropic::parse_for_count(body) {
+            return finish(Some(guard), anthropic::error(StatusCode::BAD_REQUEST, &e));
+        }
+        let tokens = body.len().div_ceil(4);
+        finish(Some(guard), respond::json(StatusCode::OK, format!("{{\"input_tokens\":{tokens}}}")))
+    }
+
     async fn anthropic(&self, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
         if let Err(message) = anthropic::check_headers(headers) {
             return finish(Some(guard), anthropic::error(StatusCode::UNAUTHORIZED, message));
@@ -585,6 +619,8 @@ mod tests {
         assert_eq!(classify("/engines/davinci/completions"), Endpoint::Completions(Some("davinci")));
         assert_eq!(classify("/v1/models"), Endpoint::Models);
         assert_eq!(classify("/v1/messages"), Endpoint::Anthropic);
+        assert_eq!(classify("/v1/messages/count_tokens"), Endpoint::AnthropicCount);
+        assert_eq!(classify("/mock/last"), Endpoint::Last);
         assert!(matches!(classify("/model/m%3A0/converse-stream"), Endpoint::Bedrock(c) if c.stream));
         assert_eq!(classify("/nope"), Endpoint::NotFound);
         assert_eq!(classify("/v1/responses"), Endpoint::Responses);

@@ -17,6 +17,7 @@ pub mod errors;
 pub mod gemini;
 pub mod google_auth;
 pub mod openai;
+pub mod passthrough;
 pub mod pricing;
 pub mod provider;
 pub mod stream;

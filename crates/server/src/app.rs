@@ -98,6 +98,8 @@ pub struct App {
     pub changes: crate::live::Changes,
     /// `/health`'s settings and the background checks' latest result.
     pub health: crate::health::HealthChecks,
+    /// The provider pass-through routes and `pass_through_endpoints`.
+    pub pass_through: crate::passthrough::Table,
     /// The rate windows' sync with Redis, once started: routers rebuilt after a model change
     /// bind their new deployments' windows to it.
     windows: std::sync::OnceLock<Arc<sluice_state::WindowSharing>>,
@@ -153,6 +155,39 @@ impl App {
             .collect::<Result<Vec<_>, String>>()?;
         let routing = config.router.routing.clone();
         let router = Router::new(deployments, routing);
+        let pass_through = crate::passthrough::Table::new(
+            config.pass_through.endpoints.clone(),
+            &config.pass_through.vertex,
+            &|v: &str| config.environment.from_config(v).or_else(|| env.get(v)),
+            &mut |source: &str| -> Arc<dyn sluice_providers::TokenSource> {
+                vertex_tokens
+                    .borrow_mut()
+                    .entry(source.to_string())
+                    .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), client.clone())))
+                    .clone()
+            },
+            seconds(default_timeout, LITELLM_DEFAULT_TIMEOUT),
+            seconds(default_stream_timeout, LITELLM_DEFAULT_TIMEOUT),
+        )
+        .with_vertex_accounts(
+            config
+                .deployments
+                .iter()
+                .filter_map(|d| {
+                    let (project, source) = (d.vertex_project.as_ref()?, d.vertex_credentials.as_ref()?.expose());
+                    let token = vertex_tokens
+                        .borrow_mut()
+                        .entry(source.to_string())
+                        .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), client.clone())))
+                        .clone();
+                    Some(crate::passthrough::VertexAccount {
+                        project: project.clone(),
+                        location: d.vertex_location.clone(),
+                        token,
+                    })
+                })
+                .collect(),
+        );
         let app = Arc::new(App {
             models_json: ArcSwap::from_pointee(crate::info::render_models(&crate::info::model_names(&router, false))),
             needs_input_tokens: AtomicBool::new(needs_input_tokens(&router)),
@@ -197,6 +232,7 @@ impl App {
                 config.general.health_check_details,
             ),
             windows: std::sync::OnceLock::new(),
+            pass_through,
             responses: Default::default(),
         });
         app.access.access_groups.store(Arc::new(access_groups(config.deployments.iter())));

@@ -21,6 +21,7 @@ pub mod listen;
 pub mod live;
 pub mod manage;
 pub mod openapi;
+pub mod passthrough;
 pub mod proxy;
 #[cfg(test)]
 mod test_numbers;
@@ -78,6 +79,15 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
             .route(&format!("{prefix}/responses/{{id}}"), get(proxy::responses::get).delete(proxy::responses::delete));
     }
     other = other.route("/model_group/info", get(info::model_group_info));
+    // Provider pass-through: everything under each provider's prefix that no route above
+    // serves (the Azure-style model routes under `/openai/deployments/` stay model calls).
+    for native in sluice_providers::passthrough::Native::ALL {
+        for prefix in native.prefixes() {
+            let relay =
+                move |State(app): State<Arc<App>>, req: Request| passthrough::serve_native(app, native, prefix, req);
+            other = other.route(&format!("{prefix}/{{*endpoint}}"), axum::routing::any(relay));
+        }
+    }
     // Rendered once every route is in the table.
     let document = Arc::new(std::sync::OnceLock::new());
     let other = other
@@ -93,7 +103,7 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
         .route("/docs", get(openapi::docs_page))
         .merge(manage::routes());
     let all = proxied.map(|r| r.method_not_allowed_fallback(method_not_allowed)).merge(other.map(|r| {
-        r.fallback(not_found)
+        r.fallback(fallback)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(app.clone(), access_log::layer))
     }));
@@ -263,6 +273,17 @@ impl std::fmt::Display for RouteName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.0, manage::redact(&self.1))
     }
+}
+
+/// What no route serves: a configured `pass_through_endpoints` route (built-in routes win over
+/// them, as in LiteLLM), else FastAPI's 404.
+async fn fallback(app: State<Arc<App>>, req: Request) -> axum::response::Response {
+    if app.pass_through.has_custom() {
+        if let Some(answer) = passthrough::serve_custom(app, req).await {
+            return answer;
+        }
+    }
+    not_found().await
 }
 
 /// FastAPI's bodies, which LiteLLM clients see for unknown routes.

@@ -8,10 +8,19 @@ use std::collections::HashMap;
 const PREFIX: &str = "os.environ/";
 
 /// The environment a config is resolved against.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Env {
     overlay: HashMap<String, String>,
     use_process: bool,
+}
+
+/// Names only: the values are secrets as often as not.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.overlay.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Env").field("set", &names).field("use_process", &self.use_process).finish()
+    }
 }
 
 impl Env {
@@ -23,6 +32,11 @@ impl Env {
     /// Only the given variables (tests).
     pub fn fixed<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         Env { overlay: vars.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), use_process: false }
+    }
+
+    /// A variable the config's `environment_variables` set (not the process's).
+    pub fn from_config(&self, name: &str) -> Option<String> {
+        self.overlay.get(name).cloned()
     }
 
     pub fn get(&self, name: &str) -> Option<String> {

@@ -14,6 +14,7 @@ mod error;
 mod ip_range;
 mod known;
 mod model_id;
+mod passthrough;
 mod redis;
 mod secrets;
 mod settings;
@@ -25,6 +26,7 @@ pub use deployment::{DeploymentSpec, Secret};
 pub use env::Env;
 pub use error::ConfigError;
 pub use ip_range::IpRange;
+pub use passthrough::{PassThrough, PassThroughEndpoint};
 pub use settings::{GeneralSettings, LitellmSettings, RouterSettings, SluiceSettings};
 pub use value::MAX_SECONDS;
 
@@ -42,6 +44,11 @@ pub struct Config {
     /// Where the Redis is that replicas share limits, budgets and cooldowns through (`None`:
     /// the config names none, and each replica counts alone). See `config::redis`.
     pub redis: Option<sluice_state::remote::RemoteConfig>,
+    /// `general_settings.pass_through_endpoints` and `default_vertex_config`.
+    pub pass_through: PassThrough,
+    /// The environment the config was read with, `environment_variables` included: LiteLLM
+    /// sets those in the process, where its pass-through routes find their variables.
+    pub environment: Env,
     /// One line per setting that was read but is not acted on, with the reason.
     pub ignored: Vec<String>,
     /// One line per setting that would deny or limit something and is not enforced: the start
@@ -86,7 +93,7 @@ impl Config {
         let mut warnings = Vec::new();
         for (k, _) in &root {
             let key = yaml::key_str(k);
-            if TOP_LEVEL_IMPLEMENTED.contains(&key.as_str()) {
+            if TOP_LEVEL_IMPLEMENTED.contains(&key.as_str()) || key == "default_vertex_config" {
                 continue;
             }
             // Known to LiteLLM (`known::TOP_LEVEL`), but not one of the sections above.
@@ -154,11 +161,24 @@ impl Config {
                 warnings.push(format!("{path}: \"{target}\" is not a model_name in model_list, so it can never serve"));
             }
         }
+        let pass_through = passthrough::read(&root, &env, &mut warnings)?;
         let redis = redis::read(&root, &env, sluice.redis_key_prefix.clone(), &mut ignored, &mut warnings)?;
         ignored.sort();
         ignored.dedup();
         let (ignored, refused) = unenforced::review(&root, ignored);
-        Ok(Config { deployments, general, router, litellm, sluice, redis, ignored, refused, warnings })
+        Ok(Config {
+            deployments,
+            general,
+            router,
+            litellm,
+            sluice,
+            redis,
+            pass_through,
+            environment: env,
+            ignored,
+            refused,
+            warnings,
+        })
     }
 
     /// Why the gateway must not start on this config: the settings it would not enforce that

@@ -126,6 +126,9 @@ struct GeneralSection {
     background_health_checks: Option<Flag>,
     health_check_interval: Option<Positive>,
     health_check_details: Option<Flag>,
+    /// Read by `config::passthrough` (named here so it is not reported as unread).
+    #[allow(dead_code)]
+    pass_through_endpoints: Option<serde::de::IgnoredAny>,
 }
 
 impl GeneralSettings {
