@@ -275,8 +275,12 @@ fn percent_decode(s: &str) -> String {
 /// counts, Gemini's `usageMetadata`, Bedrock Converse's `usage.inputTokens`. `None` when the
 /// answer carries none.
 pub fn answer_usage(body: &[u8]) -> Option<TokenUsage> {
-    // OpenAI's shape first, with the scanner the model routes use: no tree for the common case.
-    if let Ok(view) = sluice_wire::sniff::response(body) {
+    const PROMPT_TOKENS: &[u8] = b"\"prompt_tokens\"";
+    // OpenAI's chat shape first, with the scanner the model routes use: no tree for the common
+    // case. Only for `prompt_tokens`: the scanner also reads `input_tokens` (the Responses API's
+    // name), which Anthropic uses too, with its cache counts outside it.
+    let chat_shaped = body.windows(PROMPT_TOKENS.len()).any(|w| w == PROMPT_TOKENS);
+    if let Some(view) = chat_shaped.then(|| sluice_wire::sniff::response(body).ok()).flatten() {
         if let Some(u) = view.usage.filter(|u| u.prompt_tokens > 0 || u.completion_tokens > 0) {
             return Some(TokenUsage {
                 prompt_tokens: u.prompt_tokens,
