@@ -90,7 +90,7 @@ def main() -> int:
         src = (REPO / "examples" / "seed-openai.yaml").read_text()
         cfg.write_text(src.replace("http://127.0.0.1:8090/", f"http://127.0.0.1:{mock_port}/")
                        + "\nsluice_settings:\n  access_log: false\n")
-        env = dict(os.environ, OPENAI_API_BASE=f"http://127.0.0.1:{mock_port}/v1", OPENAI_API_KEY="fake-key")
+        env = dict(os.environ, OPENAI_API_BASE=f"http://127.0.0.1:{mock_port}", OPENAI_API_KEY="fake-key")
         gw = subprocess.Popen(["taskset", "-c", "0", args.sluice, "--config", str(cfg), "--host", "127.0.0.1",
                                "--port", str(port), "--num_workers", "1"], env=env, stdout=subprocess.DEVNULL,
                               stderr=open(tmp / "gw.log", "w"))
