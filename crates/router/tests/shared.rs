@@ -6,20 +6,26 @@ use sluice_state::remote::{Remote, RemoteConfig, DEFAULT_OP_TIMEOUT};
 use sluice_state::WindowSharing;
 use std::sync::Arc;
 
-async fn replica(test: &str) -> (Router<()>, Arc<WindowSharing>) {
+/// One replica: a router with deployment `d` of group "g", its windows (and caps) shared
+/// through the Redis at `url` under the test's prefix.
+async fn replica_with(url: &str, test: &str, d: Deployment<()>) -> (Router<()>, Arc<WindowSharing>) {
     let remote = Remote::connect(&RemoteConfig {
-        url: "redis://127.0.0.1:6379".into(),
+        url: url.into(),
         prefix: format!("sluice-test:{test}:{}:", std::process::id()),
         op_timeout: DEFAULT_OP_TIMEOUT,
     })
     .await
     .unwrap();
-    let mut d = Deployment::new("dep-a", "g", ());
-    d.rpm = Some(20.0);
     let router = Router::new(vec![d], Settings { seed: Some(7), ..Settings::default() });
     let sharing = WindowSharing::new(remote);
     router.share_windows(&sharing);
     (router, sharing)
+}
+
+async fn replica(test: &str) -> (Router<()>, Arc<WindowSharing>) {
+    let mut d = Deployment::new("dep-a", "g", ());
+    d.rpm = Some(20.0);
+    replica_with("redis://127.0.0.1:6379", test, d).await
 }
 
 #[tokio::test]
@@ -44,19 +50,9 @@ async fn three_replicas_send_a_deployment_exactly_its_rpm() {
 }
 
 async fn capped_replica(url: &str, test: &str) -> (Router<()>, Arc<WindowSharing>) {
-    let remote = Remote::connect(&RemoteConfig {
-        url: url.into(),
-        prefix: format!("sluice-test:{test}:{}:", std::process::id()),
-        op_timeout: DEFAULT_OP_TIMEOUT,
-    })
-    .await
-    .unwrap();
     let mut d = Deployment::new("dep-capped", "g", ());
     d.max_parallel_requests = Some(3);
-    let router = Router::new(vec![d], Settings { seed: Some(7), ..Settings::default() });
-    let sharing = WindowSharing::new(remote);
-    router.share_windows(&sharing);
-    (router, sharing)
+    replica_with(url, test, d).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
