@@ -35,3 +35,13 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, seconds: float = 20)
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"{what} did not listen on {port}")
+
+
+def stop(*procs: subprocess.Popen) -> None:
+    """Terminates each process, killing it if it has not ended within 5 s."""
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()

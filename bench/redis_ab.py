@@ -23,7 +23,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from procs import cpu_seconds, free_port, wait_port
+from procs import cpu_seconds, free_port, stop, wait_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,12 +83,7 @@ def one_run(sluice: str, redis: bool, rate: int, seconds: int, tmp: Path) -> dic
             "redis_cpu_us_per_request": round((r1 - r0) / n * 1e6, 3) if n else None,
         }
     finally:
-        for p in (gw, mock):
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(gw, mock)
 
 
 def main() -> int:

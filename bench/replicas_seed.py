@@ -26,11 +26,10 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
-from replicas import ReplicaSet, seed_deployments, sluice_bin  # noqa: E402
+from replicas import ReplicaSet, seed_deployments, shed_latencies_ms, sluice_bin  # noqa: E402
 
 SHED_MS = 5.0
 
@@ -50,26 +49,6 @@ def gateway_shed_ms(rs: ReplicaSet) -> list[float]:
         text = (rs.run_dir / f"replica-{i}.log").read_text(errors="replace")
         out += [float(m.group(1)) for m in rx.finditer(text)]
     return out
-
-
-def probe_shed_ms(url: str, n: int) -> tuple[list[int], list[float]]:
-    import http.client
-    from urllib.parse import urlsplit
-
-    u = urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-    body = json.dumps({"model": "gemini-vision", "messages": [{"role": "user", "content": "hi"}]})
-    head = {"Authorization": "Bearer sk-1234", "Content-Type": "application/json"}
-    codes, ms = [], []
-    for _ in range(n):
-        t = time.perf_counter()
-        conn.request("POST", "/v1/chat/completions", body=body, headers=head)
-        r = conn.getresponse()
-        r.read()
-        ms.append((time.perf_counter() - t) * 1000)
-        codes.append(r.status)
-    conn.close()
-    return codes, ms
 
 
 def main() -> int:
@@ -106,7 +85,7 @@ def main() -> int:
         subprocess.run(cmd, check=True, timeout=a.duration + 120)
         s = json.loads(report.read_text())
         stats = rs.mock_stats()
-        codes, probe = probe_shed_ms(rs.url, 200)
+        codes, probe = shed_latencies_ms(rs.url, 200)
         shed = gateway_shed_ms(rs)
     finally:
         if not a.keep:

@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from procs import cpu_seconds, free_port, wait_port
+from procs import cpu_seconds, free_port, stop, wait_port
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCE = " This is a test there will be no cache hits and we'll fill up the context"
@@ -105,12 +105,7 @@ def main() -> int:
                 print(f"{r}: median {med[r]:.1f} us/request, {med[r] / med['chat']:.2f}x chat" if "chat" in med
                       else f"{r}: median {med[r]:.1f} us/request")
         finally:
-            for p in (gw, mock):
-                p.terminate()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop(gw, mock)
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import http.client
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.error
 import urllib.request
 import uuid
@@ -212,6 +214,24 @@ def render_section(name: str, values: dict) -> list[str]:
         else:
             lines.append(f"  {k}: {yaml_scalar(v)}")
     return lines
+
+
+def shed_latencies_ms(url: str, n: int) -> tuple[list[int], list[float]]:
+    """`n` requests one after another on one keep-alive connection: statuses and client-side ms."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    body = json.dumps({"model": "gemini-vision", "messages": [{"role": "user", "content": "hi"}]})
+    head = {"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"}
+    codes, ms = [], []
+    for _ in range(n):
+        t = time.perf_counter()
+        conn.request("POST", "/v1/chat/completions", body=body, headers=head)
+        r = conn.getresponse()
+        r.read()
+        ms.append((time.perf_counter() - t) * 1000)
+        codes.append(r.status)
+    conn.close()
+    return codes, ms
 
 
 @dataclass

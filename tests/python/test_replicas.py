@@ -9,7 +9,6 @@ tests never share a key or a deployment, so they do not interfere. The harness i
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import shutil
@@ -26,7 +25,7 @@ import openai
 import pytest
 import requests
 
-from replicas import MASTER_KEY, Deployment, ReplicaSet, running, sluice_bin, tail
+from replicas import MASTER_KEY, Deployment, ReplicaSet, running, shed_latencies_ms, sluice_bin, tail
 
 REPLICAS = 4
 # Fixed prices, so every chat costs the same (the mock's usage is the same for the same prompt).
@@ -249,24 +248,6 @@ def test_blocked_key_is_refused_by_every_replica_within_1s(rs):
 
 
 # -- the seed's second test, scaled ------------------------------------------------------------
-
-
-def shed_latencies_ms(url: str, n: int) -> tuple[list[int], list[float]]:
-    """`n` requests one after another on one keep-alive connection: statuses and client-side ms."""
-    u = urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-    body = json.dumps({"model": "gemini-vision", "messages": [{"role": "user", "content": "hi"}]})
-    head = {"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"}
-    codes, ms = [], []
-    for _ in range(n):
-        t = time.perf_counter()
-        conn.request("POST", "/v1/chat/completions", body=body, headers=head)
-        r = conn.getresponse()
-        r.read()
-        ms.append((time.perf_counter() - t) * 1000)
-        codes.append(r.status)
-    conn.close()
-    return codes, ms
 
 
 def test_seed_second_test_scaled(rs, log_dir):
