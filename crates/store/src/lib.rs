@@ -8,6 +8,7 @@
 //! refreshes it in the background, and writes spend in batches ([`Store::apply_increments`],
 //! [`Store::insert_spend_logs`]).
 
+mod budgets;
 mod codec;
 mod connect;
 mod end_users;
@@ -325,6 +326,24 @@ impl Store {
     }
     pub async fn delete_teams(&self, team_ids: &[String]) -> Result<Vec<String>> {
         delete_ids(self, teams::TABLE.name, teams::TABLE.key, team_ids).await
+    }
+
+    // --- budgets ---
+    pub async fn insert_budget(&self, budget: &BudgetRecord) -> Result<()> {
+        budgets::insert(self, budget).await
+    }
+    /// Writes every field of the budget; a budget that is not there is an error.
+    pub async fn update_budget(&self, budget: &BudgetRecord) -> Result<()> {
+        budgets::update(self, budget).await
+    }
+    pub async fn get_budget(&self, budget_id: &str) -> Result<Option<BudgetRecord>> {
+        budgets::get(self, budget_id).await
+    }
+    pub async fn all_budgets(&self) -> Result<Vec<BudgetRecord>> {
+        budgets::all(self).await
+    }
+    pub async fn delete_budgets(&self, budget_ids: &[String]) -> Result<Vec<String>> {
+        delete_ids(self, budgets::TABLE.name, budgets::TABLE.key, budget_ids).await
     }
 
     // --- end users ---

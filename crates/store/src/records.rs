@@ -101,6 +101,26 @@ pub struct TeamRecord {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// `LiteLLM_BudgetTable`: a budget and limits that end users, organizations and team
+/// memberships point at by `budget_id`, so one budget can be shared by many of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetRecord {
+    pub budget_id: String,
+    pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub max_parallel_requests: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub rpm_limit: Option<i64>,
+    /// `{model: usd}`.
+    pub model_max_budget: Map<String, Value>,
+    pub budget_duration: Option<String>,
+    pub budget_reset_at: Option<DateTime<Utc>>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub created_by: Option<String>,
+    pub updated_by: Option<String>,
+}
+
 /// `LiteLLM_EndUserTable`: the `user` field of requests.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EndUserRecord {

@@ -172,6 +172,27 @@ const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 5,
+        statements: &[
+            // LiteLLM_BudgetTable: shared by end users, organizations and team memberships.
+            "CREATE TABLE sluice_budgets (
+            budget_id TEXT NOT NULL PRIMARY KEY,
+            max_budget DOUBLE PRECISION,
+            soft_budget DOUBLE PRECISION,
+            max_parallel_requests BIGINT,
+            tpm_limit BIGINT,
+            rpm_limit BIGINT,
+            model_max_budget TEXT NOT NULL DEFAULT '{}',
+            budget_duration TEXT,
+            budget_reset_at BIGINT,
+            created_at BIGINT,
+            updated_at BIGINT,
+            created_by TEXT,
+            updated_by TEXT
+        )",
+        ],
+    },
 ];
 
 /// Brings the schema up to the newest version. Replicas starting together are serialised by

@@ -883,6 +883,7 @@ on_every_backend!(
     rekey_sparse_key,
     list_keys_pages,
     responses_round_trip_owned_and_bounded,
+    budget_round_trip_update_delete,
 );
 
 async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
@@ -1091,4 +1092,40 @@ async fn sqlite_file_retried_batch_skips_logged_rows() {
     want.reverse();
     assert_eq!(s.spend_logs(&SpendLogFilter::default()).await.unwrap(), want);
     assert_eq!(s.global_spend(None, None).await.unwrap(), 150.0 * 0.25);
+}
+
+async fn budget_round_trip_update_delete(db: &TestDb) {
+    let s = &db.store;
+    let full = BudgetRecord {
+        budget_id: "b1".into(),
+        max_budget: Some(10.5),
+        soft_budget: Some(8.0),
+        max_parallel_requests: Some(3),
+        tpm_limit: Some(1000),
+        rpm_limit: Some(10),
+        model_max_budget: obj(json!({"gpt-4o": 2.0})),
+        budget_duration: Some("30d".into()),
+        budget_reset_at: Some(t(1_800_000_000_000)),
+        created_at: Some(t(1_700_000_000_001)),
+        updated_at: Some(t(1_700_000_000_002)),
+        created_by: Some("admin".into()),
+        updated_by: Some("admin".into()),
+    };
+    s.insert_budget(&full).await.unwrap();
+    let sparse = BudgetRecord { budget_id: "b2".into(), ..Default::default() };
+    s.insert_budget(&sparse).await.unwrap();
+    assert_eq!(s.get_budget("b1").await.unwrap().as_ref(), Some(&full));
+    assert_eq!(s.get_budget("b2").await.unwrap().as_ref(), Some(&sparse));
+    assert!(matches!(s.insert_budget(&sparse).await, Err(StoreError::Conflict(_))));
+
+    let mut changed = full.clone();
+    changed.max_budget = None;
+    changed.rpm_limit = Some(20);
+    s.update_budget(&changed).await.unwrap();
+    assert_eq!(s.get_budget("b1").await.unwrap(), Some(changed));
+    assert!(s.update_budget(&BudgetRecord { budget_id: "nope".into(), ..Default::default() }).await.is_err());
+
+    assert_eq!(s.delete_budgets(&["b2".into(), "b9".into()]).await.unwrap(), ["b2"]);
+    let left: Vec<String> = s.all_budgets().await.unwrap().into_iter().map(|b| b.budget_id).collect();
+    assert_eq!(left, ["b1"]);
 }
