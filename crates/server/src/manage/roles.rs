@@ -31,7 +31,7 @@ pub(crate) enum Role {
     InternalUser,
     /// `internal_user_viewer`: reads its own keys, user and spend.
     InternalUserViewer,
-    /// A key of no user, of a user that is not loaded, or of a `team`/`customer` user.
+    /// A key of no user, of a user that is not loaded, or of a `team`/`customer`/`org_admin` user.
     Other,
 }
 
@@ -57,7 +57,9 @@ impl Role {
             Some("proxy_admin") => Role::ProxyAdmin,
             Some("proxy_admin_viewer") => Role::ProxyAdminViewer,
             Some("internal_user_viewer") => Role::InternalUserViewer,
-            Some("team") | Some("customer") => Role::Other,
+            // LiteLLM's other roles: an `org_admin`'s rights come with its organization (not
+            // modelled here), so it gets no more than a key of no user.
+            Some("team") | Some("customer") | Some("org_admin") => Role::Other,
             _ => Role::InternalUser,
         }
     }
@@ -387,6 +389,94 @@ mod tests {
             }
             assert!(!grants.contains(&NoWrite) || viewer == NoWrite, "{route}: NoWrite is the viewer's refusal only");
         }
+    }
+
+    use sluice_store::{TeamMember, TeamRecord, UserRecord};
+
+    /// A registry with a user of `role` (none: a key of no user), and that user's key.
+    fn key_of(registry: &Registry, user: Option<(&str, Option<&str>)>) -> Identity {
+        if let Some((id, role)) = user {
+            let rec = UserRecord { user_id: id.into(), user_role: role.map(str::to_string), ..Default::default() };
+            registry.put_user(rec, false);
+        }
+        let key = KeyRecord {
+            token: format!("hash-{}", user.map_or("none", |u| u.0)),
+            user_id: user.map(|u| u.0.to_string()),
+            ..Default::default()
+        };
+        Identity::Key(registry.put_key(key, false))
+    }
+
+    fn caller(identity: Identity, registry: &Registry, route: &str) -> Caller {
+        let grant = grant(route, Role::of(&identity, registry));
+        assert!(matches!(grant, All | Own), "{route}: {grant:?}");
+        Caller { identity, grant }
+    }
+
+    #[test]
+    fn roles_are_read_as_litellm_reads_them() {
+        let r = Registry::new(None);
+        assert_eq!(Role::of(&Identity::Master, &r), Role::ProxyAdmin);
+        assert_eq!(Role::of(&Identity::Open, &r), Role::ProxyAdmin);
+        for (role, want) in [
+            (Some("proxy_admin"), Role::ProxyAdmin),
+            (Some("proxy_admin_viewer"), Role::ProxyAdminViewer),
+            (Some("internal_user"), Role::InternalUser),
+            (Some("internal_user_viewer"), Role::InternalUserViewer),
+            // LiteLLM's `_get_user_role`: a role it does not know, or none, is internal_user.
+            (None, Role::InternalUser),
+            (Some("made_up"), Role::InternalUser),
+            (Some("team"), Role::Other),
+            (Some("customer"), Role::Other),
+            (Some("org_admin"), Role::Other),
+        ] {
+            let id = format!("u-{role:?}");
+            assert_eq!(Role::of(&key_of(&r, Some((&id, role))), &r), want, "{role:?}");
+        }
+        assert_eq!(Role::of(&key_of(&r, None), &r), Role::Other);
+    }
+
+    #[test]
+    fn owners_and_team_admins_own_keys_and_no_one_else_does() {
+        let r = Registry::new(None);
+        let me = caller(key_of(&r, Some(("me", Some("internal_user")))), &r, "/key/update");
+        let boss = caller(key_of(&r, Some(("boss", Some("internal_user")))), &r, "/key/update");
+        key_of(&r, Some(("other", Some("internal_user"))));
+        let member = |u: &str, role: &str| TeamMember { user_id: Some(u.into()), user_email: None, role: role.into() };
+        let team = TeamRecord {
+            team_id: "t".into(),
+            members_with_roles: vec![member("boss", "admin"), member("me", "user")],
+            ..Default::default()
+        };
+        r.put_team(team, false);
+        let key = |user: Option<&str>, team: Option<&str>| KeyRecord {
+            token: "k".into(),
+            user_id: user.map(str::to_string),
+            team_id: team.map(str::to_string),
+            ..Default::default()
+        };
+
+        assert!(me.owns_key(&r, &key(Some("me"), None)));
+        assert!(!me.owns_key(&r, &key(Some("other"), None)));
+        assert!(!me.owns_key(&r, &key(None, Some("t"))), "a plain member does not own the team's keys");
+        assert!(boss.owns_key(&r, &key(None, Some("t"))));
+        assert!(boss.owns_key(&r, &key(Some("me"), Some("t"))));
+        assert!(!boss.owns_key(&r, &key(Some("me"), None)), "a team admin does not own a member's own keys");
+        assert_eq!(boss.admin_teams(&r), vec!["t".to_string()]);
+        assert!(me.admin_teams(&r).is_empty());
+
+        let status =
+            |c: &Caller, rec: KeyRecord| c.check_new_owner(&r, &rec, "/key/generate").err().map(|e| e.0.status);
+        assert_eq!(status(&me, key(Some("me"), None)), None);
+        assert_eq!(status(&me, key(Some("other"), None)), Some(403));
+        assert_eq!(status(&me, key(None, None)), Some(403));
+        assert_eq!(status(&me, key(Some("me"), Some("t"))), Some(401), "team member permissions");
+        assert_eq!(status(&boss, key(Some("me"), Some("t"))), None);
+        assert_eq!(status(&boss, key(Some("other"), Some("t"))), Some(400), "not a member of the team");
+        assert_eq!(status(&boss, key(Some("boss"), Some("elsewhere"))), Some(400));
+        let admin = Caller { identity: Identity::Master, grant: All };
+        assert_eq!(status(&admin, key(Some("other"), Some("elsewhere"))), None);
+        assert!(admin.owns_key(&r, &key(Some("other"), None)));
     }
 
     #[test]
