@@ -392,6 +392,8 @@ def test_viewers_read_and_change_nothing(world):
     assert r.status_code == 200 and r.json()["total_count"] >= 1, r.text
     r = call(gw, "GET", "/user/info", viewer, params={"user_id": world.victim})
     assert r.status_code == 200, r.text
+    r = call(gw, "GET", "/user/info", viewer)
+    assert r.status_code == 200 and r.json()["user_id"] == world.users["proxy_admin_viewer"], r.text
     r = call(gw, "POST", "/key/update", viewer, json={"key": world.victim_key, "max_budget": 0})
     refused(r)
     assert r.json()["error"]["message"] == (

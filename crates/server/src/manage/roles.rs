@@ -164,7 +164,7 @@ pub(crate) async fn authorize(app: &App, headers: &HeaderMap, route: &str) -> Re
         .kind("auth_error")
         .into()),
         Forbidden => Err(forbidden(format!(
-            "Only a proxy admin may call {route}. Your role={}. Ask a proxy admin (the master key or a proxy_admin user's key) to do it.",
+            "Your role={} may not call {route}. Ask a proxy admin (the master key or a proxy_admin user's key) to do it.",
             role_name(&identity, registry)
         ))),
     }

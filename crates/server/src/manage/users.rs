@@ -144,8 +144,8 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
 }
 
 /// `GET /user/info?user_id=`: the user, their keys and teams. A non-admin may look at its own
-/// user only; an admin (or a proxy admin viewer) without `user_id` gets every key and team
-/// (LiteLLM's admin view).
+/// user only (a proxy admin viewer any user); a proxy admin without `user_id` gets every key and
+/// team (LiteLLM's admin view).
 pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
     let caller = authorize(&app, &headers, "/user/info").await?;
     let store = store(&app, Need::Other)?;
@@ -170,7 +170,10 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
         }
     }
     let registry = &app.access.registry;
-    let Some(user_id) = asked.or(if is_admin { None } else { own }) else {
+    // Without `user_id`, a proxy admin gets every key and team; anyone else (a viewer too, as in
+    // LiteLLM) its own user.
+    let proxy_admin = super::roles::Role::of(&caller.identity, registry) == super::roles::Role::ProxyAdmin;
+    let Some(user_id) = asked.or(if proxy_admin { None } else { own }) else {
         let keys = db(store.all_keys().await)?;
         let teams = db(store.all_teams().await)?;
         return Ok(json(serde_json::json!({
