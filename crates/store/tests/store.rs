@@ -226,6 +226,7 @@ async fn user_team_end_user_model_round_trip(db: &TestDb) {
         spend: 3.0,
         max_budget: Some(9.0),
         blocked: true,
+        ..Default::default()
     };
     s.upsert_end_user(&e).await.unwrap();
     assert_eq!(s.all_end_users().await.unwrap(), vec![e.clone()]);
@@ -884,6 +885,7 @@ on_every_backend!(
     list_keys_pages,
     responses_round_trip_owned_and_bounded,
     budget_round_trip_update_delete,
+    end_user_round_trip_update_delete,
 );
 
 async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
@@ -1128,4 +1130,42 @@ async fn budget_round_trip_update_delete(db: &TestDb) {
     assert_eq!(s.delete_budgets(&["b2".into(), "b9".into()]).await.unwrap(), ["b2"]);
     let left: Vec<String> = s.all_budgets().await.unwrap().into_iter().map(|b| b.budget_id).collect();
     assert_eq!(left, ["b1"]);
+}
+
+/// End users with LiteLLM's budget link, region and default model (migration 7): written, read
+/// back, updated without touching spend, and deleted.
+async fn end_user_round_trip_update_delete(db: &TestDb) {
+    let s = &db.store;
+    s.insert_budget(&BudgetRecord { budget_id: "free".into(), rpm_limit: Some(5), ..Default::default() })
+        .await
+        .unwrap();
+    let full = EndUserRecord {
+        user_id: "c1".into(),
+        alias: Some("Cust".into()),
+        spend: 0.0,
+        max_budget: None,
+        blocked: false,
+        budget_id: Some("free".into()),
+        allowed_model_region: Some("eu".into()),
+        default_model: Some("gpt-4o".into()),
+    };
+    s.insert_end_user(&full).await.unwrap();
+    let sparse = EndUserRecord { user_id: "c2".into(), ..Default::default() };
+    s.insert_end_user(&sparse).await.unwrap();
+    assert_eq!(s.get_end_user("c1").await.unwrap().as_ref(), Some(&full));
+    assert_eq!(s.get_end_user("nope").await.unwrap(), None);
+    match s.insert_end_user(&sparse).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("Customer already exists"), "{m}"),
+        other => panic!("a taken user_id must conflict: {other:?}"),
+    }
+
+    s.apply_increments(&[inc(Spender::EndUser("c1".into()), 2.5, &[])]).await.unwrap();
+    let changed = EndUserRecord { allowed_model_region: None, blocked: true, spend: 99.0, ..full.clone() };
+    s.update_end_user(&changed).await.unwrap();
+    assert_eq!(s.get_end_user("c1").await.unwrap(), Some(EndUserRecord { spend: 2.5, ..changed }));
+    assert!(s.update_end_user(&EndUserRecord { user_id: "gone".into(), ..Default::default() }).await.is_err());
+
+    assert_eq!(s.delete_end_users(&["c2".into(), "c9".into()]).await.unwrap(), ["c2"]);
+    let left: Vec<String> = s.all_end_users().await.unwrap().into_iter().map(|e| e.user_id).collect();
+    assert_eq!(left, ["c1"]);
 }
