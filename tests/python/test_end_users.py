@@ -10,10 +10,11 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
-from conftest import MASTER_KEY
-from manage import ADMIN, admin, chat, gw  # noqa: F401  (gw is a fixture)
+from conftest import MASTER_KEY, render_config, start_gateway
+from manage import ADMIN, PRICES, admin, chat, fresh_pg_database, gw, psql  # noqa: F401  (gw is a fixture)
 
 
 def uid(prefix: str) -> str:
@@ -233,3 +234,61 @@ def test_50_concurrent_clients_on_one_end_users_tpm_limit(gw):
     assert all(f"Rate limit exceeded for end_user: {eid}. Limit type: tokens" in m for _, m in refusals), refusals[:3]
     assert tokens >= limit, (tokens, limit)
     assert tokens <= limit - 1 + 50 * per_request, (tokens, limit, per_request)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def regional(request, log_dir, mock):
+    """A gateway whose `regional` group has a deployment in the EU (AWS's name for it), one in
+    the US (Azure's) and one that names no region; `us-only` has only a US one. The api_base of
+    each says which served (`x-litellm-model-api-base`): the mock answers under both paths."""
+    if request.param == "sqlite":
+        url, db = f"sqlite://{log_dir / ('regions-' + uuid.uuid4().hex[:8] + '.db')}", None
+    else:
+        db = fresh_pg_database()
+        url = f"postgresql://root@127.0.0.1:5432/{db}"
+    base = {"model": "openai/any", "api_key": "test", **PRICES}
+    models = [
+        ("regional", {**base, "api_base": mock.url + "/", "region_name": "eu-west-1"}),
+        ("regional", {**base, "api_base": mock.url + "/v1", "region_name": "eastus2"}),
+        ("regional", {**base, "api_base": mock.url + "/v1/"}),
+        ("us-only", {**base, "api_base": mock.url + "/v1", "region_name": "us"}),
+    ]
+    cfg = render_config(models, {"master_key": MASTER_KEY, "database_url": url}, {"num_retries": 0})
+    p = start_gateway(log_dir, f"regions-{request.param}", cfg)
+    yield p
+    p.stop()
+    if db:
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def test_an_end_user_held_to_a_region_is_routed_only_there(regional, mock):
+    eu, us, free = uid("eu"), uid("us"), uid("free")
+    assert admin(regional, "POST", "/end_user/new", json={"user_id": eu, "allowed_model_region": "eu"}).status_code == 200
+    assert admin(regional, "POST", "/customer/new", json={"user_id": us, "allowed_model_region": "us"}).status_code == 200
+    assert admin(regional, "POST", "/end_user/new", json={"user_id": free}).status_code == 200
+
+    def bases(end_user: str, n: int = 12) -> set[str]:
+        seen = set()
+        for _ in range(n):
+            r = call_as(regional, end_user, model="regional")
+            assert r.status_code == 200, r.text
+            seen.add(r.headers["x-litellm-model-api-base"])
+            region = r.headers.get("x-litellm-model-region")
+            assert region == (None if end_user == free else end_user.split("-")[0]), (end_user, region)
+        return seen
+
+    assert bases(eu) == {mock.url + "/"}
+    assert bases(us) == {mock.url + "/v1"}
+    # An end user with no region (and a request naming none) may use every deployment.
+    assert len(bases(free, 40)) == 3
+
+    # No deployment of the group in the region: LiteLLM's refusal, not a deployment elsewhere.
+    r = call_as(regional, eu, model="us-only")
+    assert r.status_code == 400, r.text
+    assert "allowed_model_region=eu" in r.json()["error"]["message"], r.text
+    assert call_as(regional, us, model="us-only").status_code == 200
+
+    # Lifting the region takes effect at once.
+    r = admin(regional, "POST", "/end_user/update", json={"user_id": eu, "allowed_model_region": None})
+    assert r.status_code == 200 and r.json()["allowed_model_region"] is None, r.text
+    assert call_as(regional, eu, model="us-only").status_code == 200
