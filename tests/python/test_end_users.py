@@ -169,6 +169,24 @@ def test_end_user_max_budget_stops_requests(gw):
     assert abs(info["spend"] - 2 * cost) < 1e-9, info
 
 
+def test_a_budget_duration_ending_zeroes_its_end_users_spend(gw):
+    cost = float(call_as(gw, uid("probe")).headers["x-litellm-response-cost"])
+    eid = uid("monthly")
+    # One request spends the budget; the period is 2 s, so the spend is zeroed soon after.
+    r = admin(gw, "POST", "/end_user/new", json={"user_id": eid, "max_budget": cost / 2, "budget_duration": "2s"})
+    assert r.status_code == 200, r.text
+    first_reset = r.json()["litellm_budget_table"]["budget_reset_at"]
+    assert call_as(gw, eid).status_code == 200
+    time.sleep(0.2)
+    assert call_as(gw, eid).status_code == 400
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and call_as(gw, eid).status_code != 200:
+        time.sleep(0.25)
+    assert time.monotonic() < deadline, "the budget period ended but the end user is still refused"
+    # The budget's next period is scheduled.
+    info = admin(gw, "GET", "/end_user/info", params={"end_user_id": eid}).json()
+    assert info["litellm_budget_table"]["budget_reset_at"] > first_reset, info
+
 def test_end_user_rpm_limit_stops_requests_with_v3s_message(gw):
     eid = uid("rpm")
     assert admin(gw, "POST", "/customer/new", json={"user_id": eid, "rpm_limit": 2}).status_code == 200

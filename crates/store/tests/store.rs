@@ -886,6 +886,7 @@ on_every_backend!(
     responses_round_trip_owned_and_bounded,
     budget_round_trip_update_delete,
     end_user_round_trip_update_delete,
+    end_users_upgrade_in_place_to_migration_7,
 );
 
 async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
@@ -1168,4 +1169,38 @@ async fn end_user_round_trip_update_delete(db: &TestDb) {
     assert_eq!(s.delete_end_users(&["c2".into(), "c9".into()]).await.unwrap(), ["c2"]);
     let left: Vec<String> = s.all_end_users().await.unwrap().into_iter().map(|e| e.user_id).collect();
     assert_eq!(left, ["c1"]);
+}
+
+/// A database from before migration 7 (end users without budget_id, allowed_model_region,
+/// default_model) upgrades in place when opened: its end users keep their spend and budget.
+async fn end_users_upgrade_in_place_to_migration_7(db: &TestDb) {
+    if !db.reopenable() {
+        return;
+    }
+    other_connection(
+        db,
+        "ALTER TABLE sluice_end_users DROP COLUMN budget_id;
+         ALTER TABLE sluice_end_users DROP COLUMN allowed_model_region;
+         ALTER TABLE sluice_end_users DROP COLUMN default_model;
+         DELETE FROM sluice_schema_version WHERE version >= 7;
+         INSERT INTO sluice_end_users (user_id, alias, spend, max_budget, blocked) VALUES ('old', 'Old', 1.5, 4.0, 1);",
+    )
+    .await;
+    let again = Store::open(&db.url, 2).await.unwrap();
+    assert!(again.schema_version().await.unwrap() >= 7);
+    let old = again.get_end_user("old").await.unwrap().unwrap();
+    assert_eq!(
+        old,
+        EndUserRecord {
+            user_id: "old".into(),
+            alias: Some("Old".into()),
+            spend: 1.5,
+            max_budget: Some(4.0),
+            blocked: true,
+            ..Default::default()
+        }
+    );
+    let linked = EndUserRecord { budget_id: Some("b".into()), allowed_model_region: Some("us".into()), ..old };
+    again.update_end_user(&linked).await.unwrap();
+    assert_eq!(again.get_end_user("old").await.unwrap(), Some(linked));
 }
