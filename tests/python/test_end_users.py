@@ -310,3 +310,45 @@ def test_an_end_user_held_to_a_region_is_routed_only_there(regional, mock):
     r = admin(regional, "POST", "/end_user/update", json={"user_id": eu, "allowed_model_region": None})
     assert r.status_code == 200 and r.json()["allowed_model_region"] is None, r.text
     assert call_as(regional, eu, model="us-only").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def replicas(log_dir):
+    """Three replicas behind nginx sharing one PostgreSQL and one Redis."""
+    from replicas import Deployment, ReplicaSet
+
+    s = ReplicaSet(
+        [Deployment("fake-openai-endpoint", extra=PRICES)],
+        replicas=3,
+        run_dir=log_dir / "end-user-replicas",
+        general={"proxy_batch_write_at": 0.5},
+        router={"num_retries": 0},
+        mock_threads=2,
+        num_workers=1,
+    ).start()
+    yield s
+    s.stop()
+
+
+def test_an_end_users_rpm_limit_holds_across_replicas(replicas):
+    """The end user's window is shared through Redis (`end_user:<id>:rpm`): 60 requests spread
+    round robin over three replicas let exactly the limit through, not three times it."""
+    eid = uid("spread")
+    r = requests.post(replicas.url + "/customer/new", headers=ADMIN, json={"user_id": eid, "rpm_limit": 15}, timeout=10)
+    assert r.status_code == 200, r.text
+    time.sleep(1.0)  # every replica learns of it within 1 s (live changes)
+
+    def send(_):
+        return requests.post(
+            replicas.url + "/v1/chat/completions",
+            headers=ADMIN,
+            json={"model": "fake-openai-endpoint", "messages": [{"role": "user", "content": "hi"}], "user": eid},
+            timeout=10,
+        )
+
+    with ThreadPoolExecutor(3) as ex:
+        out = list(ex.map(send, range(60)))
+    codes = [r.status_code for r in out]
+    assert codes.count(200) == 15, f"admitted {codes.count(200)} of 60, want exactly 15"
+    assert codes.count(429) == 45, sorted(set(codes))
+    assert len({r.headers.get("x-upstream-addr") for r in out}) == 3, "nginx spread the requests over every replica"
