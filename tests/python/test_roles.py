@@ -101,6 +101,14 @@ class World:
         }
         return master(self.gw, "POST", "/model/new", json=body)["model_info"]["id"]
 
+    def budget(self) -> str:
+        return master(self.gw, "POST", "/budget/new", json={"budget_id": uid("b"), "max_budget": 5})["budget_id"]
+
+    def end_user(self) -> str:
+        user_id = uid("e")
+        master(self.gw, "POST", "/end_user/new", json={"user_id": user_id})
+        return user_id
+
 
 # The callers of the matrix, in its columns' order. `no key` and `bad key` are refused the same
 # way on every route, so their columns are not written in each row.
@@ -229,6 +237,22 @@ MATRIX: list[Row] = [
         "AAVFFFF",
     ),
     Row("GET", "/model/info", lambda w: ("/model/info", {}), "AAAAAAA"),
+    Row("POST", "/budget/new", lambda w: ("/budget/new", {"json": {"budget_id": uid("b"), "max_budget": 5}}), "AAVRRRR"),
+    Row("POST", "/budget/update", lambda w: ("/budget/update", {"json": {"budget_id": w.budget(), "max_budget": 6}}), "AAVRRRR"),
+    Row("POST", "/budget/delete", lambda w: ("/budget/delete", {"json": {"id": w.budget()}}), "AAVRRRR"),
+    Row("POST", "/budget/info", lambda w: ("/budget/info", {"json": {"budgets": [w.budget()]}}), "AAARRRR"),
+    Row("GET", "/budget/list", lambda w: ("/budget/list", {}), "AAARRRR"),
+    Row("GET", "/budget/settings", lambda w: ("/budget/settings", {"params": {"budget_id": w.budget()}}), "AAARRRR"),
+    Row("POST", "/end_user/new", lambda w: ("/end_user/new", {"json": {"user_id": uid("e")}}), "AAVRRRR"),
+    Row("POST", "/end_user/update", lambda w: ("/end_user/update", {"json": {"user_id": w.end_user(), "alias": "x"}}), "AAVRRRR"),
+    Row("POST", "/end_user/delete", lambda w: ("/end_user/delete", {"json": {"user_ids": [w.end_user()]}}), "AAVRRRR"),
+    Row("GET", "/end_user/info", lambda w: ("/end_user/info", {"params": {"end_user_id": w.end_user()}}), "AAARRRR"),
+    Row("GET", "/end_user/list", lambda w: ("/end_user/list", {}), "AAARRRR"),
+    Row("POST", "/customer/new", lambda w: ("/customer/new", {"json": {"user_id": uid("e")}}), "AAVRRRR"),
+    Row("POST", "/customer/update", lambda w: ("/customer/update", {"json": {"user_id": w.end_user(), "alias": "x"}}), "AAVRRRR"),
+    Row("POST", "/customer/delete", lambda w: ("/customer/delete", {"json": {"user_ids": [w.end_user()]}}), "AAVRRRR"),
+    Row("GET", "/customer/info", lambda w: ("/customer/info", {"params": {"end_user_id": w.end_user()}}), "AAARRRR"),
+    Row("GET", "/customer/list", lambda w: ("/customer/list", {}), "AAARRRR"),
 ]
 
 
@@ -267,7 +291,18 @@ def test_role_matrix(world, row):
 
 
 # Where management routes live: every route /routes lists under these prefixes needs a MATRIX row.
-MANAGEMENT_PREFIXES = ("/key/", "/v2/key/", "/user/", "/team/", "/spend/", "/global/", "/model/")
+MANAGEMENT_PREFIXES = (
+    "/key/",
+    "/v2/key/",
+    "/user/",
+    "/team/",
+    "/spend/",
+    "/global/",
+    "/model/",
+    "/budget/",
+    "/end_user/",
+    "/customer/",
+)
 
 
 def test_every_management_route_is_in_the_matrix(rgw):

@@ -291,21 +291,43 @@ impl Access {
             None if self.settings.max_end_user_budget.is_some() => Some(self.registry.end_user(id)),
             None => None,
         });
+        let mut rates = None;
         if let (Some(id), Some(e)) = (end_user, tracked) {
             if e.record.blocked {
                 return Err(ApiError::new(400, format!("Authentication Error, End User={id} is blocked.")));
             }
-            let max = e.record.max_budget.or(self.settings.max_end_user_budget);
+            // Its budget row's limits (LiteLLM keeps an end user's budget there), else its own.
+            let limits = super::end_users::limits(&self.registry, &e);
+            let max = limits.max_budget.or(self.settings.max_end_user_budget);
             let shared = max.and_then(|_| self.shared_spend(&e.live, "end_user", id));
             let who = id.to_string();
             hold_budget(&mut adm, &e.live, max, Reached::AtMax, shared, move |s, b| {
                 format!("ExceededBudget: End User={who} over budget. Spend={s}, Budget={b}")
             })?;
+            if limits.rate_limited() {
+                rates = Some(super::end_users::EndUserRates { id: id.to_string(), live: e.live.clone(), limits });
+            }
             adm.end_user = Some(e);
         }
+        // The end user's rate limits are taken with the key's, user's and team's (v3's
+        // `end_user` descriptor), so a request refused by any of them holds none of the others.
+        let end_user_check = rates.as_ref().map(|r| Limited {
+            descriptor: "end_user",
+            value: r.id.clone(),
+            live: &r.live,
+            rpm: r.limits.rpm_limit,
+            tpm: r.limits.tpm_limit,
+            parallel: r.limits.max_parallel_requests,
+            headers: false,
+        });
         match identity {
-            Identity::Key(key) => self.admit_key(key, model, &mut adm).await?,
-            Identity::Open | Identity::Master => self.admit_proxy(&mut adm)?,
+            Identity::Key(key) => self.admit_key(key, model, &mut adm, end_user_check).await?,
+            Identity::Open | Identity::Master => {
+                self.admit_proxy(&mut adm)?;
+                if let Some(check) = end_user_check {
+                    self.take_limits(&[check], &mut adm).await?;
+                }
+            }
         }
         Ok(adm)
     }
@@ -346,7 +368,13 @@ impl Access {
         Ok(())
     }
 
-    async fn admit_key(&self, key: &Arc<KeyEntry>, model: &str, adm: &mut Admission) -> Result<(), ApiError> {
+    async fn admit_key(
+        &self,
+        key: &Arc<KeyEntry>,
+        model: &str,
+        adm: &mut Admission,
+        end_user: Option<Limited<'_>>,
+    ) -> Result<(), ApiError> {
         let k = &key.record;
         key_blocked(k)?;
         let team = k.team_id.as_deref().and_then(|t| self.registry.teams.get(t).map(|e| e.clone()));
@@ -444,6 +472,7 @@ impl Access {
                 headers: false,
             });
         }
+        checks.extend(end_user);
         self.take_limits(&checks, adm).await?;
         let model_rpm = metadata_limit(&k.metadata, "model_rpm_limit", model);
         let model_tpm = metadata_limit(&k.metadata, "model_tpm_limit", model);

@@ -14,6 +14,7 @@ pub mod admit;
 pub mod auth;
 pub mod charge;
 pub mod duration;
+pub mod end_users;
 pub mod groups;
 pub mod ledger;
 pub mod log_queue;
@@ -232,7 +233,8 @@ impl Access {
             let users = store.all_users().await?;
             let keys = store.all_keys().await?;
             let end_users = store.all_end_users().await?;
-            Ok::<_, sluice_store::StoreError>((keys, users, teams, end_users))
+            let budgets = store.all_budgets().await?;
+            Ok::<_, sluice_store::StoreError>((keys, users, teams, end_users, budgets))
         }
         .await;
         // A failed read marks the database down; a read that works does not mark it up: a file
@@ -242,7 +244,8 @@ impl Access {
         if result.is_err() {
             self.db_up.store(false, Ordering::Relaxed);
         }
-        let (keys, users, teams, end_users) = result?;
+        let (keys, users, teams, end_users, budgets) = result?;
+        self.registry.reload_budgets(budgets);
         let proxy_row = users.iter().any(|u| u.user_id == PROXY_BUDGET_ID);
         self.registry.reload(keys, users, teams);
         // The proxy's row is missing (making it failed, or an admin deleted it): its spend stays

@@ -7,7 +7,7 @@
 use super::ledger::Ledger;
 use dashmap::DashMap;
 use sluice_state::{InFlightCounter as InFlight, LimitWindow as Window};
-use sluice_store::{EndUserRecord, KeyRecord, TeamRecord, UserRecord};
+use sluice_store::{BudgetRecord, EndUserRecord, KeyRecord, TeamRecord, UserRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -107,6 +107,8 @@ pub struct Registry {
     pub users: DashMap<String, Arc<UserEntry>>,
     pub teams: DashMap<String, Arc<TeamEntry>>,
     pub end_users: DashMap<String, Arc<EndUserEntry>>,
+    /// Budget rows (`sluice_budgets`) by `budget_id`: the limits of the end users that name one.
+    pub budgets: DashMap<String, Arc<BudgetRecord>>,
     negative: DashMap<String, Instant>,
     metrics: Option<Arc<sluice_metrics::Metrics>>,
 }
@@ -194,6 +196,21 @@ impl Registry {
         let entry = Arc::new(Entry { record, live, caller: None });
         self.end_users.insert(entry.record.user_id.clone(), entry.clone());
         entry
+    }
+
+    pub fn put_budget(&self, record: BudgetRecord) -> Arc<BudgetRecord> {
+        let record = Arc::new(record);
+        self.budgets.insert(record.budget_id.clone(), record.clone());
+        record
+    }
+
+    /// Replaces every budget with the database's.
+    pub fn reload_budgets(&self, budgets: Vec<BudgetRecord>) {
+        let ids: std::collections::HashSet<String> = budgets.iter().map(|b| b.budget_id.clone()).collect();
+        for b in budgets {
+            self.put_budget(b);
+        }
+        self.budgets.retain(|id, _| ids.contains(id));
     }
 
     fn live_of(&self, old: Option<Arc<Live>>, from_db: bool, reload: impl FnOnce(&Live)) -> Option<Arc<Live>> {

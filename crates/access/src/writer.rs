@@ -120,6 +120,7 @@ pub fn spawn(access: &Arc<Access>) {
                 return;
             }
             w.resets(&access).await;
+            access.reset_end_user_budgets().await;
             w.drain(&access).await;
             // A full buffer writes early, but not while the database is failing: then once per
             // interval is enough to notice it is back.

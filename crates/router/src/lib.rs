@@ -20,6 +20,7 @@ pub mod failure;
 pub mod health;
 mod parallel;
 pub mod pattern;
+pub mod region;
 mod retry;
 pub mod settings;
 mod strategy;
@@ -27,6 +28,7 @@ pub mod tags;
 
 pub use execute::{Call, ExecError, Executed, Failed, Plan};
 pub use failure::{ErrorKind, Failure};
+pub use region::Region;
 pub use settings::{PerKind, RetryBudgetSettings, Settings, Strategy};
 
 use health::{Clock, Health};
@@ -61,6 +63,8 @@ pub struct Deployment<T> {
     pub num_retries: Option<u32>,
     /// `litellm_params.tags`, for tag-based routing.
     pub tags: Vec<String>,
+    /// Where it runs (`litellm_params.region_name`), for end users held to a region.
+    pub region: Option<Region>,
     pub health: Health,
     pub target: T,
     semaphore: Option<Arc<Semaphore>>,
@@ -83,6 +87,7 @@ impl<T> Deployment<T> {
             cost_per_token: None,
             num_retries: None,
             tags: Vec::new(),
+            region: None,
             health: Health::default(),
             target,
             semaphore: None,
@@ -118,6 +123,8 @@ pub struct Ctx<'a> {
     pub input_tokens: Option<u64>,
     /// The request's tags (`metadata.tags`), read only under `enable_tag_filtering`.
     pub tags: &'a [String],
+    /// The end user's `allowed_model_region`: only deployments there may serve.
+    pub region: Option<Region>,
 }
 
 /// Nothing in the group could take the request.
@@ -130,13 +137,15 @@ pub struct NoDeployment {
     pub cooldown_list: Vec<String>,
     /// Set when no deployment carries the request's tags (`enable_tag_filtering`): the tags.
     pub tags: Option<Vec<String>>,
+    /// Set when no deployment of the group is in the end user's `allowed_model_region`.
+    pub region: Option<Region>,
 }
 
 impl NoDeployment {
     /// The status the proxy answers with: 429 (try again when a deployment is back), or 400
     /// when the request's tags pick no deployment (sending it again will not help).
     pub fn status(&self) -> u16 {
-        if self.tags.is_some() {
+        if self.tags.is_some() || self.region.is_some() {
             400
         } else {
             429
@@ -152,6 +161,13 @@ impl NoDeployment {
                 "Not allowed to access model due to tags configuration. Passed model={} and tags=[{}]. Send tags that a deployment of this model group carries in litellm_params.tags, or tag one deployment `default`.",
                 self.group,
                 list.join(", ")
+            );
+        }
+        if let Some(region) = self.region {
+            return format!(
+                "No deployments available for selected model in allowed_model_region={}. Passed model={}. The end user may only use deployments whose litellm_params.region_name is in that region: add one to this model group, or change the end user's allowed_model_region with /end_user/update.",
+                region.as_str(),
+                self.group
             );
         }
         let py = if self.pre_call_checks { "True" } else { "False" };
@@ -393,6 +409,7 @@ impl<T> Router<T> {
             pre_call_checks: self.settings.enable_pre_call_checks,
             cooldown_list: cooling.iter().map(|d| d.id.clone()).collect(),
             tags: None,
+            region: None,
         }
     }
 

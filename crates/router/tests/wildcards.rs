@@ -56,11 +56,11 @@ async fn tag_filtering_picks_deployments_and_refuses_unmatched_tags() {
     let g = r.group("g").unwrap();
     let tags = vec!["paid".to_string()];
     for _ in 0..20 {
-        let a = r.select(g, &Ctx { input_tokens: None, tags: &tags }).await.unwrap();
+        let a = r.select(g, &Ctx { input_tokens: None, tags: &tags, region: None }).await.unwrap();
         assert_eq!(a.deployment.id, "paid");
     }
     let gold = vec!["gold".to_string()];
-    let refused = r.select(g, &Ctx { input_tokens: None, tags: &gold }).await.err().unwrap();
+    let refused = r.select(g, &Ctx { input_tokens: None, tags: &gold, region: None }).await.err().unwrap();
     assert_eq!(refused.status(), 400);
     assert!(
         refused.message().starts_with("Not allowed to access model due to tags configuration"),
@@ -74,5 +74,5 @@ async fn tag_filtering_picks_deployments_and_refuses_unmatched_tags() {
     let mut free = dep("free", "g");
     free.tags = vec!["free".into()];
     let off = Router::new(vec![free], Settings::default());
-    assert!(off.select(off.group("g").unwrap(), &Ctx { input_tokens: None, tags: &gold }).await.is_ok());
+    assert!(off.select(off.group("g").unwrap(), &Ctx { input_tokens: None, tags: &gold, region: None }).await.is_ok());
 }

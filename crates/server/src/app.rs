@@ -473,6 +473,7 @@ fn deployment(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result<Deployment<T
     d.max_input_tokens = spec.max_input_tokens;
     d.num_retries = spec.num_retries;
     d.tags = spec.tags.clone();
+    d.region = spec.region_name.as_deref().and_then(sluice_router::Region::of);
     // Cost-based routing compares what billing charges: the deployment's own prices, else the
     // price map's (as LiteLLM's `lowest_cost` reads `litellm.model_cost`). A price per second
     // has no per-token figure to compare: unknown, as in LiteLLM.

@@ -44,6 +44,10 @@ pub enum Kind {
     Team,
     /// A model stored in the database (`model_id`).
     Model,
+    /// An end user (`user_id`).
+    EndUser,
+    /// A budget row (`budget_id`).
+    Budget,
 }
 
 /// One notice on the channel.
@@ -292,6 +296,22 @@ impl Follower {
                     }
                 }
                 Kind::Model => self.sync_models(app).await?,
+                Kind::EndUser => {
+                    for id in ids {
+                        match store.get_end_user(id).await? {
+                            Some(r) => drop(registry.put_end_user(r, true)),
+                            None => drop(registry.end_users.remove(id)),
+                        }
+                    }
+                }
+                Kind::Budget => {
+                    for id in ids {
+                        match store.get_budget(id).await? {
+                            Some(r) => drop(registry.put_budget(r)),
+                            None => drop(registry.budgets.remove(id)),
+                        }
+                    }
+                }
             }
             Ok(())
         }

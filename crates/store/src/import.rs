@@ -17,8 +17,8 @@ use crate::errors;
 use crate::limits::with_limits;
 use crate::table;
 use crate::{
-    end_users, keys, teams, users, Backend, EndUserRecord, ImportCounts, KeyRecord, Result, Store, StoreError,
-    TeamMember, TeamRecord, UserRecord,
+    budgets, end_users, keys, teams, users, Backend, BudgetRecord, EndUserRecord, ImportCounts, KeyRecord, Result,
+    Store, StoreError, TeamMember, TeamRecord, UserRecord,
 };
 
 /// What [`import_litellm_report`] copied, and what it could not find in the source database.
@@ -120,8 +120,15 @@ const TEAM_COLS: &[(&str, Kind)] = &[
     ("created_at", Time),
     ("updated_at", Time),
 ];
-const END_USER_COLS: &[(&str, Kind)] =
-    &[("user_id", Text), ("alias", Text), ("spend", Real), ("blocked", Bool), ("budget_id", Text)];
+const END_USER_COLS: &[(&str, Kind)] = &[
+    ("user_id", Text),
+    ("alias", Text),
+    ("spend", Real),
+    ("blocked", Bool),
+    ("budget_id", Text),
+    ("allowed_model_region", Text),
+    ("default_model", Text),
+];
 const BUDGET_COLS: &[(&str, Kind)] = &[
     ("budget_id", Text),
     ("max_budget", Real),
@@ -132,6 +139,10 @@ const BUDGET_COLS: &[(&str, Kind)] = &[
     ("model_max_budget", Json),
     ("budget_duration", Text),
     ("budget_reset_at", Time),
+    ("created_at", Time),
+    ("updated_at", Time),
+    ("created_by", Text),
+    ("updated_by", Text),
 ];
 
 /// The source's tables: name → {column → PostgreSQL data type}.
@@ -168,11 +179,10 @@ async fn copy(source: &AnyPool, into: &Store) -> Result<ImportReport> {
         )));
     }
 
-    let budgets: HashMap<String, Budget> = read(source, &catalog, BUDGET_TABLE, BUDGET_COLS, &mut report)
-        .await?
-        .iter()
-        .map(|r| Ok((codec::text(r, "budget_id")?, Budget::from_row(r)?)))
-        .collect::<Result<_>>()?;
+    let budget_rows = read(source, &catalog, BUDGET_TABLE, BUDGET_COLS, &mut report).await?;
+    let budgets: HashMap<String, Budget> =
+        budget_rows.iter().map(|r| Ok((codec::text(r, "budget_id")?, Budget::from_row(r)?))).collect::<Result<_>>()?;
+    let budget_records = budget_rows.iter().map(budget_from_row).collect::<Result<Vec<_>>>()?;
     let keys = read(source, &catalog, KEY_TABLE, KEY_COLS, &mut report).await?;
     let keys = keys.iter().map(|r| key_from_row(r, &budgets)).collect::<Result<Vec<_>>>()?;
     let users = read(source, &catalog, USER_TABLE, USER_COLS, &mut report).await?;
@@ -184,6 +194,8 @@ async fn copy(source: &AnyPool, into: &Store) -> Result<ImportReport> {
 
     // One transaction: an import that fails half-way leaves the store as it was.
     let mut tx = crate::begin_write(&into.pool()?, into.backend).await?;
+    // Budgets first: the end users below name them.
+    table::upsert_all(&mut tx, &budgets::TABLE, &budget_records).await?;
     table::upsert_all(&mut tx, &keys::TABLE, &keys).await?;
     table::upsert_all(&mut tx, &users::TABLE, &users).await?;
     table::upsert_all(&mut tx, &teams::TABLE, &teams).await?;
@@ -441,5 +453,28 @@ fn end_user_from_row(r: &AnyRow, budgets: &HashMap<String, Budget>) -> Result<En
         // LiteLLM keeps an end user's limit only in its budget row.
         max_budget: budget_of(r, budgets)?.and_then(|b| b.max_budget),
         blocked: flag(r, "blocked")?,
+        budget_id: codec::opt_text(r, "budget_id")?,
+        allowed_model_region: codec::opt_text(r, "allowed_model_region")?,
+        default_model: codec::opt_text(r, "default_model")?,
+    })
+}
+
+/// A `LiteLLM_BudgetTable` row as it is kept here (`sluice_budgets`), for the end users (and
+/// whatever else) that name it by `budget_id`.
+fn budget_from_row(r: &AnyRow) -> Result<BudgetRecord> {
+    Ok(BudgetRecord {
+        budget_id: codec::text(r, "budget_id")?,
+        max_budget: codec::opt_real(r, "max_budget")?,
+        soft_budget: codec::opt_real(r, "soft_budget")?,
+        max_parallel_requests: codec::opt_int(r, "max_parallel_requests")?,
+        tpm_limit: codec::opt_int(r, "tpm_limit")?,
+        rpm_limit: codec::opt_int(r, "rpm_limit")?,
+        model_max_budget: map(r, "model_max_budget")?,
+        budget_duration: codec::opt_text(r, "budget_duration")?,
+        budget_reset_at: codec::opt_time(r, "budget_reset_at")?,
+        created_at: codec::opt_time(r, "created_at")?,
+        updated_at: codec::opt_time(r, "updated_at")?,
+        created_by: codec::opt_text(r, "created_by")?,
+        updated_by: codec::opt_text(r, "updated_by")?,
     })
 }

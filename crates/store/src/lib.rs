@@ -351,8 +351,23 @@ impl Store {
     pub async fn all_end_users(&self) -> Result<Vec<EndUserRecord>> {
         end_users::all(self).await
     }
-    /// Inserts the end user, or updates alias, budget and blocked of an existing one (its stored
-    /// spend is kept).
+    /// A new end user; a taken `user_id` is a `Conflict`.
+    pub async fn insert_end_user(&self, end_user: &EndUserRecord) -> Result<()> {
+        end_users::insert(self, end_user).await
+    }
+    /// Every field except `spend`; an end user that is not there is an error.
+    pub async fn update_end_user(&self, end_user: &EndUserRecord) -> Result<()> {
+        end_users::update(self, end_user).await
+    }
+    pub async fn get_end_user(&self, user_id: &str) -> Result<Option<EndUserRecord>> {
+        end_users::get(self, user_id).await
+    }
+    /// Deletes the end users whose ids are given; returns the ids that existed.
+    pub async fn delete_end_users(&self, user_ids: &[String]) -> Result<Vec<String>> {
+        delete_ids(self, end_users::TABLE.name, end_users::TABLE.key, user_ids).await
+    }
+    /// Inserts the end user, or updates every field but the spend of an existing one (its
+    /// stored spend is kept).
     pub async fn upsert_end_user(&self, end_user: &EndUserRecord) -> Result<()> {
         end_users::upsert(self, end_user).await
     }

@@ -127,8 +127,15 @@ pub struct EndUserRecord {
     pub user_id: String,
     pub alias: Option<String>,
     pub spend: f64,
+    /// A budget of its own, used when no `budget_id` is set (rows from before budgets).
     pub max_budget: Option<f64>,
     pub blocked: bool,
+    /// The `sluice_budgets` row whose limits apply: `max_budget`, `rpm_limit`, `tpm_limit`,
+    /// `max_parallel_requests`, `budget_duration`.
+    pub budget_id: Option<String>,
+    /// `eu` or `us`: the end user's requests go only to deployments in that region.
+    pub allowed_model_region: Option<String>,
+    pub default_model: Option<String>,
 }
 
 /// One request in `LiteLLM_SpendLogs`.

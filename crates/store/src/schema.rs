@@ -193,6 +193,16 @@ const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 7,
+        statements: &[
+            // LiteLLM_EndUserTable's budget link, region and default model; an existing database
+            // upgrades in place (its end users keep their own max_budget, no budget_id).
+            "ALTER TABLE sluice_end_users ADD COLUMN budget_id TEXT",
+            "ALTER TABLE sluice_end_users ADD COLUMN allowed_model_region TEXT",
+            "ALTER TABLE sluice_end_users ADD COLUMN default_model TEXT",
+        ],
+    },
 ];
 
 /// The version a database is at once this build has migrated it.

@@ -145,8 +145,8 @@ VALUES ('t1', 'Research', 'org1', ARRAY['u1'], ARRAY['u1', 'u2'],
     '{"cost_center": 42}', 1000.0, 14.0, ARRAY['gpt-4'], 20, 10000, 100, '30d', NULL, false, '{"gpt-4": 14.0}',
     '{}', '2023-11-01 00:00:00', '2023-11-02 00:00:00');
 
-INSERT INTO "LiteLLM_EndUserTable" (user_id, alias, spend, budget_id, blocked)
-VALUES ('customer-1', 'Acme', 3.25, 'b1', true);
+INSERT INTO "LiteLLM_EndUserTable" (user_id, alias, spend, budget_id, blocked, allowed_model_region, default_model)
+VALUES ('customer-1', 'Acme', 3.25, 'b1', true, 'eu', 'gpt-4');
 "#;
 
 fn ms(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, milli: i64) -> chrono::DateTime<Utc> {
@@ -251,9 +251,22 @@ async fn imports_litellm_and_is_idempotent() {
             alias: Some("Acme".into()),
             spend: 3.25,
             max_budget: Some(50.0),
-            blocked: true
+            blocked: true,
+            budget_id: Some("b1".into()),
+            allowed_model_region: Some("eu".into()),
+            default_model: Some("gpt-4".into()),
         }]
     );
+    // The budget the end user names comes across whole.
+    let b1 = s.get_budget("b1").await.unwrap().unwrap();
+    assert_eq!(
+        (b1.max_budget, b1.soft_budget, b1.max_parallel_requests, b1.tpm_limit, b1.rpm_limit),
+        (Some(50.0), Some(40.0), Some(3), Some(1000), Some(10))
+    );
+    assert_eq!(b1.budget_duration.as_deref(), Some("30d"));
+    assert_eq!(b1.budget_reset_at, Some(ms(2024, 2, 1, 0, 0, 0, 0)));
+    assert_eq!(b1.model_max_budget, json!({"gpt-4": 5.0}).as_object().unwrap().clone());
+    assert_eq!(b1.created_by.as_deref(), Some("admin"));
 
     // Again, after spend moved in the store: same rows, the source's values.
     s.apply_increments(&[SpendIncrement { spender: Spender::Key("hash1".into()), amount: 1.0, per_model: vec![] }])
@@ -269,6 +282,7 @@ async fn imports_litellm_and_is_idempotent() {
     assert_eq!(after.1, before.1);
     assert_eq!(after.2, before.2);
     assert_eq!(s.all_end_users().await.unwrap(), ends);
+    assert_eq!(s.get_budget("b1").await.unwrap(), Some(b1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

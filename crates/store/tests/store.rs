@@ -226,6 +226,7 @@ async fn user_team_end_user_model_round_trip(db: &TestDb) {
         spend: 3.0,
         max_budget: Some(9.0),
         blocked: true,
+        ..Default::default()
     };
     s.upsert_end_user(&e).await.unwrap();
     assert_eq!(s.all_end_users().await.unwrap(), vec![e.clone()]);
@@ -884,6 +885,8 @@ on_every_backend!(
     list_keys_pages,
     responses_round_trip_owned_and_bounded,
     budget_round_trip_update_delete,
+    end_user_round_trip_update_delete,
+    end_users_upgrade_in_place_to_migration_7,
 );
 
 async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
@@ -1128,4 +1131,76 @@ async fn budget_round_trip_update_delete(db: &TestDb) {
     assert_eq!(s.delete_budgets(&["b2".into(), "b9".into()]).await.unwrap(), ["b2"]);
     let left: Vec<String> = s.all_budgets().await.unwrap().into_iter().map(|b| b.budget_id).collect();
     assert_eq!(left, ["b1"]);
+}
+
+/// End users with LiteLLM's budget link, region and default model (migration 7): written, read
+/// back, updated without touching spend, and deleted.
+async fn end_user_round_trip_update_delete(db: &TestDb) {
+    let s = &db.store;
+    s.insert_budget(&BudgetRecord { budget_id: "free".into(), rpm_limit: Some(5), ..Default::default() })
+        .await
+        .unwrap();
+    let full = EndUserRecord {
+        user_id: "c1".into(),
+        alias: Some("Cust".into()),
+        spend: 0.0,
+        max_budget: None,
+        blocked: false,
+        budget_id: Some("free".into()),
+        allowed_model_region: Some("eu".into()),
+        default_model: Some("gpt-4o".into()),
+    };
+    s.insert_end_user(&full).await.unwrap();
+    let sparse = EndUserRecord { user_id: "c2".into(), ..Default::default() };
+    s.insert_end_user(&sparse).await.unwrap();
+    assert_eq!(s.get_end_user("c1").await.unwrap().as_ref(), Some(&full));
+    assert_eq!(s.get_end_user("nope").await.unwrap(), None);
+    match s.insert_end_user(&sparse).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("Customer already exists"), "{m}"),
+        other => panic!("a taken user_id must conflict: {other:?}"),
+    }
+
+    s.apply_increments(&[inc(Spender::EndUser("c1".into()), 2.5, &[])]).await.unwrap();
+    let changed = EndUserRecord { allowed_model_region: None, blocked: true, spend: 99.0, ..full.clone() };
+    s.update_end_user(&changed).await.unwrap();
+    assert_eq!(s.get_end_user("c1").await.unwrap(), Some(EndUserRecord { spend: 2.5, ..changed }));
+    assert!(s.update_end_user(&EndUserRecord { user_id: "gone".into(), ..Default::default() }).await.is_err());
+
+    assert_eq!(s.delete_end_users(&["c2".into(), "c9".into()]).await.unwrap(), ["c2"]);
+    let left: Vec<String> = s.all_end_users().await.unwrap().into_iter().map(|e| e.user_id).collect();
+    assert_eq!(left, ["c1"]);
+}
+
+/// A database from before migration 7 (end users without budget_id, allowed_model_region,
+/// default_model) upgrades in place when opened: its end users keep their spend and budget.
+async fn end_users_upgrade_in_place_to_migration_7(db: &TestDb) {
+    if !db.reopenable() {
+        return;
+    }
+    other_connection(
+        db,
+        "ALTER TABLE sluice_end_users DROP COLUMN budget_id;
+         ALTER TABLE sluice_end_users DROP COLUMN allowed_model_region;
+         ALTER TABLE sluice_end_users DROP COLUMN default_model;
+         DELETE FROM sluice_schema_version WHERE version >= 7;
+         INSERT INTO sluice_end_users (user_id, alias, spend, max_budget, blocked) VALUES ('old', 'Old', 1.5, 4.0, 1);",
+    )
+    .await;
+    let again = Store::open(&db.url, 2).await.unwrap();
+    assert!(again.schema_version().await.unwrap() >= 7);
+    let old = again.get_end_user("old").await.unwrap().unwrap();
+    assert_eq!(
+        old,
+        EndUserRecord {
+            user_id: "old".into(),
+            alias: Some("Old".into()),
+            spend: 1.5,
+            max_budget: Some(4.0),
+            blocked: true,
+            ..Default::default()
+        }
+    );
+    let linked = EndUserRecord { budget_id: Some("b".into()), allowed_model_region: Some("us".into()), ..old };
+    again.update_end_user(&linked).await.unwrap();
+    assert_eq!(again.get_end_user("old").await.unwrap(), Some(linked));
 }

@@ -38,6 +38,16 @@ pub(crate) fn select<T>(
         }
         candidates.clear();
     }
+    if let Some(region) = ctx.region {
+        // Refused for its region only if no deployment of the group is there, cooling or not;
+        // else the ones there are cooling down or over quota (a 429, as without a region).
+        if !group.deployments.iter().any(|d| d.region == Some(region)) {
+            let mut refused = router.no_deployment(group);
+            refused.region = Some(region);
+            return Err(refused);
+        }
+        crate::region::retain(&mut candidates, region);
+    }
     if s.enable_pre_call_checks {
         if let Some(tokens) = ctx.input_tokens {
             candidates.retain(|d| d.max_input_tokens.is_none_or(|max| tokens <= max));

@@ -79,6 +79,9 @@ pub struct DeploymentSpec {
     pub aws_secret_access_key: Option<Secret>,
     pub aws_session_token: Option<Secret>,
     pub aws_region_name: Option<String>,
+    /// `litellm_params.region_name` (else `aws_region_name`, else `vertex_location`): where the
+    /// deployment runs, for end users held to a region.
+    pub region_name: Option<String>,
     /// `litellm_params` with secrets removed, as `/model/info` shows them.
     pub public_params: Mapping,
     /// `model_info` as configured, with `id` filled in.
@@ -384,6 +387,9 @@ impl DeploymentSpec {
 
         let public_params =
             params.iter().filter(|(k, _)| !is_secret_key(&key_str(k))).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let region_name = [&p.region_name, &p.aws_region_name, &p.vertex_location]
+            .into_iter()
+            .find_map(|t| t.as_ref().map(|t| t.0.clone()));
         let index = path.trim_start_matches("model_list[").trim_end_matches(']').parse().unwrap_or(0);
         let num = |x: Option<UpTo<MAX_QUOTA>>| x.map(|x| x.0);
         let rank = |x: Option<UpTo<MAX_RANK>>| x.map(|x| x.0);
@@ -422,6 +428,7 @@ impl DeploymentSpec {
             aws_secret_access_key: secret(p.aws_secret_access_key),
             aws_session_token: secret(p.aws_session_token),
             aws_region_name: text(p.aws_region_name).or(text(p.region_name)),
+            region_name,
             vertex_project: text(p.vertex_project),
             vertex_location: text(p.vertex_location),
             vertex_credentials: p.vertex_credentials.map(|c| Secret::new(c.0)),

@@ -1,12 +1,14 @@
-//! LiteLLM's management API (reference §2.3, §2.4): keys, users, teams, spend and models, with
-//! LiteLLM's paths, field names, defaults, statuses and messages, so its admin scripts and
-//! clients work unchanged.
+//! LiteLLM's management API (reference §2.3, §2.4): keys, users, teams, end users, budgets, spend
+//! and models, with LiteLLM's paths, field names, defaults, statuses and messages, so its admin
+//! scripts and clients work unchanged.
 //!
 //! This file holds the routes, the admin check, and what the handlers share: request-body and
 //! query parsing, the error mapping for the store, the JSON shapes of rows, and key generation.
 //! Every write goes to the store first and then into the in-memory registry, so it takes effect
 //! on this replica at once, and is announced to the other replicas ([`crate::live`]).
 
+mod budgets;
+mod end_users;
 mod keys;
 mod models;
 mod roles;
@@ -69,6 +71,23 @@ pub fn routes() -> crate::openapi::Routes {
         .route("/model/delete", post(models::delete))
         .route("/model/update", post(models::update))
         .route("/model/{model_id}/update", axum::routing::patch(models::patch))
+        // End users and budgets (LiteLLM serves each end-user route under /customer too).
+        .route("/budget/new", post(budgets::new))
+        .route("/budget/update", post(budgets::update))
+        .route("/budget/info", post(budgets::info))
+        .route("/budget/list", get(budgets::list))
+        .route("/budget/settings", get(budgets::settings))
+        .route("/budget/delete", post(budgets::delete))
+        .route("/end_user/new", post(end_users::new))
+        .route("/end_user/info", get(end_users::info))
+        .route("/end_user/update", post(end_users::update))
+        .route("/end_user/delete", post(end_users::delete))
+        .route("/end_user/list", get(end_users::list))
+        .route("/customer/new", post(end_users::new))
+        .route("/customer/info", get(end_users::info))
+        .route("/customer/update", post(end_users::update))
+        .route("/customer/delete", post(end_users::delete))
+        .route("/customer/list", get(end_users::list))
 }
 
 // --- who may call ---

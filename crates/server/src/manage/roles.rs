@@ -126,6 +126,24 @@ pub(crate) const POLICY: &[(&str, [Grant; 5])] = &[
     ("/model/update",              [All, NoWrite, Forbidden, Forbidden, Forbidden]),
     ("/model/delete",              [All, NoWrite, Forbidden, Forbidden, Forbidden]),
     ("/model/{model_id}/update",   [All, NoWrite, Forbidden, Forbidden, Forbidden]),
+    // Budgets and end users: a proxy admin's; a viewer reads them.
+    ("/budget/new",                [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/budget/update",             [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/budget/delete",             [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/budget/info",               [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    ("/budget/list",               [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    ("/budget/settings",           [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    ("/end_user/new",              [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/end_user/update",           [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/end_user/delete",           [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/end_user/info",             [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    ("/end_user/list",             [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    // LiteLLM's aliases of the end-user routes: the same handlers, the same rules.
+    ("/customer/new",              [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/customer/update",           [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/customer/delete",           [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/customer/info",             [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    ("/customer/list",             [All, All,     AdminOnly, AdminOnly, AdminOnly]),
     // Every key sees the deployments of the models it may call (the handler narrows by model
     // access, not by role).
     ("/model/info",                [All, All,     All,       All,       All]),
@@ -348,6 +366,15 @@ impl Caller {
 mod tests {
     use super::*;
 
+    /// A route that only reads: named for what it shows, or under the spend reports.
+    fn is_read(route: &str) -> bool {
+        let last = route.rsplit('/').next().unwrap_or_default();
+        matches!(last, "info" | "list" | "settings" | "available")
+            || route.starts_with("/spend/")
+            || route.starts_with("/global/")
+            || route.ends_with("/daily/activity")
+    }
+
     #[test]
     fn every_management_route_has_a_row_and_admins_may_do_everything() {
         for path in super::super::routes().paths() {
@@ -360,21 +387,7 @@ mod tests {
     #[test]
     fn viewers_never_write_and_only_admins_and_viewers_get_writes_refused_as_writes() {
         for (route, grants) in POLICY {
-            let read = matches!(
-                *route,
-                "/key/info"
-                    | "/v2/key/info"
-                    | "/key/list"
-                    | "/user/info"
-                    | "/user/list"
-                    | "/team/info"
-                    | "/team/list"
-                    | "/spend/logs"
-                    | "/global/spend"
-                    | "/spend/keys"
-                    | "/spend/users"
-                    | "/model/info"
-            );
+            let read = is_read(route);
             let viewer = grants[Role::ProxyAdminViewer.column()];
             if read {
                 assert_eq!(viewer, All, "{route}: a proxy_admin_viewer reads everything");

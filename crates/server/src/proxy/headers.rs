@@ -16,6 +16,7 @@ pub const MAX_RETRIES: HeaderName = HeaderName::from_static("x-litellm-max-retri
 pub const ATTEMPTED_FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-attempted-fallbacks");
 const RESPONSE_DURATION: HeaderName = HeaderName::from_static("x-litellm-response-duration-ms");
 const OVERHEAD_DURATION: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
+const MODEL_REGION: HeaderName = HeaderName::from_static("x-litellm-model-region");
 const RESPONSE_COST: HeaderName = HeaderName::from_static("x-litellm-response-cost");
 /// LiteLLM's per-request timeout header (seconds), read from requests.
 pub const TIMEOUT: HeaderName = HeaderName::from_static("x-litellm-timeout");
@@ -75,6 +76,14 @@ impl Facts {
     }
 }
 
+/// The end user's `allowed_model_region` (`eu` or `us`, checked when it was set), when the
+/// request names an end user held to one: the router keeps it there, and the answer says so in
+/// `x-litellm-model-region`, as LiteLLM's does.
+pub fn model_region(facts: &Facts) -> Option<&str> {
+    let end_user = facts.charge.as_ref()?.admission().end_user.as_ref()?;
+    end_user.record.allowed_model_region.as_deref().filter(|r| sluice_router::Region::parse(r).is_some())
+}
+
 /// The upstream's headers (see [`forwarded`]) and ours, as lines. `retries` is the
 /// `x-litellm-attempted-retries` value to write in its place; `None` leaves it to the caller,
 /// which knows the count ([`super::proxy_body`] adds it to every answer that comes through it).
@@ -111,6 +120,9 @@ fn each(facts: &Facts, outcome: &Outcome, mut put: impl FnMut(HeaderName, Value<
     if let Some(base) = &outcome.api_base {
         put(MODEL_API_BASE, Value::Header(base));
     }
+    if let Some(region) = model_region(facts) {
+        put(MODEL_REGION, Value::Text(region.as_bytes()));
+    }
     put(ATTEMPTED_RETRIES, Value::Text(b"0"));
     let total = facts.received.elapsed();
     let mut buf = [0u8; 48];
@@ -133,7 +145,7 @@ fn each(facts: &Facts, outcome: &Outcome, mut put: impl FnMut(HeaderName, Value<
 /// A response header's value as [`each`] gives it.
 enum Value<'a> {
     Header(&'a HeaderValue),
-    /// Digits and dots: always a valid header value.
+    /// Digits and dots, or a region name checked to be `eu`/`us`: always a valid header value.
     Text(&'a [u8]),
 }
 

@@ -241,6 +241,7 @@ pub(crate) async fn proxy_body(
     let ctx = Ctx {
         input_tokens: app.needs_input_tokens.load(std::sync::atomic::Ordering::Relaxed).then(|| estimate_tokens(&view)),
         tags: &tags,
+        region: headers::model_region(facts).and_then(sluice_router::Region::parse),
     };
     let client_model_json = splice::json_string(&model);
     let fallback_bodies = match &asked {
