@@ -18,6 +18,7 @@ mod keys;
 mod limits;
 mod log_writer;
 mod models;
+mod organizations;
 mod records;
 mod responses;
 mod schema;
@@ -344,6 +345,58 @@ impl Store {
     }
     pub async fn delete_budgets(&self, budget_ids: &[String]) -> Result<Vec<String>> {
         delete_ids(self, budgets::TABLE.name, budgets::TABLE.key, budget_ids).await
+    }
+
+    // --- organizations ---
+    pub async fn insert_organization(&self, org: &OrganizationRecord) -> Result<()> {
+        organizations::insert(self, org).await
+    }
+    /// Every field except `spend`/`model_spend`.
+    pub async fn update_organization(&self, org: &OrganizationRecord) -> Result<()> {
+        organizations::update(self, org).await
+    }
+    pub async fn get_organization(&self, organization_id: &str) -> Result<Option<OrganizationRecord>> {
+        organizations::get(self, organization_id).await
+    }
+    pub async fn all_organizations(&self) -> Result<Vec<OrganizationRecord>> {
+        organizations::all(self).await
+    }
+    /// Inserts or overwrites organizations, spend included (the LiteLLM import).
+    pub async fn upsert_organizations(&self, orgs: &[OrganizationRecord]) -> Result<()> {
+        organizations::upsert_all(self, orgs).await
+    }
+    /// Deletes the organizations and their memberships; returns the ids that existed.
+    pub async fn delete_organizations(&self, organization_ids: &[String]) -> Result<Vec<String>> {
+        organizations::delete(self, organization_ids).await
+    }
+    /// Adds a membership; the user already being a member is a `Conflict`.
+    pub async fn insert_org_member(&self, member: &OrgMemberRecord) -> Result<()> {
+        organizations::insert_member(self, member).await
+    }
+    /// Writes a membership's role and budget; whether it was there.
+    pub async fn update_org_member(&self, member: &OrgMemberRecord) -> Result<bool> {
+        organizations::update_member(self, member).await
+    }
+    /// Inserts or overwrites memberships, spend included (the LiteLLM import).
+    pub async fn upsert_org_members(&self, members: &[OrgMemberRecord]) -> Result<()> {
+        organizations::upsert_members(self, members).await
+    }
+    pub async fn get_org_member(&self, user_id: &str, organization_id: &str) -> Result<Option<OrgMemberRecord>> {
+        organizations::get_member(self, user_id, organization_id).await
+    }
+    /// The members of one organization.
+    pub async fn org_members(&self, organization_id: &str) -> Result<Vec<OrgMemberRecord>> {
+        organizations::members_by(self, Some(("organization_id", organization_id))).await
+    }
+    /// The organizations one user belongs to.
+    pub async fn user_org_memberships(&self, user_id: &str) -> Result<Vec<OrgMemberRecord>> {
+        organizations::members_by(self, Some(("user_id", user_id))).await
+    }
+    pub async fn all_org_members(&self) -> Result<Vec<OrgMemberRecord>> {
+        organizations::members_by(self, None).await
+    }
+    pub async fn delete_org_member(&self, user_id: &str, organization_id: &str) -> Result<bool> {
+        organizations::delete_member(self, user_id, organization_id).await
     }
 
     // --- end users ---

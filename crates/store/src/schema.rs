@@ -193,6 +193,39 @@ const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 6,
+        statements: &[
+            // Organizations above teams (LiteLLM's `LiteLLM_OrganizationTable`); the budget and
+            // limits live in the `sluice_budgets` row named by `budget_id`.
+            "CREATE TABLE sluice_organizations (
+            organization_id TEXT NOT NULL PRIMARY KEY,
+            organization_alias TEXT,
+            budget_id TEXT,
+            models TEXT NOT NULL DEFAULT '[]',
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            model_spend TEXT NOT NULL DEFAULT '{}',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            blocked BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT,
+            created_by TEXT,
+            updated_at BIGINT,
+            updated_by TEXT
+        )",
+            // `LiteLLM_OrganizationMembership`: one row per (user, organization).
+            "CREATE TABLE sluice_organization_members (
+            user_id TEXT NOT NULL,
+            organization_id TEXT NOT NULL,
+            user_role TEXT,
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            budget_id TEXT,
+            created_at BIGINT,
+            updated_at BIGINT,
+            PRIMARY KEY (user_id, organization_id)
+        )",
+            "CREATE INDEX sluice_organization_members_org_idx ON sluice_organization_members (organization_id)",
+        ],
+    },
 ];
 
 /// Brings the schema up to the newest version. Replicas starting together are serialised by

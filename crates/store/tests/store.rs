@@ -884,6 +884,8 @@ on_every_backend!(
     list_keys_pages,
     responses_round_trip_owned_and_bounded,
     budget_round_trip_update_delete,
+    organization_round_trip_spend_and_delete,
+    org_members_round_trip,
 );
 
 async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
@@ -1128,4 +1130,114 @@ async fn budget_round_trip_update_delete(db: &TestDb) {
     assert_eq!(s.delete_budgets(&["b2".into(), "b9".into()]).await.unwrap(), ["b2"]);
     let left: Vec<String> = s.all_budgets().await.unwrap().into_iter().map(|b| b.budget_id).collect();
     assert_eq!(left, ["b1"]);
+}
+
+async fn organization_round_trip_spend_and_delete(db: &TestDb) {
+    let s = &db.store;
+    s.insert_budget(&BudgetRecord {
+        budget_id: "ob1".into(),
+        max_budget: Some(5.0),
+        budget_duration: Some("1d".into()),
+        budget_reset_at: Some(t(1_700_000_000_000)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let full = OrganizationRecord {
+        organization_id: "o1".into(),
+        organization_alias: Some("acme 'quoted'".into()),
+        budget_id: Some("ob1".into()),
+        models: vec!["gpt-4o".into(), "claude".into()],
+        spend: 0.0,
+        model_spend: Map::new(),
+        metadata: obj(json!({"tier": "gold"})),
+        blocked: true,
+        created_at: Some(t(1_700_000_000_001)),
+        created_by: Some("admin".into()),
+        updated_at: Some(t(1_700_000_000_002)),
+        updated_by: Some("admin".into()),
+    };
+    s.insert_organization(&full).await.unwrap();
+    let sparse = OrganizationRecord { organization_id: "o2".into(), ..Default::default() };
+    s.insert_organization(&sparse).await.unwrap();
+    assert_eq!(s.get_organization("o1").await.unwrap().as_ref(), Some(&full));
+    assert_eq!(s.get_organization("o2").await.unwrap().as_ref(), Some(&sparse));
+    assert!(matches!(s.insert_organization(&sparse).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.all_organizations().await.unwrap().len(), 2);
+
+    // Spend moves only through increments; an update leaves it.
+    let inc = |amount: f64| SpendIncrement {
+        spender: Spender::Organization("o1".into()),
+        amount,
+        per_model: vec![("gpt-4o".into(), amount)],
+    };
+    s.apply_increments(&[inc(1.5), inc(0.5)]).await.unwrap();
+    let mut changed = full.clone();
+    changed.organization_alias = None;
+    changed.models.clear();
+    s.update_organization(&changed).await.unwrap();
+    let got = s.get_organization("o1").await.unwrap().unwrap();
+    assert_eq!((got.spend, got.model_spend.get("gpt-4o").and_then(Value::as_f64)), (2.0, Some(2.0)));
+    assert_eq!((got.organization_alias, got.models), (None, Vec::<String>::new()));
+
+    // A reset zeroes the spend and moves the budget row's next reset.
+    let next = Some(t(1_800_000_000_000));
+    s.reset_spend(&Spender::Organization("o1".into()), next).await.unwrap();
+    let got = s.get_organization("o1").await.unwrap().unwrap();
+    assert_eq!((got.spend, got.model_spend.is_empty()), (0.0, true));
+    assert_eq!(s.get_budget("ob1").await.unwrap().unwrap().budget_reset_at, next);
+
+    // Deleting takes the memberships along; an unknown id is not reported.
+    s.insert_org_member(&OrgMemberRecord { user_id: "u1".into(), organization_id: "o1".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let gone = s.delete_organizations(&["o1".into(), "nope".into()]).await.unwrap();
+    assert_eq!(gone, vec!["o1".to_owned()]);
+    assert_eq!(s.get_organization("o1").await.unwrap(), None);
+    assert!(s.org_members("o1").await.unwrap().is_empty());
+    assert!(s.get_organization("o2").await.unwrap().is_some());
+}
+
+async fn org_members_round_trip(db: &TestDb) {
+    let s = &db.store;
+    let m = |user: &str, org: &str, role: &str| OrgMemberRecord {
+        user_id: user.into(),
+        organization_id: org.into(),
+        user_role: Some(role.into()),
+        spend: 0.0,
+        budget_id: None,
+        created_at: Some(t(1_700_000_000_000)),
+        updated_at: Some(t(1_700_000_000_000)),
+    };
+    s.insert_org_member(&m("u1", "o1", "org_admin")).await.unwrap();
+    s.insert_org_member(&m("u2", "o1", "internal_user")).await.unwrap();
+    s.insert_org_member(&m("u1", "o2", "internal_user")).await.unwrap();
+    // One membership per user and organization.
+    assert!(matches!(s.insert_org_member(&m("u1", "o1", "internal_user")).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.get_org_member("u1", "o1").await.unwrap(), Some(m("u1", "o1", "org_admin")));
+    assert_eq!(s.get_org_member("u3", "o1").await.unwrap(), None);
+    let users: Vec<String> = s.org_members("o1").await.unwrap().into_iter().map(|x| x.user_id).collect();
+    assert_eq!(users, vec!["u1".to_owned(), "u2".to_owned()]);
+    let orgs: Vec<String> =
+        s.user_org_memberships("u1").await.unwrap().into_iter().map(|x| x.organization_id).collect();
+    assert_eq!(orgs, vec!["o1".to_owned(), "o2".to_owned()]);
+    assert_eq!(s.all_org_members().await.unwrap().len(), 3);
+
+    let mut changed = m("u2", "o1", "org_admin");
+    changed.budget_id = Some("b9".into());
+    changed.updated_at = Some(t(1_700_000_000_500));
+    assert!(s.update_org_member(&changed).await.unwrap());
+    assert_eq!(s.get_org_member("u2", "o1").await.unwrap(), Some(changed));
+    assert!(!s.update_org_member(&m("u9", "o1", "org_admin")).await.unwrap());
+
+    // The import overwrites, spend included.
+    let mut imported = m("u1", "o1", "internal_user");
+    imported.spend = 3.0;
+    s.upsert_org_members(&[imported.clone(), m("u4", "o1", "internal_user")]).await.unwrap();
+    assert_eq!(s.get_org_member("u1", "o1").await.unwrap(), Some(imported));
+    assert_eq!(s.org_members("o1").await.unwrap().len(), 3);
+
+    assert!(s.delete_org_member("u2", "o1").await.unwrap());
+    assert!(!s.delete_org_member("u2", "o1").await.unwrap());
+    assert_eq!(s.org_members("o1").await.unwrap().len(), 2);
 }
