@@ -21,6 +21,8 @@ pub struct Admission {
     pub user: Option<Arc<Entry<sluice_store::UserRecord>>>,
     pub team: Option<Arc<Entry<sluice_store::TeamRecord>>>,
     pub end_user: Option<Arc<Entry<sluice_store::EndUserRecord>>>,
+    /// The organization of the key's team, charged like the team.
+    pub organization: Option<Arc<super::registry::OrgEntry>>,
     pub slots: Vec<Slot>,
     pub reservation: Reservation,
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -377,6 +379,18 @@ impl Access {
                 format!("Budget has been exceeded! Team={who} Current cost: {s}, Max budget: {b}")
             })?;
         }
+        // The organization above the team: its budget stops every key of its teams (LiteLLM's
+        // organization budget check), read from memory like the team's.
+        let organization = team.as_ref().and_then(|t| self.registry.team_organization(&t.record));
+        if let Some(o) = &organization {
+            let id = &o.record.record.organization_id;
+            let max = o.record.max_budget();
+            let shared = max.and_then(|_| self.shared_spend(&o.live, "organization", id));
+            let who = id.clone();
+            hold_budget(adm, &o.live, max, Reached::AtMax, shared, move |s, b| {
+                format!("Budget has been exceeded! Organization={who} Current cost: {s}, Max budget: {b}")
+            })?;
+        }
         key_expired(k)?;
         let shared = k.max_budget.and_then(|_| self.shared_spend(&key.live, "key", &k.token));
         hold_budget(adm, &key.live, k.max_budget, Reached::AtMax, shared, |s, b| {
@@ -471,6 +485,7 @@ impl Access {
         adm.key = Some(key.clone());
         adm.user = user;
         adm.team = team;
+        adm.organization = organization;
         Ok(())
     }
 

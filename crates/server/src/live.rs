@@ -44,6 +44,8 @@ pub enum Kind {
     Team,
     /// A model stored in the database (`model_id`).
     Model,
+    /// An organization (`organization_id`), read again with its budget.
+    Organization,
 }
 
 /// One notice on the channel.
@@ -292,6 +294,11 @@ impl Follower {
                     }
                 }
                 Kind::Model => self.sync_models(app).await?,
+                Kind::Organization => {
+                    for id in ids {
+                        app.access.reload_organization(id).await?;
+                    }
+                }
             }
             Ok(())
         }

@@ -9,6 +9,7 @@
 
 mod keys;
 mod models;
+mod organizations;
 mod spend;
 mod teams;
 mod users;
@@ -68,6 +69,15 @@ pub fn routes() -> crate::openapi::Routes {
         .route("/model/delete", post(models::delete))
         .route("/model/update", post(models::update))
         .route("/model/{model_id}/update", axum::routing::patch(models::patch))
+        // Organizations (organizations.rs).
+        .route("/organization/new", post(organizations::new))
+        .route("/organization/list", get(organizations::list))
+        .route("/organization/info", get(organizations::info).post(organizations::info_many))
+        .route("/organization/update", axum::routing::patch(organizations::update))
+        .route("/organization/delete", axum::routing::delete(organizations::delete))
+        .route("/organization/member_add", post(organizations::member_add))
+        .route("/organization/member_update", axum::routing::patch(organizations::member_update))
+        .route("/organization/member_delete", axum::routing::delete(organizations::member_delete))
 }
 
 // --- who may call ---
