@@ -551,6 +551,7 @@ pub struct ImportCounts {
     pub users: usize,
     pub teams: usize,
     pub end_users: usize,
+    pub organizations: usize,
 }
 
 /// Copies keys, users, teams, end users and their budgets and spend from a LiteLLM PostgreSQL

@@ -2,7 +2,8 @@
 //! belongs to each with which role (LiteLLM's `LiteLLM_OrganizationTable` and
 //! `LiteLLM_OrganizationMembership`).
 
-use sqlx::any::AnyRow;
+use sqlx::any::{Any, AnyRow};
+use sqlx::Transaction;
 
 use crate::codec;
 use crate::errors;
@@ -137,6 +138,12 @@ pub(crate) async fn update_member(store: &Store, m: &OrgMemberRecord) -> Result<
 /// Inserts or overwrites memberships (the LiteLLM import), spend included.
 pub(crate) async fn upsert_members(store: &Store, members: &[OrgMemberRecord]) -> Result<()> {
     let mut tx = crate::begin_write(&store.pool()?, store.backend).await?;
+    upsert_members_in(&mut tx, members).await?;
+    tx.commit().await.map_err(errors::db)
+}
+
+/// [`upsert_members`] inside a transaction the caller commits.
+pub(crate) async fn upsert_members_in(tx: &mut Transaction<'static, Any>, members: &[OrgMemberRecord]) -> Result<()> {
     for m in members {
         let (mut q, params) = sql::insert(MEMBERS, member_row(m), OnConflict::Fail);
         // The key is two columns, which `OnConflict::Update` does not name.
@@ -145,9 +152,9 @@ pub(crate) async fn upsert_members(store: &Store, members: &[OrgMemberRecord]) -
              spend = excluded.spend, budget_id = excluded.budget_id, created_at = excluded.created_at, \
              updated_at = excluded.updated_at",
         );
-        sql::query(&q, params).execute(&mut *tx).await.map_err(errors::db)?;
+        sql::query(&q, params).execute(&mut **tx).await.map_err(errors::db)?;
     }
-    tx.commit().await.map_err(errors::db)
+    Ok(())
 }
 
 pub(crate) async fn get_member(store: &Store, user_id: &str, organization_id: &str) -> Result<Option<OrgMemberRecord>> {
