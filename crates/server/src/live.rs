@@ -157,7 +157,7 @@ struct Follower {
     /// The stored models the router was last built with, by id.
     /// The database's [`change_mark`](sluice_store::Store::change_mark) at the last full
     /// re-read: the poll reads keys, users and teams again only when it moved.
-    mark: std::sync::Mutex<Option<[i64; 6]>>,
+    mark: std::sync::Mutex<Option<[i64; 8]>>,
     /// Held across the read, so two re-reads cannot install an older list after a newer one.
     models: tokio::sync::Mutex<Option<HashMap<String, ModelRecord>>>,
 }

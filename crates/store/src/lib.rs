@@ -482,17 +482,23 @@ impl Store {
     }
 
     // --- changes ---
-    /// A cheap mark of the keys, users and teams as the management API leaves them: each
+    /// A cheap mark of the keys, users, teams and organizations as the management API leaves them: each
     /// table's row count and latest `updated_at`. Every create, delete and update moves it (spend
     /// does not), so a replica polling for changes made elsewhere reads the tables again only
     /// when it moved.
-    pub async fn change_mark(&self) -> Result<[i64; 6]> {
+    pub async fn change_mark(&self) -> Result<[i64; 8]> {
         let part = |t: &str| {
             format!("(SELECT COUNT(*) FROM {t}) AS {t}_n, (SELECT COALESCE(MAX(updated_at), 0) FROM {t}) AS {t}_at")
         };
-        let q = format!("SELECT {}, {}, {}", part("sluice_keys"), part("sluice_users"), part("sluice_teams"));
+        let q = format!(
+            "SELECT {}, {}, {}, {}",
+            part("sluice_keys"),
+            part("sluice_users"),
+            part("sluice_teams"),
+            part("sluice_organizations")
+        );
         let row = sqlx::query(&q).fetch_one(&self.pool()?).await.map_err(errors::db)?;
-        let mut mark = [0i64; 6];
+        let mut mark = [0i64; 8];
         for (i, v) in mark.iter_mut().enumerate() {
             *v = row.try_get::<i64, _>(i).map_err(errors::db)?;
         }

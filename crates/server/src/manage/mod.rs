@@ -1,4 +1,4 @@
-//! LiteLLM's management API (reference §2.3, §2.4): keys, users, teams, spend and models, with
+//! LiteLLM's management API (reference §2.3, §2.4): keys, users, teams, organizations, spend and models, with
 //! LiteLLM's paths, field names, defaults, statuses and messages, so its admin scripts and
 //! clients work unchanged.
 //!
