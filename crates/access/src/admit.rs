@@ -641,6 +641,43 @@ mod tests {
         assert_eq!(g.live.ledger.reserved(), 0);
     }
 
+    #[tokio::test]
+    async fn an_organization_budget_stops_the_keys_of_its_teams_only() {
+        use crate::registry::Organization;
+        use sluice_store::{BudgetRecord, KeyRecord, OrganizationRecord, TeamRecord};
+        let a = access(None, None);
+        let budget = BudgetRecord { budget_id: "b".into(), max_budget: Some(1.0), ..Default::default() };
+        let org = a.registry.put_organization(
+            Organization {
+                record: OrganizationRecord {
+                    organization_id: "o".into(),
+                    budget_id: Some("b".into()),
+                    ..Default::default()
+                },
+                budget: Some(budget),
+            },
+            false,
+        );
+        for (team, org_id) in [("in", Some("o".to_string())), ("out", None)] {
+            a.registry
+                .put_team(TeamRecord { team_id: team.into(), organization_id: org_id, ..Default::default() }, false);
+        }
+        let key = |token: &str, team: &str| {
+            let record = KeyRecord { token: token.into(), team_id: Some(team.into()), ..Default::default() };
+            Identity::Key(a.registry.put_key(record, false))
+        };
+        let (inside, outside) = (key("k1", "in"), key("k2", "out"));
+        let adm = a.admit_estimated(&inside, "m", None, 0.0).await.unwrap();
+        assert!(adm.organization.as_ref().is_some_and(|o| Arc::ptr_eq(o, &org)), "the organization is charged");
+        drop(adm);
+        org.live.ledger.charge(1.0, None);
+        let e = a.admit_estimated(&inside, "m", None, 0.0).await.err().unwrap();
+        assert_eq!((e.status, e.kind.as_deref()), (400, Some("budget_exceeded")), "{}", e.message);
+        assert_eq!(e.message, "Budget has been exceeded! Organization=o Current cost: 1, Max budget: 1");
+        let other = a.admit_estimated(&outside, "m", None, 0.0).await.unwrap();
+        assert!(other.organization.is_none());
+    }
+
     #[test]
     fn model_budgets_read_both_shapes() {
         assert_eq!(model_budget(&serde_json::json!(0.5)), Some(0.5));

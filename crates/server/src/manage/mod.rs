@@ -1,6 +1,6 @@
-//! LiteLLM's management API (reference §2.3, §2.4): keys, users, teams, organizations, spend and models, with
-//! LiteLLM's paths, field names, defaults, statuses and messages, so its admin scripts and
-//! clients work unchanged.
+//! LiteLLM's management API (reference §2.3, §2.4): keys, users, teams, organizations, spend
+//! and models, with LiteLLM's paths, field names, defaults, statuses and messages, so its admin
+//! scripts and clients work unchanged.
 //!
 //! This file holds the routes, the admin check, and what the handlers share: request-body and
 //! query parsing, the error mapping for the store, the JSON shapes of rows, and key generation.
