@@ -68,6 +68,10 @@ def test_organization_lifecycle(gw):
     again = admin(gw, "POST", "/organization/member_add",
                   json={"organization_id": org_id, "member": {"role": "internal_user", "user_id": user}})
     assert again.status_code == 400, again.text
+    # A list with one member already in adds none of them (the members list below has only `user`).
+    mixed = admin(gw, "POST", "/organization/member_add", json={"organization_id": org_id, "member": [
+        {"role": "internal_user", "user_id": uid("fresh")}, {"role": "internal_user", "user_id": user}]})
+    assert mixed.status_code == 400, mixed.text
     bad_role = admin(gw, "POST", "/organization/member_add",
                      json={"organization_id": org_id, "member": {"role": "boss", "user_id": user}})
     assert bad_role.status_code == 400

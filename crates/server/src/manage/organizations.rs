@@ -634,6 +634,16 @@ pub async fn member_add(State(app): State<Arc<App>>, headers: HeaderMap, body: B
         }
     };
     existing(store, &org_id, 404).await?;
+    // A member already in is refused before anything is written, so a list is added whole or not
+    // at all.
+    for id in members.iter().filter_map(|m| m.user_id.as_deref()) {
+        if db(store.get_org_member(id, &org_id).await)?.is_some() {
+            return Err(bad(
+                format!("User={id} is already a member of organization={org_id}. Change their role with /organization/member_update."),
+                "member",
+            ));
+        }
+    }
     let mut users = Vec::new();
     let mut memberships = Vec::new();
     for m in &members {
