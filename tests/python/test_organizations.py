@@ -186,6 +186,12 @@ def test_organization_budget_stops_its_team_keys_and_counts_their_spend(gw):
     r = admin(gw, "PATCH", "/organization/update", json={"organization_id": org_id, "max_budget": cost * 100})
     assert r.status_code == 200, r.text
     assert chat(gw, keys[0]).status_code == 200
+    # A blocked organization stops its teams' keys until it is unblocked.
+    assert admin(gw, "PATCH", "/organization/update", json={"organization_id": org_id, "blocked": True}).status_code == 200
+    r = chat(gw, keys[1])
+    assert r.status_code == 401 and f"Organization={org_id} is blocked" in r.text, r.text
+    assert admin(gw, "PATCH", "/organization/update", json={"organization_id": org_id, "blocked": False}).status_code == 200
+    assert chat(gw, keys[1]).status_code == 200
 
 
 def user_key(gw, role: str = "internal_user") -> tuple[str, str]:

@@ -382,6 +382,13 @@ impl Access {
         // The organization above the team: its budget stops every key of its teams (LiteLLM's
         // organization budget check), read from memory like the team's.
         let organization = team.as_ref().and_then(|t| self.registry.team_organization(&t.record));
+        if let Some(o) = organization.as_ref().filter(|o| o.record.record.blocked) {
+            // LiteLLM's `blocked` on an organization: "will stop all calls from keys with this org".
+            return Err(super::auth::auth_error(format!(
+                "Organization={} is blocked. Update via `/organization/update` with \"blocked\": false if you're admin.",
+                o.record.record.organization_id
+            )));
+        }
         if let Some(o) = &organization {
             let id = &o.record.record.organization_id;
             let max = o.record.max_budget();
