@@ -201,6 +201,30 @@ def test_team_and_user_budgets_hold_and_every_replica_shows_their_spend(rs):
     assert users == [pytest.approx(want, rel=1e-9)] * REPLICAS, f"user spend per replica {users}, want {want}"
 
 
+def test_organization_budget_holds_across_replicas_and_every_replica_shows_its_spend(rs):
+    cost = cost_of_one(rs)
+    r = admin(rs.replica_urls[0], "POST", "/organization/new",
+              json={"organization_alias": f"org-{uuid.uuid4().hex[:8]}", "max_budget": 12 * cost})
+    assert r.status_code == 200, r.text
+    org = r.json()["organization_id"]
+    r = admin(rs.replica_urls[1 % REPLICAS], "POST", "/team/new", json={"organization_id": org})
+    assert r.status_code == 200, r.text
+    key = new_key(rs, team_id=r.json()["team_id"])
+    time.sleep(1.0)  # the organization reaches every replica within 1 s
+    answers = [chat(rs.replica_urls[i % REPLICAS], key).status_code for i in range(20)]
+    admitted = answers.count(200)
+    assert 12 <= admitted <= 13, f"admitted {admitted} calls on an organization budget of 12: {answers}"
+    want = admitted * cost
+    deadline = time.monotonic() + 2.0
+    while True:
+        spend = [admin(u, "GET", "/organization/info", params={"organization_id": org}).json()["spend"]
+                 for u in rs.replica_urls]
+        if all(s == pytest.approx(want, rel=1e-9) for s in spend) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert spend == [pytest.approx(want, rel=1e-9)] * REPLICAS, f"organization spend per replica {spend}, want {want}"
+
+
 def test_deployment_cooled_through_one_replica_gets_no_call_from_the_others(rs):
     before = rs.mock_stats()
     # Through replica 0 only, until the always-429 deployment has been hit once (it cools at once:

@@ -109,6 +109,15 @@ class World:
         master(self.gw, "POST", "/end_user/new", json={"user_id": user_id})
         return user_id
 
+    def org(self) -> str:
+        return master(self.gw, "POST", "/organization/new", json={"organization_alias": uid("o")})["organization_id"]
+
+    def org_member(self) -> tuple[str, str]:
+        org, user_id = self.org(), self.user()
+        member = [{"role": "internal_user", "user_id": user_id}]
+        master(self.gw, "POST", "/organization/member_add", json={"organization_id": org, "member": member})
+        return org, user_id
+
 
 # The callers of the matrix, in its columns' order. `no key` and `bad key` are refused the same
 # way on every route, so their columns are not written in each row.
@@ -149,6 +158,7 @@ def world(rgw) -> World:
 #   R  LiteLLM's route check, admin-only: 401 auth_error "Only proxy admin can be used to ..."
 #   V  LiteLLM's route check on a proxy_admin_viewer's write: 403 auth_error
 #   F  the route is the caller's, this object is not (or the endpoint refuses): 403 auth_error
+#   U  the endpoint's own 401 auth_error (its own words)
 #   X  a 400 (a team key for a team the caller is not in)
 Builder = Callable[[World], tuple[str, dict]]
 
@@ -237,6 +247,38 @@ MATRIX: list[Row] = [
         "AAVFFFF",
     ),
     Row("GET", "/model/info", lambda w: ("/model/info", {}), "AAAAAAA"),
+    Row("POST", "/organization/new", lambda w: ("/organization/new", {"json": {"organization_alias": uid("o")}}), "AAVUUUU"),
+    Row(
+        "PATCH",
+        "/organization/update",
+        lambda w: ("/organization/update", {"json": {"organization_id": w.org(), "metadata": {"x": 1}}}),
+        "AAVRRRR",
+    ),
+    Row("DELETE", "/organization/delete", lambda w: ("/organization/delete", {"json": {"organization_ids": [w.org()]}}), "AAVUUUU"),
+    Row(
+        "POST",
+        "/organization/member_add",
+        lambda w: (
+            "/organization/member_add",
+            {"json": {"organization_id": w.org(), "member": [{"role": "internal_user", "user_id": w.user()}]}},
+        ),
+        "AAVRRRR",
+    ),
+    Row(
+        "PATCH",
+        "/organization/member_update",
+        lambda w: (lambda o, u: ("/organization/member_update", {"json": {"organization_id": o, "user_id": u, "role": "internal_user"}}))(*w.org_member()),
+        "AAVRRRR",
+    ),
+    Row(
+        "DELETE",
+        "/organization/member_delete",
+        lambda w: (lambda o, u: ("/organization/member_delete", {"json": {"organization_id": o, "user_id": u}}))(*w.org_member()),
+        "AAVRRRR",
+    ),
+    Row("GET", "/organization/list", lambda w: ("/organization/list", {}), "AAAAAAA"),
+    Row("GET", "/organization/info", lambda w: ("/organization/info", {"params": {"organization_id": w.org()}}), "AAARRRR"),
+    Row("POST", "/organization/info", lambda w: ("/organization/info", {"json": {"organizations": [w.org()]}}), "AAARRRR"),
     Row("POST", "/budget/new", lambda w: ("/budget/new", {"json": {"budget_id": uid("b"), "max_budget": 5}}), "AAVRRRR"),
     Row("POST", "/budget/update", lambda w: ("/budget/update", {"json": {"budget_id": w.budget(), "max_budget": 6}}), "AAVRRRR"),
     Row("POST", "/budget/delete", lambda w: ("/budget/delete", {"json": {"id": w.budget()}}), "AAVRRRR"),
@@ -270,6 +312,9 @@ def check(r: requests.Response, want: str, caller: str, row: Row) -> None:
         assert err["message"].startswith("user not allowed to access this route, role= proxy_admin_viewer"), where
     elif want == "F":
         assert (r.status_code, err["type"]) == (403, "auth_error"), where
+    elif want == "U":
+        # An endpoint's own 401 (LiteLLM's words for organizations: "Only admins can create orgs").
+        assert (r.status_code, err["type"]) == (401, "auth_error"), where
     elif want == "X":
         assert r.status_code == 400, where
     else:
@@ -302,6 +347,7 @@ MANAGEMENT_PREFIXES = (
     "/budget/",
     "/end_user/",
     "/customer/",
+    "/organization/",
 )
 
 

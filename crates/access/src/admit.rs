@@ -21,6 +21,8 @@ pub struct Admission {
     pub user: Option<Arc<Entry<sluice_store::UserRecord>>>,
     pub team: Option<Arc<Entry<sluice_store::TeamRecord>>>,
     pub end_user: Option<Arc<Entry<sluice_store::EndUserRecord>>>,
+    /// The organization of the key's team, charged like the team.
+    pub organization: Option<Arc<super::registry::OrgEntry>>,
     pub slots: Vec<Slot>,
     pub reservation: Reservation,
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -405,6 +407,25 @@ impl Access {
                 format!("Budget has been exceeded! Team={who} Current cost: {s}, Max budget: {b}")
             })?;
         }
+        // The organization above the team: its budget stops every key of its teams (LiteLLM's
+        // organization budget check), read from memory like the team's.
+        let organization = team.as_ref().and_then(|t| self.registry.team_organization(&t.record));
+        if let Some(o) = organization.as_ref().filter(|o| o.record.record.blocked) {
+            // LiteLLM's `blocked` on an organization: "will stop all calls from keys with this org".
+            return Err(super::auth::auth_error(format!(
+                "Organization={} is blocked. Update via `/organization/update` with \"blocked\": false if you're admin.",
+                o.record.record.organization_id
+            )));
+        }
+        if let Some(o) = &organization {
+            let id = &o.record.record.organization_id;
+            let max = o.record.max_budget();
+            let shared = max.and_then(|_| self.shared_spend(&o.live, "organization", id));
+            let who = id.clone();
+            hold_budget(adm, &o.live, max, Reached::AtMax, shared, move |s, b| {
+                format!("Budget has been exceeded! Organization={who} Current cost: {s}, Max budget: {b}")
+            })?;
+        }
         key_expired(k)?;
         let shared = k.max_budget.and_then(|_| self.shared_spend(&key.live, "key", &k.token));
         hold_budget(adm, &key.live, k.max_budget, Reached::AtMax, shared, |s, b| {
@@ -500,6 +521,7 @@ impl Access {
         adm.key = Some(key.clone());
         adm.user = user;
         adm.team = team;
+        adm.organization = organization;
         Ok(())
     }
 
@@ -653,6 +675,43 @@ mod tests {
         assert_eq!((e.status, e.kind.as_deref()), (400, Some("budget_exceeded")), "{}", e.message);
         assert_eq!(a.global_parallel.as_ref().unwrap().1.current(), 0);
         assert_eq!(g.live.ledger.reserved(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_organization_budget_stops_the_keys_of_its_teams_only() {
+        use crate::registry::Organization;
+        use sluice_store::{BudgetRecord, KeyRecord, OrganizationRecord, TeamRecord};
+        let a = access(None, None);
+        let budget = BudgetRecord { budget_id: "b".into(), max_budget: Some(1.0), ..Default::default() };
+        let org = a.registry.put_organization(
+            Organization {
+                record: OrganizationRecord {
+                    organization_id: "o".into(),
+                    budget_id: Some("b".into()),
+                    ..Default::default()
+                },
+                budget: Some(budget),
+            },
+            false,
+        );
+        for (team, org_id) in [("in", Some("o".to_string())), ("out", None)] {
+            a.registry
+                .put_team(TeamRecord { team_id: team.into(), organization_id: org_id, ..Default::default() }, false);
+        }
+        let key = |token: &str, team: &str| {
+            let record = KeyRecord { token: token.into(), team_id: Some(team.into()), ..Default::default() };
+            Identity::Key(a.registry.put_key(record, false))
+        };
+        let (inside, outside) = (key("k1", "in"), key("k2", "out"));
+        let adm = a.admit_estimated(&inside, "m", None, 0.0).await.unwrap();
+        assert!(adm.organization.as_ref().is_some_and(|o| Arc::ptr_eq(o, &org)), "the organization is charged");
+        drop(adm);
+        org.live.ledger.charge(1.0, None);
+        let e = a.admit_estimated(&inside, "m", None, 0.0).await.err().unwrap();
+        assert_eq!((e.status, e.kind.as_deref()), (400, Some("budget_exceeded")), "{}", e.message);
+        assert_eq!(e.message, "Budget has been exceeded! Organization=o Current cost: 1, Max budget: 1");
+        let other = a.admit_estimated(&outside, "m", None, 0.0).await.unwrap();
+        assert!(other.organization.is_none());
     }
 
     #[test]

@@ -244,6 +244,9 @@ impl Charge {
         if let Some(t) = &a.team {
             charge(Spender::Team(t.record.team_id.clone()), &t.live, true);
         }
+        if let Some(o) = &a.organization {
+            charge(Spender::Organization(o.record.record.organization_id.clone()), &o.live, true);
+        }
         if let Some(e) = &a.end_user {
             charge(Spender::EndUser(e.record.user_id.clone()), &e.live, false);
         }

@@ -18,6 +18,7 @@ pub mod end_users;
 pub mod groups;
 pub mod ledger;
 pub mod log_queue;
+pub mod organizations;
 pub mod registry;
 pub mod reserve;
 pub mod shared;
@@ -258,6 +259,10 @@ impl Access {
         }
         for e in end_users {
             self.registry.put_end_user(e, true);
+        }
+        if let Err(e) = self.load_organizations().await {
+            self.db_up.store(false, Ordering::Relaxed);
+            return Err(e);
         }
         self.reconcile.store(true, Ordering::Release);
         Ok(())

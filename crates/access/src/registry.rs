@@ -7,7 +7,7 @@
 use super::ledger::Ledger;
 use dashmap::DashMap;
 use sluice_state::{InFlightCounter as InFlight, LimitWindow as Window};
-use sluice_store::{BudgetRecord, EndUserRecord, KeyRecord, TeamRecord, UserRecord};
+use sluice_store::{BudgetRecord, EndUserRecord, KeyRecord, OrganizationRecord, TeamRecord, UserRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -91,6 +91,21 @@ pub type KeyEntry = Entry<KeyRecord>;
 pub type UserEntry = Entry<UserRecord>;
 pub type TeamEntry = Entry<TeamRecord>;
 pub type EndUserEntry = Entry<EndUserRecord>;
+pub type OrgEntry = Entry<Organization>;
+
+/// An organization as the request path needs it: the row and the budget row it names (its
+/// `max_budget` stops the keys of its teams).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Organization {
+    pub record: OrganizationRecord,
+    pub budget: Option<BudgetRecord>,
+}
+
+impl Organization {
+    pub fn max_budget(&self) -> Option<f64> {
+        self.budget.as_ref().and_then(|b| b.max_budget)
+    }
+}
 
 fn ms(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<i64> {
     t.map(|t| t.timestamp_millis())
@@ -109,6 +124,7 @@ pub struct Registry {
     pub end_users: DashMap<String, Arc<EndUserEntry>>,
     /// Budget rows (`sluice_budgets`) by `budget_id`: the limits of the end users that name one.
     pub budgets: DashMap<String, Arc<BudgetRecord>>,
+    pub organizations: DashMap<String, Arc<OrgEntry>>,
     negative: DashMap<String, Instant>,
     metrics: Option<Arc<sluice_metrics::Metrics>>,
 }
@@ -211,6 +227,34 @@ impl Registry {
             self.put_budget(b);
         }
         self.budgets.retain(|id, _| ids.contains(id));
+    }
+
+    /// Adds or replaces an organization, keeping its live state (`from_db`: as for keys).
+    pub fn put_organization(&self, org: Organization, from_db: bool) -> Arc<OrgEntry> {
+        let r = &org.record;
+        let live = self.live_of(self.organizations.get(&r.organization_id).map(|e| e.live.clone()), from_db, |l| {
+            l.ledger.reloaded(r.spend, &r.model_spend)
+        });
+        let reset = ms(org.budget.as_ref().and_then(|b| b.budget_reset_at));
+        let live = live.unwrap_or_else(|| Live::new(r.spend, &r.model_spend, reset));
+        live.ledger.set_reset_at_ms(reset);
+        let entry = Arc::new(Entry { record: org, live, caller: None });
+        self.organizations.insert(entry.record.record.organization_id.clone(), entry.clone());
+        entry
+    }
+
+    /// Replaces every organization with the database's (a background reload).
+    pub fn reload_organizations(&self, orgs: Vec<Organization>) {
+        let ids: std::collections::HashSet<String> = orgs.iter().map(|o| o.record.organization_id.clone()).collect();
+        for o in orgs {
+            self.put_organization(o, true);
+        }
+        self.organizations.retain(|id, _| ids.contains(id));
+    }
+
+    /// The organization of a team, if it has one and it is known.
+    pub fn team_organization(&self, team: &TeamRecord) -> Option<Arc<OrgEntry>> {
+        team.organization_id.as_deref().and_then(|o| self.organizations.get(o).map(|e| e.clone()))
     }
 
     fn live_of(&self, old: Option<Arc<Live>>, from_db: bool, reload: impl FnOnce(&Live)) -> Option<Arc<Live>> {

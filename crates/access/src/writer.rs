@@ -340,6 +340,12 @@ impl Writer {
                 jobs.push((Spender::Team(e.record.team_id.clone()), e.live.clone(), e.record.budget_duration.clone()));
             }
         }
+        for e in access.registry.organizations.iter() {
+            if due(e.live.ledger.reset_at_ms()) {
+                let duration = e.record.budget.as_ref().and_then(|b| b.budget_duration.clone());
+                jobs.push((Spender::Organization(e.record.record.organization_id.clone()), e.live.clone(), duration));
+            }
+        }
         for (spender, live, duration) in jobs {
             let next = duration.and_then(|d| match super::duration::after(now, &d) {
                 Ok(next) => Some(next),

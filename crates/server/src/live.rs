@@ -48,6 +48,8 @@ pub enum Kind {
     EndUser,
     /// A budget row (`budget_id`).
     Budget,
+    /// An organization (`organization_id`), read again with its budget.
+    Organization,
 }
 
 /// One notice on the channel.
@@ -159,7 +161,7 @@ struct Follower {
     /// The stored models the router was last built with, by id.
     /// The database's [`change_mark`](sluice_store::Store::change_mark) at the last full
     /// re-read: the poll reads keys, users and teams again only when it moved.
-    mark: std::sync::Mutex<Option<[i64; 6]>>,
+    mark: std::sync::Mutex<Option<[i64; 8]>>,
     /// Held across the read, so two re-reads cannot install an older list after a newer one.
     models: tokio::sync::Mutex<Option<HashMap<String, ModelRecord>>>,
 }
@@ -310,6 +312,11 @@ impl Follower {
                             Some(r) => drop(registry.put_budget(r)),
                             None => drop(registry.budgets.remove(id)),
                         }
+                    }
+                }
+                Kind::Organization => {
+                    for id in ids {
+                        app.access.reload_organization(id).await?;
                     }
                 }
             }

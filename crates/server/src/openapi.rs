@@ -264,6 +264,57 @@ pub static OPERATIONS: &[Operation] = &[
     admin_post("/customer/update", "End users", "EndUserFields", "Change an end user or its budget"),
     admin_post("/customer/delete", "End users", "UserList", "Delete end users"),
     get_with("/customer/list", "End users", Auth::Admin, &[], "List end users"),
+    // Organizations.
+    admin_post("/organization/new", "Organizations", "OrganizationFields", "Create an organization and its budget"),
+    get_with("/organization/list", "Organizations", Auth::Key, &["org_id", "org_alias"], "List organizations"),
+    get_with(
+        "/organization/info",
+        "Organizations",
+        Auth::Key,
+        &["organization_id"],
+        "An organization, its budget, members and teams",
+    ),
+    Operation {
+        auth: Auth::Key,
+        ..admin_post("/organization/info", "Organizations", "OrganizationList", "Organizations by id (deprecated form)")
+    },
+    Operation {
+        method: "patch",
+        ..admin_post(
+            "/organization/update",
+            "Organizations",
+            "OrganizationFields",
+            "Change an organization and its budget",
+        )
+    },
+    Operation {
+        method: "delete",
+        ..admin_post("/organization/delete", "Organizations", "OrganizationIds", "Delete organizations and their teams")
+    },
+    Operation {
+        auth: Auth::Key,
+        ..admin_post(
+            "/organization/member_add",
+            "Organizations",
+            "OrganizationMembers",
+            "Add members (admins and org_admins)",
+        )
+    },
+    Operation {
+        method: "patch",
+        auth: Auth::Key,
+        ..admin_post(
+            "/organization/member_update",
+            "Organizations",
+            "OrganizationMembers",
+            "Change a member's role or budget",
+        )
+    },
+    Operation {
+        method: "delete",
+        auth: Auth::Key,
+        ..admin_post("/organization/member_delete", "Organizations", "OrganizationMembers", "Remove a member")
+    },
     relayed("get", "/openai/{*endpoint}", OPENAI_RELAY),
     relayed("post", "/openai/{*endpoint}", OPENAI_RELAY),
     relayed("put", "/openai/{*endpoint}", OPENAI_RELAY),
@@ -551,6 +602,21 @@ fn schemas() -> Value {
         "TeamFields": object("LiteLLM's team fields: team_id, team_alias, models, max_budget, budget_duration, tpm_limit, rpm_limit, members_with_roles, metadata, blocked"),
         "TeamRef": {"type": "object", "required": ["team_id"], "properties": {"team_id": {"type": "string"}}},
         "TeamList": {"type": "object", "properties": {"team_ids": {"type": "array", "items": {"type": "string"}}}},
+        "OrganizationFields": object("LiteLLM's organization fields: organization_id, organization_alias, models, budget_id or max_budget, soft_budget, budget_duration, tpm_limit, rpm_limit, max_parallel_requests, model_max_budget, metadata, blocked"),
+        "OrganizationList": {"type": "object", "properties": {"organizations": {"type": "array", "items": {"type": "string"}}}},
+        "OrganizationIds": {"type": "object", "properties": {"organization_ids": {"type": "array", "items": {"type": "string"}}}},
+        "OrganizationMembers": {
+            "type": "object",
+            "required": ["organization_id"],
+            "properties": {
+                "organization_id": {"type": "string"},
+                "member": {"description": "One member or a list: {role, user_id, user_email}"},
+                "user_id": {"type": "string"},
+                "user_email": {"type": "string"},
+                "role": {"type": "string"},
+                "max_budget_in_organization": {"type": "number"},
+            },
+        },
         "TeamMembers": {
             "type": "object",
             "required": ["team_id"],

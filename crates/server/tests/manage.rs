@@ -136,12 +136,13 @@ async fn users_teams_and_refusals() {
     assert_eq!(info["info"]["max_budget"], Value::Null, "the user's budget stays on the user");
     assert_eq!(admitted(&app, &user_key).await, Ok(()));
 
-    // Not an admin: management routes are refused with LiteLLM's 401.
-    let (s, e) = post(&app, "/key/generate", &user_key, json!({})).await;
+    // Not an admin: admin-only management routes are refused with LiteLLM's 401 (an internal
+    // user manages its own keys: tests/python/test_roles.py).
+    let (s, e) = post(&app, "/user/new", &user_key, json!({})).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(msg.starts_with("Authentication Error, Only proxy admin can be used to generate"), "{msg}");
-    assert!(msg.contains("Route=/key/generate. Your role=internal_user"), "{msg}");
+    assert!(msg.contains("Route=/user/new. Your role=internal_user"), "{msg}");
     assert_eq!(e["error"]["type"], json!("auth_error"));
     // ... but it may read its own user.
     let (s, me) = get(&app, "/user/info", &user_key).await;

@@ -307,8 +307,8 @@ fn import_litellm(args: ImportArgs) -> ExitCode {
         match sluice_store::import_litellm(&args.database_url, &store).await {
             Ok(n) => {
                 println!(
-                    "imported {} keys, {} users, {} teams, {} end users from LiteLLM",
-                    n.keys, n.users, n.teams, n.end_users
+                    "imported {} keys, {} users, {} teams, {} end users, {} organizations from LiteLLM",
+                    n.keys, n.users, n.teams, n.end_users, n.organizations
                 );
                 ExitCode::SUCCESS
             }

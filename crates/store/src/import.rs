@@ -6,6 +6,9 @@
 
 use std::collections::HashMap;
 
+#[path = "import_orgs.rs"]
+mod orgs;
+
 use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::AnyPool;
@@ -191,6 +194,7 @@ async fn copy(source: &AnyPool, into: &Store) -> Result<ImportReport> {
     let teams = teams.iter().map(team_from_row).collect::<Result<Vec<_>>>()?;
     let end_users = read(source, &catalog, END_USER_TABLE, END_USER_COLS, &mut report).await?;
     let end_users = end_users.iter().map(|r| end_user_from_row(r, &budgets)).collect::<Result<Vec<_>>>()?;
+    let organizations = orgs::read_organizations(source, &catalog, &budgets, &mut report).await?;
 
     // One transaction: an import that fails half-way leaves the store as it was.
     let mut tx = crate::begin_write(&into.pool()?, into.backend).await?;
@@ -200,10 +204,16 @@ async fn copy(source: &AnyPool, into: &Store) -> Result<ImportReport> {
     table::upsert_all(&mut tx, &users::TABLE, &users).await?;
     table::upsert_all(&mut tx, &teams::TABLE, &teams).await?;
     table::upsert_all(&mut tx, &end_users::TABLE, &end_users).await?;
+    organizations.write(&mut tx).await?;
     tx.commit().await.map_err(errors::db)?;
 
-    report.counts =
-        ImportCounts { keys: keys.len(), users: users.len(), teams: teams.len(), end_users: end_users.len() };
+    report.counts = ImportCounts {
+        keys: keys.len(),
+        users: users.len(),
+        teams: teams.len(),
+        end_users: end_users.len(),
+        organizations: organizations.orgs.len(),
+    };
     Ok(report)
 }
 

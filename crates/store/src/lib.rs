@@ -18,6 +18,7 @@ mod keys;
 mod limits;
 mod log_writer;
 mod models;
+mod organizations;
 mod records;
 mod responses;
 mod schema;
@@ -114,6 +115,13 @@ impl Store {
     /// `postgresql://…`, `sqlite://path`, `sqlite::memory:`, or a bare file path (SQLite).
     /// `pool_size` caps the connections (LiteLLM's `database_connection_pool_limit`).
     pub async fn open(url: &str, pool_size: u32) -> Result<Store> {
+        Self::open_at_version(url, pool_size, SCHEMA_VERSION).await
+    }
+
+    /// [`Store::open`], migrating no further than `version`: the database an older sluice left,
+    /// for the tests that upgrade one in place.
+    #[doc(hidden)]
+    pub async fn open_at_version(url: &str, pool_size: u32, version: i64) -> Result<Store> {
         let target = connect::Target::parse(url)?;
         let watched = match target.watched_file()? {
             Some(path) => {
@@ -123,7 +131,7 @@ impl Store {
             None => None,
         };
         let pool = target.connect(pool_size, watched.as_ref().map(|(p, id)| (p.as_path(), *id))).await?;
-        schema::migrate(&pool, target.backend).await?;
+        schema::migrate(&pool, target.backend, version).await?;
         let mut log_writer = None;
         if target.own_log_connection() {
             // The file as SQLite resolved it for the pool, so both connections open the same one.
@@ -227,7 +235,7 @@ impl Store {
         };
         let id = sqlite_file::identity(&path).map_err(|e| io_error(&shown, e))?;
         let pool = f.target.connect(f.pool_size, Some((&path, id))).await?;
-        schema::migrate(&pool, self.backend).await?;
+        schema::migrate(&pool, self.backend, SCHEMA_VERSION).await?;
         f.watch.set_expected(id);
         *self.pool.write().unwrap_or_else(PoisonError::into_inner) = pool;
         if let Some(w) = &self.log_writer {
@@ -347,6 +355,58 @@ impl Store {
         delete_ids(self, budgets::TABLE.name, budgets::TABLE.key, budget_ids).await
     }
 
+    // --- organizations ---
+    pub async fn insert_organization(&self, org: &OrganizationRecord) -> Result<()> {
+        organizations::insert(self, org).await
+    }
+    /// Every field except `spend`/`model_spend`.
+    pub async fn update_organization(&self, org: &OrganizationRecord) -> Result<()> {
+        organizations::update(self, org).await
+    }
+    pub async fn get_organization(&self, organization_id: &str) -> Result<Option<OrganizationRecord>> {
+        organizations::get(self, organization_id).await
+    }
+    pub async fn all_organizations(&self) -> Result<Vec<OrganizationRecord>> {
+        organizations::all(self).await
+    }
+    /// Inserts or overwrites organizations, spend included (the LiteLLM import).
+    pub async fn upsert_organizations(&self, orgs: &[OrganizationRecord]) -> Result<()> {
+        organizations::upsert_all(self, orgs).await
+    }
+    /// Deletes the organizations and their memberships; returns the ids that existed.
+    pub async fn delete_organizations(&self, organization_ids: &[String]) -> Result<Vec<String>> {
+        organizations::delete(self, organization_ids).await
+    }
+    /// Adds a membership; the user already being a member is a `Conflict`.
+    pub async fn insert_org_member(&self, member: &OrgMemberRecord) -> Result<()> {
+        organizations::insert_member(self, member).await
+    }
+    /// Writes a membership's role and budget; whether it was there.
+    pub async fn update_org_member(&self, member: &OrgMemberRecord) -> Result<bool> {
+        organizations::update_member(self, member).await
+    }
+    /// Inserts or overwrites memberships, spend included (the LiteLLM import).
+    pub async fn upsert_org_members(&self, members: &[OrgMemberRecord]) -> Result<()> {
+        organizations::upsert_members(self, members).await
+    }
+    pub async fn get_org_member(&self, user_id: &str, organization_id: &str) -> Result<Option<OrgMemberRecord>> {
+        organizations::get_member(self, user_id, organization_id).await
+    }
+    /// The members of one organization.
+    pub async fn org_members(&self, organization_id: &str) -> Result<Vec<OrgMemberRecord>> {
+        organizations::members_by(self, Some(("organization_id", organization_id))).await
+    }
+    /// The organizations one user belongs to.
+    pub async fn user_org_memberships(&self, user_id: &str) -> Result<Vec<OrgMemberRecord>> {
+        organizations::members_by(self, Some(("user_id", user_id))).await
+    }
+    pub async fn all_org_members(&self) -> Result<Vec<OrgMemberRecord>> {
+        organizations::members_by(self, None).await
+    }
+    pub async fn delete_org_member(&self, user_id: &str, organization_id: &str) -> Result<bool> {
+        organizations::delete_member(self, user_id, organization_id).await
+    }
+
     // --- end users ---
     pub async fn all_end_users(&self) -> Result<Vec<EndUserRecord>> {
         end_users::all(self).await
@@ -445,17 +505,23 @@ impl Store {
     }
 
     // --- changes ---
-    /// A cheap mark of the keys, users and teams as the management API leaves them: each
+    /// A cheap mark of the keys, users, teams and organizations as the management API leaves them: each
     /// table's row count and latest `updated_at`. Every create, delete and update moves it (spend
     /// does not), so a replica polling for changes made elsewhere reads the tables again only
     /// when it moved.
-    pub async fn change_mark(&self) -> Result<[i64; 6]> {
+    pub async fn change_mark(&self) -> Result<[i64; 8]> {
         let part = |t: &str| {
             format!("(SELECT COUNT(*) FROM {t}) AS {t}_n, (SELECT COALESCE(MAX(updated_at), 0) FROM {t}) AS {t}_at")
         };
-        let q = format!("SELECT {}, {}, {}", part("sluice_keys"), part("sluice_users"), part("sluice_teams"));
+        let q = format!(
+            "SELECT {}, {}, {}, {}",
+            part("sluice_keys"),
+            part("sluice_users"),
+            part("sluice_teams"),
+            part("sluice_organizations")
+        );
         let row = sqlx::query(&q).fetch_one(&self.pool()?).await.map_err(errors::db)?;
-        let mut mark = [0i64; 6];
+        let mut mark = [0i64; 8];
         for (i, v) in mark.iter_mut().enumerate() {
             *v = row.try_get::<i64, _>(i).map_err(errors::db)?;
         }
@@ -514,6 +580,7 @@ pub struct ImportCounts {
     pub users: usize,
     pub teams: usize,
     pub end_users: usize,
+    pub organizations: usize,
 }
 
 /// Copies keys, users, teams, end users and their budgets and spend from a LiteLLM PostgreSQL

@@ -121,6 +121,38 @@ pub struct BudgetRecord {
     pub updated_by: Option<String>,
 }
 
+/// `LiteLLM_OrganizationTable`: an organization above teams. Its budget and limits are the
+/// `sluice_budgets` row named by `budget_id`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrganizationRecord {
+    pub organization_id: String,
+    pub organization_alias: Option<String>,
+    pub budget_id: Option<String>,
+    /// Empty: every model.
+    pub models: Vec<String>,
+    pub spend: f64,
+    pub model_spend: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+    pub blocked: bool,
+    pub created_at: Option<DateTime<Utc>>,
+    pub created_by: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_by: Option<String>,
+}
+
+/// `LiteLLM_OrganizationMembership`: a user's role (`org_admin`, `internal_user`, ...) in one
+/// organization.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrgMemberRecord {
+    pub user_id: String,
+    pub organization_id: String,
+    pub user_role: Option<String>,
+    pub spend: f64,
+    pub budget_id: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
 /// `LiteLLM_EndUserTable`: the `user` field of requests.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EndUserRecord {
@@ -214,6 +246,7 @@ pub enum Spender {
     User(String),
     Team(String),
     EndUser(String),
+    Organization(String),
 }
 
 /// Spend accumulated in memory since the last write, for one spender, with per-model amounts

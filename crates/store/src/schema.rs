@@ -194,6 +194,39 @@ const MIGRATIONS: &[Migration] = &[
         ],
     },
     Migration {
+        version: 6,
+        statements: &[
+            // Organizations above teams (LiteLLM's `LiteLLM_OrganizationTable`); the budget and
+            // limits live in the `sluice_budgets` row named by `budget_id`.
+            "CREATE TABLE sluice_organizations (
+            organization_id TEXT NOT NULL PRIMARY KEY,
+            organization_alias TEXT,
+            budget_id TEXT,
+            models TEXT NOT NULL DEFAULT '[]',
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            model_spend TEXT NOT NULL DEFAULT '{}',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            blocked BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT,
+            created_by TEXT,
+            updated_at BIGINT,
+            updated_by TEXT
+        )",
+            // `LiteLLM_OrganizationMembership`: one row per (user, organization).
+            "CREATE TABLE sluice_organization_members (
+            user_id TEXT NOT NULL,
+            organization_id TEXT NOT NULL,
+            user_role TEXT,
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            budget_id TEXT,
+            created_at BIGINT,
+            updated_at BIGINT,
+            PRIMARY KEY (user_id, organization_id)
+        )",
+            "CREATE INDEX sluice_organization_members_org_idx ON sluice_organization_members (organization_id)",
+        ],
+    },
+    Migration {
         version: 7,
         statements: &[
             // LiteLLM_EndUserTable's budget link, region and default model; an existing database
@@ -208,9 +241,10 @@ const MIGRATIONS: &[Migration] = &[
 /// The version a database is at once this build has migrated it.
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
-/// Brings the schema up to the newest version. Replicas starting together are serialised by
+/// Brings the schema up to `target` (the newest version, [`LATEST_VERSION`], but in tests of an
+/// upgrade). Replicas starting together are serialised by
 /// an advisory lock (PostgreSQL) or the write lock taken by `BEGIN IMMEDIATE` (SQLite).
-pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
+pub(crate) async fn migrate(pool: &AnyPool, backend: Backend, target: i64) -> Result<()> {
     let mut tx = crate::begin_write(pool, backend).await?;
     if backend == Backend::Postgres {
         // An arbitrary constant naming "sluice schema migration".
@@ -232,7 +266,7 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
              upgrade sluice or point it at another database"
         )));
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    for m in MIGRATIONS.iter().filter(|m| m.version > current && m.version <= target) {
         for stmt in m.statements {
             sqlx::query(stmt)
                 .execute(&mut *tx)

@@ -15,8 +15,8 @@ use crate::codec;
 use crate::errors;
 use crate::sql::{self, Params, Val};
 use crate::{
-    end_users, keys, teams, users, Backend, DailySpend, LogsNotWritten, Result, SpendIncrement, SpendLogFilter,
-    SpendLogRecord, Spender, Store, StoreError,
+    end_users, keys, organizations, teams, users, Backend, DailySpend, LogsNotWritten, Result, SpendIncrement,
+    SpendLogFilter, SpendLogRecord, Spender, Store, StoreError,
 };
 
 const TABLE: &str = "sluice_spend_logs";
@@ -230,6 +230,7 @@ fn table_of(s: &Spender) -> (&'static str, &'static str, &str) {
         Spender::User(id) => (users::TABLE.name, users::TABLE.key, id),
         Spender::Team(id) => (teams::TABLE.name, teams::TABLE.key, id),
         Spender::EndUser(id) => (end_users::TABLE.name, end_users::TABLE.key, id),
+        Spender::Organization(id) => (organizations::TABLE.name, organizations::TABLE.key, id),
     }
 }
 
@@ -374,6 +375,21 @@ pub(crate) async fn reset(store: &Store, spender: &Spender, next: Option<DateTim
     let q = match spender {
         // End users have no budget window of their own.
         Spender::EndUser(_) => format!("UPDATE {table} SET spend = 0 WHERE {key} = {}", params.push(Val::text(id))),
+        // An organization's budget window is its budget row's: the next reset is written there.
+        Spender::Organization(_) => {
+            let org = params.push(Val::text(id));
+            let zero = format!("UPDATE {table} SET spend = 0, model_spend = '{{}}' WHERE {key} = {org}");
+            sql::query(&zero, params).execute(&store.pool()?).await.map_err(errors::db)?;
+            let mut params = Params::new();
+            let next = params.push(Val::opt_time(next));
+            let org = params.push(Val::text(id));
+            let q = format!(
+                "UPDATE {} SET budget_reset_at = {next} WHERE budget_id = (SELECT budget_id FROM {table} WHERE {key} = {org})",
+                crate::budgets::TABLE.name
+            );
+            sql::query(&q, params).execute(&store.pool()?).await.map_err(errors::db)?;
+            return Ok(());
+        }
         _ => {
             let next = params.push(Val::opt_time(next));
             let id = params.push(Val::text(id));

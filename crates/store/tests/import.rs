@@ -114,6 +114,31 @@ CREATE TABLE "LiteLLM_EndUserTable" (
     blocked boolean NOT NULL DEFAULT false
 );
 
+CREATE TABLE "LiteLLM_OrganizationTable" (
+    organization_id text PRIMARY KEY,
+    organization_alias text NOT NULL,
+    budget_id text NOT NULL REFERENCES "LiteLLM_BudgetTable"(budget_id),
+    metadata jsonb NOT NULL DEFAULT '{}',
+    models text[],
+    spend double precision NOT NULL DEFAULT 0.0,
+    model_spend jsonb NOT NULL DEFAULT '{}',
+    object_permission_id text,
+    created_at timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    created_by text NOT NULL,
+    updated_at timestamp(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    updated_by text NOT NULL
+);
+CREATE TABLE "LiteLLM_OrganizationMembership" (
+    user_id text NOT NULL,
+    organization_id text NOT NULL,
+    user_role text,
+    spend double precision DEFAULT 0.0,
+    budget_id text REFERENCES "LiteLLM_BudgetTable"(budget_id),
+    created_at timestamp(3) DEFAULT CURRENT_TIMESTAMP,
+    updated_at timestamp(3) DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (user_id, organization_id)
+);
+
 INSERT INTO "LiteLLM_BudgetTable" (budget_id, max_budget, soft_budget, max_parallel_requests, tpm_limit, rpm_limit,
     model_max_budget, budget_duration, budget_reset_at)
 VALUES ('b1', 50.0, 40.0, 3, 1000, 10, '{"gpt-4": 5.0}', '30d', '2024-02-01 00:00:00');
@@ -168,7 +193,7 @@ async fn imports_litellm_and_is_idempotent() {
     let s = &target.store;
 
     let counts = import_litellm(&source.url, s).await.unwrap();
-    assert_eq!(counts, ImportCounts { keys: 2, users: 1, teams: 1, end_users: 1 });
+    assert_eq!(counts, ImportCounts { keys: 2, users: 1, teams: 1, end_users: 1, ..Default::default() });
 
     let k1 = s.get_key("hash1").await.unwrap().unwrap();
     assert_eq!(
@@ -321,4 +346,66 @@ async fn import_from_a_database_without_litellm_tables_fails_clearly() {
         Err(StoreError::Unavailable(m)) => assert!(!m.contains("secretpw"), "{m}"),
         other => panic!("expected Unavailable, got {other:?}"),
     }
+}
+
+/// Rows for LiteLLM's organization tables: one budget an organization names, one a membership
+/// names, and one nobody names.
+const LITELLM_ORGS: &str = r#"
+INSERT INTO "LiteLLM_BudgetTable" (budget_id, max_budget, rpm_limit, budget_duration, budget_reset_at)
+VALUES ('ob', 100.0, 50, '30d', '2024-02-01 00:00:00'), ('mb', 5.0, NULL, NULL, NULL), ('other', 1.0, NULL, NULL, NULL);
+INSERT INTO "LiteLLM_OrganizationTable" (organization_id, organization_alias, budget_id, metadata, models, spend,
+    model_spend, created_at, created_by, updated_at, updated_by)
+VALUES ('org1', 'Acme', 'ob', '{"tier": "gold"}', ARRAY['gpt-4'], 7.5, '{"gpt-4": 7.5}', '2024-01-01 00:00:00',
+    'admin', '2024-01-02 00:00:00', 'admin2');
+INSERT INTO "LiteLLM_OrganizationMembership" (user_id, organization_id, user_role, spend, budget_id, created_at,
+    updated_at)
+VALUES ('u1', 'org1', 'org_admin', 1.25, 'mb', '2024-01-03 00:00:00', '2024-01-04 00:00:00'),
+       ('u2', 'org1', 'internal_user', 0, NULL, '2024-01-03 00:00:00', '2024-01-04 00:00:00');
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_organizations_with_the_budgets_they_name() {
+    let source = litellm_db(&format!("{LITELLM_SCHEMA}{LITELLM_ORGS}")).await;
+    let target = TestDb::sqlite_memory().await;
+    let s = &target.store;
+    for _ in 0..2 {
+        let counts = import_litellm(&source.url, s).await.unwrap();
+        assert_eq!(counts.organizations, 1);
+    }
+    let org = s.get_organization("org1").await.unwrap().unwrap();
+    assert_eq!(
+        org,
+        OrganizationRecord {
+            organization_id: "org1".into(),
+            organization_alias: Some("Acme".into()),
+            budget_id: Some("ob".into()),
+            models: vec!["gpt-4".into()],
+            spend: 7.5,
+            model_spend: json!({"gpt-4": 7.5}).as_object().unwrap().clone(),
+            metadata: json!({"tier": "gold"}).as_object().unwrap().clone(),
+            blocked: false,
+            created_at: Some(ms(2024, 1, 1, 0, 0, 0, 0)),
+            created_by: Some("admin".into()),
+            updated_at: Some(ms(2024, 1, 2, 0, 0, 0, 0)),
+            updated_by: Some("admin2".into()),
+        }
+    );
+    let budget = s.get_budget("ob").await.unwrap().unwrap();
+    assert_eq!((budget.max_budget, budget.rpm_limit), (Some(100.0), Some(50)));
+    assert_eq!(budget.budget_reset_at, Some(ms(2024, 2, 1, 0, 0, 0, 0)));
+    assert_eq!(s.get_budget("mb").await.unwrap().unwrap().max_budget, Some(5.0));
+    // Every budget row comes across, named by an organization or not (end users name them too).
+    assert_eq!(s.get_budget("other").await.unwrap().unwrap().max_budget, Some(1.0));
+    let members = s.org_members("org1").await.unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(
+        (
+            members[0].user_id.as_str(),
+            members[0].user_role.as_deref(),
+            members[0].spend,
+            members[0].budget_id.as_deref()
+        ),
+        ("u1", Some("org_admin"), 1.25, Some("mb"))
+    );
+    assert_eq!(members[1].created_at, Some(ms(2024, 1, 3, 0, 0, 0, 0)));
 }

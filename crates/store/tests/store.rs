@@ -404,17 +404,19 @@ async fn spend_logs_round_trip_in_chunks(db: &TestDb) {
 
 /// Runs `sql` on a connection of its own (SQLite file or PostgreSQL), as another process would.
 async fn other_connection(db: &TestDb, sql: &str) {
-    match &db.kind {
-        Kind::Postgres(_) => {
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-            conn.close().await.unwrap();
-        }
-        _ => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-            conn.close().await.unwrap();
-        }
+    sql_on(&db.url, sql).await;
+}
+
+/// Runs `sql` on a connection of its own to the database at `url`.
+async fn sql_on(url: &str, sql: &str) {
+    if url.starts_with("postgres") {
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
     }
 }
 
@@ -887,6 +889,8 @@ on_every_backend!(
     budget_round_trip_update_delete,
     end_user_round_trip_update_delete,
     end_users_upgrade_in_place_to_migration_7,
+    organization_round_trip_spend_and_delete,
+    org_members_round_trip,
 );
 
 async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
@@ -1174,20 +1178,23 @@ async fn end_user_round_trip_update_delete(db: &TestDb) {
 /// A database from before migration 7 (end users without budget_id, allowed_model_region,
 /// default_model) upgrades in place when opened: its end users keep their spend and budget.
 async fn end_users_upgrade_in_place_to_migration_7(db: &TestDb) {
-    if !db.reopenable() {
-        return;
-    }
-    other_connection(
-        db,
-        "ALTER TABLE sluice_end_users DROP COLUMN budget_id;
-         ALTER TABLE sluice_end_users DROP COLUMN allowed_model_region;
-         ALTER TABLE sluice_end_users DROP COLUMN default_model;
-         DELETE FROM sluice_schema_version WHERE version >= 7;
-         INSERT INTO sluice_end_users (user_id, alias, spend, max_budget, blocked) VALUES ('old', 'Old', 1.5, 4.0, 1);",
-    )
-    .await;
-    let again = Store::open(&db.url, 2).await.unwrap();
-    assert!(again.schema_version().await.unwrap() >= 7);
+    // A database as sluice left it at schema version 6, with an end user in the old shape.
+    let (url, _keep) = match &db.kind {
+        Kind::SqliteMemory => return,
+        Kind::SqliteFile(dir) => (format!("sqlite://{}", dir.join("v6.db").display()), None),
+        Kind::Postgres(_) => {
+            let pg = common::PgDb::create().await;
+            (pg.url.clone(), Some(pg))
+        }
+    };
+    let old_store = Store::open_at_version(&url, 2, 6).await.unwrap();
+    assert_eq!(old_store.schema_version().await.unwrap(), 6);
+    drop(old_store);
+    let insert =
+        "INSERT INTO sluice_end_users (user_id, alias, spend, max_budget, blocked) VALUES ('old', 'Old', 1.5, 4.0, 1)";
+    sql_on(&url, insert).await;
+    let again = Store::open(&url, 2).await.unwrap();
+    assert_eq!(again.schema_version().await.unwrap(), SCHEMA_VERSION);
     let old = again.get_end_user("old").await.unwrap().unwrap();
     assert_eq!(
         old,
@@ -1203,4 +1210,114 @@ async fn end_users_upgrade_in_place_to_migration_7(db: &TestDb) {
     let linked = EndUserRecord { budget_id: Some("b".into()), allowed_model_region: Some("us".into()), ..old };
     again.update_end_user(&linked).await.unwrap();
     assert_eq!(again.get_end_user("old").await.unwrap(), Some(linked));
+}
+
+async fn organization_round_trip_spend_and_delete(db: &TestDb) {
+    let s = &db.store;
+    s.insert_budget(&BudgetRecord {
+        budget_id: "ob1".into(),
+        max_budget: Some(5.0),
+        budget_duration: Some("1d".into()),
+        budget_reset_at: Some(t(1_700_000_000_000)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let full = OrganizationRecord {
+        organization_id: "o1".into(),
+        organization_alias: Some("acme 'quoted'".into()),
+        budget_id: Some("ob1".into()),
+        models: vec!["gpt-4o".into(), "claude".into()],
+        spend: 0.0,
+        model_spend: Map::new(),
+        metadata: obj(json!({"tier": "gold"})),
+        blocked: true,
+        created_at: Some(t(1_700_000_000_001)),
+        created_by: Some("admin".into()),
+        updated_at: Some(t(1_700_000_000_002)),
+        updated_by: Some("admin".into()),
+    };
+    s.insert_organization(&full).await.unwrap();
+    let sparse = OrganizationRecord { organization_id: "o2".into(), ..Default::default() };
+    s.insert_organization(&sparse).await.unwrap();
+    assert_eq!(s.get_organization("o1").await.unwrap().as_ref(), Some(&full));
+    assert_eq!(s.get_organization("o2").await.unwrap().as_ref(), Some(&sparse));
+    assert!(matches!(s.insert_organization(&sparse).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.all_organizations().await.unwrap().len(), 2);
+
+    // Spend moves only through increments; an update leaves it.
+    let inc = |amount: f64| SpendIncrement {
+        spender: Spender::Organization("o1".into()),
+        amount,
+        per_model: vec![("gpt-4o".into(), amount)],
+    };
+    s.apply_increments(&[inc(1.5), inc(0.5)]).await.unwrap();
+    let mut changed = full.clone();
+    changed.organization_alias = None;
+    changed.models.clear();
+    s.update_organization(&changed).await.unwrap();
+    let got = s.get_organization("o1").await.unwrap().unwrap();
+    assert_eq!((got.spend, got.model_spend.get("gpt-4o").and_then(Value::as_f64)), (2.0, Some(2.0)));
+    assert_eq!((got.organization_alias, got.models), (None, Vec::<String>::new()));
+
+    // A reset zeroes the spend and moves the budget row's next reset.
+    let next = Some(t(1_800_000_000_000));
+    s.reset_spend(&Spender::Organization("o1".into()), next).await.unwrap();
+    let got = s.get_organization("o1").await.unwrap().unwrap();
+    assert_eq!((got.spend, got.model_spend.is_empty()), (0.0, true));
+    assert_eq!(s.get_budget("ob1").await.unwrap().unwrap().budget_reset_at, next);
+
+    // Deleting takes the memberships along; an unknown id is not reported.
+    s.insert_org_member(&OrgMemberRecord { user_id: "u1".into(), organization_id: "o1".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let gone = s.delete_organizations(&["o1".into(), "nope".into()]).await.unwrap();
+    assert_eq!(gone, vec!["o1".to_owned()]);
+    assert_eq!(s.get_organization("o1").await.unwrap(), None);
+    assert!(s.org_members("o1").await.unwrap().is_empty());
+    assert!(s.get_organization("o2").await.unwrap().is_some());
+}
+
+async fn org_members_round_trip(db: &TestDb) {
+    let s = &db.store;
+    let m = |user: &str, org: &str, role: &str| OrgMemberRecord {
+        user_id: user.into(),
+        organization_id: org.into(),
+        user_role: Some(role.into()),
+        spend: 0.0,
+        budget_id: None,
+        created_at: Some(t(1_700_000_000_000)),
+        updated_at: Some(t(1_700_000_000_000)),
+    };
+    s.insert_org_member(&m("u1", "o1", "org_admin")).await.unwrap();
+    s.insert_org_member(&m("u2", "o1", "internal_user")).await.unwrap();
+    s.insert_org_member(&m("u1", "o2", "internal_user")).await.unwrap();
+    // One membership per user and organization.
+    assert!(matches!(s.insert_org_member(&m("u1", "o1", "internal_user")).await, Err(StoreError::Conflict(_))));
+    assert_eq!(s.get_org_member("u1", "o1").await.unwrap(), Some(m("u1", "o1", "org_admin")));
+    assert_eq!(s.get_org_member("u3", "o1").await.unwrap(), None);
+    let users: Vec<String> = s.org_members("o1").await.unwrap().into_iter().map(|x| x.user_id).collect();
+    assert_eq!(users, vec!["u1".to_owned(), "u2".to_owned()]);
+    let orgs: Vec<String> =
+        s.user_org_memberships("u1").await.unwrap().into_iter().map(|x| x.organization_id).collect();
+    assert_eq!(orgs, vec!["o1".to_owned(), "o2".to_owned()]);
+    assert_eq!(s.all_org_members().await.unwrap().len(), 3);
+
+    let mut changed = m("u2", "o1", "org_admin");
+    changed.budget_id = Some("b9".into());
+    changed.updated_at = Some(t(1_700_000_000_500));
+    assert!(s.update_org_member(&changed).await.unwrap());
+    assert_eq!(s.get_org_member("u2", "o1").await.unwrap(), Some(changed));
+    assert!(!s.update_org_member(&m("u9", "o1", "org_admin")).await.unwrap());
+
+    // The import overwrites, spend included.
+    let mut imported = m("u1", "o1", "internal_user");
+    imported.spend = 3.0;
+    s.upsert_org_members(&[imported.clone(), m("u4", "o1", "internal_user")]).await.unwrap();
+    assert_eq!(s.get_org_member("u1", "o1").await.unwrap(), Some(imported));
+    assert_eq!(s.org_members("o1").await.unwrap().len(), 3);
+
+    assert!(s.delete_org_member("u2", "o1").await.unwrap());
+    assert!(!s.delete_org_member("u2", "o1").await.unwrap());
+    assert_eq!(s.org_members("o1").await.unwrap().len(), 2);
 }

@@ -1,5 +1,5 @@
-//! LiteLLM's management API (reference §2.3, §2.4): keys, users, teams, end users, budgets, spend
-//! and models, with LiteLLM's paths, field names, defaults, statuses and messages, so its admin
+//! LiteLLM's management API (reference §2.3, §2.4): keys, users, teams, organizations, end
+//! users, budgets, spend and models, with LiteLLM's paths, field names, defaults, statuses and messages, so its admin
 //! scripts and clients work unchanged.
 //!
 //! This file holds the routes, the admin check, and what the handlers share: request-body and
@@ -11,6 +11,7 @@ mod budgets;
 mod end_users;
 mod keys;
 mod models;
+mod organizations;
 mod roles;
 mod spend;
 mod teams;
@@ -88,6 +89,15 @@ pub fn routes() -> crate::openapi::Routes {
         .route("/customer/update", post(end_users::update))
         .route("/customer/delete", post(end_users::delete))
         .route("/customer/list", get(end_users::list))
+        // Organizations (organizations.rs).
+        .route("/organization/new", post(organizations::new))
+        .route("/organization/list", get(organizations::list))
+        .route("/organization/info", get(organizations::info).post(organizations::info_many))
+        .route("/organization/update", axum::routing::patch(organizations::update))
+        .route("/organization/delete", axum::routing::delete(organizations::delete))
+        .route("/organization/member_add", post(organizations::member_add))
+        .route("/organization/member_update", axum::routing::patch(organizations::member_update))
+        .route("/organization/member_delete", axum::routing::delete(organizations::member_delete))
 }
 
 // --- who may call ---

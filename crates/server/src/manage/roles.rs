@@ -138,6 +138,17 @@ pub(crate) const POLICY: &[(&str, [Grant; 5])] = &[
     ("/end_user/delete",           [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
     ("/end_user/info",             [All, All,     AdminOnly, AdminOnly, AdminOnly]),
     ("/end_user/list",             [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    // Organizations: where a column says `Own`, the handler decides by the caller's membership
+    // (an `org_admin` of the organization manages it; creating and deleting stay a proxy
+    // admin's, refused with LiteLLM's endpoint messages).
+    ("/organization/new",          [All, NoWrite, Own,       Own,       Own]),
+    ("/organization/delete",       [All, NoWrite, Own,       Own,       Own]),
+    ("/organization/update",       [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/organization/member_add",   [All, NoWrite, Own,       Own,       Own]),
+    ("/organization/member_update",[All, NoWrite, Own,       Own,       Own]),
+    ("/organization/member_delete",[All, NoWrite, Own,       Own,       Own]),
+    ("/organization/list",         [All, All,     Own,       Own,       Own]),
+    ("/organization/info",         [All, All,     Own,       Own,       Own]),
     // LiteLLM's aliases of the end-user routes: the same handlers, the same rules.
     ("/customer/new",              [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
     ("/customer/update",           [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
@@ -396,7 +407,7 @@ mod tests {
                 let iv = grants[Role::InternalUserViewer.column()];
                 // The team member routes are a team admin's, whatever its proxy role (LiteLLM's
                 // self-managed routes); every other write is refused to an internal viewer.
-                if !route.starts_with("/team/member_") {
+                if !route.starts_with("/team/member_") && !route.starts_with("/organization/") {
                     assert!(matches!(iv, AdminOnly | Forbidden), "{route}: internal_user_viewer may write");
                 }
             }

@@ -213,9 +213,10 @@ fn current(app: &App, team_id: &str, fallback: TeamRecord) -> TeamRecord {
 
 /// `POST /team/new`.
 pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    authorize(&app, &headers, "/team/new").await?;
-    let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
+    // A proxy admin, or an org_admin creating a team in their organization.
+    super::organizations::team_creator(&app, &headers, &f).await?;
+    let store = store(&app, Need::Other)?;
     let team_id =
         f.string("team_id")?.flatten().filter(|s| !s.is_empty()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     if db(store.get_team(&team_id).await)?.is_some() {
@@ -225,6 +226,7 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     let mut rec =
         TeamRecord { team_id: team_id.clone(), created_at: Some(now), updated_at: Some(now), ..Default::default() };
     apply_team_fields(&f, &mut rec)?;
+    super::organizations::check_team(store, &rec).await?;
     if let Some(alias) = &rec.team_alias {
         if alias_taken(store, alias, None).await? {
             return Err(bad(format!("Team alias '{alias}' already exists. Use a different team_alias."), "team_alias"));
@@ -265,6 +267,9 @@ pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     let team_id = f.required("team_id")?;
     let mut rec = existing(store, &team_id).await?;
     apply_team_fields(&f, &mut rec)?;
+    if ["organization_id", "models", "max_budget"].iter().any(|k| f.has(k)) {
+        super::organizations::check_team(store, &rec).await?;
+    }
     if let Some(alias) = &rec.team_alias {
         if alias_taken(store, alias, Some(&team_id)).await? {
             return Err(bad(format!("Team alias '{alias}' already exists. Use a different team_alias."), "team_alias"));
@@ -381,7 +386,16 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     for id in &ids {
         teams.push(existing(store, id).await?);
     }
-    for team in &teams {
+    let deleted = remove_teams(&app, store, &teams).await?;
+    tracing::info!(count = deleted.len(), "teams deleted");
+    Ok(json(serde_json::json!({"deleted_teams": deleted})))
+}
+
+/// Deletes teams with their keys, and takes them out of their members' `teams` lists; returns
+/// the ids deleted. `/team/delete`, and `/organization/delete` for an organization's teams.
+pub(crate) async fn remove_teams(app: &App, store: &Store, teams: &[TeamRecord]) -> Result<Vec<String>> {
+    let ids: Vec<String> = teams.iter().map(|t| t.team_id.clone()).collect();
+    for team in teams {
         let filter = KeyFilter { team_id: Some(team.team_id.clone()), page: 1, size: 0, ..Default::default() };
         let (keys, _) = db(store.list_keys(&filter).await)?;
         let tokens: Vec<String> = keys.into_iter().map(|k| k.token).collect();
@@ -408,8 +422,7 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
         app.access.registry.teams.remove(id);
     }
     app.changes.publish(Kind::Team, deleted.iter().cloned()).await;
-    tracing::info!(count = deleted.len(), "teams deleted");
-    Ok(json(serde_json::json!({"deleted_teams": deleted})))
+    Ok(deleted)
 }
 
 /// `POST /team/member_add` `{"team_id", "member": {"role", "user_id"/"user_email"} or [...]}`.
