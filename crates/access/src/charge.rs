@@ -244,6 +244,10 @@ impl Charge {
         if let Some(t) = &a.team {
             charge(Spender::Team(t.record.team_id.clone()), &t.live, true);
         }
+        if let Some(m) = &a.member {
+            let r = &m.record.record;
+            charge(Spender::TeamMember(r.user_id.clone(), r.team_id.clone()), &m.live, false);
+        }
         if let Some(e) = &a.end_user {
             charge(Spender::EndUser(e.record.user_id.clone()), &e.live, false);
         }

@@ -17,6 +17,7 @@ pub mod duration;
 pub mod groups;
 pub mod ledger;
 pub mod log_queue;
+pub mod members;
 pub mod registry;
 pub mod reserve;
 pub mod shared;
@@ -232,7 +233,8 @@ impl Access {
             let users = store.all_users().await?;
             let keys = store.all_keys().await?;
             let end_users = store.all_end_users().await?;
-            Ok::<_, sluice_store::StoreError>((keys, users, teams, end_users))
+            let members = members::with_budgets(store.team_memberships(None).await?, &store.all_budgets().await?);
+            Ok::<_, sluice_store::StoreError>((keys, users, teams, end_users, members))
         }
         .await;
         // A failed read marks the database down; a read that works does not mark it up: a file
@@ -242,9 +244,10 @@ impl Access {
         if result.is_err() {
             self.db_up.store(false, Ordering::Relaxed);
         }
-        let (keys, users, teams, end_users) = result?;
+        let (keys, users, teams, end_users, members) = result?;
         let proxy_row = users.iter().any(|u| u.user_id == PROXY_BUDGET_ID);
         self.registry.reload(keys, users, teams);
+        self.registry.members.reload(members);
         // The proxy's row is missing (making it failed, or an admin deleted it): its spend stays
         // counted in memory on the same ledger, and the row is made again.
         if let (Some(g), false) = (&self.global_budget, proxy_row) {

@@ -107,6 +107,8 @@ pub struct Registry {
     pub users: DashMap<String, Arc<UserEntry>>,
     pub teams: DashMap<String, Arc<TeamEntry>>,
     pub end_users: DashMap<String, Arc<EndUserEntry>>,
+    /// Team members' spend and `max_budget_in_team`.
+    pub members: super::members::Members,
     negative: DashMap<String, Instant>,
     metrics: Option<Arc<sluice_metrics::Metrics>>,
 }
