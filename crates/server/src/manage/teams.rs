@@ -128,10 +128,10 @@ pub(crate) async fn join_member(app: &App, store: &Store, team_id: &str, m: &Mem
         user_email: email,
         role: m.role.clone(),
     });
-    if !team.members.iter().any(|x| *x == user_id) {
+    if !team.members.contains(&user_id) {
         team.members.push(user_id.clone());
     }
-    if m.role == "admin" && !team.admins.iter().any(|x| *x == user_id) {
+    if m.role == "admin" && !team.admins.contains(&user_id) {
         team.admins.push(user_id.clone());
     }
     team.updated_at = Some(now);
