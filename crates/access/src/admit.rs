@@ -391,10 +391,14 @@ impl Access {
             // whether or not it has one, as LiteLLM keeps it on the membership.
             if let Some(user_id) = k.user_id.as_deref() {
                 let m = self.registry.members.entry(&t.record.team_id, user_id);
-                let (user, team) = (user_id.to_string(), t.record.team_id.clone());
-                hold_budget(adm, &m.live, m.record.max_budget, Reached::AtMax, None, move |s, b| {
-                    format!("Budget has been exceeded! User={user} in Team={team} Current cost: {s}, Max budget: {b}")
-                })?;
+                if m.record.max_budget.is_some() {
+                    let (user, team) = (user_id.to_string(), t.record.team_id.clone());
+                    hold_budget(adm, &m.live, m.record.max_budget, Reached::AtMax, None, move |s, b| {
+                        format!(
+                            "Budget has been exceeded! User={user} in Team={team} Current cost: {s}, Max budget: {b}"
+                        )
+                    })?;
+                }
                 adm.member = Some(m);
             }
         }

@@ -171,6 +171,54 @@ mod tests {
         assert!(members.get("t1", "u1").is_none());
     }
 
+    fn access() -> Arc<crate::Access> {
+        let settings = crate::AccessSettings {
+            batch_write_interval: std::time::Duration::from_secs(10),
+            reload_interval: std::time::Duration::from_secs(60),
+            disable_spend_logs: false,
+            max_end_user_budget: None,
+            max_budget: None,
+            budget_duration: None,
+            max_parallel_requests: None,
+        };
+        crate::Access::new(None, settings, None)
+    }
+
+    #[tokio::test]
+    async fn a_members_key_stops_at_the_members_budget_in_the_team_only() {
+        let a = access();
+        let mut aliases = serde_json::Map::new();
+        aliases.insert("fast".into(), "gpt-4o-mini".into());
+        a.registry.put_team(
+            sluice_store::TeamRecord { team_id: "t1".into(), model_aliases: aliases, ..Default::default() },
+            false,
+        );
+        let key = |token: &str, team: Option<&str>| {
+            let record = sluice_store::KeyRecord {
+                token: token.into(),
+                user_id: Some("u1".into()),
+                team_id: team.map(Into::into),
+                ..Default::default()
+            };
+            crate::Identity::Key(a.registry.put_key(record, false))
+        };
+        let (in_team, alone) = (key("k1", Some("t1")), key("k2", None));
+        // No budget: admitted and charged to the membership all the same.
+        let adm = a.admit(&in_team, "m", None).await.unwrap();
+        assert!(adm.member.is_some() && a.admit(&alone, "m", None).await.unwrap().member.is_none());
+        a.registry.members.put(m("t1", "u1", 0.0, Some(1.0)));
+        let member = a.registry.members.get("t1", "u1").unwrap();
+        member.live.ledger.charge(1.0, None);
+        let e = a.admit(&in_team, "m", None).await.err().unwrap();
+        assert_eq!((e.status, e.kind.as_deref()), (400, Some("budget_exceeded")));
+        assert_eq!(e.message, "Budget has been exceeded! User=u1 in Team=t1 Current cost: 1, Max budget: 1");
+        assert!(a.admit(&alone, "m", None).await.is_ok(), "the user's other keys are not the team's");
+        // The team's aliases are the team keys' alone.
+        assert_eq!(a.team_alias(&in_team, "fast").as_deref(), Some("gpt-4o-mini"));
+        assert_eq!(a.team_alias(&in_team, "gpt-4o-mini"), None);
+        assert_eq!(a.team_alias(&alone, "fast"), None);
+    }
+
     #[test]
     fn budgets_are_joined_by_id() {
         let b = BudgetRecord { budget_id: "b1".into(), max_budget: Some(3.0), ..Default::default() };
