@@ -406,7 +406,7 @@ fn operation(op: &Operation, registered: &str) -> Value {
         }
         Auth::Admin => {
             o.insert("security".into(), json!([{"bearer": []}]));
-            o.insert("description".into(), json!("Admin only: the master key or a proxy_admin user's key."));
+            o.insert("description".into(), json!("For admins; what other roles may do: docs/keys.md, \"Roles\"."));
         }
     }
     Value::Object(o)

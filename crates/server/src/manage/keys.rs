@@ -3,9 +3,10 @@
 //! (LiteLLM's `key_management_endpoints.py`). Raw keys are shown once, in the generate and
 //! regenerate responses; the store and the registry only ever hold their SHA-256.
 
+use super::roles::{authorize, Caller};
 use super::{
-    actor, admin, bad, caller, db, json, key_json, key_name, key_spend, new_raw_key, not_found, query_count, query_str,
-    set_spend, store, token_of, Common, Fields, Need, Query, Result,
+    actor, bad, db, json, key_json, key_name, key_spend, new_raw_key, not_found, query_count, query_str, set_spend,
+    store, token_of, Common, Fields, Need, Query, Result,
 };
 use crate::app::App;
 use crate::live::Kind;
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use serde_json::{Map, Value};
+use sluice_access::registry::Registry;
 use sluice_access::{hash_key, Identity};
 use sluice_store::{KeyFilter, KeyRecord, Spender, Store};
 use sluice_wire::ApiError;
@@ -127,8 +129,9 @@ pub(crate) fn generate_response(
     m
 }
 
-/// Creates a key from `f` for `identity` (shared with `/user/new`'s automatic key).
-pub(crate) async fn create_key(app: &App, identity: &Identity, f: &Fields) -> Result<(String, KeyRecord)> {
+/// Creates a key from `f` for `caller` (shared with `/user/new`'s automatic key); a non-admin's
+/// key must be its own or its team's ([`Caller::check_new_owner`]).
+pub(crate) async fn create_key(app: &App, caller: &Caller, f: &Fields) -> Result<(String, KeyRecord)> {
     let store = store(app, Need::Keys)?;
     let now = super::now();
     let raw = match f.string("key")? {
@@ -138,7 +141,7 @@ pub(crate) async fn create_key(app: &App, identity: &Identity, f: &Fields) -> Re
         }
         _ => new_raw_key(),
     };
-    let who = actor(identity);
+    let who = actor(&caller.identity);
     let mut rec = KeyRecord {
         token: hash_key(&raw),
         key_name: Some(key_name(&raw)),
@@ -156,6 +159,7 @@ pub(crate) async fn create_key(app: &App, identity: &Identity, f: &Fields) -> Re
         rec.spend = s;
     }
     check_team(store, rec.team_id.as_deref()).await?;
+    caller.check_new_owner(&app.access.registry, &rec, "/key/generate")?;
     check_alias(store, rec.key_alias.as_deref(), None).await?;
     db(store.insert_key(&rec).await)?;
     let entry = app.access.registry.put_key(rec, false);
@@ -166,10 +170,18 @@ pub(crate) async fn create_key(app: &App, identity: &Identity, f: &Fields) -> Re
 
 /// `POST /key/generate`.
 pub async fn generate(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    let identity = admin(&app, &headers, "/key/generate").await?;
+    let caller = authorize(&app, &headers, "/key/generate").await?;
     store(&app, Need::Keys)?;
-    let f = Fields::parse(&body)?;
-    let (raw, rec) = create_key(&app, &identity, &f).await?;
+    let mut f = Fields::parse(&body)?;
+    caller.check_key_fields(&f, "/key/generate")?;
+    // A non-admin's key is its own unless it names another user (LiteLLM assigns the caller's
+    // user_id; naming someone else is checked in `create_key`).
+    if !caller.all() && f.string("user_id")?.flatten().is_none() {
+        if let Some(me) = caller.user_id() {
+            f.0.insert("user_id".into(), Value::String(me.to_string()));
+        }
+    }
+    let (raw, rec) = create_key(&app, &caller, &f).await?;
     tracing::info!(token = %rec.token, alias = rec.key_alias.as_deref().unwrap_or(""), "key generated");
     Ok(json(generate_response(&app.access.registry, &raw, &rec, &f)))
 }
@@ -184,6 +196,19 @@ async fn existing(store: &Store, key: &str) -> Result<KeyRecord> {
     })
 }
 
+/// The stored key for `key` if the caller may act on it: an admin any key (LiteLLM's 404 when
+/// missing), others their own ([`Caller::owns_key`]), with one 403 for a key that is someone
+/// else's and a key that is not there.
+async fn owned(caller: &Caller, registry: &Registry, store: &Store, key: &str, action: &str) -> Result<KeyRecord> {
+    if caller.all() {
+        return existing(store, key).await;
+    }
+    match db(store.get_key(&token_of(key)).await)? {
+        Some(rec) if caller.owns_key(registry, &rec) => Ok(rec),
+        _ => Err(caller.not_your_key(registry, action)),
+    }
+}
+
 /// How a key a client passed may appear in a message: abbreviated when raw, whole when a hash.
 fn shown(key: &str) -> String {
     if key.starts_with("sk-") {
@@ -195,19 +220,22 @@ fn shown(key: &str) -> String {
 
 /// `POST /key/update`: the fields present change, the others stay.
 pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    let identity = admin(&app, &headers, "/key/update").await?;
+    let caller = authorize(&app, &headers, "/key/update").await?;
     let store = store(&app, Need::Keys)?;
     let f = Fields::parse(&body)?;
     let key = f.required("key")?;
-    let mut rec = existing(store, &key).await?;
+    let registry = &app.access.registry;
+    let mut rec = owned(&caller, registry, store, &key, "update").await?;
+    caller.check_key_fields(&f, "/key/update")?;
     let old_team = rec.team_id.clone();
     let now = super::now();
     apply_key_fields(&f, &mut rec, now)?;
     rec.updated_at = Some(now);
-    rec.updated_by = Some(actor(&identity));
+    rec.updated_by = Some(actor(&caller.identity));
     if rec.team_id != old_team {
         check_team(store, rec.team_id.as_deref()).await?;
     }
+    caller.check_new_owner(registry, &rec, "/key/update")?;
     check_alias(store, rec.key_alias.as_deref(), Some(&rec.token)).await?;
     db(store.update_key(&rec).await)?;
     let entry = app.access.registry.put_key(rec, false);
@@ -225,9 +253,10 @@ pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 /// `GET /key/info?key=`: any key; without `?key=`, the caller's own. A non-admin may look at
 /// its own key and at keys of its own user.
 pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
-    let identity = caller(&app, &headers).await?;
+    let caller = authorize(&app, &headers, "/key/info").await?;
+    let identity = &caller.identity;
     let store = store(&app, Need::Keys)?;
-    let (shown_key, token) = match (query_str(&q, "key"), &identity) {
+    let (shown_key, token) = match (query_str(&q, "key"), identity) {
         (Some(k), _) => (k.to_string(), token_of(k)),
         // LiteLLM answers with the caller's key as it knows it: the hash.
         (None, Identity::Key(own)) => (own.record.token.clone(), own.record.token.clone()),
@@ -239,23 +268,17 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
             .into())
         }
     };
-    let rec = if identity.is_admin(&app.access.registry) {
+    let rec = if caller.all() {
         existing(store, &token).await?
     } else {
         // A key that is not there and a key that is someone else's get the same 403, so a
         // non-admin cannot use this route to learn whether a key exists (LiteLLM answers 404
         // for the first, 403 for the second).
-        let Identity::Key(own) = &identity else { unreachable!("only keys are not admins") };
         let found = db(store.get_key(&token).await)?;
         match found {
-            Some(rec) if may_see_key(own, &rec) => rec,
+            Some(rec) if caller.owns_key(&app.access.registry, &rec) => rec,
             _ => {
-                let role = own
-                    .record
-                    .user_id
-                    .as_deref()
-                    .and_then(|u| app.access.registry.users.get(u).and_then(|e| e.record.user_role.clone()))
-                    .unwrap_or_else(|| "None".into());
+                let role = super::roles::role_name(identity, &app.access.registry);
                 return Err(ApiError::new(
                     403,
                     format!("You are not allowed to access this key's info. Your role={role}"),
@@ -275,15 +298,10 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
     Ok(json(serde_json::json!({"key": shown_key, "info": row})))
 }
 
-/// A non-admin may look at its own key and at the keys of its own user.
-fn may_see_key(own: &sluice_access::registry::KeyEntry, rec: &KeyRecord) -> bool {
-    let same_user = own.record.user_id.is_some() && own.record.user_id == rec.user_id;
-    own.record.token == rec.token || same_user
-}
-
-/// `POST /v2/key/info` `{"keys": [...]}` (admin): the rows found, tokens included.
+/// `POST /v2/key/info` `{"keys": [...]}`: the rows found, tokens included (for a non-admin,
+/// only the keys it may see).
 pub async fn info_v2(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    admin(&app, &headers, "/v2/key/info").await?;
+    let caller = authorize(&app, &headers, "/v2/key/info").await?;
     let store = store(&app, Need::Keys)?;
     let f = Fields::parse(&body)?;
     let Some(Some(keys)) = f.strings("keys")? else {
@@ -294,16 +312,17 @@ pub async fn info_v2(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     };
     let mut info = Vec::new();
     for k in &keys {
-        if let Some(rec) = db(store.get_key(&token_of(k)).await)? {
+        if let Some(rec) = db(store.get_key(&token_of(k)).await)?.filter(|r| caller.owns_key(&app.access.registry, r)) {
             info.push(Value::Object(key_json(&app.access.registry, &rec)));
         }
     }
     Ok(json(serde_json::json!({"key": keys, "info": info})))
 }
 
-/// `GET /key/list?page=&size=&user_id=&team_id=&key_alias=&return_full_object=`.
+/// `GET /key/list?page=&size=&user_id=&team_id=&key_alias=&return_full_object=`: every key for
+/// an admin; for others their own keys and those of the teams they are an admin of.
 pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
-    admin(&app, &headers, "/key/list").await?;
+    let caller = authorize(&app, &headers, "/key/list").await?;
     let store = store(&app, Need::Keys)?;
     let page = query_count(&q, "page", 1, i64::MAX)?;
     let size = query_count(&q, "size", 10, 100)?;
@@ -315,7 +334,11 @@ pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
         page,
         size,
     };
-    let (rows, total) = db(store.list_keys(&filter).await)?;
+    let (rows, total) = if caller.all() {
+        db(store.list_keys(&filter).await)?
+    } else {
+        own_keys(&caller, &app, store, &filter).await?
+    };
     let keys: Vec<Value> = rows
         .iter()
         .map(|k| if full { Value::Object(key_json(&app.access.registry, k)) } else { Value::String(k.token.clone()) })
@@ -328,10 +351,61 @@ pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
     })))
 }
 
+/// The page `filter` asks for, of the keys a non-admin may see: its user's, its teams' where it
+/// is an admin, and its own key.
+async fn own_keys(caller: &Caller, app: &App, store: &Store, filter: &KeyFilter) -> Result<(Vec<KeyRecord>, i64)> {
+    let registry = &app.access.registry;
+    let all_of = |user_id: Option<String>, team_id: Option<String>| KeyFilter {
+        user_id,
+        team_id,
+        page: 1,
+        size: 0,
+        ..filter.clone()
+    };
+    let mut scopes = Vec::new();
+    if let Some(me) = caller.user_id() {
+        if filter.user_id.as_deref().is_none_or(|u| u == me) {
+            scopes.push(all_of(Some(me.to_string()), filter.team_id.clone()));
+        }
+    }
+    for team in caller.admin_teams(registry) {
+        if filter.team_id.as_deref().is_none_or(|t| t == team) {
+            scopes.push(all_of(filter.user_id.clone(), Some(team)));
+        }
+    }
+    let mut found = std::collections::BTreeMap::new();
+    for scope in &scopes {
+        for rec in db(store.list_keys(scope).await)?.0 {
+            found.insert(rec.token.clone(), rec);
+        }
+    }
+    if let Identity::Key(own) = &caller.identity {
+        let rec = &own.record;
+        let wanted = |want: &Option<String>, has: &Option<String>| want.is_none() || want == has;
+        if wanted(&filter.user_id, &rec.user_id)
+            && wanted(&filter.team_id, &rec.team_id)
+            && wanted(&filter.key_alias, &rec.key_alias)
+        {
+            found.entry(rec.token.clone()).or_insert_with(|| rec.clone());
+        }
+    }
+    // The store's order: newest first, then by token.
+    let mut rows: Vec<KeyRecord> = found.into_values().collect();
+    rows.sort_by(|a, b| match (a.created_at, b.created_at) {
+        (Some(x), Some(y)) => y.cmp(&x).then_with(|| a.token.cmp(&b.token)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.token.cmp(&b.token),
+    });
+    let total = rows.len() as i64;
+    let start = (filter.page.max(1) - 1).saturating_mul(filter.size).min(total) as usize;
+    Ok((rows.into_iter().skip(start).take(filter.size.max(0) as usize).collect(), total))
+}
+
 /// `POST /key/delete` `{"keys": [...]}` (raw keys or hashes) or `{"key_aliases": [...]}`.
 /// Keys that do not exist are skipped, as in LiteLLM; the answer lists what was asked for.
 pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    admin(&app, &headers, "/key/delete").await?;
+    let caller = authorize(&app, &headers, "/key/delete").await?;
     let store = store(&app, Need::Keys)?;
     let f = Fields::parse(&body)?;
     let (asked, tokens) = match (f.strings("keys")?.flatten(), f.strings("key_aliases")?.flatten()) {
@@ -358,6 +432,18 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
             .into())
         }
     };
+    if !caller.all() {
+        // All or nothing: one key that is not the caller's (or not there) refuses the request.
+        let registry = &app.access.registry;
+        let mut all_found = tokens.len() == asked.len();
+        for t in &tokens {
+            let rec = db(store.get_key(t).await)?;
+            all_found &= rec.as_ref().is_some_and(|r| caller.owns_key(registry, r));
+        }
+        if !all_found {
+            return Err(caller.not_your_key(registry, "delete"));
+        }
+    }
     let deleted = db(store.delete_keys(&tokens).await)?;
     for t in &deleted {
         app.access.registry.keys.remove(t);
@@ -369,14 +455,14 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 
 async fn set_blocked(app: &App, headers: &HeaderMap, body: &[u8], blocked: bool) -> Result<Response> {
     let route = if blocked { "/key/block" } else { "/key/unblock" };
-    let identity = admin(app, headers, route).await?;
+    let caller = authorize(app, headers, route).await?;
     let store = store(app, Need::Keys)?;
     let f = Fields::parse(body)?;
     let key = f.required("key")?;
-    let mut rec = existing(store, &key).await?;
+    let mut rec = owned(&caller, &app.access.registry, store, &key, if blocked { "block" } else { "unblock" }).await?;
     rec.blocked = blocked;
     rec.updated_at = Some(super::now());
-    rec.updated_by = Some(actor(&identity));
+    rec.updated_by = Some(actor(&caller.identity));
     db(store.update_key(&rec).await)?;
     let entry = app.access.registry.put_key(rec, false);
     app.changes.publish(Kind::Key, [entry.record.token.clone()]).await;
@@ -395,10 +481,10 @@ pub async fn unblock(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
 
 /// `POST /key/regenerate` `{"key": ..., "new_key"?: ..., ...fields to change}`.
 pub async fn regenerate(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    let identity = admin(&app, &headers, "/key/regenerate").await?;
+    let caller = authorize(&app, &headers, "/key/regenerate").await?;
     let f = Fields::parse(&body)?;
     let key = f.required("key")?;
-    regenerate_key(&app, &identity, &key, &f).await
+    regenerate_key(&app, &caller, "/key/regenerate", &key, &f).await
 }
 
 /// `POST /key/{key}/regenerate` (optional body with `new_key` and fields to change).
@@ -408,16 +494,17 @@ pub async fn regenerate_path(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    let identity = admin(&app, &headers, "/key/{key}/regenerate").await?;
+    let caller = authorize(&app, &headers, "/key/{key}/regenerate").await?;
     let f = Fields::parse(&body)?;
-    regenerate_key(&app, &identity, &key, &f).await
+    regenerate_key(&app, &caller, "/key/{key}/regenerate", &key, &f).await
 }
 
 /// A new raw key for an existing key, same settings (plus any changes in `f`); the old key
 /// stops working at once.
-async fn regenerate_key(app: &App, identity: &Identity, key: &str, f: &Fields) -> Result<Response> {
+async fn regenerate_key(app: &App, caller: &Caller, route: &str, key: &str, f: &Fields) -> Result<Response> {
     let store = store(app, Need::Keys)?;
-    let old = existing(store, key).await?;
+    let old = owned(caller, &app.access.registry, store, key, "regenerate").await?;
+    caller.check_key_fields(f, route)?;
     let raw = match f.string("new_key")? {
         Some(Some(k)) => {
             check_raw_key(&k, "new_key")?;
@@ -434,12 +521,13 @@ async fn regenerate_key(app: &App, identity: &Identity, key: &str, f: &Fields) -
     rec.token = hash_key(&raw);
     rec.key_name = Some(key_name(&raw));
     rec.updated_at = Some(now);
-    rec.updated_by = Some(actor(identity));
+    rec.updated_by = Some(actor(&caller.identity));
     // The live figure carries over (it includes spend not yet written).
     rec.spend = key_spend(&app.access.registry, &old);
     if rec.team_id != old.team_id {
         check_team(store, rec.team_id.as_deref()).await?;
     }
+    caller.check_new_owner(&app.access.registry, &rec, route)?;
     check_alias(store, rec.key_alias.as_deref(), Some(&old.token)).await?;
     db(store.rekey(&old.token, &rec).await)?;
     app.access.registry.keys.remove(&old.token);

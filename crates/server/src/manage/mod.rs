@@ -9,6 +9,7 @@
 
 mod keys;
 mod models;
+mod roles;
 mod spend;
 mod team_members;
 mod teams;

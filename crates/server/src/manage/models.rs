@@ -7,7 +7,7 @@
 //! change (a notice through Redis, or the database poll) and swapped in a router with it
 //! ([`App::reroute`]).
 
-use super::{admin, bad, caller, db, json, not_found, store, Fields, Need, Result};
+use super::{bad, caller, db, json, not_found, store, Fields, Need, Result};
 use crate::app::App;
 use crate::config::{DeploymentSpec, Env};
 use crate::errors::ErrorResponse;
@@ -64,7 +64,7 @@ fn model_json(m: &ModelRecord) -> Value {
 
 /// `POST /model/new` `{"model_name", "litellm_params": {"model", ...}, "model_info"?}`.
 pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    admin(&app, &headers, "/model/new").await?;
+    super::roles::authorize(&app, &headers, "/model/new").await?;
     let store = store(&app, Need::Other)?;
     if !app.store_model_in_db {
         return Err(disabled());
@@ -104,7 +104,7 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
 
 /// `POST /model/delete` `{"id"}`.
 pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    admin(&app, &headers, "/model/delete").await?;
+    super::roles::authorize(&app, &headers, "/model/delete").await?;
     let store = store(&app, Need::Other)?;
     if !app.store_model_in_db {
         return Err(disabled());
@@ -121,7 +121,7 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 /// `POST /model/update` `{"model_info": {"id"}, "model_name"?, "litellm_params"?, ...}` (the id
 /// may also come as `model_id`): changes a stored model in place, merging the fields given.
 pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    admin(&app, &headers, "/model/update").await?;
+    super::roles::authorize(&app, &headers, "/model/update").await?;
     let f = Fields::parse(&body)?;
     let from_info = f.0.get("model_info").and_then(|i| i.get("id")).and_then(Value::as_str);
     let from_top = f.0.get("model_id").and_then(Value::as_str);
@@ -142,7 +142,7 @@ pub async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
-    admin(&app, &headers, "/model/{model_id}/update").await?;
+    super::roles::authorize(&app, &headers, "/model/{model_id}/update").await?;
     let f = Fields::parse(&body)?;
     change(&app, &id, &f, |m| not_found(m, "model_id")).await
 }

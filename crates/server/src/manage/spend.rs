@@ -1,8 +1,10 @@
 //! Spend reports: `/spend/logs`, `/global/spend`, `/spend/keys` and `/spend/users` (LiteLLM's
 //! `spend_management_endpoints.py`). Totals of keys and users come from this replica's live
-//! ledgers where the row is in memory, so they include spend not yet written.
+//! ledgers where the row is in memory, so they include spend not yet written. An internal user
+//! (or internal user viewer) sees only its own spend on each of them.
 
-use super::{admin, db, json, key_json, query_date, query_str, store, token_of, user_json, Need, Query, Result};
+use super::roles::{authorize, forbidden, Caller};
+use super::{db, json, key_json, query_date, query_str, store, token_of, user_json, Need, Query, Result};
 use crate::app::App;
 use axum::extract::State;
 use axum::response::Response;
@@ -27,14 +29,15 @@ fn day_end(d: NaiveDate) -> chrono::DateTime<Utc> {
 /// is given when both dates are set and `summarize` is not false; otherwise the raw rows,
 /// newest first.
 pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
-    admin(&app, &headers, "/spend/logs").await?;
+    let caller = authorize(&app, &headers, "/spend/logs").await?;
     let store = store(&app, Need::Other)?;
+    let user_id = own_user(&caller, query_str(&q, "user_id"), "spend logs")?;
     let start = query_date(&q, "start_date")?;
     let end = query_date(&q, "end_date")?;
     let summarize = query_str(&q, "summarize").and_then(super::parse_bool).unwrap_or(true);
     let filter = SpendLogFilter {
         api_key: query_str(&q, "api_key").map(token_of),
-        user_id: query_str(&q, "user_id").map(str::to_string),
+        user_id,
         request_id: query_str(&q, "request_id").map(str::to_string),
         start: start.map(day_start),
         end: end.map(day_end),
@@ -59,31 +62,63 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
     Ok(json(db(store.spend_logs(&filter).await)?))
 }
 
+/// The user a non-admin's spend query is about: always its own (`asked`, when given, must be
+/// it); an admin's is `asked`.
+fn own_user(caller: &Caller, asked: Option<&str>, what: &str) -> Result<Option<String>> {
+    if caller.all() {
+        return Ok(asked.map(str::to_string));
+    }
+    let me = caller.user_id().unwrap_or_default();
+    match asked {
+        Some(a) if a != me => Err(forbidden(format!(
+            "You may only see your own {what}: user_id={a} is not yours (your user_id={me}). Ask a proxy admin for other users' spend."
+        ))),
+        _ => Ok(Some(me.to_string())),
+    }
+}
+
 /// `GET /global/spend`: `{"spend": <last 30 days>, "max_budget": 0.0}` (LiteLLM sums its
 /// `MonthlyGlobalSpend` view, the spend logs of the last 30 days; it has no proxy-wide budget
-/// unless `litellm.max_budget` is set, which sluice does not read).
+/// unless `litellm.max_budget` is set, which sluice does not read). An internal user gets its
+/// own spend and budget in the same shape.
 pub async fn global(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
-    admin(&app, &headers, "/global/spend").await?;
+    let caller = authorize(&app, &headers, "/global/spend").await?;
     let store = store(&app, Need::Other)?;
+    if !caller.all() {
+        let me = own_user(&caller, None, "spend")?.unwrap_or_default();
+        let registry = &app.access.registry;
+        let (spend, max_budget) = match db(store.get_user(&me).await)? {
+            Some(u) => (super::user_spend(registry, &u), u.max_budget.unwrap_or(0.0)),
+            None => (0.0, 0.0),
+        };
+        return Ok(json(serde_json::json!({"spend": spend, "max_budget": max_budget})));
+    }
     let since = Utc::now() - Duration::days(30);
     let spend = db(store.global_spend(Some(since), None).await)?;
     Ok(json(serde_json::json!({"spend": spend, "max_budget": 0.0})))
 }
 
-/// `GET /spend/keys`: every key row, with spend.
+/// `GET /spend/keys`: every key row, with spend (a non-admin's own keys).
 pub async fn keys(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
-    admin(&app, &headers, "/spend/keys").await?;
+    let caller = authorize(&app, &headers, "/spend/keys").await?;
     let store = store(&app, Need::Other)?;
-    let keys = db(store.all_keys().await)?;
+    let keys = match own_user(&caller, None, "spend")? {
+        Some(me) => {
+            let filter = sluice_store::KeyFilter { user_id: Some(me), page: 1, size: 0, ..Default::default() };
+            db(store.list_keys(&filter).await)?.0
+        }
+        None => db(store.all_keys().await)?,
+    };
     let rows: Vec<Value> = keys.iter().map(|k| Value::Object(key_json(&app.access.registry, k))).collect();
     Ok(json(rows))
 }
 
 /// `GET /spend/users?user_id=`: every user row (or the one asked for), with spend.
 pub async fn users(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
-    admin(&app, &headers, "/spend/users").await?;
+    let caller = authorize(&app, &headers, "/spend/users").await?;
     let store = store(&app, Need::Other)?;
-    let only = query_str(&q, "user_id");
+    let only = own_user(&caller, query_str(&q, "user_id"), "spend")?;
+    let only = only.as_deref();
     let rows: Vec<Value> = db(store.all_users().await)?
         .iter()
         .filter(|u| only.is_none_or(|id| u.user_id == id))

@@ -1,9 +1,10 @@
-//! Running a team (LiteLLM's `team_endpoints.py`): who may — the proxy admin, or a user who is an
-//! `admin` member of the team ([`is_team_admin`]) — and what beyond `teams.rs`:
-//! `/team/member_update` (a member's role and `max_budget_in_team`), `/team/model/add`,
-//! `/team/model/delete`, and `/team/available` (the teams `available_teams` offers a user).
+//! Running a team (LiteLLM's `team_endpoints.py`) beyond `teams.rs`: `/team/member_update` (a
+//! member's role and `max_budget_in_team`), `/team/model/add` and `/team/model/delete` — the proxy
+//! admin's and the team's own admins' ([`team_admin`]) — and `/team/available` (the teams
+//! `available_teams` offers a user).
 
-use super::{bad, caller, db, json, not_found, store, team_json, Fields, Need, Result};
+use super::roles::{authorize, forbidden, Caller};
+use super::{bad, db, json, not_found, store, team_json, Fields, Need, Result};
 use crate::app::App;
 use crate::live::Kind;
 use axum::extract::State;
@@ -12,33 +13,18 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::Value;
 use sluice_access::members::Membership;
-use sluice_access::registry::Registry;
 use sluice_access::Identity;
 use sluice_store::{Store, TeamRecord};
 use sluice_wire::ApiError;
 use std::sync::Arc;
 
-/// Whether `identity` is a key of a user who is an `admin` member of `team_id` (LiteLLM's
-/// `_is_user_team_admin`). The proxy admin is not checked here: see [`Identity::is_admin`].
-pub(crate) fn is_team_admin(registry: &Registry, identity: &Identity, team_id: &str) -> bool {
-    let Identity::Key(k) = identity else { return false };
-    let Some(user) = k.record.user_id.as_deref() else { return false };
-    registry.teams.get(team_id).is_some_and(|t| {
-        t.record.members_with_roles.iter().any(|m| m.role == "admin" && m.user_id.as_deref() == Some(user))
-    })
-}
-
-/// Lets the proxy admin and the team's admins through; others get LiteLLM's 403 naming `route`.
-pub(crate) fn team_admin(app: &App, identity: &Identity, route: &str, team_id: &str) -> Result<()> {
-    let registry = &app.access.registry;
-    if identity.is_admin(registry) || is_team_admin(registry, identity, team_id) {
+/// Lets the proxy admin and the team's own admins (users who are an `admin` member of it:
+/// [`Caller::is_team_admin`]) through; others get LiteLLM's 403 naming `route`.
+pub(crate) fn team_admin(app: &App, caller: &Caller, route: &str, team_id: &str) -> Result<()> {
+    if caller.all() || caller.is_team_admin(&app.access.registry, team_id) {
         return Ok(());
     }
-    Err(forbidden(format!("Call not allowed. User not proxy admin OR team admin. route={route}, team_id={team_id}")))
-}
-
-fn forbidden(message: String) -> super::ErrorResponse {
-    ApiError::new(403, message).kind("auth_error").param("team_id").into()
+    Err(caller.not_team_admin(route, team_id))
 }
 
 /// The stored team, or LiteLLM's 404 for the model routes.
@@ -86,7 +72,7 @@ pub(crate) async fn memberships_json(app: &App, store: &Store, team: &TeamRecord
 /// `POST /team/member_update` `{"team_id", "user_id"/"user_email", "role"?, "max_budget_in_team"?}`:
 /// a member's role, and their budget in the team (a `sluice_budgets` row; `null` removes it).
 pub async fn member_update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    let identity = caller(&app, &headers).await?;
+    let caller = authorize(&app, &headers, "/team/member_update").await?;
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let team_id =
@@ -106,7 +92,7 @@ pub async fn member_update(State(app): State<Arc<App>>, headers: HeaderMap, body
     let team = db(store.get_team(&team_id).await)?.ok_or_else(|| {
         bad(format!("Team id={team_id} does not exist in db. List teams with /team/list."), "team_id")
     })?;
-    team_admin(&app, &identity, "/team/member_update", &team_id)?;
+    team_admin(&app, &caller, "/team/member_update", &team_id)?;
     let member = team.members_with_roles.iter().find(|m| match (&user_id, &user_email) {
         (Some(id), _) => m.user_id.as_deref() == Some(id.as_str()),
         (None, Some(email)) => m.user_email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)),
@@ -120,7 +106,7 @@ pub async fn member_update(State(app): State<Arc<App>>, headers: HeaderMap, body
         ));
     };
     if let Some(max) = max_budget {
-        let by = super::actor(&identity);
+        let by = super::actor(&caller.identity);
         let new_id = uuid::Uuid::new_v4().to_string();
         let (row, budget) =
             db(store.set_member_budget(&member_id, &team_id, max, &new_id, Some(&by), super::now()).await)?;
@@ -167,16 +153,17 @@ async fn change_models(
     app: &App,
     headers: &HeaderMap,
     body: &[u8],
+    route: &str,
     change: impl FnOnce(&mut Vec<String>, Vec<String>),
 ) -> Result<Response> {
-    let identity = caller(app, headers).await?;
+    let caller = authorize(app, headers, route).await?;
     let store = store(app, Need::Other)?;
     let f = Fields::parse(body)?;
     let (team_id, models) = team_and_models(&f)?;
     let mut team = team_of(store, &team_id).await?;
     let registry = &app.access.registry;
-    if !identity.is_admin(registry) && !is_team_admin(registry, &identity, &team_id) {
-        return Err(forbidden("Only proxy admin or team admin can modify team models".into()));
+    if !caller.all() && !caller.is_team_admin(registry, &team_id) {
+        return Err(forbidden("Only proxy admin or team admin can modify team models"));
     }
     change(&mut team.models, models);
     let team = save(app, store, team).await?;
@@ -186,7 +173,7 @@ async fn change_models(
 /// `POST /team/model/add`: the models join the team's list. An empty list (every model) becomes
 /// `all-proxy-models` plus them, as in LiteLLM, so adding never narrows what the team may call.
 pub async fn model_add(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    change_models(&app, &headers, &body, |list, added| {
+    change_models(&app, &headers, &body, "/team/model/add", |list, added| {
         if list.is_empty() {
             list.push("all-proxy-models".into());
         }
@@ -201,13 +188,14 @@ pub async fn model_add(State(app): State<Arc<App>>, headers: HeaderMap, body: By
 
 /// `POST /team/model/delete`: the models leave the team's list.
 pub async fn model_delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    change_models(&app, &headers, &body, |list, removed| list.retain(|m| !removed.contains(m))).await
+    change_models(&app, &headers, &body, "/team/model/delete", |list, removed| list.retain(|m| !removed.contains(m)))
+        .await
 }
 
 /// `GET /team/available`: the teams of `default_internal_user_params.available_teams` the
 /// caller's user is not in yet.
 pub async fn available(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
-    let identity = caller(&app, &headers).await?;
+    let identity = authorize(&app, &headers, "/team/available").await?.identity;
     let store = store(&app, Need::Other)?;
     let Some(offered) = &app.available_teams else {
         return Err(bad(

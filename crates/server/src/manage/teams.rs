@@ -3,10 +3,11 @@
 //! `team_endpoints.py`). A team's `members_with_roles` (with the legacy `members` and `admins`
 //! lists) and each member's `teams` list are changed together.
 
+use super::roles::authorize;
 use super::team_members::{memberships_json, team_admin};
 use super::{
-    actor, admin, bad, caller, db, json, key_json, not_admin, not_found, query_str, set_spend, store, team_json,
-    user_json, Common, Fields, Need, Query, Result,
+    actor, bad, db, json, key_json, not_admin, not_found, query_str, set_spend, store, team_json, user_json, Common,
+    Fields, Need, Query, Result,
 };
 use crate::app::App;
 use crate::live::Kind;
@@ -217,7 +218,7 @@ fn current(app: &App, team_id: &str, fallback: TeamRecord) -> TeamRecord {
 
 /// `POST /team/new`.
 pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    let identity = admin(&app, &headers, "/team/new").await?;
+    let caller = authorize(&app, &headers, "/team/new").await?;
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let team_id =
@@ -242,7 +243,7 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     }
     // The creating user becomes an admin of the team unless the request names them, as in
     // LiteLLM (whose master key is the user `default_user_id`; sluice's names no user).
-    if let Identity::Key(k) = &identity {
+    if let Identity::Key(k) = &caller.identity {
         if let Some(u) = k.record.user_id.as_deref() {
             if !members.iter().any(|m| m.user_id.as_deref() == Some(u)) {
                 members.push(Member { user_id: Some(u.to_string()), user_email: None, role: "admin".into() });
@@ -266,12 +267,12 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
 
 /// `POST /team/update` `{"team_id", ...fields}`.
 pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    let identity = caller(&app, &headers).await?;
+    let caller = authorize(&app, &headers, "/team/update").await?;
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let team_id = f.required("team_id")?;
     let mut rec = existing(store, &team_id).await?;
-    team_admin(&app, &identity, "/team/update", &team_id)?;
+    team_admin(&app, &caller, "/team/update", &team_id)?;
     apply_team_fields(&f, &mut rec)?;
     rec.updated_at = Some(super::now());
     db(store.update_team(&rec).await)?;
@@ -287,10 +288,11 @@ pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 /// `GET /team/info?team_id=`: the team, its keys and memberships. Admins, keys of the team and
 /// keys of its members may look.
 pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
-    let identity = caller(&app, &headers).await?;
+    let caller = authorize(&app, &headers, "/team/info").await?;
+    let identity = &caller.identity;
     let store = store(&app, Need::Other)?;
     let registry = &app.access.registry;
-    let team_id = match (query_str(&q, "team_id"), &identity) {
+    let team_id = match (query_str(&q, "team_id"), identity) {
         (Some(t), _) => t.to_string(),
         (None, Identity::Key(k)) if k.record.team_id.is_some() => k.record.team_id.clone().unwrap_or_default(),
         _ => {
@@ -300,12 +302,12 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
                 .into())
         }
     };
-    let rec = if identity.is_admin(registry) {
+    let rec = if caller.all() {
         existing(store, &team_id).await?
     } else {
         // A team that is not there and a team the caller is not in get the same refusal, so a
         // non-admin cannot use this route to learn which teams exist.
-        let Identity::Key(k) = &identity else { unreachable!("only keys are not admins") };
+        let Identity::Key(k) = identity else { unreachable!("only keys are not admins") };
         let found = db(store.get_team(&team_id).await)?;
         match found {
             Some(rec)
@@ -317,7 +319,7 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
             {
                 rec
             }
-            _ => return Err(not_admin(&identity, registry, "/team/info").into()),
+            _ => return Err(not_admin(identity, registry, "/team/info").into()),
         }
     };
     if let Some(entry) = registry.teams.get(&team_id).map(|e| e.clone()) {
@@ -334,14 +336,21 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
     })))
 }
 
-/// `GET /team/list?user_id=`: every team (or those `user_id` belongs to).
+/// `GET /team/list?user_id=`: every team (or those `user_id` belongs to); a non-admin sees the
+/// teams its user is a member of and its key's team.
 pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
-    admin(&app, &headers, "/team/list").await?;
+    let caller = authorize(&app, &headers, "/team/list").await?;
     let store = store(&app, Need::Other)?;
     let user = query_str(&q, "user_id");
+    let member = |t: &TeamRecord, u: &str| t.members_with_roles.iter().any(|m| m.user_id.as_deref() == Some(u));
     let teams: Vec<Value> = db(store.all_teams().await)?
         .iter()
-        .filter(|t| user.is_none_or(|u| t.members_with_roles.iter().any(|m| m.user_id.as_deref() == Some(u))))
+        .filter(|t| user.is_none_or(|u| member(t, u)))
+        .filter(|t| {
+            caller.all()
+                || caller.team_id() == Some(t.team_id.as_str())
+                || caller.user_id().is_some_and(|me| member(t, me))
+        })
         .map(|t| Value::Object(team_json(&app.access.registry, t)))
         .collect();
     Ok(json(teams))
@@ -350,7 +359,7 @@ pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
 /// `POST /team/delete` `{"team_ids": [...]}`: the teams and their keys go, and each member's
 /// `teams` list forgets them.
 pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    admin(&app, &headers, "/team/delete").await?;
+    authorize(&app, &headers, "/team/delete").await?;
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let Some(ids) = f.strings("team_ids")?.flatten().filter(|v| !v.is_empty()) else {
@@ -402,10 +411,13 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 
 /// `POST /team/member_add` `{"team_id", "member": {"role", "user_id"/"user_email"} or [...]}`.
 pub async fn member_add(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    let identity = caller(&app, &headers).await?;
+    let caller = authorize(&app, &headers, "/team/member_add").await?;
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let team_id = f.required("team_id")?;
+    if !caller.all() && !caller.is_team_admin(&app.access.registry, &team_id) {
+        return Err(caller.not_team_admin("/team/member_add", &team_id));
+    }
     let members = match f.0.get("member") {
         Some(v) if !v.is_null() => parse_members(v, "member")?,
         _ => {
@@ -419,7 +431,6 @@ pub async fn member_add(State(app): State<Arc<App>>, headers: HeaderMap, body: B
         }
     };
     let team = existing(store, &team_id).await?;
-    team_admin(&app, &identity, "/team/member_add", &team_id)?;
     for m in &members {
         let user_id = resolve(store, m).await?;
         if team.members_with_roles.iter().any(|x| x.user_id.as_deref() == Some(user_id.as_str())) {
@@ -446,12 +457,14 @@ pub async fn member_add(State(app): State<Arc<App>>, headers: HeaderMap, body: B
 
 /// `POST /team/member_delete` `{"team_id", "user_id"/"user_email"}`.
 pub async fn member_delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    let identity = caller(&app, &headers).await?;
+    let caller = authorize(&app, &headers, "/team/member_delete").await?;
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let team_id = f.required("team_id")?;
+    if !caller.all() && !caller.is_team_admin(&app.access.registry, &team_id) {
+        return Err(caller.not_team_admin("/team/member_delete", &team_id));
+    }
     let team = existing(store, &team_id).await?;
-    team_admin(&app, &identity, "/team/member_delete", &team_id)?;
     let user_id = match (f.string("user_id")?.flatten(), f.string("user_email")?.flatten()) {
         (Some(id), _) => id,
         (None, Some(email)) => team
@@ -478,7 +491,7 @@ pub async fn member_delete(State(app): State<Arc<App>>, headers: HeaderMap, body
 
 async fn set_blocked(app: &App, headers: &HeaderMap, body: &[u8], blocked: bool) -> Result<Response> {
     let route = if blocked { "/team/block" } else { "/team/unblock" };
-    let identity = admin(app, headers, route).await?;
+    let identity = authorize(app, headers, route).await?.identity;
     let store = store(app, Need::Other)?;
     let f = Fields::parse(body)?;
     let team_id = f.required("team_id")?;

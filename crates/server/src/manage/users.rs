@@ -3,10 +3,11 @@
 //! are kept in step here and in `teams`.
 
 use super::keys::{create_key, generate_response};
+use super::roles::authorize;
 use super::teams::{join_team, leave_team};
 use super::{
-    admin, bad, caller, db, json, key_json, not_found, query_count, query_str, set_spend, store, team_json, user_json,
-    Common, Fields, Need, Query, Result,
+    bad, db, json, key_json, not_found, query_count, query_str, set_spend, store, team_json, user_json, Common, Fields,
+    Need, Query, Result,
 };
 use crate::app::App;
 use crate::live::Kind;
@@ -15,7 +16,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::{Map, Value};
-use sluice_access::Identity;
 use sluice_store::{KeyFilter, Spender, Store, UserRecord};
 use sluice_wire::ApiError;
 use std::sync::Arc;
@@ -67,7 +67,7 @@ pub(crate) async fn existing(store: &Store, user_id: &str) -> Result<UserRecord>
 
 /// `POST /user/new`: the user, and (unless `auto_create_key` is false) a key for them.
 pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    let identity = admin(&app, &headers, "/user/new").await?;
+    let caller = authorize(&app, &headers, "/user/new").await?;
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let now = super::now();
@@ -126,7 +126,7 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
             }
         }
         kf.0.insert("user_id".into(), Value::String(user_id.clone()));
-        let (raw, key) = create_key(&app, &identity, &kf).await?;
+        let (raw, key) = create_key(&app, &caller, &kf).await?;
         let k = generate_response(&app.access.registry, &raw, &key, &kf);
         for field in ["key", "key_name", "token", "token_id", "expires", "key_alias"] {
             if let Some(v) = k.get(field) {
@@ -144,34 +144,36 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
 }
 
 /// `GET /user/info?user_id=`: the user, their keys and teams. A non-admin may look at its own
-/// user only; an admin without `user_id` gets every key and team (LiteLLM's admin view).
+/// user only (a proxy admin viewer any user); a proxy admin without `user_id` gets every key and
+/// team (LiteLLM's admin view).
 pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
-    let identity = caller(&app, &headers).await?;
+    let caller = authorize(&app, &headers, "/user/info").await?;
     let store = store(&app, Need::Other)?;
-    let is_admin = identity.is_admin(&app.access.registry);
-    let own = match &identity {
-        Identity::Key(k) => k.record.user_id.clone(),
-        _ => None,
-    };
+    let is_admin = caller.all();
+    let own = caller.user_id().map(str::to_string);
     let asked = query_str(&q, "user_id").map(str::to_string);
     if !is_admin {
-        if let (Some(a), Some(o)) = (&asked, &own) {
-            if a != o {
-                return Err(ApiError::new(
-                    403,
-                    format!("Authentication Error, key not allowed to access this user's info. user_id={a}, key's user_id={o}"),
-                )
-                .kind("auth_error")
-                .param("user_id")
-                .into());
-            }
+        if let Some(a) = asked.as_deref().filter(|a| !caller.owns_user(a)) {
+            return Err(ApiError::new(
+                403,
+                format!(
+                    "Authentication Error, key not allowed to access this user's info. user_id={a}, key's user_id={}",
+                    own.as_deref().unwrap_or("None")
+                ),
+            )
+            .kind("auth_error")
+            .param("user_id")
+            .into());
         }
         if asked.is_none() && own.is_none() {
             return Err(ApiError::bad_request("This key belongs to no user: pass ?user_id=.").param("user_id").into());
         }
     }
     let registry = &app.access.registry;
-    let Some(user_id) = asked.or(if is_admin { None } else { own }) else {
+    // Without `user_id`, a proxy admin gets every key and team; anyone else (a viewer too, as in
+    // LiteLLM) its own user.
+    let proxy_admin = super::roles::Role::of(&caller.identity, registry) == super::roles::Role::ProxyAdmin;
+    let Some(user_id) = asked.or(if proxy_admin { None } else { own }) else {
         let keys = db(store.all_keys().await)?;
         let teams = db(store.all_teams().await)?;
         return Ok(json(serde_json::json!({
@@ -203,7 +205,7 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
 
 /// `POST /user/update` (`user_id`, or `user_email` to find the user): the fields present change.
 pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    admin(&app, &headers, "/user/update").await?;
+    authorize(&app, &headers, "/user/update").await?;
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let user_id = match (f.string("user_id")?.flatten(), f.string("user_email")?.flatten()) {
@@ -255,7 +257,7 @@ pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 /// `POST /user/delete` `{"user_ids": [...]}`: the users, their keys and their team
 /// memberships go. Answers the number of users deleted, as LiteLLM does.
 pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    admin(&app, &headers, "/user/delete").await?;
+    authorize(&app, &headers, "/user/delete").await?;
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let Some(ids) = f.strings("user_ids")?.flatten().filter(|v| !v.is_empty()) else {
@@ -290,7 +292,7 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 
 /// `GET /user/list?page=&page_size=&user_ids=&role=&team=&user_email=`.
 pub async fn list(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
-    admin(&app, &headers, "/user/list").await?;
+    authorize(&app, &headers, "/user/list").await?;
     let store = store(&app, Need::Other)?;
     let page = query_count(&q, "page", 1, i64::MAX)?;
     let page_size = query_count(&q, "page_size", 25, 100)?;
