@@ -33,6 +33,7 @@ mod users;
 pub use import::{import_litellm_report, ImportReport};
 pub use records::*;
 pub use responses::MAX_RESPONSE_BYTES;
+pub use schema::LATEST_VERSION as SCHEMA_VERSION;
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;

@@ -213,6 +213,9 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// The version a database is at once this build has migrated it.
+pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+
 /// Brings the schema up to the newest version. Replicas starting together are serialised by
 /// an advisory lock (PostgreSQL) or the write lock taken by `BEGIN IMMEDIATE` (SQLite).
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
@@ -230,7 +233,7 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<()> {
         .await
         .map_err(errors::db)?;
     let current = row.try_get::<Option<i64>, _>("v").map_err(errors::db)?.unwrap_or(0);
-    let latest = MIGRATIONS.last().map_or(0, |m| m.version);
+    let latest = LATEST_VERSION;
     if current > latest {
         return Err(StoreError::Other(format!(
             "the database schema is at version {current}, newer than this sluice build understands ({latest}); \
