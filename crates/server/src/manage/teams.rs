@@ -69,8 +69,9 @@ pub(crate) fn parse_members(v: &Value, field: &str) -> Result<Vec<Member>> {
         .collect()
 }
 
-/// The user id a member names: its `user_id`, else the user with that email, else a new id
-/// (the user is created when they join).
+/// The user id a member names, to tell whether they are in the team already: its `user_id`, else
+/// the user with that email, else a fresh id no team has (joining creates the user, in the store:
+/// [`join_member`]).
 async fn resolve(store: &Store, m: &Member) -> Result<String> {
     if let Some(id) = &m.user_id {
         return Ok(id.clone());
