@@ -416,9 +416,7 @@ pub async fn member_add(State(app): State<Arc<App>>, headers: HeaderMap, body: B
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let team_id = f.required("team_id")?;
-    if !caller.all() && !caller.is_team_admin(&app.access.registry, &team_id) {
-        return Err(caller.not_team_admin("/team/member_add", &team_id));
-    }
+    team_admin(&app, &caller, "/team/member_add", &team_id)?;
     let members = match f.0.get("member") {
         Some(v) if !v.is_null() => parse_members(v, "member")?,
         _ => {
@@ -462,9 +460,7 @@ pub async fn member_delete(State(app): State<Arc<App>>, headers: HeaderMap, body
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let team_id = f.required("team_id")?;
-    if !caller.all() && !caller.is_team_admin(&app.access.registry, &team_id) {
-        return Err(caller.not_team_admin("/team/member_delete", &team_id));
-    }
+    team_admin(&app, &caller, "/team/member_delete", &team_id)?;
     let team = existing(store, &team_id).await?;
     let user_id = match (f.string("user_id")?.flatten(), f.string("user_email")?.flatten()) {
         (Some(id), _) => id,
