@@ -23,6 +23,8 @@ pub struct Admission {
     pub end_user: Option<Arc<Entry<sluice_store::EndUserRecord>>>,
     /// The organization of the key's team, charged like the team.
     pub organization: Option<Arc<super::registry::OrgEntry>>,
+    /// The key's user in the key's team (a key with both), charged the member's spend.
+    pub member: Option<Arc<super::members::MemberEntry>>,
     pub slots: Vec<Slot>,
     pub reservation: Reservation,
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -252,6 +254,15 @@ impl Access {
         Ok(())
     }
 
+    /// The model a team key's `model` names through its team's `model_aliases`, if it is an
+    /// alias there: resolved before the model access check, as LiteLLM does. `None` (nothing
+    /// allocated) for every other caller and name.
+    pub fn team_alias(&self, identity: &Identity, model: &str) -> Option<String> {
+        let Identity::Key(key) = identity else { return None };
+        let team = self.registry.teams.get(key.record.team_id.as_deref()?)?;
+        team.record.model_aliases.get(model)?.as_str().map(str::to_string)
+    }
+
     /// Whether `identity` may use the gateway at all: a key that is blocked, expired, or of a
     /// blocked team is refused on every route (management, model lists, metrics), with the
     /// statuses and messages the proxy routes give. Budgets and rate limits are not checked
@@ -406,6 +417,20 @@ impl Access {
             hold_budget(adm, &t.live, t.record.max_budget, Reached::AtMax, shared, move |s, b| {
                 format!("Budget has been exceeded! Team={who} Current cost: {s}, Max budget: {b}")
             })?;
+            // The member's budget in the team (`max_budget_in_team`); its spend is counted
+            // whether or not it has one, as LiteLLM keeps it on the membership.
+            if let Some(user_id) = k.user_id.as_deref() {
+                let m = self.registry.members.entry(&t.record.team_id, user_id);
+                if m.record.max_budget.is_some() {
+                    let (user, team) = (user_id.to_string(), t.record.team_id.clone());
+                    hold_budget(adm, &m.live, m.record.max_budget, Reached::AtMax, None, move |s, b| {
+                        format!(
+                            "Budget has been exceeded! User={user} in Team={team} Current cost: {s}, Max budget: {b}"
+                        )
+                    })?;
+                }
+                adm.member = Some(m);
+            }
         }
         // The organization above the team: its budget stops every key of its teams (LiteLLM's
         // organization budget check), read from memory like the team's.

@@ -247,6 +247,10 @@ impl Charge {
         if let Some(o) = &a.organization {
             charge(Spender::Organization(o.record.record.organization_id.clone()), &o.live, true);
         }
+        if let Some(m) = &a.member {
+            let r = &m.record.record;
+            charge(Spender::TeamMember(r.user_id.clone(), r.team_id.clone()), &m.live, false);
+        }
         if let Some(e) = &a.end_user {
             charge(Spender::EndUser(e.record.user_id.clone()), &e.live, false);
         }

@@ -18,6 +18,7 @@ pub mod end_users;
 pub mod groups;
 pub mod ledger;
 pub mod log_queue;
+pub mod members;
 pub mod organizations;
 pub mod registry;
 pub mod reserve;
@@ -235,7 +236,8 @@ impl Access {
             let keys = store.all_keys().await?;
             let end_users = store.all_end_users().await?;
             let budgets = store.all_budgets().await?;
-            Ok::<_, sluice_store::StoreError>((keys, users, teams, end_users, budgets))
+            let members = members::with_budgets(store.team_memberships(None).await?, &budgets);
+            Ok::<_, sluice_store::StoreError>((keys, users, teams, end_users, budgets, members))
         }
         .await;
         // A failed read marks the database down; a read that works does not mark it up: a file
@@ -245,10 +247,11 @@ impl Access {
         if result.is_err() {
             self.db_up.store(false, Ordering::Relaxed);
         }
-        let (keys, users, teams, end_users, budgets) = result?;
+        let (keys, users, teams, end_users, budgets, members) = result?;
         self.registry.reload_budgets(budgets);
         let proxy_row = users.iter().any(|u| u.user_id == PROXY_BUDGET_ID);
         self.registry.reload(keys, users, teams);
+        self.registry.members.reload(members);
         // The proxy's row is missing (making it failed, or an admin deleted it): its spend stays
         // counted in memory on the same ledger, and the row is made again.
         if let (Some(g), false) = (&self.global_budget, proxy_row) {

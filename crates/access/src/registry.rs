@@ -125,6 +125,8 @@ pub struct Registry {
     /// Budget rows (`sluice_budgets`) by `budget_id`: the limits of the end users that name one.
     pub budgets: DashMap<String, Arc<BudgetRecord>>,
     pub organizations: DashMap<String, Arc<OrgEntry>>,
+    /// Team members' spend and `max_budget_in_team`.
+    pub members: super::members::Members,
     negative: DashMap<String, Instant>,
     metrics: Option<Arc<sluice_metrics::Metrics>>,
 }

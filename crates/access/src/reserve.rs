@@ -85,8 +85,9 @@ impl AnswerLength {
     }
 }
 
-/// Budgets one request can be held against: end user, user, team, key, the whole proxy.
-const LEVELS: usize = 5;
+/// Budgets one request can be held against: end user, user, team, team member, organization,
+/// key, the whole proxy (one `hold_budget` call each in `admit.rs`).
+const LEVELS: usize = 7;
 
 /// A request's estimate, held against each budget it was admitted under until it ends.
 #[derive(Debug, Default)]

@@ -91,6 +91,8 @@ pub struct App {
     pub require_auth_for_metrics: bool,
     /// `sluice_settings.access_log`: one log line per request.
     pub access_log: bool,
+    /// `default_internal_user_params.available_teams`, for `/team/available`.
+    pub available_teams: Option<Vec<String>>,
     /// The Redis replicas share limits, budgets and cooldowns through (`config.redis`), when the
     /// config names one and the app was started with [`App::start`].
     pub remote: Option<Arc<Remote>>,
@@ -224,6 +226,7 @@ impl App {
             require_auth_for_metrics: config.general.require_auth_for_metrics
                 || config.litellm.require_auth_for_metrics,
             access_log: config.sluice.access_log,
+            available_teams: config.litellm.available_teams.clone(),
             remote,
             changes: crate::live::Changes::default(),
             health: crate::health::HealthChecks::new(

@@ -292,8 +292,14 @@ impl Follower {
                 Kind::Team => {
                     for id in ids {
                         match store.get_team(id).await? {
-                            Some(r) => drop(registry.put_team(r, true)),
-                            None => drop(registry.teams.remove(id)),
+                            Some(r) => {
+                                registry.put_team(r, true);
+                                app.access.reload_members(id).await?;
+                            }
+                            None => {
+                                registry.teams.remove(id);
+                                registry.members.remove_team(id);
+                            }
                         }
                     }
                 }

@@ -230,6 +230,20 @@ pub static OPERATIONS: &[Operation] = &[
     admin_post("/team/member_delete", "Teams", "TeamMembers", "Remove members from a team"),
     admin_post("/team/block", "Teams", "TeamRef", "Block a team"),
     admin_post("/team/unblock", "Teams", "TeamRef", "Unblock a team"),
+    // Teams: proxy admins and the team's own admins.
+    Operation {
+        auth: Auth::Key,
+        ..admin_post("/team/member_update", "Teams", "TeamMemberUpdate", "Change a member's role or budget in a team")
+    },
+    Operation {
+        auth: Auth::Key,
+        ..admin_post("/team/model/add", "Teams", "TeamModels", "Add models to a team's list")
+    },
+    Operation {
+        auth: Auth::Key,
+        ..admin_post("/team/model/delete", "Teams", "TeamModels", "Remove models from a team's list")
+    },
+    get_with("/team/available", "Teams", Auth::Key, &[], "The teams (available_teams) the caller's user may join"),
     get_with(
         "/spend/logs",
         "Spend",
@@ -626,6 +640,22 @@ fn schemas() -> Value {
                 "user_id": {"type": "string"},
                 "user_email": {"type": "string"},
             },
+        },
+        "TeamMemberUpdate": {
+            "type": "object",
+            "required": ["team_id"],
+            "properties": {
+                "team_id": {"type": "string"},
+                "user_id": {"type": "string"},
+                "user_email": {"type": "string"},
+                "role": {"type": "string", "enum": ["admin", "user"]},
+                "max_budget_in_team": {"type": ["number", "null"]},
+            },
+        },
+        "TeamModels": {
+            "type": "object",
+            "required": ["team_id", "models"],
+            "properties": {"team_id": {"type": "string"}, "models": {"type": "array", "items": {"type": "string"}}},
         },
         "ModelFields": {
             "type": "object",

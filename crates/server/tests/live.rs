@@ -187,6 +187,24 @@ async fn users_and_teams_changed_through_a_reach_b_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_budget_in_a_team_set_through_a_reaches_b_with_and_without_redis() {
+    for redis in [true, false] {
+        let (a, b, dir) = replicas(if redis { "members" } else { "members-poll" }, redis).await;
+        let body = json!({"team_id": "team-m", "members_with_roles": [{"role": "user", "user_id": "user-m"}]});
+        let (s, t) = post(&a, "/team/new", MASTER, body).await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        let body = json!({"team_id": "team-m", "user_id": "user-m", "max_budget_in_team": 2.5});
+        let (s, m) = post(&a, "/team/member_update", MASTER, body).await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+        within(Duration::from_secs(2), "B holds the member's budget in the team", || async {
+            b.access.registry.members.get("team-m", "user-m").is_some_and(|m| m.record.max_budget == Some(2.5))
+        })
+        .await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_added_through_a_is_routed_by_b_within_a_second_and_deleted_likewise() {
     let (a, b, dir) = replicas("models", true).await;
     let second = Duration::from_secs(1);

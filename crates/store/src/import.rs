@@ -449,6 +449,8 @@ fn team_from_row(r: &AnyRow) -> Result<TeamRecord> {
             blocked: flag(r, "blocked")?,
             created_at: codec::opt_time(r, "created_at")?,
             updated_at: codec::opt_time(r, "updated_at")?,
+            // LiteLLM keeps them in `LiteLLM_ModelTable`, which the import does not read.
+            model_aliases: Map::new(),
         },
         r,
         map

@@ -27,6 +27,7 @@ mod sql;
 mod sqlite_file;
 mod sqlite_raw;
 mod table;
+mod team_memberships;
 mod teams;
 mod users;
 
@@ -405,6 +406,46 @@ impl Store {
     }
     pub async fn delete_org_member(&self, user_id: &str, organization_id: &str) -> Result<bool> {
         organizations::delete_member(self, user_id, organization_id).await
+    }
+
+    // --- team memberships ---
+    /// Adds `team_id` to a member's `teams`, creating the user (`new`) when there is none: by
+    /// `new.user_id`, or with `by_email` by `new.user_email` (case-insensitive). Serialised with
+    /// every other join of the same user through the database's locks, so concurrent joins by
+    /// any number of replicas leave one user row listing every team. Returns the row as written.
+    pub async fn join_team(
+        &self,
+        new: &UserRecord,
+        by_email: bool,
+        team_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(UserRecord, Joined)> {
+        team_memberships::join(self, new, by_email, team_id, now).await
+    }
+    /// Every membership row, or one team's.
+    pub async fn team_memberships(&self, team_id: Option<&str>) -> Result<Vec<TeamMembershipRecord>> {
+        team_memberships::list(self, team_id).await
+    }
+    pub async fn get_team_membership(&self, user_id: &str, team_id: &str) -> Result<Option<TeamMembershipRecord>> {
+        team_memberships::get(self, user_id, team_id).await
+    }
+    /// Sets (or with `None` removes) a member's `max_budget_in_team`, creating the membership row
+    /// as needed (its spend is kept); a new budget row gets `new_budget_id`. One transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_member_budget(
+        &self,
+        user_id: &str,
+        team_id: &str,
+        max_budget: Option<f64>,
+        new_budget_id: &str,
+        by: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(TeamMembershipRecord, Option<BudgetRecord>)> {
+        team_memberships::set_budget(self, user_id, team_id, max_budget, new_budget_id, by, now).await
+    }
+    /// Deletes a membership and its budget; whether there was one.
+    pub async fn delete_team_membership(&self, user_id: &str, team_id: &str) -> Result<bool> {
+        team_memberships::delete(self, user_id, team_id).await
     }
 
     // --- end users ---

@@ -99,6 +99,30 @@ pub struct TeamRecord {
     pub blocked: bool,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// `{alias: model}`: a team key asking for the alias is routed to the model (LiteLLM keeps
+    /// these in `LiteLLM_ModelTable`, pointed at by the team's `model_id`).
+    pub model_aliases: Map<String, Value>,
+}
+
+/// `LiteLLM_TeamMembership`: a user's spend in one team and the budget (a `sluice_budgets` row)
+/// that caps it (`max_budget_in_team`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TeamMembershipRecord {
+    pub user_id: String,
+    pub team_id: String,
+    pub spend: f64,
+    pub budget_id: Option<String>,
+}
+
+/// What [`crate::Store::join_team`] did to the member's user row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// No such user: it was created, with the team in its `teams`.
+    Created,
+    /// The team was added to the user's `teams`.
+    Added,
+    /// The user already listed the team.
+    Already,
 }
 
 /// `LiteLLM_BudgetTable`: a budget and limits that end users, organizations and team
@@ -247,6 +271,8 @@ pub enum Spender {
     Team(String),
     EndUser(String),
     Organization(String),
+    /// A user's spend within a team (`sluice_team_memberships`): `(user_id, team_id)`.
+    TeamMember(String, String),
 }
 
 /// Spend accumulated in memory since the last write, for one spender, with per-model amounts

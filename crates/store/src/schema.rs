@@ -236,6 +236,24 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE sluice_end_users ADD COLUMN default_model TEXT",
         ],
     },
+    Migration {
+        version: 8,
+        statements: &[
+            // A team's `model_aliases` (`{alias: model}`), kept on the team row rather than in a
+            // table of their own as LiteLLM does (`LiteLLM_ModelTable`).
+            "ALTER TABLE sluice_teams ADD COLUMN model_aliases TEXT NOT NULL DEFAULT '{}'",
+            // LiteLLM_TeamMembership: a member's spend in a team and its `max_budget_in_team`
+            // (a `sluice_budgets` row).
+            "CREATE TABLE sluice_team_memberships (
+            user_id TEXT NOT NULL,
+            team_id TEXT NOT NULL,
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            budget_id TEXT,
+            PRIMARY KEY (user_id, team_id)
+        )",
+            "CREATE INDEX sluice_team_memberships_team_idx ON sluice_team_memberships (team_id)",
+        ],
+    },
 ];
 
 /// The version a database is at once this build has migrated it.

@@ -231,6 +231,8 @@ fn table_of(s: &Spender) -> (&'static str, &'static str, &str) {
         Spender::Team(id) => (teams::TABLE.name, teams::TABLE.key, id),
         Spender::EndUser(id) => (end_users::TABLE.name, end_users::TABLE.key, id),
         Spender::Organization(id) => (organizations::TABLE.name, organizations::TABLE.key, id),
+        // Keyed by (user_id, team_id): the callers write it with both columns.
+        Spender::TeamMember(user_id, _) => (crate::team_memberships::NAME, "user_id", user_id),
     }
 }
 
@@ -282,6 +284,20 @@ pub(crate) async fn apply_increments(store: &Store, increments: &[SpendIncrement
     let mut tx = crate::begin_write(&store.pool()?, store.backend).await?;
     for (spender, (amount, per_model)) in &merged {
         let (table, key, id) = table_of(spender);
+        if let Spender::TeamMember(user_id, team_id) = spender {
+            // A membership row appears with the member's first spend, as in LiteLLM.
+            sqlx::query(&format!(
+                "INSERT INTO {table} (user_id, team_id, spend) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id, team_id) DO UPDATE SET spend = {table}.spend + excluded.spend"
+            ))
+            .bind(user_id.to_owned())
+            .bind(team_id.to_owned())
+            .bind(*amount)
+            .execute(&mut *tx)
+            .await
+            .map_err(errors::db)?;
+            continue;
+        }
         if let Spender::EndUser(_) = spender {
             sqlx::query(&format!(
                 "INSERT INTO {table} (user_id, spend) VALUES ($1, $2) \
@@ -390,6 +406,11 @@ pub(crate) async fn reset(store: &Store, spender: &Spender, next: Option<DateTim
             sql::query(&q, params).execute(&store.pool()?).await.map_err(errors::db)?;
             return Ok(());
         }
+        Spender::TeamMember(user_id, team_id) => format!(
+            "UPDATE {table} SET spend = 0 WHERE user_id = {} AND team_id = {}",
+            params.push(Val::text(user_id)),
+            params.push(Val::text(team_id))
+        ),
         _ => {
             let next = params.push(Val::opt_time(next));
             let id = params.push(Val::text(id));

@@ -30,6 +30,7 @@ fn row(t: &TeamRecord) -> Vec<(&'static str, Val)> {
         ("blocked", Val::flag(t.blocked)),
         ("created_at", Val::opt_time(t.created_at)),
         ("updated_at", Val::opt_time(t.updated_at)),
+        ("model_aliases", Val::json(&t.model_aliases)),
     ];
     row.extend(limit_vals!(t));
     row
@@ -49,6 +50,7 @@ fn from_row(r: &AnyRow) -> Result<TeamRecord> {
             blocked: codec::flag(r, "blocked")?,
             created_at: codec::opt_time(r, "created_at")?,
             updated_at: codec::opt_time(r, "updated_at")?,
+            model_aliases: codec::map(r, "model_aliases")?,
         },
         r,
         codec::map

@@ -104,6 +104,7 @@ fn full_team(id: &str) -> TeamRecord {
         blocked: true,
         created_at: Some(t(1_650_000_000_000)),
         updated_at: Some(t(1_650_000_000_001)),
+        model_aliases: obj(json!({"fast": "gpt-4o-mini"})),
     }
 }
 

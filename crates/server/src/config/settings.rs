@@ -497,6 +497,9 @@ pub struct LitellmSettings {
     pub max_parallel_requests: Option<u64>,
     /// `json_logs`: every log line as JSON (as `--json_logs`).
     pub json_logs: bool,
+    /// `default_internal_user_params.available_teams`: the teams users may list (and join)
+    /// through `/team/available`. `None`: not set.
+    pub available_teams: Option<Vec<String>>,
 }
 
 /// The `litellm_settings` keys sluice acts on.
@@ -530,6 +533,10 @@ struct LitellmSection {
     #[serde(default, deserialize_with = "present")]
     #[allow(dead_code)]
     cache_params: Option<IgnoredAny>,
+    /// Only `available_teams` is read (`available_teams`); its other keys are reviewed as unread.
+    #[serde(default, deserialize_with = "present")]
+    #[allow(dead_code)]
+    default_internal_user_params: Option<IgnoredAny>,
 }
 
 impl LitellmSettings {
@@ -579,12 +586,42 @@ impl LitellmSettings {
             budget_duration,
             max_parallel_requests: raw.max_parallel_requests.map(|n| n.0),
             json_logs: raw.json_logs.is_some_and(|f| f.0),
+            available_teams: available_teams(v, ignored)?,
         };
         if s.budget_duration.is_some() && s.max_budget.is_none() {
             ignored.push("litellm_settings.budget_duration: has no effect without litellm_settings.max_budget".into());
         }
         Ok(s)
     }
+}
+
+/// `litellm_settings.default_internal_user_params.available_teams` (a list of team ids). The
+/// section's other keys (new users' budgets, models) are not applied: they are reported under the
+/// section's own path, which the review of unenforced settings refuses.
+fn available_teams(v: &Value, ignored: &mut Vec<String>) -> Result<Option<Vec<String>>, ConfigError> {
+    const AT: &str = "litellm_settings.default_internal_user_params";
+    let Some(section) = v.get("default_internal_user_params").filter(|s| !s.is_null()) else { return Ok(None) };
+    let Value::Mapping(m) = section else {
+        return Err(err(AT, "must be a mapping, e.g. {available_teams: [team-id, ...]}"));
+    };
+    let mut teams = None;
+    for (k, value) in m {
+        match key_str(k).as_str() {
+            "available_teams" => {
+                let list: Option<Vec<String>> = match value {
+                    Value::Null => Some(Vec::new()),
+                    Value::Sequence(items) => items.iter().map(|i| i.as_str().map(str::to_string)).collect(),
+                    _ => None,
+                };
+                let list = list.ok_or_else(|| {
+                    err(&format!("{AT}.available_teams"), "must be a list of team ids, e.g. [team-a, team-b]")
+                })?;
+                teams = Some(list);
+            }
+            other => ignored.push(format!("{AT}: `{other}` {NOT_YET}")),
+        }
+    }
+    Ok(teams)
 }
 
 /// sluice's own knobs (not LiteLLM's), in their own section so LiteLLM configs stay valid.

@@ -14,6 +14,7 @@ mod models;
 mod organizations;
 mod roles;
 mod spend;
+mod team_members;
 mod teams;
 mod users;
 
@@ -64,6 +65,11 @@ pub fn routes() -> crate::openapi::Routes {
         .route("/team/member_delete", post(teams::member_delete))
         .route("/team/block", post(teams::block))
         .route("/team/unblock", post(teams::unblock))
+        // Teams: member roles and budgets, model lists, the teams users may join.
+        .route("/team/member_update", post(team_members::member_update))
+        .route("/team/model/add", post(team_members::model_add))
+        .route("/team/model/delete", post(team_members::model_delete))
+        .route("/team/available", get(team_members::available))
         .route("/spend/logs", get(spend::logs))
         .route("/global/spend", get(spend::global))
         .route("/spend/keys", get(spend::keys))
@@ -660,6 +666,11 @@ pub(crate) fn team_json(registry: &Registry, t: &TeamRecord) -> Map<String, Valu
             ("litellm_model_table", Value::Null),
         ],
     );
+    // LiteLLM shows a team's aliases in the model table row its `model_id` points at.
+    if !t.model_aliases.is_empty() {
+        let aliases = Value::Object(t.model_aliases.clone());
+        m.insert("litellm_model_table".into(), serde_json::json!({"model_aliases": aliases, "team_id": t.team_id}));
+    }
     m
 }
 

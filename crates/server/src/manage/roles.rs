@@ -109,13 +109,19 @@ pub(crate) const POLICY: &[(&str, [Grant; 5])] = &[
     ("/user/info",                 [All, All,     Own,       Own,       Own]),
     ("/user/list",                 [All, All,     Forbidden, Forbidden, Forbidden]),
     ("/team/new",                  [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
-    ("/team/update",               [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    // A team admin changes its team (teams.rs, team_members.rs narrow these to it).
+    ("/team/update",               [All, NoWrite, Own,       Own,       Own]),
     ("/team/delete",               [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
     ("/team/info",                 [All, All,     Own,       Own,       Own]),
     ("/team/list",                 [All, All,     Own,       Own,       Own]),
     // A team admin adds and removes its team's members.
     ("/team/member_add",           [All, NoWrite, Own,       Own,       Own]),
     ("/team/member_delete",        [All, NoWrite, Own,       Own,       Own]),
+    ("/team/member_update",        [All, NoWrite, Own,       Own,       Own]),
+    ("/team/model/add",            [All, NoWrite, Own,       Own,       Own]),
+    ("/team/model/delete",         [All, NoWrite, Own,       Own,       Own]),
+    // The teams a user may join: any key of a user asks for its own.
+    ("/team/available",            [All, All,     All,       All,       All]),
     ("/team/block",                [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
     ("/team/unblock",              [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
     ("/spend/logs",                [All, All,     Own,       Own,       AdminOnly]),
@@ -405,9 +411,13 @@ mod tests {
             } else {
                 assert_eq!(viewer, NoWrite, "{route}: a proxy_admin_viewer changes nothing");
                 let iv = grants[Role::InternalUserViewer.column()];
-                // The team member routes are a team admin's, whatever its proxy role (LiteLLM's
+                // The team member, update and model routes are a team admin's, and the
+                // organization routes an org admin's, whatever its proxy role (LiteLLM's
                 // self-managed routes); every other write is refused to an internal viewer.
-                if !route.starts_with("/team/member_") && !route.starts_with("/organization/") {
+                let self_managed = route.starts_with("/team/member_")
+                    || route.starts_with("/team/model/")
+                    || route.starts_with("/organization/");
+                if !self_managed && *route != "/team/update" {
                     assert!(matches!(iv, AdminOnly | Forbidden), "{route}: internal_user_viewer may write");
                 }
             }

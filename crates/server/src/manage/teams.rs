@@ -4,6 +4,7 @@
 //! lists) and each member's `teams` list are changed together.
 
 use super::roles::authorize;
+use super::team_members::{memberships_json, team_admin};
 use super::{
     actor, bad, db, json, key_json, not_admin, not_found, query_str, set_spend, store, team_json, user_json, Common,
     Fields, Need, Query, Result,
@@ -16,7 +17,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::Value;
 use sluice_access::Identity;
-use sluice_store::{KeyFilter, Spender, Store, TeamMember, TeamRecord, UserRecord};
+use sluice_store::{Joined, KeyFilter, Spender, Store, TeamMember, TeamRecord, UserRecord};
 use sluice_wire::ApiError;
 use std::sync::Arc;
 
@@ -68,8 +69,9 @@ pub(crate) fn parse_members(v: &Value, field: &str) -> Result<Vec<Member>> {
         .collect()
 }
 
-/// The user id a member names: its `user_id`, else the user with that email, else a new id
-/// (the user is created when they join).
+/// The user id a member names, to tell whether they are in the team already: its `user_id`, else
+/// the user with that email, else a fresh id no team has (joining creates the user, in the store:
+/// [`join_member`]).
 async fn resolve(store: &Store, m: &Member) -> Result<String> {
     if let Some(id) = &m.user_id {
         return Ok(id.clone());
@@ -92,57 +94,54 @@ pub(crate) async fn join_team(
     user_email: Option<&str>,
     role: &str,
 ) -> Result<bool> {
-    let mut team = existing(store, team_id).await?;
-    if team.members_with_roles.iter().any(|m| m.user_id.as_deref() == Some(user_id)) {
-        return Ok(false);
-    }
+    let m =
+        Member { user_id: Some(user_id.to_string()), user_email: user_email.map(str::to_string), role: role.into() };
+    Ok(join_member(app, store, team_id, &m).await?.1)
+}
+
+/// Puts the member into the team: the team goes into the user's `teams` (the user, found by id
+/// or else by email, is created as an `internal_user` if there is none) in one serialised store
+/// operation, so concurrent requests naming the same new member make one user; then the member
+/// goes into the team's `members_with_roles`. Returns the member's user id and whether the team
+/// gained a member.
+pub(crate) async fn join_member(app: &App, store: &Store, team_id: &str, m: &Member) -> Result<(String, bool)> {
     let now = super::now();
-    let user = db(store.get_user(user_id).await)?;
-    let email = user_email.map(str::to_string).or_else(|| user.as_ref().and_then(|u| u.user_email.clone()));
-    team.members_with_roles.push(TeamMember {
-        user_id: Some(user_id.to_string()),
-        user_email: email.clone(),
-        role: role.into(),
-    });
-    if !team.members.iter().any(|m| m == user_id) {
-        team.members.push(user_id.to_string());
+    let new = UserRecord {
+        user_id: m.user_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        user_email: m.user_email.clone(),
+        user_role: Some("internal_user".into()),
+        created_at: Some(now),
+        updated_at: Some(now),
+        ..Default::default()
+    };
+    let (user, how) = db(store.join_team(&new, m.user_id.is_none(), team_id, now).await)?;
+    let user_id = user.user_id.clone();
+    let email = m.user_email.clone().or_else(|| user.user_email.clone());
+    if how != Joined::Already {
+        app.access.registry.put_user(user, false);
+        app.changes.publish(Kind::User, [user_id.clone()]).await;
     }
-    if role == "admin" && !team.admins.iter().any(|m| m == user_id) {
-        team.admins.push(user_id.to_string());
+    let mut team = existing(store, team_id).await?;
+    if team.members_with_roles.iter().any(|x| x.user_id.as_deref() == Some(user_id.as_str())) {
+        return Ok((user_id, false));
+    }
+    team.members_with_roles.push(TeamMember {
+        user_id: Some(user_id.clone()),
+        user_email: email,
+        role: m.role.clone(),
+    });
+    if !team.members.contains(&user_id) {
+        team.members.push(user_id.clone());
+    }
+    if m.role == "admin" && !team.admins.contains(&user_id) {
+        team.admins.push(user_id.clone());
     }
     team.updated_at = Some(now);
     db(store.update_team(&team).await)?;
     let changed_id = team.team_id.clone();
     app.access.registry.put_team(team, false);
     app.changes.publish(Kind::Team, [changed_id]).await;
-    match user {
-        Some(mut u) => {
-            if !u.teams.iter().any(|t| t == team_id) {
-                u.teams.push(team_id.to_string());
-                u.updated_at = Some(now);
-                db(store.update_user(&u).await)?;
-                let changed_id = u.user_id.clone();
-                app.access.registry.put_user(u, false);
-                app.changes.publish(Kind::User, [changed_id]).await;
-            }
-        }
-        None => {
-            let u = UserRecord {
-                user_id: user_id.to_string(),
-                user_email: email,
-                user_role: Some("internal_user".into()),
-                teams: vec![team_id.to_string()],
-                created_at: Some(now),
-                updated_at: Some(now),
-                ..Default::default()
-            };
-            db(store.insert_user(&u).await)?;
-            let changed_id = u.user_id.clone();
-            app.access.registry.put_user(u, false);
-            app.changes.publish(Kind::User, [changed_id]).await;
-        }
-    }
-    Ok(true)
+    Ok((user_id, true))
 }
 
 /// Removes `user_id` from the team (and, with `touch_user`, the team from the user's `teams`).
@@ -160,6 +159,9 @@ pub(crate) async fn leave_team(
     team.members.retain(|m| m != user_id);
     team.admins.retain(|m| m != user_id);
     let changed = before != (team.members_with_roles.len(), team.members.len(), team.admins.len());
+    // The member's spend and budget in the team go with the membership, as in LiteLLM.
+    db(store.delete_team_membership(user_id, team_id).await)?;
+    app.access.registry.members.remove(team_id, user_id);
     let now = super::now();
     if changed {
         team.updated_at = Some(now);
@@ -183,12 +185,6 @@ pub(crate) async fn leave_team(
     Ok(changed)
 }
 
-async fn alias_taken(store: &Store, alias: &str, except: Option<&str>) -> Result<bool> {
-    Ok(db(store.all_teams().await)?
-        .iter()
-        .any(|t| t.team_alias.as_deref() == Some(alias) && Some(t.team_id.as_str()) != except))
-}
-
 /// Team fields beyond the common budget/limit ones.
 fn apply_team_fields(f: &Fields, t: &mut TeamRecord) -> Result<()> {
     Common::of_team(t).apply(f, super::now())?;
@@ -204,6 +200,16 @@ fn apply_team_fields(f: &Fields, t: &mut TeamRecord) -> Result<()> {
     if let Some(v) = f.bool("blocked")? {
         t.blocked = v.unwrap_or(false);
     }
+    if let Some(v) = f.object("model_aliases")? {
+        let v = v.unwrap_or_default();
+        if let Some((alias, model)) = v.iter().find(|(_, m)| !m.is_string()) {
+            return Err(bad(
+                format!("model_aliases.{alias} must be the name of a model, e.g. {{\"{alias}\": \"gpt-4o\"}}. Received: {model}"),
+                "model_aliases",
+            ));
+        }
+        t.model_aliases = v;
+    }
     Ok(())
 }
 
@@ -215,7 +221,7 @@ fn current(app: &App, team_id: &str, fallback: TeamRecord) -> TeamRecord {
 pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
     let f = Fields::parse(&body)?;
     // A proxy admin, or an org_admin creating a team in their organization.
-    super::organizations::team_creator(&app, &headers, &f).await?;
+    let creator = super::organizations::team_creator(&app, &headers, &f).await?;
     let store = store(&app, Need::Other)?;
     let team_id =
         f.string("team_id")?.flatten().filter(|s| !s.is_empty()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -227,11 +233,6 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
         TeamRecord { team_id: team_id.clone(), created_at: Some(now), updated_at: Some(now), ..Default::default() };
     apply_team_fields(&f, &mut rec)?;
     super::organizations::check_team(store, &rec).await?;
-    if let Some(alias) = &rec.team_alias {
-        if alias_taken(store, alias, None).await? {
-            return Err(bad(format!("Team alias '{alias}' already exists. Use a different team_alias."), "team_alias"));
-        }
-    }
     let mut members = match f.0.get("members_with_roles") {
         Some(v) => parse_members(v, "members_with_roles")?,
         None => Vec::new(),
@@ -243,13 +244,21 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
             }
         }
     }
+    // The creating user becomes an admin of the team unless the request names them, as in
+    // LiteLLM (whose master key is the user `default_user_id`; sluice's names no user).
+    if let Identity::Key(k) = &creator {
+        if let Some(u) = k.record.user_id.as_deref() {
+            if !members.iter().any(|m| m.user_id.as_deref() == Some(u)) {
+                members.push(Member { user_id: Some(u.to_string()), user_email: None, role: "admin".into() });
+            }
+        }
+    }
     db(store.insert_team(&rec).await)?;
     let changed_id = rec.team_id.clone();
     app.access.registry.put_team(rec.clone(), false);
     app.changes.publish(Kind::Team, [changed_id]).await;
     for m in &members {
-        let user_id = resolve(store, m).await?;
-        join_team(&app, store, &team_id, &user_id, m.user_email.as_deref(), &m.role).await?;
+        join_member(&app, store, &team_id, m).await?;
     }
     let mut out = team_json(&app.access.registry, &current(&app, &team_id, rec));
     for (k, v) in &f.0 {
@@ -261,19 +270,15 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
 
 /// `POST /team/update` `{"team_id", ...fields}`.
 pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    authorize(&app, &headers, "/team/update").await?;
+    let caller = authorize(&app, &headers, "/team/update").await?;
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let team_id = f.required("team_id")?;
     let mut rec = existing(store, &team_id).await?;
+    team_admin(&app, &caller, "/team/update", &team_id)?;
     apply_team_fields(&f, &mut rec)?;
     if ["organization_id", "models", "max_budget"].iter().any(|k| f.has(k)) {
         super::organizations::check_team(store, &rec).await?;
-    }
-    if let Some(alias) = &rec.team_alias {
-        if alias_taken(store, alias, Some(&team_id)).await? {
-            return Err(bad(format!("Team alias '{alias}' already exists. Use a different team_alias."), "team_alias"));
-        }
     }
     rec.updated_at = Some(super::now());
     db(store.update_team(&rec).await)?;
@@ -328,20 +333,7 @@ pub async fn info(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
     }
     let filter = KeyFilter { team_id: Some(team_id.clone()), page: 1, size: 0, ..Default::default() };
     let (keys, _) = db(store.list_keys(&filter).await)?;
-    let memberships: Vec<Value> = rec
-        .members_with_roles
-        .iter()
-        .filter_map(|m| m.user_id.as_ref())
-        .map(|u| {
-            serde_json::json!({
-                "user_id": u,
-                "team_id": team_id,
-                "spend": 0.0,
-                "budget_id": null,
-                "litellm_budget_table": null,
-            })
-        })
-        .collect();
+    let memberships = memberships_json(&app, store, &rec).await?;
     Ok(json(serde_json::json!({
         "team_id": team_id,
         "team_info": team_json(registry, &rec),
@@ -417,9 +409,15 @@ pub(crate) async fn remove_teams(app: &App, store: &Store, teams: &[TeamRecord])
             }
         }
     }
+    for team in teams {
+        for m in team.members_with_roles.iter().filter_map(|m| m.user_id.as_deref()) {
+            db(store.delete_team_membership(m, &team.team_id).await)?;
+        }
+    }
     let deleted = db(store.delete_teams(&ids).await)?;
     for id in &deleted {
         app.access.registry.teams.remove(id);
+        app.access.registry.members.remove_team(id);
     }
     app.changes.publish(Kind::Team, deleted.iter().cloned()).await;
     Ok(deleted)
@@ -431,9 +429,7 @@ pub async fn member_add(State(app): State<Arc<App>>, headers: HeaderMap, body: B
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let team_id = f.required("team_id")?;
-    if !caller.all() && !caller.is_team_admin(&app.access.registry, &team_id) {
-        return Err(caller.not_team_admin("/team/member_add", &team_id));
-    }
+    team_admin(&app, &caller, "/team/member_add", &team_id)?;
     let members = match f.0.get("member") {
         Some(v) if !v.is_null() => parse_members(v, "member")?,
         _ => {
@@ -447,19 +443,18 @@ pub async fn member_add(State(app): State<Arc<App>>, headers: HeaderMap, body: B
         }
     };
     let team = existing(store, &team_id).await?;
-    let mut ids = Vec::new();
     for m in &members {
         let user_id = resolve(store, m).await?;
         if team.members_with_roles.iter().any(|x| x.user_id.as_deref() == Some(user_id.as_str())) {
             return Err(bad(
-                format!("User={user_id} already in team={team_id}. Remove them with /team/member_delete first to change their role."),
+                format!("User={user_id} already in team={team_id}. Change their role with /team/member_update."),
                 "member",
             ));
         }
-        ids.push(user_id);
     }
-    for (m, user_id) in members.iter().zip(&ids) {
-        join_team(&app, store, &team_id, user_id, m.user_email.as_deref(), &m.role).await?;
+    let mut ids = Vec::new();
+    for m in &members {
+        ids.push(join_member(&app, store, &team_id, m).await?.0);
     }
     let registry = &app.access.registry;
     let mut out = team_json(registry, &current(&app, &team_id, team));
@@ -478,9 +473,7 @@ pub async fn member_delete(State(app): State<Arc<App>>, headers: HeaderMap, body
     let store = store(&app, Need::Other)?;
     let f = Fields::parse(&body)?;
     let team_id = f.required("team_id")?;
-    if !caller.all() && !caller.is_team_admin(&app.access.registry, &team_id) {
-        return Err(caller.not_team_admin("/team/member_delete", &team_id));
-    }
+    team_admin(&app, &caller, "/team/member_delete", &team_id)?;
     let team = existing(store, &team_id).await?;
     let user_id = match (f.string("user_id")?.flatten(), f.string("user_email")?.flatten()) {
         (Some(id), _) => id,

@@ -186,6 +186,8 @@ pub(crate) async fn proxy_body(
             .param("model"))
         }
     };
+    // A team key's alias for a model (the team's `model_aliases`) names the model from here on.
+    let model = app.access.team_alias(identity, &model).unwrap_or(model);
     // LiteLLM checks this for virtual keys only: the master key and an open proxy skip it.
     if app.enforce_user_param && view.user.is_none() && matches!(identity, sluice_access::Identity::Key(_)) {
         return Err(crate::gate::user_param_missing());
