@@ -193,6 +193,17 @@ const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 11,
+        statements: &[
+            // LiteLLM_Config: settings sections changed through `/config/update` (`config.rs`).
+            "CREATE TABLE sluice_config (
+            param_name TEXT NOT NULL PRIMARY KEY,
+            param_value TEXT,
+            updated_at BIGINT NOT NULL
+        )",
+        ],
+    },
 ];
 
 /// Brings the schema up to the newest version. Replicas starting together are serialised by

@@ -148,12 +148,12 @@ fn f(v: &Value) -> f64 {
 // --- behaviours ---
 
 async fn migrations_are_idempotent(db: &TestDb) {
-    assert_eq!(db.store.schema_version().await.unwrap(), 4);
+    assert_eq!(db.store.schema_version().await.unwrap(), 11);
     db.store.insert_key(&full_key("k1", Some("a"))).await.unwrap();
     if db.reopenable() {
         for _ in 0..2 {
             let again = Store::open(&db.url, 2).await.unwrap();
-            assert_eq!(again.schema_version().await.unwrap(), 4);
+            assert_eq!(again.schema_version().await.unwrap(), 11);
             assert_eq!(again.get_key("k1").await.unwrap().unwrap(), full_key("k1", Some("a")));
         }
     }
@@ -884,6 +884,7 @@ on_every_backend!(
     list_keys_pages,
     responses_round_trip_owned_and_bounded,
     budget_round_trip_update_delete,
+    config_params_round_trip,
 );
 
 async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
@@ -1128,4 +1129,22 @@ async fn budget_round_trip_update_delete(db: &TestDb) {
     assert_eq!(s.delete_budgets(&["b2".into(), "b9".into()]).await.unwrap(), ["b2"]);
     let left: Vec<String> = s.all_budgets().await.unwrap().into_iter().map(|b| b.budget_id).collect();
     assert_eq!(left, ["b1"]);
+}
+
+async fn config_params_round_trip(db: &TestDb) {
+    let s = &db.store;
+    assert!(s.config_params().await.unwrap().is_empty());
+    let router = json!({"num_retries": 4, "fallbacks": [{"gpt-4o": ["claude"]}], "timeout": 12.5});
+    s.put_config_param("router_settings", &router).await.unwrap();
+    s.put_config_param("litellm_settings", &json!({"drop_params": true})).await.unwrap();
+    let all = s.config_params().await.unwrap();
+    let names: Vec<&str> = all.iter().map(|p| p.param_name.as_str()).collect();
+    assert_eq!(names, ["litellm_settings", "router_settings"]);
+    assert_eq!(all[1].param_value, router);
+    assert!(all[1].updated_at.timestamp_millis() > 0);
+    // A second write replaces the section whole.
+    s.put_config_param("router_settings", &json!({"num_retries": 1})).await.unwrap();
+    let all = s.config_params().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].param_value, json!({"num_retries": 1}));
 }
