@@ -413,7 +413,11 @@ impl Access {
             let shared = t.record.max_budget.and_then(|_| self.shared_spend(&t.live, "team", &t.record.team_id));
             let who = t.record.team_id.clone();
             hold_budget(adm, &t.live, t.record.max_budget, Reached::AtMax, shared, move |s, b| {
-                format!("Budget has been exceeded! Team={who} Current cost: {}, Max budget: {}", py_float(s), py_float(b))
+                format!(
+                    "Budget has been exceeded! Team={who} Current cost: {}, Max budget: {}",
+                    py_float(s),
+                    py_float(b)
+                )
             })?;
         }
         key_expired(k)?;

@@ -19,7 +19,7 @@
 //! in which every deployment that did not change keeps its live health.
 
 use crate::app::App;
-use crate::config::{Config, Env};
+use crate::config::Env;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sluice_state::remote::{redis, Remote};
@@ -44,6 +44,8 @@ pub enum Kind {
     Team,
     /// A model stored in the database (`model_id`).
     Model,
+    /// Settings sections stored by `/config/update` (`router_settings`, ...).
+    Config,
 }
 
 /// One notice on the channel.
@@ -148,7 +150,6 @@ fn channel(remote: &Remote) -> String {
 /// What the two tasks of one replica share.
 struct Follower {
     app: Weak<App>,
-    config: Config,
     env: Env,
     /// Whether notices are arriving: the subscription is up ([`Changes::following`]).
     subscribed: Arc<AtomicBool>,
@@ -162,11 +163,11 @@ struct Follower {
 
 /// Starts following changes made by other replicas: the subscriber (with `remote`) and the
 /// database poll (always). Call once, after [`App::start`] built the app; [`App::start_with`]
-/// does. The tasks end when the app is dropped.
-pub fn spawn(app: &Arc<App>, config: &Config, env: &Env, remote: Option<Arc<Remote>>) {
+/// does. The tasks end when the app is dropped. Models are routed with the config as
+/// `/config/update` left it ([`crate::manage::LiveSettings`]).
+pub fn spawn(app: &Arc<App>, env: &Env, remote: Option<Arc<Remote>>) {
     let follower = Arc::new(Follower {
         app: Arc::downgrade(app),
-        config: config.clone(),
         env: env.clone(),
         subscribed: app.changes.following.clone(),
         mark: std::sync::Mutex::new(None),
@@ -292,6 +293,7 @@ impl Follower {
                     }
                 }
                 Kind::Model => self.sync_models(app).await?,
+                Kind::Config => crate::manage::reload_settings(app).await?,
             }
             Ok(())
         }
@@ -325,9 +327,12 @@ impl Follower {
         if let Err(e) = self.sync_models(app).await {
             tracing::debug!("could not re-read stored models from the database: {e}");
         }
+        if let Err(e) = crate::manage::reload_settings(app).await {
+            tracing::debug!("could not re-read the stored settings from the database: {e}");
+        }
     }
 
-    /// Re-reads keys, users, teams and stored models.
+    /// Re-reads keys, users, teams, stored models and stored settings.
     async fn resync(&self, app: &App) {
         let mark = match app.access.store() {
             Some(store) => store.change_mark().await.ok(),
@@ -339,6 +344,9 @@ impl Follower {
         }
         if let Err(e) = self.sync_models(app).await {
             tracing::debug!("could not re-read stored models from the database: {e}");
+        }
+        if let Err(e) = crate::manage::reload_settings(app).await {
+            tracing::debug!("could not re-read the stored settings from the database: {e}");
         }
     }
 
@@ -366,7 +374,7 @@ impl Follower {
         };
         if last.is_none() || !changed.is_empty() {
             let specs = crate::manage::deployments_from_db(&models, &self.env);
-            app.reroute(&self.config, &self.env, &specs, &changed);
+            app.reroute(&app.live_settings.current(), &self.env, &specs, &changed);
             if last.is_some() {
                 tracing::info!(models = changed.len(), "stored models changed; routing them from now on");
             }

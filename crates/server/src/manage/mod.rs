@@ -7,6 +7,8 @@
 //! Every write goes to the store first and then into the in-memory registry, so it takes effect
 //! on this replica at once, and is announced to the other replicas ([`crate::live`]).
 
+mod callbacks;
+mod config;
 mod keys;
 mod models;
 mod spend;
@@ -15,6 +17,7 @@ mod users;
 
 /// What the rest of the server uses: the routes, `/model/info` (also served under `/v1`), the
 /// models added through the API as deployments at start, and the redaction of store errors.
+pub(crate) use config::{at_start as config_at_start, reload as reload_settings, LiveSettings};
 pub(crate) use models::{deployments_from_db, model_info};
 
 use crate::app::App;
@@ -68,6 +71,12 @@ pub fn routes() -> crate::openapi::Routes {
         .route("/model/delete", post(models::delete))
         .route("/model/update", post(models::update))
         .route("/model/{model_id}/update", axum::routing::patch(models::patch))
+        // Config and callback views, key health (issue #21).
+        .route("/config/update", post(config::update))
+        .route("/active/callbacks", get(callbacks::active))
+        .route("/settings", get(callbacks::active))
+        .route("/get/config/callbacks", get(callbacks::config_callbacks))
+        .route("/key/health", post(callbacks::key_health).get(callbacks::key_health))
 }
 
 // --- who may call ---
