@@ -164,6 +164,25 @@ def test_num_retries_applies_at_once(cg):
     assert r.headers.get("x-litellm-attempted-retries", "0") == "0", dict(r.headers)
 
 
+def test_an_update_reaches_another_replica_within_seconds(cg):
+    other = start_gateway(cg.log_dir, f"config-{cg.backend}-other", config_yaml(cg.mock.url, cg.database_url))
+    try:
+        assert chat(other, MASTER_KEY, model="broken").status_code == 503
+        r = cg.call("POST", "/config/update", json={"router_settings": {"fallbacks": [{"broken": ["fake-openai-endpoint"]}]}})
+        assert r.status_code == 200, r.text
+        deadline = time.time() + 3
+        while chat(other, MASTER_KEY, model="broken").status_code != 200:
+            assert time.time() < deadline, "the other replica did not take the fallback within 3 s"
+            time.sleep(0.2)
+        assert cg.call("POST", "/config/update", json={"router_settings": {"fallbacks": None}}).status_code == 200
+        deadline = time.time() + 3
+        while chat(other, MASTER_KEY, model="broken").status_code != 503:
+            assert time.time() < deadline, "the other replica kept the removed fallback for 3 s"
+            time.sleep(0.2)
+    finally:
+        other.stop()
+
+
 @pytest.mark.parametrize(
     "body, param, words",
     [

@@ -1,6 +1,6 @@
 //! Live changes on every replica: what the management API changes on one replica (keys, users,
-//! teams, models stored with `store_model_in_db`) reaches the others within a second, without a
-//! restart.
+//! teams, and with `store_model_in_db` models and `/config/update`'s settings) reaches the others
+//! within a second, without a restart.
 //!
 //! The replica that made a change publishes a small notice — what kind, which ids, who sent it —
 //! on the Redis channel `prefix + "changes"` after the database took the write. Every replica
@@ -10,7 +10,7 @@
 //! The database is the fallback: while Redis is absent, down (the breaker open) or the
 //! subscription is not up, each replica polls it every [`POLL_DEGRADED`] — a few counts
 //! ([`Store::change_mark`](sluice_store::Store::change_mark)), and all keys, users and teams
-//! only when those moved; the stored models (a small table) each time. While notices arrive it
+//! only when those moved; the stored models and settings (small tables) each time. While notices arrive it
 //! polls the same way every [`POLL_HEALTHY`], for a notice lost on the way; and each time the
 //! subscription comes up it re-reads everything once (pub/sub keeps nothing for a subscriber
 //! that was away).
@@ -374,7 +374,7 @@ impl Follower {
         };
         if last.is_none() || !changed.is_empty() {
             let specs = crate::manage::deployments_from_db(&models, &self.env);
-            app.reroute(&app.live_settings.current(), &self.env, &specs, &changed);
+            app.live_settings.route_models(app, specs, &changed);
             if last.is_some() {
                 tracing::info!(models = changed.len(), "stored models changed; routing them from now on");
             }

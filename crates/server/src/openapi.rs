@@ -247,6 +247,12 @@ pub static OPERATIONS: &[Operation] = &[
         method: "patch",
         ..admin_post("/model/{model_id}/update", "Models", "ModelUpdate", "Change a stored deployment's fields")
     },
+    admin_post("/config/update", "Config", "ConfigUpdate", "Change settings without a restart (store_model_in_db)"),
+    get_with("/active/callbacks", "Config", Auth::Admin, &[], "The callbacks the config names, and those sluice runs"),
+    get_with("/settings", "Config", Auth::Admin, &[], "As /active/callbacks (its older name)"),
+    get_with("/get/config/callbacks", "Config", Auth::Admin, &[], "Callbacks and alerts with the variables they read"),
+    op("post", "/key/health", "Keys", Auth::Key, "The calling key's health (its logging callbacks)"),
+    op("get", "/key/health", "Keys", Auth::Key, "As POST /key/health"),
     relayed("get", "/openai/{*endpoint}", OPENAI_RELAY),
     relayed("post", "/openai/{*endpoint}", OPENAI_RELAY),
     relayed("put", "/openai/{*endpoint}", OPENAI_RELAY),
@@ -554,6 +560,16 @@ fn schemas() -> Value {
             },
         },
         "ModelRef": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+        "ConfigUpdate": {
+            "type": "object",
+            "description": "Each section is merged key by key into the stored one; null removes a key",
+            "properties": {
+                "router_settings": {"type": "object"},
+                "litellm_settings": {"type": "object"},
+                "general_settings": {"type": "object"},
+                "environment_variables": {"type": "object"},
+            },
+        },
         "ModelUpdate": {
             "type": "object",
             "description": "The fields to change; litellm_params and model_info are merged key by key",

@@ -21,7 +21,7 @@
 
 use super::{admin, bad, db, json, store, Fields, Need, Result};
 use crate::app::App;
-use crate::config::{Config, Env};
+use crate::config::{Config, DeploymentSpec, Env};
 use crate::live::Kind;
 use arc_swap::ArcSwap;
 use axum::extract::State;
@@ -93,6 +93,10 @@ pub struct LiveSettings {
     applied: std::sync::Mutex<Vec<(String, Value)>>,
     /// One reload at a time, so an older read never replaces a newer one.
     reloading: tokio::sync::Mutex<()>,
+    /// The stored models the router was last built with (`None`: not yet re-read since start).
+    /// Its lock is held across every swap of the router, so a swap for new settings and one for
+    /// changed models never interleave: the last one always has the newest of both.
+    routed: std::sync::Mutex<Option<Vec<DeploymentSpec>>>,
 }
 
 impl LiveSettings {
@@ -103,6 +107,7 @@ impl LiveSettings {
             env: env.clone(),
             applied: Default::default(),
             reloading: Default::default(),
+            routed: Default::default(),
         }
     }
 
@@ -120,6 +125,32 @@ impl LiveSettings {
         self.file.store(Arc::new(file));
         self.current.store(Arc::new(current));
         *self.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
+    }
+}
+
+impl LiveSettings {
+    /// Routes `stored` (the models stored in the database) with the current settings
+    /// ([`App::reroute`]): what [`crate::live`] does when stored models change.
+    pub(crate) fn route_models(&self, app: &App, stored: Vec<DeploymentSpec>, changed: &HashSet<String>) {
+        let mut routed = self.routed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        app.reroute(&self.current(), &self.env, &stored, changed);
+        *routed = Some(stored);
+    }
+
+    /// Routes with `config` from now on, the stored models as last routed (`read`, the ones in
+    /// the database, until they have been). Deployments are rebuilt only when a setting built
+    /// into them changed.
+    fn route_settings(&self, app: &App, config: Config, read: Vec<DeploymentSpec>) {
+        let mut routed = self.routed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stored = routed.clone().unwrap_or(read);
+        let changed: HashSet<String> = if built_in(&self.current()) != built_in(&config) {
+            config.deployments.iter().chain(&stored).map(|d| d.id.clone()).collect()
+        } else {
+            HashSet::new()
+        };
+        app.reroute(&config, &self.env, &stored, &changed);
+        self.current.store(Arc::new(config));
+        *routed = Some(stored);
     }
 }
 
@@ -172,16 +203,7 @@ pub(crate) async fn reload(app: &App) -> std::result::Result<(), StoreError> {
         }
     };
     let models = store.all_models().await?;
-    let old = live.current();
-    let specs = super::deployments_from_db(&models, &live.env);
-    // Deployments are rebuilt only when a setting built into them changed.
-    let changed: HashSet<String> = if built_in(&old) != built_in(&config) {
-        config.deployments.iter().chain(&specs).map(|d| d.id.clone()).collect()
-    } else {
-        HashSet::new()
-    };
-    app.reroute(&config, &live.env, &specs, &changed);
-    live.current.store(Arc::new(config));
+    live.route_settings(app, config, super::deployments_from_db(&models, &live.env));
     *live.applied.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
     tracing::info!("settings changed through /config/update now apply");
     Ok(())
@@ -289,4 +311,71 @@ pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
         app.changes.publish(Kind::Config, touched.iter().map(|s| s.to_string())).await;
     }
     Ok(json(serde_json::json!({"message": "Config updated successfully"})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const FILE: &str = "
+model_list:
+  - model_name: a
+    litellm_params: {model: openai/a, api_key: x}
+litellm_settings:
+  num_retries: 5
+  drop_params: true
+router_settings:
+  routing_strategy: least-busy
+  num_retries: 1
+";
+
+    fn file() -> Config {
+        Config::from_yaml_str(FILE, Env::fixed([])).unwrap()
+    }
+
+    #[test]
+    fn stored_sections_merge_over_the_files_key_by_key() {
+        let router = json!({"num_retries": 3, "fallbacks": [{"a": ["b"]}]});
+        let c = file().with_sections([("router_settings", &router)]).unwrap();
+        assert_eq!(c.router.routing.num_retries, 3);
+        assert_eq!(c.router.routing.fallbacks, vec![("a".to_string(), vec!["b".to_string()])]);
+        // Keys the section does not name keep the file's values.
+        assert_eq!(c.router.routing.strategy.name(), "least-busy");
+        assert!(c.litellm.drop_params);
+        // The file's own document is left as it was.
+        assert_eq!(file().router.routing.num_retries, 1);
+    }
+
+    #[test]
+    fn stored_values_are_bounded_as_in_the_file() {
+        for bad in [json!({"num_retries": -1}), json!({"timeout": 1e300}), json!({"routing_strategy": "fastest"})] {
+            let e = file().with_sections([("router_settings", &bad)]).unwrap_err().to_string();
+            assert!(e.contains("router_settings."), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn only_settings_applied_live_are_taken() {
+        assert_eq!(refusal("router_settings", "num_retries"), None);
+        assert_eq!(refusal("litellm_settings", "drop_params"), None);
+        for (section, key, words) in [
+            ("router_settings", "redis_host", "Redis connection is made at start"),
+            ("litellm_settings", "max_budget", "without a restart"),
+            ("litellm_settings", "made_up", "without a restart"),
+            ("general_settings", "master_key", "read at start"),
+        ] {
+            let why = refusal(section, key).unwrap_or_default();
+            assert!(why.starts_with(&format!("{section}.{key} ")) && why.contains(words), "{why}");
+        }
+    }
+
+    #[test]
+    fn a_setting_built_into_deployments_rebuilds_them() {
+        let c = file();
+        let timeout = json!({"timeout": 30});
+        assert_ne!(built_in(&c), built_in(&c.with_sections([("router_settings", &timeout)]).unwrap()));
+        let retries = json!({"num_retries": 2});
+        assert_eq!(built_in(&c), built_in(&c.with_sections([("router_settings", &retries)]).unwrap()));
+    }
 }
