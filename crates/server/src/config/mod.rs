@@ -58,7 +58,25 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// The document as read (includes followed): what `/config/update`'s sections are merged
     /// over ([`Config::with_sections`]) and what the callback views list.
-    pub source: Mapping,
+    pub source: Source,
+}
+
+/// The config document as written. It holds secrets (`master_key`, `api_key`s), so its `Debug`
+/// shows none of it.
+#[derive(Clone, Default)]
+pub struct Source(pub Mapping);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Source({} sections, not shown)", self.0.len())
+    }
+}
+
+impl std::ops::Deref for Source {
+    type Target = Mapping;
+    fn deref(&self) -> &Mapping {
+        &self.0
+    }
 }
 
 use error::err;
@@ -91,7 +109,7 @@ impl Config {
         &self,
         sections: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>,
     ) -> Result<Config, ConfigError> {
-        let mut root = self.source.clone();
+        let mut root = self.source.0.clone();
         for (name, settings) in sections {
             let over = serde_yaml_ng::to_value(settings)
                 .map_err(|e| ConfigError::Document(format!("{name}: cannot be read as settings ({e})")))?;
@@ -207,7 +225,7 @@ impl Config {
             ignored,
             refused,
             warnings,
-            source: root,
+            source: Source(root),
         })
     }
 

@@ -322,6 +322,8 @@ mod tests {
 model_list:
   - model_name: a
     litellm_params: {model: openai/a, api_key: x}
+general_settings:
+  master_key: sk-the-master-secret
 litellm_settings:
   num_retries: 5
   drop_params: true
@@ -345,6 +347,13 @@ router_settings:
         assert!(c.litellm.drop_params);
         // The file's own document is left as it was.
         assert_eq!(file().router.routing.num_retries, 1);
+    }
+
+    #[test]
+    fn the_document_kept_for_merging_never_shows_its_secrets() {
+        let c = file();
+        assert!(c.source.get("general_settings").is_some());
+        assert!(!format!("{c:?}").contains("sk-the-master-secret"));
     }
 
     #[test]
