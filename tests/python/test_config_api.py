@@ -191,9 +191,9 @@ def test_an_update_reaches_another_replica_within_seconds(cg):
         ({"litellm_settings": {"no_such_setting": 1}}, "litellm_settings.no_such_setting", "without a restart"),
         ({"general_settings": {"master_key": "sk-new"}}, "general_settings.master_key", "restart"),
         ({"environment_variables": {ENV_NAME: "x"}}, "environment_variables", "environment"),
-        ({"router_settings": {"num_retries": -1}}, "body", "num_retries"),
-        ({"router_settings": {"routing_strategy": "fastest"}}, "body", "routing_strategy"),
-        ({"router_settings": {"timeout": 1e300}}, "body", "timeout"),
+        ({"router_settings": {"num_retries": -1}}, "router_settings.num_retries", "whole number"),
+        ({"router_settings": {"routing_strategy": "fastest"}}, "router_settings.routing_strategy", "unknown strategy"),
+        ({"router_settings": {"timeout": 1e300}}, "router_settings.timeout", "at most"),
         ({"cache_settings": {}}, "cache_settings", "not a section"),
     ],
 )

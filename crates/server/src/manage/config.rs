@@ -299,7 +299,7 @@ pub async fn update(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     // Checked whole, as at start, before anything is stored.
     let file = app.live_settings.file.load_full();
     if let Err(e) = file.with_sections(stored.iter().map(|(k, v)| (k.as_str(), v))) {
-        return Err(bad(format!("The settings were not changed: {e}"), "body"));
+        return Err(bad(format!("The settings were not changed: {e}"), e.path().unwrap_or("body")));
     }
     for section in &touched {
         if let Some(v) = stored.get(*section) {
