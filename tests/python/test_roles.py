@@ -289,6 +289,12 @@ MATRIX: list[Row] = [
     Row("GET", "/organization/list", lambda w: ("/organization/list", {}), "AAAAAAA"),
     Row("GET", "/organization/info", lambda w: ("/organization/info", {"params": {"organization_id": w.org()}}), "AAARRRR"),
     Row("POST", "/organization/info", lambda w: ("/organization/info", {"json": {"organizations": [w.org()]}}), "AAARRRR"),
+    Row("POST", "/config/update", lambda w: ("/config/update", {"json": {"router_settings": {"num_retries": 0}}}), "AAVRRRR"),
+    Row("GET", "/active/callbacks", lambda w: ("/active/callbacks", {}), "AAARRRR"),
+    Row("GET", "/settings", lambda w: ("/settings", {}), "AAARRRR"),
+    Row("GET", "/get/config/callbacks", lambda w: ("/get/config/callbacks", {}), "AAARRRR"),
+    Row("POST", "/key/health", lambda w: ("/key/health", {}), "AAAAAAA"),
+    Row("GET", "/key/health", lambda w: ("/key/health", {}), "AAAAAAA"),
     Row("POST", "/budget/new", lambda w: ("/budget/new", {"json": {"budget_id": uid("b"), "max_budget": 5}}), "AAVRRRR"),
     Row("POST", "/budget/update", lambda w: ("/budget/update", {"json": {"budget_id": w.budget(), "max_budget": 6}}), "AAVRRRR"),
     Row("POST", "/budget/delete", lambda w: ("/budget/delete", {"json": {"id": w.budget()}}), "AAVRRRR"),
@@ -358,6 +364,10 @@ MANAGEMENT_PREFIXES = (
     "/end_user/",
     "/customer/",
     "/organization/",
+    "/config/",
+    "/active/",
+    "/get/",
+    "/settings",
 )
 
 

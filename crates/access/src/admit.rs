@@ -59,6 +59,45 @@ fn model_denied(object: &str, kind: &str, models: &[String], model: &str) -> Api
     .param("model")
 }
 
+/// A number as Python's `str(float)` writes it (`0.0`, `3.7e-05`, `1e+16`), so budget messages
+/// read exactly as LiteLLM's: the shortest digits that read back to `x`, in fixed notation for
+/// exponents from -4 to 15 (always with a fraction), else scientific with a signed two-digit
+/// exponent.
+pub(crate) fn py_float(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's `{:e}` gives the same shortest round-trip digits Python's repr uses.
+    let text = format!("{x:e}");
+    let (mantissa, exp) = match text.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (text.as_str(), 0),
+    };
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    if (-4..16).contains(&exp) {
+        if exp < 0 {
+            return format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize));
+        }
+        let whole = exp as usize + 1;
+        if digits.len() <= whole {
+            format!("{sign}{digits}{}.0", "0".repeat(whole - digits.len()))
+        } else {
+            format!("{sign}{}.{}", &digits[..whole], &digits[whole..])
+        }
+    } else {
+        let (first, rest) = digits.split_at(1.min(digits.len()));
+        let mantissa = if rest.is_empty() { first.to_string() } else { format!("{first}.{rest}") };
+        format!("{sign}{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs())
+    }
+}
+
 pub(crate) fn budget_exceeded(message: String) -> ApiError {
     ApiError::new(400, message).kind("budget_exceeded")
 }
@@ -315,7 +354,7 @@ impl Access {
             let shared = max.and_then(|_| self.shared_spend(&e.live, "end_user", id));
             let who = id.to_string();
             hold_budget(&mut adm, &e.live, max, Reached::AtMax, shared, move |s, b| {
-                format!("ExceededBudget: End User={who} over budget. Spend={s}, Budget={b}")
+                format!("ExceededBudget: End User={who} over budget. Spend={}, Budget={}", py_float(s), py_float(b))
             })?;
             if limits.rate_limited() {
                 rates = Some(super::end_users::EndUserRates { id: id.to_string(), live: e.live.clone(), limits });
@@ -351,7 +390,7 @@ impl Access {
         if let Some(g) = &self.global_budget {
             let shared = self.shared_spend(&g.live, "user", super::PROXY_BUDGET_ID);
             hold_budget(adm, &g.live, Some(g.max_budget), Reached::PastMax, shared, |s, b| {
-                format!("Budget has been exceeded! Current cost: {s}, Max budget: {b}")
+                format!("Budget has been exceeded! Current cost: {}, Max budget: {}", py_float(s), py_float(b))
             })?;
         }
         if let Some((limit, in_flight)) = &self.global_parallel {
@@ -408,14 +447,18 @@ impl Access {
             let shared = u.record.max_budget.and_then(|_| self.shared_spend(&u.live, "user", &u.record.user_id));
             let who = u.record.user_id.clone();
             hold_budget(adm, &u.live, u.record.max_budget, Reached::AtMax, shared, move |s, b| {
-                format!("ExceededBudget: User={who} over budget. Spend={s}, Budget={b}")
+                format!("ExceededBudget: User={who} over budget. Spend={}, Budget={}", py_float(s), py_float(b))
             })?;
         }
         if let Some(t) = &team {
             let shared = t.record.max_budget.and_then(|_| self.shared_spend(&t.live, "team", &t.record.team_id));
             let who = t.record.team_id.clone();
             hold_budget(adm, &t.live, t.record.max_budget, Reached::AtMax, shared, move |s, b| {
-                format!("Budget has been exceeded! Team={who} Current cost: {s}, Max budget: {b}")
+                format!(
+                    "Budget has been exceeded! Team={who} Current cost: {}, Max budget: {}",
+                    py_float(s),
+                    py_float(b)
+                )
             })?;
             // The member's budget in the team (`max_budget_in_team`); its spend is counted
             // whether or not it has one, as LiteLLM keeps it on the membership.
@@ -454,14 +497,16 @@ impl Access {
         key_expired(k)?;
         let shared = k.max_budget.and_then(|_| self.shared_spend(&key.live, "key", &k.token));
         hold_budget(adm, &key.live, k.max_budget, Reached::AtMax, shared, |s, b| {
-            format!("Budget has been exceeded! Current cost: {s}, Max budget: {b}")
+            format!("Budget has been exceeded! Current cost: {}, Max budget: {}", py_float(s), py_float(b))
         })?;
         if let Some(max) = k.model_max_budget.get(model).and_then(model_budget) {
             let (token, alias, m) =
                 (k.token.clone(), k.key_alias.clone().unwrap_or_else(|| "None".into()), model.to_string());
             let message = move |spent: f64, max: f64| {
                 format!(
-                    "LiteLLM Virtual Key: {token}, key_alias: {alias}, exceeded budget for model={m}. Current cost: {spent}, Max budget: {max}"
+                    "LiteLLM Virtual Key: {token}, key_alias: {alias}, exceeded budget for model={m}. Current cost: {}, Max budget: {}",
+                    py_float(spent),
+                    py_float(max)
                 )
             };
             let spent = key.live.ledger.model_spend(model);
@@ -663,7 +708,7 @@ mod tests {
         let third = admit(0.4).await.unwrap();
         let e = admit(0.4).await.err().unwrap();
         assert_eq!((e.status, e.kind.as_deref()), (429, Some("budget_exceeded")), "{}", e.message);
-        assert!(e.message.starts_with("Budget has been exceeded! Current cost: 0, Max budget: 1"), "{}", e.message);
+        assert!(e.message.starts_with("Budget has been exceeded! Current cost: 0.0, Max budget: 1.0"), "{}", e.message);
         // A refused request holds nothing; one that ends gives its place back.
         drop(third);
         let _fourth = admit(0.4).await.unwrap();
@@ -737,6 +782,29 @@ mod tests {
         assert_eq!(e.message, "Budget has been exceeded! Organization=o Current cost: 1, Max budget: 1");
         let other = a.admit_estimated(&outside, "m", None, 0.0).await.unwrap();
         assert!(other.organization.is_none());
+    }
+
+    #[test]
+    fn numbers_in_budget_messages_read_as_python_writes_them() {
+        for (x, python) in [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (2.5, "2.5"),
+            (100.0, "100.0"),
+            (0.1, "0.1"),
+            (0.0001, "0.0001"),
+            (3.7e-05, "3.7e-05"),
+            (2e-7, "2e-07"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (123456789012345.6, "123456789012345.6"),
+            (-0.00042, "-0.00042"),
+            (0.30000000000000004, "0.30000000000000004"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(py_float(x), python, "{x:e}");
+        }
     }
 
     #[test]

@@ -246,6 +246,12 @@ impl<T> Router<T> {
         Router::assemble(members, self.settings.clone(), self.clock)
     }
 
+    /// [`Router::rebuilt`] with other settings (retries, fallbacks, strategy, cooldowns changed
+    /// through `/config/update`): kept deployments keep their live health.
+    pub fn rebuilt_with(&self, members: Vec<Member<T>>, settings: Settings) -> Router<T> {
+        Router::assemble(members, settings, self.clock)
+    }
+
     fn assemble(members: Vec<Member<T>>, settings: Settings, clock: Clock) -> Self {
         let mut names = Vec::new();
         let mut groups_of: HashMap<String, Vec<Arc<Deployment<T>>>> = HashMap::new();

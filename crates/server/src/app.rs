@@ -107,6 +107,8 @@ pub struct App {
     windows: std::sync::OnceLock<Arc<sluice_state::WindowSharing>>,
     /// Responses API answers on their way into the database (`proxy::responses`).
     pub responses: Arc<crate::proxy::responses::Pending>,
+    /// The config as `/config/update` has changed it (`manage::config`).
+    pub live_settings: crate::manage::LiveSettings,
 }
 
 impl App {
@@ -219,8 +221,7 @@ impl App {
             client_body_timeout: seconds(config.sluice.client_body_timeout, 60.0),
             callbacks: config.litellm.callbacks.clone(),
             metrics,
-            store_model_in_db: config.general.store_model_in_db
-                || env.get("STORE_MODEL_IN_DB").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            store_model_in_db: store_model_in_db(config, env),
             gate: crate::gate::Gate::new(&config.general),
             enforce_user_param: config.general.enforce_user_param,
             require_auth_for_metrics: config.general.require_auth_for_metrics
@@ -237,6 +238,7 @@ impl App {
             windows: std::sync::OnceLock::new(),
             pass_through,
             responses: Default::default(),
+            live_settings: crate::manage::LiveSettings::new(config, env),
         });
         app.access.access_groups.store(Arc::new(access_groups(config.deployments.iter())));
         Ok(app)
@@ -280,7 +282,7 @@ impl App {
                 ),
             }
         }
-        let router = old.rebuilt(members);
+        let router = old.rebuilt_with(members, config.router.routing.clone());
         self.share_router(&router);
         self.access.access_groups.store(Arc::new(access_groups(config.deployments.iter().chain(stored))));
         self.models_json.store(Arc::new(crate::info::render_models(&crate::info::model_names(&router, false))));
@@ -305,7 +307,7 @@ impl App {
     /// as the fallback; see [`crate::live`]). `None`: the database poll alone carries them.
     pub async fn start_with(config: &Config, env: &Env, remote: Option<Arc<Remote>>) -> Result<Arc<App>, String> {
         let app = App::start_alone(config, env, remote.clone()).await?;
-        crate::live::spawn(&app, config, env, remote);
+        crate::live::spawn(&app, env, remote);
         Ok(app)
     }
 
@@ -343,9 +345,20 @@ impl App {
                 None
             }
         };
+        // Settings stored by `/config/update` go over the file's, as LiteLLM reads them: only
+        // with store_model_in_db.
+        let file = config;
+        let mut stored_settings = Vec::new();
+        let mut config = std::borrow::Cow::Borrowed(config);
+        if let Some(store) = store.as_ref().filter(|_| store_model_in_db(file, env)) {
+            if let Some((merged, stored)) = crate::manage::config_at_start(store, file).await {
+                config = std::borrow::Cow::Owned(merged);
+                stored_settings = stored;
+            }
+        }
+        let effective = config.clone().into_owned();
         // Deployments added through `/model/new` (store_model_in_db) join the config's.
         let from_config = config.deployments.len();
-        let mut config = std::borrow::Cow::Borrowed(config);
         if let Some(store) = store.as_ref().filter(|_| config.general.store_model_in_db) {
             match store.all_models().await {
                 Ok(models) if !models.is_empty() => {
@@ -358,6 +371,7 @@ impl App {
             }
         }
         let app = App::build(&config, env, from_config, remote)?;
+        app.live_settings.started(file.clone(), effective, stored_settings);
         if let Some(remote) = &app.remote {
             let windows = sluice_state::remote::window::WindowSharing::new(remote.clone());
             windows.spawn();
@@ -437,6 +451,12 @@ fn access_groups<'a>(specs: impl Iterator<Item = &'a DeploymentSpec>) -> sluice_
     sluice_access::groups::AccessGroups::new(
         specs.flat_map(|s| s.access_groups.iter().map(|g| (g.as_str(), s.model_name.as_str()))),
     )
+}
+
+/// `general_settings.store_model_in_db`, or `STORE_MODEL_IN_DB=True`.
+fn store_model_in_db(config: &Config, env: &Env) -> bool {
+    config.general.store_model_in_db
+        || env.get("STORE_MODEL_IN_DB").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 /// How long [`App::shutdown`] waits for the database to take the last spend.

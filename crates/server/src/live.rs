@@ -1,6 +1,6 @@
 //! Live changes on every replica: what the management API changes on one replica (keys, users,
-//! teams, models stored with `store_model_in_db`) reaches the others within a second, without a
-//! restart.
+//! teams, and with `store_model_in_db` models and `/config/update`'s settings) reaches the others
+//! within a second, without a restart.
 //!
 //! The replica that made a change publishes a small notice — what kind, which ids, who sent it —
 //! on the Redis channel `prefix + "changes"` after the database took the write. Every replica
@@ -10,7 +10,7 @@
 //! The database is the fallback: while Redis is absent, down (the breaker open) or the
 //! subscription is not up, each replica polls it every [`POLL_DEGRADED`] — a few counts
 //! ([`Store::change_mark`](sluice_store::Store::change_mark)), and all keys, users and teams
-//! only when those moved; the stored models (a small table) each time. While notices arrive it
+//! only when those moved; the stored models and settings (small tables) each time. While notices arrive it
 //! polls the same way every [`POLL_HEALTHY`], for a notice lost on the way; and each time the
 //! subscription comes up it re-reads everything once (pub/sub keeps nothing for a subscriber
 //! that was away).
@@ -19,7 +19,7 @@
 //! in which every deployment that did not change keeps its live health.
 
 use crate::app::App;
-use crate::config::{Config, Env};
+use crate::config::Env;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sluice_state::remote::{redis, Remote};
@@ -50,6 +50,8 @@ pub enum Kind {
     Budget,
     /// An organization (`organization_id`), read again with its budget.
     Organization,
+    /// Settings sections stored by `/config/update` (`router_settings`, ...).
+    Config,
 }
 
 /// One notice on the channel.
@@ -154,7 +156,6 @@ fn channel(remote: &Remote) -> String {
 /// What the two tasks of one replica share.
 struct Follower {
     app: Weak<App>,
-    config: Config,
     env: Env,
     /// Whether notices are arriving: the subscription is up ([`Changes::following`]).
     subscribed: Arc<AtomicBool>,
@@ -168,11 +169,11 @@ struct Follower {
 
 /// Starts following changes made by other replicas: the subscriber (with `remote`) and the
 /// database poll (always). Call once, after [`App::start`] built the app; [`App::start_with`]
-/// does. The tasks end when the app is dropped.
-pub fn spawn(app: &Arc<App>, config: &Config, env: &Env, remote: Option<Arc<Remote>>) {
+/// does. The tasks end when the app is dropped. Models are routed with the config as
+/// `/config/update` left it ([`crate::manage::LiveSettings`]).
+pub fn spawn(app: &Arc<App>, env: &Env, remote: Option<Arc<Remote>>) {
     let follower = Arc::new(Follower {
         app: Arc::downgrade(app),
-        config: config.clone(),
         env: env.clone(),
         subscribed: app.changes.following.clone(),
         mark: std::sync::Mutex::new(None),
@@ -325,6 +326,7 @@ impl Follower {
                         app.access.reload_organization(id).await?;
                     }
                 }
+                Kind::Config => crate::manage::reload_settings(app).await?,
             }
             Ok(())
         }
@@ -358,9 +360,12 @@ impl Follower {
         if let Err(e) = self.sync_models(app).await {
             tracing::debug!("could not re-read stored models from the database: {e}");
         }
+        if let Err(e) = crate::manage::reload_settings(app).await {
+            tracing::debug!("could not re-read the stored settings from the database: {e}");
+        }
     }
 
-    /// Re-reads keys, users, teams and stored models.
+    /// Re-reads keys, users, teams, stored models and stored settings.
     async fn resync(&self, app: &App) {
         let mark = match app.access.store() {
             Some(store) => store.change_mark().await.ok(),
@@ -372,6 +377,9 @@ impl Follower {
         }
         if let Err(e) = self.sync_models(app).await {
             tracing::debug!("could not re-read stored models from the database: {e}");
+        }
+        if let Err(e) = crate::manage::reload_settings(app).await {
+            tracing::debug!("could not re-read the stored settings from the database: {e}");
         }
     }
 
@@ -399,7 +407,7 @@ impl Follower {
         };
         if last.is_none() || !changed.is_empty() {
             let specs = crate::manage::deployments_from_db(&models, &self.env);
-            app.reroute(&self.config, &self.env, &specs, &changed);
+            app.live_settings.route_models(app, specs, &changed);
             if last.is_some() {
                 tracing::info!(models = changed.len(), "stored models changed; routing them from now on");
             }

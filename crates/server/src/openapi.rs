@@ -329,6 +329,12 @@ pub static OPERATIONS: &[Operation] = &[
         auth: Auth::Key,
         ..admin_post("/organization/member_delete", "Organizations", "OrganizationMembers", "Remove a member")
     },
+    admin_post("/config/update", "Config", "ConfigUpdate", "Change settings without a restart (store_model_in_db)"),
+    get_with("/active/callbacks", "Config", Auth::Admin, &[], "The callbacks the config names, and those sluice runs"),
+    get_with("/settings", "Config", Auth::Admin, &[], "As /active/callbacks (its older name)"),
+    get_with("/get/config/callbacks", "Config", Auth::Admin, &[], "Callbacks and alerts with the variables they read"),
+    op("post", "/key/health", "Keys", Auth::Key, "The calling key's health (its logging callbacks)"),
+    op("get", "/key/health", "Keys", Auth::Key, "As POST /key/health"),
     relayed("get", "/openai/{*endpoint}", OPENAI_RELAY),
     relayed("post", "/openai/{*endpoint}", OPENAI_RELAY),
     relayed("put", "/openai/{*endpoint}", OPENAI_RELAY),
@@ -671,6 +677,16 @@ fn schemas() -> Value {
         "BudgetRef": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
         "EndUserFields": object("LiteLLM's end-user fields: user_id, alias, blocked, budget_id, allowed_model_region (eu or us), default_model, and budget fields (max_budget, tpm_limit, rpm_limit, max_parallel_requests, budget_duration, model_max_budget)"),
         "ModelRef": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+        "ConfigUpdate": {
+            "type": "object",
+            "description": "Each section is merged key by key into the stored one; null removes a key",
+            "properties": {
+                "router_settings": {"type": "object"},
+                "litellm_settings": {"type": "object"},
+                "general_settings": {"type": "object"},
+                "environment_variables": {"type": "object"},
+            },
+        },
         "ModelUpdate": {
             "type": "object",
             "description": "The fields to change; litellm_params and model_info are merged key by key",

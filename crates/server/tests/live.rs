@@ -352,3 +352,23 @@ async fn a_model_updated_through_a_is_routed_by_a_at_once_and_by_b_within_a_seco
     within(second, "B stops routing it", || async { !routes(&b, "renamed") }).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_changed_through_a_route_on_a_at_once_and_on_b_within_a_second() {
+    let (a, b, dir) = replicas("settings", true).await;
+    let retries = |app: &App| app.router.load().settings.num_retries;
+    let (before_a, before_b) = (retries(&a), retries(&b));
+    let cfg_before = b.router.load().deployments().next().unwrap().clone();
+    let (s, m) = post(&a, "/config/update", MASTER, json!({"router_settings": {"num_retries": 7}})).await;
+    assert_eq!((s, m), (StatusCode::OK, json!({"message": "Config updated successfully"})));
+    assert_eq!(retries(&a), 7, "A routes with its change before answering");
+    within(Duration::from_secs(1), "B routes with the new setting", || async { retries(&b) == 7 }).await;
+    // A setting the router reads keeps the deployments, with their live health.
+    assert!(Arc::ptr_eq(&cfg_before, &b.router.load().deployments().next().unwrap().clone()));
+
+    let (s, _) = post(&a, "/config/update", MASTER, json!({"router_settings": {"num_retries": null}})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(retries(&a), before_a);
+    within(Duration::from_secs(1), "B is back to the file's setting", || async { retries(&b) == before_b }).await;
+    let _ = std::fs::remove_dir_all(dir);
+}

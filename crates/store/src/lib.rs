@@ -10,6 +10,7 @@
 
 mod budgets;
 mod codec;
+mod config;
 mod connect;
 mod end_users;
 mod errors;
@@ -31,6 +32,7 @@ mod team_memberships;
 mod teams;
 mod users;
 
+pub use config::ConfigParam;
 pub use import::{import_litellm_report, ImportReport};
 pub use records::*;
 pub use responses::MAX_RESPONSE_BYTES;
@@ -543,6 +545,16 @@ impl Store {
 
     pub async fn all_models(&self) -> Result<Vec<ModelRecord>> {
         models::all(self).await
+    }
+
+    // --- settings changed through `/config/update` ---
+    /// Stores `value` as the settings section `name` (`router_settings`, ...), replacing it.
+    pub async fn put_config_param(&self, name: &str, value: &serde_json::Value) -> Result<()> {
+        config::put(self, name, value).await
+    }
+    /// Every stored settings section, by name.
+    pub async fn config_params(&self) -> Result<Vec<ConfigParam>> {
+        config::all(self).await
     }
 
     // --- changes ---

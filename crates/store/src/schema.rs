@@ -254,6 +254,17 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX sluice_team_memberships_team_idx ON sluice_team_memberships (team_id)",
         ],
     },
+    Migration {
+        version: 11,
+        statements: &[
+            // LiteLLM_Config: settings sections changed through `/config/update` (`config.rs`).
+            "CREATE TABLE sluice_config (
+            param_name TEXT NOT NULL PRIMARY KEY,
+            param_value TEXT,
+            updated_at BIGINT NOT NULL
+        )",
+        ],
+    },
 ];
 
 /// The version a database is at once this build has migrated it.

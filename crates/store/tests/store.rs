@@ -892,6 +892,7 @@ on_every_backend!(
     end_users_upgrade_in_place_to_migration_7,
     organization_round_trip_spend_and_delete,
     org_members_round_trip,
+    config_params_round_trip,
 );
 
 async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
@@ -1321,4 +1322,22 @@ async fn org_members_round_trip(db: &TestDb) {
     assert!(s.delete_org_member("u2", "o1").await.unwrap());
     assert!(!s.delete_org_member("u2", "o1").await.unwrap());
     assert_eq!(s.org_members("o1").await.unwrap().len(), 2);
+}
+
+async fn config_params_round_trip(db: &TestDb) {
+    let s = &db.store;
+    assert!(s.config_params().await.unwrap().is_empty());
+    let router = json!({"num_retries": 4, "fallbacks": [{"gpt-4o": ["claude"]}], "timeout": 12.5});
+    s.put_config_param("router_settings", &router).await.unwrap();
+    s.put_config_param("litellm_settings", &json!({"drop_params": true})).await.unwrap();
+    let all = s.config_params().await.unwrap();
+    let names: Vec<&str> = all.iter().map(|p| p.param_name.as_str()).collect();
+    assert_eq!(names, ["litellm_settings", "router_settings"]);
+    assert_eq!(all[1].param_value, router);
+    assert!(all[1].updated_at.timestamp_millis() > 0);
+    // A second write replaces the section whole.
+    s.put_config_param("router_settings", &json!({"num_retries": 1})).await.unwrap();
+    let all = s.config_params().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].param_value, json!({"num_retries": 1}));
 }

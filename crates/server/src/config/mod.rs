@@ -56,6 +56,27 @@ pub struct Config {
     pub refused: Vec<String>,
     /// Non-fatal problems worth a warning (e.g. an `os.environ/` variable that is not set).
     pub warnings: Vec<String>,
+    /// The document as read (includes followed): what `/config/update`'s sections are merged
+    /// over ([`Config::with_sections`]) and what the callback views list.
+    pub source: Source,
+}
+
+/// The config document as written. It holds secrets (`master_key`, `api_key`s), so its `Debug`
+/// shows none of it.
+#[derive(Clone, Default)]
+pub struct Source(pub Mapping);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Source({} sections, not shown)", self.0.len())
+    }
+}
+
+impl std::ops::Deref for Source {
+    type Target = Mapping;
+    fn deref(&self) -> &Mapping {
+        &self.0
+    }
 }
 
 use error::err;
@@ -79,6 +100,32 @@ impl Config {
         let root: Value = serde_yaml_ng::from_str(text)
             .map_err(|e| ConfigError::Document(format!("config is not valid YAML: {e}")))?;
         Config::from_value(root, env)
+    }
+
+    /// This config with `sections` (a section name → its settings as JSON) merged over the
+    /// document key by key, as LiteLLM merges the settings stored in its database over the
+    /// file's; read again whole, so every value is checked and bounded as at start.
+    pub fn with_sections<'a>(
+        &self,
+        sections: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>,
+    ) -> Result<Config, ConfigError> {
+        let mut root = self.source.0.clone();
+        for (name, settings) in sections {
+            let over = serde_yaml_ng::to_value(settings)
+                .map_err(|e| ConfigError::Document(format!("{name}: cannot be read as settings ({e})")))?;
+            let merged = match (root.get(name), over) {
+                (Some(Value::Mapping(file)), Value::Mapping(db)) => {
+                    let mut m = file.clone();
+                    for (k, v) in db {
+                        m.insert(k, v);
+                    }
+                    Value::Mapping(m)
+                }
+                (_, over) => over,
+            };
+            root.insert(Value::String(name.to_string()), merged);
+        }
+        Config::from_value(Value::Mapping(root), self.environment.clone())
     }
 
     fn from_value(root: Value, mut env: Env) -> Result<Config, ConfigError> {
@@ -178,6 +225,7 @@ impl Config {
             ignored,
             refused,
             warnings,
+            source: Source(root),
         })
     }
 

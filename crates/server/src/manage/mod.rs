@@ -8,6 +8,8 @@
 //! on this replica at once, and is announced to the other replicas ([`crate::live`]).
 
 mod budgets;
+mod callbacks;
+mod config;
 mod end_users;
 mod keys;
 mod models;
@@ -20,6 +22,7 @@ mod users;
 
 /// What the rest of the server uses: the routes, `/model/info` (also served under `/v1`), the
 /// models added through the API as deployments at start, and the redaction of store errors.
+pub(crate) use config::{at_start as config_at_start, reload as reload_settings, LiveSettings};
 pub(crate) use models::{deployments_from_db, model_info};
 
 use crate::app::App;
@@ -104,6 +107,12 @@ pub fn routes() -> crate::openapi::Routes {
         .route("/organization/member_add", post(organizations::member_add))
         .route("/organization/member_update", axum::routing::patch(organizations::member_update))
         .route("/organization/member_delete", axum::routing::delete(organizations::member_delete))
+        // Config and callback views, key health (issue #21).
+        .route("/config/update", post(config::update))
+        .route("/active/callbacks", get(callbacks::active))
+        .route("/settings", get(callbacks::active))
+        .route("/get/config/callbacks", get(callbacks::config_callbacks))
+        .route("/key/health", post(callbacks::key_health).get(callbacks::key_health))
 }
 
 // --- who may call ---

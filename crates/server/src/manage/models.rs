@@ -22,7 +22,7 @@ use sluice_wire::ApiError;
 use std::sync::Arc;
 
 /// LiteLLM's refusal when `store_model_in_db` is off (it answers 500 with this text).
-fn disabled() -> ErrorResponse {
+pub(crate) fn disabled() -> ErrorResponse {
     ErrorResponse(
         ApiError::new(
             500,

@@ -161,6 +161,14 @@ pub(crate) const POLICY: &[(&str, [Grant; 5])] = &[
     ("/customer/delete",           [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
     ("/customer/info",             [All, All,     AdminOnly, AdminOnly, AdminOnly]),
     ("/customer/list",             [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    // Config and callbacks: a proxy admin's; a viewer reads the views. `/settings` is served by
+    // the `/active/callbacks` handler and checked under that name.
+    ("/config/update",             [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/active/callbacks",          [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    ("/settings",                  [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    ("/get/config/callbacks",      [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    // Every key may ask about its own logging callbacks.
+    ("/key/health",                [All, All,     All,       All,       All]),
     // Every key sees the deployments of the models it may call (the handler narrows by model
     // access, not by role).
     ("/model/info",                [All, All,     All,       All,       All]),
@@ -386,7 +394,7 @@ mod tests {
     /// A route that only reads: named for what it shows, or under the spend reports.
     fn is_read(route: &str) -> bool {
         let last = route.rsplit('/').next().unwrap_or_default();
-        matches!(last, "info" | "list" | "settings" | "available")
+        matches!(last, "info" | "list" | "settings" | "available" | "callbacks" | "health")
             || route.starts_with("/spend/")
             || route.starts_with("/global/")
             || route.ends_with("/daily/activity")

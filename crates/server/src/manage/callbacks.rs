@@ -1,0 +1,181 @@
+//! The callback and settings views of LiteLLM's admin UI: `GET /active/callbacks` and
+//! `GET /settings` (`_health_endpoints.py`), `GET /get/config/callbacks` (`proxy_server.py`), and
+//! `POST /key/health` (`key_management_endpoints.py`).
+//!
+//! They list the callbacks the config names (`litellm_settings.callbacks`, `success_callback`,
+//! `failure_callback`, `general_settings.alerting`) in LiteLLM's shapes, and which of them
+//! sluice runs: today only `prometheus`. Environment variables a callback reads are named, their
+//! values never shown (LiteLLM shows them; they are secrets).
+
+use super::roles::authorize;
+use super::{caller, json, Result};
+use crate::app::App;
+use crate::config::Config;
+use axum::extract::State;
+use axum::response::Response;
+use http::HeaderMap;
+use serde_json::{json, Map, Value};
+use serde_yaml_ng::Value as Yaml;
+use sluice_access::Identity;
+use std::sync::Arc;
+
+/// The callbacks sluice runs itself.
+const RUNS: &[&str] = &["prometheus"];
+
+/// The environment variables LiteLLM's UI lists for a callback (`proxy_server.py`).
+fn variables(callback: &str) -> &'static [&'static str] {
+    match callback {
+        "langfuse" => &["LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_HOST"],
+        "openmeter" => &["OPENMETER_API_KEY"],
+        "braintrust" => &["BRAINTRUST_API_KEY"],
+        "traceloop" => &["TRACELOOP_API_KEY"],
+        "datadog" => &["DD_API_KEY", "DD_SITE"],
+        "langsmith" => &["LANGSMITH_API_KEY", "LANGSMITH_PROJECT", "LANGSMITH_DEFAULT_RUN_NAME"],
+        "lunary" => &["LUNARY_PUBLIC_KEY"],
+        "slack" => &["SLACK_WEBHOOK_URL"],
+        _ => &[],
+    }
+}
+
+/// A callback list as the config writes it: one name or a list of names.
+fn names(section: Option<&Yaml>, key: &str) -> Vec<String> {
+    match section.and_then(|s| s.get(key)) {
+        Some(Yaml::String(s)) => vec![s.clone()],
+        Some(Yaml::Sequence(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+struct Named {
+    callbacks: Vec<String>,
+    success: Vec<String>,
+    failure: Vec<String>,
+    alerting: Option<Vec<String>>,
+}
+
+fn named(config: &Config) -> Named {
+    let litellm = config.source.get("litellm_settings");
+    let general = config.source.get("general_settings");
+    Named {
+        callbacks: names(litellm, "callbacks"),
+        success: names(litellm, "success_callback"),
+        failure: names(litellm, "failure_callback"),
+        alerting: general.and_then(|g| g.get("alerting")).map(|_| names(general, "alerting")),
+    }
+}
+
+/// `GET /active/callbacks` (and `/settings`, its older name): LiteLLM's shape, plus
+/// `sluice.running`, the callbacks sluice runs.
+pub async fn active(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+    authorize(&app, &headers, "/active/callbacks").await?;
+    let config = app.live_settings.current();
+    let n = named(&config);
+    let all: Vec<&String> = n.callbacks.iter().chain(&n.success).chain(&n.failure).collect();
+    let running: Vec<&String> = all.iter().copied().filter(|c| RUNS.contains(&c.as_str())).collect();
+    // LiteLLM prints the Python value: a list, or None.
+    let alerting = match &n.alerting {
+        Some(list) => format!("[{}]", list.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ")),
+        None => "None".to_string(),
+    };
+    Ok(json(json!({
+        "alerting": alerting,
+        "litellm.callbacks": n.callbacks,
+        "litellm.input_callback": [],
+        "litellm.failure_callback": n.failure,
+        "litellm.success_callback": n.success,
+        "litellm._async_success_callback": [],
+        "litellm._async_failure_callback": [],
+        "litellm._async_input_callback": [],
+        "all_litellm_callbacks": all,
+        "num_callbacks": all.len(),
+        "num_alerting": n.alerting.as_ref().map_or(0, Vec::len),
+        "litellm.request_timeout": config.litellm.request_timeout.unwrap_or(6000.0),
+        "sluice.running": running,
+    })))
+}
+
+/// Each callback's variables, by name, with no value.
+fn unset(names: &[&str]) -> Map<String, Value> {
+    names.iter().map(|n| (n.to_string(), Value::Null)).collect()
+}
+
+/// `GET /get/config/callbacks`: the callbacks and alerts the config names, each with the
+/// variables it reads (values withheld) and whether sluice runs it, and the router's settings.
+pub async fn config_callbacks(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+    authorize(&app, &headers, "/get/config/callbacks").await?;
+    let config = app.live_settings.current();
+    let n = named(&config);
+    let mut callbacks = Vec::new();
+    for (list, kind) in [(&n.success, "success"), (&n.failure, "failure"), (&n.callbacks, "success_and_failure")] {
+        for name in list {
+            callbacks.push(json!({
+                "name": name,
+                "variables": unset(variables(name)),
+                "type": kind,
+                "active": RUNS.contains(&name.as_str()),
+            }));
+        }
+    }
+    let alerts: Vec<Value> = n
+        .alerting
+        .iter()
+        .flatten()
+        .map(|name| {
+            json!({
+                "name": name,
+                "variables": unset(variables(name)),
+                "active_alerts": [],
+                "alerts_to_webhook": {},
+                "active": false,
+            })
+        })
+        .collect();
+    let router = config.source.get("router_settings").and_then(|r| serde_json::to_value(r).ok());
+    let router = router.filter(Value::is_object).unwrap_or_else(|| json!({}));
+    Ok(json(json!({
+        "status": "success",
+        "callbacks": callbacks,
+        "alerts": alerts,
+        "router_settings": redact_router(router),
+    })))
+}
+
+/// The router settings without the Redis password (the one secret the section holds).
+fn redact_router(mut v: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        for (k, val) in m.iter_mut() {
+            if super::models::is_secret(k) || k == "redis_url" {
+                *val = Value::Null;
+            }
+        }
+    }
+    v
+}
+
+/// `POST /key/health`: the calling key's health, LiteLLM's `KeyHealthResponse`. A key whose
+/// metadata names logging callbacks (`metadata.logging`) is unhealthy: sluice does not run
+/// per-key logging.
+pub async fn key_health(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+    let identity = caller(&app, &headers).await?;
+    let logging = match &identity {
+        Identity::Key(k) => k.record.metadata.get("logging").cloned(),
+        _ => None,
+    };
+    let Some(logging) = logging.filter(|l| !l.is_null()) else {
+        return Ok(json(json!({"key": "healthy", "logging_callbacks": null})));
+    };
+    let named: Vec<Value> = match &logging {
+        Value::Array(items) => {
+            items.iter().filter_map(|i| i.get("callback_name").or(Some(i)).filter(|c| c.is_string()).cloned()).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(json(json!({
+        "key": "unhealthy",
+        "logging_callbacks": {
+            "callbacks": named,
+            "status": "unhealthy",
+            "details": "sluice does not run per-key logging callbacks (metadata.logging); only litellm_settings.callbacks: [\"prometheus\"] runs. Remove metadata.logging from the key with /key/update.",
+        },
+    })))
+}
