@@ -11,6 +11,7 @@
 mod budgets;
 mod codec;
 mod connect;
+mod daily;
 mod end_users;
 mod errors;
 mod import;
@@ -29,6 +30,7 @@ mod table;
 mod teams;
 mod users;
 
+pub use daily::{DailyFilter, DailyRow, DailySums, ReportGroup, ReportRow, TagSpend};
 pub use import::{import_litellm_report, ImportReport};
 pub use records::*;
 pub use responses::MAX_RESPONSE_BYTES;
