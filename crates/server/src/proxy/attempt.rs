@@ -431,7 +431,9 @@ impl UpstreamCall<'_> {
             _ => None,
         };
         let answer = match &responses {
-            Some(s) => Ok(sniff::ResponseView { model_span: s.model.clone(), usage: s.usage }),
+            // The id logged is the one the client sees, wrapped (`proxy::responses`); not
+            // read here.
+            Some(s) => Ok(sniff::ResponseView { model_span: s.model.clone(), usage: s.usage, id_span: None }),
             None => sniff::response(&body),
         };
         let answer = match answer {
@@ -453,6 +455,9 @@ impl UpstreamCall<'_> {
                 completion_tokens: u.completion_tokens.min(max),
             });
             m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed_at(done.into()), None, usage);
+        }
+        if let (Some(c), Some(id)) = (&self.facts.charge, answer.id(&body)) {
+            c.answered_as(&id);
         }
         self.settle(answer.usage);
         let out = match (answer.model_span, restamp) {
