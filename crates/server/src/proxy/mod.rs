@@ -210,11 +210,12 @@ pub(crate) async fn proxy_body(
     let call_id = String::from_utf8_lossy(facts.call_id.as_bytes()).into_owned();
     // Read for tag routing, or for the spend log when the body names tags at all (one scan
     // for the word; most bodies have none and are not parsed again).
-    let tags = match router.settings.enable_tag_filtering || tags::mentioned(body) {
+    let logging = app.access.store().is_some() && !app.access.settings.disable_spend_logs;
+    let tags = match router.settings.enable_tag_filtering || (logging && tags::mentioned(body)) {
         true => tags::of_request(body),
         false => Vec::new(),
     };
-    let logged_tags = match app.access.store().is_some() {
+    let logged_tags = match logging {
         true => tags.clone(),
         false => Vec::new(),
     };

