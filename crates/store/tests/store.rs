@@ -149,12 +149,12 @@ fn f(v: &Value) -> f64 {
 // --- behaviours ---
 
 async fn migrations_are_idempotent(db: &TestDb) {
-    assert_eq!(db.store.schema_version().await.unwrap(), 4);
+    assert_eq!(db.store.schema_version().await.unwrap(), 9);
     db.store.insert_key(&full_key("k1", Some("a"))).await.unwrap();
     if db.reopenable() {
         for _ in 0..2 {
             let again = Store::open(&db.url, 2).await.unwrap();
-            assert_eq!(again.schema_version().await.unwrap(), 4);
+            assert_eq!(again.schema_version().await.unwrap(), 9);
             assert_eq!(again.get_key("k1").await.unwrap().unwrap(), full_key("k1", Some("a")));
         }
     }
