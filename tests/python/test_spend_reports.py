@@ -88,6 +88,22 @@ def test_request_id_finds_a_call_by_its_answer_id_and_its_call_id(gw):
     assert rows[0]["request_id"] == stream_call
 
 
+def test_a_responses_call_is_found_by_the_id_its_client_got(gw):
+    key = generate(gw)["key"]
+    r = requests.post(
+        gw.url + "/v1/responses",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": "fake-openai-endpoint", "input": "hi"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    # The id names the deployment too (sluice wraps it, as LiteLLM does): that is the one logged.
+    rid = r.json()["id"]
+    rows = eventually(lambda: logs(gw, request_id=rid), lambda rows: len(rows) == 1, "the Response's row")
+    assert rows[0]["response_id"] == rid
+    assert rows[0]["request_id"] == r.headers["x-litellm-call-id"]
+
+
 def test_spend_logs_are_paged_newest_first(gw):
     body = generate(gw)
     for _ in range(3):

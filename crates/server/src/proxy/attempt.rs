@@ -431,8 +431,7 @@ impl UpstreamCall<'_> {
             _ => None,
         };
         let answer = match &responses {
-            // The id logged is the one the client sees, wrapped (`proxy::responses`); not
-            // read here.
+            // Its id is wrapped before it is logged (below).
             Some(s) => Ok(sniff::ResponseView { model_span: s.model.clone(), usage: s.usage, id_span: None }),
             None => sniff::response(&body),
         };
@@ -456,8 +455,21 @@ impl UpstreamCall<'_> {
             });
             m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed_at(done.into()), None, usage);
         }
-        if let (Some(c), Some(id)) = (&self.facts.charge, answer.id(&body)) {
-            c.answered_as(&id);
+        if let Some(c) = &self.facts.charge {
+            match &responses {
+                // A Response's id as the client gets it, wrapped to name this deployment.
+                Some(s) => {
+                    let wrap = super::responses::IdWrap { provider: provider.name, deployment: wrap_id };
+                    if let Some(id) = s.id.as_ref().and_then(|span| super::responses::wrapped_id(&body, span, &wrap)) {
+                        c.answered_as(&id);
+                    }
+                }
+                None => {
+                    if let Some(id) = answer.id(&body) {
+                        c.answered_as(&id);
+                    }
+                }
+            }
         }
         self.settle(answer.usage);
         let out = match (answer.model_span, restamp) {
