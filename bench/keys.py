@@ -197,6 +197,7 @@ def time_routes(base: str, keys: list[dict], teams: list[str], logs: int) -> lis
         ("/spend/logs by request_id", "/spend/logs", {"request_id": f"chatcmpl-bench-{max(logs // 2, 1)}"}),
         ("/spend/logs by date range", "/spend/logs",
          {"start_date": today, "end_date": today, "summarize": "false", "page_size": 100}),
+        ("/spend/logs 7 days summarised", "/spend/logs", {"start_date": week_ago, "end_date": today}),
         ("/user/daily/activity 7 days", "/user/daily/activity", {"start_date": week_ago, "end_date": today}),
         ("/user/daily/activity one user", "/user/daily/activity",
          {"start_date": week_ago, "end_date": today, "user_id": "bench-user-7"}),

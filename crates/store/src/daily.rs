@@ -445,6 +445,47 @@ impl Store {
             .collect()
     }
 
+    /// Spend per day, with per-model, per-user and per-key spend (`/spend/logs`' daily summary),
+    /// oldest day first: three grouped reads of the aggregates, however many requests the days
+    /// held. Days before the aggregates existed (migration 9) are not in them.
+    pub async fn daily_summary(&self, filter: &DailyFilter) -> Result<Vec<crate::DailySpend>> {
+        let pool = self.pool()?;
+        let mut days: BTreeMap<String, crate::DailySpend> = BTreeMap::new();
+        for col in ["model", "user_id", "api_key"] {
+            let mut params = Params::new();
+            let q = format!(
+                "SELECT date, {col} AS name, COALESCE(SUM(spend), 0) AS spend FROM {TABLE}{} GROUP BY date, {col} \
+                 ORDER BY date, {col}",
+                where_clause(filter, &mut params)
+            );
+            let rows = sql::query(&q, params).fetch_all(&pool).await.map_err(errors::db)?;
+            for r in &rows {
+                let date = codec::text(r, "date")?;
+                let name = codec::text(r, "name")?;
+                let spend = codec::real(r, "spend")?;
+                let day = days.entry(date.clone()).or_insert_with(|| crate::DailySpend {
+                    date,
+                    spend: 0.0,
+                    models: Default::default(),
+                    users: Default::default(),
+                    api_keys: Default::default(),
+                });
+                // Every row is in each grouping once: the day's total from the first.
+                let map = match col {
+                    "model" => {
+                        day.spend += spend;
+                        &mut day.models
+                    }
+                    "user_id" if name.is_empty() => continue,
+                    "user_id" => &mut day.users,
+                    _ => &mut day.api_keys,
+                };
+                map.insert(name, serde_json::Value::from(spend));
+            }
+        }
+        Ok(days.into_values().collect())
+    }
+
     /// Spend per request tag between two `YYYY-MM-DD` days (inclusive), most spent first.
     pub async fn tag_spend(&self, start_date: Option<&str>, end_date: Option<&str>) -> Result<Vec<TagSpend>> {
         let mut params = Params::new();

@@ -891,6 +891,7 @@ on_every_backend!(
     responses_round_trip_owned_and_bounded,
     budget_round_trip_update_delete,
     daily_aggregates_follow_the_logs,
+    daily_summary_matches_the_logs,
     response_ids_find_rows,
 );
 
@@ -1256,4 +1257,19 @@ async fn response_ids_find_rows(db: &TestDb) {
     let page = SpendLogFilter { limit: Some(2), offset: Some(2), ..Default::default() };
     let ids: Vec<String> = s.spend_logs(&page).await.unwrap().into_iter().map(|l| l.request_id).collect();
     assert_eq!(ids, ["sluice-2", "sluice-1"]);
+}
+
+/// `/spend/logs`' daily summary read from the aggregates is what summing the rows gives.
+async fn daily_summary_matches_the_logs(db: &TestDb) {
+    let s = &db.store;
+    seed_logs(s).await;
+    let from_rows = s.spend_by_day(&SpendLogFilter::default()).await.unwrap();
+    assert_eq!(from_rows.len(), 3);
+    assert_eq!(s.daily_summary(&DailyFilter::default()).await.unwrap(), from_rows);
+    let k2 = s.spend_by_day(&SpendLogFilter { api_key: Some("k2".into()), ..Default::default() }).await.unwrap();
+    let f = DailyFilter { api_key: Some("k2".into()), ..Default::default() };
+    assert_eq!(s.daily_summary(&f).await.unwrap(), k2);
+    let f = DailyFilter { start_date: Some("2023-11-15".into()), user_id: Some("u1".into()), ..Default::default() };
+    let days = s.daily_summary(&f).await.unwrap();
+    assert_eq!(days.iter().map(|d| (d.date.as_str(), d.spend)).collect::<Vec<_>>(), [("2023-11-16", 8.0)]);
 }

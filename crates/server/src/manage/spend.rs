@@ -49,7 +49,21 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
     let page = super::query_count(&q, "page", 1, i64::from(u32::MAX))?;
     let page_size = super::query_count(&q, "page_size", LOG_PAGE, MAX_LOG_PAGE)?;
     if summarize && start.is_some() && end.is_some() {
-        let days = db(store.spend_by_day(&filter).await)?;
+        // Whole days: read from the daily aggregates (a few rows a day) unless a request id
+        // narrows it to the rows themselves.
+        let days = match &filter.request_id {
+            None => {
+                let daily = sluice_store::DailyFilter {
+                    start_date: start.map(|d| d.format("%Y-%m-%d").to_string()),
+                    end_date: end.map(|d| d.format("%Y-%m-%d").to_string()),
+                    api_key: filter.api_key.clone(),
+                    user_id: filter.user_id.clone(),
+                    ..Default::default()
+                };
+                db(store.daily_summary(&daily).await)?
+            }
+            Some(_) => db(store.spend_by_day(&filter).await)?,
+        };
         let out: Vec<Value> = days
             .into_iter()
             .map(|d| {
