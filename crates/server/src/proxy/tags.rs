@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// At most this many tags are read from one request, each at most [`MAX_TAG`] bytes: tags are
-/// compared against every deployment's, so their count and size are bounded by the gateway.
-pub const MAX_TAGS: usize = 64;
-pub const MAX_TAG: usize = 256;
+/// compared against every deployment's and logged with the request, so their count and size are
+/// bounded by the gateway (the bounds the spend-log row keeps too).
+pub use sluice_access::charge::{MAX_TAG, MAX_TAGS};
 
 /// Only the two fields: the rest of the body is skipped, not built.
 #[derive(Deserialize)]
