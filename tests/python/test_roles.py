@@ -191,6 +191,10 @@ def regenerate_path(w: World) -> tuple[str, dict]:
     return f"/key/{w.victim_fresh_key()}/regenerate", {"json": {}}
 
 
+# The date range of the report routes: today, as the daily rows are dated (UTC).
+DAYS = {"start_date": time.strftime("%Y-%m-%d", time.gmtime()), "end_date": time.strftime("%Y-%m-%d", time.gmtime())}
+
+
 #                  columns: master, proxy_admin, proxy_admin_viewer, internal_user, internal_user_viewer, team_admin, no_user
 MATRIX: list[Row] = [
     Row("POST", "/key/generate", lambda w: ("/key/generate", {"json": {}}), "AAVARAR"),
@@ -295,6 +299,16 @@ MATRIX: list[Row] = [
     Row("GET", "/get/config/callbacks", lambda w: ("/get/config/callbacks", {}), "AAARRRR"),
     Row("POST", "/key/health", lambda w: ("/key/health", {}), "AAAAAAA"),
     Row("GET", "/key/health", lambda w: ("/key/health", {}), "AAAAAAA"),
+    Row("GET", "/spend/tags", lambda w: ("/spend/tags", {}), "AAARRRR"),
+    Row("GET", "/global/spend/report", lambda w: ("/global/spend/report", {"params": DAYS}), "AAARRRR"),
+    Row("GET", "/user/daily/activity", lambda w: ("/user/daily/activity", {"params": DAYS}), "AAAAAAA"),
+    Row(
+        "GET",
+        "/user/daily/activity",
+        lambda w: ("/user/daily/activity", {"params": {**DAYS, "user_id": w.victim}}),
+        "AAAFFFF",
+    ),
+    Row("GET", "/team/daily/activity", lambda w: ("/team/daily/activity", {"params": DAYS}), "AAAFFFF"),
     Row("POST", "/budget/new", lambda w: ("/budget/new", {"json": {"budget_id": uid("b"), "max_budget": 5}}), "AAVRRRR"),
     Row("POST", "/budget/update", lambda w: ("/budget/update", {"json": {"budget_id": w.budget(), "max_budget": 6}}), "AAVRRRR"),
     Row("POST", "/budget/delete", lambda w: ("/budget/delete", {"json": {"id": w.budget()}}), "AAVRRRR"),

@@ -77,12 +77,44 @@ pub fn token_usage(u: &sluice_wire::sniff::Usage) -> TokenUsage {
     }
 }
 
+/// The longest answer id a spend-log row keeps (OpenAI's are under 40 bytes).
+pub const MAX_RESPONSE_ID: usize = 256;
+
+/// The most tags one spend-log row carries, each at most [`MAX_TAG`] bytes.
+pub const MAX_TAGS: usize = 64;
+pub const MAX_TAG: usize = 256;
+
+/// The row's tags: the request's, then the key's and the team's (`metadata.tags`), each once,
+/// bounded in count and size (the request's are bounded where they are read).
+fn row_tags(
+    request: &[String],
+    key: Option<&serde_json::Map<String, serde_json::Value>>,
+    team: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Vec<String> {
+    fn stored(m: Option<&serde_json::Map<String, serde_json::Value>>) -> impl Iterator<Item = &str> {
+        m.and_then(|m| m.get("tags")).and_then(|t| t.as_array()).into_iter().flatten().filter_map(|t| t.as_str())
+    }
+    let mut out: Vec<String> = Vec::new();
+    for tag in request.iter().map(String::as_str).chain(stored(key)).chain(stored(team)) {
+        if out.len() == MAX_TAGS {
+            break;
+        }
+        if tag.len() <= MAX_TAG && !out.iter().any(|t| t == tag) {
+            out.push(tag.to_string());
+        }
+    }
+    out
+}
+
 /// The ids a request's spend-log row carries.
 pub struct LogIds {
     /// The row's identity: sluice's own, unique per request.
     pub request_id: String,
     /// The `x-litellm-call-id` the client sent, if it sent one.
     pub client_call_id: Option<String>,
+    /// The request's own tags (`metadata.tags` or `tags`; `proxy::tags`), logged with the key's
+    /// and the team's.
+    pub tags: Vec<String>,
 }
 
 /// A request's bill, settled once.
@@ -98,6 +130,8 @@ pub struct Charge {
     end_user: Option<Box<str>>,
     started: chrono::DateTime<chrono::Utc>,
     served: Mutex<Option<(Arc<Served>, Option<sluice_metrics::DeploymentMetrics>)>>,
+    /// The id of the answer billed (the provider's `chatcmpl-…`): the last attempt's to answer.
+    response_id: Mutex<Option<Box<str>>>,
     settled: AtomicBool,
     /// Labels of `litellm_spend_metric` the request record also has (only with metrics on).
     labels: Option<MetricLabels>,
@@ -138,6 +172,7 @@ impl Charge {
             end_user: end_user.map(Into::into),
             started: chrono::Utc::now(),
             served: Mutex::new(None),
+            response_id: Mutex::new(None),
             settled: AtomicBool::new(false),
             labels,
         })
@@ -161,6 +196,15 @@ impl Charge {
     pub fn serving(&self, served: &Arc<Served>, metrics: Option<&sluice_metrics::DeploymentMetrics>) {
         *self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((served.clone(), metrics.cloned()));
+    }
+
+    /// The id of the answer now coming back (a later attempt's replaces an earlier one's): the
+    /// spend log's `response_id`. Ids are bounded: one longer than [`MAX_RESPONSE_ID`] bytes is
+    /// not an id any client looks up, and is not kept.
+    pub fn answered_as(&self, id: &str) {
+        if id.len() <= MAX_RESPONSE_ID && !self.settled.load(Ordering::Acquire) {
+            *self.response_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id.into());
+        }
     }
 
     /// Whether a price is known, i.e. whether counting tokens ourselves would change the bill.
@@ -294,14 +338,20 @@ impl Charge {
                 team_id: a.key.as_ref().and_then(|k| k.record.team_id.clone()),
                 end_user,
                 metadata: if clamped { usage_clamped(&reported) } else { serde_json::Map::new() },
-                request_tags: a
-                    .key
-                    .as_ref()
-                    .and_then(|k| k.record.metadata.get("tags"))
-                    .and_then(|t| t.as_array())
-                    .map(|t| t.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-                    .unwrap_or_default(),
+                request_tags: row_tags(
+                    &self.ids.tags,
+                    a.key.as_ref().map(|k| &k.record.metadata),
+                    a.team.as_ref().map(|t| &t.record.metadata),
+                ),
                 status: "success".into(),
+                response_id: self
+                    .response_id
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()
+                    .map(String::from),
+                cache_read_input_tokens: usage.cached_prompt_tokens as i64,
+                cache_creation_input_tokens: usage.cache_creation_tokens as i64,
             });
         }
         if let (Some(m), Some(labels), true) = (&self.access.metrics, &self.labels, cost > 0.0) {
@@ -365,6 +415,20 @@ fn usage_clamped(reported: &TokenUsage) -> serde_json::Map<String, serde_json::V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The request's tags come first, then the key's and the team's; each once, bounded.
+    #[test]
+    fn row_tags_merge_request_key_and_team_tags() {
+        let meta = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let key = meta(serde_json::json!({"tags": ["k", "shared", 7]}));
+        let team = meta(serde_json::json!({"tags": ["t", "shared"], "other": 1}));
+        let request = vec!["r".to_string(), "shared".to_string()];
+        assert_eq!(row_tags(&request, Some(&key), Some(&team)), ["r", "shared", "k", "t"]);
+        assert!(row_tags(&[], None, Some(&meta(serde_json::json!({"tags": "x"})))).is_empty());
+        let many: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        assert_eq!(row_tags(&many, Some(&key), None).len(), MAX_TAGS);
+        assert!(row_tags(&["x".repeat(MAX_TAG + 1)], None, None).is_empty());
+    }
 
     #[test]
     fn u64_max_tokens_are_billed_as_the_bound_and_flagged() {

@@ -265,11 +265,17 @@ struct Inserter<'c> {
     /// JSON of each row's metadata and tags in the chunk being inserted, when not empty (rarely);
     /// the buffers are kept from chunk to chunk.
     json: Vec<[Vec<u8>; 2]>,
+    /// The daily aggregates' upserts (`daily`), one group or tag per run.
+    daily: Statement<'c>,
+    daily_tags: Statement<'c>,
 }
 
 impl<'c> Inserter<'c> {
     fn new(conn: &'c Connection) -> sqlite_raw::Result<Inserter<'c>> {
+        let [daily, daily_tags] = crate::daily::raw_upserts();
         Ok(Inserter {
+            daily: conn.prepare(&daily)?,
+            daily_tags: conn.prepare(&daily_tags)?,
             // The write lock at once: a deferred transaction that finds another connection has
             // written since cannot be helped by waiting (see `begin_write`).
             begin: conn.prepare("BEGIN IMMEDIATE")?,
@@ -310,6 +316,8 @@ impl<'c> Inserter<'c> {
                 }
             }
         }
+        // The day's aggregates in the same transaction: a batch counts in both or in neither.
+        let result = result.and_then(|()| self.upsert_daily(logs));
         let result = result.and_then(|()| self.commit.execute(|_| {}));
         // A failed COMMIT (busy) leaves the transaction open; a failed INSERT may or may not
         // have ended it.
@@ -317,6 +325,18 @@ impl<'c> Inserter<'c> {
             let _ = self.rollback.execute(|_| {});
         }
         result
+    }
+
+    /// The batch's daily groups and tags, one upsert each.
+    fn upsert_daily(&mut self, logs: &[SpendLogRecord]) -> sqlite_raw::Result<()> {
+        let batch = crate::daily::Batch::of(logs);
+        for (date, ids, sums) in batch.groups() {
+            self.daily.execute(|b| crate::daily::bind_group(b, &date, ids, sums))?;
+        }
+        for (date, tag, sums) in batch.tags() {
+            self.daily_tags.execute(|b| crate::daily::bind_tag(b, &date, tag, sums))?;
+        }
+        Ok(())
     }
 
     /// One INSERT of `chunk` (a length `chunk_rows` gives).

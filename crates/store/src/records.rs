@@ -231,6 +231,16 @@ pub struct SpendLogRecord {
     pub metadata: Map<String, Value>,
     pub request_tags: Vec<String>,
     pub status: Cow<'static, str>,
+    /// The id the provider gave its answer (`chatcmpl-…`, the `id` the client saw): what
+    /// LiteLLM's spend log calls `request_id`, so `/spend/logs?request_id=` finds a row by it.
+    pub response_id: Option<String>,
+    /// Prompt tokens read from the provider's cache: summed into the daily aggregates
+    /// (`LiteLLM_DailyUserSpend` has the column; its spend log does not), never stored per row.
+    #[serde(skip)]
+    pub cache_read_input_tokens: i64,
+    /// Prompt tokens written to the provider's cache; daily aggregates only, as above.
+    #[serde(skip)]
+    pub cache_creation_input_tokens: i64,
 }
 
 /// A Responses API answer served through chat, kept for `GET`, `DELETE` and
@@ -295,6 +305,8 @@ pub struct SpendLogFilter {
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
     pub limit: Option<i64>,
+    /// Rows skipped before the first returned (with `limit`: paging, newest first).
+    pub offset: Option<i64>,
 }
 
 /// One day of `/spend/logs?summarize=true`.

@@ -255,6 +255,56 @@ const MIGRATIONS: &[Migration] = &[
         ],
     },
     Migration {
+        version: 9,
+        statements: &[
+            // The provider's answer id (`chatcmpl-…`), which LiteLLM's dashboards and scripts
+            // look a call up by. Nearly every row has one, so this index is one more B-tree
+            // insert per request (LiteLLM pays the same: its primary key is that id); partial,
+            // so rows without one (errors, pass-through) cost none.
+            "ALTER TABLE sluice_spend_logs ADD COLUMN response_id TEXT",
+            "CREATE INDEX sluice_spend_logs_response_id_idx ON sluice_spend_logs (response_id) \
+             WHERE response_id IS NOT NULL",
+            // Daily aggregates of the spend logs (LiteLLM's `LiteLLM_DailyUserSpend`, `…TeamSpend`,
+            // `…EndUserSpend` in one table): upserted by the spend writer in the spend logs'
+            // own transaction, one row per distinct group per batch, so the activity reports
+            // read a few rows per day instead of every request. `date` is `YYYY-MM-DD` (UTC);
+            // a missing id is '' so that the primary key treats it as one value (NULLs never
+            // conflict).
+            "CREATE TABLE sluice_daily_spend (
+            date TEXT NOT NULL,
+            api_key TEXT NOT NULL,
+            user_id TEXT NOT NULL DEFAULT '',
+            team_id TEXT NOT NULL DEFAULT '',
+            end_user TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            model_group TEXT NOT NULL DEFAULT '',
+            provider TEXT NOT NULL DEFAULT '',
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            prompt_tokens BIGINT NOT NULL DEFAULT 0,
+            completion_tokens BIGINT NOT NULL DEFAULT 0,
+            cache_read_input_tokens BIGINT NOT NULL DEFAULT 0,
+            cache_creation_input_tokens BIGINT NOT NULL DEFAULT 0,
+            api_requests BIGINT NOT NULL DEFAULT 0,
+            successful_requests BIGINT NOT NULL DEFAULT 0,
+            failed_requests BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (date, api_key, user_id, team_id, end_user, model, model_group, provider)
+        )",
+            // The per-user and per-team reports; date ranges use the primary key.
+            "CREATE INDEX sluice_daily_spend_user_idx ON sluice_daily_spend (user_id, date)",
+            "CREATE INDEX sluice_daily_spend_team_idx ON sluice_daily_spend (team_id, date)",
+            // LiteLLM_DailyTagSpend: a request with several tags counts in each.
+            "CREATE TABLE sluice_daily_tag_spend (
+            date TEXT NOT NULL,
+            tag TEXT NOT NULL,
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            prompt_tokens BIGINT NOT NULL DEFAULT 0,
+            completion_tokens BIGINT NOT NULL DEFAULT 0,
+            api_requests BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (date, tag)
+        )",
+        ],
+    },
+    Migration {
         version: 11,
         statements: &[
             // LiteLLM_Config: settings sections changed through `/config/update` (`config.rs`).
@@ -271,8 +321,7 @@ const MIGRATIONS: &[Migration] = &[
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 /// Brings the schema up to `target` (the newest version, [`LATEST_VERSION`], but in tests of an
-/// upgrade). Replicas starting together are serialised by
-/// an advisory lock (PostgreSQL) or the write lock taken by `BEGIN IMMEDIATE` (SQLite).
+/// upgrade). Replicas starting together are serialised by an advisory lock (PostgreSQL) or the write lock taken by `BEGIN IMMEDIATE` (SQLite).
 pub(crate) async fn migrate(pool: &AnyPool, backend: Backend, target: i64) -> Result<()> {
     let mut tx = crate::begin_write(pool, backend).await?;
     if backend == Backend::Postgres {

@@ -2,7 +2,7 @@
 //! `sluice_spend_logs` rows with the queries the spend endpoints need.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 use std::sync::OnceLock;
 
@@ -20,7 +20,7 @@ use crate::{
 };
 
 const TABLE: &str = "sluice_spend_logs";
-const COLS: [&str; 21] = [
+const COLS: [&str; 22] = [
     "request_id",
     "call_type",
     "api_key",
@@ -42,12 +42,13 @@ const COLS: [&str; 21] = [
     "request_tags",
     "status",
     "client_call_id",
+    "response_id",
 ];
 pub(crate) const SQLITE_MAX_LOG_ROWS: usize = 64;
-/// Log rows per INSERT, at most. SQLite: 64 × 21 = 1,344 parameters (its limit is 32,766), a power
+/// Log rows per INSERT, at most. SQLite: 64 × 22 = 1,408 parameters (its limit is 32,766), a power
 /// of two for the chunking in `chunk_rows`; longer statements measured no faster, and the seven
 /// lengths kept prepared hold about 3 KiB a row, some 380 KiB per connection. PostgreSQL: 1,000 ×
-/// 21 = 21,000 parameters (its limit is 65,535), for fewer round trips.
+/// 22 = 22,000 parameters (its limit is 65,535), for fewer round trips.
 pub(crate) fn max_log_rows(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => SQLITE_MAX_LOG_ROWS,
@@ -101,6 +102,7 @@ pub(crate) fn log_values<'a>(l: &'a SpendLogRecord, metadata: &'a str, tags: &'a
         Text(tags),
         Text(&l.status),
         OptText(l.client_call_id.as_deref()),
+        OptText(l.response_id.as_deref()),
     ]
 }
 
@@ -116,7 +118,14 @@ pub(crate) fn log_insert(backend: Backend, rows: usize) -> Cow<'static, str> {
     // A request id already logged (a batch retried after a lost commit reply) is skipped rather
     // than failing the whole batch. Request ids are sluice's own (never a client's), so nothing
     // else can collide.
-    const ON_CONFLICT: &str = " ON CONFLICT (request_id) DO NOTHING";
+    //
+    // PostgreSQL returns the ids it inserted, so that a retried batch whose first commit did
+    // land (its reply lost) is not counted twice in the daily aggregates. A SQLite batch that
+    // failed was rolled back: nothing of it is ever there already.
+    let on_conflict = match backend {
+        Backend::Sqlite => " ON CONFLICT (request_id) DO NOTHING",
+        Backend::Postgres => " ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+    };
     /// The statement for `max_log_rows` rows, and where each row's `(…)` ends in it.
     type Full = (String, Vec<usize>);
     static SQLITE: OnceLock<Full> = OnceLock::new();
@@ -153,19 +162,20 @@ pub(crate) fn log_insert(backend: Backend, rows: usize) -> Cow<'static, str> {
             sql.push(')');
             row_ends.push(sql.len());
         }
-        sql.push_str(ON_CONFLICT);
+        sql.push_str(on_conflict);
         (sql, row_ends)
     });
     if rows == row_ends.len() {
         Cow::Borrowed(sql)
     } else {
-        Cow::Owned([&sql[..row_ends[rows - 1]], ON_CONFLICT].concat())
+        Cow::Owned([&sql[..row_ends[rows - 1]], on_conflict].concat())
     }
 }
 
 /// Inserts `logs` (at most `max_log_rows`) in one statement through sqlx, binding the records'
 /// own strings.
-async fn insert_chunk(conn: &mut AnyConnection, backend: Backend, logs: &[SpendLogRecord]) -> Result<()> {
+/// On PostgreSQL, the ids of the rows that were already there (skipped).
+async fn insert_chunk(conn: &mut AnyConnection, backend: Backend, logs: &[SpendLogRecord]) -> Result<HashSet<String>> {
     let json: Vec<[Cow<str>; 2]> = logs
         .iter()
         .map(|l| {
@@ -193,8 +203,16 @@ async fn insert_chunk(conn: &mut AnyConnection, backend: Backend, logs: &[SpendL
             };
         }
     }
-    q.execute(conn).await.map_err(errors::db)?;
-    Ok(())
+    if backend == Backend::Sqlite {
+        q.execute(conn).await.map_err(errors::db)?;
+        return Ok(HashSet::new());
+    }
+    let inserted = q.fetch_all(conn).await.map_err(errors::db)?;
+    if inserted.len() == logs.len() {
+        return Ok(HashSet::new());
+    }
+    let inserted: HashSet<String> = inserted.iter().map(|r| codec::text(r, "request_id")).collect::<Result<_>>()?;
+    Ok(logs.iter().filter(|l| !inserted.contains(&l.request_id)).map(|l| l.request_id.clone()).collect())
 }
 
 fn log_from_row(r: &AnyRow) -> Result<SpendLogRecord> {
@@ -220,6 +238,8 @@ fn log_from_row(r: &AnyRow) -> Result<SpendLogRecord> {
         metadata: codec::map(r, "metadata")?,
         request_tags: codec::list(r, "request_tags")?,
         status: codec::text(r, "status")?.into(),
+        response_id: codec::opt_text(r, "response_id")?,
+        ..Default::default()
     })
 }
 
@@ -377,11 +397,23 @@ pub(crate) async fn insert_logs(
 async fn insert_logs_sqlx(store: &Store, logs: &[SpendLogRecord]) -> Result<()> {
     let mut tx = crate::begin_write(&store.pool()?, store.backend).await?;
     let mut rest = logs;
+    let mut skipped = HashSet::new();
     while !rest.is_empty() {
         let (chunk, after) = rest.split_at(chunk_rows(store.backend, rest.len()));
-        insert_chunk(&mut tx, store.backend, chunk).await?;
+        skipped.extend(insert_chunk(&mut tx, store.backend, chunk).await?);
         rest = after;
     }
+    // The day's aggregates in the same transaction, of the rows written now: a batch counts
+    // in both or in neither, and once.
+    let fresh: Vec<SpendLogRecord>;
+    let counted = match skipped.is_empty() {
+        true => logs,
+        false => {
+            fresh = logs.iter().filter(|l| !skipped.contains(&l.request_id)).cloned().collect();
+            &fresh[..]
+        }
+    };
+    crate::daily::upsert_sqlx(&mut tx, &crate::daily::Batch::of(counted)).await?;
     tx.commit().await.map_err(errors::db)
 }
 
@@ -429,12 +461,14 @@ fn where_clause(f: &SpendLogFilter, params: &mut Params) -> String {
             wheres.push(format!("{col} = {}", params.push(Val::text(v))));
         }
     }
-    // The id a client knows is the `x-litellm-call-id` it got back: sluice's request id, or the
-    // call id the client chose itself (which may name several rows).
+    // The ids a client knows: the `x-litellm-call-id` it got back (sluice's request id, or the
+    // call id the client chose itself, which may name several rows) and the answer's own `id`
+    // (the provider's, which LiteLLM logs as `request_id`). Each has an index.
     if let Some(v) = &f.request_id {
         let id = params.push(Val::text(v));
         let client = params.push(Val::text(v));
-        wheres.push(format!("(request_id = {id} OR client_call_id = {client})"));
+        let response = params.push(Val::text(v));
+        wheres.push(format!("(request_id = {id} OR client_call_id = {client} OR response_id = {response})"));
     }
     if let Some(start) = f.start {
         wheres.push(format!("start_time >= {}", params.push(Val::time(start))));
@@ -458,6 +492,9 @@ pub(crate) async fn logs(store: &Store, f: &SpendLogFilter) -> Result<Vec<SpendL
     );
     if let Some(limit) = f.limit {
         q.push_str(&format!(" LIMIT {}", params.push(Val::int(Some(limit.max(0))))));
+        if let Some(offset) = f.offset {
+            q.push_str(&format!(" OFFSET {}", params.push(Val::int(Some(offset.max(0))))));
+        }
     }
     let rows = sql::query(&q, params).fetch_all(&store.pool()?).await.map_err(errors::db)?;
     rows.iter().map(log_from_row).collect()

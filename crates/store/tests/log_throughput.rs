@@ -2,6 +2,7 @@
 //! the writer's batches (1,000 rows, and one spend increment each), as process CPU and wall time.
 //!
 //! `cargo test -p sluice-store --test log_throughput -- --ignored --nocapture`
+//! (`NO_RESPONSE_ID=1` before it: rows without the answer's id, whose index is then not written)
 
 use sluice_store::{KeyRecord, SpendIncrement, SpendLogRecord, Spender, Store};
 
@@ -30,6 +31,12 @@ async fn spend_log_throughput() {
             let logs: Vec<SpendLogRecord> = (0..1000)
                 .map(|i| SpendLogRecord {
                     request_id: format!("r{round}-{batch}-{i}"),
+                    // As the request path logs them: the answer's id (indexed) and its day's
+                    // aggregate row (one group per batch here). `NO_RESPONSE_ID=1` leaves the
+                    // id out, to see what its index costs.
+                    response_id: std::env::var_os("NO_RESPONSE_ID")
+                        .is_none()
+                        .then(|| format!("chatcmpl-{round}-{batch}-{i}")),
                     api_key: "k".into(),
                     model: "gpt-4o".into(),
                     spend: 0.001,

@@ -131,6 +131,7 @@ fn log(id: &str, key: &str, ms: i64, spend: f64) -> SpendLogRecord {
         metadata: obj(json!({"status": "success"})),
         request_tags: vec!["prod".to_owned()],
         status: "success".into(),
+        ..Default::default()
     }
 }
 
@@ -386,6 +387,9 @@ async fn spend_logs_round_trip_in_chunks(db: &TestDb) {
             metadata: if i.is_multiple_of(10) { obj(json!({"i": i, "s": "x"})) } else { Map::new() },
             request_tags: if i.is_multiple_of(9) { vec![format!("tag-{i}"), "prod".into()] } else { vec![] },
             status: if i.is_multiple_of(11) { "failure" } else { "success" }.into(),
+            // Now the last column.
+            response_id: (!i.is_multiple_of(7)).then(|| format!("chatcmpl-{i}")),
+            ..Default::default()
         }
     };
     // 2,127 rows: two full 1,000-row PostgreSQL statements and a remainder; 33 full 64-row SQLite
@@ -536,6 +540,8 @@ async fn spend_log_values_round_trip(db: &TestDb) {
         metadata: obj(json!({"ü": {"nested": [1, 2.5, null, true, "ß"]}, "quote": "it's \"x\""})),
         request_tags: vec!["tag é".into(), "".into(), "🏷".into()],
         status: "success".into(),
+        response_id: Some("chatcmpl-é".into()),
+        ..Default::default()
     };
     let plain = SpendLogRecord {
         request_id: "req-plain".into(),
@@ -893,6 +899,9 @@ on_every_backend!(
     organization_round_trip_spend_and_delete,
     org_members_round_trip,
     config_params_round_trip,
+    daily_aggregates_follow_the_logs,
+    daily_summary_matches_the_logs,
+    response_ids_find_rows,
 );
 
 async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
@@ -1340,4 +1349,139 @@ async fn config_params_round_trip(db: &TestDb) {
     let all = s.config_params().await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[1].param_value, json!({"num_retries": 1}));
+}
+
+/// The daily aggregates are written with the logs, add up across batches, count a retried
+/// batch once, and the reports read them with their filters and pages.
+async fn daily_aggregates_follow_the_logs(db: &TestDb) {
+    let s = &db.store;
+    let logs = seed_logs(s).await;
+    // A second batch adding to a's group (same day and ids). On PostgreSQL, with the first
+    // batch again (a retry whose commit had landed, its reply lost): only the new row counts.
+    // SQLite is local: a batch it failed was rolled back, so it never sees rows twice.
+    let a2 = SpendLogRecord { request_id: "a2".into(), ..logs[0].clone() };
+    let mut again = match db.kind {
+        Kind::Postgres(_) => logs.clone(),
+        _ => Vec::new(),
+    };
+    again.push(a2);
+    write_logs(s, &again).await;
+    let all = DailyFilter::default();
+    let (rows, total) = s.daily_activity(&all, 1, 100).await.unwrap();
+    assert_eq!(total, 4);
+    let days: Vec<(&str, &str, f64, i64)> =
+        rows.iter().map(|r| (r.date.as_str(), r.api_key.as_str(), r.sums.spend, r.sums.api_requests)).collect();
+    assert_eq!(
+        days,
+        [
+            ("2023-11-16", "k1", 8.0, 1),
+            ("2023-11-15", "k1", 4.0, 1),
+            ("2023-11-14", "k2", 2.0, 1),
+            ("2023-11-14", "k1", 2.0, 2)
+        ]
+    );
+    let a = &rows[3];
+    assert_eq!(
+        (a.user_id.as_str(), a.team_id.as_str(), a.end_user.as_str(), a.model.as_str(), a.provider.as_str()),
+        ("u1", "t1", "customer-9", "gpt-4o", "openai")
+    );
+    assert_eq!((a.sums.prompt_tokens, a.sums.completion_tokens, a.sums.successful_requests), (20, 40, 2));
+    assert_eq!((rows[0].sums.successful_requests, rows[0].sums.failed_requests), (0, 1));
+    // Missing ids are ''.
+    assert_eq!((rows[1].user_id.as_str(), rows[1].team_id.as_str()), ("", ""));
+
+    // Pages, newest first.
+    let (page2, total) = s.daily_activity(&all, 2, 3).await.unwrap();
+    assert_eq!((page2.len(), total, page2[0].api_key.as_str()), (1, 4, "k1"));
+    // Filters: user, teams, key, model, dates.
+    let by = |f: DailyFilter| async move {
+        let (rows, total) = s.daily_activity(&f, 1, 100).await.unwrap();
+        assert_eq!(rows.len() as i64, total);
+        rows.iter().map(|r| (r.date.clone(), r.sums.spend)).collect::<Vec<_>>()
+    };
+    let d = |day: &str, spend: f64| (day.to_owned(), spend);
+    assert_eq!(
+        by(DailyFilter { user_id: Some("u1".into()), ..Default::default() }).await,
+        [d("2023-11-16", 8.0), d("2023-11-14", 2.0)]
+    );
+    assert_eq!(
+        by(DailyFilter { team_ids: vec!["t2".into(), "t9".into()], ..Default::default() }).await,
+        [d("2023-11-14", 2.0)]
+    );
+    assert_eq!(by(DailyFilter { model: Some("claude".into()), ..Default::default() }).await, [d("2023-11-14", 2.0)]);
+    assert_eq!(
+        by(DailyFilter {
+            api_key: Some("k1".into()),
+            start_date: Some("2023-11-15".into()),
+            end_date: Some("2023-11-15".into()),
+            ..Default::default()
+        })
+        .await,
+        [d("2023-11-15", 4.0)]
+    );
+
+    // The report, summed per day, group and model.
+    let teams = s.daily_report(&all, ReportGroup::Team).await.unwrap();
+    let teams: Vec<(&str, &str, &str, f64, i64)> =
+        teams.iter().map(|r| (r.date.as_str(), r.group.as_str(), r.model.as_str(), r.spend, r.api_requests)).collect();
+    assert_eq!(
+        teams,
+        [
+            ("2023-11-14", "t1", "gpt-4o", 2.0, 2),
+            ("2023-11-14", "t2", "claude", 2.0, 1),
+            ("2023-11-15", "", "gpt-4o", 4.0, 1),
+            ("2023-11-16", "t1", "gpt-4o", 8.0, 1)
+        ]
+    );
+    let keys = s
+        .daily_report(&DailyFilter { end_date: Some("2023-11-14".into()), ..Default::default() }, ReportGroup::ApiKey)
+        .await
+        .unwrap();
+    assert_eq!(keys.iter().map(|r| (r.group.as_str(), r.spend)).collect::<Vec<_>>(), [("k1", 2.0), ("k2", 2.0)]);
+    let customers = s.daily_report(&all, ReportGroup::EndUser).await.unwrap();
+    assert_eq!(customers.iter().filter(|r| r.group == "customer-9").map(|r| r.spend).sum::<f64>(), 12.0);
+
+    // Tags: every tagged row's spend; dates bound them.
+    let tags = s.tag_spend(None, None).await.unwrap();
+    assert_eq!(tags.len(), 1);
+    assert_eq!((tags[0].tag.as_str(), tags[0].spend, tags[0].api_requests), ("prod", 12.0, 4));
+    let early = s.tag_spend(Some("2023-11-14"), Some("2023-11-15")).await.unwrap();
+    assert_eq!((early[0].spend, early[0].api_requests), (4.0, 3));
+    assert!(s.tag_spend(Some("2030-01-01"), None).await.unwrap().is_empty());
+}
+
+/// `request_id=` finds a row by the provider's answer id too.
+async fn response_ids_find_rows(db: &TestDb) {
+    let s = &db.store;
+    let rows: Vec<SpendLogRecord> = (0..5)
+        .map(|i| SpendLogRecord {
+            response_id: Some(format!("chatcmpl-{i}")),
+            ..log(&format!("sluice-{i}"), "k1", 1_700_000_000_000 + i, 0.5)
+        })
+        .collect();
+    write_logs(s, &rows).await;
+    let find = |id: &str| SpendLogFilter { request_id: Some(id.into()), ..Default::default() };
+    let found = s.spend_logs(&find("chatcmpl-3")).await.unwrap();
+    assert_eq!(found, [rows[3].clone()]);
+    assert_eq!(s.spend_logs(&find("sluice-3")).await.unwrap(), [rows[3].clone()]);
+    assert!(s.spend_logs(&find("chatcmpl-9")).await.unwrap().is_empty());
+    // Paging the raw rows: newest first, `offset` after `limit`.
+    let page = SpendLogFilter { limit: Some(2), offset: Some(2), ..Default::default() };
+    let ids: Vec<String> = s.spend_logs(&page).await.unwrap().into_iter().map(|l| l.request_id).collect();
+    assert_eq!(ids, ["sluice-2", "sluice-1"]);
+}
+
+/// `/spend/logs`' daily summary read from the aggregates is what summing the rows gives.
+async fn daily_summary_matches_the_logs(db: &TestDb) {
+    let s = &db.store;
+    seed_logs(s).await;
+    let from_rows = s.spend_by_day(&SpendLogFilter::default()).await.unwrap();
+    assert_eq!(from_rows.len(), 3);
+    assert_eq!(s.daily_summary(&DailyFilter::default()).await.unwrap(), from_rows);
+    let k2 = s.spend_by_day(&SpendLogFilter { api_key: Some("k2".into()), ..Default::default() }).await.unwrap();
+    let f = DailyFilter { api_key: Some("k2".into()), ..Default::default() };
+    assert_eq!(s.daily_summary(&f).await.unwrap(), k2);
+    let f = DailyFilter { start_date: Some("2023-11-15".into()), user_id: Some("u1".into()), ..Default::default() };
+    let days = s.daily_summary(&f).await.unwrap();
+    assert_eq!(days.iter().map(|d| (d.date.as_str(), d.spend)).collect::<Vec<_>>(), [("2023-11-16", 8.0)]);
 }

@@ -367,6 +367,8 @@ fn json_str(v: &str) -> Option<Cow<'_, str>> {
 #[derive(Deserialize)]
 struct RawResponse<'a> {
     #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     model: Option<&'a RawValue>,
     #[serde(default)]
     usage: Option<Usage>,
@@ -431,6 +433,27 @@ impl Usage {
 pub struct ResponseView {
     pub model_span: Option<Range<usize>>,
     pub usage: Option<Usage>,
+    /// Where the answer's top-level `id` value (the provider's `chatcmpl-…`) lies, quotes
+    /// included: read in the same pass as `model` and `usage`, copied only by whoever logs it
+    /// ([`ResponseView::id`]).
+    pub id_span: Option<Range<usize>>,
+}
+
+impl ResponseView {
+    /// The answer's `id` as text, when it is a JSON string; `json` is the body read.
+    pub fn id<'a>(&self, json: &'a [u8]) -> Option<Cow<'a, str>> {
+        let raw = std::str::from_utf8(json.get(self.id_span.clone()?)?).ok()?;
+        string_value(raw)
+    }
+}
+
+/// The text of a raw JSON string value (quotes included), escapes decoded; `None` for any other
+/// kind of value.
+pub fn string_value(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.starts_with('"') {
+        return None;
+    }
+    json_str(raw)
 }
 
 /// The byte range of the top-level `model` value in a JSON object, if it has one.
@@ -445,11 +468,15 @@ pub fn response(json: &[u8]) -> Result<ResponseView, NotJsonObject> {
     if !text.trim_start().starts_with('{') {
         return Err(NotJsonObject);
     }
-    let [model, usage] = match scan::fields(text, ["model", "usage"]) {
+    let [id, model, usage] = match scan::fields(text, ["id", "model", "usage"]) {
         Some(fields) => fields,
         None => {
             let raw: RawResponse<'_> = serde_json::from_str(text).map_err(|_| NotJsonObject)?;
-            return Ok(ResponseView { model_span: raw.model.map(|v| span_of(text, v.get())), usage: raw.usage });
+            return Ok(ResponseView {
+                model_span: raw.model.map(|v| span_of(text, v.get())),
+                usage: raw.usage,
+                id_span: raw.id.map(|v| span_of(text, v.get())),
+            });
         }
     };
     let usage = match usage {
@@ -459,7 +486,7 @@ pub fn response(json: &[u8]) -> Result<ResponseView, NotJsonObject> {
         }),
         None => None,
     };
-    Ok(ResponseView { model_span: model.map(|v| span_of(text, v)), usage })
+    Ok(ResponseView { model_span: model.map(|v| span_of(text, v)), usage, id_span: id.map(|v| span_of(text, v)) })
 }
 
 impl Usage {
@@ -921,6 +948,21 @@ mod tests {
         assert_eq!(Usage::from_value(&v["usage"]), Some(u));
     }
 
+    /// The answer's id comes from the same scan as its model and usage, by either reader.
+    #[test]
+    fn reads_the_answer_id() {
+        let body = br#"{"id":"chatcmpl-abc","object":"chat.completion","model":"m","usage":{"prompt_tokens":1}}"#;
+        let r = response(body).unwrap();
+        assert_eq!(r.id(body).as_deref(), Some("chatcmpl-abc"));
+        // Escaped keys send the whole body to serde_json, which finds it too.
+        let body = br#"{"id":"chatcmpl-\u0041","m\u006fdel":"m"}"#;
+        assert_eq!(response(body).unwrap().id(body).as_deref(), Some("chatcmpl-A"));
+        let body = br#"{"id":7,"model":"m"}"#;
+        assert_eq!(response(body).unwrap().id(body), None);
+        let body = br#"{"model":"m"}"#;
+        assert_eq!(response(body).unwrap().id(body), None);
+    }
+
     #[test]
     fn finds_response_model_span() {
         let body = br#"{"id":"x","model":"gpt-3.5","choices":[]}"#;
@@ -1002,7 +1044,11 @@ mod tests {
             let object = text.trim_start().starts_with('{');
             let serde =
                 serde_json::from_str::<RawResponse<'_>>(text).ok().filter(|_| object).ok_or(NotJsonObject).map(|raw| {
-                    ResponseView { model_span: raw.model.map(|v| span_of(text, v.get())), usage: raw.usage }
+                    ResponseView {
+                        model_span: raw.model.map(|v| span_of(text, v.get())),
+                        usage: raw.usage,
+                        id_span: raw.id.map(|v| span_of(text, v.get())),
+                    }
                 });
             assert_eq!(response(body), serde, "{text}");
         }

@@ -14,6 +14,7 @@ mod end_users;
 mod keys;
 mod models;
 mod organizations;
+mod reports;
 mod roles;
 mod spend;
 mod team_members;
@@ -77,6 +78,11 @@ pub fn routes() -> crate::openapi::Routes {
         .route("/global/spend", get(spend::global))
         .route("/spend/keys", get(spend::keys))
         .route("/spend/users", get(spend::users))
+        // Spend reports from the daily aggregates (`reports.rs`).
+        .route("/spend/tags", get(reports::tags))
+        .route("/global/spend/report", get(reports::global_report))
+        .route("/user/daily/activity", get(reports::user_activity))
+        .route("/team/daily/activity", get(reports::team_activity))
         .route("/model/new", post(models::new))
         .route("/model/delete", post(models::delete))
         .route("/model/update", post(models::update))

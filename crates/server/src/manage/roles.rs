@@ -132,6 +132,12 @@ pub(crate) const POLICY: &[(&str, [Grant; 5])] = &[
     ("/model/update",              [All, NoWrite, Forbidden, Forbidden, Forbidden]),
     ("/model/delete",              [All, NoWrite, Forbidden, Forbidden, Forbidden]),
     ("/model/{model_id}/update",   [All, NoWrite, Forbidden, Forbidden, Forbidden]),
+    // Spend reports: the whole proxy's are a proxy admin's (a viewer reads them); the daily
+    // activity of a user or team is any key's own (`reports::visible` narrows it).
+    ("/spend/tags",                [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    ("/global/spend/report",       [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    ("/user/daily/activity",       [All, All,     Own,       Own,       Own]),
+    ("/team/daily/activity",       [All, All,     Own,       Own,       Own]),
     // Budgets and end users: a proxy admin's; a viewer reads them.
     ("/budget/new",                [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
     ("/budget/update",             [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),

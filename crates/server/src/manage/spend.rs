@@ -23,11 +23,17 @@ fn day_end(d: NaiveDate) -> chrono::DateTime<Utc> {
     day_start(d) + Duration::days(1) - Duration::microseconds(1)
 }
 
-/// `GET /spend/logs?api_key=&user_id=&request_id=&start_date=&end_date=&summarize=`.
+/// Raw rows per `/spend/logs` page, by default and at most: LiteLLM returns every row, which
+/// with a million rows is a response no client can use.
+const LOG_PAGE: i64 = 1_000;
+const MAX_LOG_PAGE: i64 = 10_000;
+
+/// `GET /spend/logs?api_key=&user_id=&request_id=&start_date=&end_date=&summarize=&page=&page_size=`.
 ///
 /// As in LiteLLM, the daily summary (`[{"startTime", "spend", "models", "users", "api_keys"}]`)
 /// is given when both dates are set and `summarize` is not false; otherwise the raw rows,
-/// newest first.
+/// newest first, `page_size` (1,000 by default) of them from page `page`. `request_id` is the
+/// `x-litellm-call-id` or the answer's own `id` (`chatcmpl-…`).
 pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
     let caller = authorize(&app, &headers, "/spend/logs").await?;
     let store = store(&app, Need::Other)?;
@@ -43,8 +49,24 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
         end: end.map(day_end),
         ..Default::default()
     };
+    let page = super::query_count(&q, "page", 1, i64::from(u32::MAX))?;
+    let page_size = super::query_count(&q, "page_size", LOG_PAGE, MAX_LOG_PAGE)?;
     if summarize && start.is_some() && end.is_some() {
-        let days = db(store.spend_by_day(&filter).await)?;
+        // Whole days: read from the daily aggregates (a few rows a day) unless a request id
+        // narrows it to the rows themselves.
+        let days = match &filter.request_id {
+            None => {
+                let daily = sluice_store::DailyFilter {
+                    start_date: start.map(|d| d.format("%Y-%m-%d").to_string()),
+                    end_date: end.map(|d| d.format("%Y-%m-%d").to_string()),
+                    api_key: filter.api_key.clone(),
+                    user_id: filter.user_id.clone(),
+                    ..Default::default()
+                };
+                db(store.daily_summary(&daily).await)?
+            }
+            Some(_) => db(store.spend_by_day(&filter).await)?,
+        };
         let out: Vec<Value> = days
             .into_iter()
             .map(|d| {
@@ -59,6 +81,8 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
             .collect();
         return Ok(json(out));
     }
+    let filter =
+        SpendLogFilter { limit: Some(page_size), offset: Some((page - 1).saturating_mul(page_size)), ..filter };
     Ok(json(db(store.spend_logs(&filter).await)?))
 }
 

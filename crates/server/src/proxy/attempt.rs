@@ -431,7 +431,8 @@ impl UpstreamCall<'_> {
             _ => None,
         };
         let answer = match &responses {
-            Some(s) => Ok(sniff::ResponseView { model_span: s.model.clone(), usage: s.usage }),
+            // Its id is wrapped before it is logged (below).
+            Some(s) => Ok(sniff::ResponseView { model_span: s.model.clone(), usage: s.usage, id_span: None }),
             None => sniff::response(&body),
         };
         let answer = match answer {
@@ -453,6 +454,22 @@ impl UpstreamCall<'_> {
                 completion_tokens: u.completion_tokens.min(max),
             });
             m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed_at(done.into()), None, usage);
+        }
+        if let Some(c) = &self.facts.charge {
+            match &responses {
+                // A Response's id as the client gets it, wrapped to name this deployment.
+                Some(s) => {
+                    let wrap = super::responses::IdWrap { provider: provider.name, deployment: wrap_id };
+                    if let Some(id) = s.id.as_ref().and_then(|span| super::responses::wrapped_id(&body, span, &wrap)) {
+                        c.answered_as(&id);
+                    }
+                }
+                None => {
+                    if let Some(id) = answer.id(&body) {
+                        c.answered_as(&id);
+                    }
+                }
+            }
         }
         self.settle(answer.usage);
         let out = match (answer.model_span, restamp) {

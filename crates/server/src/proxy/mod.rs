@@ -210,12 +210,23 @@ pub(crate) async fn proxy_body(
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.
     let call_id = String::from_utf8_lossy(facts.call_id.as_bytes()).into_owned();
+    // Read for tag routing, or for the spend log when the body names tags at all (one scan
+    // for the word; most bodies have none and are not parsed again).
+    let logging = app.access.store().is_some() && !app.access.settings.disable_spend_logs;
+    let tags = match router.settings.enable_tag_filtering || (logging && tags::mentioned(body)) {
+        true => tags::of_request(body),
+        false => Vec::new(),
+    };
+    let logged_tags = match logging {
+        true => tags.clone(),
+        false => Vec::new(),
+    };
     let ids = match facts.client_call_id {
-        false => sluice_access::charge::LogIds { request_id: call_id, client_call_id: None },
+        false => sluice_access::charge::LogIds { request_id: call_id, client_call_id: None, tags: logged_tags },
         true => {
             let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
             let request_id = headers::new_call_id(&mut buf).to_string();
-            sluice_access::charge::LogIds { request_id, client_call_id: Some(call_id) }
+            sluice_access::charge::LogIds { request_id, client_call_id: Some(call_id), tags: logged_tags }
         }
     };
     // Copied only when there are metrics to label.
@@ -235,9 +246,9 @@ pub(crate) async fn proxy_body(
     ));
     // Known from here on: the attempts read the facts and write only the outcome.
     let facts = &*facts;
-    // Read only when tag routing is on: other configs pay nothing for it.
+    // Tag routing uses them only when it is on.
     let tags = match router.settings.enable_tag_filtering {
-        true => tags::of_request(body),
+        true => tags,
         false => Vec::new(),
     };
     let ctx = Ctx {

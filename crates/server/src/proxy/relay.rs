@@ -367,6 +367,10 @@ impl OpenAiStage {
         if self.id.is_none() && chunk.id.is_some_and(|id| id != "\"\"") {
             self.id = chunk.id.map(str::to_string);
             self.created = chunk.created.map(str::to_string);
+            // The spend log's response id: the first real chunk id, once per stream.
+            if let (Some(c), Some(id)) = (&self.charge, chunk.id.and_then(sniff::string_value)) {
+                c.answered_as(&id);
+            }
         }
         if let Some(raw) = chunk.usage {
             self.usage = None;

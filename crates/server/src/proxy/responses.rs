@@ -394,14 +394,7 @@ impl Events {
 pub(crate) fn restamp(json: &[u8], spans: &wire_responses::Spans, wrap: &IdWrap<'_>, model: Option<&[u8]>) -> Bytes {
     let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
     if let Some(span) = &spans.id {
-        let raw = json.get(span.clone()).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("");
-        // Upstream ids are plain ASCII; one with escapes is decoded first.
-        let upstream = match raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-            Some(plain) if !plain.contains('\\') => Some(std::borrow::Cow::Borrowed(plain)),
-            _ => serde_json::from_str::<String>(raw).ok().map(std::borrow::Cow::Owned),
-        };
-        if let Some(upstream) = upstream {
-            let wrapped = id::encode(wrap.provider, wrap.deployment, &upstream);
+        if let Some(wrapped) = wrapped_id(json, span, wrap) {
             let mut quoted = Vec::with_capacity(wrapped.len() + 2);
             quoted.push(b'"');
             quoted.extend_from_slice(wrapped.as_bytes());
@@ -428,6 +421,17 @@ pub(crate) fn restamp(json: &[u8], spans: &wire_responses::Spans, wrap: &IdWrap<
 }
 
 /// Names the deployment a native response id is wrapped with.
+/// The id a client sees for the upstream id at `span` of `json`: wrapped to name the deployment.
+pub(crate) fn wrapped_id(json: &[u8], span: &std::ops::Range<usize>, wrap: &IdWrap<'_>) -> Option<String> {
+    let raw = json.get(span.clone()).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("");
+    // Upstream ids are plain ASCII; one with escapes is decoded first.
+    let upstream = match raw.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(plain) if !plain.contains('\\') => std::borrow::Cow::Borrowed(plain),
+        _ => std::borrow::Cow::Owned(serde_json::from_str::<String>(raw).ok()?),
+    };
+    Some(id::encode(wrap.provider, wrap.deployment, &upstream))
+}
+
 pub(crate) struct IdWrap<'a> {
     pub provider: &'a str,
     pub deployment: &'a str,

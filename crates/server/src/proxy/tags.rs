@@ -1,14 +1,15 @@
-//! A request's tags for tag-based routing: `metadata.tags`, else a top-level `tags` (LiteLLM
-//! reads both). Read only when `enable_tag_filtering` is on, so other configs never parse for
-//! them; tags that are not a list of strings carry none, as in LiteLLM.
+//! A request's tags, for tag-based routing and the spend log's `request_tags`: `metadata.tags`,
+//! else a top-level `tags` (LiteLLM reads both). Parsed only when tag routing is on or the body
+//! mentions `"tags"` at all ([`mentioned`]); tags that are not a list of strings carry none, as
+//! in LiteLLM.
 
 use serde::Deserialize;
 use serde_json::Value;
 
 /// At most this many tags are read from one request, each at most [`MAX_TAG`] bytes: tags are
-/// compared against every deployment's, so their count and size are bounded by the gateway.
-pub const MAX_TAGS: usize = 64;
-pub const MAX_TAG: usize = 256;
+/// compared against every deployment's and logged with the request, so their count and size are
+/// bounded by the gateway (the bounds the spend-log row keeps too).
+pub use sluice_access::charge::{MAX_TAG, MAX_TAGS};
 
 /// Only the two fields: the rest of the body is skipped, not built.
 #[derive(Deserialize)]
@@ -17,6 +18,12 @@ struct Body {
     metadata: Option<Value>,
     #[serde(default)]
     tags: Option<Value>,
+}
+
+/// Whether `body` could carry tags: the word appears in it. One memchr-driven scan, so a body
+/// without tags (nearly all) is never parsed for them.
+pub fn mentioned(body: &[u8]) -> bool {
+    memchr::memmem::find(body, b"\"tags\"").is_some()
 }
 
 /// The tags of the JSON request `body` (already checked to be JSON by the sniffer).
@@ -41,7 +48,7 @@ pub fn of_request(body: &[u8]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::of_request;
+    use super::{mentioned, of_request};
     use proptest::prelude::*;
 
     #[test]
@@ -53,6 +60,8 @@ mod tests {
         assert!(of_request(br#"{"metadata":"tags"}"#).is_empty());
         assert!(of_request(br#"{"model":"m"}"#).is_empty());
         assert!(of_request(b"not json").is_empty());
+        assert!(mentioned(br#"{"metadata":{"tags":["a"]}}"#));
+        assert!(!mentioned(br#"{"model":"m","messages":[{"content":"no tags here"}]}"#));
         let many = format!(r#"{{"tags":[{}]}}"#, vec!["\"x\""; 1000].join(","));
         assert_eq!(of_request(many.as_bytes()).len(), super::MAX_TAGS);
     }

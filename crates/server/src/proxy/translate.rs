@@ -102,6 +102,10 @@ impl UpstreamCall<'_> {
         let created = now_unix();
         let id = format!("chatcmpl-{}", self.facts.call_id.to_str().unwrap_or("sluice"));
         let meta = AnswerMeta { model: self.client_model, id: &id, created, include_usage: self.view.include_usage };
+        // The id the client sees is the one made here, streamed or not: the spend log's too.
+        if let Some(c) = &self.facts.charge {
+            c.answered_as(&id);
+        }
 
         if !up.status.is_success() {
             let body = self.read_answer(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
