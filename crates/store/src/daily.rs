@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
+use serde_json::Map;
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
@@ -446,42 +447,39 @@ impl Store {
     }
 
     /// Spend per day, with per-model, per-user and per-key spend (`/spend/logs`' daily summary),
-    /// oldest day first: three grouped reads of the aggregates, however many requests the days
-    /// held. Days before the aggregates existed (migration 9) are not in them.
+    /// oldest day first: one grouped read of the aggregates (however many requests the days
+    /// held), folded into the three breakdowns here. Days before the aggregates existed
+    /// (migration 9) are not in them.
     pub async fn daily_summary(&self, filter: &DailyFilter) -> Result<Vec<crate::DailySpend>> {
-        let pool = self.pool()?;
+        let mut params = Params::new();
+        let q = format!(
+            "SELECT date, model, user_id, api_key, COALESCE(SUM(spend), 0) AS spend FROM {TABLE}{} \
+             GROUP BY date, model, user_id, api_key",
+            where_clause(filter, &mut params)
+        );
+        let rows = sql::query(&q, params).fetch_all(&self.pool()?).await.map_err(errors::db)?;
         let mut days: BTreeMap<String, crate::DailySpend> = BTreeMap::new();
-        for col in ["model", "user_id", "api_key"] {
-            let mut params = Params::new();
-            let q = format!(
-                "SELECT date, {col} AS name, COALESCE(SUM(spend), 0) AS spend FROM {TABLE}{} GROUP BY date, {col} \
-                 ORDER BY date, {col}",
-                where_clause(filter, &mut params)
-            );
-            let rows = sql::query(&q, params).fetch_all(&pool).await.map_err(errors::db)?;
-            for r in &rows {
-                let date = codec::text(r, "date")?;
-                let name = codec::text(r, "name")?;
-                let spend = codec::real(r, "spend")?;
-                let day = days.entry(date.clone()).or_insert_with(|| crate::DailySpend {
-                    date,
-                    spend: 0.0,
-                    models: Default::default(),
-                    users: Default::default(),
-                    api_keys: Default::default(),
-                });
-                // Every row is in each grouping once: the day's total from the first.
-                let map = match col {
-                    "model" => {
-                        day.spend += spend;
-                        &mut day.models
-                    }
-                    "user_id" if name.is_empty() => continue,
-                    "user_id" => &mut day.users,
-                    _ => &mut day.api_keys,
-                };
-                map.insert(name, serde_json::Value::from(spend));
+        let add = |map: &mut Map<String, serde_json::Value>, name: String, spend: f64| {
+            let sum = map.get(&name).and_then(serde_json::Value::as_f64).unwrap_or(0.0) + spend;
+            map.insert(name, serde_json::Value::from(sum));
+        };
+        for r in &rows {
+            let date = codec::text(r, "date")?;
+            let spend = codec::real(r, "spend")?;
+            let day = days.entry(date.clone()).or_insert_with(|| crate::DailySpend {
+                date,
+                spend: 0.0,
+                models: Default::default(),
+                users: Default::default(),
+                api_keys: Default::default(),
+            });
+            day.spend += spend;
+            add(&mut day.models, codec::text(r, "model")?, spend);
+            let user = codec::text(r, "user_id")?;
+            if !user.is_empty() {
+                add(&mut day.users, user, spend);
             }
+            add(&mut day.api_keys, codec::text(r, "api_key")?, spend);
         }
         Ok(days.into_values().collect())
     }

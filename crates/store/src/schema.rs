@@ -13,12 +13,15 @@ use crate::{Backend, Result, StoreError};
 /// Never edit a released step; add a new one.
 struct Migration {
     version: i64,
+    /// The one backend the step is for (a no-op, still recorded, on the other), or both.
+    only_on: Option<Backend>,
     statements: &'static [&'static str],
 }
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
+        only_on: None,
         statements: &[
             "CREATE TABLE sluice_keys (
             token TEXT NOT NULL PRIMARY KEY,
@@ -139,6 +142,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
+        only_on: None,
         statements: &[
             // Every request inserts a spend-log row, and each index is one more B-tree insert
             // (together a sixth of a request's CPU). Filtering logs by user or team is a rare admin
@@ -149,6 +153,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
+        only_on: None,
         statements: &[
             // The `x-litellm-call-id` a client chose, kept beside the row's own id (a client
             // repeating an id made rows collide on the primary key, and all but one vanished).
@@ -160,6 +165,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
+        only_on: None,
         statements: &[
             // Responses API answers of providers that keep no state (`responses.rs`).
             "CREATE TABLE sluice_responses (
@@ -174,6 +180,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
+        only_on: None,
         statements: &[
             // LiteLLM_BudgetTable: shared by end users, organizations and team memberships.
             "CREATE TABLE sluice_budgets (
@@ -195,6 +202,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
+        only_on: None,
         statements: &[
             // Organizations above teams (LiteLLM's `LiteLLM_OrganizationTable`); the budget and
             // limits live in the `sluice_budgets` row named by `budget_id`.
@@ -228,6 +236,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 7,
+        only_on: None,
         statements: &[
             // LiteLLM_EndUserTable's budget link, region and default model; an existing database
             // upgrades in place (its end users keep their own max_budget, no budget_id).
@@ -238,6 +247,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 8,
+        only_on: None,
         statements: &[
             // A team's `model_aliases` (`{alias: model}`), kept on the team row rather than in a
             // table of their own as LiteLLM does (`LiteLLM_ModelTable`).
@@ -256,14 +266,11 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 9,
+        only_on: None,
         statements: &[
             // The provider's answer id (`chatcmpl-…`), which LiteLLM's dashboards and scripts
-            // look a call up by. Nearly every row has one, so this index is one more B-tree
-            // insert per request (LiteLLM pays the same: its primary key is that id); partial,
-            // so rows without one (errors, pass-through) cost none.
+            // look a call up by; indexed on PostgreSQL only (migration 10).
             "ALTER TABLE sluice_spend_logs ADD COLUMN response_id TEXT",
-            "CREATE INDEX sluice_spend_logs_response_id_idx ON sluice_spend_logs (response_id) \
-             WHERE response_id IS NOT NULL",
             // Daily aggregates of the spend logs (LiteLLM's `LiteLLM_DailyUserSpend`, `…TeamSpend`,
             // `…EndUserSpend` in one table): upserted by the spend writer in the spend logs'
             // own transaction, one row per distinct group per batch, so the activity reports
@@ -305,7 +312,23 @@ const MIGRATIONS: &[Migration] = &[
         ],
     },
     Migration {
+        version: 10,
+        // Answer ids are random, so every row inserts into this index at a random place. On
+        // PostgreSQL that is one more B-tree insert per request (LiteLLM pays the same: its
+        // primary key is that id). A SQLite file writes its spend logs through a small page
+        // cache, where the random inserts spilled and re-read pages: 29 → 39 µs of CPU a
+        // request on one core (bench/README.md, fifteenth session). There a lookup by answer
+        // id scans the logs instead.
+        only_on: Some(Backend::Postgres),
+        statements: &[
+            // Partial: rows without one (errors, pass-through) cost none.
+            "CREATE INDEX sluice_spend_logs_response_id_idx ON sluice_spend_logs (response_id) \
+             WHERE response_id IS NOT NULL",
+        ],
+    },
+    Migration {
         version: 11,
+        only_on: None,
         statements: &[
             // LiteLLM_Config: settings sections changed through `/config/update` (`config.rs`).
             "CREATE TABLE sluice_config (
@@ -345,7 +368,8 @@ pub(crate) async fn migrate(pool: &AnyPool, backend: Backend, target: i64) -> Re
         )));
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current && m.version <= target) {
-        for stmt in m.statements {
+        let statements = if m.only_on.is_none_or(|b| b == backend) { m.statements } else { &[] };
+        for stmt in statements {
             sqlx::query(stmt)
                 .execute(&mut *tx)
                 .await
