@@ -683,15 +683,8 @@ mod tests {
     }
 
     fn access(max_budget: Option<f64>, max_parallel_requests: Option<u64>) -> Arc<Access> {
-        let settings = crate::AccessSettings {
-            batch_write_interval: std::time::Duration::from_secs(10),
-            reload_interval: std::time::Duration::from_secs(60),
-            disable_spend_logs: false,
-            max_end_user_budget: None,
-            max_budget,
-            budget_duration: None,
-            max_parallel_requests,
-        };
+        let settings =
+            crate::AccessSettings { max_budget, max_parallel_requests, ..crate::AccessSettings::for_tests() };
         Access::new(None, settings, None)
     }
 

@@ -77,6 +77,22 @@ pub struct AccessSettings {
     pub max_parallel_requests: Option<u64>,
 }
 
+#[cfg(test)]
+impl AccessSettings {
+    /// LiteLLM's defaults, no proxy-wide budget or cap: what the unit tests start from.
+    pub(crate) fn for_tests() -> AccessSettings {
+        AccessSettings {
+            batch_write_interval: std::time::Duration::from_secs(10),
+            reload_interval: std::time::Duration::from_secs(60),
+            disable_spend_logs: false,
+            max_end_user_budget: None,
+            max_budget: None,
+            budget_duration: None,
+            max_parallel_requests: None,
+        }
+    }
+}
+
 /// The user row LiteLLM keeps the proxy-wide spend on (`litellm_settings.max_budget`), so a
 /// database moved from LiteLLM keeps the proxy's spend and the writer persists and resets it
 /// like any user's.
@@ -375,15 +391,7 @@ mod tests {
     use sluice_store::Spender;
 
     fn access(master: Option<&str>) -> Arc<Access> {
-        let settings = AccessSettings {
-            batch_write_interval: std::time::Duration::from_secs(10),
-            reload_interval: std::time::Duration::from_secs(60),
-            disable_spend_logs: false,
-            max_end_user_budget: None,
-            max_budget: None,
-            budget_duration: None,
-            max_parallel_requests: None,
-        };
+        let settings = AccessSettings::for_tests();
         Access::new(master, settings, None)
     }
 

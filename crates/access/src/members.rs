@@ -172,15 +172,7 @@ mod tests {
     }
 
     fn access() -> Arc<crate::Access> {
-        let settings = crate::AccessSettings {
-            batch_write_interval: std::time::Duration::from_secs(10),
-            reload_interval: std::time::Duration::from_secs(60),
-            disable_spend_logs: false,
-            max_end_user_budget: None,
-            max_budget: None,
-            budget_duration: None,
-            max_parallel_requests: None,
-        };
+        let settings = crate::AccessSettings::for_tests();
         crate::Access::new(None, settings, None)
     }
 

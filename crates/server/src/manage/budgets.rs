@@ -120,18 +120,7 @@ pub(crate) fn apply(b: &mut BudgetRecord, f: &Fields, now: DateTime<Utc>) -> Res
     if let Some(v) = model_max_budget(f)? {
         b.model_max_budget = v;
     }
-    if let Some(v) = f.string("budget_duration")? {
-        match v.filter(|s| !s.trim().is_empty()) {
-            Some(spec) => {
-                b.budget_reset_at = Some(super::after(now, &spec, "budget_duration")?);
-                b.budget_duration = Some(spec);
-            }
-            None => {
-                b.budget_duration = None;
-                b.budget_reset_at = None;
-            }
-        }
-    }
+    budget_duration(f, b, now)?;
     if let Some(v) = reset_at(f)? {
         b.budget_reset_at = v;
     }
@@ -298,4 +287,22 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     app.access.registry.budgets.remove(&id);
     app.changes.publish(Kind::Budget, [id]).await;
     Ok(json(budget_json(&b)))
+}
+
+/// `budget_duration` from the body onto `b`: a period starts now (`budget_reset_at` = now +
+/// duration); `null` or empty removes it and its reset.
+pub(crate) fn budget_duration(f: &Fields, b: &mut BudgetRecord, now: DateTime<Utc>) -> Result<()> {
+    if let Some(v) = f.string("budget_duration")? {
+        match v.filter(|s| !s.trim().is_empty()) {
+            Some(spec) => {
+                b.budget_reset_at = Some(super::after(now, &spec, "budget_duration")?);
+                b.budget_duration = Some(spec);
+            }
+            None => {
+                b.budget_duration = None;
+                b.budget_reset_at = None;
+            }
+        }
+    }
+    Ok(())
 }

@@ -265,18 +265,7 @@ fn apply_budget(f: &Fields, b: &mut BudgetRecord, now: DateTime<Utc>) -> Result<
         }
         b.model_max_budget = v;
     }
-    if let Some(v) = f.string("budget_duration")? {
-        match v.filter(|s| !s.trim().is_empty()) {
-            Some(spec) => {
-                b.budget_reset_at = Some(super::after(now, &spec, "budget_duration")?);
-                b.budget_duration = Some(spec);
-            }
-            None => {
-                b.budget_duration = None;
-                b.budget_reset_at = None;
-            }
-        }
-    }
+    super::budgets::budget_duration(f, b, now)?;
     Ok(())
 }
 
