@@ -246,6 +246,7 @@ impl Access {
     /// Loads every key, user and team into memory. Failure leaves the registry as it was.
     pub async fn load(&self) -> Result<(), sluice_store::StoreError> {
         let Some(store) = self.store() else { return Ok(()) };
+        let read_at = chrono::Utc::now();
         let result = async {
             let teams = store.all_teams().await?;
             let users = store.all_users().await?;
@@ -266,7 +267,7 @@ impl Access {
         let (keys, users, teams, end_users, budgets, members) = result?;
         self.registry.reload_budgets(budgets);
         let proxy_row = users.iter().any(|u| u.user_id == PROXY_BUDGET_ID);
-        self.registry.reload(keys, users, teams);
+        self.registry.reload(keys, users, teams, read_at);
         self.registry.members.reload(members);
         // The proxy's row is missing (making it failed, or an admin deleted it): its spend stays
         // counted in memory on the same ledger, and the row is made again.

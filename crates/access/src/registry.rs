@@ -5,6 +5,7 @@
 //! rate-limit windows), which survives record updates and reloads.
 
 use super::ledger::Ledger;
+use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use sluice_state::{InFlightCounter as InFlight, LimitWindow as Window};
 use sluice_store::{BudgetRecord, EndUserRecord, KeyRecord, OrganizationRecord, TeamRecord, UserRecord};
@@ -309,22 +310,37 @@ impl Registry {
 
     /// Replaces the whole view with the database's (a background reload): entries gone from the
     /// database go from memory too.
-    pub fn reload(&self, keys: Vec<KeyRecord>, users: Vec<UserRecord>, teams: Vec<TeamRecord>) {
+    /// Replaces keys, users and teams with what the database held when `read_at` (the moment
+    /// the reload began reading) — except what was written here since: the management API writes
+    /// to the database, then here, so an entry written while the reload read may be missing from
+    /// the read, or older in it. Such an entry (stamped `updated_at` within [`RELOAD_GRACE_MS`]
+    /// of the read, or newer than the read's copy) stays; the next reload settles it. Without
+    /// this a key made during a reload was refused for up to a second.
+    pub fn reload(&self, keys: Vec<KeyRecord>, users: Vec<UserRecord>, teams: Vec<TeamRecord>, read_at: DateTime<Utc>) {
         let team_ids: std::collections::HashSet<String> = teams.iter().map(|t| t.team_id.clone()).collect();
         let user_ids: std::collections::HashSet<String> = users.iter().map(|u| u.user_id.clone()).collect();
         let tokens: std::collections::HashSet<String> = keys.iter().map(|k| k.token.clone()).collect();
         for t in teams {
-            self.put_team_quiet(t);
+            if !self.teams.get(&t.team_id).is_some_and(|e| newer(e.record.updated_at, t.updated_at)) {
+                self.put_team_quiet(t);
+            }
         }
         for u in users {
-            self.put_user(u, true);
+            if !self.users.get(&u.user_id).is_some_and(|e| newer(e.record.updated_at, u.updated_at)) {
+                self.put_user(u, true);
+            }
         }
         for k in keys {
-            self.put_key(k, true);
+            if !self.keys.get(&k.token).is_some_and(|e| newer(e.record.updated_at, k.updated_at)) {
+                self.put_key(k, true);
+            }
         }
-        self.teams.retain(|id, _| team_ids.contains(id));
-        self.users.retain(|id, _| user_ids.contains(id));
-        self.keys.retain(|t, _| tokens.contains(t));
+        let recent = |at: Option<DateTime<Utc>>| {
+            at.is_some_and(|at| at.timestamp_millis() >= read_at.timestamp_millis() - RELOAD_GRACE_MS)
+        };
+        self.teams.retain(|id, e| team_ids.contains(id) || recent(e.record.updated_at));
+        self.users.retain(|id, e| user_ids.contains(id) || recent(e.record.updated_at));
+        self.keys.retain(|t, e| tokens.contains(t) || recent(e.record.updated_at));
     }
 
     /// `put_team` without relabelling keys (a reload relabels every key right after).
@@ -338,9 +354,52 @@ impl Registry {
     }
 }
 
+/// How long before a reload's read a write may be stamped and still be missing from what the
+/// read saw (its commit landing after the read began).
+const RELOAD_GRACE_MS: i64 = 5_000;
+
+/// Whether the copy in memory was written after the one a reload read.
+fn newer(in_memory: Option<DateTime<Utc>>, read: Option<DateTime<Utc>>) -> bool {
+    match (in_memory, read) {
+        (Some(m), Some(r)) => m > r,
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key_at(token: &str, alias: &str, updated_ms: i64) -> KeyRecord {
+        KeyRecord {
+            token: token.into(),
+            key_alias: Some(alias.into()),
+            updated_at: DateTime::from_timestamp_millis(updated_ms),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_reload_keeps_what_was_written_while_it_read() {
+        let r = Registry::new(None);
+        let read_at = DateTime::from_timestamp_millis(1_000_000).unwrap();
+        // Written long before the read, and gone from the database since: removed.
+        r.put_key(key_at("old", "a", 1_000_000 - RELOAD_GRACE_MS - 1), false);
+        // Made while the reload read (not in what it read): kept.
+        r.put_key(key_at("new", "b", 1_000_000 - 10), false);
+        // Updated here after the copy the reload read: the newer copy stays.
+        r.put_key(key_at("both", "renamed", 1_000_100), false);
+        r.reload(vec![key_at("both", "stale", 999_000), key_at("db", "c", 1)], vec![], vec![], read_at);
+        let alias = |t: &str| r.keys.get(t).and_then(|e| e.record.key_alias.clone());
+        assert_eq!(alias("old"), None, "deleted elsewhere long ago");
+        assert_eq!(alias("new").as_deref(), Some("b"), "made during the read");
+        assert_eq!(alias("both").as_deref(), Some("renamed"), "the newer copy");
+        assert_eq!(alias("db").as_deref(), Some("c"), "read from the database");
+        // A later reload that does see the rename takes the database's copy again.
+        r.reload(vec![key_at("both", "final", 1_000_200)], vec![], vec![], read_at);
+        assert_eq!(alias("both").as_deref(), Some("final"));
+    }
 
     #[test]
     fn concurrent_first_requests_of_an_end_user_share_one_ledger() {
