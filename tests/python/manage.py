@@ -62,22 +62,28 @@ def keys_config(mock_url: str, database_url: str, extra_general: dict | None = N
     return cfg.replace("router_settings:", 'litellm_settings:\n  callbacks: ["prometheus"]\nrouter_settings:')
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def gw(request, log_dir, mock):
-    if request.param == "sqlite":
-        url = f"sqlite://{log_dir / ('keys-' + uuid.uuid4().hex[:8] + '.db')}"
+def gateway_on(backend: str, log_dir, name: str, config_for):
+    """A gateway on `backend` ("sqlite": a fresh file; "postgres": a fresh database, dropped
+    after), its config `config_for(database_url)`; yields it and stops it (a fixture body)."""
+    if backend == "sqlite":
+        url = f"sqlite://{log_dir / (name + '-' + uuid.uuid4().hex[:8] + '.db')}"
         db = None
     else:
         db = fresh_pg_database()
         url = f"postgresql://root@127.0.0.1:5432/{db}"
-    p = start_gateway(log_dir, f"keys-{request.param}", keys_config(mock.url, url))
-    p.backend = request.param
+    p = start_gateway(log_dir, f"{name}-{backend}", config_for(url))
+    p.backend = backend
     p.db = db
     p.database_url = url
     yield p
     p.stop()
     if db:
         psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def gw(request, log_dir, mock):
+    yield from gateway_on(request.param, log_dir, "keys", lambda url: keys_config(mock.url, url))
 
 
 def admin(gw, method: str, path: str, **kw) -> requests.Response:

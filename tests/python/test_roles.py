@@ -19,8 +19,8 @@ from typing import Callable
 import pytest
 import requests
 
-from conftest import MASTER_KEY, start_gateway
-from manage import ADMIN, chat, fresh_pg_database, keys_config, psql
+from conftest import MASTER_KEY
+from manage import ADMIN, chat, gateway_on, keys_config
 
 PROXY_BUDGET = 1000.0
 # Short, so that a test sees the proxy budget's period end and its spend reset.
@@ -38,18 +38,9 @@ def roles_config(mock_url: str, url: str) -> str:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def rgw(request, log_dir, mock):
-    if request.param == "sqlite":
-        url = f"sqlite://{log_dir / ('roles-' + uuid.uuid4().hex[:8] + '.db')}"
-        db = None
-    else:
-        db = fresh_pg_database()
-        url = f"postgresql://root@127.0.0.1:5432/{db}"
-    p = start_gateway(log_dir, f"roles-{request.param}", roles_config(mock.url, url))
-    p.mock_url = mock.url
-    yield p
-    p.stop()
-    if db:
-        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    for p in gateway_on(request.param, log_dir, "roles", lambda url: roles_config(mock.url, url)):
+        p.mock_url = mock.url
+        yield p
 
 
 def call(gw, method: str, path: str, key: str | None, **kw) -> requests.Response:

@@ -606,15 +606,7 @@ async fn member_user(app: &App, store: &Store, m: &Member) -> Result<UserRecord>
             return Ok(u);
         }
     }
-    let now = super::now();
-    let u = UserRecord {
-        user_id: m.user_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        user_email: m.user_email.clone(),
-        user_role: Some("internal_user".into()),
-        created_at: Some(now),
-        updated_at: Some(now),
-        ..Default::default()
-    };
+    let u = super::teams::new_member_user(m.user_id.as_deref(), m.user_email.as_deref(), super::now());
     db(store.insert_user(&u).await)?;
     let id = u.user_id.clone();
     app.access.registry.put_user(u.clone(), false);

@@ -99,6 +99,23 @@ pub(crate) async fn join_team(
     Ok(join_member(app, store, team_id, &m).await?.1)
 }
 
+/// The user a team or organization member becomes when there is none: an `internal_user`
+/// with the id given (else a new one) and the email given, as LiteLLM makes them.
+pub(crate) fn new_member_user(
+    user_id: Option<&str>,
+    email: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> UserRecord {
+    UserRecord {
+        user_id: user_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string),
+        user_email: email.map(str::to_string),
+        user_role: Some("internal_user".into()),
+        created_at: Some(now),
+        updated_at: Some(now),
+        ..Default::default()
+    }
+}
+
 /// Puts the member into the team: the team goes into the user's `teams` (the user, found by id
 /// or else by email, is created as an `internal_user` if there is none) in one serialised store
 /// operation, so concurrent requests naming the same new member make one user; then the member
@@ -106,14 +123,7 @@ pub(crate) async fn join_team(
 /// gained a member.
 pub(crate) async fn join_member(app: &App, store: &Store, team_id: &str, m: &Member) -> Result<(String, bool)> {
     let now = super::now();
-    let new = UserRecord {
-        user_id: m.user_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        user_email: m.user_email.clone(),
-        user_role: Some("internal_user".into()),
-        created_at: Some(now),
-        updated_at: Some(now),
-        ..Default::default()
-    };
+    let new = new_member_user(m.user_id.as_deref(), m.user_email.as_deref(), now);
     let (user, how) = db(store.join_team(&new, m.user_id.is_none(), team_id, now).await)?;
     let user_id = user.user_id.clone();
     let email = m.user_email.clone().or_else(|| user.user_email.clone());
