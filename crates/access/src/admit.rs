@@ -138,9 +138,16 @@ fn hold_budget(
     if over(spend + in_flight, limit) {
         return Err(in_flight_over(message(spend, max), in_flight));
     }
-    if let Some(s) = shared.filter(|s| s.remote().healthy() && s.near(max)) {
+    let here = in_flight + adm.reservation.amount();
+    if let Some(s) = shared.filter(|s| s.remote().healthy() && s.near(max, here)) {
         let past = matches!(reached, Reached::PastMax);
-        adm.confirm.push(super::shared::Confirm { spend: s, max, past, message: Box::new(message) });
+        adm.confirm.push(super::shared::Confirm {
+            spend: s,
+            live: live.clone(),
+            max,
+            past,
+            message: Box::new(message),
+        });
     }
     Ok(())
 }
@@ -517,9 +524,11 @@ impl Access {
                     if view >= max || view >= limit {
                         return Err(budget_exceeded(message(view, max)));
                     }
-                    if s.remote().healthy() && s.near(max) {
+                    let here = super::reserve::usd(key.live.ledger.reserved()) + adm.reservation.amount();
+                    if s.remote().healthy() && s.near(max, here) {
                         adm.confirm.push(super::shared::Confirm {
                             spend: s,
+                            live: key.live.clone(),
                             max,
                             past: false,
                             message: Box::new(message),

@@ -139,6 +139,11 @@ impl Reservation {
         }
     }
 
+    /// Whether the estimate is held against `live`'s budget.
+    pub fn holds(&self, live: &Arc<Live>) -> bool {
+        self.nanos > 0 && self.held.iter().flatten().any(|h| Arc::ptr_eq(h, live))
+    }
+
     /// The request ended: its estimates stop counting (its cost, if any, is in the ledgers now).
     pub fn release(&self) {
         if self.released.swap(true, Ordering::AcqRel) {

@@ -21,6 +21,8 @@ use std::sync::Arc;
 /// A budget admission found near its end: checked (and the estimate held) in Redis.
 pub struct Confirm {
     pub spend: Arc<SharedSpend>,
+    /// The spender here: its requests in flight on this replica count if Redis does not answer.
+    pub live: Arc<Live>,
     pub max: f64,
     /// Refused only past `max` (the proxy budget), not at it.
     pub past: bool,
@@ -156,11 +158,19 @@ impl Access {
                 Some((Verdict::InFlight { total, others }, _)) => {
                     return Err(super::admit::in_flight_over((c.message)(total, c.max), others))
                 }
-                // Redis went away since admission looked: the share it would have used then.
+                // Redis went away (or did not answer in time) since admission looked: this
+                // replica's share, as admission would have used then, with the requests in flight
+                // here counted, as many may be in this same moment.
                 None => {
                     let spend = c.spend.view();
-                    if over(spend) || spend >= c.spend.share(c.max) {
+                    let share = c.spend.share(c.max);
+                    if over(spend) || spend >= share {
                         return Err(super::admit::budget_exceeded((c.message)(spend, c.max)));
+                    }
+                    let own = if adm.reservation.holds(&c.live) { nanos } else { 0 };
+                    let others = super::reserve::usd(c.live.ledger.reserved().saturating_sub(own));
+                    if spend + others >= share {
+                        return Err(super::admit::in_flight_over((c.message)(spend, c.max), others));
                     }
                 }
             }

@@ -9,7 +9,8 @@
 //!
 //! The request path never waits for this in the common case: a [`SharedSpend`] keeps the last
 //! total read and the charges not yet sent; [`SpendBook::sync`] sends and reads them all in one
-//! script call every [`SYNC_EVERY`]. Only a spender [`near`](SharedSpend::near) its budget is
+//! script call every [`SYNC_EVERY`]. Only a spender [`near`](SharedSpend::near) its budget (or
+//! whose requests on this replica approach this replica's share of what is left) is
 //! asked about per request ([`SharedSpend::hold`]): a script checks total + held estimates
 //! against the budget and holds this request's estimate, so two replicas cannot both spend the
 //! last dollar. The database stays the durable record: Redis is never the source of spend written.
@@ -20,6 +21,10 @@ use crate::BudgetCounter;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+/// [`SharedSpend::held_sent`] after a call that got no answer: whatever this replica holds, the
+/// next call sends it.
+const HELD_UNKNOWN: u64 = u64::MAX;
 
 /// How often each replica sends its charges and reads every shared total.
 pub const SYNC_EVERY: Duration = Duration::from_millis(100);
@@ -58,14 +63,25 @@ pub struct SharedSpend {
     /// in `unsent` if the call fails). Taking, not reading, keeps two racing calls from both
     /// sending one charge.
     sending: AtomicF64,
-    /// Estimates this replica stopped holding and has not yet taken out of the hash (nano-USD).
-    unheld: AtomicU64,
+    /// The estimates this replica's requests in flight hold on the budget (nano-USD): what its
+    /// field in the hash should say. Sent as a figure, not as a change, so that a call that timed
+    /// out after Redis ran it can be repeated without taking an estimate out twice.
+    held_here: AtomicU64,
+    /// What this replica's field in the hash says as far as it knows ([`HELD_UNKNOWN`] after a
+    /// call that got no answer): a sync sends `held_here` only when they differ.
+    held_sent: AtomicU64,
     /// Recent spend per second over all replicas, from successive reads.
     rate: AtomicF64,
     reads: AtomicU64,
     last_read: Mutex<Option<(f64, Instant)>>,
     /// Set when admission found the spender near its budget: charges are sent at once.
     near: AtomicBool,
+    /// Held by each call that sends this total's charges and released estimates, from taking
+    /// them until Redis answered: calls reach Redis in the order they took, so an estimate is
+    /// never taken out there before the charge that replaced it was added (two calls in flight
+    /// at once could arrive the other way round, and for that moment the budget would count
+    /// neither, letting another replica spend the same dollars).
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SharedSpend {
@@ -131,20 +147,32 @@ end
     };
 }
 
+/// Sets this replica's field in a budget's hash of held estimates to what it holds now (nano-USD;
+/// 0 removes it, a negative figure leaves it).
+macro_rules! set_held_lua {
+    () => {
+        r"
+local function set_held(hash, me, held)
+  local n = tonumber(held)
+  if n == 0 then redis.call('HDEL', hash, me) elseif n > 0 then redis.call('HSET', hash, me, held) end
+end
+"
+    };
+}
+
 /// Sends pending charges and released estimates and reads the totals of many spenders. KEYS:
-/// total, held, epoch for each; ARGV: me, raise, fresh epoch, then floor, delta, unheld, mine,
-/// pending, since for each. Returns total, epoch, rebuilt for each.
+/// total, held, epoch for each; ARGV: me, raise, fresh epoch, then floor, delta, held (this
+/// replica's estimates held, nano-USD; -1: unchanged), mine, pending, since for each. Returns
+/// total, epoch, rebuilt for each.
 const SYNC: &str = concat!(
     settle_lua!(),
+    set_held_lua!(),
     r"
 local out = {}
 for i = 1, #KEYS / 3 do
   local k, a = 3 * (i - 1), 3 + 6 * (i - 1)
   local v, e, rebuilt = settle(KEYS[k + 1], KEYS[k + 3], ARGV[a + 1], ARGV[a + 2], ARGV[a + 4], ARGV[a + 5], ARGV[2], ARGV[3], ARGV[a + 6])
-  local unheld = tonumber(ARGV[a + 3])
-  if unheld > 0 then
-    if redis.call('HINCRBY', KEYS[k + 2], ARGV[1], -unheld) <= 0 then redis.call('HDEL', KEYS[k + 2], ARGV[1]) end
-  end
+  set_held(KEYS[k + 2], ARGV[1], ARGV[a + 3])
   out[3 * i - 2] = v
   out[3 * i - 1] = e
   out[3 * i] = rebuilt
@@ -155,13 +183,15 @@ return out
 
 /// The per-request check near a budget. KEYS: total, held, epoch, live replicas. ARGV: me,
 /// fresh epoch, floor, delta, mine, pending, max, past (1: refused only past max, the proxy
-/// budget's rule), nanos to hold, since. Returns {0 spent | 1 in flight | 2 held, total, others' held
+/// budget's rule), nanos to hold, since, what this replica holds already. Returns {0 spent | 1 in flight | 2 held, total, others' held
 /// nanos, epoch}.
 const HOLD: &str = concat!(
     settle_lua!(),
     live_sum_lua!(),
+    set_held_lua!(),
     r"
 local v, e = settle(KEYS[1], KEYS[3], ARGV[3], ARGV[4], ARGV[5], ARGV[6], '0', ARGV[2], ARGV[10])
+set_held(KEYS[2], ARGV[1], ARGV[11])
 local held = live_sum(KEYS[2], KEYS[4], ARGV[1])
 local max = tonumber(ARGV[7])
 local function over(x)
@@ -226,11 +256,13 @@ impl SpendBook {
             total: AtomicF64::default(),
             unsent: AtomicF64::default(),
             sending: AtomicF64::default(),
-            unheld: AtomicU64::new(0),
+            held_here: AtomicU64::new(0),
+            held_sent: AtomicU64::new(0),
             rate: AtomicF64::default(),
             reads: AtomicU64::new(0),
             last_read: Mutex::new(None),
             near: AtomicBool::new(true),
+            turn: tokio::sync::Mutex::new(()),
             floor,
         });
         spend.total.reset_to(spend.floor_now().0);
@@ -268,30 +300,50 @@ impl SpendBook {
 /// One script call for `batch`: what each sends is taken out of its counters only once Redis
 /// has it. `None`: Redis is away; else whether a total had to be rebuilt.
 async fn sync_batch(remote: &Remote, batch: &[Arc<SharedSpend>], raise: bool) -> Option<bool> {
-    let sent: Vec<(f64, u64)> = batch.iter().map(|s| (s.take_unsent(), s.unheld.swap(0, Ordering::AcqRel))).collect();
+    // In the batch's order, the one order every caller takes more than one turn in.
+    let mut turns = Vec::with_capacity(batch.len());
+    for s in batch {
+        turns.push(s.turn.lock().await);
+    }
+    // The estimates held before the charges: a request that ended in between has its cost in
+    // the charges taken, so the budget never counts neither.
+    let sent: Vec<(i64, f64)> = batch
+        .iter()
+        .map(|s| {
+            let held = s.held_here.load(Ordering::Acquire);
+            let held = if held == s.held_sent.load(Ordering::Acquire) { -1 } else { held as i64 };
+            (held, s.take_unsent())
+        })
+        .collect();
     let script = redis::Script::new(SYNC);
     let mut call = script.prepare_invoke();
     call.arg(remote.replica()).arg(if raise { "1" } else { "0" }).arg(fresh_epoch(remote));
-    for (s, (delta, unheld)) in batch.iter().zip(&sent) {
+    for (s, (held, delta)) in batch.iter().zip(&sent) {
         let (floor, pending) = s.floor_now();
         call.key(&s.total_key).key(&s.held_key).key(&s.epoch_key);
-        call.arg(floor.to_string()).arg(delta.to_string()).arg(*unheld).arg(s.epoch_now()).arg(pending.to_string());
+        call.arg(floor.to_string()).arg(delta.to_string()).arg(*held).arg(s.epoch_now()).arg(pending.to_string());
         call.arg(s.bound_ms);
     }
     let answer: Option<Vec<String>> = remote.call(|mut conn| async move { call.invoke_async(&mut conn).await }).await;
     let ok = answer.is_some();
     let answer = answer.unwrap_or_default();
     let mut rebuilt = false;
-    for (i, (s, (delta, unheld))) in batch.iter().zip(sent).enumerate() {
+    for (i, (s, (held, delta))) in batch.iter().zip(sent).enumerate() {
         match answer.get(3 * i..3 * i + 3) {
             Some([total, epoch, r]) => {
                 s.read(total.parse().unwrap_or(0.0));
+                if held >= 0 {
+                    s.held_sent.store(held as u64, Ordering::Release);
+                }
                 s.set_epoch(epoch);
                 rebuilt |= r == "1";
             }
             _ => {
                 s.unsent.add(delta);
-                s.unheld.fetch_add(unheld, Ordering::AcqRel);
+                // Redis may or may not have run it: the figures go again with the next call.
+                // A charge sent twice counts twice until the next reload reconciles the total
+                // with the database (refusing early, never late).
+                s.held_sent.store(HELD_UNKNOWN, Ordering::Release);
             }
         }
         s.sending.add(-delta);
@@ -373,11 +425,21 @@ impl SharedSpend {
     }
 
     /// Whether `max` is close enough that admission must ask Redis (see the module's doc).
-    pub fn near(&self, max: f64) -> bool {
-        let left = max - self.view();
+    /// `in_flight_here`: the estimates of this replica's requests in flight on the budget, the
+    /// one asking included. Each replica decides alone only while what it has committed since
+    /// the last read (those estimates and its charges not yet read back) stays within its share
+    /// of what was left then, so that replicas deciding alone in the same moment cannot together
+    /// commit more than was left, however sudden the burst (the rate has not seen it yet).
+    pub fn near(&self, max: f64, in_flight_here: f64) -> bool {
+        let seen = self.total.read();
+        let unread = self.unsent.read() + self.sending.read();
+        let left = max - seen - unread;
         let horizon = self.rate.read() * self.remote.replicas() as f64 * NEAR_HORIZON_S;
-        let near =
-            self.reads.load(Ordering::Relaxed) < READS_BEFORE_TRUSTED || left < max * NEAR_FRACTION || left < horizon;
+        let share_left = (max - seen) / self.remote.replicas() as f64;
+        let near = self.reads.load(Ordering::Relaxed) < READS_BEFORE_TRUSTED
+            || left < max * NEAR_FRACTION
+            || left < horizon
+            || unread + in_flight_here >= share_left;
         self.near.store(near, Ordering::Relaxed);
         near
     }
@@ -417,6 +479,8 @@ impl SharedSpend {
     /// `nanos` there if the request may go. `past`: refused only past `max`, not at it. `None`:
     /// Redis is away; the caller falls back to [`share`](Self::share).
     pub async fn hold(self: &Arc<Self>, max: f64, past: bool, nanos: u64) -> Option<(Verdict, Option<Held>)> {
+        let _turn = self.turn.lock().await;
+        let held_before = self.held_here.load(Ordering::Acquire);
         let delta = self.take_unsent();
         let (floor, pending) = self.floor_now();
         let script = redis::Script::new(HOLD);
@@ -434,14 +498,23 @@ impl SharedSpend {
             .arg(max.to_string())
             .arg(if past { "1" } else { "0" })
             .arg(nanos)
-            .arg(self.bound_ms);
+            .arg(self.bound_ms)
+            .arg(held_before);
         let answer: Option<(u8, String, u64, String)> =
             self.remote.call(|mut conn| async move { call.invoke_async(&mut conn).await }).await;
         let Some((code, total, held, epoch)) = answer else {
             self.unsent.add(delta);
             self.sending.add(-delta);
+            self.held_sent.store(HELD_UNKNOWN, Ordering::Release);
             return None;
         };
+        let held_now = if code == 2 {
+            self.held_here.fetch_add(nanos, Ordering::AcqRel);
+            held_before + nanos
+        } else {
+            held_before
+        };
+        self.held_sent.store(held_now, Ordering::Release);
         self.set_epoch(&epoch);
         let total: f64 = total.parse().unwrap_or(0.0);
         self.read(total);
@@ -477,7 +550,7 @@ pub struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.spend.unheld.fetch_add(self.nanos, Ordering::AcqRel);
+        self.spend.held_here.fetch_sub(self.nanos, Ordering::AcqRel);
         self.spend.flush_soon();
     }
 }
