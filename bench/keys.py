@@ -226,6 +226,18 @@ def load(sluice: str, base: str, key: str, duration: str, users: int, cpu: int |
     return json.loads(out.read_text())
 
 
+def print_routes(base: str, keys: list[dict], teams: list[str], args: argparse.Namespace) -> None:
+    """The spend routes' median times on the full database; over 100 ms is reported."""
+    print(f"\n{'spend route (' + ('PostgreSQL' if args.postgres else 'SQLite') + ')':<36} {'median ms':>10} "
+          f"{'bytes':>10}")
+    slow = 0
+    for label, ms, size in time_routes(base, keys, teams, args.logs):
+        slow += ms >= 100
+        print(f"{label:<36} {ms:>10.1f} {size:>10}{'  over 100 ms' if ms >= 100 else ''}")
+    if slow:
+        print(f"{slow} route(s) took 100 ms or more", file=sys.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sluice", default=str(REPO / "target" / "release" / "sluice"))
@@ -237,6 +249,8 @@ def main() -> int:
     ap.add_argument("--duration", default="10s")
     ap.add_argument("--users", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--routes-only", action="store_true",
+                    help="only time the spend routes on the full database (no CPU runs)")
     ap.add_argument("--smoke", action="store_true", help="100 keys, 10 teams, 1,000 logs, 1 s runs, one repeat (CI)")
     ap.add_argument("--no-spend-logs", action="store_true",
                     help="general_settings.disable_spend_logs: what the per-request log rows cost")
@@ -275,6 +289,9 @@ def main() -> int:
                 full_db.seed_logs(args.logs, keys, teams)
                 print(f"inserted {args.logs} spend-log rows and their daily aggregates in "
                       f"{time.monotonic() - t0:.1f} s", flush=True)
+            if args.routes_only:
+                print_routes(base, keys, teams, args)
+                return 0
             empty_key = make_keys(gws["empty"][1], 1, [])[0]["key"]
             runs = {
                 "master key, full": (full, base, MASTER),
@@ -306,14 +323,7 @@ def main() -> int:
                   f"({(v / m - 1) * 100:+.1f}%) with {len(keys)} keys; gateway RSS {rss_mb(full.pid):.1f} MB")
             print(f"virtual key with {len(keys)} keys, {len(teams)} teams, {args.logs} spend-log rows: {v:.1f} µs; "
                   f"on an empty database {e:.1f} µs ({(v / e - 1) * 100:+.1f}%; issue #21 allows +5%)")
-            print(f"\n{'spend route (' + ('PostgreSQL' if args.postgres else 'SQLite') + ')':<36} {'median ms':>10} "
-                  f"{'bytes':>10}")
-            slow = 0
-            for label, ms, size in time_routes(base, keys, teams, args.logs):
-                slow += ms >= 100
-                print(f"{label:<36} {ms:>10.1f} {size:>10}{'  over 100 ms' if ms >= 100 else ''}")
-            if slow:
-                print(f"{slow} route(s) took 100 ms or more", file=sys.stderr)
+            print_routes(base, keys, teams, args)
         finally:
             for p in procs:
                 p.terminate()

@@ -516,8 +516,11 @@ def test_spend_logs_summarised_by_day(gw):
     today = time.strftime("%Y-%m-%d", time.gmtime())
     days = admin(gw, "GET", "/spend/logs", params={"start_date": today, "end_date": today}).json()
     assert [d["startTime"] for d in days] == [today], days
+    assert set(days[0]) == {"startTime", "spend", "models", "users", "api_keys"}, days
     assert days[0]["spend"] > 0
-    assert key_body["token"] in days[0]["api_keys"]
+    assert days[0]["api_keys"][key_body["token"]] > 0
+    for by in ("models", "api_keys"):
+        assert sum(days[0][by].values()) == pytest.approx(days[0]["spend"]), days
 
 
 def test_models_added_through_the_api_are_stored_and_routed(log_dir, mock):

@@ -47,7 +47,7 @@ pub(crate) fn json_text<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
 }
 
-fn decode_err(col: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn decode_err(col: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("cannot read column {col}: {e}"))
 }
 
@@ -81,6 +81,17 @@ pub(crate) fn opt_real(row: &AnyRow, col: &str) -> Result<Option<f64>> {
 
 pub(crate) fn real(row: &AnyRow, col: &str) -> Result<f64> {
     Ok(opt_real(row, col)?.unwrap_or(0.0))
+}
+
+/// [`real`] of the `i`th column, for reads of many rows where a lookup by name shows.
+pub(crate) fn real_at(row: &AnyRow, i: usize) -> Result<f64> {
+    match row.try_get::<Option<f64>, _>(i) {
+        Ok(v) => Ok(v.unwrap_or(0.0)),
+        Err(e) => match row.try_get::<Option<i64>, _>(i) {
+            Ok(v) => Ok(v.map_or(0.0, |i| i as f64)),
+            Err(_) => Err(decode_err(&format!("#{i}"), e)),
+        },
+    }
 }
 
 pub(crate) fn flag(row: &AnyRow, col: &str) -> Result<bool> {

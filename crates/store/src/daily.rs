@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use serde_json::Map;
+use futures_util::TryStreamExt;
 use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 use crate::codec;
 use crate::errors;
@@ -452,36 +452,31 @@ impl Store {
     /// (migration 9) are not in them.
     pub async fn daily_summary(&self, filter: &DailyFilter) -> Result<Vec<crate::DailySpend>> {
         let mut params = Params::new();
-        let q = format!(
-            "SELECT date, model, user_id, api_key, COALESCE(SUM(spend), 0) AS spend FROM {TABLE}{} \
-             GROUP BY date, model, user_id, api_key",
-            where_clause(filter, &mut params)
-        );
-        let rows = sql::query(&q, params).fetch_all(&self.pool()?).await.map_err(errors::db)?;
-        let mut days: BTreeMap<String, crate::DailySpend> = BTreeMap::new();
-        let add = |map: &mut Map<String, serde_json::Value>, name: String, spend: f64| {
-            let sum = map.get(&name).and_then(serde_json::Value::as_f64).unwrap_or(0.0) + spend;
-            map.insert(name, serde_json::Value::from(sum));
-        };
-        for r in &rows {
-            let date = codec::text(r, "date")?;
-            let spend = codec::real(r, "spend")?;
-            let day = days.entry(date.clone()).or_insert_with(|| crate::DailySpend {
-                date,
-                spend: 0.0,
-                models: Default::default(),
-                users: Default::default(),
-                api_keys: Default::default(),
-            });
-            day.spend += spend;
-            add(&mut day.models, codec::text(r, "model")?, spend);
-            let user = codec::text(r, "user_id")?;
-            if !user.is_empty() {
-                add(&mut day.users, user, spend);
+        // Not grouped in SQL: the rows are few per key and day already (a group per team, end
+        // user, model group, provider more), and a four-column GROUP BY of 80,000 rows cost
+        // PostgreSQL 70 ms (a hash spilling to disk) of the 100 the route may take.
+        // Streamed and read in place (by position, borrowed): with 10,000 keys a week is 80,000
+        // rows, and a copy of each name per row was most of the route's time.
+        let q =
+            format!("SELECT date, model, user_id, api_key, spend FROM {TABLE}{}", where_clause(filter, &mut params));
+        let mut days = crate::records::SpendDays::default();
+        if let Some(pg) = &self.bulk_reads {
+            let mut rows = sql::query_pg(&q, params).fetch(pg);
+            while let Some(r) = rows.try_next().await.map_err(errors::db)? {
+                let text = |i: usize| r.try_get::<&str, _>(i).map_err(|e| codec::decode_err(TABLE, e));
+                let spend = r.try_get::<f64, _>(4).map_err(|e| codec::decode_err(TABLE, e))?;
+                days.add(text(0)?, text(1)?, Some(text(2)?).filter(|u| !u.is_empty()), text(3)?, spend);
             }
-            add(&mut day.api_keys, codec::text(r, "api_key")?, spend);
+            return Ok(days.into_days());
         }
-        Ok(days.into_values().collect())
+        let pool = self.pool()?;
+        let mut rows = sql::query(&q, params).fetch(&pool);
+        while let Some(r) = rows.try_next().await.map_err(errors::db)? {
+            let text = |i: usize| r.try_get::<&str, _>(i).map_err(|e| codec::decode_err(TABLE, e));
+            let spend = codec::real_at(&r, 4)?;
+            days.add(text(0)?, text(1)?, Some(text(2)?).filter(|u| !u.is_empty()), text(3)?, spend);
+        }
+        Ok(days.into_days())
     }
 
     /// Spend per request tag between two `YYYY-MM-DD` days (inclusive), most spent first.

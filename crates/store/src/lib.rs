@@ -88,6 +88,8 @@ pub struct Store {
     backend: Backend,
     /// SQLite files: the thread that inserts spend logs on a connection of its own.
     log_writer: Option<log_writer::LogWriter>,
+    /// PostgreSQL: the typed pool of the reads of many rows ([`connect::Target::bulk_reads`]).
+    bulk_reads: Option<sqlx::PgPool>,
     /// A SQLite file sluice opened itself, watched for being deleted or replaced.
     file: Option<Arc<WatchedFile>>,
 }
@@ -147,9 +149,10 @@ impl Store {
             }
         }
         let backend = target.backend;
+        let bulk_reads = target.bulk_reads()?;
         let file = watched
             .map(|(path, id)| Arc::new(WatchedFile { watch: sqlite_file::Watch::new(path, id), target, pool_size }));
-        Ok(Store { pool: Arc::new(RwLock::new(pool)), backend, log_writer, file })
+        Ok(Store { pool: Arc::new(RwLock::new(pool)), backend, log_writer, bulk_reads, file })
     }
 
     /// The pool, once the SQLite file (if watched) is checked to be the one opened: nothing is

@@ -509,37 +509,13 @@ pub(crate) async fn by_day(store: &Store, f: &SpendLogFilter) -> Result<Vec<Dail
         where_clause(f, &mut params)
     );
     let rows = sql::query(&q, params).fetch_all(&store.pool()?).await.map_err(errors::db)?;
-
-    #[derive(Default)]
-    struct Day {
-        spend: f64,
-        models: BTreeMap<String, f64>,
-        users: BTreeMap<String, f64>,
-        api_keys: BTreeMap<String, f64>,
-    }
-    let mut days: BTreeMap<String, Day> = BTreeMap::new();
+    let mut days = crate::records::SpendDays::default();
     for r in &rows {
         let date = codec::time(r, "start_time")?.format("%Y-%m-%d").to_string();
-        let spend = codec::real(r, "spend")?;
-        let day = days.entry(date).or_default();
-        day.spend += spend;
-        *day.models.entry(codec::text(r, "model")?).or_default() += spend;
-        if let Some(user) = codec::opt_text(r, "user_id")? {
-            *day.users.entry(user).or_default() += spend;
-        }
-        *day.api_keys.entry(codec::text(r, "api_key")?).or_default() += spend;
+        let (model, user) = (codec::text(r, "model")?, codec::opt_text(r, "user_id")?);
+        days.add(&date, &model, user.as_deref(), &codec::text(r, "api_key")?, codec::real(r, "spend")?);
     }
-    let to_map = |m: BTreeMap<String, f64>| m.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
-    Ok(days
-        .into_iter()
-        .map(|(date, d)| DailySpend {
-            date,
-            spend: d.spend,
-            models: to_map(d.models),
-            users: to_map(d.users),
-            api_keys: to_map(d.api_keys),
-        })
-        .collect())
+    Ok(days.into_days())
 }
 
 pub(crate) async fn global(store: &Store, start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Result<f64> {

@@ -47,6 +47,19 @@ pub(crate) fn query(sql: &str, params: Params) -> Query<'_, Any, AnyArguments<'_
     q
 }
 
+/// [`query`] for PostgreSQL's own driver (the typed pool of bulk reads).
+pub(crate) fn query_pg(sql: &str, params: Params) -> Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut q = sqlx::query(sql).persistent(false);
+    for v in params.0 {
+        q = match v {
+            Val::Text(s) => q.bind(s),
+            Val::Int(i) => q.bind(i),
+            Val::Real(f) => q.bind(f),
+        };
+    }
+    q
+}
+
 /// `SELECT a, b, … FROM table`.
 pub(crate) fn select(table: &str, cols: &[&str]) -> String {
     format!("SELECT {} FROM {table}", cols.join(", "))

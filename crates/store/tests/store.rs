@@ -18,6 +18,11 @@ fn t(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).unwrap()
 }
 
+/// Spend by name, as a [`DailySpend`] has it.
+fn sums(v: Value) -> sluice_store::SpendByName {
+    obj(v).into_iter().map(|(k, v)| (k, v.as_f64().unwrap())).collect()
+}
+
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
 }
@@ -683,23 +688,23 @@ async fn spend_by_day_groups(db: &TestDb) {
             DailySpend {
                 date: "2023-11-14".into(),
                 spend: 3.0,
-                models: obj(json!({"gpt-4o": 1.0, "claude": 2.0})),
-                users: obj(json!({"u1": 1.0, "u2": 2.0})),
-                api_keys: obj(json!({"k1": 1.0, "k2": 2.0})),
+                models: sums(json!({"gpt-4o": 1.0, "claude": 2.0})),
+                users: sums(json!({"u1": 1.0, "u2": 2.0})),
+                api_keys: sums(json!({"k1": 1.0, "k2": 2.0})),
             },
             DailySpend {
                 date: "2023-11-15".into(),
                 spend: 4.0,
-                models: obj(json!({"gpt-4o": 4.0})),
-                users: Map::new(),
-                api_keys: obj(json!({"k1": 4.0})),
+                models: sums(json!({"gpt-4o": 4.0})),
+                users: Default::default(),
+                api_keys: sums(json!({"k1": 4.0})),
             },
             DailySpend {
                 date: "2023-11-16".into(),
                 spend: 8.0,
-                models: obj(json!({"gpt-4o": 8.0})),
-                users: obj(json!({"u1": 8.0})),
-                api_keys: obj(json!({"k1": 8.0})),
+                models: sums(json!({"gpt-4o": 8.0})),
+                users: sums(json!({"u1": 8.0})),
+                api_keys: sums(json!({"k1": 8.0})),
             },
         ]
     );

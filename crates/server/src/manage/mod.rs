@@ -17,6 +17,7 @@ mod organizations;
 mod reports;
 mod roles;
 mod spend;
+mod summary;
 mod team_members;
 mod teams;
 mod users;

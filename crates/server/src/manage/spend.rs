@@ -67,19 +67,7 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
             }
             Some(_) => db(store.spend_by_day(&filter).await)?,
         };
-        let out: Vec<Value> = days
-            .into_iter()
-            .map(|d| {
-                serde_json::json!({
-                    "startTime": d.date,
-                    "spend": d.spend,
-                    "models": d.models,
-                    "users": d.users,
-                    "api_keys": d.api_keys,
-                })
-            })
-            .collect();
-        return Ok(json(out));
+        return Ok(super::summary::response(&days));
     }
     let filter =
         SpendLogFilter { limit: Some(page_size), offset: Some((page - 1).saturating_mul(page_size)), ..filter };
