@@ -36,20 +36,24 @@ impl Params {
 /// from whatever was bound first, so a statement prepared with a NULL `max_budget` would refuse a
 /// number there later (PostgreSQL: "incorrect binary data format in bind parameter").
 pub(crate) fn query(sql: &str, params: Params) -> Query<'_, Any, AnyArguments<'_>> {
-    let mut q = sqlx::query(sql).persistent(false);
-    for v in params.0 {
-        q = match v {
-            Val::Text(s) => q.bind(s),
-            Val::Int(i) => q.bind(i),
-            Val::Real(f) => q.bind(f),
-        };
-    }
-    q
+    bound(sql, params)
 }
 
 /// [`query`] for PostgreSQL's own driver (the typed pool of bulk reads).
 pub(crate) fn query_pg(sql: &str, params: Params) -> Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    let mut q = sqlx::query(sql).persistent(false);
+    bound(sql, params)
+}
+
+fn bound<'q, DB: sqlx::Database + sqlx::database::HasStatementCache>(
+    sql: &'q str,
+    params: Params,
+) -> Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut q = sqlx::query::<DB>(sql).persistent(false);
     for v in params.0 {
         q = match v {
             Val::Text(s) => q.bind(s),
