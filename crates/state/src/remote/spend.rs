@@ -305,6 +305,11 @@ async fn sync_batch(remote: &Remote, batch: &[Arc<SharedSpend>], raise: bool) ->
     for s in batch {
         turns.push(s.turn.lock().await);
     }
+    sync_locked(remote, batch, raise).await
+}
+
+/// [`sync_batch`] with every total's turn held.
+async fn sync_locked(remote: &Remote, batch: &[Arc<SharedSpend>], raise: bool) -> Option<bool> {
     // The estimates held before the charges: a request that ended in between has its cost in
     // the charges taken, so the budget never counts neither.
     let sent: Vec<(i64, f64)> = batch
@@ -471,7 +476,16 @@ impl SharedSpend {
     fn flush_soon(self: &Arc<Self>) {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let me = self.clone();
-            rt.spawn(async move { sync_batch(&me.remote, std::slice::from_ref(&me), false).await });
+            rt.spawn(async move {
+                let _turn = me.turn.lock().await;
+                // Flushes queue up behind one another near a budget's end; what an earlier one
+                // sent leaves the later ones nothing, and they make no call.
+                let unchanged = me.held_here.load(Ordering::Acquire) == me.held_sent.load(Ordering::Acquire);
+                if unchanged && me.unsent.read() == 0.0 {
+                    return;
+                }
+                sync_locked(&me.remote, std::slice::from_ref(&me), false).await;
+            });
         }
     }
 
