@@ -136,6 +136,16 @@ fn flush(queue: &Queue) {
     }
 }
 
+/// `LITELLM_LOG`'s level, named as Python's logging names them (`DEBUG`, `INFO`, `WARNING`,
+/// `ERROR`, `CRITICAL`), as a tracing filter; anything else is passed on as a filter of its own.
+fn litellm_level(level: &str) -> String {
+    match level.trim().to_ascii_lowercase().as_str() {
+        "warning" => "warn".into(),
+        "critical" | "fatal" => "error".into(),
+        other => other.into(),
+    }
+}
+
 pub fn init(settings: &Settings) -> Guard {
     let default = if settings.detailed_debug {
         "debug"
@@ -145,7 +155,7 @@ pub fn init(settings: &Settings) -> Guard {
         "info"
     };
     let filter = std::env::var("RUST_LOG")
-        .or_else(|_| std::env::var("LITELLM_LOG").map(|l| l.to_ascii_lowercase()))
+        .or_else(|_| std::env::var("LITELLM_LOG").map(|l| litellm_level(&l)))
         .unwrap_or_else(|_| default.to_string());
     let filter =
         tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -197,6 +207,17 @@ pub fn announce(logs: &Guard, json: bool, message: &str) {
 mod tests {
     use super::*;
     use tracing_subscriber::fmt::MakeWriter as _;
+
+    #[test]
+    fn litellm_log_levels_are_python_logging_names() {
+        for (given, filter) in
+            [("DEBUG", "debug"), ("INFO", "info"), ("WARNING", "warn"), ("ERROR", "error"), ("CRITICAL", "error")]
+        {
+            assert_eq!(litellm_level(given), filter);
+            assert!(tracing_subscriber::EnvFilter::try_new(litellm_level(given)).is_ok(), "{given}");
+        }
+        assert_eq!(litellm_level("sluice=debug"), "sluice=debug");
+    }
 
     fn line(queue: &Queue, text: &str) {
         let mut w = queue.make_writer();
