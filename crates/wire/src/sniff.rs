@@ -99,6 +99,10 @@ struct RawRequest<'a> {
     max_output_tokens: Option<&'a RawValue>,
     #[serde(borrow, default)]
     previous_response_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tags: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    metadata: Option<&'a RawValue>,
 }
 
 /// The raw JSON text of the top-level request fields the gateway reads.
@@ -117,6 +121,8 @@ struct RequestFields<'a> {
     controls: [Option<&'a str>; controls::NAMES.len()],
     max_output_tokens: Option<&'a str>,
     previous_response_id: Option<&'a str>,
+    tags: Option<&'a str>,
+    metadata: Option<&'a str>,
 }
 
 impl<'a> RequestFields<'a> {
@@ -124,7 +130,7 @@ impl<'a> RequestFields<'a> {
     /// it does not take on itself (malformed input, an escaped key, a field given twice, deep
     /// nesting), which then goes through serde_json for its verdict and its error message.
     fn scan(text: &'a str) -> Option<RequestFields<'a>> {
-        let [model, stream, stream_options, messages, prompt, input, user, max_tokens, max_completion_tokens, max_output_tokens, previous_response_id, c0, c1, c2, c3, c4, c5, c6, c7] =
+        let [model, stream, stream_options, messages, prompt, input, user, max_tokens, max_completion_tokens, max_output_tokens, previous_response_id, tags, metadata, c0, c1, c2, c3, c4, c5, c6, c7] =
             scan::fields(
                 text,
                 [
@@ -139,6 +145,8 @@ impl<'a> RequestFields<'a> {
                     "max_completion_tokens",
                     "max_output_tokens",
                     "previous_response_id",
+                    "tags",
+                    "metadata",
                     // controls::NAMES, in its order.
                     "fallbacks",
                     "num_retries",
@@ -163,6 +171,8 @@ impl<'a> RequestFields<'a> {
             controls: [c0, c1, c2, c3, c4, c5, c6, c7],
             max_output_tokens,
             previous_response_id,
+            tags,
+            metadata,
         })
     }
 
@@ -191,6 +201,8 @@ impl<'a> RequestFields<'a> {
             .map(|v| v.map(RawValue::get)),
             max_output_tokens: raw.max_output_tokens.map(RawValue::get),
             previous_response_id: raw.previous_response_id.map(RawValue::get),
+            tags: raw.tags.map(RawValue::get),
+            metadata: raw.metadata.map(RawValue::get),
         })
     }
 }
@@ -228,6 +240,10 @@ pub struct RequestView<'a> {
     pub input: Option<&'a str>,
     /// The Responses API's `previous_response_id`, when a string.
     pub previous_response_id: Option<Cow<'a, str>>,
+    /// The raw JSON of a top-level `tags` and of `metadata` (where LiteLLM reads tags first):
+    /// a request's tags are read from these alone, and a body with neither has none.
+    pub tags: Option<&'a str>,
+    pub metadata: Option<&'a str>,
 }
 
 /// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
@@ -335,6 +351,8 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         controls,
         input: raw.input.filter(|_| endpoint == Endpoint::Responses),
         previous_response_id,
+        tags: raw.tags,
+        metadata: raw.metadata,
     })
 }
 

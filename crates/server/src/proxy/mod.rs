@@ -210,11 +210,11 @@ pub(crate) async fn proxy_body(
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.
     let call_id = String::from_utf8_lossy(facts.call_id.as_bytes()).into_owned();
-    // Read for tag routing, or for the spend log when the body names tags at all (one scan
-    // for the word; most bodies have none and are not parsed again).
+    // Read for tag routing or the spend log, from the two fields the sniffer found (most
+    // bodies have neither, and cost nothing here).
     let logging = app.access.store().is_some() && !app.access.settings.disable_spend_logs;
-    let tags = match router.settings.enable_tag_filtering || (logging && tags::mentioned(body)) {
-        true => tags::of_request(body),
+    let tags = match router.settings.enable_tag_filtering || logging {
+        true => tags::of_request(view.tags, view.metadata),
         false => Vec::new(),
     };
     let logged_tags = match logging {

@@ -1,7 +1,8 @@
 //! A request's tags, for tag-based routing and the spend log's `request_tags`: `metadata.tags`,
-//! else a top-level `tags` (LiteLLM reads both). Parsed only when tag routing is on or the body
-//! mentions `"tags"` at all ([`mentioned`]); tags that are not a list of strings carry none, as
-//! in LiteLLM.
+//! else a top-level `tags` (LiteLLM reads both). Read from those two fields alone, as the
+//! sniffer found them ([`sluice_wire::sniff::RequestView`]'s `tags` and `metadata`): a body with
+//! neither (nearly all) costs nothing, and `metadata` is parsed only when it names `tags`. Tags
+//! that are not a list of strings carry none, as in LiteLLM.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -11,29 +12,22 @@ use serde_json::Value;
 /// bounded by the gateway (the bounds the spend-log row keeps too).
 pub use sluice_access::charge::{MAX_TAG, MAX_TAGS};
 
-/// Only the two fields: the rest of the body is skipped, not built.
+/// `metadata`'s one field read here: the rest is skipped, not built.
 #[derive(Deserialize)]
-struct Body {
-    #[serde(default)]
-    metadata: Option<Value>,
+struct Metadata {
     #[serde(default)]
     tags: Option<Value>,
 }
 
-/// Whether `body` could carry tags: the word appears in it. One memchr-driven scan, so a body
-/// without tags (nearly all) is never parsed for them.
-pub fn mentioned(body: &[u8]) -> bool {
-    memchr::memmem::find(body, b"\"tags\"").is_some()
-}
-
-/// The tags of the JSON request `body` (already checked to be JSON by the sniffer).
-pub fn of_request(body: &[u8]) -> Vec<String> {
-    let Ok(b) = serde_json::from_slice::<Body>(body) else { return Vec::new() };
-    let in_metadata = match b.metadata {
-        Some(Value::Object(mut m)) => m.remove("tags").filter(Value::is_array),
-        _ => None,
-    };
-    match in_metadata.or(b.tags) {
+/// The tags of a request whose top-level `tags` and `metadata` hold this raw JSON.
+pub fn of_request(tags: Option<&str>, metadata: Option<&str>) -> Vec<String> {
+    let in_metadata = metadata
+        .filter(|m| m.contains("\"tags\""))
+        .and_then(|m| serde_json::from_str::<Metadata>(m).ok())
+        .and_then(|m| m.tags)
+        .filter(Value::is_array);
+    let top_level = || tags.and_then(|t| serde_json::from_str::<Value>(t).ok());
+    match in_metadata.or_else(top_level) {
         Some(Value::Array(items)) => items
             .into_iter()
             .filter_map(|t| match t {
@@ -48,36 +42,63 @@ pub fn of_request(body: &[u8]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{mentioned, of_request};
+    use super::of_request;
     use proptest::prelude::*;
+    use serde_json::value::RawValue;
+
+    /// The two fields as the sniffer hands them over.
+    fn of_body(body: &[u8]) -> Vec<String> {
+        #[derive(serde::Deserialize)]
+        struct Fields<'a> {
+            #[serde(borrow, default)]
+            tags: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            metadata: Option<&'a RawValue>,
+        }
+        match serde_json::from_slice::<Fields>(body) {
+            Ok(f) => of_request(f.tags.map(RawValue::get), f.metadata.map(RawValue::get)),
+            Err(_) => Vec::new(),
+        }
+    }
 
     #[test]
     fn reads_metadata_tags_then_top_level_tags() {
-        assert_eq!(of_request(br#"{"model":"m","metadata":{"tags":["a","b"],"x":1}}"#), ["a", "b"]);
-        assert_eq!(of_request(br#"{"model":"m","tags":["t"]}"#), ["t"]);
-        assert_eq!(of_request(br#"{"metadata":{"tags":"a"},"tags":["t"]}"#), ["t"]);
-        assert_eq!(of_request(br#"{"metadata":{"tags":[1,"a",null]}}"#), ["a"]);
-        assert!(of_request(br#"{"metadata":"tags"}"#).is_empty());
-        assert!(of_request(br#"{"model":"m"}"#).is_empty());
-        assert!(of_request(b"not json").is_empty());
-        assert!(mentioned(br#"{"metadata":{"tags":["a"]}}"#));
-        assert!(!mentioned(br#"{"model":"m","messages":[{"content":"no tags here"}]}"#));
+        assert_eq!(of_body(br#"{"model":"m","metadata":{"tags":["a","b"],"x":1}}"#), ["a", "b"]);
+        assert_eq!(of_body(br#"{"model":"m","tags":["t"]}"#), ["t"]);
+        assert_eq!(of_body(br#"{"metadata":{"tags":"a"},"tags":["t"]}"#), ["t"]);
+        assert_eq!(of_body(br#"{"metadata":{"x":1},"tags":["t"]}"#), ["t"]);
+        assert_eq!(of_body(br#"{"metadata":{"tags":[1,"a",null]}}"#), ["a"]);
+        assert!(of_body(br#"{"metadata":"tags"}"#).is_empty());
+        assert!(of_body(br#"{"model":"m","messages":[{"content":"\"tags\": [\"no\"]"}]}"#).is_empty());
+        assert!(of_body(br#"{"model":"m"}"#).is_empty());
         let many = format!(r#"{{"tags":[{}]}}"#, vec!["\"x\""; 1000].join(","));
-        assert_eq!(of_request(many.as_bytes()).len(), super::MAX_TAGS);
+        assert_eq!(of_body(many.as_bytes()).len(), super::MAX_TAGS);
+    }
+
+    #[test]
+    fn the_sniffer_hands_over_both_fields() {
+        let body = br#"{"model":"m","messages":[],"metadata":{"tags":["a"]},"tags":["t"]}"#;
+        let view = sluice_wire::sniff::request(body, sluice_wire::sniff::Endpoint::Chat).unwrap();
+        assert_eq!(of_request(view.tags, view.metadata), ["a"]);
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"\"tags\""}]}"#;
+        let view = sluice_wire::sniff::request(body, sluice_wire::sniff::Endpoint::Chat).unwrap();
+        assert!(view.tags.is_none() && view.metadata.is_none());
     }
 
     proptest! {
         #[test]
-        fn never_panics_on_any_input(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = of_request(&bytes);
+        fn never_panics_on_any_input(a in ".{0,256}", b in ".{0,256}") {
+            let _ = of_request(Some(&a), Some(&b));
+            let _ = of_request(None, Some(&a));
+            let _ = of_request(Some(&b), None);
         }
 
         #[test]
         fn mutated_requests_never_panic(tags in proptest::collection::vec(".{0,12}", 0..8), cut in 0usize..200) {
             let body = serde_json::json!({"model": "m", "metadata": {"tags": tags}}).to_string();
             let cut = cut.min(body.len());
-            let _ = of_request(&body.as_bytes()[..cut]);
-            prop_assert_eq!(of_request(body.as_bytes()), tags);
+            let _ = of_body(&body.as_bytes()[..cut]);
+            prop_assert_eq!(of_body(body.as_bytes()), tags);
         }
     }
 }
