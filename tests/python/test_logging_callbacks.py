@@ -251,3 +251,26 @@ def test_a_callback_without_its_endpoint_stops_the_start(log_dir, mock):
     )
     assert out.returncode != 0
     assert "GENERIC_LOGGER_ENDPOINT" in out.stderr and "litellm_settings.success_callback[0]" in out.stderr, out.stderr
+
+
+def test_records_still_queued_are_delivered_when_the_gateway_stops(log_dir, mock):
+    sink = Collector()
+    cfg = logging_config(
+        mock.url,
+        f"sqlite://{log_dir / ('logging-stop-' + uuid.uuid4().hex[:8] + '.db')}",
+        '  callbacks: ["generic_api"]\n',
+        {"GENERIC_LOGGER_ENDPOINT": sink.url},
+    )
+    gw = start_gateway(log_dir, "logging-stop", cfg)
+    try:
+        ids = []
+        for _ in range(3):
+            r = chat(gw, MASTER_KEY, "fake-openai-endpoint")
+            assert r.status_code == 200, r.text
+            ids.append(r.headers["x-litellm-call-id"])
+        # At once, inside the batch's second: SIGTERM, and the gateway delivers before it exits.
+        gw.stop()
+        assert sorted(r["id"] for r in sink.records()) == sorted(ids)
+    finally:
+        gw.stop()
+        sink.stop()
