@@ -113,7 +113,11 @@ async fn drain<S: Sink>(
 ) {
     let max = batching.max_records.max(1);
     let mut batch = Vec::with_capacity(max);
-    // The dropped count at the last warning: one line per batch that saw drops, not per record.
+    // A collector that is down fails every batch, several a second under load: the first
+    // failure and drop are logged at once, then at most one line each per `WARN_EVERY`, with the
+    // counts since the last.
+    let mut failures = Throttled::default();
+    let mut drops = Throttled::default();
     let mut dropped_seen = 0;
     loop {
         let open = tokio::select! {
@@ -134,23 +138,48 @@ async fn drain<S: Sink>(
                     if let Some(m) = &metrics {
                         m.failed();
                     }
-                    tracing::warn!(callback = name, records = batch.len(), "logging callback could not deliver: {why}");
+                    if let Some(batches) = failures.note(1) {
+                        tracing::warn!(callback = name, batches, "logging callback could not deliver: {why}");
+                    }
                 }
             }
             batch.clear();
         }
         let dropped = counts.dropped.load(Ordering::Relaxed);
-        if dropped > dropped_seen {
+        if let Some(records) = drops.note(dropped - dropped_seen) {
             tracing::warn!(
                 callback = name,
-                dropped = dropped - dropped_seen,
+                records,
                 "logging callback's queue was full (its collector slow or down); records dropped"
             );
-            dropped_seen = dropped;
         }
+        dropped_seen = dropped;
         if !open {
             return;
         }
+    }
+}
+
+/// How often a sink's failures (or drops) are logged, at most, while they go on.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// Events counted between two log lines.
+#[derive(Default)]
+struct Throttled {
+    last: Option<tokio::time::Instant>,
+    pending: u64,
+}
+
+impl Throttled {
+    /// Counts `n` more; the count to log (and reset) when a line is due.
+    fn note(&mut self, n: u64) -> Option<u64> {
+        self.pending += n;
+        let now = tokio::time::Instant::now();
+        let due = self.pending > 0 && self.last.is_none_or(|at| now.duration_since(at) >= WARN_EVERY);
+        due.then(|| {
+            self.last = Some(now);
+            std::mem::take(&mut self.pending)
+        })
     }
 }
 
@@ -283,6 +312,19 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         settle().await;
         assert_eq!(queue.counts().delivered.load(Ordering::Relaxed), 1);
+    }
+
+    /// The first failure is logged at once, the next ones once a minute with their count.
+    #[tokio::test(start_paused = true)]
+    async fn warnings_are_throttled_with_counts() {
+        let mut t = Throttled::default();
+        assert_eq!(t.note(0), None);
+        assert_eq!(t.note(1), Some(1));
+        assert_eq!(t.note(1), None);
+        assert_eq!(t.note(2), None);
+        tokio::time::advance(WARN_EVERY).await;
+        assert_eq!(t.note(0), Some(3));
+        assert_eq!(t.note(0), None);
     }
 
     /// Dropping every queue handle lets the task deliver what is left and end.

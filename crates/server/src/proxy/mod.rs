@@ -310,7 +310,8 @@ pub(crate) async fn proxy_body(
         Err(ExecError::UnknownModel) => "",
         _ => label_model,
     };
-    // An upstream's error becomes a reply here; its message is kept for the failure's record.
+    // An upstream's error becomes a reply here; its message is kept for the failure's record
+    // (copied only when a logging callback runs).
     let mut out_error: Option<String> = None;
     let result = match out.result {
         Ok(mut reply) => {
@@ -323,7 +324,7 @@ pub(crate) async fn proxy_body(
             Err(ApiError::new(429, n.message()).header("retry-after", n.retry_after_secs.to_string()))
         }
         Err(ExecError::Upstream(e)) => {
-            out_error = Some(e.api.message.clone());
+            out_error = app.access.logging.get().map(|_| e.api.message.clone());
             let lines = headers::lines(facts, outcome, e.upstream_headers.as_ref(), None);
             let mut reply = errors::reply_with(&e.api, lines);
             retry_headers(&mut reply);
