@@ -516,7 +516,7 @@ impl Charge {
             hidden_params: sluice_export::record::HiddenParams {
                 model_id: served.model_id.clone(),
                 api_base: served.api_base.clone(),
-                response_cost: Some(cost.to_string()),
+                response_cost: Some(cost),
                 litellm_model_name: Some(served.model.clone()),
                 cache_key: None,
                 additional_headers: None,

@@ -99,11 +99,19 @@ pub struct ErrorInformation {
 pub struct HiddenParams {
     pub model_id: Option<Arc<str>>,
     pub api_base: Option<Arc<str>>,
-    /// LiteLLM writes the cost here as text.
-    pub response_cost: Option<String>,
+    /// LiteLLM writes the cost here as text; written so when serialised (no string per record).
+    #[serde(serialize_with = "float_as_text")]
+    pub response_cost: Option<f64>,
     pub litellm_model_name: Option<Arc<str>>,
     pub cache_key: Option<()>,
     pub additional_headers: Option<()>,
+}
+
+fn float_as_text<S: serde::Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
 }
 
 /// Unix microseconds as the float seconds LiteLLM writes.
@@ -165,6 +173,9 @@ mod tests {
         assert!(v["messages"].is_null() && v["response"].is_null());
         assert_eq!(v["model_parameters"], serde_json::json!({}));
         assert_eq!(v["request_tags"], serde_json::json!(["t"]));
+        let priced =
+            LogRecord { hidden_params: HiddenParams { response_cost: Some(0.25), ..Default::default() }, ..sample() };
+        assert_eq!(serde_json::to_value(priced).unwrap()["hidden_params"]["response_cost"], "0.25");
         let failed = LogRecord {
             status: Status::Failure,
             error_information: Some(ErrorInformation {
