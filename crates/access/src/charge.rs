@@ -1,9 +1,13 @@
 //! Settling a request: its usage priced, added to every ledger it belongs to (key, user, team,
 //! end user) and to the token windows, and a spend-log row queued — once per request, whether the
-//! response ended normally or the client walked away from a stream.
+//! response ended normally or the client walked away from a stream. The logging callbacks get
+//! their record of the call here too: a success when it is settled, a failure from
+//! [`Charge::failed`].
 
 use super::admit::Admission;
 use super::Access;
+use sluice_export::record::unix_seconds;
+use sluice_export::Status;
 use sluice_providers::pricing::{Price, TokenUsage};
 use sluice_state::RateWindow;
 use sluice_store::{SpendLogRecord, Spender};
@@ -133,6 +137,9 @@ pub struct Charge {
     /// The id of the answer billed (the provider's `chatcmpl-…`): the last attempt's to answer.
     response_id: Mutex<Option<Box<str>>>,
     settled: AtomicBool,
+    /// Whether the logging callbacks have had this call's record (one per call, success or
+    /// failure).
+    logged: AtomicBool,
     /// Labels of `litellm_spend_metric` the request record also has (only with metrics on).
     labels: Option<MetricLabels>,
 }
@@ -174,6 +181,7 @@ impl Charge {
             served: Mutex::new(None),
             response_id: Mutex::new(None),
             settled: AtomicBool::new(false),
+            logged: AtomicBool::new(false),
             labels,
         })
     }
@@ -354,6 +362,9 @@ impl Charge {
                 cache_creation_input_tokens: usage.cache_creation_tokens as i64,
             });
         }
+        if let Some(callbacks) = self.logging_for(Status::Success) {
+            callbacks.log(self.log_record(served, Status::Success, &usage, cost, None));
+        }
         if let (Some(m), Some(labels), true) = (&self.access.metrics, &self.labels, cost > 0.0) {
             m.request_spend(&sluice_metrics::RequestRecord {
                 requested_model: labels.requested_model.as_deref().unwrap_or(&self.model_group),
@@ -395,6 +406,125 @@ impl Charge {
     }
 }
 
+/// Why a call failed, for its logging record.
+pub struct Failure<'a> {
+    pub status: u16,
+    /// LiteLLM's exception class (`RateLimitError`, …).
+    pub class: &'static str,
+    pub message: &'a str,
+}
+
+/// The most of an error message a logging record carries: enough to read, not a whole body.
+pub const MAX_ERROR_STR: usize = 2_048;
+
+impl Charge {
+    /// The call failed with nothing billed: the logging callbacks that take failures get its
+    /// record (at most one record per call, whichever of this and a settle comes first).
+    pub fn failed(&self, failure: &Failure<'_>) {
+        let Some(callbacks) = self.logging_for(Status::Failure) else { return };
+        let (served, _) =
+            self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default();
+        callbacks.log(self.log_record(&served, Status::Failure, &TokenUsage::default(), 0.0, Some(failure)));
+    }
+
+    /// The callbacks to hand a record with `status` to, if any takes one and this call has not
+    /// had its record yet.
+    fn logging_for(&self, status: Status) -> Option<&sluice_export::Callbacks> {
+        let callbacks = self.access.logging.get().filter(|c| c.wants(status))?;
+        match self.logged.swap(true, Ordering::AcqRel) {
+            true => None,
+            false => Some(callbacks),
+        }
+    }
+
+    /// This call in LiteLLM's `StandardLoggingPayload` shape. The key appears only as its hash.
+    fn log_record(
+        &self,
+        served: &Served,
+        status: Status,
+        usage: &TokenUsage,
+        cost: f64,
+        failure: Option<&Failure<'_>>,
+    ) -> sluice_export::LogRecord {
+        let a = &self.admission;
+        let key = a.key.as_ref().map(|k| &k.record);
+        let end = chrono::Utc::now();
+        let start_time = unix_seconds(self.started.timestamp_micros());
+        let end_time = unix_seconds(end.timestamp_micros());
+        let end_user = match &a.end_user {
+            Some(e) => Some(e.record.user_id.clone()),
+            None => self.end_user.as_deref().map(str::to_string),
+        };
+        let model_group: Arc<str> = match *served.model_group == *self.model_group {
+            true => served.model_group.clone(),
+            false => self.model_group.as_str().into(),
+        };
+        let error_str = failure.map(|f| {
+            let mut end = f.message.len().min(MAX_ERROR_STR);
+            while !f.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            f.message[..end].to_string()
+        });
+        sluice_export::LogRecord {
+            id: self.ids.request_id.clone(),
+            trace_id: self.ids.client_call_id.clone().unwrap_or_else(|| self.ids.request_id.clone()),
+            call_type: self.call_type,
+            response_cost: cost,
+            status,
+            total_tokens: usage.prompt_tokens + usage.completion_tokens,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            start_time,
+            end_time,
+            completion_start_time: end_time,
+            response_time: (end_time - start_time).max(0.0),
+            model: served.model.clone(),
+            model_id: served.model_id.clone(),
+            model_group: Some(model_group),
+            custom_llm_provider: served.provider.clone(),
+            api_base: served.api_base.clone(),
+            metadata: sluice_export::Metadata {
+                user_api_key_hash: (!self.api_key.is_empty()).then(|| self.api_key.clone()),
+                user_api_key_alias: key.and_then(|k| k.key_alias.clone()),
+                user_api_key_org_id: a.organization.as_ref().map(|o| o.record.record.organization_id.clone()),
+                user_api_key_team_id: key.and_then(|k| k.team_id.clone()),
+                user_api_key_team_alias: a.team.as_ref().and_then(|t| t.record.team_alias.clone()),
+                user_api_key_user_id: key.and_then(|k| k.user_id.clone()),
+                user_api_key_end_user_id: end_user.clone(),
+                ..Default::default()
+            },
+            request_tags: row_tags(
+                &self.ids.tags,
+                key.map(|k| &k.metadata),
+                a.team.as_ref().map(|t| &t.record.metadata),
+            ),
+            end_user,
+            error_str,
+            error_information: failure.map(|f| sluice_export::ErrorInformation {
+                error_code: f.status.to_string(),
+                error_class: f.class,
+                llm_provider: served.provider.clone(),
+            }),
+            cache_hit: false,
+            cache_key: None,
+            saved_cache_cost: 0.0,
+            requester_ip_address: None,
+            messages: None,
+            response: None,
+            model_parameters: sluice_export::record::Empty {},
+            hidden_params: sluice_export::record::HiddenParams {
+                model_id: served.model_id.clone(),
+                api_base: served.api_base.clone(),
+                response_cost: Some(cost),
+                litellm_model_name: Some(served.model.clone()),
+                cache_key: None,
+                additional_headers: None,
+            },
+        }
+    }
+}
+
 /// The spend-log metadata of a request whose usage was clamped: the flag and what the upstream
 /// actually reported.
 fn usage_clamped(reported: &TokenUsage) -> serde_json::Map<String, serde_json::Value> {
@@ -428,6 +558,108 @@ mod tests {
         let many: Vec<String> = (0..100).map(|i| i.to_string()).collect();
         assert_eq!(row_tags(&many, Some(&key), None).len(), MAX_TAGS);
         assert!(row_tags(&["x".repeat(MAX_TAG + 1)], None, None).is_empty());
+    }
+
+    /// Keeps what the logging callbacks were given.
+    #[derive(Clone, Default)]
+    struct Collected(Arc<Mutex<Vec<serde_json::Value>>>);
+
+    impl sluice_export::Sink for Collected {
+        async fn send(&self, batch: &[Arc<sluice_export::LogRecord>]) -> Result<(), String> {
+            let mut got = self.0.lock().unwrap();
+            got.extend(batch.iter().map(|r| serde_json::to_value(&**r).unwrap()));
+            Ok(())
+        }
+    }
+
+    /// An access whose logging callback takes `events`, and what that callback receives.
+    fn logged(events: sluice_export::Events) -> (Arc<super::super::Access>, Collected) {
+        let access = super::super::Access::new(Some("sk-raw-master"), super::super::AccessSettings::for_tests(), None);
+        let collected = Collected::default();
+        let mut callbacks = sluice_export::Callbacks::default();
+        let batching = sluice_export::Batching { max_wait: std::time::Duration::from_millis(1), ..Default::default() };
+        callbacks.add("test", events, sluice_export::queue::spawn("test", collected.clone(), batching, None));
+        let _ = access.logging.set(Arc::new(callbacks));
+        (access, collected)
+    }
+
+    async fn charge(access: &Arc<super::super::Access>, id: &str) -> Arc<Charge> {
+        let admission = access.admit_shared(&super::super::Identity::Master, "gpt-4o", Some("u-1"), 0.0).await.unwrap();
+        let ids =
+            LogIds { request_id: id.into(), client_call_id: Some(format!("client-{id}")), tags: vec!["t".into()] };
+        let c = Charge::new(access.clone(), admission, "gpt-4o", ids, "acompletion", Some("u-1"), None);
+        let price = sluice_providers::pricing::lookup("openai", "gpt-4o");
+        c.serving(&Arc::new(Served::new("gpt-4o", "gpt-4o", "m1", "openai", "http://up", price)), None);
+        c
+    }
+
+    async fn wait_for(collected: &Collected, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..200 {
+            if collected.0.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // A moment more, for any record that should not be there.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        collected.0.lock().unwrap().clone()
+    }
+
+    /// A settled call is logged once, as a success with its cost and tokens; a failure gets its
+    /// error; neither carries the raw key, only its hash.
+    #[tokio::test]
+    async fn each_call_is_logged_once_with_its_outcome() {
+        let both = sluice_export::Events { success: true, failure: true };
+        let (access, collected) = logged(both);
+        let ok = charge(&access, "r-ok").await;
+        let cost = ok.settle(TokenUsage { prompt_tokens: 10, completion_tokens: 5, ..Default::default() });
+        ok.failed(&Failure { status: 500, class: "InternalServerError", message: "late" });
+        let bad = charge(&access, "r-bad").await;
+        bad.failed(&Failure { status: 429, class: "RateLimitError", message: "slow down" });
+        let got = wait_for(&collected, 2).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        let (success, failure) = (&got[0], &got[1]);
+        assert_eq!(success["id"], "r-ok");
+        assert_eq!(success["trace_id"], "client-r-ok");
+        assert_eq!(success["status"], "success");
+        assert_eq!(success["response_cost"], cost);
+        assert!(cost > 0.0);
+        assert_eq!((success["prompt_tokens"].as_u64(), success["total_tokens"].as_u64()), (Some(10), Some(15)));
+        assert_eq!(success["model_group"], "gpt-4o");
+        assert_eq!(success["api_base"], "http://up");
+        assert_eq!(success["end_user"], "u-1");
+        assert_eq!(success["request_tags"], serde_json::json!(["t"]));
+        assert_eq!(success["metadata"]["user_api_key_hash"], *access.master_hash);
+        assert_eq!(failure["status"], "failure");
+        assert_eq!(failure["response_cost"], 0.0);
+        assert_eq!(failure["error_str"], "slow down");
+        assert_eq!(failure["error_information"]["error_code"], "429");
+        assert_eq!(failure["error_information"]["error_class"], "RateLimitError");
+        assert!(!serde_json::to_string(&got).unwrap().contains("sk-raw-master"));
+    }
+
+    /// `success_callback` alone: failures build no record at all.
+    #[tokio::test]
+    async fn a_success_only_callback_gets_no_failures() {
+        let (access, collected) = logged(sluice_export::Events { success: true, failure: false });
+        let bad = charge(&access, "r-bad").await;
+        bad.failed(&Failure { status: 500, class: "InternalServerError", message: &"x".repeat(10_000) });
+        let ok = charge(&access, "r-ok").await;
+        ok.settle(TokenUsage { prompt_tokens: 1, completion_tokens: 1, ..Default::default() });
+        let got = wait_for(&collected, 1).await;
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["id"], "r-ok");
+    }
+
+    /// A long error message is cut to [`MAX_ERROR_STR`] bytes, on a character boundary.
+    #[tokio::test]
+    async fn error_strings_are_bounded() {
+        let (access, collected) = logged(sluice_export::Events { success: false, failure: true });
+        let bad = charge(&access, "r-bad").await;
+        bad.failed(&Failure { status: 500, class: "InternalServerError", message: &"é".repeat(MAX_ERROR_STR) });
+        let got = wait_for(&collected, 1).await;
+        let e = got[0]["error_str"].as_str().unwrap();
+        assert!(e.len() <= MAX_ERROR_STR && e.len() >= MAX_ERROR_STR - 1, "{}", e.len());
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub struct Access {
     /// Why the database last failed, for `/health/readiness`.
     pub db_error: std::sync::Mutex<Option<String>>,
     pub metrics: Option<Arc<sluice_metrics::Metrics>>,
+    /// The logging callbacks that take a record of each finished call (`litellm_settings`'
+    /// `callbacks`, `success_callback`, `failure_callback`), once the app has started them.
+    pub logging: std::sync::OnceLock<Arc<sluice_export::Callbacks>>,
     /// Database lookups of keys this replica has not seen, at most this many at once: a flood
     /// of made-up keys, each new, gets 401s instead of a queue of queries.
     lookups: tokio::sync::Semaphore,
@@ -175,6 +178,7 @@ impl Access {
             writer: writer::Queue::new(),
             settings,
             metrics,
+            logging: std::sync::OnceLock::new(),
             lookups: tokio::sync::Semaphore::new(MAX_KEY_LOOKUPS),
             sharing: std::sync::OnceLock::new(),
             book: std::sync::OnceLock::new(),

@@ -26,6 +26,7 @@
 
 mod budget;
 mod cache;
+mod callbacks;
 mod caller;
 mod deployment;
 mod families;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 
+pub use callbacks::CallbackMetrics;
 pub use caller::{Caller, CallerLabels};
 pub use deployment::{DeploymentLabels, DeploymentMetrics};
 pub use histogram::{DEFAULT_BUCKETS, LATENCY_BUCKETS, OVERHEAD_BUCKETS};
@@ -62,6 +64,7 @@ pub struct Metrics {
     shared: Arc<Shared>,
     /// Only when the gateway shares state through Redis.
     redis: Option<redis::RedisFamilies>,
+    callbacks: callbacks::CallbackFamilies,
 }
 
 impl Metrics {
@@ -79,7 +82,15 @@ impl Metrics {
         let mut registry = Registry::default();
         let families = Families::register(&mut registry);
         let redis = with_redis.then(|| redis::RedisFamilies::register(&mut registry));
-        Arc::new(Metrics { registry, shared: Arc::new(Shared { families, owner: Owner::new() }), redis })
+        let callbacks = callbacks::CallbackFamilies::register(&mut registry);
+        Arc::new(Metrics { registry, shared: Arc::new(Shared { families, owner: Owner::new() }), redis, callbacks })
+    }
+
+    /// The delivery failures and dropped records of the logging callback `callback_name`
+    /// (`litellm_callback_logging_failures_metric`, `sluice_callback_dropped_records`): call once
+    /// per callback when it is built; counting on the handle is then one atomic add.
+    pub fn callback(&self, callback_name: &str) -> CallbackMetrics {
+        self.callbacks.series(callback_name)
     }
 
     /// The Redis connection's state, set just before a scrape: whether it answers, the live
@@ -246,6 +257,22 @@ mod tests {
         m.redis_state(false, 4, 5);
         let text = m.render();
         assert!(text.contains("sluice_redis_up 0\n") && text.contains("sluice_redis_failed_calls_total 5\n"), "{text}");
+    }
+
+    #[test]
+    fn callback_failures_are_counted_under_litellm_name() {
+        let m = Metrics::new();
+        let c = m.callback("generic_api");
+        c.failed();
+        c.failed();
+        c.dropped(3);
+        let text = m.render();
+        for line in [
+            "litellm_callback_logging_failures_metric_total{callback_name=\"generic_api\"} 2\n",
+            "sluice_callback_dropped_records_total{callback_name=\"generic_api\"} 3\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

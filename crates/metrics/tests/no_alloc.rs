@@ -91,6 +91,8 @@ fn steady_state_recording_does_not_allocate() {
         user_email: "u@example.com".into(),
     });
     let caller = Some(&key);
+    // A logging callback's counters, resolved once when the callback is built.
+    let callback = m.callback("generic_api");
     let keyed = RequestRecord { caller, spend: 0.0012, ..ok };
     let record = || {
         // Own group: the pre-resolved fast path.
@@ -131,6 +133,8 @@ fn steady_state_recording_does_not_allocate() {
         m.key_budget(&key, None, None, None);
         m.team_budget("team-1", "Team One", Some(100.0), Some(60.0), Some(24.0));
         m.user_budget("user-1", None, None, None);
+        callback.failed();
+        callback.dropped(1);
     };
     // The first round resolves every series and fills this thread's caches.
     record();

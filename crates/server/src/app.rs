@@ -383,6 +383,7 @@ impl App {
             app.access.refuse_without_db.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         sluice_access::writer::spawn(&app.access);
+        start_logging(&app, &config);
         crate::health::spawn_background(&app);
         match store {
             Some(store) => {
@@ -428,6 +429,9 @@ impl App {
     /// have ended. Writes the spend still in memory to the database (for at most
     /// [`SHUTDOWN_WRITE_LIMIT`]: a database that is down must not hold the process forever).
     pub async fn shutdown(&self) {
+        if let Some(logging) = self.access.logging.get() {
+            logging.finish(SHUTDOWN_LOGGING_LIMIT).await;
+        }
         sluice_access::writer::shutdown(&self.access, SHUTDOWN_WRITE_LIMIT).await;
     }
 
@@ -435,6 +439,36 @@ impl App {
     /// `DATABASE_URL`, else the embedded SQLite file.
     pub fn database_url(config: &Config, env: &Env) -> String {
         database_url(config, env)
+    }
+}
+
+/// How long the logging callbacks may take at shutdown to deliver what they hold.
+const SHUTDOWN_LOGGING_LIMIT: Duration = Duration::from_secs(5);
+
+/// Starts the logging callbacks the config names (`generic_api`; `prometheus` is the metrics),
+/// each with its queue and delivery task, and hands them to billing, which records each call.
+fn start_logging(app: &App, config: &Config) {
+    let mut callbacks = sluice_export::Callbacks::default();
+    if let Some(g) = &config.generic_api {
+        // Checked when the config was read: an error here is a bug, and logged, not fatal.
+        match sluice_export::generic_api::GenericApi::new(&g.endpoint, g.headers.as_ref().map(Secret::expose)) {
+            Ok(sink) => {
+                let metrics = app.metrics.as_ref().map(|m| m.callback(crate::config::logging::GENERIC_API));
+                let running = sluice_export::queue::spawn(
+                    crate::config::logging::GENERIC_API,
+                    sink,
+                    sluice_export::Batching::default(),
+                    metrics,
+                );
+                callbacks.add(crate::config::logging::GENERIC_API, g.events, running);
+            }
+            Err(e) => tracing::error!("generic_api callback not started: {e}"),
+        }
+    }
+    if callbacks.names().next().is_some() {
+        let names: Vec<&str> = callbacks.names().collect();
+        tracing::info!(callbacks = ?names, "logging callbacks running");
+        let _ = app.access.logging.set(Arc::new(callbacks));
     }
 }
 

@@ -13,6 +13,7 @@ mod env;
 mod error;
 mod ip_range;
 mod known;
+pub mod logging;
 mod model_id;
 mod passthrough;
 mod redis;
@@ -40,6 +41,8 @@ pub struct Config {
     pub general: GeneralSettings,
     pub router: RouterSettings,
     pub litellm: LitellmSettings,
+    /// `generic_api`'s collector, when a callback list names it.
+    pub generic_api: Option<logging::GenericApiSettings>,
     pub sluice: SluiceSettings,
     /// Where the Redis is that replicas share limits, budgets and cooldowns through (`None`:
     /// the config names none, and each replica counts alone). See `config::redis`.
@@ -160,6 +163,7 @@ impl Config {
         if let Some(v) = root.get("litellm_settings") {
             litellm = LitellmSettings::parse(v, &mut ignored)?;
         }
+        let generic_api = logging::generic_api(litellm.generic_api.as_ref(), &env)?;
         let mut general = GeneralSettings::default();
         if let Some(v) = root.get("general_settings") {
             general = GeneralSettings::parse(v, &env, &mut ignored, &mut warnings)?;
@@ -218,6 +222,7 @@ impl Config {
             general,
             router,
             litellm,
+            generic_api,
             sluice,
             redis,
             pass_through,

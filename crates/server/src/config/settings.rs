@@ -477,6 +477,9 @@ pub struct LitellmSettings {
     /// `request_timeout`: the default upstream timeout in seconds (LiteLLM: 6000).
     pub request_timeout: Option<f64>,
     pub callbacks: Vec<String>,
+    /// `generic_api` in the callback lists: the outcomes it takes and the first list entry that
+    /// names it (for errors). Its endpoint is read from the environment by `config::logging`.
+    pub generic_api: Option<(String, sluice_export::Events)>,
     pub num_retries: Option<u32>,
     pub allowed_fails: Option<u32>,
     pub fallbacks: Vec<(String, Vec<String>)>,
@@ -554,10 +557,23 @@ impl LitellmSettings {
         // In the order the config writes them, as `/model/info`'s callback list shows them.
         let position = |key: &str| mapping(AT, v).ok().and_then(|m| m.keys().position(|k| k.as_str() == Some(key)));
         lists.sort_by_key(|(key, _)| position(key));
+        let mut generic_api: Option<(String, sluice_export::Events)> = None;
         for (key, names) in lists {
             let names = names.map(|c| c.0).unwrap_or_default();
-            for name in names.iter().filter(|n| n.as_str() != "prometheus") {
-                ignored.push(format!("{AT}.{key}: callback \"{name}\" is not implemented in sluice yet"));
+            for (i, name) in names.iter().enumerate() {
+                match name.as_str() {
+                    "prometheus" => {}
+                    super::logging::GENERIC_API => {
+                        let (_, events) =
+                            generic_api.get_or_insert_with(|| (format!("{AT}.{key}[{i}]"), Default::default()));
+                        match key {
+                            "success_callback" => events.success = true,
+                            "failure_callback" => events.failure = true,
+                            _ => *events = sluice_export::Events { success: true, failure: true },
+                        }
+                    }
+                    _ => ignored.push(format!("{AT}.{key}: callback \"{name}\" is not implemented in sluice yet")),
+                }
             }
             callbacks.extend(names);
         }
@@ -572,6 +588,7 @@ impl LitellmSettings {
         let s = LitellmSettings {
             request_timeout: raw.request_timeout.map(|x| x.0),
             callbacks,
+            generic_api,
             num_retries: raw.num_retries.map(|c| c.0),
             allowed_fails: raw.allowed_fails.map(|c| c.0),
             fallbacks: raw.fallbacks.map(|l| l.0).unwrap_or_default(),

@@ -890,3 +890,46 @@ model_list:
     let why = d("mine").unpriced().unwrap();
     assert!(why.contains("openai/my-finetune") && why.contains("input_cost_per_token"), "{why}");
 }
+
+/// `generic_api` takes what its lists say (LiteLLM: `success_callback` successes,
+/// `failure_callback` failures, `callbacks` both), finds its collector under
+/// `environment_variables` as in the environment, and is not listed as ignored.
+#[test]
+fn generic_api_takes_the_outcomes_its_lists_name() {
+    let with_env = |litellm: &str| {
+        format!("environment_variables:\n  GENERIC_LOGGER_ENDPOINT: http://127.0.0.1:9/ingest\n  GENERIC_LOGGER_HEADERS: \"authorization=Bearer abc\"\nlitellm_settings:\n{litellm}")
+    };
+    let events = |litellm: &str| load(&with_env(litellm)).unwrap().generic_api.map(|g| g.events);
+    let both = sluice_export::Events { success: true, failure: true };
+    assert_eq!(
+        events("  success_callback: [generic_api]\n"),
+        Some(sluice_export::Events { success: true, failure: false })
+    );
+    assert_eq!(
+        events("  failure_callback: [generic_api]\n"),
+        Some(sluice_export::Events { success: false, failure: true })
+    );
+    assert_eq!(events("  success_callback: [generic_api]\n  failure_callback: [generic_api]\n"), Some(both));
+    assert_eq!(events("  callbacks: [prometheus, generic_api]\n"), Some(both));
+    assert_eq!(events("  callbacks: [prometheus]\n"), None);
+    let c = load(&with_env("  success_callback: [generic_api]\n")).unwrap();
+    assert!(!c.ignored.join("\n").contains("generic_api"), "{:?}", c.ignored);
+    assert!(!format!("{c:?}").contains("Bearer abc"), "the headers' values are not in Debug");
+    assert_eq!(c.generic_api.unwrap().endpoint, "http://127.0.0.1:9/ingest");
+}
+
+/// A `generic_api` with nowhere to send stops the start, saying what to set.
+#[test]
+fn generic_api_without_an_endpoint_stops_the_start() {
+    let e = load("litellm_settings:\n  callbacks: [prometheus]\n  failure_callback: [generic_api]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("litellm_settings.failure_callback[0]") && e.contains("set GENERIC_LOGGER_ENDPOINT"), "{e}");
+    let e = Config::from_yaml_str(
+        "litellm_settings:\n  callbacks: [generic_api]\n",
+        Env::fixed([("GENERIC_LOGGER_ENDPOINT", "logs.example.com")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("litellm_settings.callbacks[0]") && e.contains("http:// or https://"), "{e}");
+}

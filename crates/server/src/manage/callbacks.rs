@@ -4,7 +4,7 @@
 //!
 //! They list the callbacks the config names (`litellm_settings.callbacks`, `success_callback`,
 //! `failure_callback`, `general_settings.alerting`) in LiteLLM's shapes, and which of them
-//! sluice runs: today only `prometheus`. Environment variables a callback reads are named, their
+//! sluice runs: `prometheus` and `generic_api`. Environment variables a callback reads are named, their
 //! values never shown (LiteLLM shows them; they are secrets).
 
 use super::roles::authorize;
@@ -20,7 +20,7 @@ use sluice_access::Identity;
 use std::sync::Arc;
 
 /// The callbacks sluice runs itself.
-const RUNS: &[&str] = &["prometheus"];
+const RUNS: &[&str] = &["prometheus", crate::config::logging::GENERIC_API];
 
 /// The environment variables LiteLLM's UI lists for a callback (`proxy_server.py`).
 fn variables(callback: &str) -> &'static [&'static str] {
@@ -33,6 +33,7 @@ fn variables(callback: &str) -> &'static [&'static str] {
         "langsmith" => &["LANGSMITH_API_KEY", "LANGSMITH_PROJECT", "LANGSMITH_DEFAULT_RUN_NAME"],
         "lunary" => &["LUNARY_PUBLIC_KEY"],
         "slack" => &["SLACK_WEBHOOK_URL"],
+        "generic_api" => &["GENERIC_LOGGER_ENDPOINT", "GENERIC_LOGGER_HEADERS"],
         _ => &[],
     }
 }

@@ -210,9 +210,10 @@ pub(crate) async fn proxy_body(
     // back in the response header and into the row beside its id, so repeating one cannot make
     // rows collide and vanish.
     let call_id = String::from_utf8_lossy(facts.call_id.as_bytes()).into_owned();
-    // Read for tag routing or the spend log, from the two fields the sniffer found (most
-    // bodies have neither, and cost nothing here).
-    let logging = app.access.store().is_some() && !app.access.settings.disable_spend_logs;
+    // Read for tag routing or the spend log and logging callbacks, from the two fields the
+    // sniffer found (most bodies have neither, and cost nothing here).
+    let logging =
+        (app.access.store().is_some() && !app.access.settings.disable_spend_logs) || app.access.logging.get().is_some();
     let tags = match router.settings.enable_tag_filtering || logging {
         true => tags::of_request(view.tags, view.metadata),
         false => Vec::new(),
@@ -309,6 +310,9 @@ pub(crate) async fn proxy_body(
         Err(ExecError::UnknownModel) => "",
         _ => label_model,
     };
+    // An upstream's error becomes a reply here; its message is kept for the failure's record
+    // (copied only when a logging callback runs).
+    let mut out_error: Option<String> = None;
     let result = match out.result {
         Ok(mut reply) => {
             retry_headers(&mut reply);
@@ -320,6 +324,7 @@ pub(crate) async fn proxy_body(
             Err(ApiError::new(429, n.message()).header("retry-after", n.retry_after_secs.to_string()))
         }
         Err(ExecError::Upstream(e)) => {
+            out_error = app.access.logging.get().map(|_| e.api.message.clone());
             let lines = headers::lines(facts, outcome, e.upstream_headers.as_ref(), None);
             let mut reply = errors::reply_with(&e.api, lines);
             retry_headers(&mut reply);
@@ -330,6 +335,20 @@ pub(crate) async fn proxy_body(
         Ok(r) => r.status.as_u16(),
         Err(e) => e.status,
     };
+    if status >= 400 {
+        if let Some(charge) = &facts.charge {
+            let message = match (&result, &out_error) {
+                (Err(e), _) => e.message.as_str(),
+                (Ok(_), Some(m)) => m.as_str(),
+                (Ok(_), None) => "",
+            };
+            charge.failed(&sluice_access::charge::Failure {
+                status,
+                class: sluice_metrics::exception_class_for_status(status),
+                message,
+            });
+        }
+    }
     record(app, facts, outcome, endpoint, label_model, status, end_user, user_agent);
     outcome.recorded = true;
     result

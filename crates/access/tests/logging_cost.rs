@@ -1,0 +1,120 @@
+//! What a logging callback adds to settling a call on the request path, in allocations: the
+//! record is built from strings the call already holds and handed over with one `try_send`. A
+//! counting global allocator (its own test binary) counts this thread's allocations while a call
+//! is settled, with and without a callback running; the difference is the record's cost.
+
+use sluice_access::charge::{Charge, LogIds, Served};
+use sluice_access::{Access, AccessSettings, Identity};
+use sluice_providers::pricing::TokenUsage;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note() {
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    f();
+    COUNTING.with(|on| on.set(false));
+    ALLOCATIONS.with(|n| n.get())
+}
+
+fn settings() -> AccessSettings {
+    AccessSettings {
+        batch_write_interval: Duration::from_secs(10),
+        reload_interval: Duration::from_secs(60),
+        disable_spend_logs: true,
+        max_end_user_budget: None,
+        max_budget: None,
+        budget_duration: None,
+        max_parallel_requests: None,
+    }
+}
+
+/// A sink that takes batches and does nothing: only the request path's side is measured.
+struct Discard;
+
+impl sluice_export::Sink for Discard {
+    async fn send(&self, _: &[Arc<sluice_export::LogRecord>]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Allocations of settling `calls` calls on `access` (after one to warm up), on average.
+async fn per_settle(access: &Arc<Access>, calls: u64) -> f64 {
+    let served = Arc::new(Served::new("gpt-4o", "gpt-4o", "m1", "openai", "http://up", None));
+    let mut total = 0;
+    for i in 0..=calls {
+        let admission = access.admit_shared(&Identity::Master, "gpt-4o", Some("end-user"), 0.0).await.unwrap();
+        let ids = LogIds { request_id: format!("r{i}"), client_call_id: None, tags: Vec::new() };
+        let charge = Charge::new(access.clone(), admission, "gpt-4o", ids, "acompletion", Some("end-user"), None);
+        charge.serving(&served, None);
+        let n = allocations_in(|| {
+            charge.settle(TokenUsage { prompt_tokens: 10, completion_tokens: 5, ..Default::default() });
+        });
+        if i > 0 {
+            total += n;
+        }
+    }
+    total as f64 / calls as f64
+}
+
+/// A logging callback adds a handful of small allocations per call (the record's own strings —
+/// ids, end user, key alias and team when there are some —, its shared box, the queue's block
+/// every 32 records), not work in proportion to anything.
+#[tokio::test(flavor = "current_thread")]
+async fn a_callback_adds_a_few_allocations_per_call() {
+    let plain = Access::new(Some("sk-master"), settings(), None);
+    let without = per_settle(&plain, 200).await;
+
+    let logged = Access::new(Some("sk-master"), settings(), None);
+    let mut callbacks = sluice_export::Callbacks::default();
+    callbacks.add(
+        "test",
+        sluice_export::Events { success: true, failure: true },
+        sluice_export::queue::spawn("test", Discard, sluice_export::Batching::default(), None),
+    );
+    let _ = logged.logging.set(Arc::new(callbacks));
+    let with = per_settle(&logged, 200).await;
+
+    let added = with - without;
+    println!("allocations per settle: {without:.2} without a callback, {with:.2} with one (+{added:.2})");
+    assert!(added > 0.0, "the counting works: a record is built");
+    assert!(added <= 6.0, "a record costs {added:.2} allocations");
+}

@@ -1,0 +1,193 @@
+//! LiteLLM's `generic_api` callback: each batch POSTed as one JSON array of records (its default
+//! `json_array` format) to `GENERIC_LOGGER_ENDPOINT`, with `Content-Type: application/json` and
+//! the headers of `GENERIC_LOGGER_HEADERS` (`k1=v1,k2=v2`, as LiteLLM splits them).
+
+use crate::queue::Sink;
+use crate::record::LogRecord;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use http_body_util::BodyExt;
+use sluice_http::ChainBody;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one delivery may take, answer included: a collector slower than this is counted as
+/// failing, and the queue keeps filling (then dropping) meanwhile.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most of a collector's answer that is read (and thrown away), so its connection can be
+/// reused; a longer answer costs the connection instead.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// The webhook a batch goes to.
+pub struct GenericApi {
+    endpoint: http::Uri,
+    /// `Content-Type` and the configured headers; values marked sensitive.
+    headers: http::HeaderMap,
+    client: sluice_http::pool::Client,
+}
+
+/// Names only: header values are credentials as often as not.
+impl std::fmt::Debug for GenericApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.keys().map(HeaderName::as_str).collect();
+        f.debug_struct("GenericApi").field("endpoint", &self.endpoint).field("headers", &names).finish()
+    }
+}
+
+impl GenericApi {
+    /// `endpoint` and `headers` as LiteLLM reads them from `GENERIC_LOGGER_ENDPOINT` and
+    /// `GENERIC_LOGGER_HEADERS`. Errors say which variable to fix, never a header's value.
+    pub fn new(endpoint: &str, headers: Option<&str>) -> Result<GenericApi, String> {
+        let (endpoint, headers) = settings(endpoint, headers)?;
+        let client = sluice_http::client(Duration::from_secs(5));
+        Ok(GenericApi { endpoint, headers, client })
+    }
+}
+
+/// Whether [`GenericApi::new`] would take these settings (its error if not), without building a
+/// client: for checking a config.
+pub fn check(endpoint: &str, headers: Option<&str>) -> Result<(), String> {
+    settings(endpoint, headers).map(drop)
+}
+
+fn settings(endpoint: &str, headers: Option<&str>) -> Result<(http::Uri, http::HeaderMap), String> {
+    let uri: http::Uri = endpoint.trim().parse().map_err(|_| {
+        "GENERIC_LOGGER_ENDPOINT is not a URL; set it to the collector's address, e.g. https://logs.example.com/ingest"
+            .to_string()
+    })?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err("GENERIC_LOGGER_ENDPOINT needs an http:// or https:// address with a host".into());
+    }
+    let mut map = http::HeaderMap::new();
+    map.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in parse_headers(headers.unwrap_or("")) {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            format!(
+                "GENERIC_LOGGER_HEADERS: \"{name}\" is not a valid header name; write it as name=value,name2=value2"
+            )
+        })?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
+            format!("GENERIC_LOGGER_HEADERS: the value of {name} is not a valid header value (value not shown)")
+        })?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok((uri, map))
+}
+
+impl GenericApi {
+    async fn post(&self, body: Bytes) -> Result<(), String> {
+        let mut req = http::Request::new(ChainBody::full(body));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = self.endpoint.clone();
+        *req.headers_mut() = self.headers.clone();
+        let answer = self.client.request(req).await.map_err(|e| format!("cannot reach the collector: {e}"))?;
+        let status = answer.status();
+        // Read to the end so that the connection goes back to the pool.
+        let _ = http_body_util::Limited::new(answer.into_body(), MAX_ANSWER).collect().await;
+        match status.is_success() {
+            true => Ok(()),
+            false => Err(format!("the collector answered {status}")),
+        }
+    }
+}
+
+impl Sink for GenericApi {
+    async fn send(&self, batch: &[Arc<LogRecord>]) -> Result<(), String> {
+        let body = serde_json::to_vec(batch).map_err(|e| format!("cannot encode the records: {e}"))?;
+        match tokio::time::timeout(SEND_TIMEOUT, self.post(Bytes::from(body))).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("the collector did not answer within {} s", SEND_TIMEOUT.as_secs())),
+        }
+    }
+}
+
+/// `k1=v1,k2=v2` into pairs, trimmed, as LiteLLM's `_get_headers` reads `GENERIC_LOGGER_HEADERS`:
+/// an item without `=` is skipped, and a value keeps any `=` after the first.
+pub fn parse_headers(text: &str) -> Vec<(&str, &str)> {
+    text.split(',').filter_map(|item| item.split_once('=')).map(|(k, v)| (k.trim(), v.trim())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse_as_litellm_reads_them() {
+        assert_eq!(
+            parse_headers(" Authorization=Bearer a=b , x-team=blue,junk,"),
+            [("Authorization", "Bearer a=b"), ("x-team", "blue")]
+        );
+        assert!(parse_headers("").is_empty());
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable_and_hide_values() {
+        let e = GenericApi::new("not a url", None).unwrap_err();
+        assert!(e.contains("GENERIC_LOGGER_ENDPOINT"), "{e}");
+        let e = GenericApi::new("ftp://host/x", None).unwrap_err();
+        assert!(e.contains("GENERIC_LOGGER_ENDPOINT"), "{e}");
+        let e = GenericApi::new("http://127.0.0.1:9/x", Some("bad name=secret-value")).unwrap_err();
+        assert!(e.contains("GENERIC_LOGGER_HEADERS") && !e.contains("secret-value"), "{e}");
+        let e = GenericApi::new("http://127.0.0.1:9/x", Some("x-key=secret\nvalue")).unwrap_err();
+        assert!(e.contains("x-key") && !e.contains("secret"), "{e}");
+        let ok = GenericApi::new("http://127.0.0.1:9/x", Some("x-key=hunter2")).unwrap();
+        assert!(!format!("{ok:?}").contains("hunter2"));
+    }
+
+    /// A batch reaches a real HTTP listener as one JSON array, with the configured headers.
+    #[tokio::test]
+    async fn posts_a_json_array_with_the_headers() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Until the head and the whole body (its length from Content-Length) are in.
+            loop {
+                let n = conn.read(&mut buf).await.unwrap();
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break;
+                    }
+                }
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+            String::from_utf8(got).unwrap()
+        });
+        let sink = GenericApi::new(&url, Some("x-team=blue")).unwrap();
+        let batch = vec![Arc::new(crate::record::sample()), Arc::new(crate::record::sample())];
+        sink.send(&batch).await.unwrap();
+        let request = server.await.unwrap();
+        let (head, body) = request.split_once("\r\n\r\n").unwrap();
+        let head = head.to_ascii_lowercase();
+        assert!(head.starts_with("post /ingest"), "{head}");
+        assert!(head.contains("x-team: blue") && head.contains("content-type: application/json"), "{head}");
+        let records: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(records.as_array().unwrap().len(), 2);
+        assert_eq!(records[0]["status"], "success");
+    }
+
+    /// Nothing listening: an error, in time, naming no secret.
+    #[tokio::test]
+    async fn an_unreachable_collector_is_an_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+        let sink = GenericApi::new(&url, Some("authorization=Bearer hunter2")).unwrap();
+        let e = sink.send(&[Arc::new(crate::record::sample())]).await.unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}

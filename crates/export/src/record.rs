@@ -1,0 +1,192 @@
+//! One finished model call in LiteLLM's `StandardLoggingPayload` shape (its `logging_spec`): the
+//! JSON object every LiteLLM logging callback receives, so a collector built for LiteLLM reads
+//! sluice's records unchanged.
+//!
+//! The strings a deployment serves with are shared (`Arc<str>`) rather than copied per record.
+//! `messages` and `response` are always null: the request path keeps the bodies as bytes and
+//! never builds their tree, and copying them into every record would cost each request in
+//! proportion to its size (so `turn_off_message_logging` holds whatever it says).
+
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Whether the call succeeded: LiteLLM's `StandardLoggingPayloadStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Success,
+    Failure,
+}
+
+/// `StandardLoggingPayload`. Field names are LiteLLM's, camelCase ones included.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRecord {
+    /// sluice's id of the call (the `x-litellm-call-id` it answered with).
+    pub id: String,
+    /// The call id the client sent, else [`id`](Self::id).
+    pub trace_id: String,
+    pub call_type: &'static str,
+    /// USD; 0 for a failure.
+    pub response_cost: f64,
+    pub status: Status,
+    pub total_tokens: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Unix seconds.
+    #[serde(rename = "startTime")]
+    pub start_time: f64,
+    #[serde(rename = "endTime")]
+    pub end_time: f64,
+    /// When the answer began; sluice records the end (LiteLLM does the same for whole answers).
+    #[serde(rename = "completionStartTime")]
+    pub completion_start_time: f64,
+    /// Seconds from start to end.
+    pub response_time: f64,
+    /// The deployment's model (`litellm_params.model`).
+    pub model: Arc<str>,
+    pub model_id: Option<Arc<str>>,
+    /// The model name the client asked for.
+    pub model_group: Option<Arc<str>>,
+    pub custom_llm_provider: Option<Arc<str>>,
+    pub api_base: Option<Arc<str>>,
+    pub metadata: Metadata,
+    pub request_tags: Vec<String>,
+    pub end_user: Option<String>,
+    pub error_str: Option<String>,
+    pub error_information: Option<ErrorInformation>,
+    // Always the same values: part of the shape LiteLLM's readers expect.
+    pub cache_hit: bool,
+    pub cache_key: Option<()>,
+    pub saved_cache_cost: f64,
+    pub requester_ip_address: Option<()>,
+    pub messages: Option<()>,
+    pub response: Option<()>,
+    pub model_parameters: Empty,
+    pub hidden_params: HiddenParams,
+}
+
+/// `{}`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Empty {}
+
+/// `StandardLoggingMetadata`: who called. Never the key itself, only its hash.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Metadata {
+    pub user_api_key_hash: Option<Arc<str>>,
+    pub user_api_key_alias: Option<String>,
+    pub user_api_key_org_id: Option<String>,
+    pub user_api_key_team_id: Option<String>,
+    pub user_api_key_team_alias: Option<String>,
+    pub user_api_key_user_id: Option<String>,
+    pub user_api_key_end_user_id: Option<String>,
+    pub spend_logs_metadata: Option<()>,
+    pub requester_ip_address: Option<()>,
+    pub requester_metadata: Option<()>,
+}
+
+/// `StandardLoggingPayloadErrorInformation`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorInformation {
+    /// The HTTP status, as text (LiteLLM's `"429"`).
+    pub error_code: String,
+    /// LiteLLM's exception class (`RateLimitError`, …).
+    pub error_class: &'static str,
+    pub llm_provider: Option<Arc<str>>,
+}
+
+/// `StandardLoggingHiddenParams`: the deployment again, as LiteLLM repeats it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HiddenParams {
+    pub model_id: Option<Arc<str>>,
+    pub api_base: Option<Arc<str>>,
+    /// LiteLLM writes the cost here as text; written so when serialised (no string per record).
+    #[serde(serialize_with = "float_as_text")]
+    pub response_cost: Option<f64>,
+    pub litellm_model_name: Option<Arc<str>>,
+    pub cache_key: Option<()>,
+    pub additional_headers: Option<()>,
+}
+
+fn float_as_text<S: serde::Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+/// Unix microseconds as the float seconds LiteLLM writes.
+pub fn unix_seconds(micros: i64) -> f64 {
+    micros as f64 / 1e6
+}
+
+/// A record for the crate's tests.
+#[cfg(test)]
+pub(crate) use tests::sample;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> LogRecord {
+        LogRecord {
+            id: "call-1".into(),
+            trace_id: "call-1".into(),
+            call_type: "acompletion",
+            response_cost: 0.5,
+            status: Status::Success,
+            total_tokens: 3,
+            prompt_tokens: 1,
+            completion_tokens: 2,
+            start_time: 1.5,
+            end_time: 2.0,
+            completion_start_time: 2.0,
+            response_time: 0.5,
+            model: "openai/gpt-4o".into(),
+            model_id: Some("m1".into()),
+            model_group: Some("gpt-4o".into()),
+            custom_llm_provider: Some("openai".into()),
+            api_base: None,
+            metadata: Metadata { user_api_key_hash: Some("abc".into()), ..Default::default() },
+            request_tags: vec!["t".into()],
+            end_user: None,
+            error_str: None,
+            error_information: None,
+            cache_hit: false,
+            cache_key: None,
+            saved_cache_cost: 0.0,
+            requester_ip_address: None,
+            messages: None,
+            response: None,
+            model_parameters: Empty {},
+            hidden_params: HiddenParams::default(),
+        }
+    }
+
+    /// The names a LiteLLM collector reads, with LiteLLM's spelling and JSON types.
+    #[test]
+    fn serialises_in_litellm_shape() {
+        let v = serde_json::to_value(sample()).unwrap();
+        assert_eq!(v["status"], "success");
+        assert_eq!(v["startTime"], 1.5);
+        assert_eq!(v["completionStartTime"], 2.0);
+        assert_eq!(v["metadata"]["user_api_key_hash"], "abc");
+        assert!(v["messages"].is_null() && v["response"].is_null());
+        assert_eq!(v["model_parameters"], serde_json::json!({}));
+        assert_eq!(v["request_tags"], serde_json::json!(["t"]));
+        let priced =
+            LogRecord { hidden_params: HiddenParams { response_cost: Some(0.25), ..Default::default() }, ..sample() };
+        assert_eq!(serde_json::to_value(priced).unwrap()["hidden_params"]["response_cost"], "0.25");
+        let failed = LogRecord {
+            status: Status::Failure,
+            error_information: Some(ErrorInformation {
+                error_code: "429".into(),
+                error_class: "RateLimitError",
+                llm_provider: None,
+            }),
+            ..sample()
+        };
+        let v = serde_json::to_value(failed).unwrap();
+        assert_eq!(v["status"], "failure");
+        assert_eq!(v["error_information"]["error_code"], "429");
+    }
+}
