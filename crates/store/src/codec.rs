@@ -70,13 +70,7 @@ pub(crate) fn int(row: &AnyRow, col: &str) -> Result<i64> {
 /// SQLite reports computed values (a `SUM`, a literal 0) as integers when they happen to be
 /// whole, so an integer is accepted wherever a float is expected.
 pub(crate) fn opt_real(row: &AnyRow, col: &str) -> Result<Option<f64>> {
-    match row.try_get::<Option<f64>, _>(col) {
-        Ok(v) => Ok(v),
-        Err(e) => match row.try_get::<Option<i64>, _>(col) {
-            Ok(v) => Ok(v.map(|i| i as f64)),
-            Err(_) => Err(decode_err(col, e)),
-        },
-    }
+    real_in(row, col, &col)
 }
 
 pub(crate) fn real(row: &AnyRow, col: &str) -> Result<f64> {
@@ -85,11 +79,19 @@ pub(crate) fn real(row: &AnyRow, col: &str) -> Result<f64> {
 
 /// [`real`] of the `i`th column, for reads of many rows where a lookup by name shows.
 pub(crate) fn real_at(row: &AnyRow, i: usize) -> Result<f64> {
-    match row.try_get::<Option<f64>, _>(i) {
-        Ok(v) => Ok(v.unwrap_or(0.0)),
-        Err(e) => match row.try_get::<Option<i64>, _>(i) {
-            Ok(v) => Ok(v.map_or(0.0, |i| i as f64)),
-            Err(_) => Err(decode_err(&format!("#{i}"), e)),
+    Ok(real_in(row, i, &format_args!("#{i}"))?.unwrap_or(0.0))
+}
+
+/// [`opt_real`] of the column `col` (a name or a position), called `shown` in an error.
+fn real_in<I>(row: &AnyRow, col: I, shown: &dyn std::fmt::Display) -> Result<Option<f64>>
+where
+    I: sqlx::ColumnIndex<AnyRow> + Copy,
+{
+    match row.try_get::<Option<f64>, _>(col) {
+        Ok(v) => Ok(v),
+        Err(e) => match row.try_get::<Option<i64>, _>(col) {
+            Ok(v) => Ok(v.map(|i| i as f64)),
+            Err(_) => Err(decode_err(&shown.to_string(), e)),
         },
     }
 }
