@@ -5,10 +5,14 @@
 
 use super::deployment::Secret;
 use super::error::{err, ConfigError};
+use super::settings::NamedSink;
 use super::Env;
 
 /// LiteLLM's webhook callback.
 pub const GENERIC_API: &str = "generic_api";
+
+/// The logging callbacks sluice runs, by LiteLLM's names (`prometheus` aside: it is the metrics).
+pub const SINKS: &[&str] = &[GENERIC_API];
 
 /// `generic_api`'s collector (`GENERIC_LOGGER_ENDPOINT`, `GENERIC_LOGGER_HEADERS`) and the
 /// outcomes it takes.
@@ -22,11 +26,8 @@ pub struct GenericApiSettings {
 
 /// `generic_api`'s settings when a callback list names it (`named`: the first entry's path and
 /// the outcomes it takes).
-pub(crate) fn generic_api(
-    named: Option<&(String, sluice_export::Events)>,
-    env: &Env,
-) -> Result<Option<GenericApiSettings>, ConfigError> {
-    let Some((path, events)) = named else { return Ok(None) };
+pub(crate) fn generic_api(named: Option<&NamedSink>, env: &Env) -> Result<Option<GenericApiSettings>, ConfigError> {
+    let Some(NamedSink { path, events, .. }) = named else { return Ok(None) };
     let endpoint = env.get("GENERIC_LOGGER_ENDPOINT").filter(|e| !e.trim().is_empty()).ok_or_else(|| {
         err(
             path,

@@ -163,7 +163,7 @@ impl Config {
         if let Some(v) = root.get("litellm_settings") {
             litellm = LitellmSettings::parse(v, &mut ignored)?;
         }
-        let generic_api = logging::generic_api(litellm.generic_api.as_ref(), &env)?;
+        let generic_api = logging::generic_api(litellm.sink(logging::GENERIC_API), &env)?;
         let mut general = GeneralSettings::default();
         if let Some(v) = root.get("general_settings") {
             general = GeneralSettings::parse(v, &env, &mut ignored, &mut warnings)?;

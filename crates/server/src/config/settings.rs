@@ -472,14 +472,27 @@ fn strategy(
     })
 }
 
+/// A logging callback named in `callbacks`, `success_callback` or `failure_callback`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedSink {
+    /// One of `config::logging::SINKS`.
+    pub name: &'static str,
+    /// The first list entry that names it, for errors (`litellm_settings.callbacks[1]`).
+    pub path: String,
+    /// The outcomes it takes: LiteLLM's `success_callback` successes, `failure_callback`
+    /// failures, `callbacks` both.
+    pub events: sluice_export::Events,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct LitellmSettings {
     /// `request_timeout`: the default upstream timeout in seconds (LiteLLM: 6000).
     pub request_timeout: Option<f64>,
     pub callbacks: Vec<String>,
-    /// `generic_api` in the callback lists: the outcomes it takes and the first list entry that
-    /// names it (for errors). Its endpoint is read from the environment by `config::logging`.
-    pub generic_api: Option<(String, sluice_export::Events)>,
+    /// The logging callbacks sluice runs that the lists name (`config::logging::SINKS`), each
+    /// once: its name, the first list entry naming it (for errors) and the outcomes it takes.
+    /// Their collectors are read from the environment by `config::logging`.
+    pub sinks: Vec<NamedSink>,
     pub num_retries: Option<u32>,
     pub allowed_fails: Option<u32>,
     pub fallbacks: Vec<(String, Vec<String>)>,
@@ -543,6 +556,11 @@ struct LitellmSection {
 }
 
 impl LitellmSettings {
+    /// The callback `name` when a list names it.
+    pub fn sink(&self, name: &str) -> Option<&NamedSink> {
+        self.sinks.iter().find(|s| s.name == name)
+    }
+
     pub(crate) fn parse(v: &Value, ignored: &mut Vec<String>) -> Result<Self, ConfigError> {
         const AT: &str = "litellm_settings";
         mapping(AT, v)?;
@@ -557,22 +575,33 @@ impl LitellmSettings {
         // In the order the config writes them, as `/model/info`'s callback list shows them.
         let position = |key: &str| mapping(AT, v).ok().and_then(|m| m.keys().position(|k| k.as_str() == Some(key)));
         lists.sort_by_key(|(key, _)| position(key));
-        let mut generic_api: Option<(String, sluice_export::Events)> = None;
+        let mut sinks: Vec<NamedSink> = Vec::new();
         for (key, names) in lists {
             let names = names.map(|c| c.0).unwrap_or_default();
             for (i, name) in names.iter().enumerate() {
-                match name.as_str() {
-                    "prometheus" => {}
-                    super::logging::GENERIC_API => {
-                        let (_, events) =
-                            generic_api.get_or_insert_with(|| (format!("{AT}.{key}[{i}]"), Default::default()));
-                        match key {
-                            "success_callback" => events.success = true,
-                            "failure_callback" => events.failure = true,
-                            _ => *events = sluice_export::Events { success: true, failure: true },
-                        }
+                if name == "prometheus" {
+                    continue;
+                }
+                let Some(&sink) = super::logging::SINKS.iter().find(|s| **s == name.as_str()) else {
+                    ignored.push(format!("{AT}.{key}: callback \"{name}\" is not implemented in sluice yet"));
+                    continue;
+                };
+                let at = match sinks.iter().position(|s| s.name == sink) {
+                    Some(at) => at,
+                    None => {
+                        sinks.push(NamedSink {
+                            name: sink,
+                            path: format!("{AT}.{key}[{i}]"),
+                            events: Default::default(),
+                        });
+                        sinks.len() - 1
                     }
-                    _ => ignored.push(format!("{AT}.{key}: callback \"{name}\" is not implemented in sluice yet")),
+                };
+                let events = &mut sinks[at].events;
+                match key {
+                    "success_callback" => events.success = true,
+                    "failure_callback" => events.failure = true,
+                    _ => *events = sluice_export::Events { success: true, failure: true },
                 }
             }
             callbacks.extend(names);
@@ -588,7 +617,7 @@ impl LitellmSettings {
         let s = LitellmSettings {
             request_timeout: raw.request_timeout.map(|x| x.0),
             callbacks,
-            generic_api,
+            sinks,
             num_retries: raw.num_retries.map(|c| c.0),
             allowed_fails: raw.allowed_fails.map(|c| c.0),
             fallbacks: raw.fallbacks.map(|l| l.0).unwrap_or_default(),
