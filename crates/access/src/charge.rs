@@ -110,7 +110,8 @@ fn row_tags(
     out
 }
 
-/// The ids a request's spend-log row carries.
+/// The ids a request's spend-log row carries, and its place in a trace.
+#[derive(Default)]
 pub struct LogIds {
     /// The row's identity: sluice's own, unique per request.
     pub request_id: String,
@@ -119,6 +120,9 @@ pub struct LogIds {
     /// The request's own tags (`metadata.tags` or `tags`; `proxy::tags`), logged with the key's
     /// and the team's.
     pub tags: Vec<String>,
+    /// The request's trace, while an OpenTelemetry sink runs: its record carries the trace and
+    /// the spans of its attempts ([`Charge::attempted`]).
+    pub trace: Option<sluice_export::trace::TraceContext>,
 }
 
 /// A request's bill, settled once.
@@ -142,6 +146,8 @@ pub struct Charge {
     logged: AtomicBool,
     /// Labels of `litellm_spend_metric` the request record also has (only with metrics on).
     labels: Option<MetricLabels>,
+    /// The upstream attempts so far, for the trace (only while one is kept: `ids.trace`).
+    attempts: Mutex<Vec<sluice_export::trace::AttemptSpan>>,
 }
 
 /// What the request's metrics record is labelled with, so its spend lands on the same series.
@@ -183,6 +189,7 @@ impl Charge {
             settled: AtomicBool::new(false),
             logged: AtomicBool::new(false),
             labels,
+            attempts: Mutex::new(Vec::new()),
         })
     }
 
@@ -204,6 +211,41 @@ impl Charge {
     pub fn serving(&self, served: &Arc<Served>, metrics: Option<&sluice_metrics::DeploymentMetrics>) {
         *self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((served.clone(), metrics.cloned()));
+    }
+
+    /// The request's trace, when one is kept.
+    pub fn trace(&self) -> Option<&sluice_export::trace::TraceContext> {
+        self.ids.trace.as_ref()
+    }
+
+    /// An upstream attempt began on `served` (kept only while the request is traced): open until
+    /// it fails ([`attempt_failed`](Self::attempt_failed)) or the call's record closes it.
+    pub fn attempt_began(&self, span_id: sluice_export::trace::SpanId, start_unix_nanos: u64, served: &Served) {
+        if self.ids.trace.is_none() {
+            return;
+        }
+        self.attempts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(
+            sluice_export::trace::AttemptSpan {
+                span_id,
+                start_unix_nanos,
+                end_unix_nanos: 0,
+                model: served.model.clone(),
+                model_id: served.model_id.clone(),
+                model_group: served.model_group.clone(),
+                provider: served.provider.clone(),
+                api_base: served.api_base.clone(),
+                status: 0,
+                error_class: None,
+            },
+        );
+    }
+
+    /// The attempt with span `span_id` failed now, with `status` and LiteLLM's exception class.
+    pub fn attempt_failed(&self, span_id: &sluice_export::trace::SpanId, status: u16, class: &'static str) {
+        let mut attempts = self.attempts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(a) = attempts.iter_mut().rev().find(|a| a.span_id == *span_id) {
+            (a.end_unix_nanos, a.status, a.error_class) = (sluice_export::trace::unix_nanos(), status, Some(class));
+        }
     }
 
     /// The id of the answer now coming back (a later attempt's replaces an earlier one's): the
@@ -356,7 +398,7 @@ impl Charge {
                     .response_id
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take()
+                    .as_deref()
                     .map(String::from),
                 cache_read_input_tokens: usage.cached_prompt_tokens as i64,
                 cache_creation_input_tokens: usage.cache_creation_tokens as i64,
@@ -417,6 +459,15 @@ pub struct Failure<'a> {
 /// The most of an error message a logging record carries: enough to read, not a whole body.
 pub const MAX_ERROR_STR: usize = 2_048;
 
+/// `message`, cut to at most [`MAX_ERROR_STR`] bytes (on a character's boundary).
+pub fn bounded_error(message: &str) -> String {
+    let mut end = message.len().min(MAX_ERROR_STR);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message[..end].to_string()
+}
+
 impl Charge {
     /// The call failed with nothing billed: the logging callbacks that take failures get its
     /// record (at most one record per call, whichever of this and a settle comes first).
@@ -459,14 +510,26 @@ impl Charge {
             true => served.model_group.clone(),
             false => self.model_group.as_str().into(),
         };
-        let error_str = failure.map(|f| {
-            let mut end = f.message.len().min(MAX_ERROR_STR);
-            while !f.message.is_char_boundary(end) {
-                end -= 1;
+        let error_str = failure.map(|f| bounded_error(f.message));
+        let trace = self.ids.trace.as_ref().map(|context| {
+            let now = sluice_export::trace::unix_nanos();
+            let http_status = failure.map_or(200, |f| f.status);
+            let mut attempts =
+                std::mem::take(&mut *self.attempts.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            // The attempt still open is the one that answered: it ends with the call.
+            for a in attempts.iter_mut().filter(|a| a.end_unix_nanos == 0) {
+                (a.end_unix_nanos, a.status, a.error_class) = (now, http_status, failure.map(|f| f.class));
             }
-            f.message[..end].to_string()
+            Box::new(sluice_export::trace::Trace {
+                context: context.clone(),
+                end_unix_nanos: now,
+                http_status,
+                response_id: self.response_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+                attempts,
+            })
         });
         sluice_export::LogRecord {
+            trace,
             id: self.ids.request_id.clone(),
             trace_id: self.ids.client_call_id.clone().unwrap_or_else(|| self.ids.request_id.clone()),
             call_type: self.call_type,
@@ -585,8 +648,12 @@ mod tests {
 
     async fn charge(access: &Arc<super::super::Access>, id: &str) -> Arc<Charge> {
         let admission = access.admit_shared(&super::super::Identity::Master, "gpt-4o", Some("u-1"), 0.0).await.unwrap();
-        let ids =
-            LogIds { request_id: id.into(), client_call_id: Some(format!("client-{id}")), tags: vec!["t".into()] };
+        let ids = LogIds {
+            request_id: id.into(),
+            client_call_id: Some(format!("client-{id}")),
+            tags: vec!["t".into()],
+            ..Default::default()
+        };
         let c = Charge::new(access.clone(), admission, "gpt-4o", ids, "acompletion", Some("u-1"), None);
         let price = sluice_providers::pricing::lookup("openai", "gpt-4o");
         c.serving(&Arc::new(Served::new("gpt-4o", "gpt-4o", "m1", "openai", "http://up", price)), None);

@@ -82,7 +82,7 @@ async fn per_settle(access: &Arc<Access>, calls: u64) -> f64 {
     let mut total = 0;
     for i in 0..=calls {
         let admission = access.admit_shared(&Identity::Master, "gpt-4o", Some("end-user"), 0.0).await.unwrap();
-        let ids = LogIds { request_id: format!("r{i}"), client_call_id: None, tags: Vec::new() };
+        let ids = LogIds { request_id: format!("r{i}"), ..Default::default() };
         let charge = Charge::new(access.clone(), admission, "gpt-4o", ids, "acompletion", Some("end-user"), None);
         charge.serving(&served, None);
         let n = allocations_in(|| {

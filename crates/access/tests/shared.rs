@@ -74,7 +74,7 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 async fn call(a: &Arc<Access>, id: &Identity, model: &str, busy: Duration) -> Result<(), u16> {
     let adm = a.admit_shared(id, model, None, COST).await.map_err(|e| e.status)?;
     let n = CALLS.fetch_add(1, Ordering::Relaxed);
-    let ids = LogIds { request_id: format!("r{n}"), client_call_id: None, tags: Vec::new() };
+    let ids = LogIds { request_id: format!("r{n}"), ..Default::default() };
     let charge = Charge::new(a.clone(), adm, model, ids, "acompletion", None, None);
     charge.serving(&served(), None);
     tokio::time::sleep(busy).await;

@@ -2,37 +2,17 @@
 //! `json_array` format) to `GENERIC_LOGGER_ENDPOINT`, with `Content-Type: application/json` and
 //! the headers of `GENERIC_LOGGER_HEADERS` (`k1=v1,k2=v2`, as LiteLLM splits them).
 
+use crate::collector::{http_url, Collector};
 use crate::queue::Sink;
 use crate::record::LogRecord;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
-use http_body_util::BodyExt;
-use sluice_http::ChainBody;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// How long one delivery may take, answer included: a collector slower than this is counted as
-/// failing, and the queue keeps filling (then dropping) meanwhile.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The most of a collector's answer that is read (and thrown away), so its connection can be
-/// reused; a longer answer costs the connection instead.
-const MAX_ANSWER: usize = 64 * 1024;
 
 /// The webhook a batch goes to.
+#[derive(Debug)]
 pub struct GenericApi {
-    endpoint: http::Uri,
-    /// `Content-Type` and the configured headers; values marked sensitive.
-    headers: http::HeaderMap,
-    client: sluice_http::pool::Client,
-}
-
-/// Names only: header values are credentials as often as not.
-impl std::fmt::Debug for GenericApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.headers.keys().map(HeaderName::as_str).collect();
-        f.debug_struct("GenericApi").field("endpoint", &self.endpoint).field("headers", &names).finish()
-    }
+    collector: Collector,
 }
 
 impl GenericApi {
@@ -40,8 +20,7 @@ impl GenericApi {
     /// `GENERIC_LOGGER_HEADERS`. Errors say which variable to fix, never a header's value.
     pub fn new(endpoint: &str, headers: Option<&str>) -> Result<GenericApi, String> {
         let (endpoint, headers) = settings(endpoint, headers)?;
-        let client = sluice_http::client(Duration::from_secs(5));
-        Ok(GenericApi { endpoint, headers, client })
+        Ok(GenericApi { collector: Collector::new(endpoint, headers) })
     }
 }
 
@@ -52,13 +31,7 @@ pub fn check(endpoint: &str, headers: Option<&str>) -> Result<(), String> {
 }
 
 fn settings(endpoint: &str, headers: Option<&str>) -> Result<(http::Uri, http::HeaderMap), String> {
-    let uri: http::Uri = endpoint.trim().parse().map_err(|_| {
-        "GENERIC_LOGGER_ENDPOINT is not a URL; set it to the collector's address, e.g. https://logs.example.com/ingest"
-            .to_string()
-    })?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-        return Err("GENERIC_LOGGER_ENDPOINT needs an http:// or https:// address with a host".into());
-    }
+    let uri = http_url("GENERIC_LOGGER_ENDPOINT", endpoint)?;
     let mut map = http::HeaderMap::new();
     map.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in parse_headers(headers.unwrap_or("")) {
@@ -76,30 +49,10 @@ fn settings(endpoint: &str, headers: Option<&str>) -> Result<(http::Uri, http::H
     Ok((uri, map))
 }
 
-impl GenericApi {
-    async fn post(&self, body: Bytes) -> Result<(), String> {
-        let mut req = http::Request::new(ChainBody::full(body));
-        *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = self.endpoint.clone();
-        *req.headers_mut() = self.headers.clone();
-        let answer = self.client.request(req).await.map_err(|e| format!("cannot reach the collector: {e}"))?;
-        let status = answer.status();
-        // Read to the end so that the connection goes back to the pool.
-        let _ = http_body_util::Limited::new(answer.into_body(), MAX_ANSWER).collect().await;
-        match status.is_success() {
-            true => Ok(()),
-            false => Err(format!("the collector answered {status}")),
-        }
-    }
-}
-
 impl Sink for GenericApi {
     async fn send(&self, batch: &[Arc<LogRecord>]) -> Result<(), String> {
         let body = serde_json::to_vec(batch).map_err(|e| format!("cannot encode the records: {e}"))?;
-        match tokio::time::timeout(SEND_TIMEOUT, self.post(Bytes::from(body))).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("the collector did not answer within {} s", SEND_TIMEOUT.as_secs())),
-        }
+        self.collector.post(Bytes::from(body)).await
     }
 }
 

@@ -7,14 +7,19 @@
 //! `sluice_callback_dropped_records`) and failed deliveries (in LiteLLM's
 //! `litellm_callback_logging_failures_metric`), never a request's time or unbounded memory.
 //!
-//! Sinks: [`generic_api`] (LiteLLM's webhook callback).
+//! Sinks: [`generic_api`] (LiteLLM's webhook callback), [`otel`] (OpenTelemetry traces: `otel`,
+//! `langfuse_otel`). A request carries its [`trace::TraceContext`] only while an OpenTelemetry
+//! sink runs.
 //!
 //! The crate knows nothing of keys, routing or HTTP serving: the server builds the records'
 //! contents (in `access::charge`) and decides which callbacks run from the config.
 
+pub mod collector;
 pub mod generic_api;
+pub mod otel;
 pub mod queue;
 pub mod record;
+pub mod trace;
 
 pub use queue::{Batching, Drain, Queue, Sink};
 pub use record::{ErrorInformation, LogRecord, Metadata, Status};
@@ -42,6 +47,8 @@ impl Events {
 #[derive(Debug, Default)]
 pub struct Callbacks {
     sinks: Vec<(&'static str, Events, Queue)>,
+    /// An OpenTelemetry sink runs: requests keep a trace ([`trace`]).
+    traced: bool,
     /// Taken by [`Callbacks::finish`].
     drains: std::sync::Mutex<Vec<Drain>>,
 }
@@ -51,6 +58,17 @@ impl Callbacks {
     pub fn add(&mut self, name: &'static str, events: Events, (queue, drain): (Queue, Drain)) {
         self.sinks.push((name, events, queue));
         self.drains.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).push(drain);
+    }
+
+    /// Adds a running OpenTelemetry sink: from now on requests keep their trace.
+    pub fn add_traced(&mut self, name: &'static str, events: Events, running: (Queue, Drain)) {
+        self.add(name, events, running);
+        self.traced = true;
+    }
+
+    /// Whether requests keep a trace for these callbacks.
+    pub fn traced(&self) -> bool {
+        self.traced
     }
 
     /// At shutdown: every sink delivers what it holds, for at most `limit` each (a collector

@@ -63,6 +63,60 @@ pub struct LogRecord {
     pub response: Option<()>,
     pub model_parameters: Empty,
     pub hidden_params: HiddenParams,
+    /// The call's trace, when an OpenTelemetry sink runs ([`crate::otel`]); not part of
+    /// LiteLLM's payload.
+    #[serde(skip)]
+    pub trace: Option<Box<crate::trace::Trace>>,
+}
+
+impl LogRecord {
+    /// A request that failed before any deployment was tried (its key, its body, a limit), as
+    /// LiteLLM logs its proxy-only errors to the failure callbacks: no model, no cost.
+    #[allow(clippy::too_many_arguments)]
+    pub fn refused(
+        id: String,
+        call_type: &'static str,
+        start_time: f64,
+        end_time: f64,
+        error: ErrorInformation,
+        error_str: String,
+        model_group: Option<Arc<str>>,
+        trace: Option<Box<crate::trace::Trace>>,
+    ) -> LogRecord {
+        LogRecord {
+            trace_id: id.clone(),
+            id,
+            call_type,
+            response_cost: 0.0,
+            status: Status::Failure,
+            total_tokens: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            start_time,
+            end_time,
+            completion_start_time: end_time,
+            response_time: (end_time - start_time).max(0.0),
+            model: "".into(),
+            model_id: None,
+            model_group,
+            custom_llm_provider: None,
+            api_base: None,
+            metadata: Metadata::default(),
+            request_tags: Vec::new(),
+            end_user: None,
+            error_str: Some(error_str),
+            error_information: Some(error),
+            cache_hit: false,
+            cache_key: None,
+            saved_cache_cost: 0.0,
+            requester_ip_address: None,
+            messages: None,
+            response: None,
+            model_parameters: Empty {},
+            hidden_params: HiddenParams::default(),
+            trace,
+        }
+    }
 }
 
 /// `{}`.
@@ -159,6 +213,7 @@ mod tests {
             response: None,
             model_parameters: Empty {},
             hidden_params: HiddenParams::default(),
+            trace: None,
         }
     }
 

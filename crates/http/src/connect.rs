@@ -35,3 +35,21 @@ pub(crate) fn rustls_config() -> rustls::ClientConfig {
         .with_root_certificates(roots)
         .with_no_client_auth()
 }
+
+/// A client that speaks only HTTP/2, for gRPC: over TLS where the URL says `https` (ALPN `h2`),
+/// else in the clear by prior knowledge (h2c), as gRPC collectors listen. Off the request path
+/// (telemetry export), so hyper-util's own pool serves.
+pub type H2Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, crate::ChainBody>;
+
+pub fn h2_client(connect_timeout: Duration) -> H2Client {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(rustls_config())
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(http);
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).http2_only(true).build(https)
+}

@@ -31,5 +31,5 @@ pub mod rewind;
 pub mod vectored;
 
 pub use chain::ChainBody;
-pub use connect::client;
+pub use connect::{client, h2_client, H2Client};
 pub use h1::push_field;

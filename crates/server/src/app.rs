@@ -445,7 +445,8 @@ impl App {
 /// How long the logging callbacks may take at shutdown to deliver what they hold.
 const SHUTDOWN_LOGGING_LIMIT: Duration = Duration::from_secs(5);
 
-/// Starts the logging callbacks the config names (`generic_api`; `prometheus` is the metrics),
+/// Starts the logging callbacks the config names (`generic_api`, `otel`, `langfuse_otel`;
+/// `prometheus` is the metrics),
 /// each with its queue and delivery task, and hands them to billing, which records each call.
 fn start_logging(app: &App, config: &Config) {
     let mut callbacks = sluice_export::Callbacks::default();
@@ -463,6 +464,19 @@ fn start_logging(app: &App, config: &Config) {
                 callbacks.add(crate::config::logging::GENERIC_API, g.events, running);
             }
             Err(e) => tracing::error!("generic_api callback not started: {e}"),
+        }
+    }
+    for (name, otel) in
+        [(crate::config::logging::OTEL, &config.otel), (crate::config::logging::LANGFUSE_OTEL, &config.langfuse_otel)]
+    {
+        let Some(o) = otel else { continue };
+        match sluice_export::otel::Otlp::new(&o.settings) {
+            Ok(sink) => {
+                let metrics = app.metrics.as_ref().map(|m| m.callback(name));
+                let running = sluice_export::queue::spawn(name, sink, sluice_export::Batching::default(), metrics);
+                callbacks.add_traced(name, o.events, running);
+            }
+            Err(e) => tracing::error!("{name} callback not started: {e}"),
         }
     }
     if callbacks.names().next().is_some() {

@@ -11,8 +11,36 @@ use super::Env;
 /// LiteLLM's webhook callback.
 pub const GENERIC_API: &str = "generic_api";
 
+/// LiteLLM's OpenTelemetry callback.
+pub const OTEL: &str = "otel";
+/// Langfuse's OpenTelemetry endpoint.
+pub const LANGFUSE_OTEL: &str = "langfuse_otel";
+
 /// The logging callbacks sluice runs, by LiteLLM's names (`prometheus` aside: it is the metrics).
-pub const SINKS: &[&str] = &[GENERIC_API];
+pub const SINKS: &[&str] = &[GENERIC_API, OTEL, LANGFUSE_OTEL];
+
+/// An OpenTelemetry exporter (`otel` or `langfuse_otel`) and the outcomes it takes.
+#[derive(Debug, Clone)]
+pub struct OtelSettings {
+    pub events: sluice_export::Events,
+    pub settings: sluice_export::otel::Settings,
+}
+
+/// `otel`'s settings when a callback list names it: LiteLLM's variables and the standard ones
+/// (`sluice_export::otel::Settings::from_env`).
+pub(crate) fn otel(named: Option<&NamedSink>, env: &Env) -> Result<Option<OtelSettings>, ConfigError> {
+    let Some(NamedSink { path, events, .. }) = named else { return Ok(None) };
+    let settings = sluice_export::otel::Settings::from_env(|name| env.get(name))
+        .map_err(|e| err(path, format!("callback \"otel\": {e}")))?;
+    Ok(Some(OtelSettings { events: *events, settings }))
+}
+
+/// `langfuse_otel`'s settings when a callback list names it: Langfuse's OTLP endpoint and keys.
+pub(crate) fn langfuse_otel(named: Option<&NamedSink>, env: &Env) -> Result<Option<OtelSettings>, ConfigError> {
+    let Some(NamedSink { path, events, .. }) = named else { return Ok(None) };
+    let settings = sluice_export::otel::Settings::langfuse(|name| env.get(name)).map_err(|e| err(path, e))?;
+    Ok(Some(OtelSettings { events: *events, settings }))
+}
 
 /// `generic_api`'s collector (`GENERIC_LOGGER_ENDPOINT`, `GENERIC_LOGGER_HEADERS`) and the
 /// outcomes it takes.

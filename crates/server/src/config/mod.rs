@@ -43,6 +43,10 @@ pub struct Config {
     pub litellm: LitellmSettings,
     /// `generic_api`'s collector, when a callback list names it.
     pub generic_api: Option<logging::GenericApiSettings>,
+    /// `otel`'s exporter, when a callback list names it.
+    pub otel: Option<logging::OtelSettings>,
+    /// `langfuse_otel`'s exporter, when a callback list names it.
+    pub langfuse_otel: Option<logging::OtelSettings>,
     pub sluice: SluiceSettings,
     /// Where the Redis is that replicas share limits, budgets and cooldowns through (`None`:
     /// the config names none, and each replica counts alone). See `config::redis`.
@@ -164,6 +168,8 @@ impl Config {
             litellm = LitellmSettings::parse(v, &mut ignored)?;
         }
         let generic_api = logging::generic_api(litellm.sink(logging::GENERIC_API), &env)?;
+        let otel = logging::otel(litellm.sink(logging::OTEL), &env)?;
+        let langfuse_otel = logging::langfuse_otel(litellm.sink(logging::LANGFUSE_OTEL), &env)?;
         let mut general = GeneralSettings::default();
         if let Some(v) = root.get("general_settings") {
             general = GeneralSettings::parse(v, &env, &mut ignored, &mut warnings)?;
@@ -223,6 +229,8 @@ impl Config {
             router,
             litellm,
             generic_api,
+            otel,
+            langfuse_otel,
             sluice,
             redis,
             pass_through,

@@ -299,7 +299,7 @@ async fn call(
         Some(identity) => {
             let admission = app.access.admit_shared(identity, &model, None, 0.0).await?;
             let call_id = String::from_utf8_lossy(facts.call_id.as_bytes()).into_owned();
-            let ids = LogIds { request_id: call_id, client_call_id: None, tags: Vec::new() };
+            let ids = LogIds { request_id: call_id, ..Default::default() };
             let labels = app.metrics.as_ref().map(|_| MetricLabels {
                 route: if prefix.is_empty() { "/pass_through" } else { prefix },
                 user_agent: parts

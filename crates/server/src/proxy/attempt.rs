@@ -87,6 +87,34 @@ impl UpstreamClock {
     }
 }
 
+/// W3C Trace Context for the upstream: the attempt's span as its parent, the caller's
+/// `tracestate` passed on.
+fn propagate(trace: &sluice_export::trace::TraceContext, span: &sluice_export::trace::SpanId, headers: &mut HeaderMap) {
+    static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+    static TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
+    if let Ok(v) = HeaderValue::from_bytes(&trace.traceparent(span)) {
+        headers.insert(&TRACEPARENT, v);
+    }
+    match trace.state.as_deref().map(HeaderValue::from_str) {
+        Some(Ok(v)) => {
+            headers.insert(&TRACESTATE, v);
+        }
+        _ => {
+            headers.remove(&TRACESTATE);
+        }
+    }
+}
+
+/// LiteLLM's exception class of an attempt's failure.
+fn failure_class(failure: &Failure) -> &'static str {
+    match failure.kind {
+        ErrorKind::Connection => "APIConnectionError",
+        ErrorKind::ContextWindowExceeded => "ContextWindowExceededError",
+        ErrorKind::ContentPolicyViolation => "ContentPolicyViolationError",
+        _ => sluice_metrics::exception_class_for_status(failure.status.unwrap_or(500)),
+    }
+}
+
 fn fail(failure: Failure, api: ApiError) -> Failed<CallError> {
     Failed { failure, error: CallError { api, upstream_headers: None } }
 }
@@ -100,9 +128,17 @@ impl Call<Target> for UpstreamCall<'_> {
         if let Some(alt) = self.alternates.iter().find(|a| depth > 0 && a.group == attempt.deployment.model_name) {
             (self.body, self.view) = (alt.body, &alt.view);
         }
+        // A traced request's attempt is a span: its id goes upstream (`send`), its outcome into
+        // the bill's record.
+        let began =
+            self.facts.trace().map(|_| (sluice_export::trace::new_span_id(), sluice_export::trace::unix_nanos()));
+        self.outcome.attempt_span = began;
         let result = self.attempt(attempt, depth).await;
         self.settle_clock();
         (self.body, self.view) = asked;
+        if let (Some((span_id, _)), Some(charge), Err(f)) = (began, &self.facts.charge, &result) {
+            charge.attempt_failed(&span_id, f.failure.status.unwrap_or(f.error.api.status), failure_class(&f.failure));
+        }
         result
     }
 
@@ -113,13 +149,7 @@ impl Call<Target> for UpstreamCall<'_> {
     fn failed(&mut self, attempt: &Attempt<Target>, failure: &Failure, effect: FailureEffect) {
         let Some(m) = &self.target_of(attempt).metrics else { return };
         let status = failure.status.unwrap_or(500);
-        let class = match failure.kind {
-            ErrorKind::Connection => "APIConnectionError",
-            ErrorKind::ContextWindowExceeded => "ContextWindowExceededError",
-            ErrorKind::ContentPolicyViolation => "ContentPolicyViolationError",
-            _ => sluice_metrics::exception_class_for_status(status),
-        };
-        m.attempt_failed(self.label_model, self.facts.caller(), status, class, attempt.elapsed());
+        m.attempt_failed(self.label_model, self.facts.caller(), status, failure_class(failure), attempt.elapsed());
         if let FailureEffect::CooledDown(_) = effect {
             m.cooled_down(status);
         }
@@ -153,6 +183,9 @@ impl UpstreamCall<'_> {
         self.outcome.deployment = target.metrics.clone();
         if let Some(c) = &self.facts.charge {
             c.serving(&target.served, target.metrics.as_ref());
+            if let Some((span_id, start)) = self.outcome.attempt_span {
+                c.attempt_began(span_id, start, &target.served);
+            }
         }
         if let Some(m) = &target.metrics {
             m.attempt_started(self.label_model, self.facts.caller());
@@ -258,6 +291,10 @@ impl UpstreamCall<'_> {
         req: http::Request<ChainBody>,
         timeout: Duration,
     ) -> Result<(UpstreamHead, super::pool::UpstreamBody, Instant), Failed<CallError>> {
+        let mut req = req;
+        if let (Some(trace), Some((span, _))) = (self.facts.trace(), &self.outcome.attempt_span) {
+            propagate(trace, span, req.headers_mut());
+        }
         let sent = Instant::now();
         self.clock = UpstreamClock { sent: Some(sent), answered: None };
         let result = tokio::time::timeout_at((sent + timeout).into(), self.app.client.fetch(req)).await;

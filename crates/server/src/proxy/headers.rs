@@ -32,6 +32,9 @@ pub struct Facts {
     pub received: Instant,
     /// Whom the request is billed to (the key, the model group), once admitted.
     pub charge: Option<std::sync::Arc<sluice_access::charge::Charge>>,
+    /// The request's trace while an OpenTelemetry callback runs (`super::trace_context`), until
+    /// its bill takes it over (`Charge::trace`).
+    pub trace: Option<sluice_export::trace::TraceContext>,
 }
 
 /// What the attempts at a request produced, for its response headers and its metrics.
@@ -44,6 +47,9 @@ pub struct Outcome {
     pub upstream: Duration,
     /// Metrics handles of the deployment that served (or failed) last.
     pub deployment: Option<sluice_metrics::DeploymentMetrics>,
+    /// The current attempt's span and when it began (Unix ns), while the request is traced:
+    /// its id goes upstream in `traceparent`.
+    pub attempt_span: Option<(sluice_export::trace::SpanId, u64)>,
     /// The request's outcome has been recorded in the metrics already.
     pub recorded: bool,
     /// `x-litellm-response-cost`, once the usage is known before the headers go out.
@@ -67,7 +73,12 @@ impl Facts {
             let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
             HeaderValue::from_str(new_call_id(&mut buf)).expect("a uuid is a valid header value")
         });
-        Facts { call_id, client_call_id, received, charge: None }
+        Facts { call_id, client_call_id, received, charge: None, trace: None }
+    }
+
+    /// The request's trace, before or after its bill took it over.
+    pub fn trace(&self) -> Option<&sluice_export::trace::TraceContext> {
+        self.trace.as_ref().or_else(|| self.charge.as_ref()?.trace())
     }
 
     /// The calling key's metrics labels, when a virtual key is calling.

@@ -32,10 +32,14 @@ pub async fn messages(State(app): State<Arc<App>>, req: Request) -> Response {
     // Runs to its end if the client hangs up, as the OpenAI routes do (`outlive`).
     super::outlive::Outlive::new(async move {
         let mut facts = Facts::new(req.headers(), Instant::now());
+        facts.trace = super::trace_context(&app, req.headers(), "/v1/messages");
         let (method, uri) = (req.method().clone(), req.uri().clone());
         let resp = match front_door(&app, req, &mut facts).await {
             Ok(resp) => resp,
-            Err(e) => anthropic_error(e.status, &e.message),
+            Err(e) => {
+                super::log_failure(&app, &mut facts, "anthropic_messages", &e);
+                anthropic_error(e.status, &e.message)
+            }
         };
         if app.access_log {
             crate::access_log::proxied(&method, uri.path(), resp.status().as_u16(), &facts);

@@ -51,10 +51,14 @@ async fn serve(
 ) -> Reply {
     let ClientRequest { parts, body } = request;
     let mut facts = Facts::new(&parts.headers, received);
+    facts.trace = trace_context(&app, &parts.headers, endpoint.route());
     let mut outcome = Outcome::default();
     let reply = match proxy(&app, endpoint, path_model, &parts, body, &mut facts, &mut outcome).await {
         Ok(reply) => reply,
-        Err(e) => errors::reply_with(&e, headers::lines(&facts, &outcome, None, Some(b"0"))),
+        Err(e) => {
+            log_failure(&app, &mut facts, endpoint.call_type(), &e);
+            errors::reply_with(&e, headers::lines(&facts, &outcome, None, Some(b"0")))
+        }
     };
     if !outcome.recorded {
         // Refused before the body was read (auth, size, syntax): no model or user to label with.
@@ -65,6 +69,59 @@ async fn serve(
         crate::access_log::proxied(&parts.method, parts.uri.path(), reply.status.as_u16(), &facts);
     }
     reply
+}
+
+/// The request's place in a trace, kept only while an OpenTelemetry callback runs: the caller's
+/// `traceparent` continued, or a new trace.
+pub(crate) fn trace_context(
+    app: &App,
+    headers: &http::HeaderMap,
+    route: &'static str,
+) -> Option<sluice_export::trace::TraceContext> {
+    if !app.access.logging.get().is_some_and(|c| c.traced()) {
+        return None;
+    }
+    let value = |name: &str| headers.get(name).map(http::HeaderValue::as_bytes);
+    Some(sluice_export::trace::TraceContext::begin(value("traceparent"), value("tracestate"), route))
+}
+
+/// A request that failed outside the path that bills and logs it (refused before it was
+/// admitted, or by an error on its way): the logging callbacks that take failures get its record,
+/// as LiteLLM logs its proxy-only errors. A request with a bill logs through it (once).
+pub(crate) fn log_failure(app: &App, facts: &mut Facts, call_type: &'static str, e: &ApiError) {
+    let class = sluice_metrics::exception_class_for_status(e.status);
+    if let Some(charge) = &facts.charge {
+        charge.failed(&sluice_access::charge::Failure { status: e.status, class, message: &e.message });
+        return;
+    }
+    let Some(callbacks) = app.access.logging.get().filter(|c| c.wants(sluice_export::Status::Failure)) else {
+        return;
+    };
+    let end = sluice_export::trace::unix_nanos();
+    let start = end.saturating_sub(facts.received.elapsed().as_nanos() as u64);
+    let trace = facts.trace.take().map(|context| {
+        Box::new(sluice_export::trace::Trace {
+            context,
+            end_unix_nanos: end,
+            http_status: e.status,
+            response_id: None,
+            attempts: Vec::new(),
+        })
+    });
+    let id = String::from_utf8_lossy(facts.call_id.as_bytes()).into_owned();
+    let error =
+        sluice_export::ErrorInformation { error_code: e.status.to_string(), error_class: class, llm_provider: None };
+    let seconds = |nanos: u64| nanos as f64 / 1e9;
+    callbacks.log(sluice_export::LogRecord::refused(
+        id,
+        call_type,
+        seconds(start),
+        seconds(end),
+        error,
+        sluice_access::charge::bounded_error(&e.message),
+        None,
+        trace,
+    ));
 }
 
 /// One finished request in the Prometheus metrics.
@@ -222,12 +279,13 @@ pub(crate) async fn proxy_body(
         true => tags.clone(),
         false => Vec::new(),
     };
+    let trace = facts.trace.take();
     let ids = match facts.client_call_id {
-        false => sluice_access::charge::LogIds { request_id: call_id, client_call_id: None, tags: logged_tags },
+        false => sluice_access::charge::LogIds { request_id: call_id, client_call_id: None, tags: logged_tags, trace },
         true => {
             let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
             let request_id = headers::new_call_id(&mut buf).to_string();
-            sluice_access::charge::LogIds { request_id, client_call_id: Some(call_id), tags: logged_tags }
+            sluice_access::charge::LogIds { request_id, client_call_id: Some(call_id), tags: logged_tags, trace }
         }
     };
     // Copied only when there are metrics to label.
