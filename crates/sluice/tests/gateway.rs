@@ -75,6 +75,38 @@ fn streams_end_cleanly_even_when_the_upstream_never_says_done() {
     assert_eq!(usage["usage"]["total_tokens"].as_u64().unwrap(), prompt + completion);
 }
 
+/// A stream whose upstream reports no usage, from an unpriced deployment, to a client that did not
+/// ask for usage: its tokens still reach the token metrics, counted by the gateway.
+#[test]
+fn a_streams_tokens_are_counted_for_the_metrics_when_nobody_reports_them() {
+    let m = mock(&["--seed-compat"]);
+    let cfg = "model_list:\n  - model_name: fake-openai-endpoint\n    litellm_params:\n      model: openai/fake\n      api_base: {MOCK}\nlitellm_settings:\n  callbacks: [\"prometheus\"]\ngeneral_settings:\n  master_key: sk-1234\n";
+    let g = gateway(cfg, Some(&m));
+    let r = post(g.addr, "/chat/completions", &seed_payload(true));
+    assert_eq!(r.status, 200);
+    assert!(sse_data(&r.body).iter().all(|f| !f.contains("\"usage\":{")), "no usage unless asked");
+    let sum = |metrics: &str, name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains("fake-openai-endpoint"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    // Settled as the stream ends, just after its last bytes: give the metrics a moment.
+    let mut metrics = get(g.addr, "/metrics").text();
+    for _ in 0..50 {
+        if sum(&metrics, "litellm_input_tokens_metric_total") > 0.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        metrics = get(g.addr, "/metrics").text();
+    }
+    let input = sum(&metrics, "litellm_input_tokens_metric_total");
+    assert!(input > 3000.0, "the seed prompt counted: {metrics}");
+    let output = sum(&metrics, "litellm_output_tokens_metric_total");
+    assert!((10.0..=16.0).contains(&output), "the 11 words counted: {output}");
+}
+
 #[test]
 fn upstream_usage_is_relayed_not_recounted() {
     let m = mock(&[]);

@@ -425,9 +425,11 @@ impl UpstreamCall<'_> {
                 upstream_model: String::from_utf8_lossy(&t.upstream_model).trim_matches('"').to_string(),
             };
             let usage = self.view.include_usage.then(needs);
-            // A priced stream is billed for what it generated even when nobody asked for usage.
+            // A priced stream is billed for what it generated even when nobody asked for usage,
+            // and its tokens are counted for the metrics.
             let priced = self.facts.charge.as_ref().is_some_and(|c| c.priced());
-            let bill_needs = (!self.view.include_usage && priced).then(needs);
+            let counted = priced || self.target_of(attempt).metrics.is_some();
+            let bill_needs = (!self.view.include_usage && counted).then(needs);
             let stamp = restamp.unwrap_or_default();
             let mut stage = OpenAiStage::new(*provider, self.endpoint, stamp, usage)
                 .with_metrics(self.target_of(attempt).metrics.clone(), self.label_model)

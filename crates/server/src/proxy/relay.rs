@@ -407,7 +407,12 @@ impl OpenAiStage {
             }
         }
         if self.charge.is_some() && self.usage.is_none() {
+            // Neither the upstream nor the client's usage chunk: counted here, for the bill and
+            // the token metrics alike (as LiteLLM counts a stream's tokens itself).
             let (prompt, completion) = self.usage_so_far();
+            if self.bill_needs.is_some() {
+                self.record_usage(prompt, completion);
+            }
             self.bill(prompt, completion);
         }
         if let Some(needs) = self.usage.take() {
