@@ -111,6 +111,16 @@ def db_totals(db: str, token: str) -> tuple[float, int]:
     return float(spend or 0), int(rows)
 
 
+def gauges(p) -> dict[str, float]:
+    """The unlabelled series of the gateway's /metrics, by name."""
+    text = requests.get(p.url + "/metrics", timeout=10).text
+    return {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#") and "{" not in line
+    }
+
+
 def wait_for(pred, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     last = None
@@ -150,6 +160,12 @@ def test_no_spend_is_lost_while_the_database_is_down(log_dir, mock):
             "readiness reports the outage",
         )[1]
         assert ready["status"] == "degraded", ready
+        # And in the metrics dashboards read: the database down, the spend and its rows waiting.
+        down = gauges(p)
+        assert down["sluice_database_up"] == 0, down
+        assert down["litellm_in_memory_spend_update_queue_size"] >= 1, down
+        assert down["litellm_in_memory_daily_spend_update_queue_size"] == 20, down
+        assert down["litellm_redis_spend_update_queue_size"] == 0, down
         # Spend goes on counting in memory, so budgets still hold during the outage.
         info = requests.get(p.url + "/key/info", headers=ADMIN, params={"key": key}, timeout=10)
         if info.status_code == 200:
@@ -162,6 +178,10 @@ def test_no_spend_is_lost_while_the_database_is_down(log_dir, mock):
         assert rows == 25
         assert abs(spend - sum(costs)) < 1e-9, (spend, sum(costs))
         assert requests.get(p.url + "/health/readiness", timeout=10).json()["db"] == "connected"
+        back = wait_for(lambda: ((g := gauges(p))["sluice_database_up"] == 1, g), 10, "the metrics see it back")[1]
+        assert back["litellm_in_memory_spend_update_queue_size"] == 0, back
+        assert back["litellm_in_memory_daily_spend_update_queue_size"] == 0, back
+        assert back["litellm_teams_count"] == 0 and back["litellm_total_users"] >= 0, back
     finally:
         p.stop()
         relay.close()

@@ -47,6 +47,8 @@ pub struct Queue {
     pub dropped_logs_total: AtomicU64,
     /// Spend-log rows waiting to be written, as of the writer's last pass.
     pub pending_logs: AtomicU64,
+    /// Spenders whose spend waits to be written, as of the writer's last pass.
+    pub pending_spend: AtomicU64,
     stop: tokio::sync::Notify,
     done: tokio::sync::Notify,
 }
@@ -71,6 +73,7 @@ impl Queue {
             dropped_logs: AtomicU64::new(0),
             dropped_logs_total: AtomicU64::new(0),
             pending_logs: AtomicU64::new(0),
+            pending_spend: AtomicU64::new(0),
             stop: tokio::sync::Notify::new(),
             done: tokio::sync::Notify::new(),
         }
@@ -205,6 +208,7 @@ impl Writer {
             access.writer.dropped_logs_total.fetch_add(over as u64, Ordering::Relaxed);
         }
         access.writer.pending_logs.store(self.logs.len() as u64, Ordering::Relaxed);
+        access.writer.pending_spend.store(self.dirty.len() as u64, Ordering::Relaxed);
     }
 
     /// Writes what waits, the spend-log rows spread over [`Writer::spread`].
@@ -272,6 +276,7 @@ impl Writer {
             }
         }
         access.writer.pending_logs.store(self.logs.len() as u64, Ordering::Relaxed);
+        access.writer.pending_spend.store(self.dirty.len() as u64, Ordering::Relaxed);
         if ok && self.failing {
             tracing::info!("spend writes resumed: everything held in memory is written");
         }

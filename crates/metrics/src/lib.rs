@@ -28,6 +28,7 @@ mod budget;
 mod cache;
 mod callbacks;
 mod caller;
+mod database;
 mod deployment;
 mod families;
 mod histogram;
@@ -43,6 +44,7 @@ use prometheus_client::registry::Registry;
 
 pub use callbacks::CallbackMetrics;
 pub use caller::{Caller, CallerLabels};
+pub use database::DatabaseState;
 pub use deployment::{DeploymentLabels, DeploymentMetrics};
 pub use histogram::{DEFAULT_BUCKETS, LATENCY_BUCKETS, OVERHEAD_BUCKETS};
 pub use request::{RequestRecord, Usage};
@@ -65,6 +67,7 @@ pub struct Metrics {
     /// Only when the gateway shares state through Redis.
     redis: Option<redis::RedisFamilies>,
     callbacks: callbacks::CallbackFamilies,
+    database: database::DatabaseFamilies,
 }
 
 impl Metrics {
@@ -83,7 +86,14 @@ impl Metrics {
         let families = Families::register(&mut registry);
         let redis = with_redis.then(|| redis::RedisFamilies::register(&mut registry));
         let callbacks = callbacks::CallbackFamilies::register(&mut registry);
-        Arc::new(Metrics { registry, shared: Arc::new(Shared { families, owner: Owner::new() }), redis, callbacks })
+        let database = database::DatabaseFamilies::register(&mut registry);
+        Arc::new(Metrics {
+            registry,
+            shared: Arc::new(Shared { families, owner: Owner::new() }),
+            redis,
+            callbacks,
+            database,
+        })
     }
 
     /// The delivery failures and dropped records of the logging callback `callback_name`
@@ -100,6 +110,11 @@ impl Metrics {
         if let Some(r) = &self.redis {
             r.set(up, replicas, failures);
         }
+    }
+
+    /// The database's health and the registry's counts, set just before a scrape.
+    pub fn database_state(&self, state: &DatabaseState) {
+        self.database.set(state);
     }
 
     /// The scrape body: Prometheus text format 0.0.4, `# HELP`/`# TYPE` per family, counters as

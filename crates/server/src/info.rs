@@ -318,6 +318,16 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
             if let Some(r) = &app.remote {
                 m.redis_state(r.healthy(), r.replicas(), r.failures());
             }
+            let (access, load) = (&app.access, std::sync::atomic::Ordering::Relaxed);
+            m.database_state(&sluice_metrics::DatabaseState {
+                configured: access.store().is_some(),
+                up: access.db_connected(),
+                pending_spend: access.writer.pending_spend.load(load),
+                pending_logs: access.writer.pending_logs.load(load),
+                dropped_logs: access.writer.dropped_logs_total.load(load),
+                users: access.registry.users.len() as u64,
+                teams: access.registry.teams.len() as u64,
+            });
             ([(header::CONTENT_TYPE, sluice_metrics::Metrics::content_type())], m.render()).into_response()
         }
         None => {
