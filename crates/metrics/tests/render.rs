@@ -379,6 +379,15 @@ fn expected() -> Vec<(&'static str, &'static str, BTreeSet<String>)> {
         ("litellm_remaining_api_key_requests_for_model", "gauge", key_model.clone()),
         ("litellm_remaining_api_key_tokens_for_model", "gauge", key_model),
         ("sluice_overhead_seconds", "histogram", set(&["route", "api_provider"])),
+        // The database's health, set at scrape time (`Metrics::database_state`).
+        ("litellm_in_memory_spend_update_queue_size", "gauge", set(&[])),
+        ("litellm_in_memory_daily_spend_update_queue_size", "gauge", set(&[])),
+        ("litellm_redis_spend_update_queue_size", "gauge", set(&[])),
+        ("litellm_redis_daily_spend_update_queue_size", "gauge", set(&[])),
+        ("litellm_total_users", "gauge", set(&[])),
+        ("litellm_teams_count", "gauge", set(&[])),
+        ("sluice_database_up", "gauge", set(&[])),
+        ("sluice_spend_logs_dropped_total", "counter", set(&[])),
     ]
 }
 
