@@ -146,12 +146,17 @@ def test_a_success_and_a_failure_reach_the_collector_in_litellms_shape(logged, c
     assert meta["user_api_key_alias"] == alias
     assert record["end_user"] == "end-user-7"
     assert "from-key" in record["request_tags"]
-    assert record["error_str"] is None and record["messages"] is None
+    assert record["error_str"] is None
+    # The prompt as the client sent it, and the answer as the provider gave it (LiteLLM's
+    # default; `turn_off_message_logging` keeps them out).
+    assert record["messages"] == [{"role": "user", "content": "hi"}]
+    assert record["response"]["choices"][0]["message"]["content"] == ok.json()["choices"][0]["message"]["content"]
 
     bad = chat(logged, key, "dead")
     assert bad.status_code >= 500, bad.text
     failed_id = bad.headers["x-litellm-call-id"]
     failure = collector.wait_for(lambda r: r["id"] == failed_id)
+    assert failure["messages"] == [{"role": "user", "content": "hi"}] and failure["response"] is None
     assert failure["status"] == "failure"
     assert failure["model_group"] == "dead"
     assert failure["response_cost"] == 0
@@ -169,6 +174,38 @@ def test_a_success_and_a_failure_reach_the_collector_in_litellms_shape(logged, c
         assert isinstance(body, list)
         # The raw key is never sent, anywhere in a record.
         assert key not in json.dumps(body)
+
+
+def test_a_request_refused_before_it_is_billed_is_logged_as_a_failure(logged, collector):
+    bad = chat(logged, "sk-not-a-key", "fake-openai-endpoint")
+    assert bad.status_code == 401, bad.text
+    call_id = bad.headers["x-litellm-call-id"]
+    failure = collector.wait_for(lambda r: r["id"] == call_id)
+    assert failure["status"] == "failure"
+    assert failure["error_information"]["error_class"] == "AuthenticationError"
+    assert failure["error_information"]["error_code"] == "401"
+    assert failure["response_cost"] == 0 and failure["messages"] is None
+    assert "sk-not-a-key" not in json.dumps(failure)
+
+
+def test_turn_off_message_logging_keeps_prompts_and_answers_out(log_dir, mock):
+    sink = Collector()
+    cfg = logging_config(
+        mock.url,
+        f"sqlite://{log_dir / ('logging-quiet-' + uuid.uuid4().hex[:8] + '.db')}",
+        '  turn_off_message_logging: true\n  callbacks: ["generic_api"]\n',
+        {"GENERIC_LOGGER_ENDPOINT": sink.url},
+    )
+    gw = start_gateway(log_dir, "logging-quiet", cfg)
+    try:
+        ok = chat(gw, MASTER_KEY, "fake-openai-endpoint")
+        assert ok.status_code == 200, ok.text
+        record = sink.wait_for(lambda r: r["id"] == ok.headers["x-litellm-call-id"])
+        assert record["messages"] is None and record["response"] is None
+        assert record["prompt_tokens"] > 0
+    finally:
+        gw.stop()
+        sink.stop()
 
 
 def test_the_callback_is_listed_as_running(logged):

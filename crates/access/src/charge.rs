@@ -121,8 +121,11 @@ pub struct LogIds {
     /// and the team's.
     pub tags: Vec<String>,
     /// The request's trace, while an OpenTelemetry sink runs: its record carries the trace and
-    /// the spans of its attempts ([`Charge::attempted`]).
+    /// the spans of its attempts ([`Charge::attempt_began`]).
     pub trace: Option<sluice_export::trace::TraceContext>,
+    /// The request's messages (prompt, input) for its logging record, when the callbacks keep
+    /// content (`sluice_export::Callbacks::content`).
+    pub messages: Option<sluice_export::content::Content>,
 }
 
 /// A request's bill, settled once.
@@ -148,6 +151,8 @@ pub struct Charge {
     labels: Option<MetricLabels>,
     /// The upstream attempts so far, for the trace (only while one is kept: `ids.trace`).
     attempts: Mutex<Vec<sluice_export::trace::AttemptSpan>>,
+    /// The prompt and the answer for the logging record, taken by it.
+    content: Mutex<(Option<sluice_export::content::Content>, Option<sluice_export::content::Content>)>,
 }
 
 /// What the request's metrics record is labelled with, so its spend lands on the same series.
@@ -166,7 +171,7 @@ impl Charge {
         access: Arc<Access>,
         admission: Admission,
         model_group: &str,
-        ids: LogIds,
+        mut ids: LogIds,
         call_type: &'static str,
         end_user: Option<&str>,
         labels: Option<MetricLabels>,
@@ -180,7 +185,6 @@ impl Charge {
             admission,
             api_key,
             model_group: model_group.to_string(),
-            ids,
             call_type,
             end_user: end_user.map(Into::into),
             started: chrono::Utc::now(),
@@ -190,6 +194,8 @@ impl Charge {
             logged: AtomicBool::new(false),
             labels,
             attempts: Mutex::new(Vec::new()),
+            content: Mutex::new((ids.messages.take(), None)),
+            ids,
         })
     }
 
@@ -254,6 +260,14 @@ impl Charge {
     pub fn answered_as(&self, id: &str) {
         if id.len() <= MAX_RESPONSE_ID && !self.settled.load(Ordering::Acquire) {
             *self.response_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id.into());
+        }
+    }
+
+    /// The answer as the upstream gave it, for the logging record (when its callbacks keep
+    /// content; a whole answer only).
+    pub fn answered_with(&self, body: &bytes::Bytes) {
+        if let Some(content) = self.access.logging.get().and_then(|c| c.content(body)) {
+            self.content.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 = Some(content);
         }
     }
 
@@ -528,8 +542,12 @@ impl Charge {
                 attempts,
             })
         });
+        let (messages, response) =
+            std::mem::take(&mut *self.content.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         sluice_export::LogRecord {
             trace,
+            messages,
+            response,
             id: self.ids.request_id.clone(),
             trace_id: self.ids.client_call_id.clone().unwrap_or_else(|| self.ids.request_id.clone()),
             call_type: self.call_type,
@@ -573,8 +591,6 @@ impl Charge {
             cache_key: None,
             saved_cache_cost: 0.0,
             requester_ip_address: None,
-            messages: None,
-            response: None,
             model_parameters: sluice_export::record::Empty {},
             hidden_params: sluice_export::record::HiddenParams {
                 model_id: served.model_id.clone(),

@@ -15,6 +15,7 @@
 //! contents (in `access::charge`) and decides which callbacks run from the config.
 
 pub mod collector;
+pub mod content;
 pub mod generic_api;
 pub mod otel;
 pub mod queue;
@@ -49,6 +50,9 @@ pub struct Callbacks {
     sinks: Vec<(&'static str, Events, Queue)>,
     /// An OpenTelemetry sink runs: requests keep a trace ([`trace`]).
     traced: bool,
+    /// Records carry the prompt and the answer (LiteLLM's default; off with
+    /// `turn_off_message_logging`).
+    content: bool,
     /// Taken by [`Callbacks::finish`].
     drains: std::sync::Mutex<Vec<Drain>>,
 }
@@ -64,6 +68,17 @@ impl Callbacks {
     pub fn add_traced(&mut self, name: &'static str, events: Events, running: (Queue, Drain)) {
         self.add(name, events, running);
         self.traced = true;
+    }
+
+    /// Whether records carry the prompt and the answer ([`content`]).
+    pub fn keep_content(&mut self, keep: bool) {
+        self.content = keep;
+    }
+
+    /// Whether a record carries `json` (the prompt or the answer), held within the bounds of
+    /// [`content`].
+    pub fn content(&self, json: &bytes::Bytes) -> Option<content::Content> {
+        self.content.then(|| content::Content::hold(json.clone())).flatten()
     }
 
     /// Whether requests keep a trace for these callbacks.

@@ -3,9 +3,8 @@
 //! sluice's records unchanged.
 //!
 //! The strings a deployment serves with are shared (`Arc<str>`) rather than copied per record.
-//! `messages` and `response` are always null: the request path keeps the bodies as bytes and
-//! never builds their tree, and copying them into every record would cost each request in
-//! proportion to its size (so `turn_off_message_logging` holds whatever it says).
+//! `messages` and `response` are slices of the bodies the request path already holds, written out
+//! as the JSON they are (`crate::content`): no copy and no tree on the request path.
 
 use serde::Serialize;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ pub enum Status {
 }
 
 /// `StandardLoggingPayload`. Field names are LiteLLM's, camelCase ones included.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct LogRecord {
     /// sluice's id of the call (the `x-litellm-call-id` it answered with).
     pub id: String,
@@ -59,8 +58,11 @@ pub struct LogRecord {
     pub cache_key: Option<()>,
     pub saved_cache_cost: f64,
     pub requester_ip_address: Option<()>,
-    pub messages: Option<()>,
-    pub response: Option<()>,
+    /// The request's messages (or prompt, or input) as it sent them, unless
+    /// `turn_off_message_logging` (or too large to keep: [`crate::content`]).
+    pub messages: Option<crate::content::Content>,
+    /// The answer as the upstream gave it, for whole answers, on the same terms.
+    pub response: Option<crate::content::Content>,
     pub model_parameters: Empty,
     pub hidden_params: HiddenParams,
     /// The call's trace, when an OpenTelemetry sink runs ([`crate::otel`]); not part of

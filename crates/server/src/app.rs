@@ -479,6 +479,7 @@ fn start_logging(app: &App, config: &Config) {
             Err(e) => tracing::error!("{name} callback not started: {e}"),
         }
     }
+    callbacks.keep_content(!config.litellm.turn_off_message_logging);
     if callbacks.names().next().is_some() {
         let names: Vec<&str> = callbacks.names().collect();
         tracing::info!(callbacks = ?names, "logging callbacks running");

@@ -136,6 +136,14 @@ fn server_span<'a>(record: &'a LogRecord, trace: &'a Trace) -> Span<'a> {
     if !record.request_tags.is_empty() {
         a.push(("metadata.tags", Value::Strs(record.request_tags.iter().map(String::as_str).collect())));
     }
+    // The prompt and the answer, when the records carry them (not with
+    // `turn_off_message_logging`).
+    if let Some(m) = record.messages.as_ref().and_then(|m| m.as_str()) {
+        a.push(("gen_ai.input.messages", text(m)));
+    }
+    if let Some(r) = record.response.as_ref().and_then(|r| r.as_str()) {
+        a.push(("gen_ai.output.messages", text(r)));
+    }
     if trace.attempts.len() > 1 {
         a.push(("litellm.attempts", Value::Int(trace.attempts.len() as i64)));
     }

@@ -513,6 +513,8 @@ pub struct LitellmSettings {
     pub max_parallel_requests: Option<u64>,
     /// `json_logs`: every log line as JSON (as `--json_logs`).
     pub json_logs: bool,
+    /// `turn_off_message_logging`: the logging callbacks get no prompt and no answer.
+    pub turn_off_message_logging: bool,
     /// `default_internal_user_params.available_teams`: the teams users may list (and join)
     /// through `/team/available`. `None`: not set.
     pub available_teams: Option<Vec<String>>,
@@ -529,6 +531,7 @@ struct LitellmSection {
     #[allow(dead_code)]
     set_verbose: Option<Flag>,
     json_logs: Option<Flag>,
+    turn_off_message_logging: Option<Flag>,
     num_retries: Option<Count>,
     drop_params: Option<Flag>,
     require_auth_for_metrics_endpoint: Option<Flag>,
@@ -632,6 +635,7 @@ impl LitellmSettings {
             budget_duration,
             max_parallel_requests: raw.max_parallel_requests.map(|n| n.0),
             json_logs: raw.json_logs.is_some_and(|f| f.0),
+            turn_off_message_logging: raw.turn_off_message_logging.is_some_and(|f| f.0),
             available_teams: available_teams(v, ignored)?,
         };
         if s.budget_duration.is_some() && s.max_budget.is_none() {

@@ -509,6 +509,7 @@ impl UpstreamCall<'_> {
                     }
                 }
             }
+            c.answered_with(&body);
         }
         self.settle(answer.usage);
         let out = match (answer.model_span, restamp) {

@@ -280,14 +280,19 @@ pub(crate) async fn proxy_body(
         false => Vec::new(),
     };
     let trace = facts.trace.take();
-    let ids = match facts.client_call_id {
-        false => sluice_access::charge::LogIds { request_id: call_id, client_call_id: None, tags: logged_tags, trace },
+    // The prompt as the client sent it, a slice of the body, for the logging callbacks.
+    let messages = app.access.logging.get().and_then(|callbacks| {
+        let sent = view.messages.or(view.prompt).or(view.input)?;
+        callbacks.content(&within(body, sent.as_bytes())?)
+    });
+    let (request_id, client_call_id) = match facts.client_call_id {
+        false => (call_id, None),
         true => {
             let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-            let request_id = headers::new_call_id(&mut buf).to_string();
-            sluice_access::charge::LogIds { request_id, client_call_id: Some(call_id), tags: logged_tags, trace }
+            (headers::new_call_id(&mut buf).to_string(), Some(call_id))
         }
     };
+    let ids = sluice_access::charge::LogIds { request_id, client_call_id, tags: logged_tags, trace, messages };
     // Copied only when there are metrics to label.
     let labels = app.metrics.as_ref().map(|_| sluice_access::charge::MetricLabels {
         route: endpoint.route(),
@@ -448,6 +453,14 @@ pub(crate) async fn probe(
     };
     let attempt = app.router.load().probe(deployment.clone());
     call.call(&attempt, 0).await.map(drop).map_err(|f| f.error.api.message)
+}
+
+/// `part` as a shared slice of `whole` (no copy), when it lies within it (`Bytes::slice_ref`
+/// would panic otherwise).
+fn within(whole: &Bytes, part: &[u8]) -> Option<Bytes> {
+    let (start, end) = (whole.as_ptr() as usize, whole.as_ptr() as usize + whole.len());
+    let at = part.as_ptr() as usize;
+    (at >= start && at + part.len() <= end).then(|| whole.slice_ref(part))
 }
 
 /// What the request may cost on its model group, held against its budgets while it is in flight.
