@@ -7,14 +7,17 @@
 //! `sluice_callback_dropped_records`) and failed deliveries (in LiteLLM's
 //! `litellm_callback_logging_failures_metric`), never a request's time or unbounded memory.
 //!
-//! Sinks: [`generic_api`] (LiteLLM's webhook callback).
+//! Sinks: [`generic_api`] (LiteLLM's webhook callback), [`s3`] (one object per record in a bucket,
+//! SigV4-signed) and [`datadog`] (Datadog's logs intake).
 //!
 //! The crate knows nothing of keys, routing or HTTP serving: the server builds the records'
 //! contents (in `access::charge`) and decides which callbacks run from the config.
 
+pub mod datadog;
 pub mod generic_api;
 pub mod queue;
 pub mod record;
+pub mod s3;
 
 pub use queue::{Batching, Drain, Queue, Sink};
 pub use record::{ErrorInformation, LogRecord, Metadata, Status};
