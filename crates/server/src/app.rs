@@ -448,22 +448,36 @@ const SHUTDOWN_LOGGING_LIMIT: Duration = Duration::from_secs(5);
 /// Starts the logging callbacks the config names (`generic_api`; `prometheus` is the metrics),
 /// each with its queue and delivery task, and hands them to billing, which records each call.
 fn start_logging(app: &App, config: &Config) {
-    let mut callbacks = sluice_export::Callbacks::default();
-    if let Some(g) = &config.generic_api {
-        // Checked when the config was read: an error here is a bug, and logged, not fatal.
-        match sluice_export::generic_api::GenericApi::new(&g.endpoint, g.headers.as_ref().map(Secret::expose)) {
+    use crate::config::logging::{DATADOG, GENERIC_API, S3};
+    use sluice_export::{datadog::Datadog, generic_api::GenericApi, s3::S3 as S3Sink, Batching, Callbacks, Events};
+    /// Starts `sink`'s queue and task. The settings were checked when the config was read: an
+    /// error here is a bug, and logged, not fatal.
+    fn run<S: sluice_export::Sink>(
+        app: &App,
+        callbacks: &mut Callbacks,
+        name: &'static str,
+        events: Events,
+        batching: Batching,
+        sink: Result<S, String>,
+    ) {
+        match sink {
             Ok(sink) => {
-                let metrics = app.metrics.as_ref().map(|m| m.callback(crate::config::logging::GENERIC_API));
-                let running = sluice_export::queue::spawn(
-                    crate::config::logging::GENERIC_API,
-                    sink,
-                    sluice_export::Batching::default(),
-                    metrics,
-                );
-                callbacks.add(crate::config::logging::GENERIC_API, g.events, running);
+                let metrics = app.metrics.as_ref().map(|m| m.callback(name));
+                callbacks.add(name, events, sluice_export::queue::spawn(name, sink, batching, metrics));
             }
-            Err(e) => tracing::error!("generic_api callback not started: {e}"),
+            Err(e) => tracing::error!("{name} callback not started: {e}"),
         }
+    }
+    let mut callbacks = Callbacks::default();
+    if let Some(g) = &config.generic_api {
+        let sink = GenericApi::new(&g.endpoint, g.headers.as_ref().map(Secret::expose));
+        run(app, &mut callbacks, GENERIC_API, g.events, Batching::default(), sink);
+    }
+    if let Some(s) = &config.s3 {
+        run(app, &mut callbacks, S3, s.events, s.batching, S3Sink::new(s.settings.clone()));
+    }
+    if let Some(d) = &config.datadog {
+        run(app, &mut callbacks, DATADOG, d.events, d.batching, Datadog::new(d.settings.clone()));
     }
     if callbacks.names().next().is_some() {
         let names: Vec<&str> = callbacks.names().collect();

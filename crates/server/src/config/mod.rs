@@ -43,6 +43,10 @@ pub struct Config {
     pub litellm: LitellmSettings,
     /// `generic_api`'s collector, when a callback list names it.
     pub generic_api: Option<logging::GenericApiSettings>,
+    /// `s3`'s bucket, when a callback list names it.
+    pub s3: Option<logging::S3Settings>,
+    /// `datadog`'s intake, when a callback list names it.
+    pub datadog: Option<logging::DatadogSettings>,
     pub sluice: SluiceSettings,
     /// Where the Redis is that replicas share limits, budgets and cooldowns through (`None`:
     /// the config names none, and each replica counts alone). See `config::redis`.
@@ -164,6 +168,9 @@ impl Config {
             litellm = LitellmSettings::parse(v, &mut ignored)?;
         }
         let generic_api = logging::generic_api(litellm.sink(logging::GENERIC_API), &env)?;
+        let s3 =
+            logging::s3(litellm.sink(logging::S3), root.get("litellm_settings"), &env, &mut ignored, &mut warnings)?;
+        let datadog = logging::datadog(litellm.sink(logging::DATADOG), &env)?;
         let mut general = GeneralSettings::default();
         if let Some(v) = root.get("general_settings") {
             general = GeneralSettings::parse(v, &env, &mut ignored, &mut warnings)?;
@@ -223,6 +230,8 @@ impl Config {
             router,
             litellm,
             generic_api,
+            s3,
+            datadog,
             sluice,
             redis,
             pass_through,
