@@ -4,7 +4,8 @@
 //! Object keys follow LiteLLM's layout: `{s3_path}/{team alias}/{key alias}/{YYYY-MM-DD}/
 //! time-{HH-MM-SS-micros}_{id}.json` (the path and the alias folders only when set and asked
 //! for), dated by the call's start in UTC. S3 has no batch PUT, so a batch is written object by
-//! object, [`PARALLEL_PUTS`] at a time.
+//! object, [`PARALLEL_PUTS`] at a time; a PUT S3 answers 500 or 503 is tried twice more, after
+//! 1 s and 2 s, as LiteLLM does.
 
 use crate::queue::Sink;
 use crate::record::LogRecord;
@@ -24,6 +25,9 @@ pub const PARALLEL_PUTS: usize = 8;
 
 /// How long one PUT may take, answer included.
 pub const PUT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The waits before a PUT that S3 answered 500 or 503 is tried again (LiteLLM's 1 s, 2 s).
+const RETRY_AFTER: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 
 /// S3's limit on an object key, in bytes.
 const MAX_KEY_BYTES: usize = 1024;
@@ -79,16 +83,26 @@ impl S3 {
         format!("{}/{}", self.base, sluice_sigv4::uri_encode(key, true))
     }
 
+    /// One object written, each attempt within [`PUT_TIMEOUT`]; S3's "try again" answers (500,
+    /// 503) are tried again after [`RETRY_AFTER`], as LiteLLM does.
     async fn put_in_time(&self, record: &LogRecord) -> Result<(), String> {
-        match tokio::time::timeout(PUT_TIMEOUT, self.put(record)).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("S3 did not answer within {} s", PUT_TIMEOUT.as_secs())),
+        let mut waits = RETRY_AFTER.iter();
+        loop {
+            let result = match tokio::time::timeout(PUT_TIMEOUT, self.put(record)).await {
+                Ok(result) => result,
+                Err(_) => Err(Failure::Final(format!("S3 did not answer within {} s", PUT_TIMEOUT.as_secs()))),
+            };
+            match (result, waits.next()) {
+                (Ok(()), _) => return Ok(()),
+                (Err(Failure::Transient(_)), Some(wait)) => tokio::time::sleep(*wait).await,
+                (Err(Failure::Transient(why) | Failure::Final(why)), _) => return Err(why),
+            }
         }
     }
 
-    async fn put(&self, record: &LogRecord) -> Result<(), String> {
+    async fn put(&self, record: &LogRecord) -> Result<(), Failure> {
         let key = object_key(&self.settings, record);
-        let body = serde_json::to_vec(record).map_err(|e| format!("cannot encode a record: {e}"))?;
+        let body = serde_json::to_vec(record).map_err(|e| Failure::Final(format!("cannot encode a record: {e}")))?;
         let url = self.object_url(&key);
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let signed = sluice_sigv4::sign(
@@ -101,10 +115,12 @@ impl S3 {
             &self.settings.region,
             &self.settings.credentials,
             now,
-        )?;
+        )
+        .map_err(Failure::Final)?;
         let mut req = http::Request::new(ChainBody::full(Bytes::from(body)));
         *req.method_mut() = http::Method::PUT;
-        *req.uri_mut() = url.parse().map_err(|_| format!("cannot build an object URL for key {key:?}"))?;
+        *req.uri_mut() =
+            url.parse().map_err(|_| Failure::Final(format!("cannot build an object URL for key {key:?}")))?;
         let headers = req.headers_mut();
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         // As LiteLLM writes its objects: opened in a browser, shown inline under a useful name.
@@ -118,25 +134,37 @@ impl S3 {
         }
         for (name, value) in signed {
             let mut value = HeaderValue::from_str(&value)
-                .map_err(|_| "the AWS credentials hold characters a header cannot carry")?;
+                .map_err(|_| Failure::Final("the AWS credentials hold characters a header cannot carry".into()))?;
             value.set_sensitive(matches!(name, "authorization" | "x-amz-security-token"));
             headers.insert(name, value);
         }
-        let answer = self.client.request(req).await.map_err(|e| format!("cannot reach the S3 endpoint: {e}"))?;
+        let answer =
+            self.client.request(req).await.map_err(|e| Failure::Final(format!("cannot reach the S3 endpoint: {e}")))?;
         let status = answer.status();
         let text = http_body_util::Limited::new(answer.into_body(), MAX_ANSWER)
             .collect()
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        match status.is_success() {
-            true => Ok(()),
-            false => Err(match error_code(&text) {
-                Some(code) => format!("S3 answered {status} ({code}) for bucket {}", self.settings.bucket),
-                None => format!("S3 answered {status} for bucket {}", self.settings.bucket),
-            }),
+        if status.is_success() {
+            return Ok(());
         }
+        let why = match error_code(&text) {
+            Some(code) => format!("S3 answered {status} ({code}) for bucket {}", self.settings.bucket),
+            None => format!("S3 answered {status} for bucket {}", self.settings.bucket),
+        };
+        Err(match status.as_u16() {
+            500 | 503 => Failure::Transient(why),
+            _ => Failure::Final(why),
+        })
     }
+}
+
+/// Why a PUT failed, and whether trying again may help.
+enum Failure {
+    /// S3's 500 and 503: busy or briefly failing.
+    Transient(String),
+    Final(String),
 }
 
 impl Sink for S3 {
@@ -353,16 +381,17 @@ mod tests {
         assert_eq!(error_code(b"nothing"), None);
     }
 
-    /// One signed PUT per record reaches a real listener: the path-style URL, the JSON body, the
-    /// SigV4 headers; a 404 with S3's error is an error naming its code.
-    #[tokio::test]
-    async fn puts_one_signed_object_per_record() {
+    /// A stand-in S3 endpoint on loopback: answers each connection's request with the next of
+    /// `replies` (status, S3 error code), then closes it; gives back the requests it read.
+    fn stand_in(replies: Vec<(u16, Option<&'static str>)>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let mut requests = Vec::new();
-            for answer in [200, 404] {
+            for (status, code) in replies {
                 let (mut conn, _) = listener.accept().await.unwrap();
                 let mut got = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -383,21 +412,22 @@ mod tests {
                         }
                     }
                 }
-                let reply = match answer {
-                    200 => "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string(),
-                    _ => {
-                        let xml = "<Error><Code>NoSuchBucket</Code></Error>";
-                        format!(
-                            "HTTP/1.1 404 Not Found\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xml}",
-                            xml.len()
-                        )
-                    }
-                };
+                let xml = code.map(|c| format!("<Error><Code>{c}</Code></Error>")).unwrap_or_default();
+                let reply =
+                    format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xml}", xml.len());
                 conn.write_all(reply.as_bytes()).await.unwrap();
                 requests.push(String::from_utf8(got).unwrap());
             }
             requests
         });
+        (endpoint, server)
+    }
+
+    /// One signed PUT per record reaches a real listener: the path-style URL, the JSON body, the
+    /// SigV4 headers; a 404 with S3's error is an error naming its code, not tried again.
+    #[tokio::test]
+    async fn puts_one_signed_object_per_record() {
+        let (endpoint, server) = stand_in(vec![(200, None), (404, Some("NoSuchBucket"))]);
         let sink = S3::new(S3Settings { endpoint_url: Some(endpoint), ..settings() }).unwrap();
         sink.send(&[Arc::new(record())]).await.unwrap();
         let e = sink.send(&[Arc::new(record())]).await.unwrap_err();
@@ -417,5 +447,19 @@ mod tests {
         let object: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(object["id"], "chatcmpl/abc");
         assert_eq!(object["metadata"]["user_api_key_hash"], "abc");
+    }
+
+    /// S3's "slow down" (503) is tried again after a second, as LiteLLM does, and then succeeds.
+    #[tokio::test]
+    async fn a_busy_s3_is_tried_again() {
+        let (endpoint, server) = stand_in(vec![(503, Some("SlowDown")), (200, None)]);
+        let sink = S3::new(S3Settings { endpoint_url: Some(endpoint), ..settings() }).unwrap();
+        let started = std::time::Instant::now();
+        sink.send(&[Arc::new(record())]).await.unwrap();
+        assert!(started.elapsed() >= RETRY_AFTER[0]);
+        let requests = server.await.unwrap();
+        assert_eq!(requests.len(), 2);
+        let path = |r: &str| r.lines().next().unwrap().to_string();
+        assert_eq!(path(&requests[0]), path(&requests[1]));
     }
 }
