@@ -7,7 +7,8 @@
 //! `sluice_callback_dropped_records`) and failed deliveries (in LiteLLM's
 //! `litellm_callback_logging_failures_metric`), never a request's time or unbounded memory.
 //!
-//! Sinks: [`generic_api`] (LiteLLM's webhook callback), [`otel`] (OpenTelemetry traces: `otel`,
+//! Sinks: [`generic_api`] (LiteLLM's webhook callback), [`s3`] (one object per record in a bucket,
+//! SigV4-signed), [`datadog`] (Datadog's logs intake) and [`otel`] (OpenTelemetry traces: `otel`,
 //! `langfuse_otel`). A request carries its [`trace::TraceContext`] only while an OpenTelemetry
 //! sink runs.
 //!
@@ -16,10 +17,12 @@
 
 pub mod collector;
 pub mod content;
+pub mod datadog;
 pub mod generic_api;
 pub mod otel;
 pub mod queue;
 pub mod record;
+pub mod s3;
 pub mod trace;
 
 pub use queue::{Batching, Drain, Queue, Sink};
@@ -64,9 +67,8 @@ impl Callbacks {
         self.drains.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).push(drain);
     }
 
-    /// Adds a running OpenTelemetry sink: from now on requests keep their trace.
-    pub fn add_traced(&mut self, name: &'static str, events: Events, running: (Queue, Drain)) {
-        self.add(name, events, running);
+    /// An OpenTelemetry sink runs: from now on requests keep their trace.
+    pub fn trace(&mut self) {
         self.traced = true;
     }
 

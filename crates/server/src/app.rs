@@ -445,38 +445,48 @@ impl App {
 /// How long the logging callbacks may take at shutdown to deliver what they hold.
 const SHUTDOWN_LOGGING_LIMIT: Duration = Duration::from_secs(5);
 
-/// Starts the logging callbacks the config names (`generic_api`, `otel`, `langfuse_otel`;
-/// `prometheus` is the metrics),
+/// Starts the logging callbacks the config names (`generic_api`, `s3`, `datadog`, `otel`,
+/// `langfuse_otel`; `prometheus` is the metrics),
 /// each with its queue and delivery task, and hands them to billing, which records each call.
 fn start_logging(app: &App, config: &Config) {
-    let mut callbacks = sluice_export::Callbacks::default();
-    if let Some(g) = &config.generic_api {
-        // Checked when the config was read: an error here is a bug, and logged, not fatal.
-        match sluice_export::generic_api::GenericApi::new(&g.endpoint, g.headers.as_ref().map(Secret::expose)) {
-            Ok(sink) => {
-                let metrics = app.metrics.as_ref().map(|m| m.callback(crate::config::logging::GENERIC_API));
-                let running = sluice_export::queue::spawn(
-                    crate::config::logging::GENERIC_API,
-                    sink,
-                    sluice_export::Batching::default(),
-                    metrics,
-                );
-                callbacks.add(crate::config::logging::GENERIC_API, g.events, running);
-            }
-            Err(e) => tracing::error!("generic_api callback not started: {e}"),
-        }
-    }
-    for (name, otel) in
-        [(crate::config::logging::OTEL, &config.otel), (crate::config::logging::LANGFUSE_OTEL, &config.langfuse_otel)]
-    {
-        let Some(o) = otel else { continue };
-        match sluice_export::otel::Otlp::new(&o.settings) {
+    use crate::config::logging::{DATADOG, GENERIC_API, LANGFUSE_OTEL, OTEL, S3};
+    use sluice_export::{
+        datadog::Datadog, generic_api::GenericApi, otel::Otlp, s3::S3 as S3Sink, Batching, Callbacks, Events,
+    };
+    /// Starts `sink`'s queue and task. The settings were checked when the config was read: an
+    /// error here is a bug, and logged, not fatal.
+    fn run<S: sluice_export::Sink>(
+        app: &App,
+        callbacks: &mut Callbacks,
+        name: &'static str,
+        events: Events,
+        batching: Batching,
+        sink: Result<S, String>,
+    ) {
+        match sink {
             Ok(sink) => {
                 let metrics = app.metrics.as_ref().map(|m| m.callback(name));
-                let running = sluice_export::queue::spawn(name, sink, sluice_export::Batching::default(), metrics);
-                callbacks.add_traced(name, o.events, running);
+                callbacks.add(name, events, sluice_export::queue::spawn(name, sink, batching, metrics));
             }
             Err(e) => tracing::error!("{name} callback not started: {e}"),
+        }
+    }
+    let mut callbacks = Callbacks::default();
+    if let Some(g) = &config.generic_api {
+        let sink = GenericApi::new(&g.endpoint, g.headers.as_ref().map(Secret::expose));
+        run(app, &mut callbacks, GENERIC_API, g.events, Batching::default(), sink);
+    }
+    if let Some(s) = &config.s3 {
+        run(app, &mut callbacks, S3, s.events, s.batching, S3Sink::new(s.settings.clone()));
+    }
+    if let Some(d) = &config.datadog {
+        run(app, &mut callbacks, DATADOG, d.events, d.batching, Datadog::new(d.settings.clone()));
+    }
+    for (name, otel) in [(OTEL, &config.otel), (LANGFUSE_OTEL, &config.langfuse_otel)] {
+        if let Some(o) = otel {
+            run(app, &mut callbacks, name, o.events, Batching::default(), Otlp::new(&o.settings));
+            // Requests keep their trace from now on.
+            callbacks.trace();
         }
     }
     callbacks.keep_content(!config.litellm.turn_off_message_logging);

@@ -16,7 +16,6 @@ mod eventstream;
 mod provider;
 mod request;
 mod response;
-mod sigv4;
 mod stream;
 
 pub use errors::{error, stream_exception};
@@ -24,11 +23,8 @@ pub use eventstream::{encode_event, EventMessage, EventStreamDecoder};
 pub use provider::Bedrock;
 pub use request::converse_request;
 pub use response::converse_response;
-pub use sigv4::{sign, Credentials};
+pub use sluice_sigv4::Credentials;
 pub use stream::StreamTranslator;
-
-#[doc(hidden)]
-pub use sigv4::sign_service;
 
 use serde_json::{json, Value};
 
@@ -90,7 +86,22 @@ pub fn converse_url(api_base: Option<&str>, region: &str, model_id: &str, stream
         None => format!("https://bedrock-runtime.{region}.amazonaws.com"),
     };
     let op = if stream { "converse-stream" } else { "converse" };
-    format!("{base}/model/{}/{op}", sigv4::uri_encode(model_id, false))
+    format!("{base}/model/{}/{op}", sluice_sigv4::uri_encode(model_id, false))
+}
+
+/// Signs a Bedrock request with AWS SigV4 (`sluice_sigv4`), for service `bedrock` as LiteLLM
+/// signs it. `url` is the full URL (the model id already percent-encoded, as [`converse_url`]
+/// builds it), `body` the exact bytes sent. Returns the headers to add: `authorization`,
+/// `x-amz-date`, `x-amz-content-sha256`, and `x-amz-security-token` for temporary credentials.
+pub fn sign(
+    method: &str,
+    url: &str,
+    body: &[u8],
+    region: &str,
+    creds: &Credentials,
+    unix_time: u64,
+) -> Result<Vec<(&'static str, String)>, String> {
+    sluice_sigv4::sign("bedrock", sluice_sigv4::PathRule::EncodeTwice, method, url, &[], body, region, creds, unix_time)
 }
 
 /// Bedrock `stopReason` → OpenAI `finish_reason` (formats.md §13).

@@ -193,6 +193,7 @@ pub(crate) const LITELLM: &[&str] = &[
     "custom_provider_map",
     "tag_budget_config",
     "public_model_groups",
+    "s3_callback_params",
 ];
 
 /// `model_list[].litellm_params` (reference §1.2), with the completion parameters LiteLLM

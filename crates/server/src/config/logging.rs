@@ -1,7 +1,8 @@
 //! The logging callbacks sluice runs (beyond `prometheus`), and where their collectors are: read
 //! from the environment by LiteLLM's variable names, `environment_variables` included. A callback
 //! the config names but whose collector is not set stops the start: records the user asked for
-//! would otherwise go nowhere, unseen.
+//! would otherwise go nowhere, unseen. `s3` reads `litellm_settings.s3_callback_params` (with the
+//! AWS variables as fallback), `datadog` LiteLLM's `DD_*` variables.
 
 use super::deployment::Secret;
 use super::error::{err, ConfigError};
@@ -17,7 +18,7 @@ pub const OTEL: &str = "otel";
 pub const LANGFUSE_OTEL: &str = "langfuse_otel";
 
 /// The logging callbacks sluice runs, by LiteLLM's names (`prometheus` aside: it is the metrics).
-pub const SINKS: &[&str] = &[GENERIC_API, OTEL, LANGFUSE_OTEL];
+pub const SINKS: &[&str] = &[GENERIC_API, S3, DATADOG, OTEL, LANGFUSE_OTEL];
 
 /// An OpenTelemetry exporter (`otel` or `langfuse_otel`) and the outcomes it takes.
 #[derive(Debug, Clone)]
@@ -65,4 +66,250 @@ pub(crate) fn generic_api(named: Option<&NamedSink>, env: &Env) -> Result<Option
     let headers = env.get("GENERIC_LOGGER_HEADERS").filter(|h| !h.trim().is_empty());
     sluice_export::generic_api::check(&endpoint, headers.as_deref()).map_err(|e| err(path, e))?;
     Ok(Some(GenericApiSettings { events: *events, endpoint, headers: headers.map(Secret::new) }))
+}
+
+/// LiteLLM's S3 logger: one object per record.
+pub const S3: &str = "s3";
+
+/// LiteLLM's Datadog logger: the logs intake.
+pub const DATADOG: &str = "datadog";
+
+/// How many records one delivery takes, at most, when a setting asks for more (S3's
+/// `s3_batch_size`, `DD_BATCH_SIZE`): Datadog's limit per request.
+const MAX_BATCH: u64 = 1_000;
+
+/// The longest a record may wait for its batch (`s3_flush_interval`), in seconds.
+const MAX_FLUSH_SECONDS: f64 = 300.0;
+
+/// `s3`'s bucket and credentials (`litellm_settings.s3_callback_params`), the outcomes it takes
+/// and how its queue batches.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub events: sluice_export::Events,
+    /// `Debug` shows no secret.
+    pub settings: sluice_export::s3::S3Settings,
+    pub batching: sluice_export::Batching,
+}
+
+/// `datadog`'s intake and labels (from the environment, as LiteLLM reads them), the outcomes it
+/// takes and how its queue batches.
+#[derive(Debug, Clone)]
+pub struct DatadogSettings {
+    pub events: sluice_export::Events,
+    /// `Debug` shows no key.
+    pub settings: sluice_export::datadog::DatadogSettings,
+    pub batching: sluice_export::Batching,
+}
+
+const S3_PARAMS: &str = "litellm_settings.s3_callback_params";
+
+/// `s3_callback_params` keys that pick credentials or encryption sluice cannot provide: the
+/// records would go unsigned or unencrypted against the user's intent, so they stop the start.
+const S3_REFUSED: &[(&str, &str)] = &[
+    ("s3_aws_role_name", "assuming a role is not supported by sluice; give the role's keys as s3_aws_access_key_id and s3_aws_secret_access_key (and s3_aws_session_token), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+    ("s3_aws_profile_name", "AWS profiles are not read by sluice; give the profile's keys as s3_aws_access_key_id and s3_aws_secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+    ("s3_aws_web_identity_token", "web identity federation is not supported by sluice; give keys as s3_aws_access_key_id and s3_aws_secret_access_key (and s3_aws_session_token)"),
+    ("s3_aws_session_name", "assuming a role is not supported by sluice; give the role's keys as s3_aws_access_key_id and s3_aws_secret_access_key (and s3_aws_session_token)"),
+    ("s3_aws_sts_endpoint", "assuming a role is not supported by sluice; give the role's keys as s3_aws_access_key_id and s3_aws_secret_access_key (and s3_aws_session_token)"),
+    ("s3_server_side_encryption", "per-object encryption settings are not sent by sluice; remove it and set the bucket's default encryption instead"),
+    ("s3_sse_kms_key_id", "per-object encryption settings are not sent by sluice; remove it and set the bucket's default encryption (with this KMS key) instead"),
+];
+
+/// `s3_callback_params` keys read and honoured, or with nothing to do in sluice.
+const S3_KNOWN: &[&str] = &[
+    "s3_bucket_name",
+    "s3_region_name",
+    "s3_endpoint_url",
+    "s3_path",
+    "s3_aws_access_key_id",
+    "s3_aws_secret_access_key",
+    "s3_aws_session_token",
+    "s3_use_team_prefix",
+    "s3_use_key_prefix",
+    "s3_use_virtual_hosted_style",
+    "s3_flush_interval",
+    "s3_batch_size",
+    // The records carry no messages or answers: nothing to strip or leave out.
+    "s3_strip_base64_files",
+    "s3_log_prompts_only",
+];
+
+/// `s3`'s settings when a callback list names it: `s3_callback_params` from the
+/// `litellm_settings` section (`litellm`), `os.environ/` resolved, with the AWS variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION_NAME`,
+/// `AWS_REGION`) where LiteLLM falls back to them.
+pub(crate) fn s3(
+    named: Option<&NamedSink>,
+    litellm: Option<&serde_yaml_ng::Value>,
+    env: &Env,
+    ignored: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<S3Settings>, ConfigError> {
+    use serde_yaml_ng::Value;
+    let params = match litellm.and_then(|l| l.get("s3_callback_params")) {
+        None | Some(Value::Null) => serde_yaml_ng::Mapping::new(),
+        Some(Value::Mapping(m)) => m.clone(),
+        Some(_) => {
+            return Err(err(S3_PARAMS, "expected a mapping, e.g. {s3_bucket_name: my-logs, s3_region_name: us-east-1}"))
+        }
+    };
+    let Some(NamedSink { path, events, .. }) = named else {
+        if !params.is_empty() {
+            ignored.push(format!("{S3_PARAMS}: not used: no callback list names \"s3\""));
+        }
+        return Ok(None);
+    };
+    for (k, v) in &params {
+        let key = super::yaml::key_str(k);
+        if v.is_null() {
+            continue;
+        }
+        if let Some((_, fix)) = S3_REFUSED.iter().find(|(name, _)| *name == key) {
+            return Err(err(&format!("{S3_PARAMS}.{key}"), *fix));
+        }
+        if !S3_KNOWN.contains(&key.as_str()) {
+            ignored.push(format!("{S3_PARAMS}.{key}: not implemented in sluice yet"));
+        }
+    }
+    let text = |key: &str, warnings: &mut Vec<String>| -> Result<Option<String>, ConfigError> {
+        let at = format!("{S3_PARAMS}.{key}");
+        let Some(v) = params.get(key) else { return Ok(None) };
+        let Some(s) = super::value::string(v).map_err(|m| err(&at, m))? else { return Ok(None) };
+        Ok(env.resolve_str(&at, s.trim(), warnings).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+    };
+    let flag = |key: &str| -> Result<bool, ConfigError> {
+        match params.get(key) {
+            None => Ok(false),
+            Some(v) => {
+                Ok(super::value::boolean(v).map_err(|m| err(&format!("{S3_PARAMS}.{key}"), m))?.unwrap_or(false))
+            }
+        }
+    };
+    let bucket = text("s3_bucket_name", warnings)?.ok_or_else(|| {
+        err(
+            path,
+            format!("callback \"s3\" has no bucket: set {S3_PARAMS}.s3_bucket_name to the bucket its records are written to (with s3_region_name, and s3_endpoint_url for an S3-compatible store)"),
+        )
+    })?;
+    let non_empty = |name: &str| env.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let region = match text("s3_region_name", warnings)? {
+        Some(r) => r,
+        // LiteLLM's order for calls that are not to a model, then its default.
+        None => non_empty("AWS_REGION_NAME").or_else(|| non_empty("AWS_REGION")).unwrap_or_else(|| "us-west-2".into()),
+    };
+    let credentials = match (text("s3_aws_access_key_id", warnings)?, text("s3_aws_secret_access_key", warnings)?) {
+        (Some(access_key_id), Some(secret_access_key)) => sluice_export::s3::Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token: text("s3_aws_session_token", warnings)?,
+        },
+        (None, None) => match (non_empty("AWS_ACCESS_KEY_ID"), non_empty("AWS_SECRET_ACCESS_KEY")) {
+            (Some(access_key_id), Some(secret_access_key)) => {
+                sluice_export::s3::Credentials { access_key_id, secret_access_key, session_token: non_empty("AWS_SESSION_TOKEN") }
+            }
+            _ => {
+                return Err(err(
+                    path,
+                    format!("callback \"s3\" has no AWS credentials: set {S3_PARAMS}.s3_aws_access_key_id and s3_aws_secret_access_key (os.environ/NAME works), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"),
+                ))
+            }
+        },
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(err(
+                S3_PARAMS,
+                "s3_aws_access_key_id and s3_aws_secret_access_key go together: set both (or neither, to use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+            ))
+        }
+    };
+    let settings = sluice_export::s3::S3Settings {
+        bucket,
+        region,
+        endpoint_url: text("s3_endpoint_url", warnings)?,
+        path: text("s3_path", warnings)?,
+        use_team_prefix: flag("s3_use_team_prefix")?,
+        use_key_prefix: flag("s3_use_key_prefix")?,
+        virtual_hosted_style: flag("s3_use_virtual_hosted_style")?,
+        credentials,
+    };
+    sluice_export::s3::check(&settings).map_err(|e| err(S3_PARAMS, e))?;
+    let mut batching = sluice_export::Batching::default();
+    if let Some(n) = text("s3_batch_size", warnings)? {
+        batching.max_records = bounded_count(&format!("{S3_PARAMS}.s3_batch_size"), &n)?;
+    }
+    if let Some(s) = text("s3_flush_interval", warnings)? {
+        let at = format!("{S3_PARAMS}.s3_flush_interval");
+        let secs: f64 = s.parse().map_err(|_| err(&at, format!("expected seconds, e.g. 10, got \"{s}\"")))?;
+        if !(secs.is_finite() && secs > 0.0 && secs <= MAX_FLUSH_SECONDS) {
+            return Err(err(&at, format!("expected seconds above 0 and at most {MAX_FLUSH_SECONDS}, got {s}")));
+        }
+        batching.max_wait = std::time::Duration::from_secs_f64(secs);
+    }
+    Ok(Some(S3Settings { events: *events, settings, batching }))
+}
+
+/// A batch size from 1 to [`MAX_BATCH`].
+fn bounded_count(at: &str, text: &str) -> Result<usize, ConfigError> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if (1..=MAX_BATCH).contains(&n) => Ok(n as usize),
+        _ => Err(err(at, format!("expected a number of records from 1 to {MAX_BATCH}, got \"{text}\""))),
+    }
+}
+
+/// `datadog`'s settings when a callback list names it, from LiteLLM's variables: `DD_API_KEY`
+/// and `DD_SITE` (the intake `https://http-intake.logs.{DD_SITE}/api/v2/logs`), or
+/// `LITELLM_DD_AGENT_HOST` (and `LITELLM_DD_AGENT_PORT`, 10518) for an agent; `DD_BASE_URL`
+/// replaces the intake's address; `DD_SOURCE`, `DD_SERVICE`, `DD_ENV`, `DD_VERSION`, `HOSTNAME`
+/// and `POD_NAME` label the logs; `DD_BATCH_SIZE` bounds a request's records.
+pub(crate) fn datadog(named: Option<&NamedSink>, env: &Env) -> Result<Option<DatadogSettings>, ConfigError> {
+    let Some(NamedSink { path, events, .. }) = named else { return Ok(None) };
+    let var = |name: &str| env.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let api_key = var("DD_API_KEY");
+    let base_url = var("DD_BASE_URL").map(|b| format!("{}/api/v2/logs", b.trim_end_matches('/')));
+    let intake_url = match var("LITELLM_DD_AGENT_HOST") {
+        Some(host) => {
+            let port = var("LITELLM_DD_AGENT_PORT").unwrap_or_else(|| "10518".into());
+            if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+                return Err(err(
+                    path,
+                    format!("LITELLM_DD_AGENT_PORT: expected a port number from 1 to 65535, got \"{port}\""),
+                ));
+            }
+            base_url.unwrap_or_else(|| format!("http://{host}:{port}/api/v2/logs"))
+        }
+        None => {
+            if api_key.is_none() {
+                return Err(err(
+                    path,
+                    "callback \"datadog\" has no API key: set DD_API_KEY (in the environment or under environment_variables) and DD_SITE (e.g. datadoghq.com, us5.datadoghq.com), or LITELLM_DD_AGENT_HOST to log through a Datadog agent",
+                ));
+            }
+            match (base_url, var("DD_SITE")) {
+                (Some(url), _) => url,
+                (None, Some(site)) => format!("https://http-intake.logs.{site}/api/v2/logs"),
+                (None, None) => {
+                    return Err(err(
+                        path,
+                        "callback \"datadog\" has no site: set DD_SITE to your Datadog site (e.g. datadoghq.com, us5.datadoghq.com, datadoghq.eu)",
+                    ))
+                }
+            }
+        }
+    };
+    let or = |name: &str, default: &str| var(name).unwrap_or_else(|| default.to_string());
+    let settings = sluice_export::datadog::DatadogSettings {
+        intake_url,
+        api_key,
+        source: or("DD_SOURCE", "litellm"),
+        service: or("DD_SERVICE", "litellm-server"),
+        hostname: or("HOSTNAME", ""),
+        env: or("DD_ENV", "unknown"),
+        version: or("DD_VERSION", "unknown"),
+        pod_name: or("POD_NAME", "unknown"),
+    };
+    sluice_export::datadog::check(&settings).map_err(|e| err(path, e))?;
+    let mut batching = sluice_export::Batching::default();
+    if let Some(n) = var("DD_BATCH_SIZE") {
+        batching.max_records = bounded_count("DD_BATCH_SIZE", &n)?;
+    }
+    Ok(Some(DatadogSettings { events: *events, settings, batching }))
 }

@@ -43,6 +43,10 @@ pub struct Config {
     pub litellm: LitellmSettings,
     /// `generic_api`'s collector, when a callback list names it.
     pub generic_api: Option<logging::GenericApiSettings>,
+    /// `s3`'s bucket, when a callback list names it.
+    pub s3: Option<logging::S3Settings>,
+    /// `datadog`'s intake, when a callback list names it.
+    pub datadog: Option<logging::DatadogSettings>,
     /// `otel`'s exporter, when a callback list names it.
     pub otel: Option<logging::OtelSettings>,
     /// `langfuse_otel`'s exporter, when a callback list names it.
@@ -168,6 +172,9 @@ impl Config {
             litellm = LitellmSettings::parse(v, &mut ignored)?;
         }
         let generic_api = logging::generic_api(litellm.sink(logging::GENERIC_API), &env)?;
+        let s3 =
+            logging::s3(litellm.sink(logging::S3), root.get("litellm_settings"), &env, &mut ignored, &mut warnings)?;
+        let datadog = logging::datadog(litellm.sink(logging::DATADOG), &env)?;
         let otel = logging::otel(litellm.sink(logging::OTEL), &env)?;
         let langfuse_otel = logging::langfuse_otel(litellm.sink(logging::LANGFUSE_OTEL), &env)?;
         let mut general = GeneralSettings::default();
@@ -229,6 +236,8 @@ impl Config {
             router,
             litellm,
             generic_api,
+            s3,
+            datadog,
             otel,
             langfuse_otel,
             sluice,

@@ -552,6 +552,10 @@ struct LitellmSection {
     #[serde(default, deserialize_with = "present")]
     #[allow(dead_code)]
     cache_params: Option<IgnoredAny>,
+    // The `s3` callback's bucket and credentials: read by `config::logging`.
+    #[serde(default, deserialize_with = "present")]
+    #[allow(dead_code)]
+    s3_callback_params: Option<IgnoredAny>,
     /// Only `available_teams` is read (`available_teams`); its other keys are reviewed as unread.
     #[serde(default, deserialize_with = "present")]
     #[allow(dead_code)]

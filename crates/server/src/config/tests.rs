@@ -935,3 +935,139 @@ fn generic_api_without_an_endpoint_stops_the_start() {
     .to_string();
     assert!(e.contains("litellm_settings.callbacks[0]") && e.contains("http:// or https://"), "{e}");
 }
+
+/// `s3` reads `s3_callback_params` with `os.environ/` resolved, takes what its lists say, and is
+/// listed neither as ignored nor with its secrets in `Debug`.
+#[test]
+fn s3_reads_its_callback_params() {
+    let text = "environment_variables:\n  S3_SECRET: s3-very-secret\nlitellm_settings:\n  success_callback: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs-bucket\n    s3_region_name: eu-west-1\n    s3_endpoint_url: http://127.0.0.1:5000\n    s3_aws_access_key_id: AKIDEXAMPLE\n    s3_aws_secret_access_key: os.environ/S3_SECRET\n    s3_path: litellm-logs\n    s3_use_team_prefix: true\n    s3_batch_size: 20\n    s3_flush_interval: 2\n";
+    let c = load(text).unwrap();
+    let s3 = c.s3.clone().unwrap();
+    assert_eq!(s3.events, sluice_export::Events { success: true, failure: false });
+    assert_eq!(s3.settings.bucket, "logs-bucket");
+    assert_eq!(s3.settings.region, "eu-west-1");
+    assert_eq!(s3.settings.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+    assert_eq!(s3.settings.path.as_deref(), Some("litellm-logs"));
+    assert!(s3.settings.use_team_prefix && !s3.settings.use_key_prefix);
+    assert_eq!(s3.settings.credentials.access_key_id, "AKIDEXAMPLE");
+    assert_eq!(s3.settings.credentials.secret_access_key, "s3-very-secret");
+    assert_eq!(s3.settings.credentials.session_token, None);
+    assert_eq!(s3.batching.max_records, 20);
+    assert_eq!(s3.batching.max_wait, std::time::Duration::from_secs(2));
+    assert!(!c.ignored.join("\n").contains("s3"), "{:?}", c.ignored);
+    assert!(!format!("{c:?}").contains("s3-very-secret"), "the secret key is not in Debug");
+    assert!(c.datadog.is_none() && c.generic_api.is_none());
+}
+
+/// Without keys in the params, the AWS variables are used, as boto3 would; the region falls back
+/// to AWS_REGION_NAME, AWS_REGION, then LiteLLM's us-west-2.
+#[test]
+fn s3_falls_back_to_the_aws_variables() {
+    let text = "litellm_settings:\n  callbacks: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n";
+    let env = |vars: &[(&'static str, &'static str)]| {
+        let mut all = vec![("AWS_ACCESS_KEY_ID", "AKIDENV"), ("AWS_SECRET_ACCESS_KEY", "env-secret")];
+        all.extend_from_slice(vars);
+        Config::from_yaml_str(text, Env::fixed(all)).unwrap().s3.unwrap()
+    };
+    let s3 = env(&[("AWS_SESSION_TOKEN", "env-token")]);
+    assert_eq!(s3.events, sluice_export::Events { success: true, failure: true });
+    assert_eq!(s3.settings.credentials.access_key_id, "AKIDENV");
+    assert_eq!(s3.settings.credentials.session_token.as_deref(), Some("env-token"));
+    assert_eq!(s3.settings.region, "us-west-2");
+    assert_eq!(env(&[("AWS_REGION", "eu-central-1")]).settings.region, "eu-central-1");
+    assert_eq!(env(&[("AWS_REGION", "eu-central-1"), ("AWS_REGION_NAME", "ap-south-1")]).settings.region, "ap-south-1");
+}
+
+/// An `s3` callback without a bucket or credentials stops the start saying what to set; settings
+/// sluice cannot honour stop it too; params with no `s3` callback are reported unused.
+#[test]
+fn s3_without_what_it_needs_stops_the_start() {
+    let e = load("litellm_settings:\n  callbacks: [prometheus, s3]\n").unwrap_err().to_string();
+    assert!(e.contains("litellm_settings.callbacks[1]") && e.contains("s3_callback_params.s3_bucket_name"), "{e}");
+    let e = load("litellm_settings:\n  failure_callback: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("s3_aws_access_key_id") && e.contains("AWS_ACCESS_KEY_ID"), "{e}");
+    let e = load("litellm_settings:\n  callbacks: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n    s3_aws_access_key_id: AKID\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("go together"), "{e}");
+    let e = load("litellm_settings:\n  callbacks: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n    s3_aws_access_key_id: AKID\n    s3_aws_secret_access_key: s\n    s3_aws_role_name: arn:aws:iam::1:role/x\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("s3_callback_params.s3_aws_role_name") && e.contains("not supported"), "{e}");
+    let e = load("litellm_settings:\n  callbacks: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n    s3_aws_access_key_id: AKID\n    s3_aws_secret_access_key: s\n    s3_batch_size: 100000\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("s3_batch_size") && e.contains("1 to 1000"), "{e}");
+    let e = load("litellm_settings:\n  callbacks: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n    s3_aws_access_key_id: AKID\n    s3_aws_secret_access_key: s3-very-secret\n    s3_endpoint_url: not a url\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("s3_endpoint_url") && !e.contains("s3-very-secret"), "{e}");
+    let c = load("litellm_settings:\n  s3_callback_params:\n    s3_bucket_name: logs\n").unwrap();
+    assert!(c.s3.is_none());
+    assert!(
+        c.ignored.iter().any(|l| l.contains("s3_callback_params") && l.contains("no callback list names")),
+        "{:?}",
+        c.ignored
+    );
+}
+
+/// `datadog` reads LiteLLM's variables: the site's intake, `DD_BASE_URL` instead, an agent, and
+/// the labels with LiteLLM's defaults.
+#[test]
+fn datadog_reads_litellms_variables() {
+    let text = "litellm_settings:\n  callbacks: [datadog]\n";
+    let dd = |vars: Vec<(&'static str, &'static str)>| Config::from_yaml_str(text, Env::fixed(vars));
+    let c = dd(vec![("DD_API_KEY", "dd-very-secret"), ("DD_SITE", "us5.datadoghq.com")]).unwrap();
+    let d = c.datadog.clone().unwrap();
+    assert_eq!(d.events, sluice_export::Events { success: true, failure: true });
+    assert_eq!(d.settings.intake_url, "https://http-intake.logs.us5.datadoghq.com/api/v2/logs");
+    assert_eq!(d.settings.api_key.as_deref(), Some("dd-very-secret"));
+    assert_eq!(
+        (&*d.settings.source, &*d.settings.service, &*d.settings.env, &*d.settings.version, &*d.settings.hostname),
+        ("litellm", "litellm-server", "unknown", "unknown", "")
+    );
+    assert_eq!(d.batching.max_records, sluice_export::Batching::default().max_records);
+    assert!(!format!("{c:?}").contains("dd-very-secret"));
+    assert!(!c.ignored.join("\n").contains("datadog"), "{:?}", c.ignored);
+
+    let d = dd(vec![
+        ("DD_API_KEY", "k"),
+        ("DD_BASE_URL", "http://127.0.0.1:9/"),
+        ("DD_SERVICE", "gw"),
+        ("DD_SOURCE", "sluice"),
+        ("DD_ENV", "prod"),
+        ("HOSTNAME", "box-1"),
+        ("DD_BATCH_SIZE", "50"),
+    ])
+    .unwrap()
+    .datadog
+    .unwrap();
+    assert_eq!(d.settings.intake_url, "http://127.0.0.1:9/api/v2/logs");
+    assert_eq!((&*d.settings.service, &*d.settings.source, &*d.settings.env), ("gw", "sluice", "prod"));
+    assert_eq!(d.settings.hostname, "box-1");
+    assert_eq!(d.batching.max_records, 50);
+
+    let d = dd(vec![("LITELLM_DD_AGENT_HOST", "10.0.0.7")]).unwrap().datadog.unwrap();
+    assert_eq!(d.settings.intake_url, "http://10.0.0.7:10518/api/v2/logs");
+    assert_eq!(d.settings.api_key, None);
+}
+
+/// A `datadog` callback without its key or site stops the start saying what to set.
+#[test]
+fn datadog_without_its_key_or_site_stops_the_start() {
+    let text = "litellm_settings:\n  success_callback: [datadog]\n";
+    let e = Config::from_yaml_str(text, Env::fixed([("DD_SITE", "datadoghq.com")])).unwrap_err().to_string();
+    assert!(e.contains("litellm_settings.success_callback[0]") && e.contains("set DD_API_KEY"), "{e}");
+    let e = Config::from_yaml_str(text, Env::fixed([("DD_API_KEY", "dd-very-secret")])).unwrap_err().to_string();
+    assert!(e.contains("DD_SITE") && !e.contains("dd-very-secret"), "{e}");
+    let e = Config::from_yaml_str(text, Env::fixed([("DD_API_KEY", "k"), ("DD_SITE", "x"), ("DD_BATCH_SIZE", "0")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("DD_BATCH_SIZE"), "{e}");
+    let e = Config::from_yaml_str(text, Env::fixed([("DD_API_KEY", "k"), ("DD_BASE_URL", "ftp://x")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("DD_BASE_URL"), "{e}");
+}

@@ -1,9 +1,11 @@
-//! AWS Signature Version 4 for Bedrock calls (service name `bedrock`, not `bedrock-runtime`, as
-//! LiteLLM signs them: formats.md §6).
+//! AWS Signature Version 4, for every AWS call sluice makes: Bedrock (service `bedrock`, not
+//! `bedrock-runtime`, as LiteLLM signs it: formats.md §6) in `providers`, and S3 log objects
+//! (service `s3`) in `export`.
 //!
 //! Written against the AWS SigV4 documentation and checked with AWS's published test-suite
-//! vector, so the gateway needs no AWS SDK. The signature covers the exact body bytes, so the
-//! server must sign after the final serialization and send those bytes unchanged.
+//! vectors (and S3's own examples), so the gateway needs no AWS SDK. The signature covers the
+//! exact body bytes, so the caller must sign after the final serialization and send those bytes
+//! unchanged. Pure functions: no I/O, no clock (the caller passes the time).
 
 use ring::{digest, hmac};
 
@@ -27,16 +29,32 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Signs a Bedrock request. `url` is the full URL the request goes to (with the model id already
-/// percent-encoded, as [`super::converse_url`] builds it), `body` the exact bytes sent.
+/// How a service builds the canonical URI from the path sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathRule {
+    /// Every service but S3: dot segments and repeated slashes removed, then the (already
+    /// percent-encoded) path encoded once more.
+    EncodeTwice,
+    /// S3: the path as it is, encoded once (an already-encoded path is decoded first, so a key
+    /// sent as `%24` or as `$` signs alike), never normalized: `a//b` and `a/./b` are other keys.
+    S3,
+}
+
+/// Signs a request to `service` (`bedrock`, `s3`, ...). `url` is the full URL the request goes to,
+/// percent-encoded as it will be sent; `body` the exact bytes sent; `headers` any further headers
+/// to sign (S3 wants every `x-amz-*` header sent to be signed; others may be left out).
 ///
 /// Returns the headers to add: `authorization`, `x-amz-date`, `x-amz-content-sha256`, and
 /// `x-amz-security-token` for temporary credentials. The signature also covers `host`, taken
-/// from `url` (default ports dropped, as HTTP clients send it). `content-type` is not signed, so
-/// the server may set it as it likes (Bedrock wants `application/json`).
+/// from `url` (default ports dropped, as HTTP clients send it). `content-type` is not signed
+/// unless passed in `headers`, so the caller may set it as it likes.
+#[allow(clippy::too_many_arguments)]
 pub fn sign(
+    service: &str,
+    rule: PathRule,
     method: &str,
     url: &str,
+    headers: &[(&str, &str)],
     body: &[u8],
     region: &str,
     creds: &Credentials,
@@ -47,7 +65,8 @@ pub fn sign(
     if let Some(token) = creds.session_token.as_deref() {
         signed.push(("x-amz-security-token", token));
     }
-    let authorization = sign_service("bedrock", method, url, &signed, body, region, creds, unix_time)?;
+    signed.extend_from_slice(headers);
+    let authorization = authorization(service, rule, method, url, &signed, body, region, creds, unix_time)?;
     let mut out = vec![
         ("authorization", authorization),
         ("x-amz-date", amz_date(unix_time)),
@@ -59,12 +78,30 @@ pub fn sign(
     Ok(out)
 }
 
-/// The SigV4 `Authorization` value for any service. `headers` are the headers to sign besides
-/// `host` (from `url`) and `x-amz-date` (from `unix_time`), which are always signed. Public (but
-/// hidden) so tests can check it against AWS's test suite, whose vectors use service `service`.
+/// The SigV4 `Authorization` value for any service but S3 ([`PathRule::EncodeTwice`]). `headers`
+/// are the headers to sign besides `host` (from `url`) and `x-amz-date` (from `unix_time`),
+/// which are always signed. Public (but hidden) so tests can check it against AWS's test suite,
+/// whose vectors use service `service`.
+#[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
 pub fn sign_service(
     service: &str,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    region: &str,
+    creds: &Credentials,
+    unix_time: u64,
+) -> Result<String, String> {
+    authorization(service, PathRule::EncodeTwice, method, url, headers, body, region, creds, unix_time)
+}
+
+/// The `Authorization` value: see [`sign`] and [`sign_service`].
+#[allow(clippy::too_many_arguments)]
+fn authorization(
+    service: &str,
+    rule: PathRule,
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
@@ -77,7 +114,9 @@ pub fn sign_service(
         return Err("AWS credentials are incomplete: both an access key id and a secret access key are needed".into());
     }
     if region.is_empty() {
-        return Err("no AWS region to sign for; set aws_region_name (or AWS_REGION)".into());
+        return Err(
+            "no AWS region to sign for; set the region setting (aws_region_name, s3_region_name) or AWS_REGION".into(),
+        );
     }
     let parts = split_url(url)?;
     let date_time = amz_date(unix_time);
@@ -100,7 +139,10 @@ pub fn sign_service(
     let canonical_request = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         method.to_ascii_uppercase(),
-        canonical_uri(&parts.path),
+        match rule {
+            PathRule::EncodeTwice => canonical_uri(&parts.path),
+            PathRule::S3 => uri_encode(&percent_decode(&parts.path), true),
+        },
         canonical_query(parts.query.as_deref().unwrap_or("")),
         canonical_headers,
         signed_headers,
@@ -127,7 +169,7 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 /// `YYYYMMDDTHHMMSSZ` for a Unix time (UTC), without a date library.
-pub(crate) fn amz_date(unix_time: u64) -> String {
+pub fn amz_date(unix_time: u64) -> String {
     let days = (unix_time / 86_400) as i64;
     let secs = unix_time % 86_400;
     let (y, m, d) = civil_from_days(days);
@@ -220,7 +262,7 @@ fn normalize_value(v: &str) -> String {
 
 /// AWS's URI encoding: every byte except `A-Za-z0-9-_.~` (and `/` when `keep_slash`) as `%XX`
 /// with upper-case hex.
-pub(crate) fn uri_encode(s: &str, keep_slash: bool) -> String {
+pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
