@@ -70,3 +70,28 @@ pub fn http_url(variable: &str, value: &str) -> Result<http::Uri, String> {
     }
     Ok(uri)
 }
+
+/// For the sinks' tests: reads one HTTP/1.1 request from `conn` — its head (lower-cased) and its
+/// whole body (by `Content-Length`).
+#[cfg(test)]
+pub(crate) async fn read_request(conn: &mut tokio::net::TcpStream) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the connection closed before the request was in");
+        got.extend_from_slice(&buf[..n]);
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..at]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if got.len() - at - 4 >= len {
+                return (head, got[at + 4..].to_vec());
+            }
+        }
+    }
+}

@@ -305,28 +305,12 @@ mod tests {
     #[tokio::test]
     async fn posts_gzipped_items_with_the_key() {
         use std::io::Read;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/api/v2/logs", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
             let (mut conn, _) = listener.accept().await.unwrap();
-            let mut got = Vec::new();
-            let mut buf = [0u8; 4096];
-            let (head, body) = loop {
-                let n = conn.read(&mut buf).await.unwrap();
-                got.extend_from_slice(&buf[..n]);
-                if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&got[..at]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    if got.len() - at - 4 >= len {
-                        break (head, got[at + 4..].to_vec());
-                    }
-                }
-            };
+            let (head, body) = crate::collector::read_request(&mut conn).await;
             conn.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}").await.unwrap();
             (head, body)
         });

@@ -92,43 +92,22 @@ mod tests {
     /// A batch reaches a real HTTP listener as one JSON array, with the configured headers.
     #[tokio::test]
     async fn posts_a_json_array_with_the_headers() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/ingest", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
             let (mut conn, _) = listener.accept().await.unwrap();
-            let mut got = Vec::new();
-            let mut buf = [0u8; 4096];
-            // Until the head and the whole body (its length from Content-Length) are in.
-            loop {
-                let n = conn.read(&mut buf).await.unwrap();
-                got.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&got).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
-                        })
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break;
-                    }
-                }
-            }
+            let (head, body) = crate::collector::read_request(&mut conn).await;
             conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
-            String::from_utf8(got).unwrap()
+            (head, String::from_utf8(body).unwrap())
         });
         let sink = GenericApi::new(&url, Some("x-team=blue")).unwrap();
         let batch = vec![Arc::new(crate::record::sample()), Arc::new(crate::record::sample())];
         sink.send(&batch).await.unwrap();
-        let request = server.await.unwrap();
-        let (head, body) = request.split_once("\r\n\r\n").unwrap();
-        let head = head.to_ascii_lowercase();
+        let (head, body) = server.await.unwrap();
         assert!(head.starts_with("post /ingest"), "{head}");
         assert!(head.contains("x-team: blue") && head.contains("content-type: application/json"), "{head}");
-        let records: serde_json::Value = serde_json::from_str(body).unwrap();
+        let records: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(records.as_array().unwrap().len(), 2);
         assert_eq!(records[0]["status"], "success");
     }

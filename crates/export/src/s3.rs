@@ -384,7 +384,7 @@ mod tests {
     /// A stand-in S3 endpoint on loopback: answers each connection's request with the next of
     /// `replies` (status, S3 error code), then closes it; gives back the requests it read.
     fn stand_in(replies: Vec<(u16, Option<&'static str>)>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -393,30 +393,12 @@ mod tests {
             let mut requests = Vec::new();
             for (status, code) in replies {
                 let (mut conn, _) = listener.accept().await.unwrap();
-                let mut got = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let n = conn.read(&mut buf).await.unwrap();
-                    got.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&got).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
-                            })
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break;
-                        }
-                    }
-                }
+                let (head, body) = crate::collector::read_request(&mut conn).await;
                 let xml = code.map(|c| format!("<Error><Code>{c}</Code></Error>")).unwrap_or_default();
                 let reply =
                     format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xml}", xml.len());
                 conn.write_all(reply.as_bytes()).await.unwrap();
-                requests.push(String::from_utf8(got).unwrap());
+                requests.push(format!("{head}\r\n\r\n{}", String::from_utf8(body).unwrap()));
             }
             requests
         });
