@@ -71,6 +71,8 @@ def logging_config(mock_url: str, database_url: str, litellm: str, env: dict[str
         ("fake-openai-endpoint", {"model": "openai/any", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
         # Nothing listens there: every call fails.
         ("dead", {"model": "openai/any", "api_base": f"http://127.0.0.1:{closed_port()}/", "api_key": "test"}),
+        # 100 chunks 5 ms apart: half a second from the first token to the last.
+        ("slow-stream", {"model": "openai/slow-stream-5", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
     ]
     general = {"master_key": MASTER_KEY, "database_url": database_url, "proxy_batch_write_at": 0.5}
     cfg = render_config(models, general, {"num_retries": 0})
@@ -174,6 +176,21 @@ def test_a_success_and_a_failure_reach_the_collector_in_litellms_shape(logged, c
         assert isinstance(body, list)
         # The raw key is never sent, anywhere in a record.
         assert key not in json.dumps(body)
+
+
+def test_a_streams_record_says_when_its_first_token_came(logged, collector):
+    r = requests.post(
+        logged.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {MASTER_KEY}"},
+        json={"model": "slow-stream", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        timeout=30,
+    )
+    assert r.status_code == 200 and "[DONE]" in r.text
+    record = collector.wait_for(lambda rec: rec["id"] == r.headers["x-litellm-call-id"])
+    assert record["startTime"] <= record["completionStartTime"] < record["endTime"], record
+    # The chunks came 5 ms apart after the first (about 30 of them): the first token came well
+    # before the end.
+    assert record["endTime"] - record["completionStartTime"] > 0.05, record
 
 
 def test_a_request_refused_before_it_is_billed_is_logged_as_a_failure(logged, collector):

@@ -151,6 +151,9 @@ pub struct Charge {
     labels: Option<MetricLabels>,
     /// The upstream attempts so far, for the trace (only while one is kept: `ids.trace`).
     attempts: Mutex<Vec<sluice_export::trace::AttemptSpan>>,
+    /// When a stream's first frame came (Unix microseconds; 0 until then): the record's
+    /// `completionStartTime`. Set only while logging callbacks run.
+    first_frame: std::sync::atomic::AtomicI64,
     /// The prompt and the answer for the logging record, taken by it.
     content: Mutex<(Option<sluice_export::content::Content>, Option<sluice_export::content::Content>)>,
 }
@@ -194,6 +197,7 @@ impl Charge {
             logged: AtomicBool::new(false),
             labels,
             attempts: Mutex::new(Vec::new()),
+            first_frame: std::sync::atomic::AtomicI64::new(0),
             content: Mutex::new((ids.messages.take(), None)),
             ids,
         })
@@ -260,6 +264,14 @@ impl Charge {
     pub fn answered_as(&self, id: &str) {
         if id.len() <= MAX_RESPONSE_ID && !self.settled.load(Ordering::Acquire) {
             *self.response_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id.into());
+        }
+    }
+
+    /// A stream's first frame is in: the logging record's `completionStartTime` (the time to
+    /// the first token).
+    pub fn first_frame(&self) {
+        if self.access.logging.get().is_some() {
+            self.first_frame.store(chrono::Utc::now().timestamp_micros(), Ordering::Relaxed);
         }
     }
 
@@ -558,7 +570,10 @@ impl Charge {
             completion_tokens: usage.completion_tokens,
             start_time,
             end_time,
-            completion_start_time: end_time,
+            completion_start_time: match self.first_frame.load(Ordering::Relaxed) {
+                0 => end_time,
+                at => unix_seconds(at),
+            },
             response_time: (end_time - start_time).max(0.0),
             model: served.model.clone(),
             model_id: served.model_id.clone(),

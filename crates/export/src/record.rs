@@ -36,7 +36,7 @@ pub struct LogRecord {
     pub start_time: f64,
     #[serde(rename = "endTime")]
     pub end_time: f64,
-    /// When the answer began; sluice records the end (LiteLLM does the same for whole answers).
+    /// When the answer began: a stream's first frame; for a whole answer its end (as LiteLLM).
     #[serde(rename = "completionStartTime")]
     pub completion_start_time: f64,
     /// Seconds from start to end.

@@ -342,6 +342,9 @@ impl UpstreamCall<'_> {
         };
         // The stream's first frame is the answer the upstream time runs to.
         self.clock.answered = Some(Instant::now());
+        if let Some(c) = &self.facts.charge {
+            c.first_frame();
+        }
         self.app.router.load().record_success(attempt, None);
         if let Some(m) = &self.target_of(attempt).metrics {
             let ttft = attempt.elapsed();
