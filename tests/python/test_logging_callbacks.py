@@ -191,6 +191,13 @@ def test_a_streams_record_says_when_its_first_token_came(logged, collector):
     # The chunks came 5 ms apart after the first (about 30 of them): the first token came well
     # before the end.
     assert record["endTime"] - record["completionStartTime"] > 0.05, record
+    # The answer as the stream carried it, assembled.
+    text = "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in r.text.splitlines()
+        if line.startswith("data: {") and json.loads(line[6:])["choices"]
+    )
+    assert text and record["response"]["choices"][0]["message"]["content"] == text, record["response"]
 
 
 def test_a_request_refused_before_it_is_billed_is_logged_as_a_failure(logged, collector):

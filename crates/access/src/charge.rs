@@ -283,6 +283,21 @@ impl Charge {
         }
     }
 
+    /// A stream's answer, as the text its chunks carried, for the logging record (when its
+    /// callbacks keep content): LiteLLM logs a stream as the whole answer it assembled.
+    pub fn streamed(&self, text: &str) {
+        let Some(callbacks) = self.access.logging.get().filter(|c| c.keeps_content()) else { return };
+        let answer = serde_json::json!({
+            "object": "chat.completion",
+            "model": self.model_group,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        });
+        let Ok(json) = serde_json::to_vec(&answer) else { return };
+        if let Some(content) = callbacks.content(&bytes::Bytes::from(json)) {
+            self.content.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 = Some(content);
+        }
+    }
+
     /// Whether a price is known, i.e. whether counting tokens ourselves would change the bill.
     pub fn priced(&self) -> bool {
         self.served

@@ -77,6 +77,11 @@ impl Callbacks {
         self.content = keep;
     }
 
+    /// Whether records carry the prompt and the answer at all.
+    pub fn keeps_content(&self) -> bool {
+        self.content
+    }
+
     /// Whether a record carries `json` (the prompt or the answer), held within the bounds of
     /// [`content`].
     pub fn content(&self, json: &bytes::Bytes) -> Option<content::Content> {

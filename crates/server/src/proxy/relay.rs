@@ -400,6 +400,10 @@ impl OpenAiStage {
             self.put_chunk(out, &json, None, false);
             self.finished = true;
         }
+        // The answer's text, when it was gathered (for counting), goes to the logging record.
+        if let (Some(c), true) = (&self.charge, self.usage.is_some() || self.bill_needs.is_some()) {
+            c.streamed(&self.generated);
+        }
         if let Some(u) = self.reported.take() {
             self.record_usage(u.prompt_tokens, u.completion_tokens);
             if let Some(c) = self.charge.take() {
