@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What OpenTelemetry export costs a request (issue #22's speed point): the seed benchmark on
 three gateways side by side — the seed's config (its `prometheus` only); `callbacks: ["otel"]` exporting every request over
-OTLP/HTTP (protobuf) to a live receiver; and the same with the collector down (a closed port).
+OTLP/HTTP (protobuf) to a live receiver; the same with the collector down (a closed port); and
+to the live receiver with `turn_off_message_logging` (spans without the prompt and answer).
 
     bench/otel.py [--sluice target/release/sluice] [--duration 10s] [--rate 500] [--repeats 3]
 
@@ -115,6 +116,9 @@ def main() -> int:
             "otel, live collector": (otel, {"OTEL_EXPORTER": "otlp_http", "OTEL_ENDPOINT": receiver.url}),
             "otel, collector down": (otel, {"OTEL_EXPORTER": "otlp_http",
                                             "OTEL_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}),
+            # Spans without the prompt and answer (the seed's prompt is 16 KB).
+            "otel, live, no content": (otel + "\n  turn_off_message_logging: true",
+                                       {"OTEL_EXPORTER": "otlp_http", "OTEL_ENDPOINT": receiver.url}),
         }
         procs, gws = [mock], {}
         try:
@@ -149,7 +153,7 @@ def main() -> int:
                     lat = o["aggregated"].get("latency_ms") or {}
                     p50[label].append(lat.get("p50") or 0.0)
                     p99[label].append(lat.get("p99") or 0.0)
-                    if label == "otel, live collector":
+                    if label.startswith("otel, live"):
                         served += n + o["aggregated"]["requests"]
                     fails = j["aggregated"]["failures"] + o["aggregated"]["failures"]
                     print(f"run {rep + 1} {label}: {n} requests closed-loop, {cpu[label][-1]:.1f} µs CPU/request; "

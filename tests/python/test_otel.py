@@ -307,6 +307,8 @@ def test_a_fallback_is_one_trace_under_the_callers_span_with_a_span_per_attempt(
     assert a["http.response.status_code"] == 200
     assert server["resource"]["service.name"] == "litellm"
     assert server["scope"] == "litellm"
+    # No prompt or answer unless OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT asks for them.
+    assert "gen_ai.input.messages" not in a and "gen_ai.output.messages" not in a
 
     # The dead deployment first (failed), then the fallback that answered, both under the server span.
     failed, served = attempts
@@ -384,6 +386,8 @@ def test_http_json_and_grpc_exports_carry_the_same_spans(log_dir, upstream):
                 "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.base,
                 "OTEL_EXPORTER_OTLP_HEADERS": "x-otel-token=abc",
                 "OTEL_SERVICE_NAME": "gateway-" + protocol.replace("/", "-"),
+                # The content, asked for over gRPC only.
+                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": str(protocol == "grpc").lower(),
             },
         )
         gw = start_gateway(log_dir, "otel-" + protocol.replace("/", "-"), cfg)
@@ -397,6 +401,12 @@ def test_http_json_and_grpc_exports_carry_the_same_spans(log_dir, upstream):
             assert server["resource"]["service.name"] == "gateway-" + protocol.replace("/", "-")
             assert str(server["attributes"]["gen_ai.usage.input_tokens"]) == "10", protocol
             assert receiver.exports[-1][0]["x-otel-token"] == "abc"
+            captured = server["attributes"].get("gen_ai.input.messages")
+            if protocol == "grpc":
+                assert json.loads(captured) == [{"role": "user", "content": "hi"}]
+                assert json.loads(server["attributes"]["gen_ai.output.messages"])["id"] == "chatcmpl-recorded"
+            else:
+                assert captured is None
         finally:
             gw.stop()
             receiver.stop()
@@ -417,6 +427,9 @@ def test_langfuse_otel_goes_to_langfuses_endpoint_with_the_projects_keys(log_dir
         assert chat(gw, MASTER_KEY, "recorded", traceparent=f"00-{trace_id}-{CALLER_SPAN}-01").status_code == 200
         spans = receiver.trace(trace_id, 2)
         assert {s["kind"] for s in spans} == {2, 3}
+        # Langfuse shows the prompt and the answer: its spans carry them.
+        server = next(s for s in spans if s["kind"] == 2)
+        assert json.loads(server["attributes"]["gen_ai.input.messages"]) == [{"role": "user", "content": "hi"}]
     finally:
         gw.stop()
         receiver.stop()

@@ -489,7 +489,11 @@ fn start_logging(app: &App, config: &Config) {
             callbacks.trace();
         }
     }
-    callbacks.keep_content(!config.litellm.turn_off_message_logging);
+    // Records hold the prompt and the answer only for a sink that writes them out.
+    let otel_content =
+        [&config.otel, &config.langfuse_otel].iter().any(|o| o.as_ref().is_some_and(|o| o.settings.capture_content));
+    let wants_content = config.generic_api.is_some() || config.s3.is_some() || config.datadog.is_some() || otel_content;
+    callbacks.keep_content(wants_content && !config.litellm.turn_off_message_logging);
     if callbacks.names().next().is_some() {
         let names: Vec<&str> = callbacks.names().collect();
         tracing::info!(callbacks = ?names, "logging callbacks running");

@@ -43,6 +43,12 @@ pub struct Settings {
     /// Credentials as often as not: never printed.
     pub headers: Vec<(String, String)>,
     pub resource: Resource,
+    /// Spans carry the prompt and the answer (`gen_ai.input.messages`, `gen_ai.output.messages`)
+    /// when the records have them: `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`, as
+    /// OpenTelemetry's GenAI instrumentations ask (off by default: content is often personal, and
+    /// a 16 KB prompt per span costs more than the rest of the trace); always for
+    /// `langfuse_otel`, whose whole use is reading them.
+    pub capture_content: bool,
 }
 
 /// Header values hidden.
@@ -54,6 +60,7 @@ impl std::fmt::Debug for Settings {
             .field("endpoint", &self.endpoint)
             .field("headers", &names)
             .field("resource", &self.resource)
+            .field("capture_content", &self.capture_content)
             .finish()
     }
 }
@@ -129,7 +136,9 @@ impl Settings {
             }
         }
         let scope_name = var("OTEL_TRACER_NAME").unwrap_or_else(|| "litellm".into());
-        Ok(Settings { protocol, endpoint, headers, resource: Resource { attributes, scope_name } })
+        let capture_content =
+            var("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        Ok(Settings { protocol, endpoint, headers, resource: Resource { attributes, scope_name }, capture_content })
     }
 
     /// `langfuse_otel`: Langfuse's OTLP endpoint (`{LANGFUSE_OTEL_HOST or LANGFUSE_HOST}` +
@@ -159,6 +168,7 @@ impl Settings {
         settings.protocol = Protocol::HttpProtobuf;
         settings.endpoint = endpoint;
         settings.headers = vec![("Authorization".into(), format!("Basic {token}"))];
+        settings.capture_content = true;
         Ok(settings)
     }
 }
@@ -230,6 +240,7 @@ fn header_map(headers: &[(String, String)], variable: &str) -> Result<HeaderMap,
 pub struct Otlp {
     resource: Resource,
     transport: Transport,
+    capture_content: bool,
 }
 
 #[derive(Debug)]
@@ -254,7 +265,7 @@ impl Otlp {
                 Transport::Http { collector: Collector::new(endpoint, headers), json }
             }
         };
-        Ok(Otlp { resource: settings.resource.clone(), transport })
+        Ok(Otlp { resource: settings.resource.clone(), transport, capture_content: settings.capture_content })
     }
 }
 
@@ -262,7 +273,7 @@ impl Sink for Otlp {
     async fn send(&self, batch: &[Arc<LogRecord>]) -> Result<(), String> {
         let mut spans = Vec::with_capacity(batch.len() * 2);
         for record in batch {
-            spans::of_record(record, &mut spans);
+            spans::of_record(record, self.capture_content, &mut spans);
         }
         if spans.is_empty() {
             return Ok(());

@@ -78,19 +78,20 @@ fn text(s: &str) -> Value<'_> {
     Value::Str(Cow::Borrowed(s))
 }
 
-/// The spans of `record` (none when it has no sampled trace), appended to `out`.
-pub fn of_record<'a>(record: &'a LogRecord, out: &mut Vec<Span<'a>>) {
+/// The spans of `record` (none when it has no sampled trace), appended to `out`; with the prompt
+/// and answer the record carries when `content`.
+pub fn of_record<'a>(record: &'a LogRecord, content: bool, out: &mut Vec<Span<'a>>) {
     let Some(trace) = record.trace.as_deref() else { return };
     if !trace.context.sampled() {
         return;
     }
-    out.push(server_span(record, trace));
+    out.push(server_span(record, trace, content));
     for attempt in &trace.attempts {
         out.push(attempt_span(record, trace, attempt));
     }
 }
 
-fn server_span<'a>(record: &'a LogRecord, trace: &'a Trace) -> Span<'a> {
+fn server_span<'a>(record: &'a LogRecord, trace: &'a Trace, content: bool) -> Span<'a> {
     let ctx = &trace.context;
     let op = operation(record.call_type);
     let mut a: Vec<Attribute<'a>> = Vec::with_capacity(32);
@@ -138,10 +139,10 @@ fn server_span<'a>(record: &'a LogRecord, trace: &'a Trace) -> Span<'a> {
     }
     // The prompt and the answer, when the records carry them (not with
     // `turn_off_message_logging`).
-    if let Some(m) = record.messages.as_ref().and_then(|m| m.as_str()) {
+    if let (true, Some(m)) = (content, record.messages.as_ref().and_then(|m| m.as_str())) {
         a.push(("gen_ai.input.messages", text(m)));
     }
-    if let Some(r) = record.response.as_ref().and_then(|r| r.as_str()) {
+    if let (true, Some(r)) = (content, record.response.as_ref().and_then(|r| r.as_str())) {
         a.push(("gen_ai.output.messages", text(r)));
     }
     if trace.attempts.len() > 1 {
@@ -272,7 +273,7 @@ pub(crate) mod tests {
     fn a_call_is_a_server_span_with_a_child_per_attempt() {
         let record = traced();
         let mut spans = Vec::new();
-        of_record(&record, &mut spans);
+        of_record(&record, true, &mut spans);
         assert_eq!(spans.len(), 3);
         let server = &spans[0];
         assert_eq!((server.name.as_ref(), server.kind, server.parent), (SERVER_SPAN_NAME, Kind::Server, Some([9; 8])));
@@ -302,7 +303,7 @@ pub(crate) mod tests {
             ..traced()
         };
         let mut spans = Vec::new();
-        of_record(&record, &mut spans);
+        of_record(&record, true, &mut spans);
         let server = &spans[0];
         assert_eq!((server.status, server.status_message), (Code::Error, Some("RateLimitError")));
         assert_eq!(server.events[0].name, "exception");
@@ -314,12 +315,12 @@ pub(crate) mod tests {
     fn records_without_a_sampled_trace_have_no_spans() {
         let plain = sample();
         let mut spans = Vec::new();
-        of_record(&plain, &mut spans);
+        of_record(&plain, true, &mut spans);
         let mut unsampled = traced();
         if let Some(t) = unsampled.trace.as_mut() {
             t.context.flags = 0;
         }
-        of_record(&unsampled, &mut spans);
+        of_record(&unsampled, true, &mut spans);
         assert!(spans.is_empty());
     }
 }
