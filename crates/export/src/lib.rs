@@ -7,11 +7,13 @@
 //! `sluice_callback_dropped_records`) and failed deliveries (in LiteLLM's
 //! `litellm_callback_logging_failures_metric`), never a request's time or unbounded memory.
 //!
-//! Sinks: [`generic_api`] (LiteLLM's webhook callback).
+//! Sinks: [`generic_api`] (LiteLLM's webhook callback). Beside the callbacks, [`alerting`]: LiteLLM's
+//! Slack alerts, their own queue and pacing.
 //!
 //! The crate knows nothing of keys, routing or HTTP serving: the server builds the records'
 //! contents (in `access::charge`) and decides which callbacks run from the config.
 
+pub mod alerting;
 pub mod generic_api;
 pub mod queue;
 pub mod record;
