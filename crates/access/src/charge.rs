@@ -142,6 +142,12 @@ pub struct Charge {
     logged: AtomicBool,
     /// Labels of `litellm_spend_metric` the request record also has (only with metrics on).
     labels: Option<MetricLabels>,
+    /// The call's place among the requests in flight, while hanging requests are watched
+    /// (alerting's `llm_requests_hanging`); dropped with the charge, when the call is over.
+    _in_flight: Option<sluice_export::alerting::Tracked>,
+    /// When the call started, for `llm_too_slow`: read only with alerting on (the clock is
+    /// not read for a request otherwise).
+    began: Option<std::time::Instant>,
 }
 
 /// What the request's metrics record is labelled with, so its spend lands on the same series.
@@ -169,6 +175,9 @@ impl Charge {
             Some(k) => k.record.token.as_str().into(),
             None => access.master_hash.clone(),
         };
+        let alerting = access.alerts.get();
+        let in_flight = alerting.and_then(|a| a.track(model_group));
+        let began = alerting.map(|_| std::time::Instant::now());
         Arc::new(Charge {
             access,
             admission,
@@ -183,6 +192,8 @@ impl Charge {
             settled: AtomicBool::new(false),
             logged: AtomicBool::new(false),
             labels,
+            _in_flight: in_flight,
+            began,
         })
     }
 
@@ -312,6 +323,14 @@ impl Charge {
         // The estimate stops counting only now that the cost is in the ledgers: at no moment
         // does a budget see neither.
         a.reservation.release();
+        if let Some(alerts) = self.access.alerts.get() {
+            if cost > 0.0 {
+                super::alerts::budgets(alerts, a);
+            }
+            if let Some(began) = self.began {
+                super::alerts::slow(alerts, began.elapsed(), &self.model_group, served, a);
+            }
+        }
         if served.price.is_some() {
             served.answer.observe(usage.completion_tokens);
         }
@@ -421,6 +440,11 @@ impl Charge {
     /// The call failed with nothing billed: the logging callbacks that take failures get its
     /// record (at most one record per call, whichever of this and a settle comes first).
     pub fn failed(&self, failure: &Failure<'_>) {
+        if let Some(alerts) = self.access.alerts.get().filter(|_| !self.settled.load(Ordering::Acquire)) {
+            let (served, _) =
+                self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default();
+            super::alerts::failed(alerts, failure, &self.model_group, &served, &self.admission);
+        }
         let Some(callbacks) = self.logging_for(Status::Failure) else { return };
         let (served, _) =
             self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default();
