@@ -12,6 +12,8 @@ upstream is `sluice mock`, whose model names provoke what each scenario needs (`
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -21,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import MASTER_KEY, render_config, start_gateway
+from conftest import MASTER_KEY, closed_port, render_config, start_gateway
 from manage import ADMIN, PRICES
 
 WEBHOOK_TOKEN = "T000/B000/" + uuid.uuid4().hex
@@ -213,3 +215,97 @@ def test_a_burst_is_one_message_a_minute_and_a_rate_limit_is_waited_out(log_dir,
         hook.stop()
     logs = p.stderr_path.read_text(errors="replace") + p.stdout_path.read_text(errors="replace")
     assert WEBHOOK_TOKEN not in logs, "the webhook's path is its credential"
+
+
+def test_team_and_user_budgets_the_spend_report_and_a_redis_outage(log_dir, mock):
+    """A second gateway, sharing state through a Redis the test runs: a call that takes a team and
+    a user over their budgets is one message with both; the spend report names the team and the
+    key; Redis going away is told."""
+    port = closed_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    hook = SlackWebhook()
+    p = None
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        db = f"sqlite://{log_dir / ('alerting-report-' + uuid.uuid4().hex[:8] + '.db')}"
+        cfg = alerting_config(mock.url, db, hook.url, ["budget_alerts", "daily_reports", "db_exceptions"])
+        cfg = cfg.replace(
+            "  alerting_threshold: 1\n", "  alerting_threshold: 1\n  alerting_args:\n    daily_report_frequency: 4\n"
+        )
+        cfg = cfg.replace("router_settings:\n", f"router_settings:\n  redis_host: 127.0.0.1\n  redis_port: {port}\n")
+        p = start_gateway(log_dir, "alerting-report", cfg)
+
+        def admin(path: str, body: dict) -> dict:
+            r = requests.post(p.url + path, headers=ADMIN, json=body, timeout=10)
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        suffix = uuid.uuid4().hex[:6]
+        team = admin("/team/new", {"team_alias": "team-" + suffix, "max_budget": 0.00001})["team_id"]
+        user = admin("/user/new", {"user_id": "user-" + suffix, "max_budget": 0.00001})["user_id"]
+        key_alias = "report-key-" + suffix
+        key = admin("/key/generate", {"team_id": team, "user_id": user, "key_alias": key_alias})["key"]
+        assert chat(p, key, "fake-openai-endpoint").status_code == 200
+
+        budgets = hook.wait_for(lambda t: "Team Budget: Budget Crossed" in t)
+        assert budgets.startswith("[Num Alerts: 2]\n\nLevel: `High`"), budgets
+        assert f"team_id: `{team}`" in budgets and f"team_alias: `team-{suffix}`" in budgets, budgets
+        assert "User Budget: Budget Crossed\n Total Budget:`0.00001`" in budgets
+        assert f"user_id: `{user}`" in budgets and "event_group: `internal_user`" in budgets, budgets
+
+        report = hook.wait_for(lambda t: "Spend Report for" in t)
+        assert report.startswith("*💸 Spend Report for `"), report
+        assert f"Team: `team-{suffix}` | Spend: `$" in report, report
+        assert f"Key: `{key_alias}` | Spend: `$" in report, report
+        assert "Next Run is at: `" in report
+
+        redis.terminate()
+        redis.wait(timeout=10)
+        down = hook.wait_for(lambda t: "Redis unavailable" in t)
+        assert down.startswith("Level: `High`\nTimestamp: `"), down
+    finally:
+        if p is not None:
+            p.stop()
+        if redis.poll() is None:
+            redis.kill()
+        hook.stop()
+
+
+def test_a_database_outage_is_told(log_dir, mock):
+    """PostgreSQL behind a TCP relay the test cuts (`test_db_outage.Relay`): the failed spend
+    writes are told as LiteLLM's `db_exceptions`."""
+    from test_db_outage import Relay
+    from test_keys import fresh_pg_database, psql
+
+    db = fresh_pg_database()
+    relay = Relay()
+    hook = SlackWebhook()
+    url = f"postgresql://root@127.0.0.1:{relay.port}/{db}"
+    p = start_gateway(log_dir, "alerting-db", alerting_config(mock.url, url, hook.url, ["db_exceptions"]))
+    try:
+        assert chat(p, MASTER_KEY, "fake-openai-endpoint").status_code == 200
+        time.sleep(1)
+        assert hook.texts() == [], "nothing to tell while the database answers"
+        relay.cut()
+        for _ in range(3):
+            assert chat(p, MASTER_KEY, "fake-openai-endpoint").status_code == 200
+        down = hook.wait_for(lambda t: "DB read/write call failed" in t, timeout=20)
+        assert down.startswith("Level: `High`\nTimestamp: `"), down
+        assert "spend is kept and written when the database is back" in down, down
+        assert "root@" not in down and str(relay.port) not in down, "no connection details"
+    finally:
+        p.stop()
+        relay.close()
+        hook.stop()
+        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
