@@ -686,6 +686,62 @@ mod tests {
         assert!(e.len() <= MAX_ERROR_STR && e.len() >= MAX_ERROR_STR - 1, "{}", e.len());
     }
 
+    /// Keeps what alerting was told.
+    #[derive(Clone, Default)]
+    struct Told(Arc<Mutex<Vec<(sluice_export::alerting::AlertType, String)>>>);
+
+    impl sluice_export::alerting::AlertSink for Told {
+        async fn post(
+            &self,
+            kind: sluice_export::alerting::AlertType,
+            text: &str,
+        ) -> sluice_export::alerting::Delivery {
+            self.0.lock().unwrap().push((kind, text.to_string()));
+            sluice_export::alerting::Delivery::Sent
+        }
+    }
+
+    /// With alerting on, a call is tracked while in flight, a call slower than the threshold is
+    /// told as `llm_too_slow` and a failed one as `llm_exceptions`; with it off, nothing is.
+    #[tokio::test(start_paused = true)]
+    async fn slow_and_failed_calls_are_told_only_with_alerting_on() {
+        use sluice_export::alerting::{self, AlertType, AlertTypes};
+        let quiet = super::super::Access::new(Some("sk-raw-master"), super::super::AccessSettings::for_tests(), None);
+        let c = charge(&quiet, "r-off").await;
+        assert!(c._in_flight.is_none() && c.began.is_none(), "nothing read or kept with alerting off");
+
+        let access = super::super::Access::new(Some("sk-raw-master"), super::super::AccessSettings::for_tests(), None);
+        let told = Told::default();
+        let setup = alerting::Setup {
+            types: AlertTypes::all(),
+            threshold: std::time::Duration::ZERO,
+            pacing: alerting::Pacing::default(),
+            metrics: None,
+        };
+        let (alerts, _drain) = alerting::spawn(told.clone(), setup);
+        let _ = access.alerts.set(alerts.clone());
+        let in_flight = alerts.in_flight().unwrap().clone();
+        let ok = charge(&access, "r-ok").await;
+        assert_eq!(in_flight.len(), 1);
+        ok.settle(TokenUsage { prompt_tokens: 10, completion_tokens: 5, ..Default::default() });
+        drop(ok);
+        assert!(in_flight.is_empty(), "the call is over");
+        let bad = charge(&access, "r-bad").await;
+        bad.failed(&Failure { status: 503, class: "ServiceUnavailableError", message: "upstream down" });
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let got = told.0.lock().unwrap().clone();
+        let slow = got.iter().find(|(k, _)| *k == AlertType::LlmTooSlow).expect("slow call told");
+        assert!(
+            slow.1.contains("Alerting threshold: 0s`\nRequest Model: `gpt-4o`\nAPI Base: `http://up`"),
+            "{}",
+            slow.1
+        );
+        let failed = got.iter().find(|(k, _)| *k == AlertType::LlmExceptions).expect("failure told");
+        assert!(failed.1.contains("LLM API call failed: `upstream down`"), "{}", failed.1);
+        assert!(failed.1.contains("Exception: `503 ServiceUnavailableError`"), "{}", failed.1);
+        assert!(!format!("{got:?}").contains("sk-raw-master"));
+    }
+
     #[test]
     fn u64_max_tokens_are_billed_as_the_bound_and_flagged() {
         let huge = TokenUsage {
