@@ -289,6 +289,70 @@ fn round4(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, Env};
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Told(Arc<Mutex<Vec<(AlertType, String)>>>);
+
+    impl alerting::AlertSink for Told {
+        async fn post(&self, kind: AlertType, text: &str) -> alerting::Delivery {
+            self.0.lock().unwrap().push((kind, text.to_string()));
+            alerting::Delivery::Sent
+        }
+    }
+
+    /// A deployment's cooldown is told when it starts and when it is over, each once; the
+    /// database, away from the first look, is told as down.
+    #[tokio::test(start_paused = true)]
+    async fn cooldowns_and_the_database_are_told_when_they_change() {
+        let yaml = "model_list:\n  - model_name: g\n    litellm_params: {model: openai/a, api_base: \"http://127.0.0.1:9/\", api_key: k}\n  - model_name: g\n    litellm_params: {model: openai/b, api_base: \"http://127.0.0.1:9/\", api_key: k}\n";
+        let config = Config::from_yaml_str(yaml, Env::fixed([])).unwrap();
+        let app = App::with_env(&config, &Env::fixed([])).unwrap();
+        let told = Told::default();
+        let setup = alerting::Setup {
+            types: alerting::AlertTypes::all(),
+            threshold: Duration::from_secs(300),
+            pacing: alerting::Pacing::default(),
+            metrics: None,
+        };
+        let (alerts, _drain) = alerting::spawn(told.clone(), setup);
+        let mut seen = Seen::default();
+        cooldowns(&app, &alerts, &mut seen.cooling);
+        let router = app.router.load();
+        let d = router.deployments().next().unwrap().clone();
+        d.health.cool(router.now_ms(), Duration::from_secs(5));
+        cooldowns(&app, &alerts, &mut seen.cooling);
+        cooldowns(&app, &alerts, &mut seen.cooling);
+        health(&app, &alerts, &mut seen);
+        health(&app, &alerts, &mut seen);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        cooldowns(&app, &alerts, &mut seen.cooling);
+        // The second cooldown message waits out the topic's minute.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let got = told.0.lock().unwrap().clone();
+        let cooldown: Vec<&String> =
+            got.iter().filter(|(k, _)| *k == AlertType::CooldownDeployment).map(|(_, t)| t).collect();
+        assert_eq!(cooldown.len(), 2, "{got:?}");
+        assert!(
+            cooldown[0].contains("Message: Router: Cooling down Deployment:\nModel Name: `a`\nModel Group: `g`"),
+            "{}",
+            cooldown[0]
+        );
+        assert!(
+            cooldown[0].contains(&format!("Deployment ID: `{}`\nCooldown Time: `5 seconds`", d.id)),
+            "{}",
+            cooldown[0]
+        );
+        assert!(
+            cooldown[1].contains("Router: Deployment back in service (cooldown over):\nModel Name: `a`"),
+            "{}",
+            cooldown[1]
+        );
+        let db: Vec<&String> = got.iter().filter(|(k, _)| *k == AlertType::DbExceptions).map(|(_, t)| t).collect();
+        assert_eq!(db.len(), 1, "{got:?}");
+        assert!(db[0].starts_with("Level: `High`") && db[0].contains("DB read/write call failed"), "{}", db[0]);
+    }
 
     #[test]
     fn the_report_lists_the_largest_spenders_first() {

@@ -387,10 +387,6 @@ impl App {
         }
         sluice_access::writer::spawn(&app.access);
         start_logging(&app, &config);
-        if let Some(settings) = &config.alerting {
-            *app.alerting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                crate::alerts::start(&app, settings);
-        }
         crate::health::spawn_background(&app);
         match store {
             Some(store) => {
@@ -423,6 +419,12 @@ impl App {
                     }
                 });
             }
+        }
+        // Once the database is attached (or known to be away): the watcher's first look at it
+        // must not take a start still migrating for an outage.
+        if let Some(settings) = &config.alerting {
+            *app.alerting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                crate::alerts::start(&app, settings);
         }
         // After the load: a budget's shared total is rebuilt from the database's figure when
         // Redis has none (spenders bind on their first admission).
