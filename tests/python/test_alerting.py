@@ -27,6 +27,7 @@ from conftest import MASTER_KEY, closed_port, render_config, start_gateway
 from manage import ADMIN, PRICES
 
 WEBHOOK_TOKEN = "T000/B000/" + uuid.uuid4().hex
+PROXY_BASE_URL = "https://llm.example.test"
 
 
 class SlackWebhook:
@@ -107,6 +108,7 @@ def alerting_config(mock_url: str, database_url: str, hook_url: str, alert_types
     cfg += "  alert_types: [" + ", ".join(json.dumps(t) for t in alert_types) + "]\n"
     cfg += "router_settings:\n  num_retries: 0\n  cooldown_time: 30\n"
     cfg += "environment_variables:\n" + f"  SLACK_WEBHOOK_URL: {json.dumps(hook_url)}\n"
+    cfg += f"  PROXY_BASE_URL: {json.dumps(PROXY_BASE_URL)}\n"
     return cfg
 
 
@@ -152,6 +154,7 @@ def test_a_key_crossing_its_budget_is_told_once(gw, hook):
     assert "Message: Key Budget: Budget Crossed\n Total Budget:`0.00001`" in text
     assert f"token: `{token}`" in text and f"key_alias: `{alias}`" in text
     assert "event_group: `key`" in text
+    assert text.endswith(f"\n\nProxy URL: `{PROXY_BASE_URL}`"), text
     spend = float(text.split("spend: `")[1].split("`")[0])
     assert spend == pytest.approx(float(first.headers["x-litellm-response-cost"]))
     assert key not in text, "the key itself is never sent"

@@ -717,6 +717,7 @@ mod tests {
             threshold: std::time::Duration::ZERO,
             pacing: alerting::Pacing::default(),
             metrics: None,
+            proxy_base_url: None,
         };
         let (alerts, _drain) = alerting::spawn(told.clone(), setup);
         let _ = access.alerts.set(alerts.clone());

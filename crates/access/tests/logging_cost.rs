@@ -159,6 +159,7 @@ async fn alerting_adds_an_allocation_or_two_per_call() {
         threshold: Duration::from_secs(300),
         pacing: alerting::Pacing::default(),
         metrics: None,
+        proxy_base_url: None,
     };
     let (alerts, _drain) = alerting::spawn(Ignore, setup);
     let _ = alerting.alerts.set(alerts);

@@ -48,6 +48,7 @@ pub(crate) fn start(app: &Arc<App>, settings: &AlertingSettings) -> Option<alert
         threshold: settings.threshold,
         pacing,
         metrics: app.metrics.as_ref().map(|m| m.callback("slack_alerting")),
+        proxy_base_url: settings.proxy_base_url.clone(),
     };
     let (alerts, drain) = alerting::spawn(sink, setup);
     let _ = app.access.alerts.set(alerts.clone());
@@ -315,6 +316,7 @@ mod tests {
             threshold: Duration::from_secs(300),
             pacing: alerting::Pacing::default(),
             metrics: None,
+            proxy_base_url: None,
         };
         let (alerts, _drain) = alerting::spawn(told.clone(), setup);
         let mut seen = Seen::default();

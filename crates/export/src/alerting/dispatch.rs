@@ -100,6 +100,8 @@ pub struct Setup {
     pub threshold: Duration,
     pub pacing: Pacing,
     pub metrics: Option<sluice_metrics::CallbackMetrics>,
+    /// `PROXY_BASE_URL`: LiteLLM ends each message with it, so a reader knows which proxy spoke.
+    pub proxy_base_url: Option<String>,
 }
 
 /// Starts the dispatch task for `sink`. Call from within a Tokio runtime. The task ends when told
@@ -117,7 +119,7 @@ pub fn spawn<S: AlertSink>(sink: S, setup: Setup) -> (Alerts, AlertDrain) {
         in_flight,
     };
     let stop = Arc::new(tokio::sync::Notify::new());
-    let task = tokio::spawn(run(rx, sink, setup.pacing, setup.metrics, stop.clone()));
+    let task = tokio::spawn(run(rx, sink, setup.pacing, setup.metrics, setup.proxy_base_url, stop.clone()));
     (alerts, AlertDrain { stop, task })
 }
 
@@ -152,6 +154,7 @@ impl Topic {
 struct Dispatcher<S> {
     sink: S,
     pacing: Pacing,
+    proxy_base_url: Option<String>,
     topics: BTreeMap<AlertType, Topic>,
     /// (topic, subject) → when it was last sent.
     recent: HashMap<(AlertType, String), Instant>,
@@ -165,11 +168,13 @@ async fn run<S: AlertSink>(
     sink: S,
     pacing: Pacing,
     metrics: Option<sluice_metrics::CallbackMetrics>,
+    proxy_base_url: Option<String>,
     stop: Arc<tokio::sync::Notify>,
 ) {
     let mut d = Dispatcher {
         sink,
         pacing,
+        proxy_base_url,
         topics: BTreeMap::new(),
         recent: HashMap::new(),
         metrics,
@@ -245,7 +250,10 @@ impl<S: AlertSink> Dispatcher<S> {
             self.topics.iter().filter(|(_, t)| t.due.is_some_and(|at| all || at <= now)).map(|(k, _)| *k).collect();
         for kind in due {
             let Some(topic) = self.topics.get(&kind) else { continue };
-            let text = compose(kind, topic);
+            let mut text = compose(kind, topic);
+            if let Some(url) = &self.proxy_base_url {
+                text.push_str(&format!("\n\nProxy URL: `{url}`"));
+            }
             let outcome = self.sink.post(kind, &text).await;
             let now = Instant::now();
             let Some(topic) = self.topics.get_mut(&kind) else { continue };
@@ -363,7 +371,13 @@ mod tests {
     }
 
     fn setup(pacing: Pacing) -> Setup {
-        Setup { types: AlertTypes::all(), threshold: Duration::from_secs(300), pacing, metrics: None }
+        Setup {
+            types: AlertTypes::all(),
+            threshold: Duration::from_secs(300),
+            pacing,
+            metrics: None,
+            proxy_base_url: Some("https://llm.example.com".into()),
+        }
     }
 
     async fn settle() {
@@ -396,6 +410,7 @@ mod tests {
         assert!(text.starts_with("[Num Alerts: 10]\n\nLevel: `Low`\nTimestamp: `"), "{text}");
         assert!(text.contains("Message: `Responses are slow` req-0\n(repeated 4 times)"), "{text}");
         assert!(text.contains("req-1\n(repeated 3 times)") && text.contains("req-2\n(repeated 3 times)"), "{text}");
+        assert!(text.ends_with("\n\nProxy URL: `https://llm.example.com`"), "{text}");
     }
 
     /// After a message, a topic's next one waits out the minute and carries everything that
@@ -523,7 +538,10 @@ mod tests {
         let posted = sink.posted.lock().unwrap();
         assert_eq!(posted.len(), 1);
         let text = &posted[0].1;
-        assert!(text.starts_with("[Num Alerts: 7]") && text.ends_with("…and 4 more `llm_too_slow` alerts"), "{text}");
+        assert!(
+            text.starts_with("[Num Alerts: 7]") && text.contains("…and 4 more `llm_too_slow` alerts\n\nProxy URL: `"),
+            "{text}"
+        );
         assert!(text.contains("slow` s2") && !text.contains("slow` s3"), "{text}");
     }
 

@@ -59,7 +59,12 @@ pub struct AlertingSettings {
     pub budget_alert_ttl: Duration,
     /// `alert_to_webhook_url`: the types sent elsewhere than `SLACK_WEBHOOK_URL`.
     pub by_type: Vec<(AlertType, Vec<Secret>)>,
+    /// `PROXY_BASE_URL`: named at the end of each message, as LiteLLM does.
+    pub proxy_base_url: Option<String>,
 }
+
+/// The longest `PROXY_BASE_URL` taken.
+const MAX_PROXY_BASE_URL: usize = 2_048;
 
 /// The alerting keys of `general_settings`.
 #[derive(Deserialize)]
@@ -170,6 +175,13 @@ pub(crate) fn read(
         None | Some(Value::Null) => Vec::new(),
         Some(v) => webhooks_by_type(&format!("{AT}.alert_to_webhook_url"), v, env, warnings)?,
     };
+    let proxy_base_url = env.get("PROXY_BASE_URL").map(|u| u.trim().to_string()).filter(|u| !u.is_empty());
+    if proxy_base_url.as_ref().is_some_and(|u| u.len() > MAX_PROXY_BASE_URL) {
+        return Err(err(
+            "PROXY_BASE_URL",
+            format!("is longer than {MAX_PROXY_BASE_URL} characters; set it to the proxy's address"),
+        ));
+    }
     Ok(Some(AlertingSettings {
         webhook: Secret::new(webhook),
         threshold: Duration::from_secs_f64(threshold),
@@ -177,6 +189,7 @@ pub(crate) fn read(
         daily_report_frequency,
         budget_alert_ttl,
         by_type,
+        proxy_base_url,
     }))
 }
 
@@ -280,12 +293,17 @@ mod tests {
     #[test]
     fn every_setting_is_read_and_bounded() {
         let yaml = "general_settings:\n  alerting: [\"slack\", \"email\"]\n  alerting_threshold: 0.5\n  alert_types: [\"budget_alerts\", \"new_team_created\", \"llm_too_slow\"]\n  alerting_args:\n    daily_report_frequency: 60\n    budget_alert_ttl: 120\n    log_to_console: true\n  alert_to_webhook_url:\n    budget_alerts: [\"https://hooks.slack.com/services/a\", os.environ/BUDGET_HOOK]\n";
-        let c =
-            load(yaml, &[("SLACK_WEBHOOK_URL", HOOK), ("BUDGET_HOOK", "https://hooks.slack.com/services/b")]).unwrap();
+        let vars = [
+            ("SLACK_WEBHOOK_URL", HOOK),
+            ("BUDGET_HOOK", "https://hooks.slack.com/services/b"),
+            ("PROXY_BASE_URL", "https://llm.example.com"),
+        ];
+        let c = load(yaml, &vars).unwrap();
         let a = c.alerting.unwrap();
         assert_eq!(a.threshold, Duration::from_millis(500));
         assert_eq!(a.types.iter().collect::<Vec<_>>(), [AlertType::LlmTooSlow, AlertType::BudgetAlerts]);
         assert_eq!((a.daily_report_frequency, a.budget_alert_ttl), (Duration::from_secs(60), Duration::from_secs(120)));
+        assert_eq!(a.proxy_base_url.as_deref(), Some("https://llm.example.com"));
         assert_eq!(a.by_type.len(), 1);
         assert_eq!(a.by_type[0].0, AlertType::BudgetAlerts);
         assert_eq!(a.by_type[0].1[1].expose(), "https://hooks.slack.com/services/b");
