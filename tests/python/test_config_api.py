@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import MASTER_KEY, start_gateway
+from conftest import MASTER_KEY, closed_port, start_gateway
 from manage import ADMIN, PRICES, chat, fresh_pg_database, psql
 
 ENV_NAME = "LANGFUSE_SECRET_KEY"
@@ -35,6 +35,8 @@ litellm_settings:
   success_callback: ["langfuse"]
 router_settings:
   num_retries: 0
+environment_variables:
+  SLACK_WEBHOOK_URL: "http://127.0.0.1:{closed_port()}/services/T0/B0/config-api"
 """
 
 
@@ -84,7 +86,7 @@ def test_active_callbacks_in_litellms_shape(cg):
     assert body["all_litellm_callbacks"] == ["prometheus", "langfuse"]
     assert body["num_callbacks"] == 2
     assert body["num_alerting"] == 1 and body["alerting"] == "['slack']"
-    assert body["sluice.running"] == ["prometheus"]
+    assert body["sluice.running"] == ["prometheus", "slack"]
     assert cg.call("GET", "/settings").json() == body
 
 
@@ -102,6 +104,9 @@ def test_config_callbacks_name_variables_never_values(cg):
     }
     assert by_name["prometheus"]["active"] is True
     assert [a["name"] for a in body["alerts"]] == ["slack"]
+    slack = body["alerts"][0]
+    assert slack["active"] is True and slack["variables"] == {"SLACK_WEBHOOK_URL": None}
+    assert "budget_alerts" in slack["active_alerts"] and "config-api" not in r.text
     assert body["router_settings"] == {"num_retries": 0}
 
 

@@ -156,6 +156,12 @@ pub struct Charge {
     first_frame: std::sync::atomic::AtomicI64,
     /// The prompt and the answer for the logging record, taken by it.
     content: Mutex<(Option<sluice_export::content::Content>, Option<sluice_export::content::Content>)>,
+    /// The call's place among the requests in flight, while hanging requests are watched
+    /// (alerting's `llm_requests_hanging`); dropped with the charge, when the call is over.
+    _in_flight: Option<sluice_export::alerting::Tracked>,
+    /// When the call started, for `llm_too_slow`: read only with alerting on (the clock is
+    /// not read for a request otherwise).
+    began: Option<std::time::Instant>,
 }
 
 /// What the request's metrics record is labelled with, so its spend lands on the same series.
@@ -183,6 +189,9 @@ impl Charge {
             Some(k) => k.record.token.as_str().into(),
             None => access.master_hash.clone(),
         };
+        let alerting = access.alerts.get();
+        let in_flight = alerting.and_then(|a| a.track(model_group));
+        let began = alerting.map(|_| std::time::Instant::now());
         Arc::new(Charge {
             access,
             admission,
@@ -200,6 +209,8 @@ impl Charge {
             first_frame: std::sync::atomic::AtomicI64::new(0),
             content: Mutex::new((ids.messages.take(), None)),
             ids,
+            _in_flight: in_flight,
+            began,
         })
     }
 
@@ -395,6 +406,14 @@ impl Charge {
         // The estimate stops counting only now that the cost is in the ledgers: at no moment
         // does a budget see neither.
         a.reservation.release();
+        if let Some(alerts) = self.access.alerts.get() {
+            if cost > 0.0 {
+                super::alerts::budgets(alerts, a);
+            }
+            if let Some(began) = self.began {
+                super::alerts::slow(alerts, began.elapsed(), &self.model_group, served, a);
+            }
+        }
         if served.price.is_some() {
             served.answer.observe(usage.completion_tokens);
         }
@@ -513,6 +532,11 @@ impl Charge {
     /// The call failed with nothing billed: the logging callbacks that take failures get its
     /// record (at most one record per call, whichever of this and a settle comes first).
     pub fn failed(&self, failure: &Failure<'_>) {
+        if let Some(alerts) = self.access.alerts.get().filter(|_| !self.settled.load(Ordering::Acquire)) {
+            let (served, _) =
+                self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default();
+            super::alerts::failed(alerts, failure, &self.model_group, &served, &self.admission);
+        }
         let Some(callbacks) = self.logging_for(Status::Failure) else { return };
         let (served, _) =
             self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default();
@@ -773,6 +797,63 @@ mod tests {
         let got = wait_for(&collected, 1).await;
         let e = got[0]["error_str"].as_str().unwrap();
         assert!(e.len() <= MAX_ERROR_STR && e.len() >= MAX_ERROR_STR - 1, "{}", e.len());
+    }
+
+    /// Keeps what alerting was told.
+    #[derive(Clone, Default)]
+    struct Told(Arc<Mutex<Vec<(sluice_export::alerting::AlertType, String)>>>);
+
+    impl sluice_export::alerting::AlertSink for Told {
+        async fn post(
+            &self,
+            kind: sluice_export::alerting::AlertType,
+            text: &str,
+        ) -> sluice_export::alerting::Delivery {
+            self.0.lock().unwrap().push((kind, text.to_string()));
+            sluice_export::alerting::Delivery::Sent
+        }
+    }
+
+    /// With alerting on, a call is tracked while in flight, a call slower than the threshold is
+    /// told as `llm_too_slow` and a failed one as `llm_exceptions`; with it off, nothing is.
+    #[tokio::test(start_paused = true)]
+    async fn slow_and_failed_calls_are_told_only_with_alerting_on() {
+        use sluice_export::alerting::{self, AlertType, AlertTypes};
+        let quiet = super::super::Access::new(Some("sk-raw-master"), super::super::AccessSettings::for_tests(), None);
+        let c = charge(&quiet, "r-off").await;
+        assert!(c._in_flight.is_none() && c.began.is_none(), "nothing read or kept with alerting off");
+
+        let access = super::super::Access::new(Some("sk-raw-master"), super::super::AccessSettings::for_tests(), None);
+        let told = Told::default();
+        let setup = alerting::Setup {
+            types: AlertTypes::all(),
+            threshold: std::time::Duration::ZERO,
+            pacing: alerting::Pacing::default(),
+            metrics: None,
+            proxy_base_url: None,
+        };
+        let (alerts, _drain) = alerting::spawn(told.clone(), setup);
+        let _ = access.alerts.set(alerts.clone());
+        let in_flight = alerts.in_flight().unwrap().clone();
+        let ok = charge(&access, "r-ok").await;
+        assert_eq!(in_flight.len(), 1);
+        ok.settle(TokenUsage { prompt_tokens: 10, completion_tokens: 5, ..Default::default() });
+        drop(ok);
+        assert!(in_flight.is_empty(), "the call is over");
+        let bad = charge(&access, "r-bad").await;
+        bad.failed(&Failure { status: 503, class: "ServiceUnavailableError", message: "upstream down" });
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let got = told.0.lock().unwrap().clone();
+        let slow = got.iter().find(|(k, _)| *k == AlertType::LlmTooSlow).expect("slow call told");
+        assert!(
+            slow.1.contains("Alerting threshold: 0s`\nRequest Model: `gpt-4o`\nAPI Base: `http://up`"),
+            "{}",
+            slow.1
+        );
+        let failed = got.iter().find(|(k, _)| *k == AlertType::LlmExceptions).expect("failure told");
+        assert!(failed.1.contains("LLM API call failed: `upstream down`"), "{}", failed.1);
+        assert!(failed.1.contains("Exception: `503 ServiceUnavailableError`"), "{}", failed.1);
+        assert!(!format!("{got:?}").contains("sk-raw-master"));
     }
 
     #[test]

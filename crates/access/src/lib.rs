@@ -11,6 +11,7 @@
 //! the [`writer`].
 
 pub mod admit;
+pub mod alerts;
 pub mod auth;
 pub mod charge;
 pub mod duration;
@@ -126,6 +127,9 @@ pub struct Access {
     /// The logging callbacks that take a record of each finished call (`litellm_settings`'
     /// `callbacks`, `success_callback`, `failure_callback`), once the app has started them.
     pub logging: std::sync::OnceLock<Arc<sluice_export::Callbacks>>,
+    /// Slack alerting (`general_settings.alerting`), once the app has started it: budgets
+    /// crossed, slow calls and failed ones are reported to it ([`alerts`]).
+    pub alerts: std::sync::OnceLock<sluice_export::alerting::Alerts>,
     /// Database lookups of keys this replica has not seen, at most this many at once: a flood
     /// of made-up keys, each new, gets 401s instead of a queue of queries.
     lookups: tokio::sync::Semaphore,
@@ -179,6 +183,7 @@ impl Access {
             settings,
             metrics,
             logging: std::sync::OnceLock::new(),
+            alerts: std::sync::OnceLock::new(),
             lookups: tokio::sync::Semaphore::new(MAX_KEY_LOOKUPS),
             sharing: std::sync::OnceLock::new(),
             book: std::sync::OnceLock::new(),

@@ -25,6 +25,9 @@ pub struct Live {
     /// The counters shared with the other replicas through Redis, bound on first use once
     /// [`crate::Access::share_budgets`] was called.
     pub shared: SharedLive,
+    /// The budget periods whose crossing was alerted (`max_budget`, `soft_budget`), so that a
+    /// crossing is told once per period ([`crate::alerts`]).
+    pub budget_alerted: crate::alerts::Crossed,
 }
 
 /// One spender's shared counters (see [`crate::shared`]).

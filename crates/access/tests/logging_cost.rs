@@ -118,3 +118,55 @@ async fn a_callback_adds_a_few_allocations_per_call() {
     assert!(added > 0.0, "the counting works: a record is built");
     assert!(added <= 6.0, "a record costs {added:.2} allocations");
 }
+
+/// Allocations of making and settling `calls` calls on `access` (after one to warm up), on
+/// average: alerting's side is in both (the request tracked as in flight, the slow check).
+async fn per_call(access: &Arc<Access>, calls: u64) -> f64 {
+    let served = Arc::new(Served::new("gpt-4o", "gpt-4o", "m1", "openai", "http://up", None));
+    let mut total = 0;
+    for i in 0..=calls {
+        let admission = access.admit_shared(&Identity::Master, "gpt-4o", Some("end-user"), 0.0).await.unwrap();
+        let ids = LogIds { request_id: format!("r{i}"), ..Default::default() };
+        let n = allocations_in(|| {
+            let charge = Charge::new(access.clone(), admission, "gpt-4o", ids, "acompletion", Some("end-user"), None);
+            charge.serving(&served, None);
+            charge.settle(TokenUsage { prompt_tokens: 10, completion_tokens: 5, ..Default::default() });
+        });
+        if i > 0 {
+            total += n;
+        }
+    }
+    total as f64 / calls as f64
+}
+
+/// Slack alerting on, a call that is neither slow nor failed costs its entry among the requests
+/// in flight (the model's name), nothing more; off, alerting costs nothing.
+#[tokio::test(flavor = "current_thread")]
+async fn alerting_adds_an_allocation_or_two_per_call() {
+    use sluice_export::alerting::{self, AlertSink, AlertType, AlertTypes, Delivery};
+    struct Ignore;
+    impl AlertSink for Ignore {
+        async fn post(&self, _: AlertType, _: &str) -> Delivery {
+            Delivery::Sent
+        }
+    }
+    let plain = Access::new(Some("sk-master"), settings(), None);
+    let without = per_call(&plain, 200).await;
+
+    let alerting = Access::new(Some("sk-master"), settings(), None);
+    let setup = alerting::Setup {
+        types: AlertTypes::all(),
+        threshold: Duration::from_secs(300),
+        pacing: alerting::Pacing::default(),
+        metrics: None,
+        proxy_base_url: None,
+    };
+    let (alerts, _drain) = alerting::spawn(Ignore, setup);
+    let _ = alerting.alerts.set(alerts);
+    let with = per_call(&alerting, 200).await;
+
+    let added = with - without;
+    println!("allocations per call: {without:.2} without alerting, {with:.2} with it (+{added:.2})");
+    assert!(added > 0.0, "the counting works: the call is tracked in flight");
+    assert!(added <= 3.0, "alerting costs {added:.2} allocations a call");
+}

@@ -11,10 +11,12 @@
 //! SigV4-signed), [`datadog`] (Datadog's logs intake) and [`otel`] (OpenTelemetry traces: `otel`,
 //! `langfuse_otel`). A request carries its [`trace::TraceContext`] only while an OpenTelemetry
 //! sink runs.
+//! Beside the callbacks, [`alerting`]: LiteLLM's Slack alerts, their own queue and pacing.
 //!
 //! The crate knows nothing of keys, routing or HTTP serving: the server builds the records'
 //! contents (in `access::charge`) and decides which callbacks run from the config.
 
+pub mod alerting;
 pub mod collector;
 pub mod content;
 pub mod datadog;

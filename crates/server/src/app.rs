@@ -109,6 +109,8 @@ pub struct App {
     pub responses: Arc<crate::proxy::responses::Pending>,
     /// The config as `/config/update` has changed it (`manage::config`).
     pub live_settings: crate::manage::LiveSettings,
+    /// Slack alerting's sender, once started ([`crate::alerts`]): finished at shutdown.
+    alerting: std::sync::Mutex<Option<sluice_export::alerting::AlertDrain>>,
 }
 
 impl App {
@@ -239,6 +241,7 @@ impl App {
             pass_through,
             responses: Default::default(),
             live_settings: crate::manage::LiveSettings::new(config, env),
+            alerting: std::sync::Mutex::new(None),
         });
         app.access.access_groups.store(Arc::new(access_groups(config.deployments.iter())));
         Ok(app)
@@ -417,6 +420,12 @@ impl App {
                 });
             }
         }
+        // Once the database is attached (or known to be away): the watcher's first look at it
+        // must not take a start still migrating for an outage.
+        if let Some(settings) = &config.alerting {
+            *app.alerting.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                crate::alerts::start(&app, settings);
+        }
         // After the load: a budget's shared total is rebuilt from the database's figure when
         // Redis has none (spenders bind on their first admission).
         if let Some(remote) = &app.remote {
@@ -431,6 +440,12 @@ impl App {
     pub async fn shutdown(&self) {
         if let Some(logging) = self.access.logging.get() {
             logging.finish(SHUTDOWN_LOGGING_LIMIT).await;
+        }
+        let alerting = self.alerting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(drain) = alerting {
+            if !drain.finish(SHUTDOWN_LOGGING_LIMIT).await {
+                tracing::warn!("slack alerting did not deliver its last messages in time");
+            }
         }
         sluice_access::writer::shutdown(&self.access, SHUTDOWN_WRITE_LIMIT).await;
     }

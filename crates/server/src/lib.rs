@@ -10,6 +10,7 @@
 //! shape.
 
 mod access_log;
+mod alerts;
 pub mod app;
 pub mod config;
 pub mod errors;

@@ -8,6 +8,7 @@
 //! that would deny or limit something are in [`Config::refused`] and stop the start
 //! ([`Config::refusal`]). A security setting whose `os.environ/` secret is missing is an error.
 
+pub mod alerting;
 mod deployment;
 mod env;
 mod error;
@@ -51,6 +52,8 @@ pub struct Config {
     pub otel: Option<logging::OtelSettings>,
     /// `langfuse_otel`'s exporter, when a callback list names it.
     pub langfuse_otel: Option<logging::OtelSettings>,
+    /// Slack alerting, when `general_settings.alerting` names `slack`.
+    pub alerting: Option<alerting::AlertingSettings>,
     pub sluice: SluiceSettings,
     /// Where the Redis is that replicas share limits, budgets and cooldowns through (`None`:
     /// the config names none, and each replica counts alone). See `config::redis`.
@@ -186,6 +189,7 @@ impl Config {
                 general.master_key = Some(Secret::new(k));
             }
         }
+        let alerting = alerting::read(root.get("general_settings"), &env, &mut ignored, &mut warnings)?;
         let mut router = RouterSettings::from_litellm(&litellm);
         if let Some(v) = root.get("router_settings") {
             router = router.parse(v, &mut ignored)?;
@@ -240,6 +244,7 @@ impl Config {
             datadog,
             otel,
             langfuse_otel,
+            alerting,
             sluice,
             redis,
             pass_through,

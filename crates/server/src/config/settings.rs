@@ -129,6 +129,17 @@ struct GeneralSection {
     /// Read by `config::passthrough` (named here so it is not reported as unread).
     #[allow(dead_code)]
     pass_through_endpoints: Option<serde::de::IgnoredAny>,
+    // Read by `config::alerting`.
+    #[allow(dead_code)]
+    alerting: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    alerting_threshold: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    alert_types: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    alerting_args: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    alert_to_webhook_url: Option<serde::de::IgnoredAny>,
 }
 
 impl GeneralSettings {

@@ -111,14 +111,17 @@ fn invalid_configs_name_path_and_fix() {
 #[test]
 fn lists_what_it_ignores() {
     let c = load(
-        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, temperature: 0.2}\ngeneral_settings:\n  alerting: [\"slack\"]\nrouter_settings:\n  provider_budget_config: {openai: {budget_limit: 1, time_period: 1d}}\nguardrails: []\n",
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, temperature: 0.2}\ngeneral_settings:\n  alerting: [\"email\"]\n  alerting_threshold: 5\nrouter_settings:\n  provider_budget_config: {openai: {budget_limit: 1, time_period: 1d}}\nguardrails: []\n",
     )
     .unwrap();
     let joined = c.ignored.join("\n");
-    for needle in ["litellm_params.temperature", "general_settings.alerting", "guardrails: set to its off value"] {
+    for needle in
+        ["litellm_params.temperature", "general_settings.alerting_threshold", "guardrails: set to its off value"]
+    {
         assert!(joined.contains(needle), "{needle} missing from {joined}");
     }
-    assert!(!joined.contains("slack"), "values are not echoed");
+    assert!(!joined.contains("email"), "values are not echoed");
+    assert!(c.warnings.iter().any(|w| w.contains("\"email\" alerts are not implemented")), "{:?}", c.warnings);
     assert_eq!(c.refused.len(), 1, "{:?}", c.refused);
     assert!(c.refused[0].starts_with("router_settings.provider_budget_config: provider budgets are not enforced"));
 }
@@ -350,7 +353,7 @@ fn routing_restrictions_sluice_lacks_are_refused_and_redis_is_configured() {
 
 #[test]
 fn harmless_settings_stay_ignored() {
-    let c = load("general_settings:\n  alerting: [slack]\n  ui_access_mode: admin_only\n  public_routes: [\"/spend/calculate\"]\nlitellm_settings:\n  turn_off_message_logging: true\n  cache: true\nrouter_settings:\n  cache_responses: true\n").unwrap();
+    let c = load("general_settings:\n  alerting_threshold: 300\n  ui_access_mode: admin_only\n  public_routes: [\"/spend/calculate\"]\nlitellm_settings:\n  turn_off_message_logging: true\n  cache: true\nrouter_settings:\n  cache_responses: true\n").unwrap();
     assert!(c.refused.is_empty(), "{:?}", c.refused);
     // `turn_off_message_logging` is read (the logging callbacks' content), the rest ignored.
     assert_eq!(c.ignored.len(), 5, "{:?}", c.ignored);
@@ -443,6 +446,7 @@ fn example_env() -> Env {
         ("DATABASE_URL", "postgresql://u:p@db/litellm"),
         ("REDIS_HOST", "redis"),
         ("REDIS_PASSWORD", "pw"),
+        ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x"),
     ])
 }
 

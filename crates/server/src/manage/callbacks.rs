@@ -73,7 +73,10 @@ pub async fn active(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<R
     let config = app.live_settings.current();
     let n = named(&config);
     let all: Vec<&String> = n.callbacks.iter().chain(&n.success).chain(&n.failure).collect();
-    let running: Vec<&String> = all.iter().copied().filter(|c| RUNS.contains(&c.as_str())).collect();
+    let mut running: Vec<&str> = all.iter().map(|c| c.as_str()).filter(|c| RUNS.contains(c)).collect();
+    if config.alerting.is_some() {
+        running.push("slack");
+    }
     // LiteLLM prints the Python value: a list, or None.
     let alerting = match &n.alerting {
         Some(list) => format!("[{}]", list.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ")),
@@ -123,12 +126,20 @@ pub async fn config_callbacks(State(app): State<Arc<App>>, headers: HeaderMap) -
         .iter()
         .flatten()
         .map(|name| {
+            // Slack, when sluice sends it: the alert types on, and the types with a webhook of
+            // their own (the URLs withheld: each is a credential).
+            let running = config.alerting.as_ref().filter(|_| name == "slack");
+            let active_alerts: Vec<&str> =
+                running.map(|a| a.types.iter().map(|t| t.name()).collect()).unwrap_or_default();
+            let to_webhook: Map<String, Value> = running
+                .map(|a| a.by_type.iter().map(|(t, _)| (t.name().to_string(), Value::Null)).collect())
+                .unwrap_or_default();
             json!({
                 "name": name,
                 "variables": unset(variables(name)),
-                "active_alerts": [],
-                "alerts_to_webhook": {},
-                "active": false,
+                "active_alerts": active_alerts,
+                "alerts_to_webhook": to_webhook,
+                "active": running.is_some(),
             })
         })
         .collect();
