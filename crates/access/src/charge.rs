@@ -630,6 +630,7 @@ impl Charge {
                 cache_key: None,
                 additional_headers: None,
             },
+            langfuse: None,
         }
     }
 }

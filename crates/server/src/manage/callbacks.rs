@@ -4,7 +4,7 @@
 //!
 //! They list the callbacks the config names (`litellm_settings.callbacks`, `success_callback`,
 //! `failure_callback`, `general_settings.alerting`) in LiteLLM's shapes, and which of them
-//! sluice runs: `prometheus`, `generic_api`, `s3` and `datadog`. Environment variables a callback reads are named, their
+//! sluice runs: `prometheus`, `generic_api`, `langfuse`, `s3` and `datadog`. Environment variables a callback reads are named, their
 //! values never shown (LiteLLM shows them; they are secrets).
 
 use super::roles::authorize;
@@ -20,8 +20,13 @@ use sluice_access::Identity;
 use std::sync::Arc;
 
 /// The callbacks sluice runs itself.
-const RUNS: &[&str] =
-    &["prometheus", crate::config::logging::GENERIC_API, crate::config::logging::S3, crate::config::logging::DATADOG];
+const RUNS: &[&str] = &[
+    "prometheus",
+    crate::config::logging::GENERIC_API,
+    crate::config::logging::LANGFUSE,
+    crate::config::logging::S3,
+    crate::config::logging::DATADOG,
+];
 
 /// The environment variables LiteLLM's UI lists for a callback (`proxy_server.py`).
 fn variables(callback: &str) -> &'static [&'static str] {
