@@ -473,6 +473,10 @@ fn start_logging(app: &App, config: &Config) {
             Err(e) => tracing::error!("{name} callback not started: {e}"),
         }
     }
+    // Keys' and teams' `os.environ/` values and fallback `LANGFUSE_*` variables are read where
+    // the config's are, `environment_variables` included. Set before the keys load.
+    let environment = config.environment.clone();
+    app.access.registry.own_logging.set_env(move |name| environment.get(name));
     let mut callbacks = Callbacks::default();
     if let Some(g) = &config.generic_api {
         let sink = GenericApi::new(&g.endpoint, g.headers.as_ref().map(Secret::expose));
