@@ -306,6 +306,28 @@ def test_a_teams_logging_applies_to_its_keys_unless_a_key_has_its_own(gw, langfu
     assert langfuse.projects_with(own_call) == {KEY_OWN[0]}
 
 
+def test_a_teams_older_callback_settings_reach_its_project(gw, langfuse):
+    # LiteLLM's `/team/{id}/callback` format, as a database moved from it holds it.
+    settings = {
+        "success_callback": ["langfuse"],
+        "failure_callback": ["langfuse"],
+        "callback_vars": {
+            "langfuse_public_key": TEAM_OWN[0],
+            "langfuse_secret_key": TEAM_OWN[1],
+            "langfuse_host": langfuse.url,
+        },
+    }
+    r = requests.post(
+        gw.url + "/team/new", headers=ADMIN, json={"metadata": {"callback_settings": settings}}, timeout=10
+    )
+    assert r.status_code == 200, r.text
+    key = new_key(gw, team_id=r.json()["team_id"])["key"]
+    bad = chat(gw, key, "dead")
+    assert bad.status_code >= 500
+    _, gen = langfuse.generation(TEAM_OWN[0], bad.headers["x-litellm-call-id"])
+    assert gen["level"] == "ERROR"
+
+
 def test_a_success_only_key_logs_its_failures_to_the_configured_project(gw, langfuse):
     key = new_key(gw, metadata={"logging": own_logging(KEY_OWN, langfuse.url, kind="success")})["key"]
     bad = chat(gw, key, "dead")

@@ -5,7 +5,8 @@
 //! Resolved once, when the key or team is put in the registry (not per request): the request
 //! path only clones the `Arc` it finds on the entry. As in LiteLLM's
 //! `_get_dynamic_logging_metadata`, a key that has `logging` uses its own list and ignores its
-//! team's; a key without one uses its team's. Only `langfuse` is run per key; other names are
+//! team's; a key without one uses its team's (a team's older `callback_settings` is read when it
+//! has no `logging`). Only `langfuse` is run per key; other names are
 //! skipped (and said so in the log).
 //!
 //! Projects with the same host and keys are shared (one `Arc`, so a sink's batch groups them by
@@ -131,6 +132,47 @@ impl Resolver {
         if !named {
             return OwnLogging::Own(None);
         }
+        self.own_project(events, &vars, who)
+    }
+
+    /// A team's own logging: its `metadata.logging`, else LiteLLM's older
+    /// `metadata.callback_settings` (`{"success_callback": [...], "failure_callback": [...],
+    /// "callbacks": [...], "callback_vars": {...}}`, written by LiteLLM's `/team/{id}/callback`
+    /// and kept in databases moved from it).
+    pub fn resolve_team(&self, metadata: &serde_json::Map<String, serde_json::Value>, who: &str) -> OwnLogging {
+        match self.resolve(metadata, who) {
+            OwnLogging::Inherit => {}
+            own => return own,
+        }
+        let Some(settings) = metadata.get("callback_settings").and_then(|c| c.as_object()) else {
+            return OwnLogging::Inherit;
+        };
+        let names = |list: &str| {
+            settings
+                .get(list)
+                .and_then(|l| l.as_array())
+                .is_some_and(|l| l.iter().any(|n| n.as_str() == Some(sluice_export::LANGFUSE)))
+        };
+        let both = names("callbacks");
+        let events = Events { success: both || names("success_callback"), failure: both || names("failure_callback") };
+        let vars: HashMap<&str, &serde_json::Value> = settings
+            .get("callback_vars")
+            .and_then(|v| v.as_object())
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        // Langfuse credentials without langfuse in the lists still apply to the configured
+        // callback's records of this team's calls, as LiteLLM's dynamic credentials do.
+        if events == Events::default() && !vars.keys().any(|k| k.starts_with("langfuse_")) {
+            return OwnLogging::Own(None);
+        }
+        self.own_project(events, &vars, who)
+    }
+
+    /// The project `vars` name (with the proxy's variables for what they leave out), taking
+    /// `events`.
+    fn own_project(&self, events: Events, vars: &HashMap<&str, &serde_json::Value>, who: &str) -> OwnLogging {
         // A variable the entry leaves out is the proxy's, as LiteLLM's Langfuse logger falls
         // back to its environment; one it names but that does not resolve (an unset
         // `os.environ/`) is missing, not the proxy's: a key's public key with the proxy's
@@ -144,14 +186,14 @@ impl Resolver {
         let host = get(&["langfuse_host"], "LANGFUSE_HOST");
         let (Some(public), Some(secret)) = (public, secret) else {
             tracing::warn!(
-                "{who}: metadata.logging names langfuse without a public and secret key; set callback_vars.langfuse_public_key and langfuse_secret_key (or LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY). Not logged to a project of its own"
+                "{who}: its own Langfuse logging (metadata.logging or callback_settings) has no public and secret key; set callback_vars.langfuse_public_key and langfuse_secret_key (or LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY). Not logged to a project of its own"
             );
             return OwnLogging::Own(None);
         };
         match self.project(host.as_deref(), &public, &secret) {
             Ok(project) => OwnLogging::Own(Some(Arc::new(OwnProject { events, project }))),
             Err(e) => {
-                tracing::warn!("{who}: metadata.logging's langfuse entry: {e}. Not logged to a project of its own");
+                tracing::warn!("{who}: its own Langfuse logging: {e}. Not logged to a project of its own");
                 OwnLogging::Own(None)
             }
         }
@@ -245,6 +287,30 @@ mod tests {
         ] {
             assert!(matches!(r.resolve(&meta(json!({ "logging": logging })), "k"), OwnLogging::Own(None)), "{logging}");
         }
+    }
+
+    #[test]
+    fn a_teams_older_callback_settings_are_read_after_its_logging() {
+        let r = resolver();
+        let settings = json!({"callback_settings": {
+            "success_callback": ["langfuse"],
+            "failure_callback": [],
+            "callback_vars": {"langfuse_public_key": "pk-old", "langfuse_secret_key": "sk-old", "langfuse_host": "http://old"},
+        }});
+        let l = r.resolve_team(&meta(settings.clone()), "team t");
+        assert_eq!(own(&l).events, Events { success: true, failure: false });
+        assert_eq!(own(&l).project.host(), "http://old");
+        // Keys do not read it (LiteLLM reads it from the team's metadata only).
+        assert!(matches!(r.resolve(&meta(settings), "key k"), OwnLogging::Inherit));
+        // `logging` wins.
+        let both = json!({
+            "logging": [{"callback_name": "langfuse", "callback_vars": {"langfuse_public_key": "pk", "langfuse_secret_key": "sk", "langfuse_host": "http://new"}}],
+            "callback_settings": {"callbacks": ["langfuse"], "callback_vars": {"langfuse_public_key": "pk-old", "langfuse_secret_key": "sk-old"}},
+        });
+        assert_eq!(own(&r.resolve_team(&meta(both), "team t")).project.host(), "http://new");
+        let other =
+            json!({"callback_settings": {"success_callback": ["datadog"], "callback_vars": {"dd_api_key": "x"}}});
+        assert!(matches!(r.resolve_team(&meta(other), "team t"), OwnLogging::Own(None)));
     }
 
     #[test]

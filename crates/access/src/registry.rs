@@ -174,29 +174,33 @@ impl Registry {
         };
         let caller = self.caller_for(&record);
         let old = self.keys.get(&record.token).map(|e| e.clone());
-        let logging = self.logging_of(&record.metadata, old.as_deref(), || key_name(&record));
+        let logging = self.logging_of(&record.metadata, old.as_deref(), || {
+            self.own_logging.resolve(&record.metadata, &key_name(&record))
+        });
         let entry = Arc::new(Entry { record, live, caller, logging });
         self.keys.insert(entry.record.token.clone(), entry.clone());
         entry
     }
 
-    /// `metadata`'s own logging, taken from `old` when its `logging` is the same (a reload puts
-    /// every entry again; resolving, and warning, once is enough).
+    /// `metadata`'s own logging, taken from `old` when the settings it is read from are the
+    /// same (a reload puts every entry again; resolving, and warning, once is enough), else
+    /// `resolve`d.
     fn logging_of<R>(
         &self,
         metadata: &serde_json::Map<String, serde_json::Value>,
         old: Option<&Entry<R>>,
-        who: impl FnOnce() -> String,
+        resolve: impl FnOnce() -> OwnLogging,
     ) -> OwnLogging
     where
         R: HasMetadata,
     {
         if let Some(old) = old {
-            if old.record.metadata().get("logging") == metadata.get("logging") {
+            let same = |field: &str| old.record.metadata().get(field) == metadata.get(field);
+            if same("logging") && same("callback_settings") {
                 return old.logging.clone();
             }
         }
-        self.own_logging.resolve(metadata, &who())
+        resolve()
     }
 
     pub fn put_user(&self, record: UserRecord, from_db: bool) -> Arc<UserEntry> {
@@ -217,7 +221,9 @@ impl Registry {
         let live = live.unwrap_or_else(|| Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)));
         live.ledger.set_reset_at_ms(ms(record.budget_reset_at));
         let old = self.teams.get(&record.team_id).map(|e| e.clone());
-        let logging = self.logging_of(&record.metadata, old.as_deref(), || format!("team {}", record.team_id));
+        let logging = self.logging_of(&record.metadata, old.as_deref(), || {
+            self.own_logging.resolve_team(&record.metadata, &format!("team {}", record.team_id))
+        });
         let entry = Arc::new(Entry { record, live, caller: None, logging });
         self.teams.insert(entry.record.team_id.clone(), entry.clone());
         // Keys of this team carry its alias in their metrics labels.
@@ -385,7 +391,9 @@ impl Registry {
         let live = live.unwrap_or_else(|| Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)));
         live.ledger.set_reset_at_ms(ms(record.budget_reset_at));
         let old = self.teams.get(&record.team_id).map(|e| e.clone());
-        let logging = self.logging_of(&record.metadata, old.as_deref(), || format!("team {}", record.team_id));
+        let logging = self.logging_of(&record.metadata, old.as_deref(), || {
+            self.own_logging.resolve_team(&record.metadata, &format!("team {}", record.team_id))
+        });
         self.teams.insert(record.team_id.clone(), Arc::new(Entry { record, live, caller: None, logging }));
     }
 }
