@@ -223,6 +223,11 @@ def test_a_success_and_a_failure_reach_langfuse_as_trace_and_generation(gw, lang
     assert trace["userId"] == "end-user-7"
     assert trace["release"] == "release-7"
     assert "from-key" in trace["tags"]
+    # The prompt and the answer's message, as LiteLLM logs them.
+    prompt = {"messages": [{"role": "user", "content": "hi"}]}
+    answer = ok.json()["choices"][0]["message"]
+    assert trace["input"] == gen["input"] == prompt
+    assert trace["output"] == gen["output"] == answer
     assert gen["name"] == f"litellm:{alias}"
     assert gen["model"] == "any"
     assert gen["level"] == "DEFAULT"
@@ -254,6 +259,8 @@ def test_a_success_and_a_failure_reach_langfuse_as_trace_and_generation(gw, lang
     trace, gen = langfuse.generation(GLOBAL[0], failed_id)
     assert gen["level"] == "ERROR"
     assert gen["statusMessage"]
+    assert gen["output"] == gen["statusMessage"]
+    assert gen["input"] == {"messages": [{"role": "user", "content": "hi"}]}
     assert gen.get("usage") is None
     assert gen["metadata"]["model_group"] == "dead"
     assert gen["metadata"]["error_information"]["error_code"] == str(bad.status_code)

@@ -257,6 +257,17 @@ pub fn events(record: &LogRecord, release: Option<&str>) -> [Value; 2] {
     if let Some(r) = release {
         trace.insert("release".into(), r.into());
     }
+    // The prompt and the answer, when the record carries them (LiteLLM's default; not with
+    // `turn_off_message_logging`): `{"messages": [...]}` and the answer's message, as LiteLLM
+    // writes them.
+    let input = record.messages.as_ref().map(|m| json!({ "messages": content_json(m) }));
+    let output = record.response.as_ref().map(|r| answer_message(content_json(r)));
+    if let Some(input) = &input {
+        trace.insert("input".into(), input.clone());
+    }
+    if let (Some(output), false) = (&output, failed) {
+        trace.insert("output".into(), output.clone());
+    }
 
     // LiteLLM names a generation after the key's alias when it has one.
     let generation_name = match &record.metadata.user_api_key_alias {
@@ -273,8 +284,10 @@ pub fn events(record: &LogRecord, release: Option<&str>) -> [Value; 2] {
     generation.insert("model".into(), Value::String(record.model.to_string()));
     generation.insert("modelParameters".into(), json!({}));
     generation.insert("metadata".into(), metadata(record));
-    // The answer itself is not kept (see `record`): a success has no output, a failure's is its
-    // message, as LiteLLM writes it.
+    if let Some(input) = input {
+        generation.insert("input".into(), input);
+    }
+    // A failure's output is its message, as LiteLLM writes it.
     if failed {
         generation.insert("level".into(), "ERROR".into());
         let message = record.error_str.clone().unwrap_or_else(|| "the call failed".into());
@@ -282,6 +295,9 @@ pub fn events(record: &LogRecord, release: Option<&str>) -> [Value; 2] {
         generation.insert("output".into(), message.into());
     } else {
         generation.insert("level".into(), "DEFAULT".into());
+        if let Some(output) = output {
+            generation.insert("output".into(), output);
+        }
         generation.insert(
             "usage".into(),
             json!({
@@ -306,6 +322,21 @@ pub fn events(record: &LogRecord, release: Option<&str>) -> [Value; 2] {
         event("trace-create", &format!("{}-trace", record.id), &start, Value::Object(trace)),
         event("generation-create", &format!("{}-generation", record.id), &end, Value::Object(generation)),
     ]
+}
+
+/// A prompt or an answer as JSON (text that is not JSON, which the sniffer never keeps, as a
+/// string).
+fn content_json(content: &crate::content::Content) -> Value {
+    serde_json::from_slice(content.as_bytes())
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(content.as_bytes()).into_owned()))
+}
+
+/// A chat answer's first message (LiteLLM's generation output), else the answer as it is.
+fn answer_message(answer: Value) -> Value {
+    match answer.pointer("/choices/0/message") {
+        Some(message) => message.clone(),
+        None => answer,
+    }
 }
 
 fn event(kind: &str, id: &str, timestamp: &str, body: Value) -> Value {
@@ -426,6 +457,25 @@ mod tests {
         assert_eq!(m["tags"], json!(["t"]));
         assert_eq!(m["litellm_response_cost"], 0.5);
         assert!(m.get("spend_logs_metadata").is_none(), "nulls are left out: {m}");
+    }
+
+    /// The prompt and the answer the record carries become the input and the output.
+    #[test]
+    fn the_prompt_and_the_answer_are_input_and_output() {
+        let held = |text: &str| crate::content::Content::hold(bytes::Bytes::from(text.to_string()));
+        let record = LogRecord {
+            messages: held(r#"[{"role":"user","content":"hi"}]"#),
+            response: held(r#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hello"}}]}"#),
+            ..sample()
+        };
+        let [trace, generation] = events(&record, None);
+        let input = json!({"messages": [{"role": "user", "content": "hi"}]});
+        let output = json!({"role": "assistant", "content": "hello"});
+        assert_eq!((&trace["body"]["input"], &trace["body"]["output"]), (&input, &output));
+        assert_eq!((&generation["body"]["input"], &generation["body"]["output"]), (&input, &output));
+        // Without them (turn_off_message_logging), neither is sent.
+        let [trace, generation] = events(&sample(), None);
+        assert!(trace["body"].get("input").is_none() && generation["body"].get("output").is_none());
     }
 
     #[test]
