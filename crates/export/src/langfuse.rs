@@ -546,43 +546,25 @@ mod tests {
         assert!(e.contains("1 of 2") && e.contains("400") && e.contains("bad body"), "{e}");
     }
 
-    /// A loopback stand-in: checks the path and Basic auth, answers `answer`; keeps the bodies.
-    async fn stand_in(answer: &'static str) -> (String, tokio::task::JoinHandle<Vec<(String, Value)>>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// A loopback stand-in: takes `requests` POSTs on one connection (the sink's pooled one),
+    /// answers each 207 with `answer`, and keeps their heads and bodies.
+    async fn stand_in(
+        answer: &'static str,
+        requests: usize,
+    ) -> (String, tokio::task::JoinHandle<Vec<(String, Value)>>) {
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
             let mut got = Vec::new();
-            let Ok(Ok((mut conn, _))) = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await else {
-                return got;
-            };
-            loop {
-                let mut raw = Vec::new();
-                let mut buf = [0u8; 8192];
-                let (head, body) = loop {
-                    let n = conn.read(&mut buf).await.unwrap();
-                    if n == 0 {
-                        return got;
-                    }
-                    raw.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&raw).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
-                            })
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break (head.to_string(), body.to_string());
-                        }
-                    }
-                };
-                got.push((head, serde_json::from_str(&body).unwrap()));
+            for _ in 0..requests {
+                let (head, body) = crate::collector::read_request(&mut conn).await;
+                got.push((head, serde_json::from_slice(&body).unwrap()));
                 let reply = format!("HTTP/1.1 207 Multi-Status\r\ncontent-length: {}\r\n\r\n{answer}", answer.len());
                 conn.write_all(reply.as_bytes()).await.unwrap();
             }
+            got
         });
         (url, server)
     }
@@ -590,7 +572,7 @@ mod tests {
     /// Records reach the ingestion route with the project's Basic auth, one POST per project.
     #[tokio::test]
     async fn posts_each_project_its_events_with_basic_auth() {
-        let (url, server) = stand_in(r#"{"successes":[],"errors":[]}"#).await;
+        let (url, server) = stand_in(r#"{"successes":[],"errors":[]}"#, 2).await;
         let default = Arc::new(Project::new(Some(&url), "pk-default", "sk-default").unwrap());
         let team = Arc::new(Project::new(Some(&url), "pk-team", "sk-team").unwrap());
         let sink = Langfuse::new(Some(default), Some("r1".into()));
@@ -620,7 +602,7 @@ mod tests {
     #[tokio::test]
     async fn a_207_with_errors_fails_the_delivery() {
         let (url, _server) =
-            stand_in(r#"{"successes":[],"errors":[{"id":"x","status":400,"message":"invalid body"}]}"#).await;
+            stand_in(r#"{"successes":[],"errors":[{"id":"x","status":400,"message":"invalid body"}]}"#, 1).await;
         let sink = Langfuse::new(Some(Arc::new(Project::new(Some(&url), "pk", "sk-hidden").unwrap())), None);
         let e = sink.send(&[Arc::new(sample())]).await.unwrap_err();
         assert!(e.contains("invalid body") && !e.contains("sk-hidden"), "{e}");
