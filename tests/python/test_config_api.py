@@ -32,7 +32,7 @@ general_settings:
   alerting: ["slack"]
 litellm_settings:
   callbacks: ["prometheus"]
-  success_callback: ["langfuse"]
+  success_callback: ["lunary"]
 router_settings:
   num_retries: 0
 environment_variables:
@@ -82,8 +82,8 @@ def test_active_callbacks_in_litellms_shape(cg):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["litellm.callbacks"] == ["prometheus"]
-    assert body["litellm.success_callback"] == ["langfuse"]
-    assert body["all_litellm_callbacks"] == ["prometheus", "langfuse"]
+    assert body["litellm.success_callback"] == ["lunary"]
+    assert body["all_litellm_callbacks"] == ["prometheus", "lunary"]
     assert body["num_callbacks"] == 2
     assert body["num_alerting"] == 1 and body["alerting"] == "['slack']"
     assert body["sluice.running"] == ["prometheus", "slack"]
@@ -96,12 +96,8 @@ def test_config_callbacks_name_variables_never_values(cg):
     body = r.json()
     assert body["status"] == "success"
     by_name = {c["name"]: c for c in body["callbacks"]}
-    assert by_name["langfuse"]["type"] == "success" and by_name["langfuse"]["active"] is False
-    assert by_name["langfuse"]["variables"] == {
-        "LANGFUSE_PUBLIC_KEY": None,
-        "LANGFUSE_SECRET_KEY": None,
-        "LANGFUSE_HOST": None,
-    }
+    assert by_name["lunary"]["type"] == "success" and by_name["lunary"]["active"] is False
+    assert by_name["lunary"]["variables"] == {"LUNARY_PUBLIC_KEY": None}
     assert by_name["prometheus"]["active"] is True
     assert [a["name"] for a in body["alerts"]] == ["slack"]
     slack = body["alerts"][0]

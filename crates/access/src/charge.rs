@@ -543,14 +543,25 @@ impl Charge {
         callbacks.log(self.log_record(&served, Status::Failure, &TokenUsage::default(), 0.0, Some(failure)));
     }
 
-    /// The callbacks to hand a record with `status` to, if any takes one and this call has not
-    /// had its record yet.
+    /// The callbacks to hand a record with `status` to, if any takes one (every record, or this
+    /// one for its key's or team's own project) and this call has not had its record yet.
     fn logging_for(&self, status: Status) -> Option<&sluice_export::Callbacks> {
-        let callbacks = self.access.logging.get().filter(|c| c.wants(status))?;
+        let callbacks = self.access.logging.get()?;
+        let own = || callbacks.takes_own_projects() && self.own_langfuse().is_some_and(|o| o.events.wants(status));
+        if !callbacks.wants(status) && !own() {
+            return None;
+        }
         match self.logged.swap(true, Ordering::AcqRel) {
             true => None,
             false => Some(callbacks),
         }
+    }
+
+    /// The Langfuse project of this call's key, else of its team (`metadata.logging`, resolved
+    /// when they loaded).
+    fn own_langfuse(&self) -> Option<&Arc<sluice_export::langfuse::OwnProject>> {
+        let a = &self.admission;
+        super::own_logging::OwnLogging::of_call(a.key.as_ref().map(|k| &k.logging), a.team.as_ref().map(|t| &t.logging))
     }
 
     /// This call in LiteLLM's `StandardLoggingPayload` shape. The key appears only as its hash.
@@ -654,6 +665,7 @@ impl Charge {
                 cache_key: None,
                 additional_headers: None,
             },
+            langfuse: self.own_langfuse().cloned(),
         }
     }
 }
@@ -854,6 +866,98 @@ mod tests {
         assert!(failed.1.contains("LLM API call failed: `upstream down`"), "{}", failed.1);
         assert!(failed.1.contains("Exception: `503 ServiceUnavailableError`"), "{}", failed.1);
         assert!(!format!("{got:?}").contains("sk-raw-master"));
+    }
+
+    /// A record's id and the host of its own Langfuse project, if any.
+    type Routed = (String, Option<String>);
+
+    /// Keeps where each record it was given goes.
+    #[derive(Clone, Default)]
+    struct Hosts(Arc<Mutex<Vec<Routed>>>);
+
+    impl sluice_export::Sink for Hosts {
+        async fn send(&self, batch: &[Arc<sluice_export::LogRecord>]) -> Result<(), String> {
+            let mut got = self.0.lock().unwrap();
+            got.extend(batch.iter().map(|r| (r.id.clone(), r.langfuse.as_ref().map(|o| o.project.host().to_string()))));
+            Ok(())
+        }
+    }
+
+    /// With only the `langfuse` sink running and no configured project, a call is recorded when
+    /// its key (or else its team) has a project of its own for its outcome, and carries that
+    /// project; other calls build no record.
+    #[tokio::test]
+    async fn own_projects_ride_on_the_record_of_their_calls() {
+        let access = super::super::Access::new(Some("sk-raw-master"), super::super::AccessSettings::for_tests(), None);
+        let hosts = Hosts::default();
+        let mut callbacks = sluice_export::Callbacks::default();
+        let batching = sluice_export::Batching { max_wait: std::time::Duration::from_millis(1), ..Default::default() };
+        callbacks
+            .add_langfuse(Default::default(), sluice_export::queue::spawn("langfuse", hosts.clone(), batching, None));
+        let _ = access.logging.set(Arc::new(callbacks));
+        let logging = |host: &str, kind: &str| {
+            serde_json::json!({"logging": [{"callback_name": "langfuse", "callback_type": kind, "callback_vars": {
+                "langfuse_public_key": "pk", "langfuse_secret_key": "sk", "langfuse_host": host}}]})
+            .as_object()
+            .unwrap()
+            .clone()
+        };
+        let r = &access.registry;
+        r.put_team(
+            sluice_store::TeamRecord {
+                team_id: "t".into(),
+                metadata: logging("http://team", "success"),
+                ..Default::default()
+            },
+            false,
+        );
+        let key = |token: &str, metadata: serde_json::Map<String, serde_json::Value>| {
+            let record = sluice_store::KeyRecord {
+                token: token.into(),
+                team_id: Some("t".into()),
+                metadata,
+                ..Default::default()
+            };
+            super::super::Identity::Key(r.put_key(record, false))
+        };
+        let own = key("k-own", logging("http://key", "success_and_failure"));
+        let team = key("k-team", Default::default());
+        let none = key("k-none", serde_json::json!({"logging": []}).as_object().unwrap().clone());
+        let call = |identity: super::super::Identity, id: &'static str| {
+            let access = access.clone();
+            async move {
+                let admission = access.admit_shared(&identity, "gpt-4o", None, 0.0).await.unwrap();
+                let ids = LogIds { request_id: id.into(), ..Default::default() };
+                let c = Charge::new(access.clone(), admission, "gpt-4o", ids, "acompletion", None, None);
+                c.serving(&Arc::new(Served::new("gpt-4o", "gpt-4o", "m1", "openai", "", None)), None);
+                c
+            }
+        };
+        let usage = TokenUsage { prompt_tokens: 1, completion_tokens: 1, ..Default::default() };
+        call(own.clone(), "own-ok").await.settle(usage);
+        call(own, "own-bad").await.failed(&Failure { status: 500, class: "InternalServerError", message: "x" });
+        call(team.clone(), "team-ok").await.settle(usage);
+        // The team's project takes successes only.
+        call(team, "team-bad").await.failed(&Failure { status: 500, class: "InternalServerError", message: "x" });
+        // `logging: []` on the key: not its team's project.
+        call(none, "none-ok").await.settle(usage);
+        for _ in 0..200 {
+            if hosts.0.lock().unwrap().len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let got = hosts.0.lock().unwrap().clone();
+        let host = |h: &str| Some(h.to_string());
+        assert_eq!(
+            got,
+            [
+                ("own-ok".to_string(), host("http://key")),
+                ("own-bad".to_string(), host("http://key")),
+                ("team-ok".to_string(), host("http://team")),
+            ]
+        );
     }
 
     #[test]

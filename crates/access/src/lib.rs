@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod log_queue;
 pub mod members;
 pub mod organizations;
+pub mod own_logging;
 pub mod registry;
 pub mod reserve;
 pub mod shared;
@@ -282,7 +283,7 @@ impl Access {
         // counted in memory on the same ledger, and the row is made again.
         if let (Some(g), false) = (&self.global_budget, proxy_row) {
             let record = proxy_budget_record(g.max_budget, g.budget_duration.clone());
-            let entry = registry::Entry { record, live: g.live.clone(), caller: None };
+            let entry = registry::Entry { record, live: g.live.clone(), caller: None, logging: Default::default() };
             self.registry.users.insert(PROXY_BUDGET_ID.to_string(), Arc::new(entry));
             self.prepare(store).await;
         }

@@ -47,7 +47,12 @@ impl Members {
                     team_id: team_id.to_string(),
                     ..Default::default()
                 };
-                Arc::new(Entry { record: Membership { record, max_budget: None }, live: live(0.0), caller: None })
+                Arc::new(Entry {
+                    record: Membership { record, max_budget: None },
+                    live: live(0.0),
+                    caller: None,
+                    logging: Default::default(),
+                })
             })
             .clone();
         e
@@ -63,7 +68,7 @@ impl Members {
             }
             None => live(m.record.spend),
         };
-        let entry = Arc::new(Entry { record: m, live, caller: None });
+        let entry = Arc::new(Entry { record: m, live, caller: None, logging: Default::default() });
         team.insert(entry.record.record.user_id.clone(), entry.clone());
         entry
     }
@@ -79,7 +84,8 @@ impl Members {
             for mut e in team.iter_mut() {
                 if !listed.contains(e.key()) && e.record.max_budget.is_some() {
                     let record = Membership { max_budget: None, ..e.record.clone() };
-                    *e.value_mut() = Arc::new(Entry { record, live: e.live.clone(), caller: None });
+                    *e.value_mut() =
+                        Arc::new(Entry { record, live: e.live.clone(), caller: None, logging: Default::default() });
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! rate-limit windows), which survives record updates and reloads.
 
 use super::ledger::Ledger;
+use super::own_logging::{OwnLogging, Resolver};
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use sluice_state::{InFlightCounter as InFlight, LimitWindow as Window};
@@ -89,6 +90,9 @@ pub struct Entry<R> {
     pub live: Arc<Live>,
     /// Metrics labels for keys (alias, team); `None` for other entries.
     pub caller: Option<sluice_metrics::Caller>,
+    /// Keys' and teams' own logging destination (`metadata.logging`), resolved when put here;
+    /// `Inherit` for other entries.
+    pub logging: OwnLogging,
 }
 
 pub type KeyEntry = Entry<KeyRecord>;
@@ -133,6 +137,8 @@ pub struct Registry {
     pub members: super::members::Members,
     negative: DashMap<String, Instant>,
     metrics: Option<Arc<sluice_metrics::Metrics>>,
+    /// Resolves keys' and teams' `metadata.logging` as they are put here.
+    pub own_logging: Resolver,
 }
 
 impl Registry {
@@ -170,9 +176,34 @@ impl Registry {
             None => Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)),
         };
         let caller = self.caller_for(&record);
-        let entry = Arc::new(Entry { record, live, caller });
+        let old = self.keys.get(&record.token).map(|e| e.clone());
+        let logging = self.logging_of(&record.metadata, old.as_deref(), || {
+            self.own_logging.resolve(&record.metadata, &key_name(&record))
+        });
+        let entry = Arc::new(Entry { record, live, caller, logging });
         self.keys.insert(entry.record.token.clone(), entry.clone());
         entry
+    }
+
+    /// `metadata`'s own logging, taken from `old` when the settings it is read from are the
+    /// same (a reload puts every entry again; resolving, and warning, once is enough), else
+    /// `resolve`d.
+    fn logging_of<R>(
+        &self,
+        metadata: &serde_json::Map<String, serde_json::Value>,
+        old: Option<&Entry<R>>,
+        resolve: impl FnOnce() -> OwnLogging,
+    ) -> OwnLogging
+    where
+        R: HasMetadata,
+    {
+        if let Some(old) = old {
+            let same = |field: &str| old.record.metadata().get(field) == metadata.get(field);
+            if same("logging") && same("callback_settings") {
+                return old.logging.clone();
+            }
+        }
+        resolve()
     }
 
     pub fn put_user(&self, record: UserRecord, from_db: bool) -> Arc<UserEntry> {
@@ -181,7 +212,7 @@ impl Registry {
         });
         let live = live.unwrap_or_else(|| Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)));
         live.ledger.set_reset_at_ms(ms(record.budget_reset_at));
-        let entry = Arc::new(Entry { record, live, caller: None });
+        let entry = Arc::new(Entry { record, live, caller: None, logging: OwnLogging::Inherit });
         self.users.insert(entry.record.user_id.clone(), entry.clone());
         entry
     }
@@ -192,7 +223,11 @@ impl Registry {
         });
         let live = live.unwrap_or_else(|| Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)));
         live.ledger.set_reset_at_ms(ms(record.budget_reset_at));
-        let entry = Arc::new(Entry { record, live, caller: None });
+        let old = self.teams.get(&record.team_id).map(|e| e.clone());
+        let logging = self.logging_of(&record.metadata, old.as_deref(), || {
+            self.own_logging.resolve_team(&record.metadata, &format!("team {}", record.team_id))
+        });
+        let entry = Arc::new(Entry { record, live, caller: None, logging });
         self.teams.insert(entry.record.team_id.clone(), entry.clone());
         // Keys of this team carry its alias in their metrics labels.
         if self.metrics.is_some() {
@@ -215,7 +250,7 @@ impl Registry {
             l.ledger.reloaded(record.spend, &empty)
         });
         let live = live.unwrap_or_else(|| Live::new(record.spend, &empty, None));
-        let entry = Arc::new(Entry { record, live, caller: None });
+        let entry = Arc::new(Entry { record, live, caller: None, logging: OwnLogging::Inherit });
         self.end_users.insert(entry.record.user_id.clone(), entry.clone());
         entry
     }
@@ -244,7 +279,7 @@ impl Registry {
         let reset = ms(org.budget.as_ref().and_then(|b| b.budget_reset_at));
         let live = live.unwrap_or_else(|| Live::new(r.spend, &r.model_spend, reset));
         live.ledger.set_reset_at_ms(reset);
-        let entry = Arc::new(Entry { record: org, live, caller: None });
+        let entry = Arc::new(Entry { record: org, live, caller: None, logging: OwnLogging::Inherit });
         self.organizations.insert(entry.record.record.organization_id.clone(), entry.clone());
         entry
     }
@@ -283,7 +318,12 @@ impl Registry {
             .entry(id.to_string())
             .or_insert_with(|| {
                 let record = EndUserRecord { user_id: id.to_string(), ..Default::default() };
-                Arc::new(Entry { record, live: Live::new(0.0, &empty, None), caller: None })
+                Arc::new(Entry {
+                    record,
+                    live: Live::new(0.0, &empty, None),
+                    caller: None,
+                    logging: OwnLogging::Inherit,
+                })
             })
             .clone()
     }
@@ -353,7 +393,36 @@ impl Registry {
         });
         let live = live.unwrap_or_else(|| Live::new(record.spend, &record.model_spend, ms(record.budget_reset_at)));
         live.ledger.set_reset_at_ms(ms(record.budget_reset_at));
-        self.teams.insert(record.team_id.clone(), Arc::new(Entry { record, live, caller: None }));
+        let old = self.teams.get(&record.team_id).map(|e| e.clone());
+        let logging = self.logging_of(&record.metadata, old.as_deref(), || {
+            self.own_logging.resolve_team(&record.metadata, &format!("team {}", record.team_id))
+        });
+        self.teams.insert(record.team_id.clone(), Arc::new(Entry { record, live, caller: None, logging }));
+    }
+}
+
+/// Records whose `metadata` may hold a `logging` list.
+pub trait HasMetadata {
+    fn metadata(&self) -> &serde_json::Map<String, serde_json::Value>;
+}
+
+impl HasMetadata for KeyRecord {
+    fn metadata(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.metadata
+    }
+}
+
+impl HasMetadata for TeamRecord {
+    fn metadata(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.metadata
+    }
+}
+
+/// A key as logs name it: its alias, else the start of its hash (never the key).
+fn key_name(key: &KeyRecord) -> String {
+    match &key.key_alias {
+        Some(alias) => format!("key {alias}"),
+        None => format!("key {}…", key.token.chars().take(12).collect::<String>()),
     }
 }
 

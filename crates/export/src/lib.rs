@@ -7,10 +7,11 @@
 //! `sluice_callback_dropped_records`) and failed deliveries (in LiteLLM's
 //! `litellm_callback_logging_failures_metric`), never a request's time or unbounded memory.
 //!
-//! Sinks: [`generic_api`] (LiteLLM's webhook callback), [`s3`] (one object per record in a bucket,
-//! SigV4-signed), [`datadog`] (Datadog's logs intake) and [`otel`] (OpenTelemetry traces: `otel`,
-//! `langfuse_otel`). A request carries its [`trace::TraceContext`] only while an OpenTelemetry
-//! sink runs.
+//! Sinks: [`generic_api`] (LiteLLM's webhook callback), [`langfuse`] (Langfuse's ingestion API,
+//! to the configured project or to a key's or team's own), [`s3`] (one object per record in a
+//! bucket, SigV4-signed), [`datadog`] (Datadog's logs intake) and [`otel`] (OpenTelemetry
+//! traces: `otel`, `langfuse_otel`). A request carries its [`trace::TraceContext`] only while an
+//! OpenTelemetry sink runs.
 //! Beside the callbacks, [`alerting`]: LiteLLM's Slack alerts, their own queue and pacing.
 //!
 //! The crate knows nothing of keys, routing or HTTP serving: the server builds the records'
@@ -21,6 +22,7 @@ pub mod collector;
 pub mod content;
 pub mod datadog;
 pub mod generic_api;
+pub mod langfuse;
 pub mod otel;
 pub mod queue;
 pub mod record;
@@ -31,6 +33,9 @@ pub use queue::{Batching, Drain, Queue, Sink};
 pub use record::{ErrorInformation, LogRecord, Metadata, Status};
 
 use std::sync::Arc;
+
+/// LiteLLM's name of the Langfuse callback.
+pub const LANGFUSE: &str = "langfuse";
 
 /// Which outcomes a callback receives: LiteLLM's `success_callback` (successes),
 /// `failure_callback` (failures) and `callbacks` (both).
@@ -49,10 +54,28 @@ impl Events {
     }
 }
 
-/// The running logging callbacks: each one's name, the outcomes it takes, and its queue.
+/// One running callback: its name, the outcomes the config gives it, whether it also takes the
+/// records that carry their own destination for it (a key's or team's Langfuse project, with
+/// the outcomes that key asked for), and its queue.
+#[derive(Debug)]
+struct Running {
+    name: &'static str,
+    events: Events,
+    own_projects: bool,
+    queue: Queue,
+}
+
+impl Running {
+    fn takes(&self, record: &LogRecord) -> bool {
+        self.events.wants(record.status)
+            || (self.own_projects && record.langfuse.as_ref().is_some_and(|o| o.events.wants(record.status)))
+    }
+}
+
+/// The running logging callbacks.
 #[derive(Debug, Default)]
 pub struct Callbacks {
-    sinks: Vec<(&'static str, Events, Queue)>,
+    sinks: Vec<Running>,
     /// An OpenTelemetry sink runs: requests keep a trace ([`trace`]).
     traced: bool,
     /// Records carry the prompt and the answer (LiteLLM's default; off with
@@ -64,8 +87,19 @@ pub struct Callbacks {
 
 impl Callbacks {
     /// Adds a running sink ([`queue::spawn`]).
-    pub fn add(&mut self, name: &'static str, events: Events, (queue, drain): (Queue, Drain)) {
-        self.sinks.push((name, events, queue));
+    pub fn add(&mut self, name: &'static str, events: Events, running: (Queue, Drain)) {
+        self.push(Running { name, events, own_projects: false, queue: running.0 }, running.1);
+    }
+
+    /// Adds the running `langfuse` sink: it takes the records `events` names (none when the
+    /// config does not name `langfuse`), and every record whose key or team has its own project
+    /// for the record's outcome.
+    pub fn add_langfuse(&mut self, events: Events, running: (Queue, Drain)) {
+        self.push(Running { name: LANGFUSE, events, own_projects: true, queue: running.0 }, running.1);
+    }
+
+    fn push(&mut self, running: Running, drain: Drain) {
+        self.sinks.push(running);
         self.drains.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).push(drain);
     }
 
@@ -86,8 +120,11 @@ impl Callbacks {
 
     /// Whether a record carries `json` (the prompt or the answer), held within the bounds of
     /// [`content`].
+    /// Only while a callback the config names runs: the `langfuse` sink that runs for keys'
+    /// and teams' own projects alone does not make every request hold its prompt.
     pub fn content(&self, json: &bytes::Bytes) -> Option<content::Content> {
-        self.content.then(|| content::Content::hold(json.clone())).flatten()
+        let configured = self.sinks.iter().any(|s| s.events != Events::default());
+        (self.content && configured).then(|| content::Content::hold(json.clone())).flatten()
     }
 
     /// Whether requests keep a trace for these callbacks.
@@ -99,33 +136,38 @@ impl Callbacks {
     /// that is down must not hold the process).
     pub async fn finish(&self, limit: std::time::Duration) {
         let drains = std::mem::take(&mut *self.drains.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        for (drain, (name, _, _)) in drains.into_iter().zip(&self.sinks) {
+        for (drain, running) in drains.into_iter().zip(&self.sinks) {
             if !drain.finish(limit).await {
-                tracing::warn!(callback = name, "logging callback did not deliver its last records in time");
+                tracing::warn!(callback = running.name, "logging callback did not deliver its last records in time");
             }
         }
     }
 
-    /// Whether any callback takes records with `status`: when none does, the caller need not
-    /// build one.
+    /// Whether any callback takes every record with `status`: when none does (and the caller's
+    /// key or team has no project of its own for it), the caller need not build one.
     pub fn wants(&self, status: Status) -> bool {
-        self.sinks.iter().any(|(_, e, _)| e.wants(status))
+        self.sinks.iter().any(|s| s.events.wants(status))
     }
 
-    /// Hands `record` to every callback that takes its status: one shared allocation, and a
+    /// Whether a key's or team's own Langfuse project can be logged to.
+    pub fn takes_own_projects(&self) -> bool {
+        self.sinks.iter().any(|s| s.own_projects)
+    }
+
+    /// Hands `record` to every callback that takes it: one shared allocation, and a
     /// non-blocking enqueue per callback.
     pub fn log(&self, record: LogRecord) {
-        let status = record.status;
         let record = Arc::new(record);
-        for (_, events, queue) in &self.sinks {
-            if events.wants(status) {
-                queue.push(record.clone());
+        for running in &self.sinks {
+            if running.takes(&record) {
+                running.queue.push(record.clone());
             }
         }
     }
 
-    /// The names of the callbacks running.
+    /// The names of the callbacks the config runs (not the `langfuse` sink that runs only for
+    /// keys' and teams' own projects).
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.sinks.iter().map(|(n, _, _)| *n)
+        self.sinks.iter().filter(|s| s.events != Events::default()).map(|s| s.name)
     }
 }

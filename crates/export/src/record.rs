@@ -65,6 +65,10 @@ pub struct LogRecord {
     pub response: Option<crate::content::Content>,
     pub model_parameters: Empty,
     pub hidden_params: HiddenParams,
+    /// The calling key's or team's own Langfuse project (`metadata.logging`), resolved when the
+    /// key loaded; not part of the payload.
+    #[serde(skip)]
+    pub langfuse: Option<Arc<crate::langfuse::OwnProject>>,
     /// The call's trace, when an OpenTelemetry sink runs ([`crate::otel`]); not part of
     /// LiteLLM's payload.
     #[serde(skip)]
@@ -116,6 +120,7 @@ impl LogRecord {
             response: None,
             model_parameters: Empty {},
             hidden_params: HiddenParams::default(),
+            langfuse: None,
             trace,
         }
     }
@@ -216,6 +221,7 @@ mod tests {
             model_parameters: Empty {},
             hidden_params: HiddenParams::default(),
             trace: None,
+            langfuse: None,
         }
     }
 

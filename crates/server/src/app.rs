@@ -460,9 +460,11 @@ impl App {
 /// How long the logging callbacks may take at shutdown to deliver what they hold.
 const SHUTDOWN_LOGGING_LIMIT: Duration = Duration::from_secs(5);
 
-/// Starts the logging callbacks the config names (`generic_api`, `s3`, `datadog`, `otel`,
-/// `langfuse_otel`; `prometheus` is the metrics),
-/// each with its queue and delivery task, and hands them to billing, which records each call.
+/// Starts the logging callbacks the config names (`generic_api`, `langfuse`, `s3`, `datadog`,
+/// `otel`, `langfuse_otel`; `prometheus` is the metrics), each with its queue and delivery task,
+/// and hands them to billing, which records each call. The `langfuse` sink always runs: a key's
+/// or team's `metadata.logging` may name its own project whether or not the config names
+/// `langfuse` (as in LiteLLM); without either it holds an empty queue and an idle task.
 fn start_logging(app: &App, config: &Config) {
     use crate::config::logging::{DATADOG, GENERIC_API, LANGFUSE_OTEL, OTEL, S3};
     use sluice_export::{
@@ -486,6 +488,10 @@ fn start_logging(app: &App, config: &Config) {
             Err(e) => tracing::error!("{name} callback not started: {e}"),
         }
     }
+    // Keys' and teams' `os.environ/` values and fallback `LANGFUSE_*` variables are read where
+    // the config's are, `environment_variables` included. Set before the keys load.
+    let environment = config.environment.clone();
+    app.access.registry.own_logging.set_env(move |name| environment.get(name));
     let mut callbacks = Callbacks::default();
     if let Some(g) = &config.generic_api {
         let sink = GenericApi::new(&g.endpoint, g.headers.as_ref().map(Secret::expose));
@@ -507,13 +513,43 @@ fn start_logging(app: &App, config: &Config) {
     // Records hold the prompt and the answer only for a sink that writes them out.
     let otel_content =
         [&config.otel, &config.langfuse_otel].iter().any(|o| o.as_ref().is_some_and(|o| o.settings.capture_content));
-    let wants_content = config.generic_api.is_some() || config.s3.is_some() || config.datadog.is_some() || otel_content;
+    let wants_content = config.generic_api.is_some()
+        || config.langfuse.is_some()
+        || config.s3.is_some()
+        || config.datadog.is_some()
+        || otel_content;
     callbacks.keep_content(wants_content && !config.litellm.turn_off_message_logging);
-    if callbacks.names().next().is_some() {
-        let names: Vec<&str> = callbacks.names().collect();
+    start_langfuse(app, config, &mut callbacks);
+    let names: Vec<&str> = callbacks.names().collect();
+    if !names.is_empty() {
         tracing::info!(callbacks = ?names, "logging callbacks running");
-        let _ = app.access.logging.set(Arc::new(callbacks));
     }
+    let _ = app.access.logging.set(Arc::new(callbacks));
+}
+
+/// The `langfuse` sink: the configured project (if any) and batching, and keys' own projects.
+fn start_langfuse(app: &App, config: &Config, callbacks: &mut sluice_export::Callbacks) {
+    use crate::config::logging::LANGFUSE;
+    let mut batching = sluice_export::Batching::default();
+    let mut events = sluice_export::Events::default();
+    let mut release = None;
+    let mut default = None;
+    if let Some(l) = &config.langfuse {
+        // Checked when the config was read, as above.
+        match sluice_export::langfuse::Project::new(l.host.as_deref(), l.public_key.expose(), l.secret_key.expose()) {
+            Ok(project) => {
+                default = Some(Arc::new(project));
+                events = l.events;
+                release = l.release.clone();
+                batching.max_wait = l.flush_interval;
+                batching.max_records = l.flush_at;
+            }
+            Err(e) => tracing::error!("langfuse callback not started for the configured project: {e}"),
+        }
+    }
+    let sink = sluice_export::langfuse::Langfuse::new(default, release);
+    let metrics = app.metrics.as_ref().map(|m| m.callback(LANGFUSE));
+    callbacks.add_langfuse(events, sluice_export::queue::spawn(LANGFUSE, sink, batching, metrics));
 }
 
 /// Whether routing reads the request's estimated prompt tokens: estimating them costs a pass

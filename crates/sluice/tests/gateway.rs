@@ -196,12 +196,12 @@ fn check_validates_configs_and_names_the_fix() {
     let dir = std::env::temp_dir().join(format!("sluice-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let good = dir.join("good.yaml");
-    std::fs::write(&good, "model_list:\n  - model_name: m\n    litellm_params: {model: openai/x, api_base: 'http://127.0.0.1:1/'}\nlitellm_settings:\n  callbacks: [\"langfuse\"]\n").unwrap();
+    std::fs::write(&good, "model_list:\n  - model_name: m\n    litellm_params: {model: openai/x, api_base: 'http://127.0.0.1:1/'}\nlitellm_settings:\n  callbacks: [\"lunary\"]\n").unwrap();
     let out = Command::new(BIN).args(["check", "--config", good.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("m -> openai/x"), "{stdout}");
-    assert!(stdout.contains("langfuse"), "ignored settings are listed: {stdout}");
+    assert!(stdout.contains("lunary"), "ignored settings are listed: {stdout}");
 
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "model_list:\n  - model_name: m\n    litellm_params: {model: openai/x, timeout: soon}\n")

@@ -12,13 +12,15 @@ use super::Env;
 /// LiteLLM's webhook callback.
 pub const GENERIC_API: &str = "generic_api";
 
+/// LiteLLM's classic Langfuse callback (the ingestion API; `langfuse_otel` is another).
+pub const LANGFUSE: &str = sluice_export::LANGFUSE;
 /// LiteLLM's OpenTelemetry callback.
 pub const OTEL: &str = "otel";
 /// Langfuse's OpenTelemetry endpoint.
 pub const LANGFUSE_OTEL: &str = "langfuse_otel";
 
 /// The logging callbacks sluice runs, by LiteLLM's names (`prometheus` aside: it is the metrics).
-pub const SINKS: &[&str] = &[GENERIC_API, S3, DATADOG, OTEL, LANGFUSE_OTEL];
+pub const SINKS: &[&str] = &[GENERIC_API, LANGFUSE, S3, DATADOG, OTEL, LANGFUSE_OTEL];
 
 /// An OpenTelemetry exporter (`otel` or `langfuse_otel`) and the outcomes it takes.
 #[derive(Debug, Clone)]
@@ -312,4 +314,93 @@ pub(crate) fn datadog(named: Option<&NamedSink>, env: &Env) -> Result<Option<Dat
         batching.max_records = bounded_count("DD_BATCH_SIZE", &n)?;
     }
     Ok(Some(DatadogSettings { events: *events, settings, batching }))
+}
+
+/// `langfuse`'s project and how its records are batched, when a callback list names it.
+#[derive(Debug, Clone)]
+pub struct LangfuseSettings {
+    pub events: sluice_export::Events,
+    /// `LANGFUSE_HOST` (LiteLLM's default when unset).
+    pub host: Option<String>,
+    pub public_key: Secret,
+    pub secret_key: Secret,
+    /// `LANGFUSE_RELEASE`: every trace's `release`.
+    pub release: Option<String>,
+    /// `LANGFUSE_FLUSH_INTERVAL` (seconds; LiteLLM's default 1): the longest a record waits
+    /// for its batch.
+    pub flush_interval: std::time::Duration,
+    /// `LANGFUSE_FLUSH_AT` (the Langfuse SDK's; 100 here, sluice's batch size): events per
+    /// batch are twice this.
+    pub flush_at: usize,
+}
+
+/// The longest `LANGFUSE_FLUSH_INTERVAL` taken: records wait this long at most.
+pub const MAX_FLUSH_INTERVAL_SECS: u64 = 60;
+
+/// The most records in one Langfuse batch: two events each, and Langfuse takes up to 3.5 MB
+/// a batch; a record's events are a few kilobytes at most (error messages are bounded).
+pub const MAX_FLUSH_AT: usize = 500;
+
+/// `langfuse`'s settings when a callback list names it, read from the variables LiteLLM's
+/// `langfuse.py` (and the Langfuse SDK under it) reads. Settings sluice does not act on are
+/// said so in `ignored`.
+pub(crate) fn langfuse(
+    named: Option<&NamedSink>,
+    env: &Env,
+    ignored: &mut Vec<String>,
+) -> Result<Option<LangfuseSettings>, ConfigError> {
+    let Some(NamedSink { path, events, .. }) = named else { return Ok(None) };
+    let set = |name: &str| env.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let (Some(public_key), Some(secret_key)) = (set("LANGFUSE_PUBLIC_KEY"), set("LANGFUSE_SECRET_KEY")) else {
+        return Err(err(
+            path,
+            "callback \"langfuse\" has no project: set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY (in the environment or under environment_variables) to the project's keys, and LANGFUSE_HOST if it is not https://cloud.langfuse.com",
+        ));
+    };
+    let host = set("LANGFUSE_HOST");
+    sluice_export::langfuse::Project::new(host.as_deref(), &public_key, &secret_key)
+        .map_err(|e| err(path, format!("LANGFUSE_HOST: {e}")))?;
+    let flush_interval = match set("LANGFUSE_FLUSH_INTERVAL") {
+        None => std::time::Duration::from_secs(1),
+        Some(v) => match v.parse::<f64>() {
+            Ok(s) if s > 0.0 && s <= MAX_FLUSH_INTERVAL_SECS as f64 => std::time::Duration::from_secs_f64(s),
+            _ => {
+                return Err(err(
+                    path,
+                    format!("LANGFUSE_FLUSH_INTERVAL is \"{v}\"; set it to the seconds between deliveries, above 0 and at most {MAX_FLUSH_INTERVAL_SECS}"),
+                ))
+            }
+        },
+    };
+    let flush_at = match set("LANGFUSE_FLUSH_AT") {
+        None => sluice_export::Batching::default().max_records,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_FLUSH_AT).contains(&n) => n,
+            _ => {
+                return Err(err(
+                    path,
+                    format!("LANGFUSE_FLUSH_AT is \"{v}\"; set it to the records per delivery, 1 to {MAX_FLUSH_AT}"),
+                ))
+            }
+        },
+    };
+    for (name, why) in [
+        ("LANGFUSE_DEBUG", "the Langfuse SDK's debug output; sluice's own log level comes from RUST_LOG"),
+        ("LANGFUSE_SAMPLE_RATE", "every call is sent"),
+        ("UPSTREAM_LANGFUSE_SECRET_KEY", "LiteLLM's second, upstream Langfuse project is not implemented"),
+        ("LANGFUSE_TRACING_ENVIRONMENT", "traces carry no environment"),
+    ] {
+        if set(name).is_some() {
+            ignored.push(format!("environment {name}: not acted on ({why})"));
+        }
+    }
+    Ok(Some(LangfuseSettings {
+        events: *events,
+        host,
+        public_key: Secret::new(public_key),
+        secret_key: Secret::new(secret_key),
+        release: set("LANGFUSE_RELEASE"),
+        flush_interval,
+        flush_at,
+    }))
 }

@@ -48,6 +48,8 @@ pub struct Config {
     pub s3: Option<logging::S3Settings>,
     /// `datadog`'s intake, when a callback list names it.
     pub datadog: Option<logging::DatadogSettings>,
+    /// `langfuse`'s project, when a callback list names it.
+    pub langfuse: Option<logging::LangfuseSettings>,
     /// `otel`'s exporter, when a callback list names it.
     pub otel: Option<logging::OtelSettings>,
     /// `langfuse_otel`'s exporter, when a callback list names it.
@@ -178,6 +180,7 @@ impl Config {
         let s3 =
             logging::s3(litellm.sink(logging::S3), root.get("litellm_settings"), &env, &mut ignored, &mut warnings)?;
         let datadog = logging::datadog(litellm.sink(logging::DATADOG), &env)?;
+        let langfuse = logging::langfuse(litellm.sink(logging::LANGFUSE), &env, &mut ignored)?;
         let otel = logging::otel(litellm.sink(logging::OTEL), &env)?;
         let langfuse_otel = logging::langfuse_otel(litellm.sink(logging::LANGFUSE_OTEL), &env)?;
         let mut general = GeneralSettings::default();
@@ -242,6 +245,7 @@ impl Config {
             generic_api,
             s3,
             datadog,
+            langfuse,
             otel,
             langfuse_otel,
             alerting,

@@ -297,6 +297,6 @@ fn integer_keys_are_not_fields() {
 
 #[test]
 fn callbacks_keep_the_order_they_are_written_in() {
-    let c = load("litellm_settings:\n  success_callback: [\"langfuse\"]\n  callbacks: [\"prometheus\"]\n").unwrap();
-    assert_eq!(c.litellm.callbacks, ["langfuse", "prometheus"]);
+    let c = load("litellm_settings:\n  success_callback: [\"lunary\"]\n  callbacks: [\"prometheus\"]\n").unwrap();
+    assert_eq!(c.litellm.callbacks, ["lunary", "prometheus"]);
 }

@@ -288,7 +288,7 @@ fn guardrails_are_refused() {
 #[test]
 fn moderation_and_custom_callbacks_are_refused_and_logging_ones_ignored() {
     let c = load(
-        "litellm_settings:\n  callbacks: [\"prometheus\", \"langfuse\", \"presidio\"]\n  success_callback: [\"custom_callbacks.proxy_handler_instance\"]\n",
+        "litellm_settings:\n  callbacks: [\"prometheus\", \"lunary\", \"presidio\"]\n  success_callback: [\"custom_callbacks.proxy_handler_instance\"]\n",
     )
     .unwrap();
     let refused = c.refused.join("\n");
@@ -297,7 +297,7 @@ fn moderation_and_custom_callbacks_are_refused_and_logging_ones_ignored() {
         refused.contains("litellm_settings.success_callback[0]: callback \"custom_callbacks.proxy_handler_instance\"")
     );
     let ignored = c.ignored.join("\n");
-    assert!(ignored.contains("\"langfuse\""), "{ignored}");
+    assert!(ignored.contains("\"lunary\""), "{ignored}");
     assert!(!ignored.contains("presidio") && !ignored.contains("custom_callbacks"), "{ignored}");
 }
 
@@ -447,6 +447,8 @@ fn example_env() -> Env {
         ("REDIS_HOST", "redis"),
         ("REDIS_PASSWORD", "pw"),
         ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x"),
+        ("LANGFUSE_PUBLIC_KEY", "pk-lf-example"),
+        ("LANGFUSE_SECRET_KEY", "sk-lf-example"),
     ])
 }
 
@@ -466,7 +468,9 @@ fn litellm_example_configs_load() {
             }
             "multi-provider.yaml" => {
                 assert!(c.refused.is_empty(), "{name}: {refused}");
-                assert!(c.ignored.iter().any(|l| l.contains("langfuse")), "{name}: {:?}", c.ignored);
+                let langfuse = c.langfuse.as_ref().expect("the example logs to Langfuse");
+                assert_eq!(langfuse.host.as_deref(), Some("https://cloud.langfuse.com"), "{name}");
+                assert_eq!(langfuse.events, sluice_export::Events { success: true, failure: true }, "{name}");
             }
             _ => {
                 for needle in ["guardrails", "litellm_settings.max_internal_user_budget"] {
@@ -1074,4 +1078,51 @@ fn datadog_without_its_key_or_site_stops_the_start() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("DD_BASE_URL"), "{e}");
+}
+
+/// `langfuse` reads LiteLLM's variables: the project's keys, its host (LiteLLM's default when
+/// unset), the release and the flush settings, bounded; the lists say which outcomes it takes.
+#[test]
+fn langfuse_reads_its_project_from_the_environment() {
+    let vars = |extra: &[(&'static str, &'static str)]| {
+        let mut v = vec![("LANGFUSE_PUBLIC_KEY", "pk-lf-1"), ("LANGFUSE_SECRET_KEY", "sk-lf-hidden")];
+        v.extend_from_slice(extra);
+        Env::fixed(v)
+    };
+    let c = Config::from_yaml_str("litellm_settings:\n  success_callback: [langfuse]\n", vars(&[])).unwrap();
+    let l = c.langfuse.unwrap();
+    assert_eq!(l.events, sluice_export::Events { success: true, failure: false });
+    assert_eq!((l.host, l.release), (None, None));
+    assert_eq!((l.flush_interval, l.flush_at), (std::time::Duration::from_secs(1), 100));
+    assert!(!format!("{:?}", l.secret_key).contains("sk-lf-hidden"));
+    assert!(!c.ignored.join("\n").contains("langfuse"), "{:?}", c.ignored);
+    let c = Config::from_yaml_str(
+        "litellm_settings:\n  callbacks: [langfuse]\nenvironment_variables:\n  LANGFUSE_HOST: http://lf.internal:3000\n  LANGFUSE_RELEASE: v7\n  LANGFUSE_FLUSH_INTERVAL: \"5\"\n  LANGFUSE_FLUSH_AT: \"20\"\n  LANGFUSE_DEBUG: \"True\"\n",
+        vars(&[]),
+    )
+    .unwrap();
+    let l = c.langfuse.unwrap();
+    assert_eq!(l.events, sluice_export::Events { success: true, failure: true });
+    assert_eq!(l.host.as_deref(), Some("http://lf.internal:3000"));
+    assert_eq!(l.release.as_deref(), Some("v7"));
+    assert_eq!((l.flush_interval, l.flush_at), (std::time::Duration::from_secs(5), 20));
+    assert!(c.ignored.iter().any(|i| i.contains("LANGFUSE_DEBUG")), "{:?}", c.ignored);
+}
+
+/// A `langfuse` without its keys, or with settings out of bounds, stops the start saying what
+/// to set, never a key.
+#[test]
+fn langfuse_without_its_keys_stops_the_start() {
+    let e = load("litellm_settings:\n  failure_callback: [langfuse]\n").unwrap_err().to_string();
+    assert!(e.contains("litellm_settings.failure_callback[0]") && e.contains("LANGFUSE_PUBLIC_KEY"), "{e}");
+    for (name, value) in [
+        ("LANGFUSE_FLUSH_INTERVAL", "0"),
+        ("LANGFUSE_FLUSH_INTERVAL", "86400"),
+        ("LANGFUSE_FLUSH_AT", "100000"),
+        ("LANGFUSE_HOST", "http://bad host"),
+    ] {
+        let env = Env::fixed([("LANGFUSE_PUBLIC_KEY", "pk"), ("LANGFUSE_SECRET_KEY", "sk-lf-hidden"), (name, value)]);
+        let e = Config::from_yaml_str("litellm_settings:\n  callbacks: [langfuse]\n", env).unwrap_err().to_string();
+        assert!(e.contains(name) && !e.contains("sk-lf-hidden"), "{name}={value}: {e}");
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! They list the callbacks the config names (`litellm_settings.callbacks`, `success_callback`,
 //! `failure_callback`, `general_settings.alerting`) in LiteLLM's shapes, and which of them
-//! sluice runs: `prometheus`, `generic_api`, `s3` and `datadog`. Environment variables a callback reads are named, their
+//! sluice runs: `prometheus`, `generic_api`, `langfuse`, `s3` and `datadog`. Environment variables a callback reads are named, their
 //! values never shown (LiteLLM shows them; they are secrets).
 
 use super::roles::authorize;
@@ -20,8 +20,13 @@ use sluice_access::Identity;
 use std::sync::Arc;
 
 /// The callbacks sluice runs itself.
-const RUNS: &[&str] =
-    &["prometheus", crate::config::logging::GENERIC_API, crate::config::logging::S3, crate::config::logging::DATADOG];
+const RUNS: &[&str] = &[
+    "prometheus",
+    crate::config::logging::GENERIC_API,
+    crate::config::logging::LANGFUSE,
+    crate::config::logging::S3,
+    crate::config::logging::DATADOG,
+];
 
 /// The environment variables LiteLLM's UI lists for a callback (`proxy_server.py`).
 fn variables(callback: &str) -> &'static [&'static str] {
@@ -166,13 +171,17 @@ fn redact_router(mut v: Value) -> Value {
 }
 
 /// `POST /key/health`: the calling key's health, LiteLLM's `KeyHealthResponse`. A key whose
-/// metadata names logging callbacks (`metadata.logging`) is unhealthy: sluice does not run
-/// per-key logging.
+/// metadata names logging callbacks (`metadata.logging`) is healthy when they are `langfuse`
+/// entries that resolved to a project (`sluice_access::own_logging`), unhealthy otherwise:
+/// sluice runs no other callback per key.
 pub async fn key_health(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
     let identity = caller(&app, &headers).await?;
-    let logging = match &identity {
-        Identity::Key(k) => k.record.metadata.get("logging").cloned(),
-        _ => None,
+    let (logging, resolved) = match &identity {
+        Identity::Key(k) => (
+            k.record.metadata.get("logging").cloned(),
+            matches!(k.logging, sluice_access::own_logging::OwnLogging::Own(Some(_))),
+        ),
+        _ => (None, false),
     };
     let Some(logging) = logging.filter(|l| !l.is_null()) else {
         return Ok(json(json!({"key": "healthy", "logging_callbacks": null})));
@@ -183,12 +192,25 @@ pub async fn key_health(State(app): State<Arc<App>>, headers: HeaderMap) -> Resu
         }
         _ => Vec::new(),
     };
+    let others: Vec<&str> =
+        named.iter().filter_map(Value::as_str).filter(|n| *n != crate::config::logging::LANGFUSE).collect();
+    let details = if !others.is_empty() {
+        Some(format!(
+            "sluice runs only langfuse per key (metadata.logging), not {}. Remove the other entries from the key with /key/update.",
+            others.join(", ")
+        ))
+    } else if !resolved {
+        Some("the key's langfuse entry has no usable project: set callback_vars.langfuse_public_key and langfuse_secret_key (values or os.environ/NAME) and langfuse_host with /key/update.".to_string())
+    } else {
+        None
+    };
+    let status = if details.is_none() { "healthy" } else { "unhealthy" };
     Ok(json(json!({
-        "key": "unhealthy",
+        "key": status,
         "logging_callbacks": {
             "callbacks": named,
-            "status": "unhealthy",
-            "details": "sluice does not run per-key logging callbacks (metadata.logging); only litellm_settings.callbacks: [\"prometheus\"] runs. Remove metadata.logging from the key with /key/update.",
+            "status": status,
+            "details": details,
         },
     })))
 }
