@@ -330,6 +330,12 @@ def test_a_fallback_is_one_trace_under_the_callers_span_with_a_span_per_attempt(
     assert all(key.encode() not in raw for _, raw in receiver.exports)
 
 
+def test_otel_is_listed_as_running(traced):
+    r = requests.get(traced.url + "/active/callbacks", headers=ADMIN, timeout=10)
+    assert r.status_code == 200, r.text
+    assert "otel" in r.json()["sluice.running"], r.json()
+
+
 def test_a_request_without_a_traceparent_starts_its_own_trace(traced, receiver):
     r = chat(traced, MASTER_KEY, "recorded")
     assert r.status_code == 200, r.text

@@ -19,14 +19,11 @@ use serde_yaml_ng::Value as Yaml;
 use sluice_access::Identity;
 use std::sync::Arc;
 
-/// The callbacks sluice runs itself.
-const RUNS: &[&str] = &[
-    "prometheus",
-    crate::config::logging::GENERIC_API,
-    crate::config::logging::LANGFUSE,
-    crate::config::logging::S3,
-    crate::config::logging::DATADOG,
-];
+/// Whether sluice runs the callback `name`: the metrics, or one of the logging sinks
+/// (`config::logging::SINKS`, the one list of what is implemented).
+fn runs(name: &str) -> bool {
+    name == "prometheus" || crate::config::logging::SINKS.contains(&name)
+}
 
 /// The environment variables LiteLLM's UI lists for a callback (`proxy_server.py`).
 fn variables(callback: &str) -> &'static [&'static str] {
@@ -40,6 +37,8 @@ fn variables(callback: &str) -> &'static [&'static str] {
         "lunary" => &["LUNARY_PUBLIC_KEY"],
         "slack" => &["SLACK_WEBHOOK_URL"],
         "generic_api" => &["GENERIC_LOGGER_ENDPOINT", "GENERIC_LOGGER_HEADERS"],
+        "otel" => &["OTEL_EXPORTER", "OTEL_ENDPOINT", "OTEL_HEADERS"],
+        "langfuse_otel" => &["LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_OTEL_HOST"],
         _ => &[],
     }
 }
@@ -78,7 +77,7 @@ pub async fn active(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<R
     let config = app.live_settings.current();
     let n = named(&config);
     let all: Vec<&String> = n.callbacks.iter().chain(&n.success).chain(&n.failure).collect();
-    let mut running: Vec<&str> = all.iter().map(|c| c.as_str()).filter(|c| RUNS.contains(c)).collect();
+    let mut running: Vec<&str> = all.iter().map(|c| c.as_str()).filter(|c| runs(c)).collect();
     if config.alerting.is_some() {
         running.push("slack");
     }
@@ -122,7 +121,7 @@ pub async fn config_callbacks(State(app): State<Arc<App>>, headers: HeaderMap) -
                 "name": name,
                 "variables": unset(variables(name)),
                 "type": kind,
-                "active": RUNS.contains(&name.as_str()),
+                "active": runs(name),
             }));
         }
     }
