@@ -134,6 +134,23 @@ def start_gateway(log_dir: Path, name: str, config_yaml: str) -> SluiceProc:
     )
 
 
+def refused_start(log_dir: Path, name: str, config_yaml: str, without_env: tuple[str, ...] = ()) -> str:
+    """Starts sluice with `config_yaml`, and the environment without the variables starting with
+    `without_env`; asserts the start stops, and gives back what it printed on stderr."""
+    path = log_dir / f"{name}.yaml"
+    path.write_text(config_yaml)
+    env = {k: v for k, v in os.environ.items() if not (without_env and k.startswith(without_env))}
+    out = subprocess.run(
+        [str(sluice_bin()), "--config", str(path), "--host", "127.0.0.1", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert out.returncode != 0, f"the start did not stop: {out.stderr}"
+    return out.stderr
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

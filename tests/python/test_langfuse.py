@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import threading
 import time
 import uuid
@@ -24,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import MASTER_KEY, sluice_bin, start_gateway
+from conftest import MASTER_KEY, refused_start, start_gateway
 from manage import ADMIN
 from test_logging_callbacks import chat, logging_config, new_key
 
@@ -405,15 +403,5 @@ def test_keys_log_to_their_project_when_the_config_names_no_langfuse(log_dir, mo
 
 def test_langfuse_without_its_keys_stops_the_start(log_dir, mock):
     cfg = logging_config(mock.url, "sqlite://" + str(log_dir / "never.db"), '  success_callback: ["langfuse"]\n', {})
-    path = log_dir / "langfuse-no-keys.yaml"
-    path.write_text(cfg)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LANGFUSE_")}
-    out = subprocess.run(
-        [str(sluice_bin()), "--config", str(path), "--host", "127.0.0.1", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-    )
-    assert out.returncode != 0
-    assert "LANGFUSE_PUBLIC_KEY" in out.stderr and "litellm_settings.success_callback[0]" in out.stderr, out.stderr
+    err = refused_start(log_dir, "langfuse-no-keys", cfg, ("LANGFUSE_",))
+    assert "LANGFUSE_PUBLIC_KEY" in err and "litellm_settings.success_callback[0]" in err, err

@@ -9,8 +9,6 @@ reads its address from the config's `environment_variables`, as LiteLLM would fr
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 import uuid
@@ -19,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import MASTER_KEY, closed_port, render_config, sluice_bin, start_gateway
+from conftest import MASTER_KEY, closed_port, refused_start, render_config, start_gateway
 from manage import ADMIN, PRICES
 
 COLLECTOR_TOKEN = "collector-secret-" + uuid.uuid4().hex[:8]
@@ -300,18 +298,8 @@ def test_a_collector_that_is_down_costs_requests_nothing(log_dir, mock):
 
 def test_a_callback_without_its_endpoint_stops_the_start(log_dir, mock):
     cfg = logging_config(mock.url, "sqlite://" + str(log_dir / "never.db"), '  success_callback: ["generic_api"]\n', {})
-    path = log_dir / "logging-no-endpoint.yaml"
-    path.write_text(cfg)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GENERIC_LOGGER_")}
-    out = subprocess.run(
-        [str(sluice_bin()), "--config", str(path), "--host", "127.0.0.1", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-    )
-    assert out.returncode != 0
-    assert "GENERIC_LOGGER_ENDPOINT" in out.stderr and "litellm_settings.success_callback[0]" in out.stderr, out.stderr
+    err = refused_start(log_dir, "logging-no-endpoint", cfg, ("GENERIC_LOGGER_",))
+    assert "GENERIC_LOGGER_ENDPOINT" in err and "litellm_settings.success_callback[0]" in err, err
 
 
 def test_records_still_queued_are_delivered_when_the_gateway_stops(log_dir, mock):

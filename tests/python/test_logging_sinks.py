@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
-import subprocess
 import threading
 import time
 import uuid
@@ -27,7 +25,8 @@ import requests
 from moto import settings as moto_settings
 from moto.server import ThreadedMotoServer
 
-from conftest import MASTER_KEY, sluice_bin, start_gateway
+from conftest import MASTER_KEY, start_gateway
+from conftest import refused_start as conftest_refused_start
 from test_logging_callbacks import chat, logging_config, new_key
 
 BUCKET = "sluice-logs"
@@ -216,18 +215,7 @@ def test_a_refused_put_is_counted_and_costs_the_requests_nothing(log_dir, mock, 
 
 def refused_start(log_dir, mock, name: str, litellm: str, env: dict[str, str]) -> str:
     cfg = logging_config(mock.url, "sqlite://" + str(log_dir / "never.db"), litellm, env)
-    path = log_dir / f"{name}.yaml"
-    path.write_text(cfg)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DD_", "LITELLM_DD_"))}
-    out = subprocess.run(
-        [str(sluice_bin()), "--config", str(path), "--host", "127.0.0.1", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=clean,
-    )
-    assert out.returncode != 0, out.stderr
-    return out.stderr
+    return conftest_refused_start(log_dir, name, cfg, ("AWS_", "DD_", "LITELLM_DD_"))
 
 
 def test_an_s3_callback_without_a_bucket_stops_the_start(log_dir, mock):

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import threading
 import time
 import uuid
@@ -24,7 +22,7 @@ import pytest
 import requests
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from conftest import MASTER_KEY, closed_port, render_config, sluice_bin, start_gateway
+from conftest import MASTER_KEY, closed_port, refused_start, render_config, start_gateway
 from manage import ADMIN, PRICES
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -468,15 +466,5 @@ def test_a_collector_that_is_down_costs_requests_nothing(log_dir, upstream):
 
 def test_an_exporter_sluice_cannot_honour_stops_the_start(log_dir, upstream):
     cfg = otel_config(upstream.url, log_dir, '  callbacks: ["otel"]\n', {"OTEL_EXPORTER": "zipkin"})
-    path = log_dir / "otel-bad.yaml"
-    path.write_text(cfg)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    out = subprocess.run(
-        [str(sluice_bin()), "--config", str(path), "--host", "127.0.0.1", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-    )
-    assert out.returncode != 0
-    assert "zipkin" in out.stderr and "litellm_settings.callbacks[0]" in out.stderr, out.stderr
+    err = refused_start(log_dir, "otel-bad", cfg, ("OTEL_",))
+    assert "zipkin" in err and "litellm_settings.callbacks[0]" in err, err
