@@ -281,7 +281,7 @@ pub(crate) async fn proxy_body(
     };
     let trace = facts.trace.take();
     // The prompt as the client sent it, a slice of the body, for the logging callbacks.
-    let messages = app.access.logging.get().and_then(|callbacks| {
+    let messages = app.access.logging.get().filter(|c| c.keeps_content()).and_then(|callbacks| {
         let sent = view.messages.or(view.prompt).or(view.input)?;
         callbacks.content(&within(body, sent.as_bytes())?)
     });
