@@ -290,6 +290,11 @@ fn check_reports_refusals_and_strict_gates_on_anything_ignored() {
         ("DATABASE_URL", "postgresql://u:p@127.0.0.1:9/x"),
         ("REDIS_HOST", "127.0.0.1"),
         ("REDIS_PASSWORD", "pw"),
+        // production.yaml alerts to Slack: without its webhook the start stops.
+        ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x"),
+        // multi-provider.yaml logs to Langfuse: without a project's keys the start stops.
+        ("LANGFUSE_PUBLIC_KEY", "pk-lf-example"),
+        ("LANGFUSE_SECRET_KEY", "sk-lf-example"),
     ];
     let unset = ["SLUICE_ALLOW_UNENFORCED_SETTINGS"];
     let check = |args: &[&str]| run_to_exit(&[&["check"], args].concat(), &vars, &unset);
@@ -305,10 +310,18 @@ fn check_reports_refusals_and_strict_gates_on_anything_ignored() {
     let (code, out) = check(&["--config", &production, "--allow-unenforced-settings", "--strict"]);
     assert_eq!(code, 4, "{out}");
 
-    // Only ignored (logging) settings: fine, unless strict.
+    // Every setting of multi-provider.yaml is acted on (its Langfuse logging included).
     let multi = format!("{root}/litellm/multi-provider.yaml");
-    assert_eq!(check(&["--config", &multi]).0, 0);
-    assert_eq!(check(&["--config", &multi, "--strict"]).0, 4);
+    let (code, out) = check(&["--config", &multi, "--strict"]);
+    assert_eq!(code, 0, "{out}");
+    // Only ignored settings (a callback sluice does not run): fine, unless strict.
+    let ignored = config_file(
+        "ignored.yaml",
+        "model_list: []\ngeneral_settings:\n  master_key: sk-1234\nlitellm_settings:\n  success_callback: [\"lunary\"]\n",
+    );
+    let (code, out) = check(&["--config", &ignored]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(check(&["--config", &ignored, "--strict"]).0, 4);
     // A deployment that cannot serve fails strict.
     let azure = format!("{root}/litellm/azure-openai.yaml");
     assert_eq!(check(&["--config", &azure]).0, 0);
