@@ -2,43 +2,31 @@
 //! messages a span batch needs (`opentelemetry/proto/{collector/trace,trace,common,resource}/v1`)
 //! do not justify a code generator and its build step. Field numbers are the `.proto` files';
 //! `tests/python/test_otel.py` decodes the output with the official `opentelemetry-proto`
-//! classes. Each nested message is measured before it is written ([`Count`]), so its length goes
-//! in front of it and no byte is moved after being written: a long attribute (a prompt) is
-//! copied once, into the request.
+//! classes. The request is measured, then written ([`Writer`]), so each length goes in front of
+//! its message and no byte is moved once written: a long attribute (a prompt) is copied once.
 
 use super::spans::{Event, Span, Value};
 use super::Resource;
 
-/// Where encoded bytes go: the output, or a counter that measures a nested message before it is
-/// written, so its length can go in front of it without moving its bytes afterwards.
-pub trait Out {
-    fn put(&mut self, bytes: &[u8]);
-}
-
-impl Out for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-/// Counts what would be written.
-#[derive(Default)]
-pub struct Count(pub usize);
-
-impl Out for Count {
-    fn put(&mut self, bytes: &[u8]) {
-        self.0 += bytes.len();
-    }
-}
-
-/// A message that can be written (or measured) in protobuf's encoding.
+/// A message that can be written in protobuf's encoding.
 trait Message {
-    fn encode<O: Out>(&self, w: &mut Writer<O>);
+    fn encode(&self, w: &mut Writer);
 }
 
-/// A protobuf writer over an [`Out`].
-pub struct Writer<O: Out> {
-    pub out: O,
+/// A protobuf writer that goes over the request twice: first measuring, recording each nested
+/// message's length in the order the messages start, then writing, taking those lengths in the
+/// same order — so every length goes in front of its message, no byte is moved once written, and
+/// each field is visited twice however deep it is nested.
+#[derive(Default)]
+pub struct Writer {
+    pub out: Vec<u8>,
+    measuring: bool,
+    /// Bytes so far while measuring.
+    count: usize,
+    /// Nested messages' lengths, in the order they start.
+    lengths: Vec<usize>,
+    /// The next length to take while writing.
+    next: usize,
 }
 
 const VARINT: u8 = 0;
@@ -46,7 +34,14 @@ const FIXED64: u8 = 1;
 const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
-impl<O: Out> Writer<O> {
+impl Writer {
+    fn put(&mut self, bytes: &[u8]) {
+        match self.measuring {
+            true => self.count += bytes.len(),
+            false => self.out.extend_from_slice(bytes),
+        }
+    }
+
     fn varint(&mut self, mut v: u64) {
         let mut buf = [0u8; 10];
         let mut n = 0;
@@ -56,7 +51,7 @@ impl<O: Out> Writer<O> {
             n += 1;
         }
         buf[n] = v as u8;
-        self.out.put(&buf[..=n]);
+        self.put(&buf[..=n]);
     }
 
     fn tag(&mut self, field: u32, wire: u8) {
@@ -70,46 +65,73 @@ impl<O: Out> Writer<O> {
 
     fn fixed64(&mut self, field: u32, v: u64) {
         self.tag(field, FIXED64);
-        self.out.put(&v.to_le_bytes());
+        self.put(&v.to_le_bytes());
     }
 
     fn fixed32(&mut self, field: u32, v: u32) {
         self.tag(field, FIXED32);
-        self.out.put(&v.to_le_bytes());
+        self.put(&v.to_le_bytes());
     }
 
     fn double(&mut self, field: u32, v: f64) {
         self.tag(field, FIXED64);
-        self.out.put(&v.to_le_bytes());
+        self.put(&v.to_le_bytes());
     }
 
     fn bytes(&mut self, field: u32, v: &[u8]) {
         self.tag(field, LEN);
         self.varint(v.len() as u64);
-        self.out.put(v);
+        self.put(v);
     }
 
-    /// A nested message: measured first (fields only, not bytes: a long string counts as its
-    /// length), then written after its length.
+    /// A nested message, after its tag and length.
     fn message(&mut self, field: u32, m: &impl Message) {
-        let mut count = Writer { out: Count(0) };
-        m.encode(&mut count);
         self.tag(field, LEN);
-        self.varint(count.out.0 as u64);
-        m.encode(self);
+        if self.measuring {
+            let slot = self.lengths.len();
+            self.lengths.push(0);
+            let before = self.count;
+            m.encode(self);
+            let len = self.count - before;
+            self.lengths[slot] = len;
+            // The length's own bytes, counted now that it is known.
+            self.count += varint_len(len as u64);
+        } else {
+            let len = self.lengths.get(self.next).copied().unwrap_or(0);
+            self.next += 1;
+            self.varint(len as u64);
+            m.encode(self);
+        }
     }
+
+    /// `m`'s fields (a top-level message, without tag or length): measured, then written.
+    fn top(m: &impl Message) -> Vec<u8> {
+        let mut w = Writer { measuring: true, ..Writer::default() };
+        m.encode(&mut w);
+        w.out.reserve_exact(w.count);
+        w.measuring = false;
+        m.encode(&mut w);
+        w.out
+    }
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// `ExportTraceServiceRequest { resource_spans: [ResourceSpans { resource, scope_spans:
 /// [ScopeSpans { scope, spans }] }] }`.
 pub fn export_request(resource: &Resource, spans: &[Span<'_>]) -> Vec<u8> {
-    let mut w = Writer { out: Vec::new() };
-    let request = ResourceSpans { resource, spans };
-    let mut count = Writer { out: Count(0) };
-    count.message(1, &request);
-    w.out.reserve_exact(count.out.0);
-    w.message(1, &request);
-    w.out
+    Writer::top(&ExportRequest(ResourceSpans { resource, spans }))
+}
+
+/// `ExportTraceServiceRequest { resource_spans }`.
+struct ExportRequest<'r, 's>(ResourceSpans<'r, 's>);
+
+impl Message for ExportRequest<'_, '_> {
+    fn encode(&self, w: &mut Writer) {
+        w.message(1, &self.0);
+    }
 }
 
 struct ResourceSpans<'r, 's> {
@@ -118,7 +140,7 @@ struct ResourceSpans<'r, 's> {
 }
 
 impl Message for ResourceSpans<'_, '_> {
-    fn encode<O: Out>(&self, w: &mut Writer<O>) {
+    fn encode(&self, w: &mut Writer) {
         w.message(1, &ResourceMessage(self.resource));
         w.message(2, &ScopeSpans { resource: self.resource, spans: self.spans });
     }
@@ -128,7 +150,7 @@ impl Message for ResourceSpans<'_, '_> {
 struct ResourceMessage<'r>(&'r Resource);
 
 impl Message for ResourceMessage<'_> {
-    fn encode<O: Out>(&self, w: &mut Writer<O>) {
+    fn encode(&self, w: &mut Writer) {
         for (key, value) in &self.0.attributes {
             w.message(1, &KeyValue(key, &Value::Str(value.as_str().into())));
         }
@@ -142,7 +164,7 @@ struct ScopeSpans<'r, 's> {
 }
 
 impl Message for ScopeSpans<'_, '_> {
-    fn encode<O: Out>(&self, w: &mut Writer<O>) {
+    fn encode(&self, w: &mut Writer) {
         w.message(1, &Scope(&self.resource.scope_name));
         for span in self.spans {
             w.message(2, span);
@@ -153,7 +175,7 @@ impl Message for ScopeSpans<'_, '_> {
 struct Scope<'a>(&'a str);
 
 impl Message for Scope<'_> {
-    fn encode<O: Out>(&self, w: &mut Writer<O>) {
+    fn encode(&self, w: &mut Writer) {
         w.bytes(1, self.0.as_bytes());
         w.bytes(2, env!("CARGO_PKG_VERSION").as_bytes());
     }
@@ -161,7 +183,7 @@ impl Message for Scope<'_> {
 
 /// `Span`.
 impl Message for Span<'_> {
-    fn encode<O: Out>(&self, w: &mut Writer<O>) {
+    fn encode(&self, w: &mut Writer) {
         let s = self;
         w.bytes(1, &s.trace_id);
         w.bytes(2, &s.span_id);
@@ -196,7 +218,7 @@ impl Message for Span<'_> {
 struct SpanStatus<'s, 'a>(&'s Span<'a>);
 
 impl Message for SpanStatus<'_, '_> {
-    fn encode<O: Out>(&self, w: &mut Writer<O>) {
+    fn encode(&self, w: &mut Writer) {
         if let Some(message) = self.0.status_message {
             w.bytes(2, message.as_bytes());
         }
@@ -206,7 +228,7 @@ impl Message for SpanStatus<'_, '_> {
 
 /// `Span.Event`.
 impl Message for Event<'_> {
-    fn encode<O: Out>(&self, w: &mut Writer<O>) {
+    fn encode(&self, w: &mut Writer) {
         w.fixed64(1, self.time_unix_nanos);
         w.bytes(2, self.name.as_bytes());
         for (key, value) in &self.attributes {
@@ -219,7 +241,7 @@ impl Message for Event<'_> {
 struct KeyValue<'k, 'v, 'a>(&'k str, &'v Value<'a>);
 
 impl Message for KeyValue<'_, '_, '_> {
-    fn encode<O: Out>(&self, w: &mut Writer<O>) {
+    fn encode(&self, w: &mut Writer) {
         w.bytes(1, self.0.as_bytes());
         w.message(2, &AnyValue(self.1));
     }
@@ -229,7 +251,7 @@ impl Message for KeyValue<'_, '_, '_> {
 struct AnyValue<'v, 'a>(&'v Value<'a>);
 
 impl Message for AnyValue<'_, '_> {
-    fn encode<O: Out>(&self, w: &mut Writer<O>) {
+    fn encode(&self, w: &mut Writer) {
         match self.0 {
             Value::Str(s) => w.bytes(1, s.as_bytes()),
             Value::Bool(b) => w.uint(2, *b as u64),
@@ -245,7 +267,7 @@ impl Message for AnyValue<'_, '_> {
 struct ArrayValue<'i, 'a>(&'i [&'a str]);
 
 impl Message for ArrayValue<'_, '_> {
-    fn encode<O: Out>(&self, w: &mut Writer<O>) {
+    fn encode(&self, w: &mut Writer) {
         for item in self.0 {
             w.message(1, &AnyValue(&Value::Str((*item).into())));
         }
@@ -256,49 +278,85 @@ impl Message for ArrayValue<'_, '_> {
 mod tests {
     use super::*;
 
-    fn writer() -> Writer<Vec<u8>> {
-        Writer { out: Vec::new() }
+    /// `m` written as a field `field` of a message of its own.
+    fn field(field: u32, m: &impl Message) -> Vec<u8> {
+        struct Holder<'m, M: Message>(u32, &'m M);
+        impl<M: Message> Message for Holder<'_, M> {
+            fn encode(&self, w: &mut Writer) {
+                w.message(self.0, self.1);
+            }
+        }
+        Writer::top(&Holder(field, m))
     }
 
     #[test]
     fn varints_and_nested_lengths_are_protobufs() {
-        let mut w = writer();
+        let mut w = Writer::default();
         w.uint(1, 300);
         assert_eq!(w.out, [0x08, 0xac, 0x02]);
         // A nested message longer than 127 bytes needs a two-byte length.
         let long = "x".repeat(200);
-        let mut w = writer();
-        w.message(2, &AnyValue(&Value::Str(long.as_str().into())));
-        assert_eq!(&w.out[..5], &[0x12, 0xcb, 0x01, 0x0a, 0xc8]);
-        assert_eq!(w.out.len(), 3 + 3 + 200);
+        let out = field(2, &AnyValue(&Value::Str(long.as_str().into())));
+        assert_eq!(&out[..5], &[0x12, 0xcb, 0x01, 0x0a, 0xc8]);
+        assert_eq!(out.len(), 3 + 3 + 200);
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+            let mut w = Writer::default();
+            w.varint(v);
+            assert_eq!(w.out.len(), varint_len(v), "{v}");
+        }
     }
 
     #[test]
     fn a_negative_int_is_ten_bytes() {
-        let mut w = writer();
-        AnyValue(&Value::Int(-1)).encode(&mut w);
-        assert_eq!(w.out.len(), 1 + 10);
+        assert_eq!(Writer::top(&AnyValue(&Value::Int(-1))).len(), 1 + 10);
     }
 
-    /// What was measured is what is written, at every level.
+    /// Measured and written agree at every level: a nested message's recorded length is its
+    /// written length (checked by walking the output as protobuf).
     #[test]
-    fn a_measured_request_is_as_long_as_the_written_one() {
+    fn every_length_is_the_length_written() {
         let record = crate::otel::spans::tests::traced();
         let mut spans = Vec::new();
         crate::otel::spans::of_record(&record, true, &mut spans);
         let resource = Resource { attributes: vec![("service.name".into(), "x".into())], scope_name: "s".into() };
-        let request = ResourceSpans { resource: &resource, spans: &spans };
-        let mut count = Writer { out: Count(0) };
-        request.encode(&mut count);
-        let mut w = writer();
-        request.encode(&mut w);
-        assert_eq!(count.out.0, w.out.len());
-        assert_eq!(export_request(&resource, &spans).len(), 1 + varint_len(w.out.len()) + w.out.len());
-    }
-
-    fn varint_len(n: usize) -> usize {
-        let mut w = writer();
-        w.varint(n as u64);
-        w.out.len()
+        let out = export_request(&resource, &spans);
+        // Walks length-delimited fields that hold messages, to the depth of attributes' values.
+        fn walk(buf: &[u8], depth: usize) -> usize {
+            let (mut at, mut fields) = (0, 0);
+            let varint = |buf: &[u8], at: &mut usize| {
+                let (mut v, mut shift) = (0u64, 0);
+                loop {
+                    let b = buf[*at];
+                    *at += 1;
+                    v |= u64::from(b & 0x7f) << shift;
+                    shift += 7;
+                    if b < 0x80 {
+                        return v;
+                    }
+                }
+            };
+            while at < buf.len() {
+                let tag = varint(buf, &mut at);
+                fields += 1;
+                match tag & 7 {
+                    0 => drop(varint(buf, &mut at)),
+                    1 => at += 8,
+                    5 => at += 4,
+                    _ => {
+                        let len = varint(buf, &mut at) as usize;
+                        let inner = &buf[at..at + len];
+                        // Strings and ids are bytes, not messages: only descend into the
+                        // containers (resource spans, scope spans, spans, key-values).
+                        if depth < 3 && tag >> 3 <= 2 {
+                            fields += walk(inner, depth + 1);
+                        }
+                        at += len;
+                    }
+                }
+            }
+            assert_eq!(at, buf.len(), "a length that is not the length written");
+            fields
+        }
+        assert!(walk(&out, 0) > 20);
     }
 }
