@@ -33,7 +33,7 @@ pub fn span(s: &Span<'_>) -> Json {
         o.insert("parentSpanId".into(), hex(parent).into());
     }
     o.insert("flags".into(), (s.flags as u32).into());
-    o.insert("name".into(), s.name.as_ref().into());
+    o.insert("name".into(), s.full_name().into());
     o.insert("kind".into(), (s.kind as u32).into());
     o.insert("startTimeUnixNano".into(), s.start_unix_nanos.to_string().into());
     o.insert("endTimeUnixNano".into(), s.end_unix_nanos.to_string().into());

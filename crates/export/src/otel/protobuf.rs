@@ -43,6 +43,10 @@ impl Writer {
     }
 
     fn varint(&mut self, mut v: u64) {
+        // Tags and most lengths are one byte.
+        if v < 0x80 {
+            return self.put(&[v as u8]);
+        }
         let mut buf = [0u8; 10];
         let mut n = 0;
         while v >= 0x80 {
@@ -193,7 +197,16 @@ impl Message for Span<'_> {
         if let Some(parent) = &s.parent {
             w.bytes(4, parent);
         }
-        w.bytes(5, s.name.as_bytes());
+        match s.name {
+            (first, "") => w.bytes(5, first.as_bytes()),
+            (first, second) => {
+                w.tag(5, LEN);
+                w.varint((first.len() + 1 + second.len()) as u64);
+                w.put(first.as_bytes());
+                w.put(b" ");
+                w.put(second.as_bytes());
+            }
+        }
         w.uint(6, s.kind as u64);
         w.fixed64(7, s.start_unix_nanos);
         w.fixed64(8, s.end_unix_nanos);

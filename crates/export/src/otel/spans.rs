@@ -52,7 +52,9 @@ pub struct Span<'a> {
     pub parent: Option<SpanId>,
     pub trace_state: Option<&'a str>,
     pub flags: u8,
-    pub name: Cow<'a, str>,
+    /// The name, in two parts joined by a space when the second is not empty (GenAI's
+    /// `{operation} {model}` for an attempt), so that no string is built per span.
+    pub name: (&'static str, &'a str),
     pub kind: Kind,
     pub start_unix_nanos: u64,
     pub end_unix_nanos: u64,
@@ -60,6 +62,16 @@ pub struct Span<'a> {
     pub events: Vec<Event<'a>>,
     pub status: Code,
     pub status_message: Option<&'a str>,
+}
+
+impl Span<'_> {
+    /// The span's name as one string (for JSON and tests).
+    pub fn full_name(&self) -> String {
+        match self.name {
+            (first, "") => first.to_string(),
+            (first, second) => format!("{first} {second}"),
+        }
+    }
 }
 
 /// GenAI's `gen_ai.operation.name` for LiteLLM's call types.
@@ -155,7 +167,7 @@ fn server_span<'a>(record: &'a LogRecord, trace: &'a Trace, content: bool) -> Sp
         parent: ctx.parent,
         trace_state: ctx.state.as_deref(),
         flags: ctx.flags,
-        name: Cow::Borrowed(SERVER_SPAN_NAME),
+        name: (SERVER_SPAN_NAME, ""),
         kind: Kind::Server,
         start_unix_nanos: ctx.start_unix_nanos,
         end_unix_nanos: trace.end_unix_nanos.max(ctx.start_unix_nanos),
@@ -212,7 +224,7 @@ fn attempt_span<'a>(record: &'a LogRecord, trace: &'a Trace, attempt: &'a Attemp
         parent: Some(ctx.span_id),
         trace_state: ctx.state.as_deref(),
         flags: ctx.flags,
-        name: Cow::Owned(format!("{op} {}", attempt.model)),
+        name: (op, &attempt.model),
         kind: Kind::Client,
         start_unix_nanos: attempt.start_unix_nanos,
         end_unix_nanos: attempt.end_unix_nanos.max(attempt.start_unix_nanos),
@@ -276,7 +288,10 @@ pub(crate) mod tests {
         of_record(&record, true, &mut spans);
         assert_eq!(spans.len(), 3);
         let server = &spans[0];
-        assert_eq!((server.name.as_ref(), server.kind, server.parent), (SERVER_SPAN_NAME, Kind::Server, Some([9; 8])));
+        assert_eq!(
+            (server.full_name().as_str(), server.kind, server.parent),
+            (SERVER_SPAN_NAME, Kind::Server, Some([9; 8]))
+        );
         assert_eq!(attr(server, "gen_ai.request.model"), Some(&text("gpt-4o")));
         assert_eq!(attr(server, "gen_ai.usage.input_tokens"), Some(&Value::Int(1)));
         assert_eq!(attr(server, "gen_ai.usage.output_tokens"), Some(&Value::Int(2)));
@@ -287,7 +302,10 @@ pub(crate) mod tests {
         assert_eq!((failed.parent, failed.kind, failed.status), (Some([1; 8]), Kind::Client, Code::Error));
         assert_eq!(attr(failed, "error.type"), Some(&text("RateLimitError")));
         assert_eq!(attr(failed, "http.response.status_code"), Some(&Value::Int(429)));
-        assert_eq!((served.span_id, served.status, served.name.as_ref()), ([3; 8], Code::Ok, "chat openai/gpt-4o"));
+        assert_eq!(
+            (served.span_id, served.status, served.full_name().as_str()),
+            ([3; 8], Code::Ok, "chat openai/gpt-4o")
+        );
     }
 
     #[test]
