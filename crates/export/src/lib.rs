@@ -118,13 +118,12 @@ impl Callbacks {
         self.content
     }
 
-    /// Whether a record carries `json` (the prompt or the answer), held within the bounds of
-    /// [`content`].
-    /// Only while a callback the config names runs: the `langfuse` sink that runs for keys'
-    /// and teams' own projects alone does not make every request hold its prompt.
+    /// `json` (the prompt or the answer) for a record, held within the bounds of [`content`],
+    /// when records carry content ([`keep_content`](Self::keep_content): the server turns it on
+    /// only for a configured sink that writes content out, so the `langfuse` sink that runs for
+    /// keys' and teams' own projects alone does not make every request hold its prompt).
     pub fn content(&self, json: &bytes::Bytes) -> Option<content::Content> {
-        let configured = self.sinks.iter().any(|s| s.events != Events::default());
-        (self.content && configured).then(|| content::Content::hold(json.clone())).flatten()
+        self.content.then(|| content::Content::hold(json.clone())).flatten()
     }
 
     /// Whether requests keep a trace for these callbacks.
