@@ -244,3 +244,27 @@ fn the_health_probe_exits_zero_only_when_the_gateway_answers() {
     assert_eq!(hung.status.code(), Some(1));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// At the most verbose level (`--detailed_debug`), with logging callbacks and OpenTelemetry
+/// running, no prompt, no answer and no secret reaches a log line: not the master key, not a
+/// virtual key, not the upstream's key (issue #22: "no secret or prompt in any log at any
+/// level").
+#[test]
+fn the_most_verbose_logs_carry_no_prompt_and_no_secret() {
+    let config = format!(
+        "{CONFIG}litellm_settings:\n  callbacks: [\"otel\"]\nenvironment_variables:\n  OTEL_EXPORTER: console\n"
+    );
+    let g = start(&config, &["--detailed_debug"]);
+    let key = key_with_alias(&g, "verbose-alias");
+    let marker = "PROMPT-MARKER-4f1c";
+    let body = format!(r#"{{"model":"demo","messages":[{{"role":"user","content":"{marker}"}}]}}"#);
+    let r = request(g.addr, "POST", "/v1/chat/completions", Some(&key), body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let refused = request(g.addr, "POST", "/v1/chat/completions", Some("sk-not-a-key-9d2e"), body.as_bytes());
+    assert_eq!(refused.status, 401);
+    let stderr = stop(g);
+    assert!(stderr.lines().count() > 20, "the verbose level logs: {stderr}");
+    for secret in [marker, key.as_str(), "sk-1234", "sk-upstream-secret-value", "sk-not-a-key-9d2e", "hello"] {
+        assert!(!stderr.contains(secret), "{secret:?} in the logs:\n{stderr}");
+    }
+}
