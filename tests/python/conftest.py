@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MASTER_KEY = "sk-1234"
@@ -149,6 +150,32 @@ def refused_start(log_dir: Path, name: str, config_yaml: str, without_env: tuple
     )
     assert out.returncode != 0, f"the start did not stop: {out.stderr}"
     return out.stderr
+
+
+def callback_failures(gw, name: str) -> float:
+    """`litellm_callback_logging_failures_metric_total` for callback `name` (0 when absent; the
+    gateway must list `prometheus`)."""
+    r = requests.get(gw.url + "/metrics", timeout=10)
+    assert r.status_code == 200, "list prometheus among the callbacks to read the metrics"
+    text = r.text
+    prefix = f'litellm_callback_logging_failures_metric_total{{callback_name="{name}"}} '
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def wait_for_failures(gw, name: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callback_failures(gw, name) >= 1:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no failed delivery of {name} was counted in litellm_callback_logging_failures_metric")
+
+
+# ---- s3 ----
+
+
+class Moto:
+    """moto's S3 (and IAM) server: a bucket, and an IAM user whose key signs every request."""
 
 
 def closed_port() -> int:

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import MASTER_KEY, refused_start, start_gateway
+from conftest import MASTER_KEY, refused_start, start_gateway, wait_for_failures
 from manage import ADMIN
 from test_logging_callbacks import chat, logging_config, new_key
 
@@ -346,19 +346,7 @@ def test_refused_events_count_as_failed_deliveries(gw, langfuse):
     key = new_key(gw, metadata={"logging": own_logging(REFUSED, langfuse.url)})["key"]
     for _ in range(2):
         assert chat(gw, key, "fake-openai-endpoint").status_code == 200
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        text = requests.get(gw.url + "/metrics", timeout=10).text
-        lines = [
-            line
-            for line in text.splitlines()
-            if line.startswith('litellm_callback_logging_failures_metric_total{callback_name="langfuse"}')
-        ]
-        if lines and float(lines[0].rsplit(" ", 1)[1]) >= 1:
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError("Langfuse's refusals were not counted in litellm_callback_logging_failures_metric")
+    wait_for_failures(gw, "langfuse")
 
 
 def test_a_key_with_wrong_credentials_is_unhealthy_and_refused(gw, langfuse):

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import MASTER_KEY, closed_port, refused_start, render_config, start_gateway
+from conftest import MASTER_KEY, closed_port, refused_start, render_config, start_gateway, wait_for_failures
 from manage import ADMIN, PRICES
 
 COLLECTOR_TOKEN = "collector-secret-" + uuid.uuid4().hex[:8]
@@ -279,19 +279,7 @@ def test_a_collector_that_is_down_costs_requests_nothing(log_dir, mock):
             assert r.status_code == 200, r.text
         # Generous: the mock answers at once, and a debug build serves 50 calls in well under this.
         assert time.monotonic() - started < 10
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            text = requests.get(gw.url + "/metrics", timeout=10).text
-            failures = [
-                line
-                for line in text.splitlines()
-                if line.startswith('litellm_callback_logging_failures_metric_total{callback_name="generic_api"}')
-            ]
-            if failures and float(failures[0].rsplit(" ", 1)[1]) >= 1:
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the failed deliveries were not counted in litellm_callback_logging_failures_metric")
+        wait_for_failures(gw, "generic_api")
     finally:
         gw.stop()
 

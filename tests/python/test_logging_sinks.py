@@ -25,34 +25,12 @@ import requests
 from moto import settings as moto_settings
 from moto.server import ThreadedMotoServer
 
-from conftest import MASTER_KEY, start_gateway
+from conftest import MASTER_KEY, callback_failures, start_gateway, wait_for_failures
 from conftest import refused_start as conftest_refused_start
 from test_logging_callbacks import chat, logging_config, new_key
 
 BUCKET = "sluice-logs"
 REGION = "us-east-1"
-
-
-def callback_failures(gw, name: str) -> float:
-    """`litellm_callback_logging_failures_metric_total` for callback `name` (0 when absent; the
-    gateway must list `prometheus`)."""
-    r = requests.get(gw.url + "/metrics", timeout=10)
-    assert r.status_code == 200, "list prometheus among the callbacks to read the metrics"
-    text = r.text
-    prefix = f'litellm_callback_logging_failures_metric_total{{callback_name="{name}"}} '
-    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
-
-
-def wait_for_failures(gw, name: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callback_failures(gw, name) >= 1:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no failed delivery of {name} was counted in litellm_callback_logging_failures_metric")
-
-
-# ---- s3 ----
 
 
 class Moto:
