@@ -544,6 +544,8 @@ impl SharedSpend {
     /// A budget period ended (`period`: its new end) or an admin set the spend: the shared total
     /// becomes `usd`, once for all replicas. Local figures follow at once.
     pub async fn reset(&self, usd: f64, period: &str) {
+        // Between syncs: one in flight would otherwise set the total it read before the reset.
+        let _turn = self.turn.lock().await;
         self.unsent.reset_to(0.0);
         self.total.reset_to(usd);
         let script = redis::Script::new(RESET);
