@@ -162,6 +162,8 @@ pub struct Charge {
     /// When the call started, for `llm_too_slow`: read only with alerting on (the clock is
     /// not read for a request otherwise).
     began: Option<std::time::Instant>,
+    /// The answer cache's key for this call, and whether the answer came from it.
+    cache: std::sync::OnceLock<(Box<str>, bool)>,
 }
 
 /// What the request's metrics record is labelled with, so its spend lands on the same series.
@@ -211,6 +213,7 @@ impl Charge {
             ids,
             _in_flight: in_flight,
             began,
+            cache: std::sync::OnceLock::new(),
         })
     }
 
@@ -307,6 +310,17 @@ impl Charge {
         if let Some(content) = callbacks.content(&bytes::Bytes::from(json)) {
             self.content.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 = Some(content);
         }
+    }
+
+    /// The answer cache looked this call up under `key`: `hit` when it answered (the call is
+    /// then billed nothing, as it reached no deployment), else the answer is kept under it.
+    /// The spend log's `cache_hit` and `cache_key`, the logging record's `cache_hit`.
+    pub fn cached(&self, key: &str, hit: bool) {
+        let _ = self.cache.set((key.into(), hit));
+    }
+
+    fn cache_hit(&self) -> bool {
+        self.cache.get().is_some_and(|(_, hit)| *hit)
     }
 
     /// Whether a price is known, i.e. whether counting tokens ourselves would change the bill.
@@ -462,6 +476,8 @@ impl Charge {
                     .map(String::from),
                 cache_read_input_tokens: usage.cached_prompt_tokens as i64,
                 cache_creation_input_tokens: usage.cache_creation_tokens as i64,
+                cache_hit: self.cache_hit(),
+                cache_key: self.cache.get().map(|(k, _)| k.to_string()),
             });
         }
         if let Some(callbacks) = self.logging_for(Status::Success) {
@@ -652,7 +668,7 @@ impl Charge {
                 error_class: f.class,
                 llm_provider: served.provider.clone(),
             }),
-            cache_hit: false,
+            cache_hit: self.cache_hit(),
             cache_key: None,
             saved_cache_cost: 0.0,
             requester_ip_address: None,

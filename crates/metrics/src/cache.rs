@@ -17,6 +17,7 @@ use std::sync::{Arc, Weak};
 
 use prometheus_client::metrics::counter::Counter;
 
+use crate::answers::CacheHandles;
 use crate::budget::BudgetHandles;
 use crate::deployment::{AttemptHandles, KeyedHandles};
 use crate::request::RequestHandles;
@@ -53,6 +54,7 @@ pub(crate) struct ThreadCaches {
     pub(crate) failures: LabelCache<Counter>,
     pub(crate) fallbacks: LabelCache<Counter>,
     pub(crate) budgets: LabelCache<BudgetHandles>,
+    pub(crate) answers: LabelCache<CacheHandles>,
 }
 
 thread_local! {
@@ -78,6 +80,7 @@ pub(crate) fn with_caches<R>(owner: &Owner, f: impl FnOnce(&mut ThreadCaches) ->
                         failures: LabelCache::default(),
                         fallbacks: LabelCache::default(),
                         budgets: LabelCache::default(),
+                        answers: LabelCache::default(),
                     });
                     all.len() - 1
                 }

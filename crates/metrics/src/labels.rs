@@ -238,3 +238,16 @@ pub struct OverheadLabels {
     pub route: String,
     pub api_provider: String,
 }
+
+/// `litellm_cache_hits_metric`, `litellm_cache_misses_metric`, `litellm_cached_tokens_metric`.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub model: String,
+    pub hashed_api_key: String,
+    pub api_key_alias: String,
+    pub team: String,
+    pub team_alias: String,
+    pub end_user: String,
+    pub user: String,
+    pub model_id: String,
+}

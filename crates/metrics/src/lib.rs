@@ -24,6 +24,7 @@
 //! The crate knows nothing of HTTP: the server serves [`Metrics::render`] at `GET /metrics` with
 //! [`Metrics::content_type`].
 
+mod answers;
 mod budget;
 mod cache;
 mod callbacks;
@@ -42,6 +43,7 @@ use std::sync::Arc;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::registry::Registry;
 
+pub use answers::CacheState;
 pub use callbacks::CallbackMetrics;
 pub use caller::{Caller, CallerLabels};
 pub use database::DatabaseState;
@@ -56,6 +58,8 @@ use families::Families;
 #[derive(Debug)]
 pub(crate) struct Shared {
     families: Families,
+    /// The answer cache's per-request counters.
+    cache: answers::CacheFamilies,
     owner: Owner,
 }
 
@@ -68,6 +72,7 @@ pub struct Metrics {
     redis: Option<redis::RedisFamilies>,
     callbacks: callbacks::CallbackFamilies,
     database: database::DatabaseFamilies,
+    cache: answers::CacheGauges,
 }
 
 impl Metrics {
@@ -87,12 +92,15 @@ impl Metrics {
         let redis = with_redis.then(|| redis::RedisFamilies::register(&mut registry));
         let callbacks = callbacks::CallbackFamilies::register(&mut registry);
         let database = database::DatabaseFamilies::register(&mut registry);
+        let cache_families = answers::CacheFamilies::register(&mut registry);
+        let cache = answers::CacheGauges::register(&mut registry);
         Arc::new(Metrics {
             registry,
-            shared: Arc::new(Shared { families, owner: Owner::new() }),
+            shared: Arc::new(Shared { families, cache: cache_families, owner: Owner::new() }),
             redis,
             callbacks,
             database,
+            cache,
         })
     }
 
@@ -115,6 +123,25 @@ impl Metrics {
     /// The database's health and the registry's counts, set just before a scrape.
     pub fn database_state(&self, state: &DatabaseState) {
         self.database.set(state);
+    }
+
+    /// What the answer cache holds, set just before a scrape.
+    pub fn cache_state(&self, state: &CacheState) {
+        self.cache.set(state);
+    }
+
+    /// One request's answer-cache lookup: `litellm_cache_hits_metric` (and the `tokens` its
+    /// answer spared, `litellm_cached_tokens_metric`) or `litellm_cache_misses_metric`.
+    pub fn cache_lookup(
+        &self,
+        model: &str,
+        model_id: &str,
+        end_user: &str,
+        caller: Option<&Caller>,
+        hit: bool,
+        tokens: u64,
+    ) {
+        answers::record(&self.shared, model, model_id, end_user, caller, hit, tokens);
     }
 
     /// The scrape body: Prometheus text format 0.0.4, `# HELP`/`# TYPE` per family, counters as

@@ -111,6 +111,9 @@ pub struct App {
     pub live_settings: crate::manage::LiveSettings,
     /// Slack alerting's sender, once started ([`crate::alerts`]): finished at shutdown.
     alerting: std::sync::Mutex<Option<sluice_export::alerting::AlertDrain>>,
+    /// The answer cache (`litellm_settings.cache`), when the config turns one on: a Redis cache
+    /// only once Redis is connected ([`App::start`]).
+    pub cache: Option<Arc<sluice_cache::Cache>>,
 }
 
 impl App {
@@ -130,6 +133,18 @@ impl App {
             Some(_) => Metrics::with_redis(),
             None => Metrics::new(),
         });
+        let cache = match &config.cache {
+            Some(c) => match sluice_cache::Cache::new(c.settings.clone(), remote.clone()) {
+                Ok(cache) => Some(cache),
+                // A Redis cache without Redis (the config named none, or the app was built
+                // without connecting it): every request goes upstream.
+                Err(e) => {
+                    tracing::warn!("litellm_settings.cache: {e}; answers are not cached");
+                    None
+                }
+            },
+            None => None,
+        };
         // Built first: Vertex deployments fetch their tokens through it.
         let client = upstream::client(seconds(config.sluice.upstream_connect_timeout, 10.0));
         let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
@@ -242,6 +257,7 @@ impl App {
             responses: Default::default(),
             live_settings: crate::manage::LiveSettings::new(config, env),
             alerting: std::sync::Mutex::new(None),
+            cache,
         });
         app.access.access_groups.store(Arc::new(access_groups(config.deployments.iter())));
         Ok(app)

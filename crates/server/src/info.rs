@@ -247,7 +247,11 @@ pub async fn readiness(State(app): State<Arc<App>>) -> Response {
     let mut body = json!({
         "status": if connected && redis_up { "healthy" } else { "degraded" },
         "db": if connected { "connected" } else { "Not connected" },
-        "cache": if app.remote.is_some() { Value::from("redis") } else { Value::Null },
+        "cache": match (&app.cache, &app.remote) {
+            (Some(c), _) if c.settings().backend == sluice_cache::Backend::Local => Value::from("local"),
+            (Some(_), _) | (None, Some(_)) => Value::from("redis"),
+            (None, None) => Value::Null,
+        },
         "litellm_version": VERSION,
         "success_callbacks": app.callbacks,
         "use_aiohttp_transport": true,
@@ -319,6 +323,14 @@ pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Respons
                 m.redis_state(r.healthy(), r.replicas(), r.failures());
             }
             let (access, load) = (&app.access, std::sync::atomic::Ordering::Relaxed);
+            if let Some(c) = &app.cache {
+                let (entries, bytes) = c.usage();
+                m.cache_state(&sluice_metrics::CacheState {
+                    entries: entries as u64,
+                    bytes: bytes as u64,
+                    failed_writes: c.stats.failed_writes.load(load),
+                });
+            }
             m.database_state(&sluice_metrics::DatabaseState {
                 configured: access.store().is_some(),
                 up: access.db_connected(),

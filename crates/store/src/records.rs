@@ -242,6 +242,29 @@ pub struct SpendLogRecord {
     /// Prompt tokens written to the provider's cache; daily aggregates only, as above.
     #[serde(skip)]
     pub cache_creation_input_tokens: i64,
+    /// Answered from sluice's answer cache (LiteLLM's `cache_hit`, shown as `"True"`/`"False"`).
+    #[serde(serialize_with = "python_bool", deserialize_with = "python_bool_in")]
+    pub cache_hit: bool,
+    /// The cache key the answer was found under (a hit) or kept under.
+    pub cache_key: Option<String>,
+}
+
+/// A flag as LiteLLM's spend logs show it: Python's `str(bool)`.
+fn python_bool<S: serde::Serializer>(b: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if *b { "True" } else { "False" })
+}
+
+fn python_bool_in<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(match Flag::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Text(t) => t.eq_ignore_ascii_case("true"),
+    })
 }
 
 /// A Responses API answer served through chat, kept for `GET`, `DELETE` and

@@ -338,6 +338,15 @@ const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 12,
+        only_on: None,
+        statements: &[
+            // LiteLLM_SpendLogs' `cache_hit` and `cache_key`: a call the answer cache served.
+            "ALTER TABLE sluice_spend_logs ADD COLUMN cache_hit BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE sluice_spend_logs ADD COLUMN cache_key TEXT",
+        ],
+    },
 ];
 
 /// The version a database is at once this build has migrated it.

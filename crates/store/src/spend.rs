@@ -20,7 +20,7 @@ use crate::{
 };
 
 const TABLE: &str = "sluice_spend_logs";
-const COLS: [&str; 22] = [
+const COLS: [&str; 24] = [
     "request_id",
     "call_type",
     "api_key",
@@ -43,12 +43,14 @@ const COLS: [&str; 22] = [
     "status",
     "client_call_id",
     "response_id",
+    "cache_hit",
+    "cache_key",
 ];
 pub(crate) const SQLITE_MAX_LOG_ROWS: usize = 64;
-/// Log rows per INSERT, at most. SQLite: 64 × 22 = 1,408 parameters (its limit is 32,766), a power
+/// Log rows per INSERT, at most. SQLite: 64 × 24 = 1,536 parameters (its limit is 32,766), a power
 /// of two for the chunking in `chunk_rows`; longer statements measured no faster, and the seven
 /// lengths kept prepared hold about 3 KiB a row, some 380 KiB per connection. PostgreSQL: 1,000 ×
-/// 22 = 22,000 parameters (its limit is 65,535), for fewer round trips.
+/// 24 = 24,000 parameters (its limit is 65,535), for fewer round trips.
 pub(crate) fn max_log_rows(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => SQLITE_MAX_LOG_ROWS,
@@ -103,6 +105,8 @@ pub(crate) fn log_values<'a>(l: &'a SpendLogRecord, metadata: &'a str, tags: &'a
         Text(&l.status),
         OptText(l.client_call_id.as_deref()),
         OptText(l.response_id.as_deref()),
+        Int(i64::from(l.cache_hit)),
+        OptText(l.cache_key.as_deref()),
     ]
 }
 
@@ -239,6 +243,8 @@ fn log_from_row(r: &AnyRow) -> Result<SpendLogRecord> {
         request_tags: codec::list(r, "request_tags")?,
         status: codec::text(r, "status")?.into(),
         response_id: codec::opt_text(r, "response_id")?,
+        cache_hit: codec::int(r, "cache_hit")? != 0,
+        cache_key: codec::opt_text(r, "cache_key")?,
         ..Default::default()
     })
 }

@@ -1,5 +1,5 @@
 //! The request fields that are the gateway's, not the model's: LiteLLM's per-request controls
-//! (`fallbacks`, `num_retries`, `timeout`) and its testing switches (`mock_response`,
+//! (`fallbacks`, `num_retries`, `timeout`, the answer cache's `cache`) and its testing switches (`mock_response`,
 //! `mock_testing_fallbacks`, `mock_testing_rate_limit_error`, `mock_timeout`).
 //!
 //! [`crate::sniff`] finds them in the same scan that finds `model`; they are read here only when
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// The control fields, in the order [`crate::sniff`] hands their raw values to [`parse`].
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "fallbacks",
     "num_retries",
     "timeout",
@@ -20,6 +20,7 @@ pub const NAMES: [&str; 8] = [
     "mock_testing_rate_limit_error",
     "mock_timeout",
     "disable_fallbacks",
+    "cache",
 ];
 
 /// The most retries a request may ask for: each is another upstream call, and past a handful a
@@ -58,6 +59,35 @@ pub struct Controls {
     pub mock_timeout: bool,
     /// `disable_fallbacks: true`: no fallback, configured or not.
     pub disable_fallbacks: bool,
+    /// `cache`: what this request asks of the answer cache.
+    pub cache: Option<CacheControls>,
+}
+
+/// The most seconds a request may ask an answer to be kept (`cache.ttl`) or may accept an entry's
+/// age (`cache.s-maxage`): a year; a larger number is read as this one.
+pub const MAX_CACHE_SECONDS: u64 = 365 * 24 * 3600;
+
+/// The longest `cache.namespace`, in bytes: it becomes part of every key the request reads or
+/// writes.
+pub const MAX_CACHE_NAMESPACE: usize = 256;
+
+/// The request's `cache` object (LiteLLM's per-request cache controls; the OpenAI SDK sends it
+/// through `extra_body`). LiteLLM's code is the reference where its docs disagree: `no-cache`
+/// skips the lookup (the answer is still stored), `no-store` skips the write.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CacheControls {
+    /// `no-cache: true`: do not answer from the cache.
+    pub no_cache: bool,
+    /// `no-store: true`: do not keep this answer.
+    pub no_store: bool,
+    /// `ttl`: keep this answer that long (whole seconds, at least one).
+    pub ttl: Option<Duration>,
+    /// `s-maxage` (or `s-max-age`): accept only an entry at most that old.
+    pub s_maxage: Option<Duration>,
+    /// `namespace`: entries of this namespace only, instead of the configured one.
+    pub namespace: Option<String>,
+    /// `use-cache: true`: opt in when the cache's `mode` is `default_off`.
+    pub use_cache: bool,
 }
 
 /// One entry of a request's `fallbacks`.
@@ -130,7 +160,7 @@ pub(crate) fn parse(raw: [Option<&str>; NAMES.len()]) -> Result<Option<Box<Contr
     if raw.iter().all(Option::is_none) {
         return Ok(None);
     }
-    let [fallbacks, num_retries, timeout, mock_response, mock_testing_fallbacks, rate_limit, mock_timeout, disable] =
+    let [fallbacks, num_retries, timeout, mock_response, mock_testing_fallbacks, rate_limit, mock_timeout, disable, cache] =
         raw;
     Ok(Some(Box::new(Controls {
         fallbacks: fallbacks.map(parse_fallbacks).transpose()?,
@@ -141,7 +171,58 @@ pub(crate) fn parse(raw: [Option<&str>; NAMES.len()]) -> Result<Option<Box<Contr
         mock_testing_rate_limit_error: flag(rate_limit, "mock_testing_rate_limit_error")?,
         mock_timeout: flag(mock_timeout, "mock_timeout")?,
         disable_fallbacks: flag(disable, "disable_fallbacks")?,
+        cache: cache.map(parse_cache).transpose()?,
     })))
+}
+
+fn parse_cache(v: &str) -> Result<CacheControls, ApiError> {
+    let bad = |why: String| {
+        ApiError::bad_request(format!(
+            "cache: {why}. Send an object, e.g. \"cache\": {{\"no-cache\": true}}, {{\"ttl\": 600}}, {{\"s-maxage\": 60}} or {{\"namespace\": \"team-a\"}}."
+        ))
+        .param("cache")
+    };
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(v).map_err(|_| bad("expected an object".into()))?;
+    let mut c = CacheControls::default();
+    for (name, value) in &object {
+        let switch = || match value {
+            serde_json::Value::Bool(b) => Ok(*b),
+            serde_json::Value::Null => Ok(false),
+            _ => Err(bad(format!("`{name}` must be true or false"))),
+        };
+        let seconds = || match value {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(s) if s.is_finite() && s >= 0.0 => {
+                    Ok(Some(Duration::from_secs((s.ceil() as u64).min(MAX_CACHE_SECONDS))))
+                }
+                _ => Err(bad(format!("`{name}` must be a number of seconds, 0 or more"))),
+            },
+            _ => Err(bad(format!("`{name}` must be a number of seconds"))),
+        };
+        match name.as_str() {
+            "no-cache" => c.no_cache = switch()?,
+            "no-store" => c.no_store = switch()?,
+            "use-cache" => c.use_cache = switch()?,
+            // A zero ttl keeps nothing: as `no-store`.
+            "ttl" => match seconds()? {
+                Some(Duration::ZERO) => c.no_store = true,
+                t => c.ttl = t,
+            },
+            "s-maxage" | "s-max-age" => c.s_maxage = seconds()?,
+            "namespace" => match value {
+                serde_json::Value::Null => {}
+                serde_json::Value::String(ns) if !ns.is_empty() && ns.len() <= MAX_CACHE_NAMESPACE => {
+                    c.namespace = Some(ns.clone())
+                }
+                _ => return Err(bad(format!("`namespace` must be a string of 1 to {MAX_CACHE_NAMESPACE} bytes"))),
+            },
+            // LiteLLM reads the controls it knows and passes over the rest.
+            _ => {}
+        }
+    }
+    Ok(c)
 }
 
 fn flag(v: Option<&str>, name: &str) -> Result<bool, ApiError> {

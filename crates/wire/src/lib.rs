@@ -8,6 +8,7 @@
 
 pub mod controls;
 pub mod error;
+pub mod members;
 pub mod responses;
 mod scan;
 pub mod sniff;

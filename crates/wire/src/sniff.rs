@@ -96,6 +96,8 @@ struct RawRequest<'a> {
     #[serde(borrow, default)]
     disable_fallbacks: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    cache: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     max_output_tokens: Option<&'a RawValue>,
     #[serde(borrow, default)]
     previous_response_id: Option<&'a RawValue>,
@@ -130,7 +132,7 @@ impl<'a> RequestFields<'a> {
     /// it does not take on itself (malformed input, an escaped key, a field given twice, deep
     /// nesting), which then goes through serde_json for its verdict and its error message.
     fn scan(text: &'a str) -> Option<RequestFields<'a>> {
-        let [model, stream, stream_options, messages, prompt, input, user, max_tokens, max_completion_tokens, max_output_tokens, previous_response_id, tags, metadata, c0, c1, c2, c3, c4, c5, c6, c7] =
+        let [model, stream, stream_options, messages, prompt, input, user, max_tokens, max_completion_tokens, max_output_tokens, previous_response_id, tags, metadata, c0, c1, c2, c3, c4, c5, c6, c7, c8] =
             scan::fields(
                 text,
                 [
@@ -156,6 +158,7 @@ impl<'a> RequestFields<'a> {
                     "mock_testing_rate_limit_error",
                     "mock_timeout",
                     "disable_fallbacks",
+                    "cache",
                 ],
             )?;
         Some(RequestFields {
@@ -168,7 +171,7 @@ impl<'a> RequestFields<'a> {
             user,
             max_tokens,
             max_completion_tokens,
-            controls: [c0, c1, c2, c3, c4, c5, c6, c7],
+            controls: [c0, c1, c2, c3, c4, c5, c6, c7, c8],
             max_output_tokens,
             previous_response_id,
             tags,
@@ -197,6 +200,7 @@ impl<'a> RequestFields<'a> {
                 raw.mock_testing_rate_limit_error,
                 raw.mock_timeout,
                 raw.disable_fallbacks,
+                raw.cache,
             ]
             .map(|v| v.map(RawValue::get)),
             max_output_tokens: raw.max_output_tokens.map(RawValue::get),

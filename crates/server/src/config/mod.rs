@@ -9,6 +9,7 @@
 //! ([`Config::refusal`]). A security setting whose `os.environ/` secret is missing is an error.
 
 pub mod alerting;
+pub mod cache;
 mod deployment;
 mod env;
 mod error;
@@ -56,6 +57,8 @@ pub struct Config {
     pub langfuse_otel: Option<logging::OtelSettings>,
     /// Slack alerting, when `general_settings.alerting` names `slack`.
     pub alerting: Option<alerting::AlertingSettings>,
+    /// The answer cache, when `litellm_settings.cache` turns one on (`config::cache`).
+    pub cache: Option<cache::CacheSettings>,
     pub sluice: SluiceSettings,
     /// Where the Redis is that replicas share limits, budgets and cooldowns through (`None`:
     /// the config names none, and each replica counts alone). See `config::redis`.
@@ -234,6 +237,25 @@ impl Config {
         }
         let pass_through = passthrough::read(&root, &env, &mut warnings)?;
         let redis = redis::read(&root, &env, sluice.redis_key_prefix.clone(), &mut ignored, &mut warnings)?;
+        let cache = match root.get("litellm_settings") {
+            Some(Value::Mapping(l)) => cache::read(Some(l), &mut ignored)?,
+            _ => None,
+        };
+        if let Some(c) = &cache {
+            if c.settings.backend == sluice_cache::Backend::Redis && redis.is_none() {
+                warnings.push(
+                    "litellm_settings.cache: a Redis cache, but no Redis is named (cache_params.host, REDIS_HOST or REDIS_URL): answers are not cached".into(),
+                );
+            }
+            if let Some(s) = &c.semantic {
+                if !deployments.iter().any(|d| d.model_name == s.embedding_model) {
+                    return Err(error::err(
+                        "litellm_settings.cache_params.redis_semantic_cache_embedding_model",
+                        format!("\"{}\" is not a model_name in model_list: name the embedding deployment that embeds prompts", s.embedding_model),
+                    ));
+                }
+            }
+        }
         ignored.sort();
         ignored.dedup();
         let (ignored, refused) = unenforced::review(&root, ignored);
@@ -249,6 +271,7 @@ impl Config {
             otel,
             langfuse_otel,
             alerting,
+            cache,
             sluice,
             redis,
             pass_through,

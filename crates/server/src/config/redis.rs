@@ -18,17 +18,12 @@
 
 use super::error::{err, ConfigError};
 use super::value::{boolean, string};
-use super::yaml::key_str;
 use super::Env;
 use serde_yaml_ng::{Mapping, Value};
 use sluice_state::remote::{RemoteConfig, DEFAULT_OP_TIMEOUT, DEFAULT_PREFIX};
 
 /// The port when neither the config nor `REDIS_PORT` names one.
 const DEFAULT_PORT: u16 = 6379;
-
-/// `cache_params` keys that say where Redis is or how to log in (the rest concern caching
-/// answers).
-const ADDRESS_KEYS: &[&str] = &["type", "host", "port", "password", "username", "url", "db", "supported_call_types"];
 
 /// Settings (in `cache_params` or `router_settings`) that ask for Redis Cluster or Sentinel.
 const CLUSTER_KEYS: &[&str] = &["redis_startup_nodes", "startup_nodes"];
@@ -63,7 +58,7 @@ pub(crate) fn read(
         (Some(r), Some(c)) => {
             if r != c {
                 warnings.push(
-                    "litellm_settings.cache_params: names another Redis than router_settings; sluice shares limits and cooldowns through router_settings' only".into(),
+                    "litellm_settings.cache_params: names another Redis than router_settings; sluice shares limits and cooldowns, and keeps cached answers, in router_settings' only".into(),
                 );
             }
             Some(r)
@@ -105,8 +100,8 @@ fn from_router_settings(r: &Mapping, env: &Env, warnings: &mut Vec<String>) -> R
     Ok(Some(build_url(&host, port, username.as_deref(), password.as_deref(), db)))
 }
 
-/// `litellm_settings.cache: true` with Redis `cache_params`. Also records what of the cache
-/// settings is about caching answers, which sluice does not do yet (issue #25).
+/// `litellm_settings.cache: true` with Redis `cache_params` (what of them is about caching
+/// answers is read by `config::cache`).
 fn from_cache_settings(
     l: &Mapping,
     env: &Env,
@@ -134,34 +129,8 @@ fn from_cache_settings(
         None | Some(Value::Null) => None,
         Some(v) => Some(string(v).map_err(|m| err(&format!("{AT}.type"), m))?.unwrap_or_default()),
     };
-    let redis = kind.as_deref().is_none_or(|k| k == "redis");
-    // `supported_call_types: []` is LiteLLM's way to use Redis for limits only; absent, it
-    // caches the answers of every call type.
-    let caches_answers = match params.get("supported_call_types") {
-        None | Some(Value::Null) => true,
-        Some(Value::Sequence(s)) => !s.is_empty(),
-        Some(_) => {
-            return Err(err(
-                &format!("{AT}.supported_call_types"),
-                "expected a list of call types, or [] to cache no answers",
-            ))
-        }
-    };
-    if caches_answers {
-        let how = if redis { "Redis is used to share limits, budgets and cooldowns only; " } else { "" };
-        ignored.push(format!(
-            "litellm_settings.cache: caching answers is not implemented in sluice yet; {how}set cache_params.supported_call_types: [] to say so"
-        ));
-    }
-    for (k, _) in &params {
-        let key = key_str(k);
-        if !ADDRESS_KEYS.contains(&key.as_str())
-            && !CLUSTER_KEYS.contains(&key.as_str())
-            && !SENTINEL_KEYS.contains(&key.as_str())
-        {
-            ignored.push(format!("{AT}.{key}: concerns caching answers, not implemented in sluice yet"));
-        }
-    }
+    // A semantic cache keeps its vectors and answers in Redis too.
+    let redis = kind.as_deref().is_none_or(|k| k == "redis" || k == "redis-semantic");
     if !redis {
         return Ok(None);
     }

@@ -8,6 +8,7 @@
 //! on this replica at once, and is announced to the other replicas ([`crate::live`]).
 
 mod budgets;
+mod cache;
 mod callbacks;
 mod config;
 mod end_users;
@@ -120,6 +121,11 @@ pub fn routes() -> crate::openapi::Routes {
         .route("/settings", get(callbacks::active))
         .route("/get/config/callbacks", get(callbacks::config_callbacks))
         .route("/key/health", post(callbacks::key_health).get(callbacks::key_health))
+        // The answer cache (issue #25).
+        .route("/cache/ping", get(cache::ping))
+        .route("/cache/delete", post(cache::delete))
+        .route("/cache/flushall", post(cache::flushall))
+        .route("/cache/redis/info", get(cache::redis_info))
 }
 
 // --- who may call ---

@@ -3,6 +3,7 @@
 pub use sluice_http::answer;
 mod attempt;
 pub mod body;
+pub(crate) mod cache;
 mod controls;
 pub mod headers;
 pub mod messages;
@@ -331,6 +332,18 @@ pub(crate) async fn proxy_body(
             Ok(attempt::Alternate { group: group.as_str(), body, view: sniff::request(body, endpoint)? })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
+    let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let end_user = view.user.as_deref().unwrap_or("");
+    // The answer cache, once the request is admitted and billed to its key (a hit counts toward
+    // its limits) and before any deployment is chosen.
+    let cached = cache::lookup(app, endpoint, &model, body, &view, native_anthropic.is_some());
+    if let Some(lookup) = &cached {
+        if let Some(reply) = cache::answer(app, lookup, &view, &model, label_model, facts, outcome).await {
+            record(app, facts, outcome, endpoint, label_model, 200, end_user, user_agent);
+            outcome.recorded = true;
+            return Ok(reply);
+        }
+    }
     let mut call = attempt::UpstreamCall {
         app,
         endpoint,
@@ -350,7 +363,6 @@ pub(crate) async fn proxy_body(
         alternates: &alternates,
         responses: responses.as_ref(),
     };
-    let user_agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let out = router.execute_planned(&routed, &ctx, &plan, &mut call).await;
     if out.fallback_depth > 0 {
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {
@@ -365,7 +377,6 @@ pub(crate) async fn proxy_body(
             lines.push_header(&headers::ATTEMPTED_FALLBACKS, &headers::count(out.fallback_depth));
         }
     };
-    let end_user = view.user.as_deref().unwrap_or("");
     let outcome = call.outcome;
     // A name no group serves is labelled by nothing: callers cannot mint series with made-up
     // names (the access log and the error still name it).
@@ -379,7 +390,10 @@ pub(crate) async fn proxy_body(
     let result = match out.result {
         Ok(mut reply) => {
             retry_headers(&mut reply);
-            Ok(reply)
+            Ok(match cached {
+                Some(lookup) => cache::keep(app, lookup, facts, reply),
+                None => reply,
+            })
         }
         Err(ExecError::UnknownModel) => Err(unknown_model(app, endpoint, &model)),
         Err(ExecError::NoDeployment(n)) if n.status() != 429 => Err(ApiError::new(n.status(), n.message())),

@@ -1,0 +1,145 @@
+//! The cache key: a SHA-256 of what changes an answer, taken from the bytes of the request
+//! already in hand (no tree, no re-serialisation).
+//!
+//! LiteLLM hashes the request's OpenAI parameters with `model` replaced by the model group, so
+//! every deployment of a group shares entries. Here each top-level member of the body counts as
+//! sent, sorted by name (two SDKs ordering fields differently still meet), except the members
+//! that never change the answer: how it is delivered (`stream`, `stream_options`), the gateway's
+//! own fields (`metadata`, `cache`, `tags`, LiteLLM's `litellm_*`) and a caller's credentials
+//! (`api_key` and the addressing that goes with it). `user` counts, as in LiteLLM: one end
+//! user's answers are not another's.
+
+use sha2::{Digest, Sha256};
+
+/// Top-level members that do not change the answer.
+const IGNORED: &[&str] = &[
+    "model",
+    "stream",
+    "stream_options",
+    "metadata",
+    "cache",
+    "tags",
+    "litellm_metadata",
+    "litellm_session_id",
+    "litellm_trace_id",
+    "litellm_call_id",
+    "api_key",
+    "api_base",
+    "base_url",
+    "api_version",
+    "extra_headers",
+    "proxy_server_request",
+];
+
+/// What kind of answer a request gets: part of the key, so that two endpoints never read each
+/// other's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shape {
+    Chat,
+    Completion,
+    Embedding,
+    Responses,
+}
+
+impl Shape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Chat => "chat",
+            Shape::Completion => "completion",
+            Shape::Embedding => "embedding",
+            Shape::Responses => "responses",
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Shape::Chat => 1,
+            Shape::Completion => 2,
+            Shape::Embedding => 3,
+            Shape::Responses => 4,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Shape> {
+        Some(match code {
+            1 => Shape::Chat,
+            2 => Shape::Completion,
+            3 => Shape::Embedding,
+            4 => Shape::Responses,
+            _ => return None,
+        })
+    }
+}
+
+/// The key of `body` sent to `model_group`, as the client sees it in `x-litellm-cache-key`:
+/// 64 hex digits, after `namespace:` when there is a namespace. `None` when the body is not a
+/// JSON object (such a request never reaches an upstream either).
+pub fn of(shape: Shape, model_group: &str, body: &[u8], namespace: Option<&str>) -> Option<String> {
+    let mut members = sluice_wire::members::top_level(body)?;
+    members.retain(|(name, _)| !IGNORED.contains(&name.as_ref()));
+    members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut h = Sha256::new();
+    // Lengths first, so no two different lists of members hash the same bytes.
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(b"sluice-cache-1");
+    field(shape.name().as_bytes());
+    field(model_group.as_bytes());
+    for (name, value) in &members {
+        field(name.as_bytes());
+        field(value.as_bytes());
+    }
+    let digest = hex::encode(h.finalize());
+    Some(match namespace {
+        Some(ns) => format!("{ns}:{digest}"),
+        None => digest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(body: &str) -> String {
+        of(Shape::Chat, "gpt", body.as_bytes(), None).unwrap()
+    }
+
+    #[test]
+    fn the_same_request_in_any_order_and_delivery_has_one_key() {
+        let a = key(r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"temperature":0.2}"#);
+        for same in [
+            r#"{"temperature":0.2,"messages":[{"role":"user","content":"hi"}],"model":"gpt"}"#,
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"stream":true,"stream_options":{"include_usage":true}}"#,
+            r#" { "model" : "other-alias", "messages":[{"role":"user","content":"hi"}] , "temperature":0.2, "metadata": {"tags": ["x"]}, "cache": {"ttl": 5}}"#,
+            r#"{"messages":[{"role":"user","content":"hi"}],"temperature":0.2,"api_key":"sk-caller-a"}"#,
+        ] {
+            assert_eq!(key(same), a, "{same}");
+        }
+        assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn what_changes_the_answer_changes_the_key() {
+        let base = r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}]}"#;
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(key(base));
+        for other in [
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hello"}]}"#,
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"temperature":1}"#,
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"tools":[]}"#,
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"user":"u1"}"#,
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"n":2}"#,
+            // A member's name and value cannot trade bytes.
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"ab":"c"}"#,
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"a":"bc"}"#,
+        ] {
+            assert!(seen.insert(key(other)), "{other} collided");
+        }
+        assert_ne!(of(Shape::Chat, "gpt", base.as_bytes(), None), of(Shape::Chat, "gpt-4o", base.as_bytes(), None));
+        assert_ne!(of(Shape::Chat, "gpt", base.as_bytes(), None), of(Shape::Completion, "gpt", base.as_bytes(), None));
+        let ns = of(Shape::Chat, "gpt", base.as_bytes(), Some("team-a")).unwrap();
+        assert_eq!(ns, format!("team-a:{}", key(base)));
+    }
+}

@@ -1,0 +1,132 @@
+//! The answer cache on the request path (`sluice_cache`): the lookup once a request is admitted
+//! and billed to its key, a hit answered here (whole or replayed as a stream, billed nothing,
+//! logged with `cache_hit`), a miss's answer kept once it came back whole.
+//!
+//! A hit counts toward the key's rate limits like any request (it was admitted first, as in
+//! LiteLLM) and reaches no deployment. The `/v1/messages` front door is not cached: its answers
+//! are Anthropic's, not the chat answers the cache keeps (LiteLLM does not cache
+//! `anthropic_messages` either).
+
+use super::headers::{self, Facts, Outcome};
+use crate::app::App;
+use crate::exchange::{Reply, ReplyBody};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use sluice_cache::{Lookup, Shape};
+use sluice_wire::sniff::{self, Endpoint, RequestView};
+use std::sync::Arc;
+
+/// LiteLLM's header naming the key a hit was found under.
+pub static CACHE_KEY: HeaderName = HeaderName::from_static("x-litellm-cache-key");
+
+/// What the cache does for this request; `None` when caching is off or the request is not one it
+/// keeps.
+pub(crate) fn lookup(
+    app: &App,
+    endpoint: Endpoint,
+    model: &str,
+    body: &[u8],
+    view: &RequestView<'_>,
+    native_anthropic: bool,
+) -> Option<Lookup> {
+    let cache = app.cache.as_ref()?;
+    if native_anthropic {
+        return None;
+    }
+    let shape = match endpoint {
+        Endpoint::Chat => Shape::Chat,
+        Endpoint::Completions => Shape::Completion,
+        Endpoint::Embeddings => Shape::Embedding,
+        // A Responses API event stream is neither kept nor replayed: whole answers only.
+        Endpoint::Responses if view.stream => return None,
+        Endpoint::Responses => Shape::Responses,
+    };
+    let controls = view.controls.as_deref().and_then(|c| c.cache.as_ref());
+    cache.lookup(shape, model, body, controls)
+}
+
+/// The kept answer, as the reply to send, when there is one; bills and records the hit. `None`:
+/// a miss (counted), and the request goes upstream.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn answer(
+    app: &App,
+    lookup: &Lookup,
+    view: &RequestView<'_>,
+    model: &str,
+    label_model: &str,
+    facts: &Facts,
+    outcome: &mut Outcome,
+) -> Option<Reply> {
+    let cache = app.cache.as_ref()?;
+    let end_user = view.user.as_deref().unwrap_or("");
+    let Some(entry) = cache.get(lookup).await else {
+        if let (Some(m), true) = (&app.metrics, lookup.reads()) {
+            m.cache_lookup(label_model, "", end_user, facts.caller(), false, 0);
+        }
+        return None;
+    };
+    let frames = match view.stream {
+        true => Some(sluice_cache::replay::as_stream(entry.shape, &entry.answer, view.include_usage)?),
+        false => None,
+    };
+    let answer = sniff::response(&entry.answer).unwrap_or_default();
+    let usage = answer.usage.unwrap_or_default();
+    if let Some(m) = &app.metrics {
+        m.cache_lookup(label_model, "", end_user, facts.caller(), true, usage.prompt_tokens + usage.completion_tokens);
+    }
+    if let Some(charge) = &facts.charge {
+        charge.cached(&lookup.key, true);
+        // No deployment served: the row names the model group, and nothing is priced.
+        charge.serving(&Arc::new(sluice_access::charge::Served::new(model, model, "", "", "", None)), None);
+        if let Some(id) = answer.id(&entry.answer) {
+            charge.answered_as(&id);
+        }
+        charge.answered_with(&entry.answer);
+        charge.settle(sluice_access::charge::token_usage(&usage));
+    }
+    outcome.cost = Some(0.0);
+    let mut reply = match frames {
+        None => Reply::whole(StatusCode::OK, "application/json", [entry.answer, Bytes::new(), Bytes::new()]),
+        Some(frames) => {
+            let mut h = HeaderMap::with_capacity(2);
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            let stream = futures_util::stream::iter(frames.into_iter().map(Ok::<_, std::convert::Infallible>));
+            Reply::stream(StatusCode::OK, h, axum::body::Body::from_stream(stream))
+        }
+    };
+    reply.lines = headers::lines(facts, outcome, None, Some(b"0"));
+    if let Ok(key) = HeaderValue::from_str(&lookup.key) {
+        reply.lines.push_header(&CACHE_KEY, &key);
+    }
+    Some(reply)
+}
+
+/// A miss's reply on its way out: a whole answer is kept now, a stream once it has ended whole.
+pub(crate) fn keep(app: &App, lookup: Lookup, facts: &Facts, mut reply: Reply) -> Reply {
+    let Some(cache) = &app.cache else { return reply };
+    if reply.status != StatusCode::OK || !lookup.writes() || reply.anthropic_native {
+        return reply;
+    }
+    if let Some(charge) = &facts.charge {
+        charge.cached(&lookup.key, false);
+    }
+    reply.body = match reply.body {
+        ReplyBody::Whole(parts) => {
+            let answer = match parts.iter().filter(|p| !p.is_empty()).count() {
+                0 | 1 => parts.iter().find(|p| !p.is_empty()).cloned().unwrap_or_default(),
+                _ => Bytes::from(parts.concat()),
+            };
+            cache.put(&lookup, answer);
+            ReplyBody::Whole(parts)
+        }
+        ReplyBody::Stream(body) => {
+            let limit = cache.settings().max_item_bytes.saturating_mul(4);
+            let assembler = sluice_cache::assemble::Assembler::new(lookup.shape, limit);
+            let cache = cache.clone();
+            let keep = Box::new(move |answer: Bytes| cache.put(&lookup, answer));
+            ReplyBody::Stream(axum::body::Body::new(sluice_cache::tee::Tee::new(body, assembler, keep)))
+        }
+    };
+    reply
+}

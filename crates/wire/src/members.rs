@@ -1,0 +1,55 @@
+//! A request body's top-level members as slices of it: for what reads a whole request without
+//! building it (the answer cache's key is a hash of these bytes).
+
+use crate::scan;
+use std::borrow::Cow;
+
+/// Every top-level member of `body` (a JSON object) as its name and the raw text of its value,
+/// in the order sent. `None` when `body` is not a JSON object serde_json would accept.
+pub fn top_level(body: &[u8]) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut out = Vec::with_capacity(16);
+    let walked = scan::object_members(text, |key, escaped, value| {
+        let name = match escaped {
+            false => Cow::Borrowed(key),
+            true => Cow::Owned(serde_json::from_str::<String>(&format!("\"{key}\"")).map_err(|_| scan::Refused)?),
+        };
+        out.push((name, value));
+        Ok(())
+    });
+    match walked {
+        Ok(()) => Some(out),
+        // What the fast scanner leaves to serde_json (deep nesting): the slow way, once.
+        Err(_) => {
+            let tree: Vec<(String, &serde_json::value::RawValue)> =
+                serde_json::from_str::<std::collections::BTreeMap<String, &serde_json::value::RawValue>>(text)
+                    .ok()?
+                    .into_iter()
+                    .collect();
+            Some(tree.into_iter().map(|(k, v)| (Cow::Owned(k), v.get())).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_named_and_sliced_as_sent() {
+        let body = br#" { "model" : "m", "x":1.50, "s\u0074ream": true, "o": {"a": [1, 2]} } "#;
+        let m = top_level(body).unwrap();
+        let got: Vec<(&str, &str)> = m.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
+        assert_eq!(got, vec![("model", r#""m""#), ("x", "1.50"), ("stream", "true"), ("o", r#"{"a": [1, 2]}"#)]);
+    }
+
+    #[test]
+    fn what_is_not_an_object_has_no_members() {
+        for bad in [&b"[1]"[..], b"{\"a\":}", b"\xff", b"{\"a\":1"] {
+            assert!(top_level(bad).is_none(), "{bad:?}");
+        }
+        let deep = format!(r#"{{"x":{}{},"y":2}}"#, "[".repeat(110), "]".repeat(110));
+        let m = top_level(deep.as_bytes()).unwrap();
+        assert_eq!(m.len(), 2);
+    }
+}
