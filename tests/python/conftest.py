@@ -178,6 +178,40 @@ class Moto:
     """moto's S3 (and IAM) server: a bucket, and an IAM user whose key signs every request."""
 
 
+class RedisServer:
+    """A redis-server of this test's own on a free port: the machine's 6379 is never stopped."""
+
+    def __init__(self, log_dir: Path):
+        self.dir = log_dir
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on {self.port} did not start:\n{tail(self.dir / 'redis.log')}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()  # an outage, not a shutdown: no goodbye to the clients
+            self.proc.wait(timeout=5)
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -25,6 +24,7 @@ import openai
 import pytest
 import requests
 
+from conftest import RedisServer
 from replicas import MASTER_KEY, Deployment, ReplicaSet, running, shed_latencies_ms, sluice_bin, tail
 
 REPLICAS = 4
@@ -321,40 +321,6 @@ def test_seed_second_test_scaled(rs, log_dir):
 
 
 # -- Redis stopped mid-load, then back -----------------------------------------------------------
-
-
-class RedisServer:
-    """A redis-server of this test's own on a free port: the machine's 6379 is never stopped."""
-
-    def __init__(self, log_dir: Path):
-        self.dir = log_dir
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.proc = None
-        self.start()
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as c:
-                    c.sendall(b"PING\r\n")
-                    if c.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server on {self.port} did not start:\n{tail(self.dir / 'redis.log')}")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()  # an outage, not a shutdown: no goodbye to the clients
-            self.proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")

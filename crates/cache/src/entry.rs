@@ -43,6 +43,11 @@ impl Entry {
         now_ms.saturating_sub(self.created_ms)
     }
 
+    /// Whether the answer reports its usage.
+    pub fn has_usage(&self) -> bool {
+        sluice_wire::sniff::response(&self.answer).is_ok_and(|r| r.usage.is_some())
+    }
+
     /// What the entry holds, for the size bounds.
     pub fn size(&self) -> usize {
         HEADER + self.answer.len()

@@ -7,7 +7,9 @@
 //! that never change the answer: how it is delivered (`stream`, `stream_options`), the gateway's
 //! own fields (`metadata`, `cache`, `tags`, LiteLLM's `litellm_*`) and a caller's credentials
 //! (`api_key` and the addressing that goes with it). `user` counts, as in LiteLLM: one end
-//! user's answers are not another's.
+//! user's answers are not another's. Whitespace outside strings does not count either: SDKs
+//! differ in how they space the JSON they send (Python's `json.dumps` puts a space after `:`
+//! and `,`; the OpenAI SDK does not), and LiteLLM keys on the values, not their spelling.
 
 use sha2::{Digest, Sha256};
 
@@ -79,17 +81,19 @@ pub fn of(shape: Shape, model_group: &str, body: &[u8], namespace: Option<&str>)
     members.retain(|(name, _)| !IGNORED.contains(&name.as_ref()));
     members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut h = Sha256::new();
-    // Lengths first, so no two different lists of members hash the same bytes.
-    let mut field = |bytes: &[u8]| {
+    // Lengths first, so no two different lists of members hash the same bytes (a value is
+    // valid JSON, so the NUL after it, which JSON text never holds raw, ends it unambiguously).
+    let field = |h: &mut Sha256, bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
-    field(b"sluice-cache-1");
-    field(shape.name().as_bytes());
-    field(model_group.as_bytes());
+    field(&mut h, b"sluice-cache-1");
+    field(&mut h, shape.name().as_bytes());
+    field(&mut h, model_group.as_bytes());
     for (name, value) in &members {
-        field(name.as_bytes());
-        field(value.as_bytes());
+        field(&mut h, name.as_bytes());
+        without_spaces(value.as_bytes(), |part| h.update(part));
+        h.update(b"\0");
     }
     let digest = hex::encode(h.finalize());
     Some(match namespace {
@@ -98,9 +102,64 @@ pub fn of(shape: Shape, model_group: &str, body: &[u8], namespace: Option<&str>)
     })
 }
 
+/// Hands `json` (a valid JSON value) to `out` in slices, without the whitespace between tokens;
+/// strings go whole, found a run at a time between quotes and backslashes.
+fn without_spaces(json: &[u8], mut out: impl FnMut(&[u8])) {
+    let mut at = 0;
+    let mut start = 0;
+    while at < json.len() {
+        match json[at] {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                out(&json[start..at]);
+                at += 1;
+                start = at;
+            }
+            b'"' => {
+                at += 1;
+                // To the closing quote, stepping over escapes.
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &json[at..]) {
+                        Some(i) if json[at + i] == b'\\' => at += i + 2,
+                        Some(i) => {
+                            at += i + 1;
+                            break;
+                        }
+                        None => {
+                            at = json.len();
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    out(&json[start..json.len().min(at)]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn spaceless(json: &str) -> String {
+        let mut out = Vec::new();
+        without_spaces(json.as_bytes(), |p| out.extend_from_slice(p));
+        String::from_utf8(out).unwrap()
+    }
+
+    proptest! {
+        /// Whatever the spacing, the same value; and the value is what serde_json reads.
+        #[test]
+        fn spacing_never_changes_the_bytes_hashed(words in proptest::collection::vec("[a-z \"\\\\\n]{0,6}", 0..6), pretty in any::<bool>()) {
+            let v = serde_json::json!({"m": words, "n": [1, {"x": words.first()}]});
+            let compact = serde_json::to_string(&v).unwrap();
+            let spaced = if pretty { serde_json::to_string_pretty(&v).unwrap() } else { compact.replace(',', " , ").replace(':', " : ") };
+            prop_assert_eq!(spaceless(&spaced), compact.clone());
+            let back: serde_json::Value = serde_json::from_str(&spaceless(&spaced)).unwrap();
+            prop_assert_eq!(back, v);
+        }
+    }
 
     fn key(body: &str) -> String {
         of(Shape::Chat, "gpt", body.as_bytes(), None).unwrap()
@@ -114,6 +173,9 @@ mod tests {
             r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"stream":true,"stream_options":{"include_usage":true}}"#,
             r#" { "model" : "other-alias", "messages":[{"role":"user","content":"hi"}] , "temperature":0.2, "metadata": {"tags": ["x"]}, "cache": {"ttl": 5}}"#,
             r#"{"messages":[{"role":"user","content":"hi"}],"temperature":0.2,"api_key":"sk-caller-a"}"#,
+            // Python's json.dumps spacing.
+            r#"{"model": "gpt", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2}"#,
+            "{\"model\":\"gpt\",\"messages\":[\n  {\"role\":\"user\",\r\n\t\"content\":\"hi\"}\n],\"temperature\":0.2}",
         ] {
             assert_eq!(key(same), a, "{same}");
         }
@@ -131,6 +193,10 @@ mod tests {
             r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"tools":[]}"#,
             r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"user":"u1"}"#,
             r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"n":2}"#,
+            // Spaces inside a string are the prompt's own.
+            r#"{"model":"gpt","messages":[{"role":"user","content":"h i"}]}"#,
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi "}]}"#,
+            r#"{"model":"gpt","messages":[{"role":"user","content":"hi\" "}]}"#,
             // A member's name and value cannot trade bytes.
             r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"ab":"c"}"#,
             r#"{"model":"gpt","messages":[{"role":"user","content":"hi"}],"a":"bc"}"#,

@@ -108,9 +108,18 @@ pub struct Lookup {
     write: bool,
     ttl: Option<Duration>,
     max_age: Option<Duration>,
+    /// Only an entry that carries `usage` will do (a stream asking for it, replayed).
+    needs_usage: bool,
 }
 
 impl Lookup {
+    /// Only an answer that reports its usage will do: a streamed request asking for
+    /// `include_usage` cannot be replayed from a stream kept without it.
+    pub fn needing_usage(mut self) -> Lookup {
+        self.needs_usage = true;
+        self
+    }
+
     /// Whether the answer, once made, is to be kept.
     pub fn writes(&self) -> bool {
         self.write
@@ -185,7 +194,7 @@ impl Cache {
             Backend::Local => Some(self.settings.in_memory_ttl.unwrap_or(DEFAULT_LOCAL_TTL)),
             Backend::Redis => self.settings.redis_ttl,
         });
-        Some(Lookup { key, shape, read, write, ttl, max_age: c.s_maxage })
+        Some(Lookup { key, shape, read, write, ttl, max_age: c.s_maxage, needs_usage: false })
     }
 
     /// The kept answer for `lookup`, if there is one it may use. Counts the hit or the miss.
@@ -202,7 +211,9 @@ impl Cache {
     async fn find(&self, lookup: &Lookup) -> Option<Entry> {
         let now = entry::now_ms();
         let fits = |e: &Entry| {
-            e.shape == lookup.shape && lookup.max_age.is_none_or(|max| e.age_ms(now) <= max.as_millis() as u64)
+            e.shape == lookup.shape
+                && lookup.max_age.is_none_or(|max| e.age_ms(now) <= max.as_millis() as u64)
+                && (!lookup.needs_usage || e.has_usage())
         };
         if let Some(e) = self.local.as_ref().and_then(|l| l.get(&lookup.key, now)) {
             return fits(&e).then_some(e);
@@ -351,6 +362,11 @@ mod tests {
         assert!(cache.lookup(Shape::Chat, "m", BODY, Some(&controls(r#"{"use-cache": true}"#))).is_none());
         assert!(cache.lookup(Shape::Embedding, "m", BODY, None).is_none());
         assert!(cache.lookup(Shape::Embedding, "m", BODY, Some(&controls(r#"{"use-cache": true}"#))).is_some());
+        // An answer without usage does not do for a request that needs it.
+        let plain = cache.lookup(Shape::Embedding, "x", BODY, Some(&controls(r#"{"use-cache": true}"#))).unwrap();
+        cache.put(&plain, Bytes::from_static(b"{\"data\":[]}"));
+        assert!(cache.get(&plain).await.is_some());
+        assert!(cache.get(&plain.clone().needing_usage()).await.is_none());
         // An entry of another shape under the same key is not this request's.
         let l = cache.lookup(Shape::Embedding, "m", BODY, Some(&controls(r#"{"use-cache": true}"#))).unwrap();
         let other = Lookup { shape: Shape::Chat, ..l.clone() };

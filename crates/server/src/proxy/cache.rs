@@ -19,14 +19,15 @@ use std::sync::Arc;
 /// LiteLLM's header naming the key a hit was found under.
 pub static CACHE_KEY: HeaderName = HeaderName::from_static("x-litellm-cache-key");
 
-/// What the cache does for this request; `None` when caching is off or the request is not one it
-/// keeps.
+/// What the cache does for this request (`controls`: the request's own, taken out of its body);
+/// `None` when caching is off or the request is not one it keeps.
 pub(crate) fn lookup(
     app: &App,
     endpoint: Endpoint,
     model: &str,
     body: &[u8],
     view: &RequestView<'_>,
+    controls: Option<&sluice_wire::controls::Controls>,
     native_anthropic: bool,
 ) -> Option<Lookup> {
     let cache = app.cache.as_ref()?;
@@ -41,8 +42,11 @@ pub(crate) fn lookup(
         Endpoint::Responses if view.stream => return None,
         Endpoint::Responses => Shape::Responses,
     };
-    let controls = view.controls.as_deref().and_then(|c| c.cache.as_ref());
-    cache.lookup(shape, model, body, controls)
+    let lookup = cache.lookup(shape, model, body, controls.and_then(|c| c.cache.as_ref()))?;
+    Some(match view.stream && view.include_usage {
+        true => lookup.needing_usage(),
+        false => lookup,
+    })
 }
 
 /// The kept answer, as the reply to send, when there is one; bills and records the hit. `None`:

@@ -336,7 +336,7 @@ pub(crate) async fn proxy_body(
     let end_user = view.user.as_deref().unwrap_or("");
     // The answer cache, once the request is admitted and billed to its key (a hit counts toward
     // its limits) and before any deployment is chosen.
-    let cached = cache::lookup(app, endpoint, &model, body, &view, native_anthropic.is_some());
+    let cached = cache::lookup(app, endpoint, &model, body, &view, asked.as_deref(), native_anthropic.is_some());
     if let Some(lookup) = &cached {
         if let Some(reply) = cache::answer(app, lookup, &view, &model, label_model, facts, outcome).await {
             record(app, facts, outcome, endpoint, label_model, 200, end_user, user_agent);
