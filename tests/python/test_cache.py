@@ -376,3 +376,79 @@ def test_a_local_cache_in_default_off_mode_caches_only_when_asked(log_dir):
     finally:
         gw.stop()
         mock.stop()
+
+
+# -- the semantic cache ------------------------------------------------------------------------
+
+
+def chat_upstream(mock) -> int:
+    return requests.get(mock.url + "/mock/stats", timeout=5).json()["by_route"]["chat"]
+
+
+@pytest.fixture(scope="module")
+def semantic(log_dir):
+    """Two gateways with a redis-semantic cache in a Redis of their own; prompts embedded by the
+    mock's bag-of-words model, so prompts sharing most words are close."""
+    d = log_dir / "cache-semantic"
+    d.mkdir(exist_ok=True)
+    redis = RedisServer(d)
+    mock = start_mock(log_dir, "cache-semantic-mock")
+    params = {
+        "type": "redis-semantic",
+        "host": "127.0.0.1",
+        "port": redis.port,
+        "similarity_threshold": 0.8,
+        "redis_semantic_cache_embedding_model": "embed-bow",
+    }
+    gateways = []
+    for i in (1, 2):
+        cfg = cache_config(mock.url, f"sqlite://{d / f'gw{i}.db'}", params, "semantic:")
+        cfg = cfg.replace(
+            "general_settings:",
+            f'  - model_name: "embed-bow"\n    litellm_params:\n      model: "openai/bag-of-words"\n'
+            f'      api_base: "{mock.url}/"\n      api_key: "test"\ngeneral_settings:',
+            1,
+        )
+        gateways.append(start_gateway(log_dir, f"cache-semantic-gw{i}", cfg))
+    yield Setup(mock, gateways, redis)
+    for g in gateways:
+        g.stop()
+    mock.stop()
+    redis.stop()
+
+
+def test_a_close_prompt_is_answered_from_the_cache_and_a_far_one_is_not(semantic):
+    g1, g2 = semantic.gateways
+    topic = uuid.uuid4().hex[:8]
+    base = chat_upstream(semantic.mock)
+    first, h = ask(g1, f"what is the capital city of france {topic}")
+    assert "x-litellm-cache-key" not in h
+    kept()
+    # Close: the same words, capitalised and punctuated, on the other gateway.
+    close, h = ask(g2, f"What is the capital city of France, {topic}?")
+    assert close.id == first.id, "a close prompt gets the kept answer"
+    assert float(h["x-litellm-semantic-similarity"]) >= 0.8
+    assert "x-litellm-cache-key" in h
+    assert chat_upstream(semantic.mock) == base + 1
+    # Far: other words entirely, below the threshold.
+    far, h = ask(g2, f"tell me a joke about cats and dogs {uuid.uuid4().hex[:8]}")
+    assert far.id != first.id and "x-litellm-semantic-similarity" not in h
+    # Partly close (half the words): still below 0.8.
+    half, h = ask(g1, f"what is the weather in paris today {topic}")
+    assert half.id != first.id and "x-litellm-semantic-similarity" not in h
+    assert chat_upstream(semantic.mock) == base + 3
+
+
+def test_a_semantic_hit_is_scoped_to_its_model_and_honours_no_cache(semantic):
+    g1, _ = semantic.gateways
+    topic = uuid.uuid4().hex[:8]
+    ask(g1, f"how do rivers form {topic}")
+    kept()
+    base = chat_upstream(semantic.mock)
+    _, h = ask(g1, f"how do rivers form {topic}", extra_body={"cache": {"no-cache": True}})
+    assert "x-litellm-cache-key" not in h and chat_upstream(semantic.mock) == base + 1
+    # Another model group never gets this group's answers.
+    raw = client(g1).chat.completions.with_raw_response.create(
+        model="embed", messages=[{"role": "user", "content": f"how do rivers form {topic}"}]
+    )
+    assert "x-litellm-semantic-similarity" not in raw.headers

@@ -22,6 +22,7 @@ pub mod key;
 mod local;
 mod remote;
 pub mod replay;
+pub mod semantic;
 pub mod tee;
 
 use bytes::Bytes;
@@ -69,6 +70,8 @@ pub struct Settings {
     pub max_bytes: usize,
     /// The largest answer kept, in bytes.
     pub max_item_bytes: usize,
+    /// `similarity_threshold` of a semantic cache (`type: redis-semantic`).
+    pub similarity_threshold: Option<f64>,
 }
 
 impl Default for Settings {
@@ -84,6 +87,7 @@ impl Default for Settings {
             max_entries: 10_000,
             max_bytes: 256 << 20,
             max_item_bytes: 4 << 20,
+            similarity_threshold: None,
         }
     }
 }
@@ -110,6 +114,8 @@ pub struct Lookup {
     max_age: Option<Duration>,
     /// Only an entry that carries `usage` will do (a stream asking for it, replayed).
     needs_usage: bool,
+    /// Where a semantic cache compares prompts: the namespace, the shape and the model group.
+    pub scope: String,
 }
 
 impl Lookup {
@@ -136,6 +142,7 @@ pub struct Cache {
     /// The in-process store: all of a local cache, or a Redis cache's front copy.
     local: Option<local::Local>,
     redis: Option<remote::RedisStore>,
+    semantic: Option<semantic::Semantic>,
     pub stats: Stats,
 }
 
@@ -158,7 +165,14 @@ impl Cache {
             Backend::Redis => settings.in_memory_ttl.is_some(),
         };
         let local = local.then(|| local::Local::new(settings.max_entries, settings.max_bytes));
-        Ok(Arc::new(Cache { settings, local, redis, stats: Stats::default() }))
+        let semantic = match (settings.similarity_threshold, &redis) {
+            (Some(t), Some(r)) => Some(semantic::Semantic::new(t, settings.max_entries, r.remote.clone())),
+            (Some(_), None) => {
+                return Err("a semantic cache keeps its vectors in Redis: use type: redis-semantic".into())
+            }
+            (None, _) => None,
+        };
+        Ok(Arc::new(Cache { settings, local, redis, semantic, stats: Stats::default() }))
     }
 
     pub fn settings(&self) -> &Settings {
@@ -194,34 +208,53 @@ impl Cache {
             Backend::Local => Some(self.settings.in_memory_ttl.unwrap_or(DEFAULT_LOCAL_TTL)),
             Backend::Redis => self.settings.redis_ttl,
         });
-        Some(Lookup { key, shape, read, write, ttl, max_age: c.s_maxage, needs_usage: false })
+        let scope = format!("{}|{}|{model_group}", namespace.unwrap_or(""), shape.name());
+        Some(Lookup { key, shape, read, write, ttl, max_age: c.s_maxage, needs_usage: false, scope })
+    }
+
+    /// The semantic cache, when this is one.
+    pub fn semantic(&self) -> Option<&semantic::Semantic> {
+        self.semantic.as_ref()
     }
 
     /// The kept answer for `lookup`, if there is one it may use. Counts the hit or the miss.
     pub async fn get(&self, lookup: &Lookup) -> Option<Entry> {
+        self.get_as(lookup, &lookup.key).await
+    }
+
+    /// A lookup that found nothing without asking the store (a semantic cache with no prompt
+    /// close enough): counted as a miss.
+    pub fn missed(&self) -> Option<Entry> {
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// [`get`](Self::get) of the answer kept under `key` (a semantic hit's: another prompt's),
+    /// within what `lookup` allows.
+    pub async fn get_as(&self, lookup: &Lookup, key: &str) -> Option<Entry> {
         if !lookup.read {
             return None;
         }
-        let found = self.find(lookup).await;
+        let found = self.find(lookup, key).await;
         let counter = if found.is_some() { &self.stats.hits } else { &self.stats.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
 
-    async fn find(&self, lookup: &Lookup) -> Option<Entry> {
+    async fn find(&self, lookup: &Lookup, key: &str) -> Option<Entry> {
         let now = entry::now_ms();
         let fits = |e: &Entry| {
             e.shape == lookup.shape
                 && lookup.max_age.is_none_or(|max| e.age_ms(now) <= max.as_millis() as u64)
                 && (!lookup.needs_usage || e.has_usage())
         };
-        if let Some(e) = self.local.as_ref().and_then(|l| l.get(&lookup.key, now)) {
+        if let Some(e) = self.local.as_ref().and_then(|l| l.get(key, now)) {
             return fits(&e).then_some(e);
         }
         let redis = self.redis.as_ref()?;
-        let e = redis.get(&lookup.key).await?;
+        let e = redis.get(key).await?;
         if let (Some(local), Some(ttl)) = (&self.local, self.settings.in_memory_ttl) {
-            local.put(lookup.key.clone(), e.clone(), now.saturating_add(ttl.as_millis() as u64));
+            local.put(key.to_string(), e.clone(), now.saturating_add(ttl.as_millis() as u64));
         }
         fits(&e).then_some(e)
     }

@@ -166,6 +166,44 @@ fn embedding_texts() -> &'static (String, String) {
     })
 }
 
+/// The model names whose embeddings are a hashed bag of words.
+const BAG_OF_WORDS: &str = "bag-of-words";
+const BAG_DIMS: usize = 256;
+
+/// The input's texts (a string or a list of strings); token-id inputs have none.
+fn texts_of(input: &str) -> Result<Vec<String>, String> {
+    match serde_json::from_str::<serde_json::Value>(input).map_err(|e| e.to_string())? {
+        serde_json::Value::String(s) => Ok(vec![s]),
+        serde_json::Value::Array(items) => Ok(items.into_iter().filter_map(|i| i.as_str().map(String::from)).collect()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// A text's words (lower-cased letters and digits) counted into hashed buckets, normalised to
+/// length 1: texts sharing most words have a cosine near 1, texts sharing none near 0.
+fn bag_of_words(text: &str, base64: bool) -> String {
+    let mut v = [0f32; BAG_DIMS];
+    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+        // FNV-1a: a stable hash, the same in every run.
+        let h = word
+            .to_lowercase()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        v[(h % BAG_DIMS as u64) as usize] += 1.0;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    match base64 {
+        true => {
+            let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+            serde_json::to_string(&base64::engine::general_purpose::STANDARD.encode(bytes)).unwrap_or_default()
+        }
+        false => serde_json::to_string(&v[..]).unwrap_or_default(),
+    }
+}
+
 /// Answers an embeddings request: one vector per input item, usage 5/5 as the seed fake.
 pub fn embeddings_body(body: &[u8]) -> Result<Bytes, String> {
     #[derive(Deserialize)]
@@ -193,12 +231,20 @@ pub fn embeddings_body(body: &[u8]) -> Result<Bytes, String> {
         }
         _ => return Err("input must be a string or an array".to_string()),
     };
-    let vector = match r.encoding_format.as_deref() {
-        None | Some("float") => &embedding_texts().0,
-        Some("base64") => &embedding_texts().1,
+    let base64 = match r.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
         Some(other) => return Err(format!("encoding_format {other:?} is not supported (use \"float\" or \"base64\")")),
     };
-    let mut v = Vec::with_capacity(count * (vector.len() + 48) + 128);
+    // `bag-of-words…` models: each text's own vector, so similar texts are close (the semantic
+    // cache's tests); every other model gets the seed fake's one vector.
+    let words = r.model.as_deref().is_some_and(|m| m.rsplit('/').next().unwrap_or(m).starts_with(BAG_OF_WORDS));
+    let texts: Vec<String> = match words {
+        true => texts_of(input)?,
+        false => Vec::new(),
+    };
+    let fixed = if base64 { &embedding_texts().1 } else { &embedding_texts().0 };
+    let mut v = Vec::with_capacity(count * (fixed.len() + 48) + 128);
     v.extend_from_slice(br#"{"object":"list","data":["#);
     for i in 0..count {
         if i > 0 {
@@ -207,7 +253,10 @@ pub fn embeddings_body(body: &[u8]) -> Result<Bytes, String> {
         v.extend_from_slice(br#"{"object":"embedding","index":"#);
         v.extend_from_slice(i.to_string().as_bytes());
         v.extend_from_slice(br#","embedding":"#);
-        v.extend_from_slice(vector.as_bytes());
+        match texts.get(i) {
+            Some(text) => v.extend_from_slice(bag_of_words(text, base64).as_bytes()),
+            None => v.extend_from_slice(fixed.as_bytes()),
+        }
         v.push(b'}');
     }
     v.extend_from_slice(br#"],"model":"#);
@@ -295,6 +344,15 @@ mod tests {
         assert_eq!(v["data"].as_array().unwrap().len(), 1);
         assert!(v["data"][0]["embedding"].is_string());
         assert!(embeddings_body(br#"{"input":[]}"#).is_err());
+        // Bag-of-words vectors: close for texts that share words, far for texts that do not.
+        let v = parse(&embeddings_body(br#"{"model":"openai/bag-of-words","input":["the red cat sat","The red cat sat down","stock prices fell"]}"#).unwrap());
+        let vec_of = |i: usize| -> Vec<f64> {
+            v["data"][i]["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+        };
+        let cos = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let (a, b, c) = (vec_of(0), vec_of(1), vec_of(2));
+        assert!(cos(&a, &b) > 0.85, "{}", cos(&a, &b));
+        assert!(cos(&a, &c) < 0.3, "{}", cos(&a, &c));
         assert!(embeddings_body(br#"{"model":"e"}"#).is_err());
         assert!(embeddings_body(b"nope").is_err());
     }

@@ -114,6 +114,8 @@ pub struct App {
     /// The answer cache (`litellm_settings.cache`), when the config turns one on: a Redis cache
     /// only once Redis is connected ([`App::start`]).
     pub cache: Option<Arc<sluice_cache::Cache>>,
+    /// The model group a semantic cache embeds prompts with.
+    pub semantic_model: Option<String>,
 }
 
 impl App {
@@ -258,6 +260,7 @@ impl App {
             live_settings: crate::manage::LiveSettings::new(config, env),
             alerting: std::sync::Mutex::new(None),
             cache,
+            semantic_model: config.cache.as_ref().and_then(|c| c.semantic.as_ref()).map(|s| s.embedding_model.clone()),
         });
         app.access.access_groups.store(Arc::new(access_groups(config.deployments.iter())));
         Ok(app)

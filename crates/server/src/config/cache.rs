@@ -178,6 +178,7 @@ pub(crate) fn read(l: Option<&Mapping>, ignored: &mut Vec<String>) -> Result<Opt
             shapes,
             default_on,
             max_entries,
+            similarity_threshold: semantic.as_ref().map(|s| s.similarity_threshold),
             ..d
         },
         semantic,

@@ -355,8 +355,10 @@ fn routing_restrictions_sluice_lacks_are_refused_and_redis_is_configured() {
 fn harmless_settings_stay_ignored() {
     let c = load("general_settings:\n  alerting_threshold: 300\n  ui_access_mode: admin_only\n  public_routes: [\"/spend/calculate\"]\nlitellm_settings:\n  turn_off_message_logging: true\n  cache: true\nrouter_settings:\n  cache_responses: true\n").unwrap();
     assert!(c.refused.is_empty(), "{:?}", c.refused);
-    // `turn_off_message_logging` is read (the logging callbacks' content), the rest ignored.
-    assert_eq!(c.ignored.len(), 5, "{:?}", c.ignored);
+    // `turn_off_message_logging` is read (the logging callbacks' content), and `cache` (a
+    // Redis cache, the proxy's default, that names no Redis: a warning), the rest ignored.
+    assert_eq!(c.ignored.len(), 4, "{:?}", c.ignored);
+    assert!(c.warnings.iter().any(|w| w.contains("answers are not cached")), "{:?}", c.warnings);
     assert!(c.litellm.turn_off_message_logging);
 }
 
@@ -740,17 +742,18 @@ mod redis {
         assert!(!c.ignored.iter().any(|l| l.contains("cach")), "{:?}", c.ignored);
         assert!(c.refused.is_empty(), "{:?}", c.refused);
 
-        // LiteLLM's default caches answers (issue #25, not built): listed, and limits are still shared.
+        assert!(c.cache.is_none(), "`[]`: no answers cached");
+
+        // LiteLLM's default caches answers, in the same Redis that shares the limits.
         let answers = "litellm_settings:\n  cache: true\n  cache_params: {type: redis, host: redis.internal, ttl: 600, namespace: gw}\n";
         let c = with(answers, &[]).unwrap();
         assert_eq!(c.redis.unwrap().url, "redis://redis.internal:6379");
-        for line in [
-            "litellm_settings.cache: caching answers is not implemented in sluice yet",
-            "litellm_settings.cache_params.ttl: concerns caching answers",
-            "litellm_settings.cache_params.namespace: concerns caching answers",
-        ] {
-            assert!(c.ignored.iter().any(|l| l.starts_with(line)), "{line}: {:?}", c.ignored);
-        }
+        assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+        let s = c.cache.unwrap().settings;
+        assert_eq!(
+            (s.backend, s.ttl, s.namespace.as_deref()),
+            (sluice_cache::Backend::Redis, Some(std::time::Duration::from_secs(600)), Some("gw"))
+        );
     }
 
     #[test]
@@ -794,11 +797,55 @@ mod redis {
         assert_eq!(url("litellm_settings:\n  cache: false\n  cache_params: {type: redis, host: redis}\n", &vars), None);
         let c = with("litellm_settings:\n  cache: true\n  cache_params: {type: local}\n", &vars).unwrap();
         assert_eq!(c.redis, None);
-        assert!(
-            c.ignored.iter().any(|l| l.starts_with("litellm_settings.cache: caching answers is not implemented")),
-            "{:?}",
-            c.ignored
-        );
+        assert_eq!(c.cache.unwrap().settings.backend, sluice_cache::Backend::Local);
+    }
+
+    #[test]
+    fn cache_params_are_read_bounded_and_checked() {
+        let c = with(
+            "litellm_settings:\n  cache: true\n  cache_params:\n    type: local\n    mode: default_off\n    default_in_memory_ttl: 30\n    max_size_in_memory: 50\n    supported_call_types: [acompletion, aembedding, transcription]\n    s3_bucket_name: b\n",
+            &[],
+        )
+        .unwrap();
+        let s = c.cache.unwrap().settings;
+        assert!(!s.default_on);
+        assert_eq!((s.in_memory_ttl, s.max_entries), (Some(std::time::Duration::from_secs(30)), 50));
+        assert_eq!(s.shapes, vec![sluice_cache::Shape::Chat, sluice_cache::Shape::Embedding]);
+        for line in [
+            "supported_call_types[2]: transcription: sluice does not cache",
+            "cache_params.s3_bucket_name: not implemented",
+        ] {
+            assert!(c.ignored.iter().any(|l| l.contains(line)), "{line}: {:?}", c.ignored);
+        }
+        // A store sluice has not: listed, and nothing cached.
+        let c = with("litellm_settings:\n  cache: true\n  cache_params: {type: s3, s3_bucket_name: b}\n", &[]).unwrap();
+        assert!(c.cache.is_none() && c.ignored.iter().any(|l| l.contains("type: s3")), "{:?}", c.ignored);
+        for (bad, says) in [
+            ("mode: sometimes", "expected default_on"),
+            ("ttl: -1", "expected seconds above 0"),
+            ("ttl: .inf", "finite"),
+            ("supported_call_types: [chat]", "is not a call type"),
+            ("max_size_in_memory: 0", "expected a count"),
+            ("type: redis-semantic", "similarity_threshold"),
+            ("{type: redis-semantic, similarity_threshold: 2}", "from 0 to 1"),
+        ] {
+            let text = if bad.starts_with('{') {
+                format!("litellm_settings:\n  cache: true\n  cache_params: {bad}\n")
+            } else {
+                format!("litellm_settings:\n  cache: true\n  cache_params:\n    type: local\n    {bad}\n")
+            };
+            let text = text.replace("type: local\n    type: redis-semantic", "type: redis-semantic");
+            let e = with(&text, &[("REDIS_HOST", "r")]).unwrap_err().to_string();
+            assert!(e.contains("litellm_settings.cache_params") && e.contains(says), "{bad}: {e}");
+        }
+        // The semantic cache's embedding model must be one the config serves.
+        let e = with(
+            "litellm_settings:\n  cache: true\n  cache_params: {type: redis-semantic, host: r, similarity_threshold: 0.8, redis_semantic_cache_embedding_model: nope}\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("\"nope\" is not a model_name in model_list"), "{e}");
     }
 
     #[test]

@@ -15,9 +15,26 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use sluice_cache::{Lookup, Shape};
 use sluice_wire::sniff::{self, Endpoint, RequestView};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// LiteLLM's header naming the key a hit was found under.
 pub static CACHE_KEY: HeaderName = HeaderName::from_static("x-litellm-cache-key");
+
+/// A semantic hit's closeness to the prompt it was kept for.
+pub static SIMILARITY: HeaderName = HeaderName::from_static("x-litellm-semantic-similarity");
+
+/// The longest prompt text a semantic cache embeds (the rest is not compared).
+const MAX_PROMPT: usize = 32 * 1024;
+
+/// How long the semantic cache waits for a prompt's embedding before going upstream without it.
+const EMBED_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One request's business with the cache: its lookup, and for a semantic cache its prompt's
+/// embedding (kept with the answer).
+pub(crate) struct CacheCall {
+    lookup: Lookup,
+    vector: Option<Vec<f32>>,
+}
 
 /// What the cache does for this request (`controls`: the request's own, taken out of its body);
 /// `None` when caching is off or the request is not one it keeps.
@@ -29,7 +46,7 @@ pub(crate) fn lookup(
     view: &RequestView<'_>,
     controls: Option<&sluice_wire::controls::Controls>,
     native_anthropic: bool,
-) -> Option<Lookup> {
+) -> Option<CacheCall> {
     let cache = app.cache.as_ref()?;
     if native_anthropic {
         return None;
@@ -43,10 +60,11 @@ pub(crate) fn lookup(
         Endpoint::Responses => Shape::Responses,
     };
     let lookup = cache.lookup(shape, model, body, controls.and_then(|c| c.cache.as_ref()))?;
-    Some(match view.stream && view.include_usage {
+    let lookup = match view.stream && view.include_usage {
         true => lookup.needing_usage(),
         false => lookup,
-    })
+    };
+    Some(CacheCall { lookup, vector: None })
 }
 
 /// The kept answer, as the reply to send, when there is one; bills and records the hit. `None`:
@@ -54,7 +72,7 @@ pub(crate) fn lookup(
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn answer(
     app: &App,
-    lookup: &Lookup,
+    call: &mut CacheCall,
     view: &RequestView<'_>,
     model: &str,
     label_model: &str,
@@ -63,7 +81,44 @@ pub(crate) async fn answer(
 ) -> Option<Reply> {
     let cache = app.cache.as_ref()?;
     let end_user = view.user.as_deref().unwrap_or("");
-    let Some(entry) = cache.get(lookup).await else {
+    let lookup = &call.lookup;
+    let mut similarity = None;
+    // The key the answer is found under: a semantic hit's is the close prompt's.
+    let mut found_key: Option<String> = None;
+    let found = match (cache.semantic(), &app.semantic_model) {
+        (Some(semantic), Some(model)) if lookup.reads() || lookup.writes() => {
+            // A prompt with no text, or an embedding that fails: an ordinary miss.
+            match prompt_text(view) {
+                Some(text) => match super::embed(app, model, &text, EMBED_TIMEOUT).await {
+                    Ok(vector) => {
+                        let near = match lookup.reads() {
+                            true => semantic.find(&lookup.scope, &vector).await,
+                            false => None,
+                        };
+                        call.vector = Some(vector);
+                        match near {
+                            Some(near) => {
+                                similarity = Some(near.similarity);
+                                let entry = cache.get_as(lookup, &near.key).await;
+                                found_key = Some(near.key);
+                                entry
+                            }
+                            None => cache.missed(),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(model = %model, "semantic cache: the prompt's embedding failed: {e}");
+                        None
+                    }
+                },
+                None => None,
+            }
+        }
+        _ => cache.get(lookup).await,
+    };
+    let lookup = &call.lookup;
+    let key = found_key.as_deref().unwrap_or(&lookup.key);
+    let Some(entry) = found else {
         if let (Some(m), true) = (&app.metrics, lookup.reads()) {
             m.cache_lookup(label_model, "", end_user, facts.caller(), false, 0);
         }
@@ -79,7 +134,7 @@ pub(crate) async fn answer(
         m.cache_lookup(label_model, "", end_user, facts.caller(), true, usage.prompt_tokens + usage.completion_tokens);
     }
     if let Some(charge) = &facts.charge {
-        charge.cached(&lookup.key, true);
+        charge.cached(key, true);
         // No deployment served: the row names the model group, and nothing is priced.
         charge.serving(&Arc::new(sluice_access::charge::Served::new(model, model, "", "", "", None)), None);
         if let Some(id) = answer.id(&entry.answer) {
@@ -100,15 +155,51 @@ pub(crate) async fn answer(
         }
     };
     reply.lines = headers::lines(facts, outcome, None, Some(b"0"));
-    if let Ok(key) = HeaderValue::from_str(&lookup.key) {
+    if let Ok(key) = HeaderValue::from_str(key) {
         reply.lines.push_header(&CACHE_KEY, &key);
+    }
+    if let Some(s) = similarity {
+        reply.lines.push(SIMILARITY.as_str().as_bytes(), format!("{s:.4}").as_bytes());
     }
     Some(reply)
 }
 
+/// What a semantic cache compares: the text of the chat messages (LiteLLM joins their
+/// contents), or the completion's prompt; `None` when there is none.
+fn prompt_text(view: &RequestView<'_>) -> Option<String> {
+    fn texts(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::String(s) => out.push_str(s),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| texts(i, out)),
+            serde_json::Value::Object(o) => {
+                // A message's content, or a content part's text.
+                for field in ["content", "text"] {
+                    if let Some(x) = o.get(field) {
+                        texts(x, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let raw = view.messages.or(view.prompt)?;
+    let value: serde_json::Value = serde_json::from_str(raw).ok()?;
+    let mut out = String::new();
+    texts(&value, &mut out);
+    if out.len() > MAX_PROMPT {
+        let mut end = MAX_PROMPT;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    (!out.trim().is_empty()).then_some(out)
+}
+
 /// A miss's reply on its way out: a whole answer is kept now, a stream once it has ended whole.
-pub(crate) fn keep(app: &App, lookup: Lookup, facts: &Facts, mut reply: Reply) -> Reply {
+pub(crate) fn keep(app: &App, call: CacheCall, facts: &Facts, mut reply: Reply) -> Reply {
     let Some(cache) = &app.cache else { return reply };
+    let CacheCall { lookup, vector } = call;
     if reply.status != StatusCode::OK || !lookup.writes() || reply.anthropic_native {
         return reply;
     }
@@ -121,16 +212,30 @@ pub(crate) fn keep(app: &App, lookup: Lookup, facts: &Facts, mut reply: Reply) -
                 0 | 1 => parts.iter().find(|p| !p.is_empty()).cloned().unwrap_or_default(),
                 _ => Bytes::from(parts.concat()),
             };
-            cache.put(&lookup, answer);
+            put(cache, lookup, vector, answer);
             ReplyBody::Whole(parts)
         }
         ReplyBody::Stream(body) => {
             let limit = cache.settings().max_item_bytes.saturating_mul(4);
             let assembler = sluice_cache::assemble::Assembler::new(lookup.shape, limit);
             let cache = cache.clone();
-            let keep = Box::new(move |answer: Bytes| cache.put(&lookup, answer));
+            let keep = Box::new(move |answer: Bytes| put(&cache, lookup, vector, answer));
             ReplyBody::Stream(axum::body::Body::new(sluice_cache::tee::Tee::new(body, assembler, keep)))
         }
     };
     reply
+}
+
+/// Keeps the answer, and for a semantic cache its prompt's vector (once the answer is there to
+/// be found by it).
+fn put(cache: &Arc<sluice_cache::Cache>, lookup: Lookup, vector: Option<Vec<f32>>, answer: Bytes) {
+    cache.put(&lookup, answer);
+    if let (Some(vector), true) = (vector, cache.semantic().is_some()) {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            if let Some(semantic) = cache.semantic() {
+                semantic.add(&lookup.scope, &lookup.key, &vector).await;
+            }
+        });
+    }
 }

@@ -336,8 +336,8 @@ pub(crate) async fn proxy_body(
     let end_user = view.user.as_deref().unwrap_or("");
     // The answer cache, once the request is admitted and billed to its key (a hit counts toward
     // its limits) and before any deployment is chosen.
-    let cached = cache::lookup(app, endpoint, &model, body, &view, asked.as_deref(), native_anthropic.is_some());
-    if let Some(lookup) = &cached {
+    let mut cached = cache::lookup(app, endpoint, &model, body, &view, asked.as_deref(), native_anthropic.is_some());
+    if let Some(lookup) = &mut cached {
         if let Some(reply) = cache::answer(app, lookup, &view, &model, label_model, facts, outcome).await {
             record(app, facts, outcome, endpoint, label_model, 200, end_user, user_agent);
             outcome.recorded = true;
@@ -467,6 +467,73 @@ pub(crate) async fn probe(
     };
     let attempt = app.router.load().probe(deployment.clone());
     call.call(&attempt, 0).await.map(drop).map_err(|f| f.error.api.message)
+}
+
+/// The embedding of `text` by the model group `group`, routed as any request to it is (its
+/// deployments, cooldowns and retries), with no key and no bill: the semantic cache's own call.
+pub(crate) async fn embed(
+    app: &App,
+    group: &str,
+    text: &str,
+    timeout: std::time::Duration,
+) -> Result<Vec<f32>, String> {
+    let body = Bytes::from(serde_json::json!({"model": group, "input": [text]}).to_string());
+    let endpoint = Endpoint::Embeddings;
+    let view = sniff::request(&body, endpoint).map_err(|e| e.message)?;
+    let facts = Facts::new(&http::HeaderMap::new(), Instant::now());
+    let mut outcome = Outcome::default();
+    let router = app.router.load_full();
+    let mut call = attempt::UpstreamCall {
+        app,
+        endpoint,
+        body: &body,
+        view: &view,
+        client_model: group,
+        routed_model: group,
+        label_model: group,
+        concrete: None,
+        client_model_json: splice::json_string(group),
+        native_anthropic: None,
+        facts: &facts,
+        outcome: &mut outcome,
+        clock: attempt::UpstreamClock::default(),
+        controls: None,
+        timeout: Some(timeout),
+        alternates: &[],
+        responses: None,
+    };
+    let ctx = Ctx { input_tokens: None, tags: &[], region: None };
+    let out = router.execute_planned(group, &ctx, &sluice_router::Plan::default(), &mut call).await;
+    let reply = match out.result {
+        Ok(reply) => reply,
+        Err(ExecError::Upstream(e)) => return Err(e.api.message),
+        Err(_) => return Err(format!("no deployment of {group} could embed the prompt")),
+    };
+    let crate::exchange::ReplyBody::Whole(parts) = reply.body else {
+        return Err("the embedding came back as a stream".into());
+    };
+    if reply.status != http::StatusCode::OK {
+        return Err(format!("the embedding deployment answered {}", reply.status));
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&parts.concat()).map_err(|e| e.to_string())?;
+    let vector = &answer["data"][0]["embedding"];
+    let floats = match vector {
+        serde_json::Value::Array(items) => {
+            items.iter().map(|x| x.as_f64().map(|f| f as f32)).collect::<Option<Vec<f32>>>()
+        }
+        serde_json::Value::String(b64) => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .filter(|b| b.len() % 4 == 0)
+                .map(|b| b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        }
+        _ => None,
+    };
+    floats
+        .filter(|f| !f.is_empty() && f.len() <= sluice_cache::semantic::MAX_DIMS)
+        .ok_or_else(|| "the answer held no embedding".into())
 }
 
 /// `part` as a shared slice of `whole` (no copy), when it lies within it (`Bytes::slice_ref`
