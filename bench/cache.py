@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""What the answer cache costs and saves (issue #25's speed points), on the seed payload, three
+gateways side by side: caching off (the seed's config); a local cache with every request a miss
+(the seed's own bodies: a fresh UUID in each); and the same local cache with every request a hit
+(one fixed body, the seed's prompt with one UUID for all).
+
+    bench/cache.py [--sluice target/release/sluice] [--duration 10s] [--rate 500] [--repeats 3]
+
+Each gateway is pinned to core 0 with one worker; `sluice mock` and `sluice load` share core 1.
+Per repeat and gateway (in ABBA order across repeats): a closed loop of 64 users for
+`--duration` gives the gateway's CPU time per request (from /proc), then an open loop at `--rate`
+requests per second gives the latency (p50, p99). The issue's bounds: a hit's CPU per request
+below a proxied miss's; a local hit adds under 0.1 ms at p50 (the hit's p50 is all gateway: no
+upstream is waited on); with every request a miss, CPU per request at most x1.1 caching off.
+The mock's request count shows the hits never reached it. `--smoke` makes it a few seconds long
+for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from keys import MASTER, REPO, cpu_seconds, rss_mb, start  # noqa: E402
+
+# The seed locustfile's sentence and repeats (crates/load/src/template.rs).
+SEED_SENTENCE = " This is a test there will be no cache hits and we'll fill up the context"
+CACHE = "\n  cache: true\n  cache_params:\n    type: local\n    max_size_in_memory: 100000\n"
+
+
+def load(sluice: str, base: str, cpu: int | None, out: Path, duration: str, rate: int | None,
+         body: Path | None) -> dict:
+    argv = [sluice, "load", "--host", base, "-t", duration, "-q", "--json", str(out), "--api-key", MASTER,
+            "--error-file", str(out.with_suffix(".errors.txt"))]
+    argv += ["--rate", str(rate)] if rate else ["-u", "64"]
+    if body is not None:
+        argv += ["--body", str(body)]
+    if cpu is not None:
+        argv = ["taskset", "-c", str(cpu), *argv]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=600)
+    return json.loads(out.read_text())
+
+
+def mock_requests(url: str) -> int:
+    with urllib.request.urlopen(url + "/mock/stats", timeout=10) as r:
+        return json.loads(r.read())["requests"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sluice", default=str(REPO / "target" / "release" / "sluice"))
+    ap.add_argument("--duration", default="10s")
+    ap.add_argument("--rate", type=int, default=500)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true", help="1 s runs, one repeat (CI)")
+    args = ap.parse_args()
+    if args.smoke:
+        args.duration, args.repeats, args.rate = "1s", 1, 100
+    pinned = len(os.sched_getaffinity(0)) > 1
+    gw_cpu, other_cpu = (0, 1) if pinned else (None, None)
+    with tempfile.TemporaryDirectory(prefix="sluice-cache-bench-") as tmp:
+        tmp = Path(tmp)
+        mock, mock_url = start([args.sluice, "mock", "--host", "127.0.0.1", "--port", "0"], other_cpu, tmp / "mock.log")
+        seed = (REPO / "examples" / "seed-openai.yaml").read_text().replace("http://127.0.0.1:8090/", mock_url + "/")
+        cached = seed.replace('callbacks: ["prometheus"]', 'callbacks: ["prometheus"]' + CACHE, 1)
+        assert cached != seed, "the seed config's litellm_settings line moved"
+        # Every hit the same body: the seed's prompt around one UUID.
+        fixed = tmp / "fixed.json"
+        fixed.write_text(json.dumps({
+            "model": "fake-openai-endpoint",
+            "messages": [{"role": "user", "content": f"{uuid.uuid4()}{SEED_SENTENCE}" * 150}],
+            "user": "my-new-end-user-1",
+        }))
+        variants = {
+            "caching off": (seed, None),
+            "local cache, every request a miss": (cached, None),
+            "local cache, every request a hit": (cached, fixed),
+        }
+        procs, gws = [mock], {}
+        try:
+            for i, (label, (cfg, body)) in enumerate(variants.items()):
+                path = tmp / f"config-{i}.yaml"
+                path.write_text(cfg)
+                os.environ["DATABASE_URL"] = f"sqlite://{tmp / f'gw-{i}.db'}"
+                gw, base = start([args.sluice, "--config", str(path), "--host", "127.0.0.1", "--port", "0",
+                                  "--num_workers", "1"], gw_cpu, tmp / f"gateway-{i}.log")
+                procs.append(gw)
+                gws[label] = (gw, base, body)
+            for label, (gw, base, body) in gws.items():
+                load(args.sluice, base, other_cpu, tmp / f"warm-{gw.pid}.json", "1s", None, body)
+            cpu = {label: [] for label in gws}
+            p50 = {label: [] for label in gws}
+            p99 = {label: [] for label in gws}
+            upstream = {label: 0 for label in gws}
+            sent = {label: 0 for label in gws}
+            for rep in range(args.repeats):
+                order = list(gws.items())
+                for label, (gw, base, body) in order if rep % 2 == 0 else order[::-1]:
+                    m0 = mock_requests(mock_url)
+                    c0 = cpu_seconds(gw.pid)
+                    j = load(args.sluice, base, other_cpu, tmp / f"{rep}-{gw.pid}-closed.json", args.duration, None, body)
+                    c1 = cpu_seconds(gw.pid)
+                    n = j["aggregated"]["requests"]
+                    cpu[label].append((c1 - c0) / max(n, 1) * 1e6)
+                    o = load(args.sluice, base, other_cpu, tmp / f"{rep}-{gw.pid}-open.json", args.duration,
+                             args.rate, body)
+                    upstream[label] += mock_requests(mock_url) - m0
+                    sent[label] += n + o["aggregated"]["requests"]
+                    lat = o["aggregated"].get("latency_ms") or {}
+                    p50[label].append(lat.get("p50") or 0.0)
+                    p99[label].append(lat.get("p99") or 0.0)
+                    fails = j["aggregated"]["failures"] + o["aggregated"]["failures"]
+                    print(f"run {rep + 1} {label}: {n} requests closed-loop, {cpu[label][-1]:.1f} µs CPU/request; "
+                          f"open loop {args.rate}/s p50 {p50[label][-1]:.3f} ms p99 {p99[label][-1]:.3f} ms"
+                          + (f"; {fails} failures" if fails else ""), flush=True)
+            base_cpu = statistics.median(cpu["caching off"])
+            base_p50 = statistics.median(p50["caching off"])
+            miss_cpu = statistics.median(cpu["local cache, every request a miss"])
+            print()
+            for label in gws:
+                c, l50, l99 = (statistics.median(v[label]) for v in (cpu, p50, p99))
+                print(f"{label}: {c:.1f} µs CPU/request (x{c / base_cpu:.3f} caching off, x{c / miss_cpu:.3f} a miss), "
+                      f"p50 {l50:.3f} ms ({l50 - base_p50:+.3f} ms), p99 {l99:.3f} ms, "
+                      f"RSS {rss_mb(gws[label][0].pid):.1f} MB; upstream saw {upstream[label]} of {sent[label]} measured")
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
