@@ -135,6 +135,9 @@ fn steady_state_recording_does_not_allocate() {
         m.user_budget("user-1", None, None, None);
         callback.failed();
         callback.dropped(1);
+        // The answer cache's lookups, a miss and a hit, with and without a key.
+        m.cache_lookup("fake-openai-endpoint", "", "", None, false, 0);
+        m.cache_lookup("fake-openai-endpoint", "", "my-end-user", caller, true, 30);
     };
     // The first round resolves every series and fills this thread's caches.
     record();
