@@ -418,12 +418,47 @@ mod tests {
 
     #[test]
     fn switches_are_booleans() {
-        for (i, name) in NAMES.iter().enumerate().skip(4) {
+        // The switches: from `mock_testing_fallbacks` to `disable_fallbacks`.
+        for (i, name) in NAMES.iter().enumerate().skip(4).take(4) {
             assert!(one(i, "true").unwrap().is_some());
             assert!(one(i, "\"yes\"").is_err(), "{name}");
         }
         let c = one(4, "true").unwrap().unwrap();
         assert!(c.mock_testing_fallbacks && !c.mock_timeout);
+    }
+
+    #[test]
+    fn cache_controls_are_read_as_litellm_reads_them_and_bounded() {
+        let c = |v: &str| one(8, v).map(|c| c.unwrap().cache.unwrap());
+        let all = c(r#"{"no-cache": true, "no-store": false, "ttl": 1.5, "s-max-age": 60, "namespace": "team-a", "use-cache": true, "other": 1}"#).unwrap();
+        assert_eq!(
+            all,
+            CacheControls {
+                no_cache: true,
+                no_store: false,
+                ttl: Some(Duration::from_secs(2)),
+                s_maxage: Some(Duration::from_secs(60)),
+                namespace: Some("team-a".into()),
+                use_cache: true,
+            }
+        );
+        assert_eq!(c(r#"{"s-maxage": 1e300}"#).unwrap().s_maxage, Some(Duration::from_secs(MAX_CACHE_SECONDS)));
+        assert!(c(r#"{"ttl": 0}"#).unwrap().no_store, "keeping an answer for no time is not keeping it");
+        for bad in [
+            r#""no-cache""#,
+            "[]",
+            r#"{"no-cache": "yes"}"#,
+            r#"{"ttl": -1}"#,
+            r#"{"ttl": "60"}"#,
+            r#"{"namespace": ""}"#,
+            r#"{"namespace": 7}"#,
+        ] {
+            let e = c(bad).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("cache"), "{bad}");
+            assert!(e.message.contains("Send an object"), "{}", e.message);
+        }
+        let long = format!(r#"{{"namespace": "{}"}}"#, "n".repeat(MAX_CACHE_NAMESPACE + 1));
+        assert!(c(&long).is_err());
     }
 
     proptest::proptest! {
