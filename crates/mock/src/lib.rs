@@ -2,7 +2,8 @@
 //!
 //! It answers like LiteLLM's `example_openai_endpoint` (the upstream of the seed load test) on
 //! the OpenAI routes, adds Vertex AI / Gemini `generateContent` with SSE streaming, a Google OAuth
-//! token endpoint, Anthropic's `/v1/messages` with its typed event streams, OpenAI's Responses API
+//! token endpoint, Anthropic's `/v1/messages` with its typed event streams, Ollama's native
+//! `/api/chat`, `/api/generate` and `/api/embed` with NDJSON streams, OpenAI's Responses API
 //! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
 //! slowapi-style fixed-window rate limits, injected 500s, and model names that trigger a chosen
 //! failure (`error-503`, `stream-reset`, `retry-after-2`, …) or, on Anthropic's route, cache reads
@@ -19,6 +20,7 @@ mod body;
 mod config;
 mod google;
 mod latency;
+mod ollama;
 mod openai;
 mod ratelimit;
 mod respond;

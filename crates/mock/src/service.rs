@@ -17,6 +17,7 @@ use crate::bedrock;
 use crate::body::StreamEnd;
 use crate::config::MockConfig;
 use crate::google::{self, GoogleCall};
+use crate::ollama;
 use crate::openai::{self, Kind};
 use crate::ratelimit::Limiter;
 use crate::respond::{self, Resp};
@@ -41,6 +42,10 @@ enum Endpoint<'a> {
     /// `/v1/messages/count_tokens`.
     AnthropicCount,
     Bedrock(bedrock::Call<'a>),
+    /// Ollama's `/api/chat` and `/api/generate`.
+    Ollama(ollama::Api),
+    /// Ollama's `/api/embed`.
+    OllamaEmbed,
     /// `POST /v1/responses` (OpenAI's, and Azure's `/openai/…` paths).
     Responses,
     /// `GET` or `DELETE /v1/responses/{id}`.
@@ -64,6 +69,7 @@ impl Endpoint<'_> {
             Endpoint::Google(_) => Route::Gemini,
             Endpoint::Anthropic | Endpoint::AnthropicCount => Route::Anthropic,
             Endpoint::Bedrock(_) => Route::Bedrock,
+            Endpoint::Ollama(_) | Endpoint::OllamaEmbed => Route::Ollama,
             Endpoint::Responses | Endpoint::ResponseItem(_) => Route::Responses,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
@@ -89,6 +95,9 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/responses" | "/v1/responses" | "/openai/responses" | "/openai/v1/responses" => Endpoint::Responses,
         "/v1/messages/count_tokens" => Endpoint::AnthropicCount,
         "/token" => Endpoint::Token,
+        "/api/chat" => Endpoint::Ollama(ollama::Api::Chat),
+        "/api/generate" => Endpoint::Ollama(ollama::Api::Generate),
+        "/api/embed" => Endpoint::OllamaEmbed,
         "/mock/stats" => Endpoint::Stats,
         "/mock/last" => Endpoint::Last,
         "/mock/reset" => Endpoint::Reset,
@@ -233,6 +242,8 @@ impl Mock {
             Endpoint::AnthropicCount => self.count_tokens(&parts.headers, &body, guard),
             Endpoint::Bedrock(call) => self.bedrock(call, &parts.headers, &body, guard).await,
             Endpoint::Responses => self.responses(&body, guard).await,
+            Endpoint::Ollama(api) => self.ollama(api, &body, guard).await,
+            Endpoint::OllamaEmbed => self.ollama_embed(&body, guard).await,
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
         }
@@ -550,6 +561,76 @@ impl Mock {
         finish(Some(guard), respond::openai_headers(resp))
     }
 
+    /// Ollama's chat and generate: its error shape, NDJSON streams, and the model-name triggers
+    /// (a stream trigger fails with an `error` line, as Ollama reports a failure mid-stream).
+    async fn ollama(&self, api: ollama::Api, body: &[u8], guard: RequestGuard) -> Resp {
+        let req = match ollama::parse(api, body) {
+            Ok(r) => r,
+            Err(e) => return finish(Some(guard), respond::ollama_error(StatusCode::BAD_REQUEST, &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), respond::ollama_error(StatusCode::INTERNAL_SERVER_ERROR, &message));
+        }
+        if req.model.rsplit('/').next() == Some(ollama::MISSING) {
+            let message = format!("model \"{}\" not found, try pulling it first", req.model);
+            return finish(Some(guard), respond::ollama_error(StatusCode::NOT_FOUND, &message));
+        }
+        let trigger = Trigger::from_model(&req.model);
+        if trigger.is_error(req.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => respond::ollama_error(StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+            Trigger::Error(code) => respond::ollama_error(status(code), &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                respond::ollama_error(StatusCode::TOO_MANY_REQUESTS, &format!("mock: retry after {secs}s")),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if req.stream {
+                    let mut frames = ollama::stream_lines(&req);
+                    let end = match trigger {
+                        Trigger::StreamGarbage => {
+                            frames.truncate(1);
+                            frames.push(ollama::error_line("mock: the model runner crashed"));
+                            StreamEnd::Eof
+                        }
+                        Trigger::StreamReset => {
+                            frames.truncate(2);
+                            StreamEnd::Reset
+                        }
+                        _ => StreamEnd::Eof,
+                    };
+                    return respond::ndjson(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, ollama::body(&req))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    async fn ollama_embed(&self, body: &[u8], guard: RequestGuard) -> Resp {
+        let resp = match ollama::embed_body(body) {
+            Err(e) => respond::ollama_error(StatusCode::BAD_REQUEST, &e),
+            Ok((model, answer)) => match self.delay_and_fail().await {
+                Some(message) => respond::ollama_error(StatusCode::INTERNAL_SERVER_ERROR, &message),
+                None if model.rsplit('/').next() == Some(ollama::MISSING) => respond::ollama_error(
+                    StatusCode::NOT_FOUND,
+                    &format!("model \"{model}\" not found, try pulling it first"),
+                ),
+                None => match Trigger::from_model(&model) {
+                    Trigger::Error(code) => respond::ollama_error(status(code), &format!("mock error {code}")),
+                    _ => respond::json(StatusCode::OK, answer),
+                },
+            },
+        };
+        finish(Some(guard), resp)
+    }
+
     /// With `--vertex-credentials`, a Vertex bearer token must be one `/token` handed out.
     fn issued_bearer(&self, headers: &http::HeaderMap) -> bool {
         let bearer = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.get(7..));
@@ -623,6 +704,9 @@ mod tests {
         assert_eq!(classify("/mock/last"), Endpoint::Last);
         assert!(matches!(classify("/model/m%3A0/converse-stream"), Endpoint::Bedrock(c) if c.stream));
         assert_eq!(classify("/nope"), Endpoint::NotFound);
+        assert_eq!(classify("/api/chat"), Endpoint::Ollama(ollama::Api::Chat));
+        assert_eq!(classify("/api/generate"), Endpoint::Ollama(ollama::Api::Generate));
+        assert_eq!(classify("/api/embed"), Endpoint::OllamaEmbed);
         assert_eq!(classify("/v1/responses"), Endpoint::Responses);
         assert_eq!(classify("/openai/responses"), Endpoint::Responses);
         assert_eq!(classify("/v1/responses/resp_1"), Endpoint::ResponseItem("resp_1"));

@@ -17,10 +17,11 @@ pub enum Route {
     Bedrock,
     NotFound,
     Responses,
+    Ollama,
 }
 
 impl Route {
-    const ALL: [Route; 11] = [
+    const ALL: [Route; 12] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -32,6 +33,7 @@ impl Route {
         Route::Bedrock,
         Route::NotFound,
         Route::Responses,
+        Route::Ollama,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +49,7 @@ impl Route {
             Route::Bedrock => "bedrock",
             Route::NotFound => "not_found",
             Route::Responses => "responses",
+            Route::Ollama => "ollama",
         }
     }
 }

@@ -5,10 +5,11 @@
 use serde_json::Value;
 use sluice_wire::sse;
 
-use crate::{anthropic, bedrock, gemini};
+use crate::{anthropic, bedrock, gemini, ndjson, ollama};
 
 /// The largest SSE line a provider may send, as the parser reports it.
 const LINE_TOO_LONG: &str = "an SSE line over 16 MB";
+const NDJSON_LINE_TOO_LONG: &str = "a stream line over 16 MB";
 
 pub enum StreamTranslator {
     /// An OpenAI-format stream: the chunks are already OpenAI's, read for their usage.
@@ -17,6 +18,8 @@ pub enum StreamTranslator {
     Anthropic(sse::Parser, anthropic::ChatStream),
     /// Bedrock streams are AWS's binary event-stream framing, not SSE.
     Bedrock(bedrock::EventStreamDecoder, bedrock::StreamTranslator),
+    /// Ollama streams newline-delimited JSON.
+    Ollama(ndjson::Reader, ollama::StreamTranslator),
 }
 
 impl StreamTranslator {
@@ -26,6 +29,7 @@ impl StreamTranslator {
                 p.push(bytes)
             }
             StreamTranslator::Bedrock(d, _) => d.push(bytes),
+            StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
     }
 
@@ -53,6 +57,11 @@ impl StreamTranslator {
                     out.extend(t.on_message_values(&m).map_err(|e| e.message)?);
                 }
             }
+            StreamTranslator::Ollama(r, t) => {
+                while let Some(line) = r.next_line().map_err(|_| NDJSON_LINE_TOO_LONG.to_string())? {
+                    out.extend(t.on_line(&line)?);
+                }
+            }
         }
         Ok(())
     }
@@ -64,6 +73,7 @@ impl StreamTranslator {
             StreamTranslator::Gemini(_, t) => t.usage(),
             StreamTranslator::Anthropic(_, t) => t.usage(),
             StreamTranslator::Bedrock(_, t) => t.usage(),
+            StreamTranslator::Ollama(_, t) => t.usage(),
         }
     }
 
@@ -77,6 +87,7 @@ impl StreamTranslator {
             StreamTranslator::Gemini(_, t) => t.usage_object(),
             StreamTranslator::Anthropic(_, t) => t.usage_object(),
             StreamTranslator::Bedrock(_, t) => t.usage_object(),
+            StreamTranslator::Ollama(_, t) => t.usage_object(),
         }
     }
 
@@ -103,6 +114,12 @@ impl StreamTranslator {
             StreamTranslator::Bedrock(d, t) => {
                 if d.pending() > 0 {
                     return Err("the upstream cut the event stream off mid-message".into());
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Ollama(r, t) => {
+                if let Some(line) = r.finish() {
+                    out.extend(t.on_line(&line)?);
                 }
                 out.extend(t.finish_values());
             }

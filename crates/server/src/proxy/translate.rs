@@ -1,4 +1,4 @@
-//! Calls to providers that speak another format (Gemini, Anthropic, Bedrock): the deployment's
+//! Calls to providers that speak another format (Gemini, Anthropic, Bedrock, Ollama): the deployment's
 //! provider builds the request and reads the answer ([`ChatProvider`]); this module sends it and
 //! relays the stream. Nothing here knows which provider it is talking to.
 //!
@@ -18,7 +18,6 @@ use serde_json::Value;
 use sluice_providers::errors::{auth_failed, malformed};
 use sluice_providers::{anthropic, AnswerMeta, ChatCall, ChatProvider, StreamTranslator, Translated, UpstreamRequest};
 use sluice_router::{Attempt, Failed, Failure};
-use sluice_wire::sniff::Endpoint;
 use sluice_wire::ApiError;
 use std::time::Instant;
 
@@ -67,7 +66,7 @@ impl UpstreamCall<'_> {
     ) -> Result<Reply, Failed<CallError>> {
         let provider = self.target_of(attempt).provider;
         let provider = &provider;
-        if self.endpoint != Endpoint::Chat {
+        if !t.serves(self.endpoint) {
             return Err(refused(ApiError::bad_request(format!(
                 "{} is not supported for provider {} yet; use /chat/completions with this model group",
                 self.endpoint.route(),
@@ -101,7 +100,14 @@ impl UpstreamCall<'_> {
         let (up, incoming, _) = self.send(provider, to_http(built, token), timeout).await?;
         let created = now_unix();
         let id = format!("chatcmpl-{}", self.facts.call_id.to_str().unwrap_or("sluice"));
-        let meta = AnswerMeta { model: self.client_model, id: &id, created, include_usage: self.view.include_usage };
+        let meta = AnswerMeta {
+            model: self.client_model,
+            id: &id,
+            created,
+            include_usage: self.view.include_usage,
+            endpoint: self.endpoint,
+            request: self.body,
+        };
         // The id the client sees is the one made here, streamed or not: the spend log's too.
         if let Some(c) = &self.facts.charge {
             c.answered_as(&id);
