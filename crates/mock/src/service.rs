@@ -15,6 +15,7 @@ use rand::Rng;
 use crate::anthropic;
 use crate::bedrock;
 use crate::body::StreamEnd;
+use crate::cohere;
 use crate::config::MockConfig;
 use crate::google::{self, GoogleCall};
 use crate::ollama;
@@ -46,6 +47,10 @@ enum Endpoint<'a> {
     Ollama(ollama::Api),
     /// Ollama's `/api/embed`.
     OllamaEmbed,
+    /// Cohere's v2 `/v2/chat`, `/v2/embed`, `/v2/rerank`.
+    CohereChat,
+    CohereEmbed,
+    CohereRerank,
     /// `POST /v1/responses` (OpenAI's, and Azure's `/openai/…` paths).
     Responses,
     /// `GET` or `DELETE /v1/responses/{id}`.
@@ -70,6 +75,7 @@ impl Endpoint<'_> {
             Endpoint::Anthropic | Endpoint::AnthropicCount => Route::Anthropic,
             Endpoint::Bedrock(_) => Route::Bedrock,
             Endpoint::Ollama(_) | Endpoint::OllamaEmbed => Route::Ollama,
+            Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
             Endpoint::Responses | Endpoint::ResponseItem(_) => Route::Responses,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
@@ -98,6 +104,9 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/api/chat" => Endpoint::Ollama(ollama::Api::Chat),
         "/api/generate" => Endpoint::Ollama(ollama::Api::Generate),
         "/api/embed" => Endpoint::OllamaEmbed,
+        "/v2/chat" => Endpoint::CohereChat,
+        "/v2/embed" => Endpoint::CohereEmbed,
+        "/v2/rerank" => Endpoint::CohereRerank,
         "/mock/stats" => Endpoint::Stats,
         "/mock/last" => Endpoint::Last,
         "/mock/reset" => Endpoint::Reset,
@@ -244,6 +253,9 @@ impl Mock {
             Endpoint::Responses => self.responses(&body, guard).await,
             Endpoint::Ollama(api) => self.ollama(api, &body, guard).await,
             Endpoint::OllamaEmbed => self.ollama_embed(&body, guard).await,
+            Endpoint::CohereChat => self.cohere_chat(&parts.headers, &body, guard).await,
+            Endpoint::CohereEmbed => self.cohere_other(&parts.headers, cohere::embed_body(&body), guard).await,
+            Endpoint::CohereRerank => self.cohere_other(&parts.headers, cohere::rerank_body(&body), guard).await,
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
         }
@@ -391,6 +403,13 @@ impl Mock {
         }
         if let Some(message) = self.delay_and_fail().await {
             return finish(Some(guard), respond::google_error(StatusCode::INTERNAL_SERVER_ERROR, &message));
+        }
+        if call.embed {
+            let resp = match google::embed_body(call.door, body) {
+                Ok(answer) => respond::json(StatusCode::OK, answer),
+                Err(e) => respond::google_error(StatusCode::BAD_REQUEST, &e),
+            };
+            return finish(Some(guard), resp);
         }
         let trigger = Trigger::from_model(call.model);
         if trigger.is_error(call.stream) {
@@ -631,6 +650,69 @@ impl Mock {
         finish(Some(guard), resp)
     }
 
+    /// Cohere's v2 chat: its bearer check, error shape, typed SSE events, and the triggers.
+    async fn cohere_chat(&self, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
+        let error = |status: StatusCode, message: &str| respond::json(status, cohere::error_body(message));
+        if !cohere::authorised(headers) {
+            return finish(Some(guard), error(StatusCode::UNAUTHORIZED, "no api key supplied"));
+        }
+        let req = match cohere::parse_chat(body) {
+            Ok(r) => r,
+            Err(e) => return finish(Some(guard), error(StatusCode::BAD_REQUEST, &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), error(StatusCode::INTERNAL_SERVER_ERROR, &message));
+        }
+        let trigger = Trigger::from_model(&req.model);
+        if trigger.is_error(req.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => {
+                error(StatusCode::TOO_MANY_REQUESTS, "You are using a Trial key, which is limited")
+            }
+            Trigger::Error(code) => error(status(code), &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                error(StatusCode::TOO_MANY_REQUESTS, &format!("mock: retry after {secs}s")),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if req.stream {
+                    let (frames, end) = misbehave(cohere::stream_frames(&req), trigger);
+                    return respond::sse(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, cohere::chat_body(&req))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// Cohere's embed and rerank: the bearer check, then the answer or its 400.
+    async fn cohere_other(
+        &self,
+        headers: &http::HeaderMap,
+        answer: Result<Bytes, String>,
+        guard: RequestGuard,
+    ) -> Resp {
+        let error = |status: StatusCode, message: &str| respond::json(status, cohere::error_body(message));
+        let resp = if !cohere::authorised(headers) {
+            error(StatusCode::UNAUTHORIZED, "no api key supplied")
+        } else {
+            match answer {
+                Err(e) => error(StatusCode::BAD_REQUEST, &e),
+                Ok(answer) => match self.delay_and_fail().await {
+                    Some(message) => error(StatusCode::INTERNAL_SERVER_ERROR, &message),
+                    None => respond::json(StatusCode::OK, answer),
+                },
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
     /// With `--vertex-credentials`, a Vertex bearer token must be one `/token` handed out.
     fn issued_bearer(&self, headers: &http::HeaderMap) -> bool {
         let bearer = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.get(7..));
@@ -707,6 +789,8 @@ mod tests {
         assert_eq!(classify("/api/chat"), Endpoint::Ollama(ollama::Api::Chat));
         assert_eq!(classify("/api/generate"), Endpoint::Ollama(ollama::Api::Generate));
         assert_eq!(classify("/api/embed"), Endpoint::OllamaEmbed);
+        assert_eq!(classify("/v2/chat"), Endpoint::CohereChat);
+        assert_eq!(classify("/v2/rerank"), Endpoint::CohereRerank);
         assert_eq!(classify("/v1/responses"), Endpoint::Responses);
         assert_eq!(classify("/openai/responses"), Endpoint::Responses);
         assert_eq!(classify("/v1/responses/resp_1"), Endpoint::ResponseItem("resp_1"));

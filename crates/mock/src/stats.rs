@@ -18,10 +18,11 @@ pub enum Route {
     NotFound,
     Responses,
     Ollama,
+    Cohere,
 }
 
 impl Route {
-    const ALL: [Route; 12] = [
+    const ALL: [Route; 13] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -34,6 +35,7 @@ impl Route {
         Route::NotFound,
         Route::Responses,
         Route::Ollama,
+        Route::Cohere,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +52,7 @@ impl Route {
             Route::NotFound => "not_found",
             Route::Responses => "responses",
             Route::Ollama => "ollama",
+            Route::Cohere => "cohere",
         }
     }
 }

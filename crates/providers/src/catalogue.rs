@@ -4,7 +4,7 @@
 
 use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSources, UpstreamRequest};
 use crate::stream::StreamTranslator;
-use crate::{anthropic, azure, bedrock, gemini, ollama, openai};
+use crate::{anthropic, azure, bedrock, cohere, gemini, ollama, openai};
 
 /// How sluice talks to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub enum Family {
     Bedrock,
     /// Ollama's native API: `/api/generate` (`chat: false`) or `/api/chat`, NDJSON streams.
     Ollama { chat: bool },
+    /// Cohere's v2 API: `/v2/chat` with typed SSE events, `/v2/embed`.
+    Cohere,
     /// A provider LiteLLM supports whose translation sluice has not implemented yet.
     NotImplemented,
 }
@@ -129,8 +131,8 @@ pub static PROVIDERS: &[Provider] = &[
     pending("azure_text"),
     Provider { name: "bedrock", family: Family::Bedrock },
     pending("sagemaker"),
-    pending("cohere"),
-    pending("cohere_chat"),
+    Provider { name: "cohere", family: Family::Cohere },
+    Provider { name: "cohere_chat", family: Family::Cohere },
     pending("huggingface"),
     Provider { name: "ollama", family: Family::Ollama { chat: false } },
     Provider { name: "ollama_chat", family: Family::Ollama { chat: true } },
@@ -173,6 +175,7 @@ pub enum Translated {
     Anthropic(anthropic::Anthropic),
     Bedrock(bedrock::Bedrock),
     Ollama(ollama::Ollama),
+    Cohere(cohere::Cohere),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -202,6 +205,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
         Family::Ollama { chat } => {
             unusable(ollama::Ollama::new(p, env, chat).map(|o| Built::Translated(Translated::Ollama(o))))
         }
+        Family::Cohere => unusable(cohere::Cohere::new(p, env).map(|c| Built::Translated(Translated::Cohere(c)))),
         Family::NotImplemented => Built::NotImplemented,
     })
 }
@@ -231,6 +235,7 @@ impl Translated {
             Translated::Anthropic(p) => p,
             Translated::Bedrock(p) => p,
             Translated::Ollama(p) => p,
+            Translated::Cohere(p) => p,
         }
     }
 }

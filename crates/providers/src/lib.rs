@@ -13,6 +13,8 @@ pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod catalogue;
+pub mod cohere;
+pub mod embedding;
 pub mod errors;
 pub mod gemini;
 pub mod google_auth;

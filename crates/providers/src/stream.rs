@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sluice_wire::sse;
 
-use crate::{anthropic, bedrock, gemini, ndjson, ollama};
+use crate::{anthropic, bedrock, cohere, gemini, ndjson, ollama};
 
 /// The largest SSE line a provider may send, as the parser reports it.
 const LINE_TOO_LONG: &str = "an SSE line over 16 MB";
@@ -18,6 +18,7 @@ pub enum StreamTranslator {
     Anthropic(sse::Parser, anthropic::ChatStream),
     /// Bedrock streams are AWS's binary event-stream framing, not SSE.
     Bedrock(bedrock::EventStreamDecoder, bedrock::StreamTranslator),
+    Cohere(sse::Parser, cohere::StreamTranslator),
     /// Ollama streams newline-delimited JSON.
     Ollama(ndjson::Reader, ollama::StreamTranslator),
 }
@@ -25,9 +26,10 @@ pub enum StreamTranslator {
 impl StreamTranslator {
     pub fn push(&mut self, bytes: &[u8]) {
         match self {
-            StreamTranslator::OpenAi(p, _) | StreamTranslator::Gemini(p, _) | StreamTranslator::Anthropic(p, _) => {
-                p.push(bytes)
-            }
+            StreamTranslator::OpenAi(p, _)
+            | StreamTranslator::Gemini(p, _)
+            | StreamTranslator::Anthropic(p, _)
+            | StreamTranslator::Cohere(p, _) => p.push(bytes),
             StreamTranslator::Bedrock(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
@@ -57,6 +59,11 @@ impl StreamTranslator {
                     out.extend(t.on_message_values(&m).map_err(|e| e.message)?);
                 }
             }
+            StreamTranslator::Cohere(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    out.extend(t.on_event_values(&e.data)?);
+                }
+            }
             StreamTranslator::Ollama(r, t) => {
                 while let Some(line) = r.next_line().map_err(|_| NDJSON_LINE_TOO_LONG.to_string())? {
                     out.extend(t.on_line(&line)?);
@@ -73,6 +80,7 @@ impl StreamTranslator {
             StreamTranslator::Gemini(_, t) => t.usage(),
             StreamTranslator::Anthropic(_, t) => t.usage(),
             StreamTranslator::Bedrock(_, t) => t.usage(),
+            StreamTranslator::Cohere(_, t) => t.usage(),
             StreamTranslator::Ollama(_, t) => t.usage(),
         }
     }
@@ -87,6 +95,7 @@ impl StreamTranslator {
             StreamTranslator::Gemini(_, t) => t.usage_object(),
             StreamTranslator::Anthropic(_, t) => t.usage_object(),
             StreamTranslator::Bedrock(_, t) => t.usage_object(),
+            StreamTranslator::Cohere(_, t) => t.usage_object(),
             StreamTranslator::Ollama(_, t) => t.usage_object(),
         }
     }
@@ -114,6 +123,12 @@ impl StreamTranslator {
             StreamTranslator::Bedrock(d, t) => {
                 if d.pending() > 0 {
                     return Err("the upstream cut the event stream off mid-message".into());
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Cohere(p, t) => {
+                if let Some(e) = p.finish() {
+                    out.extend(t.on_event_values(&e.data)?);
                 }
                 out.extend(t.finish_values());
             }

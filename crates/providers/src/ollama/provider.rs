@@ -89,11 +89,7 @@ impl ChatProvider for Ollama {
         let parsed = self.address.answer_json(body)?;
         let out = match meta.endpoint {
             Endpoint::Embeddings => {
-                let base64 = parse_request(meta.request)
-                    .ok()
-                    .and_then(|r| r.as_object().map(super::request::encoding_format))
-                    .and_then(Result::ok)
-                    .unwrap_or(false);
+                let base64 = crate::embedding::wants_base64_in(meta.request);
                 super::embed_response(&parsed, meta.model, base64)
             }
             _ if self.chat_api => super::chat_response(&parsed, meta.model, meta.id, meta.created),

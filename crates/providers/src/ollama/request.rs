@@ -115,21 +115,8 @@ pub fn embed_request(openai: &Value, model: &str) -> Result<(Value, bool), Trans
             out.insert(key.into(), v.clone());
         }
     }
-    let base64 = encoding_format(req)?;
+    let base64 = crate::embedding::wants_base64(req).map_err(|e| TranslateError::param("encoding_format", e))?;
     Ok((Value::Object(out), base64))
-}
-
-/// `encoding_format`: `float` (the default) or `base64`, as OpenAI takes it.
-pub(crate) fn encoding_format(req: &Map<String, Value>) -> Result<bool, TranslateError> {
-    match req.get("encoding_format") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::String(s)) if s == "float" => Ok(false),
-        Some(Value::String(s)) if s == "base64" => Ok(true),
-        Some(other) => Err(TranslateError::param(
-            "encoding_format",
-            format!("encoding_format {other} is not one of \"float\", \"base64\""),
-        )),
-    }
 }
 
 fn object(openai: &Value) -> Result<&Map<String, Value>, TranslateError> {

@@ -1,7 +1,6 @@
 //! Ollama's answers → OpenAI's: `/api/chat` and `/api/generate` bodies as `chat.completion`,
 //! `/api/embed` as an embedding list. Usage is Ollama's `prompt_eval_count` / `eval_count`.
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::TranslateError;
@@ -135,12 +134,7 @@ pub fn embed_response(v: &Value, model: &str, base64: bool) -> Result<Value, Tra
     checked(v)?;
     let vectors =
         v.get("embeddings").and_then(Value::as_array).ok_or_else(|| TranslateError::other("no `embeddings` array"))?;
-    let mut data = Vec::with_capacity(vectors.len());
-    for (i, vector) in vectors.iter().enumerate() {
-        let values = vector.as_array().ok_or_else(|| TranslateError::other("an embedding that is not an array"))?;
-        let embedding = if base64 { Value::String(encode_base64(values)?) } else { Value::Array(values.clone()) };
-        data.push(json!({ "object": "embedding", "index": i, "embedding": embedding }));
-    }
+    let data = crate::embedding::data(vectors, base64).map_err(TranslateError::other)?;
     let prompt = v.get("prompt_eval_count").and_then(Value::as_u64).unwrap_or(0);
     Ok(json!({
         "object": "list",
@@ -148,16 +142,6 @@ pub fn embed_response(v: &Value, model: &str, base64: bool) -> Result<Value, Tra
         "model": model,
         "usage": { "prompt_tokens": prompt, "total_tokens": prompt },
     }))
-}
-
-/// A vector as OpenAI's `encoding_format: base64` sends it.
-pub(crate) fn encode_base64(values: &[Value]) -> Result<String, TranslateError> {
-    let mut bytes = Vec::with_capacity(values.len() * 4);
-    for x in values {
-        let f = x.as_f64().ok_or_else(|| TranslateError::other("an embedding value that is not a number"))?;
-        bytes.extend_from_slice(&(f as f32).to_le_bytes());
-    }
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 #[cfg(test)]
@@ -209,6 +193,7 @@ mod tests {
         assert_eq!(out["data"][1], json!({"object": "embedding", "index": 1, "embedding": [2.0, 0.25]}));
         assert_eq!(out["usage"], json!({"prompt_tokens": 4, "total_tokens": 4}));
         let out = embed_response(&v, "group", true).unwrap();
+        use base64::Engine as _;
         let b =
             base64::engine::general_purpose::STANDARD.decode(out["data"][0]["embedding"].as_str().unwrap()).unwrap();
         let floats: Vec<f32> = b.chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
