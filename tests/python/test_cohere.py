@@ -1,7 +1,8 @@
 """The official `openai` SDK against Cohere deployments through sluice: `cohere_chat/` and
 `cohere/` chat through Cohere's v2 `/v2/chat` (typed SSE events translated to OpenAI chunks),
 tool calls, embeddings through `/v2/embed` with `input_type`, LiteLLM's error classes, and spend
-logged as for any chat. The upstream is `sluice mock` speaking Cohere's v2 API."""
+logged as for any chat; and LiteLLM's `/rerank`, `/v1/rerank`, `/v2/rerank` with plain
+`requests`, limited and logged like chat. The upstream is `sluice mock` speaking Cohere's v2 API."""
 
 import json
 import time
@@ -33,6 +34,7 @@ def gw(log_dir):
         ("legacy", {"model": "cohere/command-r", "api_base": mock.url + "/", "api_key": "co-test"}),
         ("embed", {"model": "cohere/embed-english-v3.0", "api_base": mock.url, "api_key": "co-test", **PRICE}),
         ("limited", {"model": "cohere_chat/429", "api_base": mock.url, "api_key": "co-test"}),
+        ("rerank", {"model": "cohere/rerank-v3.5", "api_base": mock.url, "api_key": "co-test"}),
     ]
     g = start_gateway(log_dir, "gateway-cohere", render_config(models, {"master_key": MASTER_KEY}))
     yield g
@@ -127,3 +129,58 @@ def test_spend_is_logged(gw):
     assert sorted(r["call_type"] for r in rows) == ["acompletion", "aembedding"], rows
     chat = [r for r in rows if r["call_type"] == "acompletion"][0]
     assert abs(chat["spend"] - (13 * 0.001 + 5 * 0.002)) < 1e-9
+
+
+DOCS = ["the blue dog sleeps", "a red cat purrs", "red cars are fast"]
+
+
+def rerank(gw, path, body, key=MASTER_KEY):
+    return requests.post(gw.url + path, headers={"Authorization": f"Bearer {key}"}, json=body)
+
+
+@pytest.mark.parametrize("path", ["/rerank", "/v1/rerank", "/v2/rerank"])
+def test_rerank_routes_answer_in_cohere_shape(gw, path):
+    r = rerank(gw, path, {"model": "rerank", "query": "red cat", "documents": DOCS, "top_n": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["index"] for x in body["results"]] == [1, 2]
+    assert body["results"][0]["document"] == {"text": "a red cat purrs"}
+    assert body["results"][0]["relevance_score"] > body["results"][1]["relevance_score"]
+    assert body["meta"]["billed_units"]["search_units"] == 1
+    r = rerank(gw, path, {"model": "rerank", "query": "red cat", "documents": DOCS, "return_documents": False})
+    assert len(r.json()["results"]) == 3 and "document" not in r.json()["results"][0]
+
+
+def test_rerank_bad_input_and_providers_without_it(gw):
+    r = rerank(gw, "/rerank", {"model": "rerank", "documents": DOCS})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "query", r.text
+    r = rerank(gw, "/rerank", {"model": "rerank", "query": "x", "documents": []})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "documents", r.text
+    r = rerank(gw, "/rerank", {"query": "x", "documents": DOCS})
+    assert r.status_code == 400, r.text
+    r = rerank(gw, "/rerank", {"model": "nope", "query": "x", "documents": DOCS})
+    assert r.status_code in (400, 404), r.text
+    r = rerank(gw, "/v1/rerank", {"model": "rerank", "query": "x", "documents": DOCS}, key="sk-wrong")
+    assert r.status_code == 401, r.text
+
+
+def test_rerank_is_limited_and_logged_like_chat(gw):
+    r = requests.post(gw.url + "/key/generate", headers={"Authorization": f"Bearer {MASTER_KEY}"}, json={"rpm_limit": 2})
+    key, token = r.json()["key"], r.json()["token"]
+    for _ in range(2):
+        r = rerank(gw, "/rerank", {"model": "rerank", "query": "red", "documents": DOCS}, key=key)
+        assert r.status_code == 200, r.text
+    r = rerank(gw, "/rerank", {"model": "rerank", "query": "red", "documents": DOCS}, key=key)
+    assert r.status_code == 429, r.text
+    deadline = time.monotonic() + 15
+    while True:
+        rows = requests.get(
+            gw.url + "/spend/logs",
+            params={"api_key": token, "summarize": "false"},
+            headers={"Authorization": f"Bearer {MASTER_KEY}"},
+        ).json()
+        if len(rows) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [r["call_type"] for r in rows] == ["arerank", "arerank"], rows
+    assert all(r["model_group"] == "rerank" for r in rows), rows

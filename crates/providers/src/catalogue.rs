@@ -155,6 +155,9 @@ pub static PROVIDERS: &[Provider] = &[
 ];
 
 /// A deployment's provider, built once at start.
+// Built once per deployment and moved into a box by the server at once: the variants' sizes
+// cost nothing on the request path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Built {
     /// OpenAI's format: the byte-forwarding fast path.
@@ -213,8 +216,10 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
 /// The base URL a deployment reports (`x-litellm-model-api-base`, metrics, spend logs): its
 /// `api_base`, else an OpenAI-compatible provider's default; without its query string.
 pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> Option<String> {
-    if let Family::Ollama { .. } = model.provider.family {
-        return Some(ollama::base(api_base, env));
+    match model.provider.family {
+        Family::Ollama { .. } => return Some(ollama::base(api_base, env)),
+        Family::Cohere => return Some(cohere::base(api_base, env)),
+        _ => {}
     }
     openai::resolve_base(&model.provider, api_base, env).map(|b| openai::display_base(&b).to_string())
 }
@@ -409,6 +414,11 @@ mod tests {
         assert_eq!(base("vllm/meta-llama/Llama-3-8B"), None, "vLLM needs its server's api_base");
         let m = parse_model("vllm/x", None).unwrap();
         assert_eq!(crate::openai::resolve_key(&m.provider, None, |_: &str| None).as_deref(), Some("fake-api-key"));
+        let none = |_: &str| None;
+        let ollama = parse_model("ollama/llama3", None).unwrap();
+        assert_eq!(reported_base(&ollama, None, &none).as_deref(), Some("http://localhost:11434"));
+        let co = parse_model("cohere_chat/command-r", None).unwrap();
+        assert_eq!(reported_base(&co, None, &none).as_deref(), Some("https://api.cohere.com"));
         let m = parse_model("databricks/x", None).unwrap();
         let key = |k: &str| (k == "DATABRICKS_API_KEY").then(|| "dapi-1".to_string());
         assert_eq!(crate::openai::resolve_key(&m.provider, None, key).as_deref(), Some("dapi-1"));

@@ -1,21 +1,33 @@
 //! Cohere through its v2 API, as LiteLLM calls it for `cohere_chat/…` (and `cohere/…`) chat
-//! models: `/v2/chat` (SSE streams of typed events) and `/v2/embed`. Nothing here does I/O.
+//! models: `/v2/chat` (SSE streams of typed events), `/v2/embed`, and `/v2/rerank` for the
+//! gateway's `/rerank` routes. Nothing here does I/O.
 //! `api_base` defaults to `COHERE_API_BASE`, then `https://api.cohere.com`; the key is
 //! `api_key`, `COHERE_API_KEY` or `CO_API_KEY`, sent as a bearer token.
 
 mod provider;
 mod request;
+mod rerank;
 mod response;
 mod stream;
 
 pub use provider::Cohere;
 pub use request::{chat_request, embed_request};
+pub use rerank::{rerank_request, rerank_response, search_units};
 pub use response::{chat_response, embed_response};
 pub use stream::StreamTranslator;
 
 use crate::errors::{upstream_text, ExceptionClass};
 
 pub const DEFAULT_BASE: &str = "https://api.cohere.com";
+
+/// The base a deployment calls: `api_base`, else `COHERE_API_BASE`, else Cohere's own.
+pub fn base(api_base: Option<&str>, env: crate::provider::Env<'_>) -> String {
+    api_base
+        .filter(|b| !b.is_empty())
+        .map(str::to_string)
+        .or_else(|| env("COHERE_API_BASE"))
+        .unwrap_or_else(|| DEFAULT_BASE.to_string())
+}
 
 /// A request or answer that cannot be translated; `param` names the OpenAI parameter at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]

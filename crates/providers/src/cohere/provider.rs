@@ -1,4 +1,5 @@
-//! Cohere as a [`ChatProvider`]: chat (`/v2/chat`) and embeddings (`/v2/embed`).
+//! Cohere as a [`ChatProvider`]: chat (`/v2/chat`), embeddings (`/v2/embed`) and rerank
+//! (`/v2/rerank`).
 
 use bytes::Bytes;
 use http::{HeaderName, Uri};
@@ -17,6 +18,7 @@ use super::TranslateError;
 pub struct Cohere {
     address: Address,
     embed_url: Uri,
+    rerank_url: Uri,
     model: String,
     drop_params: bool,
 }
@@ -29,12 +31,7 @@ impl Cohere {
             .or_else(|| env("COHERE_API_KEY"))
             .or_else(|| env("CO_API_KEY"))
             .ok_or_else(|| format!("{}.api_key: missing; set it (or COHERE_API_KEY) to a Cohere key", p.path()))?;
-        let base = p
-            .api_base
-            .filter(|b| !b.is_empty())
-            .map(str::to_string)
-            .or_else(|| env("COHERE_API_BASE"))
-            .unwrap_or_else(|| super::DEFAULT_BASE.to_string());
+        let base = super::base(p.api_base, env);
         let base = base.trim_end_matches('/');
         // A base naming the chat route itself is taken as it is, as LiteLLM does.
         let root = base.strip_suffix("/v2/chat").or_else(|| base.strip_suffix("/v1/chat")).unwrap_or(base);
@@ -44,6 +41,7 @@ impl Cohere {
         Ok(Cohere {
             address,
             embed_url: p.uri(format!("{root}/v2/embed"))?,
+            rerank_url: p.uri(format!("{root}/v2/rerank"))?,
             model: p.model.upstream.clone(),
             drop_params: p.drop_params,
         })
@@ -56,11 +54,17 @@ impl Cohere {
 
 impl ChatProvider for Cohere {
     fn serves(&self, endpoint: Endpoint) -> bool {
-        matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings)
+        matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings | Endpoint::Rerank)
     }
 
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
         let request = parse_request(call.body)?;
+        if call.endpoint == Endpoint::Rerank {
+            let body = super::rerank_request(&request, &self.model).map_err(Self::refused)?;
+            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            req.url = self.rerank_url.clone();
+            return Ok(req);
+        }
         if call.endpoint == Endpoint::Embeddings {
             let (body, _) = super::embed_request(&request, &self.model).map_err(Self::refused)?;
             let mut req = self.address.request(false, Bytes::from(body.to_string()));
@@ -77,6 +81,7 @@ impl ChatProvider for Cohere {
             Endpoint::Embeddings => {
                 super::embed_response(&parsed, meta.model, crate::embedding::wants_base64_in(meta.request))
             }
+            Endpoint::Rerank => super::rerank_response(&parsed, meta.request),
             _ => super::chat_response(&parsed, meta.model, meta.id, meta.created),
         };
         out.map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body))
