@@ -34,7 +34,9 @@ def gw(log_dir):
         ("legacy", {"model": "cohere/command-r", "api_base": mock.url + "/", "api_key": "co-test"}),
         ("embed", {"model": "cohere/embed-english-v3.0", "api_base": mock.url, "api_key": "co-test", **PRICE}),
         ("limited", {"model": "cohere_chat/429", "api_base": mock.url, "api_key": "co-test"}),
+        ("chat-only", {"model": "ollama_chat/llama3", "api_base": mock.url}),
         ("rerank", {"model": "cohere/rerank-v3.5", "api_base": mock.url, "api_key": "co-test"}),
+        ("vllm-rerank", {"model": "hosted_vllm/BAAI/bge-reranker-v2-m3", "api_base": mock.url + "/v1"}),
     ]
     g = start_gateway(log_dir, "gateway-cohere", render_config(models, {"master_key": MASTER_KEY}))
     yield g
@@ -149,6 +151,17 @@ def test_rerank_routes_answer_in_cohere_shape(gw, path):
     assert body["meta"]["billed_units"]["search_units"] == 1
     r = rerank(gw, path, {"model": "rerank", "query": "red cat", "documents": DOCS, "return_documents": False})
     assert len(r.json()["results"]) == 3 and "document" not in r.json()["results"][0]
+
+
+def test_rerank_on_an_openai_compatible_server_is_forwarded(gw):
+    r = rerank(gw, "/v1/rerank", {"model": "vllm-rerank", "query": "red cat", "documents": DOCS, "top_n": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["results"] == [{"index": 1, "document": {"text": "a red cat purrs"}, "relevance_score": 0.75}]
+    assert body["usage"]["total_tokens"] == 12
+    # A provider without rerank says so.
+    r = rerank(gw, "/rerank", {"model": "chat-only", "query": "x", "documents": DOCS})
+    assert r.status_code == 400 and "/rerank is not supported for provider" in r.json()["error"]["message"], r.text
 
 
 def test_rerank_bad_input_and_providers_without_it(gw):

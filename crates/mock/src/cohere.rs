@@ -191,6 +191,40 @@ pub fn embed_body(body: &[u8]) -> Result<Bytes, String> {
 pub fn rerank_body(body: &[u8]) -> Result<Bytes, String> {
     let v = object(body)?;
     model(&v)?;
+    let (texts, scored) = ranked(&v)?;
+    let results: Vec<Value> = scored.iter().map(|(i, s)| json!({ "index": i, "relevance_score": s })).collect();
+    Ok(Bytes::from(
+        json!({
+            "id": "r0000000-0000-4000-8000-000000000000",
+            "results": results,
+            "meta": { "api_version": { "version": "2" }, "billed_units": { "search_units": texts.len().div_ceil(100).max(1) } },
+        })
+        .to_string(),
+    ))
+}
+
+/// `/rerank` and `/v1/rerank` as an OpenAI-compatible server answers them (vLLM's shape:
+/// `results` with each `document`, and `usage.total_tokens`).
+pub fn compatible_rerank_body(body: &[u8]) -> Result<Bytes, String> {
+    let v = object(body)?;
+    let model = model(&v)?;
+    let (texts, scored) = ranked(&v)?;
+    let results: Vec<Value> = scored
+        .iter()
+        .map(|(i, s)| json!({ "index": i, "document": { "text": texts[*i] }, "relevance_score": s }))
+        .collect();
+    let tokens: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+    Ok(Bytes::from(
+        json!({ "id": "rerank-0", "model": model, "usage": { "total_tokens": tokens }, "results": results })
+            .to_string(),
+    ))
+}
+
+/// A document's index and its score.
+type Scored = Vec<(usize, f64)>;
+
+/// The documents and their (index, score) pairs, best first, cut to `top_n`.
+fn ranked(v: &Value) -> Result<(Vec<&str>, Scored), String> {
     let query = v.get("query").and_then(Value::as_str).ok_or("invalid request: query is required")?;
     let docs = v.get("documents").and_then(Value::as_array).ok_or("invalid request: documents is required")?;
     let texts: Vec<&str> = docs
@@ -208,17 +242,9 @@ pub fn rerank_body(body: &[u8]) -> Result<Bytes, String> {
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     if let Some(n) = v.get("top_n").and_then(Value::as_u64) {
-        scored.truncate(n as usize);
+        scored.truncate(usize::try_from(n).unwrap_or(usize::MAX));
     }
-    let results: Vec<Value> = scored.iter().map(|(i, s)| json!({ "index": i, "relevance_score": s })).collect();
-    Ok(Bytes::from(
-        json!({
-            "id": "r0000000-0000-4000-8000-000000000000",
-            "results": results,
-            "meta": { "api_version": { "version": "2" }, "billed_units": { "search_units": texts.len().div_ceil(100).max(1) } },
-        })
-        .to_string(),
-    ))
+    Ok((texts, scored))
 }
 
 #[cfg(test)]
@@ -260,5 +286,12 @@ mod tests {
         assert_eq!(v["results"].as_array().unwrap().len(), 1);
         assert_eq!(v["results"][0]["index"], 1);
         assert_eq!(v["meta"]["billed_units"]["search_units"], 1);
+        let v: Value = serde_json::from_slice(
+            &compatible_rerank_body(br#"{"model":"r","query":"red cat","documents":["blue dog","a red cat"]}"#)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v["results"][0]["document"]["text"], "a red cat");
+        assert_eq!(v["usage"]["total_tokens"], 5);
     }
 }

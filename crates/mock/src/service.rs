@@ -27,6 +27,7 @@ use crate::sniff::sniff;
 use crate::stats::{RequestGuard, Route, Stats};
 use crate::token;
 use crate::triggers::Trigger;
+use crate::voyage;
 
 /// Larger bodies get a 413; no LLM request needs more, and the cap bounds memory per connection.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -51,6 +52,11 @@ enum Endpoint<'a> {
     CohereChat,
     CohereEmbed,
     CohereRerank,
+    /// `/rerank`, `/v1/rerank`: an OpenAI-compatible rerank server (vLLM's shape).
+    Rerank,
+    /// Voyage AI's `/v1/embeddings` and `/v1/rerank`, under `/voyage`.
+    VoyageEmbed,
+    VoyageRerank,
     /// `POST /v1/responses` (OpenAI's, and Azure's `/openai/…` paths).
     Responses,
     /// `GET` or `DELETE /v1/responses/{id}`.
@@ -76,6 +82,8 @@ impl Endpoint<'_> {
             Endpoint::Bedrock(_) => Route::Bedrock,
             Endpoint::Ollama(_) | Endpoint::OllamaEmbed => Route::Ollama,
             Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
+            Endpoint::Rerank => Route::Rerank,
+            Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
             Endpoint::Responses | Endpoint::ResponseItem(_) => Route::Responses,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
@@ -107,6 +115,9 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/v2/chat" => Endpoint::CohereChat,
         "/v2/embed" => Endpoint::CohereEmbed,
         "/v2/rerank" => Endpoint::CohereRerank,
+        "/rerank" | "/v1/rerank" => Endpoint::Rerank,
+        "/voyage/v1/embeddings" => Endpoint::VoyageEmbed,
+        "/voyage/v1/rerank" => Endpoint::VoyageRerank,
         "/mock/stats" => Endpoint::Stats,
         "/mock/last" => Endpoint::Last,
         "/mock/reset" => Endpoint::Reset,
@@ -256,6 +267,25 @@ impl Mock {
             Endpoint::CohereChat => self.cohere_chat(&parts.headers, &body, guard).await,
             Endpoint::CohereEmbed => self.cohere_other(&parts.headers, cohere::embed_body(&body), guard).await,
             Endpoint::CohereRerank => self.cohere_other(&parts.headers, cohere::rerank_body(&body), guard).await,
+            Endpoint::VoyageEmbed | Endpoint::VoyageRerank => {
+                let answer = match endpoint {
+                    Endpoint::VoyageEmbed => voyage::embed_body(&body),
+                    _ => voyage::rerank_body(&body),
+                };
+                let resp = match (crate::cohere::authorised(&parts.headers), answer) {
+                    (false, _) => respond::detail(StatusCode::UNAUTHORIZED, "Provided API key is invalid."),
+                    (true, Ok(a)) => respond::json(StatusCode::OK, a),
+                    (true, Err(e)) => respond::detail(StatusCode::BAD_REQUEST, &e),
+                };
+                finish(Some(guard), resp)
+            }
+            Endpoint::Rerank => {
+                let resp = match cohere::compatible_rerank_body(&body) {
+                    Ok(answer) => respond::json(StatusCode::OK, answer),
+                    Err(e) => respond::detail(StatusCode::BAD_REQUEST, &e),
+                };
+                finish(Some(guard), resp)
+            }
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
         }
@@ -791,6 +821,7 @@ mod tests {
         assert_eq!(classify("/api/embed"), Endpoint::OllamaEmbed);
         assert_eq!(classify("/v2/chat"), Endpoint::CohereChat);
         assert_eq!(classify("/v2/rerank"), Endpoint::CohereRerank);
+        assert_eq!(classify("/v1/rerank"), Endpoint::Rerank);
         assert_eq!(classify("/v1/responses"), Endpoint::Responses);
         assert_eq!(classify("/openai/responses"), Endpoint::Responses);
         assert_eq!(classify("/v1/responses/resp_1"), Endpoint::ResponseItem("resp_1"));

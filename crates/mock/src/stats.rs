@@ -19,10 +19,12 @@ pub enum Route {
     Responses,
     Ollama,
     Cohere,
+    Rerank,
+    Voyage,
 }
 
 impl Route {
-    const ALL: [Route; 13] = [
+    const ALL: [Route; 15] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -36,6 +38,8 @@ impl Route {
         Route::Responses,
         Route::Ollama,
         Route::Cohere,
+        Route::Rerank,
+        Route::Voyage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +57,8 @@ impl Route {
             Route::Responses => "responses",
             Route::Ollama => "ollama",
             Route::Cohere => "cohere",
+            Route::Rerank => "rerank",
+            Route::Voyage => "voyage",
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSources, UpstreamRequest};
 use crate::stream::StreamTranslator;
-use crate::{anthropic, azure, bedrock, cohere, gemini, ollama, openai};
+use crate::{anthropic, azure, bedrock, cohere, gemini, ollama, openai, voyage};
 
 /// How sluice talks to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub enum Family {
     Ollama { chat: bool },
     /// Cohere's v2 API: `/v2/chat` with typed SSE events, `/v2/embed`.
     Cohere,
+    /// Voyage AI: embeddings and rerank, no chat.
+    Voyage,
     /// A provider LiteLLM supports whose translation sluice has not implemented yet.
     NotImplemented,
 }
@@ -142,7 +144,7 @@ pub static PROVIDERS: &[Provider] = &[
     compat("databricks", None, &["DATABRICKS_API_BASE"], &["DATABRICKS_API_KEY"]),
     pending("cloudflare"),
     pending("ai21"),
-    pending("voyage"),
+    Provider { name: "voyage", family: Family::Voyage },
     pending("triton"),
     pending("predibase"),
     compat(
@@ -179,6 +181,7 @@ pub enum Translated {
     Bedrock(bedrock::Bedrock),
     Ollama(ollama::Ollama),
     Cohere(cohere::Cohere),
+    Voyage(voyage::Voyage),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -209,6 +212,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
             unusable(ollama::Ollama::new(p, env, chat).map(|o| Built::Translated(Translated::Ollama(o))))
         }
         Family::Cohere => unusable(cohere::Cohere::new(p, env).map(|c| Built::Translated(Translated::Cohere(c)))),
+        Family::Voyage => unusable(voyage::Voyage::new(p, env).map(|v| Built::Translated(Translated::Voyage(v)))),
         Family::NotImplemented => Built::NotImplemented,
     })
 }
@@ -219,6 +223,7 @@ pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> 
     match model.provider.family {
         Family::Ollama { .. } => return Some(ollama::base(api_base, env)),
         Family::Cohere => return Some(cohere::base(api_base, env)),
+        Family::Voyage => return Some(voyage::base(api_base, env)),
         _ => {}
     }
     openai::resolve_base(&model.provider, api_base, env).map(|b| openai::display_base(&b).to_string())
@@ -241,6 +246,7 @@ impl Translated {
             Translated::Bedrock(p) => p,
             Translated::Ollama(p) => p,
             Translated::Cohere(p) => p,
+            Translated::Voyage(p) => p,
         }
     }
 }

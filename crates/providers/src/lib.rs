@@ -26,6 +26,7 @@ pub mod pricing;
 pub mod provider;
 pub mod stream;
 mod turns;
+pub mod voyage;
 
 pub use catalogue::{build, parse_model, reported_base, Built, Family, ModelRef, Provider, Translated};
 pub use errors::ExceptionClass;
