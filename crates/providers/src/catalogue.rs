@@ -154,6 +154,8 @@ pub static PROVIDERS: &[Provider] = &[
         &["DASHSCOPE_API_KEY"],
     ),
     compat("moonshot", Some("https://api.moonshot.ai/v1"), &["MOONSHOT_API_BASE"], &["MOONSHOT_API_KEY"]),
+    // Embeddings and rerank only: Jina's `/v1/rerank` already answers in Cohere's shape.
+    compat("jina_ai", Some("https://api.jina.ai/v1"), &[], &["JINA_AI_API_KEY"]),
 ];
 
 /// A deployment's provider, built once at start.
@@ -417,6 +419,7 @@ mod tests {
         );
         assert_eq!(base("moonshot/kimi-k2").as_deref(), Some("https://api.moonshot.cn/v1"));
         assert_eq!(base("databricks/databricks-dbrx-instruct"), None, "a workspace has no default");
+        assert_eq!(base("jina_ai/jina-reranker-v2-base-multilingual").as_deref(), Some("https://api.jina.ai/v1"));
         assert_eq!(base("vllm/meta-llama/Llama-3-8B"), None, "vLLM needs its server's api_base");
         let m = parse_model("vllm/x", None).unwrap();
         assert_eq!(crate::openai::resolve_key(&m.provider, None, |_: &str| None).as_deref(), Some("fake-api-key"));
