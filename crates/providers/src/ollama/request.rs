@@ -185,9 +185,7 @@ fn common_param(
             out.insert(k.into(), value.clone());
         }
         k if IGNORED.contains(&k) => {}
-        k if drop_params => {
-            let _ = k;
-        }
+        _ if drop_params => {}
         k => {
             return Err(TranslateError::param(
                 k,
