@@ -193,6 +193,72 @@ mod tests {
         assert_eq!(t.usage(), Some((115, 7)));
     }
 
+    const OLLAMA_LINES: &str = concat!(
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"He\"},\"done\":false}\n",
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"llo\"},\"done\":false}\r\n",
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":",
+        "{\"name\":\"f\",\"arguments\":{\"a\":1}}}]},\"done\":false}\n",
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",",
+        "\"prompt_eval_count\":3,\"eval_count\":2}",
+    );
+
+    fn ollama() -> StreamTranslator {
+        StreamTranslator::Ollama(
+            ndjson::Reader::new(),
+            ollama::StreamTranslator::new("m", "chatcmpl-x", 1, true, false),
+        )
+    }
+
+    /// Every push and drain over `cuts`, then the finish: the chunks, or the first error.
+    fn run_ollama(bytes: &[u8], cuts: &[usize]) -> Result<Vec<Value>, String> {
+        let mut t = ollama();
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &c in cuts.iter().chain([bytes.len()].iter()) {
+            let c = c.clamp(from, bytes.len());
+            t.push(&bytes[from..c]);
+            from = c;
+            t.drain(&mut out)?;
+        }
+        t.finish(&mut out)?;
+        Ok(out)
+    }
+
+    proptest::proptest! {
+        /// An Ollama stream cut anywhere by the network translates to the same chunks.
+        #[test]
+        fn an_ollama_stream_translates_the_same_however_it_is_cut(
+            mut cuts in proptest::collection::vec(0usize..OLLAMA_LINES.len(), 0..10),
+        ) {
+            cuts.sort_unstable();
+            let whole = run_ollama(OLLAMA_LINES.as_bytes(), &[]).unwrap();
+            proptest::prop_assert_eq!(run_ollama(OLLAMA_LINES.as_bytes(), &cuts).unwrap(), whole);
+        }
+
+        /// Mutated bytes, cut anywhere, never panic: they translate or fail the stream.
+        #[test]
+        fn a_mutated_ollama_stream_never_panics(
+            flips in proptest::collection::vec((0usize..OLLAMA_LINES.len(), proptest::prelude::any::<u8>()), 0..8),
+            mut cuts in proptest::collection::vec(0usize..OLLAMA_LINES.len(), 0..6),
+        ) {
+            let mut bytes = OLLAMA_LINES.as_bytes().to_vec();
+            for (i, b) in flips {
+                bytes[i] = b;
+            }
+            cuts.sort_unstable();
+            let _ = run_ollama(&bytes, &cuts);
+        }
+    }
+
+    #[test]
+    fn the_whole_ollama_stream_reads_text_tool_calls_and_usage() {
+        let out = run_ollama(OLLAMA_LINES.as_bytes(), &[]).unwrap();
+        let text: String = out.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Hello");
+        assert!(out.iter().any(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "f"));
+        assert_eq!(out.last().unwrap()["usage"]["total_tokens"], 5);
+    }
+
     #[test]
     fn a_bedrock_stream_cut_mid_message_fails_at_its_end() {
         let mut t = StreamTranslator::Bedrock(
