@@ -161,7 +161,8 @@ def test_rerank_on_an_openai_compatible_server_is_forwarded(gw):
     assert body["usage"]["total_tokens"] == 12
     # A provider without rerank says so.
     r = rerank(gw, "/rerank", {"model": "chat-only", "query": "x", "documents": DOCS})
-    assert r.status_code == 400 and "/rerank is not supported for provider" in r.json()["error"]["message"], r.text
+    message = r.json()["error"]["message"]
+    assert r.status_code == 400 and "use /chat/completions or /embeddings with this model group" in message, r.text
 
 
 def test_rerank_bad_input_and_providers_without_it(gw):

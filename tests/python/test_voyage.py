@@ -38,7 +38,7 @@ def test_embeddings(gw):
     assert r.data[0].embedding == [-0.5, -0.375, -0.25]
     with pytest.raises(openai.BadRequestError) as e:
         c.chat.completions.create(model="voyage-embed", messages=[{"role": "user", "content": "hi"}])
-    assert "not supported for provider voyage" in e.value.message
+    assert "not supported for provider voyage yet; use /embeddings or /rerank" in e.value.message
 
 
 def test_rerank_and_its_bill(gw):

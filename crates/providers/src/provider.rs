@@ -118,7 +118,7 @@ pub struct AnswerMeta<'a> {
     pub created: u64,
     /// `stream_options.include_usage`.
     pub include_usage: bool,
-    /// The route the client called (chat or embeddings).
+    /// The route the client called (chat, embeddings or rerank).
     pub endpoint: Endpoint,
     /// The client's request body, for what the answer depends on (an embedding's
     /// `encoding_format`, whether tools were offered).

@@ -1,6 +1,7 @@
-//! Calls to providers that speak another format (Gemini, Anthropic, Bedrock, Ollama): the deployment's
-//! provider builds the request and reads the answer ([`ChatProvider`]); this module sends it and
-//! relays the stream. Nothing here knows which provider it is talking to.
+//! Calls to providers that speak another format (Gemini, Anthropic, Bedrock, Ollama, Cohere,
+//! Voyage), on the routes each serves: the deployment's provider builds the request and reads the
+//! answer ([`ChatProvider`]); this module sends it and relays the stream. Nothing here knows which
+//! provider it is talking to.
 //!
 //! Unlike the OpenAI passthrough these calls build JSON trees: translation needs them, and these
 //! providers' latencies dwarf the cost.
@@ -18,6 +19,7 @@ use serde_json::Value;
 use sluice_providers::errors::{auth_failed, malformed};
 use sluice_providers::{anthropic, AnswerMeta, ChatCall, ChatProvider, StreamTranslator, Translated, UpstreamRequest};
 use sluice_router::{Attempt, Failed, Failure};
+use sluice_wire::sniff::Endpoint;
 use sluice_wire::ApiError;
 use std::time::Instant;
 
@@ -67,10 +69,16 @@ impl UpstreamCall<'_> {
         let provider = self.target_of(attempt).provider;
         let provider = &provider;
         if !t.serves(self.endpoint) {
+            let served: Vec<&str> = [Endpoint::Chat, Endpoint::Embeddings, Endpoint::Rerank]
+                .into_iter()
+                .filter(|e| t.serves(*e))
+                .map(Endpoint::route)
+                .collect();
             return Err(refused(ApiError::bad_request(format!(
-                "{} is not supported for provider {} yet; use /chat/completions with this model group",
+                "{} is not supported for provider {} yet; use {} with this model group",
                 self.endpoint.route(),
-                provider.name
+                provider.name,
+                served.join(" or ")
             ))));
         }
         let stream = self.view.stream;
