@@ -25,6 +25,7 @@ def cache_config(mock_url: str, database_url: str, cache_params: dict, prefix: s
     models = [
         ("gpt", {"model": "openai/any", "api_base": mock_url + "/", "api_key": "test", **PRICES}),
         ("embed", {"model": "openai/text-embedding-ada-002", "api_base": mock_url + "/", "api_key": "test"}),
+        ("rerank", {"model": "cohere/rerank-v3.5", "api_base": mock_url, "api_key": "co-test"}),
     ]
     general = {"master_key": MASTER_KEY, "database_url": database_url, "proxy_batch_write_at": 0.5}
     cfg = render_config(models, general, {"num_retries": 0})
@@ -221,7 +222,7 @@ def test_a_stream_is_kept_once_whole_and_replayed(shared):
     assert text == answer.choices[0].message.content
 
 
-def test_embeddings_and_completions_are_cached(shared):
+def test_embeddings_completions_and_rerank_are_cached(shared):
     g1, g2 = shared.gateways
     text = fresh()
     before = shared.upstream_requests()
@@ -234,7 +235,13 @@ def test_embeddings_and_completions_are_cached(shared):
     kept()
     raw = client(g2).completions.with_raw_response.create(model="gpt", prompt=text)
     assert "x-litellm-cache-key" in raw.headers and raw.parse().id == c1.id
-    assert shared.upstream_requests() == before + 2
+    body = {"model": "rerank", "query": text, "documents": ["a red cat", "a blue dog"], "top_n": 1}
+    r1 = requests.post(g1.url + "/rerank", headers=ADMIN, json=body, timeout=10)
+    kept()
+    r2 = requests.post(g2.url + "/v1/rerank", headers=ADMIN, json=body, timeout=10)
+    assert r1.status_code == r2.status_code == 200 and "x-litellm-cache-key" in r2.headers, r2.text
+    assert r2.json() == r1.json()
+    assert shared.upstream_requests() == before + 3
 
 
 def spend_logs(gw, key: str) -> list[dict]:

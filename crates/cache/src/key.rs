@@ -41,6 +41,7 @@ pub enum Shape {
     Completion,
     Embedding,
     Responses,
+    Rerank,
 }
 
 impl Shape {
@@ -50,6 +51,7 @@ impl Shape {
             Shape::Completion => "completion",
             Shape::Embedding => "embedding",
             Shape::Responses => "responses",
+            Shape::Rerank => "rerank",
         }
     }
 
@@ -59,6 +61,7 @@ impl Shape {
             Shape::Completion => 2,
             Shape::Embedding => 3,
             Shape::Responses => 4,
+            Shape::Rerank => 5,
         }
     }
 
@@ -68,6 +71,7 @@ impl Shape {
             2 => Shape::Completion,
             3 => Shape::Embedding,
             4 => Shape::Responses,
+            5 => Shape::Rerank,
             _ => return None,
         })
     }

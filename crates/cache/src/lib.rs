@@ -82,7 +82,7 @@ impl Default for Settings {
             in_memory_ttl: None,
             redis_ttl: None,
             namespace: None,
-            shapes: vec![Shape::Chat, Shape::Completion, Shape::Embedding, Shape::Responses],
+            shapes: vec![Shape::Chat, Shape::Completion, Shape::Embedding, Shape::Responses, Shape::Rerank],
             default_on: true,
             max_entries: 10_000,
             max_bytes: 256 << 20,

@@ -16,7 +16,7 @@ pub fn as_stream(shape: Shape, answer: &[u8], include_usage: bool) -> Option<Vec
     let object = match shape {
         Shape::Chat => "chat.completion.chunk",
         Shape::Completion => "text_completion",
-        Shape::Embedding | Shape::Responses => return None,
+        Shape::Embedding | Shape::Responses | Shape::Rerank => return None,
     };
     let mut head = Map::new();
     for field in ["id", "created", "model", "system_fingerprint", "service_tier"] {

@@ -1,4 +1,7 @@
-//! Vertex AI and Google AI Studio (Gemini API) `generateContent` / `streamGenerateContent`.
+//! Vertex AI and Google AI Studio (Gemini API) `generateContent` / `streamGenerateContent`, and
+//! their embedding methods: AI Studio's `batchEmbedContents` (`{"embeddings": [{"values"}]}`)
+//! and Vertex's `predict` for text-embedding models (`{"predictions": [{"embeddings": {"values",
+//! "statistics": {"token_count", "truncated"}}}]}`).
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
@@ -21,14 +24,17 @@ pub struct GoogleCall<'a> {
     pub door: Door,
     pub model: &'a str,
     pub stream: bool,
+    /// `batchEmbedContents` (AI Studio) or `predict` (Vertex).
+    pub embed: bool,
 }
 
 /// Recognises a Google model path; `None` for anything else.
 pub fn parse_path(path: &str) -> Option<GoogleCall<'_>> {
     let (resource, verb) = path.rsplit_once(':')?;
-    let stream = match verb {
-        "generateContent" => false,
-        "streamGenerateContent" => true,
+    let (stream, embed) = match verb {
+        "generateContent" => (false, false),
+        "streamGenerateContent" => (true, false),
+        "batchEmbedContents" | "predict" => (false, true),
         _ => return None,
     };
     let (version, rest) = resource.strip_prefix('/')?.split_once('/')?;
@@ -43,7 +49,11 @@ pub fn parse_path(path: &str) -> Option<GoogleCall<'_>> {
     if model.is_empty() || !matches!(parent.rsplit('/').next(), Some("models" | "endpoints")) {
         return None;
     }
-    Some(GoogleCall { door, model, stream })
+    // Each front door has its own embedding method.
+    if embed && (verb == "predict") != (door == Door::Vertex) {
+        return None;
+    }
+    Some(GoogleCall { door, model, stream, embed })
 }
 
 /// Vertex wants `Authorization: Bearer …`; AI Studio takes `x-goog-api-key`, a bearer token, or
@@ -125,6 +135,51 @@ pub fn stream_frames() -> Vec<Bytes> {
         .clone()
 }
 
+/// The answer to an embedding call: one vector per AI Studio request or Vertex instance, each as
+/// long as its `outputDimensionality` (8 by default), tokens counted by words. `Err` is the 400's
+/// message, in Google's words.
+pub fn embed_body(door: Door, body: &[u8]) -> Result<Bytes, String> {
+    use serde_json::{json, Value};
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("Invalid JSON payload received. {e}"))?;
+    let vector = |i: usize, dims: Option<&Value>| -> Result<Vec<f64>, String> {
+        let n = match dims {
+            None => 8,
+            Some(d) => {
+                d.as_u64().filter(|d| (1..=4096).contains(d)).ok_or("outputDimensionality must be positive")? as usize
+            }
+        };
+        Ok((0..n).map(|j| ((i + j) % 8) as f64 / 8.0 - 0.5).collect())
+    };
+    let answer = match door {
+        Door::AiStudio => {
+            let requests =
+                v.get("requests").and_then(Value::as_array).ok_or("* BatchEmbedContentsRequest.requests: required")?;
+            let mut out = Vec::with_capacity(requests.len());
+            for (i, r) in requests.iter().enumerate() {
+                let text = r.pointer("/content/parts/0/text").and_then(Value::as_str);
+                if text.is_none() || r.get("model").and_then(Value::as_str).is_none() {
+                    return Err(format!("* BatchEmbedContentsRequest.requests[{i}]: content and model are required"));
+                }
+                out.push(json!({ "values": vector(i, r.get("outputDimensionality"))? }));
+            }
+            json!({ "embeddings": out })
+        }
+        Door::Vertex => {
+            let instances = v.get("instances").and_then(Value::as_array).ok_or("instances is required")?;
+            let dims = v.pointer("/parameters/outputDimensionality");
+            let mut out = Vec::with_capacity(instances.len());
+            for (i, inst) in instances.iter().enumerate() {
+                let text = inst.get("content").and_then(Value::as_str).ok_or("instances[].content must be a string")?;
+                let tokens = text.split_whitespace().count().max(1);
+                out.push(json!({ "embeddings": { "values": vector(i, dims)?,
+                    "statistics": { "token_count": tokens, "truncated": false } } }));
+            }
+            json!({ "predictions": out, "metadata": { "billableCharacterCount": 1 } })
+        }
+    };
+    Ok(Bytes::from(answer.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,7 +194,10 @@ mod tests {
         assert!(c.stream);
         let c = parse_path("/v1beta/models/gemini-2.0-flash:streamGenerateContent").unwrap();
         assert_eq!((c.door, c.model, c.stream), (Door::AiStudio, "gemini-2.0-flash", true));
-        assert!(parse_path("/v1/projects/p/locations/l/publishers/google/models/g:predict").is_none());
+        let c = parse_path("/v1/projects/p/locations/l/publishers/google/models/g:predict").unwrap();
+        assert!(c.embed && c.door == Door::Vertex);
+        assert!(parse_path("/v1beta/models/text-embedding-004:batchEmbedContents").unwrap().embed);
+        assert!(parse_path("/v1beta/models/g:predict").is_none());
         assert!(parse_path("/v2/models/g:generateContent").is_none());
         assert!(parse_path("/chat/completions").is_none());
     }

@@ -2,7 +2,10 @@
 //!
 //! It answers like LiteLLM's `example_openai_endpoint` (the upstream of the seed load test) on
 //! the OpenAI routes, adds Vertex AI / Gemini `generateContent` with SSE streaming, a Google OAuth
-//! token endpoint, Anthropic's `/v1/messages` with its typed event streams, OpenAI's Responses API
+//! token endpoint, Anthropic's `/v1/messages` with its typed event streams, Ollama's native
+//! `/api/chat`, `/api/generate` and `/api/embed` with NDJSON streams, Cohere's v2 `/v2/chat` (typed
+//! SSE events), `/v2/embed` and `/v2/rerank`, an OpenAI-compatible
+//! server's `/rerank` (vLLM's shape), Voyage AI's embeddings and rerank (under `/voyage/v1`), OpenAI's Responses API
 //! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
 //! slowapi-style fixed-window rate limits, injected 500s, and model names that trigger a chosen
 //! failure (`error-503`, `stream-reset`, `retry-after-2`, …) or, on Anthropic's route, cache reads
@@ -16,9 +19,11 @@
 mod anthropic;
 mod bedrock;
 mod body;
+mod cohere;
 mod config;
 mod google;
 mod latency;
+mod ollama;
 mod openai;
 mod ratelimit;
 mod respond;
@@ -28,6 +33,7 @@ mod sniff;
 mod stats;
 mod token;
 mod triggers;
+mod voyage;
 mod witness;
 
 use std::convert::Infallible;

@@ -28,6 +28,18 @@ pub fn sse(frames: Vec<Bytes>, gap: Duration, end: StreamEnd, guard: RequestGuar
     r
 }
 
+/// Newline-delimited JSON, as Ollama streams.
+pub fn ndjson(frames: Vec<Bytes>, gap: Duration, end: StreamEnd, guard: RequestGuard) -> Resp {
+    let mut r = Response::new(MockBody::stream(frames, gap, end, Some(guard)));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    r
+}
+
+/// Ollama's error shape: `{"error": "…"}`.
+pub fn ollama_error(status: StatusCode, message: &str) -> Resp {
+    json(status, serde_json::json!({ "error": message }).to_string())
+}
+
 /// The headers OpenAI sends on every answer; gateways forward or read them, so the mock sends
 /// plausible values.
 pub fn openai_headers(mut r: Resp) -> Resp {

@@ -15,8 +15,10 @@ use rand::Rng;
 use crate::anthropic;
 use crate::bedrock;
 use crate::body::StreamEnd;
+use crate::cohere;
 use crate::config::MockConfig;
 use crate::google::{self, GoogleCall};
+use crate::ollama;
 use crate::openai::{self, Kind};
 use crate::ratelimit::Limiter;
 use crate::respond::{self, Resp};
@@ -25,6 +27,7 @@ use crate::sniff::sniff;
 use crate::stats::{RequestGuard, Route, Stats};
 use crate::token;
 use crate::triggers::Trigger;
+use crate::voyage;
 
 /// Larger bodies get a 413; no LLM request needs more, and the cap bounds memory per connection.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -41,6 +44,19 @@ enum Endpoint<'a> {
     /// `/v1/messages/count_tokens`.
     AnthropicCount,
     Bedrock(bedrock::Call<'a>),
+    /// Ollama's `/api/chat` and `/api/generate`.
+    Ollama(ollama::Api),
+    /// Ollama's `/api/embed`.
+    OllamaEmbed,
+    /// Cohere's v2 `/v2/chat`, `/v2/embed`, `/v2/rerank`.
+    CohereChat,
+    CohereEmbed,
+    CohereRerank,
+    /// `/rerank`, `/v1/rerank`: an OpenAI-compatible rerank server (vLLM's shape).
+    Rerank,
+    /// Voyage AI's `/v1/embeddings` and `/v1/rerank`, under `/voyage`.
+    VoyageEmbed,
+    VoyageRerank,
     /// `POST /v1/responses` (OpenAI's, and Azure's `/openai/…` paths).
     Responses,
     /// `GET` or `DELETE /v1/responses/{id}`.
@@ -64,6 +80,10 @@ impl Endpoint<'_> {
             Endpoint::Google(_) => Route::Gemini,
             Endpoint::Anthropic | Endpoint::AnthropicCount => Route::Anthropic,
             Endpoint::Bedrock(_) => Route::Bedrock,
+            Endpoint::Ollama(_) | Endpoint::OllamaEmbed => Route::Ollama,
+            Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
+            Endpoint::Rerank => Route::Rerank,
+            Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
             Endpoint::Responses | Endpoint::ResponseItem(_) => Route::Responses,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
@@ -89,6 +109,15 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/responses" | "/v1/responses" | "/openai/responses" | "/openai/v1/responses" => Endpoint::Responses,
         "/v1/messages/count_tokens" => Endpoint::AnthropicCount,
         "/token" => Endpoint::Token,
+        "/api/chat" => Endpoint::Ollama(ollama::Api::Chat),
+        "/api/generate" => Endpoint::Ollama(ollama::Api::Generate),
+        "/api/embed" => Endpoint::OllamaEmbed,
+        "/v2/chat" => Endpoint::CohereChat,
+        "/v2/embed" => Endpoint::CohereEmbed,
+        "/v2/rerank" => Endpoint::CohereRerank,
+        "/rerank" | "/v1/rerank" => Endpoint::Rerank,
+        "/voyage/v1/embeddings" => Endpoint::VoyageEmbed,
+        "/voyage/v1/rerank" => Endpoint::VoyageRerank,
         "/mock/stats" => Endpoint::Stats,
         "/mock/last" => Endpoint::Last,
         "/mock/reset" => Endpoint::Reset,
@@ -233,6 +262,30 @@ impl Mock {
             Endpoint::AnthropicCount => self.count_tokens(&parts.headers, &body, guard),
             Endpoint::Bedrock(call) => self.bedrock(call, &parts.headers, &body, guard).await,
             Endpoint::Responses => self.responses(&body, guard).await,
+            Endpoint::Ollama(api) => self.ollama(api, &body, guard).await,
+            Endpoint::OllamaEmbed => self.ollama_embed(&body, guard).await,
+            Endpoint::CohereChat => self.cohere_chat(&parts.headers, &body, guard).await,
+            Endpoint::CohereEmbed => self.cohere_other(&parts.headers, cohere::embed_body(&body), guard).await,
+            Endpoint::CohereRerank => self.cohere_other(&parts.headers, cohere::rerank_body(&body), guard).await,
+            Endpoint::VoyageEmbed | Endpoint::VoyageRerank => {
+                let answer = match endpoint {
+                    Endpoint::VoyageEmbed => voyage::embed_body(&body),
+                    _ => voyage::rerank_body(&body),
+                };
+                let resp = match (crate::cohere::authorised(&parts.headers), answer) {
+                    (false, _) => respond::detail(StatusCode::UNAUTHORIZED, "Provided API key is invalid."),
+                    (true, Ok(a)) => respond::json(StatusCode::OK, a),
+                    (true, Err(e)) => respond::detail(StatusCode::BAD_REQUEST, &e),
+                };
+                finish(Some(guard), resp)
+            }
+            Endpoint::Rerank => {
+                let resp = match cohere::compatible_rerank_body(&body) {
+                    Ok(answer) => respond::json(StatusCode::OK, answer),
+                    Err(e) => respond::detail(StatusCode::BAD_REQUEST, &e),
+                };
+                finish(Some(guard), resp)
+            }
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
         }
@@ -380,6 +433,13 @@ impl Mock {
         }
         if let Some(message) = self.delay_and_fail().await {
             return finish(Some(guard), respond::google_error(StatusCode::INTERNAL_SERVER_ERROR, &message));
+        }
+        if call.embed {
+            let resp = match google::embed_body(call.door, body) {
+                Ok(answer) => respond::json(StatusCode::OK, answer),
+                Err(e) => respond::google_error(StatusCode::BAD_REQUEST, &e),
+            };
+            return finish(Some(guard), resp);
         }
         let trigger = Trigger::from_model(call.model);
         if trigger.is_error(call.stream) {
@@ -550,6 +610,139 @@ impl Mock {
         finish(Some(guard), respond::openai_headers(resp))
     }
 
+    /// Ollama's chat and generate: its error shape, NDJSON streams, and the model-name triggers
+    /// (a stream trigger fails with an `error` line, as Ollama reports a failure mid-stream).
+    async fn ollama(&self, api: ollama::Api, body: &[u8], guard: RequestGuard) -> Resp {
+        let req = match ollama::parse(api, body) {
+            Ok(r) => r,
+            Err(e) => return finish(Some(guard), respond::ollama_error(StatusCode::BAD_REQUEST, &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), respond::ollama_error(StatusCode::INTERNAL_SERVER_ERROR, &message));
+        }
+        if req.model.rsplit('/').next() == Some(ollama::MISSING) {
+            let message = format!("model \"{}\" not found, try pulling it first", req.model);
+            return finish(Some(guard), respond::ollama_error(StatusCode::NOT_FOUND, &message));
+        }
+        let trigger = Trigger::from_model(&req.model);
+        if trigger.is_error(req.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => respond::ollama_error(StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+            Trigger::Error(code) => respond::ollama_error(status(code), &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                respond::ollama_error(StatusCode::TOO_MANY_REQUESTS, &format!("mock: retry after {secs}s")),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if req.stream {
+                    let mut frames = ollama::stream_lines(&req);
+                    let end = match trigger {
+                        Trigger::StreamGarbage => {
+                            frames.truncate(1);
+                            frames.push(ollama::error_line("mock: the model runner crashed"));
+                            StreamEnd::Eof
+                        }
+                        Trigger::StreamReset => {
+                            frames.truncate(2);
+                            StreamEnd::Reset
+                        }
+                        _ => StreamEnd::Eof,
+                    };
+                    return respond::ndjson(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, ollama::body(&req))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    async fn ollama_embed(&self, body: &[u8], guard: RequestGuard) -> Resp {
+        let resp = match ollama::embed_body(body) {
+            Err(e) => respond::ollama_error(StatusCode::BAD_REQUEST, &e),
+            Ok((model, answer)) => match self.delay_and_fail().await {
+                Some(message) => respond::ollama_error(StatusCode::INTERNAL_SERVER_ERROR, &message),
+                None if model.rsplit('/').next() == Some(ollama::MISSING) => respond::ollama_error(
+                    StatusCode::NOT_FOUND,
+                    &format!("model \"{model}\" not found, try pulling it first"),
+                ),
+                None => match Trigger::from_model(&model) {
+                    Trigger::Error(code) => respond::ollama_error(status(code), &format!("mock error {code}")),
+                    _ => respond::json(StatusCode::OK, answer),
+                },
+            },
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// Cohere's v2 chat: its bearer check, error shape, typed SSE events, and the triggers.
+    async fn cohere_chat(&self, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
+        let error = |status: StatusCode, message: &str| respond::json(status, cohere::error_body(message));
+        if !cohere::authorised(headers) {
+            return finish(Some(guard), error(StatusCode::UNAUTHORIZED, "no api key supplied"));
+        }
+        let req = match cohere::parse_chat(body) {
+            Ok(r) => r,
+            Err(e) => return finish(Some(guard), error(StatusCode::BAD_REQUEST, &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), error(StatusCode::INTERNAL_SERVER_ERROR, &message));
+        }
+        let trigger = Trigger::from_model(&req.model);
+        if trigger.is_error(req.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => {
+                error(StatusCode::TOO_MANY_REQUESTS, "You are using a Trial key, which is limited")
+            }
+            Trigger::Error(code) => error(status(code), &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                error(StatusCode::TOO_MANY_REQUESTS, &format!("mock: retry after {secs}s")),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if req.stream {
+                    let (frames, end) = misbehave(cohere::stream_frames(&req), trigger);
+                    return respond::sse(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, cohere::chat_body(&req))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// Cohere's embed and rerank: the bearer check, then the answer or its 400.
+    async fn cohere_other(
+        &self,
+        headers: &http::HeaderMap,
+        answer: Result<Bytes, String>,
+        guard: RequestGuard,
+    ) -> Resp {
+        let error = |status: StatusCode, message: &str| respond::json(status, cohere::error_body(message));
+        let resp = if !cohere::authorised(headers) {
+            error(StatusCode::UNAUTHORIZED, "no api key supplied")
+        } else {
+            match answer {
+                Err(e) => error(StatusCode::BAD_REQUEST, &e),
+                Ok(answer) => match self.delay_and_fail().await {
+                    Some(message) => error(StatusCode::INTERNAL_SERVER_ERROR, &message),
+                    None => respond::json(StatusCode::OK, answer),
+                },
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
     /// With `--vertex-credentials`, a Vertex bearer token must be one `/token` handed out.
     fn issued_bearer(&self, headers: &http::HeaderMap) -> bool {
         let bearer = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.get(7..));
@@ -623,6 +816,12 @@ mod tests {
         assert_eq!(classify("/mock/last"), Endpoint::Last);
         assert!(matches!(classify("/model/m%3A0/converse-stream"), Endpoint::Bedrock(c) if c.stream));
         assert_eq!(classify("/nope"), Endpoint::NotFound);
+        assert_eq!(classify("/api/chat"), Endpoint::Ollama(ollama::Api::Chat));
+        assert_eq!(classify("/api/generate"), Endpoint::Ollama(ollama::Api::Generate));
+        assert_eq!(classify("/api/embed"), Endpoint::OllamaEmbed);
+        assert_eq!(classify("/v2/chat"), Endpoint::CohereChat);
+        assert_eq!(classify("/v2/rerank"), Endpoint::CohereRerank);
+        assert_eq!(classify("/v1/rerank"), Endpoint::Rerank);
         assert_eq!(classify("/v1/responses"), Endpoint::Responses);
         assert_eq!(classify("/openai/responses"), Endpoint::Responses);
         assert_eq!(classify("/v1/responses/resp_1"), Endpoint::ResponseItem("resp_1"));

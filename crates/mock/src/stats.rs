@@ -17,10 +17,14 @@ pub enum Route {
     Bedrock,
     NotFound,
     Responses,
+    Ollama,
+    Cohere,
+    Rerank,
+    Voyage,
 }
 
 impl Route {
-    const ALL: [Route; 11] = [
+    const ALL: [Route; 15] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -32,6 +36,10 @@ impl Route {
         Route::Bedrock,
         Route::NotFound,
         Route::Responses,
+        Route::Ollama,
+        Route::Cohere,
+        Route::Rerank,
+        Route::Voyage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +55,10 @@ impl Route {
             Route::Bedrock => "bedrock",
             Route::NotFound => "not_found",
             Route::Responses => "responses",
+            Route::Ollama => "ollama",
+            Route::Cohere => "cohere",
+            Route::Rerank => "rerank",
+            Route::Voyage => "voyage",
         }
     }
 }

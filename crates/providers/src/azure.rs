@@ -80,6 +80,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         completions: uri(Endpoint::Completions)?,
         embeddings: uri(Endpoint::Embeddings)?,
         responses: uri(Endpoint::Responses)?,
+        rerank: uri(Endpoint::Rerank)?,
         responses_native: true,
         auth,
         organization: None,

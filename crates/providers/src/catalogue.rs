@@ -4,7 +4,7 @@
 
 use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSources, UpstreamRequest};
 use crate::stream::StreamTranslator;
-use crate::{anthropic, azure, bedrock, gemini, openai};
+use crate::{anthropic, azure, bedrock, cohere, gemini, ollama, openai, voyage};
 
 /// How sluice talks to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,12 @@ pub enum Family {
     Azure,
     /// AWS Bedrock's Converse API: SigV4 (or a Bedrock API key), binary event streams.
     Bedrock,
+    /// Ollama's native API: `/api/generate` (`chat: false`) or `/api/chat`, NDJSON streams.
+    Ollama { chat: bool },
+    /// Cohere's v2 API: `/v2/chat` with typed SSE events, `/v2/embed`.
+    Cohere,
+    /// Voyage AI: embeddings and rerank, no chat.
+    Voyage,
     /// A provider LiteLLM supports whose translation sluice has not implemented yet.
     NotImplemented,
 }
@@ -113,6 +119,9 @@ pub static PROVIDERS: &[Provider] = &[
     compat("anyscale", Some("https://api.endpoints.anyscale.com/v1"), &["ANYSCALE_API_BASE"], &["ANYSCALE_API_KEY"]),
     compat("litellm_proxy", None, &["LITELLM_PROXY_API_BASE"], &["LITELLM_PROXY_API_KEY"]),
     local("hosted_vllm", None, &["HOSTED_VLLM_API_BASE"]),
+    // LiteLLM's `vllm/` runs the vllm library in its own process; a gateway can only reach a vLLM
+    // server, so it is served as `hosted_vllm/` is.
+    local("vllm", None, &["HOSTED_VLLM_API_BASE"]),
     local("lm_studio", None, &["LM_STUDIO_API_BASE"]),
     local("llamafile", Some("http://127.0.0.1:8080/v1"), &["LLAMAFILE_API_BASE"]),
     Provider { name: "vertex_ai", family: Family::Vertex },
@@ -124,25 +133,35 @@ pub static PROVIDERS: &[Provider] = &[
     pending("azure_text"),
     Provider { name: "bedrock", family: Family::Bedrock },
     pending("sagemaker"),
-    pending("cohere"),
-    pending("cohere_chat"),
+    Provider { name: "cohere", family: Family::Cohere },
+    Provider { name: "cohere_chat", family: Family::Cohere },
     pending("huggingface"),
-    pending("ollama"),
-    pending("ollama_chat"),
+    Provider { name: "ollama", family: Family::Ollama { chat: false } },
+    Provider { name: "ollama_chat", family: Family::Ollama { chat: true } },
     pending("replicate"),
     pending("watsonx"),
-    pending("databricks"),
+    // Serving endpoints: `https://<workspace>/serving-endpoints`, no default.
+    compat("databricks", None, &["DATABRICKS_API_BASE"], &["DATABRICKS_API_KEY"]),
     pending("cloudflare"),
     pending("ai21"),
-    pending("voyage"),
-    pending("vllm"),
+    Provider { name: "voyage", family: Family::Voyage },
     pending("triton"),
     pending("predibase"),
-    pending("dashscope"),
-    pending("moonshot"),
+    compat(
+        "dashscope",
+        Some("https://dashscope-intl.aliyuncs.com/compatible-mode/v1"),
+        &["DASHSCOPE_API_BASE"],
+        &["DASHSCOPE_API_KEY"],
+    ),
+    compat("moonshot", Some("https://api.moonshot.ai/v1"), &["MOONSHOT_API_BASE"], &["MOONSHOT_API_KEY"]),
+    // Embeddings and rerank only: Jina's `/v1/rerank` already answers in Cohere's shape.
+    compat("jina_ai", Some("https://api.jina.ai/v1"), &[], &["JINA_AI_API_KEY"]),
 ];
 
 /// A deployment's provider, built once at start.
+// Built once per deployment and moved into a box by the server at once: the variants' sizes
+// cost nothing on the request path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Built {
     /// OpenAI's format: the byte-forwarding fast path.
@@ -162,6 +181,9 @@ pub enum Translated {
     Gemini(gemini::Gemini),
     Anthropic(anthropic::Anthropic),
     Bedrock(bedrock::Bedrock),
+    Ollama(ollama::Ollama),
+    Cohere(cohere::Cohere),
+    Voyage(voyage::Voyage),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -188,6 +210,11 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
             unusable(anthropic::Anthropic::new(p, env).map(|a| Built::Translated(Translated::Anthropic(a))))
         }
         Family::Bedrock => unusable(bedrock::Bedrock::new(p, env).map(|b| Built::Translated(Translated::Bedrock(b)))),
+        Family::Ollama { chat } => {
+            unusable(ollama::Ollama::new(p, env, chat).map(|o| Built::Translated(Translated::Ollama(o))))
+        }
+        Family::Cohere => unusable(cohere::Cohere::new(p, env).map(|c| Built::Translated(Translated::Cohere(c)))),
+        Family::Voyage => unusable(voyage::Voyage::new(p, env).map(|v| Built::Translated(Translated::Voyage(v)))),
         Family::NotImplemented => Built::NotImplemented,
     })
 }
@@ -195,6 +222,12 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
 /// The base URL a deployment reports (`x-litellm-model-api-base`, metrics, spend logs): its
 /// `api_base`, else an OpenAI-compatible provider's default; without its query string.
 pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> Option<String> {
+    match model.provider.family {
+        Family::Ollama { .. } => return Some(ollama::base(api_base, env)),
+        Family::Cohere => return Some(cohere::base(api_base, env)),
+        Family::Voyage => return Some(voyage::base(api_base, env)),
+        _ => {}
+    }
     openai::resolve_base(&model.provider, api_base, env).map(|b| openai::display_base(&b).to_string())
 }
 
@@ -213,11 +246,18 @@ impl Translated {
             Translated::Gemini(p) => p,
             Translated::Anthropic(p) => p,
             Translated::Bedrock(p) => p,
+            Translated::Ollama(p) => p,
+            Translated::Cohere(p) => p,
+            Translated::Voyage(p) => p,
         }
     }
 }
 
 impl ChatProvider for Translated {
+    fn serves(&self, endpoint: sluice_wire::sniff::Endpoint) -> bool {
+        self.inner().serves(endpoint)
+    }
+
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, sluice_wire::ApiError> {
         self.inner().build_request(call)
     }
@@ -361,6 +401,36 @@ mod tests {
         assert_eq!(m.provider.family, Family::Bedrock);
         let m = parse_model("sagemaker/my-endpoint", None).unwrap();
         assert_eq!(m.provider.family, Family::NotImplemented);
+        let m = parse_model("ollama_chat/llama3.1:8b", None).unwrap();
+        assert_eq!((m.provider.family, m.upstream.as_str()), (Family::Ollama { chat: true }, "llama3.1:8b"));
+        assert_eq!(parse_model("ollama/llama3", None).unwrap().provider.family, Family::Ollama { chat: false });
+    }
+
+    #[test]
+    fn openai_compatible_prefixes_resolve_litellms_bases_and_keys() {
+        let env = |k: &str| (k == "MOONSHOT_API_BASE").then(|| "https://api.moonshot.cn/v1".to_string());
+        let base = |model: &str| {
+            let m = parse_model(model, None).unwrap();
+            crate::openai::resolve_base(&m.provider, None, env)
+        };
+        assert_eq!(
+            base("dashscope/qwen-turbo").as_deref(),
+            Some("https://dashscope-intl.aliyuncs.com/compatible-mode/v1")
+        );
+        assert_eq!(base("moonshot/kimi-k2").as_deref(), Some("https://api.moonshot.cn/v1"));
+        assert_eq!(base("databricks/databricks-dbrx-instruct"), None, "a workspace has no default");
+        assert_eq!(base("jina_ai/jina-reranker-v2-base-multilingual").as_deref(), Some("https://api.jina.ai/v1"));
+        assert_eq!(base("vllm/meta-llama/Llama-3-8B"), None, "vLLM needs its server's api_base");
+        let m = parse_model("vllm/x", None).unwrap();
+        assert_eq!(crate::openai::resolve_key(&m.provider, None, |_: &str| None).as_deref(), Some("fake-api-key"));
+        let none = |_: &str| None;
+        let ollama = parse_model("ollama/llama3", None).unwrap();
+        assert_eq!(reported_base(&ollama, None, &none).as_deref(), Some("http://localhost:11434"));
+        let co = parse_model("cohere_chat/command-r", None).unwrap();
+        assert_eq!(reported_base(&co, None, &none).as_deref(), Some("https://api.cohere.com"));
+        let m = parse_model("databricks/x", None).unwrap();
+        let key = |k: &str| (k == "DATABRICKS_API_KEY").then(|| "dapi-1".to_string());
+        assert_eq!(crate::openai::resolve_key(&m.provider, None, key).as_deref(), Some("dapi-1"));
     }
 
     #[test]

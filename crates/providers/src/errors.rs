@@ -92,6 +92,8 @@ pub fn exception_tag(provider: &Provider) -> String {
         "openai" | "text-completion-openai" | "custom_openai" | "openai_like" => "OpenAIException".to_string(),
         "vertex_ai" | "vertex_ai_beta" => "VertexAIException".to_string(),
         "anthropic" => "AnthropicException".to_string(),
+        "ollama" | "ollama_chat" => "OllamaException".to_string(),
+        "cohere" | "cohere_chat" => "CohereException".to_string(),
         name => {
             let mut chars = name.chars();
             let first = chars.next().map(|c| c.to_ascii_uppercase()).unwrap_or_default();

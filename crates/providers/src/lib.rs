@@ -6,22 +6,27 @@
 //! Each provider family is a module. `openai` covers OpenAI itself and every provider that differs
 //! only by base URL and key (groq, together_ai, mistral, deepseek, hosted_vllm, …): for those the
 //! gateway forwards the client's bytes with only `model` rewritten. Gemini (Vertex and AI Studio),
-//! Anthropic and Bedrock translate both ways. Providers not implemented yet are known by name
+//! Anthropic, Bedrock and Ollama translate both ways. Providers not implemented yet are known by name
 //! (so configs naming them load and requests get a clear answer).
 
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
 pub mod catalogue;
+pub mod cohere;
+pub mod embedding;
 pub mod errors;
 pub mod gemini;
 pub mod google_auth;
+pub mod ndjson;
+pub mod ollama;
 pub mod openai;
 pub mod passthrough;
 pub mod pricing;
 pub mod provider;
 pub mod stream;
 mod turns;
+pub mod voyage;
 
 pub use catalogue::{build, parse_model, reported_base, Built, Family, ModelRef, Provider, Translated};
 pub use errors::ExceptionClass;

@@ -24,6 +24,8 @@ pub struct OpenAi {
     pub embeddings: Uri,
     /// `/responses`: OpenAI's Responses API.
     pub responses: Uri,
+    /// `/rerank`: what OpenAI-compatible rerank servers (vLLM, Infinity, …) serve.
+    pub rerank: Uri,
     /// The deployment serves the Responses API itself (OpenAI, Azure): a `/v1/responses` call
     /// goes to it as the client sent it. Every other OpenAI-format server is sent chat.
     pub responses_native: bool,
@@ -67,6 +69,7 @@ impl OpenAi {
             completions: uri(Endpoint::Completions)?,
             embeddings: uri(Endpoint::Embeddings)?,
             responses: uri(Endpoint::Responses)?,
+            rerank: uri(Endpoint::Rerank)?,
             responses_native: provider.name == "openai",
             auth,
             organization: p.organization.and_then(|o| HeaderValue::from_str(o).ok()),
@@ -81,6 +84,7 @@ impl OpenAi {
             Endpoint::Completions => &self.completions,
             Endpoint::Embeddings => &self.embeddings,
             Endpoint::Responses => &self.responses,
+            Endpoint::Rerank => &self.rerank,
         }
     }
 

@@ -118,6 +118,11 @@ pub struct AnswerMeta<'a> {
     pub created: u64,
     /// `stream_options.include_usage`.
     pub include_usage: bool,
+    /// The route the client called (chat, embeddings or rerank).
+    pub endpoint: Endpoint,
+    /// The client's request body, for what the answer depends on (an embedding's
+    /// `encoding_format`, whether tools were offered).
+    pub request: &'a [u8],
 }
 
 /// The upstream's headers, as far as error mapping reads them.
@@ -127,6 +132,11 @@ pub trait Headers {
 
 /// Everything the server asks of a provider.
 pub trait ChatProvider {
+    /// Whether the provider serves this route; the others answer 400 without an upstream call.
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        endpoint == Endpoint::Chat
+    }
+
     /// The upstream request for one call; a 400 the client can act on when the request cannot
     /// be expressed in the provider's format.
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError>;

@@ -5,10 +5,11 @@
 use serde_json::Value;
 use sluice_wire::sse;
 
-use crate::{anthropic, bedrock, gemini};
+use crate::{anthropic, bedrock, cohere, gemini, ndjson, ollama};
 
 /// The largest SSE line a provider may send, as the parser reports it.
 const LINE_TOO_LONG: &str = "an SSE line over 16 MB";
+const NDJSON_LINE_TOO_LONG: &str = "a stream line over 16 MB";
 
 pub enum StreamTranslator {
     /// An OpenAI-format stream: the chunks are already OpenAI's, read for their usage.
@@ -17,15 +18,20 @@ pub enum StreamTranslator {
     Anthropic(sse::Parser, anthropic::ChatStream),
     /// Bedrock streams are AWS's binary event-stream framing, not SSE.
     Bedrock(bedrock::EventStreamDecoder, bedrock::StreamTranslator),
+    Cohere(sse::Parser, cohere::StreamTranslator),
+    /// Ollama streams newline-delimited JSON.
+    Ollama(ndjson::Reader, ollama::StreamTranslator),
 }
 
 impl StreamTranslator {
     pub fn push(&mut self, bytes: &[u8]) {
         match self {
-            StreamTranslator::OpenAi(p, _) | StreamTranslator::Gemini(p, _) | StreamTranslator::Anthropic(p, _) => {
-                p.push(bytes)
-            }
+            StreamTranslator::OpenAi(p, _)
+            | StreamTranslator::Gemini(p, _)
+            | StreamTranslator::Anthropic(p, _)
+            | StreamTranslator::Cohere(p, _) => p.push(bytes),
             StreamTranslator::Bedrock(d, _) => d.push(bytes),
+            StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
     }
 
@@ -53,6 +59,16 @@ impl StreamTranslator {
                     out.extend(t.on_message_values(&m).map_err(|e| e.message)?);
                 }
             }
+            StreamTranslator::Cohere(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    out.extend(t.on_event_values(&e.data)?);
+                }
+            }
+            StreamTranslator::Ollama(r, t) => {
+                while let Some(line) = r.next_line().map_err(|_| NDJSON_LINE_TOO_LONG.to_string())? {
+                    out.extend(t.on_line(&line)?);
+                }
+            }
         }
         Ok(())
     }
@@ -64,6 +80,8 @@ impl StreamTranslator {
             StreamTranslator::Gemini(_, t) => t.usage(),
             StreamTranslator::Anthropic(_, t) => t.usage(),
             StreamTranslator::Bedrock(_, t) => t.usage(),
+            StreamTranslator::Cohere(_, t) => t.usage(),
+            StreamTranslator::Ollama(_, t) => t.usage(),
         }
     }
 
@@ -77,6 +95,8 @@ impl StreamTranslator {
             StreamTranslator::Gemini(_, t) => t.usage_object(),
             StreamTranslator::Anthropic(_, t) => t.usage_object(),
             StreamTranslator::Bedrock(_, t) => t.usage_object(),
+            StreamTranslator::Cohere(_, t) => t.usage_object(),
+            StreamTranslator::Ollama(_, t) => t.usage_object(),
         }
     }
 
@@ -103,6 +123,18 @@ impl StreamTranslator {
             StreamTranslator::Bedrock(d, t) => {
                 if d.pending() > 0 {
                     return Err("the upstream cut the event stream off mid-message".into());
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Cohere(p, t) => {
+                if let Some(e) = p.finish() {
+                    out.extend(t.on_event_values(&e.data)?);
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Ollama(r, t) => {
+                if let Some(line) = r.finish() {
+                    out.extend(t.on_line(&line)?);
                 }
                 out.extend(t.finish_values());
             }
@@ -159,6 +191,72 @@ mod tests {
         assert_eq!((u.prompt_tokens, u.completion_tokens), (115, 7));
         assert_eq!((u.cached_tokens, u.cache_creation_input_tokens), (100, 5));
         assert_eq!(t.usage(), Some((115, 7)));
+    }
+
+    const OLLAMA_LINES: &str = concat!(
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"He\"},\"done\":false}\n",
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"llo\"},\"done\":false}\r\n",
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":",
+        "{\"name\":\"f\",\"arguments\":{\"a\":1}}}]},\"done\":false}\n",
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",",
+        "\"prompt_eval_count\":3,\"eval_count\":2}",
+    );
+
+    fn ollama() -> StreamTranslator {
+        StreamTranslator::Ollama(
+            ndjson::Reader::new(),
+            ollama::StreamTranslator::new("m", "chatcmpl-x", 1, true, false),
+        )
+    }
+
+    /// Every push and drain over `cuts`, then the finish: the chunks, or the first error.
+    fn run_ollama(bytes: &[u8], cuts: &[usize]) -> Result<Vec<Value>, String> {
+        let mut t = ollama();
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &c in cuts.iter().chain([bytes.len()].iter()) {
+            let c = c.clamp(from, bytes.len());
+            t.push(&bytes[from..c]);
+            from = c;
+            t.drain(&mut out)?;
+        }
+        t.finish(&mut out)?;
+        Ok(out)
+    }
+
+    proptest::proptest! {
+        /// An Ollama stream cut anywhere by the network translates to the same chunks.
+        #[test]
+        fn an_ollama_stream_translates_the_same_however_it_is_cut(
+            mut cuts in proptest::collection::vec(0usize..OLLAMA_LINES.len(), 0..10),
+        ) {
+            cuts.sort_unstable();
+            let whole = run_ollama(OLLAMA_LINES.as_bytes(), &[]).unwrap();
+            proptest::prop_assert_eq!(run_ollama(OLLAMA_LINES.as_bytes(), &cuts).unwrap(), whole);
+        }
+
+        /// Mutated bytes, cut anywhere, never panic: they translate or fail the stream.
+        #[test]
+        fn a_mutated_ollama_stream_never_panics(
+            flips in proptest::collection::vec((0usize..OLLAMA_LINES.len(), proptest::prelude::any::<u8>()), 0..8),
+            mut cuts in proptest::collection::vec(0usize..OLLAMA_LINES.len(), 0..6),
+        ) {
+            let mut bytes = OLLAMA_LINES.as_bytes().to_vec();
+            for (i, b) in flips {
+                bytes[i] = b;
+            }
+            cuts.sort_unstable();
+            let _ = run_ollama(&bytes, &cuts);
+        }
+    }
+
+    #[test]
+    fn the_whole_ollama_stream_reads_text_tool_calls_and_usage() {
+        let out = run_ollama(OLLAMA_LINES.as_bytes(), &[]).unwrap();
+        let text: String = out.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Hello");
+        assert!(out.iter().any(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "f"));
+        assert_eq!(out.last().unwrap()["usage"]["total_tokens"], 5);
     }
 
     #[test]

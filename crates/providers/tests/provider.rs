@@ -68,7 +68,14 @@ fn call(body: &Bytes, stream: bool) -> ChatCall<'_> {
     }
 }
 
-const META: AnswerMeta<'static> = AnswerMeta { model: "group", id: "chatcmpl-1", created: 1, include_usage: true };
+const META: AnswerMeta<'static> = AnswerMeta {
+    model: "group",
+    id: "chatcmpl-1",
+    created: 1,
+    include_usage: true,
+    endpoint: Endpoint::Chat,
+    request: CHAT,
+};
 
 #[test]
 fn the_catalogue_builds_each_family_and_debug_hides_secrets() {
@@ -168,4 +175,68 @@ fn bedrock_signs_each_request_over_its_bytes() {
     let mut out = Vec::new();
     tr.push(b"\x00\x00\x00\x10garbage-bytes!!!");
     assert!(tr.drain(&mut out).is_err(), "bad event-stream bytes fail the stream");
+}
+
+#[test]
+fn ollama_chats_embeds_and_streams_ndjson_through_the_trait() {
+    let m = parse_model("ollama_chat/llama3", None).unwrap();
+    let Built::Translated(p) = built(&Params { api_base: Some("http://gpu:11434/"), ..params(&m) }, &[]) else {
+        panic!()
+    };
+    assert!(p.serves(Endpoint::Chat) && p.serves(Endpoint::Embeddings) && !p.serves(Endpoint::Completions));
+    let body = Bytes::from_static(CHAT);
+    let req = p.build_request(&call(&body, true)).unwrap();
+    assert_eq!(req.url, "http://gpu:11434/api/chat");
+    let sent: serde_json::Value = serde_json::from_slice(&req.body.concat()).unwrap();
+    assert_eq!(sent["model"], "llama3");
+    assert_eq!(sent["stream"], true);
+    assert!(req.headers.iter().any(|(n, v)| n == "authorization" && v == "Bearer sk-very-secret" && v.is_sensitive()));
+    assert!(!format!("{p:?}").contains("very-secret"));
+
+    // The stream arrives cut anywhere; lines come out whole.
+    let ndjson = concat!(
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"done\":false}\n",
+        "{\"message\":{\"role\":\"assistant\",\"content\":\" there\"},\"done\":false}\n",
+        "{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",",
+        "\"prompt_eval_count\":5,\"eval_count\":2}\n",
+    );
+    for cut in [1, 17, 60, ndjson.len() - 1] {
+        let mut tr = p.stream_translator(&META);
+        let mut out = Vec::new();
+        tr.push(&ndjson.as_bytes()[..cut]);
+        tr.drain(&mut out).unwrap();
+        tr.push(&ndjson.as_bytes()[cut..]);
+        tr.drain(&mut out).unwrap();
+        tr.finish(&mut out).unwrap();
+        let text: String = out.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Hi there", "cut at {cut}");
+        assert_eq!(tr.usage(), Some((5, 2)));
+        assert_eq!(out.last().unwrap()["usage"]["completion_tokens"], 2);
+    }
+
+    let embed = Bytes::from_static(br#"{"model":"group","input":["a","b"],"encoding_format":"base64"}"#);
+    let req = p.build_request(&ChatCall { endpoint: Endpoint::Embeddings, ..call(&embed, false) }).unwrap();
+    assert_eq!(req.url, "http://gpu:11434/api/embed");
+    assert_eq!(req.timeout, Duration::from_secs(5));
+    let meta = AnswerMeta { endpoint: Endpoint::Embeddings, request: &embed, ..META };
+    let out = p.parse_answer(br#"{"model":"x","embeddings":[[1.0],[0.5]],"prompt_eval_count":3}"#, &meta).unwrap();
+    assert_eq!(out["data"][1]["embedding"], "AAAAPw==", "base64 as the OpenAI SDK asks by default");
+    assert_eq!(out["usage"]["prompt_tokens"], 3);
+
+    let e = p.map_error(404, &NoHeaders, br#"{"error":"model \"llama3\" not found, try pulling it first"}"#);
+    assert_eq!(e.status, 404);
+    assert!(e.message.starts_with("litellm.NotFoundError: OllamaException - model"), "{}", e.message);
+
+    // `ollama/` generates from one prompt, at Ollama's default address.
+    let m = parse_model("ollama/llama3", None).unwrap();
+    let Built::Translated(p) = built(&Params { api_base: None, api_key: None, ..params(&m) }, &[]) else { panic!() };
+    let req = p.build_request(&call(&body, false)).unwrap();
+    assert_eq!(req.url, "http://localhost:11434/api/generate");
+    assert!(!req.headers.contains_key("authorization"));
+    let sent: serde_json::Value = serde_json::from_slice(&req.body.concat()).unwrap();
+    assert_eq!(sent["prompt"], "### User:\nhi\n\n");
+    let out =
+        p.parse_answer(br#"{"response":"Hello","done":true,"prompt_eval_count":4,"eval_count":1}"#, &META).unwrap();
+    assert_eq!(out["choices"][0]["message"]["content"], "Hello");
+    assert_eq!(out["usage"]["total_tokens"], 5);
 }

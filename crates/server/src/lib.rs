@@ -63,13 +63,18 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
                 axum::response::Response::from(serve_proxied(app, endpoint, Some(model), req).await)
             };
             proxied = proxied.route(&format!("{prefix}{path}"), post(direct));
-            if endpoint != Endpoint::Responses {
+            if !matches!(endpoint, Endpoint::Responses | Endpoint::Rerank) {
                 proxied = proxied
                     .route(&format!("{prefix}/openai/deployments/{{model}}{path}"), post(named))
                     .route(&format!("{prefix}/engines/{{model}}{path}"), post(named));
             }
         }
     }
+    // Cohere's v2 path, which LiteLLM serves beside `/rerank` and `/v1/rerank`.
+    let rerank_v2 = |State(app): State<Arc<App>>, req: Request| async move {
+        axum::response::Response::from(serve_proxied(app, Endpoint::Rerank, None, req).await)
+    };
+    proxied = proxied.route("/v2/rerank", post(rerank_v2));
     proxied = proxied.route("/v1/messages", post(proxy::messages::messages));
     let mut other = openapi::Routes::new();
     for prefix in ["", "/v1"] {
@@ -176,8 +181,8 @@ fn serve_proxied(
 
 /// The endpoints served at their own path (`Endpoint::path`), with and without `/v1`: [`routes`]
 /// registers them with axum, and [`Gateway`] calls them before axum.
-const DIRECT_ENDPOINTS: [Endpoint; 4] =
-    [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings, Endpoint::Responses];
+const DIRECT_ENDPOINTS: [Endpoint; 5] =
+    [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings, Endpoint::Responses, Endpoint::Rerank];
 
 /// The endpoint a request goes straight to, if it is one of [`Gateway`]'s direct routes.
 pub(crate) fn direct_route(method: &http::Method, path: &str) -> Option<Endpoint> {
@@ -344,6 +349,8 @@ mod tests {
             ("/v1/embeddings", Endpoint::Embeddings),
             ("/responses", Endpoint::Responses),
             ("/v1/responses", Endpoint::Responses),
+            ("/rerank", Endpoint::Rerank),
+            ("/v1/rerank", Endpoint::Rerank),
         ] {
             assert_eq!(direct_route(&post, path), Some(endpoint), "{path}");
             assert_eq!(direct_route(&http::Method::GET, path), None, "{path}");

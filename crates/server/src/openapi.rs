@@ -137,6 +137,11 @@ pub static OPERATIONS: &[Operation] = &[
     openai("/chat/completions", "ChatCompletionRequest", "Create a chat completion (streamed with `stream: true`)"),
     openai("/completions", "CompletionRequest", "Create a text completion"),
     openai("/embeddings", "EmbeddingRequest", "Create embeddings"),
+    openai("/rerank", "RerankRequest", "Rank documents against a query (Cohere's rerank shape, as LiteLLM serves it)"),
+    Operation {
+        v1: false,
+        ..openai("/v2/rerank", "RerankRequest", "Rank documents against a query (Cohere's v2 path)")
+    },
     openai(
         "/responses",
         "ResponsesRequest",
@@ -581,6 +586,19 @@ fn schemas() -> Value {
                 "encoding_format": {"type": "string", "enum": ["float", "base64"]},
                 "dimensions": {"type": "integer"},
                 "user": user,
+            },
+            "additionalProperties": true,
+        },
+        "RerankRequest": {
+            "type": "object",
+            "required": ["model", "query", "documents"],
+            "properties": {
+                "model": model,
+                "query": {"type": "string"},
+                "documents": {"type": "array", "description": "Texts, or objects with a `text`"},
+                "top_n": {"type": "integer", "minimum": 1},
+                "return_documents": {"type": "boolean"},
+                "max_tokens_per_doc": {"type": "integer", "minimum": 1},
             },
             "additionalProperties": true,
         },

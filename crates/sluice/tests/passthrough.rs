@@ -363,7 +363,7 @@ fn pass_through_endpoints_from_the_config() {
     let extra = format!(
         r#"
   pass_through_endpoints:
-    - path: /v1/rerank
+    - path: /cohere/rerank
       target: http://{addr}/v1/chat/completions
       headers:
         Authorization: "Bearer os.environ/RERANK_KEY"
@@ -384,13 +384,13 @@ fn pass_through_endpoints_from_the_config() {
     let g = gateway(&config, None);
     let key = new_key(&g);
     let body = br#"{"model":"any","messages":[{"role":"user","content":"x"}]}"#;
-    let r = send(g.addr, "POST", "/v1/rerank", &[("Authorization", &format!("Bearer {key}"))], body);
+    let r = send(g.addr, "POST", "/cohere/rerank", &[("Authorization", &format!("Bearer {key}"))], body);
     assert_eq!(r.status, 200, "{}", r.text());
     let seen = last_request(&m);
     assert_eq!(seen["path"], "/v1/chat/completions");
     assert_provider_credential_only(&seen, &key, "authorization", &format!("Bearer {PROVIDER_KEY}"));
     assert!((spend_of(&g, &key) - 0.5).abs() < 1e-9, "cost_per_request is charged");
-    let r = send(g.addr, "POST", "/v1/rerank", &[], body);
+    let r = send(g.addr, "POST", "/cohere/rerank", &[], body);
     assert_eq!(r.status, 401, "auth: true needs a key: {}", r.text());
 
     // Without auth the route is open, and forward_headers passes the client's own fields.

@@ -22,6 +22,8 @@ pub enum Endpoint {
     Embeddings,
     /// OpenAI's Responses API (`/v1/responses`).
     Responses,
+    /// Cohere's rerank API as LiteLLM serves it (`/rerank`, `/v1/rerank`, `/v2/rerank`).
+    Rerank,
 }
 
 impl Endpoint {
@@ -32,6 +34,7 @@ impl Endpoint {
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Responses => "/responses",
+            Endpoint::Rerank => "/rerank",
         }
     }
 
@@ -47,6 +50,7 @@ impl Endpoint {
             Endpoint::Completions => "atext_completion",
             Endpoint::Embeddings => "aembedding",
             Endpoint::Responses => "aresponses",
+            Endpoint::Rerank => "arerank",
         }
     }
 
@@ -55,6 +59,7 @@ impl Endpoint {
             Endpoint::Chat => "messages",
             Endpoint::Completions => "prompt",
             Endpoint::Embeddings | Endpoint::Responses => "input",
+            Endpoint::Rerank => "query",
         }
     }
 }
@@ -314,6 +319,8 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         Endpoint::Embeddings => raw.input,
         // A stored prompt or a previous response can stand in for `input`.
         Endpoint::Responses => raw.input.or(Some("[]")),
+        // `query` and `documents` are the provider's to check: the sniffer reads no rerank field.
+        Endpoint::Rerank => Some("{}"),
     };
     let field = endpoint.required_field();
     match required {

@@ -7,6 +7,7 @@
 //! [`StreamTranslator`], [`error`]). The choices follow LiteLLM's (`formats.md` §2), so a client
 //! moved from LiteLLM sees the same answers.
 
+mod embed;
 mod errors;
 pub mod fast;
 mod provider;
@@ -21,7 +22,7 @@ pub use provider::Gemini;
 pub use request::chat_request;
 pub use response::chat_response;
 pub use stream::StreamTranslator;
-pub use url::{gemini_url, vertex_url};
+pub use url::{gemini_url, gemini_url_for, vertex_url, vertex_url_for};
 
 /// How strictly a request is translated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

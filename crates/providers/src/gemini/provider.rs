@@ -1,9 +1,11 @@
 //! Gemini as a [`ChatProvider`]: Vertex AI (service-account OAuth) or Google AI Studio
-//! (`x-goog-api-key`), addressed from `litellm_params` and the environment.
+//! (`x-goog-api-key`), addressed from `litellm_params` and the environment; chat, and embeddings
+//! (`:predict` on Vertex, `:batchEmbedContents` on AI Studio).
 
 use bytes::Bytes;
-use http::HeaderName;
+use http::{HeaderName, Uri};
 use serde_json::Value;
+use sluice_wire::sniff::Endpoint;
 use sluice_wire::{sse, ApiError};
 use std::sync::Arc;
 
@@ -20,6 +22,10 @@ pub struct Gemini {
     address: Address,
     /// Vertex's token source; AI Studio's key rides in the address's headers instead.
     token: Option<Arc<dyn TokenSource>>,
+    /// Where embeddings go: Vertex's `predict` when a token source is set, else AI Studio's
+    /// `batchEmbedContents`.
+    embed_url: Uri,
+    model: String,
     drop_params: bool,
 }
 
@@ -53,7 +59,14 @@ impl Gemini {
             super::vertex_url(p.api_base, &project, &location, model, false),
             super::vertex_url(p.api_base, &project, &location, model, true),
         )?;
-        Ok(Gemini { address, token: Some(tokens(&source)), drop_params: p.drop_params })
+        let embed_url = p.uri(super::vertex_url_for(p.api_base, &project, &location, model, "predict", false))?;
+        Ok(Gemini {
+            address,
+            token: Some(tokens(&source)),
+            embed_url,
+            model: model.clone(),
+            drop_params: p.drop_params,
+        })
     }
 
     /// Google AI Studio's Gemini API, with its key from `api_key` or `GEMINI_API_KEY`.
@@ -65,12 +78,29 @@ impl Gemini {
         let mut address =
             Address::new(p, super::gemini_url(p.api_base, model, false), super::gemini_url(p.api_base, model, true))?;
         address.headers.push(p.secret_header(HeaderName::from_static("x-goog-api-key"), &key)?);
-        Ok(Gemini { address, token: None, drop_params: p.drop_params })
+        let embed_url = p.uri(super::gemini_url_for(p.api_base, model, "batchEmbedContents", false))?;
+        Ok(Gemini { address, token: None, embed_url, model: model.clone(), drop_params: p.drop_params })
     }
 }
 
 impl ChatProvider for Gemini {
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings)
+    }
+
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
+        if call.endpoint == Endpoint::Embeddings {
+            let request = parse_request(call.body)?;
+            let built = match self.token {
+                Some(_) => super::embed::vertex_request(&request),
+                None => super::embed::studio_request(&request, &self.model),
+            };
+            let (body, _) = built.map_err(|e| bad_param(e.param, e.message))?;
+            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            req.url = self.embed_url.clone();
+            req.token = self.token.clone();
+            return Ok(req);
+        }
         // Plain text chats skip the tree entirely (most traffic, and the seed's).
         let body = match super::fast::chat_request(call.body) {
             Some(body) => Bytes::from(body),
@@ -88,6 +118,14 @@ impl ChatProvider for Gemini {
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
         let parsed = self.address.answer_json(body)?;
+        if meta.endpoint == Endpoint::Embeddings {
+            let base64 = crate::embedding::wants_base64_in(meta.request);
+            let out = match self.token {
+                Some(_) => super::embed::vertex_response(&parsed, meta.model, base64),
+                None => super::embed::studio_response(&parsed, meta.model, base64),
+            };
+            return out.map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body));
+        }
         super::chat_response(&parsed, meta.model, meta.id, meta.created)
             .map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body))
     }

@@ -14,7 +14,18 @@
 /// `…/publishers/google/models/gemini-1.0-pro-vision-001` becomes
 /// `…/gemini-1.0-pro-vision-001:generateContent`. Streaming adds `alt=sse` to the query.
 pub fn vertex_url(api_base: Option<&str>, project: &str, location: &str, model: &str, stream: bool) -> String {
-    let verb = verb(stream);
+    vertex_url_for(api_base, project, location, model, verb(stream), stream)
+}
+
+/// [`vertex_url`] for another method of the model (`predict`, for embeddings).
+pub fn vertex_url_for(
+    api_base: Option<&str>,
+    project: &str,
+    location: &str,
+    model: &str,
+    verb: &str,
+    stream: bool,
+) -> String {
     let resource = if !model.is_empty() && model.bytes().all(|b| b.is_ascii_digit()) {
         format!("projects/{project}/locations/{location}/endpoints/{model}")
     } else {
@@ -47,7 +58,11 @@ pub fn vertex_url(api_base: Option<&str>, project: &str, location: &str, model: 
 /// does), or `{api_base}/models/{model}:{verb}` for a custom `api_base`. The key goes in an
 /// `x-goog-api-key` header, never in the URL.
 pub fn gemini_url(api_base: Option<&str>, model: &str, stream: bool) -> String {
-    let verb = verb(stream);
+    gemini_url_for(api_base, model, verb(stream), stream)
+}
+
+/// [`gemini_url`] for another method of the model (`batchEmbedContents`, for embeddings).
+pub fn gemini_url_for(api_base: Option<&str>, model: &str, verb: &str, stream: bool) -> String {
     let model = model.strip_prefix("models/").unwrap_or(model);
     let url = match api_base.map(str::trim).filter(|b| !b.is_empty()) {
         None => {

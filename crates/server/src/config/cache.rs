@@ -112,7 +112,7 @@ pub(crate) fn read(l: Option<&Mapping>, ignored: &mut Vec<String>) -> Result<Opt
                     None => {
                         return Err(err(
                             &path,
-                            format!("\"{name}\" is not a call type; use completion, acompletion, text_completion, atext_completion, embedding, aembedding, responses or aresponses"),
+                            format!("\"{name}\" is not a call type; use completion, acompletion, text_completion, atext_completion, embedding, aembedding, responses, aresponses, rerank or arerank"),
                         ))
                     }
                 }
@@ -203,6 +203,7 @@ fn shape(call_type: &str) -> Option<Shape> {
         "text_completion" | "atext_completion" => Shape::Completion,
         "embedding" | "aembedding" => Shape::Embedding,
         "responses" | "aresponses" => Shape::Responses,
+        "rerank" | "arerank" => Shape::Rerank,
         _ => return None,
     })
 }

@@ -134,13 +134,13 @@ fn endpoint(at: &str, v: &Value, env: &Env, warnings: &mut Vec<String>) -> Resul
             ));
         }
     }
-    let path =
-        text("path")?.ok_or_else(|| err(&format!("{at}.path"), "missing; the route to serve, e.g. \"/v1/rerank\""))?;
+    let path = text("path")?
+        .ok_or_else(|| err(&format!("{at}.path"), "missing; the route to serve, e.g. \"/cohere/rerank\""))?;
     let path = path.trim_end_matches('/').to_string();
     if !path.starts_with('/') || path.len() < 2 || path.contains(['{', '}', '*', '?', '#']) {
         return Err(err(
             &format!("{at}.path"),
-            format!("\"{path}\" is not a route path; write it like \"/v1/rerank\""),
+            format!("\"{path}\" is not a route path; write it like \"/cohere/rerank\""),
         ));
     }
     let target_text = text("target")?.ok_or_else(|| {

@@ -58,6 +58,7 @@ pub(crate) fn lookup(
         // A Responses API event stream is neither kept nor replayed: whole answers only.
         Endpoint::Responses if view.stream => return None,
         Endpoint::Responses => Shape::Responses,
+        Endpoint::Rerank => Shape::Rerank,
     };
     let lookup = cache.lookup(shape, model, body, controls.and_then(|c| c.cache.as_ref()))?;
     let lookup = match view.stream && view.include_usage {

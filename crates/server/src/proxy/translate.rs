@@ -1,6 +1,7 @@
-//! Calls to providers that speak another format (Gemini, Anthropic, Bedrock): the deployment's
-//! provider builds the request and reads the answer ([`ChatProvider`]); this module sends it and
-//! relays the stream. Nothing here knows which provider it is talking to.
+//! Calls to providers that speak another format (Gemini, Anthropic, Bedrock, Ollama, Cohere,
+//! Voyage), on the routes each serves: the deployment's provider builds the request and reads the
+//! answer ([`ChatProvider`]); this module sends it and relays the stream. Nothing here knows which
+//! provider it is talking to.
 //!
 //! Unlike the OpenAI passthrough these calls build JSON trees: translation needs them, and these
 //! providers' latencies dwarf the cost.
@@ -67,11 +68,17 @@ impl UpstreamCall<'_> {
     ) -> Result<Reply, Failed<CallError>> {
         let provider = self.target_of(attempt).provider;
         let provider = &provider;
-        if self.endpoint != Endpoint::Chat {
+        if !t.serves(self.endpoint) {
+            let served: Vec<&str> = [Endpoint::Chat, Endpoint::Embeddings, Endpoint::Rerank]
+                .into_iter()
+                .filter(|e| t.serves(*e))
+                .map(Endpoint::route)
+                .collect();
             return Err(refused(ApiError::bad_request(format!(
-                "{} is not supported for provider {} yet; use /chat/completions with this model group",
+                "{} is not supported for provider {} yet; use {} with this model group",
                 self.endpoint.route(),
-                provider.name
+                provider.name,
+                served.join(" or ")
             ))));
         }
         let stream = self.view.stream;
@@ -101,7 +108,14 @@ impl UpstreamCall<'_> {
         let (up, incoming, _) = self.send(provider, to_http(built, token), timeout).await?;
         let created = now_unix();
         let id = format!("chatcmpl-{}", self.facts.call_id.to_str().unwrap_or("sluice"));
-        let meta = AnswerMeta { model: self.client_model, id: &id, created, include_usage: self.view.include_usage };
+        let meta = AnswerMeta {
+            model: self.client_model,
+            id: &id,
+            created,
+            include_usage: self.view.include_usage,
+            endpoint: self.endpoint,
+            request: self.body,
+        };
         // The id the client sees is the one made here, streamed or not: the spend log's too.
         if let Some(c) = &self.facts.charge {
             c.answered_as(&id);
