@@ -111,6 +111,8 @@ pub struct App {
     pub live_settings: crate::manage::LiveSettings,
     /// Slack alerting's sender, once started ([`crate::alerts`]): finished at shutdown.
     alerting: std::sync::Mutex<Option<sluice_export::alerting::AlertDrain>>,
+    /// The admin UI's sign-in sessions ([`crate::ui`]).
+    pub ui: crate::ui::UiState,
 }
 
 impl App {
@@ -242,6 +244,7 @@ impl App {
             responses: Default::default(),
             live_settings: crate::manage::LiveSettings::new(config, env),
             alerting: std::sync::Mutex::new(None),
+            ui: crate::ui::UiState::new(config, env),
         });
         app.access.access_groups.store(Arc::new(access_groups(config.deployments.iter())));
         Ok(app)

@@ -28,7 +28,7 @@ fn day_end(d: NaiveDate) -> chrono::DateTime<Utc> {
 const LOG_PAGE: i64 = 1_000;
 const MAX_LOG_PAGE: i64 = 10_000;
 
-/// `GET /spend/logs?api_key=&user_id=&request_id=&start_date=&end_date=&summarize=&page=&page_size=`.
+/// `GET /spend/logs?api_key=&user_id=&team_id=&request_id=&start_date=&end_date=&summarize=&page=&page_size=`.
 ///
 /// As in LiteLLM, the daily summary (`[{"startTime", "spend", "models", "users", "api_keys"}]`)
 /// is given when both dates are set and `summarize` is not false; otherwise the raw rows,
@@ -44,6 +44,7 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
     let filter = SpendLogFilter {
         api_key: query_str(&q, "api_key").map(token_of),
         user_id,
+        team_id: query_str(&q, "team_id").map(str::to_string),
         request_id: query_str(&q, "request_id").map(str::to_string),
         start: start.map(day_start),
         end: end.map(day_end),

@@ -1,0 +1,243 @@
+"""The admin web UI at /ui in a real browser: Playwright for Python driving Debian's Chromium
+(no browser download) against sluice on the embedded SQLite.
+
+Signed in with the master key, a key made in the browser is found through the API, a configured
+model is listed, the spend page draws its charts after traffic and a log row opens its details;
+signed in with a virtual key, another key's alias appears on no page; signed out, no page shows
+data. Across the whole run the browser's console shows no error and no answer is a 5xx.
+Screenshots of every page are saved under the session's work dir (`screens/`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import MASTER_KEY, start_gateway
+from manage import ADMIN, chat, keys_config
+
+CHROMIUM = "/usr/bin/chromium"
+PAGES = ["", "keys", "teams", "users", "models", "spend", "logs"]
+
+@pytest.fixture(scope="module")
+def ui_gw(log_dir, mock):
+    db = log_dir / f"ui-{uuid.uuid4().hex[:8]}.db"
+    p = start_gateway(log_dir, "ui", keys_config(mock.url, f"sqlite://{db}"))
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def screens(log_dir) -> Path:
+    d = log_dir / "screens"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+class Watched:
+    """A browser with every console error and every 5xx answer of the run collected."""
+
+    def __init__(self, browser):
+        self.browser = browser
+        self.console_errors: list[str] = []
+        self.server_errors: list[str] = []
+
+    def page(self):
+        context = self.browser.new_context()
+        page = context.new_page()
+        page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        page.on("pageerror", lambda e: self.console_errors.append(str(e)))
+        page.on("response", lambda r: r.status >= 500 and self.server_errors.append(f"{r.status} {r.url}"))
+        page.set_default_timeout(10_000)
+        return page
+
+
+@pytest.fixture(scope="module")
+def watched():
+    from playwright.sync_api import sync_playwright
+
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/python-tests.sh does)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        w = Watched(browser)
+        yield w
+        browser.close()
+    assert not w.console_errors, f"console errors: {w.console_errors}"
+    assert not w.server_errors, f"5xx answers: {w.server_errors}"
+
+
+def new_key(gw, alias: str) -> str:
+    r = requests.post(gw.url + "/key/generate", headers=ADMIN, json={"key_alias": alias}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["key"]
+
+
+def sign_in(page, gw, key: str):
+    page.goto(gw.url + "/ui/login")
+    page.get_by_label("Master key or virtual key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Dashboard").wait_for()
+
+
+def visit(page, gw, name: str, heading: str, screens: Path, shot: str):
+    page.goto(f"{gw.url}/ui/{name}")
+    page.get_by_role("heading", name=heading, exact=True).wait_for()
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(screens / f"{shot}.png"), full_page=True)
+
+
+def test_signed_out_no_page_shows_data(ui_gw, watched, screens):
+    alias = f"hidden-{uuid.uuid4().hex[:6]}"
+    new_key(ui_gw, alias)
+    page = watched.page()
+    for name in PAGES:
+        page.goto(f"{ui_gw.url}/ui/{name}")
+        page.get_by_role("heading", name="Sign in to sluice").wait_for()
+        page.wait_for_load_state("networkidle")
+        assert alias not in page.content(), name
+        assert page.get_by_role("navigation", name="Pages").is_hidden()
+    page.screenshot(path=str(screens / "signed-out.png"), full_page=True)
+    # Nor does the API answer a browser that is not signed in.
+    r = page.request.get(ui_gw.url + "/key/list")
+    assert r.status == 401
+    page.context.close()
+
+
+def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens):
+    page = watched.page()
+    sign_in(page, ui_gw, MASTER_KEY)
+    page.screenshot(path=str(screens / "dashboard-empty.png"), full_page=True)
+
+    # Create a key in the browser, and find it through the API.
+    alias = f"made-in-ui-{uuid.uuid4().hex[:6]}"
+    visit(page, ui_gw, "keys", "Keys", screens, "keys-before")
+    page.get_by_role("button", name="Create key").click()
+    page.get_by_label("Alias", exact=True).fill(alias)
+    page.get_by_label("Max budget ($)").fill("5")
+    page.get_by_label("Metadata (JSON object)").fill('{"made_by": "test_ui"}')
+    page.get_by_role("button", name="Create", exact=True).click()
+    raw = page.get_by_test_id("new-key").inner_text().strip()
+    assert raw.startswith("sk-"), raw
+    page.get_by_role("cell", name=alias, exact=True).wait_for()
+    page.screenshot(path=str(screens / "keys-created.png"), full_page=True)
+    info = requests.get(ui_gw.url + "/key/info", params={"key": raw}, headers=ADMIN, timeout=10)
+    assert info.status_code == 200, info.text
+    assert info.json()["info"]["key_alias"] == alias
+    assert info.json()["info"]["max_budget"] == 5
+    assert info.json()["info"]["metadata"]["made_by"] == "test_ui"
+
+    # Block it in the browser: the API sees it blocked.
+    page.get_by_role("button", name=f"Block {alias}").click()
+    page.get_by_role("button", name=f"Unblock {alias}").wait_for()
+    assert requests.get(ui_gw.url + "/key/info", params={"key": raw}, headers=ADMIN, timeout=10).json()["info"]["blocked"]
+    page.get_by_role("button", name=f"Unblock {alias}").click()
+    page.get_by_role("button", name=f"Block {alias}").wait_for()
+
+    # A configured model.
+    visit(page, ui_gw, "models", "Models", screens, "models")
+    page.get_by_role("cell", name="fake-openai-endpoint", exact=True).first.wait_for()
+
+    # Traffic with the new key, then its spend charted and its logs listed.
+    for _ in range(3):
+        r = chat(ui_gw, raw)
+        assert r.status_code == 200, r.text
+    deadline_ok = False
+    for _ in range(50):
+        logs = requests.get(ui_gw.url + "/spend/logs", params={"api_key": raw, "summarize": "false"}, headers=ADMIN, timeout=10)
+        if logs.status_code == 200 and len(logs.json()) >= 3:
+            deadline_ok = True
+            break
+        page.wait_for_timeout(200)
+    assert deadline_ok, "the spend logs were not written"
+
+    visit(page, ui_gw, "spend", "Spend", screens, "spend")
+    chart = page.get_by_role("img", name="Spend by day")
+    chart.wait_for()
+    assert chart.locator("rect.bar").count() >= 1
+    by_key = page.get_by_role("img", name="Spend by key")
+    assert alias in by_key.inner_text()
+
+    visit(page, ui_gw, "logs", "Logs", screens, "logs")
+    rows = page.locator("tbody tr.clickable")
+    assert rows.count() >= 3
+    rows.first.click()
+    details = page.get_by_label("Request details")
+    details.wait_for()
+    assert "request_id" in details.inner_text()
+    assert "fake-openai-endpoint" in details.inner_text()
+    page.screenshot(path=str(screens / "logs-details.png"), full_page=True)
+
+    visit(page, ui_gw, "", "Dashboard", screens, "dashboard")
+    live = page.get_by_role("region", name="Live")
+    live.wait_for()
+    assert "Requests/s" in live.inner_text()
+    page.get_by_role("heading", name="Deployments cooling down").wait_for()
+    assert alias in page.get_by_role("img", name="Spend by key today").inner_text()
+    visit(page, ui_gw, "teams", "Teams", screens, "teams-before")
+    team = f"ui-team-{uuid.uuid4().hex[:6]}"
+    page.get_by_label("Team alias").fill(team)
+    page.get_by_label("Max budget ($)").fill("20")
+    page.get_by_role("button", name="Create team").click()
+    page.get_by_role("cell", name=team, exact=True).wait_for()
+    page.screenshot(path=str(screens / "teams.png"), full_page=True)
+    teams = requests.get(ui_gw.url + "/team/list", headers=ADMIN, timeout=10).json()
+    assert any(t.get("team_alias") == team and t.get("max_budget") == 20 for t in teams), teams
+    visit(page, ui_gw, "users", "Users", screens, "users")
+
+    # Sign out: the pages are the sign-in form again.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("heading", name="Sign in to sluice").wait_for()
+    page.goto(ui_gw.url + "/ui/keys")
+    page.get_by_role("heading", name="Sign in to sluice").wait_for()
+    assert alias not in page.content()
+    page.context.close()
+
+
+def test_a_virtual_key_sees_only_its_own(ui_gw, watched, screens):
+    mine_alias = f"vk-mine-{uuid.uuid4().hex[:6]}"
+    other_alias = f"vk-other-{uuid.uuid4().hex[:6]}"
+    mine = new_key(ui_gw, mine_alias)
+    new_key(ui_gw, other_alias)
+    page = watched.page()
+    sign_in(page, ui_gw, mine)
+    visit(page, ui_gw, "keys", "Keys", screens, "virtual-key-keys")
+    page.get_by_role("cell", name=mine_alias, exact=True).wait_for()
+    assert page.get_by_role("button", name="Create key").is_hidden()
+    for name, heading in [("", "Dashboard"), ("models", "Models"), ("spend", "Spend"), ("logs", "Logs")]:
+        visit(page, ui_gw, name, heading, screens, f"virtual-key-{name or 'dashboard'}")
+        assert other_alias not in page.content(), name
+    assert page.get_by_role("link", name="Users").is_hidden()
+    page.context.close()
+
+
+def test_spend_logs_filter_by_team(ui_gw):
+    """The logs page's team filter: `/spend/logs?team_id=` gives that team's rows only."""
+    r = requests.post(ui_gw.url + "/team/new", headers=ADMIN, json={"team_alias": "logs-team"}, timeout=10)
+    assert r.status_code == 200, r.text
+    team_id = r.json()["team_id"]
+    r = requests.post(ui_gw.url + "/key/generate", headers=ADMIN, json={"team_id": team_id}, timeout=10)
+    assert r.status_code == 200, r.text
+    in_team = r.json()["key"]
+    outside = new_key(ui_gw, f"no-team-{uuid.uuid4().hex[:6]}")
+    for key in (in_team, outside):
+        assert chat(ui_gw, key).status_code == 200
+    rows = []
+    for _ in range(50):
+        rows = requests.get(
+            ui_gw.url + "/spend/logs", params={"team_id": team_id, "summarize": "false"}, headers=ADMIN, timeout=10
+        ).json()
+        if rows:
+            break
+        time.sleep(0.2)
+    assert len(rows) == 1, rows
+    assert rows[0]["team_id"] == team_id
+    none = requests.get(
+        ui_gw.url + "/spend/logs", params={"team_id": "no-such-team", "summarize": "false"}, headers=ADMIN, timeout=10
+    ).json()
+    assert none == []
