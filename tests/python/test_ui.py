@@ -139,6 +139,29 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     page.get_by_role("button", name=f"Unblock {alias}").click()
     page.get_by_role("button", name=f"Block {alias}").wait_for()
 
+    # Edit it: the API sees the new budget.
+    page.get_by_role("button", name=f"Edit {alias}").click()
+    page.get_by_label("Max budget ($)").fill("7.5")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("cell", name="$7.50", exact=True).wait_for()
+    assert requests.get(ui_gw.url + "/key/info", params={"key": raw}, headers=ADMIN, timeout=10).json()["info"]["max_budget"] == 7.5
+
+    # Regenerate a second key: the old one stops working, the new one (shown once) works.
+    doomed_alias = f"doomed-{uuid.uuid4().hex[:6]}"
+    doomed = new_key(ui_gw, doomed_alias)
+    page.reload()
+    page.get_by_role("button", name=f"Regenerate {doomed_alias}").click()
+    fresh = page.get_by_test_id("new-key").inner_text().strip()
+    assert fresh.startswith("sk-") and fresh != doomed
+    assert chat(ui_gw, doomed).status_code == 401
+    assert chat(ui_gw, fresh).status_code == 200
+    # Delete it, confirmed in the page.
+    page.get_by_role("button", name=f"Delete {doomed_alias}").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Yes, delete").click()
+    page.get_by_role("cell", name=doomed_alias, exact=True).wait_for(state="detached")
+    gone = requests.get(ui_gw.url + "/key/info", params={"key": fresh}, headers=ADMIN, timeout=10)
+    assert gone.status_code == 404, gone.text
+
     # A configured model.
     visit(page, ui_gw, "models", "Models", screens, "models")
     page.get_by_role("cell", name="fake-openai-endpoint", exact=True).first.wait_for()
