@@ -264,3 +264,47 @@ def test_spend_logs_filter_by_team(ui_gw):
         ui_gw.url + "/spend/logs", params={"team_id": "no-such-team", "summarize": "false"}, headers=ADMIN, timeout=10
     ).json()
     assert none == []
+
+
+@pytest.fixture(scope="module")
+def models_gw(log_dir, mock):
+    db = log_dir / f"ui-models-{uuid.uuid4().hex[:8]}.db"
+    p = start_gateway(log_dir, "ui-models", keys_config(mock.url, f"sqlite://{db}", {"store_model_in_db": True}))
+    yield p
+    p.stop()
+
+
+def stored_model(gw, name: str):
+    data = requests.get(gw.url + "/v1/model/info", headers=ADMIN, timeout=10).json()["data"]
+    return next((m for m in data if m["model_name"] == name), None)
+
+
+def test_admin_adds_edits_and_deletes_a_stored_model(models_gw, mock, watched, screens):
+    secret = f"sk-upstream-{uuid.uuid4().hex}"
+    name = f"ui-model-{uuid.uuid4().hex[:6]}"
+    page = watched.page()
+    sign_in(page, models_gw, MASTER_KEY)
+    visit(page, models_gw, "models", "Models", screens, "models-db-before")
+    page.get_by_role("button", name="Add model").click()
+    page.get_by_label("Model name").fill(name)
+    page.get_by_label("Provider/model (e.g. openai/gpt-4o)").fill("openai/any")
+    page.get_by_label("API base").fill(mock.url + "/")
+    page.get_by_label("API key").fill(secret)
+    page.get_by_role("button", name="Add", exact=True).click()
+    page.get_by_role("cell", name=name, exact=True).wait_for()
+    assert secret not in page.content(), "a stored credential is never shown"
+    assert chat(models_gw, MASTER_KEY, model=name).status_code == 200, "the added model is routed"
+
+    page.get_by_role("button", name=f"Edit model {name}").click()
+    page.get_by_label("RPM").fill("42")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("cell", name="42", exact=True).wait_for()
+    page.screenshot(path=str(screens / "models-db.png"), full_page=True)
+    assert stored_model(models_gw, name)["litellm_params"]["rpm"] == 42
+    assert chat(models_gw, MASTER_KEY, model=name).status_code == 200, "its key was kept by the edit"
+
+    page.get_by_role("button", name=f"Delete model {name}").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Yes, delete").click()
+    page.get_by_role("cell", name=name, exact=True).wait_for(state="detached")
+    assert stored_model(models_gw, name) is None
+    page.context.close()

@@ -277,7 +277,12 @@ async fn authenticate(app: &App, credential: &str) -> Result<Identity, ApiError>
 fn who(app: &App, identity: &Identity, csrf: &str) -> serde_json::Value {
     let registry = &app.access.registry;
     let admin = identity.is_admin(registry);
-    let mut v = serde_json::json!({"signed_in": true, "csrf_token": csrf, "admin": admin});
+    let mut v = serde_json::json!({
+        "signed_in": true,
+        "csrf_token": csrf,
+        "admin": admin,
+        "store_model_in_db": app.store_model_in_db,
+    });
     match identity {
         Identity::Key(k) => {
             let r = &k.record;
