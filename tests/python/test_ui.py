@@ -195,6 +195,15 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     assert "request_id" in details.inner_text()
     assert "fake-openai-endpoint" in details.inner_text()
     page.screenshot(path=str(screens / "logs-details.png"), full_page=True)
+    # Filtered on the server: by a model with no traffic, then by status.
+    page.get_by_label("Model").fill("other-model")
+    page.get_by_role("button", name="Filter").click()
+    page.get_by_text("No requests match.").wait_for()
+    page.get_by_label("Model").fill("fake-openai-endpoint")
+    page.get_by_label("Status").select_option("success")
+    page.get_by_role("button", name="Filter").click()
+    page.locator("tbody tr.clickable").first.wait_for()
+    assert page.locator("tbody tr.clickable").count() >= 3
 
     visit(page, ui_gw, "", "Dashboard", screens, "dashboard")
     live = page.get_by_role("region", name="Live")
@@ -239,8 +248,8 @@ def test_a_virtual_key_sees_only_its_own(ui_gw, watched, screens):
     page.context.close()
 
 
-def test_spend_logs_filter_by_team(ui_gw):
-    """The logs page's team filter: `/spend/logs?team_id=` gives that team's rows only."""
+def test_spend_logs_filter_by_team_model_and_status(ui_gw):
+    """The logs page's filters: `/spend/logs?team_id=&model=&status=` give the matching rows only."""
     r = requests.post(ui_gw.url + "/team/new", headers=ADMIN, json={"team_alias": "logs-team"}, timeout=10)
     assert r.status_code == 200, r.text
     team_id = r.json()["team_id"]
@@ -264,6 +273,17 @@ def test_spend_logs_filter_by_team(ui_gw):
         ui_gw.url + "/spend/logs", params={"team_id": "no-such-team", "summarize": "false"}, headers=ADMIN, timeout=10
     ).json()
     assert none == []
+    by_model = requests.get(
+        ui_gw.url + "/spend/logs",
+        params={"team_id": team_id, "model": "fake-openai-endpoint", "status": "success", "summarize": "false"},
+        headers=ADMIN,
+        timeout=10,
+    ).json()
+    assert len(by_model) == 1, by_model
+    failed = requests.get(
+        ui_gw.url + "/spend/logs", params={"team_id": team_id, "status": "failure", "summarize": "false"}, headers=ADMIN, timeout=10
+    ).json()
+    assert failed == []
 
 
 @pytest.fixture(scope="module")
