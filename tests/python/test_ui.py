@@ -220,7 +220,25 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     page.screenshot(path=str(screens / "teams.png"), full_page=True)
     teams = requests.get(ui_gw.url + "/team/list", headers=ADMIN, timeout=10).json()
     assert any(t.get("team_alias") == team and t.get("max_budget") == 20 for t in teams), teams
-    visit(page, ui_gw, "users", "Users", screens, "users")
+    # Users: create one in the browser, then add it to the team as an admin member.
+    user = f"ui-user-{uuid.uuid4().hex[:6]}"
+    visit(page, ui_gw, "users", "Users", screens, "users-before")
+    page.get_by_label("User ID").fill(user)
+    page.get_by_label("Role").select_option("internal_user")
+    page.get_by_role("button", name="Create user").click()
+    page.get_by_role("cell", name=user, exact=True).wait_for()
+    page.screenshot(path=str(screens / "users.png"), full_page=True)
+    visit(page, ui_gw, "teams", "Teams", screens, "teams-again")
+    page.get_by_role("button", name=f"Edit team {team}").click()
+    page.get_by_label("Add member (user ID)").fill(user)
+    page.get_by_label("Member role").select_option("admin")
+    page.get_by_role("form", name=f"Edit team {team}").get_by_label("Max budget ($)").fill("30")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("cell", name=f"{user} (admin)").wait_for()
+    teams = requests.get(ui_gw.url + "/team/list", headers=ADMIN, timeout=10).json()
+    mine = next(t for t in teams if t.get("team_alias") == team)
+    assert mine["max_budget"] == 30
+    assert {"user_id": user, "role": "admin"}.items() <= next(m for m in mine["members_with_roles"] if m["user_id"] == user).items()
 
     # Sign out: the pages are the sign-in form again.
     page.get_by_role("button", name="Sign out").click()
@@ -228,6 +246,33 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     page.goto(ui_gw.url + "/ui/keys")
     page.get_by_role("heading", name="Sign in to sluice").wait_for()
     assert alias not in page.content()
+    page.context.close()
+
+
+def test_an_internal_user_sees_its_own_keys_and_logs(ui_gw, watched, screens):
+    user = f"internal-{uuid.uuid4().hex[:6]}"
+    r = requests.post(ui_gw.url + "/user/new", headers=ADMIN, json={"user_id": user, "user_role": "internal_user"}, timeout=10)
+    assert r.status_code == 200, r.text
+    own = requests.post(ui_gw.url + "/key/generate", headers=ADMIN, json={"user_id": user, "key_alias": f"{user}-key"}, timeout=10)
+    assert own.status_code == 200, own.text
+    stranger = f"stranger-{uuid.uuid4().hex[:6]}"
+    new_key(ui_gw, stranger)
+    key = own.json()["key"]
+    assert chat(ui_gw, key).status_code == 200
+    page = watched.page()
+    sign_in(page, ui_gw, key)
+    visit(page, ui_gw, "keys", "Keys", screens, "internal-user-keys")
+    page.get_by_role("cell", name=f"{user}-key", exact=True).wait_for()
+    assert page.get_by_role("button", name="Create key").is_visible(), "an internal user makes its own keys"
+    for _ in range(50):
+        visit(page, ui_gw, "logs", "Logs", screens, "internal-user-logs")
+        if page.locator("tbody tr.clickable").count() >= 1:
+            break
+        time.sleep(0.2)
+    assert page.locator("tbody tr.clickable").count() == 1, "its one request, and no one else's"
+    for name, heading in [("spend", "Spend"), ("", "Dashboard")]:
+        visit(page, ui_gw, name, heading, screens, f"internal-user-{name or 'dashboard'}")
+        assert stranger not in page.content()
     page.context.close()
 
 
