@@ -132,6 +132,14 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     assert info.json()["info"]["max_budget"] == 5
     assert info.json()["info"]["metadata"]["made_by"] == "test_ui"
 
+    # Found by its alias among the others.
+    page.get_by_label("Alias (exact)").fill(alias)
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("Page 1 of 1 · 1 keys").wait_for()
+    page.get_by_label("Alias (exact)").fill("")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("cell", name=alias, exact=True).wait_for()
+
     # Block it in the browser: the API sees it blocked.
     page.get_by_role("button", name=f"Block {alias}").click()
     page.get_by_role("button", name=f"Unblock {alias}").wait_for()

@@ -13,7 +13,7 @@ export async function keysPage(main, { who }) {
   const panel = h("div");
   const create = h("button.primary", { type: "button", hidden: !canWrite, on: { click: () => openForm(null) } }, "Create key");
   const filters = h("form.toolbar", { role: "search", "aria-label": "Filter keys" },
-    field("Search by alias", "key_alias", { type: "search" }),
+    field("Alias (exact)", "key_alias", { type: "search" }),
     field("Team ID", "team_id"),
     field("User ID", "user_id"),
     h("button", { type: "submit" }, "Search"));
