@@ -21,13 +21,14 @@ function wrap(title, root) {
 
 // points: [{label, value}], in order (e.g. by day).
 export function columns(title, points, format) {
-  const w = 760, hgt = 220, left = 60, bottom = 28, top = 10;
-  const max = Math.max(...points.map((p) => p.value), 0) || 1;
+  const w = 760, hgt = 220, left = 60, right = 16, bottom = 28, top = 10;
+  const highest = Math.max(...points.map((p) => p.value), 0);
+  const max = highest || 1;
   const root = svg("svg", { viewBox: `0 0 ${w} ${hgt}` });
-  root.append(svg("line", { class: "axis", x1: left, y1: hgt - bottom, x2: w, y2: hgt - bottom }));
-  root.append(svg("text", { x: 4, y: top + 10 }, format(max)));
+  root.append(svg("line", { class: "axis", x1: left, y1: hgt - bottom, x2: w - right, y2: hgt - bottom }));
+  if (highest > 0) root.append(svg("text", { x: 4, y: top + 10 }, format(highest)));
   root.append(svg("text", { x: 4, y: hgt - bottom }, format(0)));
-  const slot = (w - left) / Math.max(points.length, 1);
+  const slot = (w - left - right) / Math.max(points.length, 1);
   points.forEach((p, i) => {
     const barH = ((hgt - bottom - top) * p.value) / max;
     const x = left + i * slot + slot * 0.15;
@@ -36,7 +37,7 @@ export function columns(title, points, format) {
     root.append(bar);
     const every = Math.ceil(points.length / 16);
     if ((points.length - 1 - i) % every === 0) {
-      root.append(svg("text", { x: x, y: hgt - 10 }, p.label));
+      root.append(svg("text", { x: x + slot * 0.35, y: hgt - 10, "text-anchor": "middle" }, p.label));
     }
   });
   return wrap(title, root);

@@ -52,7 +52,8 @@ export function table(columns, rows, onRow) {
 
 export function money(v) {
   const n = Number(v || 0);
-  return n < 0.01 && n > 0 ? `$${n.toFixed(6)}` : `$${n.toFixed(2)}`;
+  // Cents for dollars; three significant digits below a dollar, where calls are priced.
+  return n > 0 && n < 1 ? `$${Number(n.toPrecision(3))}` : `$${n.toFixed(2)}`;
 }
 
 export function when(v) {
