@@ -247,6 +247,24 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     mine = next(t for t in teams if t.get("team_alias") == team)
     assert mine["max_budget"] == 30
     assert {"user_id": user, "role": "admin"}.items() <= next(m for m in mine["members_with_roles"] if m["user_id"] == user).items()
+    page.screenshot(path=str(screens / "teams-member.png"), full_page=True)
+    # Remove the member again.
+    page.get_by_role("button", name=f"Edit team {team}").click()
+    page.get_by_role("button", name=f"Remove {user} from {team}").click()
+    page.get_by_role("cell", name=f"{user} (admin)").wait_for(state="detached")
+    teams = requests.get(ui_gw.url + "/team/list", headers=ADMIN, timeout=10).json()
+    mine = next(t for t in teams if t.get("team_alias") == team)
+    assert all(m.get("user_id") != user for m in mine["members_with_roles"])
+    # Edit the user's budget and role.
+    visit(page, ui_gw, "users", "Users", screens, "users-again")
+    page.get_by_role("button", name=f"Edit user {user}").click()
+    edit_user = page.get_by_role("form", name=f"Edit user {user}")
+    edit_user.get_by_label("Max budget ($)").fill("12")
+    edit_user.get_by_label("Role").select_option("internal_user_viewer")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("cell", name="$12.00", exact=True).wait_for()
+    info = requests.get(ui_gw.url + "/user/info", params={"user_id": user}, headers=ADMIN, timeout=10).json()
+    assert info["user_info"]["max_budget"] == 12 and info["user_info"]["user_role"] == "internal_user_viewer", info
 
     # Sign out: the pages are the sign-in form again.
     page.get_by_role("button", name="Sign out").click()

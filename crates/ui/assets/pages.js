@@ -353,8 +353,17 @@ export async function teamsPage(main) {
     ], teams) : h("p.muted", {}, "No teams yet."));
   }
   function edit(t) {
-    const f = h("form.card", { "aria-label": `Edit team ${t.team_alias || t.team_id}` },
-      h("h2", {}, `Edit team ${t.team_alias || t.team_id}`),
+    const name = t.team_alias || t.team_id;
+    const members = (t.members_with_roles || []).filter((m) => m.user_id);
+    const f = h("form.card", { "aria-label": `Edit team ${name}` },
+      h("h2", {}, `Edit team ${name}`),
+      members.length ? h("ul", { "aria-label": "Members" }, members.map((m) => h("li", {}, `${m.user_id} (${m.role}) `,
+        h("button.danger", { type: "button", "aria-label": `Remove ${m.user_id} from ${name}`, on: { click: () => guarded(async () => {
+          await post("/team/member_delete", { team_id: t.team_id, user_id: m.user_id });
+          panel.replaceChildren();
+          say("Removed");
+          await load();
+        }) } }, "Remove")))) : "",
       h("div.fields", {},
         field("Max budget ($)", "max_budget", { type: "number", step: "any", min: "0", value: t.max_budget ?? "" }),
         field("Add member (user ID)", "member"),
@@ -401,7 +410,8 @@ export async function usersPage(main) {
       await load();
     });
   });
-  main.append(form, list);
+  const panel = h("div");
+  main.append(form, panel, list);
   async function load() {
     const answer = await get("/user/list", { page: 1, page_size: 100 });
     const users = Array.isArray(answer) ? answer : answer.users || [];
@@ -412,7 +422,30 @@ export async function usersPage(main) {
       { title: "Teams", cell: (u) => (u.teams || []).join(", ") },
       { title: "Spend", num: true, cell: (u) => money(u.spend) },
       { title: "Budget", num: true, cell: (u) => (u.max_budget == null ? "—" : money(u.max_budget)) },
+      { title: "Actions", cell: (u) => h("button", { type: "button", "aria-label": `Edit user ${u.user_id}`, on: { click: () => edit(u) } }, "Edit") },
     ], users) : h("p.muted", {}, "No users yet."));
+  }
+  function edit(u) {
+    const f = h("form.card", { "aria-label": `Edit user ${u.user_id}` },
+      h("h2", {}, `Edit user ${u.user_id}`),
+      h("div.fields", {},
+        h("label", {}, "Role", h("select", { name: "user_role" },
+          ["internal_user", "internal_user_viewer", "proxy_admin", "proxy_admin_viewer"].map((r) => h("option", { value: r, selected: r === u.user_role }, r)))),
+        field("Max budget ($)", "max_budget", { type: "number", step: "any", min: "0", value: u.max_budget ?? "" })),
+      h("div.row-actions", {}, h("button.primary", { type: "submit" }, "Save"), h("button", { type: "button", on: { click: () => panel.replaceChildren() } }, "Cancel")));
+    f.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const v = formValues(f);
+      const body = { user_id: u.user_id, user_role: v.user_role };
+      if (v.max_budget !== "") body.max_budget = Number(v.max_budget);
+      guarded(async () => {
+        await post("/user/update", body);
+        panel.replaceChildren();
+        say("Saved");
+        await load();
+      });
+    });
+    panel.replaceChildren(f);
   }
   await load();
 }
