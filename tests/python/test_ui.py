@@ -217,6 +217,8 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     live = page.get_by_role("region", name="Live")
     live.wait_for()
     assert "Requests/s" in live.inner_text()
+    assert "p99 latency (last" in live.inner_text()
+    assert "—" not in live.get_by_text("p50 latency").locator("..").inner_text(), "percentiles of the logged requests"
     page.get_by_role("heading", name="Deployments cooling down").wait_for()
     assert alias in page.get_by_role("img", name="Spend by key today").inner_text()
     visit(page, ui_gw, "teams", "Teams", screens, "teams-before")
