@@ -22,7 +22,7 @@ from conftest import MASTER_KEY, start_gateway
 from manage import ADMIN, chat, keys_config
 
 CHROMIUM = "/usr/bin/chromium"
-PAGES = ["", "keys", "teams", "users", "models", "spend", "logs"]
+PAGES = ["", "keys", "teams", "users", "organizations", "models", "spend", "logs"]
 
 @pytest.fixture(scope="module")
 def ui_gw(log_dir, mock):
@@ -267,6 +267,16 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     page.get_by_role("cell", name="$12.00", exact=True).wait_for()
     info = requests.get(ui_gw.url + "/user/info", params={"user_id": user}, headers=ADMIN, timeout=10).json()
     assert info["user_info"]["max_budget"] == 12 and info["user_info"]["user_role"] == "internal_user_viewer", info
+
+    # Organizations: create one in the browser, find it through the API.
+    org = f"ui-org-{uuid.uuid4().hex[:6]}"
+    visit(page, ui_gw, "organizations", "Organizations", screens, "organizations-before")
+    page.get_by_label("Organization alias").fill(org)
+    page.get_by_role("button", name="Create organization").click()
+    page.get_by_role("cell", name=org, exact=True).wait_for()
+    page.screenshot(path=str(screens / "organizations.png"), full_page=True)
+    orgs = requests.get(ui_gw.url + "/organization/list", headers=ADMIN, timeout=10).json()
+    assert any(o.get("organization_alias") == org for o in orgs), orgs
 
     # Sign out: the pages are the sign-in form again.
     page.get_by_role("button", name="Sign out").click()

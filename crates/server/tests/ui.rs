@@ -98,9 +98,18 @@ async fn new_key(app: &Arc<App>, alias: &str) -> String {
 #[tokio::test]
 async fn every_page_is_the_app_under_the_csp_and_files_revalidate() {
     let app = app().await;
-    for page in
-        ["/ui", "/ui/", "/ui/login", "/ui/keys", "/ui/teams", "/ui/users", "/ui/models", "/ui/spend", "/ui/logs"]
-    {
+    for page in [
+        "/ui",
+        "/ui/",
+        "/ui/login",
+        "/ui/keys",
+        "/ui/teams",
+        "/ui/users",
+        "/ui/organizations",
+        "/ui/models",
+        "/ui/spend",
+        "/ui/logs",
+    ] {
         let a = send(&app, Method::GET, page, &[], None).await;
         assert_eq!(a.status, StatusCode::OK, "{page}");
         assert!(a.text.contains("/ui/assets/app.js"), "{page} serves the app's shell");

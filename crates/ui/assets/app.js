@@ -4,13 +4,14 @@
 import { session, signIn, signOut, ApiError } from "./api.js";
 import { h, say, formValues } from "./dom.js";
 import { keysPage } from "./keys.js";
-import { dashboardPage, modelsPage, logsPage, spendPage, teamsPage, usersPage } from "./pages.js";
+import { dashboardPage, modelsPage, logsPage, spendPage, teamsPage, usersPage, organizationsPage } from "./pages.js";
 
 const PAGES = {
   "": dashboardPage,
   keys: keysPage,
   teams: teamsPage,
   users: usersPage,
+  organizations: organizationsPage,
   models: modelsPage,
   spend: spendPage,
   logs: logsPage,

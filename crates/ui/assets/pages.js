@@ -465,3 +465,41 @@ export async function usersPage(main) {
   }
   await load();
 }
+
+export async function organizationsPage(main) {
+  main.append(h("h1", {}, "Organizations"));
+  const list = h("div");
+  const form = h("form.card", { "aria-label": "Create organization" },
+    h("h2", {}, "Create organization"),
+    h("div.fields", {},
+      field("Organization alias", "organization_alias", { required: true }),
+      field("Max budget ($)", "max_budget", { type: "number", step: "any", min: "0" }),
+      field("Models (comma-separated)", "models")),
+    h("button.primary", { type: "submit" }, "Create organization"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const v = formValues(form);
+    const body = { organization_alias: v.organization_alias };
+    if (v.max_budget) body.max_budget = Number(v.max_budget);
+    if (v.models) body.models = v.models.split(",").map((m) => m.trim()).filter(Boolean);
+    guarded(async () => {
+      await post("/organization/new", body);
+      form.reset();
+      say("Organization created");
+      await load();
+    });
+  });
+  main.append(form, list);
+  async function load() {
+    const orgs = (await get("/organization/list")) || [];
+    list.replaceChildren(orgs.length ? table([
+      { title: "Alias", cell: (o) => o.organization_alias || "" },
+      { title: "Organization ID", cell: (o) => o.organization_id },
+      { title: "Teams", cell: (o) => (o.teams || []).map((t) => t.team_alias || t.team_id).join(", ") },
+      { title: "Members", cell: (o) => (o.members || []).map((m) => `${m.user_id} (${m.user_role || "member"})`).join(", ") },
+      { title: "Spend", num: true, cell: (o) => money(o.spend) },
+      { title: "Budget", num: true, cell: (o) => { const b = (o.litellm_budget_table || {}).max_budget; return b == null ? "—" : money(b); } },
+    ], orgs) : h("p.muted", {}, "No organizations yet."));
+  }
+  await load();
+}

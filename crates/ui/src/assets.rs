@@ -64,7 +64,7 @@ pub fn shell() -> &'static Asset {
 }
 
 /// The pages under `/ui/` (the empty one is the dashboard at `/ui`).
-pub const PAGES: &[&str] = &["", "login", "keys", "teams", "users", "models", "spend", "logs"];
+pub const PAGES: &[&str] = &["", "login", "keys", "teams", "users", "organizations", "models", "spend", "logs"];
 
 #[cfg(test)]
 mod tests {
