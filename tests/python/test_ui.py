@@ -5,11 +5,13 @@ Signed in with the master key, a key made in the browser is found through the AP
 model is listed, the spend page draws its charts after traffic and a log row opens its details;
 signed in with a virtual key, another key's alias appears on no page; signed out, no page shows
 data. Across the whole run the browser's console shows no error and no answer is a 5xx.
-Screenshots of every page are saved under the session's work dir (`screens/`).
+Screenshots of every page are saved under the session's work dir (`screens/`), or under
+`SLUICE_UI_SCREENS` when it is set.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -34,9 +36,12 @@ def ui_gw(log_dir, mock):
 
 @pytest.fixture(scope="module")
 def screens(log_dir) -> Path:
-    d = log_dir / "screens"
-    d.mkdir(exist_ok=True)
-    return d
+    """Where the screenshots go: `SLUICE_UI_SCREENS` (for a CI job to keep them), else the
+    session's work dir; the path is printed at the end of the module."""
+    d = Path(os.environ.get("SLUICE_UI_SCREENS") or log_dir / "screens")
+    d.mkdir(parents=True, exist_ok=True)
+    yield d
+    print(f"\nUI screenshots: {d}")
 
 
 class Watched:
