@@ -320,10 +320,18 @@ fn over_tls(headers: &HeaderMap) -> bool {
         .is_some_and(|p| p.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")))
 }
 
-/// A request with no `Origin`, or one naming the host it was sent to.
+/// A request with no `Origin`, or one naming the host it was sent to (`Host`, or the
+/// `X-Forwarded-Host` of a proxy in front that rewrites `Host`).
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+    let named = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .is_some_and(|host| !host.is_empty() && origin_host.eq_ignore_ascii_case(host))
+    };
+    named("host") || named("x-forwarded-host")
 }

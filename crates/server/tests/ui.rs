@@ -175,6 +175,9 @@ async fn sign_in_is_refused_for_bad_keys_forms_and_other_sites() {
     let same_site =
         send(&app, Method::POST, "/ui/login", &[("origin", "http://sluice.test")], Some(json!({"key": MASTER}))).await;
     assert_eq!(same_site.status, StatusCode::OK, "{}", same_site.text);
+    let behind_proxy = [("origin", "https://gw.example"), ("x-forwarded-host", "gw.example")];
+    let proxied = send(&app, Method::POST, "/ui/login", &behind_proxy, Some(json!({"key": MASTER}))).await;
+    assert_eq!(proxied.status, StatusCode::OK, "a proxy that rewrites Host: {}", proxied.text);
 }
 
 #[tokio::test]
