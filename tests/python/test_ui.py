@@ -319,6 +319,23 @@ def test_an_internal_user_sees_its_own_keys_and_logs(ui_gw, watched, screens):
     page.context.close()
 
 
+def test_an_internal_user_viewer_reads_and_changes_nothing(ui_gw, watched, screens):
+    user = f"viewer-{uuid.uuid4().hex[:6]}"
+    r = requests.post(ui_gw.url + "/user/new", headers=ADMIN, json={"user_id": user, "user_role": "internal_user_viewer"}, timeout=10)
+    assert r.status_code == 200, r.text
+    own = requests.post(ui_gw.url + "/key/generate", headers=ADMIN, json={"user_id": user, "key_alias": f"{user}-key"}, timeout=10)
+    assert own.status_code == 200, own.text
+    page = watched.page()
+    sign_in(page, ui_gw, own.json()["key"])
+    visit(page, ui_gw, "keys", "Keys", screens, "viewer-keys")
+    page.get_by_role("cell", name=f"{user}-key", exact=True).wait_for()
+    assert page.get_by_role("button", name="Create key").is_hidden()
+    assert page.get_by_role("button", name=f"Delete {user}-key").count() == 0
+    visit(page, ui_gw, "logs", "Logs", screens, "viewer-logs")
+    assert page.get_by_role("alert").count() == 0, "its own logs, read without an error"
+    page.context.close()
+
+
 def test_a_virtual_key_sees_only_its_own(ui_gw, watched, screens):
     mine_alias = f"vk-mine-{uuid.uuid4().hex[:6]}"
     other_alias = f"vk-other-{uuid.uuid4().hex[:6]}"

@@ -59,9 +59,14 @@ async function render() {
   try {
     await draw(main, { who, onLeave: (stop) => cleanup.push(stop) });
   } catch (e) {
+    // A 401 is the session's end only when the session says so (the key was deleted, blocked
+    // or expired); otherwise it is a route this key may not call, shown as it is.
     if (e instanceof ApiError && e.status === 401) {
-      who = null;
-      return render();
+      const now = await session().catch(() => null);
+      if (!now || !now.signed_in) {
+        who = null;
+        return render();
+      }
     }
     main.append(h("p.error", { role: "alert" }, e.message || String(e)));
   }

@@ -7,7 +7,10 @@ import { h, field, table, money, when, keyName, say, guarded, formValues, confir
 const PAGE_SIZE = 25;
 
 export async function keysPage(main, { who }) {
-  const canWrite = who.admin || (who.user_id && who.user_role !== "internal_user_viewer" && who.user_role !== "proxy_admin_viewer");
+  // The API lets admins and internal users (a role unset or unknown reads as one) manage keys.
+  const known = ["proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer", "team", "customer", "org_admin"];
+  const role = known.includes(who.user_role) ? who.user_role : "internal_user";
+  const canWrite = who.admin || (!!who.user_id && role === "internal_user");
   const state = { page: 1, key_alias: "", team_id: "", user_id: "" };
   const list = h("div");
   const panel = h("div");

@@ -11,7 +11,8 @@ const fmtInt = (n) => Number(n || 0).toLocaleString();
 
 // Whether the session may read the whole proxy's spend logs (LiteLLM gives them to admins and
 // to users' keys; a key of no user reads its own spend from its key row).
-const readsLogs = (who) => who.admin || !!who.user_id;
+const LOG_READERS = ["internal_user", "internal_user_viewer", "proxy_admin_viewer"];
+const readsLogs = (who) => who.admin || (!!who.user_id && LOG_READERS.includes(who.user_role || "internal_user"));
 
 function tile(label, value) {
   return h("div.tile", {}, h("div.value", {}, value), h("div.label", {}, label));
