@@ -113,7 +113,7 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
     let paths = all.paths().to_vec();
     let _ = document.set(bytes::Bytes::from(openapi::document(&paths).to_string()));
     // The admin UI's pages are not part of the API the document describes.
-    (all.into_router().merge(ui::routes()).with_state(app), paths)
+    (all.into_router().merge(ui::routes(app.clone())).with_state(app), paths)
 }
 
 /// What each client connection runs. `listen`'s own HTTP/1.1 path calls [`Gateway::direct`] for

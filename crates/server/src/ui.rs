@@ -52,8 +52,9 @@ impl UiState {
     }
 }
 
-/// The `/ui` routes. Every answer carries the CSP and the other headers of [`secure_headers`].
-pub(crate) fn routes() -> axum::Router<Arc<App>> {
+/// The `/ui` routes, each with its access-log line. Every answer carries the CSP and the other
+/// headers of [`secure_headers`].
+pub(crate) fn routes(app: Arc<App>) -> axum::Router<Arc<App>> {
     axum::Router::new()
         .route("/ui", get(page))
         .route("/ui/", get(page))
@@ -64,6 +65,7 @@ pub(crate) fn routes() -> axum::Router<Arc<App>> {
         .route("/ui/assets/{name}", get(asset))
         .route("/ui/{page}", get(page))
         .layer(axum::middleware::map_response(secure_headers))
+        .layer(axum::middleware::from_fn_with_state(app, crate::access_log::layer))
 }
 
 async fn secure_headers(mut answer: Response) -> Response {
