@@ -178,6 +178,7 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     # A configured model.
     visit(page, ui_gw, "models", "Models", screens, "models")
     page.get_by_role("cell", name="fake-openai-endpoint", exact=True).first.wait_for()
+    assert page.get_by_text("in rotation").count() == 4, "each deployment's cooldown state"
 
     # Traffic with the new key, then its spend charted and its logs listed.
     for _ in range(3):

@@ -126,6 +126,9 @@ export async function modelsPage(main, { who }) {
   async function load() {
     const answer = await get("/v1/model/info");
     const rows = answer.data || [];
+    // An admin also sees each deployment's state in the router (cooldown, traffic).
+    const live = who.admin ? await get("/ui/api/live") : null;
+    const state = new Map(((live && live.deployments) || []).map((d) => [d.id, d]));
     const columns = [
       { title: "Model name", cell: (m) => m.model_name },
       { title: "Provider", cell: provider },
@@ -138,6 +141,15 @@ export async function modelsPage(main, { who }) {
       { title: "ID", cell: (m) => h("span", { title: info(m).id || "" }, String(info(m).id || "").slice(0, 12)) },
       { title: "Source", cell: (m) => (info(m).db_model ? "database" : "config") },
     ];
+    if (live) {
+      columns.push(
+        { title: "State", cell: (m) => {
+          const d = state.get(info(m).id);
+          if (!d) return "";
+          return d.cooling_down ? h("span.badge.bad", {}, `cooling down, ${d.cooldown_left_s} s left`) : h("span.badge.ok", {}, "in rotation");
+        } },
+        { title: "Requests (last min)", num: true, cell: (m) => fmtInt((state.get(info(m).id) || {}).requests_last_minute) });
+    }
     if (editable) {
       columns.push({ title: "Actions", cell: (m) => (info(m).db_model ? h("div.row-actions", {},
         h("button", { type: "button", "aria-label": `Edit model ${m.model_name}`, on: { click: () => openForm(m) } }, "Edit"),
