@@ -214,6 +214,7 @@ async fn signed_out_there_is_no_session_and_sign_out_needs_the_token() {
     let (browser, _) = sign_in(&app, json!({"key": MASTER})).await;
     let me = send(&app, Method::GET, "/ui/session", &[("cookie", &browser.cookie)], None).await;
     assert_eq!(me.body["signed_in"], true);
+    assert_eq!(me.headers[header::CACHE_CONTROL], "no-store", "no cache keeps a CSRF token");
     assert_eq!(me.body["csrf_token"], browser.csrf.as_str());
 
     let forged = send(&app, Method::POST, "/ui/logout", &[("cookie", &browser.cookie)], None).await;
