@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import MASTER_KEY, start_gateway
+from conftest import MASTER_KEY, closed_port, start_gateway
 from manage import ADMIN, chat, keys_config
 
 CHROMIUM = "/usr/bin/chromium"
@@ -433,4 +433,24 @@ def test_admin_adds_edits_and_deletes_a_stored_model(models_gw, mock, watched, s
     page.get_by_role("alertdialog").get_by_role("button", name="Yes, delete").click()
     page.get_by_role("cell", name=name, exact=True).wait_for(state="detached")
     assert stored_model(models_gw, name) is None
+
+    # A deployment nothing can reach, beside a working one in the same group: the calls it
+    # gets cool it down, and the models page and the dashboard say so.
+    dead = requests.post(
+        models_gw.url + "/model/new",
+        headers=ADMIN,
+        json={
+            "model_name": "other-model",
+            "litellm_params": {"model": "openai/any", "api_base": f"http://127.0.0.1:{closed_port()}/", "api_key": "x", "cooldown_time": 300},
+        },
+        timeout=10,
+    )
+    assert dead.status_code == 200, dead.text
+    for _ in range(20):
+        chat(models_gw, MASTER_KEY, model="other-model")
+    visit(page, models_gw, "models", "Models", screens, "models-cooling")
+    assert page.get_by_text("cooling down,").count() == 1
+    visit(page, models_gw, "", "Dashboard", screens, "dashboard-cooling")
+    cooling = page.get_by_role("region", name="Live").get_by_role("table")
+    assert "other-model" in cooling.inner_text()
     page.context.close()

@@ -63,7 +63,7 @@ function liveSection(live, recent) {
     h("div.tiles", {},
       tile("Requests/s", Number(live.requests_per_second || 0).toFixed(2)),
       tile("In flight", fmtInt(live.in_flight)),
-      tile("Error rate", `${(100 * Number(live.error_ratio || 0)).toFixed(1)}%`),
+      tile("Upstream error rate", `${(100 * Number(live.error_ratio || 0)).toFixed(1)}%`),
       tile(`p50 latency (last ${recent.count} logged)`, ms(recent.p50)),
       tile(`p99 latency (last ${recent.count} logged)`, ms(recent.p99)),
       tile("Cooling down", fmtInt(cooling.length))),
