@@ -4,7 +4,11 @@
 import { session, signIn, signOut, ApiError } from "./api.js";
 import { h, say, formValues } from "./dom.js";
 import { keysPage } from "./keys.js";
-import { dashboardPage, modelsPage, logsPage, spendPage, teamsPage, usersPage, organizationsPage } from "./pages.js";
+import { dashboardPage } from "./dashboard.js";
+import { modelsPage } from "./models.js";
+import { spendPage } from "./spend.js";
+import { logsPage } from "./logs.js";
+import { teamsPage, usersPage, organizationsPage } from "./people.js";
 
 const PAGES = {
   "": dashboardPage,

@@ -36,8 +36,13 @@ const FILES: &[(&str, &str, &str)] = &[
     ("api.js", JS, include_str!("../assets/api.js")),
     ("dom.js", JS, include_str!("../assets/dom.js")),
     ("chart.js", JS, include_str!("../assets/chart.js")),
-    ("pages.js", JS, include_str!("../assets/pages.js")),
+    ("report.js", JS, include_str!("../assets/report.js")),
+    ("dashboard.js", JS, include_str!("../assets/dashboard.js")),
     ("keys.js", JS, include_str!("../assets/keys.js")),
+    ("models.js", JS, include_str!("../assets/models.js")),
+    ("spend.js", JS, include_str!("../assets/spend.js")),
+    ("logs.js", JS, include_str!("../assets/logs.js")),
+    ("people.js", JS, include_str!("../assets/people.js")),
 ];
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
