@@ -206,10 +206,10 @@ pub(crate) fn keep(app: &App, call: CacheCall, mut reply: Reply) -> Reply {
     }
     reply.body = match reply.body {
         ReplyBody::Whole(parts) => {
-            let answer = match parts.iter().filter(|p| !p.is_empty()).count() {
-                0 | 1 => parts.iter().find(|p| !p.is_empty()).cloned().unwrap_or_default(),
-                _ => Bytes::from(parts.concat()),
-            };
+            // A copy of its own: the reply's slices may share the upstream connection's whole
+            // read buffer, which a kept slice would pin (and so keep the pool from reusing it)
+            // for as long as the entry lives.
+            let answer = Bytes::from(parts.concat());
             put(cache, lookup, vector, answer);
             ReplyBody::Whole(parts)
         }
