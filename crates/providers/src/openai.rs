@@ -26,6 +26,11 @@ pub struct OpenAi {
     pub responses: Uri,
     /// `/rerank`: what OpenAI-compatible rerank servers (vLLM, Infinity, …) serve.
     pub rerank: Uri,
+    /// `/images/generations`, `/moderations` and `/audio/speech`: forwarded as OpenAI and Azure
+    /// serve them.
+    pub images: Uri,
+    pub moderations: Uri,
+    pub speech: Uri,
     /// The deployment serves the Responses API itself (OpenAI, Azure): a `/v1/responses` call
     /// goes to it as the client sent it. Every other OpenAI-format server is sent chat.
     pub responses_native: bool,
@@ -70,6 +75,9 @@ impl OpenAi {
             embeddings: uri(Endpoint::Embeddings)?,
             responses: uri(Endpoint::Responses)?,
             rerank: uri(Endpoint::Rerank)?,
+            images: uri(Endpoint::Images)?,
+            moderations: uri(Endpoint::Moderations)?,
+            speech: uri(Endpoint::Speech)?,
             responses_native: provider.name == "openai",
             auth,
             organization: p.organization.and_then(|o| HeaderValue::from_str(o).ok()),
@@ -85,6 +93,9 @@ impl OpenAi {
             Endpoint::Embeddings => &self.embeddings,
             Endpoint::Responses => &self.responses,
             Endpoint::Rerank => &self.rerank,
+            Endpoint::Images => &self.images,
+            Endpoint::Moderations => &self.moderations,
+            Endpoint::Speech => &self.speech,
         }
     }
 

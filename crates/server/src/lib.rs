@@ -181,8 +181,16 @@ fn serve_proxied(
 
 /// The endpoints served at their own path (`Endpoint::path`), with and without `/v1`: [`routes`]
 /// registers them with axum, and [`Gateway`] calls them before axum.
-const DIRECT_ENDPOINTS: [Endpoint; 5] =
-    [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings, Endpoint::Responses, Endpoint::Rerank];
+const DIRECT_ENDPOINTS: [Endpoint; 8] = [
+    Endpoint::Chat,
+    Endpoint::Completions,
+    Endpoint::Embeddings,
+    Endpoint::Responses,
+    Endpoint::Rerank,
+    Endpoint::Images,
+    Endpoint::Moderations,
+    Endpoint::Speech,
+];
 
 /// The endpoint a request goes straight to, if it is one of [`Gateway`]'s direct routes.
 pub(crate) fn direct_route(method: &http::Method, path: &str) -> Option<Endpoint> {
@@ -351,6 +359,10 @@ mod tests {
             ("/v1/responses", Endpoint::Responses),
             ("/rerank", Endpoint::Rerank),
             ("/v1/rerank", Endpoint::Rerank),
+            ("/images/generations", Endpoint::Images),
+            ("/v1/images/generations", Endpoint::Images),
+            ("/v1/moderations", Endpoint::Moderations),
+            ("/v1/audio/speech", Endpoint::Speech),
         ] {
             assert_eq!(direct_route(&post, path), Some(endpoint), "{path}");
             assert_eq!(direct_route(&http::Method::GET, path), None, "{path}");

@@ -15,5 +15,6 @@ pub mod sniff;
 pub mod splice;
 pub mod sse;
 pub mod strip;
+pub mod units;
 
 pub use error::ApiError;

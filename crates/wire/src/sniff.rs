@@ -24,6 +24,12 @@ pub enum Endpoint {
     Responses,
     /// Cohere's rerank API as LiteLLM serves it (`/rerank`, `/v1/rerank`, `/v2/rerank`).
     Rerank,
+    /// OpenAI's image generation (`/v1/images/generations`).
+    Images,
+    /// OpenAI's moderation API (`/v1/moderations`).
+    Moderations,
+    /// OpenAI's text to speech (`/v1/audio/speech`): JSON in, audio bytes out.
+    Speech,
 }
 
 impl Endpoint {
@@ -35,6 +41,9 @@ impl Endpoint {
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Responses => "/responses",
             Endpoint::Rerank => "/rerank",
+            Endpoint::Images => "/images/generations",
+            Endpoint::Moderations => "/moderations",
+            Endpoint::Speech => "/audio/speech",
         }
     }
 
@@ -51,6 +60,9 @@ impl Endpoint {
             Endpoint::Embeddings => "aembedding",
             Endpoint::Responses => "aresponses",
             Endpoint::Rerank => "arerank",
+            Endpoint::Images => "aimage_generation",
+            Endpoint::Moderations => "amoderation",
+            Endpoint::Speech => "aspeech",
         }
     }
 
@@ -58,8 +70,9 @@ impl Endpoint {
         match self {
             Endpoint::Chat => "messages",
             Endpoint::Completions => "prompt",
-            Endpoint::Embeddings | Endpoint::Responses => "input",
+            Endpoint::Embeddings | Endpoint::Responses | Endpoint::Moderations | Endpoint::Speech => "input",
             Endpoint::Rerank => "query",
+            Endpoint::Images => "prompt",
         }
     }
 }
@@ -245,7 +258,8 @@ pub struct RequestView<'a> {
     /// The gateway's own fields ([`controls`]), when the request carries any: boxed, so the
     /// common request (none) carries one null pointer.
     pub controls: Option<Box<Controls>>,
-    /// The Responses API's `input` (raw JSON), kept for token estimates.
+    /// The Responses API's `input` (raw JSON), kept for token estimates; the text to speak
+    /// (`/audio/speech`), which is billed per character.
     pub input: Option<&'a str>,
     /// The Responses API's `previous_response_id`, when a string.
     pub previous_response_id: Option<Cow<'a, str>>,
@@ -302,6 +316,10 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         },
     };
 
+    // These answers are whole JSON documents or audio bytes, never OpenAI's SSE chunks (an
+    // image stream's partial images, a speech `stream_format`, are not relayed as chat is).
+    let stream = stream && !matches!(endpoint, Endpoint::Images | Endpoint::Moderations | Endpoint::Speech);
+
     let include_usage = match raw.stream_options {
         Some(v) if !is_null(v) => {
             let opts: RawStreamOptions = serde_json::from_str(v).map_err(|_| {
@@ -321,6 +339,8 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         Endpoint::Responses => raw.input.or(Some("[]")),
         // `query` and `documents` are the provider's to check: the sniffer reads no rerank field.
         Endpoint::Rerank => Some("{}"),
+        Endpoint::Images => raw.prompt,
+        Endpoint::Moderations | Endpoint::Speech => raw.input,
     };
     let field = endpoint.required_field();
     match required {
@@ -360,7 +380,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         prompt: raw.prompt,
         max_tokens,
         controls,
-        input: raw.input.filter(|_| endpoint == Endpoint::Responses),
+        input: raw.input.filter(|_| matches!(endpoint, Endpoint::Responses | Endpoint::Speech)),
         previous_response_id,
         tags: raw.tags,
         metadata: raw.metadata,

@@ -411,6 +411,9 @@ impl UpstreamCall<'_> {
             return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
         }
 
+        if self.endpoint == Endpoint::Speech {
+            return Ok(self.relay_audio(attempt, up, incoming));
+        }
         if self.view.stream && self.endpoint == Endpoint::Responses {
             let stage = super::responses_relay::ResponsesStage::new(
                 *provider,
@@ -514,7 +517,8 @@ impl UpstreamCall<'_> {
             }
             c.answered_with(&body);
         }
-        self.settle(answer.usage);
+        let units = unit_cost(self.endpoint, self.body, self.view, self.target_of(attempt).served.price.as_ref());
+        self.settle_with(answer.usage, units);
         let out = match (answer.model_span, restamp) {
             // A Response's id is wrapped to name this deployment too (`proxy::responses`).
             (_, stamp) if self.endpoint == Endpoint::Responses => {
@@ -533,12 +537,63 @@ impl UpstreamCall<'_> {
 }
 
 impl UpstreamCall<'_> {
+    /// A successful `/audio/speech` answer: the upstream's audio bytes go to the client as they
+    /// come, with its content type, never buffered whole. Billed as it starts (by the characters
+    /// asked for, which the answer does not change).
+    fn relay_audio(
+        &mut self,
+        attempt: &Attempt<Target>,
+        up: UpstreamHead,
+        incoming: super::pool::UpstreamBody,
+    ) -> Reply {
+        self.clock.answered = Some(Instant::now());
+        self.app.router.load().record_success(attempt, None);
+        if let Some(m) = &self.target_of(attempt).metrics {
+            m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, None);
+        }
+        let units = unit_cost(self.endpoint, self.body, self.view, self.target_of(attempt).served.price.as_ref());
+        self.settle_with(None, units);
+        let mut h = HeaderMap::with_capacity(1);
+        let content_type = up.headers.get_str("content-type").and_then(|v| HeaderValue::from_str(v).ok());
+        h.insert(header::CONTENT_TYPE, content_type.unwrap_or(HeaderValue::from_static("application/octet-stream")));
+        let status = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
+        let mut reply = Reply::stream(status, h, axum::body::Body::new(incoming));
+        reply.lines = self.finish(Some(&up.headers));
+        reply
+    }
+
     /// Bills a finished non-streamed answer; its cost goes out as `x-litellm-response-cost`.
     pub(super) fn settle(&mut self, usage: Option<sniff::Usage>) {
+        self.settle_with(usage, 0.0);
+    }
+
+    /// [`settle`](Self::settle), plus what the request's own units cost (images, characters
+    /// spoken: [`unit_cost`]).
+    fn settle_with(&mut self, usage: Option<sniff::Usage>, units: f64) {
         if let Some(c) = &self.facts.charge {
             let usage = sluice_access::charge::token_usage(&usage.unwrap_or_default());
-            self.outcome.cost = Some(c.settle(usage));
+            self.outcome.cost = Some(c.settle_with(usage, units));
         }
+    }
+}
+
+/// What a request to an endpoint billed by units costs at `price`, besides its tokens, as
+/// LiteLLM bills it: `n` images of the asked size, the characters of the text spoken.
+/// Moderations cost nothing, and the token endpoints have no units.
+fn unit_cost(
+    endpoint: Endpoint,
+    body: &[u8],
+    view: &sniff::RequestView<'_>,
+    price: Option<&sluice_providers::pricing::Price>,
+) -> f64 {
+    let Some(units) = price.map(|p| p.units).filter(|u| u.any()) else { return 0.0 };
+    match endpoint {
+        Endpoint::Images => {
+            let ask = sluice_wire::units::images(body);
+            units.images(ask.n, ask.pixels)
+        }
+        Endpoint::Speech => units.speech(view.input.map_or(0, sluice_wire::units::characters)),
+        _ => 0.0,
     }
 }
 
