@@ -1,10 +1,14 @@
 """The non-chat OpenAI endpoints through sluice with the official `openai` SDK: image generation
 (OpenAI and Azure deployments, billed per image or per pixel), moderations (billed 0), and text to
-speech (the audio streamed back with the upstream's content type, billed per character). Each is
-logged with LiteLLM's `call_type` and limited by the key's `rpm_limit` like chat. The upstream is
-`sluice mock`."""
+speech (the audio streamed back with the upstream's content type, billed per character), and
+transcriptions (a multipart upload, size-limited by `max_request_size_mb`, the form's `model`
+replaced by the deployment's, billed per second of audio from `verbose_json`'s `duration`). Each
+is logged with LiteLLM's `call_type` and limited by the key's `rpm_limit` like chat. The upstream
+is `sluice mock`."""
 
+import io
 import time
+import wave
 
 import openai
 import pytest
@@ -16,6 +20,7 @@ ADMIN = {"Authorization": f"Bearer {MASTER_KEY}"}
 PER_IMAGE = 0.04
 PER_PIXEL = 1e-8
 PER_CHARACTER = 1.5e-5
+PER_SECOND = 0.0001
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +41,14 @@ def gw(log_dir):
         ("moderation", {"model": "openai/omni-moderation-latest", "api_base": mock.url + "/v1", "api_key": "sk-up"}),
         ("tts", {"model": "openai/tts-1", "api_base": mock.url + "/v1", "api_key": "sk-up", "input_cost_per_character": PER_CHARACTER}),
         ("azure-tts", {"model": "azure/tts", "api_base": mock.url, "api_key": "az-up", "api_version": "2024-02-01"}),
+        ("whisper", {"model": "openai/whisper-1", "api_base": mock.url + "/v1", "api_key": "sk-up", "input_cost_per_second": PER_SECOND}),
+        (
+            "azure-whisper",
+            {"model": "azure/whisper-dep", "api_base": mock.url, "api_key": "az-up", "api_version": "2024-02-01"},
+        ),
     ]
-    g = start_gateway(log_dir, "gateway-endpoints", render_config(models, {"master_key": MASTER_KEY}))
+    general = {"master_key": MASTER_KEY, "max_request_size_mb": 1}
+    g = start_gateway(log_dir, "gateway-endpoints", render_config(models, general))
     g.mock = mock
     yield g
     g.stop()
@@ -132,8 +143,59 @@ def test_bad_requests_get_openais_error_envelope(gw):
     assert r.status_code == 400 and "voice is required" in r.json()["error"]["message"], r.text
 
 
+def wav(seconds, rate=16000):
+    """A silent mono 16-bit WAV file of `seconds`."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * int(seconds * rate))
+    return out.getvalue()
+
+
+def test_transcriptions_are_uploaded_and_billed_per_second_of_audio(gw):
+    key, token = new_key(gw)
+    audio = wav(2.5)
+    r = client(gw, key).audio.transcriptions.create(
+        model="whisper", file=("hello.wav", audio, "audio/wav"), response_format="verbose_json"
+    )
+    # The upstream heard the whole file, under the deployment's model name.
+    assert r.text == f"mock transcript by whisper-1 of {len(audio)} bytes"
+    assert r.duration == 2.5
+    # Another format has no duration: billed 0.
+    text = client(gw, key).audio.transcriptions.create(model="whisper", file=("a.wav", audio), response_format="text")
+    assert text.strip() == f"mock transcript by whisper-1 of {len(audio)} bytes"
+    rows = spend_rows(gw, token, 2)
+    assert [x["call_type"] for x in rows] == ["atranscription"] * 2, rows
+    assert sorted(round(x["spend"], 9) for x in rows) == [0, round(2.5 * PER_SECOND, 9)], rows
+
+
+def test_azure_transcriptions(gw):
+    key, _ = new_key(gw)
+    r = client(gw, key).audio.transcriptions.create(model="azure-whisper", file=("a.wav", wav(0.5)))
+    assert r.text.startswith("mock transcript by whisper-dep of ")
+
+
+def test_uploads_over_the_size_limit_are_refused_with_413(gw):
+    key, _ = new_key(gw)
+    heard = lambda: requests.get(gw.mock.url + "/mock/stats", timeout=5).json()["by_route"]["audio"]  # noqa: E731
+    before = heard()
+    # 40 s of 16 kHz 16-bit audio is 1.28 MB; max_request_size_mb is 1.
+    with pytest.raises(openai.APIStatusError) as e:
+        client(gw, key).audio.transcriptions.create(model="whisper", file=("big.wav", wav(40)))
+    assert e.value.status_code == 413, e.value
+    assert heard() == before
+    # A body that is not a form is refused with what to do.
+    r = requests.post(
+        gw.url + "/v1/audio/transcriptions", headers={"Authorization": f"Bearer {key}"}, json={"model": "whisper"}, timeout=10
+    )
+    assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"], r.text
+
+
 def test_every_endpoint_is_limited_by_the_keys_rpm(gw):
     calls = [
+        lambda c: c.audio.transcriptions.create(model="whisper", file=("a.wav", wav(0.1))),
         lambda c: c.images.generate(model="dall-e-3", prompt="x"),
         lambda c: c.moderations.create(model="moderation", input="x"),
         lambda c: c.audio.speech.create(model="tts", voice="alloy", input="x").read(),

@@ -1,7 +1,9 @@
 //! OpenAI's image, moderation and speech routes as OpenAI answers them: `/v1/images/generations`
 //! (`{"created", "data": [{"url"} or {"b64_json"}]}`, `n` images), `/v1/moderations` (one result
 //! per input, flagged when the text says "kill"), `/v1/audio/speech` (bytes that stand for MP3
-//! audio, as `audio/mpeg`, sent in several frames as OpenAI streams them).
+//! audio, as `audio/mpeg`, sent in several frames as OpenAI streams them) and
+//! `/v1/audio/transcriptions` (a `multipart/form-data` upload; `{"text"}`, or `verbose_json` with
+//! the WAV file's `duration`, or plain text).
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -95,6 +97,73 @@ pub fn speech_audio(characters: usize) -> Vec<u8> {
     audio
 }
 
+/// A transcription's answer and its content type.
+pub struct Transcript {
+    pub body: Bytes,
+    pub content_type: &'static str,
+}
+
+/// `/v1/audio/transcriptions`: the form's `file` "heard" as `mock transcript by {model} of
+/// {bytes} bytes`; `verbose_json` adds the audio's `duration` (from a WAV header, else 16 kB a
+/// second); `text`, `srt` and `vtt` answer plain text.
+pub fn transcription(content_type: Option<&str>, body: &[u8]) -> Result<Transcript, String> {
+    let boundary = content_type
+        .and_then(|c| c.split(';').find_map(|p| p.trim().strip_prefix("boundary=")))
+        .map(|b| b.trim_matches('"'))
+        .ok_or("Invalid content type: expected multipart/form-data with a boundary")?;
+    let fields = form_fields(body, boundary)?;
+    let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    let file = field("file").ok_or("file is required")?;
+    let model = field("model").and_then(|m| std::str::from_utf8(m).ok()).ok_or("model is required")?;
+    let text = format!("mock transcript by {model} of {} bytes", file.len());
+    let format = field("response_format").and_then(|f| std::str::from_utf8(f).ok()).unwrap_or("json");
+    let json = |v: Value| Transcript { body: Bytes::from(v.to_string()), content_type: "application/json" };
+    Ok(match format {
+        "json" => json(json!({ "text": text })),
+        "verbose_json" => json(json!({
+            "task": "transcribe", "language": "english", "duration": wav_seconds(file), "text": text, "segments": []
+        })),
+        "text" | "srt" | "vtt" => {
+            Transcript { body: Bytes::from(text + "\n"), content_type: "text/plain; charset=utf-8" }
+        }
+        other => return Err(format!("response_format {other} is not one of json, text, srt, verbose_json, vtt")),
+    })
+}
+
+/// The seconds of a WAV file (its data over the header's byte rate), else 16 kB a second.
+fn wav_seconds(file: &[u8]) -> f64 {
+    let rate = file.get(28..32).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).filter(|r| *r > 0);
+    match (file.starts_with(b"RIFF"), rate) {
+        (true, Some(rate)) => file.len().saturating_sub(44) as f64 / f64::from(rate),
+        _ => file.len() as f64 / 16_000.0,
+    }
+}
+
+/// The (name, value) of each part of a multipart form.
+fn form_fields<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<(String, &'a [u8])>, String> {
+    let delimiter = format!("\r\n--{boundary}");
+    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
+    let first = format!("--{boundary}\r\n");
+    let mut rest = body.strip_prefix(first.as_bytes()).ok_or("the form does not start with its boundary")?;
+    let mut fields = Vec::new();
+    loop {
+        let head_end = memchr::memmem::find(rest, b"\r\n\r\n").ok_or("a part has no end of headers")?;
+        let head = String::from_utf8_lossy(&rest[..head_end]);
+        let name = head
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("name=").map(|n| n.trim_matches('"').to_string()))
+            .ok_or("a part has no name")?;
+        let value_and_on = &rest[head_end + 4..];
+        let end = finder.find(value_and_on).ok_or("the form is not closed")?;
+        fields.push((name, &value_and_on[..end]));
+        let after = &value_and_on[end + delimiter.len()..];
+        if after.starts_with(b"--") {
+            return Ok(fields);
+        }
+        rest = after.strip_prefix(b"\r\n").ok_or("a boundary is not followed by a line break")?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +188,25 @@ mod tests {
         assert_eq!(v["results"][0]["flagged"], true);
         assert_eq!(v["results"][0]["categories"]["violence"], true);
         assert_eq!(v["results"][1]["flagged"], false);
+    }
+
+    #[test]
+    fn transcriptions_read_the_form() {
+        let mut wav = b"RIFF\x00\x00\x00\x00WAVEfmt ".to_vec();
+        wav.resize(28, 0);
+        wav.extend_from_slice(&32_000u32.to_le_bytes());
+        wav.resize(44 + 64_000, 1);
+        let mut body = b"--xy\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n".to_vec();
+        body.extend_from_slice(&wav);
+        body.extend_from_slice(b"\r\n--xy\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1");
+        body.extend_from_slice(
+            b"\r\n--xy\r\nContent-Disposition: form-data; name=\"response_format\"\r\n\r\nverbose_json\r\n--xy--\r\n",
+        );
+        let t = transcription(Some("multipart/form-data; boundary=xy"), &body).unwrap();
+        let v: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(v["duration"], 2.0);
+        assert_eq!(v["text"], format!("mock transcript by whisper-1 of {} bytes", wav.len()));
+        assert!(transcription(Some("application/json"), &body).is_err());
     }
 
     #[test]

@@ -61,6 +61,7 @@ enum Endpoint<'a> {
     Images,
     Moderations,
     Speech,
+    Transcriptions,
     /// `POST /v1/responses` (OpenAI's, and Azure's `/openai/…` paths).
     Responses,
     /// `GET` or `DELETE /v1/responses/{id}`.
@@ -90,7 +91,7 @@ impl Endpoint<'_> {
             Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
             Endpoint::Images => Route::Images,
             Endpoint::Moderations => Route::Moderations,
-            Endpoint::Speech => Route::Audio,
+            Endpoint::Speech | Endpoint::Transcriptions => Route::Audio,
             Endpoint::Responses | Endpoint::ResponseItem(_) => Route::Responses,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
@@ -128,6 +129,7 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/images/generations" | "/v1/images/generations" => Endpoint::Images,
         "/moderations" | "/v1/moderations" => Endpoint::Moderations,
         "/audio/speech" | "/v1/audio/speech" => Endpoint::Speech,
+        "/audio/transcriptions" | "/v1/audio/transcriptions" => Endpoint::Transcriptions,
         "/mock/stats" => Endpoint::Stats,
         "/mock/last" => Endpoint::Last,
         "/mock/reset" => Endpoint::Reset,
@@ -149,6 +151,7 @@ fn classify(path: &str) -> Endpoint<'_> {
                     "images/generations" => Endpoint::Images,
                     "moderations" => Endpoint::Moderations,
                     "audio/speech" => Endpoint::Speech,
+                    "audio/transcriptions" => Endpoint::Transcriptions,
                     _ => Endpoint::NotFound,
                 };
             }
@@ -317,6 +320,19 @@ impl Mock {
                     respond::openai_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error", "400"),
                 ),
             },
+            Endpoint::Transcriptions => {
+                let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                let resp = match crate::media::transcription(content_type, &body) {
+                    Ok(t) => {
+                        let mut r = respond::json(StatusCode::OK, t.body);
+                        r.headers_mut()
+                            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(t.content_type));
+                        respond::openai_headers(r)
+                    }
+                    Err(e) => respond::openai_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error", "400"),
+                };
+                finish(Some(guard), resp)
+            }
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
         }

@@ -84,6 +84,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         images: uri(Endpoint::Images)?,
         moderations: uri(Endpoint::Moderations)?,
         speech: uri(Endpoint::Speech)?,
+        transcriptions: uri(Endpoint::Transcriptions)?,
         responses_native: true,
         auth,
         organization: None,

@@ -63,7 +63,7 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
                 axum::response::Response::from(serve_proxied(app, endpoint, Some(model), req).await)
             };
             proxied = proxied.route(&format!("{prefix}{path}"), post(direct));
-            if !matches!(endpoint, Endpoint::Responses | Endpoint::Rerank) {
+            if matches!(endpoint, Endpoint::Chat | Endpoint::Completions | Endpoint::Embeddings) {
                 proxied = proxied
                     .route(&format!("{prefix}/openai/deployments/{{model}}{path}"), post(named))
                     .route(&format!("{prefix}/engines/{{model}}{path}"), post(named));
@@ -181,7 +181,7 @@ fn serve_proxied(
 
 /// The endpoints served at their own path (`Endpoint::path`), with and without `/v1`: [`routes`]
 /// registers them with axum, and [`Gateway`] calls them before axum.
-const DIRECT_ENDPOINTS: [Endpoint; 8] = [
+const DIRECT_ENDPOINTS: [Endpoint; 9] = [
     Endpoint::Chat,
     Endpoint::Completions,
     Endpoint::Embeddings,
@@ -190,6 +190,7 @@ const DIRECT_ENDPOINTS: [Endpoint; 8] = [
     Endpoint::Images,
     Endpoint::Moderations,
     Endpoint::Speech,
+    Endpoint::Transcriptions,
 ];
 
 /// The endpoint a request goes straight to, if it is one of [`Gateway`]'s direct routes.
@@ -363,6 +364,7 @@ mod tests {
             ("/v1/images/generations", Endpoint::Images),
             ("/v1/moderations", Endpoint::Moderations),
             ("/v1/audio/speech", Endpoint::Speech),
+            ("/v1/audio/transcriptions", Endpoint::Transcriptions),
         ] {
             assert_eq!(direct_route(&post, path), Some(endpoint), "{path}");
             assert_eq!(direct_route(&http::Method::GET, path), None, "{path}");

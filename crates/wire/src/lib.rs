@@ -8,6 +8,7 @@
 
 pub mod controls;
 pub mod error;
+pub mod form;
 pub mod members;
 pub mod responses;
 mod scan;

@@ -30,6 +30,8 @@ pub enum Endpoint {
     Moderations,
     /// OpenAI's text to speech (`/v1/audio/speech`): JSON in, audio bytes out.
     Speech,
+    /// OpenAI's speech to text (`/v1/audio/transcriptions`): a `multipart/form-data` upload.
+    Transcriptions,
 }
 
 impl Endpoint {
@@ -44,6 +46,7 @@ impl Endpoint {
             Endpoint::Images => "/images/generations",
             Endpoint::Moderations => "/moderations",
             Endpoint::Speech => "/audio/speech",
+            Endpoint::Transcriptions => "/audio/transcriptions",
         }
     }
 
@@ -63,6 +66,7 @@ impl Endpoint {
             Endpoint::Images => "aimage_generation",
             Endpoint::Moderations => "amoderation",
             Endpoint::Speech => "aspeech",
+            Endpoint::Transcriptions => "atranscription",
         }
     }
 
@@ -73,6 +77,7 @@ impl Endpoint {
             Endpoint::Embeddings | Endpoint::Responses | Endpoint::Moderations | Endpoint::Speech => "input",
             Endpoint::Rerank => "query",
             Endpoint::Images => "prompt",
+            Endpoint::Transcriptions => "file",
         }
     }
 }
@@ -272,6 +277,9 @@ pub struct RequestView<'a> {
 /// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
 /// with a message that tells the client what to fix.
 pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiError> {
+    if endpoint == Endpoint::Transcriptions {
+        return form_request(body);
+    }
     let text = utf8(body)?;
     if text.trim_start().is_empty() {
         return Err(ApiError::bad_request(
@@ -341,6 +349,8 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         Endpoint::Rerank => Some("{}"),
         Endpoint::Images => raw.prompt,
         Endpoint::Moderations | Endpoint::Speech => raw.input,
+        // Read as a form above.
+        Endpoint::Transcriptions => None,
     };
     let field = endpoint.required_field();
     match required {
@@ -401,6 +411,37 @@ fn utf8(body: &[u8]) -> Result<&str, ApiError> {
             "Request body is not valid UTF-8 (invalid byte at offset {}). Send the body as UTF-8 encoded JSON.",
             e.valid_up_to()
         ))
+    })
+}
+
+/// An upload (`/audio/transcriptions`): its `model` and `user` fields, and where `model`'s value
+/// lies (without quotes: the deployment's name goes there as plain text).
+fn form_request(body: &[u8]) -> Result<RequestView<'_>, ApiError> {
+    let boundary = crate::form::content_type_of(body).ok_or_else(|| {
+        ApiError::bad_request(
+            "Request body is not multipart/form-data. Upload the audio as the OpenAI SDK does: multipart/form-data with `file` and `model` fields.",
+        )
+    })?;
+    let boundary = boundary.rsplit_once('=').map_or("", |(_, b)| b);
+    let form = crate::form::read(body, boundary)?;
+    let (model, model_span) = match form.model {
+        Some((m, span)) => (Some(Cow::Borrowed(m)), Some(span)),
+        None => (None, None),
+    };
+    Ok(RequestView {
+        model,
+        model_span,
+        stream: false,
+        include_usage: false,
+        user: form.user.map(Cow::Borrowed),
+        messages: None,
+        prompt: None,
+        max_tokens: None,
+        controls: None,
+        input: None,
+        previous_response_id: None,
+        tags: None,
+        metadata: None,
     })
 }
 

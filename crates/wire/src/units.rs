@@ -1,6 +1,7 @@
 //! The units LiteLLM bills the endpoints priced by something other than tokens, read from their
 //! request bodies: how many images of what size (`/images/generations`), how many characters
-//! spoken (`/audio/speech`). Every count is bounded before it is billed.
+//! spoken (`/audio/speech`); and from a transcription's answer, the seconds of audio heard. Every
+//! count is bounded before it is billed.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -63,6 +64,22 @@ pub fn characters(raw_json_string: &str) -> u64 {
     }
 }
 
+/// The longest audio one transcription is billed for: a day.
+pub const MAX_AUDIO_SECONDS: f64 = 86_400.0;
+
+#[derive(Deserialize)]
+struct RawTranscription {
+    #[serde(default)]
+    duration: Option<f64>,
+}
+
+/// The seconds of audio a transcription's answer reports (`duration`, in `verbose_json`), at most
+/// [`MAX_AUDIO_SECONDS`]; `None` when the answer has none (the other response formats).
+pub fn audio_seconds(answer: &[u8]) -> Option<f64> {
+    let raw: RawTranscription = serde_json::from_slice(answer).ok()?;
+    raw.duration.filter(|d| d.is_finite() && *d >= 0.0).map(|d| d.min(MAX_AUDIO_SECONDS))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +111,16 @@ mod tests {
         assert_eq!(characters(r#""caf\u00e9 \ud83d\ude00""#), 6);
         assert_eq!(characters(r#"["not", "a string"]"#), 0);
         assert_eq!(characters("12"), 0);
+    }
+
+    #[test]
+    fn audio_seconds_come_from_verbose_json_and_are_bounded() {
+        assert_eq!(audio_seconds(br#"{"text":"hi","duration":12.5,"language":"english"}"#), Some(12.5));
+        assert_eq!(audio_seconds(br#"{"text":"hi"}"#), None);
+        assert_eq!(audio_seconds(b"plain text answer"), None);
+        assert_eq!(audio_seconds(br#"{"duration":-3}"#), None);
+        assert_eq!(audio_seconds(br#"{"duration":"12"}"#), None);
+        assert_eq!(audio_seconds(br#"{"duration":1e300}"#), Some(MAX_AUDIO_SECONDS));
     }
 
     proptest::proptest! {

@@ -482,6 +482,8 @@ impl UpstreamCall<'_> {
         };
         let answer = match answer {
             Ok(a) => a,
+            // A transcription in `text`, `srt` or `vtt` is plain text, passed on as it is.
+            Err(_) if self.endpoint == Endpoint::Transcriptions => sniff::ResponseView::default(),
             Err(_) => {
                 let api =
                     upstream::malformed_error(provider, "upstream returned a body that is not a JSON object", &body);
@@ -517,8 +519,11 @@ impl UpstreamCall<'_> {
             }
             c.answered_with(&body);
         }
-        let units = unit_cost(self.endpoint, self.body, self.view, self.target_of(attempt).served.price.as_ref());
-        self.settle_with(answer.usage, units);
+        let price = self.target_of(attempt).served.price;
+        match self.endpoint {
+            Endpoint::Transcriptions => self.settle_transcription(&body, price.as_ref()),
+            _ => self.settle_with(answer.usage, unit_cost(self.endpoint, self.body, self.view, price.as_ref())),
+        }
         let out = match (answer.model_span, restamp) {
             // A Response's id is wrapped to name this deployment too (`proxy::responses`).
             (_, stamp) if self.endpoint == Endpoint::Responses => {
@@ -530,7 +535,11 @@ impl UpstreamCall<'_> {
             _ => [body, Bytes::new(), Bytes::new()],
         };
         let status = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
-        let mut reply = Reply::whole(status, "application/json", out);
+        let content_type = match self.endpoint {
+            Endpoint::Transcriptions if !out[0].starts_with(b"{") => "text/plain; charset=utf-8",
+            _ => "application/json",
+        };
+        let mut reply = Reply::whole(status, content_type, out);
         reply.lines = self.finish(Some(&up.headers));
         Ok(reply)
     }
@@ -560,6 +569,19 @@ impl UpstreamCall<'_> {
         let mut reply = Reply::stream(status, h, axum::body::Body::new(incoming));
         reply.lines = self.finish(Some(&up.headers));
         reply
+    }
+
+    /// Bills a transcription by the seconds of audio its answer reports (`verbose_json`'s
+    /// `duration`) at the deployment's `input_cost_per_second`, as LiteLLM does; an answer in
+    /// another format reports none and costs 0.
+    fn settle_transcription(&mut self, answer: &[u8], price: Option<&sluice_providers::pricing::Price>) {
+        let Some(c) = &self.facts.charge else { return };
+        let seconds = sluice_wire::units::audio_seconds(answer);
+        if seconds.is_none() && price.is_some_and(|p| p.input_per_second > 0.0) {
+            tracing::debug!("transcription answer has no duration (response_format is not verbose_json): billed 0");
+        }
+        let cost = price.map_or(0.0, |p| p.input_per_second * seconds.unwrap_or(0.0));
+        self.outcome.cost = Some(c.settle_untimed(Default::default(), cost));
     }
 
     /// Bills a finished non-streamed answer; its cost goes out as `x-litellm-response-cost`.

@@ -46,7 +46,12 @@ pub fn complete(endpoint: Endpoint, model: &str, text: &str, call_id: &str) -> R
             "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": "stop"}],
             "usage": usage(),
         }),
-        Endpoint::Embeddings | Endpoint::Rerank | Endpoint::Images | Endpoint::Moderations | Endpoint::Speech => return Err(ApiError::bad_request(
+        Endpoint::Embeddings
+        | Endpoint::Rerank
+        | Endpoint::Images
+        | Endpoint::Moderations
+        | Endpoint::Speech
+        | Endpoint::Transcriptions => return Err(ApiError::bad_request(
             "mock_response answers chat and completion requests only; point this deployment at a server for this route",
         )),
         // `/v1/responses` reaches the demo model as chat (`proxy::responses`).
@@ -74,7 +79,8 @@ pub fn stream(
         | Endpoint::Rerank
         | Endpoint::Images
         | Endpoint::Moderations
-        | Endpoint::Speech => return complete(endpoint, model, text, call_id),
+        | Endpoint::Speech
+        | Endpoint::Transcriptions => return complete(endpoint, model, text, call_id),
     };
     let mut out = BytesMut::new();
     let mut frame = |choices: serde_json::Value, usage: Option<serde_json::Value>| {
