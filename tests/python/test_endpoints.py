@@ -177,6 +177,18 @@ def test_azure_transcriptions(gw):
     assert r.text.startswith("mock transcript by whisper-dep of ")
 
 
+# The SDK marks verbose_json on translations deprecated; OpenAI still answers it.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_translations_are_uploads_like_transcriptions(gw):
+    key, token = new_key(gw)
+    audio = wav(1.5)
+    r = client(gw, key).audio.translations.create(model="whisper", file=("a.wav", audio), response_format="verbose_json")
+    assert r.text == f"mock transcript by whisper-1 of {len(audio)} bytes"
+    rows = spend_rows(gw, token, 1)
+    assert [x["call_type"] for x in rows] == ["atranscription"], rows
+    assert abs(rows[0]["spend"] - 1.5 * PER_SECOND) < 1e-12, rows
+
+
 def test_uploads_over_the_size_limit_are_refused_with_413(gw):
     key, _ = new_key(gw)
     heard = lambda: requests.get(gw.mock.url + "/mock/stats", timeout=5).json()["by_route"]["audio"]  # noqa: E731

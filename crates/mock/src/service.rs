@@ -130,6 +130,7 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/moderations" | "/v1/moderations" => Endpoint::Moderations,
         "/audio/speech" | "/v1/audio/speech" => Endpoint::Speech,
         "/audio/transcriptions" | "/v1/audio/transcriptions" => Endpoint::Transcriptions,
+        "/audio/translations" | "/v1/audio/translations" => Endpoint::Transcriptions,
         "/mock/stats" => Endpoint::Stats,
         "/mock/last" => Endpoint::Last,
         "/mock/reset" => Endpoint::Reset,
@@ -151,7 +152,7 @@ fn classify(path: &str) -> Endpoint<'_> {
                     "images/generations" => Endpoint::Images,
                     "moderations" => Endpoint::Moderations,
                     "audio/speech" => Endpoint::Speech,
-                    "audio/transcriptions" => Endpoint::Transcriptions,
+                    "audio/transcriptions" | "audio/translations" => Endpoint::Transcriptions,
                     _ => Endpoint::NotFound,
                 };
             }

@@ -85,6 +85,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         moderations: uri(Endpoint::Moderations)?,
         speech: uri(Endpoint::Speech)?,
         transcriptions: uri(Endpoint::Transcriptions)?,
+        translations: uri(Endpoint::Translations)?,
         responses_native: true,
         auth,
         organization: None,

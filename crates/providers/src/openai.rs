@@ -31,8 +31,10 @@ pub struct OpenAi {
     pub images: Uri,
     pub moderations: Uri,
     pub speech: Uri,
-    /// `/audio/transcriptions`: the client's upload, with the form's `model` replaced.
+    /// `/audio/transcriptions` and `/audio/translations`: the client's upload, with the form's
+    /// `model` replaced.
     pub transcriptions: Uri,
+    pub translations: Uri,
     /// The deployment serves the Responses API itself (OpenAI, Azure): a `/v1/responses` call
     /// goes to it as the client sent it. Every other OpenAI-format server is sent chat.
     pub responses_native: bool,
@@ -81,6 +83,7 @@ impl OpenAi {
             moderations: uri(Endpoint::Moderations)?,
             speech: uri(Endpoint::Speech)?,
             transcriptions: uri(Endpoint::Transcriptions)?,
+            translations: uri(Endpoint::Translations)?,
             responses_native: provider.name == "openai",
             auth,
             organization: p.organization.and_then(|o| HeaderValue::from_str(o).ok()),
@@ -100,6 +103,7 @@ impl OpenAi {
             Endpoint::Moderations => &self.moderations,
             Endpoint::Speech => &self.speech,
             Endpoint::Transcriptions => &self.transcriptions,
+            Endpoint::Translations => &self.translations,
         }
     }
 
@@ -154,7 +158,7 @@ impl OpenAi {
 impl ChatProvider for OpenAi {
     /// The client's bytes with `model` rewritten in place: three slices, nothing parsed.
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
-        if call.endpoint == Endpoint::Transcriptions {
+        if call.endpoint.is_upload() {
             return self.upload_request(call);
         }
         let body = match &call.model_span {

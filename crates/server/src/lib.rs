@@ -181,7 +181,7 @@ fn serve_proxied(
 
 /// The endpoints served at their own path (`Endpoint::path`), with and without `/v1`: [`routes`]
 /// registers them with axum, and [`Gateway`] calls them before axum.
-const DIRECT_ENDPOINTS: [Endpoint; 9] = [
+const DIRECT_ENDPOINTS: [Endpoint; 10] = [
     Endpoint::Chat,
     Endpoint::Completions,
     Endpoint::Embeddings,
@@ -191,6 +191,7 @@ const DIRECT_ENDPOINTS: [Endpoint; 9] = [
     Endpoint::Moderations,
     Endpoint::Speech,
     Endpoint::Transcriptions,
+    Endpoint::Translations,
 ];
 
 /// The endpoint a request goes straight to, if it is one of [`Gateway`]'s direct routes.
@@ -365,6 +366,7 @@ mod tests {
             ("/v1/moderations", Endpoint::Moderations),
             ("/v1/audio/speech", Endpoint::Speech),
             ("/v1/audio/transcriptions", Endpoint::Transcriptions),
+            ("/audio/translations", Endpoint::Translations),
         ] {
             assert_eq!(direct_route(&post, path), Some(endpoint), "{path}");
             assert_eq!(direct_route(&http::Method::GET, path), None, "{path}");

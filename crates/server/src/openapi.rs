@@ -159,6 +159,11 @@ pub static OPERATIONS: &[Operation] = &[
         "Transcribe an audio upload (multipart/form-data, at most max_request_size_mb)",
     ),
     openai(
+        "/audio/translations",
+        "TranscriptionRequest",
+        "Translate an audio upload into English text (multipart/form-data, at most max_request_size_mb)",
+    ),
+    openai(
         "/responses",
         "ResponsesRequest",
         "Create a model response (OpenAI's Responses API; streamed with `stream: true`)",

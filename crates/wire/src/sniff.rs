@@ -32,6 +32,9 @@ pub enum Endpoint {
     Speech,
     /// OpenAI's speech to text (`/v1/audio/transcriptions`): a `multipart/form-data` upload.
     Transcriptions,
+    /// OpenAI's speech to English text (`/v1/audio/translations`): an upload like
+    /// [`Transcriptions`](Endpoint::Transcriptions).
+    Translations,
 }
 
 impl Endpoint {
@@ -47,6 +50,7 @@ impl Endpoint {
             Endpoint::Moderations => "/moderations",
             Endpoint::Speech => "/audio/speech",
             Endpoint::Transcriptions => "/audio/transcriptions",
+            Endpoint::Translations => "/audio/translations",
         }
     }
 
@@ -66,8 +70,15 @@ impl Endpoint {
             Endpoint::Images => "aimage_generation",
             Endpoint::Moderations => "amoderation",
             Endpoint::Speech => "aspeech",
-            Endpoint::Transcriptions => "atranscription",
+            // LiteLLM has no call type of its own for translations: billed and logged as
+            // transcriptions are.
+            Endpoint::Transcriptions | Endpoint::Translations => "atranscription",
         }
+    }
+
+    /// The request is a `multipart/form-data` upload, not JSON; its answer may be plain text.
+    pub fn is_upload(self) -> bool {
+        matches!(self, Endpoint::Transcriptions | Endpoint::Translations)
     }
 
     fn required_field(self) -> &'static str {
@@ -77,7 +88,7 @@ impl Endpoint {
             Endpoint::Embeddings | Endpoint::Responses | Endpoint::Moderations | Endpoint::Speech => "input",
             Endpoint::Rerank => "query",
             Endpoint::Images => "prompt",
-            Endpoint::Transcriptions => "file",
+            Endpoint::Transcriptions | Endpoint::Translations => "file",
         }
     }
 }
@@ -277,7 +288,7 @@ pub struct RequestView<'a> {
 /// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
 /// with a message that tells the client what to fix.
 pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiError> {
-    if endpoint == Endpoint::Transcriptions {
+    if endpoint.is_upload() {
         return form_request(body);
     }
     let text = utf8(body)?;
@@ -350,7 +361,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         Endpoint::Images => raw.prompt,
         Endpoint::Moderations | Endpoint::Speech => raw.input,
         // Read as a form above.
-        Endpoint::Transcriptions => None,
+        Endpoint::Transcriptions | Endpoint::Translations => None,
     };
     let field = endpoint.required_field();
     match required {

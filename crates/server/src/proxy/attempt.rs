@@ -483,7 +483,7 @@ impl UpstreamCall<'_> {
         let answer = match answer {
             Ok(a) => a,
             // A transcription in `text`, `srt` or `vtt` is plain text, passed on as it is.
-            Err(_) if self.endpoint == Endpoint::Transcriptions => sniff::ResponseView::default(),
+            Err(_) if self.endpoint.is_upload() => sniff::ResponseView::default(),
             Err(_) => {
                 let api =
                     upstream::malformed_error(provider, "upstream returned a body that is not a JSON object", &body);
@@ -521,7 +521,7 @@ impl UpstreamCall<'_> {
         }
         let price = self.target_of(attempt).served.price;
         match self.endpoint {
-            Endpoint::Transcriptions => self.settle_transcription(&body, price.as_ref()),
+            Endpoint::Transcriptions | Endpoint::Translations => self.settle_transcription(&body, price.as_ref()),
             _ => self.settle_with(answer.usage, unit_cost(self.endpoint, self.body, self.view, price.as_ref())),
         }
         let out = match (answer.model_span, restamp) {
@@ -536,7 +536,7 @@ impl UpstreamCall<'_> {
         };
         let status = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
         let content_type = match self.endpoint {
-            Endpoint::Transcriptions if !out[0].starts_with(b"{") => "text/plain; charset=utf-8",
+            e if e.is_upload() && !out[0].starts_with(b"{") => "text/plain; charset=utf-8",
             _ => "application/json",
         };
         let mut reply = Reply::whole(status, content_type, out);

@@ -51,7 +51,8 @@ pub fn complete(endpoint: Endpoint, model: &str, text: &str, call_id: &str) -> R
         | Endpoint::Images
         | Endpoint::Moderations
         | Endpoint::Speech
-        | Endpoint::Transcriptions => return Err(ApiError::bad_request(
+        | Endpoint::Transcriptions
+        | Endpoint::Translations => return Err(ApiError::bad_request(
             "mock_response answers chat and completion requests only; point this deployment at a server for this route",
         )),
         // `/v1/responses` reaches the demo model as chat (`proxy::responses`).
@@ -80,7 +81,8 @@ pub fn stream(
         | Endpoint::Images
         | Endpoint::Moderations
         | Endpoint::Speech
-        | Endpoint::Transcriptions => return complete(endpoint, model, text, call_id),
+        | Endpoint::Transcriptions
+        | Endpoint::Translations => return complete(endpoint, model, text, call_id),
     };
     let mut out = BytesMut::new();
     let mut frame = |choices: serde_json::Value, usage: Option<serde_json::Value>| {
