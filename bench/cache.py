@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -30,24 +29,13 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from keys import MASTER, REPO, cpu_seconds, rss_mb, start  # noqa: E402
+from keys import MASTER, REPO, rss_mb, start  # noqa: E402
+from procs import measure, sluice_load  # noqa: E402
 
 # The seed locustfile's sentence and repeats (crates/load/src/template.rs).
 SEED_SENTENCE = " This is a test there will be no cache hits and we'll fill up the context"
 CACHE = "\n  cache: true\n  cache_params:\n    type: local\n    max_size_in_memory: 100000\n"
 
-
-def load(sluice: str, base: str, cpu: int | None, out: Path, duration: str, rate: int | None,
-         body: Path | None) -> dict:
-    argv = [sluice, "load", "--host", base, "-t", duration, "-q", "--json", str(out), "--api-key", MASTER,
-            "--error-file", str(out.with_suffix(".errors.txt"))]
-    argv += ["--rate", str(rate)] if rate else ["-u", "64"]
-    if body is not None:
-        argv += ["--body", str(body)]
-    if cpu is not None:
-        argv = ["taskset", "-c", str(cpu), *argv]
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=600)
-    return json.loads(out.read_text())
 
 
 def mock_requests(url: str) -> int:
@@ -96,7 +84,7 @@ def main() -> int:
                 procs.append(gw)
                 gws[label] = (gw, base, body)
             for label, (gw, base, body) in gws.items():
-                load(args.sluice, base, other_cpu, tmp / f"warm-{gw.pid}.json", "1s", None, body)
+                sluice_load(args.sluice, base, other_cpu, tmp / f"warm-{gw.pid}.json", "1s", None, MASTER, body)
             cpu = {label: [] for label in gws}
             p50 = {label: [] for label in gws}
             p99 = {label: [] for label in gws}
@@ -106,19 +94,14 @@ def main() -> int:
                 order = list(gws.items())
                 for label, (gw, base, body) in order if rep % 2 == 0 else order[::-1]:
                     m0 = mock_requests(mock_url)
-                    c0 = cpu_seconds(gw.pid)
-                    j = load(args.sluice, base, other_cpu, tmp / f"{rep}-{gw.pid}-closed.json", args.duration, None, body)
-                    c1 = cpu_seconds(gw.pid)
-                    n = j["aggregated"]["requests"]
-                    cpu[label].append((c1 - c0) / max(n, 1) * 1e6)
-                    o = load(args.sluice, base, other_cpu, tmp / f"{rep}-{gw.pid}-open.json", args.duration,
-                             args.rate, body)
+                    r = measure(args.sluice, gw.pid, base, other_cpu, tmp / f"{rep}-{gw.pid}", args.duration,
+                                args.rate, MASTER, body)
+                    n, fails = r["requests"], r["failures"]
                     upstream[label] += mock_requests(mock_url) - m0
-                    sent[label] += n + o["aggregated"]["requests"]
-                    lat = o["aggregated"].get("latency_ms") or {}
-                    p50[label].append(lat.get("p50") or 0.0)
-                    p99[label].append(lat.get("p99") or 0.0)
-                    fails = j["aggregated"]["failures"] + o["aggregated"]["failures"]
+                    sent[label] += n + r["open_requests"]
+                    cpu[label].append(r["cpu_us"])
+                    p50[label].append(r["p50"])
+                    p99[label].append(r["p99"])
                     print(f"run {rep + 1} {label}: {n} requests closed-loop, {cpu[label][-1]:.1f} µs CPU/request; "
                           f"open loop {args.rate}/s p50 {p50[label][-1]:.3f} ms p99 {p99[label][-1]:.3f} ms"
                           + (f"; {fails} failures" if fails else ""), flush=True)

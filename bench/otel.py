@@ -20,11 +20,9 @@ every request was exported; the gateway's `sluice_callback_dropped_records` says
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,7 +32,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from keys import MASTER, REPO, cpu_seconds, rss_mb, start  # noqa: E402
+from keys import MASTER, REPO, rss_mb, start  # noqa: E402
+from procs import measure, sluice_load  # noqa: E402
 
 SPAN_NAME = b"Received Proxy Server Request"
 
@@ -74,15 +73,6 @@ def closed_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def load(sluice: str, base: str, cpu: int | None, out: Path, duration: str, rate: int | None) -> dict:
-    argv = [sluice, "load", "--host", base, "-t", duration, "-q", "--json", str(out), "--api-key", MASTER,
-            "--error-file", str(out.with_suffix(".errors.txt"))]
-    argv += ["--rate", str(rate)] if rate else ["-u", "64"]
-    if cpu is not None:
-        argv = ["taskset", "-c", str(cpu), *argv]
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=600)
-    return json.loads(out.read_text())
 
 
 def metric(base: str, name: str) -> float:
@@ -136,7 +126,7 @@ def main() -> int:
                 procs.append(gw)
                 gws[label] = (gw, base)
             for label, (gw, base) in gws.items():
-                load(args.sluice, base, other_cpu, tmp / f"warm-{gw.pid}.json", "1s", None)
+                sluice_load(args.sluice, base, other_cpu, tmp / f"warm-{gw.pid}.json", "1s", None, MASTER)
             cpu = {label: [] for label in gws}
             p50 = {label: [] for label in gws}
             p99 = {label: [] for label in gws}
@@ -144,18 +134,14 @@ def main() -> int:
             for rep in range(args.repeats):
                 order = list(gws.items())
                 for label, (gw, base) in order if rep % 2 == 0 else order[::-1]:
-                    c0 = cpu_seconds(gw.pid)
-                    j = load(args.sluice, base, other_cpu, tmp / f"{rep}-{gw.pid}-closed.json", args.duration, None)
-                    c1 = cpu_seconds(gw.pid)
-                    n = j["aggregated"]["requests"]
-                    cpu[label].append((c1 - c0) / max(n, 1) * 1e6)
-                    o = load(args.sluice, base, other_cpu, tmp / f"{rep}-{gw.pid}-open.json", args.duration, args.rate)
-                    lat = o["aggregated"].get("latency_ms") or {}
-                    p50[label].append(lat.get("p50") or 0.0)
-                    p99[label].append(lat.get("p99") or 0.0)
+                    r = measure(args.sluice, gw.pid, base, other_cpu, tmp / f"{rep}-{gw.pid}", args.duration,
+                                args.rate, MASTER)
+                    n, fails = r["requests"], r["failures"]
+                    cpu[label].append(r["cpu_us"])
+                    p50[label].append(r["p50"])
+                    p99[label].append(r["p99"])
                     if label.startswith("otel, live"):
-                        served += n + o["aggregated"]["requests"]
-                    fails = j["aggregated"]["failures"] + o["aggregated"]["failures"]
+                        served += n + r["open_requests"]
                     print(f"run {rep + 1} {label}: {n} requests closed-loop, {cpu[label][-1]:.1f} µs CPU/request; "
                           f"open loop {args.rate}/s p50 {p50[label][-1]:.3f} ms p99 {p99[label][-1]:.3f} ms"
                           + (f"; {fails} failures" if fails else ""), flush=True)

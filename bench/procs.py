@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -45,3 +46,38 @@ def stop(*procs: subprocess.Popen) -> None:
             p.wait(5)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+def sluice_load(sluice: str, base: str, cpu: int | None, out: Path, duration: str, rate: int | None,
+                api_key: str, body: Path | None = None) -> dict:
+    """One `sluice load` run on core `cpu`: 64 closed-loop users, or an open loop at `rate`
+    requests per second; its JSON summary. `body`: a fixed request body instead of the seed's."""
+    argv = [sluice, "load", "--host", base, "-t", duration, "-q", "--json", str(out), "--api-key", api_key,
+            "--error-file", str(out.with_suffix(".errors.txt"))]
+    argv += ["--rate", str(rate)] if rate else ["-u", "64"]
+    if body is not None:
+        argv += ["--body", str(body)]
+    if cpu is not None:
+        argv = ["taskset", "-c", str(cpu), *argv]
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, timeout=600)
+    return json.loads(out.read_text())
+
+
+def measure(sluice: str, pid: int, base: str, cpu: int | None, out: Path, duration: str, rate: int,
+            api_key: str, body: Path | None = None) -> dict:
+    """One side-by-side step on gateway `pid`: a closed loop for its CPU time per request (from
+    /proc), then an open loop at `rate` for its latency. `out` names the runs' JSON files."""
+    c0 = cpu_seconds(pid)
+    closed = sluice_load(sluice, base, cpu, out.with_suffix(".closed.json"), duration, None, api_key, body)
+    c1 = cpu_seconds(pid)
+    n = closed["aggregated"]["requests"]
+    opened = sluice_load(sluice, base, cpu, out.with_suffix(".open.json"), duration, rate, api_key, body)
+    lat = opened["aggregated"].get("latency_ms") or {}
+    return {
+        "requests": n,
+        "open_requests": opened["aggregated"]["requests"],
+        "cpu_us": (c1 - c0) / max(n, 1) * 1e6,
+        "p50": lat.get("p50") or 0.0,
+        "p99": lat.get("p99") or 0.0,
+        "failures": closed["aggregated"]["failures"] + opened["aggregated"]["failures"],
+    }

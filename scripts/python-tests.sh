@@ -33,6 +33,15 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
     exit 2
 fi
 
+# The admin UI's browser tests drive Debian's Chromium (Playwright downloads no browser here).
+if [[ ! -x /usr/bin/chromium ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "python-tests: installing chromium for the UI's browser tests" >&2
+    SUDO=""
+    [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium
+fi
+
 want="$(sha256sum "$REQ" | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 

@@ -222,7 +222,7 @@ def test_a_stream_is_kept_once_whole_and_replayed(shared):
     assert text == answer.choices[0].message.content
 
 
-def test_embeddings_completions_and_rerank_are_cached(shared):
+def test_embeddings_completions_rerank_and_responses_are_cached(shared):
     g1, g2 = shared.gateways
     text = fresh()
     before = shared.upstream_requests()
@@ -241,7 +241,12 @@ def test_embeddings_completions_and_rerank_are_cached(shared):
     r2 = requests.post(g2.url + "/v1/rerank", headers=ADMIN, json=body, timeout=10)
     assert r1.status_code == r2.status_code == 200 and "x-litellm-cache-key" in r2.headers, r2.text
     assert r2.json() == r1.json()
-    assert shared.upstream_requests() == before + 3
+    # The Responses API, whole (a streamed one is neither kept nor replayed).
+    first = client(g1).responses.create(model="gpt", input=text)
+    kept()
+    raw = client(g2).responses.with_raw_response.create(model="gpt", input=text)
+    assert "x-litellm-cache-key" in raw.headers and raw.parse().id == first.id
+    assert shared.upstream_requests() == before + 4
 
 
 def spend_logs(gw, key: str) -> list[dict]:

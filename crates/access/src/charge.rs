@@ -312,9 +312,9 @@ impl Charge {
         }
     }
 
-    /// The answer cache looked this call up under `key`: `hit` when it answered (the call is
-    /// then billed nothing, as it reached no deployment), else the answer is kept under it.
-    /// The spend log's `cache_hit` and `cache_key`, the logging record's `cache_hit`.
+    /// The answer cache answered this call from `key` (`hit`; the call is then billed
+    /// nothing, as it reached no deployment): the spend log's `cache_hit` and `cache_key` (as
+    /// LiteLLM, a miss logs neither), the logging record's `cache_hit`.
     pub fn cached(&self, key: &str, hit: bool) {
         let _ = self.cache.set((key.into(), hit));
     }

@@ -1,5 +1,10 @@
-//! The cache key: a SHA-256 of what changes an answer, taken from the bytes of the request
+//! The cache key: a BLAKE3 hash of what changes an answer, taken from the bytes of the request
 //! already in hand (no tree, no re-serialisation).
+//!
+//! BLAKE3 rather than LiteLLM's SHA-256: both are collision-resistant (a caller must not be able
+//! to make its request share another's key), and the key is opaque to clients either way (64 hex
+//! digits), but SHA-256 over the seed's 16 KB prompt was 14 % of a proxied request's CPU with the
+//! cache on (`perf`, bench/README.md); BLAKE3 hashes the prompt's kilobyte chunks side by side.
 //!
 //! LiteLLM hashes the request's OpenAI parameters with `model` replaced by the model group, so
 //! every deployment of a group shares entries. Here each top-level member of the body counts as
@@ -10,8 +15,6 @@
 //! user's answers are not another's. Whitespace outside strings does not count either: SDKs
 //! differ in how they space the JSON they send (Python's `json.dumps` puts a space after `:`
 //! and `,`; the OpenAI SDK does not), and LiteLLM keys on the values, not their spelling.
-
-use sha2::{Digest, Sha256};
 
 /// Top-level members that do not change the answer.
 const IGNORED: &[&str] = &[
@@ -84,11 +87,11 @@ pub fn of(shape: Shape, model_group: &str, body: &[u8], namespace: Option<&str>)
     let mut members = sluice_wire::members::top_level(body)?;
     members.retain(|(name, _)| !IGNORED.contains(&name.as_ref()));
     members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut h = Sha256::new();
+    let mut h = blake3::Hasher::new();
     // Lengths first, so no two different lists of members hash the same bytes (a value is
     // valid JSON, so the NUL after it, which JSON text never holds raw, ends it unambiguously).
-    let field = |h: &mut Sha256, bytes: &[u8]| {
-        h.update((bytes.len() as u64).to_le_bytes());
+    let field = |h: &mut blake3::Hasher, bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
     field(&mut h, b"sluice-cache-1");
@@ -96,13 +99,15 @@ pub fn of(shape: Shape, model_group: &str, body: &[u8], namespace: Option<&str>)
     field(&mut h, model_group.as_bytes());
     for (name, value) in &members {
         field(&mut h, name.as_bytes());
-        without_spaces(value.as_bytes(), |part| h.update(part));
+        without_spaces(value.as_bytes(), |part| {
+            h.update(part);
+        });
         h.update(b"\0");
     }
-    let digest = hex::encode(h.finalize());
+    let digest = h.finalize().to_hex();
     Some(match namespace {
         Some(ns) => format!("{ns}:{digest}"),
-        None => digest,
+        None => digest.to_string(),
     })
 }
 

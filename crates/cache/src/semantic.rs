@@ -14,7 +14,7 @@ use bytes::Bytes;
 use sluice_state::remote::Remote;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// How stale this replica's view of the shared vectors may be.
@@ -54,8 +54,12 @@ pub struct Semantic {
     threshold: f32,
     max_entries: usize,
     remote: Arc<Remote>,
-    index: Mutex<Index>,
+    /// Read by every lookup at once (a scan); written only to add or evict.
+    index: RwLock<Index>,
     last_sync_ms: AtomicU64,
+    /// Numbers for vectors kept while Redis is away, counting down from the top: never one a
+    /// shared vector has.
+    local_seq: AtomicU64,
     set_key: String,
     seq_key: String,
 }
@@ -75,20 +79,25 @@ impl Semantic {
             set_key: remote.key("semantic", "vectors"),
             seq_key: remote.key("semantic", "seq"),
             remote,
-            index: Mutex::default(),
+            index: RwLock::default(),
             last_sync_ms: AtomicU64::new(0),
+            local_seq: AtomicU64::new(u64::MAX),
         }
     }
 
-    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
-        self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn index(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The closest kept prompt in `scope` to `vector`, when it is at least the threshold.
     pub async fn find(&self, scope: &str, vector: &[f32]) -> Option<Near> {
         self.sync().await;
         let unit = unit(vector)?;
-        let index = self.index();
+        let index = self.read();
         let best = index
             .vectors
             .iter()
@@ -107,7 +116,7 @@ impl Semantic {
         call.key(&self.set_key).key(&self.seq_key).arg(&member[..]).arg(self.max_entries);
         let seq: Option<u64> = self.remote.call(|mut conn| async move { call.invoke_async(&mut conn).await }).await;
         // Redis away: kept here alone, under a number no shared vector has.
-        let seq = seq.unwrap_or_else(|| u64::MAX - self.index().vectors.len() as u64);
+        let seq = seq.unwrap_or_else(|| self.local_seq.fetch_sub(1, Ordering::Relaxed));
         self.insert(Vector { seq, scope: scope.to_string(), key: key.to_string(), unit });
     }
 
@@ -135,7 +144,7 @@ impl Semantic {
             return;
         }
         loop {
-            let from = self.index().read_to;
+            let from = self.read().read_to;
             let key = self.set_key.clone();
             let page: Option<Vec<(Vec<u8>, u64)>> = self
                 .remote
@@ -169,7 +178,7 @@ impl Semantic {
 
     /// Vectors held in process.
     pub fn len(&self) -> usize {
-        self.index().vectors.len()
+        self.read().vectors.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -227,7 +236,7 @@ fn decode(bytes: &[u8]) -> Option<(String, String, Box<[f32]>)> {
 #[cfg(test)]
 fn scopes(s: &Semantic) -> std::collections::HashMap<String, usize> {
     let mut out = std::collections::HashMap::new();
-    for v in &s.index().vectors {
+    for v in &s.read().vectors {
         *out.entry(v.scope.clone()).or_default() += 1;
     }
     out

@@ -174,6 +174,9 @@ fn scenario() -> (Arc<Metrics>, DeploymentMetrics) {
     m.key_budget(&key, Some(10.0), Some(7.5), Some(12.0));
     m.team_budget("team-1", "Team One", Some(100.0), Some(60.0), Some(24.0));
     m.user_budget("user-1", Some(5.0), Some(4.0), Some(1.5));
+    m.cache_lookup(GROUP, "", "my-new-end-user-1", None, false, 0);
+    m.cache_lookup(GROUP, "", "my-new-end-user-1", None, true, 21);
+    m.cache_state(&sluice_metrics::CacheState { entries: 3, bytes: 1200, failed_writes: 0 });
     d.key_remaining(&key, Some(9.0), Some(900.0));
     (m, d)
 }
@@ -255,6 +258,8 @@ fn expected() -> Vec<(&'static str, &'static str, BTreeSet<String>)> {
         "model_id",
     ]);
     let key_budget = set(&["hashed_api_key", "api_key_alias"]);
+    let cache =
+        set(&["model", "hashed_api_key", "api_key_alias", "team", "team_alias", "end_user", "user", "model_id"]);
     let team_budget = set(&["team", "team_alias"]);
     let user_budget = set(&["user"]);
     let key_model = set(&["hashed_api_key", "api_key_alias", "model", "model_id"]);
@@ -388,6 +393,13 @@ fn expected() -> Vec<(&'static str, &'static str, BTreeSet<String>)> {
         ("litellm_teams_count", "gauge", set(&[])),
         ("sluice_database_up", "gauge", set(&[])),
         ("sluice_spend_logs_dropped_total", "counter", set(&[])),
+        // The answer cache: per request (`Metrics::cache_lookup`), and at scrape time.
+        ("litellm_cache_hits_metric_total", "counter", cache.clone()),
+        ("litellm_cache_misses_metric_total", "counter", cache.clone()),
+        ("litellm_cached_tokens_metric_total", "counter", cache),
+        ("sluice_cache_entries", "gauge", set(&[])),
+        ("sluice_cache_bytes", "gauge", set(&[])),
+        ("sluice_cache_failed_writes", "gauge", set(&[])),
     ]
 }
 

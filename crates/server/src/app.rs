@@ -116,6 +116,8 @@ pub struct App {
     pub cache: Option<Arc<sluice_cache::Cache>>,
     /// The model group a semantic cache embeds prompts with.
     pub semantic_model: Option<String>,
+    /// The admin UI's sign-in sessions ([`crate::ui`]).
+    pub ui: crate::ui::UiState,
 }
 
 impl App {
@@ -261,6 +263,7 @@ impl App {
             alerting: std::sync::Mutex::new(None),
             cache,
             semantic_model: config.cache.as_ref().and_then(|c| c.semantic.as_ref()).map(|s| s.embedding_model.clone()),
+            ui: crate::ui::UiState::new(config, env),
         });
         app.access.access_groups.store(Arc::new(access_groups(config.deployments.iter())));
         Ok(app)

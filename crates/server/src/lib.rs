@@ -27,6 +27,7 @@ pub mod proxy;
 #[cfg(test)]
 mod test_numbers;
 pub mod tokens;
+pub mod ui;
 pub mod vertex_auth;
 pub mod wildcard;
 
@@ -112,10 +113,12 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
         r.fallback(fallback)
             .method_not_allowed_fallback(method_not_allowed)
             .layer(axum::middleware::from_fn_with_state(app.clone(), access_log::layer))
+            .layer(axum::middleware::from_fn_with_state(app.clone(), ui::session_credential))
     }));
     let paths = all.paths().to_vec();
     let _ = document.set(bytes::Bytes::from(openapi::document(&paths).to_string()));
-    (all.into_router().with_state(app), paths)
+    // The admin UI's pages are not part of the API the document describes.
+    (all.into_router().merge(ui::routes(app.clone())).with_state(app), paths)
 }
 
 /// What each client connection runs. `listen`'s own HTTP/1.1 path calls [`Gateway::direct`] for

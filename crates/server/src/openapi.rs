@@ -381,6 +381,16 @@ pub static OPERATIONS: &[Operation] = &[
     get_with("/active/callbacks", "Config", Auth::Admin, &[], "The callbacks the config names, and those sluice runs"),
     get_with("/settings", "Config", Auth::Admin, &[], "As /active/callbacks (its older name)"),
     get_with("/get/config/callbacks", "Config", Auth::Admin, &[], "Callbacks and alerts with the variables they read"),
+    get_with(
+        "/cache/ping",
+        "Cache",
+        Auth::Admin,
+        &[],
+        "Whether the answer cache's store answers, its type and settings",
+    ),
+    admin_post("/cache/delete", "Cache", "CacheKeys", "Delete the answers kept under these keys (x-litellm-cache-key)"),
+    op("post", "/cache/flushall", "Cache", Auth::Admin, "Delete every kept answer (this gateway's key prefix only)"),
+    get_with("/cache/redis/info", "Cache", Auth::Admin, &[], "The cache's Redis INFO, field by field"),
     op("post", "/key/health", "Keys", Auth::Key, "The calling key's health (its logging callbacks)"),
     op("get", "/key/health", "Keys", Auth::Key, "As POST /key/health"),
     relayed("get", "/openai/{*endpoint}", OPENAI_RELAY),
@@ -549,6 +559,8 @@ fn schemas() -> Value {
     let model = json!({"type": "string", "description": "A model_name from the config (or an alias)"});
     let user = json!({"type": "string", "description": "The end user, tracked and budgeted as LiteLLM does"});
     let object = |description: &str| json!({"type": "object", "description": description});
+    // Outside the one `json!` below, which is at the macro's recursion limit.
+    let cache_keys = json!({"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {"type": "string"}, "maxItems": 1000}}});
     let mut all = json!({
         "Error": {
             "type": "object",
@@ -758,6 +770,7 @@ fn schemas() -> Value {
             },
         },
     });
+    all["CacheKeys"] = cache_keys;
     if let (Value::Object(all), Value::Object(media)) = (&mut all, media_schemas(&model, &user)) {
         all.extend(media);
     }

@@ -326,6 +326,10 @@ pub struct SpendLogFilter {
     pub user_id: Option<String>,
     pub team_id: Option<String>,
     pub request_id: Option<String>,
+    /// The model group the client asked for, or the upstream model.
+    pub model: Option<String>,
+    /// `success` or `failure`.
+    pub status: Option<String>,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
     pub limit: Option<i64>,

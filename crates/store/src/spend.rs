@@ -476,6 +476,14 @@ fn where_clause(f: &SpendLogFilter, params: &mut Params) -> String {
         let response = params.push(Val::text(v));
         wheres.push(format!("(request_id = {id} OR client_call_id = {client} OR response_id = {response})"));
     }
+    if let Some(v) = &f.model {
+        let group = params.push(Val::text(v));
+        let model = params.push(Val::text(v));
+        wheres.push(format!("(model_group = {group} OR model = {model})"));
+    }
+    if let Some(v) = &f.status {
+        wheres.push(format!("status = {}", params.push(Val::text(v))));
+    }
     if let Some(start) = f.start {
         wheres.push(format!("start_time >= {}", params.push(Val::time(start))));
     }

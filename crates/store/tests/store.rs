@@ -676,6 +676,14 @@ async fn spend_log_filters(db: &TestDb) {
         ["d"]
     );
     assert!(by(SpendLogFilter { api_key: Some("none".into()), ..Default::default() }).await.is_empty());
+    // By model group or upstream model (b's upstream is claude, its group gpt-4o), and status.
+    assert_eq!(by(SpendLogFilter { model: Some("claude".into()), ..Default::default() }).await, ["b"]);
+    assert_eq!(by(SpendLogFilter { model: Some("gpt-4o".into()), ..Default::default() }).await, ["d", "c", "b", "a"]);
+    assert_eq!(by(SpendLogFilter { status: Some("failure".into()), ..Default::default() }).await, ["d"]);
+    assert_eq!(
+        by(SpendLogFilter { status: Some("success".into()), api_key: Some("k1".into()), ..Default::default() }).await,
+        ["c", "a"]
+    );
 }
 
 async fn spend_by_day_groups(db: &TestDb) {

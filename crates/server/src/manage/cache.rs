@@ -1,8 +1,9 @@
 //! LiteLLM's cache routes (`proxy/caching_routes.py`): `GET /cache/ping`, `POST /cache/delete`
 //! (`{"keys": [...]}`, the keys a hit's `x-litellm-cache-key` named), `POST /cache/flushall`,
-//! `GET /cache/redis/info`. Admin only, as every route not in the roles' policy.
+//! `GET /cache/redis/info`. A proxy admin's; a proxy admin viewer may read (`roles::POLICY`).
 
-use super::{admin, bad, json, Result};
+use super::roles::authorize;
+use super::{bad, json, Result};
 use crate::app::App;
 use crate::errors::ErrorResponse;
 use axum::extract::State;
@@ -40,7 +41,7 @@ fn type_name(c: &sluice_cache::Cache) -> &'static str {
 /// `GET /cache/ping`: whether the cache's store answers, its type and settings (no secret: the
 /// Redis address is not among them).
 pub async fn ping(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
-    admin(&app, &headers, "/cache/ping").await?;
+    authorize(&app, &headers, "/cache/ping").await?;
     let c = cache(&app)?;
     c.ping().await.map_err(unavailable)?;
     let s = c.settings();
@@ -69,7 +70,7 @@ pub async fn ping(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Res
 
 /// `POST /cache/delete` `{"keys": ["<x-litellm-cache-key>", ...]}`.
 pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response> {
-    admin(&app, &headers, "/cache/delete").await?;
+    authorize(&app, &headers, "/cache/delete").await?;
     let c = cache(&app)?;
     let usage = "send {\"keys\": [\"<cache key>\", ...]}, the keys the x-litellm-cache-key header named";
     let v: Value = serde_json::from_slice(&body).map_err(|_| bad(format!("Invalid JSON: {usage}"), "keys"))?;
@@ -92,14 +93,14 @@ pub async fn delete(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
 
 /// `POST /cache/flushall`: every kept answer gone (this gateway's keys only, in Redis).
 pub async fn flushall(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
-    admin(&app, &headers, "/cache/flushall").await?;
+    authorize(&app, &headers, "/cache/flushall").await?;
     cache(&app)?.flush().await.map_err(unavailable)?;
     Ok(json(json!({"status": "success"})))
 }
 
 /// `GET /cache/redis/info`: Redis's `INFO`, section by section.
 pub async fn redis_info(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
-    admin(&app, &headers, "/cache/redis/info").await?;
+    authorize(&app, &headers, "/cache/redis/info").await?;
     let c = cache(&app)?;
     let Some(info) = c.redis_info().await else {
         return Err(bad(

@@ -173,6 +173,11 @@ pub(crate) const POLICY: &[(&str, [Grant; 5])] = &[
     ("/active/callbacks",          [All, All,     AdminOnly, AdminOnly, AdminOnly]),
     ("/settings",                  [All, All,     AdminOnly, AdminOnly, AdminOnly]),
     ("/get/config/callbacks",      [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    // The answer cache's routes: a proxy admin's (LiteLLM: admin-only); a viewer reads.
+    ("/cache/ping",                [All, All,     AdminOnly, AdminOnly, AdminOnly]),
+    ("/cache/delete",              [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/cache/flushall",            [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
+    ("/cache/redis/info",          [All, All,     AdminOnly, AdminOnly, AdminOnly]),
     // Every key may ask about its own logging callbacks.
     ("/key/health",                [All, All,     All,       All,       All]),
     // Every key sees the deployments of the models it may call (the handler narrows by model
@@ -400,7 +405,7 @@ mod tests {
     /// A route that only reads: named for what it shows, or under the spend reports.
     fn is_read(route: &str) -> bool {
         let last = route.rsplit('/').next().unwrap_or_default();
-        matches!(last, "info" | "list" | "settings" | "available" | "callbacks" | "health")
+        matches!(last, "info" | "list" | "settings" | "available" | "callbacks" | "health" | "ping")
             || route.starts_with("/spend/")
             || route.starts_with("/global/")
             || route.ends_with("/daily/activity")

@@ -28,7 +28,7 @@ fn day_end(d: NaiveDate) -> chrono::DateTime<Utc> {
 const LOG_PAGE: i64 = 1_000;
 const MAX_LOG_PAGE: i64 = 10_000;
 
-/// `GET /spend/logs?api_key=&user_id=&request_id=&start_date=&end_date=&summarize=&page=&page_size=`.
+/// `GET /spend/logs?api_key=&user_id=&team_id=&model=&status=&request_id=&start_date=&end_date=&summarize=&page=&page_size=`.
 ///
 /// As in LiteLLM, the daily summary (`[{"startTime", "spend", "models", "users", "api_keys"}]`)
 /// is given when both dates are set and `summarize` is not false; otherwise the raw rows,
@@ -44,7 +44,10 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
     let filter = SpendLogFilter {
         api_key: query_str(&q, "api_key").map(token_of),
         user_id,
+        team_id: query_str(&q, "team_id").map(str::to_string),
         request_id: query_str(&q, "request_id").map(str::to_string),
+        model: query_str(&q, "model").map(str::to_string),
+        status: query_str(&q, "status").map(str::to_string),
         start: start.map(day_start),
         end: end.map(day_end),
         ..Default::default()
@@ -52,10 +55,14 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
     let page = super::query_count(&q, "page", 1, i64::from(u32::MAX))?;
     let page_size = super::query_count(&q, "page_size", LOG_PAGE, MAX_LOG_PAGE)?;
     if summarize && start.is_some() && end.is_some() {
-        // Whole days: read from the daily aggregates (a few rows a day) unless a request id
-        // narrows it to the rows themselves.
-        let days = match &filter.request_id {
-            None => {
+        // Whole days: read from the daily aggregates (a few rows a day) unless a filter they
+        // do not hold (a request id, a team, a model, a status) narrows it to the rows themselves.
+        let by_rows = filter.request_id.is_some()
+            || filter.team_id.is_some()
+            || filter.model.is_some()
+            || filter.status.is_some();
+        let days = match by_rows {
+            false => {
                 let daily = sluice_store::DailyFilter {
                     start_date: start.map(|d| d.format("%Y-%m-%d").to_string()),
                     end_date: end.map(|d| d.format("%Y-%m-%d").to_string()),
@@ -65,7 +72,7 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
                 };
                 db(store.daily_summary(&daily).await)?
             }
-            Some(_) => db(store.spend_by_day(&filter).await)?,
+            true => db(store.spend_by_day(&filter).await)?,
         };
         return Ok(super::summary::response(&days));
     }

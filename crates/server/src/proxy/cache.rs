@@ -204,14 +204,11 @@ fn prompt_text(view: &RequestView<'_>) -> Option<String> {
 }
 
 /// A miss's reply on its way out: a whole answer is kept now, a stream once it has ended whole.
-pub(crate) fn keep(app: &App, call: CacheCall, facts: &Facts, mut reply: Reply) -> Reply {
+pub(crate) fn keep(app: &App, call: CacheCall, mut reply: Reply) -> Reply {
     let Some(cache) = &app.cache else { return reply };
     let CacheCall { lookup, vector } = call;
     if reply.status != StatusCode::OK || !lookup.writes() || reply.anthropic_native {
         return reply;
-    }
-    if let Some(charge) = &facts.charge {
-        charge.cached(&lookup.key, false);
     }
     reply.body = match reply.body {
         ReplyBody::Whole(parts) => {

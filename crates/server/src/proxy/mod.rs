@@ -391,7 +391,7 @@ pub(crate) async fn proxy_body(
         Ok(mut reply) => {
             retry_headers(&mut reply);
             Ok(match cached {
-                Some(lookup) => cache::keep(app, lookup, facts, reply),
+                Some(lookup) => cache::keep(app, lookup, reply),
                 None => reply,
             })
         }
