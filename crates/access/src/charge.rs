@@ -341,6 +341,17 @@ impl Charge {
     /// `cost_per_request`; bounded where it is configured, and ignored unless finite and
     /// positive).
     pub fn settle_with(&self, usage: TokenUsage, fixed_cost: f64) -> f64 {
+        self.settle_by(usage, fixed_cost, true)
+    }
+
+    /// [`settle_with`](Self::settle_with), with the per-second prices not applied to the call's
+    /// time: for a route whose seconds are the audio's (transcriptions), which the caller bills
+    /// in `fixed_cost`.
+    pub fn settle_untimed(&self, usage: TokenUsage, fixed_cost: f64) -> f64 {
+        self.settle_by(usage, fixed_cost, false)
+    }
+
+    fn settle_by(&self, usage: TokenUsage, fixed_cost: f64, timed: bool) -> f64 {
         if self.settled.swap(true, Ordering::AcqRel) {
             return 0.0;
         }
@@ -361,7 +372,7 @@ impl Charge {
         let fixed = if fixed_cost.is_finite() && fixed_cost > 0.0 { fixed_cost } else { 0.0 };
         let cost = served
             .price
-            .map(|p| match p.per_second() {
+            .map(|p| match p.per_second() && timed {
                 // How long the call took, read only for a deployment priced by time.
                 true => p.cost_of_call(&usage, (chrono::Utc::now() - self.started).num_milliseconds() as f64 / 1000.0),
                 false => p.cost(&usage),

@@ -6,7 +6,8 @@
 //! `/api/chat`, `/api/generate` and `/api/embed` with NDJSON streams, Cohere's v2 `/v2/chat` (typed
 //! SSE events), `/v2/embed` and `/v2/rerank`, an OpenAI-compatible
 //! server's `/rerank` (vLLM's shape), Voyage AI's embeddings and rerank (under `/voyage/v1`), OpenAI's Responses API
-//! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
+//! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), OpenAI's images, moderations
+//! and speech (`media`), and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
 //! slowapi-style fixed-window rate limits, injected 500s, and model names that trigger a chosen
 //! failure (`error-503`, `stream-reset`, `retry-after-2`, …) or, on Anthropic's route, cache reads
 //! in the usage (`claude-cached-100`). `GET /mock/stats` reports what it saw.
@@ -23,6 +24,7 @@ mod cohere;
 mod config;
 mod google;
 mod latency;
+mod media;
 mod ollama;
 mod openai;
 mod ratelimit;

@@ -28,6 +28,13 @@ pub fn sse(frames: Vec<Bytes>, gap: Duration, end: StreamEnd, guard: RequestGuar
     r
 }
 
+/// Audio bytes in `frames`, as OpenAI's `/v1/audio/speech` streams them.
+pub fn audio(frames: Vec<Bytes>, gap: Duration, guard: RequestGuard) -> Resp {
+    let mut r = Response::new(MockBody::stream(frames, gap, StreamEnd::Eof, Some(guard)));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("audio/mpeg"));
+    r
+}
+
 /// Newline-delimited JSON, as Ollama streams.
 pub fn ndjson(frames: Vec<Bytes>, gap: Duration, end: StreamEnd, guard: RequestGuard) -> Resp {
     let mut r = Response::new(MockBody::stream(frames, gap, end, Some(guard)));

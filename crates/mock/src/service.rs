@@ -57,6 +57,11 @@ enum Endpoint<'a> {
     /// Voyage AI's `/v1/embeddings` and `/v1/rerank`, under `/voyage`.
     VoyageEmbed,
     VoyageRerank,
+    /// OpenAI's `/v1/images/generations`, `/v1/moderations`, `/v1/audio/speech` (`media`).
+    Images,
+    Moderations,
+    Speech,
+    Transcriptions,
     /// `POST /v1/responses` (OpenAI's, and Azure's `/openai/…` paths).
     Responses,
     /// `GET` or `DELETE /v1/responses/{id}`.
@@ -84,6 +89,9 @@ impl Endpoint<'_> {
             Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
             Endpoint::Rerank => Route::Rerank,
             Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
+            Endpoint::Images => Route::Images,
+            Endpoint::Moderations => Route::Moderations,
+            Endpoint::Speech | Endpoint::Transcriptions => Route::Audio,
             Endpoint::Responses | Endpoint::ResponseItem(_) => Route::Responses,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
@@ -118,6 +126,11 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/rerank" | "/v1/rerank" => Endpoint::Rerank,
         "/voyage/v1/embeddings" => Endpoint::VoyageEmbed,
         "/voyage/v1/rerank" => Endpoint::VoyageRerank,
+        "/images/generations" | "/v1/images/generations" => Endpoint::Images,
+        "/moderations" | "/v1/moderations" => Endpoint::Moderations,
+        "/audio/speech" | "/v1/audio/speech" => Endpoint::Speech,
+        "/audio/transcriptions" | "/v1/audio/transcriptions" => Endpoint::Transcriptions,
+        "/audio/translations" | "/v1/audio/translations" => Endpoint::Transcriptions,
         "/mock/stats" => Endpoint::Stats,
         "/mock/last" => Endpoint::Last,
         "/mock/reset" => Endpoint::Reset,
@@ -136,6 +149,10 @@ fn classify(path: &str) -> Endpoint<'_> {
                     "chat/completions" => Endpoint::Chat(model),
                     "completions" => Endpoint::Completions(model),
                     "embeddings" => Endpoint::Embeddings(model),
+                    "images/generations" => Endpoint::Images,
+                    "moderations" => Endpoint::Moderations,
+                    "audio/speech" => Endpoint::Speech,
+                    "audio/transcriptions" | "audio/translations" => Endpoint::Transcriptions,
                     _ => Endpoint::NotFound,
                 };
             }
@@ -283,6 +300,37 @@ impl Mock {
                 let resp = match cohere::compatible_rerank_body(&body) {
                     Ok(answer) => respond::json(StatusCode::OK, answer),
                     Err(e) => respond::detail(StatusCode::BAD_REQUEST, &e),
+                };
+                finish(Some(guard), resp)
+            }
+            Endpoint::Images | Endpoint::Moderations => {
+                let answer = match endpoint {
+                    Endpoint::Images => crate::media::images_body(&body),
+                    _ => crate::media::moderations_body(&body),
+                };
+                let resp = match answer {
+                    Ok(a) => respond::openai_headers(respond::json(StatusCode::OK, a)),
+                    Err(e) => respond::openai_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error", "400"),
+                };
+                finish(Some(guard), resp)
+            }
+            Endpoint::Speech => match crate::media::speech_frames(&body) {
+                Ok(frames) => respond::audio(frames, self.cfg.chunk_delay, guard),
+                Err(e) => finish(
+                    Some(guard),
+                    respond::openai_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error", "400"),
+                ),
+            },
+            Endpoint::Transcriptions => {
+                let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                let resp = match crate::media::transcription(content_type, &body) {
+                    Ok(t) => {
+                        let mut r = respond::json(StatusCode::OK, t.body);
+                        r.headers_mut()
+                            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(t.content_type));
+                        respond::openai_headers(r)
+                    }
+                    Err(e) => respond::openai_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error", "400"),
                 };
                 finish(Some(guard), resp)
             }

@@ -21,10 +21,13 @@ pub enum Route {
     Cohere,
     Rerank,
     Voyage,
+    Images,
+    Moderations,
+    Audio,
 }
 
 impl Route {
-    const ALL: [Route; 15] = [
+    const ALL: [Route; 18] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -40,6 +43,9 @@ impl Route {
         Route::Cohere,
         Route::Rerank,
         Route::Voyage,
+        Route::Images,
+        Route::Moderations,
+        Route::Audio,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +65,9 @@ impl Route {
             Route::Cohere => "cohere",
             Route::Rerank => "rerank",
             Route::Voyage => "voyage",
+            Route::Images => "images",
+            Route::Moderations => "moderations",
+            Route::Audio => "audio",
         }
     }
 }

@@ -26,6 +26,15 @@ pub struct OpenAi {
     pub responses: Uri,
     /// `/rerank`: what OpenAI-compatible rerank servers (vLLM, Infinity, …) serve.
     pub rerank: Uri,
+    /// `/images/generations`, `/moderations` and `/audio/speech`: forwarded as OpenAI and Azure
+    /// serve them.
+    pub images: Uri,
+    pub moderations: Uri,
+    pub speech: Uri,
+    /// `/audio/transcriptions` and `/audio/translations`: the client's upload, with the form's
+    /// `model` replaced.
+    pub transcriptions: Uri,
+    pub translations: Uri,
     /// The deployment serves the Responses API itself (OpenAI, Azure): a `/v1/responses` call
     /// goes to it as the client sent it. Every other OpenAI-format server is sent chat.
     pub responses_native: bool,
@@ -70,6 +79,11 @@ impl OpenAi {
             embeddings: uri(Endpoint::Embeddings)?,
             responses: uri(Endpoint::Responses)?,
             rerank: uri(Endpoint::Rerank)?,
+            images: uri(Endpoint::Images)?,
+            moderations: uri(Endpoint::Moderations)?,
+            speech: uri(Endpoint::Speech)?,
+            transcriptions: uri(Endpoint::Transcriptions)?,
+            translations: uri(Endpoint::Translations)?,
             responses_native: provider.name == "openai",
             auth,
             organization: p.organization.and_then(|o| HeaderValue::from_str(o).ok()),
@@ -85,7 +99,36 @@ impl OpenAi {
             Endpoint::Embeddings => &self.embeddings,
             Endpoint::Responses => &self.responses,
             Endpoint::Rerank => &self.rerank,
+            Endpoint::Images => &self.images,
+            Endpoint::Moderations => &self.moderations,
+            Endpoint::Speech => &self.speech,
+            Endpoint::Transcriptions => &self.transcriptions,
+            Endpoint::Translations => &self.translations,
         }
+    }
+
+    /// An upload (`/audio/transcriptions`) as the client sent it, with the deployment's model
+    /// name in place of the form's `model` value, on the form's own boundary.
+    fn upload_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
+        let span = call.model_span.clone().ok_or_else(|| {
+            ApiError::bad_request("Missing required form field `model`: add it to the upload.").param("model")
+        })?;
+        let name: String = serde_json::from_slice(&self.upstream_model).unwrap_or_default();
+        let body = splice::replace(call.body, span, bytes::Bytes::from(name));
+        let content_type = sluice_wire::form::content_type_of(call.body)
+            .and_then(|c| HeaderValue::from_str(&c).ok())
+            .ok_or_else(|| ApiError::bad_request("Request body is not multipart/form-data."))?;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, content_type);
+        headers
+            .insert(http::header::USER_AGENT, HeaderValue::from_static(concat!("sluice/", env!("CARGO_PKG_VERSION"))));
+        if let Some((name, value)) = &self.auth {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(org) = &self.organization {
+            headers.insert(HeaderName::from_static("openai-organization"), org.clone());
+        }
+        Ok(UpstreamRequest { url: self.uri(call.endpoint).clone(), headers, body, token: None, timeout: self.timeout })
     }
 
     /// Where a stored response `id` lives upstream (`GET`/`DELETE {base}/responses/{id}`), with
@@ -115,6 +158,9 @@ impl OpenAi {
 impl ChatProvider for OpenAi {
     /// The client's bytes with `model` rewritten in place: three slices, nothing parsed.
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
+        if call.endpoint.is_upload() {
+            return self.upload_request(call);
+        }
         let body = match &call.model_span {
             Some(span) => splice::replace(call.body, span.clone(), self.upstream_model.clone()),
             None => insert_model(call.body, &self.upstream_model),

@@ -33,6 +33,53 @@ pub struct Price {
     /// endpoint); 0 for the price map's models.
     pub input_per_second: f64,
     pub output_per_second: f64,
+    /// The units of the endpoints that are not billed by tokens (a deployment's own
+    /// `output_cost_per_image`, `input_cost_per_image`, `input_cost_per_pixel`,
+    /// `input_cost_per_character`); 0 when not set.
+    pub units: UnitPrices,
+}
+
+/// USD per unit of the endpoints LiteLLM bills by something other than tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct UnitPrices {
+    /// `output_cost_per_image`: per image generated.
+    pub output_per_image: f64,
+    /// `input_cost_per_image`: per image, where a model lists only that.
+    pub input_per_image: f64,
+    /// `input_cost_per_pixel`: per pixel of each image generated (DALL·E's map entries).
+    pub input_per_pixel: f64,
+    /// `input_cost_per_character`: per character of the text spoken (text to speech).
+    pub input_per_character: f64,
+}
+
+/// The most images one request is billed for, and the most pixels one image is, as the request
+/// is read (`sluice_wire::units`).
+pub const MAX_IMAGES: u64 = sluice_wire::units::MAX_IMAGES;
+pub const MAX_IMAGE_PIXELS: u64 = sluice_wire::units::MAX_SIDE * sluice_wire::units::MAX_SIDE;
+
+impl UnitPrices {
+    /// Whether any unit price is set.
+    pub fn any(&self) -> bool {
+        *self != UnitPrices::default()
+    }
+
+    /// LiteLLM's image cost (`default_image_cost_calculator`): `n` images of `pixels` each at the
+    /// per-pixel price when the model has one, else at the price per image. Both counts are
+    /// clamped to [`MAX_IMAGES`] and [`MAX_IMAGE_PIXELS`].
+    pub fn images(&self, n: u64, pixels: u64) -> f64 {
+        let n = n.min(MAX_IMAGES) as f64;
+        if self.input_per_pixel > 0.0 {
+            return self.input_per_pixel * pixels.min(MAX_IMAGE_PIXELS) as f64 * n;
+        }
+        let per_image = if self.output_per_image > 0.0 { self.output_per_image } else { self.input_per_image };
+        per_image * n
+    }
+
+    /// The cost of speaking `characters` characters (LiteLLM bills text to speech per input
+    /// character).
+    pub fn speech(&self, characters: u64) -> f64 {
+        self.input_per_character * characters as f64
+    }
 }
 
 /// The prices of calls whose prompt has more than `above_prompt_tokens` tokens (LiteLLM's
@@ -506,6 +553,23 @@ mod tests {
         assert_eq!(row(&["gemini-2.5-pro"]).map(Row::provider), Some("vertex_ai-language-models"));
         assert!(row(&["gemini", "/"]).is_none());
         assert!(row(&[""]).is_none());
+    }
+
+    #[test]
+    fn images_cost_per_pixel_else_per_image_with_bounded_counts() {
+        let per_image = UnitPrices { output_per_image: 0.04, ..Default::default() };
+        assert!((per_image.images(2, 1024 * 1024) - 0.08).abs() < 1e-12);
+        let per_pixel = UnitPrices { input_per_pixel: 3.81469e-8, output_per_image: 9.0, ..Default::default() };
+        assert!((per_pixel.images(1, 1024 * 1024) - 3.81469e-8 * 1_048_576.0).abs() < 1e-12);
+        let only_input = UnitPrices { input_per_image: 0.5, ..Default::default() };
+        assert!((only_input.images(3, 0) - 1.5).abs() < 1e-12);
+        // Counts from outside are clamped before they are billed.
+        assert!((per_image.images(u64::MAX, u64::MAX) - 0.04 * MAX_IMAGES as f64).abs() < 1e-9);
+        let clamped = per_pixel.images(u64::MAX, u64::MAX);
+        assert!((clamped - 3.81469e-8 * MAX_IMAGE_PIXELS as f64 * MAX_IMAGES as f64).abs() < 1e-9);
+        assert_eq!(UnitPrices::default().images(4, 1024), 0.0);
+        let tts = UnitPrices { input_per_character: 1.5e-5, ..Default::default() };
+        assert!((tts.speech(1000) - 0.015).abs() < 1e-12);
     }
 
     #[test]

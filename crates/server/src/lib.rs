@@ -64,7 +64,7 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
                 axum::response::Response::from(serve_proxied(app, endpoint, Some(model), req).await)
             };
             proxied = proxied.route(&format!("{prefix}{path}"), post(direct));
-            if !matches!(endpoint, Endpoint::Responses | Endpoint::Rerank) {
+            if matches!(endpoint, Endpoint::Chat | Endpoint::Completions | Endpoint::Embeddings) {
                 proxied = proxied
                     .route(&format!("{prefix}/openai/deployments/{{model}}{path}"), post(named))
                     .route(&format!("{prefix}/engines/{{model}}{path}"), post(named));
@@ -184,8 +184,18 @@ fn serve_proxied(
 
 /// The endpoints served at their own path (`Endpoint::path`), with and without `/v1`: [`routes`]
 /// registers them with axum, and [`Gateway`] calls them before axum.
-const DIRECT_ENDPOINTS: [Endpoint; 5] =
-    [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings, Endpoint::Responses, Endpoint::Rerank];
+const DIRECT_ENDPOINTS: [Endpoint; 10] = [
+    Endpoint::Chat,
+    Endpoint::Completions,
+    Endpoint::Embeddings,
+    Endpoint::Responses,
+    Endpoint::Rerank,
+    Endpoint::Images,
+    Endpoint::Moderations,
+    Endpoint::Speech,
+    Endpoint::Transcriptions,
+    Endpoint::Translations,
+];
 
 /// The endpoint a request goes straight to, if it is one of [`Gateway`]'s direct routes.
 pub(crate) fn direct_route(method: &http::Method, path: &str) -> Option<Endpoint> {
@@ -354,6 +364,12 @@ mod tests {
             ("/v1/responses", Endpoint::Responses),
             ("/rerank", Endpoint::Rerank),
             ("/v1/rerank", Endpoint::Rerank),
+            ("/images/generations", Endpoint::Images),
+            ("/v1/images/generations", Endpoint::Images),
+            ("/v1/moderations", Endpoint::Moderations),
+            ("/v1/audio/speech", Endpoint::Speech),
+            ("/v1/audio/transcriptions", Endpoint::Transcriptions),
+            ("/audio/translations", Endpoint::Translations),
         ] {
             assert_eq!(direct_route(&post, path), Some(endpoint), "{path}");
             assert_eq!(direct_route(&http::Method::GET, path), None, "{path}");

@@ -102,6 +102,14 @@ const fn op(
     Operation { method, path, v1: false, tag, summary, auth, body: None, query: &[] }
 }
 
+/// The media type a request schema is sent as: an upload's is a form.
+fn body_type(schema: &str) -> &'static str {
+    match schema {
+        "TranscriptionRequest" => "multipart/form-data",
+        _ => "application/json",
+    }
+}
+
 const fn openai(path: &'static str, body: &'static str, summary: &'static str) -> Operation {
     Operation { method: "post", path, v1: true, tag: "OpenAI", summary, auth: Auth::Key, body: Some(body), query: &[] }
 }
@@ -142,6 +150,19 @@ pub static OPERATIONS: &[Operation] = &[
         v1: false,
         ..openai("/v2/rerank", "RerankRequest", "Rank documents against a query (Cohere's v2 path)")
     },
+    openai("/images/generations", "ImageGenerationRequest", "Generate images (billed per image, or per pixel)"),
+    openai("/moderations", "ModerationRequest", "Classify text against the moderation categories"),
+    openai("/audio/speech", "SpeechRequest", "Speak text: the audio streams back as the provider sends it"),
+    openai(
+        "/audio/transcriptions",
+        "TranscriptionRequest",
+        "Transcribe an audio upload (multipart/form-data, at most max_request_size_mb)",
+    ),
+    openai(
+        "/audio/translations",
+        "TranscriptionRequest",
+        "Translate an audio upload into English text (multipart/form-data, at most max_request_size_mb)",
+    ),
     openai(
         "/responses",
         "ResponsesRequest",
@@ -486,7 +507,7 @@ fn operation(op: &Operation, registered: &str) -> Value {
             "requestBody".into(),
             json!({
                 "required": true,
-                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}},
+                "content": {body_type(schema): {"schema": {"$ref": format!("#/components/schemas/{schema}")}}},
             }),
         );
     }
@@ -750,7 +771,60 @@ fn schemas() -> Value {
         },
     });
     all["CacheKeys"] = cache_keys;
+    if let (Value::Object(all), Value::Object(media)) = (&mut all, media_schemas(&model, &user)) {
+        all.extend(media);
+    }
     all
+}
+
+/// The image, moderation and audio routes' requests (apart: one `json!` holding every schema
+/// would pass the macro's recursion limit).
+fn media_schemas(model: &Value, user: &Value) -> Value {
+    json!({
+        "ImageGenerationRequest": {
+            "type": "object",
+            "required": ["model", "prompt"],
+            "properties": {
+                "model": model,
+                "prompt": {"type": "string"},
+                "n": {"type": "integer", "minimum": 1, "maximum": 10},
+                "size": {"type": "string", "description": "WIDTHxHEIGHT, e.g. 1024x1024"},
+                "quality": {"type": "string"},
+                "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+                "user": user,
+            },
+            "additionalProperties": true,
+        },
+        "ModerationRequest": {
+            "type": "object",
+            "required": ["model", "input"],
+            "properties": {"model": model, "input": {"description": "A string or a list of strings"}},
+            "additionalProperties": true,
+        },
+        "SpeechRequest": {
+            "type": "object",
+            "required": ["model", "input", "voice"],
+            "properties": {
+                "model": model,
+                "input": {"type": "string"},
+                "voice": {"type": "string"},
+                "response_format": {"type": "string"},
+                "speed": {"type": "number"},
+            },
+            "additionalProperties": true,
+        },
+        "TranscriptionRequest": {
+            "type": "object",
+            "required": ["model", "file"],
+            "properties": {
+                "model": model,
+                "file": {"type": "string", "format": "binary"},
+                "response_format": {"type": "string", "enum": ["json", "text", "srt", "verbose_json", "vtt"]},
+                "language": {"type": "string"},
+                "prompt": {"type": "string"},
+            },
+        },
+    })
 }
 
 /// `/openapi.json`'s handler: the document rendered once, when the route table is complete.

@@ -8,6 +8,7 @@
 
 pub mod controls;
 pub mod error;
+pub mod form;
 pub mod members;
 pub mod responses;
 mod scan;
@@ -15,5 +16,6 @@ pub mod sniff;
 pub mod splice;
 pub mod sse;
 pub mod strip;
+pub mod units;
 
 pub use error::ApiError;

@@ -24,6 +24,17 @@ pub enum Endpoint {
     Responses,
     /// Cohere's rerank API as LiteLLM serves it (`/rerank`, `/v1/rerank`, `/v2/rerank`).
     Rerank,
+    /// OpenAI's image generation (`/v1/images/generations`).
+    Images,
+    /// OpenAI's moderation API (`/v1/moderations`).
+    Moderations,
+    /// OpenAI's text to speech (`/v1/audio/speech`): JSON in, audio bytes out.
+    Speech,
+    /// OpenAI's speech to text (`/v1/audio/transcriptions`): a `multipart/form-data` upload.
+    Transcriptions,
+    /// OpenAI's speech to English text (`/v1/audio/translations`): an upload like
+    /// [`Transcriptions`](Endpoint::Transcriptions).
+    Translations,
 }
 
 impl Endpoint {
@@ -35,6 +46,11 @@ impl Endpoint {
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Responses => "/responses",
             Endpoint::Rerank => "/rerank",
+            Endpoint::Images => "/images/generations",
+            Endpoint::Moderations => "/moderations",
+            Endpoint::Speech => "/audio/speech",
+            Endpoint::Transcriptions => "/audio/transcriptions",
+            Endpoint::Translations => "/audio/translations",
         }
     }
 
@@ -51,15 +67,28 @@ impl Endpoint {
             Endpoint::Embeddings => "aembedding",
             Endpoint::Responses => "aresponses",
             Endpoint::Rerank => "arerank",
+            Endpoint::Images => "aimage_generation",
+            Endpoint::Moderations => "amoderation",
+            Endpoint::Speech => "aspeech",
+            // LiteLLM has no call type of its own for translations: billed and logged as
+            // transcriptions are.
+            Endpoint::Transcriptions | Endpoint::Translations => "atranscription",
         }
+    }
+
+    /// The request is a `multipart/form-data` upload, not JSON; its answer may be plain text.
+    pub fn is_upload(self) -> bool {
+        matches!(self, Endpoint::Transcriptions | Endpoint::Translations)
     }
 
     fn required_field(self) -> &'static str {
         match self {
             Endpoint::Chat => "messages",
             Endpoint::Completions => "prompt",
-            Endpoint::Embeddings | Endpoint::Responses => "input",
+            Endpoint::Embeddings | Endpoint::Responses | Endpoint::Moderations | Endpoint::Speech => "input",
             Endpoint::Rerank => "query",
+            Endpoint::Images => "prompt",
+            Endpoint::Transcriptions | Endpoint::Translations => "file",
         }
     }
 }
@@ -245,7 +274,8 @@ pub struct RequestView<'a> {
     /// The gateway's own fields ([`controls`]), when the request carries any: boxed, so the
     /// common request (none) carries one null pointer.
     pub controls: Option<Box<Controls>>,
-    /// The Responses API's `input` (raw JSON), kept for token estimates.
+    /// The Responses API's `input` (raw JSON), kept for token estimates; the text to speak
+    /// (`/audio/speech`), which is billed per character.
     pub input: Option<&'a str>,
     /// The Responses API's `previous_response_id`, when a string.
     pub previous_response_id: Option<Cow<'a, str>>,
@@ -258,6 +288,9 @@ pub struct RequestView<'a> {
 /// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
 /// with a message that tells the client what to fix.
 pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiError> {
+    if endpoint.is_upload() {
+        return form_request(body);
+    }
     let text = utf8(body)?;
     if text.trim_start().is_empty() {
         return Err(ApiError::bad_request(
@@ -302,6 +335,10 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         },
     };
 
+    // These answers are whole JSON documents or audio bytes, never OpenAI's SSE chunks (an
+    // image stream's partial images, a speech `stream_format`, are not relayed as chat is).
+    let stream = stream && !matches!(endpoint, Endpoint::Images | Endpoint::Moderations | Endpoint::Speech);
+
     let include_usage = match raw.stream_options {
         Some(v) if !is_null(v) => {
             let opts: RawStreamOptions = serde_json::from_str(v).map_err(|_| {
@@ -321,6 +358,10 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         Endpoint::Responses => raw.input.or(Some("[]")),
         // `query` and `documents` are the provider's to check: the sniffer reads no rerank field.
         Endpoint::Rerank => Some("{}"),
+        Endpoint::Images => raw.prompt,
+        Endpoint::Moderations | Endpoint::Speech => raw.input,
+        // Read as a form above.
+        Endpoint::Transcriptions | Endpoint::Translations => None,
     };
     let field = endpoint.required_field();
     match required {
@@ -360,7 +401,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         prompt: raw.prompt,
         max_tokens,
         controls,
-        input: raw.input.filter(|_| endpoint == Endpoint::Responses),
+        input: raw.input.filter(|_| matches!(endpoint, Endpoint::Responses | Endpoint::Speech)),
         previous_response_id,
         tags: raw.tags,
         metadata: raw.metadata,
@@ -381,6 +422,37 @@ fn utf8(body: &[u8]) -> Result<&str, ApiError> {
             "Request body is not valid UTF-8 (invalid byte at offset {}). Send the body as UTF-8 encoded JSON.",
             e.valid_up_to()
         ))
+    })
+}
+
+/// An upload (`/audio/transcriptions`): its `model` and `user` fields, and where `model`'s value
+/// lies (without quotes: the deployment's name goes there as plain text).
+fn form_request(body: &[u8]) -> Result<RequestView<'_>, ApiError> {
+    let boundary = crate::form::content_type_of(body).ok_or_else(|| {
+        ApiError::bad_request(
+            "Request body is not multipart/form-data. Upload the audio as the OpenAI SDK does: multipart/form-data with `file` and `model` fields.",
+        )
+    })?;
+    let boundary = boundary.rsplit_once('=').map_or("", |(_, b)| b);
+    let form = crate::form::read(body, boundary)?;
+    let (model, model_span) = match form.model {
+        Some((m, span)) => (Some(Cow::Borrowed(m)), Some(span)),
+        None => (None, None),
+    };
+    Ok(RequestView {
+        model,
+        model_span,
+        stream: false,
+        include_usage: false,
+        user: form.user.map(Cow::Borrowed),
+        messages: None,
+        prompt: None,
+        max_tokens: None,
+        controls: None,
+        input: None,
+        previous_response_id: None,
+        tags: None,
+        metadata: None,
     })
 }
 

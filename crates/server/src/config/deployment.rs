@@ -98,6 +98,24 @@ impl DeploymentSpec {
     /// LiteLLM's price map's for its provider and model. `None`: its calls cost 0.
     pub fn price(&self) -> Option<sluice_providers::pricing::Price> {
         let own = |k: &str| self.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        // The images' and speech's units, which the bundled map does not carry: the
+        // deployment's own, on top of whatever its tokens cost.
+        let units = sluice_providers::pricing::UnitPrices {
+            output_per_image: own("output_cost_per_image").unwrap_or(0.0),
+            input_per_image: own("input_cost_per_image").unwrap_or(0.0),
+            input_per_pixel: own("input_cost_per_pixel").unwrap_or(0.0),
+            input_per_character: own("input_cost_per_character").unwrap_or(0.0),
+        };
+        match self.token_price() {
+            Some(p) => Some(sluice_providers::pricing::Price { units, ..p }),
+            None if units.any() => Some(sluice_providers::pricing::Price { units, ..Default::default() }),
+            None => None,
+        }
+    }
+
+    /// [`price`](Self::price) without the unit prices: per token or per second.
+    fn token_price(&self) -> Option<sluice_providers::pricing::Price> {
+        let own = |k: &str| self.prices.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
         let mapped = || sluice_providers::pricing::lookup(self.model.provider.name, &self.model.upstream);
         let per_token = [
             own("input_cost_per_token"),
@@ -245,10 +263,14 @@ struct Prices {
     output_cost_per_second: Option<UpTo<MAX_PRICE>>,
     cache_read_input_token_cost: Option<UpTo<MAX_PRICE>>,
     cache_creation_input_token_cost: Option<UpTo<MAX_PRICE>>,
+    output_cost_per_image: Option<UpTo<MAX_PRICE>>,
+    input_cost_per_image: Option<UpTo<MAX_PRICE>>,
+    input_cost_per_pixel: Option<UpTo<MAX_PRICE>>,
+    input_cost_per_character: Option<UpTo<MAX_PRICE>>,
 }
 
 impl Prices {
-    fn listed(self) -> [(&'static str, Option<f64>); 6] {
+    fn listed(self) -> [(&'static str, Option<f64>); 10] {
         let x = |p: Option<UpTo<MAX_PRICE>>| p.map(|p| p.0);
         [
             ("input_cost_per_token", x(self.input_cost_per_token)),
@@ -257,6 +279,10 @@ impl Prices {
             ("output_cost_per_second", x(self.output_cost_per_second)),
             ("cache_read_input_token_cost", x(self.cache_read_input_token_cost)),
             ("cache_creation_input_token_cost", x(self.cache_creation_input_token_cost)),
+            ("output_cost_per_image", x(self.output_cost_per_image)),
+            ("input_cost_per_image", x(self.input_cost_per_image)),
+            ("input_cost_per_pixel", x(self.input_cost_per_pixel)),
+            ("input_cost_per_character", x(self.input_cost_per_character)),
         ]
     }
 }

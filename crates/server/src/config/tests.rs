@@ -912,6 +912,46 @@ mod redis {
 }
 
 #[test]
+fn unit_prices_of_images_and_speech_are_the_deployments_own() {
+    let c = load(
+        r#"
+model_list:
+  - model_name: images
+    litellm_params: {model: openai/dall-e-3, output_cost_per_image: 0.04}
+    model_info: {input_cost_per_pixel: 0.0000001}
+  - model_name: tts
+    litellm_params: {model: openai/gpt-4o, input_cost_per_character: 0.000015}
+  - model_name: whisper
+    litellm_params: {model: openai/whisper-1, input_cost_per_second: 0.0001}
+  - model_name: huge
+    litellm_params: {model: openai/dall-e-3, output_cost_per_image: 1e9}
+"#,
+    );
+    // A price past the bound is refused at load, naming the key.
+    let e = c.unwrap_err().to_string();
+    assert!(e.contains("output_cost_per_image"), "{e}");
+    let c = load(
+        r#"
+model_list:
+  - model_name: images
+    litellm_params: {model: openai/dall-e-3, output_cost_per_image: 0.04}
+    model_info: {input_cost_per_pixel: 0.0000001}
+  - model_name: tts
+    litellm_params: {model: openai/gpt-4o, input_cost_per_character: 0.000015}
+"#,
+    )
+    .unwrap();
+    let d = |name: &str| c.deployments.iter().find(|d| d.model_name == name).unwrap();
+    let images = d("images").price().unwrap().units;
+    assert_eq!((images.output_per_image, images.input_per_pixel), (0.04, 0.0000001));
+    let tts = d("tts").price().unwrap();
+    // The unit price comes on top of the map's token prices.
+    assert_eq!(tts.units.input_per_character, 0.000015);
+    assert_eq!(tts.input_per_token, sluice_providers::pricing::lookup("openai", "gpt-4o").unwrap().input_per_token);
+    assert!(d("images").unpriced().is_none());
+}
+
+#[test]
 fn prices_come_from_the_deployment_then_the_map_and_the_rest_are_named() {
     let c = load(
         r#"

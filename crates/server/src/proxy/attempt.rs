@@ -411,6 +411,9 @@ impl UpstreamCall<'_> {
             return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
         }
 
+        if self.endpoint == Endpoint::Speech {
+            return Ok(self.relay_audio(attempt, up, incoming));
+        }
         if self.view.stream && self.endpoint == Endpoint::Responses {
             let stage = super::responses_relay::ResponsesStage::new(
                 *provider,
@@ -479,6 +482,8 @@ impl UpstreamCall<'_> {
         };
         let answer = match answer {
             Ok(a) => a,
+            // A transcription in `text`, `srt` or `vtt` is plain text, passed on as it is.
+            Err(_) if self.endpoint.is_upload() => sniff::ResponseView::default(),
             Err(_) => {
                 let api =
                     upstream::malformed_error(provider, "upstream returned a body that is not a JSON object", &body);
@@ -514,7 +519,11 @@ impl UpstreamCall<'_> {
             }
             c.answered_with(&body);
         }
-        self.settle(answer.usage);
+        let price = self.target_of(attempt).served.price;
+        match self.endpoint {
+            Endpoint::Transcriptions | Endpoint::Translations => self.settle_transcription(&body, price.as_ref()),
+            _ => self.settle_with(answer.usage, unit_cost(self.endpoint, self.body, self.view, price.as_ref())),
+        }
         let out = match (answer.model_span, restamp) {
             // A Response's id is wrapped to name this deployment too (`proxy::responses`).
             (_, stamp) if self.endpoint == Endpoint::Responses => {
@@ -526,19 +535,87 @@ impl UpstreamCall<'_> {
             _ => [body, Bytes::new(), Bytes::new()],
         };
         let status = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
-        let mut reply = Reply::whole(status, "application/json", out);
+        let content_type = match self.endpoint {
+            e if e.is_upload() && !out[0].starts_with(b"{") => "text/plain; charset=utf-8",
+            _ => "application/json",
+        };
+        let mut reply = Reply::whole(status, content_type, out);
         reply.lines = self.finish(Some(&up.headers));
         Ok(reply)
     }
 }
 
 impl UpstreamCall<'_> {
+    /// A successful `/audio/speech` answer: the upstream's audio bytes go to the client as they
+    /// come, with its content type, never buffered whole. Billed as it starts (by the characters
+    /// asked for, which the answer does not change).
+    fn relay_audio(
+        &mut self,
+        attempt: &Attempt<Target>,
+        up: UpstreamHead,
+        incoming: super::pool::UpstreamBody,
+    ) -> Reply {
+        self.clock.answered = Some(Instant::now());
+        self.app.router.load().record_success(attempt, None);
+        if let Some(m) = &self.target_of(attempt).metrics {
+            m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, None);
+        }
+        let units = unit_cost(self.endpoint, self.body, self.view, self.target_of(attempt).served.price.as_ref());
+        self.settle_with(None, units);
+        let mut h = HeaderMap::with_capacity(1);
+        let content_type = up.headers.get_str("content-type").and_then(|v| HeaderValue::from_str(v).ok());
+        h.insert(header::CONTENT_TYPE, content_type.unwrap_or(HeaderValue::from_static("application/octet-stream")));
+        let status = StatusCode::from_u16(up.status.as_u16()).unwrap_or(StatusCode::OK);
+        let mut reply = Reply::stream(status, h, axum::body::Body::new(incoming));
+        reply.lines = self.finish(Some(&up.headers));
+        reply
+    }
+
+    /// Bills a transcription by the seconds of audio its answer reports (`verbose_json`'s
+    /// `duration`) at the deployment's `input_cost_per_second`, as LiteLLM does; an answer in
+    /// another format reports none and costs 0.
+    fn settle_transcription(&mut self, answer: &[u8], price: Option<&sluice_providers::pricing::Price>) {
+        let Some(c) = &self.facts.charge else { return };
+        let seconds = sluice_wire::units::audio_seconds(answer);
+        if seconds.is_none() && price.is_some_and(|p| p.input_per_second > 0.0) {
+            tracing::debug!("transcription answer has no duration (response_format is not verbose_json): billed 0");
+        }
+        let cost = price.map_or(0.0, |p| p.input_per_second * seconds.unwrap_or(0.0));
+        self.outcome.cost = Some(c.settle_untimed(Default::default(), cost));
+    }
+
     /// Bills a finished non-streamed answer; its cost goes out as `x-litellm-response-cost`.
     pub(super) fn settle(&mut self, usage: Option<sniff::Usage>) {
+        self.settle_with(usage, 0.0);
+    }
+
+    /// [`settle`](Self::settle), plus what the request's own units cost (images, characters
+    /// spoken: [`unit_cost`]).
+    fn settle_with(&mut self, usage: Option<sniff::Usage>, units: f64) {
         if let Some(c) = &self.facts.charge {
             let usage = sluice_access::charge::token_usage(&usage.unwrap_or_default());
-            self.outcome.cost = Some(c.settle(usage));
+            self.outcome.cost = Some(c.settle_with(usage, units));
         }
+    }
+}
+
+/// What a request to an endpoint billed by units costs at `price`, besides its tokens, as
+/// LiteLLM bills it: `n` images of the asked size, the characters of the text spoken.
+/// Moderations cost nothing, and the token endpoints have no units.
+fn unit_cost(
+    endpoint: Endpoint,
+    body: &[u8],
+    view: &sniff::RequestView<'_>,
+    price: Option<&sluice_providers::pricing::Price>,
+) -> f64 {
+    let Some(units) = price.map(|p| p.units).filter(|u| u.any()) else { return 0.0 };
+    match endpoint {
+        Endpoint::Images => {
+            let ask = sluice_wire::units::images(body);
+            units.images(ask.n, ask.pixels)
+        }
+        Endpoint::Speech => units.speech(view.input.map_or(0, sluice_wire::units::characters)),
+        _ => 0.0,
     }
 }
 

@@ -59,6 +59,12 @@ pub(crate) fn lookup(
         Endpoint::Responses if view.stream => return None,
         Endpoint::Responses => Shape::Responses,
         Endpoint::Rerank => Shape::Rerank,
+        // Generated images and audio are not kept: each call is meant to make a new one.
+        Endpoint::Images
+        | Endpoint::Moderations
+        | Endpoint::Speech
+        | Endpoint::Transcriptions
+        | Endpoint::Translations => return None,
     };
     let lookup = cache.lookup(shape, model, body, controls.and_then(|c| c.cache.as_ref()))?;
     let lookup = match view.stream && view.include_usage {

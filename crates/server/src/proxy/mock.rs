@@ -46,8 +46,14 @@ pub fn complete(endpoint: Endpoint, model: &str, text: &str, call_id: &str) -> R
             "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": "stop"}],
             "usage": usage(),
         }),
-        Endpoint::Embeddings | Endpoint::Rerank => return Err(ApiError::bad_request(
-            "mock_response answers chat and completion requests only; point this deployment at an embeddings or rerank server",
+        Endpoint::Embeddings
+        | Endpoint::Rerank
+        | Endpoint::Images
+        | Endpoint::Moderations
+        | Endpoint::Speech
+        | Endpoint::Transcriptions
+        | Endpoint::Translations => return Err(ApiError::bad_request(
+            "mock_response answers chat and completion requests only; point this deployment at a server for this route",
         )),
         // `/v1/responses` reaches the demo model as chat (`proxy::responses`).
         Endpoint::Responses => {
@@ -69,9 +75,14 @@ pub fn stream(
     let (id, object) = match endpoint {
         Endpoint::Chat => (format!("chatcmpl-{call_id}"), "chat.completion.chunk"),
         Endpoint::Completions => (format!("cmpl-{call_id}"), "text_completion"),
-        Endpoint::Embeddings | Endpoint::Responses | Endpoint::Rerank => {
-            return complete(endpoint, model, text, call_id)
-        }
+        Endpoint::Embeddings
+        | Endpoint::Responses
+        | Endpoint::Rerank
+        | Endpoint::Images
+        | Endpoint::Moderations
+        | Endpoint::Speech
+        | Endpoint::Transcriptions
+        | Endpoint::Translations => return complete(endpoint, model, text, call_id),
     };
     let mut out = BytesMut::new();
     let mut frame = |choices: serde_json::Value, usage: Option<serde_json::Value>| {
