@@ -1,5 +1,5 @@
 //! The cache key: a BLAKE3 hash of what changes an answer, taken from the bytes of the request
-//! already in hand (no tree, no re-serialisation).
+//! already in hand (no tree, no re-serialisation; [`crate::canonical`] writes them).
 //!
 //! BLAKE3 rather than LiteLLM's SHA-256: both are collision-resistant (a caller must not be able
 //! to make its request share another's key), and the key is opaque to clients either way (64 hex
@@ -15,6 +15,8 @@
 //! user's answers are not another's. Whitespace outside strings does not count either: SDKs
 //! differ in how they space the JSON they send (Python's `json.dumps` puts a space after `:`
 //! and `,`; the OpenAI SDK does not), and LiteLLM keys on the values, not their spelling.
+
+use crate::canonical::Canonical;
 
 /// Top-level members that do not change the answer.
 const IGNORED: &[&str] = &[
@@ -84,72 +86,88 @@ impl Shape {
 /// 64 hex digits, after `namespace:` when there is a namespace. `None` when the body is not a
 /// JSON object (such a request never reaches an upstream either).
 pub fn of(shape: Shape, model_group: &str, body: &[u8], namespace: Option<&str>) -> Option<String> {
-    let mut members = sluice_wire::members::top_level(body)?;
-    members.retain(|(name, _)| !IGNORED.contains(&name.as_ref()));
-    members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut h = blake3::Hasher::new();
-    // Lengths first, so no two different lists of members hash the same bytes (a value is
-    // valid JSON, so the NUL after it, which JSON text never holds raw, ends it unambiguously).
-    let field = |h: &mut blake3::Hasher, bytes: &[u8]| {
-        h.update(&(bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    };
-    field(&mut h, b"sluice-cache-1");
-    field(&mut h, shape.name().as_bytes());
-    field(&mut h, model_group.as_bytes());
-    for (name, value) in &members {
-        field(&mut h, name.as_bytes());
-        without_spaces(value.as_bytes(), |part| {
-            h.update(part);
-        });
-        h.update(b"\0");
-    }
-    let digest = h.finalize().to_hex();
+    let fields: [&[u8]; 3] = [b"sluice-cache-1", shape.name().as_bytes(), model_group.as_bytes()];
+    let digest = CANONICAL.with_borrow_mut(|canonical| {
+        let digest = canonical.write(&fields, body, |name| !IGNORED.contains(&name)).map(blake3::hash);
+        canonical.trim();
+        digest
+    })?;
+    let digest = digest.to_hex();
     Some(match namespace {
         Some(ns) => format!("{ns}:{digest}"),
         None => digest.to_string(),
     })
 }
 
-/// Hands `json` (a valid JSON value) to `out` in slices, without the whitespace between tokens;
-/// strings go whole, found a run at a time between quotes and backslashes.
-fn without_spaces(json: &[u8], mut out: impl FnMut(&[u8])) {
-    let mut at = 0;
-    let mut start = 0;
-    while at < json.len() {
-        match json[at] {
-            b' ' | b'\t' | b'\n' | b'\r' => {
-                out(&json[start..at]);
-                at += 1;
-                start = at;
-            }
-            b'"' => {
-                at += 1;
-                // To the closing quote, stepping over escapes.
-                loop {
-                    match memchr::memchr2(b'"', b'\\', &json[at..]) {
-                        Some(i) if json[at + i] == b'\\' => at += i + 2,
-                        Some(i) => {
-                            at += i + 1;
-                            break;
-                        }
-                        None => {
-                            at = json.len();
-                            break;
-                        }
-                    }
-                }
-            }
-            _ => at += 1,
-        }
-    }
-    out(&json[start..json.len().min(at)]);
+thread_local! {
+    static CANONICAL: std::cell::RefCell<Canonical> = std::cell::RefCell::new(Canonical::default());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The key as the previous build made it (members read by the shared scanner, each value's
+    /// spaces dropped in a second walk, the pieces fed to an incremental hasher): the one-pass
+    /// canonical form must hash exactly the same bytes, so entries kept in Redis by that build
+    /// are still found.
+    fn reference(shape: Shape, model_group: &str, body: &[u8]) -> Option<String> {
+        let mut members = sluice_wire::members::top_level(body)?;
+        members.retain(|(name, _)| !IGNORED.contains(&name.as_ref()));
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut h = blake3::Hasher::new();
+        let field = |h: &mut blake3::Hasher, bytes: &[u8]| {
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(&mut h, b"sluice-cache-1");
+        field(&mut h, shape.name().as_bytes());
+        field(&mut h, model_group.as_bytes());
+        for (name, value) in &members {
+            field(&mut h, name.as_bytes());
+            without_spaces(value.as_bytes(), |part| {
+                h.update(part);
+            });
+            h.update(b"\0");
+        }
+        Some(h.finalize().to_hex().to_string())
+    }
+
+    /// Hands `json` (a valid JSON value) to `out` in slices, without the whitespace between tokens;
+    /// strings go whole, found a run at a time between quotes and backslashes.
+    fn without_spaces(json: &[u8], mut out: impl FnMut(&[u8])) {
+        let mut at = 0;
+        let mut start = 0;
+        while at < json.len() {
+            match json[at] {
+                b' ' | b'\t' | b'\n' | b'\r' => {
+                    out(&json[start..at]);
+                    at += 1;
+                    start = at;
+                }
+                b'"' => {
+                    at += 1;
+                    // To the closing quote, stepping over escapes.
+                    loop {
+                        match memchr::memchr2(b'"', b'\\', &json[at..]) {
+                            Some(i) if json[at + i] == b'\\' => at += i + 2,
+                            Some(i) => {
+                                at += i + 1;
+                                break;
+                            }
+                            None => {
+                                at = json.len();
+                                break;
+                            }
+                        }
+                    }
+                }
+                _ => at += 1,
+            }
+        }
+        out(&json[start..json.len().min(at)]);
+    }
 
     fn spaceless(json: &str) -> String {
         let mut out = Vec::new();
@@ -167,6 +185,88 @@ mod tests {
             prop_assert_eq!(spaceless(&spaced), compact.clone());
             let back: serde_json::Value = serde_json::from_str(&spaceless(&spaced)).unwrap();
             prop_assert_eq!(back, v);
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e9f64..1e9).prop_map(serde_json::Value::from),
+            "[a-z \"\\\\\n\u{e9}\u{1F600}]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map("[a-c\"]{0,3}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A body as some client might spell it: members in any order, spaced any way.
+    fn spelled(members: &[(String, serde_json::Value)], spacing: u8) -> String {
+        let parts: Vec<String> = members
+            .iter()
+            .map(|(k, v)| {
+                let (k, v) = (serde_json::to_string(k).unwrap(), serde_json::to_string(v).unwrap());
+                match spacing % 3 {
+                    0 => format!("{k}:{v}"),
+                    1 => format!(
+                        "{k}: {}",
+                        serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&v).unwrap()).unwrap()
+                    ),
+                    _ => format!("\n\t{k} :\r\n {v} "),
+                }
+            })
+            .collect();
+        format!(" {{{}}}\n", parts.join(if spacing.is_multiple_of(2) { "," } else { " , " }))
+    }
+
+    proptest! {
+        /// The one-pass form hashes what the previous build hashed, whatever the members, their
+        /// order and spacing: kept entries keep their keys.
+        #[test]
+        fn keys_are_the_previous_builds(
+            members in proptest::collection::btree_map(
+                prop_oneof![Just("model".to_string()), Just("stream".to_string()), Just("metadata".to_string()), "[a-z_\"\\\\\u{e9}]{0,8}"],
+                json_value(),
+                0..7,
+            ),
+            shuffle in any::<u64>(),
+            spacing in any::<u8>(),
+        ) {
+            let mut members: Vec<(String, serde_json::Value)> = members.into_iter().collect();
+            let n = members.len().max(1);
+            members.rotate_left((shuffle as usize) % n);
+            if shuffle & 1 == 1 { members.reverse(); }
+            let body = spelled(&members, spacing);
+            let old = reference(Shape::Chat, "g", body.as_bytes());
+            prop_assert!(old.is_some(), "the reference refused {body}");
+            prop_assert_eq!(of(Shape::Chat, "g", body.as_bytes(), None), old, "{}", body);
+        }
+
+        /// Bytes changed anywhere: never a panic, and wherever the previous build still read an
+        /// object, the same key.
+        #[test]
+        fn mutated_bodies_never_panic_and_agree_where_they_are_json(
+            members in proptest::collection::btree_map("[a-z]{1,4}", json_value(), 1..5),
+            at in any::<usize>(),
+            byte in prop_oneof![Just(b'"'), Just(b'\\'), Just(b'{'), Just(b'}'), Just(b','), Just(b':'), Just(b' '), any::<u8>()],
+            cut in any::<bool>(),
+        ) {
+            let members: Vec<(String, serde_json::Value)> = members.into_iter().collect();
+            let mut body = spelled(&members, 1).into_bytes();
+            let at = at % body.len();
+            match cut {
+                true => body.truncate(at),
+                false => body[at] = byte,
+            }
+            let new = of(Shape::Chat, "g", &body, None);
+            if let Some(old) = reference(Shape::Chat, "g", &body) {
+                prop_assert_eq!(new, Some(old));
+            }
         }
     }
 

@@ -17,6 +17,7 @@
 //! and how it is logged.
 
 pub mod assemble;
+mod canonical;
 pub mod entry;
 pub mod key;
 mod local;
@@ -114,7 +115,8 @@ pub struct Lookup {
     max_age: Option<Duration>,
     /// Only an entry that carries `usage` will do (a stream asking for it, replayed).
     needs_usage: bool,
-    /// Where a semantic cache compares prompts: the namespace, the shape and the model group.
+    /// Where a semantic cache compares prompts: the namespace, the shape and the model group
+    /// (empty for the other caches).
     pub scope: String,
 }
 
@@ -208,7 +210,11 @@ impl Cache {
             Backend::Local => Some(self.settings.in_memory_ttl.unwrap_or(DEFAULT_LOCAL_TTL)),
             Backend::Redis => self.settings.redis_ttl,
         });
-        let scope = format!("{}|{}|{model_group}", namespace.unwrap_or(""), shape.name());
+        // Only a semantic cache compares prompts within a scope: no string for the others.
+        let scope = match self.semantic {
+            Some(_) => format!("{}|{}|{model_group}", namespace.unwrap_or(""), shape.name()),
+            None => String::new(),
+        };
         Some(Lookup { key, shape, read, write, ttl, max_age: c.s_maxage, needs_usage: false, scope })
     }
 

@@ -31,6 +31,16 @@ pub fn top_level(body: &[u8]) -> Option<Vec<(Cow<'_, str>, &str)>> {
     }
 }
 
+/// Just past the JSON string whose opening quote is at `open` in `bytes`, and whether it holds an
+/// escape; `None` when no valid string starts there. The scanner's SIMD search, for readers that
+/// walk a body themselves.
+pub fn string_end(bytes: &[u8], open: usize) -> Option<(usize, bool)> {
+    let mut c = scan::Cursor::new(bytes);
+    c.pos = open;
+    let escaped = c.skip_string().ok()?;
+    Some((c.pos, escaped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,6 +51,17 @@ mod tests {
         let m = top_level(body).unwrap();
         let got: Vec<(&str, &str)> = m.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
         assert_eq!(got, vec![("model", r#""m""#), ("x", "1.50"), ("stream", "true"), ("o", r#"{"a": [1, 2]}"#)]);
+    }
+
+    #[test]
+    fn strings_end_after_their_closing_quote() {
+        let text = br#"x"plain" "a\"b\u0041" "open"#;
+        assert_eq!(string_end(text, 1), Some((8, false)));
+        assert_eq!(string_end(text, 9), Some((21, true)));
+        assert_eq!(string_end(text, 22), None, "unterminated");
+        assert_eq!(string_end(text, 0), None, "not at a quote");
+        assert_eq!(string_end(text, 99), None, "past the end");
+        assert_eq!(string_end(b"\"a\x01\"", 0), None, "a raw control character");
     }
 
     #[test]
