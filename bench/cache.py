@@ -13,7 +13,8 @@ requests per second gives the latency (p50, p99). The issue's bounds: a hit's CP
 below a proxied miss's; a local hit adds under 0.1 ms at p50 (the hit's p50 is all gateway: no
 upstream is waited on); with every request a miss, CPU per request at most x1.1 caching off.
 The mock's request count shows the hits never reached it. `--smoke` makes it a few seconds long
-for CI.
+for CI. `--perf DIR` then records each gateway with `perf record -g` through one more closed
+loop, to `DIR/<variant>.data` (read with `perf report -i ... --no-children`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -50,6 +52,7 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--smoke", action="store_true", help="1 s runs, one repeat (CI)")
+    ap.add_argument("--perf", type=Path, help="record each gateway with perf into this folder")
     args = ap.parse_args()
     if args.smoke:
         args.duration, args.repeats, args.rate = "1s", 1, 100
@@ -86,6 +89,7 @@ def main() -> int:
             for label, (gw, base, body) in gws.items():
                 sluice_load(args.sluice, base, other_cpu, tmp / f"warm-{gw.pid}.json", "1s", None, MASTER, body)
             cpu = {label: [] for label in gws}
+            cpu_open = {label: [] for label in gws}
             p50 = {label: [] for label in gws}
             p99 = {label: [] for label in gws}
             upstream = {label: 0 for label in gws}
@@ -100,20 +104,34 @@ def main() -> int:
                     upstream[label] += mock_requests(mock_url) - m0
                     sent[label] += n + r["open_requests"]
                     cpu[label].append(r["cpu_us"])
+                    cpu_open[label].append(r["cpu_open_us"])
                     p50[label].append(r["p50"])
                     p99[label].append(r["p99"])
                     print(f"run {rep + 1} {label}: {n} requests closed-loop, {cpu[label][-1]:.1f} µs CPU/request; "
-                          f"open loop {args.rate}/s p50 {p50[label][-1]:.3f} ms p99 {p99[label][-1]:.3f} ms"
+                          f"open loop {args.rate}/s {cpu_open[label][-1]:.1f} µs CPU/request, p50 {p50[label][-1]:.3f} ms p99 {p99[label][-1]:.3f} ms"
                           + (f"; {fails} failures" if fails else ""), flush=True)
             base_cpu = statistics.median(cpu["caching off"])
             base_p50 = statistics.median(p50["caching off"])
             miss_cpu = statistics.median(cpu["local cache, every request a miss"])
+            base_open = statistics.median(cpu_open["caching off"])
             print()
             for label in gws:
-                c, l50, l99 = (statistics.median(v[label]) for v in (cpu, p50, p99))
+                c, l50, l99, o = (statistics.median(v[label]) for v in (cpu, p50, p99, cpu_open))
                 print(f"{label}: {c:.1f} µs CPU/request (x{c / base_cpu:.3f} caching off, x{c / miss_cpu:.3f} a miss), "
+                      f"at {args.rate}/s {o:.1f} µs (x{o / base_open:.3f} caching off), "
                       f"p50 {l50:.3f} ms ({l50 - base_p50:+.3f} ms), p99 {l99:.3f} ms, "
                       f"RSS {rss_mb(gws[label][0].pid):.1f} MB; upstream saw {upstream[label]} of {sent[label]} measured")
+            if args.perf:
+                args.perf.mkdir(parents=True, exist_ok=True)
+                for label, (gw, base, body) in gws.items():
+                    data = args.perf / (label.split(",")[-1].strip().replace(" ", "-") + ".data")
+                    rec = subprocess.Popen(["perf", "record", "-q", "-g", "-o", str(data), "-p", str(gw.pid)],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    sluice_load(args.sluice, base, other_cpu, tmp / f"perf-{gw.pid}.json", args.duration, None,
+                                MASTER, body)
+                    rec.send_signal(2)
+                    rec.wait(timeout=60)
+                    print(f"perf of {label}: {data}")
         finally:
             for p in procs:
                 p.terminate()

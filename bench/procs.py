@@ -66,17 +66,22 @@ def sluice_load(sluice: str, base: str, cpu: int | None, out: Path, duration: st
 def measure(sluice: str, pid: int, base: str, cpu: int | None, out: Path, duration: str, rate: int,
             api_key: str, body: Path | None = None) -> dict:
     """One side-by-side step on gateway `pid`: a closed loop for its CPU time per request (from
-    /proc), then an open loop at `rate` for its latency. `out` names the runs' JSON files."""
+    /proc), then an open loop at `rate` for its latency and its CPU time per request at that
+    fixed rate. `out` names the runs' JSON files."""
     c0 = cpu_seconds(pid)
     closed = sluice_load(sluice, base, cpu, out.with_suffix(".closed.json"), duration, None, api_key, body)
     c1 = cpu_seconds(pid)
     n = closed["aggregated"]["requests"]
     opened = sluice_load(sluice, base, cpu, out.with_suffix(".open.json"), duration, rate, api_key, body)
+    c2 = cpu_seconds(pid)
     lat = opened["aggregated"].get("latency_ms") or {}
     return {
         "requests": n,
         "open_requests": opened["aggregated"]["requests"],
         "cpu_us": (c1 - c0) / max(n, 1) * 1e6,
+        # The same gateway at the open loop's fixed rate: every contender at the same load, so
+        # none pays more for waking peers that its own slowness left idle.
+        "cpu_open_us": (c2 - c1) / max(opened["aggregated"]["requests"], 1) * 1e6,
         "p50": lat.get("p50") or 0.0,
         "p99": lat.get("p99") or 0.0,
         "failures": closed["aggregated"]["failures"] + opened["aggregated"]["failures"],
