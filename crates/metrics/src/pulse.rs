@@ -7,7 +7,8 @@
 //! latency histogram of log-spaced buckets (each bound 1.2× the one before, so a percentile read
 //! from it is within 20% of the true one); a slot of a past second is zeroed by the first record
 //! that lands in it again. Per-entity tallies live in a fixed open-addressed table keyed by a hash
-//! of the name ([`Pulse::id_of`]): the reader names them back from the keys and models it knows.
+//! of the name ([`Pulse::id_of`]): a model group's slot keeps the first 64 bytes of its name,
+//! written once when the slot is claimed; keys the reader names back from the keys it knows.
 //!
 //! The figures are approximate where records race with a slot's reset (a record or two may be
 //! lost at a second's or a day's turn), and they are this process's alone: "today" counts from
@@ -83,30 +84,48 @@ impl Tally {
     }
 }
 
-/// A fixed table of tallies with one "others" tally for what does not fit.
+/// The first bytes of a name kept beside its tally (so a model group no longer served is still
+/// named), as words of eight.
+const NAME_WORDS: usize = 8;
+
+/// A fixed table of tallies with one "others" tally for what does not fit, and optionally the
+/// start of each entity's name.
 struct Tallies {
     slots: Box<[Tally]>,
+    /// Empty, or one per slot: written once by whoever claims the slot.
+    names: Box<[[AtomicU64; NAME_WORDS]]>,
     others: Tally,
 }
 
 impl Tallies {
-    fn new(n: usize) -> Tallies {
-        Tallies { slots: (0..n).map(|_| Tally::new()).collect(), others: Tally::new() }
+    fn new(n: usize, named: bool) -> Tallies {
+        Tallies {
+            slots: (0..n).map(|_| Tally::new()).collect(),
+            names: (0..if named { n } else { 0 }).map(|_| std::array::from_fn(|_| AtomicU64::new(0))).collect(),
+            others: Tally::new(),
+        }
     }
 
-    /// The tally of `id` (claimed on first use), or the others' when its neighbourhood is full.
-    fn of(&self, id: u64) -> &Tally {
+    /// The tally of `name` (claimed on first use), or the others' when its neighbourhood is full.
+    fn of(&self, name: &str) -> &Tally {
+        let id = Pulse::id_of(name);
         let n = self.slots.len();
         let start = (id % n as u64) as usize;
         for i in 0..PROBES.min(n) {
-            let Some(slot) = self.slots.get((start + i) % n) else { break };
+            let at = (start + i) % n;
+            let Some(slot) = self.slots.get(at) else { break };
             let held = slot.id.load(Relaxed);
             if held == id {
                 return slot;
             }
             if held == 0 {
                 match slot.id.compare_exchange(0, id, Relaxed, Relaxed) {
-                    Ok(_) => return slot,
+                    Ok(_) => {
+                        if let Some(words) = self.names.get(at) {
+                            write_name(words, name);
+                        }
+                        return slot;
+                    }
                     Err(now) if now == id => return slot,
                     Err(_) => {}
                 }
@@ -115,17 +134,39 @@ impl Tallies {
         &self.others
     }
 
-    /// Every entity with traffic on `day`, by id.
-    fn read(&self, day: u64) -> Vec<(u64, Today)> {
+    /// Every entity with traffic on `day`: its id, the start of its name (empty when the table
+    /// keeps none) and its counts.
+    fn read(&self, day: u64) -> Vec<(u64, String, Today)> {
         self.slots
             .iter()
-            .filter_map(|s| {
+            .enumerate()
+            .filter_map(|(at, s)| {
                 let id = s.id.load(Relaxed);
                 let t = s.read(day);
-                (id != 0 && (t.requests > 0 || t.spend_nanos() > 0)).then_some((id, t))
+                let name = self.names.get(at).map(read_name).unwrap_or_default();
+                (id != 0 && (t.requests > 0 || t.spend_nanos() > 0)).then_some((id, name, t))
             })
             .collect()
     }
+}
+
+fn write_name(words: &[AtomicU64; NAME_WORDS], name: &str) {
+    let bytes = name.as_bytes();
+    for (i, word) in words.iter().enumerate() {
+        let mut chunk = [0u8; 8];
+        for (j, b) in chunk.iter_mut().enumerate() {
+            *b = bytes.get(i * 8 + j).copied().unwrap_or(0);
+        }
+        word.store(u64::from_le_bytes(chunk), Relaxed);
+    }
+}
+
+fn read_name(words: &[AtomicU64; NAME_WORDS]) -> String {
+    let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.load(Relaxed).to_le_bytes()).collect();
+    while bytes.last() == Some(&0) {
+        bytes.pop();
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// One entity's (or everything's) counts today.
@@ -209,8 +250,8 @@ impl Pulse {
                 })
                 .collect(),
             day_total: Tally::new(),
-            keys: Tallies::new(KEY_SLOTS),
-            models: Tallies::new(MODEL_SLOTS),
+            keys: Tallies::new(KEY_SLOTS, false),
+            models: Tallies::new(MODEL_SLOTS, true),
             started_unix_s: unix_s(),
         }
     }
@@ -264,10 +305,10 @@ impl Pulse {
         count(&self.day_total);
         // A request refused before its model was read (no key, a bad body) is no model's.
         if !model.is_empty() {
-            count(self.models.of(Pulse::id_of(model)));
+            count(self.models.of(model));
         }
         if let Some(key) = key {
-            count(self.keys.of(Pulse::id_of(key)));
+            count(self.keys.of(key));
         }
     }
 
@@ -287,10 +328,10 @@ impl Pulse {
         };
         add(&self.day_total);
         if !model.is_empty() {
-            add(self.models.of(Pulse::id_of(model)));
+            add(self.models.of(model));
         }
         if let Some(key) = key {
-            add(self.keys.of(Pulse::id_of(key)));
+            add(self.keys.of(key));
         }
     }
 
@@ -337,16 +378,16 @@ impl Pulse {
     /// Today per key, by [`Pulse::id_of`] its token hash; traffic of keys the table had no room
     /// for is in [`Pulse::today_other_keys`].
     pub fn today_by_key(&self) -> Vec<(u64, Today)> {
-        self.keys.read(unix_s() / 86_400)
+        self.keys.read(unix_s() / 86_400).into_iter().map(|(id, _, t)| (id, t)).collect()
     }
 
     pub fn today_other_keys(&self) -> Today {
         self.keys.others.read(unix_s() / 86_400)
     }
 
-    /// Today per model group, by [`Pulse::id_of`] its name.
-    pub fn today_by_model(&self) -> Vec<(u64, Today)> {
-        self.models.read(unix_s() / 86_400)
+    /// Today per model group: its name (the first 64 bytes) and counts.
+    pub fn today_by_model(&self) -> Vec<(String, Today)> {
+        self.models.read(unix_s() / 86_400).into_iter().map(|(_, name, t)| (name, t)).collect()
     }
 }
 
@@ -411,10 +452,12 @@ mod tests {
         assert_eq!(total.requests, 1);
         assert!((total.spend - 0.75).abs() < 1e-9);
         let keys = p.keys.read(day);
-        let a = keys.iter().find(|(id, _)| *id == Pulse::id_of("hash-a")).map(|(_, t)| *t).unwrap_or_default();
+        let a = keys.iter().find(|(id, _, _)| *id == Pulse::id_of("hash-a")).map(|(_, _, t)| *t).unwrap_or_default();
         assert_eq!(a.requests, 1);
         assert!((a.spend - 0.25).abs() < 1e-9);
-        assert_eq!(p.models.read(day).len(), 2);
+        let mut models: Vec<String> = p.models.read(day).into_iter().map(|(_, name, _)| name).collect();
+        models.sort();
+        assert_eq!(models, ["claude", "gpt"]);
         // The next day starts from zero.
         p.spend_at(T + 86_400, 0.1, "gpt", Some("hash-a"));
         assert_eq!(p.keys.read(day + 1).len(), 1);
@@ -424,12 +467,24 @@ mod tests {
 
     #[test]
     fn a_full_neighbourhood_counts_as_others() {
-        let t = Tallies::new(4);
-        for id in 1..=4 {
-            t.of(id).on(1).requests.fetch_add(1, Relaxed);
+        let t = Tallies::new(4, false);
+        for name in ["a", "b", "c", "d"] {
+            t.of(name).on(1).requests.fetch_add(1, Relaxed);
         }
-        t.of(99).on(1).requests.fetch_add(1, Relaxed);
+        t.of("e").on(1).requests.fetch_add(1, Relaxed);
         assert_eq!(t.read(1).len(), 4);
         assert_eq!(t.others.read(1).requests, 1);
+    }
+
+    #[test]
+    fn names_are_kept_to_their_first_bytes() {
+        let t = Tallies::new(8, true);
+        let long = "m".repeat(100);
+        for name in ["gpt-4o", "", long.as_str(), "é-model"] {
+            t.of(name).on(1).requests.fetch_add(1, Relaxed);
+        }
+        let mut names: Vec<String> = t.read(1).into_iter().map(|(_, n, _)| n).collect();
+        names.sort();
+        assert_eq!(names, ["", "gpt-4o", "m".repeat(8 * NAME_WORDS).as_str(), "é-model"]);
     }
 }

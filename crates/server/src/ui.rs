@@ -234,12 +234,10 @@ async fn live(State(app): State<Arc<App>>, mut headers: HeaderMap) -> Response {
     let second = now_ms.saturating_sub(1) / 1000;
     let mut in_flight = 0u64;
     let mut deployments = Vec::new();
-    let mut models = std::collections::HashMap::new();
     for d in router.deployments() {
         let count = d.health.requests.used(second);
         let flying = u64::from(d.health.in_flight.load(std::sync::atomic::Ordering::Relaxed));
         in_flight = in_flight.saturating_add(flying);
-        models.insert(sluice_metrics::Pulse::id_of(&d.model_name), d.model_name.to_string());
         let cooling = d.health.cooling(now_ms);
         deployments.push(serde_json::json!({
             "id": d.id,
@@ -264,9 +262,9 @@ async fn live(State(app): State<Arc<App>>, mut headers: HeaderMap) -> Response {
     let top_models: Vec<_> = by_model
         .iter()
         .take(TOP)
-        .map(|(id, t)| {
+        .map(|(name, t)| {
             let mut v = figures(t);
-            v["model"] = models.get(id).cloned().unwrap_or_else(|| "(not served now)".into()).into();
+            v["model"] = name.as_str().into();
             v
         })
         .collect();

@@ -46,14 +46,14 @@ function liveSection(live) {
       tile("Error rate today", pct(today.failures, today.requests)),
       tile("Deployments", fmtInt((live.deployments || []).length))),
     h("h2", {}, "Top models today"),
-    topTable("Top models today", "Model", "model", live.top_models || []),
+    topTable("Top models today", "Model", "model", live.top_models || [], "No traffic yet today."),
     bars("Spend by model today", ranked(live.top_models || [], "model"), money, 5),
     h("h2", {}, "Top keys today"),
-    topTable("Top keys today", "Key", "key", live.top_keys || []));
+    topTable("Top keys today", "Key", "key", live.top_keys || [], "No traffic with a virtual key yet today (the master key's is in the totals)."));
 }
 
-function topTable(label, title, field, rows) {
-  if (!rows.length) return h("p.muted", { "aria-label": label }, "No traffic yet today.");
+function topTable(label, title, field, rows, none) {
+  if (!rows.length) return h("p.muted", { "aria-label": label }, none);
   const t = table([
     { title, cell: (r) => r[field] },
     { title: "Requests", num: true, cell: (r) => fmtInt(r.requests) },
