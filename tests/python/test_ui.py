@@ -97,6 +97,12 @@ def visit(page, gw, name: str, heading: str, screens: Path, shot: str):
     page.screenshot(path=str(screens / f"{shot}.png"), full_page=True)
 
 
+def tile_value(page, label: str) -> str:
+    """The figure of the dashboard tile labelled `label`."""
+    tile = page.locator(".tile").filter(has=page.locator(".label", has_text=label))
+    return tile.locator(".value").first.inner_text()
+
+
 def test_signed_out_no_page_shows_data(ui_gw, watched, screens):
     alias = f"hidden-{uuid.uuid4().hex[:6]}"
     new_key(ui_gw, alias)
@@ -223,10 +229,24 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     live = page.get_by_role("region", name="Live")
     live.wait_for()
     assert "Requests/s" in live.inner_text()
-    assert "p99 latency (last" in live.inner_text()
-    assert "—" not in live.get_by_text("p50 latency").locator("..").inner_text(), "percentiles of the logged requests"
+    assert "—" not in tile_value(page, "p50 latency"), "percentiles of the last minute's requests"
+    assert "—" not in tile_value(page, "p99 latency")
     page.get_by_role("heading", name="Deployments cooling down").wait_for()
-    assert alias in page.get_by_role("img", name="Spend by key today").inner_text()
+    assert alias in page.get_by_role("table", name="Top keys today").inner_text()
+    assert "fake-openai-endpoint" in page.get_by_role("img", name="Spend by model today").inner_text()
+    # Live: more traffic shows on the open page at its next refresh, without a reload.
+    seen = int(tile_value(page, "Requests today").replace(",", ""))
+    for _ in range(4):
+        assert chat(ui_gw, raw).status_code == 200
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('.tile')].some(t => t.querySelector('.label').textContent === 'Requests today'"
+        " && Number(t.querySelector('.value').textContent.replace(/,/g, '')) >= n)",
+        arg=seen + 4,
+        timeout=8_000,
+    )
+    row = page.get_by_role("table", name="Top keys today").get_by_role("row").filter(has_text=alias)
+    assert row.get_by_role("cell").nth(1).inner_text() == "7", "the key's 3 + 4 requests today"
+    page.screenshot(path=str(screens / "dashboard-live.png"), full_page=True)
     visit(page, ui_gw, "teams", "Teams", screens, "teams-before")
     team = f"ui-team-{uuid.uuid4().hex[:6]}"
     page.get_by_label("Team alias").fill(team)
@@ -248,6 +268,7 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     page.get_by_role("button", name=f"Edit team {team}").click()
     page.get_by_label("Add member (user ID)").fill(user)
     page.get_by_label("Member role").select_option("admin")
+    page.get_by_label("Member's budget in team ($)").fill("4")
     page.get_by_role("form", name=f"Edit team {team}").get_by_label("Max budget ($)").fill("30")
     page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_role("cell", name=f"{user} (admin)").wait_for()
@@ -255,6 +276,9 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     mine = next(t for t in teams if t.get("team_alias") == team)
     assert mine["max_budget"] == 30
     assert {"user_id": user, "role": "admin"}.items() <= next(m for m in mine["members_with_roles"] if m["user_id"] == user).items()
+    info = requests.get(ui_gw.url + "/team/info", params={"team_id": mine["team_id"]}, headers=ADMIN, timeout=10).json()
+    membership = next(m for m in info["team_memberships"] if m["user_id"] == user)
+    assert membership["litellm_budget_table"]["max_budget"] == 4, membership
     page.screenshot(path=str(screens / "teams-member.png"), full_page=True)
     # Remove the member again.
     page.get_by_role("button", name=f"Edit team {team}").click()
@@ -282,7 +306,42 @@ def test_admin_creates_a_key_sees_models_spend_and_logs(ui_gw, watched, screens)
     page.get_by_role("cell", name=org, exact=True).wait_for()
     page.screenshot(path=str(screens / "organizations.png"), full_page=True)
     orgs = requests.get(ui_gw.url + "/organization/list", headers=ADMIN, timeout=10).json()
-    assert any(o.get("organization_alias") == org for o in orgs), orgs
+    mine = next(o for o in orgs if o.get("organization_alias") == org)
+    org_id = mine["organization_id"]
+
+    def org_info():
+        r = requests.get(ui_gw.url + "/organization/info", params={"organization_id": org_id}, headers=ADMIN, timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    # Its budget, then a member with a budget of their own, their role changed, then removed.
+    page.get_by_role("button", name=f"Edit organization {org}").click()
+    page.get_by_role("form", name=f"Budget of {org}").get_by_label("Max budget ($)").fill("50")
+    page.get_by_role("button", name="Save organization").click()
+    page.get_by_role("cell", name="$50.00", exact=True).wait_for()
+    assert org_info()["litellm_budget_table"]["max_budget"] == 50
+    page.get_by_role("button", name=f"Edit organization {org}").click()
+    adding = page.get_by_role("form", name=f"Add member to {org}")
+    adding.get_by_label("User ID").fill(user)
+    adding.get_by_label("Role").select_option("org_admin")
+    adding.get_by_label("Budget in organization ($)").fill("3")
+    adding.get_by_role("button", name="Add member").click()
+    page.get_by_role("cell", name=f"{user} (org_admin)").wait_for()
+    member = next(m for m in org_info()["members"] if m["user_id"] == user)
+    assert member["user_role"] == "org_admin" and member["budget_id"], member
+    page.screenshot(path=str(screens / "organizations-member.png"), full_page=True)
+    page.get_by_role("button", name=f"Edit organization {org}").click()
+    row = page.get_by_role("form", name=f"Member {user}")
+    row.get_by_label(f"Role of {user}").select_option("internal_user")
+    row.get_by_label(f"Budget of {user} in organization ($)").fill("6")
+    page.screenshot(path=str(screens / "organizations-edit.png"), full_page=True)
+    row.get_by_role("button", name=f"Save member {user}").click()
+    page.get_by_role("cell", name=f"{user} (internal_user)").wait_for()
+    assert next(m for m in org_info()["members"] if m["user_id"] == user)["user_role"] == "internal_user"
+    page.get_by_role("button", name=f"Edit organization {org}").click()
+    page.get_by_role("button", name=f"Remove {user} from {org}").click()
+    page.get_by_role("cell", name=f"{user} (internal_user)").wait_for(state="detached")
+    assert all(m["user_id"] != user for m in org_info()["members"])
 
     # Sign out: the pages are the sign-in form again.
     page.get_by_role("button", name="Sign out").click()
@@ -314,9 +373,10 @@ def test_an_internal_user_sees_its_own_keys_and_logs(ui_gw, watched, screens):
             break
         time.sleep(0.2)
     assert page.locator("tbody tr.clickable").count() == 1, "its one request, and no one else's"
-    for name, heading in [("spend", "Spend"), ("", "Dashboard")]:
+    for name in PAGES:
+        heading = (name or "dashboard").capitalize()
         visit(page, ui_gw, name, heading, screens, f"internal-user-{name or 'dashboard'}")
-        assert stranger not in page.content()
+        assert stranger not in page.content(), name
     page.context.close()
 
 
@@ -347,9 +407,11 @@ def test_a_virtual_key_sees_only_its_own(ui_gw, watched, screens):
     visit(page, ui_gw, "keys", "Keys", screens, "virtual-key-keys")
     page.get_by_role("cell", name=mine_alias, exact=True).wait_for()
     assert page.get_by_role("button", name="Create key").is_hidden()
-    for name, heading in [("", "Dashboard"), ("models", "Models"), ("spend", "Spend"), ("logs", "Logs")]:
+    for name in PAGES:
+        heading = (name or "dashboard").capitalize()
         visit(page, ui_gw, name, heading, screens, f"virtual-key-{name or 'dashboard'}")
         assert other_alias not in page.content(), name
+        assert mine_alias in page.locator("#who").inner_text()
     assert page.get_by_role("link", name="Users").is_hidden()
     page.context.close()
 

@@ -428,6 +428,7 @@ impl Charge {
         if let Some(g) = &self.access.global_budget {
             charge(Spender::User(super::PROXY_BUDGET_ID.into()), &g.live, false);
         }
+        self.access.pulse.spend(cost, &self.model_group, a.key.as_ref().map(|k| k.record.token.as_str()));
         // The estimate stops counting only now that the cost is in the ledgers: at no moment
         // does a budget see neither.
         a.reservation.release();

@@ -125,6 +125,8 @@ pub struct Access {
     /// Why the database last failed, for `/health/readiness`.
     pub db_error: std::sync::Mutex<Option<String>>,
     pub metrics: Option<Arc<sluice_metrics::Metrics>>,
+    /// The admin UI's live figures: each bill's cost is added here as it settles.
+    pub pulse: Arc<sluice_metrics::Pulse>,
     /// The logging callbacks that take a record of each finished call (`litellm_settings`'
     /// `callbacks`, `success_callback`, `failure_callback`), once the app has started them.
     pub logging: std::sync::OnceLock<Arc<sluice_export::Callbacks>>,
@@ -183,6 +185,7 @@ impl Access {
             writer: writer::Queue::new(),
             settings,
             metrics,
+            pulse: Arc::new(sluice_metrics::Pulse::new()),
             logging: std::sync::OnceLock::new(),
             alerts: std::sync::OnceLock::new(),
             lookups: tokio::sync::Semaphore::new(MAX_KEY_LOOKUPS),

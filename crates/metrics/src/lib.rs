@@ -21,6 +21,10 @@
 //! (`cargo test -p sluice-metrics --release --test cost -- --ignored --nocapture`); the figures
 //! are in bench/README.md.
 //!
+//! [`Pulse`] is apart from the Prometheus registry: the admin UI's live figures (the last
+//! minute's requests, failures and latency percentiles; today's requests and spend per key and
+//! model group), kept whether or not the `prometheus` callback is on, as cheaply.
+//!
 //! The crate knows nothing of HTTP: the server serves [`Metrics::render`] at `GET /metrics` with
 //! [`Metrics::content_type`].
 
@@ -34,6 +38,7 @@ mod deployment;
 mod families;
 mod histogram;
 mod labels;
+pub mod pulse;
 mod redis;
 mod request;
 mod text;
@@ -49,6 +54,7 @@ pub use caller::{Caller, CallerLabels};
 pub use database::DatabaseState;
 pub use deployment::{DeploymentLabels, DeploymentMetrics};
 pub use histogram::{DEFAULT_BUCKETS, LATENCY_BUCKETS, OVERHEAD_BUCKETS};
+pub use pulse::Pulse;
 pub use request::{RequestRecord, Usage};
 
 use cache::Owner;

@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
 
-use sluice_metrics::{CallerLabels, DeploymentLabels, Metrics, RequestRecord, Usage};
+use sluice_metrics::{CallerLabels, DeploymentLabels, Metrics, Pulse, RequestRecord, Usage};
 
 struct Counting;
 
@@ -94,6 +94,8 @@ fn steady_state_recording_does_not_allocate() {
     // A logging callback's counters, resolved once when the callback is built.
     let callback = m.callback("generic_api");
     let keyed = RequestRecord { caller, spend: 0.0012, ..ok };
+    let pulse = Pulse::new();
+    let token = "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b";
     let record = || {
         // Own group: the pre-resolved fast path.
         d.attempt_started("fake-openai-endpoint", None);
@@ -138,6 +140,12 @@ fn steady_state_recording_does_not_allocate() {
         // The answer cache's lookups, a miss and a hit, with and without a key.
         m.cache_lookup("fake-openai-endpoint", "", "", None, false, 0);
         m.cache_lookup("fake-openai-endpoint", "", "my-end-user", caller, true, 30);
+        // The admin UI's pulse: a request with and without a key, a failure, and its bill.
+        pulse.request(200, Duration::from_millis(120), "fake-openai-endpoint", Some(token));
+        pulse.request(429, Duration::from_millis(3), "alias", None);
+        pulse.request(200, Duration::from_secs(400), "alias", Some(token));
+        pulse.spend(0.0012, "fake-openai-endpoint", Some(token));
+        pulse.spend(0.0, "alias", None);
     };
     // The first round resolves every series and fills this thread's caches.
     record();

@@ -219,9 +219,10 @@ fn as_session_key(app: &App, headers: &mut HeaderMap) {
     }
 }
 
-/// `GET /ui/api/live` (an admin's, by key or session): the dashboard's live figures, read from
-/// the router's own per-deployment atomics (requests in the last minute, in flight, the decaying
-/// latency and error averages, cooldowns): no lock the request path takes, nothing written.
+/// `GET /ui/api/live` (an admin's, by key or session): the dashboard's live figures, all in
+/// process, nothing read from the database. Traffic, latency percentiles and today's spend come
+/// from the access layer's [`Pulse`](sluice_metrics::Pulse) (recorded as each request finishes
+/// and each bill settles); deployments' load and cooldowns from the router's own atomics.
 async fn live(State(app): State<Arc<App>>, mut headers: HeaderMap) -> Response {
     use sluice_state::RateWindow;
     as_session_key(&app, &mut headers);
@@ -231,20 +232,12 @@ async fn live(State(app): State<Arc<App>>, mut headers: HeaderMap) -> Response {
     let router = app.router.load();
     let now_ms = router.now_ms();
     let second = now_ms.saturating_sub(1) / 1000;
-    let (mut requests, mut in_flight, mut failing, mut latency_sum, mut timed) = (0u64, 0u64, 0.0, 0.0, 0u64);
+    let mut in_flight = 0u64;
     let mut deployments = Vec::new();
     for d in router.deployments() {
         let count = d.health.requests.used(second);
         let flying = u64::from(d.health.in_flight.load(std::sync::atomic::Ordering::Relaxed));
-        let latency = d.health.latency_ewma().filter(|l| l.is_finite());
-        let errors = d.health.error_ratio();
-        requests = requests.saturating_add(count);
         in_flight = in_flight.saturating_add(flying);
-        failing += errors * count as f64;
-        if let Some(l) = latency {
-            latency_sum += l * count as f64;
-            timed = timed.saturating_add(count);
-        }
         let cooling = d.health.cooling(now_ms);
         deployments.push(serde_json::json!({
             "id": d.id,
@@ -254,20 +247,69 @@ async fn live(State(app): State<Arc<App>>, mut headers: HeaderMap) -> Response {
             "cooldown_left_s": if cooling { d.health.cooldown_left(now_ms).div_ceil(1000) } else { 0 },
             "in_flight": flying,
             "requests_last_minute": count,
-            "latency_ms": latency.map(|l| l * 1000.0),
-            "error_ratio": errors,
+            "latency_ms": d.health.latency_ewma().filter(|l| l.is_finite()).map(|l| l * 1000.0),
+            "error_ratio": d.health.error_ratio(),
         }));
     }
-    let ratio = |part: f64, whole: u64| if whole == 0 { 0.0 } else { part / whole as f64 };
+    let pulse = &app.access.pulse;
+    let recent = pulse.recent();
+    let today = pulse.today();
+    let day_start = chrono::Utc::now().timestamp().max(0) as u64 / 86_400 * 86_400;
+    let ratio = |part: u64, whole: u64| if whole == 0 { 0.0 } else { part as f64 / whole as f64 };
+    let figures = |t: &sluice_metrics::pulse::Today| serde_json::json!({"requests": t.requests, "failures": t.failures, "spend": t.spend});
+    let mut by_model = pulse.today_by_model();
+    by_model.sort_by(|a, b| b.1.spend.total_cmp(&a.1.spend).then(b.1.requests.cmp(&a.1.requests)));
+    let top_models: Vec<_> = by_model
+        .iter()
+        .take(TOP)
+        .map(|(name, t)| {
+            let mut v = figures(t);
+            v["model"] = name.as_str().into();
+            v
+        })
+        .collect();
+    let mut by_key = pulse.today_by_key();
+    by_key.sort_by(|a, b| b.1.spend.total_cmp(&a.1.spend).then(b.1.requests.cmp(&a.1.requests)));
+    by_key.truncate(TOP);
+    // Named back from the registry: a key's alias, or the start of its token hash.
+    let mut names = std::collections::HashMap::new();
+    for entry in app.access.registry.keys.iter() {
+        let r = &entry.value().record;
+        let id = sluice_metrics::Pulse::id_of(&r.token);
+        if by_key.iter().any(|(k, _)| *k == id) {
+            let short: String = r.token.chars().take(10).collect();
+            names.insert(id, (r.key_alias.clone().unwrap_or_else(|| format!("{short}…")), short));
+        }
+    }
+    let top_keys: Vec<_> = by_key
+        .iter()
+        .map(|(id, t)| {
+            let mut v = figures(t);
+            let (label, token) = names.get(id).cloned().unwrap_or_else(|| ("(deleted key)".into(), String::new()));
+            v["key"] = label.into();
+            v["token"] = token.into();
+            v
+        })
+        .collect();
     crate::manage::json(serde_json::json!({
-        "requests_per_second": requests as f64 / 60.0,
-        "requests_last_minute": requests,
+        "window_s": sluice_metrics::pulse::WINDOW_S,
+        "requests_per_second": recent.requests as f64 / sluice_metrics::pulse::WINDOW_S as f64,
+        "requests_last_minute": recent.requests,
+        "failures_last_minute": recent.failures,
+        "error_ratio": ratio(recent.failures, recent.requests),
+        "p50_ms": recent.p50_ms,
+        "p99_ms": recent.p99_ms,
         "in_flight": in_flight,
-        "error_ratio": ratio(failing, requests),
-        "latency_ms": (timed > 0).then(|| ratio(latency_sum, timed) * 1000.0),
+        "today": figures(&today),
+        "counting_since_unix_s": day_start.max(pulse.started_unix_s()),
+        "top_models": top_models,
+        "top_keys": top_keys,
         "deployments": deployments,
     }))
 }
+
+/// How many models and keys the dashboard ranks.
+const TOP: usize = 5;
 
 async fn authenticate(app: &App, credential: &str) -> Result<Identity, ApiError> {
     let mut h = HeaderMap::new();

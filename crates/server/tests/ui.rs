@@ -301,3 +301,59 @@ async fn the_live_figures_are_an_admins_through_a_session_with_its_token() {
     let by_key = send(&app, Method::GET, "/ui/api/live", &[("authorization", &format!("Bearer {MASTER}"))], None).await;
     assert_eq!(by_key.status, StatusCode::OK, "an admin's key works as on any API route");
 }
+
+/// A priced model; the test's requests are answered in process (`mock_response` in the body,
+/// which LiteLLM bills at the deployment's prices).
+const PRICED: &str = r#"
+model_list:
+  - model_name: m
+    litellm_params:
+      model: openai/m
+      mock_response: hi
+      input_cost_per_token: 0.001
+      output_cost_per_token: 0.002
+general_settings:
+  master_key: sk-master-test
+"#;
+
+#[tokio::test]
+async fn the_live_figures_move_with_traffic_without_the_database() {
+    let config = Config::from_yaml_str(PRICED, Env::fixed([])).expect("config");
+    let app = App::with_env(&config, &Env::fixed([])).expect("app");
+    app.access.attach(Store::open("sqlite::memory:", 1).await.expect("store"));
+    let key = new_key(&app, "busy-key").await;
+    let live = || async {
+        send(&app, Method::GET, "/ui/api/live", &[("authorization", &format!("Bearer {MASTER}"))], None).await.body
+    };
+    let before = live().await;
+    assert_eq!(before["requests_last_minute"], 0, "{before}");
+    assert_eq!(before["p50_ms"], Value::Null);
+    assert_eq!(before["top_keys"], json!([]));
+
+    let chat = json!({"model": "m", "messages": [{"role": "user", "content": "hello"}], "mock_response": "hi"});
+    for _ in 0..5 {
+        let (s, body) = common::post(&app, "/chat/completions", &key, chat.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    let (s, _) =
+        common::post(&app, "/chat/completions", &key, json!({"model": "no-such-model", "messages": chat["messages"]}))
+            .await;
+    assert!(s.is_client_error());
+    // Nothing written to the database is read: the figures are there at once.
+    let after = live().await;
+    assert_eq!(after["requests_last_minute"], 6, "{after}");
+    assert_eq!(after["failures_last_minute"], 1, "{after}");
+    assert!(after["requests_per_second"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(after["p50_ms"].as_f64().is_some() && after["p99_ms"].as_f64() >= after["p50_ms"].as_f64(), "{after}");
+    assert_eq!(after["today"]["requests"], 6);
+    let spend = after["today"]["spend"].as_f64().unwrap_or(0.0);
+    assert!(spend > 0.0, "today's spend: {after}");
+    let top_key = &after["top_keys"][0];
+    assert_eq!(top_key["key"], "busy-key", "{after}");
+    assert_eq!(top_key["requests"], 6);
+    assert!((top_key["spend"].as_f64().unwrap_or(0.0) - spend).abs() < 1e-9);
+    let model = after["top_models"].as_array().and_then(|m| m.iter().find(|m| m["model"] == "m")).cloned();
+    let model = model.unwrap_or_else(|| panic!("model m among the top: {after}"));
+    assert_eq!(model["requests"], 5);
+    assert!(model["spend"].as_f64().unwrap_or(0.0) > 0.0);
+}

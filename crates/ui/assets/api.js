@@ -43,6 +43,8 @@ export async function api(method, path, body) {
 
 export const get = (path, params) => api("GET", withQuery(path, params));
 export const post = (path, body) => api("POST", path, body === undefined ? {} : body);
+export const patch = (path, body) => api("PATCH", path, body);
+export const del = (path, body) => api("DELETE", path, body);
 
 export function withQuery(path, params) {
   if (!params) return path;

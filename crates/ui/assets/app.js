@@ -21,6 +21,10 @@ const PAGES = {
   logs: logsPage,
 };
 
+// The pages of the proxy's admins: anyone else gets a notice, and the page asks the API nothing
+// (the API would refuse it anyway).
+const ADMIN_PAGES = new Set(["teams", "users", "organizations"]);
+
 let who = null;
 // Anything a page left running (a refresh timer) is stopped before the next page draws.
 let cleanup = [];
@@ -58,6 +62,12 @@ async function render() {
   main.replaceChildren();
   if (!draw) {
     main.append(h("h1", {}, "Not found"), h("p", {}, "No page at this address."));
+    return;
+  }
+  if (ADMIN_PAGES.has(name) && !who.admin) {
+    const title = name[0].toUpperCase() + name.slice(1);
+    main.append(h("h1", {}, title), h("p.muted", {}, "Only the proxy's admins see this page. Sign in with the master key or an admin's key."));
+    document.title = `${title} · sluice`;
     return;
   }
   try {

@@ -36,7 +36,8 @@ export function field(label, name, attrs) {
 export function table(columns, rows, onRow) {
   const head = h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.num ? "num" : undefined }, c.title)));
   const body = rows.map((row) => {
-    const tr = h("tr", {}, columns.map((c) => h("td", { class: c.num ? "num" : undefined }, c.cell(row))));
+    // `wrap`: a column of long unbroken text (addresses, ids) that may break anywhere to fit.
+    const tr = h("tr", {}, columns.map((c) => h("td", { class: c.num ? "num" : c.wrap ? "wrap" : undefined }, c.cell(row))));
     if (onRow) {
       tr.className = "clickable";
       tr.tabIndex = 0;

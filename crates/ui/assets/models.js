@@ -27,13 +27,13 @@ export async function modelsPage(main, { who }) {
     const columns = [
       { title: "Model name", cell: (m) => m.model_name },
       { title: "Provider", cell: provider },
-      { title: "Upstream model", cell: (m) => p(m).model || "" },
-      { title: "API base", cell: (m) => p(m).api_base || "" },
+      { title: "Upstream model", wrap: true, cell: (m) => p(m).model || "" },
+      { title: "API base", wrap: true, cell: (m) => p(m).api_base || "" },
       { title: "RPM", num: true, cell: (m) => p(m).rpm ?? "" },
       { title: "TPM", num: true, cell: (m) => p(m).tpm ?? "" },
       { title: "Input $/1M tok", num: true, cell: (m) => perMillion(info(m).input_cost_per_token) },
       { title: "Output $/1M tok", num: true, cell: (m) => perMillion(info(m).output_cost_per_token) },
-      { title: "ID", cell: (m) => h("span", { title: info(m).id || "" }, String(info(m).id || "").slice(0, 12)) },
+      { title: "ID", wrap: true, cell: (m) => h("span", { title: info(m).id || "" }, String(info(m).id || "").slice(0, 12)) },
       { title: "Source", cell: (m) => (info(m).db_model ? "database" : "config") },
     ];
     if (live) {

@@ -1,6 +1,6 @@
 // Teams, users and organizations: list, create and edit through the management API (admins).
 
-import { get, post } from "./api.js";
+import { get, post, patch, del } from "./api.js";
 import { h, field, table, money, say, guarded, formValues } from "./dom.js";
 
 export async function teamsPage(main) {
@@ -55,7 +55,8 @@ export async function teamsPage(main) {
       h("div.fields", {},
         field("Max budget ($)", "max_budget", { type: "number", step: "any", min: "0", value: t.max_budget ?? "" }),
         field("Add member (user ID)", "member"),
-        h("label", {}, "Member role", h("select", { name: "role" }, h("option", { value: "user" }, "user"), h("option", { value: "admin" }, "admin")))),
+        h("label", {}, "Member role", h("select", { name: "role" }, h("option", { value: "user" }, "user"), h("option", { value: "admin" }, "admin"))),
+        field("Member's budget in team ($)", "member_budget", { type: "number", step: "any", min: "0" })),
       h("div.row-actions", {}, h("button.primary", { type: "submit" }, "Save"), h("button", { type: "button", on: { click: () => panel.replaceChildren() } }, "Cancel")));
     f.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -63,6 +64,12 @@ export async function teamsPage(main) {
       guarded(async () => {
         if (v.max_budget !== "") await post("/team/update", { team_id: t.team_id, max_budget: Number(v.max_budget) });
         if (v.member) await post("/team/member_add", { team_id: t.team_id, member: { user_id: v.member, role: v.role } });
+        // A member's own budget: the one just added, or else the only one named in the list.
+        if (v.member_budget !== "") {
+          const who = v.member || (members.length === 1 ? members[0].user_id : "");
+          if (!who) throw new Error("Name the member (user ID) whose budget in the team to set.");
+          await post("/team/member_update", { team_id: t.team_id, user_id: who, max_budget_in_team: Number(v.member_budget) });
+        }
         panel.replaceChildren();
         say("Saved");
         await load();
@@ -138,9 +145,12 @@ export async function usersPage(main) {
   await load();
 }
 
+const ORG_ROLES = ["internal_user", "org_admin", "internal_user_viewer"];
+
 export async function organizationsPage(main) {
   main.append(h("h1", {}, "Organizations"));
   const list = h("div");
+  const panel = h("div");
   const form = h("form.card", { "aria-label": "Create organization" },
     h("h2", {}, "Create organization"),
     h("div.fields", {},
@@ -161,7 +171,8 @@ export async function organizationsPage(main) {
       await load();
     });
   });
-  main.append(form, list);
+  main.append(form, panel, list);
+  const budgetOf = (o) => (o.litellm_budget_table || {}).max_budget;
   async function load() {
     const orgs = (await get("/organization/list")) || [];
     list.replaceChildren(orgs.length ? table([
@@ -170,8 +181,85 @@ export async function organizationsPage(main) {
       { title: "Teams", cell: (o) => (o.teams || []).map((t) => t.team_alias || t.team_id).join(", ") },
       { title: "Members", cell: (o) => (o.members || []).map((m) => `${m.user_id} (${m.user_role || "member"})`).join(", ") },
       { title: "Spend", num: true, cell: (o) => money(o.spend) },
-      { title: "Budget", num: true, cell: (o) => { const b = (o.litellm_budget_table || {}).max_budget; return b == null ? "—" : money(b); } },
+      { title: "Budget", num: true, cell: (o) => (budgetOf(o) == null ? "—" : money(budgetOf(o))) },
+      { title: "Actions", cell: (o) => h("button", { type: "button", "aria-label": `Edit organization ${o.organization_alias || o.organization_id}`, on: { click: () => edit(o) } }, "Edit") },
     ], orgs) : h("p.muted", {}, "No organizations yet."));
+  }
+  async function done(message) {
+    panel.replaceChildren();
+    say(message);
+    await load();
+  }
+  function edit(o) {
+    const id = o.organization_id;
+    const name = o.organization_alias || id;
+    const members = (o.members || []).filter((m) => m.user_id);
+    const roleSelect = (label, name, current) => h("label", {}, label, h("select", { name },
+      ORG_ROLES.map((r) => h("option", { value: r, selected: r === current }, r))));
+    // One row per member: their role and budget in the organization, saved or removed in place.
+    const memberRow = (m) => {
+      const row = h("form.member", { "aria-label": `Member ${m.user_id}` },
+        h("span.member-name", {}, m.user_id),
+        roleSelect(`Role of ${m.user_id}`, "role", m.user_role),
+        field(`Budget of ${m.user_id} in organization ($)`, "max_budget", { type: "number", step: "any", min: "0" }),
+        h("button", { type: "submit", "aria-label": `Save member ${m.user_id}` }, "Save member"),
+        h("button.danger", { type: "button", "aria-label": `Remove ${m.user_id} from ${name}`, on: { click: () => guarded(async () => {
+          await del("/organization/member_delete", { organization_id: id, user_id: m.user_id });
+          await done("Member removed");
+        }) } }, "Remove"));
+      row.addEventListener("submit", (e) => {
+        e.preventDefault();
+        const v = formValues(row);
+        const body = { organization_id: id, user_id: m.user_id, role: v.role };
+        if (v.max_budget !== "") body.max_budget_in_organization = Number(v.max_budget);
+        guarded(async () => {
+          await patch("/organization/member_update", body);
+          await done("Member saved");
+        });
+      });
+      return row;
+    };
+    const settings = h("form", { "aria-label": `Budget of ${name}` },
+      h("div.fields", {},
+        field("Organization alias", "organization_alias", { value: o.organization_alias || "" }),
+        field("Max budget ($)", "max_budget", { type: "number", step: "any", min: "0", value: budgetOf(o) ?? "" })),
+      h("button.primary", { type: "submit" }, "Save organization"));
+    settings.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const v = formValues(settings);
+      const body = { organization_id: id };
+      if (v.organization_alias) body.organization_alias = v.organization_alias;
+      if (v.max_budget !== "") body.max_budget = Number(v.max_budget);
+      guarded(async () => {
+        await patch("/organization/update", body);
+        await done("Organization saved");
+      });
+    });
+    const add = h("form", { "aria-label": `Add member to ${name}` },
+      h("h3", {}, "Add member"),
+      h("div.fields", {},
+        field("User ID", "user_id", { required: true }),
+        roleSelect("Role", "role", "internal_user"),
+        field("Budget in organization ($)", "max_budget", { type: "number", step: "any", min: "0" })),
+      h("button.primary", { type: "submit" }, "Add member"));
+    add.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const v = formValues(add);
+      guarded(async () => {
+        await post("/organization/member_add", { organization_id: id, member: { user_id: v.user_id, role: v.role } });
+        if (v.max_budget !== "") {
+          await patch("/organization/member_update", { organization_id: id, user_id: v.user_id, max_budget_in_organization: Number(v.max_budget) });
+        }
+        await done("Member added");
+      });
+    });
+    panel.replaceChildren(h("section.card", { "aria-label": `Edit organization ${name}` },
+      h("h2", {}, `Edit organization ${name}`),
+      settings,
+      h("h3", {}, "Members"),
+      members.length ? h("div.members", {}, members.map(memberRow)) : h("p.muted", {}, "No members yet."),
+      add,
+      h("div.row-actions", {}, h("button", { type: "button", on: { click: () => panel.replaceChildren() } }, "Close"))));
   }
   await load();
 }

@@ -222,6 +222,8 @@ async fn serve(
     };
     // The access-log line is `access_log::layer`'s, as for every route axum serves.
     reply.lines.push_header(&crate::proxy::headers::CALL_ID, &facts.call_id);
+    let key = known.charge.as_ref().and_then(|c| c.admission().key.as_ref()).map(|k| k.record.token.as_str());
+    app.access.pulse.request(reply.status.as_u16(), facts.received.elapsed(), &known.model, key);
     if let Some(m) = &app.metrics {
         m.request_finished(&sluice_metrics::RequestRecord {
             requested_model: &known.model,

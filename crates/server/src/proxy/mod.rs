@@ -137,6 +137,8 @@ fn record(
     end_user: &str,
     user_agent: &str,
 ) {
+    let key = facts.charge.as_ref().and_then(|c| c.admission().key.as_ref()).map(|k| k.record.token.as_str());
+    app.access.pulse.request(status, facts.received.elapsed(), model, key);
     if let Some(m) = &app.metrics {
         m.request_finished(&sluice_metrics::RequestRecord {
             requested_model: model,
