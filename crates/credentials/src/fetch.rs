@@ -12,6 +12,8 @@ use std::time::Duration;
 /// The most of a credential service's answer that is read: real ones are a few KiB.
 pub(crate) const MAX_ANSWER: usize = 64 * 1024;
 
+/// One per process: the gateway runs one runtime, and credential calls are few. (Tests that run
+/// several runtimes are safe because their stand-ins close each connection after answering.)
 fn client() -> &'static sluice_http::pool::Client {
     static CLIENT: OnceLock<sluice_http::pool::Client> = OnceLock::new();
     CLIENT.get_or_init(|| sluice_http::client(Duration::from_secs(2)))
