@@ -69,6 +69,13 @@ impl Env {
         self.vars.get(name).map(String::as_str)
     }
 
+    /// Every name and value, sorted: what makes two environments the same.
+    pub(crate) fn fingerprint(&self) -> String {
+        let mut pairs: Vec<(&&str, &String)> = self.vars.iter().collect();
+        pairs.sort_unstable();
+        format!("{pairs:?}")
+    }
+
     /// `$HOME/rest`, when HOME is set.
     pub(crate) fn home(&self, rest: &str) -> Option<PathBuf> {
         self.get("HOME").map(|h| PathBuf::from(h).join(rest))

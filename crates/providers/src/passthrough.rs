@@ -183,8 +183,7 @@ pub fn resolve(
                     let region = region.unwrap_or_else(|| "us-east-1".into());
                     let settings =
                         sluice_credentials::aws::Settings { region: Some(region.clone()), ..Default::default() };
-                    let credentials =
-                        sluice_credentials::aws::credentials(settings, sluice_credentials::Env::capture(env));
+                    let credentials = sluice_credentials::aws::shared(settings, sluice_credentials::Env::capture(env));
                     Ok(Credential::SigV4 { credentials, region })
                 }
             };

@@ -80,6 +80,32 @@ pub fn credentials(settings: Settings, env: Env) -> Arc<AwsCredentials> {
     Cached::new(Chain { settings, env })
 }
 
+/// As [`credentials`], but one cache for every caller with the same settings and environment
+/// (deployments on one role, the S3 logger beside them): one fetch and one refresh for them all.
+/// Only caches still in use are kept.
+pub fn shared(settings: Settings, env: Env) -> Arc<AwsCredentials> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock, Weak};
+    static KEPT: OnceLock<Mutex<HashMap<String, Weak<AwsCredentials>>>> = OnceLock::new();
+    let key = fingerprint(&settings, &env);
+    let mut kept = KEPT.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+    kept.retain(|_, c| c.strong_count() > 0);
+    if let Some(c) = kept.get(&key).and_then(Weak::upgrade) {
+        return c;
+    }
+    let c = credentials(settings, env);
+    kept.insert(key, Arc::downgrade(&c));
+    c
+}
+
+/// Everything that decides which credentials a chain finds, as one string (held in memory only,
+/// as the settings themselves are).
+fn fingerprint(s: &Settings, env: &Env) -> String {
+    let keys = s.keys.as_ref().map(|k| (&k.access_key_id, &k.secret_access_key, &k.session_token));
+    let parts = (keys, &s.profile, &s.role_arn, &s.session_name, &s.web_identity_token, &s.sts_endpoint, &s.region);
+    format!("{parts:?}\u{0}{}", env.fingerprint())
+}
+
 /// As [`credentials`], refreshing `early` before expiry (tests).
 pub fn credentials_with_margin(settings: Settings, env: Env, early: Duration) -> Arc<AwsCredentials> {
     Cached::with_margin(Chain { settings, env }, early)
@@ -262,6 +288,16 @@ mod tests {
         assert!(e.contains("Failed: no role"), "{e}");
         assert!(from_json(br#"{"AccessKeyId":"A"}"#, "ECS").is_err());
         assert!(from_json(b"<html>", "ECS").is_err());
+    }
+
+    #[test]
+    fn shared_caches_are_shared_only_between_equal_settings() {
+        let role = |r: &str| Settings { role_arn: Some(r.into()), ..Settings::default() };
+        let a = shared(role("arn:a"), Env::default());
+        assert!(Arc::ptr_eq(&a, &shared(role("arn:a"), Env::default())));
+        assert!(!Arc::ptr_eq(&a, &shared(role("arn:b"), Env::default())));
+        let other_env = Env::from_pairs(&[("AWS_PROFILE", "x")]);
+        assert!(!Arc::ptr_eq(&a, &shared(role("arn:a"), other_env)));
     }
 
     #[test]

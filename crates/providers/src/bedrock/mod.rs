@@ -66,7 +66,7 @@ pub fn credentials(
         sts_endpoint: p.aws_sts_endpoint.map(str::to_string),
         region: Some(region.to_string()),
     };
-    Ok(sluice_credentials::aws::credentials(settings, sluice_credentials::Env::capture(env)))
+    Ok(sluice_credentials::aws::shared(settings, sluice_credentials::Env::capture(env)))
 }
 
 /// How strictly a request is translated.

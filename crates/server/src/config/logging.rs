@@ -234,7 +234,7 @@ pub(crate) fn s3(
         sts_endpoint: text("s3_aws_sts_endpoint", warnings)?,
         region: Some(region.clone()),
     };
-    let credentials = sluice_credentials::aws::credentials(chain, sluice_credentials::Env::capture(&|n| non_empty(n)));
+    let credentials = sluice_credentials::aws::shared(chain, sluice_credentials::Env::capture(&|n| non_empty(n)));
     let settings = sluice_export::s3::S3Settings {
         bucket,
         region,
