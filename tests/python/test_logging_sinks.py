@@ -191,6 +191,56 @@ def test_a_refused_put_is_counted_and_costs_the_requests_nothing(log_dir, mock, 
     assert "not-the-secret" not in log
 
 
+def test_the_s3_logger_assumes_its_role_through_sts(log_dir, mock, moto):
+    """`s3_aws_role_name`: STS AssumeRole at moto (signed with the base key, which may only assume
+    the role), then the PUTs signed with the role's temporary credentials and session token —
+    both checked by moto as AWS checks them."""
+    tag = uuid.uuid4().hex[:6]
+    anyone = {"endpoint_url": moto.url, "region_name": REGION}
+    moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")  # setting up IAM, unsigned
+    try:
+        iam = boto3.client("iam", aws_access_key_id="setup", aws_secret_access_key="setup", **anyone)
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+        role_arn = iam.create_role(RoleName=f"logs-{tag}", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        s3_only = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        iam.put_role_policy(RoleName=f"logs-{tag}", PolicyName="logs", PolicyDocument=json.dumps(s3_only))
+        iam.create_user(UserName=f"assumer-{tag}")
+        assume_only = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
+        iam.put_user_policy(UserName=f"assumer-{tag}", PolicyName="assume", PolicyDocument=json.dumps(assume_only))
+        key = iam.create_access_key(UserName=f"assumer-{tag}")["AccessKey"]
+    finally:
+        moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    folder = "role-" + tag
+    gw = s3_gateway(
+        log_dir,
+        mock,
+        "s3-role",
+        '  callbacks: ["prometheus"]\n  success_callback: ["s3"]\n',
+        {
+            "s3_bucket_name": BUCKET,
+            "s3_region_name": REGION,
+            "s3_endpoint_url": moto.url,
+            "s3_aws_access_key_id": key["AccessKeyId"],
+            "s3_aws_secret_access_key": "os.environ/SLUICE_TEST_S3_SECRET",
+            "s3_aws_role_name": role_arn,
+            "s3_aws_session_name": "sluice-logs",
+            "s3_aws_sts_endpoint": moto.url,
+            "s3_path": folder,
+            "s3_flush_interval": 1,
+        },
+        {"SLUICE_TEST_S3_SECRET": key["SecretAccessKey"]},
+    )
+    try:
+        made = new_key(gw)
+        ok = chat(gw, made["key"], "fake-openai-endpoint")
+        assert ok.status_code == 200, ok.text
+        objects = moto.wait_for(folder + "/", 1)
+        assert [o["id"] for o in objects.values()] == [ok.headers["x-litellm-call-id"]]
+        assert callback_failures(gw, "s3") == 0
+    finally:
+        gw.stop()
+
+
 def refused_start(log_dir, mock, name: str, litellm: str, env: dict[str, str]) -> str:
     cfg = logging_config(mock.url, "sqlite://" + str(log_dir / "never.db"), litellm, env)
     return conftest_refused_start(log_dir, name, cfg, ("AWS_", "DD_", "LITELLM_DD_"))

@@ -51,8 +51,8 @@ pub struct S3Settings {
     pub use_key_prefix: bool,
     /// `s3_use_virtual_hosted_style`: the bucket in the host, not the path, of an endpoint.
     pub virtual_hosted_style: bool,
-    /// `Debug` shows the access key id only.
-    pub credentials: Credentials,
+    /// Where the signing credentials come from (`Debug` shows no secret).
+    pub credentials: Arc<sluice_credentials::aws::AwsCredentials>,
 }
 
 /// The bucket the records are written to.
@@ -105,18 +105,15 @@ impl S3 {
         let body = serde_json::to_vec(record).map_err(|e| Failure::Final(format!("cannot encode a record: {e}")))?;
         let url = self.object_url(&key);
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let signed = sluice_sigv4::sign(
-            "s3",
-            PathRule::S3,
-            "PUT",
-            &url,
-            &[],
-            &body,
-            &self.settings.region,
-            &self.settings.credentials,
-            now,
-        )
-        .map_err(Failure::Final)?;
+        let credentials = self
+            .settings
+            .credentials
+            .get()
+            .await
+            .map_err(|e| Failure::Final(format!("no AWS credentials to sign with: {e}")))?;
+        let signed =
+            sluice_sigv4::sign("s3", PathRule::S3, "PUT", &url, &[], &body, &self.settings.region, &credentials, now)
+                .map_err(Failure::Final)?;
         let mut req = http::Request::new(ChainBody::full(Bytes::from(body)));
         *req.method_mut() = http::Method::PUT;
         *req.uri_mut() =
@@ -294,11 +291,17 @@ mod tests {
             use_team_prefix: false,
             use_key_prefix: false,
             virtual_hosted_style: false,
-            credentials: Credentials {
-                access_key_id: "AKIDEXAMPLE".into(),
-                secret_access_key: "very-secret".into(),
-                session_token: Some("token-secret".into()),
-            },
+            credentials: sluice_credentials::aws::credentials(
+                sluice_credentials::aws::Settings {
+                    keys: Some(Credentials {
+                        access_key_id: "AKIDEXAMPLE".into(),
+                        secret_access_key: "very-secret".into(),
+                        session_token: Some("token-secret".into()),
+                    }),
+                    ..Default::default()
+                },
+                sluice_credentials::Env::default(),
+            ),
         }
     }
 

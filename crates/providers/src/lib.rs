@@ -17,7 +17,6 @@ pub mod cohere;
 pub mod embedding;
 pub mod errors;
 pub mod gemini;
-pub mod google_auth;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
@@ -31,4 +30,6 @@ pub mod voyage;
 pub use catalogue::{build, parse_model, reported_base, Built, Family, ModelRef, Provider, Translated};
 pub use errors::ExceptionClass;
 pub use provider::{AnswerMeta, ChatCall, ChatProvider, Params, TokenSource, UpstreamRequest};
+/// Moved to `sluice-credentials`; re-exported for the mock and the tests that sign with it.
+pub use sluice_credentials::gcp::google_auth;
 pub use stream::StreamTranslator;

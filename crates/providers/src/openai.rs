@@ -128,7 +128,14 @@ impl OpenAi {
         if let Some(org) = &self.organization {
             headers.insert(HeaderName::from_static("openai-organization"), org.clone());
         }
-        Ok(UpstreamRequest { url: self.uri(call.endpoint).clone(), headers, body, token: None, timeout: self.timeout })
+        Ok(UpstreamRequest {
+            url: self.uri(call.endpoint).clone(),
+            headers,
+            body,
+            token: None,
+            aws: None,
+            timeout: self.timeout,
+        })
     }
 
     /// Where a stored response `id` lives upstream (`GET`/`DELETE {base}/responses/{id}`), with
@@ -183,6 +190,7 @@ impl ChatProvider for OpenAi {
             headers,
             body,
             token: None,
+            aws: None,
             timeout: if call.stream { self.stream_timeout } else { self.timeout },
         })
     }

@@ -4,7 +4,7 @@
 //! report (whole or streamed). The server relays the bytes; everything provider-specific about
 //! a pass-through call is decided here.
 
-use crate::bedrock::{self, Credentials, EventStreamDecoder};
+use crate::bedrock::{self, EventStreamDecoder};
 use crate::pricing::TokenUsage;
 use crate::provider::{Env, TokenSource};
 use http::{HeaderName, HeaderValue};
@@ -87,8 +87,8 @@ pub enum Credential {
     /// One header (OpenAI's bearer, Anthropic's `x-api-key`, Azure's `api-key`, Google AI
     /// Studio's `x-goog-api-key`, a Bedrock API key), marked sensitive.
     Header(HeaderName, HeaderValue),
-    /// AWS SigV4 over the exact bytes sent, for `region`.
-    SigV4 { credentials: Credentials, region: String },
+    /// AWS SigV4 over the exact bytes sent, for `region`, with credentials from the chain.
+    SigV4 { credentials: Arc<sluice_credentials::aws::AwsCredentials>, region: String },
     /// A Vertex access token fetched (and cached) by the server.
     Token(Arc<dyn TokenSource>),
 }
@@ -177,17 +177,15 @@ pub fn resolve(
             };
             let credential = match first(&[bedrock::BEARER_TOKEN_ENV]) {
                 Some(token) => header("authorization", format!("Bearer {token}"), bedrock::BEARER_TOKEN_ENV),
-                None => match (first(&["AWS_ACCESS_KEY_ID"]), first(&["AWS_SECRET_ACCESS_KEY"])) {
-                    (Some(access_key_id), Some(secret_access_key)) => Ok(Credential::SigV4 {
-                        credentials: Credentials {
-                            access_key_id,
-                            secret_access_key,
-                            session_token: first(&["AWS_SESSION_TOKEN"]),
-                        },
-                        region: region.unwrap_or_else(|| "us-east-1".into()),
-                    }),
-                    _ => Err(missing("AWS_ACCESS_KEY_ID' and 'AWS_SECRET_ACCESS_KEY", "Bedrock")),
-                },
+                // The AWS credential chain (the environment's keys, a profile, web identity, ECS,
+                // EC2), asked when a request is signed.
+                None => {
+                    let region = region.unwrap_or_else(|| "us-east-1".into());
+                    let settings =
+                        sluice_credentials::aws::Settings { region: Some(region.clone()), ..Default::default() };
+                    let credentials = sluice_credentials::aws::shared(settings, sluice_credentials::Env::capture(env));
+                    Ok(Credential::SigV4 { credentials, region })
+                }
             };
             (base, credential)
         }
@@ -591,7 +589,8 @@ mod tests {
         assert!(anthropic.credential.unwrap_err().contains("ANTHROPIC_API_KEY"));
         let bedrock = resolve(Native::Bedrock, &env, &VertexDefaults::default(), &mut tokens);
         assert_eq!(bedrock.base.as_deref(), Ok("https://bedrock-runtime.eu-west-1.amazonaws.com"));
-        assert!(bedrock.credential.unwrap_err().contains("AWS_ACCESS_KEY_ID"));
+        let Ok(Credential::SigV4 { region, .. }) = &bedrock.credential else { panic!("{bedrock:?}") };
+        assert_eq!(region, "eu-west-1", "signed for the region, credentials from the chain when a request is sent");
         let azure = resolve(Native::Azure, &env, &VertexDefaults::default(), &mut tokens);
         assert!(azure.base.unwrap_err().contains("AZURE_API_BASE"));
     }

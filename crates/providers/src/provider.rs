@@ -43,6 +43,13 @@ pub struct Params<'a> {
     pub aws_access_key_id: Option<&'a str>,
     pub aws_secret_access_key: Option<&'a str>,
     pub aws_session_token: Option<&'a str>,
+    /// LiteLLM's assume-role and profile settings (`aws_role_name`, `aws_session_name`,
+    /// `aws_profile_name`, `aws_web_identity_token`, `aws_sts_endpoint`).
+    pub aws_role_name: Option<&'a str>,
+    pub aws_session_name: Option<&'a str>,
+    pub aws_profile_name: Option<&'a str>,
+    pub aws_web_identity_token: Option<&'a str>,
+    pub aws_sts_endpoint: Option<&'a str>,
     /// Per-deployment `drop_params`, already defaulted from `litellm_settings`.
     pub drop_params: bool,
     pub timeout: Duration,
@@ -106,7 +113,50 @@ pub struct UpstreamRequest {
     pub body: [Bytes; 3],
     /// A token to fetch and send as `Authorization` before the request goes out.
     pub token: Option<Arc<dyn TokenSource>>,
+    /// AWS credentials to sign the request with before it goes out ([`UpstreamRequest::sign_aws`]).
+    pub aws: Option<AwsSigning>,
     pub timeout: Duration,
+}
+
+/// A request still to be signed with SigV4: the credentials are fetched (or taken from their
+/// cache) when the request is about to go out, which a provider building bytes cannot wait for.
+#[derive(Clone, Debug)]
+pub struct AwsSigning {
+    pub credentials: Arc<sluice_credentials::aws::AwsCredentials>,
+    pub region: String,
+    /// `bedrock`, `sagemaker`, …
+    pub service: &'static str,
+}
+
+impl UpstreamRequest {
+    /// Signs the request (its exact URL and body) when it asks for SigV4; a message saying which
+    /// credential source failed and what to set when there are no credentials.
+    pub async fn sign_aws(&mut self, now: u64) -> Result<(), String> {
+        let Some(aws) = self.aws.take() else { return Ok(()) };
+        let creds = aws.credentials.get().await?;
+        let body: std::borrow::Cow<'_, [u8]> = match &self.body {
+            [whole, b, c] if b.is_empty() && c.is_empty() => whole.as_ref().into(),
+            parts => parts.concat().into(),
+        };
+        let signed = sluice_sigv4::sign(
+            aws.service,
+            sluice_sigv4::PathRule::EncodeTwice,
+            "POST",
+            &self.url.to_string(),
+            &[],
+            &body,
+            &aws.region,
+            &creds,
+            now,
+        )?;
+        for (name, value) in signed {
+            let mut v = HeaderValue::from_str(&value)
+                .map_err(|_| "the AWS credentials hold characters an HTTP header cannot carry".to_string())?;
+            v.set_sensitive(name == "authorization" || name == "x-amz-security-token");
+            self.headers.insert(HeaderName::from_static(name), v);
+        }
+        Ok(())
+    }
 }
 
 /// What a translated answer is stamped with.
@@ -209,6 +259,7 @@ impl Address {
             headers: self.headers.iter().cloned().collect(),
             body: [body, Bytes::new(), Bytes::new()],
             token: None,
+            aws: None,
             timeout: if stream { self.stream_timeout } else { self.timeout },
         }
     }

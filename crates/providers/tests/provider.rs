@@ -44,6 +44,11 @@ fn params(model: &ModelRef) -> Params<'_> {
         aws_access_key_id: None,
         aws_secret_access_key: None,
         aws_session_token: None,
+        aws_role_name: None,
+        aws_session_name: None,
+        aws_profile_name: None,
+        aws_web_identity_token: None,
+        aws_sts_endpoint: None,
         drop_params: false,
         timeout: Duration::from_secs(5),
         stream_timeout: Duration::from_secs(7),
@@ -99,10 +104,9 @@ fn what_a_deployment_lacks_is_its_own_failure_and_says_what_to_set() {
     let Built::Unusable(why) = built(&p, &[]) else { panic!("no api_base must be unusable") };
     assert!(why.contains("set litellm_params.api_base"), "{why}");
     let m = parse_model("bedrock/m", None).unwrap();
-    let Built::Unusable(why) = built(&Params { api_key: None, ..params(&m) }, &[]) else {
-        panic!("no AWS credentials must be unusable")
-    };
-    assert!(why.contains("model_list[3].litellm_params") && why.contains("AWS_ACCESS_KEY_ID"), "{why}");
+    let half = Params { api_key: None, aws_access_key_id: Some("AKID"), ..params(&m) };
+    let Built::Unusable(why) = built(&half, &[]) else { panic!("half a key pair must be unusable") };
+    assert!(why.contains("model_list[3].litellm_params") && why.contains("aws_secret_access_key"), "{why}");
     let m = parse_model("anthropic/claude", None).unwrap();
     let p = Params { api_key: None, ..params(&m) };
     let Built::Unusable(why) = built(&p, &[]) else { panic!("no key must be unusable") };
@@ -158,19 +162,34 @@ fn translated_providers_build_their_own_format() {
     assert_eq!(p.build_request(&call(&bad, false)).err().map(|e| e.status), Some(400));
 }
 
-#[test]
-fn bedrock_signs_each_request_over_its_bytes() {
+#[tokio::test]
+async fn bedrock_signs_each_request_over_its_bytes() {
     let m = parse_model("bedrock/anthropic.claude-3", None).unwrap();
     // Without an api_key (a Bedrock API key, sent as a bearer token), AWS credentials sign.
     let p = Params { api_key: None, ..params(&m) };
     let b = built(&p, &[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "secret")]);
     let Built::Translated(p) = b else { panic!() };
     let body = Bytes::from_static(CHAT);
-    let req = p.build_request(&call(&body, false)).unwrap();
+    let mut req = p.build_request(&call(&body, false)).unwrap();
+    assert!(req.aws.is_some() && !req.headers.contains_key("authorization"), "signed when sent");
+    req.sign_aws(1_700_000_000).await.unwrap();
     let auth = req.headers.iter().find(|(n, _)| *n == "authorization").map(|(_, v)| v).unwrap();
     assert!(auth.to_str().unwrap().starts_with("AWS4-HMAC-SHA256 Credential=AKID/"), "{auth:?}");
     assert!(auth.is_sensitive());
     assert!(req.headers.iter().any(|(n, _)| n == "x-amz-date"));
+    assert!(!req.headers.contains_key("x-amz-security-token"), "no session token, no header");
+
+    // With nothing configured (and no EC2 to ask), the request fails saying what to set.
+    let p = Params { api_key: None, ..params(&m) };
+    let Built::Translated(p) = built(&p, &[("AWS_EC2_METADATA_DISABLED", "true"), ("HOME", "/nonexistent")]) else {
+        panic!("a Bedrock deployment without keys waits for the chain")
+    };
+    let mut req = p.build_request(&call(&body, false)).unwrap();
+    let e = req.sign_aws(1_700_000_000).await.unwrap_err();
+    assert!(
+        e.contains("AWS_ACCESS_KEY_ID") && e.contains("AWS_PROFILE") && e.contains("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        "{e}"
+    );
     let mut tr = p.stream_translator(&META);
     let mut out = Vec::new();
     tr.push(b"\x00\x00\x00\x10garbage-bytes!!!");

@@ -153,7 +153,9 @@ impl App {
         let client = upstream::client(seconds(config.sluice.upstream_connect_timeout, 10.0));
         let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
         let ctx = TargetCtx {
-            env,
+            // With `environment_variables`, which LiteLLM puts in its process environment, where
+            // the providers (and the AWS and Google credential chains) read them.
+            env: &config.environment,
             default_timeout,
             default_stream_timeout,
             metrics: metrics.as_ref(),
@@ -188,7 +190,7 @@ impl App {
                 vertex_tokens
                     .borrow_mut()
                     .entry(source.to_string())
-                    .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), client.clone())))
+                    .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), env)))
                     .clone()
             },
             seconds(default_timeout, LITELLM_DEFAULT_TIMEOUT),
@@ -203,7 +205,7 @@ impl App {
                     let token = vertex_tokens
                         .borrow_mut()
                         .entry(source.to_string())
-                        .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), client.clone())))
+                        .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), env)))
                         .clone();
                     Some(crate::passthrough::VertexAccount {
                         project: project.clone(),
@@ -273,7 +275,7 @@ impl App {
     /// on, without a restart: a new router is swapped in, in which every deployment not named
     /// in `changed` keeps its live health (cooldown, windows, in-flight slots). A stored model
     /// that cannot be built is left out with an error naming it, as at start.
-    pub fn reroute(&self, config: &Config, env: &Env, stored: &[DeploymentSpec], changed: &HashSet<String>) {
+    pub fn reroute(&self, config: &Config, _env: &Env, stored: &[DeploymentSpec], changed: &HashSet<String>) {
         let old = self.router.load_full();
         let mut current: HashMap<&str, &Arc<Deployment<Target>>> =
             old.deployments().map(|d| (d.id.as_str(), d)).collect();
@@ -281,7 +283,7 @@ impl App {
             config.router.timeout.or(config.litellm.request_timeout).unwrap_or(LITELLM_DEFAULT_TIMEOUT);
         let vertex_tokens = std::cell::RefCell::new(std::collections::HashMap::new());
         let ctx = TargetCtx {
-            env,
+            env: &config.environment,
             default_timeout,
             default_stream_timeout: config.router.stream_timeout.unwrap_or(default_timeout),
             metrics: self.metrics.as_ref(),
@@ -697,7 +699,7 @@ pub(crate) fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result
             ctx.vertex_tokens
                 .borrow_mut()
                 .entry(source.to_string())
-                .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), ctx.client.clone())))
+                .or_insert_with(|| Arc::new(VertexToken::new(source.to_string(), ctx.env)))
                 .clone()
         };
         match sluice_providers::build(&params(spec, ctx), &lookup, &mut tokens) {
@@ -752,6 +754,11 @@ fn params<'a>(spec: &'a DeploymentSpec, ctx: &TargetCtx<'_>) -> Params<'a> {
         aws_access_key_id: secret(&spec.aws_access_key_id),
         aws_secret_access_key: secret(&spec.aws_secret_access_key),
         aws_session_token: secret(&spec.aws_session_token),
+        aws_role_name: spec.aws_role_name.as_deref(),
+        aws_session_name: spec.aws_session_name.as_deref(),
+        aws_profile_name: spec.aws_profile_name.as_deref(),
+        aws_web_identity_token: secret(&spec.aws_web_identity_token),
+        aws_sts_endpoint: spec.aws_sts_endpoint.as_deref(),
         drop_params: spec.drop_params.unwrap_or(ctx.drop_params),
         timeout: seconds(spec.timeout.unwrap_or(ctx.default_timeout), LITELLM_DEFAULT_TIMEOUT),
         stream_timeout: seconds(

@@ -35,6 +35,40 @@ pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream"
 /// instead of a SigV4 signature).
 pub const BEARER_TOKEN_ENV: &str = "AWS_BEARER_TOKEN_BEDROCK";
 
+/// A deployment's AWS credentials: its `aws_*` settings, then the AWS credential chain (read
+/// through `env`). Keys and role settings that cannot work together stop the deployment here.
+pub fn credentials(
+    p: &crate::provider::Params<'_>,
+    env: crate::provider::Env<'_>,
+    region: &str,
+) -> Result<std::sync::Arc<sluice_credentials::aws::AwsCredentials>, String> {
+    let path = p.path();
+    let keys = match (p.aws_access_key_id, p.aws_secret_access_key) {
+        (Some(id), Some(secret)) => Some(Credentials {
+            access_key_id: id.to_string(),
+            secret_access_key: secret.to_string(),
+            session_token: p.aws_session_token.map(str::to_string),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(format!("{path}: aws_access_key_id and aws_secret_access_key go together; set both, or neither to use the AWS credential chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, web identity, ECS, EC2)"))
+        }
+    };
+    if p.aws_web_identity_token.is_some() && p.aws_role_name.is_none() {
+        return Err(format!("{path}.aws_web_identity_token: set aws_role_name, the role to assume with it"));
+    }
+    let settings = sluice_credentials::aws::Settings {
+        keys,
+        profile: p.aws_profile_name.map(str::to_string),
+        role_arn: p.aws_role_name.map(str::to_string),
+        session_name: p.aws_session_name.map(str::to_string),
+        web_identity_token: p.aws_web_identity_token.map(str::to_string),
+        sts_endpoint: p.aws_sts_endpoint.map(str::to_string),
+        region: Some(region.to_string()),
+    };
+    Ok(sluice_credentials::aws::shared(settings, sluice_credentials::Env::capture(env)))
+}
+
 /// How strictly a request is translated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {

@@ -79,6 +79,12 @@ pub struct DeploymentSpec {
     pub aws_secret_access_key: Option<Secret>,
     pub aws_session_token: Option<Secret>,
     pub aws_region_name: Option<String>,
+    /// LiteLLM's assume-role and profile settings, for the AWS credential chain.
+    pub aws_role_name: Option<String>,
+    pub aws_session_name: Option<String>,
+    pub aws_profile_name: Option<String>,
+    pub aws_web_identity_token: Option<Secret>,
+    pub aws_sts_endpoint: Option<String>,
     /// `litellm_params.region_name` (else `aws_region_name`, else `vertex_location`): where the
     /// deployment runs, for end users held to a region.
     pub region_name: Option<String>,
@@ -223,6 +229,11 @@ struct ParamsSection {
     aws_secret_access_key: Option<Text>,
     aws_session_token: Option<Text>,
     aws_region_name: Option<Text>,
+    aws_role_name: Option<Text>,
+    aws_session_name: Option<Text>,
+    aws_profile_name: Option<Text>,
+    aws_web_identity_token: Option<Text>,
+    aws_sts_endpoint: Option<Text>,
     region_name: Option<Text>,
     azure_ad_token: Option<Text>,
     /// Vertex's private-endpoint URL form: read with the provider's addressing.
@@ -454,6 +465,11 @@ impl DeploymentSpec {
             aws_secret_access_key: secret(p.aws_secret_access_key),
             aws_session_token: secret(p.aws_session_token),
             aws_region_name: text(p.aws_region_name).or(text(p.region_name)),
+            aws_role_name: text(p.aws_role_name),
+            aws_session_name: text(p.aws_session_name),
+            aws_profile_name: text(p.aws_profile_name),
+            aws_web_identity_token: secret(p.aws_web_identity_token),
+            aws_sts_endpoint: text(p.aws_sts_endpoint),
             region_name,
             vertex_project: text(p.vertex_project),
             vertex_location: text(p.vertex_location),

@@ -105,14 +105,9 @@ pub struct DatadogSettings {
 
 const S3_PARAMS: &str = "litellm_settings.s3_callback_params";
 
-/// `s3_callback_params` keys that pick credentials or encryption sluice cannot provide: the
-/// records would go unsigned or unencrypted against the user's intent, so they stop the start.
+/// `s3_callback_params` keys that pick encryption sluice cannot provide: the records would go
+/// unencrypted against the user's intent, so they stop the start.
 const S3_REFUSED: &[(&str, &str)] = &[
-    ("s3_aws_role_name", "assuming a role is not supported by sluice; give the role's keys as s3_aws_access_key_id and s3_aws_secret_access_key (and s3_aws_session_token), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
-    ("s3_aws_profile_name", "AWS profiles are not read by sluice; give the profile's keys as s3_aws_access_key_id and s3_aws_secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
-    ("s3_aws_web_identity_token", "web identity federation is not supported by sluice; give keys as s3_aws_access_key_id and s3_aws_secret_access_key (and s3_aws_session_token)"),
-    ("s3_aws_session_name", "assuming a role is not supported by sluice; give the role's keys as s3_aws_access_key_id and s3_aws_secret_access_key (and s3_aws_session_token)"),
-    ("s3_aws_sts_endpoint", "assuming a role is not supported by sluice; give the role's keys as s3_aws_access_key_id and s3_aws_secret_access_key (and s3_aws_session_token)"),
     ("s3_server_side_encryption", "per-object encryption settings are not sent by sluice; remove it and set the bucket's default encryption instead"),
     ("s3_sse_kms_key_id", "per-object encryption settings are not sent by sluice; remove it and set the bucket's default encryption (with this KMS key) instead"),
 ];
@@ -126,6 +121,12 @@ const S3_KNOWN: &[&str] = &[
     "s3_aws_access_key_id",
     "s3_aws_secret_access_key",
     "s3_aws_session_token",
+    // The AWS credential chain's settings (`sluice_credentials::aws::Settings`).
+    "s3_aws_role_name",
+    "s3_aws_session_name",
+    "s3_aws_profile_name",
+    "s3_aws_web_identity_token",
+    "s3_aws_sts_endpoint",
     "s3_use_team_prefix",
     "s3_use_key_prefix",
     "s3_use_virtual_hosted_style",
@@ -199,30 +200,41 @@ pub(crate) fn s3(
         // LiteLLM's order for calls that are not to a model, then its default.
         None => non_empty("AWS_REGION_NAME").or_else(|| non_empty("AWS_REGION")).unwrap_or_else(|| "us-west-2".into()),
     };
-    let credentials = match (text("s3_aws_access_key_id", warnings)?, text("s3_aws_secret_access_key", warnings)?) {
-        (Some(access_key_id), Some(secret_access_key)) => sluice_export::s3::Credentials {
+    // Keys given here, else the AWS credential chain (the environment's keys, a profile, web
+    // identity, ECS, EC2), with LiteLLM's assume-role on top: asked when the first batch is
+    // written, so a delivery that finds none is counted as failed and logged with what to set.
+    let keys = match (text("s3_aws_access_key_id", warnings)?, text("s3_aws_secret_access_key", warnings)?) {
+        (Some(access_key_id), Some(secret_access_key)) => Some(sluice_export::s3::Credentials {
             access_key_id,
             secret_access_key,
             session_token: text("s3_aws_session_token", warnings)?,
-        },
-        (None, None) => match (non_empty("AWS_ACCESS_KEY_ID"), non_empty("AWS_SECRET_ACCESS_KEY")) {
-            (Some(access_key_id), Some(secret_access_key)) => {
-                sluice_export::s3::Credentials { access_key_id, secret_access_key, session_token: non_empty("AWS_SESSION_TOKEN") }
-            }
-            _ => {
-                return Err(err(
-                    path,
-                    format!("callback \"s3\" has no AWS credentials: set {S3_PARAMS}.s3_aws_access_key_id and s3_aws_secret_access_key (os.environ/NAME works), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"),
-                ))
-            }
-        },
+        }),
+        (None, None) => None,
         (Some(_), None) | (None, Some(_)) => {
             return Err(err(
                 S3_PARAMS,
-                "s3_aws_access_key_id and s3_aws_secret_access_key go together: set both (or neither, to use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+                "s3_aws_access_key_id and s3_aws_secret_access_key go together: set both (or neither, to use the AWS credential chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, ECS, EC2)",
             ))
         }
     };
+    let role_arn = text("s3_aws_role_name", warnings)?;
+    let web_identity_token = text("s3_aws_web_identity_token", warnings)?;
+    if web_identity_token.is_some() && role_arn.is_none() {
+        return Err(err(
+            &format!("{S3_PARAMS}.s3_aws_web_identity_token"),
+            "set s3_aws_role_name too: the role to assume with the token",
+        ));
+    }
+    let chain = sluice_credentials::aws::Settings {
+        keys,
+        profile: text("s3_aws_profile_name", warnings)?,
+        role_arn,
+        session_name: text("s3_aws_session_name", warnings)?,
+        web_identity_token,
+        sts_endpoint: text("s3_aws_sts_endpoint", warnings)?,
+        region: Some(region.clone()),
+    };
+    let credentials = sluice_credentials::aws::shared(chain, sluice_credentials::Env::capture(&|n| non_empty(n)));
     let settings = sluice_export::s3::S3Settings {
         bucket,
         region,

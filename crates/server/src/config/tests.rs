@@ -1044,14 +1044,22 @@ fn s3_reads_its_callback_params() {
     assert_eq!(s3.settings.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
     assert_eq!(s3.settings.path.as_deref(), Some("litellm-logs"));
     assert!(s3.settings.use_team_prefix && !s3.settings.use_key_prefix);
-    assert_eq!(s3.settings.credentials.access_key_id, "AKIDEXAMPLE");
-    assert_eq!(s3.settings.credentials.secret_access_key, "s3-very-secret");
-    assert_eq!(s3.settings.credentials.session_token, None);
+    let keys = resolve(&s3.settings.credentials).unwrap();
+    assert_eq!(keys.access_key_id, "AKIDEXAMPLE");
+    assert_eq!(keys.secret_access_key, "s3-very-secret");
+    assert_eq!(keys.session_token, None);
     assert_eq!(s3.batching.max_records, 20);
     assert_eq!(s3.batching.max_wait, std::time::Duration::from_secs(2));
     assert!(!c.ignored.join("\n").contains("s3"), "{:?}", c.ignored);
     assert!(!format!("{c:?}").contains("s3-very-secret"), "the secret key is not in Debug");
     assert!(c.datadog.is_none() && c.generic_api.is_none());
+}
+
+/// The credentials the S3 logger would sign with (keys and the environment's: no I/O).
+fn resolve(
+    c: &std::sync::Arc<sluice_credentials::aws::AwsCredentials>,
+) -> Result<std::sync::Arc<sluice_export::s3::Credentials>, String> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(c.get())
 }
 
 /// Without keys in the params, the AWS variables are used, as boto3 would; the region falls back
@@ -1066,8 +1074,9 @@ fn s3_falls_back_to_the_aws_variables() {
     };
     let s3 = env(&[("AWS_SESSION_TOKEN", "env-token")]);
     assert_eq!(s3.events, sluice_export::Events { success: true, failure: true });
-    assert_eq!(s3.settings.credentials.access_key_id, "AKIDENV");
-    assert_eq!(s3.settings.credentials.session_token.as_deref(), Some("env-token"));
+    let keys = resolve(&s3.settings.credentials).unwrap();
+    assert_eq!(keys.access_key_id, "AKIDENV");
+    assert_eq!(keys.session_token.as_deref(), Some("env-token"));
     assert_eq!(s3.settings.region, "us-west-2");
     assert_eq!(env(&[("AWS_REGION", "eu-central-1")]).settings.region, "eu-central-1");
     assert_eq!(env(&[("AWS_REGION", "eu-central-1"), ("AWS_REGION_NAME", "ap-south-1")]).settings.region, "ap-south-1");
@@ -1079,18 +1088,29 @@ fn s3_falls_back_to_the_aws_variables() {
 fn s3_without_what_it_needs_stops_the_start() {
     let e = load("litellm_settings:\n  callbacks: [prometheus, s3]\n").unwrap_err().to_string();
     assert!(e.contains("litellm_settings.callbacks[1]") && e.contains("s3_callback_params.s3_bucket_name"), "{e}");
-    let e = load("litellm_settings:\n  failure_callback: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n")
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("s3_aws_access_key_id") && e.contains("AWS_ACCESS_KEY_ID"), "{e}");
+    // Without keys anywhere the start goes on: the chain is asked when a batch is written.
+    let text = "litellm_settings:\n  failure_callback: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n";
+    let s3 = Config::from_yaml_str(text, Env::fixed(vec![("AWS_EC2_METADATA_DISABLED", "true")])).unwrap().s3.unwrap();
+    let e = resolve(&s3.settings.credentials).unwrap_err();
+    assert!(e.contains("AWS_ACCESS_KEY_ID") && e.contains("AWS_PROFILE"), "{e}");
     let e = load("litellm_settings:\n  callbacks: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n    s3_aws_access_key_id: AKID\n")
         .unwrap_err()
         .to_string();
     assert!(e.contains("go together"), "{e}");
-    let e = load("litellm_settings:\n  callbacks: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n    s3_aws_access_key_id: AKID\n    s3_aws_secret_access_key: s\n    s3_aws_role_name: arn:aws:iam::1:role/x\n")
+    // The chain's settings load (LiteLLM's names); a web identity token needs its role.
+    let c = load("litellm_settings:\n  callbacks: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n    s3_aws_access_key_id: AKID\n    s3_aws_secret_access_key: s\n    s3_aws_role_name: arn:aws:iam::1:role/x\n    s3_aws_session_name: logs\n    s3_aws_sts_endpoint: http://127.0.0.1:9\n    s3_aws_profile_name: dev\n").unwrap();
+    let chain = c.s3.unwrap().settings.credentials.source().settings().clone();
+    assert_eq!(chain.role_arn.as_deref(), Some("arn:aws:iam::1:role/x"));
+    assert_eq!((chain.session_name.as_deref(), chain.profile.as_deref()), (Some("logs"), Some("dev")));
+    assert_eq!(chain.sts_endpoint.as_deref(), Some("http://127.0.0.1:9"));
+    assert!(!c.ignored.join("\n").contains("s3_aws"), "{:?}", c.ignored);
+    let e = load("litellm_settings:\n  callbacks: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n    s3_aws_web_identity_token: eyJ.secret-oidc\n")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("s3_callback_params.s3_aws_role_name") && e.contains("not supported"), "{e}");
+    assert!(
+        e.contains("s3_aws_web_identity_token") && e.contains("s3_aws_role_name") && !e.contains("secret-oidc"),
+        "{e}"
+    );
     let e = load("litellm_settings:\n  callbacks: [s3]\n  s3_callback_params:\n    s3_bucket_name: logs\n    s3_aws_access_key_id: AKID\n    s3_aws_secret_access_key: s\n    s3_batch_size: 100000\n")
         .unwrap_err()
         .to_string();

@@ -525,12 +525,16 @@ async fn build_request(
         (Route::Native(_), Some(Credential::SigV4 { credentials, region })) => {
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let credentials = credentials
+                .get()
+                .await
+                .map_err(|m| sluice_providers::errors::auth_failed(&Native::Bedrock.provider(), &m))?;
             let signed = sluice_providers::bedrock::sign(
                 parts.method.as_str(),
                 &uri.to_string(),
                 &body,
                 region,
-                credentials,
+                &credentials,
                 now,
             )
             .map_err(|e| ApiError::bad_request(format!("cannot sign the Bedrock request: {e}")))?;

@@ -93,9 +93,12 @@ impl UpstreamCall<'_> {
             stream,
             now: now_unix(),
         };
-        let built = t.build_request(&call).map_err(refused)?;
+        let mut built = t.build_request(&call).map_err(refused)?;
         let timeout = self.timeout.unwrap_or(built.timeout);
         let sent = Instant::now();
+        if let Err(message) = built.sign_aws(call.now).await {
+            return Err(fail(Failure::status(401, None), auth_failed(provider, &message)));
+        }
         let token = match &built.token {
             None => None,
             Some(source) => match source.token().await {

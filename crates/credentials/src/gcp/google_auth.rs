@@ -1,6 +1,6 @@
-//! Google service-account authentication for Vertex AI (formats.md §2.8, §10.4): read the key
-//! file LiteLLM's `vertex_credentials` names, sign the RS256 JWT assertion, and read the token
-//! endpoint's answer. Sending the request and caching the token are the server's job.
+//! Google service-account keys (formats.md §2.8, §10.4): read the key file LiteLLM's
+//! `vertex_credentials` names, sign the RS256 JWT assertion, and read a token endpoint's answer
+//! (the metadata server's has the same shape). Sending and caching are [`super`]'s job.
 //!
 //! The private key never leaves [`ServiceAccount`]: its `Debug` shows who the account is, not
 //! what it holds, and no error message quotes key material.
@@ -147,7 +147,7 @@ pub fn parse_token_response(body: &[u8]) -> Result<(String, u64), String> {
         let code = err.as_str().map(str::to_string).unwrap_or_else(|| err.to_string());
         let desc = v.get("error_description").and_then(Value::as_str).unwrap_or("");
         return Err(format!(
-            "the Google token endpoint refused the service account's assertion: {code}{}{desc}; check that the key is current and the machine's clock is right",
+            "the Google token endpoint said {code}{}{desc}; check that the key or refresh token is current and the machine's clock is right",
             if desc.is_empty() { "" } else { ": " }
         ));
     }

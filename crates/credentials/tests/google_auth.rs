@@ -7,10 +7,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ring::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use serde_json::Value;
-use sluice_providers::google_auth::{ServiceAccount, SCOPE};
+use sluice_credentials::gcp::google_auth::{ServiceAccount, SCOPE};
 
 fn key_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/vertex-test-sa.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../providers/tests/fixtures/vertex-test-sa.json")
 }
 
 fn decode(part: &str) -> Value {
