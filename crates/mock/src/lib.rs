@@ -7,7 +7,8 @@
 //! SSE events), `/v2/embed` and `/v2/rerank`, an OpenAI-compatible
 //! server's `/rerank` (vLLM's shape), Voyage AI's embeddings and rerank (under `/voyage/v1`), OpenAI's Responses API
 //! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), OpenAI's images, moderations
-//! and speech (`media`), and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
+//! and speech (`media`), OpenAI's Files and Batches APIs (`files`: uploads kept in memory, batches
+//! that complete with an output file of answers), and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
 //! slowapi-style fixed-window rate limits, injected 500s, and model names that trigger a chosen
 //! failure (`error-503`, `stream-reset`, `retry-after-2`, …) or, on Anthropic's route, cache reads
 //! in the usage (`claude-cached-100`). `GET /mock/stats` reports what it saw.
@@ -22,6 +23,7 @@ mod bedrock;
 mod body;
 mod cohere;
 mod config;
+mod files;
 mod google;
 mod latency;
 mod media;

@@ -185,6 +185,8 @@ pub struct Mock {
     tokens_issued: AtomicU64,
     /// The last request, when `--record` is on.
     last: crate::witness::Last,
+    /// Files and batches (`files`), kept in memory.
+    files: crate::files::Files,
 }
 
 impl Mock {
@@ -196,6 +198,7 @@ impl Mock {
             llm_requests: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
             last: crate::witness::Last::default(),
+            files: Default::default(),
         }
     }
 
@@ -205,6 +208,10 @@ impl Mock {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_string();
+        if let Some(call) = crate::files::classify(&path) {
+            return self.files(call, parts, body).await;
+        }
         let endpoint = classify(parts.uri.path());
         let guard = endpoint.route().map(|r| {
             self.stats.count(r);
@@ -337,6 +344,33 @@ impl Mock {
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
         }
+    }
+
+    /// OpenAI's Files and Batches APIs (`files`); an upload cut off on the way is not kept.
+    async fn files<B>(&self, call: crate::files::Call<'_>, parts: http::request::Parts, body: B) -> Resp
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let route = match call {
+            crate::files::Call::Batches | crate::files::Call::Batch(_) | crate::files::Call::Cancel(_) => {
+                Route::Batches
+            }
+            _ => Route::Files,
+        };
+        self.stats.count(route);
+        let body = Limited::new(body, MAX_BODY).collect().await.ok().map(|b| b.to_bytes());
+        if body.is_none() {
+            self.stats.upload_cut_off();
+        }
+        if let Some(expected) = &self.cfg.provider_key {
+            if !crate::witness::credential_matches(expected, &parts.headers, parts.uri.query()) {
+                let body = r#"{"error":{"message":"mock: the request did not carry the provider credential (--provider-key)","type":"authentication_error","code":"invalid_api_key"}}"#;
+                return respond::json(StatusCode::UNAUTHORIZED, body);
+            }
+        }
+        let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        self.files.handle(call, &parts.method, content_type, body.as_ref())
     }
 
     fn reset(&self) {

@@ -24,10 +24,12 @@ pub enum Route {
     Images,
     Moderations,
     Audio,
+    Files,
+    Batches,
 }
 
 impl Route {
-    const ALL: [Route; 18] = [
+    const ALL: [Route; 20] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -46,6 +48,8 @@ impl Route {
         Route::Images,
         Route::Moderations,
         Route::Audio,
+        Route::Files,
+        Route::Batches,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +72,8 @@ impl Route {
             Route::Images => "images",
             Route::Moderations => "moderations",
             Route::Audio => "audio",
+            Route::Files => "files",
+            Route::Batches => "batches",
         }
     }
 }
@@ -83,6 +89,8 @@ pub struct Stats {
     cancelled: AtomicU64,
     in_flight: AtomicI64,
     tokens_issued: AtomicU64,
+    /// Uploads whose body was cut off on the way (a gateway that stopped an oversized upload).
+    uploads_cut_off: AtomicU64,
 }
 
 impl Stats {
@@ -104,6 +112,10 @@ impl Stats {
         self.tokens_issued.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn upload_cut_off(&self) {
+        self.uploads_cut_off.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Starts tracking one request; see [`RequestGuard`].
     pub fn begin(self: &Arc<Self>) -> RequestGuard {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -121,6 +133,7 @@ impl Stats {
         self.injected_errors.store(0, Ordering::Relaxed);
         self.cancelled.store(0, Ordering::Relaxed);
         self.tokens_issued.store(0, Ordering::Relaxed);
+        self.uploads_cut_off.store(0, Ordering::Relaxed);
     }
 
     pub fn to_json(&self) -> String {
@@ -139,6 +152,7 @@ impl Stats {
             "cancelled": self.cancelled.load(Ordering::Relaxed),
             "in_flight": self.in_flight.load(Ordering::Relaxed).max(0),
             "tokens_issued": self.tokens_issued.load(Ordering::Relaxed),
+            "uploads_cut_off": self.uploads_cut_off.load(Ordering::Relaxed),
         })
         .to_string()
     }

@@ -15,6 +15,7 @@ pub mod app;
 pub mod config;
 pub mod errors;
 pub mod exchange;
+mod files;
 pub mod gate;
 pub mod health;
 pub mod info;
@@ -77,6 +78,7 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
     };
     proxied = proxied.route("/v2/rerank", post(rerank_v2));
     proxied = proxied.route("/v1/messages", post(proxy::messages::messages));
+    proxied = proxied.route("/v1/messages/count_tokens", post(proxy::count_tokens::count_tokens));
     let mut other = openapi::Routes::new();
     for prefix in ["", "/v1"] {
         other = other
@@ -84,6 +86,7 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
             .route(&format!("{prefix}/models/{{*id}}"), get(info::model_by_id))
             .route(&format!("{prefix}/model/info"), get(manage::model_info))
             .route(&format!("{prefix}/responses/{{id}}"), get(proxy::responses::get).delete(proxy::responses::delete));
+        other = files::routes(other, prefix);
     }
     other = other.route("/model_group/info", get(info::model_group_info));
     // Provider pass-through: everything under each provider's prefix that no route above

@@ -173,6 +173,51 @@ pub static OPERATIONS: &[Operation] = &[
         v1: true,
         ..op("delete", "/responses/{id}", "OpenAI", Auth::Key, "Delete a stored response (the caller's own)")
     },
+    Operation {
+        v1: true,
+        query: &["target_model_names", "custom_llm_provider"],
+        ..op(
+            "post",
+            "/files",
+            "OpenAI",
+            Auth::Key,
+            "Upload a file (multipart/form-data, streamed to the upstream, at most max_request_size_mb)",
+        )
+    },
+    Operation {
+        v1: true,
+        query: &["purpose", "limit", "after", "order", "custom_llm_provider"],
+        ..op("get", "/files", "OpenAI", Auth::Key, "The caller's files (every file for an admin)")
+    },
+    Operation { v1: true, ..op("get", "/files/{id}", "OpenAI", Auth::Key, "A file (the caller's own)") },
+    Operation { v1: true, ..op("delete", "/files/{id}", "OpenAI", Auth::Key, "Delete a file (the caller's own)") },
+    Operation {
+        v1: true,
+        ..op("get", "/files/{id}/content", "OpenAI", Auth::Key, "A file's content, streamed (the caller's own)")
+    },
+    Operation {
+        v1: true,
+        ..op("post", "/batches", "OpenAI", Auth::Key, "Create a batch from an uploaded input file (the caller's own)")
+    },
+    Operation {
+        v1: true,
+        query: &["limit", "after", "custom_llm_provider"],
+        ..op("get", "/batches", "OpenAI", Auth::Key, "The caller's batches (every batch for an admin)")
+    },
+    Operation {
+        v1: true,
+        ..op(
+            "get",
+            "/batches/{id}",
+            "OpenAI",
+            Auth::Key,
+            "A batch (the caller's own); billed for its answers when first seen completed",
+        )
+    },
+    Operation {
+        v1: true,
+        ..op("post", "/batches/{id}/cancel", "OpenAI", Auth::Key, "Cancel a batch (the caller's own)")
+    },
     openai(
         "/openai/deployments/{model}/chat/completions",
         "ChatCompletionRequest",
@@ -191,6 +236,16 @@ pub static OPERATIONS: &[Operation] = &[
         summary: "Anthropic Messages API, routed like every other request",
         auth: Auth::Key,
         body: Some("AnthropicMessagesRequest"),
+        query: &[],
+    },
+    Operation {
+        method: "post",
+        path: "/v1/messages/count_tokens",
+        v1: false,
+        tag: "Anthropic",
+        summary: "Count a Messages request's input tokens (Anthropic's own count for Anthropic deployments)",
+        auth: Auth::Key,
+        body: None,
         query: &[],
     },
     Operation {

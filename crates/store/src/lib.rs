@@ -20,6 +20,7 @@ mod keys;
 mod limits;
 mod log_writer;
 mod models;
+mod objects;
 mod organizations;
 mod records;
 mod responses;
@@ -548,6 +549,33 @@ impl Store {
     /// Deletes the stored response `id` if `owner` made it; whether there was one.
     pub async fn delete_response(&self, id: &str, owner: &str) -> Result<bool> {
         responses::delete(self, id, owner).await
+    }
+
+    // --- files and batches (`/v1/files`, `/v1/batches`) ---
+    /// Records who made the upstream object `object_id` and where it lives.
+    pub async fn insert_object(&self, object: &ObjectRecord) -> Result<()> {
+        objects::insert(self, object).await
+    }
+
+    /// The record of the `kind` (`file`, `batch`) object `id`, whoever owns it (the caller checks).
+    pub async fn get_object(&self, kind: &str, id: &str) -> Result<Option<ObjectRecord>> {
+        objects::get(self, kind, id).await
+    }
+
+    /// The `kind` objects `owner` made (everyone's with `None`), newest first, at most `limit`.
+    pub async fn list_objects(&self, kind: &str, owner: Option<&str>, limit: i64) -> Result<Vec<ObjectRecord>> {
+        objects::list(self, kind, owner, limit).await
+    }
+
+    /// Marks the `kind` object `id` billed; whether this call did (false: billed already, or
+    /// not recorded).
+    pub async fn claim_object_billing(&self, kind: &str, id: &str) -> Result<bool> {
+        objects::claim_billing(self, kind, id).await
+    }
+
+    /// Forgets the `kind` object `id`; whether it was recorded.
+    pub async fn delete_object(&self, kind: &str, id: &str) -> Result<bool> {
+        objects::delete(self, kind, id).await
     }
 
     pub async fn all_models(&self) -> Result<Vec<ModelRecord>> {

@@ -412,3 +412,23 @@ pub struct KeyFilter {
     pub page: i64,
     pub size: i64,
 }
+
+/// Who made a file or batch kept upstream (`/v1/files`, `/v1/batches`), and where it lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectRecord {
+    /// The upstream's id, as the client got it (`file-…`, `batch_…`).
+    pub object_id: String,
+    /// `file` or `batch`.
+    pub kind: String,
+    /// The key's token hash, or `master` for the master key.
+    pub owner: String,
+    pub team_id: Option<String>,
+    /// The model group it was made through.
+    pub model: String,
+    /// The deployment (`model_info.id`) that holds it.
+    pub model_id: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// A batch whose usage has been billed (once, when it was first seen completed).
+    pub billed: bool,
+}

@@ -347,6 +347,26 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE sluice_spend_logs ADD COLUMN cache_key TEXT",
         ],
     },
+    // 13 is left to a change made beside this one (two parallel branches each took a number).
+    Migration {
+        version: 14,
+        only_on: None,
+        statements: &[
+            // Files and batches made through `/v1/files` and `/v1/batches` (`objects.rs`): who
+            // owns each upstream id, and the deployment that holds it.
+            "CREATE TABLE sluice_objects (
+            object_id TEXT NOT NULL PRIMARY KEY,
+            kind TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            team_id TEXT,
+            model TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            billed BIGINT NOT NULL DEFAULT 0
+        )",
+            "CREATE INDEX sluice_objects_owner_idx ON sluice_objects (owner, kind, created_at)",
+        ],
+    },
 ];
 
 /// The version a database is at once this build has migrated it.

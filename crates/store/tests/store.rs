@@ -906,6 +906,7 @@ on_every_backend!(
     rekey_sparse_key,
     list_keys_pages,
     responses_round_trip_owned_and_bounded,
+    objects_round_trip_listed_by_owner,
     budget_round_trip_update_delete,
     end_user_round_trip_update_delete,
     end_users_upgrade_in_place_to_migration_7,
@@ -916,6 +917,44 @@ on_every_backend!(
     daily_summary_matches_the_logs,
     response_ids_find_rows,
 );
+
+async fn objects_round_trip_listed_by_owner(db: &TestDb) {
+    let s = &db.store;
+    let file = |id: &str, owner: &str, at: i64| ObjectRecord {
+        object_id: id.into(),
+        kind: "file".into(),
+        owner: owner.into(),
+        team_id: Some("team-1".into()),
+        model: "gpt-4o".into(),
+        model_id: "dep-1".into(),
+        created_at: at,
+        billed: false,
+    };
+    s.insert_object(&file("file-a", "hash-a", 1)).await.unwrap();
+    s.insert_object(&file("file-b", "hash-a", 2)).await.unwrap();
+    s.insert_object(&file("file-c", "hash-b", 3)).await.unwrap();
+    let batch = ObjectRecord { kind: "batch".into(), team_id: None, ..file("batch_a", "hash-a", 4) };
+    s.insert_object(&batch).await.unwrap();
+    assert_eq!(s.get_object("file", "file-a").await.unwrap(), Some(file("file-a", "hash-a", 1)));
+    assert_eq!(s.get_object("batch", "batch_a").await.unwrap(), Some(batch.clone()));
+    // A finished batch is billed once.
+    assert!(s.claim_object_billing("batch", "batch_a").await.unwrap());
+    assert!(!s.claim_object_billing("batch", "batch_a").await.unwrap());
+    assert!(s.get_object("batch", "batch_a").await.unwrap().unwrap().billed);
+    assert!(!s.claim_object_billing("batch", "batch_unknown").await.unwrap());
+    // Kinds are apart: a file id is no batch.
+    assert_eq!(s.get_object("batch", "file-a").await.unwrap(), None);
+    let ids = |v: Vec<ObjectRecord>| v.into_iter().map(|o| o.object_id).collect::<Vec<_>>();
+    assert_eq!(ids(s.list_objects("file", Some("hash-a"), 100).await.unwrap()), ["file-b", "file-a"]);
+    assert_eq!(ids(s.list_objects("file", None, 100).await.unwrap()), ["file-c", "file-b", "file-a"]);
+    assert_eq!(ids(s.list_objects("file", None, 1).await.unwrap()), ["file-c"]);
+    // A repeated id (an upstream that reuses one) names the newer object.
+    s.insert_object(&file("file-a", "hash-b", 5)).await.unwrap();
+    assert_eq!(s.get_object("file", "file-a").await.unwrap().unwrap().owner, "hash-b");
+    assert!(s.delete_object("file", "file-a").await.unwrap());
+    assert!(!s.delete_object("file", "file-a").await.unwrap());
+    assert_eq!(s.get_object("file", "file-a").await.unwrap(), None);
+}
 
 async fn responses_round_trip_owned_and_bounded(db: &TestDb) {
     let s = &db.store;

@@ -9,6 +9,7 @@
 pub mod controls;
 pub mod error;
 pub mod form;
+pub mod form_head;
 pub mod members;
 pub mod responses;
 mod scan;

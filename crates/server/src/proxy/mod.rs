@@ -5,6 +5,7 @@ mod attempt;
 pub mod body;
 pub(crate) mod cache;
 mod controls;
+pub mod count_tokens;
 pub mod headers;
 pub mod messages;
 pub mod mock;
