@@ -391,6 +391,15 @@ pub struct ReportRow {
     pub api_requests: i64,
 }
 
+/// A day of the daily aggregates as [`Store::daily_versions`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayVersion {
+    /// `YYYY-MM-DD` (UTC).
+    pub date: String,
+    pub rows: i64,
+    pub requests: i64,
+}
+
 /// One tag's spend over a date range (`/spend/tags`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TagSpend {
@@ -543,6 +552,49 @@ impl Store {
             days.add(text(0)?, text(1)?, Some(text(2)?).filter(|u| !u.is_empty()), text(3)?, spend);
         }
         Ok(days.into_days())
+    }
+
+    /// What each day between two `YYYY-MM-DD` days (inclusive) holds, oldest first: its daily
+    /// rows and the requests they count. Every call the spend writer counts adds a row to its
+    /// day or a request to one, so a day whose pair is unchanged has the same rows: the
+    /// summarised `/spend/logs` keeps finished days' answers on that condition.
+    pub async fn daily_versions(&self, start_date: &str, end_date: &str) -> Result<Vec<DayVersion>> {
+        let mut params = Params::new();
+        let f = DailyFilter {
+            start_date: Some(start_date.to_owned()),
+            end_date: Some(end_date.to_owned()),
+            ..Default::default()
+        };
+        let q = format!(
+            "SELECT date, COUNT(*) AS n, {} FROM {TABLE}{} GROUP BY date ORDER BY date",
+            sum_int("api_requests"),
+            where_clause(&f, &mut params)
+        );
+        // PostgreSQL: by the primary key's date range (see `bulk_reads`), not the whole table.
+        if let Some(pg) = &self.bulk_reads {
+            let rows = sql::query_pg(&q, params).fetch_all(pg).await.map_err(errors::db)?;
+            return rows
+                .iter()
+                .map(|r| {
+                    let err = |e: sqlx::Error| codec::decode_err(TABLE, e);
+                    Ok(DayVersion {
+                        date: r.try_get(0).map_err(err)?,
+                        rows: r.try_get(1).map_err(err)?,
+                        requests: r.try_get(2).map_err(err)?,
+                    })
+                })
+                .collect();
+        }
+        let rows = sql::query(&q, params).fetch_all(&self.pool()?).await.map_err(errors::db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(DayVersion {
+                    date: codec::text(r, "date")?,
+                    rows: codec::int(r, "n")?,
+                    requests: codec::int(r, "api_requests")?,
+                })
+            })
+            .collect()
     }
 
     /// Spend per request tag between two `YYYY-MM-DD` days (inclusive), most spent first.
