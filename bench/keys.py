@@ -163,8 +163,11 @@ class Db:
 
     def seed_logs(self, n: int, keys: list[dict], teams: list[str]) -> None:
         """`n` spend-log rows over the last 30 days, key i % len(keys), 1,000 users, the keys'
-        teams, and the daily aggregates they add up to (as the spend writer would have
-        upserted them), all in SQL."""
+        teams, one call in 1,000 failed, and the daily aggregates they add up to (as the spend
+        writer would have upserted them), all in SQL. Both tables are written in date order, as
+        a gateway writes them day by day (the logs as calls end, each day's aggregate rows as
+        that day's first calls of each group land): a bulk insert in hash order would scatter a
+        day's rows over the whole table and defeat every date-range index read."""
         now_ms = int(time.time() * 1000)
         span = 30 * 86_400_000
         pairs = [(i, k["token"], teams[i % len(teams)] if teams else "") for i, k in enumerate(keys)]
@@ -172,17 +175,26 @@ class Db:
                 {now_ms - span} + CAST(s.i AS BIGINT) * {span // max(n, 1)},
                 {now_ms - span} + CAST(s.i AS BIGINT) * {span // max(n, 1)} + 250,
                 'fake', 'bench-dep', 'fake-openai-endpoint', 'openai', 'http://127.0.0.1:8090/',
-                'bench-user-' || (s.i % 1000), NULLIF(k.team_id, ''), NULL, '{{}}', '[]', 'success', NULL,
+                'bench-user-' || (s.i % 1000), NULLIF(k.team_id, ''), NULL, '{{}}', '[]',
+                CASE WHEN s.i % 1000 = 0 THEN 'failure' ELSE 'success' END, NULL,
                 'chatcmpl-bench-' || s.i"""
         cols = ("request_id, call_type, api_key, spend, total_tokens, prompt_tokens, completion_tokens, start_time, "
                 "end_time, model, model_id, model_group, custom_llm_provider, api_base, user_id, team_id, end_user, "
                 "metadata, request_tags, status, client_call_id, response_id")
         daily = """INSERT INTO sluice_daily_spend (date, api_key, user_id, team_id, end_user, model, model_group,
-                provider, spend, prompt_tokens, completion_tokens, api_requests, successful_requests)
+                provider, spend, prompt_tokens, completion_tokens, api_requests, successful_requests,
+                failed_requests)
             SELECT {day}, api_key, COALESCE(user_id, ''), COALESCE(team_id, ''), COALESCE(end_user, ''), model,
                 COALESCE(model_group, ''), COALESCE(custom_llm_provider, ''), SUM(spend), SUM(prompt_tokens),
-                SUM(completion_tokens), COUNT(*), COUNT(*)
-            FROM sluice_spend_logs WHERE request_id LIKE 'bench-%' GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"""
+                SUM(completion_tokens), COUNT(*), SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN status = 'success' THEN 0 ELSE 1 END)
+            FROM sluice_spend_logs WHERE request_id LIKE 'bench-%' GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1"""
+        # The same per day, team, end user and model (schema migration 16).
+        teams_daily = """INSERT INTO sluice_daily_team_spend (date, team_id, end_user, model, spend, prompt_tokens,
+                completion_tokens, api_requests)
+            SELECT date, team_id, end_user, model, SUM(spend), SUM(prompt_tokens), SUM(completion_tokens),
+                SUM(api_requests)
+            FROM sluice_daily_spend GROUP BY 1, 2, 3, 4 ORDER BY 1"""
         if self.server:
             keyfile = Path(tempfile.mkstemp(suffix=".csv")[1])
             keyfile.write_text("".join(f"{i},{t},{team}\n" for i, t, team in pairs))
@@ -193,9 +205,9 @@ class Db:
             finally:
                 keyfile.unlink()
             self.psql(f"INSERT INTO sluice_spend_logs ({cols}) {rows} FROM generate_series(1, {n}) AS s(i) "
-                      f"JOIN bench_keys k ON k.i = s.i % {len(keys)}")
+                      f"JOIN bench_keys k ON k.i = s.i % {len(keys)} ORDER BY s.i")
             day = "to_char(to_timestamp(start_time / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-            self.psql(daily.format(day=day) + "; DROP TABLE bench_keys; ANALYZE")
+            self.psql(daily.format(day=day) + f"; {teams_daily}; DROP TABLE bench_keys; ANALYZE")
         else:
             import sqlite3
 
@@ -203,8 +215,10 @@ class Db:
             con.execute("CREATE TEMP TABLE bench_keys (i INTEGER PRIMARY KEY, token TEXT, team_id TEXT)")
             con.executemany("INSERT INTO bench_keys VALUES (?, ?, ?)", pairs)
             con.execute(f"INSERT INTO sluice_spend_logs ({cols}) WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL "
-                        f"SELECT i + 1 FROM s WHERE i < {n}) {rows} FROM s JOIN bench_keys k ON k.i = s.i % {len(keys)}")
+                        f"SELECT i + 1 FROM s WHERE i < {n}) {rows} FROM s JOIN bench_keys k ON k.i = s.i % {len(keys)} "
+                        "ORDER BY s.i")
             con.execute(daily.format(day="strftime('%Y-%m-%d', start_time / 1000, 'unixepoch')"))
+            con.execute(teams_daily)
             con.commit()
             con.execute("ANALYZE")
             con.close()

@@ -523,6 +523,22 @@ def test_spend_logs_summarised_by_day(gw):
         assert sum(days[0][by].values()) == pytest.approx(days[0]["spend"]), days
 
 
+def test_spend_logs_summary_follows_new_calls(gw):
+    """The gateway keeps each day's summary while the day's aggregates are unchanged: a call
+    counted since shows in the next summary."""
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    params = {"start_date": today, "end_date": today}
+    first = admin(gw, "GET", "/spend/logs", params=params).json()
+    assert admin(gw, "GET", "/spend/logs", params=params).json() == first
+    key_body = generate(gw)
+    assert chat(gw, key_body["key"]).status_code == 200
+    time.sleep(BATCH_WRITE_S * 4)
+    days = admin(gw, "GET", "/spend/logs", params=params).json()
+    assert days[0]["api_keys"][key_body["token"]] > 0, days
+    if first:
+        assert days[0]["spend"] > first[0]["spend"]
+
+
 def test_models_added_through_the_api_are_stored_and_routed(log_dir, mock):
     url = f"sqlite://{log_dir / ('models-' + uuid.uuid4().hex[:8] + '.db')}"
     cfg = keys_config(mock.url, url, {"store_model_in_db": True})

@@ -118,6 +118,8 @@ pub struct App {
     pub semantic_model: Option<String>,
     /// The admin UI's sign-in sessions ([`crate::ui`]).
     pub ui: crate::ui::UiState,
+    /// The summarised `/spend/logs`' answers of days unchanged since (`manage::summary`).
+    pub(crate) spend_days: crate::manage::summary::DayCache,
 }
 
 impl App {
@@ -266,6 +268,7 @@ impl App {
             cache,
             semantic_model: config.cache.as_ref().and_then(|c| c.semantic.as_ref()).map(|s| s.embedding_model.clone()),
             ui: crate::ui::UiState::new(config, env),
+            spend_days: Default::default(),
         });
         app.access.access_groups.store(Arc::new(access_groups(config.deployments.iter())));
         Ok(app)

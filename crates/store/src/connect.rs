@@ -165,6 +165,13 @@ impl Target {
     /// PostgreSQL only: a typed pool for the few reads of many rows (the daily summary), where
     /// the `Any` driver's copy of every row into its own shape was a fifth of the time. Lazy: it
     /// connects on its first read, at most two connections.
+    ///
+    /// Its sessions never plan a sequential scan. Their one read is a date range of the daily
+    /// aggregates, a table written day by day and so in date order, and PostgreSQL, costing
+    /// each index page as a random disk read, chose to read the whole table: a week of 30 days
+    /// (70,000 rows of 300,000) took 72–97 ms that way against 28–50 ms by the primary key's
+    /// date range (bench/README.md, nineteenth session). A range covering the whole table costs
+    /// about the same either way.
     pub(crate) fn bulk_reads(&self) -> Result<Option<sqlx::PgPool>> {
         if self.backend != Backend::Postgres {
             return Ok(None);
@@ -172,6 +179,12 @@ impl Target {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SET enable_seqscan = off").execute(conn).await?;
+                    Ok(())
+                })
+            })
             .connect_lazy(&self.url)
             .map_err(|e| self.unavailable(&e))?;
         Ok(Some(pool))

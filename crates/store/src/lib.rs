@@ -35,7 +35,7 @@ mod teams;
 mod users;
 
 pub use config::ConfigParam;
-pub use daily::{DailyFilter, DailyRow, DailySums, ReportGroup, ReportRow, TagSpend};
+pub use daily::{DailyFilter, DailyRow, DailySums, DayVersion, ReportGroup, ReportRow, TagSpend};
 pub use import::{import_litellm_report, ImportReport};
 pub use records::*;
 pub use responses::MAX_RESPONSE_BYTES;

@@ -267,14 +267,16 @@ struct Inserter<'c> {
     json: Vec<[Vec<u8>; 2]>,
     /// The daily aggregates' upserts (`daily`), one group or tag per run.
     daily: Statement<'c>,
+    daily_teams: Statement<'c>,
     daily_tags: Statement<'c>,
 }
 
 impl<'c> Inserter<'c> {
     fn new(conn: &'c Connection) -> sqlite_raw::Result<Inserter<'c>> {
-        let [daily, daily_tags] = crate::daily::raw_upserts();
+        let [daily, daily_teams, daily_tags] = crate::daily::raw_upserts();
         Ok(Inserter {
             daily: conn.prepare(&daily)?,
+            daily_teams: conn.prepare(&daily_teams)?,
             daily_tags: conn.prepare(&daily_tags)?,
             // The write lock at once: a deferred transaction that finds another connection has
             // written since cannot be helped by waiting (see `begin_write`).
@@ -327,11 +329,14 @@ impl<'c> Inserter<'c> {
         result
     }
 
-    /// The batch's daily groups and tags, one upsert each.
+    /// The batch's daily groups, teams and tags, one upsert each.
     fn upsert_daily(&mut self, logs: &[SpendLogRecord]) -> sqlite_raw::Result<()> {
         let batch = crate::daily::Batch::of(logs);
         for (date, ids, sums) in batch.groups() {
             self.daily.execute(|b| crate::daily::bind_group(b, &date, ids, sums))?;
+        }
+        for (date, ids, sums) in batch.teams() {
+            self.daily_teams.execute(|b| crate::daily::bind_team(b, &date, ids, sums))?;
         }
         for (date, tag, sums) in batch.tags() {
             self.daily_tags.execute(|b| crate::daily::bind_tag(b, &date, tag, sums))?;

@@ -347,7 +347,18 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE sluice_spend_logs ADD COLUMN cache_key TEXT",
         ],
     },
-    // 13 is left to a change made beside this one (two parallel branches each took a number).
+    Migration {
+        version: 13,
+        only_on: None,
+        statements: &[
+            // `/spend/logs?status=failure` (the UI's logs filter): failed calls are few, so
+            // without an index the newest 50 of them meant walking the whole time index. Partial:
+            // a successful call (nearly every row) costs no index insert. The query repeats the
+            // predicate literally (`spend::where_clause`) so that SQLite matches it too.
+            "CREATE INDEX sluice_spend_logs_failed_time_idx ON sluice_spend_logs (start_time) \
+             WHERE status <> 'success'",
+        ],
+    },
     Migration {
         version: 14,
         only_on: None,
@@ -365,6 +376,48 @@ const MIGRATIONS: &[Migration] = &[
             billed BIGINT NOT NULL DEFAULT 0
         )",
             "CREATE INDEX sluice_objects_owner_idx ON sluice_objects (owner, kind, created_at)",
+        ],
+    },
+    Migration {
+        version: 15,
+        // The logs' `team_id` and `model` filters: one team of 1,000 or a rarely used model is
+        // a few rows in a million, found through these instead of the whole time index. Every
+        // row inserts into each, at one place per team or model; on PostgreSQL that is the
+        // database's work, but a SQLite file writes its logs on the gateway's own thread, where
+        // an index inserting at many places spilled its page cache before (migration 10): there
+        // these filters walk the time index, newest first.
+        only_on: Some(Backend::Postgres),
+        statements: &[
+            // Partial: calls of keys without a team cost none.
+            "CREATE INDEX sluice_spend_logs_team_time_idx ON sluice_spend_logs (team_id, start_time) \
+             WHERE team_id IS NOT NULL",
+            // The filter matches either name (`model_group = $1 OR model = $1`): one index each.
+            "CREATE INDEX sluice_spend_logs_model_group_time_idx ON sluice_spend_logs (model_group, start_time)",
+            "CREATE INDEX sluice_spend_logs_model_time_idx ON sluice_spend_logs (model, start_time)",
+        ],
+    },
+    Migration {
+        version: 16,
+        only_on: None,
+        statements: &[
+            // The daily aggregates summed per team, end user and model (`daily.rs`), upserted
+            // beside `sluice_daily_spend` in the spend logs' transaction, and filled from it here.
+            "CREATE TABLE sluice_daily_team_spend (
+            date TEXT NOT NULL,
+            team_id TEXT NOT NULL DEFAULT '',
+            end_user TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            spend DOUBLE PRECISION NOT NULL DEFAULT 0,
+            prompt_tokens BIGINT NOT NULL DEFAULT 0,
+            completion_tokens BIGINT NOT NULL DEFAULT 0,
+            api_requests BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (date, team_id, end_user, model)
+        )",
+            "INSERT INTO sluice_daily_team_spend (date, team_id, end_user, model, spend, prompt_tokens, \
+             completion_tokens, api_requests) \
+             SELECT date, team_id, end_user, model, SUM(spend), CAST(SUM(prompt_tokens) AS BIGINT), \
+             CAST(SUM(completion_tokens) AS BIGINT), CAST(SUM(api_requests) AS BIGINT) FROM sluice_daily_spend \
+             GROUP BY date, team_id, end_user, model",
         ],
     },
 ];

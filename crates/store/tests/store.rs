@@ -910,6 +910,7 @@ on_every_backend!(
     budget_round_trip_update_delete,
     end_user_round_trip_update_delete,
     end_users_upgrade_in_place_to_migration_7,
+    team_aggregates_filled_in_at_migration_16,
     organization_round_trip_spend_and_delete,
     org_members_round_trip,
     config_params_round_trip,
@@ -1273,6 +1274,58 @@ async fn end_users_upgrade_in_place_to_migration_7(db: &TestDb) {
     let linked = EndUserRecord { budget_id: Some("b".into()), allowed_model_region: Some("us".into()), ..old };
     again.update_end_user(&linked).await.unwrap();
     assert_eq!(again.get_end_user("old").await.unwrap(), Some(linked));
+}
+
+/// A database from before migration 16 gets the per-team aggregates of the daily rows it
+/// already has, so the per-team report of the days before the upgrade is unchanged.
+async fn team_aggregates_filled_in_at_migration_16(db: &TestDb) {
+    let (url, _keep) = match &db.kind {
+        Kind::SqliteMemory => return,
+        Kind::SqliteFile(dir) => (format!("sqlite://{}", dir.join("v15.db").display()), None),
+        Kind::Postgres(_) => {
+            let pg = common::PgDb::create().await;
+            (pg.url.clone(), Some(pg))
+        }
+    };
+    drop(Store::open_at_version(&url, 2, 15).await.unwrap());
+    sql_on(
+        &url,
+        "INSERT INTO sluice_daily_spend (date, api_key, user_id, team_id, end_user, model, spend, prompt_tokens, \
+         completion_tokens, api_requests) VALUES \
+         ('2023-11-14', 'k1', 'u1', 't1', '', 'gpt-4o', 1.5, 10, 5, 2), \
+         ('2023-11-14', 'k2', 'u2', 't1', '', 'gpt-4o', 2.0, 1, 1, 1), \
+         ('2023-11-14', 'k3', 'u1', 't2', 'c', 'gpt-4o', 4.0, 1, 1, 1), \
+         ('2023-11-15', 'k1', 'u1', 't1', 'c', 'claude', 0.5, 3, 3, 1)",
+    )
+    .await;
+    let s = Store::open(&url, 2).await.unwrap();
+    assert_eq!(s.schema_version().await.unwrap(), SCHEMA_VERSION);
+    let rows = |group| {
+        let s = &s;
+        async move {
+            let rows = s.daily_report(&DailyFilter::default(), group).await.unwrap();
+            rows.into_iter()
+                .map(|r| (r.date, r.group, r.model, r.spend, r.prompt_tokens, r.completion_tokens, r.api_requests))
+                .collect::<Vec<_>>()
+        }
+    };
+    let r = |d: &str, g: &str, m: &str, spend, p, c, n| (d.to_owned(), g.to_owned(), m.to_owned(), spend, p, c, n);
+    assert_eq!(
+        rows(ReportGroup::Team).await,
+        [
+            r("2023-11-14", "t1", "gpt-4o", 3.5, 11, 6, 3),
+            r("2023-11-14", "t2", "gpt-4o", 4.0, 1, 1, 1),
+            r("2023-11-15", "t1", "claude", 0.5, 3, 3, 1)
+        ]
+    );
+    assert_eq!(
+        rows(ReportGroup::EndUser).await,
+        [
+            r("2023-11-14", "", "gpt-4o", 3.5, 11, 6, 3),
+            r("2023-11-14", "c", "gpt-4o", 4.0, 1, 1, 1),
+            r("2023-11-15", "c", "claude", 0.5, 3, 3, 1)
+        ]
+    );
 }
 
 async fn organization_round_trip_spend_and_delete(db: &TestDb) {

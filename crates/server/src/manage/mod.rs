@@ -18,7 +18,7 @@ mod organizations;
 mod reports;
 mod roles;
 mod spend;
-mod summary;
+pub(crate) mod summary;
 mod team_members;
 mod teams;
 mod users;

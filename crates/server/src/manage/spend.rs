@@ -54,27 +54,36 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
     };
     let page = super::query_count(&q, "page", 1, i64::from(u32::MAX))?;
     let page_size = super::query_count(&q, "page_size", LOG_PAGE, MAX_LOG_PAGE)?;
-    if summarize && start.is_some() && end.is_some() {
+    if let (true, Some(start), Some(end)) = (summarize, start, end) {
         // Whole days: read from the daily aggregates (a few rows a day) unless a filter they
         // do not hold (a request id, a team, a model, a status) narrows it to the rows themselves.
         let by_rows = filter.request_id.is_some()
             || filter.team_id.is_some()
             || filter.model.is_some()
             || filter.status.is_some();
-        let days = match by_rows {
-            false => {
-                let daily = sluice_store::DailyFilter {
-                    start_date: start.map(|d| d.format("%Y-%m-%d").to_string()),
-                    end_date: end.map(|d| d.format("%Y-%m-%d").to_string()),
-                    api_key: filter.api_key.clone(),
-                    user_id: filter.user_id.clone(),
-                    ..Default::default()
-                };
-                db(store.daily_summary(&daily).await)?
-            }
-            true => db(store.spend_by_day(&filter).await)?,
+        let (from, to) = (start.format("%Y-%m-%d").to_string(), end.format("%Y-%m-%d").to_string());
+        if by_rows {
+            return Ok(super::summary::response(&db(store.spend_by_day(&filter).await)?));
+        }
+        let daily = sluice_store::DailyFilter {
+            start_date: Some(from.clone()),
+            end_date: Some(to.clone()),
+            api_key: filter.api_key.clone(),
+            user_id: filter.user_id.clone(),
+            ..Default::default()
         };
-        return Ok(super::summary::response(&days));
+        if daily.api_key.is_some() || daily.user_id.is_some() {
+            return Ok(super::summary::response(&db(store.daily_summary(&daily).await)?));
+        }
+        // The whole proxy's: finished days come from the answers kept.
+        let versions = db(store.daily_versions(&from, &to).await)?;
+        let read = move |first: String, last: String| async move {
+            let range =
+                sluice_store::DailyFilter { start_date: Some(first), end_date: Some(last), ..Default::default() };
+            store.daily_summary(&range).await
+        };
+        let body = db(app.spend_days.answer(&versions, read).await)?;
+        return Ok(super::summary::json_response(body));
     }
     let filter =
         SpendLogFilter { limit: Some(page_size), offset: Some((page - 1).saturating_mul(page_size)), ..filter };
