@@ -12,6 +12,7 @@ mod cache;
 mod callbacks;
 mod config;
 mod end_users;
+mod json_bytes;
 mod keys;
 mod models;
 mod organizations;

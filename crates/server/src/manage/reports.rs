@@ -5,6 +5,7 @@
 //! Who sees which rows is decided in one place, [`visible`]: an admin sees every row; any other
 //! key only its own user's (or, without a user, its own key's) and its own team's.
 
+use super::json_bytes::{self, Writer};
 use super::roles::{authorize, Caller};
 use super::{db, json, query_count, query_date, query_str, store, token_of, Need, Query, Result};
 use crate::app::App;
@@ -13,7 +14,8 @@ use axum::extract::State;
 use axum::response::Response;
 use chrono::NaiveDate;
 use http::HeaderMap;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use sluice_access::registry::Registry;
 use sluice_access::Identity;
 use sluice_store::{DailyFilter, DailyRow, DailySums, ReportGroup};
 use sluice_wire::ApiError;
@@ -90,43 +92,127 @@ fn day(d: NaiveDate) -> String {
 }
 
 /// LiteLLM's `SpendMetrics`.
-fn metrics(s: &DailySums) -> Value {
-    json!({
-        "spend": s.spend,
-        "prompt_tokens": s.prompt_tokens,
-        "completion_tokens": s.completion_tokens,
-        "total_tokens": s.prompt_tokens.saturating_add(s.completion_tokens),
-        "cache_read_input_tokens": s.cache_read_input_tokens,
-        "cache_creation_input_tokens": s.cache_creation_input_tokens,
-        "api_requests": s.api_requests,
-        "successful_requests": s.successful_requests,
-        "failed_requests": s.failed_requests,
-    })
+fn metrics(w: &mut Writer, s: &DailySums) {
+    w.open_object()
+        .key("spend")
+        .f64(s.spend)
+        .key("prompt_tokens")
+        .i64(s.prompt_tokens)
+        .key("completion_tokens")
+        .i64(s.completion_tokens)
+        .key("total_tokens")
+        .i64(s.prompt_tokens.saturating_add(s.completion_tokens))
+        .key("cache_read_input_tokens")
+        .i64(s.cache_read_input_tokens)
+        .key("cache_creation_input_tokens")
+        .i64(s.cache_creation_input_tokens)
+        .key("api_requests")
+        .i64(s.api_requests)
+        .key("successful_requests")
+        .i64(s.successful_requests)
+        .key("failed_requests")
+        .i64(s.failed_requests)
+        .end_object();
 }
 
-/// One breakdown bucket: its sums, and per key within it.
+/// One breakdown bucket: its sums, and per key within it. Names are borrowed from the rows.
 #[derive(Default)]
-struct Bucket {
+struct Bucket<'r> {
     sums: DailySums,
-    keys: BTreeMap<String, DailySums>,
+    keys: BTreeMap<&'r str, DailySums>,
 }
 
-impl Bucket {
-    fn add(&mut self, r: &DailyRow) {
+impl<'r> Bucket<'r> {
+    fn add(&mut self, r: &'r DailyRow) {
         self.sums.add(&r.sums);
-        self.keys.entry(r.api_key.clone()).or_default().add(&r.sums);
+        self.keys.entry(&r.api_key).or_default().add(&r.sums);
     }
 }
 
 /// One day's metrics and breakdowns.
 #[derive(Default)]
-struct Day {
+struct Day<'r> {
     sums: DailySums,
-    models: BTreeMap<String, Bucket>,
-    model_groups: BTreeMap<String, Bucket>,
-    providers: BTreeMap<String, Bucket>,
-    api_keys: BTreeMap<String, DailySums>,
-    entities: BTreeMap<String, Bucket>,
+    models: BTreeMap<&'r str, Bucket<'r>>,
+    model_groups: BTreeMap<&'r str, Bucket<'r>>,
+    providers: BTreeMap<&'r str, Bucket<'r>>,
+    api_keys: BTreeMap<&'r str, DailySums>,
+    entities: BTreeMap<&'r str, Bucket<'r>>,
+}
+
+impl<'r> Day<'r> {
+    fn add(&mut self, r: &'r DailyRow, entity: Entity) {
+        self.sums.add(&r.sums);
+        self.models.entry(&r.model).or_default().add(r);
+        let group = if r.model_group.is_empty() { &r.model } else { &r.model_group };
+        self.model_groups.entry(group).or_default().add(r);
+        let provider = if r.provider.is_empty() { "unknown" } else { &r.provider };
+        self.providers.entry(provider).or_default().add(r);
+        self.api_keys.entry(&r.api_key).or_default().add(&r.sums);
+        let who = match entity {
+            Entity::User => &r.user_id,
+            Entity::Team => &r.team_id,
+        };
+        self.entities.entry(who).or_default().add(r);
+    }
+}
+
+/// Writes the activity answer's parts; keys' aliases and teams come from the registry.
+struct ActivityWriter<'a> {
+    w: Writer,
+    registry: &'a Registry,
+}
+
+impl ActivityWriter<'_> {
+    /// `{"<key hash>": {"metrics": …, "metadata": {"key_alias", "team_id"}}, …}`.
+    fn keyed(&mut self, keys: &BTreeMap<&str, DailySums>) {
+        self.w.open_object();
+        for (token, sums) in keys {
+            self.w.key(token).open_object().key("metrics");
+            metrics(&mut self.w, sums);
+            self.w.key("metadata").open_object();
+            match self.registry.keys.get(*token) {
+                Some(k) => {
+                    let (alias, team) = (k.record.key_alias.as_deref(), k.record.team_id.as_deref());
+                    self.w.key("key_alias").opt_str(alias).key("team_id").opt_str(team);
+                }
+                None => {
+                    self.w.key("key_alias").opt_str(None).key("team_id").opt_str(None);
+                }
+            }
+            self.w.end_object().end_object();
+        }
+        self.w.end_object();
+    }
+
+    /// `{"<name>": {"metrics", "metadata": {}, "api_key_breakdown"}, …}`.
+    fn buckets(&mut self, buckets: &BTreeMap<&str, Bucket<'_>>) {
+        self.w.open_object();
+        for (name, b) in buckets {
+            self.w.key(name).open_object().key("metrics");
+            metrics(&mut self.w, &b.sums);
+            self.w.key("metadata").raw(b"{}").key("api_key_breakdown");
+            self.keyed(&b.keys);
+            self.w.end_object();
+        }
+        self.w.end_object();
+    }
+
+    fn day(&mut self, date: &str, d: &Day<'_>) {
+        self.w.open_object().key("date").str(date).key("metrics");
+        metrics(&mut self.w, &d.sums);
+        self.w.key("breakdown").open_object().key("models");
+        self.buckets(&d.models);
+        self.w.key("model_groups");
+        self.buckets(&d.model_groups);
+        self.w.key("providers");
+        self.buckets(&d.providers);
+        self.w.key("api_keys");
+        self.keyed(&d.api_keys);
+        self.w.key("entities");
+        self.buckets(&d.entities);
+        self.w.key("mcp_servers").raw(b"{}").end_object().end_object();
+    }
 }
 
 /// `GET /user/daily/activity`.
@@ -173,76 +259,37 @@ async fn activity(app: &App, headers: &HeaderMap, q: &Query, entity: Entity) -> 
     visible(&caller, entity, &mut f)?;
     let (rows, total) = db(store.daily_activity(&f, page, page_size).await)?;
 
-    let mut days: BTreeMap<String, Day> = BTreeMap::new();
+    let mut days: BTreeMap<&str, Day> = BTreeMap::new();
     let mut totals = DailySums::default();
     for r in &rows {
         totals.add(&r.sums);
-        let d = days.entry(r.date.clone()).or_default();
-        d.sums.add(&r.sums);
-        d.models.entry(r.model.clone()).or_default().add(r);
-        let group = if r.model_group.is_empty() { &r.model } else { &r.model_group };
-        d.model_groups.entry(group.clone()).or_default().add(r);
-        let provider = if r.provider.is_empty() { "unknown" } else { &r.provider };
-        d.providers.entry(provider.to_string()).or_default().add(r);
-        d.api_keys.entry(r.api_key.clone()).or_default().add(&r.sums);
-        let who = match entity {
-            Entity::User => &r.user_id,
-            Entity::Team => &r.team_id,
-        };
-        d.entities.entry(who.clone()).or_default().add(r);
+        days.entry(&r.date).or_default().add(r, entity);
     }
-    let registry = &app.access.registry;
-    let key_metadata = |token: &str| match registry.keys.get(token) {
-        Some(k) => json!({"key_alias": k.record.key_alias, "team_id": k.record.team_id}),
-        None => json!({"key_alias": null, "team_id": null}),
-    };
-    let keyed = |keys: &BTreeMap<String, DailySums>| -> Map<String, Value> {
-        keys.iter().map(|(k, s)| (k.clone(), json!({"metrics": metrics(s), "metadata": key_metadata(k)}))).collect()
-    };
-    let buckets = |b: &BTreeMap<String, Bucket>| -> Map<String, Value> {
-        b.iter()
-            .map(|(name, b)| {
-                let v = json!({"metrics": metrics(&b.sums), "metadata": {}, "api_key_breakdown": keyed(&b.keys)});
-                (name.clone(), v)
-            })
-            .collect()
-    };
-    let results: Vec<Value> = days
-        .iter()
-        .rev()
-        .map(|(date, d)| {
-            json!({
-                "date": date,
-                "metrics": metrics(&d.sums),
-                "breakdown": {
-                    "models": buckets(&d.models),
-                    "model_groups": buckets(&d.model_groups),
-                    "providers": buckets(&d.providers),
-                    "api_keys": keyed(&d.api_keys),
-                    "entities": buckets(&d.entities),
-                    "mcp_servers": {},
-                },
-            })
-        })
-        .collect();
     let total_pages = if total == 0 { 1 } else { (total + page_size - 1) / page_size };
-    Ok(json(json!({
-        "results": results,
-        "metadata": {
-            "total_spend": totals.spend,
-            "total_prompt_tokens": totals.prompt_tokens,
-            "total_completion_tokens": totals.completion_tokens,
-            "total_tokens": totals.prompt_tokens.saturating_add(totals.completion_tokens),
-            "total_api_requests": totals.api_requests,
-            "total_successful_requests": totals.successful_requests,
-            "total_failed_requests": totals.failed_requests,
-            "total_cache_read_input_tokens": totals.cache_read_input_tokens,
-            "total_cache_creation_input_tokens": totals.cache_creation_input_tokens,
-            "page": page,
-            "total_pages": total_pages,
-            "has_more": page < total_pages,
-        },
-    })))
+    // A row appears in five breakdowns of about 400 bytes each.
+    let mut out = ActivityWriter { w: Writer::with_capacity(1024 + rows.len() * 2048), registry: &app.access.registry };
+    out.w.open_object().key("results").open_array();
+    for (date, d) in days.iter().rev() {
+        out.day(date, d);
+    }
+    let w = &mut out.w;
+    w.end_array().key("metadata").open_object();
+    w.key("total_spend").f64(totals.spend);
+    w.key("total_prompt_tokens").i64(totals.prompt_tokens);
+    w.key("total_completion_tokens").i64(totals.completion_tokens);
+    w.key("total_tokens").i64(totals.prompt_tokens.saturating_add(totals.completion_tokens));
+    w.key("total_api_requests").i64(totals.api_requests);
+    w.key("total_successful_requests").i64(totals.successful_requests);
+    w.key("total_failed_requests").i64(totals.failed_requests);
+    w.key("total_cache_read_input_tokens").i64(totals.cache_read_input_tokens);
+    w.key("total_cache_creation_input_tokens").i64(totals.cache_creation_input_tokens);
+    w.key("page").i64(page).key("total_pages").i64(total_pages).key("has_more").raw(if page < total_pages {
+        b"true"
+    } else {
+        b"false"
+    });
+    w.end_object().end_object();
+    Ok(json_bytes::response(out.w.into_bytes()))
 }
 
 /// `GET /global/spend/report?start_date=&end_date=&group_by=team|customer|api_key` (with
@@ -274,80 +321,70 @@ pub async fn global_report(State(app): State<Arc<App>>, headers: HeaderMap, q: Q
         ..Default::default()
     };
     let rows = db(store.daily_report(&f, group).await)?;
+    // About 180 bytes a team's (or key's) model.
+    let mut w = Writer::with_capacity(64 + rows.len() * 192);
+    w.open_array();
     if group == ReportGroup::ApiKey {
-        // Per key over the range; models in name order.
-        let mut keys: BTreeMap<&str, Vec<&sluice_store::ReportRow>> = BTreeMap::new();
+        // Per key over the range; models in name order (the store sorted by day first).
+        let mut keys: BTreeMap<&str, BTreeMap<&str, (f64, i64, i64)>> = BTreeMap::new();
         for r in &rows {
-            keys.entry(&r.group).or_default().push(r);
+            let m = keys.entry(&r.group).or_default().entry(&r.model).or_default();
+            m.0 += r.spend;
+            m.1 = m.1.saturating_add(r.prompt_tokens);
+            m.2 = m.2.saturating_add(r.completion_tokens);
         }
-        let out: Vec<Value> = keys
-            .into_iter()
-            .map(|(key, rows)| {
-                let mut models: BTreeMap<&str, (f64, i64, i64)> = BTreeMap::new();
-                for r in &rows {
-                    let m = models.entry(&r.model).or_default();
-                    m.0 += r.spend;
-                    m.1 = m.1.saturating_add(r.prompt_tokens);
-                    m.2 = m.2.saturating_add(r.completion_tokens);
-                }
-                json!({
-                    "api_key": key,
-                    "total_cost": rows.iter().map(|r| r.spend).sum::<f64>(),
-                    "total_input_tokens": rows.iter().map(|r| r.prompt_tokens).fold(0i64, i64::saturating_add),
-                    "total_output_tokens": rows.iter().map(|r| r.completion_tokens).fold(0i64, i64::saturating_add),
-                    "model_details": models.into_iter().map(|(model, (cost, p, c))| json!({
-                        "model": model, "total_cost": cost, "prompt_tokens": p, "completion_tokens": c,
-                    })).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        return Ok(json(out));
+        for (key, models) in &keys {
+            let (cost, input, output) = models
+                .values()
+                .fold((0.0, 0i64, 0i64), |t, m| (t.0 + m.0, t.1.saturating_add(m.1), t.2.saturating_add(m.2)));
+            w.open_object().key("api_key").str(key).key("total_cost").f64(cost);
+            w.key("total_input_tokens").i64(input).key("total_output_tokens").i64(output);
+            w.key("model_details").open_array();
+            for (model, (cost, p, c)) in models {
+                w.open_object().key("model").str(model).key("total_cost").f64(*cost);
+                w.key("prompt_tokens").i64(*p).key("completion_tokens").i64(*c).end_object();
+            }
+            w.end_array().end_object();
+        }
+        w.end_array();
+        return Ok(json_bytes::response(w.into_bytes()));
     }
-    // Per day, then per team or customer, in the order the store sorted them.
-    let mut days: BTreeMap<&str, BTreeMap<&str, Vec<&sluice_store::ReportRow>>> = BTreeMap::new();
-    for r in &rows {
-        days.entry(&r.date).or_default().entry(&r.group).or_default().push(r);
-    }
+    // Per day, then per team or customer: the store sorted the rows so, each run of one day's
+    // group is that group's models.
     let registry = &app.access.registry;
-    let out: Vec<Value> = days
-        .into_iter()
-        .map(|(date, groups)| {
-            let entries: Vec<Value> = groups
-                .into_iter()
-                .map(|(id, rows)| {
-                    let total: f64 = rows.iter().map(|r| r.spend).sum();
-                    let models: Vec<Value> = rows
-                        .iter()
-                        .map(|r| {
-                            let tokens = r.prompt_tokens.saturating_add(r.completion_tokens);
-                            json!({"model": r.model, "spend": r.spend, "total_tokens": tokens})
-                        })
-                        .collect();
-                    match group {
-                        ReportGroup::Team => {
-                            // LiteLLM names a team by its alias.
-                            let name = match id {
-                                "" => "Unassigned Team".to_string(),
-                                id => registry
-                                    .teams
-                                    .get(id)
-                                    .and_then(|t| t.record.team_alias.clone())
-                                    .unwrap_or_else(|| id.to_string()),
-                            };
-                            json!({"team_name": name, "team_id": (!id.is_empty()).then_some(id), "total_spend": total, "metadata": models})
-                        }
-                        _ => json!({"customer": (!id.is_empty()).then_some(id), "total_spend": total, "metadata": models}),
-                    }
-                })
-                .collect();
-            let label = if group == ReportGroup::Team { "teams" } else { "customers" };
-            let mut day = Map::new();
-            day.insert("group_by_day".into(), format!("{date}T00:00:00+00:00").into());
-            day.insert(label.into(), Value::Array(entries));
-            Value::Object(day)
-        })
-        .collect();
-    Ok(json(out))
+    let label = if group == ReportGroup::Team { "teams" } else { "customers" };
+    for day in rows.chunk_by(|a, b| a.date == b.date) {
+        w.open_object().key("group_by_day").str(&format!("{}T00:00:00+00:00", day[0].date));
+        w.key(label).open_array();
+        for models in day.chunk_by(|a, b| a.group == b.group) {
+            let id = models[0].group.as_str();
+            w.open_object();
+            if group == ReportGroup::Team {
+                // LiteLLM names a team by its alias.
+                let alias = (!id.is_empty()).then(|| registry.teams.get(id)).flatten();
+                let alias = alias.as_ref().and_then(|t| t.record.team_alias.as_deref());
+                let name = match id {
+                    "" => "Unassigned Team",
+                    id => alias.unwrap_or(id),
+                };
+                w.key("team_name").str(name).key("team_id");
+            } else {
+                w.key("customer");
+            }
+            w.opt_str((!id.is_empty()).then_some(id));
+            w.key("total_spend").f64(models.iter().map(|r| r.spend).sum());
+            w.key("metadata").open_array();
+            for r in models {
+                let tokens = r.prompt_tokens.saturating_add(r.completion_tokens);
+                w.open_object().key("model").str(&r.model).key("spend").f64(r.spend);
+                w.key("total_tokens").i64(tokens).end_object();
+            }
+            w.end_array().end_object();
+        }
+        w.end_array().end_object();
+    }
+    w.end_array();
+    Ok(json_bytes::response(w.into_bytes()))
 }
 
 /// `GET /spend/tags?start_date=&end_date=`: `[{"individual_request_tag", "log_count",

@@ -83,7 +83,7 @@ pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> 
             store.daily_summary(&range).await
         };
         let body = db(app.spend_days.answer(&versions, read).await)?;
-        return Ok(super::summary::json_response(body));
+        return Ok(super::json_bytes::response(body));
     }
     let filter =
         SpendLogFilter { limit: Some(page_size), offset: Some((page - 1).saturating_mul(page_size)), ..filter };

@@ -1,8 +1,6 @@
-//! The summarised `/spend/logs` answer written straight to bytes. With 10,000 keys a week of it
-//! is 6 MB of names and figures, and serde_json checking every byte of every name for escapes
-//! was the largest single cost of the route: most names (key hashes, model names) need none, and
-//! a check of a whole name at once is several times quicker. A name that does need escaping is
-//! written by serde_json.
+//! The summarised `/spend/logs` answer written straight to bytes ([`super::json_bytes`]). With
+//! 10,000 keys a week of it is 6 MB of names and figures, and serde_json checking every byte of
+//! every name for escapes was the largest single cost of the route.
 //!
 //! [`DayCache`] keeps each day's written answer, so that a day whose aggregates have not
 //! changed since is neither read nor written again: only today's (or any day still being
@@ -10,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::response::{IntoResponse, Response};
+use super::json_bytes::{number, string};
+use axum::response::Response;
 use sluice_store::{DailySpend, DayVersion, SpendByName};
 
 /// `[{"startTime", "spend", "models", "users", "api_keys"}, …]`, as `serde_json` would write
@@ -45,11 +44,7 @@ fn day_json(out: &mut Vec<u8>, d: &DailySpend) {
 }
 
 pub(crate) fn response(days: &[DailySpend]) -> Response {
-    json_response(days_json(days))
-}
-
-pub(crate) fn json_response(body: Vec<u8>) -> Response {
-    ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    super::json_bytes::response(days_json(days))
 }
 
 /// The days' answers kept, at most this many bytes in all: with 10,000 keys a day is about
@@ -128,28 +123,6 @@ fn object(out: &mut Vec<u8>, sums: &SpendByName) {
         number(out, *spend);
     }
     out.push(b'}');
-}
-
-fn string(out: &mut Vec<u8>, s: &str) {
-    if !needs_escape(s.as_bytes()) {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        // Infallible: a Vec takes every write and a str is always valid.
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
-}
-
-/// Whether JSON needs any byte of `s` escaped: a control character, a quote or a backslash.
-/// Without an early exit, so that it runs over many bytes at once.
-fn needs_escape(s: &[u8]) -> bool {
-    s.iter().fold(false, |bad, &b| bad | (b < 0x20) | (b == b'"') | (b == b'\\'))
-}
-
-/// As serde_json writes an f64 (a non-finite one as `null`).
-fn number(out: &mut Vec<u8>, x: f64) {
-    let _ = serde_json::to_writer(&mut *out, &x);
 }
 
 #[cfg(test)]
