@@ -15,6 +15,7 @@ use rand::Rng;
 use crate::anthropic;
 use crate::bedrock;
 use crate::body::StreamEnd;
+use crate::cloudflare;
 use crate::cohere;
 use crate::config::MockConfig;
 use crate::google::{self, GoogleCall};
@@ -48,6 +49,8 @@ enum Endpoint<'a> {
     Ollama(ollama::Api),
     /// Ollama's `/api/embed`.
     OllamaEmbed,
+    /// Cloudflare Workers AI's `/client/v4/accounts/{account}/ai/run/{model}`.
+    Cloudflare(&'a str),
     /// Cohere's v2 `/v2/chat`, `/v2/embed`, `/v2/rerank`.
     CohereChat,
     CohereEmbed,
@@ -86,6 +89,7 @@ impl Endpoint<'_> {
             Endpoint::Anthropic | Endpoint::AnthropicCount => Route::Anthropic,
             Endpoint::Bedrock(_) => Route::Bedrock,
             Endpoint::Ollama(_) | Endpoint::OllamaEmbed => Route::Ollama,
+            Endpoint::Cloudflare(_) => Route::Cloudflare,
             Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
             Endpoint::Rerank => Route::Rerank,
             Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
@@ -158,6 +162,9 @@ fn classify(path: &str) -> Endpoint<'_> {
             }
             if let Some(call) = bedrock::parse_path(path) {
                 return Endpoint::Bedrock(call);
+            }
+            if let Some(model) = cloudflare::parse_path(path) {
+                return Endpoint::Cloudflare(model);
             }
             match google::parse_path(path) {
                 Some(call) => Endpoint::Google(call),
@@ -288,6 +295,7 @@ impl Mock {
             Endpoint::Responses => self.responses(&body, guard).await,
             Endpoint::Ollama(api) => self.ollama(api, &body, guard).await,
             Endpoint::OllamaEmbed => self.ollama_embed(&body, guard).await,
+            Endpoint::Cloudflare(model) => self.cloudflare(model, &parts.headers, &body, guard).await,
             Endpoint::CohereChat => self.cohere_chat(&parts.headers, &body, guard).await,
             Endpoint::CohereEmbed => self.cohere_other(&parts.headers, cohere::embed_body(&body), guard).await,
             Endpoint::CohereRerank => self.cohere_other(&parts.headers, cohere::rerank_body(&body), guard).await,
@@ -762,6 +770,47 @@ impl Mock {
         finish(Some(guard), resp)
     }
 
+    /// Workers AI's run route: the bearer check, Cloudflare's error envelope, SSE pieces of text,
+    /// and the model-name triggers (the model is the path's).
+    async fn cloudflare(&self, model: &str, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
+        let error =
+            |status: StatusCode, code: u32, message: &str| respond::json(status, cloudflare::error_body(code, message));
+        if !cohere::authorised(headers) {
+            return finish(Some(guard), error(StatusCode::UNAUTHORIZED, 10000, "Authentication error"));
+        }
+        let req = match cloudflare::parse(body) {
+            Ok(r) => r,
+            Err(e) => return finish(Some(guard), error(StatusCode::BAD_REQUEST, 5006, &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), error(StatusCode::INTERNAL_SERVER_ERROR, 3043, &message));
+        }
+        let trigger = Trigger::from_model(model);
+        if trigger.is_error(req.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => error(StatusCode::TOO_MANY_REQUESTS, 3040, "Capacity temporarily exceeded"),
+            Trigger::Error(code) => error(status(code), 3043, &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                error(StatusCode::TOO_MANY_REQUESTS, 3040, &format!("mock: retry after {secs}s")),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if req.stream {
+                    let (frames, end) = misbehave(cloudflare::stream_frames(&req), trigger);
+                    return respond::sse(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, cloudflare::body(&req))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
     /// Cohere's v2 chat: its bearer check, error shape, typed SSE events, and the triggers.
     async fn cohere_chat(&self, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
         let error = |status: StatusCode, message: &str| respond::json(status, cohere::error_body(message));
@@ -909,6 +958,7 @@ mod tests {
         assert_eq!(classify("/v1/responses/resp_1"), Endpoint::ResponseItem("resp_1"));
         assert_eq!(classify("/v1/responses/resp_1/input_items"), Endpoint::NotFound);
         assert!(matches!(classify("/v1beta/models/g:generateContent"), Endpoint::Google(_)));
+        assert_eq!(classify("/client/v4/accounts/a/ai/run/@cf/meta/llama-3"), Endpoint::Cloudflare("@cf/meta/llama-3"));
     }
 
     #[test]

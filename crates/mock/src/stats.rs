@@ -26,10 +26,11 @@ pub enum Route {
     Audio,
     Files,
     Batches,
+    Cloudflare,
 }
 
 impl Route {
-    const ALL: [Route; 20] = [
+    const ALL: [Route; 21] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -50,6 +51,7 @@ impl Route {
         Route::Audio,
         Route::Files,
         Route::Batches,
+        Route::Cloudflare,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +76,7 @@ impl Route {
             Route::Audio => "audio",
             Route::Files => "files",
             Route::Batches => "batches",
+            Route::Cloudflare => "cloudflare",
         }
     }
 }

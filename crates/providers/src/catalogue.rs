@@ -4,7 +4,7 @@
 
 use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSources, UpstreamRequest};
 use crate::stream::StreamTranslator;
-use crate::{anthropic, azure, bedrock, cohere, gemini, ollama, openai, voyage};
+use crate::{anthropic, azure, azure_ai, bedrock, cloudflare, cohere, gemini, huggingface, ollama, openai, voyage};
 
 /// How sluice talks to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub enum Family {
     Anthropic,
     /// Azure OpenAI: OpenAI's format at per-deployment URLs with `api-version` and `api-key`.
     Azure,
+    /// Azure AI Foundry and serverless endpoints: OpenAI's format at `api_base` (`azure_ai`).
+    AzureAi,
+    /// Hugging Face's router or an endpoint's OpenAI-compatible server (`huggingface`).
+    HuggingFace,
     /// AWS Bedrock's Converse API: SigV4 (or a Bedrock API key), binary event streams.
     Bedrock,
     /// Ollama's native API: `/api/generate` (`chat: false`) or `/api/chat`, NDJSON streams.
@@ -36,6 +40,8 @@ pub enum Family {
     Cohere,
     /// Voyage AI: embeddings and rerank, no chat.
     Voyage,
+    /// Cloudflare Workers AI: `/ai/run/{model}`, its own answer envelope, SSE pieces of text.
+    Cloudflare,
     /// A provider LiteLLM supports whose translation sluice has not implemented yet.
     NotImplemented,
 }
@@ -129,21 +135,23 @@ pub static PROVIDERS: &[Provider] = &[
     Provider { name: "gemini", family: Family::GoogleAiStudio },
     Provider { name: "anthropic", family: Family::Anthropic },
     Provider { name: "azure", family: Family::Azure },
-    pending("azure_ai"),
+    Provider { name: "azure_ai", family: Family::AzureAi },
     pending("azure_text"),
     Provider { name: "bedrock", family: Family::Bedrock },
     pending("sagemaker"),
     Provider { name: "cohere", family: Family::Cohere },
     Provider { name: "cohere_chat", family: Family::Cohere },
-    pending("huggingface"),
+    Provider { name: "huggingface", family: Family::HuggingFace },
     Provider { name: "ollama", family: Family::Ollama { chat: false } },
     Provider { name: "ollama_chat", family: Family::Ollama { chat: true } },
     pending("replicate"),
     pending("watsonx"),
     // Serving endpoints: `https://<workspace>/serving-endpoints`, no default.
     compat("databricks", None, &["DATABRICKS_API_BASE"], &["DATABRICKS_API_KEY"]),
-    pending("cloudflare"),
-    pending("ai21"),
+    Provider { name: "cloudflare", family: Family::Cloudflare },
+    // Jamba's chat API is OpenAI's; `ai21_chat/` is LiteLLM's other name for it.
+    compat("ai21", Some("https://api.ai21.com/studio/v1"), &["AI21_API_BASE"], &["AI21_API_KEY"]),
+    compat("ai21_chat", Some("https://api.ai21.com/studio/v1"), &["AI21_API_BASE"], &["AI21_API_KEY"]),
     Provider { name: "voyage", family: Family::Voyage },
     pending("triton"),
     pending("predibase"),
@@ -184,6 +192,7 @@ pub enum Translated {
     Ollama(ollama::Ollama),
     Cohere(cohere::Cohere),
     Voyage(voyage::Voyage),
+    Cloudflare(cloudflare::Cloudflare),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -200,6 +209,8 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
             )),
         },
         Family::Azure => unusable(azure::build(p, env).map(Built::OpenAi)),
+        Family::AzureAi => unusable(azure_ai::build(p, env).map(Built::OpenAi)),
+        Family::HuggingFace => unusable(huggingface::build(p, env).map(Built::OpenAi)),
         Family::Vertex => {
             unusable(gemini::Gemini::vertex(p, env, tokens).map(|g| Built::Translated(Translated::Gemini(g))))
         }
@@ -215,6 +226,9 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
         }
         Family::Cohere => unusable(cohere::Cohere::new(p, env).map(|c| Built::Translated(Translated::Cohere(c)))),
         Family::Voyage => unusable(voyage::Voyage::new(p, env).map(|v| Built::Translated(Translated::Voyage(v)))),
+        Family::Cloudflare => {
+            unusable(cloudflare::Cloudflare::new(p, env).map(|c| Built::Translated(Translated::Cloudflare(c))))
+        }
         Family::NotImplemented => Built::NotImplemented,
     })
 }
@@ -226,6 +240,12 @@ pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> 
         Family::Ollama { .. } => return Some(ollama::base(api_base, env)),
         Family::Cohere => return Some(cohere::base(api_base, env)),
         Family::Voyage => return Some(voyage::base(api_base, env)),
+        Family::Cloudflare => return cloudflare::base(api_base, env),
+        Family::AzureAi => return azure_ai::base(api_base, env).map(|b| openai::display_base(&b).to_string()),
+        Family::HuggingFace => {
+            let route = huggingface::route(&model.upstream, api_base, env);
+            return Some(openai::display_base(&route.root).to_string());
+        }
         _ => {}
     }
     openai::resolve_base(&model.provider, api_base, env).map(|b| openai::display_base(&b).to_string())
@@ -249,6 +269,7 @@ impl Translated {
             Translated::Ollama(p) => p,
             Translated::Cohere(p) => p,
             Translated::Voyage(p) => p,
+            Translated::Cloudflare(p) => p,
         }
     }
 }

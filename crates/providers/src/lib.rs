@@ -6,17 +6,22 @@
 //! Each provider family is a module. `openai` covers OpenAI itself and every provider that differs
 //! only by base URL and key (groq, together_ai, mistral, deepseek, hosted_vllm, …): for those the
 //! gateway forwards the client's bytes with only `model` rewritten. Gemini (Vertex and AI Studio),
-//! Anthropic, Bedrock and Ollama translate both ways. Providers not implemented yet are known by name
-//! (so configs naming them load and requests get a clear answer).
+//! Anthropic, Bedrock, Ollama, Cohere and Cloudflare translate both ways; `azure_ai` and
+//! `huggingface` only address OpenAI-format servers their own way. Providers not implemented yet
+//! are known by name (so configs naming them load and requests get a clear answer).
 
 pub mod anthropic;
 pub mod azure;
+pub mod azure_ai;
 pub mod bedrock;
 pub mod catalogue;
+pub mod chunks;
+pub mod cloudflare;
 pub mod cohere;
 pub mod embedding;
 pub mod errors;
 pub mod gemini;
+pub mod huggingface;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sluice_wire::sse;
 
-use crate::{anthropic, bedrock, cohere, gemini, ndjson, ollama};
+use crate::{anthropic, bedrock, cloudflare, cohere, gemini, ndjson, ollama};
 
 /// The largest SSE line a provider may send, as the parser reports it.
 const LINE_TOO_LONG: &str = "an SSE line over 16 MB";
@@ -21,6 +21,8 @@ pub enum StreamTranslator {
     Cohere(sse::Parser, cohere::StreamTranslator),
     /// Ollama streams newline-delimited JSON.
     Ollama(ndjson::Reader, ollama::StreamTranslator),
+    /// Cloudflare Workers AI: SSE events with pieces of text.
+    Cloudflare(sse::Parser, cloudflare::Stream),
 }
 
 impl StreamTranslator {
@@ -29,7 +31,8 @@ impl StreamTranslator {
             StreamTranslator::OpenAi(p, _)
             | StreamTranslator::Gemini(p, _)
             | StreamTranslator::Anthropic(p, _)
-            | StreamTranslator::Cohere(p, _) => p.push(bytes),
+            | StreamTranslator::Cohere(p, _)
+            | StreamTranslator::Cloudflare(p, _) => p.push(bytes),
             StreamTranslator::Bedrock(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
@@ -69,6 +72,11 @@ impl StreamTranslator {
                     out.extend(t.on_line(&line)?);
                 }
             }
+            StreamTranslator::Cloudflare(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -82,6 +90,7 @@ impl StreamTranslator {
             StreamTranslator::Bedrock(_, t) => t.usage(),
             StreamTranslator::Cohere(_, t) => t.usage(),
             StreamTranslator::Ollama(_, t) => t.usage(),
+            StreamTranslator::Cloudflare(_, t) => t.usage(),
         }
     }
 
@@ -97,6 +106,7 @@ impl StreamTranslator {
             StreamTranslator::Bedrock(_, t) => t.usage_object(),
             StreamTranslator::Cohere(_, t) => t.usage_object(),
             StreamTranslator::Ollama(_, t) => t.usage_object(),
+            StreamTranslator::Cloudflare(_, t) => t.usage_object(),
         }
     }
 
@@ -135,6 +145,12 @@ impl StreamTranslator {
             StreamTranslator::Ollama(r, t) => {
                 if let Some(line) = r.finish() {
                     out.extend(t.on_line(&line)?);
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Cloudflare(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
                 }
                 out.extend(t.finish_values());
             }

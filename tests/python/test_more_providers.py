@@ -1,0 +1,200 @@
+"""The official `openai` SDK through sluice to the providers LiteLLM users name besides the big
+ones: `azure_ai/` (Azure AI Foundry and serverless endpoints), `huggingface/` (an Inference
+Endpoint's OpenAI-compatible server), `ai21/` (Jamba), forwarded in OpenAI's format, and
+`cloudflare/` (Workers AI: its own answer envelope and SSE pieces, translated). Each is checked for
+what reaches the provider (path, credential header, model name) as well as what the client gets:
+answers, streams, tool calls, usage, LiteLLM's error classes and spend. The upstream is
+`sluice mock`, which answers each provider's wire shape at the paths the provider really uses."""
+
+import json
+import os
+import time
+
+import openai
+import pytest
+import requests
+
+from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+
+PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+HI = [{"role": "user", "content": "hi"}]
+CF_TEXT = "Hello from the fake Workers AI."
+CF_RUN = "/client/v4/accounts/acc-1/ai/run/"
+
+
+@pytest.fixture(scope="module")
+def stack(log_dir):
+    mock = start_mock(log_dir, "mock-more-providers", "--record")
+    models = [
+        (
+            "foundry",
+            {"model": "azure_ai/mistral-large-2407", "api_base": mock.url, "api_key": "az-key", "api_version": "2024-05-01-preview"},
+        ),
+        ("foundry-embed", {"model": "azure_ai/cohere-embed-v3-english", "api_base": mock.url + "/", "api_key": "az-key"}),
+        ("hf", {"model": "huggingface/tgi", "api_base": mock.url, "api_key": "hf-token"}),
+        ("jamba", {"model": "ai21/jamba-1.5-mini", "api_base": mock.url + "/v1"}),
+        ("workers", {"model": "cloudflare/@cf/meta/llama-3.1-8b-instruct", "api_base": mock.url + CF_RUN, **PRICE}),
+        ("workers-priced", {"model": "cloudflare/@cf/meta/llama-2-7b-chat-fp16", "api_base": mock.url + CF_RUN}),
+        ("workers-busy", {"model": "cloudflare/@cf/meta/429", "api_base": mock.url + CF_RUN}),
+        ("workers-broken", {"model": "cloudflare/@cf/meta/stream-garbage", "api_base": mock.url + CF_RUN}),
+    ]
+    saved = {k: os.environ.get(k) for k in ("AI21_API_KEY", "CLOUDFLARE_API_KEY")}
+    os.environ["AI21_API_KEY"] = "ai21-key"
+    os.environ["CLOUDFLARE_API_KEY"] = "cf-token"
+    try:
+        gw = start_gateway(log_dir, "gateway-more-providers", render_config(models, {"master_key": MASTER_KEY}, {"num_retries": 0}))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    yield gw, mock
+    gw.stop()
+    mock.stop()
+
+
+def client(gw, key=MASTER_KEY):
+    return openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+
+
+def last(mock):
+    return requests.get(mock.url + "/mock/last").json()
+
+
+@pytest.mark.parametrize(
+    "model, path, query, header, value, upstream_model",
+    [
+        ("foundry", "/chat/completions", "api-version=2024-05-01-preview", "authorization", "Bearer az-key", "mistral-large-2407"),
+        ("hf", "/v1/chat/completions", "", "authorization", "Bearer hf-token", "tgi"),
+        ("jamba", "/v1/chat/completions", "", "authorization", "Bearer ai21-key", "jamba-1.5-mini"),
+    ],
+)
+def test_openai_compatible_prefixes_reach_the_provider_as_litellm_addresses_it(stack, model, path, query, header, value, upstream_model):
+    gw, mock = stack
+    r = client(gw).chat.completions.create(model=model, messages=HI)
+    assert r.model == model and r.choices[0].message.content
+    seen = last(mock)
+    assert (seen["path"], seen["query"]) == (path, query)
+    assert seen["headers"][header] == value
+    assert json.loads(seen["body"])["model"] == upstream_model
+    chunks = list(client(gw).chat.completions.create(model=model, messages=HI, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_azure_ai_embeddings(stack):
+    gw, mock = stack
+    r = client(gw).embeddings.create(model="foundry-embed", input=["a", "b"])
+    assert len(r.data) == 2
+    seen = last(mock)
+    assert seen["path"] == "/embeddings" and json.loads(seen["body"])["model"] == "cohere-embed-v3-english"
+
+
+def test_cloudflare_chat_goes_to_the_accounts_run_url(stack):
+    gw, mock = stack
+    r = client(gw).chat.completions.create(model="workers", messages=HI, max_completion_tokens=20)
+    assert r.model == "workers"
+    assert r.choices[0].message.content == CF_TEXT and r.choices[0].finish_reason == "stop"
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (9, 4)
+    seen = last(mock)
+    assert seen["path"] == CF_RUN + "@cf/meta/llama-3.1-8b-instruct"
+    assert seen["headers"]["authorization"] == "Bearer cf-token"
+    assert json.loads(seen["body"]) == {"messages": HI, "max_tokens": 20}
+
+
+def test_cloudflare_stream_with_usage(stack):
+    chunks = list(
+        client(stack[0]).chat.completions.create(
+            model="workers", messages=HI, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == CF_TEXT
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 13
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_cloudflare_tool_calls(stack, stream):
+    c = client(stack[0])
+    asked = [{"role": "user", "content": "please use the tool"}]
+    if stream:
+        chunks = list(c.chat.completions.create(model="workers", messages=asked, tools=TOOLS, stream=True))
+        calls = [t for ch in chunks if ch.choices for t in (ch.choices[0].delta.tool_calls or [])]
+        assert len(calls) == 1 and calls[0].index == 0 and calls[0].id
+        call = calls[0]
+        assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    else:
+        r = c.chat.completions.create(model="workers", messages=asked, tools=TOOLS)
+        assert r.choices[0].finish_reason == "tool_calls"
+        call = r.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"x": 1}
+
+
+def test_cloudflare_errors_in_litellms_classes(stack):
+    c = client(stack[0])
+    with pytest.raises(openai.RateLimitError) as e:
+        c.chat.completions.create(model="workers-busy", messages=HI)
+    assert "CloudflareException" in e.value.message and "Capacity temporarily exceeded" in e.value.message
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="workers", messages=HI, logit_bias={"1": 2})
+    assert "logit_bias" in e.value.message
+    with pytest.raises(openai.APIError):
+        list(c.chat.completions.create(model="workers-broken", messages=HI, stream=True))
+    with pytest.raises(openai.BadRequestError):
+        c.embeddings.create(model="workers", input="x")
+
+
+def test_cloudflare_without_a_valid_token_is_an_authentication_error(stack, log_dir):
+    mock = start_mock(log_dir, "mock-cloudflare-key", "--provider-key", "cf-right")
+    try:
+        models = [("w", {"model": "cloudflare/@cf/meta/x", "api_base": mock.url + CF_RUN, "api_key": "cf-wrong"})]
+        gw = start_gateway(log_dir, "gateway-cloudflare-key", render_config(models, {"master_key": MASTER_KEY}, {"num_retries": 0}))
+        try:
+            with pytest.raises(openai.AuthenticationError) as e:
+                client(gw).chat.completions.create(model="w", messages=HI)
+            assert "CloudflareException" in e.value.message
+            assert "cf-wrong" not in e.value.message
+        finally:
+            gw.stop()
+    finally:
+        mock.stop()
+
+
+def spend_rows(gw, token, want):
+    deadline = time.monotonic() + 15
+    while True:
+        rows = requests.get(
+            gw.url + "/spend/logs",
+            params={"api_key": token, "summarize": "false"},
+            headers={"Authorization": f"Bearer {MASTER_KEY}"},
+        ).json()
+        if len(rows) >= want or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def test_spend_uses_the_deployments_or_litellms_prices(stack):
+    gw = stack[0]
+    r = requests.post(gw.url + "/key/generate", headers={"Authorization": f"Bearer {MASTER_KEY}"}, json={})
+    r.raise_for_status()
+    key, token = r.json()["key"], r.json()["token"]
+    c = client(gw, key)
+    c.chat.completions.create(model="workers", messages=HI)
+    list(c.chat.completions.create(model="workers-priced", messages=HI, stream=True))
+    rows = spend_rows(gw, token, 2)
+    by_group = {r["model_group"]: r for r in rows}
+    assert abs(by_group["workers"]["spend"] - (9 * 0.001 + 4 * 0.002)) < 1e-9
+    # LiteLLM's price map prices cloudflare/@cf/meta/llama-2-7b-chat-fp16.
+    assert by_group["workers-priced"]["spend"] > 0, rows
