@@ -1,7 +1,8 @@
 """The official `openai` SDK through sluice to the providers LiteLLM users name besides the big
 ones: `azure_ai/` (Azure AI Foundry and serverless endpoints), `huggingface/` (an Inference
 Endpoint's OpenAI-compatible server), `ai21/` (Jamba), forwarded in OpenAI's format, and
-`cloudflare/` (Workers AI: its own answer envelope and SSE pieces, translated). Each is checked for
+`cloudflare/` (Workers AI: its own answer envelope and SSE pieces), `predibase/` (Hugging Face
+TGI's `/generate`) and `triton/` (TensorRT-LLM's `/generate`, KServe's `/infer`), translated. Each is checked for
 what reaches the provider (path, credential header, model name) as well as what the client gets:
 answers, streams, tool calls, usage, LiteLLM's error classes and spend. The upstream is
 `sluice mock`, which answers each provider's wire shape at the paths the provider really uses."""
@@ -30,6 +31,7 @@ TOOLS = [
 HI = [{"role": "user", "content": "hi"}]
 CF_TEXT = "Hello from the fake Workers AI."
 CF_RUN = "/client/v4/accounts/acc-1/ai/run/"
+TEXTGEN = "Hello from the fake text generator."
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +49,17 @@ def stack(log_dir):
         ("workers-priced", {"model": "cloudflare/@cf/meta/llama-2-7b-chat-fp16", "api_base": mock.url + CF_RUN}),
         ("workers-busy", {"model": "cloudflare/@cf/meta/429", "api_base": mock.url + CF_RUN}),
         ("workers-broken", {"model": "cloudflare/@cf/meta/stream-garbage", "api_base": mock.url + CF_RUN}),
+        ("pb", {"model": "predibase/llama-3-8b-instruct", "api_base": mock.url, "tenant_id": "t1", **PRICE}),
+        ("pb-busy", {"model": "predibase/429", "api_base": mock.url, "tenant_id": "t1"}),
+        ("pb-no-tenant", {"model": "predibase/llama-3-8b-instruct", "api_base": mock.url}),
+        ("triton", {"model": "triton/ensemble", "api_base": mock.url + "/v2/models/ensemble/generate"}),
+        ("triton-infer", {"model": "triton/m", "api_base": mock.url + "/v2/models/m/infer"}),
+        ("triton-bad-base", {"model": "triton/m", "api_base": mock.url + "/v2/models/m"}),
     ]
-    saved = {k: os.environ.get(k) for k in ("AI21_API_KEY", "CLOUDFLARE_API_KEY")}
+    saved = {k: os.environ.get(k) for k in ("AI21_API_KEY", "CLOUDFLARE_API_KEY", "PREDIBASE_API_KEY")}
     os.environ["AI21_API_KEY"] = "ai21-key"
     os.environ["CLOUDFLARE_API_KEY"] = "cf-token"
+    os.environ["PREDIBASE_API_KEY"] = "pb-key"
     try:
         gw = start_gateway(log_dir, "gateway-more-providers", render_config(models, {"master_key": MASTER_KEY}, {"num_retries": 0}))
     finally:
@@ -170,6 +179,86 @@ def test_cloudflare_without_a_valid_token_is_an_authentication_error(stack, log_
             gw.stop()
     finally:
         mock.stop()
+
+
+def test_predibase_sends_tgis_generate_and_reads_its_answer(stack):
+    gw, mock = stack
+    r = client(gw).chat.completions.create(
+        model="pb",
+        messages=[{"role": "system", "content": "Be brief."}, *HI],
+        temperature=0,
+        max_tokens=30,
+        extra_body={"adapter_id": "my-adapter/1"},
+    )
+    assert r.choices[0].message.content == TEXTGEN and r.choices[0].finish_reason == "stop"
+    assert r.usage.completion_tokens == 4
+    seen = last(mock)
+    assert seen["path"] == "/t1/deployments/v2/llms/llama-3-8b-instruct/generate"
+    assert seen["headers"]["authorization"] == "Bearer pb-key"
+    sent = json.loads(seen["body"])
+    assert sent["inputs"] == "Be brief. hi"
+    # TGI refuses a temperature of 0: LiteLLM's 0.01 goes instead (the mock validates as TGI does).
+    assert sent["parameters"] == {
+        "details": True,
+        "max_new_tokens": 30,
+        "return_full_text": False,
+        "temperature": 0.01,
+        "adapter_id": "my-adapter/1",
+    }
+
+
+def test_predibase_stream(stack):
+    gw, mock = stack
+    chunks = list(
+        client(gw).chat.completions.create(model="pb", messages=HI, stream=True, stream_options={"include_usage": True})
+    )
+    assert last(mock)["path"].endswith("/llama-3-8b-instruct/generate_stream")
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXTGEN
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].usage.completion_tokens == 5
+
+
+def test_predibase_errors(stack):
+    c = client(stack[0])
+    with pytest.raises(openai.RateLimitError) as e:
+        c.chat.completions.create(model="pb-busy", messages=HI)
+    assert "PredibaseException" in e.value.message and "Model is overloaded" in e.value.message
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="pb", messages=HI, tools=TOOLS)
+    assert "['tools']" in e.value.message
+    with pytest.raises(openai.InternalServerError) as e:
+        c.chat.completions.create(model="pb-no-tenant", messages=HI)
+    assert "tenant_id" in e.value.message and "PREDIBASE_TENANT_ID" in e.value.message
+
+
+def test_triton_generate_whole_and_streamed(stack):
+    gw, mock = stack
+    r = client(gw).chat.completions.create(model="triton", messages=HI, max_tokens=12)
+    assert r.choices[0].message.content == TEXTGEN
+    seen = last(mock)
+    assert seen["path"] == "/v2/models/ensemble/generate"
+    assert json.loads(seen["body"]) == {
+        "text_input": "hi",
+        "parameters": {"max_tokens": 12, "bad_words": [""], "stop_words": [""]},
+        "stream": False,
+    }
+    chunks = list(client(gw).chat.completions.create(model="triton", messages=HI, stream=True))
+    assert last(mock)["path"] == "/v2/models/ensemble/generate_stream"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXTGEN
+
+
+def test_triton_infer(stack):
+    gw, mock = stack
+    r = client(gw).chat.completions.create(model="triton-infer", messages=HI)
+    assert r.choices[0].message.content == TEXTGEN
+    sent = json.loads(last(mock)["body"])
+    assert sent["inputs"][0] == {"name": "text_input", "shape": [1], "datatype": "BYTES", "data": ["hi"]}
+    with pytest.raises(openai.BadRequestError) as e:
+        list(client(gw).chat.completions.create(model="triton-infer", messages=HI, stream=True))
+    assert "/infer" in e.value.message
+    with pytest.raises(openai.InternalServerError) as e:
+        client(gw).chat.completions.create(model="triton-bad-base", messages=HI)
+    assert "/generate" in e.value.message
 
 
 def spend_rows(gw, token, want):

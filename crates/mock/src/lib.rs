@@ -5,7 +5,8 @@
 //! token endpoint, Anthropic's `/v1/messages` with its typed event streams, Ollama's native
 //! `/api/chat`, `/api/generate` and `/api/embed` with NDJSON streams, Cohere's v2 `/v2/chat` (typed
 //! SSE events), `/v2/embed` and `/v2/rerank`, Cloudflare Workers AI's
-//! `/client/v4/accounts/{account}/ai/run/{model}` (`cloudflare`), an OpenAI-compatible
+//! `/client/v4/accounts/{account}/ai/run/{model}` (`cloudflare`), Predibase's TGI
+//! `/generate(_stream)` and Triton's `/generate(_stream)` and `/infer` (`textgen`), an OpenAI-compatible
 //! server's `/rerank` (vLLM's shape), Voyage AI's embeddings and rerank (under `/voyage/v1`), OpenAI's Responses API
 //! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), OpenAI's images, moderations
 //! and speech (`media`), OpenAI's Files and Batches APIs (`files`: uploads kept in memory, batches
@@ -37,6 +38,7 @@ mod responses;
 mod service;
 mod sniff;
 mod stats;
+mod textgen;
 mod token;
 mod triggers;
 mod voyage;

@@ -26,6 +26,7 @@ use crate::respond::{self, Resp};
 use crate::responses;
 use crate::sniff::sniff;
 use crate::stats::{RequestGuard, Route, Stats};
+use crate::textgen;
 use crate::token;
 use crate::triggers::Trigger;
 use crate::voyage;
@@ -51,6 +52,8 @@ enum Endpoint<'a> {
     OllamaEmbed,
     /// Cloudflare Workers AI's `/client/v4/accounts/{account}/ai/run/{model}`.
     Cloudflare(&'a str),
+    /// Predibase's TGI routes and Triton's (`textgen`).
+    TextGen(textgen::Call<'a>),
     /// Cohere's v2 `/v2/chat`, `/v2/embed`, `/v2/rerank`.
     CohereChat,
     CohereEmbed,
@@ -90,6 +93,7 @@ impl Endpoint<'_> {
             Endpoint::Bedrock(_) => Route::Bedrock,
             Endpoint::Ollama(_) | Endpoint::OllamaEmbed => Route::Ollama,
             Endpoint::Cloudflare(_) => Route::Cloudflare,
+            Endpoint::TextGen(_) => Route::TextGen,
             Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
             Endpoint::Rerank => Route::Rerank,
             Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
@@ -165,6 +169,9 @@ fn classify(path: &str) -> Endpoint<'_> {
             }
             if let Some(model) = cloudflare::parse_path(path) {
                 return Endpoint::Cloudflare(model);
+            }
+            if let Some(call) = textgen::parse_path(path) {
+                return Endpoint::TextGen(call);
             }
             match google::parse_path(path) {
                 Some(call) => Endpoint::Google(call),
@@ -296,6 +303,7 @@ impl Mock {
             Endpoint::Ollama(api) => self.ollama(api, &body, guard).await,
             Endpoint::OllamaEmbed => self.ollama_embed(&body, guard).await,
             Endpoint::Cloudflare(model) => self.cloudflare(model, &parts.headers, &body, guard).await,
+            Endpoint::TextGen(call) => self.textgen(call, &parts.headers, &body, guard).await,
             Endpoint::CohereChat => self.cohere_chat(&parts.headers, &body, guard).await,
             Endpoint::CohereEmbed => self.cohere_other(&parts.headers, cohere::embed_body(&body), guard).await,
             Endpoint::CohereRerank => self.cohere_other(&parts.headers, cohere::rerank_body(&body), guard).await,
@@ -811,6 +819,55 @@ impl Mock {
         finish(Some(guard), resp)
     }
 
+    /// Predibase's TGI (bearer token required) and Triton: each one's validation and error
+    /// shape, SSE streams, and the model-name triggers (the model is the path's).
+    async fn textgen(
+        &self,
+        call: textgen::Call<'_>,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        let tgi = matches!(call, textgen::Call::Tgi(..));
+        let error = |status: StatusCode, message: &str| {
+            respond::json(status, if tgi { textgen::tgi_error(message) } else { textgen::triton_error(message) })
+        };
+        if tgi && !cohere::authorised(headers) {
+            return finish(Some(guard), error(StatusCode::UNAUTHORIZED, "Unauthorized: no API token"));
+        }
+        if let Err(e) = textgen::check(call, body) {
+            return finish(Some(guard), error(StatusCode::UNPROCESSABLE_ENTITY, &e));
+        }
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), error(StatusCode::INTERNAL_SERVER_ERROR, &message));
+        }
+        let stream = matches!(call, textgen::Call::Tgi(_, true) | textgen::Call::TritonGenerate(_, true));
+        let trigger = Trigger::from_model(call.model());
+        if trigger.is_error(stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => error(StatusCode::TOO_MANY_REQUESTS, "Model is overloaded"),
+            Trigger::Error(code) => error(status(code), &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                error(StatusCode::TOO_MANY_REQUESTS, &format!("mock: retry after {secs}s")),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if stream {
+                    let (frames, end) = misbehave(textgen::stream_frames(call), trigger);
+                    return respond::sse(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, textgen::body(call))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
     /// Cohere's v2 chat: its bearer check, error shape, typed SSE events, and the triggers.
     async fn cohere_chat(&self, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
         let error = |status: StatusCode, message: &str| respond::json(status, cohere::error_body(message));
@@ -959,6 +1016,8 @@ mod tests {
         assert_eq!(classify("/v1/responses/resp_1/input_items"), Endpoint::NotFound);
         assert!(matches!(classify("/v1beta/models/g:generateContent"), Endpoint::Google(_)));
         assert_eq!(classify("/client/v4/accounts/a/ai/run/@cf/meta/llama-3"), Endpoint::Cloudflare("@cf/meta/llama-3"));
+        assert_eq!(classify("/v2/models/m/infer"), Endpoint::TextGen(textgen::Call::TritonInfer("m")));
+        assert_eq!(classify("/v2/chat"), Endpoint::CohereChat);
     }
 
     #[test]

@@ -27,10 +27,11 @@ pub enum Route {
     Files,
     Batches,
     Cloudflare,
+    TextGen,
 }
 
 impl Route {
-    const ALL: [Route; 21] = [
+    const ALL: [Route; 22] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -52,6 +53,7 @@ impl Route {
         Route::Files,
         Route::Batches,
         Route::Cloudflare,
+        Route::TextGen,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +79,7 @@ impl Route {
             Route::Files => "files",
             Route::Batches => "batches",
             Route::Cloudflare => "cloudflare",
+            Route::TextGen => "textgen",
         }
     }
 }

@@ -4,7 +4,10 @@
 
 use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSources, UpstreamRequest};
 use crate::stream::StreamTranslator;
-use crate::{anthropic, azure, azure_ai, bedrock, cloudflare, cohere, gemini, huggingface, ollama, openai, voyage};
+use crate::{
+    anthropic, azure, azure_ai, bedrock, cloudflare, cohere, gemini, huggingface, ollama, openai, predibase, triton,
+    voyage,
+};
 
 /// How sluice talks to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +45,10 @@ pub enum Family {
     Voyage,
     /// Cloudflare Workers AI: `/ai/run/{model}`, its own answer envelope, SSE pieces of text.
     Cloudflare,
+    /// Predibase: Hugging Face TGI's `/generate` under the tenant's deployment.
+    Predibase,
+    /// NVIDIA Triton: `/generate` (TensorRT-LLM) or `/infer` (KServe v2) at `api_base`.
+    Triton,
     /// A provider LiteLLM supports whose translation sluice has not implemented yet.
     NotImplemented,
 }
@@ -153,8 +160,8 @@ pub static PROVIDERS: &[Provider] = &[
     compat("ai21", Some("https://api.ai21.com/studio/v1"), &["AI21_API_BASE"], &["AI21_API_KEY"]),
     compat("ai21_chat", Some("https://api.ai21.com/studio/v1"), &["AI21_API_BASE"], &["AI21_API_KEY"]),
     Provider { name: "voyage", family: Family::Voyage },
-    pending("triton"),
-    pending("predibase"),
+    Provider { name: "triton", family: Family::Triton },
+    Provider { name: "predibase", family: Family::Predibase },
     compat(
         "dashscope",
         Some("https://dashscope-intl.aliyuncs.com/compatible-mode/v1"),
@@ -193,6 +200,8 @@ pub enum Translated {
     Cohere(cohere::Cohere),
     Voyage(voyage::Voyage),
     Cloudflare(cloudflare::Cloudflare),
+    Predibase(predibase::Predibase),
+    Triton(triton::Triton),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -229,6 +238,10 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
         Family::Cloudflare => {
             unusable(cloudflare::Cloudflare::new(p, env).map(|c| Built::Translated(Translated::Cloudflare(c))))
         }
+        Family::Predibase => {
+            unusable(predibase::Predibase::new(p, env).map(|c| Built::Translated(Translated::Predibase(c))))
+        }
+        Family::Triton => unusable(triton::Triton::new(p).map(|c| Built::Translated(Translated::Triton(c)))),
         Family::NotImplemented => Built::NotImplemented,
     })
 }
@@ -241,6 +254,8 @@ pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> 
         Family::Cohere => return Some(cohere::base(api_base, env)),
         Family::Voyage => return Some(voyage::base(api_base, env)),
         Family::Cloudflare => return cloudflare::base(api_base, env),
+        Family::Predibase => return Some(predibase::base(api_base, env)),
+        Family::Triton => return api_base.map(str::to_string),
         Family::AzureAi => return azure_ai::base(api_base, env).map(|b| openai::display_base(&b).to_string()),
         Family::HuggingFace => {
             let route = huggingface::route(&model.upstream, api_base, env);
@@ -270,6 +285,8 @@ impl Translated {
             Translated::Cohere(p) => p,
             Translated::Voyage(p) => p,
             Translated::Cloudflare(p) => p,
+            Translated::Predibase(p) => p,
+            Translated::Triton(p) => p,
         }
     }
 }

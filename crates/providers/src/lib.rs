@@ -6,7 +6,7 @@
 //! Each provider family is a module. `openai` covers OpenAI itself and every provider that differs
 //! only by base URL and key (groq, together_ai, mistral, deepseek, hosted_vllm, …): for those the
 //! gateway forwards the client's bytes with only `model` rewritten. Gemini (Vertex and AI Studio),
-//! Anthropic, Bedrock, Ollama, Cohere and Cloudflare translate both ways; `azure_ai` and
+//! Anthropic, Bedrock, Ollama, Cohere, Cloudflare, Predibase and Triton translate both ways; `azure_ai` and
 //! `huggingface` only address OpenAI-format servers their own way. Providers not implemented yet
 //! are known by name (so configs naming them load and requests get a clear answer).
 
@@ -26,9 +26,12 @@ pub mod ndjson;
 pub mod ollama;
 pub mod openai;
 pub mod passthrough;
+pub mod predibase;
 pub mod pricing;
 pub mod provider;
 pub mod stream;
+pub mod textgen;
+pub mod triton;
 mod turns;
 pub mod voyage;
 

@@ -37,6 +37,11 @@ pub struct Params<'a> {
     pub azure_ad_token: Option<&'a str>,
     pub vertex_project: Option<&'a str>,
     pub vertex_location: Option<&'a str>,
+    /// Predibase's tenant (`tenant_id`, `predibase_tenant_id`).
+    pub tenant_id: Option<&'a str>,
+    /// watsonx.ai's project or deployment space.
+    pub project_id: Option<&'a str>,
+    pub space_id: Option<&'a str>,
     /// A path to a service-account JSON file, or the JSON itself.
     pub vertex_credentials: Option<&'a str>,
     pub aws_region_name: Option<&'a str>,

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sluice_wire::sse;
 
-use crate::{anthropic, bedrock, cloudflare, cohere, gemini, ndjson, ollama};
+use crate::{anthropic, bedrock, cloudflare, cohere, gemini, ndjson, ollama, textgen, triton};
 
 /// The largest SSE line a provider may send, as the parser reports it.
 const LINE_TOO_LONG: &str = "an SSE line over 16 MB";
@@ -23,6 +23,10 @@ pub enum StreamTranslator {
     Ollama(ndjson::Reader, ollama::StreamTranslator),
     /// Cloudflare Workers AI: SSE events with pieces of text.
     Cloudflare(sse::Parser, cloudflare::Stream),
+    /// Hugging Face TGI's `/generate_stream` (Predibase).
+    Tgi(sse::Parser, textgen::TgiStream),
+    /// Triton's `/generate_stream`.
+    Triton(sse::Parser, triton::Stream),
 }
 
 impl StreamTranslator {
@@ -32,7 +36,9 @@ impl StreamTranslator {
             | StreamTranslator::Gemini(p, _)
             | StreamTranslator::Anthropic(p, _)
             | StreamTranslator::Cohere(p, _)
-            | StreamTranslator::Cloudflare(p, _) => p.push(bytes),
+            | StreamTranslator::Cloudflare(p, _)
+            | StreamTranslator::Tgi(p, _)
+            | StreamTranslator::Triton(p, _) => p.push(bytes),
             StreamTranslator::Bedrock(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
@@ -77,6 +83,16 @@ impl StreamTranslator {
                     t.on_event(&e.data, out)?;
                 }
             }
+            StreamTranslator::Tgi(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
+            StreamTranslator::Triton(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -91,6 +107,8 @@ impl StreamTranslator {
             StreamTranslator::Cohere(_, t) => t.usage(),
             StreamTranslator::Ollama(_, t) => t.usage(),
             StreamTranslator::Cloudflare(_, t) => t.usage(),
+            StreamTranslator::Tgi(_, t) => t.usage(),
+            StreamTranslator::Triton(_, t) => t.usage(),
         }
     }
 
@@ -107,6 +125,8 @@ impl StreamTranslator {
             StreamTranslator::Cohere(_, t) => t.usage_object(),
             StreamTranslator::Ollama(_, t) => t.usage_object(),
             StreamTranslator::Cloudflare(_, t) => t.usage_object(),
+            StreamTranslator::Tgi(_, t) => t.usage_object(),
+            StreamTranslator::Triton(_, t) => t.usage_object(),
         }
     }
 
@@ -149,6 +169,18 @@ impl StreamTranslator {
                 out.extend(t.finish_values());
             }
             StreamTranslator::Cloudflare(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Tgi(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Triton(p, t) => {
                 if let Some(e) = p.finish() {
                     t.on_event(&e.data, out)?;
                 }
