@@ -2,7 +2,8 @@
 ones: `azure_ai/` (Azure AI Foundry and serverless endpoints), `huggingface/` (an Inference
 Endpoint's OpenAI-compatible server), `ai21/` (Jamba), forwarded in OpenAI's format, and
 `cloudflare/` (Workers AI: its own answer envelope and SSE pieces), `predibase/` (Hugging Face
-TGI's `/generate`) and `triton/` (TensorRT-LLM's `/generate`, KServe's `/infer`), translated. Each is checked for
+TGI's `/generate`), `triton/` (TensorRT-LLM's `/generate`, KServe's `/infer`) and `azure_text/`
+(a chat answered from Azure's completions endpoint), translated. Each is checked for
 what reaches the provider (path, credential header, model name) as well as what the client gets:
 answers, streams, tool calls, usage, LiteLLM's error classes and spend. The upstream is
 `sluice mock`, which answers each provider's wire shape at the paths the provider really uses."""
@@ -15,7 +16,7 @@ import openai
 import pytest
 import requests
 
-from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+from conftest import MASTER_KEY, MOCK_SENTENCE, render_config, start_gateway, start_mock
 
 PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}
 TOOLS = [
@@ -55,6 +56,10 @@ def stack(log_dir):
         ("triton", {"model": "triton/ensemble", "api_base": mock.url + "/v2/models/ensemble/generate"}),
         ("triton-infer", {"model": "triton/m", "api_base": mock.url + "/v2/models/m/infer"}),
         ("triton-bad-base", {"model": "triton/m", "api_base": mock.url + "/v2/models/m"}),
+        (
+            "instruct",
+            {"model": "azure_text/gpt-35-turbo-instruct", "api_base": mock.url, "api_key": "azure-key", "api_version": "2024-02-01"},
+        ),
     ]
     saved = {k: os.environ.get(k) for k in ("AI21_API_KEY", "CLOUDFLARE_API_KEY", "PREDIBASE_API_KEY")}
     os.environ["AI21_API_KEY"] = "ai21-key"
@@ -259,6 +264,41 @@ def test_triton_infer(stack):
     with pytest.raises(openai.InternalServerError) as e:
         client(gw).chat.completions.create(model="triton-bad-base", messages=HI)
     assert "/generate" in e.value.message
+
+
+def test_azure_text_answers_a_chat_from_its_completions_endpoint(stack):
+    gw, mock = stack
+    r = client(gw).chat.completions.create(
+        model="instruct", messages=[{"role": "system", "content": "Be brief."}, *HI], max_completion_tokens=9
+    )
+    assert r.object == "chat.completion" and r.model == "instruct"
+    assert r.choices[0].message.role == "assistant" and r.choices[0].message.content
+    assert r.usage.total_tokens > 0
+    seen = last(mock)
+    assert (seen["path"], seen["query"]) == ("/openai/deployments/gpt-35-turbo-instruct/completions", "api-version=2024-02-01")
+    assert seen["headers"]["api-key"] == "azure-key"
+    sent = json.loads(seen["body"])
+    assert (sent["prompt"], sent["max_tokens"]) == ("Be brief. hi", 9) and "messages" not in sent
+    chunks = list(
+        client(gw).chat.completions.create(model="instruct", messages=HI, stream=True, stream_options={"include_usage": True})
+    )
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == MOCK_SENTENCE
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].usage.total_tokens > 0
+    with pytest.raises(openai.BadRequestError) as e:
+        client(gw).chat.completions.create(model="instruct", messages=HI, tools=TOOLS)
+    assert "azure_text does not support parameters: ['tools']" in e.value.message
+
+
+def test_azure_text_serves_completions_as_sent(stack):
+    gw, mock = stack
+    r = client(gw).completions.create(model="instruct", prompt="Say hi", max_tokens=5)
+    assert r.object == "text_completion" and r.choices[0].text and r.model == "instruct"
+    sent = json.loads(last(mock)["body"])
+    assert (sent["model"], sent["prompt"], sent["max_tokens"]) == ("gpt-35-turbo-instruct", "Say hi", 5)
+    text = "".join(c.choices[0].text for c in client(gw).completions.create(model="instruct", prompt="x", stream=True) if c.choices)
+    assert text == MOCK_SENTENCE
 
 
 def spend_rows(gw, token, want):

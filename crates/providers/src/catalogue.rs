@@ -5,8 +5,8 @@
 use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSources, UpstreamRequest};
 use crate::stream::StreamTranslator;
 use crate::{
-    anthropic, azure, azure_ai, bedrock, cloudflare, cohere, gemini, huggingface, ollama, openai, predibase, triton,
-    voyage,
+    anthropic, azure, azure_ai, azure_text, bedrock, cloudflare, cohere, gemini, huggingface, ollama, openai,
+    predibase, triton, voyage,
 };
 
 /// How sluice talks to a provider.
@@ -31,6 +31,8 @@ pub enum Family {
     Anthropic,
     /// Azure OpenAI: OpenAI's format at per-deployment URLs with `api-version` and `api-key`.
     Azure,
+    /// Azure OpenAI's text completions, also serving chat as a completion (`azure_text`).
+    AzureText,
     /// Azure AI Foundry and serverless endpoints: OpenAI's format at `api_base` (`azure_ai`).
     AzureAi,
     /// Hugging Face's router or an endpoint's OpenAI-compatible server (`huggingface`).
@@ -143,7 +145,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider { name: "anthropic", family: Family::Anthropic },
     Provider { name: "azure", family: Family::Azure },
     Provider { name: "azure_ai", family: Family::AzureAi },
-    pending("azure_text"),
+    Provider { name: "azure_text", family: Family::AzureText },
     Provider { name: "bedrock", family: Family::Bedrock },
     pending("sagemaker"),
     Provider { name: "cohere", family: Family::Cohere },
@@ -202,6 +204,7 @@ pub enum Translated {
     Cloudflare(cloudflare::Cloudflare),
     Predibase(predibase::Predibase),
     Triton(triton::Triton),
+    AzureText(azure_text::AzureText),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -219,6 +222,9 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
         },
         Family::Azure => unusable(azure::build(p, env).map(Built::OpenAi)),
         Family::AzureAi => unusable(azure_ai::build(p, env).map(Built::OpenAi)),
+        Family::AzureText => {
+            unusable(azure_text::AzureText::new(p, env).map(|a| Built::Translated(Translated::AzureText(a))))
+        }
         Family::HuggingFace => unusable(huggingface::build(p, env).map(Built::OpenAi)),
         Family::Vertex => {
             unusable(gemini::Gemini::vertex(p, env, tokens).map(|g| Built::Translated(Translated::Gemini(g))))
@@ -256,6 +262,10 @@ pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> 
         Family::Cloudflare => return cloudflare::base(api_base, env),
         Family::Predibase => return Some(predibase::base(api_base, env)),
         Family::Triton => return api_base.map(str::to_string),
+        Family::AzureText => {
+            let base = api_base.map(str::to_string).or_else(|| crate::azure::BASE_ENV.iter().find_map(|n| env(n)));
+            return base.map(|b| openai::display_base(&b).to_string());
+        }
         Family::AzureAi => return azure_ai::base(api_base, env).map(|b| openai::display_base(&b).to_string()),
         Family::HuggingFace => {
             let route = huggingface::route(&model.upstream, api_base, env);
@@ -287,6 +297,7 @@ impl Translated {
             Translated::Cloudflare(p) => p,
             Translated::Predibase(p) => p,
             Translated::Triton(p) => p,
+            Translated::AzureText(p) => p,
         }
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sluice_wire::sse;
 
-use crate::{anthropic, bedrock, cloudflare, cohere, gemini, ndjson, ollama, textgen, triton};
+use crate::{anthropic, azure_text, bedrock, cloudflare, cohere, gemini, ndjson, ollama, textgen, triton};
 
 /// The largest SSE line a provider may send, as the parser reports it.
 const LINE_TOO_LONG: &str = "an SSE line over 16 MB";
@@ -27,6 +27,8 @@ pub enum StreamTranslator {
     Tgi(sse::Parser, textgen::TgiStream),
     /// Triton's `/generate_stream`.
     Triton(sse::Parser, triton::Stream),
+    /// Azure's text completion chunks, read as chat.
+    AzureText(sse::Parser, azure_text::Stream),
 }
 
 impl StreamTranslator {
@@ -38,7 +40,8 @@ impl StreamTranslator {
             | StreamTranslator::Cohere(p, _)
             | StreamTranslator::Cloudflare(p, _)
             | StreamTranslator::Tgi(p, _)
-            | StreamTranslator::Triton(p, _) => p.push(bytes),
+            | StreamTranslator::Triton(p, _)
+            | StreamTranslator::AzureText(p, _) => p.push(bytes),
             StreamTranslator::Bedrock(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
@@ -93,6 +96,11 @@ impl StreamTranslator {
                     t.on_event(&e.data, out)?;
                 }
             }
+            StreamTranslator::AzureText(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -109,6 +117,7 @@ impl StreamTranslator {
             StreamTranslator::Cloudflare(_, t) => t.usage(),
             StreamTranslator::Tgi(_, t) => t.usage(),
             StreamTranslator::Triton(_, t) => t.usage(),
+            StreamTranslator::AzureText(_, t) => t.usage(),
         }
     }
 
@@ -127,6 +136,7 @@ impl StreamTranslator {
             StreamTranslator::Cloudflare(_, t) => t.usage_object(),
             StreamTranslator::Tgi(_, t) => t.usage_object(),
             StreamTranslator::Triton(_, t) => t.usage_object(),
+            StreamTranslator::AzureText(_, t) => t.usage_object(),
         }
     }
 
@@ -181,6 +191,12 @@ impl StreamTranslator {
                 out.extend(t.finish_values());
             }
             StreamTranslator::Triton(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::AzureText(p, t) => {
                 if let Some(e) = p.finish() {
                     t.on_event(&e.data, out)?;
                 }

@@ -106,6 +106,7 @@ fn the_catalogue_builds_each_family_and_debug_hides_secrets() {
         ("cloudflare/@cf/meta/llama-3-8b-instruct", "http://upstream.test/run/"),
         ("predibase/llama-3-8b", "http://upstream.test/"),
         ("triton/m", "http://upstream.test/v2/models/m/generate"),
+        ("azure_text/gpt-35-turbo-instruct", "http://upstream.test/"),
     ] {
         let m = parse_model(model, None).unwrap();
         let p = Params { api_base: Some(base), ..params(&m) };
