@@ -2,8 +2,9 @@
 ones: `azure_ai/` (Azure AI Foundry and serverless endpoints), `huggingface/` (an Inference
 Endpoint's OpenAI-compatible server), `ai21/` (Jamba), forwarded in OpenAI's format, and
 `cloudflare/` (Workers AI: its own answer envelope and SSE pieces), `predibase/` (Hugging Face
-TGI's `/generate`), `triton/` (TensorRT-LLM's `/generate`, KServe's `/infer`) and `azure_text/`
-(a chat answered from Azure's completions endpoint), translated. Each is checked for
+TGI's `/generate`), `triton/` (TensorRT-LLM's `/generate`, KServe's `/infer`), `azure_text/` (a chat answered from
+Azure's completions endpoint) and `watsonx/` (watsonx.ai's chat behind an IBM Cloud IAM token,
+exchanged once and shared), translated. Each is checked for
 what reaches the provider (path, credential header, model name) as well as what the client gets:
 answers, streams, tool calls, usage, LiteLLM's error classes and spend. The upstream is
 `sluice mock`, which answers each provider's wire shape at the paths the provider really uses."""
@@ -11,6 +12,7 @@ answers, streams, tool calls, usage, LiteLLM's error classes and spend. The upst
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
@@ -299,6 +301,86 @@ def test_azure_text_serves_completions_as_sent(stack):
     assert (sent["model"], sent["prompt"], sent["max_tokens"]) == ("gpt-35-turbo-instruct", "Say hi", 5)
     text = "".join(c.choices[0].text for c in client(gw).completions.create(model="instruct", prompt="x", stream=True) if c.choices)
     assert text == MOCK_SENTENCE
+
+
+WX_TEXT = "Hello from the fake watsonx.ai."
+
+
+@pytest.fixture(scope="module")
+def wx(log_dir):
+    mock = start_mock(log_dir, "mock-watsonx", "--record")
+    models = [
+        ("granite", {"model": "watsonx/ibm/granite-3-8b-instruct", "api_base": mock.url, "api_key": "wx-key", "project_id": "p1", **PRICE}),
+        ("granite-deployed", {"model": "watsonx/deployment/d1", "api_base": mock.url, "api_key": "wx-key"}),
+        ("granite-refused", {"model": "watsonx/ibm/granite-3-8b-instruct", "api_base": mock.url, "api_key": "bad-key", "project_id": "p1"}),
+        ("granite-busy", {"model": "watsonx/ibm/429", "api_base": mock.url, "api_key": "wx-key", "project_id": "p1"}),
+        ("granite-no-project", {"model": "watsonx/ibm/granite-3-8b-instruct", "api_base": mock.url, "api_key": "wx-key"}),
+    ]
+    saved = os.environ.get("WATSONX_IAM_URL")
+    os.environ["WATSONX_IAM_URL"] = mock.url + "/identity/token"
+    try:
+        gw = start_gateway(log_dir, "gateway-watsonx", render_config(models, {"master_key": MASTER_KEY}, {"num_retries": 0}))
+    finally:
+        if saved is None:
+            os.environ.pop("WATSONX_IAM_URL", None)
+        else:
+            os.environ["WATSONX_IAM_URL"] = saved
+    yield gw, mock
+    gw.stop()
+    mock.stop()
+
+
+def test_watsonx_chat_with_an_iam_token_exchanged_once(wx):
+    gw, mock = wx
+    c = client(gw)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: c.chat.completions.create(model="granite", messages=HI), range(8)))
+    assert all(a.choices[0].message.content == WX_TEXT for a in answers)
+    assert (answers[0].usage.prompt_tokens, answers[0].usage.completion_tokens) == (12, 6)
+    c.chat.completions.create(model="granite-deployed", messages=HI)
+    seen = last(mock)
+    assert (seen["path"], seen["query"]) == ("/ml/v1/deployments/d1/text/chat", "version=2024-03-13")
+    assert seen["headers"]["authorization"] == "Bearer wx-iam-1"
+    assert "model_id" not in json.loads(seen["body"])
+    r = c.chat.completions.create(model="granite", messages=HI, max_completion_tokens=7, tool_choice="auto", tools=TOOLS)
+    sent = json.loads(last(mock)["body"])
+    assert (sent["model_id"], sent["project_id"], sent["max_tokens"]) == ("ibm/granite-3-8b-instruct", "p1", 7)
+    assert sent["tool_choice_option"] == "auto"
+    stats = requests.get(mock.url + "/mock/stats").json()
+    assert stats["tokens_issued"] == 1, "one IAM exchange for every call with the same key"
+
+
+def test_watsonx_stream_and_tool_calls(wx):
+    c = client(wx[0])
+    chunks = list(c.chat.completions.create(model="granite", messages=HI, stream=True, stream_options={"include_usage": True}))
+    assert last(wx[1])["path"] == "/ml/v1/text/chat_stream"
+    assert all(ch.model == "granite" for ch in chunks)
+    assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == WX_TEXT
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 18
+    asked = [{"role": "user", "content": "please use the tool"}]
+    r = c.chat.completions.create(model="granite", messages=asked, tools=TOOLS)
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert r.choices[0].message.tool_calls[0].function.name == "get_weather"
+    chunks = list(c.chat.completions.create(model="granite", messages=asked, tools=TOOLS, stream=True))
+    calls = [t for ch in chunks if ch.choices for t in (ch.choices[0].delta.tool_calls or [])]
+    assert calls[0].function.name == "get_weather" and json.loads(calls[0].function.arguments) == {"x": 1}
+
+
+def test_watsonx_errors_in_litellms_classes(wx):
+    c = client(wx[0])
+    with pytest.raises(openai.AuthenticationError) as e:
+        c.chat.completions.create(model="granite-refused", messages=HI)
+    assert "WatsonxException" in e.value.message and "BXNIM0415E" in e.value.message
+    assert "bad-key" not in e.value.message
+    with pytest.raises(openai.RateLimitError) as e:
+        c.chat.completions.create(model="granite-busy", messages=HI)
+    assert "token_quota_reached" in e.value.message
+    with pytest.raises(openai.InternalServerError) as e:
+        c.chat.completions.create(model="granite-no-project", messages=HI)
+    assert "project_id" in e.value.message and "WATSONX_PROJECT_ID" in e.value.message
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="granite", messages=HI, logit_bias={"1": 2})
+    assert "['logit_bias']" in e.value.message
 
 
 def spend_rows(gw, token, want):

@@ -6,7 +6,8 @@
 //! `/api/chat`, `/api/generate` and `/api/embed` with NDJSON streams, Cohere's v2 `/v2/chat` (typed
 //! SSE events), `/v2/embed` and `/v2/rerank`, Cloudflare Workers AI's
 //! `/client/v4/accounts/{account}/ai/run/{model}` (`cloudflare`), Predibase's TGI
-//! `/generate(_stream)` and Triton's `/generate(_stream)` and `/infer` (`textgen`), an OpenAI-compatible
+//! `/generate(_stream)` and Triton's `/generate(_stream)` and `/infer` (`textgen`), watsonx.ai's
+//! `/ml/v1/text/chat(_stream)` behind IBM Cloud IAM's `/identity/token` (`watsonx`), an OpenAI-compatible
 //! server's `/rerank` (vLLM's shape), Voyage AI's embeddings and rerank (under `/voyage/v1`), OpenAI's Responses API
 //! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), OpenAI's images, moderations
 //! and speech (`media`), OpenAI's Files and Batches APIs (`files`: uploads kept in memory, batches
@@ -42,6 +43,7 @@ mod textgen;
 mod token;
 mod triggers;
 mod voyage;
+mod watsonx;
 mod witness;
 
 use std::convert::Infallible;

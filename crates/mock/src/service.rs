@@ -30,6 +30,7 @@ use crate::textgen;
 use crate::token;
 use crate::triggers::Trigger;
 use crate::voyage;
+use crate::watsonx;
 
 /// Larger bodies get a 413; no LLM request needs more, and the cap bounds memory per connection.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -54,6 +55,9 @@ enum Endpoint<'a> {
     Cloudflare(&'a str),
     /// Predibase's TGI routes and Triton's (`textgen`).
     TextGen(textgen::Call<'a>),
+    /// watsonx.ai's chat and IBM Cloud IAM's token endpoint.
+    Watsonx(watsonx::Call<'a>),
+    IbmToken,
     /// Cohere's v2 `/v2/chat`, `/v2/embed`, `/v2/rerank`.
     CohereChat,
     CohereEmbed,
@@ -94,6 +98,7 @@ impl Endpoint<'_> {
             Endpoint::Ollama(_) | Endpoint::OllamaEmbed => Route::Ollama,
             Endpoint::Cloudflare(_) => Route::Cloudflare,
             Endpoint::TextGen(_) => Route::TextGen,
+            Endpoint::Watsonx(_) | Endpoint::IbmToken => Route::Watsonx,
             Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
             Endpoint::Rerank => Route::Rerank,
             Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
@@ -125,6 +130,7 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/responses" | "/v1/responses" | "/openai/responses" | "/openai/v1/responses" => Endpoint::Responses,
         "/v1/messages/count_tokens" => Endpoint::AnthropicCount,
         "/token" => Endpoint::Token,
+        "/identity/token" => Endpoint::IbmToken,
         "/api/chat" => Endpoint::Ollama(ollama::Api::Chat),
         "/api/generate" => Endpoint::Ollama(ollama::Api::Generate),
         "/api/embed" => Endpoint::OllamaEmbed,
@@ -173,6 +179,9 @@ fn classify(path: &str) -> Endpoint<'_> {
             if let Some(call) = textgen::parse_path(path) {
                 return Endpoint::TextGen(call);
             }
+            if let Some(call) = watsonx::parse_path(path) {
+                return Endpoint::Watsonx(call);
+            }
             match google::parse_path(path) {
                 Some(call) => Endpoint::Google(call),
                 None => Endpoint::NotFound,
@@ -197,6 +206,8 @@ pub struct Mock {
     /// Counts LLM requests for `--fail-every`, like the seed fake's global counter.
     llm_requests: AtomicU64,
     tokens_issued: AtomicU64,
+    /// IBM Cloud IAM tokens handed out (`wx-iam-<n>`).
+    iam_issued: AtomicU64,
     /// The last request, when `--record` is on.
     last: crate::witness::Last,
     /// Files and batches (`files`), kept in memory.
@@ -211,6 +222,7 @@ impl Mock {
             stats: Arc::new(Stats::default()),
             llm_requests: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
+            iam_issued: AtomicU64::new(0),
             last: crate::witness::Last::default(),
             files: Default::default(),
         }
@@ -277,7 +289,7 @@ impl Mock {
             self.last.record(&parts, &body);
         }
         if let Some(expected) = &self.cfg.provider_key {
-            let own_check = matches!(endpoint, Endpoint::Token)
+            let own_check = matches!(endpoint, Endpoint::Token | Endpoint::IbmToken | Endpoint::Watsonx(_))
                 || matches!(endpoint, Endpoint::Google(c) if c.door == google::Door::Vertex);
             if !own_check && !crate::witness::credential_matches(expected, &parts.headers, parts.uri.query()) {
                 let body = r#"{"error":{"message":"mock: the request did not carry the provider credential (--provider-key)","type":"authentication_error","code":"invalid_api_key"}}"#;
@@ -304,6 +316,19 @@ impl Mock {
             Endpoint::OllamaEmbed => self.ollama_embed(&body, guard).await,
             Endpoint::Cloudflare(model) => self.cloudflare(model, &parts.headers, &body, guard).await,
             Endpoint::TextGen(call) => self.textgen(call, &parts.headers, &body, guard).await,
+            Endpoint::Watsonx(call) => self.watsonx(call, &parts.headers, parts.uri.query(), &body, guard).await,
+            Endpoint::IbmToken => {
+                let n = self.iam_issued.load(Ordering::Relaxed) + 1;
+                let resp = match watsonx::iam(&body, n) {
+                    Ok(answer) => {
+                        self.iam_issued.fetch_add(1, Ordering::Relaxed);
+                        self.stats.token_issued();
+                        respond::json(StatusCode::OK, answer)
+                    }
+                    Err(refusal) => respond::json(StatusCode::BAD_REQUEST, refusal),
+                };
+                finish(Some(guard), resp)
+            }
             Endpoint::CohereChat => self.cohere_chat(&parts.headers, &body, guard).await,
             Endpoint::CohereEmbed => self.cohere_other(&parts.headers, cohere::embed_body(&body), guard).await,
             Endpoint::CohereRerank => self.cohere_other(&parts.headers, cohere::rerank_body(&body), guard).await,
@@ -863,6 +888,56 @@ impl Mock {
                     return respond::sse(frames, self.gap(trigger), end, guard);
                 }
                 respond::json(StatusCode::OK, textgen::body(call))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// watsonx.ai's chat: a token this IAM issued, the `version` query, the project or space,
+    /// watsonx's error list, SSE chunks, and the model-name triggers.
+    async fn watsonx(
+        &self,
+        call: watsonx::Call<'_>,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        let error = |status: u16, code: &str, message: &str| {
+            respond::json(self::status(status), watsonx::error_body(status, code, message))
+        };
+        let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if !watsonx::authorised(auth, self.iam_issued.load(Ordering::Relaxed)) {
+            let message = "Failed to authenticate the request due to invalid token";
+            return finish(Some(guard), error(401, "authentication_token_not_valid", message));
+        }
+        let req = match watsonx::parse(call, query, body) {
+            Ok(r) => r,
+            Err((status, code, message)) => return finish(Some(guard), error(status, code, &message)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), error(500, "internal_error", &message));
+        }
+        let trigger = Trigger::from_model(&req.model);
+        if trigger.is_error(call.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => error(429, "token_quota_reached", "You have reached your token quota"),
+            Trigger::Error(code) => error(code, "mock_error", &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => {
+                respond::with_retry_after(error(429, "rate_limit", &format!("mock: retry after {secs}s")), secs)
+            }
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if call.stream {
+                    let (frames, end) = misbehave(watsonx::stream_frames(&req), trigger);
+                    return respond::sse(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, watsonx::body(&req))
             }
         };
         finish(Some(guard), resp)

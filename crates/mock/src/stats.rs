@@ -28,10 +28,11 @@ pub enum Route {
     Batches,
     Cloudflare,
     TextGen,
+    Watsonx,
 }
 
 impl Route {
-    const ALL: [Route; 22] = [
+    const ALL: [Route; 23] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -54,6 +55,7 @@ impl Route {
         Route::Batches,
         Route::Cloudflare,
         Route::TextGen,
+        Route::Watsonx,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +82,7 @@ impl Route {
             Route::Batches => "batches",
             Route::Cloudflare => "cloudflare",
             Route::TextGen => "textgen",
+            Route::Watsonx => "watsonx",
         }
     }
 }

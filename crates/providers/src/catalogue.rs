@@ -6,7 +6,7 @@ use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, 
 use crate::stream::StreamTranslator;
 use crate::{
     anthropic, azure, azure_ai, azure_text, bedrock, cloudflare, cohere, gemini, huggingface, ollama, openai,
-    predibase, triton, voyage,
+    predibase, triton, voyage, watsonx,
 };
 
 /// How sluice talks to a provider.
@@ -49,6 +49,8 @@ pub enum Family {
     Cloudflare,
     /// Predibase: Hugging Face TGI's `/generate` under the tenant's deployment.
     Predibase,
+    /// IBM watsonx.ai: `/ml/v1/text/chat`, an IAM token from an API key.
+    Watsonx,
     /// NVIDIA Triton: `/generate` (TensorRT-LLM) or `/infer` (KServe v2) at `api_base`.
     Triton,
     /// A provider LiteLLM supports whose translation sluice has not implemented yet.
@@ -154,7 +156,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider { name: "ollama", family: Family::Ollama { chat: false } },
     Provider { name: "ollama_chat", family: Family::Ollama { chat: true } },
     pending("replicate"),
-    pending("watsonx"),
+    Provider { name: "watsonx", family: Family::Watsonx },
     // Serving endpoints: `https://<workspace>/serving-endpoints`, no default.
     compat("databricks", None, &["DATABRICKS_API_BASE"], &["DATABRICKS_API_KEY"]),
     Provider { name: "cloudflare", family: Family::Cloudflare },
@@ -205,6 +207,7 @@ pub enum Translated {
     Predibase(predibase::Predibase),
     Triton(triton::Triton),
     AzureText(azure_text::AzureText),
+    Watsonx(watsonx::Watsonx),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -248,6 +251,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
             unusable(predibase::Predibase::new(p, env).map(|c| Built::Translated(Translated::Predibase(c))))
         }
         Family::Triton => unusable(triton::Triton::new(p).map(|c| Built::Translated(Translated::Triton(c)))),
+        Family::Watsonx => unusable(watsonx::Watsonx::new(p, env).map(|w| Built::Translated(Translated::Watsonx(w)))),
         Family::NotImplemented => Built::NotImplemented,
     })
 }
@@ -262,6 +266,7 @@ pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> 
         Family::Cloudflare => return cloudflare::base(api_base, env),
         Family::Predibase => return Some(predibase::base(api_base, env)),
         Family::Triton => return api_base.map(str::to_string),
+        Family::Watsonx => return watsonx::base(api_base, env),
         Family::AzureText => {
             let base = api_base.map(str::to_string).or_else(|| crate::azure::BASE_ENV.iter().find_map(|n| env(n)));
             return base.map(|b| openai::display_base(&b).to_string());
@@ -298,6 +303,7 @@ impl Translated {
             Translated::Predibase(p) => p,
             Translated::Triton(p) => p,
             Translated::AzureText(p) => p,
+            Translated::Watsonx(p) => p,
         }
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sluice_wire::sse;
 
-use crate::{anthropic, azure_text, bedrock, cloudflare, cohere, gemini, ndjson, ollama, textgen, triton};
+use crate::{anthropic, azure_text, bedrock, cloudflare, cohere, gemini, ndjson, ollama, textgen, triton, watsonx};
 
 /// The largest SSE line a provider may send, as the parser reports it.
 const LINE_TOO_LONG: &str = "an SSE line over 16 MB";
@@ -29,6 +29,8 @@ pub enum StreamTranslator {
     Triton(sse::Parser, triton::Stream),
     /// Azure's text completion chunks, read as chat.
     AzureText(sse::Parser, azure_text::Stream),
+    /// watsonx.ai's chat stream: OpenAI's chunks under its own ids.
+    Watsonx(sse::Parser, watsonx::Stream),
 }
 
 impl StreamTranslator {
@@ -41,7 +43,8 @@ impl StreamTranslator {
             | StreamTranslator::Cloudflare(p, _)
             | StreamTranslator::Tgi(p, _)
             | StreamTranslator::Triton(p, _)
-            | StreamTranslator::AzureText(p, _) => p.push(bytes),
+            | StreamTranslator::AzureText(p, _)
+            | StreamTranslator::Watsonx(p, _) => p.push(bytes),
             StreamTranslator::Bedrock(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
@@ -101,6 +104,11 @@ impl StreamTranslator {
                     t.on_event(&e.data, out)?;
                 }
             }
+            StreamTranslator::Watsonx(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -118,6 +126,7 @@ impl StreamTranslator {
             StreamTranslator::Tgi(_, t) => t.usage(),
             StreamTranslator::Triton(_, t) => t.usage(),
             StreamTranslator::AzureText(_, t) => t.usage(),
+            StreamTranslator::Watsonx(_, t) => t.usage(),
         }
     }
 
@@ -137,6 +146,7 @@ impl StreamTranslator {
             StreamTranslator::Tgi(_, t) => t.usage_object(),
             StreamTranslator::Triton(_, t) => t.usage_object(),
             StreamTranslator::AzureText(_, t) => t.usage_object(),
+            StreamTranslator::Watsonx(_, t) => t.usage_object(),
         }
     }
 
@@ -197,6 +207,12 @@ impl StreamTranslator {
                 out.extend(t.finish_values());
             }
             StreamTranslator::AzureText(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Watsonx(p, t) => {
                 if let Some(e) = p.finish() {
                     t.on_event(&e.data, out)?;
                 }

@@ -107,10 +107,11 @@ fn the_catalogue_builds_each_family_and_debug_hides_secrets() {
         ("predibase/llama-3-8b", "http://upstream.test/"),
         ("triton/m", "http://upstream.test/v2/models/m/generate"),
         ("azure_text/gpt-35-turbo-instruct", "http://upstream.test/"),
+        ("watsonx/ibm/granite-3-8b-instruct", "http://upstream.test/"),
     ] {
         let m = parse_model(model, None).unwrap();
         let p = Params { api_base: Some(base), ..params(&m) };
-        let b = built(&p, &[("PREDIBASE_TENANT_ID", "t1")]);
+        let b = built(&p, &[("PREDIBASE_TENANT_ID", "t1"), ("WATSONX_PROJECT_ID", "p1")]);
         let debug = format!("{b:?}");
         assert!(matches!(b, Built::OpenAi(_) | Built::Translated(_)), "{model}: {debug}");
         assert!(!debug.contains("very-secret"), "{model} leaks a secret: {debug}");
@@ -125,6 +126,8 @@ fn each_new_prefix_says_what_it_lacks() {
         ("triton/m", Some("http://upstream.test/v2/models/m"), "must end in /generate"),
         ("triton/m", None, "api_base: missing"),
         ("azure_ai/m", None, "AZURE_AI_API_BASE"),
+        ("watsonx/ibm/granite", Some("http://upstream.test/"), "WATSONX_PROJECT_ID"),
+        ("watsonx/ibm/granite", None, "WATSONX_URL"),
     ];
     for (model, base, wanted) in cases {
         let m = parse_model(model, None).unwrap();
