@@ -3,8 +3,9 @@ ones: `azure_ai/` (Azure AI Foundry and serverless endpoints), `huggingface/` (a
 Endpoint's OpenAI-compatible server), `ai21/` (Jamba), forwarded in OpenAI's format, and
 `cloudflare/` (Workers AI: its own answer envelope and SSE pieces), `predibase/` (Hugging Face
 TGI's `/generate`), `triton/` (TensorRT-LLM's `/generate`, KServe's `/infer`), `azure_text/` (a chat answered from
-Azure's completions endpoint) and `watsonx/` (watsonx.ai's chat behind an IBM Cloud IAM token,
-exchanged once and shared), translated. Each is checked for
+Azure's completions endpoint), `watsonx/` (watsonx.ai's chat behind an IBM Cloud IAM token,
+exchanged once and shared) and `sagemaker/` / `sagemaker_chat/` (SigV4-signed `invocations`, AWS
+event-stream responses), translated. Each is checked for
 what reaches the provider (path, credential header, model name) as well as what the client gets:
 answers, streams, tool calls, usage, LiteLLM's error classes and spend. The upstream is
 `sluice mock`, which answers each provider's wire shape at the paths the provider really uses."""
@@ -381,6 +382,67 @@ def test_watsonx_errors_in_litellms_classes(wx):
     with pytest.raises(openai.BadRequestError) as e:
         c.chat.completions.create(model="granite", messages=HI, logit_bias={"1": 2})
     assert "['logit_bias']" in e.value.message
+
+
+SM_TEXT = "Hello from the fake SageMaker endpoint."
+AWS = {"aws_region_name": "us-west-2", "aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}
+
+
+@pytest.fixture(scope="module")
+def sm(log_dir):
+    mock = start_mock(log_dir, "mock-sagemaker", "--record")
+    models = [
+        ("sm-tgi", {"model": "sagemaker/my-tgi-endpoint", "api_base": mock.url, **AWS, **PRICE}),
+        ("sm-chat", {"model": "sagemaker_chat/my-chat-endpoint", "api_base": mock.url, **AWS}),
+        ("sm-busy", {"model": "sagemaker/429", "api_base": mock.url, **AWS}),
+        ("sm-crash", {"model": "sagemaker_chat/stream-error", "api_base": mock.url, **AWS}),
+    ]
+    gw = start_gateway(log_dir, "gateway-sagemaker", render_config(models, {"master_key": MASTER_KEY}, {"num_retries": 0}))
+    yield gw, mock
+    gw.stop()
+    mock.stop()
+
+
+def test_sagemaker_tgi_endpoint_signed_with_sigv4(sm):
+    gw, mock = sm
+    r = client(gw).chat.completions.create(model="sm-tgi", messages=HI, temperature=0, max_tokens=16)
+    assert r.choices[0].message.content == SM_TEXT
+    seen = last(mock)
+    assert seen["path"] == "/endpoints/my-tgi-endpoint/invocations"
+    auth = seen["headers"]["authorization"]
+    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") and "/us-west-2/sagemaker/aws4_request" in auth
+    assert json.loads(seen["body"]) == {"inputs": "hi", "parameters": {"max_new_tokens": 16, "temperature": 0.01}}
+    chunks = list(client(gw).chat.completions.create(model="sm-tgi", messages=HI, stream=True, stream_options={"include_usage": True}))
+    seen = last(mock)
+    assert seen["path"] == "/endpoints/my-tgi-endpoint/invocations-response-stream"
+    assert json.loads(seen["body"])["stream"] is True
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == SM_TEXT
+    assert chunks[-1].usage.completion_tokens == 5
+
+
+def test_sagemaker_chat_endpoint(sm):
+    gw, mock = sm
+    r = client(gw).chat.completions.create(model="sm-chat", messages=HI)
+    assert r.model == "sm-chat" and r.choices[0].message.content == SM_TEXT and r.usage.total_tokens == 11
+    sent = json.loads(last(mock)["body"])
+    assert sent["model"] == "my-chat-endpoint" and sent["messages"] == HI
+    chunks = list(client(gw).chat.completions.create(model="sm-chat", messages=HI, stream=True, stream_options={"include_usage": True}))
+    assert all(c.model == "sm-chat" for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == SM_TEXT
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 11
+
+
+def test_sagemaker_errors(sm):
+    c = client(sm[0])
+    with pytest.raises(openai.RateLimitError) as e:
+        c.chat.completions.create(model="sm-busy", messages=HI)
+    assert "SagemakerException" in e.value.message and "Rate exceeded" in e.value.message
+    with pytest.raises(openai.APIError) as e:
+        list(c.chat.completions.create(model="sm-crash", messages=HI, stream=True))
+    assert "ModelStreamError" in str(e.value) and "crashed" in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="sm-tgi", messages=HI, tools=TOOLS)
+    assert "sagemaker does not support parameters: ['tools']" in e.value.message
 
 
 def spend_rows(gw, token, want):

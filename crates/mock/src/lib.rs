@@ -7,7 +7,9 @@
 //! SSE events), `/v2/embed` and `/v2/rerank`, Cloudflare Workers AI's
 //! `/client/v4/accounts/{account}/ai/run/{model}` (`cloudflare`), Predibase's TGI
 //! `/generate(_stream)` and Triton's `/generate(_stream)` and `/infer` (`textgen`), watsonx.ai's
-//! `/ml/v1/text/chat(_stream)` behind IBM Cloud IAM's `/identity/token` (`watsonx`), an OpenAI-compatible
+//! `/ml/v1/text/chat(_stream)` behind IBM Cloud IAM's `/identity/token` (`watsonx`), SageMaker's
+//! `/endpoints/{name}/invocations` and its event-stream `invocations-response-stream`
+//! (`sagemaker`), an OpenAI-compatible
 //! server's `/rerank` (vLLM's shape), Voyage AI's embeddings and rerank (under `/voyage/v1`), OpenAI's Responses API
 //! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), OpenAI's images, moderations
 //! and speech (`media`), OpenAI's Files and Batches APIs (`files`: uploads kept in memory, batches
@@ -36,6 +38,7 @@ mod openai;
 mod ratelimit;
 mod respond;
 mod responses;
+mod sagemaker;
 mod service;
 mod sniff;
 mod stats;

@@ -24,6 +24,7 @@ use crate::openai::{self, Kind};
 use crate::ratelimit::Limiter;
 use crate::respond::{self, Resp};
 use crate::responses;
+use crate::sagemaker;
 use crate::sniff::sniff;
 use crate::stats::{RequestGuard, Route, Stats};
 use crate::textgen;
@@ -58,6 +59,8 @@ enum Endpoint<'a> {
     /// watsonx.ai's chat and IBM Cloud IAM's token endpoint.
     Watsonx(watsonx::Call<'a>),
     IbmToken,
+    /// SageMaker's runtime `invocations` (and its response stream).
+    SageMaker(sagemaker::Call<'a>),
     /// Cohere's v2 `/v2/chat`, `/v2/embed`, `/v2/rerank`.
     CohereChat,
     CohereEmbed,
@@ -99,6 +102,7 @@ impl Endpoint<'_> {
             Endpoint::Cloudflare(_) => Route::Cloudflare,
             Endpoint::TextGen(_) => Route::TextGen,
             Endpoint::Watsonx(_) | Endpoint::IbmToken => Route::Watsonx,
+            Endpoint::SageMaker(_) => Route::SageMaker,
             Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
             Endpoint::Rerank => Route::Rerank,
             Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
@@ -181,6 +185,9 @@ fn classify(path: &str) -> Endpoint<'_> {
             }
             if let Some(call) = watsonx::parse_path(path) {
                 return Endpoint::Watsonx(call);
+            }
+            if let Some(call) = sagemaker::parse_path(path) {
+                return Endpoint::SageMaker(call);
             }
             match google::parse_path(path) {
                 Some(call) => Endpoint::Google(call),
@@ -317,6 +324,7 @@ impl Mock {
             Endpoint::Cloudflare(model) => self.cloudflare(model, &parts.headers, &body, guard).await,
             Endpoint::TextGen(call) => self.textgen(call, &parts.headers, &body, guard).await,
             Endpoint::Watsonx(call) => self.watsonx(call, &parts.headers, parts.uri.query(), &body, guard).await,
+            Endpoint::SageMaker(call) => self.sagemaker(call, &parts.headers, &body, guard).await,
             Endpoint::IbmToken => {
                 let n = self.iam_issued.load(Ordering::Relaxed) + 1;
                 let resp = match watsonx::iam(&body, n) {
@@ -938,6 +946,57 @@ impl Mock {
                     return respond::sse(frames, self.gap(trigger), end, guard);
                 }
                 respond::json(StatusCode::OK, watsonx::body(&req))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// SageMaker's runtime: a SigV4 signature, the container the body speaks to, event-stream
+    /// responses, and the model-name triggers (the endpoint's name).
+    async fn sagemaker(
+        &self,
+        call: sagemaker::Call<'_>,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        if !bedrock::authorised(headers) {
+            let resp = sagemaker::error(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            );
+            return finish(Some(guard), resp);
+        }
+        let container = match sagemaker::container(body) {
+            Ok(c) => c,
+            Err(e) => return finish(Some(guard), sagemaker::error(StatusCode::BAD_REQUEST, "ModelError", &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(
+                Some(guard),
+                sagemaker::error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", &message),
+            );
+        }
+        let trigger = Trigger::from_model(call.endpoint);
+        if trigger.is_error(call.stream) || (call.stream && call.endpoint == sagemaker::STREAM_ERROR) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => {
+                sagemaker::error(StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", "Rate exceeded")
+            }
+            Trigger::Error(code) => sagemaker::error(status(code), "ModelError", &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if call.stream {
+                    let (frames, end) = bedrock::misbehave(sagemaker::stream_frames(container, call.endpoint), trigger);
+                    return bedrock::stream(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, sagemaker::body(container))
             }
         };
         finish(Some(guard), resp)

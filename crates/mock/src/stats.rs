@@ -29,10 +29,11 @@ pub enum Route {
     Cloudflare,
     TextGen,
     Watsonx,
+    SageMaker,
 }
 
 impl Route {
-    const ALL: [Route; 23] = [
+    const ALL: [Route; 24] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -56,6 +57,7 @@ impl Route {
         Route::Cloudflare,
         Route::TextGen,
         Route::Watsonx,
+        Route::SageMaker,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +85,7 @@ impl Route {
             Route::Cloudflare => "cloudflare",
             Route::TextGen => "textgen",
             Route::Watsonx => "watsonx",
+            Route::SageMaker => "sagemaker",
         }
     }
 }

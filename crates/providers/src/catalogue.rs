@@ -6,7 +6,7 @@ use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, 
 use crate::stream::StreamTranslator;
 use crate::{
     anthropic, azure, azure_ai, azure_text, bedrock, cloudflare, cohere, gemini, huggingface, ollama, openai,
-    predibase, triton, voyage, watsonx,
+    predibase, sagemaker, triton, voyage, watsonx,
 };
 
 /// How sluice talks to a provider.
@@ -49,6 +49,9 @@ pub enum Family {
     Cloudflare,
     /// Predibase: Hugging Face TGI's `/generate` under the tenant's deployment.
     Predibase,
+    /// Amazon SageMaker endpoints: SigV4, `invocations`, event-stream answers; `chat`: the
+    /// container speaks OpenAI's chat (`sagemaker_chat`), else TGI's (`sagemaker`).
+    SageMaker { chat: bool },
     /// IBM watsonx.ai: `/ml/v1/text/chat`, an IAM token from an API key.
     Watsonx,
     /// NVIDIA Triton: `/generate` (TensorRT-LLM) or `/infer` (KServe v2) at `api_base`.
@@ -149,7 +152,8 @@ pub static PROVIDERS: &[Provider] = &[
     Provider { name: "azure_ai", family: Family::AzureAi },
     Provider { name: "azure_text", family: Family::AzureText },
     Provider { name: "bedrock", family: Family::Bedrock },
-    pending("sagemaker"),
+    Provider { name: "sagemaker", family: Family::SageMaker { chat: false } },
+    Provider { name: "sagemaker_chat", family: Family::SageMaker { chat: true } },
     Provider { name: "cohere", family: Family::Cohere },
     Provider { name: "cohere_chat", family: Family::Cohere },
     Provider { name: "huggingface", family: Family::HuggingFace },
@@ -208,6 +212,7 @@ pub enum Translated {
     Triton(triton::Triton),
     AzureText(azure_text::AzureText),
     Watsonx(watsonx::Watsonx),
+    SageMaker(sagemaker::SageMaker),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -252,6 +257,10 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
         }
         Family::Triton => unusable(triton::Triton::new(p).map(|c| Built::Translated(Translated::Triton(c)))),
         Family::Watsonx => unusable(watsonx::Watsonx::new(p, env).map(|w| Built::Translated(Translated::Watsonx(w)))),
+        Family::SageMaker { chat } => {
+            let shape = if chat { sagemaker::Shape::Chat } else { sagemaker::Shape::Tgi };
+            unusable(sagemaker::SageMaker::new(p, env, shape).map(|s| Built::Translated(Translated::SageMaker(s))))
+        }
         Family::NotImplemented => Built::NotImplemented,
     })
 }
@@ -304,6 +313,7 @@ impl Translated {
             Translated::Triton(p) => p,
             Translated::AzureText(p) => p,
             Translated::Watsonx(p) => p,
+            Translated::SageMaker(p) => p,
         }
     }
 }
@@ -455,7 +465,9 @@ mod tests {
         let m = parse_model("bedrock/anthropic.claude-3", None).unwrap();
         assert_eq!(m.provider.family, Family::Bedrock);
         let m = parse_model("sagemaker/my-endpoint", None).unwrap();
-        assert_eq!(m.provider.family, Family::NotImplemented);
+        assert_eq!(m.provider.family, Family::SageMaker { chat: false });
+        let m = parse_model("replicate/meta/llama-3-8b-instruct", None).unwrap();
+        assert_eq!((m.provider.family, m.upstream.as_str()), (Family::NotImplemented, "meta/llama-3-8b-instruct"));
         let m = parse_model("ollama_chat/llama3.1:8b", None).unwrap();
         assert_eq!((m.provider.family, m.upstream.as_str()), (Family::Ollama { chat: true }, "llama3.1:8b"));
         assert_eq!(parse_model("ollama/llama3", None).unwrap().provider.family, Family::Ollama { chat: false });

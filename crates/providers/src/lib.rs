@@ -6,8 +6,8 @@
 //! Each provider family is a module. `openai` covers OpenAI itself and every provider that differs
 //! only by base URL and key (groq, together_ai, mistral, deepseek, hosted_vllm, …): for those the
 //! gateway forwards the client's bytes with only `model` rewritten. Gemini (Vertex and AI Studio),
-//! Anthropic, Bedrock, Ollama, Cohere, Cloudflare, watsonx.ai, Predibase, Triton and Azure's
-//! text completions translate both ways; `azure_ai` and
+//! Anthropic, Bedrock, SageMaker, Ollama, Cohere, Cloudflare, watsonx.ai, Predibase, Triton and
+//! Azure's text completions translate both ways; `azure_ai` and
 //! `huggingface` only address OpenAI-format servers their own way. Providers not implemented yet
 //! are known by name (so configs naming them load and requests get a clear answer).
 
@@ -31,6 +31,7 @@ pub mod passthrough;
 pub mod predibase;
 pub mod pricing;
 pub mod provider;
+pub mod sagemaker;
 pub mod stream;
 pub mod textgen;
 pub mod triton;

@@ -11,12 +11,12 @@
 
 use bytes::Bytes;
 use http::HeaderName;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sluice_wire::{sse, ApiError};
 
 use crate::errors::openai_class;
 use crate::provider::{
-    bad_param, parse_request, Address, AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, UpstreamRequest,
+    parse_request, Address, AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, UpstreamRequest,
 };
 use crate::stream::StreamTranslator;
 use crate::textgen::{self, TgiStream};
@@ -25,24 +25,8 @@ pub const DEFAULT_BASE: &str = "https://serving.app.predibase.com";
 /// LiteLLM's `DEFAULT_MAX_TOKENS`: TGI waits for the model's whole context without one.
 pub const DEFAULT_MAX_NEW_TOKENS: u64 = 4096;
 
-/// Predibase's and TGI's own parameters a client may send as extra body fields.
-const NATIVE: &[&str] = &[
-    "adapter_id",
-    "adapter_source",
-    "top_k",
-    "repetition_penalty",
-    "truncate",
-    "typical_p",
-    "watermark",
-    "seed",
-    "do_sample",
-    "decoder_input_details",
-    "details",
-    "return_full_text",
-];
-
-const IGNORED: &[&str] =
-    &["model", "messages", "stream", "stream_options", "store", "metadata", "service_tier", "user"];
+/// Predibase's own parameters (LoRA adapters) besides TGI's.
+const NATIVE: &[&str] = &["adapter_id", "adapter_source"];
 
 #[derive(Debug)]
 pub struct Predibase {
@@ -76,55 +60,13 @@ impl Predibase {
     }
 }
 
-/// The TGI body for an OpenAI chat request.
+/// The TGI body for an OpenAI chat request, with LiteLLM's defaults for Predibase.
 pub fn generate_request(openai: &Value, drop_params: bool) -> Result<Value, ApiError> {
-    let req = openai.as_object().ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
-    let inputs = textgen::prompt(textgen::messages(openai)?)?;
-    let mut parameters = Map::new();
-    parameters.insert("details".into(), true.into());
-    parameters.insert("max_new_tokens".into(), DEFAULT_MAX_NEW_TOKENS.into());
-    parameters.insert("return_full_text".into(), false.into());
-    for (key, value) in req {
-        if value.is_null() {
-            continue;
-        }
-        match key.as_str() {
-            "max_tokens" | "max_completion_tokens" => {
-                parameters.insert("max_new_tokens".into(), textgen::max_tokens(key, value)?.into());
-            }
-            // TGI refuses a temperature of 0; LiteLLM sends its smallest positive step instead.
-            "temperature" => {
-                let t = value.as_f64().filter(|t| t.is_finite() && *t >= 0.0).ok_or_else(|| {
-                    bad_param(Some("temperature".into()), "`temperature` must be a non-negative number".into())
-                })?;
-                parameters.insert("temperature".into(), json!(if t == 0.0 { 0.01 } else { t }));
-            }
-            "top_p" | "response_format" => {
-                parameters.insert(key.clone(), value.clone());
-            }
-            "stop" => {
-                let stops = match value {
-                    Value::String(s) => vec![Value::String(s.clone())],
-                    Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
-                    _ => {
-                        return Err(bad_param(
-                            Some("stop".into()),
-                            "`stop` must be a string or a list of strings".into(),
-                        ))
-                    }
-                };
-                parameters.insert("stop".into(), stops.into());
-            }
-            "n" if value.as_u64() == Some(1) => {}
-            k if NATIVE.contains(&k) => {
-                parameters.insert(k.into(), value.clone());
-            }
-            k if IGNORED.contains(&k) => {}
-            _ if drop_params => {}
-            k => return Err(textgen::unsupported("predibase", k)),
-        }
-    }
-    Ok(json!({ "inputs": inputs, "parameters": parameters }))
+    let mut defaults = Map::new();
+    defaults.insert("details".into(), true.into());
+    defaults.insert("max_new_tokens".into(), DEFAULT_MAX_NEW_TOKENS.into());
+    defaults.insert("return_full_text".into(), false.into());
+    textgen::tgi_request(openai, "predibase", defaults, NATIVE, false, drop_params)
 }
 
 /// A non-2xx answer (`{"error": "…"}` or text), classified by status.
@@ -157,6 +99,7 @@ impl ChatProvider for Predibase {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_request_is_tgis_inputs_and_parameters_with_litellms_defaults() {

@@ -5,7 +5,9 @@
 use serde_json::Value;
 use sluice_wire::sse;
 
-use crate::{anthropic, azure_text, bedrock, cloudflare, cohere, gemini, ndjson, ollama, textgen, triton, watsonx};
+use crate::{
+    anthropic, azure_text, bedrock, cloudflare, cohere, gemini, ndjson, ollama, sagemaker, textgen, triton, watsonx,
+};
 
 /// The largest SSE line a provider may send, as the parser reports it.
 const LINE_TOO_LONG: &str = "an SSE line over 16 MB";
@@ -31,6 +33,8 @@ pub enum StreamTranslator {
     AzureText(sse::Parser, azure_text::Stream),
     /// watsonx.ai's chat stream: OpenAI's chunks under its own ids.
     Watsonx(sse::Parser, watsonx::Stream),
+    /// SageMaker's response stream: AWS event-stream framing around the container's own SSE.
+    SageMaker(bedrock::EventStreamDecoder, sagemaker::Stream),
 }
 
 impl StreamTranslator {
@@ -45,7 +49,7 @@ impl StreamTranslator {
             | StreamTranslator::Triton(p, _)
             | StreamTranslator::AzureText(p, _)
             | StreamTranslator::Watsonx(p, _) => p.push(bytes),
-            StreamTranslator::Bedrock(d, _) => d.push(bytes),
+            StreamTranslator::Bedrock(d, _) | StreamTranslator::SageMaker(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
     }
@@ -109,6 +113,11 @@ impl StreamTranslator {
                     t.on_event(&e.data, out)?;
                 }
             }
+            StreamTranslator::SageMaker(d, t) => {
+                while let Some(m) = d.next_message()? {
+                    t.on_message(&m, out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -127,6 +136,7 @@ impl StreamTranslator {
             StreamTranslator::Triton(_, t) => t.usage(),
             StreamTranslator::AzureText(_, t) => t.usage(),
             StreamTranslator::Watsonx(_, t) => t.usage(),
+            StreamTranslator::SageMaker(_, t) => t.usage(),
         }
     }
 
@@ -147,6 +157,7 @@ impl StreamTranslator {
             StreamTranslator::Triton(_, t) => t.usage_object(),
             StreamTranslator::AzureText(_, t) => t.usage_object(),
             StreamTranslator::Watsonx(_, t) => t.usage_object(),
+            StreamTranslator::SageMaker(_, t) => t.usage_object(),
         }
     }
 
@@ -217,6 +228,12 @@ impl StreamTranslator {
                     t.on_event(&e.data, out)?;
                 }
                 out.extend(t.finish_values());
+            }
+            StreamTranslator::SageMaker(d, t) => {
+                if d.pending() > 0 {
+                    return Err("the upstream cut the event stream off mid-message".into());
+                }
+                t.finish(out)?;
             }
         }
         Ok(())

@@ -7,7 +7,7 @@
 //! model's chat template from the Hugging Face Hub; a gateway does not fetch code-like templates
 //! on the request path, so the prompt is the same whatever the model.)
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use sluice_wire::ApiError;
 
 use crate::chunks::{self, ChunkWriter};
@@ -73,6 +73,85 @@ pub fn max_tokens(key: &str, value: &Value) -> Result<u64, ApiError> {
         .ok_or_else(|| bad_param(Some(key.into()), format!("`{key}` must be a positive integer")))
 }
 
+/// TGI's own parameters a client may send as extra body fields.
+const TGI_NATIVE: &[&str] = &[
+    "top_k",
+    "repetition_penalty",
+    "truncate",
+    "typical_p",
+    "watermark",
+    "seed",
+    "do_sample",
+    "decoder_input_details",
+    "details",
+    "return_full_text",
+];
+
+const IGNORED: &[&str] =
+    &["model", "messages", "stream", "stream_options", "store", "metadata", "service_tier", "user"];
+
+/// TGI's `{"inputs", "parameters"}` for an OpenAI chat request, as LiteLLM maps it for
+/// Predibase and SageMaker: `max_tokens` → `max_new_tokens`, a `temperature` of 0 sent as 0.01
+/// (TGI refuses 0), `top_p`, `stop` as a list, `response_format`; TGI's own parameters and
+/// `native` passed on; `defaults` for what the request leaves out; `stream: true` in the body
+/// when `stream_flag` (SageMaker's way; Predibase streams by URL). `n` above 1 is refused.
+pub fn tgi_request(
+    openai: &Value,
+    provider: &str,
+    defaults: Map<String, Value>,
+    native: &[&str],
+    stream_flag: bool,
+    drop_params: bool,
+) -> Result<Value, ApiError> {
+    let req = openai.as_object().ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
+    let inputs = prompt(messages(openai)?)?;
+    let mut parameters = defaults;
+    for (key, value) in req {
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "max_tokens" | "max_completion_tokens" => {
+                parameters.insert("max_new_tokens".into(), max_tokens(key, value)?.into());
+            }
+            "temperature" => {
+                let t = value.as_f64().filter(|t| t.is_finite() && *t >= 0.0).ok_or_else(|| {
+                    bad_param(Some("temperature".into()), "`temperature` must be a non-negative number".into())
+                })?;
+                parameters.insert("temperature".into(), json!(if t == 0.0 { 0.01 } else { t }));
+            }
+            "top_p" | "response_format" => {
+                parameters.insert(key.clone(), value.clone());
+            }
+            "stop" => {
+                let stops = match value {
+                    Value::String(s) => vec![Value::String(s.clone())],
+                    Value::Array(a) if a.iter().all(Value::is_string) => a.clone(),
+                    _ => {
+                        return Err(bad_param(
+                            Some("stop".into()),
+                            "`stop` must be a string or a list of strings".into(),
+                        ))
+                    }
+                };
+                parameters.insert("stop".into(), stops.into());
+            }
+            "n" if value.as_u64() == Some(1) => {}
+            k if TGI_NATIVE.contains(&k) || native.contains(&k) => {
+                parameters.insert(k.into(), value.clone());
+            }
+            k if IGNORED.contains(&k) => {}
+            _ if drop_params => {}
+            k => return Err(unsupported(provider, k)),
+        }
+    }
+    let mut out = json!({ "inputs": inputs, "parameters": parameters });
+    if stream_flag {
+        out["stream"] = true.into();
+    }
+    Ok(out)
+}
+
 /// OpenAI's finish reason for TGI's (`eos_token`, `stop_sequence`, `length`), as LiteLLM's
 /// `map_finish_reason` gives it.
 pub fn finish_reason(tgi: Option<&str>) -> &'static str {
@@ -104,7 +183,9 @@ pub fn tgi_response(v: &Value, model: &str, id: &str, created: u64) -> Result<Va
         Value::Array(items) => items.first().ok_or("an empty list")?,
         v => v,
     };
-    let text = v.get("generated_text").and_then(Value::as_str).ok_or("no `generated_text`")?;
+    // `generation` is what SageMaker JumpStart's own containers answer.
+    let text =
+        v.get("generated_text").or_else(|| v.get("generation")).and_then(Value::as_str).ok_or("no `generated_text`")?;
     let details = v.get("details").filter(|d| d.is_object());
     let finish = finish_reason(details.and_then(|d| d.get("finish_reason")).and_then(Value::as_str));
     let usage = details.map(|d| {

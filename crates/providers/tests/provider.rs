@@ -96,7 +96,7 @@ fn the_catalogue_builds_each_family_and_debug_hides_secrets() {
         assert!(matches!(b, Built::OpenAi(_) | Built::Translated(_)), "{model}: {debug}");
         assert!(!debug.contains("very-secret"), "{model} leaks a secret: {debug}");
     }
-    let m = parse_model("sagemaker/x", None).unwrap();
+    let m = parse_model("replicate/meta/llama-3-8b-instruct", None).unwrap();
     assert!(matches!(built(&params(&m), &[]), Built::NotImplemented));
     // The families built for the prefixes LiteLLM users name besides the big ones.
     for (model, base) in [
@@ -108,10 +108,20 @@ fn the_catalogue_builds_each_family_and_debug_hides_secrets() {
         ("triton/m", "http://upstream.test/v2/models/m/generate"),
         ("azure_text/gpt-35-turbo-instruct", "http://upstream.test/"),
         ("watsonx/ibm/granite-3-8b-instruct", "http://upstream.test/"),
+        ("sagemaker/my-endpoint", "http://upstream.test/"),
+        ("sagemaker_chat/my-endpoint", "http://upstream.test/"),
     ] {
         let m = parse_model(model, None).unwrap();
         let p = Params { api_base: Some(base), ..params(&m) };
-        let b = built(&p, &[("PREDIBASE_TENANT_ID", "t1"), ("WATSONX_PROJECT_ID", "p1")]);
+        let b = built(
+            &p,
+            &[
+                ("PREDIBASE_TENANT_ID", "t1"),
+                ("WATSONX_PROJECT_ID", "p1"),
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "aws-very-secret"),
+            ],
+        );
         let debug = format!("{b:?}");
         assert!(matches!(b, Built::OpenAi(_) | Built::Translated(_)), "{model}: {debug}");
         assert!(!debug.contains("very-secret"), "{model} leaks a secret: {debug}");
