@@ -356,6 +356,101 @@ mod tests {
         assert_eq!(out.last().unwrap()["usage"]["total_tokens"], 5);
     }
 
+    /// Every push and drain over `cuts`, then the finish, for any translator.
+    fn run(mut t: StreamTranslator, bytes: &[u8], cuts: &[usize]) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &c in cuts.iter().chain([bytes.len()].iter()) {
+            let c = c.clamp(from, bytes.len());
+            t.push(&bytes[from..c]);
+            from = c;
+            t.drain(&mut out)?;
+        }
+        t.finish(&mut out)?;
+        Ok(out)
+    }
+
+    const CLOUDFLARE_EVENTS: &str = concat!(
+        "data: {\"response\":\"He\",\"p\":\"x\"}\n\n",
+        "data: {\"response\":\"llo\"}\r\n\r\n",
+        "data: {\"response\":\"\",\"tool_calls\":[{\"name\":\"f\",\"arguments\":{\"a\":1}}]}\n\n",
+        "data: {\"response\":\"\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    fn cloudflare() -> StreamTranslator {
+        StreamTranslator::Cloudflare(sse::Parser::new(), cloudflare::Stream::new("m", "chatcmpl-x", 1, true))
+    }
+
+    /// A SageMaker response stream: TGI's SSE cut into event-stream `PayloadPart`s of 7 bytes.
+    fn sagemaker_frames() -> Vec<u8> {
+        let sse = concat!(
+            "data:{\"token\":{\"text\":\"He\",\"special\":false},\"details\":null}\n\n",
+            "data:{\"token\":{\"text\":\"llo\",\"special\":false},\"details\":{\"finish_reason\":\"length\",\"generated_tokens\":2}}\n\n",
+        );
+        sse.as_bytes()
+            .chunks(7)
+            .flat_map(|p| bedrock::encode_event(&[(":event-type", "PayloadPart"), (":message-type", "event")], p))
+            .collect()
+    }
+
+    fn sagemaker() -> StreamTranslator {
+        StreamTranslator::SageMaker(
+            bedrock::EventStreamDecoder::new(),
+            sagemaker::Stream::new(sagemaker::Shape::Tgi, "m", "chatcmpl-x", 1, true),
+        )
+    }
+
+    proptest::proptest! {
+        /// Cloudflare's SSE and SageMaker's event-stream framing, cut anywhere by the network,
+        /// translate to the same chunks.
+        #[test]
+        fn new_streams_translate_the_same_however_they_are_cut(
+            mut cuts in proptest::collection::vec(0usize..400, 0..10),
+        ) {
+            cuts.sort_unstable();
+            let whole = run(cloudflare(), CLOUDFLARE_EVENTS.as_bytes(), &[]).unwrap();
+            proptest::prop_assert_eq!(run(cloudflare(), CLOUDFLARE_EVENTS.as_bytes(), &cuts).unwrap(), whole);
+            let frames = sagemaker_frames();
+            let whole = run(sagemaker(), &frames, &[]).unwrap();
+            proptest::prop_assert_eq!(run(sagemaker(), &frames, &cuts).unwrap(), whole);
+        }
+
+        /// Mutated bytes never panic: they translate or fail the stream.
+        #[test]
+        fn mutated_new_streams_never_panic(
+            flips in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..8),
+            mut cuts in proptest::collection::vec(0usize..400, 0..6),
+        ) {
+            cuts.sort_unstable();
+            for (bytes, make) in [
+                (CLOUDFLARE_EVENTS.as_bytes().to_vec(), cloudflare as fn() -> StreamTranslator),
+                (sagemaker_frames(), sagemaker),
+            ] {
+                let mut bytes = bytes;
+                for (i, b) in &flips {
+                    let n = bytes.len();
+                    bytes[i % n] = *b;
+                }
+                let _ = run(make(), &bytes, &cuts);
+            }
+        }
+    }
+
+    #[test]
+    fn the_new_streams_read_text_tool_calls_and_usage() {
+        let out = run(cloudflare(), CLOUDFLARE_EVENTS.as_bytes(), &[]).unwrap();
+        let text: String = out.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Hello");
+        assert!(out.iter().any(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "f"));
+        assert_eq!(out.last().unwrap()["usage"]["total_tokens"], 5);
+        let out = run(sagemaker(), &sagemaker_frames(), &[]).unwrap();
+        let text: String = out.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Hello");
+        let frames = sagemaker_frames();
+        assert!(run(sagemaker(), &frames[..frames.len() - 3], &[]).unwrap_err().contains("mid-message"));
+    }
+
     #[test]
     fn a_bedrock_stream_cut_mid_message_fails_at_its_end() {
         let mut t = StreamTranslator::Bedrock(
