@@ -5,7 +5,8 @@ Endpoint's OpenAI-compatible server), `ai21/` (Jamba), forwarded in OpenAI's for
 TGI's `/generate`), `triton/` (TensorRT-LLM's `/generate`, KServe's `/infer`), `azure_text/` (a chat answered from
 Azure's completions endpoint), `watsonx/` (watsonx.ai's chat behind an IBM Cloud IAM token,
 exchanged once and shared) and `sagemaker/` / `sagemaker_chat/` (SigV4-signed `invocations`, AWS
-event-stream responses), translated. Each is checked for
+event-stream responses) and `replicate/` (a prediction created, polled until it has finished, or
+its stream fetched), translated. Each is checked for
 what reaches the provider (path, credential header, model name) as well as what the client gets:
 answers, streams, tool calls, usage, LiteLLM's error classes and spend. The upstream is
 `sluice mock`, which answers each provider's wire shape at the paths the provider really uses."""
@@ -443,6 +444,80 @@ def test_sagemaker_errors(sm):
     with pytest.raises(openai.BadRequestError) as e:
         c.chat.completions.create(model="sm-tgi", messages=HI, tools=TOOLS)
     assert "sagemaker does not support parameters: ['tools']" in e.value.message
+
+
+RP_TEXT = "Hello from the fake Replicate."
+VERSION = "02e509c789964a7ea8736978a43525956ef40397be9033abf9fd2badfe68c9e3"
+
+
+@pytest.fixture(scope="module")
+def rp(log_dir):
+    mock = start_mock(log_dir, "mock-replicate", "--record")
+    models = [
+        ("llama", {"model": "replicate/meta/meta-llama-3-8b-instruct", "api_base": mock.url, "api_key": "r8_key", **PRICE}),
+        ("llama-version", {"model": f"replicate/meta/llama-2-70b-chat:{VERSION}", "api_base": mock.url, "api_key": "r8_key"}),
+        ("llama-fails", {"model": "replicate/acme/fails", "api_base": mock.url, "api_key": "r8_key"}),
+        ("llama-busy", {"model": "replicate/acme/429", "api_base": mock.url, "api_key": "r8_key"}),
+        ("llama-slow", {"model": "replicate/acme/x", "api_base": mock.url, "api_key": "r8_key", "timeout": 0.2}),
+    ]
+    gw = start_gateway(log_dir, "gateway-replicate", render_config(models, {"master_key": MASTER_KEY}, {"num_retries": 0}))
+    yield gw, mock
+    gw.stop()
+    mock.stop()
+
+
+def test_replicate_prediction_is_created_and_polled_until_it_succeeds(rp):
+    gw, mock = rp
+    started = time.monotonic()
+    r = client(gw).chat.completions.create(model="llama", messages=[{"role": "system", "content": "Be brief."}, *HI], max_tokens=20, stop=["\n"])
+    assert r.choices[0].message.content == RP_TEXT and r.model == "llama"
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (8, 4)
+    assert time.monotonic() - started >= 0.3, "the prediction was polled past its processing time"
+    stats = requests.get(mock.url + "/mock/stats").json()
+    assert stats["by_route"]["replicate"] >= 2, stats
+    seen = last(mock)
+    assert seen["method"] == "GET" and seen["path"].startswith("/v1/predictions/")
+    assert seen["headers"]["authorization"] == "Token r8_key"
+    r = client(gw).chat.completions.create(model="llama-version", messages=HI)
+    assert r.choices[0].message.content == RP_TEXT
+
+
+def test_replicate_sends_the_prompt_and_replicates_names(rp):
+    gw, mock = rp
+    # A creation answered 429 is the call's last request, so /mock/last shows it.
+    with pytest.raises(openai.RateLimitError) as e:
+        client(gw).chat.completions.create(model="llama-busy", messages=HI, max_tokens=20, stop=["a", "b"], temperature=0.5)
+    assert "ReplicateException" in e.value.message
+    seen = last(mock)
+    assert (seen["method"], seen["path"]) == ("POST", "/v1/models/acme/429/predictions")
+    assert json.loads(seen["body"]) == {"input": {"prompt": "hi", "max_new_tokens": 20, "stop_sequences": "a,b", "temperature": 0.5}}
+
+
+def test_replicate_stream_comes_from_the_predictions_stream_url(rp):
+    gw, mock = rp
+    chunks = list(client(gw).chat.completions.create(model="llama", messages=HI, stream=True, stream_options={"include_usage": True}))
+    seen = last(mock)
+    assert seen["method"] == "GET" and seen["path"].startswith("/v1/streams/")
+    assert all(c.model == "llama" for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == RP_TEXT
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+
+
+def test_replicate_failures(rp):
+    c = client(rp[0])
+    with pytest.raises(openai.UnprocessableEntityError) as e:
+        c.chat.completions.create(model="llama-fails", messages=HI)
+    assert "ReplicateException" in e.value.message and "mock: the model failed" in e.value.message
+    with pytest.raises(openai.APIError) as e:
+        list(c.chat.completions.create(model="llama-fails", messages=HI, stream=True))
+    assert "mock: the model failed" in str(e.value)
+    # Polling is bounded by the deployment's timeout.
+    with pytest.raises(openai.APIStatusError) as e:
+        c.chat.completions.create(model="llama-slow", messages=HI)
+    assert e.value.status_code == 408, e.value
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="llama", messages=HI, tools=TOOLS)
+    assert "replicate does not support parameters: ['tools']" in e.value.message
 
 
 def spend_rows(gw, token, want):

@@ -9,7 +9,7 @@
 //! `/generate(_stream)` and Triton's `/generate(_stream)` and `/infer` (`textgen`), watsonx.ai's
 //! `/ml/v1/text/chat(_stream)` behind IBM Cloud IAM's `/identity/token` (`watsonx`), SageMaker's
 //! `/endpoints/{name}/invocations` and its event-stream `invocations-response-stream`
-//! (`sagemaker`), an OpenAI-compatible
+//! (`sagemaker`), Replicate's predictions, polled and streamed (`replicate`), an OpenAI-compatible
 //! server's `/rerank` (vLLM's shape), Voyage AI's embeddings and rerank (under `/voyage/v1`), OpenAI's Responses API
 //! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), OpenAI's images, moderations
 //! and speech (`media`), OpenAI's Files and Batches APIs (`files`: uploads kept in memory, batches
@@ -36,6 +36,7 @@ mod media;
 mod ollama;
 mod openai;
 mod ratelimit;
+mod replicate;
 mod respond;
 mod responses;
 mod sagemaker;

@@ -22,6 +22,7 @@ use crate::google::{self, GoogleCall};
 use crate::ollama;
 use crate::openai::{self, Kind};
 use crate::ratelimit::Limiter;
+use crate::replicate;
 use crate::respond::{self, Resp};
 use crate::responses;
 use crate::sagemaker;
@@ -61,6 +62,8 @@ enum Endpoint<'a> {
     IbmToken,
     /// SageMaker's runtime `invocations` (and its response stream).
     SageMaker(sagemaker::Call<'a>),
+    /// Replicate's predictions: created, polled, streamed.
+    Replicate(replicate::Call<'a>),
     /// Cohere's v2 `/v2/chat`, `/v2/embed`, `/v2/rerank`.
     CohereChat,
     CohereEmbed,
@@ -103,6 +106,7 @@ impl Endpoint<'_> {
             Endpoint::TextGen(_) => Route::TextGen,
             Endpoint::Watsonx(_) | Endpoint::IbmToken => Route::Watsonx,
             Endpoint::SageMaker(_) => Route::SageMaker,
+            Endpoint::Replicate(_) => Route::Replicate,
             Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
             Endpoint::Rerank => Route::Rerank,
             Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
@@ -119,6 +123,7 @@ impl Endpoint<'_> {
     fn method(self) -> Method {
         match self {
             Endpoint::Models | Endpoint::Stats | Endpoint::Last | Endpoint::Health => Method::GET,
+            Endpoint::Replicate(c) if c.is_get() => Method::GET,
             _ => Method::POST,
         }
     }
@@ -188,6 +193,9 @@ fn classify(path: &str) -> Endpoint<'_> {
             }
             if let Some(call) = sagemaker::parse_path(path) {
                 return Endpoint::SageMaker(call);
+            }
+            if let Some(call) = replicate::parse_path(path) {
+                return Endpoint::Replicate(call);
             }
             match google::parse_path(path) {
                 Some(call) => Endpoint::Google(call),
@@ -325,6 +333,7 @@ impl Mock {
             Endpoint::TextGen(call) => self.textgen(call, &parts.headers, &body, guard).await,
             Endpoint::Watsonx(call) => self.watsonx(call, &parts.headers, parts.uri.query(), &body, guard).await,
             Endpoint::SageMaker(call) => self.sagemaker(call, &parts.headers, &body, guard).await,
+            Endpoint::Replicate(call) => self.replicate(call, &parts.headers, &body, guard).await,
             Endpoint::IbmToken => {
                 let n = self.iam_issued.load(Ordering::Relaxed) + 1;
                 let resp = match watsonx::iam(&body, n) {
@@ -998,6 +1007,61 @@ impl Mock {
                 }
                 respond::json(StatusCode::OK, sagemaker::body(container))
             }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// Replicate: its token check (not on stream URLs, which need none), error shape, predictions
+    /// that are processing and then finish, SSE streams, and the model-name triggers on creation.
+    async fn replicate(
+        &self,
+        call: replicate::Call<'_>,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        let error = |status: StatusCode, title: &str, detail: &str| {
+            respond::json(status, replicate::error_body(status.as_u16(), title, detail))
+        };
+        let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if !matches!(call, replicate::Call::Stream(_)) && !replicate::authorised(auth) {
+            let resp =
+                error(StatusCode::UNAUTHORIZED, "Unauthenticated", "You did not pass a valid authentication token");
+            return finish(Some(guard), resp);
+        }
+        let not_found = || error(StatusCode::NOT_FOUND, "Not found", "The requested resource could not be found.");
+        let resp = match call {
+            replicate::Call::Create(model) => {
+                if let Some(message) = self.delay_and_fail().await {
+                    return finish(Some(guard), error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", &message));
+                }
+                let trigger = Trigger::from_model(model.unwrap_or_default());
+                if trigger.is_error(false) {
+                    self.stats.injected_error();
+                }
+                match trigger {
+                    Trigger::TooManyRequests => {
+                        error(StatusCode::TOO_MANY_REQUESTS, "Request was throttled", "Request was throttled.")
+                    }
+                    Trigger::Error(code) => error(status(code), "Mock error", &format!("mock error {code}")),
+                    Trigger::Garbage => respond::garbage(),
+                    _ => {
+                        let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
+                        match replicate::create(model, host, body) {
+                            Ok(prediction) => respond::json(StatusCode::CREATED, prediction),
+                            Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, "Input validation failed", &e),
+                        }
+                    }
+                }
+            }
+            replicate::Call::Get(id) => match replicate::get(id) {
+                Some(prediction) => respond::json(StatusCode::OK, prediction),
+                None => not_found(),
+            },
+            replicate::Call::Stream(id) => match replicate::stream_frames(id) {
+                Some(frames) => return respond::sse(frames, self.cfg.chunk_delay, StreamEnd::Eof, guard),
+                None => not_found(),
+            },
         };
         finish(Some(guard), resp)
     }

@@ -30,10 +30,11 @@ pub enum Route {
     TextGen,
     Watsonx,
     SageMaker,
+    Replicate,
 }
 
 impl Route {
-    const ALL: [Route; 24] = [
+    const ALL: [Route; 25] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -58,6 +59,7 @@ impl Route {
         Route::TextGen,
         Route::Watsonx,
         Route::SageMaker,
+        Route::Replicate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +88,7 @@ impl Route {
             Route::TextGen => "textgen",
             Route::Watsonx => "watsonx",
             Route::SageMaker => "sagemaker",
+            Route::Replicate => "replicate",
         }
     }
 }

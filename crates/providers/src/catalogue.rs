@@ -6,7 +6,7 @@ use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, 
 use crate::stream::StreamTranslator;
 use crate::{
     anthropic, azure, azure_ai, azure_text, bedrock, cloudflare, cohere, gemini, huggingface, ollama, openai,
-    predibase, sagemaker, triton, voyage, watsonx,
+    predibase, replicate, sagemaker, triton, voyage, watsonx,
 };
 
 /// How sluice talks to a provider.
@@ -52,11 +52,14 @@ pub enum Family {
     /// Amazon SageMaker endpoints: SigV4, `invocations`, event-stream answers; `chat`: the
     /// container speaks OpenAI's chat (`sagemaker_chat`), else TGI's (`sagemaker`).
     SageMaker { chat: bool },
+    /// Replicate: a prediction created, then polled (or its stream fetched).
+    Replicate,
     /// IBM watsonx.ai: `/ml/v1/text/chat`, an IAM token from an API key.
     Watsonx,
     /// NVIDIA Triton: `/generate` (TensorRT-LLM) or `/infer` (KServe v2) at `api_base`.
     Triton,
-    /// A provider LiteLLM supports whose translation sluice has not implemented yet.
+    /// No provider sluice can call: what a deployment the config could not place is marked with
+    /// (every prefix in [`PROVIDERS`] is served).
     NotImplemented,
 }
 
@@ -81,10 +84,6 @@ const fn local(name: &'static str, default_base: Option<&'static str>, base_env:
         name,
         family: Family::OpenAiCompatible { default_base, base_env, key_env: &[], default_key: Some("fake-api-key") },
     }
-}
-
-const fn pending(name: &'static str) -> Provider {
-    Provider { name, family: Family::NotImplemented }
 }
 
 /// Every provider prefix sluice recognises (reference/formats.md §5 and LiteLLM's provider list).
@@ -159,7 +158,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider { name: "huggingface", family: Family::HuggingFace },
     Provider { name: "ollama", family: Family::Ollama { chat: false } },
     Provider { name: "ollama_chat", family: Family::Ollama { chat: true } },
-    pending("replicate"),
+    Provider { name: "replicate", family: Family::Replicate },
     Provider { name: "watsonx", family: Family::Watsonx },
     // Serving endpoints: `https://<workspace>/serving-endpoints`, no default.
     compat("databricks", None, &["DATABRICKS_API_BASE"], &["DATABRICKS_API_KEY"]),
@@ -213,6 +212,7 @@ pub enum Translated {
     AzureText(azure_text::AzureText),
     Watsonx(watsonx::Watsonx),
     SageMaker(sagemaker::SageMaker),
+    Replicate(replicate::Replicate),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -257,6 +257,9 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
         }
         Family::Triton => unusable(triton::Triton::new(p).map(|c| Built::Translated(Translated::Triton(c)))),
         Family::Watsonx => unusable(watsonx::Watsonx::new(p, env).map(|w| Built::Translated(Translated::Watsonx(w)))),
+        Family::Replicate => {
+            unusable(replicate::Replicate::new(p, env).map(|r| Built::Translated(Translated::Replicate(r))))
+        }
         Family::SageMaker { chat } => {
             let shape = if chat { sagemaker::Shape::Chat } else { sagemaker::Shape::Tgi };
             unusable(sagemaker::SageMaker::new(p, env, shape).map(|s| Built::Translated(Translated::SageMaker(s))))
@@ -276,6 +279,7 @@ pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> 
         Family::Predibase => return Some(predibase::base(api_base, env)),
         Family::Triton => return api_base.map(str::to_string),
         Family::Watsonx => return watsonx::base(api_base, env),
+        Family::Replicate => return Some(replicate::base(api_base)),
         Family::AzureText => {
             let base = api_base.map(str::to_string).or_else(|| crate::azure::BASE_ENV.iter().find_map(|n| env(n)));
             return base.map(|b| openai::display_base(&b).to_string());
@@ -314,6 +318,7 @@ impl Translated {
             Translated::AzureText(p) => p,
             Translated::Watsonx(p) => p,
             Translated::SageMaker(p) => p,
+            Translated::Replicate(p) => p,
         }
     }
 }
@@ -337,6 +342,19 @@ impl ChatProvider for Translated {
 
     fn map_error(&self, status: u16, headers: &dyn Headers, body: &[u8]) -> sluice_wire::ApiError {
         self.inner().map_error(status, headers, body)
+    }
+
+    fn in_exchanges(&self) -> bool {
+        self.inner().in_exchanges()
+    }
+
+    fn next_exchange(
+        &self,
+        answer: &[u8],
+        stream: bool,
+        made: u32,
+    ) -> Result<Option<crate::provider::NextExchange>, sluice_wire::ApiError> {
+        self.inner().next_exchange(answer, stream, made)
     }
 }
 
@@ -467,7 +485,8 @@ mod tests {
         let m = parse_model("sagemaker/my-endpoint", None).unwrap();
         assert_eq!(m.provider.family, Family::SageMaker { chat: false });
         let m = parse_model("replicate/meta/llama-3-8b-instruct", None).unwrap();
-        assert_eq!((m.provider.family, m.upstream.as_str()), (Family::NotImplemented, "meta/llama-3-8b-instruct"));
+        assert_eq!((m.provider.family, m.upstream.as_str()), (Family::Replicate, "meta/llama-3-8b-instruct"));
+        assert!(PROVIDERS.iter().all(|p| p.family != Family::NotImplemented), "every LiteLLM prefix listed is served");
         let m = parse_model("ollama_chat/llama3.1:8b", None).unwrap();
         assert_eq!((m.provider.family, m.upstream.as_str()), (Family::Ollama { chat: true }, "llama3.1:8b"));
         assert_eq!(parse_model("ollama/llama3", None).unwrap().provider.family, Family::Ollama { chat: false });

@@ -6,7 +6,8 @@ use serde_json::Value;
 use sluice_wire::sse;
 
 use crate::{
-    anthropic, azure_text, bedrock, cloudflare, cohere, gemini, ndjson, ollama, sagemaker, textgen, triton, watsonx,
+    anthropic, azure_text, bedrock, cloudflare, cohere, gemini, ndjson, ollama, replicate, sagemaker, textgen, triton,
+    watsonx,
 };
 
 /// The largest SSE line a provider may send, as the parser reports it.
@@ -35,6 +36,8 @@ pub enum StreamTranslator {
     Watsonx(sse::Parser, watsonx::Stream),
     /// SageMaker's response stream: AWS event-stream framing around the container's own SSE.
     SageMaker(bedrock::EventStreamDecoder, sagemaker::Stream),
+    /// Replicate's prediction stream: named SSE events (`output`, `error`, `done`).
+    Replicate(sse::Parser, replicate::Stream),
 }
 
 impl StreamTranslator {
@@ -48,7 +51,8 @@ impl StreamTranslator {
             | StreamTranslator::Tgi(p, _)
             | StreamTranslator::Triton(p, _)
             | StreamTranslator::AzureText(p, _)
-            | StreamTranslator::Watsonx(p, _) => p.push(bytes),
+            | StreamTranslator::Watsonx(p, _)
+            | StreamTranslator::Replicate(p, _) => p.push(bytes),
             StreamTranslator::Bedrock(d, _) | StreamTranslator::SageMaker(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
@@ -118,6 +122,11 @@ impl StreamTranslator {
                     t.on_message(&m, out)?;
                 }
             }
+            StreamTranslator::Replicate(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(e.name.as_deref(), &e.data, out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -137,6 +146,7 @@ impl StreamTranslator {
             StreamTranslator::AzureText(_, t) => t.usage(),
             StreamTranslator::Watsonx(_, t) => t.usage(),
             StreamTranslator::SageMaker(_, t) => t.usage(),
+            StreamTranslator::Replicate(_, t) => t.usage(),
         }
     }
 
@@ -158,6 +168,7 @@ impl StreamTranslator {
             StreamTranslator::AzureText(_, t) => t.usage_object(),
             StreamTranslator::Watsonx(_, t) => t.usage_object(),
             StreamTranslator::SageMaker(_, t) => t.usage_object(),
+            StreamTranslator::Replicate(_, t) => t.usage_object(),
         }
     }
 
@@ -234,6 +245,12 @@ impl StreamTranslator {
                     return Err("the upstream cut the event stream off mid-message".into());
                 }
                 t.finish(out)?;
+            }
+            StreamTranslator::Replicate(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(e.name.as_deref(), &e.data, out)?;
+                }
+                out.extend(t.finish_values());
             }
         }
         Ok(())

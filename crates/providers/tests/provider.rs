@@ -96,8 +96,6 @@ fn the_catalogue_builds_each_family_and_debug_hides_secrets() {
         assert!(matches!(b, Built::OpenAi(_) | Built::Translated(_)), "{model}: {debug}");
         assert!(!debug.contains("very-secret"), "{model} leaks a secret: {debug}");
     }
-    let m = parse_model("replicate/meta/llama-3-8b-instruct", None).unwrap();
-    assert!(matches!(built(&params(&m), &[]), Built::NotImplemented));
     // The families built for the prefixes LiteLLM users name besides the big ones.
     for (model, base) in [
         ("azure_ai/mistral-large", "http://upstream.test/"),
@@ -110,6 +108,7 @@ fn the_catalogue_builds_each_family_and_debug_hides_secrets() {
         ("watsonx/ibm/granite-3-8b-instruct", "http://upstream.test/"),
         ("sagemaker/my-endpoint", "http://upstream.test/"),
         ("sagemaker_chat/my-endpoint", "http://upstream.test/"),
+        ("replicate/meta/meta-llama-3-8b-instruct", "http://upstream.test/"),
     ] {
         let m = parse_model(model, None).unwrap();
         let p = Params { api_base: Some(base), ..params(&m) };
@@ -138,10 +137,11 @@ fn each_new_prefix_says_what_it_lacks() {
         ("azure_ai/m", None, "AZURE_AI_API_BASE"),
         ("watsonx/ibm/granite", Some("http://upstream.test/"), "WATSONX_PROJECT_ID"),
         ("watsonx/ibm/granite", None, "WATSONX_URL"),
+        ("sagemaker/e", None, "aws_region_name"),
     ];
     for (model, base, wanted) in cases {
         let m = parse_model(model, None).unwrap();
-        let p = Params { api_base: base, ..params(&m) };
+        let p = Params { api_base: base, aws_region_name: None, ..params(&m) };
         let Built::Unusable(why) = built(&p, &[]) else { panic!("{model} must be unusable") };
         assert!(why.contains(wanted) && why.contains("model_list[3].litellm_params"), "{model}: {why}");
     }
