@@ -264,7 +264,7 @@ def gateway_models(mock_url: str, compat_url: str, dead_url: str) -> list[tuple[
         ("stream-reset", openai("stream-reset")),
         ("slow", openai("sleep-3000", timeout=1, stream_timeout=1)),
         ("dead", openai("any", dead_url)),
-        ("sagemaker-model", {"model": "sagemaker/my-endpoint"}),
+        ("replicate-model", {"model": "replicate/meta/llama-3-8b-instruct"}),
         (
             "gemini-vision",
             {

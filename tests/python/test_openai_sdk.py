@@ -203,11 +203,11 @@ def test_upstream_error_maps_to_sdk_exception(client, model, exc_type, status):
     assert_error_envelope(ei.value, status)
 
 
-def test_provider_not_implemented_is_bad_request(client):
-    with pytest.raises(openai.BadRequestError) as ei:
-        client.chat.completions.create(model="sagemaker-model", messages=MESSAGES)
-    assert_error_envelope(ei.value, 400)
-    assert "provider sagemaker is not implemented yet" in ei.value.body["message"]
+def test_a_deployment_missing_its_key_says_what_to_set(client):
+    with pytest.raises(openai.InternalServerError) as ei:
+        client.chat.completions.create(model="replicate-model", messages=MESSAGES)
+    assert_error_envelope(ei.value, 500)
+    assert "REPLICATE_API_KEY" in ei.value.body["message"]
 
 
 def test_vertex_without_a_key_says_what_is_missing(client):

@@ -4,7 +4,8 @@
 //! config, the environment, web identity (IRSA) through STS, the shared `credentials`/`config`
 //! files, ECS container credentials, EC2's IMDSv2 — and LiteLLM's `aws_role_name` assume-role on
 //! top. Google ([`gcp`]): Application Default Credentials — a service-account key or gcloud's
-//! user credentials (a file or inline JSON), else the GCE/GKE metadata server.
+//! user credentials (a file or inline JSON), else the GCE/GKE metadata server. IBM Cloud
+//! ([`ibm`]): an IAM API key exchanged for watsonx.ai's bearer token.
 //!
 //! Every temporary credential sits in a [`cache::Cached`]: refreshed five minutes before it
 //! expires, by one task for all the requests that want it, while those requests go on with the
@@ -21,6 +22,7 @@ pub mod cache;
 pub mod env;
 mod fetch;
 pub mod gcp;
+pub mod ibm;
 mod time;
 
 pub use cache::Cached;

@@ -4,7 +4,12 @@
 //! the OpenAI routes, adds Vertex AI / Gemini `generateContent` with SSE streaming, a Google OAuth
 //! token endpoint, Anthropic's `/v1/messages` with its typed event streams, Ollama's native
 //! `/api/chat`, `/api/generate` and `/api/embed` with NDJSON streams, Cohere's v2 `/v2/chat` (typed
-//! SSE events), `/v2/embed` and `/v2/rerank`, an OpenAI-compatible
+//! SSE events), `/v2/embed` and `/v2/rerank`, Cloudflare Workers AI's
+//! `/client/v4/accounts/{account}/ai/run/{model}` (`cloudflare`), Predibase's TGI
+//! `/generate(_stream)` and Triton's `/generate(_stream)` and `/infer` (`textgen`), watsonx.ai's
+//! `/ml/v1/text/chat(_stream)` behind IBM Cloud IAM's `/identity/token` (`watsonx`), SageMaker's
+//! `/endpoints/{name}/invocations` and its event-stream `invocations-response-stream`
+//! (`sagemaker`), Replicate's predictions, polled and streamed (`replicate`), an OpenAI-compatible
 //! server's `/rerank` (vLLM's shape), Voyage AI's embeddings and rerank (under `/voyage/v1`), OpenAI's Responses API
 //! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), OpenAI's images, moderations
 //! and speech (`media`), OpenAI's Files and Batches APIs (`files`: uploads kept in memory, batches
@@ -21,6 +26,7 @@
 mod anthropic;
 mod bedrock;
 mod body;
+mod cloudflare;
 mod cohere;
 mod config;
 mod files;
@@ -30,14 +36,18 @@ mod media;
 mod ollama;
 mod openai;
 mod ratelimit;
+mod replicate;
 mod respond;
 mod responses;
+mod sagemaker;
 mod service;
 mod sniff;
 mod stats;
+mod textgen;
 mod token;
 mod triggers;
 mod voyage;
+mod watsonx;
 mod witness;
 
 use std::convert::Infallible;

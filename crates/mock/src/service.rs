@@ -15,19 +15,24 @@ use rand::Rng;
 use crate::anthropic;
 use crate::bedrock;
 use crate::body::StreamEnd;
+use crate::cloudflare;
 use crate::cohere;
 use crate::config::MockConfig;
 use crate::google::{self, GoogleCall};
 use crate::ollama;
 use crate::openai::{self, Kind};
 use crate::ratelimit::Limiter;
+use crate::replicate;
 use crate::respond::{self, Resp};
 use crate::responses;
+use crate::sagemaker;
 use crate::sniff::sniff;
 use crate::stats::{RequestGuard, Route, Stats};
+use crate::textgen;
 use crate::token;
 use crate::triggers::Trigger;
 use crate::voyage;
+use crate::watsonx;
 
 /// Larger bodies get a 413; no LLM request needs more, and the cap bounds memory per connection.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -48,6 +53,17 @@ enum Endpoint<'a> {
     Ollama(ollama::Api),
     /// Ollama's `/api/embed`.
     OllamaEmbed,
+    /// Cloudflare Workers AI's `/client/v4/accounts/{account}/ai/run/{model}`.
+    Cloudflare(&'a str),
+    /// Predibase's TGI routes and Triton's (`textgen`).
+    TextGen(textgen::Call<'a>),
+    /// watsonx.ai's chat and IBM Cloud IAM's token endpoint.
+    Watsonx(watsonx::Call<'a>),
+    IbmToken,
+    /// SageMaker's runtime `invocations` (and its response stream).
+    SageMaker(sagemaker::Call<'a>),
+    /// Replicate's predictions: created, polled, streamed.
+    Replicate(replicate::Call<'a>),
     /// Cohere's v2 `/v2/chat`, `/v2/embed`, `/v2/rerank`.
     CohereChat,
     CohereEmbed,
@@ -86,6 +102,11 @@ impl Endpoint<'_> {
             Endpoint::Anthropic | Endpoint::AnthropicCount => Route::Anthropic,
             Endpoint::Bedrock(_) => Route::Bedrock,
             Endpoint::Ollama(_) | Endpoint::OllamaEmbed => Route::Ollama,
+            Endpoint::Cloudflare(_) => Route::Cloudflare,
+            Endpoint::TextGen(_) => Route::TextGen,
+            Endpoint::Watsonx(_) | Endpoint::IbmToken => Route::Watsonx,
+            Endpoint::SageMaker(_) => Route::SageMaker,
+            Endpoint::Replicate(_) => Route::Replicate,
             Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
             Endpoint::Rerank => Route::Rerank,
             Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
@@ -102,6 +123,7 @@ impl Endpoint<'_> {
     fn method(self) -> Method {
         match self {
             Endpoint::Models | Endpoint::Stats | Endpoint::Last | Endpoint::Health => Method::GET,
+            Endpoint::Replicate(c) if c.is_get() => Method::GET,
             _ => Method::POST,
         }
     }
@@ -117,6 +139,7 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/responses" | "/v1/responses" | "/openai/responses" | "/openai/v1/responses" => Endpoint::Responses,
         "/v1/messages/count_tokens" => Endpoint::AnthropicCount,
         "/token" => Endpoint::Token,
+        "/identity/token" => Endpoint::IbmToken,
         "/api/chat" => Endpoint::Ollama(ollama::Api::Chat),
         "/api/generate" => Endpoint::Ollama(ollama::Api::Generate),
         "/api/embed" => Endpoint::OllamaEmbed,
@@ -159,6 +182,21 @@ fn classify(path: &str) -> Endpoint<'_> {
             if let Some(call) = bedrock::parse_path(path) {
                 return Endpoint::Bedrock(call);
             }
+            if let Some(model) = cloudflare::parse_path(path) {
+                return Endpoint::Cloudflare(model);
+            }
+            if let Some(call) = textgen::parse_path(path) {
+                return Endpoint::TextGen(call);
+            }
+            if let Some(call) = watsonx::parse_path(path) {
+                return Endpoint::Watsonx(call);
+            }
+            if let Some(call) = sagemaker::parse_path(path) {
+                return Endpoint::SageMaker(call);
+            }
+            if let Some(call) = replicate::parse_path(path) {
+                return Endpoint::Replicate(call);
+            }
             match google::parse_path(path) {
                 Some(call) => Endpoint::Google(call),
                 None => Endpoint::NotFound,
@@ -183,6 +221,8 @@ pub struct Mock {
     /// Counts LLM requests for `--fail-every`, like the seed fake's global counter.
     llm_requests: AtomicU64,
     tokens_issued: AtomicU64,
+    /// IBM Cloud IAM tokens handed out (`wx-iam-<n>`).
+    iam_issued: AtomicU64,
     /// The last request, when `--record` is on.
     last: crate::witness::Last,
     /// Files and batches (`files`), kept in memory.
@@ -197,6 +237,7 @@ impl Mock {
             stats: Arc::new(Stats::default()),
             llm_requests: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
+            iam_issued: AtomicU64::new(0),
             last: crate::witness::Last::default(),
             files: Default::default(),
         }
@@ -263,7 +304,7 @@ impl Mock {
             self.last.record(&parts, &body);
         }
         if let Some(expected) = &self.cfg.provider_key {
-            let own_check = matches!(endpoint, Endpoint::Token)
+            let own_check = matches!(endpoint, Endpoint::Token | Endpoint::IbmToken | Endpoint::Watsonx(_))
                 || matches!(endpoint, Endpoint::Google(c) if c.door == google::Door::Vertex);
             if !own_check && !crate::witness::credential_matches(expected, &parts.headers, parts.uri.query()) {
                 let body = r#"{"error":{"message":"mock: the request did not carry the provider credential (--provider-key)","type":"authentication_error","code":"invalid_api_key"}}"#;
@@ -288,6 +329,23 @@ impl Mock {
             Endpoint::Responses => self.responses(&body, guard).await,
             Endpoint::Ollama(api) => self.ollama(api, &body, guard).await,
             Endpoint::OllamaEmbed => self.ollama_embed(&body, guard).await,
+            Endpoint::Cloudflare(model) => self.cloudflare(model, &parts.headers, &body, guard).await,
+            Endpoint::TextGen(call) => self.textgen(call, &parts.headers, &body, guard).await,
+            Endpoint::Watsonx(call) => self.watsonx(call, &parts.headers, parts.uri.query(), &body, guard).await,
+            Endpoint::SageMaker(call) => self.sagemaker(call, &parts.headers, &body, guard).await,
+            Endpoint::Replicate(call) => self.replicate(call, &parts.headers, &body, guard).await,
+            Endpoint::IbmToken => {
+                let n = self.iam_issued.load(Ordering::Relaxed) + 1;
+                let resp = match watsonx::iam(&body, n) {
+                    Ok(answer) => {
+                        self.iam_issued.fetch_add(1, Ordering::Relaxed);
+                        self.stats.token_issued();
+                        respond::json(StatusCode::OK, answer)
+                    }
+                    Err(refusal) => respond::json(StatusCode::BAD_REQUEST, refusal),
+                };
+                finish(Some(guard), resp)
+            }
             Endpoint::CohereChat => self.cohere_chat(&parts.headers, &body, guard).await,
             Endpoint::CohereEmbed => self.cohere_other(&parts.headers, cohere::embed_body(&body), guard).await,
             Endpoint::CohereRerank => self.cohere_other(&parts.headers, cohere::rerank_body(&body), guard).await,
@@ -762,6 +820,252 @@ impl Mock {
         finish(Some(guard), resp)
     }
 
+    /// Workers AI's run route: the bearer check, Cloudflare's error envelope, SSE pieces of text,
+    /// and the model-name triggers (the model is the path's).
+    async fn cloudflare(&self, model: &str, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
+        let error =
+            |status: StatusCode, code: u32, message: &str| respond::json(status, cloudflare::error_body(code, message));
+        if !cohere::authorised(headers) {
+            return finish(Some(guard), error(StatusCode::UNAUTHORIZED, 10000, "Authentication error"));
+        }
+        let req = match cloudflare::parse(body) {
+            Ok(r) => r,
+            Err(e) => return finish(Some(guard), error(StatusCode::BAD_REQUEST, 5006, &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), error(StatusCode::INTERNAL_SERVER_ERROR, 3043, &message));
+        }
+        let trigger = Trigger::from_model(model);
+        if trigger.is_error(req.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => error(StatusCode::TOO_MANY_REQUESTS, 3040, "Capacity temporarily exceeded"),
+            Trigger::Error(code) => error(status(code), 3043, &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                error(StatusCode::TOO_MANY_REQUESTS, 3040, &format!("mock: retry after {secs}s")),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if req.stream {
+                    let (frames, end) = misbehave(cloudflare::stream_frames(&req), trigger);
+                    return respond::sse(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, cloudflare::body(&req))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// Predibase's TGI (bearer token required) and Triton: each one's validation and error
+    /// shape, SSE streams, and the model-name triggers (the model is the path's).
+    async fn textgen(
+        &self,
+        call: textgen::Call<'_>,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        let tgi = matches!(call, textgen::Call::Tgi(..));
+        let error = |status: StatusCode, message: &str| {
+            respond::json(status, if tgi { textgen::tgi_error(message) } else { textgen::triton_error(message) })
+        };
+        if tgi && !cohere::authorised(headers) {
+            return finish(Some(guard), error(StatusCode::UNAUTHORIZED, "Unauthorized: no API token"));
+        }
+        if let Err(e) = textgen::check(call, body) {
+            return finish(Some(guard), error(StatusCode::UNPROCESSABLE_ENTITY, &e));
+        }
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), error(StatusCode::INTERNAL_SERVER_ERROR, &message));
+        }
+        let stream = matches!(call, textgen::Call::Tgi(_, true) | textgen::Call::TritonGenerate(_, true));
+        let trigger = Trigger::from_model(call.model());
+        if trigger.is_error(stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => error(StatusCode::TOO_MANY_REQUESTS, "Model is overloaded"),
+            Trigger::Error(code) => error(status(code), &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => respond::with_retry_after(
+                error(StatusCode::TOO_MANY_REQUESTS, &format!("mock: retry after {secs}s")),
+                secs,
+            ),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if stream {
+                    let (frames, end) = misbehave(textgen::stream_frames(call), trigger);
+                    return respond::sse(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, textgen::body(call))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// watsonx.ai's chat: a token this IAM issued, the `version` query, the project or space,
+    /// watsonx's error list, SSE chunks, and the model-name triggers.
+    async fn watsonx(
+        &self,
+        call: watsonx::Call<'_>,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        let error = |status: u16, code: &str, message: &str| {
+            respond::json(self::status(status), watsonx::error_body(status, code, message))
+        };
+        let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if !watsonx::authorised(auth, self.iam_issued.load(Ordering::Relaxed)) {
+            let message = "Failed to authenticate the request due to invalid token";
+            return finish(Some(guard), error(401, "authentication_token_not_valid", message));
+        }
+        let req = match watsonx::parse(call, query, body) {
+            Ok(r) => r,
+            Err((status, code, message)) => return finish(Some(guard), error(status, code, &message)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(Some(guard), error(500, "internal_error", &message));
+        }
+        let trigger = Trigger::from_model(&req.model);
+        if trigger.is_error(call.stream) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => error(429, "token_quota_reached", "You have reached your token quota"),
+            Trigger::Error(code) => error(code, "mock_error", &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            Trigger::RetryAfter(secs) => {
+                respond::with_retry_after(error(429, "rate_limit", &format!("mock: retry after {secs}s")), secs)
+            }
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if call.stream {
+                    let (frames, end) = misbehave(watsonx::stream_frames(&req), trigger);
+                    return respond::sse(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, watsonx::body(&req))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// SageMaker's runtime: a SigV4 signature, the container the body speaks to, event-stream
+    /// responses, and the model-name triggers (the endpoint's name).
+    async fn sagemaker(
+        &self,
+        call: sagemaker::Call<'_>,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        if !bedrock::authorised(headers) {
+            let resp = sagemaker::error(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            );
+            return finish(Some(guard), resp);
+        }
+        let container = match sagemaker::container(body) {
+            Ok(c) => c,
+            Err(e) => return finish(Some(guard), sagemaker::error(StatusCode::BAD_REQUEST, "ModelError", &e)),
+        };
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(
+                Some(guard),
+                sagemaker::error(StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure", &message),
+            );
+        }
+        let trigger = Trigger::from_model(call.endpoint);
+        if trigger.is_error(call.stream) || (call.stream && call.endpoint == sagemaker::STREAM_ERROR) {
+            self.stats.injected_error();
+        }
+        let resp = match trigger {
+            Trigger::TooManyRequests => {
+                sagemaker::error(StatusCode::TOO_MANY_REQUESTS, "ThrottlingException", "Rate exceeded")
+            }
+            Trigger::Error(code) => sagemaker::error(status(code), "ModelError", &format!("mock error {code}")),
+            Trigger::Garbage => respond::garbage(),
+            _ => {
+                if let Trigger::Sleep(d) = trigger {
+                    tokio::time::sleep(d).await;
+                }
+                if call.stream {
+                    let (frames, end) = bedrock::misbehave(sagemaker::stream_frames(container, call.endpoint), trigger);
+                    return bedrock::stream(frames, self.gap(trigger), end, guard);
+                }
+                respond::json(StatusCode::OK, sagemaker::body(container))
+            }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// Replicate: its token check (not on stream URLs, which need none), error shape, predictions
+    /// that are processing and then finish, SSE streams, and the model-name triggers on creation.
+    async fn replicate(
+        &self,
+        call: replicate::Call<'_>,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        let error = |status: StatusCode, title: &str, detail: &str| {
+            respond::json(status, replicate::error_body(status.as_u16(), title, detail))
+        };
+        let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if !matches!(call, replicate::Call::Stream(_)) && !replicate::authorised(auth) {
+            let resp =
+                error(StatusCode::UNAUTHORIZED, "Unauthenticated", "You did not pass a valid authentication token");
+            return finish(Some(guard), resp);
+        }
+        let not_found = || error(StatusCode::NOT_FOUND, "Not found", "The requested resource could not be found.");
+        let resp = match call {
+            replicate::Call::Create(model) => {
+                if let Some(message) = self.delay_and_fail().await {
+                    return finish(Some(guard), error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", &message));
+                }
+                let trigger = Trigger::from_model(model.unwrap_or_default());
+                if trigger.is_error(false) {
+                    self.stats.injected_error();
+                }
+                match trigger {
+                    Trigger::TooManyRequests => {
+                        error(StatusCode::TOO_MANY_REQUESTS, "Request was throttled", "Request was throttled.")
+                    }
+                    Trigger::Error(code) => error(status(code), "Mock error", &format!("mock error {code}")),
+                    Trigger::Garbage => respond::garbage(),
+                    _ => {
+                        let host = headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
+                        match replicate::create(model, host, body) {
+                            Ok(prediction) => respond::json(StatusCode::CREATED, prediction),
+                            Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, "Input validation failed", &e),
+                        }
+                    }
+                }
+            }
+            replicate::Call::Get(id) => match replicate::get(id) {
+                Some(prediction) => respond::json(StatusCode::OK, prediction),
+                None => not_found(),
+            },
+            replicate::Call::Stream(id) => match replicate::stream_frames(id) {
+                Some(frames) => return respond::sse(frames, self.cfg.chunk_delay, StreamEnd::Eof, guard),
+                None => not_found(),
+            },
+        };
+        finish(Some(guard), resp)
+    }
+
     /// Cohere's v2 chat: its bearer check, error shape, typed SSE events, and the triggers.
     async fn cohere_chat(&self, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
         let error = |status: StatusCode, message: &str| respond::json(status, cohere::error_body(message));
@@ -909,6 +1213,9 @@ mod tests {
         assert_eq!(classify("/v1/responses/resp_1"), Endpoint::ResponseItem("resp_1"));
         assert_eq!(classify("/v1/responses/resp_1/input_items"), Endpoint::NotFound);
         assert!(matches!(classify("/v1beta/models/g:generateContent"), Endpoint::Google(_)));
+        assert_eq!(classify("/client/v4/accounts/a/ai/run/@cf/meta/llama-3"), Endpoint::Cloudflare("@cf/meta/llama-3"));
+        assert_eq!(classify("/v2/models/m/infer"), Endpoint::TextGen(textgen::Call::TritonInfer("m")));
+        assert_eq!(classify("/v2/chat"), Endpoint::CohereChat);
     }
 
     #[test]

@@ -26,10 +26,15 @@ pub enum Route {
     Audio,
     Files,
     Batches,
+    Cloudflare,
+    TextGen,
+    Watsonx,
+    SageMaker,
+    Replicate,
 }
 
 impl Route {
-    const ALL: [Route; 20] = [
+    const ALL: [Route; 25] = [
         Route::Chat,
         Route::Completions,
         Route::Embeddings,
@@ -50,6 +55,11 @@ impl Route {
         Route::Audio,
         Route::Files,
         Route::Batches,
+        Route::Cloudflare,
+        Route::TextGen,
+        Route::Watsonx,
+        Route::SageMaker,
+        Route::Replicate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +84,11 @@ impl Route {
             Route::Audio => "audio",
             Route::Files => "files",
             Route::Batches => "batches",
+            Route::Cloudflare => "cloudflare",
+            Route::TextGen => "textgen",
+            Route::Watsonx => "watsonx",
+            Route::SageMaker => "sagemaker",
+            Route::Replicate => "replicate",
         }
     }
 }

@@ -47,9 +47,16 @@ pub fn url(base: &str, deployment: &str, endpoint: Endpoint, api_version: &str) 
     format!("{prefix}{path}?api-version={api_version}")
 }
 
-/// An Azure deployment: OpenAI's format at its deployment URLs. As LiteLLM does, one missing its
-/// endpoint fails its own requests, not the start.
-pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
+/// Where an Azure deployment lives and how it authenticates, from `litellm_params` and the
+/// environment (shared by `azure/` and `azure_text/`).
+pub struct Resolved {
+    pub base: String,
+    pub version: String,
+    /// `Authorization: Bearer <azure_ad_token>`, else `api-key`.
+    pub auth: Option<(HeaderName, http::HeaderValue)>,
+}
+
+pub fn resolve(p: &Params<'_>, env: Env<'_>) -> Result<Resolved, String> {
     let path = p.path();
     let first_env = |names: &[&str]| names.iter().find_map(|n| env(n));
     let base = p.api_base.map(str::to_string).or_else(|| first_env(BASE_ENV)).ok_or_else(|| {
@@ -62,16 +69,24 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         .map(str::to_string)
         .or_else(|| first_env(VERSION_ENV))
         .unwrap_or_else(|| DEFAULT_API_VERSION.into());
+    let auth = match (p.azure_ad_token, p.api_key.map(str::to_string).or_else(|| first_env(KEY_ENV))) {
+        (Some(token), _) => Some(p.secret_header(http::header::AUTHORIZATION, &format!("Bearer {token}"))?),
+        (None, Some(key)) => Some(p.secret_header(HeaderName::from_static("api-key"), &key)?),
+        (None, None) => None,
+    };
+    Ok(Resolved { base, version, auth })
+}
+
+/// An Azure deployment: OpenAI's format at its deployment URLs. As LiteLLM does, one missing its
+/// endpoint fails its own requests, not the start.
+pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
+    let path = p.path();
+    let Resolved { base, version, auth } = resolve(p, env)?;
     let deployment = &p.model.upstream;
     let uri = |e: Endpoint| -> Result<Uri, String> {
         url(&base, deployment, e, &version)
             .parse::<Uri>()
             .map_err(|e| format!("{path}.api_base: not a valid URL ({e})"))
-    };
-    let auth = match (p.azure_ad_token, p.api_key.map(str::to_string).or_else(|| first_env(KEY_ENV))) {
-        (Some(token), _) => Some(p.secret_header(http::header::AUTHORIZATION, &format!("Bearer {token}"))?),
-        (None, Some(key)) => Some(p.secret_header(HeaderName::from_static("api-key"), &key)?),
-        (None, None) => None,
     };
     Ok(OpenAi {
         provider: p.model.provider,

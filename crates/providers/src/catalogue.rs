@@ -4,7 +4,10 @@
 
 use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSources, UpstreamRequest};
 use crate::stream::StreamTranslator;
-use crate::{anthropic, azure, bedrock, cohere, gemini, ollama, openai, voyage};
+use crate::{
+    anthropic, azure, azure_ai, azure_text, bedrock, cloudflare, cohere, gemini, huggingface, ollama, openai,
+    predibase, replicate, sagemaker, triton, voyage, watsonx,
+};
 
 /// How sluice talks to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +31,12 @@ pub enum Family {
     Anthropic,
     /// Azure OpenAI: OpenAI's format at per-deployment URLs with `api-version` and `api-key`.
     Azure,
+    /// Azure OpenAI's text completions, also serving chat as a completion (`azure_text`).
+    AzureText,
+    /// Azure AI Foundry and serverless endpoints: OpenAI's format at `api_base` (`azure_ai`).
+    AzureAi,
+    /// Hugging Face's router or an endpoint's OpenAI-compatible server (`huggingface`).
+    HuggingFace,
     /// AWS Bedrock's Converse API: SigV4 (or a Bedrock API key), binary event streams.
     Bedrock,
     /// Ollama's native API: `/api/generate` (`chat: false`) or `/api/chat`, NDJSON streams.
@@ -36,7 +45,21 @@ pub enum Family {
     Cohere,
     /// Voyage AI: embeddings and rerank, no chat.
     Voyage,
-    /// A provider LiteLLM supports whose translation sluice has not implemented yet.
+    /// Cloudflare Workers AI: `/ai/run/{model}`, its own answer envelope, SSE pieces of text.
+    Cloudflare,
+    /// Predibase: Hugging Face TGI's `/generate` under the tenant's deployment.
+    Predibase,
+    /// Amazon SageMaker endpoints: SigV4, `invocations`, event-stream answers; `chat`: the
+    /// container speaks OpenAI's chat (`sagemaker_chat`), else TGI's (`sagemaker`).
+    SageMaker { chat: bool },
+    /// Replicate: a prediction created, then polled (or its stream fetched).
+    Replicate,
+    /// IBM watsonx.ai: `/ml/v1/text/chat`, an IAM token from an API key.
+    Watsonx,
+    /// NVIDIA Triton: `/generate` (TensorRT-LLM) or `/infer` (KServe v2) at `api_base`.
+    Triton,
+    /// No provider sluice can call: what a deployment the config could not place is marked with
+    /// (every prefix in [`PROVIDERS`] is served).
     NotImplemented,
 }
 
@@ -61,10 +84,6 @@ const fn local(name: &'static str, default_base: Option<&'static str>, base_env:
         name,
         family: Family::OpenAiCompatible { default_base, base_env, key_env: &[], default_key: Some("fake-api-key") },
     }
-}
-
-const fn pending(name: &'static str) -> Provider {
-    Provider { name, family: Family::NotImplemented }
 }
 
 /// Every provider prefix sluice recognises (reference/formats.md §5 and LiteLLM's provider list).
@@ -129,24 +148,27 @@ pub static PROVIDERS: &[Provider] = &[
     Provider { name: "gemini", family: Family::GoogleAiStudio },
     Provider { name: "anthropic", family: Family::Anthropic },
     Provider { name: "azure", family: Family::Azure },
-    pending("azure_ai"),
-    pending("azure_text"),
+    Provider { name: "azure_ai", family: Family::AzureAi },
+    Provider { name: "azure_text", family: Family::AzureText },
     Provider { name: "bedrock", family: Family::Bedrock },
-    pending("sagemaker"),
+    Provider { name: "sagemaker", family: Family::SageMaker { chat: false } },
+    Provider { name: "sagemaker_chat", family: Family::SageMaker { chat: true } },
     Provider { name: "cohere", family: Family::Cohere },
     Provider { name: "cohere_chat", family: Family::Cohere },
-    pending("huggingface"),
+    Provider { name: "huggingface", family: Family::HuggingFace },
     Provider { name: "ollama", family: Family::Ollama { chat: false } },
     Provider { name: "ollama_chat", family: Family::Ollama { chat: true } },
-    pending("replicate"),
-    pending("watsonx"),
+    Provider { name: "replicate", family: Family::Replicate },
+    Provider { name: "watsonx", family: Family::Watsonx },
     // Serving endpoints: `https://<workspace>/serving-endpoints`, no default.
     compat("databricks", None, &["DATABRICKS_API_BASE"], &["DATABRICKS_API_KEY"]),
-    pending("cloudflare"),
-    pending("ai21"),
+    Provider { name: "cloudflare", family: Family::Cloudflare },
+    // Jamba's chat API is OpenAI's; `ai21_chat/` is LiteLLM's other name for it.
+    compat("ai21", Some("https://api.ai21.com/studio/v1"), &["AI21_API_BASE"], &["AI21_API_KEY"]),
+    compat("ai21_chat", Some("https://api.ai21.com/studio/v1"), &["AI21_API_BASE"], &["AI21_API_KEY"]),
     Provider { name: "voyage", family: Family::Voyage },
-    pending("triton"),
-    pending("predibase"),
+    Provider { name: "triton", family: Family::Triton },
+    Provider { name: "predibase", family: Family::Predibase },
     compat(
         "dashscope",
         Some("https://dashscope-intl.aliyuncs.com/compatible-mode/v1"),
@@ -184,6 +206,13 @@ pub enum Translated {
     Ollama(ollama::Ollama),
     Cohere(cohere::Cohere),
     Voyage(voyage::Voyage),
+    Cloudflare(cloudflare::Cloudflare),
+    Predibase(predibase::Predibase),
+    Triton(triton::Triton),
+    AzureText(azure_text::AzureText),
+    Watsonx(watsonx::Watsonx),
+    SageMaker(sagemaker::SageMaker),
+    Replicate(replicate::Replicate),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -200,6 +229,11 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
             )),
         },
         Family::Azure => unusable(azure::build(p, env).map(Built::OpenAi)),
+        Family::AzureAi => unusable(azure_ai::build(p, env).map(Built::OpenAi)),
+        Family::AzureText => {
+            unusable(azure_text::AzureText::new(p, env).map(|a| Built::Translated(Translated::AzureText(a))))
+        }
+        Family::HuggingFace => unusable(huggingface::build(p, env).map(Built::OpenAi)),
         Family::Vertex => {
             unusable(gemini::Gemini::vertex(p, env, tokens).map(|g| Built::Translated(Translated::Gemini(g))))
         }
@@ -215,6 +249,21 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
         }
         Family::Cohere => unusable(cohere::Cohere::new(p, env).map(|c| Built::Translated(Translated::Cohere(c)))),
         Family::Voyage => unusable(voyage::Voyage::new(p, env).map(|v| Built::Translated(Translated::Voyage(v)))),
+        Family::Cloudflare => {
+            unusable(cloudflare::Cloudflare::new(p, env).map(|c| Built::Translated(Translated::Cloudflare(c))))
+        }
+        Family::Predibase => {
+            unusable(predibase::Predibase::new(p, env).map(|c| Built::Translated(Translated::Predibase(c))))
+        }
+        Family::Triton => unusable(triton::Triton::new(p).map(|c| Built::Translated(Translated::Triton(c)))),
+        Family::Watsonx => unusable(watsonx::Watsonx::new(p, env).map(|w| Built::Translated(Translated::Watsonx(w)))),
+        Family::Replicate => {
+            unusable(replicate::Replicate::new(p, env).map(|r| Built::Translated(Translated::Replicate(r))))
+        }
+        Family::SageMaker { chat } => {
+            let shape = if chat { sagemaker::Shape::Chat } else { sagemaker::Shape::Tgi };
+            unusable(sagemaker::SageMaker::new(p, env, shape).map(|s| Built::Translated(Translated::SageMaker(s))))
+        }
         Family::NotImplemented => Built::NotImplemented,
     })
 }
@@ -226,6 +275,20 @@ pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> 
         Family::Ollama { .. } => return Some(ollama::base(api_base, env)),
         Family::Cohere => return Some(cohere::base(api_base, env)),
         Family::Voyage => return Some(voyage::base(api_base, env)),
+        Family::Cloudflare => return cloudflare::base(api_base, env),
+        Family::Predibase => return Some(predibase::base(api_base, env)),
+        Family::Triton => return api_base.map(str::to_string),
+        Family::Watsonx => return watsonx::base(api_base, env),
+        Family::Replicate => return Some(replicate::base(api_base)),
+        Family::AzureText => {
+            let base = api_base.map(str::to_string).or_else(|| crate::azure::BASE_ENV.iter().find_map(|n| env(n)));
+            return base.map(|b| openai::display_base(&b).to_string());
+        }
+        Family::AzureAi => return azure_ai::base(api_base, env).map(|b| openai::display_base(&b).to_string()),
+        Family::HuggingFace => {
+            let route = huggingface::route(&model.upstream, api_base, env);
+            return Some(openai::display_base(&route.root).to_string());
+        }
         _ => {}
     }
     openai::resolve_base(&model.provider, api_base, env).map(|b| openai::display_base(&b).to_string())
@@ -249,6 +312,13 @@ impl Translated {
             Translated::Ollama(p) => p,
             Translated::Cohere(p) => p,
             Translated::Voyage(p) => p,
+            Translated::Cloudflare(p) => p,
+            Translated::Predibase(p) => p,
+            Translated::Triton(p) => p,
+            Translated::AzureText(p) => p,
+            Translated::Watsonx(p) => p,
+            Translated::SageMaker(p) => p,
+            Translated::Replicate(p) => p,
         }
     }
 }
@@ -272,6 +342,19 @@ impl ChatProvider for Translated {
 
     fn map_error(&self, status: u16, headers: &dyn Headers, body: &[u8]) -> sluice_wire::ApiError {
         self.inner().map_error(status, headers, body)
+    }
+
+    fn in_exchanges(&self) -> bool {
+        self.inner().in_exchanges()
+    }
+
+    fn next_exchange(
+        &self,
+        answer: &[u8],
+        stream: bool,
+        made: u32,
+    ) -> Result<Option<crate::provider::NextExchange>, sluice_wire::ApiError> {
+        self.inner().next_exchange(answer, stream, made)
     }
 }
 
@@ -400,7 +483,10 @@ mod tests {
         let m = parse_model("bedrock/anthropic.claude-3", None).unwrap();
         assert_eq!(m.provider.family, Family::Bedrock);
         let m = parse_model("sagemaker/my-endpoint", None).unwrap();
-        assert_eq!(m.provider.family, Family::NotImplemented);
+        assert_eq!(m.provider.family, Family::SageMaker { chat: false });
+        let m = parse_model("replicate/meta/llama-3-8b-instruct", None).unwrap();
+        assert_eq!((m.provider.family, m.upstream.as_str()), (Family::Replicate, "meta/llama-3-8b-instruct"));
+        assert!(PROVIDERS.iter().all(|p| p.family != Family::NotImplemented), "every LiteLLM prefix listed is served");
         let m = parse_model("ollama_chat/llama3.1:8b", None).unwrap();
         assert_eq!((m.provider.family, m.upstream.as_str()), (Family::Ollama { chat: true }, "llama3.1:8b"));
         assert_eq!(parse_model("ollama/llama3", None).unwrap().provider.family, Family::Ollama { chat: false });

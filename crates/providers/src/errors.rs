@@ -94,6 +94,7 @@ pub fn exception_tag(provider: &Provider) -> String {
         "anthropic" => "AnthropicException".to_string(),
         "ollama" | "ollama_chat" => "OllamaException".to_string(),
         "cohere" | "cohere_chat" => "CohereException".to_string(),
+        "azure_text" => "AzureException".to_string(),
         name => {
             let mut chars = name.chars();
             let first = chars.next().map(|c| c.to_ascii_uppercase()).unwrap_or_default();

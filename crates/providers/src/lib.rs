@@ -6,30 +6,42 @@
 //! Each provider family is a module. `openai` covers OpenAI itself and every provider that differs
 //! only by base URL and key (groq, together_ai, mistral, deepseek, hosted_vllm, …): for those the
 //! gateway forwards the client's bytes with only `model` rewritten. Gemini (Vertex and AI Studio),
-//! Anthropic, Bedrock and Ollama translate both ways. Providers not implemented yet are known by name
-//! (so configs naming them load and requests get a clear answer).
+//! Anthropic, Bedrock, SageMaker, Ollama, Cohere, Cloudflare, watsonx.ai, Replicate, Predibase,
+//! Triton and Azure's text completions translate both ways; `azure_ai` and `huggingface` only
+//! address OpenAI-format servers their own way.
 
 pub mod anthropic;
 pub mod azure;
+pub mod azure_ai;
+pub mod azure_text;
 pub mod bedrock;
 pub mod catalogue;
+pub mod chunks;
+pub mod cloudflare;
 pub mod cohere;
 pub mod embedding;
 pub mod errors;
 pub mod gemini;
+pub mod huggingface;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
 pub mod passthrough;
+pub mod predibase;
 pub mod pricing;
 pub mod provider;
+pub mod replicate;
+pub mod sagemaker;
 pub mod stream;
+pub mod textgen;
+pub mod triton;
 mod turns;
 pub mod voyage;
+pub mod watsonx;
 
 pub use catalogue::{build, parse_model, reported_base, Built, Family, ModelRef, Provider, Translated};
 pub use errors::ExceptionClass;
-pub use provider::{AnswerMeta, ChatCall, ChatProvider, Params, TokenSource, UpstreamRequest};
+pub use provider::{AnswerMeta, ChatCall, ChatProvider, NextExchange, Params, TokenSource, UpstreamRequest};
 /// Moved to `sluice-credentials`; re-exported for the mock and the tests that sign with it.
 pub use sluice_credentials::gcp::google_auth;
 pub use stream::StreamTranslator;

@@ -129,6 +129,7 @@ impl OpenAi {
             headers.insert(HeaderName::from_static("openai-organization"), org.clone());
         }
         Ok(UpstreamRequest {
+            method: http::Method::POST,
             url: self.uri(call.endpoint).clone(),
             headers,
             body,
@@ -186,6 +187,7 @@ impl ChatProvider for OpenAi {
             headers.insert(HeaderName::from_static("openai-organization"), org.clone());
         }
         Ok(UpstreamRequest {
+            method: http::Method::POST,
             url: self.uri(call.endpoint).clone(),
             headers,
             body,

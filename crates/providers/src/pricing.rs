@@ -292,6 +292,7 @@ fn provider_matches(entry: &str, provider: &str) -> bool {
         || (provider.starts_with("vertex_ai") && entry.starts_with("vertex_ai"))
         || (provider.starts_with("bedrock") && entry.starts_with("bedrock"))
         || (provider == "azure_ai" && matches!(entry, "azure" | "openai"))
+        || (provider == "ai21_chat" && entry == "ai21")
         // A LiteLLM proxy in front of the real provider: the model name is the provider's.
         || provider == "litellm_proxy"
 }

@@ -37,6 +37,11 @@ pub struct Params<'a> {
     pub azure_ad_token: Option<&'a str>,
     pub vertex_project: Option<&'a str>,
     pub vertex_location: Option<&'a str>,
+    /// Predibase's tenant (`tenant_id`, `predibase_tenant_id`).
+    pub tenant_id: Option<&'a str>,
+    /// watsonx.ai's project or deployment space.
+    pub project_id: Option<&'a str>,
+    pub space_id: Option<&'a str>,
     /// A path to a service-account JSON file, or the JSON itself.
     pub vertex_credentials: Option<&'a str>,
     pub aws_region_name: Option<&'a str>,
@@ -102,8 +107,10 @@ pub struct ChatCall<'a> {
     pub now: u64,
 }
 
-/// What the server sends: always a POST.
+/// What the server sends: a POST, but for the polls and stream fetches of a call made in
+/// several exchanges ([`NextExchange`]).
 pub struct UpstreamRequest {
+    pub method: http::Method,
     pub url: Uri,
     /// A header map, not a list: the server sends it as it is, and inserting names known at
     /// compile time into the map costs less than copying a list into one per request.
@@ -141,7 +148,7 @@ impl UpstreamRequest {
         let signed = sluice_sigv4::sign(
             aws.service,
             sluice_sigv4::PathRule::EncodeTwice,
-            "POST",
+            self.method.as_str(),
             &self.url.to_string(),
             &[],
             &body,
@@ -175,6 +182,28 @@ pub struct AnswerMeta<'a> {
     pub request: &'a [u8],
 }
 
+/// What follows an answer, for a provider that answers a call in several exchanges (Replicate:
+/// create a prediction, then poll it or fetch its stream).
+pub struct NextExchange {
+    pub request: UpstreamRequest,
+    /// How long to wait before sending it (a poll's interval).
+    pub after: Duration,
+    /// Its answer is the stream to relay.
+    pub streams: bool,
+}
+
+/// The method, URL and timing; never a header's value (keys ride in them).
+impl std::fmt::Debug for NextExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NextExchange")
+            .field("method", &self.request.method)
+            .field("url", &self.request.url)
+            .field("after", &self.after)
+            .field("streams", &self.streams)
+            .finish()
+    }
+}
+
 /// The upstream's headers, as far as error mapping reads them.
 pub trait Headers {
     fn get(&self, name: &str) -> Option<&str>;
@@ -200,6 +229,19 @@ pub trait ChatProvider {
 
     /// A non-2xx answer as LiteLLM's error: status, `litellm.<Class>: <Provider>Exception - …`.
     fn map_error(&self, status: u16, headers: &dyn Headers, body: &[u8]) -> ApiError;
+
+    /// Whether a call takes several exchanges: every answer but the last is read whole (a
+    /// stream's too) and handed to [`next_exchange`](Self::next_exchange).
+    fn in_exchanges(&self) -> bool {
+        false
+    }
+
+    /// After a successful answer read whole, the next exchange; `None` when that answer is the
+    /// last one (it is then parsed). `made` counts the exchanges made so far (1 after the first).
+    /// An error ends the call with it.
+    fn next_exchange(&self, _answer: &[u8], _stream: bool, _made: u32) -> Result<Option<NextExchange>, ApiError> {
+        Ok(None)
+    }
 }
 
 /// `(prompt_tokens, completion_tokens)` of an OpenAI-shaped answer.
@@ -255,6 +297,7 @@ impl Address {
     /// The request for `body`, to the streaming URL when `stream`.
     pub fn request(&self, stream: bool, body: Bytes) -> UpstreamRequest {
         UpstreamRequest {
+            method: http::Method::POST,
             url: if stream { self.stream_url.clone() } else { self.url.clone() },
             headers: self.headers.iter().cloned().collect(),
             body: [body, Bytes::new(), Bytes::new()],

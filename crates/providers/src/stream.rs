@@ -5,7 +5,10 @@
 use serde_json::Value;
 use sluice_wire::sse;
 
-use crate::{anthropic, bedrock, cohere, gemini, ndjson, ollama};
+use crate::{
+    anthropic, azure_text, bedrock, cloudflare, cohere, gemini, ndjson, ollama, replicate, sagemaker, textgen, triton,
+    watsonx,
+};
 
 /// The largest SSE line a provider may send, as the parser reports it.
 const LINE_TOO_LONG: &str = "an SSE line over 16 MB";
@@ -21,6 +24,20 @@ pub enum StreamTranslator {
     Cohere(sse::Parser, cohere::StreamTranslator),
     /// Ollama streams newline-delimited JSON.
     Ollama(ndjson::Reader, ollama::StreamTranslator),
+    /// Cloudflare Workers AI: SSE events with pieces of text.
+    Cloudflare(sse::Parser, cloudflare::Stream),
+    /// Hugging Face TGI's `/generate_stream` (Predibase).
+    Tgi(sse::Parser, textgen::TgiStream),
+    /// Triton's `/generate_stream`.
+    Triton(sse::Parser, triton::Stream),
+    /// Azure's text completion chunks, read as chat.
+    AzureText(sse::Parser, azure_text::Stream),
+    /// watsonx.ai's chat stream: OpenAI's chunks under its own ids.
+    Watsonx(sse::Parser, watsonx::Stream),
+    /// SageMaker's response stream: AWS event-stream framing around the container's own SSE.
+    SageMaker(bedrock::EventStreamDecoder, sagemaker::Stream),
+    /// Replicate's prediction stream: named SSE events (`output`, `error`, `done`).
+    Replicate(sse::Parser, replicate::Stream),
 }
 
 impl StreamTranslator {
@@ -29,8 +46,14 @@ impl StreamTranslator {
             StreamTranslator::OpenAi(p, _)
             | StreamTranslator::Gemini(p, _)
             | StreamTranslator::Anthropic(p, _)
-            | StreamTranslator::Cohere(p, _) => p.push(bytes),
-            StreamTranslator::Bedrock(d, _) => d.push(bytes),
+            | StreamTranslator::Cohere(p, _)
+            | StreamTranslator::Cloudflare(p, _)
+            | StreamTranslator::Tgi(p, _)
+            | StreamTranslator::Triton(p, _)
+            | StreamTranslator::AzureText(p, _)
+            | StreamTranslator::Watsonx(p, _)
+            | StreamTranslator::Replicate(p, _) => p.push(bytes),
+            StreamTranslator::Bedrock(d, _) | StreamTranslator::SageMaker(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
     }
@@ -69,6 +92,41 @@ impl StreamTranslator {
                     out.extend(t.on_line(&line)?);
                 }
             }
+            StreamTranslator::Cloudflare(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
+            StreamTranslator::Tgi(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
+            StreamTranslator::Triton(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
+            StreamTranslator::AzureText(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
+            StreamTranslator::Watsonx(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
+            StreamTranslator::SageMaker(d, t) => {
+                while let Some(m) = d.next_message()? {
+                    t.on_message(&m, out)?;
+                }
+            }
+            StreamTranslator::Replicate(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(e.name.as_deref(), &e.data, out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -82,6 +140,13 @@ impl StreamTranslator {
             StreamTranslator::Bedrock(_, t) => t.usage(),
             StreamTranslator::Cohere(_, t) => t.usage(),
             StreamTranslator::Ollama(_, t) => t.usage(),
+            StreamTranslator::Cloudflare(_, t) => t.usage(),
+            StreamTranslator::Tgi(_, t) => t.usage(),
+            StreamTranslator::Triton(_, t) => t.usage(),
+            StreamTranslator::AzureText(_, t) => t.usage(),
+            StreamTranslator::Watsonx(_, t) => t.usage(),
+            StreamTranslator::SageMaker(_, t) => t.usage(),
+            StreamTranslator::Replicate(_, t) => t.usage(),
         }
     }
 
@@ -97,6 +162,13 @@ impl StreamTranslator {
             StreamTranslator::Bedrock(_, t) => t.usage_object(),
             StreamTranslator::Cohere(_, t) => t.usage_object(),
             StreamTranslator::Ollama(_, t) => t.usage_object(),
+            StreamTranslator::Cloudflare(_, t) => t.usage_object(),
+            StreamTranslator::Tgi(_, t) => t.usage_object(),
+            StreamTranslator::Triton(_, t) => t.usage_object(),
+            StreamTranslator::AzureText(_, t) => t.usage_object(),
+            StreamTranslator::Watsonx(_, t) => t.usage_object(),
+            StreamTranslator::SageMaker(_, t) => t.usage_object(),
+            StreamTranslator::Replicate(_, t) => t.usage_object(),
         }
     }
 
@@ -135,6 +207,48 @@ impl StreamTranslator {
             StreamTranslator::Ollama(r, t) => {
                 if let Some(line) = r.finish() {
                     out.extend(t.on_line(&line)?);
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Cloudflare(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Tgi(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Triton(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::AzureText(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Watsonx(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::SageMaker(d, t) => {
+                if d.pending() > 0 {
+                    return Err("the upstream cut the event stream off mid-message".into());
+                }
+                t.finish(out)?;
+            }
+            StreamTranslator::Replicate(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(e.name.as_deref(), &e.data, out)?;
                 }
                 out.extend(t.finish_values());
             }
@@ -257,6 +371,101 @@ mod tests {
         assert_eq!(text, "Hello");
         assert!(out.iter().any(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "f"));
         assert_eq!(out.last().unwrap()["usage"]["total_tokens"], 5);
+    }
+
+    /// Every push and drain over `cuts`, then the finish, for any translator.
+    fn run(mut t: StreamTranslator, bytes: &[u8], cuts: &[usize]) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &c in cuts.iter().chain([bytes.len()].iter()) {
+            let c = c.clamp(from, bytes.len());
+            t.push(&bytes[from..c]);
+            from = c;
+            t.drain(&mut out)?;
+        }
+        t.finish(&mut out)?;
+        Ok(out)
+    }
+
+    const CLOUDFLARE_EVENTS: &str = concat!(
+        "data: {\"response\":\"He\",\"p\":\"x\"}\n\n",
+        "data: {\"response\":\"llo\"}\r\n\r\n",
+        "data: {\"response\":\"\",\"tool_calls\":[{\"name\":\"f\",\"arguments\":{\"a\":1}}]}\n\n",
+        "data: {\"response\":\"\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    fn cloudflare() -> StreamTranslator {
+        StreamTranslator::Cloudflare(sse::Parser::new(), cloudflare::Stream::new("m", "chatcmpl-x", 1, true))
+    }
+
+    /// A SageMaker response stream: TGI's SSE cut into event-stream `PayloadPart`s of 7 bytes.
+    fn sagemaker_frames() -> Vec<u8> {
+        let sse = concat!(
+            "data:{\"token\":{\"text\":\"He\",\"special\":false},\"details\":null}\n\n",
+            "data:{\"token\":{\"text\":\"llo\",\"special\":false},\"details\":{\"finish_reason\":\"length\",\"generated_tokens\":2}}\n\n",
+        );
+        sse.as_bytes()
+            .chunks(7)
+            .flat_map(|p| bedrock::encode_event(&[(":event-type", "PayloadPart"), (":message-type", "event")], p))
+            .collect()
+    }
+
+    fn sagemaker() -> StreamTranslator {
+        StreamTranslator::SageMaker(
+            bedrock::EventStreamDecoder::new(),
+            sagemaker::Stream::new(sagemaker::Shape::Tgi, "m", "chatcmpl-x", 1, true),
+        )
+    }
+
+    proptest::proptest! {
+        /// Cloudflare's SSE and SageMaker's event-stream framing, cut anywhere by the network,
+        /// translate to the same chunks.
+        #[test]
+        fn new_streams_translate_the_same_however_they_are_cut(
+            mut cuts in proptest::collection::vec(0usize..400, 0..10),
+        ) {
+            cuts.sort_unstable();
+            let whole = run(cloudflare(), CLOUDFLARE_EVENTS.as_bytes(), &[]).unwrap();
+            proptest::prop_assert_eq!(run(cloudflare(), CLOUDFLARE_EVENTS.as_bytes(), &cuts).unwrap(), whole);
+            let frames = sagemaker_frames();
+            let whole = run(sagemaker(), &frames, &[]).unwrap();
+            proptest::prop_assert_eq!(run(sagemaker(), &frames, &cuts).unwrap(), whole);
+        }
+
+        /// Mutated bytes never panic: they translate or fail the stream.
+        #[test]
+        fn mutated_new_streams_never_panic(
+            flips in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..8),
+            mut cuts in proptest::collection::vec(0usize..400, 0..6),
+        ) {
+            cuts.sort_unstable();
+            for (bytes, make) in [
+                (CLOUDFLARE_EVENTS.as_bytes().to_vec(), cloudflare as fn() -> StreamTranslator),
+                (sagemaker_frames(), sagemaker),
+            ] {
+                let mut bytes = bytes;
+                for (i, b) in &flips {
+                    let n = bytes.len();
+                    bytes[i % n] = *b;
+                }
+                let _ = run(make(), &bytes, &cuts);
+            }
+        }
+    }
+
+    #[test]
+    fn the_new_streams_read_text_tool_calls_and_usage() {
+        let out = run(cloudflare(), CLOUDFLARE_EVENTS.as_bytes(), &[]).unwrap();
+        let text: String = out.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Hello");
+        assert!(out.iter().any(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "f"));
+        assert_eq!(out.last().unwrap()["usage"]["total_tokens"], 5);
+        let out = run(sagemaker(), &sagemaker_frames(), &[]).unwrap();
+        let text: String = out.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Hello");
+        let frames = sagemaker_frames();
+        assert!(run(sagemaker(), &frames[..frames.len() - 3], &[]).unwrap_err().contains("mid-message"));
     }
 
     #[test]

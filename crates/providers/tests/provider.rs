@@ -39,6 +39,9 @@ fn params(model: &ModelRef) -> Params<'_> {
         azure_ad_token: None,
         vertex_project: Some("p"),
         vertex_location: None,
+        tenant_id: None,
+        project_id: None,
+        space_id: None,
         vertex_credentials: Some("/keys/sa.json"),
         aws_region_name: Some("us-east-1"),
         aws_access_key_id: None,
@@ -93,8 +96,86 @@ fn the_catalogue_builds_each_family_and_debug_hides_secrets() {
         assert!(matches!(b, Built::OpenAi(_) | Built::Translated(_)), "{model}: {debug}");
         assert!(!debug.contains("very-secret"), "{model} leaks a secret: {debug}");
     }
-    let m = parse_model("sagemaker/x", None).unwrap();
-    assert!(matches!(built(&params(&m), &[]), Built::NotImplemented));
+    // The families built for the prefixes LiteLLM users name besides the big ones.
+    for (model, base) in [
+        ("azure_ai/mistral-large", "http://upstream.test/"),
+        ("huggingface/tgi", "http://upstream.test/"),
+        ("ai21/jamba-1.5-mini", "http://upstream.test/"),
+        ("cloudflare/@cf/meta/llama-3-8b-instruct", "http://upstream.test/run/"),
+        ("predibase/llama-3-8b", "http://upstream.test/"),
+        ("triton/m", "http://upstream.test/v2/models/m/generate"),
+        ("azure_text/gpt-35-turbo-instruct", "http://upstream.test/"),
+        ("watsonx/ibm/granite-3-8b-instruct", "http://upstream.test/"),
+        ("sagemaker/my-endpoint", "http://upstream.test/"),
+        ("sagemaker_chat/my-endpoint", "http://upstream.test/"),
+        ("replicate/meta/meta-llama-3-8b-instruct", "http://upstream.test/"),
+    ] {
+        let m = parse_model(model, None).unwrap();
+        let p = Params { api_base: Some(base), ..params(&m) };
+        let b = built(
+            &p,
+            &[
+                ("PREDIBASE_TENANT_ID", "t1"),
+                ("WATSONX_PROJECT_ID", "p1"),
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "aws-very-secret"),
+            ],
+        );
+        let debug = format!("{b:?}");
+        assert!(matches!(b, Built::OpenAi(_) | Built::Translated(_)), "{model}: {debug}");
+        assert!(!debug.contains("very-secret"), "{model} leaks a secret: {debug}");
+    }
+}
+
+#[test]
+fn each_new_prefix_says_what_it_lacks() {
+    let cases = [
+        ("cloudflare/@cf/x", None, "CLOUDFLARE_ACCOUNT_ID"),
+        ("predibase/m", Some("http://upstream.test/"), "PREDIBASE_TENANT_ID"),
+        ("triton/m", Some("http://upstream.test/v2/models/m"), "must end in /generate"),
+        ("triton/m", None, "api_base: missing"),
+        ("azure_ai/m", None, "AZURE_AI_API_BASE"),
+        ("watsonx/ibm/granite", Some("http://upstream.test/"), "WATSONX_PROJECT_ID"),
+        ("watsonx/ibm/granite", None, "WATSONX_URL"),
+        ("sagemaker/e", None, "aws_region_name"),
+    ];
+    for (model, base, wanted) in cases {
+        let m = parse_model(model, None).unwrap();
+        let p = Params { api_base: base, aws_region_name: None, ..params(&m) };
+        let Built::Unusable(why) = built(&p, &[]) else { panic!("{model} must be unusable") };
+        assert!(why.contains(wanted) && why.contains("model_list[3].litellm_params"), "{model}: {why}");
+    }
+}
+
+#[test]
+fn the_new_translated_prefixes_build_their_own_wire_requests() {
+    let body = Bytes::from_static(CHAT);
+    let m = parse_model("cloudflare/@cf/meta/llama-3-8b-instruct", None).unwrap();
+    let Built::Translated(p) = built(&Params { api_base: Some("http://cf.test/run"), ..params(&m) }, &[]) else {
+        panic!()
+    };
+    let req = p.build_request(&call(&body, true)).unwrap();
+    assert_eq!(req.url, "http://cf.test/run/@cf/meta/llama-3-8b-instruct");
+    assert_eq!(req.headers["authorization"], "Bearer sk-very-secret");
+    let sent: serde_json::Value = serde_json::from_slice(&req.body.concat()).unwrap();
+    assert_eq!(sent, serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "stream": true}));
+    let m = parse_model("predibase/llama-3-8b", None).unwrap();
+    let Built::Translated(p) = built(&Params { tenant_id: Some("t9"), ..params(&m) }, &[]) else { panic!() };
+    assert_eq!(
+        p.build_request(&call(&body, true)).unwrap().url,
+        "http://upstream.test/t9/deployments/v2/llms/llama-3-8b/generate_stream"
+    );
+    let m = parse_model("triton/m", None).unwrap();
+    let Built::Translated(p) =
+        built(&Params { api_base: Some("http://t.test/v2/models/m/generate"), ..params(&m) }, &[])
+    else {
+        panic!()
+    };
+    assert_eq!(p.build_request(&call(&body, true)).unwrap().url, "http://t.test/v2/models/m/generate_stream");
+    assert_eq!(
+        p.map_error(503, &NoHeaders, br#"{"error":"busy"}"#).message,
+        "litellm.ServiceUnavailableError: TritonException - busy"
+    );
 }
 
 #[test]

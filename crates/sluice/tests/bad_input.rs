@@ -84,7 +84,7 @@ fn upstream_failures_map_to_litellm_statuses() {
         ("sleep-3000", 408, "litellm.Timeout"),
         ("refused", 500, "litellm.APIConnectionError"),
         ("gemini-vision", 401, "vertex_credentials"),
-        ("sagemaker-model", 400, "provider sagemaker is not implemented yet"),
+        ("replicate-model", 500, "REPLICATE_API_KEY"),
     ];
     for (model, status, needle) in cases {
         let started = Instant::now();

@@ -68,6 +68,10 @@ pub struct DeploymentSpec {
     pub max_input_tokens: Option<u64>,
     pub vertex_project: Option<String>,
     pub vertex_location: Option<String>,
+    /// Predibase's `tenant_id`; watsonx.ai's `project_id` and `space_id`.
+    pub tenant_id: Option<String>,
+    pub project_id: Option<String>,
+    pub space_id: Option<String>,
     /// A path to a service-account JSON file, or the JSON itself.
     pub vertex_credentials: Option<Secret>,
     /// Per-deployment `drop_params` (else `litellm_settings.drop_params`).
@@ -236,6 +240,12 @@ struct ParamsSection {
     aws_sts_endpoint: Option<Text>,
     region_name: Option<Text>,
     azure_ad_token: Option<Text>,
+    /// Provider-specific addressing: Predibase's tenant (`tenant_id`, or LiteLLM's other name
+    /// for it), watsonx.ai's project or deployment space.
+    tenant_id: Option<Text>,
+    predibase_tenant_id: Option<Text>,
+    project_id: Option<Text>,
+    space_id: Option<Text>,
     /// Vertex's private-endpoint URL form: read with the provider's addressing.
     #[allow(dead_code)]
     use_psc_endpoint_format: Option<IgnoredAny>,
@@ -474,6 +484,9 @@ impl DeploymentSpec {
             vertex_project: text(p.vertex_project),
             vertex_location: text(p.vertex_location),
             vertex_credentials: p.vertex_credentials.map(|c| Secret::new(c.0)),
+            tenant_id: text(p.tenant_id).or(text(p.predibase_tenant_id)),
+            project_id: text(p.project_id),
+            space_id: text(p.space_id),
             drop_params: p.drop_params.map(|f| f.0),
             max_input_tokens: info.max_input_tokens.map(|x| x.0 as u64),
             public_params,

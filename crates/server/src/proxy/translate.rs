@@ -1,6 +1,7 @@
 //! Calls to providers that speak another format (Gemini, Anthropic, Bedrock, Ollama, Cohere,
-//! Voyage), on the routes each serves: the deployment's provider builds the request and reads the
-//! answer ([`ChatProvider`]); this module sends it and relays the stream. Nothing here knows which
+//! Voyage, …), on the routes each serves: the deployment's provider builds the request and reads
+//! the answer ([`ChatProvider`]); this module sends it and relays the stream, and follows a call
+//! the provider makes in several exchanges (Replicate's predictions). Nothing here knows which
 //! provider it is talking to.
 //!
 //! Unlike the OpenAI passthrough these calls build JSON trees: translation needs them, and these
@@ -43,6 +44,9 @@ fn refused(api: ApiError) -> Failed<CallError> {
     fail(Failure::status(api.status, None), api)
 }
 
+/// The most exchanges one call may take (a poll a second for ten minutes).
+const MAX_EXCHANGES: u32 = 600;
+
 pub(super) fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -51,7 +55,7 @@ pub(super) fn now_unix() -> u64 {
 /// was fetched for it.
 pub(super) fn to_http(req: UpstreamRequest, token: Option<HeaderValue>) -> http::Request<super::body::ChainBody> {
     let mut out = http::Request::new(super::body::ChainBody::new(req.body));
-    *out.method_mut() = http::Method::POST;
+    *out.method_mut() = req.method;
     *out.uri_mut() = req.url;
     *out.headers_mut() = req.headers;
     if let Some(token) = token {
@@ -93,22 +97,10 @@ impl UpstreamCall<'_> {
             stream,
             now: now_unix(),
         };
-        let mut built = t.build_request(&call).map_err(refused)?;
+        let built = t.build_request(&call).map_err(refused)?;
         let timeout = self.timeout.unwrap_or(built.timeout);
         let sent = Instant::now();
-        if let Err(message) = built.sign_aws(call.now).await {
-            return Err(fail(Failure::status(401, None), auth_failed(provider, &message)));
-        }
-        let token = match &built.token {
-            None => None,
-            Some(source) => match source.token().await {
-                Ok(token) => Some(token),
-                Err(message) => {
-                    return Err(fail(Failure::status(401, None), auth_failed(provider, &message)));
-                }
-            },
-        };
-        let (up, incoming, _) = self.send(provider, to_http(built, token), timeout).await?;
+        let (up, incoming) = self.exchange(provider, built, timeout).await?;
         let created = now_unix();
         let id = format!("chatcmpl-{}", self.facts.call_id.to_str().unwrap_or("sluice"));
         let meta = AnswerMeta {
@@ -125,16 +117,23 @@ impl UpstreamCall<'_> {
         }
 
         if !up.status.is_success() {
-            let body = self.read_answer(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
-            let api = t.map_error(up.status.as_u16(), &ErrorHeaders(&up.headers), &body);
-            let failure = Failure::status(api.status, super::attempt::retry_after(&up.headers));
-            return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
+            return Err(self.upstream_failure(t, up, incoming, sent + timeout).await);
         }
+        // A call in several exchanges (Replicate's predictions) goes on until the provider has
+        // its last answer: a stream to relay, or a whole answer already read.
+        let (up, incoming, whole) = match t.in_exchanges() {
+            true => self.follow_exchanges(t, provider, stream, up, incoming, sent + timeout, timeout).await?,
+            false => (up, Some(incoming), None),
+        };
 
         // A `/v1/messages` client gets Anthropic's shapes straight from the provider's
         // translation: one translation per chunk, no OpenAI text in between.
         let front_door = self.native_anthropic.is_some();
         if stream {
+            let Some(incoming) = incoming else {
+                let what = "the provider finished the call without a stream to relay";
+                return Err(fail(Failure::status(500, None), malformed(provider, what, b"")));
+            };
             let out = match front_door {
                 true => Out::Messages(anthropic::MessagesStream::new(self.client_model)),
                 false => Out::OpenAi,
@@ -153,17 +152,10 @@ impl UpstreamCall<'_> {
             return Ok(reply);
         }
 
-        let body = match self.read_answer(incoming, sent + timeout, 256 * 1024 * 1024).await {
-            Ok(b) => b,
-            Err(ReadError::Timeout) => {
-                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
-            }
-            Err(ReadError::Broken) => {
-                return Err(fail(
-                    Failure::connection(),
-                    malformed(provider, "the upstream connection broke while sending its answer", b""),
-                ));
-            }
+        let body = match (whole, incoming) {
+            (Some(b), _) => b,
+            (None, Some(incoming)) => self.read_whole(provider, incoming, sent + timeout, timeout).await?,
+            (None, None) => return Err(fail(Failure::status(500, None), malformed(provider, "no answer", b""))),
         };
         let out = t.parse_answer(&body, &meta).map_err(|api| fail(Failure::status(500, None), api))?;
         let usage = sluice_providers::provider::usage(&out);
@@ -188,6 +180,100 @@ impl UpstreamCall<'_> {
         Ok(reply)
     }
 
+    /// The exchanges after the first of a call that takes several: each answer read whole and
+    /// handed to the provider, which says what comes next, until it has its last answer — the
+    /// one whose stream is relayed, or a whole one (returned read). The sequence is bounded by
+    /// `deadline` (the attempt's timeout from the first send) and [`MAX_EXCHANGES`].
+    #[allow(clippy::too_many_arguments)]
+    async fn follow_exchanges(
+        &mut self,
+        t: &Translated,
+        provider: &sluice_providers::Provider,
+        stream: bool,
+        mut up: super::answer::UpstreamHead,
+        mut incoming: super::pool::UpstreamBody,
+        deadline: Instant,
+        timeout: std::time::Duration,
+    ) -> Result<(super::answer::UpstreamHead, Option<super::pool::UpstreamBody>, Option<bytes::Bytes>), Failed<CallError>>
+    {
+        let mut made = 1;
+        loop {
+            let answer = self.read_whole(provider, incoming, deadline, timeout).await?;
+            let Some(next) = t.next_exchange(&answer, stream, made).map_err(refused)? else {
+                return Ok((up, None, Some(answer)));
+            };
+            if made >= MAX_EXCHANGES || Instant::now() + next.after >= deadline {
+                return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
+            }
+            tokio::time::sleep(next.after).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (u, i) = self.exchange(provider, next.request, left).await?;
+            made += 1;
+            if !u.status.is_success() {
+                return Err(self.upstream_failure(t, u, i, deadline).await);
+            }
+            if next.streams {
+                return Ok((u, Some(i), None));
+            }
+            (up, incoming) = (u, i);
+        }
+    }
+
+    /// Signs the request (SigV4) or fetches its token when it needs one, and sends it.
+    async fn exchange(
+        &mut self,
+        provider: &sluice_providers::Provider,
+        mut built: UpstreamRequest,
+        timeout: std::time::Duration,
+    ) -> Result<(super::answer::UpstreamHead, super::pool::UpstreamBody), Failed<CallError>> {
+        if let Err(message) = built.sign_aws(now_unix()).await {
+            return Err(fail(Failure::status(401, None), auth_failed(provider, &message)));
+        }
+        let token = match &built.token {
+            None => None,
+            Some(source) => match source.token().await {
+                Ok(token) => Some(token),
+                Err(message) => {
+                    return Err(fail(Failure::status(401, None), auth_failed(provider, &message)));
+                }
+            },
+        };
+        let (up, incoming, _) = self.send(provider, to_http(built, token), timeout).await?;
+        Ok((up, incoming))
+    }
+
+    /// A non-2xx answer as the provider classifies it.
+    async fn upstream_failure(
+        &mut self,
+        t: &Translated,
+        up: super::answer::UpstreamHead,
+        incoming: super::pool::UpstreamBody,
+        deadline: Instant,
+    ) -> Failed<CallError> {
+        let body = self.read_answer(incoming, deadline, 1024 * 1024).await.unwrap_or_default();
+        let api = t.map_error(up.status.as_u16(), &ErrorHeaders(&up.headers), &body);
+        let failure = Failure::status(api.status, super::attempt::retry_after(&up.headers));
+        Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } }
+    }
+
+    /// A successful answer's whole body, by `deadline`.
+    async fn read_whole(
+        &mut self,
+        provider: &sluice_providers::Provider,
+        incoming: super::pool::UpstreamBody,
+        deadline: Instant,
+        timeout: std::time::Duration,
+    ) -> Result<bytes::Bytes, Failed<CallError>> {
+        match self.read_answer(incoming, deadline, 256 * 1024 * 1024).await {
+            Ok(b) => Ok(b),
+            Err(ReadError::Timeout) => Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout))),
+            Err(ReadError::Broken) => Err(fail(
+                Failure::connection(),
+                malformed(provider, "the upstream connection broke while sending its answer", b""),
+            )),
+        }
+    }
+
     /// The front door meeting a provider that speaks its format: the client's own request goes
     /// upstream untouched but for `model`, and the answer (or event stream) comes back as it is.
     async fn forward_native(
@@ -201,10 +287,7 @@ impl UpstreamCall<'_> {
         let timeout = self.timeout.unwrap_or(req.timeout);
         let (up, incoming, sent) = self.send(provider, to_http(req, None), timeout).await?;
         if !up.status.is_success() {
-            let body = self.read_answer(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
-            let api = t.map_error(up.status.as_u16(), &ErrorHeaders(&up.headers), &body);
-            let failure = Failure::status(api.status, super::attempt::retry_after(&up.headers));
-            return Err(Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } });
+            return Err(self.upstream_failure(t, up, incoming, sent + timeout).await);
         }
         self.app.router.load().record_success(attempt, None);
         if let Some(m) = &self.target_of(attempt).metrics {

@@ -302,9 +302,9 @@ model_list:
       model: vertex_ai/gemini-1.0-pro-vision-001
       vertex_project: "adroit-crow-413218"
       vertex_credentials: /etc/secrets/adroit_crow.json
-  - model_name: sagemaker-model
+  - model_name: replicate-model
     litellm_params:
-      model: sagemaker/my-endpoint
+      model: replicate/meta/llama-3-8b-instruct
 {triggers}general_settings:
   master_key: sk-1234
 {extra_general}

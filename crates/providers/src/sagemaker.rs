@@ -1,0 +1,331 @@
+//! Amazon SageMaker endpoints, as LiteLLM calls them: `InvokeEndpoint` at
+//! `https://runtime.sagemaker.{region}.amazonaws.com/endpoints/{endpoint}/invocations` and
+//! `InvokeEndpointWithResponseStream` at `…/invocations-response-stream`, SigV4-signed for
+//! service `sagemaker` with the deployment's AWS credentials (the same chain as Bedrock's:
+//! `aws_*` settings, environment, web identity, profiles, ECS, EC2, assume-role). An `api_base`
+//! takes the place of the runtime host (a VPC endpoint, a proxy).
+//!
+//! Two shapes, as LiteLLM's two prefixes:
+//! - `sagemaker/`: a Hugging Face TGI container — the chat as one prompt in `inputs`, sampling in
+//!   `parameters` ([`crate::textgen::tgi_request`]), answered `[{"generated_text"}]` (or
+//!   JumpStart's `generation`);
+//! - `sagemaker_chat/`: a container serving OpenAI's chat (TGI's Messages API, vLLM, LMI): the
+//!   request as the client sent it (`model` set to the endpoint), the answer OpenAI's.
+//!
+//! A stream arrives in AWS's event-stream framing: each `PayloadPart` event carries the
+//! container's own SSE bytes (cut anywhere), which are read as TGI's events or OpenAI's chunks;
+//! an `exception` message (`ModelStreamError`, `InternalStreamFailure`) ends the stream with its
+//! message.
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use sluice_wire::{splice, sse, ApiError};
+
+use crate::bedrock::{EventMessage, EventStreamDecoder};
+use crate::chunks::usage_json;
+use crate::provider::{
+    parse_request, Address, AnswerMeta, AwsSigning, ChatCall, ChatProvider, Env, Headers, Params, UpstreamRequest,
+};
+use crate::stream::StreamTranslator;
+use crate::textgen::{self, TgiStream};
+
+/// Which container API the endpoint serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `sagemaker/`: TGI's `inputs`/`parameters`.
+    Tgi,
+    /// `sagemaker_chat/`: OpenAI's chat.
+    Chat,
+}
+
+#[derive(Debug)]
+pub struct SageMaker {
+    address: Address,
+    sigv4: AwsSigning,
+    shape: Shape,
+    upstream_model: Bytes,
+    drop_params: bool,
+}
+
+/// The runtime URL for `endpoint`: `api_base` (without a trailing slash) or the region's host.
+pub fn url(api_base: Option<&str>, region: &str, endpoint: &str, stream: bool) -> String {
+    let base = match api_base.map(str::trim).filter(|b| !b.is_empty()) {
+        Some(b) => b.trim_end_matches('/').to_string(),
+        None => format!("https://runtime.sagemaker.{region}.amazonaws.com"),
+    };
+    let op = if stream { "invocations-response-stream" } else { "invocations" };
+    format!("{base}/endpoints/{}/{op}", sluice_sigv4::uri_encode(endpoint, false))
+}
+
+impl SageMaker {
+    pub fn new(p: &Params<'_>, env: Env<'_>, shape: Shape) -> Result<Self, String> {
+        let path = p.path();
+        let region = p
+            .aws_region_name
+            .map(str::to_string)
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .ok_or_else(|| {
+                format!(
+                    "{path}.aws_region_name: missing; set it (or AWS_REGION) to the endpoint's region, e.g. us-west-2"
+                )
+            })?;
+        let endpoint = &p.model.upstream;
+        let address =
+            Address::new(p, url(p.api_base, &region, endpoint, false), url(p.api_base, &region, endpoint, true))?;
+        let credentials = crate::bedrock::credentials(p, env, &region)?;
+        Ok(SageMaker {
+            address,
+            sigv4: AwsSigning { credentials, region, service: "sagemaker" },
+            shape,
+            upstream_model: splice::json_string(endpoint),
+            drop_params: p.drop_params,
+        })
+    }
+}
+
+/// A `sagemaker_chat/` answer (OpenAI's) stamped as the client's.
+pub fn chat_response(v: &Value, model: &str, id: &str, created: u64) -> Result<Value, String> {
+    let choices = v.get("choices").and_then(Value::as_array).ok_or("no `choices` list")?;
+    let mut out =
+        json!({ "id": id, "object": "chat.completion", "created": created, "model": model, "choices": choices });
+    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+        out["usage"] = u.clone();
+    }
+    Ok(out)
+}
+
+/// What the container streams inside the event-stream's `PayloadPart`s.
+#[derive(Debug)]
+enum Inner {
+    Tgi(TgiStream),
+    /// OpenAI's chunks, re-stamped, their usage kept.
+    Chat {
+        id: String,
+        model: String,
+        created: u64,
+        include_usage: bool,
+        usage: Option<(u64, u64)>,
+    },
+}
+
+/// Event-stream messages → the container's SSE → OpenAI chunks.
+#[derive(Debug)]
+pub struct Stream {
+    sse: sse::Parser,
+    inner: Inner,
+    done: bool,
+}
+
+impl Stream {
+    pub fn new(shape: Shape, model: &str, id: &str, created: u64, include_usage: bool) -> Self {
+        let inner = match shape {
+            Shape::Tgi => Inner::Tgi(TgiStream::new(model, id, created, include_usage)),
+            Shape::Chat => Inner::Chat { id: id.into(), model: model.into(), created, include_usage, usage: None },
+        };
+        Stream { sse: sse::Parser::new(), inner, done: false }
+    }
+
+    pub fn on_message(&mut self, m: &EventMessage, out: &mut Vec<Value>) -> Result<(), String> {
+        match m.header(":message-type").unwrap_or("event") {
+            "event" => {}
+            "exception" | "error" => {
+                let kind = m.header(":exception-type").or_else(|| m.header(":error-code")).unwrap_or("error");
+                let parsed: Option<Value> = serde_json::from_slice(&m.payload).ok();
+                let message = parsed
+                    .as_ref()
+                    .and_then(|v| v.get("Message").or_else(|| v.get("message")))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| crate::errors::upstream_text(&m.payload));
+                return Err(format!("SageMaker stream error ({kind}): {message}"));
+            }
+            _ => return Ok(()),
+        }
+        if m.header(":event-type") != Some("PayloadPart") {
+            return Ok(());
+        }
+        self.sse.push(&m.payload);
+        while let Some(e) = self.sse.next_event().map_err(|_| "an SSE line over 16 MB".to_string())? {
+            self.on_event(&e.data, out)?;
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, data: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
+        match &mut self.inner {
+            Inner::Tgi(t) => t.on_event(data, out),
+            Inner::Chat { id, model, created, usage, .. } => {
+                let data = data.trim_ascii();
+                if data.is_empty() || data == b"[DONE]" {
+                    return Ok(());
+                }
+                let v: Value = serde_json::from_slice(data)
+                    .map_err(|_| "the endpoint sent a stream chunk that is not JSON".to_string())?;
+                if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+                    return Err(e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_string));
+                }
+                if let Some(u) = crate::provider::usage(&v).filter(|_| v["usage"].is_object()) {
+                    *usage = Some(u);
+                }
+                if let Some(choices) = v.get("choices").and_then(Value::as_array).filter(|c| !c.is_empty()) {
+                    out.push(json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                        "choices": choices }));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<Value>) -> Result<(), String> {
+        if let Some(e) = self.sse.finish() {
+            self.on_event(&e.data, out)?;
+        }
+        if std::mem::replace(&mut self.done, true) {
+            return Ok(());
+        }
+        match &mut self.inner {
+            Inner::Tgi(t) => out.extend(t.finish_values()),
+            Inner::Chat { id, model, created, include_usage: true, usage } => {
+                out.push(json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+                    "choices": [], "usage": usage_json(usage.unwrap_or_default()) }));
+            }
+            Inner::Chat { .. } => {}
+        }
+        Ok(())
+    }
+
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        match &self.inner {
+            Inner::Tgi(t) => t.usage(),
+            Inner::Chat { usage, .. } => *usage,
+        }
+    }
+
+    pub fn usage_object(&self) -> Option<Value> {
+        self.usage().map(usage_json)
+    }
+}
+
+impl ChatProvider for SageMaker {
+    fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
+        let mut req = match self.shape {
+            Shape::Tgi => {
+                let request = parse_request(call.body)?;
+                let body = textgen::tgi_request(&request, "sagemaker", Map::new(), &[], call.stream, self.drop_params)?;
+                self.address.request(call.stream, Bytes::from(body.to_string()))
+            }
+            // The client's bytes, with the endpoint's name as `model`.
+            Shape::Chat => {
+                let mut req = self.address.request(call.stream, Bytes::new());
+                req.body = match &call.model_span {
+                    Some(span) => splice::replace(call.body, span.clone(), self.upstream_model.clone()),
+                    None => crate::openai::insert_model(call.body, &self.upstream_model),
+                };
+                req
+            }
+        };
+        // Signed by the server once the credentials are in hand (`UpstreamRequest::sign_aws`).
+        req.aws = Some(self.sigv4.clone());
+        Ok(req)
+    }
+
+    fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
+        let parsed = self.address.answer_json(body)?;
+        match self.shape {
+            Shape::Tgi => textgen::tgi_response(&parsed, meta.model, meta.id, meta.created),
+            Shape::Chat => chat_response(&parsed, meta.model, meta.id, meta.created),
+        }
+        .map_err(|e| crate::errors::malformed(&self.address.provider, &e, body))
+    }
+
+    fn stream_translator(&self, meta: &AnswerMeta<'_>) -> StreamTranslator {
+        StreamTranslator::SageMaker(
+            EventStreamDecoder::new(),
+            Stream::new(self.shape, meta.model, meta.id, meta.created, meta.include_usage),
+        )
+    }
+
+    /// SageMaker's runtime errors (`{"ErrorCode", "Message"}` with `x-amzn-errortype`) are AWS's,
+    /// classified as Bedrock's are.
+    fn map_error(&self, status: u16, headers: &dyn Headers, body: &[u8]) -> ApiError {
+        crate::errors::classified(
+            &self.address.provider,
+            crate::bedrock::error(status, headers.get("x-amzn-errortype"), body),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bedrock::encode_event;
+
+    #[test]
+    fn urls_are_the_runtimes() {
+        assert_eq!(
+            url(None, "us-west-2", "my-endpoint", false),
+            "https://runtime.sagemaker.us-west-2.amazonaws.com/endpoints/my-endpoint/invocations"
+        );
+        assert_eq!(
+            url(Some("http://127.0.0.1:9/"), "x", "e", true),
+            "http://127.0.0.1:9/endpoints/e/invocations-response-stream"
+        );
+    }
+
+    fn part(bytes: &[u8]) -> EventMessage {
+        EventMessage {
+            headers: vec![(":event-type".into(), "PayloadPart".into()), (":message-type".into(), "event".into())],
+            payload: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn tgi_events_cut_across_payload_parts() {
+        let mut s = Stream::new(Shape::Tgi, "g", "c", 1, true);
+        let mut out = Vec::new();
+        let sse = concat!(
+            "data:{\"token\":{\"text\":\"He\",\"special\":false},\"generated_text\":null,\"details\":null}\n\n",
+            "data:{\"token\":{\"text\":\"llo\",\"special\":false},\"generated_text\":\"Hello\",\"details\":{\"finish_reason\":\"length\",\"generated_tokens\":2}}\n\n"
+        );
+        for piece in sse.as_bytes().chunks(17) {
+            s.on_message(&part(piece), &mut out).unwrap();
+        }
+        s.finish(&mut out).unwrap();
+        let text: String = out.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Hello");
+        assert!(out.iter().any(|c| c["choices"][0]["finish_reason"] == "length"));
+        assert_eq!(s.usage(), Some((0, 2)));
+    }
+
+    #[test]
+    fn chat_chunks_are_restamped_and_exceptions_end_the_stream() {
+        let mut s = Stream::new(Shape::Chat, "g", "chatcmpl-1", 1, true);
+        let mut out = Vec::new();
+        s.on_message(&part(b"data: {\"id\":\"x\",\"model\":\"tgi\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n"), &mut out).unwrap();
+        s.finish(&mut out).unwrap();
+        assert_eq!(out[0]["model"], "g");
+        assert_eq!(out[0]["id"], "chatcmpl-1");
+        assert_eq!(out.last().unwrap()["usage"]["total_tokens"], 4);
+        let frame = encode_event(
+            &[(":message-type", "exception"), (":exception-type", "ModelStreamError")],
+            br#"{"Message":"model crashed"}"#,
+        );
+        let mut d = EventStreamDecoder::new();
+        d.push(&frame);
+        let m = d.next_message().unwrap().unwrap();
+        let e = Stream::new(Shape::Chat, "g", "c", 1, false).on_message(&m, &mut out).unwrap_err();
+        assert_eq!(e, "SageMaker stream error (ModelStreamError): model crashed");
+    }
+
+    #[test]
+    fn a_tgi_request_sets_stream_in_the_body() {
+        let req =
+            json!({"model": "g", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "temperature": 0});
+        let out = textgen::tgi_request(&req, "sagemaker", Map::new(), &[], true, false).unwrap();
+        assert_eq!(
+            out,
+            json!({"inputs": "hi", "parameters": {"max_new_tokens": 3, "temperature": 0.01}, "stream": true})
+        );
+    }
+}
