@@ -81,6 +81,8 @@ pub struct Callbacks {
     /// Records carry the prompt and the answer (LiteLLM's default; off with
     /// `turn_off_message_logging`).
     content: bool,
+    /// `redact_messages_in_exceptions`: records carry no exception message.
+    redact_exceptions: bool,
     /// Taken by [`Callbacks::finish`].
     drains: std::sync::Mutex<Vec<Drain>>,
 }
@@ -111,6 +113,21 @@ impl Callbacks {
     /// Whether records carry the prompt and the answer ([`content`]).
     pub fn keep_content(&mut self, keep: bool) {
         self.content = keep;
+    }
+
+    /// `litellm_settings.redact_messages_in_exceptions`: a failure's record says
+    /// [`record::REDACTED`] instead of its message, and its span has no `exception.message`.
+    pub fn redact_exceptions(&mut self, redact: bool) {
+        self.redact_exceptions = redact;
+    }
+
+    /// A failure's `error_str`: its message, bounded ([`record::bounded_error`]), or
+    /// [`record::REDACTED`].
+    pub fn error_str(&self, message: &str) -> String {
+        match self.redact_exceptions {
+            true => record::REDACTED.to_string(),
+            false => record::bounded_error(message),
+        }
     }
 
     /// Whether records carry the prompt and the answer at all.

@@ -526,6 +526,9 @@ pub struct LitellmSettings {
     pub json_logs: bool,
     /// `turn_off_message_logging`: the logging callbacks get no prompt and no answer.
     pub turn_off_message_logging: bool,
+    /// `redact_messages_in_exceptions`: the logging callbacks' records and spans carry no
+    /// exception message.
+    pub redact_messages_in_exceptions: bool,
     /// `default_internal_user_params.available_teams`: the teams users may list (and join)
     /// through `/team/available`. `None`: not set.
     pub available_teams: Option<Vec<String>>,
@@ -543,6 +546,7 @@ struct LitellmSection {
     set_verbose: Option<Flag>,
     json_logs: Option<Flag>,
     turn_off_message_logging: Option<Flag>,
+    redact_messages_in_exceptions: Option<Flag>,
     num_retries: Option<Count>,
     drop_params: Option<Flag>,
     require_auth_for_metrics_endpoint: Option<Flag>,
@@ -651,6 +655,7 @@ impl LitellmSettings {
             max_parallel_requests: raw.max_parallel_requests.map(|n| n.0),
             json_logs: raw.json_logs.is_some_and(|f| f.0),
             turn_off_message_logging: raw.turn_off_message_logging.is_some_and(|f| f.0),
+            redact_messages_in_exceptions: raw.redact_messages_in_exceptions.is_some_and(|f| f.0),
             available_teams: available_teams(v, ignored)?,
         };
         if s.budget_duration.is_some() && s.max_budget.is_none() {

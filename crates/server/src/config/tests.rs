@@ -353,13 +353,15 @@ fn routing_restrictions_sluice_lacks_are_refused_and_redis_is_configured() {
 
 #[test]
 fn harmless_settings_stay_ignored() {
-    let c = load("general_settings:\n  alerting_threshold: 300\n  ui_access_mode: admin_only\n  public_routes: [\"/spend/calculate\"]\nlitellm_settings:\n  turn_off_message_logging: true\n  cache: true\nrouter_settings:\n  cache_responses: true\n").unwrap();
+    let c = load("general_settings:\n  alerting_threshold: 300\n  ui_access_mode: admin_only\n  public_routes: [\"/spend/calculate\"]\nlitellm_settings:\n  turn_off_message_logging: true\n  redact_messages_in_exceptions: true\n  cache: true\nrouter_settings:\n  cache_responses: true\n").unwrap();
     assert!(c.refused.is_empty(), "{:?}", c.refused);
     // `turn_off_message_logging` is read (the logging callbacks' content), and `cache` (a
     // Redis cache, the proxy's default, that names no Redis: a warning), the rest ignored.
     assert_eq!(c.ignored.len(), 4, "{:?}", c.ignored);
     assert!(c.warnings.iter().any(|w| w.contains("answers are not cached")), "{:?}", c.warnings);
     assert!(c.litellm.turn_off_message_logging);
+    // Read too: the callbacks' records and spans carry no exception message.
+    assert!(c.litellm.redact_messages_in_exceptions);
 }
 
 #[test]

@@ -108,6 +108,7 @@ pub(crate) fn log_failure(app: &App, facts: &mut Facts, call_type: &'static str,
             http_status: e.status,
             response_id: None,
             attempts: Vec::new(),
+            finish: Default::default(),
         })
     });
     let id = String::from_utf8_lossy(facts.call_id.as_bytes()).into_owned();
@@ -120,7 +121,7 @@ pub(crate) fn log_failure(app: &App, facts: &mut Facts, call_type: &'static str,
         seconds(start),
         seconds(end),
         error,
-        sluice_access::charge::bounded_error(&e.message),
+        callbacks.error_str(&e.message),
         None,
         trace,
     ));
