@@ -461,12 +461,31 @@ def test_langfuse_otel_goes_to_langfuses_endpoint_with_the_projects_keys(log_dir
     gw = start_gateway(log_dir, "langfuse-otel", cfg)
     try:
         trace_id = uuid.uuid4().hex
-        assert chat(gw, MASTER_KEY, "recorded", traceparent=f"00-{trace_id}-{CALLER_SPAN}-01").status_code == 200
+        r = requests.post(
+            gw.url + "/v1/chat/completions",
+            headers={
+                "Authorization": f"Bearer {MASTER_KEY}",
+                "traceparent": f"00-{trace_id}-{CALLER_SPAN}-01",
+                "langfuse_trace_user_id": "shopper-9",
+            },
+            json={
+                "model": "recorded",
+                "messages": [{"role": "user", "content": "hi"}],
+                "metadata": {"session_id": "session-9", "generation_name": "answer", "tags": ["a", "b"]},
+            },
+            timeout=15,
+        )
+        assert r.status_code == 200, r.text
         spans = receiver.trace(trace_id, 2)
         assert {s["kind"] for s in spans} == {2, 3}
         # Langfuse shows the prompt and the answer: its spans carry them.
         server = next(s for s in spans if s["kind"] == 2)
         assert json.loads(server["attributes"]["gen_ai.input.messages"]) == [{"role": "user", "content": "hi"}]
+        # The request's own Langfuse keys, under the names Langfuse's OTLP endpoint reads.
+        a = server["attributes"]
+        assert a["session.id"] == "session-9" and a["user.id"] == "shopper-9"
+        assert a["langfuse.generation.name"] == "answer"
+        assert json.loads(a["langfuse.trace.tags"]) == ["a", "b"]
     finally:
         gw.stop()
         receiver.stop()

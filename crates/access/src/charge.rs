@@ -126,6 +126,9 @@ pub struct LogIds {
     /// The request's messages (prompt, input) for its logging record, when the callbacks keep
     /// content (`sluice_export::Callbacks::content`).
     pub messages: Option<sluice_export::content::Content>,
+    /// What the request said for Langfuse (its `metadata` and `langfuse_*` headers), kept as sent
+    /// when a sink reads it.
+    pub request_metadata: Option<Box<sluice_export::request_metadata::Carried>>,
 }
 
 /// A request's bill, settled once.
@@ -154,6 +157,8 @@ pub struct Charge {
     /// When a stream's first frame came (Unix microseconds; 0 until then): the record's
     /// `completionStartTime`. Set only while logging callbacks run.
     first_frame: std::sync::atomic::AtomicI64,
+    /// What the request said for Langfuse, taken by the logging record.
+    request_metadata: Mutex<Option<Box<sluice_export::request_metadata::Carried>>>,
     /// How the answer ended, for the trace (only while one is kept: `ids.trace`).
     finish: Mutex<sluice_export::trace::Finish>,
     /// The prompt and the answer for the logging record, taken by it.
@@ -212,6 +217,7 @@ impl Charge {
             attempts: Mutex::new(Vec::new()),
             first_frame: std::sync::atomic::AtomicI64::new(0),
             finish: Mutex::new(Default::default()),
+            request_metadata: Mutex::new(ids.request_metadata.take()),
             content: Mutex::new((ids.messages.take(), None)),
             ids,
             _in_flight: in_flight,
@@ -649,8 +655,10 @@ impl Charge {
         });
         let (messages, response) =
             std::mem::take(&mut *self.content.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let request_metadata = self.request_metadata.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         sluice_export::LogRecord {
             trace,
+            request_metadata,
             messages,
             response,
             id: self.ids.request_id.clone(),

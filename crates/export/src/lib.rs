@@ -26,6 +26,7 @@ pub mod langfuse;
 pub mod otel;
 pub mod queue;
 pub mod record;
+pub mod request_metadata;
 pub mod s3;
 pub mod trace;
 
@@ -146,6 +147,14 @@ impl Callbacks {
     /// Whether requests keep a trace for these callbacks.
     pub fn traced(&self) -> bool {
         self.traced
+    }
+
+    /// Whether a record carries what its request said for Langfuse (its `metadata` keys and
+    /// `langfuse_*` headers, [`request_metadata`]) whatever its key: a configured `langfuse`
+    /// sink or an OpenTelemetry one (a key's or team's own Langfuse project also asks for it,
+    /// which the caller knows).
+    pub fn reads_request_metadata(&self) -> bool {
+        self.traced || self.sinks.iter().any(|s| s.own_projects && s.events != Events::default())
     }
 
     /// At shutdown: every sink delivers what it holds, for at most `limit` each (a collector

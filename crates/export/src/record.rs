@@ -89,6 +89,10 @@ pub struct LogRecord {
     /// LiteLLM's payload.
     #[serde(skip)]
     pub trace: Option<Box<crate::trace::Trace>>,
+    /// What the request said for Langfuse (`metadata.trace_id`, `langfuse_*` headers, ...), as
+    /// it sent it, for the Langfuse sinks to read ([`crate::request_metadata`]).
+    #[serde(skip)]
+    pub request_metadata: Option<Box<crate::request_metadata::Carried>>,
 }
 
 impl LogRecord {
@@ -138,6 +142,7 @@ impl LogRecord {
             hidden_params: HiddenParams::default(),
             langfuse: None,
             trace,
+            request_metadata: None,
         }
     }
 }
@@ -238,6 +243,7 @@ mod tests {
             hidden_params: HiddenParams::default(),
             trace: None,
             langfuse: None,
+            request_metadata: None,
         }
     }
 

@@ -86,6 +86,7 @@ mod tests {
         let mut spans = Vec::new();
         crate::otel::spans::of_record(
             &record,
+            None,
             crate::otel::spans::Options { content: true, ..Default::default() },
             &mut spans,
         );

@@ -52,6 +52,8 @@ pub struct Settings {
     /// `USE_OTEL_LITELLM_REQUEST_SPAN=true`: the call's attributes on a `litellm_request` span
     /// under the request's, as LiteLLM before 1.81 nested them ([`spans`]).
     pub request_span: bool,
+    /// The request's own Langfuse keys as Langfuse's attributes (`langfuse_otel`).
+    pub langfuse: bool,
 }
 
 /// Header values hidden.
@@ -151,6 +153,7 @@ impl Settings {
             resource: Resource { attributes, scope_name },
             capture_content,
             request_span,
+            langfuse: false,
         })
     }
 
@@ -182,6 +185,7 @@ impl Settings {
         settings.endpoint = endpoint;
         settings.headers = vec![("Authorization".into(), format!("Basic {token}"))];
         settings.capture_content = true;
+        settings.langfuse = true;
         Ok(settings)
     }
 }
@@ -262,16 +266,23 @@ impl Otlp {
                 Transport::Http { collector: Collector::new(endpoint, headers), json }
             }
         };
-        let options = spans::Options { content: settings.capture_content, request_span: settings.request_span };
+        let options = spans::Options {
+            content: settings.capture_content,
+            request_span: settings.request_span,
+            langfuse: settings.langfuse,
+        };
         Ok(Otlp { resource: settings.resource.clone(), transport, options })
     }
 }
 
 impl Sink for Otlp {
     async fn send(&self, batch: &[Arc<LogRecord>]) -> Result<(), String> {
+        // What each request said for Langfuse, read here (off the request path); the spans
+        // borrow from it.
+        let asked: Vec<_> = batch.iter().map(|r| r.request_metadata.as_deref().map(|c| c.read())).collect();
         let mut spans = Vec::with_capacity(batch.len() * 2);
-        for record in batch {
-            spans::of_record(record, self.options, &mut spans);
+        for (record, asked) in batch.iter().zip(&asked) {
+            spans::of_record(record, asked.as_ref(), self.options, &mut spans);
         }
         if spans.is_empty() {
             return Ok(());

@@ -8,6 +8,7 @@
 //! alias, team and user.
 
 use crate::record::{LogRecord, Status};
+use crate::request_metadata::RequestMetadata;
 use crate::trace::{AttemptSpan, Finish, SpanId, Trace, TraceId};
 use std::borrow::Cow;
 
@@ -24,6 +25,8 @@ pub struct Options {
     /// The call's attributes on a `litellm_request` span of its own (LiteLLM's
     /// `USE_OTEL_LITELLM_REQUEST_SPAN`) instead of on the request's span.
     pub request_span: bool,
+    /// The request's own Langfuse keys as Langfuse's OpenTelemetry attributes (`langfuse_otel`).
+    pub langfuse: bool,
 }
 
 /// OpenTelemetry's `SpanKind`, numbered as OTLP numbers it.
@@ -69,7 +72,7 @@ pub struct Span<'a> {
     pub flags: u8,
     /// The name, in two parts joined by a space when the second is not empty (GenAI's
     /// `{operation} {model}` for an attempt), so that no string is built per span.
-    pub name: (&'static str, &'a str),
+    pub name: (&'a str, &'a str),
     pub kind: Kind,
     pub start_unix_nanos: u64,
     pub end_unix_nanos: u64,
@@ -105,8 +108,14 @@ fn text(s: &str) -> Value<'_> {
     Value::Str(Cow::Borrowed(s))
 }
 
-/// The spans of `record` (none when it has no sampled trace), appended to `out`.
-pub fn of_record<'a>(record: &'a LogRecord, options: Options, out: &mut Vec<Span<'a>>) {
+/// The spans of `record` (none when it has no sampled trace), appended to `out`; `asked` is what
+/// its request said for Langfuse, read from the record ([`crate::request_metadata`]).
+pub fn of_record<'a>(
+    record: &'a LogRecord,
+    asked: Option<&'a RequestMetadata>,
+    options: Options,
+    out: &mut Vec<Span<'a>>,
+) {
     let Some(trace) = record.trace.as_deref() else { return };
     if !trace.context.sampled() {
         return;
@@ -115,12 +124,18 @@ pub fn of_record<'a>(record: &'a LogRecord, options: Options, out: &mut Vec<Span
     // The attempts' parent: the request's span, or the call's own when it has one.
     let mut parent = trace.context.span_id;
     if options.request_span {
-        let call = request_span(record, trace, options.content);
+        let mut call = request_span(record, trace, asked, options.content);
+        if let (true, Some(asked)) = (options.langfuse, asked) {
+            langfuse_attributes(asked, &mut call.attributes);
+        }
         parent = call.span_id;
         out.push(server);
         out.push(call);
     } else {
         call_attributes(record, trace, options.content, &mut server.attributes);
+        if let (true, Some(asked)) = (options.langfuse, asked) {
+            langfuse_attributes(asked, &mut server.attributes);
+        }
         (server.status, server.status_message, server.events) =
             failure(record, trace.end_unix_nanos, &mut server.attributes);
         out.push(server);
@@ -159,8 +174,15 @@ fn server_span<'a>(record: &'a LogRecord, trace: &'a Trace) -> Span<'a> {
     }
 }
 
-/// LiteLLM's `litellm_request` span: the call's attributes, from its first attempt to its end, under the request's span.
-fn request_span<'a>(record: &'a LogRecord, trace: &'a Trace, content: bool) -> Span<'a> {
+/// LiteLLM's `litellm_request` span (named by the request's `generation_name` when it gave
+/// one, as LiteLLM names it): the call's attributes, from its first attempt to its end, under
+/// the request's span.
+fn request_span<'a>(
+    record: &'a LogRecord,
+    trace: &'a Trace,
+    asked: Option<&'a RequestMetadata>,
+    content: bool,
+) -> Span<'a> {
     let ctx = &trace.context;
     let mut a: Vec<Attribute<'a>> = Vec::with_capacity(32);
     call_attributes(record, trace, content, &mut a);
@@ -172,7 +194,7 @@ fn request_span<'a>(record: &'a LogRecord, trace: &'a Trace, content: bool) -> S
         parent: Some(ctx.span_id),
         trace_state: ctx.state.as_deref(),
         flags: ctx.flags,
-        name: (REQUEST_SPAN_NAME, ""),
+        name: (asked.and_then(|m| m.generation_name.as_deref()).unwrap_or(REQUEST_SPAN_NAME), ""),
         kind: Kind::Internal,
         start_unix_nanos: start,
         end_unix_nanos: trace.end_unix_nanos.max(start),
@@ -239,6 +261,30 @@ fn call_attributes<'a>(record: &'a LogRecord, trace: &'a Trace, content: bool, a
     }
     if trace.attempts.len() > 1 {
         a.push(("litellm.attempts", Value::Int(trace.attempts.len() as i64)));
+    }
+}
+
+/// The request's Langfuse keys under the names LiteLLM's `langfuse_otel` gives them, which
+/// Langfuse's OpenTelemetry endpoint reads (tags as one JSON list, as LiteLLM writes them).
+fn langfuse_attributes<'a>(asked: &'a RequestMetadata, a: &mut Vec<Attribute<'a>>) {
+    for (name, value) in [
+        ("langfuse.generation.name", &asked.generation_name),
+        ("langfuse.generation.id", &asked.generation_id),
+        ("user.id", &asked.trace_user_id),
+        ("session.id", &asked.session_id),
+        ("langfuse.trace.name", &asked.trace_name),
+        ("langfuse.trace.id", &asked.trace_id),
+        ("langfuse.trace.existing_id", &asked.existing_trace_id),
+        ("langfuse.version", &asked.trace_version),
+        ("langfuse.release", &asked.trace_release),
+    ] {
+        if let Some(v) = value {
+            a.push((name, text(v)));
+        }
+    }
+    if !asked.tags.is_empty() {
+        let tags = serde_json::to_string(&asked.tags).unwrap_or_default();
+        a.push(("langfuse.trace.tags", Value::Str(Cow::Owned(tags))));
     }
 }
 
@@ -354,7 +400,7 @@ pub(crate) mod tests {
         }
     }
 
-    const CONTENT: Options = Options { content: true, request_span: false };
+    const CONTENT: Options = Options { content: true, request_span: false, langfuse: false };
 
     fn attr<'a>(span: &'a Span<'_>, name: &str) -> Option<&'a Value<'a>> {
         span.attributes.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
@@ -364,7 +410,7 @@ pub(crate) mod tests {
     fn a_call_is_a_server_span_with_a_child_per_attempt() {
         let record = traced();
         let mut spans = Vec::new();
-        of_record(&record, CONTENT, &mut spans);
+        of_record(&record, None, CONTENT, &mut spans);
         assert_eq!(spans.len(), 3);
         let server = &spans[0];
         assert_eq!(
@@ -400,7 +446,7 @@ pub(crate) mod tests {
             ..traced()
         };
         let mut spans = Vec::new();
-        of_record(&record, CONTENT, &mut spans);
+        of_record(&record, None, CONTENT, &mut spans);
         let server = &spans[0];
         assert_eq!((server.status, server.status_message), (Code::Error, Some("RateLimitError")));
         assert_eq!(server.events[0].name, "exception");
@@ -422,16 +468,16 @@ pub(crate) mod tests {
         };
         let record = with(Finish::Answer(crate::content::Content::hold(bytes::Bytes::from_static(answer)).unwrap()));
         let mut spans = Vec::new();
-        of_record(&record, CONTENT, &mut spans);
+        of_record(&record, None, CONTENT, &mut spans);
         assert_eq!(attr(&spans[0], "gen_ai.response.finish_reasons"), Some(&strs(&["tool_calls", "stop"])));
         let record = with(Finish::Streamed(Cow::Borrowed("length")));
         let mut spans = Vec::new();
-        of_record(&record, CONTENT, &mut spans);
+        of_record(&record, None, CONTENT, &mut spans);
         assert_eq!(attr(&spans[0], "gen_ai.response.finish_reasons"), Some(&strs(&["length"])));
         // Without either, the record's own response (content) is read; here it has none.
         let record = with(Finish::Unknown);
         let mut spans = Vec::new();
-        of_record(&record, CONTENT, &mut spans);
+        of_record(&record, None, CONTENT, &mut spans);
         assert_eq!(attr(&spans[0], "gen_ai.response.finish_reasons"), None);
     }
 
@@ -439,7 +485,7 @@ pub(crate) mod tests {
     fn the_request_span_carries_the_call_between_the_server_span_and_the_attempts() {
         let record = traced();
         let mut spans = Vec::new();
-        of_record(&record, Options { content: false, request_span: true }, &mut spans);
+        of_record(&record, None, Options { request_span: true, ..Default::default() }, &mut spans);
         assert_eq!(spans.len(), 4);
         let (server, call) = (&spans[0], &spans[1]);
         assert_eq!((call.full_name().as_str(), call.kind), (REQUEST_SPAN_NAME, Kind::Internal));
@@ -455,6 +501,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_requests_langfuse_keys_name_the_call_and_become_langfuse_attributes() {
+        let record = traced();
+        let asked = RequestMetadata {
+            generation_name: Some("step-1".into()),
+            session_id: Some("s-1".into()),
+            trace_user_id: Some("u-1".into()),
+            tags: vec!["a".into(), "b".into()],
+            ..Default::default()
+        };
+        let mut spans = Vec::new();
+        let options = Options { request_span: true, langfuse: true, ..Default::default() };
+        of_record(&record, Some(&asked), options, &mut spans);
+        let call = &spans[1];
+        assert_eq!(call.full_name(), "step-1");
+        assert_eq!(attr(call, "session.id"), Some(&text("s-1")));
+        assert_eq!(attr(call, "user.id"), Some(&text("u-1")));
+        assert_eq!(attr(call, "langfuse.generation.name"), Some(&text("step-1")));
+        assert_eq!(attr(call, "langfuse.trace.tags"), Some(&text(r#"["a","b"]"#)));
+        // Plain `otel` names the span after it too, without Langfuse's attributes.
+        let mut spans = Vec::new();
+        of_record(&record, Some(&asked), Options { request_span: true, ..Default::default() }, &mut spans);
+        assert_eq!((spans[1].full_name().as_str(), attr(&spans[1], "session.id")), ("step-1", None));
+    }
+
+    #[test]
     fn a_redacted_failure_has_no_exception_message() {
         let failed = |message: &str| LogRecord {
             status: Status::Failure,
@@ -467,10 +538,10 @@ pub(crate) mod tests {
             ..traced()
         };
         for request_span in [false, true] {
-            let options = Options { content: true, request_span };
+            let options = Options { content: true, request_span, langfuse: false };
             let record = failed(crate::record::REDACTED);
             let mut spans = Vec::new();
-            of_record(&record, options, &mut spans);
+            of_record(&record, None, options, &mut spans);
             let call = &spans[request_span as usize];
             let (name, attributes) = (call.events[0].name, &call.events[0].attributes);
             assert_eq!(name, "exception");
@@ -484,12 +555,12 @@ pub(crate) mod tests {
     fn records_without_a_sampled_trace_have_no_spans() {
         let plain = sample();
         let mut spans = Vec::new();
-        of_record(&plain, CONTENT, &mut spans);
+        of_record(&plain, None, CONTENT, &mut spans);
         let mut unsampled = traced();
         if let Some(t) = unsampled.trace.as_mut() {
             t.context.flags = 0;
         }
-        of_record(&unsampled, CONTENT, &mut spans);
+        of_record(&unsampled, None, CONTENT, &mut spans);
         assert!(spans.is_empty());
     }
 }

@@ -297,7 +297,23 @@ pub(crate) async fn proxy_body(
             (headers::new_call_id(&mut buf).to_string(), Some(call_id))
         }
     };
-    let ids = sluice_access::charge::LogIds { request_id, client_call_id, tags: logged_tags, trace, messages };
+    // What the request says for Langfuse (`metadata.trace_id`, `langfuse_*` headers, ...), kept
+    // as sent (a slice of the body, the few headers) only when a sink reads it: the headers are
+    // looked through then, and the sink reads both off this path.
+    let request_metadata =
+        app.access.logging.get().filter(|c| c.reads_request_metadata() || own_langfuse(&admission)).and_then(|_| {
+            let metadata = view.metadata.and_then(|m| within(body, m.as_bytes()));
+            let headers = headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+            sluice_export::request_metadata::Carried::new(metadata, headers).map(Box::new)
+        });
+    let ids = sluice_access::charge::LogIds {
+        request_id,
+        client_call_id,
+        tags: logged_tags,
+        trace,
+        messages,
+        request_metadata,
+    };
     // Copied only when there are metrics to label.
     let labels = app.metrics.as_ref().map(|_| sluice_access::charge::MetricLabels {
         route: endpoint.route(),
@@ -542,6 +558,15 @@ pub(crate) async fn embed(
 
 /// `part` as a shared slice of `whole` (no copy), when it lies within it (`Bytes::slice_ref`
 /// would panic otherwise).
+/// Whether the caller's key or team logs to a Langfuse project of its own.
+fn own_langfuse(a: &sluice_access::admit::Admission) -> bool {
+    sluice_access::own_logging::OwnLogging::of_call(
+        a.key.as_ref().map(|k| &k.logging),
+        a.team.as_ref().map(|t| &t.logging),
+    )
+    .is_some()
+}
+
 fn within(whole: &Bytes, part: &[u8]) -> Option<Bytes> {
     let (start, end) = (whole.as_ptr() as usize, whole.as_ptr() as usize + whole.len());
     let at = part.as_ptr() as usize;
