@@ -524,6 +524,15 @@ fn start_logging(app: &App, config: &Config) {
         let sink = GenericApi::new(&g.endpoint, g.headers.as_ref().map(Secret::expose));
         run(app, &mut callbacks, GENERIC_API, g.events, Batching::default(), sink);
     }
+    for named in &config.named_generic_apis {
+        // A sink's name labels its metrics and logs for the life of the process: the config's
+        // few webhook names are kept as such, once, at start.
+        let name: &'static str = Box::leak(named.name.clone().into_boxed_str());
+        let headers: Vec<(&str, &str)> = named.headers.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
+        let at = format!("callback_settings.{}", named.name);
+        let sink = GenericApi::named(&at, &named.endpoint, &headers, named.format);
+        run(app, &mut callbacks, name, named.events, Batching::default(), sink);
+    }
     if let Some(s) = &config.s3 {
         run(app, &mut callbacks, S3, s.events, s.batching, S3Sink::new(s.settings.clone()));
     }
@@ -541,6 +550,7 @@ fn start_logging(app: &App, config: &Config) {
     let otel_content =
         [&config.otel, &config.langfuse_otel].iter().any(|o| o.as_ref().is_some_and(|o| o.settings.capture_content));
     let wants_content = config.generic_api.is_some()
+        || !config.named_generic_apis.is_empty()
         || config.langfuse.is_some()
         || config.s3.is_some()
         || config.datadog.is_some()

@@ -1017,6 +1017,36 @@ fn generic_api_takes_the_outcomes_its_lists_name() {
     assert_eq!(c.generic_api.unwrap().endpoint, "http://127.0.0.1:9/ingest");
 }
 
+/// `callback_settings` names webhooks (LiteLLM's named `generic_api` callbacks): a list naming one
+/// runs it with its own endpoint, headers, outcomes and format; other types are listed as ignored.
+#[test]
+fn callback_settings_names_generic_api_webhooks() {
+    let text = "litellm_settings:\n  success_callback: [audit]\n  callbacks: [lines, prometheus]\n  failure_callback: [unused_type]\ncallback_settings:\n  audit:\n    callback_type: generic_api\n    endpoint: http://127.0.0.1:9/audit\n    headers:\n      Authorization: Bearer os.environ/MASTER\n    event_types: [llm_api_success, llm_api_failure]\n  lines:\n    callback_type: generic_api\n    endpoint: http://127.0.0.1:9/lines\n    event_types: [llm_api_failure]\n    log_format: ndjson\n    batch_size: 5\n  unused_type:\n    callback_type: sqs\n";
+    let c = load(text).unwrap();
+    let hooks: Vec<_> = c.named_generic_apis.iter().map(|h| (h.name.as_str(), h.events, h.format)).collect();
+    use sluice_export::{generic_api::LogFormat, Events};
+    assert_eq!(
+        hooks,
+        [
+            // Its list gives it successes only, whatever its event_types allow.
+            ("audit", Events { success: true, failure: false }, LogFormat::JsonArray),
+            ("lines", Events { success: false, failure: true }, LogFormat::Ndjson),
+        ]
+    );
+    assert_eq!(c.named_generic_apis[0].headers[0].1.expose(), "Bearer sk-master");
+    assert!(!format!("{c:?}").contains("sk-master"), "header values stay out of Debug");
+    let ignored = c.ignored.join("\n");
+    assert!(ignored.contains("callback_settings.lines.batch_size"), "{ignored}");
+    assert!(ignored.contains("callback_settings.unused_type.callback_type: \"sqs\""), "{ignored}");
+    assert!(ignored.contains("callback \"unused_type\" is not implemented"), "{ignored}");
+    assert!(!ignored.contains("callback \"audit\"") && !ignored.contains("callback_settings: not"), "{ignored}");
+
+    let e = load("litellm_settings:\n  callbacks: [h]\ncallback_settings:\n  h:\n    callback_type: generic_api\n    endpoint: http://x/\n    event_types: [llm_api_sucess]\n").unwrap_err().to_string();
+    assert!(e.contains("callback_settings.h.event_types[0]") && e.contains("llm_api_success"), "{e}");
+    let e = load("litellm_settings:\n  callbacks: [h]\ncallback_settings:\n  h:\n    callback_type: generic_api\n    endpoint: http://x/\n    log_format: xml\n").unwrap_err().to_string();
+    assert!(e.contains("callback_settings.h.log_format"), "{e}");
+}
+
 /// A `generic_api` with nowhere to send stops the start, saying what to set.
 #[test]
 fn generic_api_without_an_endpoint_stops_the_start() {
