@@ -894,6 +894,7 @@ mod tests {
             pacing: alerting::Pacing::default(),
             metrics: None,
             proxy_base_url: None,
+            outage: Default::default(),
         };
         let (alerts, _drain) = alerting::spawn(told.clone(), setup);
         let _ = access.alerts.set(alerts.clone());

@@ -39,6 +39,8 @@ pub struct Target {
     pub served: Arc<sluice_access::charge::Served>,
     /// What `/health` sends it and shows of it.
     pub health: crate::health::Probe,
+    /// `region_name` (else `aws_region_name`, `vertex_location`): for region outage alerts.
+    pub region: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -745,7 +747,8 @@ pub(crate) fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result
         spec.price(),
     ));
     let health = crate::health::Probe::new(&spec.model_name, &spec.model_info, &spec.public_params);
-    Ok(Target { id_header, api_base_header, provider, kind, metrics, served, health })
+    let region = spec.region_name.as_deref().map(Arc::from);
+    Ok(Target { id_header, api_base_header, provider, kind, metrics, served, health, region })
 }
 
 /// What the providers read from a deployment spec, with the gateway's defaults applied.

@@ -147,8 +147,24 @@ impl Call<Target> for UpstreamCall<'_> {
     }
 
     fn failed(&mut self, attempt: &Attempt<Target>, failure: &Failure, effect: FailureEffect) {
-        let Some(m) = &self.target_of(attempt).metrics else { return };
         let status = failure.status.unwrap_or(500);
+        // Outage alerts count timeouts and server errors (only with alerting on).
+        if let Some(alerts) = self.app.access.alerts.get() {
+            let target = self.target_of(attempt);
+            let served = &target.served;
+            alerts.attempt_failed(&sluice_export::alerting::outage::FailedAttempt {
+                deployment_id: served.model_id.as_deref().unwrap_or(&served.model),
+                model: &served.model,
+                provider: served.provider.as_deref().unwrap_or(""),
+                api_base: served.api_base.as_deref(),
+                region: target.region.as_deref(),
+                status: match failure.kind {
+                    ErrorKind::Timeout => 408,
+                    _ => status,
+                },
+            });
+        }
+        let Some(m) = &self.target_of(attempt).metrics else { return };
         m.attempt_failed(self.label_model, self.facts.caller(), status, failure_class(failure), attempt.elapsed());
         if let FailureEffect::CooledDown(_) = effect {
             m.cooled_down(status);

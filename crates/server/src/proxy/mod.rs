@@ -388,6 +388,10 @@ pub(crate) async fn proxy_body(
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {
             m.fallback(label_model, out.served_group.as_deref().unwrap_or(""), facts.caller(), true, 0, "");
         }
+        // `fallback_reports` (only with alerting on).
+        if let Some(alerts) = app.access.alerts.get() {
+            alerts.fallback(label_model, out.served_group.as_deref().unwrap_or(""), out.result.is_ok());
+        }
     }
     let retry_headers = |reply: &mut Reply| {
         let lines = &mut reply.lines;
