@@ -532,6 +532,7 @@ impl Charge {
                 exception_class: None,
                 total: std::time::Duration::ZERO,
                 upstream: std::time::Duration::ZERO,
+                queue: None,
                 deployment: deployment.as_ref(),
                 end_user: self.end_user.as_deref().unwrap_or(""),
                 user_agent: &labels.user_agent,

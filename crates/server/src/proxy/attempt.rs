@@ -313,6 +313,7 @@ impl UpstreamCall<'_> {
         }
         let sent = Instant::now();
         self.clock = UpstreamClock { sent: Some(sent), answered: None };
+        self.outcome.first_sent.get_or_insert(sent);
         let result = tokio::time::timeout_at((sent + timeout).into(), self.app.client.fetch(req)).await;
         let resp = match result {
             Err(_) => return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout))),

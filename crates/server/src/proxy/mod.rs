@@ -149,6 +149,7 @@ fn record(
             exception_class: None,
             total: facts.received.elapsed(),
             upstream: outcome.upstream,
+            queue: outcome.first_sent.map(|sent| sent.saturating_duration_since(facts.received)),
             deployment: outcome.deployment.as_ref(),
             end_user,
             user_agent,
