@@ -47,11 +47,12 @@ pub struct Carried {
 
 impl Carried {
     /// The request's `metadata` JSON (a slice of its body) and its headers, as name and value;
-    /// `None` when neither has anything LiteLLM reads for Langfuse. Headers are only compared
-    /// by name unless they are `langfuse_*`.
+    /// `None` when there is no `metadata` and no `langfuse_*` header LiteLLM reads. Only the
+    /// `langfuse_*` headers' values are looked at.
     pub fn new<'h>(metadata: Option<Bytes>, headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> Option<Carried> {
-        let metadata =
-            metadata.filter(|m| m.len() <= MAX_METADATA && KEYS.iter().any(|k| contains(m, k))).and_then(Content::hold);
+        // Held as it is (a reference and a count): what it names is the sink's to read, off the
+        // request path.
+        let metadata = metadata.filter(|m| m.len() <= MAX_METADATA).and_then(Content::hold);
         let mut kept = Vec::new();
         for (name, value) in headers {
             let Some(key) = name.strip_prefix(HEADER_PREFIX) else { continue };
@@ -96,11 +97,6 @@ impl Carried {
         }
         out
     }
-}
-
-/// Whether the text holds `"key"` (a cheap test before a body's `metadata` is kept).
-fn contains(json: &[u8], key: &str) -> bool {
-    json.windows(key.len() + 2).any(|w| w[0] == b'"' && w[w.len() - 1] == b'"' && &w[1..w.len() - 1] == key.as_bytes())
 }
 
 #[derive(Deserialize)]
@@ -209,9 +205,9 @@ mod tests {
 
     #[test]
     fn nothing_is_kept_for_a_request_without_them() {
-        assert!(carried(r#"{"tags":[]}"#, &[]).is_some());
-        assert!(carried(r#"{"user":"x"}"#, &[("authorization", "Bearer sk-1")]).is_none());
-        assert!(carried("", &[]).is_none());
+        assert!(carried("", &[("authorization", "Bearer sk-1"), ("langfuse_other", "x")]).is_none());
+        // A body's metadata is kept as sent; what it names is read later.
+        assert_eq!(carried(r#"{"user":"x"}"#, &[]).unwrap().read(), RequestMetadata::default());
     }
 
     #[test]
