@@ -350,7 +350,7 @@ def test_budget_warnings_outages_and_a_new_model_are_told(log_dir, mock):
         for _ in range(3):
             assert chat(p, MASTER_KEY, "err-503").status_code == 503
         minor = hook.wait_for(lambda t: "Minor Service Outage" in t)
-        assert "*Model Name:* `error-503`" in minor and "*Provider:* `openai`" in minor, minor
+        assert "*Model Name:* `openai/error-503`" in minor and "*Provider:* `openai`" in minor, minor
         assert "API Errors: 2" in minor, minor
         major = hook.wait_for(lambda t: "Major Service Outage" in t)
         assert "API Errors: 3" in major, major

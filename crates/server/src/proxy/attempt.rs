@@ -152,10 +152,18 @@ impl Call<Target> for UpstreamCall<'_> {
         if let Some(alerts) = self.app.access.alerts.get() {
             let target = self.target_of(attempt);
             let served = &target.served;
+            // LiteLLM names the deployment by its `litellm_params.model`, provider prefix and all
+            // (a failure's path: the name is built only here).
+            let provider = served.provider.as_deref().unwrap_or("");
+            let model = match served.model.strip_prefix(provider).and_then(|m| m.strip_prefix('/')) {
+                Some(_) => served.model.to_string(),
+                None if provider.is_empty() => served.model.to_string(),
+                None => format!("{provider}/{}", served.model),
+            };
             alerts.attempt_failed(&sluice_export::alerting::outage::FailedAttempt {
                 deployment_id: served.model_id.as_deref().unwrap_or(&served.model),
-                model: &served.model,
-                provider: served.provider.as_deref().unwrap_or(""),
+                model: &model,
+                provider,
                 api_base: served.api_base.as_deref(),
                 region: target.region.as_deref(),
                 status: match failure.kind {
