@@ -11,7 +11,8 @@
 //! to the configured project or to a key's or team's own), [`s3`] (one object per record in a
 //! bucket, SigV4-signed), [`datadog`] (Datadog's logs intake) and [`otel`] (OpenTelemetry
 //! traces: `otel`, `langfuse_otel`). A request carries its [`trace::TraceContext`] only while an
-//! OpenTelemetry sink runs.
+//! OpenTelemetry sink runs, and what it said for Langfuse ([`request_metadata`]) only while a
+//! sink reads it.
 //! Beside the callbacks, [`alerting`]: LiteLLM's Slack alerts, their own queue and pacing.
 //!
 //! The crate knows nothing of keys, routing or HTTP serving: the server builds the records'

@@ -9,7 +9,8 @@
 //! one message per topic per minute, collecting everything that came meanwhile into it.
 //!
 //! The module knows nothing of keys, routers or databases: `access` reports budgets and slow
-//! calls, the server watches cooldowns, health and requests in flight ([`InFlight`]), and sends
+//! calls, the server watches cooldowns, health and requests in flight ([`InFlight`]), reports
+//! failed attempts (counted into outages, [`outage`]) and fallbacks ([`fallbacks`]), and sends
 //! the daily report.
 
 pub mod dispatch;
