@@ -312,3 +312,82 @@ def test_a_database_outage_is_told(log_dir, mock):
         relay.close()
         hook.stop()
         psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def test_budget_warnings_outages_and_a_new_model_are_told(log_dir, mock):
+    """LiteLLM's `budget_alerts` at 15 % and 5 % of a budget left, `outage_alerts` (a deployment
+    failing `minor_outage_alert_threshold` then `major_outage_alert_threshold` times within the
+    window) and `new_model_added` (a model added through /model/new)."""
+    hook = SlackWebhook()
+    db = f"sqlite://{log_dir / ('alerting-more-' + uuid.uuid4().hex[:8] + '.db')}"
+    cfg = alerting_config(mock.url, db, hook.url, ["budget_alerts", "outage_alerts", "new_model_added"])
+    cfg = cfg.replace("  alerting_threshold: 1\n", "  alerting_threshold: 1\n  store_model_in_db: true\n")
+    cfg = cfg.replace(
+        "  alert_types:",
+        "  alerting_args:\n    minor_outage_alert_threshold: 2\n    major_outage_alert_threshold: 3\n  alert_types:",
+    )
+    p = start_gateway(log_dir, "alerting-more", cfg)
+    try:
+        # One call's cost, then keys whose budget that cost leaves 10 % and 3 % of. A topic gets
+        # one message a minute: both calls go at once, and their warnings share it.
+        cost = float(chat(p, MASTER_KEY, "fake-openai-endpoint").headers["x-litellm-response-cost"])
+        assert cost > 0
+        warned = []
+        for left, words in ((0.10, "15% Threshold Crossed"), (0.03, "5% Threshold Crossed ")):
+            alias = "warned-" + uuid.uuid4().hex[:6]
+            body = {"key_alias": alias, "max_budget": cost / (1 - left)}
+            key = requests.post(p.url + "/key/generate", headers=ADMIN, json=body, timeout=10).json()["key"]
+            warned.append((alias, words, key))
+        for _, _, key in warned:
+            assert chat(p, key, "fake-openai-endpoint").status_code == 200
+        for alias, words, _ in warned:
+            text = hook.wait_for(lambda t, a=alias: a in t)
+            # Each key's own line: its warning, then who it is.
+            line = text[: text.index(f"key_alias: `{alias}`")].rsplit("Level: ", 1)[1]
+            assert line.startswith("`High`") and f"Message: Key Budget: {words}\n" in line, text
+
+        # Three 503s within the window: a minor outage at two, a major one at three.
+        for _ in range(3):
+            assert chat(p, MASTER_KEY, "err-503").status_code == 503
+        minor = hook.wait_for(lambda t: "Minor Service Outage" in t)
+        assert "*Model Name:* `openai/error-503`" in minor and "*Provider:* `openai`" in minor, minor
+        assert "API Errors: 2" in minor, minor
+        major = hook.wait_for(lambda t: "Major Service Outage" in t)
+        assert "API Errors: 3" in major, major
+        assert "Level: `High`" in major or "Level: `Medium`" in major, major
+
+        r = requests.post(
+            p.url + "/model/new",
+            headers=ADMIN,
+            json={"model_name": "added-model", "litellm_params": {"model": "openai/gpt-4o", "api_base": mock.url + "/", "api_key": "test"}},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        added = hook.wait_for(lambda t: "New Model Added" in t)
+        assert "Model Name: `added-model`" in added and "model=\"added-model\"" in added, added
+        assert f"base_url={PROXY_BASE_URL}" in added, added
+        assert "input_cost_per_token: 0.00000250" in added, added
+    finally:
+        p.stop()
+        hook.stop()
+
+
+def test_fallbacks_are_reported_with_the_daily_report(log_dir, mock):
+    """`fallback_reports`: each report period, which model group fell back to which and how often
+    it worked (LiteLLM sends its Prometheus fallback counts daily)."""
+    hook = SlackWebhook()
+    db = f"sqlite://{log_dir / ('alerting-fallbacks-' + uuid.uuid4().hex[:8] + '.db')}"
+    cfg = alerting_config(mock.url, db, hook.url, ["fallback_reports"])
+    cfg = cfg.replace("  alert_types:", "  alerting_args:\n    daily_report_frequency: 2\n  alert_types:")
+    cfg += 'litellm_settings:\n  fallbacks: [{"err-503": ["fake-openai-endpoint"]}]\n'
+    p = start_gateway(log_dir, "alerting-fallbacks", cfg)
+    try:
+        for _ in range(2):
+            r = chat(p, MASTER_KEY, "err-503")
+            assert r.status_code == 200 and r.headers.get("x-litellm-attempted-fallbacks") == "1", r.text
+        text = hook.wait_for(lambda t: "Fallback Statistics" in t)
+        assert "`err-503` -> `fake-openai-endpoint`: successful: `2`, failed: `0`" in text, text
+        assert "Level: `Low`" in text, text
+    finally:
+        p.stop()
+        hook.stop()

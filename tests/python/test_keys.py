@@ -307,6 +307,36 @@ def test_metrics_carry_the_key_labels_and_budget_gauges(gw):
     assert spent() > before
 
 
+def test_queue_time_and_litellms_deprecated_request_families(gw):
+    """`litellm_request_queue_time_seconds` (arrival to the first upstream call: a small part of a
+    slow call's total), and the deprecated `litellm_requests_metric` (successes) and
+    `litellm_llm_api_failed_requests_metric` (failures) LiteLLM still exports."""
+    body = generate(gw, key_alias=f"queue-{uuid.uuid4().hex[:6]}")
+    assert chat(gw, body["key"], model="slow").status_code == 200
+    failed = requests.post(
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {body['key']}"},
+        json={"model": "fake-openai-endpoint", "messages": [{"role": "user", "content": "hi"}], "mock_testing_rate_limit_error": True},
+        timeout=10,
+    )
+    assert failed.status_code == 429, failed.text
+    text = requests.get(gw.url + "/metrics", timeout=10).text
+    mine = [l for l in text.splitlines() if f'hashed_api_key="{body["token"]}"' in l]
+
+    def value(prefix: str, *having: str) -> float:
+        found = [float(l.rsplit(" ", 1)[1]) for l in mine if l.startswith(prefix) and all(h in l for h in having)]
+        assert found, (prefix, having, mine)
+        return sum(found)
+
+    slow = 'requested_model="slow"'
+    assert value("litellm_request_queue_time_seconds_count", slow) == 1
+    queued = value("litellm_request_queue_time_seconds_sum", slow)
+    total = value("litellm_request_total_latency_metric_sum", slow)
+    assert 0 < queued < 0.2 and total > 0.6, (queued, total)
+    assert value("litellm_requests_metric_total", 'model="openai/sleep-700"') == 1
+    assert value("litellm_llm_api_failed_requests_metric_total", 'model="openai/any"') == 1
+
+
 def test_fifty_clients_on_one_budget_overshoot_by_at_most_what_was_in_flight(gw):
     cost = cost_of_one(gw)
     budget = cost * 40

@@ -393,3 +393,55 @@ def test_langfuse_without_its_keys_stops_the_start(log_dir, mock):
     cfg = logging_config(mock.url, "sqlite://" + str(log_dir / "never.db"), '  success_callback: ["langfuse"]\n', {})
     err = refused_start(log_dir, "langfuse-no-keys", cfg, ("LANGFUSE_",))
     assert "LANGFUSE_PUBLIC_KEY" in err and "litellm_settings.success_callback[0]" in err, err
+
+
+def test_the_requests_metadata_and_langfuse_headers_name_its_trace(gw, langfuse):
+    """LiteLLM's per-request Langfuse keys, sent the way an OpenAI SDK user sends them: the body's
+    `metadata` (through `extra_body`) and `langfuse_*` headers, a header winning."""
+    import openai
+
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    trace_id = "trace-" + uuid.uuid4().hex[:8]
+    raw = client.chat.completions.with_raw_response.create(
+        model="fake-openai-endpoint",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={
+            "metadata": {
+                "trace_id": trace_id,
+                "trace_name": "checkout-flow",
+                "session_id": "overridden-by-the-header",
+                "generation_name": "summarise",
+                "generation_id": "gen-" + trace_id,
+                "trace_user_id": "shopper-1",
+                "tags": ["from-metadata"],
+            }
+        },
+        extra_headers={"langfuse_session_id": "session-42", "langfuse_trace_version": "v3"},
+    )
+    assert raw.http_response.status_code == 200
+    trace, gen = langfuse.generation(GLOBAL[0], trace_id)
+    assert trace["name"] == "checkout-flow"
+    assert trace["sessionId"] == "session-42"
+    assert trace["userId"] == "shopper-1"
+    assert trace["version"] == "v3"
+    assert "from-metadata" in trace["tags"]
+    assert gen["name"] == "summarise" and gen["id"] == "gen-" + trace_id and gen["traceId"] == trace_id
+
+    # A later call joins that trace without renaming it.
+    raw = client.chat.completions.with_raw_response.create(
+        model="fake-openai-endpoint",
+        messages=[{"role": "user", "content": "again"}],
+        extra_headers={"langfuse_existing_trace_id": trace_id, "langfuse_generation_name": "follow-up"},
+    )
+    assert raw.http_response.status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with langfuse.lock:
+            events = list(langfuse.events.get(GLOBAL[0], []))
+        later = [e["body"] for e in events if e["type"] == "generation-create" and e["body"].get("name") == "follow-up"]
+        if later:
+            break
+        time.sleep(0.1)
+    assert later and later[0]["traceId"] == trace_id, later
+    joined = [e["body"] for e in events if e["type"] == "trace-create" and e["body"]["id"] == trace_id]
+    assert any(set(t) == {"id", "timestamp"} for t in joined), joined

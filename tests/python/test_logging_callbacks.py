@@ -311,3 +311,98 @@ def test_records_still_queued_are_delivered_when_the_gateway_stops(log_dir, mock
     finally:
         gw.stop()
         sink.stop()
+
+
+class RawCollector:
+    """A webhook sink keeping each POST's path, headers and raw body (any format)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict, bytes]] = []
+        self.lock = threading.Lock()
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with collector.lock:
+                    collector.posts.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def at(self, path: str) -> list[tuple[dict, bytes]]:
+        with self.lock:
+            return [(h, b) for p, h, b in self.posts if p == path]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def test_callback_settings_names_webhooks_that_each_get_their_records(log_dir, mock):
+    """LiteLLM's named `generic_api` callbacks: each `callback_settings` entry a list names is a
+    webhook of its own, with its headers (`os.environ/` resolved), `event_types` and `log_format`."""
+    sink = RawCollector()
+    token = "audit-" + uuid.uuid4().hex[:8]
+    cfg = logging_config(
+        mock.url,
+        f"sqlite://{log_dir / ('named-hooks-' + uuid.uuid4().hex[:8] + '.db')}",
+        '  callbacks: ["audit_hook", "lines_hook"]\n',
+        {"AUDIT_TOKEN": token},
+    )
+    cfg += (
+        "callback_settings:\n"
+        "  audit_hook:\n"
+        "    callback_type: generic_api\n"
+        f"    endpoint: {sink.base}/audit\n"
+        "    headers:\n"
+        "      Authorization: Bearer os.environ/AUDIT_TOKEN\n"
+        "    event_types: [llm_api_failure]\n"
+        "  lines_hook:\n"
+        "    callback_type: generic_api\n"
+        f"    endpoint: {sink.base}/lines\n"
+        "    log_format: ndjson\n"
+    )
+    gw = start_gateway(log_dir, "named-hooks", cfg)
+    try:
+        ok = chat(gw, MASTER_KEY, "fake-openai-endpoint")
+        assert ok.status_code == 200, ok.text
+        bad = chat(gw, MASTER_KEY, "dead")
+        assert bad.status_code >= 500, bad.text
+        ok_id, bad_id = ok.headers["x-litellm-call-id"], bad.headers["x-litellm-call-id"]
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            lines = [json.loads(line) for _, body in sink.at("/lines") for line in body.splitlines() if line]
+            audit = [r for _, body in sink.at("/audit") for r in json.loads(body)]
+            if {r["id"] for r in lines} >= {ok_id, bad_id} and audit:
+                break
+            time.sleep(0.1)
+        # One object a line, both outcomes.
+        assert {r["id"]: r["status"] for r in lines if r["id"] in (ok_id, bad_id)} == {
+            ok_id: "success",
+            bad_id: "failure",
+        }, lines
+        assert all(h["content-type"] == "application/x-ndjson" for h, _ in sink.at("/lines"))
+        # A JSON array of failures only, with the header resolved from the environment.
+        assert [r["id"] for r in audit] == [bad_id], audit
+        assert all(h["authorization"] == f"Bearer {token}" for h, _ in sink.at("/audit"))
+
+        running = requests.get(gw.url + "/active/callbacks", headers=ADMIN, timeout=10).json()["sluice.running"]
+        assert {"audit_hook", "lines_hook"} <= set(running), running
+    finally:
+        gw.stop()
+        sink.stop()
+
+
+def test_a_named_webhook_without_an_endpoint_stops_the_start(log_dir, mock):
+    cfg = logging_config(mock.url, "sqlite://:memory:", '  callbacks: ["hook"]\n', {})
+    cfg += "callback_settings:\n  hook:\n    callback_type: generic_api\n"
+    err = refused_start(log_dir, "named-hook-bad", cfg, ())
+    assert "callback_settings.hook.endpoint" in err, err

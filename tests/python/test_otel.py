@@ -196,8 +196,27 @@ class RecordingUpstream:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                asked = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
                 upstream.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if asked.get("stream"):
+                    # A stream cut short by its length: the finish reason the trace must carry.
+                    chunks = [
+                        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}, "finish_reason": None}]},
+                        {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]},
+                        {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}},
+                    ]
+                    body = b"".join(
+                        b"data: "
+                        + json.dumps({"id": "chatcmpl-streamed", "object": "chat.completion.chunk", "model": "any", **c}).encode()
+                        + b"\n\n"
+                        for c in chunks
+                    ) + b"data: [DONE]\n\n"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 body = json.dumps(
                     {
                         "id": "chatcmpl-recorded",
@@ -303,6 +322,7 @@ def test_a_fallback_is_one_trace_under_the_callers_span_with_a_span_per_attempt(
     assert a["metadata.user_api_key_alias"] == "traced-key"
     assert a["metadata.user_api_key_hash"] == made["token"]
     assert a["http.response.status_code"] == 200
+    assert a["gen_ai.response.finish_reasons"] == ["stop"]
     assert server["resource"]["service.name"] == "litellm"
     assert server["scope"] == "litellm"
     # No prompt or answer unless OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT asks for them.
@@ -326,6 +346,19 @@ def test_a_fallback_is_one_trace_under_the_callers_span_with_a_span_per_attempt(
     headers, _ = receiver.exports[-1]
     assert headers["x-otel-token"] == "s3cr3t t0ken"
     assert all(key.encode() not in raw for _, raw in receiver.exports)
+
+
+def test_a_streams_finish_reason_is_its_last_chunks(traced, receiver):
+    trace_id = uuid.uuid4().hex
+    r = requests.post(
+        traced.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {MASTER_KEY}", "traceparent": f"00-{trace_id}-{CALLER_SPAN}-01"},
+        json={"model": "recorded", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+        timeout=15,
+    )
+    assert r.status_code == 200 and '"length"' in r.text, r.text
+    server = next(s for s in receiver.trace(trace_id, 2) if s["kind"] == 2)
+    assert server["attributes"]["gen_ai.response.finish_reasons"] == ["length"]
 
 
 def test_otel_is_listed_as_running(traced):
@@ -428,12 +461,72 @@ def test_langfuse_otel_goes_to_langfuses_endpoint_with_the_projects_keys(log_dir
     gw = start_gateway(log_dir, "langfuse-otel", cfg)
     try:
         trace_id = uuid.uuid4().hex
-        assert chat(gw, MASTER_KEY, "recorded", traceparent=f"00-{trace_id}-{CALLER_SPAN}-01").status_code == 200
+        r = requests.post(
+            gw.url + "/v1/chat/completions",
+            headers={
+                "Authorization": f"Bearer {MASTER_KEY}",
+                "traceparent": f"00-{trace_id}-{CALLER_SPAN}-01",
+                "langfuse_trace_user_id": "shopper-9",
+            },
+            json={
+                "model": "recorded",
+                "messages": [{"role": "user", "content": "hi"}],
+                "metadata": {"session_id": "session-9", "generation_name": "answer", "tags": ["a", "b"]},
+            },
+            timeout=15,
+        )
+        assert r.status_code == 200, r.text
         spans = receiver.trace(trace_id, 2)
         assert {s["kind"] for s in spans} == {2, 3}
         # Langfuse shows the prompt and the answer: its spans carry them.
         server = next(s for s in spans if s["kind"] == 2)
         assert json.loads(server["attributes"]["gen_ai.input.messages"]) == [{"role": "user", "content": "hi"}]
+        # The request's own Langfuse keys, under the names Langfuse's OTLP endpoint reads.
+        a = server["attributes"]
+        assert a["session.id"] == "session-9" and a["user.id"] == "shopper-9"
+        assert a["langfuse.generation.name"] == "answer"
+        assert json.loads(a["langfuse.trace.tags"]) == ["a", "b"]
+    finally:
+        gw.stop()
+        receiver.stop()
+
+
+def test_litellm_request_span_and_redacted_exceptions(log_dir, upstream):
+    """`USE_OTEL_LITELLM_REQUEST_SPAN=true`: the call's attributes on a `litellm_request` span
+    between the request's span and the attempts; `redact_messages_in_exceptions`: a failure's
+    exception keeps its class and loses its message."""
+    receiver = HttpReceiver()
+    cfg = otel_config(
+        upstream.url,
+        log_dir,
+        '  callbacks: ["otel"]\n  redact_messages_in_exceptions: true\n',
+        {"OTEL_EXPORTER": "otlp_http", "OTEL_ENDPOINT": receiver.base, "USE_OTEL_LITELLM_REQUEST_SPAN": "true"},
+    )
+    gw = start_gateway(log_dir, "otel-request-span", cfg)
+    try:
+        trace_id = uuid.uuid4().hex
+        assert chat(gw, MASTER_KEY, "recorded", traceparent=f"00-{trace_id}-{CALLER_SPAN}-01").status_code == 200
+        spans = receiver.trace(trace_id, 3)
+        (server,) = [s for s in spans if s["kind"] == 2]
+        (call,) = [s for s in spans if s["name"] == "litellm_request"]
+        (attempt,) = [s for s in spans if s["kind"] == 3]
+        assert server["parent"] == CALLER_SPAN
+        assert call["parent"] == server["span_id"] and attempt["parent"] == call["span_id"]
+        assert call["kind"] == 1 and call["status"] == 1
+        assert call["attributes"]["gen_ai.usage.output_tokens"] == 20
+        assert call["attributes"]["gen_ai.response.finish_reasons"] == ["stop"]
+        assert "gen_ai.usage.output_tokens" not in server["attributes"]
+        assert server["start"] <= call["start"] <= attempt["start"] <= attempt["end"] <= call["end"] <= server["end"]
+
+        failed = uuid.uuid4().hex
+        r = chat(gw, "sk-not-a-key", "recorded", traceparent=f"00-{failed}-{CALLER_SPAN}-01")
+        assert r.status_code == 401, r.text
+        spans = receiver.trace(failed, 2)
+        (call,) = [s for s in spans if s["name"] == "litellm_request"]
+        name, attrs = call["events"][0]
+        assert name == "exception" and attrs["exception.type"] == "AuthenticationError"
+        assert "exception.message" not in attrs, attrs
+        assert all(r.json()["error"]["message"] not in json.dumps(s) for s in spans)
     finally:
         gw.stop()
         receiver.stop()

@@ -1,6 +1,6 @@
 //! What billing tells Slack alerting (`general_settings.alerting`), in LiteLLM's words: a key,
-//! team or user whose spend first crosses its `max_budget` (a key's `soft_budget` too), once per
-//! budget period; a call slower than `alerting_threshold` (`llm_too_slow`); a failed call
+//! team or user whose spend first crosses its `max_budget` (a key's `soft_budget` too), or first
+//! leaves 15 % and then 5 % of it, each once per budget period; a call slower than `alerting_threshold` (`llm_too_slow`); a failed call
 //! (`llm_exceptions`). Each is one `try_send` into the alert queue, and only when alerting is on.
 
 use super::admit::Admission;
@@ -9,12 +9,65 @@ use sluice_export::alerting::{Alert, AlertType, Alerts, Level};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-/// The budget periods whose crossing was told, one spender's: its `max_budget`'s and its
-/// `soft_budget`'s. Each holds the period's reset time plus one (0: never told).
+/// The budget periods whose crossing was told, one spender's: its `max_budget`'s, its
+/// `soft_budget`'s, and LiteLLM's warnings at 15 % and 5 % of the budget left. Each holds the
+/// period's reset time plus one (0: never told).
 #[derive(Debug, Default)]
 pub struct Crossed {
     max: AtomicI64,
     soft: AtomicI64,
+    fifteen: AtomicI64,
+    five: AtomicI64,
+}
+
+/// Where a spend stands against its budget, as LiteLLM's `budget_alerts` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Crossed,
+    /// At most 5 % of the budget left.
+    FivePercentLeft,
+    /// At most 15 % left.
+    FifteenPercentLeft,
+}
+
+impl Standing {
+    /// LiteLLM's rule: the budget reached, else at most 5 % of it left, else at most 15 %.
+    fn of(spend: f64, max: f64) -> Option<Standing> {
+        let left = if max > 0.0 { (max - spend) / max } else { 0.0 };
+        match () {
+            _ if spend >= max => Some(Standing::Crossed),
+            _ if left <= 0.05 => Some(Standing::FivePercentLeft),
+            _ if left <= 0.15 => Some(Standing::FifteenPercentLeft),
+            _ => None,
+        }
+    }
+}
+
+/// One spender's budget against its spend: the alert for where it stands, the first time this
+/// period (`who`: LiteLLM's `Key`, `Team`, `User`; `subject`: its kind and id).
+fn budget_standing(
+    alerts: &Alerts,
+    crossed: &Crossed,
+    (spend, max, period): (f64, f64, i64),
+    who: &str,
+    subject: &str,
+    info: &[(&str, Option<String>)],
+) {
+    let Some(standing) = Standing::of(spend, max) else { return };
+    let (marker, event, headline) = match standing {
+        Standing::Crossed => {
+            (&crossed.max, "budget_crossed", format!("{who} Budget: Budget Crossed\n Total Budget:`{}`", usd(max)))
+        }
+        Standing::FivePercentLeft => {
+            (&crossed.five, "threshold_crossed_5", format!("{who} Budget: 5% Threshold Crossed "))
+        }
+        Standing::FifteenPercentLeft => {
+            (&crossed.fifteen, "threshold_crossed_15", format!("{who} Budget: 15% Threshold Crossed"))
+        }
+    };
+    if Crossed::first(marker, period) {
+        alerts.send(budget_alert(format!("{subject}:{event}"), headline, info));
+    }
 }
 
 impl Crossed {
@@ -77,14 +130,9 @@ pub(crate) fn budgets(alerts: &Alerts, a: &Admission) {
                 ("event_group", Some("key".into())),
             ]
         };
-        if let Some(max) = r.max_budget.filter(|m| spend >= *m) {
-            if Crossed::first(&k.live.budget_alerted.max, period) {
-                alerts.send(budget_alert(
-                    format!("key:{}:budget_crossed", r.token),
-                    format!("Key Budget: Budget Crossed\n Total Budget:`{}`", usd(max)),
-                    &info(Some(max)),
-                ));
-            }
+        if let Some(max) = r.max_budget {
+            let subject = format!("key:{}", r.token);
+            budget_standing(alerts, &k.live.budget_alerted, (spend, max, period), "Key", &subject, &info(Some(max)));
         }
         if let Some(soft) = r.soft_budget.filter(|s| spend >= *s) {
             if Crossed::first(&k.live.budget_alerted.soft, period) {
@@ -99,39 +147,33 @@ pub(crate) fn budgets(alerts: &Alerts, a: &Admission) {
     if let Some(t) = &a.team {
         let r = &t.record;
         let spend = t.live.ledger.spend();
-        if let Some(max) = r.max_budget.filter(|m| spend >= *m) {
-            if Crossed::first(&t.live.budget_alerted.max, t.live.ledger.reset_at_ms().unwrap_or(0)) {
-                alerts.send(budget_alert(
-                    format!("team:{}:budget_crossed", r.team_id),
-                    format!("Team Budget: Budget Crossed\n Total Budget:`{}`", usd(max)),
-                    &[
-                        ("spend", Some(usd(spend))),
-                        ("max_budget", Some(usd(max))),
-                        ("team_id", Some(r.team_id.clone())),
-                        ("team_alias", r.team_alias.clone()),
-                        ("event_group", Some("team".into())),
-                    ],
-                ));
-            }
+        if let Some(max) = r.max_budget {
+            let period = t.live.ledger.reset_at_ms().unwrap_or(0);
+            let info = [
+                ("spend", Some(usd(spend))),
+                ("max_budget", Some(usd(max))),
+                ("team_id", Some(r.team_id.clone())),
+                ("team_alias", r.team_alias.clone()),
+                ("event_group", Some("team".into())),
+            ];
+            let subject = format!("team:{}", r.team_id);
+            budget_standing(alerts, &t.live.budget_alerted, (spend, max, period), "Team", &subject, &info);
         }
     }
     if let Some(u) = &a.user {
         let r = &u.record;
         let spend = u.live.ledger.spend();
-        if let Some(max) = r.max_budget.filter(|m| spend >= *m) {
-            if Crossed::first(&u.live.budget_alerted.max, u.live.ledger.reset_at_ms().unwrap_or(0)) {
-                alerts.send(budget_alert(
-                    format!("user:{}:budget_crossed", r.user_id),
-                    format!("User Budget: Budget Crossed\n Total Budget:`{}`", usd(max)),
-                    &[
-                        ("spend", Some(usd(spend))),
-                        ("max_budget", Some(usd(max))),
-                        ("user_id", Some(r.user_id.clone())),
-                        ("user_email", r.user_email.clone()),
-                        ("event_group", Some("internal_user".into())),
-                    ],
-                ));
-            }
+        if let Some(max) = r.max_budget {
+            let period = u.live.ledger.reset_at_ms().unwrap_or(0);
+            let info = [
+                ("spend", Some(usd(spend))),
+                ("max_budget", Some(usd(max))),
+                ("user_id", Some(r.user_id.clone())),
+                ("user_email", r.user_email.clone()),
+                ("event_group", Some("internal_user".into())),
+            ];
+            let subject = format!("user:{}", r.user_id);
+            budget_standing(alerts, &u.live.budget_alerted, (spend, max, period), "User", &subject, &info);
         }
     }
 }
@@ -203,6 +245,18 @@ pub(crate) fn failed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_stands_as_litellm_tells_it() {
+        assert_eq!(Standing::of(10.0, 10.0), Some(Standing::Crossed));
+        assert_eq!(Standing::of(12.0, 10.0), Some(Standing::Crossed));
+        assert_eq!(Standing::of(9.5, 10.0), Some(Standing::FivePercentLeft));
+        assert_eq!(Standing::of(9.0, 10.0), Some(Standing::FifteenPercentLeft));
+        assert_eq!(Standing::of(8.5, 10.0), Some(Standing::FifteenPercentLeft));
+        assert_eq!(Standing::of(8.0, 10.0), None);
+        // A zero budget is crossed by any spend.
+        assert_eq!(Standing::of(0.0, 0.0), Some(Standing::Crossed));
+    }
 
     #[test]
     fn a_crossing_is_told_once_per_period() {

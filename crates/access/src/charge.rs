@@ -126,6 +126,9 @@ pub struct LogIds {
     /// The request's messages (prompt, input) for its logging record, when the callbacks keep
     /// content (`sluice_export::Callbacks::content`).
     pub messages: Option<sluice_export::content::Content>,
+    /// What the request said for Langfuse (its `metadata` and `langfuse_*` headers), kept as sent
+    /// when a sink reads it.
+    pub request_metadata: Option<Box<sluice_export::request_metadata::Carried>>,
 }
 
 /// A request's bill, settled once.
@@ -154,6 +157,10 @@ pub struct Charge {
     /// When a stream's first frame came (Unix microseconds; 0 until then): the record's
     /// `completionStartTime`. Set only while logging callbacks run.
     first_frame: std::sync::atomic::AtomicI64,
+    /// What the request said for Langfuse, taken by the logging record.
+    request_metadata: Mutex<Option<Box<sluice_export::request_metadata::Carried>>>,
+    /// How the answer ended, for the trace (only while one is kept: `ids.trace`).
+    finish: Mutex<sluice_export::trace::Finish>,
     /// The prompt and the answer for the logging record, taken by it.
     content: Mutex<(Option<sluice_export::content::Content>, Option<sluice_export::content::Content>)>,
     /// The call's place among the requests in flight, while hanging requests are watched
@@ -209,6 +216,8 @@ impl Charge {
             labels,
             attempts: Mutex::new(Vec::new()),
             first_frame: std::sync::atomic::AtomicI64::new(0),
+            finish: Mutex::new(Default::default()),
+            request_metadata: Mutex::new(ids.request_metadata.take()),
             content: Mutex::new((ids.messages.take(), None)),
             ids,
             _in_flight: in_flight,
@@ -291,9 +300,29 @@ impl Charge {
 
     /// The answer as the upstream gave it, for the logging record (when its callbacks keep
     /// content; a whole answer only).
+    /// When the call is traced and the answer is not kept as content, it is held for the trace
+    /// alone (a reference to the same bytes, bounded as content is), whose sink reads its finish
+    /// reasons off the request path.
     pub fn answered_with(&self, body: &bytes::Bytes) {
         if let Some(content) = self.access.logging.get().and_then(|c| c.content(body)) {
             self.content.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 = Some(content);
+        } else if self.ids.trace.is_some() {
+            if let Some(answer) = sluice_export::content::Content::hold(body.clone()) {
+                *self.finish.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    sluice_export::trace::Finish::Answer(answer);
+            }
+        }
+    }
+
+    /// A stream's chunk finished with `raw` (its `finish_reason`, as JSON): the trace's finish
+    /// reason, the last chunk's winning. Nothing is kept unless the call is traced.
+    pub fn finished_with(&self, raw: &str) {
+        if self.ids.trace.is_none() {
+            return;
+        }
+        if let Some(reason) = sluice_export::trace::finish_reason(raw) {
+            *self.finish.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                sluice_export::trace::Finish::Streamed(reason);
         }
     }
 
@@ -493,7 +522,7 @@ impl Charge {
             });
         }
         if let Some(callbacks) = self.logging_for(Status::Success) {
-            callbacks.log(self.log_record(served, Status::Success, &usage, cost, None));
+            callbacks.log(self.log_record(callbacks, served, Status::Success, &usage, cost, None));
         }
         if let (Some(m), Some(labels), true) = (&self.access.metrics, &self.labels, cost > 0.0) {
             m.request_spend(&sluice_metrics::RequestRecord {
@@ -503,6 +532,7 @@ impl Charge {
                 exception_class: None,
                 total: std::time::Duration::ZERO,
                 upstream: std::time::Duration::ZERO,
+                queue: None,
                 deployment: deployment.as_ref(),
                 end_user: self.end_user.as_deref().unwrap_or(""),
                 user_agent: &labels.user_agent,
@@ -544,17 +574,7 @@ pub struct Failure<'a> {
     pub message: &'a str,
 }
 
-/// The most of an error message a logging record carries: enough to read, not a whole body.
-pub const MAX_ERROR_STR: usize = 2_048;
-
-/// `message`, cut to at most [`MAX_ERROR_STR`] bytes (on a character's boundary).
-pub fn bounded_error(message: &str) -> String {
-    let mut end = message.len().min(MAX_ERROR_STR);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    message[..end].to_string()
-}
+pub use sluice_export::record::{bounded_error, MAX_ERROR_STR};
 
 impl Charge {
     /// The call failed with nothing billed: the logging callbacks that take failures get its
@@ -568,7 +588,7 @@ impl Charge {
         let Some(callbacks) = self.logging_for(Status::Failure) else { return };
         let (served, _) =
             self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default();
-        callbacks.log(self.log_record(&served, Status::Failure, &TokenUsage::default(), 0.0, Some(failure)));
+        callbacks.log(self.log_record(callbacks, &served, Status::Failure, &TokenUsage::default(), 0.0, Some(failure)));
     }
 
     /// The callbacks to hand a record with `status` to, if any takes one (every record, or this
@@ -595,6 +615,7 @@ impl Charge {
     /// This call in LiteLLM's `StandardLoggingPayload` shape. The key appears only as its hash.
     fn log_record(
         &self,
+        callbacks: &sluice_export::Callbacks,
         served: &Served,
         status: Status,
         usage: &TokenUsage,
@@ -614,7 +635,7 @@ impl Charge {
             true => served.model_group.clone(),
             false => self.model_group.as_str().into(),
         };
-        let error_str = failure.map(|f| bounded_error(f.message));
+        let error_str = failure.map(|f| callbacks.error_str(f.message));
         let trace = self.ids.trace.as_ref().map(|context| {
             let now = sluice_export::trace::unix_nanos();
             let http_status = failure.map_or(200, |f| f.status);
@@ -630,12 +651,15 @@ impl Charge {
                 http_status,
                 response_id: self.response_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
                 attempts,
+                finish: std::mem::take(&mut *self.finish.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
             })
         });
         let (messages, response) =
             std::mem::take(&mut *self.content.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let request_metadata = self.request_metadata.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         sluice_export::LogRecord {
             trace,
+            request_metadata,
             messages,
             response,
             id: self.ids.request_id.clone(),
@@ -871,6 +895,7 @@ mod tests {
             pacing: alerting::Pacing::default(),
             metrics: None,
             proxy_base_url: None,
+            outage: Default::default(),
         };
         let (alerts, _drain) = alerting::spawn(told.clone(), setup);
         let _ = access.alerts.set(alerts.clone());

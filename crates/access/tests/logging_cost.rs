@@ -160,6 +160,7 @@ async fn alerting_adds_an_allocation_or_two_per_call() {
         pacing: alerting::Pacing::default(),
         metrics: None,
         proxy_base_url: None,
+        outage: Default::default(),
     };
     let (alerts, _drain) = alerting::spawn(Ignore, setup);
     let _ = alerting.alerts.set(alerts);

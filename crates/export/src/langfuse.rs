@@ -243,40 +243,71 @@ pub fn iso8601(unix_seconds: f64) -> String {
 
 /// One record's `trace-create` and `generation-create` events. Event ids are derived from the
 /// call's id, so a batch sent twice is deduplicated by Langfuse rather than logged twice.
+///
+/// The request's own Langfuse keys (`metadata` and `langfuse_*` headers,
+/// [`crate::request_metadata`]) are read as LiteLLM reads them: `trace_id` names the trace (else
+/// the call id), `existing_trace_id` adds the call to a trace without touching its name, user,
+/// session or tags; `trace_name`, `trace_user_id` (else the end user), `session_id`,
+/// `trace_version`, `trace_release` (else `LANGFUSE_RELEASE`) and `tags` (after the record's) fill
+/// a new trace; `generation_name` and `generation_id` name the generation.
 pub fn events(record: &LogRecord, release: Option<&str>) -> [Value; 2] {
+    let asked = record.request_metadata.as_deref().map(|c| c.read()).unwrap_or_default();
     let start = iso8601(record.start_time);
     let end = iso8601(record.end_time);
     let failed = record.status == Status::Failure;
-    let trace_name = format!("litellm-{}", record.call_type);
+    let default_name = format!("litellm-{}", record.call_type);
+    let trace_id = match (&asked.existing_trace_id, &asked.trace_id) {
+        (Some(id), _) | (None, Some(id)) => id.clone(),
+        (None, None) => record.trace_id.clone(),
+    };
     let mut trace = Map::new();
-    trace.insert("id".into(), record.trace_id.clone().into());
+    trace.insert("id".into(), trace_id.clone().into());
     trace.insert("timestamp".into(), start.clone().into());
-    trace.insert("name".into(), trace_name.clone().into());
-    trace.insert("userId".into(), record.metadata.user_api_key_end_user_id.clone().into());
-    trace.insert("tags".into(), record.request_tags.clone().into());
-    if let Some(r) = release {
-        trace.insert("release".into(), r.into());
+    // An existing trace is only added to (LiteLLM sends its id alone): its name, user, session
+    // and tags stay as they were.
+    let new_trace = asked.existing_trace_id.is_none();
+    if new_trace {
+        trace.insert("name".into(), asked.trace_name.clone().unwrap_or_else(|| default_name.clone()).into());
+        let user = asked.trace_user_id.clone().or_else(|| record.metadata.user_api_key_end_user_id.clone());
+        trace.insert("userId".into(), user.into());
+        let mut tags = record.request_tags.clone();
+        for tag in &asked.tags {
+            if tags.len() < crate::request_metadata::MAX_TAGS && !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        trace.insert("tags".into(), tags.into());
+        if let Some(session) = &asked.session_id {
+            trace.insert("sessionId".into(), session.clone().into());
+        }
+        if let Some(version) = &asked.trace_version {
+            trace.insert("version".into(), version.clone().into());
+        }
+        if let Some(r) = asked.trace_release.as_deref().or(release) {
+            trace.insert("release".into(), r.into());
+        }
     }
     // The prompt and the answer, when the record carries them (LiteLLM's default; not with
     // `turn_off_message_logging`): `{"messages": [...]}` and the answer's message, as LiteLLM
     // writes them.
     let input = record.messages.as_ref().map(|m| json!({ "messages": content_json(m) }));
     let output = record.response.as_ref().map(|r| answer_message(content_json(r)));
-    if let Some(input) = &input {
+    if let (Some(input), true) = (&input, new_trace) {
         trace.insert("input".into(), input.clone());
     }
-    if let (Some(output), false) = (&output, failed) {
+    if let (Some(output), false, true) = (&output, failed, new_trace) {
         trace.insert("output".into(), output.clone());
     }
 
-    // LiteLLM names a generation after the key's alias when it has one.
-    let generation_name = match &record.metadata.user_api_key_alias {
-        Some(alias) => format!("litellm:{alias}"),
-        None => trace_name,
+    // The request's name for it, else LiteLLM's: the key's alias when it has one.
+    let generation_name = match (&asked.generation_name, &record.metadata.user_api_key_alias) {
+        (Some(name), _) => name.clone(),
+        (None, Some(alias)) => format!("litellm:{alias}"),
+        (None, None) => default_name,
     };
     let mut generation = Map::new();
-    generation.insert("id".into(), generation_id(record).into());
-    generation.insert("traceId".into(), record.trace_id.clone().into());
+    generation.insert("id".into(), asked.generation_id.clone().unwrap_or_else(|| generation_id(record)).into());
+    generation.insert("traceId".into(), trace_id.into());
     generation.insert("name".into(), generation_name.into());
     generation.insert("startTime".into(), start.clone().into());
     generation.insert("endTime".into(), end.clone().into());
@@ -412,6 +443,51 @@ mod tests {
         // Same credentials and host: the same project.
         assert_eq!(*project("http://a"), *project("http://a/"));
         assert_ne!(*project("http://a"), *project("http://b"));
+    }
+
+    fn asking(metadata: &str, headers: &[(&str, &str)]) -> LogRecord {
+        let metadata = (!metadata.is_empty()).then(|| Bytes::from(metadata.to_string()));
+        let carried =
+            crate::request_metadata::Carried::new(metadata, headers.iter().map(|(n, v)| (*n, v.as_bytes()))).unwrap();
+        LogRecord { request_metadata: Some(Box::new(carried)), ..sample() }
+    }
+
+    #[test]
+    fn the_requests_own_keys_name_its_trace_and_generation() {
+        let record = asking(
+            r#"{"trace_id":"t-9","session_id":"s-1","trace_name":"checkout","trace_user_id":"u-3",
+                "generation_name":"step-1","generation_id":"g-1","trace_version":"2","tags":["mine"]}"#,
+            &[("langfuse_trace_release", "r-5")],
+        );
+        let [trace, generation] = events(&record, Some("v1"));
+        let (t, g) = (&trace["body"], &generation["body"]);
+        assert_eq!(
+            (t["id"].as_str(), t["name"].as_str(), t["userId"].as_str()),
+            (Some("t-9"), Some("checkout"), Some("u-3"))
+        );
+        assert_eq!(
+            (t["sessionId"].as_str(), t["version"].as_str(), t["release"].as_str()),
+            (Some("s-1"), Some("2"), Some("r-5"))
+        );
+        assert_eq!(t["tags"], json!(["t", "mine"]));
+        assert_eq!(
+            (g["traceId"].as_str(), g["id"].as_str(), g["name"].as_str()),
+            (Some("t-9"), Some("g-1"), Some("step-1"))
+        );
+        // Event ids stay the call's own, so a batch sent again is deduplicated.
+        assert_eq!(trace["id"], "call-1-trace");
+    }
+
+    #[test]
+    fn an_existing_trace_is_added_to_without_renaming_it() {
+        let record = asking(r#"{"trace_name":"ignored","session_id":"s"}"#, &[("langfuse_existing_trace_id", "old-1")]);
+        let [trace, generation] = events(&record, Some("v1"));
+        let t = trace["body"].as_object().unwrap();
+        let mut keys: Vec<&str> = t.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["id", "timestamp"]);
+        assert_eq!(t["id"], "old-1");
+        assert_eq!(generation["body"]["traceId"], "old-1");
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! to the configured project or to a key's or team's own), [`s3`] (one object per record in a
 //! bucket, SigV4-signed), [`datadog`] (Datadog's logs intake) and [`otel`] (OpenTelemetry
 //! traces: `otel`, `langfuse_otel`). A request carries its [`trace::TraceContext`] only while an
-//! OpenTelemetry sink runs.
+//! OpenTelemetry sink runs, and what it said for Langfuse ([`request_metadata`]) only while a
+//! sink reads it.
 //! Beside the callbacks, [`alerting`]: LiteLLM's Slack alerts, their own queue and pacing.
 //!
 //! The crate knows nothing of keys, routing or HTTP serving: the server builds the records'
@@ -26,6 +27,7 @@ pub mod langfuse;
 pub mod otel;
 pub mod queue;
 pub mod record;
+pub mod request_metadata;
 pub mod s3;
 pub mod trace;
 
@@ -81,6 +83,8 @@ pub struct Callbacks {
     /// Records carry the prompt and the answer (LiteLLM's default; off with
     /// `turn_off_message_logging`).
     content: bool,
+    /// `redact_messages_in_exceptions`: records carry no exception message.
+    redact_exceptions: bool,
     /// Taken by [`Callbacks::finish`].
     drains: std::sync::Mutex<Vec<Drain>>,
 }
@@ -113,6 +117,21 @@ impl Callbacks {
         self.content = keep;
     }
 
+    /// `litellm_settings.redact_messages_in_exceptions`: a failure's record says
+    /// [`record::REDACTED`] instead of its message, and its span has no `exception.message`.
+    pub fn redact_exceptions(&mut self, redact: bool) {
+        self.redact_exceptions = redact;
+    }
+
+    /// A failure's `error_str`: its message, bounded ([`record::bounded_error`]), or
+    /// [`record::REDACTED`].
+    pub fn error_str(&self, message: &str) -> String {
+        match self.redact_exceptions {
+            true => record::REDACTED.to_string(),
+            false => record::bounded_error(message),
+        }
+    }
+
     /// Whether records carry the prompt and the answer at all.
     pub fn keeps_content(&self) -> bool {
         self.content
@@ -129,6 +148,14 @@ impl Callbacks {
     /// Whether requests keep a trace for these callbacks.
     pub fn traced(&self) -> bool {
         self.traced
+    }
+
+    /// Whether a record carries what its request said for Langfuse (its `metadata` keys and
+    /// `langfuse_*` headers, [`request_metadata`]) whatever its key: a configured `langfuse`
+    /// sink or an OpenTelemetry one (a key's or team's own Langfuse project also asks for it,
+    /// which the caller knows).
+    pub fn reads_request_metadata(&self) -> bool {
+        self.traced || self.sinks.iter().any(|s| s.own_projects && s.events != Events::default())
     }
 
     /// At shutdown: every sink delivers what it holds, for at most `limit` each (a collector

@@ -9,6 +9,22 @@
 use serde::Serialize;
 use std::sync::Arc;
 
+/// What a record's `error_str` is under `redact_messages_in_exceptions`: LiteLLM's word for
+/// what it redacts. Spans leave the exception's message out instead.
+pub const REDACTED: &str = "redacted-by-litellm";
+
+/// The most of an error message a record carries: enough to read, not a whole body.
+pub const MAX_ERROR_STR: usize = 2_048;
+
+/// `message`, cut to at most [`MAX_ERROR_STR`] bytes (on a character's boundary).
+pub fn bounded_error(message: &str) -> String {
+    let mut end = message.len().min(MAX_ERROR_STR);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message[..end].to_string()
+}
+
 /// Whether the call succeeded: LiteLLM's `StandardLoggingPayloadStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,6 +89,10 @@ pub struct LogRecord {
     /// LiteLLM's payload.
     #[serde(skip)]
     pub trace: Option<Box<crate::trace::Trace>>,
+    /// What the request said for Langfuse (`metadata.trace_id`, `langfuse_*` headers, ...), as
+    /// it sent it, for the Langfuse sinks to read ([`crate::request_metadata`]).
+    #[serde(skip)]
+    pub request_metadata: Option<Box<crate::request_metadata::Carried>>,
 }
 
 impl LogRecord {
@@ -122,6 +142,7 @@ impl LogRecord {
             hidden_params: HiddenParams::default(),
             langfuse: None,
             trace,
+            request_metadata: None,
         }
     }
 }
@@ -222,6 +243,7 @@ mod tests {
             hidden_params: HiddenParams::default(),
             trace: None,
             langfuse: None,
+            request_metadata: None,
         }
     }
 

@@ -3,6 +3,8 @@
 //! attempts did — gathered on the request path in a few words of memory, and turned into spans
 //! only by the OpenTelemetry sink ([`crate::otel`]), off that path.
 
+use crate::content::Content;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -196,8 +198,64 @@ pub struct AttemptSpan {
     pub error_class: Option<&'static str>,
 }
 
+/// How the call's answer ended, for `gen_ai.response.finish_reasons`: what a stream's last
+/// finishing chunk said, or a whole answer, held as the bytes the request path already had
+/// (bounded as records' content is) and read by the sink, off the request path.
+#[derive(Debug, Default)]
+pub enum Finish {
+    #[default]
+    Unknown,
+    Streamed(Cow<'static, str>),
+    Answer(Content),
+}
+
+/// The longest finish reason kept (OpenAI's longest, `content_filter`, is 14 bytes).
+pub const MAX_FINISH_REASON: usize = 64;
+
+/// A stream chunk's `finish_reason`, given as its raw JSON value: the usual ones without an
+/// allocation, another plain string of at most [`MAX_FINISH_REASON`] bytes as it is, anything
+/// else (null, a number, an escaped or longer string) none.
+pub fn finish_reason(raw: &str) -> Option<Cow<'static, str>> {
+    let text = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if text.is_empty() || text.len() > MAX_FINISH_REASON || text.bytes().any(|b| b == b'\\' || b < 0x20) {
+        return None;
+    }
+    const KNOWN: [&str; 6] = ["stop", "length", "tool_calls", "content_filter", "function_call", "end_turn"];
+    Some(match KNOWN.iter().find(|k| **k == text) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(text.to_string()),
+    })
+}
+
+/// The most choices whose finish reasons a span lists.
+pub const MAX_CHOICES: usize = 128;
+
+/// The `finish_reason` of each choice of an OpenAI-shaped answer, in order (null ones left
+/// out); none for a body that is not one. Off the request path: this parses the choices.
+pub fn finish_reasons(answer: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow, default)]
+        choices: Vec<Choice<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Choice<'a> {
+        #[serde(borrow, default)]
+        finish_reason: Option<Cow<'a, str>>,
+    }
+    let Ok(answer) = serde_json::from_slice::<Answer<'_>>(answer) else { return Vec::new() };
+    answer
+        .choices
+        .into_iter()
+        .filter_map(|c| c.finish_reason)
+        .filter(|r| !r.is_empty() && r.len() <= MAX_FINISH_REASON)
+        .take(MAX_CHOICES)
+        .map(Cow::into_owned)
+        .collect()
+}
+
 /// What the OpenTelemetry sink needs of a finished call beyond its logging record.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Trace {
     pub context: TraceContext,
     pub end_unix_nanos: u64,
@@ -206,6 +264,8 @@ pub struct Trace {
     /// The provider's id of the answer (`chatcmpl-…`).
     pub response_id: Option<Box<str>>,
     pub attempts: Vec<AttemptSpan>,
+    /// How the answer ended.
+    pub finish: Finish,
 }
 
 #[cfg(test)]
@@ -255,6 +315,22 @@ mod tests {
         let ctx = TraceContext::begin(Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"), None, "/x");
         assert!(!ctx.sampled());
         assert!(ctx.traceparent(&ctx.span_id).ends_with(b"-00"));
+    }
+
+    #[test]
+    fn finish_reasons_are_read_from_a_chunk_or_an_answer() {
+        assert_eq!(finish_reason("\"stop\""), Some(Cow::Borrowed("stop")));
+        assert!(matches!(finish_reason("\"tool_calls\""), Some(Cow::Borrowed("tool_calls"))));
+        assert_eq!(finish_reason("\"eos\"").as_deref(), Some("eos"));
+        for bad in ["null", "1", "\"\"", "\"a\\nb\"", "stop"] {
+            assert_eq!(finish_reason(bad), None, "{bad}");
+        }
+        assert_eq!(finish_reason(&format!("\"{}\"", "x".repeat(MAX_FINISH_REASON + 1))), None);
+        let answer = br#"{"id":"c","choices":[{"index":0,"message":{"content":"a"},"finish_reason":"stop"},
+            {"index":1,"finish_reason":null},{"index":2,"finish_reason":"length"}],"usage":{}}"#;
+        assert_eq!(finish_reasons(answer), ["stop", "length"]);
+        assert!(finish_reasons(b"not json").is_empty());
+        assert!(finish_reasons(br#"{"object":"list","data":[]}"#).is_empty());
     }
 
     proptest! {

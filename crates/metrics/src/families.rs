@@ -63,6 +63,11 @@ pub(crate) struct Families {
     pub proxy_requests: Counters<ProxyRequestLabels>,
     pub proxy_failures: Counters<ProxyFailureLabels>,
     pub request_latency: Histograms<RequestLatencyLabels>,
+    pub queue_time: Histograms<RequestLatencyLabels>,
+    /// `litellm_requests_metric` (deprecated): successes, with the spend metric's labels.
+    pub requests: Counters<SpendLabels>,
+    /// `litellm_llm_api_failed_requests_metric` (deprecated).
+    pub llm_api_failed: Counters<LlmApiFailedLabels>,
     pub api_latency: Histograms<ApiLatencyLabels>,
     pub ttft: Histograms<ApiLatencyLabels>,
     pub overhead_latency: Histograms<DeploymentGroupLabels>,
@@ -96,6 +101,9 @@ impl Families {
             proxy_requests: Counters::default(),
             proxy_failures: Counters::default(),
             request_latency: latency(),
+            queue_time: latency(),
+            requests: Counters::default(),
+            llm_api_failed: Counters::default(),
             api_latency: latency(),
             ttft: latency(),
             overhead_latency: latency(),
@@ -138,6 +146,21 @@ impl Families {
             "litellm_request_total_latency_metric",
             "Total latency (seconds) for a request to LiteLLM",
             f.request_latency.clone(),
+        );
+        r.register(
+            "litellm_request_queue_time_seconds",
+            "Time spent in the queue before the LLM API call starts (seconds)",
+            f.queue_time.clone(),
+        );
+        r.register(
+            "litellm_requests_metric",
+            "deprecated - use litellm_proxy_total_requests_metric. Total number of LLM calls to litellm - track total per API Key, team, user",
+            f.requests.clone(),
+        );
+        r.register(
+            "litellm_llm_api_failed_requests_metric",
+            "deprecated - use litellm_proxy_failed_requests_metric. Total number of failed LLM API calls via litellm",
+            f.llm_api_failed.clone(),
         );
         r.register(
             "litellm_llm_api_latency_metric",

@@ -46,7 +46,7 @@ pub struct ProxyFailureLabels {
     pub model_id: String,
 }
 
-/// `litellm_request_total_latency_metric` (and `litellm_request_queue_time_seconds` in LiteLLM).
+/// `litellm_request_total_latency_metric` and `litellm_request_queue_time_seconds`.
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLatencyLabels {
     pub end_user: String,
@@ -196,6 +196,19 @@ pub struct SpendLabels {
     pub user_email: String,
     pub client_ip: String,
     pub user_agent: String,
+    pub model_id: String,
+}
+
+/// `litellm_llm_api_failed_requests_metric` (deprecated in LiteLLM, kept for its dashboards).
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LlmApiFailedLabels {
+    pub end_user: String,
+    pub hashed_api_key: String,
+    pub api_key_alias: String,
+    pub model: String,
+    pub team: String,
+    pub team_alias: String,
+    pub user: String,
     pub model_id: String,
 }
 

@@ -36,6 +36,9 @@ pub struct RequestRecord<'a> {
     pub total: Duration,
     /// Part of `total` spent waiting on upstreams (all attempts).
     pub upstream: Duration,
+    /// From the request's arrival to the start of its first upstream call (LiteLLM's
+    /// `litellm_request_queue_time_seconds`); `None` when no upstream was called.
+    pub queue: Option<Duration>,
     /// The deployment that answered (or the last one tried), when any was picked.
     pub deployment: Option<&'a DeploymentMetrics>,
     /// The request's `user` field, or empty.
@@ -57,6 +60,12 @@ pub(crate) struct RequestHandles {
     failed: Option<Counter>,
     /// Only for successful requests: LiteLLM observes the total latency on success only.
     latency: Option<AtomicHistogram>,
+    /// `litellm_request_queue_time_seconds`, on success as the total latency.
+    queue: Option<AtomicHistogram>,
+    /// `litellm_requests_metric` (deprecated), counted on success.
+    requests: Option<Counter>,
+    /// `litellm_llm_api_failed_requests_metric` (deprecated), counted on failure.
+    llm_failed: Option<Counter>,
     overhead: AtomicHistogram,
     /// Resolved on the first request of this label set that cost something, so free traffic
     /// exports no zero spend series.
@@ -71,6 +80,17 @@ fn resolve(shared: &Shared, r: &RequestRecord<'_>, status: &str, class: &str) ->
     };
     let failed = r.status >= 400;
     let c = caller_labels(r.caller);
+    let latency_labels = RequestLatencyLabels {
+        end_user: r.end_user.to_owned(),
+        hashed_api_key: c.hashed_api_key.clone(),
+        api_key_alias: c.api_key_alias.clone(),
+        requested_model: r.requested_model.to_owned(),
+        team: c.team.clone(),
+        team_alias: c.team_alias.clone(),
+        user: c.user.clone(),
+        model: model.to_owned(),
+        model_id: model_id.to_owned(),
+    };
     RequestHandles {
         total: f.proxy_requests.get_or_create_owned(&ProxyRequestLabels {
             end_user: r.end_user.to_owned(),
@@ -105,16 +125,18 @@ fn resolve(shared: &Shared, r: &RequestRecord<'_>, status: &str, class: &str) ->
                 ..Default::default()
             })
         }),
-        latency: (!failed).then(|| {
-            f.request_latency.get_or_create_owned(&RequestLatencyLabels {
+        latency: (!failed).then(|| f.request_latency.get_or_create_owned(&latency_labels)),
+        queue: (!failed).then(|| f.queue_time.get_or_create_owned(&latency_labels)),
+        requests: (!failed).then(|| f.requests.get_or_create_owned(&spend_labels(r))),
+        llm_failed: failed.then(|| {
+            f.llm_api_failed.get_or_create_owned(&LlmApiFailedLabels {
                 end_user: r.end_user.to_owned(),
                 hashed_api_key: c.hashed_api_key.clone(),
                 api_key_alias: c.api_key_alias.clone(),
-                requested_model: r.requested_model.to_owned(),
+                model: model.to_owned(),
                 team: c.team.clone(),
                 team_alias: c.team_alias.clone(),
                 user: c.user.clone(),
-                model: model.to_owned(),
                 model_id: model_id.to_owned(),
             })
         }),
@@ -161,6 +183,15 @@ pub(crate) fn record(shared: &Shared, r: &RequestRecord<'_>) {
         }
         if let Some(l) = &h.latency {
             l.observe(total);
+        }
+        if let (Some(q), Some(queue)) = (&h.queue, r.queue) {
+            q.observe(queue.as_secs_f64());
+        }
+        if let Some(c) = &h.requests {
+            c.inc();
+        }
+        if let Some(c) = &h.llm_failed {
+            c.inc();
         }
         h.overhead.observe(overhead);
         // `> 0.0` also keeps NaN out of the counter.

@@ -30,6 +30,7 @@ fn cost_per_record() {
         exception_class: None,
         total: Duration::from_micros(100_250),
         upstream: Duration::from_millis(100),
+        queue: Some(Duration::from_micros(180)),
         deployment: Some(&d),
         end_user: "my-new-end-user-1",
         user_agent: "python-requests/2.32",

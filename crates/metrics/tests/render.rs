@@ -141,6 +141,7 @@ fn request<'a>(d: &'a DeploymentMetrics, status: u16, user_agent: &'a str) -> Re
         exception_class: None,
         total: Duration::from_millis(120),
         upstream: Duration::from_millis(100),
+        queue: Some(Duration::from_millis(3)),
         deployment: Some(d),
         end_user: "my-new-end-user-1",
         user_agent,
@@ -319,6 +320,43 @@ fn expected() -> Vec<(&'static str, &'static str, BTreeSet<String>)> {
                 "model",
                 "model_id",
             ]),
+        ),
+        (
+            "litellm_request_queue_time_seconds",
+            "histogram",
+            set(&[
+                "end_user",
+                "hashed_api_key",
+                "api_key_alias",
+                "requested_model",
+                "team",
+                "team_alias",
+                "user",
+                "model",
+                "model_id",
+            ]),
+        ),
+        (
+            "litellm_requests_metric_total",
+            "counter",
+            set(&[
+                "end_user",
+                "hashed_api_key",
+                "api_key_alias",
+                "model",
+                "team",
+                "team_alias",
+                "user",
+                "user_email",
+                "client_ip",
+                "user_agent",
+                "model_id",
+            ]),
+        ),
+        (
+            "litellm_llm_api_failed_requests_metric_total",
+            "counter",
+            set(&["end_user", "hashed_api_key", "api_key_alias", "model", "team", "team_alias", "user", "model_id"]),
         ),
         ("litellm_llm_api_latency_metric", "histogram", api_latency.clone()),
         ("litellm_llm_api_time_to_first_token_metric", "histogram", api_latency),
@@ -514,6 +552,18 @@ fn values_and_label_values() {
     assert_eq!(count.labels["model"], "openai/fake");
     let sum = sample(&f, &format!("{lat}_sum"), lat, &[]);
     assert!((sum.value - 0.12).abs() < 1e-9);
+
+    // Queue time: arrival to the first upstream call, observed with the total latency.
+    let queue = "litellm_request_queue_time_seconds";
+    assert_eq!(sample(&f, &format!("{queue}_count"), queue, &[]).value, 1.0);
+    assert!((sample(&f, &format!("{queue}_sum"), queue, &[]).value - 0.003).abs() < 1e-9);
+    // The deprecated families: successes, and failures by deployment model.
+    let requests = "litellm_requests_metric_total";
+    let s = sample(&f, requests, requests, &[]);
+    assert_eq!((s.value, s.labels["model"].as_str(), s.labels["user_agent"].as_str()), (1.0, "openai/fake", "locust"));
+    let llm_failed = "litellm_llm_api_failed_requests_metric_total";
+    let s = sample(&f, llm_failed, llm_failed, &[]);
+    assert_eq!((s.value, s.labels["model"].as_str(), s.labels["model_id"].as_str()), (1.0, "openai/fake", "m1"));
 
     let over = "litellm_overhead_latency_metric";
     let s = sample(&f, &format!("{over}_sum"), over, &[("model_group", GROUP)]);

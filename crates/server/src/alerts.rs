@@ -49,6 +49,7 @@ pub(crate) fn start(app: &Arc<App>, settings: &AlertingSettings) -> Option<alert
         pacing,
         metrics: app.metrics.as_ref().map(|m| m.callback("slack_alerting")),
         proxy_base_url: settings.proxy_base_url.clone(),
+        outage: settings.outage,
     };
     let (alerts, drain) = alerting::spawn(sink, setup);
     let _ = app.access.alerts.set(alerts.clone());
@@ -94,6 +95,9 @@ async fn watch(app: Weak<App>, alerts: Alerts, report_every: Duration) {
         let now = tokio::time::Instant::now() + TICK / 2;
         if now >= next_report {
             next_report = now + report_every;
+            if let Some(report) = alerts.take_fallback_report() {
+                alerts.send(report);
+            }
             if let Some(kind) = report_kind(&alerts) {
                 let (app, alerts) = (app.clone(), alerts.clone());
                 // The store's reads are not the watcher's to wait for.
@@ -317,6 +321,7 @@ mod tests {
             pacing: alerting::Pacing::default(),
             metrics: None,
             proxy_base_url: None,
+            outage: Default::default(),
         };
         let (alerts, _drain) = alerting::spawn(told.clone(), setup);
         let mut seen = Seen::default();
@@ -365,5 +370,57 @@ mod tests {
             [("a".to_string(), 3.5), ("b".into(), 3.0), ("g".into(), 0.4), ("f".into(), 0.3), ("e".into(), 0.2)]
         );
         assert_eq!(round4(0.123_456), 0.1235);
+    }
+}
+
+/// `new_model_added`: a model was added through `/model/new` — LiteLLM's message, with the
+/// OpenAI SDK snippet that calls it and its prices from the price table (the base model's when
+/// `model_info.base_model` names one). Nothing when alerting is off or does not want it.
+pub(crate) fn model_added(app: &App, model_name: &str, litellm_model: &str, base_model: Option<&str>) {
+    let Some(alerts) = app.access.alerts.get().filter(|a| a.wants(AlertType::NewModelAdded)) else { return };
+    let base_url = app
+        .live_settings
+        .current()
+        .alerting
+        .as_ref()
+        .and_then(|a| a.proxy_base_url.clone())
+        .unwrap_or_else(|| "http://0.0.0.0:4000".into());
+    alerts.send(Alert::new(
+        AlertType::NewModelAdded,
+        Level::Low,
+        model_name,
+        model_added_message(model_name, litellm_model, base_model, &base_url),
+    ));
+}
+
+fn model_added_message(model_name: &str, litellm_model: &str, base_model: Option<&str>, base_url: &str) -> String {
+    let priced = base_model.unwrap_or(litellm_model);
+    let (provider, model) = priced.split_once('/').unwrap_or(("", priced));
+    // As LiteLLM writes them: fixed-point, never `1.63e-06`.
+    let info = match sluice_providers::pricing::lookup(provider, model) {
+        Some(p) => format!(
+            "input_cost_per_token: {:.8}\noutput_cost_per_token: {:.8}\n",
+            p.input_per_token, p.output_per_token
+        ),
+        None => String::new(),
+    };
+    let base = base_model.map(|b| format!("Base Model: `{b}`\n")).unwrap_or_default();
+    format!(
+        "\n*🚅 New Model Added*\nModel Name: `{model_name}`\n{base}\n\nUsage OpenAI Python SDK:\n```\nimport openai\nclient = openai.OpenAI(\n    api_key=\"your_api_key\",\n    base_url={base_url}\n)\n\nresponse = client.chat.completions.create(\n    model=\"{model_name}\", # model to send to the proxy\n    messages = [\n        {{\n            \"role\": \"user\",\n            \"content\": \"this is a test request, write a short poem\"\n        }}\n    ]\n)\n```\n\nModel Info: \n```\n{info}\n```\n"
+    )
+}
+
+#[cfg(test)]
+mod model_added_tests {
+    use super::model_added_message;
+
+    #[test]
+    fn a_new_model_is_told_with_how_to_call_it_and_its_prices() {
+        let m = model_added_message("fast-chat", "openai/gpt-4o", None, "https://gw.example.com");
+        assert!(m.contains("*🚅 New Model Added*\nModel Name: `fast-chat`"), "{m}");
+        assert!(m.contains("base_url=https://gw.example.com") && m.contains("model=\"fast-chat\""), "{m}");
+        assert!(m.contains("input_cost_per_token: 0.0000025"), "{m}");
+        let m = model_added_message("mine", "openai/my-finetune", Some("openai/gpt-4o"), "http://x");
+        assert!(m.contains("Base Model: `openai/gpt-4o`") && m.contains("output_cost_per_token: 0.00001000"), "{m}");
     }
 }

@@ -39,6 +39,8 @@ pub struct Target {
     pub served: Arc<sluice_access::charge::Served>,
     /// What `/health` sends it and shows of it.
     pub health: crate::health::Probe,
+    /// `region_name` (else `aws_region_name`, `vertex_location`): for region outage alerts.
+    pub region: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -524,6 +526,15 @@ fn start_logging(app: &App, config: &Config) {
         let sink = GenericApi::new(&g.endpoint, g.headers.as_ref().map(Secret::expose));
         run(app, &mut callbacks, GENERIC_API, g.events, Batching::default(), sink);
     }
+    for named in &config.named_generic_apis {
+        // A sink's name labels its metrics and logs for the life of the process: the config's
+        // few webhook names are kept as such, once, at start.
+        let name: &'static str = Box::leak(named.name.clone().into_boxed_str());
+        let headers: Vec<(&str, &str)> = named.headers.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
+        let at = format!("callback_settings.{}", named.name);
+        let sink = GenericApi::named(&at, &named.endpoint, &headers, named.format);
+        run(app, &mut callbacks, name, named.events, Batching::default(), sink);
+    }
     if let Some(s) = &config.s3 {
         run(app, &mut callbacks, S3, s.events, s.batching, S3Sink::new(s.settings.clone()));
     }
@@ -541,11 +552,13 @@ fn start_logging(app: &App, config: &Config) {
     let otel_content =
         [&config.otel, &config.langfuse_otel].iter().any(|o| o.as_ref().is_some_and(|o| o.settings.capture_content));
     let wants_content = config.generic_api.is_some()
+        || !config.named_generic_apis.is_empty()
         || config.langfuse.is_some()
         || config.s3.is_some()
         || config.datadog.is_some()
         || otel_content;
     callbacks.keep_content(wants_content && !config.litellm.turn_off_message_logging);
+    callbacks.redact_exceptions(config.litellm.redact_messages_in_exceptions);
     start_langfuse(app, config, &mut callbacks);
     let names: Vec<&str> = callbacks.names().collect();
     if !names.is_empty() {
@@ -734,7 +747,8 @@ pub(crate) fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result
         spec.price(),
     ));
     let health = crate::health::Probe::new(&spec.model_name, &spec.model_info, &spec.public_params);
-    Ok(Target { id_header, api_base_header, provider, kind, metrics, served, health })
+    let region = spec.region_name.as_deref().map(Arc::from);
+    Ok(Target { id_header, api_base_header, provider, kind, metrics, served, health, region })
 }
 
 /// What the providers read from a deployment spec, with the gateway's defaults applied.

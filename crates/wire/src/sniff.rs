@@ -699,6 +699,8 @@ pub struct ChunkView<'a> {
     pub usage: Option<&'a str>,
     /// Some choice carried a non-null `finish_reason`.
     pub finished: bool,
+    /// The last non-null `finish_reason` of the chunk's choices, as raw JSON.
+    pub finish_reason: Option<&'a str>,
     /// The chunk is an error object rather than a completion chunk.
     pub is_error: bool,
     /// Generated text in this chunk (content deltas, completion text, tool-call arguments raw).
@@ -721,8 +723,9 @@ pub fn chunk(json: &str) -> Option<ChunkView<'_>> {
         ..ChunkView::default()
     };
     for choice in raw.choices.into_iter().flatten() {
-        if choice.finish_reason.is_some_and(|v| !is_null(v.get())) {
+        if let Some(reason) = choice.finish_reason.map(RawValue::get).filter(|v| !is_null(v)) {
             view.finished = true;
+            view.finish_reason = Some(reason);
         }
         if let Some(delta) = choice.delta {
             if let Some(c) = delta.content {
@@ -1174,13 +1177,14 @@ mod tests {
     fn reads_chunks() {
         let c = chunk(r#"{"id":"c1","created":5,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#).unwrap();
         assert_eq!(c.id, Some("\"c1\""));
-        assert!(!c.finished);
+        assert!(!c.finished && c.finish_reason.is_none());
         assert_eq!(c.text, vec!["Hi"]);
         assert!(c.usage.is_none());
         let c = chunk(r#"{"choices":[],"usage":{"prompt_tokens":1}}"#).unwrap();
         assert!(c.usage.is_some());
         let c = chunk(r#"{"choices":[{"delta":{},"finish_reason":"stop"}],"usage":null}"#).unwrap();
         assert!(c.finished);
+        assert_eq!(c.finish_reason, Some("\"stop\""));
         assert!(c.usage.is_none());
         assert!(chunk("{not json").is_none());
         assert!(chunk(r#"{"error":{"message":"x"}}"#).unwrap().is_error);

@@ -102,6 +102,8 @@ pub struct Setup {
     pub metrics: Option<sluice_metrics::CallbackMetrics>,
     /// `PROXY_BASE_URL`: LiteLLM ends each message with it, so a reader knows which proxy spoke.
     pub proxy_base_url: Option<String>,
+    /// `alerting_args`' outage thresholds and windows.
+    pub outage: super::outage::OutageArgs,
 }
 
 /// Starts the dispatch task for `sink`. Call from within a Tokio runtime. The task ends when told
@@ -117,6 +119,9 @@ pub fn spawn<S: AlertSink>(sink: S, setup: Setup) -> (Alerts, AlertDrain) {
         dropped: Arc::new(AtomicU64::new(0)),
         metrics: setup.metrics.clone(),
         in_flight,
+        outages: (setup.types.contains(AlertType::OutageAlerts) || setup.types.contains(AlertType::RegionOutageAlerts))
+            .then(|| Arc::new(super::outage::Outages::new(setup.outage))),
+        fallbacks: setup.types.contains(AlertType::FallbackReports).then(Default::default),
     };
     let stop = Arc::new(tokio::sync::Notify::new());
     let task = tokio::spawn(run(rx, sink, setup.pacing, setup.metrics, setup.proxy_base_url, stop.clone()));
@@ -377,6 +382,7 @@ mod tests {
             pacing,
             metrics: None,
             proxy_base_url: Some("https://llm.example.com".into()),
+            outage: Default::default(),
         }
     }
 

@@ -9,11 +9,14 @@
 //! one message per topic per minute, collecting everything that came meanwhile into it.
 //!
 //! The module knows nothing of keys, routers or databases: `access` reports budgets and slow
-//! calls, the server watches cooldowns, health and requests in flight ([`InFlight`]), and sends
+//! calls, the server watches cooldowns, health and requests in flight ([`InFlight`]), reports
+//! failed attempts (counted into outages, [`outage`]) and fallbacks ([`fallbacks`]), and sends
 //! the daily report.
 
 pub mod dispatch;
+pub mod fallbacks;
 pub mod in_flight;
+pub mod outage;
 pub mod slack;
 
 pub use dispatch::{spawn, AlertDrain, AlertSink, Delivery, Pacing, Setup};
@@ -185,6 +188,11 @@ pub struct Alerts {
     dropped: Arc<AtomicU64>,
     metrics: Option<sluice_metrics::CallbackMetrics>,
     in_flight: Option<Arc<InFlight>>,
+    /// The errors counted for outage alerts (only with `outage_alerts` or
+    /// `region_outage_alerts`).
+    outages: Option<Arc<outage::Outages>>,
+    /// The fallbacks since the last report (only with `fallback_reports`).
+    fallbacks: Option<Arc<fallbacks::Fallbacks>>,
 }
 
 impl Alerts {
@@ -222,6 +230,28 @@ impl Alerts {
     /// The requests in flight, for the hanging-request scan (only with `llm_requests_hanging`).
     pub fn in_flight(&self) -> Option<&Arc<InFlight>> {
         self.in_flight.as_ref()
+    }
+
+    /// An upstream attempt failed: counted for the outage alerts when they are on
+    /// ([`outage`]).
+    pub fn attempt_failed(&self, failed: &outage::FailedAttempt<'_>) {
+        if let Some(o) = &self.outages {
+            o.failed(self, failed);
+        }
+    }
+
+    /// A call to `from` fell back to `to` and was served (`ok`) or not: counted for the next
+    /// fallback report when `fallback_reports` is on ([`fallbacks`]).
+    pub fn fallback(&self, from: &str, to: &str, ok: bool) {
+        if let Some(f) = &self.fallbacks {
+            f.record(from, to, ok);
+        }
+    }
+
+    /// The fallback report since the last one, if there were any (and the type is on).
+    pub fn take_fallback_report(&self) -> Option<Alert> {
+        let text = self.fallbacks.as_ref()?.take_report()?;
+        Some(Alert::new(AlertType::FallbackReports, Level::Low, "fallbacks", text))
     }
 
     /// Starts tracking a request to `model` as in flight until the guard is dropped, when

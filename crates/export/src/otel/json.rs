@@ -84,7 +84,12 @@ mod tests {
     fn ids_are_hex_and_big_numbers_are_strings() {
         let record = crate::otel::spans::tests::traced();
         let mut spans = Vec::new();
-        crate::otel::spans::of_record(&record, true, &mut spans);
+        crate::otel::spans::of_record(
+            &record,
+            None,
+            crate::otel::spans::Options { content: true, ..Default::default() },
+            &mut spans,
+        );
         let resource =
             Resource { attributes: vec![("service.name".into(), "litellm".into())], scope_name: "litellm".into() };
         let v = export_request(&resource, &spans);

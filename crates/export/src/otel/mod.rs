@@ -49,6 +49,11 @@ pub struct Settings {
     /// a 16 KB prompt per span costs more than the rest of the trace); always for
     /// `langfuse_otel`, whose whole use is reading them.
     pub capture_content: bool,
+    /// `USE_OTEL_LITELLM_REQUEST_SPAN=true`: the call's attributes on a `litellm_request` span
+    /// under the request's, as LiteLLM before 1.81 nested them ([`spans`]).
+    pub request_span: bool,
+    /// The request's own Langfuse keys as Langfuse's attributes (`langfuse_otel`).
+    pub langfuse: bool,
 }
 
 /// Header values hidden.
@@ -61,6 +66,7 @@ impl std::fmt::Debug for Settings {
             .field("headers", &names)
             .field("resource", &self.resource)
             .field("capture_content", &self.capture_content)
+            .field("request_span", &self.request_span)
             .finish()
     }
 }
@@ -79,7 +85,8 @@ impl Settings {
     /// - resource: `service.name` (`OTEL_SERVICE_NAME`, LiteLLM's default `litellm`),
     ///   `deployment.environment` (`OTEL_ENVIRONMENT_NAME`, `production`), `model_id`
     ///   (`OTEL_MODEL_ID`), then `OTEL_RESOURCE_ATTRIBUTES`; the scope is `OTEL_TRACER_NAME`
-    ///   (`litellm`).
+    ///   (`litellm`);
+    /// - `USE_OTEL_LITELLM_REQUEST_SPAN` (`true`): the call's own `litellm_request` span.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
         let var = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let exact = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
@@ -138,7 +145,16 @@ impl Settings {
         let scope_name = var("OTEL_TRACER_NAME").unwrap_or_else(|| "litellm".into());
         let capture_content =
             var("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        Ok(Settings { protocol, endpoint, headers, resource: Resource { attributes, scope_name }, capture_content })
+        let request_span = var("USE_OTEL_LITELLM_REQUEST_SPAN").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        Ok(Settings {
+            protocol,
+            endpoint,
+            headers,
+            resource: Resource { attributes, scope_name },
+            capture_content,
+            request_span,
+            langfuse: false,
+        })
     }
 
     /// `langfuse_otel`: Langfuse's OTLP endpoint (`{LANGFUSE_OTEL_HOST or LANGFUSE_HOST}` +
@@ -169,6 +185,7 @@ impl Settings {
         settings.endpoint = endpoint;
         settings.headers = vec![("Authorization".into(), format!("Basic {token}"))];
         settings.capture_content = true;
+        settings.langfuse = true;
         Ok(settings)
     }
 }
@@ -224,7 +241,7 @@ fn header_map(headers: &[(String, String)], variable: &str) -> Result<HeaderMap,
 pub struct Otlp {
     resource: Resource,
     transport: Transport,
-    capture_content: bool,
+    options: spans::Options,
 }
 
 #[derive(Debug)]
@@ -249,15 +266,23 @@ impl Otlp {
                 Transport::Http { collector: Collector::new(endpoint, headers), json }
             }
         };
-        Ok(Otlp { resource: settings.resource.clone(), transport, capture_content: settings.capture_content })
+        let options = spans::Options {
+            content: settings.capture_content,
+            request_span: settings.request_span,
+            langfuse: settings.langfuse,
+        };
+        Ok(Otlp { resource: settings.resource.clone(), transport, options })
     }
 }
 
 impl Sink for Otlp {
     async fn send(&self, batch: &[Arc<LogRecord>]) -> Result<(), String> {
+        // What each request said for Langfuse, read here (off the request path); the spans
+        // borrow from it.
+        let asked: Vec<_> = batch.iter().map(|r| r.request_metadata.as_deref().map(|c| c.read())).collect();
         let mut spans = Vec::with_capacity(batch.len() * 2);
-        for record in batch {
-            spans::of_record(record, self.capture_content, &mut spans);
+        for (record, asked) in batch.iter().zip(&asked) {
+            spans::of_record(record, asked.as_ref(), self.options, &mut spans);
         }
         if spans.is_empty() {
             return Ok(());

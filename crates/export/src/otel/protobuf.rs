@@ -277,12 +277,12 @@ impl Message for AnyValue<'_, '_> {
 }
 
 /// `ArrayValue { values: [AnyValue { string_value }] }`.
-struct ArrayValue<'i, 'a>(&'i [&'a str]);
+struct ArrayValue<'i, 'a>(&'i [std::borrow::Cow<'a, str>]);
 
 impl Message for ArrayValue<'_, '_> {
     fn encode(&self, w: &mut Writer) {
         for item in self.0 {
-            w.message(1, &AnyValue(&Value::Str((*item).into())));
+            w.message(1, &AnyValue(&Value::Str(std::borrow::Cow::Borrowed(item))));
         }
     }
 }
@@ -330,7 +330,12 @@ mod tests {
     fn every_length_is_the_length_written() {
         let record = crate::otel::spans::tests::traced();
         let mut spans = Vec::new();
-        crate::otel::spans::of_record(&record, true, &mut spans);
+        crate::otel::spans::of_record(
+            &record,
+            None,
+            crate::otel::spans::Options { content: true, ..Default::default() },
+            &mut spans,
+        );
         let resource = Resource { attributes: vec![("service.name".into(), "x".into())], scope_name: "s".into() };
         let out = export_request(&resource, &spans);
         // Walks length-delimited fields that hold messages, to the depth of attributes' values.

@@ -7,7 +7,7 @@
 
 use super::deployment::Secret;
 use super::error::{err, typed, ConfigError};
-use super::value::{Positive, MAX_SECONDS};
+use super::value::{Positive, PositiveCount, MAX_SECONDS};
 use super::yaml::key_str;
 use super::Env;
 use serde::Deserialize;
@@ -61,7 +61,14 @@ pub struct AlertingSettings {
     pub by_type: Vec<(AlertType, Vec<Secret>)>,
     /// `PROXY_BASE_URL`: named at the end of each message, as LiteLLM does.
     pub proxy_base_url: Option<String>,
+    /// `alerting_args`' outage windows and thresholds (`outage_alert_ttl`,
+    /// `region_outage_alert_ttl`, `minor_outage_alert_threshold`, `major_outage_alert_threshold`,
+    /// `max_outage_alert_list_size`).
+    pub outage: sluice_export::alerting::outage::OutageArgs,
 }
+
+/// The most errors an outage window keeps (LiteLLM's `max_outage_alert_list_size` is unbounded).
+const MAX_OUTAGE_LIST: u32 = 10_000;
 
 /// The longest `PROXY_BASE_URL` taken.
 const MAX_PROXY_BASE_URL: usize = 2_048;
@@ -85,7 +92,22 @@ struct Section {
 struct Args {
     daily_report_frequency: Option<Positive>,
     budget_alert_ttl: Option<Positive>,
+    outage_alert_ttl: Option<Positive>,
+    region_outage_alert_ttl: Option<Positive>,
+    minor_outage_alert_threshold: Option<PositiveCount>,
+    major_outage_alert_threshold: Option<PositiveCount>,
+    max_outage_alert_list_size: Option<PositiveCount>,
 }
+
+const ARGS: [&str; 7] = [
+    "daily_report_frequency",
+    "budget_alert_ttl",
+    "outage_alert_ttl",
+    "region_outage_alert_ttl",
+    "minor_outage_alert_threshold",
+    "major_outage_alert_threshold",
+    "max_outage_alert_list_size",
+];
 
 /// Reads the alerting settings of `general` (the `general_settings` mapping). `None` when
 /// `alerting` names no channel sluice sends to; the channels it does not implement, and
@@ -149,6 +171,7 @@ pub(crate) fn read(
             }
         }
     }
+    let mut outage = sluice_export::alerting::outage::OutageArgs::default();
     if let Some(args) = &raw.alerting_args {
         let path = format!("{AT}.alerting_args");
         match args {
@@ -161,9 +184,30 @@ pub(crate) fn read(
                 if let Some(Positive(s)) = a.budget_alert_ttl {
                     budget_alert_ttl = Duration::from_secs_f64(s);
                 }
+                if let Some(Positive(s)) = a.outage_alert_ttl {
+                    outage.ttl = Duration::from_secs_f64(s);
+                }
+                if let Some(Positive(s)) = a.region_outage_alert_ttl {
+                    outage.region_ttl = Duration::from_secs_f64(s);
+                }
+                if let Some(PositiveCount(n)) = a.minor_outage_alert_threshold {
+                    outage.minor = n;
+                }
+                if let Some(PositiveCount(n)) = a.major_outage_alert_threshold {
+                    outage.major = n;
+                }
+                if let Some(PositiveCount(n)) = a.max_outage_alert_list_size {
+                    if n > MAX_OUTAGE_LIST {
+                        return Err(err(
+                            &format!("{path}.max_outage_alert_list_size"),
+                            format!("must be at most {MAX_OUTAGE_LIST}: the errors kept per deployment or region"),
+                        ));
+                    }
+                    outage.max_errors = n;
+                }
                 for (k, _) in m {
                     let k = key_str(k);
-                    if !["daily_report_frequency", "budget_alert_ttl"].contains(&k.as_str()) {
+                    if !ARGS.contains(&k.as_str()) {
                         ignored.push(format!("{path}.{k}: not implemented in sluice yet"));
                     }
                 }
@@ -190,6 +234,7 @@ pub(crate) fn read(
         budget_alert_ttl,
         by_type,
         proxy_base_url,
+        outage,
     }))
 }
 
@@ -288,6 +333,27 @@ mod tests {
         assert_eq!(a.budget_alert_ttl, Duration::from_secs(24 * 3600));
         assert!(!format!("{a:?}").contains("secret-token"), "the webhook is a secret");
         assert!(load("model_list: []\n", &[]).unwrap().alerting.is_none());
+    }
+
+    #[test]
+    fn outage_arguments_are_read_and_bounded() {
+        let with = |args: &str| {
+            load(
+                &format!("general_settings:\n  alerting: [\"slack\"]\n  alerting_args:\n{args}"),
+                &[("SLACK_WEBHOOK_URL", HOOK)],
+            )
+        };
+        let c = with("    outage_alert_ttl: 30\n    region_outage_alert_ttl: 90\n    minor_outage_alert_threshold: 3\n    major_outage_alert_threshold: 7\n    max_outage_alert_list_size: 20\n").unwrap();
+        let o = c.alerting.unwrap().outage;
+        assert_eq!((o.ttl, o.region_ttl), (Duration::from_secs(30), Duration::from_secs(90)));
+        assert_eq!((o.minor, o.major, o.max_errors), (3, 7, 20));
+        assert!(!c.ignored.iter().any(|i| i.contains("outage")), "{:?}", c.ignored);
+        let d = load("general_settings:\n  alerting: [\"slack\"]\n", &[("SLACK_WEBHOOK_URL", HOOK)]).unwrap();
+        assert_eq!(d.alerting.unwrap().outage, sluice_export::alerting::outage::OutageArgs::default());
+        let e = with("    max_outage_alert_list_size: 1000000\n").unwrap_err();
+        assert!(e.contains("alerting_args.max_outage_alert_list_size") && e.contains("at most 10000"), "{e}");
+        let e = with("    minor_outage_alert_threshold: 0\n").unwrap_err();
+        assert!(e.contains("minor_outage_alert_threshold"), "{e}");
     }
 
     #[test]

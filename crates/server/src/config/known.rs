@@ -1,7 +1,7 @@
 //! The keys LiteLLM reads in each config section, whether or not sluice acts on them: a key that
 //! matches none of them is most likely a misspelling, and the nearest known key is suggested.
 
-/// Top-level sections (reference §1), with sluice's own. The seven sluice reads come first
+/// Top-level sections (reference §1), with sluice's own. The eight sluice reads come first
 /// (`TOP_LEVEL_IMPLEMENTED` in `config` takes them from here).
 pub(crate) const TOP_LEVEL: &[&str] = &[
     "model_list",

@@ -70,6 +70,132 @@ pub(crate) fn generic_api(named: Option<&NamedSink>, env: &Env) -> Result<Option
     Ok(Some(GenericApiSettings { events: *events, endpoint, headers: headers.map(Secret::new) }))
 }
 
+/// A webhook named in `callback_settings` (`callback_type: generic_api`) and listed by that name
+/// in a callback list: LiteLLM's named `generic_api` callbacks, each its own sink.
+#[derive(Debug, Clone)]
+pub struct NamedGenericApi {
+    /// The name the lists use (`litellm_settings.callbacks: ["my_webhook"]`).
+    pub name: String,
+    pub events: sluice_export::Events,
+    pub endpoint: String,
+    /// `headers`, `os.environ/` resolved; the values are credentials.
+    pub headers: Vec<(String, Secret)>,
+    pub format: sluice_export::generic_api::LogFormat,
+}
+
+const CALLBACK_SETTINGS: &str = "callback_settings";
+
+/// The keys of one `callback_settings` entry sluice reads.
+const ENTRY_KEYS: &[&str] = &["callback_type", "endpoint", "headers", "event_types", "log_format"];
+
+/// The names `callback_settings` defines as `generic_api` webhooks (for the callback lists to
+/// recognise); an entry of another type is listed as ignored.
+pub(crate) fn named_webhooks(root: &serde_yaml_ng::Mapping, ignored: &mut Vec<String>) -> Vec<String> {
+    let Some(serde_yaml_ng::Value::Mapping(entries)) = root.get(CALLBACK_SETTINGS) else { return Vec::new() };
+    let mut names = Vec::new();
+    for (name, entry) in entries {
+        let name = super::yaml::key_str(name);
+        match entry.get("callback_type").and_then(|t| t.as_str()) {
+            Some(GENERIC_API) => names.push(name),
+            Some(other) => ignored.push(format!(
+                "{CALLBACK_SETTINGS}.{name}.callback_type: \"{other}\" is not implemented in sluice yet (only generic_api)"
+            )),
+            None => ignored.push(format!("{CALLBACK_SETTINGS}.{name}: has no callback_type (generic_api is the one sluice runs)")),
+        }
+    }
+    names
+}
+
+/// Each named webhook a callback list names (`named`), read from its `callback_settings` entry:
+/// `endpoint` (an http(s) URL; without one the start stops), `headers` (a mapping, values
+/// `os.environ/` resolved, as a whole or after a scheme), `event_types` (`llm_api_success`,
+/// `llm_api_failure`; all when absent, and only what the lists give it) and `log_format`
+/// (`json_array`, `ndjson`, `single`).
+pub(crate) fn named_generic_apis(
+    root: &serde_yaml_ng::Mapping,
+    named: &[super::settings::NamedCallback],
+    env: &Env,
+    ignored: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<NamedGenericApi>, ConfigError> {
+    use serde_yaml_ng::Value;
+    let mut out = Vec::new();
+    for callback in named {
+        let at = format!("{CALLBACK_SETTINGS}.{}", callback.name);
+        let entry = root.get(CALLBACK_SETTINGS).and_then(|e| e.get(callback.name.as_str()));
+        let Some(Value::Mapping(entry)) = entry else {
+            return Err(err(
+                &at,
+                "must be a mapping: {callback_type: generic_api, endpoint: https://..., headers: {...}}",
+            ));
+        };
+        for (key, _) in entry {
+            let key = super::yaml::key_str(key);
+            if !ENTRY_KEYS.contains(&key.as_str()) {
+                ignored.push(format!("{at}.{key}: not implemented in sluice yet"));
+            }
+        }
+        let endpoint = entry
+            .get("endpoint")
+            .and_then(Value::as_str)
+            .and_then(|e| env.resolve_str(&format!("{at}.endpoint"), e.trim(), warnings))
+            .filter(|e| !e.trim().is_empty())
+            .ok_or_else(|| {
+                err(&format!("{at}.endpoint"), format!("callback \"{}\" needs the URL its records are POSTed to, e.g. endpoint: https://logs.example.com/ingest", callback.name))
+            })?;
+        let mut headers = Vec::new();
+        match entry.get("headers") {
+            None | Some(Value::Null) => {}
+            Some(Value::Mapping(m)) => {
+                for (name, value) in m {
+                    let name = super::yaml::key_str(name);
+                    let path = format!("{at}.headers.{name}");
+                    let raw = match value {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        _ => return Err(err(&path, "must be text")),
+                    };
+                    if let Some(v) = super::passthrough::header_value(&path, &raw, env, warnings) {
+                        headers.push((name, Secret::new(v)));
+                    }
+                }
+            }
+            Some(_) => return Err(err(&format!("{at}.headers"), "must be a mapping of header names to values")),
+        }
+        let mut events = callback.events;
+        match entry.get("event_types") {
+            None | Some(Value::Null) => {}
+            Some(Value::Sequence(types)) => {
+                let (mut success, mut failure) = (false, false);
+                for (i, t) in types.iter().enumerate() {
+                    match t.as_str() {
+                        Some("llm_api_success") => success = true,
+                        Some("llm_api_failure") => failure = true,
+                        _ => {
+                            return Err(err(
+                                &format!("{at}.event_types[{i}]"),
+                                "unknown event type; use llm_api_success or llm_api_failure",
+                            ))
+                        }
+                    }
+                }
+                events.success &= success;
+                events.failure &= failure;
+            }
+            Some(_) => return Err(err(&format!("{at}.event_types"), "must be a list, e.g. [llm_api_success]")),
+        }
+        let format = match entry.get("log_format").and_then(Value::as_str) {
+            None => sluice_export::generic_api::LogFormat::JsonArray,
+            Some(f) => sluice_export::generic_api::LogFormat::parse(f)
+                .ok_or_else(|| err(&format!("{at}.log_format"), "use json_array, ndjson or single"))?,
+        };
+        let shown: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.expose())).collect();
+        sluice_export::generic_api::check_named(&at, &endpoint, &shown).map_err(|e| err(&at, e))?;
+        out.push(NamedGenericApi { name: callback.name.clone(), events, endpoint, headers, format });
+    }
+    Ok(out)
+}
+
 /// LiteLLM's S3 logger: one object per record.
 pub const S3: &str = "s3";
 

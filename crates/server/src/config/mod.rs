@@ -45,6 +45,8 @@ pub struct Config {
     pub litellm: LitellmSettings,
     /// `generic_api`'s collector, when a callback list names it.
     pub generic_api: Option<logging::GenericApiSettings>,
+    /// The webhooks `callback_settings` names, when a callback list names them.
+    pub named_generic_apis: Vec<logging::NamedGenericApi>,
     /// `s3`'s bucket, when a callback list names it.
     pub s3: Option<logging::S3Settings>,
     /// `datadog`'s intake, when a callback list names it.
@@ -101,7 +103,7 @@ impl std::ops::Deref for Source {
 use error::err;
 
 /// The top-level sections sluice reads: the first of LiteLLM's known ones (`known::TOP_LEVEL`).
-const TOP_LEVEL_IMPLEMENTED: &[&str] = known::TOP_LEVEL.split_at(7).0;
+const TOP_LEVEL_IMPLEMENTED: &[&str] = known::TOP_LEVEL.split_at(8).0;
 
 impl Config {
     /// Reads `path` (following `include:`) with the process environment.
@@ -177,8 +179,9 @@ impl Config {
 
         let mut litellm = LitellmSettings::default();
         if let Some(v) = root.get("litellm_settings") {
-            litellm = LitellmSettings::parse(v, &mut ignored)?;
+            litellm = LitellmSettings::parse(v, &logging::named_webhooks(&root, &mut ignored), &mut ignored)?;
         }
+        let named_generic_apis = logging::named_generic_apis(&root, &litellm.named, &env, &mut ignored, &mut warnings)?;
         let generic_api = logging::generic_api(litellm.sink(logging::GENERIC_API), &env)?;
         let s3 =
             logging::s3(litellm.sink(logging::S3), root.get("litellm_settings"), &env, &mut ignored, &mut warnings)?;
@@ -265,6 +268,7 @@ impl Config {
             router,
             litellm,
             generic_api,
+            named_generic_apis,
             s3,
             datadog,
             langfuse,

@@ -200,7 +200,7 @@ const KEYS: &[&str] = &["path", "target", "headers", "forward_headers", "auth", 
 /// A header's value with `os.environ/VAR` resolved where it stands: the whole value, or after a
 /// scheme as LiteLLM allows (`"Bearer os.environ/COHERE_API_KEY"`). An unset variable leaves the
 /// header out, with a warning.
-fn header_value(path: &str, raw: &str, env: &Env, warnings: &mut Vec<String>) -> Option<String> {
+pub(crate) fn header_value(path: &str, raw: &str, env: &Env, warnings: &mut Vec<String>) -> Option<String> {
     match raw.find("os.environ/") {
         None => Some(raw.to_string()),
         Some(at) => {

@@ -495,6 +495,14 @@ pub struct NamedSink {
     pub events: sluice_export::Events,
 }
 
+/// A callback the lists name that `callback_settings` defines (a named `generic_api` webhook).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedCallback {
+    pub name: String,
+    /// The outcomes the lists give it.
+    pub events: sluice_export::Events,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct LitellmSettings {
     /// `request_timeout`: the default upstream timeout in seconds (LiteLLM: 6000).
@@ -504,6 +512,9 @@ pub struct LitellmSettings {
     /// once: its name, the first list entry naming it (for errors) and the outcomes it takes.
     /// Their collectors are read from the environment by `config::logging`.
     pub sinks: Vec<NamedSink>,
+    /// The callbacks the lists name that `callback_settings` defines, each once, with the
+    /// outcomes the lists give it (read by `config::logging::named_generic_apis`).
+    pub named: Vec<NamedCallback>,
     pub num_retries: Option<u32>,
     pub allowed_fails: Option<u32>,
     pub fallbacks: Vec<(String, Vec<String>)>,
@@ -526,6 +537,9 @@ pub struct LitellmSettings {
     pub json_logs: bool,
     /// `turn_off_message_logging`: the logging callbacks get no prompt and no answer.
     pub turn_off_message_logging: bool,
+    /// `redact_messages_in_exceptions`: the logging callbacks' records and spans carry no
+    /// exception message.
+    pub redact_messages_in_exceptions: bool,
     /// `default_internal_user_params.available_teams`: the teams users may list (and join)
     /// through `/team/available`. `None`: not set.
     pub available_teams: Option<Vec<String>>,
@@ -543,6 +557,7 @@ struct LitellmSection {
     set_verbose: Option<Flag>,
     json_logs: Option<Flag>,
     turn_off_message_logging: Option<Flag>,
+    redact_messages_in_exceptions: Option<Flag>,
     num_retries: Option<Count>,
     drop_params: Option<Flag>,
     require_auth_for_metrics_endpoint: Option<Flag>,
@@ -579,7 +594,8 @@ impl LitellmSettings {
         self.sinks.iter().find(|s| s.name == name)
     }
 
-    pub(crate) fn parse(v: &Value, ignored: &mut Vec<String>) -> Result<Self, ConfigError> {
+    /// `defined`: the callback names `callback_settings` defines.
+    pub(crate) fn parse(v: &Value, defined: &[String], ignored: &mut Vec<String>) -> Result<Self, ConfigError> {
         const AT: &str = "litellm_settings";
         mapping(AT, v)?;
         let raw: LitellmSection = typed(AT, v)?;
@@ -594,13 +610,29 @@ impl LitellmSettings {
         let position = |key: &str| mapping(AT, v).ok().and_then(|m| m.keys().position(|k| k.as_str() == Some(key)));
         lists.sort_by_key(|(key, _)| position(key));
         let mut sinks: Vec<NamedSink> = Vec::new();
+        let mut named: Vec<NamedCallback> = Vec::new();
         for (key, names) in lists {
             let names = names.map(|c| c.0).unwrap_or_default();
             for (i, name) in names.iter().enumerate() {
                 if name == "prometheus" {
                     continue;
                 }
+                let events = match key {
+                    "success_callback" => sluice_export::Events { success: true, failure: false },
+                    "failure_callback" => sluice_export::Events { success: false, failure: true },
+                    _ => sluice_export::Events { success: true, failure: true },
+                };
                 let Some(&sink) = super::logging::SINKS.iter().find(|s| **s == name.as_str()) else {
+                    if defined.contains(name) {
+                        match named.iter_mut().find(|n| n.name == *name) {
+                            Some(n) => {
+                                (n.events.success, n.events.failure) =
+                                    (n.events.success || events.success, n.events.failure || events.failure)
+                            }
+                            None => named.push(NamedCallback { name: name.clone(), events }),
+                        }
+                        continue;
+                    }
                     ignored.push(format!("{AT}.{key}: callback \"{name}\" is not implemented in sluice yet"));
                     continue;
                 };
@@ -636,6 +668,7 @@ impl LitellmSettings {
             request_timeout: raw.request_timeout.map(|x| x.0),
             callbacks,
             sinks,
+            named,
             num_retries: raw.num_retries.map(|c| c.0),
             allowed_fails: raw.allowed_fails.map(|c| c.0),
             fallbacks: raw.fallbacks.map(|l| l.0).unwrap_or_default(),
@@ -651,6 +684,7 @@ impl LitellmSettings {
             max_parallel_requests: raw.max_parallel_requests.map(|n| n.0),
             json_logs: raw.json_logs.is_some_and(|f| f.0),
             turn_off_message_logging: raw.turn_off_message_logging.is_some_and(|f| f.0),
+            redact_messages_in_exceptions: raw.redact_messages_in_exceptions.is_some_and(|f| f.0),
             available_teams: available_teams(v, ignored)?,
         };
         if s.budget_duration.is_some() && s.max_budget.is_none() {

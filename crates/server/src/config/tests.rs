@@ -353,13 +353,15 @@ fn routing_restrictions_sluice_lacks_are_refused_and_redis_is_configured() {
 
 #[test]
 fn harmless_settings_stay_ignored() {
-    let c = load("general_settings:\n  alerting_threshold: 300\n  ui_access_mode: admin_only\n  public_routes: [\"/spend/calculate\"]\nlitellm_settings:\n  turn_off_message_logging: true\n  cache: true\nrouter_settings:\n  cache_responses: true\n").unwrap();
+    let c = load("general_settings:\n  alerting_threshold: 300\n  ui_access_mode: admin_only\n  public_routes: [\"/spend/calculate\"]\nlitellm_settings:\n  turn_off_message_logging: true\n  redact_messages_in_exceptions: true\n  cache: true\nrouter_settings:\n  cache_responses: true\n").unwrap();
     assert!(c.refused.is_empty(), "{:?}", c.refused);
     // `turn_off_message_logging` is read (the logging callbacks' content), and `cache` (a
     // Redis cache, the proxy's default, that names no Redis: a warning), the rest ignored.
     assert_eq!(c.ignored.len(), 4, "{:?}", c.ignored);
     assert!(c.warnings.iter().any(|w| w.contains("answers are not cached")), "{:?}", c.warnings);
     assert!(c.litellm.turn_off_message_logging);
+    // Read too: the callbacks' records and spans carry no exception message.
+    assert!(c.litellm.redact_messages_in_exceptions);
 }
 
 #[test]
@@ -1013,6 +1015,36 @@ fn generic_api_takes_the_outcomes_its_lists_name() {
     assert!(!c.ignored.join("\n").contains("generic_api"), "{:?}", c.ignored);
     assert!(!format!("{c:?}").contains("Bearer abc"), "the headers' values are not in Debug");
     assert_eq!(c.generic_api.unwrap().endpoint, "http://127.0.0.1:9/ingest");
+}
+
+/// `callback_settings` names webhooks (LiteLLM's named `generic_api` callbacks): a list naming one
+/// runs it with its own endpoint, headers, outcomes and format; other types are listed as ignored.
+#[test]
+fn callback_settings_names_generic_api_webhooks() {
+    let text = "litellm_settings:\n  success_callback: [audit]\n  callbacks: [lines, prometheus]\n  failure_callback: [unused_type]\ncallback_settings:\n  audit:\n    callback_type: generic_api\n    endpoint: http://127.0.0.1:9/audit\n    headers:\n      Authorization: Bearer os.environ/MASTER\n    event_types: [llm_api_success, llm_api_failure]\n  lines:\n    callback_type: generic_api\n    endpoint: http://127.0.0.1:9/lines\n    event_types: [llm_api_failure]\n    log_format: ndjson\n    batch_size: 5\n  unused_type:\n    callback_type: sqs\n";
+    let c = load(text).unwrap();
+    let hooks: Vec<_> = c.named_generic_apis.iter().map(|h| (h.name.as_str(), h.events, h.format)).collect();
+    use sluice_export::{generic_api::LogFormat, Events};
+    assert_eq!(
+        hooks,
+        [
+            // Its list gives it successes only, whatever its event_types allow.
+            ("audit", Events { success: true, failure: false }, LogFormat::JsonArray),
+            ("lines", Events { success: false, failure: true }, LogFormat::Ndjson),
+        ]
+    );
+    assert_eq!(c.named_generic_apis[0].headers[0].1.expose(), "Bearer sk-master");
+    assert!(!format!("{c:?}").contains("sk-master"), "header values stay out of Debug");
+    let ignored = c.ignored.join("\n");
+    assert!(ignored.contains("callback_settings.lines.batch_size"), "{ignored}");
+    assert!(ignored.contains("callback_settings.unused_type.callback_type: \"sqs\""), "{ignored}");
+    assert!(ignored.contains("callback \"unused_type\" is not implemented"), "{ignored}");
+    assert!(!ignored.contains("callback \"audit\"") && !ignored.contains("callback_settings: not"), "{ignored}");
+
+    let e = load("litellm_settings:\n  callbacks: [h]\ncallback_settings:\n  h:\n    callback_type: generic_api\n    endpoint: http://x/\n    event_types: [llm_api_sucess]\n").unwrap_err().to_string();
+    assert!(e.contains("callback_settings.h.event_types[0]") && e.contains("llm_api_success"), "{e}");
+    let e = load("litellm_settings:\n  callbacks: [h]\ncallback_settings:\n  h:\n    callback_type: generic_api\n    endpoint: http://x/\n    log_format: xml\n").unwrap_err().to_string();
+    assert!(e.contains("callback_settings.h.log_format"), "{e}");
 }
 
 /// A `generic_api` with nowhere to send stops the start, saying what to set.

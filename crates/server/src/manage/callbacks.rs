@@ -77,7 +77,11 @@ pub async fn active(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<R
     let config = app.live_settings.current();
     let n = named(&config);
     let all: Vec<&String> = n.callbacks.iter().chain(&n.success).chain(&n.failure).collect();
-    let mut running: Vec<&str> = all.iter().map(|c| c.as_str()).filter(|c| runs(c)).collect();
+    let mut running: Vec<&str> = all
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| runs(c) || config.named_generic_apis.iter().any(|n| n.name == *c))
+        .collect();
     if config.alerting.is_some() {
         running.push("slack");
     }

@@ -99,6 +99,9 @@ pub async fn new(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -
     db(store.insert_model(&rec).await)?;
     app.changes.publish(Kind::Model, [rec.model_id.clone()]).await;
     tracing::info!(model_id = %rec.model_id, model_name = %rec.model_name, "model stored in the database");
+    let litellm_model = rec.litellm_params.get("model").and_then(Value::as_str).unwrap_or_default();
+    let base_model = rec.model_info.get("base_model").and_then(Value::as_str);
+    crate::alerts::model_added(&app, &rec.model_name, litellm_model, base_model);
     Ok(json(model_json(&rec)))
 }
 

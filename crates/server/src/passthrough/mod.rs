@@ -232,6 +232,8 @@ async fn serve(
             exception_class: None,
             total: facts.received.elapsed(),
             upstream: known.upstream,
+            // Pass-through calls go upstream as they arrive: LiteLLM observes no queue time.
+            queue: None,
             deployment: None,
             end_user: "",
             user_agent: parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),

@@ -147,8 +147,32 @@ impl Call<Target> for UpstreamCall<'_> {
     }
 
     fn failed(&mut self, attempt: &Attempt<Target>, failure: &Failure, effect: FailureEffect) {
-        let Some(m) = &self.target_of(attempt).metrics else { return };
         let status = failure.status.unwrap_or(500);
+        // Outage alerts count timeouts and server errors (only with alerting on).
+        if let Some(alerts) = self.app.access.alerts.get() {
+            let target = self.target_of(attempt);
+            let served = &target.served;
+            // LiteLLM names the deployment by its `litellm_params.model`, provider prefix and all
+            // (a failure's path: the name is built only here).
+            let provider = served.provider.as_deref().unwrap_or("");
+            let model = match served.model.strip_prefix(provider).and_then(|m| m.strip_prefix('/')) {
+                Some(_) => served.model.to_string(),
+                None if provider.is_empty() => served.model.to_string(),
+                None => format!("{provider}/{}", served.model),
+            };
+            alerts.attempt_failed(&sluice_export::alerting::outage::FailedAttempt {
+                deployment_id: served.model_id.as_deref().unwrap_or(&served.model),
+                model: &model,
+                provider,
+                api_base: served.api_base.as_deref(),
+                region: target.region.as_deref(),
+                status: match failure.kind {
+                    ErrorKind::Timeout => 408,
+                    _ => status,
+                },
+            });
+        }
+        let Some(m) = &self.target_of(attempt).metrics else { return };
         m.attempt_failed(self.label_model, self.facts.caller(), status, failure_class(failure), attempt.elapsed());
         if let FailureEffect::CooledDown(_) = effect {
             m.cooled_down(status);
@@ -297,6 +321,7 @@ impl UpstreamCall<'_> {
         }
         let sent = Instant::now();
         self.clock = UpstreamClock { sent: Some(sent), answered: None };
+        self.outcome.first_sent.get_or_insert(sent);
         let result = tokio::time::timeout_at((sent + timeout).into(), self.app.client.fetch(req)).await;
         let resp = match result {
             Err(_) => return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout))),

@@ -54,6 +54,9 @@ pub struct Outcome {
     pub recorded: bool,
     /// `x-litellm-response-cost`, once the usage is known before the headers go out.
     pub cost: Option<f64>,
+    /// When the first upstream call went out: the end of LiteLLM's queue time
+    /// (`litellm_request_queue_time_seconds`).
+    pub first_sent: Option<std::time::Instant>,
 }
 
 /// A fresh call id, written into `buf`: a UUID, version 7 (time-ordered), because the id keys the

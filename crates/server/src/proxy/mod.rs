@@ -108,6 +108,7 @@ pub(crate) fn log_failure(app: &App, facts: &mut Facts, call_type: &'static str,
             http_status: e.status,
             response_id: None,
             attempts: Vec::new(),
+            finish: Default::default(),
         })
     });
     let id = String::from_utf8_lossy(facts.call_id.as_bytes()).into_owned();
@@ -120,7 +121,7 @@ pub(crate) fn log_failure(app: &App, facts: &mut Facts, call_type: &'static str,
         seconds(start),
         seconds(end),
         error,
-        sluice_access::charge::bounded_error(&e.message),
+        callbacks.error_str(&e.message),
         None,
         trace,
     ));
@@ -148,6 +149,7 @@ fn record(
             exception_class: None,
             total: facts.received.elapsed(),
             upstream: outcome.upstream,
+            queue: outcome.first_sent.map(|sent| sent.saturating_duration_since(facts.received)),
             deployment: outcome.deployment.as_ref(),
             end_user,
             user_agent,
@@ -296,7 +298,23 @@ pub(crate) async fn proxy_body(
             (headers::new_call_id(&mut buf).to_string(), Some(call_id))
         }
     };
-    let ids = sluice_access::charge::LogIds { request_id, client_call_id, tags: logged_tags, trace, messages };
+    // What the request says for Langfuse (`metadata.trace_id`, `langfuse_*` headers, ...), kept
+    // as sent (a slice of the body, the few headers) only when a sink reads it: the headers are
+    // looked through then, and the sink reads both off this path.
+    let request_metadata =
+        app.access.logging.get().filter(|c| c.reads_request_metadata() || own_langfuse(&admission)).and_then(|_| {
+            let metadata = view.metadata.and_then(|m| within(body, m.as_bytes()));
+            let headers = headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
+            sluice_export::request_metadata::Carried::new(metadata, headers).map(Box::new)
+        });
+    let ids = sluice_access::charge::LogIds {
+        request_id,
+        client_call_id,
+        tags: logged_tags,
+        trace,
+        messages,
+        request_metadata,
+    };
     // Copied only when there are metrics to label.
     let labels = app.metrics.as_ref().map(|_| sluice_access::charge::MetricLabels {
         route: endpoint.route(),
@@ -370,6 +388,10 @@ pub(crate) async fn proxy_body(
     if out.fallback_depth > 0 {
         if let (Some(m), Ok(_)) = (&app.metrics, &out.result) {
             m.fallback(label_model, out.served_group.as_deref().unwrap_or(""), facts.caller(), true, 0, "");
+        }
+        // `fallback_reports` (only with alerting on).
+        if let Some(alerts) = app.access.alerts.get() {
+            alerts.fallback(label_model, out.served_group.as_deref().unwrap_or(""), out.result.is_ok());
         }
     }
     let retry_headers = |reply: &mut Reply| {
@@ -541,6 +563,15 @@ pub(crate) async fn embed(
 
 /// `part` as a shared slice of `whole` (no copy), when it lies within it (`Bytes::slice_ref`
 /// would panic otherwise).
+/// Whether the caller's key or team logs to a Langfuse project of its own.
+fn own_langfuse(a: &sluice_access::admit::Admission) -> bool {
+    sluice_access::own_logging::OwnLogging::of_call(
+        a.key.as_ref().map(|k| &k.logging),
+        a.team.as_ref().map(|t| &t.logging),
+    )
+    .is_some()
+}
+
 fn within(whole: &Bytes, part: &[u8]) -> Option<Bytes> {
     let (start, end) = (whole.as_ptr() as usize, whole.as_ptr() as usize + whole.len());
     let at = part.as_ptr() as usize;

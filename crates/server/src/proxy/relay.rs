@@ -379,6 +379,10 @@ impl OpenAiStage {
         }
         if chunk.finished {
             self.finished = true;
+            // The trace's `gen_ai.response.finish_reasons` (kept only for a traced call).
+            if let (Some(c), Some(reason)) = (&self.charge, chunk.finish_reason) {
+                c.finished_with(reason);
+            }
         }
         if self.usage.is_some() || self.bill_needs.is_some() {
             for t in &chunk.text {

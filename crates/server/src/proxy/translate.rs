@@ -376,6 +376,7 @@ impl Stage for TranslatedStage {
         let mut chunks = Vec::new();
         let drained = self.tr.drain(&mut chunks);
         self.sent_any |= !chunks.is_empty();
+        self.note_finish(&chunks);
         self.out.frames(chunks, out);
         drained
             .map(|()| false)
@@ -385,6 +386,7 @@ impl Stage for TranslatedStage {
     fn end(&mut self, out: &mut BytesMut, _frames_sent: bool) -> Result<(), ApiError> {
         let mut chunks = Vec::new();
         let finished = self.tr.finish(&mut chunks);
+        self.note_finish(&chunks);
         self.out.frames(chunks, out);
         if let Err(message) = finished {
             return Err(malformed(&self.provider, "upstream stream failed", message.as_bytes()));
@@ -412,6 +414,15 @@ impl Stage for TranslatedStage {
 }
 
 impl TranslatedStage {
+    /// The translated chunks' finish reason, for the trace (looked for only in a traced call).
+    fn note_finish(&self, chunks: &[Value]) {
+        let Some(c) = self.charge.as_ref().filter(|c| c.trace().is_some()) else { return };
+        let choices = chunks.iter().filter_map(|chunk| chunk.get("choices")?.as_array()).flatten();
+        for reason in choices.filter_map(|choice| choice.get("finish_reason")).filter(|r| r.is_string()) {
+            c.finished_with(&reason.to_string());
+        }
+    }
+
     fn bill(&mut self) {
         if let Some(c) = self.charge.take() {
             // The whole usage, so cache reads and writes and reasoning tokens are priced as such
