@@ -297,8 +297,10 @@ def traced(log_dir, upstream, receiver):
 
 
 def test_a_fallback_is_one_trace_under_the_callers_span_with_a_span_per_attempt(traced, receiver, upstream):
+    team = requests.post(traced.url + "/team/new", headers=ADMIN, json={"team_alias": "traced-team"}, timeout=10)
+    team_id = team.json()["team_id"]
     made = requests.post(
-        traced.url + "/key/generate", headers=ADMIN, json={"key_alias": "traced-key"}, timeout=10
+        traced.url + "/key/generate", headers=ADMIN, json={"key_alias": "traced-key", "team_id": team_id}, timeout=10
     ).json()
     key = made["key"]
     seen = len(upstream.headers)
@@ -321,6 +323,11 @@ def test_a_fallback_is_one_trace_under_the_callers_span_with_a_span_per_attempt(
     assert a["gen_ai.cost.total_cost"] > 0
     assert a["metadata.user_api_key_alias"] == "traced-key"
     assert a["metadata.user_api_key_hash"] == made["token"]
+    assert a["metadata.user_api_key_team_id"] == team_id
+    assert a["metadata.user_api_key_team_alias"] == "traced-team"
+    # The deployment that answered (the fallback's), and its provider.
+    assert a["gen_ai.system"] == a["gen_ai.provider.name"] == "openai"
+    assert a["gen_ai.response.model"] == "any"
     assert a["http.response.status_code"] == 200
     assert a["gen_ai.response.finish_reasons"] == ["stop"]
     assert server["resource"]["service.name"] == "litellm"
@@ -411,8 +418,8 @@ def test_an_unsampled_caller_is_not_exported_but_still_propagated(traced, receiv
     assert not [s for s in receiver.spans if s["trace_id"] == trace_id]
 
 
-def test_http_json_and_grpc_exports_carry_the_same_spans(log_dir, upstream):
-    for protocol in ("http/json", "grpc"):
+def test_http_protobuf_http_json_and_grpc_exports_carry_the_same_spans(log_dir, upstream):
+    for protocol in ("http/protobuf", "http/json", "grpc"):
         receiver = GrpcReceiver() if protocol == "grpc" else HttpReceiver()
         cfg = otel_config(
             upstream.url,
@@ -423,6 +430,8 @@ def test_http_json_and_grpc_exports_carry_the_same_spans(log_dir, upstream):
                 "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.base,
                 "OTEL_EXPORTER_OTLP_HEADERS": "x-otel-token=abc",
                 "OTEL_SERVICE_NAME": "gateway-" + protocol.replace("/", "-"),
+                # Percent-encoded values, and a service.name that OTEL_SERVICE_NAME overrides.
+                "OTEL_RESOURCE_ATTRIBUTES": "service.name=ignored,deployment.environment=ci,team=ml%2Fops",
                 # The content, asked for over gRPC only.
                 "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": str(protocol == "grpc").lower(),
             },
@@ -436,6 +445,8 @@ def test_http_json_and_grpc_exports_carry_the_same_spans(log_dir, upstream):
             server = next(s for s in spans if s["kind"] == 2)
             assert server["parent"] == CALLER_SPAN, protocol
             assert server["resource"]["service.name"] == "gateway-" + protocol.replace("/", "-")
+            assert server["resource"]["deployment.environment"] == "ci", protocol
+            assert server["resource"]["team"] == "ml/ops", protocol
             assert str(server["attributes"]["gen_ai.usage.input_tokens"]) == "10", protocol
             assert receiver.exports[-1][0]["x-otel-token"] == "abc"
             captured = server["attributes"].get("gen_ai.input.messages")
