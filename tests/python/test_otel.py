@@ -460,6 +460,39 @@ def test_http_protobuf_http_json_and_grpc_exports_carry_the_same_spans(log_dir, 
             receiver.stop()
 
 
+def test_turn_off_message_logging_keeps_the_prompt_out_of_spans_that_would_carry_it(log_dir, upstream):
+    """`langfuse_otel` always carries the prompt and the answer, and the GenAI opt-in asks for
+    them on `otel`: `turn_off_message_logging` wins over both."""
+    auth = "Basic " + base64.b64encode(b"pk-lf-test:sk-lf-test").decode()
+    receiver = HttpReceiver(path="/api/public/otel/v1/traces", auth=auth)
+    cfg = otel_config(
+        upstream.url,
+        log_dir,
+        '  turn_off_message_logging: true\n  callbacks: ["langfuse_otel"]\n',
+        {
+            "LANGFUSE_PUBLIC_KEY": "pk-lf-test",
+            "LANGFUSE_SECRET_KEY": "sk-lf-test",
+            "LANGFUSE_OTEL_HOST": receiver.base,
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true",
+        },
+    )
+    gw = start_gateway(log_dir, "otel-quiet", cfg)
+    try:
+        trace_id = uuid.uuid4().hex
+        r = chat(gw, MASTER_KEY, "recorded", traceparent=f"00-{trace_id}-{CALLER_SPAN}-01")
+        assert r.status_code == 200, r.text
+        spans = receiver.trace(trace_id, 2)
+        server = next(s for s in spans if s["kind"] == 2)
+        assert server["attributes"]["gen_ai.usage.input_tokens"] == 10
+        for span in spans:
+            assert "gen_ai.input.messages" not in span["attributes"], span
+            assert "gen_ai.output.messages" not in span["attributes"], span
+        assert all(b'"hi"' not in raw and b"chatcmpl-recorded\"" not in raw for _, raw in receiver.exports)
+    finally:
+        gw.stop()
+        receiver.stop()
+
+
 def test_langfuse_otel_goes_to_langfuses_endpoint_with_the_projects_keys(log_dir, upstream):
     auth = "Basic " + base64.b64encode(b"pk-lf-test:sk-lf-test").decode()
     receiver = HttpReceiver(path="/api/public/otel/v1/traces", auth=auth)
