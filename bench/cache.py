@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from keys import MASTER, REPO, rss_mb, start  # noqa: E402
-from procs import measure, sluice_load  # noqa: E402
+from procs import measure, perf_record, sluice_load  # noqa: E402
 
 # The seed locustfile's sentence and repeats (crates/load/src/template.rs).
 SEED_SENTENCE = " This is a test there will be no cache hits and we'll fill up the context"
@@ -122,15 +122,10 @@ def main() -> int:
                       f"p50 {l50:.3f} ms ({l50 - base_p50:+.3f} ms), p99 {l99:.3f} ms, "
                       f"RSS {rss_mb(gws[label][0].pid):.1f} MB; upstream saw {upstream[label]} of {sent[label]} measured")
             if args.perf:
-                args.perf.mkdir(parents=True, exist_ok=True)
                 for label, (gw, base, body) in gws.items():
                     data = args.perf / (label.split(",")[-1].strip().replace(" ", "-") + ".data")
-                    rec = subprocess.Popen(["perf", "record", "-q", "-g", "-o", str(data), "-p", str(gw.pid)],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    sluice_load(args.sluice, base, other_cpu, tmp / f"perf-{gw.pid}.json", args.duration, None,
-                                MASTER, body)
-                    rec.send_signal(2)
-                    rec.wait(timeout=60)
+                    perf_record(args.sluice, gw.pid, base, other_cpu, tmp / f"perf-{gw.pid}.json", data,
+                                args.duration, MASTER, body)
                     print(f"perf of {label}: {data}")
         finally:
             for p in procs:

@@ -14,7 +14,8 @@ medians are compared with the gateway without callbacks: the issue allows CPU x1
 +0.05 ms at p50 with a live collector, and no change with it down, RSS bounded. The receiver
 counts the server spans it got (by their name in the protobuf bodies) so the report can say
 every request was exported; the gateway's `sluice_callback_dropped_records` says what it shed.
-`--smoke` makes it a few seconds long for CI.
+`--smoke` makes it a few seconds long for CI; `--perf DIR` then records each gateway with
+`perf record -g` through one more closed loop, to `DIR/<variant>.data`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from keys import MASTER, REPO, rss_mb, start  # noqa: E402
-from procs import measure, sluice_load  # noqa: E402
+from procs import measure, perf_record, sluice_load  # noqa: E402
 
 SPAN_NAME = b"Received Proxy Server Request"
 
@@ -88,6 +89,7 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--smoke", action="store_true", help="1 s runs, one repeat (CI)")
+    ap.add_argument("--perf", type=Path, help="then record each gateway with perf into this folder")
     args = ap.parse_args()
     if args.smoke:
         args.duration, args.repeats, args.rate = "1s", 1, 100
@@ -152,6 +154,12 @@ def main() -> int:
                 c, l50, l99 = (statistics.median(v[label]) for v in (cpu, p50, p99))
                 print(f"{label}: {c:.1f} µs CPU/request (x{c / base_cpu:.3f}), p50 {l50:.3f} ms "
                       f"({l50 - base_p50:+.3f} ms), p99 {l99:.3f} ms, RSS {rss_mb(gws[label][0].pid):.1f} MB")
+            if args.perf:
+                for label, (gw, base) in gws.items():
+                    data = args.perf / (label.replace(",", "").replace(" ", "-") + ".data")
+                    perf_record(args.sluice, gw.pid, base, other_cpu, tmp / f"perf-{gw.pid}.json", data,
+                                args.duration, MASTER)
+                    print(f"perf of {label}: {data}")
             live = gws["otel, live collector"][1]
             down = gws["otel, collector down"][1]
             # Spans still queued are sent within a second; wait for them before counting.

@@ -86,3 +86,15 @@ def measure(sluice: str, pid: int, base: str, cpu: int | None, out: Path, durati
         "p99": lat.get("p99") or 0.0,
         "failures": closed["aggregated"]["failures"] + opened["aggregated"]["failures"],
     }
+
+
+def perf_record(sluice: str, pid: int, base: str, cpu: int | None, out: Path, data: Path, duration: str,
+                api_key: str, body: Path | None = None) -> None:
+    """Records gateway `pid` with `perf record -g` into `data` through one more closed loop of
+    `sluice load` (read it with `perf report -i DATA --no-children`)."""
+    data.parent.mkdir(parents=True, exist_ok=True)
+    rec = subprocess.Popen(["perf", "record", "-q", "-g", "-o", str(data), "-p", str(pid)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sluice_load(sluice, base, cpu, out, duration, None, api_key, body)
+    rec.send_signal(2)  # SIGINT: perf writes its data and stops
+    rec.wait(timeout=60)
