@@ -397,11 +397,35 @@ def test_an_internal_user_viewer_reads_and_changes_nothing(ui_gw, watched, scree
     page.context.close()
 
 
+def logged(gw, key: str, n: int) -> list[dict]:
+    """The spend-log rows of `key` once there are at least `n` (they are written in batches)."""
+    rows: list[dict] = []
+    for _ in range(50):
+        r = requests.get(gw.url + "/spend/logs", params={"api_key": key, "summarize": "false"}, headers=ADMIN, timeout=10)
+        rows = r.json() if r.status_code == 200 else []
+        if len(rows) >= n:
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"{n} spend-log rows were not written: {rows}")
+
+
+def token_of(gw, key: str) -> str:
+    r = requests.get(gw.url + "/key/info", params={"key": key}, headers=ADMIN, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["key"]
+
+
 def test_a_virtual_key_sees_only_its_own(ui_gw, watched, screens):
     mine_alias = f"vk-mine-{uuid.uuid4().hex[:6]}"
     other_alias = f"vk-other-{uuid.uuid4().hex[:6]}"
     mine = new_key(ui_gw, mine_alias)
-    new_key(ui_gw, other_alias)
+    other = new_key(ui_gw, other_alias)
+    # Both keys have traffic: the virtual key's logs are its two calls, none of the other's three.
+    for key in (mine, mine, other, other, other):
+        assert chat(ui_gw, key).status_code == 200
+    logged(ui_gw, mine, 2)
+    logged(ui_gw, other, 3)
+    other_token = token_of(ui_gw, other)
     page = watched.page()
     sign_in(page, ui_gw, mine)
     visit(page, ui_gw, "keys", "Keys", screens, "virtual-key-keys")
@@ -411,8 +435,33 @@ def test_a_virtual_key_sees_only_its_own(ui_gw, watched, screens):
         heading = (name or "dashboard").capitalize()
         visit(page, ui_gw, name, heading, screens, f"virtual-key-{name or 'dashboard'}")
         assert other_alias not in page.content(), name
+        assert other_token[:10] not in page.content(), name
         assert mine_alias in page.locator("#who").inner_text()
     assert page.get_by_role("link", name="Users").is_hidden()
+    # The logs page (visited last) lists its own two requests, named by its alias.
+    rows = page.locator("tbody tr.clickable")
+    assert rows.count() == 2, page.locator("main").inner_text()
+    for i in range(2):
+        assert rows.nth(i).get_by_role("cell").nth(3).inner_text() == mine_alias
+    page.context.close()
+
+
+def test_a_key_limited_to_one_model_sees_only_that_model(ui_gw, watched, screens):
+    """`/model/info` and `/v1/model/info`, and the models page, narrowed to the key's models."""
+    r = requests.post(ui_gw.url + "/key/generate", headers=ADMIN, json={"models": ["other-model"], "key_alias": "one-model"}, timeout=10)
+    assert r.status_code == 200, r.text
+    key = r.json()["key"]
+    for path in ("/model/info", "/v1/model/info"):
+        everything = requests.get(ui_gw.url + path, headers=ADMIN, timeout=10).json()["data"]
+        assert {m["model_name"] for m in everything} >= {"fake-openai-endpoint", "other-model"}
+        seen = requests.get(ui_gw.url + path, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert seen.status_code == 200, seen.text
+        assert [m["model_name"] for m in seen.json()["data"]] == ["other-model"], path
+    page = watched.page()
+    sign_in(page, ui_gw, key)
+    visit(page, ui_gw, "models", "Models", screens, "one-model-key-models")
+    page.get_by_role("cell", name="other-model", exact=True).wait_for()
+    assert page.get_by_role("cell", name="fake-openai-endpoint", exact=True).count() == 0
     page.context.close()
 
 
