@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -397,11 +398,35 @@ def test_an_internal_user_viewer_reads_and_changes_nothing(ui_gw, watched, scree
     page.context.close()
 
 
+def logged(gw, key: str, n: int) -> list[dict]:
+    """The spend-log rows of `key` once there are at least `n` (they are written in batches)."""
+    rows: list[dict] = []
+    for _ in range(50):
+        r = requests.get(gw.url + "/spend/logs", params={"api_key": key, "summarize": "false"}, headers=ADMIN, timeout=10)
+        rows = r.json() if r.status_code == 200 else []
+        if len(rows) >= n:
+            return rows
+        time.sleep(0.2)
+    raise AssertionError(f"{n} spend-log rows were not written: {rows}")
+
+
+def token_of(gw, key: str) -> str:
+    r = requests.get(gw.url + "/key/info", params={"key": key}, headers=ADMIN, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["key"]
+
+
 def test_a_virtual_key_sees_only_its_own(ui_gw, watched, screens):
     mine_alias = f"vk-mine-{uuid.uuid4().hex[:6]}"
     other_alias = f"vk-other-{uuid.uuid4().hex[:6]}"
     mine = new_key(ui_gw, mine_alias)
-    new_key(ui_gw, other_alias)
+    other = new_key(ui_gw, other_alias)
+    # Both keys have traffic: the virtual key's logs are its two calls, none of the other's three.
+    for key in (mine, mine, other, other, other):
+        assert chat(ui_gw, key).status_code == 200
+    logged(ui_gw, mine, 2)
+    logged(ui_gw, other, 3)
+    other_token = token_of(ui_gw, other)
     page = watched.page()
     sign_in(page, ui_gw, mine)
     visit(page, ui_gw, "keys", "Keys", screens, "virtual-key-keys")
@@ -411,8 +436,202 @@ def test_a_virtual_key_sees_only_its_own(ui_gw, watched, screens):
         heading = (name or "dashboard").capitalize()
         visit(page, ui_gw, name, heading, screens, f"virtual-key-{name or 'dashboard'}")
         assert other_alias not in page.content(), name
+        assert other_token[:10] not in page.content(), name
         assert mine_alias in page.locator("#who").inner_text()
     assert page.get_by_role("link", name="Users").is_hidden()
+    # The logs page (visited last) lists its own two requests, named by its alias.
+    rows = page.locator("tbody tr.clickable")
+    assert rows.count() == 2, page.locator("main").inner_text()
+    for i in range(2):
+        assert rows.nth(i).get_by_role("cell").nth(3).inner_text() == mine_alias
+    page.context.close()
+
+
+def test_a_key_limited_to_one_model_sees_only_that_model(ui_gw, watched, screens):
+    """`/model/info` and `/v1/model/info`, and the models page, narrowed to the key's models."""
+    r = requests.post(ui_gw.url + "/key/generate", headers=ADMIN, json={"models": ["other-model"], "key_alias": "one-model"}, timeout=10)
+    assert r.status_code == 200, r.text
+    key = r.json()["key"]
+    for path in ("/model/info", "/v1/model/info"):
+        everything = requests.get(ui_gw.url + path, headers=ADMIN, timeout=10).json()["data"]
+        assert {m["model_name"] for m in everything} >= {"fake-openai-endpoint", "other-model"}
+        seen = requests.get(ui_gw.url + path, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert seen.status_code == 200, seen.text
+        assert [m["model_name"] for m in seen.json()["data"]] == ["other-model"], path
+    page = watched.page()
+    sign_in(page, ui_gw, key)
+    visit(page, ui_gw, "models", "Models", screens, "one-model-key-models")
+    page.get_by_role("cell", name="other-model", exact=True).wait_for()
+    assert page.get_by_role("cell", name="fake-openai-endpoint", exact=True).count() == 0
+    page.context.close()
+
+
+def today() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def test_keys_page_filters_by_team_and_user_copies_and_creates_a_key_with_limits(ui_gw, watched, screens):
+    team = requests.post(ui_gw.url + "/team/new", headers=ADMIN, json={"team_alias": f"kf-{uuid.uuid4().hex[:6]}"}, timeout=10)
+    assert team.status_code == 200, team.text
+    team_id = team.json()["team_id"]
+    user = f"kf-user-{uuid.uuid4().hex[:6]}"
+    r = requests.post(ui_gw.url + "/user/new", headers=ADMIN, json={"user_id": user, "user_role": "internal_user"}, timeout=10)
+    assert r.status_code == 200, r.text
+    team_key, user_key = f"kf-team-key-{uuid.uuid4().hex[:6]}", f"kf-user-key-{uuid.uuid4().hex[:6]}"
+    for body in ({"team_id": team_id, "key_alias": team_key}, {"user_id": user, "key_alias": user_key}):
+        r = requests.post(ui_gw.url + "/key/generate", headers=ADMIN, json=body, timeout=10)
+        assert r.status_code == 200, r.text
+
+    page = watched.page()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, ui_gw, MASTER_KEY)
+    visit(page, ui_gw, "keys", "Keys", screens, "keys-filters")
+    search = page.get_by_role("search", name="Filter keys")
+    search.get_by_label("Team ID").fill(team_id)
+    search.get_by_role("button", name="Search").click()
+    page.get_by_text("Page 1 of 1 · 1 keys").wait_for()
+    page.get_by_role("cell", name=team_key, exact=True).wait_for()
+    assert page.get_by_role("cell", name=user_key, exact=True).count() == 0
+    page.screenshot(path=str(screens / "keys-by-team.png"), full_page=True)
+    search.get_by_label("Team ID").fill("")
+    search.get_by_label("User ID").fill(user)
+    search.get_by_role("button", name="Search").click()
+    page.get_by_role("cell", name=user_key, exact=True).wait_for()
+    assert page.get_by_role("cell", name=team_key, exact=True).count() == 0
+    for cell in page.locator("tbody tr").all():
+        assert cell.get_by_role("cell").nth(2).inner_text() == user, "every key listed is the user's"
+    search.get_by_label("User ID").fill("")
+    search.get_by_role("button", name="Search").click()
+
+    # A key with models, rpm/tpm, a duration and a team, made in the browser, as the API reads it.
+    alias = f"limited-{uuid.uuid4().hex[:6]}"
+    page.get_by_role("button", name="Create key").click()
+    form = page.get_by_role("form", name="Create key")
+    form.get_by_label("Alias", exact=True).fill(alias)
+    form.get_by_label("Models (comma-separated; empty: all)").fill("fake-openai-endpoint, other-model")
+    form.get_by_label("RPM limit").fill("30")
+    form.get_by_label("TPM limit").fill("3000")
+    form.get_by_label("Duration (e.g. 30d; empty: never expires)").fill("7d")
+    form.get_by_label("Team ID").fill(team_id)
+    page.screenshot(path=str(screens / "keys-create-form.png"), full_page=True)
+    form.get_by_role("button", name="Create", exact=True).click()
+    raw = page.get_by_test_id("new-key").inner_text().strip()
+    assert raw.startswith("sk-"), raw
+    # Its copy button puts the key on the clipboard.
+    page.get_by_role("button", name="Copy key").click()
+    page.locator("#status").get_by_text("Copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == raw
+    page.get_by_role("cell", name=alias, exact=True).wait_for()
+    info = requests.get(ui_gw.url + "/key/info", params={"key": raw}, headers=ADMIN, timeout=10).json()["info"]
+    assert info["key_alias"] == alias
+    assert info["models"] == ["fake-openai-endpoint", "other-model"]
+    assert (info["rpm_limit"], info["tpm_limit"], info["team_id"]) == (30, 3000, team_id)
+    expires = datetime.fromisoformat(info["expires"].replace("Z", "+00:00"))
+    left = expires - datetime.now(timezone.utc)
+    assert timedelta(days=6, hours=23) < left <= timedelta(days=7), info["expires"]
+    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=alias, exact=True))
+    assert "30 rpm, 3000 tpm" in row.inner_text()
+    page.screenshot(path=str(screens / "keys-created-limited.png"), full_page=True)
+    page.context.close()
+
+
+def test_models_page_shows_each_deployments_provider_and_api_base(ui_gw, mock, watched, screens):
+    page = watched.page()
+    sign_in(page, ui_gw, MASTER_KEY)
+    visit(page, ui_gw, "models", "Models", screens, "models-columns")
+    headers = [h.inner_text() for h in page.get_by_role("columnheader").all()]
+    provider, api_base = headers.index("Provider"), headers.index("API base")
+    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="fake-openai-endpoint", exact=True))
+    cells = row.get_by_role("cell")
+    assert cells.nth(provider).inner_text() == "openai"
+    assert cells.nth(api_base).inner_text() == mock.url + "/"
+    page.context.close()
+
+
+def test_spend_page_charts_team_model_and_end_user_with_totals(ui_gw, watched, screens):
+    team_alias = f"spend-team-{uuid.uuid4().hex[:6]}"
+    team = requests.post(ui_gw.url + "/team/new", headers=ADMIN, json={"team_alias": team_alias}, timeout=10)
+    assert team.status_code == 200, team.text
+    r = requests.post(ui_gw.url + "/key/generate", headers=ADMIN, json={"team_id": team.json()["team_id"]}, timeout=10)
+    assert r.status_code == 200, r.text
+    key = r.json()["key"]
+    end_user = f"customer-{uuid.uuid4().hex[:6]}"
+    for model in ("fake-openai-endpoint", "fake-openai-endpoint", "other-model"):
+        assert chat(ui_gw, key, model=model, user=end_user).status_code == 200
+    logged(ui_gw, key, 3)
+    days = {"start_date": today(), "end_date": today()}
+    for _ in range(50):
+        customers = requests.get(ui_gw.url + "/global/spend/report", params={**days, "group_by": "customer"}, headers=ADMIN, timeout=10).json()
+        if any(c["customer"] == end_user for d in customers for c in d["customers"]):
+            break
+        time.sleep(0.2)
+    start = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 29 * 86400))
+    totals = requests.get(
+        ui_gw.url + "/user/daily/activity", params={"start_date": start, "end_date": today(), "page_size": 1000}, headers=ADMIN, timeout=10
+    ).json()["metadata"]
+    assert totals["total_api_requests"] >= 3
+
+    page = watched.page()
+    sign_in(page, ui_gw, MASTER_KEY)
+    visit(page, ui_gw, "spend", "Spend", screens, "spend-breakdowns")
+    assert team_alias in page.get_by_role("img", name="Spend by team").inner_text()
+    by_model = page.get_by_role("img", name="Spend by model").inner_text()
+    assert "fake-openai-endpoint" in by_model and "other-model" in by_model
+    assert end_user in page.get_by_role("img", name="Spend by end user").inner_text()
+    totals_tiles = page.get_by_role("region", name="Totals")
+    figure = lambda label: totals_tiles.locator(".tile").filter(has=page.get_by_text(label, exact=True)).locator(".value").inner_text()
+    assert figure("Requests") == f"{totals['total_api_requests']:,}"
+    assert figure("Failed requests") == f"{totals['total_failed_requests']:,}"
+    assert figure("Tokens") == f"{totals['total_tokens']:,}"
+    assert figure("Total spend") not in ("$0.00", ""), "the traffic was priced"
+    page.context.close()
+
+
+def test_logs_page_filters_by_key_and_time_and_pages(ui_gw, watched, screens):
+    from playwright.sync_api import expect
+
+    alias = f"pager-{uuid.uuid4().hex[:6]}"
+    key = new_key(ui_gw, alias)
+    # One more than the page's 50 rows, beside another key's call the key filter leaves out.
+    for _ in range(51):
+        assert chat(ui_gw, key).status_code == 200
+    assert chat(ui_gw, new_key(ui_gw, f"not-paged-{uuid.uuid4().hex[:6]}")).status_code == 200
+    logged(ui_gw, key, 51)
+
+    page = watched.page()
+    sign_in(page, ui_gw, MASTER_KEY)
+    visit(page, ui_gw, "logs", "Logs", screens, "logs-unfiltered")
+    search = page.get_by_role("search", name="Filter logs")
+    rows = page.locator("tbody tr.clickable")
+    # Unfiltered, the newest row is the other key's (its call came last): the filtered table
+    # has replaced it once the first row is the paged key's.
+    expect(rows.first.get_by_role("cell").nth(3)).not_to_have_text(alias)
+    search.get_by_label("Key (sk-… or hash)").fill(key)
+    search.get_by_role("button", name="Filter").click()
+    expect(rows.first.get_by_role("cell").nth(3)).to_have_text(alias)
+    expect(rows).to_have_count(50)
+    assert {r.get_by_role("cell").nth(3).inner_text() for r in rows.all()} == {alias}
+    pager = page.get_by_role("navigation", name="Pages of logs")
+    pager.get_by_role("button", name="Older").click()
+    pager.get_by_text("Page 2", exact=True).wait_for()
+    expect(rows).to_have_count(1)
+    assert rows.first.get_by_role("cell").nth(3).inner_text() == alias
+    assert pager.get_by_role("button", name="Older").is_disabled()
+    page.screenshot(path=str(screens / "logs-page-2.png"), full_page=True)
+    pager.get_by_role("button", name="Newer").click()
+    pager.get_by_text("Page 1", exact=True).wait_for()
+    expect(rows).to_have_count(50)
+
+    # A time filter: from tomorrow nothing; today, the key's rows again.
+    tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+    search.get_by_label("From").fill(tomorrow)
+    search.get_by_role("button", name="Filter").click()
+    page.get_by_text("No requests match.").wait_for()
+    search.get_by_label("From").fill(today())
+    search.get_by_label("To").fill(today())
+    search.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(50)
+    page.screenshot(path=str(screens / "logs-by-key-today.png"), full_page=True)
     page.context.close()
 
 

@@ -246,8 +246,133 @@ async fn a_virtual_keys_session_reads_its_own_key_and_no_other() {
     assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", other.text);
     let made = browser.call(&app, Method::POST, "/key/generate", Some(json!({}))).await;
     assert!(made.status.is_client_error(), "a key of no user mints no keys: {}", made.text);
-    let logs = browser.call(&app, Method::GET, "/spend/logs", None).await;
-    assert!(logs.status.is_client_error(), "nor reads the proxy's logs: {}", logs.text);
+}
+
+/// Spend-log rows of the key `raw` (of `user`, in `team`), one per request id, written as the
+/// proxy writes them.
+async fn log_rows(app: &Arc<App>, raw: &str, user: Option<&str>, team: Option<&str>, ids: &[&str]) {
+    let token: std::sync::Arc<str> = sluice_server::access::hash_key(raw).into();
+    let rows = ids
+        .iter()
+        .map(|id| sluice_store::SpendLogRecord {
+            request_id: id.to_string(),
+            api_key: token.clone(),
+            user: user.map(str::to_string),
+            team_id: team.map(str::to_string),
+            model: "m".into(),
+            status: "success".into(),
+            start_time: chrono::Utc::now(),
+            end_time: chrono::Utc::now(),
+            ..Default::default()
+        })
+        .collect();
+    app.access.store().expect("a store").insert_spend_logs(rows).await.expect("rows written");
+}
+
+/// `/spend/logs` rows (not the summary) as `browser`'s session reads them, with `filters`.
+async fn logs(app: &Arc<App>, browser: &Browser, filters: &str) -> Answer {
+    browser.call(app, Method::GET, &format!("/spend/logs?summarize=false{filters}"), None).await
+}
+
+fn request_ids(a: &Answer) -> Vec<String> {
+    let mut ids: Vec<String> =
+        a.body.as_array().expect("rows").iter().map(|r| r["request_id"].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_virtual_key_of_no_user_reads_its_own_logs_and_is_refused_anyone_elses() {
+    let app = app().await;
+    let mine = new_key(&app, "mine").await;
+    let theirs = new_key(&app, "theirs").await;
+    log_rows(&app, &mine, None, None, &["mine-1", "mine-2"]).await;
+    log_rows(&app, &theirs, None, Some("their-team"), &["theirs-1"]).await;
+    let (browser, _) = sign_in(&app, json!({"key": mine})).await;
+
+    let logs = browser.call(&app, Method::GET, "/spend/logs?summarize=false", None).await;
+    assert_eq!(logs.status, StatusCode::OK, "{}", logs.text);
+    assert_eq!(request_ids(&logs), ["mine-1", "mine-2"], "its own rows and no other key's");
+    // Its own key named, by the raw key or its hash: the same rows.
+    let hash = sluice_server::access::hash_key(&mine);
+    for named in [mine.as_str(), hash.as_str()] {
+        let own = browser.call(&app, Method::GET, &format!("/spend/logs?summarize=false&api_key={named}"), None).await;
+        assert_eq!(request_ids(&own), ["mine-1", "mine-2"], "{}", own.text);
+    }
+    // Another key, a user or a team named: refused, as on the activity routes.
+    for filter in [format!("api_key={theirs}"), "user_id=someone".to_string(), "team_id=their-team".to_string()] {
+        let refused = browser.call(&app, Method::GET, &format!("/spend/logs?summarize=false&{filter}"), None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{filter}: {}", refused.text);
+        assert!(refused.text.contains("may only view its own"), "{}", refused.text);
+        assert!(!refused.text.contains("theirs-1"));
+    }
+    // The daily summary is its own too.
+    let day = chrono::Utc::now().format("%Y-%m-%d");
+    let summary = browser.call(&app, Method::GET, &format!("/spend/logs?start_date={day}&end_date={day}"), None).await;
+    assert_eq!(summary.status, StatusCode::OK, "{}", summary.text);
+    assert!(!summary.text.contains(&sluice_server::access::hash_key(&theirs)), "{}", summary.text);
+
+    // An admin's filters are unchanged: every row, or the other key's.
+    let all =
+        send(&app, Method::GET, "/spend/logs?summarize=false", &[("authorization", &format!("Bearer {MASTER}"))], None)
+            .await;
+    assert_eq!(request_ids(&all), ["mine-1", "mine-2", "theirs-1"]);
+    let other = send(
+        &app,
+        Method::GET,
+        &format!("/spend/logs?summarize=false&api_key={theirs}"),
+        &[("authorization", &format!("Bearer {MASTER}"))],
+        None,
+    )
+    .await;
+    assert_eq!(request_ids(&other), ["theirs-1"]);
+
+    // The activity routes apply the same rule to a key filter.
+    let activity = format!("/user/daily/activity?start_date={day}&end_date={day}");
+    let refused = browser.call(&app, Method::GET, &format!("{activity}&api_key={theirs}"), None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    let own = browser.call(&app, Method::GET, &format!("{activity}&api_key={mine}"), None).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+}
+
+#[tokio::test]
+async fn a_users_key_filters_its_logs_by_its_users_keys_and_teams_only() {
+    let app = app().await;
+    let (s, u) = common::post(&app, "/user/new", MASTER, json!({"user_id": "u", "user_role": "internal_user"})).await;
+    assert_eq!(s, StatusCode::OK, "{u}");
+    let (s, t) = common::post(
+        &app,
+        "/team/new",
+        MASTER,
+        json!({"team_id": "ut", "members_with_roles": [{"user_id": "u", "role": "user"}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let key_of_u = |alias: &'static str| {
+        let app = app.clone();
+        async move {
+            let (s, k) = common::post(&app, "/key/generate", MASTER, json!({"user_id": "u", "key_alias": alias})).await;
+            assert_eq!(s, StatusCode::OK, "{k}");
+            k["key"].as_str().unwrap().to_string()
+        }
+    };
+    let (first, second) = (key_of_u("first").await, key_of_u("second").await);
+    let stranger = new_key(&app, "stranger").await;
+    log_rows(&app, &first, Some("u"), None, &["first-1"]).await;
+    log_rows(&app, &second, Some("u"), Some("ut"), &["second-1"]).await;
+    log_rows(&app, &stranger, None, None, &["stranger-1"]).await;
+    let (browser, _) = sign_in(&app, json!({"key": first})).await;
+
+    assert_eq!(request_ids(&logs(&app, &browser, "").await), ["first-1", "second-1"], "its user's rows");
+    assert_eq!(
+        request_ids(&logs(&app, &browser, &format!("&api_key={second}")).await),
+        ["second-1"],
+        "another key of its user"
+    );
+    assert_eq!(request_ids(&logs(&app, &browser, "&team_id=ut").await), ["second-1"], "a team its user is a member of");
+    assert_eq!(logs(&app, &browser, &format!("&api_key={stranger}")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(logs(&app, &browser, "&team_id=elsewhere").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(logs(&app, &browser, "&user_id=someone").await.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -3,7 +3,8 @@
 //! `SpendAnalyticsPaginatedResponse`), `/global/spend/report` and `/spend/tags`.
 //!
 //! Who sees which rows is decided in one place, [`visible`]: an admin sees every row; any other
-//! key only its own user's (or, without a user, its own key's) and its own team's.
+//! key only its own user's (or, without a user, its own key's) and its own team's. `/spend/logs`
+//! applies the same rule ([`own_rows`], [`own_team`]).
 
 use super::json_bytes::{self, Writer};
 use super::roles::{authorize, Caller};
@@ -40,43 +41,79 @@ enum Entity {
 /// viewer: `roles::POLICY`) sees every row and filters as it likes; any other key sees its own
 /// user's rows (its own key's when it has no user) on user reports, and its own team's on team
 /// reports, and is refused a filter naming someone else's.
-fn visible(caller: &Caller, entity: Entity, f: &mut DailyFilter) -> Result<()> {
-    let Identity::Key(k) = &caller.identity else { return Ok(()) };
-    if caller.all() {
-        return Ok(());
-    }
-    let refuse = |what: &str| {
-        ErrorResponse(
-            ApiError::new(
-                403,
-                format!(
-                    "This key may only view its own {what}'s activity. Remove the filter, or use an admin key to \
-                     view others'."
-                ),
-            )
-            .kind("auth_error"),
-        )
-    };
+fn visible(caller: &Caller, registry: &Registry, entity: Entity, f: &mut DailyFilter) -> Result<()> {
     match entity {
-        Entity::User => {
-            let own = k.record.user_id.clone();
-            if f.user_id.is_some() && f.user_id != own {
-                return Err(refuse("user"));
-            }
-            match own {
-                Some(user) => f.user_id = Some(user),
-                None => f.api_key = Some(k.record.token.clone()),
-            }
-        }
+        Entity::User => own_rows(caller, registry, &mut f.user_id, &mut f.api_key),
         Entity::Team => {
+            let Identity::Key(k) = &caller.identity else { return Ok(()) };
+            if caller.all() {
+                return Ok(());
+            }
             let Some(team) = k.record.team_id.clone() else { return Err(refuse("team")) };
             if f.team_ids.iter().any(|t| *t != team) {
                 return Err(refuse("team"));
             }
             f.team_ids = vec![team];
+            Ok(())
         }
     }
+}
+
+/// A non-admin's 403 for a filter naming someone else's `what` (user, key, team).
+fn refuse(what: &str) -> ErrorResponse {
+    ErrorResponse(
+        ApiError::new(
+            403,
+            format!(
+                "This key may only view its own {what}'s activity. Remove the filter, or use an admin key to view \
+                 others'."
+            ),
+        )
+        .kind("auth_error"),
+    )
+}
+
+/// [`visible`]'s rule for rows of users and keys, shared with `/spend/logs`: a non-admin's
+/// `user_id` becomes its own user (its `api_key` its own key when it has no user), and a filter
+/// naming another user, or a key that is neither its own nor its user's, is refused.
+pub(crate) fn own_rows(
+    caller: &Caller,
+    registry: &Registry,
+    user_id: &mut Option<String>,
+    api_key: &mut Option<String>,
+) -> Result<()> {
+    let Identity::Key(k) = &caller.identity else { return Ok(()) };
+    if caller.all() {
+        return Ok(());
+    }
+    let own = k.record.user_id.clone();
+    if user_id.is_some() && *user_id != own {
+        return Err(refuse("user"));
+    }
+    if let Some(asked) = api_key.as_deref() {
+        let users_key = || own.is_some() && registry.keys.get(asked).is_some_and(|e| e.record.user_id == own);
+        if asked != k.record.token && !users_key() {
+            return Err(refuse("key"));
+        }
+    }
+    match own {
+        Some(user) => *user_id = Some(user),
+        None => *api_key = Some(k.record.token.clone()),
+    }
     Ok(())
+}
+
+/// A non-admin may narrow rows to its key's team or a team its user is a member of; any other
+/// team is refused (the rows stay its own either way: this only keeps the answer honest).
+pub(crate) fn own_team(caller: &Caller, registry: &Registry, team_id: Option<&str>) -> Result<()> {
+    let Some(team) = team_id else { return Ok(()) };
+    if caller.all() || !matches!(caller.identity, Identity::Key(_)) {
+        return Ok(());
+    }
+    if caller.team_id() == Some(team) || caller.team_role(registry, team).is_some() {
+        return Ok(());
+    }
+    Err(refuse("team"))
 }
 
 /// `start_date`/`end_date` as the daily rows' `YYYY-MM-DD`, both required (LiteLLM's 400).
@@ -256,7 +293,7 @@ async fn activity(app: &App, headers: &HeaderMap, q: &Query, entity: Entity) -> 
             }
         }
     }
-    visible(&caller, entity, &mut f)?;
+    visible(&caller, &app.access.registry, entity, &mut f)?;
     let (rows, total) = db(store.daily_activity(&f, page, page_size).await)?;
 
     let mut days: BTreeMap<&str, Day> = BTreeMap::new();

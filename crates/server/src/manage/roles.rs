@@ -124,7 +124,8 @@ pub(crate) const POLICY: &[(&str, [Grant; 5])] = &[
     ("/team/available",            [All, All,     All,       All,       All]),
     ("/team/block",                [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
     ("/team/unblock",              [All, NoWrite, AdminOnly, AdminOnly, AdminOnly]),
-    ("/spend/logs",                [All, All,     Own,       Own,       AdminOnly]),
+    // Any key reads its own logs (`reports::own_rows`): its user's, or its own key's.
+    ("/spend/logs",                [All, All,     Own,       Own,       Own]),
     ("/global/spend",              [All, All,     Own,       Own,       AdminOnly]),
     ("/spend/keys",                [All, All,     Own,       Own,       AdminOnly]),
     ("/spend/users",               [All, All,     Own,       Own,       AdminOnly]),

@@ -1,7 +1,8 @@
 //! Spend reports: `/spend/logs`, `/global/spend`, `/spend/keys` and `/spend/users` (LiteLLM's
 //! `spend_management_endpoints.py`). Totals of keys and users come from this replica's live
 //! ledgers where the row is in memory, so they include spend not yet written. An internal user
-//! (or internal user viewer) sees only its own spend on each of them.
+//! (or internal user viewer) sees only its own spend on each of them; a key of no user reads its
+//! own key's spend logs.
 
 use super::roles::{authorize, forbidden, Caller};
 use super::{db, json, key_json, query_date, query_str, store, token_of, user_json, Need, Query, Result};
@@ -37,14 +38,21 @@ const MAX_LOG_PAGE: i64 = 10_000;
 pub async fn logs(State(app): State<Arc<App>>, headers: HeaderMap, q: Query) -> Result<Response> {
     let caller = authorize(&app, &headers, "/spend/logs").await?;
     let store = store(&app, Need::Other)?;
-    let user_id = own_user(&caller, query_str(&q, "user_id"), "spend logs")?;
+    // A non-admin's rows are its own user's (its own key's without a user): the activity
+    // routes' rule, so the logs and the charts of one key agree.
+    let registry = &app.access.registry;
+    let mut user_id = query_str(&q, "user_id").map(str::to_string);
+    let mut api_key = query_str(&q, "api_key").map(token_of);
+    super::reports::own_rows(&caller, registry, &mut user_id, &mut api_key)?;
+    let team_id = query_str(&q, "team_id").map(str::to_string);
+    super::reports::own_team(&caller, registry, team_id.as_deref())?;
     let start = query_date(&q, "start_date")?;
     let end = query_date(&q, "end_date")?;
     let summarize = query_str(&q, "summarize").and_then(super::parse_bool).unwrap_or(true);
     let filter = SpendLogFilter {
-        api_key: query_str(&q, "api_key").map(token_of),
+        api_key,
         user_id,
-        team_id: query_str(&q, "team_id").map(str::to_string),
+        team_id,
         request_id: query_str(&q, "request_id").map(str::to_string),
         model: query_str(&q, "model").map(str::to_string),
         status: query_str(&q, "status").map(str::to_string),
