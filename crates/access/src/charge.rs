@@ -1,7 +1,8 @@
 //! Settling a request: its usage priced, added to every ledger it belongs to (key, user, team,
 //! end user) and to the token windows, and a spend-log row queued — once per request, whether the
-//! response ended normally or the client walked away from a stream. The logging callbacks get
-//! their record of the call here too: a success when it is settled, a failure from
+//! response ended normally or the client walked away from a stream. A failed call gets its
+//! spend-log row (status `failure`, nothing billed) from [`Charge::failed`]. The logging
+//! callbacks get their record of the call here too: a success when it is settled, a failure from
 //! [`Charge::failed`].
 
 use super::admit::Admission;
@@ -150,6 +151,9 @@ pub struct Charge {
     /// Whether the logging callbacks have had this call's record (one per call, success or
     /// failure).
     logged: AtomicBool,
+    /// Whether this call's spend-log row is written (one per call, success or failure,
+    /// whichever comes first).
+    spend_logged: AtomicBool,
     /// Labels of `litellm_spend_metric` the request record also has (only with metrics on).
     labels: Option<MetricLabels>,
     /// The upstream attempts so far, for the trace (only while one is kept: `ids.trace`).
@@ -213,6 +217,7 @@ impl Charge {
             response_id: Mutex::new(None),
             settled: AtomicBool::new(false),
             logged: AtomicBool::new(false),
+            spend_logged: AtomicBool::new(false),
             labels,
             attempts: Mutex::new(Vec::new()),
             first_frame: std::sync::atomic::AtomicI64::new(0),
@@ -472,54 +477,9 @@ impl Charge {
         if served.price.is_some() {
             served.answer.observe(usage.completion_tokens);
         }
-        if self.access.store().is_some() && !self.access.settings.disable_spend_logs {
-            let end_user = match &a.end_user {
-                Some(e) => Some(e.record.user_id.clone()),
-                None => self.end_user.as_deref().map(str::to_string),
-            };
-            // The group the request named is nearly always the deployment's own name: share it.
-            let model_group = if *served.model_group == *self.model_group {
-                served.model_group.clone()
-            } else {
-                self.model_group.as_str().into()
-            };
-            self.access.writer.log(SpendLogRecord {
-                request_id: self.ids.request_id.clone(),
-                client_call_id: self.ids.client_call_id.clone(),
-                call_type: self.call_type.into(),
-                api_key: self.api_key.clone(),
-                spend: cost,
-                total_tokens: tokens as i64,
-                prompt_tokens: usage.prompt_tokens as i64,
-                completion_tokens: usage.completion_tokens as i64,
-                start_time: self.started,
-                end_time: chrono::Utc::now(),
-                model: served.model.clone(),
-                model_id: served.model_id.clone(),
-                model_group: Some(model_group),
-                custom_llm_provider: served.provider.clone(),
-                api_base: served.api_base.clone(),
-                user: a.key.as_ref().and_then(|k| k.record.user_id.clone()),
-                team_id: a.key.as_ref().and_then(|k| k.record.team_id.clone()),
-                end_user,
-                metadata: if clamped { usage_clamped(&reported) } else { serde_json::Map::new() },
-                request_tags: row_tags(
-                    &self.ids.tags,
-                    a.key.as_ref().map(|k| &k.record.metadata),
-                    a.team.as_ref().map(|t| &t.record.metadata),
-                ),
-                status: "success".into(),
-                response_id: self
-                    .response_id
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .as_deref()
-                    .map(String::from),
-                cache_read_input_tokens: usage.cached_prompt_tokens as i64,
-                cache_creation_input_tokens: usage.cache_creation_tokens as i64,
-                cache_hit: self.cache_hit(),
-                cache_key: self.cache.get().map(|(k, _)| k.to_string()),
-            });
+        if self.spend_row_due() {
+            let metadata = if clamped { usage_clamped(&reported) } else { serde_json::Map::new() };
+            self.access.writer.log(self.spend_row(served, &usage, cost, "success", metadata));
         }
         if let Some(callbacks) = self.logging_for(Status::Success) {
             callbacks.log(self.log_record(callbacks, served, Status::Success, &usage, cost, None));
@@ -577,18 +537,111 @@ pub struct Failure<'a> {
 pub use sluice_export::record::{bounded_error, MAX_ERROR_STR};
 
 impl Charge {
-    /// The call failed with nothing billed: the logging callbacks that take failures get its
-    /// record (at most one record per call, whichever of this and a settle comes first).
+    /// The call failed with nothing billed: a spend-log row with status `failure` and LiteLLM's
+    /// `error_information` is written (as LiteLLM's failure hook does), and the logging callbacks
+    /// that take failures get its record. A call has at most one row and one record, whichever
+    /// of this and a settle comes first.
     pub fn failed(&self, failure: &Failure<'_>) {
         if let Some(alerts) = self.access.alerts.get().filter(|_| !self.settled.load(Ordering::Acquire)) {
             let (served, _) =
                 self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default();
             super::alerts::failed(alerts, failure, &self.model_group, &served, &self.admission);
         }
-        let Some(callbacks) = self.logging_for(Status::Failure) else { return };
+        // A call already settled has its success row; `spend_row_due` then keeps it the only one.
+        let row = !self.settled.load(Ordering::Acquire) && self.spend_row_due();
+        let callbacks = self.logging_for(Status::Failure);
+        if !row && callbacks.is_none() {
+            return;
+        }
         let (served, _) =
             self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default();
-        callbacks.log(self.log_record(callbacks, &served, Status::Failure, &TokenUsage::default(), 0.0, Some(failure)));
+        if row {
+            let metadata = failure_metadata(failure, &served);
+            self.access.writer.log(self.spend_row(&served, &TokenUsage::default(), 0.0, "failure", metadata));
+        }
+        if let Some(callbacks) = callbacks {
+            callbacks.log(self.log_record(
+                callbacks,
+                &served,
+                Status::Failure,
+                &TokenUsage::default(),
+                0.0,
+                Some(failure),
+            ));
+        }
+    }
+
+    /// Whether this call's spend-log row is still to be written, and is written now: spend logs
+    /// are kept (a store, `disable_spend_logs` off) and no row of this call went yet.
+    fn spend_row_due(&self) -> bool {
+        self.access.store().is_some()
+            && !self.access.settings.disable_spend_logs
+            && !self.spend_logged.swap(true, Ordering::AcqRel)
+    }
+
+    /// This call's spend-log row, as LiteLLM writes it for a success or a failure: `served` is
+    /// the deployment that answered (or last tried), `usage` and `cost` what it is billed.
+    fn spend_row(
+        &self,
+        served: &Served,
+        usage: &TokenUsage,
+        cost: f64,
+        status: &'static str,
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> SpendLogRecord {
+        let a = &self.admission;
+        let end_user = match &a.end_user {
+            Some(e) => Some(e.record.user_id.clone()),
+            None => self.end_user.as_deref().map(str::to_string),
+        };
+        // The group the request named is nearly always the deployment's own name: share it.
+        let model_group = if *served.model_group == *self.model_group {
+            served.model_group.clone()
+        } else {
+            self.model_group.as_str().into()
+        };
+        SpendLogRecord {
+            request_id: self.ids.request_id.clone(),
+            client_call_id: self.ids.client_call_id.clone(),
+            call_type: self.call_type.into(),
+            api_key: self.api_key.clone(),
+            spend: cost,
+            total_tokens: (usage.prompt_tokens + usage.completion_tokens) as i64,
+            prompt_tokens: usage.prompt_tokens as i64,
+            completion_tokens: usage.completion_tokens as i64,
+            start_time: self.started,
+            end_time: chrono::Utc::now(),
+            // A call that failed before any deployment was tried is logged under the model it
+            // asked for, as LiteLLM logs it.
+            model: match served.model.is_empty() {
+                true => self.model_group.as_str().into(),
+                false => served.model.clone(),
+            },
+            model_id: served.model_id.clone(),
+            model_group: Some(model_group),
+            custom_llm_provider: served.provider.clone(),
+            api_base: served.api_base.clone(),
+            user: a.key.as_ref().and_then(|k| k.record.user_id.clone()),
+            team_id: a.key.as_ref().and_then(|k| k.record.team_id.clone()),
+            end_user,
+            metadata,
+            request_tags: row_tags(
+                &self.ids.tags,
+                a.key.as_ref().map(|k| &k.record.metadata),
+                a.team.as_ref().map(|t| &t.record.metadata),
+            ),
+            status: status.into(),
+            response_id: self
+                .response_id
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_deref()
+                .map(String::from),
+            cache_read_input_tokens: usage.cached_prompt_tokens as i64,
+            cache_creation_input_tokens: usage.cache_creation_tokens as i64,
+            cache_hit: self.cache_hit(),
+            cache_key: self.cache.get().map(|(k, _)| k.to_string()),
+        }
     }
 
     /// The callbacks to hand a record with `status` to, if any takes one (every record, or this
@@ -722,6 +775,24 @@ impl Charge {
     }
 }
 
+/// The spend-log metadata of a failed request: LiteLLM's `error_information` (the status as
+/// text, the exception class, the provider or `""`, the message the client got, bounded to
+/// [`MAX_ERROR_STR`] bytes, and an empty `traceback`: sluice has no Python stack to show).
+fn failure_metadata(failure: &Failure<'_>, served: &Served) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "error_information".into(),
+        serde_json::json!({
+            "error_code": failure.status.to_string(),
+            "error_class": failure.class,
+            "llm_provider": served.provider.as_deref().unwrap_or(""),
+            "error_message": bounded_error(failure.message),
+            "traceback": "",
+        }),
+    );
+    m
+}
+
 /// The spend-log metadata of a request whose usage was clamped: the flag and what the upstream
 /// actually reported.
 fn usage_clamped(reported: &TokenUsage) -> serde_json::Map<String, serde_json::Value> {
@@ -837,6 +908,81 @@ mod tests {
         assert_eq!(failure["error_information"]["error_code"], "429");
         assert_eq!(failure["error_information"]["error_class"], "RateLimitError");
         assert!(!serde_json::to_string(&got).unwrap().contains("sk-raw-master"));
+    }
+
+    /// An access layer over a fresh SQLite store (spend logs kept unless `disabled`), whose
+    /// queued rows the test reads.
+    async fn with_store(name: &str, disabled: bool) -> Arc<super::super::Access> {
+        let dir = std::env::temp_dir().join(format!("sluice_charge_{name}_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = sluice_store::Store::open(&format!("sqlite://{}", dir.join("c.db").display()), 1).await.unwrap();
+        let settings =
+            super::super::AccessSettings { disable_spend_logs: disabled, ..super::super::AccessSettings::for_tests() };
+        let access = super::super::Access::new(Some("sk-raw-master"), settings, None);
+        access.attach(store);
+        access
+    }
+
+    /// A failed call writes exactly one spend-log row, status `failure`, nothing billed, its
+    /// deployment, start and tags, and LiteLLM's `error_information`; a second failure of the
+    /// same call adds nothing. A settled call writes only its success row, even when a failure
+    /// is reported after it.
+    #[tokio::test]
+    async fn a_failed_call_writes_one_failure_row_and_a_success_only_its_own() {
+        let access = with_store("rows", false).await;
+        let bad = charge(&access, "r-bad").await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        bad.failed(&Failure { status: 429, class: "RateLimitError", message: "litellm.RateLimitError: slow down" });
+        bad.failed(&Failure { status: 500, class: "InternalServerError", message: "again" });
+        let ok = charge(&access, "r-ok").await;
+        let cost = ok.settle(TokenUsage { prompt_tokens: 10, completion_tokens: 5, ..Default::default() });
+        ok.failed(&Failure { status: 500, class: "InternalServerError", message: "late" });
+        let rows = access.writer.take_queued_logs();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let failure = rows.iter().find(|r| r.request_id == "r-bad").expect("the failure's row");
+        assert_eq!(failure.status, "failure");
+        assert_eq!((failure.spend, failure.total_tokens, failure.prompt_tokens), (0.0, 0, 0));
+        assert_eq!((&*failure.model, failure.model_id.as_deref()), ("gpt-4o", Some("m1")));
+        assert_eq!(failure.model_group.as_deref(), Some("gpt-4o"));
+        assert_eq!(failure.custom_llm_provider.as_deref(), Some("openai"));
+        assert_eq!(failure.api_base.as_deref(), Some("http://up"));
+        assert_eq!(failure.end_user.as_deref(), Some("u-1"));
+        assert_eq!(failure.request_tags, ["t"]);
+        assert_eq!(failure.client_call_id.as_deref(), Some("client-r-bad"));
+        assert_eq!(&*failure.api_key, &*access.master_hash);
+        assert!(failure.end_time - failure.start_time >= chrono::Duration::milliseconds(20), "started at the request");
+        assert_eq!(
+            failure.metadata["error_information"],
+            serde_json::json!({
+                "error_code": "429",
+                "error_class": "RateLimitError",
+                "llm_provider": "openai",
+                "error_message": "litellm.RateLimitError: slow down",
+                "traceback": "",
+            })
+        );
+        let success = rows.iter().find(|r| r.request_id == "r-ok").expect("the success's row");
+        assert_eq!(success.status, "success");
+        assert_eq!((success.spend, success.total_tokens), (cost, 15));
+        assert!(!success.metadata.contains_key("error_information"));
+        assert!(!format!("{rows:?}").contains("sk-raw-master"));
+    }
+
+    /// The failure row's message is bounded on a character boundary; with `disable_spend_logs`
+    /// a failure writes no row.
+    #[tokio::test]
+    async fn failure_rows_are_bounded_and_follow_disable_spend_logs() {
+        let access = with_store("bounded", false).await;
+        let bad = charge(&access, "r-long").await;
+        bad.failed(&Failure { status: 500, class: "InternalServerError", message: &"é".repeat(MAX_ERROR_STR) });
+        let rows = access.writer.take_queued_logs();
+        let message = rows[0].metadata["error_information"]["error_message"].as_str().unwrap();
+        assert!(message.len() <= MAX_ERROR_STR && message.len() >= MAX_ERROR_STR - 1, "{}", message.len());
+
+        let off = with_store("disabled", true).await;
+        charge(&off, "r-off").await.failed(&Failure { status: 500, class: "InternalServerError", message: "x" });
+        assert!(off.writer.take_queued_logs().is_empty());
     }
 
     /// `success_callback` alone: failures build no record at all.

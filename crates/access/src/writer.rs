@@ -84,6 +84,15 @@ impl Queue {
         let _ = self.dirty_tx.send((spender, Arc::downgrade(live)));
     }
 
+    /// The rows queued and not yet written, taken from the queue (for tests of what a request
+    /// logs).
+    #[cfg(test)]
+    pub(crate) fn take_queued_logs(&self) -> Vec<SpendLogRecord> {
+        let mut rows = Vec::new();
+        self.logs.drain_into(&mut rows);
+        rows
+    }
+
     pub fn log(&self, row: SpendLogRecord) {
         if !self.logs.push(row) {
             self.dropped_logs.fetch_add(1, Ordering::Relaxed);

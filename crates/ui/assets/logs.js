@@ -66,11 +66,21 @@ export async function logsPage(main, { who }) {
       total_tokens: r.total_tokens, cost: r.spend, start: r.startTime, end: r.endTime,
       user: r.user, team_id: r.team_id, end_user: r.end_user, tags: r.request_tags, metadata: r.metadata,
     };
-    const cell = h("td", { colSpan: 8 }, h("pre", { "aria-label": "Request details" }, JSON.stringify(facts, null, 2)));
+    const cell = h("td", { colSpan: 8 }, failureOf(r), h("pre", { "aria-label": "Request details" }, JSON.stringify(facts, null, 2)));
     tr.after(h("tr.details", {}, cell));
     tr.setAttribute("aria-expanded", "true");
   }
   await load();
+}
+
+// What went wrong, for a failed row: LiteLLM's `metadata.error_information` (its exception
+// class, status and message), shown above the row's facts; nothing for a success.
+function failureOf(r) {
+  const e = r.status === "failure" && r.metadata && r.metadata.error_information;
+  if (!e) return null;
+  const code = e.error_code ? ` (${e.error_code})` : "";
+  return h("p.error", { "aria-label": "Error" },
+    h("strong", {}, `${e.error_class || "Error"}${code}`), ": ", e.error_message || "no message was recorded");
 }
 
 // The aliases of the keys that made `rows`, read in one call (/v2/key/info answers only the
