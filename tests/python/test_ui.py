@@ -734,4 +734,20 @@ def test_admin_adds_edits_and_deletes_a_stored_model(models_gw, mock, watched, s
     visit(page, models_gw, "", "Dashboard", screens, "dashboard-cooling")
     cooling = page.get_by_role("region", name="Live").get_by_role("table")
     assert "other-model" in cooling.inner_text()
+
+    # The calls the dead deployment failed are logged (as LiteLLM logs them), and a failed row
+    # opens on what went wrong.
+    visit(page, models_gw, "logs", "Logs", screens, "logs-before-failures")
+    search = page.get_by_role("search", name="Filter logs")
+    search.get_by_label("Status").select_option("failure")
+    search.get_by_role("button", name="Filter").click()
+    rows = page.locator("tbody tr.clickable")
+    rows.first.get_by_text("failure", exact=True).wait_for()
+    assert {r.get_by_role("cell").nth(2).inner_text() for r in rows.all()} == {"other-model"}
+    rows.first.click()
+    error = page.get_by_label("Error", exact=True)
+    error.wait_for()
+    # The status, and the message the client got (which names LiteLLM's exception).
+    assert "(500)" in error.inner_text() and "APIConnectionError" in error.inner_text(), error.inner_text()
+    page.screenshot(path=str(screens / "logs-failure-details.png"), full_page=True)
     page.context.close()
