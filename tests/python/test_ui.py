@@ -747,7 +747,9 @@ def test_admin_adds_edits_and_deletes_a_stored_model(models_gw, mock, watched, s
     rows.first.click()
     error = page.get_by_label("Error", exact=True)
     error.wait_for()
-    # The status, and the message the client got (which names LiteLLM's exception).
-    assert "(500)" in error.inner_text() and "APIConnectionError" in error.inner_text(), error.inner_text()
+    # LiteLLM's exception class (the last attempt's: a refused connection), the status, and the
+    # message the client got.
+    assert error.inner_text().startswith("APIConnectionError (500): "), error.inner_text()
+    assert "api_base" in error.inner_text()
     page.screenshot(path=str(screens / "logs-failure-details.png"), full_page=True)
     page.context.close()

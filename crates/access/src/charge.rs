@@ -158,6 +158,10 @@ pub struct Charge {
     labels: Option<MetricLabels>,
     /// The upstream attempts so far, for the trace (only while one is kept: `ids.trace`).
     attempts: Mutex<Vec<sluice_export::trace::AttemptSpan>>,
+    /// The last failed attempt's status and LiteLLM exception class: what the call's failure is
+    /// when it fails with that status (a refused connection is an `APIConnectionError`, though
+    /// the client's status, 500, alone would say `InternalServerError`).
+    last_attempt_failure: Mutex<Option<(u16, &'static str)>>,
     /// When a stream's first frame came (Unix microseconds; 0 until then): the record's
     /// `completionStartTime`. Set only while logging callbacks run.
     first_frame: std::sync::atomic::AtomicI64,
@@ -220,6 +224,7 @@ impl Charge {
             spend_logged: AtomicBool::new(false),
             labels,
             attempts: Mutex::new(Vec::new()),
+            last_attempt_failure: Mutex::new(None),
             first_frame: std::sync::atomic::AtomicI64::new(0),
             finish: Mutex::new(Default::default()),
             request_metadata: Mutex::new(ids.request_metadata.take()),
@@ -276,6 +281,12 @@ impl Charge {
                 error_class: None,
             },
         );
+    }
+
+    /// An upstream attempt failed with `status` and LiteLLM's exception `class`: the call's own
+    /// failure, if it ends with that status, is of that class. Taken on failures only.
+    pub fn attempt_failed_as(&self, status: u16, class: &'static str) {
+        *self.last_attempt_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((status, class));
     }
 
     /// The attempt with span `span_id` failed now, with `status` and LiteLLM's exception class.
@@ -542,6 +553,15 @@ impl Charge {
     /// that take failures get its record. A call has at most one row and one record, whichever
     /// of this and a settle comes first.
     pub fn failed(&self, failure: &Failure<'_>) {
+        let last = *self.last_attempt_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let classed;
+        let failure = match last {
+            Some((status, class)) if status == failure.status && class != failure.class => {
+                classed = Failure { class, ..*failure };
+                &classed
+            }
+            _ => failure,
+        };
         if let Some(alerts) = self.access.alerts.get().filter(|_| !self.settled.load(Ordering::Acquire)) {
             let (served, _) =
                 self.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().unwrap_or_default();
@@ -983,6 +1003,28 @@ mod tests {
         let off = with_store("disabled", true).await;
         charge(&off, "r-off").await.failed(&Failure { status: 500, class: "InternalServerError", message: "x" });
         assert!(off.writer.take_queued_logs().is_empty());
+    }
+
+    /// A call that fails with its last attempt's status is of that attempt's class (a refused
+    /// connection: `APIConnectionError`, not the 500's `InternalServerError`); another status
+    /// keeps the class it came with.
+    #[tokio::test]
+    async fn a_failure_takes_its_last_attempts_class() {
+        let access = with_store("classes", false).await;
+        let dead = charge(&access, "r-dead").await;
+        dead.attempt_failed_as(429, "RateLimitError");
+        dead.attempt_failed_as(500, "APIConnectionError");
+        dead.failed(&Failure { status: 500, class: "InternalServerError", message: "litellm.APIConnectionError: x" });
+        let other = charge(&access, "r-other").await;
+        other.attempt_failed_as(500, "APIConnectionError");
+        other.failed(&Failure { status: 408, class: "Timeout", message: "litellm.Timeout: y" });
+        let rows = access.writer.take_queued_logs();
+        let class = |id: &str| {
+            let row = rows.iter().find(|r| r.request_id == id).expect("its row");
+            row.metadata["error_information"]["error_class"].clone()
+        };
+        assert_eq!(class("r-dead"), "APIConnectionError");
+        assert_eq!(class("r-other"), "Timeout");
     }
 
     /// `success_callback` alone: failures build no record at all.

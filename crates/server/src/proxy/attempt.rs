@@ -136,8 +136,12 @@ impl Call<Target> for UpstreamCall<'_> {
         let result = self.attempt(attempt, depth).await;
         self.settle_clock();
         (self.body, self.view) = asked;
-        if let (Some((span_id, _)), Some(charge), Err(f)) = (began, &self.facts.charge, &result) {
-            charge.attempt_failed(&span_id, f.failure.status.unwrap_or(f.error.api.status), failure_class(&f.failure));
+        if let (Some(charge), Err(f)) = (&self.facts.charge, &result) {
+            let (status, class) = (f.failure.status.unwrap_or(f.error.api.status), failure_class(&f.failure));
+            charge.attempt_failed_as(status, class);
+            if let Some((span_id, _)) = began {
+                charge.attempt_failed(&span_id, status, class);
+            }
         }
         result
     }
