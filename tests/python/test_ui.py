@@ -731,6 +731,22 @@ def test_admin_adds_edits_and_deletes_a_stored_model(models_gw, mock, watched, s
         chat(models_gw, MASTER_KEY, model="other-model")
     visit(page, models_gw, "models", "Models", screens, "models-cooling")
     assert page.get_by_text("cooling down,").count() == 1
+    # Each deployment's health check, run from its row: the dead one is unhealthy, saying why;
+    # a working one healthy.
+    data = requests.get(models_gw.url + "/v1/model/info", headers=ADMIN, timeout=10).json()["data"]
+    dead_id = next(m["model_info"]["id"] for m in data if m["model_name"] == "other-model"
+                   and m["litellm_params"].get("api_base", "").startswith("http://127.0.0.1:")
+                   and mock.url not in m["litellm_params"].get("api_base", ""))
+    ok_id = next(m["model_info"]["id"] for m in data if m["model_name"] == "fake-openai-endpoint")
+    page.get_by_role("button", name=f"Check health of other-model {dead_id[:12]}").click()
+    dead_row = page.get_by_role("row").filter(has=page.get_by_role("button", name=f"Check health of other-model {dead_id[:12]}"))
+    unhealthy = dead_row.get_by_text("unhealthy", exact=True)
+    unhealthy.wait_for()
+    assert "APIConnectionError" in unhealthy.get_attribute("title")
+    page.get_by_role("button", name=f"Check health of fake-openai-endpoint {ok_id[:12]}").click()
+    ok_row = page.get_by_role("row").filter(has=page.get_by_role("button", name=f"Check health of fake-openai-endpoint {ok_id[:12]}"))
+    ok_row.get_by_text("healthy", exact=True).wait_for()
+    page.screenshot(path=str(screens / "models-health.png"), full_page=True)
     visit(page, models_gw, "", "Dashboard", screens, "dashboard-cooling")
     cooling = page.get_by_role("region", name="Live").get_by_role("table")
     assert "other-model" in cooling.inner_text()

@@ -18,6 +18,30 @@ export async function modelsPage(main, { who }) {
   const info = (m) => m.model_info || {};
   const provider = (m) => p(m).custom_llm_provider || (String(p(m).model || "").includes("/") ? String(p(m).model).split("/")[0] : "openai");
 
+  // A deployment's health check (`/health?model_id=`): a real call of its mode, so run when
+  // asked, not on every load; the last result stays in the cell.
+  function healthCell(m) {
+    const id = info(m).id;
+    if (!id) return "";
+    const result = h("span");
+    const check = h("button", { type: "button", "aria-label": `Check health of ${m.model_name} ${String(id).slice(0, 12)}`,
+      on: { click: () => guarded(async () => {
+        check.disabled = true;
+        try {
+          const r = await get("/health", { model_id: id });
+          const bad = (r.unhealthy_endpoints || [])[0];
+          // The error in the badge's title and accessible name: the table is wide enough.
+          const why = bad && String(bad.error || "no error was given").slice(0, 500);
+          result.replaceChildren(" ", bad
+            ? h("span.badge.bad", { title: why, "aria-label": `unhealthy: ${why}` }, "unhealthy")
+            : r.healthy_count ? h("span.badge.ok", {}, "healthy") : h("span.muted", {}, "no health check model"));
+        } finally {
+          check.disabled = false;
+        }
+      }) } }, "Check");
+    return h("span", {}, check, result);
+  }
+
   async function load() {
     const answer = await get("/v1/model/info");
     const rows = answer.data || [];
@@ -43,7 +67,8 @@ export async function modelsPage(main, { who }) {
           if (!d) return "";
           return d.cooling_down ? h("span.badge.bad", {}, `cooling down, ${d.cooldown_left_s} s left`) : h("span.badge.ok", {}, "in rotation");
         } },
-        { title: "Requests (last min)", num: true, cell: (m) => fmtInt((state.get(info(m).id) || {}).requests_last_minute) });
+        { title: "Requests (last min)", num: true, cell: (m) => fmtInt((state.get(info(m).id) || {}).requests_last_minute) },
+        { title: "Health", cell: healthCell });
     }
     if (editable) {
       columns.push({ title: "Actions", cell: (m) => (info(m).db_model ? h("div.row-actions", {},
