@@ -287,9 +287,10 @@ pub(crate) async fn proxy_body(
     };
     let trace = facts.trace.take();
     // The prompt as the client sent it, a slice of the body, for the logging callbacks.
-    let messages = app.access.logging.get().filter(|c| c.keeps_content()).and_then(|callbacks| {
+    let own_project = own_langfuse(&admission);
+    let messages = app.access.logging.get().filter(|c| c.keeps_content(own_project)).and_then(|callbacks| {
         let sent = view.messages.or(view.prompt).or(view.input)?;
-        callbacks.content(&within(body, sent.as_bytes())?)
+        callbacks.content(&within(body, sent.as_bytes())?, own_project)
     });
     let (request_id, client_call_id) = match facts.client_call_id {
         false => (call_id, None),
@@ -302,7 +303,7 @@ pub(crate) async fn proxy_body(
     // as sent (a slice of the body, the few headers) only when a sink reads it: the headers are
     // looked through then, and the sink reads both off this path.
     let request_metadata =
-        app.access.logging.get().filter(|c| c.reads_request_metadata() || own_langfuse(&admission)).and_then(|_| {
+        app.access.logging.get().filter(|c| c.reads_request_metadata() || own_project).and_then(|_| {
             let metadata = view.metadata.and_then(|m| within(body, m.as_bytes()));
             let headers = headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
             sluice_export::request_metadata::Carried::new(metadata, headers).map(Box::new)
