@@ -307,7 +307,7 @@ impl Mock {
             let own_check = matches!(endpoint, Endpoint::Token | Endpoint::IbmToken | Endpoint::Watsonx(_))
                 || matches!(endpoint, Endpoint::Google(c) if c.door == google::Door::Vertex);
             if !own_check && !crate::witness::credential_matches(expected, &parts.headers, parts.uri.query()) {
-                let body = r#"{"error":{"message":"mock: the request did not carry the provider credential (--provider-key)","type":"authentication_error","code":"invalid_api_key"}}"#;
+                let body = crate::witness::refused_credential(&parts.headers);
                 return finish(Some(guard), respond::json(StatusCode::UNAUTHORIZED, body));
             }
         }
@@ -423,8 +423,7 @@ impl Mock {
         }
         if let Some(expected) = &self.cfg.provider_key {
             if !crate::witness::credential_matches(expected, &parts.headers, parts.uri.query()) {
-                let body = r#"{"error":{"message":"mock: the request did not carry the provider credential (--provider-key)","type":"authentication_error","code":"invalid_api_key"}}"#;
-                return respond::json(StatusCode::UNAUTHORIZED, body);
+                return respond::json(StatusCode::UNAUTHORIZED, crate::witness::refused_credential(&parts.headers));
             }
         }
         let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
