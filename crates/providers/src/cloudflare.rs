@@ -13,7 +13,7 @@
 //! Embeddings (the `@cf/baai/bge-*` models), as LiteLLM's `CloudflareEmbeddingConfig`: `{"text":
 //! [...]}` to the same URL, answered `{"result": {"shape", "data": [[...]]}}`. Workers AI counts
 //! no tokens for them: the usage is `result.usage` when an answer carries one, else LiteLLM's
-//! stand-in, one token per vector (`shape[0]`).
+//! stand-in, one token per vector.
 
 use bytes::Bytes;
 use http::HeaderName;
@@ -136,10 +136,9 @@ pub fn embed_request(openai: &Value, drop_params: bool) -> Result<Value, ApiErro
 pub fn embed_response(v: &Value, meta: &AnswerMeta<'_>) -> Result<Value, String> {
     let result = v.get("result").filter(|r| r.is_object()).ok_or("no `result` object")?;
     let vectors = result.get("data").and_then(Value::as_array).ok_or("no `result.data` array")?;
-    let tokens = match counts(result.get("usage")) {
-        Some((prompt, _)) => prompt,
-        None => result.pointer("/shape/0").and_then(Value::as_u64).unwrap_or(vectors.len() as u64),
-    };
+    // LiteLLM's stand-in counts `shape[0]`; the vectors themselves are the same number, and
+    // one the answer cannot inflate.
+    let tokens = counts(result.get("usage")).map_or(vectors.len() as u64, |(prompt, _)| prompt);
     crate::embedding::answer(vectors, meta, tokens)
 }
 
