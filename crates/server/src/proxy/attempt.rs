@@ -243,13 +243,15 @@ impl UpstreamCall<'_> {
             )),
             TargetKind::Misconfigured(why) => Err(fail(Failure::status(500, None), ApiError::new(500, why.clone()))),
             TargetKind::Mock(text) => self.mock_answer(text, None),
-            TargetKind::OpenAi(t) => match super::responses::pinned(self.app, self.responses, deployment) {
+            TargetKind::OpenAi(t) => match (t.translator(self.endpoint), super::responses::pinned(self.app, self.responses, deployment)) {
+                // A route the deployment's provider translates (Hugging Face's embeddings).
+                (Some(tr), _) => self.forward_translated(attempt, tr).await,
                 // A previous response's deployment holds its conversation: it serves the next turn.
-                Some(pin) => match &pin.target.kind {
+                (None, Some(pin)) => match &pin.target.kind {
                     TargetKind::OpenAi(pt) => self.forward(attempt, pt, &pin.target.provider, depth, &pin.id).await,
                     _ => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
                 },
-                None => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
+                (None, None) => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
             },
             TargetKind::Translated(t) => self.forward_translated(attempt, t).await,
             // A wildcard's targets are concrete deployments: this arm is never reached.
