@@ -323,7 +323,7 @@ impl Charge {
         if let Some(content) = self.access.logging.get().and_then(|c| c.content(body, self.own_langfuse().is_some())) {
             self.content.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 = Some(content);
         } else if self.ids.trace.is_some() {
-            if let Some(answer) = sluice_export::content::Content::hold(body.clone()) {
+            if let Some(answer) = sluice_export::content::Content::hold(body) {
                 *self.finish.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                     sluice_export::trace::Finish::Answer(answer);
             }

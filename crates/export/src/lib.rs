@@ -149,8 +149,8 @@ impl Callbacks {
 
     /// `json` (the prompt or the answer) for a record, held within the bounds of [`content`],
     /// when the call's record carries content ([`keeps_content`](Self::keeps_content)).
-    pub fn content(&self, json: &bytes::Bytes, own_project: bool) -> Option<content::Content> {
-        self.keeps_content(own_project).then(|| content::Content::hold(json.clone())).flatten()
+    pub fn content(&self, json: &[u8], own_project: bool) -> Option<content::Content> {
+        self.keeps_content(own_project).then(|| content::Content::hold(json)).flatten()
     }
 
     /// Whether requests keep a trace for these callbacks.
