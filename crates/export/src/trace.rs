@@ -231,8 +231,17 @@ pub fn finish_reason(raw: &str) -> Option<Cow<'static, str>> {
 pub const MAX_CHOICES: usize = 128;
 
 /// The `finish_reason` of each choice of an OpenAI-shaped answer, in order (null ones left
-/// out); none for a body that is not one. Off the request path: this parses the choices.
+/// out); none for a body that is not one. Off the request path: the wire scanner finds them
+/// ([`sluice_wire::sniff::finish_reasons`]); what it leaves (an escaped key, deep nesting) is
+/// parsed.
 pub fn finish_reasons(answer: &[u8]) -> Vec<String> {
+    match sluice_wire::sniff::finish_reasons(answer, MAX_CHOICES) {
+        Some(raw) => raw.into_iter().filter_map(finish_reason).map(Cow::into_owned).collect(),
+        None => parsed_finish_reasons(answer),
+    }
+}
+
+fn parsed_finish_reasons(answer: &[u8]) -> Vec<String> {
     #[derive(serde::Deserialize)]
     struct Answer<'a> {
         #[serde(borrow, default)]
@@ -334,6 +343,21 @@ mod tests {
     }
 
     proptest! {
+        /// The scanner's finish reasons are the parsed ones, for answers of plain reasons.
+        #[test]
+        fn scanned_finish_reasons_are_the_parsed_ones(
+            reasons in proptest::collection::vec(proptest::option::of("[a-z_]{1,20}"), 0..6),
+            extra in "[a-z]{0,8}",
+        ) {
+            let choices: Vec<serde_json::Value> = reasons
+                .iter()
+                .enumerate()
+                .map(|(i, r)| serde_json::json!({"index": i, "message": {"content": extra}, "finish_reason": r}))
+                .collect();
+            let answer = serde_json::to_vec(&serde_json::json!({"id": "x", "choices": choices, "model": extra})).unwrap();
+            prop_assert_eq!(finish_reasons(&answer), parsed_finish_reasons(&answer));
+        }
+
         /// Whatever a caller sends, reading it costs one request nothing worse than a new trace.
         #[test]
         fn any_header_is_read_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {

@@ -353,6 +353,40 @@ pub(crate) fn object_members<'a>(
     }
 }
 
+/// Visits the items of a JSON array (`text` is the whole document): `item` gets each one's text.
+/// Refuses anything malformed, including trailing characters after the array.
+pub(crate) fn array_items<'a>(text: &'a str, mut item: impl FnMut(&'a str) -> Scan<()>) -> Scan<()> {
+    let mut c = Cursor::new(text.as_bytes());
+    c.skip_ws();
+    c.expect(b'[')?;
+    c.skip_ws();
+    if c.peek() == Some(b']') {
+        c.pos += 1;
+    } else {
+        loop {
+            c.skip_ws();
+            let start = c.pos;
+            c.skip_value(1)?;
+            item(text.get(start..c.pos).ok_or(Refused)?)?;
+            c.skip_ws();
+            match c.peek() {
+                Some(b',') => c.pos += 1,
+                Some(b']') => {
+                    c.pos += 1;
+                    break;
+                }
+                _ => return Err(Refused),
+            }
+        }
+    }
+    c.skip_ws();
+    if c.at_end() {
+        Ok(())
+    } else {
+        Err(Refused)
+    }
+}
+
 /// The raw texts of the top-level members named in `names`, in that order (null reads as
 /// absent, as serde reads an `Option`). `None` for what serde_json is left to judge and word:
 /// malformed JSON, an escaped key (serde would decode it), a named field given twice (serde

@@ -648,6 +648,27 @@ fn whole_number(v: &str) -> Option<u64> {
     v.parse().ok()
 }
 
+/// The raw JSON `finish_reason` of each choice of a whole OpenAI-shaped answer, in order, at
+/// most `max`, null ones left out: read by the scanner, not parsed. `None` when the answer is not
+/// an object the scanner reads (malformed, an escaped key, nested past its depth); an answer
+/// without `choices` has none.
+pub fn finish_reasons(answer: &[u8], max: usize) -> Option<Vec<&str>> {
+    let text = std::str::from_utf8(answer).ok()?;
+    let [choices] = scan::fields(text, ["choices"])?;
+    let mut reasons = Vec::new();
+    let Some(choices) = choices else { return Some(reasons) };
+    scan::array_items(choices, |choice| {
+        if reasons.len() < max && choice.starts_with('{') {
+            if let [Some(reason)] = scan::fields(choice, ["finish_reason"]).ok_or(scan::Refused)? {
+                reasons.push(reason);
+            }
+        }
+        Ok(())
+    })
+    .ok()?;
+    Some(reasons)
+}
+
 /// The body was expected to be a JSON object and is not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotJsonObject;
@@ -785,6 +806,21 @@ fn span_of(outer: &str, inner: &str) -> Range<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn finish_reasons_are_read_from_each_choice() {
+        use super::finish_reasons;
+        let answer = br#"{"id":"x","choices":[{"index":0,"message":{"content":"hi","finish_reason":"no"},"finish_reason":"stop"},
+            {"index":1,"finish_reason":null},{"index":2,"finish_reason":"length"}],"usage":{}}"#;
+        assert_eq!(finish_reasons(answer, 10), Some(vec![r#""stop""#, r#""length""#]));
+        assert_eq!(finish_reasons(answer, 1), Some(vec![r#""stop""#]));
+        assert_eq!(finish_reasons(br#"{"object":"list","data":[]}"#, 10), Some(vec![]));
+        assert_eq!(finish_reasons(br#"{"choices":[]}"#, 10), Some(vec![]));
+        assert_eq!(finish_reasons(br#"{"choices":[1,"a",{"finish_reason":"stop"}]}"#, 10), Some(vec![r#""stop""#]));
+        assert_eq!(finish_reasons(b"not json", 10), None);
+        assert_eq!(finish_reasons(br#"{"choices":"stop"}"#, 10), None);
+        assert_eq!(finish_reasons(br#"{"choices":[{"finish_reason":"stop"}]"#, 10), None, "cut off");
+    }
+
     use super::*;
 
     #[test]

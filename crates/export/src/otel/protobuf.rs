@@ -19,35 +19,44 @@ trait Message {
 /// each field is visited twice however deep it is nested. Two types, not a flag: each pass is
 /// compiled on its own, the measuring one without a scratch buffer or a branch per field.
 trait Encoder: Sized {
+    #[inline]
     fn put(&mut self, bytes: &[u8]);
+    #[inline]
     fn varint(&mut self, v: u64);
     /// A nested message's length (measured, or taken from the measure) and its fields.
+    #[inline]
     fn nested(&mut self, m: &impl Message);
 
+    #[inline]
     fn tag(&mut self, field: u32, wire: u8) {
         self.varint(((field as u64) << 3) | wire as u64);
     }
 
+    #[inline]
     fn uint(&mut self, field: u32, v: u64) {
         self.tag(field, VARINT);
         self.varint(v);
     }
 
+    #[inline]
     fn fixed64(&mut self, field: u32, v: u64) {
         self.tag(field, FIXED64);
         self.put(&v.to_le_bytes());
     }
 
+    #[inline]
     fn fixed32(&mut self, field: u32, v: u32) {
         self.tag(field, FIXED32);
         self.put(&v.to_le_bytes());
     }
 
+    #[inline]
     fn double(&mut self, field: u32, v: f64) {
         self.tag(field, FIXED64);
         self.put(&v.to_le_bytes());
     }
 
+    #[inline]
     fn bytes(&mut self, field: u32, v: &[u8]) {
         self.tag(field, LEN);
         self.varint(v.len() as u64);
@@ -55,6 +64,7 @@ trait Encoder: Sized {
     }
 
     /// A nested message, after its tag and length.
+    #[inline]
     fn message(&mut self, field: u32, m: &impl Message) {
         self.tag(field, LEN);
         self.nested(m);
@@ -75,14 +85,17 @@ struct Measure {
 }
 
 impl Encoder for Measure {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.count += bytes.len();
     }
 
+    #[inline]
     fn varint(&mut self, v: u64) {
         self.count += varint_len(v);
     }
 
+    #[inline]
     fn nested(&mut self, m: &impl Message) {
         let slot = self.lengths.len();
         self.lengths.push(0);
@@ -105,10 +118,12 @@ struct Write {
 }
 
 impl Encoder for Write {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.out.extend_from_slice(bytes);
     }
 
+    #[inline]
     fn varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.out.push((v as u8) | 0x80);
@@ -117,6 +132,7 @@ impl Encoder for Write {
         self.out.push(v as u8);
     }
 
+    #[inline]
     fn nested(&mut self, m: &impl Message) {
         let len = self.lengths.get(self.next).copied().unwrap_or(0);
         self.next += 1;
