@@ -31,6 +31,7 @@ mod cohere;
 mod config;
 mod files;
 mod google;
+mod image_models;
 mod latency;
 mod media;
 mod ollama;

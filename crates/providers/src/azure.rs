@@ -97,6 +97,8 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         responses: uri(Endpoint::Responses)?,
         rerank: uri(Endpoint::Rerank)?,
         images: uri(Endpoint::Images)?,
+        image_edits: uri(Endpoint::ImageEdits)?,
+        image_variations: uri(Endpoint::ImageVariations)?,
         moderations: uri(Endpoint::Moderations)?,
         speech: uri(Endpoint::Speech)?,
         transcriptions: uri(Endpoint::Transcriptions)?,
@@ -138,6 +140,14 @@ mod tests {
         assert_eq!(
             url("https://r.openai.azure.com/openai/deployments/x", "gpt4o", Endpoint::Responses, "2025-04-01-preview"),
             "https://r.openai.azure.com/openai/responses?api-version=2025-04-01-preview"
+        );
+        assert_eq!(
+            url("https://r.openai.azure.com", "dall-e-2", Endpoint::ImageEdits, "2024-02-01"),
+            "https://r.openai.azure.com/openai/deployments/dall-e-2/images/edits?api-version=2024-02-01"
+        );
+        assert_eq!(
+            url("https://r.openai.azure.com", "dall-e-2", Endpoint::ImageVariations, "2024-02-01"),
+            "https://r.openai.azure.com/openai/deployments/dall-e-2/images/variations?api-version=2024-02-01"
         );
         assert_eq!(
             url("https://r.openai.azure.com", "gpt4o", Endpoint::Responses, "v1"),

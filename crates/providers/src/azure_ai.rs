@@ -118,6 +118,8 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         responses: uri(Endpoint::Responses)?,
         rerank: uri(Endpoint::Rerank)?,
         images: uri(Endpoint::Images)?,
+        image_edits: uri(Endpoint::ImageEdits)?,
+        image_variations: uri(Endpoint::ImageVariations)?,
         moderations: uri(Endpoint::Moderations)?,
         speech: uri(Endpoint::Speech)?,
         transcriptions: uri(Endpoint::Transcriptions)?,

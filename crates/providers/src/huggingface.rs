@@ -83,6 +83,8 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         responses: other(Endpoint::Responses)?,
         rerank: other(Endpoint::Rerank)?,
         images: other(Endpoint::Images)?,
+        image_edits: other(Endpoint::ImageEdits)?,
+        image_variations: other(Endpoint::ImageVariations)?,
         moderations: other(Endpoint::Moderations)?,
         speech: other(Endpoint::Speech)?,
         transcriptions: other(Endpoint::Transcriptions)?,
