@@ -6,7 +6,6 @@ deployment's, size-limited by `max_request_size_mb`, billed per image, logged as
 upstream is `sluice mock`."""
 
 import json
-import time
 from pathlib import Path
 
 import openai
@@ -14,10 +13,10 @@ import pytest
 import requests
 
 from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+from test_endpoints import client, new_key, spend_rows
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_KEY = REPO / "crates" / "providers" / "tests" / "fixtures" / "vertex-test-sa.json"
-ADMIN = {"Authorization": f"Bearer {MASTER_KEY}"}
 PER_IMAGE = 0.02
 PER_PIXEL = 1e-8
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -52,25 +51,6 @@ def gw(log_dir):
     yield g
     g.stop()
     mock.stop()
-
-
-def new_key(gw, **limits):
-    r = requests.post(gw.url + "/key/generate", headers=ADMIN, json=limits, timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()["key"], r.json()["token"]
-
-
-def client(gw, key):
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
-
-
-def spend_rows(gw, token, count):
-    deadline = time.monotonic() + 15
-    while True:
-        rows = requests.get(gw.url + "/spend/logs", params={"api_key": token, "summarize": "false"}, headers=ADMIN).json()
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
 
 
 def images_heard(gw):

@@ -20,10 +20,6 @@ pub enum ImageModel {
     StableDiffusionXl,
 }
 
-/// The most images one request asks for (OpenAI's `n` limit; Titan and Nova take at most 5 and
-/// say so themselves).
-const MAX_IMAGES: u64 = sluice_wire::units::MAX_IMAGES;
-
 /// The image model a Bedrock model id names (a cross-region prefix such as `us.` allowed), or
 /// `None` for a chat model.
 pub fn image_model(model_id: &str) -> Option<ImageModel> {
@@ -44,83 +40,24 @@ pub fn invoke_url(api_base: Option<&str>, region: &str, model_id: &str) -> Strin
     format!("{base}/invoke")
 }
 
-/// The prompt, `n` and `size` of an OpenAI image request, checked.
-struct Asked<'a> {
-    req: &'a Map<String, Value>,
-    prompt: &'a str,
-    n: Option<u64>,
-    /// Width and height.
-    size: Option<(u64, u64)>,
-}
-
-fn asked(openai: &Value) -> Result<Asked<'_>, TranslateError> {
-    let req = openai
-        .as_object()
-        .ok_or_else(|| TranslateError::other("the request body must be a JSON object with `model` and `prompt`"))?;
-    let prompt = req
-        .get("prompt")
-        .and_then(Value::as_str)
-        .ok_or_else(|| TranslateError::param("prompt", "`prompt` is required and must be a string"))?;
-    let n =
-        match req.get("n") {
-            None | Some(Value::Null) => None,
-            Some(n) => Some(n.as_u64().filter(|n| (1..=MAX_IMAGES).contains(n)).ok_or_else(|| {
-                TranslateError::param("n", format!("`n` must be a whole number from 1 to {MAX_IMAGES}"))
-            })?),
-        };
-    let size = match req.get("size") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s == "auto" => None,
-        Some(Value::String(s)) => {
-            let side =
-                |v: &str| v.trim().parse::<u64>().ok().filter(|v| (1..=sluice_wire::units::MAX_SIDE).contains(v));
-            let parsed = s.split_once('x').and_then(|(w, h)| Some((side(w)?, side(h)?)));
-            Some(
-                parsed
-                    .ok_or_else(|| TranslateError::param("size", "`size` must be WIDTHxHEIGHT, e.g. \"1024x1024\""))?,
-            )
-        }
-        Some(_) => return Err(TranslateError::param("size", "`size` must be a string like \"1024x1024\"")),
-    };
-    Ok(Asked { req, prompt, n, size })
-}
-
 /// The InvokeModel body for an OpenAI image generation request to `model`. OpenAI parameters the
 /// model cannot take are refused by name unless `drop_params`, as LiteLLM's
 /// `UnsupportedParamsError`; the model's own parameters a client sends go along.
 pub fn request(openai: &Value, model: ImageModel, drop_params: bool) -> Result<Value, TranslateError> {
-    let a = asked(openai)?;
-    let copy = |out: &mut Map<String, Value>, names: &[&str]| {
-        for name in names {
-            if let Some(v) = a.req.get(*name).filter(|v| !v.is_null()) {
-                out.insert((*name).into(), v.clone());
-            }
-        }
-    };
-    let refuse = |names: &[&str]| -> Result<(), TranslateError> {
-        let sent: Vec<&str> = names.iter().copied().filter(|k| a.req.get(*k).is_some_and(|v| !v.is_null())).collect();
-        match sent.first() {
-            Some(first) if !drop_params => Err(TranslateError::param(
-                *first,
-                format!(
-                    "bedrock does not support parameters: {sent:?} for this model. Remove them, or set `drop_params: true` (litellm_settings or the deployment) to drop them."
-                ),
-            )),
-            _ => Ok(()),
-        }
-    };
+    let a = crate::images::read(openai)?;
+    let size = a.dimensions()?;
     match model {
         ImageModel::Amazon => {
-            refuse(&["style"])?;
+            a.refuse(&["style"], drop_params, "bedrock")?;
             let mut config = Map::new();
             if let Some(n) = a.n {
                 config.insert("numberOfImages".into(), json!(n));
             }
-            if let Some((w, h)) = a.size {
+            if let Some((w, h)) = size {
                 config.insert("width".into(), json!(w));
                 config.insert("height".into(), json!(h));
             }
-            match a.req.get("quality").and_then(Value::as_str) {
+            match a.fields.get("quality").and_then(Value::as_str) {
                 Some("hd" | "premium" | "high") => {
                     config.insert("quality".into(), json!("premium"));
                 }
@@ -129,14 +66,14 @@ pub fn request(openai: &Value, model: ImageModel, drop_params: bool) -> Result<V
                 }
                 _ => {}
             }
-            copy(&mut config, &["cfgScale", "seed"]);
+            a.copy_into(&mut config, &["cfgScale", "seed"]);
             // The client's own `imageGenerationConfig` wins, as in LiteLLM.
-            if let Some(Value::Object(own)) = a.req.get("imageGenerationConfig") {
+            if let Some(Value::Object(own)) = a.fields.get("imageGenerationConfig") {
                 config.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             let mut text = Map::new();
             text.insert("text".into(), json!(a.prompt));
-            copy(&mut text, &["negativeText"]);
+            a.copy_into(&mut text, &["negativeText"]);
             let mut out = json!({ "taskType": "TEXT_IMAGE", "textToImageParams": text });
             if !config.is_empty() {
                 out["imageGenerationConfig"] = Value::Object(config);
@@ -144,18 +81,21 @@ pub fn request(openai: &Value, model: ImageModel, drop_params: bool) -> Result<V
             Ok(out)
         }
         ImageModel::Stability => {
-            // LiteLLM maps no OpenAI parameter for these models; one image at the model's size.
-            if a.n.is_some_and(|n| n > 1) || a.size.is_some() {
-                refuse(&["n", "size"])?;
+            // LiteLLM maps no OpenAI parameter for these models: one image at the model's size.
+            if a.n.is_some_and(|n| n > 1) || size.is_some() {
+                a.refuse(&["n", "size"], drop_params, "bedrock")?;
             }
-            refuse(&["quality", "style"])?;
+            a.refuse(&["quality", "style"], drop_params, "bedrock")?;
             let mut out = Map::new();
             out.insert("prompt".into(), json!(a.prompt));
-            copy(&mut out, &["negative_prompt", "aspect_ratio", "mode", "seed", "output_format", "strength", "image"]);
+            a.copy_into(
+                &mut out,
+                &["negative_prompt", "aspect_ratio", "mode", "seed", "output_format", "strength", "image"],
+            );
             Ok(Value::Object(out))
         }
         ImageModel::StableDiffusionXl => {
-            refuse(&["quality", "style"])?;
+            a.refuse(&["quality", "style"], drop_params, "bedrock")?;
             // LiteLLM replaces line breaks in the prompt for these models.
             let text = a.prompt.replace(['\r', '\n'], " ");
             let mut out = Map::new();
@@ -163,11 +103,11 @@ pub fn request(openai: &Value, model: ImageModel, drop_params: bool) -> Result<V
             if let Some(n) = a.n {
                 out.insert("samples".into(), json!(n));
             }
-            if let Some((w, h)) = a.size {
+            if let Some((w, h)) = size {
                 out.insert("width".into(), json!(w));
                 out.insert("height".into(), json!(h));
             }
-            copy(&mut out, &["cfg_scale", "seed", "steps", "style_preset", "sampler"]);
+            a.copy_into(&mut out, &["cfg_scale", "seed", "steps", "style_preset", "sampler"]);
             Ok(Value::Object(out))
         }
     }
@@ -176,27 +116,23 @@ pub fn request(openai: &Value, model: ImageModel, drop_params: bool) -> Result<V
 /// OpenAI's image answer for an InvokeModel answer: `images` (Amazon, Stability) or
 /// `artifacts[].base64` (Stable Diffusion XL), each a `b64_json`.
 pub fn response(answer: &Value, model: ImageModel, created: u64) -> Result<Value, TranslateError> {
-    let data: Vec<Value> = match model {
+    match model {
         ImageModel::Amazon | ImageModel::Stability => {
             let images = answer.get("images").and_then(Value::as_array).ok_or_else(|| {
                 let why = answer.get("error").and_then(Value::as_str).unwrap_or("the answer has no `images` list");
                 TranslateError::other(why)
             })?;
-            images.iter().filter_map(Value::as_str).map(|b64| json!({ "b64_json": b64 })).collect()
+            Ok(crate::images::answer(created, images.iter().filter_map(Value::as_str)))
         }
         ImageModel::StableDiffusionXl => {
             let artifacts = answer
                 .get("artifacts")
                 .and_then(Value::as_array)
                 .ok_or_else(|| TranslateError::other("the answer has no `artifacts` list"))?;
-            artifacts
-                .iter()
-                .filter_map(|a| a.get("base64").and_then(Value::as_str))
-                .map(|b64| json!({ "b64_json": b64 }))
-                .collect()
+            let images = artifacts.iter().filter_map(|a| a.get("base64").and_then(Value::as_str));
+            Ok(crate::images::answer(created, images))
         }
-    };
-    Ok(json!({ "created": created, "data": data }))
+    }
 }
 
 #[cfg(test)]
@@ -265,17 +201,12 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused_by_name() {
-        for (body, param) in [
-            (json!({"n": 1}), "prompt"),
-            (json!({"prompt": "x", "n": 0}), "n"),
-            (json!({"prompt": "x", "n": 99999999999u64}), "n"),
-            (json!({"prompt": "x", "size": "big"}), "size"),
-            (json!({"prompt": "x", "size": "99999999x2"}), "size"),
-            (json!({"prompt": "x", "size": 5}), "size"),
-        ] {
+        for (body, param) in [(json!({"n": 1}), "prompt"), (json!({"prompt": "x", "size": "big"}), "size")] {
             let e = request(&body, ImageModel::Amazon, false).unwrap_err();
             assert_eq!(e.param.as_deref(), Some(param), "{body}");
         }
+        let e = request(&json!({"prompt": "x", "style": "vivid"}), ImageModel::Amazon, false).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("style"));
     }
 
     #[test]

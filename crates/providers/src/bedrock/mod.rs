@@ -107,6 +107,12 @@ impl std::fmt::Display for TranslateError {
 
 impl std::error::Error for TranslateError {}
 
+impl From<crate::images::Refused> for TranslateError {
+    fn from(r: crate::images::Refused) -> Self {
+        TranslateError { param: r.param, message: r.message }
+    }
+}
+
 /// The upstream model id a deployment's model names: LiteLLM accepts `bedrock/converse/<id>` to
 /// force the Converse route, and the `converse/` route marker is not part of the id.
 pub fn model_id(upstream_model: &str) -> &str {

@@ -8,10 +8,6 @@ use serde_json::{json, Map, Value};
 
 use super::TranslateError;
 
-/// The most images one request asks Imagen for (OpenAI's own `n` limit; Imagen takes fewer and
-/// says so itself).
-const MAX_SAMPLES: u64 = sluice_wire::units::MAX_IMAGES;
-
 /// OpenAI's sizes and the aspect ratios LiteLLM sends for them; any other size is `1:1`.
 const ASPECT_RATIOS: [(&str, &str); 5] =
     [("1024x1024", "1:1"), ("1792x1024", "16:9"), ("1024x1792", "9:16"), ("1280x896", "4:3"), ("896x1280", "3:4")];
@@ -41,51 +37,20 @@ pub fn is_imagen(model: &str) -> bool {
 
 /// Imagen's `:predict` body for an OpenAI image generation request.
 pub fn request(openai: &Value, drop_params: bool) -> Result<Value, TranslateError> {
-    let req = openai
-        .as_object()
-        .ok_or_else(|| TranslateError::other("the request body must be a JSON object with `model` and `prompt`"))?;
-    let prompt = req
-        .get("prompt")
-        .and_then(Value::as_str)
-        .ok_or_else(|| TranslateError::param("prompt", "`prompt` is required and must be a string"))?;
-    let mut parameters = Map::new();
-    parameters.insert("sampleCount".into(), json!(1));
-    match req.get("n") {
-        None | Some(Value::Null) => {}
-        Some(n) => {
-            let n = n.as_u64().filter(|n| (1..=MAX_SAMPLES).contains(n)).ok_or_else(|| {
-                TranslateError::param("n", format!("`n` must be a whole number from 1 to {MAX_SAMPLES}"))
-            })?;
-            parameters.insert("sampleCount".into(), json!(n));
-        }
-    }
-    match req.get("size") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(size)) => {
-            let ratio = ASPECT_RATIOS.iter().find(|(s, _)| s == size).map_or("1:1", |(_, r)| r);
-            parameters.insert("aspectRatio".into(), json!(ratio));
-        }
-        Some(_) => return Err(TranslateError::param("size", "`size` must be a string like \"1024x1024\"")),
-    }
+    let asked = crate::images::read(openai)?;
+    asked.refuse(&UNSUPPORTED, drop_params, "vertex_ai (Imagen)")?;
     // Imagen answers base64 only: asking for URLs cannot be honoured.
-    let unsupported = UNSUPPORTED.iter().copied().filter(|k| req.get(*k).is_some_and(|v| !v.is_null()));
-    let url_format =
-        req.get("response_format").and_then(Value::as_str).filter(|f| *f != "b64_json").map(|_| "response_format");
-    let refused: Vec<&str> = unsupported.chain(url_format).collect();
-    if !refused.is_empty() && !drop_params {
-        return Err(TranslateError::param(
-            refused[0],
-            format!(
-                "vertex_ai (Imagen) does not support parameters: {refused:?}. Remove them, or set `drop_params: true` (litellm_settings or the deployment) to drop them."
-            ),
-        ));
+    if asked.fields.get("response_format").and_then(Value::as_str).is_some_and(|f| f != "b64_json") {
+        asked.refuse(&["response_format"], drop_params, "vertex_ai (Imagen)")?;
     }
-    for name in IMAGEN_PARAMETERS {
-        if let Some(v) = req.get(name).filter(|v| !v.is_null()) {
-            parameters.insert(name.into(), v.clone());
-        }
+    let mut parameters = Map::new();
+    parameters.insert("sampleCount".into(), json!(asked.n.unwrap_or(1)));
+    if let Some(size) = asked.size {
+        let ratio = ASPECT_RATIOS.iter().find(|(s, _)| *s == size).map_or("1:1", |(_, r)| r);
+        parameters.insert("aspectRatio".into(), json!(ratio));
     }
-    Ok(json!({ "instances": [{ "prompt": prompt }], "parameters": parameters }))
+    asked.copy_into(&mut parameters, &IMAGEN_PARAMETERS);
+    Ok(json!({ "instances": [{ "prompt": asked.prompt }], "parameters": parameters }))
 }
 
 /// OpenAI's image answer for Imagen's: each prediction's `bytesBase64Encoded` as a `b64_json`.
@@ -96,12 +61,8 @@ pub fn response(imagen: &Value, created: u64) -> Result<Value, TranslateError> {
         Some(Value::Array(p)) => p.as_slice(),
         Some(_) => return Err(TranslateError::other("`predictions` is not a list")),
     };
-    let data: Vec<Value> = predictions
-        .iter()
-        .filter_map(|p| p.get("bytesBase64Encoded").and_then(Value::as_str))
-        .map(|b64| json!({ "b64_json": b64 }))
-        .collect();
-    Ok(json!({ "created": created, "data": data }))
+    let images = predictions.iter().filter_map(|p| p.get("bytesBase64Encoded").and_then(Value::as_str));
+    Ok(crate::images::answer(created, images))
 }
 
 #[cfg(test)]
@@ -132,9 +93,7 @@ mod tests {
     fn refuses_what_it_cannot_honour_by_name() {
         let e = request(&json!({"n": 1}), false).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("prompt"));
-        for bad in [json!({"prompt": "x", "n": 0}), json!({"prompt": "x", "n": 11}), json!({"prompt": "x", "n": "2"})] {
-            assert_eq!(request(&bad, false).unwrap_err().param.as_deref(), Some("n"), "{bad}");
-        }
+        assert_eq!(request(&json!({"prompt": "x", "n": 11}), false).unwrap_err().param.as_deref(), Some("n"));
         let e = request(&json!({"prompt": "x", "quality": "hd"}), false).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("quality"));
         assert!(e.message.contains("drop_params"), "{}", e.message);

@@ -64,6 +64,12 @@ impl std::fmt::Display for TranslateError {
 
 impl std::error::Error for TranslateError {}
 
+impl From<crate::images::Refused> for TranslateError {
+    fn from(r: crate::images::Refused) -> Self {
+        TranslateError { param: r.param, message: r.message }
+    }
+}
+
 /// OpenAI `finish_reason` for a Gemini `finishReason` (formats.md §13). Tool calls win over
 /// whatever Gemini says, because Gemini reports `STOP` for a turn that ends in function calls.
 pub(crate) fn finish_reason(gemini: Option<&str>, has_tool_calls: bool) -> &'static str {
