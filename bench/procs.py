@@ -49,12 +49,12 @@ def stop(*procs: subprocess.Popen) -> None:
 
 
 def sluice_load(sluice: str, base: str, cpu: int | None, out: Path, duration: str, rate: int | None,
-                api_key: str, body: Path | None = None) -> dict:
-    """One `sluice load` run on core `cpu`: 64 closed-loop users, or an open loop at `rate`
+                api_key: str, body: Path | None = None, users: int = 64) -> dict:
+    """One `sluice load` run on core `cpu`: `users` closed-loop users, or an open loop at `rate`
     requests per second; its JSON summary. `body`: a fixed request body instead of the seed's."""
     argv = [sluice, "load", "--host", base, "-t", duration, "-q", "--json", str(out), "--api-key", api_key,
             "--error-file", str(out.with_suffix(".errors.txt"))]
-    argv += ["--rate", str(rate)] if rate else ["-u", "64"]
+    argv += ["--rate", str(rate)] if rate else ["-u", str(users)]
     if body is not None:
         argv += ["--body", str(body)]
     if cpu is not None:

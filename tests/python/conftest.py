@@ -55,7 +55,7 @@ def tail(path: Path, lines: int = 40) -> str:
 class SluiceProc:
     """One `sluice` process that announces `... listening on http://HOST:PORT`."""
 
-    def __init__(self, name: str, args: list[str], ready_re: str, log_dir: Path):
+    def __init__(self, name: str, args: list[str], ready_re: str, log_dir: Path, env: dict[str, str] | None = None):
         self.name = name
         self.stderr_path = log_dir / f"{name}.stderr.log"
         self.stdout_path = log_dir / f"{name}.stdout.log"
@@ -66,7 +66,7 @@ class SluiceProc:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             cwd=str(log_dir),
-            env={**os.environ, "NO_COLOR": "1"},  # plain text in the captured logs
+            env={**os.environ, **(env or {}), "NO_COLOR": "1"},  # plain text in the captured logs
         )
         _PROCS.append(self)
         self.url = self._wait_ready(re.compile(ready_re))
@@ -124,7 +124,8 @@ def start_mock(log_dir: Path, name: str, *extra: str) -> SluiceProc:
     )
 
 
-def start_gateway(log_dir: Path, name: str, config_yaml: str) -> SluiceProc:
+def start_gateway(log_dir: Path, name: str, config_yaml: str, env: dict[str, str] | None = None) -> SluiceProc:
+    """A gateway on `config_yaml`, with `env` added to this process's environment."""
     cfg = log_dir / f"{name}.config.yaml"
     cfg.write_text(config_yaml)
     return SluiceProc(
@@ -132,6 +133,7 @@ def start_gateway(log_dir: Path, name: str, config_yaml: str) -> SluiceProc:
         ["--config", str(cfg), "--host", "127.0.0.1", "--port", "0"],
         r"sluice listening on (http://127\.0\.0\.1:\d+)",
         log_dir,
+        env,
     )
 
 
@@ -169,6 +171,21 @@ def wait_for_failures(gw, name: str, timeout: float = 15.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"no failed delivery of {name} was counted in litellm_callback_logging_failures_metric")
+
+
+def spend_rows(gw, token: str, want: int, timeout: float = 15.0) -> list:
+    """The key's spend-log rows once `want` of them are written (or whatever is there after
+    `timeout` seconds): the spend writer batches rows off the response path."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = requests.get(
+            gw.url + "/spend/logs",
+            params={"api_key": token, "summarize": "false"},
+            headers={"Authorization": f"Bearer {MASTER_KEY}"},
+        ).json()
+        if len(rows) >= want or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
 
 
 # ---- s3 ----

@@ -5,13 +5,12 @@ logged as for any chat; and LiteLLM's `/rerank`, `/v1/rerank`, `/v2/rerank` with
 `requests`, limited and logged like chat. The upstream is `sluice mock` speaking Cohere's v2 API."""
 
 import json
-import time
 
 import openai
 import pytest
 import requests
 
-from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+from conftest import MASTER_KEY, render_config, spend_rows, start_gateway, start_mock
 
 PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}
 TEXT = "Hello from the fake Cohere."
@@ -118,16 +117,7 @@ def test_spend_is_logged(gw):
     c = client(gw, key)
     c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}])
     c.embeddings.create(model="embed", input="hello")
-    deadline = time.monotonic() + 15
-    while True:
-        rows = requests.get(
-            gw.url + "/spend/logs",
-            params={"api_key": token, "summarize": "false"},
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
-        ).json()
-        if len(rows) >= 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    rows = spend_rows(gw, token, 2)
     assert sorted(r["call_type"] for r in rows) == ["acompletion", "aembedding"], rows
     chat = [r for r in rows if r["call_type"] == "acompletion"][0]
     assert abs(chat["spend"] - (13 * 0.001 + 5 * 0.002)) < 1e-9
@@ -186,15 +176,6 @@ def test_rerank_is_limited_and_logged_like_chat(gw):
         assert r.status_code == 200, r.text
     r = rerank(gw, "/rerank", {"model": "rerank", "query": "red", "documents": DOCS}, key=key)
     assert r.status_code == 429, r.text
-    deadline = time.monotonic() + 15
-    while True:
-        rows = requests.get(
-            gw.url + "/spend/logs",
-            params={"api_key": token, "summarize": "false"},
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
-        ).json()
-        if len(rows) >= 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    rows = spend_rows(gw, token, 2)
     assert [r["call_type"] for r in rows] == ["arerank", "arerank"], rows
     assert all(r["model_group"] == "rerank" for r in rows), rows

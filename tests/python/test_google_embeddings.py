@@ -4,14 +4,13 @@
 logged as `aembedding`. The upstream is `sluice mock`."""
 
 import json
-import time
 from pathlib import Path
 
 import openai
 import pytest
 import requests
 
-from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+from conftest import MASTER_KEY, render_config, spend_rows, start_gateway, start_mock
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_KEY = REPO / "crates" / "providers" / "tests" / "fixtures" / "vertex-test-sa.json"
@@ -63,15 +62,6 @@ def test_vertex_token_counts_are_billed(gw):
     c = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
     r = c.embeddings.create(model="vertex-embed", input=["one two", "three"])
     assert r.usage.prompt_tokens == 3
-    deadline = time.monotonic() + 15
-    while True:
-        rows = requests.get(
-            gw.url + "/spend/logs",
-            params={"api_key": token, "summarize": "false"},
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
-        ).json()
-        if rows or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    rows = spend_rows(gw, token, 1)
     assert [r["call_type"] for r in rows] == ["aembedding"], rows
     assert abs(rows[0]["spend"] - 0.003) < 1e-9

@@ -380,7 +380,22 @@ def test_keys_log_to_their_project_when_the_config_names_no_langfuse(log_dir, mo
         key = new_key(p, metadata={"logging": own_logging(KEY_OWN, langfuse.url)})["key"]
         ok = chat(p, key, "fake-openai-endpoint")
         assert ok.status_code == 200, ok.text
-        langfuse.generation(KEY_OWN[0], ok.headers["x-litellm-call-id"])
+        trace, gen = langfuse.generation(KEY_OWN[0], ok.headers["x-litellm-call-id"])
+        # The key's project gets the prompt and the answer, as with a configured project,
+        # although no configured sink writes content.
+        prompt = {"messages": [{"role": "user", "content": "hi"}]}
+        assert trace["input"] == gen["input"] == prompt
+        assert gen["output"] == ok.json()["choices"][0]["message"]
+        streamed = requests.post(
+            p.url + "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"model": "fake-openai-endpoint", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+            timeout=10,
+        )
+        assert streamed.status_code == 200, streamed.text
+        _, gen = langfuse.generation(KEY_OWN[0], streamed.headers["x-litellm-call-id"])
+        assert gen["input"] == prompt
+        assert gen["output"]["content"], gen
         # The master key's calls go nowhere: no project is configured.
         plain = chat(p, MASTER_KEY, "fake-openai-endpoint")
         time.sleep(1.5)

@@ -20,7 +20,7 @@ import openai
 import pytest
 import requests
 
-from conftest import MASTER_KEY, MOCK_SENTENCE, render_config, start_gateway, start_mock
+from conftest import MASTER_KEY, MOCK_SENTENCE, render_config, spend_rows, start_gateway, start_mock
 
 PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}
 TOOLS = [
@@ -518,19 +518,6 @@ def test_replicate_failures(rp):
     with pytest.raises(openai.BadRequestError) as e:
         c.chat.completions.create(model="llama", messages=HI, tools=TOOLS)
     assert "replicate does not support parameters: ['tools']" in e.value.message
-
-
-def spend_rows(gw, token, want):
-    deadline = time.monotonic() + 15
-    while True:
-        rows = requests.get(
-            gw.url + "/spend/logs",
-            params={"api_key": token, "summarize": "false"},
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
-        ).json()
-        if len(rows) >= want or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
 
 
 def test_spend_uses_the_deployments_or_litellms_prices(stack):

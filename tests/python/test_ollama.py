@@ -5,13 +5,12 @@ default base64 and plain floats), LiteLLM's error classes, and spend logged and 
 applied as for any chat. The upstream is `sluice mock` speaking Ollama's native API."""
 
 import json
-import time
 
 import openai
 import pytest
 import requests
 
-from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+from conftest import MASTER_KEY, render_config, spend_rows, start_gateway, start_mock
 
 PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}
 TEXT = "Hello from the fake Ollama."
@@ -136,19 +135,6 @@ def test_errors_in_litellms_classes(stack):
     assert "model runner crashed" in str(e.value)
     with pytest.raises(openai.BadRequestError):
         c.completions.create(model="chat", prompt="hi")
-
-
-def spend_rows(gw, token, want):
-    deadline = time.monotonic() + 15
-    while True:
-        rows = requests.get(
-            gw.url + "/spend/logs",
-            params={"api_key": token, "summarize": "false"},
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
-        ).json()
-        if len(rows) >= want or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
 
 
 def test_spend_is_logged_and_key_limits_apply(stack):

@@ -4,13 +4,12 @@ plain `requests` (`top_n` sent as `top_k`, the answer in LiteLLM's Cohere shape)
 the tokens Voyage counts; chat is refused. The upstream is `sluice mock` (Voyage under
 `/voyage/v1`)."""
 
-import time
 
 import openai
 import pytest
 import requests
 
-from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+from conftest import MASTER_KEY, render_config, spend_rows, start_gateway, start_mock
 
 PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.0}
 
@@ -55,15 +54,6 @@ def test_rerank_and_its_bill(gw):
     assert [x["index"] for x in body["results"]] == [1, 2]
     assert body["results"][0]["document"] == {"text": "a red cat purrs"}
     assert body["usage"]["prompt_tokens"] == 14
-    deadline = time.monotonic() + 15
-    while True:
-        rows = requests.get(
-            gw.url + "/spend/logs",
-            params={"api_key": token, "summarize": "false"},
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
-        ).json()
-        if rows or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    rows = spend_rows(gw, token, 1)
     assert [r["call_type"] for r in rows] == ["arerank"], rows
     assert abs(rows[0]["spend"] - 14 * 0.001) < 1e-9, rows

@@ -320,10 +320,10 @@ impl Charge {
     /// alone (a reference to the same bytes, bounded as content is), whose sink reads its finish
     /// reasons off the request path.
     pub fn answered_with(&self, body: &bytes::Bytes) {
-        if let Some(content) = self.access.logging.get().and_then(|c| c.content(body)) {
+        if let Some(content) = self.access.logging.get().and_then(|c| c.content(body, self.own_langfuse().is_some())) {
             self.content.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 = Some(content);
         } else if self.ids.trace.is_some() {
-            if let Some(answer) = sluice_export::content::Content::hold(body.clone()) {
+            if let Some(answer) = sluice_export::content::Content::hold(body) {
                 *self.finish.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
                     sluice_export::trace::Finish::Answer(answer);
             }
@@ -345,14 +345,15 @@ impl Charge {
     /// A stream's answer, as the text its chunks carried, for the logging record (when its
     /// callbacks keep content): LiteLLM logs a stream as the whole answer it assembled.
     pub fn streamed(&self, text: &str) {
-        let Some(callbacks) = self.access.logging.get().filter(|c| c.keeps_content()) else { return };
+        let own_project = self.own_langfuse().is_some();
+        let Some(callbacks) = self.access.logging.get().filter(|c| c.keeps_content(own_project)) else { return };
         let answer = serde_json::json!({
             "object": "chat.completion",
             "model": self.model_group,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         });
         let Ok(json) = serde_json::to_vec(&answer) else { return };
-        if let Some(content) = callbacks.content(&bytes::Bytes::from(json)) {
+        if let Some(content) = callbacks.content(&bytes::Bytes::from(json), own_project) {
             self.content.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 = Some(content);
         }
     }

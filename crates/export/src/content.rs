@@ -1,8 +1,13 @@
 //! A call's prompt and answer, kept for the logging callbacks as the JSON bytes the request path
-//! already holds (a shared slice of the body, never a copy or a parsed tree), and bounded: one
-//! record keeps at most [`MAX_ONE`] bytes of each, and all queued records together at most
-//! [`MAX_HELD`] — past that, records go out without their content, so a collector that is down
-//! cannot make queued bodies hold the process's memory.
+//! holds (copied once, never parsed into a tree), and bounded: one record keeps at most
+//! [`MAX_ONE`] bytes of each, and all queued records together at most [`MAX_HELD`] — past that,
+//! records go out without their content, so a collector that is down cannot make queued bodies
+//! hold the process's memory.
+//!
+//! Copied rather than shared: the request path's bytes are slices of a connection's read
+//! buffer, and a slice kept until its record is exported (up to a second, in a batch) would keep
+//! that whole buffer from being reused — the connection allocates another for its next read,
+//! and [`MAX_HELD`] would count the slices but not the buffers they pin.
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -23,9 +28,9 @@ pub struct Content {
 }
 
 impl Content {
-    /// `json` kept, or `None` when it is larger than [`MAX_ONE`] or the records queued already
-    /// hold [`MAX_HELD`].
-    pub fn hold(json: Bytes) -> Option<Content> {
+    /// A copy of `json` kept, or `None` when it is larger than [`MAX_ONE`] or the records queued
+    /// already hold [`MAX_HELD`].
+    pub fn hold(json: &[u8]) -> Option<Content> {
         let len = json.len();
         if len > MAX_ONE {
             return None;
@@ -36,7 +41,7 @@ impl Content {
                 return None;
             }
             match HELD.compare_exchange_weak(held, held + len, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return Some(Content { json }),
+                Ok(_) => return Some(Content { json: Bytes::copy_from_slice(json) }),
                 Err(now) => held = now,
             }
         }
@@ -82,20 +87,20 @@ mod tests {
     /// One test: the budget is process-wide, and a test filling it would starve another.
     #[test]
     fn content_is_written_as_json_and_bounded() {
-        let c = Content::hold(Bytes::from_static(br#"[{"role":"user","content":"hi"}]"#)).unwrap();
+        let c = Content::hold(br#"[{"role":"user","content":"hi"}]"#).unwrap();
         assert_eq!(serde_json::to_string(&c).unwrap(), r#"[{"role":"user","content":"hi"}]"#);
-        let odd = Content::hold(Bytes::from_static(b"not json")).unwrap();
+        let odd = Content::hold(b"not json").unwrap();
         assert_eq!(serde_json::to_string(&odd).unwrap(), r#""not json""#);
-        assert!(Content::hold(Bytes::from(vec![b' '; MAX_ONE + 1])).is_none());
+        assert!(Content::hold(&vec![b' '; MAX_ONE + 1]).is_none());
 
         let chunk = Bytes::from(vec![b'1'; MAX_ONE]);
         let mut kept = Vec::new();
-        while let Some(c) = Content::hold(chunk.clone()) {
+        while let Some(c) = Content::hold(&chunk) {
             kept.push(c);
             assert!(kept.len() <= MAX_HELD / MAX_ONE, "held past the bound");
         }
         assert!(held() + MAX_ONE > MAX_HELD);
         kept.clear();
-        assert!(Content::hold(chunk).is_some(), "dropped records give their bytes back");
+        assert!(Content::hold(&chunk).is_some(), "dropped records give their bytes back");
     }
 }

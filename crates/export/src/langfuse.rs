@@ -446,7 +446,7 @@ mod tests {
     }
 
     fn asking(metadata: &str, headers: &[(&str, &str)]) -> LogRecord {
-        let metadata = (!metadata.is_empty()).then(|| Bytes::from(metadata.to_string()));
+        let metadata = (!metadata.is_empty()).then_some(metadata.as_bytes());
         let carried =
             crate::request_metadata::Carried::new(metadata, headers.iter().map(|(n, v)| (*n, v.as_bytes()))).unwrap();
         LogRecord { request_metadata: Some(Box::new(carried)), ..sample() }
@@ -538,7 +538,7 @@ mod tests {
     /// The prompt and the answer the record carries become the input and the output.
     #[test]
     fn the_prompt_and_the_answer_are_input_and_output() {
-        let held = |text: &str| crate::content::Content::hold(bytes::Bytes::from(text.to_string()));
+        let held = |text: &str| crate::content::Content::hold(text.as_bytes());
         let record = LogRecord {
             messages: held(r#"[{"role":"user","content":"hi"}]"#),
             response: held(r#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hello"}}]}"#),

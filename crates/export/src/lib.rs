@@ -80,9 +80,13 @@ pub struct Callbacks {
     sinks: Vec<Running>,
     /// An OpenTelemetry sink runs: requests keep a trace ([`trace`]).
     traced: bool,
-    /// Records carry the prompt and the answer (LiteLLM's default; off with
-    /// `turn_off_message_logging`).
+    /// Every record carries the prompt and the answer: a configured sink writes them out
+    /// (LiteLLM's default; off with `turn_off_message_logging`).
     content: bool,
+    /// Messages may be logged at all (not `turn_off_message_logging`): a call whose key or team
+    /// has its own Langfuse project keeps its prompt and answer for that project even when no
+    /// configured sink writes content.
+    message_logging: bool,
     /// `redact_messages_in_exceptions`: records carry no exception message.
     redact_exceptions: bool,
     /// Taken by [`Callbacks::finish`].
@@ -112,9 +116,12 @@ impl Callbacks {
         self.traced = true;
     }
 
-    /// Whether records carry the prompt and the answer ([`content`]).
-    pub fn keep_content(&mut self, keep: bool) {
-        self.content = keep;
+    /// Whether records carry the prompt and the answer ([`content`]): `keep` when a configured
+    /// sink writes content out, `allowed` unless `turn_off_message_logging` (a call for a key's
+    /// or team's own Langfuse project then keeps it too).
+    pub fn keep_content(&mut self, keep: bool, allowed: bool) {
+        self.content = keep && allowed;
+        self.message_logging = allowed;
     }
 
     /// `litellm_settings.redact_messages_in_exceptions`: a failure's record says
@@ -132,17 +139,18 @@ impl Callbacks {
         }
     }
 
-    /// Whether records carry the prompt and the answer at all.
-    pub fn keeps_content(&self) -> bool {
-        self.content
+    /// Whether a call's record carries the prompt and the answer: every record's when a
+    /// configured sink writes them; else a call whose key or team has its own Langfuse project
+    /// (`own_project`) when messages may be logged. The `langfuse` sink that runs for keys' and
+    /// teams' own projects alone does not make every request hold its prompt.
+    pub fn keeps_content(&self, own_project: bool) -> bool {
+        self.content || (own_project && self.message_logging && self.takes_own_projects())
     }
 
     /// `json` (the prompt or the answer) for a record, held within the bounds of [`content`],
-    /// when records carry content ([`keep_content`](Self::keep_content): the server turns it on
-    /// only for a configured sink that writes content out, so the `langfuse` sink that runs for
-    /// keys' and teams' own projects alone does not make every request hold its prompt).
-    pub fn content(&self, json: &bytes::Bytes) -> Option<content::Content> {
-        self.content.then(|| content::Content::hold(json.clone())).flatten()
+    /// when the call's record carries content ([`keeps_content`](Self::keeps_content)).
+    pub fn content(&self, json: &[u8], own_project: bool) -> Option<content::Content> {
+        self.keeps_content(own_project).then(|| content::Content::hold(json)).flatten()
     }
 
     /// Whether requests keep a trace for these callbacks.
@@ -195,5 +203,45 @@ impl Callbacks {
     /// keys' and teams' own projects).
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.sinks.iter().filter(|s| s.events != Events::default()).map(|s| s.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nowhere;
+
+    impl Sink for Nowhere {
+        async fn send(&self, _: &[Arc<LogRecord>]) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// Which calls' records hold the prompt and the answer: every call's with a configured sink
+    /// that writes them; a call with its own Langfuse project's when only the `langfuse` sink
+    /// for own projects runs; none with `turn_off_message_logging`.
+    #[tokio::test]
+    async fn content_is_kept_for_configured_sinks_and_own_projects_unless_turned_off() {
+        let body = bytes::Bytes::from_static(br#"[{"role":"user","content":"hi"}]"#);
+        for (configured, allowed, own, kept) in [
+            (true, true, false, true),
+            (true, true, true, true),
+            (false, true, true, true),
+            (false, true, false, false),
+            (true, false, true, false),
+            (false, false, true, false),
+        ] {
+            let mut callbacks = Callbacks::default();
+            callbacks.add_langfuse(Events::default(), queue::spawn("langfuse", Nowhere, Batching::default(), None));
+            callbacks.keep_content(configured, allowed);
+            let case = (configured, allowed, own);
+            assert_eq!(callbacks.keeps_content(own), kept, "{case:?}");
+            assert_eq!(callbacks.content(&body, own).is_some(), kept, "{case:?}");
+        }
+        // Without the own-projects sink, a call's own project holds nothing.
+        let mut callbacks = Callbacks::default();
+        callbacks.keep_content(false, true);
+        assert!(!callbacks.keeps_content(true));
     }
 }

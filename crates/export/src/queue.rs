@@ -3,13 +3,17 @@
 //! task takes up to [`Batching::max_records`] at a time, or what came within
 //! [`Batching::max_wait`] of the first, and gives the batch to the sink.
 //!
+//! Once a batch has its first record, the task sleeps until the batch is due: the request that
+//! fills it wakes the task ([`Fill`]), the others do not. Woken by every record, the task would
+//! cost each request a wake-up, a poll and a timer registered and cancelled.
+//!
 //! While the sink is sending, records wait in the queue, at most [`Batching::capacity`] of them: a
 //! collector that is slow or down costs dropped records, never memory or a request's time.
 
 use crate::record::LogRecord;
 use sluice_metrics::CallbackMetrics;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -51,15 +55,45 @@ pub struct Queue {
     tx: mpsc::Sender<Arc<LogRecord>>,
     counts: Arc<Counts>,
     metrics: Option<CallbackMetrics>,
+    fill: Arc<Fill>,
+}
+
+/// How the request that completes a batch wakes the draining task, which otherwise sleeps until
+/// the batch's time is up.
+#[derive(Debug, Default)]
+struct Fill {
+    /// Records in the channel, not yet taken by the task.
+    waiting: AtomicUsize,
+    /// The count of waiting records that completes the batch being filled (0: no batch is).
+    wanted: AtomicUsize,
+    full: tokio::sync::Notify,
+}
+
+impl Fill {
+    /// One more record is waiting; the one that brings the count to what the batch wants wakes
+    /// the task. A wake that comes too early only makes the task look again.
+    fn added(&self) {
+        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+        if waiting == self.wanted.load(Ordering::SeqCst) {
+            self.full.notify_one();
+        }
+    }
+
+    fn taken(&self, n: usize) {
+        self.waiting.fetch_sub(n, Ordering::SeqCst);
+    }
 }
 
 impl Queue {
     /// Hands `record` to the sink's task; a full queue (or a stopped task) drops it and counts it.
     pub fn push(&self, record: Arc<LogRecord>) {
-        if self.tx.try_send(record).is_err() {
-            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
-            if let Some(m) = &self.metrics {
-                m.dropped(1);
+        match self.tx.try_send(record) {
+            Ok(()) => self.fill.added(),
+            Err(_) => {
+                self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = &self.metrics {
+                    m.dropped(1);
+                }
             }
         }
     }
@@ -96,15 +130,22 @@ pub fn spawn<S: Sink>(
 ) -> (Queue, Drain) {
     let (tx, rx) = mpsc::channel(batching.capacity.max(1));
     let counts = Arc::new(Counts::default());
-    let queue = Queue { tx, counts: counts.clone(), metrics: metrics.clone() };
+    let fill = Arc::new(Fill::default());
+    let queue = Queue { tx, counts: counts.clone(), metrics: metrics.clone(), fill: fill.clone() };
     let stop = Arc::new(tokio::sync::Notify::new());
-    let task = tokio::spawn(drain(name, rx, sink, batching, counts, metrics, stop.clone()));
+    let task = tokio::spawn(drain(name, Incoming { rx, fill }, sink, batching, counts, metrics, stop.clone()));
     (queue, Drain { stop, task })
+}
+
+/// The task's end of the queue.
+struct Incoming {
+    rx: mpsc::Receiver<Arc<LogRecord>>,
+    fill: Arc<Fill>,
 }
 
 async fn drain<S: Sink>(
     name: &'static str,
-    mut rx: mpsc::Receiver<Arc<LogRecord>>,
+    mut incoming: Incoming,
     sink: S,
     batching: Batching,
     counts: Arc<Counts>,
@@ -121,10 +162,10 @@ async fn drain<S: Sink>(
     let mut dropped_seen = 0;
     loop {
         let open = tokio::select! {
-            open = next_batch(&mut rx, &mut batch, max, batching.max_wait) => open,
+            open = next_batch(&mut incoming, &mut batch, max, batching.max_wait) => open,
             // Closed, a receive no longer waits: the loop delivers what is left, then ends.
             () = stop.notified() => {
-                rx.close();
+                incoming.rx.close();
                 true
             }
         };
@@ -183,26 +224,53 @@ impl Throttled {
     }
 }
 
-/// Fills `batch` with up to `max` records: waits for the first, then for others until `max_wait`
-/// after it. False once the queue is closed (every sender gone) and empty.
-async fn next_batch(
-    rx: &mut mpsc::Receiver<Arc<LogRecord>>,
-    batch: &mut Vec<Arc<LogRecord>>,
-    max: usize,
-    max_wait: Duration,
-) -> bool {
-    if rx.recv_many(batch, max).await == 0 {
+/// Fills `batch` with up to `max` records: waits for the first, then until `max` are waiting or
+/// `max_wait` has passed since the first. False once the queue is closed (every sender gone)
+/// and empty.
+async fn next_batch(incoming: &mut Incoming, batch: &mut Vec<Arc<LogRecord>>, max: usize, max_wait: Duration) -> bool {
+    let Incoming { rx, fill } = incoming;
+    let first = rx.recv_many(batch, max).await;
+    fill.taken(first);
+    if first == 0 {
         return false;
     }
     let deadline = tokio::time::Instant::now() + max_wait;
-    while batch.len() < max {
-        match tokio::time::timeout_at(deadline, rx.recv_many(batch, max - batch.len())).await {
-            Ok(0) => return false,
-            Ok(_) => {}
-            Err(_) => break,
+    let due = tokio::time::sleep_until(deadline);
+    tokio::pin!(due);
+    loop {
+        // What is there now; a closed queue (at shutdown) is not waited on.
+        let mut taken = 0;
+        let open = loop {
+            if batch.len() == max {
+                break true;
+            }
+            match rx.try_recv() {
+                Ok(record) => {
+                    batch.push(record);
+                    taken += 1;
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break true,
+                Err(mpsc::error::TryRecvError::Disconnected) => break false,
+            }
+        };
+        fill.taken(taken);
+        let short = max - batch.len();
+        if !open || short == 0 || tokio::time::Instant::now() >= deadline {
+            return open;
         }
+        fill.wanted.store(short, Ordering::SeqCst);
+        // A record taken between its sender's send and its count leaves `waiting` behind for a
+        // moment (wrapped below zero): a pass that found nothing yields rather than spin.
+        if fill.waiting.load(Ordering::SeqCst) < short {
+            tokio::select! {
+                () = fill.full.notified() => {}
+                () = &mut due => {}
+            }
+        } else if taken == 0 {
+            tokio::task::yield_now().await;
+        }
+        fill.wanted.store(0, Ordering::SeqCst);
     }
-    true
 }
 
 #[cfg(test)]
@@ -261,6 +329,35 @@ mod tests {
         assert_eq!(*sink.batches.lock().unwrap(), [100, 100, 50]);
         assert_eq!(queue.counts().delivered.load(Ordering::Relaxed), 250);
         assert_eq!(queue.counts().dropped.load(Ordering::Relaxed), 0);
+    }
+
+    /// Records that come one at a time wait for their batch's time, except the one that fills
+    /// the batch: it sends the batch at once.
+    #[tokio::test(start_paused = true)]
+    async fn the_record_that_fills_a_batch_sends_it() {
+        let sink = Recorder::default();
+        let batching = Batching { capacity: 1_000, max_records: 10, max_wait: Duration::from_secs(1) };
+        let (queue, _task) = spawn("test", sink.clone(), batching, None);
+        for _ in 0..9 {
+            queue.push(record());
+            settle().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(sink.batches.lock().unwrap().is_empty(), "nine records wait");
+        queue.push(record());
+        settle().await;
+        assert_eq!(*sink.batches.lock().unwrap(), [10], "the tenth sends the batch");
+        // The next batch starts with the next record, and goes when its own time is up.
+        for _ in 0..3 {
+            queue.push(record());
+            settle().await;
+        }
+        tokio::time::sleep(Duration::from_millis(999)).await;
+        settle().await;
+        assert_eq!(sink.batches.lock().unwrap().len(), 1);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        settle().await;
+        assert_eq!(*sink.batches.lock().unwrap(), [10, 3]);
     }
 
     /// While the sink is stuck, the queue holds `capacity` records and drops (and counts) the

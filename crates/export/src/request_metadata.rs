@@ -9,7 +9,6 @@
 //! path. Every value is bounded: at most [`MAX_VALUE`] bytes, [`MAX_TAGS`] tags.
 
 use crate::content::Content;
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -46,11 +45,11 @@ pub struct Carried {
 }
 
 impl Carried {
-    /// The request's `metadata` JSON (a slice of its body) and its headers, as name and value;
+    /// The request's `metadata` JSON (as its body has it) and its headers, as name and value;
     /// `None` when there is no `metadata` and no `langfuse_*` header LiteLLM reads. Only the
     /// `langfuse_*` headers' values are looked at.
-    pub fn new<'h>(metadata: Option<Bytes>, headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> Option<Carried> {
-        // Held as it is (a reference and a count): what it names is the sink's to read, off the
+    pub fn new<'h>(metadata: Option<&[u8]>, headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> Option<Carried> {
+        // Held as it is (copied, not parsed): what it names is the sink's to read, off the
         // request path.
         let metadata = metadata.filter(|m| m.len() <= MAX_METADATA).and_then(Content::hold);
         let mut kept = Vec::new();
@@ -170,7 +169,7 @@ mod tests {
     use super::*;
 
     fn carried(metadata: &str, headers: &[(&str, &str)]) -> Option<Carried> {
-        let metadata = (!metadata.is_empty()).then(|| Bytes::from(metadata.to_string()));
+        let metadata = (!metadata.is_empty()).then_some(metadata.as_bytes());
         Carried::new(metadata, headers.iter().map(|(n, v)| (*n, v.as_bytes())))
     }
 

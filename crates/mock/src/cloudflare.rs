@@ -4,6 +4,9 @@
 //! `usage`, then `[DONE]`; errors as `{"result": null, "success": false, "errors": [{"code",
 //! "message"}]}`. Every call needs a bearer token.
 //!
+//! The embedding models (`@cf/baai/…`) take `{"text": "…" | […]}` and answer `{"result":
+//! {"shape": [n, d], "data": [[…]], "pooling": "cls"}, …}`, with no token counts.
+//!
 //! A chat offered tools whose last message is the user's saying "use the tool" calls the first
 //! tool with `{"x": 1}`, in Workers AI's own shape (`{"name", "arguments"}`).
 
@@ -61,6 +64,28 @@ pub fn parse(body: &[u8]) -> Result<Request, String> {
     Ok(Request { stream, tool })
 }
 
+/// The embedding dimension answered.
+pub const EMBEDDING_LENGTH: usize = 8;
+
+/// Whether a model is one of Workers AI's text-embedding models (the BAAI family).
+pub fn is_embedding_model(model: &str) -> bool {
+    model.starts_with("@cf/baai/")
+}
+
+/// An embedding model's answer, or the 400's message.
+pub fn embed_body(body: &[u8]) -> Result<Bytes, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("Type: malformed JSON: {e}"))?;
+    let count = match v.get("text") {
+        Some(Value::String(_)) => 1,
+        Some(Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_string) => items.len(),
+        Some(_) => return Err("Type: 'text' must be a string or an array of strings".into()),
+        None => return Err("Type: required property 'text' missing".into()),
+    };
+    let result = json!({ "shape": [count, EMBEDDING_LENGTH], "data": crate::vectors::fake(count, EMBEDDING_LENGTH),
+        "pooling": "cls" });
+    Ok(Bytes::from(json!({ "result": result, "success": true, "errors": [], "messages": [] }).to_string()))
+}
+
 fn usage() -> Value {
     json!({ "prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS, "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS })
 }
@@ -102,6 +127,15 @@ mod tests {
         assert_eq!(r, Request { stream: true, tool: Some("f".into()) });
         assert!(parse(br#"{"model":"x","messages":[]}"#).is_err());
         assert!(parse(b"{").is_err());
+    }
+
+    #[test]
+    fn embedding_models_answer_result_data() {
+        assert!(is_embedding_model("@cf/baai/bge-base-en-v1.5") && !is_embedding_model("@cf/meta/llama-3"));
+        let v: Value = serde_json::from_slice(&embed_body(br#"{"text":["a","b"]}"#).unwrap()).unwrap();
+        assert_eq!(v["result"]["shape"], json!([2, EMBEDDING_LENGTH]));
+        assert_eq!(v["result"]["data"].as_array().unwrap().len(), 2);
+        assert!(embed_body(br#"{"messages":[]}"#).is_err());
     }
 
     #[test]

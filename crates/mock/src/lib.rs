@@ -5,11 +5,13 @@
 //! token endpoint, Anthropic's `/v1/messages` with its typed event streams, Ollama's native
 //! `/api/chat`, `/api/generate` and `/api/embed` with NDJSON streams, Cohere's v2 `/v2/chat` (typed
 //! SSE events), `/v2/embed` and `/v2/rerank`, Cloudflare Workers AI's
-//! `/client/v4/accounts/{account}/ai/run/{model}` (`cloudflare`), Predibase's TGI
+//! `/client/v4/accounts/{account}/ai/run/{model}` (`cloudflare`: chat and the `@cf/baai/` embedding
+//! models), Hugging Face's feature extraction (the router's `hf-inference` pipeline and TEI's
+//! `/embed`: `huggingface`), Predibase's TGI
 //! `/generate(_stream)` and Triton's `/generate(_stream)` and `/infer` (`textgen`), watsonx.ai's
-//! `/ml/v1/text/chat(_stream)` behind IBM Cloud IAM's `/identity/token` (`watsonx`), SageMaker's
-//! `/endpoints/{name}/invocations` and its event-stream `invocations-response-stream`
-//! (`sagemaker`), Replicate's predictions, polled and streamed (`replicate`), an OpenAI-compatible
+//! `/ml/v1/text/chat(_stream)` and `/ml/v1/text/embeddings` behind IBM Cloud IAM's `/identity/token` (`watsonx`), SageMaker's
+//! `/endpoints/{name}/invocations` (TGI, chat and embedding containers) and its event-stream
+//! `invocations-response-stream` (`sagemaker`), Replicate's predictions, polled and streamed (`replicate`), an OpenAI-compatible
 //! server's `/rerank` (vLLM's shape), Voyage AI's embeddings and rerank (under `/voyage/v1`), OpenAI's Responses API
 //! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), OpenAI's images, moderations
 //! and speech (`media`), OpenAI's Files and Batches APIs (`files`: uploads kept in memory, batches
@@ -31,6 +33,7 @@ mod cohere;
 mod config;
 mod files;
 mod google;
+mod huggingface;
 mod image_models;
 mod latency;
 mod media;
@@ -47,6 +50,7 @@ mod stats;
 mod textgen;
 mod token;
 mod triggers;
+mod vectors;
 mod voyage;
 mod watsonx;
 mod witness;

@@ -1,7 +1,9 @@
 //! A fake Amazon SageMaker runtime: `POST /endpoints/{name}/invocations` and
 //! `/endpoints/{name}/invocations-response-stream`, which need a SigV4 `Authorization`. The
 //! endpoint answers as its container would: a TGI container (`{"inputs", "parameters"}`) with
-//! `[{"generated_text"}]`, a chat container (`{"messages"}`) with OpenAI's `chat.completion`.
+//! `[{"generated_text"}]`, a chat container (`{"messages"}`) with OpenAI's `chat.completion`, a
+//! Hugging Face embedding container (`{"text_inputs": […]}`, as JumpStart's take) with
+//! `{"embedding": [[…]]}`.
 //! Streams are AWS event-stream messages (`:event-type: PayloadPart`) whose payloads carry the
 //! container's SSE bytes, each event cut in two across parts, as the runtime relays them; the
 //! endpoint `stream-error` ends its stream with a `ModelStreamError` exception message.
@@ -41,6 +43,8 @@ pub fn parse_path(path: &str) -> Option<Call<'_>> {
 pub enum Container {
     Tgi,
     Chat,
+    /// An embedding container asked for this many vectors.
+    Embedding(usize),
 }
 
 pub fn container(body: &[u8]) -> Result<Container, String> {
@@ -54,7 +58,14 @@ pub fn container(body: &[u8]) -> Result<Container, String> {
     if v.get("messages").and_then(Value::as_array).is_some() {
         return Ok(Container::Chat);
     }
-    Err("Input validation error: `inputs` or `messages` is required".into())
+    match v.get("text_inputs") {
+        Some(Value::String(_)) => return Ok(Container::Embedding(1)),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            return Ok(Container::Embedding(items.len()))
+        }
+        _ => {}
+    }
+    Err("Input validation error: `inputs`, `messages` or `text_inputs` is required".into())
 }
 
 /// SageMaker's error style.
@@ -72,6 +83,7 @@ pub fn body(c: Container) -> Bytes {
         Container::Chat => json!({ "id": "chatcmpl-sm", "object": "chat.completion", "created": 1_700_000_000,
             "model": "tgi", "choices": [{ "index": 0, "message": { "role": "assistant", "content": PIECES.concat() },
             "finish_reason": "stop" }], "usage": { "prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11 } }),
+        Container::Embedding(n) => json!({ "embedding": crate::vectors::fake(n, 8) }),
     };
     Bytes::from(v.to_string())
 }
@@ -103,6 +115,8 @@ pub fn stream_frames(c: Container, endpoint: &str) -> Vec<Bytes> {
             ));
             e
         }
+        // Embedding containers do not stream; the service refuses before this.
+        Container::Embedding(_) => Vec::new(),
         Container::Chat => {
             let chunk = |delta: Value, finish: Option<&str>| {
                 format!(
@@ -160,6 +174,9 @@ mod tests {
         assert_eq!(container(br#"{"inputs":"x","parameters":{}}"#), Ok(Container::Tgi));
         assert_eq!(container(br#"{"messages":[]}"#), Ok(Container::Chat));
         assert!(container(br#"{"inputs":"x","parameters":{"temperature":0}}"#).is_err());
+        assert_eq!(container(br#"{"text_inputs":["a","b"]}"#), Ok(Container::Embedding(2)));
+        let v: Value = serde_json::from_slice(&body(Container::Embedding(2))).unwrap();
+        assert_eq!(v["embedding"].as_array().unwrap().len(), 2);
         assert_eq!(stream_frames(Container::Tgi, "e").len(), (PIECES.len() + 1) * 2);
     }
 }

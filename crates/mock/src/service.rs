@@ -19,6 +19,7 @@ use crate::cloudflare;
 use crate::cohere;
 use crate::config::MockConfig;
 use crate::google::{self, GoogleCall};
+use crate::huggingface;
 use crate::ollama;
 use crate::openai::{self, Kind};
 use crate::ratelimit::Limiter;
@@ -53,6 +54,8 @@ enum Endpoint<'a> {
     Ollama(ollama::Api),
     /// Ollama's `/api/embed`.
     OllamaEmbed,
+    /// Hugging Face's feature extraction: the router's pipeline, TEI's `/embed`.
+    HuggingFace(huggingface::Door<'a>),
     /// Cloudflare Workers AI's `/client/v4/accounts/{account}/ai/run/{model}`.
     Cloudflare(&'a str),
     /// Predibase's TGI routes and Triton's (`textgen`).
@@ -99,7 +102,7 @@ impl Endpoint<'_> {
         Some(match self {
             Endpoint::Chat(_) => Route::Chat,
             Endpoint::Completions(_) => Route::Completions,
-            Endpoint::Embeddings(_) => Route::Embeddings,
+            Endpoint::Embeddings(_) | Endpoint::HuggingFace(_) => Route::Embeddings,
             Endpoint::Models => Route::Models,
             Endpoint::Google(c) if c.door == google::Door::Vertex => Route::Vertex,
             Endpoint::Google(_) => Route::Gemini,
@@ -195,6 +198,9 @@ fn classify(path: &str) -> Endpoint<'_> {
             }
             if let Some(model) = cloudflare::parse_path(path) {
                 return Endpoint::Cloudflare(model);
+            }
+            if let Some(door) = huggingface::parse_path(path) {
+                return Endpoint::HuggingFace(door);
             }
             if let Some(call) = textgen::parse_path(path) {
                 return Endpoint::TextGen(call);
@@ -318,7 +324,7 @@ impl Mock {
             let own_check = matches!(endpoint, Endpoint::Token | Endpoint::IbmToken | Endpoint::Watsonx(_))
                 || matches!(endpoint, Endpoint::Google(c) if c.door == google::Door::Vertex);
             if !own_check && !crate::witness::credential_matches(expected, &parts.headers, parts.uri.query()) {
-                let body = r#"{"error":{"message":"mock: the request did not carry the provider credential (--provider-key)","type":"authentication_error","code":"invalid_api_key"}}"#;
+                let body = crate::witness::refused_credential(&parts.headers);
                 return finish(Some(guard), respond::json(StatusCode::UNAUTHORIZED, body));
             }
         }
@@ -333,6 +339,7 @@ impl Mock {
             Endpoint::Chat(m) => self.openai(Kind::Chat, m, &body, guard).await,
             Endpoint::Completions(m) => self.openai(Kind::Completion, m, &body, guard).await,
             Endpoint::Embeddings(_) => self.embeddings(&body, guard).await,
+            Endpoint::HuggingFace(door) => self.huggingface(door, &parts.headers, &body, guard).await,
             Endpoint::Google(call) => self.google(call, &parts.headers, parts.uri.query(), &body, guard).await,
             Endpoint::Anthropic => self.anthropic(&parts.headers, &body, guard).await,
             Endpoint::AnthropicCount => self.count_tokens(&parts.headers, &body, guard),
@@ -450,8 +457,7 @@ impl Mock {
         }
         if let Some(expected) = &self.cfg.provider_key {
             if !crate::witness::credential_matches(expected, &parts.headers, parts.uri.query()) {
-                let body = r#"{"error":{"message":"mock: the request did not carry the provider credential (--provider-key)","type":"authentication_error","code":"invalid_api_key"}}"#;
-                return respond::json(StatusCode::UNAUTHORIZED, body);
+                return respond::json(StatusCode::UNAUTHORIZED, crate::witness::refused_credential(&parts.headers));
             }
         }
         let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -878,6 +884,37 @@ impl Mock {
         finish(Some(guard), resp)
     }
 
+    /// Hugging Face's feature extraction: a bearer token on the router (not on TEI), the
+    /// vectors or the error in each one's shape, and the model-name triggers on the router.
+    async fn huggingface(
+        &self,
+        door: huggingface::Door<'_>,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        let error = |status: StatusCode, message: &str| respond::json(status, huggingface::error_body(door, message));
+        if matches!(door, huggingface::Door::Router(_)) && !cohere::authorised(headers) {
+            return finish(Some(guard), error(StatusCode::UNAUTHORIZED, "Invalid credentials in Authorization header"));
+        }
+        let invalid = match door {
+            huggingface::Door::Tei => StatusCode::UNPROCESSABLE_ENTITY,
+            huggingface::Door::Router(_) => StatusCode::BAD_REQUEST,
+        };
+        let resp = match huggingface::body(body) {
+            Err(e) => error(invalid, &e),
+            Ok(answer) => match door {
+                huggingface::Door::Router(model) => match Trigger::from_model(model) {
+                    Trigger::TooManyRequests => error(StatusCode::TOO_MANY_REQUESTS, "Rate limit reached"),
+                    Trigger::Error(code) => error(status(code), &format!("mock error {code}")),
+                    _ => respond::json(StatusCode::OK, answer),
+                },
+                huggingface::Door::Tei => respond::json(StatusCode::OK, answer),
+            },
+        };
+        finish(Some(guard), resp)
+    }
+
     /// Workers AI's run route: the bearer check, Cloudflare's error envelope, SSE pieces of text,
     /// and the model-name triggers (the model is the path's).
     async fn cloudflare(&self, model: &str, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
@@ -885,6 +922,16 @@ impl Mock {
             |status: StatusCode, code: u32, message: &str| respond::json(status, cloudflare::error_body(code, message));
         if !cohere::authorised(headers) {
             return finish(Some(guard), error(StatusCode::UNAUTHORIZED, 10000, "Authentication error"));
+        }
+        if cloudflare::is_embedding_model(model) {
+            let resp = match cloudflare::embed_body(body) {
+                Ok(answer) => match Trigger::from_model(model) {
+                    Trigger::Error(code) => error(status(code), 3043, &format!("mock error {code}")),
+                    _ => respond::json(StatusCode::OK, answer),
+                },
+                Err(e) => error(StatusCode::BAD_REQUEST, 5006, &e),
+            };
+            return finish(Some(guard), resp);
         }
         let req = match cloudflare::parse(body) {
             Ok(r) => r,
@@ -986,6 +1033,16 @@ impl Mock {
             let message = "Failed to authenticate the request due to invalid token";
             return finish(Some(guard), error(401, "authentication_token_not_valid", message));
         }
+        if call.embed {
+            let resp = match watsonx::parse_embed(call, query, body) {
+                Ok((model, inputs)) => match Trigger::from_model(&model) {
+                    Trigger::TooManyRequests => error(429, "token_quota_reached", "You have reached your token quota"),
+                    _ => respond::json(StatusCode::OK, watsonx::embed_body(&model, &inputs)),
+                },
+                Err((status, code, message)) => error(status, code, &message),
+            };
+            return finish(Some(guard), resp);
+        }
         let req = match watsonx::parse(call, query, body) {
             Ok(r) => r,
             Err((status, code, message)) => return finish(Some(guard), error(status, code, &message)),
@@ -1036,6 +1093,10 @@ impl Mock {
             return finish(Some(guard), resp);
         }
         let container = match sagemaker::container(body) {
+            Ok(sagemaker::Container::Embedding(_)) if call.stream => {
+                let e = "an embedding container does not stream";
+                return finish(Some(guard), sagemaker::error(StatusCode::BAD_REQUEST, "ValidationError", e));
+            }
             Ok(c) => c,
             Err(e) => return finish(Some(guard), sagemaker::error(StatusCode::BAD_REQUEST, "ModelError", &e)),
         };

@@ -5,7 +5,10 @@
 //! `version` query, a bearer token this IAM issued (or a `ZenApiKey`), and — but for a
 //! deployment — `model_id` with `project_id` or `space_id`. Answers are OpenAI-shaped under
 //! watsonx's ids (`model_id`, `created_at`); streams are SSE chunks whose last carries the usage;
-//! errors are `{"errors": [{"code", "message"}], "trace", "status_code"}`.
+//! errors are `{"errors": [{"code", "message"}], "trace", "status_code"}`. Embeddings
+//! (`/ml/v1/text/embeddings`, `/ml/v1/deployments/{id}/text/embeddings`) take `{"inputs",
+//! "model_id", "project_id"}` and answer `{"model_id", "results": [{"embedding"}], "created_at",
+//! "input_token_count"}`.
 //!
 //! A chat offered tools whose last message is the user's saying "use the tool" calls the first
 //! tool with `{"x": 1}`.
@@ -24,6 +27,8 @@ pub struct Call<'a> {
     /// `Some(id)` for `/ml/v1/deployments/{id}/text/…`.
     pub deployment: Option<&'a str>,
     pub stream: bool,
+    /// `…/text/embeddings`.
+    pub embed: bool,
 }
 
 pub fn parse_path(path: &str) -> Option<Call<'_>> {
@@ -38,8 +43,9 @@ pub fn parse_path(path: &str) -> Option<Call<'_>> {
         None => (None, path.strip_prefix("/ml/v1/text/")?),
     };
     match route {
-        "chat" => Some(Call { deployment, stream: false }),
-        "chat_stream" => Some(Call { deployment, stream: true }),
+        "chat" => Some(Call { deployment, stream: false, embed: false }),
+        "chat_stream" => Some(Call { deployment, stream: true, embed: false }),
+        "embeddings" => Some(Call { deployment, stream: false, embed: true }),
         _ => None,
     }
 }
@@ -85,29 +91,64 @@ pub struct Request {
     pub tool: Option<String>,
 }
 
-/// Checks a chat request as watsonx.ai would; `(status, code, message)` of its refusal.
-pub fn parse(call: Call<'_>, query: Option<&str>, body: &[u8]) -> Result<Request, (u16, &'static str, String)> {
-    let bad = |m: &str| (400, "json_validation_error", m.to_string());
+type Refusal = (u16, &'static str, String);
+
+fn bad(m: &str) -> Refusal {
+    (400, "json_validation_error", m.to_string())
+}
+
+/// The body of a call with its `version` query, or the refusal.
+fn versioned(query: Option<&str>, body: &[u8]) -> Result<Value, Refusal> {
     if !query.unwrap_or_default().split('&').any(|p| p.starts_with("version=") && p.len() > 8) {
         return Err((400, "missing_version", "Missing query parameter 'version'".into()));
     }
-    let v: Value = serde_json::from_slice(body).map_err(|e| bad(&format!("Json document validation error: {e}")))?;
-    let messages = v.get("messages").and_then(Value::as_array).ok_or_else(|| bad("'messages' is required"))?;
-    let model = match call.deployment {
+    serde_json::from_slice(body).map_err(|e| bad(&format!("Json document validation error: {e}")))
+}
+
+/// The model a call is for: the deployment's, else `model_id` with a project or space.
+fn model_of(call: Call<'_>, v: &Value) -> Result<String, Refusal> {
+    match call.deployment {
         Some(id) => {
             if v.get("model_id").is_some() || v.get("project_id").is_some() {
-                return Err(bad("a deployment's chat takes no model_id or project_id"));
+                return Err(bad("a deployment's call takes no model_id or project_id"));
             }
-            id.to_string()
+            Ok(id.to_string())
         }
         None => {
             let model = v.get("model_id").and_then(Value::as_str).ok_or_else(|| bad("'model_id' is required"))?;
             if v.get("project_id").is_none() && v.get("space_id").is_none() {
                 return Err(bad("Either 'project_id' or 'space_id' must be specified"));
             }
-            model.to_string()
+            Ok(model.to_string())
         }
-    };
+    }
+}
+
+/// Checks an embeddings request; the model and the inputs.
+pub fn parse_embed(call: Call<'_>, query: Option<&str>, body: &[u8]) -> Result<(String, Vec<String>), Refusal> {
+    let v = versioned(query, body)?;
+    let inputs = v
+        .get("inputs")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().map(|i| i.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+        .ok_or_else(|| bad("'inputs' is required: an array of strings"))?;
+    Ok((model_of(call, &v)?, inputs))
+}
+
+/// The embeddings answer: one fake vector per input, the inputs' words as the token count.
+pub fn embed_body(model: &str, inputs: &[String]) -> Bytes {
+    let results: Vec<Value> =
+        crate::vectors::fake(inputs.len(), 8).into_iter().map(|e| json!({ "embedding": e })).collect();
+    let v = json!({ "model_id": model, "results": results, "created_at": "2024-11-20T10:00:00.000Z",
+        "input_token_count": crate::vectors::words(inputs) });
+    Bytes::from(v.to_string())
+}
+
+/// Checks a chat request as watsonx.ai would; `(status, code, message)` of its refusal.
+pub fn parse(call: Call<'_>, query: Option<&str>, body: &[u8]) -> Result<Request, Refusal> {
+    let v = versioned(query, body)?;
+    let messages = v.get("messages").and_then(Value::as_array).ok_or_else(|| bad("'messages' is required"))?;
+    let model = model_of(call, &v)?;
     if v.get("tools").is_some_and(|t| t.to_string().contains("additionalProperties")) {
         return Err(bad("tools: 'additionalProperties' is not allowed"));
     }
@@ -179,11 +220,12 @@ mod tests {
 
     #[test]
     fn paths_grants_and_tokens() {
-        assert_eq!(parse_path("/ml/v1/text/chat"), Some(Call { deployment: None, stream: false }));
+        assert_eq!(parse_path("/ml/v1/text/chat"), Some(Call { deployment: None, stream: false, embed: false }));
         assert_eq!(
             parse_path("/ml/v1/deployments/d1/text/chat_stream"),
-            Some(Call { deployment: Some("d1"), stream: true })
+            Some(Call { deployment: Some("d1"), stream: true, embed: false })
         );
+        assert_eq!(parse_path("/ml/v1/text/embeddings"), Some(Call { deployment: None, stream: false, embed: true }));
         assert_eq!(parse_path("/ml/v1/text/generation"), None);
         let ok = iam(b"grant_type=urn%3Aibm%3Aparams%3Aoauth%3Agrant-type%3Aapikey&apikey=k", 1).unwrap();
         assert!(ok.contains("wx-iam-1"));
@@ -198,10 +240,21 @@ mod tests {
 
     #[test]
     fn chats_need_a_version_and_a_scope() {
-        let call = Call { deployment: None, stream: false };
+        let call = Call { deployment: None, stream: false, embed: false };
         let body = br#"{"model_id":"ibm/granite","project_id":"p","messages":[{"role":"user","content":"hi"}]}"#;
         assert!(parse(call, Some("version=2024-03-13"), body).is_ok());
         assert_eq!(parse(call, None, body).unwrap_err().1, "missing_version");
         assert!(parse(call, Some("version=2024-03-13"), br#"{"model_id":"m","messages":[]}"#).is_err());
+    }
+
+    #[test]
+    fn embeddings_need_inputs_and_count_their_words() {
+        let call = Call { deployment: None, stream: false, embed: true };
+        let body = br#"{"model_id":"ibm/slate","project_id":"p","inputs":["a b","c"]}"#;
+        let (model, inputs) = parse_embed(call, Some("version=2024-03-13"), body).unwrap();
+        let v: Value = serde_json::from_slice(&embed_body(&model, &inputs)).unwrap();
+        assert_eq!((v["results"].as_array().unwrap().len(), v["input_token_count"].as_u64()), (2, Some(3)));
+        assert!(parse_embed(call, Some("version=1"), br#"{"model_id":"m","project_id":"p","inputs":"x"}"#).is_err());
+        assert!(parse_embed(call, None, body).is_err());
     }
 }

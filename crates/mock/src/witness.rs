@@ -28,6 +28,22 @@ pub fn credential_matches(expected: &str, headers: &HeaderMap, query: Option<&st
     query.is_some_and(|q| q.split('&').any(|pair| pair.strip_prefix("key=") == Some(expected)))
 }
 
+/// The 401 a request without the expected credential gets: OpenAI's envelope, echoing what the
+/// request carried in full, as some OpenAI-compatible servers do (OpenAI itself masks all but
+/// the last four characters), so a gateway's tests can show the echo never reaches a caller.
+pub fn refused_credential(headers: &HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let carried = header("authorization")
+        .map(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")).unwrap_or(a))
+        .or_else(|| ["x-api-key", "x-goog-api-key", "api-key"].iter().find_map(|n| header(n)))
+        .unwrap_or("");
+    let message = format!(
+        "mock: the request did not carry the provider credential (--provider-key). Incorrect API key provided: {carried}."
+    );
+    serde_json::json!({"error": {"message": message, "type": "authentication_error", "code": "invalid_api_key"}})
+        .to_string()
+}
+
 /// The last request seen, as `GET /mock/last` renders it.
 #[derive(Default)]
 pub struct Last {

@@ -104,6 +104,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         transcriptions: uri(Endpoint::Transcriptions)?,
         translations: uri(Endpoint::Translations)?,
         responses_native: true,
+        translates: None,
         auth,
         organization: None,
         timeout: p.timeout,

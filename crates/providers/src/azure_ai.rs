@@ -125,6 +125,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         transcriptions: uri(Endpoint::Transcriptions)?,
         translations: uri(Endpoint::Translations)?,
         responses_native: false,
+        translates: None,
         auth,
         organization: None,
         timeout: p.timeout,

@@ -14,7 +14,6 @@ use sluice_wire::sniff::Endpoint;
 use sluice_wire::{splice, sse, ApiError};
 
 use crate::chunks::ChunkWriter;
-use crate::errors::openai_class;
 use crate::provider::{
     parse_request, Address, AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, UpstreamRequest,
 };
@@ -203,8 +202,7 @@ impl ChatProvider for AzureText {
     }
 
     fn map_error(&self, status: u16, _headers: &dyn Headers, body: &[u8]) -> ApiError {
-        let (class, text) = openai_class(status, body);
-        crate::errors::classified(&self.address.provider, (class.status(Some(status)), class.name(), text))
+        crate::errors::openai_shaped(&self.address.provider, status, body)
     }
 }
 

@@ -213,6 +213,9 @@ pub enum Translated {
     Watsonx(watsonx::Watsonx),
     SageMaker(sagemaker::SageMaker),
     Replicate(replicate::Replicate),
+    /// Hugging Face's feature-extraction embeddings, held by its OpenAI-format deployment
+    /// ([`openai::OpenAi::translates`]).
+    HuggingFace(huggingface::embed::Embed),
 }
 
 /// Builds the provider a deployment calls. An error stops the start (an OpenAI-compatible
@@ -319,6 +322,7 @@ impl Translated {
             Translated::Watsonx(p) => p,
             Translated::SageMaker(p) => p,
             Translated::Replicate(p) => p,
+            Translated::HuggingFace(p) => p,
         }
     }
 }

@@ -9,10 +9,16 @@
 //! "usage"}, "success", "errors"}`; the stream is SSE whose events carry `{"response": "<piece>"}`
 //! and, last, the usage. Tool calls (`{"name", "arguments"}`, which LiteLLM drops) become
 //! OpenAI's.
+//!
+//! Embeddings (the `@cf/baai/bge-*` models), as LiteLLM's `CloudflareEmbeddingConfig`: `{"text":
+//! [...]}` to the same URL, answered `{"result": {"shape", "data": [[...]]}}`. Workers AI counts
+//! no tokens for them: the usage is `result.usage` when an answer carries one, else LiteLLM's
+//! stand-in, one token per vector.
 
 use bytes::Bytes;
 use http::HeaderName;
 use serde_json::{json, Map, Value};
+use sluice_wire::sniff::Endpoint;
 use sluice_wire::{sse, ApiError};
 
 use crate::chunks::{self, ChunkWriter};
@@ -118,6 +124,22 @@ pub fn chat_request(openai: &Value, stream: bool, drop_params: bool) -> Result<V
         out.insert("stream".into(), true.into());
     }
     Ok(Value::Object(out))
+}
+
+/// The Workers AI body for an OpenAI embeddings request.
+pub fn embed_request(openai: &Value, drop_params: bool) -> Result<Value, ApiError> {
+    let (_, texts) = crate::embedding::checked(openai, "cloudflare", "Workers AI", drop_params)?;
+    Ok(json!({ "text": texts }))
+}
+
+/// `{"result": {"shape": [n, d], "data": [[...]]}}` as OpenAI's list.
+pub fn embed_response(v: &Value, meta: &AnswerMeta<'_>) -> Result<Value, String> {
+    let result = v.get("result").filter(|r| r.is_object()).ok_or("no `result` object")?;
+    let vectors = result.get("data").and_then(Value::as_array).ok_or("no `result.data` array")?;
+    // LiteLLM's stand-in counts `shape[0]`; the vectors themselves are the same number, and
+    // one the answer cannot inflate.
+    let tokens = counts(result.get("usage")).map_or(vectors.len() as u64, |(prompt, _)| prompt);
+    crate::embedding::answer(vectors, meta, tokens)
 }
 
 /// `(prompt_tokens, completion_tokens)` of a Workers AI `usage` object.
@@ -254,16 +276,26 @@ pub fn error(status: u16, body: &[u8]) -> (u16, &'static str, String) {
 }
 
 impl ChatProvider for Cloudflare {
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings)
+    }
+
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
         let request = parse_request(call.body)?;
-        let body = chat_request(&request, call.stream, self.drop_params)?;
+        let body = match call.endpoint {
+            Endpoint::Embeddings => embed_request(&request, self.drop_params)?,
+            _ => chat_request(&request, call.stream, self.drop_params)?,
+        };
         Ok(self.address.request(call.stream, Bytes::from(body.to_string())))
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
         let parsed = self.address.answer_json(body)?;
-        chat_response(&parsed, meta.model, meta.id, meta.created)
-            .map_err(|e| crate::errors::malformed(&self.address.provider, &e, body))
+        match meta.endpoint {
+            Endpoint::Embeddings => embed_response(&parsed, meta),
+            _ => chat_response(&parsed, meta.model, meta.id, meta.created),
+        }
+        .map_err(|e| crate::errors::malformed(&self.address.provider, &e, body))
     }
 
     fn stream_translator(&self, meta: &AnswerMeta<'_>) -> StreamTranslator {
@@ -350,6 +382,28 @@ mod tests {
             s.on_event(br#"{"errors":[{"message":"Capacity","code":3040}],"success":false}"#, &mut out).unwrap_err();
         assert_eq!(e, "Capacity (code 3040)");
         assert!(s.on_event(b"{nope", &mut out).is_err());
+    }
+
+    #[test]
+    fn embeddings_send_text_and_read_result_data() {
+        let req = json!({"model": "g", "input": "hi", "encoding_format": "base64", "user": "u"});
+        assert_eq!(embed_request(&req, false).unwrap(), json!({"text": ["hi"]}));
+        let e = embed_request(&json!({"input": "hi", "dimensions": 8}), false).unwrap_err();
+        assert!(e.message.contains("['dimensions']"), "{}", e.message);
+        assert!(embed_request(&json!({"input": "hi", "dimensions": 8}), true).is_ok());
+        assert!(embed_request(&json!({"input": [[1, 2]]}), false).is_err());
+        let meta = crate::embedding::test_meta;
+        let v = json!({"result": {"shape": [2, 2], "data": [[0.5, 1.0], [1.0, 0.5]], "pooling": "cls"}, "success": true, "errors": []});
+        let out = embed_response(&v, &meta(br#"{"input":["a","b"]}"#)).unwrap();
+        assert_eq!(out["data"][1]["embedding"], json!([1.0, 0.5]));
+        assert_eq!(out["usage"]["prompt_tokens"], 2, "LiteLLM's stand-in: one per vector");
+        let v = json!({"result": {"shape": [1, 1], "data": [[1.0]], "usage": {"prompt_tokens": 5, "total_tokens": 5}}});
+        let out = embed_response(&v, &meta(br#"{"input":"a","encoding_format":"base64"}"#)).unwrap();
+        assert_eq!(
+            (out["usage"]["prompt_tokens"].as_u64(), out["data"][0]["embedding"].as_str()),
+            (Some(5), Some("AACAPw=="))
+        );
+        assert!(embed_response(&json!({"result": {}}), &meta(b"{}")).is_err());
     }
 
     #[test]

@@ -159,6 +159,13 @@ pub fn openai_class(status: u16, body: &[u8]) -> (ExceptionClass, String) {
     (class, text)
 }
 
+/// An error body in OpenAI's shape (or a plain `{"error": "…"}`, `{"detail"}`), classified as
+/// LiteLLM classifies OpenAI's and tagged with `provider`'s exception name.
+pub fn openai_shaped(provider: &Provider, status: u16, body: &[u8]) -> ApiError {
+    let (class, text) = openai_class(status, body);
+    classified(provider, (class.status(Some(status)), class.name(), text))
+}
+
 /// LiteLLM's exception mapping looks for these phrases in OpenAI-format error bodies.
 fn is_context_window(text: &str, body: &[u8]) -> bool {
     let t = text.to_ascii_lowercase();

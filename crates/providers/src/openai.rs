@@ -42,6 +42,10 @@ pub struct OpenAi {
     /// The deployment serves the Responses API itself (OpenAI, Azure): a `/v1/responses` call
     /// goes to it as the client sent it. Every other OpenAI-format server is sent chat.
     pub responses_native: bool,
+    /// The routes this deployment's provider translates rather than forwards (Hugging Face's
+    /// feature-extraction embeddings): the server calls them as it calls a translated
+    /// provider; every other route is forwarded.
+    pub translates: Option<Box<crate::catalogue::Translated>>,
     /// The credential header: `Authorization: Bearer …` (OpenAI and friends) or `api-key` (Azure).
     pub auth: Option<(HeaderName, HeaderValue)>,
     pub organization: Option<HeaderValue>,
@@ -91,11 +95,17 @@ impl OpenAi {
             transcriptions: uri(Endpoint::Transcriptions)?,
             translations: uri(Endpoint::Translations)?,
             responses_native: provider.name == "openai",
+            translates: None,
             auth,
             organization: p.organization.and_then(|o| HeaderValue::from_str(o).ok()),
             timeout: p.timeout,
             stream_timeout: p.stream_timeout,
         })
+    }
+
+    /// The provider that translates `endpoint`, when this deployment does not forward it.
+    pub fn translator(&self, endpoint: Endpoint) -> Option<&crate::catalogue::Translated> {
+        self.translates.as_deref().filter(|t| t.serves(endpoint))
     }
 
     pub fn uri(&self, endpoint: Endpoint) -> &Uri {

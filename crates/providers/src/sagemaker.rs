@@ -12,13 +12,20 @@
 //! - `sagemaker_chat/`: a container serving OpenAI's chat (TGI's Messages API, vLLM, LMI): the
 //!   request as the client sent it (`model` set to the endpoint), the answer OpenAI's.
 //!
+//! `sagemaker/` embeds as LiteLLM's SageMaker handler does, for Hugging Face (JumpStart) embedding
+//! containers: `{"text_inputs": [...]}` with `CustomAttributes: accept_eula=true`, answered
+//! `{"embedding": [[...]]}` (or TEI's bare list of vectors). The containers count no tokens: the
+//! usage is LiteLLM's estimate, the inputs' `cl100k_base` tokens.
+//!
 //! A stream arrives in AWS's event-stream framing: each `PayloadPart` event carries the
 //! container's own SSE bytes (cut anywhere), which are read as TGI's events or OpenAI's chunks;
 //! an `exception` message (`ModelStreamError`, `InternalStreamFailure`) ends the stream with its
 //! message.
 
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use serde_json::{json, Map, Value};
+use sluice_wire::sniff::Endpoint;
 use sluice_wire::{splice, sse, ApiError};
 
 use crate::bedrock::{EventMessage, EventStreamDecoder};
@@ -82,6 +89,22 @@ impl SageMaker {
             drop_params: p.drop_params,
         })
     }
+}
+
+/// The HF embedding container's body for an OpenAI embeddings request.
+pub fn embed_request(openai: &Value, drop_params: bool) -> Result<Value, ApiError> {
+    let (_, texts) = crate::embedding::checked(openai, "sagemaker", "a SageMaker embedding endpoint", drop_params)?;
+    Ok(json!({ "text_inputs": texts }))
+}
+
+/// `{"embedding": [[...]]}` (or a bare list of vectors) as OpenAI's list, the tokens estimated.
+pub fn embed_response(v: &Value, meta: &AnswerMeta<'_>) -> Result<Value, String> {
+    let vectors = match v {
+        Value::Array(vectors) => vectors,
+        v => v.get("embedding").and_then(Value::as_array).ok_or("no `embedding` list")?,
+    };
+    let texts = crate::embedding::texts_in(meta.request);
+    crate::embedding::answer(vectors, meta, crate::embedding::estimated_tokens(texts.iter().map(String::as_str)))
 }
 
 /// A `sagemaker_chat/` answer (OpenAI's) stamped as the client's.
@@ -208,8 +231,22 @@ impl Stream {
 }
 
 impl ChatProvider for SageMaker {
+    /// Embeddings on `sagemaker/` only: LiteLLM's `sagemaker_chat/` has none.
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        endpoint == Endpoint::Chat || (endpoint == Endpoint::Embeddings && self.shape == Shape::Tgi)
+    }
+
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
         let mut req = match self.shape {
+            Shape::Tgi if call.endpoint == Endpoint::Embeddings => {
+                let body = embed_request(&parse_request(call.body)?, self.drop_params)?;
+                let mut req = self.address.request(false, Bytes::from(body.to_string()));
+                req.headers.insert(
+                    HeaderName::from_static("x-amzn-sagemaker-custom-attributes"),
+                    HeaderValue::from_static("accept_eula=true"),
+                );
+                req
+            }
             Shape::Tgi => {
                 let request = parse_request(call.body)?;
                 let body = textgen::tgi_request(&request, "sagemaker", Map::new(), &[], call.stream, self.drop_params)?;
@@ -233,6 +270,7 @@ impl ChatProvider for SageMaker {
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
         let parsed = self.address.answer_json(body)?;
         match self.shape {
+            _ if meta.endpoint == Endpoint::Embeddings => embed_response(&parsed, meta),
             Shape::Tgi => textgen::tgi_response(&parsed, meta.model, meta.id, meta.created),
             Shape::Chat => chat_response(&parsed, meta.model, meta.id, meta.created),
         }
@@ -316,6 +354,21 @@ mod tests {
         let m = d.next_message().unwrap().unwrap();
         let e = Stream::new(Shape::Chat, "g", "c", 1, false).on_message(&m, &mut out).unwrap_err();
         assert_eq!(e, "SageMaker stream error (ModelStreamError): model crashed");
+    }
+
+    #[test]
+    fn embeddings_send_text_inputs_and_estimate_tokens() {
+        let req = json!({"model": "g", "input": ["hello world", "hi"], "encoding_format": "float"});
+        assert_eq!(embed_request(&req, false).unwrap(), json!({"text_inputs": ["hello world", "hi"]}));
+        assert!(embed_request(&json!({"input": "x", "dimensions": 2}), false).is_err());
+        let body = req.to_string();
+        let meta = crate::embedding::test_meta(body.as_bytes());
+        let out = embed_response(&json!({"embedding": [[0.5], [1.0]]}), &meta).unwrap();
+        assert_eq!(out["data"][1]["embedding"], json!([1.0]));
+        assert_eq!(out["usage"]["prompt_tokens"], 3, "cl100k: hello world = 2, hi = 1");
+        let out = embed_response(&json!([[0.5], [1.0]]), &meta).unwrap();
+        assert_eq!(out["data"].as_array().unwrap().len(), 2, "TEI's bare list");
+        assert!(embed_response(&json!({"generated_text": "x"}), &meta).is_err());
     }
 
     #[test]

@@ -201,8 +201,7 @@ impl ChatProvider for Voyage {
     }
 
     fn map_error(&self, status: u16, _headers: &dyn Headers, body: &[u8]) -> ApiError {
-        let (class, text) = crate::errors::openai_class(status, body);
-        crate::errors::classified(&self.address.provider, (class.status(Some(status)), class.name(), text))
+        crate::errors::openai_shaped(&self.address.provider, status, body)
     }
 }
 

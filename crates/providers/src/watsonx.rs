@@ -1,7 +1,10 @@
 //! IBM watsonx.ai (`watsonx/`), as LiteLLM's `IBMWatsonXChatConfig` calls it: chat at
 //! `{url}/ml/v1/text/chat?version=…` (`/text/chat_stream` for streams; a `deployment/<id>` model
 //! at `/ml/v1/deployments/<id>/text/…`), the body OpenAI's chat with `model_id` and the project
-//! (`project_id`) or deployment space (`space_id`) added.
+//! (`project_id`) or deployment space (`space_id`) added. Embeddings, as LiteLLM's
+//! `IBMWatsonXEmbeddingConfig`: `{"inputs": [...], "model_id", "project_id"}` to
+//! `/ml/v1/text/embeddings?version=…` (`/ml/v1/deployments/<id>/text/embeddings`), answered
+//! `{"results": [{"embedding"}], "input_token_count"}`, the count being the usage.
 //!
 //! Where things come from, as LiteLLM reads them: the URL from `api_base`, else `WATSONX_API_BASE`,
 //! `WATSONX_URL`, `WX_URL`, `WML_URL`; the project from `project_id`, else `WATSONX_PROJECT_ID`,
@@ -16,6 +19,7 @@
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde_json::{json, Map, Value};
+use sluice_wire::sniff::Endpoint;
 use sluice_wire::{sse, ApiError};
 use std::future::Future;
 use std::pin::Pin;
@@ -84,6 +88,8 @@ impl TokenSource for IamBearer {
 
 pub struct Watsonx {
     address: Address,
+    /// `…/text/embeddings?version=…`, with the address's headers.
+    embed_url: http::Uri,
     target: Target,
     iam: Option<Arc<dyn TokenSource>>,
     drop_params: bool,
@@ -93,6 +99,7 @@ impl std::fmt::Debug for Watsonx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watsonx")
             .field("address", &self.address)
+            .field("embed_url", &self.embed_url)
             .field("target", &self.target)
             .field("iam", &self.iam.is_some())
             .finish()
@@ -155,7 +162,8 @@ impl Watsonx {
             let source: Arc<dyn TokenSource> = Arc::new(IamBearer(sluice_credentials::ibm::shared(&key, &url)));
             iam = Some(source);
         }
-        Ok(Watsonx { address, target, iam, drop_params: p.drop_params })
+        let embed_url = p.uri(format!("{prefix}/embeddings?version={version}"))?;
+        Ok(Watsonx { address, embed_url, target, iam, drop_params: p.drop_params })
     }
 }
 
@@ -213,6 +221,25 @@ pub fn chat_request(openai: &Value, target: &Target, drop_params: bool) -> Resul
         }
     }
     Ok(Value::Object(out))
+}
+
+/// The `/text/embeddings` body for an OpenAI embeddings request.
+pub fn embed_request(openai: &Value, target: &Target, drop_params: bool) -> Result<Value, ApiError> {
+    let (_, texts) = crate::embedding::checked(openai, "watsonx", "watsonx.ai", drop_params)?;
+    let mut out = json!({ "inputs": texts });
+    if let Target::Model { model_id, scope: (name, id) } = target {
+        out["model_id"] = model_id.clone().into();
+        out[*name] = id.clone().into();
+    }
+    Ok(out)
+}
+
+/// `{"results": [{"embedding": [...]}], "input_token_count": n}` as OpenAI's list.
+pub fn embed_response(v: &Value, meta: &AnswerMeta<'_>) -> Result<Value, String> {
+    let results = v.get("results").and_then(Value::as_array).ok_or("no `results` array")?;
+    let vectors: Vec<Value> = results.iter().map(|r| r.get("embedding").cloned().unwrap_or(Value::Null)).collect();
+    let tokens = v.get("input_token_count").and_then(Value::as_f64).map_or(0, |n| n.max(0.0) as u64);
+    crate::embedding::answer(&vectors, meta, tokens)
 }
 
 /// A `/text/chat` answer (OpenAI's shape with watsonx's own fields) stamped as the client's.
@@ -307,17 +334,35 @@ pub fn error(status: u16, body: &[u8]) -> (u16, &'static str, String) {
 }
 
 impl ChatProvider for Watsonx {
+    fn serves(&self, endpoint: Endpoint) -> bool {
+        matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings)
+    }
+
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
-        let body = chat_request(&parse_request(call.body)?, &self.target, self.drop_params)?;
-        let mut req = self.address.request(call.stream, Bytes::from(body.to_string()));
+        let request = parse_request(call.body)?;
+        let mut req = match call.endpoint {
+            Endpoint::Embeddings => {
+                let body = embed_request(&request, &self.target, self.drop_params)?;
+                let mut req = self.address.request(false, Bytes::from(body.to_string()));
+                req.url = self.embed_url.clone();
+                req
+            }
+            _ => {
+                let body = chat_request(&request, &self.target, self.drop_params)?;
+                self.address.request(call.stream, Bytes::from(body.to_string()))
+            }
+        };
         req.token = self.iam.clone();
         Ok(req)
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
         let parsed = self.address.answer_json(body)?;
-        chat_response(&parsed, meta.model, meta.id, meta.created)
-            .map_err(|e| crate::errors::malformed(&self.address.provider, &e, body))
+        match meta.endpoint {
+            Endpoint::Embeddings => embed_response(&parsed, meta),
+            _ => chat_response(&parsed, meta.model, meta.id, meta.created),
+        }
+        .map_err(|e| crate::errors::malformed(&self.address.provider, &e, body))
     }
 
     fn stream_translator(&self, meta: &AnswerMeta<'_>) -> StreamTranslator {
@@ -387,6 +432,25 @@ mod tests {
             .on_event(br#"{"errors":[{"code":"token_quota_reached","message":"quota"}],"status_code":429}"#, &mut out)
             .unwrap_err();
         assert_eq!(e, "token_quota_reached: quota");
+    }
+
+    #[test]
+    fn embeddings_send_inputs_with_the_model_and_count_input_tokens() {
+        let req = json!({"model": "g", "input": "hi", "encoding_format": "base64"});
+        assert_eq!(
+            embed_request(&req, &model(), false).unwrap(),
+            json!({"inputs": ["hi"], "model_id": "ibm/granite-3-8b-instruct", "project_id": "p1"})
+        );
+        assert_eq!(embed_request(&req, &Target::Deployment, false).unwrap(), json!({"inputs": ["hi"]}));
+        assert!(embed_request(&json!({"input": [1]}), &model(), false).is_err());
+        assert!(embed_request(&json!({"input": "x", "dimensions": 3}), &model(), false).is_err());
+        let v = json!({"model_id": "ibm/slate", "results": [{"embedding": [0.5]}, {"embedding": [1.0]}],
+            "created_at": "2024-11-20T10:00:00.000Z", "input_token_count": 7});
+        let meta = crate::embedding::test_meta(br#"{"input":["a","b"]}"#);
+        let out = embed_response(&v, &meta).unwrap();
+        assert_eq!(out["data"][1]["embedding"], json!([1.0]));
+        assert_eq!(out["usage"], json!({"prompt_tokens": 7, "total_tokens": 7}));
+        assert!(embed_response(&json!({}), &meta).is_err());
     }
 
     #[test]

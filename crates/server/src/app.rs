@@ -557,7 +557,7 @@ fn start_logging(app: &App, config: &Config) {
         || config.s3.is_some()
         || config.datadog.is_some()
         || otel_content;
-    callbacks.keep_content(wants_content && !config.litellm.turn_off_message_logging);
+    callbacks.keep_content(wants_content, !config.litellm.turn_off_message_logging);
     callbacks.redact_exceptions(config.litellm.redact_messages_in_exceptions);
     start_langfuse(app, config, &mut callbacks);
     let names: Vec<&str> = callbacks.names().collect();

@@ -25,6 +25,7 @@ pub mod manage;
 pub mod openapi;
 pub mod passthrough;
 pub mod proxy;
+mod redact;
 #[cfg(test)]
 mod test_numbers;
 pub mod tokens;

@@ -137,29 +137,7 @@ fn a_guardrails_config_refuses_to_start_and_starts_with_the_flag() {
 
 /// Starts `sluice <args>` with `vars` in its environment and waits until it listens.
 fn start_with(args: &[&str], vars: &[(&str, &str)]) -> Proc {
-    use std::io::BufRead;
-    let stderr_path = std::env::temp_dir().join(format!("sluice-fail-closed-{}-start.stderr", std::process::id()));
-    let db = std::env::temp_dir().join(format!("sluice-fail-closed-{}.db", std::process::id()));
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap());
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("start sluice");
-    let mut proc = Proc { child, addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)), stderr_path };
-    let mut lines = std::io::BufReader::new(proc.child.stdout.take().unwrap()).lines();
-    loop {
-        let Some(Ok(line)) = lines.next() else { panic!("sluice exited: {}", proc.stderr()) };
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            let port = rest.trim().parse::<std::net::SocketAddr>().unwrap().port();
-            proc.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            std::thread::spawn(move || for _ in lines {});
-            return proc;
-        }
-    }
+    common::spawn_with(args, "fail-closed", vars)
 }
 
 /// A chat request sent chunked, which the direct HTTP/1.1 path leaves to hyper.

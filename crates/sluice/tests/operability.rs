@@ -254,17 +254,76 @@ fn the_most_verbose_logs_carry_no_prompt_and_no_secret() {
     let config = format!(
         "{CONFIG}litellm_settings:\n  callbacks: [\"otel\"]\nenvironment_variables:\n  OTEL_EXPORTER: console\n"
     );
-    let g = start(&config, &["--detailed_debug"]);
-    let key = key_with_alias(&g, "verbose-alias");
-    let marker = "PROMPT-MARKER-4f1c";
-    let body = format!(r#"{{"model":"demo","messages":[{{"role":"user","content":"{marker}"}}]}}"#);
-    let r = request(g.addr, "POST", "/v1/chat/completions", Some(&key), body.as_bytes());
-    assert_eq!(r.status, 200, "{}", r.text());
-    let refused = request(g.addr, "POST", "/v1/chat/completions", Some("sk-not-a-key-9d2e"), body.as_bytes());
-    assert_eq!(refused.status, 401);
-    let stderr = stop(g);
-    assert!(stderr.lines().count() > 20, "the verbose level logs: {stderr}");
-    for secret in [marker, key.as_str(), "sk-1234", "sk-upstream-secret-value", "sk-not-a-key-9d2e", "hello"] {
-        assert!(!stderr.contains(secret), "{secret:?} in the logs:\n{stderr}");
+    // `--detailed_debug` (debug everywhere), and `RUST_LOG=trace`: every crate's every line,
+    // hyper's and the database driver's included.
+    for (args, vars) in [(vec!["--detailed_debug"], vec![]), (vec![], vec![("RUST_LOG", "trace")])] {
+        let path = config_file(&config);
+        let mut all = vec!["--config", path.as_str(), "--host", "127.0.0.1", "--port", "0", "--num_workers", "2"];
+        all.extend_from_slice(&args);
+        let g = spawn_with(&all, "verbose", &vars);
+        let key = key_with_alias(&g, "verbose-alias");
+        let marker = "PROMPT-MARKER-4f1c";
+        let body = format!(r#"{{"model":"demo","messages":[{{"role":"user","content":"{marker}"}}]}}"#);
+        let r = request(g.addr, "POST", "/v1/chat/completions", Some(&key), body.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+        let call_id = r.header("x-litellm-call-id").unwrap().to_string();
+        let refused = request(g.addr, "POST", "/v1/chat/completions", Some("sk-not-a-key-9d2e"), body.as_bytes());
+        assert_eq!(refused.status, 401);
+        // The console exporter writes each span to stdout as one OTLP/JSON object; the
+        // request's span says its model, without the prompt or the key.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let spans = loop {
+            let spans: Vec<serde_json::Value> =
+                g.stdout_lines().iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+            if spans.iter().any(|s| s.to_string().contains(&call_id)) || Instant::now() > deadline {
+                break spans;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let stdout = g.stdout_lines().join("\n");
+        let span = spans.iter().find(|s| s.to_string().contains(&call_id)).unwrap_or_else(|| panic!("{stdout}"));
+        assert_eq!(span["traceId"].as_str().map(str::len), Some(32), "{span}");
+        let attribute = |name: &str| {
+            span["attributes"].as_array().unwrap().iter().find(|a| a["key"] == name).map(|a| a["value"].clone())
+        };
+        assert_eq!(attribute("gen_ai.request.model"), Some(serde_json::json!({"stringValue": "demo"})), "{span}");
+        let stderr = stop(g);
+        assert!(stderr.lines().count() > 20, "the verbose level logs: {stderr}");
+        for secret in [marker, key.as_str(), "sk-1234", "sk-upstream-secret-value", "sk-not-a-key-9d2e", "hello"] {
+            assert!(!stderr.contains(secret), "{secret:?} in the logs ({args:?} {vars:?}):\n{stderr}");
+            assert!(!stdout.contains(secret), "{secret:?} in the console spans ({args:?} {vars:?}):\n{stdout}");
+        }
     }
+}
+
+/// `LITELLM_LOG` sets the level as LiteLLM names them (`ERROR`, `DEBUG`, ...); `RUST_LOG` wins
+/// over it.
+#[test]
+fn litellm_log_sets_the_level_and_rust_log_wins() {
+    let path = config_file(CONFIG);
+    let args = ["--config", path.as_str(), "--host", "127.0.0.1", "--port", "0", "--num_workers", "2"];
+    let run = |vars: &[(&str, &str)]| {
+        let g = spawn_with(&args, "levels", vars);
+        let r = request(g.addr, "POST", "/v1/chat/completions", Some("sk-1234"), chat("demo").as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+        stop(g)
+    };
+    let levels = |log: &str| {
+        let mut seen: Vec<&str> = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+            .into_iter()
+            .filter(|level| log.lines().any(|l| l.split_whitespace().nth(1) == Some(*level)))
+            .collect();
+        seen.dedup();
+        seen
+    };
+    let errors_only = run(&[("LITELLM_LOG", "ERROR")]);
+    assert!(levels(&errors_only).iter().all(|l| *l == "ERROR"), "{errors_only}");
+    assert!(!errors_only.contains("/v1/chat/completions"), "the access line is INFO: {errors_only}");
+    let debug = run(&[("LITELLM_LOG", "DEBUG")]);
+    assert!(levels(&debug).contains(&"DEBUG"), "{debug}");
+    assert!(debug.contains("/v1/chat/completions"), "{debug}");
+    let default = run(&[]);
+    assert!(levels(&default).contains(&"INFO") && !levels(&default).contains(&"DEBUG"), "{default}");
+    let rust_log = run(&[("LITELLM_LOG", "DEBUG"), ("RUST_LOG", "warn")]);
+    assert!(levels(&rust_log).iter().all(|l| *l == "WARN" || *l == "ERROR"), "{rust_log}");
 }

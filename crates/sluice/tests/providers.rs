@@ -516,3 +516,47 @@ mod matrix {
         }
     }
 }
+
+/// A provider that echoes the credential it was sent in its error (as some OpenAI-compatible
+/// servers do; the mock with `--provider-key` does) must not hand the deployment's key to the
+/// caller: the error says `[redacted]` where the key was, on the OpenAI-format path, a translated
+/// provider's and the Files API's.
+#[test]
+fn an_upstream_that_echoes_the_deployments_key_does_not_hand_it_to_the_caller() {
+    let m = mock(&["--provider-key", "the-right-provider-key", "--no-default-rate-limit"]);
+    let wrong = "sk-wrong-deployment-key-5e1d";
+    let config = format!(
+        r#"
+model_list:
+  - model_name: compatible
+    litellm_params:
+      model: openai/gpt-4o
+      api_base: "{{MOCK}}v1"
+      api_key: {wrong}
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-3-5-sonnet-20240620
+      api_base: "{{MOCK}}"
+      api_key: {wrong}
+router_settings:
+  disable_cooldowns: true
+general_settings:
+  master_key: sk-1234
+"#
+    );
+    let g = gateway(&config, Some(&m));
+    for model in ["compatible", "claude"] {
+        for stream in [false, true] {
+            let r =
+                request(g.addr, "POST", "/v1/chat/completions", Some("sk-1234"), chat_for(model, stream).as_bytes());
+            assert_eq!(r.status, 401, "{model} stream={stream}: {}", r.text());
+            let text = r.text();
+            assert!(!text.contains(wrong), "{model} stream={stream}: the key reached the caller: {text}");
+            assert!(text.contains("Incorrect API key provided: [redacted]"), "{model} stream={stream}: {text}");
+        }
+    }
+    let files = request(g.addr, "GET", "/v1/files?target_model_names=compatible", Some("sk-1234"), b"");
+    assert_eq!(files.status, 401, "{}", files.text());
+    assert!(!files.text().contains(wrong) && files.text().contains("[redacted]"), "{}", files.text());
+    assert!(!g.stderr().contains(wrong), "{}", g.stderr());
+}

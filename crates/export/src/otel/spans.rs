@@ -466,7 +466,7 @@ pub(crate) mod tests {
             record.trace.as_mut().unwrap().finish = finish;
             record
         };
-        let record = with(Finish::Answer(crate::content::Content::hold(bytes::Bytes::from_static(answer)).unwrap()));
+        let record = with(Finish::Answer(crate::content::Content::hold(answer).unwrap()));
         let mut spans = Vec::new();
         of_record(&record, None, CONTENT, &mut spans);
         assert_eq!(attr(&spans[0], "gen_ai.response.finish_reasons"), Some(&strs(&["tool_calls", "stop"])));

@@ -141,7 +141,7 @@ async fn fetch_within(
     let status = answer.status();
     let bytes = upstream::read(t, answer.into_body(), limit).await?;
     if !status.is_success() {
-        return Err(crate::proxy::upstream::status_error(&t.provider, status.as_u16(), &bytes).0);
+        return Err(upstream::failed(t, status, bytes));
     }
     Ok((status, bytes))
 }
@@ -195,7 +195,7 @@ async fn create(State(app): State<Arc<App>>, RawQuery(query): RawQuery, req: Req
         }
         let bytes = bytes?;
         if !status.is_success() {
-            return Err(crate::proxy::upstream::status_error(&t.provider, status.as_u16(), &bytes).0);
+            return Err(upstream::failed(t, status, bytes));
         }
         owners::remember(&app, &caller, FILE, &bytes, &dep).await;
         Ok(json_reply(status, bytes))
@@ -276,7 +276,7 @@ async fn content(
             let status = answer.status();
             if !status.is_success() {
                 let bytes = upstream::read(t, answer.into_body(), ANSWER_LIMIT).await?;
-                return Err(crate::proxy::upstream::status_error(&t.provider, status.as_u16(), &bytes).0);
+                return Err(upstream::failed(t, status, bytes));
             }
             let (parts, body) = answer.into_parts();
             let mut out = Response::new(axum::body::Body::new(body));

@@ -83,6 +83,13 @@ pub(super) fn headers(target: &OpenAiTarget) -> http::HeaderMap {
     headers
 }
 
+/// A non-2xx answer as the error the client sees, less any echo of the deployment's key.
+pub(super) fn failed(target: &OpenAiTarget, status: http::StatusCode, body: Bytes) -> ApiError {
+    let sent: Vec<&[u8]> = target.auth.iter().map(|(_, v)| crate::redact::secret_part(v)).collect();
+    let body = crate::redact::redact(body, &sent);
+    crate::proxy::upstream::status_error(&target.provider, status.as_u16(), &body).0
+}
+
 /// A whole body.
 pub(super) fn whole(bytes: Bytes) -> Body {
     use http_body_util::BodyExt;

@@ -20,6 +20,7 @@ use crate::exchange::{Lines, Reply, ReplyBody};
 use crate::proxy::body::{read_client_body, ChainBody};
 use crate::proxy::headers::Facts;
 use crate::proxy::upstream;
+use crate::redact::redact;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
@@ -410,35 +411,12 @@ async fn call(
 /// The secret parts of the credentials a call sent: the provider's key (without its scheme),
 /// or a configured endpoint's sensitive header values.
 fn sent_secrets<'a>(route: &'a Route<'_>, credential: Option<&'a Credential>) -> Vec<&'a [u8]> {
-    let secret = |v: &'a HeaderValue| {
-        let b = v.as_bytes();
-        match b.get(..7) {
-            Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => &b[7..],
-            _ => b,
-        }
-    };
+    let secret = crate::redact::secret_part;
     match (route, credential) {
         (Route::Native(_), Some(Credential::Header(_, v))) => vec![secret(v)],
         (Route::Custom(e), _) => e.headers.iter().filter(|(_, v)| v.is_sensitive()).map(|(_, v)| secret(v)).collect(),
         _ => Vec::new(),
     }
-}
-
-/// `body` with every occurrence of a secret (8 bytes or longer: shorter ones are not keys and
-/// would mangle the text) replaced: a provider that echoes the key it was sent in an error
-/// must not hand the gateway's credential to the caller.
-fn redact(body: Bytes, secrets: &[&[u8]]) -> Bytes {
-    let secrets: Vec<&[u8]> = secrets.iter().copied().filter(|s| s.len() >= 8).collect();
-    if !secrets.iter().any(|s| memchr::memmem::find(&body, s).is_some()) {
-        return body;
-    }
-    let mut out = body.to_vec();
-    for s in secrets {
-        while let Some(at) = memchr::memmem::find(&out, s) {
-            out.splice(at..at + s.len(), b"[redacted]".iter().copied());
-        }
-    }
-    Bytes::from(out)
 }
 
 /// Models remembered per provider in [`Table::served`].
@@ -579,14 +557,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn echoed_credentials_are_redacted_from_error_answers() {
-        let body = Bytes::from_static(b"{\"error\":\"Incorrect API key provided: prov-secret-123. See docs.\"}");
-        let out = redact(body.clone(), &[b"prov-secret-123"]);
-        assert_eq!(&out[..], b"{\"error\":\"Incorrect API key provided: [redacted]. See docs.\"}");
-        let twice = redact(Bytes::from_static(b"prov-secret-123 prov-secret-123"), &[b"prov-secret-123"]);
-        assert_eq!(&twice[..], b"[redacted] [redacted]");
-        assert_eq!(redact(body.clone(), &[b"absent-secret"]), body, "untouched without an echo");
-        assert_eq!(redact(body.clone(), &[b"API"]), body, "too short to be a key");
+    fn the_credential_sent_is_what_an_error_answer_is_redacted_of() {
         let mut v = HeaderValue::from_static("Bearer prov-secret-123");
         v.set_sensitive(true);
         let credential = Credential::Header(http::header::AUTHORIZATION, v);

@@ -49,6 +49,8 @@ pub struct UpstreamCall<'a> {
     /// What the attempts produce.
     pub outcome: &'a mut Outcome,
     pub clock: UpstreamClock,
+    /// The credentials the attempt's request carried, kept out of its error answer.
+    pub sent_secrets: crate::redact::SentSecrets,
     /// The request's own controls, when it carries any (testing switches, timeout).
     pub controls: Option<&'a Controls>,
     /// The per-attempt timeout the request asked for (`timeout`, `x-litellm-timeout`), in place
@@ -241,13 +243,15 @@ impl UpstreamCall<'_> {
             )),
             TargetKind::Misconfigured(why) => Err(fail(Failure::status(500, None), ApiError::new(500, why.clone()))),
             TargetKind::Mock(text) => self.mock_answer(text, None),
-            TargetKind::OpenAi(t) => match super::responses::pinned(self.app, self.responses, deployment) {
+            TargetKind::OpenAi(t) => match (t.translator(self.endpoint), super::responses::pinned(self.app, self.responses, deployment)) {
+                // A route the deployment's provider translates (Hugging Face's embeddings).
+                (Some(tr), _) => self.forward_translated(attempt, tr).await,
                 // A previous response's deployment holds its conversation: it serves the next turn.
-                Some(pin) => match &pin.target.kind {
+                (None, Some(pin)) => match &pin.target.kind {
                     TargetKind::OpenAi(pt) => self.forward(attempt, pt, &pin.target.provider, depth, &pin.id).await,
                     _ => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
                 },
-                None => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
+                (None, None) => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
             },
             TargetKind::Translated(t) => self.forward_translated(attempt, t).await,
             // A wildcard's targets are concrete deployments: this arm is never reached.
@@ -323,6 +327,7 @@ impl UpstreamCall<'_> {
         if let (Some(trace), Some((span, _))) = (self.facts.trace(), &self.outcome.attempt_span) {
             propagate(trace, span, req.headers_mut());
         }
+        self.sent_secrets = crate::redact::SentSecrets::of(req.headers());
         let sent = Instant::now();
         self.clock = UpstreamClock { sent: Some(sent), answered: None };
         self.outcome.first_sent.get_or_insert(sent);
@@ -427,6 +432,7 @@ impl UpstreamCall<'_> {
 
         if !up.status.is_success() {
             let body = self.read_answer(incoming, sent + timeout, 1024 * 1024).await.unwrap_or_default();
+            let body = self.sent_secrets.redact(body);
             let status = up.status.as_u16();
             let retry_after = retry_after(&up.headers);
             let (mut api, kind) = upstream::status_error(provider, status, &body);

@@ -287,9 +287,10 @@ pub(crate) async fn proxy_body(
     };
     let trace = facts.trace.take();
     // The prompt as the client sent it, a slice of the body, for the logging callbacks.
-    let messages = app.access.logging.get().filter(|c| c.keeps_content()).and_then(|callbacks| {
+    let own_project = own_langfuse(&admission);
+    let messages = app.access.logging.get().filter(|c| c.keeps_content(own_project)).and_then(|callbacks| {
         let sent = view.messages.or(view.prompt).or(view.input)?;
-        callbacks.content(&within(body, sent.as_bytes())?)
+        callbacks.content(sent.as_bytes(), own_project)
     });
     let (request_id, client_call_id) = match facts.client_call_id {
         false => (call_id, None),
@@ -302,8 +303,8 @@ pub(crate) async fn proxy_body(
     // as sent (a slice of the body, the few headers) only when a sink reads it: the headers are
     // looked through then, and the sink reads both off this path.
     let request_metadata =
-        app.access.logging.get().filter(|c| c.reads_request_metadata() || own_langfuse(&admission)).and_then(|_| {
-            let metadata = view.metadata.and_then(|m| within(body, m.as_bytes()));
+        app.access.logging.get().filter(|c| c.reads_request_metadata() || own_project).and_then(|_| {
+            let metadata = view.metadata.map(|m| m.as_bytes());
             let headers = headers.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
             sluice_export::request_metadata::Carried::new(metadata, headers).map(Box::new)
         });
@@ -379,6 +380,7 @@ pub(crate) async fn proxy_body(
         facts,
         outcome,
         clock: attempt::UpstreamClock::default(),
+        sent_secrets: Default::default(),
         controls: asked.as_deref(),
         timeout,
         alternates: &alternates,
@@ -485,6 +487,7 @@ pub(crate) async fn probe(
         facts: &facts,
         outcome: &mut outcome,
         clock: attempt::UpstreamClock::default(),
+        sent_secrets: Default::default(),
         controls: None,
         timeout: Some(timeout),
         alternates: &[],
@@ -522,6 +525,7 @@ pub(crate) async fn embed(
         facts: &facts,
         outcome: &mut outcome,
         clock: attempt::UpstreamClock::default(),
+        sent_secrets: Default::default(),
         controls: None,
         timeout: Some(timeout),
         alternates: &[],
@@ -570,12 +574,6 @@ fn own_langfuse(a: &sluice_access::admit::Admission) -> bool {
         a.team.as_ref().map(|t| &t.logging),
     )
     .is_some()
-}
-
-fn within(whole: &Bytes, part: &[u8]) -> Option<Bytes> {
-    let (start, end) = (whole.as_ptr() as usize, whole.as_ptr() as usize + whole.len());
-    let at = part.as_ptr() as usize;
-    (at >= start && at + part.len() <= end).then(|| whole.slice_ref(part))
 }
 
 /// What the request may cost on its model group, held against its budgets while it is in flight.

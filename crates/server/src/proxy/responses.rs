@@ -210,6 +210,7 @@ impl UpstreamCall<'_> {
             facts: self.facts,
             outcome: &mut *self.outcome,
             clock: Default::default(),
+            sent_secrets: Default::default(),
             controls: self.controls,
             timeout: self.timeout,
             // A fallback's own `{model, messages}` body is chat's; a Responses call has none.
@@ -518,6 +519,7 @@ async fn upstream_item(
     *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;
+    let sent_secrets = crate::redact::SentSecrets::of(req.headers());
     let provider = &deployment.target.provider;
     let answer = tokio::time::timeout(t.timeout, app.client.fetch(req))
         .await
@@ -529,7 +531,7 @@ async fn upstream_item(
         .map_err(|_| super::upstream::timeout_error(provider, t.timeout))?;
     let status = answer.head.status;
     if !status.is_success() {
-        let (api, _) = super::upstream::status_error(provider, status.as_u16(), &body);
+        let (api, _) = super::upstream::status_error(provider, status.as_u16(), &sent_secrets.redact(body));
         return Err(api);
     }
     let text = std::str::from_utf8(&body).unwrap_or("");

@@ -260,6 +260,7 @@ impl UpstreamCall<'_> {
         deadline: Instant,
     ) -> Failed<CallError> {
         let body = self.read_answer(incoming, deadline, 1024 * 1024).await.unwrap_or_default();
+        let body = self.sent_secrets.redact(body);
         let api = t.map_error(up.status.as_u16(), &ErrorHeaders(&up.headers), &body);
         let failure = Failure::status(api.status, super::attempt::retry_after(&up.headers));
         Failed { failure, error: CallError { api, upstream_headers: Some(up.headers) } }

@@ -17,6 +17,9 @@ pub struct Proc {
     pub child: Child,
     pub addr: SocketAddr,
     pub stderr_path: PathBuf,
+    /// The lines written to stdout after the "listening on" line (the `console` OpenTelemetry
+    /// exporter's spans), read on as they come so the child never blocks on a full pipe.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Proc {
@@ -47,6 +50,11 @@ impl Proc {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The stdout lines so far (after the "listening on" line).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -57,20 +65,27 @@ fn tmp(name: &str) -> PathBuf {
 
 /// Starts `sluice <args>` and waits for its "listening on http://ADDR" line.
 pub fn spawn(args: &[&str], label: &str) -> Proc {
+    spawn_with(args, label, &[])
+}
+
+/// [`spawn`] with `vars` added to the child's environment.
+pub fn spawn_with(args: &[&str], label: &str, vars: &[(&str, &str)]) -> Proc {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let stderr_path = tmp(&format!("{label}-{n}.stderr"));
     // Each gateway gets its own SQLite file unless the test names a database.
     let db = format!("sqlite://{}", tmp(&format!("{label}-{n}.db")).display());
-    let child = Command::new(BIN)
-        .args(args)
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
         .env("DATABASE_URL", std::env::var("DATABASE_URL").unwrap_or(db))
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("start sluice");
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    for (name, value) in vars {
+        cmd.env(name, value);
+    }
+    let child = cmd.spawn().expect("start sluice");
     // Owned by a Proc from the start, so a failed start still kills the child.
-    let mut proc = Proc { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), stderr_path };
+    let mut proc = Proc { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), stderr_path, stdout: Default::default() };
     let stdout = proc.child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -83,8 +98,12 @@ pub fn spawn(args: &[&str], label: &str) -> Proc {
             // The address ends the line, or a JSON string (`--json_logs`).
             let addr: SocketAddr = rest.split(['"', ' ']).next().unwrap_or_default().trim().parse().unwrap();
             proc.addr = SocketAddr::from(([127, 0, 0, 1], addr.port()));
-            // Keep draining stdout so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
+            let kept = proc.stdout.clone();
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    kept.lock().unwrap().push(line);
+                }
+            });
             return proc;
         }
     }

@@ -12,6 +12,12 @@
 //!   model that the router's suffix makes unnecessary.)
 //!
 //! The token is `api_key`, else `HUGGINGFACE_API_KEY`, else `HF_TOKEN`, sent as a bearer token.
+//!
+//! Embeddings are LiteLLM's feature extraction, translated (`embed`): to the `api_base` as given,
+//! else to the router's `hf-inference` pipeline. An `api_base` ending in `/v1` names an
+//! OpenAI-compatible server, whose `/v1/embeddings` is forwarded like chat.
+
+pub mod embed;
 
 use http::Uri;
 use sluice_wire::sniff::Endpoint;
@@ -35,8 +41,7 @@ pub struct Route {
 
 /// The route for `model` (the part after `huggingface/`) with this `api_base`.
 pub fn route(model: &str, api_base: Option<&str>, env: Env<'_>) -> Route {
-    let base = api_base.filter(|b| !b.is_empty()).map(str::to_string).or_else(|| BASE_ENV.iter().find_map(|n| env(n)));
-    if let Some(base) = base {
+    if let Some(base) = configured_base(api_base, env) {
         let chat = chat_url(&base);
         let root = chat.strip_suffix("/chat/completions").unwrap_or(&chat);
         let root = root.strip_suffix("/v1").unwrap_or(root).to_string();
@@ -62,8 +67,14 @@ fn chat_url(base: &str) -> String {
     url
 }
 
-/// A `huggingface/` deployment. Routes other than chat go to the same server's OpenAI paths
-/// (`{root}/v1/embeddings`, …), which TGI, TEI and vLLM serve.
+/// The `api_base` a deployment names, else the environment's.
+fn configured_base(api_base: Option<&str>, env: Env<'_>) -> Option<String> {
+    api_base.filter(|b| !b.is_empty()).map(str::to_string).or_else(|| BASE_ENV.iter().find_map(|n| env(n)))
+}
+
+/// A `huggingface/` deployment. Embeddings are translated to feature extraction, unless the
+/// base is an OpenAI-compatible `/v1`; routes other than chat and embeddings go to the same
+/// server's OpenAI paths (`{root}/v1/…`), which TGI, TEI and vLLM serve.
 pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
     let route = route(&p.model.upstream, p.api_base, env);
     let uri = |url: String| -> Result<Uri, String> { p.uri(url) };
@@ -74,6 +85,11 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         .or_else(|| KEY_ENV.iter().find_map(|n| env(n)))
         .map(|k| p.secret_header(http::header::AUTHORIZATION, &format!("Bearer {k}")))
         .transpose()?;
+    let base = configured_base(p.api_base, env);
+    let translates = match base.as_deref().map(|b| b.trim_end_matches('/')) {
+        Some(b) if b.ends_with("/v1") => None,
+        base => Some(Box::new(crate::catalogue::Translated::HuggingFace(embed::Embed::new(p, base, auth.clone())?))),
+    };
     Ok(OpenAi {
         provider: p.model.provider,
         upstream_model: sluice_wire::splice::json_string(&route.model),
@@ -90,6 +106,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         transcriptions: other(Endpoint::Transcriptions)?,
         translations: other(Endpoint::Translations)?,
         responses_native: false,
+        translates,
         auth,
         organization: None,
         timeout: p.timeout,
