@@ -88,28 +88,9 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
             .parse::<Uri>()
             .map_err(|e| format!("{path}.api_base: not a valid URL ({e})"))
     };
-    Ok(OpenAi {
-        provider: p.model.provider,
-        upstream_model: sluice_wire::splice::json_string(deployment),
-        chat: uri(Endpoint::Chat)?,
-        completions: uri(Endpoint::Completions)?,
-        embeddings: uri(Endpoint::Embeddings)?,
-        responses: uri(Endpoint::Responses)?,
-        rerank: uri(Endpoint::Rerank)?,
-        images: uri(Endpoint::Images)?,
-        image_edits: uri(Endpoint::ImageEdits)?,
-        image_variations: uri(Endpoint::ImageVariations)?,
-        moderations: uri(Endpoint::Moderations)?,
-        speech: uri(Endpoint::Speech)?,
-        transcriptions: uri(Endpoint::Transcriptions)?,
-        translations: uri(Endpoint::Translations)?,
-        responses_native: true,
-        translates: None,
-        auth,
-        organization: None,
-        timeout: p.timeout,
-        stream_timeout: p.stream_timeout,
-    })
+    let mut t = OpenAi::at(p, deployment, uri, auth)?;
+    t.responses_native = true;
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -109,28 +109,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         Some(key) => Some(p.secret_header(http::header::AUTHORIZATION, &format!("Bearer {key}"))?),
         None => None,
     };
-    Ok(OpenAi {
-        provider: p.model.provider,
-        upstream_model: sluice_wire::splice::json_string(&p.model.upstream),
-        chat: uri(Endpoint::Chat)?,
-        completions: uri(Endpoint::Completions)?,
-        embeddings: uri(Endpoint::Embeddings)?,
-        responses: uri(Endpoint::Responses)?,
-        rerank: uri(Endpoint::Rerank)?,
-        images: uri(Endpoint::Images)?,
-        image_edits: uri(Endpoint::ImageEdits)?,
-        image_variations: uri(Endpoint::ImageVariations)?,
-        moderations: uri(Endpoint::Moderations)?,
-        speech: uri(Endpoint::Speech)?,
-        transcriptions: uri(Endpoint::Transcriptions)?,
-        translations: uri(Endpoint::Translations)?,
-        responses_native: false,
-        translates: None,
-        auth,
-        organization: None,
-        timeout: p.timeout,
-        stream_timeout: p.stream_timeout,
-    })
+    OpenAi::at(p, &p.model.upstream, uri, auth)
 }
 
 #[cfg(test)]

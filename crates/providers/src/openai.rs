@@ -79,9 +79,25 @@ impl OpenAi {
         let auth = resolve_key(&provider, p.api_key, env)
             .map(|k| p.secret_header(http::header::AUTHORIZATION, &format!("Bearer {k}")))
             .transpose()?;
+        let mut t = OpenAi::at(p, &p.model.upstream, uri, auth)?;
+        t.responses_native = provider.name == "openai";
+        t.organization = p.organization.and_then(|o| HeaderValue::from_str(o).ok());
+        Ok(t)
+    }
+
+    /// A deployment of `p`'s provider that speaks OpenAI's format, each route at the URL `uri`
+    /// gives it, with `auth` as its credential header: what OpenAI-compatible servers, Azure,
+    /// Azure AI and Hugging Face have in common. It forwards every route (no translation), has
+    /// no organization, and sends `/v1/responses` as chat: callers change what differs.
+    pub fn at(
+        p: &Params<'_>,
+        upstream_model: &str,
+        mut uri: impl FnMut(Endpoint) -> Result<Uri, String>,
+        auth: Option<(HeaderName, HeaderValue)>,
+    ) -> Result<Self, String> {
         Ok(OpenAi {
-            provider,
-            upstream_model: splice::json_string(&p.model.upstream),
+            provider: p.model.provider,
+            upstream_model: splice::json_string(upstream_model),
             chat: uri(Endpoint::Chat)?,
             completions: uri(Endpoint::Completions)?,
             embeddings: uri(Endpoint::Embeddings)?,
@@ -94,10 +110,10 @@ impl OpenAi {
             speech: uri(Endpoint::Speech)?,
             transcriptions: uri(Endpoint::Transcriptions)?,
             translations: uri(Endpoint::Translations)?,
-            responses_native: provider.name == "openai",
+            responses_native: false,
             translates: None,
             auth,
-            organization: p.organization.and_then(|o| HeaderValue::from_str(o).ok()),
+            organization: None,
             timeout: p.timeout,
             stream_timeout: p.stream_timeout,
         })

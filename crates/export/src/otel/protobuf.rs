@@ -2,61 +2,27 @@
 //! messages a span batch needs (`opentelemetry/proto/{collector/trace,trace,common,resource}/v1`)
 //! do not justify a code generator and its build step. Field numbers are the `.proto` files';
 //! `tests/python/test_otel.py` decodes the output with the official `opentelemetry-proto`
-//! classes. The request is measured, then written ([`Writer`]), so each length goes in front of
+//! classes. The request is measured, then written ([`Encoder`]), so each length goes in front of
 //! its message and no byte is moved once written: a long attribute (a prompt) is copied once.
 
 use super::spans::{Event, Span, Value};
 use super::Resource;
 
-/// A message that can be written in protobuf's encoding.
+/// A message that can be written in protobuf's encoding, by either pass ([`Encoder`]).
 trait Message {
-    fn encode(&self, w: &mut Writer);
+    fn encode<E: Encoder>(&self, e: &mut E);
 }
 
-/// A protobuf writer that goes over the request twice: first measuring, recording each nested
-/// message's length in the order the messages start, then writing, taking those lengths in the
-/// same order — so every length goes in front of its message, no byte is moved once written, and
-/// each field is visited twice however deep it is nested.
-#[derive(Default)]
-pub struct Writer {
-    pub out: Vec<u8>,
-    measuring: bool,
-    /// Bytes so far while measuring.
-    count: usize,
-    /// Nested messages' lengths, in the order they start.
-    lengths: Vec<usize>,
-    /// The next length to take while writing.
-    next: usize,
-}
-
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const FIXED32: u8 = 5;
-
-impl Writer {
-    fn put(&mut self, bytes: &[u8]) {
-        match self.measuring {
-            true => self.count += bytes.len(),
-            false => self.out.extend_from_slice(bytes),
-        }
-    }
-
-    fn varint(&mut self, mut v: u64) {
-        // Tags and most lengths are one byte.
-        if v < 0x80 {
-            return self.put(&[v as u8]);
-        }
-        let mut buf = [0u8; 10];
-        let mut n = 0;
-        while v >= 0x80 {
-            buf[n] = (v as u8) | 0x80;
-            v >>= 7;
-            n += 1;
-        }
-        buf[n] = v as u8;
-        self.put(&buf[..=n]);
-    }
+/// One pass over a request: [`Measure`] counts the bytes and records each nested message's
+/// length in the order the messages start; [`Write`] then writes, taking those lengths in the same
+/// order — so every length goes in front of its message, no byte is moved once written, and
+/// each field is visited twice however deep it is nested. Two types, not a flag: each pass is
+/// compiled on its own, the measuring one without a scratch buffer or a branch per field.
+trait Encoder: Sized {
+    fn put(&mut self, bytes: &[u8]);
+    fn varint(&mut self, v: u64);
+    /// A nested message's length (measured, or taken from the measure) and its fields.
+    fn nested(&mut self, m: &impl Message);
 
     fn tag(&mut self, field: u32, wire: u8) {
         self.varint(((field as u64) << 3) | wire as u64);
@@ -91,32 +57,81 @@ impl Writer {
     /// A nested message, after its tag and length.
     fn message(&mut self, field: u32, m: &impl Message) {
         self.tag(field, LEN);
-        if self.measuring {
-            let slot = self.lengths.len();
-            self.lengths.push(0);
-            let before = self.count;
-            m.encode(self);
-            let len = self.count - before;
-            self.lengths[slot] = len;
-            // The length's own bytes, counted now that it is known.
-            self.count += varint_len(len as u64);
-        } else {
-            let len = self.lengths.get(self.next).copied().unwrap_or(0);
-            self.next += 1;
-            self.varint(len as u64);
-            m.encode(self);
-        }
+        self.nested(m);
+    }
+}
+
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+/// The first pass: bytes counted, nested lengths recorded.
+#[derive(Default)]
+struct Measure {
+    count: usize,
+    /// Nested messages' lengths, in the order they start.
+    lengths: Vec<usize>,
+}
+
+impl Encoder for Measure {
+    fn put(&mut self, bytes: &[u8]) {
+        self.count += bytes.len();
     }
 
-    /// `m`'s fields (a top-level message, without tag or length): measured, then written.
-    fn top(m: &impl Message) -> Vec<u8> {
-        let mut w = Writer { measuring: true, ..Writer::default() };
-        m.encode(&mut w);
-        w.out.reserve_exact(w.count);
-        w.measuring = false;
-        m.encode(&mut w);
-        w.out
+    fn varint(&mut self, v: u64) {
+        self.count += varint_len(v);
     }
+
+    fn nested(&mut self, m: &impl Message) {
+        let slot = self.lengths.len();
+        self.lengths.push(0);
+        let before = self.count;
+        m.encode(self);
+        let len = self.count - before;
+        self.lengths[slot] = len;
+        // The length's own bytes, counted now that it is known.
+        self.count += varint_len(len as u64);
+    }
+}
+
+/// The second pass: the bytes, into capacity reserved from the measure.
+#[derive(Default)]
+struct Write {
+    out: Vec<u8>,
+    lengths: Vec<usize>,
+    /// The next length to take.
+    next: usize,
+}
+
+impl Encoder for Write {
+    fn put(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.out.push(v as u8);
+    }
+
+    fn nested(&mut self, m: &impl Message) {
+        let len = self.lengths.get(self.next).copied().unwrap_or(0);
+        self.next += 1;
+        self.varint(len as u64);
+        m.encode(self);
+    }
+}
+
+/// `m`'s fields (a top-level message, without tag or length): measured, then written.
+fn top(m: &impl Message) -> Vec<u8> {
+    let mut measure = Measure::default();
+    m.encode(&mut measure);
+    let mut write = Write { out: Vec::with_capacity(measure.count), lengths: measure.lengths, next: 0 };
+    m.encode(&mut write);
+    write.out
 }
 
 fn varint_len(v: u64) -> usize {
@@ -126,14 +141,14 @@ fn varint_len(v: u64) -> usize {
 /// `ExportTraceServiceRequest { resource_spans: [ResourceSpans { resource, scope_spans:
 /// [ScopeSpans { scope, spans }] }] }`.
 pub fn export_request(resource: &Resource, spans: &[Span<'_>]) -> Vec<u8> {
-    Writer::top(&ExportRequest(ResourceSpans { resource, spans }))
+    top(&ExportRequest(ResourceSpans { resource, spans }))
 }
 
 /// `ExportTraceServiceRequest { resource_spans }`.
 struct ExportRequest<'r, 's>(ResourceSpans<'r, 's>);
 
 impl Message for ExportRequest<'_, '_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         w.message(1, &self.0);
     }
 }
@@ -144,7 +159,7 @@ struct ResourceSpans<'r, 's> {
 }
 
 impl Message for ResourceSpans<'_, '_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         w.message(1, &ResourceMessage(self.resource));
         w.message(2, &ScopeSpans { resource: self.resource, spans: self.spans });
     }
@@ -154,7 +169,7 @@ impl Message for ResourceSpans<'_, '_> {
 struct ResourceMessage<'r>(&'r Resource);
 
 impl Message for ResourceMessage<'_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         for (key, value) in &self.0.attributes {
             w.message(1, &KeyValue(key, &Value::Str(value.as_str().into())));
         }
@@ -168,7 +183,7 @@ struct ScopeSpans<'r, 's> {
 }
 
 impl Message for ScopeSpans<'_, '_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         w.message(1, &Scope(&self.resource.scope_name));
         for span in self.spans {
             w.message(2, span);
@@ -179,7 +194,7 @@ impl Message for ScopeSpans<'_, '_> {
 struct Scope<'a>(&'a str);
 
 impl Message for Scope<'_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         w.bytes(1, self.0.as_bytes());
         w.bytes(2, env!("CARGO_PKG_VERSION").as_bytes());
     }
@@ -187,7 +202,7 @@ impl Message for Scope<'_> {
 
 /// `Span`.
 impl Message for Span<'_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         let s = self;
         w.bytes(1, &s.trace_id);
         w.bytes(2, &s.span_id);
@@ -231,7 +246,7 @@ impl Message for Span<'_> {
 struct SpanStatus<'s, 'a>(&'s Span<'a>);
 
 impl Message for SpanStatus<'_, '_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         if let Some(message) = self.0.status_message {
             w.bytes(2, message.as_bytes());
         }
@@ -241,7 +256,7 @@ impl Message for SpanStatus<'_, '_> {
 
 /// `Span.Event`.
 impl Message for Event<'_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         w.fixed64(1, self.time_unix_nanos);
         w.bytes(2, self.name.as_bytes());
         for (key, value) in &self.attributes {
@@ -254,7 +269,7 @@ impl Message for Event<'_> {
 struct KeyValue<'k, 'v, 'a>(&'k str, &'v Value<'a>);
 
 impl Message for KeyValue<'_, '_, '_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         w.bytes(1, self.0.as_bytes());
         w.message(2, &AnyValue(self.1));
     }
@@ -264,7 +279,7 @@ impl Message for KeyValue<'_, '_, '_> {
 struct AnyValue<'v, 'a>(&'v Value<'a>);
 
 impl Message for AnyValue<'_, '_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         match self.0 {
             Value::Str(s) => w.bytes(1, s.as_bytes()),
             Value::Bool(b) => w.uint(2, *b as u64),
@@ -280,7 +295,7 @@ impl Message for AnyValue<'_, '_> {
 struct ArrayValue<'i, 'a>(&'i [std::borrow::Cow<'a, str>]);
 
 impl Message for ArrayValue<'_, '_> {
-    fn encode(&self, w: &mut Writer) {
+    fn encode<E: Encoder>(&self, w: &mut E) {
         for item in self.0 {
             w.message(1, &AnyValue(&Value::Str(std::borrow::Cow::Borrowed(item))));
         }
@@ -295,16 +310,16 @@ mod tests {
     fn field(field: u32, m: &impl Message) -> Vec<u8> {
         struct Holder<'m, M: Message>(u32, &'m M);
         impl<M: Message> Message for Holder<'_, M> {
-            fn encode(&self, w: &mut Writer) {
+            fn encode<E: Encoder>(&self, w: &mut E) {
                 w.message(self.0, self.1);
             }
         }
-        Writer::top(&Holder(field, m))
+        top(&Holder(field, m))
     }
 
     #[test]
     fn varints_and_nested_lengths_are_protobufs() {
-        let mut w = Writer::default();
+        let mut w = Write::default();
         w.uint(1, 300);
         assert_eq!(w.out, [0x08, 0xac, 0x02]);
         // A nested message longer than 127 bytes needs a two-byte length.
@@ -313,15 +328,18 @@ mod tests {
         assert_eq!(&out[..5], &[0x12, 0xcb, 0x01, 0x0a, 0xc8]);
         assert_eq!(out.len(), 3 + 3 + 200);
         for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
-            let mut w = Writer::default();
+            let mut w = Write::default();
             w.varint(v);
+            let mut m = Measure::default();
+            m.varint(v);
+            assert_eq!(m.count, varint_len(v), "{v}");
             assert_eq!(w.out.len(), varint_len(v), "{v}");
         }
     }
 
     #[test]
     fn a_negative_int_is_ten_bytes() {
-        assert_eq!(Writer::top(&AnyValue(&Value::Int(-1))).len(), 1 + 10);
+        assert_eq!(top(&AnyValue(&Value::Int(-1))).len(), 1 + 10);
     }
 
     /// Measured and written agree at every level: a nested message's recorded length is its

@@ -90,28 +90,17 @@ pub fn build(p: &Params<'_>, env: Env<'_>) -> Result<OpenAi, String> {
         Some(b) if b.ends_with("/v1") => None,
         base => Some(Box::new(crate::catalogue::Translated::HuggingFace(embed::Embed::new(p, base, auth.clone())?))),
     };
-    Ok(OpenAi {
-        provider: p.model.provider,
-        upstream_model: sluice_wire::splice::json_string(&route.model),
-        chat: uri(route.chat.clone())?,
-        completions: other(Endpoint::Completions)?,
-        embeddings: other(Endpoint::Embeddings)?,
-        responses: other(Endpoint::Responses)?,
-        rerank: other(Endpoint::Rerank)?,
-        images: other(Endpoint::Images)?,
-        image_edits: other(Endpoint::ImageEdits)?,
-        image_variations: other(Endpoint::ImageVariations)?,
-        moderations: other(Endpoint::Moderations)?,
-        speech: other(Endpoint::Speech)?,
-        transcriptions: other(Endpoint::Transcriptions)?,
-        translations: other(Endpoint::Translations)?,
-        responses_native: false,
-        translates,
+    let mut t = OpenAi::at(
+        p,
+        &route.model,
+        |e| match e {
+            Endpoint::Chat => uri(route.chat.clone()),
+            other_route => other(other_route),
+        },
         auth,
-        organization: None,
-        timeout: p.timeout,
-        stream_timeout: p.stream_timeout,
-    })
+    )?;
+    t.translates = translates;
+    Ok(t)
 }
 
 #[cfg(test)]
