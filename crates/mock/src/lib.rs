@@ -34,6 +34,7 @@ mod config;
 mod files;
 mod google;
 mod huggingface;
+mod image_models;
 mod latency;
 mod media;
 mod ollama;

@@ -1,5 +1,6 @@
 //! OpenAI's image, moderation and speech routes as OpenAI answers them: `/v1/images/generations`
-//! (`{"created", "data": [{"url"} or {"b64_json"}]}`, `n` images), `/v1/moderations` (one result
+//! (`{"created", "data": [{"url"} or {"b64_json"}]}`, `n` images), `/v1/images/edits` and
+//! `/v1/images/variations` (`multipart/form-data` uploads, answered the same way), `/v1/moderations` (one result
 //! per input, flagged when the text says "kill"), `/v1/audio/speech` (bytes that stand for MP3
 //! audio, as `audio/mpeg`, sent in several frames as OpenAI streams them) and
 //! `/v1/audio/transcriptions` (a `multipart/form-data` upload; `{"text"}`, or `verbose_json` with
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 /// The most images one answer holds (OpenAI's `n` limit).
 const MAX_IMAGES: u64 = 10;
 /// A 1×1 PNG, the image every `b64_json` answer carries.
-const PIXEL_PNG_B64: &str =
+pub const PIXEL_PNG_B64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 
 fn object(body: &[u8]) -> Result<Value, String> {
@@ -38,6 +39,60 @@ pub fn images_body(body: &[u8]) -> Result<Bytes, String> {
         })
         .collect();
     Ok(Bytes::from(json!({ "created": 1_700_000_000, "data": data }).to_string()))
+}
+
+/// Which image upload a form is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageUpload {
+    Edit,
+    Variation,
+}
+
+/// `/v1/images/edits` and `/v1/images/variations`: the form's `image` (or `image[]`, as the SDK
+/// names several) made into `n` images, as URLs naming the model and the bytes received, or as
+/// base64 PNGs; an edit needs a `prompt`. The form's model comes back beside the answer, for its
+/// failure triggers.
+pub fn image_upload_body(
+    content_type: Option<&str>,
+    body: &[u8],
+    kind: ImageUpload,
+) -> Result<(String, Bytes), String> {
+    let boundary = content_type
+        .and_then(|c| c.split(';').find_map(|p| p.trim().strip_prefix("boundary=")))
+        .map(|b| b.trim_matches('"'))
+        .ok_or("Invalid content type: expected multipart/form-data with a boundary")?;
+    let fields = form_fields(body, boundary)?;
+    let text = |name: &str| fields.iter().find(|(n, _)| n == name).and_then(|(_, v)| std::str::from_utf8(v).ok());
+    let image_bytes: usize = fields.iter().filter(|(n, _)| n == "image" || n == "image[]").map(|(_, v)| v.len()).sum();
+    if image_bytes == 0 {
+        return Err("image is required".into());
+    }
+    let model = text("model").ok_or("model is required")?;
+    let prompt = text("prompt");
+    if kind == ImageUpload::Edit && prompt.is_none_or(str::is_empty) {
+        return Err("prompt is required".into());
+    }
+    let n = match text("n") {
+        None => 1,
+        Some(n) => n
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=MAX_IMAGES).contains(n))
+            .ok_or("n must be an integer from 1 to 10")?,
+    };
+    let b64 = text("response_format") == Some("b64_json");
+    let what = match kind {
+        ImageUpload::Edit => "edit",
+        ImageUpload::Variation => "variation",
+    };
+    let data: Vec<Value> = (0..n)
+        .map(|i| match b64 {
+            true => json!({ "b64_json": PIXEL_PNG_B64 }),
+            false => json!({ "url": format!("https://mock.invalid/images/{what}/{model}/{image_bytes}/{i}.png") }),
+        })
+        .collect();
+    Ok((model.to_string(), Bytes::from(json!({ "created": 1_700_000_000, "data": data }).to_string())))
 }
 
 const CATEGORIES: [&str; 11] = [
@@ -179,6 +234,34 @@ mod tests {
         assert_eq!(v["data"][0]["b64_json"], PIXEL_PNG_B64);
         assert!(images_body(br#"{"prompt":"a cat","n":11}"#).is_err());
         assert!(images_body(br#"{"n":1}"#).is_err());
+    }
+
+    #[test]
+    fn image_uploads_read_the_form() {
+        let form = |parts: &[(&str, &str)]| {
+            let mut body = Vec::new();
+            for (name, value) in parts {
+                body.extend_from_slice(
+                    format!("--xy\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+                );
+            }
+            body.extend_from_slice(b"--xy--\r\n");
+            body
+        };
+        let ct = Some("multipart/form-data; boundary=xy");
+        let body = form(&[("image[]", "PNGDATA"), ("prompt", "a hat"), ("model", "dall-e-2"), ("n", "2")]);
+        let (model, answer) = image_upload_body(ct, &body, ImageUpload::Edit).unwrap();
+        assert_eq!(model, "dall-e-2");
+        let v: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(v["data"].as_array().unwrap().len(), 2);
+        assert_eq!(v["data"][0]["url"], "https://mock.invalid/images/edit/dall-e-2/7/0.png");
+        let body = form(&[("image", "PNG"), ("model", "dall-e-2"), ("response_format", "b64_json")]);
+        let v: Value =
+            serde_json::from_slice(&image_upload_body(ct, &body, ImageUpload::Variation).unwrap().1).unwrap();
+        assert_eq!(v["data"][0]["b64_json"], PIXEL_PNG_B64);
+        assert!(image_upload_body(ct, &body, ImageUpload::Edit).is_err(), "an edit needs a prompt");
+        assert!(image_upload_body(ct, &form(&[("model", "m")]), ImageUpload::Variation).is_err());
+        assert!(image_upload_body(Some("application/json"), &body, ImageUpload::Variation).is_err());
     }
 
     #[test]

@@ -78,6 +78,10 @@ enum Endpoint<'a> {
     VoyageRerank,
     /// OpenAI's `/v1/images/generations`, `/v1/moderations`, `/v1/audio/speech` (`media`).
     Images,
+    /// OpenAI's image uploads: `/v1/images/edits` and `/v1/images/variations` (`media`).
+    ImageUpload(crate::media::ImageUpload),
+    /// Bedrock's InvokeModel for image models (`image_models`), by its percent-encoded model id.
+    BedrockInvoke(&'a str),
     Moderations,
     Speech,
     Transcriptions,
@@ -103,7 +107,7 @@ impl Endpoint<'_> {
             Endpoint::Google(c) if c.door == google::Door::Vertex => Route::Vertex,
             Endpoint::Google(_) => Route::Gemini,
             Endpoint::Anthropic | Endpoint::AnthropicCount => Route::Anthropic,
-            Endpoint::Bedrock(_) => Route::Bedrock,
+            Endpoint::Bedrock(_) | Endpoint::BedrockInvoke(_) => Route::Bedrock,
             Endpoint::Ollama(_) | Endpoint::OllamaEmbed => Route::Ollama,
             Endpoint::Cloudflare(_) => Route::Cloudflare,
             Endpoint::TextGen(_) => Route::TextGen,
@@ -113,7 +117,7 @@ impl Endpoint<'_> {
             Endpoint::CohereChat | Endpoint::CohereEmbed | Endpoint::CohereRerank => Route::Cohere,
             Endpoint::Rerank => Route::Rerank,
             Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
-            Endpoint::Images => Route::Images,
+            Endpoint::Images | Endpoint::ImageUpload(_) => Route::Images,
             Endpoint::Moderations => Route::Moderations,
             Endpoint::Speech | Endpoint::Transcriptions => Route::Audio,
             Endpoint::Responses | Endpoint::ResponseItem(_) => Route::Responses,
@@ -153,6 +157,8 @@ fn classify(path: &str) -> Endpoint<'_> {
         "/voyage/v1/embeddings" => Endpoint::VoyageEmbed,
         "/voyage/v1/rerank" => Endpoint::VoyageRerank,
         "/images/generations" | "/v1/images/generations" => Endpoint::Images,
+        "/images/edits" | "/v1/images/edits" => Endpoint::ImageUpload(crate::media::ImageUpload::Edit),
+        "/images/variations" | "/v1/images/variations" => Endpoint::ImageUpload(crate::media::ImageUpload::Variation),
         "/moderations" | "/v1/moderations" => Endpoint::Moderations,
         "/audio/speech" | "/v1/audio/speech" => Endpoint::Speech,
         "/audio/transcriptions" | "/v1/audio/transcriptions" => Endpoint::Transcriptions,
@@ -176,6 +182,8 @@ fn classify(path: &str) -> Endpoint<'_> {
                     "completions" => Endpoint::Completions(model),
                     "embeddings" => Endpoint::Embeddings(model),
                     "images/generations" => Endpoint::Images,
+                    "images/edits" => Endpoint::ImageUpload(crate::media::ImageUpload::Edit),
+                    "images/variations" => Endpoint::ImageUpload(crate::media::ImageUpload::Variation),
                     "moderations" => Endpoint::Moderations,
                     "audio/speech" => Endpoint::Speech,
                     "audio/transcriptions" | "audio/translations" => Endpoint::Transcriptions,
@@ -184,6 +192,9 @@ fn classify(path: &str) -> Endpoint<'_> {
             }
             if let Some(call) = bedrock::parse_path(path) {
                 return Endpoint::Bedrock(call);
+            }
+            if let Some(model) = crate::image_models::invoke_path(path) {
+                return Endpoint::BedrockInvoke(model);
             }
             if let Some(model) = cloudflare::parse_path(path) {
                 return Endpoint::Cloudflare(model);
@@ -333,6 +344,7 @@ impl Mock {
             Endpoint::Anthropic => self.anthropic(&parts.headers, &body, guard).await,
             Endpoint::AnthropicCount => self.count_tokens(&parts.headers, &body, guard),
             Endpoint::Bedrock(call) => self.bedrock(call, &parts.headers, &body, guard).await,
+            Endpoint::BedrockInvoke(model) => self.bedrock_invoke(model, &parts.headers, &body, guard).await,
             Endpoint::Responses => self.responses(&body, guard).await,
             Endpoint::Ollama(api) => self.ollama(api, &body, guard).await,
             Endpoint::OllamaEmbed => self.ollama_embed(&body, guard).await,
@@ -382,6 +394,21 @@ impl Mock {
                 };
                 let resp = match answer {
                     Ok(a) => respond::openai_headers(respond::json(StatusCode::OK, a)),
+                    Err(e) => respond::openai_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error", "400"),
+                };
+                finish(Some(guard), resp)
+            }
+            Endpoint::ImageUpload(kind) => {
+                let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                let resp = match crate::media::image_upload_body(content_type, &body, kind) {
+                    Ok((model, answer)) => match Trigger::from_model(&model) {
+                        Trigger::Error(code) => {
+                            self.stats.injected_error();
+                            let message = format!("mock error {code}");
+                            respond::openai_error(status(code), &message, "mock_error", &code.to_string())
+                        }
+                        _ => respond::openai_headers(respond::json(StatusCode::OK, answer)),
+                    },
                     Err(e) => respond::openai_error(StatusCode::BAD_REQUEST, &e, "invalid_request_error", "400"),
                 };
                 finish(Some(guard), resp)
@@ -580,6 +607,13 @@ impl Mock {
         if let Some(message) = self.delay_and_fail().await {
             return finish(Some(guard), respond::google_error(StatusCode::INTERNAL_SERVER_ERROR, &message));
         }
+        if call.embed && call.door == google::Door::Vertex && crate::image_models::is_imagen(call.model) {
+            let resp = match crate::image_models::imagen_body(body) {
+                Ok(answer) => respond::json(StatusCode::OK, answer),
+                Err(e) => respond::google_error(StatusCode::BAD_REQUEST, &e),
+            };
+            return finish(Some(guard), resp);
+        }
         if call.embed {
             let resp = match google::embed_body(call.door, body) {
                 Ok(answer) => respond::json(StatusCode::OK, answer),
@@ -713,6 +747,30 @@ impl Mock {
             tokio::time::sleep(d).await;
         }
         bedrock::answer(&req, trigger, self.gap(trigger), guard)
+    }
+
+    /// Bedrock's InvokeModel for an image model (`image_models`), with the Converse route's
+    /// authentication, failure knobs and `error-<code>` model names.
+    async fn bedrock_invoke(&self, model: &str, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
+        if !bedrock::authorised(headers) {
+            return finish(Some(guard), bedrock::missing_auth());
+        }
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(
+                Some(guard),
+                bedrock::error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", &message),
+            );
+        }
+        let model = percent_encoding::percent_decode_str(model).decode_utf8_lossy().into_owned();
+        if let Trigger::Error(code) = Trigger::from_model(&model) {
+            self.stats.injected_error();
+            return finish(Some(guard), bedrock::error_for_code(status(code)));
+        }
+        let resp = match crate::image_models::invoke_body(&model, body) {
+            Ok(answer) => respond::json(StatusCode::OK, answer),
+            Err(e) => bedrock::error(StatusCode::BAD_REQUEST, "ValidationException", &e),
+        };
+        finish(Some(guard), resp)
     }
 
     /// OpenAI's Responses API, with the same failure knobs and model-name triggers as chat.

@@ -120,10 +120,34 @@ async fn requires_a_signature_or_api_key() {
     assert!(r.header("x-amzn-errortype").unwrap().starts_with("ValidationException:"));
     assert!(r.json()["message"].as_str().unwrap().contains("Malformed input request"));
     assert_eq!(send(addr, "m", false, "{}").await.status, StatusCode::BAD_REQUEST);
-    // Other paths under /model/ are not Converse.
     assert_eq!(send(addr, "m", false, &body).await.status, StatusCode::OK);
+    // InvokeModel serves image models only: a chat model there is Bedrock's invalid identifier.
     let r = call(addr, Method::POST, "/model/m/invoke", &[SIGV4], &body).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.header("x-amzn-errortype").unwrap().starts_with("ValidationException:"));
+    let r = call(addr, Method::POST, "/model/m/invoke", &[], &body).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(addr, Method::POST, "/model/m/other", &[SIGV4], &body).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn image_models_answer_through_invoke() {
+    let addr = start(MockConfig::bare()).await;
+    let titan = r#"{"taskType":"TEXT_IMAGE","textToImageParams":{"text":"a cat"},"imageGenerationConfig":{"numberOfImages":2}}"#;
+    let r = call(addr, Method::POST, "/model/amazon.titan-image-generator-v2%3A0/invoke", &[SIGV4], titan).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["images"].as_array().unwrap().len(), 2);
+    let r =
+        call(addr, Method::POST, "/model/stability.sd3-large-v1%3A0/invoke", &[SIGV4], r#"{"prompt":"a cat"}"#).await;
+    assert_eq!(r.json()["images"].as_array().unwrap().len(), 1);
+    let r =
+        call(addr, Method::POST, "/model/amazon.nova-canvas-v1%3A0/invoke", &[SIGV4], r#"{"taskType":"INPAINTING"}"#)
+            .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(addr, Method::POST, "/model/error-503/invoke", &[SIGV4], titan).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.header("x-amzn-errortype").unwrap().starts_with("ServiceUnavailableException:"));
 }
 
 #[tokio::test]

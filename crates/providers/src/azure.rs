@@ -124,6 +124,14 @@ mod tests {
             "https://r.openai.azure.com/openai/responses?api-version=2025-04-01-preview"
         );
         assert_eq!(
+            url("https://r.openai.azure.com", "dall-e-2", Endpoint::ImageEdits, "2024-02-01"),
+            "https://r.openai.azure.com/openai/deployments/dall-e-2/images/edits?api-version=2024-02-01"
+        );
+        assert_eq!(
+            url("https://r.openai.azure.com", "dall-e-2", Endpoint::ImageVariations, "2024-02-01"),
+            "https://r.openai.azure.com/openai/deployments/dall-e-2/images/variations?api-version=2024-02-01"
+        );
+        assert_eq!(
             url("https://r.openai.azure.com", "gpt4o", Endpoint::Responses, "v1"),
             "https://r.openai.azure.com/openai/v1/responses"
         );

@@ -23,6 +23,7 @@ pub mod embedding;
 pub mod errors;
 pub mod gemini;
 pub mod huggingface;
+pub mod images;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;

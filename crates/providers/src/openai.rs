@@ -29,6 +29,10 @@ pub struct OpenAi {
     /// `/images/generations`, `/moderations` and `/audio/speech`: forwarded as OpenAI and Azure
     /// serve them.
     pub images: Uri,
+    /// `/images/edits` and `/images/variations`: the client's upload, with the form's `model`
+    /// replaced.
+    pub image_edits: Uri,
+    pub image_variations: Uri,
     pub moderations: Uri,
     pub speech: Uri,
     /// `/audio/transcriptions` and `/audio/translations`: the client's upload, with the form's
@@ -100,6 +104,8 @@ impl OpenAi {
             responses: uri(Endpoint::Responses)?,
             rerank: uri(Endpoint::Rerank)?,
             images: uri(Endpoint::Images)?,
+            image_edits: uri(Endpoint::ImageEdits)?,
+            image_variations: uri(Endpoint::ImageVariations)?,
             moderations: uri(Endpoint::Moderations)?,
             speech: uri(Endpoint::Speech)?,
             transcriptions: uri(Endpoint::Transcriptions)?,
@@ -126,6 +132,8 @@ impl OpenAi {
             Endpoint::Responses => &self.responses,
             Endpoint::Rerank => &self.rerank,
             Endpoint::Images => &self.images,
+            Endpoint::ImageEdits => &self.image_edits,
+            Endpoint::ImageVariations => &self.image_variations,
             Endpoint::Moderations => &self.moderations,
             Endpoint::Speech => &self.speech,
             Endpoint::Transcriptions => &self.transcriptions,
@@ -133,7 +141,7 @@ impl OpenAi {
         }
     }
 
-    /// An upload (`/audio/transcriptions`) as the client sent it, with the deployment's model
+    /// An upload (`/audio/transcriptions`, `/images/edits`, …) as the client sent it, with the deployment's model
     /// name in place of the form's `model` value, on the form's own boundary.
     fn upload_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
         let span = call.model_span.clone().ok_or_else(|| {

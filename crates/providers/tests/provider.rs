@@ -340,3 +340,42 @@ fn ollama_chats_embeds_and_streams_ndjson_through_the_trait() {
     assert_eq!(out["choices"][0]["message"]["content"], "Hello");
     assert_eq!(out["usage"]["total_tokens"], 5);
 }
+
+#[test]
+fn image_models_serve_generations_at_their_own_paths() {
+    let body = Bytes::from_static(br#"{"model":"group","prompt":"a cat","n":2,"size":"512x512"}"#);
+    let images = ChatCall { endpoint: Endpoint::Images, ..call(&body, false) };
+    let meta = AnswerMeta { endpoint: Endpoint::Images, request: &body, ..META };
+    for (model, url, answer) in [
+        (
+            "vertex_ai/imagen-3.0-generate-001",
+            "http://upstream.test/v1/projects/p/locations/us-central1/publishers/google/models/imagen-3.0-generate-001:predict",
+            &br#"{"predictions":[{"bytesBase64Encoded":"AAA"},{"bytesBase64Encoded":"BBB"}]}"#[..],
+        ),
+        (
+            "bedrock/amazon.nova-canvas-v1:0",
+            "http://upstream.test/model/amazon.nova-canvas-v1%3A0/invoke",
+            &br#"{"images":["AAA","BBB"]}"#[..],
+        ),
+    ] {
+        let m = parse_model(model, None).unwrap();
+        let Built::Translated(p) = built(&params(&m), &[]) else { panic!("{model}") };
+        assert!(p.serves(Endpoint::Images) && p.serves(Endpoint::Chat), "{model}");
+        let req = p.build_request(&images).unwrap();
+        assert_eq!(req.url.to_string(), url, "{model}");
+        let sent: serde_json::Value = serde_json::from_slice(&req.body.concat()).unwrap();
+        assert!(sent.to_string().contains("a cat"), "{model}: {sent}");
+        let out = p.parse_answer(answer, &meta).unwrap();
+        assert_eq!(out["data"], serde_json::json!([{"b64_json": "AAA"}, {"b64_json": "BBB"}]), "{model}");
+    }
+    // A Vertex token goes with Imagen's call, as with chat's.
+    let m = parse_model("vertex_ai/imagen-3.0-generate-001", None).unwrap();
+    let Built::Translated(p) = built(&params(&m), &[]) else { panic!() };
+    assert!(p.build_request(&images).unwrap().token.is_some());
+    // Chat models do not serve the route: the server answers 400 without an upstream call.
+    for model in ["vertex_ai/gemini-pro", "gemini/imagen-3.0-generate-002", "bedrock/anthropic.claude-3-5-sonnet"] {
+        let m = parse_model(model, None).unwrap();
+        let Built::Translated(p) = built(&params(&m), &[]) else { panic!("{model}") };
+        assert!(!p.serves(Endpoint::Images), "{model}");
+    }
+}

@@ -188,13 +188,15 @@ fn serve_proxied(
 
 /// The endpoints served at their own path (`Endpoint::path`), with and without `/v1`: [`routes`]
 /// registers them with axum, and [`Gateway`] calls them before axum.
-const DIRECT_ENDPOINTS: [Endpoint; 10] = [
+const DIRECT_ENDPOINTS: [Endpoint; 12] = [
     Endpoint::Chat,
     Endpoint::Completions,
     Endpoint::Embeddings,
     Endpoint::Responses,
     Endpoint::Rerank,
     Endpoint::Images,
+    Endpoint::ImageEdits,
+    Endpoint::ImageVariations,
     Endpoint::Moderations,
     Endpoint::Speech,
     Endpoint::Transcriptions,
@@ -370,6 +372,10 @@ mod tests {
             ("/v1/rerank", Endpoint::Rerank),
             ("/images/generations", Endpoint::Images),
             ("/v1/images/generations", Endpoint::Images),
+            ("/images/edits", Endpoint::ImageEdits),
+            ("/v1/images/edits", Endpoint::ImageEdits),
+            ("/images/variations", Endpoint::ImageVariations),
+            ("/v1/images/variations", Endpoint::ImageVariations),
             ("/v1/moderations", Endpoint::Moderations),
             ("/v1/audio/speech", Endpoint::Speech),
             ("/v1/audio/transcriptions", Endpoint::Transcriptions),

@@ -105,7 +105,7 @@ const fn op(
 /// The media type a request schema is sent as: an upload's is a form.
 fn body_type(schema: &str) -> &'static str {
     match schema {
-        "TranscriptionRequest" => "multipart/form-data",
+        "TranscriptionRequest" | "ImageEditRequest" | "ImageVariationRequest" => "multipart/form-data",
         _ => "application/json",
     }
 }
@@ -151,6 +151,16 @@ pub static OPERATIONS: &[Operation] = &[
         ..openai("/v2/rerank", "RerankRequest", "Rank documents against a query (Cohere's v2 path)")
     },
     openai("/images/generations", "ImageGenerationRequest", "Generate images (billed per image, or per pixel)"),
+    openai(
+        "/images/edits",
+        "ImageEditRequest",
+        "Edit an image upload with a prompt (multipart/form-data, at most max_request_size_mb; billed per image)",
+    ),
+    openai(
+        "/images/variations",
+        "ImageVariationRequest",
+        "Make variations of an image upload (multipart/form-data, at most max_request_size_mb; billed per image)",
+    ),
     openai("/moderations", "ModerationRequest", "Classify text against the moderation categories"),
     openai("/audio/speech", "SpeechRequest", "Speak text: the audio streams back as the provider sends it"),
     openai(
@@ -867,6 +877,30 @@ fn media_schemas(model: &Value, user: &Value) -> Value {
                 "speed": {"type": "number"},
             },
             "additionalProperties": true,
+        },
+        "ImageEditRequest": {
+            "type": "object",
+            "required": ["model", "image", "prompt"],
+            "properties": {
+                "model": model,
+                "image": {"type": "string", "format": "binary"},
+                "mask": {"type": "string", "format": "binary"},
+                "prompt": {"type": "string"},
+                "n": {"type": "integer", "minimum": 1, "maximum": 10},
+                "size": {"type": "string"},
+                "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+            },
+        },
+        "ImageVariationRequest": {
+            "type": "object",
+            "required": ["model", "image"],
+            "properties": {
+                "model": model,
+                "image": {"type": "string", "format": "binary"},
+                "n": {"type": "integer", "minimum": 1, "maximum": 10},
+                "size": {"type": "string"},
+                "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+            },
         },
         "TranscriptionRequest": {
             "type": "object",

@@ -1,6 +1,7 @@
-//! `multipart/form-data` bodies (`/audio/transcriptions` uploads), read as far as the gateway acts
-//! on them: the `model` and `response_format` fields, and where `model`'s value lies so that the
-//! deployment's name can be spliced in its place. The body is already read (within
+//! `multipart/form-data` bodies (`/audio/transcriptions` and `/images/edits` uploads), read as far
+//! as the gateway acts on them: the `model`, `response_format`, `n` and `size` fields, whether an
+//! image came, and where `model`'s value lies so that the deployment's name can be spliced in its
+//! place. The body is already read (within
 //! `max_request_size_mb`); nothing is copied but the small fields' text.
 
 use crate::error::ApiError;
@@ -18,6 +19,11 @@ pub struct Form<'a> {
     pub model: Option<(&'a str, Range<usize>)>,
     pub response_format: Option<&'a str>,
     pub user: Option<&'a str>,
+    /// An image upload's `n` and `size`, as sent (text).
+    pub n: Option<&'a str>,
+    pub size: Option<&'a str>,
+    /// A part named `image` (or `image[]`, as the SDK names several) came.
+    pub image: bool,
 }
 
 /// The boundary a `multipart/form-data` content type names.
@@ -88,6 +94,9 @@ pub fn read<'a>(body: &'a [u8], boundary: &str) -> Result<Form<'a>, ApiError> {
                 }
                 "response_format" => form.response_format = text(),
                 "user" => form.user = text(),
+                "n" => form.n = text(),
+                "size" => form.size = text(),
+                "image" | "image[]" => form.image = true,
                 _ => {}
             }
         }
@@ -148,7 +157,18 @@ mod tests {
         assert_eq!(model, "whisper");
         assert_eq!(&body[span], b"whisper");
         assert_eq!(f.response_format, Some("verbose_json"));
+        assert!(!f.image);
         assert_eq!(content_type_of(&body).as_deref(), Some("multipart/form-data; boundary=b0und"));
+    }
+
+    #[test]
+    fn finds_an_images_fields() {
+        let body = form(&[("image[]", b"\x89PNG"), ("n", b"3"), ("size", b"512x512"), ("model", b"dall-e-2")], "b");
+        let f = read(&body, "b").unwrap();
+        assert!(f.image);
+        assert_eq!((f.n, f.size), (Some("3"), Some("512x512")));
+        let body = form(&[("image", b"\x89PNG"), ("model", b"dall-e-2")], "b");
+        assert!(read(&body, "b").unwrap().image);
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub enum Endpoint {
     Rerank,
     /// OpenAI's image generation (`/v1/images/generations`).
     Images,
+    /// OpenAI's image edits (`/v1/images/edits`): a `multipart/form-data` upload of the image(s),
+    /// an optional mask and the prompt.
+    ImageEdits,
+    /// OpenAI's image variations (`/v1/images/variations`): an upload of one image.
+    ImageVariations,
     /// OpenAI's moderation API (`/v1/moderations`).
     Moderations,
     /// OpenAI's text to speech (`/v1/audio/speech`): JSON in, audio bytes out.
@@ -47,6 +52,8 @@ impl Endpoint {
             Endpoint::Responses => "/responses",
             Endpoint::Rerank => "/rerank",
             Endpoint::Images => "/images/generations",
+            Endpoint::ImageEdits => "/images/edits",
+            Endpoint::ImageVariations => "/images/variations",
             Endpoint::Moderations => "/moderations",
             Endpoint::Speech => "/audio/speech",
             Endpoint::Transcriptions => "/audio/transcriptions",
@@ -68,6 +75,9 @@ impl Endpoint {
             Endpoint::Responses => "aresponses",
             Endpoint::Rerank => "arerank",
             Endpoint::Images => "aimage_generation",
+            Endpoint::ImageEdits => "aimage_edit",
+            // LiteLLM's SDK function's name: its proxy has no route of its own for variations.
+            Endpoint::ImageVariations => "aimage_variation",
             Endpoint::Moderations => "amoderation",
             Endpoint::Speech => "aspeech",
             // LiteLLM has no call type of its own for translations: billed and logged as
@@ -76,9 +86,18 @@ impl Endpoint {
         }
     }
 
-    /// The request is a `multipart/form-data` upload, not JSON; its answer may be plain text.
+    /// The request is a `multipart/form-data` upload, not JSON; a transcription's answer may be
+    /// plain text.
     pub fn is_upload(self) -> bool {
-        matches!(self, Endpoint::Transcriptions | Endpoint::Translations)
+        matches!(
+            self,
+            Endpoint::Transcriptions | Endpoint::Translations | Endpoint::ImageEdits | Endpoint::ImageVariations
+        )
+    }
+
+    /// The route answers with images, billed per image (`n` of the asked `size`).
+    pub fn makes_images(self) -> bool {
+        matches!(self, Endpoint::Images | Endpoint::ImageEdits | Endpoint::ImageVariations)
     }
 
     fn required_field(self) -> &'static str {
@@ -89,6 +108,7 @@ impl Endpoint {
             Endpoint::Rerank => "query",
             Endpoint::Images => "prompt",
             Endpoint::Transcriptions | Endpoint::Translations => "file",
+            Endpoint::ImageEdits | Endpoint::ImageVariations => "image",
         }
     }
 }
@@ -283,13 +303,16 @@ pub struct RequestView<'a> {
     /// a request's tags are read from these alone, and a body with neither has none.
     pub tags: Option<&'a str>,
     pub metadata: Option<&'a str>,
+    /// What an image upload (edits, variations) asks for, as it is billed: its form's `n` and
+    /// `size`. A JSON request's are read from its body when it is billed ([`crate::units::images`]).
+    pub images: Option<crate::units::ImageAsk>,
 }
 
 /// Reads a request body as `endpoint` expects it, rejecting what the upstream would reject anyway
 /// with a message that tells the client what to fix.
 pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiError> {
     if endpoint.is_upload() {
-        return form_request(body);
+        return form_request(body, endpoint);
     }
     let text = utf8(body)?;
     if text.trim_start().is_empty() {
@@ -361,7 +384,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         Endpoint::Images => raw.prompt,
         Endpoint::Moderations | Endpoint::Speech => raw.input,
         // Read as a form above.
-        Endpoint::Transcriptions | Endpoint::Translations => None,
+        Endpoint::Transcriptions | Endpoint::Translations | Endpoint::ImageEdits | Endpoint::ImageVariations => None,
     };
     let field = endpoint.required_field();
     match required {
@@ -405,6 +428,7 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
         previous_response_id,
         tags: raw.tags,
         metadata: raw.metadata,
+        images: None,
     })
 }
 
@@ -425,16 +449,27 @@ fn utf8(body: &[u8]) -> Result<&str, ApiError> {
     })
 }
 
-/// An upload (`/audio/transcriptions`): its `model` and `user` fields, and where `model`'s value
-/// lies (without quotes: the deployment's name goes there as plain text).
-fn form_request(body: &[u8]) -> Result<RequestView<'_>, ApiError> {
-    let boundary = crate::form::content_type_of(body).ok_or_else(|| {
-        ApiError::bad_request(
-            "Request body is not multipart/form-data. Upload the audio as the OpenAI SDK does: multipart/form-data with `file` and `model` fields.",
-        )
-    })?;
+/// An upload (`/audio/transcriptions`, `/images/edits`, …): its `model` and `user` fields, and
+/// where `model`'s value lies (without quotes: the deployment's name goes there as plain text);
+/// for images, the image it must carry and the `n` and `size` it is billed by.
+fn form_request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiError> {
+    let what = match endpoint.makes_images() {
+        true => {
+            "Upload the image as the OpenAI SDK does: multipart/form-data with `image`, `prompt` and `model` fields."
+        }
+        false => "Upload the audio as the OpenAI SDK does: multipart/form-data with `file` and `model` fields.",
+    };
+    let boundary = crate::form::content_type_of(body)
+        .ok_or_else(|| ApiError::bad_request(format!("Request body is not multipart/form-data. {what}")))?;
     let boundary = boundary.rsplit_once('=').map_or("", |(_, b)| b);
     let form = crate::form::read(body, boundary)?;
+    let images = match endpoint.makes_images() {
+        true if !form.image => {
+            return Err(ApiError::bad_request(format!("Missing required form field `image`. {what}")).param("image"))
+        }
+        true => Some(crate::units::image_ask(form.n, form.size)),
+        false => None,
+    };
     let (model, model_span) = match form.model {
         Some((m, span)) => (Some(Cow::Borrowed(m)), Some(span)),
         None => (None, None),
@@ -453,6 +488,7 @@ fn form_request(body: &[u8]) -> Result<RequestView<'_>, ApiError> {
         previous_response_id: None,
         tags: None,
         metadata: None,
+        images,
     })
 }
 
@@ -822,6 +858,44 @@ mod tests {
     }
 
     use super::*;
+
+    fn image_form(parts: &[(&str, &str)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, value) in parts {
+            let file = if name.starts_with("image") { "; filename=\"a.png\"" } else { "" };
+            body.extend_from_slice(
+                format!("--bnd\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n{value}\r\n").as_bytes(),
+            );
+        }
+        body.extend_from_slice(b"--bnd--\r\n");
+        body
+    }
+
+    #[test]
+    fn image_uploads_need_an_image_and_carry_what_they_are_billed_by() {
+        let body = image_form(&[
+            ("image[]", "PNG"),
+            ("prompt", "a hat"),
+            ("model", "dall-e-2"),
+            ("n", "4"),
+            ("size", "256x256"),
+        ]);
+        for endpoint in [Endpoint::ImageEdits, Endpoint::ImageVariations] {
+            let view = request(&body, endpoint).unwrap();
+            assert_eq!(view.model.as_deref(), Some("dall-e-2"));
+            assert_eq!(&body[view.model_span.unwrap()], b"dall-e-2");
+            assert_eq!(view.images, Some(crate::units::ImageAsk { n: 4, pixels: 256 * 256 }));
+        }
+        let e = request(&image_form(&[("prompt", "a hat"), ("model", "dall-e-2")]), Endpoint::ImageEdits).unwrap_err();
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("image")));
+        let e = request(br#"{"model":"dall-e-2"}"#, Endpoint::ImageVariations).unwrap_err();
+        assert!(e.message.contains("multipart/form-data") && e.message.contains("`image`"), "{}", e.message);
+        // A transcription's form is not asked for an image.
+        let audio = image_form(&[("file", "RIFF"), ("model", "whisper-1")]);
+        assert_eq!(request(&audio, Endpoint::Transcriptions).unwrap().images, None);
+        assert_eq!(Endpoint::ImageEdits.call_type(), "aimage_edit");
+        assert_eq!(Endpoint::ImageVariations.call_type(), "aimage_variation");
+    }
 
     #[test]
     fn sniffs_model_stream_and_usage_option() {

@@ -1,5 +1,6 @@
 //! The units LiteLLM bills the endpoints priced by something other than tokens, read from their
-//! request bodies: how many images of what size (`/images/generations`), how many characters
+//! request bodies: how many images of what size (`/images/generations`, and the `n` and `size`
+//! of an edit's or variation's form), how many characters
 //! spoken (`/audio/speech`); and from a transcription's answer, the seconds of audio heard. Every
 //! count is bounded before it is billed.
 
@@ -46,6 +47,13 @@ pub fn images(body: &[u8]) -> ImageAsk {
         .and_then(size_pixels)
         .unwrap_or(DEFAULT_PIXELS);
     ImageAsk { n, pixels }
+}
+
+/// What an image upload's form asks for: its `n` and `size` fields' text, with the defaults and
+/// bounds of [`images`].
+pub fn image_ask(n: Option<&str>, size: Option<&str>) -> ImageAsk {
+    let n = n.and_then(|n| n.trim().parse::<u64>().ok()).unwrap_or(1).clamp(1, MAX_IMAGES);
+    ImageAsk { n, pixels: size.and_then(size_pixels).unwrap_or(DEFAULT_PIXELS) }
 }
 
 /// `"WIDTHxHEIGHT"` as pixels, each side at most [`MAX_SIDE`].
@@ -103,6 +111,15 @@ mod tests {
         assert_eq!(ask(r#"{"size":"99999999999x99999999999"}"#).pixels, 1024 * 1024);
         assert_eq!(ask(r#"{"size":"0x10"}"#).pixels, 1024 * 1024);
         assert_eq!(ask(r#"not json"#), ImageAsk { n: 1, pixels: 1024 * 1024 });
+    }
+
+    #[test]
+    fn image_forms_read_like_json_bodies() {
+        assert_eq!(image_ask(None, None), ImageAsk { n: 1, pixels: 1024 * 1024 });
+        assert_eq!(image_ask(Some("2"), Some("256x256")), ImageAsk { n: 2, pixels: 256 * 256 });
+        assert_eq!(image_ask(Some("99999999999999999999999"), Some("1x0")), ImageAsk { n: 1, pixels: 1024 * 1024 });
+        assert_eq!(image_ask(Some("400"), Some("auto")), ImageAsk { n: MAX_IMAGES, pixels: 1024 * 1024 });
+        assert_eq!(image_ask(Some("-1"), None).n, 1);
     }
 
     #[test]

@@ -10,9 +10,13 @@
 //! binary `application/vnd.amazon.eventstream` a stream answers with (it is not SSE), and
 //! [`error`] for a failure. The choices follow LiteLLM's Bedrock Converse handler so a client
 //! moved from LiteLLM sees the same fields, finish reasons, token counts and error classes.
+//!
+//! Bedrock's image models (Titan, Nova Canvas, Stability) answer `/images/generations` through
+//! InvokeModel (`image`).
 
 mod errors;
 mod eventstream;
+pub mod image;
 mod provider;
 mod request;
 mod response;
@@ -102,6 +106,12 @@ impl std::fmt::Display for TranslateError {
 }
 
 impl std::error::Error for TranslateError {}
+
+impl From<crate::images::Refused> for TranslateError {
+    fn from(r: crate::images::Refused) -> Self {
+        TranslateError { param: r.param, message: r.message }
+    }
+}
 
 /// The upstream model id a deployment's model names: LiteLLM accepts `bedrock/converse/<id>` to
 /// force the Converse route, and the `converse/` route marker is not part of the id.

@@ -1,6 +1,7 @@
 //! Google Gemini, through Vertex AI (`vertex_ai/…`, OAuth bearer tokens) and Google AI Studio
 //! (`gemini/…`, `x-goog-api-key`): the pure translation between the OpenAI chat API the gateway
-//! speaks and Gemini's `generateContent` / `streamGenerateContent?alt=sse`.
+//! speaks and Gemini's `generateContent` / `streamGenerateContent?alt=sse`; and Vertex's Imagen
+//! models behind `/images/generations` (`imagen`).
 //!
 //! Nothing here does I/O. The server picks the URL ([`vertex_url`], [`gemini_url`]), translates
 //! the body ([`chat_request`]), and translates back what comes ([`chat_response`],
@@ -10,6 +11,7 @@
 mod embed;
 mod errors;
 pub mod fast;
+pub mod imagen;
 mod provider;
 mod request;
 mod response;
@@ -61,6 +63,12 @@ impl std::fmt::Display for TranslateError {
 }
 
 impl std::error::Error for TranslateError {}
+
+impl From<crate::images::Refused> for TranslateError {
+    fn from(r: crate::images::Refused) -> Self {
+        TranslateError { param: r.param, message: r.message }
+    }
+}
 
 /// OpenAI `finish_reason` for a Gemini `finishReason` (formats.md §13). Tool calls win over
 /// whatever Gemini says, because Gemini reports `STOP` for a turn that ends in function calls.

@@ -1,6 +1,7 @@
 //! Gemini as a [`ChatProvider`]: Vertex AI (service-account OAuth) or Google AI Studio
-//! (`x-goog-api-key`), addressed from `litellm_params` and the environment; chat, and embeddings
-//! (`:predict` on Vertex, `:batchEmbedContents` on AI Studio).
+//! (`x-goog-api-key`), addressed from `litellm_params` and the environment; chat, embeddings
+//! (`:predict` on Vertex, `:batchEmbedContents` on AI Studio), and image generation on Vertex's
+//! Imagen models (`:predict`).
 
 use bytes::Bytes;
 use http::{HeaderName, Uri};
@@ -23,9 +24,11 @@ pub struct Gemini {
     /// Vertex's token source; AI Studio's key rides in the address's headers instead.
     token: Option<Arc<dyn TokenSource>>,
     /// Where embeddings go: Vertex's `predict` when a token source is set, else AI Studio's
-    /// `batchEmbedContents`.
+    /// `batchEmbedContents`. Imagen's images are asked for at the same `predict`.
     embed_url: Uri,
     model: String,
+    /// A Vertex Imagen model: it serves `/images/generations`.
+    imagen: bool,
     drop_params: bool,
 }
 
@@ -65,6 +68,7 @@ impl Gemini {
             token: Some(tokens(&source)),
             embed_url,
             model: model.clone(),
+            imagen: super::imagen::is_imagen(model),
             drop_params: p.drop_params,
         })
     }
@@ -79,16 +83,24 @@ impl Gemini {
             Address::new(p, super::gemini_url(p.api_base, model, false), super::gemini_url(p.api_base, model, true))?;
         address.headers.push(p.secret_header(HeaderName::from_static("x-goog-api-key"), &key)?);
         let embed_url = p.uri(super::gemini_url_for(p.api_base, model, "batchEmbedContents", false))?;
-        Ok(Gemini { address, token: None, embed_url, model: model.clone(), drop_params: p.drop_params })
+        Ok(Gemini { address, token: None, embed_url, model: model.clone(), imagen: false, drop_params: p.drop_params })
     }
 }
 
 impl ChatProvider for Gemini {
     fn serves(&self, endpoint: Endpoint) -> bool {
-        matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings)
+        matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings) || (endpoint == Endpoint::Images && self.imagen)
     }
 
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
+        if call.endpoint == Endpoint::Images {
+            let request = parse_request(call.body)?;
+            let body = super::imagen::request(&request, self.drop_params).map_err(|e| bad_param(e.param, e.message))?;
+            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            req.url = self.embed_url.clone();
+            req.token = self.token.clone();
+            return Ok(req);
+        }
         if call.endpoint == Endpoint::Embeddings {
             let request = parse_request(call.body)?;
             let built = match self.token {
@@ -118,6 +130,10 @@ impl ChatProvider for Gemini {
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
         let parsed = self.address.answer_json(body)?;
+        if meta.endpoint == Endpoint::Images {
+            return super::imagen::response(&parsed, meta.created)
+                .map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body));
+        }
         if meta.endpoint == Endpoint::Embeddings {
             let base64 = crate::embedding::wants_base64_in(meta.request);
             let out = match self.token {

@@ -619,6 +619,19 @@ impl UpstreamCall<'_> {
         self.outcome.cost = Some(c.settle_untimed(Default::default(), cost));
     }
 
+    /// Bills a translated image answer for the `made` images it holds (at most what
+    /// [`unit_cost`] bounds), of the size the request asked for.
+    pub(super) fn settle_images(
+        &mut self,
+        usage: Option<sniff::Usage>,
+        made: u64,
+        price: Option<&sluice_providers::pricing::Price>,
+    ) {
+        let ask = image_ask(self.endpoint, self.body, self.view);
+        let units = price.map(|p| p.units).filter(|u| u.any()).map_or(0.0, |u| u.images(made, ask.pixels));
+        self.settle_with(usage, units);
+    }
+
     /// Bills a finished non-streamed answer; its cost goes out as `x-litellm-response-cost`.
     pub(super) fn settle(&mut self, usage: Option<sniff::Usage>) {
         self.settle_with(usage, 0.0);
@@ -635,7 +648,8 @@ impl UpstreamCall<'_> {
 }
 
 /// What a request to an endpoint billed by units costs at `price`, besides its tokens, as
-/// LiteLLM bills it: `n` images of the asked size, the characters of the text spoken.
+/// LiteLLM bills it: `n` images of the asked size (generated, edited or varied), the characters
+/// of the text spoken.
 /// Moderations cost nothing, and the token endpoints have no units.
 fn unit_cost(
     endpoint: Endpoint,
@@ -645,12 +659,21 @@ fn unit_cost(
 ) -> f64 {
     let Some(units) = price.map(|p| p.units).filter(|u| u.any()) else { return 0.0 };
     match endpoint {
-        Endpoint::Images => {
-            let ask = sluice_wire::units::images(body);
+        Endpoint::Images | Endpoint::ImageEdits | Endpoint::ImageVariations => {
+            let ask = image_ask(endpoint, body, view);
             units.images(ask.n, ask.pixels)
         }
         Endpoint::Speech => units.speech(view.input.map_or(0, sluice_wire::units::characters)),
         _ => 0.0,
+    }
+}
+
+/// What an image request asks for: an upload's form, read by the sniffer, or a JSON body's
+/// `n` and `size`.
+fn image_ask(endpoint: Endpoint, body: &[u8], view: &sniff::RequestView<'_>) -> sluice_wire::units::ImageAsk {
+    match view.images {
+        Some(ask) if endpoint.is_upload() => ask,
+        _ => sluice_wire::units::images(body),
     }
 }
 

@@ -61,6 +61,8 @@ pub(crate) fn lookup(
         Endpoint::Rerank => Shape::Rerank,
         // Generated images and audio are not kept: each call is meant to make a new one.
         Endpoint::Images
+        | Endpoint::ImageEdits
+        | Endpoint::ImageVariations
         | Endpoint::Moderations
         | Endpoint::Speech
         | Endpoint::Transcriptions

@@ -49,6 +49,8 @@ pub fn complete(endpoint: Endpoint, model: &str, text: &str, call_id: &str) -> R
         Endpoint::Embeddings
         | Endpoint::Rerank
         | Endpoint::Images
+        | Endpoint::ImageEdits
+        | Endpoint::ImageVariations
         | Endpoint::Moderations
         | Endpoint::Speech
         | Endpoint::Transcriptions
@@ -79,6 +81,8 @@ pub fn stream(
         | Endpoint::Responses
         | Endpoint::Rerank
         | Endpoint::Images
+        | Endpoint::ImageEdits
+        | Endpoint::ImageVariations
         | Endpoint::Moderations
         | Endpoint::Speech
         | Endpoint::Transcriptions

@@ -1,5 +1,5 @@
 //! Calls to providers that speak another format (Gemini, Anthropic, Bedrock, Ollama, Cohere,
-//! Voyage, …), on the routes each serves: the deployment's provider builds the request and reads
+//! Voyage, …), on the routes each serves (chat, embeddings, rerank, images): the deployment's provider builds the request and reads
 //! the answer ([`ChatProvider`]); this module sends it and relays the stream, and follows a call
 //! the provider makes in several exchanges (Replicate's predictions). Nothing here knows which
 //! provider it is talking to.
@@ -73,7 +73,7 @@ impl UpstreamCall<'_> {
         let provider = self.target_of(attempt).provider;
         let provider = &provider;
         if !t.serves(self.endpoint) {
-            let served: Vec<&str> = [Endpoint::Chat, Endpoint::Embeddings, Endpoint::Rerank]
+            let served: Vec<&str> = [Endpoint::Chat, Endpoint::Embeddings, Endpoint::Rerank, Endpoint::Images]
                 .into_iter()
                 .filter(|e| t.serves(*e))
                 .map(Endpoint::route)
@@ -164,7 +164,16 @@ impl UpstreamCall<'_> {
             let usage = usage.map(|(p, c)| sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
             m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, usage);
         }
-        self.settle(out.get("usage").and_then(sluice_wire::sniff::Usage::from_value));
+        let usage = out.get("usage").and_then(sluice_wire::sniff::Usage::from_value);
+        match self.endpoint.makes_images() {
+            // Billed for the images that came back (a filtered one is not made), at the asked size.
+            true => {
+                let made = out.get("data").and_then(Value::as_array).map_or(0, |d| d.len() as u64);
+                let price = self.target_of(attempt).served.price;
+                self.settle_images(usage, made, price.as_ref());
+            }
+            false => self.settle(usage),
+        }
         let (status, body) = match front_door {
             false => (http::StatusCode::OK, out),
             // The upstream answered: a translation that fails is ours, not the deployment's.
