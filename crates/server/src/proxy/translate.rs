@@ -168,9 +168,9 @@ impl UpstreamCall<'_> {
             let reported = sluice_providers::provider::usage(&out);
             // Only an answer lacking a side of its usage is tokenized (its text read only then).
             if reported.is_none_or(|(p, c)| p == 0 || c == 0) {
-                let text = crate::tokens::answer_text(&out);
-                if let Some(filled) = crate::tokens::fill_chat_usage(reported, self.body, model, &text) {
-                    crate::tokens::set_usage(&mut out["usage"], filled);
+                let text = sluice_providers::tokens::answer_text(&out);
+                if let Some(filled) = sluice_providers::tokens::fill_chat_usage(reported, self.body, model, &text) {
+                    sluice_providers::tokens::set_usage(&mut out["usage"], filled);
                 }
             }
         }
@@ -387,7 +387,7 @@ struct TranslatedStage {
 }
 
 /// The request and the text generated so far, for LiteLLM's usage estimate of a stream
-/// ([`crate::tokens::fill_chat_usage`]); tokenized only if the stream ends without both counts.
+/// ([`sluice_providers::tokens::fill_chat_usage`]); tokenized only if the stream ends without both counts.
 struct Estimate {
     request: bytes::Bytes,
     model: std::sync::Arc<str>,
@@ -422,7 +422,7 @@ impl Stage for TranslatedStage {
         if let (Some(u), true) = (&usage, self.estimate.is_some()) {
             let (p, c) = (u["prompt_tokens"].as_u64().unwrap_or(0), u["completion_tokens"].as_u64().unwrap_or(0));
             if let Some(last) = chunks.iter_mut().rev().find(|c| c.get("usage").is_some_and(Value::is_object)) {
-                crate::tokens::set_usage(&mut last["usage"], (p, c));
+                sluice_providers::tokens::set_usage(&mut last["usage"], (p, c));
             }
         }
         self.out.frames(chunks, out);
@@ -485,7 +485,7 @@ impl TranslatedStage {
         let Some(e) = &mut self.estimate else { return };
         let choices = chunks.iter().filter_map(|chunk| chunk.get("choices")?.as_array()).flatten();
         for delta in choices.filter_map(|choice| choice.get("delta")) {
-            crate::tokens::push_generated(&mut e.generated, delta);
+            sluice_providers::tokens::push_generated(&mut e.generated, delta);
         }
     }
 
@@ -496,11 +496,11 @@ impl TranslatedStage {
         let counts = reported
             .as_ref()
             .map(|u| (u["prompt_tokens"].as_u64().unwrap_or(0), u["completion_tokens"].as_u64().unwrap_or(0)));
-        match crate::tokens::fill_chat_usage(counts, &e.request, &e.model, &e.generated) {
+        match sluice_providers::tokens::fill_chat_usage(counts, &e.request, &e.model, &e.generated) {
             None => reported,
             Some(filled) => {
                 let mut u = reported.unwrap_or_else(|| serde_json::json!({}));
-                crate::tokens::set_usage(&mut u, filled);
+                sluice_providers::tokens::set_usage(&mut u, filled);
                 Some(u)
             }
         }

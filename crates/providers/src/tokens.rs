@@ -1,5 +1,8 @@
 //! Counting tokens when an upstream reports no usage, the way LiteLLM does: tiktoken, o200k for
 //! OpenAI's newer models and cl100k for everything else, plus the cookbook's per-message overhead.
+//! The one estimator: the server's stream relays and `/v1/messages/count_tokens`, translated chat
+//! answers and the embeddings of providers that count nothing (`embedding::estimated_tokens`)
+//! all count here.
 //!
 //! A chat answer whose provider reported no usage (Triton; Workers AI, Replicate and Azure's text
 //! completions at times) or only one side of it (TGI's generated tokens without the prompt's) is
