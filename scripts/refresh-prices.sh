@@ -48,6 +48,7 @@ KEEP = {
     "input_cost_per_token", "output_cost_per_token",
     "cache_read_input_token_cost", "cache_creation_input_token_cost",
     "output_cost_per_reasoning_token",
+    "input_cost_per_token_batches", "output_cost_per_token_batches",
 }
 TIERED = re.compile(
     r"^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost|"

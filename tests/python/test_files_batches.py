@@ -2,7 +2,8 @@
 OpenAI-compatible and an Azure deployment on `sluice mock`: uploads streamed (and stopped with
 LiteLLM's 413 when they pass `max_request_size_mb`, without the upstream getting them whole),
 files and batches owned by the key that made them (another key gets 404; the master key sees
-all), each call logged with LiteLLM's call type, a completed batch billed for its answers once.
+all), each call logged with LiteLLM's call type, a completed batch billed for its answers once,
+at the deployment's batch prices (half its token prices without them).
 And `/v1/messages/count_tokens` with the official `anthropic` SDK: forwarded to an Anthropic
 deployment, counted locally for others."""
 
@@ -19,6 +20,8 @@ from conftest import MASTER_KEY, render_config, start_gateway, start_mock
 
 ADMIN = {"Authorization": f"Bearer {MASTER_KEY}"}
 PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.002}
+# A deployment's own batch prices, unlike half its token prices so the test tells them apart.
+BATCH_PRICE = {"input_cost_per_token_batches": 0.0003, "output_cost_per_token_batches": 0.0007}
 # The mock's usage for each answer in a batch's output (crates/mock/src/files.rs).
 BATCH_PROMPT, BATCH_COMPLETION = 10, 20
 
@@ -27,7 +30,7 @@ BATCH_PROMPT, BATCH_COMPLETION = 10, 20
 def gw(log_dir):
     mock = start_mock(log_dir, "mock-files")
     models = [
-        ("gpt", {"model": "openai/gpt-4o-mini", "api_base": mock.url + "/v1", "api_key": "sk-up", **PRICE}),
+        ("gpt", {"model": "openai/gpt-4o-mini", "api_base": mock.url + "/v1", "api_key": "sk-up", **PRICE, **BATCH_PRICE}),
         ("azure-gpt", {"model": "azure/gpt-dep", "api_base": mock.url, "api_key": "az-up", "api_version": "2024-07-01-preview", **PRICE}),
         ("claude", {"model": "anthropic/claude-3-5-sonnet-20241022", "api_base": mock.url, "api_key": "sk-ant"}),
         ("gpt35", {"model": "openai/gpt-3.5-turbo", "api_base": mock.url + "/v1", "api_key": "sk-up"}),
@@ -112,8 +115,13 @@ def test_batches_complete_and_are_billed_once(gw, route):
     retrieves = [r for r in rows if r["call_type"] == "aretrieve_batch"]
     assert len(retrieves) == 2, rows
     billed = sorted(r["spend"] for r in retrieves)
-    want = 3 * (BATCH_PROMPT * PRICE["input_cost_per_token"] + BATCH_COMPLETION * PRICE["output_cost_per_token"])
-    assert billed[0] == 0 and billed[1] == pytest.approx(want)
+    if route == "openai":
+        # The deployment's batch prices, as LiteLLM's `batch_cost_calculator` takes them.
+        per_answer = BATCH_PROMPT * BATCH_PRICE["input_cost_per_token_batches"] + BATCH_COMPLETION * BATCH_PRICE["output_cost_per_token_batches"]
+    else:
+        # No batch prices (azure/gpt-dep is in no price map): half the token prices, LiteLLM's rule.
+        per_answer = (BATCH_PROMPT * PRICE["input_cost_per_token"] + BATCH_COMPLETION * PRICE["output_cost_per_token"]) / 2
+    assert billed[0] == 0 and billed[1] == pytest.approx(3 * per_answer)
     assert sorted(r["prompt_tokens"] for r in retrieves) == [0, 3 * BATCH_PROMPT]
     assert {r["call_type"] for r in rows} >= {"acreate_file", "acreate_batch", "aretrieve_batch", "afile_content", "alist_batches"}
 

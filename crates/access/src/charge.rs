@@ -387,17 +387,23 @@ impl Charge {
     /// `cost_per_request`; bounded where it is configured, and ignored unless finite and
     /// positive).
     pub fn settle_with(&self, usage: TokenUsage, fixed_cost: f64) -> f64 {
-        self.settle_by(usage, fixed_cost, true)
+        self.settle_by(usage, fixed_cost, Priced::Timed)
+    }
+
+    /// [`settle`](Self::settle) for a completed batch's tokens, at the deployment's batch prices
+    /// (LiteLLM's `batch_cost_calculator`: [`sluice_providers::pricing::Price::batch_cost`]).
+    pub fn settle_batch(&self, usage: TokenUsage) -> f64 {
+        self.settle_by(usage, 0.0, Priced::Batch)
     }
 
     /// [`settle_with`](Self::settle_with), with the per-second prices not applied to the call's
     /// time: for a route whose seconds are the audio's (transcriptions), which the caller bills
     /// in `fixed_cost`.
     pub fn settle_untimed(&self, usage: TokenUsage, fixed_cost: f64) -> f64 {
-        self.settle_by(usage, fixed_cost, false)
+        self.settle_by(usage, fixed_cost, Priced::Untimed)
     }
 
-    fn settle_by(&self, usage: TokenUsage, fixed_cost: f64, timed: bool) -> f64 {
+    fn settle_by(&self, usage: TokenUsage, fixed_cost: f64, priced: Priced) -> f64 {
         if self.settled.swap(true, Ordering::AcqRel) {
             return 0.0;
         }
@@ -418,10 +424,13 @@ impl Charge {
         let fixed = if fixed_cost.is_finite() && fixed_cost > 0.0 { fixed_cost } else { 0.0 };
         let cost = served
             .price
-            .map(|p| match p.per_second() && timed {
+            .map(|p| match priced {
+                Priced::Batch => p.batch_cost(&usage),
                 // How long the call took, read only for a deployment priced by time.
-                true => p.cost_of_call(&usage, (chrono::Utc::now() - self.started).num_milliseconds() as f64 / 1000.0),
-                false => p.cost(&usage),
+                Priced::Timed if p.per_second() => {
+                    p.cost_of_call(&usage, (chrono::Utc::now() - self.started).num_milliseconds() as f64 / 1000.0)
+                }
+                Priced::Timed | Priced::Untimed => p.cost(&usage),
             })
             .unwrap_or(0.0)
             + fixed;
@@ -829,6 +838,17 @@ fn usage_clamped(reported: &TokenUsage) -> serde_json::Map<String, serde_json::V
         }),
     );
     m
+}
+
+/// Which of a deployment's prices a settled call is billed at.
+#[derive(Clone, Copy)]
+enum Priced {
+    /// Its token prices, plus its per-second prices for the call's time.
+    Timed,
+    /// Its token prices alone (a route whose seconds are billed otherwise).
+    Untimed,
+    /// Its batch prices, for a completed batch's tokens.
+    Batch,
 }
 
 #[cfg(test)]

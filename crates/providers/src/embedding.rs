@@ -59,7 +59,7 @@ pub fn answer(vectors: &[Value], meta: &AnswerMeta<'_>, prompt_tokens: u64) -> R
 /// encoding (`cl100k_base`), as its Hugging Face and SageMaker handlers do.
 pub fn estimated_tokens<'a>(texts: impl IntoIterator<Item = &'a str>) -> u64 {
     let bpe = tiktoken_rs::cl100k_base_singleton();
-    texts.into_iter().map(|t| bpe.encode_with_special_tokens(t).len() as u64).sum()
+    texts.into_iter().map(|t| crate::tokens::count_text(bpe, t)).sum()
 }
 
 /// The texts of a request body already checked when its upstream request was built.

@@ -35,6 +35,7 @@ pub mod replicate;
 pub mod sagemaker;
 pub mod stream;
 pub mod textgen;
+pub mod tokens;
 pub mod triton;
 mod turns;
 pub mod voyage;

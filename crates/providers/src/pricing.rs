@@ -25,6 +25,11 @@ pub struct Price {
     pub cache_creation_per_token: Option<f64>,
     /// `output_cost_per_reasoning_token`; reasoning tokens cost the output price without it.
     pub reasoning_per_token: Option<f64>,
+    /// `input_cost_per_token_batches` / `output_cost_per_token_batches`: the prices of a batch's
+    /// tokens (OpenAI's and Azure's batch discount); half the token prices without them
+    /// ([`Price::batch_cost`]).
+    pub input_per_token_batches: Option<f64>,
+    pub output_per_token_batches: Option<f64>,
     /// Prices for calls whose prompt is longer than a threshold (Gemini 2.5 Pro above 200k
     /// tokens, Claude Sonnet 4 above 200k, …).
     pub above: Option<Tier>,
@@ -141,6 +146,29 @@ impl Price {
 }
 
 impl Price {
+    /// LiteLLM's `batch_cost_calculator`: a batch's prompt tokens at the batch input price when
+    /// the model has one, else its uncached prompt tokens and its cached ones at half the input
+    /// and the cache-read prices; its completion tokens at the batch output price, else at half
+    /// the output price ("batch cost is usually half of the regular token cost"). A batch price of
+    /// 0 counts as none, as LiteLLM tests it for truth. Tiers and reasoning prices do not apply.
+    pub fn batch_cost(&self, usage: &TokenUsage) -> f64 {
+        let set = |p: Option<f64>| p.filter(|p| *p > 0.0);
+        let prompt = match set(self.input_per_token_batches) {
+            Some(per_token) => usage.prompt_tokens as f64 * per_token,
+            None => {
+                let cached = usage.cached_prompt_tokens.min(usage.prompt_tokens);
+                ((usage.prompt_tokens - cached) as f64 * self.input_per_token
+                    + cached as f64 * self.cache_read_per_token.unwrap_or(0.0))
+                    / 2.0
+            }
+        };
+        let completion = match set(self.output_per_token_batches) {
+            Some(per_token) => usage.completion_tokens as f64 * per_token,
+            None => usage.completion_tokens as f64 * self.output_per_token / 2.0,
+        };
+        prompt + completion
+    }
+
     /// Whether the call's time is part of its price.
     pub fn per_second(&self) -> bool {
         self.input_per_second != 0.0 || self.output_per_second != 0.0
@@ -189,6 +217,8 @@ struct Row {
     cache_read: Option<f64>,
     cache_creation: Option<f64>,
     reasoning: Option<f64>,
+    batch_input: Option<f64>,
+    batch_output: Option<f64>,
     /// 1-based index into `TIERS`; 0: none.
     tier: u16,
 }
@@ -214,6 +244,8 @@ impl Row {
             cache_read_per_token: self.cache_read,
             cache_creation_per_token: self.cache_creation,
             reasoning_per_token: self.reasoning,
+            input_per_token_batches: self.batch_input,
+            output_per_token_batches: self.batch_output,
             above: usize::from(self.tier).checked_sub(1).and_then(|i| TIERS.get(i)).copied(),
             ..Default::default()
         }
@@ -350,6 +382,30 @@ mod tests {
     }
 
     #[test]
+    fn batches_cost_the_batch_prices_else_half_the_token_prices() {
+        // The bundled map carries OpenAI's batch prices (half gpt-4o's, as OpenAI lists them).
+        let gpt = price("openai", "gpt-4o");
+        assert_eq!((gpt.input_per_token_batches, gpt.output_per_token_batches), (Some(1.25e-06), Some(5e-06)));
+        let usage =
+            TokenUsage { prompt_tokens: 1000, completion_tokens: 100, cached_prompt_tokens: 400, ..Default::default() };
+        // With batch prices, every prompt token is at the batch input price, cached or not.
+        assert!((gpt.batch_cost(&usage) - (1000.0 * 1.25e-06 + 100.0 * 5e-06)).abs() < 1e-12);
+        let own = Price {
+            input_per_token: 0.002,
+            output_per_token: 0.004,
+            cache_read_per_token: Some(0.001),
+            input_per_token_batches: Some(0.0),
+            ..Default::default()
+        };
+        // Without (a 0 is none, as LiteLLM tests it): half the uncached and cached prompt
+        // prices, half the output price.
+        let want = (600.0 * 0.002 + 400.0 * 0.001) / 2.0 + 100.0 * 0.004 / 2.0;
+        assert!((own.batch_cost(&usage) - want).abs() < 1e-12);
+        let batch = Price { input_per_token_batches: Some(0.0003), output_per_token_batches: Some(0.0007), ..own };
+        assert!((batch.batch_cost(&usage) - (1000.0 * 0.0003 + 100.0 * 0.0007)).abs() < 1e-12);
+    }
+
+    #[test]
     fn the_table_is_litellms_whole_map_sorted_for_the_search() {
         let rows: Vec<Listed> = listed().collect();
         assert!(rows.len() > 2000, "{}", rows.len());
@@ -408,6 +464,8 @@ mod tests {
                 output_per_token: 1e-5,
                 cache_read_per_token: Some(1.25e-6),
                 cache_creation_per_token: None,
+                input_per_token_batches: Some(1.25e-6),
+                output_per_token_batches: Some(5e-6),
                 ..Default::default()
             }
         );

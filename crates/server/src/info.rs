@@ -63,6 +63,8 @@ pub(crate) fn add_prices(d: &DeploymentSpec, info: &mut serde_json::Map<String, 
     put("cache_read_input_token_cost", p.cache_read_per_token);
     put("cache_creation_input_token_cost", p.cache_creation_per_token);
     put("output_cost_per_reasoning_token", p.reasoning_per_token);
+    put("input_cost_per_token_batches", p.input_per_token_batches);
+    put("output_cost_per_token_batches", p.output_per_token_batches);
     if p.per_second() {
         put("input_cost_per_second", Some(p.input_per_second));
         put("output_cost_per_second", Some(p.output_per_second));

@@ -28,7 +28,6 @@ pub mod proxy;
 mod redact;
 #[cfg(test)]
 mod test_numbers;
-pub mod tokens;
 pub mod ui;
 pub mod vertex_auth;
 pub mod wildcard;

@@ -103,7 +103,8 @@ pub struct DeploymentSpec {
 }
 
 impl DeploymentSpec {
-    /// What a call to this deployment costs: its own prices (`input_cost_per_token`, … or
+    /// What a call to this deployment costs: its own prices (`input_cost_per_token`, a batch's
+    /// `input_cost_per_token_batches`, … or
     /// `input_cost_per_second`, … in `litellm_params` or `model_info`) when it sets any, else
     /// LiteLLM's price map's for its provider and model. `None`: its calls cost 0.
     pub fn price(&self) -> Option<sluice_providers::pricing::Price> {
@@ -132,6 +133,8 @@ impl DeploymentSpec {
             own("output_cost_per_token"),
             own("cache_read_input_token_cost"),
             own("cache_creation_input_token_cost"),
+            own("input_cost_per_token_batches"),
+            own("output_cost_per_token_batches"),
         ];
         let per_second = (own("input_cost_per_second"), own("output_cost_per_second"));
         if per_token.iter().all(Option::is_none) {
@@ -149,11 +152,13 @@ impl DeploymentSpec {
         // deployment's prices into the model's known ones: a deployment that sets only its input
         // price keeps the map's output, cache and tier prices.
         let mut p = mapped().unwrap_or_default();
-        let [input, output, cache_read, cache_creation] = per_token;
+        let [input, output, cache_read, cache_creation, batch_input, batch_output] = per_token;
         p.input_per_token = input.unwrap_or(p.input_per_token);
         p.output_per_token = output.unwrap_or(p.output_per_token);
         p.cache_read_per_token = cache_read.or(p.cache_read_per_token);
         p.cache_creation_per_token = cache_creation.or(p.cache_creation_per_token);
+        p.input_per_token_batches = batch_input.or(p.input_per_token_batches);
+        p.output_per_token_batches = batch_output.or(p.output_per_token_batches);
         Some(p)
     }
 
@@ -288,10 +293,12 @@ struct Prices {
     input_cost_per_image: Option<UpTo<MAX_PRICE>>,
     input_cost_per_pixel: Option<UpTo<MAX_PRICE>>,
     input_cost_per_character: Option<UpTo<MAX_PRICE>>,
+    input_cost_per_token_batches: Option<UpTo<MAX_PRICE>>,
+    output_cost_per_token_batches: Option<UpTo<MAX_PRICE>>,
 }
 
 impl Prices {
-    fn listed(self) -> [(&'static str, Option<f64>); 10] {
+    fn listed(self) -> [(&'static str, Option<f64>); 12] {
         let x = |p: Option<UpTo<MAX_PRICE>>| p.map(|p| p.0);
         [
             ("input_cost_per_token", x(self.input_cost_per_token)),
@@ -304,6 +311,8 @@ impl Prices {
             ("input_cost_per_image", x(self.input_cost_per_image)),
             ("input_cost_per_pixel", x(self.input_cost_per_pixel)),
             ("input_cost_per_character", x(self.input_cost_per_character)),
+            ("input_cost_per_token_batches", x(self.input_cost_per_token_batches)),
+            ("output_cost_per_token_batches", x(self.output_cost_per_token_batches)),
         ]
     }
 }

@@ -245,6 +245,8 @@ pub(crate) const LITELLM_PARAMS: &[&str] = &[
     "input_cost_per_image",
     "input_cost_per_pixel",
     "input_cost_per_character",
+    "input_cost_per_token_batches",
+    "output_cost_per_token_batches",
     "max_budget",
     "budget_duration",
     "tags",

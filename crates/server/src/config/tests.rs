@@ -990,6 +990,33 @@ model_list:
     assert!(why.contains("openai/my-finetune") && why.contains("input_cost_per_token"), "{why}");
 }
 
+#[test]
+fn batch_prices_come_from_the_deployment_then_the_map() {
+    let c = load(
+        r#"
+model_list:
+  - model_name: mapped
+    litellm_params: {model: openai/gpt-4o}
+  - model_name: own
+    litellm_params: {model: openai/gpt-4o, input_cost_per_token_batches: 0.3}
+    model_info: {output_cost_per_token_batches: 0.7}
+  - model_name: custom
+    litellm_params: {model: openai/my-finetune, input_cost_per_token: 0.002, output_cost_per_token: 0.004}
+"#,
+    )
+    .unwrap();
+    let d = |name: &str| c.deployments.iter().find(|d| d.model_name == name).unwrap().price().unwrap();
+    assert_eq!(
+        (d("mapped").input_per_token_batches, d("mapped").output_per_token_batches),
+        (Some(1.25e-6), Some(5e-6))
+    );
+    assert_eq!((d("own").input_per_token_batches, d("own").output_per_token_batches), (Some(0.3), Some(0.7)));
+    // Its token prices stay the map's: only the batch prices are its own.
+    assert_eq!(d("own").input_per_token, 2.5e-6);
+    assert_eq!((d("custom").input_per_token_batches, d("custom").output_per_token_batches), (None, None));
+    assert!(c.ignored.iter().all(|l| !l.contains("cost_per_token_batches")), "{:?}", c.ignored);
+}
+
 /// `generic_api` takes what its lists say (LiteLLM: `success_callback` successes,
 /// `failure_callback` failures, `callbacks` both), finds its collector under
 /// `environment_variables` as in the environment, and is not listed as ignored.

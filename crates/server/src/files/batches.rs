@@ -1,8 +1,9 @@
 //! `/v1/batches`: a batch goes to the deployment that holds its input file (the caller must own
 //! it), and belongs to the caller. As LiteLLM does, a batch is billed when it is first read
 //! completed: its output file is read and each answer's usage is billed at the deployment's
-//! token prices (the price map holds no batch prices), once (`claim_object_billing`) however
-//! many replicas read it. The output and error files become the batch owner's.
+//! batch prices (`input_cost_per_token_batches`, …; half its token prices without them, as
+//! LiteLLM's `batch_cost_calculator` bills), once (`claim_object_billing`) however many
+//! replicas read it. The output and error files become the batch owner's.
 
 use super::owners::{self, Ask, QueryAsk};
 use super::{answer, fetch, forwarded_query, target, upload, Billed, BATCH, FILE};
@@ -124,7 +125,8 @@ async fn retrieve_batch(
         Ok(super::json_reply(status, bytes))
     }
     .await;
-    billed.settle(&result, usage);
+    // A completed batch's answers at the deployment's batch prices (0 tokens otherwise).
+    billed.settle_as(&result, usage, true);
     result
 }
 

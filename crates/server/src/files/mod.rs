@@ -84,7 +84,15 @@ impl Billed {
 
     /// Bills `usage` for a call that succeeded, or logs the failure.
     fn settle<T>(self, result: &Result<T, ApiError>, usage: TokenUsage) {
+        self.settle_as(result, usage, false);
+    }
+
+    /// [`settle`](Self::settle) at the deployment's batch prices when `batch`.
+    fn settle_as<T>(self, result: &Result<T, ApiError>, usage: TokenUsage, batch: bool) {
         match result {
+            Ok(_) if batch => {
+                self.0.settle_batch(usage);
+            }
             Ok(_) => {
                 self.0.settle(usage);
             }

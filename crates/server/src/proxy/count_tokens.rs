@@ -1,7 +1,7 @@
 //! `POST /v1/messages/count_tokens`: Anthropic's token counting, `{"input_tokens": N}`. As
 //! LiteLLM does, a model group served by Anthropic has the request forwarded to Anthropic's own
 //! `/v1/messages/count_tokens` (the deployment's address and key, `model` spliced); any other is
-//! counted here with the tokenizer LiteLLM would use for its model (`crate::tokens`: tiktoken,
+//! counted here with the tokenizer LiteLLM would use for its model (`sluice_providers::tokens`: tiktoken,
 //! the cookbook's per-message overhead), over the messages translated to OpenAI's format. The key
 //! is authenticated and admitted for the model like chat; a count is not a billed call.
 
@@ -73,7 +73,8 @@ async fn count(app: &App, req: Request) -> Result<Reply, ApiError> {
     })?;
     let messages = openai["messages"].to_string();
     let counted_as = deployment.target.served.model.to_string();
-    let input_tokens = crate::tokens::count_messages(crate::tokens::encoding_for(&counted_as), &messages);
+    let input_tokens =
+        sluice_providers::tokens::count_messages(sluice_providers::tokens::encoding_for(&counted_as), &messages);
     let answer = serde_json::json!({ "input_tokens": input_tokens }).to_string();
     Ok(Reply::whole(http::StatusCode::OK, "application/json", [Bytes::from(answer), Bytes::new(), Bytes::new()]))
 }

@@ -467,13 +467,13 @@ impl OpenAiStage {
 }
 
 fn count_usage(endpoint: Endpoint, needs: &UsageNeeds, generated: &str) -> (u64, u64) {
-    let bpe = crate::tokens::encoding_for(&needs.upstream_model);
+    let bpe = sluice_providers::tokens::encoding_for(&needs.upstream_model);
     let prompt = match sniff::request(&needs.request, endpoint) {
         Ok(view) => match endpoint {
-            Endpoint::Chat => view.messages.map(|m| crate::tokens::count_messages(bpe, m)).unwrap_or(0),
-            _ => view.prompt.map(|p| crate::tokens::count_prompt(bpe, p)).unwrap_or(0),
+            Endpoint::Chat => view.messages.map(|m| sluice_providers::tokens::count_messages(bpe, m)).unwrap_or(0),
+            _ => view.prompt.map(|p| sluice_providers::tokens::count_prompt(bpe, p)).unwrap_or(0),
         },
         Err(_) => 0,
     };
-    (prompt, crate::tokens::count_text(bpe, generated))
+    (prompt, sluice_providers::tokens::count_text(bpe, generated))
 }

@@ -145,6 +145,11 @@ impl UpstreamCall<'_> {
                 sent_any: false,
                 provider: *provider,
                 charge: self.facts.charge.clone(),
+                estimate: (self.endpoint == Endpoint::Chat).then(|| Estimate {
+                    request: self.body.clone(),
+                    model: self.target_of(attempt).served.model.clone(),
+                    generated: String::new(),
+                }),
             };
             let relay = Relay::new(incoming, stage, *provider, timeout);
             let mut reply = self.start_stream(attempt, &up.headers, relay).await?;
@@ -157,7 +162,18 @@ impl UpstreamCall<'_> {
             (None, Some(incoming)) => self.read_whole(provider, incoming, sent + timeout, timeout).await?,
             (None, None) => return Err(fail(Failure::status(500, None), malformed(provider, "no answer", b""))),
         };
-        let out = t.parse_answer(&body, &meta).map_err(|api| fail(Failure::status(500, None), api))?;
+        let mut out = t.parse_answer(&body, &meta).map_err(|api| fail(Failure::status(500, None), api))?;
+        if self.endpoint == Endpoint::Chat {
+            let model = &self.target_of(attempt).served.model;
+            let reported = sluice_providers::provider::usage(&out);
+            // Only an answer lacking a side of its usage is tokenized (its text read only then).
+            if reported.is_none_or(|(p, c)| p == 0 || c == 0) {
+                let text = sluice_providers::tokens::answer_text(&out);
+                if let Some(filled) = sluice_providers::tokens::fill_chat_usage(reported, self.body, model, &text) {
+                    sluice_providers::tokens::set_usage(&mut out["usage"], filled);
+                }
+            }
+        }
         let usage = sluice_providers::provider::usage(&out);
         self.app.router.load().record_success(attempt, usage.map(|(p, c)| p + c));
         if let Some(m) = &self.target_of(attempt).metrics {
@@ -375,6 +391,16 @@ struct TranslatedStage {
     provider: sluice_providers::Provider,
     /// Billed with the stream's usage when it ends, or with what it had reported if abandoned.
     charge: Option<std::sync::Arc<sluice_access::charge::Charge>>,
+    /// What a chat stream's usage is estimated from when the provider leaves a side of it out.
+    estimate: Option<Estimate>,
+}
+
+/// The request and the text generated so far, for LiteLLM's usage estimate of a stream
+/// ([`sluice_providers::tokens::fill_chat_usage`]); tokenized only if the stream ends without both counts.
+struct Estimate {
+    request: bytes::Bytes,
+    model: std::sync::Arc<str>,
+    generated: String,
 }
 
 impl Stage for TranslatedStage {
@@ -387,6 +413,7 @@ impl Stage for TranslatedStage {
         let drained = self.tr.drain(&mut chunks);
         self.sent_any |= !chunks.is_empty();
         self.note_finish(&chunks);
+        self.gather(&chunks);
         self.out.frames(chunks, out);
         drained
             .map(|()| false)
@@ -397,16 +424,29 @@ impl Stage for TranslatedStage {
         let mut chunks = Vec::new();
         let finished = self.tr.finish(&mut chunks);
         self.note_finish(&chunks);
+        self.gather(&chunks);
+        let usage = self.usage();
+        // The usage chunk the client asked for carries the estimate when the provider left a
+        // side of it out.
+        if let (Some(u), true) = (&usage, self.estimate.is_some()) {
+            let (p, c) = (u["prompt_tokens"].as_u64().unwrap_or(0), u["completion_tokens"].as_u64().unwrap_or(0));
+            if let Some(last) = chunks.iter_mut().rev().find(|c| c.get("usage").is_some_and(Value::is_object)) {
+                sluice_providers::tokens::set_usage(&mut last["usage"], (p, c));
+            }
+        }
         self.out.frames(chunks, out);
         if let Err(message) = finished {
             return Err(malformed(&self.provider, "upstream stream failed", message.as_bytes()));
         }
         self.sent_any = true;
-        if let (Some((m, model)), Some((p, c))) = (&self.metrics, self.tr.usage()) {
+        let counts = usage
+            .as_ref()
+            .map(|u| (u["prompt_tokens"].as_u64().unwrap_or(0), u["completion_tokens"].as_u64().unwrap_or(0)));
+        if let (Some((m, model)), Some((p, c))) = (&self.metrics, counts) {
             let caller = self.charge.as_ref().and_then(|c| c.caller());
             m.stream_usage(model, caller, sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
         }
-        self.bill();
+        self.settle(usage);
         self.out.end(out);
         Ok(())
     }
@@ -434,11 +474,44 @@ impl TranslatedStage {
     }
 
     fn bill(&mut self) {
+        if self.charge.is_some() {
+            let usage = self.usage();
+            self.settle(usage);
+        }
+    }
+
+    /// Bills `usage` whole, so cache reads and writes and reasoning tokens are priced as such
+    /// (one small object, once per stream).
+    fn settle(&mut self, usage: Option<Value>) {
         if let Some(c) = self.charge.take() {
-            // The whole usage, so cache reads and writes and reasoning tokens are priced as such
-            // (one small object, once per stream).
-            let usage = self.tr.usage_object().and_then(|u| sluice_wire::sniff::Usage::from_value(&u));
+            let usage = usage.and_then(|u| sluice_wire::sniff::Usage::from_value(&u));
             c.settle(sluice_access::charge::token_usage(&usage.unwrap_or_default()));
+        }
+    }
+
+    /// The text each chunk generated, kept for the estimate (chat streams only).
+    fn gather(&mut self, chunks: &[Value]) {
+        let Some(e) = &mut self.estimate else { return };
+        let choices = chunks.iter().filter_map(|chunk| chunk.get("choices")?.as_array()).flatten();
+        for delta in choices.filter_map(|choice| choice.get("delta")) {
+            sluice_providers::tokens::push_generated(&mut e.generated, delta);
+        }
+    }
+
+    /// The usage the provider reported, with LiteLLM's estimate for a side it left out.
+    fn usage(&self) -> Option<Value> {
+        let reported = self.tr.usage_object();
+        let Some(e) = &self.estimate else { return reported };
+        let counts = reported
+            .as_ref()
+            .map(|u| (u["prompt_tokens"].as_u64().unwrap_or(0), u["completion_tokens"].as_u64().unwrap_or(0)));
+        match sluice_providers::tokens::fill_chat_usage(counts, &e.request, &e.model, &e.generated) {
+            None => reported,
+            Some(filled) => {
+                let mut u = reported.unwrap_or_else(|| serde_json::json!({}));
+                sluice_providers::tokens::set_usage(&mut u, filled);
+                Some(u)
+            }
         }
     }
 }
