@@ -19,12 +19,9 @@ trait Message {
 /// each field is visited twice however deep it is nested. Two types, not a flag: each pass is
 /// compiled on its own, the measuring one without a scratch buffer or a branch per field.
 trait Encoder: Sized {
-    #[inline]
     fn put(&mut self, bytes: &[u8]);
-    #[inline]
     fn varint(&mut self, v: u64);
     /// A nested message's length (measured, or taken from the measure) and its fields.
-    #[inline]
     fn nested(&mut self, m: &impl Message);
 
     #[inline]
