@@ -1,6 +1,7 @@
 //! Gemini as a [`ChatProvider`]: Vertex AI (service-account OAuth) or Google AI Studio
-//! (`x-goog-api-key`), addressed from `litellm_params` and the environment; chat, and embeddings
-//! (`:predict` on Vertex, `:batchEmbedContents` on AI Studio).
+//! (`x-goog-api-key`), addressed from `litellm_params` and the environment; chat, embeddings
+//! (`:predict` on Vertex, `:batchEmbedContents` on AI Studio), and on Vertex speech (Cloud
+//! Text-to-Speech, `tts`).
 
 use bytes::Bytes;
 use http::{HeaderName, Uri};
@@ -25,6 +26,9 @@ pub struct Gemini {
     /// Where embeddings go: Vertex's `predict` when a token source is set, else AI Studio's
     /// `batchEmbedContents`.
     embed_url: Uri,
+    /// Vertex only: Cloud Text-to-Speech's `text:synthesize`, and the project it is billed to
+    /// (`x-goog-user-project`).
+    speech: Option<(Uri, Option<http::HeaderValue>)>,
     model: String,
     drop_params: bool,
 }
@@ -60,10 +64,12 @@ impl Gemini {
             super::vertex_url(p.api_base, &project, &location, model, true),
         )?;
         let embed_url = p.uri(super::vertex_url_for(p.api_base, &project, &location, model, "predict", false))?;
+        let user_project = http::HeaderValue::from_str(&project).ok().filter(|_| !project.is_empty());
         Ok(Gemini {
             address,
             token: Some(tokens(&source)),
             embed_url,
+            speech: Some((p.uri(super::tts::url(p.api_base))?, user_project)),
             model: model.clone(),
             drop_params: p.drop_params,
         })
@@ -79,16 +85,27 @@ impl Gemini {
             Address::new(p, super::gemini_url(p.api_base, model, false), super::gemini_url(p.api_base, model, true))?;
         address.headers.push(p.secret_header(HeaderName::from_static("x-goog-api-key"), &key)?);
         let embed_url = p.uri(super::gemini_url_for(p.api_base, model, "batchEmbedContents", false))?;
-        Ok(Gemini { address, token: None, embed_url, model: model.clone(), drop_params: p.drop_params })
+        Ok(Gemini { address, token: None, embed_url, speech: None, model: model.clone(), drop_params: p.drop_params })
     }
 }
 
 impl ChatProvider for Gemini {
     fn serves(&self, endpoint: Endpoint) -> bool {
         matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings)
+            || (endpoint == Endpoint::Speech && self.speech.is_some())
     }
 
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
+        if let (Endpoint::Speech, Some((url, user_project))) = (call.endpoint, &self.speech) {
+            let body = super::tts::request(&parse_request(call.body)?)?;
+            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            req.url = url.clone();
+            if let Some(project) = user_project {
+                req.headers.insert(HeaderName::from_static("x-goog-user-project"), project.clone());
+            }
+            req.token = self.token.clone();
+            return Ok(req);
+        }
         if call.endpoint == Endpoint::Embeddings {
             let request = parse_request(call.body)?;
             let built = match self.token {
@@ -139,5 +156,13 @@ impl ChatProvider for Gemini {
 
     fn map_error(&self, status: u16, _headers: &dyn Headers, body: &[u8]) -> ApiError {
         crate::errors::classified(&self.address.provider, super::error(status, body))
+    }
+
+    fn speech_in_json(&self) -> bool {
+        true
+    }
+
+    fn speech_audio(&self, answer: &[u8], request: &[u8]) -> Result<(Bytes, &'static str), ApiError> {
+        super::tts::audio(answer, request).map_err(|e| crate::errors::malformed(&self.address.provider, &e, answer))
     }
 }
