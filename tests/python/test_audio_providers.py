@@ -110,11 +110,16 @@ def test_deepgram_gets_the_audio_alone_and_answers_openais_transcription(env):
     caller, token = new_key(gw)
     audio = wav(2.5)
     r = client(gw, caller).audio.transcriptions.create(
-        model="nova", file=("hello.wav", audio, "audio/wav"), language="de"
+        model="nova",
+        file=("hello.wav", audio, "audio/wav"),
+        language="de",
+        temperature=0,
+        extra_body={"smart_format": "true"},
     )
     assert r.text == f"mock transcript by nova-2 of {len(audio)} bytes in de"
     seen = last(mock)
-    assert (seen["path"], seen["query"]) == ("/v1/listen", "model=nova-2&language=de")
+    # Deepgram's own option goes on as a query option; OpenAI's `temperature` does not.
+    assert (seen["path"], seen["query"]) == ("/v1/listen", "model=nova-2&language=de&smart_format=true")
     assert seen["headers"]["authorization"] == "Token dg-up"
     assert seen["headers"]["content-type"] == "audio/wav"
     # The file's bytes alone, not the form.

@@ -2,7 +2,10 @@
 //! Deepgram's pre-recorded API, `POST {base}/listen?model={model}`, with the uploaded file's bytes
 //! alone as the body (the form is read by `sluice_wire::form`, the same reader that finds an
 //! OpenAI upload's `model`; the file is a slice of the client's body, not a copy) and
-//! `Authorization: Token {key}`. The form's `language` goes as Deepgram's `language` query option.
+//! `Authorization: Token {key}`. The form's `language` goes as Deepgram's `language` query option,
+//! and every field that is not one of OpenAI's (Deepgram's own `punctuate`, `diarize`,
+//! `smart_format`, …) as a query option of its name, as LiteLLM passes extra parameters on;
+//! OpenAI's others (`prompt`, `temperature`, `response_format`, …) Deepgram has no use for.
 //! The answer's first channel's first alternative becomes OpenAI's transcription, with the
 //! `duration` of `metadata` (which bills the call per second) and the words' timings, as
 //! LiteLLM's `TranscriptionResponse` carries them. `api_base` defaults to `DEEPGRAM_API_BASE`,
@@ -31,6 +34,20 @@ pub fn base(api_base: Option<&str>, env: Env<'_>) -> String {
 /// The most words of an answer carried into OpenAI's `words` (an hour of speech has ~10,000).
 const MAX_WORDS: usize = 100_000;
 
+/// OpenAI's transcription fields, which are not Deepgram options.
+const OPENAI_FIELDS: &[&str] = &[
+    "prompt",
+    "temperature",
+    "response_format",
+    "timestamp_granularities",
+    "timestamp_granularities[]",
+    "stream",
+    "chunking_strategy",
+    "include",
+    "include[]",
+    "user",
+];
+
 #[derive(Debug)]
 pub struct Deepgram {
     /// `{base}/listen`, without a query: the model and options are added per call.
@@ -53,20 +70,30 @@ impl Deepgram {
         Ok(Deepgram { address, listen, model: p.model.upstream.clone() })
     }
 
-    /// `{base}/listen?model=…[&language=…]`, each value percent-encoded.
-    fn url(&self, language: Option<&str>) -> String {
+    /// `{base}/listen?model=…&{option}=…`, each name and value percent-encoded.
+    fn url(&self, options: &[(&str, &str)]) -> String {
         let enc = |v: &str| percent_encoding::utf8_percent_encode(v, crate::provider::QUERY_VALUE).to_string();
         let mut url = format!("{}?model={}", self.listen, enc(&self.model));
-        if let Some(lang) = language.map(str::trim).filter(|l| !l.is_empty()) {
-            url.push_str("&language=");
-            url.push_str(&enc(lang));
+        for (name, value) in options {
+            url.push('&');
+            url.push_str(&enc(name));
+            url.push('=');
+            url.push_str(&enc(value.trim()));
         }
         url
     }
 }
 
-/// The upload's file bytes (a slice of `body`), its content type and the form's `language`.
-fn read_upload(body: &Bytes) -> Result<(Bytes, HeaderValue, Option<String>), ApiError> {
+/// What Deepgram is sent of an upload.
+struct Upload<'a> {
+    /// The file's bytes (a slice of the client's body) and their content type.
+    audio: Bytes,
+    kind: HeaderValue,
+    /// The form's `language` and the fields that are not OpenAI's, as query options.
+    options: Vec<(&'a str, &'a str)>,
+}
+
+fn read_upload(body: &Bytes) -> Result<Upload<'_>, ApiError> {
     let content_type = sluice_wire::form::content_type_of(body)
         .ok_or_else(|| ApiError::bad_request("Request body is not multipart/form-data."))?;
     let boundary = sluice_wire::form::boundary(&content_type)
@@ -79,7 +106,9 @@ fn read_upload(body: &Bytes) -> Result<(Bytes, HeaderValue, Option<String>), Api
         .content_type
         .and_then(|c| HeaderValue::from_str(c).ok())
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    Ok((body.slice(file.range), kind, form.language.map(str::to_string)))
+    let language = form.language.filter(|l| !l.trim().is_empty()).map(|l| ("language", l));
+    let own = form.other.into_iter().filter(|(name, _)| !OPENAI_FIELDS.contains(name));
+    Ok(Upload { audio: body.slice(file.range), kind, options: language.into_iter().chain(own).collect() })
 }
 
 /// Deepgram's answer as OpenAI's transcription (LiteLLM's fields: `text`, `task`, `language`,
@@ -110,11 +139,10 @@ impl ChatProvider for Deepgram {
     }
 
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
-        let (audio, kind, language) = read_upload(call.body)?;
+        let Upload { audio, kind, options } = read_upload(call.body)?;
         let mut req = self.address.request(false, audio);
-        req.url = self.url(language.as_deref()).parse().map_err(|_| {
-            ApiError::bad_request("The form's `language` cannot be sent in a URL: use a language code such as `en`.")
-                .param("language")
+        req.url = self.url(&options).parse().map_err(|_| {
+            ApiError::bad_request("The form's Deepgram options cannot be sent in a URL: check their names and values.")
         })?;
         req.headers.insert(http::header::CONTENT_TYPE, kind);
         Ok(req)
@@ -171,11 +199,17 @@ mod tests {
 
     #[test]
     fn sends_the_file_alone_with_the_model_and_language_in_the_query() {
-        let body = form(&[("model", b"group"), ("language", b"de-CH"), ("file", b"RIFF\x01\x02")]);
+        let body = form(&[
+            ("model", b"group"),
+            ("language", b"de-CH"),
+            ("temperature", b"0"),
+            ("smart_format", b"true"),
+            ("file", b"RIFF\x01\x02"),
+        ]);
         let call =
             ChatCall { endpoint: Endpoint::Transcriptions, body: &body, model_span: None, stream: false, now: 0 };
         let req = deepgram(Some("http://dg.local/v1/")).build_request(&call).unwrap();
-        assert_eq!(req.url.to_string(), "http://dg.local/v1/listen?model=nova-2&language=de-CH");
+        assert_eq!(req.url.to_string(), "http://dg.local/v1/listen?model=nova-2&language=de-CH&smart_format=true");
         assert_eq!(req.body.concat(), b"RIFF\x01\x02");
         assert_eq!(req.headers["content-type"], "audio/wav");
         assert_eq!(req.headers["authorization"], "Token dg-key");

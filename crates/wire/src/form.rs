@@ -22,6 +22,9 @@ pub struct Form<'a> {
     pub language: Option<&'a str>,
     /// The uploaded file: its bytes' range in the body and the part's own `Content-Type`.
     pub file: Option<FilePart<'a>>,
+    /// Every other text field, in order (a provider's own options: Deepgram's `punctuate`, …);
+    /// at most [`MAX_PARTS`].
+    pub other: Vec<(&'a str, &'a str)>,
 }
 
 /// Where the `file` part's bytes lie in the body, and what its header says they are.
@@ -104,7 +107,11 @@ pub fn read<'a>(body: &'a [u8], boundary: &str) -> Result<Form<'a>, ApiError> {
                     let content_type = part_content_type(head);
                     form.file = Some(FilePart { range: value_start..value_end, content_type });
                 }
-                _ => {}
+                other => {
+                    if let Some(v) = text() {
+                        form.other.push((other, v));
+                    }
+                }
             }
         }
         at = next + delimiter.len();
@@ -186,6 +193,8 @@ mod tests {
         assert_eq!(file.content_type, Some("audio/wav"));
         assert_eq!(f.language, Some("de"));
         assert_eq!(read(&form(&[("model", b"m")], "b"), "b").unwrap().file, None);
+        let body = form(&[("model", b"m"), ("punctuate", b"true"), ("temperature", b"0")], "b");
+        assert_eq!(read(&body, "b").unwrap().other, vec![("punctuate", "true"), ("temperature", "0")]);
     }
 
     #[test]
