@@ -14,7 +14,8 @@
 //! `invocations-response-stream` (`sagemaker`), Replicate's predictions, polled and streamed (`replicate`), an OpenAI-compatible
 //! server's `/rerank` (vLLM's shape), Voyage AI's embeddings and rerank (under `/voyage/v1`), OpenAI's Responses API
 //! (`/v1/responses`, whole and streamed, and `GET`/`DELETE` by id), OpenAI's images, moderations
-//! and speech (`media`), OpenAI's Files and Batches APIs (`files`: uploads kept in memory, batches
+//! and speech (`media`), Deepgram's `/v1/listen`, Google Cloud Text-to-Speech and ElevenLabs'
+//! text to speech (`voice`), OpenAI's Files and Batches APIs (`files`: uploads kept in memory, batches
 //! that complete with an output file of answers), and knobs a gateway's tests and benchmarks need: latency, chunk pacing,
 //! slowapi-style fixed-window rate limits, injected 500s, and model names that trigger a chosen
 //! failure (`error-503`, `stream-reset`, `retry-after-2`, …) or, on Anthropic's route, cache reads
@@ -51,6 +52,7 @@ mod textgen;
 mod token;
 mod triggers;
 mod vectors;
+mod voice;
 mod voyage;
 mod watsonx;
 mod witness;

@@ -186,7 +186,7 @@ pub fn transcription(content_type: Option<&str>, body: &[u8]) -> Result<Transcri
 }
 
 /// The seconds of a WAV file (its data over the header's byte rate), else 16 kB a second.
-fn wav_seconds(file: &[u8]) -> f64 {
+pub(crate) fn wav_seconds(file: &[u8]) -> f64 {
     let rate = file.get(28..32).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).filter(|r| *r > 0);
     match (file.starts_with(b"RIFF"), rate) {
         (true, Some(rate)) => file.len().saturating_sub(44) as f64 / f64::from(rate),

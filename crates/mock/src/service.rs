@@ -32,6 +32,7 @@ use crate::stats::{RequestGuard, Route, Stats};
 use crate::textgen;
 use crate::token;
 use crate::triggers::Trigger;
+use crate::voice;
 use crate::voyage;
 use crate::watsonx;
 
@@ -85,6 +86,8 @@ enum Endpoint<'a> {
     Moderations,
     Speech,
     Transcriptions,
+    /// Deepgram's `/v1/listen`, Google's `/v1/text:synthesize`, ElevenLabs' text to speech.
+    Voice(voice::Call<'a>),
     /// `POST /v1/responses` (OpenAI's, and Azure's `/openai/…` paths).
     Responses,
     /// `GET` or `DELETE /v1/responses/{id}`.
@@ -119,7 +122,7 @@ impl Endpoint<'_> {
             Endpoint::VoyageEmbed | Endpoint::VoyageRerank => Route::Voyage,
             Endpoint::Images | Endpoint::ImageUpload(_) => Route::Images,
             Endpoint::Moderations => Route::Moderations,
-            Endpoint::Speech | Endpoint::Transcriptions => Route::Audio,
+            Endpoint::Speech | Endpoint::Transcriptions | Endpoint::Voice(_) => Route::Audio,
             Endpoint::Responses | Endpoint::ResponseItem(_) => Route::Responses,
             Endpoint::Token => Route::Token,
             Endpoint::NotFound => Route::NotFound,
@@ -189,6 +192,9 @@ fn classify(path: &str) -> Endpoint<'_> {
                     "audio/transcriptions" | "audio/translations" => Endpoint::Transcriptions,
                     _ => Endpoint::NotFound,
                 };
+            }
+            if let Some(call) = voice::parse_path(path) {
+                return Endpoint::Voice(call);
             }
             if let Some(call) = bedrock::parse_path(path) {
                 return Endpoint::Bedrock(call);
@@ -433,6 +439,7 @@ impl Mock {
                 };
                 finish(Some(guard), resp)
             }
+            Endpoint::Voice(call) => self.voice(call, &parts.headers, parts.uri.query(), &body, guard),
             Endpoint::Token => self.token(&body, guard),
             _ => finish(Some(guard), respond::not_found()),
         }
@@ -1244,6 +1251,50 @@ impl Mock {
                     None => respond::json(StatusCode::OK, answer),
                 },
             }
+        };
+        finish(Some(guard), resp)
+    }
+
+    /// Deepgram's listen, Google's text-to-speech and ElevenLabs' (`voice`), each refusing a call
+    /// without its credential as the real API does.
+    fn voice(
+        &self,
+        call: voice::Call<'_>,
+        headers: &http::HeaderMap,
+        query: Option<&str>,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let resp = match call {
+            voice::Call::Listen if !voice::deepgram_authorised(header("authorization")) => {
+                respond::json(StatusCode::UNAUTHORIZED, voice::deepgram_error("INVALID_AUTH", "Invalid credentials."))
+            }
+            voice::Call::Listen => match voice::listen(query, body) {
+                Ok(answer) => respond::json(StatusCode::OK, answer),
+                Err(e) => respond::json(StatusCode::BAD_REQUEST, e),
+            },
+            voice::Call::Synthesize => {
+                let bearer = header("authorization").is_some_and(|a| a.starts_with("Bearer "));
+                if !bearer || (self.cfg.vertex_key.is_some() && !self.issued_bearer(headers)) {
+                    respond::google_error(
+                        StatusCode::UNAUTHORIZED,
+                        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+                    )
+                } else {
+                    match voice::synthesize(body) {
+                        Ok(answer) => respond::json(StatusCode::OK, answer),
+                        Err(e) => respond::google_error(StatusCode::BAD_REQUEST, &e),
+                    }
+                }
+            }
+            voice::Call::ElevenLabs { .. } if !voice::elevenlabs_authorised(header("xi-api-key")) => {
+                respond::json(StatusCode::UNAUTHORIZED, voice::elevenlabs_error("invalid_api_key", "Invalid API key"))
+            }
+            voice::Call::ElevenLabs { .. } => match voice::elevenlabs(body) {
+                Ok(frames) => return respond::audio(frames, self.cfg.chunk_delay, guard),
+                Err(e) => respond::json(StatusCode::BAD_REQUEST, e),
+            },
         };
         finish(Some(guard), resp)
     }

@@ -5,8 +5,8 @@
 use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSources, UpstreamRequest};
 use crate::stream::StreamTranslator;
 use crate::{
-    anthropic, azure, azure_ai, azure_text, bedrock, cloudflare, cohere, gemini, huggingface, ollama, openai,
-    predibase, replicate, sagemaker, triton, voyage, watsonx,
+    anthropic, azure, azure_ai, azure_text, bedrock, cloudflare, cohere, deepgram, elevenlabs, gemini, huggingface,
+    ollama, openai, predibase, replicate, sagemaker, triton, voyage, watsonx,
 };
 
 /// How sluice talks to a provider.
@@ -58,6 +58,10 @@ pub enum Family {
     Watsonx,
     /// NVIDIA Triton: `/generate` (TensorRT-LLM) or `/infer` (KServe v2) at `api_base`.
     Triton,
+    /// Deepgram: transcriptions only, the upload's audio sent to `/v1/listen`.
+    Deepgram,
+    /// ElevenLabs: speech only, `/v1/text-to-speech/{voice_id}`.
+    ElevenLabs,
     /// No provider sluice can call: what a deployment the config could not place is marked with
     /// (every prefix in [`PROVIDERS`] is served).
     NotImplemented,
@@ -168,6 +172,8 @@ pub static PROVIDERS: &[Provider] = &[
     compat("ai21_chat", Some("https://api.ai21.com/studio/v1"), &["AI21_API_BASE"], &["AI21_API_KEY"]),
     Provider { name: "voyage", family: Family::Voyage },
     Provider { name: "triton", family: Family::Triton },
+    Provider { name: "deepgram", family: Family::Deepgram },
+    Provider { name: "elevenlabs", family: Family::ElevenLabs },
     Provider { name: "predibase", family: Family::Predibase },
     compat(
         "dashscope",
@@ -213,6 +219,8 @@ pub enum Translated {
     Watsonx(watsonx::Watsonx),
     SageMaker(sagemaker::SageMaker),
     Replicate(replicate::Replicate),
+    Deepgram(deepgram::Deepgram),
+    ElevenLabs(elevenlabs::ElevenLabs),
     /// Hugging Face's feature-extraction embeddings, held by its OpenAI-format deployment
     /// ([`openai::OpenAi::translates`]).
     HuggingFace(huggingface::embed::Embed),
@@ -267,6 +275,12 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
             let shape = if chat { sagemaker::Shape::Chat } else { sagemaker::Shape::Tgi };
             unusable(sagemaker::SageMaker::new(p, env, shape).map(|s| Built::Translated(Translated::SageMaker(s))))
         }
+        Family::Deepgram => {
+            unusable(deepgram::Deepgram::new(p, env).map(|d| Built::Translated(Translated::Deepgram(d))))
+        }
+        Family::ElevenLabs => {
+            unusable(elevenlabs::ElevenLabs::new(p, env).map(|e| Built::Translated(Translated::ElevenLabs(e))))
+        }
         Family::NotImplemented => Built::NotImplemented,
     })
 }
@@ -283,6 +297,8 @@ pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> 
         Family::Triton => return api_base.map(str::to_string),
         Family::Watsonx => return watsonx::base(api_base, env),
         Family::Replicate => return Some(replicate::base(api_base)),
+        Family::Deepgram => return Some(deepgram::base(api_base, env)),
+        Family::ElevenLabs => return Some(elevenlabs::base(api_base, env)),
         Family::AzureText => {
             let base = api_base.map(str::to_string).or_else(|| crate::azure::BASE_ENV.iter().find_map(|n| env(n)));
             return base.map(|b| openai::display_base(&b).to_string());
@@ -322,6 +338,8 @@ impl Translated {
             Translated::Watsonx(p) => p,
             Translated::SageMaker(p) => p,
             Translated::Replicate(p) => p,
+            Translated::Deepgram(p) => p,
+            Translated::ElevenLabs(p) => p,
             Translated::HuggingFace(p) => p,
         }
     }
@@ -359,6 +377,18 @@ impl ChatProvider for Translated {
         made: u32,
     ) -> Result<Option<crate::provider::NextExchange>, sluice_wire::ApiError> {
         self.inner().next_exchange(answer, stream, made)
+    }
+
+    fn speech_in_json(&self) -> bool {
+        self.inner().speech_in_json()
+    }
+
+    fn speech_audio(
+        &self,
+        answer: &[u8],
+        request: &[u8],
+    ) -> Result<(bytes::Bytes, &'static str), sluice_wire::ApiError> {
+        self.inner().speech_audio(answer, request)
     }
 }
 

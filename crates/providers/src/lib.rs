@@ -7,8 +7,9 @@
 //! only by base URL and key (groq, together_ai, mistral, deepseek, hosted_vllm, …): for those the
 //! gateway forwards the client's bytes with only `model` rewritten. Gemini (Vertex and AI Studio),
 //! Anthropic, Bedrock, SageMaker, Ollama, Cohere, Cloudflare, watsonx.ai, Replicate, Predibase,
-//! Triton and Azure's text completions translate both ways; `azure_ai` and `huggingface` only
-//! address OpenAI-format servers their own way.
+//! Triton and Azure's text completions translate both ways; `deepgram` (transcriptions) and
+//! `elevenlabs` (speech) serve one audio route each; `azure_ai` and `huggingface` only address
+//! OpenAI-format servers their own way.
 
 pub mod anthropic;
 pub mod azure;
@@ -19,6 +20,8 @@ pub mod catalogue;
 pub mod chunks;
 pub mod cloudflare;
 pub mod cohere;
+pub mod deepgram;
+pub mod elevenlabs;
 pub mod embedding;
 pub mod errors;
 pub mod gemini;

@@ -81,6 +81,40 @@ impl Params<'_> {
     }
 }
 
+/// Params with only the model set, for unit tests to fill in what they need.
+#[cfg(test)]
+pub(crate) fn test_params(model: &ModelRef) -> Params<'_> {
+    Params {
+        index: 0,
+        id: "d",
+        model_name: "g",
+        model,
+        api_base: None,
+        api_key: None,
+        api_version: None,
+        organization: None,
+        azure_ad_token: None,
+        vertex_project: None,
+        vertex_location: None,
+        tenant_id: None,
+        project_id: None,
+        space_id: None,
+        vertex_credentials: None,
+        aws_region_name: None,
+        aws_access_key_id: None,
+        aws_secret_access_key: None,
+        aws_session_token: None,
+        aws_role_name: None,
+        aws_session_name: None,
+        aws_profile_name: None,
+        aws_web_identity_token: None,
+        aws_sts_endpoint: None,
+        drop_params: false,
+        timeout: Duration::from_secs(5),
+        stream_timeout: Duration::from_secs(5),
+    }
+}
+
 /// How a provider reads the environment (the process's, or a fixed one in tests).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -242,6 +276,19 @@ pub trait ChatProvider {
     fn next_exchange(&self, _answer: &[u8], _stream: bool, _made: u32) -> Result<Option<NextExchange>, ApiError> {
         Ok(None)
     }
+
+    /// Whether a `/audio/speech` answer carries its audio inside JSON (Google's base64
+    /// `audioContent`): it is then read whole and handed to [`speech_audio`](Self::speech_audio).
+    /// Otherwise the answer's body is the audio, relayed to the client as it comes.
+    fn speech_in_json(&self) -> bool {
+        false
+    }
+
+    /// The audio of a speech answer read whole, with its content type; `request` is the client's
+    /// body (the format it asked for).
+    fn speech_audio(&self, answer: &[u8], _request: &[u8]) -> Result<(Bytes, &'static str), ApiError> {
+        Err(ApiError::new(500, format!("speech answer of {} bytes has no reader", answer.len())))
+    }
 }
 
 /// `(prompt_tokens, completion_tokens)` of an OpenAI-shaped answer.
@@ -264,6 +311,10 @@ pub(crate) fn bad_param(param: Option<String>, message: String) -> ApiError {
         None => api,
     }
 }
+
+/// What a query value escapes: everything but RFC 3986's unreserved characters.
+pub(crate) const QUERY_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// The JSON content type every translated request carries.
 pub(crate) fn json_content_type() -> (HeaderName, HeaderValue) {

@@ -1,7 +1,8 @@
 //! `multipart/form-data` bodies (`/audio/transcriptions` and `/images/edits` uploads), read as far
-//! as the gateway acts on them: the `model`, `response_format`, `n` and `size` fields, whether an
-//! image came, and where `model`'s value lies so that the deployment's name can be spliced in its
-//! place. The body is already read (within
+//! as the gateway acts on them: the `model`, `response_format`, `language`, `n` and `size` fields,
+//! whether an image came, where `model`'s value lies so that the deployment's name can be spliced
+//! in its place, and where the `file` part's bytes lie (a provider that takes the audio alone,
+//! Deepgram, is sent that slice). The body is already read (within
 //! `max_request_size_mb`); nothing is copied but the small fields' text.
 
 use crate::error::ApiError;
@@ -24,6 +25,19 @@ pub struct Form<'a> {
     pub size: Option<&'a str>,
     /// A part named `image` (or `image[]`, as the SDK names several) came.
     pub image: bool,
+    pub language: Option<&'a str>,
+    /// The uploaded file: its bytes' range in the body and the part's own `Content-Type`.
+    pub file: Option<FilePart<'a>>,
+    /// Every other text field, in order (a provider's own options: Deepgram's `punctuate`, …);
+    /// at most [`MAX_PARTS`].
+    pub other: Vec<(&'a str, &'a str)>,
+}
+
+/// Where the `file` part's bytes lie in the body, and what its header says they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilePart<'a> {
+    pub range: Range<usize>,
+    pub content_type: Option<&'a str>,
 }
 
 /// The boundary a `multipart/form-data` content type names.
@@ -97,12 +111,30 @@ pub fn read<'a>(body: &'a [u8], boundary: &str) -> Result<Form<'a>, ApiError> {
                 "n" => form.n = text(),
                 "size" => form.size = text(),
                 "image" | "image[]" => form.image = true,
-                _ => {}
+                "language" => form.language = text(),
+                "file" => {
+                    let content_type = part_content_type(head);
+                    form.file = Some(FilePart { range: value_start..value_end, content_type });
+                }
+                other => {
+                    if let Some(v) = text() {
+                        form.other.push((other, v));
+                    }
+                }
             }
         }
         at = next + delimiter.len();
     }
     Err(refused(&format!("more than {MAX_PARTS} parts")))
+}
+
+/// A part's own `Content-Type` header value.
+fn part_content_type(head: &[u8]) -> Option<&str> {
+    let head = std::str::from_utf8(head).ok()?;
+    head.split("\r\n").find_map(|line| {
+        let (header, value) = line.split_once(':')?;
+        header.trim().eq_ignore_ascii_case("content-type").then(|| value.trim()).filter(|v| !v.is_empty())
+    })
 }
 
 /// The `name` of a part's `Content-Disposition: form-data; name="…"` header.
@@ -172,6 +204,20 @@ mod tests {
     }
 
     #[test]
+    fn finds_the_file_part_and_its_content_type() {
+        let audio = b"RIFF\x00\r\n--fake\r\n\x01";
+        let body = form(&[("model", b"nova-2"), ("language", b"de"), ("file", audio)], "b0und");
+        let f = read(&body, "b0und").unwrap();
+        let file = f.file.unwrap();
+        assert_eq!(&body[file.range], audio);
+        assert_eq!(file.content_type, Some("audio/wav"));
+        assert_eq!(f.language, Some("de"));
+        assert_eq!(read(&form(&[("model", b"m")], "b"), "b").unwrap().file, None);
+        let body = form(&[("model", b"m"), ("punctuate", b"true"), ("temperature", b"0")], "b");
+        assert_eq!(read(&body, "b").unwrap().other, vec![("punctuate", "true"), ("temperature", "0")]);
+    }
+
+    #[test]
     fn refuses_broken_forms_with_what_to_do() {
         for bad in [&b""[..], b"--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nx", b"--bx", b"nothing"] {
             let e = read(bad, "b").unwrap_err();
@@ -190,6 +236,9 @@ mod tests {
                 if let Some((model, span)) = f.model {
                     proptest::prop_assert_eq!(body.get(span).unwrap(), model.as_bytes());
                 }
+                if let Some(file) = f.file {
+                    proptest::prop_assert!(body.get(file.range).is_some());
+                }
             }
             let _ = content_type_of(&body);
         }
@@ -201,6 +250,7 @@ mod tests {
                                                model in "[a-z0-9/._-]{1,30}", cut in 0usize..800) {
             let body = form(&[("file", &file), ("model", model.as_bytes())], "sluice-b0undary");
             let f = read(&body, "sluice-b0undary").unwrap();
+            proptest::prop_assert_eq!(&body[f.file.clone().unwrap().range], &file[..]);
             proptest::prop_assert_eq!(f.model.map(|m| m.0), Some(model.as_str()));
             let cut = cut.min(body.len());
             if let Ok(f) = read(&body[..cut], "sluice-b0undary") {

@@ -17,6 +17,7 @@ mod request;
 mod response;
 mod schema;
 mod stream;
+mod tts;
 mod url;
 
 pub use errors::error;

@@ -1,7 +1,7 @@
 //! Gemini as a [`ChatProvider`]: Vertex AI (service-account OAuth) or Google AI Studio
 //! (`x-goog-api-key`), addressed from `litellm_params` and the environment; chat, embeddings
-//! (`:predict` on Vertex, `:batchEmbedContents` on AI Studio), and image generation on Vertex's
-//! Imagen models (`:predict`).
+//! (`:predict` on Vertex, `:batchEmbedContents` on AI Studio), image generation on Vertex's
+//! Imagen models (`:predict`), and on Vertex speech (Cloud Text-to-Speech, `tts`).
 
 use bytes::Bytes;
 use http::{HeaderName, Uri};
@@ -26,6 +26,9 @@ pub struct Gemini {
     /// Where embeddings go: Vertex's `predict` when a token source is set, else AI Studio's
     /// `batchEmbedContents`. Imagen's images are asked for at the same `predict`.
     embed_url: Uri,
+    /// Vertex only: Cloud Text-to-Speech's `text:synthesize`, and the project it is billed to
+    /// (`x-goog-user-project`).
+    speech: Option<(Uri, Option<http::HeaderValue>)>,
     model: String,
     /// A Vertex Imagen model: it serves `/images/generations`.
     imagen: bool,
@@ -63,10 +66,12 @@ impl Gemini {
             super::vertex_url(p.api_base, &project, &location, model, true),
         )?;
         let embed_url = p.uri(super::vertex_url_for(p.api_base, &project, &location, model, "predict", false))?;
+        let user_project = http::HeaderValue::from_str(&project).ok().filter(|_| !project.is_empty());
         Ok(Gemini {
             address,
             token: Some(tokens(&source)),
             embed_url,
+            speech: Some((p.uri(super::tts::url(p.api_base))?, user_project)),
             model: model.clone(),
             imagen: super::imagen::is_imagen(model),
             drop_params: p.drop_params,
@@ -83,13 +88,23 @@ impl Gemini {
             Address::new(p, super::gemini_url(p.api_base, model, false), super::gemini_url(p.api_base, model, true))?;
         address.headers.push(p.secret_header(HeaderName::from_static("x-goog-api-key"), &key)?);
         let embed_url = p.uri(super::gemini_url_for(p.api_base, model, "batchEmbedContents", false))?;
-        Ok(Gemini { address, token: None, embed_url, model: model.clone(), imagen: false, drop_params: p.drop_params })
+        Ok(Gemini {
+            address,
+            token: None,
+            embed_url,
+            speech: None,
+            model: model.clone(),
+            imagen: false,
+            drop_params: p.drop_params,
+        })
     }
 }
 
 impl ChatProvider for Gemini {
     fn serves(&self, endpoint: Endpoint) -> bool {
-        matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings) || (endpoint == Endpoint::Images && self.imagen)
+        matches!(endpoint, Endpoint::Chat | Endpoint::Embeddings)
+            || (endpoint == Endpoint::Images && self.imagen)
+            || (endpoint == Endpoint::Speech && self.speech.is_some())
     }
 
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
@@ -98,6 +113,16 @@ impl ChatProvider for Gemini {
             let body = super::imagen::request(&request, self.drop_params).map_err(|e| bad_param(e.param, e.message))?;
             let mut req = self.address.request(false, Bytes::from(body.to_string()));
             req.url = self.embed_url.clone();
+            req.token = self.token.clone();
+            return Ok(req);
+        }
+        if let (Endpoint::Speech, Some((url, user_project))) = (call.endpoint, &self.speech) {
+            let body = super::tts::request(&parse_request(call.body)?)?;
+            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            req.url = url.clone();
+            if let Some(project) = user_project {
+                req.headers.insert(HeaderName::from_static("x-goog-user-project"), project.clone());
+            }
             req.token = self.token.clone();
             return Ok(req);
         }
@@ -155,5 +180,13 @@ impl ChatProvider for Gemini {
 
     fn map_error(&self, status: u16, _headers: &dyn Headers, body: &[u8]) -> ApiError {
         crate::errors::classified(&self.address.provider, super::error(status, body))
+    }
+
+    fn speech_in_json(&self) -> bool {
+        true
+    }
+
+    fn speech_audio(&self, answer: &[u8], request: &[u8]) -> Result<(Bytes, &'static str), ApiError> {
+        super::tts::audio(answer, request).map_err(|e| crate::errors::malformed(&self.address.provider, &e, answer))
     }
 }

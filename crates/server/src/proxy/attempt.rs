@@ -584,7 +584,7 @@ impl UpstreamCall<'_> {
     /// A successful `/audio/speech` answer: the upstream's audio bytes go to the client as they
     /// come, with its content type, never buffered whole. Billed as it starts (by the characters
     /// asked for, which the answer does not change).
-    fn relay_audio(
+    pub(super) fn relay_audio(
         &mut self,
         attempt: &Attempt<Target>,
         up: UpstreamHead,
@@ -606,10 +606,31 @@ impl UpstreamCall<'_> {
         reply
     }
 
+    /// Speech a provider answered inside JSON (Google's `audioContent`), decoded whole: sent
+    /// with its content type and billed as [`relay_audio`](Self::relay_audio) bills.
+    pub(super) fn whole_audio(
+        &mut self,
+        attempt: &Attempt<Target>,
+        up: &UpstreamHead,
+        audio: Bytes,
+        content_type: &'static str,
+    ) -> Reply {
+        self.clock.answered = Some(Instant::now());
+        self.app.router.load().record_success(attempt, None);
+        if let Some(m) = &self.target_of(attempt).metrics {
+            m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, None);
+        }
+        let units = unit_cost(self.endpoint, self.body, self.view, self.target_of(attempt).served.price.as_ref());
+        self.settle_with(None, units);
+        let mut reply = Reply::whole(StatusCode::OK, content_type, [audio, Bytes::new(), Bytes::new()]);
+        reply.lines = self.finish(Some(&up.headers));
+        reply
+    }
+
     /// Bills a transcription by the seconds of audio its answer reports (`verbose_json`'s
     /// `duration`) at the deployment's `input_cost_per_second`, as LiteLLM does; an answer in
     /// another format reports none and costs 0.
-    fn settle_transcription(&mut self, answer: &[u8], price: Option<&sluice_providers::pricing::Price>) {
+    pub(super) fn settle_transcription(&mut self, answer: &[u8], price: Option<&sluice_providers::pricing::Price>) {
         let Some(c) = &self.facts.charge else { return };
         let seconds = sluice_wire::units::audio_seconds(answer);
         if seconds.is_none() && price.is_some_and(|p| p.input_per_second > 0.0) {

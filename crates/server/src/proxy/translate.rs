@@ -73,11 +73,18 @@ impl UpstreamCall<'_> {
         let provider = self.target_of(attempt).provider;
         let provider = &provider;
         if !t.serves(self.endpoint) {
-            let served: Vec<&str> = [Endpoint::Chat, Endpoint::Embeddings, Endpoint::Rerank, Endpoint::Images]
-                .into_iter()
-                .filter(|e| t.serves(*e))
-                .map(Endpoint::route)
-                .collect();
+            let served: Vec<&str> = [
+                Endpoint::Chat,
+                Endpoint::Embeddings,
+                Endpoint::Rerank,
+                Endpoint::Images,
+                Endpoint::Speech,
+                Endpoint::Transcriptions,
+            ]
+            .into_iter()
+            .filter(|e| t.serves(*e))
+            .map(Endpoint::route)
+            .collect();
             return Err(refused(ApiError::bad_request(format!(
                 "{} is not supported for provider {} yet; use {} with this model group",
                 self.endpoint.route(),
@@ -121,6 +128,16 @@ impl UpstreamCall<'_> {
         }
         // A call in several exchanges (Replicate's predictions) goes on until the provider has
         // its last answer: a stream to relay, or a whole answer already read.
+        // Speech comes back as audio: the answer's own bytes, or decoded from its JSON.
+        if self.endpoint == Endpoint::Speech {
+            if !t.speech_in_json() {
+                return Ok(self.relay_audio(attempt, up, incoming));
+            }
+            let answer = self.read_whole(provider, incoming, sent + timeout, timeout).await?;
+            let (audio, content_type) =
+                t.speech_audio(&answer, self.body).map_err(|api| fail(Failure::status(500, None), api))?;
+            return Ok(self.whole_audio(attempt, &up, audio, content_type));
+        }
         let (up, incoming, whole) = match t.in_exchanges() {
             true => self.follow_exchanges(t, provider, stream, up, incoming, sent + timeout, timeout).await?,
             false => (up, Some(incoming), None),
@@ -180,25 +197,31 @@ impl UpstreamCall<'_> {
             let usage = usage.map(|(p, c)| sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
             m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, usage);
         }
-        let usage = out.get("usage").and_then(sluice_wire::sniff::Usage::from_value);
-        match self.endpoint.makes_images() {
-            // Billed for the images that came back (a filtered one is not made), at the asked size.
-            true => {
-                let made = out.get("data").and_then(Value::as_array).map_or(0, |d| d.len() as u64);
-                let price = self.target_of(attempt).served.price;
-                self.settle_images(usage, made, price.as_ref());
-            }
-            false => self.settle(usage),
-        }
         let (status, body) = match front_door {
-            false => (http::StatusCode::OK, out),
+            false => (http::StatusCode::OK, bytes::Bytes::from(out.to_string())),
             // The upstream answered: a translation that fails is ours, not the deployment's.
             true => match anthropic::openai_to_messages(&out, self.client_model) {
-                Ok(msg) => (http::StatusCode::OK, msg),
-                Err(e) => (http::StatusCode::INTERNAL_SERVER_ERROR, anthropic::error_body(500, &e.message)),
+                Ok(msg) => (http::StatusCode::OK, bytes::Bytes::from(msg.to_string())),
+                Err(e) => (
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    bytes::Bytes::from(anthropic::error_body(500, &e.message).to_string()),
+                ),
             },
         };
-        let body = [bytes::Bytes::from(body.to_string()), bytes::Bytes::new(), bytes::Bytes::new()];
+        let usage = out.get("usage").and_then(sluice_wire::sniff::Usage::from_value);
+        let price = self.target_of(attempt).served.price;
+        if self.endpoint.makes_images() {
+            // Billed for the images that came back (a filtered one is not made), at the asked size.
+            let made = out.get("data").and_then(Value::as_array).map_or(0, |d| d.len() as u64);
+            self.settle_images(usage, made, price.as_ref());
+        } else if self.endpoint.is_upload() {
+            // Billed per second of the audio the answer reports (OpenAI's shape: an upload is
+            // never the `/v1/messages` front door), as an OpenAI transcription is.
+            self.settle_transcription(&body, price.as_ref());
+        } else {
+            self.settle(usage);
+        }
+        let body = [body, bytes::Bytes::new(), bytes::Bytes::new()];
         let mut reply = Reply::whole(status, "application/json", body);
         reply.lines = self.finish(Some(&up.headers));
         reply.anthropic_native = front_door;
