@@ -695,6 +695,9 @@ impl Mock {
         if !bedrock::authorised(headers) {
             return finish(Some(guard), bedrock::missing_auth());
         }
+        if call.invoke {
+            return self.bedrock_invoke(call, body, guard).await;
+        }
         let req = match bedrock::parse(call, body) {
             Ok(r) => r,
             Err(e) => return finish(Some(guard), bedrock::error(StatusCode::BAD_REQUEST, "ValidationException", &e)),
@@ -713,6 +716,25 @@ impl Mock {
             tokio::time::sleep(d).await;
         }
         bedrock::answer(&req, trigger, self.gap(trigger), guard)
+    }
+
+    /// The fake Bedrock InvokeModel for embedding models, with the same knobs as Converse.
+    async fn bedrock_invoke(&self, call: bedrock::Call<'_>, body: &[u8], guard: RequestGuard) -> Resp {
+        if let Some(message) = self.delay_and_fail().await {
+            return finish(
+                Some(guard),
+                bedrock::error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", &message),
+            );
+        }
+        let model = bedrock::model_of(call);
+        let trigger = Trigger::from_model(&model);
+        if trigger.is_error(false) {
+            self.stats.injected_error();
+        }
+        if let Trigger::Sleep(d) = trigger {
+            tokio::time::sleep(d).await;
+        }
+        finish(Some(guard), bedrock::invoke_answer(&model, body, trigger))
     }
 
     /// OpenAI's Responses API, with the same failure knobs and model-name triggers as chat.

@@ -1,7 +1,7 @@
-//! AWS Bedrock through the Converse API (`bedrock/…` deployments): the pure translation between
-//! the OpenAI chat API the gateway speaks and Bedrock's `/model/{id}/converse` and
-//! `/model/{id}/converse-stream` (formats.md §6), plus what it takes to address and authenticate
-//! the call.
+//! AWS Bedrock (`bedrock/…` deployments): chat through the Converse API — the pure translation
+//! between the OpenAI chat API the gateway speaks and Bedrock's `/model/{id}/converse` and
+//! `/model/{id}/converse-stream` (formats.md §6) —, embeddings through InvokeModel
+//! (`/model/{id}/invoke`, [`embed`]), plus what it takes to address and authenticate the call.
 //!
 //! Nothing here does I/O. The server builds the URL ([`converse_url`]), the body
 //! ([`converse_request`]), signs the serialized body ([`sign`], AWS SigV4 for service `bedrock`)
@@ -11,6 +11,7 @@
 //! [`error`] for a failure. The choices follow LiteLLM's Bedrock Converse handler so a client
 //! moved from LiteLLM sees the same fields, finish reasons, token counts and error classes.
 
+pub mod embed;
 mod errors;
 mod eventstream;
 mod provider;
@@ -103,10 +104,11 @@ impl std::fmt::Display for TranslateError {
 
 impl std::error::Error for TranslateError {}
 
-/// The upstream model id a deployment's model names: LiteLLM accepts `bedrock/converse/<id>` to
-/// force the Converse route, and the `converse/` route marker is not part of the id.
+/// The upstream model id a deployment's model names: LiteLLM accepts `bedrock/converse/<id>` and
+/// `bedrock/invoke/<id>` to pick Bedrock's route, and the route marker is not part of the id.
+/// Whatever the marker, chat goes through Converse and embeddings through InvokeModel.
 pub fn model_id(upstream_model: &str) -> &str {
-    upstream_model.strip_prefix("converse/").unwrap_or(upstream_model)
+    ["converse/", "invoke/"].iter().find_map(|m| upstream_model.strip_prefix(m)).unwrap_or(upstream_model)
 }
 
 /// The Converse endpoint: `https://bedrock-runtime.{region}.amazonaws.com/model/{id}/converse`
@@ -218,6 +220,8 @@ mod tests {
         );
         assert_eq!(model_id("converse/us.amazon.nova-pro-v1:0"), "us.amazon.nova-pro-v1:0");
         assert_eq!(model_id("amazon.nova-pro-v1:0"), "amazon.nova-pro-v1:0");
+        assert_eq!(model_id("invoke/amazon.titan-embed-text-v2:0"), "amazon.titan-embed-text-v2:0");
+        assert_eq!(model_id("invoke/anthropic.claude-3-haiku-20240307-v1:0"), "anthropic.claude-3-haiku-20240307-v1:0");
     }
 
     #[test]
