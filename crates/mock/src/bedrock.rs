@@ -1,4 +1,5 @@
-//! A fake AWS Bedrock Converse API (`POST /model/{modelId}/converse` and `/converse-stream`), so
+//! A fake AWS Bedrock Converse API (`POST /model/{modelId}/converse` and `/converse-stream`;
+//! InvokeModel's `/model/{modelId}/invoke` for embedding models is `bedrock_invoke`), so
 //! a gateway's Bedrock path can be tested end to end without AWS: the shapes of formats.md §6,
 //! AWS's error style (`{"message"}` plus an `x-amzn-errortype` header), and ConverseStream's
 //! binary `application/vnd.amazon.eventstream` frames with real CRCs.
@@ -45,17 +46,25 @@ pub struct Call<'a> {
     /// The model id as it appears in the path (percent-encoded).
     pub model: &'a str,
     pub stream: bool,
+    /// InvokeModel (`/invoke`) rather than Converse.
+    pub invoke: bool,
 }
 
-/// `/model/{modelId}/converse` or `/model/{modelId}/converse-stream`.
+/// `/model/{modelId}/converse`, `/model/{modelId}/converse-stream` or `/model/{modelId}/invoke`.
 pub fn parse_path(path: &str) -> Option<Call<'_>> {
     let (model, op) = path.strip_prefix("/model/")?.rsplit_once('/')?;
-    let stream = match op {
-        "converse" => false,
-        "converse-stream" => true,
+    let (stream, invoke) = match op {
+        "converse" => (false, false),
+        "converse-stream" => (true, false),
+        "invoke" => (false, true),
         _ => return None,
     };
-    (!model.is_empty() && !model.contains('/')).then_some(Call { model, stream })
+    (!model.is_empty() && !model.contains('/')).then_some(Call { model, stream, invoke })
+}
+
+/// The model id of a call's path, decoded.
+pub fn model_of(call: Call<'_>) -> String {
+    percent_decode(call.model)
 }
 
 /// A SigV4 signature or a Bedrock API key (bearer token); anything else is what AWS answers an
@@ -269,7 +278,36 @@ pub fn missing_auth() -> Resp {
 /// The answer once the knobs have had their say: an error for error triggers, else the stream or
 /// the JSON answer. Finishes `guard` for everything but a stream, whose body holds it.
 pub fn answer(req: &Request, trigger: Trigger, gap: Duration, mut guard: RequestGuard) -> Resp {
-    let resp = match trigger {
+    let resp = match triggered(trigger) {
+        Some(resp) => resp,
+        None if req.stream => {
+            let (frames, end) = misbehave(stream_frames(req, req.stream_error()), trigger);
+            return stream(frames, gap, end, guard);
+        }
+        None => ok(req),
+    };
+    guard.finish();
+    resp
+}
+
+/// An InvokeModel call's answer (an embedding model's, `bedrock_invoke`) once the knobs have had
+/// their say.
+pub fn invoke_answer(model: &str, body: &[u8], trigger: Trigger) -> Resp {
+    triggered(trigger).unwrap_or_else(|| {
+        let answer = match crate::image_models::makes_images(model) {
+            true => crate::image_models::invoke_body(model, body).map(Bytes::from),
+            false => crate::bedrock_invoke::body(model, body),
+        };
+        match answer {
+            Ok(b) => request_id(respond::json(StatusCode::OK, b)),
+            Err(e) => error(StatusCode::BAD_REQUEST, "ValidationException", &e),
+        }
+    })
+}
+
+/// The answer a failure trigger asks for; `None` for an answer as usual.
+fn triggered(trigger: Trigger) -> Option<Resp> {
+    Some(match trigger {
         Trigger::TooManyRequests => error_for_code(StatusCode::TOO_MANY_REQUESTS),
         Trigger::Error(code) => error_for_code(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)),
         Trigger::Garbage => respond::garbage(),
@@ -281,14 +319,8 @@ pub fn answer(req: &Request, trigger: Trigger, gap: Duration, mut guard: Request
             ),
             secs,
         ),
-        _ if req.stream => {
-            let (frames, end) = misbehave(stream_frames(req, req.stream_error()), trigger);
-            return stream(frames, gap, end, guard);
-        }
-        _ => ok(req),
-    };
-    guard.finish();
-    resp
+        _ => return None,
+    })
 }
 
 /// One event-stream message with string headers. Kept apart from the gateway's encoder on
@@ -335,11 +367,12 @@ mod tests {
     fn paths() {
         assert_eq!(
             parse_path("/model/anthropic.claude-v2%3A1/converse"),
-            Some(Call { model: "anthropic.claude-v2%3A1", stream: false })
+            Some(Call { model: "anthropic.claude-v2%3A1", stream: false, invoke: false })
         );
-        assert_eq!(parse_path("/model/m/converse-stream"), Some(Call { model: "m", stream: true }));
+        assert_eq!(parse_path("/model/m/converse-stream"), Some(Call { model: "m", stream: true, invoke: false }));
         assert_eq!(parse_path("/model//converse"), None);
-        assert_eq!(parse_path("/model/m/invoke"), None);
+        assert_eq!(parse_path("/model/m%3A0/invoke"), Some(Call { model: "m%3A0", stream: false, invoke: true }));
+        assert_eq!(parse_path("/model/m/invoke-with-response-stream"), None);
         assert_eq!(parse_path("/model/a/b/converse"), None);
         assert_eq!(percent_decode("arn%3Aaws%2Fx%zz%4"), "arn:aws/x%zz%4");
     }
@@ -360,7 +393,7 @@ mod tests {
 
     #[test]
     fn parses_tool_requests() {
-        let call = Call { model: "m%3A0", stream: false };
+        let call = Call { model: "m%3A0", stream: false, invoke: false };
         let r = parse(call, br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}]}"#).unwrap();
         assert_eq!(r, Request { model: "m:0".into(), stream: false, tool: None });
         let body = br#"{"toolConfig":{"tools":[{"toolSpec":{"name":"f"}},{"toolSpec":{"name":"g"}}]},

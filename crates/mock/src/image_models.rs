@@ -40,10 +40,11 @@ pub fn imagen_body(body: &[u8]) -> Result<String, String> {
     Ok(json!({ "predictions": predictions }).to_string())
 }
 
-/// The model id of an InvokeModel path (percent-encoded, as sent).
-pub fn invoke_path(path: &str) -> Option<&str> {
-    let model = path.strip_prefix("/model/")?.strip_suffix("/invoke")?;
-    (!model.is_empty() && !model.contains('/')).then_some(model)
+/// Whether InvokeModel's `model` (decoded) is one of the image models this mock draws for.
+pub fn makes_images(model: &str) -> bool {
+    model.contains("amazon.titan-image-generator")
+        || model.contains("amazon.nova-canvas")
+        || model.contains("stability.")
 }
 
 /// The answer InvokeModel gives an image model (`model`, decoded); `Err` is the
@@ -109,8 +110,8 @@ mod tests {
 
     #[test]
     fn invoke_answers_each_family() {
-        assert_eq!(invoke_path("/model/amazon.nova-canvas-v1%3A0/invoke"), Some("amazon.nova-canvas-v1%3A0"));
-        assert_eq!(invoke_path("/model/m/converse"), None);
+        assert!(makes_images("amazon.nova-canvas-v1:0") && makes_images("stability.sd3-large-v1:0"));
+        assert!(!makes_images("amazon.titan-embed-text-v2:0") && !makes_images("cohere.embed-english-v3"));
         let titan = r#"{"taskType":"TEXT_IMAGE","textToImageParams":{"text":"a cat"},"imageGenerationConfig":{"numberOfImages":2}}"#;
         let v: Value =
             serde_json::from_str(&invoke_body("amazon.titan-image-generator-v2:0", titan.as_bytes()).unwrap()).unwrap();

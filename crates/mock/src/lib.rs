@@ -28,6 +28,7 @@
 
 mod anthropic;
 mod bedrock;
+mod bedrock_invoke;
 mod body;
 mod cloudflare;
 mod cohere;

@@ -81,8 +81,6 @@ enum Endpoint<'a> {
     Images,
     /// OpenAI's image uploads: `/v1/images/edits` and `/v1/images/variations` (`media`).
     ImageUpload(crate::media::ImageUpload),
-    /// Bedrock's InvokeModel for image models (`image_models`), by its percent-encoded model id.
-    BedrockInvoke(&'a str),
     Moderations,
     Speech,
     Transcriptions,
@@ -110,7 +108,7 @@ impl Endpoint<'_> {
             Endpoint::Google(c) if c.door == google::Door::Vertex => Route::Vertex,
             Endpoint::Google(_) => Route::Gemini,
             Endpoint::Anthropic | Endpoint::AnthropicCount => Route::Anthropic,
-            Endpoint::Bedrock(_) | Endpoint::BedrockInvoke(_) => Route::Bedrock,
+            Endpoint::Bedrock(_) => Route::Bedrock,
             Endpoint::Ollama(_) | Endpoint::OllamaEmbed => Route::Ollama,
             Endpoint::Cloudflare(_) => Route::Cloudflare,
             Endpoint::TextGen(_) => Route::TextGen,
@@ -198,9 +196,6 @@ fn classify(path: &str) -> Endpoint<'_> {
             }
             if let Some(call) = bedrock::parse_path(path) {
                 return Endpoint::Bedrock(call);
-            }
-            if let Some(model) = crate::image_models::invoke_path(path) {
-                return Endpoint::BedrockInvoke(model);
             }
             if let Some(model) = cloudflare::parse_path(path) {
                 return Endpoint::Cloudflare(model);
@@ -350,7 +345,6 @@ impl Mock {
             Endpoint::Anthropic => self.anthropic(&parts.headers, &body, guard).await,
             Endpoint::AnthropicCount => self.count_tokens(&parts.headers, &body, guard),
             Endpoint::Bedrock(call) => self.bedrock(call, &parts.headers, &body, guard).await,
-            Endpoint::BedrockInvoke(model) => self.bedrock_invoke(model, &parts.headers, &body, guard).await,
             Endpoint::Responses => self.responses(&body, guard).await,
             Endpoint::Ollama(api) => self.ollama(api, &body, guard).await,
             Endpoint::OllamaEmbed => self.ollama_embed(&body, guard).await,
@@ -736,6 +730,9 @@ impl Mock {
         if !bedrock::authorised(headers) {
             return finish(Some(guard), bedrock::missing_auth());
         }
+        if call.invoke {
+            return self.bedrock_invoke(call, body, guard).await;
+        }
         let req = match bedrock::parse(call, body) {
             Ok(r) => r,
             Err(e) => return finish(Some(guard), bedrock::error(StatusCode::BAD_REQUEST, "ValidationException", &e)),
@@ -756,28 +753,24 @@ impl Mock {
         bedrock::answer(&req, trigger, self.gap(trigger), guard)
     }
 
-    /// Bedrock's InvokeModel for an image model (`image_models`), with the Converse route's
-    /// authentication, failure knobs and `error-<code>` model names.
-    async fn bedrock_invoke(&self, model: &str, headers: &http::HeaderMap, body: &[u8], guard: RequestGuard) -> Resp {
-        if !bedrock::authorised(headers) {
-            return finish(Some(guard), bedrock::missing_auth());
-        }
+    /// The fake Bedrock InvokeModel, for embedding and image models, with the same knobs as
+    /// Converse (whose authentication it has passed).
+    async fn bedrock_invoke(&self, call: bedrock::Call<'_>, body: &[u8], guard: RequestGuard) -> Resp {
         if let Some(message) = self.delay_and_fail().await {
             return finish(
                 Some(guard),
                 bedrock::error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", &message),
             );
         }
-        let model = percent_encoding::percent_decode_str(model).decode_utf8_lossy().into_owned();
-        if let Trigger::Error(code) = Trigger::from_model(&model) {
+        let model = bedrock::model_of(call);
+        let trigger = Trigger::from_model(&model);
+        if trigger.is_error(false) {
             self.stats.injected_error();
-            return finish(Some(guard), bedrock::error_for_code(status(code)));
         }
-        let resp = match crate::image_models::invoke_body(&model, body) {
-            Ok(answer) => respond::json(StatusCode::OK, answer),
-            Err(e) => bedrock::error(StatusCode::BAD_REQUEST, "ValidationException", &e),
-        };
-        finish(Some(guard), resp)
+        if let Trigger::Sleep(d) = trigger {
+            tokio::time::sleep(d).await;
+        }
+        finish(Some(guard), bedrock::invoke_answer(&model, body, trigger))
     }
 
     /// OpenAI's Responses API, with the same failure knobs and model-name triggers as chat.

@@ -366,17 +366,26 @@ impl ChatProvider for Translated {
         self.inner().map_error(status, headers, body)
     }
 
-    fn in_exchanges(&self) -> bool {
-        self.inner().in_exchanges()
+    fn in_exchanges(&self, endpoint: sluice_wire::sniff::Endpoint) -> bool {
+        self.inner().in_exchanges(endpoint)
     }
 
     fn next_exchange(
         &self,
         answer: &[u8],
+        request: &[u8],
         stream: bool,
         made: u32,
     ) -> Result<Option<crate::provider::NextExchange>, sluice_wire::ApiError> {
-        self.inner().next_exchange(answer, stream, made)
+        self.inner().next_exchange(answer, request, stream, made)
+    }
+
+    fn parse_answers(
+        &self,
+        answers: &[bytes::Bytes],
+        meta: &AnswerMeta<'_>,
+    ) -> Result<serde_json::Value, sluice_wire::ApiError> {
+        self.inner().parse_answers(answers, meta)
     }
 
     fn speech_in_json(&self) -> bool {

@@ -224,6 +224,9 @@ pub struct NextExchange {
     pub after: Duration,
     /// Its answer is the stream to relay.
     pub streams: bool,
+    /// The answer just read is one of those [`ChatProvider::parse_answers`] joins; otherwise
+    /// it is dropped (a poll's answer is superseded by the next).
+    pub keep_answer: bool,
 }
 
 /// The method, URL and timing; never a header's value (keys ride in them).
@@ -234,6 +237,7 @@ impl std::fmt::Debug for NextExchange {
             .field("url", &self.request.url)
             .field("after", &self.after)
             .field("streams", &self.streams)
+            .field("keep_answer", &self.keep_answer)
             .finish()
     }
 }
@@ -264,16 +268,23 @@ pub trait ChatProvider {
     /// A non-2xx answer as LiteLLM's error: status, `litellm.<Class>: <Provider>Exception - …`.
     fn map_error(&self, status: u16, headers: &dyn Headers, body: &[u8]) -> ApiError;
 
-    /// Whether a call takes several exchanges: every answer but the last is read whole (a
-    /// stream's too) and handed to [`next_exchange`](Self::next_exchange).
-    fn in_exchanges(&self) -> bool {
+    /// Whether a call on `endpoint` takes several exchanges: every answer but the last is read
+    /// whole (a stream's too) and handed to [`next_exchange`](Self::next_exchange).
+    fn in_exchanges(&self, _endpoint: Endpoint) -> bool {
         false
     }
 
     /// After a successful answer read whole, the next exchange; `None` when that answer is the
-    /// last one (it is then parsed). `made` counts the exchanges made so far (1 after the first).
-    /// An error ends the call with it.
-    fn next_exchange(&self, _answer: &[u8], _stream: bool, _made: u32) -> Result<Option<NextExchange>, ApiError> {
+    /// last one (then the answers are parsed: [`parse_answers`](Self::parse_answers)). `request`
+    /// is the client's body; `made` counts the exchanges made so far (1 after the first). An
+    /// error ends the call with it.
+    fn next_exchange(
+        &self,
+        _answer: &[u8],
+        _request: &[u8],
+        _stream: bool,
+        _made: u32,
+    ) -> Result<Option<NextExchange>, ApiError> {
         Ok(None)
     }
 
@@ -288,6 +299,13 @@ pub trait ChatProvider {
     /// body (the format it asked for).
     fn speech_audio(&self, answer: &[u8], _request: &[u8]) -> Result<(Bytes, &'static str), ApiError> {
         Err(ApiError::new(500, format!("speech answer of {} bytes has no reader", answer.len())))
+    }
+
+    /// The answers of a call made in several exchanges, each read whole, in order, as one OpenAI
+    /// answer: by default the last one's ([`parse_answer`](Self::parse_answer)); a provider that
+    /// splits one call into several requests (Bedrock's Titan: one text per call) joins them.
+    fn parse_answers(&self, answers: &[Bytes], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
+        self.parse_answer(answers.last().map_or(&[][..], |b| b.as_ref()), meta)
     }
 }
 

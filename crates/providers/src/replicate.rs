@@ -287,11 +287,17 @@ impl ChatProvider for Replicate {
         Ok(req)
     }
 
-    fn in_exchanges(&self) -> bool {
+    fn in_exchanges(&self, _endpoint: sluice_wire::sniff::Endpoint) -> bool {
         true
     }
 
-    fn next_exchange(&self, answer: &[u8], stream: bool, made: u32) -> Result<Option<NextExchange>, ApiError> {
+    fn next_exchange(
+        &self,
+        answer: &[u8],
+        _request: &[u8],
+        stream: bool,
+        made: u32,
+    ) -> Result<Option<NextExchange>, ApiError> {
         let v: Value = serde_json::from_slice(answer).map_err(|_| self.bad_answer("a body that is not JSON"))?;
         let status = v.get("status").and_then(Value::as_str).unwrap_or_default();
         if matches!(status, "failed" | "canceled" | "aborted") {
@@ -320,7 +326,7 @@ impl ChatProvider for Replicate {
             // Replicate's stream URLs are on another host and need no key: it is sent only to
             // the API's own origin.
             let request = self.get(stream_url, true, same_origin)?;
-            return Ok(Some(NextExchange { request, after: Duration::ZERO, streams: true }));
+            return Ok(Some(NextExchange { request, after: Duration::ZERO, streams: true, keep_answer: false }));
         }
         if status == "succeeded" {
             return Ok(None);
@@ -330,7 +336,7 @@ impl ChatProvider for Replicate {
             return Err(self.bad_answer("a prediction URL on another origin than the API's; it is not polled"));
         }
         let request = self.get(get, false, true)?;
-        Ok(Some(NextExchange { request, after: poll_interval(made), streams: false }))
+        Ok(Some(NextExchange { request, after: poll_interval(made), streams: false, keep_answer: false }))
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
@@ -429,24 +435,25 @@ mod tests {
     fn a_prediction_is_polled_on_the_apis_origin_only_and_its_stream_fetched_without_the_key() {
         let r = replicate();
         let starting = br#"{"id":"p1","status":"starting","urls":{"get":"https://api.replicate.com/v1/predictions/p1","stream":"https://stream.replicate.net/v1/streams/p1"}}"#;
-        let next = r.next_exchange(starting, false, 1).unwrap().unwrap();
+        let next = r.next_exchange(starting, b"{}", false, 1).unwrap().unwrap();
         assert_eq!(
             (next.request.method, next.request.url.to_string()),
             (Method::GET, "https://api.replicate.com/v1/predictions/p1".into())
         );
         assert_eq!(next.request.headers["authorization"], "Token r8_secret");
         assert_eq!((next.after, next.streams), (Duration::from_millis(500), false));
-        assert_eq!(r.next_exchange(starting, false, 9).unwrap().unwrap().after, Duration::from_secs(2));
-        let streamed = r.next_exchange(starting, true, 1).unwrap().unwrap();
+        assert_eq!(r.next_exchange(starting, b"{}", false, 9).unwrap().unwrap().after, Duration::from_secs(2));
+        let streamed = r.next_exchange(starting, b"{}", true, 1).unwrap().unwrap();
         assert!(streamed.streams && streamed.request.headers.get("authorization").is_none());
-        assert!(r.next_exchange(br#"{"status":"succeeded","output":["x"]}"#, false, 2).unwrap().is_none());
+        assert!(r.next_exchange(br#"{"status":"succeeded","output":["x"]}"#, b"{}", false, 2).unwrap().is_none());
         let forged = br#"{"status":"processing","urls":{"get":"https://evil.example/v1/predictions/p1"}}"#;
-        assert!(r.next_exchange(forged, false, 1).unwrap_err().message.contains("another origin"));
-        let failed = r.next_exchange(br#"{"status":"failed","error":"CUDA out of memory"}"#, false, 3).unwrap_err();
+        assert!(r.next_exchange(forged, b"{}", false, 1).unwrap_err().message.contains("another origin"));
+        let failed =
+            r.next_exchange(br#"{"status":"failed","error":"CUDA out of memory"}"#, b"{}", false, 3).unwrap_err();
         assert_eq!(failed.status, 422);
         assert!(failed.message.contains("CUDA out of memory") && failed.message.contains("ReplicateException"));
         assert!(r
-            .next_exchange(br#"{"status":"starting","urls":{}}"#, true, 1)
+            .next_exchange(br#"{"status":"starting","urls":{}}"#, b"{}", true, 1)
             .unwrap_err()
             .message
             .contains("does not stream"));

@@ -32,14 +32,6 @@ pub fn image_model(model_id: &str) -> Option<ImageModel> {
     model_id.contains("stability.").then_some(ImageModel::Stability)
 }
 
-/// InvokeModel's endpoint: `https://bedrock-runtime.{region}.amazonaws.com/model/{id}/invoke`, or
-/// `api_base` with the same path, the id percent-encoded as for Converse.
-pub fn invoke_url(api_base: Option<&str>, region: &str, model_id: &str) -> String {
-    let converse = super::converse_url(api_base, region, model_id, false);
-    let base = converse.strip_suffix("/converse").unwrap_or(&converse);
-    format!("{base}/invoke")
-}
-
 /// The InvokeModel body for an OpenAI image generation request to `model`. OpenAI parameters the
 /// model cannot take are refused by name unless `drop_params`, as LiteLLM's
 /// `UnsupportedParamsError`; the model's own parameters a client sends go along.
@@ -154,10 +146,13 @@ mod tests {
     #[test]
     fn invoke_urls_sit_beside_converse() {
         assert_eq!(
-            invoke_url(None, "us-east-1", "amazon.nova-canvas-v1:0"),
+            super::super::invoke_url(None, "us-east-1", "amazon.nova-canvas-v1:0"),
             "https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.nova-canvas-v1%3A0/invoke"
         );
-        assert_eq!(invoke_url(Some("http://127.0.0.1:9/"), "r", "m"), "http://127.0.0.1:9/model/m/invoke");
+        assert_eq!(
+            super::super::invoke_url(Some("http://127.0.0.1:9/"), "r", "m"),
+            "http://127.0.0.1:9/model/m/invoke"
+        );
     }
 
     #[test]

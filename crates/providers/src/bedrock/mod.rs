@@ -1,7 +1,7 @@
-//! AWS Bedrock through the Converse API (`bedrock/…` deployments): the pure translation between
-//! the OpenAI chat API the gateway speaks and Bedrock's `/model/{id}/converse` and
-//! `/model/{id}/converse-stream` (formats.md §6), plus what it takes to address and authenticate
-//! the call.
+//! AWS Bedrock (`bedrock/…` deployments): chat through the Converse API — the pure translation
+//! between the OpenAI chat API the gateway speaks and Bedrock's `/model/{id}/converse` and
+//! `/model/{id}/converse-stream` (formats.md §6) —, embeddings through InvokeModel
+//! (`/model/{id}/invoke`, [`embed`]), plus what it takes to address and authenticate the call.
 //!
 //! Nothing here does I/O. The server builds the URL ([`converse_url`]), the body
 //! ([`converse_request`]), signs the serialized body ([`sign`], AWS SigV4 for service `bedrock`)
@@ -14,6 +14,7 @@
 //! Bedrock's image models (Titan, Nova Canvas, Stability) answer `/images/generations` through
 //! InvokeModel (`image`).
 
+pub mod embed;
 mod errors;
 mod eventstream;
 pub mod image;
@@ -113,10 +114,11 @@ impl From<crate::images::Refused> for TranslateError {
     }
 }
 
-/// The upstream model id a deployment's model names: LiteLLM accepts `bedrock/converse/<id>` to
-/// force the Converse route, and the `converse/` route marker is not part of the id.
+/// The upstream model id a deployment's model names: LiteLLM accepts `bedrock/converse/<id>` and
+/// `bedrock/invoke/<id>` to pick Bedrock's route, and the route marker is not part of the id.
+/// Whatever the marker, chat goes through Converse, embeddings and images through InvokeModel.
 pub fn model_id(upstream_model: &str) -> &str {
-    upstream_model.strip_prefix("converse/").unwrap_or(upstream_model)
+    ["converse/", "invoke/"].iter().find_map(|m| upstream_model.strip_prefix(m)).unwrap_or(upstream_model)
 }
 
 /// The Converse endpoint: `https://bedrock-runtime.{region}.amazonaws.com/model/{id}/converse`
@@ -131,6 +133,16 @@ pub fn converse_url(api_base: Option<&str>, region: &str, model_id: &str, stream
     };
     let op = if stream { "converse-stream" } else { "converse" };
     format!("{base}/model/{}/{op}", sluice_sigv4::uri_encode(model_id, false))
+}
+
+/// InvokeModel's endpoint (embedding and image models): `{runtime endpoint}/model/{id}/invoke`,
+/// or `api_base` with the same path, the id percent-encoded as for Converse ([`converse_url`]).
+pub fn invoke_url(api_base: Option<&str>, region: &str, model_id: &str) -> String {
+    let converse = converse_url(api_base, region, model_id, false);
+    match converse.strip_suffix("/converse") {
+        Some(base) => format!("{base}/invoke"),
+        None => converse,
+    }
 }
 
 /// Signs a Bedrock request with AWS SigV4 (`sluice_sigv4`), for service `bedrock` as LiteLLM
@@ -228,6 +240,8 @@ mod tests {
         );
         assert_eq!(model_id("converse/us.amazon.nova-pro-v1:0"), "us.amazon.nova-pro-v1:0");
         assert_eq!(model_id("amazon.nova-pro-v1:0"), "amazon.nova-pro-v1:0");
+        assert_eq!(model_id("invoke/amazon.titan-embed-text-v2:0"), "amazon.titan-embed-text-v2:0");
+        assert_eq!(model_id("invoke/anthropic.claude-3-haiku-20240307-v1:0"), "anthropic.claude-3-haiku-20240307-v1:0");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Calls to providers that speak another format (Gemini, Anthropic, Bedrock, Ollama, Cohere,
 //! Voyage, …), on the routes each serves (chat, embeddings, rerank, images): the deployment's provider builds the request and reads
 //! the answer ([`ChatProvider`]); this module sends it and relays the stream, and follows a call
-//! the provider makes in several exchanges (Replicate's predictions). Nothing here knows which
-//! provider it is talking to.
+//! the provider makes in several exchanges (Replicate's predictions, Bedrock Titan's
+//! embeddings). Nothing here knows which provider it is talking to.
 //!
 //! Unlike the OpenAI passthrough these calls build JSON trees: translation needs them, and these
 //! providers' latencies dwarf the cost.
@@ -126,8 +126,6 @@ impl UpstreamCall<'_> {
         if !up.status.is_success() {
             return Err(self.upstream_failure(t, up, incoming, sent + timeout).await);
         }
-        // A call in several exchanges (Replicate's predictions) goes on until the provider has
-        // its last answer: a stream to relay, or a whole answer already read.
         // Speech comes back as audio: the answer's own bytes, or decoded from its JSON.
         if self.endpoint == Endpoint::Speech {
             if !t.speech_in_json() {
@@ -138,7 +136,10 @@ impl UpstreamCall<'_> {
                 t.speech_audio(&answer, self.body).map_err(|api| fail(Failure::status(500, None), api))?;
             return Ok(self.whole_audio(attempt, &up, audio, content_type));
         }
-        let (up, incoming, whole) = match t.in_exchanges() {
+        // A call in several exchanges (Replicate's predictions, Bedrock Titan's one text per
+        // call) goes on until the provider has its last answer: a stream to relay, or the whole
+        // answers already read.
+        let (up, incoming, whole) = match t.in_exchanges(self.endpoint) {
             true => self.follow_exchanges(t, provider, stream, up, incoming, sent + timeout, timeout).await?,
             false => (up, Some(incoming), None),
         };
@@ -174,12 +175,15 @@ impl UpstreamCall<'_> {
             return Ok(reply);
         }
 
-        let body = match (whole, incoming) {
-            (Some(b), _) => b,
-            (None, Some(incoming)) => self.read_whole(provider, incoming, sent + timeout, timeout).await?,
+        let out = match (whole, incoming) {
+            (Some(answers), _) => t.parse_answers(&answers, &meta),
+            (None, Some(incoming)) => {
+                let body = self.read_whole(provider, incoming, sent + timeout, timeout).await?;
+                t.parse_answer(&body, &meta)
+            }
             (None, None) => return Err(fail(Failure::status(500, None), malformed(provider, "no answer", b""))),
         };
-        let mut out = t.parse_answer(&body, &meta).map_err(|api| fail(Failure::status(500, None), api))?;
+        let mut out = out.map_err(|api| fail(Failure::status(500, None), api))?;
         if self.endpoint == Endpoint::Chat {
             let model = &self.target_of(attempt).served.model;
             let reported = sluice_providers::provider::usage(&out);
@@ -230,7 +234,8 @@ impl UpstreamCall<'_> {
 
     /// The exchanges after the first of a call that takes several: each answer read whole and
     /// handed to the provider, which says what comes next, until it has its last answer — the
-    /// one whose stream is relayed, or a whole one (returned read). The sequence is bounded by
+    /// one whose stream is relayed, or a whole one (returned read, with the answers before it,
+    /// for a provider that joins them). The sequence is bounded by
     /// `deadline` (the attempt's timeout from the first send) and [`MAX_EXCHANGES`].
     #[allow(clippy::too_many_arguments)]
     async fn follow_exchanges(
@@ -242,14 +247,22 @@ impl UpstreamCall<'_> {
         mut incoming: super::pool::UpstreamBody,
         deadline: Instant,
         timeout: std::time::Duration,
-    ) -> Result<(super::answer::UpstreamHead, Option<super::pool::UpstreamBody>, Option<bytes::Bytes>), Failed<CallError>>
-    {
+    ) -> Result<
+        (super::answer::UpstreamHead, Option<super::pool::UpstreamBody>, Option<Vec<bytes::Bytes>>),
+        Failed<CallError>,
+    > {
         let mut made = 1;
+        // The answers the provider keeps (and the last), in order: at most MAX_EXCHANGES.
+        let mut answers = Vec::new();
         loop {
             let answer = self.read_whole(provider, incoming, deadline, timeout).await?;
-            let Some(next) = t.next_exchange(&answer, stream, made).map_err(refused)? else {
-                return Ok((up, None, Some(answer)));
+            let Some(next) = t.next_exchange(&answer, self.body, stream, made).map_err(refused)? else {
+                answers.push(answer);
+                return Ok((up, None, Some(answers)));
             };
+            if next.keep_answer {
+                answers.push(answer);
+            }
             if made >= MAX_EXCHANGES || Instant::now() + next.after >= deadline {
                 return Err(fail(Failure::timeout(), upstream::timeout_error(provider, timeout)));
             }
