@@ -93,12 +93,13 @@ fn main() {
         write!(name_ends, "{}, ", names.len()).unwrap();
         writeln!(
             rows,
-            "    Row {{ provider: {provider}, mode: {mode}, input: {}, output: {}, cache_read: {}, cache_creation: {}, reasoning: {}, tier: {tier} }},",
+            "    Row {{ provider: {provider}, mode: {mode}, input: {}, output: {}, cache_read: {}, cache_creation: {}, reasoning: {}, query: {}, tier: {tier} }},",
             num(price("input_cost_per_token").unwrap_or(0.0)),
             num(price("output_cost_per_token").unwrap_or(0.0)),
             opt(price("cache_read_input_token_cost")),
             opt(price("cache_creation_input_token_cost")),
             opt(price("output_cost_per_reasoning_token")),
+            num(price("input_cost_per_query").unwrap_or(0.0)),
         )
         .unwrap();
     }

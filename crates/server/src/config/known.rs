@@ -245,6 +245,7 @@ pub(crate) const LITELLM_PARAMS: &[&str] = &[
     "input_cost_per_image",
     "input_cost_per_pixel",
     "input_cost_per_character",
+    "input_cost_per_query",
     "max_budget",
     "budget_duration",
     "tags",

@@ -164,7 +164,14 @@ impl UpstreamCall<'_> {
             let usage = usage.map(|(p, c)| sluice_metrics::Usage { prompt_tokens: p, completion_tokens: c });
             m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, usage);
         }
-        self.settle(out.get("usage").and_then(sluice_wire::sniff::Usage::from_value));
+        let units = match self.endpoint {
+            // Cohere bills a rerank by search units, not tokens (`meta.billed_units`).
+            sluice_wire::sniff::Endpoint::Rerank => {
+                super::attempt::search_unit_cost(&out, self.target_of(attempt).served.price.as_ref())
+            }
+            _ => 0.0,
+        };
+        self.settle_with(out.get("usage").and_then(sluice_wire::sniff::Usage::from_value), units);
         let (status, body) = match front_door {
             false => (http::StatusCode::OK, out),
             // The upstream answered: a translation that fails is ours, not the deployment's.
