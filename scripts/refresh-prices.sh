@@ -49,6 +49,8 @@ KEEP = {
     "cache_read_input_token_cost", "cache_creation_input_token_cost",
     "output_cost_per_reasoning_token",
     "input_cost_per_token_batches", "output_cost_per_token_batches",
+    # Rerank models (Cohere's, Bedrock's, Azure AI's) are billed per search unit.
+    "input_cost_per_query",
 }
 TIERED = re.compile(
     r"^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost|"
@@ -60,7 +62,8 @@ kept = {}
 for name, entry in sorted(table.items()):
     if name == "sample_spec" or not isinstance(entry, dict):
         continue
-    # Only models priced per token: the rest cost 0 whichever way sluice looked them up.
+    # Only models priced per token: the rest cost 0 whichever way sluice looked them up. (The
+    # rerank models LiteLLM bills per query list a per-token price of 0 too, so they stay.)
     if not isinstance(entry.get("litellm_provider"), str) or not any(k in entry for k in PRICED):
         continue
     row = {}

@@ -93,7 +93,7 @@ fn main() {
         write!(name_ends, "{}, ", names.len()).unwrap();
         writeln!(
             rows,
-            "    Row {{ provider: {provider}, mode: {mode}, input: {}, output: {}, cache_read: {}, cache_creation: {}, reasoning: {}, batch_input: {}, batch_output: {}, tier: {tier} }},",
+            "    Row {{ provider: {provider}, mode: {mode}, input: {}, output: {}, cache_read: {}, cache_creation: {}, reasoning: {}, batch_input: {}, batch_output: {}, query: {}, tier: {tier} }},",
             num(price("input_cost_per_token").unwrap_or(0.0)),
             num(price("output_cost_per_token").unwrap_or(0.0)),
             opt(price("cache_read_input_token_cost")),
@@ -101,6 +101,7 @@ fn main() {
             opt(price("output_cost_per_reasoning_token")),
             opt(price("input_cost_per_token_batches")),
             opt(price("output_cost_per_token_batches")),
+            num(price("input_cost_per_query").unwrap_or(0.0)),
         )
         .unwrap();
     }

@@ -36,6 +36,7 @@ def gw(log_dir):
         ("chat-only", {"model": "ollama_chat/llama3", "api_base": mock.url}),
         ("rerank", {"model": "cohere/rerank-v3.5", "api_base": mock.url, "api_key": "co-test"}),
         ("vllm-rerank", {"model": "hosted_vllm/BAAI/bge-reranker-v2-m3", "api_base": mock.url + "/v1"}),
+        ("rerank-own-price", {"model": "cohere/rerank-v3.5", "api_base": mock.url, "api_key": "co-test", "input_cost_per_query": 0.05}),
     ]
     g = start_gateway(log_dir, "gateway-cohere", render_config(models, {"master_key": MASTER_KEY}))
     yield g
@@ -179,3 +180,22 @@ def test_rerank_is_limited_and_logged_like_chat(gw):
     rows = spend_rows(gw, token, 2)
     assert [r["call_type"] for r in rows] == ["arerank", "arerank"], rows
     assert all(r["model_group"] == "rerank" for r in rows), rows
+
+
+def test_rerank_is_billed_per_search_unit(gw):
+    """As LiteLLM bills it: Cohere's `meta.billed_units.search_units` times the model's
+    `input_cost_per_query` (LiteLLM's map: $0.002 for rerank-v3.5; a deployment's own wins)."""
+    r = requests.post(gw.url + "/key/generate", headers={"Authorization": f"Bearer {MASTER_KEY}"}, json={})
+    key, token = r.json()["key"], r.json()["token"]
+    r = rerank(gw, "/rerank", {"model": "rerank", "query": "red cat", "documents": DOCS}, key=key)
+    assert r.status_code == 200 and r.json()["meta"]["billed_units"]["search_units"] == 1, r.text
+    assert abs(float(r.headers["x-litellm-response-cost"]) - 0.002) < 1e-12, r.headers
+    # 150 documents: two search units (one per 100 documents), at the deployment's own price.
+    many = [f"document {i} about a red cat" for i in range(150)]
+    r = rerank(gw, "/v1/rerank", {"model": "rerank-own-price", "query": "red cat", "documents": many, "top_n": 3}, key=key)
+    assert r.status_code == 200 and r.json()["meta"]["billed_units"]["search_units"] == 2, r.text
+    assert abs(float(r.headers["x-litellm-response-cost"]) - 0.1) < 1e-12, r.headers
+    rows = spend_rows(gw, token, 2)
+    assert sorted(round(r["spend"], 9) for r in rows) == [0.002, 0.1], rows
+    info = requests.get(gw.url + "/key/info", params={"key": key}, headers={"Authorization": f"Bearer {MASTER_KEY}"}).json()
+    assert abs(info["info"]["spend"] - 0.102) < 1e-9, info

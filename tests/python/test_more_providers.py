@@ -64,9 +64,22 @@ def stack(log_dir):
             "instruct",
             {"model": "azure_text/gpt-35-turbo-instruct", "api_base": mock.url, "api_key": "azure-key", "api_version": "2024-02-01"},
         ),
+        # LiteLLM's further OpenAI-compatible prefixes: base and key from LiteLLM's variables.
+        ("nebius", {"model": "nebius/meta-llama/Llama-3.3-70B-Instruct"}),
+        ("friendli", {"model": "friendliai/meta-llama-3.1-8b-instruct", "api_base": mock.url + "/v1"}),
+        ("vercel", {"model": "vercel_ai_gateway/openai/gpt-4o-mini", "api_base": mock.url + "/v1", "api_key": "vck"}),
+        ("dmr", {"model": "docker_model_runner/ai/smollm2", "api_base": mock.url + "/v1"}),
+        ("llama-api", {"model": "meta_llama/Llama-4-Maverick-17B-128E-Instruct-FP8", "api_base": mock.url + "/v1"}),
     ]
-    saved = {k: os.environ.get(k) for k in ("AI21_API_KEY", "CLOUDFLARE_API_KEY", "PREDIBASE_API_KEY")}
-    os.environ["AI21_API_KEY"] = "ai21-key"
+    env = {
+        "AI21_API_KEY": "ai21-key",
+        "NEBIUS_API_BASE": mock.url + "/v1",
+        "NEBIUS_API_KEY": "nebius-key",
+        "FRIENDLI_TOKEN": "friendli-token",
+        "LLAMA_API_KEY": "llama-key",
+    }
+    saved = {k: os.environ.get(k) for k in (*env, "CLOUDFLARE_API_KEY", "PREDIBASE_API_KEY")}
+    os.environ.update(env)
     os.environ["CLOUDFLARE_API_KEY"] = "cf-token"
     os.environ["PREDIBASE_API_KEY"] = "pb-key"
     try:
@@ -96,6 +109,11 @@ def last(mock):
         ("foundry", "/chat/completions", "api-version=2024-05-01-preview", "authorization", "Bearer az-key", "mistral-large-2407"),
         ("hf", "/v1/chat/completions", "", "authorization", "Bearer hf-token", "tgi"),
         ("jamba", "/v1/chat/completions", "", "authorization", "Bearer ai21-key", "jamba-1.5-mini"),
+        ("nebius", "/v1/chat/completions", "", "authorization", "Bearer nebius-key", "meta-llama/Llama-3.3-70B-Instruct"),
+        ("friendli", "/v1/chat/completions", "", "authorization", "Bearer friendli-token", "meta-llama-3.1-8b-instruct"),
+        ("vercel", "/v1/chat/completions", "", "authorization", "Bearer vck", "openai/gpt-4o-mini"),
+        ("dmr", "/v1/chat/completions", "", "authorization", "Bearer dummy-key", "ai/smollm2"),
+        ("llama-api", "/v1/chat/completions", "", "authorization", "Bearer llama-key", "Llama-4-Maverick-17B-128E-Instruct-FP8"),
     ],
 )
 def test_openai_compatible_prefixes_reach_the_provider_as_litellm_addresses_it(stack, model, path, query, header, value, upstream_model):

@@ -52,9 +52,27 @@ def test_the_refresh_keeps_what_sluice_prices_with_and_records_the_source(tmp_pa
             "cache_creation_input_token_cost_above_1hr": 9e-06,
         },
         "dall-e-x": {"litellm_provider": "openai", "mode": "image_generation", "output_cost_per_image": 0.04},
+        # A rerank model billed per search unit keeps its price per query; a search tool priced
+        # only per query is no model sluice serves.
+        "rerank-x": {
+            "litellm_provider": "cohere",
+            "mode": "rerank",
+            "input_cost_per_query": 0.002,
+            "input_cost_per_token": 0.0,
+            "output_cost_per_token": 0.0,
+            "max_query_tokens": 2048,
+        },
+        "web/search": {"litellm_provider": "web", "mode": "search", "input_cost_per_query": 0.005},
     }
     kept, version, raw = refresh(tmp_path, table)
-    assert list(kept) == ["gemini/big", "gpt-x"]
+    assert list(kept) == ["gemini/big", "gpt-x", "rerank-x"]
+    assert kept["rerank-x"] == {
+        "litellm_provider": "cohere",
+        "mode": "rerank",
+        "input_cost_per_query": 0.002,
+        "input_cost_per_token": 0.0,
+        "output_cost_per_token": 0.0,
+    }
     assert kept["gpt-x"] == {
         "litellm_provider": "openai",
         "mode": "chat",

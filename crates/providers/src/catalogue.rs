@@ -184,6 +184,66 @@ pub static PROVIDERS: &[Provider] = &[
     compat("moonshot", Some("https://api.moonshot.ai/v1"), &["MOONSHOT_API_BASE"], &["MOONSHOT_API_KEY"]),
     // Embeddings and rerank only: Jina's `/v1/rerank` already answers in Cohere's shape.
     compat("jina_ai", Some("https://api.jina.ai/v1"), &[], &["JINA_AI_API_KEY"]),
+    // The rest of LiteLLM's OpenAI-compatible prefixes, each with the default base and the
+    // variables LiteLLM's `get_llm_provider` (or the provider's config class) reads.
+    compat("github", Some("https://models.inference.ai.azure.com"), &["GITHUB_API_BASE"], &["GITHUB_API_KEY"]),
+    compat(
+        "friendliai",
+        Some("https://api.friendli.ai/serverless/v1"),
+        &["FRIENDLI_API_BASE"],
+        &["FRIENDLIAI_API_KEY", "FRIENDLI_TOKEN"],
+    ),
+    compat("nebius", Some("https://api.studio.nebius.ai/v1"), &["NEBIUS_API_BASE"], &["NEBIUS_API_KEY"]),
+    compat("novita", Some("https://api.novita.ai/v3/openai"), &["NOVITA_API_BASE"], &["NOVITA_API_KEY"]),
+    compat(
+        "featherless_ai",
+        Some("https://api.featherless.ai/v1"),
+        &["FEATHERLESS_API_BASE"],
+        &["FEATHERLESS_API_KEY"],
+    ),
+    compat("hyperbolic", Some("https://api.hyperbolic.xyz/v1"), &["HYPERBOLIC_API_BASE"], &["HYPERBOLIC_API_KEY"]),
+    compat("lambda_ai", Some("https://api.lambda.ai/v1"), &["LAMBDA_API_BASE"], &["LAMBDA_API_KEY"]),
+    compat("nscale", Some("https://inference.api.nscale.com/v1"), &["NSCALE_API_BASE"], &["NSCALE_API_KEY"]),
+    compat("galadriel", Some("https://api.galadriel.com/v1"), &["GALADRIEL_API_BASE"], &["GALADRIEL_API_KEY"]),
+    compat(
+        "volcengine",
+        Some("https://ark.cn-beijing.volces.com/api/v3"),
+        &["VOLCENGINE_API_BASE"],
+        &["VOLCENGINE_API_KEY"],
+    ),
+    // LiteLLM picks a dedicated deployment's URL from an 8-character model id; sluice serves
+    // Baseten's shared Model APIs here, and a dedicated deployment by its `api_base`.
+    compat("baseten", Some("https://inference.baseten.co/v1"), &["BASETEN_API_BASE"], &["BASETEN_API_KEY"]),
+    compat("meta_llama", Some("https://api.llama.com/compat/v1"), &["LLAMA_API_BASE"], &["LLAMA_API_KEY"]),
+    compat(
+        "vercel_ai_gateway",
+        Some("https://ai-gateway.vercel.sh/v1"),
+        &["VERCEL_AI_GATEWAY_API_BASE"],
+        &["VERCEL_AI_GATEWAY_API_KEY", "VERCEL_OIDC_TOKEN"],
+    ),
+    compat("wandb", Some("https://api.inference.wandb.ai/v1"), &["WANDB_API_BASE"], &["WANDB_API_KEY"]),
+    compat("aiml", Some("https://api.aimlapi.com/v1"), &["AIML_API_BASE"], &["AIML_API_KEY"]),
+    // Local servers that need no key: LiteLLM sends a stub when none is set.
+    Provider {
+        name: "xinference",
+        family: Family::OpenAiCompatible {
+            default_base: Some("http://127.0.0.1:9997/v1"),
+            base_env: &["XINFERENCE_API_BASE"],
+            key_env: &["XINFERENCE_API_KEY"],
+            default_key: Some("stub-xinference-key"),
+        },
+    },
+    Provider {
+        name: "docker_model_runner",
+        family: Family::OpenAiCompatible {
+            default_base: Some("http://localhost:12434/engines/v1"),
+            base_env: &["DOCKER_MODEL_RUNNER_API_BASE"],
+            key_env: &["DOCKER_MODEL_RUNNER_API_KEY"],
+            default_key: Some("dummy-key"),
+        },
+    },
+    // Infinity's embeddings and `/rerank` (Cohere's answer shape) at its server's base.
+    compat("infinity", None, &["INFINITY_API_BASE"], &["INFINITY_API_KEY"]),
 ];
 
 /// A deployment's provider, built once at start.
@@ -560,6 +620,70 @@ mod tests {
         let m = parse_model("databricks/x", None).unwrap();
         let key = |k: &str| (k == "DATABRICKS_API_KEY").then(|| "dapi-1".to_string());
         assert_eq!(crate::openai::resolve_key(&m.provider, None, key).as_deref(), Some("dapi-1"));
+    }
+
+    #[test]
+    fn litellms_other_openai_compatible_prefixes_resolve_its_bases_and_keys() {
+        // (prefix, LiteLLM's default base, its base variable, its first key variable)
+        let table: &[(&str, Option<&str>, &str, &str)] = &[
+            ("github", Some("https://models.inference.ai.azure.com"), "GITHUB_API_BASE", "GITHUB_API_KEY"),
+            ("friendliai", Some("https://api.friendli.ai/serverless/v1"), "FRIENDLI_API_BASE", "FRIENDLIAI_API_KEY"),
+            ("nebius", Some("https://api.studio.nebius.ai/v1"), "NEBIUS_API_BASE", "NEBIUS_API_KEY"),
+            ("novita", Some("https://api.novita.ai/v3/openai"), "NOVITA_API_BASE", "NOVITA_API_KEY"),
+            ("featherless_ai", Some("https://api.featherless.ai/v1"), "FEATHERLESS_API_BASE", "FEATHERLESS_API_KEY"),
+            ("hyperbolic", Some("https://api.hyperbolic.xyz/v1"), "HYPERBOLIC_API_BASE", "HYPERBOLIC_API_KEY"),
+            ("lambda_ai", Some("https://api.lambda.ai/v1"), "LAMBDA_API_BASE", "LAMBDA_API_KEY"),
+            ("nscale", Some("https://inference.api.nscale.com/v1"), "NSCALE_API_BASE", "NSCALE_API_KEY"),
+            ("galadriel", Some("https://api.galadriel.com/v1"), "GALADRIEL_API_BASE", "GALADRIEL_API_KEY"),
+            (
+                "volcengine",
+                Some("https://ark.cn-beijing.volces.com/api/v3"),
+                "VOLCENGINE_API_BASE",
+                "VOLCENGINE_API_KEY",
+            ),
+            ("baseten", Some("https://inference.baseten.co/v1"), "BASETEN_API_BASE", "BASETEN_API_KEY"),
+            ("meta_llama", Some("https://api.llama.com/compat/v1"), "LLAMA_API_BASE", "LLAMA_API_KEY"),
+            (
+                "vercel_ai_gateway",
+                Some("https://ai-gateway.vercel.sh/v1"),
+                "VERCEL_AI_GATEWAY_API_BASE",
+                "VERCEL_AI_GATEWAY_API_KEY",
+            ),
+            ("wandb", Some("https://api.inference.wandb.ai/v1"), "WANDB_API_BASE", "WANDB_API_KEY"),
+            ("aiml", Some("https://api.aimlapi.com/v1"), "AIML_API_BASE", "AIML_API_KEY"),
+            ("xinference", Some("http://127.0.0.1:9997/v1"), "XINFERENCE_API_BASE", "XINFERENCE_API_KEY"),
+            (
+                "docker_model_runner",
+                Some("http://localhost:12434/engines/v1"),
+                "DOCKER_MODEL_RUNNER_API_BASE",
+                "DOCKER_MODEL_RUNNER_API_KEY",
+            ),
+            ("infinity", None, "INFINITY_API_BASE", "INFINITY_API_KEY"),
+        ];
+        let none = |_: &str| None;
+        for (prefix, default_base, base_var, key_var) in table {
+            let m = parse_model(&format!("{prefix}/some-model"), None).unwrap();
+            assert_eq!(m.upstream, "some-model", "{prefix}");
+            let p = &m.provider;
+            assert_eq!(crate::openai::resolve_base(p, None, none).as_deref(), *default_base, "{prefix}");
+            let from_env = |k: &str| (k == *base_var).then(|| "http://env.example/v1".to_string());
+            assert_eq!(
+                crate::openai::resolve_base(p, None, from_env).as_deref(),
+                Some("http://env.example/v1"),
+                "{prefix} reads {base_var}"
+            );
+            let key = |k: &str| (k == *key_var).then(|| "k-1".to_string());
+            assert_eq!(crate::openai::resolve_key(p, None, key).as_deref(), Some("k-1"), "{prefix} reads {key_var}");
+        }
+        let m = parse_model("friendliai/x", None).unwrap();
+        let token = |k: &str| (k == "FRIENDLI_TOKEN").then(|| "t".to_string());
+        assert_eq!(crate::openai::resolve_key(&m.provider, None, token).as_deref(), Some("t"));
+        let m = parse_model("docker_model_runner/ai/smollm2", None).unwrap();
+        assert_eq!(m.upstream, "ai/smollm2");
+        assert_eq!(crate::openai::resolve_key(&m.provider, None, none).as_deref(), Some("dummy-key"));
+        let m = parse_model("xinference/bge-base-en", None).unwrap();
+        assert_eq!(crate::openai::resolve_key(&m.provider, None, none).as_deref(), Some("stub-xinference-key"));
+        assert!(parse_model("github_copilot/gpt-4o", None).unwrap_err().contains("unknown provider"));
     }
 
     #[test]

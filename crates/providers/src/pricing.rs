@@ -55,7 +55,14 @@ pub struct UnitPrices {
     pub input_per_pixel: f64,
     /// `input_cost_per_character`: per character of the text spoken (text to speech).
     pub input_per_character: f64,
+    /// `input_cost_per_query`: per search unit of a rerank (Cohere's `meta.billed_units`), the
+    /// one unit price LiteLLM's map carries.
+    pub input_per_query: f64,
 }
+
+/// The most search units one rerank answer is billed for: Cohere counts one per query of up to
+/// 100 documents, and takes at most 1,000 documents (10 units) a request.
+pub const MAX_SEARCH_UNITS: u64 = 10_000;
 
 /// The most images one request is billed for, and the most pixels one image is, as the request
 /// is read (`sluice_wire::units`).
@@ -84,6 +91,13 @@ impl UnitPrices {
     /// character).
     pub fn speech(&self, characters: u64) -> f64 {
         self.input_per_character * characters as f64
+    }
+
+    /// The cost of a rerank that the provider billed `search_units` for (LiteLLM's
+    /// `calculate_rerank_cost`: the units times `input_cost_per_query`), the count clamped to
+    /// [`MAX_SEARCH_UNITS`].
+    pub fn queries(&self, search_units: u64) -> f64 {
+        self.input_per_query * search_units.min(MAX_SEARCH_UNITS) as f64
     }
 }
 
@@ -219,6 +233,8 @@ struct Row {
     reasoning: Option<f64>,
     batch_input: Option<f64>,
     batch_output: Option<f64>,
+    /// `input_cost_per_query` (rerank models); 0 when the map lists none.
+    query: f64,
     /// 1-based index into `TIERS`; 0: none.
     tier: u16,
 }
@@ -247,6 +263,7 @@ impl Row {
             input_per_token_batches: self.batch_input,
             output_per_token_batches: self.batch_output,
             above: usize::from(self.tier).checked_sub(1).and_then(|i| TIERS.get(i)).copied(),
+            units: UnitPrices { input_per_query: self.query, ..Default::default() },
             ..Default::default()
         }
     }
@@ -376,6 +393,18 @@ fn strip_date(model: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rerank_models_carry_litellms_price_per_search_unit() {
+        let cohere = lookup("cohere", "rerank-v3.5").unwrap();
+        assert_eq!((cohere.units.input_per_query, cohere.input_per_token), (0.002, 0.0));
+        assert_eq!(cohere.units.queries(3), 0.006);
+        assert_eq!(lookup("bedrock", "cohere.rerank-v3-5:0").unwrap().units.input_per_query, 0.002);
+        assert_eq!(lookup("azure_ai", "cohere-rerank-v4.0-pro").unwrap().units.input_per_query, 0.0025);
+        // Token-priced models have none.
+        assert_eq!(lookup("openai", "gpt-4o").unwrap().units.input_per_query, 0.0);
+        assert_eq!(cohere.units.queries(u64::MAX), 0.002 * MAX_SEARCH_UNITS as f64);
+    }
 
     fn price(provider: &str, model: &str) -> Price {
         lookup(provider, model).unwrap_or_else(|| panic!("no price for {provider}/{model}"))

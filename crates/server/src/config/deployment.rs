@@ -116,9 +116,18 @@ impl DeploymentSpec {
             input_per_image: own("input_cost_per_image").unwrap_or(0.0),
             input_per_pixel: own("input_cost_per_pixel").unwrap_or(0.0),
             input_per_character: own("input_cost_per_character").unwrap_or(0.0),
+            input_per_query: own("input_cost_per_query").unwrap_or(0.0),
         };
         match self.token_price() {
-            Some(p) => Some(sluice_providers::pricing::Price { units, ..p }),
+            // A rerank model's price per search unit is the one unit price the map carries: the
+            // deployment's own replaces it, as its token prices replace the map's.
+            Some(p) => {
+                let input_per_query = own("input_cost_per_query").unwrap_or(p.units.input_per_query);
+                Some(sluice_providers::pricing::Price {
+                    units: sluice_providers::pricing::UnitPrices { input_per_query, ..units },
+                    ..p
+                })
+            }
             None if units.any() => Some(sluice_providers::pricing::Price { units, ..Default::default() }),
             None => None,
         }
@@ -295,10 +304,11 @@ struct Prices {
     input_cost_per_character: Option<UpTo<MAX_PRICE>>,
     input_cost_per_token_batches: Option<UpTo<MAX_PRICE>>,
     output_cost_per_token_batches: Option<UpTo<MAX_PRICE>>,
+    input_cost_per_query: Option<UpTo<MAX_PRICE>>,
 }
 
 impl Prices {
-    fn listed(self) -> [(&'static str, Option<f64>); 12] {
+    fn listed(self) -> [(&'static str, Option<f64>); 13] {
         let x = |p: Option<UpTo<MAX_PRICE>>| p.map(|p| p.0);
         [
             ("input_cost_per_token", x(self.input_cost_per_token)),
@@ -313,6 +323,7 @@ impl Prices {
             ("input_cost_per_character", x(self.input_cost_per_character)),
             ("input_cost_per_token_batches", x(self.input_cost_per_token_batches)),
             ("output_cost_per_token_batches", x(self.output_cost_per_token_batches)),
+            ("input_cost_per_query", x(self.input_cost_per_query)),
         ]
     }
 }

@@ -247,6 +247,7 @@ pub(crate) const LITELLM_PARAMS: &[&str] = &[
     "input_cost_per_character",
     "input_cost_per_token_batches",
     "output_cost_per_token_batches",
+    "input_cost_per_query",
     "max_budget",
     "budget_duration",
     "tags",

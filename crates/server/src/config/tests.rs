@@ -954,6 +954,38 @@ model_list:
 }
 
 #[test]
+fn rerank_search_units_are_priced_by_the_map_or_the_deployment() {
+    let c = load(
+        r#"
+model_list:
+  - model_name: mapped
+    litellm_params: {model: cohere/rerank-v3.5, api_key: k}
+  - model_name: own
+    litellm_params: {model: cohere/rerank-v3.5, api_key: k, input_cost_per_query: 0.01}
+  - model_name: info
+    litellm_params: {model: openai/my-reranker, api_base: "http://x/v1", api_key: k}
+    model_info: {input_cost_per_query: 0.003}
+"#,
+    )
+    .unwrap();
+    let d = |name: &str| c.deployments.iter().find(|d| d.model_name == name).unwrap();
+    // LiteLLM's map bills Cohere's rerank-v3.5 at $0.002 a search unit.
+    assert_eq!(d("mapped").price().unwrap().units.input_per_query, 0.002);
+    assert_eq!(d("own").price().unwrap().units.input_per_query, 0.01);
+    let info = d("info").price().unwrap();
+    assert_eq!(info.units.input_per_query, 0.003);
+    assert_eq!(info.units.queries(2), 0.006);
+    assert_eq!(info.units.queries(u64::MAX), 0.003 * sluice_providers::pricing::MAX_SEARCH_UNITS as f64);
+    assert!(d("info").unpriced().is_none());
+    let e = load(
+        "model_list:\n  - model_name: m\n    litellm_params: {model: cohere/rerank-v3.5, input_cost_per_query: 1e9}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("input_cost_per_query"), "{e}");
+}
+
+#[test]
 fn prices_come_from_the_deployment_then_the_map_and_the_rest_are_named() {
     let c = load(
         r#"

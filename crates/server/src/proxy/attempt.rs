@@ -557,6 +557,11 @@ impl UpstreamCall<'_> {
         let price = self.target_of(attempt).served.price;
         match self.endpoint {
             Endpoint::Transcriptions | Endpoint::Translations => self.settle_transcription(&body, price.as_ref()),
+            // A rerank server that answers in Cohere's shape reports the search units it billed.
+            Endpoint::Rerank if price.is_some_and(|p| p.units.input_per_query > 0.0) => {
+                let units = serde_json::from_slice(&body).map_or(0.0, |v| search_unit_cost(&v, price.as_ref()));
+                self.settle_with(answer.usage, units)
+            }
             _ => self.settle_with(answer.usage, unit_cost(self.endpoint, self.body, self.view, price.as_ref())),
         }
         let out = match (answer.model_span, restamp) {
@@ -660,7 +665,7 @@ impl UpstreamCall<'_> {
 
     /// [`settle`](Self::settle), plus what the request's own units cost (images, characters
     /// spoken: [`unit_cost`]).
-    fn settle_with(&mut self, usage: Option<sniff::Usage>, units: f64) {
+    pub(super) fn settle_with(&mut self, usage: Option<sniff::Usage>, units: f64) {
         if let Some(c) = &self.facts.charge {
             let usage = sluice_access::charge::token_usage(&usage.unwrap_or_default());
             self.outcome.cost = Some(c.settle_with(usage, units));
@@ -696,6 +701,13 @@ fn image_ask(endpoint: Endpoint, body: &[u8], view: &sniff::RequestView<'_>) -> 
         Some(ask) if endpoint.is_upload() => ask,
         _ => sluice_wire::units::images(body),
     }
+}
+
+/// What a rerank answer costs by the search units it reports (`meta.billed_units.search_units`,
+/// Cohere's shape) at the deployment's `input_cost_per_query`, as LiteLLM's
+/// `calculate_rerank_cost` bills it; an answer that reports none costs 0 by them.
+pub(super) fn search_unit_cost(answer: &serde_json::Value, price: Option<&sluice_providers::pricing::Price>) -> f64 {
+    price.map_or(0.0, |p| p.units.queries(sluice_providers::cohere::search_units(answer)))
 }
 
 /// A numeric upstream header; `None` when absent, unreadable or not finite (`NaN`, `inf`).

@@ -222,6 +222,9 @@ impl UpstreamCall<'_> {
             // Billed per second of the audio the answer reports (OpenAI's shape: an upload is
             // never the `/v1/messages` front door), as an OpenAI transcription is.
             self.settle_transcription(&body, price.as_ref());
+        } else if self.endpoint == Endpoint::Rerank {
+            // Cohere bills a rerank by search units, not tokens (`meta.billed_units`).
+            self.settle_with(usage, super::attempt::search_unit_cost(&out, price.as_ref()));
         } else {
             self.settle(usage);
         }
