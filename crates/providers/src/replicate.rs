@@ -399,35 +399,7 @@ mod tests {
 
     fn replicate() -> Replicate {
         let m = crate::catalogue::parse_model("replicate/meta/llama", None).unwrap();
-        let p = Params {
-            index: 0,
-            id: "d",
-            model_name: "g",
-            model: &m,
-            api_base: None,
-            api_key: Some("r8_secret"),
-            api_version: None,
-            organization: None,
-            azure_ad_token: None,
-            vertex_project: None,
-            vertex_location: None,
-            tenant_id: None,
-            project_id: None,
-            space_id: None,
-            vertex_credentials: None,
-            aws_region_name: None,
-            aws_access_key_id: None,
-            aws_secret_access_key: None,
-            aws_session_token: None,
-            aws_role_name: None,
-            aws_session_name: None,
-            aws_profile_name: None,
-            aws_web_identity_token: None,
-            aws_sts_endpoint: None,
-            drop_params: false,
-            timeout: Duration::from_secs(5),
-            stream_timeout: Duration::from_secs(5),
-        };
+        let p = Params { api_key: Some("r8_secret"), ..crate::provider::test_params(&m) };
         Replicate::new(&p, &|_: &str| None).unwrap()
     }
 

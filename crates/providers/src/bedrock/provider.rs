@@ -184,33 +184,10 @@ mod tests {
     fn bedrock(model: &str) -> Bedrock {
         let m = crate::catalogue::parse_model(model, None).unwrap();
         let p = Params {
-            index: 0,
-            id: "d",
-            model_name: "g",
-            model: &m,
             api_base: Some("http://127.0.0.1:9"),
             api_key: Some("bedrock-key"),
-            api_version: None,
-            organization: None,
-            azure_ad_token: None,
-            vertex_project: None,
-            vertex_location: None,
-            tenant_id: None,
-            project_id: None,
-            space_id: None,
-            vertex_credentials: None,
             aws_region_name: Some("us-east-1"),
-            aws_access_key_id: None,
-            aws_secret_access_key: None,
-            aws_session_token: None,
-            aws_role_name: None,
-            aws_session_name: None,
-            aws_profile_name: None,
-            aws_web_identity_token: None,
-            aws_sts_endpoint: None,
-            drop_params: false,
-            timeout: Duration::from_secs(5),
-            stream_timeout: Duration::from_secs(5),
+            ..crate::provider::test_params(&m)
         };
         Bedrock::new(&p, &|_: &str| None).unwrap()
     }
