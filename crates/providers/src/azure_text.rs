@@ -175,7 +175,7 @@ impl ChatProvider for AzureText {
         }
         let model: String = serde_json::from_slice(&self.upstream_model).unwrap_or_default();
         let body = completion_request(&parse_request(call.body)?, &model, call.stream, self.drop_params)?;
-        Ok(self.address.request(call.stream, Bytes::from(body.to_string())))
+        Ok(self.address.request(call.stream, crate::provider::json_body(&body)))
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {

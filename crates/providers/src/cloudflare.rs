@@ -15,7 +15,6 @@
 //! no tokens for them: the usage is `result.usage` when an answer carries one, else LiteLLM's
 //! stand-in, one token per vector.
 
-use bytes::Bytes;
 use http::HeaderName;
 use serde_json::{json, Map, Value};
 use sluice_wire::sniff::Endpoint;
@@ -286,7 +285,7 @@ impl ChatProvider for Cloudflare {
             Endpoint::Embeddings => embed_request(&request, self.drop_params)?,
             _ => chat_request(&request, call.stream, self.drop_params)?,
         };
-        Ok(self.address.request(call.stream, Bytes::from(body.to_string())))
+        Ok(self.address.request(call.stream, crate::provider::json_body(&body)))
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {

@@ -9,7 +9,6 @@
 //! `ELEVENLABS_API_BASE`, then `https://api.elevenlabs.io`; the key to `api_key`, then
 //! `ELEVENLABS_API_KEY`.
 
-use bytes::Bytes;
 use http::HeaderName;
 use serde_json::{Map, Value};
 use sluice_wire::sniff::Endpoint;
@@ -137,7 +136,7 @@ impl ChatProvider for ElevenLabs {
         let request =
             request.as_object().ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
         let (path, body) = speech_request(request, &self.model)?;
-        let mut req = self.address.request(false, Bytes::from(body.to_string()));
+        let mut req = self.address.request(false, crate::provider::json_body(&body));
         req.url = format!("{}{path}", self.root)
             .parse()
             .map_err(|_| ApiError::bad_request("`voice` cannot be sent in a URL").param("voice"))?;
@@ -207,7 +206,7 @@ mod tests {
             ..crate::provider::test_params(&m)
         };
         let e = ElevenLabs::new(&p, &|_: &str| None).unwrap();
-        let body = Bytes::from_static(br#"{"model":"g","input":"hi","voice":"onyx"}"#);
+        let body = bytes::Bytes::from_static(br#"{"model":"g","input":"hi","voice":"onyx"}"#);
         let call = ChatCall { endpoint: Endpoint::Speech, body: &body, model_span: None, stream: false, now: 0 };
         let req = e.build_request(&call).unwrap();
         assert_eq!(req.url.to_string(), "http://el.local/v1/text-to-speech/29vD33N1CtxCmqQRPOHJ");

@@ -9,7 +9,6 @@
 //! TGI's `parameters` with LiteLLM's defaults (`details: true`, `max_new_tokens: 4096`,
 //! `return_full_text: false`).
 
-use bytes::Bytes;
 use http::HeaderName;
 use serde_json::{Map, Value};
 use sluice_wire::{sse, ApiError};
@@ -78,7 +77,7 @@ pub fn error(status: u16, body: &[u8]) -> (u16, &'static str, String) {
 impl ChatProvider for Predibase {
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
         let body = generate_request(&parse_request(call.body)?, self.drop_params)?;
-        Ok(self.address.request(call.stream, Bytes::from(body.to_string())))
+        Ok(self.address.request(call.stream, crate::provider::json_body(&body)))
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {

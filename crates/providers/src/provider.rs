@@ -321,6 +321,12 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Request body is not valid JSON: {e}")))
 }
 
+/// A built request's body: the tree as compact JSON, its long strings (the prompt) copied in
+/// runs rather than a byte at a time ([`sluice_wire::compact`]).
+pub(crate) fn json_body(body: &Value) -> Bytes {
+    Bytes::from(sluice_wire::compact::to_vec(body))
+}
+
 /// A translation refused: a 400 naming the parameter when there is one.
 pub(crate) fn bad_param(param: Option<String>, message: String) -> ApiError {
     let api = ApiError::bad_request(message);

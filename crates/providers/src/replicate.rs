@@ -282,7 +282,7 @@ impl ChatProvider for Replicate {
         let request = parse_request(call.body)?;
         let body = prediction_request(&request, &self.model, self.version.as_deref(), call.stream, self.drop_params)?;
         // The creation is answered whole even for a stream: the stream has its own URL.
-        let mut req = self.address.request(false, Bytes::from(body.to_string()));
+        let mut req = self.address.request(false, crate::provider::json_body(&body));
         req.headers.insert(self.auth.0.clone(), self.auth.1.clone());
         Ok(req)
     }

@@ -240,7 +240,7 @@ impl ChatProvider for SageMaker {
         let mut req = match self.shape {
             Shape::Tgi if call.endpoint == Endpoint::Embeddings => {
                 let body = embed_request(&parse_request(call.body)?, self.drop_params)?;
-                let mut req = self.address.request(false, Bytes::from(body.to_string()));
+                let mut req = self.address.request(false, crate::provider::json_body(&body));
                 req.headers.insert(
                     HeaderName::from_static("x-amzn-sagemaker-custom-attributes"),
                     HeaderValue::from_static("accept_eula=true"),
@@ -250,7 +250,7 @@ impl ChatProvider for SageMaker {
             Shape::Tgi => {
                 let request = parse_request(call.body)?;
                 let body = textgen::tgi_request(&request, "sagemaker", Map::new(), &[], call.stream, self.drop_params)?;
-                self.address.request(call.stream, Bytes::from(body.to_string()))
+                self.address.request(call.stream, crate::provider::json_body(&body))
             }
             // The client's bytes, with the endpoint's name as `model`.
             Shape::Chat => {

@@ -11,7 +11,6 @@
 //! `max_completion_tokens`) is taken, as in LiteLLM (default 2000 for generate, 20 for infer);
 //! anything else is refused by name unless `drop_params`. Triton reports no token counts.
 
-use bytes::Bytes;
 use serde_json::{json, Value};
 use sluice_wire::{sse, ApiError};
 
@@ -197,7 +196,7 @@ impl ChatProvider for Triton {
                 .param("stream")),
                 Api::Infer => infer_request(&request, self.drop_params)?,
             };
-        Ok(self.address.request(call.stream, Bytes::from(body.to_string())))
+        Ok(self.address.request(call.stream, crate::provider::json_body(&body)))
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {

@@ -5,7 +5,6 @@
 //! the key (`api_key` or `VOYAGE_API_KEY`) goes as a bearer token. Voyage counts only
 //! `usage.total_tokens`, which is what its prices (per input token) bill.
 
-use bytes::Bytes;
 use http::{HeaderName, Uri};
 use serde_json::{json, Map, Value};
 use sluice_wire::sniff::Endpoint;
@@ -179,7 +178,7 @@ impl ChatProvider for Voyage {
             Endpoint::Embeddings => (embed_request(req, &self.model)?, None),
             other => return Err(bad_param(None, format!("Voyage does not serve {}", other.route()))),
         };
-        let mut out = self.address.request(false, Bytes::from(body.to_string()));
+        let mut out = self.address.request(false, crate::provider::json_body(&body));
         if let Some(url) = url {
             out.url = url;
         }

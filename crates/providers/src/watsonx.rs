@@ -16,7 +16,6 @@
 //! cached until shortly before it expires and shared by every deployment with that key
 //! (`sluice_credentials::ibm`).
 
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde_json::{json, Map, Value};
 use sluice_wire::sniff::Endpoint;
@@ -343,13 +342,13 @@ impl ChatProvider for Watsonx {
         let mut req = match call.endpoint {
             Endpoint::Embeddings => {
                 let body = embed_request(&request, &self.target, self.drop_params)?;
-                let mut req = self.address.request(false, Bytes::from(body.to_string()));
+                let mut req = self.address.request(false, crate::provider::json_body(&body));
                 req.url = self.embed_url.clone();
                 req
             }
             _ => {
                 let body = chat_request(&request, &self.target, self.drop_params)?;
-                self.address.request(call.stream, Bytes::from(body.to_string()))
+                self.address.request(call.stream, crate::provider::json_body(&body))
             }
         };
         req.token = self.iam.clone();

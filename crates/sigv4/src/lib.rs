@@ -66,7 +66,9 @@ pub fn sign(
         signed.push(("x-amz-security-token", token));
     }
     signed.extend_from_slice(headers);
-    let authorization = authorization(service, rule, method, url, &signed, body, region, creds, unix_time)?;
+    // Hashed once: a translated chat's body is mostly its prompt, and SHA-256 over it is most of
+    // what signing costs.
+    let authorization = authorization(service, rule, method, url, &signed, &payload_hash, region, creds, unix_time)?;
     let mut out = vec![
         ("authorization", authorization),
         ("x-amz-date", amz_date(unix_time)),
@@ -94,7 +96,8 @@ pub fn sign_service(
     creds: &Credentials,
     unix_time: u64,
 ) -> Result<String, String> {
-    authorization(service, PathRule::EncodeTwice, method, url, headers, body, region, creds, unix_time)
+    let payload_hash = hex::encode(digest::digest(&digest::SHA256, body));
+    authorization(service, PathRule::EncodeTwice, method, url, headers, &payload_hash, region, creds, unix_time)
 }
 
 /// The `Authorization` value: see [`sign`] and [`sign_service`].
@@ -105,7 +108,7 @@ fn authorization(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
-    body: &[u8],
+    payload_hash: &str,
     region: &str,
     creds: &Credentials,
     unix_time: u64,
@@ -134,8 +137,6 @@ fn authorization(
     canon.sort_by(|a, b| a.0.cmp(&b.0));
     let signed_headers = canon.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
     let canonical_headers: String = canon.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let payload_hash = hex::encode(digest::digest(&digest::SHA256, body));
-
     let canonical_request = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         method.to_ascii_uppercase(),

@@ -6,6 +6,7 @@
 //! frame by frame, the OpenAI error envelope every failure is reported in, and the Responses API's
 //! mapping onto chat completions (`responses`).
 
+pub mod compact;
 pub mod controls;
 pub mod error;
 pub mod form;

@@ -7,7 +7,11 @@ use std::borrow::Cow;
 /// Every top-level member of `body` (a JSON object) as its name and the raw text of its value,
 /// in the order sent. `None` when `body` is not a JSON object serde_json would accept.
 pub fn top_level(body: &[u8]) -> Option<Vec<(Cow<'_, str>, &str)>> {
-    let text = std::str::from_utf8(body).ok()?;
+    object(std::str::from_utf8(body).ok()?)
+}
+
+/// The members of the JSON object `text` as [`top_level`] gives a body's.
+pub fn object(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
     let mut out = Vec::with_capacity(16);
     let walked = scan::object_members(text, |key, escaped, value| {
         let name = match escaped {
@@ -31,6 +35,18 @@ pub fn top_level(body: &[u8]) -> Option<Vec<(Cow<'_, str>, &str)>> {
     }
 }
 
+/// The items of the JSON array `text`, as the raw text of each. `None` when `text` is not an
+/// array the scanner accepts (malformed, or nested too deep for it).
+pub fn items(text: &str) -> Option<Vec<&str>> {
+    let mut out = Vec::with_capacity(8);
+    scan::array_items(text, |item| {
+        out.push(item);
+        Ok(())
+    })
+    .ok()?;
+    Some(out)
+}
+
 /// Just past the JSON string whose opening quote is at `open` in `bytes`, and whether it holds an
 /// escape; `None` when no valid string starts there. The scanner's SIMD search, for readers that
 /// walk a body themselves.
@@ -51,6 +67,14 @@ mod tests {
         let m = top_level(body).unwrap();
         let got: Vec<(&str, &str)> = m.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
         assert_eq!(got, vec![("model", r#""m""#), ("x", "1.50"), ("stream", "true"), ("o", r#"{"a": [1, 2]}"#)]);
+    }
+
+    #[test]
+    fn items_are_sliced_as_sent() {
+        assert_eq!(items(r#" [ {"a": [1]} , "s" ,null] "#), Some(vec![r#"{"a": [1]}"#, r#""s""#, "null"]));
+        assert_eq!(items("[]"), Some(vec![]));
+        assert_eq!(items("[1,]"), None);
+        assert_eq!(items("{}"), None);
     }
 
     #[test]

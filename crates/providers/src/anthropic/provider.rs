@@ -60,7 +60,7 @@ impl ChatProvider for Anthropic {
         let opts = super::Options { drop_params: self.drop_params, ..Default::default() };
         let out =
             super::chat_request(&request, &self.upstream_model, &opts).map_err(|e| bad_param(e.param, e.message))?;
-        Ok(self.address.request(call.stream, Bytes::from(out.to_string())))
+        Ok(self.address.request(call.stream, crate::provider::json_body(&out)))
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {

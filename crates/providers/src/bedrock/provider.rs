@@ -74,7 +74,7 @@ impl Bedrock {
 
     /// The InvokeModel request carrying one body, to be signed like a Converse one.
     fn invoke(&self, url: &Uri, body: &Value) -> UpstreamRequest {
-        let mut req = self.address.request(false, Bytes::from(body.to_string()));
+        let mut req = self.address.request(false, crate::provider::json_body(body));
         req.url = url.clone();
         req.aws = self.sigv4.clone();
         req
@@ -113,7 +113,7 @@ impl ChatProvider for Bedrock {
         let request = parse_request(call.body)?;
         let opts = super::Options { drop_params: self.drop_params };
         let out = super::converse_request(&request, &opts).map_err(|e| bad_param(e.param, e.message))?;
-        let mut req = self.address.request(call.stream, Bytes::from(out.to_string()));
+        let mut req = self.address.request(call.stream, crate::provider::json_body(&out));
         // Signed by the server once the credentials are in hand (`UpstreamRequest::sign_aws`).
         req.aws = self.sigv4.clone();
         Ok(req)

@@ -1,7 +1,6 @@
 //! Cohere as a [`ChatProvider`]: chat (`/v2/chat`), embeddings (`/v2/embed`) and rerank
 //! (`/v2/rerank`).
 
-use bytes::Bytes;
 use http::{HeaderName, Uri};
 use serde_json::Value;
 use sluice_wire::sniff::Endpoint;
@@ -61,18 +60,18 @@ impl ChatProvider for Cohere {
         let request = parse_request(call.body)?;
         if call.endpoint == Endpoint::Rerank {
             let body = super::rerank_request(&request, &self.model).map_err(Self::refused)?;
-            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            let mut req = self.address.request(false, crate::provider::json_body(&body));
             req.url = self.rerank_url.clone();
             return Ok(req);
         }
         if call.endpoint == Endpoint::Embeddings {
             let (body, _) = super::embed_request(&request, &self.model).map_err(Self::refused)?;
-            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            let mut req = self.address.request(false, crate::provider::json_body(&body));
             req.url = self.embed_url.clone();
             return Ok(req);
         }
         let body = super::chat_request(&request, &self.model, call.stream, self.drop_params).map_err(Self::refused)?;
-        Ok(self.address.request(call.stream, Bytes::from(body.to_string())))
+        Ok(self.address.request(call.stream, crate::provider::json_body(&body)))
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {

@@ -5,34 +5,53 @@
 //! response formats, other parameters) returns `None` and goes to the full translator, whose
 //! output this matches (see the tests).
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use sluice_wire::members;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One message of the simple kind: a role and, if any, the raw text of its content.
 struct Message<'a> {
-    #[serde(borrow)]
     role: Cow<'a, str>,
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
+    content: Option<&'a str>,
+}
+
+/// A message object with no member but `role` and `content`, each at most once.
+fn message(raw: &str) -> Option<Message<'_>> {
+    let (mut role, mut content) = (None, None);
+    for (key, value) in members::object(raw)? {
+        let slot = match key.as_ref() {
+            "role" => &mut role,
+            "content" => &mut content,
+            _ => return None,
+        };
+        if slot.replace(value).is_some() {
+            return None;
+        }
+    }
+    let role = serde_json::from_str::<Cow<'_, str>>(role?).ok()?;
+    Some(Message { role, content })
 }
 
 /// The Gemini request body for `body` (an OpenAI chat request), when it is the simple kind.
+///
+/// Read with the wire scanner, which crosses the prompt many bytes at a time and accepts exactly
+/// the JSON serde_json accepts; a member named twice goes to the full translator.
 pub fn chat_request(body: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(body).ok()?;
-    let top: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(text).ok()?;
+    let top = members::top_level(body)?;
+    let mut seen: Vec<&str> = Vec::with_capacity(top.len());
     let mut messages: Option<Vec<Message<'_>>> = None;
     let (mut temperature, mut top_p, mut max_tokens, mut max_completion_tokens) = (None, None, None, None);
-    for (key, value) in &top {
-        let raw = value.get();
+    for (key, raw) in &top {
+        if seen.contains(&key.as_ref()) {
+            return None;
+        }
+        seen.push(key.as_ref());
+        let raw = *raw;
         if raw == "null" {
             continue;
         }
         match key.as_ref() {
             "model" | "stream" | "stream_options" | "user" => {}
-            "messages" => messages = Some(serde_json::from_str(raw).ok()?),
+            "messages" => messages = Some(members::items(raw)?.into_iter().map(message).collect::<Option<_>>()?),
             "temperature" => temperature = Some(number(raw)?),
             "top_p" => top_p = Some(number(raw)?),
             "max_tokens" => max_tokens = Some(integer(raw)?),
@@ -45,7 +64,7 @@ pub fn chat_request(body: &[u8]) -> Option<Vec<u8>> {
     let mut system: Vec<&str> = Vec::new();
     let mut turns: Vec<(&str, Vec<&str>)> = Vec::new();
     for m in &messages {
-        let text = match m.content.map(RawValue::get) {
+        let text = match m.content {
             None | Some("null") | Some("\"\"") => None,
             Some(t) if t.starts_with('"') => Some(t),
             Some(_) => return None,
@@ -211,5 +230,26 @@ mod tests {
         ] {
             assert!(chat_request(&serde_json::to_vec(&req).unwrap()).is_none(), "{req}");
         }
+    }
+
+    #[test]
+    fn members_named_twice_or_malformed_bodies_go_to_the_full_translator() {
+        for body in [
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}],"messages":[{"role":"user","content":"b"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a","content":"b"}]}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}],"temperature":1,"temperature":2}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}]"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"a\x"}]}"#,
+            r#"{"model":"m","messages":[{"role":1,"content":"a"}]}"#,
+            r#"{"model":"m","messages":[{"content":"a"}]}"#,
+        ] {
+            assert!(chat_request(body.as_bytes()).is_none(), "{body}");
+        }
+        // An escaped member name is read as its decoded name, as serde_json reads it.
+        let escaped = r#"{"m\u006fdel":"m","messages":[{"r\u006fle":"user","content":"a"}]}"#;
+        assert_eq!(
+            serde_json::from_slice::<Value>(&chat_request(escaped.as_bytes()).unwrap()).unwrap(),
+            json!({"contents": [{"role": "user", "parts": [{"text": "a"}]}]})
+        );
     }
 }

@@ -111,14 +111,14 @@ impl ChatProvider for Gemini {
         if call.endpoint == Endpoint::Images {
             let request = parse_request(call.body)?;
             let body = super::imagen::request(&request, self.drop_params).map_err(|e| bad_param(e.param, e.message))?;
-            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            let mut req = self.address.request(false, crate::provider::json_body(&body));
             req.url = self.embed_url.clone();
             req.token = self.token.clone();
             return Ok(req);
         }
         if let (Endpoint::Speech, Some((url, user_project))) = (call.endpoint, &self.speech) {
             let body = super::tts::request(&parse_request(call.body)?)?;
-            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            let mut req = self.address.request(false, crate::provider::json_body(&body));
             req.url = url.clone();
             if let Some(project) = user_project {
                 req.headers.insert(HeaderName::from_static("x-goog-user-project"), project.clone());
@@ -133,7 +133,7 @@ impl ChatProvider for Gemini {
                 None => super::embed::studio_request(&request, &self.model),
             };
             let (body, _) = built.map_err(|e| bad_param(e.param, e.message))?;
-            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            let mut req = self.address.request(false, crate::provider::json_body(&body));
             req.url = self.embed_url.clone();
             req.token = self.token.clone();
             return Ok(req);
@@ -145,7 +145,7 @@ impl ChatProvider for Gemini {
                 let request = parse_request(call.body)?;
                 let opts = super::Options { drop_params: self.drop_params, ..Default::default() };
                 let out = super::chat_request(&request, &opts).map_err(|e| bad_param(e.param, e.message))?;
-                Bytes::from(out.to_string())
+                crate::provider::json_body(&out)
             }
         };
         let mut req = self.address.request(call.stream, body);

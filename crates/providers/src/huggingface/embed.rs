@@ -9,7 +9,6 @@
 //! refused (`/rerank` is the route for ranking). Hugging Face counts no tokens: the usage is
 //! LiteLLM's estimate, the inputs' `cl100k_base` tokens.
 
-use bytes::Bytes;
 use http::Uri;
 use serde_json::Value;
 use sluice_wire::sniff::Endpoint;
@@ -123,7 +122,7 @@ impl ChatProvider for Embed {
 
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, ApiError> {
         let (body, task) = request(&parse_request(call.body)?, self.drop_params)?;
-        let mut out = self.address.request(false, Bytes::from(body.to_string()));
+        let mut out = self.address.request(false, crate::provider::json_body(&body));
         out.url = self.url(task)?;
         Ok(out)
     }

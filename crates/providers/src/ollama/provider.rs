@@ -1,7 +1,6 @@
 //! Ollama as a [`ChatProvider`]: chat (`/api/chat` or `/api/generate`) and embeddings
 //! (`/api/embed`), one deployment's addresses built once.
 
-use bytes::Bytes;
 use http::{HeaderName, Uri};
 use serde_json::Value;
 use sluice_wire::sniff::Endpoint;
@@ -73,7 +72,7 @@ impl ChatProvider for Ollama {
         let request = parse_request(call.body)?;
         if call.endpoint == Endpoint::Embeddings {
             let (body, _) = super::embed_request(&request, &self.model).map_err(Self::refused)?;
-            let mut req = self.address.request(false, Bytes::from(body.to_string()));
+            let mut req = self.address.request(false, crate::provider::json_body(&body));
             req.url = self.embed_url.clone();
             return Ok(req);
         }
@@ -82,7 +81,7 @@ impl ChatProvider for Ollama {
             false => super::generate_request(&request, &self.model, call.stream, self.drop_params),
         }
         .map_err(Self::refused)?;
-        Ok(self.address.request(call.stream, Bytes::from(body.to_string())))
+        Ok(self.address.request(call.stream, crate::provider::json_body(&body)))
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
