@@ -266,3 +266,71 @@ fn completions_are_billed_at_chat_prices_and_logged_as_text_completions() {
     let want = p * 3e-6 + c * 15e-6;
     assert!((claude["spend"].as_f64().unwrap() - want).abs() < 1e-12, "{claude} != {want}");
 }
+
+/// Every other provider that chats without a completions API of its own, through the one
+/// conversion: plain and streamed. `azure_text/` keeps its own `/completions`.
+#[test]
+fn every_chat_provider_completes_and_azure_text_keeps_its_own() {
+    let m = mock(&["--record", "--no-default-rate-limit"]);
+    let aws = "aws_region_name: us-west-2\n      aws_access_key_id: AKIDEXAMPLE\n      aws_secret_access_key: secret";
+    let deployments = [
+        ("ollama", "model: ollama/llama3\n      api_base: {MOCK}".to_string()),
+        ("ollama-chat", "model: ollama_chat/llama3.1\n      api_base: {MOCK}".to_string()),
+        ("cohere", "model: cohere_chat/command-r-plus\n      api_base: {MOCK}\n      api_key: co".to_string()),
+        ("gemini", "model: gemini/gemini-1.5-pro\n      api_base: {MOCK}v1beta\n      api_key: studio".to_string()),
+        (
+            "workers",
+            "model: cloudflare/@cf/meta/llama-3.1-8b-instruct\n      api_base: {MOCK}client/v4/accounts/a/ai/run/\n      api_key: cf"
+                .to_string(),
+        ),
+        ("predibase", "model: predibase/llama-3-8b-instruct\n      api_base: {MOCK}\n      tenant_id: t1\n      api_key: pb".to_string()),
+        ("triton", "model: triton/ensemble\n      api_base: {MOCK}v2/models/ensemble/generate".to_string()),
+        (
+            "watsonx",
+            "model: watsonx/ibm/granite-3-8b-instruct\n      api_base: {MOCK}\n      api_key: wx\n      project_id: p1"
+                .to_string(),
+        ),
+        ("sagemaker", format!("model: sagemaker/my-tgi-endpoint\n      api_base: {{MOCK}}\n      {aws}")),
+        ("sagemaker-chat", format!("model: sagemaker_chat/my-chat-endpoint\n      api_base: {{MOCK}}\n      {aws}")),
+        ("replicate", "model: replicate/meta/meta-llama-3-8b-instruct\n      api_base: {MOCK}\n      api_key: r8".to_string()),
+    ];
+    let mut config = String::from("model_list:\n");
+    for (name, deployment) in &deployments {
+        config.push_str(&format!("  - model_name: {name}\n    litellm_params:\n      {deployment}\n"));
+    }
+    config.push_str(
+        "  - model_name: instruct\n    litellm_params:\n      model: azure_text/gpt-35-turbo-instruct\n      api_base: {MOCK}\n      api_key: az\n      api_version: \"2024-02-01\"\n",
+    );
+    config.push_str("general_settings:\n  master_key: sk-1234\nrouter_settings:\n  num_retries: 0\n");
+    let config = config.replace("{MOCK}", &format!("http://{}/", m.addr));
+    let path = std::env::temp_dir().join(format!("sluice-textcomp-all-{}.yaml", std::process::id()));
+    std::fs::write(&path, config).unwrap();
+    let iam = format!("http://{}/identity/token", m.addr);
+    let g = spawn_with(
+        &["--config", path.to_str().unwrap(), "--host", "127.0.0.1", "--port", "0", "--num_workers", "2"],
+        "gateway",
+        &[("WATSONX_IAM_URL", &iam)],
+    );
+
+    for (name, _) in &deployments {
+        let body = json!({"model": name, "prompt": "Say hi", "max_tokens": 20});
+        let text = whole_text(&complete(g.addr, "sk-1234", body.clone()), name);
+        assert!(!text.is_empty(), "{name}");
+        let mut streamed = body;
+        streamed["stream"] = true.into();
+        streamed["stream_options"] = json!({"include_usage": true});
+        let r = complete(g.addr, "sk-1234", streamed);
+        assert!(!streamed_text(&r, name).is_empty(), "{name}: {}", r.text());
+    }
+
+    // Azure's text completions get the client's request as it is, at the deployment's
+    // `/completions`: `echo` and the list of prompts included.
+    let body = json!({"model": "instruct", "prompt": ["a", "b"], "echo": true});
+    let r = complete(g.addr, "sk-1234", body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["object"], "text_completion");
+    let seen = request(m.addr, "GET", "/mock/last", None, b"").json();
+    assert!(seen["path"].as_str().unwrap().ends_with("/completions"), "{seen}");
+    let sent: Value = serde_json::from_str(seen["body"].as_str().unwrap()).unwrap();
+    assert_eq!((&sent["prompt"], &sent["echo"]), (&json!(["a", "b"]), &json!(true)), "{sent}");
+}
