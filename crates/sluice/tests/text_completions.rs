@@ -334,3 +334,29 @@ fn every_chat_provider_completes_and_azure_text_keeps_its_own() {
     let sent: Value = serde_json::from_str(seen["body"].as_str().unwrap()).unwrap();
     assert_eq!((&sent["prompt"], &sent["echo"]), (&json!(["a", "b"]), &json!(true)), "{sent}");
 }
+
+/// The answer cache keeps a completion made through chat in the completion's shape: a stream
+/// kept whole is replayed to a stream and answered whole, with no second upstream call.
+#[test]
+fn a_completion_through_chat_is_cached_as_a_completion() {
+    let m = mock(&[]);
+    let config = "model_list:\n  - model_name: claude\n    litellm_params:\n      model: anthropic/claude-3-5-sonnet-20241022\n      api_base: {MOCK}\n      api_key: sk-ant-test\nlitellm_settings:\n  cache: true\n  cache_params:\n    type: local\ngeneral_settings:\n  master_key: sk-1234\n";
+    let g = gateway(config, Some(&m));
+    let body = json!({"model": "claude", "prompt": "cache me", "stream": true});
+    let first = streamed_text_of(&complete(g.addr, "sk-1234", body.clone()));
+    let again = complete(g.addr, "sk-1234", body);
+    assert!(again.header("x-litellm-cache-key").is_some(), "a hit: {:?}", again.headers);
+    assert_eq!(streamed_text_of(&again), first);
+    let whole = complete(g.addr, "sk-1234", json!({"model": "claude", "prompt": "cache me"}));
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    assert_eq!(whole.json()["object"], "text_completion");
+    assert_eq!(whole.json()["choices"][0]["text"], first.as_str());
+    assert_eq!(mock_stats(&m)["by_route"]["anthropic"], 1, "one upstream call for three answers");
+}
+
+/// The text of a text-completion stream.
+fn streamed_text_of(r: &Response) -> String {
+    let chunks = chunks(r);
+    assert!(chunks.iter().all(|c| c["object"] == "text_completion"), "{}", r.text());
+    chunks.iter().filter_map(|c| c["choices"].get(0)?["text"].as_str()).collect()
+}
