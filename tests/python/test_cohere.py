@@ -153,7 +153,7 @@ def test_rerank_on_an_openai_compatible_server_is_forwarded(gw):
     # A provider without rerank says so.
     r = rerank(gw, "/rerank", {"model": "chat-only", "query": "x", "documents": DOCS})
     message = r.json()["error"]["message"]
-    assert r.status_code == 400 and "use /chat/completions or /embeddings with this model group" in message, r.text
+    assert r.status_code == 400 and "use /chat/completions or /completions or /embeddings with this model group" in message, r.text
 
 
 def test_rerank_bad_input_and_providers_without_it(gw):

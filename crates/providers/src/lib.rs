@@ -9,7 +9,8 @@
 //! Anthropic, Bedrock, SageMaker, Ollama, Cohere, Cloudflare, watsonx.ai, Replicate, Predibase,
 //! Triton and Azure's text completions translate both ways; `deepgram` (transcriptions) and
 //! `elevenlabs` (speech) serve one audio route each; `azure_ai` and `huggingface` only address
-//! OpenAI-format servers their own way.
+//! OpenAI-format servers their own way. `text_completion` makes `/v1/completions` a chat call for
+//! every translated provider without a completions API of its own.
 
 pub mod anthropic;
 pub mod azure;
@@ -37,6 +38,7 @@ pub mod provider;
 pub mod replicate;
 pub mod sagemaker;
 pub mod stream;
+pub mod text_completion;
 pub mod textgen;
 pub mod tokens;
 pub mod triton;

@@ -41,6 +41,9 @@ pub struct Target {
     pub health: crate::health::Probe,
     /// `region_name` (else `aws_region_name`, `vertex_location`): for region outage alerts.
     pub region: Option<Arc<str>>,
+    /// `drop_params`, the deployment's else `litellm_settings`': what a translation that the
+    /// server makes itself (a completion through chat) drops instead of refusing.
+    pub drop_params: bool,
 }
 
 #[derive(Debug)]
@@ -748,7 +751,8 @@ pub(crate) fn build_target(spec: &DeploymentSpec, ctx: &TargetCtx<'_>) -> Result
     ));
     let health = crate::health::Probe::new(&spec.model_name, &spec.model_info, &spec.public_params);
     let region = spec.region_name.as_deref().map(Arc::from);
-    Ok(Target { id_header, api_base_header, provider, kind, metrics, served, health, region })
+    let drop_params = spec.drop_params.unwrap_or(ctx.drop_params);
+    Ok(Target { id_header, api_base_header, provider, kind, metrics, served, health, region, drop_params })
 }
 
 /// What the providers read from a deployment spec, with the gateway's defaults applied.

@@ -496,8 +496,53 @@ mod matrix {
         assert_eq!(r.status, 429, "{who}: {}", r.text());
         assert_eq!(r.json()["type"], "error", "{who}: {}", r.text());
 
-        // A stream that turns bad ends with an error event, never with [DONE].
+        // Text completions: the provider's own API, or made through its chat (LiteLLM's
+        // `text_completion`), with the same statuses and classes for the upstream's errors.
+        let completion =
+            |m: &str, stream: bool| format!(r#"{{"model":"{}","prompt":"hi","stream":{stream}}}"#, group(m));
+        let r = post(g.addr, "/completions", &completion("ok", false));
+        assert_eq!(r.status, 200, "{who}: {}", r.text());
+        let v = r.json();
+        assert_eq!(
+            (v["object"].as_str(), v["model"].as_str()),
+            (Some("text_completion"), Some(group("ok").as_str())),
+            "{who}: {v}"
+        );
+        assert!(!v["choices"][0]["text"].as_str().unwrap_or_default().is_empty(), "{who}: {v}");
+        assert!(v["usage"]["total_tokens"].as_u64().unwrap_or(0) > 0, "{who}: {v}");
+        let r = post(g.addr, "/completions", &with_usage(completion("ok", true)));
+        assert_eq!(r.status, 200, "{who}: {}", r.text());
+        let frames = sse_data(&r.body);
+        assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{who}: {}", r.text());
+        let cs = chunks(&frames);
+        // (Azure's own opening chunk of prompt filter results is relayed as Azure sends it.)
+        let texts = cs.iter().filter(|c| c["choices"] != serde_json::json!([]));
+        assert!(texts.clone().all(|c| c["object"] == "text_completion"), "{who}: {}", r.text());
+        assert!(
+            texts.clone().any(|c| c["choices"][0]["text"].as_str().is_some_and(|t| !t.is_empty())),
+            "{who}: {}",
+            r.text()
+        );
+        assert!(cs.last().unwrap()["usage"]["total_tokens"].as_u64().unwrap_or(0) > 0, "{who}: {}", r.text());
+        for (upstream, status, class) in p.errors {
+            let r = post(g.addr, "/completions", &completion(&format!("error-{upstream}"), false));
+            assert_eq!(r.status, *status, "{who}: {}", r.text());
+            assert!(r.error_message().starts_with(&format!("litellm.{class}: ")), "{who} {status}: {}", r.text());
+        }
+
+        // A stream that turns bad ends with an error event, never with [DONE]; a completion's
+        // stream that breaks before its first text (the chat's opening role chunk is no
+        // completion chunk) is an error answer instead.
         for m in ["stream-garbage", "stream-reset"] {
+            let r = post(g.addr, "/completions", &completion(m, true));
+            let frames = sse_data(&r.body);
+            let error = match r.status {
+                200 => serde_json::from_str(frames.last().unwrap()).unwrap(),
+                _ => r.json(),
+            };
+            assert_ne!(frames.last().map(String::as_str), Some("[DONE]"), "{who} {m} completion: {}", r.text());
+            let message = error["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with("litellm."), "{who} {m} completion: {}", r.text());
             let r = post(g.addr, "/chat/completions", &chat_for(&group(m), true));
             assert_eq!(r.status, 200, "{who} {m}: {}", r.text());
             let frames = sse_data(&r.body);

@@ -2,7 +2,9 @@
 //! Voyage, …), on the routes each serves (chat, embeddings, rerank, images): the deployment's provider builds the request and reads
 //! the answer ([`ChatProvider`]); this module sends it and relays the stream, and follows a call
 //! the provider makes in several exchanges (Replicate's predictions, Bedrock Titan's
-//! embeddings). Nothing here knows which provider it is talking to.
+//! embeddings). A completion to a provider that only chats is made through its chat
+//! ([`text_completion`]), converted both ways here, once for every provider. Nothing here knows
+//! which provider it is talking to.
 //!
 //! Unlike the OpenAI passthrough these calls build JSON trees: translation needs them, and these
 //! providers' latencies dwarf the cost.
@@ -18,7 +20,9 @@ use bytes::{BufMut, BytesMut};
 use http::{header, HeaderValue};
 use serde_json::Value;
 use sluice_providers::errors::{auth_failed, malformed};
-use sluice_providers::{anthropic, AnswerMeta, ChatCall, ChatProvider, StreamTranslator, Translated, UpstreamRequest};
+use sluice_providers::{
+    anthropic, text_completion, AnswerMeta, ChatCall, ChatProvider, StreamTranslator, Translated, UpstreamRequest,
+};
 use sluice_router::{Attempt, Failed, Failure};
 use sluice_wire::sniff::Endpoint;
 use sluice_wire::ApiError;
@@ -72,9 +76,13 @@ impl UpstreamCall<'_> {
     ) -> Result<Reply, Failed<CallError>> {
         let provider = self.target_of(attempt).provider;
         let provider = &provider;
-        if !t.serves(self.endpoint) {
+        // A completion to a provider that only chats is made through its chat API: the request,
+        // answer and stream converted here, around the provider's own chat translation.
+        let through_chat = text_completion::through_chat(t, self.endpoint);
+        if !t.serves(self.endpoint) && !through_chat {
             let served: Vec<&str> = [
                 Endpoint::Chat,
+                Endpoint::Completions,
                 Endpoint::Embeddings,
                 Endpoint::Rerank,
                 Endpoint::Images,
@@ -82,7 +90,7 @@ impl UpstreamCall<'_> {
                 Endpoint::Transcriptions,
             ]
             .into_iter()
-            .filter(|e| t.serves(*e))
+            .filter(|e| t.serves(*e) || text_completion::through_chat(t, *e))
             .map(Endpoint::route)
             .collect();
             return Err(refused(ApiError::bad_request(format!(
@@ -97,26 +105,30 @@ impl UpstreamCall<'_> {
         if let Some(native) = self.native_anthropic.and_then(|body| t.native_messages(body, stream)) {
             return self.forward_native(attempt, t, native).await;
         }
-        let call = ChatCall {
-            endpoint: self.endpoint,
-            body: self.body,
-            model_span: self.view.model_span.clone(),
-            stream,
-            now: now_unix(),
+        // What the provider is asked: the client's call, or the chat a completion is made through.
+        let (endpoint, body, model_span) = match through_chat {
+            false => (self.endpoint, self.body.clone(), self.view.model_span.clone()),
+            true => {
+                let drop_params = self.target_of(attempt).drop_params;
+                let chat = text_completion::chat_request(self.body, provider.name, drop_params).map_err(refused)?;
+                (Endpoint::Chat, chat, None)
+            }
         };
+        let call = ChatCall { endpoint, body: &body, model_span, stream, now: now_unix() };
         let built = t.build_request(&call).map_err(refused)?;
         let timeout = self.timeout.unwrap_or(built.timeout);
         let sent = Instant::now();
         let (up, incoming) = self.exchange(provider, built, timeout).await?;
         let created = now_unix();
-        let id = format!("chatcmpl-{}", self.facts.call_id.to_str().unwrap_or("sluice"));
+        let prefix = if through_chat { "cmpl" } else { "chatcmpl" };
+        let id = format!("{prefix}-{}", self.facts.call_id.to_str().unwrap_or("sluice"));
         let meta = AnswerMeta {
             model: self.client_model,
             id: &id,
             created,
             include_usage: self.view.include_usage,
-            endpoint: self.endpoint,
-            request: self.body,
+            endpoint,
+            request: &body,
         };
         // The id the client sees is the one made here, streamed or not: the spend log's too.
         if let Some(c) = &self.facts.charge {
@@ -139,8 +151,8 @@ impl UpstreamCall<'_> {
         // A call in several exchanges (Replicate's predictions, Bedrock Titan's one text per
         // call) goes on until the provider has its last answer: a stream to relay, or the whole
         // answers already read.
-        let (up, incoming, whole) = match t.in_exchanges(self.endpoint) {
-            true => self.follow_exchanges(t, provider, stream, up, incoming, sent + timeout, timeout).await?,
+        let (up, incoming, whole) = match t.in_exchanges(endpoint) {
+            true => self.follow_exchanges(t, provider, &body, stream, up, incoming, sent + timeout, timeout).await?,
             false => (up, Some(incoming), None),
         };
 
@@ -152,9 +164,10 @@ impl UpstreamCall<'_> {
                 let what = "the provider finished the call without a stream to relay";
                 return Err(fail(Failure::status(500, None), malformed(provider, what, b"")));
             };
-            let out = match front_door {
-                true => Out::Messages(anthropic::MessagesStream::new(self.client_model)),
-                false => Out::OpenAi,
+            let out = match (front_door, through_chat) {
+                (true, _) => Out::Messages(anthropic::MessagesStream::new(self.client_model)),
+                (false, true) => Out::TextCompletion,
+                (false, false) => Out::OpenAi,
             };
             let stage = TranslatedStage {
                 tr: t.stream_translator(&meta),
@@ -163,8 +176,8 @@ impl UpstreamCall<'_> {
                 sent_any: false,
                 provider: *provider,
                 charge: self.facts.charge.clone(),
-                estimate: (self.endpoint == Endpoint::Chat).then(|| Estimate {
-                    request: self.body.clone(),
+                estimate: (endpoint == Endpoint::Chat).then(|| Estimate {
+                    request: body.clone(),
                     model: self.target_of(attempt).served.model.clone(),
                     generated: String::new(),
                 }),
@@ -184,16 +197,19 @@ impl UpstreamCall<'_> {
             (None, None) => return Err(fail(Failure::status(500, None), malformed(provider, "no answer", b""))),
         };
         let mut out = out.map_err(|api| fail(Failure::status(500, None), api))?;
-        if self.endpoint == Endpoint::Chat {
+        if endpoint == Endpoint::Chat {
             let model = &self.target_of(attempt).served.model;
             let reported = sluice_providers::provider::usage(&out);
             // Only an answer lacking a side of its usage is tokenized (its text read only then).
             if reported.is_none_or(|(p, c)| p == 0 || c == 0) {
                 let text = sluice_providers::tokens::answer_text(&out);
-                if let Some(filled) = sluice_providers::tokens::fill_chat_usage(reported, self.body, model, &text) {
+                if let Some(filled) = sluice_providers::tokens::fill_chat_usage(reported, &body, model, &text) {
                     sluice_providers::tokens::set_usage(&mut out["usage"], filled);
                 }
             }
+        }
+        if through_chat {
+            out = text_completion::answer(&out, &id);
         }
         let usage = sluice_providers::provider::usage(&out);
         self.app.router.load().record_success(attempt, usage.map(|(p, c)| p + c));
@@ -236,7 +252,8 @@ impl UpstreamCall<'_> {
     }
 
     /// The exchanges after the first of a call that takes several: each answer read whole and
-    /// handed to the provider, which says what comes next, until it has its last answer — the
+    /// handed to the provider with `request` (the body it built the call from), which says what
+    /// comes next, until it has its last answer — the
     /// one whose stream is relayed, or a whole one (returned read, with the answers before it,
     /// for a provider that joins them). The sequence is bounded by
     /// `deadline` (the attempt's timeout from the first send) and [`MAX_EXCHANGES`].
@@ -245,6 +262,7 @@ impl UpstreamCall<'_> {
         &mut self,
         t: &Translated,
         provider: &sluice_providers::Provider,
+        request: &[u8],
         stream: bool,
         mut up: super::answer::UpstreamHead,
         mut incoming: super::pool::UpstreamBody,
@@ -259,7 +277,7 @@ impl UpstreamCall<'_> {
         let mut answers = Vec::new();
         loop {
             let answer = self.read_whole(provider, incoming, deadline, timeout).await?;
-            let Some(next) = t.next_exchange(&answer, self.body, stream, made).map_err(refused)? else {
+            let Some(next) = t.next_exchange(&answer, request, stream, made).map_err(refused)? else {
                 answers.push(answer);
                 return Ok((up, None, Some(answers)));
             };
@@ -374,6 +392,9 @@ impl UpstreamCall<'_> {
 enum Out {
     /// OpenAI chunks as SSE `data:` frames, ended by `[DONE]`.
     OpenAi,
+    /// The chat chunks of a completion made through chat, as text-completion chunks in SSE
+    /// `data:` frames, ended by `[DONE]`.
+    TextCompletion,
     /// Anthropic's events, for the `/v1/messages` front door.
     Messages(anthropic::MessagesStream),
 }
@@ -383,6 +404,13 @@ impl Out {
         match self {
             Out::OpenAi => {
                 for c in chunks {
+                    out.put_slice(b"data: ");
+                    out.put_slice(c.to_string().as_bytes());
+                    out.put_slice(b"\n\n");
+                }
+            }
+            Out::TextCompletion => {
+                for c in chunks.iter().filter_map(text_completion::chunk) {
                     out.put_slice(b"data: ");
                     out.put_slice(c.to_string().as_bytes());
                     out.put_slice(b"\n\n");
@@ -401,7 +429,7 @@ impl Out {
     /// The stream's closing frames.
     fn end(&mut self, out: &mut BytesMut) {
         match self {
-            Out::OpenAi => out.put_slice(b"data: [DONE]\n\n"),
+            Out::OpenAi | Out::TextCompletion => out.put_slice(b"data: [DONE]\n\n"),
             Out::Messages(m) => {
                 for f in m.finish() {
                     out.put_slice(f.as_bytes());
@@ -413,7 +441,7 @@ impl Out {
     /// The format of an error frame after the stream started.
     fn flavour(&self) -> Flavour {
         match self {
-            Out::OpenAi => Flavour::OpenAi,
+            Out::OpenAi | Out::TextCompletion => Flavour::OpenAi,
             Out::Messages(_) => Flavour::Anthropic,
         }
     }
