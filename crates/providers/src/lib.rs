@@ -41,6 +41,7 @@ pub mod textgen;
 pub mod tokens;
 pub mod triton;
 mod turns;
+pub mod vertex_partner;
 pub mod voyage;
 pub mod watsonx;
 
