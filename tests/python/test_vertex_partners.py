@@ -4,30 +4,18 @@ OpenAI-compatible `endpoints/openapi`) and Mistral (`vertex_ai/mistral-…`, its
 `:rawPredict`), each behind the Google token `sluice mock` issues for the test service account."""
 
 import json
-from pathlib import Path
 
 import openai
 import pytest
 
 from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+from test_providers import TEST_KEY, TOOLS
 
-REPO = Path(__file__).resolve().parents[2]
-TEST_KEY = REPO / "crates" / "providers" / "tests" / "fixtures" / "vertex-test-sa.json"
 MODELS = {
     "claude": "vertex_ai/claude-3-5-sonnet@20240620",
     "llama": "vertex_ai/meta/llama-3.1-405b-instruct-maas",
     "mistral": "vertex_ai/mistral-large@2407",
 }
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-        },
-    }
-]
 
 
 @pytest.fixture(scope="module")

@@ -594,20 +594,8 @@ impl Mock {
         body: &[u8],
         guard: RequestGuard,
     ) -> Resp {
-        if !google::authorised(call.door, headers, query) {
-            return finish(
-                Some(guard),
-                respond::google_error(StatusCode::UNAUTHORIZED, google::unauthenticated_message(call.door)),
-            );
-        }
-        if call.door == google::Door::Vertex && self.cfg.vertex_key.is_some() && !self.issued_bearer(headers) {
-            return finish(
-                Some(guard),
-                respond::google_error(
-                    StatusCode::UNAUTHORIZED,
-                    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
-                ),
-            );
+        if let Some(refused) = self.google_refusal(call.door, headers, query) {
+            return finish(Some(guard), refused);
         }
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             return finish(
@@ -705,21 +693,8 @@ impl Mock {
         body: &[u8],
         guard: RequestGuard,
     ) -> Resp {
-        let door = google::Door::Vertex;
-        if !google::authorised(door, headers, None) {
-            return finish(
-                Some(guard),
-                respond::google_error(StatusCode::UNAUTHORIZED, google::unauthenticated_message(door)),
-            );
-        }
-        if self.cfg.vertex_key.is_some() && !self.issued_bearer(headers) {
-            return finish(
-                Some(guard),
-                respond::google_error(
-                    StatusCode::UNAUTHORIZED,
-                    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
-                ),
-            );
+        if let Some(refused) = self.google_refusal(google::Door::Vertex, headers, None) {
+            return finish(Some(guard), refused);
         }
         match call {
             vertex_partner::Call::RawPredict { publisher: vertex_partner::Publisher::Anthropic, model, stream } => {
@@ -1353,6 +1328,21 @@ impl Mock {
             },
         };
         finish(Some(guard), resp)
+    }
+
+    /// Google's 401 for a call without the door's credential, or (Vertex, with
+    /// `--vertex-credentials`) with a bearer token `/token` did not hand out.
+    fn google_refusal(&self, door: google::Door, headers: &http::HeaderMap, query: Option<&str>) -> Option<Resp> {
+        if !google::authorised(door, headers, query) {
+            return Some(respond::google_error(StatusCode::UNAUTHORIZED, google::unauthenticated_message(door)));
+        }
+        if door == google::Door::Vertex && self.cfg.vertex_key.is_some() && !self.issued_bearer(headers) {
+            return Some(respond::google_error(
+                StatusCode::UNAUTHORIZED,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+            ));
+        }
+        None
     }
 
     /// With `--vertex-credentials`, a Vertex bearer token must be one `/token` handed out.

@@ -185,7 +185,13 @@ impl Restamped {
         if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
             return Err(e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_string));
         }
-        if let Some(u) = crate::provider::usage(&v).filter(|_| v["usage"].is_object()) {
+        self.on_chunk(&v, out);
+        Ok(())
+    }
+
+    /// One chunk already parsed (and checked for the server's own error shape).
+    pub fn on_chunk(&mut self, v: &Value, out: &mut Vec<Value>) {
+        if let Some(u) = crate::provider::usage(v).filter(|_| v["usage"].is_object()) {
             self.usage = Some(u);
         }
         if let Some(choices) = v.get("choices").and_then(Value::as_array).filter(|c| !c.is_empty()) {
@@ -193,7 +199,6 @@ impl Restamped {
             c["choices"] = Value::Array(choices.clone());
             out.push(c);
         }
-        Ok(())
     }
 
     /// The usage chunk, once, when the client asked for it.
