@@ -209,8 +209,8 @@ impl VertexPartner {
     /// config renames `max_completion_tokens` to the `max_tokens` the MaaS endpoint reads, which
     /// takes a tree (only then).
     fn openai_body(&self, call: &ChatCall<'_>) -> Result<[Bytes; 3], ApiError> {
-        const FIELD: &[u8] = b"\"max_completion_tokens\"";
-        let renames = self.partner == Partner::OpenApi && call.body.windows(FIELD.len()).any(|w| w == FIELD);
+        let renames =
+            self.partner == Partner::OpenApi && memchr::memmem::find(call.body, b"\"max_completion_tokens\"").is_some();
         if renames {
             let mut request = parse_request(call.body)?;
             if let Some(body) = request.as_object_mut() {
