@@ -67,6 +67,18 @@ def deployments(mock: str, vertex_key: Path) -> dict[str, tuple[bool, str, dict,
             "vertex_location": "us-central1",
             "vertex_credentials": str(vertex_key),
         }, {}),
+        # Vertex AI's partner models, each at its own door with the same key: Claude in
+        # Anthropic's format, Llama and Mistral in OpenAI's (bytes forwarded, answers re-stamped).
+        **{
+            f"vertex_ai-{name}": (True, "vertex", {
+                "model": f"vertex_ai/{model}", "api_base": mock, "vertex_project": "p",
+                "vertex_location": "us-east5", "vertex_credentials": str(vertex_key)}, {})
+            for name, model in [
+                ("claude", "claude-3-5-sonnet@20240620"),
+                ("llama", "meta/llama-3.1-405b-instruct-maas"),
+                ("mistral", "mistral-large@2407"),
+            ]
+        },
         "gemini": (True, "gemini", {"model": "gemini/gemini-1.5-pro", "api_base": mock + "/v1beta", "api_key": "g-key"}, {}),
         "anthropic": (True, "anthropic", {
             "model": "anthropic/claude-3-5-sonnet-20241022", "api_base": mock, "api_key": "sk-ant-test"}, {}),

@@ -67,6 +67,17 @@ pub fn parse_for_count(body: &[u8]) -> Result<(), String> {
 pub fn parse(body: &[u8]) -> Result<Request, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
     let model = v.get("model").and_then(Value::as_str).ok_or("model: Field required")?.to_string();
+    read(&v, model)
+}
+
+/// A request to Claude on Vertex AI, whose path names the model (`vertex_partner` checks what
+/// that door wants besides).
+pub fn parse_for_vertex(body: &[u8], model: &str) -> Result<Request, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+    read(&v, model.to_string())
+}
+
+fn read(v: &Value, model: String) -> Result<Request, String> {
     let messages = v.get("messages").and_then(Value::as_array).ok_or("messages: Field required")?;
     let tool = v
         .get("tools")

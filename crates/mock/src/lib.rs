@@ -6,7 +6,9 @@
 //! `/api/chat`, `/api/generate` and `/api/embed` with NDJSON streams, Cohere's v2 `/v2/chat` (typed
 //! SSE events), `/v2/embed` and `/v2/rerank`, Cloudflare Workers AI's
 //! `/client/v4/accounts/{account}/ai/run/{model}` (`cloudflare`: chat and the `@cf/baai/` embedding
-//! models), Hugging Face's feature extraction (the router's `hf-inference` pipeline and TEI's
+//! models), Vertex AI's partner-model doors (Claude's `:rawPredict`/`:streamRawPredict` in
+//! Anthropic's format, Mistral's and AI21's in OpenAI's, the `endpoints/openapi/chat/completions`
+//! of the MaaS models: `vertex_partner`), Hugging Face's feature extraction (the router's `hf-inference` pipeline and TEI's
 //! `/embed`: `huggingface`), Predibase's TGI
 //! `/generate(_stream)` and Triton's `/generate(_stream)` and `/infer` (`textgen`), watsonx.ai's
 //! `/ml/v1/text/chat(_stream)` and `/ml/v1/text/embeddings` behind IBM Cloud IAM's `/identity/token` (`watsonx`), SageMaker's
@@ -53,6 +55,7 @@ mod textgen;
 mod token;
 mod triggers;
 mod vectors;
+mod vertex_partner;
 mod voice;
 mod voyage;
 mod watsonx;

@@ -32,6 +32,7 @@ use crate::stats::{RequestGuard, Route, Stats};
 use crate::textgen;
 use crate::token;
 use crate::triggers::Trigger;
+use crate::vertex_partner;
 use crate::voice;
 use crate::voyage;
 use crate::watsonx;
@@ -68,6 +69,8 @@ enum Endpoint<'a> {
     SageMaker(sagemaker::Call<'a>),
     /// Replicate's predictions: created, polled, streamed.
     Replicate(replicate::Call<'a>),
+    /// Vertex AI's partner-model doors (`vertex_partner`).
+    VertexPartner(vertex_partner::Call<'a>),
     /// Cohere's v2 `/v2/chat`, `/v2/embed`, `/v2/rerank`.
     CohereChat,
     CohereEmbed,
@@ -106,6 +109,7 @@ impl Endpoint<'_> {
             Endpoint::Embeddings(_) | Endpoint::HuggingFace(_) => Route::Embeddings,
             Endpoint::Models => Route::Models,
             Endpoint::Google(c) if c.door == google::Door::Vertex => Route::Vertex,
+            Endpoint::VertexPartner(_) => Route::Vertex,
             Endpoint::Google(_) => Route::Gemini,
             Endpoint::Anthropic | Endpoint::AnthropicCount => Route::Anthropic,
             Endpoint::Bedrock(_) => Route::Bedrock,
@@ -190,6 +194,9 @@ fn classify(path: &str) -> Endpoint<'_> {
                     "audio/transcriptions" | "audio/translations" => Endpoint::Transcriptions,
                     _ => Endpoint::NotFound,
                 };
+            }
+            if let Some(call) = vertex_partner::parse_path(path) {
+                return Endpoint::VertexPartner(call);
             }
             if let Some(call) = voice::parse_path(path) {
                 return Endpoint::Voice(call);
@@ -322,8 +329,10 @@ impl Mock {
             self.last.record(&parts, &body);
         }
         if let Some(expected) = &self.cfg.provider_key {
-            let own_check = matches!(endpoint, Endpoint::Token | Endpoint::IbmToken | Endpoint::Watsonx(_))
-                || matches!(endpoint, Endpoint::Google(c) if c.door == google::Door::Vertex);
+            let own_check = matches!(
+                endpoint,
+                Endpoint::Token | Endpoint::IbmToken | Endpoint::Watsonx(_) | Endpoint::VertexPartner(_)
+            ) || matches!(endpoint, Endpoint::Google(c) if c.door == google::Door::Vertex);
             if !own_check && !crate::witness::credential_matches(expected, &parts.headers, parts.uri.query()) {
                 let body = crate::witness::refused_credential(&parts.headers);
                 return finish(Some(guard), respond::json(StatusCode::UNAUTHORIZED, body));
@@ -343,6 +352,7 @@ impl Mock {
             Endpoint::HuggingFace(door) => self.huggingface(door, &parts.headers, &body, guard).await,
             Endpoint::Google(call) => self.google(call, &parts.headers, parts.uri.query(), &body, guard).await,
             Endpoint::Anthropic => self.anthropic(&parts.headers, &body, guard).await,
+            Endpoint::VertexPartner(call) => self.vertex_partner(call, &parts.headers, &body, guard).await,
             Endpoint::AnthropicCount => self.count_tokens(&parts.headers, &body, guard),
             Endpoint::Bedrock(call) => self.bedrock(call, &parts.headers, &body, guard).await,
             Endpoint::Responses => self.responses(&body, guard).await,
@@ -584,20 +594,8 @@ impl Mock {
         body: &[u8],
         guard: RequestGuard,
     ) -> Resp {
-        if !google::authorised(call.door, headers, query) {
-            return finish(
-                Some(guard),
-                respond::google_error(StatusCode::UNAUTHORIZED, google::unauthenticated_message(call.door)),
-            );
-        }
-        if call.door == google::Door::Vertex && self.cfg.vertex_key.is_some() && !self.issued_bearer(headers) {
-            return finish(
-                Some(guard),
-                respond::google_error(
-                    StatusCode::UNAUTHORIZED,
-                    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
-                ),
-            );
+        if let Some(refused) = self.google_refusal(call.door, headers, query) {
+            return finish(Some(guard), refused);
         }
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             return finish(
@@ -683,6 +681,46 @@ impl Mock {
             Ok(r) => r,
             Err(e) => return finish(Some(guard), anthropic::error(StatusCode::BAD_REQUEST, &e)),
         };
+        self.anthropic_answer(req, guard).await
+    }
+
+    /// Vertex AI's partner doors: Google's bearer check (a token `/token` issued, with
+    /// `--vertex-credentials`), then Claude's Messages API or OpenAI's chat.
+    async fn vertex_partner(
+        &self,
+        call: vertex_partner::Call<'_>,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        guard: RequestGuard,
+    ) -> Resp {
+        if let Some(refused) = self.google_refusal(google::Door::Vertex, headers, None) {
+            return finish(Some(guard), refused);
+        }
+        match call {
+            vertex_partner::Call::RawPredict { publisher: vertex_partner::Publisher::Anthropic, model, stream } => {
+                let req = vertex_partner::check_claude_body(body, stream)
+                    .and_then(|()| anthropic::parse_for_vertex(body, model));
+                match req {
+                    Ok(req) => self.anthropic_answer(req, guard).await,
+                    Err(e) => finish(Some(guard), anthropic::error(StatusCode::BAD_REQUEST, &e)),
+                }
+            }
+            // The body names the model too (without its `@version`): the triggers read it there.
+            vertex_partner::Call::RawPredict { stream, .. } => {
+                let checked = serde_json::from_slice::<serde_json::Value>(body)
+                    .map_err(|e| format!("Invalid JSON payload received. {e}"))
+                    .and_then(|v| vertex_partner::check_stream(&v, stream));
+                match checked {
+                    Ok(()) => self.openai(Kind::Chat, None, body, guard).await,
+                    Err(e) => finish(Some(guard), respond::google_error(StatusCode::BAD_REQUEST, &e)),
+                }
+            }
+            vertex_partner::Call::OpenApi => self.openai(Kind::Chat, None, body, guard).await,
+        }
+    }
+
+    /// A Messages request's answer: the triggers its model names, a stream or a whole message.
+    async fn anthropic_answer(&self, req: anthropic::Request, guard: RequestGuard) -> Resp {
         if let Some(message) = self.delay_and_fail().await {
             return finish(Some(guard), anthropic::error(StatusCode::INTERNAL_SERVER_ERROR, &message));
         }
@@ -1290,6 +1328,21 @@ impl Mock {
             },
         };
         finish(Some(guard), resp)
+    }
+
+    /// Google's 401 for a call without the door's credential, or (Vertex, with
+    /// `--vertex-credentials`) with a bearer token `/token` did not hand out.
+    fn google_refusal(&self, door: google::Door, headers: &http::HeaderMap, query: Option<&str>) -> Option<Resp> {
+        if !google::authorised(door, headers, query) {
+            return Some(respond::google_error(StatusCode::UNAUTHORIZED, google::unauthenticated_message(door)));
+        }
+        if door == google::Door::Vertex && self.cfg.vertex_key.is_some() && !self.issued_bearer(headers) {
+            return Some(respond::google_error(
+                StatusCode::UNAUTHORIZED,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
+            ));
+        }
+        None
     }
 
     /// With `--vertex-credentials`, a Vertex bearer token must be one `/token` handed out.

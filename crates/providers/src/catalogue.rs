@@ -6,7 +6,7 @@ use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, 
 use crate::stream::StreamTranslator;
 use crate::{
     anthropic, azure, azure_ai, azure_text, bedrock, cloudflare, cohere, deepgram, elevenlabs, gemini, huggingface,
-    ollama, openai, predibase, replicate, sagemaker, triton, voyage, watsonx,
+    ollama, openai, predibase, replicate, sagemaker, triton, vertex_partner, voyage, watsonx,
 };
 
 /// How sluice talks to a provider.
@@ -23,7 +23,8 @@ pub enum Family {
         /// Key sent when none is configured (local servers accept anything).
         default_key: Option<&'static str>,
     },
-    /// Google's Gemini on Vertex AI: service-account OAuth, generateContent.
+    /// Google's Gemini on Vertex AI: service-account OAuth, generateContent; and the partner
+    /// models Vertex serves beside it (`vertex_partner`), told apart by model name.
     Vertex,
     /// Google AI Studio's Gemini API: `x-goog-api-key`, generateContent.
     GoogleAiStudio,
@@ -281,6 +282,8 @@ pub enum Translated {
     Replicate(replicate::Replicate),
     Deepgram(deepgram::Deepgram),
     ElevenLabs(elevenlabs::ElevenLabs),
+    /// Vertex AI's partner models (Claude, Llama, Mistral, …) and Model Garden endpoints.
+    VertexPartner(vertex_partner::VertexPartner),
     /// Hugging Face's feature-extraction embeddings, held by its OpenAI-format deployment
     /// ([`openai::OpenAi::translates`]).
     HuggingFace(huggingface::embed::Embed),
@@ -305,9 +308,13 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
             unusable(azure_text::AzureText::new(p, env).map(|a| Built::Translated(Translated::AzureText(a))))
         }
         Family::HuggingFace => unusable(huggingface::build(p, env).map(Built::OpenAi)),
-        Family::Vertex => {
-            unusable(gemini::Gemini::vertex(p, env, tokens).map(|g| Built::Translated(Translated::Gemini(g))))
-        }
+        Family::Vertex => match vertex_partner::Partner::of(&p.model.upstream) {
+            Some(partner) => unusable(
+                vertex_partner::VertexPartner::new(p, env, tokens, partner)
+                    .map(|v| Built::Translated(Translated::VertexPartner(v))),
+            ),
+            None => unusable(gemini::Gemini::vertex(p, env, tokens).map(|g| Built::Translated(Translated::Gemini(g)))),
+        },
         Family::GoogleAiStudio => {
             unusable(gemini::Gemini::studio(p, env).map(|g| Built::Translated(Translated::Gemini(g))))
         }
@@ -400,6 +407,7 @@ impl Translated {
             Translated::Replicate(p) => p,
             Translated::Deepgram(p) => p,
             Translated::ElevenLabs(p) => p,
+            Translated::VertexPartner(p) => p,
             Translated::HuggingFace(p) => p,
         }
     }

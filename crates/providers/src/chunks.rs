@@ -144,6 +144,87 @@ pub fn completion(
     v
 }
 
+/// An OpenAI-format answer from a server behind another provider's door (a SageMaker chat
+/// container, a Vertex AI partner model), stamped with the gateway's id, model and time.
+pub fn restamped_answer(v: &Value, model: &str, id: &str, created: u64) -> Result<Value, String> {
+    let choices = v.get("choices").and_then(Value::as_array).ok_or("no `choices` list")?;
+    let mut out =
+        json!({ "id": id, "object": "chat.completion", "created": created, "model": model, "choices": choices });
+    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+        out["usage"] = u.clone();
+    }
+    Ok(out)
+}
+
+/// The SSE events of an OpenAI-format stream from such a server: its chunks re-stamped as
+/// [`restamped_answer`] stamps an answer; its usage (in a chunk of its own, or the last one)
+/// kept for the bill and sent in one closing chunk when the client asked.
+#[derive(Debug)]
+pub struct Restamped {
+    id: String,
+    model: String,
+    created: u64,
+    include_usage: bool,
+    usage: Option<(u64, u64)>,
+    done: bool,
+}
+
+impl Restamped {
+    pub fn new(model: &str, id: &str, created: u64, include_usage: bool) -> Self {
+        Restamped { id: id.into(), model: model.into(), created, include_usage, usage: None, done: false }
+    }
+
+    /// One event's data; an `error` object or text that is not JSON ends the stream.
+    pub fn on_event(&mut self, data: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
+        let data = data.trim_ascii();
+        if data.is_empty() || data == b"[DONE]" {
+            return Ok(());
+        }
+        let v: Value = serde_json::from_slice(data)
+            .map_err(|_| "the upstream sent a stream chunk that is not JSON".to_string())?;
+        if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
+            return Err(e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_string));
+        }
+        self.on_chunk(&v, out);
+        Ok(())
+    }
+
+    /// One chunk already parsed (and checked for the server's own error shape).
+    pub fn on_chunk(&mut self, v: &Value, out: &mut Vec<Value>) {
+        if let Some(u) = crate::provider::usage(v).filter(|_| v["usage"].is_object()) {
+            self.usage = Some(u);
+        }
+        if let Some(choices) = v.get("choices").and_then(Value::as_array).filter(|c| !c.is_empty()) {
+            let mut c = self.envelope();
+            c["choices"] = Value::Array(choices.clone());
+            out.push(c);
+        }
+    }
+
+    /// The usage chunk, once, when the client asked for it.
+    pub fn finish_values(&mut self) -> Vec<Value> {
+        if std::mem::replace(&mut self.done, true) || !self.include_usage {
+            return Vec::new();
+        }
+        let mut c = self.envelope();
+        c["choices"] = json!([]);
+        c["usage"] = usage_json(self.usage.unwrap_or_default());
+        vec![c]
+    }
+
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        self.usage
+    }
+
+    pub fn usage_object(&self) -> Option<Value> {
+        self.usage.map(usage_json)
+    }
+
+    fn envelope(&self) -> Value {
+        json!({ "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model })
+    }
+}
+
 /// A tool call's id when the provider gives none: unique within the answer, in OpenAI's shape.
 pub fn call_id(answer_id: &str, index: usize) -> String {
     let tail: String = answer_id.chars().rev().take(16).collect::<Vec<_>>().into_iter().rev().collect();

@@ -43,6 +43,7 @@ pub mod textgen;
 pub mod tokens;
 pub mod triton;
 mod turns;
+pub mod vertex_partner;
 pub mod voyage;
 pub mod watsonx;
 

@@ -29,7 +29,7 @@ use sluice_wire::sniff::Endpoint;
 use sluice_wire::{splice, sse, ApiError};
 
 use crate::bedrock::{EventMessage, EventStreamDecoder};
-use crate::chunks::usage_json;
+use crate::chunks::{restamped_answer, usage_json, Restamped};
 use crate::provider::{
     parse_request, Address, AnswerMeta, AwsSigning, ChatCall, ChatProvider, Env, Headers, Params, UpstreamRequest,
 };
@@ -107,29 +107,12 @@ pub fn embed_response(v: &Value, meta: &AnswerMeta<'_>) -> Result<Value, String>
     crate::embedding::answer(vectors, meta, crate::embedding::estimated_tokens(texts.iter().map(String::as_str)))
 }
 
-/// A `sagemaker_chat/` answer (OpenAI's) stamped as the client's.
-pub fn chat_response(v: &Value, model: &str, id: &str, created: u64) -> Result<Value, String> {
-    let choices = v.get("choices").and_then(Value::as_array).ok_or("no `choices` list")?;
-    let mut out =
-        json!({ "id": id, "object": "chat.completion", "created": created, "model": model, "choices": choices });
-    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-        out["usage"] = u.clone();
-    }
-    Ok(out)
-}
-
 /// What the container streams inside the event-stream's `PayloadPart`s.
 #[derive(Debug)]
 enum Inner {
     Tgi(TgiStream),
     /// OpenAI's chunks, re-stamped, their usage kept.
-    Chat {
-        id: String,
-        model: String,
-        created: u64,
-        include_usage: bool,
-        usage: Option<(u64, u64)>,
-    },
+    Chat(Restamped),
 }
 
 /// Event-stream messages → the container's SSE → OpenAI chunks.
@@ -144,7 +127,7 @@ impl Stream {
     pub fn new(shape: Shape, model: &str, id: &str, created: u64, include_usage: bool) -> Self {
         let inner = match shape {
             Shape::Tgi => Inner::Tgi(TgiStream::new(model, id, created, include_usage)),
-            Shape::Chat => Inner::Chat { id: id.into(), model: model.into(), created, include_usage, usage: None },
+            Shape::Chat => Inner::Chat(Restamped::new(model, id, created, include_usage)),
         };
         Stream { sse: sse::Parser::new(), inner, done: false }
     }
@@ -178,25 +161,7 @@ impl Stream {
     fn on_event(&mut self, data: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
         match &mut self.inner {
             Inner::Tgi(t) => t.on_event(data, out),
-            Inner::Chat { id, model, created, usage, .. } => {
-                let data = data.trim_ascii();
-                if data.is_empty() || data == b"[DONE]" {
-                    return Ok(());
-                }
-                let v: Value = serde_json::from_slice(data)
-                    .map_err(|_| "the endpoint sent a stream chunk that is not JSON".to_string())?;
-                if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
-                    return Err(e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_string));
-                }
-                if let Some(u) = crate::provider::usage(&v).filter(|_| v["usage"].is_object()) {
-                    *usage = Some(u);
-                }
-                if let Some(choices) = v.get("choices").and_then(Value::as_array).filter(|c| !c.is_empty()) {
-                    out.push(json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                        "choices": choices }));
-                }
-                Ok(())
-            }
+            Inner::Chat(r) => r.on_event(data, out),
         }
     }
 
@@ -209,11 +174,7 @@ impl Stream {
         }
         match &mut self.inner {
             Inner::Tgi(t) => out.extend(t.finish_values()),
-            Inner::Chat { id, model, created, include_usage: true, usage } => {
-                out.push(json!({ "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": [], "usage": usage_json(usage.unwrap_or_default()) }));
-            }
-            Inner::Chat { .. } => {}
+            Inner::Chat(r) => out.extend(r.finish_values()),
         }
         Ok(())
     }
@@ -221,7 +182,7 @@ impl Stream {
     pub fn usage(&self) -> Option<(u64, u64)> {
         match &self.inner {
             Inner::Tgi(t) => t.usage(),
-            Inner::Chat { usage, .. } => *usage,
+            Inner::Chat(r) => r.usage(),
         }
     }
 
@@ -272,7 +233,7 @@ impl ChatProvider for SageMaker {
         match self.shape {
             _ if meta.endpoint == Endpoint::Embeddings => embed_response(&parsed, meta),
             Shape::Tgi => textgen::tgi_response(&parsed, meta.model, meta.id, meta.created),
-            Shape::Chat => chat_response(&parsed, meta.model, meta.id, meta.created),
+            Shape::Chat => restamped_answer(&parsed, meta.model, meta.id, meta.created),
         }
         .map_err(|e| crate::errors::malformed(&self.address.provider, &e, body))
     }

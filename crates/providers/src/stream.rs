@@ -6,8 +6,8 @@ use serde_json::Value;
 use sluice_wire::sse;
 
 use crate::{
-    anthropic, azure_text, bedrock, cloudflare, cohere, gemini, ndjson, ollama, replicate, sagemaker, textgen, triton,
-    watsonx,
+    anthropic, azure_text, bedrock, chunks, cloudflare, cohere, gemini, ndjson, ollama, replicate, sagemaker, textgen,
+    triton, watsonx,
 };
 
 /// The largest SSE line a provider may send, as the parser reports it.
@@ -38,6 +38,9 @@ pub enum StreamTranslator {
     SageMaker(bedrock::EventStreamDecoder, sagemaker::Stream),
     /// Replicate's prediction stream: named SSE events (`output`, `error`, `done`).
     Replicate(sse::Parser, replicate::Stream),
+    /// OpenAI's chunks from a server behind another provider's door (Vertex AI's partner
+    /// models), re-stamped as the gateway's.
+    Restamped(sse::Parser, chunks::Restamped),
 }
 
 impl StreamTranslator {
@@ -52,7 +55,8 @@ impl StreamTranslator {
             | StreamTranslator::Triton(p, _)
             | StreamTranslator::AzureText(p, _)
             | StreamTranslator::Watsonx(p, _)
-            | StreamTranslator::Replicate(p, _) => p.push(bytes),
+            | StreamTranslator::Replicate(p, _)
+            | StreamTranslator::Restamped(p, _) => p.push(bytes),
             StreamTranslator::Bedrock(d, _) | StreamTranslator::SageMaker(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
@@ -127,6 +131,11 @@ impl StreamTranslator {
                     t.on_event(e.name.as_deref(), &e.data, out)?;
                 }
             }
+            StreamTranslator::Restamped(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -147,6 +156,7 @@ impl StreamTranslator {
             StreamTranslator::Watsonx(_, t) => t.usage(),
             StreamTranslator::SageMaker(_, t) => t.usage(),
             StreamTranslator::Replicate(_, t) => t.usage(),
+            StreamTranslator::Restamped(_, t) => t.usage(),
         }
     }
 
@@ -169,6 +179,7 @@ impl StreamTranslator {
             StreamTranslator::Watsonx(_, t) => t.usage_object(),
             StreamTranslator::SageMaker(_, t) => t.usage_object(),
             StreamTranslator::Replicate(_, t) => t.usage_object(),
+            StreamTranslator::Restamped(_, t) => t.usage_object(),
         }
     }
 
@@ -249,6 +260,12 @@ impl StreamTranslator {
             StreamTranslator::Replicate(p, t) => {
                 if let Some(e) = p.finish() {
                     t.on_event(e.name.as_deref(), &e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Restamped(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
                 }
                 out.extend(t.finish_values());
             }

@@ -24,7 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::chunks::usage_json;
+use crate::chunks::{restamped_answer, Restamped};
 use crate::errors::ExceptionClass;
 use crate::provider::{
     bad_param, parse_request, Address, AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSource,
@@ -241,32 +241,14 @@ pub fn embed_response(v: &Value, meta: &AnswerMeta<'_>) -> Result<Value, String>
     crate::embedding::answer(&vectors, meta, tokens)
 }
 
-/// A `/text/chat` answer (OpenAI's shape with watsonx's own fields) stamped as the client's.
-pub fn chat_response(v: &Value, model: &str, id: &str, created: u64) -> Result<Value, String> {
-    let choices = v.get("choices").and_then(Value::as_array).ok_or("no `choices` list")?;
-    let mut out =
-        json!({ "id": id, "object": "chat.completion", "created": created, "model": model, "choices": choices });
-    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-        out["usage"] = u.clone();
-    }
-    Ok(out)
-}
-
 /// `/text/chat_stream` events: OpenAI's chunks under watsonx's ids, re-stamped; the usage (in
 /// the last event) kept for the bill and sent in its own chunk when the client asked.
 #[derive(Debug)]
-pub struct Stream {
-    id: String,
-    model: String,
-    created: u64,
-    include_usage: bool,
-    usage: Option<(u64, u64)>,
-    done: bool,
-}
+pub struct Stream(Restamped);
 
 impl Stream {
     pub fn new(model: &str, id: &str, created: u64, include_usage: bool) -> Self {
-        Stream { id: id.into(), model: model.into(), created, include_usage, usage: None, done: false }
+        Stream(Restamped::new(model, id, created, include_usage))
     }
 
     pub fn on_event(&mut self, data: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
@@ -279,32 +261,20 @@ impl Stream {
         if let Some(text) = errors_text(&v) {
             return Err(text);
         }
-        if let Some(u) = crate::provider::usage(&v).filter(|_| v["usage"].is_object()) {
-            self.usage = Some(u);
-        }
-        if let Some(choices) = v.get("choices").and_then(Value::as_array).filter(|c| !c.is_empty()) {
-            out.push(json!({ "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model, "choices": choices }));
-        }
+        self.0.on_chunk(&v, out);
         Ok(())
     }
 
     pub fn finish_values(&mut self) -> Vec<Value> {
-        if self.done || !self.include_usage {
-            self.done = true;
-            return Vec::new();
-        }
-        self.done = true;
-        vec![json!({ "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [], "usage": usage_json(self.usage.unwrap_or_default()) })]
+        self.0.finish_values()
     }
 
     pub fn usage(&self) -> Option<(u64, u64)> {
-        self.usage
+        self.0.usage()
     }
 
     pub fn usage_object(&self) -> Option<Value> {
-        self.usage.map(usage_json)
+        self.0.usage_object()
     }
 }
 
@@ -359,7 +329,7 @@ impl ChatProvider for Watsonx {
         let parsed = self.address.answer_json(body)?;
         match meta.endpoint {
             Endpoint::Embeddings => embed_response(&parsed, meta),
-            _ => chat_response(&parsed, meta.model, meta.id, meta.created),
+            _ => restamped_answer(&parsed, meta.model, meta.id, meta.created),
         }
         .map_err(|e| crate::errors::malformed(&self.address.provider, &e, body))
     }
@@ -414,7 +384,7 @@ mod tests {
     fn answers_and_streams_are_restamped() {
         let v = json!({"id": "chat-9", "model_id": "ibm/granite", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5}});
-        let out = chat_response(&v, "g", "chatcmpl-1", 2).unwrap();
+        let out = restamped_answer(&v, "g", "chatcmpl-1", 2).unwrap();
         assert_eq!((out["id"].as_str(), out["model"].as_str()), (Some("chatcmpl-1"), Some("g")));
         assert_eq!(out["usage"]["total_tokens"], 5);
         let mut s = Stream::new("g", "chatcmpl-1", 2, true);

@@ -1,6 +1,6 @@
 //! Providers that need translation, end to end through `sluice mock`: the seed's Vertex AI config
-//! verbatim (only the api_base hosts and the key file changed), Anthropic deployments, and the
-//! Anthropic `/v1/messages` front door.
+//! verbatim (only the api_base hosts and the key file changed), Vertex AI's partner models,
+//! Anthropic deployments, and the Anthropic `/v1/messages` front door.
 
 mod common;
 use common::*;
@@ -369,6 +369,31 @@ mod matrix {
             tools: true,
             errors: ERRORS,
         },
+        // Vertex AI's partner models: the model's last segment names the mock's case.
+        Provider {
+            name: "vertex-claude",
+            deployment: |m| {
+                format!("model: vertex_ai/claude/{m}\n      api_base: {{MOCK}}\n      vertex_project: p\n      vertex_credentials: {{KEY}}")
+            },
+            tools: true,
+            errors: ERRORS,
+        },
+        Provider {
+            name: "vertex-llama",
+            deployment: |m| {
+                format!("model: vertex_ai/meta/llama/{m}\n      api_base: {{MOCK}}\n      vertex_project: p\n      vertex_credentials: {{KEY}}")
+            },
+            tools: false,
+            errors: ERRORS,
+        },
+        Provider {
+            name: "vertex-mistral",
+            deployment: |m| {
+                format!("model: vertex_ai/mistral/{m}\n      api_base: {{MOCK}}\n      vertex_project: p\n      vertex_credentials: {{KEY}}")
+            },
+            tools: false,
+            errors: ERRORS,
+        },
         Provider {
             name: "gemini",
             deployment: |m| format!("model: gemini/{m}\n      api_base: {{MOCK}}v1beta\n      api_key: studio-key"),
@@ -560,6 +585,113 @@ mod matrix {
             check(&g, p);
         }
     }
+}
+
+/// Vertex AI's partner models reach their own doors with the Google token Gemini uses: Claude's
+/// `rawPredict`/`streamRawPredict` with Anthropic's body (no `model`, `anthropic_version`), Llama
+/// at the OpenAI-compatible `endpoints/openapi`, Mistral at its publisher's `rawPredict` with
+/// `model` in the body; plain, streamed, a tool call, and each billed at its price.
+#[test]
+fn vertex_partner_models_reach_their_doors_with_the_google_token() {
+    let m = mock(&["--vertex-credentials", TEST_KEY, "--record", "--no-default-rate-limit"]);
+    let key = key_for(&m);
+    let deployment = |name: &str, model: &str| {
+        format!(
+            "  - model_name: {name}\n    litellm_params:\n      model: vertex_ai/{model}\n      api_base: {{MOCK}}\n      vertex_project: proj\n      vertex_location: us-east5\n      vertex_credentials: {}\n",
+            key.display()
+        )
+    };
+    let config = format!(
+        "model_list:\n{}{}{}general_settings:\n  master_key: sk-1234\n",
+        deployment("claude", "claude-3-5-sonnet@20240620"),
+        deployment("llama", "meta/llama-3.1-405b-instruct-maas"),
+        deployment("mistral", "mistral-large@2407"),
+    );
+    let g = gateway(&config, Some(&m));
+    let last = || request(m.addr, "GET", "/mock/last", None, b"").json();
+    let place = "/projects/proj/locations/us-east5";
+    for (group, path, stream_path) in [
+        (
+            "claude",
+            format!("/v1{place}/publishers/anthropic/models/claude-3-5-sonnet@20240620:rawPredict"),
+            format!("/v1{place}/publishers/anthropic/models/claude-3-5-sonnet@20240620:streamRawPredict"),
+        ),
+        (
+            "llama",
+            format!("/v1beta1{place}/endpoints/openapi/chat/completions"),
+            format!("/v1beta1{place}/endpoints/openapi/chat/completions"),
+        ),
+        (
+            "mistral",
+            format!("/v1{place}/publishers/mistralai/models/mistral-large@2407:rawPredict"),
+            format!("/v1{place}/publishers/mistralai/models/mistral-large@2407:streamRawPredict"),
+        ),
+    ] {
+        let r = post(g.addr, "/chat/completions", &chat_for(group, false));
+        assert_eq!(r.status, 200, "{group}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["model"], group);
+        assert!(!v["choices"][0]["message"]["content"].as_str().unwrap_or_default().is_empty(), "{group}: {v}");
+        let cost: f64 = r.header("x-litellm-response-cost").and_then(|c| c.parse().ok()).unwrap_or(0.0);
+        assert!(cost > 0.0, "{group} is billed at its price: {:?}", r.headers);
+        let seen = last();
+        assert_eq!(seen["path"], path.as_str(), "{group}");
+        assert!(seen["headers"]["authorization"].as_str().unwrap().starts_with("Bearer "), "{group}: {seen}");
+        let sent: serde_json::Value = serde_json::from_str(seen["body"].as_str().unwrap()).unwrap();
+        match group {
+            "claude" => {
+                assert!(sent.get("model").is_none(), "{sent}");
+                assert_eq!(sent["anthropic_version"], "vertex-2023-10-16");
+                assert!(seen["headers"].get("x-api-key").is_none(), "the token rides in authorization only");
+            }
+            "llama" => assert_eq!(sent["model"], "meta/llama-3.1-405b-instruct-maas"),
+            _ => assert_eq!(sent["model"], "mistral-large"),
+        }
+
+        let body = chat_for(group, true)
+            .replace("\"stream\":true", "\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+        let r = post(g.addr, "/chat/completions", &body);
+        assert_eq!(r.status, 200, "{group}: {}", r.text());
+        let frames = sse_data(&r.body);
+        assert_eq!(frames.last().map(String::as_str), Some("[DONE]"), "{group}: {}", r.text());
+        assert!(!stream_text(&frames).is_empty(), "{group}: {}", r.text());
+        let usage: serde_json::Value = serde_json::from_str(&frames[frames.len() - 2]).unwrap();
+        assert!(usage["usage"]["total_tokens"].as_u64().unwrap_or(0) > 0, "{group}: {usage}");
+        assert!(frames.iter().filter(|f| *f != "[DONE]").all(|f| f.contains(&format!("\"model\":\"{group}\""))));
+        assert_eq!(last()["path"], stream_path.as_str(), "{group}");
+    }
+
+    // Claude on Vertex calls tools as Anthropic does.
+    let tools = r#"{"model":"claude","messages":[{"role":"user","content":"please use the tool"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{}}}}]}"#;
+    let r = post(g.addr, "/chat/completions", tools);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
+    assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+    let sent: serde_json::Value = serde_json::from_str(last()["body"].as_str().unwrap()).unwrap();
+    assert_eq!(sent["tools"][0]["name"], "get_weather", "Anthropic's tool shape: {sent}");
+    let r = post(g.addr, "/chat/completions", &tools.replace("\"messages\"", "\"stream\":true,\"messages\""));
+    let frames = sse_data(&r.body);
+    assert!(frames.iter().any(|f| f.contains("\"tool_calls\"") && f.contains("get_weather")), "{}", r.text());
+}
+
+/// An upstream error on a partner model keeps its status and gets LiteLLM's class, named as a
+/// Vertex failure; a token the mock did not issue is its 401.
+#[test]
+fn vertex_partner_errors_are_litellms_classes() {
+    let m = mock(&["--vertex-credentials", TEST_KEY, "--no-default-rate-limit"]);
+    let key = key_for(&m);
+    let config = format!(
+        "model_list:\n  - model_name: claude-busy\n    litellm_params:\n      model: vertex_ai/claude/error-529\n      api_base: {{MOCK}}\n      vertex_project: p\n      vertex_credentials: {k}\n  - model_name: llama-limited\n    litellm_params:\n      model: vertex_ai/meta/llama/error-429\n      api_base: {{MOCK}}\n      vertex_project: p\n      vertex_credentials: {k}\nrouter_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: sk-1234\n",
+        k = key.display()
+    );
+    let g = gateway(&config, Some(&m));
+    let r = post(g.addr, "/chat/completions", &chat_for("claude-busy", false));
+    assert_eq!(r.status, 500, "Anthropic's 529 is LiteLLM's 500: {}", r.text());
+    assert!(r.error_message().starts_with("litellm.InternalServerError: VertexAIException - "), "{}", r.text());
+    let r = post(g.addr, "/chat/completions", &chat_for("llama-limited", false));
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.error_message().starts_with("litellm.RateLimitError: VertexAIException - "), "{}", r.text());
 }
 
 /// A provider that echoes the credential it was sent in its error (as some OpenAI-compatible

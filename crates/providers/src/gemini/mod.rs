@@ -22,10 +22,12 @@ mod url;
 
 pub use errors::error;
 pub use provider::Gemini;
+pub(crate) use provider::VertexPlace;
 pub use request::chat_request;
 pub use response::chat_response;
 pub use stream::StreamTranslator;
 pub use url::{gemini_url, gemini_url_for, vertex_url, vertex_url_for};
+pub(crate) use url::{vertex_resource_url, with_alt_sse};
 
 /// How strictly a request is translated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

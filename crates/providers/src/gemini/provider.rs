@@ -19,6 +19,32 @@ use crate::stream::StreamTranslator;
 /// Where Vertex runs when neither the deployment nor `VERTEXAI_LOCATION` says.
 const DEFAULT_LOCATION: &str = "us-central1";
 
+/// Where a `vertex_ai/` deployment runs and whose credential it calls with, read as LiteLLM
+/// reads them: `litellm_params`, else the environment.
+pub(crate) struct VertexPlace {
+    /// A service-account key's path or JSON, or empty for Application Default Credentials.
+    pub credentials: String,
+    pub project: String,
+    pub location: String,
+}
+
+impl VertexPlace {
+    pub fn of(p: &Params<'_>, env: Env<'_>) -> Self {
+        let credentials = p
+            .vertex_credentials
+            .map(str::to_string)
+            .or_else(|| env("GOOGLE_APPLICATION_CREDENTIALS"))
+            .unwrap_or_default();
+        let project = p.vertex_project.map(str::to_string).or_else(|| env("VERTEXAI_PROJECT")).unwrap_or_default();
+        let location = p
+            .vertex_location
+            .map(str::to_string)
+            .or_else(|| env("VERTEXAI_LOCATION"))
+            .unwrap_or_else(|| DEFAULT_LOCATION.into());
+        VertexPlace { credentials, project, location }
+    }
+}
+
 pub struct Gemini {
     address: Address,
     /// Vertex's token source; AI Studio's key rides in the address's headers instead.
@@ -48,17 +74,7 @@ impl Gemini {
     /// Vertex AI. The key is read on first use, as LiteLLM does: a config naming a key that is
     /// not there yet still loads, and requests say what is missing.
     pub fn vertex(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<Self, String> {
-        let source = p
-            .vertex_credentials
-            .map(str::to_string)
-            .or_else(|| env("GOOGLE_APPLICATION_CREDENTIALS"))
-            .unwrap_or_default();
-        let project = p.vertex_project.map(str::to_string).or_else(|| env("VERTEXAI_PROJECT")).unwrap_or_default();
-        let location = p
-            .vertex_location
-            .map(str::to_string)
-            .or_else(|| env("VERTEXAI_LOCATION"))
-            .unwrap_or_else(|| DEFAULT_LOCATION.into());
+        let VertexPlace { credentials: source, project, location } = VertexPlace::of(p, env);
         let model = &p.model.upstream;
         let address = Address::new(
             p,

@@ -31,26 +31,38 @@ pub fn vertex_url_for(
     } else {
         format!("projects/{project}/locations/{location}/publishers/google/models/{model}")
     };
-    let url = match api_base.map(str::trim).filter(|b| !b.is_empty()) {
-        None => format!("{}/v1/{resource}:{verb}", default_host(location)),
-        Some(base) => {
-            let (base, query) = split_query(base);
-            let path = path_of(base);
-            let trimmed = base.trim_end_matches('/');
-            let url = match path.trim_end_matches('/') {
-                "" => format!("{trimmed}/v1/{resource}:{verb}"),
-                "/v1" | "/v1beta1" => format!("{trimmed}/{resource}:{verb}"),
-                _ => format!("{trimmed}:{verb}"),
-            };
-            // LiteLLM would put `:verb` after a query string; keeping the query last is what
-            // it evidently means, and the only form a server can parse.
-            match query {
-                Some(q) => return with_alt_sse(format!("{url}?{q}"), stream),
-                None => url,
-            }
-        }
+    with_alt_sse(vertex_resource_url(api_base, location, "v1", &resource, &format!(":{verb}")), stream)
+}
+
+/// `tail` (`:{verb}`, or a path like `/chat/completions`) on a Vertex `resource`
+/// (`projects/{p}/locations/{l}/…`) under API `version`, placed as LiteLLM's
+/// `_check_custom_proxy` places it ([`vertex_url`]): the default host, or a custom `api_base`
+/// whose empty path gets `/{version}/{resource}`, whose bare `/v1` or `/v1beta1` gets the
+/// resource, and whose any other path is taken to name the resource already. A query string on
+/// `api_base` stays last.
+pub(crate) fn vertex_resource_url(
+    api_base: Option<&str>,
+    location: &str,
+    version: &str,
+    resource: &str,
+    tail: &str,
+) -> String {
+    let Some(base) = api_base.map(str::trim).filter(|b| !b.is_empty()) else {
+        return format!("{}/{version}/{resource}{tail}", default_host(location));
     };
-    with_alt_sse(url, stream)
+    let (base, query) = split_query(base);
+    let trimmed = base.trim_end_matches('/');
+    let url = match path_of(base).trim_end_matches('/') {
+        "" => format!("{trimmed}/{version}/{resource}{tail}"),
+        "/v1" | "/v1beta1" => format!("{trimmed}/{resource}{tail}"),
+        _ => format!("{trimmed}{tail}"),
+    };
+    // LiteLLM would put `:verb` after a query string; keeping the query last is what it
+    // evidently means, and the only form a server can parse.
+    match query {
+        Some(q) => format!("{url}?{q}"),
+        None => url,
+    }
 }
 
 /// The Google AI Studio (Gemini API) URL for `model`: `{base}/v1beta/models/{model}:{verb}` with
@@ -89,7 +101,8 @@ fn verb(stream: bool) -> &'static str {
     }
 }
 
-fn default_host(location: &str) -> String {
+/// Vertex's regional host (`global` and the multi-regions have their own).
+pub(crate) fn default_host(location: &str) -> String {
     match location {
         "global" | "" => "https://aiplatform.googleapis.com".to_string(),
         "us" | "eu" => format!("https://aiplatform.{location}.rep.googleapis.com"),
@@ -110,7 +123,7 @@ fn path_of(url: &str) -> &str {
     after_scheme.find('/').map_or("", |i| &after_scheme[i..])
 }
 
-fn with_alt_sse(url: String, stream: bool) -> String {
+pub(crate) fn with_alt_sse(url: String, stream: bool) -> String {
     if !stream {
         return url;
     }
