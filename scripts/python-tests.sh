@@ -67,4 +67,9 @@ if [[ ! -x "$VENV/bin/python" || "$want" != "$have" ]]; then
     echo "$want" >"$STAMP"
 fi
 
+# Files or node ids given run alone; otherwise (no arguments, or only options such as `-k`)
+# the whole suite.
+for arg in "$@"; do
+    case "$arg" in tests/*) exec "$VENV/bin/python" -m pytest -q "$@" ;; esac
+done
 exec "$VENV/bin/python" -m pytest -q tests/python "$@"

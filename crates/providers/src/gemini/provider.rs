@@ -170,21 +170,26 @@ impl ChatProvider for Gemini {
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
-        let parsed = self.address.answer_json(body)?;
-        if meta.endpoint == Endpoint::Images {
-            return super::imagen::response(&parsed, meta.created)
-                .map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body));
+        let malformed = |message: &str| crate::errors::malformed(&self.address.provider, message, body);
+        match meta.endpoint {
+            Endpoint::Images => super::imagen::response(&self.address.answer_json(body)?, meta.created)
+                .map_err(|e| malformed(&e.message)),
+            Endpoint::Embeddings => {
+                let parsed = self.address.answer_json(body)?;
+                let base64 = crate::embedding::wants_base64_in(meta.request);
+                match self.token {
+                    Some(_) => super::embed::vertex_response(&parsed, meta.model, base64),
+                    None => super::embed::studio_response(&parsed, meta.model, base64),
+                }
+                .map_err(|e| malformed(&e.message))
+            }
+            // Chat, read in part: only what the translation uses is built.
+            _ => {
+                let parsed = super::response::read_answer(body)
+                    .ok_or_else(|| malformed("upstream returned a body that is not JSON"))?;
+                super::chat_response(&parsed, meta.model, meta.id, meta.created).map_err(|e| malformed(&e.message))
+            }
         }
-        if meta.endpoint == Endpoint::Embeddings {
-            let base64 = crate::embedding::wants_base64_in(meta.request);
-            let out = match self.token {
-                Some(_) => super::embed::vertex_response(&parsed, meta.model, base64),
-                None => super::embed::studio_response(&parsed, meta.model, base64),
-            };
-            return out.map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body));
-        }
-        super::chat_response(&parsed, meta.model, meta.id, meta.created)
-            .map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body))
     }
 
     fn stream_translator(&self, meta: &AnswerMeta<'_>) -> StreamTranslator {

@@ -1,5 +1,6 @@
 //! Gemini `GenerateContentResponse` → OpenAI `chat.completion` (formats.md §2.4, §2.6).
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{finish_reason, tool_call_id, usage, TranslateError};
@@ -90,6 +91,58 @@ fn logprobs(candidate: &Value) -> Value {
     json!({ "content": content })
 }
 
+/// What of a Gemini answer [`chat_response`] reads, and nothing else: safety ratings, citations
+/// and the model version (most of a short answer's bytes) are skipped without being built.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Read {
+    candidates: Option<Vec<ReadCandidate>>,
+    usage_metadata: Option<Value>,
+    prompt_feedback: Option<Value>,
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadCandidate {
+    content: Option<Value>,
+    finish_reason: Option<Value>,
+    index: Option<Value>,
+    logprobs_result: Option<Value>,
+}
+
+/// `body` as the tree [`chat_response`] reads: only its members when the answer has the usual
+/// shape, else the whole tree. `None` when it is not JSON.
+pub(crate) fn read_answer(body: &[u8]) -> Option<Value> {
+    let Ok(read) = serde_json::from_slice::<Read>(body) else {
+        return serde_json::from_slice(body).ok();
+    };
+    let mut out = serde_json::Map::new();
+    let mut put = |map: &mut serde_json::Map<String, Value>, name: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            map.insert(name.to_string(), v);
+        }
+    };
+    if let Some(candidates) = read.candidates {
+        let list = candidates
+            .into_iter()
+            .map(|c| {
+                let mut m = serde_json::Map::new();
+                put(&mut m, "content", c.content);
+                put(&mut m, "finishReason", c.finish_reason);
+                put(&mut m, "index", c.index);
+                put(&mut m, "logprobsResult", c.logprobs_result);
+                Value::Object(m)
+            })
+            .collect();
+        out.insert("candidates".into(), Value::Array(list));
+    }
+    put(&mut out, "usageMetadata", read.usage_metadata);
+    put(&mut out, "promptFeedback", read.prompt_feedback);
+    put(&mut out, "error", read.error);
+    Some(Value::Object(out))
+}
+
 pub fn chat_response(gemini: &Value, model: &str, id: &str, created: u64) -> Result<Value, TranslateError> {
     let obj = gemini
         .as_object()
@@ -153,6 +206,34 @@ mod tests {
         assert_eq!(l["content"][0]["token"], "Hi");
         assert_eq!(l["content"][0]["top_logprobs"][1]["logprob"], -2.0);
         assert_eq!(logprobs(&json!({})), Value::Null);
+    }
+
+    #[test]
+    fn an_answer_read_in_part_translates_as_the_whole_tree_does() {
+        let rating =
+            json!({"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE", "probabilityScore": 0.05});
+        for answer in [
+            json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}, "finishReason": "STOP",
+                "safetyRatings": [rating, rating], "avgLogprobs": -0.1}],
+                "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 2, "totalTokenCount": 7},
+                "modelVersion": "gemini-1.5-pro"}),
+            json!({"candidates": [{"index": 1, "content": {"parts": [{"text": "a", "thought": true}, {"functionCall": {"name": "f", "args": {"x": 1}}}]},
+                "finishReason": null, "logprobsResult": {"chosenCandidates": [{"token": "a", "logProbability": -1.0}]}}]}),
+            json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 3}}),
+            json!({"candidates": null, "error": {"message": "boom"}}),
+            json!({"candidates": {"not": "a list"}}),
+            json!({"candidates": [{"content": null, "finishReason": "MAX_TOKENS"}]}),
+            json!([1, 2]),
+        ] {
+            let body = serde_json::to_vec(&answer).unwrap();
+            let whole = chat_response(&answer, "m", "i", 1).map_err(|e| e.message);
+            let read = chat_response(&read_answer(&body).unwrap(), "m", "i", 1).map_err(|e| e.message);
+            assert_eq!(read, whole, "{answer}");
+        }
+        assert!(read_answer(b"{not json").is_none());
+        // Safety ratings are not built.
+        let body = serde_json::to_vec(&json!({"candidates": [{"safetyRatings": [rating]}]})).unwrap();
+        assert_eq!(read_answer(&body).unwrap(), json!({"candidates": [{}]}));
     }
 
     #[test]

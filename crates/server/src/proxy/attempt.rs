@@ -206,7 +206,7 @@ impl UpstreamCall<'_> {
         let target = concrete.as_deref().unwrap_or(&deployment.target);
         // Through chat, the chat attempt below does the bookkeeping (once).
         if self.endpoint == Endpoint::Responses && super::responses::through_chat(self.responses, target) {
-            return self.responses_via_chat(attempt, depth).await;
+            return Box::pin(self.responses_via_chat(attempt, depth)).await;
         }
         self.outcome.model_id = Some(target.id_header.clone());
         self.outcome.api_base = target.api_base_header.clone();
@@ -230,7 +230,7 @@ impl UpstreamCall<'_> {
                 _ => self.timeout,
             };
             if let Some(s) = controls::simulate(c, timeout, &target.provider, &deployment.model_name, depth) {
-                return self.simulated(s, &target.provider).await;
+                return Box::pin(self.simulated(s, &target.provider)).await;
             }
         }
         match &target.kind {
@@ -245,7 +245,7 @@ impl UpstreamCall<'_> {
             TargetKind::Mock(text) => self.mock_answer(text, None),
             TargetKind::OpenAi(t) => match (t.translator(self.endpoint), super::responses::pinned(self.app, self.responses, deployment)) {
                 // A route the deployment's provider translates (Hugging Face's embeddings).
-                (Some(tr), _) => self.forward_translated(attempt, tr).await,
+                (Some(tr), _) => Box::pin(self.forward_translated(attempt, tr)).await,
                 // A previous response's deployment holds its conversation: it serves the next turn.
                 (None, Some(pin)) => match &pin.target.kind {
                     TargetKind::OpenAi(pt) => self.forward(attempt, pt, &pin.target.provider, depth, &pin.id).await,
@@ -253,7 +253,10 @@ impl UpstreamCall<'_> {
                 },
                 (None, None) => self.forward(attempt, t, &target.provider, depth, &deployment.id).await,
             },
-            TargetKind::Translated(t) => self.forward_translated(attempt, t).await,
+            // Boxed, as the rarer branches above are: an async call's state is as large as its largest
+            // branch, and the whole state is copied when the call starts, so the translated call's
+            // larger state would be copied on every OpenAI-format request too.
+            TargetKind::Translated(t) => Box::pin(self.forward_translated(attempt, t)).await,
             // A wildcard's targets are concrete deployments: this arm is never reached.
             TargetKind::Wildcard(_) => Err(fail(
                 Failure::status(400, None),
