@@ -140,6 +140,10 @@ impl Endpoint<'_> {
 fn classify(path: &str) -> Endpoint<'_> {
     match path {
         "/chat/completions" | "/v1/chat/completions" => Endpoint::Chat(None),
+        // Mistral's fill-in-the-middle completions answer in chat's shape, streams included.
+        "/fim/completions" | "/v1/fim/completions" => Endpoint::Chat(None),
+        // DataRobot's LLM gateway, at the path LiteLLM writes (a trailing slash).
+        "/api/v2/genai/llmgw/chat/completions/" => Endpoint::Chat(None),
         "/completions" | "/v1/completions" => Endpoint::Completions(None),
         "/embeddings" | "/v1/embeddings" => Endpoint::Embeddings(None),
         "/models" | "/v1/models" => Endpoint::Models,
@@ -1357,6 +1361,8 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(classify("/v1/chat/completions"), Endpoint::Chat(None));
+        assert_eq!(classify("/v1/fim/completions"), Endpoint::Chat(None));
+        assert_eq!(classify("/api/v2/genai/llmgw/chat/completions/"), Endpoint::Chat(None));
         assert_eq!(classify("/openai/deployments/gpt-4o/chat/completions"), Endpoint::Chat(Some("gpt-4o")));
         assert_eq!(classify("/engines/davinci/completions"), Endpoint::Completions(Some("davinci")));
         assert_eq!(classify("/v1/models"), Endpoint::Models);

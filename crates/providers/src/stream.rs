@@ -6,8 +6,8 @@ use serde_json::Value;
 use sluice_wire::sse;
 
 use crate::{
-    anthropic, azure_text, bedrock, cloudflare, cohere, gemini, ndjson, ollama, replicate, sagemaker, textgen, triton,
-    watsonx,
+    anthropic, azure_text, bedrock, cloudflare, codestral, cohere, gemini, ndjson, ollama, replicate, sagemaker,
+    textgen, triton, watsonx,
 };
 
 /// The largest SSE line a provider may send, as the parser reports it.
@@ -38,6 +38,8 @@ pub enum StreamTranslator {
     SageMaker(bedrock::EventStreamDecoder, sagemaker::Stream),
     /// Replicate's prediction stream: named SSE events (`output`, `error`, `done`).
     Replicate(sse::Parser, replicate::Stream),
+    /// Codestral's FIM stream (chat chunks), read as text completion chunks.
+    Fim(sse::Parser, codestral::Stream),
 }
 
 impl StreamTranslator {
@@ -52,7 +54,8 @@ impl StreamTranslator {
             | StreamTranslator::Triton(p, _)
             | StreamTranslator::AzureText(p, _)
             | StreamTranslator::Watsonx(p, _)
-            | StreamTranslator::Replicate(p, _) => p.push(bytes),
+            | StreamTranslator::Replicate(p, _)
+            | StreamTranslator::Fim(p, _) => p.push(bytes),
             StreamTranslator::Bedrock(d, _) | StreamTranslator::SageMaker(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
@@ -127,6 +130,11 @@ impl StreamTranslator {
                     t.on_event(e.name.as_deref(), &e.data, out)?;
                 }
             }
+            StreamTranslator::Fim(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -147,6 +155,7 @@ impl StreamTranslator {
             StreamTranslator::Watsonx(_, t) => t.usage(),
             StreamTranslator::SageMaker(_, t) => t.usage(),
             StreamTranslator::Replicate(_, t) => t.usage(),
+            StreamTranslator::Fim(_, t) => t.usage(),
         }
     }
 
@@ -169,6 +178,7 @@ impl StreamTranslator {
             StreamTranslator::Watsonx(_, t) => t.usage_object(),
             StreamTranslator::SageMaker(_, t) => t.usage_object(),
             StreamTranslator::Replicate(_, t) => t.usage_object(),
+            StreamTranslator::Fim(_, t) => t.usage_object(),
         }
     }
 
@@ -249,6 +259,12 @@ impl StreamTranslator {
             StreamTranslator::Replicate(p, t) => {
                 if let Some(e) = p.finish() {
                     t.on_event(e.name.as_deref(), &e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Fim(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
                 }
                 out.extend(t.finish_values());
             }
