@@ -77,6 +77,7 @@ def stack(log_dir):
         ("heroku", {"model": "heroku/claude-4-sonnet"}),
         ("clarifai", {"model": "clarifai/openai.chat-completion.gpt-4o", "api_base": mock.url + "/v1", "api_key": "pat-1"}),
         ("datarobot", {"model": "datarobot/azure/gpt-4o-mini", "api_base": mock.url}),
+        ("ragflow", {"model": "ragflow/chat/c1/deepseek-chat", "api_base": mock.url + "/v1"}),
         # Codestral's fill-in-the-middle API: `api_base` is the whole URL.
         ("fim", {"model": "text-completion-codestral/codestral-latest", "api_base": mock.url + "/v1/fim/completions"}),
         ("copilot", {"model": "github_copilot/gpt-4o"}),
@@ -93,6 +94,7 @@ def stack(log_dir):
         "HEROKU_API_KEY": "heroku-key",
         "DATAROBOT_API_TOKEN": "dr-token",
         "CODESTRAL_API_KEY": "cs-key",
+        "RAGFLOW_API_KEY": "rf-key",
     }
     saved = {k: os.environ.get(k) for k in (*env, "CLOUDFLARE_API_KEY", "PREDIBASE_API_KEY")}
     os.environ.update(env)
@@ -135,6 +137,7 @@ def last(mock):
         ("heroku", "/v1/chat/completions", "", "authorization", "Bearer heroku-key", "claude-4-sonnet"),
         ("clarifai", "/v1/chat/completions", "", "authorization", "Bearer pat-1", "https://clarifai.com/openai/chat-completion/models/gpt-4o"),
         ("datarobot", "/api/v2/genai/llmgw/chat/completions/", "", "authorization", "Bearer dr-token", "azure/gpt-4o-mini"),
+        ("ragflow", "/api/v1/chats_openai/c1/chat/completions", "", "authorization", "Bearer rf-key", "deepseek-chat"),
     ],
 )
 def test_openai_compatible_prefixes_reach_the_provider_as_litellm_addresses_it(stack, model, path, query, header, value, upstream_model):

@@ -195,6 +195,13 @@ fn classify(path: &str) -> Endpoint<'_> {
                     _ => Endpoint::NotFound,
                 };
             }
+            // RAGFlow's chat assistants and agents: `/api/v1/{chats,agents}_openai/{id}/chat/completions`.
+            let ragflow = ["/api/v1/chats_openai/", "/api/v1/agents_openai/"].iter().find_map(|p| path.strip_prefix(p));
+            if let Some((id, "chat/completions")) = ragflow.and_then(|rest| rest.split_once('/')) {
+                if !id.is_empty() {
+                    return Endpoint::Chat(None);
+                }
+            }
             if let Some(call) = voice::parse_path(path) {
                 return Endpoint::Voice(call);
             }
@@ -1363,6 +1370,8 @@ mod tests {
         assert_eq!(classify("/v1/chat/completions"), Endpoint::Chat(None));
         assert_eq!(classify("/v1/fim/completions"), Endpoint::Chat(None));
         assert_eq!(classify("/api/v2/genai/llmgw/chat/completions/"), Endpoint::Chat(None));
+        assert_eq!(classify("/api/v1/agents_openai/a1/chat/completions"), Endpoint::Chat(None));
+        assert_eq!(classify("/api/v1/chats_openai//chat/completions"), Endpoint::NotFound);
         assert_eq!(classify("/openai/deployments/gpt-4o/chat/completions"), Endpoint::Chat(Some("gpt-4o")));
         assert_eq!(classify("/engines/davinci/completions"), Endpoint::Completions(Some("davinci")));
         assert_eq!(classify("/v1/models"), Endpoint::Models);

@@ -6,7 +6,7 @@ use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, 
 use crate::stream::StreamTranslator;
 use crate::{
     anthropic, azure, azure_ai, azure_text, bedrock, clarifai, cloudflare, codestral, cohere, datarobot, deepgram,
-    elevenlabs, gemini, huggingface, ollama, openai, predibase, replicate, sagemaker, triton, voyage, watsonx,
+    elevenlabs, gemini, huggingface, ollama, openai, predibase, ragflow, replicate, sagemaker, triton, voyage, watsonx,
 };
 
 /// How sluice talks to a provider.
@@ -69,6 +69,8 @@ pub enum Family {
     Clarifai,
     /// DataRobot's LLM gateway or a deployment, at the full chat URL LiteLLM makes of `api_base`.
     DataRobot,
+    /// RAGFlow's chat assistants and agents, named in the model (`ragflow`).
+    RagFlow,
     /// Codestral's fill-in-the-middle API, `/v1/fim/completions` (`text-completion-codestral`).
     CodestralFim,
     /// No provider sluice can call: a LiteLLM prefix sluice knows but does not serve
@@ -332,6 +334,7 @@ pub static PROVIDERS: &[Provider] = &[
     ),
     Provider { name: "clarifai", family: Family::Clarifai },
     Provider { name: "datarobot", family: Family::DataRobot },
+    Provider { name: "ragflow", family: Family::RagFlow },
     Provider { name: "text-completion-codestral", family: Family::CodestralFim },
     compat("publicai", Some("https://api.publicai.co/v1"), &["PUBLICAI_API_BASE"], &["PUBLICAI_API_KEY"]),
     compat("helicone", Some("https://ai-gateway.helicone.ai/"), &[], &["HELICONE_API_KEY"]),
@@ -362,7 +365,6 @@ pub static NOT_SERVED: &[(&str, &str)] = &[
     ("watsonx_text", "watsonx.ai's /text/generation API; use watsonx/, which speaks its chat API"),
     ("nlp_cloud", "NLP Cloud speaks its own generation API"),
     ("bytez", "Bytez speaks its own model API"),
-    ("ragflow", "RAGFlow addresses a chat or agent by an id in the URL path, which sluice does not build"),
     ("petals", "Petals runs the model inside LiteLLM's own process"),
     ("custom", "LiteLLM's custom handlers are Python classes loaded into its process"),
     ("runwayml", "RunwayML generates images and video through its own task API"),
@@ -488,6 +490,7 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
         }
         Family::Clarifai => unusable(clarifai::build(p, env).map(Built::OpenAi)),
         Family::DataRobot => unusable(datarobot::build(p, env).map(Built::OpenAi)),
+        Family::RagFlow => unusable(ragflow::build(p, env).map(Built::OpenAi)),
         Family::CodestralFim => {
             unusable(codestral::Fim::new(p, env).map(|f| Built::Translated(Translated::CodestralFim(f))))
         }
@@ -511,6 +514,7 @@ pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> 
         Family::ElevenLabs => return Some(elevenlabs::base(api_base, env)),
         Family::Clarifai => return Some(openai::display_base(&clarifai::base(api_base, env)).to_string()),
         Family::DataRobot => return Some(openai::display_base(&datarobot::chat_url(api_base, env)).to_string()),
+        Family::RagFlow => return ragflow::root(api_base, env),
         Family::CodestralFim => return Some(openai::display_base(&codestral::url(api_base)).to_string()),
         Family::AzureText => {
             let base = api_base.map(str::to_string).or_else(|| crate::azure::BASE_ENV.iter().find_map(|n| env(n)));

@@ -37,6 +37,7 @@ pub mod passthrough;
 pub mod predibase;
 pub mod pricing;
 pub mod provider;
+pub mod ragflow;
 pub mod replicate;
 pub mod sagemaker;
 pub mod stream;
