@@ -70,6 +70,17 @@ def stack(log_dir):
         ("vercel", {"model": "vercel_ai_gateway/openai/gpt-4o-mini", "api_base": mock.url + "/v1", "api_key": "vck"}),
         ("dmr", {"model": "docker_model_runner/ai/smollm2", "api_base": mock.url + "/v1"}),
         ("llama-api", {"model": "meta_llama/Llama-4-Maverick-17B-128E-Instruct-FP8", "api_base": mock.url + "/v1"}),
+        # LiteLLM 1.81's remaining ones: a JSON-registered prefix, a base LiteLLM adds `/v1` to,
+        # Clarifai's model URL and DataRobot's gateway path.
+        ("glm", {"model": "zai/glm-4.6", "api_base": mock.url + "/v1"}),
+        ("chutes", {"model": "chutes/deepseek-ai/DeepSeek-V3", "api_base": mock.url + "/v1"}),
+        ("heroku", {"model": "heroku/claude-4-sonnet"}),
+        ("clarifai", {"model": "clarifai/openai.chat-completion.gpt-4o", "api_base": mock.url + "/v1", "api_key": "pat-1"}),
+        ("datarobot", {"model": "datarobot/azure/gpt-4o-mini", "api_base": mock.url}),
+        ("ragflow", {"model": "ragflow/chat/c1/deepseek-chat", "api_base": mock.url + "/v1"}),
+        # Codestral's fill-in-the-middle API: `api_base` is the whole URL.
+        ("fim", {"model": "text-completion-codestral/codestral-latest", "api_base": mock.url + "/v1/fim/completions"}),
+        ("copilot", {"model": "github_copilot/gpt-4o"}),
     ]
     env = {
         "AI21_API_KEY": "ai21-key",
@@ -77,6 +88,13 @@ def stack(log_dir):
         "NEBIUS_API_KEY": "nebius-key",
         "FRIENDLI_TOKEN": "friendli-token",
         "LLAMA_API_KEY": "llama-key",
+        "ZAI_API_KEY": "zai-key",
+        "CHUTES_API_KEY": "chutes-key",
+        "HEROKU_API_BASE": mock.url,
+        "HEROKU_API_KEY": "heroku-key",
+        "DATAROBOT_API_TOKEN": "dr-token",
+        "CODESTRAL_API_KEY": "cs-key",
+        "RAGFLOW_API_KEY": "rf-key",
     }
     saved = {k: os.environ.get(k) for k in (*env, "CLOUDFLARE_API_KEY", "PREDIBASE_API_KEY")}
     os.environ.update(env)
@@ -114,6 +132,12 @@ def last(mock):
         ("vercel", "/v1/chat/completions", "", "authorization", "Bearer vck", "openai/gpt-4o-mini"),
         ("dmr", "/v1/chat/completions", "", "authorization", "Bearer dummy-key", "ai/smollm2"),
         ("llama-api", "/v1/chat/completions", "", "authorization", "Bearer llama-key", "Llama-4-Maverick-17B-128E-Instruct-FP8"),
+        ("glm", "/v1/chat/completions", "", "authorization", "Bearer zai-key", "glm-4.6"),
+        ("chutes", "/v1/chat/completions", "", "authorization", "Bearer chutes-key", "deepseek-ai/DeepSeek-V3"),
+        ("heroku", "/v1/chat/completions", "", "authorization", "Bearer heroku-key", "claude-4-sonnet"),
+        ("clarifai", "/v1/chat/completions", "", "authorization", "Bearer pat-1", "https://clarifai.com/openai/chat-completion/models/gpt-4o"),
+        ("datarobot", "/api/v2/genai/llmgw/chat/completions/", "", "authorization", "Bearer dr-token", "azure/gpt-4o-mini"),
+        ("ragflow", "/api/v1/chats_openai/c1/chat/completions", "", "authorization", "Bearer rf-key", "deepseek-chat"),
     ],
 )
 def test_openai_compatible_prefixes_reach_the_provider_as_litellm_addresses_it(stack, model, path, query, header, value, upstream_model):
@@ -126,6 +150,40 @@ def test_openai_compatible_prefixes_reach_the_provider_as_litellm_addresses_it(s
     assert json.loads(seen["body"])["model"] == upstream_model
     chunks = list(client(gw).chat.completions.create(model=model, messages=HI, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_codestral_fim_completes_between_prompt_and_suffix(stack, stream):
+    gw, mock = stack
+    c = client(gw)
+    args = {"model": "fim", "prompt": "def add(a, b):", "suffix": "    return c", "max_tokens": 16, "seed": 7}
+    if stream:
+        chunks = list(c.completions.create(**args, stream=True, stream_options={"include_usage": True}))
+        assert all(ch.object == "text_completion" and ch.model == "fim" for ch in chunks)
+        assert "".join(ch.choices[0].text for ch in chunks if ch.choices)
+        assert [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason] == ["stop"]
+    else:
+        r = c.completions.create(**args)
+        assert r.object == "text_completion" and r.model == "fim"
+        assert r.choices[0].text and r.choices[0].finish_reason == "stop"
+        assert r.usage.total_tokens > 0
+    seen = last(mock)
+    assert seen["path"] == "/v1/fim/completions"
+    assert seen["headers"]["authorization"] == "Bearer cs-key"
+    body = json.loads(seen["body"])
+    assert (body["model"], body["prompt"], body["suffix"]) == ("codestral-latest", "def add(a, b):", "    return c")
+    assert (body["max_tokens"], body["random_seed"], body.get("stream", False)) == (16, 7, stream)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.completions.create(model="fim", prompt="x", echo=True)
+    assert "echo" in e.value.message
+
+
+def test_a_litellm_prefix_sluice_does_not_serve_says_why(stack):
+    gw, mock = stack
+    with pytest.raises(openai.BadRequestError) as e:
+        client(gw).chat.completions.create(model="copilot", messages=HI)
+    assert "provider github_copilot is not implemented in sluice" in e.value.message
+    assert "OAuth device flow" in e.value.message
 
 
 def test_azure_ai_embeddings(stack):

@@ -144,6 +144,10 @@ impl Endpoint<'_> {
 fn classify(path: &str) -> Endpoint<'_> {
     match path {
         "/chat/completions" | "/v1/chat/completions" => Endpoint::Chat(None),
+        // Mistral's fill-in-the-middle completions answer in chat's shape, streams included.
+        "/fim/completions" | "/v1/fim/completions" => Endpoint::Chat(None),
+        // DataRobot's LLM gateway, at the path LiteLLM writes (a trailing slash).
+        "/api/v2/genai/llmgw/chat/completions/" => Endpoint::Chat(None),
         "/completions" | "/v1/completions" => Endpoint::Completions(None),
         "/embeddings" | "/v1/embeddings" => Endpoint::Embeddings(None),
         "/models" | "/v1/models" => Endpoint::Models,
@@ -197,6 +201,13 @@ fn classify(path: &str) -> Endpoint<'_> {
             }
             if let Some(call) = vertex_partner::parse_path(path) {
                 return Endpoint::VertexPartner(call);
+            }
+            // RAGFlow's chat assistants and agents: `/api/v1/{chats,agents}_openai/{id}/chat/completions`.
+            let ragflow = ["/api/v1/chats_openai/", "/api/v1/agents_openai/"].iter().find_map(|p| path.strip_prefix(p));
+            if let Some((id, "chat/completions")) = ragflow.and_then(|rest| rest.split_once('/')) {
+                if !id.is_empty() {
+                    return Endpoint::Chat(None);
+                }
             }
             if let Some(call) = voice::parse_path(path) {
                 return Endpoint::Voice(call);
@@ -1410,6 +1421,10 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(classify("/v1/chat/completions"), Endpoint::Chat(None));
+        assert_eq!(classify("/v1/fim/completions"), Endpoint::Chat(None));
+        assert_eq!(classify("/api/v2/genai/llmgw/chat/completions/"), Endpoint::Chat(None));
+        assert_eq!(classify("/api/v1/agents_openai/a1/chat/completions"), Endpoint::Chat(None));
+        assert_eq!(classify("/api/v1/chats_openai//chat/completions"), Endpoint::NotFound);
         assert_eq!(classify("/openai/deployments/gpt-4o/chat/completions"), Endpoint::Chat(Some("gpt-4o")));
         assert_eq!(classify("/engines/davinci/completions"), Endpoint::Completions(Some("davinci")));
         assert_eq!(classify("/v1/models"), Endpoint::Models);

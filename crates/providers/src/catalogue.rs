@@ -5,8 +5,9 @@
 use crate::provider::{AnswerMeta, ChatCall, ChatProvider, Env, Headers, Params, TokenSources, UpstreamRequest};
 use crate::stream::StreamTranslator;
 use crate::{
-    anthropic, azure, azure_ai, azure_text, bedrock, cloudflare, cohere, deepgram, elevenlabs, gemini, huggingface,
-    ollama, openai, predibase, replicate, sagemaker, triton, vertex_partner, voyage, watsonx,
+    anthropic, azure, azure_ai, azure_text, bedrock, clarifai, cloudflare, codestral, cohere, datarobot, deepgram,
+    elevenlabs, gemini, huggingface, ollama, openai, predibase, ragflow, replicate, sagemaker, triton, vertex_partner,
+    voyage, watsonx,
 };
 
 /// How sluice talks to a provider.
@@ -22,6 +23,9 @@ pub enum Family {
         key_env: &'static [&'static str],
         /// Key sent when none is configured (local servers accept anything).
         default_key: Option<&'static str>,
+        /// The path LiteLLM adds to a configured base (`api_base` or the base variable) that does
+        /// not already end with it (Heroku's `/v1`); the default base has it already.
+        base_path: &'static str,
     },
     /// Google's Gemini on Vertex AI: service-account OAuth, generateContent; and the partner
     /// models Vertex serves beside it (`vertex_partner`), told apart by model name.
@@ -63,8 +67,17 @@ pub enum Family {
     Deepgram,
     /// ElevenLabs: speech only, `/v1/text-to-speech/{voice_id}`.
     ElevenLabs,
-    /// No provider sluice can call: what a deployment the config could not place is marked with
-    /// (every prefix in [`PROVIDERS`] is served).
+    /// Clarifai's OpenAI-compatible API, its models named by URL (`clarifai`).
+    Clarifai,
+    /// DataRobot's LLM gateway or a deployment, at the full chat URL LiteLLM makes of `api_base`.
+    DataRobot,
+    /// RAGFlow's chat assistants and agents, named in the model (`ragflow`).
+    RagFlow,
+    /// Codestral's fill-in-the-middle API, `/v1/fim/completions` (`text-completion-codestral`).
+    CodestralFim,
+    /// No provider sluice can call: a LiteLLM prefix sluice knows but does not serve
+    /// ([`NOT_SERVED`], its requests answered with why), or what a deployment the config could
+    /// not place is marked with (every prefix in [`PROVIDERS`] is served).
     NotImplemented,
 }
 
@@ -81,13 +94,44 @@ const fn compat(
     base_env: &'static [&'static str],
     key_env: &'static [&'static str],
 ) -> Provider {
-    Provider { name, family: Family::OpenAiCompatible { default_base, base_env, key_env, default_key: None } }
+    Provider {
+        name,
+        family: Family::OpenAiCompatible { default_base, base_env, key_env, default_key: None, base_path: "" },
+    }
 }
 
 const fn local(name: &'static str, default_base: Option<&'static str>, base_env: &'static [&'static str]) -> Provider {
     Provider {
         name,
-        family: Family::OpenAiCompatible { default_base, base_env, key_env: &[], default_key: Some("fake-api-key") },
+        family: Family::OpenAiCompatible {
+            default_base,
+            base_env,
+            key_env: &[],
+            default_key: Some("fake-api-key"),
+            base_path: "",
+        },
+    }
+}
+
+/// `p` (an OpenAI-compatible provider) with `path` added to a configured base that lacks it.
+const fn based_at(p: Provider, path: &'static str) -> Provider {
+    match p.family {
+        Family::OpenAiCompatible { default_base, base_env, key_env, default_key, .. } => Provider {
+            name: p.name,
+            family: Family::OpenAiCompatible { default_base, base_env, key_env, default_key, base_path: path },
+        },
+        _ => p,
+    }
+}
+
+/// `p` (an OpenAI-compatible provider) sending `key` when none is configured.
+const fn keyed(p: Provider, key: &'static str) -> Provider {
+    match p.family {
+        Family::OpenAiCompatible { default_base, base_env, key_env, base_path, .. } => Provider {
+            name: p.name,
+            family: Family::OpenAiCompatible { default_base, base_env, key_env, default_key: Some(key), base_path },
+        },
+        _ => p,
     }
 }
 
@@ -225,27 +269,130 @@ pub static PROVIDERS: &[Provider] = &[
     compat("wandb", Some("https://api.inference.wandb.ai/v1"), &["WANDB_API_BASE"], &["WANDB_API_KEY"]),
     compat("aiml", Some("https://api.aimlapi.com/v1"), &["AIML_API_BASE"], &["AIML_API_KEY"]),
     // Local servers that need no key: LiteLLM sends a stub when none is set.
-    Provider {
-        name: "xinference",
-        family: Family::OpenAiCompatible {
-            default_base: Some("http://127.0.0.1:9997/v1"),
-            base_env: &["XINFERENCE_API_BASE"],
-            key_env: &["XINFERENCE_API_KEY"],
-            default_key: Some("stub-xinference-key"),
-        },
-    },
-    Provider {
-        name: "docker_model_runner",
-        family: Family::OpenAiCompatible {
-            default_base: Some("http://localhost:12434/engines/v1"),
-            base_env: &["DOCKER_MODEL_RUNNER_API_BASE"],
-            key_env: &["DOCKER_MODEL_RUNNER_API_KEY"],
-            default_key: Some("dummy-key"),
-        },
-    },
+    keyed(
+        compat("xinference", Some("http://127.0.0.1:9997/v1"), &["XINFERENCE_API_BASE"], &["XINFERENCE_API_KEY"]),
+        "stub-xinference-key",
+    ),
+    keyed(
+        compat(
+            "docker_model_runner",
+            Some("http://localhost:12434/engines/v1"),
+            &["DOCKER_MODEL_RUNNER_API_BASE"],
+            &["DOCKER_MODEL_RUNNER_API_KEY"],
+        ),
+        "dummy-key",
+    ),
     // Infinity's embeddings and `/rerank` (Cohere's answer shape) at its server's base.
     compat("infinity", None, &["INFINITY_API_BASE"], &["INFINITY_API_KEY"]),
+    // LiteLLM 1.81's remaining OpenAI-compatible prefixes: its `get_llm_provider` branches and
+    // config classes, then its JSON registry (`openai_like/providers.json`).
+    compat("zai", Some("https://api.z.ai/api/paas/v4"), &["ZAI_API_BASE"], &["ZAI_API_KEY"]),
+    compat("empower", Some("https://app.empower.dev/api/v1"), &["EMPOWER_API_BASE"], &["EMPOWER_API_KEY"]),
+    compat("compactifai", Some("https://api.compactif.ai/v1"), &[], &["COMPACTIFAI_API_KEY"]),
+    compat("amazon_nova", Some("https://api.nova.amazon.com/v1"), &["AMAZON_NOVA_API_BASE"], &["AMAZON_NOVA_API_KEY"]),
+    compat("v0", Some("https://api.v0.dev/v1"), &["V0_API_BASE"], &["V0_API_KEY"]),
+    compat("morph", Some("https://api.morphllm.com/v1"), &["MORPH_API_BASE"], &["MORPH_API_KEY"]),
+    compat("maritalk", Some("https://chat.maritaca.ai/api"), &["MARITALK_API_BASE"], &["MARITALK_API_KEY"]),
+    compat(
+        "ovhcloud",
+        Some("https://oai.endpoints.kepler.ai.cloud.ovh.net/v1"),
+        &["OVHCLOUD_API_BASE"],
+        &["OVHCLOUD_API_KEY"],
+    ),
+    // LiteLLM's aiohttp transport for OpenAI itself: the same API, base and key.
+    compat(
+        "aiohttp_openai",
+        Some("https://api.openai.com/v1"),
+        &["OPENAI_BASE_URL", "OPENAI_API_BASE"],
+        &["OPENAI_API_KEY"],
+    ),
+    // A configured base gets the `/v1` (an agent endpoint's `/api/v1`) LiteLLM adds when missing.
+    based_at(
+        compat(
+            "cometapi",
+            Some("https://api.cometapi.com/v1"),
+            &["COMETAPI_API_BASE"],
+            &["COMETAPI_KEY", "COMETAPI_API_KEY"],
+        ),
+        "/v1",
+    ),
+    based_at(compat("minimax", Some("https://api.minimax.io/v1"), &["MINIMAX_API_BASE"], &["MINIMAX_API_KEY"]), "/v1"),
+    based_at(compat("heroku", None, &["HEROKU_API_BASE"], &["HEROKU_API_KEY"]), "/v1"),
+    based_at(
+        compat(
+            "gradient_ai",
+            Some("https://inference.do-ai.run/v1"),
+            &["GRADIENT_AI_AGENT_ENDPOINT"],
+            &["GRADIENT_AI_API_KEY"],
+        ),
+        "/api/v1",
+    ),
+    // text-generation-webui: `api_base` only, and LiteLLM sends its chat no key.
+    based_at(compat("oobabooga", None, &[], &[]), "/v1"),
+    // Lemonade checks no key; LiteLLM always sends this one.
+    keyed(
+        compat("lemonade", Some("http://localhost:8000/api/v1"), &["LEMONADE_API_BASE"], &["LEMONADE_API_KEY"]),
+        "lemonade",
+    ),
+    Provider { name: "clarifai", family: Family::Clarifai },
+    Provider { name: "datarobot", family: Family::DataRobot },
+    Provider { name: "ragflow", family: Family::RagFlow },
+    Provider { name: "text-completion-codestral", family: Family::CodestralFim },
+    compat("publicai", Some("https://api.publicai.co/v1"), &["PUBLICAI_API_BASE"], &["PUBLICAI_API_KEY"]),
+    compat("helicone", Some("https://ai-gateway.helicone.ai/"), &[], &["HELICONE_API_KEY"]),
+    compat("veniceai", Some("https://api.venice.ai/api/v1"), &[], &["VENICE_AI_API_KEY"]),
+    compat("xiaomi_mimo", Some("https://api.xiaomimimo.com/v1"), &[], &["XIAOMI_MIMO_API_KEY"]),
+    compat("scaleway", Some("https://api.scaleway.ai/v1"), &[], &["SCW_SECRET_KEY"]),
+    compat("synthetic", Some("https://api.synthetic.new/openai/v1"), &[], &["SYNTHETIC_API_KEY"]),
+    compat("apertis", Some("https://api.stima.tech/v1"), &[], &["STIMA_API_KEY"]),
+    compat("nano-gpt", Some("https://nano-gpt.com/api/v1"), &[], &["NANOGPT_API_KEY"]),
+    compat("poe", Some("https://api.poe.com/v1"), &[], &["POE_API_KEY"]),
+    compat("chutes", Some("https://llm.chutes.ai/v1/"), &[], &["CHUTES_API_KEY"]),
+    compat("abliteration", Some("https://api.abliteration.ai/v1"), &[], &["ABLITERATION_API_KEY"]),
+    compat("llamagate", Some("https://api.llamagate.dev/v1"), &[], &["LLAMAGATE_API_KEY"]),
+    compat("gmi", Some("https://api.gmi-serving.com/v1"), &[], &["GMI_API_KEY"]),
+    compat("sarvam", Some("https://api.sarvam.ai/v1"), &[], &["SARVAM_API_KEY"]),
 ];
+
+/// LiteLLM's prefixes (1.81's `LlmProviders`) that sluice knows but does not serve, with why: a
+/// deployment naming one loads with a warning and its requests get a 400 saying so.
+pub static NOT_SERVED: &[(&str, &str)] = &[
+    ("github_copilot", "GitHub Copilot signs in through GitHub's OAuth device flow and exchanges that token for a short-lived Copilot one, which sluice does not do"),
+    ("chatgpt", "the ChatGPT subscription API signs in through OpenAI's browser OAuth login and refreshes its tokens, which sluice does not do"),
+    ("snowflake", "Snowflake Cortex signs requests with a key-pair JWT and speaks its own inference:complete API"),
+    ("sap", "SAP's Generative AI Hub needs an OAuth client-credentials token and its deployment lookup"),
+    ("oci", "Oracle Cloud's Generative AI signs each request with an OCI API key"),
+    ("gigachat", "GigaChat needs Sber's OAuth token exchange"),
+    ("anthropic_text", "Anthropic's legacy /v1/complete text API; use anthropic/, which speaks the Messages API"),
+    ("watsonx_text", "watsonx.ai's /text/generation API; use watsonx/, which speaks its chat API"),
+    ("nlp_cloud", "NLP Cloud speaks its own generation API"),
+    ("bytez", "Bytez speaks its own model API"),
+    ("petals", "Petals runs the model inside LiteLLM's own process"),
+    ("custom", "LiteLLM's custom handlers are Python classes loaded into its process"),
+    ("runwayml", "RunwayML generates images and video through its own task API"),
+    ("recraft", "Recraft generates images through its own API"),
+    ("fal_ai", "fal.ai generates images through its own queue API"),
+    ("stability", "Stability AI generates images through its own API"),
+    ("topaz", "Topaz's image API (image variations) is not OpenAI's"),
+    ("aws_polly", "Amazon Polly's speech API is SigV4-signed and not OpenAI's"),
+    ("assemblyai", "AssemblyAI's transcription API is served only through pass-through routes in LiteLLM"),
+    ("manus", "Manus answers only OpenAI's Responses API, which sluice sends natively to OpenAI and Azure alone"),
+    ("milvus", "a vector store, not a model provider"),
+    ("pg_vector", "a vector store, not a model provider"),
+    ("s3_vectors", "a vector store, not a model provider"),
+    ("langfuse", "a prompt-management integration, not a model provider"),
+    ("humanloop", "a prompt-management integration, not a model provider"),
+    ("dotprompt", "a prompt-management integration, not a model provider"),
+    ("auto_router", "LiteLLM's semantic auto-router, not a model provider"),
+    ("a2a", "an agent-to-agent protocol endpoint, not a model provider"),
+    ("a2a_agent", "an agent-to-agent protocol endpoint, not a model provider"),
+    ("langgraph", "a LangGraph agent server, not a model provider"),
+];
+
+/// Why sluice does not serve the LiteLLM prefix `name`, when it is one it knows.
+pub fn not_served(name: &str) -> Option<&'static str> {
+    NOT_SERVED.iter().find(|(n, _)| *n == name).map(|(_, why)| *why)
+}
 
 /// A deployment's provider, built once at start.
 // Built once per deployment and moved into a box by the server at once: the variants' sizes
@@ -284,6 +431,7 @@ pub enum Translated {
     ElevenLabs(elevenlabs::ElevenLabs),
     /// Vertex AI's partner models (Claude, Llama, Mistral, …) and Model Garden endpoints.
     VertexPartner(vertex_partner::VertexPartner),
+    CodestralFim(codestral::Fim),
     /// Hugging Face's feature-extraction embeddings, held by its OpenAI-format deployment
     /// ([`openai::OpenAi::translates`]).
     HuggingFace(huggingface::embed::Embed),
@@ -348,6 +496,12 @@ pub fn build(p: &Params<'_>, env: Env<'_>, tokens: TokenSources<'_>) -> Result<B
         Family::ElevenLabs => {
             unusable(elevenlabs::ElevenLabs::new(p, env).map(|e| Built::Translated(Translated::ElevenLabs(e))))
         }
+        Family::Clarifai => unusable(clarifai::build(p, env).map(Built::OpenAi)),
+        Family::DataRobot => unusable(datarobot::build(p, env).map(Built::OpenAi)),
+        Family::RagFlow => unusable(ragflow::build(p, env).map(Built::OpenAi)),
+        Family::CodestralFim => {
+            unusable(codestral::Fim::new(p, env).map(|f| Built::Translated(Translated::CodestralFim(f))))
+        }
         Family::NotImplemented => Built::NotImplemented,
     })
 }
@@ -366,6 +520,10 @@ pub fn reported_base(model: &ModelRef, api_base: Option<&str>, env: Env<'_>) -> 
         Family::Replicate => return Some(replicate::base(api_base)),
         Family::Deepgram => return Some(deepgram::base(api_base, env)),
         Family::ElevenLabs => return Some(elevenlabs::base(api_base, env)),
+        Family::Clarifai => return Some(openai::display_base(&clarifai::base(api_base, env)).to_string()),
+        Family::DataRobot => return Some(openai::display_base(&datarobot::chat_url(api_base, env)).to_string()),
+        Family::RagFlow => return ragflow::root(api_base, env),
+        Family::CodestralFim => return Some(openai::display_base(&codestral::url(api_base)).to_string()),
         Family::AzureText => {
             let base = api_base.map(str::to_string).or_else(|| crate::azure::BASE_ENV.iter().find_map(|n| env(n)));
             return base.map(|b| openai::display_base(&b).to_string());
@@ -408,6 +566,7 @@ impl Translated {
             Translated::Deepgram(p) => p,
             Translated::ElevenLabs(p) => p,
             Translated::VertexPartner(p) => p,
+            Translated::CodestralFim(p) => p,
             Translated::HuggingFace(p) => p,
         }
     }
@@ -477,8 +636,12 @@ pub struct ModelRef {
     pub upstream: String,
 }
 
+/// The provider a LiteLLM prefix names: one sluice serves, or one of [`NOT_SERVED`] (its family
+/// [`Family::NotImplemented`]).
 pub fn lookup(name: &str) -> Option<Provider> {
-    PROVIDERS.iter().copied().find(|p| p.name == name)
+    PROVIDERS.iter().copied().find(|p| p.name == name).or_else(|| {
+        NOT_SERVED.iter().find(|(n, _)| *n == name).map(|(name, _)| Provider { name, family: Family::NotImplemented })
+    })
 }
 
 /// Parses a LiteLLM model string (`provider/name`, or a bare well-known model name), honouring an
@@ -691,7 +854,296 @@ mod tests {
         assert_eq!(crate::openai::resolve_key(&m.provider, None, none).as_deref(), Some("dummy-key"));
         let m = parse_model("xinference/bge-base-en", None).unwrap();
         assert_eq!(crate::openai::resolve_key(&m.provider, None, none).as_deref(), Some("stub-xinference-key"));
-        assert!(parse_model("github_copilot/gpt-4o", None).unwrap_err().contains("unknown provider"));
+    }
+
+    /// LiteLLM 1.81.13's provider prefixes: its `LlmProviders` enum, then the prefixes its JSON
+    /// registry (`openai_like/providers.json`) adds.
+    const LITELLM_PREFIXES: &[&str] = &[
+        "openai",
+        "chatgpt",
+        "openai_like",
+        "jina_ai",
+        "xai",
+        "zai",
+        "custom_openai",
+        "text-completion-openai",
+        "cohere",
+        "cohere_chat",
+        "clarifai",
+        "anthropic",
+        "anthropic_text",
+        "bytez",
+        "replicate",
+        "runwayml",
+        "aws_polly",
+        "huggingface",
+        "together_ai",
+        "openrouter",
+        "datarobot",
+        "vertex_ai",
+        "vertex_ai_beta",
+        "gemini",
+        "ai21",
+        "baseten",
+        "azure",
+        "azure_text",
+        "azure_ai",
+        "sagemaker",
+        "sagemaker_chat",
+        "bedrock",
+        "vllm",
+        "nlp_cloud",
+        "petals",
+        "oobabooga",
+        "ollama",
+        "ollama_chat",
+        "deepinfra",
+        "perplexity",
+        "mistral",
+        "milvus",
+        "groq",
+        "a2a",
+        "gigachat",
+        "nvidia_nim",
+        "cerebras",
+        "ai21_chat",
+        "volcengine",
+        "codestral",
+        "text-completion-codestral",
+        "dashscope",
+        "moonshot",
+        "publicai",
+        "v0",
+        "morph",
+        "lambda_ai",
+        "deepseek",
+        "sambanova",
+        "maritalk",
+        "voyage",
+        "cloudflare",
+        "xinference",
+        "fireworks_ai",
+        "friendliai",
+        "featherless_ai",
+        "watsonx",
+        "watsonx_text",
+        "triton",
+        "predibase",
+        "databricks",
+        "empower",
+        "github",
+        "ragflow",
+        "compactifai",
+        "docker_model_runner",
+        "custom",
+        "litellm_proxy",
+        "hosted_vllm",
+        "llamafile",
+        "lm_studio",
+        "galadriel",
+        "nebius",
+        "infinity",
+        "deepgram",
+        "elevenlabs",
+        "novita",
+        "aiohttp_openai",
+        "langfuse",
+        "humanloop",
+        "topaz",
+        "sap",
+        "assemblyai",
+        "github_copilot",
+        "snowflake",
+        "gradient_ai",
+        "meta_llama",
+        "nscale",
+        "pg_vector",
+        "s3_vectors",
+        "helicone",
+        "hyperbolic",
+        "recraft",
+        "fal_ai",
+        "stability",
+        "heroku",
+        "aiml",
+        "cometapi",
+        "oci",
+        "auto_router",
+        "vercel_ai_gateway",
+        "dotprompt",
+        "manus",
+        "wandb",
+        "ovhcloud",
+        "lemonade",
+        "amazon_nova",
+        "a2a_agent",
+        "langgraph",
+        "minimax",
+        "synthetic",
+        "apertis",
+        "nano-gpt",
+        "poe",
+        "chutes",
+        "xiaomi_mimo",
+        "veniceai",
+        "scaleway",
+        "abliteration",
+        "llamagate",
+        "gmi",
+        "sarvam",
+    ];
+
+    #[test]
+    fn every_litellm_prefix_is_served_or_says_why_not() {
+        for prefix in LITELLM_PREFIXES {
+            let m = parse_model(&format!("{prefix}/some-model"), None).unwrap_or_else(|e| panic!("{prefix}: {e}"));
+            assert_eq!(m.provider.name, *prefix);
+            let served = m.provider.family != Family::NotImplemented;
+            assert!(served != not_served(prefix).is_some(), "{prefix}: served, or listed as not served");
+        }
+        for (name, why) in NOT_SERVED {
+            assert!(PROVIDERS.iter().all(|p| p.name != *name), "{name} is both served and not");
+            assert!(LITELLM_PREFIXES.contains(name), "{name} is not one of LiteLLM's prefixes");
+            assert!(!why.is_empty());
+        }
+        let m = parse_model("github_copilot/gpt-4o", None).unwrap();
+        assert_eq!(m.provider.family, Family::NotImplemented);
+        assert!(not_served("github_copilot").unwrap().contains("device flow"));
+        assert!(parse_model("not_a_provider/x", None).unwrap_err().contains("unknown provider"));
+    }
+
+    #[test]
+    fn litellms_remaining_openai_compatible_prefixes_resolve_its_bases_and_keys() {
+        // (prefix, LiteLLM's default base, its base variable if it reads one, its first key variable)
+        type Row = (&'static str, Option<&'static str>, Option<&'static str>, Option<&'static str>);
+        let table: &[Row] = &[
+            ("zai", Some("https://api.z.ai/api/paas/v4"), Some("ZAI_API_BASE"), Some("ZAI_API_KEY")),
+            ("empower", Some("https://app.empower.dev/api/v1"), Some("EMPOWER_API_BASE"), Some("EMPOWER_API_KEY")),
+            ("compactifai", Some("https://api.compactif.ai/v1"), None, Some("COMPACTIFAI_API_KEY")),
+            (
+                "amazon_nova",
+                Some("https://api.nova.amazon.com/v1"),
+                Some("AMAZON_NOVA_API_BASE"),
+                Some("AMAZON_NOVA_API_KEY"),
+            ),
+            ("v0", Some("https://api.v0.dev/v1"), Some("V0_API_BASE"), Some("V0_API_KEY")),
+            ("morph", Some("https://api.morphllm.com/v1"), Some("MORPH_API_BASE"), Some("MORPH_API_KEY")),
+            ("maritalk", Some("https://chat.maritaca.ai/api"), Some("MARITALK_API_BASE"), Some("MARITALK_API_KEY")),
+            (
+                "ovhcloud",
+                Some("https://oai.endpoints.kepler.ai.cloud.ovh.net/v1"),
+                Some("OVHCLOUD_API_BASE"),
+                Some("OVHCLOUD_API_KEY"),
+            ),
+            ("aiohttp_openai", Some("https://api.openai.com/v1"), Some("OPENAI_BASE_URL"), Some("OPENAI_API_KEY")),
+            ("cometapi", Some("https://api.cometapi.com/v1"), Some("COMETAPI_API_BASE"), Some("COMETAPI_KEY")),
+            ("minimax", Some("https://api.minimax.io/v1"), Some("MINIMAX_API_BASE"), Some("MINIMAX_API_KEY")),
+            ("heroku", None, Some("HEROKU_API_BASE"), Some("HEROKU_API_KEY")),
+            (
+                "gradient_ai",
+                Some("https://inference.do-ai.run/v1"),
+                Some("GRADIENT_AI_AGENT_ENDPOINT"),
+                Some("GRADIENT_AI_API_KEY"),
+            ),
+            ("oobabooga", None, None, None),
+            ("lemonade", Some("http://localhost:8000/api/v1"), Some("LEMONADE_API_BASE"), Some("LEMONADE_API_KEY")),
+            ("publicai", Some("https://api.publicai.co/v1"), Some("PUBLICAI_API_BASE"), Some("PUBLICAI_API_KEY")),
+            ("helicone", Some("https://ai-gateway.helicone.ai/"), None, Some("HELICONE_API_KEY")),
+            ("veniceai", Some("https://api.venice.ai/api/v1"), None, Some("VENICE_AI_API_KEY")),
+            ("xiaomi_mimo", Some("https://api.xiaomimimo.com/v1"), None, Some("XIAOMI_MIMO_API_KEY")),
+            ("scaleway", Some("https://api.scaleway.ai/v1"), None, Some("SCW_SECRET_KEY")),
+            ("synthetic", Some("https://api.synthetic.new/openai/v1"), None, Some("SYNTHETIC_API_KEY")),
+            ("apertis", Some("https://api.stima.tech/v1"), None, Some("STIMA_API_KEY")),
+            ("nano-gpt", Some("https://nano-gpt.com/api/v1"), None, Some("NANOGPT_API_KEY")),
+            ("poe", Some("https://api.poe.com/v1"), None, Some("POE_API_KEY")),
+            ("chutes", Some("https://llm.chutes.ai/v1/"), None, Some("CHUTES_API_KEY")),
+            ("abliteration", Some("https://api.abliteration.ai/v1"), None, Some("ABLITERATION_API_KEY")),
+            ("llamagate", Some("https://api.llamagate.dev/v1"), None, Some("LLAMAGATE_API_KEY")),
+            ("gmi", Some("https://api.gmi-serving.com/v1"), None, Some("GMI_API_KEY")),
+            ("sarvam", Some("https://api.sarvam.ai/v1"), None, Some("SARVAM_API_KEY")),
+        ];
+        let none = |_: &str| None;
+        for (prefix, default_base, base_var, key_var) in table {
+            let m = parse_model(&format!("{prefix}/some-model"), None).unwrap();
+            let p = &m.provider;
+            assert_eq!(crate::openai::resolve_base(p, None, none).as_deref(), *default_base, "{prefix}");
+            if let Some(var) = base_var {
+                // Bases from the environment here end in the path LiteLLM adds, so none is added.
+                let from_env = |k: &str| (k == *var).then(|| "http://env.example/api/v1".to_string());
+                assert_eq!(
+                    crate::openai::resolve_base(p, None, from_env).as_deref(),
+                    Some("http://env.example/api/v1"),
+                    "{prefix} reads {var}"
+                );
+            }
+            let others = |k: &str| k.ends_with("_API_BASE").then(|| "http://other.example/v1".to_string());
+            if base_var.is_none() {
+                assert_eq!(crate::openai::resolve_base(p, None, others).as_deref(), *default_base, "{prefix}");
+            }
+            match key_var {
+                Some(var) => {
+                    let key = |k: &str| (k == *var).then(|| "k-1".to_string());
+                    assert_eq!(
+                        crate::openai::resolve_key(p, None, key).as_deref(),
+                        Some("k-1"),
+                        "{prefix} reads {var}"
+                    );
+                }
+                None => assert_eq!(crate::openai::resolve_key(p, None, none), None, "{prefix} sends no key"),
+            }
+        }
+        let m = parse_model("lemonade/Qwen3-0.6B-GGUF", None).unwrap();
+        assert_eq!(crate::openai::resolve_key(&m.provider, None, none).as_deref(), Some("lemonade"));
+        let m = parse_model("cometapi/gpt-4o", None).unwrap();
+        let key = |k: &str| (k == "COMETAPI_API_KEY").then(|| "c".to_string());
+        assert_eq!(crate::openai::resolve_key(&m.provider, None, key).as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn a_configured_base_gets_the_path_litellm_adds() {
+        let none = |_: &str| None;
+        let base = |model: &str, api_base: Option<&str>| {
+            let m = parse_model(model, None).unwrap();
+            crate::openai::resolve_base(&m.provider, api_base, none)
+        };
+        assert_eq!(
+            base("heroku/claude-4-sonnet", Some("https://us.inference.heroku.com")).as_deref(),
+            Some("https://us.inference.heroku.com/v1")
+        );
+        assert_eq!(base("heroku/x", Some("https://h.example/v1/")).as_deref(), Some("https://h.example/v1"));
+        assert_eq!(base("heroku/x", None), None, "Heroku has no default");
+        assert_eq!(base("oobabooga/x", Some("http://127.0.0.1:5000")).as_deref(), Some("http://127.0.0.1:5000/v1"));
+        assert_eq!(
+            base("minimax/MiniMax-M2", Some("https://api.minimaxi.com")).as_deref(),
+            Some("https://api.minimaxi.com/v1")
+        );
+        assert_eq!(
+            base("minimax/MiniMax-M2", Some("https://api.minimaxi.com/v1")).as_deref(),
+            Some("https://api.minimaxi.com/v1")
+        );
+        assert_eq!(
+            base("gradient_ai/x", Some("https://agent.example")).as_deref(),
+            Some("https://agent.example/api/v1")
+        );
+        assert_eq!(base("gradient_ai/x", None).as_deref(), Some("https://inference.do-ai.run/v1"));
+        assert_eq!(base("cometapi/x", Some("https://c.example?x=1")).as_deref(), Some("https://c.example/v1?x=1"));
+        // Every other prefix keeps its base exactly as configured.
+        assert_eq!(base("groq/x", Some("http://g.example/")).as_deref(), Some("http://g.example/"));
+    }
+
+    #[test]
+    fn clarifai_datarobot_and_codestral_fim_report_their_bases() {
+        let none = |_: &str| None;
+        let reported = |model: &str| reported_base(&parse_model(model, None).unwrap(), None, &none);
+        assert_eq!(reported("clarifai/a.b.c").as_deref(), Some("https://api.clarifai.com/v2/ext/openai/v1"));
+        assert_eq!(
+            reported("datarobot/x").as_deref(),
+            Some("https://app.datarobot.com/api/v2/genai/llmgw/chat/completions/")
+        );
+        assert_eq!(
+            reported("text-completion-codestral/codestral-latest").as_deref(),
+            Some("https://codestral.mistral.ai/v1/fim/completions")
+        );
     }
 
     #[test]

@@ -278,13 +278,33 @@ pub fn resolve_base(
     api_base: Option<&str>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Option<String> {
-    if let Some(b) = api_base.filter(|b| !b.is_empty()) {
-        return Some(b.to_string());
-    }
-    let Family::OpenAiCompatible { default_base, base_env, .. } = provider.family else {
-        return None;
+    let configured = api_base.filter(|b| !b.is_empty()).map(str::to_string);
+    let Family::OpenAiCompatible { default_base, base_env, base_path, .. } = provider.family else {
+        return configured;
     };
-    base_env.iter().find_map(|v| env(v)).or_else(|| default_base.map(str::to_string))
+    match configured.or_else(|| base_env.iter().find_map(|v| env(v))) {
+        Some(base) => Some(with_path(&base, base_path)),
+        None => default_base.map(str::to_string),
+    }
+}
+
+/// `base` ending in `path`: added (before any query) unless it is there already.
+fn with_path(base: &str, path: &str) -> String {
+    if path.is_empty() {
+        return base.to_string();
+    }
+    let (root, query) = base.split_once('?').map_or((base, None), |(r, q)| (r, Some(q)));
+    let root = root.trim_end_matches('/');
+    let mut out = String::with_capacity(base.len() + path.len());
+    out.push_str(root);
+    if !root.ends_with(path) {
+        out.push_str(path);
+    }
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 /// The key a deployment sends: its `api_key`, else the provider's env variable, else the

@@ -6,8 +6,8 @@ use serde_json::Value;
 use sluice_wire::sse;
 
 use crate::{
-    anthropic, azure_text, bedrock, chunks, cloudflare, cohere, gemini, ndjson, ollama, replicate, sagemaker, textgen,
-    triton, watsonx,
+    anthropic, azure_text, bedrock, chunks, cloudflare, codestral, cohere, gemini, ndjson, ollama, replicate,
+    sagemaker, textgen, triton, watsonx,
 };
 
 /// The largest SSE line a provider may send, as the parser reports it.
@@ -41,6 +41,8 @@ pub enum StreamTranslator {
     /// OpenAI's chunks from a server behind another provider's door (Vertex AI's partner
     /// models), re-stamped as the gateway's.
     Restamped(sse::Parser, chunks::Restamped),
+    /// Codestral's FIM stream (chat chunks), read as text completion chunks.
+    Fim(sse::Parser, codestral::Stream),
 }
 
 impl StreamTranslator {
@@ -56,7 +58,8 @@ impl StreamTranslator {
             | StreamTranslator::AzureText(p, _)
             | StreamTranslator::Watsonx(p, _)
             | StreamTranslator::Replicate(p, _)
-            | StreamTranslator::Restamped(p, _) => p.push(bytes),
+            | StreamTranslator::Restamped(p, _)
+            | StreamTranslator::Fim(p, _) => p.push(bytes),
             StreamTranslator::Bedrock(d, _) | StreamTranslator::SageMaker(d, _) => d.push(bytes),
             StreamTranslator::Ollama(r, _) => r.push(bytes),
         }
@@ -136,6 +139,11 @@ impl StreamTranslator {
                     t.on_event(&e.data, out)?;
                 }
             }
+            StreamTranslator::Fim(p, t) => {
+                while let Some(e) = p.next_event().map_err(|_| LINE_TOO_LONG.to_string())? {
+                    t.on_event(&e.data, out)?;
+                }
+            }
         }
         Ok(())
     }
@@ -157,6 +165,7 @@ impl StreamTranslator {
             StreamTranslator::SageMaker(_, t) => t.usage(),
             StreamTranslator::Replicate(_, t) => t.usage(),
             StreamTranslator::Restamped(_, t) => t.usage(),
+            StreamTranslator::Fim(_, t) => t.usage(),
         }
     }
 
@@ -180,6 +189,7 @@ impl StreamTranslator {
             StreamTranslator::SageMaker(_, t) => t.usage_object(),
             StreamTranslator::Replicate(_, t) => t.usage_object(),
             StreamTranslator::Restamped(_, t) => t.usage_object(),
+            StreamTranslator::Fim(_, t) => t.usage_object(),
         }
     }
 
@@ -264,6 +274,12 @@ impl StreamTranslator {
                 out.extend(t.finish_values());
             }
             StreamTranslator::Restamped(p, t) => {
+                if let Some(e) = p.finish() {
+                    t.on_event(&e.data, out)?;
+                }
+                out.extend(t.finish_values());
+            }
+            StreamTranslator::Fim(p, t) => {
                 if let Some(e) = p.finish() {
                     t.on_event(&e.data, out)?;
                 }

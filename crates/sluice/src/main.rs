@@ -343,8 +343,11 @@ fn check(args: &CheckArgs) -> ExitCode {
         println!("  {} -> {}/{} at {base} (id {}){kind}", d.model_name, d.model.provider.name, d.model.upstream, d.id);
         if d.unusable.is_some() {
             println!("    cannot serve: see the warning below; its requests get a 500 naming it");
-        } else if d.model.provider.family == sluice_providers::Family::NotImplemented {
-            println!("    note: provider {} is not implemented yet; requests to it get a 400", d.model.provider.name);
+        } else if sluice_providers::catalogue::not_served(d.model.provider.name).is_some() {
+            println!(
+                "    cannot serve: provider {} is not implemented in sluice (see the warning below); its requests get a 400",
+                d.model.provider.name
+            );
         }
     }
     println!(
@@ -376,7 +379,14 @@ fn check(args: &CheckArgs) -> ExitCode {
             println!("  {line}");
         }
     }
-    let unusable: Vec<&str> = config.deployments.iter().filter_map(|d| d.unusable.as_deref()).collect();
+    // What cannot serve: deployments the config could not place, and those naming a provider
+    // sluice does not implement.
+    let unusable: Vec<&str> = config
+        .deployments
+        .iter()
+        .filter(|d| d.unusable.is_some() || sluice_providers::catalogue::not_served(d.model.provider.name).is_some())
+        .map(|d| d.id.as_str())
+        .collect();
     if !config.refused.is_empty() {
         let verdict = if args.unenforced.allow {
             "sluice starts on them only because --allow-unenforced-settings is given"

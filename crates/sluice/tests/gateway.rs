@@ -231,6 +231,21 @@ fn check_validates_configs_and_names_the_fix() {
     );
     let out = Command::new(BIN).args(["check", "--strict", "--config", typo.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(4));
+
+    // A LiteLLM prefix sluice knows but does not serve loads too, and `check` says why.
+    let unserved = dir.join("unserved.yaml");
+    std::fs::write(
+        &unserved,
+        "model_list:\n  - model_name: m\n    litellm_params: {model: snowflake/mistral-large2}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).args(["check", "--config", unserved.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("cannot serve: provider snowflake is not implemented in sluice"), "{stdout}");
+    assert!(stdout.contains("provider snowflake is not implemented in sluice: Snowflake Cortex"), "{stdout}");
+    let out = Command::new(BIN).args(["check", "--strict", "--config", unserved.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
 }
 
 #[test]

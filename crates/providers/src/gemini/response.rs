@@ -118,7 +118,7 @@ pub(crate) fn read_answer(body: &[u8]) -> Option<Value> {
         return serde_json::from_slice(body).ok();
     };
     let mut out = serde_json::Map::new();
-    let mut put = |map: &mut serde_json::Map<String, Value>, name: &str, v: Option<Value>| {
+    let put = |map: &mut serde_json::Map<String, Value>, name: &str, v: Option<Value>| {
         if let Some(v) = v {
             map.insert(name.to_string(), v);
         }

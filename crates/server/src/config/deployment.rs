@@ -413,6 +413,16 @@ impl DeploymentSpec {
             }
         };
 
+        // A LiteLLM prefix sluice knows but does not serve loads, as in LiteLLM; its requests are
+        // answered with why.
+        if let Some(why) = sluice_providers::catalogue::not_served(model.provider.name) {
+            warnings.push(format!(
+                "{}: provider {} is not implemented in sluice: {why}. Deployment {path} of model group \"{model_name}\" answers its requests with a 400",
+                at("model"),
+                model.provider.name
+            ));
+        }
+
         let api_base = text(p.api_base).or(text(p.base_url));
         if let Some(base) = &api_base {
             if !(base.starts_with("http://") || base.starts_with("https://")) {

@@ -237,8 +237,13 @@ impl UpstreamCall<'_> {
             TargetKind::Unsupported => Err(fail(
                 Failure::status(400, None),
                 ApiError::bad_request(format!(
-                    "provider {} is not implemented yet in sluice (model group \"{}\", deployment {}). Route this model group to an OpenAI-compatible deployment until support lands.",
-                    target.provider.name, deployment.model_name, deployment.id
+                    "provider {} is not implemented in sluice{} (model group \"{}\", deployment {}). Route this model group to a provider sluice serves.",
+                    target.provider.name,
+                    sluice_providers::catalogue::not_served(target.provider.name)
+                        .map(|why| format!(": {why}"))
+                        .unwrap_or_default(),
+                    deployment.model_name,
+                    deployment.id
                 )),
             )),
             TargetKind::Misconfigured(why) => Err(fail(Failure::status(500, None), ApiError::new(500, why.clone()))),
