@@ -111,7 +111,9 @@ impl UpstreamCall<'_> {
             true => {
                 let drop_params = self.target_of(attempt).drop_params;
                 let chat = text_completion::chat_request(self.body, provider.name, drop_params).map_err(refused)?;
-                (Endpoint::Chat, chat, None)
+                // Where the chat's `model` is, for providers that splice in their own.
+                let span = sluice_wire::sniff::request(&chat, Endpoint::Chat).ok().and_then(|v| v.model_span);
+                (Endpoint::Chat, chat, span)
             }
         };
         let call = ChatCall { endpoint, body: &body, model_span, stream, now: now_unix() };
