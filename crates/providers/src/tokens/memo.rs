@@ -1,12 +1,13 @@
 //! Token counts of short pieces, remembered per thread. Prompts repeat their words, and BPE on a
 //! piece (an automaton walk and an allocation) costs several times a lookup here. One fixed table
 //! per encoding and thread, direct-mapped: a piece evicts whatever shared its slot, so the memory
-//! is bounded (`TABLES` × `SLOTS` slots of 24 bytes a thread) whatever the traffic.
+//! is bounded (`TABLES` × `SLOTS` slots of 24 bytes for each thread that counts: the runtime's
+//! workers) whatever the traffic.
 
 use std::cell::RefCell;
 
 /// Pieces longer than this are counted every time (they are rare: long words, runs of spaces).
-pub(crate) const LONGEST: usize = 16;
+const LONGEST: usize = 16;
 const SLOT_BITS: u32 = 11;
 const SLOTS: usize = 1 << SLOT_BITS;
 /// One table per encoding (`Rules as usize`).

@@ -78,7 +78,7 @@ pub(crate) fn piece_end(rules: Rules, text: &[u8], start: usize) -> Option<usize
         Class::Digit => digits(text, start),
         Class::Newline => whitespace(text, start),
         Class::Space | Class::Blank | Class::Other => {
-            if rules == Rules::Cl100k && text[start] == b'\'' {
+            if rules == Rules::Cl100k && text.get(start) == Some(&b'\'') {
                 if let Some(end) = contraction(text, start)? {
                     return Some(end);
                 }
