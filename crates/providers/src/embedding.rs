@@ -58,7 +58,7 @@ pub fn answer(vectors: &[Value], meta: &AnswerMeta<'_>, prompt_tokens: u64) -> R
 /// LiteLLM's estimate where a provider reports no tokens: each text counted with its default
 /// encoding (`cl100k_base`), as its Hugging Face and SageMaker handlers do.
 pub fn estimated_tokens<'a>(texts: impl IntoIterator<Item = &'a str>) -> u64 {
-    let bpe = tiktoken_rs::cl100k_base_singleton();
+    let bpe = crate::tokens::cl100k();
     texts.into_iter().map(|t| crate::tokens::count_text(bpe, t)).sum()
 }
 

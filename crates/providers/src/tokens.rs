@@ -10,28 +10,92 @@
 //! `usage`, the bill and the budgets see the call. Providers that report both are never
 //! tokenized.
 //!
-//! The BPE tables are built on first use, not at start-up: each costs tens of megabytes of
+//! The BPE is `bpe-openai`'s (GitHub's linear-time BPE): it counts what tiktoken counts. The
+//! text is cut into pieces by `pieces` where it is ASCII and by `bpe-openai`'s regex elsewhere,
+//! and short pieces' counts are remembered per thread (`memo`), because a TGI-style answer's
+//! prompt estimate sits on the request path, where tiktoken-rs's backtracking regex and BPE made
+//! those providers many times dearer than a pass-through (bench/README.md, "Token estimation").
+//! `tests/tokens.rs` checks the counts against tiktoken-rs (a dev-dependency only), and the
+//! tests below check the pieces against the regex.
+//!
+//! Text that spells a special token (`<|endoftext|>`) is counted as the text it is, as LiteLLM
+//! counts it (`encode(text, disallowed_special=())`), not as the one special token.
+//!
+//! The BPE tables are loaded on first use, not at start-up: each costs tens of megabytes of
 //! resident memory, and most deployments report usage themselves so the tables are never needed.
 
+mod memo;
+mod pieces;
+
+use pieces::Rules;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use tiktoken_rs::CoreBPE;
+
+/// One of tiktoken's encodings, cl100k or o200k; its tables are loaded on the first count.
+pub struct Encoding {
+    tables: fn() -> &'static bpe_openai::Tokenizer,
+    rules: Rules,
+}
+
+static CL100K: Encoding = Encoding { tables: bpe_openai::cl100k_base, rules: Rules::Cl100k };
+static O200K: Encoding = Encoding { tables: bpe_openai::o200k_base, rules: Rules::O200k };
+
+impl Encoding {
+    /// Tokens of `text`, special tokens' spellings counted as plain text.
+    pub fn count(&self, text: &str) -> u64 {
+        let count = |memo: &mut memo::Table<'_>| {
+            let bpe = &(self.tables)().bpe;
+            self.pieces(text).map(|piece| memo.count(piece.as_bytes(), |p| bpe.count(p)) as u64).sum()
+        };
+        memo::with_table(self.rules as usize, count).unwrap_or_else(|| count(&mut memo::Table::none()))
+    }
+
+    /// The pieces tiktoken's pre-tokenizer cuts `text` into: by hand where ASCII settles a
+    /// piece, by `bpe-openai`'s regex where it does not.
+    fn pieces<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let mut start = 0;
+        std::iter::from_fn(move || {
+            if start >= text.len() {
+                return None;
+            }
+            let end = pieces::piece_end(self.rules, text.as_bytes(), start)
+                .unwrap_or_else(|| start + (self.tables)().split(&text[start..]).next().map_or(0, str::len));
+            // Every pattern takes at least a character; should one not, the rest is one piece
+            // rather than a loop that never ends.
+            let end = if end > start { end } else { text.len() };
+            let piece = &text[start..end];
+            start = end;
+            Some(piece)
+        })
+    }
+}
+
+/// `cl100k_base`: LiteLLM's default encoding.
+pub fn cl100k() -> &'static Encoding {
+    &CL100K
+}
+
+/// `o200k_base`: OpenAI's newer models' encoding.
+pub fn o200k() -> &'static Encoding {
+    &O200K
+}
 
 /// The encoding LiteLLM would use for `model`.
-pub fn encoding_for(model: &str) -> &'static CoreBPE {
+pub fn encoding_for(model: &str) -> &'static Encoding {
     let m = model.rsplit('/').next().unwrap_or(model);
     let o200k =
         ["gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o"].iter().any(|p| m.starts_with(p));
     if o200k {
-        tiktoken_rs::o200k_base_singleton()
+        &O200K
     } else {
-        tiktoken_rs::cl100k_base_singleton()
+        &CL100K
     }
 }
 
-pub fn count_text(bpe: &CoreBPE, text: &str) -> u64 {
-    bpe.encode_with_special_tokens(text).len() as u64
+/// Tokens of `text`, special tokens' spellings counted as plain text.
+pub fn count_text(bpe: &Encoding, text: &str) -> u64 {
+    bpe.count(text)
 }
 
 #[derive(Deserialize)]
@@ -51,7 +115,7 @@ struct Part<'a> {
 }
 
 /// Prompt tokens of a chat `messages` array: 3 per message, +1 with a name, 3 to prime the reply.
-pub fn count_messages(bpe: &CoreBPE, messages: &str) -> u64 {
+pub fn count_messages(bpe: &Encoding, messages: &str) -> u64 {
     let Ok(list) = serde_json::from_str::<Vec<Message<'_>>>(messages) else {
         return count_text(bpe, messages);
     };
@@ -71,7 +135,7 @@ pub fn count_messages(bpe: &CoreBPE, messages: &str) -> u64 {
     total
 }
 
-fn count_content(bpe: &CoreBPE, content: &RawValue) -> u64 {
+fn count_content(bpe: &Encoding, content: &RawValue) -> u64 {
     if let Ok(s) = serde_json::from_str::<Cow<'_, str>>(content.get()) {
         return count_text(bpe, &s);
     }
@@ -82,7 +146,7 @@ fn count_content(bpe: &CoreBPE, content: &RawValue) -> u64 {
 }
 
 /// Prompt tokens of a completions `prompt` (a string or a list of strings).
-pub fn count_prompt(bpe: &CoreBPE, prompt: &str) -> u64 {
+pub fn count_prompt(bpe: &Encoding, prompt: &str) -> u64 {
     if let Ok(s) = serde_json::from_str::<Cow<'_, str>>(prompt) {
         return count_text(bpe, &s);
     }
@@ -164,7 +228,7 @@ mod tests {
 
     #[test]
     fn counts_like_the_cookbook() {
-        let bpe = tiktoken_rs::cl100k_base_singleton();
+        let bpe = cl100k();
         // 3 priming + 3 per message + "user" (1) + "Hello world" (2)
         assert_eq!(count_messages(bpe, r#"[{"role":"user","content":"Hello world"}]"#), 9);
         assert_eq!(count_messages(bpe, r#"[{"role":"user","content":[{"type":"text","text":"Hello world"}]}]"#), 9);
@@ -195,9 +259,122 @@ mod tests {
         assert!(usage.get("completion_tokens_details").is_some());
     }
 
+    /// The hand-written rules with the regex behind them cut every text as the regex alone does.
+    fn assert_pieces_like_the_regex(text: &str) {
+        for encoding in [cl100k(), o200k()] {
+            let ours: Vec<&str> = encoding.pieces(text).collect();
+            let regex: Vec<&str> = (encoding.tables)().split(text).collect();
+            assert_eq!(ours, regex, "{:?} cuts {text:?} otherwise", encoding.rules);
+        }
+    }
+
+    #[test]
+    fn pieces_like_the_regex() {
+        for text in [
+            "",
+            "a",
+            "'",
+            "'s",
+            "'S",
+            "'salt",
+            "''s",
+            "'re'RE'Ll'lL'x",
+            "don't I'M they'RE O'Neil",
+            "'\u{17f}",
+            "x'\u{17f}",
+            "HTTPServer iPhone ABC's aBc'LL",
+            "a  b",
+            "a   ",
+            "  \n  x",
+            "\n\n",
+            " \t!",
+            "\t!",
+            "  !",
+            " !!\n\n/x",
+            "!\n/ /",
+            "1234567",
+            "12\u{663}4",
+            "\u{a0}x",
+            "x\u{a0}",
+            " \u{a0} ",
+            "caf\u{e9}",
+            "e\u{301}x",
+            "\u{0}\u{7f}",
+            "x\r\n",
+            "a\n ",
+            "a \n\t",
+            "end  ",
+        ] {
+            assert_pieces_like_the_regex(text);
+        }
+    }
+
+    const FRAGMENTS: &[&str] = &[
+        " ",
+        "  ",
+        "\t",
+        "\u{b}",
+        "\u{c}",
+        "\r",
+        "\n",
+        "'",
+        "s",
+        "S",
+        "t",
+        "re",
+        "VE",
+        "m",
+        "Ll",
+        "d",
+        "x",
+        "Q",
+        "ab",
+        "CD",
+        "eF",
+        "Gh",
+        "1",
+        "23",
+        "/",
+        "!",
+        ".",
+        "\"",
+        "\u{0}",
+        "\u{1f}",
+        "\u{7f}",
+        "\u{17f}",
+        "\u{e9}",
+        "\u{c9}",
+        "\u{301}",
+        "\u{a0}",
+        "\u{85}",
+        "\u{2028}",
+        "\u{3000}",
+        "\u{663}",
+        "\u{2460}",
+        "\u{4e2d}",
+        "\u{1f600}",
+        "\u{2014}",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2048, ..Default::default() })]
+
+        #[test]
+        fn joined_fragments_cut_like_the_regex(
+            parts in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..40)
+        ) {
+            assert_pieces_like_the_regex(&parts.concat());
+        }
+
+        #[test]
+        fn ascii_cuts_like_the_regex(bytes in proptest::collection::vec(0u8..128, 0..200)) {
+            assert_pieces_like_the_regex(&String::from_utf8(bytes).expect("ASCII"));
+        }
+    }
+
     #[test]
     fn picks_encoding_by_model() {
-        assert!(std::ptr::eq(encoding_for("gpt-4o-mini"), tiktoken_rs::o200k_base_singleton()));
-        assert!(std::ptr::eq(encoding_for("openai/fake"), tiktoken_rs::cl100k_base_singleton()));
+        assert!(std::ptr::eq(encoding_for("gpt-4o-mini"), o200k()));
+        assert!(std::ptr::eq(encoding_for("openai/fake"), cl100k()));
     }
 }

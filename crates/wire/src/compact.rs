@@ -17,59 +17,98 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
     out
 }
 
+/// A buffer the text is appended to: a `Vec`, or a stream's `BytesMut` frame.
+pub trait Out {
+    fn put(&mut self, bytes: &[u8]);
+    fn put_byte(&mut self, byte: u8);
+    fn reserve_more(&mut self, additional: usize);
+}
+
+impl Out for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn put_byte(&mut self, byte: u8) {
+        self.push(byte);
+    }
+    fn reserve_more(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+}
+
+impl Out for bytes::BytesMut {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn put_byte(&mut self, byte: u8) {
+        self.extend_from_slice(&[byte]);
+    }
+    fn reserve_more(&mut self, additional: usize) {
+        self.reserve(additional);
+    }
+}
+
 /// Appends `value` to `out` as compact JSON text.
-pub fn write(out: &mut Vec<u8>, value: &Value) {
+pub fn write(out: &mut impl Out, value: &Value) {
     match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Null => out.put(b"null"),
+        Value::Bool(true) => out.put(b"true"),
+        Value::Bool(false) => out.put(b"false"),
         // serde_json's own number formatting (itoa, ryu): a number is short, and its spelling
         // must stay exactly serde_json's.
         Value::Number(n) => {
-            // Writing to a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, n);
+            // At most 24 characters (ryu's longest), written on the stack first.
+            let mut buf = [0u8; 40];
+            let mut at = std::io::Cursor::new(&mut buf[..]);
+            match serde_json::to_writer(&mut at, n) {
+                Ok(()) => {
+                    let len = at.position() as usize;
+                    out.put(&buf[..len]);
+                }
+                Err(_) => out.put(n.to_string().as_bytes()),
+            }
         }
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
-            out.push(b'[');
+            out.put_byte(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(b',');
+                    out.put_byte(b',');
                 }
                 write(out, item);
             }
-            out.push(b']');
+            out.put_byte(b']');
         }
         Value::Object(members) => {
-            out.push(b'{');
+            out.put_byte(b'{');
             for (i, (name, item)) in members.iter().enumerate() {
                 if i > 0 {
-                    out.push(b',');
+                    out.put_byte(b',');
                 }
                 write_str(out, name);
-                out.push(b':');
+                out.put_byte(b':');
                 write(out, item);
             }
-            out.push(b'}');
+            out.put_byte(b'}');
         }
     }
 }
 
 /// Appends `s` as a JSON string literal.
-pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
+pub fn write_str(out: &mut impl Out, s: &str) {
+    out.reserve_more(s.len() + 2);
+    out.put_byte(b'"');
     let mut rest = s.as_bytes();
     while let Some(at) = scan::plain_run(rest) {
-        out.extend_from_slice(&rest[..at]);
+        out.put(&rest[..at]);
         escape(out, rest[at]);
         rest = &rest[at + 1..];
     }
-    out.extend_from_slice(rest);
-    out.push(b'"');
+    out.put(rest);
+    out.put_byte(b'"');
 }
 
-fn escape(out: &mut Vec<u8>, byte: u8) {
+fn escape(out: &mut impl Out, byte: u8) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let short = match byte {
         b'"' => b'"',
@@ -80,18 +119,11 @@ fn escape(out: &mut Vec<u8>, byte: u8) {
         b'\r' => b'r',
         b'\t' => b't',
         _ => {
-            out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(byte >> 4)],
-                HEX[usize::from(byte & 0xf)],
-            ]);
+            out.put(&[b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]]);
             return;
         }
     };
-    out.extend_from_slice(&[b'\\', short]);
+    out.put(&[b'\\', short]);
 }
 
 #[cfg(test)]

@@ -220,10 +220,10 @@ impl UpstreamCall<'_> {
             m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, usage);
         }
         let (status, body) = match front_door {
-            false => (http::StatusCode::OK, bytes::Bytes::from(out.to_string())),
+            false => (http::StatusCode::OK, bytes::Bytes::from(sluice_wire::compact::to_vec(&out))),
             // The upstream answered: a translation that fails is ours, not the deployment's.
             true => match anthropic::openai_to_messages(&out, self.client_model) {
-                Ok(msg) => (http::StatusCode::OK, bytes::Bytes::from(msg.to_string())),
+                Ok(msg) => (http::StatusCode::OK, bytes::Bytes::from(sluice_wire::compact::to_vec(&msg))),
                 Err(e) => (
                     http::StatusCode::INTERNAL_SERVER_ERROR,
                     bytes::Bytes::from(anthropic::error_body(500, &e.message).to_string()),
@@ -407,14 +407,14 @@ impl Out {
             Out::OpenAi => {
                 for c in chunks {
                     out.put_slice(b"data: ");
-                    out.put_slice(c.to_string().as_bytes());
+                    sluice_wire::compact::write(out, &c);
                     out.put_slice(b"\n\n");
                 }
             }
             Out::TextCompletion => {
                 for c in chunks.iter().filter_map(text_completion::chunk) {
                     out.put_slice(b"data: ");
-                    out.put_slice(c.to_string().as_bytes());
+                    sluice_wire::compact::write(out, &c);
                     out.put_slice(b"\n\n");
                 }
             }
