@@ -9,6 +9,7 @@ use crate::{
     elevenlabs, gemini, huggingface, ollama, openai, predibase, ragflow, replicate, sagemaker, triton, vertex_partner,
     voyage, watsonx,
 };
+use bytes::Bytes;
 
 /// How sluice talks to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -572,12 +573,39 @@ impl Translated {
     }
 }
 
+impl Translated {
+    #[cfg(test)]
+    pub(crate) fn inner_for_tests(&self) -> &dyn ChatProvider {
+        self.inner()
+    }
+
+    /// The chat translated with its long texts kept out of the tree ([`crate::bulk`]); `None`
+    /// to translate the body as sent (nothing long, or the translator refused: its message is
+    /// then the one the body as sent gets).
+    fn build_with_texts_hidden(&self, call: &ChatCall<'_>) -> Option<UpstreamRequest> {
+        let (body, hidden) = crate::bulk::hide(call.body)?;
+        let model_span = sluice_wire::sniff::model_span(&body);
+        let inner = ChatCall { endpoint: call.endpoint, body: &body, model_span, stream: call.stream, now: call.now };
+        let mut req = self.inner().build_request(&inner).ok()?;
+        if crate::bulk::leaks(&req.url.to_string()) {
+            return None;
+        }
+        req.body = [crate::bulk::restore(&req.body, &hidden)?, Bytes::new(), Bytes::new()];
+        Some(req)
+    }
+}
+
 impl ChatProvider for Translated {
     fn serves(&self, endpoint: sluice_wire::sniff::Endpoint) -> bool {
         self.inner().serves(endpoint)
     }
 
     fn build_request(&self, call: &ChatCall<'_>) -> Result<UpstreamRequest, sluice_wire::ApiError> {
+        if call.endpoint == sluice_wire::sniff::Endpoint::Chat {
+            if let Some(req) = self.build_with_texts_hidden(call) {
+                return Ok(req);
+            }
+        }
         self.inner().build_request(call)
     }
 

@@ -17,6 +17,7 @@ pub mod azure;
 pub mod azure_ai;
 pub mod azure_text;
 pub mod bedrock;
+mod bulk;
 pub mod catalogue;
 pub mod chunks;
 pub mod clarifai;

@@ -1,0 +1,279 @@
+//! A chat's long texts kept out of its translation. Translators build a tree of the request and
+//! write it out again; a chat request is mostly one long text (the prompt), which the tree would
+//! decode, copy and escape once more, only to carry it across unchanged. So the long plain-text
+//! `content` of each user and system message is swapped for a short stand-in before the
+//! translator sees the body, and the client's own string literal (still escaped, exactly as sent)
+//! is put back where the stand-in comes out.
+//!
+//! A stand-in is `U+E000`, the text's number, `U+E001`: private-use characters no translator
+//! escapes or alters, and a body that already holds `U+E000` is translated as sent. What is put
+//! back is valid inside any JSON string (it was one), so a translator may also copy a text into a
+//! larger string (a prompt template). A translator that reads the text itself (trims it, parses
+//! it, measures it) must not be given stand-ins: `tests` checks every translated provider's
+//! output against the one it builds from the body as sent.
+
+use bytes::Bytes;
+use sluice_wire::members;
+
+/// Texts shorter than this are left in place: the swap costs more than it saves.
+const MIN_LEN: usize = 512;
+const OPEN: &str = "\u{e000}";
+const CLOSE: &str = "\u{e001}";
+
+/// The hidden texts: each the inside of a string literal as the client wrote it.
+#[derive(Debug)]
+pub(crate) struct Hidden<'a> {
+    texts: Vec<&'a str>,
+}
+
+/// `body` with its long user and system texts swapped for stand-ins, and those texts; `None` when
+/// there is nothing worth hiding, or the body is not a chat request the scanner reads.
+pub(crate) fn hide(body: &[u8]) -> Option<(Bytes, Hidden<'_>)> {
+    if body.len() < MIN_LEN || memchr::memmem::find(body, OPEN.as_bytes()).is_some() {
+        return None;
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let top = members::object(text)?;
+    let mut messages = top.iter().filter(|(name, _)| name == "messages").map(|(_, raw)| *raw);
+    let messages = match (messages.next(), messages.next()) {
+        (Some(m), None) => m,
+        _ => return None,
+    };
+    let mut texts = Vec::new();
+    for item in members::items(messages)? {
+        let Some(fields) = members::object(item) else { continue };
+        let plain = fields
+            .iter()
+            .any(|(name, raw)| name == "role" && matches!(*raw, "\"user\"" | "\"system\"" | "\"developer\""));
+        let mut contents = fields.iter().filter(|(name, _)| name == "content");
+        if let (true, Some((_, raw)), None) = (plain, contents.next(), contents.next()) {
+            if raw.len() >= MIN_LEN && raw.starts_with('"') {
+                texts.push(*raw);
+            }
+        }
+    }
+    if texts.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() - texts.iter().map(|t| t.len()).sum::<usize>() + 16 * texts.len());
+    let mut at = 0;
+    for (n, t) in texts.iter().enumerate() {
+        // Each text is a slice of `text`: where it starts is its distance from the body's start.
+        let start = t.as_ptr() as usize - text.as_ptr() as usize;
+        out.extend_from_slice(&body[at..start]);
+        out.push(b'"');
+        out.extend_from_slice(OPEN.as_bytes());
+        out.extend_from_slice(n.to_string().as_bytes());
+        out.extend_from_slice(CLOSE.as_bytes());
+        out.push(b'"');
+        at = start + t.len();
+    }
+    out.extend_from_slice(&body[at..]);
+    let inner = texts.into_iter().map(|t| &t[1..t.len() - 1]).collect();
+    Some((Bytes::from(out), Hidden { texts: inner }))
+}
+
+/// `built` (a translated body) with every stand-in replaced by its text; `None` when a stand-in
+/// is broken (a translator changed it), so the caller translates the body as sent instead.
+pub(crate) fn restore(built: &[Bytes; 3], hidden: &Hidden<'_>) -> Option<Bytes> {
+    let whole: Vec<u8> = built.concat();
+    let mut out = Vec::with_capacity(whole.len() + hidden.texts.iter().map(|t| t.len()).sum::<usize>());
+    let mut rest = &whole[..];
+    while let Some(open) = memchr::memmem::find(rest, OPEN.as_bytes()) {
+        out.extend_from_slice(&rest[..open]);
+        let after = &rest[open + OPEN.len()..];
+        let close = memchr::memmem::find(after, CLOSE.as_bytes())?;
+        let n: usize = std::str::from_utf8(&after[..close]).ok()?.parse().ok()?;
+        out.extend_from_slice(hidden.texts.get(n)?.as_bytes());
+        rest = &after[close + CLOSE.len()..];
+    }
+    out.extend_from_slice(rest);
+    Some(Bytes::from(out))
+}
+
+/// Whether `text` holds a stand-in (a translator put one where it cannot be restored).
+pub(crate) fn leaks(text: &str) -> bool {
+    text.contains(OPEN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn long_user_and_system_texts_are_hidden_and_restored() {
+        let long = "é \"quoted\" \\ line\n".repeat(40);
+        let body = serde_json::to_vec(&json!({"model": "m", "messages": [
+            {"role": "system", "content": long},
+            {"role": "assistant", "content": long},
+            {"role": "user", "content": [{"type": "text", "text": long}]},
+            {"role": "user", "content": "short"},
+            {"role": "user", "content": long},
+        ]}))
+        .unwrap();
+        let (hidden_body, hidden) = hide(&body).unwrap();
+        assert_eq!(hidden.texts.len(), 2, "the system text and the last user text");
+        let v: Value = serde_json::from_slice(&hidden_body).unwrap();
+        assert_eq!(v["messages"][0]["content"], "\u{e000}0\u{e001}");
+        assert_eq!(v["messages"][1]["content"], long.as_str(), "assistant texts stay");
+        assert_eq!(v["messages"][4]["content"], "\u{e000}1\u{e001}");
+        let restored = restore(&[hidden_body, Bytes::new(), Bytes::new()], &hidden).unwrap();
+        assert_eq!(restored, body);
+    }
+
+    #[test]
+    fn bodies_with_nothing_long_or_with_a_stand_in_character_are_left_alone() {
+        let long = "x".repeat(600);
+        assert!(hide(&serde_json::to_vec(&json!({"messages": [{"role": "user", "content": "hi"}]})).unwrap()).is_none());
+        let marked = format!("{long}\u{e000}");
+        assert!(
+            hide(&serde_json::to_vec(&json!({"messages": [{"role": "user", "content": marked}]})).unwrap()).is_none()
+        );
+        let twice = format!(r#"{{"messages":[],"messages":[{{"role":"user","content":"{long}"}}]}}"#);
+        assert!(hide(twice.as_bytes()).is_none());
+        assert!(hide(format!("{{\"messages\":[{{\"role\":\"user\",\"content\":\"{long}\"}}]").as_bytes()).is_none());
+    }
+
+    struct NoToken;
+    impl crate::provider::TokenSource for NoToken {
+        fn token(
+            &self,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<http::HeaderValue, String>> + Send + '_>>
+        {
+            Box::pin(async { Err("no token in tests".to_string()) })
+        }
+    }
+
+    /// Every translated chat provider, as a deployment would configure it.
+    fn providers() -> Vec<(String, crate::catalogue::Translated)> {
+        let models = [
+            "vertex_ai/gemini-1.5-pro",
+            "vertex_ai/claude-3-5-sonnet@20240620",
+            "vertex_ai/mistral-large@2407",
+            "vertex_ai/meta/llama3-405b-instruct-maas",
+            "gemini/gemini-1.5-pro",
+            "anthropic/claude-3-5-sonnet-20241022",
+            "bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "bedrock/converse/meta.llama3-70b",
+            "cohere_chat/command-r-plus",
+            "ollama/llama3",
+            "ollama_chat/llama3.1",
+            "watsonx/ibm/granite-3-8b-instruct",
+            "sagemaker/tgi-endpoint",
+            "sagemaker_chat/chat-endpoint",
+            "cloudflare/@cf/meta/llama-3-8b-instruct",
+            "azure_text/gpt-35-turbo-instruct",
+            "predibase/llama-3-8b-instruct",
+            "triton/ensemble",
+            "replicate/meta/llama-3-8b-instruct",
+        ];
+        let env = |k: &str| match k {
+            "WATSONX_URL" | "AZURE_API_BASE" => Some("https://example.test".to_string()),
+            "WATSONX_PROJECT_ID" => Some("p1".to_string()),
+            "AZURE_API_VERSION" => Some("2024-02-01".to_string()),
+            "CLOUDFLARE_ACCOUNT_ID" => Some("acct".to_string()),
+            "PREDIBASE_TENANT_ID" => Some("t1".to_string()),
+            _ => None,
+        };
+        let mut out = Vec::new();
+        for model in models {
+            let m = crate::catalogue::parse_model(model, None).unwrap();
+            let mut p = crate::provider::test_params(&m);
+            p.api_key = Some("test-key");
+            p.api_base = Some(match model {
+                "triton/ensemble" => "https://example.test/v2/models/ensemble/generate",
+                _ => "https://example.test/v1/endpoint",
+            });
+            p.vertex_project = Some("p");
+            p.aws_region_name = Some("us-east-1");
+            p.aws_access_key_id = Some("AKIDEXAMPLE");
+            p.aws_secret_access_key = Some("secret");
+            p.tenant_id = Some("t1");
+            p.project_id = Some("p1");
+            let mut tokens = |_: &str| std::sync::Arc::new(NoToken) as std::sync::Arc<dyn crate::provider::TokenSource>;
+            match crate::catalogue::build(&p, &env, &mut tokens) {
+                Ok(crate::catalogue::Built::Translated(t)) => out.push((model.to_string(), t)),
+                other => panic!("{model} did not build a translated provider: {other:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_translated_provider_builds_from_stand_ins_what_it_builds_from_the_texts() {
+        use crate::provider::{ChatCall, ChatProvider};
+        use sluice_wire::sniff::Endpoint;
+        let texts = [
+            "x".repeat(600),
+            "é \"quoted\" \\ back\nslash\t and </script> ".repeat(30),
+            "  padded with spaces and a newline at the end  \n".repeat(12),
+            "🦀 emoji and \u{7f} and \u{1} control ".repeat(20),
+            "short".to_string(),
+        ];
+        let roles = ["system", "user", "assistant", "developer", "user"];
+        let mut seed = 11u64;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        let mut requests = Vec::new();
+        for _ in 0..60 {
+            let n = 1 + next(4);
+            let mut messages: Vec<Value> = (0..n)
+                .map(|_| json!({"role": roles[next(roles.len())], "content": texts[next(texts.len())]}))
+                .collect();
+            messages.push(json!({"role": "user", "content": texts[next(2)]}));
+            let mut req = json!({"model": "g", "messages": messages, "user": "u1"});
+            if next(2) == 0 {
+                req["temperature"] = json!(0.5);
+                req["max_tokens"] = json!(1 + next(500));
+            }
+            // The client's own spelling of its strings (escapes serde would not write) is kept.
+            let body = serde_json::to_string(&req).unwrap().replace("é", "\\u00e9");
+            requests.push(Bytes::from(body));
+        }
+        for (model, t) in providers() {
+            let mut hidden_taken = 0;
+            for body in &requests {
+                for stream in [false, true] {
+                    let call = ChatCall {
+                        endpoint: Endpoint::Chat,
+                        body,
+                        model_span: sluice_wire::sniff::model_span(body),
+                        stream,
+                        now: 1_700_000_000,
+                    };
+                    let plain = t.inner_for_tests().build_request(&call);
+                    let via = t.build_request(&call);
+                    let (plain, via) = match (plain, via) {
+                        (Ok(a), Ok(b)) => (a, b),
+                        (Err(a), Err(b)) => {
+                            assert_eq!(a.message, b.message, "{model}");
+                            continue;
+                        }
+                        (a, b) => panic!("{model}: {:?} vs {:?}", a.map(|r| r.url), b.map(|r| r.url)),
+                    };
+                    hidden_taken += usize::from(hide(body).is_some());
+                    assert_eq!(plain.url, via.url, "{model}");
+                    let (a, b) = (plain.body.concat(), via.body.concat());
+                    match (serde_json::from_slice::<Value>(&a), serde_json::from_slice::<Value>(&b)) {
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "{model} built differently from stand-ins"),
+                        _ => assert_eq!(a, b, "{model}"),
+                    }
+                }
+            }
+            assert!(hidden_taken >= 40, "{model}: stand-ins used in only {hidden_taken} requests");
+        }
+    }
+
+    #[test]
+    fn a_broken_stand_in_is_not_restored() {
+        let hidden = Hidden { texts: vec!["a"] };
+        let part = |s: &str| [Bytes::from(s.to_string()), Bytes::new(), Bytes::new()];
+        assert_eq!(restore(&part("\"\u{e000}0\u{e001}\""), &hidden).unwrap(), "\"a\"");
+        assert!(restore(&part("\"\u{e000}1\u{e001}\""), &hidden).is_none());
+        assert!(restore(&part("\"\u{e000}0\""), &hidden).is_none());
+        assert!(restore(&part("\"\u{e000}x\u{e001}\""), &hidden).is_none());
+    }
+}
