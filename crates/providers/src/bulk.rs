@@ -23,7 +23,7 @@ const CLOSE: &str = "\u{e001}";
 /// The hidden texts: each the inside of a string literal as the client wrote it.
 #[derive(Debug)]
 pub(crate) struct Hidden<'a> {
-    texts: Vec<&'a str>,
+    texts: Vec<&'a [u8]>,
 }
 
 /// `body` with its long user and system texts swapped for stand-ins, and those texts; `None` when
@@ -32,45 +32,26 @@ pub(crate) fn hide(body: &[u8]) -> Option<(Bytes, Hidden<'_>)> {
     if body.len() < MIN_LEN || memchr::memmem::find(body, OPEN.as_bytes()).is_some() {
         return None;
     }
-    let text = std::str::from_utf8(body).ok()?;
-    let top = members::object(text)?;
-    let mut messages = top.iter().filter(|(name, _)| name == "messages").map(|(_, raw)| *raw);
-    let messages = match (messages.next(), messages.next()) {
-        (Some(m), None) => m,
-        _ => return None,
-    };
-    let mut texts = Vec::new();
-    for item in members::items(messages)? {
-        let Some(fields) = members::object(item) else { continue };
-        let plain = fields
-            .iter()
-            .any(|(name, raw)| name == "role" && matches!(*raw, "\"user\"" | "\"system\"" | "\"developer\""));
-        let mut contents = fields.iter().filter(|(name, _)| name == "content");
-        if let (true, Some((_, raw)), None) = (plain, contents.next(), contents.next()) {
-            if raw.len() >= MIN_LEN && raw.starts_with('"') {
-                texts.push(*raw);
-            }
-        }
-    }
-    if texts.is_empty() {
+    let ranges = members::chat_texts(body, MIN_LEN)?;
+    if ranges.is_empty() {
         return None;
     }
-    let mut out = Vec::with_capacity(body.len() - texts.iter().map(|t| t.len()).sum::<usize>() + 16 * texts.len());
+    let hidden: usize = ranges.iter().map(|r| r.len()).sum();
+    let mut out = Vec::with_capacity(body.len() - hidden + 16 * ranges.len());
+    let mut texts = Vec::with_capacity(ranges.len());
     let mut at = 0;
-    for (n, t) in texts.iter().enumerate() {
-        // Each text is a slice of `text`: where it starts is its distance from the body's start.
-        let start = t.as_ptr() as usize - text.as_ptr() as usize;
-        out.extend_from_slice(&body[at..start]);
+    for (n, r) in ranges.into_iter().enumerate() {
+        out.extend_from_slice(&body[at..r.start]);
         out.push(b'"');
         out.extend_from_slice(OPEN.as_bytes());
         out.extend_from_slice(n.to_string().as_bytes());
         out.extend_from_slice(CLOSE.as_bytes());
         out.push(b'"');
-        at = start + t.len();
+        texts.push(&body[r.start + 1..r.end - 1]);
+        at = r.end;
     }
     out.extend_from_slice(&body[at..]);
-    let inner = texts.into_iter().map(|t| &t[1..t.len() - 1]).collect();
-    Some((Bytes::from(out), Hidden { texts: inner }))
+    Some((Bytes::from(out), Hidden { texts }))
 }
 
 /// `built` (a translated body) with every stand-in replaced by its text; `None` when a stand-in
@@ -84,7 +65,7 @@ pub(crate) fn restore(built: &[Bytes; 3], hidden: &Hidden<'_>) -> Option<Bytes> 
         let after = &rest[open + OPEN.len()..];
         let close = memchr::memmem::find(after, CLOSE.as_bytes())?;
         let n: usize = std::str::from_utf8(&after[..close]).ok()?.parse().ok()?;
-        out.extend_from_slice(hidden.texts.get(n)?.as_bytes());
+        out.extend_from_slice(hidden.texts.get(n)?);
         rest = &after[close + CLOSE.len()..];
     }
     out.extend_from_slice(rest);
@@ -269,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_broken_stand_in_is_not_restored() {
-        let hidden = Hidden { texts: vec!["a"] };
+        let hidden = Hidden { texts: vec![&b"a"[..]] };
         let part = |s: &str| [Bytes::from(s.to_string()), Bytes::new(), Bytes::new()];
         assert_eq!(restore(&part("\"\u{e000}0\u{e001}\""), &hidden).unwrap(), "\"a\"");
         assert!(restore(&part("\"\u{e000}1\u{e001}\""), &hidden).is_none());

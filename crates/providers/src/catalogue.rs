@@ -583,6 +583,10 @@ impl Translated {
     /// to translate the body as sent (nothing long, or the translator refused: its message is
     /// then the one the body as sent gets).
     fn build_with_texts_hidden(&self, call: &ChatCall<'_>) -> Option<UpstreamRequest> {
+        // Gemini's own plain-text path copies the client's literals already.
+        if matches!(self, Translated::Gemini(_)) {
+            return None;
+        }
         let (body, hidden) = crate::bulk::hide(call.body)?;
         let model_span = sluice_wire::sniff::model_span(&body);
         let inner = ChatCall { endpoint: call.endpoint, body: &body, model_span, stream: call.stream, now: call.now };

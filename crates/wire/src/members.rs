@@ -47,6 +47,120 @@ pub fn items(text: &str) -> Option<Vec<&str>> {
     Some(out)
 }
 
+/// Where the long texts of a chat body's user, system and developer messages lie: the byte
+/// ranges of each such message's `content` string literal (quotes included) of at least
+/// `min_len` bytes, in order, found in one pass over `body`. A message with an escaped member
+/// name, or `role` or `content` given twice, is passed over; each text returned is valid UTF-8
+/// and a string serde_json would decode. `None` when `body` is not a JSON object the scanner
+/// reads, or names `messages` twice.
+pub fn chat_texts(body: &[u8], min_len: usize) -> Option<Vec<std::ops::Range<usize>>> {
+    let mut c = scan::Cursor::new(body);
+    let mut found = Vec::new();
+    let mut messages_seen = false;
+    c.skip_ws();
+    c.expect(b'{').ok()?;
+    members_of(&mut c, |c, name| {
+        if name != b"messages" {
+            return c.skip_value(1);
+        }
+        if std::mem::replace(&mut messages_seen, true) {
+            return Err(scan::Refused);
+        }
+        if c.peek() != Some(b'[') {
+            return c.skip_value(1);
+        }
+        c.pos += 1;
+        items_of(c, |c| {
+            if c.peek() != Some(b'{') {
+                return c.skip_value(2);
+            }
+            c.pos += 1;
+            let (mut role, mut content, mut roles, mut contents, mut odd) = (0..0, 0..0, 0, 0, false);
+            members_of(c, |c, name| {
+                let start = c.pos;
+                c.skip_value(3)?;
+                match name {
+                    b"role" => (role, roles) = (start..c.pos, roles + 1),
+                    b"content" => (content, contents) = (start..c.pos, contents + 1),
+                    _ if name.contains(&b'\\') => odd = true,
+                    _ => {}
+                }
+                Ok(())
+            })?;
+            let plain = matches!(&body[role.clone()], b"\"user\"" | b"\"system\"" | b"\"developer\"");
+            let text = &body[content.clone()];
+            if plain && !odd && roles == 1 && contents == 1 && text.len() >= min_len && text[0] == b'"' {
+                let valid = (scan::is_ascii(text) || std::str::from_utf8(text).is_ok())
+                    && (memchr::memmem::find(text, b"\\u").is_none() || serde_json::from_slice::<String>(text).is_ok());
+                if valid {
+                    found.push(content);
+                }
+            }
+            Ok(())
+        })
+    })
+    .ok()?;
+    c.skip_ws();
+    c.at_end().then_some(found)
+}
+
+/// Walks an object's members after its `{`, through its `}`: `member` gets each name's raw
+/// bytes (escapes kept) with the cursor at the value, and must cross the value.
+fn members_of<'a>(
+    c: &mut scan::Cursor<'a>,
+    mut member: impl FnMut(&mut scan::Cursor<'a>, &'a [u8]) -> Result<(), scan::Refused>,
+) -> Result<(), scan::Refused> {
+    c.skip_ws();
+    if c.peek() == Some(b'}') {
+        c.pos += 1;
+        return Ok(());
+    }
+    loop {
+        c.skip_ws();
+        let start = c.pos + 1;
+        c.skip_string()?;
+        let name = c.bytes().get(start..c.pos - 1).ok_or(scan::Refused)?;
+        c.skip_ws();
+        c.expect(b':')?;
+        c.skip_ws();
+        member(c, name)?;
+        c.skip_ws();
+        match c.peek() {
+            Some(b',') => c.pos += 1,
+            Some(b'}') => {
+                c.pos += 1;
+                return Ok(());
+            }
+            _ => return Err(scan::Refused),
+        }
+    }
+}
+
+/// Walks an array's items after its `[`, through its `]`: `item` must cross each.
+fn items_of<'a>(
+    c: &mut scan::Cursor<'a>,
+    mut item: impl FnMut(&mut scan::Cursor<'a>) -> Result<(), scan::Refused>,
+) -> Result<(), scan::Refused> {
+    c.skip_ws();
+    if c.peek() == Some(b']') {
+        c.pos += 1;
+        return Ok(());
+    }
+    loop {
+        c.skip_ws();
+        item(c)?;
+        c.skip_ws();
+        match c.peek() {
+            Some(b',') => c.pos += 1,
+            Some(b']') => {
+                c.pos += 1;
+                return Ok(());
+            }
+            _ => return Err(scan::Refused),
+        }
+    }
+}
+
 /// Just past the JSON string whose opening quote is at `open` in `bytes`, and whether it holds an
 /// escape; `None` when no valid string starts there. The scanner's SIMD search, for readers that
 /// walk a body themselves.
@@ -75,6 +189,42 @@ mod tests {
         assert_eq!(items("[]"), Some(vec![]));
         assert_eq!(items("[1,]"), None);
         assert_eq!(items("{}"), None);
+    }
+
+    #[test]
+    fn chat_texts_are_the_long_user_and_system_contents() {
+        let long = "a".repeat(20);
+        let body = format!(
+            r#"{{"model":"m","x":{{"messages":[]}},"messages":[
+                {{"role":"system","content":"{long}"}},
+                {{"content":"{long}","role":"user","name":"n"}},
+                {{"role":"assistant","content":"{long}"}},
+                {{"role":"user","content":"short"}},
+                {{"role":"user","content":[{{"type":"text","text":"{long}"}}]}},
+                {{"role":"user","content":"{long}","content":"{long}"}},
+                {{"role":"user","c\u006fntent":"x","content":"{long}"}},
+                {{"role":"developer","content":"{long}\n"}},
+                7
+            ]}} "#
+        );
+        let got: Vec<&str> = chat_texts(body.as_bytes(), 10).unwrap().into_iter().map(|r| &body[r]).collect();
+        let quoted = format!("\"{long}\"");
+        assert_eq!(got, vec![quoted.as_str(), quoted.as_str(), &format!("\"{long}\\n\"")]);
+    }
+
+    #[test]
+    fn chat_texts_refuse_what_serde_would_refuse_or_read_otherwise() {
+        let long = "b".repeat(20);
+        let one = |content: &str| format!(r#"{{"messages":[{{"role":"user","content":{content}}}]}}"#);
+        assert_eq!(chat_texts(one(&format!("\"{long}\"")).as_bytes(), 10).map(|v| v.len()), Some(1));
+        // A lone surrogate: serde_json will not decode it, so it is not a text to pass on.
+        assert_eq!(chat_texts(one(&format!("\"{long}\\ud800\"")).as_bytes(), 10), Some(vec![]));
+        let mut bad = one(&format!("\"{long}\"")).into_bytes();
+        bad[45] = 0xff;
+        assert_eq!(chat_texts(&bad, 10), Some(vec![]));
+        assert_eq!(chat_texts(br#"{"messages":[],"messages":[]}"#, 10), None);
+        assert_eq!(chat_texts(format!("{} x", one("1")).as_bytes(), 10), None);
+        assert_eq!(chat_texts(b"[1]", 10), None);
     }
 
     #[test]
