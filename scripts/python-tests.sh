@@ -72,4 +72,17 @@ fi
 for arg in "$@"; do
     case "$arg" in tests/*) exec "$VENV/bin/python" -m pytest -q "$@" ;; esac
 done
-exec "$VENV/bin/python" -m pytest -q tests/python "$@"
+
+# The whole suite: most files side by side in SLUICE_TEST_WORKERS processes (pytest-xdist, a
+# file's tests kept in one process so its gateways and fixtures are made once), since a test
+# mostly waits on the gateways it starts; then, alone, the files that time the gateway or load
+# the machine (the seed's scaled load tests, replicas behind nginx, database outages), whose
+# figures mean nothing with other tests beside them.
+SERIAL=(tests/python/test_replicas.py tests/python/test_locust.py tests/python/test_db_outage.py)
+ignores=()
+for f in "${SERIAL[@]}"; do ignores+=("--ignore=$f"); done
+status=0
+"$VENV/bin/python" -m pytest -q -n "${SLUICE_TEST_WORKERS:-3}" --dist loadfile --durations=10 \
+    "${ignores[@]}" tests/python "$@" || status=$?
+"$VENV/bin/python" -m pytest -q --durations=5 "${SERIAL[@]}" "$@" || status=$?
+exit "$status"
