@@ -82,21 +82,75 @@ impl Shape {
     }
 }
 
-/// The key of `body` sent to `model_group`, as the client sees it in `x-litellm-cache-key`:
-/// 64 hex digits, after `namespace:` when there is a namespace. `None` when the body is not a
-/// JSON object (such a request never reaches an upstream either).
-pub fn of(shape: Shape, model_group: &str, body: &[u8], namespace: Option<&str>) -> Option<String> {
+/// The 32 bytes a key names: a BLAKE3 digest, or (in process) a namespaced key's [`id`].
+pub type Id = [u8; 32];
+
+/// The digest of `body` sent to `model_group`: the key without its namespace, as bytes. `None`
+/// when the body is not a JSON object (such a request never reaches an upstream either).
+pub fn digest(shape: Shape, model_group: &str, body: &[u8]) -> Option<Id> {
     let fields: [&[u8]; 3] = [b"sluice-cache-1", shape.name().as_bytes(), model_group.as_bytes()];
-    let digest = CANONICAL.with_borrow_mut(|canonical| {
+    CANONICAL.with_borrow_mut(|canonical| {
         let digest = canonical.write(&fields, body, |name| !IGNORED.contains(&name)).map(blake3::hash);
         canonical.trim();
-        digest
-    })?;
-    let digest = digest.to_hex();
-    Some(match namespace {
-        Some(ns) => format!("{ns}:{digest}"),
-        None => digest.to_string(),
+        digest.map(|d| *d.as_bytes())
     })
+}
+
+/// The key of `body` sent to `model_group`, as the client sees it in `x-litellm-cache-key`:
+/// 64 hex digits, after `namespace:` when there is a namespace. `None` when the body is not a
+/// JSON object.
+pub fn of(shape: Shape, model_group: &str, body: &[u8], namespace: Option<&str>) -> Option<String> {
+    digest(shape, model_group, body).map(|d| text(namespace, &d))
+}
+
+/// The key's text: what clients see, what `/cache/delete` names, and the Redis key's tail.
+pub fn text(namespace: Option<&str>, digest: &Id) -> String {
+    let hex = blake3::Hash::from_bytes(*digest).to_hex();
+    match namespace {
+        Some(ns) => format!("{ns}:{hex}"),
+        None => hex.to_string(),
+    }
+}
+
+/// A key's text read back into its namespace and digest; `None` for text no key has (not 64
+/// lowercase hex digits at the end, or no `:` before them after a namespace).
+pub fn parse(key: &str) -> Option<(Option<&str>, Id)> {
+    let split = key.len().checked_sub(64)?;
+    let (head, hex) = (key.get(..split)?, key.get(split..)?);
+    let namespace = match head {
+        "" => None,
+        _ => Some(head.strip_suffix(':')?),
+    };
+    let mut digest = [0u8; 32];
+    for (out, pair) in digest.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+        *out = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some((namespace, digest))
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// What the in-process store files an entry under: the digest itself, or with a namespace a
+/// BLAKE3 of the two (in its key-derivation mode, so no such id can equal a request's digest),
+/// so that the store holds 32 bytes an entry instead of the key's text and still keeps
+/// namespaces apart.
+pub fn id(namespace: Option<&str>, digest: &Id) -> Id {
+    match namespace {
+        None => *digest,
+        Some(ns) => {
+            let mut h = blake3::Hasher::new_derive_key("sluice cache 2026-12 namespaced local id");
+            h.update(&(ns.len() as u64).to_le_bytes());
+            h.update(ns.as_bytes());
+            h.update(digest);
+            *h.finalize().as_bytes()
+        }
+    }
 }
 
 thread_local! {
@@ -267,6 +321,30 @@ mod tests {
             if let Some(old) = reference(Shape::Chat, "g", &body) {
                 prop_assert_eq!(new, Some(old));
             }
+        }
+    }
+
+    #[test]
+    fn a_keys_text_reads_back_and_namespaces_get_ids_of_their_own() {
+        let d = digest(Shape::Chat, "g", br#"{"messages":[]}"#).unwrap();
+        for ns in [None, Some(""), Some("team-a"), Some("a:b"), Some("\u{e9}t\u{e9}")] {
+            assert_eq!(parse(&text(ns, &d)), Some((ns, d)), "{ns:?}");
+        }
+        let ids: std::collections::HashSet<Id> =
+            [None, Some(""), Some("team-a"), Some("team-b")].into_iter().map(|ns| id(ns, &d)).collect();
+        assert_eq!(ids.len(), 4);
+        assert_eq!(id(None, &d), d);
+        let hex = text(None, &d);
+        for bad in [
+            String::new(),
+            hex[1..].to_string(),
+            hex.to_uppercase(),
+            format!("x{hex}"),
+            format!("ns{hex}"),
+            format!("{}g", &hex[..63]),
+            format!("{}\u{e9}", &hex[..62]),
+        ] {
+            assert_eq!(parse(&bad), None, "{bad}");
         }
     }
 

@@ -106,8 +106,12 @@ pub struct Stats {
 /// One request's business with the cache.
 #[derive(Debug, Clone)]
 pub struct Lookup {
-    /// The key as the client sees it in `x-litellm-cache-key`.
-    pub key: String,
+    /// The key's digest and namespace: its text ([`Lookup::key`]) is written only when it is
+    /// shown or sent to Redis, not on every lookup.
+    digest: key::Id,
+    namespace: Option<Box<str>>,
+    /// What the in-process store files the answer under.
+    id: key::Id,
     pub shape: Shape,
     read: bool,
     write: bool,
@@ -121,6 +125,11 @@ pub struct Lookup {
 }
 
 impl Lookup {
+    /// The key as the client sees it in `x-litellm-cache-key`.
+    pub fn key(&self) -> String {
+        key::text(self.namespace.as_deref(), &self.digest)
+    }
+
     /// Only an answer that reports its usage will do: a streamed request asking for
     /// `include_usage` cannot be replayed from a stream kept without it.
     pub fn needing_usage(mut self) -> Lookup {
@@ -205,7 +214,8 @@ impl Cache {
             return None;
         }
         let namespace = c.namespace.as_deref().or(self.settings.namespace.as_deref());
-        let key = key::of(shape, model_group, body, namespace)?;
+        let digest = key::digest(shape, model_group, body)?;
+        let id = key::id(namespace, &digest);
         let ttl = c.ttl.or(self.settings.ttl).or(match self.settings.backend {
             Backend::Local => Some(self.settings.in_memory_ttl.unwrap_or(DEFAULT_LOCAL_TTL)),
             Backend::Redis => self.settings.redis_ttl,
@@ -215,7 +225,8 @@ impl Cache {
             Some(_) => format!("{}|{}|{model_group}", namespace.unwrap_or(""), shape.name()),
             None => String::new(),
         };
-        Some(Lookup { key, shape, read, write, ttl, max_age: c.s_maxage, needs_usage: false, scope })
+        let namespace = namespace.map(Box::from);
+        Some(Lookup { digest, namespace, id, shape, read, write, ttl, max_age: c.s_maxage, needs_usage: false, scope })
     }
 
     /// The semantic cache, when this is one.
@@ -225,7 +236,7 @@ impl Cache {
 
     /// The kept answer for `lookup`, if there is one it may use. Counts the hit or the miss.
     pub async fn get(&self, lookup: &Lookup) -> Option<Entry> {
-        self.get_as(lookup, &lookup.key).await
+        self.counted(lookup, None).await
     }
 
     /// A lookup that found nothing without asking the store (a semantic cache with no prompt
@@ -238,29 +249,41 @@ impl Cache {
     /// [`get`](Self::get) of the answer kept under `key` (a semantic hit's: another prompt's),
     /// within what `lookup` allows.
     pub async fn get_as(&self, lookup: &Lookup, key: &str) -> Option<Entry> {
+        self.counted(lookup, Some(key)).await
+    }
+
+    /// The answer kept under `other` (a key's text), or under the lookup's own key.
+    async fn counted(&self, lookup: &Lookup, other: Option<&str>) -> Option<Entry> {
         if !lookup.read {
             return None;
         }
-        let found = self.find(lookup, key).await;
+        let found = self.find(lookup, other).await;
         let counter = if found.is_some() { &self.stats.hits } else { &self.stats.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
 
-    async fn find(&self, lookup: &Lookup, key: &str) -> Option<Entry> {
+    async fn find(&self, lookup: &Lookup, other: Option<&str>) -> Option<Entry> {
         let now = entry::now_ms();
+        let id = match other {
+            None => Some(lookup.id),
+            Some(key) => key::parse(key).map(|(ns, digest)| key::id(ns, &digest)),
+        };
         let fits = |e: &Entry| {
             e.shape == lookup.shape
                 && lookup.max_age.is_none_or(|max| e.age_ms(now) <= max.as_millis() as u64)
                 && (!lookup.needs_usage || e.has_usage())
         };
-        if let Some(e) = self.local.as_ref().and_then(|l| l.get(key, now)) {
+        if let Some(e) = self.local.as_ref().zip(id.as_ref()).and_then(|(l, id)| l.get(id, now)) {
             return fits(&e).then_some(e);
         }
         let redis = self.redis.as_ref()?;
-        let e = redis.get(key).await?;
-        if let (Some(local), Some(ttl)) = (&self.local, self.settings.in_memory_ttl) {
-            local.put(key.to_string(), e.clone(), now.saturating_add(ttl.as_millis() as u64));
+        let e = match other {
+            Some(key) => redis.get(key).await?,
+            None => redis.get(&lookup.key()).await?,
+        };
+        if let (Some(local), Some(ttl), Some(id)) = (&self.local, self.settings.in_memory_ttl, id) {
+            local.put(id, e.clone(), now.saturating_add(ttl.as_millis() as u64));
         }
         fits(&e).then_some(e)
     }
@@ -282,12 +305,8 @@ impl Cache {
                 (m, _) => m,
             },
         };
-        if let Some(local) = &self.local {
-            let expires = local_ttl.map_or(u64::MAX, |t| now.saturating_add(t.as_millis() as u64));
-            local.put(lookup.key.clone(), entry.clone(), expires);
-        }
         if self.redis.is_some() {
-            let (cache, key, ttl) = (self.clone(), lookup.key.clone(), lookup.ttl);
+            let (cache, key, ttl, entry) = (self.clone(), lookup.key(), lookup.ttl, entry.clone());
             tokio::spawn(async move {
                 if let Some(redis) = &cache.redis {
                     if !redis.put(&key, &entry, ttl).await {
@@ -296,13 +315,20 @@ impl Cache {
                 }
             });
         }
+        // Moved, not cloned, when nothing else keeps it: a clone of a fresh answer's `Bytes`
+        // allocates its shared count.
+        if let Some(local) = &self.local {
+            let expires = local_ttl.map_or(u64::MAX, |t| now.saturating_add(t.as_millis() as u64));
+            local.put(lookup.id, entry, expires);
+        }
     }
 
     /// `/cache/delete`: how many of `keys` were kept (here, or in Redis).
     pub async fn delete(&self, keys: &[String]) -> Result<u64, String> {
         let mut here = 0;
         if let Some(local) = &self.local {
-            here = keys.iter().filter(|k| local.delete(k)).count() as u64;
+            let ids = keys.iter().filter_map(|k| key::parse(k)).map(|(ns, digest)| key::id(ns, &digest));
+            here = ids.filter(|id| local.delete(id)).count() as u64;
         }
         match &self.redis {
             Some(redis) => redis.delete(keys).await.map(|n| n.max(here)).ok_or_else(unreachable),
@@ -377,7 +403,15 @@ mod tests {
 
         // A namespace is a cache of its own.
         let ns = cache.lookup(Shape::Chat, "m", BODY, Some(&controls(r#"{"namespace": "a"}"#))).unwrap();
-        assert!(ns.key.starts_with("a:") && cache.get(&ns).await.is_none());
+        assert!(ns.key().starts_with("a:") && cache.get(&ns).await.is_none());
+        cache.put(&ns, Bytes::from_static(b"{\"answer\":2}"));
+        assert_eq!(&cache.get(&ns).await.unwrap().answer[..], b"{\"answer\":2}");
+        assert_eq!(&cache.get(&l).await.unwrap().answer[..], b"{\"answer\":1}");
+        // Found by its key's text too (a semantic hit's way), and deleted by it.
+        assert_eq!(&cache.get_as(&l, &ns.key()).await.unwrap().answer[..], b"{\"answer\":2}");
+        assert!(cache.get_as(&l, "not-a-key").await.is_none());
+        assert_eq!(cache.delete(&[ns.key(), "not-a-key".into(), format!("b:{}", l.key())]).await, Ok(1));
+        assert!(cache.get(&ns).await.is_none() && cache.get(&l).await.is_some());
     }
 
     #[tokio::test]

@@ -3,22 +3,138 @@
 //!
 //! Sharded by key so that requests on different threads rarely meet on one lock (the request
 //! path takes no global lock); each shard holds its part of both bounds.
+//!
+//! An entry is filed under the 32 bytes of its key's digest ([`crate::key::id`]), not the key's
+//! text: with every request a miss, each one puts an entry and evicts another, and a `String`
+//! and a list node of their own per entry were allocations, hashing and frees on every request.
+//! Here a shard's entries lie in one vector, linked into recency order by index; a table of
+//! indices finds them, hashed by the id's own first bytes (a BLAKE3 output is already uniform,
+//! and no caller can choose it). An entry leaving is replaced in the vector by the last one, so
+//! the vector stays dense and nothing is allocated per entry once it has grown.
 
 use crate::entry::Entry;
-use lru::LruCache;
+use crate::key::Id;
+use hashbrown::HashTable;
 use std::sync::Mutex;
 
 const SHARDS: usize = 16;
 
-struct Stored {
-    entry: Entry,
+/// No neighbour: the end of the recency list.
+const NONE: u32 = u32::MAX;
+
+/// What an entry costs the byte bound beyond its answer: its id.
+const ID_BYTES: usize = std::mem::size_of::<Id>();
+
+struct Slot {
+    id: Id,
+    /// The neighbours in recency order: `newer` was used more recently, `older` less.
+    newer: u32,
+    older: u32,
     /// Unix milliseconds after which the entry is gone; `u64::MAX`: kept until evicted.
     expires_ms: u64,
+    entry: Entry,
 }
 
+#[derive(Default)]
 struct Shard {
-    entries: LruCache<String, Stored>,
+    /// Indices into `slots`, hashed by [`hash`] of the slot's id.
+    table: HashTable<u32>,
+    slots: Vec<Slot>,
+    /// The most and the least recently used (`NONE` when empty).
+    newest: u32,
+    oldest: u32,
     bytes: usize,
+}
+
+/// The table's hash of an id: its first eight bytes. The shard is chosen by its last byte, so
+/// the entries of one shard still spread over all of its table.
+fn hash(id: &Id) -> u64 {
+    u64::from_le_bytes([id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7]])
+}
+
+fn cost(entry: &Entry) -> usize {
+    entry.size() + ID_BYTES
+}
+
+impl Shard {
+    fn empty() -> Shard {
+        Shard { newest: NONE, oldest: NONE, ..Shard::default() }
+    }
+
+    fn find(&self, id: &Id) -> Option<u32> {
+        self.table.find(hash(id), |&i| self.slots[i as usize].id == *id).copied()
+    }
+
+    /// Takes slot `i` out of the recency list.
+    fn unlink(&mut self, i: u32) {
+        let (newer, older) = (self.slots[i as usize].newer, self.slots[i as usize].older);
+        match newer {
+            NONE => self.newest = older,
+            n => self.slots[n as usize].older = older,
+        }
+        match older {
+            NONE => self.oldest = newer,
+            o => self.slots[o as usize].newer = newer,
+        }
+    }
+
+    /// Puts slot `i` (not in the list) at the most recent end.
+    fn link_newest(&mut self, i: u32) {
+        let old_newest = self.newest;
+        let slot = &mut self.slots[i as usize];
+        slot.newer = NONE;
+        slot.older = old_newest;
+        match old_newest {
+            NONE => self.oldest = i,
+            n => self.slots[n as usize].newer = i,
+        }
+        self.newest = i;
+    }
+
+    fn touch(&mut self, i: u32) {
+        if self.newest != i {
+            self.unlink(i);
+            self.link_newest(i);
+        }
+    }
+
+    fn insert(&mut self, id: Id, entry: Entry, expires_ms: u64) {
+        let i = self.slots.len() as u32;
+        self.bytes += cost(&entry);
+        self.slots.push(Slot { id, newer: NONE, older: NONE, expires_ms, entry });
+        let slots = &self.slots;
+        self.table.insert_unique(hash(&id), i, |&j| hash(&slots[j as usize].id));
+        self.link_newest(i);
+    }
+
+    /// Takes slot `i` out of the table, the list and the vector (the last slot moves into its
+    /// place), and hands its entry back to be dropped once the lock is let go.
+    fn remove(&mut self, i: u32) -> Entry {
+        let id = self.slots[i as usize].id;
+        if let Ok(found) = self.table.find_entry(hash(&id), |&j| j == i) {
+            found.remove();
+        }
+        self.unlink(i);
+        let last = (self.slots.len() - 1) as u32;
+        if i != last {
+            let moved = &self.slots[last as usize];
+            let (newer, older) = (moved.newer, moved.older);
+            if let Some(at) = self.table.find_mut(hash(&moved.id), |&j| j == last) {
+                *at = i;
+            }
+            match newer {
+                NONE => self.newest = i,
+                n => self.slots[n as usize].older = i,
+            }
+            match older {
+                NONE => self.oldest = i,
+                o => self.slots[o as usize].newer = i,
+            }
+        }
+        let gone = self.slots.swap_remove(i as usize);
+        self.bytes -= cost(&gone.entry);
+        gone.entry
+    }
 }
 
 pub(crate) struct Local {
@@ -30,61 +146,76 @@ pub(crate) struct Local {
 impl Local {
     /// At most `max_entries` entries and `max_bytes` bytes in all (each at least one per shard).
     pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Local {
-        let shards = (0..SHARDS).map(|_| Mutex::new(Shard { entries: LruCache::unbounded(), bytes: 0 })).collect();
-        Local { shards, max_entries: max_entries.div_ceil(SHARDS).max(1), max_bytes: max_bytes.div_ceil(SHARDS).max(1) }
+        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::empty())).collect();
+        // Indices are u32 with one value kept for "none".
+        let max_entries = max_entries.div_ceil(SHARDS).clamp(1, (NONE - 1) as usize);
+        Local { shards, max_entries, max_bytes: max_bytes.div_ceil(SHARDS).max(1) }
     }
 
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
-        // The key ends in hex digits of a SHA-256: its last byte spreads keys evenly.
-        let i = key.as_bytes().last().copied().unwrap_or(0) as usize % SHARDS;
+    fn shard(&self, id: &Id) -> std::sync::MutexGuard<'_, Shard> {
+        let i = id[id.len() - 1] as usize % SHARDS;
         self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn get(&self, key: &str, now_ms: u64) -> Option<Entry> {
-        let mut shard = self.shard(key);
-        match shard.entries.get(key) {
-            Some(s) if s.expires_ms > now_ms => return Some(s.entry.clone()),
-            Some(_) => {}
-            None => return None,
+    pub(crate) fn get(&self, id: &Id, now_ms: u64) -> Option<Entry> {
+        let mut shard = self.shard(id);
+        let i = shard.find(id)?;
+        if shard.slots[i as usize].expires_ms > now_ms {
+            shard.touch(i);
+            return Some(shard.slots[i as usize].entry.clone());
         }
-        if let Some(gone) = shard.entries.pop(key) {
-            shard.bytes -= gone.entry.size() + key.len();
-        }
+        let gone = shard.remove(i);
+        drop(shard);
+        drop(gone);
         None
     }
 
-    pub(crate) fn put(&self, key: String, entry: Entry, expires_ms: u64) {
-        let size = entry.size() + key.len();
-        if size > self.max_bytes {
+    pub(crate) fn put(&self, id: Id, entry: Entry, expires_ms: u64) {
+        if cost(&entry) > self.max_bytes {
             return;
         }
-        let mut shard = self.shard(&key);
-        if let Some(old) = shard.entries.put(key.clone(), Stored { entry, expires_ms }) {
-            shard.bytes -= old.entry.size() + key.len();
+        let mut shard = self.shard(&id);
+        let s = &mut *shard;
+        let replaced = match s.find(&id) {
+            Some(i) => {
+                s.bytes = s.bytes - cost(&s.slots[i as usize].entry) + cost(&entry);
+                let slot = &mut s.slots[i as usize];
+                slot.expires_ms = expires_ms;
+                let old = std::mem::replace(&mut slot.entry, entry);
+                s.touch(i);
+                Some(old)
+            }
+            None => {
+                s.insert(id, entry, expires_ms);
+                None
+            }
+        };
+        // With every request a miss this evicts one entry a put; the answers go once the lock
+        // is let go (at most a few: the entry put fits the byte bound on its own).
+        let mut evicted: Vec<Entry> = Vec::new();
+        while (s.slots.len() > self.max_entries || s.bytes > self.max_bytes) && s.oldest != NONE {
+            let oldest = s.oldest;
+            evicted.push(s.remove(oldest));
         }
-        shard.bytes += size;
-        while shard.entries.len() > self.max_entries || shard.bytes > self.max_bytes {
-            let Some((k, gone)) = shard.entries.pop_lru() else { break };
-            shard.bytes -= gone.entry.size() + k.len();
-        }
+        drop(shard);
+        drop(replaced);
+        drop(evicted);
     }
 
-    pub(crate) fn delete(&self, key: &str) -> bool {
-        let mut shard = self.shard(key);
-        match shard.entries.pop(key) {
-            Some(gone) => {
-                shard.bytes -= gone.entry.size() + key.len();
-                true
-            }
-            None => false,
-        }
+    pub(crate) fn delete(&self, id: &Id) -> bool {
+        let mut shard = self.shard(id);
+        let Some(i) = shard.find(id) else { return false };
+        let gone = shard.remove(i);
+        drop(shard);
+        drop(gone);
+        true
     }
 
     pub(crate) fn clear(&self) {
         for s in self.shards.iter() {
-            let mut shard = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            shard.entries.clear();
-            shard.bytes = 0;
+            let gone =
+                std::mem::replace(&mut *s.lock().unwrap_or_else(std::sync::PoisonError::into_inner), Shard::empty());
+            drop(gone);
         }
     }
 
@@ -92,7 +223,7 @@ impl Local {
     pub(crate) fn usage(&self) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(n, b), s| {
             let shard = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            (n + shard.entries.len(), b + shard.bytes)
+            (n + shard.slots.len(), b + shard.bytes)
         })
     }
 }
@@ -102,14 +233,18 @@ mod tests {
     use super::*;
     use crate::key::Shape;
     use bytes::Bytes;
+    use proptest::prelude::*;
 
     fn entry(n: usize) -> Entry {
         Entry { created_ms: 1, shape: Shape::Chat, answer: Bytes::from(vec![b'x'; n]) }
     }
 
-    /// Keys that all land in one shard (same last byte).
-    fn key(i: usize) -> String {
-        format!("{i:08}a")
+    /// Ids that all land in one shard (same last byte), and in the table by their first bytes.
+    fn key(i: usize) -> Id {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        id[31] = b'a';
+        id
     }
 
     #[test]
@@ -132,18 +267,21 @@ mod tests {
         assert!(l.get(&key(2), 0).is_none(), "the least recently used went");
         assert!(l.get(&key(1), 0).is_some() && l.get(&key(3), 0).is_some());
 
-        // 100 bytes a shard: the third 40-byte answer pushes the oldest out.
-        let l = Local::new(1000, 100 * SHARDS);
+        // 200 bytes a shard: the third 80-byte entry pushes the oldest out.
+        let l = Local::new(1000, 200 * SHARDS);
+        let answer = 80 - ID_BYTES - entry(0).size();
         for i in 0..3 {
-            l.put(key(i), entry(40 - 13 - 9), u64::MAX);
+            l.put(key(i), entry(answer), u64::MAX);
         }
         assert!(l.get(&key(0), 0).is_none());
-        let (n, bytes) = l.usage();
-        assert_eq!(n, 2);
-        assert!(bytes <= 100);
+        assert_eq!(l.usage(), (2, 160));
         // One larger than a shard's share is not kept at all.
-        l.put(key(9), entry(200), u64::MAX);
+        l.put(key(9), entry(300), u64::MAX);
         assert!(l.get(&key(9), 0).is_none());
+        // One that needs the room of both others evicts both.
+        l.put(key(10), entry(200 - ID_BYTES - entry(0).size()), u64::MAX);
+        assert_eq!(l.usage(), (1, 200));
+        assert!(l.get(&key(10), 0).is_some());
     }
 
     #[test]
@@ -151,9 +289,109 @@ mod tests {
         let l = Local::new(100, 1 << 20);
         l.put(key(1), entry(10), u64::MAX);
         l.put(key(1), entry(30), u64::MAX);
-        assert_eq!(l.usage(), (1, entry(30).size() + key(1).len()));
+        assert_eq!(l.usage(), (1, entry(30).size() + ID_BYTES));
+        assert_eq!(l.get(&key(1), 0).unwrap().answer.len(), 30);
         assert!(l.delete(&key(1)));
         assert!(!l.delete(&key(1)));
         assert_eq!(l.usage(), (0, 0));
+        l.put(key(2), entry(10), u64::MAX);
+        l.clear();
+        assert_eq!(l.usage(), (0, 0));
+        assert!(l.get(&key(2), 0).is_none());
+    }
+
+    /// What the store must do, kept the slow and obvious way: entries from the most to the least
+    /// recently used.
+    #[derive(Default)]
+    struct Model {
+        order: Vec<(usize, usize, u64)>,
+    }
+
+    impl Model {
+        fn get(&mut self, k: usize, now: u64) -> Option<usize> {
+            let at = self.order.iter().position(|e| e.0 == k)?;
+            let e = self.order.remove(at);
+            if e.2 <= now {
+                return None;
+            }
+            self.order.insert(0, e);
+            Some(e.1)
+        }
+
+        fn put(&mut self, k: usize, len: usize, expires: u64, max_entries: usize, max_bytes: usize) {
+            let cost = |len: usize| entry(len).size() + ID_BYTES;
+            if cost(len) > max_bytes {
+                return;
+            }
+            self.order.retain(|e| e.0 != k);
+            self.order.insert(0, (k, len, expires));
+            while self.order.len() > max_entries || self.order.iter().map(|e| cost(e.1)).sum::<usize>() > max_bytes {
+                self.order.pop();
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Get(usize),
+        Put(usize, usize, bool),
+        Delete(usize),
+        Tick,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0usize..12).prop_map(Op::Get),
+            4 => (0usize..12, 0usize..60, any::<bool>()).prop_map(|(k, n, short)| Op::Put(k, n, short)),
+            1 => (0usize..12).prop_map(Op::Delete),
+            1 => Just(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        /// Any run of gets, puts (some with a short life), deletes and time passing: the store
+        /// answers as the obvious list would, and its counts are that list's. Moving the last
+        /// slot into an evicted one's place must keep every link and table entry right.
+        #[test]
+        fn the_store_keeps_recency_order_and_both_bounds(
+            ops in proptest::collection::vec(op(), 1..200),
+            max_entries in 1usize..8,
+            max_bytes in 60usize..400,
+        ) {
+            let l = Local::new(max_entries * SHARDS, max_bytes * SHARDS);
+            let mut model = Model::default();
+            let mut now = 0u64;
+            for op in ops {
+                match op {
+                    Op::Get(k) => {
+                        let got = l.get(&key(k), now).map(|e| e.answer.len());
+                        prop_assert_eq!(got, model.get(k, now), "get {}", k);
+                    }
+                    Op::Put(k, n, short) => {
+                        let expires = if short { now + 2 } else { u64::MAX };
+                        l.put(key(k), entry(n), expires);
+                        model.put(k, n, expires, max_entries, max_bytes);
+                    }
+                    Op::Delete(k) => {
+                        let was = model.order.iter().any(|e| e.0 == k);
+                        model.order.retain(|e| e.0 != k);
+                        prop_assert_eq!(l.delete(&key(k)), was);
+                    }
+                    Op::Tick => now += 1,
+                }
+                let bytes = model.order.iter().map(|e| entry(e.1).size() + ID_BYTES).sum::<usize>();
+                prop_assert_eq!(l.usage(), (model.order.len(), bytes));
+            }
+            // The order itself: read oldest first from the model, each must still be there.
+            let shard = l.shard(&key(0));
+            let mut walked = Vec::new();
+            let mut at = shard.newest;
+            while at != NONE {
+                walked.push(shard.slots[at as usize].id);
+                at = shard.slots[at as usize].older;
+            }
+            let want: Vec<Id> = model.order.iter().map(|e| key(e.0)).collect();
+            prop_assert_eq!(walked, want);
+        }
     }
 }

@@ -126,7 +126,6 @@ pub(crate) async fn answer(
         _ => cache.get(lookup).await,
     };
     let lookup = &call.lookup;
-    let key = found_key.as_deref().unwrap_or(&lookup.key);
     let Some(entry) = found else {
         if let (Some(m), true) = (&app.metrics, lookup.reads()) {
             m.cache_lookup(label_model, "", end_user, facts.caller(), false, 0);
@@ -142,6 +141,9 @@ pub(crate) async fn answer(
     if let Some(m) = &app.metrics {
         m.cache_lookup(label_model, "", end_user, facts.caller(), true, usage.prompt_tokens + usage.completion_tokens);
     }
+    // Written only for a hit: a miss never shows its key.
+    let key = found_key.unwrap_or_else(|| lookup.key());
+    let key = key.as_str();
     if let Some(charge) = &facts.charge {
         charge.cached(key, true);
         // No deployment served: the row names the model group, and nothing is priced.
@@ -240,7 +242,7 @@ fn put(cache: &Arc<sluice_cache::Cache>, lookup: Lookup, vector: Option<Vec<f32>
         let cache = cache.clone();
         tokio::spawn(async move {
             if let Some(semantic) = cache.semantic() {
-                semantic.add(&lookup.scope, &lookup.key, &vector).await;
+                semantic.add(&lookup.scope, &lookup.key(), &vector).await;
             }
         });
     }
