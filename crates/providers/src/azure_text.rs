@@ -100,12 +100,7 @@ pub fn chat_response(v: &Value, model: &str, id: &str, created: u64) -> Result<V
             })
         })
         .collect();
-    let mut out =
-        json!({ "id": id, "object": "chat.completion", "created": created, "model": model, "choices": choices });
-    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-        out["usage"] = u.clone();
-    }
-    Ok(out)
+    Ok(crate::chunks::stamped("chat.completion", id, created, model, Value::Array(choices), v))
 }
 
 /// Completion chunks → chat chunks (the first choice's text; Azure's opening chunk of prompt

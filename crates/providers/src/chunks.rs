@@ -148,12 +148,17 @@ pub fn completion(
 /// container, a Vertex AI partner model), stamped with the gateway's id, model and time.
 pub fn restamped_answer(v: &Value, model: &str, id: &str, created: u64) -> Result<Value, String> {
     let choices = v.get("choices").and_then(Value::as_array).ok_or("no `choices` list")?;
-    let mut out =
-        json!({ "id": id, "object": "chat.completion", "created": created, "model": model, "choices": choices });
-    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+    Ok(stamped("chat.completion", id, created, model, Value::Array(choices.clone()), v))
+}
+
+/// A whole OpenAI answer (`object`: `chat.completion` or `text_completion`) of `choices`,
+/// carrying the `usage` object of the upstream's answer `upstream` when it has one.
+pub(crate) fn stamped(object: &str, id: &str, created: u64, model: &str, choices: Value, upstream: &Value) -> Value {
+    let mut out = json!({ "id": id, "object": object, "created": created, "model": model, "choices": choices });
+    if let Some(u) = upstream.get("usage").filter(|u| u.is_object()) {
         out["usage"] = u.clone();
     }
-    Ok(out)
+    out
 }
 
 /// The SSE events of an OpenAI-format stream from such a server: its chunks re-stamped as

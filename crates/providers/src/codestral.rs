@@ -119,12 +119,7 @@ pub fn text_completion(v: &Value, model: &str, id: &str, created: u64) -> Result
         .collect();
     let id = v.get("id").and_then(Value::as_str).unwrap_or(id);
     let created = v.get("created").and_then(Value::as_u64).unwrap_or(created);
-    let mut out =
-        json!({ "id": id, "object": "text_completion", "created": created, "model": model, "choices": choices });
-    if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-        out["usage"] = u.clone();
-    }
-    Ok(out)
+    Ok(crate::chunks::stamped("text_completion", id, created, model, Value::Array(choices), v))
 }
 
 /// Mistral's chat chunks → `text_completion` chunks; the usage, when the client asked for it, in

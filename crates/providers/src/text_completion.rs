@@ -111,63 +111,29 @@ fn text_of(message: Option<&Value>) -> &str {
     message.and_then(|m| m.get("content")).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// A `chat.completion` as a `text_completion` (LiteLLM's `convert_chat_to_text_completion`):
-/// each choice's message content its `text`, the usage as it was.
-pub fn answer(chat: &Value, id: &str) -> Value {
-    let choices: Vec<Value> = chat
-        .get("choices")
+/// Each choice of `chat` as a completion's: its `part` (`message`, or a chunk's `delta`)
+/// content as `text`, its finish reason or `default_finish`.
+fn text_choices(chat: &Value, part: &str, default_finish: &Value) -> Vec<Value> {
+    chat.get("choices")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .enumerate()
         .map(|(i, c)| {
             json!({
-                "text": text_of(c.get("message")),
+                "text": text_of(c.get(part)),
                 "index": c.get("index").and_then(Value::as_u64).unwrap_or(i as u64),
                 "logprobs": null,
-                "finish_reason": c.get("finish_reason").filter(|r| !r.is_null()).cloned().unwrap_or_else(|| "stop".into()),
+                "finish_reason": c.get("finish_reason").filter(|r| !r.is_null()).unwrap_or(default_finish),
             })
         })
-        .collect();
-    let mut out = json!({
-        "id": id,
-        "object": "text_completion",
-        "created": chat.get("created").cloned().unwrap_or(Value::Null),
-        "model": chat.get("model").cloned().unwrap_or(Value::Null),
-        "choices": choices,
-    });
-    if let Some(usage) = chat.get("usage").filter(|u| u.is_object()) {
-        out["usage"] = usage.clone();
-    }
-    out
+        .collect()
 }
 
-/// A `chat.completion.chunk` as a text-completion chunk (LiteLLM's `TextCompletionStreamWrapper`):
-/// each choice's delta content its `text`. `None` for a chunk that carries nothing a completion
-/// has (the opening role chunk): neither text, nor a finish reason, nor usage.
-pub fn chunk(chat: &Value) -> Option<Value> {
-    let choices: Vec<Value> = chat
-        .get("choices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, c)| {
-            json!({
-                "text": text_of(c.get("delta")),
-                "index": c.get("index").and_then(Value::as_u64).unwrap_or(i as u64),
-                "logprobs": null,
-                "finish_reason": c.get("finish_reason").cloned().unwrap_or(Value::Null),
-            })
-        })
-        .collect();
-    let usage = chat.get("usage").filter(|u| u.is_object());
-    let says_something = |c: &Value| c["text"] != "" || !c["finish_reason"].is_null();
-    if usage.is_none() && !choices.iter().any(says_something) {
-        return None;
-    }
+/// A `text_completion` (whole or a chunk) with `chat`'s time, model and usage.
+fn completion(id: Value, chat: &Value, choices: Vec<Value>, usage: Option<&Value>) -> Value {
     let mut out = json!({
-        "id": chat.get("id").cloned().unwrap_or(Value::Null),
+        "id": id,
         "object": "text_completion",
         "created": chat.get("created").cloned().unwrap_or(Value::Null),
         "model": chat.get("model").cloned().unwrap_or(Value::Null),
@@ -176,7 +142,27 @@ pub fn chunk(chat: &Value) -> Option<Value> {
     if let Some(usage) = usage {
         out["usage"] = usage.clone();
     }
-    Some(out)
+    out
+}
+
+/// A `chat.completion` as a `text_completion` (LiteLLM's `convert_chat_to_text_completion`):
+/// each choice's message content its `text`, the usage as it was.
+pub fn answer(chat: &Value, id: &str) -> Value {
+    let choices = text_choices(chat, "message", &Value::from("stop"));
+    completion(Value::from(id), chat, choices, chat.get("usage").filter(|u| u.is_object()))
+}
+
+/// A `chat.completion.chunk` as a text-completion chunk (LiteLLM's `TextCompletionStreamWrapper`):
+/// each choice's delta content its `text`. `None` for a chunk that carries nothing a completion
+/// has (the opening role chunk): neither text, nor a finish reason, nor usage.
+pub fn chunk(chat: &Value) -> Option<Value> {
+    let choices = text_choices(chat, "delta", &Value::Null);
+    let usage = chat.get("usage").filter(|u| u.is_object());
+    let says_something = |c: &Value| c["text"] != "" || !c["finish_reason"].is_null();
+    if usage.is_none() && !choices.iter().any(says_something) {
+        return None;
+    }
+    Some(completion(chat.get("id").cloned().unwrap_or(Value::Null), chat, choices, usage))
 }
 
 #[cfg(test)]
