@@ -10,6 +10,7 @@ not come up), so a gateway panic or log line is visible in the pytest report.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import re
 import socket
@@ -113,6 +114,20 @@ class SluiceProc:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self._stderr.close()
+
+
+VERTEX_TEST_KEY = REPO_ROOT / "crates" / "providers" / "tests" / "fixtures" / "vertex-test-sa.json"
+
+
+def vertex_key_at(mock: SluiceProc, log_dir: Path, name: str) -> Path:
+    """The tests' Vertex service-account key (`VERTEX_TEST_KEY`) with its token_uri at `mock`,
+    written to `log_dir / name`: a mock started with `--vertex-credentials VERTEX_TEST_KEY`
+    issues tokens for it, and only for it."""
+    key = json.loads(VERTEX_TEST_KEY.read_text())
+    key["token_uri"] = mock.url + "/token"
+    path = log_dir / name
+    path.write_text(json.dumps(key))
+    return path
 
 
 def start_mock(log_dir: Path, name: str, *extra: str) -> SluiceProc:

@@ -15,7 +15,7 @@ import openai
 import pytest
 import requests
 
-from conftest import MASTER_KEY, render_config, spend_rows, start_gateway, start_mock
+from conftest import MASTER_KEY, render_config, spend_rows, start_gateway, start_mock, vertex_key_at
 
 ADMIN = {"Authorization": f"Bearer {MASTER_KEY}"}
 REPO = Path(__file__).resolve().parents[2]
@@ -27,10 +27,7 @@ PER_CHARACTER = 1.5e-5
 @pytest.fixture(scope="module")
 def env(log_dir):
     mock = start_mock(log_dir, "mock-audio-providers", "--record", "--vertex-credentials", str(TEST_KEY))
-    key = json.loads(TEST_KEY.read_text())
-    key["token_uri"] = mock.url + "/token"
-    key_path = log_dir / "vertex-tts-key.json"
-    key_path.write_text(json.dumps(key))
+    key_path = vertex_key_at(mock, log_dir, "vertex-tts-key.json")
     per_second = {"input_cost_per_second": PER_SECOND}
     per_char = {"input_cost_per_character": PER_CHARACTER}
     models = [

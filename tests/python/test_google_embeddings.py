@@ -3,14 +3,13 @@
 `:batchEmbedContents`), with `dimensions`, the SDK's default base64 and plain floats, and spend
 logged as `aembedding`. The upstream is `sluice mock`."""
 
-import json
 from pathlib import Path
 
 import openai
 import pytest
 import requests
 
-from conftest import MASTER_KEY, render_config, spend_rows, start_gateway, start_mock
+from conftest import MASTER_KEY, render_config, spend_rows, start_gateway, start_mock, vertex_key_at
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_KEY = REPO / "crates" / "providers" / "tests" / "fixtures" / "vertex-test-sa.json"
@@ -20,10 +19,7 @@ PRICE = {"input_cost_per_token": 0.001, "output_cost_per_token": 0.0}
 @pytest.fixture(scope="module")
 def gw(log_dir):
     mock = start_mock(log_dir, "mock-google-embed", "--vertex-credentials", str(TEST_KEY))
-    key = json.loads(TEST_KEY.read_text())
-    key["token_uri"] = mock.url + "/token"
-    key_path = log_dir / "vertex-embed-key.json"
-    key_path.write_text(json.dumps(key))
+    key_path = vertex_key_at(mock, log_dir, "vertex-embed-key.json")
     models = [
         (
             "vertex-embed",

@@ -5,14 +5,13 @@ deployment's, size-limited by `max_request_size_mb`, billed per image, logged as
 (`:predict`) and Bedrock's image models (InvokeModel, SigV4), billed per image answered. The
 upstream is `sluice mock`."""
 
-import json
 from pathlib import Path
 
 import openai
 import pytest
 import requests
 
-from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+from conftest import MASTER_KEY, render_config, start_gateway, start_mock, vertex_key_at
 from test_endpoints import client, new_key, spend_rows
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,10 +25,7 @@ AWS = {"aws_region_name": "us-east-1", "aws_access_key_id": "AKIDEXAMPLE", "aws_
 @pytest.fixture(scope="module")
 def gw(log_dir):
     mock = start_mock(log_dir, "mock-images", "--vertex-credentials", str(TEST_KEY))
-    key = json.loads(TEST_KEY.read_text())
-    key["token_uri"] = mock.url + "/token"
-    key_path = log_dir / "vertex-images-key.json"
-    key_path.write_text(json.dumps(key))
+    key_path = vertex_key_at(mock, log_dir, "vertex-images-key.json")
     vertex = {"api_base": mock.url, "vertex_project": "p", "vertex_location": "us-central1", "vertex_credentials": str(key_path)}
     models = [
         ("dall-e-2", {"model": "openai/dall-e-2", "api_base": mock.url + "/v1", "api_key": "sk-up", "output_cost_per_image": PER_IMAGE}),

@@ -9,7 +9,7 @@ import anthropic
 import openai
 import pytest
 
-from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+from conftest import MASTER_KEY, render_config, start_gateway, start_mock, vertex_key_at
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_KEY = REPO / "crates" / "providers" / "tests" / "fixtures" / "vertex-test-sa.json"
@@ -28,10 +28,7 @@ TOOLS = [
 @pytest.fixture(scope="module")
 def stack(log_dir):
     mock = start_mock(log_dir, "mock-providers", "--vertex-credentials", str(TEST_KEY))
-    key = json.loads(TEST_KEY.read_text())
-    key["token_uri"] = mock.url + "/token"
-    key_path = log_dir / "vertex-key.json"
-    key_path.write_text(json.dumps(key))
+    key_path = vertex_key_at(mock, log_dir, "vertex-key.json")
     models = [
         (
             "gemini",

@@ -3,14 +3,13 @@ only chat (Vertex/Gemini, Anthropic): LiteLLM's `text_completion` made through c
 not, billed at the deployment's prices and logged as `atext_completion`. Every upstream is
 `sluice mock`."""
 
-import json
 from pathlib import Path
 
 import openai
 import pytest
 import requests
 
-from conftest import MASTER_KEY, render_config, spend_rows, start_gateway, start_mock
+from conftest import MASTER_KEY, render_config, spend_rows, start_gateway, start_mock, vertex_key_at
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_KEY = REPO / "crates" / "providers" / "tests" / "fixtures" / "vertex-test-sa.json"
@@ -21,10 +20,7 @@ MODELS = ["gemini", "claude"]
 @pytest.fixture(scope="module")
 def gw(log_dir):
     mock = start_mock(log_dir, "mock-text-completions", "--vertex-credentials", str(TEST_KEY))
-    key = json.loads(TEST_KEY.read_text())
-    key["token_uri"] = mock.url + "/token"
-    key_path = log_dir / "vertex-key-text-completions.json"
-    key_path.write_text(json.dumps(key))
+    key_path = vertex_key_at(mock, log_dir, "vertex-key-text-completions.json")
     models = [
         (
             "gemini",

@@ -8,7 +8,7 @@ import json
 import openai
 import pytest
 
-from conftest import MASTER_KEY, render_config, start_gateway, start_mock
+from conftest import MASTER_KEY, render_config, start_gateway, start_mock, vertex_key_at
 from test_providers import TEST_KEY, TOOLS
 
 MODELS = {
@@ -22,10 +22,7 @@ MODELS = {
 def stack(log_dir):
     # The mock accepts only bearer tokens its /token endpoint issued for this key.
     mock = start_mock(log_dir, "mock-vertex-partners", "--vertex-credentials", str(TEST_KEY))
-    key = json.loads(TEST_KEY.read_text())
-    key["token_uri"] = mock.url + "/token"
-    key_path = log_dir / "vertex-partner-key.json"
-    key_path.write_text(json.dumps(key))
+    key_path = vertex_key_at(mock, log_dir, "vertex-partner-key.json")
     models = [
         (
             name,

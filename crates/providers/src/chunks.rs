@@ -144,6 +144,16 @@ pub fn completion(
     v
 }
 
+/// A stream event's data as JSON: `None` for a blank event or `[DONE]`; an error naming `who`
+/// (the upstream, as a person reads it) when it is not JSON.
+pub(crate) fn frame(data: &[u8], who: &str) -> Result<Option<Value>, String> {
+    let data = data.trim_ascii();
+    if data.is_empty() || data == b"[DONE]" {
+        return Ok(None);
+    }
+    serde_json::from_slice(data).map(Some).map_err(|_| format!("{who} sent a stream event that is not JSON"))
+}
+
 /// An OpenAI-format answer from a server behind another provider's door (a SageMaker chat
 /// container, a Vertex AI partner model), stamped with the gateway's id, model and time.
 pub fn restamped_answer(v: &Value, model: &str, id: &str, created: u64) -> Result<Value, String> {
@@ -181,12 +191,9 @@ impl Restamped {
 
     /// One event's data; an `error` object or text that is not JSON ends the stream.
     pub fn on_event(&mut self, data: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
-        let data = data.trim_ascii();
-        if data.is_empty() || data == b"[DONE]" {
+        let Some(v) = frame(data, "the upstream")? else {
             return Ok(());
-        }
-        let v: Value = serde_json::from_slice(data)
-            .map_err(|_| "the upstream sent a stream chunk that is not JSON".to_string())?;
+        };
         if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
             return Err(e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_string));
         }

@@ -209,12 +209,9 @@ impl Stream {
 
     /// One SSE event's data; `[DONE]` ends nothing here (the relay writes its own).
     pub fn on_event(&mut self, data: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
-        let data = data.trim_ascii();
-        if data.is_empty() || data == b"[DONE]" {
+        let Some(v) = crate::chunks::frame(data, "Cloudflare")? else {
             return Ok(());
-        }
-        let v: Value =
-            serde_json::from_slice(data).map_err(|_| "Cloudflare sent a stream event that is not JSON".to_string())?;
+        };
         if let Some(text) = errors_text(&v) {
             return Err(text);
         }

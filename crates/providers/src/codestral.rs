@@ -143,12 +143,9 @@ impl Stream {
     }
 
     pub fn on_event(&mut self, data: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
-        let data = data.trim_ascii();
-        if data.is_empty() || data == b"[DONE]" {
+        let Some(v) = crate::chunks::frame(data, "Codestral")? else {
             return Ok(());
-        }
-        let v: Value =
-            serde_json::from_slice(data).map_err(|_| "Codestral sent a stream frame that is not JSON".to_string())?;
+        };
         if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
             return Err(e.get("message").and_then(Value::as_str).unwrap_or("upstream error").to_string());
         }

@@ -144,12 +144,9 @@ impl Stream {
     }
 
     pub fn on_event(&mut self, data: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
-        let data = data.trim_ascii();
-        if data.is_empty() || data == b"[DONE]" {
+        let Some(v) = crate::chunks::frame(data, "Triton")? else {
             return Ok(());
-        }
-        let v: Value =
-            serde_json::from_slice(data).map_err(|_| "Triton sent a stream event that is not JSON".to_string())?;
+        };
         if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
             return Err(e.as_str().map(str::to_string).unwrap_or_else(|| e.to_string()));
         }

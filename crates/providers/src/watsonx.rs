@@ -252,12 +252,9 @@ impl Stream {
     }
 
     pub fn on_event(&mut self, data: &[u8], out: &mut Vec<Value>) -> Result<(), String> {
-        let data = data.trim_ascii();
-        if data.is_empty() || data == b"[DONE]" {
+        let Some(v) = crate::chunks::frame(data, "watsonx.ai")? else {
             return Ok(());
-        }
-        let v: Value =
-            serde_json::from_slice(data).map_err(|_| "watsonx.ai sent a stream event that is not JSON".to_string())?;
+        };
         if let Some(text) = errors_text(&v) {
             return Err(text);
         }
