@@ -583,15 +583,14 @@ impl Translated {
     /// to translate the body as sent (nothing long, or the translator refused: its message is
     /// then the one the body as sent gets).
     fn build_with_texts_hidden(&self, call: &ChatCall<'_>) -> Option<UpstreamRequest> {
-        // Gemini's own plain-text path copies the client's literals already.
-        if matches!(self, Translated::Gemini(_)) {
+        if self.inner().copies_texts_as_sent() {
             return None;
         }
         let (body, hidden) = crate::bulk::hide(call.body)?;
         let model_span = sluice_wire::sniff::model_span(&body);
         let inner = ChatCall { endpoint: call.endpoint, body: &body, model_span, stream: call.stream, now: call.now };
         let mut req = self.inner().build_request(&inner).ok()?;
-        if crate::bulk::leaks(&req.url.to_string()) {
+        if crate::bulk::leaks(&req.url) {
             return None;
         }
         req.body = [crate::bulk::restore(&req.body, &hidden)?, Bytes::new(), Bytes::new()];

@@ -288,6 +288,13 @@ pub trait ChatProvider {
         Ok(None)
     }
 
+    /// Whether a chat's plain texts reach the upstream copied from the body as sent (Gemini's
+    /// plain-text path, the OpenAI-format bodies forwarded with `model` spliced): keeping them
+    /// out of the translation ([`crate::bulk`]) would then only add work.
+    fn copies_texts_as_sent(&self) -> bool {
+        false
+    }
+
     /// Whether a `/audio/speech` answer carries its audio inside JSON (Google's base64
     /// `audioContent`): it is then read whole and handed to [`speech_audio`](Self::speech_audio).
     /// Otherwise the answer's body is the audio, relayed to the client as it comes.

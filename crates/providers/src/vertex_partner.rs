@@ -220,7 +220,7 @@ impl VertexPartner {
                 let model: Value = serde_json::from_slice(&self.body_model).unwrap_or_default();
                 body.insert("model".into(), model);
             }
-            return Ok([Bytes::from(request.to_string()), Bytes::new(), Bytes::new()]);
+            return Ok([crate::provider::json_body(&request), Bytes::new(), Bytes::new()]);
         }
         Ok(match &call.model_span {
             Some(span) => splice::replace(call.body, span.clone(), self.body_model.clone()),
@@ -252,6 +252,11 @@ impl ChatProvider for VertexPartner {
             _ => restamped_answer(&parsed, meta.model, meta.id, meta.created),
         };
         out.map_err(|e| crate::errors::malformed(&self.address.provider, &e, body))
+    }
+
+    /// Only Claude's body is translated; the others forward the client's bytes.
+    fn copies_texts_as_sent(&self) -> bool {
+        self.partner != Partner::Anthropic
     }
 
     fn stream_translator(&self, meta: &AnswerMeta<'_>) -> StreamTranslator {

@@ -192,6 +192,10 @@ impl ChatProvider for Gemini {
         }
     }
 
+    fn copies_texts_as_sent(&self) -> bool {
+        true
+    }
+
     fn stream_translator(&self, meta: &AnswerMeta<'_>) -> StreamTranslator {
         StreamTranslator::Gemini(
             sse::Parser::new(),

@@ -603,13 +603,7 @@ impl UpstreamCall<'_> {
         up: UpstreamHead,
         incoming: super::pool::UpstreamBody,
     ) -> Reply {
-        self.clock.answered = Some(Instant::now());
-        self.app.router.load().record_success(attempt, None);
-        if let Some(m) = &self.target_of(attempt).metrics {
-            m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, None);
-        }
-        let units = unit_cost(self.endpoint, self.body, self.view, self.target_of(attempt).served.price.as_ref());
-        self.settle_with(None, units);
+        self.audio_succeeded(attempt);
         let mut h = HeaderMap::with_capacity(1);
         let content_type = up.headers.get_str("content-type").and_then(|v| HeaderValue::from_str(v).ok());
         h.insert(header::CONTENT_TYPE, content_type.unwrap_or(HeaderValue::from_static("application/octet-stream")));
@@ -617,6 +611,18 @@ impl UpstreamCall<'_> {
         let mut reply = Reply::stream(status, h, axum::body::Body::new(incoming));
         reply.lines = self.finish(Some(&up.headers));
         reply
+    }
+
+    /// An audio answer's success: the router, the metrics and the bill (by the route's units:
+    /// characters spoken, seconds transcribed).
+    fn audio_succeeded(&mut self, attempt: &Attempt<Target>) {
+        self.clock.answered = Some(Instant::now());
+        self.app.router.load().record_success(attempt, None);
+        if let Some(m) = &self.target_of(attempt).metrics {
+            m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, None);
+        }
+        let units = unit_cost(self.endpoint, self.body, self.view, self.target_of(attempt).served.price.as_ref());
+        self.settle_with(None, units);
     }
 
     /// Speech a provider answered inside JSON (Google's `audioContent`), decoded whole: sent
@@ -628,13 +634,7 @@ impl UpstreamCall<'_> {
         audio: Bytes,
         content_type: &'static str,
     ) -> Reply {
-        self.clock.answered = Some(Instant::now());
-        self.app.router.load().record_success(attempt, None);
-        if let Some(m) = &self.target_of(attempt).metrics {
-            m.attempt_succeeded(self.label_model, self.facts.caller(), attempt.elapsed(), None, None);
-        }
-        let units = unit_cost(self.endpoint, self.body, self.view, self.target_of(attempt).served.price.as_ref());
-        self.settle_with(None, units);
+        self.audio_succeeded(attempt);
         let mut reply = Reply::whole(StatusCode::OK, content_type, [audio, Bytes::new(), Bytes::new()]);
         reply.lines = self.finish(Some(&up.headers));
         reply
