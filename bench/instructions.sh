@@ -42,10 +42,12 @@ callgrind_control -z "$GW" >/dev/null 2>&1
 callgrind_control -d "$GW" >/dev/null 2>&1
 sleep 0.5
 OUT=$(ls "$WORK"/cg.*.1 2>/dev/null | head -1)
-TOTAL=$(callgrind_annotate "$OUT" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+# awk reads to the end: quitting early would end the annotator by SIGPIPE, which pipefail turns
+# into a silent exit of this script.
+TOTAL=$(callgrind_annotate "$OUT" | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}')
 echo "$(basename "$CONFIG"): $((TOTAL / N)) instructions per request ($N requests; profile kept in $OUT)"
 callgrind_annotate --inclusive=yes "$OUT" | grep -E '^ *[0-9,]+ ' | grep -E 'sluice_|hyper|sqlite3_step|serde_json' |
-    sed -E 's/\( *[0-9.]+%\)//; s#/root/.cargo/registry/src/[^/]+/##' | head -25 |
+    sed -E 's/\( *[0-9.]+%\)//; s#/root/.cargo/registry/src/[^/]+/##' | sed -n 1,25p |
     awk -v n="$N" '{c=$1; gsub(",", "", c); $1=""; printf "%9.0f %s\n", c / n, substr($0, 1, 150)}'
 trap - EXIT
 cleanup

@@ -169,10 +169,16 @@ pub fn init(settings: &Settings) -> Guard {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     match (spawned.is_ok(), settings.json) {
         (true, true) => builder.json().flatten_event(true).with_writer(queue.clone()).init(),
-        (true, false) => builder.with_writer(queue.clone()).init(),
+        (true, false) => builder
+            .event_format(crate::access_line::AccessFirst::new(tracing_subscriber::fmt::format::Format::default()))
+            .with_writer(queue.clone())
+            .init(),
         // No thread for the writer: straight to stderr, as before.
         (false, true) => builder.json().flatten_event(true).with_writer(std::io::stderr).init(),
-        (false, false) => builder.with_writer(std::io::stderr).init(),
+        (false, false) => builder
+            .event_format(crate::access_line::AccessFirst::new(tracing_subscriber::fmt::format::Format::default()))
+            .with_writer(std::io::stderr)
+            .init(),
     }
     // A panic goes through the log (JSON when the lines are), with its location; it ends only
     // the request that hit it (`sluice_server::contained`), so the writer gets to it as to any line.

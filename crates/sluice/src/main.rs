@@ -5,6 +5,7 @@
 //! validates a config without serving it.
 
 #[cfg(not(feature = "system-allocator"))]
+mod access_line;
 mod allocator;
 mod logs;
 mod open_files;

@@ -18,6 +18,7 @@ pub mod sniff;
 pub mod splice;
 pub mod sse;
 pub mod strip;
+pub mod text;
 pub mod units;
 
 pub use error::ApiError;

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 /// Every top-level member of `body` (a JSON object) as its name and the raw text of its value,
 /// in the order sent. `None` when `body` is not a JSON object serde_json would accept.
 pub fn top_level(body: &[u8]) -> Option<Vec<(Cow<'_, str>, &str)>> {
-    object(std::str::from_utf8(body).ok()?)
+    object(crate::text::utf8(body)?)
 }
 
 /// The members of the JSON object `text` as [`top_level`] gives a body's.
@@ -90,7 +90,7 @@ pub fn chat_texts(body: &[u8], min_len: usize) -> Option<Vec<std::ops::Range<usi
             let plain = matches!(&body[role.clone()], b"\"user\"" | b"\"system\"" | b"\"developer\"");
             let text = &body[content.clone()];
             if plain && !odd && roles == 1 && contents == 1 && text.len() >= min_len && text[0] == b'"' {
-                let valid = (scan::is_ascii(text) || std::str::from_utf8(text).is_ok())
+                let valid = crate::text::utf8(text).is_some()
                     && (memchr::memmem::find(text, b"\\u").is_none() || serde_json::from_slice::<String>(text).is_ok());
                 if valid {
                     found.push(content);

@@ -432,16 +432,13 @@ pub fn request(body: &[u8], endpoint: Endpoint) -> Result<RequestView<'_>, ApiEr
     })
 }
 
-/// The body as text. A prompt is tens of kilobytes, and std's validation was a visible cost: an
-/// all-ASCII body (nearly every one) needs only a SIMD check of the high bits; any other gets
-/// SIMD validation, whose error says only "invalid", and then std's, which finds the offset for
-/// the message.
+/// The body as text ([`crate::text::utf8`]); a body that is not gets std's validation too, which
+/// finds the offset for the message.
 fn utf8(body: &[u8]) -> Result<&str, ApiError> {
-    if scan::is_ascii(body) {
-        // SAFETY: every byte is ASCII, and ASCII is UTF-8.
-        return Ok(unsafe { std::str::from_utf8_unchecked(body) });
+    if let Some(text) = crate::text::utf8(body) {
+        return Ok(text);
     }
-    simdutf8::basic::from_utf8(body).or_else(|_| std::str::from_utf8(body)).map_err(|e| {
+    std::str::from_utf8(body).map_err(|e| {
         ApiError::bad_request(format!(
             "Request body is not valid UTF-8 (invalid byte at offset {}). Send the body as UTF-8 encoded JSON.",
             e.valid_up_to()

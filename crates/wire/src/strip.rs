@@ -10,7 +10,7 @@ use bytes::Bytes;
 /// `body` (a JSON object, already accepted by [`crate::sniff::request`]) without its top-level
 /// members named in `names`.
 pub fn without_members(body: &[u8], names: &[&str]) -> Bytes {
-    let Ok(text) = std::str::from_utf8(body) else { return Bytes::copy_from_slice(body) };
+    let Some(text) = crate::text::utf8(body) else { return Bytes::copy_from_slice(body) };
     let mut out = Vec::with_capacity(body.len());
     out.push(b'{');
     let walked = scan::object_members(text, |key, escaped, value| {

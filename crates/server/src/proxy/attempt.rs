@@ -135,7 +135,10 @@ impl Call<Target> for UpstreamCall<'_> {
         let began =
             self.facts.trace().map(|_| (sluice_export::trace::new_span_id(), sluice_export::trace::unix_nanos()));
         self.outcome.attempt_span = began;
-        let result = self.attempt(attempt, depth).await;
+        // Boxed: the attempt's state (the upstream exchange, the stream's start) is the largest
+        // in the request's chain of calls, and each caller above (the router's retries and
+        // fallbacks, the handler, the task) would hold it inline and copy it whole as it starts.
+        let result = Box::pin(self.attempt(attempt, depth)).await;
         self.settle_clock();
         (self.body, self.view) = asked;
         if let (Some(charge), Err(f)) = (&self.facts.charge, &result) {
@@ -515,7 +518,7 @@ impl UpstreamCall<'_> {
         let done = self.answered();
         // A Response is read once for its id, model and usage (`proxy::responses`).
         let responses = match self.endpoint {
-            Endpoint::Responses => std::str::from_utf8(&body).ok().and_then(sluice_wire::responses::spans),
+            Endpoint::Responses => sluice_wire::text::utf8(&body).and_then(sluice_wire::responses::spans),
             _ => None,
         };
         let answer = match &responses {

@@ -360,7 +360,9 @@ pub(crate) async fn proxy_body(
     // its limits) and before any deployment is chosen.
     let mut cached = cache::lookup(app, endpoint, &model, body, &view, asked.as_deref(), native_anthropic.is_some());
     if let Some(lookup) = &mut cached {
-        if let Some(reply) = cache::answer(app, lookup, &view, &model, label_model, facts, outcome).await {
+        // Boxed: a hit's state (the embedding call of a semantic lookup among it) is larger than
+        // the rest of this call's, and an async call's state is copied whole each time it starts.
+        if let Some(reply) = Box::pin(cache::answer(app, lookup, &view, &model, label_model, facts, outcome)).await {
             record(app, facts, outcome, endpoint, label_model, 200, end_user, user_agent);
             outcome.recorded = true;
             return Ok(reply);

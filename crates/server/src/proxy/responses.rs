@@ -534,7 +534,7 @@ async fn upstream_item(
         let (api, _) = super::upstream::status_error(provider, status.as_u16(), &sent_secrets.redact(body));
         return Err(api);
     }
-    let text = std::str::from_utf8(&body).unwrap_or("");
+    let text = sluice_wire::text::utf8(&body).unwrap_or("");
     let out = match wire_responses::spans(text) {
         Some(spans) => {
             let wrap = IdWrap { provider: &native.provider, deployment: &native.model_id };
