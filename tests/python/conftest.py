@@ -280,6 +280,10 @@ def mock_compat(log_dir):
 
 # model_name -> litellm_params (api_base filled in by the fixture). The upstream
 # model names are the mock's triggers (429, error-<status>, garbage, ...).
+# The provider key of the deployment whose upstream quotes it back in a mid-stream error.
+ECHOED_KEY = "sk-provider-echoed-0123456789"
+
+
 def gateway_models(mock_url: str, compat_url: str, dead_url: str) -> list[tuple[str, dict]]:
     def openai(name: str, base: str = mock_url, **extra) -> dict:
         return {"model": f"openai/{name}", "api_base": base + "/", "api_key": "test", **extra}
@@ -294,6 +298,7 @@ def gateway_models(mock_url: str, compat_url: str, dead_url: str) -> list[tuple[
         ("err-400", openai("error-400")),
         ("garbage", openai("garbage")),
         ("stream-reset", openai("stream-reset")),
+        ("stream-echo-key", openai("stream-echo-key", api_key=ECHOED_KEY)),
         ("slow", openai("sleep-3000", timeout=1, stream_timeout=1)),
         ("dead", openai("any", dead_url)),
         ("replicate-model", {"model": "replicate/meta/llama-3-8b-instruct"}),

@@ -15,7 +15,7 @@ import pytest
 import requests
 from openai import OpenAI
 
-from conftest import MASTER_KEY, MOCK_SENTENCE
+from conftest import ECHOED_KEY, MASTER_KEY, MOCK_SENTENCE
 
 MODEL = "fake-openai-endpoint"
 MESSAGES = [{"role": "user", "content": "Say hello"}]
@@ -244,6 +244,22 @@ def test_mid_stream_reset_raises_while_iterating(client):
             got.append(ch)
     assert got, "the stream should have delivered some chunks before failing"
     assert ei.value.message
+
+
+def test_mid_stream_error_does_not_echo_the_provider_key(gateway):
+    """An upstream that quotes the key it was sent in an error chunk after the stream started (as
+    OpenAI's "Incorrect API key provided" does) has the key replaced before the client sees it."""
+    r = requests.post(
+        f"{gateway.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {MASTER_KEY}"},
+        json={"model": "stream-echo-key", "messages": MESSAGES, "stream": True},
+        timeout=HTTP_TIMEOUT_S,
+    )
+    assert r.status_code == 200, r.text
+    frames = [line for line in r.text.splitlines() if line.startswith("data: ")]
+    assert len(frames) >= 2 and '"choices"' in frames[0], r.text
+    assert "Incorrect API key provided: [redacted]" in r.text, r.text
+    assert ECHOED_KEY not in r.text
 
 
 # --- raw HTTP routes -------------------------------------------------------------

@@ -357,8 +357,8 @@ impl Mock {
             }
         }
         match endpoint {
-            Endpoint::Chat(m) => self.openai(Kind::Chat, m, &body, guard).await,
-            Endpoint::Completions(m) => self.openai(Kind::Completion, m, &body, guard).await,
+            Endpoint::Chat(m) => self.openai(Kind::Chat, m, &body, &parts.headers, guard).await,
+            Endpoint::Completions(m) => self.openai(Kind::Completion, m, &body, &parts.headers, guard).await,
             Endpoint::Embeddings(_) => self.embeddings(&body, guard).await,
             Endpoint::HuggingFace(door) => self.huggingface(door, &parts.headers, &body, guard).await,
             Endpoint::Google(call) => self.google(call, &parts.headers, parts.uri.query(), &body, guard).await,
@@ -520,7 +520,14 @@ impl Mock {
         }
     }
 
-    async fn openai(&self, kind: Kind, path_model: Option<&str>, body: &[u8], guard: RequestGuard) -> Resp {
+    async fn openai(
+        &self,
+        kind: Kind,
+        path_model: Option<&str>,
+        body: &[u8],
+        headers: &http::HeaderMap,
+        guard: RequestGuard,
+    ) -> Resp {
         let req = match sniff(body) {
             Ok(r) => r,
             Err(e) => {
@@ -571,7 +578,10 @@ impl Mock {
                         // Azure opens its streams with a content-filter chunk that has no choices.
                         frames.insert(0, respond::sse_frame(openai::AZURE_FILTER_CHUNK.as_bytes()));
                     }
-                    let (frames, end) = misbehave(frames, trigger);
+                    let (frames, end) = match trigger {
+                        Trigger::StreamEchoKey => (echo_key(frames, headers), StreamEnd::Eof),
+                        _ => misbehave(frames, trigger),
+                    };
                     return respond::openai_headers(respond::sse(frames, self.gap(trigger), end, guard));
                 }
                 match kind {
@@ -722,11 +732,11 @@ impl Mock {
                     .map_err(|e| format!("Invalid JSON payload received. {e}"))
                     .and_then(|v| vertex_partner::check_stream(&v, stream));
                 match checked {
-                    Ok(()) => self.openai(Kind::Chat, None, body, guard).await,
+                    Ok(()) => self.openai(Kind::Chat, None, body, headers, guard).await,
                     Err(e) => finish(Some(guard), respond::google_error(StatusCode::BAD_REQUEST, &e)),
                 }
             }
-            vertex_partner::Call::OpenApi => self.openai(Kind::Chat, None, body, guard).await,
+            vertex_partner::Call::OpenApi => self.openai(Kind::Chat, None, body, headers, guard).await,
         }
     }
 
@@ -1389,6 +1399,18 @@ fn misbehave(mut frames: Vec<Bytes>, trigger: Trigger) -> (Vec<Bytes>, StreamEnd
         }
         _ => (frames, StreamEnd::Eof),
     }
+}
+
+/// The first frame, then OpenAI's error chunk for a bad key, which quotes the key it was sent.
+fn echo_key(mut frames: Vec<Bytes>, headers: &http::HeaderMap) -> Vec<Bytes> {
+    let sent = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let key = sent.strip_prefix("Bearer ").unwrap_or(sent);
+    let error = serde_json::json!({"error": {
+        "message": format!("Incorrect API key provided: {key}. You can find your API key in your account settings."),
+        "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}});
+    frames.truncate(1);
+    frames.push(respond::sse_frame(error.to_string().as_bytes()));
+    frames
 }
 
 fn finish(guard: Option<RequestGuard>, resp: Resp) -> Resp {

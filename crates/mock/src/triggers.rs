@@ -20,6 +20,9 @@ pub enum Trigger {
     StreamGarbage,
     /// `stream-reset`: two valid chunks, then the connection breaks.
     StreamReset,
+    /// `stream-echo-key`: one valid chunk, then an error chunk quoting the credential the
+    /// request carried, as OpenAI's "Incorrect API key provided" does (OpenAI's format only).
+    StreamEchoKey,
     /// `slow-stream-<ms>`: this delay between stream chunks.
     SlowStream(Duration),
     /// `retry-after-<s>`: 429 with a `Retry-After` header.
@@ -42,6 +45,7 @@ impl Trigger {
             "garbage" => Trigger::Garbage,
             "stream-garbage" => Trigger::StreamGarbage,
             "stream-reset" => Trigger::StreamReset,
+            "stream-echo-key" => Trigger::StreamEchoKey,
             _ => {
                 if let Some(s) = name.strip_prefix("error-") {
                     match num(s) {
@@ -66,7 +70,7 @@ impl Trigger {
     pub fn is_error(self, streamed: bool) -> bool {
         match self {
             Trigger::TooManyRequests | Trigger::Error(_) | Trigger::Garbage | Trigger::RetryAfter(_) => true,
-            Trigger::StreamGarbage | Trigger::StreamReset => streamed,
+            Trigger::StreamGarbage | Trigger::StreamReset | Trigger::StreamEchoKey => streamed,
             Trigger::None | Trigger::Sleep(_) | Trigger::SlowStream(_) => false,
         }
     }

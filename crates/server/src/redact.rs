@@ -18,17 +18,22 @@ pub fn secret_part(v: &HeaderValue) -> &[u8] {
 /// `body` with every occurrence of a secret (8 bytes or longer: shorter ones are not keys and
 /// would mangle the text) replaced by `[redacted]`.
 pub fn redact(body: Bytes, secrets: &[&[u8]]) -> Bytes {
+    redacted(&body, secrets).map_or(body, Bytes::from)
+}
+
+/// `text` with its secrets replaced, or `None` when it holds none (nothing is copied then).
+fn redacted(text: &[u8], secrets: &[&[u8]]) -> Option<Vec<u8>> {
     let secrets: Vec<&[u8]> = secrets.iter().copied().filter(|s| s.len() >= 8).collect();
-    if !secrets.iter().any(|s| memchr::memmem::find(&body, s).is_some()) {
-        return body;
+    if !secrets.iter().any(|s| memchr::memmem::find(text, s).is_some()) {
+        return None;
     }
-    let mut out = body.to_vec();
+    let mut out = text.to_vec();
     for s in secrets {
         while let Some(at) = memchr::memmem::find(&out, s) {
             out.splice(at..at + s.len(), b"[redacted]".iter().copied());
         }
     }
-    Bytes::from(out)
+    Some(out)
 }
 
 /// Most calls send one credential header (`Authorization`, `api-key`, `x-api-key`, …); SigV4
@@ -37,7 +42,7 @@ const KEPT: usize = 3;
 
 /// The sensitive header values of the request last sent (shared, not copied), for the error
 /// answer it may get.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct SentSecrets([Option<HeaderValue>; KEPT]);
 
 impl SentSecrets {
@@ -51,8 +56,29 @@ impl SentSecrets {
 
     /// An error answer's body, less any echo of what was sent.
     pub fn redact(&self, body: Bytes) -> Bytes {
-        let secrets: Vec<&[u8]> = self.0.iter().flatten().map(secret_part).collect();
-        redact(body, &secrets)
+        redact(body, &self.secrets())
+    }
+
+    /// A stream's last frames (an upstream's error chunk among them), less any echo.
+    pub fn redact_frames(&self, frames: bytes::BytesMut) -> bytes::BytesMut {
+        match redacted(&frames, &self.secrets()) {
+            Some(clean) => clean.as_slice().into(),
+            None => frames,
+        }
+    }
+
+    /// An error's message, which may quote what the upstream sent, less any echo.
+    pub fn redact_text(&self, text: String) -> String {
+        match redacted(text.as_bytes(), &self.secrets()) {
+            // A secret is visible ASCII, which never falls inside a multi-byte character:
+            // replacing it keeps the text UTF-8.
+            Some(clean) => String::from_utf8(clean).unwrap_or_else(|_| "[redacted]".to_string()),
+            None => text,
+        }
+    }
+
+    fn secrets(&self) -> Vec<&[u8]> {
+        self.0.iter().flatten().map(secret_part).collect()
     }
 }
 
@@ -69,6 +95,21 @@ mod tests {
         assert_eq!(&twice[..], b"[redacted] [redacted]");
         assert_eq!(redact(body.clone(), &[b"absent-secret"]), body, "untouched without an echo");
         assert_eq!(redact(body.clone(), &[b"API"]), body, "too short to be a key");
+    }
+
+    #[test]
+    fn stream_frames_and_messages_are_redacted_too() {
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_static("Bearer sk-live-0123456789");
+        auth.set_sensitive(true);
+        headers.insert(http::header::AUTHORIZATION, auth);
+        let sent = SentSecrets::of(&headers);
+        let frames = bytes::BytesMut::from(&b"data: {\"error\":{\"message\":\"bad key sk-live-0123456789\"}}\n\n"[..]);
+        assert_eq!(&sent.redact_frames(frames)[..], b"data: {\"error\":{\"message\":\"bad key [redacted]\"}}\n\n");
+        let clean = bytes::BytesMut::from(&b"data: {}\n\n"[..]);
+        assert_eq!(sent.redact_frames(clean.clone()), clean);
+        assert_eq!(sent.redact_text("é sk-live-0123456789 ü".to_string()), "é [redacted] ü");
+        assert_eq!(SentSecrets::default().redact_text("sk-live-0123456789".into()), "sk-live-0123456789");
     }
 
     #[test]

@@ -378,8 +378,9 @@ impl UpstreamCall<'_> {
         &mut self,
         attempt: &Attempt<Target>,
         upstream_headers: &UpstreamHeaders,
-        mut relay: Relay<S>,
+        relay: Relay<S>,
     ) -> Result<Reply, Failed<CallError>> {
+        let mut relay = relay.redacting(self.sent_secrets.clone());
         let first = match relay.step().await {
             Step::Failed(e) => return Err(fail(Failure::status(e.status, None), e)),
             Step::Data(b) => Some(b),

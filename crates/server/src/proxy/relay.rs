@@ -52,6 +52,8 @@ pub struct Relay<S: Stage> {
     idle_timeout: Duration,
     frames_sent: bool,
     ended: bool,
+    /// What the upstream call sent that its error frames must not echo to the client.
+    secrets: crate::redact::SentSecrets,
 }
 
 /// The OpenAI passthrough: each upstream event is re-framed with `model` re-stamped; the clean
@@ -110,7 +112,14 @@ pub enum Step {
 
 impl<S: Stage> Relay<S> {
     pub fn new(upstream: UpstreamBody, stage: S, provider: Provider, idle_timeout: Duration) -> Self {
-        Relay { upstream, stage, provider, idle_timeout, frames_sent: false, ended: false }
+        Relay { upstream, stage, provider, idle_timeout, frames_sent: false, ended: false, secrets: Default::default() }
+    }
+
+    /// The credentials the upstream call sent, kept out of the stream's last frames: an error
+    /// chunk or frame may quote what the upstream said, and some echo the key they were sent.
+    pub fn redacting(mut self, secrets: crate::redact::SentSecrets) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// Reads upstream until it has something to send (all frames from one read go out together).
@@ -162,8 +171,9 @@ impl<S: Stage> Relay<S> {
         }
     }
 
-    fn fail(&mut self, mut out: BytesMut, e: ApiError) -> Step {
+    fn fail(&mut self, mut out: BytesMut, mut e: ApiError) -> Step {
         self.ended = true;
+        e.message = self.secrets.redact_text(e.message);
         if !self.frames_sent && out.is_empty() {
             return Step::Failed(e);
         }
@@ -171,10 +181,14 @@ impl<S: Stage> Relay<S> {
         self.emit(out)
     }
 
-    fn emit(&mut self, out: BytesMut) -> Step {
+    fn emit(&mut self, mut out: BytesMut) -> Step {
         if out.is_empty() {
             self.ended = true;
             return Step::End;
+        }
+        // The last frames are where an error ends a stream: only they are searched, once.
+        if self.ended {
+            out = self.secrets.redact_frames(out);
         }
         self.frames_sent = true;
         Step::Data(out.freeze())
