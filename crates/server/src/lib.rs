@@ -98,7 +98,7 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
             other = other.route(&format!("{prefix}/{{*endpoint}}"), axum::routing::any(relay));
         }
     }
-    // Rendered once every route is in the table.
+    // Known once every route is in the table.
     let document = Arc::new(std::sync::OnceLock::new());
     let other = other
         .route("/health/liveliness", get(info::liveliness))
@@ -119,7 +119,7 @@ pub(crate) fn route_table(app: Arc<App>) -> (axum::Router, Vec<String>) {
             .layer(axum::middleware::from_fn_with_state(app.clone(), ui::session_credential))
     }));
     let paths = all.paths().to_vec();
-    let _ = document.set(bytes::Bytes::from(openapi::document(&paths).to_string()));
+    let _ = document.set(openapi::Document::new(paths.clone()));
     // The admin UI's pages are not part of the API the document describes.
     (all.into_router().merge(ui::routes(app.clone())).with_state(app), paths)
 }

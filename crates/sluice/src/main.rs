@@ -4,8 +4,8 @@
 //! `sluice mock` runs the fake provider, `sluice load` the load generator, and `sluice check`
 //! validates a config without serving it.
 
-#[cfg(not(feature = "system-allocator"))]
 mod access_line;
+#[cfg(not(feature = "system-allocator"))]
 mod allocator;
 mod logs;
 mod open_files;
