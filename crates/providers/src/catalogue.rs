@@ -9,7 +9,6 @@ use crate::{
     elevenlabs, gemini, huggingface, ollama, openai, predibase, ragflow, replicate, sagemaker, triton, vertex_partner,
     voyage, watsonx,
 };
-use bytes::Bytes;
 
 /// How sluice talks to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -593,7 +592,7 @@ impl Translated {
         if crate::bulk::leaks(&req.url) {
             return None;
         }
-        req.body = [crate::bulk::restore(&req.body, &hidden)?, Bytes::new(), Bytes::new()];
+        req.body = crate::bulk::restore(&req.body, &hidden)?;
         Some(req)
     }
 }

@@ -175,17 +175,14 @@ impl UpstreamRequest {
     pub async fn sign_aws(&mut self, now: u64) -> Result<(), String> {
         let Some(aws) = self.aws.take() else { return Ok(()) };
         let creds = aws.credentials.get().await?;
-        let body: std::borrow::Cow<'_, [u8]> = match &self.body {
-            [whole, b, c] if b.is_empty() && c.is_empty() => whole.as_ref().into(),
-            parts => parts.concat().into(),
-        };
-        let signed = sluice_sigv4::sign(
+        let [a, b, c] = &self.body;
+        let signed = sluice_sigv4::sign_pieces(
             aws.service,
             sluice_sigv4::PathRule::EncodeTwice,
             self.method.as_str(),
             &self.url.to_string(),
             &[],
-            &body,
+            &[a, b, c],
             &aws.region,
             &creds,
             now,

@@ -244,12 +244,13 @@ impl ChatProvider for VertexPartner {
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
-        let parsed = self.address.answer_json(body)?;
         let out = match self.partner {
-            Partner::Anthropic => {
-                crate::anthropic::chat_response(&parsed, meta.model, meta.created).map_err(|e| e.message)
+            Partner::Anthropic => match crate::anthropic::read_answer(body) {
+                Some(answer) => answer.into_openai(meta.model, meta.created),
+                None => crate::anthropic::chat_response(&self.address.answer_json(body)?, meta.model, meta.created),
             }
-            _ => restamped_answer(&parsed, meta.model, meta.id, meta.created),
+            .map_err(|e| e.message),
+            _ => restamped_answer(&self.address.answer_json(body)?, meta.model, meta.id, meta.created),
         };
         out.map_err(|e| crate::errors::malformed(&self.address.provider, &e, body))
     }

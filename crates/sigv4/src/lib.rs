@@ -60,7 +60,27 @@ pub fn sign(
     creds: &Credentials,
     unix_time: u64,
 ) -> Result<Vec<(&'static str, String)>, String> {
-    let payload_hash = hex::encode(digest::digest(&digest::SHA256, body));
+    sign_pieces(service, rule, method, url, headers, &[body], region, creds, unix_time)
+}
+
+/// [`sign`] for a body sent in pieces, one after another: hashed piece by piece, not joined first.
+#[allow(clippy::too_many_arguments)]
+pub fn sign_pieces(
+    service: &str,
+    rule: PathRule,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[&[u8]],
+    region: &str,
+    creds: &Credentials,
+    unix_time: u64,
+) -> Result<Vec<(&'static str, String)>, String> {
+    let mut hash = digest::Context::new(&digest::SHA256);
+    for piece in body {
+        hash.update(piece);
+    }
+    let payload_hash = hex::encode(hash.finish());
     let mut signed: Vec<(&str, &str)> = vec![("x-amz-content-sha256", payload_hash.as_str())];
     if let Some(token) = creds.session_token.as_deref() {
         signed.push(("x-amz-security-token", token));
@@ -282,6 +302,30 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_in_pieces_signs_as_the_same_body_whole() {
+        let creds =
+            Credentials { access_key_id: "AKID".into(), secret_access_key: "secret".into(), session_token: None };
+        let body = br#"{"messages":[{"role":"user","content":[{"text":"hello there"}]}]}"#;
+        let url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse";
+        let whole = sign("bedrock", PathRule::EncodeTwice, "POST", url, &[], body, "us-east-1", &creds, 1_700_000_000);
+        for cut in [(0, 0), (0, 10), (10, 30), (30, body.len()), (body.len(), body.len())] {
+            let pieces: [&[u8]; 3] = [&body[..cut.0], &body[cut.0..cut.1], &body[cut.1..]];
+            let split = sign_pieces(
+                "bedrock",
+                PathRule::EncodeTwice,
+                "POST",
+                url,
+                &[],
+                &pieces,
+                "us-east-1",
+                &creds,
+                1_700_000_000,
+            );
+            assert_eq!(split, whole, "{cut:?}");
+        }
+    }
 
     #[test]
     fn dates() {

@@ -24,25 +24,33 @@ pub trait Out {
     fn reserve_more(&mut self, additional: usize);
 }
 
+// Inlined into the writer's copies in other crates: a call per byte written costs more than the
+// byte.
 impl Out for Vec<u8> {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }
+    #[inline]
     fn put_byte(&mut self, byte: u8) {
         self.push(byte);
     }
+    #[inline]
     fn reserve_more(&mut self, additional: usize) {
         self.reserve(additional);
     }
 }
 
 impl Out for bytes::BytesMut {
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }
+    #[inline]
     fn put_byte(&mut self, byte: u8) {
         self.extend_from_slice(&[byte]);
     }
+    #[inline]
     fn reserve_more(&mut self, additional: usize) {
         self.reserve(additional);
     }

@@ -76,9 +76,15 @@ pub fn chat_texts(body: &[u8], min_len: usize) -> Option<Vec<std::ops::Range<usi
             }
             c.pos += 1;
             let (mut role, mut content, mut roles, mut contents, mut odd) = (0..0, 0..0, 0, 0, false);
+            // Whether the content string holds a `\u` escape, noted while crossing it: only such
+            // a text can hold what serde_json refuses to decode (a lone surrogate).
+            let mut unicode = false;
             members_of(c, |c, name| {
                 let start = c.pos;
-                c.skip_value(3)?;
+                match name {
+                    b"content" if c.peek() == Some(b'"') => unicode = c.skip_string_noting_unicode()?,
+                    _ => c.skip_value(3)?,
+                }
                 match name {
                     b"role" => (role, roles) = (start..c.pos, roles + 1),
                     b"content" => (content, contents) = (start..c.pos, contents + 1),
@@ -91,7 +97,7 @@ pub fn chat_texts(body: &[u8], min_len: usize) -> Option<Vec<std::ops::Range<usi
             let text = &body[content.clone()];
             if plain && !odd && roles == 1 && contents == 1 && text.len() >= min_len && text[0] == b'"' {
                 let valid = crate::text::utf8(text).is_some()
-                    && (memchr::memmem::find(text, b"\\u").is_none() || serde_json::from_slice::<String>(text).is_ok());
+                    && (!unicode || serde_json::from_slice::<String>(text).is_ok());
                 if valid {
                     found.push(content);
                 }
@@ -219,6 +225,11 @@ mod tests {
         assert_eq!(chat_texts(one(&format!("\"{long}\"")).as_bytes(), 10).map(|v| v.len()), Some(1));
         // A lone surrogate: serde_json will not decode it, so it is not a text to pass on.
         assert_eq!(chat_texts(one(&format!("\"{long}\\ud800\"")).as_bytes(), 10), Some(vec![]));
+        assert_eq!(chat_texts(one(&format!("\"{long}\\n\\ud800\\t\"")).as_bytes(), 10), Some(vec![]));
+        // A surrogate pair, and an escaped backslash before a `u`, are texts like any other.
+        for text in [format!("\"{long}\\ud83e\\udd80\""), format!("\"{long}\\\\ud800\"")] {
+            assert_eq!(chat_texts(one(&text).as_bytes(), 10).map(|v| v.len()), Some(1), "{text}");
+        }
         let mut bad = one(&format!("\"{long}\"")).into_bytes();
         bad[45] = 0xff;
         assert_eq!(chat_texts(&bad, 10), Some(vec![]));

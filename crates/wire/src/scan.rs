@@ -72,14 +72,26 @@ impl<'a> Cursor<'a> {
 
     /// Skips a string starting at its opening quote; says whether it held an escape.
     pub(crate) fn skip_string(&mut self) -> Scan<bool> {
+        self.cross_string().map(|(escaped, _)| escaped)
+    }
+
+    /// Skips a string starting at its opening quote; says whether it held a `\u` escape (which
+    /// may be a lone surrogate: valid to this scanner, refused by serde_json's decoder).
+    pub(crate) fn skip_string_noting_unicode(&mut self) -> Scan<bool> {
+        self.cross_string().map(|(_, unicode)| unicode)
+    }
+
+    /// Crosses a string: whether it held an escape, and whether one was a `\u` escape.
+    #[inline(always)]
+    fn cross_string(&mut self) -> Scan<(bool, bool)> {
         self.expect(b'"')?;
-        let mut escaped = false;
+        let (mut escaped, mut unicode) = (false, false);
         loop {
             let rest = &self.bytes[self.pos..];
             let stop = plain_run(rest).ok_or(Refused)?;
             self.pos += stop + 1;
             match rest[stop] {
-                b'"' => return Ok(escaped),
+                b'"' => return Ok((escaped, unicode)),
                 b'\\' => escaped = true,
                 // A raw control character inside a string is not JSON.
                 _ => return Err(Refused),
@@ -87,6 +99,7 @@ impl<'a> Cursor<'a> {
             match self.peek().ok_or(Refused)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 1,
                 b'u' => {
+                    unicode = true;
                     let hex = self.bytes.get(self.pos + 1..self.pos + 5).ok_or(Refused)?;
                     if !hex.iter().all(u8::is_ascii_hexdigit) {
                         return Err(Refused);

@@ -27,6 +27,7 @@ pub use messages_api::{messages_to_openai, openai_to_messages, MessagesStream};
 pub use provider::Anthropic;
 pub use request::chat_request;
 pub use response::chat_response;
+pub(crate) use response::read_answer;
 pub use stream::ChatStream;
 
 /// The `anthropic-version` LiteLLM sends upstream; Anthropic requires the header on every call.
@@ -260,21 +261,23 @@ impl Usage {
     /// OpenAI's `usage` object. The cache counts also appear under LiteLLM's own top-level
     /// names, which its spend tracking and some clients read.
     pub fn to_openai(self) -> Value {
+        // Built member by member: `json!` takes each value through serde's serializer.
         let prompt = self.prompt_tokens();
-        let mut usage = json!({
-            "prompt_tokens": prompt,
-            "completion_tokens": self.output,
-            "total_tokens": prompt.saturating_add(self.output),
-            "prompt_tokens_details": { "cached_tokens": self.cache_read.unwrap_or(0) },
-        });
+        let mut details = serde_json::Map::new();
+        details.insert("cached_tokens".into(), self.cache_read.unwrap_or(0).into());
+        let mut usage = serde_json::Map::new();
+        usage.insert("prompt_tokens".into(), prompt.into());
+        usage.insert("completion_tokens".into(), self.output.into());
+        usage.insert("total_tokens".into(), prompt.saturating_add(self.output).into());
         if let Some(c) = self.cache_creation {
-            usage["prompt_tokens_details"]["cache_creation_tokens"] = c.into();
-            usage["cache_creation_input_tokens"] = c.into();
+            details.insert("cache_creation_tokens".into(), c.into());
+            usage.insert("cache_creation_input_tokens".into(), c.into());
         }
         if let Some(r) = self.cache_read {
-            usage["cache_read_input_tokens"] = r.into();
+            usage.insert("cache_read_input_tokens".into(), r.into());
         }
-        usage
+        usage.insert("prompt_tokens_details".into(), Value::Object(details));
+        Value::Object(usage)
     }
 }
 

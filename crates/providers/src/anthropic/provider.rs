@@ -64,9 +64,11 @@ impl ChatProvider for Anthropic {
     }
 
     fn parse_answer(&self, body: &[u8], meta: &AnswerMeta<'_>) -> Result<Value, ApiError> {
-        let parsed = self.address.answer_json(body)?;
-        super::chat_response(&parsed, meta.model, meta.created)
-            .map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body))
+        let out = match super::read_answer(body) {
+            Some(answer) => answer.into_openai(meta.model, meta.created),
+            None => super::chat_response(&self.address.answer_json(body)?, meta.model, meta.created),
+        };
+        out.map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body))
     }
 
     fn stream_translator(&self, meta: &AnswerMeta<'_>) -> StreamTranslator {
