@@ -175,8 +175,24 @@ mod tests {
         }
     }
 
-    /// An access line as `sluice_server::access_log::write` emits it.
+    /// An access line as `sluice_server::access_log::write` emits it: its message a field.
     fn emit(method: &str, path: &str, status: u16, latency_ms: f64, model: &str, alias: &str, call_id: &str) {
+        tracing::info!(
+            target: "sluice::access",
+            message = format!("\"{method} {path}\" {status}").as_str(),
+            method = method,
+            path = path,
+            status = status,
+            latency_ms = latency_ms,
+            model = model,
+            key_alias = alias,
+            call_id = call_id,
+        );
+    }
+
+    /// The same line as it was emitted before, its message a format string: what the field
+    /// must print as.
+    fn emit_formatted(method: &str, path: &str, status: u16, latency_ms: f64, model: &str, alias: &str, call_id: &str) {
         tracing::info!(
             target: "sluice::access",
             method = method,
@@ -233,6 +249,10 @@ mod tests {
         });
         assert_eq!(untimed(&mine), untimed(&theirs), "mine:\n{mine}\ntheirs:\n{theirs}");
         assert_eq!(mine.lines().count(), 6);
+        // A message given as a field reads as one given as a format string.
+        let (as_field, _) = both(|| emit("POST", "/v1/x", 200, 0.5, "m\"", "a", "c"));
+        let (_, formatted) = both(|| emit_formatted("POST", "/v1/x", 200, 0.5, "m\"", "a", "c"));
+        assert_eq!(untimed(&as_field), untimed(&formatted));
         for line in mine.lines() {
             let stamp = &line[..27];
             assert!(stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T' && stamp.as_bytes()[19] == b'.', "{line}");
