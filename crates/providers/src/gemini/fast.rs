@@ -3,8 +3,10 @@
 //! copied into Gemini's shape as they are — no decoding and re-encoding of the message text, which
 //! is most of the cost of translating a 16 KB prompt. Anything else (content parts, tools,
 //! response formats, other parameters) returns `None` and goes to the full translator, whose
-//! output this matches (see the tests).
+//! output this matches (see the tests). The longest text is not even copied: it goes out as a
+//! slice of the client's body between the two pieces written here.
 
+use bytes::Bytes;
 use sluice_wire::members;
 use std::borrow::Cow;
 
@@ -35,7 +37,7 @@ fn message(raw: &str) -> Option<Message<'_>> {
 ///
 /// Read with the wire scanner, which crosses the prompt many bytes at a time and accepts exactly
 /// the JSON serde_json accepts; a member named twice goes to the full translator.
-pub fn chat_request(body: &[u8]) -> Option<Vec<u8>> {
+pub fn chat_request(body: &Bytes) -> Option<[Bytes; 3]> {
     let top = members::top_level(body)?;
     let mut seen: Vec<&str> = Vec::with_capacity(top.len());
     let mut messages: Option<Vec<Message<'_>>> = None;
@@ -89,6 +91,9 @@ pub fn chat_request(body: &[u8]) -> Option<Vec<u8>> {
         // Nothing to send: the full translator explains what is missing.
         return None;
     }
+    // Sent as the client's bytes: the longest text, when it is long enough for a copy to matter.
+    let longest = turns.iter().flat_map(|(_, parts)| parts).chain(&system).copied().max_by_key(|t| t.len());
+    let mut spliced = Splice { text: longest.filter(|t| t.len() >= SPLICED), at: None };
     let mut out = Vec::with_capacity(body.len() + 128);
     out.extend_from_slice(b"{\"contents\":[");
     for (i, (role, parts)) in turns.iter().enumerate() {
@@ -98,13 +103,13 @@ pub fn chat_request(body: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(b"{\"role\":\"");
         out.extend_from_slice(role.as_bytes());
         out.extend_from_slice(b"\",\"parts\":");
-        write_parts(&mut out, parts);
+        write_parts(&mut out, parts, &mut spliced);
         out.push(b'}');
     }
     out.push(b']');
     if !system.is_empty() {
         out.extend_from_slice(b",\"systemInstruction\":{\"parts\":");
-        write_parts(&mut out, &system);
+        write_parts(&mut out, &system, &mut spliced);
         out.push(b'}');
     }
     let max = max_completion_tokens.or(max_tokens);
@@ -126,17 +131,35 @@ pub fn chat_request(body: &[u8]) -> Option<Vec<u8>> {
         out.push(b'}');
     }
     out.push(b'}');
-    Some(out)
+    let out = Bytes::from(out);
+    Some(match (spliced.text, spliced.at) {
+        (Some(text), Some(at)) => [out.slice(..at), body.slice_ref(text.as_bytes()), out.slice(at..)],
+        _ => [out, Bytes::new(), Bytes::new()],
+    })
 }
 
-fn write_parts(out: &mut Vec<u8>, texts: &[&str]) {
+/// Texts at least this long go out as the client's bytes rather than copied.
+const SPLICED: usize = 1024;
+
+/// The one text left out of the written pieces, and where in them it goes.
+struct Splice<'a> {
+    text: Option<&'a str>,
+    at: Option<usize>,
+}
+
+fn write_parts(out: &mut Vec<u8>, texts: &[&str], spliced: &mut Splice<'_>) {
     out.push(b'[');
     for (i, t) in texts.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"text\":");
-        out.extend_from_slice(t.as_bytes());
+        // The same slice of the body (not just equal text): its place is marked, once.
+        if spliced.at.is_none() && spliced.text.is_some_and(|s| std::ptr::eq(s, *t)) {
+            spliced.at = Some(out.len());
+        } else {
+            out.extend_from_slice(t.as_bytes());
+        }
         out.push(b'}');
     }
     out.push(b']');
@@ -160,8 +183,9 @@ mod tests {
     use serde_json::{json, Value};
 
     fn both(req: &Value) -> (Option<Value>, Option<Value>) {
-        let body = serde_json::to_vec(req).unwrap();
-        let fast = chat_request(&body).map(|b| serde_json::from_slice(&b).expect("the fast path writes valid JSON"));
+        let body = Bytes::from(serde_json::to_vec(req).unwrap());
+        let fast =
+            chat_request(&body).map(|b| serde_json::from_slice(&b.concat()).expect("the fast path writes valid JSON"));
         let slow = gemini::chat_request(req, &Options::default()).ok();
         (fast, slow)
     }
@@ -172,6 +196,31 @@ mod tests {
         let req = json!({"model": "fake-openai-endpoint", "messages": [{"role": "user", "content": content}], "user": "my-new-end-user-1"});
         let (fast, slow) = both(&req);
         assert_eq!(fast.expect("the seed payload takes the fast path"), slow.unwrap());
+    }
+
+    #[test]
+    fn a_long_text_goes_out_as_the_clients_own_bytes() {
+        let long = "a long prompt with \"quotes\" ".repeat(100);
+        let req = json!({"model": "m", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "short"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": long},
+        ]});
+        let body = Bytes::from(serde_json::to_vec(&req).unwrap());
+        let pieces = chat_request(&body).unwrap();
+        let literal = serde_json::to_string(&long).unwrap();
+        assert_eq!(pieces[1], literal.as_bytes(), "the middle piece is the text's literal");
+        let within = body.as_ptr_range();
+        assert!(within.contains(&pieces[1].as_ptr()), "and a slice of the client's body, not a copy");
+        let joined: Value = serde_json::from_slice(&pieces.concat()).unwrap();
+        assert_eq!(joined, gemini::chat_request(&req, &Options::default()).unwrap());
+        // Short texts are copied: one piece.
+        let short = Bytes::from(
+            serde_json::to_vec(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})).unwrap(),
+        );
+        let pieces = chat_request(&short).unwrap();
+        assert!(pieces[1].is_empty() && pieces[2].is_empty());
     }
 
     #[test]
@@ -228,7 +277,7 @@ mod tests {
             json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10.0}),
             json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": "x"}),
         ] {
-            assert!(chat_request(&serde_json::to_vec(&req).unwrap()).is_none(), "{req}");
+            assert!(chat_request(&Bytes::from(serde_json::to_vec(&req).unwrap())).is_none(), "{req}");
         }
     }
 
@@ -243,12 +292,13 @@ mod tests {
             r#"{"model":"m","messages":[{"role":1,"content":"a"}]}"#,
             r#"{"model":"m","messages":[{"content":"a"}]}"#,
         ] {
-            assert!(chat_request(body.as_bytes()).is_none(), "{body}");
+            assert!(chat_request(&Bytes::from_static(body.as_bytes())).is_none(), "{body}");
         }
         // An escaped member name is read as its decoded name, as serde_json reads it.
         let escaped = r#"{"m\u006fdel":"m","messages":[{"r\u006fle":"user","content":"a"}]}"#;
         assert_eq!(
-            serde_json::from_slice::<Value>(&chat_request(escaped.as_bytes()).unwrap()).unwrap(),
+            serde_json::from_slice::<Value>(&chat_request(&Bytes::from_static(escaped.as_bytes())).unwrap().concat())
+                .unwrap(),
             json!({"contents": [{"role": "user", "parts": [{"text": "a"}]}]})
         );
     }

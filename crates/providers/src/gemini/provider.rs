@@ -156,7 +156,12 @@ impl ChatProvider for Gemini {
         }
         // Plain text chats skip the tree entirely (most traffic, and the seed's).
         let body = match super::fast::chat_request(call.body) {
-            Some(body) => Bytes::from(body),
+            Some(pieces) => {
+                let mut req = self.address.request(call.stream, Bytes::new());
+                req.body = pieces;
+                req.token = self.token.clone();
+                return Ok(req);
+            }
             None => {
                 let request = parse_request(call.body)?;
                 let opts = super::Options { drop_params: self.drop_params, ..Default::default() };
