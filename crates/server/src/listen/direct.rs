@@ -50,9 +50,15 @@ pub struct Settings {
     /// Capacity the read buffer gets when a request starts arriving.
     pub read_buffer: usize,
     /// Keep the buffer while the connection is idle (the first connections, which carry most
-    /// requests), instead of freeing it and allocating again for the next request.
+    /// requests), instead of freeing it and allocating again for the next request — for a
+    /// [`BUSY_GAP`]: a client quieter than that gets no faster reads from it, and a thousand
+    /// such clients would keep megabytes.
     pub keep_buffer: bool,
 }
+
+/// How long an idle connection keeps its buffer (`keep_buffer`): longer than a busy client
+/// takes between requests, far shorter than the seed's users wait (0.5–1 s).
+const BUSY_GAP: Duration = Duration::from_millis(50);
 
 /// What the connection needs next, once this module is done with it.
 pub enum Next {
@@ -79,7 +85,8 @@ pub async fn serve(
         if *shutdown.borrow_and_update() {
             return Next::Close;
         }
-        let head_deadline = tokio::time::Instant::now() + settings.header_timeout;
+        let idle_since = tokio::time::Instant::now();
+        let head_deadline = idle_since + settings.header_timeout;
         let head = loop {
             if !buf.is_empty() {
                 match parse(&buf, max_body) {
@@ -89,7 +96,8 @@ pub async fn serve(
                 }
             }
             let idle = buf.is_empty();
-            if idle && settings.keep_buffer && !grew {
+            let keep = idle && settings.keep_buffer && !grew;
+            if keep {
                 // Takes back the whole allocation once the last request's body is dropped.
                 buf.reserve(settings.read_buffer);
             } else if idle {
@@ -97,14 +105,28 @@ pub async fn serve(
                 // thousand sockets, not a thousand buffers (`fill` allocates when data comes).
                 buf = BytesMut::new();
             }
-            let read = tokio::time::timeout_at(head_deadline, fill(&mut stream, &mut buf, settings.read_buffer));
             let read = if idle {
-                tokio::select! {
+                // A kept buffer is kept for a busy client's gap only, then let go.
+                let first = if keep { head_deadline.min(idle_since + BUSY_GAP) } else { head_deadline };
+                let read = tokio::time::timeout_at(first, fill(&mut stream, &mut buf, settings.read_buffer));
+                let read = tokio::select! {
                     read = read => read,
                     _ = shutdown.changed() => return Next::Close,
+                };
+                match read {
+                    Err(_) if keep && first < head_deadline => {
+                        buf = BytesMut::new();
+                        let read =
+                            tokio::time::timeout_at(head_deadline, fill(&mut stream, &mut buf, settings.read_buffer));
+                        tokio::select! {
+                            read = read => read,
+                            _ = shutdown.changed() => return Next::Close,
+                        }
+                    }
+                    read => read,
                 }
             } else {
-                read.await
+                tokio::time::timeout_at(head_deadline, fill(&mut stream, &mut buf, settings.read_buffer)).await
             };
             match read {
                 Ok(Ok(n)) if n > 0 => {}
