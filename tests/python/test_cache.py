@@ -300,6 +300,37 @@ def test_a_hit_counts_toward_the_keys_rate_limit(shared):
         ask(g1, prompt, key=key)
 
 
+def test_a_keys_allowed_cache_controls_refuse_any_other(shared):
+    """LiteLLM's `allowed_cache_controls`: a key that lists some may send only those in `cache`
+    (any other name, even one the cache does not read, is a 403 in LiteLLM's words); only an
+    admin sets the list, and a key without one may send any."""
+    g1, _ = shared.gateways
+    user = requests.post(g1.url + "/user/new", headers=ADMIN, json={"user_role": "internal_user"}, timeout=10).json()
+    r = requests.post(g1.url + "/key/generate", headers=ADMIN,
+                      json={"user_id": user["user_id"], "allowed_cache_controls": ["no-cache"]}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["allowed_cache_controls"] == ["no-cache"]
+    key = r.json()["key"]
+    info = requests.get(g1.url + "/key/info", headers=ADMIN, params={"key": key}, timeout=10).json()
+    assert info["info"]["allowed_cache_controls"] == ["no-cache"]
+    ask(g1, fresh(), key=key, extra_body={"cache": {"no-cache": True}})
+    ask(g1, fresh(), key=key)
+    for control in ({"no-store": True}, {"no-cache": True, "ttl": 60}, {"made-up": 1}):
+        with pytest.raises(openai.PermissionDeniedError) as e:
+            ask(g1, fresh(), key=key, extra_body={"cache": control})
+        name = next(k for k in control if k != "no-cache")
+        assert f"Not allowed to set {name} as a cache control. Contact admin to change permissions." in str(e.value)
+    # The key's owner cannot lift the list (though it may update its own keys); an admin can.
+    owner = {"Authorization": f"Bearer {user['key']}"}
+    alias = requests.post(g1.url + "/key/update", headers=owner, json={"key": key, "key_alias": fresh()}, timeout=10)
+    assert alias.status_code == 200, alias.text
+    lift = requests.post(g1.url + "/key/update", headers=owner, json={"key": key, "allowed_cache_controls": []}, timeout=10)
+    assert lift.status_code == 403 and "allowed_cache_controls" in lift.text, lift.text
+    r = requests.post(g1.url + "/key/update", headers=ADMIN, json={"key": key, "allowed_cache_controls": []}, timeout=10)
+    assert r.status_code == 200, r.text
+    ask(g1, fresh(), key=key, extra_body={"cache": {"no-store": True}})
+
+
 def test_the_admin_routes(shared):
     g1, g2 = shared.gateways
     ping = requests.get(g1.url + "/cache/ping", headers=ADMIN, timeout=10)

@@ -79,6 +79,23 @@ fn forbidden(message: String) -> ApiError {
     ApiError::new(403, message).kind("auth_error")
 }
 
+/// A key's `allowed_cache_controls`: when it lists any, a request's `cache` object may name only
+/// those — any other member, even one sluice does not read, is LiteLLM's 403 (its
+/// `cache_control_check` hook, in its words).
+pub(crate) fn cache_controls_allowed(
+    identity: &sluice_access::Identity,
+    asked: &sluice_wire::controls::CacheControls,
+) -> Result<(), ApiError> {
+    let sluice_access::Identity::Key(key) = identity else { return Ok(()) };
+    let allowed = &key.record.allowed_cache_controls;
+    match asked.named.iter().find(|name| !allowed.is_empty() && !allowed.contains(name)) {
+        Some(name) => Err(forbidden(format!(
+            "Not allowed to set {name} as a cache control. Contact admin to change permissions."
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// LiteLLM's answer to an LLM request without `user` under `enforce_user_param` (its auth
 /// handler wraps the check's error as a 401 `auth_error`).
 pub fn user_param_missing() -> ApiError {

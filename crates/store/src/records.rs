@@ -37,6 +37,8 @@ pub struct KeyRecord {
     /// Free-form; LiteLLM keeps `model_rpm_limit`, `model_tpm_limit` and `tags` in here.
     pub metadata: Map<String, Value>,
     pub aliases: Map<String, Value>,
+    /// The request `cache` controls the key may set (`no-cache`, `ttl`, …); empty: any.
+    pub allowed_cache_controls: Vec<String>,
     pub blocked: bool,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,

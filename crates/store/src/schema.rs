@@ -431,6 +431,13 @@ const MIGRATIONS: &[Migration] = &[
         only_on: Some(Backend::Postgres),
         statements: &["CREATE INDEX sluice_daily_spend_date_idx ON sluice_daily_spend (date)"],
     },
+    Migration {
+        version: 18,
+        only_on: None,
+        // A key's `allowed_cache_controls` (LiteLLM's column of the same name): the request
+        // `cache` controls it may set, a JSON list as the key's `models` are.
+        statements: &["ALTER TABLE sluice_keys ADD COLUMN allowed_cache_controls TEXT NOT NULL DEFAULT '[]'"],
+    },
 ];
 
 /// The version a database is at once this build has migrated it.

@@ -145,11 +145,12 @@ VALUES ('b1', 50.0, 40.0, 3, 1000, 10, '{"gpt-4": 5.0}', '30d', '2024-02-01 00:0
 
 INSERT INTO "LiteLLM_VerificationToken" (token, key_name, key_alias, spend, expires, models, aliases, user_id,
     team_id, max_parallel_requests, metadata, blocked, tpm_limit, rpm_limit, max_budget, budget_duration,
-    budget_reset_at, model_spend, model_max_budget, created_at, created_by, updated_at, updated_by)
+    budget_reset_at, model_spend, model_max_budget, created_at, created_by, updated_at, updated_by,
+    allowed_cache_controls)
 VALUES ('hash1', 'sk-...abcd', 'ci-key', 12.5, '2030-01-02 03:04:05.678', ARRAY['gpt-4', 'claude'],
     '{"fast": "gpt-4o-mini"}', 'u1', 't1', 7, '{"tags": ["prod"], "model_rpm_limit": {"gpt-4": 3}}', true, 900,
     9, 100.0, '7d', '2024-01-08 00:00:00', '{"gpt-4": 12.5}', '{"gpt-4": 50}', '2024-01-01 12:00:00.123',
-    'admin', '2024-01-02 12:00:00', 'admin2');
+    'admin', '2024-01-02 12:00:00', 'admin2', ARRAY['no-cache']);
 
 -- Limits only through its budget row.
 INSERT INTO "LiteLLM_VerificationToken" (token, key_name, spend, models, user_id, budget_id)
@@ -218,6 +219,7 @@ async fn imports_litellm_and_is_idempotent() {
             model_spend: json!({"gpt-4": 12.5}).as_object().unwrap().clone(),
             metadata: json!({"tags": ["prod"], "model_rpm_limit": {"gpt-4": 3}}).as_object().unwrap().clone(),
             aliases: json!({"fast": "gpt-4o-mini"}).as_object().unwrap().clone(),
+            allowed_cache_controls: vec!["no-cache".into()],
             blocked: true,
             created_at: Some(ms(2024, 1, 1, 12, 0, 0, 123)),
             updated_at: Some(ms(2024, 1, 2, 12, 0, 0, 0)),

@@ -48,6 +48,7 @@ fn full_key(token: &str, alias: Option<&str>) -> KeyRecord {
         model_spend: obj(json!({"gpt-4o": 1.25})),
         metadata: obj(json!({"tags": ["a", "b"], "model_rpm_limit": {"gpt-4o": 5}, "nested": {"x": null}})),
         aliases: obj(json!({"fast": "gpt-4o-mini"})),
+        allowed_cache_controls: vec!["no-cache".to_owned(), "ttl".to_owned()],
         blocked: true,
         created_at: Some(t(1_690_000_000_001)),
         updated_at: Some(t(1_690_000_000_002)),

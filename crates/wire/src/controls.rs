@@ -88,6 +88,9 @@ pub struct CacheControls {
     pub namespace: Option<String>,
     /// `use-cache: true`: opt in when the cache's `mode` is `default_off`.
     pub use_cache: bool,
+    /// Every member's name as sent, the ones read above and the rest: a key's
+    /// `allowed_cache_controls` is checked against these, as LiteLLM checks the object's keys.
+    pub named: Vec<String>,
 }
 
 /// One entry of a request's `fallbacks`.
@@ -184,7 +187,7 @@ fn parse_cache(v: &str) -> Result<CacheControls, ApiError> {
     };
     let object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(v).map_err(|_| bad("expected an object".into()))?;
-    let mut c = CacheControls::default();
+    let mut c = CacheControls { named: object.keys().cloned().collect(), ..CacheControls::default() };
     for (name, value) in &object {
         let switch = || match value {
             serde_json::Value::Bool(b) => Ok(*b),
@@ -440,6 +443,9 @@ mod tests {
                 s_maxage: Some(Duration::from_secs(60)),
                 namespace: Some("team-a".into()),
                 use_cache: true,
+                named: ["namespace", "no-cache", "no-store", "other", "s-max-age", "ttl", "use-cache"]
+                    .map(String::from)
+                    .to_vec(),
             }
         );
         assert_eq!(c(r#"{"s-maxage": 1e300}"#).unwrap().s_maxage, Some(Duration::from_secs(MAX_CACHE_SECONDS)));

@@ -47,6 +47,9 @@ pub(crate) fn apply_key_fields(f: &Fields, rec: &mut KeyRecord, now: DateTime<Ut
     if let Some(v) = f.bool("blocked")? {
         rec.blocked = v.unwrap_or(false);
     }
+    if let Some(v) = f.strings("allowed_cache_controls")? {
+        rec.allowed_cache_controls = v.unwrap_or_default();
+    }
     // `expires` (an ISO time) first, so `duration` wins when both are given.
     if let Some(v) = f.string("expires")? {
         rec.expires = match v {

@@ -380,7 +380,8 @@ impl Caller {
         if self.all() {
             return Ok(());
         }
-        match ["spend", "blocked"].into_iter().find(|k| f.has(k)) {
+        // `allowed_cache_controls` restricts the key: its holder lifting it would undo it.
+        match ["spend", "blocked", "allowed_cache_controls"].into_iter().find(|k| f.has(k)) {
             Some(field) => Err(forbidden(format!(
                 "Only a proxy admin may set `{field}` on a key ({route}); remove it from the request{}.",
                 if field == "blocked" { ", or use /key/block to block your own key" } else { "" }

@@ -219,6 +219,9 @@ pub(crate) async fn proxy_body(
     // The request's own controls are the gateway's, never the upstream's: a body carrying any
     // goes on without them (the common body carries none and is not touched).
     let asked = view.controls.take();
+    if let Some(cache) = asked.as_ref().and_then(|c| c.cache.as_ref()) {
+        crate::gate::cache_controls_allowed(identity, cache)?;
+    }
     let stripped: Bytes;
     let body: &Bytes = match &asked {
         None => &body,
