@@ -66,7 +66,7 @@ pub(crate) fn hide(body: &Bytes) -> Option<(Bytes, Hidden<'_>)> {
         out.extend_from_slice(&body[at..r.start]);
         out.push(b'"');
         out.extend_from_slice(OPEN.as_bytes());
-        push_number(&mut out, n);
+        out.extend_from_slice(sluice_wire::decimal::digits(n as u64, &mut [0; 20]));
         out.extend_from_slice(CLOSE.as_bytes());
         out.push(b'"');
         texts.push(r.start + 1..r.end - 1);
@@ -129,22 +129,6 @@ fn joined(whole: &Bytes, range: Range<usize>, found: &[(Range<usize>, &[u8])]) -
     }
     out.extend_from_slice(&whole[at..range.end]);
     Bytes::from(out)
-}
-
-/// Appends `n` in decimal, without a `String` for it.
-fn push_number(out: &mut Vec<u8>, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// Whether `url` holds a stand-in, as sent or percent-encoded (a translator put a text where it
@@ -375,7 +359,7 @@ mod tests {
     fn stand_in_numbers_are_decimal_and_a_url_holding_one_is_caught() {
         for n in [0, 7, 10, 12345, usize::MAX] {
             let mut out = Vec::new();
-            push_number(&mut out, n);
+            out.extend_from_slice(sluice_wire::decimal::digits(n as u64, &mut [0; 20]));
             assert_eq!(out, n.to_string().as_bytes());
         }
         assert!(leaks(&"https://h/v1/x%EE%80%800%EE%80%81".parse().unwrap()), "percent-encoded");

@@ -8,6 +8,7 @@
 
 pub mod compact;
 pub mod controls;
+pub mod decimal;
 pub mod error;
 pub mod form;
 pub mod form_head;
