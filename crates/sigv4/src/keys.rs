@@ -7,7 +7,7 @@
 //!
 //! Entries are keyed on the secret itself, never on who holds it: credentials that refresh (web
 //! identity, containers, instance roles, assumed roles) bring a new secret, which finds no entry
-//! and derives its own, so a key can never outlive the secret it came from being replaced. A
+//! and derives its own, so no request is signed with the key of a secret that was replaced. A
 //! new day's key drops the entries of other days, and at most [`CAPACITY`] entries are kept
 //! (the least recently used goes first), so copies of secrets no longer in use do not pile up.
 //! Those copies stay in this module: entries have no `Debug`, and nothing here logs, formats or

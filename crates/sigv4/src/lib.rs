@@ -205,12 +205,13 @@ fn authorization(
 /// Lower-case hex, as SigV4 writes hashes and signatures.
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
     }
-    out
+    // Hex digits are ASCII: never the default.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// `YYYYMMDDTHHMMSSZ` for a Unix time (UTC), without a date library.
