@@ -32,6 +32,7 @@ pub mod errors;
 pub mod gemini;
 pub mod huggingface;
 pub mod images;
+mod json_read;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;

@@ -7,6 +7,8 @@
 //! exact body bytes, so the caller must sign after the final serialization and send those bytes
 //! unchanged. Pure functions: no I/O, no clock (the caller passes the time).
 
+mod keys;
+
 use ring::{digest, hmac};
 
 /// AWS credentials for signing. `Debug` shows the access key id (AWS does not treat it as
@@ -80,7 +82,7 @@ pub fn sign_pieces(
     for piece in body {
         hash.update(piece);
     }
-    let payload_hash = hex::encode(hash.finish());
+    let payload_hash = hex(hash.finish().as_ref());
     let mut signed: Vec<(&str, &str)> = vec![("x-amz-content-sha256", payload_hash.as_str())];
     if let Some(token) = creds.session_token.as_deref() {
         signed.push(("x-amz-security-token", token));
@@ -88,12 +90,10 @@ pub fn sign_pieces(
     signed.extend_from_slice(headers);
     // Hashed once: a translated chat's body is mostly its prompt, and SHA-256 over it is most of
     // what signing costs.
-    let authorization = authorization(service, rule, method, url, &signed, &payload_hash, region, creds, unix_time)?;
-    let mut out = vec![
-        ("authorization", authorization),
-        ("x-amz-date", amz_date(unix_time)),
-        ("x-amz-content-sha256", payload_hash.clone()),
-    ];
+    let date_time = amz_date(unix_time);
+    let authorization = authorization(service, rule, method, url, &signed, &payload_hash, region, creds, &date_time)?;
+    let mut out =
+        vec![("authorization", authorization), ("x-amz-date", date_time), ("x-amz-content-sha256", payload_hash)];
     if let Some(token) = &creds.session_token {
         out.push(("x-amz-security-token", token.clone()));
     }
@@ -116,11 +116,12 @@ pub fn sign_service(
     creds: &Credentials,
     unix_time: u64,
 ) -> Result<String, String> {
-    let payload_hash = hex::encode(digest::digest(&digest::SHA256, body));
-    authorization(service, PathRule::EncodeTwice, method, url, headers, &payload_hash, region, creds, unix_time)
+    let payload_hash = hex(digest::digest(&digest::SHA256, body).as_ref());
+    let date_time = amz_date(unix_time);
+    authorization(service, PathRule::EncodeTwice, method, url, headers, &payload_hash, region, creds, &date_time)
 }
 
-/// The `Authorization` value: see [`sign`] and [`sign_service`].
+/// The `Authorization` value: see [`sign`] and [`sign_service`]. `date_time` is [`amz_date`]'s.
 #[allow(clippy::too_many_arguments)]
 fn authorization(
     service: &str,
@@ -131,7 +132,7 @@ fn authorization(
     payload_hash: &str,
     region: &str,
     creds: &Credentials,
-    unix_time: u64,
+    date_time: &str,
 ) -> Result<String, String> {
     if creds.access_key_id.is_empty() || creds.secret_access_key.is_empty() {
         return Err("AWS credentials are incomplete: both an access key id and a secret access key are needed".into());
@@ -142,12 +143,11 @@ fn authorization(
         );
     }
     let parts = split_url(url)?;
-    let date_time = amz_date(unix_time);
     let date = &date_time[..8];
 
     let mut canon: Vec<(String, String)> = Vec::with_capacity(headers.len() + 2);
-    canon.push(("host".into(), parts.host.clone()));
-    canon.push(("x-amz-date".into(), date_time.clone()));
+    canon.push(("host".into(), parts.host));
+    canon.push(("x-amz-date".into(), date_time.to_string()));
     for (k, v) in headers {
         let k = k.to_ascii_lowercase();
         if k != "host" && k != "x-amz-date" {
@@ -155,38 +155,63 @@ fn authorization(
         }
     }
     canon.sort_by(|a, b| a.0.cmp(&b.0));
-    let signed_headers = canon.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
-    let canonical_headers: String = canon.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        method.to_ascii_uppercase(),
-        match rule {
+    let mut signed_headers = String::with_capacity(canon.iter().map(|(k, _)| k.len() + 1).sum());
+    for (i, (k, _)) in canon.iter().enumerate() {
+        if i > 0 {
+            signed_headers.push(';');
+        }
+        signed_headers.push_str(k);
+    }
+    // The canonical request is only hashed: its lines go straight into the digest.
+    let mut canonical_request = digest::Context::new(&digest::SHA256);
+    let line = |hash: &mut digest::Context, piece: &str| {
+        hash.update(piece.as_bytes());
+        hash.update(b"\n");
+    };
+    line(&mut canonical_request, &method.to_ascii_uppercase());
+    line(
+        &mut canonical_request,
+        &match rule {
             PathRule::EncodeTwice => canonical_uri(&parts.path),
             PathRule::S3 => uri_encode(&percent_decode(&parts.path), true),
         },
-        canonical_query(parts.query.as_deref().unwrap_or("")),
-        canonical_headers,
-        signed_headers,
-        payload_hash
     );
-    let scope = format!("{date}/{region}/{service}/aws4_request");
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}",
-        hex::encode(digest::digest(&digest::SHA256, canonical_request.as_bytes()))
-    );
-    let mut key = hmac_sha256(format!("AWS4{}", creds.secret_access_key).as_bytes(), date.as_bytes());
-    for part in [region, service, "aws4_request"] {
-        key = hmac_sha256(&key, part.as_bytes());
+    line(&mut canonical_request, &canonical_query(parts.query.as_deref().unwrap_or("")));
+    for (k, v) in &canon {
+        canonical_request.update(k.as_bytes());
+        canonical_request.update(b":");
+        line(&mut canonical_request, v);
     }
-    let signature = hex::encode(hmac_sha256(&key, string_to_sign.as_bytes()));
+    line(&mut canonical_request, "");
+    line(&mut canonical_request, &signed_headers);
+    canonical_request.update(payload_hash.as_bytes());
+
+    let scope = format!("{date}/{region}/{service}/aws4_request");
+    let mut string_to_sign = String::with_capacity(17 + date_time.len() + 1 + scope.len() + 1 + 64);
+    string_to_sign.push_str("AWS4-HMAC-SHA256\n");
+    string_to_sign.push_str(date_time);
+    string_to_sign.push('\n');
+    string_to_sign.push_str(&scope);
+    string_to_sign.push('\n');
+    string_to_sign.push_str(&hex(canonical_request.finish().as_ref()));
+    let key = keys::signing_key(&creds.secret_access_key, date, region, service);
+    let signature = hex(hmac::sign(&key, string_to_sign.as_bytes()).as_ref());
     Ok(format!(
         "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
         creds.access_key_id
     ))
 }
 
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data).as_ref().to_vec()
+/// Lower-case hex, as SigV4 writes hashes and signatures.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+    // Hex digits are ASCII: never the default.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// `YYYYMMDDTHHMMSSZ` for a Unix time (UTC), without a date library.
@@ -254,8 +279,12 @@ fn canonical_uri(path: &str) -> String {
             s => segs.push(s),
         }
     }
-    let mut normalized = format!("/{}", segs.join("/"));
-    if path.ends_with('/') && normalized.len() > 1 {
+    let mut normalized = String::with_capacity(path.len() + 1);
+    for seg in &segs {
+        normalized.push('/');
+        normalized.push_str(seg);
+    }
+    if normalized.is_empty() || path.ends_with('/') {
         normalized.push('/');
     }
     uri_encode(&normalized, true)
@@ -284,12 +313,15 @@ fn normalize_value(v: &str) -> String {
 /// AWS's URI encoding: every byte except `A-Za-z0-9-_.~` (and `/` when `keep_slash`) as `%XX`
 /// with upper-case hex.
 pub fn uri_encode(s: &str, keep_slash: bool) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(DIGITS[usize::from(b >> 4)] as char);
+            out.push(DIGITS[usize::from(b & 0xf)] as char);
         }
     }
     out
@@ -341,6 +373,11 @@ mod tests {
         assert_eq!(canonical_uri(""), "/");
         assert_eq!(canonical_uri("/model/a.b-v1%3A0/converse"), "/model/a.b-v1%253A0/converse");
         assert_eq!(canonical_uri("/a/./b/../c//d/"), "/a/c/d/");
+        assert_eq!(canonical_uri("/a/.."), "/");
+        assert_eq!(canonical_uri("/a/../"), "/");
+        assert_eq!(canonical_uri("//"), "/");
+        assert_eq!(uri_encode("a b/ü~%", false), "a%20b%2F%C3%BC~%25");
+        assert_eq!(uri_encode("a b/ü~%", true), "a%20b/%C3%BC~%25");
         assert_eq!(canonical_query("b=2&a=x%20y&a=1"), "a=1&a=x%20y&b=2");
         assert_eq!(canonical_query(""), "");
     }

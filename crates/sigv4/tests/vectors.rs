@@ -129,3 +129,51 @@ fn sigv4_s3_examples() {
     };
     assert_ne!(signed("http://127.0.0.1:9/b/a//b")[0], signed("http://127.0.0.1:9/b/a/b")[0]);
 }
+
+/// The signing key is kept for the day (per secret, region and service): a second request, one
+/// after the secret rotated, and one after another day still sign as AWS's vectors say.
+#[test]
+fn kept_signing_keys_still_sign_as_the_vectors_say() {
+    let vanilla = |creds: &Credentials, time: u64| {
+        sign_service("service", "GET", "https://example.amazonaws.com/", &[], b"", "us-east-1", creds, time).unwrap()
+    };
+    let expected = suite_auth("host;x-amz-date", "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
+    for _ in 0..3 {
+        assert_eq!(vanilla(&example_creds(), SUITE_TIME), expected);
+    }
+    // The same key id with another secret (a rotation): another signature, and the first
+    // secret's own once it is back.
+    let rotated = Credentials { secret_access_key: "another-secret".into(), ..example_creds() };
+    let other = vanilla(&rotated, SUITE_TIME);
+    assert_ne!(other, expected);
+    assert_eq!(vanilla(&rotated, SUITE_TIME), other);
+    assert_eq!(vanilla(&example_creds(), SUITE_TIME), expected);
+    // The S3 example's GET, its day's key derived between two suite signatures.
+    let s3_get = || {
+        sign(
+            "s3",
+            PathRule::S3,
+            "GET",
+            "https://examplebucket.s3.amazonaws.com/test.txt",
+            &[("range", "bytes=0-9")],
+            b"",
+            "us-east-1",
+            &s3_example_creds(),
+            S3_EXAMPLE_TIME,
+        )
+        .unwrap()[0]
+            .1
+            .clone()
+    };
+    let s3_expected = s3_auth(
+        "host;range;x-amz-content-sha256;x-amz-date",
+        "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+    );
+    assert_eq!(s3_get(), s3_expected);
+    assert_eq!(vanilla(&example_creds(), SUITE_TIME), expected);
+    assert_eq!(s3_get(), s3_expected);
+    // A day later the scope and the key change.
+    let next_day = vanilla(&example_creds(), SUITE_TIME + 86_400);
+    assert!(next_day.contains("/20150831/us-east-1/service/aws4_request"), "{next_day}");
+    assert_eq!(vanilla(&example_creds(), SUITE_TIME), expected);
+}

@@ -239,93 +239,10 @@ fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
 /// wants is kept, any other is checked by [`Skip`] and counts as absent.
 mod read {
     use super::{Answer, Block, USAGE_NAMES};
+    use crate::json_read::{other_shapes, Name, Skip};
     use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
     use serde_json::Value;
-    use std::borrow::Cow;
     use std::fmt;
-
-    /// The visits of a value whose shape is not the one wanted: scalars are taken as they come,
-    /// and an array or object is crossed item by item with [`Skip`]; `$out` is the result.
-    macro_rules! other_shapes {
-        ($out:expr, $($skip:ident),*) => {
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok($out)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok($out)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok($out)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok($out)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok($out)
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok($out)
-            }
-            $(other_shapes!(@$skip $out);)*
-        };
-        (@seq $out:expr) => {
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<Skip>()?.is_some() {}
-                Ok($out)
-            }
-        };
-        (@map $out:expr) => {
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_key::<Name<'de>>()?.is_some() {
-                    map.next_value::<Skip>()?;
-                }
-                Ok($out)
-            }
-        };
-    }
-
-    /// A value read only to be checked as the tree's reader checks it (strings decoded, numbers
-    /// parsed, nesting counted), and dropped.
-    pub(super) struct Skip;
-
-    impl<'de> Deserialize<'de> for Skip {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Skip;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("any JSON value")
-                }
-                other_shapes!(Skip, seq, map);
-            }
-            d.deserialize_any(V)
-        }
-    }
-
-    /// A member's name, decoded as the tree decodes it.
-    pub(super) struct Name<'a>(Cow<'a, str>);
-
-    impl<'de> Deserialize<'de> for Name<'de> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Name<'de>;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a member name")
-                }
-                fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-                    Ok(Name(Cow::Borrowed(s)))
-                }
-                fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-                    Ok(Name(Cow::Owned(s.to_string())))
-                }
-                fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
-                    Ok(Name(Cow::Owned(s)))
-                }
-            }
-            d.deserialize_str(V)
-        }
-    }
 
     /// The whole answer: an object's members, or (any other value) an empty [`Answer`].
     pub(super) struct Read(pub Answer);

@@ -31,7 +31,7 @@ pub use response::converse_response;
 pub use sluice_sigv4::Credentials;
 pub use stream::StreamTranslator;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The content type of a ConverseStream answer: AWS's binary event-stream framing.
 pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
@@ -204,25 +204,28 @@ impl Usage {
     /// spend tracking and some clients read.
     pub fn to_openai(self) -> Value {
         let prompt = self.prompt_tokens();
-        let mut usage = json!({
-            "prompt_tokens": prompt,
-            "completion_tokens": self.output,
-            "total_tokens": self.total.unwrap_or(prompt.saturating_add(self.output)),
-            "prompt_tokens_details": { "cached_tokens": self.cache_read.unwrap_or(0) },
-        });
+        // Built as a map, not with `json!`, which goes through serde's serializer per value.
+        let mut details = serde_json::Map::new();
+        details.insert("cached_tokens".into(), self.cache_read.unwrap_or(0).into());
+        let mut usage = serde_json::Map::new();
+        usage.insert("prompt_tokens".into(), prompt.into());
+        usage.insert("completion_tokens".into(), self.output.into());
+        usage.insert("total_tokens".into(), self.total.unwrap_or(prompt.saturating_add(self.output)).into());
+        usage.insert("prompt_tokens_details".into(), Value::Object(details));
         if let Some(w) = self.cache_write {
-            usage["cache_creation_input_tokens"] = w.into();
+            usage.insert("cache_creation_input_tokens".into(), w.into());
         }
         if let Some(r) = self.cache_read {
-            usage["cache_read_input_tokens"] = r.into();
+            usage.insert("cache_read_input_tokens".into(), r.into());
         }
-        usage
+        Value::Object(usage)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn urls_encode_the_model_id() {

@@ -123,13 +123,16 @@ impl ChatProvider for Bedrock {
         if meta.endpoint == Endpoint::Embeddings {
             return self.parse_answers(&[Bytes::copy_from_slice(body)], meta);
         }
-        let parsed = self.address.answer_json(body)?;
         if let (Endpoint::Images, Some((model, _))) = (meta.endpoint, &self.image) {
+            let parsed = self.address.answer_json(body)?;
             return super::image::response(&parsed, *model, meta.created)
                 .map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body));
         }
-        super::converse_response(&parsed, meta.model, meta.id, meta.created)
-            .map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body))
+        let out = match super::response::read_answer(body) {
+            Some(answer) => answer.into_openai(meta.model, meta.id, meta.created),
+            None => super::converse_response(&self.address.answer_json(body)?, meta.model, meta.id, meta.created),
+        };
+        out.map_err(|e| crate::errors::malformed(&self.address.provider, &e.message, body))
     }
 
     fn stream_translator(&self, meta: &AnswerMeta<'_>) -> StreamTranslator {
