@@ -96,8 +96,8 @@ pub fn chat_texts(body: &[u8], min_len: usize) -> Option<Vec<std::ops::Range<usi
             let plain = matches!(&body[role.clone()], b"\"user\"" | b"\"system\"" | b"\"developer\"");
             let text = &body[content.clone()];
             if plain && !odd && roles == 1 && contents == 1 && text.len() >= min_len && text[0] == b'"' {
-                let valid = crate::text::utf8(text).is_some()
-                    && (!unicode || serde_json::from_slice::<String>(text).is_ok());
+                let valid =
+                    crate::text::utf8(text).is_some() && (!unicode || serde_json::from_slice::<String>(text).is_ok());
                 if valid {
                     found.push(content);
                 }
