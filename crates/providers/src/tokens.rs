@@ -44,30 +44,81 @@ static O200K: Encoding = Encoding { tables: bpe_openai::o200k_base, rules: Rules
 impl Encoding {
     /// Tokens of `text`, special tokens' spellings counted as plain text.
     pub fn count(&self, text: &str) -> u64 {
-        let count = |memo: &mut memo::Table<'_>| {
-            let bpe = &(self.tables)().bpe;
-            self.pieces(text).map(|piece| memo.count(piece.as_bytes(), |p| bpe.count(p)) as u64).sum()
+        let tables = (self.tables)();
+        // One loop for each encoding, so that each has its rules as a constant.
+        let count = |memo: &mut memo::Table<'_>| match self.rules {
+            Rules::Cl100k => count_pieces(Rules::Cl100k, tables, memo, text),
+            Rules::O200k => count_pieces(Rules::O200k, tables, memo, text),
         };
         memo::with_table(self.rules as usize, count).unwrap_or_else(|| count(&mut memo::Table::none()))
     }
 
-    /// The pieces tiktoken's pre-tokenizer cuts `text` into: by hand where ASCII settles a
-    /// piece, by `bpe-openai`'s regex where it does not.
+    /// The pieces tiktoken's pre-tokenizer cuts `text` into, as `count` cuts them.
+    #[cfg(test)]
     fn pieces<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let mut start = 0;
         std::iter::from_fn(move || {
             if start >= text.len() {
                 return None;
             }
-            let end = pieces::piece_end(self.rules, text.as_bytes(), start)
-                .unwrap_or_else(|| start + (self.tables)().split(&text[start..]).next().map_or(0, str::len));
-            // Every pattern takes at least a character; should one not, the rest is one piece
-            // rather than a loop that never ends.
-            let end = if end > start { end } else { text.len() };
+            let end = piece_end(self.rules, (self.tables)(), text, start);
             let piece = &text[start..end];
             start = end;
             Some(piece)
         })
+    }
+}
+
+/// The tokens of `text`'s pieces, each counted by `tables`' BPE or found in `memo`, span by span
+/// (`pieces::span_end`): a span remembered whole is not cut into pieces at all.
+#[inline(always)]
+fn count_pieces(rules: Rules, tables: &bpe_openai::Tokenizer, memo: &mut memo::Table<'_>, text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let (mut total, mut start) = (0, 0);
+    while start < bytes.len() {
+        let end = pieces::span_end(bytes, start);
+        let last = end == bytes.len();
+        if !last {
+            if let Some(n) = memo.span(bytes, start, end) {
+                total += n;
+                start = end;
+                continue;
+            }
+        }
+        let (mut n, mut at) = (0, start);
+        while at < end {
+            let piece_end = piece_end(rules, tables, text, at);
+            // Every byte is a token of its own in both encodings, so a one-byte piece (most of
+            // a UUID's or a number's) is one token without a lookup.
+            n += match piece_end - at {
+                1 => 1,
+                _ => memo.count(bytes, at, piece_end, |p| tables.bpe.count(p)) as u64,
+            };
+            at = piece_end;
+        }
+        // A piece never runs past a span's end (`pieces::span_end`); were one to, its count
+        // stays right and only the span is not remembered.
+        if at == end && !last {
+            memo.remember_span(bytes, start, end, n);
+        }
+        total += n;
+        start = at;
+    }
+    total
+}
+
+/// Where the piece of `text` that starts at `start` (before its end) ends: by hand where ASCII
+/// settles the piece, by `bpe-openai`'s regex where it does not.
+#[inline(always)]
+fn piece_end(rules: Rules, tables: &bpe_openai::Tokenizer, text: &str, start: usize) -> usize {
+    let end = pieces::piece_end(rules, text.as_bytes(), start)
+        .unwrap_or_else(|| start + tables.split(&text[start..]).next().map_or(0, str::len));
+    // Every pattern takes at least a character; should one not, the rest is one piece rather
+    // than a loop that never ends.
+    if end > start {
+        end
+    } else {
+        text.len()
     }
 }
 
