@@ -85,17 +85,26 @@ fn count_pieces(rules: Rules, tables: &bpe_openai::Tokenizer, memo: &mut memo::T
                 continue;
             }
         }
-        let (mut n, mut at) = (0, start);
-        while at < end {
-            let piece_end = piece_end(rules, tables, text, at);
+        let mut at = piece_end(rules, tables, text, start);
+        let n = if at == end && !last {
+            // A span of one piece (most words) is remembered as the span alone: remembering it
+            // twice would cost another lookup on each miss and crowd the table.
+            tables.bpe.count(&bytes[start..end]) as u64
+        } else {
             // Every byte is a token of its own in both encodings, so a one-byte piece (most of
             // a UUID's or a number's) is one token without a lookup.
-            n += match piece_end - at {
+            let mut piece = |from: usize, to: usize| match to - from {
                 1 => 1,
-                _ => memo.count(bytes, at, piece_end, |p| tables.bpe.count(p)) as u64,
+                _ => memo.count(bytes, from, to, |p| tables.bpe.count(p)) as u64,
             };
-            at = piece_end;
-        }
+            let mut n = piece(start, at);
+            while at < end {
+                let piece_end = piece_end(rules, tables, text, at);
+                n += piece(at, piece_end);
+                at = piece_end;
+            }
+            n
+        };
         // A piece never runs past a span's end (`pieces::span_end`); were one to, its count
         // stays right and only the span is not remembered.
         if at == end && !last {
@@ -187,7 +196,17 @@ pub fn count_messages(bpe: &Encoding, messages: &str) -> u64 {
 }
 
 fn count_content(bpe: &Encoding, content: &RawValue) -> u64 {
-    if let Ok(s) = serde_json::from_str::<Cow<'_, str>>(content.get()) {
+    // A string with no escape is its own text between its quotes (the messages' parse has checked
+    // it), so a long prompt is not read a second time to decode it.
+    let raw = content.get();
+    if let Some(text) = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .filter(|t| memchr::memchr(b'\\', t.as_bytes()).is_none())
+    {
+        return count_text(bpe, text);
+    }
+    if let Ok(s) = serde_json::from_str::<Cow<'_, str>>(raw) {
         return count_text(bpe, &s);
     }
     if let Ok(parts) = serde_json::from_str::<Vec<Part<'_>>>(content.get()) {
@@ -284,6 +303,18 @@ mod tests {
         assert_eq!(count_messages(bpe, r#"[{"role":"user","content":"Hello world"}]"#), 9);
         assert_eq!(count_messages(bpe, r#"[{"role":"user","content":[{"type":"text","text":"Hello world"}]}]"#), 9);
         assert_eq!(count_prompt(bpe, r#"["Hello world","Hello"]"#), 3);
+        // Contents with and without escapes, empty, and not text at all.
+        for (content, text) in [
+            (r#""Hello world""#, "Hello world"),
+            (r#""say \"hi\"\n\u00e9\t""#, "say \"hi\"\n\u{e9}\t"),
+            (r#""""#, ""),
+            (r#""\\""#, "\\"),
+            ("7", ""),
+            (r#"{"text":"Hello"}"#, ""),
+        ] {
+            let messages = format!(r#"[{{"role":"user","content":{content}}}]"#);
+            assert_eq!(count_messages(bpe, &messages), 7 + count_text(bpe, text), "{content}");
+        }
     }
 
     #[test]
