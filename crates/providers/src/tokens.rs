@@ -12,9 +12,10 @@
 //!
 //! The BPE is `bpe-openai`'s (GitHub's linear-time BPE): it counts what tiktoken counts. The
 //! text is cut into pieces by `pieces` where it is ASCII and by `bpe-openai`'s regex elsewhere,
-//! and short pieces' counts are remembered per thread (`memo`), because a TGI-style answer's
-//! prompt estimate sits on the request path, where tiktoken-rs's backtracking regex and BPE made
-//! those providers many times dearer than a pass-through (bench/README.md, "Token estimation").
+//! and the counts of short pieces and of spans (runs of whole pieces, `pieces::span_end`) are
+//! remembered per thread (`memo`), because a TGI-style answer's prompt estimate sits on the
+//! request path, where tiktoken-rs's backtracking regex and BPE made those providers many times
+//! dearer than a pass-through (bench/README.md, "Token estimation").
 //! `tests/tokens.rs` checks the counts against tiktoken-rs (a dev-dependency only), and the
 //! tests below check the pieces against the regex.
 //!
