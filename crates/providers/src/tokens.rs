@@ -12,9 +12,10 @@
 //!
 //! The BPE is `bpe-openai`'s (GitHub's linear-time BPE): it counts what tiktoken counts. The
 //! text is cut into pieces by `pieces` where it is ASCII and by `bpe-openai`'s regex elsewhere,
-//! and short pieces' counts are remembered per thread (`memo`), because a TGI-style answer's
-//! prompt estimate sits on the request path, where tiktoken-rs's backtracking regex and BPE made
-//! those providers many times dearer than a pass-through (bench/README.md, "Token estimation").
+//! and the counts of short pieces and of spans (runs of whole pieces, `pieces::span_end`) are
+//! remembered per thread (`memo`), because a TGI-style answer's prompt estimate sits on the
+//! request path, where tiktoken-rs's backtracking regex and BPE made those providers many times
+//! dearer than a pass-through (bench/README.md, "Token estimation").
 //! `tests/tokens.rs` checks the counts against tiktoken-rs (a dev-dependency only), and the
 //! tests below check the pieces against the regex.
 //!
@@ -44,30 +45,90 @@ static O200K: Encoding = Encoding { tables: bpe_openai::o200k_base, rules: Rules
 impl Encoding {
     /// Tokens of `text`, special tokens' spellings counted as plain text.
     pub fn count(&self, text: &str) -> u64 {
-        let count = |memo: &mut memo::Table<'_>| {
-            let bpe = &(self.tables)().bpe;
-            self.pieces(text).map(|piece| memo.count(piece.as_bytes(), |p| bpe.count(p)) as u64).sum()
+        let tables = (self.tables)();
+        // One loop for each encoding, so that each has its rules as a constant.
+        let count = |memo: &mut memo::Table<'_>| match self.rules {
+            Rules::Cl100k => count_pieces(Rules::Cl100k, tables, memo, text),
+            Rules::O200k => count_pieces(Rules::O200k, tables, memo, text),
         };
         memo::with_table(self.rules as usize, count).unwrap_or_else(|| count(&mut memo::Table::none()))
     }
 
-    /// The pieces tiktoken's pre-tokenizer cuts `text` into: by hand where ASCII settles a
-    /// piece, by `bpe-openai`'s regex where it does not.
+    /// The pieces tiktoken's pre-tokenizer cuts `text` into, as `count` cuts them.
+    #[cfg(test)]
     fn pieces<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let mut start = 0;
         std::iter::from_fn(move || {
             if start >= text.len() {
                 return None;
             }
-            let end = pieces::piece_end(self.rules, text.as_bytes(), start)
-                .unwrap_or_else(|| start + (self.tables)().split(&text[start..]).next().map_or(0, str::len));
-            // Every pattern takes at least a character; should one not, the rest is one piece
-            // rather than a loop that never ends.
-            let end = if end > start { end } else { text.len() };
+            let end = piece_end(self.rules, (self.tables)(), text, start);
             let piece = &text[start..end];
             start = end;
             Some(piece)
         })
+    }
+}
+
+/// The tokens of `text`'s pieces, each counted by `tables`' BPE or found in `memo`, span by span
+/// (`pieces::span_end`): a span remembered whole is not cut into pieces at all.
+#[inline(always)]
+fn count_pieces(rules: Rules, tables: &bpe_openai::Tokenizer, memo: &mut memo::Table<'_>, text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let (mut total, mut start) = (0, 0);
+    while start < bytes.len() {
+        let end = pieces::span_end(bytes, start);
+        let last = end == bytes.len();
+        if !last {
+            if let Some(n) = memo.span(bytes, start, end) {
+                total += n;
+                start = end;
+                continue;
+            }
+        }
+        let mut at = piece_end(rules, tables, text, start);
+        let n = if at == end && !last {
+            // A span of one piece (most words) is remembered as the span alone: remembering it
+            // twice would cost another lookup on each miss and crowd the table.
+            tables.bpe.count(&bytes[start..end]) as u64
+        } else {
+            // Every byte is a token of its own in both encodings, so a one-byte piece (most of
+            // a UUID's or a number's) is one token without a lookup.
+            let mut piece = |from: usize, to: usize| match to - from {
+                1 => 1,
+                _ => memo.count(bytes, from, to, |p| tables.bpe.count(p)) as u64,
+            };
+            let mut n = piece(start, at);
+            while at < end {
+                let piece_end = piece_end(rules, tables, text, at);
+                n += piece(at, piece_end);
+                at = piece_end;
+            }
+            n
+        };
+        // A piece never runs past a span's end (`pieces::span_end`); were one to, its count
+        // stays right and only the span is not remembered.
+        if at == end && !last {
+            memo.remember_span(bytes, start, end, n);
+        }
+        total += n;
+        start = at;
+    }
+    total
+}
+
+/// Where the piece of `text` that starts at `start` (before its end) ends: by hand where ASCII
+/// settles the piece, by `bpe-openai`'s regex where it does not.
+#[inline(always)]
+fn piece_end(rules: Rules, tables: &bpe_openai::Tokenizer, text: &str, start: usize) -> usize {
+    let end = pieces::piece_end(rules, text.as_bytes(), start)
+        .unwrap_or_else(|| start + tables.split(&text[start..]).next().map_or(0, str::len));
+    // Every pattern takes at least a character; should one not, the rest is one piece rather
+    // than a loop that never ends.
+    if end > start {
+        end
+    } else {
+        text.len()
     }
 }
 
@@ -136,7 +197,17 @@ pub fn count_messages(bpe: &Encoding, messages: &str) -> u64 {
 }
 
 fn count_content(bpe: &Encoding, content: &RawValue) -> u64 {
-    if let Ok(s) = serde_json::from_str::<Cow<'_, str>>(content.get()) {
+    // A string with no escape is its own text between its quotes (the messages' parse has checked
+    // it), so a long prompt is not read a second time to decode it.
+    let raw = content.get();
+    if let Some(text) = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .filter(|t| memchr::memchr(b'\\', t.as_bytes()).is_none())
+    {
+        return count_text(bpe, text);
+    }
+    if let Ok(s) = serde_json::from_str::<Cow<'_, str>>(raw) {
         return count_text(bpe, &s);
     }
     if let Ok(parts) = serde_json::from_str::<Vec<Part<'_>>>(content.get()) {
@@ -233,6 +304,18 @@ mod tests {
         assert_eq!(count_messages(bpe, r#"[{"role":"user","content":"Hello world"}]"#), 9);
         assert_eq!(count_messages(bpe, r#"[{"role":"user","content":[{"type":"text","text":"Hello world"}]}]"#), 9);
         assert_eq!(count_prompt(bpe, r#"["Hello world","Hello"]"#), 3);
+        // Contents with and without escapes, empty, and not text at all.
+        for (content, text) in [
+            (r#""Hello world""#, "Hello world"),
+            (r#""say \"hi\"\n\u00e9\t""#, "say \"hi\"\n\u{e9}\t"),
+            (r#""""#, ""),
+            (r#""\\""#, "\\"),
+            ("7", ""),
+            (r#"{"text":"Hello"}"#, ""),
+        ] {
+            let messages = format!(r#"[{{"role":"user","content":{content}}}]"#);
+            assert_eq!(count_messages(bpe, &messages), 7 + count_text(bpe, text), "{content}");
+        }
     }
 
     #[test]

@@ -93,6 +93,14 @@ fn fixed_corpus_counts_like_tiktoken() {
     .map(|s| s.to_string())
     .collect();
     corpus.push(seed_text());
+    // The seed's sentence in other contexts, after the memo has it: spans that end the text, UUIDs
+    // after other words, words glued to digits.
+    corpus.push("x 3f8a6a52-8a58-4c1e-9a62-1f2b7c7d9e11 context3f8a6a52-8a58 we'll fill".to_string());
+    corpus.push(" the context3f8a6a52-8a58-4c1e-9a62-1f2b7c7d9e11".to_string());
+    corpus.push("the context3f8a6a52-8a58-4c1e-9a62-1f2b7c7d9e11\n This".to_string());
+    // Every ASCII byte, in order and in classes' runs.
+    corpus.push((0u8..128).map(char::from).collect::<String>().repeat(3));
+    corpus.push((0u8..128).flat_map(|b| std::iter::repeat_n(char::from(b), 1 + usize::from(b % 5))).collect());
     corpus.push("a".repeat(5000));
     corpus.push("ab".repeat(3000));
     corpus.push(" ".repeat(4097));
@@ -209,6 +217,49 @@ const FRAGMENTS: &[&str] = &[
 
 fn fragment_text() -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(FRAGMENTS), 0..48).prop_map(|parts| parts.concat())
+}
+
+/// One part of a long text: words in every case, contractions in both cases (and apostrophes
+/// that start none), runs of 1 to 5 digits, runs of whitespace (before letters and newlines, as
+/// what follows them makes it), punctuation and control characters, single spaces (so that most
+/// words start a span), any ASCII byte, and now and then a character that is not ASCII.
+fn long_part() -> impl Strategy<Value = String> {
+    let bytes = |set: &'static [u8], len: std::ops::Range<usize>| {
+        prop::collection::vec(prop::sample::select(set), len).prop_map(|b| String::from_utf8(b).expect("ASCII"))
+    };
+    prop_oneof![
+        6 => bytes(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", 1..20),
+        5 => Just(" ".to_string()),
+        2 => bytes(b"0123456789", 1..6),
+        2 => bytes(b" \t\x0b\x0c\r\n", 1..7),
+        2 => bytes(b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~\x00\x1b\x7f", 1..5),
+        2 => prop::sample::select(&[
+            "'s", "'S", "'t", "'T", "'re", "'RE", "'rE", "'Re", "'ve", "'VE", "'vE", "'m", "'M", "'ll", "'LL",
+            "'lL", "'Ll", "'d", "'D", "'r", "'l", "'v", "'", "''",
+        ][..]).prop_map(String::from),
+        1 => (0u8..128).prop_map(|b| char::from(b).to_string()),
+        1 => prop::sample::select(&["é", "É", "ſ", "\u{a0}", "\u{3000}", "\u{2028}", "\u{301}", "٣", "中", "😀", "—"][..])
+            .prop_map(String::from),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Long texts, then the same parts in the other order and the text twice over: spans and
+    /// pieces remembered from one text are found again in another context.
+    #[test]
+    fn long_texts_count_like_tiktoken(parts in prop::collection::vec(long_part(), 0..800)) {
+        let text = parts.concat();
+        assert_counts_like_tiktoken(&text);
+        assert_counts_like_tiktoken(&parts.iter().rev().map(String::as_str).collect::<String>());
+        assert_counts_like_tiktoken(&text.repeat(2));
+    }
+
+    #[test]
+    fn long_ascii_counts_like_tiktoken(bytes in prop::collection::vec(0u8..128, 0..4000)) {
+        assert_counts_like_tiktoken(&String::from_utf8(bytes).expect("ASCII"));
+    }
 }
 
 proptest! {
