@@ -131,17 +131,42 @@ pub fn completion(
     finish_reason: &str,
     usage: Option<(u64, u64)>,
 ) -> Value {
-    let mut v = json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{ "index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason }],
-    });
-    if let Some(u) = usage {
-        v["usage"] = usage_json(u);
+    one_choice(model, id, created, message, finish_reason, usage.map(usage_json))
+}
+
+/// A whole `chat.completion` with one choice and the `usage` object given (none when `None`),
+/// built without `json!`'s trip through serde's serializer per value: the answer readers that
+/// skip the upstream's tree (Anthropic's, Bedrock's) build theirs here.
+pub(crate) fn one_choice(
+    model: &str,
+    id: &str,
+    created: u64,
+    message: Value,
+    finish_reason: &str,
+    usage: Option<Value>,
+) -> Value {
+    let choice = object([
+        ("index", 0.into()),
+        ("message", message),
+        ("logprobs", Value::Null),
+        ("finish_reason", finish_reason.into()),
+    ]);
+    let mut answer = object([
+        ("id", id.into()),
+        ("object", "chat.completion".into()),
+        ("created", created.into()),
+        ("model", model.into()),
+        ("choices", Value::Array(vec![choice])),
+    ]);
+    if let (Some(usage), Value::Object(members)) = (usage, &mut answer) {
+        members.insert("usage".into(), usage);
     }
-    v
+    answer
+}
+
+/// An object of `members`, built without `json!`'s trip through serde's serializer per value.
+pub(crate) fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
+    Value::Object(members.into_iter().map(|(name, v)| (name.to_string(), v)).collect())
 }
 
 /// A stream event's data as JSON: `None` for a blank event or `[DONE]`; an error naming `who`

@@ -9,6 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{finish_reason, TranslateError, Usage};
+use crate::chunks::object;
 use read::Read;
 
 /// Translates a Messages API response body (already parsed) into a `chat.completion` that
@@ -213,26 +214,9 @@ impl Answer {
             Some(Value::String(s)) if !s.is_empty() => s,
             _ => super::fresh_id("chatcmpl-"),
         };
-        let choice = object([
-            ("index", 0.into()),
-            ("message", Value::Object(message)),
-            ("logprobs", Value::Null),
-            ("finish_reason", finish_reason(str_of(&self.stop_reason)).into()),
-        ]);
-        Ok(object([
-            ("id", id.into()),
-            ("object", "chat.completion".into()),
-            ("created", created.into()),
-            ("model", model.into()),
-            ("choices", Value::Array(vec![choice])),
-            ("usage", usage.to_openai()),
-        ]))
+        let finish = finish_reason(str_of(&self.stop_reason));
+        Ok(crate::chunks::one_choice(model, &id, created, Value::Object(message), finish, Some(usage.to_openai())))
     }
-}
-
-/// An object of `members`, built without `json!`'s trip through serde's serializer per value.
-fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
-    Value::Object(members.into_iter().map(|(name, v)| (name.to_string(), v)).collect())
 }
 
 /// The readers behind [`read_answer`]. Each takes any JSON value, as the tree does: the shape it

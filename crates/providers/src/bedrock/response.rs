@@ -9,6 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{finish_reason, TranslateError, Usage};
+use crate::chunks::object;
 use read::Read;
 
 /// The message of an answer without `output.message.content`.
@@ -170,26 +171,9 @@ impl Answer {
         let [input, output, cache_read, cache_write, total] =
             self.usage.each_ref().map(|v| v.as_ref().and_then(Value::as_u64));
         let usage = Usage { input: input.unwrap_or(0), output: output.unwrap_or(0), cache_read, cache_write, total };
-        let choice = object([
-            ("index", 0.into()),
-            ("message", Value::Object(message)),
-            ("logprobs", Value::Null),
-            ("finish_reason", finish_reason(str_of(&self.stop_reason)).into()),
-        ]);
-        Ok(object([
-            ("id", id.into()),
-            ("object", "chat.completion".into()),
-            ("created", created.into()),
-            ("model", model.into()),
-            ("choices", Value::Array(vec![choice])),
-            ("usage", usage.to_openai()),
-        ]))
+        let finish = finish_reason(str_of(&self.stop_reason));
+        Ok(crate::chunks::one_choice(model, id, created, Value::Object(message), finish, Some(usage.to_openai())))
     }
-}
-
-/// An object of `members`, built without `json!`'s trip through serde's serializer per value.
-fn object<const N: usize>(members: [(&str, Value); N]) -> Value {
-    Value::Object(members.into_iter().map(|(name, v)| (name.to_string(), v)).collect())
 }
 
 /// The readers behind [`read_answer`]. Each takes any JSON value, as the tree does: the shape it
