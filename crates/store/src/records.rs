@@ -37,7 +37,9 @@ pub struct KeyRecord {
     /// Free-form; LiteLLM keeps `model_rpm_limit`, `model_tpm_limit` and `tags` in here.
     pub metadata: Map<String, Value>,
     pub aliases: Map<String, Value>,
-    /// The request `cache` controls the key may set (`no-cache`, `ttl`, …); empty: any.
+    /// The request `cache` controls the key may set (`no-cache`, `ttl`, …); empty: any. Absent
+    /// from a record written before it existed, which restricted nothing.
+    #[serde(default)]
     pub allowed_cache_controls: Vec<String>,
     pub blocked: bool,
     pub created_at: Option<DateTime<Utc>>,
