@@ -55,9 +55,19 @@ async fn replicas(store: &Store, url: &str, prefix: &str) -> Vec<Arc<Access>> {
         a.share_budgets(remote);
         out.push(a);
     }
+    // Each replica's count comes from its own heartbeat; on two loaded cores one heartbeat can
+    // pass its operation timeout, so each is given a few seconds to see all the others.
     for a in &out {
-        a.remote().unwrap().heartbeat().await;
-        assert_eq!(a.remote().unwrap().replicas(), REPLICAS as u64);
+        let remote = a.remote().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            remote.heartbeat().await;
+            if remote.replicas() == REPLICAS as u64 || std::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(remote.replicas(), REPLICAS as u64);
     }
     out
 }
