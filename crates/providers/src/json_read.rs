@@ -4,11 +4,13 @@
 //! translation of any body is the tree path's: [`Skip`] checks a value the tree would hold and
 //! drops it (strings decoded, numbers parsed, nesting counted by the same deserializer), [`Name`]
 //! decodes a member name as the tree does, and [`other_shapes!`] gives a reader the visits of
-//! the shapes it does not want (each taken, checked, and counted as absent).
+//! the shapes it does not want (each taken, checked, and counted as absent). [`object_reader!`]
+//! writes a reader of one object's members, and [`Items`] reads an array of such objects.
 
-use serde::de::{Deserialize, Deserializer, Visitor};
+use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 /// The visits of a value whose shape is not the one wanted: scalars are taken as they come, and
 /// an array or object (those named: `seq`, `map`) is crossed item by item with [`Skip`]; `$out`
@@ -51,6 +53,68 @@ macro_rules! other_shapes {
     };
 }
 pub(crate) use other_shapes;
+
+/// A reader of an object's members: `$start` when the value is an object, each member then read
+/// by `$member` (given the reader's state, the member's name and the map); any other value reads
+/// as `$absent`. `$start` defaults to `$absent`.
+macro_rules! object_reader {
+    ($reader:ident, $what:literal, $absent:expr, |$out:ident, $name:ident, $map:ident| $member:expr) => {
+        $crate::json_read::object_reader!($reader, $what, $absent, $absent, |$out, $name, $map| $member);
+    };
+    ($reader:ident, $what:literal, $absent:expr, $start:expr, |$out:ident, $name:ident, $map:ident| $member:expr) => {
+        impl<'de> serde::de::Deserialize<'de> for $reader {
+            fn deserialize<D: serde::de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $reader;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str($what)
+                    }
+                    $crate::json_read::other_shapes!($absent, seq);
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut $map: A) -> Result<Self::Value, A::Error> {
+                        let mut $out = $start;
+                        while let Some($name) = $map.next_key::<$crate::json_read::Name<'de>>()? {
+                            $member;
+                        }
+                        Ok($out)
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+pub(crate) use object_reader;
+
+/// One item of an array that [`Items`] reads: something, or nothing (a shape it does not want).
+pub(crate) trait Item {
+    type Out;
+    fn into_out(self) -> Option<Self::Out>;
+}
+
+/// An array's items that read as something, in order; `None` when the value is not an array.
+pub(crate) struct Items<I: Item>(pub Option<Vec<I::Out>>);
+
+impl<'de, I: Item + Deserialize<'de>> Deserialize<'de> for Items<I> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<I>(PhantomData<I>);
+        impl<'de, I: Item + Deserialize<'de>> Visitor<'de> for V<I> {
+            type Value = Items<I>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            other_shapes!(Items(None), map);
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+                while let Some(item) = seq.next_element::<I>()? {
+                    out.extend(item.into_out());
+                }
+                Ok(Items(Some(out)))
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
 
 /// A value read only to be checked as the tree's reader checks it, and dropped.
 pub(crate) struct Skip;

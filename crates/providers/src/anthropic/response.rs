@@ -223,131 +223,60 @@ impl Answer {
 /// wants is kept, any other is checked by [`Skip`] and counts as absent.
 mod read {
     use super::{Answer, Block, USAGE_NAMES};
-    use crate::json_read::{other_shapes, Name, Skip};
-    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use crate::json_read::{object_reader, Items, Skip};
     use serde_json::Value;
-    use std::fmt;
 
     /// The whole answer: an object's members, or (any other value) an empty [`Answer`].
     pub(super) struct Read(pub Answer);
 
-    impl<'de> Deserialize<'de> for Read {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Read;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("an Anthropic message")
-                }
-                other_shapes!(Read(Answer::default()), seq);
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                    let mut out = Answer::default();
-                    while let Some(name) = map.next_key::<Name<'de>>()? {
-                        match &*name.0 {
-                            "id" => out.id = Some(map.next_value()?),
-                            "content" => out.blocks = map.next_value::<Blocks>()?.0,
-                            "stop_reason" => out.stop_reason = Some(map.next_value()?),
-                            "usage" => out.usage = map.next_value::<Counts>()?.0,
-                            _ => {
-                                map.next_value::<Skip>()?;
-                            }
-                        }
-                    }
-                    Ok(Read(out))
-                }
-            }
-            d.deserialize_any(V)
+    object_reader!(Read, "an Anthropic message", Read(Answer::default()), |out, name, map| match &*name.0 {
+        "id" => out.0.id = Some(map.next_value()?),
+        "content" => out.0.blocks = map.next_value::<Items<Item>>()?.0,
+        "stop_reason" => out.0.stop_reason = Some(map.next_value()?),
+        "usage" => out.0.usage = map.next_value::<Counts>()?.0,
+        _ => {
+            map.next_value::<Skip>()?;
         }
-    }
+    });
 
-    /// `content`: its objects when it is an array, else `None`.
-    struct Blocks(Option<Vec<Block>>);
-
-    impl<'de> Deserialize<'de> for Blocks {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Blocks;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("content blocks")
-                }
-                other_shapes!(Blocks(None), map);
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1));
-                    while let Some(item) = seq.next_element::<Item>()? {
-                        out.extend(item.0);
-                    }
-                    Ok(Blocks(Some(out)))
-                }
-            }
-            d.deserialize_any(V)
-        }
-    }
-
-    /// One item of `content`: a block when it is an object.
+    /// One item of `content`: a block when it is an object (an empty one too).
     struct Item(Option<Block>);
 
-    impl<'de> Deserialize<'de> for Item {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Item;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("a content block")
-                }
-                other_shapes!(Item(None), seq);
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                    let mut b = Block::default();
-                    while let Some(name) = map.next_key::<Name<'de>>()? {
-                        let slot = match &*name.0 {
-                            "type" => &mut b.kind,
-                            "text" => &mut b.text,
-                            "thinking" => &mut b.thinking,
-                            "id" => &mut b.id,
-                            "name" => &mut b.name,
-                            "input" => &mut b.input,
-                            _ => {
-                                b.rest.push((name.0.into_owned(), map.next_value()?));
-                                continue;
-                            }
-                        };
-                        *slot = Some(map.next_value()?);
-                    }
-                    Ok(Item(Some(b)))
-                }
-            }
-            d.deserialize_any(V)
+    impl crate::json_read::Item for Item {
+        type Out = Block;
+        fn into_out(self) -> Option<Block> {
+            self.0
         }
     }
+
+    object_reader!(Item, "a content block", Item(None), Item(Some(Block::default())), |out, name, map| {
+        let b = out.0.get_or_insert_with(Block::default);
+        let slot = match &*name.0 {
+            "type" => &mut b.kind,
+            "text" => &mut b.text,
+            "thinking" => &mut b.thinking,
+            "id" => &mut b.id,
+            "name" => &mut b.name,
+            "input" => &mut b.input,
+            _ => {
+                b.rest.push((name.0.into_owned(), map.next_value()?));
+                continue;
+            }
+        };
+        *slot = Some(map.next_value()?)
+    });
 
     /// `usage`: the counts [`Answer::usage`] keeps when it is an object.
     struct Counts([Option<Value>; 4]);
 
-    impl<'de> Deserialize<'de> for Counts {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Counts;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("token counts")
-                }
-                other_shapes!(Counts(Default::default()), seq);
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                    let mut out: [Option<Value>; 4] = Default::default();
-                    while let Some(name) = map.next_key::<Name<'de>>()? {
-                        match USAGE_NAMES.iter().position(|n| *n == name.0) {
-                            Some(i) => out[i] = Some(map.next_value()?),
-                            None => {
-                                map.next_value::<Skip>()?;
-                            }
-                        }
-                    }
-                    Ok(Counts(out))
-                }
+    object_reader!(Counts, "token counts", Counts(Default::default()), |out, name, map| {
+        match USAGE_NAMES.iter().position(|n| *n == name.0) {
+            Some(i) => out.0[i] = Some(map.next_value()?),
+            None => {
+                map.next_value::<Skip>()?;
             }
-            d.deserialize_any(V)
         }
-    }
+    });
 }
 
 #[cfg(test)]
@@ -414,6 +343,7 @@ mod tests {
             r#"{"id":"m","content":[{"type":"text","text":7},{"type":"text","text":"after"}]}"#.to_string(),
             r#"{"id":"m","content":["a",1,null,true,[{"type":"text","text":"nested"}],{"type":"text","text":"x"}]}"#.to_string(),
             r#"{"content":[{"type":"thinking"},{"type":"thinking","thinking":5,"text":"t","id":"i","name":"n","input":{}}]}"#.to_string(),
+            r#"{"content":[{},{"type":"text","text":"after an empty block"},{}]}"#.to_string(),
             // Stop reasons, known and not.
             r#"{"content":[],"stop_reason":"max_tokens"}"#.to_string(),
             r#"{"content":[],"stop_reason":"pause_turn"}"#.to_string(),

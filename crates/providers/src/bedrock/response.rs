@@ -180,37 +180,8 @@ impl Answer {
 /// wants is kept, any other is checked and counts as absent.
 mod read {
     use super::{Answer, Block, ToolUse, USAGE_NAMES};
-    use crate::json_read::{other_shapes, Name, Skip};
-    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use crate::json_read::{object_reader, Items, Skip};
     use serde_json::Value;
-    use std::fmt;
-
-    /// An object's members, read by `$member` (the reader's state, a member's name, the map);
-    /// any other value reads as `$absent`.
-    macro_rules! object_reader {
-        ($reader:ident, $what:literal, $absent:expr, |$out:ident, $name:ident, $map:ident| $member:expr) => {
-            impl<'de> Deserialize<'de> for $reader {
-                fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                    struct V;
-                    impl<'de> Visitor<'de> for V {
-                        type Value = $reader;
-                        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                            f.write_str($what)
-                        }
-                        other_shapes!($absent, seq);
-                        fn visit_map<A: MapAccess<'de>>(self, mut $map: A) -> Result<Self::Value, A::Error> {
-                            let mut $out = $absent;
-                            while let Some($name) = $map.next_key::<Name<'de>>()? {
-                                $member;
-                            }
-                            Ok($out)
-                        }
-                    }
-                    d.deserialize_any(V)
-                }
-            }
-        };
-    }
 
     /// The whole answer: an object's members, or (any other value) an empty [`Answer`].
     pub(super) struct Read(pub Answer);
@@ -238,38 +209,21 @@ mod read {
     struct Message(Option<Vec<Block>>);
 
     object_reader!(Message, "a Converse message", Message(None), |out, name, map| match &*name.0 {
-        "content" => out.0 = map.next_value::<Blocks>()?.0,
+        "content" => out.0 = map.next_value::<Items<Item>>()?.0,
         _ => {
             map.next_value::<Skip>()?;
         }
     });
 
-    /// `content`: its objects when it is an array, else `None`.
-    struct Blocks(Option<Vec<Block>>);
-
-    impl<'de> Deserialize<'de> for Blocks {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Blocks;
-                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                    f.write_str("content blocks")
-                }
-                other_shapes!(Blocks(None), map);
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                    let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1));
-                    while let Some(item) = seq.next_element::<Item>()? {
-                        out.extend(item.0);
-                    }
-                    Ok(Blocks(Some(out)))
-                }
-            }
-            d.deserialize_any(V)
-        }
-    }
-
     /// One item of `content`: a block when it is an object.
     struct Item(Option<Block>);
+
+    impl crate::json_read::Item for Item {
+        type Out = Block;
+        fn into_out(self) -> Option<Block> {
+            self.0
+        }
+    }
 
     object_reader!(Item, "a content block", Item(None), |out, name, map| {
         let b = out.0.get_or_insert_with(Block::default);
