@@ -58,10 +58,10 @@ pub(crate) use other_shapes;
 /// by `$member` (given the reader's state, the member's name and the map); any other value reads
 /// as `$absent`. `$start` defaults to `$absent`.
 macro_rules! object_reader {
-    ($reader:ident, $what:literal, $absent:expr, |$out:ident, $name:ident, $map:ident| $member:expr) => {
+    ($reader:ty, $what:literal, $absent:expr, |$out:ident, $name:ident, $map:ident| $member:expr) => {
         $crate::json_read::object_reader!($reader, $what, $absent, $absent, |$out, $name, $map| $member);
     };
-    ($reader:ident, $what:literal, $absent:expr, $start:expr, |$out:ident, $name:ident, $map:ident| $member:expr) => {
+    ($reader:ty, $what:literal, $absent:expr, $start:expr, |$out:ident, $name:ident, $map:ident| $member:expr) => {
         impl<'de> serde::de::Deserialize<'de> for $reader {
             fn deserialize<D: serde::de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct V;
@@ -86,28 +86,32 @@ macro_rules! object_reader {
 }
 pub(crate) use object_reader;
 
-/// One item of an array that [`Items`] reads: something, or nothing (a shape it does not want).
-pub(crate) trait Item {
-    type Out;
-    fn into_out(self) -> Option<Self::Out>;
-}
+/// A value read as a `T` when it has the shape a `T` is read from, else as nothing: what an
+/// array's items are read as by [`Items`] (readers for it are written with [`object_reader!`]).
+pub(crate) struct Maybe<T>(pub Option<T>);
 
 /// An array's items that read as something, in order; `None` when the value is not an array.
-pub(crate) struct Items<I: Item>(pub Option<Vec<I::Out>>);
+pub(crate) struct Items<T>(pub Option<Vec<T>>);
 
-impl<'de, I: Item + Deserialize<'de>> Deserialize<'de> for Items<I> {
+impl<'de, T> Deserialize<'de> for Items<T>
+where
+    Maybe<T>: Deserialize<'de>,
+{
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<I>(PhantomData<I>);
-        impl<'de, I: Item + Deserialize<'de>> Visitor<'de> for V<I> {
-            type Value = Items<I>;
+        struct V<T>(PhantomData<T>);
+        impl<'de, T> Visitor<'de> for V<T>
+        where
+            Maybe<T>: Deserialize<'de>,
+        {
+            type Value = Items<T>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an array")
             }
             other_shapes!(Items(None), map);
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(1));
-                while let Some(item) = seq.next_element::<I>()? {
-                    out.extend(item.into_out());
+                while let Some(Maybe(item)) = seq.next_element::<Maybe<T>>()? {
+                    out.extend(item);
                 }
                 Ok(Items(Some(out)))
             }

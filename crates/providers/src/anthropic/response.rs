@@ -223,7 +223,7 @@ impl Answer {
 /// wants is kept, any other is checked by [`Skip`] and counts as absent.
 mod read {
     use super::{Answer, Block, USAGE_NAMES};
-    use crate::json_read::{object_reader, Items, Skip};
+    use crate::json_read::{object_reader, Items, Maybe, Skip};
     use serde_json::Value;
 
     /// The whole answer: an object's members, or (any other value) an empty [`Answer`].
@@ -231,7 +231,7 @@ mod read {
 
     object_reader!(Read, "an Anthropic message", Read(Answer::default()), |out, name, map| match &*name.0 {
         "id" => out.0.id = Some(map.next_value()?),
-        "content" => out.0.blocks = map.next_value::<Items<Item>>()?.0,
+        "content" => out.0.blocks = map.next_value::<Items<Block>>()?.0,
         "stop_reason" => out.0.stop_reason = Some(map.next_value()?),
         "usage" => out.0.usage = map.next_value::<Counts>()?.0,
         _ => {
@@ -239,17 +239,8 @@ mod read {
         }
     });
 
-    /// One item of `content`: a block when it is an object (an empty one too).
-    struct Item(Option<Block>);
-
-    impl crate::json_read::Item for Item {
-        type Out = Block;
-        fn into_out(self) -> Option<Block> {
-            self.0
-        }
-    }
-
-    object_reader!(Item, "a content block", Item(None), Item(Some(Block::default())), |out, name, map| {
+    // One item of `content`: a block when it is an object (an empty one too).
+    object_reader!(Maybe<Block>, "a content block", Maybe(None), Maybe(Some(Block::default())), |out, name, map| {
         let b = out.0.get_or_insert_with(Block::default);
         let slot = match &*name.0 {
             "type" => &mut b.kind,

@@ -180,7 +180,7 @@ impl Answer {
 /// wants is kept, any other is checked and counts as absent.
 mod read {
     use super::{Answer, Block, ToolUse, USAGE_NAMES};
-    use crate::json_read::{object_reader, Items, Skip};
+    use crate::json_read::{object_reader, Items, Maybe, Skip};
     use serde_json::Value;
 
     /// The whole answer: an object's members, or (any other value) an empty [`Answer`].
@@ -209,23 +209,14 @@ mod read {
     struct Message(Option<Vec<Block>>);
 
     object_reader!(Message, "a Converse message", Message(None), |out, name, map| match &*name.0 {
-        "content" => out.0 = map.next_value::<Items<Item>>()?.0,
+        "content" => out.0 = map.next_value::<Items<Block>>()?.0,
         _ => {
             map.next_value::<Skip>()?;
         }
     });
 
-    /// One item of `content`: a block when it is an object.
-    struct Item(Option<Block>);
-
-    impl crate::json_read::Item for Item {
-        type Out = Block;
-        fn into_out(self) -> Option<Block> {
-            self.0
-        }
-    }
-
-    object_reader!(Item, "a content block", Item(None), |out, name, map| {
+    // One item of `content`: a block when it is an object.
+    object_reader!(Maybe<Block>, "a content block", Maybe(None), |out, name, map| {
         let b = out.0.get_or_insert_with(Block::default);
         match &*name.0 {
             "text" => b.text = Some(map.next_value()?),
