@@ -5,6 +5,7 @@ gateways side by side: caching off (the seed's config); a local cache with every
 (one fixed body, the seed's prompt with one UUID for all).
 
     bench/cache.py [--sluice target/release/sluice] [--duration 10s] [--rate 500] [--repeats 3]
+                   [--sentences N]
 
 Each gateway is pinned to core 0 with one worker; `sluice mock` and `sluice load` share core 1.
 Per repeat and gateway (in ABBA order across repeats): a closed loop of 64 users for
@@ -12,7 +13,9 @@ Per repeat and gateway (in ABBA order across repeats): a closed loop of 64 users
 requests per second gives the latency (p50, p99). The issue's bounds: a hit's CPU per request
 below a proxied miss's; a local hit adds under 0.1 ms at p50 (the hit's p50 is all gateway: no
 upstream is waited on); with every request a miss, CPU per request at most x1.1 caching off.
-The mock's request count shows the hits never reached it. `--smoke` makes it a few seconds long
+The mock's request count shows the hits never reached it. `--sentences N` makes every prompt the
+seed's UUID-and-sentence N times instead of 150 (the seed's ~16 KB): the same three gateways at a
+smaller prompt, where the key's hash is a smaller share of a request. `--smoke` makes it a few seconds long
 for CI. `--perf DIR` then records each gateway with `perf record -g` through one more closed
 loop, to `DIR/<variant>.data` (read with `perf report -i ... --no-children`).
 """
@@ -51,6 +54,8 @@ def main() -> int:
     ap.add_argument("--duration", default="10s")
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sentences", type=int, default=None,
+                    help="the prompt's UUID-and-sentence repeats (default: the seed's own bodies, 150)")
     ap.add_argument("--smoke", action="store_true", help="1 s runs, one repeat (CI)")
     ap.add_argument("--perf", type=Path, help="record each gateway with perf into this folder")
     args = ap.parse_args()
@@ -64,16 +69,25 @@ def main() -> int:
         seed = (REPO / "examples" / "seed-openai.yaml").read_text().replace("http://127.0.0.1:8090/", mock_url + "/")
         cached = seed.replace('callbacks: ["prometheus"]', 'callbacks: ["prometheus"]' + CACHE, 1)
         assert cached != seed, "the seed config's litellm_settings line moved"
-        # Every hit the same body: the seed's prompt around one UUID.
+        def body(one_uuid: str, sentences: int) -> str:
+            return json.dumps({
+                "model": "fake-openai-endpoint",
+                "messages": [{"role": "user", "content": f"{one_uuid}{SEED_SENTENCE}" * sentences}],
+                "user": "my-new-end-user-1",
+            })
+
+        # Every hit the same body: the prompt around one UUID.
         fixed = tmp / "fixed.json"
-        fixed.write_text(json.dumps({
-            "model": "fake-openai-endpoint",
-            "messages": [{"role": "user", "content": f"{uuid.uuid4()}{SEED_SENTENCE}" * 150}],
-            "user": "my-new-end-user-1",
-        }))
+        fixed.write_text(body(str(uuid.uuid4()), args.sentences or 150))
+        # Misses: the seed's own bodies (`sluice load`'s template), or a template with a fresh UUID
+        # in each at the asked size.
+        fresh = None
+        if args.sentences is not None:
+            fresh = tmp / "fresh.json"
+            fresh.write_text(body("{{uuid}}", args.sentences))
         variants = {
-            "caching off": (seed, None),
-            "local cache, every request a miss": (cached, None),
+            "caching off": (seed, fresh),
+            "local cache, every request a miss": (cached, fresh),
             "local cache, every request a hit": (cached, fixed),
         }
         procs, gws = [mock], {}
