@@ -6,54 +6,11 @@
 use sluice_access::charge::{Charge, LogIds, Served};
 use sluice_access::{Access, AccessSettings, Identity};
 use sluice_providers::pricing::TokenUsage;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations_in(f: impl FnOnce()) -> u64 {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
-    f();
-    COUNTING.with(|on| on.set(false));
-    ALLOCATIONS.with(|n| n.get())
-}
+static GLOBAL: sluice_alloc_count::Counting = sluice_alloc_count::Counting;
 
 fn settings() -> AccessSettings {
     AccessSettings {
@@ -85,7 +42,7 @@ async fn per_settle(access: &Arc<Access>, calls: u64) -> f64 {
         let ids = LogIds { request_id: format!("r{i}"), ..Default::default() };
         let charge = Charge::new(access.clone(), admission, "gpt-4o", ids, "acompletion", Some("end-user"), None);
         charge.serving(&served, None);
-        let n = allocations_in(|| {
+        let n = sluice_alloc_count::allocations_in(|| {
             charge.settle(TokenUsage { prompt_tokens: 10, completion_tokens: 5, ..Default::default() });
         });
         if i > 0 {
@@ -127,7 +84,7 @@ async fn per_call(access: &Arc<Access>, calls: u64) -> f64 {
     for i in 0..=calls {
         let admission = access.admit_shared(&Identity::Master, "gpt-4o", Some("end-user"), 0.0).await.unwrap();
         let ids = LogIds { request_id: format!("r{i}"), ..Default::default() };
-        let n = allocations_in(|| {
+        let n = sluice_alloc_count::allocations_in(|| {
             let charge = Charge::new(access.clone(), admission, "gpt-4o", ids, "acompletion", Some("end-user"), None);
             charge.serving(&served, None);
             charge.settle(TokenUsage { prompt_tokens: 10, completion_tokens: 5, ..Default::default() });

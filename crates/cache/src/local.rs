@@ -7,19 +7,27 @@
 //! An entry is filed under the 32 bytes of its key's digest ([`crate::key::id`]), not the key's
 //! text: with every request a miss, each one puts an entry and evicts another, and a `String`
 //! and a list node of their own per entry were allocations, hashing and frees on every request.
-//! Here a shard's entries lie in one vector, linked into recency order by index; a table of
-//! indices finds them, hashed by the id's own first bytes (a BLAKE3 output is already uniform,
-//! and no caller can choose it). An entry leaving is replaced in the vector by the last one, so
-//! the vector stays dense and nothing is allocated per entry once it has grown.
+//! Here a shard's entries lie in one vector of slots, linked into recency order by index; a table
+//! of indices finds them, hashed by the id's own first bytes (a BLAKE3 output is already uniform,
+//! and no caller can choose it).
+//!
+//! A slot given up goes on a free list and the next entry put takes it; a full store evicts
+//! before it inserts, so the new entry lands in the slot just emptied. With every request a miss
+//! the slots are then evicted and refilled in the order of the vector: what a put touches is the
+//! memory the last one did or the next slot along, where a store of 100,000 entries is otherwise
+//! far from every cache (moving the last slot into a hole, as a dense vector must, touched that
+//! slot's two neighbours and its table entry, all cold). Nothing is allocated per entry once the
+//! vector has grown.
 
 use crate::entry::Entry;
-use crate::key::Id;
+use crate::key::{Id, Shape};
+use bytes::Bytes;
 use hashbrown::HashTable;
 use std::sync::Mutex;
 
 const SHARDS: usize = 16;
 
-/// No neighbour: the end of the recency list.
+/// No neighbour: the end of the recency list (or of the free list).
 const NONE: u32 = u32::MAX;
 
 /// What an entry costs the byte bound beyond its answer: its id.
@@ -27,7 +35,8 @@ const ID_BYTES: usize = std::mem::size_of::<Id>();
 
 struct Slot {
     id: Id,
-    /// The neighbours in recency order: `newer` was used more recently, `older` less.
+    /// The neighbours in recency order: `newer` was used more recently, `older` less. A free
+    /// slot's `older` is the next free one.
     newer: u32,
     older: u32,
     /// Unix milliseconds after which the entry is gone; `u64::MAX`: kept until evicted.
@@ -35,14 +44,22 @@ struct Slot {
     entry: Entry,
 }
 
-#[derive(Default)]
+/// What a free slot holds: nothing to free.
+fn vacant() -> Entry {
+    Entry { created_ms: 0, shape: Shape::Chat, answer: Bytes::new() }
+}
+
 struct Shard {
-    /// Indices into `slots`, hashed by [`hash`] of the slot's id.
+    /// Indices into `slots` of the entries held, hashed by [`hash`] of the slot's id.
     table: HashTable<u32>,
     slots: Vec<Slot>,
     /// The most and the least recently used (`NONE` when empty).
     newest: u32,
     oldest: u32,
+    /// The first free slot (`NONE`: none, the vector grows).
+    free: u32,
+    /// Entries held (the slots less the free ones) and their bytes.
+    held: usize,
     bytes: usize,
 }
 
@@ -56,9 +73,26 @@ fn cost(entry: &Entry) -> usize {
     entry.size() + ID_BYTES
 }
 
+/// Entries taken out under a shard's lock, dropped (their answers freed) once it is let go: one
+/// without an allocation, as every evicting put has, more in a vector.
+#[derive(Default)]
+struct Gone {
+    first: Option<Entry>,
+    more: Vec<Entry>,
+}
+
+impl Gone {
+    fn push(&mut self, entry: Entry) {
+        match self.first {
+            None => self.first = Some(entry),
+            Some(_) => self.more.push(entry),
+        }
+    }
+}
+
 impl Shard {
     fn empty() -> Shard {
-        Shard { newest: NONE, oldest: NONE, ..Shard::default() }
+        Shard { table: HashTable::new(), slots: Vec::new(), newest: NONE, oldest: NONE, free: NONE, held: 0, bytes: 0 }
     }
 
     fn find(&self, id: &Id) -> Option<u32> {
@@ -98,42 +132,53 @@ impl Shard {
         }
     }
 
+    /// Files `entry` under `id` (not held yet) in a free slot, or a new one.
     fn insert(&mut self, id: Id, entry: Entry, expires_ms: u64) {
-        let i = self.slots.len() as u32;
         self.bytes += cost(&entry);
-        self.slots.push(Slot { id, newer: NONE, older: NONE, expires_ms, entry });
+        self.held += 1;
+        let i = match self.free {
+            NONE => {
+                self.slots.push(Slot { id, newer: NONE, older: NONE, expires_ms, entry });
+                (self.slots.len() - 1) as u32
+            }
+            i => {
+                let slot = &mut self.slots[i as usize];
+                self.free = slot.older;
+                *slot = Slot { id, newer: NONE, older: NONE, expires_ms, entry };
+                i
+            }
+        };
         let slots = &self.slots;
         self.table.insert_unique(hash(&id), i, |&j| hash(&slots[j as usize].id));
         self.link_newest(i);
     }
 
-    /// Takes slot `i` out of the table, the list and the vector (the last slot moves into its
-    /// place), and hands its entry back to be dropped once the lock is let go.
+    /// Takes slot `i` out of the table and the list, puts it on the free list, and hands its
+    /// entry back to be dropped once the lock is let go.
     fn remove(&mut self, i: u32) -> Entry {
         let id = self.slots[i as usize].id;
         if let Ok(found) = self.table.find_entry(hash(&id), |&j| j == i) {
             found.remove();
         }
         self.unlink(i);
-        let last = (self.slots.len() - 1) as u32;
-        if i != last {
-            let moved = &self.slots[last as usize];
-            let (newer, older) = (moved.newer, moved.older);
-            if let Some(at) = self.table.find_mut(hash(&moved.id), |&j| j == last) {
-                *at = i;
-            }
-            match newer {
-                NONE => self.newest = i,
-                n => self.slots[n as usize].older = i,
-            }
-            match older {
-                NONE => self.oldest = i,
-                o => self.slots[o as usize].newer = i,
-            }
+        let free = self.free;
+        let slot = &mut self.slots[i as usize];
+        slot.older = free;
+        slot.newer = NONE;
+        let gone = std::mem::replace(&mut slot.entry, vacant());
+        self.free = i;
+        self.held -= 1;
+        self.bytes -= cost(&gone);
+        gone
+    }
+
+    /// Evicts the least recently used while `more` entries of `bytes` would not fit.
+    fn make_room(&mut self, limits: (usize, usize), more: usize, bytes: usize, gone: &mut Gone) {
+        let (max_entries, max_bytes) = limits;
+        while (self.held + more > max_entries || self.bytes + bytes > max_bytes) && self.oldest != NONE {
+            let oldest = self.oldest;
+            gone.push(self.remove(oldest));
         }
-        let gone = self.slots.swap_remove(i as usize);
-        self.bytes -= cost(&gone.entry);
-        gone.entry
     }
 }
 
@@ -171,35 +216,32 @@ impl Local {
     }
 
     pub(crate) fn put(&self, id: Id, entry: Entry, expires_ms: u64) {
-        if cost(&entry) > self.max_bytes {
+        let size = cost(&entry);
+        if size > self.max_bytes {
             return;
         }
+        let limits = (self.max_entries, self.max_bytes);
+        let mut gone = Gone::default();
         let mut shard = self.shard(&id);
         let s = &mut *shard;
-        let replaced = match s.find(&id) {
+        match s.find(&id) {
             Some(i) => {
-                s.bytes = s.bytes - cost(&s.slots[i as usize].entry) + cost(&entry);
+                s.bytes = s.bytes - cost(&s.slots[i as usize].entry) + size;
                 let slot = &mut s.slots[i as usize];
                 slot.expires_ms = expires_ms;
-                let old = std::mem::replace(&mut slot.entry, entry);
+                gone.push(std::mem::replace(&mut slot.entry, entry));
                 s.touch(i);
-                Some(old)
+                // Newest now, so never its own victim.
+                s.make_room(limits, 0, 0, &mut gone);
             }
             None => {
+                // Room first, so that the entry takes the slot an eviction just gave up.
+                s.make_room(limits, 1, size, &mut gone);
                 s.insert(id, entry, expires_ms);
-                None
             }
-        };
-        // With every request a miss this evicts one entry a put; the answers go once the lock
-        // is let go (at most a few: the entry put fits the byte bound on its own).
-        let mut evicted: Vec<Entry> = Vec::new();
-        while (s.slots.len() > self.max_entries || s.bytes > self.max_bytes) && s.oldest != NONE {
-            let oldest = s.oldest;
-            evicted.push(s.remove(oldest));
         }
         drop(shard);
-        drop(replaced);
-        drop(evicted);
+        drop(gone);
     }
 
     pub(crate) fn delete(&self, id: &Id) -> bool {
@@ -223,7 +265,7 @@ impl Local {
     pub(crate) fn usage(&self) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(n, b), s| {
             let shard = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            (n + shard.slots.len(), b + shard.bytes)
+            (n + shard.held, b + shard.bytes)
         })
     }
 }
@@ -350,8 +392,9 @@ mod tests {
 
     proptest! {
         /// Any run of gets, puts (some with a short life), deletes and time passing: the store
-        /// answers as the obvious list would, and its counts are that list's. Moving the last
-        /// slot into an evicted one's place must keep every link and table entry right.
+        /// answers as the obvious list would, and its counts are that list's. A slot freed and
+        /// taken again (by the next put, or one after a delete) must keep every link, the free
+        /// list and the table right.
         #[test]
         fn the_store_keeps_recency_order_and_both_bounds(
             ops in proptest::collection::vec(op(), 1..200),

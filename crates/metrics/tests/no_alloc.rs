@@ -3,57 +3,12 @@
 //! test binary, so no other test's allocator is replaced) counts allocations made by this thread
 //! while recording.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use sluice_metrics::{CallerLabels, DeploymentLabels, Metrics, Pulse, RequestRecord, Usage};
 
-struct Counting;
-
-thread_local! {
-    // `const` and `Drop`-free: touching them from inside the allocator never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn note() {
-    let _ = COUNTING.try_with(|on| {
-        if on.get() {
-            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-        }
-    });
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations this thread makes while running `f`.
-fn allocations_in(f: impl FnOnce()) -> u64 {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|on| on.set(true));
-    f();
-    COUNTING.with(|on| on.set(false));
-    ALLOCATIONS.with(|n| n.get())
-}
+static GLOBAL: sluice_alloc_count::Counting = sluice_alloc_count::Counting;
 
 #[test]
 fn steady_state_recording_does_not_allocate() {
@@ -150,7 +105,7 @@ fn steady_state_recording_does_not_allocate() {
     };
     // The first round resolves every series and fills this thread's caches.
     record();
-    let n = allocations_in(|| {
+    let n = sluice_alloc_count::allocations_in(|| {
         for _ in 0..1000 {
             record();
         }
@@ -158,6 +113,7 @@ fn steady_state_recording_does_not_allocate() {
     assert_eq!(n, 0, "allocations in 1000 steady-state rounds");
 
     // The counting itself works: a first-seen label set does allocate.
-    let first = allocations_in(|| m.request_finished(&RequestRecord { end_user: "someone-new", ..ok }));
+    let first =
+        sluice_alloc_count::allocations_in(|| m.request_finished(&RequestRecord { end_user: "someone-new", ..ok }));
     assert!(first > 0);
 }
