@@ -146,6 +146,14 @@ impl Lookup {
     pub fn reads(&self) -> bool {
         self.read
     }
+
+    /// Whether `e`, found under this lookup's key, will do at `now_ms`: the same call type, young
+    /// enough for `s-maxage`, and with its usage when the request needs it.
+    fn accepts(&self, e: &Entry, now_ms: u64) -> bool {
+        e.shape == self.shape
+            && self.max_age.is_none_or(|max| e.age_ms(now_ms) <= max.as_millis() as u64)
+            && (!self.needs_usage || e.has_usage())
+    }
 }
 
 pub struct Cache {
@@ -239,6 +247,31 @@ impl Cache {
         self.counted(lookup, None).await
     }
 
+    /// Whether every lookup is answered in this process (a local cache that is not semantic):
+    /// then [`get_here`](Self::get_here) does what [`get`](Self::get) does, without a future.
+    pub fn answers_here(&self) -> bool {
+        self.redis.is_none() && self.semantic.is_none()
+    }
+
+    /// [`get`](Self::get) for a cache that [`answers_here`](Self::answers_here): the request path
+    /// asks it on every request, and a future to hold (and box) for a lookup that never waits was
+    /// an allocation on each. `None` too from a cache that does not answer here.
+    pub fn get_here(&self, lookup: &Lookup) -> Option<Entry> {
+        if !lookup.read || !self.answers_here() {
+            return None;
+        }
+        let found = self.find_here(lookup, Some(lookup.id), entry::now_ms()).flatten();
+        let counter = if found.is_some() { &self.stats.hits } else { &self.stats.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// What the in-process store holds for `id`, if `lookup` may use it.
+    fn find_here(&self, lookup: &Lookup, id: Option<key::Id>, now: u64) -> Option<Option<Entry>> {
+        let e = self.local.as_ref().zip(id.as_ref()).and_then(|(l, id)| l.get(id, now))?;
+        Some(lookup.accepts(&e, now).then_some(e))
+    }
+
     /// A lookup that found nothing without asking the store (a semantic cache with no prompt
     /// close enough): counted as a miss.
     pub fn missed(&self) -> Option<Entry> {
@@ -269,13 +302,8 @@ impl Cache {
             None => Some(lookup.id),
             Some(key) => key::parse(key).map(|(ns, digest)| key::id(ns, &digest)),
         };
-        let fits = |e: &Entry| {
-            e.shape == lookup.shape
-                && lookup.max_age.is_none_or(|max| e.age_ms(now) <= max.as_millis() as u64)
-                && (!lookup.needs_usage || e.has_usage())
-        };
-        if let Some(e) = self.local.as_ref().zip(id.as_ref()).and_then(|(l, id)| l.get(id, now)) {
-            return fits(&e).then_some(e);
+        if let Some(here) = self.find_here(lookup, id, now) {
+            return here;
         }
         let redis = self.redis.as_ref()?;
         let e = match other {
@@ -285,7 +313,7 @@ impl Cache {
         if let (Some(local), Some(ttl), Some(id)) = (&self.local, self.settings.in_memory_ttl, id) {
             local.put(id, e.clone(), now.saturating_add(ttl.as_millis() as u64));
         }
-        fits(&e).then_some(e)
+        lookup.accepts(&e, now).then_some(e)
     }
 
     /// Keeps `answer` (the whole answer the client got) for `lookup`, unless the request said

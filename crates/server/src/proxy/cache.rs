@@ -76,20 +76,20 @@ pub(crate) fn lookup(
     Some(CacheCall { lookup, vector: None })
 }
 
+/// Who asks the cache, for a hit's bill and record: the request, its model group and the name
+/// its metrics carry.
+pub(crate) struct Asker<'a> {
+    pub view: &'a RequestView<'a>,
+    pub model: &'a str,
+    pub label_model: &'a str,
+    pub facts: &'a Facts,
+}
+
 /// The kept answer, as the reply to send, when there is one; bills and records the hit. `None`:
-/// a miss (counted), and the request goes upstream.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn answer(
-    app: &App,
-    call: &mut CacheCall,
-    view: &RequestView<'_>,
-    model: &str,
-    label_model: &str,
-    facts: &Facts,
-    outcome: &mut Outcome,
-) -> Option<Reply> {
+/// a miss (counted), and the request goes upstream. For a cache that answers in this process
+/// ([`sluice_cache::Cache::answers_here`]) [`answer_here`] does the same without a future.
+pub(crate) async fn answer(app: &App, call: &mut CacheCall, asker: &Asker<'_>, outcome: &mut Outcome) -> Option<Reply> {
     let cache = app.cache.as_ref()?;
-    let end_user = view.user.as_deref().unwrap_or("");
     let lookup = &call.lookup;
     let mut similarity = None;
     // The key the answer is found under: a semantic hit's is the close prompt's.
@@ -97,7 +97,7 @@ pub(crate) async fn answer(
     let found = match (cache.semantic(), &app.semantic_model) {
         (Some(semantic), Some(model)) if lookup.reads() || lookup.writes() => {
             // A prompt with no text, or an embedding that fails: an ordinary miss.
-            match prompt_text(view) {
+            match prompt_text(asker.view) {
                 Some(text) => match super::embed(app, model, &text, EMBED_TIMEOUT).await {
                     Ok(vector) => {
                         let near = match lookup.reads() {
@@ -125,8 +125,36 @@ pub(crate) async fn answer(
         }
         _ => cache.get(lookup).await,
     };
-    let lookup = &call.lookup;
-    let Some(entry) = found else {
+    let found = found.map(|entry| Found { entry, key: found_key, similarity });
+    reply(app, &call.lookup, found, asker, outcome)
+}
+
+/// [`answer`] for a cache that answers here: every request of a local cache asks, and a boxed
+/// future for a lookup that never waits was an allocation on each.
+pub(crate) fn answer_here(app: &App, call: &CacheCall, asker: &Asker<'_>, outcome: &mut Outcome) -> Option<Reply> {
+    let found = app.cache.as_ref()?.get_here(&call.lookup);
+    reply(app, &call.lookup, found.map(|entry| Found { entry, key: None, similarity: None }), asker, outcome)
+}
+
+/// A kept answer found for a request: under its own key, or under a close prompt's (a semantic
+/// hit, with its similarity).
+struct Found {
+    entry: sluice_cache::Entry,
+    key: Option<String>,
+    similarity: Option<f32>,
+}
+
+/// The hit's reply, billed and counted; or the miss counted.
+fn reply(
+    app: &App,
+    lookup: &sluice_cache::Lookup,
+    found: Option<Found>,
+    asker: &Asker<'_>,
+    outcome: &mut Outcome,
+) -> Option<Reply> {
+    let Asker { view, model, label_model, facts } = *asker;
+    let end_user = view.user.as_deref().unwrap_or("");
+    let Some(Found { entry, key: found_key, similarity }) = found else {
         if let (Some(m), true) = (&app.metrics, lookup.reads()) {
             m.cache_lookup(label_model, "", end_user, facts.caller(), false, 0);
         }

@@ -363,9 +363,15 @@ pub(crate) async fn proxy_body(
     // its limits) and before any deployment is chosen.
     let mut cached = cache::lookup(app, endpoint, &model, body, &view, asked.as_deref(), native_anthropic.is_some());
     if let Some(lookup) = &mut cached {
-        // Boxed: a hit's state (the embedding call of a semantic lookup among it) is larger than
-        // the rest of this call's, and an async call's state is copied whole each time it starts.
-        if let Some(reply) = Box::pin(cache::answer(app, lookup, &view, &model, label_model, facts, outcome)).await {
+        let asker = cache::Asker { view: &view, model: &model, label_model, facts };
+        let found = match app.cache.as_ref().is_some_and(|c| c.answers_here()) {
+            true => cache::answer_here(app, lookup, &asker, outcome),
+            // Boxed: a lookup that waits (Redis, a semantic lookup's embedding call) holds more
+            // state than the rest of this call, and an async call's state is copied whole each
+            // time it starts.
+            false => Box::pin(cache::answer(app, lookup, &asker, outcome)).await,
+        };
+        if let Some(reply) = found {
             record(app, facts, outcome, endpoint, label_model, 200, end_user, user_agent);
             outcome.recorded = true;
             return Ok(reply);
