@@ -92,82 +92,88 @@ pub async fn serve(
         }
         let idle_since = tokio::time::Instant::now();
         let head_deadline = idle_since + settings.header_timeout;
-        let head = loop {
-            if !buf.is_empty() {
-                match parse(&buf, max_body) {
-                    Parsed::Head(head) => break head,
-                    Parsed::Partial if buf.len() < MAX_HEAD => {}
-                    Parsed::Partial | Parsed::NotOurs => return Next::Hyper(stream, buf.freeze()),
+        // The head and what it holds (over 500 bytes) end with this block: a task is as large
+        // as its largest state, idle or not, and the handler's and the reply's states below
+        // need only what the block hands out.
+        let (route, close, complete, received, request) = {
+            let head = loop {
+                if !buf.is_empty() {
+                    match parse(&buf, max_body) {
+                        Parsed::Head(head) => break head,
+                        Parsed::Partial if buf.len() < MAX_HEAD => {}
+                        Parsed::Partial | Parsed::NotOurs => return Next::Hyper(stream, buf.freeze()),
+                    }
                 }
-            }
-            let idle = buf.is_empty();
-            let keep = idle && settings.keep_buffer && !grew;
-            if keep {
-                // Takes back the whole allocation once the last request's body is dropped.
-                buf.reserve(settings.read_buffer);
-            } else if idle {
-                // An idle connection holds no buffer: a thousand open connections cost a
-                // thousand sockets, not a thousand buffers (`fill` allocates when data comes).
-                buf = BytesMut::new();
-            }
-            let read = if idle {
-                // A kept buffer is kept for a busy client's gap only, then let go.
-                let first = if keep { head_deadline.min(idle_since + BUSY_GAP) } else { head_deadline };
-                let read = tokio::time::timeout_at(first, fill(&mut stream, &mut buf, settings.read_buffer));
-                let read = tokio::select! {
-                    read = read => read,
-                    _ = shutdown.changed() => return Next::Close,
+                let idle = buf.is_empty();
+                let keep = idle && settings.keep_buffer && !grew;
+                if keep {
+                    // Takes back the whole allocation once the last request's body is dropped.
+                    buf.reserve(settings.read_buffer);
+                } else if idle {
+                    // An idle connection holds no buffer: a thousand open connections cost a
+                    // thousand sockets, not a thousand buffers (`fill` allocates when data comes).
+                    buf = BytesMut::new();
+                }
+                let read = if idle {
+                    // A kept buffer is kept for a busy client's gap only, then let go.
+                    let first = if keep { head_deadline.min(idle_since + BUSY_GAP) } else { head_deadline };
+                    let read = tokio::time::timeout_at(first, fill(&mut stream, &mut buf, settings.read_buffer));
+                    let read = tokio::select! {
+                        read = read => read,
+                        _ = shutdown.changed() => return Next::Close,
+                    };
+                    match read {
+                        Err(_) if keep && first < head_deadline => {
+                            buf = BytesMut::new();
+                            let read = tokio::time::timeout_at(
+                                head_deadline,
+                                fill(&mut stream, &mut buf, settings.read_buffer),
+                            );
+                            tokio::select! {
+                                read = read => read,
+                                _ = shutdown.changed() => return Next::Close,
+                            }
+                        }
+                        read => read,
+                    }
+                } else {
+                    tokio::time::timeout_at(head_deadline, fill(&mut stream, &mut buf, settings.read_buffer)).await
                 };
                 match read {
-                    Err(_) if keep && first < head_deadline => {
-                        buf = BytesMut::new();
-                        let read =
-                            tokio::time::timeout_at(head_deadline, fill(&mut stream, &mut buf, settings.read_buffer));
-                        tokio::select! {
-                            read = read => read,
-                            _ = shutdown.changed() => return Next::Close,
-                        }
-                    }
-                    read => read,
+                    Ok(Ok(n)) if n > 0 => {}
+                    // The client left, the connection broke, or the head did not come in time.
+                    _ => return Next::Close,
                 }
-            } else {
-                tokio::time::timeout_at(head_deadline, fill(&mut stream, &mut buf, settings.read_buffer)).await
             };
-            match read {
-                Ok(Ok(n)) if n > 0 => {}
-                // The client left, the connection broke, or the head did not come in time.
-                _ => return Next::Close,
-            }
-        };
-        let received = Instant::now();
+            let received = Instant::now();
 
-        // The body: all of it, or as much as came within the client's time.
-        let whole = head.len + head.body_len;
-        grew = whole > settings.read_buffer;
-        if buf.len() < whole {
-            // One byte more than the body needs: the read that completes it then leaves room,
-            // which is what tells the runtime the socket is drained (`fill`).
-            buf.reserve(whole - buf.len() + 1);
-        }
-        let mut complete = true;
-        while buf.len() < whole {
-            match tokio::time::timeout_at((received + body_timeout).into(), fill(&mut stream, &mut buf, 0)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                Ok(_) => return Next::Close,
-                Err(_) => {
-                    complete = false;
-                    break;
+            // The body: all of it, or as much as came within the client's time.
+            let whole = head.len + head.body_len;
+            grew = whole > settings.read_buffer;
+            if buf.len() < whole {
+                // One byte more than the body needs: the read that completes it then leaves room,
+                // which is what tells the runtime the socket is drained (`fill`).
+                buf.reserve(whole - buf.len() + 1);
+            }
+            let mut complete = true;
+            while buf.len() < whole {
+                match tokio::time::timeout_at((received + body_timeout).into(), fill(&mut stream, &mut buf, 0)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    Ok(_) => return Next::Close,
+                    Err(_) => {
+                        complete = false;
+                        break;
+                    }
                 }
             }
-        }
-        let head_bytes = buf.split_to(head.len).freeze();
-        let body = buf.split_to(head.body_len.min(buf.len())).freeze();
-        let request = match to_request(&head, &head_bytes, body, complete) {
-            Some(request) => request,
-            None => {
-                let _ = stream.write_all(BAD_REQUEST).await;
-                return Next::Close;
-            }
+            let head_bytes = buf.split_to(head.len).freeze();
+            let body = buf.split_to(head.body_len.min(buf.len())).freeze();
+            let request = to_request(&head, &head_bytes, body, complete);
+            (head.route, head.close, complete, received, request)
+        };
+        let Some(request) = request else {
+            let _ = stream.write_all(BAD_REQUEST).await;
+            return Next::Close;
         };
 
         // The handler runs while the connection is watched: a client whose connection breaks
@@ -177,27 +183,30 @@ pub async fn serve(
         // gone for good until an answer is written to it. So the request goes on, its answer
         // is written (a stream stops at the first write that fails), and the connection ends;
         // a model call whose client did leave runs on to its end and is billed (`proxy::outlive`).
-        let handler = gateway.direct(head.route, request, received);
-        tokio::pin!(handler);
         let mut watching = true;
         let mut half_closed = false;
-        let response = loop {
-            tokio::select! {
-                biased;
-                response = &mut handler => break response,
-                ready = stream.readable(), if watching => {
-                    if ready.is_err() {
-                        return Next::Close;
-                    }
-                    buf.reserve(4096);
-                    match stream.try_read_buf(&mut buf) {
-                        Ok(0) => {
-                            half_closed = true;
-                            watching = false;
+        // The handler's state ends with this block, before the reply is written.
+        let response = {
+            let handler = gateway.direct(route, request, received);
+            tokio::pin!(handler);
+            loop {
+                tokio::select! {
+                    biased;
+                    response = &mut handler => break response,
+                    ready = stream.readable(), if watching => {
+                        if ready.is_err() {
+                            return Next::Close;
                         }
-                        Ok(_) => watching = buf.len() < MAX_PIPELINED,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => return Next::Close,
+                        buf.reserve(4096);
+                        match stream.try_read_buf(&mut buf) {
+                            Ok(0) => {
+                                half_closed = true;
+                                watching = false;
+                            }
+                            Ok(_) => watching = buf.len() < MAX_PIPELINED,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                            Err(_) => return Next::Close,
+                        }
                     }
                 }
             }
@@ -206,7 +215,7 @@ pub async fn serve(
         // request; nor can a connection whose client has stopped sending, once the requests it
         // pipelined before that are answered.
         let more_to_come = !half_closed || !buf.is_empty();
-        let keep_alive = complete && !head.close && more_to_come && !*shutdown.borrow();
+        let keep_alive = complete && !close && more_to_come && !*shutdown.borrow();
         if write_reply(&mut stream, response, keep_alive).await.is_err() || !keep_alive {
             return Next::Close;
         }
@@ -280,7 +289,15 @@ fn to_request(head: &Head, bytes: &Bytes, body: Bytes, complete: bool) -> Option
 
 /// Writes `reply`: its head and a whole body in one vectored write, a streamed body chunk by
 /// chunk as it comes (a stream's events reach the client as the upstream sends them).
-async fn write_reply(stream: &mut TcpStream, reply: Reply, keep_alive: bool) -> io::Result<()> {
+///
+/// Its future is small: the reply is taken apart before the first await, and a streamed body's
+/// writer (which holds the body and its frames across many awaits) is boxed, so that the
+/// connection's task, which holds this future inline, is not sized by it.
+fn write_reply(
+    stream: &mut TcpStream,
+    reply: Reply,
+    keep_alive: bool,
+) -> impl std::future::Future<Output = io::Result<()>> + '_ {
     // An answer's head is ~1 KB: the upstream's headers twice over and ours.
     let mut head = Vec::with_capacity(2048);
     reply.write_head(&mut head);
@@ -291,21 +308,32 @@ async fn write_reply(stream: &mut TcpStream, reply: Reply, keep_alive: bool) -> 
         head.extend_from_slice(b"connection: close\r\n");
     }
     let status = reply.status.as_u16();
-    if reply.status.is_informational() || status == 204 || status == 304 {
+    let body = if reply.status.is_informational() || status == 204 || status == 304 {
         head.extend_from_slice(b"\r\n");
-        return write_all(stream, &mut [&head]).await;
-    }
-    let mut body = match reply.body {
-        ReplyBody::Whole(parts) => {
+        None
+    } else {
+        Some(reply.body)
+    };
+    write_body(stream, head, body)
+}
+
+async fn write_body(stream: &mut TcpStream, mut head: Vec<u8>, body: Option<ReplyBody>) -> io::Result<()> {
+    match body {
+        None => write_all(stream, &mut [&head]).await,
+        Some(ReplyBody::Whole(parts)) => {
             let len: usize = parts.iter().map(Bytes::len).sum();
             let _ = write!(head, "content-length: {len}\r\n\r\n");
             // A proxied answer is up to three pieces (the body around the re-stamped model
             // name): written as they are, in the head's write.
             let [a, b, c] = &parts;
-            return write_all(stream, &mut [&head, a, b, c]).await;
+            write_all(stream, &mut [&head, a, b, c]).await
         }
-        ReplyBody::Stream(body) => body,
-    };
+        Some(ReplyBody::Stream(body)) => Box::pin(write_stream(stream, head, body)).await,
+    }
+}
+
+/// A streamed reply's body after `head`: with its length when the stream knows it, else chunked.
+async fn write_stream(stream: &mut TcpStream, mut head: Vec<u8>, mut body: axum::body::Body) -> io::Result<()> {
     if let Some(len) = body.size_hint().exact() {
         // A body of known length in a stream's clothes (an upstream's answer passed through):
         // written whole, with its length.

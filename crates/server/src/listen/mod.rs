@@ -128,7 +128,9 @@ async fn serve_connection(
     }
     let io = TokioIo::new(sluice_http::rewind::Rewind::new(read, stream));
     let conn = hand.hyper.serve_connection_with_upgrades(io, TowerToHyperService::new(app));
-    let _ = watcher.watch(conn.into_owned()).await;
+    // Boxed: hyper's connection state is larger than `direct`'s, and every connection's task,
+    // hyper's or not, would otherwise be the size of it.
+    let _ = Box::pin(watcher.watch(conn.into_owned())).await;
 }
 
 fn builder(settings: &ListenSettings, read_buffer_max: usize) -> Builder<TokioExecutor> {
