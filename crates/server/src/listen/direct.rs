@@ -92,10 +92,11 @@ pub async fn serve(
         }
         let idle_since = tokio::time::Instant::now();
         let head_deadline = idle_since + settings.header_timeout;
-        // The head and what it holds (over 500 bytes) end with this block: a task is as large
-        // as its largest state, idle or not, and the handler's and the reply's states below
-        // need only what the block hands out.
-        let (route, close, complete, received, request) = {
+        // The head and what it holds (over 500 bytes) end with this block, once its bytes are
+        // split off and made the request's parts: a task is as large as its largest state, idle
+        // or not, and the body's, the handler's and the reply's states below need only what the
+        // block hands out.
+        let (route, close, received, body_len, parts) = {
             let head = loop {
                 if !buf.is_empty() {
                     match parse(&buf, max_body) {
@@ -155,22 +156,23 @@ pub async fn serve(
                 // which is what tells the runtime the socket is drained (`fill`).
                 buf.reserve(whole - buf.len() + 1);
             }
-            let mut complete = true;
-            while buf.len() < whole {
-                match tokio::time::timeout_at((received + body_timeout).into(), fill(&mut stream, &mut buf, 0)).await {
-                    Ok(Ok(n)) if n > 0 => {}
-                    Ok(_) => return Next::Close,
-                    Err(_) => {
-                        complete = false;
-                        break;
-                    }
+            // The room reserved above stays with the body's part of the buffer.
+            let head_bytes = buf.split_to(head.len).freeze();
+            (head.route, head.close, received, head.body_len, head.parts(&head_bytes))
+        };
+        let mut complete = true;
+        while buf.len() < body_len {
+            match tokio::time::timeout_at((received + body_timeout).into(), fill(&mut stream, &mut buf, 0)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => return Next::Close,
+                Err(_) => {
+                    complete = false;
+                    break;
                 }
             }
-            let head_bytes = buf.split_to(head.len).freeze();
-            let body = buf.split_to(head.body_len.min(buf.len())).freeze();
-            let request = to_request(&head, &head_bytes, body, complete);
-            (head.route, head.close, complete, received, request)
-        };
+        }
+        let body = buf.split_to(body_len.min(buf.len())).freeze();
+        let request = parts.map(|parts| to_request(parts, body, complete));
         let Some(request) = request else {
             let _ = stream.write_all(BAD_REQUEST).await;
             return Next::Close;
@@ -259,7 +261,6 @@ async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, room: usize) -> io::Re
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 type Parsed = request_head::Parsed<Endpoint>;
-type Head = request_head::RequestHead<Endpoint>;
 
 /// The head at the front of `buf`, if it is a request for one of the direct routes.
 fn parse(buf: &[u8], max_body: usize) -> Parsed {
@@ -272,9 +273,9 @@ fn parse(buf: &[u8], max_body: usize) -> Parsed {
     })
 }
 
-/// The request for the handler; `None` if a name or value is not valid in an `http` request.
-fn to_request(head: &Head, bytes: &Bytes, body: Bytes, complete: bool) -> Option<ClientRequest> {
-    let parts = head.parts(bytes)?;
+/// The request for the handler, of its head's `parts` (none when a name or value is not valid
+/// in an `http` request) and the body that came.
+fn to_request(parts: http::request::Parts, body: Bytes, complete: bool) -> ClientRequest {
     let body = if complete {
         ClientBody::Whole(body)
     } else {
@@ -284,7 +285,7 @@ fn to_request(head: &Head, bytes: &Bytes, body: Bytes, complete: bool) -> Option
             futures_util::stream::once(async move { Ok::<_, io::Error>(body) }).chain(futures_util::stream::pending());
         ClientBody::Stream(axum::body::Body::from_stream(rest))
     };
-    Some(ClientRequest { parts, body })
+    ClientRequest { parts, body }
 }
 
 /// Writes `reply`: its head and a whole body in one vectored write, a streamed body chunk by
@@ -417,14 +418,14 @@ mod tests {
         assert_eq!(head.body_len, 12);
         let bytes = Bytes::copy_from_slice(text.as_bytes());
         let ClientRequest { parts: request, body } =
-            to_request(&head, &bytes, Bytes::from_static(b"{}"), true).unwrap();
+            to_request(head.parts(&bytes).unwrap(), Bytes::from_static(b"{}"), true);
         assert_eq!(request.method, http::Method::POST);
         assert_eq!(request.uri.path(), "/v1/chat/completions");
         assert_eq!(request.headers["authorization"], "Bearer k");
         assert_eq!(request.headers["host"], "x");
         assert_eq!(request.headers.len(), 4);
         assert!(matches!(body, ClientBody::Whole(b) if b == "{}"));
-        let cut_off = to_request(&head, &bytes, Bytes::new(), false).unwrap().body;
+        let cut_off = to_request(head.parts(&bytes).unwrap(), Bytes::new(), false).body;
         assert!(matches!(cut_off, ClientBody::Stream(_)), "an incomplete body is read against its deadline");
         assert!(!head.close);
         let close = text.replace("keep-alive", "Close");
