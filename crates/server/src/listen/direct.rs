@@ -81,11 +81,11 @@ pub async fn serve(
     let (max_request_bytes, body_timeout) = gateway.body_limits();
     let max_body = MAX_BODY.min(max_request_bytes);
     let mut buf = BytesMut::new();
-    // The last request needed a buffer larger than `read_buffer`: not one to keep while idle. A
-    // connection that has not sent its first request yet has none to keep either: a client
-    // quiet since it connected gains nothing from one, and a thousand connecting at once would
-    // each hold the roomy buffer until the busy gap had passed.
-    let mut grew = true;
+    // No buffer to keep while idle: the connection has sent no request yet (a client quiet since
+    // it connected gains nothing from one, and a thousand connecting at once would each hold the
+    // roomy buffer until the busy gap had passed), or its last request needed a buffer larger
+    // than `read_buffer`.
+    let mut keep_none = true;
     loop {
         if *shutdown.borrow_and_update() {
             return Next::Close;
@@ -106,7 +106,7 @@ pub async fn serve(
                     }
                 }
                 let idle = buf.is_empty();
-                let keep = idle && settings.keep_buffer && !grew;
+                let keep = idle && settings.keep_buffer && !keep_none;
                 if keep {
                     // Takes back the whole allocation once the last request's body is dropped.
                     buf.reserve(settings.read_buffer);
@@ -150,7 +150,7 @@ pub async fn serve(
 
             // The body: all of it, or as much as came within the client's time.
             let whole = head.len + head.body_len;
-            grew = whole > settings.read_buffer;
+            keep_none = whole > settings.read_buffer;
             if buf.len() < whole {
                 // One byte more than the body needs: the read that completes it then leaves room,
                 // which is what tells the runtime the socket is drained (`fill`).
