@@ -237,6 +237,8 @@ fn serve(args: ServeArgs, open_files: Option<u64>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        #[cfg(not(feature = "system-allocator"))]
+        tokio::spawn(allocator::give_back_when_quiet());
         let shutdown = shutdown_signal();
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         logs::announce(logs, json, &format!("sluice listening on http://{addr}"));
