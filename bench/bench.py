@@ -352,6 +352,11 @@ class Sluice(Contender):
     def prepare(self) -> None:
         if not self.ctx.sluice.exists():
             raise Unavailable(f"{self.ctx.sluice} not found (cargo build --release -p sluice)")
+        found, listed = layout_coverage(self.ctx.sluice)
+        if listed and found < 0.9 * listed:
+            log(f"warning: {self.ctx.sluice} holds {found} of the {listed} functions {SYMBOL_ORDER.name} lists: "
+                "its code is laid out mostly unordered, which adds ~9 MB to the RSS figures; rebuild the list "
+                "(python3 bench/symbol_order.py) and then the binary")
 
     def version(self) -> str:
         return self.ctx.sluice_version
@@ -368,6 +373,23 @@ class Sluice(Contender):
         return ("The seed's first config (`examples/seed-openai.yaml`) with `api_base` at the mock and "
                 "`general_settings.master_key: sk-1234`, `sluice_settings.access_log: false` (as nginx's "
                 "`access_log off`); `--num_workers 1` pinned, one per core unpinned.")
+
+
+SYMBOL_ORDER = REPO / "crates" / "sluice" / "symbol-order.txt"
+
+
+def layout_coverage(binary: Path) -> tuple[int, int]:
+    """How many of the functions `crates/sluice/symbol-order.txt` lists a binary holds, and how
+    many it lists. The list names symbols with their hashes, which change when a dependency or
+    the build's settings do: a release binary built against a stale list is laid out as if it had
+    none (`crates/sluice/build.rs`)."""
+    try:
+        listed = set(SYMBOL_ORDER.read_text().split())
+        out = subprocess.run(["nm", "--defined-only", str(binary)], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return 0, 0
+    held = {line.split()[-1] for line in out.stdout.splitlines() if line.strip()}
+    return len(listed & held), len(listed)
 
 
 def seed_config(mock_port: int, extra_general: str = "", extra_litellm: str = "") -> str:
