@@ -9,7 +9,7 @@
 //! are dropped and counted, and the count is written once the writer catches up.
 
 use sluice_server::config::Env;
-use std::io::Write as _;
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -84,9 +84,9 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Queue {
     }
 }
 
-/// Writes what comes through the queue to stderr, as much as is waiting in one write.
-fn write_lines(rx: Receiver<Msg>, dropped: Arc<AtomicU64>, json: bool) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+/// Writes what comes through the queue to `out` (stderr), as much as is waiting in one write,
+/// then pauses for `pause` unless a flush wakes it ([`Guard::flush`]).
+fn write_lines(rx: Receiver<Msg>, dropped: Arc<AtomicU64>, json: bool, mut out: impl Write, pause: Duration) {
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
@@ -112,8 +112,9 @@ fn write_lines(rx: Receiver<Msg>, dropped: Arc<AtomicU64>, json: bool) {
         }
         let _ = out.flush();
         // Lines that come meanwhile wait in the queue without waking this thread: under load,
-        // one wake-up and one write per pause instead of one per line.
-        std::thread::sleep(BATCH_PAUSE);
+        // one wake-up and one write per pause instead of one per line. A flush does wake it: the
+        // "listening" line waits for the start's lines, and the start must not wait out a pause.
+        std::thread::park_timeout(pause);
     }
 }
 
@@ -121,18 +122,27 @@ fn write_lines(rx: Receiver<Msg>, dropped: Arc<AtomicU64>, json: bool) {
 /// written, so a refused start's message is not lost at exit.
 pub struct Guard {
     queue: Queue,
+    /// The writer thread, to wake from its pause; `None` when lines go straight to stderr.
+    writer: Option<std::thread::Thread>,
+}
+
+impl Guard {
+    /// Waits (at most 2 s) until the lines logged so far are written, waking the writer rather
+    /// than waiting out its pause.
+    fn flush(&self) {
+        let (done, wait) = mpsc::sync_channel(1);
+        if self.queue.tx.send(Msg::Flush(done)).is_ok() {
+            if let Some(writer) = &self.writer {
+                writer.unpark();
+            }
+            let _ = wait.recv_timeout(Duration::from_secs(2));
+        }
+    }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        flush(&self.queue);
-    }
-}
-
-fn flush(queue: &Queue) {
-    let (done, wait) = mpsc::sync_channel(1);
-    if queue.tx.send(Msg::Flush(done)).is_ok() {
-        let _ = wait.recv_timeout(Duration::from_secs(2));
+        self.flush();
     }
 }
 
@@ -165,8 +175,12 @@ pub fn init(settings: &Settings) -> Guard {
     let (tx, rx) = mpsc::sync_channel(QUEUE_LINES);
     let queue = Queue { tx, dropped: Arc::new(AtomicU64::new(0)) };
     let (dropped, json) = (queue.dropped.clone(), settings.json);
-    let spawned = std::thread::Builder::new().name("sluice-log".into()).spawn(move || write_lines(rx, dropped, json));
+    let spawned = std::thread::Builder::new().name("sluice-log".into()).spawn(move || {
+        let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+        write_lines(rx, dropped, json, stderr, BATCH_PAUSE)
+    });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    let writer = spawned.as_ref().ok().map(|handle| handle.thread().clone());
     match (spawned.is_ok(), settings.json) {
         (true, true) => builder.json().flatten_event(true).with_writer(queue.clone()).init(),
         (true, false) => builder
@@ -183,7 +197,7 @@ pub fn init(settings: &Settings) -> Guard {
     // A panic goes through the log (JSON when the lines are), with its location; it ends only
     // the request that hit it (`sluice_server::contained`), so the writer gets to it as to any line.
     sluice_server::log_panics();
-    Guard { queue }
+    Guard { queue, writer }
 }
 
 /// A message that ends the process: as before on stderr (after the lines logged before it), or
@@ -192,7 +206,7 @@ pub fn fatal(logs: &Guard, json: bool, message: &str) {
     if json {
         tracing::error!("{message}");
     } else {
-        flush(&logs.queue);
+        logs.flush();
         eprintln!("{message}");
     }
 }
@@ -201,7 +215,7 @@ pub fn fatal(logs: &Guard, json: bool, message: &str) {
 /// or in JSON mode as an object whose `message` holds the same text. What the start logged is on
 /// stderr before it.
 pub fn announce(logs: &Guard, json: bool, message: &str) {
-    flush(&logs.queue);
+    logs.flush();
     if json {
         println!("{}", serde_json::json!({ "level": "INFO", "message": message }));
     } else {
@@ -212,6 +226,7 @@ pub fn announce(logs: &Guard, json: bool, message: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
     use tracing_subscriber::fmt::MakeWriter as _;
 
     #[test]
@@ -271,9 +286,60 @@ mod tests {
         };
         line(&queue, "a\n");
         line(&queue, "b\n");
-        drop(Guard { queue: queue.clone() });
+        drop(Guard { queue: queue.clone(), writer: None });
         assert_eq!(seen.lock().unwrap().len(), 2, "both lines written before the guard let go");
         drop(queue);
         writer.join().unwrap();
+    }
+
+    /// What the writer thread wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Written(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Written {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Written {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// The "listening" line flushes the start's lines first: with the writer in its pause, the
+    /// flush wakes it instead of waiting the pause out (the start waited up to 10 ms for it).
+    #[test]
+    fn a_flush_wakes_the_writer_from_its_pause() {
+        let (tx, rx) = mpsc::sync_channel(16);
+        let queue = Queue { tx, dropped: Arc::new(AtomicU64::new(0)) };
+        let out = Written::default();
+        let handle = {
+            let (dropped, out) = (queue.dropped.clone(), out.clone());
+            std::thread::spawn(move || write_lines(rx, dropped, false, out, Duration::from_secs(60)))
+        };
+        line(&queue, "first\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while out.text() != "first\n" {
+            assert!(Instant::now() < deadline, "the writer never wrote the first line");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The writer is now in (or entering) its minute-long pause.
+        line(&queue, "second\n");
+        let guard = Guard { queue: queue.clone(), writer: Some(handle.thread().clone()) };
+        let started = Instant::now();
+        guard.flush();
+        let took = started.elapsed();
+        assert_eq!(out.text(), "first\nsecond\n", "the flush returned before the line before it was written");
+        assert!(took < Duration::from_secs(1), "the flush took {took:?}: it waited for the writer's pause");
+        drop(guard);
+        drop(queue);
+        handle.thread().unpark();
+        handle.join().unwrap();
     }
 }
