@@ -12,8 +12,9 @@
 //!
 //! The BPE is `bpe-openai`'s (GitHub's linear-time BPE): it counts what tiktoken counts. The
 //! text is cut into pieces by `pieces` where it is ASCII and by `bpe-openai`'s regex elsewhere,
-//! and the counts of short pieces and of spans (runs of whole pieces, `pieces::span_end`) are
-//! remembered per thread (`memo`), because a TGI-style answer's prompt estimate sits on the
+//! and the counts of short pieces, of spans (runs of whole pieces, `pieces::span_end`) and of a
+//! long text's chunks (runs of spans, cut where its bytes say: `chunks`) are remembered per
+//! thread (`memo`), because a TGI-style answer's prompt estimate sits on the
 //! request path, where tiktoken-rs's backtracking regex and BPE made those providers many times
 //! dearer than a pass-through (bench/README.md, "Token estimation").
 //! `tests/tokens.rs` checks the counts against tiktoken-rs (a dev-dependency only), and the
@@ -25,6 +26,7 @@
 //! The BPE tables are loaded on first use, not at start-up: each costs tens of megabytes of
 //! resident memory, and most deployments report usage themselves so the tables are never needed.
 
+mod chunks;
 mod memo;
 mod pieces;
 
@@ -70,13 +72,59 @@ impl Encoding {
     }
 }
 
-/// The tokens of `text`'s pieces, each counted by `tables`' BPE or found in `memo`, span by span
-/// (`pieces::span_end`): a span remembered whole is not cut into pieces at all.
+/// Texts shorter than this are counted span by span: a chunk's hash would cost more than the
+/// few span lookups it saves.
+const CHUNKED: usize = 4 * chunks::SHORTEST;
+
+/// The tokens of `text`, chunk by chunk (`chunks`): a chunk remembered whole is not cut into
+/// spans at all, and one that is not is counted by [`count_spans`] and then remembered. The
+/// text's last chunk, which no cut follows, is not remembered (as its last span is not).
 #[inline(always)]
 fn count_pieces(rules: Rules, tables: &bpe_openai::Tokenizer, memo: &mut memo::Table<'_>, text: &str) -> u64 {
     let bytes = text.as_bytes();
+    if bytes.len() < CHUNKED {
+        return count_spans(rules, tables, memo, text, 0, bytes.len()).0;
+    }
+    let mut cuts = chunks::Cuts::new(bytes);
     let (mut total, mut start) = (0, 0);
-    while start < bytes.len() {
+    while let Some(cut) = cuts.next_cut() {
+        let key = memo.chunk_key(&bytes[start..cut]);
+        if let Some(n) = key.and_then(|key| memo.chunk(key)) {
+            total += n;
+            start = cut;
+            continue;
+        }
+        let (n, end) = count_spans(rules, tables, memo, text, start, cut);
+        total += n;
+        if end != cut {
+            // A piece ran past the cut, which `pieces::span_end` rules out; were one to, the
+            // count goes on from the piece's end without chunks, and stays right.
+            return total + count_spans(rules, tables, memo, text, end, bytes.len()).0;
+        }
+        if let Some(key) = key {
+            memo.remember_chunk(key, n);
+        }
+        start = cut;
+    }
+    total + count_spans(rules, tables, memo, text, start, bytes.len()).0
+}
+
+/// The tokens of `text[from..to]` (`to` a span's start or the text's end), each piece counted
+/// by `tables`' BPE or found in `memo`, span by span (`pieces::span_end`): a span remembered
+/// whole is not cut into pieces at all. With the count, where the last piece ended: `to`, unless
+/// a piece ran past it.
+#[inline(always)]
+fn count_spans(
+    rules: Rules,
+    tables: &bpe_openai::Tokenizer,
+    memo: &mut memo::Table<'_>,
+    text: &str,
+    from: usize,
+    to: usize,
+) -> (u64, usize) {
+    let bytes = text.as_bytes();
+    let (mut total, mut start) = (0, from);
+    while start < to {
         let end = pieces::span_end(bytes, start);
         let last = end == bytes.len();
         if !last {
@@ -114,7 +162,7 @@ fn count_pieces(rules: Rules, tables: &bpe_openai::Tokenizer, memo: &mut memo::T
         total += n;
         start = at;
     }
-    total
+    (total, start)
 }
 
 /// Where the piece of `text` that starts at `start` (before its end) ends: by hand where ASCII
@@ -177,6 +225,11 @@ struct Part<'a> {
 
 /// Prompt tokens of a chat `messages` array: 3 per message, +1 with a name, 3 to prime the reply.
 pub fn count_messages(bpe: &Encoding, messages: &str) -> u64 {
+    count_scanned(bpe, messages).unwrap_or_else(|| count_parsed(bpe, messages))
+}
+
+/// [`count_messages`] by serde_json's parse; text that is no array of messages counts as text.
+fn count_parsed(bpe: &Encoding, messages: &str) -> u64 {
     let Ok(list) = serde_json::from_str::<Vec<Message<'_>>>(messages) else {
         return count_text(bpe, messages);
     };
@@ -196,10 +249,55 @@ pub fn count_messages(bpe: &Encoding, messages: &str) -> u64 {
     total
 }
 
+/// [`count_messages`] over the wire scanner's slices of the array, which finds a long content's
+/// closing quote with SIMD where serde_json's parse walked it byte by byte (about a tenth of a
+/// TGI-style request's estimate on the seed's 16 KB prompt). `None` where the scanner refuses the
+/// text or serde_json's reading of a message would fail (a field given twice; a role or name
+/// that is neither a string nor null): the parse then answers, as before.
+fn count_scanned(bpe: &Encoding, messages: &str) -> Option<u64> {
+    // A role or name as serde_json reads it: absent or null is none; anything but a string fails.
+    let text = |raw: Option<&str>| match raw {
+        None => Some(None),
+        Some(raw) => serde_json::from_str::<Option<Cow<'_, str>>>(raw).ok(),
+    };
+    let mut total = 3;
+    for message in sluice_wire::members::items(messages)? {
+        let mut fields: [Option<&str>; 3] = [None; 3];
+        for (name, raw) in sluice_wire::members::object(message)? {
+            let field = match &*name {
+                "role" => 0,
+                "name" => 1,
+                "content" => 2,
+                _ => continue,
+            };
+            if fields[field].replace(raw).is_some() {
+                return None;
+            }
+        }
+        let [role, name, content] = fields;
+        total += 3;
+        if let Some(r) = text(role)? {
+            total += count_text(bpe, &r);
+        }
+        if let Some(n) = text(name)? {
+            total += 1 + count_text(bpe, &n);
+        }
+        if let Some(c) = content.filter(|c| *c != "null") {
+            total += count_raw_content(bpe, c);
+        }
+    }
+    Some(total)
+}
+
 fn count_content(bpe: &Encoding, content: &RawValue) -> u64 {
-    // A string with no escape is its own text between its quotes (the messages' parse has checked
-    // it), so a long prompt is not read a second time to decode it.
-    let raw = content.get();
+    count_raw_content(bpe, content.get())
+}
+
+/// The tokens of a message's `content`, given as its JSON text: a string, or a list of parts
+/// whose `text`s count.
+fn count_raw_content(bpe: &Encoding, raw: &str) -> u64 {
+    // A string with no escape is its own text between its quotes (the messages' parse or scan
+    // has checked it), so a long prompt is not read a second time to decode it.
     if let Some(text) = raw
         .strip_prefix('"')
         .and_then(|r| r.strip_suffix('"'))
@@ -210,7 +308,7 @@ fn count_content(bpe: &Encoding, content: &RawValue) -> u64 {
     if let Ok(s) = serde_json::from_str::<Cow<'_, str>>(raw) {
         return count_text(bpe, &s);
     }
-    if let Ok(parts) = serde_json::from_str::<Vec<Part<'_>>>(content.get()) {
+    if let Ok(parts) = serde_json::from_str::<Vec<Part<'_>>>(raw) {
         return parts.iter().filter_map(|p| p.text.as_deref()).map(|t| count_text(bpe, t)).sum();
     }
     0
@@ -296,6 +394,47 @@ pub fn set_usage(usage: &mut serde_json::Value, (prompt, completion): (u64, u64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan answers as the parse does wherever it answers, and declines where the parse
+    /// would read the text differently.
+    #[test]
+    fn scanned_messages_count_as_parsed() {
+        let long = "We'll fill up the context. ".repeat(40);
+        let answered = [
+            r#"[{"role":"user","content":"Hello world"}]"#.to_string(),
+            r#" [ { "role" : "system" , "content" : "Be brief." } , {"role":"user","name":"ann","content":"hi"} ] "#
+                .to_string(),
+            r#"[{"role":null,"name":null,"content":null}]"#.to_string(),
+            r#"[{"content":"no role"},{}]"#.to_string(),
+            r#"[{"r\u006fle":"assistant","content":"escaped name"}]"#.to_string(),
+            r#"[{"role":"user","content":"tab\tand \"quotes\" \u00e9"}]"#.to_string(),
+            r#"[{"role":"user","content":[{"type":"text","text":"one"},{"type":"image_url"},{"text":"two"}]}]"#
+                .to_string(),
+            r#"[{"role":"tool","content":{"odd":"object"},"tool_call_id":"x","extra":[1,{"content":"no"}]}]"#
+                .to_string(),
+            r#"[]"#.to_string(),
+            format!(r#"[{{"role":"user","content":"{long}"}},{{"role":"assistant","content":"{long}x"}}]"#),
+        ];
+        let declined = [
+            r#"[{"role":"user","role":"system","content":"twice"}]"#,
+            r#"[{"role":"user","content":"a","content":"b"}]"#,
+            r#"[{"role":7,"content":"a number"}]"#,
+            r#"[{"role":"user","name":["x"],"content":"a list"}]"#,
+            r#"["not an object"]"#,
+            r#"[{"role":"user","content":"cut"#,
+            r#"{"role":"user"}"#,
+            "plain words",
+        ];
+        for bpe in [cl100k(), o200k()] {
+            for messages in &answered {
+                assert_eq!(count_scanned(bpe, messages), Some(count_parsed(bpe, messages)), "{messages}");
+            }
+            for messages in declined {
+                assert_eq!(count_scanned(bpe, messages), None, "{messages}");
+                assert_eq!(count_messages(bpe, messages), count_parsed(bpe, messages), "{messages}");
+            }
+        }
+    }
 
     #[test]
     fn counts_like_the_cookbook() {

@@ -124,6 +124,40 @@ fn fixed_corpus_counts_like_tiktoken() {
     }
 }
 
+/// A long text's chunks are remembered whole (`tokens::chunks`): a stretch counted once is found
+/// again after other beginnings, before other endings, twice over and at the text's end, and
+/// every count stays tiktoken's.
+#[test]
+fn remembered_chunks_count_alike_in_every_context() {
+    let mut state = 0x2545_f491_4f6c_dd1d;
+    let pieces = ["don't", "  ", "\n", "\n\n  ", "123456", "naïve", "x'S", " -- ", "\t", "😀", "HTTPServer", "é"];
+    let mut passage = String::new();
+    while passage.len() < 6_000 {
+        let r = xorshift(&mut state);
+        passage.push(' ');
+        match r % 7 {
+            0 => passage.push_str(pieces[(r >> 8) as usize % pieces.len()]),
+            _ => passage.extend((0..1 + (r >> 8) % 9).map(|i| char::from(b'a' + ((r >> (12 + 4 * i)) % 26) as u8))),
+        }
+    }
+    let seed = seed_text();
+    let mut texts = vec![passage.clone(), seed.clone()];
+    for prefix in ["", "x", " ", "Prefix words here", "\n\n", "123", "é", "a'"] {
+        for suffix in ["", " tail", "\n", "  ", "!", "s"] {
+            texts.push(format!("{prefix}{passage}{suffix}"));
+            texts.push(format!("{prefix}{seed}{suffix}"));
+        }
+    }
+    texts.push(passage.repeat(2));
+    texts.push(format!("{passage} {passage}"));
+    let third = passage.char_indices().nth(passage.chars().count() / 3).map_or(0, |(i, _)| i);
+    texts.push(passage[third..].to_string());
+    texts.push(seed[1000..].to_string());
+    for text in &texts {
+        assert_counts_like_tiktoken(text);
+    }
+}
+
 #[test]
 fn special_token_spellings_count_as_text() {
     // LiteLLM counts `<|endoftext|>` as the seven tokens of its spelling, not the one special
@@ -335,8 +369,8 @@ fn micros_per_call(mut f: impl FnMut() -> u64) -> (f64, u64) {
 }
 
 /// A prompt whose words seldom repeat: every count misses the memo for most pieces.
-fn varied_text() -> String {
-    let mut state = 0x2545_f491_4f6c_dd1d;
+fn varied_text(seed: u64) -> String {
+    let mut state = 0x2545_f491_4f6c_dd1d ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut text = String::new();
     while text.len() < 16_000 {
         let word: String =
@@ -358,6 +392,9 @@ fn wide_text() -> String {
 /// `cargo test -p sluice-providers --release --test tokens -- --ignored --nocapture`: the seed
 /// message counted by the estimator and by tiktoken-rs (the estimator before bpe-openai), and
 /// each table's first use. Run alone: the resident figures assume nothing else loaded a table.
+/// Each loop goes round texts it has not counted lately — the seed's message with a UUID of its
+/// own each, as the gateway sees it, and 128 prompts of other words — so that what the memo
+/// remembers of one count (`tokens::memo`, chunks included) is what a new prompt would find.
 #[test]
 #[ignore]
 fn timing_seed_message() {
@@ -365,18 +402,47 @@ fn timing_seed_message() {
     first_use("bpe-openai o200k", || tokens::o200k().count("warm") as usize);
     first_use("tiktoken-rs cl100k", || tiktoken_rs::cl100k_base_singleton().encode_ordinary("warm").len());
     first_use("tiktoken-rs o200k", || tiktoken_rs::o200k_base_singleton().encode_ordinary("warm").len());
-    let seed = seed_text();
-    let messages = serde_json::json!([{ "role": "user", "content": seed }]).to_string();
+    let mut state = 0x853c_49e6_748f_ea9b;
+    let seeds: Vec<String> = (0..128)
+        .map(|_| {
+            let id = format!("{:016x}{:016x}", xorshift(&mut state), xorshift(&mut state));
+            let uuid = format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..]);
+            format!("{uuid} This is a test there will be no cache hits and we'll fill up the context").repeat(150)
+        })
+        .collect();
+    let messages: Vec<String> =
+        seeds.iter().map(|seed| serde_json::json!([{ "role": "user", "content": seed }]).to_string()).collect();
+    let varied: Vec<String> = (0..128).map(varied_text).collect();
     for (name, ours, oracle) in pairs() {
-        let (new, n) = micros_per_call(|| tokens::count_messages(ours, &messages));
-        let (old, m) = micros_per_call(|| oracle.encode_with_special_tokens(&seed).len() as u64 + 7);
+        let (new, n) = micros_per_call_round(&messages, |m| tokens::count_messages(ours, m));
+        let (old, m) = micros_per_call_round(&seeds, |seed| oracle.encode_with_special_tokens(seed).len() as u64 + 7);
         assert_eq!(n, m);
-        println!("{name}: seed message ({} bytes, {n} tokens): {new:.1} µs, tiktoken-rs {old:.1} µs", seed.len());
-        for (kind, text) in [("varied words", varied_text()), ("mostly non-ASCII", wide_text())] {
-            let (new, n) = micros_per_call(|| ours.count(&text));
-            let (old, m) = micros_per_call(|| oracle.encode_ordinary(&text).len() as u64);
+        let each = n / seeds.len() as u64;
+        println!(
+            "{name}: seed message ({} bytes, {each} tokens): {new:.1} µs, tiktoken-rs {old:.1} µs",
+            seeds[0].len()
+        );
+        let wide = [wide_text()];
+        for (kind, texts) in [("varied words", &varied[..]), ("mostly non-ASCII", &wide[..])] {
+            let (new, n) = micros_per_call_round(texts, |t| ours.count(t));
+            let (old, m) = micros_per_call_round(texts, |t| oracle.encode_ordinary(t).len() as u64);
             assert_eq!(n, m);
-            println!("{name}: {kind} ({} bytes, {n} tokens): {new:.1} µs, tiktoken-rs {old:.1} µs", text.len());
+            let each = n / texts.len() as u64;
+            println!(
+                "{name}: {kind} (~{} bytes, ~{each} tokens): {new:.1} µs, tiktoken-rs {old:.1} µs",
+                texts[0].len()
+            );
         }
     }
+}
+
+/// [`micros_per_call`] of `f` on `texts` in turn; with the sum of `f` over all of them.
+fn micros_per_call_round(texts: &[String], mut f: impl FnMut(&str) -> u64) -> (f64, u64) {
+    let mut next = 0;
+    let sum: u64 = texts.iter().map(|t| f(t)).sum();
+    let (micros, _) = micros_per_call(|| {
+        next = (next + 1) % texts.len();
+        f(&texts[next])
+    });
+    (micros, sum)
 }

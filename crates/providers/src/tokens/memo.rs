@@ -5,14 +5,19 @@
 //! thread of two-slot buckets for keys up to 15 bytes (a piece's or a span's, told apart by a
 //! tag: a span's count is its pieces' sum, not the BPE of its bytes), where a key evicts the older
 //! of its bucket's two, and one direct-mapped table for spans of 16 to 48 bytes; so the memory is
-//! bounded (`TABLES` × (`SLOTS` × 24 + `LONG_SLOTS` × 64) bytes for each thread that counts: the
-//! runtime's workers) whatever the traffic. Two ways rather than one because two pieces of a
+//! bounded (`TABLES` × (`SLOTS` × 24 + `LONG_SLOTS` × 64 + `CHUNK_SLOTS` × 16) bytes, 160 KiB, for
+//! each thread that counts: the runtime's workers) whatever the traffic. Two ways rather than one because two pieces of a
 //! repeated sentence that share a direct-mapped slot evict each other on every repetition.
 //!
 //! A lookup sits in the estimate's inner loop, so its key is the bytes as two words read straight
 //! from the text (two unaligned 8-byte reads, the bytes past the key masked off by a table of
 //! masks) rather than assembled byte by byte, and the tables' sizes are fixed so that an index
 //! needs no bounds check.
+//!
+//! Chunks (`chunks`: runs of spans hundreds of bytes long) are remembered by a hash of their
+//! bytes, keyed by a seed of the thread's own, and their length, in two-way buckets: a chunk's
+//! bytes are too long to keep, and the seed keeps anyone from choosing a text whose chunk would
+//! answer for another's.
 
 use std::cell::RefCell;
 
@@ -31,6 +36,9 @@ const TABLES: usize = 2;
 /// In a short key's last byte, beside the length: the key is a span's.
 const SPAN: u64 = 0x80;
 const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+const CHUNK_BITS: u32 = 10;
+const CHUNK_SLOTS: usize = 1 << CHUNK_BITS;
+const CHUNK_BUCKETS: usize = CHUNK_SLOTS / 2;
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -54,6 +62,21 @@ impl Default for Long {
     fn default() -> Self {
         Long { hash: 0, len: 0, count: 0, bytes: [0; LONGEST_SPAN] }
     }
+}
+
+/// A chunk's hash, length and count; all zero for an empty slot (no chunk is empty).
+#[derive(Clone, Copy, Default)]
+struct ChunkSlot {
+    hash: u64,
+    len: u32,
+    count: u32,
+}
+
+/// What a chunk is looked up and remembered by: its bytes' hash and its length.
+#[derive(Clone, Copy)]
+pub(crate) struct ChunkKey {
+    hash: u64,
+    len: u32,
 }
 
 /// The `len` (1 to 15) bytes at `text[start..]` as two words, zero past them, and `len | tag` as
@@ -104,13 +127,29 @@ fn long_hash(bytes: &[u8]) -> u64 {
     h
 }
 
-thread_local! {
-    static MEMO: RefCell<(Vec<Slot>, Vec<Long>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+/// A thread's memo: both encodings' tables side by side.
+struct Memo {
+    short: Vec<Slot>,
+    long: Vec<Long>,
+    chunks: Vec<ChunkSlot>,
+    /// The chunks' hash, seeded per thread.
+    seed: foldhash::fast::RandomState,
 }
 
-/// One encoding's slots, held for one count; `None` (nothing remembered) where the thread's
+thread_local! {
+    static MEMO: RefCell<Option<Memo>> = const { RefCell::new(None) };
+}
+
+/// One encoding's tables, held for one count; `None` (nothing remembered) where the thread's
 /// memo is out of reach.
-pub(crate) struct Table<'a>(Option<(&'a mut [[Slot; 2]; BUCKETS], &'a mut [Long; LONG_SLOTS])>);
+pub(crate) struct Table<'a>(Option<Parts<'a>>);
+
+struct Parts<'a> {
+    short: &'a mut [[Slot; 2]; BUCKETS],
+    long: &'a mut [Long; LONG_SLOTS],
+    chunks: &'a mut [[ChunkSlot; 2]; CHUNK_BUCKETS],
+    seed: &'a foldhash::fast::RandomState,
+}
 
 impl Table<'_> {
     pub(crate) fn none() -> Self {
@@ -119,7 +158,7 @@ impl Table<'_> {
 
     #[inline(always)]
     fn bucket(&mut self, key: [u64; 2]) -> Option<&mut [Slot; 2]> {
-        let (short, _) = self.0.as_mut()?;
+        let short = &mut self.0.as_mut()?.short;
         let folded = key[0] ^ key[1].rotate_left(29);
         Some(&mut short[(folded.wrapping_mul(MULTIPLIER) >> (64 - SLOT_BITS + 1)) as usize])
     }
@@ -162,7 +201,7 @@ impl Table<'_> {
         if len > LONGEST_SPAN {
             return None;
         }
-        let (_, long) = self.0.as_mut()?;
+        let long = &self.0.as_mut()?.long;
         let bytes = &text[start..end];
         let hash = long_hash(bytes);
         let slot = &long[(hash.wrapping_mul(MULTIPLIER) >> (64 - LONG_BITS)) as usize];
@@ -184,7 +223,7 @@ impl Table<'_> {
             }
             return;
         }
-        let Some((_, long)) = self.0.as_mut() else { return };
+        let Some(Parts { long, .. }) = self.0.as_mut() else { return };
         let bytes = &text[start..end];
         let hash = long_hash(bytes);
         let slot = &mut long[(hash.wrapping_mul(MULTIPLIER) >> (64 - LONG_BITS)) as usize];
@@ -195,20 +234,57 @@ impl Table<'_> {
     }
 }
 
+impl Table<'_> {
+    /// What the chunk `bytes` is remembered by; `None` where nothing is remembered.
+    pub(crate) fn chunk_key(&self, bytes: &[u8]) -> Option<ChunkKey> {
+        use std::hash::BuildHasher;
+        let parts = self.0.as_ref()?;
+        Some(ChunkKey { hash: parts.seed.hash_one(bytes), len: u32::try_from(bytes.len()).ok()? })
+    }
+
+    fn chunk_bucket(&mut self, key: ChunkKey) -> Option<&mut [ChunkSlot; 2]> {
+        let chunks = &mut self.0.as_mut()?.chunks;
+        Some(&mut chunks[(key.hash >> (64 - CHUNK_BITS + 1)) as usize])
+    }
+
+    /// The count remembered for the chunk `key` names, if any.
+    pub(crate) fn chunk(&mut self, key: ChunkKey) -> Option<u64> {
+        let bucket = self.chunk_bucket(key)?;
+        bucket.iter().find(|s| s.hash == key.hash && s.len == key.len).map(|s| u64::from(s.count))
+    }
+
+    /// Remembers `count` for the chunk `key` names.
+    pub(crate) fn remember_chunk(&mut self, key: ChunkKey, count: u64) {
+        let Ok(count) = u32::try_from(count) else { return };
+        if let Some(bucket) = self.chunk_bucket(key) {
+            *bucket = [ChunkSlot { hash: key.hash, len: key.len, count }, bucket[0]];
+        }
+    }
+}
+
 /// Runs `f` with table `table` of this thread's memo; `None` where the thread has none (it is
 /// being torn down).
 pub(crate) fn with_table<R>(table: usize, f: impl FnOnce(&mut Table<'_>) -> R) -> Option<R> {
     MEMO.try_with(|memo| match memo.try_borrow_mut() {
         Ok(mut memo) => {
-            let (short, long) = &mut *memo;
-            if short.is_empty() {
-                short.resize(TABLES * SLOTS, Slot::default());
-                long.resize(TABLES * LONG_SLOTS, Long::default());
-            }
+            let memo = memo.get_or_insert_with(|| Memo {
+                short: vec![Slot::default(); TABLES * SLOTS],
+                long: vec![Long::default(); TABLES * LONG_SLOTS],
+                chunks: vec![ChunkSlot::default(); TABLES * CHUNK_SLOTS],
+                seed: foldhash::fast::RandomState::default(),
+            });
+            let Memo { short, long, chunks, seed } = memo;
             let short = short.get_mut(table * SLOTS..(table + 1) * SLOTS).map(|s| s.as_chunks_mut::<2>().0);
             let short = short.and_then(|buckets| buckets.try_into().ok());
             let long = long.get_mut(table * LONG_SLOTS..(table + 1) * LONG_SLOTS).and_then(|s| s.try_into().ok());
-            f(&mut Table(short.zip(long)))
+            let chunks =
+                chunks.get_mut(table * CHUNK_SLOTS..(table + 1) * CHUNK_SLOTS).map(|s| s.as_chunks_mut::<2>().0);
+            let chunks = chunks.and_then(|buckets| buckets.try_into().ok());
+            let parts = match (short, long, chunks) {
+                (Some(short), Some(long), Some(chunks)) => Some(Parts { short, long, chunks, seed }),
+                _ => None,
+            };
+            f(&mut Table(parts))
         }
         Err(_) => f(&mut Table::none()),
     })
