@@ -14,11 +14,7 @@ pub fn top_level(body: &[u8]) -> Option<Vec<(Cow<'_, str>, &str)>> {
 pub fn object(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
     let mut out = Vec::with_capacity(16);
     let walked = scan::object_members(text, |key, escaped, value| {
-        let name = match escaped {
-            false => Cow::Borrowed(key),
-            true => Cow::Owned(serde_json::from_str::<String>(&format!("\"{key}\"")).map_err(|_| scan::Refused)?),
-        };
-        out.push((name, value));
+        out.push((name(key, escaped)?, value));
         Ok(())
     });
     match walked {
@@ -33,6 +29,26 @@ pub fn object(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
             Some(tree.into_iter().map(|(k, v)| (Cow::Owned(k), v.get())).collect())
         }
     }
+}
+
+/// The members of every object in the JSON array `text`, in one pass over it: `member` gets the
+/// item's number (from 0), the member's name and the raw text of its value. The number of items;
+/// `None` when `text` is not an array of objects the scanner reads (malformed, an item that is
+/// not an object, or nested too deep for it), where a caller takes its slower way.
+pub fn array_objects<'a>(text: &'a str, mut member: impl FnMut(usize, Cow<'a, str>, &'a str)) -> Option<usize> {
+    scan::array_object_members(text, |item, key, escaped, value| {
+        member(item, name(key, escaped)?, value);
+        Ok(())
+    })
+    .ok()
+}
+
+/// A member's name from its raw text between the quotes, decoded when it holds an escape.
+fn name(key: &str, escaped: bool) -> scan::Scan<Cow<'_, str>> {
+    Ok(match escaped {
+        false => Cow::Borrowed(key),
+        true => Cow::Owned(serde_json::from_str::<String>(&format!("\"{key}\"")).map_err(|_| scan::Refused)?),
+    })
 }
 
 /// The items of the JSON array `text`, as the raw text of each. `None` when `text` is not an
@@ -180,6 +196,7 @@ pub fn string_end(bytes: &[u8], open: usize) -> Option<(usize, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn members_are_named_and_sliced_as_sent() {
@@ -195,6 +212,83 @@ mod tests {
         assert_eq!(items("[]"), Some(vec![]));
         assert_eq!(items("[1,]"), None);
         assert_eq!(items("{}"), None);
+    }
+
+    #[test]
+    fn array_objects_are_read_in_one_pass() {
+        let read = |text: &str| {
+            let mut got = Vec::new();
+            let n = array_objects(text, |item, name, raw| got.push((item, name.into_owned(), raw.to_string())));
+            n.map(|n| (n, got))
+        };
+        let owned = |v: &[(usize, &str, &str)]| v.iter().map(|&(i, n, r)| (i, n.to_string(), r.to_string())).collect();
+        assert_eq!(
+            read(r#" [ {"role": "user", "c\u006fntent" : [1, {"x": 2}]} , {}, {"a":null,"a":"b"} ] "#),
+            Some((
+                3,
+                owned(&[
+                    (0, "role", r#""user""#),
+                    (0, "content", r#"[1, {"x": 2}]"#),
+                    (2, "a", "null"),
+                    (2, "a", r#""b""#)
+                ])
+            ))
+        );
+        assert_eq!(read("[]"), Some((0, vec![])));
+        for refused in ["[1]", r#"[{"a":1},"s"]"#, r#"[{"a":1},]"#, r#"[{"a":1}] x"#, r#"{"a":1}"#, r#"[{"a" 1}]"#, "["]
+        {
+            assert_eq!(read(refused), None, "{refused}");
+        }
+    }
+
+    fn members() -> impl Strategy<Value = Vec<Vec<(String, serde_json::Value)>>> {
+        let value = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<String>().prop_map(serde_json::Value::String),
+            prop::collection::vec(any::<String>(), 0..4).prop_map(serde_json::Value::from),
+        ];
+        let object = prop::collection::btree_map(any::<String>(), value, 0..6).prop_map(|m| m.into_iter().collect());
+        prop::collection::vec(object, 0..6)
+    }
+
+    proptest! {
+        /// Any array of objects serde_json writes, compact or pretty, is read back member by
+        /// member as serde_json reads it.
+        #[test]
+        fn array_objects_read_what_serde_json_writes(objects in members(), pretty in any::<bool>()) {
+            let array: Vec<serde_json::Map<String, serde_json::Value>> =
+                objects.iter().map(|o| o.iter().cloned().collect()).collect();
+            let text = match pretty {
+                true => serde_json::to_string_pretty(&array).unwrap(),
+                false => serde_json::to_string(&array).unwrap(),
+            };
+            let mut got = Vec::new();
+            let n = array_objects(&text, |item, name, raw| {
+                got.push((item, name.into_owned(), serde_json::from_str::<serde_json::Value>(raw).unwrap()))
+            });
+            let want: Vec<_> = objects
+                .iter()
+                .enumerate()
+                .flat_map(|(i, o)| o.iter().map(move |(k, v)| (i, k.clone(), v.clone())))
+                .collect();
+            prop_assert_eq!(n, Some(objects.len()));
+            prop_assert_eq!(got, want);
+        }
+
+        /// Bytes changed anywhere in such an array never panic the reader.
+        #[test]
+        fn array_objects_survive_mutated_text(objects in members(), at in any::<usize>(), byte in any::<u8>()) {
+            let array: Vec<serde_json::Map<String, serde_json::Value>> =
+                objects.iter().map(|o| o.iter().cloned().collect()).collect();
+            let mut bytes = serde_json::to_vec(&array).unwrap();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let _ = array_objects(text, |_, _, _| {});
+            }
+        }
     }
 
     #[test]
