@@ -36,15 +36,29 @@ pub fn object(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
 /// `None` when `text` is not an array of objects the scanner reads (malformed, an item that is
 /// not an object, or nested too deep for it), where a caller takes its slower way.
 pub fn array_objects<'a>(text: &'a str, mut member: impl FnMut(usize, Cow<'a, str>, &'a str)) -> Option<usize> {
-    scan::array_object_members(text, |item, key, escaped, value| {
-        member(item, name(key, escaped)?, value);
+    let mut c = scan::Cursor::new(text.as_bytes());
+    let mut items = 0;
+    c.skip_ws();
+    c.expect(b'[').ok()?;
+    items_of(&mut c, |c| {
+        c.expect(b'{')?;
+        members_of(c, |c, raw_name| {
+            let start = c.pos;
+            c.skip_value(2)?;
+            let key = std::str::from_utf8(raw_name).map_err(|_| scan::Refused)?;
+            member(items, name(key, raw_name.contains(&b'\\'))?, text.get(start..c.pos).ok_or(scan::Refused)?);
+            Ok(())
+        })?;
+        items += 1;
         Ok(())
     })
-    .ok()
+    .ok()?;
+    c.skip_ws();
+    c.at_end().then_some(items)
 }
 
 /// A member's name from its raw text between the quotes, decoded when it holds an escape.
-fn name(key: &str, escaped: bool) -> scan::Scan<Cow<'_, str>> {
+fn name(key: &str, escaped: bool) -> Result<Cow<'_, str>, scan::Refused> {
     Ok(match escaped {
         false => Cow::Borrowed(key),
         true => Cow::Owned(serde_json::from_str::<String>(&format!("\"{key}\"")).map_err(|_| scan::Refused)?),

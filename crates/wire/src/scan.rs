@@ -13,7 +13,7 @@ pub(crate) const MAX_DEPTH: usize = 100;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Refused;
 
-pub(crate) type Scan<T> = Result<T, Refused>;
+type Scan<T> = Result<T, Refused>;
 
 /// A cursor over a JSON text.
 pub(crate) struct Cursor<'a> {
@@ -336,38 +336,26 @@ pub(crate) fn object_members<'a>(
 ) -> Scan<()> {
     let mut c = Cursor::new(text.as_bytes());
     c.skip_ws();
-    members_at(&mut c, text, 1, &mut member)?;
+    c.expect(b'{')?;
     c.skip_ws();
-    if c.at_end() {
-        Ok(())
-    } else {
-        Err(Refused)
-    }
-}
-
-/// Visits the members of every object in a top-level JSON array of objects (`text` is the whole
-/// document), in one pass: `member` gets the item's number with what [`object_members`] gives.
-/// The number of items, or a refusal for anything malformed or an item that is not an object.
-pub(crate) fn array_object_members<'a>(
-    text: &'a str,
-    mut member: impl FnMut(usize, &'a str, bool, &'a str) -> Scan<()>,
-) -> Scan<usize> {
-    let mut c = Cursor::new(text.as_bytes());
-    c.skip_ws();
-    c.expect(b'[')?;
-    c.skip_ws();
-    let mut items = 0;
-    if c.peek() == Some(b']') {
+    if c.peek() == Some(b'}') {
         c.pos += 1;
     } else {
         loop {
             c.skip_ws();
-            members_at(&mut c, text, 2, &mut |key, escaped, value| member(items, key, escaped, value))?;
-            items += 1;
+            let key_start = c.pos + 1;
+            let escaped = c.skip_string()?;
+            let key = text.get(key_start..c.pos - 1).ok_or(Refused)?;
+            c.skip_ws();
+            c.expect(b':')?;
+            c.skip_ws();
+            let value_start = c.pos;
+            c.skip_value(1)?;
+            member(key, escaped, text.get(value_start..c.pos).ok_or(Refused)?)?;
             c.skip_ws();
             match c.peek() {
                 Some(b',') => c.pos += 1,
-                Some(b']') => {
+                Some(b'}') => {
                     c.pos += 1;
                     break;
                 }
@@ -377,46 +365,9 @@ pub(crate) fn array_object_members<'a>(
     }
     c.skip_ws();
     if c.at_end() {
-        Ok(items)
+        Ok(())
     } else {
         Err(Refused)
-    }
-}
-
-/// The object at the cursor, its members visited (their values at nesting `depth`); the cursor
-/// left after its `}`.
-fn members_at<'a>(
-    c: &mut Cursor<'_>,
-    text: &'a str,
-    depth: usize,
-    member: &mut impl FnMut(&'a str, bool, &'a str) -> Scan<()>,
-) -> Scan<()> {
-    c.expect(b'{')?;
-    c.skip_ws();
-    if c.peek() == Some(b'}') {
-        c.pos += 1;
-        return Ok(());
-    }
-    loop {
-        c.skip_ws();
-        let key_start = c.pos + 1;
-        let escaped = c.skip_string()?;
-        let key = text.get(key_start..c.pos - 1).ok_or(Refused)?;
-        c.skip_ws();
-        c.expect(b':')?;
-        c.skip_ws();
-        let value_start = c.pos;
-        c.skip_value(depth)?;
-        member(key, escaped, text.get(value_start..c.pos).ok_or(Refused)?)?;
-        c.skip_ws();
-        match c.peek() {
-            Some(b',') => c.pos += 1,
-            Some(b'}') => {
-                c.pos += 1;
-                return Ok(());
-            }
-            _ => return Err(Refused),
-        }
     }
 }
 
