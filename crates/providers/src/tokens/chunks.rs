@@ -51,7 +51,7 @@ pub(crate) struct Cuts<'a> {
 impl<'a> Cuts<'a> {
     pub(crate) fn new(text: &'a [u8]) -> Self {
         // No cut at the first byte: it would leave an empty chunk.
-        let found = candidates(text, 0) & !1;
+        let found = candidates(text, 0) & !FIRST_BYTE;
         let (low, low_at) = (0, 0);
         Cuts { text, next_block: BLOCK, block: 0, found, seen: 0, last_cut: 0, values: [0; RING], low, low_at }
     }
@@ -135,6 +135,8 @@ const STRIDE: u32 = 1;
 const BLOCK: usize = 8;
 #[cfg(not(target_arch = "x86_64"))]
 const STRIDE: u32 = 8;
+/// The bit a block's mask sets for its first byte.
+const FIRST_BYTE: u64 = 1 << (STRIDE - 1);
 
 /// The candidates among the `BLOCK` bytes at `text[at..]` (see the module's comment): a mask
 /// with a bit a byte, SSE2's sixteen bytes at once (every x86-64 CPU has it).
@@ -346,6 +348,15 @@ mod tests {
                 assert_eq!(in_words, want, "{:?}", String::from_utf8_lossy(&text));
             }
         }
+    }
+
+    #[test]
+    fn the_first_byte_is_never_a_candidate() {
+        // A space, then two letters whose low bits agree: a candidate anywhere but at the start.
+        let text = b" tt tt".repeat(40);
+        assert_ne!(candidates(&text, 0) & FIRST_BYTE, 0);
+        assert_eq!(Cuts::new(&text).found & FIRST_BYTE, 0);
+        assert_ne!(candidates_in_word(&text, 0) & (1 << 7), 0);
     }
 
     #[test]

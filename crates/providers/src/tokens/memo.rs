@@ -5,9 +5,10 @@
 //! thread of two-slot buckets for keys up to 15 bytes (a piece's or a span's, told apart by a
 //! tag: a span's count is its pieces' sum, not the BPE of its bytes), where a key evicts the older
 //! of its bucket's two, and one direct-mapped table for spans of 16 to 48 bytes; so the memory is
-//! bounded (`TABLES` × (`SLOTS` × 24 + `LONG_SLOTS` × 64 + `CHUNK_SLOTS` × 16) bytes, 160 KiB, for
-//! each thread that counts: the runtime's workers) whatever the traffic. Two ways rather than one because two pieces of a
-//! repeated sentence that share a direct-mapped slot evict each other on every repetition.
+//! bounded (`TABLES` × (`SLOTS` × 24 + `LONG_SLOTS` × 64 + `CHUNK_SLOTS` × 16) bytes, 160 KiB,
+//! for each thread that counts: the runtime's workers) whatever the traffic. Two ways rather than
+//! one because two pieces of a repeated sentence that share a direct-mapped slot evict each other
+//! on every repetition.
 //!
 //! A lookup sits in the estimate's inner loop, so its key is the bytes as two words read straight
 //! from the text (two unaligned 8-byte reads, the bytes past the key masked off by a table of
@@ -232,9 +233,7 @@ impl Table<'_> {
         slot.count = count;
         slot.bytes[..len].copy_from_slice(bytes);
     }
-}
 
-impl Table<'_> {
     /// What the chunk `bytes` is remembered by; `None` where nothing is remembered.
     pub(crate) fn chunk_key(&self, bytes: &[u8]) -> Option<ChunkKey> {
         use std::hash::BuildHasher;
